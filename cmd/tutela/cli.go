@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"text/tabwriter"
+
+	"github.com/alecthomas/kong"
+
+	"tutela"
+	"tutela/config"
+	"tutela/identity"
+)
+
+// cli is the command grammar.
+type cli struct {
+	Config string `help:"Path to tutela.yaml." type:"path" placeholder:"FILE"`
+
+	Serve     serveCmd     `cmd:"" help:"Run the HTTP server."`
+	Migrate   migrateCmd   `cmd:"" help:"Database schema migrations."`
+	ConfigCmd configCmd    `cmd:"" name:"config" help:"Configuration tools."`
+	Bootstrap bootstrapCmd `cmd:"" help:"Create the first platform super-admin (once)."`
+	Version   versionCmd   `cmd:"" help:"Print the version."`
+}
+
+// env is what every command gets: its streams and the process environment, injected so tests
+// run commands in-process.
+type env struct {
+	ctx     context.Context
+	environ []string
+	stdout  io.Writer
+	stderr  io.Writer
+	cfgPath string
+}
+
+// loadConfig loads and validates the configuration, printing every problem at once.
+func (e *env) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(e.cfgPath, e.environ)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		var p *config.Problems
+		if errors.As(err, &p) {
+			fmt.Fprintln(e.stderr, "configuration problems:")
+			for _, s := range p.List {
+				fmt.Fprintln(e.stderr, "  -", s)
+			}
+			return nil, errReported
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// errReported means the command already told the user what went wrong.
+var errReported = errors.New("reported")
+
+// run parses args and runs the command, returning the process exit code.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	var c cli
+	exit := -1
+	parser, err := kong.New(&c, kong.Name("tutela"),
+		kong.Description("Tutela: the security and privacy core for organisations holding sensitive personal data."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.UsageOnError())
+	if err != nil {
+		fmt.Fprintln(stderr, "tutela:", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if exit >= 0 { // --help and friends
+		return exit
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "tutela:", err)
+		return 2
+	}
+	e := &env{ctx: ctx, environ: environ, stdout: stdout, stderr: stderr, cfgPath: c.Config}
+	if err := kctx.Run(e); err != nil {
+		if !errors.Is(err, errReported) {
+			fmt.Fprintln(stderr, "tutela:", clientMessage(err))
+		}
+		return 1
+	}
+	return 0
+}
+
+// clientMessage prints tutela errors by their safe message and anything else in full (CLI
+// errors are for the operator running the command).
+func clientMessage(err error) string {
+	var te *tutela.Error
+	if errors.As(err, &te) && te.Code != tutela.EINTERNAL {
+		return te.Message
+	}
+	return err.Error()
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run(e *env) error {
+	fmt.Fprintf(e.stdout, "tutela %s (%s %s/%s)\n", tutela.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+type configCmd struct {
+	Check configCheckCmd `cmd:"" help:"Validate the configuration; print every problem at once (exit 1) or the effective configuration."`
+}
+
+type configCheckCmd struct{}
+
+func (configCheckCmd) Run(e *env) error {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "configuration OK; effective values (secrets redacted):")
+	fmt.Fprint(e.stdout, cfg.String())
+	return nil
+}
+
+type migrateCmd struct {
+	Up     migrateUpCmd     `cmd:"" help:"Apply pending migrations."`
+	Status migrateStatusCmd `cmd:"" help:"List migrations and whether each is applied."`
+}
+
+type migrateUpCmd struct{}
+
+func (migrateUpCmd) Run(e *env) error {
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.DB.Migrate(e.ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "migrations applied")
+	return nil
+}
+
+type migrateStatusCmd struct{}
+
+func (migrateStatusCmd) Run(e *env) error {
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	st, err := m.DB.MigrationStatus(e.ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
+	for _, s := range st {
+		applied := "pending"
+		if !s.AppliedAt.IsZero() {
+			applied = s.AppliedAt.Format("2006-01-02 15:04:05Z")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Version, s.Name, applied)
+	}
+	return tw.Flush()
+}
+
+type bootstrapCmd struct {
+	Tenant string `required:"" help:"Slug of the tenant the super-admin belongs to (created if missing)."`
+	Email  string `required:"" help:"E-mail address of the first super-admin."`
+	Region string `default:"default" help:"Data region of the tenant, when it is created."`
+}
+
+func (b bootstrapCmd) Run(e *env) error {
+	m, err := open(e, true)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	res, err := identity.Bootstrap(e.ctx, m.DB, b.Tenant, b.Email, b.Region)
+	if err != nil {
+		return err
+	}
+	if res.TenantCreated {
+		fmt.Fprintf(e.stdout, "Created tenant %q.\n", res.Tenant.Slug)
+	}
+	fmt.Fprintf(e.stdout, "Created super-admin %s in tenant %q.\n\n", res.User.Email, res.Tenant.Slug)
+	fmt.Fprintf(e.stdout, "One-time setup token (shown once, valid until %s):\n\n    %s\n\n",
+		res.ExpiresAt.Format("2006-01-02 15:04:05 UTC"), res.Token.Reveal())
+	fmt.Fprintf(e.stdout, "Exchange it for a password:\n\n    curl -X POST %s/v1/auth/setup -H 'Content-Type: application/json' \\\n"+
+		"      -d '{\"token\":\"<token>\",\"password\":\"<your password>\"}'\n", m.BaseURL())
+	return nil
+}

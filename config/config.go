@@ -1,0 +1,788 @@
+// Package config loads Tutela's configuration in three layers, each overriding the one before:
+// built-in defaults, a YAML file (tutela.yaml), and TUTELA_* environment variables.
+//
+// Secrets (the database password, the master key) come only from the environment, either as a
+// variable or as a file named by its _FILE variant (the Docker/Kubernetes secrets convention). A
+// config file holding a secret is rejected, so tutela.yaml can be committed, shared in a bug report
+// or printed by `tutela config check` without leaking credentials.
+//
+// Load parses and reports malformed input; Validate checks the rules and reports every problem at
+// once, so an operator fixes a config in one pass instead of one error per restart.
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+
+	"tutela"
+)
+
+// Config is the effective configuration. Each section is a nested struct whose koanf tags give
+// its YAML keys; a new section needs a struct, a field here, its rows in envVars, and its checks
+// in Validate.
+type Config struct {
+	DataDir  string   `koanf:"data_dir"`
+	HTTP     HTTP     `koanf:"http"`
+	TLS      TLS      `koanf:"tls"`
+	Database Database `koanf:"database"`
+	Log      Log      `koanf:"log"`
+
+	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
+	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
+	MasterKey        tutela.Secret `koanf:"-"` // TUTELA_MASTER_KEY[_FILE]
+
+	// loadProblems are rule violations found while loading (a secret in the file, a secret set
+	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
+	// Validate to report alongside every other problem.
+	loadProblems []string
+}
+
+// HTTP configures the API listener.
+type HTTP struct {
+	Addr string `koanf:"addr"`
+	// AllowPlaintext permits plain HTTP on a non-loopback address, for deployments where a
+	// TLS-terminating proxy sits in front. Without it such a listener is refused, so credentials
+	// and session tokens never cross a network in clear text by accident.
+	AllowPlaintext bool `koanf:"allow_plaintext"`
+	// TrustedProxies lists the CIDRs (or single IPs) whose X-Forwarded-For is believed. Use
+	// TrustedProxyPrefixes for the parsed form.
+	TrustedProxies    []string      `koanf:"trusted_proxies"`
+	BodyLimit         int64         `koanf:"body_limit"` // bytes
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	ReadTimeout       time.Duration `koanf:"read_timeout"`
+	WriteTimeout      time.Duration `koanf:"write_timeout"`
+	IdleTimeout       time.Duration `koanf:"idle_timeout"`
+	ShutdownTimeout   time.Duration `koanf:"shutdown_timeout"`
+	RateLimit         RateLimit     `koanf:"rate_limit"`
+}
+
+// RateLimit is the per-client token bucket. It cannot be switched off: RPS must be > 0 and Burst
+// >= 1, because the limiter is the first defence against credential stuffing and request floods.
+// A deployment that limits upstream can set a high RPS.
+type RateLimit struct {
+	RPS   float64 `koanf:"rps"`
+	Burst int     `koanf:"burst"`
+}
+
+// TLS configures serving HTTPS directly. Set both files or neither.
+type TLS struct {
+	CertFile   string `koanf:"cert_file"`
+	KeyFile    string `koanf:"key_file"`
+	MinVersion string `koanf:"min_version"` // "1.3" or "1.2"
+}
+
+// Database selects the store: an empty URL means embedded SQLite under DataDir; otherwise a
+// postgres:// or postgresql:// URL.
+type Database struct {
+	URL string `koanf:"url"`
+	// RequireTLS refuses a PostgreSQL URL whose sslmode could fall back to plaintext.
+	RequireTLS      bool          `koanf:"require_tls"`
+	MaxOpenConns    int           `koanf:"max_open_conns"`
+	MaxIdleConns    int           `koanf:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `koanf:"conn_max_lifetime"`
+}
+
+// String prints the section with any password in URL masked, so formatting a Config value
+// (%v, %+v) cannot leak a password that came in through TUTELA_DATABASE_URL.
+func (d Database) String() string {
+	type plain Database // drops this method, avoiding recursion
+	d.URL = redactURL(d.URL)
+	return fmt.Sprintf("%+v", plain(d))
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `koanf:"level"`  // debug, info, warn, error
+	Format string `koanf:"format"` // json, text
+}
+
+// Default returns the built-in defaults. They pass Validate.
+func Default() *Config {
+	return &Config{
+		DataDir: "./tutela-data",
+		HTTP: HTTP{
+			Addr:              "127.0.0.1:8080",
+			TrustedProxies:    []string{},
+			BodyLimit:         1 << 20,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   20 * time.Second,
+			RateLimit:         RateLimit{RPS: 20, Burst: 40},
+		},
+		TLS:      TLS{MinVersion: "1.3"},
+		Database: Database{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute},
+		Log:      Log{Level: "info", Format: "json"},
+	}
+}
+
+type kind int
+
+const (
+	kindString kind = iota
+	kindBool
+	kindInt
+	kindFloat
+	kindDuration
+	kindList // comma-separated in the environment
+)
+
+// envVars maps every environment variable to its key. It is an explicit table, not a rule that
+// turns underscores into dots, because keys contain underscores (http.allow_plaintext) and a
+// guessed mapping would silently drop such settings. TestEnvVars_CoverEveryKey keeps it in step
+// with the structs. It is also the list of keys a YAML file may contain.
+var envVars = []struct {
+	name string
+	key  string
+	kind kind
+}{
+	{"TUTELA_DATA_DIR", "data_dir", kindString},
+	{"TUTELA_HTTP_ADDR", "http.addr", kindString},
+	{"TUTELA_HTTP_ALLOW_PLAINTEXT", "http.allow_plaintext", kindBool},
+	{"TUTELA_HTTP_TRUSTED_PROXIES", "http.trusted_proxies", kindList},
+	{"TUTELA_HTTP_BODY_LIMIT", "http.body_limit", kindInt},
+	{"TUTELA_HTTP_READ_HEADER_TIMEOUT", "http.read_header_timeout", kindDuration},
+	{"TUTELA_HTTP_READ_TIMEOUT", "http.read_timeout", kindDuration},
+	{"TUTELA_HTTP_WRITE_TIMEOUT", "http.write_timeout", kindDuration},
+	{"TUTELA_HTTP_IDLE_TIMEOUT", "http.idle_timeout", kindDuration},
+	{"TUTELA_HTTP_SHUTDOWN_TIMEOUT", "http.shutdown_timeout", kindDuration},
+	{"TUTELA_HTTP_RATE_LIMIT_RPS", "http.rate_limit.rps", kindFloat},
+	{"TUTELA_HTTP_RATE_LIMIT_BURST", "http.rate_limit.burst", kindInt},
+	{"TUTELA_TLS_CERT_FILE", "tls.cert_file", kindString},
+	{"TUTELA_TLS_KEY_FILE", "tls.key_file", kindString},
+	{"TUTELA_TLS_MIN_VERSION", "tls.min_version", kindString},
+	{"TUTELA_DATABASE_URL", "database.url", kindString},
+	{"TUTELA_DATABASE_REQUIRE_TLS", "database.require_tls", kindBool},
+	{"TUTELA_DATABASE_MAX_OPEN_CONNS", "database.max_open_conns", kindInt},
+	{"TUTELA_DATABASE_MAX_IDLE_CONNS", "database.max_idle_conns", kindInt},
+	{"TUTELA_DATABASE_CONN_MAX_LIFETIME", "database.conn_max_lifetime", kindDuration},
+	{"TUTELA_LOG_LEVEL", "log.level", kindString},
+	{"TUTELA_LOG_FORMAT", "log.format", kindString},
+}
+
+// secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
+// where an operator might wrongly put one in tutela.yaml.
+var secretVars = []struct {
+	name    string
+	fileKey string
+	field   func(*Config) *tutela.Secret
+}{
+	{"TUTELA_DATABASE_PASSWORD", "database.password", func(c *Config) *tutela.Secret { return &c.DatabasePassword }},
+	{"TUTELA_MASTER_KEY", "master_key", func(c *Config) *tutela.Secret { return &c.MasterKey }},
+}
+
+// maxSecretFile bounds a secret file read, so a _FILE pointing at /dev/zero or a log cannot
+// exhaust memory.
+const maxSecretFile = 64 << 10
+
+// Load returns the defaults overlaid with the YAML file at path (none if path is empty) and then
+// with the TUTELA_* variables in environ (as from os.Environ; the process environment is never
+// read directly). An empty variable counts as unset.
+//
+// Load fails on a missing or malformed file, an unknown key in the file, and an environment value
+// that does not parse as its key's type. It does not apply the rules: call Validate.
+func Load(path string, environ []string) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		fk := koanf.New(".")
+		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: load %s: %w", path, err)
+		}
+		cfg.loadProblems = append(cfg.loadProblems, takeFileSecrets(fk)...)
+		if err := checkFileKeys(fk); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+		if err := decode(fk, cfg); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+
+	byName := make(map[string]int, len(envVars))
+	for i, v := range envVars {
+		byName[v.name] = i
+	}
+	var envErrs []error
+	ek := koanf.New(".")
+	err := ek.Load(env.Provider(".", env.Opt{
+		Prefix:      "TUTELA_",
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, raw string) (string, any) {
+			i, ok := byName[name]
+			if !ok || raw == "" {
+				return "", nil
+			}
+			v, err := parseEnv(envVars[i].kind, raw)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: %w", name, err))
+				return "", nil
+			}
+			return envVars[i].key, v
+		},
+	}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
+	}
+	if len(envErrs) > 0 {
+		return nil, fmt.Errorf("config: environment: %w", errors.Join(envErrs...))
+	}
+	if err := decode(ek, cfg); err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
+	}
+
+	cfg.loadProblems = append(cfg.loadProblems, loadSecrets(cfg, environ)...)
+	return cfg, nil
+}
+
+func parseEnv(k kind, raw string) (any, error) {
+	switch k {
+	case kindBool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return nil, fmt.Errorf("invalid boolean %q (want true or false)", raw)
+		}
+		return b, nil
+	case kindInt:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("invalid integer %q", raw)
+		}
+		return n, nil
+	case kindFloat:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return nil, fmt.Errorf("invalid number %q", raw)
+		}
+		return f, nil
+	case kindDuration:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return nil, fmt.Errorf("invalid duration %q (want e.g. 15s, 2m)", raw)
+		}
+		return d, nil
+	case kindList:
+		var out []string
+		for item := range strings.SplitSeq(raw, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+		return out, nil
+	default:
+		return raw, nil
+	}
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// rejectBareDuration refuses `read_timeout: 15` in YAML, which would otherwise decode as 15ns and
+// pass the > 0 check while making every request time out.
+func rejectBareDuration(from, to reflect.Type, data any) (any, error) {
+	if to != durationType || from == durationType {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return nil, fmt.Errorf("duration %v has no unit (want e.g. \"15s\")", data)
+	}
+	return data, nil
+}
+
+// rejectFractionalInt refuses `burst: 1.5`, which mapstructure would silently truncate to 1.
+func rejectFractionalInt(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.Float64 && from.Kind() != reflect.Float32 {
+		return data, nil
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if f := reflect.ValueOf(data).Float(); f != math.Trunc(f) {
+			return nil, fmt.Errorf("%v is not a whole number", data)
+		}
+	}
+	return data, nil
+}
+
+// decode overlays the keys present in k onto cfg. Input is strictly typed: a number where a
+// string belongs is an error, not a silent conversion.
+func decode(k *koanf.Koanf, cfg *Config) error {
+	return k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
+		DecoderConfig: &mapstructure.DecoderConfig{
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				rejectBareDuration,
+				rejectFractionalInt,
+				mapstructure.StringToTimeDurationHookFunc(),
+				mapstructure.StringToSliceHookFunc(","),
+			),
+			ErrorUnused: true,
+		},
+	})
+}
+
+// checkFileKeys rejects keys the config does not know, naming each: a misspelt key (http.adr)
+// would otherwise be ignored and leave a security setting at its default without a word.
+func checkFileKeys(fk *koanf.Koanf) error {
+	known := make(map[string]bool, len(envVars))
+	sections := make(map[string]bool)
+	for _, v := range envVars {
+		known[v.key] = true
+		for i := range len(v.key) {
+			if v.key[i] == '.' {
+				sections[v.key[:i]] = true
+			}
+		}
+	}
+	var msgs []string
+	for _, key := range fk.Keys() {
+		switch {
+		case known[key]:
+		case sections[key]:
+			// An empty or null section (`http:` with every child commented out) is harmless.
+			if v := fk.Get(key); v != nil {
+				if m, ok := v.(map[string]any); !ok || len(m) != 0 {
+					msgs = append(msgs, fmt.Sprintf("%q must be a mapping", key))
+				}
+			}
+		default:
+			msgs = append(msgs, fmt.Sprintf("unknown key %q", key))
+		}
+	}
+	if len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// takeFileSecrets removes secrets from the file layer and returns a problem for each. The value
+// is dropped rather than kept, so it cannot reach a Config, a log line or an error message even if
+// a caller skips Validate.
+func takeFileSecrets(fk *koanf.Koanf) []string {
+	var problems []string
+	for _, s := range secretVars {
+		if fk.Exists(s.fileKey) {
+			problems = append(problems, fmt.Sprintf("secret in config file (%s): use %s or %s_FILE", s.fileKey, s.name, s.name))
+			fk.Delete(s.fileKey)
+		}
+	}
+	if raw, ok := fk.Get("database.url").(string); ok && urlHasPassword(raw) {
+		problems = append(problems, "secret in config file (database.url contains a password): use TUTELA_DATABASE_PASSWORD or TUTELA_DATABASE_PASSWORD_FILE")
+		if u, err := url.Parse(raw); err == nil {
+			u.User = url.User(u.User.Username())
+			_ = fk.Set("database.url", u.String())
+		} else {
+			fk.Delete("database.url")
+		}
+	}
+	return problems
+}
+
+// urlHasPassword reports whether raw carries a password in its userinfo. An unparseable URL is
+// checked textually so a malformed DSN with a password is still caught.
+func urlHasPassword(raw string) bool {
+	if u, err := url.Parse(raw); err == nil {
+		_, ok := u.User.Password()
+		return ok
+	}
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	at := strings.LastIndex(rest, "@")
+	return at >= 0 && strings.Contains(rest[:at], ":")
+}
+
+// loadSecrets fills the secret fields from environ and returns the rule violations found.
+// Problem text names variables and files, never their contents.
+func loadSecrets(cfg *Config, environ []string) []string {
+	vars := make(map[string]string)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
+			vars[k] = v // last wins, as in the koanf layer
+		}
+	}
+	var problems []string
+	for _, s := range secretVars {
+		val, hasVal := vars[s.name]
+		path, hasFile := vars[s.name+"_FILE"]
+		switch {
+		case hasVal && hasFile:
+			problems = append(problems, fmt.Sprintf("both %s and %s_FILE are set: set only one", s.name, s.name))
+		case hasVal:
+			*s.field(cfg) = tutela.NewSecret(val)
+		case hasFile:
+			b, err := readSecretFile(path)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s_FILE: %v", s.name, err))
+				continue
+			}
+			*s.field(cfg) = tutela.NewSecretBytes(b)
+		}
+	}
+	return problems
+}
+
+// readSecretFile reads a secret file, dropping one trailing newline (editors and `echo` add one;
+// it is never part of the secret).
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxSecretFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxSecretFile)
+	}
+	b = trimNewline(b)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return b, nil
+}
+
+func trimNewline(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// Problems lists every rule a Config breaks.
+type Problems struct {
+	List []string
+}
+
+func (p *Problems) Error() string { return strings.Join(p.List, "; ") }
+
+type problems []string
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// Validate checks every rule and returns a *Problems listing all violations, or nil.
+func (c *Config) Validate() error {
+	p := problems(append([]string(nil), c.loadProblems...))
+	if c.DataDir == "" {
+		p.add("data_dir: must not be empty")
+	}
+	c.validateHTTP(&p)
+	c.validateTLS(&p)
+	c.validateDatabase(&p)
+	c.validateLog(&p)
+	if len(p) == 0 {
+		return nil
+	}
+	return &Problems{List: p}
+}
+
+const (
+	minBodyLimit = 1 << 10
+	maxBodyLimit = 64 << 20
+)
+
+func (c *Config) validateHTTP(p *problems) {
+	h := c.HTTP
+	if host, port, err := net.SplitHostPort(h.Addr); err != nil {
+		p.add("http.addr: %q is not host:port", h.Addr)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		p.add("http.addr: %q has an invalid port", h.Addr)
+	} else if !isLoopback(host) && !c.TLS.enabled() && !h.AllowPlaintext {
+		p.add("http.addr: %q is not a loopback address and TLS is off: set tls.cert_file and tls.key_file, "+
+			"or set http.allow_plaintext if a TLS-terminating proxy sits in front", h.Addr)
+	}
+	if h.BodyLimit < minBodyLimit || h.BodyLimit > maxBodyLimit {
+		p.add("http.body_limit: %d bytes is outside 1 KiB to 64 MiB", h.BodyLimit)
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"http.read_header_timeout", h.ReadHeaderTimeout},
+		{"http.read_timeout", h.ReadTimeout},
+		{"http.write_timeout", h.WriteTimeout},
+		{"http.idle_timeout", h.IdleTimeout},
+		{"http.shutdown_timeout", h.ShutdownTimeout},
+	} {
+		if t.d <= 0 {
+			p.add("%s: must be > 0, got %s", t.key, t.d)
+		}
+	}
+	if rps := h.RateLimit.RPS; !(rps > 0) || math.IsInf(rps, 1) {
+		p.add("http.rate_limit.rps: must be a finite number > 0, got %v", rps)
+	}
+	if h.RateLimit.Burst < 1 {
+		p.add("http.rate_limit.burst: must be >= 1, got %d", h.RateLimit.Burst)
+	}
+	for _, s := range h.TrustedProxies {
+		if _, err := parseProxy(s); err != nil {
+			p.add("http.trusted_proxies: %v", err)
+		}
+	}
+}
+
+// isLoopback reports whether host names only this machine. Any other name may resolve to a
+// routable address, so it counts as non-loopback; an empty host means every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+func (t TLS) enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+func (c *Config) validateTLS(p *problems) {
+	t := c.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		p.add("tls: set both tls.cert_file and tls.key_file, or neither")
+	}
+	for _, f := range []struct{ key, path string }{{"tls.cert_file", t.CertFile}, {"tls.key_file", t.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if fi, err := os.Stat(f.path); err != nil {
+			p.add("%s: %v", f.key, err)
+		} else if fi.IsDir() {
+			p.add("%s: %s is a directory", f.key, f.path)
+		}
+	}
+	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+		p.add("tls.min_version: %q is not 1.2 or 1.3", t.MinVersion)
+	}
+}
+
+// MinTLSVersion returns the crypto/tls constant for MinVersion; TLS 1.3 unless it is "1.2".
+func (t TLS) MinTLSVersion() uint16 {
+	if t.MinVersion == "1.2" {
+		return tls.VersionTLS12
+	}
+	return tls.VersionTLS13
+}
+
+// safeSSLModes are the libpq sslmode values that never fall back to plaintext. Only verify-full
+// also defends against an active attacker; require and verify-ca are accepted for deployments
+// with a private CA or address-based trust.
+var safeSSLModes = map[string]bool{"require": true, "verify-ca": true, "verify-full": true}
+
+func (c *Config) validateDatabase(p *problems) {
+	d := c.Database
+	if d.MaxOpenConns < 1 {
+		p.add("database.max_open_conns: must be >= 1, got %d", d.MaxOpenConns)
+	}
+	if d.MaxIdleConns < 0 || d.MaxIdleConns > d.MaxOpenConns {
+		p.add("database.max_idle_conns: must be between 0 and database.max_open_conns, got %d", d.MaxIdleConns)
+	}
+	if d.ConnMaxLifetime <= 0 {
+		p.add("database.conn_max_lifetime: must be > 0, got %s", d.ConnMaxLifetime)
+	}
+	if d.URL == "" {
+		if d.RequireTLS {
+			p.add("database.require_tls: needs a PostgreSQL database.url (the embedded SQLite store has no network link)")
+		}
+		return
+	}
+	// The URL may hold a password (allowed from the environment), so no message echoes it or a
+	// url.Parse error, which quotes its input.
+	u, err := url.Parse(d.URL)
+	if err != nil || u.Opaque != "" {
+		p.add("database.url: not a valid URL")
+		return
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		p.add("database.url: scheme %q is not postgres or postgresql (leave database.url empty for embedded SQLite)", u.Scheme)
+		return
+	}
+	if _, ok := u.User.Password(); ok && !c.DatabasePassword.IsZero() {
+		p.add("database.url contains a password and TUTELA_DATABASE_PASSWORD is set: use only one")
+	}
+	if mode := u.Query().Get("sslmode"); d.RequireTLS && !safeSSLModes[mode] {
+		if mode == "" {
+			mode = "unset (defaults to prefer, which falls back to plaintext)"
+		}
+		p.add("database.require_tls: database.url sslmode is %s: use sslmode=verify-full", mode)
+	}
+}
+
+func (c *Config) validateLog(p *problems) {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		p.add("log.format: %q is not json or text", c.Log.Format)
+	}
+}
+
+// SlogLevel returns the slog level for Level; info for anything Validate would reject.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// TrustedProxyPrefixes parses HTTP.TrustedProxies. A single IP becomes a /32 or /128.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(c.HTTP.TrustedProxies))
+	var errs []error
+	for _, s := range c.HTTP.TrustedProxies {
+		pfx, err := parseProxy(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, pfx)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// parseProxy is strict because a trusted proxy may set the client address that rate limiting,
+// lockout and audit rely on: a prefix with host bits set (10.0.0.1/8) is refused rather than
+// widened, and a /0 that would let every client forge X-Forwarded-For is refused outright.
+func parseProxy(s string) (netip.Prefix, error) {
+	var pfx netip.Prefix
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		if p != p.Masked() {
+			return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %s?)", s, p.Masked())
+		}
+		pfx = p
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		a = a.Unmap()
+		pfx = netip.PrefixFrom(a, a.BitLen())
+	}
+	if pfx.Bits() == 0 {
+		return netip.Prefix{}, fmt.Errorf("%q trusts every address to set X-Forwarded-For: list the proxies' addresses", s)
+	}
+	return pfx, nil
+}
+
+// DatabaseDSN returns Database.URL with DatabasePassword set as its password when the URL has
+// none. It is the only place the password joins the URL; pass the result to the driver and
+// nowhere else. An empty URL (embedded SQLite) gives "".
+func (c *Config) DatabaseDSN() string {
+	if c.Database.URL == "" || c.DatabasePassword.IsZero() {
+		return c.Database.URL
+	}
+	u, err := url.Parse(c.Database.URL)
+	if err != nil {
+		return c.Database.URL
+	}
+	if _, ok := u.User.Password(); ok {
+		return c.Database.URL
+	}
+	u.User = url.UserPassword(u.User.Username(), c.DatabasePassword.Reveal())
+	return u.String()
+}
+
+const redacted = "[redacted]"
+
+// Redacted returns the effective configuration as nested maps keyed like tutela.yaml, with
+// durations as strings, secrets as "[redacted]" (or "" when unset) and any password in
+// database.url masked. It is what `tutela config check` prints.
+func (c *Config) Redacted() map[string]any {
+	out := structMap(reflect.ValueOf(*c))
+	db := out["database"].(map[string]any)
+	db["url"] = redactURL(c.Database.URL)
+	db["password"] = redactSecret(c.DatabasePassword)
+	out["master_key"] = redactSecret(c.MasterKey)
+	return out
+}
+
+// String renders Redacted as YAML, so printing a *Config cannot leak a secret.
+func (c *Config) String() string {
+	b, err := yaml.Parser().Marshal(c.Redacted())
+	if err != nil {
+		return fmt.Sprint(c.Redacted())
+	}
+	return string(b)
+}
+
+// LogValue logs the redacted form, so slog handlers that marshal structs field by field (JSON)
+// never see database.url.
+func (c *Config) LogValue() slog.Value { return slog.AnyValue(c.Redacted()) }
+
+func structMap(v reflect.Value) map[string]any {
+	out := make(map[string]any)
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("koanf")
+		if !f.IsExported() || tag == "" || tag == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		switch x := fv.Interface().(type) {
+		case time.Duration:
+			out[tag] = x.String()
+		case []string:
+			out[tag] = append([]string{}, x...)
+		default:
+			if fv.Kind() == reflect.Struct {
+				out[tag] = structMap(fv)
+			} else {
+				out[tag] = x
+			}
+		}
+	}
+	return out
+}
+
+func redactSecret(s tutela.Secret) string {
+	if s.IsZero() {
+		return ""
+	}
+	return redacted
+}
+
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparseable URL, " + redacted + "]"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,824 @@
+package config
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"tutela"
+)
+
+// writeFile writes content to a fresh temporary file and returns its path.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustLoad(t *testing.T, yaml string, environ ...string) *Config {
+	t.Helper()
+	path := ""
+	if yaml != "" {
+		path = writeFile(t, "tutela.yaml", yaml)
+	}
+	cfg, err := Load(path, environ)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return cfg
+}
+
+// problemList returns the problems in err, failing if err is not a *Problems.
+func problemList(t *testing.T, err error) []string {
+	t.Helper()
+	var p *Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("Validate() = %v, want *Problems", err)
+	}
+	return p.List
+}
+
+// wantOneProblem asserts Validate reports exactly one problem, containing want.
+func wantOneProblem(t *testing.T, cfg *Config, want string) {
+	t.Helper()
+	list := problemList(t, cfg.Validate())
+	if len(list) != 1 || !strings.Contains(list[0], want) {
+		t.Fatalf("problems = %q, want exactly one containing %q", list, want)
+	}
+}
+
+func wantValid(t *testing.T, cfg *Config) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate() = %v, want nil", err)
+	}
+}
+
+func TestDefault_IsValid(t *testing.T) {
+	t.Parallel()
+	wantValid(t, Default())
+}
+
+func TestLoad_NoFileNoEnvGivesDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("", []string{"PATH=/bin", "TUTELA_UNKNOWN_THING=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Fatalf("Load(\"\", env) = %+v, want defaults", cfg.Redacted())
+	}
+}
+
+func TestLoad_FileOverridesDefaults(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, `
+data_dir: /var/lib/tutela
+http:
+  addr: 127.0.0.1:9090
+  read_timeout: 7s
+  trusted_proxies: [10.0.0.0/8, 192.0.2.1]
+  rate_limit:
+    rps: 5.5
+log:
+  level: debug
+`)
+	def := Default()
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"data_dir", cfg.DataDir, "/var/lib/tutela"},
+		{"http.addr", cfg.HTTP.Addr, "127.0.0.1:9090"},
+		{"http.read_timeout", cfg.HTTP.ReadTimeout, 7 * time.Second},
+		{"http.trusted_proxies", cfg.HTTP.TrustedProxies, []string{"10.0.0.0/8", "192.0.2.1"}},
+		{"http.rate_limit.rps", cfg.HTTP.RateLimit.RPS, 5.5},
+		{"log.level", cfg.Log.Level, "debug"},
+		// Keys the file leaves out keep their defaults, including siblings in the same section.
+		{"http.rate_limit.burst", cfg.HTTP.RateLimit.Burst, def.HTTP.RateLimit.Burst},
+		{"http.write_timeout", cfg.HTTP.WriteTimeout, def.HTTP.WriteTimeout},
+		{"log.format", cfg.Log.Format, def.Log.Format},
+		{"database.max_open_conns", cfg.Database.MaxOpenConns, def.Database.MaxOpenConns},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	wantValid(t, cfg)
+}
+
+func TestLoad_EnvOverridesFile(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, `
+http:
+  addr: 127.0.0.1:9090
+  trusted_proxies: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]
+log:
+  level: debug
+  format: text
+`,
+		"TUTELA_HTTP_ADDR=127.0.0.1:7070",
+		"TUTELA_HTTP_TRUSTED_PROXIES= 192.0.2.1 ,198.51.100.0/24,",
+		"TUTELA_LOG_FORMAT=", // empty counts as unset: the file's value stays
+	)
+	if cfg.HTTP.Addr != "127.0.0.1:7070" {
+		t.Errorf("http.addr = %q, want the environment's", cfg.HTTP.Addr)
+	}
+	// The environment's list replaces the file's; it is not merged element by element.
+	if want := []string{"192.0.2.1", "198.51.100.0/24"}; !slices.Equal(cfg.HTTP.TrustedProxies, want) {
+		t.Errorf("http.trusted_proxies = %q, want %q", cfg.HTTP.TrustedProxies, want)
+	}
+	if cfg.Log.Level != "debug" || cfg.Log.Format != "text" {
+		t.Errorf("log = %+v, want the file's level and format", cfg.Log)
+	}
+}
+
+func TestLoad_EnvMapsEveryVariable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  string
+		got  func(*Config) any
+		want any
+	}{
+		{"TUTELA_DATA_DIR=/srv/tutela", func(c *Config) any { return c.DataDir }, "/srv/tutela"},
+		{"TUTELA_HTTP_ADDR=0.0.0.0:1", func(c *Config) any { return c.HTTP.Addr }, "0.0.0.0:1"},
+		{"TUTELA_HTTP_ALLOW_PLAINTEXT=true", func(c *Config) any { return c.HTTP.AllowPlaintext }, true},
+		{"TUTELA_HTTP_TRUSTED_PROXIES=10.0.0.0/8", func(c *Config) any { return c.HTTP.TrustedProxies }, []string{"10.0.0.0/8"}},
+		{"TUTELA_HTTP_BODY_LIMIT=2048", func(c *Config) any { return c.HTTP.BodyLimit }, int64(2048)},
+		{"TUTELA_HTTP_READ_HEADER_TIMEOUT=1s", func(c *Config) any { return c.HTTP.ReadHeaderTimeout }, time.Second},
+		{"TUTELA_HTTP_READ_TIMEOUT=2s", func(c *Config) any { return c.HTTP.ReadTimeout }, 2 * time.Second},
+		{"TUTELA_HTTP_WRITE_TIMEOUT=3s", func(c *Config) any { return c.HTTP.WriteTimeout }, 3 * time.Second},
+		{"TUTELA_HTTP_IDLE_TIMEOUT=4s", func(c *Config) any { return c.HTTP.IdleTimeout }, 4 * time.Second},
+		{"TUTELA_HTTP_SHUTDOWN_TIMEOUT=5s", func(c *Config) any { return c.HTTP.ShutdownTimeout }, 5 * time.Second},
+		{"TUTELA_HTTP_RATE_LIMIT_RPS=0.5", func(c *Config) any { return c.HTTP.RateLimit.RPS }, 0.5},
+		{"TUTELA_HTTP_RATE_LIMIT_BURST=3", func(c *Config) any { return c.HTTP.RateLimit.Burst }, 3},
+		{"TUTELA_TLS_CERT_FILE=/c.pem", func(c *Config) any { return c.TLS.CertFile }, "/c.pem"},
+		{"TUTELA_TLS_KEY_FILE=/k.pem", func(c *Config) any { return c.TLS.KeyFile }, "/k.pem"},
+		{"TUTELA_TLS_MIN_VERSION=1.2", func(c *Config) any { return c.TLS.MinVersion }, "1.2"},
+		{"TUTELA_DATABASE_URL=postgres://db/t", func(c *Config) any { return c.Database.URL }, "postgres://db/t"},
+		{"TUTELA_DATABASE_REQUIRE_TLS=1", func(c *Config) any { return c.Database.RequireTLS }, true},
+		{"TUTELA_DATABASE_MAX_OPEN_CONNS=7", func(c *Config) any { return c.Database.MaxOpenConns }, 7},
+		{"TUTELA_DATABASE_MAX_IDLE_CONNS=6", func(c *Config) any { return c.Database.MaxIdleConns }, 6},
+		{"TUTELA_DATABASE_CONN_MAX_LIFETIME=1h", func(c *Config) any { return c.Database.ConnMaxLifetime }, time.Hour},
+		{"TUTELA_LOG_LEVEL=warn", func(c *Config) any { return c.Log.Level }, "warn"},
+		{"TUTELA_LOG_FORMAT=text", func(c *Config) any { return c.Log.Format }, "text"},
+	}
+	if len(tests) != len(envVars) {
+		t.Fatalf("%d cases for %d variables: add a case for each new variable", len(tests), len(envVars))
+	}
+	for _, tt := range tests {
+		name, _, _ := strings.Cut(tt.env, "=")
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := mustLoad(t, "", tt.env)
+			if got := tt.got(cfg); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEnvVars_CoverEveryKey keeps the explicit table in step with the structs: every koanf key
+// has exactly one variable, named TUTELA_ + the key in upper case with dots as underscores, and
+// parsed as the field's type.
+func TestEnvVars_CoverEveryKey(t *testing.T) {
+	t.Parallel()
+	fields := map[string]reflect.Type{}
+	var walk func(reflect.Type, string)
+	walk = func(typ reflect.Type, prefix string) {
+		for f := range typ.Fields() {
+			tag := f.Tag.Get("koanf")
+			if !f.IsExported() || tag == "" || tag == "-" {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type, prefix+tag+".")
+				continue
+			}
+			fields[prefix+tag] = f.Type
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+
+	kindOf := map[reflect.Type]kind{
+		reflect.TypeFor[string]():        kindString,
+		reflect.TypeFor[bool]():          kindBool,
+		reflect.TypeFor[int]():           kindInt,
+		reflect.TypeFor[int64]():         kindInt,
+		reflect.TypeFor[float64]():       kindFloat,
+		reflect.TypeFor[time.Duration](): kindDuration,
+		reflect.TypeFor[[]string]():      kindList,
+	}
+	seen := map[string]bool{}
+	for _, v := range envVars {
+		typ, ok := fields[v.key]
+		if !ok {
+			t.Errorf("%s maps to %q, which is not a config key", v.name, v.key)
+			continue
+		}
+		if seen[v.key] {
+			t.Errorf("key %q has two variables", v.key)
+		}
+		seen[v.key] = true
+		if want := "TUTELA_" + strings.ToUpper(strings.ReplaceAll(v.key, ".", "_")); v.name != want {
+			t.Errorf("variable for %q is %s, want %s", v.key, v.name, want)
+		}
+		if k, ok := kindOf[typ]; !ok || k != v.kind {
+			t.Errorf("%s: kind %d does not fit field type %s", v.name, v.kind, typ)
+		}
+	}
+	for key := range fields {
+		if !seen[key] {
+			t.Errorf("key %q has no environment variable", key)
+		}
+	}
+}
+
+func TestLoad_UnknownYAMLKeyRejected(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"top level", "colour: red\n", `unknown key "colour"`},
+		{"misspelt in section", "http:\n  adr: 0.0.0.0:80\n", `unknown key "http.adr"`},
+		{"nested section", "http:\n  rate_limit:\n    rsp: 1\n", `unknown key "http.rate_limit.rsp"`},
+		{"section as scalar", "http: yes\n", `"http" must be a mapping`},
+		{"secret file variable is not a key", "master_key_file: /run/k\n", `unknown key "master_key_file"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load(writeFile(t, "tutela.yaml", tt.yaml), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load error = %v, want it to contain %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoad_EmptySectionAccepted(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, "http:\ndatabase: {}\nlog:\n  level:\n")
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Fatalf("empty sections changed the config: %v", cfg)
+	}
+}
+
+func TestLoad_BadFile(t *testing.T) {
+	t.Parallel()
+	t.Run("missing explicit file", func(t *testing.T) {
+		t.Parallel()
+		_, err := Load(filepath.Join(t.TempDir(), "tutela.yaml"), nil)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Load error = %v, want fs.ErrNotExist", err)
+		}
+	})
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"malformed YAML", "http:\n  addr: [\n", "tutela.yaml"},
+		{"not a mapping", "- a\n- b\n", "tutela.yaml"},
+		{"duplicate key", "log:\n  level: info\n  level: debug\n", "level"},
+		{"string for integer", "http:\n  body_limit: lots\n", "http.body_limit"},
+		{"number for string", "http:\n  addr: 8080\n", "http.addr"},
+		{"fractional integer", "http:\n  rate_limit:\n    burst: 1.5\n", "http.rate_limit.burst"},
+		{"duration without unit", "http:\n  read_timeout: 15\n", "http.read_timeout"},
+		{"bad duration", "database:\n  conn_max_lifetime: forever\n", "database.conn_max_lifetime"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load(writeFile(t, "tutela.yaml", tt.yaml), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoad_BadEnvValueNamesVariable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  []string
+		want []string
+	}{
+		{[]string{"TUTELA_HTTP_READ_TIMEOUT=15"}, []string{"TUTELA_HTTP_READ_TIMEOUT", "invalid duration"}},
+		{[]string{"TUTELA_DATABASE_CONN_MAX_LIFETIME=soon"}, []string{"TUTELA_DATABASE_CONN_MAX_LIFETIME"}},
+		{[]string{"TUTELA_HTTP_BODY_LIMIT=1MiB"}, []string{"TUTELA_HTTP_BODY_LIMIT", "invalid integer"}},
+		{[]string{"TUTELA_HTTP_ALLOW_PLAINTEXT=yes"}, []string{"TUTELA_HTTP_ALLOW_PLAINTEXT", "invalid boolean"}},
+		{[]string{"TUTELA_HTTP_RATE_LIMIT_RPS=fast"}, []string{"TUTELA_HTTP_RATE_LIMIT_RPS", "invalid number"}},
+		// Every bad variable is named, not only the first.
+		{
+			[]string{"TUTELA_HTTP_IDLE_TIMEOUT=x", "TUTELA_DATABASE_MAX_OPEN_CONNS=many"},
+			[]string{"TUTELA_HTTP_IDLE_TIMEOUT", "TUTELA_DATABASE_MAX_OPEN_CONNS"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env[0], func(t *testing.T) {
+			t.Parallel()
+			_, err := Load("", tt.env)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Load error = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidate_ReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	cfg := Default()
+	cfg.DataDir = ""
+	cfg.HTTP.BodyLimit = 10
+	cfg.HTTP.ReadTimeout = 0
+	cfg.HTTP.RateLimit.RPS = 0
+	cfg.HTTP.RateLimit.Burst = 0
+	cfg.TLS.MinVersion = "1.1"
+	cfg.Database.URL = "mysql://db/tutela"
+	cfg.Log.Level = "verbose"
+	cfg.Log.Format = "xml"
+
+	err := cfg.Validate()
+	list := problemList(t, err)
+	want := []string{
+		"data_dir: must not be empty",
+		"http.body_limit: 10 bytes",
+		"http.read_timeout: must be > 0",
+		"http.rate_limit.rps: must be",
+		"http.rate_limit.burst: must be >= 1",
+		`tls.min_version: "1.1"`,
+		`database.url: scheme "mysql"`,
+		`log.level: "verbose"`,
+		`log.format: "xml"`,
+	}
+	if len(list) != len(want) {
+		t.Fatalf("got %d problems %q, want %d", len(list), list, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(list[i], w) {
+			t.Errorf("problem %d = %q, want prefix %q", i, list[i], w)
+		}
+	}
+	if err.Error() != strings.Join(list, "; ") {
+		t.Errorf("Error() = %q, want the list joined with \"; \"", err.Error())
+	}
+}
+
+func TestValidate_Ranges(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string // "" means valid
+	}{
+		{"body limit at minimum", func(c *Config) { c.HTTP.BodyLimit = 1 << 10 }, ""},
+		{"body limit at maximum", func(c *Config) { c.HTTP.BodyLimit = 64 << 20 }, ""},
+		{"body limit below minimum", func(c *Config) { c.HTTP.BodyLimit = 1<<10 - 1 }, "http.body_limit"},
+		{"body limit above maximum", func(c *Config) { c.HTTP.BodyLimit = 64<<20 + 1 }, "http.body_limit"},
+		{"negative read header timeout", func(c *Config) { c.HTTP.ReadHeaderTimeout = -time.Second }, "http.read_header_timeout"},
+		{"zero write timeout", func(c *Config) { c.HTTP.WriteTimeout = 0 }, "http.write_timeout"},
+		{"zero idle timeout", func(c *Config) { c.HTTP.IdleTimeout = 0 }, "http.idle_timeout"},
+		{"zero shutdown timeout", func(c *Config) { c.HTTP.ShutdownTimeout = 0 }, "http.shutdown_timeout"},
+		{"fractional rps", func(c *Config) { c.HTTP.RateLimit.RPS = 0.1 }, ""},
+		{"negative rps", func(c *Config) { c.HTTP.RateLimit.RPS = -1 }, "http.rate_limit.rps"},
+		{"NaN rps", func(c *Config) { c.HTTP.RateLimit.RPS = math.NaN() }, "http.rate_limit.rps"},
+		{"infinite rps", func(c *Config) { c.HTTP.RateLimit.RPS = math.Inf(1) }, "http.rate_limit.rps"},
+		{"burst of one", func(c *Config) { c.HTTP.RateLimit.Burst = 1 }, ""},
+		{"no open conns", func(c *Config) { c.Database.MaxOpenConns, c.Database.MaxIdleConns = 0, 0 }, "database.max_open_conns"},
+		{"more idle than open", func(c *Config) { c.Database.MaxIdleConns = 21 }, "database.max_idle_conns"},
+		{"negative idle", func(c *Config) { c.Database.MaxIdleConns = -1 }, "database.max_idle_conns"},
+		{"zero conn lifetime", func(c *Config) { c.Database.ConnMaxLifetime = 0 }, "database.conn_max_lifetime"},
+		{"TLS 1.2", func(c *Config) { c.TLS.MinVersion = "1.2" }, ""},
+		{"TLS 1.0", func(c *Config) { c.TLS.MinVersion = "1.0" }, "tls.min_version"},
+		{"upper-case log level", func(c *Config) { c.Log.Level = "INFO" }, "log.level"},
+		{"sqlite scheme", func(c *Config) { c.Database.URL = "sqlite:///tmp/t.db" }, "database.url"},
+		{"postgresql scheme", func(c *Config) { c.Database.URL = "postgresql://db/tutela" }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := Default()
+			tt.mutate(cfg)
+			if tt.want == "" {
+				wantValid(t, cfg)
+				return
+			}
+			wantOneProblem(t, cfg, tt.want)
+		})
+	}
+}
+
+func TestValidate_SecretInFileRejected(t *testing.T) {
+	t.Parallel()
+	const secret = "hunter2-Xq9"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"database.password", "database:\n  password: " + secret + "\n", "TUTELA_DATABASE_PASSWORD_FILE"},
+		{"master_key", "master_key: " + secret + "\n", "TUTELA_MASTER_KEY_FILE"},
+		{"password in database.url", "database:\n  url: postgres://app:" + secret + "@db:5432/tutela?sslmode=verify-full\n", "TUTELA_DATABASE_PASSWORD"},
+		// An invalid escape makes url.Parse fail, whose error would quote the whole URL.
+		{"password in unparseable database.url", "database:\n  url: postgres://app:" + secret + "%zz@db/tutela\n", "TUTELA_DATABASE_PASSWORD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := mustLoad(t, tt.yaml)
+			err := cfg.Validate()
+			list := problemList(t, err)
+			if !strings.HasPrefix(list[0], "secret in config file") || !strings.Contains(list[0], tt.want) {
+				t.Errorf("first problem = %q, want a secret-in-file problem naming %s", list[0], tt.want)
+			}
+			for name, text := range map[string]string{
+				"Validate error": err.Error(),
+				"String":         cfg.String(),
+				"%v":             fmt.Sprintf("%v %+v", cfg, *cfg),
+				"Redacted":       fmt.Sprint(cfg.Redacted()),
+				"DatabaseDSN":    cfg.DatabaseDSN(),
+			} {
+				if strings.Contains(text, secret) {
+					t.Errorf("%s leaks the secret: %q", name, text)
+				}
+			}
+			if !cfg.DatabasePassword.IsZero() || !cfg.MasterKey.IsZero() {
+				t.Error("a secret from the file reached the Config")
+			}
+		})
+	}
+}
+
+func TestValidate_PasswordInURLFromEnvAllowed(t *testing.T) {
+	t.Parallel()
+	const dsn = "postgres://app:s3cret-from-env@db:5432/tutela?sslmode=verify-full"
+	cfg := mustLoad(t, "log:\n  level: info\n", "TUTELA_DATABASE_URL="+dsn)
+	wantValid(t, cfg)
+	if got := cfg.DatabaseDSN(); got != dsn {
+		t.Errorf("DatabaseDSN() = %q, want %q", got, dsn)
+	}
+	if s := cfg.String(); strings.Contains(s, "s3cret-from-env") {
+		t.Errorf("String() leaks the password: %s", s)
+	}
+}
+
+func TestValidate_PasswordInURLAndVariableConflict(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, "",
+		"TUTELA_DATABASE_URL=postgres://app:one@db/tutela",
+		"TUTELA_DATABASE_PASSWORD=two")
+	wantOneProblem(t, cfg, "use only one")
+}
+
+func TestDatabaseDSN(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, url, password string
+		wantPassword        string // password in the returned DSN; "" means none
+		wantUser            string
+	}{
+		{"injects password", "postgres://app@db:5432/tutela?sslmode=verify-full", "p@ss/w:rd", "p@ss/w:rd", "app"},
+		{"no password set", "postgres://app@db/tutela", "", "", "app"},
+		{"URL's own password kept", "postgres://app:inurl@db/tutela", "other", "inurl", "app"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := Default()
+			cfg.Database.URL = tt.url
+			cfg.DatabasePassword = tutela.NewSecret(tt.password)
+			u, err := url.Parse(cfg.DatabaseDSN())
+			if err != nil {
+				t.Fatal(err)
+			}
+			pw, _ := u.User.Password()
+			if pw != tt.wantPassword || u.User.Username() != tt.wantUser {
+				t.Errorf("DSN user:password = %q:%q, want %q:%q", u.User.Username(), pw, tt.wantUser, tt.wantPassword)
+			}
+			if u.Host == "" || u.Path != "/tutela" {
+				t.Errorf("DSN lost host or path: %v", u.Redacted())
+			}
+		})
+	}
+	t.Run("embedded SQLite", func(t *testing.T) {
+		t.Parallel()
+		cfg := Default()
+		cfg.DatabasePassword = tutela.NewSecret("pw")
+		if got := cfg.DatabaseDSN(); got != "" {
+			t.Errorf("DatabaseDSN() = %q, want empty", got)
+		}
+	})
+}
+
+func TestValidate_RequireTLS(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url        string
+		requireTLS bool
+		want       string // "" means valid
+	}{
+		{"postgres://db/t?sslmode=disable", true, "sslmode is disable"},
+		{"postgres://db/t?sslmode=allow", true, "sslmode is allow"},
+		{"postgres://db/t?sslmode=prefer", true, "sslmode is prefer"},
+		{"postgres://db/t", true, "sslmode is unset"},
+		{"postgres://db/t?sslmode=require", true, ""},
+		{"postgres://db/t?sslmode=verify-ca", true, ""},
+		{"postgres://db/t?sslmode=verify-full", true, ""},
+		{"postgres://db/t?sslmode=disable", false, ""},
+		{"", true, "needs a PostgreSQL database.url"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%v", tt.url, tt.requireTLS), func(t *testing.T) {
+			t.Parallel()
+			cfg := Default()
+			cfg.Database.URL = tt.url
+			cfg.Database.RequireTLS = tt.requireTLS
+			if tt.want == "" {
+				wantValid(t, cfg)
+				return
+			}
+			wantOneProblem(t, cfg, "database.require_tls")
+			wantOneProblem(t, cfg, tt.want)
+		})
+	}
+}
+
+func TestLoad_SecretsFromEnvironment(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("k", maxSecretFile+1)
+	tests := []struct {
+		name        string
+		file        string   // written to $FILE when non-empty
+		env         []string // "$FILE" is replaced by the file's path
+		wantKey     string   // MasterKey
+		wantDBPass  string   // DatabasePassword
+		wantProblem string   // "" means valid
+	}{
+		{name: "variable", env: []string{"TUTELA_DATABASE_PASSWORD=direct"}, wantDBPass: "direct"},
+		{name: "file", file: "k3y\n", env: []string{"TUTELA_MASTER_KEY_FILE=$FILE"}, wantKey: "k3y"},
+		{name: "file with CRLF", file: "k3y\r\n", env: []string{"TUTELA_MASTER_KEY_FILE=$FILE"}, wantKey: "k3y"},
+		{name: "only one newline trimmed", file: "k3y\n\n", env: []string{"TUTELA_MASTER_KEY_FILE=$FILE"}, wantKey: "k3y\n"},
+		{name: "password file", file: "pw", env: []string{"TUTELA_DATABASE_PASSWORD_FILE=$FILE"}, wantDBPass: "pw"},
+		{name: "empty variable ignored", file: "pw", env: []string{"TUTELA_DATABASE_PASSWORD=", "TUTELA_DATABASE_PASSWORD_FILE=$FILE"}, wantDBPass: "pw"},
+		{
+			name:        "both set",
+			file:        "from-file",
+			env:         []string{"TUTELA_DATABASE_PASSWORD=from-var", "TUTELA_DATABASE_PASSWORD_FILE=$FILE"},
+			wantProblem: "both TUTELA_DATABASE_PASSWORD and TUTELA_DATABASE_PASSWORD_FILE are set",
+		},
+		{name: "missing file", env: []string{"TUTELA_MASTER_KEY_FILE=/nonexistent/tutela-key"}, wantProblem: "TUTELA_MASTER_KEY_FILE"},
+		{name: "empty file", file: "\n", env: []string{"TUTELA_MASTER_KEY_FILE=$FILE"}, wantProblem: "is empty"},
+		{name: "oversized file", file: big, env: []string{"TUTELA_MASTER_KEY_FILE=$FILE"}, wantProblem: "larger than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, "secret", tt.file)
+			}
+			env := make([]string, len(tt.env))
+			for i, e := range tt.env {
+				env[i] = strings.ReplaceAll(e, "$FILE", path)
+			}
+			cfg := mustLoad(t, "", env...)
+			if tt.wantProblem != "" {
+				wantOneProblem(t, cfg, tt.wantProblem)
+				for _, v := range []string{"from-var", "from-file", big} {
+					if strings.Contains(cfg.Validate().Error(), v) {
+						t.Errorf("problem text leaks a secret value")
+					}
+				}
+				return
+			}
+			wantValid(t, cfg)
+			if got := cfg.MasterKey.Reveal(); got != tt.wantKey {
+				t.Errorf("MasterKey = %q, want %q", got, tt.wantKey)
+			}
+			if got := cfg.DatabasePassword.Reveal(); got != tt.wantDBPass {
+				t.Errorf("DatabasePassword = %q, want %q", got, tt.wantDBPass)
+			}
+		})
+	}
+}
+
+func TestTrustedProxyPrefixes(t *testing.T) {
+	t.Parallel()
+	good := []struct {
+		in   string
+		want netip.Prefix
+	}{
+		{"192.0.2.1", netip.MustParsePrefix("192.0.2.1/32")},
+		{"2001:db8::1", netip.MustParsePrefix("2001:db8::1/128")},
+		{"::ffff:192.0.2.1", netip.MustParsePrefix("192.0.2.1/32")},
+		{"10.0.0.0/8", netip.MustParsePrefix("10.0.0.0/8")},
+		{"2001:db8::/32", netip.MustParsePrefix("2001:db8::/32")},
+	}
+	for _, tt := range good {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			cfg := Default()
+			cfg.HTTP.TrustedProxies = []string{tt.in}
+			got, err := cfg.TrustedProxyPrefixes()
+			if err != nil || len(got) != 1 || got[0] != tt.want {
+				t.Fatalf("TrustedProxyPrefixes() = %v, %v; want [%v]", got, err, tt.want)
+			}
+			wantValid(t, cfg)
+		})
+	}
+	bad := []struct{ in, want string }{
+		{"10.0.0.1/8", "did you mean 10.0.0.0/8"},
+		{"proxy.internal", "not an IP address or CIDR"},
+		{"10.0.0.0/33", "not an IP address or CIDR"},
+		{"fe80::1%eth0", "not an IP address or CIDR"},
+		{"0.0.0.0/0", "trusts every address"},
+		{"::/0", "trusts every address"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			cfg := Default()
+			cfg.HTTP.TrustedProxies = []string{"192.0.2.1", tt.in}
+			if got, err := cfg.TrustedProxyPrefixes(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("TrustedProxyPrefixes() = %v, %v; want error containing %q", got, err, tt.want)
+			}
+			wantOneProblem(t, cfg, "http.trusted_proxies: "+fmt.Sprintf("%q", tt.in))
+		})
+	}
+	t.Run("every bad entry reported", func(t *testing.T) {
+		t.Parallel()
+		cfg := Default()
+		cfg.HTTP.TrustedProxies = []string{"x", "10.0.0.0/8", "y"}
+		if list := problemList(t, cfg.Validate()); len(list) != 2 {
+			t.Fatalf("problems = %q, want two", list)
+		}
+	})
+}
+
+func TestValidate_PlaintextListener(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		addr           string
+		allowPlaintext bool
+		tls            bool
+		want           string // "" means valid
+	}{
+		{"127.0.0.1:8080", false, false, ""},
+		{"[::1]:8080", false, false, ""},
+		{"localhost:8080", false, false, ""},
+		{"127.0.0.1:0", false, false, ""},
+		{"0.0.0.0:8080", false, false, "not a loopback address"},
+		{":8080", false, false, "not a loopback address"},
+		{"[::]:8080", false, false, "not a loopback address"},
+		{"192.0.2.10:8080", false, false, "not a loopback address"},
+		{"tutela.example.com:443", false, false, "not a loopback address"},
+		{"0.0.0.0:8080", true, false, ""},
+		{"0.0.0.0:8443", false, true, ""},
+		{"127.0.0.1", false, false, "is not host:port"},
+		{"127.0.0.1:http", false, false, "invalid port"},
+		{"127.0.0.1:70000", false, false, "invalid port"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/plaintext=%v/tls=%v", tt.addr, tt.allowPlaintext, tt.tls), func(t *testing.T) {
+			t.Parallel()
+			cfg := Default()
+			cfg.HTTP.Addr = tt.addr
+			cfg.HTTP.AllowPlaintext = tt.allowPlaintext
+			if tt.tls {
+				cfg.TLS.CertFile = writeFile(t, "cert.pem", "cert")
+				cfg.TLS.KeyFile = writeFile(t, "key.pem", "key")
+			}
+			if tt.want == "" {
+				wantValid(t, cfg)
+				return
+			}
+			wantOneProblem(t, cfg, tt.want)
+			if strings.Contains(tt.want, "loopback") {
+				// The message must tell the operator both ways out.
+				wantOneProblem(t, cfg, "tls.cert_file and tls.key_file")
+				wantOneProblem(t, cfg, "http.allow_plaintext")
+			}
+		})
+	}
+}
+
+func TestValidate_TLSFiles(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		cert, key  func(t *testing.T) string
+		wantSubstr []string
+	}{
+		{
+			name:       "cert without key",
+			cert:       func(t *testing.T) string { return writeFile(t, "cert.pem", "c") },
+			key:        func(*testing.T) string { return "" },
+			wantSubstr: []string{"set both tls.cert_file and tls.key_file"},
+		},
+		{
+			name:       "missing files",
+			cert:       func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope.pem") },
+			key:        func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope.key") },
+			wantSubstr: []string{"tls.cert_file:", "tls.key_file:"},
+		},
+		{
+			name:       "directory",
+			cert:       func(t *testing.T) string { return t.TempDir() },
+			key:        func(t *testing.T) string { return writeFile(t, "key.pem", "k") },
+			wantSubstr: []string{"is a directory"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := Default()
+			cfg.TLS.CertFile, cfg.TLS.KeyFile = tt.cert(t), tt.key(t)
+			list := problemList(t, cfg.Validate())
+			if len(list) != len(tt.wantSubstr) {
+				t.Fatalf("problems = %q, want %d", list, len(tt.wantSubstr))
+			}
+			for i, w := range tt.wantSubstr {
+				if !strings.Contains(list[i], w) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, list[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestRedacted_HidesSecrets(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, "",
+		"TUTELA_DATABASE_URL=postgres://app:url-pw-123@db/tutela",
+		"TUTELA_MASTER_KEY=master-456")
+	cfg.DatabasePassword = tutela.NewSecret("db-pw-789")
+
+	r := cfg.Redacted()
+	db := r["database"].(map[string]any)
+	if db["password"] != "[redacted]" || r["master_key"] != "[redacted]" {
+		t.Errorf("secrets not shown as [redacted]: password=%v master_key=%v", db["password"], r["master_key"])
+	}
+	if u := db["url"].(string); !strings.HasPrefix(u, "postgres://app:") || !strings.HasSuffix(u, "@db/tutela") {
+		t.Errorf("database.url = %q, want it kept apart from the password", u)
+	}
+	if got := r["http"].(map[string]any)["read_timeout"]; got != "15s" {
+		t.Errorf("http.read_timeout = %v, want \"15s\"", got)
+	}
+
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", cfg)
+	for name, text := range map[string]string{
+		"Redacted":  fmt.Sprint(r),
+		"String":    cfg.String(),
+		"%+v":       fmt.Sprintf("%+v", cfg),
+		"%+v value": fmt.Sprintf("%+v", *cfg),
+		"slog":      logged.String(),
+	} {
+		for _, s := range []string{"url-pw-123", "master-456", "db-pw-789"} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s leaks %q: %s", name, s, text)
+			}
+		}
+		if !strings.Contains(text, "[redacted]") {
+			t.Errorf("%s does not show [redacted]: %s", name, text)
+		}
+	}
+	if unset := Default().Redacted(); unset["master_key"] != "" {
+		t.Errorf("unset master_key shown as %v, want empty", unset["master_key"])
+	}
+}
+
+func TestConversions(t *testing.T) {
+	t.Parallel()
+	if got := (TLS{MinVersion: "1.2"}).MinTLSVersion(); got != tls.VersionTLS12 {
+		t.Errorf("MinTLSVersion(1.2) = %x", got)
+	}
+	if got := Default().TLS.MinTLSVersion(); got != tls.VersionTLS13 {
+		t.Errorf("default MinTLSVersion = %x, want TLS 1.3", got)
+	}
+	for level, want := range map[string]slog.Level{
+		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+	} {
+		if got := (Log{Level: level}).SlogLevel(); got != want {
+			t.Errorf("SlogLevel(%s) = %v, want %v", level, got, want)
+		}
+	}
+}

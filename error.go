@@ -1,0 +1,91 @@
+package tutela
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes form a small closed set. The HTTP layer maps each to a status exactly once
+// (httpapi/middleware/errors.go); clients may rely on them, so they never change meaning.
+const (
+	EINVALID            = "invalid"             // malformed or rule-breaking input (400)
+	EUNAUTHENTICATED    = "unauthenticated"     // no or bad credentials (401)
+	EINVALIDCREDENTIALS = "invalid_credentials" // login failed; never says why (401)
+	EFORBIDDEN          = "forbidden"           // authenticated but not allowed (403)
+	ENOTFOUND           = "not_found"           // absent, or in another tenant (404)
+	ECONFLICT           = "conflict"            // uniqueness or state conflict (409)
+	ETOOLARGE           = "too_large"           // request body over the limit (413)
+	EUNSUPPORTED        = "unsupported_media"   // wrong Content-Type (415)
+	ERATELIMITED        = "rate_limited"        // per-client request rate exceeded (429)
+	ETOOMANYATTEMPTS    = "too_many_attempts"   // login throttled; same for every account (429)
+	EMFAREQUIRED        = "mfa_required"        // second factor needed to finish (401)
+	ESTEPUPREQUIRED     = "step_up_required"    // fresh second factor needed (401)
+	EUNAVAILABLE        = "unavailable"         // overloaded or dependency down (503)
+	EINTERNAL           = "internal"            // anything unexpected (500)
+)
+
+// Codes lists every error code, for the HTTP status table and documentation.
+var Codes = []string{
+	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ENOTFOUND, ECONFLICT, ETOOLARGE,
+	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EUNAVAILABLE, EINTERNAL,
+}
+
+// Error is the application error. Code and Message are safe to show a client; Field names the
+// offending input field when there is one. Err, the cause, is for logs only and never reaches
+// a client.
+type Error struct {
+	Code    string
+	Message string
+	Field   string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("tutela error: code=%s message=%s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("tutela error: code=%s message=%s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and formatted client-safe message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf returns an EINVALID error naming the offending field.
+func FieldErrorf(field, format string, args ...any) *Error {
+	return &Error{Code: EINVALID, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an EINTERNAL error that keeps err for the log only.
+func Wrap(err error, msg string) *Error {
+	return &Error{Code: EINTERNAL, Message: msg, Err: err}
+}
+
+// ErrorCode returns the code of err's *Error, EINTERNAL for any other non-nil error, and ""
+// for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the client-safe message of err: its *Error message, or a generic text
+// for anything else so internal details never leak.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,145 @@
+package middleware
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"tutela"
+)
+
+// Status returns the HTTP status for a tutela error code. It is the only place codes become
+// statuses; an unknown code is a server bug and maps to 500.
+func Status(code string) int {
+	switch code {
+	case tutela.EINVALID:
+		return http.StatusBadRequest
+	case tutela.EUNAUTHENTICATED, tutela.EINVALIDCREDENTIALS, tutela.EMFAREQUIRED, tutela.ESTEPUPREQUIRED:
+		return http.StatusUnauthorized
+	case tutela.EFORBIDDEN:
+		return http.StatusForbidden
+	case tutela.ENOTFOUND:
+		return http.StatusNotFound
+	case tutela.ECONFLICT:
+		return http.StatusConflict
+	case tutela.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case tutela.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
+	case tutela.ERATELIMITED, tutela.ETOOMANYATTEMPTS:
+		return http.StatusTooManyRequests
+	case tutela.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// RetryAfterError is an error that tells the client when to try again. WriteError finds it
+// anywhere in the chain (errors.As) and sets Retry-After (RFC 9110 §10.2.3).
+type RetryAfterError interface {
+	RetryAfter() time.Duration
+}
+
+// WithRetryAfter returns err annotated with a Retry-After delay. Code, message and field are
+// still taken from err.
+func WithRetryAfter(err error, d time.Duration) error {
+	return &retryAfterError{err: err, after: d}
+}
+
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string             { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error             { return e.err }
+func (e *retryAfterError) RetryAfter() time.Duration { return e.after }
+
+// errorBody is the one JSON shape of every error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+	Field     string `json:"field,omitempty"`
+}
+
+// internalMessage is all a client learns about an unexpected failure; the cause goes to the log.
+const internalMessage = "internal error"
+
+// WriteError writes err as the JSON error body with the status from Status. Only the code,
+// client-safe message and field of a *tutela.Error reach the client; for internal errors (and
+// any error that is not a *tutela.Error, or carries an unknown code) the client sees
+// "internal error" and the cause is logged with the request ID.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	code := tutela.ErrorCode(err)
+	status := Status(code)
+	if status == http.StatusInternalServerError {
+		code = tutela.EINTERNAL // never echo a code outside the closed set
+	}
+
+	d := errorDetail{Code: code}
+	var te *tutela.Error
+	if code == tutela.EINTERNAL {
+		d.Message = internalMessage
+	} else if errors.As(err, &te) {
+		d.Message = te.Message
+		d.Field = te.Field
+	}
+	if r != nil {
+		d.RequestID = RequestIDFrom(r.Context())
+	}
+
+	if status >= 500 && r != nil {
+		level := slog.LevelError
+		if status == http.StatusServiceUnavailable {
+			level = slog.LevelWarn
+		}
+		cause := "<nil>"
+		if err != nil {
+			cause = err.Error()
+		}
+		Logger(r.Context()).LogAttrs(r.Context(), level, "request failed",
+			slog.String("code", code), slog.String("error", cause))
+	}
+
+	var ra RetryAfterError
+	if errors.As(err, &ra) {
+		w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(ra.RetryAfter()), 10))
+	}
+	writeErrorBody(w, status, d)
+}
+
+func writeErrorBody(w http.ResponseWriter, status int, d errorDetail) {
+	WriteJSON(w, status, errorBody{Error: d})
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1: Retry-After has no fractions, and
+// "0" would invite an immediate retry that is bound to fail.
+func retryAfterSeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// WriteJSON writes v as JSON with the given status. v is marshalled before anything is sent, so
+// a value that cannot be encoded yields a clean 500 rather than a half-written body.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error","request_id":""}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

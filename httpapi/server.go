@@ -1,0 +1,148 @@
+// Package httpapi is Tutela's HTTP adapter: routing, the middleware chain every route gets, and
+// the JSON handlers over the domain services. It holds no state of its own beyond short-lived
+// caches, so any number of nodes can serve behind a load balancer.
+package httpapi
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tutela"
+	"tutela/httpapi/middleware"
+	"tutela/password"
+	"tutela/sqlstore"
+)
+
+// Deps is what the server needs. Zero values get sensible defaults where one exists.
+type Deps struct {
+	DB             *sqlstore.DB
+	Hasher         *password.Hasher
+	Policy         password.Policy
+	Breach         password.Checker // nil: no breached-password check
+	Logger         *slog.Logger
+	Clock          tutela.Clock
+	TLS            bool // the listener serves TLS itself (turns on HSTS)
+	TrustedProxies []netip.Prefix
+	BodyLimit      int64
+	RateRPS        float64
+	RateBurst      int
+}
+
+// Route is one registered endpoint.
+type Route struct {
+	Method  string
+	Pattern string
+	// Public routes need no credentials (probes, discovery, token exchanges that carry their
+	// own proof). Everything else must answer 401 without them.
+	Public bool
+}
+
+// Server is the HTTP API.
+type Server struct {
+	d       Deps
+	mux     *http.ServeMux
+	handler http.Handler
+	routes  []Route
+	reg     *prometheus.Registry
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Clock == nil {
+		d.Clock = tutela.SystemClock
+	}
+	if d.BodyLimit <= 0 {
+		d.BodyLimit = 1 << 20
+	}
+	if d.RateRPS <= 0 {
+		d.RateRPS, d.RateBurst = 20, 40
+	}
+	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	s.routesInit()
+	m := newMetrics(s.reg, d.DB)
+	limiter := middleware.NewRateLimiter(d.RateRPS, d.RateBurst, d.Clock,
+		middleware.ExemptPaths("/healthz", "/readyz", "/metrics"))
+	// Order matters: the logger and request ID come first so everything below logs with them;
+	// metrics and the access log sit outside Recover so a panic is counted and logged as the
+	// 500 it becomes; the rate limiter runs before any body is read.
+	s.handler = middleware.Chain(s.mux,
+		middleware.WithLogger(d.Logger),
+		middleware.RequestID,
+		middleware.ClientIP{Trusted: d.TrustedProxies}.Middleware,
+		m.middleware(s.mux),
+		middleware.AccessLog,
+		middleware.Recover,
+		middleware.SecurityHeaders(d.TLS),
+		limiter.Middleware,
+		middleware.BodyLimit(d.BodyLimit),
+	)
+	return s
+}
+
+func (s *Server) handle(method, pattern string, public bool, h http.HandlerFunc) {
+	s.routes = append(s.routes, Route{Method: method, Pattern: pattern, Public: public})
+	s.mux.Handle(method+" "+pattern, h)
+}
+
+func (s *Server) routesInit() {
+	s.handle("GET", "/healthz", true, s.healthz)
+	s.handle("GET", "/readyz", true, s.readyz)
+	s.handle("GET", "/metrics", true, func(w http.ResponseWriter, r *http.Request) {
+		promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	})
+	s.handle("GET", "/v1/openapi.json", true, serveOpenAPI)
+	s.handle("POST", "/v1/auth/setup", true, s.setup)
+	// Anything else under / is a JSON 404, not the mux's plain-text one.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))
+	})
+}
+
+// ServeHTTP serves a request through the full middleware chain.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Routes lists every registered endpoint, for tests that must cover all of them.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	middleware.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports ready only when the database answers and no migration is pending, so a load
+// balancer holds traffic back from a node that started against an older schema.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.d.DB.Ping(ctx); err != nil {
+		middleware.Logger(ctx).Warn("readyz: database unreachable", "err", err)
+		middleware.WriteError(w, r, tutela.Errorf(tutela.EUNAVAILABLE, "database unreachable"))
+		return
+	}
+	current, err := s.d.DB.MigrationsCurrent(ctx)
+	if err != nil || !current {
+		middleware.WriteError(w, r, tutela.Errorf(tutela.EUNAVAILABLE, "database migrations pending"))
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// OpenAPI returns the OpenAPI 3.1 document the server publishes.
+func OpenAPI() []byte { return openAPIDoc }
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPIDoc)
+}

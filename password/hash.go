@@ -1,0 +1,228 @@
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
+
+	"tutela"
+)
+
+// ErrBusy is returned by Hash, Verify and DummyVerify when every hashing slot stayed taken for
+// the Hasher's wait. Argon2id deliberately costs memory and CPU, so unbounded concurrent
+// sign-ins would let a burst of requests exhaust the host; the HTTP layer answers 503 with
+// Retry-After instead.
+var ErrBusy = &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "too many sign-ins in progress, retry shortly"}
+
+// Bounds on Argon2 parameters, for configuration and for stored hashes alike. The upper bounds
+// stop a misconfiguration or a corrupt stored hash from asking for gigabytes per call.
+const (
+	maxMemoryKiB = 4 << 20 // 4 GiB
+	maxTime      = 64
+	minKeyLen    = 16 // shorter tags are weakened hashes; RFC 9106 recommends 32 bytes
+	maxKeyLen    = 1024
+	minSaltLen   = 8 // RFC 9106 §3.1: at least 8 bytes; we generate 16 (Params.Validate)
+	maxSaltLen   = 1024
+	minNewSalt   = 16 // RFC 9106 §3.1 recommends 128 bits for password hashing
+
+	// maxPasswordBytes bounds the input before normalisation. NFKC can expand a string up to
+	// 18 times; the policy's own maximum (1024 code points) fits in 4096 bytes.
+	maxPasswordBytes = 4096
+)
+
+// Params are Argon2id cost parameters.
+type Params struct {
+	Memory  uint32 // KiB
+	Time    uint32 // passes over memory
+	Threads uint8  // lanes
+	KeyLen  uint32 // bytes of output
+	SaltLen uint32 // bytes of random salt
+}
+
+// DefaultParams returns OWASP's Password Storage Cheat Sheet recommendation for Argon2id:
+// m=19 MiB, t=2, p=1, with a 32-byte tag and a 16-byte salt.
+func DefaultParams() Params {
+	return Params{Memory: 19456, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16}
+}
+
+// Validate reports every problem with p at once.
+func (p Params) Validate() error {
+	var problems []string
+	if p.Threads < 1 {
+		problems = append(problems, "threads must be at least 1")
+	}
+	if p.Memory < 8*uint32(p.Threads) || p.Memory < 8 {
+		problems = append(problems, "memory must be at least 8 KiB per thread")
+	}
+	if p.Memory > maxMemoryKiB {
+		problems = append(problems, fmt.Sprintf("memory must be at most %d KiB", maxMemoryKiB))
+	}
+	if p.Time < 1 || p.Time > maxTime {
+		problems = append(problems, fmt.Sprintf("time must be between 1 and %d", maxTime))
+	}
+	if p.KeyLen < minKeyLen || p.KeyLen > maxKeyLen {
+		problems = append(problems, fmt.Sprintf("key length must be between %d and %d bytes", minKeyLen, maxKeyLen))
+	}
+	if p.SaltLen < minNewSalt || p.SaltLen > maxSaltLen {
+		problems = append(problems, fmt.Sprintf("salt length must be between %d and %d bytes", minNewSalt, maxSaltLen))
+	}
+	if len(problems) > 0 {
+		return tutela.Errorf(tutela.EINVALID, "invalid argon2id parameters: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Hasher hashes new passwords with Argon2id and verifies stored hashes of any supported
+// format. It bounds how many hashes run at once; it is safe for concurrent use.
+type Hasher struct {
+	params Params
+	sem    chan struct{}
+	wait   time.Duration
+	dummy  string // argon2id hash of a random password, for DummyVerify
+}
+
+// NewHasher returns a Hasher using p for new hashes. At most maxConcurrent hashes run at once
+// (runtime.NumCPU() when maxConcurrent <= 0); a call waits up to wait for a slot and then
+// fails with ErrBusy (wait <= 0: fail at once when all slots are taken).
+//
+// Construction computes one hash with p, so it takes as long as one sign-in.
+func NewHasher(p Params, maxConcurrent int, wait time.Duration) (*Hasher, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if maxConcurrent <= 0 {
+		maxConcurrent = runtime.NumCPU()
+	}
+	h := &Hasher{params: p, sem: make(chan struct{}, maxConcurrent), wait: max(wait, 0)}
+	// The dummy's password is random and thrown away: nothing can verify against it, but
+	// verifying costs exactly what a real hash with the current parameters costs.
+	h.dummy = h.encode(rand.Text())
+	return h, nil
+}
+
+// Params returns the parameters used for new hashes.
+func (h *Hasher) Params() Params { return h.params }
+
+// Hash returns the PHC string of the Argon2id hash of pw, after NFKC normalisation:
+//
+//	$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
+//
+// with salt and hash in unpadded standard base64, as the PHC string format specifies.
+func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
+	if len(pw) > maxPasswordBytes {
+		return "", tutela.FieldErrorf("password", "password is too long")
+	}
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer h.release()
+	return h.encode(norm.NFKC.String(pw)), nil
+}
+
+func (h *Hasher) encode(normalised string) string {
+	p := h.params
+	salt := make([]byte, p.SaltLen)
+	rand.Read(salt) // never fails (crypto/rand, Go 1.24+)
+	key := argon2.IDKey([]byte(normalised), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// Verify reports whether pw matches encoded, and whether encoded should be replaced with a
+// fresh Hash(pw) (needsRehash, only ever true when ok): any format other than argon2id, or
+// argon2id with parameters other than the Hasher's.
+//
+// Supported formats: PHC argon2id and argon2i (version 19), Django's argon2 ("argon2$argon2id$…"),
+// bcrypt ($2a$, $2b$, $2y$) and Django's pbkdf2_sha256 and pbkdf2_sha1. Argon2d is not
+// supported because golang.org/x/crypto/argon2 does not implement it; such hashes fail with
+// ErrUnsupportedHash.
+//
+// pw is NFKC-normalised first, as Hash does. Hashes imported from other systems (every format
+// except PHC argon2id, which only Hash produces) were made from the password as typed, so if the
+// normalised form does not match, the raw form is tried too.
+//
+// A wrong password is (false, false, nil). A malformed or unsupported encoded hash is an error
+// wrapping ErrMalformedHash or ErrUnsupportedHash; it never panics.
+func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, needsRehash bool, err error) {
+	ph, err := parseHash(encoded)
+	if err != nil {
+		return false, false, err
+	}
+	if len(pw) > maxPasswordBytes {
+		// Hash never accepted such a password, so nothing stored can match it.
+		return false, false, nil
+	}
+	if err := h.acquire(ctx); err != nil {
+		return false, false, err
+	}
+	defer h.release()
+
+	normalised := norm.NFKC.String(pw)
+	ok, err = ph.matches(normalised)
+	if err == nil && !ok && ph.imported && normalised != pw {
+		ok, err = ph.matches(pw)
+	}
+	if err != nil || !ok {
+		return false, false, err
+	}
+	return true, h.stale(ph), nil
+}
+
+// DummyVerify does the work of verifying pw against an argon2id hash with the current
+// parameters and discards the result. Call it when the account does not exist, so that the
+// response time does not tell an attacker which accounts exist (OWASP Authentication Cheat
+// Sheet). It takes a slot like Verify and can fail with ErrBusy.
+func (h *Hasher) DummyVerify(ctx context.Context, pw string) error {
+	_, _, err := h.Verify(ctx, pw, h.dummy)
+	return err
+}
+
+// stale reports whether a verified hash should be replaced by one with the current parameters.
+func (h *Hasher) stale(ph *parsedHash) bool {
+	p := h.params
+	return ph.alg != algArgon2id || ph.imported ||
+		ph.memory != p.Memory || ph.time != p.Time || ph.threads != p.Threads ||
+		len(ph.salt) != int(p.SaltLen) || len(ph.key) != int(p.KeyLen)
+}
+
+// acquire takes a hashing slot, waiting up to h.wait. A context that is already done fails at
+// once with its own error: nobody is waiting for the answer, so no hash is computed. A context
+// that ends while waiting fails with ErrBusy like the timer does, since both mean no slot came
+// free in time.
+func (h *Hasher) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case h.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if h.wait <= 0 {
+		return ErrBusy
+	}
+	timer := time.NewTimer(h.wait)
+	defer timer.Stop()
+	select {
+	case h.sem <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return ErrBusy
+	}
+}
+
+func (h *Hasher) release() { <-h.sem }
+
+// b64 is the PHC string format's base64: standard alphabet, no padding. Strict decoding rejects
+// non-zero trailing bits, so every hash has exactly one accepted encoding and a tampered last
+// character cannot decode to the same bytes.
+var b64 = base64.RawStdEncoding.Strict()

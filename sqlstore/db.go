@@ -1,0 +1,341 @@
+// Package sqlstore is Tutela's one database/sql store, with two dialects: SQLite (embedded,
+// the zero-setup default) and PostgreSQL (production, shared by many stateless nodes). Queries
+// use $N placeholders, which both drivers accept.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"tutela"
+)
+
+// Dialect names the SQL dialect behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// Options tune a DB. The zero value is usable.
+type Options struct {
+	MaxOpenConns    int           // PostgreSQL pool size (default 20)
+	MaxIdleConns    int           // default 10
+	ConnMaxLifetime time.Duration // default 30 min
+	Clock           tutela.Clock  // default tutela.SystemClock
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	dialect Dialect
+	// write runs every transaction that may write. For SQLite it holds one connection and
+	// begins IMMEDIATE transactions, so writers queue on the pool instead of failing with
+	// SQLITE_BUSY half-way; for PostgreSQL it is the same pool as read.
+	write *sql.DB
+	// read serves read-only transactions; SQLite in WAL mode lets readers run beside the writer.
+	read *sql.DB
+	now  tutela.Clock
+}
+
+// Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;
+// anything else is a SQLite file path.
+func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
+	if opt.Clock == nil {
+		opt.Clock = tutela.SystemClock
+	}
+	if opt.MaxOpenConns <= 0 {
+		opt.MaxOpenConns = 20
+	}
+	if opt.MaxIdleConns <= 0 {
+		opt.MaxIdleConns = 10
+	}
+	if opt.ConnMaxLifetime <= 0 {
+		opt.ConnMaxLifetime = 30 * time.Minute
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return openPostgres(ctx, dsn, opt)
+	}
+	return openSQLite(ctx, dsn, opt)
+}
+
+func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %s", redactDSNError(err, dsn))
+	}
+	db.SetMaxOpenConns(opt.MaxOpenConns)
+	db.SetMaxIdleConns(opt.MaxIdleConns)
+	db.SetConnMaxLifetime(opt.ConnMaxLifetime)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to postgres: %s", redactDSNError(err, dsn))
+	}
+	return &DB{dialect: Postgres, write: db, read: db, now: opt.Clock}, nil
+}
+
+// redactDSNError keeps a driver error but removes the DSN's password should the driver echo it.
+func redactDSNError(err error, dsn string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "[redacted]")
+		}
+	}
+	return msg
+}
+
+func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite: empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+	}
+	base := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxLifetime(0)
+	// The first connection creates the file and switches it to WAL before readers open it.
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	read, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	read.SetMaxOpenConns(max(4, opt.MaxOpenConns/4))
+	return &DB{dialect: SQLite, write: write, read: read, now: opt.Clock}, nil
+}
+
+// Dialect reports which SQL dialect the store speaks.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// SQL returns the pool that runs writes, for health checks and metrics. Code outside sqlstore
+// must not query it directly: use Update and View so tenant scoping stays in one place.
+func (db *DB) SQL() *sql.DB { return db.write }
+
+// Now returns the store's clock reading, UTC, truncated to the microsecond both dialects keep.
+func (db *DB) Now() time.Time { return db.now().UTC().Truncate(time.Microsecond) }
+
+// Ping checks the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.write.PingContext(ctx); err != nil {
+		return err
+	}
+	return db.read.PingContext(ctx)
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	return err
+}
+
+func (db *DB) provider() (*goose.Provider, error) {
+	var (
+		d    goose.Dialect
+		sub  string
+		opts []goose.ProviderOption
+	)
+	switch db.dialect {
+	case Postgres:
+		d, sub = goose.DialectPostgres, "migrations/postgres"
+		// Many nodes may start at once: an advisory lock lets one migrate while the rest wait.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	default:
+		d, sub = goose.DialectSQLite3, "migrations/sqlite"
+	}
+	fsys, err := fs.Sub(migrationsFS, sub)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, goose.WithDisableGlobalRegistry(true))
+	return goose.NewProvider(d, db.write, fsys, opts...)
+}
+
+// Migrate applies every pending migration.
+func (db *DB) Migrate(ctx context.Context) error {
+	p, err := db.provider()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// MigrationState is one migration's version, source name and when it was applied (zero if not).
+type MigrationState struct {
+	Version   int64
+	Name      string
+	AppliedAt time.Time
+}
+
+// MigrationStatus lists every known migration and whether it has been applied.
+func (db *DB) MigrationStatus(ctx context.Context) ([]MigrationState, error) {
+	p, err := db.provider()
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MigrationState, 0, len(st))
+	for _, s := range st {
+		m := MigrationState{Version: s.Source.Version, Name: filepath.Base(s.Source.Path)}
+		if s.State == goose.StateApplied {
+			m.AppliedAt = s.AppliedAt.UTC()
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// MigrationsCurrent reports whether no migration is pending; /readyz uses it.
+func (db *DB) MigrationsCurrent(ctx context.Context) (bool, error) {
+	p, err := db.provider()
+	if err != nil {
+		return false, err
+	}
+	pending, err := p.HasPending(ctx)
+	return !pending, err
+}
+
+// Update runs fn in a read-write transaction. The transaction commits when fn returns nil and
+// rolls back fully otherwise (including on panic).
+func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
+	return db.run(ctx, db.write, nil, fn)
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(ctx context.Context, fn func(*Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: db.dialect == Postgres}
+	return db.run(ctx, db.read, opts, fn)
+}
+
+func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) (err error) {
+	tx, err := pool.BeginTx(ctx, opts)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(&Tx{tx: tx, db: db, now: db.Now()}); err != nil {
+		return err
+	}
+	return mapErr(tx.Commit())
+}
+
+// Tx is a transaction. Repositories hang off it so a change and its audit record share it.
+type Tx struct {
+	tx  *sql.Tx
+	db  *DB
+	now time.Time
+}
+
+// Now is the transaction's timestamp: one clock reading for everything the transaction writes.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// Dialect reports the store's dialect.
+func (tx *Tx) Dialect() Dialect { return tx.db.dialect }
+
+func (tx *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	r, err := tx.tx.ExecContext(ctx, q, args...)
+	return r, mapErr(err)
+}
+
+func (tx *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return tx.tx.QueryRowContext(ctx, q, args...)
+}
+
+func (tx *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	rows, err := tx.tx.QueryContext(ctx, q, args...)
+	return rows, mapErr(err)
+}
+
+// mapErr turns driver errors callers must act on into tutela errors: a uniqueness violation is
+// a conflict, no rows is not found. Anything else stays as it is (an internal error upstream).
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return tutela.Errorf(tutela.ENOTFOUND, "not found")
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return &tutela.Error{Code: tutela.ECONFLICT, Message: "already exists", Err: err}
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		switch sqErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &tutela.Error{Code: tutela.ECONFLICT, Message: "already exists", Err: err}
+		}
+	}
+	return err
+}
+
+// Advisory lock keys; each names one critical section that must not run twice at once across
+// nodes.
+const (
+	LockBootstrap int64 = 0x7475_7465_6c61_0001 // "tutela" + 1
+)
+
+// Lock takes a transaction-scoped exclusive lock on key: a PostgreSQL advisory lock released at
+// commit or rollback. SQLite needs none, since its write transactions already run one at a time.
+func (tx *Tx) Lock(ctx context.Context, key int64) error {
+	if tx.db.dialect != Postgres {
+		return nil
+	}
+	_, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock($1)`, key)
+	return err
+}

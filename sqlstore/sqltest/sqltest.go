@@ -1,0 +1,125 @@
+// Package sqltest opens fresh, throwaway stores for tests: a SQLite file in t.TempDir, or a
+// new PostgreSQL database created for the test and dropped after it.
+package sqltest
+
+import (
+	"context"
+	"database/sql"
+
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"tutela"
+	"tutela/sqlstore"
+)
+
+// DefaultPostgresURL is used when TUTELA_TEST_DATABASE_URL is not set.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Dialects lists the dialects every store test runs on.
+var Dialects = []sqlstore.Dialect{sqlstore.SQLite, sqlstore.Postgres}
+
+// AdminURL returns the PostgreSQL URL tests connect to for creating databases.
+func AdminURL() string {
+	if u := os.Getenv("TUTELA_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultPostgresURL
+}
+
+var (
+	pgOnce sync.Once
+	pgErr  error
+)
+
+// RequirePostgres skips the test when PostgreSQL is unreachable, except under CI=true, where an
+// unreachable PostgreSQL fails the test: CI must never pass by skipping the production store.
+func RequirePostgres(t testing.TB) {
+	t.Helper()
+	pgOnce.Do(func() {
+		db, err := sql.Open("pgx", AdminURL())
+		if err != nil {
+			pgErr = err
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		pgErr = db.PingContext(ctx)
+	})
+	if pgErr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL unreachable at TUTELA_TEST_DATABASE_URL (CI=true forbids skipping): %v", pgErr)
+		}
+		t.Skipf("PostgreSQL unreachable, skipping (set CI=true to fail instead): %v", pgErr)
+	}
+}
+
+// PostgresURL creates a fresh database for the test and returns its URL; the database is
+// dropped when the test ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	RequirePostgres(t)
+	admin, err := sql.Open("pgx", AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "tutela_test_" + strings.ReplaceAll(tutela.RandomToken(8), "-", "")
+	ctx := context.Background()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close()
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// DSN returns a fresh, empty database for the dialect.
+func DSN(t testing.TB, d sqlstore.Dialect) string {
+	t.Helper()
+	if d == sqlstore.Postgres {
+		return PostgresURL(t)
+	}
+	return filepath.Join(t.TempDir(), "tutela.db")
+}
+
+// Open opens a fresh, migrated store of the dialect, closed when the test ends.
+func Open(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), DSN(t, d), opt)
+	if err != nil {
+		t.Fatalf("open %s: %v", d, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate %s: %v", d, err)
+	}
+	return db
+}
+
+// Each runs fn as a subtest on a fresh store of every dialect.
+func Each(t *testing.T, fn func(t *testing.T, db *sqlstore.DB)) {
+	t.Helper()
+	for _, d := range Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			fn(t, Open(t, d, sqlstore.Options{}))
+		})
+	}
+}

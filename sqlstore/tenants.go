@@ -1,0 +1,137 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"regexp"
+	"strings"
+
+	"tutela"
+)
+
+var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidSlug reports whether s is a tenant slug: 1–63 lowercase letters, digits and inner hyphens.
+func ValidSlug(s string) bool { return slugRE.MatchString(s) }
+
+func validateTenant(t *tutela.Tenant) error {
+	switch {
+	case !ValidSlug(t.Slug):
+		return tutela.FieldErrorf("slug", "slug must be 1-63 lowercase letters, digits or hyphens")
+	case strings.TrimSpace(t.Name) == "" || len(t.Name) > 200:
+		return tutela.FieldErrorf("name", "name must be 1-200 characters")
+	case t.Region == "" || len(t.Region) > 64:
+		return tutela.FieldErrorf("data_region", "data_region must be 1-64 characters")
+	case !t.Status.Valid():
+		return tutela.FieldErrorf("status", "status must be active or disabled")
+	}
+	return nil
+}
+
+// CreateTenant inserts t, assigning its ID and creation time.
+func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
+	if t.Status == "" {
+		t.Status = tutela.StatusActive
+	}
+	if err := validateTenant(t); err != nil {
+		return err
+	}
+	t.ID, t.CreatedAt = tutela.NewID(), tx.now
+	_, err := tx.exec(ctx, `INSERT INTO tenants (id, slug, name, data_region, status, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, t.ID, t.Slug, t.Name, t.Region, string(t.Status), t.CreatedAt)
+	if tutela.ErrorCode(err) == tutela.ECONFLICT {
+		return tutela.Errorf(tutela.ECONFLICT, "a tenant with slug %q already exists", t.Slug)
+	}
+	return err
+}
+
+const tenantCols = `id, slug, name, data_region, status, created_at`
+
+func scanTenant(row interface{ Scan(...any) error }) (*tutela.Tenant, error) {
+	var t tutela.Tenant
+	var status string
+	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Region, &status, &t.CreatedAt); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+		}
+		return nil, err
+	}
+	t.Status, t.CreatedAt = tutela.Status(status), t.CreatedAt.UTC()
+	return &t, nil
+}
+
+// Tenant returns the tenant with the given ID.
+func (tx *Tx) Tenant(ctx context.Context, id string) (*tutela.Tenant, error) {
+	if !tutela.ValidID(id) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	}
+	return scanTenant(tx.queryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = $1`, id))
+}
+
+// TenantBySlug returns the tenant with the given slug.
+func (tx *Tx) TenantBySlug(ctx context.Context, slug string) (*tutela.Tenant, error) {
+	return scanTenant(tx.queryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE slug = $1`, slug))
+}
+
+// ListTenants returns up to limit tenants ordered by ID, after the ID in cursor ("" = start).
+func (tx *Tx) ListTenants(ctx context.Context, cursor string, limit int) ([]*tutela.Tenant, error) {
+	rows, err := tx.query(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id > $1 ORDER BY id LIMIT $2`,
+		cursorID(cursor), clampLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*tutela.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// UpdateTenant saves t's name, region and status.
+func (tx *Tx) UpdateTenant(ctx context.Context, t *tutela.Tenant) error {
+	if err := validateTenant(t); err != nil {
+		return err
+	}
+	res, err := tx.exec(ctx, `UPDATE tenants SET name = $1, data_region = $2, status = $3 WHERE id = $4`,
+		t.Name, t.Region, string(t.Status), t.ID)
+	return affectedOne(res, err, "tenant not found")
+}
+
+// cursorID turns an opaque cursor into the ID to continue after. The nil UUID sorts before every
+// UUIDv7, so it starts from the beginning in both dialects.
+func cursorID(c string) string {
+	if c == "" || !tutela.ValidID(c) {
+		return "00000000-0000-0000-0000-000000000000"
+	}
+	return c
+}
+
+// MaxPageSize bounds every list query.
+const MaxPageSize = 200
+
+func clampLimit(n int) int {
+	if n <= 0 || n > MaxPageSize {
+		return MaxPageSize
+	}
+	return n
+}
+
+func affectedOne(res sql.Result, err error, notFound string) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return tutela.Errorf(tutela.ENOTFOUND, "%s", notFound)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"tutela"
+)
+
+// Users is the user repository of one tenant. Every query it runs carries the tenant ID, so a
+// read scoped to tenant A cannot return tenant B's rows even when given B's IDs: there is no
+// unscoped user query to call by mistake.
+type Users struct {
+	tx       *Tx
+	tenantID string
+}
+
+// Users returns tenantID's user repository.
+func (tx *Tx) Users(tenantID string) Users { return Users{tx: tx, tenantID: tenantID} }
+
+func validateUser(u *tutela.User) error {
+	addr, err := mail.ParseAddress(u.Email)
+	switch {
+	case len(u.Email) > 254 || err != nil || addr.Address != strings.TrimSpace(u.Email):
+		return tutela.FieldErrorf("email", "email must be a plain address like name@example.org")
+	case utf8.RuneCountInString(u.DisplayName) > 200:
+		return tutela.FieldErrorf("display_name", "display_name must be at most 200 characters")
+	case !u.Status.Valid():
+		return tutela.FieldErrorf("status", "status must be active or disabled")
+	}
+	return nil
+}
+
+// Create inserts u into the tenant, assigning ID and timestamps. An e-mail already used in the
+// tenant, in any letter case, is a conflict.
+func (r Users) Create(ctx context.Context, u *tutela.User) error {
+	if u.Status == "" {
+		u.Status = tutela.StatusActive
+	}
+	u.Email = strings.TrimSpace(u.Email)
+	if err := validateUser(u); err != nil {
+		return err
+	}
+	if !tutela.ValidID(r.tenantID) {
+		return tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	}
+	u.ID, u.TenantID = tutela.NewID(), r.tenantID
+	u.CreatedAt, u.UpdatedAt = r.tx.now, r.tx.now
+	_, err := r.tx.exec(ctx, `INSERT INTO users
+		(id, tenant_id, email, email_norm, display_name, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		u.ID, u.TenantID, u.Email, tutela.NormalizeEmail(u.Email), u.DisplayName, string(u.Status),
+		u.CreatedAt, u.UpdatedAt)
+	if tutela.ErrorCode(err) == tutela.ECONFLICT {
+		return errEmailTaken()
+	}
+	if isForeignKeyErr(err) {
+		return tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	}
+	return err
+}
+
+const userCols = `id, tenant_id, email, display_name, status, created_at, updated_at`
+
+func scanUser(row interface{ Scan(...any) error }) (*tutela.User, error) {
+	var u tutela.User
+	var status string
+	if err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.DisplayName, &status, &u.CreatedAt, &u.UpdatedAt); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+		}
+		return nil, err
+	}
+	u.Status, u.CreatedAt, u.UpdatedAt = tutela.Status(status), u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	return &u, nil
+}
+
+// Get returns the tenant's user with the given ID. A user of another tenant is not found.
+func (r Users) Get(ctx context.Context, id string) (*tutela.User, error) {
+	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	return scanUser(r.tx.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND id = $2`,
+		r.tenantID, id))
+}
+
+// ByEmail returns the tenant's user with the given address, compared case-insensitively.
+func (r Users) ByEmail(ctx context.Context, email string) (*tutela.User, error) {
+	if !tutela.ValidID(r.tenantID) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	return scanUser(r.tx.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND email_norm = $2`,
+		r.tenantID, tutela.NormalizeEmail(email)))
+}
+
+// List returns up to limit users of the tenant ordered by ID, after cursor ("" = start).
+func (r Users) List(ctx context.Context, cursor string, limit int) ([]*tutela.User, error) {
+	if !tutela.ValidID(r.tenantID) {
+		return nil, nil
+	}
+	rows, err := r.tx.query(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND id > $2
+		ORDER BY id LIMIT $3`, r.tenantID, cursorID(cursor), clampLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*tutela.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// Count returns how many users the tenant has.
+func (r Users) Count(ctx context.Context) (int, error) {
+	var n int
+	err := r.tx.queryRow(ctx, `SELECT count(*) FROM users WHERE tenant_id = $1`, r.tenantID).Scan(&n)
+	return n, err
+}
+
+// Update saves u's e-mail, display name and status, and sets UpdatedAt.
+func (r Users) Update(ctx context.Context, u *tutela.User) error {
+	u.Email = strings.TrimSpace(u.Email)
+	if err := validateUser(u); err != nil {
+		return err
+	}
+	if !tutela.ValidID(u.ID) || !tutela.ValidID(r.tenantID) {
+		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	u.UpdatedAt = r.tx.now
+	res, err := r.tx.exec(ctx, `UPDATE users SET email = $1, email_norm = $2, display_name = $3, status = $4,
+		updated_at = $5 WHERE tenant_id = $6 AND id = $7`,
+		u.Email, tutela.NormalizeEmail(u.Email), u.DisplayName, string(u.Status), u.UpdatedAt, r.tenantID, u.ID)
+	if tutela.ErrorCode(err) == tutela.ECONFLICT {
+		return errEmailTaken()
+	}
+	return affectedOne(res, err, "user not found")
+}
+
+// Delete removes the tenant's user with the given ID (their role grants and tokens go with it).
+func (r Users) Delete(ctx context.Context, id string) error {
+	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
+		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	res, err := r.tx.exec(ctx, `DELETE FROM users WHERE tenant_id = $1 AND id = $2`, r.tenantID, id)
+	return affectedOne(res, err, "user not found")
+}
+
+// PasswordHash returns the user's encoded password hash ("" when none is set) and token version.
+func (r Users) PasswordHash(ctx context.Context, id string) (hash string, tokenVersion int64, err error) {
+	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
+		return "", 0, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	var h sql.NullString
+	err = r.tx.queryRow(ctx, `SELECT password_hash, token_version FROM users WHERE tenant_id = $1 AND id = $2`,
+		r.tenantID, id).Scan(&h, &tokenVersion)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	return h.String, tokenVersion, err
+}
+
+// SetPasswordHash stores a new encoded password hash and increments the user's token version,
+// which ends every session and token issued before (password change ends them).
+func (r Users) SetPasswordHash(ctx context.Context, id, encoded string) error {
+	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
+		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	res, err := r.tx.exec(ctx, `UPDATE users SET password_hash = $1, token_version = token_version + 1,
+		updated_at = $2 WHERE tenant_id = $3 AND id = $4`, encoded, r.tx.now, r.tenantID, id)
+	return affectedOne(res, err, "user not found")
+}
+
+// Grant gives the user a built-in role by key (e.g. "super_admin").
+func (r Users) Grant(ctx context.Context, userID, roleKey, grantedBy string, expires *time.Time) error {
+	var grantor any
+	if grantedBy != "" {
+		grantor = grantedBy
+	}
+	var exp any
+	if expires != nil {
+		exp = expires.UTC()
+	}
+	res, err := r.tx.exec(ctx, `INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, granted_at, expires_at)
+		SELECT u.tenant_id, u.id, ro.id, $1, $2, $3 FROM users u, roles ro
+		WHERE u.tenant_id = $4 AND u.id = $5 AND ro.tenant_id IS NULL AND ro.key = $6`,
+		grantor, r.tx.now, exp, r.tenantID, userID, roleKey)
+	return affectedOne(res, err, "user or role not found")
+}
+
+// Roles returns the keys of the user's unexpired roles.
+func (r Users) Roles(ctx context.Context, userID string) ([]string, error) {
+	rows, err := r.tx.query(ctx, `SELECT ro.key FROM user_roles ur JOIN roles ro ON ro.id = ur.role_id
+		WHERE ur.tenant_id = $1 AND ur.user_id = $2 AND (ur.expires_at IS NULL OR ur.expires_at > $3)
+		ORDER BY ro.key`, r.tenantID, userID, r.tx.now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// CountRoleHolders counts unexpired grants of a built-in role across all tenants. Bootstrap
+// uses it to refuse a second first super-admin.
+func (tx *Tx) CountRoleHolders(ctx context.Context, roleKey string) (int, error) {
+	var n int
+	err := tx.queryRow(ctx, `SELECT count(*) FROM user_roles ur JOIN roles ro ON ro.id = ur.role_id
+		WHERE ro.key = $1 AND ro.tenant_id IS NULL AND (ur.expires_at IS NULL OR ur.expires_at > $2)`,
+		roleKey, tx.now).Scan(&n)
+	return n, err
+}
+
+func isForeignKeyErr(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "FOREIGN KEY constraint failed") || strings.Contains(s, "SQLSTATE 23503")
+}
+
+func errEmailTaken() error {
+	return &tutela.Error{Code: tutela.ECONFLICT, Field: "email", Message: "a user with this email already exists in the tenant"}
+}
