@@ -92,3 +92,39 @@ type User struct {
 func NormalizeEmail(email string) string {
 	return cases.Fold().String(norm.NFKC.String(strings.TrimSpace(email)))
 }
+
+// Principal kinds.
+const (
+	PrincipalUser           = "user"
+	PrincipalServiceAccount = "service_account"
+)
+
+// Principal is the authenticated caller of one request. Handlers take the tenant from here,
+// never from a request body.
+type Principal struct {
+	Kind      string
+	TenantID  string
+	UserID    string // or the service account's ID
+	SessionID string // "" for bearer tokens without a session
+	Roles     []string
+	AMR       []string
+	AuthTime  time.Time
+	// ViaCookie is true when the session cookie authenticated the request (browser), which
+	// makes cross-site request checks necessary for state-changing calls.
+	ViaCookie bool
+	// MustChangePassword limits the principal to changing their password (and signing out).
+	MustChangePassword bool
+}
+
+// HasRole reports whether the principal holds role.
+func (p *Principal) HasRole(role string) bool {
+	if p == nil {
+		return false
+	}
+	for _, r := range p.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}

@@ -44,10 +44,13 @@ type Config struct {
 	TLS      TLS      `koanf:"tls"`
 	Database Database `koanf:"database"`
 	Log      Log      `koanf:"log"`
+	Auth     Auth     `koanf:"auth"`
+	SMTP     SMTP     `koanf:"smtp"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
 	MasterKey        tutela.Secret `koanf:"-"` // TUTELA_MASTER_KEY[_FILE]
+	SMTPPassword     tutela.Secret `koanf:"-"` // TUTELA_SMTP_PASSWORD[_FILE]
 
 	// loadProblems are rule violations found while loading (a secret in the file, a secret set
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
@@ -114,6 +117,53 @@ type Log struct {
 	Format string `koanf:"format"` // json, text
 }
 
+// Auth configures sign-in, sessions and tokens.
+type Auth struct {
+	// Issuer is the access tokens' "iss" and the base of links in e-mails; empty means the
+	// listener's own URL (fine on one node, set it behind a load balancer).
+	Issuer          string        `koanf:"issuer"`
+	SessionIdle     time.Duration `koanf:"session_idle"`
+	SessionAbsolute time.Duration `koanf:"session_absolute"`
+	AccessTokenTTL  time.Duration `koanf:"access_token_ttl"`
+	TokenAlg        string        `koanf:"token_alg"`    // EdDSA or ES256
+	KeyRotation     time.Duration `koanf:"key_rotation"` // signing-key lifetime
+	Password        PasswordRules `koanf:"password"`
+	Hash            HashParams    `koanf:"hash"`
+	Breach          Breach        `koanf:"breach"`
+}
+
+// PasswordRules is the server-wide password policy (NIST SP 800-63B).
+type PasswordRules struct {
+	MinLength int `koanf:"min_length"`
+	MaxLength int `koanf:"max_length"`
+	MinScore  int `koanf:"min_score"` // zxcvbn 0-4
+	History   int `koanf:"history"`
+}
+
+// HashParams are the argon2id parameters; changing them rehashes at each user's next sign-in.
+type HashParams struct {
+	MemoryKiB int `koanf:"memory_kib"`
+	Time      int `koanf:"time"`
+	Threads   int `koanf:"threads"`
+}
+
+// Breach configures the breached-password check: a HaveIBeenPwned-compatible range API, an
+// offline index made by `tutela breach import`, or neither.
+type Breach struct {
+	RangeURL     string `koanf:"range_url"`
+	IndexFile    string `koanf:"index_file"`
+	FailOpen     bool   `koanf:"fail_open"`      // accept passwords when the API is down
+	CheckAtLogin bool   `koanf:"check_at_login"` // a breached password must then be changed
+}
+
+// SMTP configures outgoing e-mail (password reset links). Empty Addr disables e-mail.
+type SMTP struct {
+	Addr     string `koanf:"addr"`
+	From     string `koanf:"from"`
+	Username string `koanf:"username"`
+	TLS      string `koanf:"tls"` // starttls (default), implicit, none (loopback only)
+}
+
 // Default returns the built-in defaults. They pass Validate.
 func Default() *Config {
 	return &Config{
@@ -132,6 +182,13 @@ func Default() *Config {
 		TLS:      TLS{MinVersion: "1.3"},
 		Database: Database{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute},
 		Log:      Log{Level: "info", Format: "json"},
+		Auth: Auth{
+			SessionIdle: 15 * time.Minute, SessionAbsolute: 12 * time.Hour, AccessTokenTTL: 5 * time.Minute,
+			TokenAlg: "EdDSA", KeyRotation: 30 * 24 * time.Hour,
+			Password: PasswordRules{MinLength: 12, MaxLength: 128, MinScore: 3, History: 5},
+			Hash:     HashParams{MemoryKiB: 19456, Time: 2, Threads: 1},
+		},
+		SMTP: SMTP{TLS: "starttls"},
 	}
 }
 
@@ -177,6 +234,27 @@ var envVars = []struct {
 	{"TUTELA_DATABASE_CONN_MAX_LIFETIME", "database.conn_max_lifetime", kindDuration},
 	{"TUTELA_LOG_LEVEL", "log.level", kindString},
 	{"TUTELA_LOG_FORMAT", "log.format", kindString},
+	{"TUTELA_AUTH_ISSUER", "auth.issuer", kindString},
+	{"TUTELA_AUTH_SESSION_IDLE", "auth.session_idle", kindDuration},
+	{"TUTELA_AUTH_SESSION_ABSOLUTE", "auth.session_absolute", kindDuration},
+	{"TUTELA_AUTH_ACCESS_TOKEN_TTL", "auth.access_token_ttl", kindDuration},
+	{"TUTELA_AUTH_TOKEN_ALG", "auth.token_alg", kindString},
+	{"TUTELA_AUTH_KEY_ROTATION", "auth.key_rotation", kindDuration},
+	{"TUTELA_AUTH_PASSWORD_MIN_LENGTH", "auth.password.min_length", kindInt},
+	{"TUTELA_AUTH_PASSWORD_MAX_LENGTH", "auth.password.max_length", kindInt},
+	{"TUTELA_AUTH_PASSWORD_MIN_SCORE", "auth.password.min_score", kindInt},
+	{"TUTELA_AUTH_PASSWORD_HISTORY", "auth.password.history", kindInt},
+	{"TUTELA_AUTH_HASH_MEMORY_KIB", "auth.hash.memory_kib", kindInt},
+	{"TUTELA_AUTH_HASH_TIME", "auth.hash.time", kindInt},
+	{"TUTELA_AUTH_HASH_THREADS", "auth.hash.threads", kindInt},
+	{"TUTELA_AUTH_BREACH_RANGE_URL", "auth.breach.range_url", kindString},
+	{"TUTELA_AUTH_BREACH_INDEX_FILE", "auth.breach.index_file", kindString},
+	{"TUTELA_AUTH_BREACH_FAIL_OPEN", "auth.breach.fail_open", kindBool},
+	{"TUTELA_AUTH_BREACH_CHECK_AT_LOGIN", "auth.breach.check_at_login", kindBool},
+	{"TUTELA_SMTP_ADDR", "smtp.addr", kindString},
+	{"TUTELA_SMTP_FROM", "smtp.from", kindString},
+	{"TUTELA_SMTP_USERNAME", "smtp.username", kindString},
+	{"TUTELA_SMTP_TLS", "smtp.tls", kindString},
 }
 
 // secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
@@ -188,6 +266,7 @@ var secretVars = []struct {
 }{
 	{"TUTELA_DATABASE_PASSWORD", "database.password", func(c *Config) *tutela.Secret { return &c.DatabasePassword }},
 	{"TUTELA_MASTER_KEY", "master_key", func(c *Config) *tutela.Secret { return &c.MasterKey }},
+	{"TUTELA_SMTP_PASSWORD", "smtp.password", func(c *Config) *tutela.Secret { return &c.SMTPPassword }},
 }
 
 // maxSecretFile bounds a secret file read, so a _FILE pointing at /dev/zero or a log cannot
@@ -493,6 +572,8 @@ func (c *Config) Validate() error {
 	c.validateTLS(&p)
 	c.validateDatabase(&p)
 	c.validateLog(&p)
+	c.validateAuth(&p)
+	c.validateSMTP(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -785,4 +866,84 @@ func redactURL(raw string) string {
 		return "[unparseable URL, " + redacted + "]"
 	}
 	return u.Redacted()
+}
+
+func (c *Config) validateAuth(p *problems) {
+	a := c.Auth
+	if a.Issuer != "" {
+		if u, err := url.Parse(a.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p.add("auth.issuer: must be an absolute http(s) URL")
+		}
+	}
+	if a.SessionIdle < time.Minute || a.SessionIdle > 24*time.Hour {
+		p.add("auth.session_idle: must be between 1m and 24h")
+	}
+	if a.SessionAbsolute < a.SessionIdle || a.SessionAbsolute > 30*24*time.Hour {
+		p.add("auth.session_absolute: must be at least auth.session_idle and at most 720h")
+	}
+	if a.AccessTokenTTL < 30*time.Second || a.AccessTokenTTL > time.Hour {
+		p.add("auth.access_token_ttl: must be between 30s and 1h")
+	}
+	if a.TokenAlg != "EdDSA" && a.TokenAlg != "ES256" {
+		p.add("auth.token_alg: must be EdDSA or ES256")
+	}
+	if a.KeyRotation < 2*time.Hour {
+		p.add("auth.key_rotation: must be at least 2h")
+	}
+	pw := a.Password
+	if pw.MinLength < 8 {
+		p.add("auth.password.min_length: must be at least 8 (NIST SP 800-63B)")
+	}
+	if pw.MaxLength < pw.MinLength || pw.MaxLength > 1024 {
+		p.add("auth.password.max_length: must be between min_length and 1024")
+	}
+	if pw.MaxLength < 64 {
+		p.add("auth.password.max_length: must allow at least 64 characters (NIST SP 800-63B)")
+	}
+	if pw.MinScore < 0 || pw.MinScore > 4 {
+		p.add("auth.password.min_score: must be 0-4")
+	}
+	if pw.History < 0 || pw.History > 24 {
+		p.add("auth.password.history: must be 0-24")
+	}
+	h := a.Hash
+	if h.MemoryKiB < 8*1024 || h.MemoryKiB > 1<<20 {
+		p.add("auth.hash.memory_kib: must be between 8192 and 1048576 (OWASP minimum is 19456 with t=2)")
+	}
+	if h.Time < 1 || h.Time > 10 {
+		p.add("auth.hash.time: must be 1-10")
+	}
+	if h.Threads < 1 || h.Threads > 16 {
+		p.add("auth.hash.threads: must be 1-16")
+	}
+	if b := a.Breach; b.RangeURL != "" {
+		u, err := url.Parse(b.RangeURL)
+		switch {
+		case err != nil || u.Host == "":
+			p.add("auth.breach.range_url: must be an absolute URL")
+		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+			p.add("auth.breach.range_url: must use https (http only on loopback)")
+		}
+	}
+	if a.Breach.CheckAtLogin && a.Breach.RangeURL == "" && a.Breach.IndexFile == "" {
+		p.add("auth.breach.check_at_login: needs auth.breach.range_url or auth.breach.index_file")
+	}
+}
+
+func (c *Config) validateSMTP(p *problems) {
+	s := c.SMTP
+	if s.Addr == "" {
+		return
+	}
+	if _, _, err := net.SplitHostPort(s.Addr); err != nil {
+		p.add("smtp.addr: must be host:port")
+	}
+	if s.From == "" {
+		p.add("smtp.from: required when smtp.addr is set")
+	}
+	switch s.TLS {
+	case "starttls", "implicit", "none":
+	default:
+		p.add("smtp.tls: must be starttls, implicit or none")
+	}
 }

@@ -178,6 +178,27 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_DATABASE_CONN_MAX_LIFETIME=1h", func(c *Config) any { return c.Database.ConnMaxLifetime }, time.Hour},
 		{"TUTELA_LOG_LEVEL=warn", func(c *Config) any { return c.Log.Level }, "warn"},
 		{"TUTELA_LOG_FORMAT=text", func(c *Config) any { return c.Log.Format }, "text"},
+		{"TUTELA_AUTH_ISSUER=https://id.example.org", func(c *Config) any { return c.Auth.Issuer }, "https://id.example.org"},
+		{"TUTELA_AUTH_SESSION_IDLE=20m", func(c *Config) any { return c.Auth.SessionIdle }, 20 * time.Minute},
+		{"TUTELA_AUTH_SESSION_ABSOLUTE=8h", func(c *Config) any { return c.Auth.SessionAbsolute }, 8 * time.Hour},
+		{"TUTELA_AUTH_ACCESS_TOKEN_TTL=2m", func(c *Config) any { return c.Auth.AccessTokenTTL }, 2 * time.Minute},
+		{"TUTELA_AUTH_TOKEN_ALG=ES256", func(c *Config) any { return c.Auth.TokenAlg }, "ES256"},
+		{"TUTELA_AUTH_KEY_ROTATION=48h", func(c *Config) any { return c.Auth.KeyRotation }, 48 * time.Hour},
+		{"TUTELA_AUTH_PASSWORD_MIN_LENGTH=14", func(c *Config) any { return c.Auth.Password.MinLength }, 14},
+		{"TUTELA_AUTH_PASSWORD_MAX_LENGTH=200", func(c *Config) any { return c.Auth.Password.MaxLength }, 200},
+		{"TUTELA_AUTH_PASSWORD_MIN_SCORE=4", func(c *Config) any { return c.Auth.Password.MinScore }, 4},
+		{"TUTELA_AUTH_PASSWORD_HISTORY=10", func(c *Config) any { return c.Auth.Password.History }, 10},
+		{"TUTELA_AUTH_HASH_MEMORY_KIB=65536", func(c *Config) any { return c.Auth.Hash.MemoryKiB }, 65536},
+		{"TUTELA_AUTH_HASH_TIME=3", func(c *Config) any { return c.Auth.Hash.Time }, 3},
+		{"TUTELA_AUTH_HASH_THREADS=2", func(c *Config) any { return c.Auth.Hash.Threads }, 2},
+		{"TUTELA_AUTH_BREACH_RANGE_URL=https://api.pwnedpasswords.com", func(c *Config) any { return c.Auth.Breach.RangeURL }, "https://api.pwnedpasswords.com"},
+		{"TUTELA_AUTH_BREACH_INDEX_FILE=/srv/breach.idx", func(c *Config) any { return c.Auth.Breach.IndexFile }, "/srv/breach.idx"},
+		{"TUTELA_AUTH_BREACH_FAIL_OPEN=true", func(c *Config) any { return c.Auth.Breach.FailOpen }, true},
+		{"TUTELA_AUTH_BREACH_CHECK_AT_LOGIN=true", func(c *Config) any { return c.Auth.Breach.CheckAtLogin }, true},
+		{"TUTELA_SMTP_ADDR=mail.example.org:587", func(c *Config) any { return c.SMTP.Addr }, "mail.example.org:587"},
+		{"TUTELA_SMTP_FROM=noreply@example.org", func(c *Config) any { return c.SMTP.From }, "noreply@example.org"},
+		{"TUTELA_SMTP_USERNAME=tutela", func(c *Config) any { return c.SMTP.Username }, "tutela"},
+		{"TUTELA_SMTP_TLS=implicit", func(c *Config) any { return c.SMTP.TLS }, "implicit"},
 	}
 	if len(tests) != len(envVars) {
 		t.Fatalf("%d cases for %d variables: add a case for each new variable", len(tests), len(envVars))
@@ -820,5 +841,52 @@ func TestConversions(t *testing.T) {
 		if got := (Log{Level: level}).SlogLevel(); got != want {
 			t.Errorf("SlogLevel(%s) = %v, want %v", level, got, want)
 		}
+	}
+}
+
+func TestValidate_AuthAndSMTPRules(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, "",
+		"TUTELA_AUTH_PASSWORD_MIN_LENGTH=6",
+		"TUTELA_AUTH_PASSWORD_MAX_LENGTH=32",
+		"TUTELA_AUTH_SESSION_IDLE=2h",
+		"TUTELA_AUTH_SESSION_ABSOLUTE=1h",
+		"TUTELA_AUTH_TOKEN_ALG=HS256",
+		"TUTELA_AUTH_BREACH_RANGE_URL=http://pwned.example.org",
+		"TUTELA_AUTH_HASH_MEMORY_KIB=1024",
+		"TUTELA_SMTP_ADDR=mail.example.org:587",
+		"TUTELA_SMTP_TLS=maybe",
+	)
+	err := cfg.Validate()
+	var p *Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("Validate = %v", err)
+	}
+	text := strings.Join(p.List, "\n")
+	for _, want := range []string{"auth.password.min_length", "must allow at least 64", "auth.session_absolute",
+		"auth.token_alg", "auth.breach.range_url", "auth.hash.memory_kib", "smtp.from", "smtp.tls"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing problem %q in:\n%s", want, text)
+		}
+	}
+}
+
+func TestLoad_SMTPPasswordOnlyFromEnvironment(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, "", "TUTELA_SMTP_PASSWORD=relay-secret-123")
+	if cfg.SMTPPassword.Reveal() != "relay-secret-123" || strings.Contains(cfg.String(), "relay-secret-123") {
+		t.Fatalf("smtp password not loaded or printed: %s", cfg)
+	}
+	path := filepath.Join(t.TempDir(), "tutela.yaml")
+	if err := os.WriteFile(path, []byte("smtp:\n  password: in-file-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "TUTELA_SMTP_PASSWORD") || strings.Contains(err.Error(), "in-file-secret") {
+		t.Fatalf("secret in file: %v", err)
 	}
 }

@@ -16,16 +16,14 @@ import (
 
 	"tutela"
 	"tutela/httpapi/middleware"
-	"tutela/password"
+	"tutela/identity"
 	"tutela/sqlstore"
 )
 
 // Deps is what the server needs. Zero values get sensible defaults where one exists.
 type Deps struct {
 	DB             *sqlstore.DB
-	Hasher         *password.Hasher
-	Policy         password.Policy
-	Breach         password.Checker // nil: no breached-password check
+	Identity       *identity.Service
 	Logger         *slog.Logger
 	Clock          tutela.Clock
 	TLS            bool // the listener serves TLS itself (turns on HSTS)
@@ -101,7 +99,34 @@ func (s *Server) routesInit() {
 		promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	})
 	s.handle("GET", "/v1/openapi.json", true, serveOpenAPI)
+	s.handle("GET", "/.well-known/jwks.json", true, s.jwks)
 	s.handle("POST", "/v1/auth/setup", true, s.setup)
+	s.handle("POST", "/v1/auth/login", true, s.login)
+	s.handle("POST", "/v1/auth/refresh", true, s.refresh)
+	s.handle("POST", "/v1/auth/password/reset", true, s.resetPassword)
+	s.handle("POST", "/v1/auth/password/forgot", true, s.forgotPassword)
+	s.handle("POST", "/v1/auth/introspect", true, s.introspect)
+	s.handle("POST", "/v1/auth/logout", false, s.authed(true, s.logout))
+	s.handle("GET", "/v1/auth/me", false, s.authed(true, s.me))
+	s.handle("POST", "/v1/auth/password", false, s.authed(true, s.changePassword))
+	s.handle("GET", "/v1/auth/sessions", false, s.authed(false, s.listSessions))
+	s.handle("DELETE", "/v1/auth/sessions", false, s.authed(false, s.deleteOtherSessions))
+	s.handle("DELETE", "/v1/auth/sessions/{id}", false, s.authed(false, s.deleteSession))
+	s.handle("GET", "/v1/security-events", false, s.authed(false, s.securityEvents))
+	s.handle("POST", "/v1/tenants", false, s.authed(false, s.createTenant))
+	s.handle("GET", "/v1/tenants", false, s.authed(false, s.listTenants))
+	s.handle("GET", "/v1/tenants/{tenant}", false, s.authed(false, s.getTenant))
+	s.handle("PATCH", "/v1/tenants/{tenant}", false, s.authed(false, s.patchTenant))
+	s.handle("POST", "/v1/tenants/{tenant}/users", false, s.authed(false, s.createUser))
+	s.handle("GET", "/v1/tenants/{tenant}/users", false, s.authed(false, s.listUsers))
+	s.handle("GET", "/v1/tenants/{tenant}/users/{id}", false, s.authed(false, s.getUser))
+	s.handle("PATCH", "/v1/tenants/{tenant}/users/{id}", false, s.authed(false, s.patchUser))
+	s.handle("DELETE", "/v1/tenants/{tenant}/users/{id}", false, s.authed(false, s.deleteUser))
+	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/disable", false, s.authed(false, s.setUserStatus(tutela.StatusDisabled)))
+	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/enable", false, s.authed(false, s.setUserStatus(tutela.StatusActive)))
+	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/revoke-sessions", false, s.authed(false, s.adminRevokeSessions))
+	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/unlock", false, s.authed(false, s.adminUnlock))
+	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/password-reset", false, s.authed(false, s.adminResetPassword))
 	// Anything else under / is a JSON 404, not the mux's plain-text one.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))

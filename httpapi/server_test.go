@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,9 +19,12 @@ import (
 	"tutela"
 	"tutela/httpapi"
 	"tutela/identity"
+	"tutela/identity/token"
+	"tutela/mail"
 	"tutela/password"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
+	"tutela/vault"
 )
 
 // fastHasher keeps argon2id but with test-sized memory so suites stay quick.
@@ -47,18 +51,40 @@ type env struct {
 	srv   *httpapi.Server
 	db    *sqlstore.DB
 	clock *clock
+	ids   *identity.Service
+	mail  *mail.Recorder
 }
 
 func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	t.Helper()
 	c := &clock{t: time.Now().UTC()}
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: c.Now})
-	deps := httpapi.Deps{DB: db, Hasher: fastHasher(t), Policy: password.DefaultPolicy(), Clock: c.Now,
-		RateRPS: 1000, RateBurst: 1000}
+	mailer := &mail.Recorder{}
+	ids := newIdentity(t, db, c.Now, identity.Config{}, mailer)
+	t.Cleanup(ids.Close)
+	deps := httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1000, RateBurst: 1000}
 	if mod != nil {
 		mod(&deps)
 	}
-	return &env{srv: httpapi.New(deps), db: db, clock: c}
+	return &env{srv: httpapi.New(deps), db: db, clock: c, ids: ids, mail: mailer}
+}
+
+func newIdentity(t testing.TB, db *sqlstore.DB, now tutela.Clock, cfg identity.Config, mailer mail.Sender) *identity.Service {
+	t.Helper()
+	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{7}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := token.NewRing(context.Background(), token.Config{Issuer: "https://tutela.test", Audience: []string{"tutela"},
+		Clock: now}, identity.KeyStore{DB: db}, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ring.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return identity.New(identity.Deps{DB: db, Hasher: fastHasher(t), Policy: password.DefaultPolicy(), Tokens: ring,
+		Mailer: mailer, PublicURL: "https://tutela.test", Clock: now}, cfg)
 }
 
 type errorBody struct {
@@ -160,7 +186,7 @@ func TestReadyz_PendingMigrationsNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	srv := httpapi.New(httpapi.Deps{DB: db, Hasher: fastHasher(t), Policy: password.DefaultPolicy()})
+	srv := httpapi.New(httpapi.Deps{DB: db})
 	rec := httptest.NewRecorder()
 	srv.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "migrations pending") {
@@ -181,6 +207,9 @@ func TestEveryRoute_SecurityHeadersAndRequestID(t *testing.T) {
 	for _, r := range append(e.srv.Routes(), httpapi.Route{Method: "GET", Pattern: "/no/such/route"}) {
 		res, _ := e.do(t, r.Method, r.Pattern, "", "X-Request-ID", "trace-abc_123")
 		for h, v := range want {
+			if h == "Cache-Control" && r.Pattern == "/.well-known/jwks.json" {
+				v = "public" // public keys are meant to be cached briefly
+			}
 			if !strings.Contains(res.Header.Get(h), v) {
 				t.Errorf("%s %s: %s = %q, want %q", r.Method, r.Pattern, h, res.Header.Get(h), v)
 			}
@@ -411,7 +440,7 @@ func TestSetup_MalformedAndOversizedBodies(t *testing.T) {
 
 func BenchmarkServeHealthz(b *testing.B) {
 	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{})
-	srv := httpapi.New(httpapi.Deps{DB: db, Hasher: fastHasher(b), Policy: password.DefaultPolicy()})
+	srv := httpapi.New(httpapi.Deps{DB: db})
 	req := httptest.NewRequest("GET", "/healthz", nil)
 	b.ReportAllocs()
 	for b.Loop() {

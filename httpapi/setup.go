@@ -5,8 +5,6 @@ import (
 
 	"tutela"
 	"tutela/httpapi/middleware"
-	"tutela/password"
-	"tutela/sqlstore"
 )
 
 type setupRequest struct {
@@ -14,61 +12,23 @@ type setupRequest struct {
 	Password string `json:"password"`
 }
 
-// setup exchanges the one-time token printed by `tutela bootstrap` for a password. The token is
-// checked first without being spent, the password is checked against the policy and hashed
-// outside any transaction (hashing is slow and must not hold the write lock), and only then is
-// the token consumed, atomically, in the transaction that stores the hash. A rejected password
-// therefore leaves the token usable, and a token can never set two passwords.
+// setup exchanges the one-time token printed by `tutela bootstrap` for a password (see
+// identity.Service.SetupPassword for the token's life cycle).
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	var req setupRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	var (
-		tok    *sqlstore.OneTimeToken
-		user   *tutela.User
-		tenant *tutela.Tenant
-	)
-	err := s.d.DB.View(ctx, func(tx *sqlstore.Tx) (err error) {
-		if tok, err = tx.PeekToken(ctx, req.Token, sqlstore.TokenSetup); err != nil {
-			return err
+	ip, _ := clientInfo(r)
+	err := s.d.Identity.SetupPassword(r.Context(), req.Token, tutela.NewSecret(req.Password), ip)
+	if err != nil {
+		// The policy names the field new_password for changes; here it is password.
+		if e, ok := err.(*tutela.Error); ok && e.Field == "new_password" {
+			err = &tutela.Error{Code: e.Code, Field: "password", Message: e.Message, Err: e.Err}
 		}
-		if user, err = tx.Users(tok.TenantID).Get(ctx, tok.UserID); err != nil {
-			return err
-		}
-		tenant, err = tx.Tenant(ctx, tok.TenantID)
-		return err
-	})
-	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	err = s.d.Policy.Check(ctx, req.Password, password.Context{
-		Email: user.Email, Name: user.DisplayName, Tenant: tenant.Slug,
-		Hasher: s.d.Hasher, Breach: s.d.Breach,
-	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	hash, err := s.d.Hasher.Hash(ctx, req.Password)
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	err = s.d.DB.Update(ctx, func(tx *sqlstore.Tx) error {
-		spent, err := tx.ConsumeToken(ctx, req.Token, sqlstore.TokenSetup)
-		if err != nil {
-			return err
-		}
-		return tx.Users(spent.TenantID).SetPasswordHash(ctx, spent.UserID, hash)
-	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	middleware.Logger(ctx).Info("setup token exchanged for a password", "tenant_id", tenant.ID, "user_id", user.ID)
 	w.WriteHeader(http.StatusNoContent)
 }

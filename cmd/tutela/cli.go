@@ -23,6 +23,9 @@ type cli struct {
 	Migrate   migrateCmd   `cmd:"" help:"Database schema migrations."`
 	ConfigCmd configCmd    `cmd:"" name:"config" help:"Configuration tools."`
 	Bootstrap bootstrapCmd `cmd:"" help:"Create the first platform super-admin (once)."`
+	Audit     auditCmd     `cmd:"" help:"Tamper-evident audit log: verify, export, prune, sequence, key."`
+	Breach    breachCmd    `cmd:"" help:"Breached-password index for deployments without internet."`
+	SA        saCmd        `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
 	Version   versionCmd   `cmd:"" help:"Print the version."`
 }
 

@@ -13,9 +13,13 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/audit"
 	"tutela/config"
 	"tutela/httpapi"
 	"tutela/httpapi/middleware"
+	"tutela/identity"
+	"tutela/identity/token"
+	"tutela/mail"
 	"tutela/password"
 	"tutela/sqlstore"
 	"tutela/vault"
@@ -31,6 +35,61 @@ type Main struct {
 
 	httpServer *http.Server
 	ln         net.Listener
+	ring       *token.Ring
+	identity   *identity.Service
+	closers    []func() error
+	sequencer  *sqlstore.Sequencer
+	auditVKey  string
+}
+
+// startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
+// sequencer that gives committed audit events their log indices and signs checkpoints.
+func (m *Main) startAudit() error {
+	signer, vkey, err := audit.LoadOrCreateSigner(filepath.Join(m.Config.DataDir, audit.KeyFile), AuditOrigin)
+	if err != nil {
+		return fmt.Errorf("audit signing key: %w", err)
+	}
+	m.auditVKey = vkey
+	m.sequencer = sqlstore.NewSequencer(m.DB, signer, AuditOrigin, sqlstore.SequencerOptions{
+		CheckpointDir: filepath.Join(m.Config.DataDir, "checkpoints"), Logger: m.Logger})
+	return nil
+}
+
+// breachChecker builds the configured breached-password source: the offline index when set,
+// else the range API, else none.
+func (m *Main) breachChecker() (password.Checker, error) {
+	b := m.Config.Auth.Breach
+	switch {
+	case b.IndexFile != "":
+		ix, err := password.OpenIndex(b.IndexFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.breach.index_file: %w", err)
+		}
+		m.closers = append(m.closers, ix.Close)
+		return ix, nil
+	case b.RangeURL != "":
+		c := password.NewRangeClient(b.RangeURL, &http.Client{Timeout: 5 * time.Second}, b.FailOpen)
+		c.Logger = m.Logger
+		return c, nil
+	}
+	return nil, nil
+}
+
+// keyMaintenance rotates and reloads the access-token signing keys every minute, so keys
+// created by other nodes are picked up and rotation happens on schedule.
+func (m *Main) keyMaintenance(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.ring.Rotate(ctx); err != nil {
+				m.Logger.Error("rotate access-token keys", "err", err)
+			}
+		}
+	}
 }
 
 // open loads the configuration and opens the store; with serving it also loads (or creates)
@@ -102,20 +161,69 @@ func (m *Main) loadMasterKey() error {
 	return nil
 }
 
-// Listen builds the HTTP server and binds its address.
-func (m *Main) Listen() error {
+// Listen builds the services and the HTTP server and binds its address.
+func (m *Main) Listen(ctx context.Context) error {
 	cfg := m.Config
 	proxies, err := cfg.TrustedProxyPrefixes()
 	if err != nil {
 		return err
 	}
-	hasher, err := password.NewHasher(password.DefaultParams(), 0, 2*time.Second)
+	if err := m.startAudit(); err != nil {
+		return err
+	}
+	a := cfg.Auth
+	hp := password.DefaultParams()
+	hp.Memory, hp.Time, hp.Threads = uint32(a.Hash.MemoryKiB), uint32(a.Hash.Time), uint8(a.Hash.Threads)
+	hasher, err := password.NewHasher(hp, 0, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	policy := password.Policy{MinLength: a.Password.MinLength, MaxLength: a.Password.MaxLength,
+		MinScore: a.Password.MinScore, History: a.Password.History}
+	if err := policy.Validate(); err != nil {
+		return err
+	}
+	breach, err := m.breachChecker()
+	if err != nil {
+		return err
+	}
+	var mailer mail.Sender
+	if cfg.SMTP.Addr != "" {
+		if mailer, err = mail.NewSMTPSender(mail.SMTPConfig{Addr: cfg.SMTP.Addr, From: cfg.SMTP.From,
+			Username: cfg.SMTP.Username, Password: cfg.SMTPPassword, TLS: cfg.SMTP.TLS}); err != nil {
+			return err
+		}
+	}
+	sealer, err := vault.NewLocalSealer(m.MasterKey)
 	if err != nil {
 		return err
 	}
 	useTLS := cfg.TLS.CertFile != ""
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return err
+	}
+	m.ln = ln
+	issuer := a.Issuer
+	if issuer == "" {
+		issuer = m.BaseURL()
+	}
+	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: []string{"tutela"}, TTL: a.AccessTokenTTL,
+		Alg: token.Alg(a.TokenAlg), RotateEvery: a.KeyRotation}, identity.KeyStore{DB: m.DB}, sealer)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("access-token keys: %w", err)
+	}
+	if err := m.ring.Rotate(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("access-token keys: %w", err)
+	}
+	m.identity = identity.New(identity.Deps{DB: m.DB, Hasher: hasher, Policy: policy, Breach: breach, Tokens: m.ring,
+		Mailer: mailer, PublicURL: issuer, Log: m.Logger},
+		identity.Config{SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, BreachCheckAtLogin: a.Breach.CheckAtLogin})
+	ids := m.identity
 	api := httpapi.New(httpapi.Deps{
-		DB: m.DB, Hasher: hasher, Policy: password.DefaultPolicy(), Logger: m.Logger,
+		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: useTLS, TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst,
 	})
@@ -127,10 +235,6 @@ func (m *Main) Listen() error {
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		return err
 	}
 	if useTLS {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -182,6 +286,15 @@ func (m *Main) BaseURL() string {
 func (m *Main) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- m.httpServer.Serve(m.ln) }()
+	go m.keyMaintenance(ctx)
+	seqDone := make(chan struct{})
+	go func() {
+		defer close(seqDone)
+		if err := m.sequencer.Run(ctx); err != nil {
+			m.Logger.Error("audit sequencer stopped", "err", err)
+		}
+	}()
+	defer func() { <-seqDone }() // the sequencer stops with ctx, before the store closes
 	select {
 	case err := <-errc:
 		return err
@@ -197,12 +310,19 @@ func (m *Main) Serve(ctx context.Context) error {
 	return err
 }
 
-// Close releases the store.
+// Close waits for background work and releases the store and other resources.
 func (m *Main) Close() error {
-	if m.DB != nil {
-		return m.DB.Close()
+	if m.identity != nil {
+		m.identity.Close()
 	}
-	return nil
+	var err error
+	for _, c := range m.closers {
+		err = errors.Join(err, c())
+	}
+	if m.DB != nil {
+		err = errors.Join(err, m.DB.Close())
+	}
+	return err
 }
 
 type serveCmd struct{}
@@ -214,7 +334,7 @@ func (serveCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
-	if err := m.Listen(); err != nil {
+	if err := m.Listen(e.ctx); err != nil {
 		return err
 	}
 	if m.Config.TLS.CertFile == "" {

@@ -38,6 +38,9 @@ func Status(code string) int {
 	}
 }
 
+// DefaultUnavailableRetry is the Retry-After, in seconds, of a 503 that names none.
+const DefaultUnavailableRetry = 2
+
 // RetryAfterError is an error that tells the client when to try again. WriteError finds it
 // anywhere in the chain (errors.As) and sets Retry-After (RFC 9110 §10.2.3).
 type RetryAfterError interface {
@@ -111,8 +114,13 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 
 	var ra RetryAfterError
-	if errors.As(err, &ra) {
+	switch {
+	case errors.As(err, &ra):
 		w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(ra.RetryAfter()), 10))
+	case status == http.StatusServiceUnavailable:
+		// Overload (the bounded password-hashing pool) and outages are short-lived: tell
+		// clients to back off briefly instead of hammering (RFC 9110 §15.6.4).
+		w.Header().Set("Retry-After", strconv.FormatInt(DefaultUnavailableRetry, 10))
 	}
 	writeErrorBody(w, status, d)
 }

@@ -161,3 +161,12 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("got %d %q %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 	}
 }
+
+func TestWriteError_UnavailableAlwaysCarriesRetryAfter(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	middleware.WriteError(rec, httptest.NewRequest("GET", "/", nil), tutela.Errorf(tutela.EUNAVAILABLE, "busy"))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "2" {
+		t.Fatalf("503 without Retry-After: %d %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}

@@ -42,6 +42,12 @@ func Run(t *testing.T, open Opener) {
 		{"PasswordHashBumpsTokenVersion", testPasswordHash},
 		{"TimesAreUTCMicroseconds", testTimes},
 	}
+	for _, tc := range AuditTests {
+		tests = append(tests, struct {
+			name string
+			fn   func(*testing.T, Opener)
+		}{tc.Name, tc.Fn})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

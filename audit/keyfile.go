@@ -1,0 +1,79 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"tutela/vault"
+)
+
+// KeyFile is the signer key file's name inside the data directory.
+const KeyFile = "audit.key"
+
+// ErrKeyFilePermissions means the signer key file can be read or written by group or others.
+var ErrKeyFilePermissions = errors.New("audit key file is accessible by group or others")
+
+// LoadOrCreateSigner reads the log's note key pair from path, creating it (mode 0600, written
+// atomically) with a fresh Ed25519 key named name when the file does not exist. The file holds
+// two lines: the private signer key and the public verifier key. It refuses a file group or
+// others can access, a key named other than name, and a verifier key that does not match the
+// signer key (checked by signing and verifying a probe). vkey is public: give it to auditors.
+// Errors never contain key material.
+func LoadOrCreateSigner(path, name string) (*Signer, string, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		skey, vkey, err := GenerateKey(name)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := vault.WriteFileAtomic(path, []byte(skey+"\n"+vkey+"\n"), 0o600); err != nil {
+			return nil, "", fmt.Errorf("write audit key: %w", err)
+		}
+		s, err := NewSigner(skey)
+		return s, vkey, err
+	case err != nil:
+		return nil, "", fmt.Errorf("audit key file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("audit key file %s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, "", fmt.Errorf("%w: %s has mode %04o; run chmod 600 %s",
+			ErrKeyFilePermissions, path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read audit key: %w", err)
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) != 2 {
+		return nil, "", fmt.Errorf("audit key file %s: %w: want a signer and a verifier key line", path, ErrInvalidKey)
+	}
+	skey, vkey := lines[0], lines[1]
+	s, err := NewSigner(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit key file %s: %w", path, ErrInvalidKey)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit key file %s: verifier key: %w", path, ErrInvalidKey)
+	}
+	if s.Name() != name || v.Name() != name {
+		return nil, "", fmt.Errorf("audit key file %s: key is named %q, want %q", path, s.Name(), name)
+	}
+	probe := Checkpoint{Origin: name, Size: 0, Root: EmptyTreeHash}
+	msg, err := s.Sign(probe)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := OpenCheckpoint(msg, vkey, name); err != nil {
+		return nil, "", fmt.Errorf("audit key file %s: verifier key does not match the signer key", path)
+	}
+	return s, vkey, nil
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"tutela/audit"
+	"tutela/sqlstore"
+	"tutela/vault"
+)
+
+// AuditOrigin names Tutela's audit log in its checkpoints and is the name of its signing key.
+const AuditOrigin = "tutela/audit"
+
+// auditCheckpointDir is the default directory, inside the data directory, where the sequencer
+// publishes checkpoints and verify reads them.
+const auditCheckpointDir = "checkpoints"
+
+type auditCmd struct {
+	Verify   auditVerifyCmd   `cmd:"" help:"Recompute the whole audit log and check every checkpoint; exit 1 on any failure."`
+	Export   auditExportCmd   `cmd:"" help:"Write an auditor bundle: entries, the latest checkpoint and inclusion proofs."`
+	Prune    auditPruneCmd    `cmd:"" help:"Remove event bodies older than a date (retention); leaf hashes stay, the prune is audited."`
+	Sequence auditSequenceCmd `cmd:"" help:"Run one sequencer round: append committed events to the log and sign a checkpoint."`
+	Key      auditKeyCmd      `cmd:"" help:"Print the audit log's public verifier key (creating the key pair if missing)."`
+}
+
+func auditKeyPath(dataDir string) string { return filepath.Join(dataDir, audit.KeyFile) }
+
+// loadAuditSigner loads the signer from the data directory; with create false a missing key
+// file is an error rather than a new key (a new key would verify nothing).
+func loadAuditSigner(dataDir string, create bool) (*audit.Signer, string, error) {
+	path := auditKeyPath(dataDir)
+	if !create {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("no audit key at %s: pass --key with the log's verifier key", path)
+		}
+	}
+	return audit.LoadOrCreateSigner(path, AuditOrigin)
+}
+
+type auditVerifyCmd struct {
+	Key         string `help:"Verifier key to trust (default: the one in the data directory's audit.key). Required with --bundle." placeholder:"VKEY"`
+	Bundle      string `help:"Verify an exported bundle instead of the database." type:"path" placeholder:"FILE"`
+	Checkpoints string `help:"Directory of published checkpoints (default: <data_dir>/checkpoints)." type:"path" placeholder:"DIR"`
+}
+
+func (c auditVerifyCmd) Run(e *env) error {
+	if c.Bundle != "" {
+		if c.Key == "" {
+			return errors.New("--bundle needs --key: the verifier key you obtained independently of the bundle")
+		}
+		f, err := os.Open(c.Bundle)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		b, err := audit.ReadBundle(io.LimitReader(f, 4<<30))
+		if err != nil {
+			return err
+		}
+		rep, err := audit.VerifyBundle(b, c.Key)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "bundle: %d entries\n", len(b.Entries))
+		return printAuditReport(e, rep)
+	}
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	vkey := c.Key
+	if vkey == "" {
+		if _, vkey, err = loadAuditSigner(m.Config.DataDir, false); err != nil {
+			return err
+		}
+	}
+	dir := c.Checkpoints
+	if dir == "" {
+		dir = filepath.Join(m.Config.DataDir, auditCheckpointDir)
+	}
+	published, err := sqlstore.ReadCheckpointDir(dir)
+	if err != nil {
+		return fmt.Errorf("published checkpoints: %w", err)
+	}
+	rep, err := audit.Verify(e.ctx, m.DB.AuditSource(), vkey, AuditOrigin, published)
+	if err != nil {
+		return err
+	}
+	return printAuditReport(e, rep)
+}
+
+func printAuditReport(e *env, rep *audit.Report) error {
+	w := e.stdout
+	fmt.Fprintf(w, "origin:      %s\n", rep.Origin)
+	fmt.Fprintf(w, "size:        %d\n", rep.Size)
+	fmt.Fprintf(w, "root:        %s\n", rep.Root)
+	fmt.Fprintf(w, "pruned:      %d\n", rep.Pruned)
+	fmt.Fprintf(w, "checkpoints: %d stored, %d published verified; signed coverage %d of %d\n",
+		rep.Checkpoints, rep.Published, rep.Covered, rep.Size)
+	if rep.OK {
+		fmt.Fprintln(w, "result:      OK")
+		return nil
+	}
+	fmt.Fprintf(w, "result:      FAILED (%d failures)\n", rep.FailureCount)
+	for _, f := range rep.Failures {
+		fmt.Fprintf(w, "  %s\n", describeFailure(f))
+	}
+	first := rep.Failures[0]
+	return fmt.Errorf("audit log verification failed: %d failures; first: %s", rep.FailureCount, describeFailure(first))
+}
+
+func describeFailure(f audit.Failure) string {
+	var b strings.Builder
+	if f.Index >= 0 {
+		fmt.Fprintf(&b, "index %d", f.Index)
+	} else if f.TreeSize > 0 {
+		fmt.Fprintf(&b, "checkpoint of size %d", f.TreeSize)
+	} else {
+		b.WriteString("checkpoint")
+	}
+	if f.EventID != "" {
+		fmt.Fprintf(&b, " event %s", f.EventID)
+	}
+	fmt.Fprintf(&b, ": %s: %s", f.Kind, f.Detail)
+	return b.String()
+}
+
+type auditExportCmd struct {
+	From int64  `required:"" help:"First index to export."`
+	To   int64  `required:"" help:"Last index to export (inclusive)."`
+	File string `arg:"" help:"Bundle file to write." type:"path"`
+}
+
+func (c auditExportCmd) Run(e *env) error {
+	if c.From < 0 || c.To < c.From || c.To-c.From >= audit.MaxBundleEntries {
+		return fmt.Errorf("bad range %d..%d (at most %d entries per bundle)", c.From, c.To, audit.MaxBundleEntries)
+	}
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	_, vkey, err := loadAuditSigner(m.Config.DataDir, false)
+	if err != nil {
+		return err
+	}
+	cp, err := m.DB.AuditCheckpoint(e.ctx)
+	if err != nil {
+		return err
+	}
+	c2, err := audit.OpenCheckpoint(cp, vkey, AuditOrigin)
+	if err != nil {
+		return fmt.Errorf("latest checkpoint: %w", err)
+	}
+	if c.To >= c2.Size {
+		return fmt.Errorf("the latest checkpoint covers indexes 0..%d; run `tutela audit sequence` or export less", c2.Size-1)
+	}
+	entries, err := m.DB.AuditEntries(e.ctx, c.From, c.To+1)
+	if err != nil {
+		return err
+	}
+	b, err := audit.BuildBundle(e.ctx, m.DB.AuditSource().Hashes(), cp, vkey, AuditOrigin, entries)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := audit.WriteBundle(&buf, b); err != nil {
+		return err
+	}
+	if err := vault.WriteFileAtomic(c.File, buf.Bytes(), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "exported entries %d..%d against checkpoint size %d to %s\nverifier key: %s\n",
+		c.From, c.To, c2.Size, c.File, vkey)
+	return nil
+}
+
+type auditPruneCmd struct {
+	Before string `required:"" help:"Remove bodies of events before this date (YYYY-MM-DD or RFC 3339)." placeholder:"DATE"`
+}
+
+func (c auditPruneCmd) Run(e *env) error {
+	before, err := time.Parse(time.RFC3339, c.Before)
+	if err != nil {
+		if before, err = time.Parse(time.DateOnly, c.Before); err != nil {
+			return fmt.Errorf("--before: want YYYY-MM-DD or RFC 3339, got %q", c.Before)
+		}
+	}
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	n, err := m.DB.AuditPrune(e.ctx, before, audit.Event{ActorType: audit.ActorSystem, Reason: "tutela audit prune"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "pruned the bodies of %d events before %s; their leaf hashes stay in the log\n",
+		n, before.UTC().Format(time.RFC3339))
+	return nil
+}
+
+type auditSequenceCmd struct{}
+
+func (auditSequenceCmd) Run(e *env) error {
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	signer, _, err := loadAuditSigner(m.Config.DataDir, true)
+	if err != nil {
+		return err
+	}
+	seq := sqlstore.NewSequencer(m.DB, signer, AuditOrigin, sqlstore.SequencerOptions{
+		CheckpointDir: filepath.Join(m.Config.DataDir, auditCheckpointDir), Logger: m.Logger})
+	total := 0
+	for {
+		n, err := seq.Step(e.ctx)
+		if err != nil {
+			return err
+		}
+		total += n
+		if n == 0 {
+			break
+		}
+	}
+	fmt.Fprintf(e.stdout, "sequenced %d events\n", total)
+	return nil
+}
+
+type auditKeyCmd struct{}
+
+func (auditKeyCmd) Run(e *env) error {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	_, vkey, err := loadAuditSigner(cfg.DataDir, true)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, vkey)
+	return nil
+}

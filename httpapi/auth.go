@@ -1,0 +1,279 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"tutela"
+	"tutela/httpapi/middleware"
+	"tutela/identity"
+	"tutela/sqlstore"
+)
+
+// SessionCookie is the session cookie's name. The __Host- prefix makes browsers insist on
+// Secure, Path=/ and no Domain, so no sibling subdomain can set or read it.
+const SessionCookie = "__Host-tutela_session"
+
+type principalKey struct{}
+
+// authenticate resolves the caller from a bearer access token or the session cookie.
+func (s *Server) authenticate(r *http.Request) (*tutela.Principal, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "authorization must be a Bearer access token")
+		}
+		return s.d.Identity.AuthenticateBearer(r.Context(), strings.TrimSpace(tok))
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "sign in first")
+	}
+	if !safeMethod(r.Method) && crossSite(r) {
+		// A cookie rides along on cross-site requests; bearer tokens do not. Refuse
+		// cookie-authenticated writes that a browser marks as coming from another site.
+		return nil, tutela.Errorf(tutela.EFORBIDDEN, "cross-site request refused")
+	}
+	return s.d.Identity.AuthenticateSession(r.Context(), c.Value)
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// crossSite reports whether the browser says the request comes from another origin: Fetch
+// Metadata first (Sec-Fetch-Site), else an Origin header that does not match the Host.
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return false
+	case "":
+	default:
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false // not a browser cross-origin request (browsers send Origin on unsafe methods)
+	}
+	u, err := url.Parse(origin)
+	return err != nil || !strings.EqualFold(u.Host, r.Host)
+}
+
+// authed wraps a handler that needs a signed-in principal. A principal who must change their
+// password may only reach the routes marked allowRestricted.
+func (s *Server) authed(allowRestricted bool, h func(http.ResponseWriter, *http.Request, *tutela.Principal)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if err != nil {
+			if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tutela"`)
+			}
+			middleware.WriteError(w, r, err)
+			return
+		}
+		if p.MustChangePassword && !allowRestricted {
+			middleware.WriteError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "password change required before anything else"))
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
+	}
+}
+
+type loginRequest struct {
+	Tenant   string `json:"tenant"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type grantResponse struct {
+	AccessToken        string    `json:"access_token"`
+	TokenType          string    `json:"token_type"`
+	ExpiresIn          int64     `json:"expires_in"`
+	RefreshToken       string    `json:"refresh_token"`
+	SessionID          string    `json:"session_id"`
+	SessionExpiresAt   time.Time `json:"session_expires_at"`
+	UserID             string    `json:"user_id"`
+	TenantID           string    `json:"tenant_id"`
+	MustChangePassword bool      `json:"must_change_password"`
+}
+
+func (s *Server) writeGrant(w http.ResponseWriter, g *identity.Grant) {
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: g.SessionSecret.Reveal(), Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Expires: g.Session.AbsoluteExpiry,
+	})
+	middleware.WriteJSON(w, http.StatusOK, grantResponse{
+		AccessToken: g.AccessToken.Reveal(), TokenType: "Bearer",
+		ExpiresIn:    int64(time.Until(g.AccessExpiry).Round(time.Second) / time.Second),
+		RefreshToken: g.RefreshToken.Reveal(), SessionID: g.Session.ID, SessionExpiresAt: g.Session.AbsoluteExpiry,
+		UserID: g.User.ID, TenantID: g.User.TenantID, MustChangePassword: g.MustChangePassword,
+	})
+}
+
+func clientInfo(r *http.Request) (ip, ua string) {
+	ip = "unknown"
+	if a := middleware.ClientIPFrom(r.Context()); a.IsValid() {
+		ip = a.String()
+	}
+	return ip, r.UserAgent()
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ip, ua := clientInfo(r)
+	g, err := s.d.Identity.Login(r.Context(), identity.LoginRequest{Tenant: req.Tenant, Email: req.Email,
+		Password: tutela.NewSecret(req.Password), IP: ip, UserAgent: ua})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	s.writeGrant(w, g)
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	var req refreshRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ip, ua := clientInfo(r)
+	g, err := s.d.Identity.Refresh(r.Context(), tutela.NewSecret(req.RefreshToken), ip, ua)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	s.writeGrant(w, g)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := s.d.Identity.Logout(r.Context(), p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type sessionView struct {
+	*sqlstore.Session
+	Current bool `json:"current"`
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var list []*sqlstore.Session
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		list, err = tx.Users(p.TenantID).Sessions(r.Context(), p.UserID)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	now := s.d.Clock()
+	out := []sessionView{}
+	for _, sess := range list {
+		if sess.Active(now) {
+			out = append(out, sessionView{Session: sess, Current: sess.ID == p.SessionID})
+		}
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	id := r.PathValue("id")
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		n, err := tx.Users(p.TenantID).RevokeSessions(r.Context(), p.UserID, id, "", "revoked_by_user")
+		if err == nil && n == 0 {
+			return tutela.Errorf(tutela.ENOTFOUND, "session not found")
+		}
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) deleteOtherSessions(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var n int64
+	ip, _ := clientInfo(r)
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		if n, err = tx.Users(p.TenantID).RevokeSessions(r.Context(), p.UserID, "", p.SessionID, "revoked_by_user"); err != nil {
+			return err
+		}
+		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID,
+			Kind: "sessions_revoked", IP: ip, Details: `{"reason":"other_sessions"}`})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]int64{"revoked": n})
+}
+
+type passwordChangeRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req passwordChangeRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ip, ua := clientInfo(r)
+	g, err := s.d.Identity.ChangePassword(r.Context(), p, tutela.NewSecret(req.CurrentPassword),
+		tutela.NewSecret(req.NewPassword), ip, ua)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	s.writeGrant(w, g)
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var u *tutela.User
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		u, err = tx.Users(p.TenantID).Get(r.Context(), p.UserID)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"user": u, "roles": nonNil(p.Roles), "session_id": p.SessionID,
+		"amr": nonNil(p.AMR), "auth_time": p.AuthTime, "must_change_password": p.MustChangePassword})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	b, err := s.d.Identity.Tokens.JWKS()
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// Public keys may be cached briefly; rotation pre-publishes new keys for longer than this.
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,725 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"tutela"
+	"tutela/httpapi"
+	"tutela/identity"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+)
+
+type grant struct {
+	AccessToken        string `json:"access_token"`
+	RefreshToken       string `json:"refresh_token"`
+	SessionID          string `json:"session_id"`
+	UserID             string `json:"user_id"`
+	TenantID           string `json:"tenant_id"`
+	MustChangePassword bool   `json:"must_change_password"`
+	cookie             *http.Cookie
+}
+
+// req sends a request as the given client IP with optional bearer token or cookie.
+func (e *env) req(t *testing.T, method, path, body, ip string, auth any) (*http.Response, []byte) {
+	t.Helper()
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if ip == "" {
+		ip = "192.0.2.1"
+	}
+	r.RemoteAddr = ip + ":40000"
+	switch a := auth.(type) {
+	case string:
+		r.Header.Set("Authorization", "Bearer "+a)
+	case *http.Cookie:
+		r.AddCookie(a)
+	}
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, r)
+	return rec.Result(), rec.Body.Bytes()
+}
+
+func loginBody(tenant, email, pw string) string {
+	b, _ := json.Marshal(map[string]string{"tenant": tenant, "email": email, "password": pw})
+	return string(b)
+}
+
+func (e *env) login(t *testing.T, tenant, email, pw, ip string) grant {
+	t.Helper()
+	res, body := e.req(t, "POST", "/v1/auth/login", loginBody(tenant, email, pw), ip, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("login %s: %d %s", email, res.StatusCode, body)
+	}
+	var g grant
+	if err := json.Unmarshal(body, &g); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Cookies() {
+		if c.Name == httpapi.SessionCookie {
+			g.cookie = c
+		}
+	}
+	return g
+}
+
+// seed creates tenant slug with a user who has a password and the given roles.
+func (e *env) seed(t *testing.T, slug, email, pw string, roles ...string) (*tutela.Tenant, *tutela.User) {
+	t.Helper()
+	ctx := context.Background()
+	var tn *tutela.Tenant
+	var u *tutela.User
+	err := e.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		var err error
+		tn, err = tx.TenantBySlug(ctx, slug)
+		if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+			tn = &tutela.Tenant{Slug: slug, Name: slug, Region: "eu"}
+			err = tx.CreateTenant(ctx, tn)
+		}
+		if err != nil {
+			return err
+		}
+		u = &tutela.User{Email: email, DisplayName: "Person " + slug}
+		if err := tx.Users(tn.ID).Create(ctx, u); err != nil {
+			return err
+		}
+		for _, r := range roles {
+			if err := tx.Users(tn.ID).Grant(ctx, u.ID, r, "", nil); err != nil {
+				return err
+			}
+		}
+		h, err := fastHasher(t).Hash(ctx, pw)
+		if err != nil {
+			return err
+		}
+		return tx.Users(tn.ID).SetPasswordHash(ctx, u.ID, h)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn, u
+}
+
+const pw = "amber falcon meadow 93 tidewater"
+
+func TestLogin_IssuesSessionCookieAndTokens(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d, nil)
+			_, u := e.seed(t, "acme", "ana@example.org", pw)
+			g := e.login(t, "acme", "ANA@example.org", pw, "")
+			c := g.cookie
+			if c == nil || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Domain != "" {
+				t.Fatalf("session cookie %+v", c)
+			}
+			if len(c.Value) != 43 || g.UserID != u.ID || g.AccessToken == "" || len(g.RefreshToken) != 43 {
+				t.Fatalf("grant %+v", g)
+			}
+			// Both credentials authenticate.
+			for _, auth := range []any{g.AccessToken, c} {
+				res, body := e.req(t, "GET", "/v1/auth/me", "", "", auth)
+				if res.StatusCode != 200 || !strings.Contains(string(body), u.ID) {
+					t.Fatalf("me with %T: %d %s", auth, res.StatusCode, body)
+				}
+			}
+			// The stored session holds only a hash of the cookie value.
+			var raw []byte
+			_ = e.db.View(context.Background(), func(tx *sqlstore.Tx) error {
+				s, err := tx.SessionBySecret(context.Background(), sqlstore.HashToken(c.Value))
+				if err == nil {
+					raw = []byte(s.ID)
+				}
+				return err
+			})
+			if len(raw) == 0 {
+				t.Fatal("session not found by hash")
+			}
+		})
+	}
+}
+
+func TestLogin_FailuresAreIndistinguishable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	e.seed(t, "acme", "off@example.org", pw)
+	_ = e.db.Update(context.Background(), func(tx *sqlstore.Tx) error {
+		tn, _ := tx.TenantBySlug(context.Background(), "acme")
+		u, _ := tx.Users(tn.ID).ByEmail(context.Background(), "off@example.org")
+		u.Status = tutela.StatusDisabled
+		return tx.Users(tn.ID).Update(context.Background(), u)
+	})
+	cases := []string{
+		loginBody("acme", "ana@example.org", pw+"x"), // wrong password
+		loginBody("acme", "nobody@example.org", pw),  // unknown user
+		loginBody("nope", "ana@example.org", pw),     // unknown tenant
+		loginBody("acme", "off@example.org", pw),     // disabled user, right password
+	}
+	var bodies []string
+	for i, c := range cases {
+		res, body := e.req(t, "POST", "/v1/auth/login", c, fmt.Sprintf("198.51.100.%d", 1+i), nil)
+		eb := wantError(t, res, body, 401, tutela.EINVALIDCREDENTIALS)
+		bodies = append(bodies, eb.Error.Message)
+		if len(res.Cookies()) != 0 {
+			t.Fatal("cookie set on failed login")
+		}
+	}
+	for _, b := range bodies[1:] {
+		if b != bodies[0] {
+			t.Fatalf("failure messages differ: %q", bodies)
+		}
+	}
+}
+
+func TestLogin_LockoutThenAutoUnlockWithFakeClock(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d, nil)
+			e.seed(t, "acme", "ana@example.org", pw)
+			// Five failures from five sources (a distributed guess) lock the account.
+			for i := range 5 {
+				res, body := e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", "wrong guess"),
+					fmt.Sprintf("203.0.113.%d", 1+i), nil)
+				wantError(t, res, body, 401, tutela.EINVALIDCREDENTIALS)
+			}
+			// Now even the right password from a new source is refused, without checking it.
+			res, body := e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", pw), "192.0.2.200", nil)
+			wantError(t, res, body, 429, tutela.ETOOMANYATTEMPTS)
+			if ra := res.Header.Get("Retry-After"); ra == "" || ra == "0" {
+				t.Fatalf("Retry-After %q", ra)
+			}
+			// A nonexistent account under the same attack looks exactly the same.
+			for i := range 5 {
+				e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ghost@example.org", "wrong guess"),
+					fmt.Sprintf("203.0.113.%d", 1+i), nil)
+			}
+			res, body = e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ghost@example.org", pw), "192.0.2.200", nil)
+			wantError(t, res, body, 429, tutela.ETOOMANYATTEMPTS)
+			// Auto-unlock after the first lock period (1 minute).
+			e.clock.Add(61 * time.Second)
+			e.login(t, "acme", "ana@example.org", pw, "192.0.2.200")
+			// The lock was recorded for security staff.
+			var kinds []string
+			_ = e.db.View(context.Background(), func(tx *sqlstore.Tx) error {
+				tn, _ := tx.TenantBySlug(context.Background(), "acme")
+				ev, err := tx.SecurityEvents(context.Background(), tn.ID, 50)
+				for _, x := range ev {
+					kinds = append(kinds, x.Kind)
+				}
+				return err
+			})
+			if !strings.Contains(strings.Join(kinds, ","), "account_locked") {
+				t.Fatalf("no account_locked event: %v", kinds)
+			}
+		})
+	}
+}
+
+func TestLogin_BackoffGrowsExponentially(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	var waits []string
+	for round := range 3 {
+		for i := range 5 {
+			e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", "nope"), fmt.Sprintf("203.0.113.%d", 1+i+5*round), nil)
+		}
+		res, _ := e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", pw), "192.0.2.9", nil)
+		if res.StatusCode != 429 {
+			t.Fatalf("round %d not locked: %d", round, res.StatusCode)
+		}
+		waits = append(waits, res.Header.Get("Retry-After"))
+		e.clock.Add(16 * time.Minute)
+	}
+	if strings.Join(waits, ",") != "60,120,240" {
+		t.Fatalf("lock durations %v, want 60,120,240 s", waits)
+	}
+}
+
+func TestLogin_OneIPCannotLockTheUserOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	attacker, victim := "203.0.113.66", "192.0.2.10"
+	// The attacker hammers the account for an hour from one IP, as fast as it is allowed.
+	throttled := 0
+	for minute := 0; minute < 60; minute++ {
+		for range 10 {
+			res, _ := e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", "guess"), attacker, nil)
+			if res.StatusCode == 429 {
+				throttled++
+			}
+		}
+		e.clock.Add(time.Minute)
+		// The real user, from their own IP, can sign in at any moment.
+		if minute%7 == 0 {
+			e.login(t, "acme", "ana@example.org", pw, victim)
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("the attacking IP was never throttled")
+	}
+}
+
+func TestLogin_CredentialStuffingFromOneIPIsBlocked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	stuffer := "203.0.113.77"
+	var status int
+	for i := range 60 {
+		res, _ := e.req(t, "POST", "/v1/auth/login", loginBody("acme", fmt.Sprintf("user%d@example.org", i), "Password1!"), stuffer, nil)
+		status = res.StatusCode
+	}
+	if status != 429 {
+		t.Fatalf("after 60 accounts from one IP: %d, want 429", status)
+	}
+	// The IP is blocked even for a correct password; other IPs are not.
+	res, _ := e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", pw), stuffer, nil)
+	if res.StatusCode != 429 {
+		t.Fatalf("blocked IP got %d", res.StatusCode)
+	}
+	e.login(t, "acme", "ana@example.org", pw, "192.0.2.55")
+}
+
+func TestAdmin_UnlockClearsLockout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	tn, u := e.seed(t, "acme", "ana@example.org", pw)
+	e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	admin := e.login(t, "acme", "admin@example.org", pw, "192.0.2.2")
+	for i := range 5 {
+		e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", "nope"), fmt.Sprintf("203.0.113.%d", 1+i), nil)
+	}
+	if res, _ := e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", pw), "", nil); res.StatusCode != 429 {
+		t.Fatal("not locked")
+	}
+	res, body := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/unlock", "", "", admin.AccessToken)
+	if res.StatusCode != 204 {
+		t.Fatalf("unlock: %d %s", res.StatusCode, body)
+	}
+	e.login(t, "acme", "ana@example.org", pw, "")
+}
+
+func TestSessions_ListRevokeAndTimeouts(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d, nil)
+			e.seed(t, "acme", "ana@example.org", pw)
+			a := e.login(t, "acme", "ana@example.org", pw, "192.0.2.1")
+			b := e.login(t, "acme", "ana@example.org", pw, "192.0.2.2")
+			c := e.login(t, "acme", "ana@example.org", pw, "192.0.2.3")
+			res, body := e.req(t, "GET", "/v1/auth/sessions", "", "", a.cookie)
+			var list struct {
+				Sessions []struct {
+					ID      string `json:"id"`
+					Current bool   `json:"current"`
+					IP      string `json:"ip"`
+				} `json:"sessions"`
+			}
+			_ = json.Unmarshal(body, &list)
+			if res.StatusCode != 200 || len(list.Sessions) != 3 {
+				t.Fatalf("list: %d %s", res.StatusCode, body)
+			}
+			for _, s := range list.Sessions {
+				if s.Current != (s.ID == a.SessionID) {
+					t.Fatalf("current flag wrong: %+v", list.Sessions)
+				}
+			}
+			// Revoke b by ID: its cookie and its access token stop at once.
+			if res, _ := e.req(t, "DELETE", "/v1/auth/sessions/"+b.SessionID, "", "", a.cookie); res.StatusCode != 204 {
+				t.Fatalf("delete: %d", res.StatusCode)
+			}
+			for _, auth := range []any{b.cookie, b.AccessToken} {
+				res, body := e.req(t, "GET", "/v1/auth/me", "", "", auth)
+				wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+			}
+			// Another user's session ID is not found.
+			res, body = e.req(t, "DELETE", "/v1/auth/sessions/"+tutela.NewID(), "", "", a.cookie)
+			wantError(t, res, body, 404, tutela.ENOTFOUND)
+			// Delete all others keeps the current one.
+			if res, _ := e.req(t, "DELETE", "/v1/auth/sessions", "", "", a.cookie); res.StatusCode != 200 {
+				t.Fatalf("delete others: %d", res.StatusCode)
+			}
+			if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", c.cookie); res.StatusCode != 401 {
+				t.Fatalf("other session survived: %d", res.StatusCode)
+			}
+			if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", a.cookie); res.StatusCode != 200 {
+				t.Fatalf("current session revoked: %d", res.StatusCode)
+			}
+			// Idle timeout: 15 minutes without activity.
+			e.clock.Add(16 * time.Minute)
+			res, body = e.req(t, "GET", "/v1/auth/me", "", "", a.cookie)
+			wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+			// Absolute timeout: activity every 10 minutes does not stretch a session past 12 h.
+			f := e.login(t, "acme", "ana@example.org", pw, "192.0.2.4")
+			for elapsed := time.Duration(0); elapsed < 12*time.Hour-10*time.Minute; elapsed += 10 * time.Minute {
+				e.clock.Add(10 * time.Minute)
+				if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", f.cookie); res.StatusCode != 200 {
+					t.Fatalf("active session dropped after %v", elapsed)
+				}
+			}
+			e.clock.Add(11 * time.Minute)
+			res, body = e.req(t, "GET", "/v1/auth/me", "", "", f.cookie)
+			wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+			// Logout ends the session.
+			g := e.login(t, "acme", "ana@example.org", pw, "")
+			if res, _ := e.req(t, "POST", "/v1/auth/logout", "", "", g.AccessToken); res.StatusCode != 204 {
+				t.Fatalf("logout %d", res.StatusCode)
+			}
+			if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", g.cookie); res.StatusCode != 401 {
+				t.Fatalf("session alive after logout: %d", res.StatusCode)
+			}
+		})
+	}
+}
+
+func TestSessions_CrossSiteCookieWriteRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	g := e.login(t, "acme", "ana@example.org", pw, "")
+	r := httptest.NewRequest("POST", "/v1/auth/logout", nil)
+	r.AddCookie(g.cookie)
+	r.Header.Set("Sec-Fetch-Site", "cross-site")
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, r)
+	if rec.Code != 403 {
+		t.Fatalf("cross-site logout with cookie: %d", rec.Code)
+	}
+	r = httptest.NewRequest("POST", "/v1/auth/logout", nil)
+	r.AddCookie(g.cookie)
+	r.Header.Set("Origin", "https://evil.example")
+	rec = httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, r)
+	if rec.Code != 403 {
+		t.Fatalf("foreign-origin logout with cookie: %d", rec.Code)
+	}
+	if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", g.cookie); res.StatusCode != 200 {
+		t.Fatal("refused request still ended the session")
+	}
+}
+
+func TestRefresh_RotatesAndReuseRevokesFamily(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d, nil)
+			tn, _ := e.seed(t, "acme", "ana@example.org", pw)
+			g := e.login(t, "acme", "ana@example.org", pw, "")
+			refresh := func(rt string) (*http.Response, grant, []byte) {
+				res, body := e.req(t, "POST", "/v1/auth/refresh", `{"refresh_token":"`+rt+`"}`, "", nil)
+				var ng grant
+				_ = json.Unmarshal(body, &ng)
+				return res, ng, body
+			}
+			res, g2, body := refresh(g.RefreshToken)
+			if res.StatusCode != 200 || g2.RefreshToken == g.RefreshToken || g2.SessionID != g.SessionID {
+				t.Fatalf("refresh: %d %s", res.StatusCode, body)
+			}
+			_, g3, _ := refresh(g2.RefreshToken)
+			// An attacker replays the first, already used token.
+			res, _, body = refresh(g.RefreshToken)
+			wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+			// The whole family is dead, including the newest token, and the session too.
+			res, _, body = refresh(g3.RefreshToken)
+			wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+			if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", g.cookie); res.StatusCode != 401 {
+				t.Fatal("session survived refresh-token reuse")
+			}
+			if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", g3.AccessToken); res.StatusCode != 401 {
+				t.Fatal("access token survived refresh-token reuse")
+			}
+			var kinds []string
+			_ = e.db.View(context.Background(), func(tx *sqlstore.Tx) error {
+				ev, err := tx.SecurityEvents(context.Background(), tn.ID, 10)
+				for _, x := range ev {
+					kinds = append(kinds, x.Kind)
+				}
+				return err
+			})
+			if !strings.Contains(strings.Join(kinds, ","), "refresh_reuse_detected") {
+				t.Fatalf("no refresh_reuse_detected event: %v", kinds)
+			}
+			// Garbage and unknown tokens are refused the same way.
+			for _, bad := range []string{"", "x", strings.Repeat("A", 43)} {
+				res, _, body := refresh(bad)
+				wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+			}
+		})
+	}
+}
+
+func TestRefresh_BoundedBySessionLifetime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	g := e.login(t, "acme", "ana@example.org", pw, "")
+	rt := g.RefreshToken
+	for elapsed := time.Duration(0); elapsed < 11*time.Hour; elapsed += 10 * time.Minute {
+		e.clock.Add(10 * time.Minute)
+		res, body := e.req(t, "POST", "/v1/auth/refresh", `{"refresh_token":"`+rt+`"}`, "", nil)
+		if res.StatusCode != 200 {
+			t.Fatalf("refresh at %v: %d %s", elapsed, res.StatusCode, body)
+		}
+		var ng grant
+		_ = json.Unmarshal(body, &ng)
+		rt = ng.RefreshToken
+	}
+	e.clock.Add(70 * time.Minute) // past 12 h absolute
+	res, body := e.req(t, "POST", "/v1/auth/refresh", `{"refresh_token":"`+rt+`"}`, "", nil)
+	wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+}
+
+func TestPasswordChange_EndsEverySessionAndToken(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d, nil)
+			e.seed(t, "acme", "ana@example.org", pw)
+			old := e.login(t, "acme", "ana@example.org", pw, "")
+			other := e.login(t, "acme", "ana@example.org", pw, "")
+			const next = "copper willow canyon 58 horizon"
+			body := `{"current_password":"wrong","new_password":"` + next + `"}`
+			res, b := e.req(t, "POST", "/v1/auth/password", body, "", old.AccessToken)
+			if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "current_password" {
+				t.Fatalf("field %q", eb.Error.Field)
+			}
+			body = `{"current_password":"` + pw + `","new_password":"` + pw + `"}`
+			res, b = e.req(t, "POST", "/v1/auth/password", body, "", old.AccessToken)
+			if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "new_password" {
+				t.Fatalf("reusing the current password: field %q", eb.Error.Field)
+			}
+			body = `{"current_password":"` + pw + `","new_password":"` + next + `"}`
+			res, b = e.req(t, "POST", "/v1/auth/password", body, "", old.AccessToken)
+			if res.StatusCode != 200 {
+				t.Fatalf("change: %d %s", res.StatusCode, b)
+			}
+			var fresh grant
+			_ = json.Unmarshal(b, &fresh)
+			// Old access tokens (tv is stale), cookies and refresh tokens all stop working.
+			for _, auth := range []any{old.AccessToken, old.cookie, other.AccessToken, other.cookie} {
+				if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", auth); res.StatusCode != 401 {
+					t.Fatalf("credential survived password change: %T %d", auth, res.StatusCode)
+				}
+			}
+			if res, _ := e.req(t, "POST", "/v1/auth/refresh", `{"refresh_token":"`+other.RefreshToken+`"}`, "", nil); res.StatusCode != 401 {
+				t.Fatal("refresh token survived password change")
+			}
+			if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", fresh.AccessToken); res.StatusCode != 200 {
+				t.Fatal("fresh grant does not work")
+			}
+			// The old password no longer signs in; the new one does; the old one is in history.
+			res, b = e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", pw), "192.0.2.77", nil)
+			wantError(t, res, b, 401, tutela.EINVALIDCREDENTIALS)
+			e.login(t, "acme", "ana@example.org", next, "192.0.2.78")
+		})
+	}
+}
+
+func TestAccessToken_ForgedExpiredAndAlgNoneRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	g := e.login(t, "acme", "ana@example.org", pw, "")
+	parts := strings.Split(g.AccessToken, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", g.AccessToken)
+	}
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + "."
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	claims["tv"] = 99
+	forgedPayload, _ := json.Marshal(claims)
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString(forgedPayload) + "." + parts[2]
+	sig := []byte(parts[2])
+	sig[5] ^= 1
+	flipped := parts[0] + "." + parts[1] + "." + string(sig)
+	for name, tok := range map[string]string{"alg none": none, "forged claims": forged, "flipped signature": flipped, "garbage": "abc"} {
+		res, body := e.req(t, "GET", "/v1/auth/me", "", "", tok)
+		wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+		if res.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: no WWW-Authenticate", name)
+		}
+	}
+	e.clock.Add(6 * time.Minute)
+	res, body := e.req(t, "GET", "/v1/auth/me", "", "", g.AccessToken)
+	wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+}
+
+func TestTenantIsolation_AdminsCannotReachOtherTenants(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d, nil)
+			ta, _ := e.seed(t, "tenant-a", "admin-a@example.org", pw, "program_admin")
+			tb, ub := e.seed(t, "tenant-b", "user-b@example.org", pw)
+			e.seed(t, "tenant-a", "plain-a@example.org", pw)
+			adminA := e.login(t, "tenant-a", "admin-a@example.org", pw, "")
+			plainA := e.login(t, "tenant-a", "plain-a@example.org", pw, "")
+			// Every users endpoint aimed at tenant B, by ID or slug, with B's real user ID,
+			// answers 404 exactly like a tenant that does not exist.
+			for _, ref := range []string{tb.ID, tb.Slug, tutela.NewID(), "no-such-tenant"} {
+				for _, c := range []struct{ method, path, body string }{
+					{"GET", "/v1/tenants/" + ref, ""},
+					{"GET", "/v1/tenants/" + ref + "/users", ""},
+					{"POST", "/v1/tenants/" + ref + "/users", `{"email":"x@example.org"}`},
+					{"GET", "/v1/tenants/" + ref + "/users/" + ub.ID, ""},
+					{"PATCH", "/v1/tenants/" + ref + "/users/" + ub.ID, `{"display_name":"pwned"}`},
+					{"DELETE", "/v1/tenants/" + ref + "/users/" + ub.ID, ""},
+					{"POST", "/v1/tenants/" + ref + "/users/" + ub.ID + "/disable", ""},
+					{"POST", "/v1/tenants/" + ref + "/users/" + ub.ID + "/revoke-sessions", ""},
+					{"POST", "/v1/tenants/" + ref + "/users/" + ub.ID + "/unlock", ""},
+					{"POST", "/v1/tenants/" + ref + "/users/" + ub.ID + "/password-reset", ""},
+				} {
+					res, body := e.req(t, c.method, c.path, c.body, "", adminA.AccessToken)
+					wantError(t, res, body, 404, tutela.ENOTFOUND)
+				}
+			}
+			// B's user ID through A's own tenant path is not found either.
+			res, body := e.req(t, "GET", "/v1/tenants/"+ta.ID+"/users/"+ub.ID, "", "", adminA.AccessToken)
+			wantError(t, res, body, 404, tutela.ENOTFOUND)
+			// A non-admin of A is forbidden in A, and tenants API is super-admin only.
+			res, body = e.req(t, "GET", "/v1/tenants/"+ta.ID+"/users", "", "", plainA.AccessToken)
+			wantError(t, res, body, 403, tutela.EFORBIDDEN)
+			res, body = e.req(t, "GET", "/v1/tenants", "", "", adminA.AccessToken)
+			wantError(t, res, body, 403, tutela.EFORBIDDEN)
+			// And A's admin can manage A.
+			res, body = e.req(t, "POST", "/v1/tenants/"+ta.Slug+"/users", `{"email":"new@example.org","display_name":"New"}`, "", adminA.AccessToken)
+			if res.StatusCode != 201 {
+				t.Fatalf("admin create in own tenant: %d %s", res.StatusCode, body)
+			}
+			var ubAfter *tutela.User
+			_ = e.db.View(context.Background(), func(tx *sqlstore.Tx) (err error) {
+				ubAfter, err = tx.Users(tb.ID).Get(context.Background(), ub.ID)
+				return err
+			})
+			if ubAfter == nil || ubAfter.Status != tutela.StatusActive || ubAfter.DisplayName == "pwned" {
+				t.Fatalf("tenant B user changed: %+v", ubAfter)
+			}
+		})
+	}
+}
+
+func TestEveryProtectedRoute_RequiresAuthentication(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	for _, r := range e.srv.Routes() {
+		if r.Public {
+			continue
+		}
+		path := strings.NewReplacer("{tenant}", "acme", "{id}", tutela.NewID()).Replace(r.Pattern)
+		res, body := e.req(t, r.Method, path, "", "", nil)
+		wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+		res, body = e.req(t, r.Method, path, "", "", "not-a-token")
+		wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+	}
+}
+
+func TestAdminReset_SingleUseTokenSetsPassword(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	tn, u := e.seed(t, "acme", "ana@example.org", pw)
+	e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	user := e.login(t, "acme", "ana@example.org", pw, "")
+	res, body := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/password-reset", "", "", admin.AccessToken)
+	var out struct {
+		Token string `json:"reset_token"`
+	}
+	_ = json.Unmarshal(body, &out)
+	if res.StatusCode != 201 || len(out.Token) != 64 {
+		t.Fatalf("reset issue: %d %s", res.StatusCode, body)
+	}
+	const next = "saffron glacier parcel 17 orchard"
+	reset := `{"token":"` + out.Token + `","new_password":"` + next + `"}`
+	if res, b := e.req(t, "POST", "/v1/auth/password/reset", reset, "", nil); res.StatusCode != 204 {
+		t.Fatalf("reset: %d %s", res.StatusCode, b)
+	}
+	res, body = e.req(t, "POST", "/v1/auth/password/reset", reset, "", nil)
+	wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+	if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", user.cookie); res.StatusCode != 401 {
+		t.Fatal("session survived reset")
+	}
+	e.login(t, "acme", "ana@example.org", next, "")
+	// Expiry: a second token is dead after 30 minutes.
+	_, body = e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/password-reset", "", "", admin.AccessToken)
+	_ = json.Unmarshal(body, &out)
+	e.clock.Add(httpapi.ResetTokenTTL + time.Second)
+	res, body = e.req(t, "POST", "/v1/auth/password/reset", `{"token":"`+out.Token+`","new_password":"another fine pass 99 zebra"}`, "", nil)
+	wantError(t, res, body, 401, tutela.EUNAUTHENTICATED)
+}
+
+func TestAdmin_DisableEndsSessionsAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	tn, u := e.seed(t, "acme", "ana@example.org", pw)
+	e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	user := e.login(t, "acme", "ana@example.org", pw, "")
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/disable", "", "", admin.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("disable: %d %s", res.StatusCode, b)
+	}
+	for _, auth := range []any{user.AccessToken, user.cookie} {
+		if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", auth); res.StatusCode != 401 {
+			t.Fatalf("disabled user still authenticated with %T", auth)
+		}
+	}
+	res, body := e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", pw), "192.0.2.99", nil)
+	wantError(t, res, body, 401, tutela.EINVALIDCREDENTIALS)
+}
+
+// TestLogin_TimingUnknownVsKnownUser compares the median time of a failed sign-in for an
+// existing and a nonexistent account: the dummy hash must make them indistinguishable.
+func TestLogin_TimingUnknownVsKnownUser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing measurement")
+	}
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	measure := func(email string, i int) time.Duration {
+		ip := fmt.Sprintf("198.18.0.%d", 1+i)
+		start := time.Now()
+		e.req(t, "POST", "/v1/auth/login", loginBody("acme", email, "wrong password"), ip, nil)
+		e.clock.Add(20 * time.Minute) // keep throttles out of the measurement
+		return time.Since(start)
+	}
+	var known, unknown []time.Duration
+	for i := range 40 {
+		known = append(known, measure("ana@example.org", i))
+		unknown = append(unknown, measure("nobody@example.org", i))
+	}
+	med := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	k, u := med(known), med(unknown)
+	ratio := float64(u) / float64(k)
+	t.Logf("median failed sign-in: known %v, unknown %v (ratio %.2f)", k, u, ratio)
+	if ratio < 0.6 || ratio > 1.6 {
+		t.Fatalf("unknown/known timing ratio %.2f: account existence is observable", ratio)
+	}
+}
+
+var _ = identity.RoleSuperAdmin

@@ -1,0 +1,192 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/quotedprintable"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tutela"
+	"tutela/httpapi"
+	"tutela/identity"
+	"tutela/mail"
+	"tutela/mail/mailtest"
+	"tutela/password"
+	"tutela/sqlstore"
+)
+
+var codeRE = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+
+func TestForgotPassword_EmailsCodeOverSMTPOnlyForRealAccounts(t *testing.T) {
+	t.Parallel()
+	sink := mailtest.NewServer(t)
+	smtp, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: sink.Addr(), From: "noreply@tutela.test", TLS: mail.TLSNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, sqlstore.SQLite, nil)
+	ids := newIdentity(t, e.db, e.clock.Now, identity.Config{}, smtp)
+	e.srv = httpapi.New(httpapi.Deps{DB: e.db, Identity: ids, Clock: e.clock.Now, RateRPS: 1000, RateBurst: 1000})
+	e.seed(t, "acme", "ana@example.org", pw)
+	old := e.login(t, "acme", "ana@example.org", pw, "")
+
+	ask := func(email string) (*http.Response, []byte) {
+		return e.req(t, "POST", "/v1/auth/password/forgot", `{"tenant":"acme","email":"`+email+`"}`, "", nil)
+	}
+	r1, b1 := ask("nobody@example.org")
+	r2, b2 := ask("ana@example.org")
+	if r1.StatusCode != 202 || r2.StatusCode != 202 || string(b1) != string(b2) {
+		t.Fatalf("responses differ: %d %s / %d %s", r1.StatusCode, b1, r2.StatusCode, b2)
+	}
+	ids.Close() // wait for the background sends
+	msgs := sink.Messages()
+	if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != "ana@example.org" {
+		t.Fatalf("want exactly one e-mail to ana, got %+v", msgs)
+	}
+	body, _ := io.ReadAll(quotedprintable.NewReader(strings.NewReader(string(msgs[0].Data))))
+	code := codeRE.FindString(string(body))
+	if code == "" {
+		t.Fatalf("no code in e-mail:\n%s", body)
+	}
+	const next = "granite meadow lantern 44 swallow"
+	res, b := e.req(t, "POST", "/v1/auth/password/reset", `{"token":"`+code+`","new_password":"`+next+`"}`, "", nil)
+	if res.StatusCode != 204 {
+		t.Fatalf("reset with e-mailed code: %d %s", res.StatusCode, b)
+	}
+	if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", old.cookie); res.StatusCode != 401 {
+		t.Fatal("session survived the reset")
+	}
+	e.login(t, "acme", "ana@example.org", next, "")
+	// At most three e-mails an hour per account.
+	for range 5 {
+		ask("ana@example.org")
+	}
+	ids.Close()
+	if n := len(sink.Messages()); n != 3 {
+		t.Fatalf("%d e-mails after 6 requests, want 3 (hourly cap)", n)
+	}
+}
+
+func TestIntrospect_ServiceAccountSeesOnlyActiveTokensOfItsTenant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	e.seed(t, "other", "olga@example.org", pw)
+	ctx := context.Background()
+	sa, secret, err := e.ids.CreateServiceAccount(ctx, "acme", "billing-api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored [][]byte
+	_ = e.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+		_, stored, err = tx.ServiceAccountSecretHashes(ctx, sa.ClientID)
+		return err
+	})
+	if len(stored) != 1 || strings.Contains(string(stored[0]), secret.Reveal()) {
+		t.Fatal("secret not stored as a hash")
+	}
+	ana := e.login(t, "acme", "ana@example.org", pw, "")
+	olga := e.login(t, "other", "olga@example.org", pw, "")
+	introspect := func(tok string, basic bool, id, sec string) (int, map[string]any) {
+		form := url.Values{"token": {tok}}
+		if !basic {
+			form.Set("client_id", id)
+			form.Set("client_secret", sec)
+		}
+		r := httptest.NewRequest("POST", "/v1/auth/introspect", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basic {
+			r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(id+":"+sec)))
+		}
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, r)
+		var out map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &out)
+		return rec.Code, out
+	}
+	code, out := introspect(ana.AccessToken, true, sa.ClientID, secret.Reveal())
+	if code != 200 || out["active"] != true || out["sub"] != ana.UserID || out["tenant"] != ana.TenantID {
+		t.Fatalf("active token: %d %v", code, out)
+	}
+	if code, out = introspect(ana.AccessToken, false, sa.ClientID, secret.Reveal()); out["active"] != true {
+		t.Fatalf("client_secret_post: %d %v", code, out)
+	}
+	// Another tenant's valid token, a refresh token, garbage: all simply inactive.
+	for _, tok := range []string{olga.AccessToken, ana.RefreshToken, "garbage"} {
+		if code, out := introspect(tok, true, sa.ClientID, secret.Reveal()); code != 200 || out["active"] != false || len(out) != 1 {
+			t.Fatalf("introspect(%.12s…) = %d %v, want only active:false", tok, code, out)
+		}
+	}
+	// Wrong secret or unknown client: 401, nothing about the token.
+	for _, c := range [][2]string{{sa.ClientID, secret.Reveal() + "x"}, {"sa_unknown", secret.Reveal()}, {sa.ClientID, ""}} {
+		if code, _ := introspect(ana.AccessToken, true, c[0], c[1]); code != 401 {
+			t.Fatalf("bad client credentials accepted: %d", code)
+		}
+	}
+	// Revocation shows at once: log out, and the still-unexpired token is inactive.
+	if res, _ := e.req(t, "POST", "/v1/auth/logout", "", "", ana.AccessToken); res.StatusCode != 204 {
+		t.Fatal("logout failed")
+	}
+	if _, out := introspect(ana.AccessToken, true, sa.ClientID, secret.Reveal()); out["active"] != false {
+		t.Fatalf("revoked token still active: %v", out)
+	}
+	// JSON instead of a form is refused.
+	r := httptest.NewRequest("POST", "/v1/auth/introspect", strings.NewReader(`{"token":"x"}`))
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, r)
+	if rec.Code != 415 {
+		t.Fatalf("json body: %d", rec.Code)
+	}
+}
+
+func TestLogin_HashingOverloadAnswers503WithRetryAfter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	p := password.DefaultParams()
+	p.Memory, p.Time = 8*1024, 3
+	slow, err := password.NewHasher(p, 1, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := e.ids.Tokens
+	ids := identity.New(identity.Deps{DB: e.db, Hasher: slow, Policy: password.DefaultPolicy(), Tokens: ring, Clock: e.clock.Now}, identity.Config{})
+	srv := httpapi.New(httpapi.Deps{DB: e.db, Identity: ids, Clock: e.clock.Now, RateRPS: 1000, RateBurst: 1000})
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	retry := ""
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			r := httptest.NewRequest("POST", "/v1/auth/login", strings.NewReader(loginBody("acme", "nobody"+tutela.RandomToken(2)+"@example.org", "wrong password")))
+			r.Header.Set("Content-Type", "application/json")
+			r.RemoteAddr = fmt.Sprintf("198.51.100.%d:1", i+1)
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, r)
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[rec.Code]++
+			if rec.Code == 503 {
+				retry = rec.Header().Get("Retry-After")
+			}
+		})
+	}
+	wg.Wait()
+	if statuses[503] == 0 || retry == "" {
+		t.Fatalf("no 503 with Retry-After under a login flood with one hashing slot: %v", statuses)
+	}
+	if statuses[500] != 0 {
+		t.Fatalf("overload produced 500s: %v", statuses)
+	}
+}

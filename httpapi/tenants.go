@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"tutela"
+	"tutela/httpapi/middleware"
+	"tutela/identity"
+	"tutela/sqlstore"
+)
+
+func requireSuperAdmin(p *tutela.Principal) error {
+	if !p.HasRole(identity.RoleSuperAdmin) {
+		return tutela.Errorf(tutela.EFORBIDDEN, "only the platform super-admin may do this")
+	}
+	return nil
+}
+
+type tenantCreateRequest struct {
+	Slug       string `json:"slug"`
+	Name       string `json:"name"`
+	DataRegion string `json:"data_region"`
+}
+
+type tenantRequest struct {
+	Slug                   *string `json:"slug"`
+	Name                   *string `json:"name"`
+	DataRegion             *string `json:"data_region"`
+	Status                 *string `json:"status"`
+	SessionIdleSeconds     *int    `json:"session_idle_seconds"`
+	SessionAbsoluteSeconds *int    `json:"session_absolute_seconds"`
+}
+
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := requireSuperAdmin(p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var req tenantCreateRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	t := &tutela.Tenant{Slug: req.Slug, Name: req.Name, Region: req.DataRegion}
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error { return tx.CreateTenant(r.Context(), t) })
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, t)
+}
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := requireSuperAdmin(p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var list []*tutela.Tenant
+	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		list, err = tx.ListTenants(r.Context(), cursor, limit)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	next := ""
+	if len(list) == limit {
+		next = list[len(list)-1].ID
+	}
+	if list == nil {
+		list = []*tutela.Tenant{}
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"tenants": list, "next_cursor": next})
+}
+
+func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var t *tutela.Tenant
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) { t, err = s.adminTenant(r, tx, p); return err })
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := requireSuperAdmin(p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var req tenantRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if req.Slug != nil {
+		middleware.WriteError(w, r, tutela.FieldErrorf("slug", "slug cannot be changed"))
+		return
+	}
+	var t *tutela.Tenant
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		if t, err = s.adminTenant(r, tx, p); err != nil {
+			return err
+		}
+		if req.Name != nil {
+			t.Name = *req.Name
+		}
+		if req.DataRegion != nil {
+			t.Region = *req.DataRegion
+		}
+		if req.Status != nil {
+			t.Status = tutela.Status(*req.Status)
+		}
+		if err := tx.UpdateTenant(r.Context(), t); err != nil {
+			return err
+		}
+		if req.SessionIdleSeconds != nil || req.SessionAbsoluteSeconds != nil {
+			pol, err := tx.TenantSessionPolicy(r.Context(), t.ID)
+			if err != nil {
+				return err
+			}
+			if v := req.SessionIdleSeconds; v != nil {
+				if *v < 0 || *v > 86400 {
+					return tutela.FieldErrorf("session_idle_seconds", "session_idle_seconds must be 0-86400 (0 = default)")
+				}
+				pol.Idle = secondsDur(*v)
+			}
+			if v := req.SessionAbsoluteSeconds; v != nil {
+				if *v < 0 || *v > 30*86400 {
+					return tutela.FieldErrorf("session_absolute_seconds", "session_absolute_seconds must be 0-2592000 (0 = default)")
+				}
+				pol.Absolute = secondsDur(*v)
+			}
+			return tx.SetTenantSessionPolicy(r.Context(), t.ID, pol)
+		}
+		return nil
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, t)
+}

@@ -1,0 +1,311 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"tutela"
+	"tutela/httpapi/middleware"
+	"tutela/identity"
+	"tutela/sqlstore"
+)
+
+// Interim authorization until the RBAC issue lands: the platform super-admin may manage every
+// tenant; a program_admin may manage their own tenant's users. Anyone else, and any tenant
+// other than the caller's own, gets the same 404 as a tenant that does not exist, so tenant
+// IDs cannot be probed.
+const roleProgramAdmin = "program_admin"
+
+var errTenantNotFound = tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+
+// adminTenant resolves {tenant} (ID or slug) for a principal allowed to administer it.
+func (s *Server) adminTenant(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal) (*tutela.Tenant, error) {
+	ref := r.PathValue("tenant")
+	var t *tutela.Tenant
+	var err error
+	if tutela.ValidID(ref) {
+		t, err = tx.Tenant(r.Context(), ref)
+	} else {
+		t, err = tx.TenantBySlug(r.Context(), ref)
+	}
+	if err != nil {
+		return nil, errTenantNotFound
+	}
+	if p.HasRole(identity.RoleSuperAdmin) {
+		return t, nil
+	}
+	if t.ID != p.TenantID {
+		return nil, errTenantNotFound
+	}
+	if !p.HasRole(roleProgramAdmin) {
+		return nil, tutela.Errorf(tutela.EFORBIDDEN, "only a programme administrator may do this")
+	}
+	return t, nil
+}
+
+type userCreateRequest struct {
+	Email       string `json:"email"`
+	DisplayName string `json:"display_name"`
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req userCreateRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	u := &tutela.User{Email: req.Email, DisplayName: req.DisplayName}
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, err := s.adminTenant(r, tx, p)
+		if err != nil {
+			return err
+		}
+		return tx.Users(t.ID).Create(r.Context(), u)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, u)
+}
+
+func pageParams(r *http.Request) (cursor string, limit int, err error) {
+	q := r.URL.Query()
+	cursor = q.Get("cursor")
+	if cursor != "" && !tutela.ValidID(cursor) {
+		return "", 0, tutela.FieldErrorf("cursor", "cursor is not valid")
+	}
+	limit = 50
+	if l := q.Get("limit"); l != "" {
+		n, convErr := strconv.Atoi(l)
+		if convErr != nil || n < 1 || n > sqlstore.MaxPageSize {
+			return "", 0, tutela.FieldErrorf("limit", "limit must be 1-%d", sqlstore.MaxPageSize)
+		}
+		limit = n
+	}
+	return cursor, limit, nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var users []*tutela.User
+	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, err := s.adminTenant(r, tx, p)
+		if err != nil {
+			return err
+		}
+		users, err = tx.Users(t.ID).List(r.Context(), cursor, limit)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	next := ""
+	if len(users) == limit {
+		next = users[len(users)-1].ID
+	}
+	if users == nil {
+		users = []*tutela.User{}
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"users": users, "next_cursor": next})
+}
+
+// withUser runs fn in a transaction on the {tenant}/{id} user the principal may administer.
+func (s *Server) withUser(r *http.Request, p *tutela.Principal, write bool,
+	fn func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error) error {
+	run := s.d.DB.View
+	if write {
+		run = s.d.DB.Update
+	}
+	return run(r.Context(), func(tx *sqlstore.Tx) error {
+		t, err := s.adminTenant(r, tx, p)
+		if err != nil {
+			return err
+		}
+		u, err := tx.Users(t.ID).Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return fn(tx, t, u)
+	})
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var out *tutela.User
+	err := s.withUser(r, p, false, func(_ *sqlstore.Tx, _ *tutela.Tenant, u *tutela.User) error { out = u; return nil })
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, out)
+}
+
+type userPatchRequest struct {
+	Email       *string `json:"email"`
+	DisplayName *string `json:"display_name"`
+}
+
+func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req userPatchRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var out *tutela.User
+	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+		if req.Email != nil {
+			u.Email = *req.Email
+		}
+		if req.DisplayName != nil {
+			u.DisplayName = *req.DisplayName
+		}
+		out = u
+		return tx.Users(t.ID).Update(r.Context(), u)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, out)
+}
+
+// setUserStatus disables or enables a user. Disabling ends every session and token at once.
+func (s *Server) setUserStatus(status tutela.Status) func(http.ResponseWriter, *http.Request, *tutela.Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+		ip, _ := clientInfo(r)
+		var out *tutela.User
+		err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+			if u.ID == p.UserID && status == tutela.StatusDisabled {
+				return tutela.Errorf(tutela.ECONFLICT, "you cannot disable your own account")
+			}
+			u.Status, out = status, u
+			if err := tx.Users(t.ID).Update(r.Context(), u); err != nil {
+				return err
+			}
+			if status == tutela.StatusDisabled {
+				return s.d.Identity.RevokeAll(r.Context(), tx, t.ID, u.ID, "user_disabled", ip)
+			}
+			return nil
+		})
+		if err != nil {
+			middleware.WriteError(w, r, err)
+			return
+		}
+		middleware.WriteJSON(w, http.StatusOK, out)
+	}
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+		if u.ID == p.UserID {
+			return tutela.Errorf(tutela.ECONFLICT, "you cannot delete your own account")
+		}
+		return tx.Users(t.ID).Delete(r.Context(), u.ID)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	ip, _ := clientInfo(r)
+	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+		return s.d.Identity.RevokeAll(r.Context(), tx, t.ID, u.ID, "revoked_by_admin", ip)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	ip, _ := clientInfo(r)
+	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+		return s.d.Identity.Unlock(r.Context(), tx, t, u, p.UserID, ip)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ResetTokenTTL is how long an admin-initiated password reset token stays valid.
+const ResetTokenTTL = 30 * time.Minute
+
+func (s *Server) adminResetPassword(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var tok string
+	var exp time.Time
+	ip, _ := clientInfo(r)
+	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+		var err error
+		var ot *sqlstore.OneTimeToken
+		if tok, ot, err = tx.Users(t.ID).CreateToken(r.Context(), u.ID, sqlstore.TokenReset, ResetTokenTTL); err != nil {
+			return err
+		}
+		exp = ot.ExpiresAt
+		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: t.ID, UserID: u.ID,
+			Kind: "password_reset_issued", IP: ip, Details: `{"by":"` + p.UserID + `"}`})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	// The token is shown once to the administrator, who hands it to the user over a separate
+	// channel; only its hash is stored.
+	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"reset_token": tok, "expires_at": exp})
+}
+
+type resetRequest struct {
+	Token       string `json:"token"`
+	NewPassword string `json:"new_password"`
+}
+
+func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
+	var req resetRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ip, _ := clientInfo(r)
+	if err := s.d.Identity.ResetPassword(r.Context(), req.Token, tutela.NewSecret(req.NewPassword), ip); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) securityEvents(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	tenantID := p.TenantID
+	if q := r.URL.Query().Get("tenant"); q != "" && p.HasRole(identity.RoleSuperAdmin) {
+		tenantID = q
+	}
+	if !p.HasRole(identity.RoleSuperAdmin) && !p.HasRole(roleProgramAdmin) && !p.HasRole("auditor") {
+		middleware.WriteError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "security events are for security staff"))
+		return
+	}
+	var ev []*sqlstore.SecurityEvent
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		ev, err = tx.SecurityEvents(r.Context(), tenantID, 200)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if ev == nil {
+		ev = []*sqlstore.SecurityEvent{}
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"events": ev})
+}
+
+func secondsDur(n int) time.Duration { return time.Duration(n) * time.Second }

@@ -1,0 +1,708 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"tutela"
+	"tutela/identity/token"
+	"tutela/mail"
+	"tutela/password"
+	"tutela/sqlstore"
+)
+
+// Config is sign-in behaviour.
+type Config struct {
+	SessionIdle     time.Duration // default 15 min; per-tenant override in the store
+	SessionAbsolute time.Duration // default 12 h
+	Throttle        ThrottlePolicy
+	// BreachCheckAtLogin checks the password against the breach source at every sign-in;
+	// a hit lets the user in but only to change their password.
+	BreachCheckAtLogin bool
+	Audience           string // access-token audience for Tutela's own API
+}
+
+// Deps are the service's collaborators. Breach and Mailer may be nil.
+type Deps struct {
+	DB     *sqlstore.DB
+	Hasher *password.Hasher
+	Policy password.Policy
+	Breach password.Checker
+	Tokens *token.Ring
+	Mailer mail.Sender
+	// PublicURL is where users reach Tutela, for links in e-mails.
+	PublicURL string
+	Clock     tutela.Clock
+	Log       *slog.Logger
+}
+
+// Service is sign-in, sessions and tokens.
+type Service struct {
+	Deps
+	cfg Config
+	now tutela.Clock
+	db  *sqlstore.DB
+	log *slog.Logger
+	// background tracks e-mail work started by requests, so Close can wait for it.
+	background sync.WaitGroup
+}
+
+// New returns the service.
+func New(d Deps, cfg Config) *Service {
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = 15 * time.Minute
+	}
+	if cfg.SessionAbsolute <= 0 {
+		cfg.SessionAbsolute = 12 * time.Hour
+	}
+	if cfg.Throttle.Account.MaxFailures == 0 {
+		cfg.Throttle = DefaultThrottlePolicy()
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = "tutela"
+	}
+	if d.Clock == nil {
+		d.Clock = tutela.SystemClock
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{Deps: d, cfg: cfg, now: d.Clock, db: d.DB, log: d.Log}
+}
+
+// Close waits for background work (e-mails being sent) to finish.
+func (s *Service) Close() { s.background.Wait() }
+
+// Audience is the access-token audience of Tutela's own API.
+func (s *Service) Audience() string { return s.cfg.Audience }
+
+// LoginRequest is one password sign-in attempt.
+type LoginRequest struct {
+	Tenant    string // slug
+	Email     string
+	Password  tutela.Secret
+	IP        string
+	UserAgent string
+}
+
+// Grant is what a successful sign-in or refresh hands out. The secrets exist only here.
+type Grant struct {
+	User               *tutela.User
+	Session            *sqlstore.Session
+	SessionSecret      tutela.Secret
+	AccessToken        tutela.Secret
+	AccessExpiry       time.Time
+	RefreshToken       tutela.Secret
+	MustChangePassword bool
+}
+
+// ErrInvalidCredentials is the one answer to every failed sign-in: unknown tenant, unknown
+// user, disabled user, no password yet, or wrong password (ASVS 6.3.8: no account enumeration).
+var ErrInvalidCredentials = tutela.Errorf(tutela.EINVALIDCREDENTIALS, "invalid tenant, email or password")
+
+// ThrottledError is the answer while a throttle key is locked. It carries Retry-After.
+type ThrottledError struct{ Wait time.Duration }
+
+func (e *ThrottledError) Error() string { return "too many sign-in attempts" }
+
+// RetryAfter implements middleware.RetryAfterError.
+func (e *ThrottledError) RetryAfter() time.Duration { return e.Wait }
+
+// Unwrap makes ErrorCode see too_many_attempts.
+func (e *ThrottledError) Unwrap() error {
+	return tutela.Errorf(tutela.ETOOMANYATTEMPTS, "too many sign-in attempts; try again later")
+}
+
+const maxCredentialLen = 1024
+
+// Login signs a user in with a password.
+func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
+	if req.Tenant == "" || len(req.Tenant) > 63 {
+		return nil, tutela.FieldErrorf("tenant", "tenant is required")
+	}
+	if strings.TrimSpace(req.Email) == "" || len(req.Email) > 254 {
+		return nil, tutela.FieldErrorf("email", "email is required")
+	}
+	if req.Password.IsZero() || len(req.Password.Bytes()) > maxCredentialLen {
+		return nil, tutela.FieldErrorf("password", "password is required (at most %d bytes)", maxCredentialLen)
+	}
+	slug := strings.ToLower(strings.TrimSpace(req.Tenant))
+	acct := accountKey(slug, tutela.NormalizeEmail(req.Email))
+	pair, ipk := pairKey(req.IP, acct), ipKey(req.IP)
+
+	// 1. Locked? Refuse before any password work, identically for every account.
+	if wait, err := s.lockedFor(ctx, acct, pair, ipk); err != nil {
+		return nil, err
+	} else if wait > 0 {
+		s.recordAttempt(ctx, "", "", req, "throttled", "locked")
+		return nil, &ThrottledError{Wait: wait}
+	}
+
+	// 2. Look up, then verify — against a dummy hash when there is nothing to verify against,
+	// so unknown and known accounts cost the same.
+	var (
+		tenant *tutela.Tenant
+		cred   *sqlstore.Credentials
+	)
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
+		var err error
+		if tenant, err = tx.TenantBySlug(ctx, slug); err != nil {
+			return err
+		}
+		cred, err = tx.Users(tenant.ID).CredentialsByEmail(ctx, req.Email)
+		return err
+	})
+	if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		return nil, err
+	}
+	reason := ""
+	switch {
+	case tenant == nil:
+		reason = "unknown_tenant"
+	case tenant.Status != tutela.StatusActive:
+		reason = "tenant_disabled"
+	case cred == nil:
+		reason = "unknown_user"
+	case cred.User.Status != tutela.StatusActive:
+		reason = "user_disabled"
+	case cred.PasswordHash == "":
+		reason = "no_password"
+	}
+	var ok, rehash bool
+	if reason != "" {
+		if err := s.Hasher.DummyVerify(ctx, req.Password.Reveal()); err != nil {
+			return nil, err
+		}
+	} else {
+		ok, rehash, err = s.Hasher.Verify(ctx, req.Password.Reveal(), cred.PasswordHash)
+		if err != nil && tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
+			return nil, err
+		}
+		if err != nil {
+			s.log.Error("stored password hash unusable", "user_id", cred.User.ID, "err", err)
+		}
+		if !ok {
+			reason = "wrong_password"
+		}
+	}
+	tenantID, userID := "", ""
+	if tenant != nil {
+		tenantID = tenant.ID
+	}
+	if cred != nil {
+		userID = cred.User.ID
+	}
+	if reason != "" {
+		if err := s.recordFailure(ctx, tenantID, userID, acct, pair, ipk, req, reason); err != nil {
+			return nil, err
+		}
+		return nil, ErrInvalidCredentials
+	}
+
+	// 3. Success.
+	must := cred.MustChangePassword
+	if s.cfg.BreachCheckAtLogin && s.Breach != nil {
+		if breached, err := s.Breach.Breached(ctx, req.Password.Reveal()); err == nil && breached {
+			must = true
+		}
+	}
+	var newHash string
+	if rehash {
+		if newHash, err = s.Hasher.Hash(ctx, req.Password.Reveal()); err != nil {
+			return nil, err
+		}
+	}
+	var g *Grant
+	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		users := tx.Users(tenant.ID)
+		if err := tx.ResetThrottles(ctx, acct, pair); err != nil {
+			return err
+		}
+		if newHash != "" {
+			if err := users.RehashPassword(ctx, cred.User.ID, cred.PasswordHash, newHash); err != nil {
+				return err
+			}
+		}
+		if must && !cred.MustChangePassword {
+			if err := users.SetMustChangePassword(ctx, cred.User.ID, true); err != nil {
+				return err
+			}
+			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenant.ID, UserID: cred.User.ID,
+				Kind: "breached_password_at_login", IP: req.IP}); err != nil {
+				return err
+			}
+		}
+		if err := users.RecordLoginSuccess(ctx, cred.User.ID); err != nil {
+			return err
+		}
+		if err := tx.RecordLogin(ctx, &sqlstore.LoginRecord{TenantID: tenant.ID, UserID: cred.User.ID, IP: req.IP,
+			UserAgent: req.UserAgent, Result: "success", Reason: ""}); err != nil {
+			return err
+		}
+		var err error
+		g, err = s.newSession(ctx, tx, cred.User, cred.TokenVersion, []string{"pwd"}, req.IP, req.UserAgent)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.MustChangePassword = must
+	return g, nil
+}
+
+func (s *Service) lockedFor(ctx context.Context, keys ...[]byte) (time.Duration, error) {
+	var wait time.Duration
+	now := s.now()
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
+		rows, err := tx.Throttles(ctx, keys...)
+		for _, r := range rows {
+			if d := r.LockedUntil.Sub(now); d > wait {
+				wait = d
+			}
+		}
+		return err
+	})
+	return wait, err
+}
+
+func (s *Service) recordFailure(ctx context.Context, tenantID, userID string, acct, pair, ipk []byte, req LoginRequest, reason string) error {
+	return s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		now := tx.Now()
+		pt, err := tx.LockThrottle(ctx, pair, "pair", acct)
+		if err != nil {
+			return err
+		}
+		pairLocked := s.cfg.Throttle.Pair.fail(pt, now)
+		if err := tx.SaveThrottle(ctx, pt); err != nil {
+			return err
+		}
+		// One source adds at most MaxFailures-1 to the account counter per window.
+		if pt.Failures < s.cfg.Throttle.Account.MaxFailures {
+			at, err := tx.LockThrottle(ctx, acct, "account", nil)
+			if err != nil {
+				return err
+			}
+			if s.cfg.Throttle.Account.fail(at, now) {
+				if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID,
+					Kind: "account_locked", IP: req.IP, Details: lockDetails(at)}); err != nil {
+					return err
+				}
+			}
+			if err := tx.SaveThrottle(ctx, at); err != nil {
+				return err
+			}
+		}
+		it, err := tx.LockThrottle(ctx, ipk, "ip", nil)
+		if err != nil {
+			return err
+		}
+		if s.cfg.Throttle.IP.fail(it, now) && tenantID != "" {
+			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, Kind: "ip_locked",
+				IP: req.IP, Details: lockDetails(it)}); err != nil {
+				return err
+			}
+		}
+		if err := tx.SaveThrottle(ctx, it); err != nil {
+			return err
+		}
+		if pairLocked && tenantID != "" {
+			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID,
+				Kind: "source_locked", IP: req.IP, Details: lockDetails(pt)}); err != nil {
+				return err
+			}
+		}
+		return tx.RecordLogin(ctx, &sqlstore.LoginRecord{TenantID: tenantID, UserID: userID, IP: req.IP,
+			UserAgent: req.UserAgent, Result: "failure", Reason: reason})
+	})
+}
+
+func lockDetails(t *sqlstore.Throttle) string {
+	b, _ := json.Marshal(map[string]any{"locked_until": t.LockedUntil, "locks": t.Locks})
+	return string(b)
+}
+
+// recordAttempt logs a throttled attempt; failures to record are logged, not returned, so a
+// flood against a locked key cannot turn into errors that differ by account.
+func (s *Service) recordAttempt(ctx context.Context, tenantID, userID string, req LoginRequest, result, reason string) {
+	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.RecordLogin(ctx, &sqlstore.LoginRecord{TenantID: tenantID, UserID: userID, IP: req.IP,
+			UserAgent: req.UserAgent, Result: result, Reason: reason})
+	})
+	if err != nil {
+		s.log.Warn("record login attempt", "err", err)
+	}
+}
+
+// Unlock clears an account's lockout and every per-source counter for it (admin action).
+func (s *Service) Unlock(ctx context.Context, tx *sqlstore.Tx, tenant *tutela.Tenant, user *tutela.User, by, ip string) error {
+	if err := tx.ResetThrottlesFor(ctx, accountKey(tenant.Slug, tutela.NormalizeEmail(user.Email))); err != nil {
+		return err
+	}
+	return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenant.ID, UserID: user.ID, Kind: "account_unlocked",
+		IP: ip, Details: mustJSON(map[string]string{"by": by})})
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// newSecret returns 256 random bits, base64url.
+func newSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("tutela: random source failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newSession creates a session, its first refresh token and an access token.
+func (s *Service) newSession(ctx context.Context, tx *sqlstore.Tx, u *tutela.User, tv int64, amr []string, ip, ua string) (*Grant, error) {
+	pol, err := tx.TenantSessionPolicy(ctx, u.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	idle, abs := s.cfg.SessionIdle, s.cfg.SessionAbsolute
+	if pol.Idle > 0 {
+		idle = pol.Idle
+	}
+	if pol.Absolute > 0 {
+		abs = pol.Absolute
+	}
+	sess := &sqlstore.Session{TenantID: u.TenantID, UserID: u.ID, TokenVersion: tv, AMR: amr, IP: ip, UserAgent: ua,
+		IdleTimeout: idle, AbsoluteExpiry: tx.Now().Add(abs)}
+	secret := newSecret()
+	if err := tx.CreateSession(ctx, sess, sqlstore.HashToken(secret)); err != nil {
+		return nil, err
+	}
+	g := &Grant{User: u, Session: sess, SessionSecret: tutela.NewSecret(secret)}
+	if err := s.issue(ctx, tx, g, tv); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// issue adds a fresh refresh token and access token for g.Session to g.
+func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64) error {
+	rt := newSecret()
+	if err := tx.CreateRefreshToken(ctx, g.Session.ID, sqlstore.HashToken(rt), g.Session.AbsoluteExpiry); err != nil {
+		return err
+	}
+	at, exp, err := s.Tokens.Issue(ctx, token.Claims{
+		Subject: g.User.ID, Audience: []string{s.cfg.Audience}, SessionID: g.Session.ID, Tenant: g.User.TenantID,
+		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: g.Session.CreatedAt,
+	})
+	if err != nil {
+		return err
+	}
+	g.RefreshToken, g.AccessToken, g.AccessExpiry = tutela.NewSecret(rt), tutela.NewSecret(at), exp
+	return nil
+}
+
+var errSession = tutela.Errorf(tutela.EUNAUTHENTICATED, "session expired or revoked; sign in again")
+
+// AuthenticateSession resolves a session cookie value to a principal, enforcing the idle and
+// absolute timeouts and the user's token version, and records activity.
+func (s *Service) AuthenticateSession(ctx context.Context, secret string) (*tutela.Principal, error) {
+	if len(secret) != 43 {
+		return nil, errSession
+	}
+	var p *tutela.Principal
+	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		sess, err := tx.SessionBySecret(ctx, sqlstore.HashToken(secret))
+		if err != nil {
+			return errSession
+		}
+		if !sess.Active(tx.Now()) {
+			return errSession
+		}
+		p, err = s.principal(ctx, tx, sess.TenantID, sess.UserID, sess.TokenVersion)
+		if err != nil {
+			return err
+		}
+		p.SessionID, p.AMR, p.AuthTime, p.ViaCookie = sess.ID, sess.AMR, sess.CreatedAt, true
+		// Write last-seen at most once a minute: sliding expiry without a write per request.
+		if tx.Now().Sub(sess.LastSeenAt) >= time.Minute {
+			return tx.TouchSession(ctx, sess.ID)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// principal loads the user's roles after checking the user is active and tv is current.
+func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, userID string, tv int64) (*tutela.Principal, error) {
+	cred, err := tx.Users(tenantID).Credentials(ctx, userID)
+	if err != nil {
+		return nil, errSession
+	}
+	if cred.TokenVersion != tv || cred.User.Status != tutela.StatusActive {
+		return nil, errSession
+	}
+	t, err := tx.Tenant(ctx, tenantID)
+	if err != nil || t.Status != tutela.StatusActive {
+		return nil, errSession
+	}
+	roles, err := tx.Users(tenantID).Roles(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return &tutela.Principal{Kind: tutela.PrincipalUser, TenantID: tenantID, UserID: userID, Roles: roles,
+		MustChangePassword: cred.MustChangePassword}, nil
+}
+
+// AuthenticateBearer verifies an access token and checks it against the user's current token
+// version and the session's state, so revocation takes effect at once, not at token expiry.
+func (s *Service) AuthenticateBearer(ctx context.Context, tok string) (*tutela.Principal, error) {
+	c, err := s.Tokens.Verify(ctx, tok, s.cfg.Audience)
+	if err != nil {
+		return nil, err
+	}
+	var p *tutela.Principal
+	err = s.db.View(ctx, func(tx *sqlstore.Tx) error {
+		var err error
+		if p, err = s.principal(ctx, tx, c.Tenant, c.Subject, c.TokenVersion); err != nil {
+			return err
+		}
+		if c.SessionID != "" {
+			sess, err := tx.Users(c.Tenant).Session(ctx, c.Subject, c.SessionID)
+			if err != nil || sess.RevokedAt != nil || !tx.Now().Before(sess.AbsoluteExpiry) {
+				return errSession
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.SessionID, p.AMR, p.AuthTime = c.SessionID, c.AMR, c.AuthTime
+	return p, nil
+}
+
+var errRefresh = tutela.Errorf(tutela.EUNAUTHENTICATED, "refresh token is invalid or expired; sign in again")
+
+// Refresh exchanges a refresh token for a new one and a new access token (rotation). A refresh
+// token presented a second time means it was stolen or replayed: the whole family and its
+// session are revoked and a refresh_reuse_detected security event is recorded (RFC 9700 §4.14.2).
+func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, ip, ua string) (*Grant, error) {
+	if len(refresh.Bytes()) != 43 {
+		return nil, errRefresh
+	}
+	var g *Grant
+	var reuse error
+	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		rt, err := tx.UseRefreshToken(ctx, sqlstore.HashToken(refresh.Reveal()))
+		if err != nil {
+			return errRefresh
+		}
+		sess, err := tx.SessionByID(ctx, rt.SessionID)
+		if err != nil {
+			return errRefresh
+		}
+		if rt.UsedAt != nil {
+			if err := tx.RevokeSessionByID(ctx, sess.ID, "refresh_reuse"); err != nil {
+				return err
+			}
+			reuse = errRefresh
+			return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: sess.TenantID, UserID: sess.UserID,
+				Kind: "refresh_reuse_detected", IP: ip, Details: mustJSON(map[string]string{"session_id": sess.ID})})
+		}
+		now := tx.Now()
+		if !now.Before(rt.ExpiresAt) || sess.RevokedAt != nil || !now.Before(sess.AbsoluteExpiry) ||
+			!now.Before(sess.LastSeenAt.Add(sess.IdleTimeout)) {
+			return errRefresh
+		}
+		cred, err := tx.Users(sess.TenantID).Credentials(ctx, sess.UserID)
+		if err != nil || cred.TokenVersion != sess.TokenVersion || cred.User.Status != tutela.StatusActive {
+			return errRefresh
+		}
+		if err := tx.TouchSession(ctx, sess.ID); err != nil {
+			return err
+		}
+		sess.LastSeenAt = now
+		g = &Grant{User: cred.User, Session: sess}
+		return s.issue(ctx, tx, g, sess.TokenVersion)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reuse != nil {
+		return nil, reuse
+	}
+	return g, nil
+}
+
+// Logout revokes the principal's session.
+func (s *Service) Logout(ctx context.Context, p *tutela.Principal) error {
+	if p.SessionID == "" {
+		return nil
+	}
+	return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.RevokeSessionByID(ctx, p.SessionID, "logout") })
+}
+
+// ChangePassword sets a new password after checking the current one. The token version goes
+// up, ending every session and token (this one too); the caller gets a fresh session.
+func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, current, next tutela.Secret, ip, ua string) (*Grant, error) {
+	var cred *sqlstore.Credentials
+	var tenant *tutela.Tenant
+	var history []string
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
+		var err error
+		if cred, err = tx.Users(p.TenantID).Credentials(ctx, p.UserID); err != nil {
+			return err
+		}
+		if tenant, err = tx.Tenant(ctx, p.TenantID); err != nil {
+			return err
+		}
+		history, err = tx.Users(p.TenantID).PasswordHistory(ctx, p.UserID, s.Policy.History)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cred.PasswordHash == "" {
+		return nil, tutela.FieldErrorf("current_password", "current password is wrong")
+	}
+	ok, _, err := s.Hasher.Verify(ctx, current.Reveal(), cred.PasswordHash)
+	if err != nil && tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
+		return nil, err
+	}
+	if !ok {
+		return nil, tutela.FieldErrorf("current_password", "current password is wrong")
+	}
+	hash, err := s.checkAndHash(ctx, next, cred.User, tenant, append([]string{cred.PasswordHash}, history...))
+	if err != nil {
+		return nil, err
+	}
+	var g *Grant
+	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		tv, err := s.setPassword(ctx, tx, cred, hash, "password_changed", ip)
+		if err != nil {
+			return err
+		}
+		g, err = s.newSession(ctx, tx, cred.User, tv, p.AMR, ip, ua)
+		return err
+	})
+	return g, err
+}
+
+// checkAndHash applies the password policy with the account's context and history.
+func (s *Service) checkAndHash(ctx context.Context, pw tutela.Secret, u *tutela.User, t *tutela.Tenant, previous []string) (string, error) {
+	err := s.Policy.Check(ctx, pw.Reveal(), password.Context{Email: u.Email, Name: u.DisplayName, Tenant: t.Slug,
+		PreviousHashes: previous, Hasher: s.Hasher, Breach: s.Breach})
+	if err != nil {
+		var te *tutela.Error
+		if errors.As(err, &te) && te.Field == "password" {
+			return "", &tutela.Error{Code: te.Code, Field: "new_password", Message: te.Message, Err: te.Err}
+		}
+		return "", err
+	}
+	return s.Hasher.Hash(ctx, pw.Reveal())
+}
+
+// setPassword stores hash, keeps the old one in the history, clears must-change, bumps the
+// token version (revoking every session), and records the security event.
+func (s *Service) setPassword(ctx context.Context, tx *sqlstore.Tx, cred *sqlstore.Credentials, hash, kind, ip string) (int64, error) {
+	users := tx.Users(cred.User.TenantID)
+	if cred.PasswordHash != "" {
+		if err := users.AddPasswordHistory(ctx, cred.User.ID, cred.PasswordHash); err != nil {
+			return 0, err
+		}
+	}
+	if err := users.SetPasswordHash(ctx, cred.User.ID, hash); err != nil {
+		return 0, err
+	}
+	if err := users.SetMustChangePassword(ctx, cred.User.ID, false); err != nil {
+		return 0, err
+	}
+	if _, err := users.RevokeSessions(ctx, cred.User.ID, "", "", kind); err != nil {
+		return 0, err
+	}
+	if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: cred.User.TenantID, UserID: cred.User.ID,
+		Kind: kind, IP: ip}); err != nil {
+		return 0, err
+	}
+	_, tv, err := users.PasswordHash(ctx, cred.User.ID)
+	return tv, err
+}
+
+// RevokeAll signs the user out everywhere: token version up, every session revoked.
+func (s *Service) RevokeAll(ctx context.Context, tx *sqlstore.Tx, tenantID, userID, reason, ip string) error {
+	users := tx.Users(tenantID)
+	if _, err := users.BumpTokenVersion(ctx, userID); err != nil {
+		return err
+	}
+	if _, err := users.RevokeSessions(ctx, userID, "", "", reason); err != nil {
+		return err
+	}
+	return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID, Kind: "sessions_revoked",
+		IP: ip, Details: mustJSON(map[string]string{"reason": reason})})
+}
+
+// ResetPassword redeems a one-time reset or setup token for a new password. The token is
+// peeked, the password checked and hashed outside any transaction, then the token consumed
+// atomically with the change: a rejected password leaves the token usable, and a token can
+// never set two passwords. Every session of the user ends.
+func (s *Service) ResetPassword(ctx context.Context, tok string, next tutela.Secret, ip string) error {
+	return s.redeem(ctx, tok, sqlstore.TokenReset, next, ip)
+}
+
+// SetupPassword redeems the bootstrap setup token.
+func (s *Service) SetupPassword(ctx context.Context, tok string, next tutela.Secret, ip string) error {
+	return s.redeem(ctx, tok, sqlstore.TokenSetup, next, ip)
+}
+
+func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.Secret, ip string) error {
+	var (
+		cred    *sqlstore.Credentials
+		tenant  *tutela.Tenant
+		history []string
+	)
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
+		ot, err := tx.PeekToken(ctx, tok, purpose)
+		if err != nil {
+			return err
+		}
+		if cred, err = tx.Users(ot.TenantID).Credentials(ctx, ot.UserID); err != nil {
+			return err
+		}
+		if tenant, err = tx.Tenant(ctx, ot.TenantID); err != nil {
+			return err
+		}
+		history, err = tx.Users(ot.TenantID).PasswordHistory(ctx, ot.UserID, s.Policy.History)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	prev := history
+	if cred.PasswordHash != "" {
+		prev = append([]string{cred.PasswordHash}, history...)
+	}
+	hash, err := s.checkAndHash(ctx, next, cred.User, tenant, prev)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		spent, err := tx.ConsumeToken(ctx, tok, purpose)
+		if err != nil {
+			return err
+		}
+		if spent.UserID != cred.User.ID {
+			return tutela.Errorf(tutela.EUNAUTHENTICATED, "token is invalid or expired")
+		}
+		kind := "password_reset"
+		if purpose == sqlstore.TokenSetup {
+			kind = "password_set_up"
+		}
+		_, err = s.setPassword(ctx, tx, cred, hash, kind, ip)
+		return err
+	})
+}

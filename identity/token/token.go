@@ -1,0 +1,167 @@
+// Package token issues and verifies Tutela's access tokens: short-lived JWTs (RFC 9068 "at+jwt")
+// signed with a rotating ring of Ed25519 (default) or P-256 keys whose public halves are
+// published as a JWK Set (RFC 7517) and whose private halves are stored sealed by the master key.
+//
+// The verifier is deliberately narrow. It accepts only compact JWS with a protected header of
+// exactly {alg, kid, typ}, only the algorithm of the key named by kid (so "none", HMAC with a
+// public key as secret, and RSA are refused before any cryptography), only typ at+jwt, and only
+// keys this ring loaded from its own store: header-supplied keys (jwk, jku, x5c, x5u) and crit
+// extensions are refused. Verification needs no store call; keys are cached in memory.
+package token
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"tutela"
+)
+
+// Alg is a JWS signature algorithm (RFC 7518 §3.1, RFC 8037 §3.1).
+type Alg string
+
+const (
+	EdDSA Alg = "EdDSA" // Ed25519, the default
+	ES256 Alg = "ES256" // ECDSA P-256 with SHA-256, for relying parties without Ed25519
+)
+
+func (a Alg) valid() bool { return a == EdDSA || a == ES256 }
+
+// Defaults and bounds of Config.
+const (
+	DefaultTTL         = 5 * time.Minute
+	MaxTTL             = time.Hour
+	DefaultRotateEvery = 30 * 24 * time.Hour
+	DefaultPrePublish  = time.Hour
+	DefaultLeeway      = 30 * time.Second
+	MaxLeeway          = 5 * time.Minute
+
+	// RefreshInterval is the rate limit on store reloads triggered by tokens naming an unknown
+	// kid; without it, tokens with random kids would turn every request into a store query.
+	RefreshInterval = 10 * time.Second
+
+	// maxTokenLen bounds the work an unauthenticated token can cause before its signature is
+	// checked.
+	maxTokenLen = 8 << 10
+)
+
+// Config configures a Ring. Zero values take the defaults.
+type Config struct {
+	// Issuer is the "iss" of every token, the issuer identifier URL of this deployment.
+	Issuer string
+	// Audience lists the audiences tokens may be issued for.
+	Audience []string
+	// TTL is the lifetime of an access token: default 5 min, at most MaxTTL.
+	TTL time.Duration
+	// Alg is the algorithm of newly created keys: EdDSA (default) or ES256. Existing keys keep
+	// their algorithm, so changing it takes effect at the next rotation.
+	Alg Alg
+	// RotateEvery is how long a key signs before its successor takes over (default 30 days).
+	RotateEvery time.Duration
+	// PrePublish is how long a new key sits in the JWKS before it signs (default 1 h). It must
+	// exceed the JWKS cache lifetime of every relying party (the jwks.json Cache-Control
+	// max-age, plus their own caching) and the interval at which nodes call Refresh, or tokens
+	// signed by the new key will be refused by verifiers that have not seen it yet.
+	PrePublish time.Duration
+	// Leeway tolerates clock skew between nodes when checking exp, nbf and iat (default 30 s).
+	Leeway time.Duration
+	// Clock defaults to tutela.SystemClock.
+	Clock tutela.Clock
+}
+
+func (c Config) withDefaults() Config {
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.Alg == "" {
+		c.Alg = EdDSA
+	}
+	if c.RotateEvery == 0 {
+		c.RotateEvery = DefaultRotateEvery
+	}
+	if c.PrePublish == 0 {
+		c.PrePublish = DefaultPrePublish
+	}
+	if c.Leeway == 0 {
+		c.Leeway = DefaultLeeway
+	}
+	if c.Clock == nil {
+		c.Clock = tutela.SystemClock
+	}
+	c.Audience = append([]string(nil), c.Audience...)
+	return c
+}
+
+// validate reports every problem at once.
+func (c Config) validate() error {
+	var errs []error
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("issuer is required"))
+	}
+	if len(c.Audience) == 0 {
+		errs = append(errs, errors.New("at least one audience is required"))
+	}
+	for _, a := range c.Audience {
+		if a == "" {
+			errs = append(errs, errors.New("audience must not be empty"))
+		}
+	}
+	if c.TTL < time.Second || c.TTL > MaxTTL {
+		errs = append(errs, fmt.Errorf("ttl %v must be between 1s and %v", c.TTL, MaxTTL))
+	}
+	if !c.Alg.valid() {
+		errs = append(errs, fmt.Errorf("alg %q must be %s or %s", c.Alg, EdDSA, ES256))
+	}
+	if c.PrePublish < 0 {
+		errs = append(errs, fmt.Errorf("pre-publication period %v must be positive", c.PrePublish))
+	}
+	// A successor is created PrePublish before the current key's period ends; the period must
+	// be long enough for that, and the hard cap (2×RotateEvery) must leave room for it.
+	if c.RotateEvery < 2*c.PrePublish || c.RotateEvery < time.Hour {
+		errs = append(errs, fmt.Errorf("rotation period %v must be at least 1h and twice the pre-publication period %v",
+			c.RotateEvery, c.PrePublish))
+	}
+	if c.Leeway < 0 || c.Leeway > MaxLeeway {
+		errs = append(errs, fmt.Errorf("leeway %v must be between 0 and %v", c.Leeway, MaxLeeway))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("token: invalid config: %w", err)
+	}
+	return nil
+}
+
+// Claims are the claims of an access token (RFC 9068 §2.2, RFC 7519 §4.1).
+type Claims struct {
+	Issuer       string    // iss: set by Issue
+	Subject      string    // sub: the user or service account ID
+	Audience     []string  // aud: each must be in Config.Audience
+	Expiry       time.Time // exp: Issue sets now+TTL, or this value when earlier (a session ending sooner)
+	IssuedAt     time.Time // iat: set by Issue
+	NotBefore    time.Time // nbf: set by Issue, equal to iat
+	ID           string    // jti: set by Issue, 128 random bits
+	SessionID    string    // sid
+	Tenant       string    // tenant ID
+	TokenVersion int64     // tv: the user's token version; bumping it revokes outstanding tokens
+	AMR          []string  // amr (RFC 8176): authentication methods, e.g. "pwd", "otp"
+	AuthTime     time.Time // auth_time: when the user last authenticated
+	Scope        string    // scope: space-separated, for service accounts
+}
+
+// Reasons Verify refuses a token. Verify wraps them in a *tutela.Error with code
+// EUNAUTHENTICATED and the generic message "invalid access token"; errors.Is finds them for
+// logs and tests. Clients never see which one applied.
+var (
+	ErrMalformed    = errors.New("malformed token")
+	ErrAlgorithm    = errors.New("algorithm not allowed")
+	ErrUnknownKey   = errors.New("missing or unknown key ID")
+	ErrKeyNotActive = errors.New("key outside its signing period")
+	ErrBadSignature = errors.New("bad signature")
+	ErrIssuer       = errors.New("wrong issuer")
+	ErrAudience     = errors.New("wrong audience")
+	ErrExpired      = errors.New("token expired")
+	ErrNotYetValid  = errors.New("token not yet valid")
+)
+
+func unauthenticated(err error) error {
+	return &tutela.Error{Code: tutela.EUNAUTHENTICATED, Message: "invalid access token", Err: err}
+}

@@ -1,0 +1,350 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"tutela"
+	"tutela/audit"
+	"tutela/vault"
+)
+
+// LockAuditSequencer is the advisory lock key held by the node sequencing the audit log.
+const LockAuditSequencer int64 = 0x7475_7465_6c61_0005 // "tutela" + issue 5
+
+// SequencerOptions tune a Sequencer. The zero value is usable.
+type SequencerOptions struct {
+	Clock     tutela.Clock  // checkpoint times; default the store's clock
+	Interval  time.Duration // between rounds in Run; default 1 s
+	BatchSize int           // most events per round; default 10,000
+	// CheckpointDir, when set, receives every new checkpoint as <size>.checkpoint, written
+	// atomically after the round commits. Keep it off the database host (or sync it elsewhere):
+	// it is what catches a wholesale rewrite of the database.
+	CheckpointDir string
+	Logger        *slog.Logger
+}
+
+// Sequencer moves committed audit events into the Merkle log: it gives each a consecutive
+// index, stores the tree hashes and signs a checkpoint. Any number of nodes may run one; a
+// PostgreSQL advisory lock lets one at a time do a round, the rest skip it.
+type Sequencer struct {
+	db     *DB
+	signer *audit.Signer
+	origin string
+	opt    SequencerOptions
+
+	mu sync.Mutex // one round at a time in this process
+	// horizon bounds the pending-event scan. PostgreSQL: the oldest transaction id that was
+	// still running at the start of the last round that drained everything; every event of an
+	// older transaction has been sequenced. SQLite: the highest pos sequenced (writers are
+	// serialised, so pos order is commit order). 0 scans everything (first round).
+	horizon int64
+}
+
+// NewSequencer returns a sequencer signing checkpoints for origin with signer.
+func NewSequencer(db *DB, signer *audit.Signer, origin string, opt SequencerOptions) *Sequencer {
+	if opt.Clock == nil {
+		opt.Clock = db.now
+	}
+	if opt.Interval <= 0 {
+		opt.Interval = time.Second
+	}
+	if opt.BatchSize <= 0 {
+		opt.BatchSize = 10_000
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Sequencer{db: db, signer: signer, origin: origin, opt: opt}
+}
+
+// Run sequences every Interval until ctx ends, then returns nil. A failed round is logged and
+// retried at the next tick: events wait safely in audit_events meanwhile.
+func (s *Sequencer) Run(ctx context.Context) error {
+	t := time.NewTicker(s.opt.Interval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := s.Step(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.opt.Logger.Error("audit sequencer round failed", "err", err)
+				break
+			}
+			if n < s.opt.BatchSize {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+type pendingEvent struct {
+	pos  int64
+	id   string
+	time time.Time
+	leaf tlog.Hash
+}
+
+// Step runs one round and returns how many events it appended (0 when another node holds the
+// sequencing lock or nothing was pending).
+func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var (
+		signed    []byte
+		newSize   int64
+		horizon   int64
+		drained   bool
+		lastPos   int64
+		nAppended int
+	)
+	err = s.db.Update(ctx, func(tx *Tx) error {
+		nAppended, signed, newSize, horizon, lastPos, drained = 0, nil, 0, 0, 0, false
+		if tx.db.dialect == Postgres {
+			var got bool
+			if err := tx.queryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, LockAuditSequencer).Scan(&got); err != nil {
+				return mapErr(err)
+			}
+			if !got {
+				return nil
+			}
+			// Taken before the pending scan, whose (later) snapshot therefore sees every event
+			// of every transaction older than it.
+			if err := tx.queryRow(ctx, `SELECT txid_snapshot_xmin(txid_current_snapshot())`).Scan(&horizon); err != nil {
+				return mapErr(err)
+			}
+		}
+		size, err := auditSize(ctx, tx.tx)
+		if err != nil {
+			return err
+		}
+		pending, err := s.pending(ctx, tx)
+		if err != nil {
+			return err
+		}
+		drained = len(pending) < s.opt.BatchSize
+		if len(pending) == 0 {
+			return nil
+		}
+		lastPos = pending[len(pending)-1].pos
+		hs := &dbHashes{q: tx.tx, pending: map[int64]tlog.Hash{}}
+		var newHashes []int64
+		for i, p := range pending {
+			n := size + int64(i)
+			stored, err := audit.StoredHashesFor(ctx, n, p.leaf, hs)
+			if err != nil {
+				return fmt.Errorf("audit sequencer: tree hashes for entry %d: %w", n, err)
+			}
+			base := tlog.StoredHashIndex(0, n)
+			for j, h := range stored {
+				hs.pending[base+int64(j)] = h
+				newHashes = append(newHashes, base+int64(j))
+			}
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO audit_log (idx, event_id, time, leaf_hash) VALUES `, 4, len(pending),
+			func(i int) []any {
+				p := pending[i]
+				return []any{size + int64(i), p.id, p.time, p.leaf[:]}
+			}); err != nil {
+			return err
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO audit_hashes (id, hash) VALUES `, 2, len(newHashes),
+			func(i int) []any {
+				h := hs.pending[newHashes[i]]
+				return []any{newHashes[i], h[:]}
+			}); err != nil {
+			return err
+		}
+		newSize = size + int64(len(pending))
+		root, err := audit.TreeHash(ctx, newSize, hs)
+		if err != nil {
+			return err
+		}
+		signed, err = s.signer.Sign(audit.Checkpoint{Origin: s.origin, Size: newSize, Root: root,
+			Time: s.opt.Clock().UTC().Truncate(time.Second)})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO audit_checkpoints (size, signed, created_at) VALUES ($1, $2, $3)`,
+			newSize, string(signed), tx.now); err != nil {
+			return err
+		}
+		nAppended = len(pending)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if drained {
+		if s.db.dialect == Postgres {
+			s.horizon = horizon
+		}
+	}
+	if s.db.dialect != Postgres && lastPos > 0 {
+		s.horizon = lastPos
+	}
+	// Published only after the commit: a checkpoint published for a round that then rolled back
+	// would contradict the next one signed at the same size (a fork, as far as anyone can tell).
+	if signed != nil && s.opt.CheckpointDir != "" {
+		if err := WriteCheckpointFile(s.opt.CheckpointDir, newSize, signed); err != nil {
+			return nAppended, fmt.Errorf("audit sequencer: publishing checkpoint %d: %w", newSize, err)
+		}
+	}
+	if nAppended > 0 {
+		s.opt.Logger.Debug("audit events sequenced", "appended", nAppended, "size", newSize)
+	}
+	return nAppended, nil
+}
+
+// pending returns committed events not yet in the log, in insertion order. The NOT EXISTS
+// anti-join (served by audit_log's unique event_id index) is what guarantees nothing is skipped
+// or sequenced twice; the horizon only bounds how much of audit_events it looks at.
+func (s *Sequencer) pending(ctx context.Context, tx *Tx) ([]pendingEvent, error) {
+	bound := `e.pos > $1`
+	if tx.db.dialect == Postgres {
+		bound = `e.txid >= $1`
+	}
+	rows, err := tx.query(ctx, `SELECT e.pos, e.id, e.time, e.leaf_hash FROM audit_events e
+		WHERE `+bound+` AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = e.id)
+		ORDER BY e.pos LIMIT $2`, s.horizon, s.opt.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pendingEvent
+	for rows.Next() {
+		var p pendingEvent
+		var leaf []byte
+		if err := rows.Scan(&p.pos, &p.id, &p.time, &leaf); err != nil {
+			return nil, err
+		}
+		if len(leaf) != tlog.HashSize {
+			return nil, fmt.Errorf("audit sequencer: event %s has a malformed leaf hash", p.id)
+		}
+		p.leaf = tlog.Hash(leaf)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// insertRows inserts n rows of cols values each with multi-row INSERTs of at most 1000 rows.
+func insertRows(ctx context.Context, tx *Tx, prefix string, cols, n int, row func(i int) []any) error {
+	const perStmt = 1000
+	var b strings.Builder
+	for start := 0; start < n; start += perStmt {
+		end := min(start+perStmt, n)
+		b.Reset()
+		b.WriteString(prefix)
+		args := make([]any, 0, (end-start)*cols)
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			for j := range cols {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString("$" + strconv.Itoa(len(args)+j+1))
+			}
+			b.WriteByte(')')
+			args = append(args, row(i)...)
+		}
+		if _, err := tx.exec(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckpointFileExt is the extension of published checkpoint files.
+const CheckpointFileExt = ".checkpoint"
+
+// WriteCheckpointFile publishes a signed checkpoint as dir/<size>.checkpoint (mode 0644: it is
+// public), atomically. An existing file for the size is left alone: the first checkpoint
+// published at a size is the one the log committed to.
+func WriteCheckpointFile(dir string, size int64, signed []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, strconv.FormatInt(size, 10)+CheckpointFileExt)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return vault.WriteFileAtomic(path, signed, 0o644)
+}
+
+// ReadCheckpointDir returns every published checkpoint in dir, smallest size first. A missing
+// directory holds none.
+func ReadCheckpointDir(dir string) ([][]byte, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	type cp struct {
+		size int64
+		b    []byte
+	}
+	var cps []cp
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), CheckpointFileExt)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		size, err := strconv.ParseInt(name, 10, 64)
+		if err != nil {
+			continue
+		}
+		b, err := readLimited(filepath.Join(dir, e.Name()), audit.MaxSignedCheckpointSize)
+		if err != nil {
+			return nil, err
+		}
+		cps = append(cps, cp{size, b})
+	}
+	// Sorting by the size in the name keeps the order stable; Verify checks each one anyway.
+	slices.SortFunc(cps, func(a, b cp) int { return cmp.Compare(a.size, b.size) })
+	out := make([][]byte, len(cps))
+	for i, c := range cps {
+		out[i] = c.b
+	}
+	return out, nil
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: larger than a checkpoint can be", path)
+	}
+	return b, nil
+}

@@ -1,0 +1,102 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"tutela"
+)
+
+// Credentials is what sign-in needs to know about a user.
+type Credentials struct {
+	User               *tutela.User
+	PasswordHash       string // "" when no password is set yet
+	TokenVersion       int64
+	MustChangePassword bool
+}
+
+// CredentialsByEmail returns the tenant's user with the address and their credentials.
+func (r Users) CredentialsByEmail(ctx context.Context, email string) (*Credentials, error) {
+	return r.credentials(ctx, `email_norm = $2`, tutela.NormalizeEmail(email))
+}
+
+// Credentials returns the user's credentials by ID.
+func (r Users) Credentials(ctx context.Context, id string) (*Credentials, error) {
+	if !tutela.ValidID(id) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	return r.credentials(ctx, `id = $2`, id)
+}
+
+func (r Users) credentials(ctx context.Context, where string, arg any) (*Credentials, error) {
+	if !tutela.ValidID(r.tenantID) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	var c Credentials
+	var u tutela.User
+	var status string
+	var hash sql.NullString
+	err := r.tx.queryRow(ctx, `SELECT `+userCols+`, password_hash, token_version, must_change_password
+		FROM users WHERE tenant_id = $1 AND `+where, r.tenantID, arg).
+		Scan(&u.ID, &u.TenantID, &u.Email, &u.DisplayName, &status, &u.CreatedAt, &u.UpdatedAt, &hash, &c.TokenVersion, &c.MustChangePassword)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.Status, u.CreatedAt, u.UpdatedAt = tutela.Status(status), u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	c.User, c.PasswordHash = &u, hash.String
+	return &c, nil
+}
+
+// SetMustChangePassword flags (or clears) that the user must pick a new password, e.g. after
+// their password turned up in a breach.
+func (r Users) SetMustChangePassword(ctx context.Context, id string, must bool) error {
+	res, err := r.tx.exec(ctx, `UPDATE users SET must_change_password = $1 WHERE tenant_id = $2 AND id = $3`, must, r.tenantID, id)
+	return affectedOne(res, err, "user not found")
+}
+
+// RehashPassword replaces the stored hash with an equivalent one (new parameters or algorithm)
+// without touching the token version: the password did not change, so sessions stay.
+func (r Users) RehashPassword(ctx context.Context, id, oldHash, newHash string) error {
+	_, err := r.tx.exec(ctx, `UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND id = $3 AND password_hash = $4`,
+		newHash, r.tenantID, id, oldHash)
+	return err
+}
+
+// RecordLoginSuccess notes the time of the user's last successful sign-in.
+func (r Users) RecordLoginSuccess(ctx context.Context, id string) error {
+	_, err := r.tx.exec(ctx, `UPDATE users SET last_login_at = $1 WHERE tenant_id = $2 AND id = $3`, r.tx.now, r.tenantID, id)
+	return err
+}
+
+// SessionPolicy is a tenant's session timeouts; zero means the server default.
+type SessionPolicy struct {
+	Idle, Absolute time.Duration
+}
+
+// TenantSessionPolicy returns the tenant's session timeout overrides.
+func (tx *Tx) TenantSessionPolicy(ctx context.Context, tenantID string) (SessionPolicy, error) {
+	var idle, abs sql.NullInt64
+	err := tx.queryRow(ctx, `SELECT session_idle_seconds, session_absolute_seconds FROM tenants WHERE id = $1`, tenantID).Scan(&idle, &abs)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SessionPolicy{}, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	}
+	return SessionPolicy{Idle: time.Duration(idle.Int64) * time.Second, Absolute: time.Duration(abs.Int64) * time.Second}, err
+}
+
+// SetTenantSessionPolicy stores the tenant's session timeouts (zero = server default).
+func (tx *Tx) SetTenantSessionPolicy(ctx context.Context, tenantID string, p SessionPolicy) error {
+	toNull := func(d time.Duration) any {
+		if d <= 0 {
+			return nil
+		}
+		return int64(d / time.Second)
+	}
+	res, err := tx.exec(ctx, `UPDATE tenants SET session_idle_seconds = $1, session_absolute_seconds = $2 WHERE id = $3`,
+		toNull(p.Idle), toNull(p.Absolute), tenantID)
+	return affectedOne(res, err, "tenant not found")
+}

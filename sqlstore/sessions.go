@@ -1,0 +1,220 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"tutela"
+)
+
+// Session is a server-side sign-in session.
+type Session struct {
+	ID             string        `json:"id"`
+	TenantID       string        `json:"tenant_id"`
+	UserID         string        `json:"user_id"`
+	TokenVersion   int64         `json:"-"`
+	AMR            []string      `json:"amr"`
+	IP             string        `json:"ip"`
+	UserAgent      string        `json:"user_agent"`
+	CreatedAt      time.Time     `json:"created_at"`
+	LastSeenAt     time.Time     `json:"last_seen_at"`
+	IdleTimeout    time.Duration `json:"-"`
+	AbsoluteExpiry time.Time     `json:"expires_at"`
+	RevokedAt      *time.Time    `json:"-"`
+}
+
+// Active reports whether the session can still be used at now: not revoked, within its idle
+// and absolute lifetimes.
+func (s *Session) Active(now time.Time) bool {
+	return s.RevokedAt == nil && now.Before(s.AbsoluteExpiry) && now.Before(s.LastSeenAt.Add(s.IdleTimeout))
+}
+
+const sessionCols = `id, tenant_id, user_id, token_version, amr, ip, user_agent, created_at, last_seen_at,
+	idle_timeout_s, absolute_expires_at, revoked_at`
+
+func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
+	var s Session
+	var amr string
+	var idle int64
+	var revoked sql.NullTime
+	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &amr, &s.IP, &s.UserAgent, &s.CreatedAt,
+		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.AMR = strings.Fields(amr)
+	s.IdleTimeout = time.Duration(idle) * time.Second
+	s.CreatedAt, s.LastSeenAt, s.AbsoluteExpiry = s.CreatedAt.UTC(), s.LastSeenAt.UTC(), s.AbsoluteExpiry.UTC()
+	if revoked.Valid {
+		t := revoked.Time.UTC()
+		s.RevokedAt = &t
+	}
+	return &s, nil
+}
+
+// CreateSession stores s (ID, CreatedAt and LastSeenAt are assigned) under the SHA-256 of the
+// session secret.
+func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) error {
+	s.ID, s.CreatedAt, s.LastSeenAt = tutela.NewID(), tx.now, tx.now
+	_, err := tx.exec(ctx, `INSERT INTO sessions (id, tenant_id, user_id, token_hash, token_version, amr, ip, user_agent,
+		created_at, last_seen_at, idle_timeout_s, absolute_expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
+		s.ID, s.TenantID, s.UserID, secretHash, s.TokenVersion, strings.Join(s.AMR, " "), s.IP, truncate(s.UserAgent, 512),
+		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC())
+	return err
+}
+
+// SessionBySecret returns the session whose secret hashes to secretHash, whatever its state;
+// callers check Active and the token version.
+func (tx *Tx) SessionBySecret(ctx context.Context, secretHash []byte) (*Session, error) {
+	return scanSession(tx.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE token_hash = $1`, secretHash))
+}
+
+// Session returns one of the user's sessions by its public ID.
+func (r Users) Session(ctx context.Context, userID, id string) (*Session, error) {
+	if !tutela.ValidID(id) || !tutela.ValidID(userID) || !tutela.ValidID(r.tenantID) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
+	}
+	return scanSession(r.tx.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3`,
+		r.tenantID, userID, id))
+}
+
+// Sessions lists the user's sessions that are not revoked, newest first.
+func (r Users) Sessions(ctx context.Context, userID string) ([]*Session, error) {
+	rows, err := r.tx.query(ctx, `SELECT `+sessionCols+` FROM sessions WHERE tenant_id = $1 AND user_id = $2
+		AND revoked_at IS NULL AND absolute_expires_at > $3 ORDER BY created_at DESC LIMIT 500`, r.tenantID, userID, r.tx.now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// TouchSession records activity, extending the idle timeout.
+func (tx *Tx) TouchSession(ctx context.Context, id string) error {
+	_, err := tx.exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND revoked_at IS NULL`, tx.now, id)
+	return err
+}
+
+// RevokeSessions revokes the user's sessions: the one with id when id is set, otherwise all of
+// them except keepID. It returns how many it revoked.
+func (r Users) RevokeSessions(ctx context.Context, userID, id, keepID, reason string) (int64, error) {
+	q := `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE tenant_id = $3 AND user_id = $4 AND revoked_at IS NULL`
+	args := []any{r.tx.now, reason, r.tenantID, userID}
+	switch {
+	case id != "":
+		if !tutela.ValidID(id) {
+			return 0, nil
+		}
+		q += ` AND id = $5`
+		args = append(args, id)
+	case keepID != "":
+		q += ` AND id <> $5`
+		args = append(args, keepID)
+	}
+	res, err := r.tx.exec(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// BumpTokenVersion increments the user's token version, which invalidates every session,
+// refresh token and access token issued before, and returns the new version.
+func (r Users) BumpTokenVersion(ctx context.Context, userID string) (int64, error) {
+	var v int64
+	err := r.tx.queryRow(ctx, `UPDATE users SET token_version = token_version + 1, updated_at = $1
+		WHERE tenant_id = $2 AND id = $3 RETURNING token_version`, r.tx.now, r.tenantID, userID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	return v, err
+}
+
+// RefreshToken is a stored refresh token.
+type RefreshToken struct {
+	ID        string
+	SessionID string
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// CreateRefreshToken stores a refresh token of the session's family.
+func (tx *Tx) CreateRefreshToken(ctx context.Context, sessionID string, secretHash []byte, expires time.Time) error {
+	_, err := tx.exec(ctx, `INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5)`, tutela.NewID(), sessionID, secretHash, tx.now, expires.UTC())
+	return err
+}
+
+// UseRefreshToken marks the refresh token as used and returns it. When it was already used,
+// it returns the token with UsedAt set and marks nothing: the caller treats that as reuse.
+func (tx *Tx) UseRefreshToken(ctx context.Context, secretHash []byte) (*RefreshToken, error) {
+	var t RefreshToken
+	var used sql.NullTime
+	err := tx.queryRow(ctx, `SELECT id, session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1`, secretHash).
+		Scan(&t.ID, &t.SessionID, &t.ExpiresAt, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "refresh token not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.ExpiresAt = t.ExpiresAt.UTC()
+	if used.Valid {
+		u := used.Time.UTC()
+		t.UsedAt = &u
+		return &t, nil
+	}
+	// Conditional update: of two concurrent uses exactly one marks it; the other sees reuse.
+	res, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL`, tx.now, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		now := tx.now
+		t.UsedAt = &now
+	}
+	return &t, nil
+}
+
+// RevokeSessionByID revokes one session and every refresh token of its family.
+func (tx *Tx) RevokeSessionByID(ctx context.Context, id, reason string) error {
+	if _, err := tx.exec(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL`,
+		tx.now, reason, id); err != nil {
+		return err
+	}
+	_, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL`, tx.now, id)
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary.
+	for n > 0 && (s[n]&0xC0) == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// SessionByID returns a session by its ID, whatever its state.
+func (tx *Tx) SessionByID(ctx context.Context, id string) (*Session, error) {
+	if !tutela.ValidID(id) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
+	}
+	return scanSession(tx.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = $1`, id))
+}

@@ -1,0 +1,222 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"time"
+
+	"tutela"
+)
+
+// Throttle is one brute-force counter (an account, an IP, or an IP+account pair).
+type Throttle struct {
+	Key         []byte
+	Kind        string
+	Subject     []byte // the account key a pair counter belongs to, so an unlock clears its pairs
+	Failures    int
+	WindowStart time.Time
+	Locks       int
+	LockedUntil time.Time // zero when not locked
+	UpdatedAt   time.Time
+}
+
+func scanThrottle(row interface{ Scan(...any) error }) (*Throttle, error) {
+	var t Throttle
+	var locked sql.NullTime
+	if err := row.Scan(&t.Key, &t.Kind, &t.Subject, &t.Failures, &t.WindowStart, &t.Locks, &locked, &t.UpdatedAt); err != nil {
+		return nil, err
+	}
+	t.WindowStart, t.UpdatedAt = t.WindowStart.UTC(), t.UpdatedAt.UTC()
+	if locked.Valid {
+		t.LockedUntil = locked.Time.UTC()
+	}
+	return &t, nil
+}
+
+const throttleCols = `key, kind, subject, failures, window_start, locks, locked_until, updated_at`
+
+// Throttles returns the counters that exist among keys, without locking them.
+func (tx *Tx) Throttles(ctx context.Context, keys ...[]byte) ([]*Throttle, error) {
+	var out []*Throttle
+	for _, k := range keys {
+		t, err := scanThrottle(tx.queryRow(ctx, `SELECT `+throttleCols+` FROM auth_throttle WHERE key = $1`, k))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// LockThrottle returns the counter for key, creating it if needed, locked for update until the
+// transaction ends, so concurrent failures on several nodes are all counted.
+func (tx *Tx) LockThrottle(ctx context.Context, key []byte, kind string, subject []byte) (*Throttle, error) {
+	if _, err := tx.exec(ctx, `INSERT INTO auth_throttle (key, kind, subject, failures, window_start, locks, updated_at)
+		VALUES ($1, $2, $3, 0, $4, 0, $4) ON CONFLICT (key) DO NOTHING`, key, kind, subject, tx.now); err != nil {
+		return nil, err
+	}
+	q := `SELECT ` + throttleCols + ` FROM auth_throttle WHERE key = $1`
+	if tx.db.dialect == Postgres {
+		q += ` FOR UPDATE`
+	}
+	return scanThrottle(tx.queryRow(ctx, q, key))
+}
+
+// SaveThrottle writes back a counter obtained from LockThrottle.
+func (tx *Tx) SaveThrottle(ctx context.Context, t *Throttle) error {
+	var locked any
+	if !t.LockedUntil.IsZero() {
+		locked = t.LockedUntil.UTC()
+	}
+	_, err := tx.exec(ctx, `UPDATE auth_throttle SET failures = $1, window_start = $2, locks = $3, locked_until = $4,
+		updated_at = $5 WHERE key = $6`, t.Failures, t.WindowStart.UTC(), t.Locks, locked, tx.now, t.Key)
+	return err
+}
+
+// ResetThrottles deletes the counters for keys (a successful sign-in, an admin unlock).
+func (tx *Tx) ResetThrottles(ctx context.Context, keys ...[]byte) error {
+	for _, k := range keys {
+		if _, err := tx.exec(ctx, `DELETE FROM auth_throttle WHERE key = $1`, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ResetThrottlesFor deletes the counter of an account key and of every IP+account pair that
+// belongs to it (an admin unlock).
+func (tx *Tx) ResetThrottlesFor(ctx context.Context, accountKey []byte) error {
+	_, err := tx.exec(ctx, `DELETE FROM auth_throttle WHERE key = $1 OR subject = $1`, accountKey)
+	return err
+}
+
+// LoginRecord is one sign-in attempt.
+type LoginRecord struct {
+	ID        string    `json:"id"`
+	TenantID  string    `json:"tenant_id,omitempty"`
+	UserID    string    `json:"user_id,omitempty"`
+	IP        string    `json:"ip"`
+	UserAgent string    `json:"user_agent"`
+	Result    string    `json:"result"`
+	Reason    string    `json:"reason"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func nullID(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// RecordLogin appends to login_history.
+func (tx *Tx) RecordLogin(ctx context.Context, r *LoginRecord) error {
+	r.ID, r.CreatedAt = tutela.NewID(), tx.now
+	_, err := tx.exec(ctx, `INSERT INTO login_history (id, tenant_id, user_id, ip, user_agent, result, reason, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, nullID(r.TenantID), nullID(r.UserID), r.IP,
+		truncate(r.UserAgent, 512), r.Result, r.Reason, r.CreatedAt)
+	return err
+}
+
+// LoginHistory returns the tenant's sign-in attempts, newest first; userID "" means all users.
+func (tx *Tx) LoginHistory(ctx context.Context, tenantID, userID string, limit int) ([]*LoginRecord, error) {
+	q := `SELECT id, tenant_id, user_id, ip, user_agent, result, reason, created_at FROM login_history WHERE tenant_id = $1`
+	args := []any{tenantID}
+	if userID != "" {
+		q += ` AND user_id = $2`
+		args = append(args, userID)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + itoa(clampLimit(limit))
+	rows, err := tx.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*LoginRecord
+	for rows.Next() {
+		var r LoginRecord
+		var tid, uid sql.NullString
+		if err := rows.Scan(&r.ID, &tid, &uid, &r.IP, &r.UserAgent, &r.Result, &r.Reason, &r.CreatedAt); err != nil {
+			return nil, err
+		}
+		r.TenantID, r.UserID, r.CreatedAt = tid.String, uid.String, r.CreatedAt.UTC()
+		out = append(out, &r)
+	}
+	return out, rows.Err()
+}
+
+// SecurityEvent is a security-relevant occurrence for the tenant's security staff.
+type SecurityEvent struct {
+	ID        string    `json:"id"`
+	TenantID  string    `json:"tenant_id,omitempty"`
+	UserID    string    `json:"user_id,omitempty"`
+	Kind      string    `json:"kind"`
+	IP        string    `json:"ip"`
+	Details   string    `json:"details"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// RecordSecurityEvent appends a security event.
+func (tx *Tx) RecordSecurityEvent(ctx context.Context, e *SecurityEvent) error {
+	e.ID, e.CreatedAt = tutela.NewID(), tx.now
+	if e.Details == "" {
+		e.Details = "{}"
+	}
+	_, err := tx.exec(ctx, `INSERT INTO security_events (id, tenant_id, user_id, kind, ip, details, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, nullID(e.TenantID), nullID(e.UserID), e.Kind, e.IP, e.Details, e.CreatedAt)
+	return err
+}
+
+// SecurityEvents returns the tenant's security events, newest first.
+func (tx *Tx) SecurityEvents(ctx context.Context, tenantID string, limit int) ([]*SecurityEvent, error) {
+	rows, err := tx.query(ctx, `SELECT id, tenant_id, user_id, kind, ip, details, created_at FROM security_events
+		WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT `+itoa(clampLimit(limit)), tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*SecurityEvent
+	for rows.Next() {
+		var e SecurityEvent
+		var tid, uid sql.NullString
+		if err := rows.Scan(&e.ID, &tid, &uid, &e.Kind, &e.IP, &e.Details, &e.CreatedAt); err != nil {
+			return nil, err
+		}
+		e.TenantID, e.UserID, e.CreatedAt = tid.String, uid.String, e.CreatedAt.UTC()
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}
+
+// PasswordHistory returns the user's previous password hashes, newest first.
+func (r Users) PasswordHistory(ctx context.Context, userID string, n int) ([]string, error) {
+	rows, err := r.tx.query(ctx, `SELECT hash FROM password_history WHERE tenant_id = $1 AND user_id = $2
+		ORDER BY created_at DESC LIMIT `+itoa(max(n, 0)), r.tenantID, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// AddPasswordHistory remembers a hash the user has had.
+func (r Users) AddPasswordHistory(ctx context.Context, userID, hash string) error {
+	_, err := r.tx.exec(ctx, `INSERT INTO password_history (tenant_id, user_id, hash, created_at) VALUES ($1, $2, $3, $4)`,
+		r.tenantID, userID, hash, r.tx.now)
+	return err
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
