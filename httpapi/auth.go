@@ -74,6 +74,9 @@ func (s *Server) authed(allowRestricted bool, h func(http.ResponseWriter, *http.
 			middleware.WriteError(w, r, err)
 			return
 		}
+		if m := tutela.RequestMetaFrom(r.Context()); m != nil {
+			m.Principal = p
+		}
 		if p.MustChangePassword && !allowRestricted {
 			middleware.WriteError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "password change required before anything else"))
 			return

@@ -31,6 +31,9 @@ type Deps struct {
 	BodyLimit      int64
 	RateRPS        float64
 	RateBurst      int
+	// AuditVerifierKey is the public key that verifies audit checkpoints (a signed-note
+	// verifier key), published at /v1/audit/public-key.
+	AuditVerifierKey string
 }
 
 // Route is one registered endpoint.
@@ -82,6 +85,8 @@ func New(d Deps) *Server {
 		middleware.Recover,
 		middleware.SecurityHeaders(d.TLS),
 		limiter.Middleware,
+		requestMeta,
+		s.auditRequests,
 		middleware.BodyLimit(d.BodyLimit),
 	)
 	return s
@@ -113,6 +118,11 @@ func (s *Server) routesInit() {
 	s.handle("DELETE", "/v1/auth/sessions", false, s.authed(false, s.deleteOtherSessions))
 	s.handle("DELETE", "/v1/auth/sessions/{id}", false, s.authed(false, s.deleteSession))
 	s.handle("GET", "/v1/security-events", false, s.authed(false, s.securityEvents))
+	s.handle("GET", "/v1/audit/events", false, s.authed(false, s.auditEvents))
+	s.handle("GET", "/v1/audit/checkpoint", true, s.auditCheckpoint)
+	s.handle("GET", "/v1/audit/public-key", true, s.auditPublicKey)
+	s.handle("GET", "/v1/audit/proof/inclusion", false, s.authed(false, s.auditInclusion))
+	s.handle("GET", "/v1/audit/proof/consistency", true, s.auditConsistency)
 	s.handle("POST", "/v1/tenants", false, s.authed(false, s.createTenant))
 	s.handle("GET", "/v1/tenants", false, s.authed(false, s.listTenants))
 	s.handle("GET", "/v1/tenants/{tenant}", false, s.authed(false, s.getTenant))

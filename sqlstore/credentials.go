@@ -56,7 +56,10 @@ func (r Users) credentials(ctx context.Context, where string, arg any) (*Credent
 // their password turned up in a breach.
 func (r Users) SetMustChangePassword(ctx context.Context, id string, must bool) error {
 	res, err := r.tx.exec(ctx, `UPDATE users SET must_change_password = $1 WHERE tenant_id = $2 AND id = $3`, must, r.tenantID, id)
-	return affectedOne(res, err, "user not found")
+	if err := affectedOne(res, err, "user not found"); err != nil {
+		return err
+	}
+	return r.tx.Record(ctx, "user.must_change_password", r.tenantID, "user", id, "", map[string]any{"value": must})
 }
 
 // RehashPassword replaces the stored hash with an equivalent one (new parameters or algorithm)
@@ -64,7 +67,10 @@ func (r Users) SetMustChangePassword(ctx context.Context, id string, must bool) 
 func (r Users) RehashPassword(ctx context.Context, id, oldHash, newHash string) error {
 	_, err := r.tx.exec(ctx, `UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND id = $3 AND password_hash = $4`,
 		newHash, r.tenantID, id, oldHash)
-	return err
+	if err != nil {
+		return err
+	}
+	return r.tx.Record(ctx, "user.password_rehash", r.tenantID, "user", id, "", nil)
 }
 
 // RecordLoginSuccess notes the time of the user's last successful sign-in.
@@ -98,5 +104,9 @@ func (tx *Tx) SetTenantSessionPolicy(ctx context.Context, tenantID string, p Ses
 	}
 	res, err := tx.exec(ctx, `UPDATE tenants SET session_idle_seconds = $1, session_absolute_seconds = $2 WHERE id = $3`,
 		toNull(p.Idle), toNull(p.Absolute), tenantID)
-	return affectedOne(res, err, "tenant not found")
+	if err := affectedOne(res, err, "tenant not found"); err != nil {
+		return err
+	}
+	return tx.Record(ctx, "tenant.session_policy", tenantID, "tenant", tenantID, "",
+		map[string]any{"idle_seconds": int64(p.Idle / time.Second), "absolute_seconds": int64(p.Absolute / time.Second)})
 }

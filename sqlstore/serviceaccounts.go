@@ -42,7 +42,10 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 	}
 	_, err = tx.exec(ctx, `INSERT INTO service_account_secrets (id, service_account_id, secret_hash, created_at)
 		VALUES ($1, $2, $3, $4)`, tutela.NewID(), sa.ID, secretHash, tx.now)
-	return err
+	if err != nil {
+		return err
+	}
+	return tx.Record(ctx, "service_account.create", sa.TenantID, "service_account", sa.ID, "", map[string]any{"client_id": sa.ClientID})
 }
 
 // ServiceAccountSecretHashes returns the active service account with clientID and the hashes of

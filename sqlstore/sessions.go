@@ -66,7 +66,10 @@ func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) 
 		created_at, last_seen_at, idle_timeout_s, absolute_expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		s.ID, s.TenantID, s.UserID, secretHash, s.TokenVersion, strings.Join(s.AMR, " "), s.IP, truncate(s.UserAgent, 512),
 		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC())
-	return err
+	if err != nil {
+		return err
+	}
+	return tx.Record(ctx, "session.create", s.TenantID, "session", s.ID, "", map[string]any{"user_id": s.UserID, "amr": strings.Join(s.AMR, " ")})
 }
 
 // SessionBySecret returns the session whose secret hashes to secretHash, whatever its state;
@@ -129,7 +132,11 @@ func (r Users) RevokeSessions(ctx context.Context, userID, id, keepID, reason st
 	if err != nil {
 		return 0, err
 	}
-	return res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, r.tx.Record(ctx, "session.revoke", r.tenantID, "user", userID, "", map[string]any{"reason": reason, "sessions": n, "session_id": id})
 }
 
 // BumpTokenVersion increments the user's token version, which invalidates every session,
@@ -141,7 +148,10 @@ func (r Users) BumpTokenVersion(ctx context.Context, userID string) (int64, erro
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, tutela.Errorf(tutela.ENOTFOUND, "user not found")
 	}
-	return v, err
+	if err != nil {
+		return 0, err
+	}
+	return v, r.tx.Record(ctx, "user.token_version_bump", r.tenantID, "user", userID, "", nil)
 }
 
 // RefreshToken is a stored refresh token.
@@ -192,12 +202,19 @@ func (tx *Tx) UseRefreshToken(ctx context.Context, secretHash []byte) (*RefreshT
 
 // RevokeSessionByID revokes one session and every refresh token of its family.
 func (tx *Tx) RevokeSessionByID(ctx context.Context, id, reason string) error {
-	if _, err := tx.exec(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL`,
-		tx.now, reason, id); err != nil {
+	var tenantID, userID string
+	err := tx.queryRow(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL
+		RETURNING tenant_id, user_id`, tx.now, reason, id).Scan(&tenantID, &userID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // already revoked
+	}
+	if err != nil {
 		return err
 	}
-	_, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL`, tx.now, id)
-	return err
+	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL`, tx.now, id); err != nil {
+		return err
+	}
+	return tx.Record(ctx, "session.revoke", tenantID, "session", id, "", map[string]any{"reason": reason, "user_id": userID})
 }
 
 func truncate(s string, n int) string {

@@ -49,5 +49,8 @@ func (tx *Tx) AddSigningKey(ctx context.Context, k SigningKeyRow) error {
 	}
 	_, err := tx.exec(ctx, `INSERT INTO signing_keys (id, alg, public_jwk, sealed_private, created_at, activate_at, retire_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, k.ID, k.Alg, k.PublicJWK, k.SealedPrivate, k.CreatedAt.UTC(), k.ActivateAt.UTC(), retire)
-	return err
+	if err != nil {
+		return err
+	}
+	return tx.Record(ctx, "key.create", "", "signing_key", k.ID, "", map[string]any{"alg": k.Alg, "activate_at": k.ActivateAt.UTC().Format(time.RFC3339)})
 }

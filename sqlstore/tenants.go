@@ -43,7 +43,10 @@ func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {
 		return tutela.Errorf(tutela.ECONFLICT, "a tenant with slug %q already exists", t.Slug)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return tx.Record(ctx, "tenant.create", t.ID, "tenant", t.ID, "", map[string]any{"slug": t.Slug, "data_region": t.Region})
 }
 
 const tenantCols = `id, slug, name, data_region, status, created_at`
@@ -100,7 +103,10 @@ func (tx *Tx) UpdateTenant(ctx context.Context, t *tutela.Tenant) error {
 	}
 	res, err := tx.exec(ctx, `UPDATE tenants SET name = $1, data_region = $2, status = $3 WHERE id = $4`,
 		t.Name, t.Region, string(t.Status), t.ID)
-	return affectedOne(res, err, "tenant not found")
+	if err := affectedOne(res, err, "tenant not found"); err != nil {
+		return err
+	}
+	return tx.Record(ctx, "tenant.update", t.ID, "tenant", t.ID, "", map[string]any{"data_region": t.Region, "status": string(t.Status)})
 }
 
 // cursorID turns an opaque cursor into the ID to continue after. The nil UUID sorts before every

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/audit"
 )
 
 // Throttle is one brute-force counter (an account, an IP, or an IP+account pair).
@@ -120,7 +121,14 @@ func (tx *Tx) RecordLogin(ctx context.Context, r *LoginRecord) error {
 	_, err := tx.exec(ctx, `INSERT INTO login_history (id, tenant_id, user_id, ip, user_agent, result, reason, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, nullID(r.TenantID), nullID(r.UserID), r.IP,
 		truncate(r.UserAgent, 512), r.Result, r.Reason, r.CreatedAt)
-	return err
+	if err != nil {
+		return err
+	}
+	outcome := map[string]string{"success": audit.OutcomeSuccess, "throttled": audit.OutcomeDenied}[r.Result]
+	if outcome == "" {
+		outcome = audit.OutcomeFailure
+	}
+	return tx.Record(ctx, "auth.login", r.TenantID, "user", r.UserID, outcome, map[string]any{"reason": r.Reason})
 }
 
 // LoginHistory returns the tenant's sign-in attempts, newest first; userID "" means all users.
@@ -169,7 +177,10 @@ func (tx *Tx) RecordSecurityEvent(ctx context.Context, e *SecurityEvent) error {
 	}
 	_, err := tx.exec(ctx, `INSERT INTO security_events (id, tenant_id, user_id, kind, ip, details, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, nullID(e.TenantID), nullID(e.UserID), e.Kind, e.IP, e.Details, e.CreatedAt)
-	return err
+	if err != nil {
+		return err
+	}
+	return tx.Record(ctx, "security."+e.Kind, e.TenantID, "user", e.UserID, "", map[string]any{"security_event_id": e.ID})
 }
 
 // SecurityEvents returns the tenant's security events, newest first.

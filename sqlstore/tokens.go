@@ -47,6 +47,9 @@ func (r Users) CreateToken(ctx context.Context, userID, purpose string, ttl time
 	if err != nil {
 		return "", nil, err
 	}
+	if err := r.tx.Record(ctx, "user.token_issue", r.tenantID, "user", userID, "", map[string]any{"purpose": purpose}); err != nil {
+		return "", nil, err
+	}
 	return tok, t, nil
 }
 
@@ -70,9 +73,13 @@ func (tx *Tx) ConsumeToken(ctx context.Context, token, purpose string) (*OneTime
 	if len(token) != 64 {
 		return nil, errBadToken()
 	}
-	return scanToken(tx.queryRow(ctx, `UPDATE user_tokens SET used_at = $1
+	t, err := scanToken(tx.queryRow(ctx, `UPDATE user_tokens SET used_at = $1
 		WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1
 		RETURNING id, tenant_id, user_id, purpose, expires_at`, tx.now, HashToken(token), purpose))
+	if err != nil {
+		return nil, err
+	}
+	return t, tx.Record(ctx, "user.token_redeem", t.TenantID, "user", t.UserID, "", map[string]any{"purpose": purpose})
 }
 
 func errBadToken() error {

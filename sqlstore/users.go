@@ -62,7 +62,10 @@ func (r Users) Create(ctx context.Context, u *tutela.User) error {
 	if isForeignKeyErr(err) {
 		return tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return r.tx.Record(ctx, "user.create", r.tenantID, "user", u.ID, "", nil)
 }
 
 const userCols = `id, tenant_id, email, display_name, status, created_at, updated_at`
@@ -143,7 +146,10 @@ func (r Users) Update(ctx context.Context, u *tutela.User) error {
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {
 		return errEmailTaken()
 	}
-	return affectedOne(res, err, "user not found")
+	if err := affectedOne(res, err, "user not found"); err != nil {
+		return err
+	}
+	return r.tx.Record(ctx, "user.update", r.tenantID, "user", u.ID, "", map[string]any{"status": string(u.Status)})
 }
 
 // Delete removes the tenant's user with the given ID (their role grants and tokens go with it).
@@ -152,7 +158,10 @@ func (r Users) Delete(ctx context.Context, id string) error {
 		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
 	}
 	res, err := r.tx.exec(ctx, `DELETE FROM users WHERE tenant_id = $1 AND id = $2`, r.tenantID, id)
-	return affectedOne(res, err, "user not found")
+	if err := affectedOne(res, err, "user not found"); err != nil {
+		return err
+	}
+	return r.tx.Record(ctx, "user.delete", r.tenantID, "user", id, "", nil)
 }
 
 // PasswordHash returns the user's encoded password hash ("" when none is set) and token version.
@@ -177,7 +186,10 @@ func (r Users) SetPasswordHash(ctx context.Context, id, encoded string) error {
 	}
 	res, err := r.tx.exec(ctx, `UPDATE users SET password_hash = $1, token_version = token_version + 1,
 		updated_at = $2 WHERE tenant_id = $3 AND id = $4`, encoded, r.tx.now, r.tenantID, id)
-	return affectedOne(res, err, "user not found")
+	if err := affectedOne(res, err, "user not found"); err != nil {
+		return err
+	}
+	return r.tx.Record(ctx, "user.password_set", r.tenantID, "user", id, "", nil)
 }
 
 // Grant gives the user a built-in role by key (e.g. "super_admin").
@@ -194,7 +206,10 @@ func (r Users) Grant(ctx context.Context, userID, roleKey, grantedBy string, exp
 		SELECT u.tenant_id, u.id, ro.id, $1, $2, $3 FROM users u, roles ro
 		WHERE u.tenant_id = $4 AND u.id = $5 AND ro.tenant_id IS NULL AND ro.key = $6`,
 		grantor, r.tx.now, exp, r.tenantID, userID, roleKey)
-	return affectedOne(res, err, "user or role not found")
+	if err := affectedOne(res, err, "user or role not found"); err != nil {
+		return err
+	}
+	return r.tx.Record(ctx, "user.role_grant", r.tenantID, "user", userID, "", map[string]any{"role": roleKey})
 }
 
 // Roles returns the keys of the user's unexpired roles.

@@ -225,7 +225,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	api := httpapi.New(httpapi.Deps{
 		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: useTLS, TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
-		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst,
+		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
 	})
 	m.httpServer = &http.Server{
 		Handler:           api,

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -57,7 +59,13 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return errEmptyBody()
 	}
 	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, MaxJSONBody)}
-	br := bufio.NewReaderSize(body, 16) // smallest buffer; larger reads bypass it
+	meta := tutela.RequestMetaFrom(r.Context())
+	var raw bytes.Buffer // a copy for the audit record's field names, when a request is audited
+	var src io.Reader = body
+	if meta != nil {
+		src = io.TeeReader(body, &raw)
+	}
+	br := bufio.NewReaderSize(src, 16) // smallest buffer; larger reads bypass it
 
 	// Look at the first significant byte so "null", arrays and scalars are refused with a clear
 	// message instead of decoding into a zero value.
@@ -91,7 +99,24 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return tutela.Errorf(tutela.EINVALID, "request body must contain a single JSON object")
 	}
+	if meta != nil {
+		meta.BodyKeys = topLevelKeys(raw.Bytes())
+	}
 	return nil
+}
+
+// topLevelKeys returns the sorted field names of a JSON object (names only, never values).
+func topLevelKeys(b []byte) []string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func errEmptyBody() *tutela.Error {

@@ -24,6 +24,7 @@ var AuditTests = []struct {
 	Name string
 	Fn   func(*testing.T, Opener)
 }{
+	{"AuditEveryMutationRecorded", testEveryMutationAudited},
 	{"AuditEventCommitsWithChange", testAuditCommitsWithChange},
 	{"AuditRollbackLeavesNoEvent", testAuditRollback},
 	{"AuditSequencerNoGapsUnderConcurrentWriters", testAuditConcurrent},
@@ -188,31 +189,42 @@ func testAuditCommitsWithChange(t *testing.T, open Opener) {
 		if err := tx.CreateTenant(ctx, tn); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, audit.Event{TenantID: tn.ID, ActorType: audit.ActorSystem, Action: "tenant.create",
+		return tx.Audit(ctx, audit.Event{TenantID: tn.ID, ActorType: audit.ActorSystem, Action: "tenant.configure",
 			TargetType: "tenant", TargetID: tn.ID, Outcome: audit.OutcomeSuccess,
 			Details: map[string]any{"api_key": "sk-live-1", "slug": "acme"}})
 	})
+	// The store records tenant.create by itself; the caller's explicit event sits beside it.
 	recs, next, err := db.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: tn.ID})
-	if err != nil || len(recs) != 1 || next != "" {
+	if err != nil || len(recs) != 2 || next != "" {
 		t.Fatalf("AuditEvents = %d records, %q, %v", len(recs), next, err)
 	}
-	e := recs[0].Event
-	if e.Action != "tenant.create" || e.TargetID != tn.ID || !tutela.ValidID(e.ID) || recs[0].Index != -1 {
-		t.Fatalf("record = %+v", recs[0])
+	byAction := map[string]sqlstore.AuditRecord{}
+	for _, r := range recs {
+		byAction[r.Event.Action] = r
 	}
-	if want := clock.Now().Truncate(time.Microsecond); !e.Time.Equal(want) {
+	created, explicit := byAction["tenant.create"], byAction["tenant.configure"]
+	if created.Event.TargetID != tn.ID || created.Event.ActorType != audit.ActorSystem || created.Index != -1 {
+		t.Fatalf("automatic record = %+v", created)
+	}
+	e := explicit.Event
+	if e.TargetID != tn.ID || !tutela.ValidID(e.ID) || explicit.Index != -1 {
+		t.Fatalf("record = %+v", explicit)
+	}
+	if want := clock.Now().Truncate(time.Microsecond); !e.Time.Equal(want) || !created.Event.Time.Equal(want) {
 		t.Fatalf("event time %v, want the transaction time %v", e.Time, want)
 	}
-	if e.Details["api_key"] != audit.Redacted || bytes.Contains(recs[0].Canonical, []byte("sk-live-1")) {
-		t.Fatalf("credential in details was stored: %s", recs[0].Canonical)
+	if e.Details["api_key"] != audit.Redacted || bytes.Contains(explicit.Canonical, []byte("sk-live-1")) {
+		t.Fatalf("credential in details was stored: %s", explicit.Canonical)
 	}
 	k := newAuditKit(t, db)
-	if n := k.step(t); n != 1 {
-		t.Fatalf("sequenced %d, want 1", n)
+	if n := k.step(t); n != 2 {
+		t.Fatalf("sequenced %d, want 2", n)
 	}
 	recs, _, _ = db.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: tn.ID})
-	if recs[0].Index != 0 {
-		t.Fatalf("index after sequencing = %d", recs[0].Index)
+	for _, r := range recs {
+		if r.Index < 0 || r.Index > 1 {
+			t.Fatalf("index after sequencing = %d", r.Index)
+		}
 	}
 	// An invalid event fails the whole transaction: the change does not commit unaudited.
 	err = db.Update(ctx, func(tx *sqlstore.Tx) error {
@@ -689,5 +701,84 @@ func testAuditProofs(t *testing.T, open Opener) {
 	}
 	if _, err := db.AuditInclusionProof(ctx, 0, 14); tutela.ErrorCode(err) != tutela.EINVALID {
 		t.Fatalf("proof beyond the log: %v", err)
+	}
+}
+
+func testEveryMutationAudited(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	tn := createTenant(t, db, "acme")
+	admin := createUser(t, db, tn.ID, "admin@example.org")
+	meta := &tutela.RequestMeta{RequestID: "req-42", IP: "192.0.2.7", UserAgent: "ua/1",
+		Principal: &tutela.Principal{Kind: tutela.PrincipalUser, TenantID: tn.ID, UserID: admin.ID}}
+	rctx := tutela.WithRequestMeta(ctx, meta)
+	var u *tutela.User
+	err := db.Update(rctx, func(tx *sqlstore.Tx) error {
+		users := tx.Users(tn.ID)
+		u = &tutela.User{Email: "ana@example.org"}
+		if err := users.Create(rctx, u); err != nil {
+			return err
+		}
+		u.DisplayName = "Ana"
+		if err := users.Update(rctx, u); err != nil {
+			return err
+		}
+		if err := users.Grant(rctx, u.ID, "operator", admin.ID, nil); err != nil {
+			return err
+		}
+		if err := users.SetPasswordHash(rctx, u.ID, "$argon2id$x"); err != nil {
+			return err
+		}
+		s := &sqlstore.Session{TenantID: tn.ID, UserID: u.ID, TokenVersion: 2, AMR: []string{"pwd"}, IP: "192.0.2.7",
+			IdleTimeout: time.Minute, AbsoluteExpiry: tx.Now().Add(time.Hour)}
+		if err := tx.CreateSession(rctx, s, sqlstore.HashToken("s")); err != nil {
+			return err
+		}
+		if _, err := users.RevokeSessions(rctx, u.ID, "", "", "test"); err != nil {
+			return err
+		}
+		tok, _, err := users.CreateToken(rctx, u.ID, sqlstore.TokenReset, time.Hour)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ConsumeToken(rctx, tok, sqlstore.TokenReset); err != nil {
+			return err
+		}
+		if err := tx.RecordSecurityEvent(rctx, &sqlstore.SecurityEvent{TenantID: tn.ID, UserID: u.ID, Kind: "account_locked", IP: "192.0.2.7"}); err != nil {
+			return err
+		}
+		if err := tx.RecordLogin(rctx, &sqlstore.LoginRecord{TenantID: tn.ID, UserID: u.ID, IP: "192.0.2.7", Result: "failure", Reason: "wrong_password"}); err != nil {
+			return err
+		}
+		return users.Delete(rctx, u.ID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: tn.ID, ActorID: admin.ID, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]audit.Event{}
+	for _, r := range recs {
+		got[r.Event.Action] = r.Event
+	}
+	for _, want := range []string{"user.create", "user.update", "user.role_grant", "user.password_set", "session.create",
+		"session.revoke", "user.token_issue", "user.token_redeem", "security.account_locked", "auth.login", "user.delete"} {
+		e, ok := got[want]
+		if !ok {
+			t.Errorf("no %s event among %d", want, len(recs))
+			continue
+		}
+		if e.ActorType != audit.ActorUser || e.SourceIP != "192.0.2.7" || e.RequestID != "req-42" || e.UserAgent != "ua/1" {
+			t.Errorf("%s not attributed to the request: %+v", want, e)
+		}
+	}
+	if got["auth.login"].Outcome != audit.OutcomeFailure {
+		t.Errorf("failed login recorded as %q", got["auth.login"].Outcome)
+	}
+	// Without request metadata (CLI, background work) the system is the actor.
+	sys, _, _ := db.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: tn.ID, Action: "tenant.create"})
+	if len(sys) != 1 || sys[0].Event.ActorType != audit.ActorSystem {
+		t.Fatalf("tenant.create by the system: %+v", sys)
 	}
 }

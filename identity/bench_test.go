@@ -1,0 +1,157 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"tutela"
+	"tutela/identity"
+	"tutela/identity/token"
+	"tutela/password"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+	"tutela/vault"
+)
+
+// Sign-in should cost the password hash and little else: BenchmarkLogin is meant to stay within
+// ~5% of BenchmarkArgon2id (store, session and token work ≤ 5% of one hash). Compare them with
+//
+//	go test -run '^$' -bench 'Argon2id|Login|Refresh' -benchtime 20x ./identity/
+
+const benchPassword = "amber falcon meadow 93 tidewater"
+
+// defaultHasher is the production hasher: DefaultParams (m=19456 KiB, t=2, p=1).
+func defaultHasher(b *testing.B) *password.Hasher {
+	b.Helper()
+	h, err := password.NewHasher(password.DefaultParams(), 0, time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
+// benchService builds the service as cmd/tutela does: a token ring with its keys in the
+// database, sealed by a local master key.
+func benchService(b *testing.B, db *sqlstore.DB, h *password.Hasher) *identity.Service {
+	b.Helper()
+	ctx := context.Background()
+	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{7}, 32)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ring, err := token.NewRing(ctx, token.Config{Issuer: "https://tutela.test", Audience: []string{"tutela"}},
+		identity.KeyStore{DB: db}, sealer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := identity.New(identity.Deps{DB: db, Hasher: h, Policy: password.DefaultPolicy(), Tokens: ring}, identity.Config{})
+	b.Cleanup(s.Close)
+	return s
+}
+
+// seedUser creates tenant slug with one active user whose password is pw, hashed by h.
+func seedUser(b *testing.B, db *sqlstore.DB, h *password.Hasher, slug, email, pw string) {
+	b.Helper()
+	ctx := context.Background()
+	hash, err := h.Hash(ctx, pw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = db.Update(ctx, func(tx *sqlstore.Tx) error {
+		tn := &tutela.Tenant{Slug: slug, Name: slug, Region: "eu"}
+		if err := tx.CreateTenant(ctx, tn); err != nil {
+			return err
+		}
+		u := &tutela.User{Email: email, DisplayName: "Bench " + slug}
+		if err := tx.Users(tn.ID).Create(ctx, u); err != nil {
+			return err
+		}
+		return tx.Users(tn.ID).SetPasswordHash(ctx, u.ID, hash)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkArgon2id is the floor of a sign-in: verifying the right password against a hash
+// made with DefaultParams.
+func BenchmarkArgon2id(b *testing.B) {
+	h := defaultHasher(b)
+	ctx := context.Background()
+	hash, err := h.Hash(ctx, benchPassword)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ok, _, err := h.Verify(ctx, benchPassword, hash)
+		if err != nil || !ok {
+			b.Fatalf("Verify = %v, %v", ok, err)
+		}
+	}
+}
+
+// BenchmarkLogin is a successful password sign-in end to end on SQLite: throttle check, user
+// lookup, the hash, throttle reset, login history, session, refresh token and access token.
+func BenchmarkLogin(b *testing.B) {
+	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{})
+	h := defaultHasher(b)
+	seedUser(b, db, h, "acme", "ana@example.org", benchPassword)
+	s := benchService(b, db, h)
+	ctx := context.Background()
+	pw := tutela.NewSecret(benchPassword)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		g, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org", Password: pw,
+			IP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), UserAgent: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if g.AccessToken.IsZero() || g.RefreshToken.IsZero() {
+			b.Fatal("grant without tokens")
+		}
+	}
+}
+
+// BenchmarkRefresh rotates one session's refresh token again and again, each call presenting
+// the token the previous one returned (RFC 9700 §4.14.2 rotation), on each store.
+func BenchmarkRefresh(b *testing.B) {
+	for _, d := range sqltest.Dialects {
+		b.Run(string(d), func(b *testing.B) {
+			if d == sqlstore.Postgres {
+				sqltest.RequirePostgres(b)
+			}
+			db := sqltest.Open(b, d, sqlstore.Options{})
+			// Refresh never hashes a password; a cheap hasher keeps setup fast.
+			p := password.DefaultParams()
+			p.Memory, p.Time = 64, 1
+			h, err := password.NewHasher(p, 0, time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			seedUser(b, db, h, "acme", "ana@example.org", benchPassword)
+			s := benchService(b, db, h)
+			ctx := context.Background()
+			g, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
+				Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rt := g.RefreshToken
+			b.ReportAllocs()
+			for b.Loop() {
+				ng, err := s.Refresh(ctx, rt, "192.0.2.1", "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				rt = ng.RefreshToken
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
+		})
+	}
+}
