@@ -268,8 +268,11 @@ func TestLoginHistory_ThrottledAttemptVisibleToTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Result != "throttled" || got[0].Reason != "locked" || got[0].UserID != u.ID ||
+	if len(got) != 1 {
+		t.Fatalf("no login history")
+	}
+	if got[0].Result != "throttled" || got[0].Reason != "locked" || got[0].UserID != u.ID ||
 		got[0].IP != "192.0.2.4" {
-		t.Fatalf("newest history record %+v, want the throttled attempt", got)
+		t.Fatalf("newest history record %+v, want the throttled attempt", *got[0])
 	}
 }
