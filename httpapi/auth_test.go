@@ -723,3 +723,31 @@ func TestLogin_TimingUnknownVsKnownUser(t *testing.T) {
 }
 
 var _ = identity.RoleSuperAdmin
+
+func TestAdmin_RevokeTenantSessionsSignsEveryoneOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	ta, _ := e.seed(t, "tenant-a", "admin@example.org", pw, "program_admin")
+	e.seed(t, "tenant-a", "ana@example.org", pw)
+	e.seed(t, "tenant-b", "bob@example.org", pw)
+	admin := e.login(t, "tenant-a", "admin@example.org", pw, "")
+	ana := e.login(t, "tenant-a", "ana@example.org", pw, "")
+	bob := e.login(t, "tenant-b", "bob@example.org", pw, "")
+	res, body := e.req(t, "POST", "/v1/tenants/tenant-b/revoke-sessions", "", "", admin.AccessToken)
+	wantError(t, res, body, 404, tutela.ENOTFOUND)
+	res, body = e.req(t, "POST", "/v1/tenants/"+ta.ID+"/revoke-sessions", "", "", admin.AccessToken)
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"revoked":2`) {
+		t.Fatalf("revoke: %d %s", res.StatusCode, body)
+	}
+	for _, auth := range []any{ana.AccessToken, ana.cookie, admin.AccessToken} {
+		if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", auth); res.StatusCode != 401 {
+			t.Fatalf("tenant A credential survived: %T", auth)
+		}
+	}
+	if res, _ := e.req(t, "POST", "/v1/auth/refresh", `{"refresh_token":"`+ana.RefreshToken+`"}`, "", nil); res.StatusCode != 401 {
+		t.Fatal("refresh token survived")
+	}
+	if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", bob.AccessToken); res.StatusCode != 200 {
+		t.Fatal("tenant B was signed out too")
+	}
+}

@@ -127,6 +127,7 @@ func (s *Server) routesInit() {
 	s.handle("GET", "/v1/tenants", false, s.authed(false, s.listTenants))
 	s.handle("GET", "/v1/tenants/{tenant}", false, s.authed(false, s.getTenant))
 	s.handle("PATCH", "/v1/tenants/{tenant}", false, s.authed(false, s.patchTenant))
+	s.handle("POST", "/v1/tenants/{tenant}/revoke-sessions", false, s.authed(false, s.revokeTenantSessions))
 	s.handle("POST", "/v1/tenants/{tenant}/users", false, s.authed(false, s.createUser))
 	s.handle("GET", "/v1/tenants/{tenant}/users", false, s.authed(false, s.listUsers))
 	s.handle("GET", "/v1/tenants/{tenant}/users/{id}", false, s.authed(false, s.getUser))

@@ -309,3 +309,26 @@ func (s *Server) securityEvents(w http.ResponseWriter, r *http.Request, p *tutel
 }
 
 func secondsDur(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// revokeTenantSessions ends every session and token of every user of the tenant (ASVS 7.4.5),
+// e.g. after a suspected compromise. The caller's own session ends too.
+func (s *Server) revokeTenantSessions(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var n int64
+	ip, _ := clientInfo(r)
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, err := s.adminTenant(r, tx, p)
+		if err != nil {
+			return err
+		}
+		if n, err = tx.RevokeTenantSessions(r.Context(), t.ID, "revoked_by_admin"); err != nil {
+			return err
+		}
+		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: t.ID, UserID: p.UserID,
+			Kind: "tenant_sessions_revoked", IP: ip})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]int64{"revoked": n})
+}

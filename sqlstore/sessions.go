@@ -235,3 +235,23 @@ func (tx *Tx) SessionByID(ctx context.Context, id string) (*Session, error) {
 	}
 	return scanSession(tx.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = $1`, id))
 }
+
+// RevokeTenantSessions signs every user of the tenant out: each token version goes up (so
+// every access and refresh token dies too) and every session is revoked. It returns how many
+// sessions it ended.
+func (tx *Tx) RevokeTenantSessions(ctx context.Context, tenantID, reason string) (int64, error) {
+	if _, err := tx.exec(ctx, `UPDATE users SET token_version = token_version + 1, updated_at = $1 WHERE tenant_id = $2`,
+		tx.now, tenantID); err != nil {
+		return 0, err
+	}
+	res, err := tx.exec(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE tenant_id = $3 AND revoked_at IS NULL`,
+		tx.now, reason, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Record(ctx, "tenant.sessions_revoked", tenantID, "tenant", tenantID, "", map[string]any{"reason": reason, "sessions": n})
+}
