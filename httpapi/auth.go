@@ -110,7 +110,7 @@ func (s *Server) writeGrant(w http.ResponseWriter, g *identity.Grant) {
 	})
 	middleware.WriteJSON(w, http.StatusOK, grantResponse{
 		AccessToken: g.AccessToken.Reveal(), TokenType: "Bearer",
-		ExpiresIn:    int64(time.Until(g.AccessExpiry).Round(time.Second) / time.Second),
+		ExpiresIn:    int64(g.AccessExpiry.Sub(s.d.Clock()).Round(time.Second) / time.Second),
 		RefreshToken: g.RefreshToken.Reveal(), SessionID: g.Session.ID, SessionExpiresAt: g.Session.AbsoluteExpiry,
 		UserID: g.User.ID, TenantID: g.User.TenantID, MustChangePassword: g.MustChangePassword,
 	})

@@ -203,12 +203,11 @@ func TestLoginHistory_RecordsEachAttemptWithResultAndReason(t *testing.T) {
 				ip := fmt.Sprintf("198.51.100.%d", 1+i)
 				try("ana@example.org", "wrong", ip, 401, want{ip, u.ID, "failure", "wrong_password"})
 			}
-			// A throttled attempt must appear too. It does not today: Login records it before
-			// looking anything up, with no tenant or user, so LoginHistory(tenant) never shows
-			// it (see TestLoginHistory_ThrottledAttemptVisibleToTenant).
+			// A throttled attempt appears too, attributed to the account it aimed at.
 			e.clock.Add(time.Second)
 			res, body := e.req(t, "POST", "/v1/auth/login", loginBody("acme", "ana@example.org", pw), "192.0.2.4", nil)
 			wantError(t, res, body, 429, tutela.ETOOMANYATTEMPTS)
+			wants = append(wants, want{"192.0.2.4", u.ID, "throttled", "locked"})
 
 			var got []*sqlstore.LoginRecord
 			err := e.db.View(context.Background(), func(tx *sqlstore.Tx) (err error) {
@@ -249,7 +248,6 @@ func TestLoginHistory_RecordsEachAttemptWithResultAndReason(t *testing.T) {
 // locked must show in the tenant's login history, attributed to the account, so security staff
 // see an attack continuing against a locked account.
 func TestLoginHistory_ThrottledAttemptVisibleToTenant(t *testing.T) {
-	t.Skip("known flaw: identity.Login records throttled attempts with empty tenant and user IDs; unskip with the fix")
 	t.Parallel()
 	e := newEnv(t, sqlstore.SQLite, nil)
 	tn, u := e.seed(t, "acme", "ana@example.org", pw)

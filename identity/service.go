@@ -137,16 +137,8 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	acct := accountKey(slug, tutela.NormalizeEmail(req.Email))
 	pair, ipk := pairKey(req.IP, acct), ipKey(req.IP)
 
-	// 1. Locked? Refuse before any password work, identically for every account.
-	if wait, err := s.lockedFor(ctx, acct, pair, ipk); err != nil {
-		return nil, err
-	} else if wait > 0 {
-		s.recordAttempt(ctx, "", "", req, "throttled", "locked")
-		return nil, &ThrottledError{Wait: wait}
-	}
-
-	// 2. Look up, then verify — against a dummy hash when there is nothing to verify against,
-	// so unknown and known accounts cost the same.
+	// 1. Look up the account (no password work yet), so every attempt — throttled ones too —
+	// is recorded against the tenant and user it aimed at.
 	var (
 		tenant *tutela.Tenant
 		cred   *sqlstore.Credentials
@@ -162,6 +154,24 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
 		return nil, err
 	}
+	tenantID, userID := "", ""
+	if tenant != nil {
+		tenantID = tenant.ID
+	}
+	if cred != nil {
+		userID = cred.User.ID
+	}
+
+	// 2. Locked? Refuse before any password work, identically for every account.
+	if wait, err := s.lockedFor(ctx, acct, pair, ipk); err != nil {
+		return nil, err
+	} else if wait > 0 {
+		s.recordAttempt(ctx, tenantID, userID, req, "throttled", "locked")
+		return nil, &ThrottledError{Wait: wait}
+	}
+
+	// 3. Verify — against a dummy hash when there is nothing to verify against, so unknown and
+	// known accounts cost the same.
 	reason := ""
 	switch {
 	case tenant == nil:
@@ -192,13 +202,6 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 			reason = "wrong_password"
 		}
 	}
-	tenantID, userID := "", ""
-	if tenant != nil {
-		tenantID = tenant.ID
-	}
-	if cred != nil {
-		userID = cred.User.ID
-	}
 	if reason != "" {
 		if err := s.recordFailure(ctx, tenantID, userID, acct, pair, ipk, req, reason); err != nil {
 			return nil, err
@@ -206,7 +209,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 		return nil, ErrInvalidCredentials
 	}
 
-	// 3. Success.
+	// 4. Success.
 	must := cred.MustChangePassword
 	if s.cfg.BreachCheckAtLogin && s.Breach != nil {
 		if breached, err := s.Breach.Breached(ctx, req.Password.Reveal()); err == nil && breached {
@@ -280,24 +283,31 @@ func (s *Service) recordFailure(ctx context.Context, tenantID, userID string, ac
 			return err
 		}
 		pairLocked := s.cfg.Throttle.Pair.fail(pt, now)
-		if err := tx.SaveThrottle(ctx, pt); err != nil {
+		// One source adds at most Account.MaxFailures-1 to the account counter within the
+		// account's current window (tracked on the pair row against that window's start, so
+		// the two windows cannot drift apart): only two or more sources can lock the account.
+		at, err := tx.LockThrottle(ctx, acct, "account", nil)
+		if err != nil {
 			return err
 		}
-		// One source adds at most MaxFailures-1 to the account counter per window.
-		if pt.Failures < s.cfg.Throttle.Account.MaxFailures {
-			at, err := tx.LockThrottle(ctx, acct, "account", nil)
-			if err != nil {
-				return err
-			}
+		s.cfg.Throttle.Account.roll(at, now)
+		if !pt.ContribWindow.Equal(at.WindowStart) {
+			pt.Contrib, pt.ContribWindow = 0, at.WindowStart
+		}
+		if pt.Contrib < s.cfg.Throttle.Account.MaxFailures-1 {
+			pt.Contrib++
 			if s.cfg.Throttle.Account.fail(at, now) {
 				if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID,
 					Kind: "account_locked", IP: req.IP, Details: lockDetails(at)}); err != nil {
 					return err
 				}
 			}
-			if err := tx.SaveThrottle(ctx, at); err != nil {
-				return err
-			}
+		}
+		if err := tx.SaveThrottle(ctx, at); err != nil {
+			return err
+		}
+		if err := tx.SaveThrottle(ctx, pt); err != nil {
+			return err
 		}
 		it, err := tx.LockThrottle(ctx, ipk, "ip", nil)
 		if err != nil {

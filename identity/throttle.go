@@ -40,22 +40,29 @@ func DefaultThrottlePolicy() ThrottlePolicy {
 // lockDecay: a key quiet this long forgets its earlier locks, so backoff restarts from BaseLock.
 const lockDecay = 24 * time.Hour
 
-// fail records one failure on t at now under l and reports whether it locked the key.
-func (l Limit) fail(t *sqlstore.Throttle, now time.Time) (locked bool) {
+// roll starts a new window when the current one is over, and forgets earlier locks after a
+// quiet day, so backoff restarts from BaseLock.
+func (l Limit) roll(t *sqlstore.Throttle, now time.Time) {
 	if now.Sub(t.UpdatedAt) > lockDecay {
 		t.Locks = 0
 	}
 	if now.Sub(t.WindowStart) >= l.Window {
 		t.Failures, t.WindowStart = 0, now
 	}
+}
+
+// fail records one failure on t at now under l and reports whether it locked the key.
+func (l Limit) fail(t *sqlstore.Throttle, now time.Time) (locked bool) {
+	l.roll(t, now)
 	t.Failures++
 	if t.Failures%l.MaxFailures != 0 {
 		return false
 	}
 	t.Locks++
-	d := l.BaseLock << min(t.Locks-1, 30)
-	if d > l.MaxLock || d <= 0 {
-		d = l.MaxLock
+	// BaseLock·2^(locks-1), capped at MaxLock; compared before shifting so it cannot overflow.
+	d := l.MaxLock
+	if n := t.Locks - 1; n < 63 && l.BaseLock <= l.MaxLock>>n {
+		d = l.BaseLock << n
 	}
 	t.LockedUntil = now.Add(d)
 	return true

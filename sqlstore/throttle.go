@@ -20,14 +20,22 @@ type Throttle struct {
 	WindowStart time.Time
 	Locks       int
 	LockedUntil time.Time // zero when not locked
-	UpdatedAt   time.Time
+	// Contrib counts the failures this (pair) counter has added to its account's counter in
+	// the account's window starting at ContribWindow.
+	Contrib       int
+	ContribWindow time.Time
+	UpdatedAt     time.Time
 }
 
 func scanThrottle(row interface{ Scan(...any) error }) (*Throttle, error) {
 	var t Throttle
-	var locked sql.NullTime
-	if err := row.Scan(&t.Key, &t.Kind, &t.Subject, &t.Failures, &t.WindowStart, &t.Locks, &locked, &t.UpdatedAt); err != nil {
+	var locked, cw sql.NullTime
+	if err := row.Scan(&t.Key, &t.Kind, &t.Subject, &t.Failures, &t.WindowStart, &t.Locks, &locked, &t.UpdatedAt,
+		&t.Contrib, &cw); err != nil {
 		return nil, err
+	}
+	if cw.Valid {
+		t.ContribWindow = cw.Time.UTC()
 	}
 	t.WindowStart, t.UpdatedAt = t.WindowStart.UTC(), t.UpdatedAt.UTC()
 	if locked.Valid {
@@ -36,7 +44,7 @@ func scanThrottle(row interface{ Scan(...any) error }) (*Throttle, error) {
 	return &t, nil
 }
 
-const throttleCols = `key, kind, subject, failures, window_start, locks, locked_until, updated_at`
+const throttleCols = `key, kind, subject, failures, window_start, locks, locked_until, updated_at, contrib, contrib_window`
 
 // Throttles returns the counters that exist among keys, without locking them.
 func (tx *Tx) Throttles(ctx context.Context, keys ...[]byte) ([]*Throttle, error) {
@@ -74,8 +82,13 @@ func (tx *Tx) SaveThrottle(ctx context.Context, t *Throttle) error {
 	if !t.LockedUntil.IsZero() {
 		locked = t.LockedUntil.UTC()
 	}
+	var cw any
+	if !t.ContribWindow.IsZero() {
+		cw = t.ContribWindow.UTC()
+	}
 	_, err := tx.exec(ctx, `UPDATE auth_throttle SET failures = $1, window_start = $2, locks = $3, locked_until = $4,
-		updated_at = $5 WHERE key = $6`, t.Failures, t.WindowStart.UTC(), t.Locks, locked, tx.now, t.Key)
+		updated_at = $5, contrib = $6, contrib_window = $7 WHERE key = $8`,
+		t.Failures, t.WindowStart.UTC(), t.Locks, locked, tx.now, t.Contrib, cw, t.Key)
 	return err
 }
 

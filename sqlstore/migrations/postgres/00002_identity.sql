@@ -57,6 +57,8 @@ CREATE TABLE auth_throttle (
     failures     INTEGER NOT NULL,
     window_start TIMESTAMPTZ NOT NULL,
     locks        INTEGER NOT NULL,
+    contrib        INTEGER NOT NULL DEFAULT 0,
+    contrib_window TIMESTAMPTZ,
     locked_until TIMESTAMPTZ,
     updated_at   TIMESTAMPTZ NOT NULL
 );

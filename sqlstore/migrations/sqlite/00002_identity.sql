@@ -57,6 +57,8 @@ CREATE TABLE auth_throttle (
     failures     INTEGER NOT NULL,
     window_start TIMESTAMP NOT NULL,
     locks        INTEGER NOT NULL,
+    contrib        INTEGER NOT NULL DEFAULT 0,
+    contrib_window TIMESTAMP,
     locked_until TIMESTAMP,
     updated_at   TIMESTAMP NOT NULL
 );
