@@ -13,8 +13,8 @@ import (
 
 	"tutela"
 	"tutela/audit"
+	"tutela/authz"
 	"tutela/httpapi/middleware"
-	"tutela/identity"
 	"tutela/sqlstore"
 )
 
@@ -98,15 +98,20 @@ func toAny(ss []string) []any {
 	return out
 }
 
-// auditReader reports whether p may read the audit log, and of which tenant ("" = all).
-func auditReader(p *tutela.Principal) (tenant string, err error) {
-	switch {
-	case p.HasRole(identity.RoleSuperAdmin):
-		return "", nil
-	case p.HasRole(roleProgramAdmin) || p.HasRole("auditor"):
-		return p.TenantID, nil
+// auditScope checks that p may read the audit log and returns the tenant they see ("" = all,
+// for the platform super-admin).
+func (s *Server) auditScope(r *http.Request, p *tutela.Principal) (string, error) {
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		_, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResAudit})
+		return err
+	})
+	if err != nil {
+		return "", err
 	}
-	return "", tutela.Errorf(tutela.EFORBIDDEN, "reading the audit log needs the auditor or an administrator role")
+	if isPlatform(p) {
+		return "", nil
+	}
+	return p.TenantID, nil
 }
 
 type auditEventView struct {
@@ -115,7 +120,7 @@ type auditEventView struct {
 }
 
 func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	scope, err := auditReader(p)
+	scope, err := s.auditScope(r, p)
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -204,7 +209,7 @@ func hashesB64(hs []tlog.Hash) []string {
 // auditInclusion proves that the event at index is in the tree of the given size. An auditor
 // of one tenant can only ask about their tenant's events.
 func (s *Server) auditInclusion(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	scope, err := auditReader(p)
+	scope, err := s.auditScope(r, p)
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return

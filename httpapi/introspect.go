@@ -46,7 +46,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	if !basic {
 		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	sa, err := s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret))
+	ip, _ := clientInfo(r)
+	sa, err := s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret), ip)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="tutela"`)
 		middleware.WriteError(w, r, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tutela"
+	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
 	"tutela/sqlstore"
@@ -34,6 +35,8 @@ type Deps struct {
 	// AuditVerifierKey is the public key that verifies audit checkpoints (a signed-note
 	// verifier key), published at /v1/audit/public-key.
 	AuditVerifierKey string
+	// MaskKey keys the stable hashes of masked fields (derive it from the master key).
+	MaskKey []byte
 }
 
 // Route is one registered endpoint.
@@ -52,6 +55,7 @@ type Server struct {
 	handler http.Handler
 	routes  []Route
 	reg     *prometheus.Registry
+	masker  *authz.Masker
 }
 
 // New builds the server and its routes.
@@ -68,7 +72,7 @@ func New(d Deps) *Server {
 	if d.RateRPS <= 0 {
 		d.RateRPS, d.RateBurst = 20, 40
 	}
-	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), masker: authz.NewMasker(d.MaskKey)}
 	s.routesInit()
 	m := newMetrics(s.reg, d.DB)
 	limiter := middleware.NewRateLimiter(d.RateRPS, d.RateBurst, d.Clock,
@@ -111,6 +115,7 @@ func (s *Server) routesInit() {
 	s.handle("POST", "/v1/auth/password/reset", true, s.resetPassword)
 	s.handle("POST", "/v1/auth/password/forgot", true, s.forgotPassword)
 	s.handle("POST", "/v1/auth/introspect", true, s.introspect)
+	s.handle("POST", "/v1/oauth/token", true, s.token)
 	s.handle("POST", "/v1/auth/logout", false, s.authed(true, s.logout))
 	s.handle("GET", "/v1/auth/me", false, s.authed(true, s.me))
 	s.handle("POST", "/v1/auth/password", false, s.authed(true, s.changePassword))
@@ -138,6 +143,24 @@ func (s *Server) routesInit() {
 	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/revoke-sessions", false, s.authed(false, s.adminRevokeSessions))
 	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/unlock", false, s.authed(false, s.adminUnlock))
 	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/password-reset", false, s.authed(false, s.adminResetPassword))
+	s.handle("GET", "/v1/tenants/{tenant}/users/{id}/access", false, s.authed(false, s.userAccess))
+	s.handle("PUT", "/v1/tenants/{tenant}/users/{id}/roles/{role}", false, s.authed(false, s.grantRole))
+	s.handle("DELETE", "/v1/tenants/{tenant}/users/{id}/roles/{role}", false, s.authed(false, s.revokeRole))
+	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/permissions", false, s.authed(false, s.grantPermission))
+	s.handle("DELETE", "/v1/tenants/{tenant}/users/{id}/permissions/{grant}", false, s.authed(false, s.revokePermission))
+	s.handle("GET", "/v1/tenants/{tenant}/roles", false, s.authed(false, s.listRoles))
+	s.handle("POST", "/v1/tenants/{tenant}/roles", false, s.authed(false, s.createRole))
+	s.handle("GET", "/v1/tenants/{tenant}/roles/{role}", false, s.authed(false, s.getRole))
+	s.handle("PUT", "/v1/tenants/{tenant}/roles/{role}", false, s.authed(false, s.updateRole))
+	s.handle("DELETE", "/v1/tenants/{tenant}/roles/{role}", false, s.authed(false, s.deleteRole))
+	s.handle("POST", "/v1/tenants/{tenant}/service-accounts", false, s.authed(false, s.createServiceAccount))
+	s.handle("GET", "/v1/tenants/{tenant}/service-accounts", false, s.authed(false, s.listServiceAccounts))
+	s.handle("POST", "/v1/tenants/{tenant}/service-accounts/{sa}/secrets", false, s.authed(false, s.addServiceAccountSecret))
+	s.handle("DELETE", "/v1/tenants/{tenant}/service-accounts/{sa}/secrets/{secret}", false, s.authed(false, s.revokeServiceAccountSecret))
+	s.handle("POST", "/v1/tenants/{tenant}/service-accounts/{sa}/disable", false, s.authed(false, s.disableServiceAccount))
+	s.handle("POST", "/v1/authz/check", false, s.authed(false, s.authzCheck))
+	s.handle("POST", "/v1/authz/check/batch", false, s.authed(false, s.authzCheckBatch))
+	s.handle("GET", "/v1/authz/explain", false, s.authed(false, s.authzExplain))
 	// Anything else under / is a JSON 404, not the mux's plain-text one.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))

@@ -4,13 +4,15 @@ import (
 	"net/http"
 
 	"tutela"
+	"tutela/authz"
 	"tutela/httpapi/middleware"
-	"tutela/identity"
 	"tutela/sqlstore"
 )
 
+// requireSuperAdmin guards platform-wide operations (creating and listing tenants, changing a
+// tenant's status or region): only the platform role may act across tenants.
 func requireSuperAdmin(p *tutela.Principal) error {
-	if !p.HasRole(identity.RoleSuperAdmin) {
+	if !isPlatform(p) {
 		return tutela.Errorf(tutela.EFORBIDDEN, "only the platform super-admin may do this")
 	}
 	return nil
@@ -81,7 +83,10 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, p *tutela.P
 
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var t *tutela.Tenant
-	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) { t, err = s.adminTenant(r, tx, p); return err })
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		t, _, err = s.authorize(r, tx, p, authz.Read, authz.ResTenants)
+		return err
+	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -89,11 +94,9 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	middleware.WriteJSON(w, http.StatusOK, t)
 }
 
+// patchTenant: a programme administrator may change their tenant's name and session settings
+// (tenants UPDATE); status and data region are platform decisions.
 func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	if err := requireSuperAdmin(p); err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
 	var req tenantRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
@@ -103,9 +106,13 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, tutela.FieldErrorf("slug", "slug cannot be changed"))
 		return
 	}
+	if (req.Status != nil || req.DataRegion != nil) && !isPlatform(p) {
+		middleware.WriteError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "only the platform super-admin may change a tenant's status or data region"))
+		return
+	}
 	var t *tutela.Tenant
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) (err error) {
-		if t, err = s.adminTenant(r, tx, p); err != nil {
+		if t, _, err = s.authorize(r, tx, p, authz.Update, authz.ResTenants); err != nil {
 			return err
 		}
 		if req.Name != nil {

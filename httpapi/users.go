@@ -6,43 +6,10 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/authz"
 	"tutela/httpapi/middleware"
-	"tutela/identity"
 	"tutela/sqlstore"
 )
-
-// Interim authorization until the RBAC issue lands: the platform super-admin may manage every
-// tenant; a program_admin may manage their own tenant's users. Anyone else, and any tenant
-// other than the caller's own, gets the same 404 as a tenant that does not exist, so tenant
-// IDs cannot be probed.
-const roleProgramAdmin = "program_admin"
-
-var errTenantNotFound = tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
-
-// adminTenant resolves {tenant} (ID or slug) for a principal allowed to administer it.
-func (s *Server) adminTenant(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal) (*tutela.Tenant, error) {
-	ref := r.PathValue("tenant")
-	var t *tutela.Tenant
-	var err error
-	if tutela.ValidID(ref) {
-		t, err = tx.Tenant(r.Context(), ref)
-	} else {
-		t, err = tx.TenantBySlug(r.Context(), ref)
-	}
-	if err != nil {
-		return nil, errTenantNotFound
-	}
-	if p.HasRole(identity.RoleSuperAdmin) {
-		return t, nil
-	}
-	if t.ID != p.TenantID {
-		return nil, errTenantNotFound
-	}
-	if !p.HasRole(roleProgramAdmin) {
-		return nil, tutela.Errorf(tutela.EFORBIDDEN, "only a programme administrator may do this")
-	}
-	return t, nil
-}
 
 type userCreateRequest struct {
 	Email       string `json:"email"`
@@ -57,7 +24,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 	}
 	u := &tutela.User{Email: req.Email, DisplayName: req.DisplayName}
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, err := s.adminTenant(r, tx, p)
+		t, _, err := s.authorize(r, tx, p, authz.Create, authz.ResUsers)
 		if err != nil {
 			return err
 		}
@@ -94,11 +61,13 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		return
 	}
 	var users []*tutela.User
+	var masks map[string]authz.Mask
 	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
-		t, err := s.adminTenant(r, tx, p)
+		t, pol, err := s.authorize(r, tx, p, authz.Read, authz.ResUsers)
 		if err != nil {
 			return err
 		}
+		masks = pol.Masks
 		users, err = tx.Users(t.ID).List(r.Context(), cursor, limit)
 		return err
 	})
@@ -113,18 +82,21 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	if users == nil {
 		users = []*tutela.User{}
 	}
-	middleware.WriteJSON(w, http.StatusOK, map[string]any{"users": users, "next_cursor": next})
+	s.writeMasked(w, r, http.StatusOK, map[string]any{"users": users, "next_cursor": next}, authz.ResUsers, masks)
 }
 
-// withUser runs fn in a transaction on the {tenant}/{id} user the principal may administer.
-func (s *Server) withUser(r *http.Request, p *tutela.Principal, write bool,
-	fn func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error) error {
+// withUser runs fn in a transaction on the {tenant}/{id} user, once p is allowed action on
+// resource there. Any change (action other than READ) also needs canAdminister: the actor
+// must hold every privilege of the user they change, and may not change themselves — except
+// for the few self-service-safe actions the caller allows (allowSelf).
+func (s *Server) withUser(r *http.Request, p *tutela.Principal, action authz.Action, resource string, allowSelf bool,
+	fn func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error) error {
 	run := s.d.DB.View
-	if write {
+	if action != authz.Read {
 		run = s.d.DB.Update
 	}
 	return run(r.Context(), func(tx *sqlstore.Tx) error {
-		t, err := s.adminTenant(r, tx, p)
+		t, pol, err := s.authorize(r, tx, p, action, resource)
 		if err != nil {
 			return err
 		}
@@ -132,18 +104,27 @@ func (s *Server) withUser(r *http.Request, p *tutela.Principal, write bool,
 		if err != nil {
 			return err
 		}
-		return fn(tx, t, u)
+		if action != authz.Read && !(allowSelf && u.ID == p.UserID) {
+			if err := canAdminister(r, tx, p, pol, t, u.ID, s.d.Clock()); err != nil {
+				return err
+			}
+		}
+		return fn(tx, t, u, pol)
 	})
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var out *tutela.User
-	err := s.withUser(r, p, false, func(_ *sqlstore.Tx, _ *tutela.Tenant, u *tutela.User) error { out = u; return nil })
+	var masks map[string]authz.Mask
+	err := s.withUser(r, p, authz.Read, authz.ResUsers, false, func(_ *sqlstore.Tx, _ *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
+		out, masks = u, pol.Masks
+		return nil
+	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	middleware.WriteJSON(w, http.StatusOK, out)
+	s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
 }
 
 type userPatchRequest struct {
@@ -158,7 +139,9 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		return
 	}
 	var out *tutela.User
-	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+	var masks map[string]authz.Mask
+	err := s.withUser(r, p, authz.Update, authz.ResUsers, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
+		masks = pol.Masks
 		if req.Email != nil {
 			u.Email = *req.Email
 		}
@@ -172,7 +155,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		middleware.WriteError(w, r, err)
 		return
 	}
-	middleware.WriteJSON(w, http.StatusOK, out)
+	s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
 }
 
 // setUserStatus disables or enables a user. Disabling ends every session and token at once.
@@ -180,9 +163,13 @@ func (s *Server) setUserStatus(status tutela.Status) func(http.ResponseWriter, *
 	return func(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 		ip, _ := clientInfo(r)
 		var out *tutela.User
-		err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
-			if u.ID == p.UserID && status == tutela.StatusDisabled {
-				return tutela.Errorf(tutela.ECONFLICT, "you cannot disable your own account")
+		var masks map[string]authz.Mask
+		err := s.withUser(r, p, authz.Update, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
+			masks = pol.Masks
+			if status == tutela.StatusDisabled {
+				if err := s.keepLastAdmin(r, tx, t, u.ID); err != nil {
+					return err
+				}
 			}
 			u.Status, out = status, u
 			if err := tx.Users(t.ID).Update(r.Context(), u); err != nil {
@@ -197,14 +184,14 @@ func (s *Server) setUserStatus(status tutela.Status) func(http.ResponseWriter, *
 			middleware.WriteError(w, r, err)
 			return
 		}
-		middleware.WriteJSON(w, http.StatusOK, out)
+		s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
 	}
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
-		if u.ID == p.UserID {
-			return tutela.Errorf(tutela.ECONFLICT, "you cannot delete your own account")
+	err := s.withUser(r, p, authz.Delete, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		if err := s.keepLastAdmin(r, tx, t, u.ID); err != nil {
+			return err
 		}
 		return tx.Users(t.ID).Delete(r.Context(), u.ID)
 	})
@@ -217,7 +204,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 
 func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	ip, _ := clientInfo(r)
-	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+	err := s.withUser(r, p, authz.Manage, authz.ResSessions, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
 		return s.d.Identity.RevokeAll(r.Context(), tx, t.ID, u.ID, "revoked_by_admin", ip)
 	})
 	if err != nil {
@@ -229,7 +216,7 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, p *
 
 func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	ip, _ := clientInfo(r)
-	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
 		return s.d.Identity.Unlock(r.Context(), tx, t, u, p.UserID, ip)
 	})
 	if err != nil {
@@ -246,7 +233,7 @@ func (s *Server) adminResetPassword(w http.ResponseWriter, r *http.Request, p *t
 	var tok string
 	var exp time.Time
 	ip, _ := clientInfo(r)
-	err := s.withUser(r, p, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User) error {
+	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
 		var err error
 		var ot *sqlstore.OneTimeToken
 		if tok, ot, err = tx.Users(t.ID).CreateToken(r.Context(), u.ID, sqlstore.TokenReset, ResetTokenTTL); err != nil {
@@ -286,15 +273,17 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) securityEvents(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	tenantID := p.TenantID
-	if q := r.URL.Query().Get("tenant"); q != "" && p.HasRole(identity.RoleSuperAdmin) {
+	if q := r.URL.Query().Get("tenant"); q != "" && isPlatform(p) {
 		tenantID = q
 	}
-	if !p.HasRole(identity.RoleSuperAdmin) && !p.HasRole(roleProgramAdmin) && !p.HasRole("auditor") {
-		middleware.WriteError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "security events are for security staff"))
-		return
-	}
 	var ev []*sqlstore.SecurityEvent
-	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+	var masks map[string]authz.Mask
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		pol, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSecurityEvents})
+		if err != nil {
+			return err
+		}
+		masks = pol.Masks
 		ev, err = tx.SecurityEvents(r.Context(), tenantID, 200)
 		return err
 	})
@@ -305,7 +294,7 @@ func (s *Server) securityEvents(w http.ResponseWriter, r *http.Request, p *tutel
 	if ev == nil {
 		ev = []*sqlstore.SecurityEvent{}
 	}
-	middleware.WriteJSON(w, http.StatusOK, map[string]any{"events": ev})
+	s.writeMasked(w, r, http.StatusOK, map[string]any{"events": ev}, authz.ResSecurityEvents, masks)
 }
 
 func secondsDur(n int) time.Duration { return time.Duration(n) * time.Second }
@@ -316,7 +305,7 @@ func (s *Server) revokeTenantSessions(w http.ResponseWriter, r *http.Request, p 
 	var n int64
 	ip, _ := clientInfo(r)
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, err := s.adminTenant(r, tx, p)
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResSessions)
 		if err != nil {
 			return err
 		}

@@ -475,6 +475,9 @@ func (s *Service) AuthenticateBearer(ctx context.Context, tok string) (*tutela.P
 	if err != nil {
 		return nil, err
 	}
+	if c.Scope != "" {
+		return s.serviceAccountPrincipal(ctx, c)
+	}
 	var p *tutela.Principal
 	err = s.db.View(ctx, func(tx *sqlstore.Tx) error {
 		var err error
@@ -715,4 +718,18 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 		_, err = s.setPassword(ctx, tx, cred, hash, kind, ip)
 		return err
 	})
+}
+
+// serviceAccountPrincipal resolves a client-credentials token: the account must still exist,
+// be active and unexpired, so disabling it takes effect at once.
+func (s *Service) serviceAccountPrincipal(ctx context.Context, c *token.Claims) (*tutela.Principal, error) {
+	var sa *sqlstore.ServiceAccount
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) { sa, err = tx.ServiceAccount(ctx, c.Tenant, c.Subject); return err })
+	if err != nil || !sa.Usable(s.now()) {
+		return nil, errSession
+	}
+	if m := tutela.RequestMetaFrom(ctx); m != nil && !sa.AllowsIP(m.IP) {
+		return nil, errSession
+	}
+	return &tutela.Principal{Kind: tutela.PrincipalServiceAccount, TenantID: sa.TenantID, UserID: sa.ID, AMR: c.AMR}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/identity/token"
 	"tutela/sqlstore"
 )
 
@@ -14,27 +15,41 @@ import (
 // secret, which exists only in the return value (only a SHA-256 of it is stored: the secret is
 // 256 random bits, so a fast hash is enough).
 func (s *Service) CreateServiceAccount(ctx context.Context, tenantSlug, name string) (*sqlstore.ServiceAccount, tutela.Secret, error) {
-	secret := "tss_" + newSecret()
 	var sa *sqlstore.ServiceAccount
+	var secret tutela.Secret
 	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		t, err := tx.TenantBySlug(ctx, tenantSlug)
 		if err != nil {
 			return err
 		}
 		sa = &sqlstore.ServiceAccount{TenantID: t.ID, Name: name}
-		return tx.CreateServiceAccount(ctx, sa, sqlstore.HashToken(secret))
+		secret, err = s.CreateServiceAccountTx(ctx, tx, sa)
+		return err
 	})
 	if err != nil {
 		return nil, tutela.Secret{}, err
 	}
-	return sa, tutela.NewSecret(secret), nil
+	return sa, secret, nil
+}
+
+// NewClientSecret returns a fresh service-account secret: 256 random bits.
+func NewClientSecret() tutela.Secret { return tutela.NewSecret("tss_" + newSecret()) }
+
+// CreateServiceAccountTx creates sa (its TenantID, Name and optional permission set, clearance,
+// IP allowlist and expiry set by the caller) in tx and returns its first secret.
+func (s *Service) CreateServiceAccountTx(ctx context.Context, tx *sqlstore.Tx, sa *sqlstore.ServiceAccount) (tutela.Secret, error) {
+	secret := NewClientSecret()
+	if err := tx.CreateServiceAccount(ctx, sa, sqlstore.HashToken(secret.Reveal())); err != nil {
+		return tutela.Secret{}, err
+	}
+	return secret, nil
 }
 
 var errClient = tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
 
 // AuthenticateClient checks a service account's client ID and secret. Every stored secret is
 // compared (in constant time), so the time taken does not reveal which one matched.
-func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secret tutela.Secret) (*sqlstore.ServiceAccount, error) {
+func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secret tutela.Secret, ip string) (*sqlstore.ServiceAccount, error) {
 	if clientID == "" || len(clientID) > 64 || secret.IsZero() || len(secret.Bytes()) > 128 {
 		return nil, errClient
 	}
@@ -55,10 +70,31 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secre
 	for _, h := range hashes {
 		match |= subtle.ConstantTimeCompare(got, h)
 	}
-	if match != 1 || sa.Status != tutela.StatusActive {
+	// The allowlist and expiry are checked after the secret, and fail the same way, so they
+	// reveal nothing to someone without it.
+	if match != 1 || !sa.Usable(s.now()) || !sa.AllowsIP(ip) {
 		return nil, errClient
 	}
 	return sa, nil
+}
+
+// ClientCredentials issues an access token for a service account (OAuth 2.0 client
+// credentials, RFC 6749 §4.4). Its scope is the account's permission set, and nothing more.
+func (s *Service) ClientCredentials(ctx context.Context, sa *sqlstore.ServiceAccount) (tutela.Secret, time.Time, string, error) {
+	scope := make([]string, len(sa.Permissions))
+	for i, p := range sa.Permissions {
+		scope[i] = p.String()
+	}
+	c := token.Claims{Subject: sa.ID, Audience: []string{s.cfg.Audience}, Tenant: sa.TenantID, AMR: []string{"client_secret"},
+		Scope: strings.Join(scope, " ")}
+	if sa.ExpiresAt != nil {
+		c.Expiry = *sa.ExpiresAt // never outlive the account
+	}
+	at, exp, err := s.Tokens.Issue(ctx, c)
+	if err != nil {
+		return tutela.Secret{}, time.Time{}, "", err
+	}
+	return tutela.NewSecret(at), exp, c.Scope, nil
 }
 
 // Introspection is an RFC 7662 response.

@@ -24,6 +24,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"tutela"
+	"tutela/authz"
 )
 
 // Dialect names the SQL dialect behind a DB.
@@ -259,6 +260,14 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 	if err != nil {
 		return mapErr(err)
 	}
+	if db.dialect == Postgres {
+		// Row-level security (migration 00004) shows a tenant-scoped caller only their
+		// tenant's rows, whatever a query forgets; platform work sees all.
+		if _, err := tx.ExecContext(ctx, `SELECT set_config('tutela.tenant', $1, true)`, rlsTenant(ctx)); err != nil {
+			_ = tx.Rollback()
+			return mapErr(err)
+		}
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = tx.Rollback()
@@ -272,6 +281,16 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 		return err
 	}
 	return mapErr(tx.Commit())
+}
+
+// rlsTenant is the tenant a transaction may see: the caller's tenant for a tenant-scoped
+// principal, "*" for the platform super-admin and for work done without a principal (sign-in,
+// CLI, background jobs), which the store scopes explicitly.
+func rlsTenant(ctx context.Context) string {
+	if m := tutela.RequestMetaFrom(ctx); m != nil && m.Principal != nil && !m.Principal.HasRole(authz.RoleSuperAdmin) {
+		return m.Principal.TenantID
+	}
+	return "*"
 }
 
 // Tx is a transaction. Repositories hang off it so a change and its audit record share it.

@@ -192,7 +192,7 @@ func (r Users) SetPasswordHash(ctx context.Context, id, encoded string) error {
 	return r.tx.Record(ctx, "user.password_set", r.tenantID, "user", id, "", nil)
 }
 
-// Grant gives the user a built-in role by key (e.g. "super_admin").
+// Grant gives the user a built-in or the tenant's custom role by key (e.g. "operator").
 func (r Users) Grant(ctx context.Context, userID, roleKey, grantedBy string, expires *time.Time) error {
 	var grantor any
 	if grantedBy != "" {
@@ -204,7 +204,7 @@ func (r Users) Grant(ctx context.Context, userID, roleKey, grantedBy string, exp
 	}
 	res, err := r.tx.exec(ctx, `INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, granted_at, expires_at)
 		SELECT u.tenant_id, u.id, ro.id, $1, $2, $3 FROM users u, roles ro
-		WHERE u.tenant_id = $4 AND u.id = $5 AND ro.tenant_id IS NULL AND ro.key = $6`,
+		WHERE u.tenant_id = $4 AND u.id = $5 AND (ro.tenant_id IS NULL OR ro.tenant_id = u.tenant_id) AND ro.key = $6`,
 		grantor, r.tx.now, exp, r.tenantID, userID, roleKey)
 	if err := affectedOne(res, err, "user or role not found"); err != nil {
 		return err

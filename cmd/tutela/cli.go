@@ -25,6 +25,7 @@ type cli struct {
 	Bootstrap bootstrapCmd `cmd:"" help:"Create the first platform super-admin (once)."`
 	Audit     auditCmd     `cmd:"" help:"Tamper-evident audit log: verify, export, prune, sequence, key."`
 	Breach    breachCmd    `cmd:"" help:"Breached-password index for deployments without internet."`
+	Keys      keysCmd      `cmd:"" help:"Data-encryption keys: list, rotate, rewrap, retire, KEK rotation."`
 	SA        saCmd        `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
 	Version   versionCmd   `cmd:"" help:"Print the version."`
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,7 +43,10 @@ func Run(t *testing.T, open Opener) {
 		{"PasswordHashBumpsTokenVersion", testPasswordHash},
 		{"TimesAreUTCMicroseconds", testTimes},
 	}
-	for _, tc := range AuditTests {
+	for _, tc := range append(append([]struct {
+		Name string
+		Fn   func(*testing.T, Opener)
+	}{}, AuditTests...), slices.Concat(AuthzTests, MFATests, KeyTests)...) {
 		tests = append(tests, struct {
 			name string
 			fn   func(*testing.T, Opener)

@@ -1,0 +1,241 @@
+// Package authz decides who may do what: role-based access control with explicit denies,
+// expiring grants, data classification and field masking. It is pure — no database, no HTTP —
+// so the same Decide runs in the server and, from a policy snapshot, in resource servers.
+package authz
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Action is one of the permission_action enum values.
+type Action string
+
+// The permission_action enum (names from the customer's data model).
+const (
+	Create  Action = "CREATE"
+	Read    Action = "READ"
+	Update  Action = "UPDATE"
+	Delete  Action = "DELETE"
+	Publish Action = "PUBLISH"
+	Approve Action = "APPROVE"
+	Review  Action = "REVIEW"
+	Export  Action = "EXPORT"
+	Import  Action = "IMPORT"
+	Manage  Action = "MANAGE"
+)
+
+// Actions lists every action.
+var Actions = []Action{Create, Read, Update, Delete, Publish, Approve, Review, Export, Import, Manage}
+
+// Valid reports whether a is a known action.
+func (a Action) Valid() bool { return slices.Contains(Actions, a) }
+
+// Classification is a data sensitivity level: GREEN < YELLOW < RED.
+type Classification string
+
+// Levels.
+const (
+	Green  Classification = "GREEN"
+	Yellow Classification = "YELLOW"
+	Red    Classification = "RED"
+)
+
+// Rank orders levels; an unknown or empty level ranks as GREEN.
+func (c Classification) Rank() int {
+	switch c {
+	case Yellow:
+		return 1
+	case Red:
+		return 2
+	}
+	return 0
+}
+
+// Valid reports whether c is a known level (empty is not).
+func (c Classification) Valid() bool { return c == Green || c == Yellow || c == Red }
+
+// Any matches every resource type in a permission.
+const Any = "*"
+
+// Permission is (resource type, action, optional maximum classification).
+type Permission struct {
+	Resource string         `json:"resource"`
+	Action   Action         `json:"action"`
+	MaxClass Classification `json:"max_classification,omitempty"` // "" = no limit
+}
+
+func (p Permission) String() string {
+	s := p.Resource + ":" + string(p.Action)
+	if p.MaxClass != "" {
+		s += "≤" + string(p.MaxClass)
+	}
+	return s
+}
+
+// covers reports whether p applies to a request for action on resource at class.
+func (p Permission) covers(action Action, resource string, class Classification) bool {
+	if p.Action != action || (p.Resource != Any && p.Resource != resource) {
+		return false
+	}
+	return p.MaxClass == "" || class.Rank() <= p.MaxClass.Rank()
+}
+
+// Effect of a grant.
+type Effect string
+
+// Effects.
+const (
+	Allow Effect = "allow"
+	Deny  Effect = "deny"
+)
+
+// Grant is one permission given (or denied) to a principal, through a role or directly.
+type Grant struct {
+	Permission
+	Effect  Effect    `json:"effect"`
+	Source  string    `json:"source"` // "role:<key>" or "user"
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Policy is everything Decide needs about one principal: their grants and clearance. A
+// snapshot of it can be shipped to resource servers.
+type Policy struct {
+	TenantID  string         `json:"tenant_id"`
+	Subject   string         `json:"subject"`
+	Roles     []string       `json:"roles"`
+	Clearance Classification `json:"clearance"`
+	Grants    []Grant        `json:"grants"`
+	// Masks maps "resource.field" to the mask this principal sees; missing means full.
+	Masks map[string]Mask `json:"masks,omitempty"`
+}
+
+// Request is one question: may the principal do action on a resource of this type and
+// classification?
+type Request struct {
+	Action   Action         `json:"action"`
+	Resource string         `json:"resource"`
+	Class    Classification `json:"classification,omitempty"`
+	// Purpose is the stated reason for reading RED data; it goes into the audit event.
+	Purpose string `json:"purpose,omitempty"`
+	// StepUpAt is when the principal last proved a second factor (zero: never in this session).
+	StepUpAt time.Time `json:"-"`
+}
+
+// Obligations are conditions attached to an allow.
+type Obligations struct {
+	Mask            map[string]Mask `json:"mask,omitempty"`
+	StepUpRequired  bool            `json:"step_up_required,omitempty"`
+	PurposeRequired bool            `json:"purpose_required,omitempty"`
+}
+
+// Decision is Decide's answer, with the reason a person can read.
+type Decision struct {
+	Allow       bool        `json:"allow"`
+	Reason      string      `json:"reason"`
+	Matched     string      `json:"matched,omitempty"` // the grant or deny that decided
+	Obligations Obligations `json:"obligations"`
+}
+
+// SensitiveActions need a recent second factor (step-up) once MFA is in place.
+var SensitiveActions = []Action{Export, Delete, Manage, Approve}
+
+// StepUpWindow is how recent a second factor must be for a sensitive action.
+const StepUpWindow = 5 * time.Minute
+
+// Decide evaluates r against p at now. Deny by default; an unexpired explicit deny beats any
+// grant; the principal's clearance caps the classification they can touch; RED reads need a
+// stated purpose.
+func Decide(p *Policy, r Request, now time.Time) Decision {
+	if !r.Action.Valid() {
+		return Decision{Reason: fmt.Sprintf("unknown action %q", r.Action)}
+	}
+	if r.Resource == "" || r.Resource == Any {
+		return Decision{Reason: "a resource type is required"}
+	}
+	class := r.Class
+	if class == "" {
+		class = Green
+	}
+	if !class.Valid() {
+		return Decision{Reason: fmt.Sprintf("unknown classification %q", r.Class)}
+	}
+	var allow *Grant
+	for i := range p.Grants {
+		g := &p.Grants[i]
+		if !g.Expires.IsZero() && !now.Before(g.Expires) {
+			continue
+		}
+		if !g.covers(r.Action, r.Resource, class) {
+			continue
+		}
+		if g.Effect == Deny {
+			return Decision{Reason: "explicitly denied by " + g.Source + " (" + g.String() + ")", Matched: g.Source + " deny " + g.String()}
+		}
+		if allow == nil {
+			allow = g
+		}
+	}
+	if allow == nil {
+		return Decision{Reason: fmt.Sprintf("no role or grant allows %s on %s at %s (deny by default)", r.Action, r.Resource, class)}
+	}
+	if class.Rank() > p.Clearance.Rank() {
+		return Decision{Reason: fmt.Sprintf("%s data needs %s clearance; principal has %s", class, class, p.Clearance),
+			Matched: allow.Source + " " + allow.String()}
+	}
+	d := Decision{Allow: true, Reason: "allowed by " + allow.Source + " (" + allow.String() + ")", Matched: allow.Source + " " + allow.String()}
+	if class == Red && r.Action == Read {
+		d.Obligations.PurposeRequired = true
+		if strings.TrimSpace(r.Purpose) == "" {
+			return Decision{Reason: "reading RED data needs a stated purpose", Matched: d.Matched,
+				Obligations: Obligations{PurposeRequired: true}}
+		}
+	}
+	if class == Red || slices.Contains(SensitiveActions, r.Action) {
+		d.Obligations.StepUpRequired = r.StepUpAt.IsZero() || now.Sub(r.StepUpAt) > StepUpWindow
+	}
+	d.Obligations.Mask = p.masksFor(r.Resource)
+	return d
+}
+
+func (p *Policy) masksFor(resource string) map[string]Mask {
+	var out map[string]Mask
+	for k, m := range p.Masks {
+		res, field, ok := strings.Cut(k, ".")
+		if ok && res == resource && m != MaskFull {
+			if out == nil {
+				out = map[string]Mask{}
+			}
+			out[field] = m
+		}
+	}
+	return out
+}
+
+// Holds reports whether the policy allows perm at its own classification (or GREEN), ignoring
+// step-up and purpose: the test for "you cannot grant what you do not hold".
+func (p *Policy) Holds(perm Permission, now time.Time) bool {
+	class := perm.MaxClass
+	if class == "" {
+		class = Red // an unlimited permission can only be granted by someone holding it unlimited
+	}
+	for _, g := range p.Grants {
+		if g.Effect == Deny && (g.Expires.IsZero() || now.Before(g.Expires)) && g.covers(perm.Action, perm.Resource, class) {
+			return false
+		}
+	}
+	for _, g := range p.Grants {
+		if g.Effect != Allow || (!g.Expires.IsZero() && !now.Before(g.Expires)) {
+			continue
+		}
+		if g.Action != perm.Action || (g.Resource != Any && g.Resource != perm.Resource) {
+			continue
+		}
+		if g.MaxClass == "" || (perm.MaxClass != "" && perm.MaxClass.Rank() <= g.MaxClass.Rank()) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,92 @@
+package authz
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"unicode/utf8"
+)
+
+// Mask is how a field is shown to a principal.
+type Mask string
+
+// Masks.
+const (
+	MaskFull     Mask = "full"     // as stored
+	MaskPartial  Mask = "partial"  // the last 4 characters (e-mail: first letter and domain)
+	MaskHashed   Mask = "hashed"   // keyed, stable hash: equal values stay comparable
+	MaskRedacted Mask = "redacted" // "[redacted]": the field exists but is not shown
+	MaskHidden   Mask = "hidden"   // the field is removed
+)
+
+// Valid reports whether m is a known mask.
+func (m Mask) Valid() bool {
+	switch m {
+	case MaskFull, MaskPartial, MaskHashed, MaskRedacted, MaskHidden:
+		return true
+	}
+	return false
+}
+
+// Masker applies masks. It is the one function every API response with classified fields goes
+// through (httpapi calls Apply on the JSON object before writing it).
+type Masker struct {
+	key []byte // HMAC key for MaskHashed, so hashes cannot be reversed by guessing
+}
+
+// NewMasker returns a masker whose hashed mask uses key (keep it secret and stable).
+func NewMasker(key []byte) *Masker { return &Masker{key: append([]byte(nil), key...)} }
+
+// Apply masks the fields of obj (a decoded JSON object) in place according to masks.
+func (m *Masker) Apply(obj map[string]any, masks map[string]Mask) {
+	for field, mask := range masks {
+		v, ok := obj[field]
+		if !ok {
+			continue
+		}
+		switch mask {
+		case MaskHidden:
+			delete(obj, field)
+		case MaskRedacted:
+			obj[field] = "[redacted]"
+		case MaskHashed:
+			if s, ok := v.(string); ok {
+				obj[field] = m.hash(s)
+			} else {
+				obj[field] = "[redacted]"
+			}
+		case MaskPartial:
+			if s, ok := v.(string); ok {
+				obj[field] = partial(s)
+			} else {
+				obj[field] = "[redacted]"
+			}
+		case MaskFull:
+		default:
+			// Fail closed: an unknown mask hides the value.
+			obj[field] = "[redacted]"
+		}
+	}
+}
+
+func (m *Masker) hash(s string) string {
+	h := hmac.New(sha256.New, m.key)
+	h.Write([]byte(s))
+	return "h:" + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// partial keeps an e-mail's first character and domain, or any other value's last 4
+// characters (none if the value is 4 characters or shorter).
+func partial(s string) string {
+	if local, domain, ok := strings.Cut(s, "@"); ok && local != "" {
+		r, _ := utf8.DecodeRuneInString(local)
+		return string(r) + "***@" + domain
+	}
+	n := utf8.RuneCountInString(s)
+	if n <= 4 {
+		return strings.Repeat("*", n)
+	}
+	runes := []rune(s)
+	return strings.Repeat("*", n-4) + string(runes[n-4:])
+}

@@ -1,0 +1,133 @@
+package authz
+
+// Resource types Tutela itself serves. Tenants' own resource types (e.g. "records",
+// "beneficiaries") are free-form strings.
+const (
+	ResTenants         = "tenants"
+	ResUsers           = "users"
+	ResRoles           = "roles"
+	ResSessions        = "sessions"
+	ResAudit           = "audit"
+	ResSecurityEvents  = "security_events"
+	ResServiceAccounts = "service_accounts"
+	ResAccessReviews   = "access_reviews"
+	ResKeys            = "keys"
+	ResConfig          = "config"
+	ResRecords         = "records"
+)
+
+// RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
+// are defined here, in code, and documented in README.
+type RoleDef struct {
+	Key         string
+	Name        string
+	Clearance   Classification
+	Platform    bool // platform-wide (super_admin); every other role is tenant-scoped
+	Permissions []Permission
+}
+
+func perms(resource string, max Classification, actions ...Action) []Permission {
+	out := make([]Permission, len(actions))
+	for i, a := range actions {
+		out[i] = Permission{Resource: resource, Action: a, MaxClass: max}
+	}
+	return out
+}
+
+func concat(ps ...[]Permission) []Permission {
+	var out []Permission
+	for _, p := range ps {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// Built-in role keys.
+const (
+	RoleSuperAdmin   = "super_admin"
+	RoleProgramAdmin = "program_admin"
+	RoleOperator     = "operator"
+	RoleAuditor      = "auditor"
+	RolePartner      = "partner"
+)
+
+// BuiltinRoles are the roles every deployment has.
+var BuiltinRoles = []RoleDef{
+	{Key: RoleSuperAdmin, Name: "Super administrator", Clearance: Red, Platform: true,
+		Permissions: perms(Any, "", Actions...)},
+	{Key: RoleProgramAdmin, Name: "Programme administrator", Clearance: Yellow,
+		Permissions: concat(
+			perms(ResTenants, "", Read, Update),
+			perms(ResUsers, "", Create, Read, Update, Delete, Manage),
+			perms(ResRoles, "", Create, Read, Update, Delete, Manage),
+			perms(ResSessions, "", Read, Manage),
+			perms(ResServiceAccounts, "", Create, Read, Update, Delete, Manage),
+			perms(ResAccessReviews, "", Create, Read, Review, Export, Manage),
+			perms(ResAudit, "", Read, Export),
+			perms(ResSecurityEvents, "", Read),
+			perms(ResRecords, Yellow, Create, Read, Update, Delete, Publish, Approve, Review, Export, Import),
+		)},
+	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
+		Permissions: concat(
+			perms(ResUsers, "", Read),
+			perms(ResRecords, Yellow, Create, Read, Update, Publish, Review, Import),
+		)},
+	{Key: RoleAuditor, Name: "Auditor", Clearance: Green,
+		Permissions: concat(
+			perms(ResAudit, "", Read, Export),
+			perms(ResSecurityEvents, "", Read),
+			perms(ResUsers, "", Read),
+			perms(ResRoles, "", Read),
+			perms(ResSessions, "", Read),
+			perms(ResAccessReviews, "", Read, Review, Export),
+			perms(ResRecords, Green, Read),
+		)},
+	{Key: RolePartner, Name: "Partner organisation", Clearance: Green,
+		// Only records explicitly shared with the partner; the sharing check belongs to the
+		// resource server (the record carries the partner's ID).
+		Permissions: perms(ResRecords, Green, Read)},
+}
+
+// Builtin returns the built-in role with key, if any.
+func Builtin(key string) (RoleDef, bool) {
+	for _, r := range BuiltinRoles {
+		if r.Key == key {
+			return r, true
+		}
+	}
+	return RoleDef{}, false
+}
+
+// FieldClass is the classification of one classified field and the mask shown to a principal
+// whose clearance is one level below it (two or more levels below: hidden).
+type FieldClass struct {
+	Class Classification
+	Mask  Mask
+}
+
+// FieldClasses are the classified fields of Tutela's own responses ("resource.field").
+var FieldClasses = map[string]FieldClass{
+	"users.email":         {Yellow, MaskPartial},
+	"sessions.ip":         {Yellow, MaskHashed},
+	"sessions.user_agent": {Yellow, MaskRedacted},
+	"security_events.ip":  {Yellow, MaskHashed},
+	"login_history.ip":    {Yellow, MaskHashed},
+}
+
+// MasksFor derives a principal's field masks from their clearance, then applies explicit
+// per-role field policies (overrides win).
+func MasksFor(clearance Classification, overrides map[string]Mask) map[string]Mask {
+	out := map[string]Mask{}
+	for field, fc := range FieldClasses {
+		switch diff := fc.Class.Rank() - clearance.Rank(); {
+		case diff == 1:
+			out[field] = fc.Mask
+		case diff >= 2:
+			out[field] = MaskHidden
+		}
+	}
+	for f, m := range overrides {
+		out[f] = m
+	}
+	return out
+}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"tutela"
+	"tutela/sqlstore"
+	"tutela/vault"
+)
+
+// vaultSettings are the vault's configuration. Until config/ gains the vault section they come
+// from the environment: TUTELA_VAULT_KEK_URI (vault.kek_uri, default local:),
+// TUTELA_VAULT_PKCS11_MODULE (vault.pkcs11_module), TUTELA_VAULT_CACHE_TTL (vault.cache_ttl,
+// default 5m) and TUTELA_HSM_PIN (secret, environment only).
+type vaultSettings struct {
+	KEKURI       string
+	PKCS11Module string
+	CacheTTL     time.Duration
+	HSMPIN       tutela.Secret
+}
+
+func lookupEnv(environ []string, name string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+func vaultSettingsFrom(environ []string) (vaultSettings, error) {
+	s := vaultSettings{KEKURI: lookupEnv(environ, "TUTELA_VAULT_KEK_URI"),
+		PKCS11Module: lookupEnv(environ, "TUTELA_VAULT_PKCS11_MODULE"),
+		HSMPIN:       tutela.NewSecret(lookupEnv(environ, "TUTELA_HSM_PIN"))}
+	if v := lookupEnv(environ, "TUTELA_VAULT_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return s, errors.New("TUTELA_VAULT_CACHE_TTL must be a positive duration such as 5m")
+		}
+		s.CacheTTL = d
+	}
+	return s, nil
+}
+
+// openVault opens the KEK the configuration names and the vault over the store; with the wrong
+// KEK it fails before anything is written. Serve should call it right after migrations.
+func (m *Main) openVault(e *env) (*vault.Vault, error) {
+	s, err := vaultSettingsFrom(e.environ)
+	if err != nil {
+		return nil, err
+	}
+	kek, err := vault.OpenKEK(e.ctx, vault.KEKConfig{URI: s.KEKURI, MasterKey: m.MasterKey,
+		PKCS11Module: s.PKCS11Module, PKCS11PIN: s.HSMPIN})
+	if err != nil {
+		return nil, fmt.Errorf("vault.kek_uri: %w", err)
+	}
+	if c, ok := kek.(io.Closer); ok {
+		m.closers = append(m.closers, c.Close)
+	}
+	v, err := vault.New(e.ctx, kek, sqlstore.KeysetStore{DB: m.DB}, vault.Options{CacheTTL: s.CacheTTL})
+	if err != nil {
+		return nil, fmt.Errorf("%w (set vault.kek_uri / TUTELA_MASTER_KEY to the KEK the keysets were wrapped with, "+
+			"or run `tutela keys kek-rewrap`)", err)
+	}
+	return v, nil
+}
+
+type keysCmd struct {
+	List        keysListCmd        `cmd:"" help:"List keysets: IDs, purposes, dates and where the KEK lives (never key material)."`
+	Rotate      keysRotateCmd      `cmd:"" help:"Add a new primary key for new writes; old keys keep decrypting."`
+	Rewrap      keysRewrapCmd      `cmd:"" help:"Re-encrypt stored ciphertexts under the primary keys, in batches (resumable)."`
+	Retire      keysRetireCmd      `cmd:"" help:"Destroy every non-primary key of a keyset (refused while old ciphertexts remain)."`
+	KEKRewrap   keysKEKRewrapCmd   `cmd:"" name:"kek-rewrap" help:"Rewrap every keyset from an old KEK to the configured one (KEK rotation)."`
+	HSMGenerate keysHSMGenerateCmd `cmd:"" name:"hsm-generate" help:"Create a non-extractable AES-256 KEK in a PKCS#11 token."`
+}
+
+// openKeys opens the store (migrated), the master key and the vault.
+func openKeys(e *env) (*Main, *vault.Vault, error) {
+	m, err := open(e, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := m.openVault(e)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return m, v, nil
+}
+
+type keysListCmd struct {
+	JSON bool `help:"Print JSON (the GET /v1/keys view)."`
+}
+
+func (c keysListCmd) Run(e *env) error {
+	m, v, err := openKeys(e)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	views, err := v.Keys(e.ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"kek_uri": v.KEKURI(), "keysets": views})
+	}
+	fmt.Fprintf(e.stdout, "KEK: %s\n", v.KEKURI())
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEYSET\tTENANT\tPURPOSE\tALGORITHM\tKEYS (primary*)\tCREATED\tROTATED")
+	for _, kv := range views {
+		var ids []string
+		for _, k := range kv.Keys {
+			s := fmt.Sprint(k.ID)
+			if k.Primary {
+				s += "*"
+			}
+			ids = append(ids, s)
+		}
+		tenant, rotated := kv.TenantID, "-"
+		if tenant == "" {
+			tenant = "(platform)"
+		}
+		if !kv.RotatedAt.IsZero() {
+			rotated = kv.RotatedAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kv.KeysetID, tenant, kv.Purpose, kv.Algorithm,
+			strings.Join(ids, ","), kv.CreatedAt.Format(time.RFC3339), rotated)
+	}
+	return tw.Flush()
+}
+
+type keysRotateCmd struct {
+	Purpose string `help:"Rotate only keysets of this purpose (default: every keyset)."`
+	Tenant  string `help:"Rotate only this tenant's keysets (tenant ID; \"platform\" for the platform's)."`
+}
+
+func matches(ks vault.KeyView, purpose, tenant string) bool {
+	if purpose != "" && ks.Purpose != purpose {
+		return false
+	}
+	switch tenant {
+	case "":
+		return true
+	case "platform":
+		return ks.TenantID == ""
+	}
+	return ks.TenantID == tenant
+}
+
+func (c keysRotateCmd) Run(e *env) error {
+	m, v, err := openKeys(e)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	views, err := v.Keys(e.ctx)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, kv := range views {
+		if !matches(kv, c.Purpose, c.Tenant) {
+			continue
+		}
+		ks, err := v.Rotate(e.ctx, kv.TenantID, kv.Purpose)
+		if err != nil {
+			return err
+		}
+		for _, k := range ks.Keys {
+			if k.Primary {
+				fmt.Fprintf(e.stdout, "rotated keyset %s (%s): new primary key %d\n", ks.ID, ks.Purpose, k.ID)
+			}
+		}
+		n++
+	}
+	if n == 0 && c.Purpose != "" && (c.Tenant == "" || c.Tenant == "platform") {
+		// A platform purpose not used yet: rotating creates it with a first key and rotates.
+		if _, err := v.Rotate(e.ctx, "", c.Purpose); err != nil {
+			return err
+		}
+		n++
+	}
+	fmt.Fprintf(e.stdout, "%d keyset(s) rotated; run `tutela keys rewrap` to re-encrypt existing data\n", n)
+	return nil
+}
+
+// rewrapSources lists the tables holding vault ciphertexts. New encrypted columns add theirs.
+func rewrapSources(db *sqlstore.DB) []vault.RewrapSource {
+	return []vault.RewrapSource{sqlstore.SigningKeysSource{DB: db}}
+}
+
+type keysRewrapCmd struct {
+	Batch  int    `default:"500" help:"Rows per transaction."`
+	Source string `help:"Only this table (default: all)."`
+	After  string `help:"Resume after this row ID (printed by an interrupted run)."`
+}
+
+func (c keysRewrapCmd) Run(e *env) error {
+	m, v, err := openKeys(e)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	legacy, err := vault.NewLocalSealer(m.MasterKey)
+	if err != nil {
+		return err
+	}
+	for _, src := range rewrapSources(m.DB) {
+		if c.Source != "" && src.Name() != c.Source {
+			continue
+		}
+		p, err := v.Rewrap(e.ctx, src, vault.RewrapOptions{BatchSize: c.Batch, After: c.After, Legacy: legacy,
+			Progress: func(p vault.RewrapProgress) {
+				fmt.Fprintf(e.stdout, "%s: %d rows checked, %d re-encrypted (resume with --after %s)\n", p.Source, p.Seen, p.Rewrapped, p.After)
+			}})
+		if err != nil {
+			return fmt.Errorf("%w (resume with --source %s --after %q)", err, p.Source, p.After)
+		}
+		fmt.Fprintf(e.stdout, "%s: done, %d rows checked, %d re-encrypted\n", p.Source, p.Seen, p.Rewrapped)
+	}
+	return nil
+}
+
+type keysRetireCmd struct {
+	Purpose string `required:"" help:"Keyset purpose."`
+	Tenant  string `help:"Tenant ID (default: the platform)."`
+}
+
+func (c keysRetireCmd) Run(e *env) error {
+	m, v, err := openKeys(e)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	tenant := c.Tenant
+	if tenant == "platform" {
+		tenant = ""
+	}
+	for _, src := range rewrapSources(m.DB) {
+		n, err := v.Outdated(e.ctx, src)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%s still holds %d ciphertext(s) under old keys; run `tutela keys rewrap` first", src.Name(), n)
+		}
+	}
+	ks, err := v.Retire(e.ctx, tenant, c.Purpose)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "keyset %s (%s): old keys destroyed, %d key(s) left\n", ks.ID, ks.Purpose, len(ks.Keys))
+	return nil
+}
+
+type keysKEKRewrapCmd struct {
+	FromURI           string `name:"from-uri" default:"local:" help:"Where the old KEK lives."`
+	FromMasterKeyFile string `name:"from-master-key-file" type:"path" help:"Old local master key file (when --from-uri is local:)."`
+}
+
+func (c keysKEKRewrapCmd) Run(e *env) error {
+	m, err := open(e, true)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	s, err := vaultSettingsFrom(e.environ)
+	if err != nil {
+		return err
+	}
+	oldMaster := m.MasterKey
+	if c.FromMasterKeyFile != "" {
+		b, err := os.ReadFile(c.FromMasterKeyFile)
+		if err != nil {
+			return err
+		}
+		if oldMaster, err = vault.ParseMasterKey(string(b)); err != nil {
+			return fmt.Errorf("%s: %w", c.FromMasterKeyFile, err)
+		}
+	}
+	old, err := vault.OpenKEK(e.ctx, vault.KEKConfig{URI: c.FromURI, MasterKey: oldMaster,
+		PKCS11Module: s.PKCS11Module, PKCS11PIN: s.HSMPIN})
+	if err != nil {
+		return fmt.Errorf("old KEK: %w", err)
+	}
+	next, err := vault.OpenKEK(e.ctx, vault.KEKConfig{URI: s.KEKURI, MasterKey: m.MasterKey,
+		PKCS11Module: s.PKCS11Module, PKCS11PIN: s.HSMPIN})
+	if err != nil {
+		return fmt.Errorf("new KEK: %w", err)
+	}
+	for _, k := range []vault.KEK{old, next} {
+		if c, ok := k.(io.Closer); ok {
+			defer c.Close()
+		}
+	}
+	n, err := vault.RewrapKEK(e.ctx, sqlstore.KeysetStore{DB: m.DB}, old, next)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%d keyset(s) rewrapped from %s to %s\n", n, old.URI(), next.URI())
+	return nil
+}
+
+type keysHSMGenerateCmd struct {
+	Token string `required:"" help:"PKCS#11 token label."`
+	Label string `default:"tutela-kek" help:"Key label."`
+}
+
+func (c keysHSMGenerateCmd) Run(e *env) error {
+	s, err := vaultSettingsFrom(e.environ)
+	if err != nil {
+		return err
+	}
+	if s.PKCS11Module == "" || s.HSMPIN.IsZero() {
+		return errors.New("set TUTELA_VAULT_PKCS11_MODULE and TUTELA_HSM_PIN")
+	}
+	if err := vault.GeneratePKCS11Key(s.PKCS11Module, c.Token, c.Label, s.HSMPIN); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "created AES-256 key %q on token %q; set vault.kek_uri to pkcs11:token=%s;object=%s\n",
+		c.Label, c.Token, c.Token, c.Label)
+	return nil
+}

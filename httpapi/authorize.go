@@ -1,0 +1,91 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"tutela"
+	"tutela/authz"
+	"tutela/sqlstore"
+)
+
+var errTenantNotFound = tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+
+// isPlatform reports whether p holds a platform-wide role (super_admin): only they act across
+// tenants.
+func isPlatform(p *tutela.Principal) bool { return p.HasRole(authz.RoleSuperAdmin) }
+
+// pathTenant resolves {tenant} (ID or slug) as p may see it: another tenant than p's own is
+// "not found" for everyone but the platform super-admin, exactly like a missing one.
+func pathTenant(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal) (*tutela.Tenant, error) {
+	ref := r.PathValue("tenant")
+	var t *tutela.Tenant
+	var err error
+	if tutela.ValidID(ref) {
+		t, err = tx.Tenant(r.Context(), ref)
+	} else {
+		t, err = tx.TenantBySlug(r.Context(), ref)
+	}
+	if err != nil || (t.ID != p.TenantID && !isPlatform(p)) {
+		return nil, errTenantNotFound
+	}
+	return t, nil
+}
+
+// decide loads p's policy and evaluates one request; a deny is a forbidden error that says why.
+func (s *Server) decide(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, req authz.Request) (*authz.Policy, authz.Decision, error) {
+	pol, err := principalPolicy(r, tx, p)
+	if err != nil {
+		return nil, authz.Decision{}, err
+	}
+	d := authz.Decide(pol, req, s.d.Clock())
+	if !d.Allow {
+		return pol, d, tutela.Errorf(tutela.EFORBIDDEN, "%s", d.Reason)
+	}
+	return pol, d, nil
+}
+
+// authorize resolves the path's tenant and checks that p may do action on resource there.
+// Every tenant-scoped handler goes through it; deny by default.
+func (s *Server) authorize(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, action authz.Action, resource string) (*tutela.Tenant, *authz.Policy, error) {
+	t, err := pathTenant(r, tx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, _, err := s.decide(r, tx, p, authz.Request{Action: action, Resource: resource})
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, pol, nil
+}
+
+// canAdminister refuses changes to a user who holds privileges the actor does not: a programme
+// administrator cannot disable, reset or re-role a super-admin, and nobody changes their own
+// roles or grants.
+func canAdminister(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, actor *authz.Policy, t *tutela.Tenant, targetID string, now time.Time) error {
+	if targetID == p.UserID {
+		return tutela.Errorf(tutela.EFORBIDDEN, "you cannot change your own access")
+	}
+	target, err := tx.Policy(r.Context(), t.ID, targetID)
+	if err != nil {
+		return err
+	}
+	for _, g := range target.Grants {
+		if g.Effect == authz.Allow && (g.Expires.IsZero() || now.Before(g.Expires)) && !actor.Holds(g.Permission, now) {
+			return tutela.Errorf(tutela.EFORBIDDEN, "the user holds %s, which you do not; ask someone who does", g.Permission)
+		}
+	}
+	if target.Clearance.Rank() > actor.Clearance.Rank() {
+		return tutela.Errorf(tutela.EFORBIDDEN, "the user has %s clearance, above yours", target.Clearance)
+	}
+	return nil
+}
+
+// principalPolicy is the policy of a user or, for a client-credentials token, of the service
+// account (exactly its permission set).
+func principalPolicy(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal) (*authz.Policy, error) {
+	if p.Kind == tutela.PrincipalServiceAccount {
+		return tx.ServiceAccountPolicy(r.Context(), p.TenantID, p.UserID)
+	}
+	return tx.Policy(r.Context(), p.TenantID, p.UserID)
+}

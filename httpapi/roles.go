@@ -1,0 +1,299 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"tutela"
+	"tutela/authz"
+	"tutela/httpapi/middleware"
+	"tutela/sqlstore"
+)
+
+// keepLastAdmin refuses a change that would leave the tenant without an active programme
+// administrator (removing their role, deleting or disabling them).
+func (s *Server) keepLastAdmin(r *http.Request, tx *sqlstore.Tx, t *tutela.Tenant, userID string) error {
+	roles, err := tx.Users(t.ID).Roles(r.Context(), userID)
+	if err != nil {
+		return err
+	}
+	held := false
+	for _, k := range roles {
+		held = held || k == authz.RoleProgramAdmin
+	}
+	if !held {
+		return nil
+	}
+	n, err := tx.CountRoleHoldersInTenant(r.Context(), t.ID, authz.RoleProgramAdmin)
+	if err != nil {
+		return err
+	}
+	if n <= 1 {
+		return tutela.Errorf(tutela.ECONFLICT, "this is the tenant's last programme administrator; appoint another first")
+	}
+	return nil
+}
+
+// mayConfer checks the actor holds everything a role confers: its permissions (at their
+// classification limits) and its clearance. The platform role is conferred only by the platform.
+func mayConfer(actor *authz.Policy, p *tutela.Principal, role *sqlstore.Role, now time.Time) error {
+	if role.Key == authz.RoleSuperAdmin && !isPlatform(p) {
+		return tutela.Errorf(tutela.EFORBIDDEN, "only a super-admin may grant super_admin")
+	}
+	for _, perm := range role.Permissions {
+		if !actor.Holds(perm, now) {
+			return tutela.Errorf(tutela.EFORBIDDEN, "you cannot grant %s: you do not hold it", perm)
+		}
+	}
+	if role.Clearance.Rank() > actor.Clearance.Rank() {
+		return tutela.Errorf(tutela.EFORBIDDEN, "you cannot grant %s clearance: yours is %s", role.Clearance, actor.Clearance)
+	}
+	return nil
+}
+
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var roles []*sqlstore.Role
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResRoles)
+		if err != nil {
+			return err
+		}
+		roles, err = tx.Roles(r.Context(), t.ID)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"roles": roles})
+}
+
+type roleRequest struct {
+	Key         string                `json:"key"`
+	Name        string                `json:"name"`
+	Description string                `json:"description"`
+	Clearance   authz.Classification  `json:"clearance"`
+	Permissions []authz.Permission    `json:"permissions"`
+	FieldMasks  map[string]authz.Mask `json:"field_masks"`
+}
+
+func (s *Server) createRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req roleRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	role := &sqlstore.Role{Key: req.Key, Name: req.Name, Description: req.Description, Clearance: req.Clearance,
+		Permissions: req.Permissions, FieldMasks: req.FieldMasks}
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, pol, err := s.authorize(r, tx, p, authz.Create, authz.ResRoles)
+		if err != nil {
+			return err
+		}
+		if role.Clearance.Valid() {
+			if err := mayConfer(pol, p, role, s.d.Clock()); err != nil {
+				return err
+			}
+		}
+		return tx.CreateRole(r.Context(), t.ID, role)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, role)
+}
+
+func (s *Server) getRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var role *sqlstore.Role
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResRoles)
+		if err != nil {
+			return err
+		}
+		role, err = tx.Role(r.Context(), t.ID, r.PathValue("role"))
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, role)
+}
+
+func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req roleRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var role *sqlstore.Role
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, pol, err := s.authorize(r, tx, p, authz.Update, authz.ResRoles)
+		if err != nil {
+			return err
+		}
+		if role, err = tx.Role(r.Context(), t.ID, r.PathValue("role")); err != nil {
+			return err
+		}
+		if req.Key != "" && req.Key != role.Key {
+			return tutela.FieldErrorf("key", "key cannot be changed")
+		}
+		role.Name, role.Description, role.Clearance = req.Name, req.Description, req.Clearance
+		role.Permissions, role.FieldMasks = req.Permissions, req.FieldMasks
+		if role.Clearance.Valid() {
+			if err := mayConfer(pol, p, role, s.d.Clock()); err != nil {
+				return err
+			}
+		}
+		return tx.UpdateRole(r.Context(), t.ID, role)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, role)
+}
+
+func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Delete, authz.ResRoles)
+		if err != nil {
+			return err
+		}
+		role, err := tx.Role(r.Context(), t.ID, r.PathValue("role"))
+		if err != nil {
+			return err
+		}
+		return tx.DeleteRole(r.Context(), t.ID, role)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type grantRoleRequest struct {
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// grantRole gives a user a role: (roles MANAGE), never to oneself, only roles whose every
+// permission and clearance the actor holds, super_admin only from a super-admin.
+func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req grantRoleRequest
+	if r.ContentLength != 0 {
+		if err := middleware.DecodeJSON(w, r, &req); err != nil {
+			middleware.WriteError(w, r, err)
+			return
+		}
+	}
+	err := s.withUser(r, p, authz.Manage, authz.ResRoles, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
+		role, err := tx.Role(r.Context(), t.ID, r.PathValue("role"))
+		if err != nil {
+			return err
+		}
+		if err := mayConfer(pol, p, role, s.d.Clock()); err != nil {
+			return err
+		}
+		if req.ExpiresAt != nil && !req.ExpiresAt.After(s.d.Clock()) {
+			return tutela.FieldErrorf("expires_at", "expires_at must be in the future")
+		}
+		return tx.Users(t.ID).Grant(r.Context(), u.ID, role.Key, p.UserID, req.ExpiresAt)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) revokeRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	err := s.withUser(r, p, authz.Manage, authz.ResRoles, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
+		key := r.PathValue("role")
+		if key == authz.RoleProgramAdmin {
+			if err := s.keepLastAdmin(r, tx, t, u.ID); err != nil {
+				return err
+			}
+		}
+		if key == authz.RoleSuperAdmin && !isPlatform(p) {
+			return tutela.Errorf(tutela.EFORBIDDEN, "only a super-admin may revoke super_admin")
+		}
+		return tx.Users(t.ID).RevokeRole(r.Context(), u.ID, key)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type permissionRequest struct {
+	Resource  string               `json:"resource"`
+	Action    authz.Action         `json:"action"`
+	MaxClass  authz.Classification `json:"max_classification"`
+	Effect    authz.Effect         `json:"effect"`
+	ExpiresAt *time.Time           `json:"expires_at"`
+}
+
+// grantPermission adds a per-user grant or explicit deny. A grant needs the actor to hold the
+// permission; a deny only narrows access and needs (users MANAGE) like any change to a user.
+func (s *Server) grantPermission(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req permissionRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	up := &sqlstore.UserPermission{Permission: authz.Permission{Resource: req.Resource, Action: req.Action, MaxClass: req.MaxClass},
+		Effect: req.Effect, GrantedBy: p.UserID, ExpiresAt: req.ExpiresAt}
+	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
+		if up.Effect == authz.Allow && up.Action.Valid() && !pol.Holds(up.Permission, s.d.Clock()) {
+			return tutela.Errorf(tutela.EFORBIDDEN, "you cannot grant %s: you do not hold it", up.Permission)
+		}
+		if up.ExpiresAt != nil && !up.ExpiresAt.After(s.d.Clock()) {
+			return tutela.FieldErrorf("expires_at", "expires_at must be in the future")
+		}
+		return tx.Users(t.ID).GrantPermission(r.Context(), u.ID, up)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, up)
+}
+
+func (s *Server) revokePermission(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		return tx.Users(t.ID).RevokePermission(r.Context(), u.ID, r.PathValue("grant"))
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// userAccess shows a user's roles, per-user grants and denies, and effective clearance.
+func (s *Server) userAccess(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var out map[string]any
+	err := s.withUser(r, p, authz.Read, authz.ResRoles, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		pol, err := tx.Policy(r.Context(), t.ID, u.ID)
+		if err != nil {
+			return err
+		}
+		ups, err := tx.Users(t.ID).Permissions(r.Context(), u.ID)
+		if err != nil {
+			return err
+		}
+		if ups == nil {
+			ups = []*sqlstore.UserPermission{}
+		}
+		out = map[string]any{"roles": nonNil(pol.Roles), "permissions": ups, "clearance": pol.Clearance}
+		return nil
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, out)
+}

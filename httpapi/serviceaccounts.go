@@ -1,0 +1,183 @@
+package httpapi
+
+import (
+	"mime"
+	"net/http"
+	"time"
+
+	"tutela"
+	"tutela/authz"
+	"tutela/httpapi/middleware"
+	"tutela/identity"
+	"tutela/sqlstore"
+)
+
+// oauthError writes an RFC 6749 §5.2 error response: token endpoint clients expect this shape.
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="tutela"`)
+	}
+	middleware.WriteJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+// token implements the OAuth 2.0 token endpoint for the client-credentials grant (RFC 6749
+// §4.4): a service account authenticates (client_secret_basic or client_secret_post) and gets
+// an access token whose scope is exactly its permission set.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "Content-Type must be application/x-www-form-urlencoded")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body")
+		return
+	}
+	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported here")
+		return
+	}
+	clientID, secret, basic := r.BasicAuth()
+	if !basic {
+		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	ip, _ := clientInfo(r)
+	sa, err := s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret), ip)
+	if err != nil {
+		if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		middleware.WriteError(w, r, err)
+		return
+	}
+	at, exp, scope, err := s.d.Identity.ClientCredentials(r.Context(), sa)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		return tx.Record(r.Context(), "service_account.token", sa.TenantID, "service_account", sa.ID, "", map[string]any{"scope": scope})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Pragma", "no-cache")
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"access_token": at.Reveal(), "token_type": "Bearer",
+		"expires_in": int64(exp.Sub(s.d.Clock()).Round(time.Second) / time.Second), "scope": scope})
+}
+
+type serviceAccountRequest struct {
+	Name        string               `json:"name"`
+	Permissions []authz.Permission   `json:"permissions"`
+	Clearance   authz.Classification `json:"clearance"`
+	IPAllowlist []string             `json:"ip_allowlist"`
+	ExpiresAt   *time.Time           `json:"expires_at"`
+}
+
+// createServiceAccount: (service_accounts CREATE), and the actor must hold every permission
+// and the clearance they give the account. Without a permission set the account is read-only.
+func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req serviceAccountRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	sa := &sqlstore.ServiceAccount{Name: req.Name, Permissions: req.Permissions, Clearance: req.Clearance,
+		IPAllowlist: req.IPAllowlist, ExpiresAt: req.ExpiresAt}
+	var secret tutela.Secret
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, pol, err := s.authorize(r, tx, p, authz.Create, authz.ResServiceAccounts)
+		if err != nil {
+			return err
+		}
+		sa.TenantID = t.ID
+		perms := sa.Permissions
+		if len(perms) == 0 {
+			perms = sqlstore.DefaultServiceAccountPermissions
+		}
+		role := &sqlstore.Role{Key: "service_account", Permissions: perms, Clearance: sa.Clearance}
+		if role.Clearance == "" {
+			role.Clearance = authz.Green
+		}
+		if role.Clearance.Valid() {
+			if err := mayConfer(pol, p, role, s.d.Clock()); err != nil {
+				return err
+			}
+		}
+		secret, err = s.d.Identity.CreateServiceAccountTx(r.Context(), tx, sa)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"service_account": sa, "client_secret": secret.Reveal()})
+}
+
+func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var list []*sqlstore.ServiceAccount
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResServiceAccounts)
+		if err != nil {
+			return err
+		}
+		list, err = tx.ServiceAccounts(r.Context(), t.ID)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"service_accounts": list})
+}
+
+// addServiceAccountSecret adds a second secret for rotation without downtime (at most two).
+func (s *Server) addServiceAccountSecret(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	secret := identity.NewClientSecret()
+	var id string
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
+		if err != nil {
+			return err
+		}
+		id, err = tx.AddServiceAccountSecret(r.Context(), t.ID, r.PathValue("sa"), sqlstore.HashToken(secret.Reveal()))
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, map[string]string{"secret_id": id, "client_secret": secret.Reveal()})
+}
+
+func (s *Server) revokeServiceAccountSecret(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
+		if err != nil {
+			return err
+		}
+		return tx.RevokeServiceAccountSecret(r.Context(), t.ID, r.PathValue("sa"), r.PathValue("secret"))
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) disableServiceAccount(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
+		if err != nil {
+			return err
+		}
+		return tx.SetServiceAccountStatus(r.Context(), t.ID, r.PathValue("sa"), tutela.StatusDisabled)
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,94 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"testing"
+
+	"tutela"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+)
+
+// TestRLS_UnscopedQueryAsRuntimeRoleSeesOnlyItsTenant connects as a real non-superuser role
+// (superusers bypass row-level security) and runs a deliberately unscoped query.
+func TestRLS_UnscopedQueryAsRuntimeRoleSeesOnlyItsTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := sqltest.PostgresURL(t)
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var a, b *tutela.Tenant
+	err = db.Update(ctx, func(tx *sqlstore.Tx) error {
+		a, b = &tutela.Tenant{Slug: "a", Name: "A", Region: "eu"}, &tutela.Tenant{Slug: "b", Name: "B", Region: "eu"}
+		for _, tn := range []*tutela.Tenant{a, b} {
+			if err := tx.CreateTenant(ctx, tn); err != nil {
+				return err
+			}
+			if err := tx.Users(tn.ID).Create(ctx, &tutela.User{Email: "x@example.org"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := "tutela_rt_" + tutela.RandomToken(4)
+	owner := db.SQL()
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN`,
+		`GRANT SELECT ON users TO ` + role,
+	} {
+		if _, err := owner.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = owner.ExecContext(context.Background(), `REVOKE ALL ON users FROM `+role)
+		_, _ = owner.ExecContext(context.Background(), `DROP ROLE IF EXISTS `+role)
+	})
+	u, _ := url.Parse(dsn)
+	u.User = url.User(role)
+	rt, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	count := func(setting string) int {
+		tx, err := rt.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if setting != "" {
+			if _, err := tx.ExecContext(ctx, `SELECT set_config('tutela.tenant', $1, true)`, setting); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil { // no tenant filter on purpose
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(a.ID); n != 1 {
+		t.Fatalf("tenant A sees %d users, want only its own 1", n)
+	}
+	if n := count(""); n != 0 {
+		t.Fatalf("a transaction that never set its tenant sees %d users, want 0 (fail closed)", n)
+	}
+	if n := count("*"); n != 2 {
+		t.Fatalf("platform scope sees %d users, want 2", n)
+	}
+	if n := count(tutela.NewID()); n != 0 {
+		t.Fatalf("unknown tenant sees %d users", n)
+	}
+}

@@ -1,0 +1,112 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"tutela"
+	"tutela/authz"
+	"tutela/sqlstore"
+)
+
+// AuthzTests cover roles, grants, denies and policy loading.
+var AuthzTests = []struct {
+	Name string
+	Fn   func(*testing.T, Opener)
+}{
+	{"AuthzCustomRoles", testCustomRoles},
+	{"AuthzPolicyGrantsDeniesExpiry", testPolicy},
+}
+
+func testCustomRoles(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	a, b := createTenant(t, db, "tenant-a"), createTenant(t, db, "tenant-b")
+	r := &sqlstore.Role{Key: "caseworker", Name: "Caseworker", Clearance: authz.Yellow,
+		Permissions: []authz.Permission{{Resource: "records", Action: authz.Read, MaxClass: authz.Yellow}, {Resource: "records", Action: authz.Update}},
+		FieldMasks:  map[string]authz.Mask{"users.email": authz.MaskHidden}}
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.CreateRole(ctx, a.ID, r) })
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.CreateRole(ctx, a.ID, &sqlstore.Role{Key: "caseworker", Name: "dup", Clearance: authz.Green})
+	}), tutela.ECONFLICT)
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.CreateRole(ctx, a.ID, &sqlstore.Role{Key: "operator", Name: "shadow", Clearance: authz.Green})
+	}), tutela.EINVALID)
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.CreateRole(ctx, a.ID, &sqlstore.Role{Key: "bad", Name: "x", Clearance: authz.Green,
+			Permissions: []authz.Permission{{Resource: "records", Action: "READ_ALL"}}})
+	}), tutela.EINVALID)
+	var got *sqlstore.Role
+	_ = db.View(ctx, func(tx *sqlstore.Tx) (err error) { got, err = tx.Role(ctx, a.ID, "caseworker"); return })
+	if got == nil || len(got.Permissions) != 2 || got.FieldMasks["users.email"] != authz.MaskHidden || got.Builtin {
+		t.Fatalf("role read back: %+v", got)
+	}
+	// Tenant B does not see tenant A's custom role, and cannot grant it.
+	mustCode(t, db.View(ctx, func(tx *sqlstore.Tx) error { _, err := tx.Role(ctx, b.ID, "caseworker"); return err }), tutela.ENOTFOUND)
+	ub := createUser(t, db, b.ID, "b@example.org")
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Users(b.ID).Grant(ctx, ub.ID, "caseworker", "", nil) }), tutela.ENOTFOUND)
+	// Built-in roles are visible to every tenant and cannot be changed or deleted.
+	var op *sqlstore.Role
+	_ = db.View(ctx, func(tx *sqlstore.Tx) (err error) { op, err = tx.Role(ctx, b.ID, "operator"); return })
+	if op == nil || !op.Builtin || len(op.Permissions) == 0 {
+		t.Fatalf("built-in operator: %+v", op)
+	}
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.DeleteRole(ctx, b.ID, op) }), tutela.EFORBIDDEN)
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.UpdateRole(ctx, b.ID, op) }), tutela.EFORBIDDEN)
+	// A granted custom role cannot be deleted until revoked.
+	ua := createUser(t, db, a.ID, "a@example.org")
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.Users(a.ID).Grant(ctx, ua.ID, "caseworker", "", nil) })
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.DeleteRole(ctx, a.ID, got) }), tutela.ECONFLICT)
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.Users(a.ID).RevokeRole(ctx, ua.ID, "caseworker") })
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.DeleteRole(ctx, a.ID, got) })
+}
+
+func testPolicy(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	tn := createTenant(t, db, "acme")
+	u := createUser(t, db, tn.ID, "u@example.org")
+	exp := clock.Now().Add(time.Hour)
+	update(t, db, func(tx *sqlstore.Tx) error {
+		users := tx.Users(tn.ID)
+		if err := users.Grant(ctx, u.ID, "operator", "", nil); err != nil {
+			return err
+		}
+		if err := users.Grant(ctx, u.ID, "auditor", "", &exp); err != nil {
+			return err
+		}
+		if err := users.GrantPermission(ctx, u.ID, &sqlstore.UserPermission{Permission: authz.Permission{Resource: "records", Action: authz.Update},
+			Effect: authz.Deny}); err != nil {
+			return err
+		}
+		return users.GrantPermission(ctx, u.ID, &sqlstore.UserPermission{Permission: authz.Permission{Resource: "records", Action: authz.Export},
+			Effect: authz.Allow, ExpiresAt: &exp})
+	})
+	load := func() *authz.Policy {
+		var p *authz.Policy
+		if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) { p, err = tx.Policy(ctx, tn.ID, u.ID); return }); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := load()
+	now := clock.Now()
+	check := func(a authz.Action, res string, want bool) {
+		t.Helper()
+		if d := authz.Decide(p, authz.Request{Action: a, Resource: res}, now); d.Allow != want {
+			t.Errorf("%s %s = %v (%s), want %v", a, res, d.Allow, d.Reason, want)
+		}
+	}
+	check(authz.Read, "records", true)    // operator
+	check(authz.Update, "records", false) // explicit deny beats the operator grant
+	check(authz.Export, "records", true)  // per-user grant, not yet expired
+	check(authz.Read, "audit", true)      // auditor, not yet expired
+	check(authz.Manage, "roles", false)   // nobody granted it
+	if p.Clearance != authz.Yellow || p.Masks["users.email"] != "" {
+		t.Fatalf("clearance %s masks %v", p.Clearance, p.Masks)
+	}
+	clock.Add(2 * time.Hour)
+	p, now = load(), clock.Now()
+	check(authz.Read, "audit", false)     // auditor grant expired
+	check(authz.Export, "records", false) // per-user grant expired
+	check(authz.Read, "records", true)
+}

@@ -1,0 +1,528 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/daead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
+	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"tutela"
+)
+
+// Purposes of data-encryption keysets. Each (tenant, purpose) has its own keyset, so destroying
+// one tenant's keyset makes exactly that tenant's data of that purpose unreadable.
+const (
+	PurposeSigningKeys  = "signing_keys"  // access-token signing keys (platform tenant)
+	PurposeTOTP         = "totp"          // TOTP seeds
+	PurposeAuditKey     = "audit_key"     // checkpoint signing key
+	PurposePersonalData = "personal_data" // personal data fields
+	// PurposeLookup is deterministic (AES-SIV): equal plaintexts give equal ciphertexts under
+	// one key, for equality lookups on encrypted columns. Use only where that is needed.
+	PurposeLookup = "lookup"
+)
+
+// Keyset kinds.
+const (
+	KindAEAD          = "aead"          // AES-256-GCM, Tink output prefix (key ID in every ciphertext)
+	KindDeterministic = "deterministic" // AES-SIV (Tink deterministic AEAD), output prefix
+)
+
+// KindOf says which kind of keyset a purpose uses.
+func KindOf(purpose string) string {
+	if purpose == PurposeLookup {
+		return KindDeterministic
+	}
+	return KindAEAD
+}
+
+func template(kind string) *tinkpb.KeyTemplate {
+	if kind == KindDeterministic {
+		return daead.AESSIVKeyTemplate()
+	}
+	return aead.AES256GCMKeyTemplate()
+}
+
+// ErrDecrypt means a ciphertext could not be opened: wrong context (tenant, purpose, table,
+// column, row), a retired or destroyed key, or tampering. Causes are deliberately not told apart.
+var ErrDecrypt = errors.New("vault: cannot decrypt (wrong context, retired key or tampered data)")
+
+// ErrWrongKEK means a stored keyset cannot be unwrapped with the configured KEK.
+var ErrWrongKEK = errors.New("vault: the configured key-encryption key cannot unwrap the stored keysets")
+
+// KeyInfo describes one key of a keyset without its material.
+type KeyInfo struct {
+	ID      uint32 `json:"id"`
+	Status  string `json:"status"` // enabled, disabled
+	Primary bool   `json:"primary"`
+}
+
+// Keyset is a stored keyset: the Tink keyset wrapped (encrypted) by the KEK, plus the
+// non-secret facts about it. Wrapped is never shown anywhere.
+type Keyset struct {
+	ID        string
+	TenantID  string // "" for the platform
+	Purpose   string
+	Kind      string
+	Version   int64 // bumped by every change; updates compare-and-swap on it
+	Wrapped   []byte
+	KEKURI    string
+	Keys      []KeyInfo
+	CreatedAt time.Time
+	RotatedAt time.Time // zero until the first rotation
+}
+
+// Event is the audit record a store writes in the same transaction as a keyset change.
+type Event struct {
+	Action  string // key.keyset_create, key.rotate, key.retire, key.destroy, key.kek_rewrap
+	Details map[string]any
+}
+
+// Store keeps wrapped keysets. sqlstore.KeysetStore implements it; every mutation records its
+// Event in the same transaction.
+type Store interface {
+	// GetKeyset returns the keyset of (tenantID, purpose) or a tutela ENOTFOUND error.
+	GetKeyset(ctx context.Context, tenantID, purpose string) (*Keyset, error)
+	ListKeysets(ctx context.Context) ([]Keyset, error)
+	// CreateKeyset inserts ks (Version 1); ECONFLICT when (tenant, purpose) exists.
+	CreateKeyset(ctx context.Context, ks *Keyset, ev Event) error
+	// UpdateKeyset replaces the keyset if its stored version is still prevVersion, else ECONFLICT.
+	UpdateKeyset(ctx context.Context, ks *Keyset, prevVersion int64, ev Event) error
+	// DeleteKeyset destroys the keyset (crypto-shredding its data).
+	DeleteKeyset(ctx context.Context, tenantID, purpose string, ev Event) error
+}
+
+// Options tune a Vault.
+type Options struct {
+	CacheTTL time.Duration // how long unwrapped keysets stay in memory (vault.cache_ttl); default 5 min
+	Clock    tutela.Clock  // default tutela.SystemClock
+}
+
+// Vault encrypts and decrypts data with per-(tenant, purpose) Tink keysets wrapped by a KEK.
+type Vault struct {
+	kek   KEK
+	store Store
+	ttl   time.Duration
+	now   tutela.Clock
+
+	mu    sync.Mutex
+	cache map[cacheKey]*cached
+}
+
+type cacheKey struct{ tenant, purpose string }
+
+type cached struct {
+	version   int64
+	primaryID uint32
+	aead      tink.AEAD
+	daead     tink.DeterministicAEAD
+	expires   time.Time
+}
+
+// New returns a Vault and checks that kek unwraps every stored keyset: with the wrong KEK it
+// fails with ErrWrongKEK before anything is written (no keyset is created under a wrong KEK).
+func New(ctx context.Context, kek KEK, store Store, opt Options) (*Vault, error) {
+	if opt.CacheTTL <= 0 {
+		opt.CacheTTL = 5 * time.Minute
+	}
+	if opt.Clock == nil {
+		opt.Clock = tutela.SystemClock
+	}
+	v := &Vault{kek: kek, store: store, ttl: opt.CacheTTL, now: opt.Clock, cache: map[cacheKey]*cached{}}
+	if err := v.Check(ctx); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Check unwraps every stored keyset with the KEK. The error names the first keyset that fails
+// (tenant, purpose, the KEK URI it was wrapped with), never key material.
+func (v *Vault) Check(ctx context.Context) error {
+	all, err := v.store.ListKeysets(ctx)
+	if err != nil {
+		return fmt.Errorf("vault: list keysets: %w", err)
+	}
+	for i := range all {
+		if _, err := v.unwrap(&all[i]); err != nil {
+			return fmt.Errorf("%w: keyset %s (tenant %q, purpose %s) was wrapped by %s, configured KEK is %s",
+				ErrWrongKEK, all[i].ID, all[i].TenantID, all[i].Purpose, all[i].KEKURI, v.kek.URI())
+		}
+	}
+	return nil
+}
+
+// KEKURI says where the KEK lives.
+func (v *Vault) KEKURI() string { return v.kek.URI() }
+
+// keysetAAD binds a wrapped keyset to its tenant and purpose: a wrapped keyset copied to another
+// tenant's row does not unwrap.
+func keysetAAD(tenantID, purpose string) []byte {
+	return lengthPrefixed("tutela/keyset/v1", tenantID, purpose)
+}
+
+// dataAAD binds a ciphertext to its tenant, purpose and caller context.
+func dataAAD(tenantID, purpose string, aad []byte) []byte {
+	return append(lengthPrefixed("tutela/data/v1", tenantID, purpose), aad...)
+}
+
+// AAD builds the associated data for a field stored at (table, column, row id): a ciphertext
+// moved to another row, column or table fails to decrypt. Fields are length-prefixed so no two
+// different tuples produce the same bytes.
+func AAD(table, column, rowID string) []byte { return lengthPrefixed(table, column, rowID) }
+
+func lengthPrefixed(parts ...string) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(p)))
+		b = append(b, p...)
+	}
+	return b
+}
+
+func (v *Vault) unwrap(ks *Keyset) (*keyset.Handle, error) {
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(ks.Wrapped)), v.kek,
+		keysetAAD(ks.TenantID, ks.Purpose))
+	if err != nil {
+		return nil, ErrWrongKEK
+	}
+	return h, nil
+}
+
+func (v *Vault) wrap(h *keyset.Handle, tenantID, purpose string) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), v.kek, keysetAAD(tenantID, purpose)); err != nil {
+		return nil, fmt.Errorf("vault: wrap keyset: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func keyInfos(h *keyset.Handle) []KeyInfo {
+	info := h.KeysetInfo()
+	out := make([]KeyInfo, 0, len(info.GetKeyInfo()))
+	for _, k := range info.GetKeyInfo() {
+		st := "disabled"
+		if k.GetStatus() == tinkpb.KeyStatusType_ENABLED {
+			st = "enabled"
+		}
+		out = append(out, KeyInfo{ID: k.GetKeyId(), Status: st, Primary: k.GetKeyId() == info.GetPrimaryKeyId()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// primitive returns the cached primitives for (tenant, purpose), loading (or, with create,
+// creating) the keyset when the cache has none or it expired.
+func (v *Vault) primitive(ctx context.Context, tenantID, purpose string, create bool) (*cached, error) {
+	k := cacheKey{tenantID, purpose}
+	now := v.now()
+	v.mu.Lock()
+	c := v.cache[k]
+	v.mu.Unlock()
+	if c != nil && now.Before(c.expires) {
+		return c, nil
+	}
+	ks, err := v.store.GetKeyset(ctx, tenantID, purpose)
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND && create {
+		ks, err = v.create(ctx, tenantID, purpose)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.load(ks)
+}
+
+func (v *Vault) load(ks *Keyset) (*cached, error) {
+	h, err := v.unwrap(ks)
+	if err != nil {
+		return nil, fmt.Errorf("%w: keyset %s (purpose %s)", err, ks.ID, ks.Purpose)
+	}
+	c := &cached{version: ks.Version, expires: v.now().Add(v.ttl)}
+	info := h.KeysetInfo()
+	c.primaryID = info.GetPrimaryKeyId()
+	if ks.Kind == KindDeterministic {
+		c.daead, err = daead.New(h)
+	} else {
+		c.aead, err = aead.New(h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault: keyset %s: %w", ks.ID, err)
+	}
+	v.mu.Lock()
+	v.cache[cacheKey{ks.TenantID, ks.Purpose}] = c
+	v.mu.Unlock()
+	return c, nil
+}
+
+// Invalidate drops cached keysets so the next operation reloads them (after a rotation done by
+// another node, the cache TTL bounds how long the old primary keeps encrypting).
+func (v *Vault) Invalidate() {
+	v.mu.Lock()
+	clear(v.cache)
+	v.mu.Unlock()
+}
+
+func (v *Vault) create(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
+	kind := KindOf(purpose)
+	h, err := keyset.NewHandle(template(kind))
+	if err != nil {
+		return nil, fmt.Errorf("vault: new keyset: %w", err)
+	}
+	w, err := v.wrap(h, tenantID, purpose)
+	if err != nil {
+		return nil, err
+	}
+	ks := &Keyset{ID: tutela.NewID(), TenantID: tenantID, Purpose: purpose, Kind: kind, Version: 1, Wrapped: w,
+		KEKURI: v.kek.URI(), Keys: keyInfos(h), CreatedAt: v.now().UTC()}
+	err = v.store.CreateKeyset(ctx, ks, Event{Action: "key.keyset_create",
+		Details: map[string]any{"purpose": purpose, "kind": kind, "kek_uri": ks.KEKURI, "key_ids": idList(ks.Keys)}})
+	if tutela.ErrorCode(err) == tutela.ECONFLICT { // another node created it first
+		return v.store.GetKeyset(ctx, tenantID, purpose)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ks, nil
+}
+
+// idList lists key IDs for audit details (which accept []any, not []uint32).
+func idList(keys []KeyInfo) []any {
+	ids := make([]any, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	return ids
+}
+
+// Encrypt encrypts plaintext under the primary key of the (tenantID, purpose) keyset (created
+// on first use), bound to tenantID, purpose and aad (use AAD(table, column, rowID)). The
+// ciphertext starts with Tink's 5-byte prefix naming the key.
+func (v *Vault) Encrypt(ctx context.Context, tenantID, purpose string, plaintext, aad []byte) ([]byte, error) {
+	c, err := v.primitive(ctx, tenantID, purpose, true)
+	if err != nil {
+		return nil, err
+	}
+	if c.daead != nil {
+		return c.daead.EncryptDeterministically(plaintext, dataAAD(tenantID, purpose, aad))
+	}
+	return c.aead.Encrypt(plaintext, dataAAD(tenantID, purpose, aad))
+}
+
+// Decrypt opens a ciphertext from Encrypt with the same tenantID, purpose and aad. Any failure
+// is ErrDecrypt.
+func (v *Vault) Decrypt(ctx context.Context, tenantID, purpose string, ciphertext, aad []byte) ([]byte, error) {
+	c, err := v.primitive(ctx, tenantID, purpose, false)
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		return nil, ErrDecrypt
+	}
+	if err != nil {
+		return nil, err
+	}
+	pt, err := v.open(c, tenantID, purpose, ciphertext, aad)
+	if err != nil && keyIDOf(ciphertext) != 0 && !c.hasCurrent(ciphertext) {
+		// The key may have been added by another node after this one cached the keyset.
+		ks, gerr := v.store.GetKeyset(ctx, tenantID, purpose)
+		if gerr == nil && ks.Version != c.version {
+			if c, gerr = v.load(ks); gerr == nil {
+				pt, err = v.open(c, tenantID, purpose, ciphertext, aad)
+			}
+		}
+	}
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+func (c *cached) hasCurrent(ct []byte) bool { return keyIDOf(ct) == c.primaryID }
+
+func (v *Vault) open(c *cached, tenantID, purpose string, ct, aad []byte) ([]byte, error) {
+	if c.daead != nil {
+		return c.daead.DecryptDeterministically(ct, dataAAD(tenantID, purpose, aad))
+	}
+	return c.aead.Decrypt(ct, dataAAD(tenantID, purpose, aad))
+}
+
+// keyIDOf reads the key ID from Tink's output prefix (0x01 || big-endian uint32); 0 if absent.
+func keyIDOf(ct []byte) uint32 {
+	if len(ct) < 5 || ct[0] != 0x01 {
+		return 0
+	}
+	return binary.BigEndian.Uint32(ct[1:5])
+}
+
+// KeyID reports which key encrypted ct (Tink's prefix), or 0 when ct has no Tink prefix.
+func KeyID(ct []byte) uint32 { return keyIDOf(ct) }
+
+// mutate applies change to the (tenant, purpose) keyset and stores it with a compare-and-swap
+// on the version, so two nodes rotating at once cannot lose a key.
+func (v *Vault) mutate(ctx context.Context, tenantID, purpose string, action string,
+	change func(m *keyset.Manager, ks *Keyset) (map[string]any, error)) (*Keyset, error) {
+	ks, err := v.store.GetKeyset(ctx, tenantID, purpose)
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		if ks, err = v.create(ctx, tenantID, purpose); err != nil {
+			return nil, err
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	h, err := v.unwrap(ks)
+	if err != nil {
+		return nil, fmt.Errorf("%w: keyset %s", err, ks.ID)
+	}
+	m := keyset.NewManagerFromHandle(h)
+	details, err := change(m, ks)
+	if err != nil {
+		return nil, err
+	}
+	nh, err := m.Handle()
+	if err != nil {
+		return nil, fmt.Errorf("vault: %s: %w", action, err)
+	}
+	w, err := v.wrap(nh, tenantID, purpose)
+	if err != nil {
+		return nil, err
+	}
+	prev := ks.Version
+	next := *ks
+	next.Version, next.Wrapped, next.KEKURI, next.Keys = prev+1, w, v.kek.URI(), keyInfos(nh)
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["purpose"], details["key_ids"], details["kek_uri"] = purpose, idList(next.Keys), next.KEKURI
+	if action == "key.rotate" {
+		next.RotatedAt = v.now().UTC()
+	}
+	if err := v.store.UpdateKeyset(ctx, &next, prev, Event{Action: action, Details: details}); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	delete(v.cache, cacheKey{tenantID, purpose})
+	v.mu.Unlock()
+	return &next, nil
+}
+
+// Rotate adds a new key and makes it the primary for new writes; older keys keep decrypting
+// until Retire. The keyset is created if it does not exist yet.
+func (v *Vault) Rotate(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
+	return v.mutate(ctx, tenantID, purpose, "key.rotate", func(m *keyset.Manager, ks *Keyset) (map[string]any, error) {
+		id, err := m.Add(template(ks.Kind))
+		if err != nil {
+			return nil, fmt.Errorf("vault: rotate: %w", err)
+		}
+		if err := m.SetPrimary(id); err != nil {
+			return nil, fmt.Errorf("vault: rotate: %w", err)
+		}
+		return map[string]any{"new_primary": id}, nil
+	})
+}
+
+// Retire destroys every non-primary key of the keyset (Tink Delete: the key material is gone
+// from the stored keyset), so ciphertexts still under an old key become unreadable. Run
+// Rewrap first; RetireChecked refuses while any listed source still holds an old ciphertext.
+func (v *Vault) Retire(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
+	return v.mutate(ctx, tenantID, purpose, "key.retire", func(m *keyset.Manager, ks *Keyset) (map[string]any, error) {
+		gone := []any{}
+		for _, k := range ks.Keys {
+			if !k.Primary {
+				if err := m.Delete(k.ID); err != nil {
+					return nil, fmt.Errorf("vault: retire key %d: %w", k.ID, err)
+				}
+				gone = append(gone, k.ID)
+			}
+		}
+		return map[string]any{"destroyed_key_ids": gone}, nil
+	})
+}
+
+// RewrapKEK re-encrypts every stored keyset from the old KEK to the new one (KEK rotation, or a
+// move from local: to an HSM or KMS). Data ciphertexts are not touched: only the keysets are
+// rewrapped. A keyset already under the new KEK is skipped, so an interrupted run can be rerun.
+// Start nodes with the new KEK only after it returns.
+func RewrapKEK(ctx context.Context, store Store, old, next KEK) (int, error) {
+	all, err := store.ListKeysets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range all {
+		ks := &all[i]
+		aad := keysetAAD(ks.TenantID, ks.Purpose)
+		h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(ks.Wrapped)), old, aad)
+		if err != nil {
+			if _, cerr := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(ks.Wrapped)), next, aad); cerr == nil {
+				continue
+			}
+			return n, fmt.Errorf("%w: keyset %s (tenant %q, purpose %s) with the old KEK %s", ErrWrongKEK, ks.ID, ks.TenantID, ks.Purpose, old.URI())
+		}
+		var buf bytes.Buffer
+		if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), next, aad); err != nil {
+			return n, fmt.Errorf("vault: wrap keyset: %w", err)
+		}
+		up := *ks
+		up.Version, up.Wrapped, up.KEKURI = ks.Version+1, buf.Bytes(), next.URI()
+		if err := store.UpdateKeyset(ctx, &up, ks.Version, Event{Action: "key.kek_rewrap",
+			Details: map[string]any{"purpose": ks.Purpose, "from_kek_uri": old.URI(), "kek_uri": up.KEKURI}}); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Destroy deletes the (tenant, purpose) keyset: every ciphertext under it becomes unreadable
+// for good (crypto-shredding). Backups taken before still hold it: see docs/keys.md.
+func (v *Vault) Destroy(ctx context.Context, tenantID, purpose string) error {
+	if err := v.store.DeleteKeyset(ctx, tenantID, purpose, Event{Action: "key.destroy",
+		Details: map[string]any{"purpose": purpose}}); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	delete(v.cache, cacheKey{tenantID, purpose})
+	v.mu.Unlock()
+	return nil
+}
+
+// KeyView is what GET /v1/keys shows for one keyset: identifiers, purposes, dates and where the
+// KEK lives. It holds no key material by construction.
+type KeyView struct {
+	KeysetID  string    `json:"keyset_id"`
+	TenantID  string    `json:"tenant_id,omitempty"`
+	Purpose   string    `json:"purpose"`
+	Kind      string    `json:"kind"`
+	Algorithm string    `json:"algorithm"`
+	Keys      []KeyInfo `json:"keys"`
+	KEKURI    string    `json:"kek_uri"`
+	CreatedAt time.Time `json:"created_at"`
+	RotatedAt time.Time `json:"rotated_at,omitzero"`
+}
+
+// Keys lists every keyset for the super-admin's key inventory.
+func (v *Vault) Keys(ctx context.Context) ([]KeyView, error) {
+	all, err := v.store.ListKeysets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyView, 0, len(all))
+	for _, ks := range all {
+		alg := "AES-256-GCM"
+		if ks.Kind == KindDeterministic {
+			alg = "AES-SIV (deterministic)"
+		}
+		out = append(out, KeyView{KeysetID: ks.ID, TenantID: ks.TenantID, Purpose: ks.Purpose, Kind: ks.Kind,
+			Algorithm: alg, Keys: ks.Keys, KEKURI: ks.KEKURI, CreatedAt: ks.CreatedAt, RotatedAt: ks.RotatedAt})
+	}
+	return out, nil
+}
+
+func (*Vault) String() string   { return "vault.Vault[redacted]" }
+func (*Vault) GoString() string { return "vault.Vault[redacted]" }
