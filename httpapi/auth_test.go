@@ -30,7 +30,7 @@ type grant struct {
 }
 
 // req sends a request as the given client IP with optional bearer token or cookie.
-func (e *env) req(t *testing.T, method, path, body, ip string, auth any) (*http.Response, []byte) {
+func (e *env) req(t testing.TB, method, path, body, ip string, auth any) (*http.Response, []byte) {
 	t.Helper()
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	if body != "" {
@@ -56,7 +56,7 @@ func loginBody(tenant, email, pw string) string {
 	return string(b)
 }
 
-func (e *env) login(t *testing.T, tenant, email, pw, ip string) grant {
+func (e *env) login(t testing.TB, tenant, email, pw, ip string) grant {
 	t.Helper()
 	res, body := e.req(t, "POST", "/v1/auth/login", loginBody(tenant, email, pw), ip, nil)
 	if res.StatusCode != 200 {
@@ -75,7 +75,7 @@ func (e *env) login(t *testing.T, tenant, email, pw, ip string) grant {
 }
 
 // seed creates tenant slug with a user who has a password and the given roles.
-func (e *env) seed(t *testing.T, slug, email, pw string, roles ...string) (*tutela.Tenant, *tutela.User) {
+func (e *env) seed(t testing.TB, slug, email, pw string, roles ...string) (*tutela.Tenant, *tutela.User) {
 	t.Helper()
 	ctx := context.Background()
 	var tn *tutela.Tenant
@@ -749,5 +749,18 @@ func TestAdmin_RevokeTenantSessionsSignsEveryoneOut(t *testing.T) {
 	}
 	if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", bob.AccessToken); res.StatusCode != 200 {
 		t.Fatal("tenant B was signed out too")
+	}
+}
+
+func TestLogin_AfterLongIdleSigningKeyIsRenewed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	e.login(t, "acme", "ana@example.org", pw, "")
+	// No rotation runs in tests: after 100 days the only key is past its hard retirement.
+	e.clock.Add(100 * 24 * time.Hour)
+	g := e.login(t, "acme", "ana@example.org", pw, "")
+	if res, b := e.req(t, "GET", "/v1/auth/me", "", "", g.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("token after renewal: %d %s", res.StatusCode, b)
 	}
 }

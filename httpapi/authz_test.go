@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"tutela/authz"
+	"tutela/httpapi"
+	"tutela/identity"
 
 	"tutela"
 	"tutela/sqlstore"
@@ -304,4 +308,62 @@ func TestAuthzCheck_MalformedQuestionsAre400(t *testing.T) {
 	}
 	res, b := e.req(t, "GET", "/v1/authz/explain?action=READ", "", "", a.AccessToken)
 	wantError(t, res, b, 400, tutela.EINVALID)
+}
+
+// BenchmarkAuthzCheckHTTP measures POST /v1/authz/check through the whole stack (bearer
+// verification with token-version and session checks, policy load, decision) on SQLite.
+func BenchmarkAuthzCheckHTTP(b *testing.B) {
+	c := &clock{t: time.Now().UTC()}
+	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{Clock: c.Now})
+	ids := newIdentity(b, db, c.Now, identity.Config{}, nil)
+	srv := httpapi.New(httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1e9, RateBurst: 1e9})
+	e := &env{srv: srv, db: db, clock: c, ids: ids}
+	e.seed(b, "acme", "admin@example.org", pw, "program_admin")
+	g := e.login(b, "acme", "admin@example.org", pw, "")
+	body := `{"action":"UPDATE","resource":"records","classification":"YELLOW"}`
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest("POST", "/v1/authz/check", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+g.AccessToken)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, r)
+		if rec.Code != 200 {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+func TestAuthzPolicy_SnapshotDecidesLikeTheServer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	_, u := e.seed(t, "acme", "ana@example.org", pw, "operator")
+	_, ub := e.seed(t, "other", "bob@example.org", pw, "operator")
+	a := e.login(t, "acme", "admin@example.org", pw, "")
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/permissions", `{"resource":"records","action":"PUBLISH","effect":"deny"}`, "", a.AccessToken); res.StatusCode != 201 {
+		t.Fatalf("deny: %d %s", res.StatusCode, b)
+	}
+	res, b := e.req(t, "GET", "/v1/authz/policy?user="+u.ID, "", "", a.AccessToken)
+	if res.StatusCode != 200 {
+		t.Fatalf("policy: %d %s", res.StatusCode, b)
+	}
+	var pol authz.Policy
+	if err := json.Unmarshal(b, &pol); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`"action":"READ","resource":"records"`, `"action":"PUBLISH","resource":"records"`,
+		`"action":"MANAGE","resource":"roles"`, `"action":"READ","resource":"records","classification":"RED","purpose":"p"`} {
+		server := e.check(t, a.AccessToken, `{"user_id":"`+u.ID+`",`+q+`}`)
+		var req authz.Request
+		_ = json.Unmarshal([]byte("{"+q+"}"), &req)
+		if local := authz.Decide(&pol, req, e.clock.Now()); local.Allow != server.Allow {
+			t.Errorf("%s: local %v, server %v", q, local.Allow, server.Allow)
+		}
+	}
+	res, b = e.req(t, "GET", "/v1/authz/policy?user="+ub.ID, "", "", a.AccessToken)
+	wantError(t, res, b, 404, tutela.ENOTFOUND)
+	ana := e.login(t, "acme", "ana@example.org", pw, "")
+	res, b = e.req(t, "GET", "/v1/authz/policy?user=00000000-0000-7000-8000-000000000009", "", "", ana.AccessToken)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
 }

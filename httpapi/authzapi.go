@@ -148,3 +148,19 @@ func (s *Server) authzExplain(w http.ResponseWriter, r *http.Request, p *tutela.
 	}
 	middleware.WriteJSON(w, http.StatusOK, out)
 }
+
+// authzPolicy exports a policy snapshot — grants, denies, clearance, field masks — so a
+// resource server (the client package) can decide locally with authz.Decide. Same rules as a
+// check: one's own, or another user of one's tenant with (roles READ).
+func (s *Server) authzPolicy(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var pol *authz.Policy
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		pol, err = s.subjectPolicy(r, tx, p, r.URL.Query().Get("user"))
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, pol)
+}

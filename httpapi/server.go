@@ -161,6 +161,8 @@ func (s *Server) routesInit() {
 	s.handle("POST", "/v1/authz/check", false, s.authed(false, s.authzCheck))
 	s.handle("POST", "/v1/authz/check/batch", false, s.authed(false, s.authzCheckBatch))
 	s.handle("GET", "/v1/authz/explain", false, s.authed(false, s.authzExplain))
+	s.handle("GET", "/v1/authz/policy", false, s.authed(false, s.authzPolicy))
+	s.accessReviewRoutes()
 	// Anything else under / is a JSON 404, not the mux's plain-text one.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))

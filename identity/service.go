@@ -80,6 +80,17 @@ func New(d Deps, cfg Config) *Service {
 // Close waits for background work (e-mails being sent) to finish.
 func (s *Service) Close() { s.background.Wait() }
 
+// ensureSigner makes sure an access-token key can sign before a transaction that issues
+// tokens begins. Rotation normally runs every minute; after a long pause, or on a node that
+// never ran it, make a key now rather than fail the sign-in. It must run outside transactions:
+// Rotate writes the new key in its own.
+func (s *Service) ensureSigner(ctx context.Context) error {
+	if s.Tokens.CanSign() {
+		return nil
+	}
+	return s.Tokens.Rotate(ctx)
+}
+
 // Audience is the access-token audience of Tutela's own API.
 func (s *Service) Audience() string { return s.cfg.Audience }
 
@@ -221,6 +232,9 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 		if newHash, err = s.Hasher.Hash(ctx, req.Password.Reveal()); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.ensureSigner(ctx); err != nil {
+		return nil, err
 	}
 	var g *Grant
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
@@ -405,10 +419,11 @@ func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64
 	if err := tx.CreateRefreshToken(ctx, g.Session.ID, sqlstore.HashToken(rt), g.Session.AbsoluteExpiry); err != nil {
 		return err
 	}
-	at, exp, err := s.Tokens.Issue(ctx, token.Claims{
+	claims := token.Claims{
 		Subject: g.User.ID, Audience: []string{s.cfg.Audience}, SessionID: g.Session.ID, Tenant: g.User.TenantID,
 		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: g.Session.CreatedAt,
-	})
+	}
+	at, exp, err := s.Tokens.Issue(ctx, claims)
 	if err != nil {
 		return err
 	}
@@ -508,6 +523,9 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, ip, ua str
 	if len(refresh.Bytes()) != 43 {
 		return nil, errRefresh
 	}
+	if err := s.ensureSigner(ctx); err != nil {
+		return nil, err
+	}
 	var g *Grant
 	var reuse error
 	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
@@ -592,6 +610,9 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 	}
 	hash, err := s.checkAndHash(ctx, next, cred.User, tenant, append([]string{cred.PasswordHash}, history...))
 	if err != nil {
+		return nil, err
+	}
+	if err := s.ensureSigner(ctx); err != nil {
 		return nil, err
 	}
 	var g *Grant

@@ -90,6 +90,9 @@ func (s *Service) ClientCredentials(ctx context.Context, sa *sqlstore.ServiceAcc
 	if sa.ExpiresAt != nil {
 		c.Expiry = *sa.ExpiresAt // never outlive the account
 	}
+	if err := s.ensureSigner(ctx); err != nil {
+		return tutela.Secret{}, time.Time{}, "", err
+	}
 	at, exp, err := s.Tokens.Issue(ctx, c)
 	if err != nil {
 		return tutela.Secret{}, time.Time{}, "", err

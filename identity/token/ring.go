@@ -198,6 +198,15 @@ func (r *Ring) JWKS() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// CanSign reports whether a key may sign now (without touching the store).
+func (r *Ring) CanSign() bool {
+	s := r.snap.Load()
+	return s != nil && s.signingKey(r.cfg.Clock()) != nil
+}
+
+// ErrNoSigningKey means no key may sign now: Rotate has not run (recently enough).
+var ErrNoSigningKey = errors.New("token: issue: no signing key is active; Rotate was not called")
+
 // Issue signs an access token for c with the current key. It sets iss, iat, nbf (= iat), jti
 // and exp (now+TTL, or c.Expiry if that is earlier); c must leave those zero, except Expiry.
 func (r *Ring) Issue(ctx context.Context, c Claims) (token string, exp time.Time, err error) {
@@ -218,7 +227,7 @@ func (r *Ring) Issue(ctx context.Context, c Claims) (token string, exp time.Time
 	now := r.cfg.Clock()
 	k := r.snap.Load().signingKey(now)
 	if k == nil {
-		return "", time.Time{}, errors.New("token: issue: no signing key is active; Rotate was not called")
+		return "", time.Time{}, ErrNoSigningKey
 	}
 	iat := now.Truncate(time.Second)
 	exp = iat.Add(r.cfg.TTL)

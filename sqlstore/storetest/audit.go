@@ -20,10 +20,7 @@ import (
 // AuditTests is the audit-log part of the conformance suite: recording in the caller's
 // transaction, sequencing without gaps or skips, append-only enforcement, and adversarial
 // tampering that audit.Verify must name precisely.
-var AuditTests = []struct {
-	Name string
-	Fn   func(*testing.T, Opener)
-}{
+var AuditTests = []Test{
 	{"AuditEveryMutationRecorded", testEveryMutationAudited},
 	{"AuditEventCommitsWithChange", testAuditCommitsWithChange},
 	{"AuditRollbackLeavesNoEvent", testAuditRollback},

@@ -10,10 +10,7 @@ import (
 )
 
 // AuthzTests cover roles, grants, denies and policy loading.
-var AuthzTests = []struct {
-	Name string
-	Fn   func(*testing.T, Opener)
-}{
+var AuthzTests = []Test{
 	{"AuthzCustomRoles", testCustomRoles},
 	{"AuthzPolicyGrantsDeniesExpiry", testPolicy},
 }

@@ -15,10 +15,7 @@ import (
 
 // KeyTests is the keys part of the conformance suite: wrapped keysets per (tenant, purpose),
 // context binding, rotation, rewrap and retirement, crypto-shredding, KEK checks and auditing.
-var KeyTests = []struct {
-	Name string
-	Fn   func(*testing.T, Opener)
-}{
+var KeyTests = []Test{
 	{"KeysWrongKEKFailsBeforeWriting", testKeysWrongKEK},
 	{"KeysCiphertextBoundToContext", testKeysContextBinding},
 	{"KeysRotateRewrapRetire", testKeysRotateRewrapRetire},

@@ -15,10 +15,7 @@ import (
 // MFATests is the second-factor part of the conformance suite: single use under concurrency
 // (TOTP steps, recovery codes, WebAuthn ceremonies and counters, client-assertion jtis), tenant
 // scoping of every MFA query, cascades, and an audit event for every change.
-var MFATests = []struct {
-	Name string
-	Fn   func(*testing.T, Opener)
-}{
+var MFATests = []Test{
 	{"MFATOTPStepSingleUseUnderConcurrency", testMFATOTPStep},
 	{"MFATenantScoping", testMFATenantScoping},
 	{"MFARecoveryCodesReplacedAndSingleUse", testMFARecoveryCodes},

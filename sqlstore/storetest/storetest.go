@@ -17,6 +17,12 @@ import (
 	"tutela/sqlstore"
 )
 
+// Test is one conformance test; feature files export slices of them (AuditTests, …).
+type Test struct {
+	Name string
+	Fn   func(*testing.T, Opener)
+}
+
 // Opener returns a fresh, migrated, empty store using opt; it must close it when t ends.
 type Opener func(t *testing.T, opt sqlstore.Options) *sqlstore.DB
 
@@ -43,10 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"PasswordHashBumpsTokenVersion", testPasswordHash},
 		{"TimesAreUTCMicroseconds", testTimes},
 	}
-	for _, tc := range append(append([]struct {
-		Name string
-		Fn   func(*testing.T, Opener)
-	}{}, AuditTests...), slices.Concat(AuthzTests, MFATests, KeyTests)...) {
+	for _, tc := range slices.Concat(AuditTests, AuthzTests, MFATests, KeyTests, AccessReviewTests) {
 		tests = append(tests, struct {
 			name string
 			fn   func(*testing.T, Opener)
