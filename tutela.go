@@ -114,6 +114,11 @@ type Principal struct {
 	ViaCookie bool
 	// MustChangePassword limits the principal to changing their password (and signing out).
 	MustChangePassword bool
+	// MustEnrollMFA limits a principal whose role or tenant requires MFA, and who has no
+	// factor yet, to enrolling one (and signing out).
+	MustEnrollMFA bool
+	// StepUpAt is when the session last proved a second factor (zero: never).
+	StepUpAt time.Time
 }
 
 // HasRole reports whether the principal holds role.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -81,6 +82,10 @@ func (s *Server) authed(allowRestricted bool, h func(http.ResponseWriter, *http.
 			middleware.WriteError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "password change required before anything else"))
 			return
 		}
+		if p.MustEnrollMFA && !allowRestricted {
+			middleware.WriteError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "your role requires a second factor: enrol one first (POST /v1/auth/mfa/totp)"))
+			return
+		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
 	}
 }
@@ -133,6 +138,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	ip, ua := clientInfo(r)
 	g, err := s.d.Identity.Login(r.Context(), identity.LoginRequest{Tenant: req.Tenant, Email: req.Email,
 		Password: tutela.NewSecret(req.Password), IP: ip, UserAgent: ua})
+	var mfaErr *identity.MFARequiredError
+	if errors.As(err, &mfaErr) {
+		writeMFARequired(w, r, mfaErr)
+		return
+	}
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -259,7 +269,8 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, p *tutela.Principal)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, map[string]any{"user": u, "roles": nonNil(p.Roles), "session_id": p.SessionID,
-		"amr": nonNil(p.AMR), "auth_time": p.AuthTime, "must_change_password": p.MustChangePassword})
+		"amr": nonNil(p.AMR), "auth_time": p.AuthTime, "must_change_password": p.MustChangePassword,
+		"must_enroll_mfa": p.MustEnrollMFA})
 }
 
 func nonNil(s []string) []string {

@@ -38,9 +38,13 @@ func (s *Server) decide(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, r
 	if err != nil {
 		return nil, authz.Decision{}, err
 	}
+	req.StepUpAt = p.StepUpAt
 	d := authz.Decide(pol, req, s.d.Clock())
 	if !d.Allow {
 		return pol, d, tutela.Errorf(tutela.EFORBIDDEN, "%s", d.Reason)
+	}
+	if err := s.requireStepUp(p, d); err != nil {
+		return pol, d, err
 	}
 	return pol, d, nil
 }

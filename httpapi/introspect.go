@@ -42,12 +42,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteError(w, r, tutela.Errorf(tutela.EINVALID, "malformed form body"))
 		return
 	}
-	clientID, secret, basic := r.BasicAuth()
-	if !basic {
-		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	ip, _ := clientInfo(r)
-	sa, err := s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret), ip)
+	sa, err := s.authenticateClient(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="tutela"`)
 		middleware.WriteError(w, r, err)

@@ -37,6 +37,10 @@ type Deps struct {
 	AuditVerifierKey string
 	// MaskKey keys the stable hashes of masked fields (derive it from the master key).
 	MaskKey []byte
+	// EnforceStepUp makes sensitive actions (EXPORT, DELETE, MANAGE, APPROVE, RED data) need
+	// a second factor verified in the last 5 minutes. Production always sets it; tests of
+	// unrelated features may leave it off.
+	EnforceStepUp bool
 }
 
 // Route is one registered endpoint.
@@ -116,6 +120,21 @@ func (s *Server) routesInit() {
 	s.handle("POST", "/v1/auth/password/forgot", true, s.forgotPassword)
 	s.handle("POST", "/v1/auth/introspect", true, s.introspect)
 	s.handle("POST", "/v1/oauth/token", true, s.token)
+	if s.d.Identity != nil && s.d.Identity.MFA != nil {
+		s.handle("POST", "/v1/auth/mfa", true, s.completeMFA)
+		s.handle("POST", "/v1/auth/mfa/webauthn/options", true, s.mfaWebAuthnOptions)
+		s.handle("POST", "/v1/auth/step-up", false, s.authed(false, s.stepUp))
+		s.handle("POST", "/v1/auth/step-up/webauthn/options", false, s.authed(false, s.stepUpWebAuthnOptions))
+		s.handle("GET", "/v1/auth/mfa/factors", false, s.authed(true, s.listFactors))
+		s.handle("POST", "/v1/auth/mfa/totp", false, s.authed(true, s.beginTOTP))
+		s.handle("POST", "/v1/auth/mfa/totp/confirm", false, s.authed(true, s.confirmTOTP))
+		s.handle("POST", "/v1/auth/mfa/recovery-codes", false, s.authed(true, s.newRecoveryCodes))
+		s.handle("POST", "/v1/auth/mfa/webauthn/register/options", false, s.authed(true, s.webAuthnRegisterOptions))
+		s.handle("POST", "/v1/auth/mfa/webauthn/register", false, s.authed(true, s.webAuthnRegister))
+		s.handle("DELETE", "/v1/auth/mfa/factors/{id}", false, s.authed(false, s.removeFactor))
+		s.handle("POST", "/v1/tenants/{tenant}/users/{id}/mfa/reset", false, s.authed(false, s.adminResetMFA))
+		s.handle("POST", "/v1/tenants/{tenant}/service-accounts/{sa}/keys", false, s.authed(false, s.registerClientKey))
+	}
 	s.handle("POST", "/v1/auth/logout", false, s.authed(true, s.logout))
 	s.handle("GET", "/v1/auth/me", false, s.authed(true, s.me))
 	s.handle("POST", "/v1/auth/password", false, s.authed(true, s.changePassword))

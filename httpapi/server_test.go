@@ -21,6 +21,7 @@ import (
 	"tutela/identity"
 	"tutela/identity/token"
 	"tutela/mail"
+	"tutela/mfa"
 	"tutela/password"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
@@ -60,13 +61,38 @@ func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	c := &clock{t: time.Now().UTC()}
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: c.Now})
 	mailer := &mail.Recorder{}
-	ids := newIdentity(t, db, c.Now, identity.Config{}, mailer)
-	t.Cleanup(ids.Close)
-	deps := httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1000, RateBurst: 1000}
+	deps := httpapi.Deps{DB: db, Clock: c.Now, RateRPS: 1000, RateBurst: 1000}
 	if mod != nil {
 		mod(&deps)
 	}
+	cfg := identity.Config{}
+	if deps.EnforceStepUp {
+		cfg.MFARoles = identity.DefaultMFARoles
+	}
+	ids := newIdentity(t, db, c.Now, cfg, mailer)
+	if deps.EnforceStepUp {
+		ids.MFA = newMFA(t, db, c.Now)
+	}
+	t.Cleanup(ids.Close)
+	deps.Identity = ids
 	return &env{srv: httpapi.New(deps), db: db, clock: c, ids: ids, mail: mailer}
+}
+
+// withMFA turns on second factors, mandatory MFA for admin roles and step-up enforcement, as
+// production runs.
+func withMFA(d *httpapi.Deps) { d.EnforceStepUp = true }
+
+func newMFA(t testing.TB, db *sqlstore.DB, now tutela.Clock) *mfa.Service {
+	t.Helper()
+	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{9}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mfa.New(db, sealer, now, mfa.WebAuthnConfig{RPID: "tutela.test", RPDisplayName: "Tutela", RPOrigins: []string{"https://tutela.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func newIdentity(t testing.TB, db *sqlstore.DB, now tutela.Clock, cfg identity.Config, mailer mail.Sender) *identity.Service {
@@ -140,7 +166,7 @@ func TestOpenAPI_ValidDocumentCoveringEveryRoute(t *testing.T) {
 	if !doc.IsOpenAPI31OrLater() {
 		t.Fatalf("openapi = %q, want 3.1", doc.OpenAPI)
 	}
-	e := newEnv(t, sqlstore.SQLite, nil)
+	e := newEnv(t, sqlstore.SQLite, withMFA) // every optional route registered
 	documented := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {

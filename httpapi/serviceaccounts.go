@@ -1,14 +1,17 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"tutela"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
+	"tutela/mfa"
 	"tutela/sqlstore"
 )
 
@@ -37,12 +40,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported here")
 		return
 	}
-	clientID, secret, basic := r.BasicAuth()
-	if !basic {
-		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	ip, _ := clientInfo(r)
-	sa, err := s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret), ip)
+	sa, err := s.authenticateClient(r)
 	if err != nil {
 		if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
@@ -180,4 +178,75 @@ func (s *Server) disableServiceAccount(w http.ResponseWriter, r *http.Request, p
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// authenticateClient authenticates a service account at the token and introspection
+// endpoints: private_key_jwt (RFC 7523 §2.2, no shared secret on the wire) when a client
+// assertion is given, else client_secret_basic or client_secret_post. The IP allowlist and
+// expiry apply either way.
+func (s *Server) authenticateClient(r *http.Request) (*sqlstore.ServiceAccount, error) {
+	ip, _ := clientInfo(r)
+	if at := r.PostForm.Get("client_assertion_type"); at != "" || r.PostForm.Get("client_assertion") != "" {
+		if at != mfa.ClientAssertionType || s.d.Identity.MFA == nil {
+			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
+		}
+		verified, err := s.d.Identity.MFA.VerifyClientAssertion(r.Context(), r.PostForm.Get("client_assertion"), s.tokenEndpoint(r))
+		if err != nil {
+			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
+		}
+		// Reload the whole account: permission set, clearance, allowlist and expiry.
+		var sa *sqlstore.ServiceAccount
+		if err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+			sa, err = tx.ServiceAccount(r.Context(), verified.TenantID, verified.ID)
+			return err
+		}); err != nil {
+			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
+		}
+		sa.AuthMethod = "private_key_jwt"
+		if id := r.PostForm.Get("client_id"); (id != "" && id != sa.ClientID) || !sa.Usable(s.d.Clock()) || !sa.AllowsIP(ip) {
+			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
+		}
+		return sa, nil
+	}
+	clientID, secret, basic := r.BasicAuth()
+	if !basic {
+		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	return s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret), ip)
+}
+
+// tokenEndpoint is the audience a client assertion must name: this deployment's token URL.
+func (s *Server) tokenEndpoint(*http.Request) string {
+	return strings.TrimRight(s.d.Identity.PublicURL, "/") + "/v1/oauth/token"
+}
+
+// registerClientKey adds a public key (JWK, ES256 or EdDSA) for private_key_jwt.
+func (s *Server) registerClientKey(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req struct {
+		JWK json.RawMessage `json:"jwk"`
+	}
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var tenantID string
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
+		if err != nil {
+			return err
+		}
+		tenantID = t.ID
+		_, err = tx.ServiceAccount(r.Context(), t.ID, r.PathValue("sa"))
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	kid, err := s.d.Identity.MFA.RegisterClientKey(r.Context(), tenantID, r.PathValue("sa"), req.JWK)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, map[string]string{"kid": kid})
 }

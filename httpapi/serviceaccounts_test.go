@@ -37,7 +37,7 @@ type saCreated struct {
 	Secret string `json:"client_secret"`
 }
 
-func (e *env) createSA(t *testing.T, tenantID, admin, body string) saCreated {
+func (e *env) createSA(t *testing.T, tenantID string, admin any, body string) saCreated {
 	t.Helper()
 	res, b := e.req(t, "POST", "/v1/tenants/"+tenantID+"/service-accounts", body, "", admin)
 	if res.StatusCode != 201 {

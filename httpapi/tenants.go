@@ -31,6 +31,7 @@ type tenantRequest struct {
 	Status                 *string `json:"status"`
 	SessionIdleSeconds     *int    `json:"session_idle_seconds"`
 	SessionAbsoluteSeconds *int    `json:"session_absolute_seconds"`
+	MFARequiredAll         *bool   `json:"mfa_required_all"`
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
@@ -126,6 +127,11 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		}
 		if err := tx.UpdateTenant(r.Context(), t); err != nil {
 			return err
+		}
+		if req.MFARequiredAll != nil {
+			if err := tx.SetTenantRequiresMFA(r.Context(), t.ID, *req.MFARequiredAll); err != nil {
+				return err
+			}
 		}
 		if req.SessionIdleSeconds != nil || req.SessionAbsoluteSeconds != nil {
 			pol, err := tx.TenantSessionPolicy(r.Context(), t.ID)

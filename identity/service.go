@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"tutela"
 	"tutela/identity/token"
 	"tutela/mail"
+	"tutela/mfa"
 	"tutela/password"
 	"tutela/sqlstore"
 )
@@ -27,7 +29,13 @@ type Config struct {
 	// a hit lets the user in but only to change their password.
 	BreachCheckAtLogin bool
 	Audience           string // access-token audience for Tutela's own API
+	// MFARoles are the roles whose holders must have a second factor (production default:
+	// super_admin and program_admin; see DefaultMFARoles). A tenant can require it of all.
+	MFARoles []string
 }
+
+// DefaultMFARoles: every administrative role must use a second factor.
+var DefaultMFARoles = []string{RoleSuperAdmin, "program_admin"}
 
 // Deps are the service's collaborators. Breach and Mailer may be nil.
 type Deps struct {
@@ -36,6 +44,7 @@ type Deps struct {
 	Policy password.Policy
 	Breach password.Checker
 	Tokens *token.Ring
+	MFA    *mfa.Service // nil: no second factors (tests of other features)
 	Mailer mail.Sender
 	// PublicURL is where users reach Tutela, for links in e-mails.
 	PublicURL string
@@ -233,10 +242,17 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 			return nil, err
 		}
 	}
+	hasMFA := false
+	if s.MFA != nil {
+		if hasMFA, err = s.MFA.HasActiveFactor(ctx, tenant.ID, cred.User.ID); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.ensureSigner(ctx); err != nil {
 		return nil, err
 	}
 	var g *Grant
+	var challenge string
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		users := tx.Users(tenant.ID)
 		if err := tx.ResetThrottles(ctx, acct, pair); err != nil {
@@ -256,6 +272,17 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 				return err
 			}
 		}
+		if hasMFA {
+			// The password was right; the second factor completes the sign-in. The challenge
+			// is single use, bound to this user, and short-lived.
+			var err error
+			challenge, _, err = users.CreateToken(ctx, cred.User.ID, sqlstore.TokenMFA, MFAChallengeTTL)
+			if err != nil {
+				return err
+			}
+			return tx.RecordLogin(ctx, &sqlstore.LoginRecord{TenantID: tenant.ID, UserID: cred.User.ID, IP: req.IP,
+				UserAgent: req.UserAgent, Result: "mfa_pending", Reason: ""})
+		}
 		if err := users.RecordLoginSuccess(ctx, cred.User.ID); err != nil {
 			return err
 		}
@@ -264,11 +291,18 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 			return err
 		}
 		var err error
-		g, err = s.newSession(ctx, tx, cred.User, cred.TokenVersion, []string{"pwd"}, req.IP, req.UserAgent)
+		g, err = s.newSession(ctx, tx, cred.User, cred.TokenVersion, []string{"pwd"}, nil, req.IP, req.UserAgent)
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if hasMFA {
+		methods, err := s.mfaMethods(ctx, tenant.ID, cred.User.ID)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &MFARequiredError{Challenge: tutela.NewSecret(challenge), Methods: methods, ExpiresIn: MFAChallengeTTL}
 	}
 	g.MustChangePassword = must
 	return g, nil
@@ -388,7 +422,7 @@ func newSecret() string {
 }
 
 // newSession creates a session, its first refresh token and an access token.
-func (s *Service) newSession(ctx context.Context, tx *sqlstore.Tx, u *tutela.User, tv int64, amr []string, ip, ua string) (*Grant, error) {
+func (s *Service) newSession(ctx context.Context, tx *sqlstore.Tx, u *tutela.User, tv int64, amr []string, stepUpAt *time.Time, ip, ua string) (*Grant, error) {
 	pol, err := tx.TenantSessionPolicy(ctx, u.TenantID)
 	if err != nil {
 		return nil, err
@@ -401,7 +435,7 @@ func (s *Service) newSession(ctx context.Context, tx *sqlstore.Tx, u *tutela.Use
 		abs = pol.Absolute
 	}
 	sess := &sqlstore.Session{TenantID: u.TenantID, UserID: u.ID, TokenVersion: tv, AMR: amr, IP: ip, UserAgent: ua,
-		IdleTimeout: idle, AbsoluteExpiry: tx.Now().Add(abs)}
+		IdleTimeout: idle, AbsoluteExpiry: tx.Now().Add(abs), StepUpAt: stepUpAt}
 	secret := newSecret()
 	if err := tx.CreateSession(ctx, sess, sqlstore.HashToken(secret)); err != nil {
 		return nil, err
@@ -453,6 +487,9 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (*tute
 			return err
 		}
 		p.SessionID, p.AMR, p.AuthTime, p.ViaCookie = sess.ID, sess.AMR, sess.CreatedAt, true
+		if sess.StepUpAt != nil {
+			p.StepUpAt = *sess.StepUpAt
+		}
 		// Write last-seen at most once a minute: sliding expiry without a write per request.
 		if tx.Now().Sub(sess.LastSeenAt) >= time.Minute {
 			return tx.TouchSession(ctx, sess.ID)
@@ -479,8 +516,27 @@ func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, user
 	if err != nil {
 		return nil, err
 	}
-	return &tutela.Principal{Kind: tutela.PrincipalUser, TenantID: tenantID, UserID: userID, Roles: roles,
-		MustChangePassword: cred.MustChangePassword}, nil
+	p := &tutela.Principal{Kind: tutela.PrincipalUser, TenantID: tenantID, UserID: userID, Roles: roles,
+		MustChangePassword: cred.MustChangePassword}
+	if s.MFA != nil {
+		required := false
+		for _, r := range roles {
+			required = required || slices.Contains(s.cfg.MFARoles, r)
+		}
+		if !required {
+			if required, err = tx.TenantRequiresMFA(ctx, tenantID); err != nil {
+				return nil, err
+			}
+		}
+		if required {
+			has, err := tx.MFA(tenantID).HasActiveFactor(ctx, userID)
+			if err != nil {
+				return nil, err
+			}
+			p.MustEnrollMFA = !has
+		}
+	}
+	return p, nil
 }
 
 // AuthenticateBearer verifies an access token and checks it against the user's current token
@@ -503,6 +559,9 @@ func (s *Service) AuthenticateBearer(ctx context.Context, tok string) (*tutela.P
 			sess, err := tx.Users(c.Tenant).Session(ctx, c.Subject, c.SessionID)
 			if err != nil || sess.RevokedAt != nil || !tx.Now().Before(sess.AbsoluteExpiry) {
 				return errSession
+			}
+			if sess.StepUpAt != nil {
+				p.StepUpAt = *sess.StepUpAt
 			}
 		}
 		return nil
@@ -621,7 +680,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 		if err != nil {
 			return err
 		}
-		g, err = s.newSession(ctx, tx, cred.User, tv, p.AMR, ip, ua)
+		g, err = s.newSession(ctx, tx, cred.User, tv, p.AMR, nil, ip, ua)
 		return err
 	})
 	return g, err

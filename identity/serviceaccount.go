@@ -85,7 +85,15 @@ func (s *Service) ClientCredentials(ctx context.Context, sa *sqlstore.ServiceAcc
 	for i, p := range sa.Permissions {
 		scope[i] = p.String()
 	}
-	c := token.Claims{Subject: sa.ID, Audience: []string{s.cfg.Audience}, Tenant: sa.TenantID, AMR: []string{"client_secret"},
+	method := sa.AuthMethod
+	if method == "" {
+		method = "client_secret"
+	}
+	if len(scope) == 0 {
+		// An empty scope would read as a user's token; an account always has a permission set.
+		return tutela.Secret{}, time.Time{}, "", tutela.Errorf(tutela.EINTERNAL, "service account has no permissions")
+	}
+	c := token.Claims{Subject: sa.ID, Audience: []string{s.cfg.Audience}, Tenant: sa.TenantID, AMR: []string{method},
 		Scope: strings.Join(scope, " ")}
 	if sa.ExpiresAt != nil {
 		c.Expiry = *sa.ExpiresAt // never outlive the account

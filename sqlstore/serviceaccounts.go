@@ -25,6 +25,9 @@ type ServiceAccount struct {
 	IPAllowlist []string             `json:"ip_allowlist"`
 	ExpiresAt   *time.Time           `json:"expires_at,omitempty"`
 	Permissions []authz.Permission   `json:"permissions"`
+	// AuthMethod is how the account authenticated this request (client_secret or
+	// private_key_jwt); set by the caller, never stored.
+	AuthMethod string `json:"-"`
 }
 
 // DefaultServiceAccountPermissions is the read-only set an account gets when created without

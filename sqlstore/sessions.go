@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,8 @@ type Session struct {
 	IdleTimeout    time.Duration `json:"-"`
 	AbsoluteExpiry time.Time     `json:"expires_at"`
 	RevokedAt      *time.Time    `json:"-"`
+	// StepUpAt is when the session last proved a second factor (nil: never).
+	StepUpAt *time.Time `json:"-"`
 }
 
 // Active reports whether the session can still be used at now: not revoked, within its idle
@@ -33,15 +36,15 @@ func (s *Session) Active(now time.Time) bool {
 }
 
 const sessionCols = `id, tenant_id, user_id, token_version, amr, ip, user_agent, created_at, last_seen_at,
-	idle_timeout_s, absolute_expires_at, revoked_at`
+	idle_timeout_s, absolute_expires_at, revoked_at, step_up_at`
 
 func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 	var s Session
 	var amr string
 	var idle int64
-	var revoked sql.NullTime
+	var revoked, stepUp sql.NullTime
 	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &amr, &s.IP, &s.UserAgent, &s.CreatedAt,
-		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked)
+		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
 	}
@@ -55,6 +58,10 @@ func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 		t := revoked.Time.UTC()
 		s.RevokedAt = &t
 	}
+	if stepUp.Valid {
+		t := stepUp.Time.UTC()
+		s.StepUpAt = &t
+	}
 	return &s, nil
 }
 
@@ -62,10 +69,14 @@ func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 // session secret.
 func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) error {
 	s.ID, s.CreatedAt, s.LastSeenAt = tutela.NewID(), tx.now, tx.now
+	var stepUp any
+	if s.StepUpAt != nil {
+		stepUp = s.StepUpAt.UTC()
+	}
 	_, err := tx.exec(ctx, `INSERT INTO sessions (id, tenant_id, user_id, token_hash, token_version, amr, ip, user_agent,
-		created_at, last_seen_at, idle_timeout_s, absolute_expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
+		created_at, last_seen_at, idle_timeout_s, absolute_expires_at, step_up_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
 		s.ID, s.TenantID, s.UserID, secretHash, s.TokenVersion, strings.Join(s.AMR, " "), s.IP, truncate(s.UserAgent, 512),
-		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC())
+		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC(), stepUp)
 	if err != nil {
 		return err
 	}
@@ -254,4 +265,40 @@ func (tx *Tx) RevokeTenantSessions(ctx context.Context, tenantID, reason string)
 		return 0, err
 	}
 	return n, tx.Record(ctx, "tenant.sessions_revoked", tenantID, "tenant", tenantID, "", map[string]any{"reason": reason, "sessions": n})
+}
+
+// StepUp records that the session proved a second factor now, adding the method to its amr.
+func (tx *Tx) StepUp(ctx context.Context, sessionID, method string) error {
+	sess, err := tx.SessionByID(ctx, sessionID)
+	if err != nil {
+		return err
+	}
+	amr := sess.AMR
+	if !slices.Contains(amr, method) {
+		amr = append(amr, method)
+	}
+	if _, err := tx.exec(ctx, `UPDATE sessions SET step_up_at = $1, amr = $2 WHERE id = $3 AND revoked_at IS NULL`,
+		tx.now, strings.Join(amr, " "), sessionID); err != nil {
+		return err
+	}
+	return tx.Record(ctx, "session.step_up", sess.TenantID, "session", sessionID, "", map[string]any{"method": method})
+}
+
+// TenantRequiresMFA reports whether the tenant requires a second factor of every user.
+func (tx *Tx) TenantRequiresMFA(ctx context.Context, tenantID string) (bool, error) {
+	var all bool
+	err := tx.queryRow(ctx, `SELECT mfa_required_all FROM tenants WHERE id = $1`, tenantID).Scan(&all)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	}
+	return all, err
+}
+
+// SetTenantRequiresMFA sets the tenant's "every user needs MFA" option.
+func (tx *Tx) SetTenantRequiresMFA(ctx context.Context, tenantID string, all bool) error {
+	res, err := tx.exec(ctx, `UPDATE tenants SET mfa_required_all = $1 WHERE id = $2`, all, tenantID)
+	if err := affectedOne(res, err, "tenant not found"); err != nil {
+		return err
+	}
+	return tx.Record(ctx, "tenant.mfa_policy", tenantID, "tenant", tenantID, "", map[string]any{"all_users": all})
 }

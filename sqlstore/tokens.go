@@ -14,6 +14,7 @@ import (
 const (
 	TokenSetup = "setup" // bootstrap: the first super-admin sets a password
 	TokenReset = "reset" // admin-initiated password reset
+	TokenMFA   = "mfa"   // sign-in challenge: password verified, second factor pending
 )
 
 // OneTimeToken is a stored single-use token. Only the SHA-256 of the token is kept: a leaked

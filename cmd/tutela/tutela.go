@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"tutela/mfa"
 
 	"tutela"
 	"tutela/audit"
@@ -218,14 +223,39 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("access-token keys: %w", err)
 	}
+	rp, err := url.Parse(issuer)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("auth.issuer: %w", err)
+	}
+	rpID, origins := rp.Hostname(), []string{strings.TrimRight(issuer, "/")}
+	if net.ParseIP(rpID) != nil {
+		// WebAuthn relying-party IDs are domains, never IP addresses: on a development
+		// listener passkeys work through http://localhost only.
+		rpID = "localhost"
+		origins = append(origins, rp.Scheme+"://localhost:"+rp.Port())
+		m.Logger.Warn("auth.issuer is an IP address: passkeys work only via localhost; set auth.issuer to the public https URL")
+	}
+	mfaSvc, err := mfa.New(m.DB, sealer, nil, mfa.WebAuthnConfig{RPID: rpID, RPDisplayName: "Tutela", RPOrigins: origins})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	m.identity = identity.New(identity.Deps{DB: m.DB, Hasher: hasher, Policy: policy, Breach: breach, Tokens: m.ring,
-		Mailer: mailer, PublicURL: issuer, Log: m.Logger},
-		identity.Config{SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, BreachCheckAtLogin: a.Breach.CheckAtLogin})
+		MFA: mfaSvc, Mailer: mailer, PublicURL: issuer, Log: m.Logger},
+		identity.Config{SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, BreachCheckAtLogin: a.Breach.CheckAtLogin,
+			MFARoles: identity.DefaultMFARoles})
+	maskKey, err := hkdf.Key(sha256.New, m.MasterKey.Bytes(), nil, "tutela field masking v1", 32)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	ids := m.identity
 	api := httpapi.New(httpapi.Deps{
 		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: useTLS, TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
+		MaskKey: maskKey, EnforceStepUp: true,
 	})
 	m.httpServer = &http.Server{
 		Handler:           api,

@@ -38,6 +38,10 @@ func Status(code string) int {
 	}
 }
 
+// ChallengeError is an error that carries a WWW-Authenticate challenge (e.g. an RFC 9470
+// step-up request); WriteError sets the header.
+type ChallengeError interface{ WWWAuthenticate() string }
+
 // DefaultUnavailableRetry is the Retry-After, in seconds, of a 503 that names none.
 const DefaultUnavailableRetry = 2
 
@@ -113,6 +117,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("code", code), slog.String("error", cause))
 	}
 
+	var ch ChallengeError
+	if errors.As(err, &ch) {
+		w.Header().Set("WWW-Authenticate", ch.WWWAuthenticate())
+	}
 	var ra RetryAfterError
 	switch {
 	case errors.As(err, &ra):

@@ -1,0 +1,305 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"tutela"
+	"tutela/authz"
+	"tutela/httpapi/middleware"
+	"tutela/identity"
+	"tutela/sqlstore"
+)
+
+// stepUpError asks for a fresh second factor (RFC 9470): 401 with
+// WWW-Authenticate: Bearer error="insufficient_user_authentication", the required acr and max_age.
+type stepUpError struct{ err *tutela.Error }
+
+func (e stepUpError) Error() string { return e.err.Error() }
+func (e stepUpError) Unwrap() error { return e.err }
+
+// WWWAuthenticate implements middleware.ChallengeError.
+func (stepUpError) WWWAuthenticate() string {
+	return `Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required", ` +
+		`acr_values="urn:tutela:acr:mfa", max_age=300`
+}
+
+func errStepUp() error {
+	return stepUpError{err: tutela.Errorf(tutela.ESTEPUPREQUIRED, "this action needs a second factor verified in the last 5 minutes: POST /v1/auth/step-up")}
+}
+
+// requireStepUp enforces the step-up obligation for human principals. Service accounts have no
+// second factor; their permission set is the control.
+func (s *Server) requireStepUp(p *tutela.Principal, d authz.Decision) error {
+	if !s.d.EnforceStepUp || !d.Obligations.StepUpRequired || p.Kind != tutela.PrincipalUser {
+		return nil
+	}
+	if s.d.Identity.StepUpFresh(p) {
+		return nil
+	}
+	return errStepUp()
+}
+
+// writeMFARequired answers a correct password with the challenge that continues the sign-in.
+func writeMFARequired(w http.ResponseWriter, r *http.Request, e *identity.MFARequiredError) {
+	middleware.WriteJSON(w, http.StatusUnauthorized, map[string]any{
+		"error": map[string]string{"code": tutela.EMFAREQUIRED, "message": tutela.ErrorMessage(e),
+			"request_id": middleware.RequestIDFrom(r.Context())},
+		"mfa": map[string]any{"challenge": e.Challenge.Reveal(), "methods": e.Methods, "expires_in": int64(e.ExpiresIn / time.Second)},
+	})
+}
+
+type mfaCompleteRequest struct {
+	Challenge string          `json:"challenge"`
+	Code      string          `json:"code"`
+	WebAuthn  json.RawMessage `json:"webauthn"`
+}
+
+func (req mfaCompleteRequest) factor() (string, []byte, error) {
+	switch {
+	case len(req.WebAuthn) > 0 && req.Code == "":
+		return "", req.WebAuthn, nil
+	case req.Code != "" && len(req.WebAuthn) == 0:
+		return req.Code, nil, nil
+	}
+	return "", nil, tutela.FieldErrorf("code", "give either code (TOTP or recovery code) or webauthn (a passkey assertion)")
+}
+
+func (s *Server) completeMFA(w http.ResponseWriter, r *http.Request) {
+	var req mfaCompleteRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	code, wa, err := req.factor()
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ip, ua := clientInfo(r)
+	g, err := s.d.Identity.CompleteMFA(r.Context(), req.Challenge, code, wa, ip, ua)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	s.writeGrant(w, g)
+}
+
+func (s *Server) mfaWebAuthnOptions(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Challenge string `json:"challenge"`
+	}
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	opts, err := s.d.Identity.MFAWebAuthnOptions(r.Context(), req.Challenge)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(opts)
+}
+
+func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req mfaCompleteRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	code, wa, err := req.factor()
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ip, _ := clientInfo(r)
+	if err := s.d.Identity.StepUp(r.Context(), p, code, wa, ip); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) stepUpWebAuthnOptions(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	opts, err := s.d.Identity.MFA.BeginWebAuthnLogin(r.Context(), p.TenantID, p.UserID)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(opts)
+}
+
+// changingFactors guards changes to a user's second factors (ASVS 7.5.1): once a factor is
+// active, adding, regenerating or removing factors needs a fresh step-up; the first
+// enrolment needs only the session.
+func (s *Server) changingFactors(r *http.Request, p *tutela.Principal) error {
+	has, err := s.d.Identity.MFA.HasActiveFactor(r.Context(), p.TenantID, p.UserID)
+	if err != nil || !has {
+		return err
+	}
+	if !s.d.Identity.StepUpFresh(p) {
+		return errStepUp()
+	}
+	return nil
+}
+
+func (s *Server) listFactors(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	fs, err := s.d.Identity.MFA.Factors(r.Context(), p.TenantID, p.UserID)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"factors": fs, "must_enroll": p.MustEnrollMFA})
+}
+
+func (s *Server) userFor(r *http.Request, p *tutela.Principal) (*tutela.User, error) {
+	var u *tutela.User
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		u, err = tx.Users(p.TenantID).Get(r.Context(), p.UserID)
+		return err
+	})
+	return u, err
+}
+
+func (s *Server) beginTOTP(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := s.changingFactors(r, p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	u, err := s.userFor(r, p)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	en, err := s.d.Identity.MFA.BeginTOTP(r.Context(), p.TenantID, p.UserID, u.Email, "Tutela")
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, map[string]string{"factor_id": en.FactorID, "otpauth_uri": en.URI.Reveal(),
+		"secret": en.Secret.Reveal(), "qr_png": base64.StdEncoding.EncodeToString(en.QRPNG)})
+}
+
+func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req struct {
+		FactorID string `json:"factor_id"`
+		Code     string `json:"code"`
+	}
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if err := s.d.Identity.MFA.ConfirmTOTP(r.Context(), p.TenantID, p.UserID, req.FactorID, req.Code); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	s.factorChanged(r, p, "mfa_enrolled")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := s.changingFactors(r, p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	codes, err := s.d.Identity.MFA.NewRecoveryCodes(r.Context(), p.TenantID, p.UserID)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	out := make([]string, len(codes))
+	for i, c := range codes {
+		out[i] = c.Reveal()
+	}
+	s.factorChanged(r, p, "recovery_codes_generated")
+	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"codes": out})
+}
+
+func (s *Server) webAuthnRegisterOptions(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := s.changingFactors(r, p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	u, err := s.userFor(r, p)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	opts, err := s.d.Identity.MFA.BeginWebAuthnRegistration(r.Context(), p.TenantID, p.UserID, u.Email, u.DisplayName)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(opts)
+}
+
+func (s *Server) webAuthnRegister(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req struct {
+		Name     string          `json:"name"`
+		Response json.RawMessage `json:"response"`
+	}
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	id, err := s.d.Identity.MFA.FinishWebAuthnRegistration(r.Context(), p.TenantID, p.UserID, req.Name, req.Response)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	s.factorChanged(r, p, "mfa_enrolled")
+	middleware.WriteJSON(w, http.StatusCreated, map[string]string{"factor_id": id})
+}
+
+func (s *Server) removeFactor(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := s.changingFactors(r, p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if err := s.d.Identity.MFA.RemoveFactor(r.Context(), p.TenantID, p.UserID, r.PathValue("id")); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	s.factorChanged(r, p, "mfa_factor_removed")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind string) {
+	ip, _ := clientInfo(r)
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID, Kind: kind, IP: ip})
+	})
+	if err != nil {
+		middleware.Logger(r.Context()).Error("record security event", "kind", kind, "err", err)
+	}
+}
+
+// adminResetMFA removes every factor of another user (lost device). It is a MANAGE action:
+// it needs the actor's own fresh step-up, is audited, ends the user's sessions, and the user
+// is told by e-mail when e-mail is configured.
+func (s *Server) adminResetMFA(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	ip, _ := clientInfo(r)
+	var target *tutela.User
+	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		target = u
+		if _, err := tx.MFA(t.ID).RemoveAllFactors(r.Context(), u.ID); err != nil {
+			return err
+		}
+		if err := s.d.Identity.RevokeAll(r.Context(), tx, t.ID, u.ID, "mfa_reset", ip); err != nil {
+			return err
+		}
+		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: t.ID, UserID: u.ID, Kind: "mfa_reset_by_admin",
+			IP: ip, Details: `{"by":"` + p.UserID + `"}`})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	s.d.Identity.NotifyMFAReset(r.Context(), target)
+	w.WriteHeader(http.StatusNoContent)
+}

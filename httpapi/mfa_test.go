@@ -1,0 +1,332 @@
+package httpapi_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/descope/virtualwebauthn"
+	"github.com/pquerna/otp/totp"
+
+	"tutela"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+)
+
+type mfaUser struct {
+	secret string // TOTP seed
+	grant  grant
+}
+
+// enrolTOTP enrols a TOTP factor through the API for the signed-in user and returns its seed.
+func (e *env) enrolTOTP(t *testing.T, auth any) string {
+	t.Helper()
+	res, b := e.req(t, "POST", "/v1/auth/mfa/totp", "", "", auth)
+	if res.StatusCode != 201 {
+		t.Fatalf("begin TOTP: %d %s", res.StatusCode, b)
+	}
+	var en struct {
+		FactorID string `json:"factor_id"`
+		Secret   string `json:"secret"`
+		URI      string `json:"otpauth_uri"`
+	}
+	_ = json.Unmarshal(b, &en)
+	code := e.code(t, en.Secret)
+	res, b = e.req(t, "POST", "/v1/auth/mfa/totp/confirm", `{"factor_id":"`+en.FactorID+`","code":"`+code+`"}`, "", auth)
+	if res.StatusCode != 204 {
+		t.Fatalf("confirm TOTP: %d %s", res.StatusCode, b)
+	}
+	e.clock.Add(30 * time.Second) // the confirming code is spent; the next step's code is fresh
+	return en.Secret
+}
+
+func (e *env) code(t *testing.T, secret string) string {
+	t.Helper()
+	c, err := totp.GenerateCode(secret, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+type mfaChallenge struct {
+	Error struct{ Code string } `json:"error"`
+	MFA   struct {
+		Challenge string   `json:"challenge"`
+		Methods   []string `json:"methods"`
+	} `json:"mfa"`
+}
+
+func (e *env) passwordStep(t *testing.T, tenant, email, ip string) mfaChallenge {
+	t.Helper()
+	res, b := e.req(t, "POST", "/v1/auth/login", loginBody(tenant, email, pw), ip, nil)
+	var ch mfaChallenge
+	_ = json.Unmarshal(b, &ch)
+	if res.StatusCode != 401 || ch.Error.Code != tutela.EMFAREQUIRED || len(ch.MFA.Challenge) != 64 {
+		t.Fatalf("password step: %d %s", res.StatusCode, b)
+	}
+	if len(res.Cookies()) != 0 {
+		t.Fatal("session cookie before the second factor")
+	}
+	return ch
+}
+
+func (e *env) completeMFA(t *testing.T, challenge, field, value string) (int, grant, []byte) {
+	t.Helper()
+	res, b := e.req(t, "POST", "/v1/auth/mfa", `{"challenge":"`+challenge+`","`+field+`":`+value+`}`, "", nil)
+	var g grant
+	_ = json.Unmarshal(b, &g)
+	for _, c := range res.Cookies() {
+		if c.Name == "__Host-tutela_session" {
+			g.cookie = c
+		}
+	}
+	return res.StatusCode, g, b
+}
+
+func TestMFA_SignInNeedsSecondFactor_ReplayAndChallengeReuseRefused(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d, withMFA)
+			e.seed(t, "acme", "ana@example.org", pw)
+			first := e.login(t, "acme", "ana@example.org", pw, "")
+			secret := e.enrolTOTP(t, first.AccessToken)
+
+			ch := e.passwordStep(t, "acme", "ana@example.org", "")
+			if strings.Join(ch.MFA.Methods, ",") != "totp" {
+				t.Fatalf("methods %v", ch.MFA.Methods)
+			}
+			if code, _, b := e.completeMFA(t, ch.MFA.Challenge, "code", `"000000"`); code != 401 || !strings.Contains(string(b), tutela.EINVALIDCREDENTIALS) {
+				t.Fatalf("wrong code: %d %s", code, b)
+			}
+			good := e.code(t, secret)
+			code, g, b := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+good+`"`)
+			if code != 200 || g.cookie == nil {
+				t.Fatalf("right code: %d %s", code, b)
+			}
+			res, me := e.req(t, "GET", "/v1/auth/me", "", "", g.AccessToken)
+			if res.StatusCode != 200 || !strings.Contains(string(me), `"otp"`) {
+				t.Fatalf("amr lacks otp: %s", me)
+			}
+			// The challenge is spent.
+			if code, _, _ := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+good+`"`); code != 401 {
+				t.Fatalf("challenge reused: %d", code)
+			}
+			// The same TOTP code is refused on a fresh challenge (replay), in the same time step.
+			ch2 := e.passwordStep(t, "acme", "ana@example.org", "")
+			if code, _, _ := e.completeMFA(t, ch2.MFA.Challenge, "code", `"`+good+`"`); code != 401 {
+				t.Fatalf("replayed TOTP code accepted: %d", code)
+			}
+			e.clock.Add(30 * time.Second)
+			if code, _, b := e.completeMFA(t, ch2.MFA.Challenge, "code", `"`+e.code(t, secret)+`"`); code != 200 {
+				t.Fatalf("next step's code: %d %s", code, b)
+			}
+			// Challenges expire.
+			ch3 := e.passwordStep(t, "acme", "ana@example.org", "")
+			e.clock.Add(6 * time.Minute)
+			if code, _, _ := e.completeMFA(t, ch3.MFA.Challenge, "code", `"`+e.code(t, secret)+`"`); code != 401 {
+				t.Fatal("expired challenge accepted")
+			}
+		})
+	}
+}
+
+func TestMFA_WrongCodesThrottledAndRecoveryCodesSingleUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	tn, u := e.seed(t, "acme", "ana@example.org", pw)
+	first := e.login(t, "acme", "ana@example.org", pw, "")
+	secret := e.enrolTOTP(t, first.AccessToken)
+	ch := e.passwordStep(t, "acme", "ana@example.org", "")
+	g := grant{}
+	_, g, _ = e.completeMFA(t, ch.MFA.Challenge, "code", `"`+e.code(t, secret)+`"`)
+	// Fresh from a second factor, the user may create recovery codes.
+	res, b := e.req(t, "POST", "/v1/auth/mfa/recovery-codes", "", "", g.AccessToken)
+	var rc struct{ Codes []string }
+	_ = json.Unmarshal(b, &rc)
+	if res.StatusCode != 201 || len(rc.Codes) != 10 {
+		t.Fatalf("recovery codes: %d %s", res.StatusCode, b)
+	}
+	ch = e.passwordStep(t, "acme", "ana@example.org", "")
+	if code, _, b := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+rc.Codes[0]+`"`); code != 200 {
+		t.Fatalf("recovery code: %d %s", code, b)
+	}
+	ch = e.passwordStep(t, "acme", "ana@example.org", "")
+	if code, _, _ := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+rc.Codes[0]+`"`); code != 401 {
+		t.Fatal("recovery code used twice")
+	}
+	// Five wrong codes lock the second factor; even the right one is then refused.
+	for i := range 4 {
+		if code, _, _ := e.completeMFA(t, ch.MFA.Challenge, "code", fmt.Sprintf(`"%06d"`, i)); code != 401 {
+			t.Fatalf("wrong code %d: %d", i, code)
+		}
+	}
+	if code, _, b := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+e.code(t, secret)+`"`); code != 429 || !strings.Contains(string(b), tutela.ETOOMANYATTEMPTS) {
+		t.Fatalf("after 5 failures: %d %s", code, b)
+	}
+	var kinds []string
+	_ = e.db.View(ctxBG, func(tx *sqlstore.Tx) error {
+		ev, err := tx.SecurityEvents(ctxBG, tn.ID, 50)
+		for _, x := range ev {
+			if x.UserID == u.ID {
+				kinds = append(kinds, x.Kind)
+			}
+		}
+		return err
+	})
+	all := strings.Join(kinds, ",")
+	for _, want := range []string{"recovery_code_used", "mfa_locked", "mfa_enrolled"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no %s security event in %s", want, all)
+		}
+	}
+}
+
+func TestMFA_MandatoryForAdminsAndStepUpForSensitiveActions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	_, u := e.seed(t, "acme", "ana@example.org", pw)
+	_, v := e.seed(t, "acme", "vic@example.org", pw)
+	a := e.login(t, "acme", "admin@example.org", pw, "")
+	// An admin without a factor can do nothing but enrol one.
+	res, b := e.req(t, "GET", "/v1/tenants/"+tn.ID+"/users", "", "", a.cookie)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	res, b = e.req(t, "GET", "/v1/auth/mfa/factors", "", "", a.cookie)
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"must_enroll":true`) {
+		t.Fatalf("factors: %d %s", res.StatusCode, b)
+	}
+	secret := e.enrolTOTP(t, a.cookie)
+	if res, b := e.req(t, "GET", "/v1/tenants/"+tn.ID+"/users", "", "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("after enrolment: %d %s", res.StatusCode, b)
+	}
+	// A sensitive action needs a fresh second factor (RFC 9470 challenge).
+	res, b = e.req(t, "DELETE", "/v1/tenants/"+tn.ID+"/users/"+u.ID, "", "", a.cookie)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	if h := res.Header.Get("WWW-Authenticate"); !strings.Contains(h, `error="insufficient_user_authentication"`) || !strings.Contains(h, "max_age=300") {
+		t.Fatalf("WWW-Authenticate %q", h)
+	}
+	if res, b := e.req(t, "POST", "/v1/auth/step-up", `{"code":"`+e.code(t, secret)+`"}`, "", a.cookie); res.StatusCode != 204 {
+		t.Fatalf("step-up: %d %s", res.StatusCode, b)
+	}
+	if res, b := e.req(t, "DELETE", "/v1/tenants/"+tn.ID+"/users/"+u.ID, "", "", a.cookie); res.StatusCode != 204 {
+		t.Fatalf("delete after step-up: %d %s", res.StatusCode, b)
+	}
+	// The step-up is good for five minutes.
+	e.clock.Add(6 * time.Minute)
+	res, b = e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+v.ID+"/revoke-sessions", "", "", a.cookie)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	// Non-sensitive reads do not ask for it.
+	if res, _ := e.req(t, "GET", "/v1/tenants/"+tn.ID+"/users/"+v.ID, "", "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("read needed step-up: %d", res.StatusCode)
+	}
+	// Removing a factor is itself a change that needs a fresh factor.
+	res, b = e.req(t, "GET", "/v1/auth/mfa/factors", "", "", a.cookie)
+	var fs struct{ Factors []struct{ ID string } }
+	_ = json.Unmarshal(b, &fs)
+	res, b = e.req(t, "DELETE", "/v1/auth/mfa/factors/"+fs.Factors[0].ID, "", "", a.cookie)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	// Tenant policy: every user must enrol.
+	e.req(t, "POST", "/v1/auth/step-up", `{"code":"`+e.code(t, secret)+`"}`, "", a.cookie)
+	if res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, `{"mfa_required_all":true}`, "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("tenant MFA policy: %d %s", res.StatusCode, b)
+	}
+	vic := e.login(t, "acme", "vic@example.org", pw, "")
+	res, b = e.req(t, "GET", "/v1/auth/sessions", "", "", vic.AccessToken)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+}
+
+func TestMFA_AdminResetNeedsStepUpEndsSessionsAndNotifies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	_, u := e.seed(t, "acme", "ana@example.org", pw)
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	adminSecret := e.enrolTOTP(t, admin.AccessToken)
+	ana := e.login(t, "acme", "ana@example.org", pw, "")
+	anaSecret := e.enrolTOTP(t, ana.AccessToken)
+	_ = anaSecret
+	res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/mfa/reset", "", "", admin.AccessToken)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	e.req(t, "POST", "/v1/auth/step-up", `{"code":"`+e.code(t, adminSecret)+`"}`, "", admin.AccessToken)
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/mfa/reset", "", "", admin.AccessToken); res.StatusCode != 204 {
+		t.Fatalf("reset: %d %s", res.StatusCode, b)
+	}
+	if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", ana.AccessToken); res.StatusCode != 401 {
+		t.Fatal("session survived the MFA reset")
+	}
+	// Ana signs in with the password alone now (no factor left), and was told by e-mail.
+	e.login(t, "acme", "ana@example.org", pw, "")
+	e.ids.Close()
+	found := false
+	for _, m := range e.mail.Messages() {
+		found = found || (m.To == "ana@example.org" && strings.Contains(m.Subject, "second factors were reset"))
+	}
+	if !found {
+		t.Fatal("user not notified of the reset")
+	}
+}
+
+func TestMFA_PasskeySignInWithSoftwareAuthenticator(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	e.seed(t, "acme", "ana@example.org", pw)
+	first := e.login(t, "acme", "ana@example.org", pw, "")
+	rp := virtualwebauthn.RelyingParty{Name: "Tutela", ID: "tutela.test", Origin: "https://tutela.test"}
+	auth := virtualwebauthn.NewAuthenticator()
+	cred := wellFormedCredential(t)
+	res, opts := e.req(t, "POST", "/v1/auth/mfa/webauthn/register/options", "", "", first.AccessToken)
+	if res.StatusCode != 200 {
+		t.Fatalf("register options: %d %s", res.StatusCode, opts)
+	}
+	ao, err := virtualwebauthn.ParseAttestationOptions(string(opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao)
+	if res, b := e.req(t, "POST", "/v1/auth/mfa/webauthn/register", `{"name":"laptop","response":`+att+`}`, "", first.AccessToken); res.StatusCode != 201 {
+		t.Fatalf("register: %d %s", res.StatusCode, b)
+	}
+	ch := e.passwordStep(t, "acme", "ana@example.org", "")
+	res, lo := e.req(t, "POST", "/v1/auth/mfa/webauthn/options", `{"challenge":"`+ch.MFA.Challenge+`"}`, "", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("login options: %d %s", res.StatusCode, lo)
+	}
+	aso, err := virtualwebauthn.ParseAssertionOptions(string(lo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertion := virtualwebauthn.CreateAssertionResponse(rp, auth, cred, *aso)
+	code, g, b := e.completeMFA(t, ch.MFA.Challenge, "webauthn", assertion)
+	if code != 200 {
+		t.Fatalf("passkey sign-in: %d %s", code, b)
+	}
+	if _, me := e.req(t, "GET", "/v1/auth/me", "", "", g.AccessToken); !strings.Contains(string(me), `"hwk"`) {
+		t.Fatalf("amr lacks hwk: %s", me)
+	}
+}
+
+// wellFormedCredential returns a virtual passkey whose EC point encodes correctly: the virtual
+// authenticator writes coordinates with big.Int.Bytes, dropping leading zeros in about one key
+// in 128, which verifiers rightly reject (see mfa/helpers_test.go).
+func wellFormedCredential(t *testing.T) virtualwebauthn.Credential {
+	t.Helper()
+	for range 100 {
+		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+		k, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ec := k.(*ecdsa.PrivateKey); len(ec.X.Bytes()) == 32 && len(ec.Y.Bytes()) == 32 {
+			return c
+		}
+	}
+	t.Fatal("no well-formed virtual credential")
+	return virtualwebauthn.Credential{}
+}

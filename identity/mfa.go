@@ -1,0 +1,237 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"tutela"
+	"tutela/mail"
+	"tutela/mfa"
+	"tutela/sqlstore"
+)
+
+// MFAChallengeTTL is how long a sign-in may wait between the password and the second factor.
+const MFAChallengeTTL = 5 * time.Minute
+
+// StepUpWindow is how recent a second factor must be for a sensitive action.
+const StepUpWindow = 5 * time.Minute
+
+// mfaLimit throttles wrong second factors per user, like passwords: 5 failures in 15 minutes
+// lock further attempts with exponential backoff.
+var mfaLimit = Limit{MaxFailures: 5, Window: 15 * time.Minute, BaseLock: time.Minute, MaxLock: 15 * time.Minute}
+
+// MFARequiredError answers a correct password when the user has a second factor: the sign-in
+// continues with the challenge and one of the methods.
+type MFARequiredError struct {
+	Challenge tutela.Secret
+	Methods   []string
+	ExpiresIn time.Duration
+}
+
+func (e *MFARequiredError) Error() string { return "second factor required" }
+
+// Unwrap makes ErrorCode see mfa_required.
+func (e *MFARequiredError) Unwrap() error {
+	return tutela.Errorf(tutela.EMFAREQUIRED, "password accepted; complete the sign-in with a second factor")
+}
+
+func (s *Service) mfaMethods(ctx context.Context, tenantID, userID string) ([]string, error) {
+	fs, err := s.MFA.Factors(ctx, tenantID, userID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range fs {
+		if f.Active && !seen[f.Type] {
+			seen[f.Type] = true
+			out = append(out, f.Type)
+		}
+	}
+	return out, nil
+}
+
+var errChallenge = tutela.Errorf(tutela.EUNAUTHENTICATED, "sign-in challenge is invalid or expired; sign in again")
+
+// peekChallenge finds the pending sign-in of a challenge without using it up.
+func (s *Service) peekChallenge(ctx context.Context, challenge string) (*sqlstore.Credentials, error) {
+	var cred *sqlstore.Credentials
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
+		t, err := tx.PeekToken(ctx, challenge, sqlstore.TokenMFA)
+		if err != nil {
+			return errChallenge
+		}
+		cred, err = tx.Users(t.TenantID).Credentials(ctx, t.UserID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cred.User.Status != tutela.StatusActive {
+		return nil, errChallenge
+	}
+	return cred, nil
+}
+
+// secondFactor checks a code (TOTP or recovery) or a passkey assertion for the user, with
+// throttling: wrong factors count like wrong passwords. It returns the amr method.
+func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string, webauthnResp []byte, ip string) (string, error) {
+	key := keyHash("mfa", u.TenantID, u.ID)
+	if wait, err := s.lockedFor(ctx, key); err != nil {
+		return "", err
+	} else if wait > 0 {
+		return "", &ThrottledError{Wait: wait}
+	}
+	var method string
+	var res mfa.CodeResult
+	var err error
+	if webauthnResp != nil {
+		_, err = s.MFA.FinishWebAuthnLogin(ctx, u.TenantID, u.ID, webauthnResp)
+		method = "hwk"
+	} else {
+		res, err = s.MFA.VerifyCode(ctx, u.TenantID, u.ID, code)
+		method = "otp"
+		if res.RecoveryUsed {
+			method = "rcv"
+		}
+	}
+	if err != nil {
+		if tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
+			return "", err
+		}
+		kind := ""
+		switch {
+		case errors.Is(err, mfa.ErrReplayed):
+			kind = "totp_replay_refused"
+		case errors.Is(err, mfa.ErrClonedAuthenticator):
+			kind = "passkey_clone_detected"
+		}
+		ferr := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+			th, err := tx.LockThrottle(ctx, key, "mfa", nil)
+			if err != nil {
+				return err
+			}
+			locked := mfaLimit.fail(th, tx.Now())
+			if err := tx.SaveThrottle(ctx, th); err != nil {
+				return err
+			}
+			if locked {
+				kind2 := "mfa_locked"
+				if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind2, IP: ip}); err != nil {
+					return err
+				}
+			}
+			if kind != "" {
+				return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind, IP: ip})
+			}
+			return nil
+		})
+		if ferr != nil {
+			return "", ferr
+		}
+		return "", tutela.Errorf(tutela.EINVALIDCREDENTIALS, "second factor not accepted")
+	}
+	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.ResetThrottles(ctx, key); err != nil {
+			return err
+		}
+		if res.RecoveryUsed {
+			return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: "recovery_code_used",
+				IP: ip, Details: mustJSON(map[string]int{"remaining": res.Remaining})})
+		}
+		return nil
+	})
+	return method, err
+}
+
+// CompleteMFA finishes a sign-in with the challenge from Login and a TOTP or recovery code (or
+// a passkey assertion). The challenge is used up only on success; the session records the
+// second factor as a fresh step-up.
+func (s *Service) CompleteMFA(ctx context.Context, challenge, code string, webauthnResp []byte, ip, ua string) (*Grant, error) {
+	cred, err := s.peekChallenge(ctx, challenge)
+	if err != nil {
+		return nil, err
+	}
+	method, err := s.secondFactor(ctx, cred.User, code, webauthnResp, ip)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ensureSigner(ctx); err != nil {
+		return nil, err
+	}
+	var g *Grant
+	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		t, err := tx.ConsumeToken(ctx, challenge, sqlstore.TokenMFA)
+		if err != nil || t.UserID != cred.User.ID {
+			return errChallenge
+		}
+		if err := tx.Users(cred.User.TenantID).RecordLoginSuccess(ctx, cred.User.ID); err != nil {
+			return err
+		}
+		if err := tx.RecordLogin(ctx, &sqlstore.LoginRecord{TenantID: cred.User.TenantID, UserID: cred.User.ID, IP: ip,
+			UserAgent: ua, Result: "success", Reason: "mfa_" + method}); err != nil {
+			return err
+		}
+		now := tx.Now()
+		g, err = s.newSession(ctx, tx, cred.User, cred.TokenVersion, []string{"pwd", method, "mfa"}, &now, ip, ua)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.MustChangePassword = cred.MustChangePassword
+	return g, nil
+}
+
+// MFAWebAuthnOptions starts a passkey assertion for a pending sign-in.
+func (s *Service) MFAWebAuthnOptions(ctx context.Context, challenge string) ([]byte, error) {
+	cred, err := s.peekChallenge(ctx, challenge)
+	if err != nil {
+		return nil, err
+	}
+	return s.MFA.BeginWebAuthnLogin(ctx, cred.User.TenantID, cred.User.ID)
+}
+
+// StepUp proves a second factor again within a session, so sensitive actions are allowed for
+// the next StepUpWindow.
+func (s *Service) StepUp(ctx context.Context, p *tutela.Principal, code string, webauthnResp []byte, ip string) error {
+	if p.SessionID == "" || p.Kind != tutela.PrincipalUser {
+		return tutela.Errorf(tutela.EFORBIDDEN, "step-up needs a user session")
+	}
+	var u *tutela.User
+	if err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) { u, err = tx.Users(p.TenantID).Get(ctx, p.UserID); return err }); err != nil {
+		return err
+	}
+	method, err := s.secondFactor(ctx, u, code, webauthnResp, ip)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.StepUp(ctx, p.SessionID, method) })
+}
+
+// StepUpFresh reports whether the principal proved a second factor within StepUpWindow.
+func (s *Service) StepUpFresh(p *tutela.Principal) bool {
+	return !p.StepUpAt.IsZero() && s.now().Sub(p.StepUpAt) <= StepUpWindow
+}
+
+// NotifyMFAReset tells the user by e-mail that an administrator removed their second factors
+// (if e-mail is configured), so a reset they did not ask for does not go unnoticed.
+func (s *Service) NotifyMFAReset(ctx context.Context, u *tutela.User) {
+	if s.Mailer == nil || u == nil {
+		return
+	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		err := s.Mailer.Send(bg, mail.Message{To: u.Email, Subject: "Your second factors were reset",
+			Text: "An administrator removed the second factors (authenticator app, passkeys, recovery codes) of " + u.Email +
+				".\n\nYou will be asked to set up a new one at your next sign-in. If you did not ask for this, contact your " +
+				"administrator at once.\n"})
+		if err != nil {
+			s.log.Error("MFA reset notification", "err", err)
+		}
+	}()
+}
