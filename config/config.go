@@ -130,6 +130,8 @@ type Auth struct {
 	Password        PasswordRules `koanf:"password"`
 	Hash            HashParams    `koanf:"hash"`
 	Breach          Breach        `koanf:"breach"`
+	// MFARoles are the role keys (built-in or custom) whose holders must use a second factor.
+	MFARoles []string `koanf:"mfa_roles"`
 }
 
 // PasswordRules is the server-wide password policy (NIST SP 800-63B).
@@ -187,6 +189,7 @@ func Default() *Config {
 			TokenAlg: "EdDSA", KeyRotation: 30 * 24 * time.Hour,
 			Password: PasswordRules{MinLength: 12, MaxLength: 128, MinScore: 3, History: 5},
 			Hash:     HashParams{MemoryKiB: 19456, Time: 2, Threads: 1},
+			MFARoles: []string{"super_admin", "program_admin"},
 		},
 		SMTP: SMTP{TLS: "starttls"},
 	}
@@ -251,6 +254,7 @@ var envVars = []struct {
 	{"TUTELA_AUTH_BREACH_INDEX_FILE", "auth.breach.index_file", kindString},
 	{"TUTELA_AUTH_BREACH_FAIL_OPEN", "auth.breach.fail_open", kindBool},
 	{"TUTELA_AUTH_BREACH_CHECK_AT_LOGIN", "auth.breach.check_at_login", kindBool},
+	{"TUTELA_AUTH_MFA_ROLES", "auth.mfa_roles", kindList},
 	{"TUTELA_SMTP_ADDR", "smtp.addr", kindString},
 	{"TUTELA_SMTP_FROM", "smtp.from", kindString},
 	{"TUTELA_SMTP_USERNAME", "smtp.username", kindString},
@@ -923,6 +927,11 @@ func (c *Config) validateAuth(p *problems) {
 			p.add("auth.breach.range_url: must be an absolute URL")
 		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
 			p.add("auth.breach.range_url: must use https (http only on loopback)")
+		}
+	}
+	for _, r := range a.MFARoles {
+		if r == "" || len(r) > 63 || strings.ToLower(r) != r {
+			p.add("auth.mfa_roles: %q is not a role key", r)
 		}
 	}
 	if a.Breach.CheckAtLogin && a.Breach.RangeURL == "" && a.Breach.IndexFile == "" {

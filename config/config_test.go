@@ -195,6 +195,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUTH_BREACH_INDEX_FILE=/srv/breach.idx", func(c *Config) any { return c.Auth.Breach.IndexFile }, "/srv/breach.idx"},
 		{"TUTELA_AUTH_BREACH_FAIL_OPEN=true", func(c *Config) any { return c.Auth.Breach.FailOpen }, true},
 		{"TUTELA_AUTH_BREACH_CHECK_AT_LOGIN=true", func(c *Config) any { return c.Auth.Breach.CheckAtLogin }, true},
+		{"TUTELA_AUTH_MFA_ROLES=super_admin,caseworker", func(c *Config) any { return c.Auth.MFARoles }, []string{"super_admin", "caseworker"}},
 		{"TUTELA_SMTP_ADDR=mail.example.org:587", func(c *Config) any { return c.SMTP.Addr }, "mail.example.org:587"},
 		{"TUTELA_SMTP_FROM=noreply@example.org", func(c *Config) any { return c.SMTP.From }, "noreply@example.org"},
 		{"TUTELA_SMTP_USERNAME=tutela", func(c *Config) any { return c.SMTP.Username }, "tutela"},
@@ -888,5 +889,13 @@ func TestLoad_SMTPPasswordOnlyFromEnvironment(t *testing.T) {
 	err = cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "TUTELA_SMTP_PASSWORD") || strings.Contains(err.Error(), "in-file-secret") {
 		t.Fatalf("secret in file: %v", err)
+	}
+}
+
+func TestDefault_AdminRolesRequireMFA(t *testing.T) {
+	t.Parallel()
+	roles := Default().Auth.MFARoles
+	if !slices.Contains(roles, "super_admin") || !slices.Contains(roles, "program_admin") {
+		t.Fatalf("default auth.mfa_roles %v must cover every admin role", roles)
 	}
 }

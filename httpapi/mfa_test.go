@@ -17,11 +17,6 @@ import (
 	"tutela/sqlstore/sqltest"
 )
 
-type mfaUser struct {
-	secret string // TOTP seed
-	grant  grant
-}
-
 // enrolTOTP enrols a TOTP factor through the API for the signed-in user and returns its seed.
 func (e *env) enrolTOTP(t *testing.T, auth any) string {
 	t.Helper()
@@ -227,7 +222,7 @@ func TestMFA_MandatoryForAdminsAndStepUpForSensitiveActions(t *testing.T) {
 		t.Fatalf("read needed step-up: %d", res.StatusCode)
 	}
 	// Removing a factor is itself a change that needs a fresh factor.
-	res, b = e.req(t, "GET", "/v1/auth/mfa/factors", "", "", a.cookie)
+	_, b = e.req(t, "GET", "/v1/auth/mfa/factors", "", "", a.cookie)
 	var fs struct{ Factors []struct{ ID string } }
 	_ = json.Unmarshal(b, &fs)
 	res, b = e.req(t, "DELETE", "/v1/auth/mfa/factors/"+fs.Factors[0].ID, "", "", a.cookie)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
@@ -71,5 +72,47 @@ func TestPrivateKeyJWT_TokenWithoutSharedSecret(t *testing.T) {
 	}
 	if code, _ := token("not.a.jwt"); code != 401 {
 		t.Fatalf("garbage assertion: %d", code)
+	}
+}
+
+func TestTenantPolicy_RequirePrivateKeyJWTRefusesSecrets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	a := e.login(t, "acme", "admin@example.org", pw, "")
+	secret := e.enrolTOTP(t, a.cookie)
+	e.req(t, "POST", "/v1/auth/step-up", `{"code":"`+e.code(t, secret)+`"}`, "", a.cookie)
+	sa := e.createSA(t, tn.ID, a.cookie, `{"name":"etl"}`)
+	if code, _ := e.clientToken(t, sa.SA.ClientID, sa.Secret, ""); code != 200 {
+		t.Fatalf("secret before the policy: %d", code)
+	}
+	if res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, `{"require_private_key_jwt":true}`, "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("policy: %d %s", res.StatusCode, b)
+	}
+	if code, out := e.clientToken(t, sa.SA.ClientID, sa.Secret, ""); code != 401 || out["error"] != "invalid_client" {
+		t.Fatalf("secret under a private_key_jwt-only policy: %d %v", code, out)
+	}
+}
+
+func TestAccessToken_CarriesACR(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	e.seed(t, "acme", "ana@example.org", pw)
+	g := e.login(t, "acme", "ana@example.org", pw, "")
+	secret := e.enrolTOTP(t, g.AccessToken)
+	claims := func(tok string) map[string]any {
+		parts := strings.Split(tok, ".")
+		b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		return m
+	}
+	if c := claims(g.AccessToken); c["acr"] != "urn:tutela:acr:pwd" || c["auth_time"] == nil {
+		t.Fatalf("password-only claims: %v", c)
+	}
+	ch := e.passwordStep(t, "acme", "ana@example.org", "")
+	_, mg, _ := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+e.code(t, secret)+`"`)
+	if c := claims(mg.AccessToken); c["acr"] != "urn:tutela:acr:mfa" {
+		t.Fatalf("MFA claims: %v", c)
 	}
 }

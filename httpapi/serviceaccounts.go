@@ -212,7 +212,22 @@ func (s *Server) authenticateClient(r *http.Request) (*sqlstore.ServiceAccount, 
 	if !basic {
 		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	return s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret), ip)
+	sa, err := s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret), ip)
+	if err != nil {
+		return nil, err
+	}
+	var pkOnly bool
+	if err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		pkOnly, err = tx.TenantRequiresPrivateKeyJWT(r.Context(), sa.TenantID)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if pkOnly {
+		// The tenant allows no shared secrets; fail exactly like a wrong secret.
+		return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
+	}
+	return sa, nil
 }
 
 // tokenEndpoint is the audience a client assertion must name: this deployment's token URL.

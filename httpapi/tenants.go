@@ -32,6 +32,7 @@ type tenantRequest struct {
 	SessionIdleSeconds     *int    `json:"session_idle_seconds"`
 	SessionAbsoluteSeconds *int    `json:"session_absolute_seconds"`
 	MFARequiredAll         *bool   `json:"mfa_required_all"`
+	RequirePrivateKeyJWT   *bool   `json:"require_private_key_jwt"`
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
@@ -127,6 +128,11 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		}
 		if err := tx.UpdateTenant(r.Context(), t); err != nil {
 			return err
+		}
+		if req.RequirePrivateKeyJWT != nil {
+			if err := tx.SetTenantRequiresPrivateKeyJWT(r.Context(), t.ID, *req.RequirePrivateKeyJWT); err != nil {
+				return err
+			}
 		}
 		if req.MFARequiredAll != nil {
 			if err := tx.SetTenantRequiresMFA(r.Context(), t.ID, *req.MFARequiredAll); err != nil {

@@ -34,6 +34,13 @@ type Config struct {
 	MFARoles []string
 }
 
+// Authentication context classes carried in the acr claim (RFC 9470 names the one a step-up
+// asks for in acr_values).
+const (
+	ACRPassword = "urn:tutela:acr:pwd"
+	ACRMFA      = "urn:tutela:acr:mfa"
+)
+
 // DefaultMFARoles: every administrative role must use a second factor.
 var DefaultMFARoles = []string{RoleSuperAdmin, "program_admin"}
 
@@ -455,7 +462,12 @@ func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64
 	}
 	claims := token.Claims{
 		Subject: g.User.ID, Audience: []string{s.cfg.Audience}, SessionID: g.Session.ID, Tenant: g.User.TenantID,
-		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: g.Session.CreatedAt,
+		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: g.Session.CreatedAt, ACR: ACRPassword,
+	}
+	for _, m := range g.Session.AMR {
+		if m == "otp" || m == "hwk" || m == "rcv" || m == "mfa" {
+			claims.ACR = ACRMFA
+		}
 	}
 	at, exp, err := s.Tokens.Issue(ctx, claims)
 	if err != nil {

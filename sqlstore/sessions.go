@@ -302,3 +302,23 @@ func (tx *Tx) SetTenantRequiresMFA(ctx context.Context, tenantID string, all boo
 	}
 	return tx.Record(ctx, "tenant.mfa_policy", tenantID, "tenant", tenantID, "", map[string]any{"all_users": all})
 }
+
+// TenantRequiresPrivateKeyJWT reports whether the tenant's service accounts may only use
+// private_key_jwt (no shared secrets).
+func (tx *Tx) TenantRequiresPrivateKeyJWT(ctx context.Context, tenantID string) (bool, error) {
+	var v bool
+	err := tx.queryRow(ctx, `SELECT require_private_key_jwt FROM tenants WHERE id = $1`, tenantID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	}
+	return v, err
+}
+
+// SetTenantRequiresPrivateKeyJWT sets that policy.
+func (tx *Tx) SetTenantRequiresPrivateKeyJWT(ctx context.Context, tenantID string, v bool) error {
+	res, err := tx.exec(ctx, `UPDATE tenants SET require_private_key_jwt = $1 WHERE id = $2`, v, tenantID)
+	if err := affectedOne(res, err, "tenant not found"); err != nil {
+		return err
+	}
+	return tx.Record(ctx, "tenant.client_auth_policy", tenantID, "tenant", tenantID, "", map[string]any{"require_private_key_jwt": v})
+}

@@ -244,7 +244,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	m.identity = identity.New(identity.Deps{DB: m.DB, Hasher: hasher, Policy: policy, Breach: breach, Tokens: m.ring,
 		MFA: mfaSvc, Mailer: mailer, PublicURL: issuer, Log: m.Logger},
 		identity.Config{SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, BreachCheckAtLogin: a.Breach.CheckAtLogin,
-			MFARoles: identity.DefaultMFARoles})
+			MFARoles: a.MFARoles})
 	maskKey, err := hkdf.Key(sha256.New, m.MasterKey.Bytes(), nil, "tutela field masking v1", 32)
 	if err != nil {
 		ln.Close()

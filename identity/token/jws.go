@@ -44,6 +44,7 @@ type wireClaims struct {
 	Tv       int64    `json:"tv"`
 	Amr      []string `json:"amr,omitempty"`
 	AuthTime int64    `json:"auth_time,omitempty"`
+	Acr      string   `json:"acr,omitempty"`
 	Scope    string   `json:"scope,omitempty"`
 }
 

@@ -241,7 +241,7 @@ func (r *Ring) Issue(ctx context.Context, c Claims) (token string, exp time.Time
 		Iss: r.cfg.Issuer, Sub: c.Subject, Aud: c.Audience,
 		Exp: exp.Unix(), Iat: iat.Unix(), Nbf: iat.Unix(),
 		Jti: tutela.RandomToken(16), Sid: c.SessionID, Tenant: c.Tenant, Tv: c.TokenVersion,
-		Amr: c.AMR, Scope: c.Scope,
+		Amr: c.AMR, Scope: c.Scope, Acr: c.ACR,
 	}
 	if !c.AuthTime.IsZero() {
 		w.AuthTime = c.AuthTime.Unix()
@@ -328,7 +328,7 @@ func (r *Ring) verify(ctx context.Context, token, audience string) (*Claims, err
 
 	c := &Claims{
 		Issuer: w.Iss, Subject: w.Sub, Audience: w.Aud, Expiry: exp, IssuedAt: iat, NotBefore: nbf,
-		ID: w.Jti, SessionID: w.Sid, Tenant: w.Tenant, TokenVersion: w.Tv, AMR: w.Amr, Scope: w.Scope,
+		ID: w.Jti, SessionID: w.Sid, Tenant: w.Tenant, TokenVersion: w.Tv, AMR: w.Amr, Scope: w.Scope, ACR: w.Acr,
 	}
 	if w.AuthTime != 0 {
 		c.AuthTime = time.Unix(w.AuthTime, 0).UTC()

@@ -144,6 +144,7 @@ type Claims struct {
 	TokenVersion int64     // tv: the user's token version; bumping it revokes outstanding tokens
 	AMR          []string  // amr (RFC 8176): authentication methods, e.g. "pwd", "otp"
 	AuthTime     time.Time // auth_time: when the user last authenticated
+	ACR          string    // acr: authentication context class (urn:tutela:acr:pwd or urn:tutela:acr:mfa)
 	Scope        string    // scope: space-separated, for service accounts
 }
 
