@@ -46,6 +46,7 @@ type Config struct {
 	Log      Log      `koanf:"log"`
 	Auth     Auth     `koanf:"auth"`
 	SMTP     SMTP     `koanf:"smtp"`
+	Audit    Audit    `koanf:"audit"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -158,6 +159,18 @@ type Breach struct {
 	CheckAtLogin bool   `koanf:"check_at_login"` // a breached password must then be changed
 }
 
+// Audit configures the tamper-evident log.
+type Audit struct {
+	// CheckpointDir receives every signed checkpoint; keep it synced off the database host.
+	// Empty means <data_dir>/checkpoints.
+	CheckpointDir      string        `koanf:"checkpoint_dir"`
+	CheckpointInterval time.Duration `koanf:"checkpoint_interval"`
+	// CheckpointURL, when set, receives each new checkpoint by POST (text/plain), e.g. a
+	// witness or an archive outside the operator's control.
+	CheckpointURL string        `koanf:"checkpoint_url"`
+	Retention     time.Duration `koanf:"retention"` // default for `tutela audit prune`
+}
+
 // SMTP configures outgoing e-mail (password reset links). Empty Addr disables e-mail.
 type SMTP struct {
 	Addr     string `koanf:"addr"`
@@ -191,7 +204,8 @@ func Default() *Config {
 			Hash:     HashParams{MemoryKiB: 19456, Time: 2, Threads: 1},
 			MFARoles: []string{"super_admin", "program_admin"},
 		},
-		SMTP: SMTP{TLS: "starttls"},
+		SMTP:  SMTP{TLS: "starttls"},
+		Audit: Audit{CheckpointInterval: time.Second, Retention: 2 * 365 * 24 * time.Hour},
 	}
 }
 
@@ -255,6 +269,10 @@ var envVars = []struct {
 	{"TUTELA_AUTH_BREACH_FAIL_OPEN", "auth.breach.fail_open", kindBool},
 	{"TUTELA_AUTH_BREACH_CHECK_AT_LOGIN", "auth.breach.check_at_login", kindBool},
 	{"TUTELA_AUTH_MFA_ROLES", "auth.mfa_roles", kindList},
+	{"TUTELA_AUDIT_CHECKPOINT_DIR", "audit.checkpoint_dir", kindString},
+	{"TUTELA_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpoint_interval", kindDuration},
+	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
+	{"TUTELA_AUDIT_RETENTION", "audit.retention", kindDuration},
 	{"TUTELA_SMTP_ADDR", "smtp.addr", kindString},
 	{"TUTELA_SMTP_FROM", "smtp.from", kindString},
 	{"TUTELA_SMTP_USERNAME", "smtp.username", kindString},
@@ -578,6 +596,17 @@ func (c *Config) Validate() error {
 	c.validateLog(&p)
 	c.validateAuth(&p)
 	c.validateSMTP(&p)
+	if a := c.Audit; a.CheckpointInterval < 100*time.Millisecond || a.CheckpointInterval > time.Hour {
+		p.add("audit.checkpoint_interval: must be between 100ms and 1h")
+	}
+	if c.Audit.Retention < 24*time.Hour {
+		p.add("audit.retention: must be at least 24h")
+	}
+	if u := c.Audit.CheckpointURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || pu.Host == "" || (pu.Scheme != "https" && !(pu.Scheme == "http" && isLoopback(pu.Hostname()))) {
+			p.add("audit.checkpoint_url: must be an https URL (http only on loopback)")
+		}
+	}
 	if len(p) == 0 {
 		return nil
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"tutela"
 	"tutela/httpapi"
 	"tutela/identity"
@@ -763,4 +765,73 @@ func TestLogin_AfterLongIdleSigningKeyIsRenewed(t *testing.T) {
 	if res, b := e.req(t, "GET", "/v1/auth/me", "", "", g.AccessToken); res.StatusCode != 200 {
 		t.Fatalf("token after renewal: %d %s", res.StatusCode, b)
 	}
+}
+
+func TestTenantPolicies_CompositionAndSessionTimeouts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	tn, _ := e.seed(t, "acme", "ana@example.org", pw)
+	e.seed(t, "root", "root@example.org", pw, "super_admin")
+	root := e.login(t, "root", "root@example.org", pw, "")
+	body := `{"password_composition":{"digit":2,"symbol":1},"session_idle_seconds":120,"session_absolute_seconds":600}`
+	if res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, body, "", root.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("tenant policy: %d %s", res.StatusCode, b)
+	}
+	ana := e.login(t, "acme", "ana@example.org", pw, "")
+	// The composition rule applies to the tenant's password changes.
+	res, b := e.req(t, "POST", "/v1/auth/password", `{"current_password":"`+pw+`","new_password":"violet quartz lantern harbour x"}`, "", ana.cookie)
+	if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "new_password" || !strings.Contains(eb.Error.Message, "digit") {
+		t.Fatalf("composition not enforced: %+v", eb)
+	}
+	res, b = e.req(t, "POST", "/v1/auth/password", `{"current_password":"`+pw+`","new_password":"violet quartz lantern 42 harbour!"}`, "", ana.cookie)
+	if res.StatusCode != 200 {
+		t.Fatalf("compliant password refused: %d %s", res.StatusCode, b)
+	}
+	var g grant
+	_ = json.Unmarshal(b, &g)
+	for _, c := range res.Cookies() {
+		if c.Name == httpapi.SessionCookie {
+			g.cookie = c
+		}
+	}
+	// The tenant's idle timeout (2 min) applies, not the server default (15 min).
+	e.clock.Add(3 * time.Minute)
+	if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", g.cookie); res.StatusCode != 401 {
+		t.Fatalf("tenant idle timeout not applied: %d", res.StatusCode)
+	}
+	res, b = e.req(t, "PATCH", "/v1/tenants/"+tn.ID, `{"password_composition":{"digit":99}}`, "", root.AccessToken)
+	wantError(t, res, b, 400, tutela.EINVALID)
+}
+
+func TestLogin_LegacyBcryptHashIsReplacedWithArgon2id(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	tn, u := e.seed(t, "acme", "ana@example.org", pw)
+	legacy, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = e.db.Update(ctxBG, func(tx *sqlstore.Tx) error {
+		return tx.Users(tn.ID).RehashPassword(ctxBG, u.ID, mustHash(t, e, tn.ID, u.ID), string(legacy))
+	})
+	if h := mustHash(t, e, tn.ID, u.ID); !strings.HasPrefix(h, "$2a$") {
+		t.Fatalf("setup: stored %q", h)
+	}
+	e.login(t, "acme", "ana@example.org", pw, "")
+	if h := mustHash(t, e, tn.ID, u.ID); !strings.HasPrefix(h, "$argon2id$") {
+		t.Fatalf("imported bcrypt hash not replaced at sign-in: %q", h)
+	}
+	e.login(t, "acme", "ana@example.org", pw, "") // and the new hash verifies
+}
+
+func mustHash(t *testing.T, e *env, tenantID, userID string) string {
+	t.Helper()
+	var h string
+	if err := e.db.View(ctxBG, func(tx *sqlstore.Tx) (err error) {
+		h, _, err = tx.Users(tenantID).PasswordHash(ctxBG, userID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -178,6 +178,10 @@ func TestAuthz_ExpiryDenyAndClassification(t *testing.T) {
 	if d := e.check(t, root.AccessToken, `{"action":"READ","resource":"records","classification":"RED","purpose":"safeguarding review"}`); !d.Allow || !d.Obligations.StepUp {
 		t.Fatalf("RED read with purpose: %+v", d)
 	}
+	recs, _, err := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "authz.red_access"})
+	if err != nil || len(recs) != 1 || recs[0].Event.Details["purpose"] != "safeguarding review" {
+		t.Fatalf("RED access not audited with its purpose: %v %+v", err, recs)
+	}
 	// The grant expires on its own.
 	e.clock.Add(2 * time.Hour)
 	a = e.login(t, "acme", "admin@example.org", pw, "")

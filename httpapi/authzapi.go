@@ -65,7 +65,18 @@ func (s *Server) authzCheck(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		return
 	}
 	var d authz.Decision
-	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) { d, err = s.check(r, tx, p, req); return err })
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) (err error) {
+		if d, err = s.check(r, tx, p, req); err != nil {
+			return err
+		}
+		if req.Classification == authz.Red && d.Allow {
+			// Access to RED data is allowed only with a stated purpose, which the audit trail
+			// keeps with who asked, for whom and what.
+			return tx.Record(r.Context(), "authz.red_access", p.TenantID, req.Resource, "", "", map[string]any{
+				"subject": req.UserID, "action": string(req.Action), "purpose": req.Purpose})
+		}
+		return nil
+	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
+	"tutela/password"
 
 	"tutela"
 	"tutela/authz"
@@ -33,6 +35,15 @@ type tenantRequest struct {
 	SessionAbsoluteSeconds *int    `json:"session_absolute_seconds"`
 	MFARequiredAll         *bool   `json:"mfa_required_all"`
 	RequirePrivateKeyJWT   *bool   `json:"require_private_key_jwt"`
+	// PasswordComposition: optional per-tenant composition rules (minimum counts); null clears.
+	PasswordComposition *compositionRequest `json:"password_composition"`
+}
+
+type compositionRequest struct {
+	Upper  int `json:"upper"`
+	Lower  int `json:"lower"`
+	Digit  int `json:"digit"`
+	Symbol int `json:"symbol"`
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
@@ -128,6 +139,21 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		}
 		if err := tx.UpdateTenant(r.Context(), t); err != nil {
 			return err
+		}
+		if c := req.PasswordComposition; c != nil {
+			for _, n := range []int{c.Upper, c.Lower, c.Digit, c.Symbol} {
+				if n < 0 || n > 16 {
+					return tutela.FieldErrorf("password_composition", "each minimum must be 0-16")
+				}
+			}
+			rules := ""
+			if *c != (compositionRequest{}) {
+				b, _ := json.Marshal(password.Composition{Upper: c.Upper, Lower: c.Lower, Digit: c.Digit, Symbol: c.Symbol})
+				rules = string(b)
+			}
+			if err := tx.SetTenantPasswordComposition(r.Context(), t.ID, rules); err != nil {
+				return err
+			}
 		}
 		if req.RequirePrivateKeyJWT != nil {
 			if err := tx.SetTenantRequiresPrivateKeyJWT(r.Context(), t.ID, *req.RequirePrivateKeyJWT); err != nil {

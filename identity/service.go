@@ -700,7 +700,19 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 
 // checkAndHash applies the password policy with the account's context and history.
 func (s *Service) checkAndHash(ctx context.Context, pw tutela.Secret, u *tutela.User, t *tutela.Tenant, previous []string) (string, error) {
-	err := s.Policy.Check(ctx, pw.Reveal(), password.Context{Email: u.Email, Name: u.DisplayName, Tenant: t.Slug,
+	policy := s.Policy
+	var rules string
+	if err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) { rules, err = tx.TenantPasswordComposition(ctx, t.ID); return err }); err != nil {
+		return "", err
+	}
+	if rules != "" {
+		var c password.Composition
+		if err := json.Unmarshal([]byte(rules), &c); err != nil {
+			return "", tutela.Wrap(err, "tenant password rules unreadable")
+		}
+		policy.Composition = &c // the tenant's optional composition rule set
+	}
+	err := policy.Check(ctx, pw.Reveal(), password.Context{Email: u.Email, Name: u.DisplayName, Tenant: t.Slug,
 		PreviousHashes: previous, Hasher: s.Hasher, Breach: s.Breach})
 	if err != nil {
 		var te *tutela.Error

@@ -34,7 +34,10 @@ type SequencerOptions struct {
 	// atomically after the round commits. Keep it off the database host (or sync it elsewhere):
 	// it is what catches a wholesale rewrite of the database.
 	CheckpointDir string
-	Logger        *slog.Logger
+	// Publish, when set, is called with each new signed checkpoint after the round commits
+	// (e.g. POST to a witness); its errors are logged, never fatal to sequencing.
+	Publish func(ctx context.Context, size int64, signed []byte) error
+	Logger  *slog.Logger
 }
 
 // Sequencer moves committed audit events into the Merkle log: it gives each a consecutive
@@ -208,6 +211,11 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 	if signed != nil && s.opt.CheckpointDir != "" {
 		if err := WriteCheckpointFile(s.opt.CheckpointDir, newSize, signed); err != nil {
 			return nAppended, fmt.Errorf("audit sequencer: publishing checkpoint %d: %w", newSize, err)
+		}
+	}
+	if signed != nil && s.opt.Publish != nil {
+		if err := s.opt.Publish(ctx, newSize, signed); err != nil {
+			s.opt.Logger.Warn("audit checkpoint not published", "size", newSize, "err", err)
 		}
 	}
 	if nAppended > 0 {

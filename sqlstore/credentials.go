@@ -110,3 +110,27 @@ func (tx *Tx) SetTenantSessionPolicy(ctx context.Context, tenantID string, p Ses
 	return tx.Record(ctx, "tenant.session_policy", tenantID, "tenant", tenantID, "",
 		map[string]any{"idle_seconds": int64(p.Idle / time.Second), "absolute_seconds": int64(p.Absolute / time.Second)})
 }
+
+// TenantPasswordComposition returns the tenant's optional composition rules as stored (JSON,
+// "" when none).
+func (tx *Tx) TenantPasswordComposition(ctx context.Context, tenantID string) (string, error) {
+	var c sql.NullString
+	err := tx.queryRow(ctx, `SELECT password_composition FROM tenants WHERE id = $1`, tenantID).Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	}
+	return c.String, err
+}
+
+// SetTenantPasswordComposition stores the tenant's composition rules ("" clears them).
+func (tx *Tx) SetTenantPasswordComposition(ctx context.Context, tenantID, rulesJSON string) error {
+	var v any
+	if rulesJSON != "" {
+		v = rulesJSON
+	}
+	res, err := tx.exec(ctx, `UPDATE tenants SET password_composition = $1 WHERE id = $2`, v, tenantID)
+	if err := affectedOne(res, err, "tenant not found"); err != nil {
+		return err
+	}
+	return tx.Record(ctx, "tenant.password_policy", tenantID, "tenant", tenantID, "", map[string]any{"composition": rulesJSON})
+}

@@ -85,7 +85,7 @@ func (c auditVerifyCmd) Run(e *env) error {
 	}
 	dir := c.Checkpoints
 	if dir == "" {
-		dir = filepath.Join(m.Config.DataDir, auditCheckpointDir)
+		dir = checkpointDir(m.Config)
 	}
 	published, err := sqlstore.ReadCheckpointDir(dir)
 	if err != nil {
@@ -185,21 +185,23 @@ func (c auditExportCmd) Run(e *env) error {
 }
 
 type auditPruneCmd struct {
-	Before string `required:"" help:"Remove bodies of events before this date (YYYY-MM-DD or RFC 3339)." placeholder:"DATE"`
+	Before string `help:"Remove bodies of events before this date (YYYY-MM-DD or RFC 3339); default: now minus audit.retention (2 years)." placeholder:"DATE"`
 }
 
 func (c auditPruneCmd) Run(e *env) error {
-	before, err := time.Parse(time.RFC3339, c.Before)
-	if err != nil {
-		if before, err = time.Parse(time.DateOnly, c.Before); err != nil {
-			return fmt.Errorf("--before: want YYYY-MM-DD or RFC 3339, got %q", c.Before)
-		}
-	}
 	m, err := open(e, false)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	before := time.Now().UTC().Add(-m.Config.Audit.Retention)
+	if c.Before != "" {
+		if before, err = time.Parse(time.RFC3339, c.Before); err != nil {
+			if before, err = time.Parse(time.DateOnly, c.Before); err != nil {
+				return fmt.Errorf("--before: want YYYY-MM-DD or RFC 3339, got %q", c.Before)
+			}
+		}
+	}
 	n, err := m.DB.AuditPrune(e.ctx, before, audit.Event{ActorType: audit.ActorSystem, Reason: "tutela audit prune"})
 	if err != nil {
 		return err
@@ -222,7 +224,7 @@ func (auditSequenceCmd) Run(e *env) error {
 		return err
 	}
 	seq := sqlstore.NewSequencer(m.DB, signer, AuditOrigin, sqlstore.SequencerOptions{
-		CheckpointDir: filepath.Join(m.Config.DataDir, auditCheckpointDir), Logger: m.Logger})
+		CheckpointDir: checkpointDir(m.Config), Logger: m.Logger})
 	total := 0
 	for {
 		n, err := seq.Step(e.ctx)

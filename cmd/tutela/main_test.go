@@ -15,6 +15,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,6 +23,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"tutela/audit"
 
 	"tutela/sqlstore/sqltest"
 )
@@ -332,5 +334,39 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, nil, "no-such-command"); code != 2 {
 		t.Fatalf("unknown command exit %d, want 2", code)
+	}
+}
+
+func TestServe_PublishesSignedCheckpointsToURL(t *testing.T) {
+	t.Parallel()
+	got := make(chan []byte, 16)
+	witness := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+			got <- b
+		}
+	}))
+	defer witness.Close()
+	env := append(baseEnv(t), "TUTELA_AUDIT_CHECKPOINT_URL="+witness.URL, "TUTELA_AUDIT_CHECKPOINT_INTERVAL=100ms")
+	addr, _, _ := startServe(t, env)
+	res, err := http.Get("http://" + addr + "/v1/openapi.json") // an audited /v1 call
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	res, err = http.Get("http://" + addr + "/v1/audit/public-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	select {
+	case cp := <-got:
+		c, err := audit.OpenCheckpoint(cp, strings.TrimSpace(string(vkey)), AuditOrigin)
+		if err != nil || c.Size < 1 {
+			t.Fatalf("published checkpoint does not verify: %v %+v", err, c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no checkpoint published to the URL")
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -55,8 +56,28 @@ func (m *Main) startAudit() error {
 		return fmt.Errorf("audit signing key: %w", err)
 	}
 	m.auditVKey = vkey
-	m.sequencer = sqlstore.NewSequencer(m.DB, signer, AuditOrigin, sqlstore.SequencerOptions{
-		CheckpointDir: filepath.Join(m.Config.DataDir, "checkpoints"), Logger: m.Logger})
+	opts := sqlstore.SequencerOptions{CheckpointDir: checkpointDir(m.Config), Interval: m.Config.Audit.CheckpointInterval,
+		Logger: m.Logger}
+	if u := m.Config.Audit.CheckpointURL; u != "" {
+		client := &http.Client{Timeout: 5 * time.Second}
+		opts.Publish = func(ctx context.Context, size int64, signed []byte) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(signed))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+			res, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			res.Body.Close()
+			if res.StatusCode/100 != 2 {
+				return fmt.Errorf("checkpoint %d: %s answered %s", size, u, res.Status)
+			}
+			return nil
+		}
+	}
+	m.sequencer = sqlstore.NewSequencer(m.DB, signer, AuditOrigin, opts)
 	return nil
 }
 
@@ -378,4 +399,13 @@ func (serveCmd) Run(e *env) error {
 	}
 	m.Logger.Info("stopped")
 	return nil
+}
+
+// checkpointDir is where signed checkpoints are published: audit.checkpoint_dir, or
+// <data_dir>/checkpoints.
+func checkpointDir(cfg *config.Config) string {
+	if cfg.Audit.CheckpointDir != "" {
+		return cfg.Audit.CheckpointDir
+	}
+	return filepath.Join(cfg.DataDir, auditCheckpointDir)
 }
