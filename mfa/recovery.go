@@ -12,16 +12,18 @@ import (
 	"tutela/sqlstore"
 )
 
-// Recovery codes: RecoveryCodeCount codes of 80 random bits each (16 base32 characters, shown
-// as four groups of four). They are stored as SHA-256 only: a hash of a value with 80 bits of
-// entropy cannot be reversed by guessing, so a slow password hash (argon2id) would add cost to
-// every sign-in and no protection (NIST SP 800-63B §5.1.2.2 asks for ≥ 64 bits for look-up
-// secrets and allows an unsalted approved hash at 112 bits or above; we salt with the tenant
-// and user anyway, so equal codes of two users never share a hash).
+// Recovery codes: RecoveryCodeCount codes of 120 random bits each (24 base32 characters, shown
+// as six groups of four). At 112 bits or more ASVS 5.0 6.5.2 allows a standard hash, so they
+// are stored as SHA-256 — a slow password hash would add cost to every sign-in and no
+// protection against guessing 2^120 values. The hash is also keyed by tenant and user, so
+// equal codes of two users never share a hash.
 const (
 	RecoveryCodeCount = 10
-	recoveryCodeBytes = 10
+	recoveryCodeBytes = 15
 )
+
+// recoveryCodeLen is a code's length without separators: 120 bits in base32.
+const recoveryCodeLen = 24
 
 var recoveryEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
@@ -54,8 +56,8 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, tenantID, userID string)
 		if _, err := rand.Read(b); err != nil {
 			return nil, tutela.Wrap(err, "random source failed")
 		}
-		raw := recoveryEncoding.EncodeToString(b) // 16 characters
-		codes[i] = tutela.NewSecret(raw[0:4] + "-" + raw[4:8] + "-" + raw[8:12] + "-" + raw[12:16])
+		raw := recoveryEncoding.EncodeToString(b) // 24 characters
+		codes[i] = tutela.NewSecret(raw[0:4] + "-" + raw[4:8] + "-" + raw[8:12] + "-" + raw[12:16] + "-" + raw[16:20] + "-" + raw[20:24])
 		hashes[i] = recoveryHash(tenantID, userID, raw)
 	}
 	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
@@ -74,7 +76,7 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, tenantID, userID string)
 // used before, voided by regeneration, or wrong is ErrInvalidCode.
 func (s *Service) UseRecoveryCode(ctx context.Context, tenantID, userID, code string) (remaining int, err error) {
 	norm := normalizeRecoveryCode(code)
-	if len(norm) != 16 {
+	if len(norm) != recoveryCodeLen {
 		return 0, ErrInvalidCode
 	}
 	got := recoveryHash(tenantID, userID, norm)

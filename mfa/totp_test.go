@@ -251,7 +251,7 @@ func TestRecoveryCodes_SingleUseAndRegenerationVoids(t *testing.T) {
 		seen := map[string]bool{}
 		for _, c := range codes {
 			s := c.Reveal()
-			if len(s) != 19 || seen[s] {
+			if len(s) != 29 || seen[s] { // six groups of four: 120 bits (ASVS 6.5.2)
 				t.Fatalf("bad or repeated code %q", s)
 			}
 			seen[s] = true
