@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"tutela"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
+	"tutela/vault"
 )
 
 // enrolTOTP enrols a TOTP factor through the API for the signed-in user and returns its seed.
@@ -324,4 +326,40 @@ func wellFormedCredential(t *testing.T) virtualwebauthn.Credential {
 	}
 	t.Fatal("no well-formed virtual credential")
 	return virtualwebauthn.Credential{}
+}
+
+func TestKeys_ListShowsNoKeyMaterialAndIsSuperAdminOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	e.seed(t, "root", "root@example.org", pw, "super_admin")
+	e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	root := e.login(t, "root", "root@example.org", pw, "")
+	e.enrolTOTP(t, root.cookie)
+	// A keyset exists (created as the server's vault would), so there is material to leak.
+	if _, err := newVault(t, e.db).Encrypt(ctxBG, "", vault.PurposeSigningKeys, []byte("secret"), nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := sqlstore.KeysetStore{DB: e.db}.ListKeysets(ctxBG)
+	if err != nil || len(rows) == 0 {
+		t.Fatalf("no keyset to check: %v", err)
+	}
+	var wrapped [][]byte
+	for _, k := range rows {
+		wrapped = append(wrapped, k.Wrapped)
+	}
+	res, b := e.req(t, "GET", "/v1/keys", "", "", root.cookie)
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"kek_uri"`) {
+		t.Fatalf("keys: %d %s", res.StatusCode, b)
+	}
+	for _, w := range wrapped {
+		for _, enc := range []string{base64.StdEncoding.EncodeToString(w), base64.RawURLEncoding.EncodeToString(w), string(w)} {
+			if len(enc) > 8 && strings.Contains(string(b), enc) {
+				t.Fatal("wrapped keyset in the API response")
+			}
+		}
+	}
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	e.enrolTOTP(t, admin.cookie)
+	res, b = e.req(t, "GET", "/v1/keys", "", "", admin.cookie)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
 }

@@ -19,6 +19,7 @@ import (
 	"tutela/httpapi/middleware"
 	"tutela/identity"
 	"tutela/sqlstore"
+	"tutela/vault"
 )
 
 // Deps is what the server needs. Zero values get sensible defaults where one exists.
@@ -41,6 +42,8 @@ type Deps struct {
 	// a second factor verified in the last 5 minutes. Production always sets it; tests of
 	// unrelated features may leave it off.
 	EnforceStepUp bool
+	// Keys is the vault, for GET /v1/keys (nil: not served).
+	Keys *vault.Vault
 }
 
 // Route is one registered endpoint.
@@ -182,6 +185,9 @@ func (s *Server) routesInit() {
 	s.handle("GET", "/v1/authz/explain", false, s.authed(false, s.authzExplain))
 	s.handle("GET", "/v1/authz/policy", false, s.authed(false, s.authzPolicy))
 	s.accessReviewRoutes()
+	if s.d.Keys != nil {
+		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
+	}
 	// Anything else under / is a JSON 404, not the mux's plain-text one.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))
@@ -225,4 +231,19 @@ func OpenAPI() []byte { return openAPIDoc }
 func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(openAPIDoc)
+}
+
+// listKeys shows the super-admin every keyset — IDs, purposes, created and rotated dates, where
+// the key-encryption key lives — and never key material.
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := requireSuperAdmin(p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	views, err := s.d.Keys.Keys(r.Context())
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"kek_uri": s.d.Keys.KEKURI(), "keysets": views})
 }

@@ -72,6 +72,7 @@ func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	ids := newIdentity(t, db, c.Now, cfg, mailer)
 	if deps.EnforceStepUp {
 		ids.MFA = newMFA(t, db, c.Now)
+		deps.Keys = newVault(t, db)
 	}
 	t.Cleanup(ids.Close)
 	deps.Identity = ids
@@ -81,6 +82,19 @@ func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 // withMFA turns on second factors, mandatory MFA for admin roles and step-up enforcement, as
 // production runs.
 func withMFA(d *httpapi.Deps) { d.EnforceStepUp = true }
+
+func newVault(t testing.TB, db *sqlstore.DB) *vault.Vault {
+	t.Helper()
+	kek, err := vault.NewLocalKEK(tutela.NewSecretBytes(bytes.Repeat([]byte{5}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(context.Background(), kek, sqlstore.KeysetStore{DB: db}, vault.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
 
 func newMFA(t testing.TB, db *sqlstore.DB, now tutela.Clock) *mfa.Service {
 	t.Helper()

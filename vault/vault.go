@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
 	"github.com/tink-crypto/tink-go/v2/daead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
@@ -113,9 +115,16 @@ type Vault struct {
 	store Store
 	ttl   time.Duration
 	now   tutela.Clock
+	// timers: with the system clock, each cached keyset expires by a timer that flags it
+	// stale, so Encrypt and Decrypt do not read the clock (a clock read costs as much as the
+	// AES-GCM call on some virtual machines). An injected clock is read on every use instead,
+	// so tests can move it.
+	timers bool
 
+	// cache is copy-on-write: Encrypt and Decrypt read it with one atomic load and no lock;
+	// writers (loads, rotations, Invalidate) hold mu and publish a new map.
 	mu    sync.Mutex
-	cache map[cacheKey]*cached
+	cache atomic.Pointer[map[cacheKey]*cached]
 }
 
 type cacheKey struct{ tenant, purpose string }
@@ -123,9 +132,54 @@ type cacheKey struct{ tenant, purpose string }
 type cached struct {
 	version   int64
 	primaryID uint32
-	aead      tink.AEAD
+	aead      tink.AEAD // Tink's keyset primitive: any key type, output prefix or raw
 	daead     tink.DeterministicAEAD
 	expires   time.Time
+	stale     atomic.Bool
+	timer     *time.Timer
+	// Fast path, set when every enabled key is AES-GCM with Tink's output prefix (all keys
+	// this package creates): the primary's own primitive for Encrypt, each key's by ID for
+	// Decrypt, so an operation is one lookup and one AEAD call instead of Tink's primitive-set
+	// wrapper (which re-slices the prefix and allocates per call).
+	primary tink.AEAD
+	byID    map[uint32]tink.AEAD
+	// aadPrefix binds every ciphertext to its tenant and purpose; the caller's aad follows.
+	aadPrefix []byte // lengthPrefixed("tutela/data/v1", tenant, purpose)
+}
+
+func (v *Vault) cacheGet(k cacheKey) *cached {
+	if m := v.cache.Load(); m != nil {
+		return (*m)[k]
+	}
+	return nil
+}
+
+// cacheUpdate publishes a copy of the cache changed by fn.
+func (v *Vault) cacheUpdate(fn func(m map[cacheKey]*cached)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	next := map[cacheKey]*cached{}
+	if cur := v.cache.Load(); cur != nil {
+		for k, c := range *cur {
+			next[k] = c
+		}
+	}
+	fn(next)
+	if cur := v.cache.Load(); cur != nil {
+		for k, c := range *cur {
+			if next[k] != c && c.timer != nil {
+				c.timer.Stop()
+			}
+		}
+	}
+	v.cache.Store(&next)
+}
+
+func (v *Vault) fresh(c *cached) bool {
+	if v.timers {
+		return !c.stale.Load()
+	}
+	return v.now().Before(c.expires)
 }
 
 // New returns a Vault and checks that kek unwraps every stored keyset: with the wrong KEK it
@@ -134,10 +188,11 @@ func New(ctx context.Context, kek KEK, store Store, opt Options) (*Vault, error)
 	if opt.CacheTTL <= 0 {
 		opt.CacheTTL = 5 * time.Minute
 	}
+	timers := opt.Clock == nil
 	if opt.Clock == nil {
 		opt.Clock = tutela.SystemClock
 	}
-	v := &Vault{kek: kek, store: store, ttl: opt.CacheTTL, now: opt.Clock, cache: map[cacheKey]*cached{}}
+	v := &Vault{kek: kek, store: store, ttl: opt.CacheTTL, now: opt.Clock, timers: timers}
 	if err := v.Check(ctx); err != nil {
 		return nil, err
 	}
@@ -167,11 +222,6 @@ func (v *Vault) KEKURI() string { return v.kek.URI() }
 // tenant's row does not unwrap.
 func keysetAAD(tenantID, purpose string) []byte {
 	return lengthPrefixed("tutela/keyset/v1", tenantID, purpose)
-}
-
-// dataAAD binds a ciphertext to its tenant, purpose and caller context.
-func dataAAD(tenantID, purpose string, aad []byte) []byte {
-	return append(lengthPrefixed("tutela/data/v1", tenantID, purpose), aad...)
 }
 
 // AAD builds the associated data for a field stored at (table, column, row id): a ciphertext
@@ -222,12 +272,8 @@ func keyInfos(h *keyset.Handle) []KeyInfo {
 // primitive returns the cached primitives for (tenant, purpose), loading (or, with create,
 // creating) the keyset when the cache has none or it expired.
 func (v *Vault) primitive(ctx context.Context, tenantID, purpose string, create bool) (*cached, error) {
-	k := cacheKey{tenantID, purpose}
-	now := v.now()
-	v.mu.Lock()
-	c := v.cache[k]
-	v.mu.Unlock()
-	if c != nil && now.Before(c.expires) {
+	c := v.cacheGet(cacheKey{tenantID, purpose})
+	if c != nil && v.fresh(c) {
 		return c, nil
 	}
 	ks, err := v.store.GetKeyset(ctx, tenantID, purpose)
@@ -248,26 +294,80 @@ func (v *Vault) load(ks *Keyset) (*cached, error) {
 	c := &cached{version: ks.Version, expires: v.now().Add(v.ttl)}
 	info := h.KeysetInfo()
 	c.primaryID = info.GetPrimaryKeyId()
+	c.aadPrefix = lengthPrefixed("tutela/data/v1", ks.TenantID, ks.Purpose)
 	if ks.Kind == KindDeterministic {
 		c.daead, err = daead.New(h)
 	} else {
 		c.aead, err = aead.New(h)
+		if err == nil {
+			err = c.loadFast(h)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("vault: keyset %s: %w", ks.ID, err)
 	}
-	v.mu.Lock()
-	v.cache[cacheKey{ks.TenantID, ks.Purpose}] = c
-	v.mu.Unlock()
+	if v.timers {
+		c.timer = time.AfterFunc(v.ttl, func() { c.stale.Store(true) })
+	}
+	v.cacheUpdate(func(m map[cacheKey]*cached) { m[cacheKey{ks.TenantID, ks.Purpose}] = c })
 	return c, nil
+}
+
+// loadFast builds the per-key AES-GCM primitives; a keyset holding any other enabled key (a
+// raw-prefix or non-GCM key imported from elsewhere) keeps using only Tink's wrapper.
+func (c *cached) loadFast(h *keyset.Handle) error {
+	byID := map[uint32]tink.AEAD{}
+	var primary tink.AEAD
+	for i := range h.Len() {
+		e, err := h.Entry(i)
+		if err != nil {
+			return err
+		}
+		if e.KeyStatus() != keyset.Enabled {
+			continue
+		}
+		k, ok := e.Key().(*aesgcm.Key)
+		if !ok {
+			return nil
+		}
+		if _, required := k.IDRequirement(); !required {
+			return nil
+		}
+		p, err := aesgcm.NewAEAD(k)
+		if err != nil {
+			return err
+		}
+		byID[e.KeyID()] = p
+		if e.IsPrimary() {
+			primary = p
+		}
+	}
+	if primary != nil {
+		c.primary, c.byID = primary, byID
+	}
+	return nil
+}
+
+// aadPool holds scratch buffers for the associated data: the AEADs read it and keep nothing,
+// so one buffer per in-flight call avoids an allocation per operation.
+var aadPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// withAAD calls fn with the full associated data of a (tenant, purpose, aad) operation.
+func withAAD[T any](c *cached, aad []byte, fn func(ad []byte) (T, error)) (T, error) {
+	bp := aadPool.Get().(*[]byte)
+	ad := append(append((*bp)[:0], c.aadPrefix...), aad...)
+	r, err := fn(ad)
+	if cap(ad) <= 4096 {
+		*bp = ad[:0]
+		aadPool.Put(bp)
+	}
+	return r, err
 }
 
 // Invalidate drops cached keysets so the next operation reloads them (after a rotation done by
 // another node, the cache TTL bounds how long the old primary keeps encrypting).
 func (v *Vault) Invalidate() {
-	v.mu.Lock()
-	clear(v.cache)
-	v.mu.Unlock()
+	v.cacheUpdate(func(m map[cacheKey]*cached) { clear(m) })
 }
 
 func (v *Vault) create(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
@@ -310,10 +410,15 @@ func (v *Vault) Encrypt(ctx context.Context, tenantID, purpose string, plaintext
 	if err != nil {
 		return nil, err
 	}
-	if c.daead != nil {
-		return c.daead.EncryptDeterministically(plaintext, dataAAD(tenantID, purpose, aad))
-	}
-	return c.aead.Encrypt(plaintext, dataAAD(tenantID, purpose, aad))
+	return withAAD(c, aad, func(ad []byte) ([]byte, error) {
+		switch {
+		case c.primary != nil:
+			return c.primary.Encrypt(plaintext, ad)
+		case c.daead != nil:
+			return c.daead.EncryptDeterministically(plaintext, ad)
+		}
+		return c.aead.Encrypt(plaintext, ad)
+	})
 }
 
 // Decrypt opens a ciphertext from Encrypt with the same tenantID, purpose and aad. Any failure
@@ -345,10 +450,18 @@ func (v *Vault) Decrypt(ctx context.Context, tenantID, purpose string, ciphertex
 func (c *cached) hasCurrent(ct []byte) bool { return keyIDOf(ct) == c.primaryID }
 
 func (v *Vault) open(c *cached, tenantID, purpose string, ct, aad []byte) ([]byte, error) {
-	if c.daead != nil {
-		return c.daead.DecryptDeterministically(ct, dataAAD(tenantID, purpose, aad))
-	}
-	return c.aead.Decrypt(ct, dataAAD(tenantID, purpose, aad))
+	return withAAD(c, aad, func(ad []byte) ([]byte, error) {
+		switch {
+		case c.byID != nil:
+			if p := c.byID[keyIDOf(ct)]; p != nil {
+				return p.Decrypt(ct, ad)
+			}
+			return nil, ErrDecrypt
+		case c.daead != nil:
+			return c.daead.DecryptDeterministically(ct, ad)
+		}
+		return c.aead.Decrypt(ct, ad)
+	})
 }
 
 // keyIDOf reads the key ID from Tink's output prefix (0x01 || big-endian uint32); 0 if absent.
@@ -366,8 +479,15 @@ func KeyID(ct []byte) uint32 { return keyIDOf(ct) }
 // on the version, so two nodes rotating at once cannot lose a key.
 func (v *Vault) mutate(ctx context.Context, tenantID, purpose string, action string,
 	change func(m *keyset.Manager, ks *Keyset) (map[string]any, error)) (*Keyset, error) {
+	return v.mutateKeyset(ctx, tenantID, purpose, action, true, change)
+}
+
+// mutateKeyset is mutate; with create false a missing keyset is ENOTFOUND (a scheduled
+// rotation must not resurrect a keyset destroyed for crypto-shredding).
+func (v *Vault) mutateKeyset(ctx context.Context, tenantID, purpose string, action string, create bool,
+	change func(m *keyset.Manager, ks *Keyset) (map[string]any, error)) (*Keyset, error) {
 	ks, err := v.store.GetKeyset(ctx, tenantID, purpose)
-	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND && create {
 		if ks, err = v.create(ctx, tenantID, purpose); err != nil {
 			return nil, err
 		}
@@ -405,9 +525,7 @@ func (v *Vault) mutate(ctx context.Context, tenantID, purpose string, action str
 	if err := v.store.UpdateKeyset(ctx, &next, prev, Event{Action: action, Details: details}); err != nil {
 		return nil, err
 	}
-	v.mu.Lock()
-	delete(v.cache, cacheKey{tenantID, purpose})
-	v.mu.Unlock()
+	v.cacheUpdate(func(m map[cacheKey]*cached) { delete(m, cacheKey{tenantID, purpose}) })
 	return &next, nil
 }
 
@@ -442,6 +560,62 @@ func (v *Vault) Retire(ctx context.Context, tenantID, purpose string) (*Keyset, 
 		}
 		return map[string]any{"destroyed_key_ids": gone}, nil
 	})
+}
+
+// errNotDue stops a scheduled rotation whose keyset another node has just rotated.
+var errNotDue = errors.New("vault: rotation not due")
+
+// primaryAge is how long the keyset's primary has been in use.
+func primaryAge(ks *Keyset, now time.Time) time.Duration {
+	since := ks.RotatedAt
+	if since.IsZero() {
+		since = ks.CreatedAt
+	}
+	return now.Sub(since)
+}
+
+// RotateDue rotates every keyset whose primary key is older than every (the rotation schedule;
+// call it from the server's maintenance loop). Each keyset is re-read and re-checked inside the
+// rotation and stored with a compare-and-swap, so nodes running the schedule at once rotate a
+// keyset once, not once per node. It returns the keysets rotated; an error on one keyset does
+// not stop the others.
+func (v *Vault) RotateDue(ctx context.Context, every time.Duration) ([]*Keyset, error) {
+	if every <= 0 {
+		return nil, errors.New("vault: rotation interval must be positive")
+	}
+	all, err := v.store.ListKeysets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Keyset
+	var errs []error
+	for i := range all {
+		if primaryAge(&all[i], v.now()) < every {
+			continue
+		}
+		ks, err := v.mutateKeyset(ctx, all[i].TenantID, all[i].Purpose, "key.rotate", false, func(m *keyset.Manager, ks *Keyset) (map[string]any, error) {
+			if primaryAge(ks, v.now()) < every {
+				return nil, errNotDue
+			}
+			id, err := m.Add(template(ks.Kind))
+			if err != nil {
+				return nil, fmt.Errorf("vault: rotate: %w", err)
+			}
+			if err := m.SetPrimary(id); err != nil {
+				return nil, fmt.Errorf("vault: rotate: %w", err)
+			}
+			return map[string]any{"new_primary": id, "scheduled": true, "every": every.String()}, nil
+		})
+		switch {
+		case errors.Is(err, errNotDue), tutela.ErrorCode(err) == tutela.ECONFLICT, // another node rotated it
+			tutela.ErrorCode(err) == tutela.ENOTFOUND: // destroyed since listed
+		case err != nil:
+			errs = append(errs, fmt.Errorf("keyset %s: %w", all[i].ID, err))
+		default:
+			out = append(out, ks)
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // RewrapKEK re-encrypts every stored keyset from the old KEK to the new one (KEK rotation, or a
@@ -486,9 +660,7 @@ func (v *Vault) Destroy(ctx context.Context, tenantID, purpose string) error {
 		Details: map[string]any{"purpose": purpose}}); err != nil {
 		return err
 	}
-	v.mu.Lock()
-	delete(v.cache, cacheKey{tenantID, purpose})
-	v.mu.Unlock()
+	v.cacheUpdate(func(m map[cacheKey]*cached) { delete(m, cacheKey{tenantID, purpose}) })
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"tutela"
 )
@@ -365,4 +366,94 @@ func BenchmarkRewrap(b *testing.B) {
 		rows += p.Rewrapped
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
+
+func TestVault_RotateDueRotatesOnlyOldPrimaries(t *testing.T) {
+	t.Parallel()
+	st := newMemStore()
+	kek, _ := NewLocalKEK(randomMaster(t))
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	a, _ := New(context.Background(), kek, st, Options{Clock: clock})
+	b, _ := New(context.Background(), kek, st, Options{Clock: clock})
+	ctx := context.Background()
+	old, _ := a.Encrypt(ctx, "t1", PurposePersonalData, []byte("old"), nil)
+	now = now.Add(20 * 24 * time.Hour)
+	if _, err := a.Encrypt(ctx, "t2", PurposePersonalData, []byte("young"), nil); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(15 * 24 * time.Hour) // t1's primary is 35 days old, t2's 15
+	got, err := a.RotateDue(ctx, 30*24*time.Hour)
+	if err != nil || len(got) != 1 || got[0].TenantID != "t1" || len(got[0].Keys) != 2 {
+		t.Fatalf("RotateDue: %+v, %v", got, err)
+	}
+	// A second node running the same schedule right after finds nothing due.
+	if again, err := b.RotateDue(ctx, 30*24*time.Hour); err != nil || len(again) != 0 {
+		t.Fatalf("second node rotated again: %+v, %v", again, err)
+	}
+	ct, _ := a.Encrypt(ctx, "t1", PurposePersonalData, []byte("new"), nil)
+	if KeyID(ct) == KeyID(old) {
+		t.Fatal("new writes still use the old primary")
+	}
+	if pt, err := a.Decrypt(ctx, "t1", PurposePersonalData, old, nil); err != nil || string(pt) != "old" {
+		t.Fatalf("old ciphertext after rotation: %q %v", pt, err)
+	}
+	// A destroyed keyset is not brought back by the schedule.
+	if err := a.Destroy(ctx, "t2", PurposePersonalData); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(365 * 24 * time.Hour)
+	if _, err := a.RotateDue(ctx, 30*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetKeyset(ctx, "t2", PurposePersonalData); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		t.Fatalf("destroyed keyset recreated: %v", err)
+	}
+	if _, err := a.RotateDue(ctx, 0); err == nil {
+		t.Fatal("zero interval accepted")
+	}
+}
+
+func TestVault_CacheExpiresWithInjectedClock(t *testing.T) {
+	t.Parallel()
+	st := newMemStore()
+	kek, _ := NewLocalKEK(randomMaster(t))
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, _ := New(context.Background(), kek, st, Options{Clock: func() time.Time { return now }, CacheTTL: time.Minute})
+	b, _ := New(context.Background(), kek, st, Options{})
+	ctx := context.Background()
+	first, _ := a.Encrypt(ctx, "", PurposeTOTP, []byte("1"), nil)
+	if _, err := b.Rotate(ctx, "", PurposeTOTP); err != nil {
+		t.Fatal(err)
+	}
+	if ct, _ := a.Encrypt(ctx, "", PurposeTOTP, []byte("2"), nil); KeyID(ct) != KeyID(first) {
+		t.Fatal("cache dropped before its TTL")
+	}
+	now = now.Add(2 * time.Minute)
+	if ct, _ := a.Encrypt(ctx, "", PurposeTOTP, []byte("3"), nil); KeyID(ct) == KeyID(first) {
+		t.Fatal("expired cache still encrypts under the old primary")
+	}
+}
+
+// BenchmarkTinkAESGCMPrimitive is Tink's AES-GCM primitive alone (one key, output prefix, the
+// vault's full associated data): the floor the vault's fast path can reach.
+func BenchmarkTinkAESGCMPrimitive(b *testing.B) {
+	v := benchVault(b)
+	ctx := context.Background()
+	tenant := "0190f3a4-aaaa-7000-8000-000000000001"
+	c, err := v.primitive(ctx, tenant, PurposePersonalData, true)
+	if err != nil || c.primary == nil {
+		b.Fatal(err, "no fast path")
+	}
+	ad := append(lengthPrefixed("tutela/data/v1", tenant, PurposePersonalData), AAD("users", "phone", tenant)...)
+	b.ReportAllocs()
+	for b.Loop() {
+		ct, err := c.primary.Encrypt(benchPlain, ad)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.primary.Decrypt(ct, ad); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -26,6 +26,7 @@ type cli struct {
 	Audit     auditCmd     `cmd:"" help:"Tamper-evident audit log: verify, export, prune, sequence, key."`
 	Breach    breachCmd    `cmd:"" help:"Breached-password index for deployments without internet."`
 	Keys      keysCmd      `cmd:"" help:"Data-encryption keys: list, rotate, rewrap, retire, KEK rotation."`
+	Backup    backupCmd    `cmd:"" help:"Encrypted backups (age): create, restore."`
 	SA        saCmd        `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
 	Version   versionCmd   `cmd:"" help:"Print the version."`
 }

@@ -18,11 +18,14 @@ import (
 // vaultSettings are the vault's configuration. Until config/ gains the vault section they come
 // from the environment: TUTELA_VAULT_KEK_URI (vault.kek_uri, default local:),
 // TUTELA_VAULT_PKCS11_MODULE (vault.pkcs11_module), TUTELA_VAULT_CACHE_TTL (vault.cache_ttl,
-// default 5m) and TUTELA_HSM_PIN (secret, environment only).
+// default 5m), TUTELA_VAULT_ROTATE_EVERY (vault.rotate_every: rotate keysets whose primary is
+// older than this from the maintenance loop; empty or 0 = off) and TUTELA_HSM_PIN (secret,
+// environment only).
 type vaultSettings struct {
 	KEKURI       string
 	PKCS11Module string
 	CacheTTL     time.Duration
+	RotateEvery  time.Duration
 	HSMPIN       tutela.Secret
 }
 
@@ -45,6 +48,13 @@ func vaultSettingsFrom(environ []string) (vaultSettings, error) {
 			return s, errors.New("TUTELA_VAULT_CACHE_TTL must be a positive duration such as 5m")
 		}
 		s.CacheTTL = d
+	}
+	if v := lookupEnv(environ, "TUTELA_VAULT_ROTATE_EVERY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || (d > 0 && d < time.Hour) {
+			return s, errors.New("TUTELA_VAULT_ROTATE_EVERY must be 0 (off) or a duration of at least 1h such as 2160h")
+		}
+		s.RotateEvery = d
 	}
 	return s, nil
 }

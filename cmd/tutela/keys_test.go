@@ -106,3 +106,16 @@ func TestKeysCommands_CloudKMSNotBuiltIn(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestVaultSettings_RotateEvery(t *testing.T) {
+	t.Parallel()
+	s, err := vaultSettingsFrom([]string{"TUTELA_VAULT_ROTATE_EVERY=2160h"})
+	if err != nil || s.RotateEvery.Hours() != 2160 {
+		t.Fatalf("%v %v", s.RotateEvery, err)
+	}
+	for _, bad := range []string{"soon", "-1h", "30s"} {
+		if _, err := vaultSettingsFrom([]string{"TUTELA_VAULT_ROTATE_EVERY=" + bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -370,3 +370,44 @@ func TestServe_PublishesSignedCheckpointsToURL(t *testing.T) {
 		t.Fatal("no checkpoint published to the URL")
 	}
 }
+
+func TestServe_LogsNeverContainKeys(t *testing.T) {
+	t.Parallel()
+	env := append(baseEnv(t), "TUTELA_LOG_LEVEL=debug")
+	dataDir := strings.TrimPrefix(env[0], "TUTELA_DATA_DIR=")
+	addr, logs, stop := startServe(t, env)
+	for _, path := range []string{"/healthz", "/v1/openapi.json", "/.well-known/jwks.json", "/v1/audit/public-key"} {
+		if res, err := http.Get("http://" + addr + path); err == nil {
+			res.Body.Close()
+		}
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	master, err := os.ReadFile(filepath.Join(dataDir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKey, err := os.ReadFile(filepath.Join(dataDir, "audit.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{strings.TrimSpace(string(master))}
+	for _, line := range strings.Split(string(auditKey), "\n") {
+		if strings.HasPrefix(line, "PRIVATE+KEY") {
+			secrets = append(secrets, strings.TrimSpace(line))
+		}
+	}
+	if len(secrets) < 2 {
+		t.Fatalf("could not read the keys to look for: %q", auditKey)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "tutela ready") {
+		t.Fatal("no logs captured")
+	}
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Fatal("key material in the server log")
+		}
+	}
+}

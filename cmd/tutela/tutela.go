@@ -45,7 +45,11 @@ type Main struct {
 	identity   *identity.Service
 	closers    []func() error
 	sequencer  *sqlstore.Sequencer
-	auditVKey  string
+	// vault seals Tutela's stored secrets (token signing keys, TOTP seeds) under Tink keysets
+	// wrapped by the key-encryption key.
+	vault       *vault.Vault
+	rotateEvery time.Duration
+	auditVKey   string
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
@@ -113,6 +117,13 @@ func (m *Main) keyMaintenance(ctx context.Context) {
 		case <-t.C:
 			if err := m.ring.Rotate(ctx); err != nil {
 				m.Logger.Error("rotate access-token keys", "err", err)
+			}
+			if m.vault != nil && m.rotateEvery > 0 {
+				if ks, err := m.vault.RotateDue(ctx, m.rotateEvery); err != nil {
+					m.Logger.Error("scheduled keyset rotation", "err", err)
+				} else if len(ks) > 0 {
+					m.Logger.Info("rotated keysets on schedule", "count", len(ks))
+				}
 			}
 		}
 	}
@@ -220,7 +231,13 @@ func (m *Main) Listen(ctx context.Context) error {
 			return err
 		}
 	}
-	sealer, err := vault.NewLocalSealer(m.MasterKey)
+	// Secrets go through the vault; values the interim local sealer wrote still open, and
+	// `tutela keys rewrap` moves them under the keysets.
+	sealer, err := vault.NewVaultSealer(m.vault, "", vault.PurposeSigningKeys, m.MasterKey)
+	if err != nil {
+		return err
+	}
+	mfaSealer, err := vault.NewVaultSealer(m.vault, "", vault.PurposeTOTP, m.MasterKey)
 	if err != nil {
 		return err
 	}
@@ -257,7 +274,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		origins = append(origins, rp.Scheme+"://localhost:"+rp.Port())
 		m.Logger.Warn("auth.issuer is an IP address: passkeys work only via localhost; set auth.issuer to the public https URL")
 	}
-	mfaSvc, err := mfa.New(m.DB, sealer, nil, mfa.WebAuthnConfig{RPID: rpID, RPDisplayName: "Tutela", RPOrigins: origins})
+	mfaSvc, err := mfa.New(m.DB, mfaSealer, nil, mfa.WebAuthnConfig{RPID: rpID, RPDisplayName: "Tutela", RPOrigins: origins})
 	if err != nil {
 		ln.Close()
 		return err
@@ -276,7 +293,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: useTLS, TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
-		MaskKey: maskKey, EnforceStepUp: true,
+		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault,
 	})
 	m.httpServer = &http.Server{
 		Handler:           api,
@@ -385,6 +402,16 @@ func (serveCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
+	// The vault opens first: a wrong key-encryption key stops the start before anything is
+	// written.
+	if m.vault, err = m.openVault(e); err != nil {
+		return err
+	}
+	vs, err := vaultSettingsFrom(e.environ)
+	if err != nil {
+		return err
+	}
+	m.rotateEvery = vs.RotateEvery
 	if err := m.Listen(e.ctx); err != nil {
 		return err
 	}

@@ -1,0 +1,473 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"tutela/audit"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+	"tutela/vault"
+)
+
+func dataDirOf(environ []string) string { return strings.TrimPrefix(environ[0], "TUTELA_DATA_DIR=") }
+
+// ageKey returns a fresh X25519 recipient and a 0600 identity file holding its secret key.
+func ageKey(t *testing.T) (recipient, identityFile string) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	identityFile = filepath.Join(t.TempDir(), "backup.agekey")
+	if err := os.WriteFile(identityFile, []byte("# test identity\n"+id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return id.Recipient().String(), identityFile
+}
+
+// seedSource bootstraps a tenant and super-admin, records more audit events, sequences them
+// (publishing checkpoints) and leaves one event pending, so the backup holds both states.
+func seedSource(t *testing.T, environ []string, dsn string) {
+	t.Helper()
+	if code, _, stderr := runCmd(t, environ, "bootstrap", "--tenant", "acme", "--email", "root@example.org"); code != 0 {
+		t.Fatalf("bootstrap: %s", stderr)
+	}
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	record := func(i int) {
+		ev := audit.Event{ActorType: audit.ActorSystem, Action: fmt.Sprintf("test.backup_%d", i), Outcome: audit.OutcomeSuccess}
+		if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Audit(ctx, ev) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		record(i)
+	}
+	if out, err := auditRun(t, environ, auditSequenceCmd{}); err != nil {
+		t.Fatalf("sequence: %s %v", out, err)
+	}
+	record(99) // pending: not yet in the log
+}
+
+func sqliteDSN(environ []string) string { return filepath.Join(dataDirOf(environ), "tutela.db") }
+
+// dumpDB reads every table except goose's as sorted row strings.
+func dumpDB(t *testing.T, dsn string) map[string][]string {
+	t.Helper()
+	driver, list := "sqlite", `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`
+	if strings.HasPrefix(dsn, "postgres") {
+		driver, list = "pgx", `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		if n != "goose_db_version" {
+			tables = append(tables, n)
+		}
+	}
+	rows.Close()
+	out := map[string][]string{}
+	for _, tbl := range tables {
+		rows, err := db.Query(`SELECT * FROM "` + tbl + `"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			out[tbl] = append(out[tbl], fmt.Sprintf("%v", vals))
+		}
+		rows.Close()
+		slices.Sort(out[tbl])
+	}
+	return out
+}
+
+func sameData(t *testing.T, a, b map[string][]string) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("table sets differ: %d vs %d", len(a), len(b))
+	}
+	for tbl, rows := range a {
+		if !slices.Equal(rows, b[tbl]) {
+			t.Fatalf("table %s differs after restore:\n%v\nvs\n%v", tbl, rows, b[tbl])
+		}
+	}
+	for _, tbl := range []string{"tenants", "users", "audit_events", "audit_log", "audit_checkpoints"} {
+		if len(a[tbl]) == 0 {
+			t.Fatalf("source table %s is empty: the round trip proves nothing", tbl)
+		}
+	}
+}
+
+// copyKeys copies master.key and audit.key, which operators back up separately.
+func copyKeys(t *testing.T, fromDir, toDir string) {
+	t.Helper()
+	if err := os.MkdirAll(toDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{vault.MasterKeyFile, audit.KeyFile} {
+		b, err := os.ReadFile(filepath.Join(fromDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vault.WriteFileAtomic(filepath.Join(toDir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func verifyAudit(t *testing.T, environ []string, publishedDir string) {
+	t.Helper()
+	out, err := auditRun(t, environ, auditVerifyCmd{Checkpoints: publishedDir})
+	if err != nil || !strings.Contains(out, "result:      OK") {
+		t.Fatalf("audit verify after restore: %v\n%s", err, out)
+	}
+}
+
+func createBackup(t *testing.T, environ []string, cmd backupCreateCmd) string {
+	t.Helper()
+	out, err := auditRun(t, environ, cmd)
+	if err != nil || !strings.Contains(out, "backup written") {
+		t.Fatalf("backup create: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(cmd.File); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file: %v", err)
+	}
+	return out
+}
+
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "absent"
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+func noRestoreLeftovers(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".restore-") || strings.HasPrefix(e.Name(), ".backup-") {
+			t.Errorf("temporary %s left in the data directory", e.Name())
+		}
+	}
+}
+
+func TestBackup_SQLiteRoundTripAuditVerifies(t *testing.T) {
+	t.Parallel()
+	src := baseEnv(t)
+	seedSource(t, src, sqliteDSN(src))
+	rcpt, idFile := ageKey(t)
+	file := filepath.Join(t.TempDir(), "tutela.backup")
+	out := createBackup(t, src, backupCreateCmd{File: file, Recipient: []string{rcpt}})
+	if !strings.Contains(out, "keys are not in this backup") {
+		t.Errorf("no reminder to back keys up separately: %s", out)
+	}
+	noRestoreLeftovers(t, dataDirOf(src))
+
+	dst := baseEnv(t)
+	copyKeys(t, dataDirOf(src), dataDirOf(dst))
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	noRestoreLeftovers(t, dataDirOf(dst))
+	if fi, err := os.Stat(sqliteDSN(dst)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("restored database: %v", err)
+	}
+	sameData(t, dumpDB(t, sqliteDSN(src)), dumpDB(t, sqliteDSN(dst)))
+	verifyAudit(t, dst, filepath.Join(dataDirOf(src), "checkpoints"))
+	// The pending event is sequenced after restore and the log still verifies.
+	if out, err := auditRun(t, dst, auditSequenceCmd{}); err != nil {
+		t.Fatalf("sequence after restore: %v %s", err, out)
+	}
+	verifyAudit(t, dst, filepath.Join(dataDirOf(dst), "checkpoints"))
+}
+
+func TestBackup_PostgresRoundTripIntoFreshDatabase(t *testing.T) {
+	t.Parallel()
+	srcURL := sqltest.PostgresURL(t)
+	src := append(baseEnv(t), "TUTELA_DATABASE_URL="+srcURL)
+	seedSource(t, src, srcURL)
+	rcpt, idFile := ageKey(t)
+	file := filepath.Join(t.TempDir(), "tutela.backup")
+	createBackup(t, src, backupCreateCmd{File: file, Recipient: []string{rcpt}})
+
+	dstURL := sqltest.PostgresURL(t)
+	dst := append(baseEnv(t), "TUTELA_DATABASE_URL="+dstURL)
+	if code, _, stderr := runCmd(t, dst, "migrate", "up"); code != 0 { // a freshly migrated, empty database
+		t.Fatal(stderr)
+	}
+	copyKeys(t, dataDirOf(src), dataDirOf(dst))
+
+	// Tampered first: refused, and the target stays empty.
+	b, _ := os.ReadFile(file)
+	bad := filepath.Join(t.TempDir(), "tampered.backup")
+	b2 := bytes.Clone(b)
+	b2[len(b2)/2] ^= 0x01
+	os.WriteFile(bad, b2, 0o600)
+	if _, err := auditRun(t, dst, backupRestoreCmd{File: bad, Identity: idFile}); !errors.Is(err, ErrBackupCorrupt) {
+		t.Fatalf("tampered restore: %v", err)
+	}
+	before := dumpDB(t, dstURL)
+	if len(before["users"]) != 0 || len(before["audit_events"]) != 0 {
+		t.Fatal("refused restore wrote rows")
+	}
+
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	sameData(t, dumpDB(t, srcURL), dumpDB(t, dstURL))
+	verifyAudit(t, dst, filepath.Join(dataDirOf(src), "checkpoints"))
+
+	// New writes after the restore: the serial position continues past the restored events.
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, dstURL, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.Audit(ctx, audit.Event{ActorType: audit.ActorSystem, Action: "test.after_restore", Outcome: audit.OutcomeSuccess})
+	}); err != nil {
+		t.Fatalf("audit insert after restore: %v", err)
+	}
+	if out, err := auditRun(t, dst, auditSequenceCmd{}); err != nil {
+		t.Fatalf("sequence after restore: %v %s", err, out)
+	}
+	verifyAudit(t, dst, filepath.Join(dataDirOf(dst), "checkpoints"))
+
+	// The target now holds data: a second restore is refused without --force, allowed with it.
+	if _, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); !errors.Is(err, sqlstore.ErrNotEmpty) {
+		t.Fatalf("restore into non-empty database: %v", err)
+	}
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, Force: true}); err != nil {
+		t.Fatalf("forced restore: %v\n%s", err, out)
+	}
+	sameData(t, dumpDB(t, srcURL), dumpDB(t, dstURL))
+	verifyAudit(t, dst, filepath.Join(dataDirOf(src), "checkpoints"))
+}
+
+func TestBackup_TamperedAnywhereRefusedTargetUntouched(t *testing.T) {
+	t.Parallel()
+	src := baseEnv(t)
+	seedSource(t, src, sqliteDSN(src))
+	rcpt, idFile := ageKey(t)
+	file := filepath.Join(t.TempDir(), "tutela.backup")
+	createBackup(t, src, backupCreateCmd{File: file, Recipient: []string{rcpt}})
+	good, _ := os.ReadFile(file)
+
+	// The target is a live database restored with --force, so a refused restore that touched
+	// it would show.
+	dst := baseEnv(t)
+	if code, _, stderr := runCmd(t, dst, "bootstrap", "--tenant", "other", "--email", "x@example.org"); code != 0 {
+		t.Fatal(stderr)
+	}
+	before := fileSum(t, sqliteDSN(dst))
+	positions := []int{0, 20, 100, len(good) / 3, len(good) / 2, len(good) - 17, len(good) - 1}
+	for _, pos := range positions {
+		bad := bytes.Clone(good)
+		bad[pos] ^= 0x20
+		path := filepath.Join(t.TempDir(), "bad.backup")
+		os.WriteFile(path, bad, 0o600)
+		_, err := auditRun(t, dst, backupRestoreCmd{File: path, Identity: idFile, Force: true})
+		if err == nil {
+			t.Fatalf("byte %d of %d flipped: restore succeeded", pos, len(good))
+		}
+		if after := fileSum(t, sqliteDSN(dst)); after != before {
+			t.Fatalf("byte %d flipped: the target database changed", pos)
+		}
+	}
+	// Truncated: age's final-chunk flag catches it.
+	path := filepath.Join(t.TempDir(), "short.backup")
+	os.WriteFile(path, good[:len(good)-100], 0o600)
+	if _, err := auditRun(t, dst, backupRestoreCmd{File: path, Identity: idFile, Force: true}); !errors.Is(err, ErrBackupCorrupt) {
+		t.Fatalf("truncated: %v", err)
+	}
+	if fileSum(t, sqliteDSN(dst)) != before {
+		t.Fatal("truncated backup changed the target")
+	}
+	noRestoreLeftovers(t, dataDirOf(dst))
+}
+
+func TestBackup_WrongIdentityRefused(t *testing.T) {
+	t.Parallel()
+	src := baseEnv(t)
+	seedSource(t, src, sqliteDSN(src))
+	rcpt, _ := ageKey(t)
+	_, otherID := ageKey(t)
+	file := filepath.Join(t.TempDir(), "tutela.backup")
+	createBackup(t, src, backupCreateCmd{File: file, Recipient: []string{rcpt}})
+	dst := baseEnv(t)
+	_, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: otherID})
+	if err == nil || !strings.Contains(err.Error(), "no identity") {
+		t.Fatalf("wrong identity: %v", err)
+	}
+	if _, err := os.Stat(sqliteDSN(dst)); err == nil {
+		t.Fatal("database created by a refused restore")
+	}
+}
+
+func TestBackup_RestoreIntoNonEmptyNeedsForce(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t)
+	seedSource(t, env, sqliteDSN(env))
+	rcpt, idFile := ageKey(t)
+	file := filepath.Join(t.TempDir(), "tutela.backup")
+	createBackup(t, env, backupCreateCmd{File: file, Recipient: []string{rcpt}})
+	snapshot := dumpDB(t, sqliteDSN(env))
+	// A later change, which a forced restore rolls back.
+	if code, _, stderr := runCmd(t, env, "service-account", "create", "--tenant", "acme", "--name", "later"); code != 0 {
+		t.Fatal(stderr)
+	}
+	before := fileSum(t, sqliteDSN(env))
+	_, err := auditRun(t, env, backupRestoreCmd{File: file, Identity: idFile})
+	if !errors.Is(err, sqlstore.ErrNotEmpty) {
+		t.Fatalf("restore into non-empty: %v", err)
+	}
+	if fileSum(t, sqliteDSN(env)) != before {
+		t.Fatal("refused restore changed the database")
+	}
+	if out, err := auditRun(t, env, backupRestoreCmd{File: file, Identity: idFile, Force: true}); err != nil {
+		t.Fatalf("forced restore: %v\n%s", err, out)
+	}
+	got := dumpDB(t, sqliteDSN(env))
+	sameData(t, snapshot, got)
+	verifyAudit(t, env, filepath.Join(t.TempDir(), "none")) // the later checkpoints are gone with the rollback
+}
+
+func decryptAll(t *testing.T, file, idFile string) []byte {
+	t.Helper()
+	ids, err := parseIdentities(idFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := age.Decrypt(f, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBackup_KeysOnlyWithIncludeKeys(t *testing.T) {
+	t.Parallel()
+	environ := baseEnv(t)
+	seedSource(t, environ, sqliteDSN(environ))
+	dir := dataDirOf(environ)
+	masterText, err := os.ReadFile(filepath.Join(dir, vault.MasterKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := vault.ParseMasterKey(string(masterText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKey, err := os.ReadFile(filepath.Join(dir, audit.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signerLine, _, _ := strings.Cut(string(auditKey), "\n")
+	rcpt, idFile := ageKey(t)
+	// Two recipients, one from a file: either can decrypt.
+	rfile := filepath.Join(t.TempDir(), "recipients.txt")
+	rcpt2, idFile2 := ageKey(t)
+	os.WriteFile(rfile, []byte("# ops team\n"+rcpt2+"\n"), 0o600)
+
+	file := filepath.Join(t.TempDir(), "nokeys.backup")
+	createBackup(t, environ, backupCreateCmd{File: file, Recipient: []string{rcpt}, RecipientsFile: []string{rfile}})
+	for _, id := range []string{idFile, idFile2} {
+		plain := decryptAll(t, file, id)
+		for _, secret := range [][]byte{bytes.TrimSpace(masterText), master.Bytes(), []byte(strings.TrimSpace(signerLine))} {
+			if bytes.Contains(plain, secret) {
+				t.Fatalf("key material in a backup made without --include-keys")
+			}
+		}
+	}
+
+	withKeys := filepath.Join(t.TempDir(), "keys.backup")
+	var errb bytes.Buffer
+	c := backupCreateCmd{File: withKeys, Recipient: []string{rcpt}, IncludeKeys: true}
+	if err := c.Run(&env{ctx: context.Background(), environ: environ, stdout: io.Discard, stderr: &errb}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errb.String(), "WARNING") {
+		t.Errorf("no warning for --include-keys: %q", errb.String())
+	}
+	if !bytes.Contains(decryptAll(t, withKeys, idFile), bytes.TrimSpace(masterText)) {
+		t.Fatal("--include-keys backup lacks the master key")
+	}
+	// Restored into an empty data directory, the keys come back with mode 0600.
+	dst := baseEnv(t)
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: withKeys, Identity: idFile}); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	for _, name := range []string{vault.MasterKeyFile, audit.KeyFile} {
+		fi, err := os.Stat(filepath.Join(dataDirOf(dst), name))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s after restore: %v", name, err)
+		}
+	}
+	verifyAudit(t, dst, filepath.Join(dir, "checkpoints"))
+}
+
+func TestBackup_RecipientsValidated(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t)
+	for _, c := range []backupCreateCmd{
+		{File: filepath.Join(t.TempDir(), "a")},
+		{File: filepath.Join(t.TempDir(), "b"), Recipient: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKey"}},
+		{File: filepath.Join(t.TempDir(), "c"), Recipient: []string{"age1notvalid"}},
+	} {
+		if _, err := auditRun(t, env, c); err == nil {
+			t.Fatalf("%v accepted", c.Recipient)
+		}
+		if _, err := os.Stat(c.File); err == nil {
+			t.Fatal("backup written despite bad recipients")
+		}
+	}
+}
