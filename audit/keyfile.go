@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,7 +25,11 @@ var ErrKeyFilePermissions = errors.New("audit key file is accessible by group or
 // others can access, a key named other than name, and a verifier key that does not match the
 // signer key (checked by signing and verifying a probe). vkey is public: give it to auditors.
 // Errors never contain key material.
-func LoadOrCreateSigner(path, name string) (*Signer, string, error) {
+//
+// With a sealer (the vault), the private key is stored sealed — the file's first line is
+// "sealed:" and base64 — so the key is still held outside the database, yet a copy of the data
+// directory alone does not yield it; a plaintext file is sealed in place on first use.
+func LoadOrCreateSigner(path, name string, sealer vault.Sealer) (*Signer, string, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -32,8 +37,8 @@ func LoadOrCreateSigner(path, name string) (*Signer, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		if err := vault.WriteFileAtomic(path, []byte(skey+"\n"+vkey+"\n"), 0o600); err != nil {
-			return nil, "", fmt.Errorf("write audit key: %w", err)
+		if err := writeKeyFile(path, name, skey, vkey, sealer); err != nil {
+			return nil, "", err
 		}
 		s, err := NewSigner(skey)
 		return s, vkey, err
@@ -56,6 +61,25 @@ func LoadOrCreateSigner(path, name string) (*Signer, string, error) {
 		return nil, "", fmt.Errorf("audit key file %s: %w: want a signer and a verifier key line", path, ErrInvalidKey)
 	}
 	skey, vkey := lines[0], lines[1]
+	if sealed, ok := strings.CutPrefix(skey, sealedPrefix); ok {
+		if sealer == nil {
+			return nil, "", fmt.Errorf("audit key file %s is sealed by the vault: open it through the vault", path)
+		}
+		ct, err := base64.StdEncoding.DecodeString(sealed)
+		if err != nil {
+			return nil, "", fmt.Errorf("audit key file %s: %w", path, ErrInvalidKey)
+		}
+		pt, err := sealer.Open(ct, keyAAD(name))
+		if err != nil {
+			return nil, "", fmt.Errorf("audit key file %s: cannot unseal (wrong key-encryption key?)", path)
+		}
+		skey = string(pt)
+	} else if sealer != nil {
+		// A plaintext key from before the vault: seal it now (same key, same log).
+		if err := writeKeyFile(path, name, skey, vkey, sealer); err != nil {
+			return nil, "", err
+		}
+	}
 	s, err := NewSigner(skey)
 	if err != nil {
 		return nil, "", fmt.Errorf("audit key file %s: %w", path, ErrInvalidKey)
@@ -76,4 +100,42 @@ func LoadOrCreateSigner(path, name string) (*Signer, string, error) {
 		return nil, "", fmt.Errorf("audit key file %s: verifier key does not match the signer key", path)
 	}
 	return s, vkey, nil
+}
+
+// sealedPrefix marks a signer key line sealed by the vault.
+const sealedPrefix = "sealed:"
+
+func keyAAD(name string) []byte { return []byte("audit_key:" + name) }
+
+func writeKeyFile(path, name, skey, vkey string, sealer vault.Sealer) error {
+	line := skey
+	if sealer != nil {
+		ct, err := sealer.Seal([]byte(skey), keyAAD(name))
+		if err != nil {
+			return fmt.Errorf("seal audit key: %w", err)
+		}
+		line = sealedPrefix + base64.StdEncoding.EncodeToString(ct)
+	}
+	if err := vault.WriteFileAtomic(path, []byte(line+"\n"+vkey+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write audit key: %w", err)
+	}
+	return nil
+}
+
+// ReadVerifierKey returns the public verifier key from the key file without touching the
+// private key (verification needs nothing else).
+func ReadVerifierKey(path, name string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("audit key file: %w", err)
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) != 2 {
+		return "", fmt.Errorf("audit key file %s: %w", path, ErrInvalidKey)
+	}
+	v, err := note.NewVerifier(lines[1])
+	if err != nil || v.Name() != name {
+		return "", fmt.Errorf("audit key file %s: verifier key: %w", path, ErrInvalidKey)
+	}
+	return lines[1], nil
 }

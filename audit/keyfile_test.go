@@ -1,18 +1,21 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"tutela"
+	"tutela/vault"
 )
 
 func TestLoadOrCreateSigner_CreatesOnceWithMode0600(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), KeyFile)
-	s1, vkey1, err := LoadOrCreateSigner(path, testOrigin)
+	s1, vkey1, err := LoadOrCreateSigner(path, testOrigin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +23,7 @@ func TestLoadOrCreateSigner_CreatesOnceWithMode0600(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file mode %v, err %v; want 0600", fi.Mode().Perm(), err)
 	}
-	s2, vkey2, err := LoadOrCreateSigner(path, testOrigin)
+	s2, vkey2, err := LoadOrCreateSigner(path, testOrigin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,14 +45,14 @@ func TestLoadOrCreateSigner_CreatesOnceWithMode0600(t *testing.T) {
 func TestLoadOrCreateSigner_RefusesGroupOrOtherAccess(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), KeyFile)
-	if _, _, err := LoadOrCreateSigner(path, testOrigin); err != nil {
+	if _, _, err := LoadOrCreateSigner(path, testOrigin, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range []os.FileMode{0o640, 0o604, 0o620} {
 		if err := os.Chmod(path, mode); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := LoadOrCreateSigner(path, testOrigin); !errors.Is(err, ErrKeyFilePermissions) {
+		if _, _, err := LoadOrCreateSigner(path, testOrigin, nil); !errors.Is(err, ErrKeyFilePermissions) {
 			t.Errorf("mode %04o: err = %v, want ErrKeyFilePermissions", mode, err)
 		}
 	}
@@ -73,7 +76,7 @@ func TestLoadOrCreateSigner_RejectsMismatchedOrForeignKeys(t *testing.T) {
 		"garbage":         "PRIVATE+KEY+x+y+z\nnot-a-key\n",
 	}
 	for name, content := range cases {
-		_, _, err := LoadOrCreateSigner(write(strings.ReplaceAll(name, " ", "_"), content), testOrigin)
+		_, _, err := LoadOrCreateSigner(write(strings.ReplaceAll(name, " ", "_"), content), testOrigin, nil)
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 			continue
@@ -87,7 +90,50 @@ func TestLoadOrCreateSigner_RejectsMismatchedOrForeignKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := LoadOrCreateSigner(write("other", skeyO+"\n"+vkeyO+"\n"), testOrigin); err == nil {
+	if _, _, err := LoadOrCreateSigner(write("other", skeyO+"\n"+vkeyO+"\n"), testOrigin, nil); err == nil {
 		t.Error("key for another origin accepted")
+	}
+}
+
+func TestLoadOrCreateSigner_SealedByVault(t *testing.T) {
+	t.Parallel()
+	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{3}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), KeyFile)
+	// A plaintext key from before the vault is sealed in place on first use.
+	_, vkey0, err := LoadOrCreateSigner(path, testOrigin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := os.ReadFile(path)
+	skey := strings.Fields(string(plain))[0]
+	s1, vkey1, err := LoadOrCreateSigner(path, testOrigin, sealer)
+	if err != nil || vkey1 != vkey0 {
+		t.Fatalf("seal in place: %v", err)
+	}
+	b, _ := os.ReadFile(path)
+	if strings.Contains(string(b), skey) || !strings.HasPrefix(string(b), sealedPrefix) {
+		t.Fatalf("private key still in the clear: %q", b)
+	}
+	// Sealed: loads with the sealer, refuses without it or with another key.
+	s2, _, err := LoadOrCreateSigner(path, testOrigin, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := s2.Sign(Checkpoint{Origin: testOrigin, Root: EmptyTreeHash})
+	if _, err := OpenCheckpoint(msg, vkey0, testOrigin); err != nil || s1 == nil {
+		t.Fatalf("unsealed key does not sign for the same verifier: %v", err)
+	}
+	if _, _, err := LoadOrCreateSigner(path, testOrigin, nil); err == nil {
+		t.Fatal("sealed key loaded without the vault")
+	}
+	other, _ := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{4}, 32)))
+	if _, _, err := LoadOrCreateSigner(path, testOrigin, other); err == nil {
+		t.Fatal("sealed key opened with another key-encryption key")
+	}
+	if v, err := ReadVerifierKey(path, testOrigin); err != nil || v != vkey0 {
+		t.Fatalf("verifier key: %q %v", v, err)
 	}
 }

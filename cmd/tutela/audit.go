@@ -33,16 +33,35 @@ type auditCmd struct {
 
 func auditKeyPath(dataDir string) string { return filepath.Join(dataDir, audit.KeyFile) }
 
-// loadAuditSigner loads the signer from the data directory; with create false a missing key
-// file is an error rather than a new key (a new key would verify nothing).
-func loadAuditSigner(dataDir string, create bool) (*audit.Signer, string, error) {
+// auditVerifierKey returns the log's public verifier key from the data directory; a missing
+// key file is an error rather than a new key (a new key would verify nothing).
+func auditVerifierKey(dataDir string) (string, error) {
 	path := auditKeyPath(dataDir)
-	if !create {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, "", fmt.Errorf("no audit key at %s: pass --key with the log's verifier key", path)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("no audit key at %s: pass --key with the log's verifier key", path)
+	}
+	return audit.ReadVerifierKey(path, AuditOrigin)
+}
+
+// auditSigner loads (or creates) the log's signer, its private key sealed by the vault.
+func (m *Main) auditSigner(e *env) (*audit.Signer, string, error) {
+	if m.MasterKey.IsZero() {
+		if err := m.loadMasterKey(); err != nil {
+			return nil, "", err
 		}
 	}
-	return audit.LoadOrCreateSigner(path, AuditOrigin)
+	if m.vault == nil {
+		v, err := m.openVault(e)
+		if err != nil {
+			return nil, "", err
+		}
+		m.vault = v
+	}
+	sealer, err := vault.NewVaultSealer(m.vault, "", vault.PurposeAuditKey, m.MasterKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return audit.LoadOrCreateSigner(auditKeyPath(m.Config.DataDir), AuditOrigin, sealer)
 }
 
 type auditVerifyCmd struct {
@@ -79,7 +98,7 @@ func (c auditVerifyCmd) Run(e *env) error {
 	defer m.Close()
 	vkey := c.Key
 	if vkey == "" {
-		if _, vkey, err = loadAuditSigner(m.Config.DataDir, false); err != nil {
+		if vkey, err = auditVerifierKey(m.Config.DataDir); err != nil {
 			return err
 		}
 	}
@@ -149,7 +168,7 @@ func (c auditExportCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
-	_, vkey, err := loadAuditSigner(m.Config.DataDir, false)
+	vkey, err := auditVerifierKey(m.Config.DataDir)
 	if err != nil {
 		return err
 	}
@@ -219,7 +238,7 @@ func (auditSequenceCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
-	signer, _, err := loadAuditSigner(m.Config.DataDir, true)
+	signer, _, err := m.auditSigner(e)
 	if err != nil {
 		return err
 	}
@@ -243,16 +262,16 @@ func (auditSequenceCmd) Run(e *env) error {
 type auditKeyCmd struct{}
 
 func (auditKeyCmd) Run(e *env) error {
-	cfg, err := e.loadConfig()
+	m, err := open(e, false)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return err
-	}
-	_, vkey, err := loadAuditSigner(cfg.DataDir, true)
-	if err != nil {
-		return err
+	defer m.Close()
+	vkey, err := auditVerifierKey(m.Config.DataDir)
+	if err != nil { // no key yet: create it, sealed, as serve would
+		if _, vkey, err = m.auditSigner(e); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintln(e.stdout, vkey)
 	return nil

@@ -55,7 +55,11 @@ type Main struct {
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
 // sequencer that gives committed audit events their log indices and signs checkpoints.
 func (m *Main) startAudit() error {
-	signer, vkey, err := audit.LoadOrCreateSigner(filepath.Join(m.Config.DataDir, audit.KeyFile), AuditOrigin)
+	sealer, err := vault.NewVaultSealer(m.vault, "", vault.PurposeAuditKey, m.MasterKey)
+	if err != nil {
+		return err
+	}
+	signer, vkey, err := audit.LoadOrCreateSigner(filepath.Join(m.Config.DataDir, audit.KeyFile), AuditOrigin, sealer)
 	if err != nil {
 		return fmt.Errorf("audit signing key: %w", err)
 	}
