@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/tink-crypto/tink-go/v2/aead/subtle"
@@ -117,11 +118,17 @@ type KEKConfig struct {
 	// /usr/lib/softhsm/libsofthsm2.so.
 	PKCS11Module string
 	PKCS11PIN    tutela.Secret // TUTELA_HSM_PIN (environment only)
+	// VaultToken is the HashiCorp Vault token for an hcvault:// KEK; when zero, OpenKEK reads
+	// TUTELA_VAULT_TOKEN, then VAULT_TOKEN (environment only).
+	VaultToken tutela.Secret
+	// VaultCACert is a PEM file of CAs trusted for Vault's HTTPS; empty means TUTELA_VAULT_CACERT,
+	// then the system roots.
+	VaultCACert string
 }
 
 // OpenKEK returns the KEK the configuration names. Close it (if it implements io.Closer) when
 // done; the PKCS#11 KEK holds a session.
-func OpenKEK(_ context.Context, cfg KEKConfig) (KEK, error) {
+func OpenKEK(ctx context.Context, cfg KEKConfig) (KEK, error) {
 	spec, err := ParseKEKURI(cfg.URI)
 	if err != nil {
 		return nil, err
@@ -134,6 +141,18 @@ func OpenKEK(_ context.Context, cfg KEKConfig) (KEK, error) {
 			return nil, errors.New("vault: a pkcs11 KEK needs vault.pkcs11_module (the HSM's PKCS#11 library path)")
 		}
 		return OpenPKCS11KEK(cfg.PKCS11Module, spec.Token, spec.Object, cfg.PKCS11PIN)
+	case SchemeAWSKMS:
+		return OpenAWSKMSKEK(ctx, spec.KeyURI, awsKMSEndpoint())
+	case SchemeHCVault:
+		token := cfg.VaultToken
+		if token.IsZero() {
+			token = envSecret("TUTELA_VAULT_TOKEN", "VAULT_TOKEN")
+		}
+		ca := cfg.VaultCACert
+		if ca == "" {
+			ca = os.Getenv("TUTELA_VAULT_CACERT")
+		}
+		return OpenHCVaultKEK(spec.KeyURI, token, ca)
 	default:
 		return nil, fmt.Errorf("%w: %s (build with the tink-go-%s extension; see docs/keys.md)", ErrKMSNotBuiltIn,
 			spec.Scheme, map[string]string{SchemeAWSKMS: "awskms", SchemeGCPKMS: "gcpkms", SchemeHCVault: "hcvault"}[spec.Scheme])

@@ -100,7 +100,7 @@ func TestKeysCommands_WrongKEKClearErrorNothingWritten(t *testing.T) {
 }
 
 func TestKeysCommands_CloudKMSNotBuiltIn(t *testing.T) {
-	environ := append(baseEnv(t), "TUTELA_VAULT_KEK_URI=aws-kms://arn:aws:kms:eu-west-1:1:key/k")
+	environ := append(baseEnv(t), "TUTELA_VAULT_KEK_URI=gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k")
 	_, _, err := keysRun(t, environ, keysListCmd{})
 	if err == nil || !strings.Contains(err.Error(), "not built into this binary") {
 		t.Fatalf("err = %v", err)
