@@ -16,7 +16,6 @@ import (
 
 	"tutela"
 	"tutela/httpapi"
-	"tutela/identity"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -723,8 +722,6 @@ func TestLogin_TimingUnknownVsKnownUser(t *testing.T) {
 		t.Fatalf("unknown/known timing ratio %.2f: account existence is observable", ratio)
 	}
 }
-
-var _ = identity.RoleSuperAdmin
 
 func TestAdmin_RevokeTenantSessionsSignsEveryoneOut(t *testing.T) {
 	t.Parallel()

@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"tutela"
+	"tutela/config"
 	"tutela/httpapi"
 	"tutela/identity"
 	"tutela/identity/token"
@@ -67,7 +68,7 @@ func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	}
 	cfg := identity.Config{}
 	if deps.EnforceStepUp {
-		cfg.MFARoles = identity.DefaultMFARoles
+		cfg.MFARoles = config.Default().Auth.MFARoles // as production
 	}
 	ids := newIdentity(t, db, c.Now, cfg, mailer)
 	if deps.EnforceStepUp {

@@ -117,8 +117,7 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 				return err
 			}
 			if locked {
-				kind2 := "mfa_locked"
-				if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind2, IP: ip}); err != nil {
+				if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: "mfa_locked", IP: ip}); err != nil {
 					return err
 				}
 			}

@@ -29,8 +29,8 @@ type Config struct {
 	// a hit lets the user in but only to change their password.
 	BreachCheckAtLogin bool
 	Audience           string // access-token audience for Tutela's own API
-	// MFARoles are the roles whose holders must have a second factor (production default:
-	// super_admin and program_admin; see DefaultMFARoles). A tenant can require it of all.
+	// MFARoles are the roles whose holders must have a second factor (configured by
+	// auth.mfa_roles, default super_admin and program_admin). A tenant can require it of all.
 	MFARoles []string
 }
 
@@ -40,9 +40,6 @@ const (
 	ACRPassword = "urn:tutela:acr:pwd"
 	ACRMFA      = "urn:tutela:acr:mfa"
 )
-
-// DefaultMFARoles: every administrative role must use a second factor.
-var DefaultMFARoles = []string{RoleSuperAdmin, "program_admin"}
 
 // Deps are the service's collaborators. Breach and Mailer may be nil.
 type Deps struct {
