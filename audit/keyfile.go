@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -138,4 +139,69 @@ func ReadVerifierKey(path, name string) (string, error) {
 		return "", fmt.Errorf("audit key file %s: verifier key: %w", path, ErrInvalidKey)
 	}
 	return lines[1], nil
+}
+
+// KeyFileSource lets `tutela keys rewrap` re-encrypt the sealed private key in the key file
+// under the "audit_key" keyset's primary key, so the keyset's old keys can be retired. The file
+// is one item; a plaintext (not yet sealed) file has none. Record, if set, is called after the
+// file is rewritten (the caller writes the audit event). Every node holding a copy of the file
+// needs the rewritten one before the old keys are retired.
+type KeyFileSource struct {
+	Path   string
+	Origin string // the log's name, as given to LoadOrCreateSigner
+	Record func(ctx context.Context) error
+}
+
+var _ vault.RewrapSource = KeyFileSource{}
+
+func (KeyFileSource) Name() string { return KeyFile }
+
+// Next returns the sealed private key as one item (ID "audit.key").
+func (s KeyFileSource) Next(_ context.Context, after string, _ int) ([]vault.RewrapItem, error) {
+	if after != "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(s.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("audit key file: %w", err)
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) != 2 {
+		return nil, fmt.Errorf("audit key file %s: %w", s.Path, ErrInvalidKey)
+	}
+	sealed, ok := strings.CutPrefix(lines[0], sealedPrefix)
+	if !ok {
+		return nil, nil
+	}
+	ct, err := base64.StdEncoding.DecodeString(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("audit key file %s: %w", s.Path, ErrInvalidKey)
+	}
+	return []vault.RewrapItem{{ID: KeyFile, Purpose: vault.PurposeAuditKey, AAD: keyAAD(s.Origin), Ciphertext: ct}}, nil
+}
+
+// Save rewrites the file with the new ciphertext, atomically, if it still holds the old one.
+func (s KeyFileSource) Save(ctx context.Context, items []vault.RewrapItem) error {
+	for _, it := range items {
+		b, err := os.ReadFile(s.Path)
+		if err != nil {
+			return fmt.Errorf("audit key file: %w", err)
+		}
+		lines := strings.Fields(string(b))
+		if len(lines) != 2 || lines[0] != sealedPrefix+base64.StdEncoding.EncodeToString(it.Old) {
+			continue // changed since it was read
+		}
+		line := sealedPrefix + base64.StdEncoding.EncodeToString(it.Ciphertext)
+		if err := vault.WriteFileAtomic(s.Path, []byte(line+"\n"+lines[1]+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write audit key: %w", err)
+		}
+		if s.Record != nil {
+			if err := s.Record(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"tutela"
+	"tutela/vault"
 )
 
 // Config is the effective configuration. Each section is a nested struct whose koanf tags give
@@ -47,11 +48,14 @@ type Config struct {
 	Auth     Auth     `koanf:"auth"`
 	SMTP     SMTP     `koanf:"smtp"`
 	Audit    Audit    `koanf:"audit"`
+	Vault    Vault    `koanf:"vault"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
 	MasterKey        tutela.Secret `koanf:"-"` // TUTELA_MASTER_KEY[_FILE]
 	SMTPPassword     tutela.Secret `koanf:"-"` // TUTELA_SMTP_PASSWORD[_FILE]
+	HSMPIN           tutela.Secret `koanf:"-"` // TUTELA_HSM_PIN[_FILE]: PKCS#11 user PIN
+	VaultToken       tutela.Secret `koanf:"-"` // TUTELA_VAULT_TOKEN[_FILE]: HashiCorp Vault token (hcvault:// KEK)
 
 	// loadProblems are rule violations found while loading (a secret in the file, a secret set
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
@@ -171,6 +175,23 @@ type Audit struct {
 	Retention     time.Duration `koanf:"retention"` // default for `tutela audit prune`
 }
 
+// Vault configures envelope encryption (docs/keys.md): where the key-encryption key lives and how
+// long unwrapped keysets stay in memory.
+type Vault struct {
+	// KEKURI: local: (the data-dir master key), pkcs11:token=T;object=L, aws-kms://arn…,
+	// gcp-kms://projects/…, hcvault://HOST/MOUNT/keys/NAME. Empty means local:.
+	KEKURI       string `koanf:"kek_uri"`
+	PKCS11Module string `koanf:"pkcs11_module"` // the HSM's PKCS#11 library, for a pkcs11: KEK
+	// KMSEndpoint replaces the cloud KMS endpoint of an aws-kms:// or gcp-kms:// KEK (a VPC
+	// endpoint or Private Service Connect).
+	KMSEndpoint string `koanf:"kms_endpoint"`
+	// HCVaultCAFile is a PEM bundle trusted for HashiCorp Vault's HTTPS; empty = system roots.
+	HCVaultCAFile string        `koanf:"hcvault_ca_file"`
+	CacheTTL      time.Duration `koanf:"cache_ttl"`
+	// RotateEvery rotates keysets whose primary key is older than this (0 = off).
+	RotateEvery time.Duration `koanf:"rotate_every"`
+}
+
 // SMTP configures outgoing e-mail (password reset links). Empty Addr disables e-mail.
 type SMTP struct {
 	Addr     string `koanf:"addr"`
@@ -206,6 +227,7 @@ func Default() *Config {
 		},
 		SMTP:  SMTP{TLS: "starttls"},
 		Audit: Audit{CheckpointInterval: time.Second, Retention: 2 * 365 * 24 * time.Hour},
+		Vault: Vault{CacheTTL: 5 * time.Minute},
 	}
 }
 
@@ -277,6 +299,12 @@ var envVars = []struct {
 	{"TUTELA_SMTP_FROM", "smtp.from", kindString},
 	{"TUTELA_SMTP_USERNAME", "smtp.username", kindString},
 	{"TUTELA_SMTP_TLS", "smtp.tls", kindString},
+	{"TUTELA_VAULT_KEK_URI", "vault.kek_uri", kindString},
+	{"TUTELA_VAULT_PKCS11_MODULE", "vault.pkcs11_module", kindString},
+	{"TUTELA_VAULT_KMS_ENDPOINT", "vault.kms_endpoint", kindString},
+	{"TUTELA_VAULT_HCVAULT_CA_FILE", "vault.hcvault_ca_file", kindString},
+	{"TUTELA_VAULT_CACHE_TTL", "vault.cache_ttl", kindDuration},
+	{"TUTELA_VAULT_ROTATE_EVERY", "vault.rotate_every", kindDuration},
 }
 
 // secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
@@ -289,6 +317,8 @@ var secretVars = []struct {
 	{"TUTELA_DATABASE_PASSWORD", "database.password", func(c *Config) *tutela.Secret { return &c.DatabasePassword }},
 	{"TUTELA_MASTER_KEY", "master_key", func(c *Config) *tutela.Secret { return &c.MasterKey }},
 	{"TUTELA_SMTP_PASSWORD", "smtp.password", func(c *Config) *tutela.Secret { return &c.SMTPPassword }},
+	{"TUTELA_HSM_PIN", "vault.hsm_pin", func(c *Config) *tutela.Secret { return &c.HSMPIN }},
+	{"TUTELA_VAULT_TOKEN", "vault.token", func(c *Config) *tutela.Secret { return &c.VaultToken }},
 }
 
 // maxSecretFile bounds a secret file read, so a _FILE pointing at /dev/zero or a log cannot
@@ -602,11 +632,10 @@ func (c *Config) Validate() error {
 	if c.Audit.Retention < 24*time.Hour {
 		p.add("audit.retention: must be at least 24h")
 	}
-	if u := c.Audit.CheckpointURL; u != "" {
-		if pu, err := url.Parse(u); err != nil || pu.Host == "" || (pu.Scheme != "https" && !(pu.Scheme == "http" && isLoopback(pu.Hostname()))) {
-			p.add("audit.checkpoint_url: must be an https URL (http only on loopback)")
-		}
+	if u := c.Audit.CheckpointURL; u != "" && !httpsURL(u) {
+		p.add("audit.checkpoint_url: must be an https URL (http only on loopback)")
 	}
+	c.validateVault(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -830,6 +859,42 @@ func (c *Config) DatabaseDSN() string {
 	return u.String()
 }
 
+func (c *Config) validateVault(p *problems) {
+	v := c.Vault
+	spec, err := vault.ParseKEKURI(v.KEKURI)
+	if err != nil {
+		p.add("vault.kek_uri: %s", strings.TrimPrefix(err.Error(), "vault: "))
+	}
+	switch spec.Scheme {
+	case vault.SchemePKCS11:
+		if v.PKCS11Module == "" {
+			p.add("vault.pkcs11_module: a pkcs11 KEK needs the HSM's PKCS#11 library path")
+		}
+		if c.HSMPIN.IsZero() {
+			p.add("TUTELA_HSM_PIN: a pkcs11 KEK needs the token's user PIN")
+		}
+	case vault.SchemeAWSKMS, vault.SchemeGCPKMS:
+		if v.KMSEndpoint != "" && !httpsURL(v.KMSEndpoint) {
+			p.add("vault.kms_endpoint: must be an https URL (http only on loopback)")
+		}
+	}
+	if v.KMSEndpoint != "" && spec.Scheme != vault.SchemeAWSKMS && spec.Scheme != vault.SchemeGCPKMS {
+		p.add("vault.kms_endpoint: only for an aws-kms:// or gcp-kms:// KEK")
+	}
+	if v.CacheTTL <= 0 || v.CacheTTL > 24*time.Hour {
+		p.add("vault.cache_ttl: must be between 1ns and 24h, such as 5m")
+	}
+	if v.RotateEvery < 0 || (v.RotateEvery > 0 && v.RotateEvery < time.Hour) {
+		p.add("vault.rotate_every: must be 0 (off) or at least 1h, such as 2160h")
+	}
+}
+
+// httpsURL reports whether u is an absolute https URL, or http to a loopback host.
+func httpsURL(u string) bool {
+	pu, err := url.Parse(u)
+	return err == nil && pu.Host != "" && (pu.Scheme == "https" || (pu.Scheme == "http" && isLoopback(pu.Hostname())))
+}
+
 const redacted = "[redacted]"
 
 // Redacted returns the effective configuration as nested maps keyed like tutela.yaml, with
@@ -841,6 +906,9 @@ func (c *Config) Redacted() map[string]any {
 	db["url"] = redactURL(c.Database.URL)
 	db["password"] = redactSecret(c.DatabasePassword)
 	out["master_key"] = redactSecret(c.MasterKey)
+	vs := out["vault"].(map[string]any)
+	vs["hsm_pin"] = redactSecret(c.HSMPIN)
+	vs["token"] = redactSecret(c.VaultToken)
 	return out
 }
 

@@ -204,6 +204,12 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_SMTP_FROM=noreply@example.org", func(c *Config) any { return c.SMTP.From }, "noreply@example.org"},
 		{"TUTELA_SMTP_USERNAME=tutela", func(c *Config) any { return c.SMTP.Username }, "tutela"},
 		{"TUTELA_SMTP_TLS=implicit", func(c *Config) any { return c.SMTP.TLS }, "implicit"},
+		{"TUTELA_VAULT_KEK_URI=hcvault://vault.internal:8200/transit/keys/tutela", func(c *Config) any { return c.Vault.KEKURI }, "hcvault://vault.internal:8200/transit/keys/tutela"},
+		{"TUTELA_VAULT_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so", func(c *Config) any { return c.Vault.PKCS11Module }, "/usr/lib/softhsm/libsofthsm2.so"},
+		{"TUTELA_VAULT_KMS_ENDPOINT=https://vpce.kms.example", func(c *Config) any { return c.Vault.KMSEndpoint }, "https://vpce.kms.example"},
+		{"TUTELA_VAULT_HCVAULT_CA_FILE=/etc/vault-ca.pem", func(c *Config) any { return c.Vault.HCVaultCAFile }, "/etc/vault-ca.pem"},
+		{"TUTELA_VAULT_CACHE_TTL=1m", func(c *Config) any { return c.Vault.CacheTTL }, time.Minute},
+		{"TUTELA_VAULT_ROTATE_EVERY=2160h", func(c *Config) any { return c.Vault.RotateEvery }, 2160 * time.Hour},
 	}
 	if len(tests) != len(envVars) {
 		t.Fatalf("%d cases for %d variables: add a case for each new variable", len(tests), len(envVars))
@@ -901,5 +907,70 @@ func TestDefault_AdminRolesRequireMFA(t *testing.T) {
 	roles := Default().Auth.MFARoles
 	if !slices.Contains(roles, "super_admin") || !slices.Contains(roles, "program_admin") {
 		t.Fatalf("default auth.mfa_roles %v must cover every admin role", roles)
+	}
+}
+
+func TestValidate_VaultRules(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		env  []string
+		want string // "" = valid
+	}{
+		{nil, ""},
+		{[]string{"TUTELA_VAULT_KEK_URI=local:"}, ""},
+		{[]string{"TUTELA_VAULT_KEK_URI=gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+			"TUTELA_VAULT_KMS_ENDPOINT=https://kms.internal/"}, ""},
+		{[]string{"TUTELA_VAULT_KEK_URI=aws-kms://arn:aws:kms:eu-west-1:1:key/k", "TUTELA_VAULT_KMS_ENDPOINT=http://127.0.0.1:4566"}, ""},
+		{[]string{"TUTELA_VAULT_KEK_URI=aws-kms://arn:aws:kms:eu-west-1:1:key/k", "TUTELA_VAULT_KMS_ENDPOINT=http://kms.example.org"}, "vault.kms_endpoint: must be an https URL"},
+		{[]string{"TUTELA_VAULT_KMS_ENDPOINT=https://kms.internal/"}, "vault.kms_endpoint: only for"},
+		{[]string{"TUTELA_VAULT_KEK_URI=rot13:"}, "vault.kek_uri: unknown KEK URI scheme"},
+		{[]string{"TUTELA_VAULT_KEK_URI=gcp-kms://projects/p"}, "vault.kek_uri: gcp-kms URI must be"},
+		{[]string{"TUTELA_VAULT_KEK_URI=pkcs11:token=t;object=k"}, "vault.pkcs11_module"},
+		{[]string{"TUTELA_VAULT_KEK_URI=pkcs11:token=t;object=k", "TUTELA_VAULT_PKCS11_MODULE=/lib/hsm.so"}, "TUTELA_HSM_PIN"},
+		{[]string{"TUTELA_VAULT_KEK_URI=pkcs11:token=t;object=k", "TUTELA_VAULT_PKCS11_MODULE=/lib/hsm.so", "TUTELA_HSM_PIN=1234"}, ""},
+		{[]string{"TUTELA_VAULT_KEK_URI=pkcs11:token=t;object=k;pin-value=9876"}, "must not carry the PIN"},
+		{[]string{"TUTELA_VAULT_CACHE_TTL=48h"}, "vault.cache_ttl"},
+		{[]string{"TUTELA_VAULT_ROTATE_EVERY=30s"}, "vault.rotate_every"},
+		{[]string{"TUTELA_VAULT_ROTATE_EVERY=2160h"}, ""},
+	}
+	for _, tc := range cases {
+		err := mustLoad(t, "", tc.env...).Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.env, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: err = %v, want %q", tc.env, err, tc.want)
+		case err != nil && strings.Contains(err.Error(), "9876"):
+			t.Errorf("%v: error echoes the PIN: %v", tc.env, err)
+		}
+	}
+}
+
+func TestLoad_VaultSecretsOnlyFromEnvironment(t *testing.T) {
+	t.Parallel()
+	pinFile := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(pinFile, []byte("hsm-pin-4711\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustLoad(t, "", "TUTELA_HSM_PIN_FILE="+pinFile, "TUTELA_VAULT_TOKEN=hvs.token-0815")
+	if cfg.HSMPIN.Reveal() != "hsm-pin-4711" || cfg.VaultToken.Reveal() != "hvs.token-0815" {
+		t.Fatalf("secrets not loaded: pin %d bytes, token %d bytes", len(cfg.HSMPIN.Reveal()), len(cfg.VaultToken.Reveal()))
+	}
+	if out := cfg.String(); strings.Contains(out, "4711") || strings.Contains(out, "0815") ||
+		!strings.Contains(out, "hsm_pin: '[redacted]'") || !strings.Contains(out, "token: '[redacted]'") {
+		t.Fatalf("printed config:\n%s", out)
+	}
+	path := filepath.Join(t.TempDir(), "tutela.yaml")
+	if err := os.WriteFile(path, []byte("vault:\n  token: in-file-token\n  hsm_pin: \"1234\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "TUTELA_VAULT_TOKEN") || !strings.Contains(err.Error(), "TUTELA_HSM_PIN") ||
+		strings.Contains(err.Error(), "in-file-token") {
+		t.Fatalf("secret in file: %v", err)
 	}
 }

@@ -363,3 +363,71 @@ func TestKeys_ListShowsNoKeyMaterialAndIsSuperAdminOnly(t *testing.T) {
 	res, b = e.req(t, "GET", "/v1/keys", "", "", admin.cookie)
 	wantError(t, res, b, 403, tutela.EFORBIDDEN)
 }
+
+func TestKeys_RotateNeedsSuperAdminAndFreshStepUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	e.seed(t, "root", "root@example.org", pw, "super_admin")
+	acme, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	root := e.login(t, "root", "root@example.org", pw, "")
+	secret := e.enrolTOTP(t, root.cookie)
+	if _, err := newVault(t, e.db).Encrypt(ctxBG, "", vault.PurposeTOTP, []byte("seed"), nil); err != nil {
+		t.Fatal(err)
+	}
+	keysOf := func() int {
+		ks, err := sqlstore.KeysetStore{DB: e.db}.GetKeyset(ctxBG, "", vault.PurposeTOTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ks.Keys)
+	}
+	body := `{"purpose":"totp"}`
+
+	// The enrolment's step-up window has passed: the session alone is not enough.
+	e.clock.Add(6 * time.Minute)
+	res, b := e.req(t, "POST", "/v1/keys/rotate", body, "", root.cookie)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	if !strings.Contains(res.Header.Get("WWW-Authenticate"), "insufficient_user_authentication") || keysOf() != 1 {
+		t.Fatalf("refused rotation: %q, %d keys", res.Header.Get("WWW-Authenticate"), keysOf())
+	}
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	adminSecret := e.enrolTOTP(t, admin.cookie)
+	e.req(t, "POST", "/v1/auth/step-up", `{"code":"`+e.code(t, adminSecret)+`"}`, "", admin.cookie)
+	res, b = e.req(t, "POST", "/v1/keys/rotate", body, "", admin.cookie)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+
+	if res, b := e.req(t, "POST", "/v1/auth/step-up", `{"code":"`+e.code(t, secret)+`"}`, "", root.cookie); res.StatusCode != 204 {
+		t.Fatalf("step-up: %d %s", res.StatusCode, b)
+	}
+	for _, bad := range []struct {
+		body   string
+		status int
+		code   string
+	}{
+		{`{"purpose":"everything"}`, 400, tutela.EINVALID},
+		{`{"purpose":"totp","tenant_id":"../x"}`, 400, tutela.EINVALID},
+		{`{"purpose":"totp","extra":1}`, 400, tutela.EINVALID},
+		// A keyset that does not exist is not created (nor a destroyed one resurrected).
+		{`{"purpose":"personal_data","tenant_id":"` + acme.ID + `"}`, 404, tutela.ENOTFOUND},
+	} {
+		res, b := e.req(t, "POST", "/v1/keys/rotate", bad.body, "", root.cookie)
+		wantError(t, res, b, bad.status, bad.code)
+	}
+	if _, err := (sqlstore.KeysetStore{DB: e.db}).GetKeyset(ctxBG, acme.ID, vault.PurposePersonalData); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		t.Fatalf("a refused rotation created a keyset: %v", err)
+	}
+
+	res, b = e.req(t, "POST", "/v1/keys/rotate", body, "", root.cookie)
+	if res.StatusCode != 200 || keysOf() != 2 {
+		t.Fatalf("rotate: %d %s (%d keys)", res.StatusCode, b, keysOf())
+	}
+	var view vault.KeyView
+	if err := json.Unmarshal(b, &view); err != nil || view.Purpose != vault.PurposeTOTP || len(view.Keys) != 2 ||
+		strings.Contains(string(b), "wrapped") {
+		t.Fatalf("view: %+v, %v\n%s", view, err, b)
+	}
+	recs, _, err := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "key.rotate", Limit: 10})
+	if err != nil || len(recs) != 1 || recs[0].Event.ActorID == "" || recs[0].Event.ActorType != "user" {
+		t.Fatalf("key.rotate events: %+v, %v", recs, err)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -187,6 +189,7 @@ func (s *Server) routesInit() {
 	s.accessReviewRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
+		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
 	}
 	// Anything else under / is a JSON 404, not the mux's plain-text one.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -246,4 +249,46 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, p *tutela.Prin
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, map[string]any{"kek_uri": s.d.Keys.KEKURI(), "keysets": views})
+}
+
+type keysRotateRequest struct {
+	Purpose  string `json:"purpose"`
+	TenantID string `json:"tenant_id"` // empty: the platform keyset
+}
+
+// rotateKeys gives an existing keyset a new primary key (`tutela keys rotate` over HTTP). It is
+// MANAGE on keys, so besides the super-admin role it needs a fresh second factor; rewrap and
+// retire stay operator commands at the host, where their progress can be watched.
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := requireSuperAdmin(p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var req keysRotateRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if !slices.Contains(vault.Purposes, req.Purpose) {
+		middleware.WriteError(w, r, tutela.Errorf(tutela.EINVALID, "purpose must be one of %s", strings.Join(vault.Purposes, ", ")))
+		return
+	}
+	if req.TenantID != "" && !tutela.ValidID(req.TenantID) {
+		middleware.WriteError(w, r, tutela.Errorf(tutela.EINVALID, "tenant_id must be a tenant ID, or empty for the platform"))
+		return
+	}
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		_, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Manage, Resource: authz.ResKeys})
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ks, err := s.d.Keys.RotateExisting(r.Context(), req.TenantID, req.Purpose)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, vault.ViewOf(ks))
 }

@@ -15,6 +15,7 @@ import (
 
 	"tutela"
 	"tutela/sqlstore"
+	"tutela/vault"
 )
 
 // TOTP parameters: what every authenticator app supports (SHA-1, 6 digits, 30 s) with a
@@ -181,4 +182,12 @@ func isDigits(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// SeedSource lets `tutela keys rewrap` re-encrypt the sealed TOTP seeds (platform keyset
+// "totp", associated data as BeginTOTP seals them), so the keyset's old keys can be retired.
+func SeedSource(db *sqlstore.DB) sqlstore.SealedColumn {
+	return sqlstore.SealedColumn{DB: db, Table: "mfa_factors", Column: "secret", Purpose: vault.PurposeTOTP,
+		Where: "type = 'totp'", TenantCol: "tenant_id", Extra: "user_id",
+		Item: func(id, tenantID, userID string) (string, []byte) { return "", totpAAD(tenantID, userID, id) }}
 }

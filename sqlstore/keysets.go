@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -175,54 +174,92 @@ func (s KeysetStore) DeleteKeyset(ctx context.Context, tenantID, purpose string,
 }
 
 // SigningKeysSource lets `tutela keys rewrap` re-encrypt the sealed access-token signing keys
-// (platform keyset "signing_keys"; aad as identity/token seals them). Until the token ring uses
-// the vault, rewrap moves them from the interim LocalSealer format into the vault.
-type SigningKeysSource struct{ DB *DB }
+// (platform keyset "signing_keys"; aad as identity/token seals them). Rewrap also moves keys
+// sealed by the interim LocalSealer into the vault.
+func SigningKeysSource(db *DB) SealedColumn {
+	return SealedColumn{DB: db, Table: "signing_keys", Column: "sealed_private", Purpose: vault.PurposeSigningKeys,
+		Extra: "alg", Item: func(id, _, alg string) (string, []byte) {
+			return "", []byte("signing_key:" + id + ":" + alg)
+		}}
+}
 
-var _ vault.RewrapSource = SigningKeysSource{}
+// SealedColumn is a vault.RewrapSource over one column of vault ciphertexts: rows are read in id
+// order and each batch is written back in one transaction, with one audit event, by a
+// compare-and-swap on the old ciphertext. Table, Column, Extra and Where are fixed by the code
+// that declares the source, never taken from input.
+type SealedColumn struct {
+	DB      *DB
+	Table   string // also the source's Name
+	Column  string // the ciphertext column (NULL rows are skipped)
+	Purpose string // the keyset purpose the column is sealed under
+	Where   string // optional extra condition, e.g. "type = 'totp'"
+	// TenantCol and Extra name up to two more columns passed to Item as strings ("" when unset).
+	TenantCol, Extra string
+	// Item gives a row's keyset tenant and associated data from its id, tenant and extra column.
+	Item func(id, tenant, extra string) (keysetTenant string, aad []byte)
+}
 
-func (SigningKeysSource) Name() string { return "signing_keys" }
+var _ vault.RewrapSource = SealedColumn{}
 
-// Next returns signing keys with id > after in id order.
-func (s SigningKeysSource) Next(ctx context.Context, after string, limit int) (out []vault.RewrapItem, err error) {
+func (s SealedColumn) Name() string { return s.Table }
+
+func (s SealedColumn) col(name string) string {
+	if name == "" {
+		return "''"
+	}
+	return "CAST(" + name + " AS TEXT)"
+}
+
+// Next returns rows with id > after in id order.
+func (s SealedColumn) Next(ctx context.Context, after string, limit int) (out []vault.RewrapItem, err error) {
+	q := `SELECT CAST(id AS TEXT), ` + s.col(s.TenantCol) + `, ` + s.col(s.Extra) + `, ` + s.Column +
+		` FROM ` + s.Table + ` WHERE ` + s.Column + ` IS NOT NULL`
+	if s.Where != "" {
+		q += ` AND (` + s.Where + `)`
+	}
+	args := []any{limit}
+	if after != "" {
+		q += ` AND id > $2`
+		args = append(args, after)
+	}
+	q += ` ORDER BY id LIMIT $1`
 	err = s.DB.View(ctx, func(tx *Tx) error {
-		rows, err := tx.query(ctx, `SELECT id, alg, sealed_private FROM signing_keys WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+		rows, err := tx.query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var id, alg string
+			var id, tenant, extra string
 			var ct []byte
-			if err := rows.Scan(&id, &alg, &ct); err != nil {
+			if err := rows.Scan(&id, &tenant, &extra, &ct); err != nil {
 				return err
 			}
-			out = append(out, vault.RewrapItem{ID: id, Purpose: vault.PurposeSigningKeys,
-				AAD: []byte("signing_key:" + id + ":" + alg), Ciphertext: ct})
+			kt, aad := s.Item(id, tenant, extra)
+			out = append(out, vault.RewrapItem{ID: id, TenantID: kt, Purpose: s.Purpose, AAD: aad, Ciphertext: ct})
 		}
 		return rows.Err()
 	})
 	return out, err
 }
 
-// Save writes a batch of re-encrypted signing keys in one transaction with one audit event; a
-// row whose ciphertext changed since it was read is left alone.
-func (s SigningKeysSource) Save(ctx context.Context, items []vault.RewrapItem) error {
+// Save writes a batch of re-encrypted values in one transaction with one audit event; a row whose
+// ciphertext changed (or that was deleted) since it was read is left alone.
+func (s SealedColumn) Save(ctx context.Context, items []vault.RewrapItem) error {
 	return s.DB.Update(ctx, func(tx *Tx) error {
 		ids := make([]string, 0, len(items))
 		for _, it := range items {
-			var cur []byte
-			if err := tx.queryRow(ctx, `SELECT sealed_private FROM signing_keys WHERE id = $1`, it.ID).Scan(&cur); err != nil {
-				return mapErr(err)
-			}
-			if !bytes.Equal(cur, it.Old) {
-				continue
-			}
-			if _, err := tx.exec(ctx, `UPDATE signing_keys SET sealed_private = $1 WHERE id = $2`, it.Ciphertext, it.ID); err != nil {
+			res, err := tx.exec(ctx, `UPDATE `+s.Table+` SET `+s.Column+` = $1 WHERE id = $2 AND `+s.Column+` = $3`,
+				it.Ciphertext, it.ID, it.Old)
+			if err != nil {
 				return err
 			}
-			ids = append(ids, it.ID)
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				ids = append(ids, it.ID)
+			}
 		}
-		return tx.Record(ctx, "key.rewrap", "", "table", "signing_keys", "", map[string]any{"rows": len(ids), "ids": ids})
+		return tx.Record(ctx, "key.rewrap", "", "table", s.Table, "", map[string]any{"rows": len(ids), "ids": ids})
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/tink-crypto/tink-go/v2/aead/subtle"
@@ -34,10 +33,6 @@ const (
 	SchemeGCPKMS  = "gcp-kms"
 	SchemeHCVault = "hcvault"
 )
-
-// ErrKMSNotBuiltIn means the KEK URI names a cloud KMS whose Tink extension is not compiled into
-// this build (see docs/keys.md): the URI parsed, but there is no client to call.
-var ErrKMSNotBuiltIn = errors.New("vault: this cloud KMS is not built into this binary")
 
 // KEKSpec is a parsed KEK URI.
 type KEKSpec struct {
@@ -102,7 +97,7 @@ func ParseKEKURI(uri string) (KEKSpec, error) {
 	case SchemeHCVault:
 		u, err := url.Parse(uri)
 		if err != nil || u.Host == "" || !strings.Contains(u.Path, "/keys/") || u.User != nil {
-			return KEKSpec{}, fmt.Errorf("vault: %s URI must be hcvault://HOST[:PORT]/MOUNT/keys/NAME (token from VAULT_TOKEN)", scheme)
+			return KEKSpec{}, fmt.Errorf("vault: %s URI must be hcvault://HOST[:PORT]/MOUNT/keys/NAME (token from TUTELA_VAULT_TOKEN)", scheme)
 		}
 	default:
 		return KEKSpec{}, fmt.Errorf("vault: unknown KEK URI scheme %q (want local:, pkcs11:, aws-kms://, gcp-kms:// or hcvault://)", scheme)
@@ -110,19 +105,22 @@ func ParseKEKURI(uri string) (KEKSpec, error) {
 	return KEKSpec{Scheme: scheme, KeyURI: uri}, nil
 }
 
-// KEKConfig says how to reach the KEK.
+// KEKConfig says how to reach the KEK; config.Vault and the secrets beside it fill it. The
+// vault package reads no environment variable of its own (the cloud SDKs still read theirs:
+// AWS_*, GOOGLE_APPLICATION_CREDENTIALS, VAULT_NAMESPACE, …).
 type KEKConfig struct {
 	URI       string        // vault.kek_uri; empty = local:
 	MasterKey tutela.Secret // local: the 32-byte master key (data-dir file or TUTELA_MASTER_KEY)
 	// PKCS11Module is the path of the HSM's PKCS#11 library (vault.pkcs11_module), for example
 	// /usr/lib/softhsm/libsofthsm2.so.
 	PKCS11Module string
-	PKCS11PIN    tutela.Secret // TUTELA_HSM_PIN (environment only)
-	// VaultToken is the HashiCorp Vault token for an hcvault:// KEK; when zero, OpenKEK reads
-	// TUTELA_VAULT_TOKEN, then VAULT_TOKEN (environment only).
-	VaultToken tutela.Secret
-	// VaultCACert is a PEM file of CAs trusted for Vault's HTTPS; empty means TUTELA_VAULT_CACERT,
-	// then the system roots.
+	PKCS11PIN    tutela.Secret // TUTELA_HSM_PIN
+	// KMSEndpoint replaces the public endpoint of an aws-kms:// or gcp-kms:// KEK
+	// (vault.kms_endpoint).
+	KMSEndpoint string
+	VaultToken  tutela.Secret // TUTELA_VAULT_TOKEN, for an hcvault:// KEK
+	// VaultCACert is a PEM file of CAs trusted for Vault's HTTPS (vault.hcvault_ca_file); empty
+	// means the system roots.
 	VaultCACert string
 }
 
@@ -142,20 +140,13 @@ func OpenKEK(ctx context.Context, cfg KEKConfig) (KEK, error) {
 		}
 		return OpenPKCS11KEK(cfg.PKCS11Module, spec.Token, spec.Object, cfg.PKCS11PIN)
 	case SchemeAWSKMS:
-		return OpenAWSKMSKEK(ctx, spec.KeyURI, awsKMSEndpoint())
+		return OpenAWSKMSKEK(ctx, spec.KeyURI, cfg.KMSEndpoint)
+	case SchemeGCPKMS:
+		return OpenGCPKMSKEK(ctx, spec.KeyURI, cfg.KMSEndpoint)
 	case SchemeHCVault:
-		token := cfg.VaultToken
-		if token.IsZero() {
-			token = envSecret("TUTELA_VAULT_TOKEN", "VAULT_TOKEN")
-		}
-		ca := cfg.VaultCACert
-		if ca == "" {
-			ca = os.Getenv("TUTELA_VAULT_CACERT")
-		}
-		return OpenHCVaultKEK(spec.KeyURI, token, ca)
+		return OpenHCVaultKEK(spec.KeyURI, cfg.VaultToken, cfg.VaultCACert)
 	default:
-		return nil, fmt.Errorf("%w: %s (build with the tink-go-%s extension; see docs/keys.md)", ErrKMSNotBuiltIn,
-			spec.Scheme, map[string]string{SchemeAWSKMS: "awskms", SchemeGCPKMS: "gcpkms", SchemeHCVault: "hcvault"}[spec.Scheme])
+		return nil, fmt.Errorf("vault: no KEK client for scheme %q", spec.Scheme)
 	}
 }
 

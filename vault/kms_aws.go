@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,5 +41,3 @@ func OpenAWSKMSKEK(ctx context.Context, keyURI, endpoint string) (*KMSKEK, error
 	}
 	return newKMSKEK(remote, keyURI), nil
 }
-
-func awsKMSEndpoint() string { return os.Getenv("TUTELA_KMS_ENDPOINT") }

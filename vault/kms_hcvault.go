@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/tink-crypto/tink-go-hcvault/v2/integration/hcvault"
@@ -42,7 +41,7 @@ func (k *KMSKEK) GoString() string                       { return k.String() }
 // be a derived key: Tutela sends an empty "context".
 func OpenHCVaultKEK(keyURI string, token tutela.Secret, caFile string) (*KMSKEK, error) {
 	if token.IsZero() {
-		return nil, errors.New("vault: an hcvault KEK needs a Vault token (TUTELA_VAULT_TOKEN)")
+		return nil, errors.New("vault: an hcvault KEK needs a Vault token (TUTELA_VAULT_TOKEN or TUTELA_VAULT_TOKEN_FILE)")
 	}
 	u, err := url.Parse(keyURI)
 	if err != nil || u.Host == "" {
@@ -72,14 +71,4 @@ func OpenHCVaultKEK(keyURI string, token tutela.Secret, caFile string) (*KMSKEK,
 		return nil, fmt.Errorf("vault: hcvault key %s: %w", keyURI, err)
 	}
 	return newKMSKEK(remote, keyURI), nil
-}
-
-// envSecret returns the first non-empty environment variable of names as a Secret.
-func envSecret(names ...string) tutela.Secret {
-	for _, n := range names {
-		if v := os.Getenv(n); v != "" {
-			return tutela.NewSecret(v)
-		}
-	}
-	return tutela.Secret{}
 }

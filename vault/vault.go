@@ -33,6 +33,9 @@ const (
 	PurposeLookup = "lookup"
 )
 
+// Purposes lists every keyset purpose.
+var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup}
+
 // Keyset kinds.
 const (
 	KindAEAD          = "aead"          // AES-256-GCM, Tink output prefix (key ID in every ciphertext)
@@ -532,16 +535,25 @@ func (v *Vault) mutateKeyset(ctx context.Context, tenantID, purpose string, acti
 // Rotate adds a new key and makes it the primary for new writes; older keys keep decrypting
 // until Retire. The keyset is created if it does not exist yet.
 func (v *Vault) Rotate(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
-	return v.mutate(ctx, tenantID, purpose, "key.rotate", func(m *keyset.Manager, ks *Keyset) (map[string]any, error) {
-		id, err := m.Add(template(ks.Kind))
-		if err != nil {
-			return nil, fmt.Errorf("vault: rotate: %w", err)
-		}
-		if err := m.SetPrimary(id); err != nil {
-			return nil, fmt.Errorf("vault: rotate: %w", err)
-		}
-		return map[string]any{"new_primary": id}, nil
-	})
+	return v.mutate(ctx, tenantID, purpose, "key.rotate", addPrimary)
+}
+
+// addPrimary adds a key of the keyset's kind and makes it the primary.
+func addPrimary(m *keyset.Manager, ks *Keyset) (map[string]any, error) {
+	id, err := m.Add(template(ks.Kind))
+	if err != nil {
+		return nil, fmt.Errorf("vault: rotate: %w", err)
+	}
+	if err := m.SetPrimary(id); err != nil {
+		return nil, fmt.Errorf("vault: rotate: %w", err)
+	}
+	return map[string]any{"new_primary": id}, nil
+}
+
+// RotateExisting is Rotate for a keyset that must already exist (ENOTFOUND otherwise), for
+// callers that must not create keysets or resurrect one destroyed for crypto-shredding (the API).
+func (v *Vault) RotateExisting(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
+	return v.mutateKeyset(ctx, tenantID, purpose, "key.rotate", false, addPrimary)
 }
 
 // Retire destroys every non-primary key of the keyset (Tink Delete: the key material is gone
@@ -597,14 +609,12 @@ func (v *Vault) RotateDue(ctx context.Context, every time.Duration) ([]*Keyset, 
 			if primaryAge(ks, v.now()) < every {
 				return nil, errNotDue
 			}
-			id, err := m.Add(template(ks.Kind))
+			details, err := addPrimary(m, ks)
 			if err != nil {
-				return nil, fmt.Errorf("vault: rotate: %w", err)
+				return nil, err
 			}
-			if err := m.SetPrimary(id); err != nil {
-				return nil, fmt.Errorf("vault: rotate: %w", err)
-			}
-			return map[string]any{"new_primary": id, "scheduled": true, "every": every.String()}, nil
+			details["scheduled"], details["every"] = true, every.String()
+			return details, nil
 		})
 		switch {
 		case errors.Is(err, errNotDue), tutela.ErrorCode(err) == tutela.ECONFLICT, // another node rotated it
@@ -685,15 +695,21 @@ func (v *Vault) Keys(ctx context.Context) ([]KeyView, error) {
 		return nil, err
 	}
 	out := make([]KeyView, 0, len(all))
-	for _, ks := range all {
-		alg := "AES-256-GCM"
-		if ks.Kind == KindDeterministic {
-			alg = "AES-SIV (deterministic)"
-		}
-		out = append(out, KeyView{KeysetID: ks.ID, TenantID: ks.TenantID, Purpose: ks.Purpose, Kind: ks.Kind,
-			Algorithm: alg, Keys: ks.Keys, KEKURI: ks.KEKURI, CreatedAt: ks.CreatedAt, RotatedAt: ks.RotatedAt})
+	for i := range all {
+		out = append(out, ViewOf(&all[i]))
 	}
 	return out, nil
+}
+
+// ViewOf is the keyset as GET /v1/keys shows it: IDs, dates and where its KEK lives, never key
+// material.
+func ViewOf(ks *Keyset) KeyView {
+	alg := "AES-256-GCM"
+	if ks.Kind == KindDeterministic {
+		alg = "AES-SIV (deterministic)"
+	}
+	return KeyView{KeysetID: ks.ID, TenantID: ks.TenantID, Purpose: ks.Purpose, Kind: ks.Kind,
+		Algorithm: alg, Keys: ks.Keys, KEKURI: ks.KEKURI, CreatedAt: ks.CreatedAt, RotatedAt: ks.RotatedAt}
 }
 
 func (*Vault) String() string   { return "vault.Vault[redacted]" }

@@ -109,15 +109,6 @@ func TestParseKEKURI(t *testing.T) {
 	}
 }
 
-func TestOpenKEK_CloudKMSNotBuiltIn(t *testing.T) {
-	t.Parallel()
-	for _, uri := range []string{"gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k"} {
-		if _, err := OpenKEK(context.Background(), KEKConfig{URI: uri}); !errors.Is(err, ErrKMSNotBuiltIn) {
-			t.Errorf("%s: err = %v, want ErrKMSNotBuiltIn", uri, err)
-		}
-	}
-}
-
 func TestVault_WrongKEKRefusedAtStart(t *testing.T) {
 	t.Parallel()
 	st := newMemStore()

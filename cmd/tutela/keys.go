@@ -1,80 +1,46 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"tutela"
+	"tutela/audit"
+	"tutela/mfa"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
 
-// vaultSettings are the vault's configuration. Until config/ gains the vault section they come
-// from the environment: TUTELA_VAULT_KEK_URI (vault.kek_uri, default local:),
-// TUTELA_VAULT_PKCS11_MODULE (vault.pkcs11_module), TUTELA_VAULT_CACHE_TTL (vault.cache_ttl,
-// default 5m), TUTELA_VAULT_ROTATE_EVERY (vault.rotate_every: rotate keysets whose primary is
-// older than this from the maintenance loop; empty or 0 = off) and TUTELA_HSM_PIN (secret,
-// environment only).
-type vaultSettings struct {
-	KEKURI       string
-	PKCS11Module string
-	CacheTTL     time.Duration
-	RotateEvery  time.Duration
-	HSMPIN       tutela.Secret
-}
-
-func lookupEnv(environ []string, name string) string {
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return v
-		}
+// kekConfig is the configured key-encryption key (vault.* and its secrets); uri replaces
+// vault.kek_uri when not empty.
+func (m *Main) kekConfig(uri string, masterKey tutela.Secret) vault.KEKConfig {
+	v := m.Config.Vault
+	if uri == "" {
+		uri = v.KEKURI
 	}
-	return ""
-}
-
-func vaultSettingsFrom(environ []string) (vaultSettings, error) {
-	s := vaultSettings{KEKURI: lookupEnv(environ, "TUTELA_VAULT_KEK_URI"),
-		PKCS11Module: lookupEnv(environ, "TUTELA_VAULT_PKCS11_MODULE"),
-		HSMPIN:       tutela.NewSecret(lookupEnv(environ, "TUTELA_HSM_PIN"))}
-	if v := lookupEnv(environ, "TUTELA_VAULT_CACHE_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return s, errors.New("TUTELA_VAULT_CACHE_TTL must be a positive duration such as 5m")
-		}
-		s.CacheTTL = d
-	}
-	if v := lookupEnv(environ, "TUTELA_VAULT_ROTATE_EVERY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || (d > 0 && d < time.Hour) {
-			return s, errors.New("TUTELA_VAULT_ROTATE_EVERY must be 0 (off) or a duration of at least 1h such as 2160h")
-		}
-		s.RotateEvery = d
-	}
-	return s, nil
+	return vault.KEKConfig{URI: uri, MasterKey: masterKey, PKCS11Module: v.PKCS11Module, PKCS11PIN: m.Config.HSMPIN,
+		KMSEndpoint: v.KMSEndpoint, VaultToken: m.Config.VaultToken, VaultCACert: v.HCVaultCAFile}
 }
 
 // openVault opens the KEK the configuration names and the vault over the store; with the wrong
 // KEK it fails before anything is written. Serve should call it right after migrations.
 func (m *Main) openVault(e *env) (*vault.Vault, error) {
-	s, err := vaultSettingsFrom(e.environ)
-	if err != nil {
-		return nil, err
-	}
-	kek, err := vault.OpenKEK(e.ctx, vault.KEKConfig{URI: s.KEKURI, MasterKey: m.MasterKey,
-		PKCS11Module: s.PKCS11Module, PKCS11PIN: s.HSMPIN})
+	kek, err := vault.OpenKEK(e.ctx, m.kekConfig("", m.MasterKey))
 	if err != nil {
 		return nil, fmt.Errorf("vault.kek_uri: %w", err)
 	}
 	if c, ok := kek.(io.Closer); ok {
 		m.closers = append(m.closers, c.Close)
 	}
-	v, err := vault.New(e.ctx, kek, sqlstore.KeysetStore{DB: m.DB}, vault.Options{CacheTTL: s.CacheTTL})
+	v, err := vault.New(e.ctx, kek, sqlstore.KeysetStore{DB: m.DB}, vault.Options{CacheTTL: m.Config.Vault.CacheTTL})
 	if err != nil {
 		return nil, fmt.Errorf("%w (set vault.kek_uri / TUTELA_MASTER_KEY to the KEK the keysets were wrapped with, "+
 			"or run `tutela keys kek-rewrap`)", err)
@@ -204,9 +170,27 @@ func (c keysRotateCmd) Run(e *env) error {
 	return nil
 }
 
-// rewrapSources lists the tables holding vault ciphertexts. New encrypted columns add theirs.
-func rewrapSources(db *sqlstore.DB) []vault.RewrapSource {
-	return []vault.RewrapSource{sqlstore.SigningKeysSource{DB: db}}
+// rewrapSource is a place holding vault ciphertexts and the keyset purpose they are sealed under.
+type rewrapSource struct {
+	purpose string
+	vault.RewrapSource
+}
+
+// rewrapSources lists every place holding vault ciphertexts. A new encrypted column adds its
+// source here; `keys retire` refuses a purpose no source covers, since nothing could prove its
+// old ciphertexts are gone.
+func (m *Main) rewrapSources() []rewrapSource {
+	db := m.DB
+	return []rewrapSource{
+		{vault.PurposeSigningKeys, sqlstore.SigningKeysSource(db)},
+		{vault.PurposeTOTP, mfa.SeedSource(db)},
+		{vault.PurposeAuditKey, audit.KeyFileSource{Path: filepath.Join(m.Config.DataDir, audit.KeyFile), Origin: AuditOrigin,
+			Record: func(ctx context.Context) error {
+				return db.Update(ctx, func(tx *sqlstore.Tx) error {
+					return tx.Record(ctx, "key.rewrap", "", "file", audit.KeyFile, "", map[string]any{"rows": 1})
+				})
+			}}},
+	}
 }
 
 type keysRewrapCmd struct {
@@ -225,7 +209,7 @@ func (c keysRewrapCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	for _, src := range rewrapSources(m.DB) {
+	for _, src := range m.rewrapSources() {
 		if c.Source != "" && src.Name() != c.Source {
 			continue
 		}
@@ -256,7 +240,12 @@ func (c keysRetireCmd) Run(e *env) error {
 	if tenant == "platform" {
 		tenant = ""
 	}
-	for _, src := range rewrapSources(m.DB) {
+	covered := false
+	for _, src := range m.rewrapSources() {
+		if src.purpose != c.Purpose {
+			continue
+		}
+		covered = true
 		n, err := v.Outdated(e.ctx, src)
 		if err != nil {
 			return err
@@ -264,6 +253,9 @@ func (c keysRetireCmd) Run(e *env) error {
 		if n > 0 {
 			return fmt.Errorf("%s still holds %d ciphertext(s) under old keys; run `tutela keys rewrap` first", src.Name(), n)
 		}
+	}
+	if !covered {
+		return fmt.Errorf("no rewrap source covers purpose %q, so nothing can prove its old ciphertexts are gone; not retiring", c.Purpose)
 	}
 	ks, err := v.Retire(e.ctx, tenant, c.Purpose)
 	if err != nil {
@@ -284,10 +276,6 @@ func (c keysKEKRewrapCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
-	s, err := vaultSettingsFrom(e.environ)
-	if err != nil {
-		return err
-	}
 	oldMaster := m.MasterKey
 	if c.FromMasterKeyFile != "" {
 		b, err := os.ReadFile(c.FromMasterKeyFile)
@@ -298,13 +286,11 @@ func (c keysKEKRewrapCmd) Run(e *env) error {
 			return fmt.Errorf("%s: %w", c.FromMasterKeyFile, err)
 		}
 	}
-	old, err := vault.OpenKEK(e.ctx, vault.KEKConfig{URI: c.FromURI, MasterKey: oldMaster,
-		PKCS11Module: s.PKCS11Module, PKCS11PIN: s.HSMPIN})
+	old, err := vault.OpenKEK(e.ctx, m.kekConfig(c.FromURI, oldMaster))
 	if err != nil {
 		return fmt.Errorf("old KEK: %w", err)
 	}
-	next, err := vault.OpenKEK(e.ctx, vault.KEKConfig{URI: s.KEKURI, MasterKey: m.MasterKey,
-		PKCS11Module: s.PKCS11Module, PKCS11PIN: s.HSMPIN})
+	next, err := vault.OpenKEK(e.ctx, m.kekConfig("", m.MasterKey))
 	if err != nil {
 		return fmt.Errorf("new KEK: %w", err)
 	}
@@ -327,14 +313,14 @@ type keysHSMGenerateCmd struct {
 }
 
 func (c keysHSMGenerateCmd) Run(e *env) error {
-	s, err := vaultSettingsFrom(e.environ)
+	cfg, err := e.loadConfig()
 	if err != nil {
 		return err
 	}
-	if s.PKCS11Module == "" || s.HSMPIN.IsZero() {
-		return errors.New("set TUTELA_VAULT_PKCS11_MODULE and TUTELA_HSM_PIN")
+	if cfg.Vault.PKCS11Module == "" || cfg.HSMPIN.IsZero() {
+		return errors.New("set vault.pkcs11_module (TUTELA_VAULT_PKCS11_MODULE) and TUTELA_HSM_PIN")
 	}
-	if err := vault.GeneratePKCS11Key(s.PKCS11Module, c.Token, c.Label, s.HSMPIN); err != nil {
+	if err := vault.GeneratePKCS11Key(cfg.Vault.PKCS11Module, c.Token, c.Label, cfg.HSMPIN); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "created AES-256 key %q on token %q; set vault.kek_uri to pkcs11:token=%s;object=%s\n",

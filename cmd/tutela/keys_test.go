@@ -7,12 +7,16 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"tutela"
 
 	_ "modernc.org/sqlite"
 
+	"tutela/audit"
 	"tutela/vault"
 )
 
@@ -99,23 +103,84 @@ func TestKeysCommands_WrongKEKClearErrorNothingWritten(t *testing.T) {
 	}
 }
 
-func TestKeysCommands_CloudKMSNotBuiltIn(t *testing.T) {
-	environ := append(baseEnv(t), "TUTELA_VAULT_KEK_URI=gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k")
-	_, _, err := keysRun(t, environ, keysListCmd{})
-	if err == nil || !strings.Contains(err.Error(), "not built into this binary") {
-		t.Fatalf("err = %v", err)
+func TestKeysCommands_KEKSettingsFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	yaml := filepath.Join(dir, "tutela.yaml")
+	if err := os.WriteFile(yaml, []byte("vault:\n  kek_uri: \"pkcs11:token=t;object=k\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	environ := []string{"TUTELA_DATA_DIR=" + filepath.Join(dir, "data")}
+	code, _, stderr := runCmd(t, environ, "--config", yaml, "keys", "list")
+	if code == 0 || !strings.Contains(stderr, "vault.pkcs11_module") || !strings.Contains(stderr, "TUTELA_HSM_PIN") {
+		t.Fatalf("pkcs11 KEK without module and PIN: exit %d\n%s", code, stderr)
+	}
+	// The environment overrides the file; a bad URI is reported before anything opens.
+	code, _, stderr = runCmd(t, append(environ, "TUTELA_VAULT_KEK_URI=gcp-kms://projects/p"), "--config", yaml, "keys", "list")
+	if code == 0 || !strings.Contains(stderr, "vault.kek_uri: gcp-kms URI must be") {
+		t.Fatalf("bad KEK URI: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("a refused configuration created the data directory")
 	}
 }
 
-func TestVaultSettings_RotateEvery(t *testing.T) {
-	t.Parallel()
-	s, err := vaultSettingsFrom([]string{"TUTELA_VAULT_ROTATE_EVERY=2160h"})
-	if err != nil || s.RotateEvery.Hours() != 2160 {
-		t.Fatalf("%v %v", s.RotateEvery, err)
-	}
-	for _, bad := range []string{"soon", "-1h", "30s"} {
-		if _, err := vaultSettingsFrom([]string{"TUTELA_VAULT_ROTATE_EVERY=" + bad}); err == nil {
-			t.Errorf("%q accepted", bad)
+// The audit signing key is sealed under the "audit_key" keyset in a file, not a table: rewrap
+// must re-encrypt the file too, and retire must refuse until it has, or the next start could not
+// open the key.
+func TestKeysCommands_AuditKeyFileRewrappedBeforeRetire(t *testing.T) {
+	environ := baseEnv(t)
+	dataDir := strings.TrimPrefix(environ[0], "TUTELA_DATA_DIR=")
+	loadSigner := func() string {
+		t.Helper()
+		m, v, err := openKeys(&env{ctx: context.Background(), environ: environ, stdout: io.Discard, stderr: io.Discard})
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer m.Close()
+		sealer, err := vault.NewVaultSealer(v, "", vault.PurposeAuditKey, tutela.Secret{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, vkey, err := audit.LoadOrCreateSigner(filepath.Join(dataDir, audit.KeyFile), AuditOrigin, sealer)
+		if err != nil {
+			t.Fatalf("audit key: %v", err)
+		}
+		return vkey
+	}
+	vkey := loadSigner()
+	before, _ := os.ReadFile(filepath.Join(dataDir, audit.KeyFile))
+
+	if _, _, err := keysRun(t, environ, keysRotateCmd{Purpose: vault.PurposeAuditKey}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := keysRun(t, environ, keysRetireCmd{Purpose: vault.PurposeAuditKey})
+	if err == nil || !strings.Contains(err.Error(), "audit.key still holds 1 ciphertext") {
+		t.Fatalf("retire before rewrap: %v", err)
+	}
+	out, _, err := keysRun(t, environ, keysRewrapCmd{})
+	if err != nil || !strings.Contains(out, "audit.key: done, 1 rows checked, 1 re-encrypted") {
+		t.Fatalf("rewrap: %v\n%s", err, out)
+	}
+	after, _ := os.ReadFile(filepath.Join(dataDir, audit.KeyFile))
+	if bytes.Equal(before, after) {
+		t.Fatal("rewrap left the audit key file unchanged")
+	}
+	if fi, _ := os.Stat(filepath.Join(dataDir, audit.KeyFile)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("audit key file mode %04o", fi.Mode().Perm())
+	}
+	if _, _, err := keysRun(t, environ, keysRetireCmd{Purpose: vault.PurposeAuditKey}); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadSigner(); got != vkey {
+		t.Fatal("the audit key changed: it must be the same key, re-encrypted")
+	}
+
+	// A purpose no source covers cannot be retired: nothing could prove it safe.
+	if _, _, err := keysRun(t, environ, keysRotateCmd{Purpose: vault.PurposePersonalData}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = keysRun(t, environ, keysRetireCmd{Purpose: vault.PurposePersonalData})
+	if err == nil || !strings.Contains(err.Error(), "no rewrap source covers") {
+		t.Fatalf("retire of an uncovered purpose: %v", err)
 	}
 }

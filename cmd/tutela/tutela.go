@@ -411,11 +411,7 @@ func (serveCmd) Run(e *env) error {
 	if m.vault, err = m.openVault(e); err != nil {
 		return err
 	}
-	vs, err := vaultSettingsFrom(e.environ)
-	if err != nil {
-		return err
-	}
-	m.rotateEvery = vs.RotateEvery
+	m.rotateEvery = m.Config.Vault.RotateEvery
 	if err := m.Listen(e.ctx); err != nil {
 		return err
 	}

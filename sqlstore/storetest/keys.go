@@ -188,7 +188,7 @@ func testKeysRotateRewrapRetire(t *testing.T, open Opener) {
 	if len(ks.Keys) != 2 {
 		t.Fatalf("after rotate: %d keys", len(ks.Keys))
 	}
-	src := sqlstore.SigningKeysSource{DB: db}
+	src := sqlstore.SigningKeysSource(db)
 	if n, err := v.Outdated(ctx, src); err != nil || n != 37 {
 		t.Fatalf("Outdated = %d, %v; want 37", n, err)
 	}
