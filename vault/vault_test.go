@@ -447,3 +447,17 @@ func BenchmarkTinkAESGCMPrimitive(b *testing.B) {
 		}
 	}
 }
+
+// The cryptographic inventory (docs/crypto.md, ASVS 11.1.2) must name every keyset purpose.
+func TestCryptoInventory_ListsEveryPurpose(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../docs/crypto.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range Purposes {
+		if !strings.Contains(string(b), "keyset `"+p+"`") {
+			t.Errorf("docs/crypto.md has no row for keyset %q", p)
+		}
+	}
+}
