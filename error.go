@@ -8,26 +8,28 @@ import (
 // Error codes form a small closed set. The HTTP layer maps each to a status exactly once
 // (httpapi/middleware/errors.go); clients may rely on them, so they never change meaning.
 const (
-	EINVALID            = "invalid"             // malformed or rule-breaking input (400)
-	EUNAUTHENTICATED    = "unauthenticated"     // no or bad credentials (401)
-	EINVALIDCREDENTIALS = "invalid_credentials" // login failed; never says why (401)
-	EFORBIDDEN          = "forbidden"           // authenticated but not allowed (403)
-	ENOTFOUND           = "not_found"           // absent, or in another tenant (404)
-	ECONFLICT           = "conflict"            // uniqueness or state conflict (409)
-	ETOOLARGE           = "too_large"           // request body over the limit (413)
-	EUNSUPPORTED        = "unsupported_media"   // wrong Content-Type (415)
-	ERATELIMITED        = "rate_limited"        // per-client request rate exceeded (429)
-	ETOOMANYATTEMPTS    = "too_many_attempts"   // login throttled; same for every account (429)
-	EMFAREQUIRED        = "mfa_required"        // second factor needed to finish (401)
-	ESTEPUPREQUIRED     = "step_up_required"    // fresh second factor needed (401)
-	EUNAVAILABLE        = "unavailable"         // overloaded or dependency down (503)
-	EINTERNAL           = "internal"            // anything unexpected (500)
+	EINVALID            = "invalid"                   // malformed or rule-breaking input (400)
+	EUNAUTHENTICATED    = "unauthenticated"           // no or bad credentials (401)
+	EINVALIDCREDENTIALS = "invalid_credentials"       // login failed; never says why (401)
+	EFORBIDDEN          = "forbidden"                 // authenticated but not allowed (403)
+	ENOTFOUND           = "not_found"                 // absent, or in another tenant (404)
+	ECONFLICT           = "conflict"                  // uniqueness or state conflict (409)
+	ETOOLARGE           = "too_large"                 // request body over the limit (413)
+	EUNSUPPORTED        = "unsupported_media"         // wrong Content-Type (415)
+	ERATELIMITED        = "rate_limited"              // per-client request rate exceeded (429)
+	ETOOMANYATTEMPTS    = "too_many_attempts"         // login throttled; same for every account (429)
+	EMFAREQUIRED        = "mfa_required"              // second factor needed to finish (401)
+	ESTEPUPREQUIRED     = "step_up_required"          // fresh second factor needed (401)
+	EREAUTHREQUIRED     = "reauthentication_required" // fresh sign-in, step-up or password needed (401)
+	EUNAVAILABLE        = "unavailable"               // overloaded or dependency down (503)
+	EINTERNAL           = "internal"                  // anything unexpected (500)
 )
 
 // Codes lists every error code, for the HTTP status table and documentation.
 var Codes = []string{
 	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ENOTFOUND, ECONFLICT, ETOOLARGE,
-	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EUNAVAILABLE, EINTERNAL,
+	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EREAUTHREQUIRED, EUNAVAILABLE,
+	EINTERNAL,
 }
 
 // Error is the application error. Code and Message are safe to show a client; Field names the

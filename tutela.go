@@ -119,6 +119,8 @@ type Principal struct {
 	MustEnrollMFA bool
 	// StepUpAt is when the session last proved a second factor (zero: never).
 	StepUpAt time.Time
+	// ReauthAt is when the user last re-entered their password in this session (zero: never).
+	ReauthAt time.Time
 }
 
 // HasRole reports whether the principal holds role.

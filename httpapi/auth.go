@@ -206,6 +206,12 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, p *tutela.
 
 func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	id := r.PathValue("id")
+	if id != p.SessionID { // ending the current session is signing out; another needs a fresh authentication
+		if err := s.requireRecentAuth(p); err != nil {
+			middleware.WriteError(w, r, err)
+			return
+		}
+	}
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		n, err := tx.Users(p.TenantID).RevokeSessions(r.Context(), p.UserID, id, "", "revoked_by_user")
 		if err == nil && n == 0 {
@@ -221,6 +227,10 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, p *tutela
 }
 
 func (s *Server) deleteOtherSessions(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if err := s.requireRecentAuth(p); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
 	var n int64
 	ip, _ := clientInfo(r)
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) (err error) {

@@ -30,6 +30,47 @@ func errStepUp() error {
 	return stepUpError{err: tutela.Errorf(tutela.ESTEPUPREQUIRED, "this action needs a second factor verified in the last 5 minutes: POST /v1/auth/step-up")}
 }
 
+// reauthError is reauthentication_required with the RFC 9470 challenge: any fresh
+// authentication event (sign-in, step-up or re-entered password) within max_age satisfies it.
+type reauthError struct{ err error }
+
+func (e reauthError) Error() string { return e.err.Error() }
+func (e reauthError) Unwrap() error { return e.err }
+
+// WWWAuthenticate implements middleware.ChallengeError.
+func (reauthError) WWWAuthenticate() string {
+	return `Bearer error="insufficient_user_authentication", error_description="re-enter your password", max_age=300`
+}
+
+// requireRecentAuth lets p end other sessions only after a fresh authentication (ASVS 7.5.2).
+func (s *Server) requireRecentAuth(p *tutela.Principal) error {
+	if s.d.Identity.RecentlyAuthenticated(p) {
+		return nil
+	}
+	return reauthError{err: tutela.Errorf(tutela.EREAUTHREQUIRED,
+		"ending other sessions needs your password again: POST /v1/auth/reauthenticate, then retry")}
+}
+
+type reauthRequest struct {
+	Password string `json:"password"`
+}
+
+// reauthenticate checks the caller's password again (throttled like sign-in) and marks the
+// session freshly authenticated for five minutes.
+func (s *Server) reauthenticate(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req reauthRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ip, _ := clientInfo(r)
+	if err := s.d.Identity.Reauthenticate(r.Context(), p, tutela.NewSecret(req.Password), ip); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // requireStepUp enforces the step-up obligation for human principals. Service accounts have no
 // second factor; their permission set is the control.
 func (s *Server) requireStepUp(p *tutela.Principal, d authz.Decision) error {

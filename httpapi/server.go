@@ -146,6 +146,7 @@ func (s *Server) routesInit() {
 	s.handle("GET", "/v1/auth/sessions", false, s.authed(false, s.listSessions))
 	s.handle("DELETE", "/v1/auth/sessions", false, s.authed(false, s.deleteOtherSessions))
 	s.handle("DELETE", "/v1/auth/sessions/{id}", false, s.authed(false, s.deleteSession))
+	s.handle("POST", "/v1/auth/reauthenticate", false, s.authed(false, s.reauthenticate))
 	s.handle("GET", "/v1/security-events", false, s.authed(false, s.securityEvents))
 	s.handle("GET", "/v1/audit/events", false, s.authed(false, s.auditEvents))
 	s.handle("GET", "/v1/audit/checkpoint", true, s.auditCheckpoint)

@@ -496,9 +496,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (*tute
 			return err
 		}
 		p.SessionID, p.AMR, p.AuthTime, p.ViaCookie = sess.ID, sess.AMR, sess.CreatedAt, true
-		if sess.StepUpAt != nil {
-			p.StepUpAt = *sess.StepUpAt
-		}
+		sessionTimes(p, sess)
 		// Write last-seen at most once a minute: sliding expiry without a write per request.
 		if tx.Now().Sub(sess.LastSeenAt) >= time.Minute {
 			return tx.TouchSession(ctx, sess.ID)
@@ -506,6 +504,16 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (*tute
 		return nil
 	})
 	return p, err
+}
+
+// sessionTimes copies the session's last step-up and re-authentication to the principal.
+func sessionTimes(p *tutela.Principal, sess *sqlstore.Session) {
+	if sess.StepUpAt != nil {
+		p.StepUpAt = *sess.StepUpAt
+	}
+	if sess.ReauthAt != nil {
+		p.ReauthAt = *sess.ReauthAt
+	}
 }
 
 // principal loads the user's roles after checking the user is active and tv is current.
@@ -569,9 +577,7 @@ func (s *Service) AuthenticateBearer(ctx context.Context, tok string) (*tutela.P
 			if err != nil || sess.RevokedAt != nil || !tx.Now().Before(sess.AbsoluteExpiry) {
 				return errSession
 			}
-			if sess.StepUpAt != nil {
-				p.StepUpAt = *sess.StepUpAt
-			}
+			sessionTimes(p, sess)
 		}
 		return nil
 	})
@@ -666,15 +672,11 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 	if err != nil {
 		return nil, err
 	}
-	if cred.PasswordHash == "" {
-		return nil, tutela.FieldErrorf("current_password", "current password is wrong")
-	}
-	ok, _, err := s.Hasher.Verify(ctx, current.Reveal(), cred.PasswordHash)
-	if err != nil && tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
+	if err := s.checkCurrentPassword(ctx, cred, current, ip); err != nil {
+		if tutela.ErrorCode(err) == tutela.EINVALIDCREDENTIALS {
+			return nil, tutela.FieldErrorf("current_password", "current password is wrong")
+		}
 		return nil, err
-	}
-	if !ok {
-		return nil, tutela.FieldErrorf("current_password", "current password is wrong")
 	}
 	hash, err := s.checkAndHash(ctx, next, cred.User, tenant, append([]string{cred.PasswordHash}, history...))
 	if err != nil {

@@ -27,6 +27,8 @@ type Session struct {
 	RevokedAt      *time.Time    `json:"-"`
 	// StepUpAt is when the session last proved a second factor (nil: never).
 	StepUpAt *time.Time `json:"-"`
+	// ReauthAt is when the user last re-entered their password in this session (nil: never).
+	ReauthAt *time.Time `json:"-"`
 }
 
 // Active reports whether the session can still be used at now: not revoked, within its idle
@@ -36,15 +38,15 @@ func (s *Session) Active(now time.Time) bool {
 }
 
 const sessionCols = `id, tenant_id, user_id, token_version, amr, ip, user_agent, created_at, last_seen_at,
-	idle_timeout_s, absolute_expires_at, revoked_at, step_up_at`
+	idle_timeout_s, absolute_expires_at, revoked_at, step_up_at, reauth_at`
 
 func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 	var s Session
 	var amr string
 	var idle int64
-	var revoked, stepUp sql.NullTime
+	var revoked, stepUp, reauth sql.NullTime
 	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &amr, &s.IP, &s.UserAgent, &s.CreatedAt,
-		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp)
+		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp, &reauth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
 	}
@@ -58,10 +60,7 @@ func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 		t := revoked.Time.UTC()
 		s.RevokedAt = &t
 	}
-	if stepUp.Valid {
-		t := stepUp.Time.UTC()
-		s.StepUpAt = &t
-	}
+	s.StepUpAt, s.ReauthAt = optTime(stepUp), optTime(reauth)
 	return &s, nil
 }
 
@@ -282,6 +281,19 @@ func (tx *Tx) StepUp(ctx context.Context, sessionID, method string) error {
 		return err
 	}
 	return tx.Record(ctx, "session.step_up", sess.TenantID, "session", sessionID, "", map[string]any{"method": method})
+}
+
+// Reauthenticated records that the session's user re-entered their password now.
+func (tx *Tx) Reauthenticated(ctx context.Context, sessionID string) error {
+	sess, err := tx.SessionByID(ctx, sessionID)
+	if err != nil {
+		return err
+	}
+	res, err := tx.exec(ctx, `UPDATE sessions SET reauth_at = $1 WHERE id = $2 AND revoked_at IS NULL`, tx.now, sessionID)
+	if err := affectedOne(res, err, "session not found"); err != nil {
+		return err
+	}
+	return tx.Record(ctx, "session.reauthenticate", sess.TenantID, "session", sessionID, "", nil)
 }
 
 // TenantRequiresMFA reports whether the tenant requires a second factor of every user.

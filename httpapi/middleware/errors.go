@@ -17,7 +17,8 @@ func Status(code string) int {
 	switch code {
 	case tutela.EINVALID:
 		return http.StatusBadRequest
-	case tutela.EUNAUTHENTICATED, tutela.EINVALIDCREDENTIALS, tutela.EMFAREQUIRED, tutela.ESTEPUPREQUIRED:
+	case tutela.EUNAUTHENTICATED, tutela.EINVALIDCREDENTIALS, tutela.EMFAREQUIRED, tutela.ESTEPUPREQUIRED,
+		tutela.EREAUTHREQUIRED:
 		return http.StatusUnauthorized
 	case tutela.EFORBIDDEN:
 		return http.StatusForbidden

@@ -21,6 +21,7 @@ func TestStatus_MapsEveryCode(t *testing.T) {
 		tutela.EINVALIDCREDENTIALS: 401,
 		tutela.EMFAREQUIRED:        401,
 		tutela.ESTEPUPREQUIRED:     401,
+		tutela.EREAUTHREQUIRED:     401,
 		tutela.EFORBIDDEN:          403,
 		tutela.ENOTFOUND:           404,
 		tutela.ECONFLICT:           409,
