@@ -108,18 +108,8 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 			kind = "passkey_clone_detected"
 		}
 		ferr := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-			th, err := tx.LockThrottle(ctx, key, "mfa", nil)
-			if err != nil {
+			if err := countUserFailure(ctx, tx, key, "mfa", mfaLimit, u, ip, "mfa_locked"); err != nil {
 				return err
-			}
-			locked := mfaLimit.fail(th, tx.Now())
-			if err := tx.SaveThrottle(ctx, th); err != nil {
-				return err
-			}
-			if locked {
-				if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: "mfa_locked", IP: ip}); err != nil {
-					return err
-				}
 			}
 			if kind != "" {
 				return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind, IP: ip})

@@ -38,24 +38,29 @@ func (s *Service) checkCurrentPassword(ctx context.Context, cred *sqlstore.Crede
 	if ok {
 		return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.ResetThrottles(ctx, key) })
 	}
-	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		th, err := tx.LockThrottle(ctx, key, "password", nil)
-		if err != nil {
-			return err
-		}
-		locked := passwordLimit.fail(th, tx.Now())
-		if err := tx.SaveThrottle(ctx, th); err != nil {
-			return err
-		}
-		if locked {
-			return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: "password_check_locked", IP: ip})
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return countUserFailure(ctx, tx, key, "password", passwordLimit, u, ip, "password_check_locked")
+	}); err != nil {
 		return err
 	}
 	return tutela.Errorf(tutela.EINVALIDCREDENTIALS, "password not accepted")
+}
+
+// countUserFailure counts one wrong credential of u against the throttle key under limit and,
+// when that locks it, records the security event lockKind.
+func countUserFailure(ctx context.Context, tx *sqlstore.Tx, key []byte, kind string, limit Limit, u *tutela.User, ip, lockKind string) error {
+	th, err := tx.LockThrottle(ctx, key, kind, nil)
+	if err != nil {
+		return err
+	}
+	locked := limit.fail(th, tx.Now())
+	if err := tx.SaveThrottle(ctx, th); err != nil {
+		return err
+	}
+	if locked {
+		return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: lockKind, IP: ip})
+	}
+	return nil
 }
 
 // Reauthenticate checks the signed-in user's password again and records it on the session, so

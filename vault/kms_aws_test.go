@@ -80,12 +80,7 @@ func TestAWSKMSKEK_FakeKMS(t *testing.T) {
 	if kek.URI() != uri {
 		t.Errorf("URI() = %q", kek.URI())
 	}
-	st := newMemStore() // a store with a keyset wrapped by the right KEK
-	if v, err := New(ctx, kek, st, Options{}); err != nil {
-		t.Fatal(err)
-	} else if _, err := v.Encrypt(ctx, "t1", "totp", []byte("x"), nil); err != nil {
-		t.Fatal(err)
-	}
+	st := storeWrappedBy(t, kek)
 
 	// Other credentials: every call fails, the vault refuses to start.
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAWRONG00000000000")

@@ -139,3 +139,19 @@ func exerciseKMSKEK(t *testing.T, f *kmsFake, open func() (KEK, error), secrets 
 	}
 	return kek, ct, secret, ad
 }
+
+// storeWrappedBy returns a store holding one keyset wrapped by kek, for checking that another
+// KEK is refused at start.
+func storeWrappedBy(t *testing.T, kek KEK) *memStore {
+	t.Helper()
+	ctx := context.Background()
+	st := newMemStore()
+	v, err := New(ctx, kek, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Encrypt(ctx, "t1", "totp", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

@@ -181,12 +181,7 @@ func TestGCPKMSKEK_FakeCloudKMS(t *testing.T) {
 	if kek.URI() != uri {
 		t.Errorf("URI() = %q", kek.URI())
 	}
-	st := newMemStore() // a store with a keyset wrapped by the right KEK
-	if v, err := New(ctx, kek, st, Options{}); err != nil {
-		t.Fatal(err)
-	} else if _, err := v.Encrypt(ctx, "t1", "totp", []byte("x"), nil); err != nil {
-		t.Fatal(err)
-	}
+	st := storeWrappedBy(t, kek)
 
 	// Another service account, unknown to the KMS: every call fails, the vault refuses to start.
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)

@@ -103,12 +103,7 @@ func TestHCVaultKEK_FakeTransit(t *testing.T) {
 	if kek.URI() != uri {
 		t.Errorf("URI() = %q, want %q", kek.URI(), uri)
 	}
-	st := newMemStore() // a store with a keyset wrapped by the right KEK
-	if v, err := New(ctx, kek, st, Options{}); err != nil {
-		t.Fatal(err)
-	} else if _, err := v.Encrypt(ctx, "t1", "totp", []byte("x"), nil); err != nil {
-		t.Fatal(err)
-	}
+	st := storeWrappedBy(t, kek)
 
 	// Wrong token: the KEK opens (no call yet) but every wrap/unwrap fails; the vault refuses to start.
 	bad, err := OpenKEK(ctx, KEKConfig{URI: uri, VaultToken: tutela.NewSecret("s.wrong"), VaultCACert: ca})
