@@ -13,22 +13,11 @@ import (
 // keepLastAdmin refuses a change that would leave the tenant without an active programme
 // administrator (removing their role, deleting or disabling them).
 func (s *Server) keepLastAdmin(r *http.Request, tx *sqlstore.Tx, t *tutela.Tenant, userID string) error {
-	roles, err := tx.Users(t.ID).Roles(r.Context(), userID)
+	last, err := tx.IsLastProgramAdmin(r.Context(), t.ID, userID)
 	if err != nil {
 		return err
 	}
-	held := false
-	for _, k := range roles {
-		held = held || k == authz.RoleProgramAdmin
-	}
-	if !held {
-		return nil
-	}
-	n, err := tx.CountRoleHoldersInTenant(r.Context(), t.ID, authz.RoleProgramAdmin)
-	if err != nil {
-		return err
-	}
-	if n <= 1 {
+	if last {
 		return tutela.Errorf(tutela.ECONFLICT, "this is the tenant's last programme administrator; appoint another first")
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -401,7 +402,7 @@ func (a AccessReviews) Decide(ctx context.Context, reviewID, itemID string, d It
 	gone := false
 	if d.Decision == DecisionRevoke {
 		if it.Kind == ReviewKindRole && it.RoleKey == authz.RoleProgramAdmin {
-			last, err := a.lastProgramAdmin(ctx, it.UserID)
+			last, err := a.tx.IsLastProgramAdmin(ctx, a.tenantID, it.UserID)
 			if err != nil {
 				return nil, err
 			}
@@ -436,28 +437,11 @@ func (a AccessReviews) revoke(ctx context.Context, it *AccessReviewItem) (alread
 	return false, err
 }
 
-// lastProgramAdmin reports whether removing the user's program_admin role would leave the tenant
-// without an active programme administrator.
-func (a AccessReviews) lastProgramAdmin(ctx context.Context, userID string) (bool, error) {
-	keys, err := a.tx.Users(a.tenantID).Roles(ctx, userID)
-	if err != nil {
-		return false, err
-	}
-	held := false
-	for _, k := range keys {
-		held = held || k == authz.RoleProgramAdmin
-	}
-	if !held {
-		return false, nil
-	}
-	n, err := a.tx.CountRoleHoldersInTenant(ctx, a.tenantID, authz.RoleProgramAdmin)
-	return n <= 1, err
-}
-
 // Close ends a review (at or before its deadline) and settles every item nobody decided: it is
 // reported as unreviewed, or revoked when the review has auto_revoke — except the tenant's last
 // programme administrator and super_admin grants, which are reported instead. It returns the
-// closed review and the undecided items with their outcome.
+// closed review and the undecided items with their outcome. closedBy "" is the system closing
+// the review at its deadline (CloseDueAccessReviews). A review already closed is a conflict.
 func (a AccessReviews) Close(ctx context.Context, reviewID, closedBy string) (*AccessReview, []*AccessReviewItem, error) {
 	rev, err := a.Get(ctx, reviewID)
 	if err != nil {
@@ -483,7 +467,7 @@ func (a AccessReviews) Close(ctx context.Context, reviewID, closedBy string) (*A
 			case it.Kind == ReviewKindRole && it.RoleKey == authz.RoleSuperAdmin:
 				it.Outcome = OutcomePlatformRoleKept
 			case it.Kind == ReviewKindRole && it.RoleKey == authz.RoleProgramAdmin:
-				last, err := a.lastProgramAdmin(ctx, it.UserID)
+				last, err := a.tx.IsLastProgramAdmin(ctx, a.tenantID, it.UserID)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -520,8 +504,76 @@ func (a AccessReviews) Close(ctx context.Context, reviewID, closedBy string) (*A
 	}
 	c := rev.Counts
 	return rev, undecided, a.tx.Record(ctx, "access_review.close", a.tenantID, "access_review", reviewID, "", map[string]any{
-		"before_deadline": now.Before(rev.Deadline), "auto_revoke": rev.AutoRevoke, "items": c.Items, "kept": c.Kept,
-		"revoked": c.Revoked, "auto_revoked": c.AutoRevoked, "unreviewed": c.Unreviewed})
+		"before_deadline": now.Before(rev.Deadline), "automatic": closedBy == "", "auto_revoke": rev.AutoRevoke,
+		"items": c.Items, "kept": c.Kept, "revoked": c.Revoked, "auto_revoked": c.AutoRevoked, "unreviewed": c.Unreviewed})
+}
+
+// DueReview names an open review whose deadline has passed.
+type DueReview struct {
+	TenantID string
+	ReviewID string
+}
+
+// DueAccessReviews lists up to limit open reviews of every tenant whose deadline is at or before
+// now, oldest deadline first. It reads across tenants, so it is for the system's own sweeper,
+// not for a tenant-scoped caller (PostgreSQL row-level security would hide other tenants anyway).
+func (tx *Tx) DueAccessReviews(ctx context.Context, now time.Time, limit int) ([]DueReview, error) {
+	rows, err := tx.query(ctx, `SELECT tenant_id, id FROM access_reviews WHERE status = 'open' AND deadline <= $1
+		ORDER BY deadline, id LIMIT $2`, now.UTC(), clampLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []DueReview
+	for rows.Next() {
+		var d DueReview
+		if err := rows.Scan(&d.TenantID, &d.ReviewID); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// dueReviewBatch bounds the reviews one sweep closes; the next sweep takes the rest.
+const dueReviewBatch = 100
+
+// CloseDueAccessReviews closes open reviews whose deadline has passed (up to dueReviewBatch a
+// call, oldest first), as the system, with the same outcomes as a manual close: a deadline is a
+// promise that undecided grants are settled (and, with auto_revoke, removed) then, not whenever
+// an administrator remembers. Each review closes in its own transaction, so one failure neither
+// undoes nor stops the others; their errors are joined. Every node may run it at once: a review
+// another node (or an administrator) closed first is a conflict in Close and is skipped, not
+// counted. Request metadata in ctx is dropped so the close is attributed to the system and sees
+// every tenant.
+func (db *DB) CloseDueAccessReviews(ctx context.Context) (closed int, err error) {
+	ctx = tutela.WithRequestMeta(ctx, nil)
+	var due []DueReview
+	if err := db.View(ctx, func(tx *Tx) (err error) {
+		due, err = tx.DueAccessReviews(ctx, tx.Now(), dueReviewBatch)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, d := range due {
+		err := db.Update(ctx, func(tx *Tx) error {
+			_, _, err := tx.AccessReviews(d.TenantID).Close(ctx, d.ReviewID, "")
+			return err
+		})
+		switch {
+		case err == nil:
+			closed++
+		case tutela.ErrorCode(err) == tutela.ECONFLICT:
+			// Closed meanwhile by another node or an administrator.
+		default:
+			errs = append(errs, fmt.Errorf("close access review %s of tenant %s: %w", d.ReviewID, d.TenantID, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return closed, errors.Join(errs...)
 }
 
 func optTimeArg(t *time.Time) any {

@@ -299,6 +299,28 @@ func (tx *Tx) CountRoleHoldersInTenant(ctx context.Context, tenantID, roleKey st
 	return n, err
 }
 
+// IsLastProgramAdmin reports whether removing userID's program_admin role (or the user) would
+// leave the tenant without an active programme administrator. On PostgreSQL it first locks the
+// tenant's row until the transaction ends, so two transactions removing two different
+// administrators of one tenant cannot both see the other still there (SQLite runs one writer
+// at a time). Call it in the transaction that makes the change.
+func (tx *Tx) IsLastProgramAdmin(ctx context.Context, tenantID, userID string) (bool, error) {
+	if tx.db.dialect == Postgres {
+		if _, err := tx.exec(ctx, `SELECT id FROM tenants WHERE id = $1 FOR UPDATE`, tenantID); err != nil {
+			return false, err
+		}
+	}
+	keys, err := tx.Users(tenantID).Roles(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	if !slices.Contains(keys, authz.RoleProgramAdmin) {
+		return false, nil
+	}
+	n, err := tx.CountRoleHoldersInTenant(ctx, tenantID, authz.RoleProgramAdmin)
+	return n <= 1, err
+}
+
 // UserPermission is a per-user grant or explicit deny.
 type UserPermission struct {
 	ID string `json:"id"`

@@ -109,9 +109,11 @@ func (m *Main) breachChecker() (password.Checker, error) {
 	return nil, nil
 }
 
-// keyMaintenance rotates and reloads the access-token signing keys every minute, so keys
-// created by other nodes are picked up and rotation happens on schedule.
-func (m *Main) keyMaintenance(ctx context.Context) {
+// maintenance runs every minute: it rotates and reloads the access-token signing keys, so keys
+// created by other nodes are picked up and rotation happens on schedule, rotates keysets that
+// are due, and closes access reviews whose deadline has passed. Every node runs it, so each step
+// must tolerate the others running it at the same time.
+func (m *Main) maintenance(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -128,6 +130,13 @@ func (m *Main) keyMaintenance(ctx context.Context) {
 				} else if len(ks) > 0 {
 					m.Logger.Info("rotated keysets on schedule", "count", len(ks))
 				}
+			}
+			n, err := m.DB.CloseDueAccessReviews(ctx)
+			if err != nil {
+				m.Logger.Error("close access reviews at their deadline", "err", err)
+			}
+			if n > 0 {
+				m.Logger.Info("closed access reviews at their deadline", "count", n)
 			}
 		}
 	}
@@ -358,7 +367,7 @@ func (m *Main) BaseURL() string {
 func (m *Main) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- m.httpServer.Serve(m.ln) }()
-	go m.keyMaintenance(ctx)
+	go m.maintenance(ctx)
 	seqDone := make(chan struct{})
 	go func() {
 		defer close(seqDone)

@@ -1,12 +1,16 @@
 package storetest
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"tutela"
+	"tutela/audit"
 	"tutela/authz"
 	"tutela/sqlstore"
 )
@@ -21,6 +25,8 @@ var AccessReviewTests = []Test{
 	{"AccessReviewCloseReportsUnreviewed", testReviewCloseReport},
 	{"AccessReviewDormantFromLastLogin", testReviewDormant},
 	{"AccessReviewTenantScoping", testReviewScoping},
+	{"AccessReviewClosesAtDeadline", testReviewClosesAtDeadline},
+	{"AccessReviewConcurrentSweepersCloseOnce", testReviewSweepersRace},
 }
 
 func arGrantRole(t *testing.T, db *sqlstore.DB, tenantID, userID, role string, exp *time.Time) {
@@ -469,6 +475,238 @@ func testReviewScoping(t *testing.T, open Opener) {
 	if !arAllowed(t, db, clock.Now(), a.ID, ua.ID, authz.Read, "records") {
 		t.Fatal("a refused cross-tenant decision changed access")
 	}
+}
+
+func arGet(t *testing.T, db *sqlstore.DB, tenantID, reviewID string) *sqlstore.AccessReview {
+	t.Helper()
+	var r *sqlstore.AccessReview
+	if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) { r, err = tx.AccessReviews(tenantID).Get(ctx, reviewID); return }); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func arDue(t *testing.T, db *sqlstore.DB, now time.Time, limit int) []sqlstore.DueReview {
+	t.Helper()
+	var due []sqlstore.DueReview
+	if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) { due, err = tx.DueAccessReviews(ctx, now, limit); return }); err != nil {
+		t.Fatal(err)
+	}
+	return due
+}
+
+func arSweep(t *testing.T, db *sqlstore.DB, c context.Context, want int) {
+	t.Helper()
+	n, err := db.CloseDueAccessReviews(c)
+	if err != nil || n != want {
+		t.Fatalf("CloseDueAccessReviews = %d, %v; want %d, nil", n, err, want)
+	}
+}
+
+func arCloseEvents(t *testing.T, db *sqlstore.DB, tenantID, reviewID string) []sqlstore.AuditRecord {
+	t.Helper()
+	recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: tenantID, Action: "access_review.close",
+		TargetID: reviewID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// testReviewClosesAtDeadline: the deadline settles a review without an administrator, with the
+// outcomes of a manual close, attributed to the system, and a second node sweeping after the
+// first finds nothing to do.
+func testReviewClosesAtDeadline(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	a, b := createTenant(t, db, "tenant-a"), createTenant(t, db, "tenant-b")
+	admin := createUser(t, db, a.ID, "admin@example.org")
+	op := createUser(t, db, a.ID, "op@example.org")
+	kept := createUser(t, db, a.ID, "kept@example.org")
+	adminB := createUser(t, db, b.ID, "admin@example.org")
+	opB := createUser(t, db, b.ID, "op@example.org")
+	arGrantRole(t, db, a.ID, admin.ID, authz.RoleProgramAdmin, nil)
+	arGrantRole(t, db, a.ID, op.ID, authz.RoleOperator, nil)
+	arGrantPerm(t, db, a.ID, op.ID, authz.Permission{Resource: "records", Action: authz.Export}, authz.Allow, nil)
+	arGrantRole(t, db, a.ID, kept.ID, authz.RoleOperator, nil)
+	arGrantRole(t, db, b.ID, adminB.ID, authz.RoleProgramAdmin, nil)
+	arGrantRole(t, db, b.ID, opB.ID, authz.RoleOperator, nil)
+	start := clock.Now()
+	ra := arOpen(t, db, a.ID, &sqlstore.AccessReview{Deadline: start.Add(24 * time.Hour), AutoRevoke: true, CreatedBy: admin.ID})
+	rb := arOpen(t, db, b.ID, &sqlstore.AccessReview{Deadline: start.Add(36 * time.Hour), CreatedBy: adminB.ID})
+	later := arOpen(t, db, a.ID, &sqlstore.AccessReview{Deadline: start.Add(30 * 24 * time.Hour)})
+	early := arOpen(t, db, b.ID, &sqlstore.AccessReview{Deadline: start.Add(time.Hour)})
+	update(t, db, func(tx *sqlstore.Tx) error {
+		_, _, err := tx.AccessReviews(b.ID).Close(ctx, early.ID, adminB.ID)
+		return err
+	})
+	arOK(t, arDecide(db, a.ID, ra.ID, arItem(t, arItems(t, db, a.ID, ra.ID, false), kept.ID, "role operator").ID,
+		sqlstore.ItemDecision{Decision: sqlstore.DecisionKeep, ReviewerID: admin.ID}))
+
+	// Before the deadline nothing is due; a review is due from the instant of its deadline, when
+	// decisions stop being accepted.
+	arSweep(t, db, ctx, 0)
+	clock.Add(24*time.Hour - time.Microsecond)
+	arSweep(t, db, ctx, 0)
+	if due := arDue(t, db, ra.Deadline, 10); len(due) != 1 || due[0] != (sqlstore.DueReview{TenantID: a.ID, ReviewID: ra.ID}) {
+		t.Fatalf("due at the deadline = %+v, want review A", due)
+	}
+	clock.Add(48 * time.Hour)
+	// Across tenants, oldest deadline first, bounded; neither the closed nor the later review.
+	want := []sqlstore.DueReview{{TenantID: a.ID, ReviewID: ra.ID}, {TenantID: b.ID, ReviewID: rb.ID}}
+	if due := arDue(t, db, clock.Now(), 10); !slices.Equal(due, want) {
+		t.Fatalf("due = %+v, want %+v", due, want)
+	}
+	if due := arDue(t, db, clock.Now(), 1); !slices.Equal(due, want[:1]) {
+		t.Fatalf("due (limit 1) = %+v, want %+v", due, want[:1])
+	}
+
+	// The sweep is the system even when the caller's context carries a tenant-scoped request:
+	// it must neither be attributed to that user nor be limited to their tenant.
+	reqCtx := tutela.WithRequestMeta(ctx, &tutela.RequestMeta{RequestID: "req-1", Principal: &tutela.Principal{
+		Kind: tutela.PrincipalUser, TenantID: b.ID, UserID: adminB.ID, Roles: []string{authz.RoleProgramAdmin}}})
+	arSweep(t, db, reqCtx, 2)
+	now := clock.Now().Truncate(time.Microsecond)
+	for _, r := range []struct{ tenant, id string }{{a.ID, ra.ID}, {b.ID, rb.ID}} {
+		got := arGet(t, db, r.tenant, r.id)
+		if got.Status != sqlstore.ReviewClosed || got.ClosedBy != "" || got.ClosedAt == nil || !got.ClosedAt.Equal(now) || got.Counts.Pending != 0 {
+			t.Errorf("review %s after the sweep: %+v", r.id, got)
+		}
+	}
+	if got := arGet(t, db, a.ID, later.ID); got.Status != sqlstore.ReviewOpen {
+		t.Fatalf("review before its deadline closed: %+v", got)
+	}
+
+	// Tenant A (auto_revoke): undecided grants go, except the last programme administrator.
+	outcomes := map[string]string{}
+	for _, it := range arItems(t, db, a.ID, ra.ID, false) {
+		outcomes[it.UserID+" "+it.Description] = it.Decision + it.Outcome
+	}
+	for k, v := range map[string]string{
+		admin.ID + " role program_admin": sqlstore.OutcomeLastAdminKept,
+		op.ID + " role operator":         sqlstore.OutcomeAutoRevoked,
+		op.ID + " allow records:EXPORT":  sqlstore.OutcomeAutoRevoked,
+		kept.ID + " role operator":       sqlstore.DecisionKeep,
+	} {
+		if outcomes[k] != v {
+			t.Errorf("review A %s: %q, want %q", k, outcomes[k], v)
+		}
+	}
+	if arAllowed(t, db, now, a.ID, op.ID, authz.Read, "records") || arAllowed(t, db, now, a.ID, op.ID, authz.Export, "records") {
+		t.Fatal("auto-revoked grants still allow")
+	}
+	if !arAllowed(t, db, now, a.ID, admin.ID, authz.Manage, "users") || !arAllowed(t, db, now, a.ID, kept.ID, authz.Read, "records") {
+		t.Fatal("the last programme administrator or a kept grant was revoked")
+	}
+	// Tenant B (no auto_revoke): reported, kept.
+	for _, it := range arItems(t, db, b.ID, rb.ID, false) {
+		if it.Outcome != sqlstore.OutcomeUnreviewed {
+			t.Errorf("review B item %s: outcome %q, want unreviewed", it.Description, it.Outcome)
+		}
+	}
+	if !arAllowed(t, db, now, b.ID, opB.ID, authz.Read, "records") {
+		t.Fatal("unreviewed grant revoked without auto_revoke")
+	}
+
+	// Another node sweeping after the first finds nothing and reports no error.
+	arSweep(t, db, ctx, 0)
+	if due := arDue(t, db, clock.Now(), 10); len(due) != 0 {
+		t.Fatalf("still due after the sweep: %+v", due)
+	}
+
+	// The audit log says the system closed them at the deadline.
+	for _, r := range []struct{ tenant, id string }{{a.ID, ra.ID}, {b.ID, rb.ID}} {
+		recs := arCloseEvents(t, db, r.tenant, r.id)
+		if len(recs) != 1 {
+			t.Fatalf("access_review.close events for %s = %d, want 1", r.id, len(recs))
+		}
+		e := recs[0].Event
+		if e.ActorType != audit.ActorSystem || e.ActorID != "" || e.RequestID != "" ||
+			e.Details["automatic"] != true || e.Details["before_deadline"] != false {
+			t.Errorf("close event %+v, want the system after the deadline", e)
+		}
+	}
+	if e := arCloseEvents(t, db, b.ID, early.ID); len(e) != 1 || e[0].Event.Details["automatic"] != false {
+		t.Fatalf("manual close event %+v, want automatic false", e)
+	}
+	revokes, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: a.ID, Action: "user.role_revoke", Limit: 1000})
+	if err != nil || len(revokes) != 1 || revokes[0].Event.ActorType != audit.ActorSystem {
+		t.Fatalf("auto-revocation events %+v, %v; want one by the system", revokes, err)
+	}
+}
+
+// testReviewSweepersRace: every node runs the sweeper each minute; nodes sweeping at once must
+// close each review once, not settle it twice.
+func testReviewSweepersRace(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	type review struct{ tenant, id string }
+	var reviews []review
+	var ops [][2]string // tenant, operator
+	for i := range 4 {
+		tn := createTenant(t, db, fmt.Sprintf("tenant-%d", i))
+		admin := createUser(t, db, tn.ID, "admin@example.org")
+		arGrantRole(t, db, tn.ID, admin.ID, authz.RoleProgramAdmin, nil)
+		for j := range 2 {
+			u := createUser(t, db, tn.ID, fmt.Sprintf("op%d@example.org", j))
+			arGrantRole(t, db, tn.ID, u.ID, authz.RoleOperator, nil)
+			ops = append(ops, [2]string{tn.ID, u.ID})
+		}
+		// Two reviews per tenant over the same grants: the second finds them already gone.
+		for j := range 2 {
+			r := arOpen(t, db, tn.ID, &sqlstore.AccessReview{Deadline: clock.Now().Add(time.Duration(2*i+j+1) * time.Hour), AutoRevoke: true})
+			reviews = append(reviews, review{tn.ID, r.ID})
+		}
+	}
+	clock.Add(24 * time.Hour)
+
+	const nodes = 4
+	var wg sync.WaitGroup
+	startc := make(chan struct{})
+	counts := make([]int, nodes)
+	errs := make([]error, nodes)
+	for i := range nodes {
+		wg.Go(func() {
+			<-startc
+			counts[i], errs[i] = db.CloseDueAccessReviews(ctx)
+		})
+	}
+	close(startc)
+	wg.Wait()
+	total := 0
+	for i := range nodes {
+		if errs[i] != nil {
+			t.Errorf("sweeper %d: %v", i, errs[i])
+		}
+		total += counts[i]
+	}
+	if total != len(reviews) {
+		t.Errorf("sweepers closed %d reviews in all (%v), want %d", total, counts, len(reviews))
+	}
+	for _, r := range reviews {
+		if n := len(arCloseEvents(t, db, r.tenant, r.id)); n != 1 {
+			t.Errorf("review %s: %d access_review.close events, want 1", r.id, n)
+		}
+		if got := arGet(t, db, r.tenant, r.id); got.Status != sqlstore.ReviewClosed || got.Counts.AutoRevoked+got.Counts.Unreviewed != 3 {
+			t.Errorf("review %s: %+v", r.id, got.Counts)
+		}
+	}
+	now := clock.Now()
+	for _, o := range ops {
+		if arAllowed(t, db, now, o[0], o[1], authz.Read, "records") {
+			t.Errorf("operator %s kept access", o[1])
+		}
+	}
+	for i := range 4 {
+		tenantID := reviews[2*i].tenant
+		if n := arAuditCount(t, db, tenantID, "user.role_revoke"); n != 2 {
+			t.Errorf("tenant %s: %d role revocations, want 2 (each grant once)", tenantID, n)
+		}
+		if n := arAuditCount(t, db, tenantID, "access_review.last_admin_kept"); n != 2 {
+			t.Errorf("tenant %s: %d last_admin_kept, want 2 (one per review)", tenantID, n)
+		}
+	}
+	arSweep(t, db, ctx, 0)
 }
 
 func arOK(t *testing.T, err error) {

@@ -13,6 +13,60 @@ import (
 var AuthzTests = []Test{
 	{"AuthzCustomRoles", testCustomRoles},
 	{"AuthzPolicyGrantsDeniesExpiry", testPolicy},
+	{"AuthzLastProgramAdminSurvivesConcurrentRemovals", testLastAdminConcurrent},
+}
+
+// Two administrators removed at once by two transactions (two admins revoking each other, an
+// access review closing while a role is revoked): IsLastProgramAdmin serializes them per
+// tenant, so exactly one removal succeeds and the tenant keeps an administrator.
+func testLastAdminConcurrent(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	for round := range 5 {
+		tn := createTenant(t, db, "tenant-"+string(rune('a'+round)))
+		a := createUser(t, db, tn.ID, "a@example.org")
+		b := createUser(t, db, tn.ID, "b@example.org")
+		for _, u := range []*tutela.User{a, b} {
+			update(t, db, func(tx *sqlstore.Tx) error { return tx.Users(tn.ID).Grant(ctx, u.ID, authz.RoleProgramAdmin, "", nil) })
+		}
+		start := make(chan struct{})
+		results := make(chan error, 2)
+		for _, u := range []*tutela.User{a, b} {
+			go func() {
+				<-start
+				results <- db.Update(ctx, func(tx *sqlstore.Tx) error {
+					last, err := tx.IsLastProgramAdmin(ctx, tn.ID, u.ID)
+					if err != nil {
+						return err
+					}
+					if last {
+						return tutela.Errorf(tutela.ECONFLICT, "last programme administrator")
+					}
+					time.Sleep(20 * time.Millisecond) // widen the window between the check and the change
+					return tx.Users(tn.ID).RevokeRole(ctx, u.ID, authz.RoleProgramAdmin)
+				})
+			}()
+		}
+		close(start)
+		ok, refused := 0, 0
+		for range 2 {
+			switch err := <-results; tutela.ErrorCode(err) {
+			case "":
+				ok++
+			case tutela.ECONFLICT:
+				refused++
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		var n int
+		_ = db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+			n, err = tx.CountRoleHoldersInTenant(ctx, tn.ID, authz.RoleProgramAdmin)
+			return
+		})
+		if ok != 1 || refused != 1 || n != 1 {
+			t.Fatalf("round %d: %d removals succeeded, %d refused, %d administrators left; want 1, 1, 1", round, ok, refused, n)
+		}
+	}
 }
 
 func testCustomRoles(t *testing.T, open Opener) {
