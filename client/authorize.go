@@ -21,6 +21,14 @@ const maxDecisionSize = 64 << 10
 // is one, else by asking Tutela. Use it in a handler when the classification or purpose
 // depends on the record. A deny is a Decision with Allow false and a reason, not an error;
 // errors are EUNAUTHENTICATED (no caller), EUNAVAILABLE (Tutela unreachable) or EINTERNAL.
+//
+// Step-up is enforced, not left to the handler: when the action or data needs a second factor
+// proved within authz.StepUpWindow (sensitive actions, RED data) and the caller is a user who
+// has not proved one, the Decision has Allow false and Obligations.StepUpRequired true. That
+// obligation is only ever set on a refusal, so a handler that proceeds on Allow alone is
+// safe; Refuse answers such a decision with the RFC 9470 challenge that tells the caller to
+// step up. req.StepUpAt is ignored: the factor time comes from what this client can verify
+// (see Require), never from the handler.
 func (c *Client) Authorize(ctx context.Context, req authz.Request) (authz.Decision, error) {
 	a := authFrom(ctx)
 	if a == nil || a.client != c {
@@ -29,10 +37,15 @@ func (c *Client) Authorize(ctx context.Context, req authz.Request) (authz.Decisi
 	return c.decide(ctx, a.token, a.claims, req)
 }
 
+// stepUpReason is the reason of a refusal for want of a fresh second factor; the same words
+// as Tutela's own refusal, naming where to step up.
+const stepUpReason = "this action needs a second factor verified in the last 5 minutes: POST /v1/auth/step-up"
+
+// decide answers req for the token's principal. Its decisions never hold an allow with
+// StepUpRequired: enforceStepUp makes those refusals.
 func (c *Client) decide(ctx context.Context, tok string, cl *Claims, req authz.Request) (authz.Decision, error) {
-	if req.StepUpAt.IsZero() {
-		req.StepUpAt = cl.stepUpAt()
-	}
+	// A factor time from the handler would let it vouch for a factor nobody verified.
+	req.StepUpAt = cl.stepUpAt()
 	// The same questions the check API refuses as malformed are denied here without asking.
 	if reason := invalidRequest(req); reason != "" {
 		return authz.Decision{Reason: reason}, nil
@@ -48,10 +61,38 @@ func (c *Client) decide(ctx context.Context, tok string, cl *Claims, req authz.R
 				return authz.Decision{}, tutela.Wrap(fmt.Errorf("client: policy source returned the policy of %q in tenant %q for %q in tenant %q",
 					pol.Subject, pol.TenantID, cl.Subject, cl.Tenant), "authorization misconfigured")
 			}
-			return authz.Decide(pol, req, c.cfg.Clock()), nil
+			now := c.cfg.Clock()
+			return enforceStepUp(authz.Decide(pol, req, now), cl, now), nil
 		}
 	}
-	return c.check(ctx, tok, cl, req)
+	d, err := c.check(ctx, tok, cl, req)
+	if err != nil {
+		return authz.Decision{}, err
+	}
+	return enforceStepUp(d, cl, c.cfg.Clock()), nil
+}
+
+// enforceStepUp applies the step-up obligation of d as Tutela's server does (httpapi
+// requireStepUp): not to service accounts, which have no second factor; for users, an allow
+// without a second factor proved within authz.StepUpWindow becomes a refusal that keeps
+// StepUpRequired, so the caller learns that stepping up would help (RFC 9470).
+//
+// Locally, d was computed from the token's factor time and this re-check agrees with it. From
+// the check API, StepUpRequired false means Tutela knows of a fresh factor (e.g. a step-up
+// since the token was issued) and is trusted, for at most CheckTTL; true is re-checked
+// against the token, so both paths accept the same tokens.
+func enforceStepUp(d authz.Decision, cl *Claims, now time.Time) authz.Decision {
+	if !d.Obligations.StepUpRequired {
+		return d
+	}
+	at := cl.stepUpAt()
+	fresh := !at.IsZero() && now.Sub(at) <= authz.StepUpWindow
+	// A deny stays the deny it is: stepping up would not turn it into an allow.
+	if !d.Allow || cl.service() || fresh {
+		d.Obligations.StepUpRequired = false
+		return d
+	}
+	return authz.Decision{Reason: stepUpReason, Matched: d.Matched, Obligations: authz.Obligations{StepUpRequired: true}}
 }
 
 func invalidRequest(r authz.Request) string {

@@ -18,6 +18,15 @@
 //     snapshot) is configured; otherwise, or when the snapshot has no policy for the caller,
 //     the client asks POST /v1/authz/check with the caller's own token and caches the decision
 //     for CheckTTL (default 5 s).
+//   - Step-up is enforced, as Tutela enforces it for its own routes: a sensitive action
+//     (EXPORT, DELETE, MANAGE, APPROVE) or RED data needs a second factor proved within the
+//     last 5 minutes. Without one, Require answers 401 step_up_required with the RFC 9470
+//     challenge (acr_values="urn:tutela:acr:mfa", max_age=300) and Authorize refuses. The
+//     token proves a second factor only when its amr names one, and then at its auth_time: the
+//     session's latest sign-in or step-up (RFC 9470), so after POST /v1/auth/step-up the
+//     caller refreshes its access token and the new one passes; with the check API, Tutela
+//     answering that no step-up is needed (it knows the session's step-ups) is honoured too.
+//     Service accounts are never asked to step up.
 //
 // Every failure is refused (fail closed): a token that cannot be checked for revocation, or a
 // decision Tutela cannot be asked for, is 503, never an allow.
@@ -230,13 +239,23 @@ type Claims struct {
 	Scope        string
 }
 
-// secondFactors are RFC 8176 amr values that prove a second factor.
-var secondFactors = map[string]bool{"otp": true, "hwk": true, "swk": true, "mfa": true, "sms": true, "fpt": true, "face": true}
+// secondFactors are the amr values (RFC 8176; "rcv" is Tutela's recovery code) with which
+// Tutela marks a session whose user proved a second factor, the same list it uses to set acr
+// to urn:tutela:acr:mfa. Tutela issues no others.
+var secondFactors = map[string]bool{"otp": true, "hwk": true, "rcv": true, "mfa": true}
 
-// stepUpAt is when the principal last proved a second factor, as far as the token says: its
-// auth_time when amr names one, else never. An older auth_time only makes step-up required
-// sooner, never later.
+// stepUpAt is the latest time the token proves the principal held a second factor; zero when
+// it proves none, so a password-only session never passes a step-up check here.
+//
+// Tutela sets auth_time to the session's latest authentication event — its sign-in or a later
+// step-up — and amr to the methods the session has proved; a session opened by a password
+// change has amr ["pwd"] only. So auth_time counts only when amr names a second factor, and it
+// is then no later than the last factor proved. A token with auth_time after its iat claims an
+// authentication after its own issue and is not trusted at all.
 func (c *Claims) stepUpAt() time.Time {
+	if c.AuthTime.After(c.IssuedAt) {
+		return time.Time{}
+	}
 	for _, m := range c.AMR {
 		if secondFactors[m] {
 			return c.AuthTime
@@ -244,6 +263,11 @@ func (c *Claims) stepUpAt() time.Time {
 	}
 	return time.Time{}
 }
+
+// service reports whether the token belongs to a service account: Tutela gives only those a
+// scope (identity.AuthenticateBearer tells them apart the same way). A service account has no
+// second factor to step up with; its permission set is the control.
+func (c *Claims) service() bool { return c.Scope != "" }
 
 // Reasons a token is refused. Verify wraps them in a *tutela.Error with code EUNAUTHENTICATED
 // and the message "invalid access token"; errors.Is finds them for logs and tests.

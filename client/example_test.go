@@ -25,7 +25,8 @@ func Example() {
 	}
 
 	mux := http.NewServeMux()
-	// Fixed permission per route: 401, 403 with the reason, or the handler.
+	// Fixed permission per route: 401 (also for a missing step-up on sensitive actions), 403
+	// with the reason, or the handler.
 	mux.Handle("GET /records", c.Require(authz.Read, "records")(http.HandlerFunc(
 		func(w http.ResponseWriter, r *http.Request) {
 			d := client.DecisionFrom(r.Context())
@@ -36,8 +37,14 @@ func Example() {
 		func(w http.ResponseWriter, r *http.Request) {
 			d, err := c.Authorize(r.Context(), authz.Request{Action: authz.Read, Resource: "records",
 				Class: authz.Red, Purpose: r.Header.Get("X-Purpose")})
-			if err != nil || !d.Allow {
-				http.Error(w, `{"error":{"code":"forbidden","message":"not allowed"}}`, http.StatusForbidden)
+			if err != nil {
+				http.Error(w, `{"error":{"code":"unavailable","message":"try again"}}`, http.StatusServiceUnavailable)
+				return
+			}
+			if !d.Allow {
+				// 403 with the reason, or 401 with the RFC 9470 challenge when a fresh
+				// second factor (RED data) would allow it.
+				c.Refuse(w, r, d)
 				return
 			}
 			_ = client.ClaimsFrom(r.Context()).Subject

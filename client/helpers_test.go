@@ -65,6 +65,10 @@ type fakeTutela struct {
 	served   []*token.Ring
 	revoked  map[string]bool
 	policies map[string]*authz.Policy // subject → policy, for the check API
+	// stepUps holds sessions that stepped up at Tutela (sid → when), which the check API
+	// passes to Decide. Tutela's check handler does not do that today (it decides with no
+	// factor time, so every sensitive action needs step-up); an empty map is that server.
+	stepUps map[string]time.Time
 
 	introspectStatus atomic.Int64 // non-zero: answer introspection with this status
 	checkStatus      atomic.Int64 // non-zero: answer checks with this status
@@ -99,7 +103,8 @@ func newRingAlg(t testing.TB, clock *fakeClock, issuer string, alg token.Alg) *t
 
 func newFakeTutela(t testing.TB) *fakeTutela {
 	t.Helper()
-	f := &fakeTutela{t: t, clock: newFakeClock(), revoked: map[string]bool{}, policies: map[string]*authz.Policy{}}
+	f := &fakeTutela{t: t, clock: newFakeClock(), revoked: map[string]bool{}, policies: map[string]*authz.Policy{},
+		stepUps: map[string]time.Time{}}
 	f.ring = newRing(t, f.clock, testIssuer)
 	f.served = []*token.Ring{f.ring}
 	mux := http.NewServeMux()
@@ -128,6 +133,24 @@ func (f *fakeTutela) setPolicy(p *authz.Policy) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.policies[p.Subject] = p
+}
+
+// stepUp records that session sid proved a second factor at Tutela now (POST /v1/auth/step-up).
+func (f *fakeTutela) stepUp(sid string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stepUps[sid] = f.clock.Now()
+}
+
+// snapshot is a PolicySource over the same policies the check API answers from: a resource
+// server's copy of Tutela's policies.
+func (f *fakeTutela) snapshot(_ context.Context, tenant, subject string) (*authz.Policy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.policies[subject]; p != nil && p.TenantID == tenant {
+		return p, nil
+	}
+	return nil, nil
 }
 
 func (f *fakeTutela) jwks(w http.ResponseWriter, _ *http.Request) {
@@ -216,12 +239,13 @@ func (f *fakeTutela) check(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	pol := f.policies[c.Subject]
+	stepUpAt := f.stepUps[c.SessionID]
 	f.mu.Unlock()
 	if pol == nil {
 		pol = &authz.Policy{TenantID: c.Tenant, Subject: c.Subject}
 	}
 	d := authz.Decide(pol, authz.Request{Action: req.Action, Resource: req.Resource, Class: req.Classification,
-		Purpose: req.Purpose}, f.clock.Now())
+		Purpose: req.Purpose, StepUpAt: stepUpAt}, f.clock.Now())
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(d)
 }
@@ -240,6 +264,10 @@ func (f *fakeTutela) issueWith(r *token.Ring, mods ...func(*token.Claims)) strin
 	}
 	return tok
 }
+
+// withMFA makes the token's session one whose sign-in proved a second factor at its auth_time,
+// as Tutela's MFA sign-in writes it.
+func withMFA(c *token.Claims) { c.AMR = []string{"pwd", "otp", "mfa"} }
 
 func (f *fakeTutela) issue(mods ...func(*token.Claims)) string {
 	f.t.Helper()
@@ -272,6 +300,7 @@ type result struct {
 	message   string
 	claims    *Claims
 	decision  *authz.Decision
+	reached   bool // the handler behind the middleware ran
 }
 
 // serve sends one request with tok (none when empty) through mw to a handler that records
@@ -280,6 +309,7 @@ func serve(t testing.TB, mw func(http.Handler) http.Handler, tok string) result 
 	t.Helper()
 	var res result
 	h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res.reached = true
 		res.claims = ClaimsFrom(r.Context())
 		res.decision = DecisionFrom(r.Context())
 		w.WriteHeader(http.StatusOK)

@@ -36,8 +36,8 @@ func ClaimsFrom(ctx context.Context) *Claims {
 }
 
 // DecisionFrom returns the decision Require made for the request, with its obligations
-// (fields to mask, whether a fresh second factor or a stated purpose is needed), or nil when
-// no Require ran. The handler must honour the obligations: Require only enforces Allow.
+// (fields to mask), or nil when no Require ran. Require has enforced Allow and step-up; the
+// masks are the handler's to apply.
 func DecisionFrom(ctx context.Context) *authz.Decision {
 	if a := authFrom(ctx); a != nil {
 		return a.decision
@@ -63,8 +63,16 @@ func (c *Client) Authenticate(next http.Handler) http.Handler {
 // Require is middleware that authenticates the request (as Authenticate) and then allows it
 // only when the caller may do action on resources of type resource (at GREEN; use Authorize in
 // the handler for classified records). A deny is 403 with the reason. The decision goes into
-// the context (DecisionFrom); its obligations — masks, step-up — are the handler's to apply,
-// as they are for Tutela's own handlers.
+// the context (DecisionFrom); its masks are the handler's to apply.
+//
+// Step-up is enforced as Tutela enforces it for its own routes: a sensitive action
+// (authz.SensitiveActions) by a user who has not proved a second factor within
+// authz.StepUpWindow is 401 step_up_required with the RFC 9470 challenge (Refuse), and the
+// handler is not called. Service accounts are not asked. The factor time is the latest this
+// client can trust: the token's auth_time when its amr names a second factor (otp, hwk, rcv,
+// mfa), else never, so a password-only token is always refused. With the check API, an
+// answer from Tutela that no step-up is needed (it knows the session's step-ups, including
+// those since the token was issued) is honoured too, for at most CheckTTL.
 func (c *Client) Require(action authz.Action, resource string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +87,7 @@ func (c *Client) Require(action authz.Action, resource string) func(http.Handler
 				return
 			}
 			if !d.Allow {
-				c.writeError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "%s", d.Reason))
+				c.Refuse(w, r, d)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, &auth{
@@ -88,6 +96,27 @@ func (c *Client) Require(action authz.Action, resource string) func(http.Handler
 		})
 	}
 }
+
+// Refuse answers a request whose decision (from Authorize) is not an allow, as Require does:
+// 401 step_up_required with the RFC 9470 challenge when a fresh second factor would allow it
+// (Obligations.StepUpRequired), else 403 with the reason. Called with an allow, which would be
+// a bug in the handler, it answers 500 rather than guess.
+func (c *Client) Refuse(w http.ResponseWriter, r *http.Request, d authz.Decision) {
+	switch {
+	case d.Allow:
+		c.writeError(w, r, tutela.Wrap(errors.New("client: Refuse called with an allow"), "internal error"))
+	case d.Obligations.StepUpRequired:
+		c.writeError(w, r, tutela.Errorf(tutela.ESTEPUPREQUIRED, "%s", d.Reason))
+	default:
+		c.writeError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "%s", d.Reason))
+	}
+}
+
+// stepUpChallenge is RFC 9470 §3's challenge, the one Tutela sends (httpapi stepUpError): the
+// acr of a session with a second factor, proved at most max_age seconds ago
+// (authz.StepUpWindow).
+const stepUpChallenge = `Bearer error="insufficient_user_authentication", ` +
+	`error_description="a fresh second factor is required", acr_values="urn:tutela:acr:mfa", max_age=300`
 
 // errNoToken marks a request without credentials: RFC 6750 §3.1 says the challenge then
 // carries no error code.
@@ -145,6 +174,9 @@ func (c *Client) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="invalid access token"`)
 		}
 		c.cfg.Logger.DebugContext(r.Context(), "tutela client: request refused", "err", err)
+	case tutela.ESTEPUPREQUIRED:
+		status = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", stepUpChallenge)
 	case tutela.EFORBIDDEN:
 		status = http.StatusForbidden
 	case tutela.EUNAVAILABLE:

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"tutela"
 	"tutela/authz"
@@ -55,7 +56,16 @@ func (s *Server) check(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, c 
 		return authz.Decision{}, err
 	}
 	return authz.Decide(pol, authz.Request{Action: c.Action, Resource: c.Resource, Class: c.Classification,
-		Purpose: c.Purpose}, s.d.Clock()), nil
+		Purpose: c.Purpose, StepUpAt: stepUpOf(p, c.UserID)}, s.d.Clock()), nil
+}
+
+// stepUpOf is the second-factor time to decide with: the caller's session's when the question is
+// about the caller, zero (never) for another user, who has no session in this request.
+func stepUpOf(p *tutela.Principal, userID string) time.Time {
+	if userID == "" || userID == p.UserID {
+		return p.StepUpAt
+	}
+	return time.Time{}
 }
 
 func (s *Server) authzCheck(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
@@ -115,7 +125,7 @@ func (s *Server) authzCheckBatch(w http.ResponseWriter, r *http.Request, p *tute
 				policies[c.UserID] = pol
 			}
 			out[i] = authz.Decide(pol, authz.Request{Action: c.Action, Resource: c.Resource, Class: c.Classification,
-				Purpose: c.Purpose}, s.d.Clock())
+				Purpose: c.Purpose, StepUpAt: stepUpOf(p, c.UserID)}, s.d.Clock())
 		}
 		return nil
 	})
@@ -142,7 +152,8 @@ func (s *Server) authzExplain(w http.ResponseWriter, r *http.Request, p *tutela.
 		if err != nil {
 			return err
 		}
-		d := authz.Decide(pol, authz.Request{Action: c.Action, Resource: c.Resource, Class: c.Classification, Purpose: c.Purpose}, s.d.Clock())
+		d := authz.Decide(pol, authz.Request{Action: c.Action, Resource: c.Resource, Class: c.Classification, Purpose: c.Purpose,
+			StepUpAt: stepUpOf(p, c.UserID)}, s.d.Clock())
 		relevant := []authz.Grant{}
 		for _, g := range pol.Grants {
 			if g.Resource == c.Resource || g.Resource == authz.Any {

@@ -457,9 +457,16 @@ func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64
 	if err := tx.CreateRefreshToken(ctx, g.Session.ID, sqlstore.HashToken(rt), g.Session.AbsoluteExpiry); err != nil {
 		return err
 	}
+	// auth_time is the session's latest authentication event: its sign-in, or a later step-up
+	// (RFC 9470: a token obtained after stepping up shows it), so a resource server can check
+	// the freshness of the second factor from the token alone.
+	authTime := g.Session.CreatedAt
+	if g.Session.StepUpAt != nil && g.Session.StepUpAt.After(authTime) {
+		authTime = *g.Session.StepUpAt
+	}
 	claims := token.Claims{
 		Subject: g.User.ID, Audience: []string{s.cfg.Audience}, SessionID: g.Session.ID, Tenant: g.User.TenantID,
-		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: g.Session.CreatedAt, ACR: ACRPassword,
+		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: authTime, ACR: ACRPassword,
 	}
 	for _, m := range g.Session.AMR {
 		if m == "otp" || m == "hwk" || m == "rcv" || m == "mfa" {
@@ -691,7 +698,9 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 		if err != nil {
 			return err
 		}
-		g, err = s.newSession(ctx, tx, cred.User, tv, p.AMR, nil, ip, ua)
+		// The new session was established by the password alone: it does not inherit the old
+		// session's second factor, so its tokens never look like a fresh MFA sign-in.
+		g, err = s.newSession(ctx, tx, cred.User, tv, []string{"pwd"}, nil, ip, ua)
 		return err
 	})
 	return g, err
