@@ -2,6 +2,9 @@
 -- When the session's user last re-entered their password (ASVS 7.5.2: ending other sessions
 -- needs a fresh authentication: sign-in, step-up or this).
 ALTER TABLE sessions ADD COLUMN reauth_at TIMESTAMP;
+-- The maintenance loop looks for open access reviews past their deadline every minute.
+CREATE INDEX access_reviews_open_deadline ON access_reviews (deadline) WHERE status = 'open';
 
 -- +goose Down
+DROP INDEX access_reviews_open_deadline;
 ALTER TABLE sessions DROP COLUMN reauth_at;
