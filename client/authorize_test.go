@@ -196,7 +196,7 @@ func TestRequire_FallsBackToCheckAPI(t *testing.T) {
 		t.Fatalf("%d check calls, want 2", n)
 	}
 	// The cache lasts CheckTTL.
-	f.clock.Advance(DefaultCheckTTL)
+	f.clock.Add(DefaultCheckTTL)
 	serve(t, c.Require(authz.Read, "records"), tok)
 	if n := f.checkCalls.Load(); n != 3 {
 		t.Fatalf("%d check calls after CheckTTL, want 3", n)

@@ -17,6 +17,7 @@ import (
 
 	"tutela"
 	"tutela/authz"
+	"tutela/clocktest"
 	"tutela/identity/token"
 	"tutela/vault"
 )
@@ -31,26 +32,9 @@ const (
 	testSecret   = "tss_secret"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = clocktest.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newFakeClock() *fakeClock { return clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // fakeTutela serves the three endpoints the client uses, backed by real token rings: the JWKS
 // of every ring in served, introspection (active unless the jti is revoked) and the check API

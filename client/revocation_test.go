@@ -54,9 +54,9 @@ func TestRevocation_CachedForTTL(t *testing.T) {
 		t.Fatalf("%d introspections for 20 requests, want 1", n)
 	}
 	f.revoke(jtiOf(t, tok))
-	f.clock.Advance(DefaultRevocationTTL - time.Second)
+	f.clock.Add(DefaultRevocationTTL - time.Second)
 	ok(http.StatusOK) // still cached: the documented window
-	f.clock.Advance(time.Second)
+	f.clock.Add(time.Second)
 	ok(http.StatusUnauthorized)
 	if n := f.introspectCalls.Load(); n != 2 {
 		t.Fatalf("%d introspections, want 2", n)
@@ -194,11 +194,11 @@ func TestCache_BoundedAndExpiring(t *testing.T) {
 	if v, ok := c.get("j", clock.Now()); !ok || v != 9 {
 		t.Fatalf("latest entry: %d %v", v, ok)
 	}
-	clock.Advance(time.Minute)
+	clock.Add(time.Minute)
 	if _, ok := c.get("j", clock.Now()); ok {
 		t.Fatal("expired entry returned")
 	}
-	clock.Advance(sweepInterval)
+	clock.Add(sweepInterval)
 	if _, err := c.do(context.Background(), "k", clock.Now, load(1, time.Minute)); err != nil {
 		t.Fatal(err)
 	}

@@ -139,12 +139,12 @@ func TestRequire_SecondFactorFreshForStepUpWindow(t *testing.T) {
 			tok := f.issue(refreshed)
 			wantOK(t, "at sign-in", serve(t, c.Require(authz.Delete, "records"), tok))
 
-			f.clock.Advance(4 * time.Minute)
+			f.clock.Add(4 * time.Minute)
 			wantOK(t, "4 min later", serve(t, c.Require(authz.Export, "records"), tok))
-			f.clock.Advance(authz.StepUpWindow - 4*time.Minute)
+			f.clock.Add(authz.StepUpWindow - 4*time.Minute)
 			wantOK(t, "refreshed, at the window's end", serve(t, c.Require(authz.Manage, "records"), f.issue(refreshed)))
 
-			f.clock.Advance(time.Second)
+			f.clock.Add(time.Second)
 			wantStepUp(t, "same token after the window", serve(t, c.Require(authz.Export, "records"), tok))
 			later := f.issue(refreshed)
 			for _, a := range authz.SensitiveActions {
@@ -290,11 +290,11 @@ func TestRequire_CheckAPIKnowsOfStepUpSinceTheToken(t *testing.T) {
 	tok := f.issue() // password only
 	wantStepUp(t, "before step-up", serve(t, remote.Require(authz.Delete, "records"), tok))
 	f.stepUp("sess-1")
-	f.clock.Advance(DefaultCheckTTL) // the refusal above is no longer cached
+	f.clock.Add(DefaultCheckTTL) // the refusal above is no longer cached
 	wantOK(t, "check API after step-up", serve(t, remote.Require(authz.Delete, "records"), tok))
 	wantStepUp(t, "snapshot after step-up", serve(t, local.Require(authz.Delete, "records"), tok))
 
-	f.clock.Advance(authz.StepUpWindow + DefaultCheckTTL)
+	f.clock.Add(authz.StepUpWindow + DefaultCheckTTL)
 	wantStepUp(t, "check API after the window", serve(t, remote.Require(authz.Delete, "records"), f.issue()))
 }
 

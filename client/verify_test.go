@@ -115,8 +115,8 @@ func TestVerify_RefusesAttacks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Subtests share the fake clock, so they run one at a time.
-			f.clock.Advance(tt.advance)
-			defer f.clock.Advance(-tt.advance)
+			f.clock.Add(tt.advance)
+			defer f.clock.Add(-tt.advance)
 			c := f.client()
 			tok := tt.tok()
 			_, err := c.VerifySignature(context.Background(), tok)
@@ -142,11 +142,11 @@ func TestVerify_LeewayAroundExpiry(t *testing.T) {
 	f := newFakeTutela(t)
 	c := f.client(func(cfg *Config) { cfg.ClientID, cfg.ClientSecret = "", tutela.Secret{} })
 	tok := f.issue()
-	f.clock.Advance(5*time.Minute + leeway - time.Second)
+	f.clock.Add(5*time.Minute + leeway - time.Second)
 	if _, err := c.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("within leeway: %v", err)
 	}
-	f.clock.Advance(time.Second)
+	f.clock.Add(time.Second)
 	_, err := c.Verify(context.Background(), tok)
 	wantErr(t, err, ErrExpired)
 }
@@ -220,7 +220,7 @@ func TestJWKS_FetchedOnceForManyRequests(t *testing.T) {
 		t.Fatalf("JWKS fetched %d times for 100 requests, want 1", n)
 	}
 	// After JWKSRefresh the set is refetched once.
-	f.clock.Advance(DefaultJWKSRefresh)
+	f.clock.Add(DefaultJWKSRefresh)
 	for range 10 {
 		serve(t, c.Authenticate, f.issue())
 	}
@@ -238,7 +238,7 @@ func TestJWKS_RefetchedOnKeyRotation(t *testing.T) {
 	if res := serve(t, c.Authenticate, f.issue()); res.status != http.StatusOK {
 		t.Fatal(res)
 	}
-	f.clock.Advance(JWKSMinInterval)
+	f.clock.Add(JWKSMinInterval)
 	next := newRing(t, f.clock, testIssuer)
 	f.serve(next)
 	if res := serve(t, c.Authenticate, f.issueWith(next)); res.status != http.StatusOK {
@@ -291,7 +291,7 @@ func TestJWKS_UnknownKidsRateLimited(t *testing.T) {
 		{JWKSMinInterval - time.Second, 3}, //
 	}
 	for i, s := range steps {
-		f.clock.Advance(s.advance)
+		f.clock.Add(s.advance)
 		flood()
 		if n := f.jwksFetches.Load(); n != s.want {
 			t.Fatalf("step %d: %d fetches, want %d", i, n, s.want)
@@ -314,7 +314,7 @@ func TestJWKS_UnreachableFailsClosedThenKeepsLastSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.srv.Close()
-	f.clock.Advance(DefaultJWKSRefresh + time.Second)
+	f.clock.Add(DefaultJWKSRefresh + time.Second)
 	if _, err := c.Verify(context.Background(), f.issue()); err != nil {
 		t.Fatalf("stale set: %v", err)
 	}

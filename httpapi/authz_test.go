@@ -8,11 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"tutela/authz"
-	"tutela/httpapi"
-	"tutela/identity"
 
 	"tutela"
+	"tutela/authz"
+	"tutela/clocktest"
+	"tutela/httpapi"
+	"tutela/identity"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -317,7 +318,7 @@ func TestAuthzCheck_MalformedQuestionsAre400(t *testing.T) {
 // BenchmarkAuthzCheckHTTP measures POST /v1/authz/check through the whole stack (bearer
 // verification with token-version and session checks, policy load, decision) on SQLite.
 func BenchmarkAuthzCheckHTTP(b *testing.B) {
-	c := &clock{t: time.Now().UTC()}
+	c := clocktest.New(time.Now().UTC())
 	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{Clock: c.Now})
 	ids := newIdentity(b, db, c.Now, identity.Config{}, nil)
 	srv := httpapi.New(httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1e9, RateBurst: 1e9})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/clocktest"
 	"tutela/httpapi"
 	"tutela/identity"
 	"tutela/mail"
@@ -54,7 +55,7 @@ func breachIndex(t *testing.T, passwords ...string) *password.Index {
 // newBreachEnv is newEnv with a breach checker and the given sign-in configuration.
 func newBreachEnv(t *testing.T, d sqlstore.Dialect, cfg identity.Config, breach password.Checker) *env {
 	t.Helper()
-	c := &clock{t: time.Now().UTC()}
+	c := clocktest.New(time.Now().UTC())
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: c.Now})
 	mailer := &mail.Recorder{}
 	ids := newIdentity(t, db, c.Now, cfg, mailer)

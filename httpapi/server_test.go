@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"tutela"
+	"tutela/clocktest"
 	"tutela/config"
 	"tutela/httpapi"
 	"tutela/identity"
@@ -41,13 +42,7 @@ func fastHasher(t testing.TB) *password.Hasher {
 	return h
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+type clock = clocktest.Clock
 
 type env struct {
 	srv   *httpapi.Server
@@ -59,7 +54,7 @@ type env struct {
 
 func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	t.Helper()
-	c := &clock{t: time.Now().UTC()}
+	c := clocktest.New(time.Now().UTC())
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: c.Now})
 	mailer := &mail.Recorder{}
 	deps := httpapi.Deps{DB: db, Clock: c.Now, RateRPS: 1000, RateBurst: 1000}

@@ -7,13 +7,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"github.com/descope/virtualwebauthn"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/descope/virtualwebauthn"
+
 	"tutela"
 	"tutela/audit"
+	"tutela/clocktest"
 	"tutela/mfa"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
@@ -22,19 +23,7 @@ import (
 
 var ctx = context.Background()
 
-// fakeClock is a movable clock shared by the store and the service.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-func (c *fakeClock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
+type fakeClock = clocktest.Clock
 
 // start is 15 s into a 30-second TOTP step, so ±15 s stays within the step.
 var start = time.Unix(1_772_366_400+15, 0).UTC() // 2026-03-01T12:00:15Z
@@ -63,7 +52,7 @@ func each(t *testing.T, fn func(t *testing.T, k *kit)) {
 
 func newKit(t *testing.T, d sqlstore.Dialect) *kit {
 	t.Helper()
-	clock := &fakeClock{t: start}
+	clock := clocktest.New(start)
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: clock.Now})
 	mk := make([]byte, vault.MasterKeySize)
 	_, _ = rand.Read(mk)

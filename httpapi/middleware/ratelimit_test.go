@@ -51,7 +51,7 @@ func TestRateLimiter_FloodIsRefusedAndRefills(t *testing.T) {
 		t.Errorf("another client: status %d, want 200", rec.Code)
 	}
 
-	clock.Advance(time.Second)
+	clock.Add(time.Second)
 	if rec := hit(h, "/v1/x", attacker, ""); rec.Code != 200 {
 		t.Errorf("after refill: status %d, want 200", rec.Code)
 	}
@@ -75,7 +75,7 @@ func TestRateLimiter_RetryAfterFromNextToken(t *testing.T) {
 		{5500 * time.Millisecond, "1"}, // 0.5 s left rounds up
 	}
 	for _, tt := range tests {
-		clock.Advance(tt.advance)
+		clock.Add(tt.advance)
 		rec := hit(h, "/", client, "")
 		if rec.Code != 429 || rec.Header().Get("Retry-After") != tt.want {
 			t.Errorf("after +%v: %d Retry-After %q, want 429 %q", tt.advance, rec.Code, rec.Header().Get("Retry-After"), tt.want)
@@ -192,12 +192,12 @@ func TestRateLimiter_IdleClientsEvicted(t *testing.T) {
 	for i := range 100 {
 		lim.Allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}))
 	}
-	clock.Advance(30 * time.Second)
+	clock.Add(30 * time.Second)
 	lim.Allow(netip.MustParseAddr("192.0.2.1"))
 	if n := lim.Len(); n != 101 {
 		t.Errorf("before idle time Len = %d, want 101", n)
 	}
-	clock.Advance(31 * time.Second)
+	clock.Add(31 * time.Second)
 	lim.Allow(netip.MustParseAddr("192.0.2.2"))
 	if n := lim.Len(); n != 2 {
 		t.Errorf("after idle time Len = %d, want 2", n)
@@ -212,7 +212,7 @@ func TestRateLimiter_IdleTimeNeverShorterThanRefill(t *testing.T) {
 	lim := middleware.NewRateLimiter(0.01, 1, clock.Now, middleware.IdleAfter(time.Second)) // refill 100 s
 	client := netip.MustParseAddr("198.51.100.1")
 	lim.Allow(client)
-	clock.Advance(50 * time.Second)
+	clock.Add(50 * time.Second)
 	lim.Allow(netip.MustParseAddr("192.0.2.1")) // triggers the idle sweep
 	if ok, wait := lim.Allow(client); ok || wait != 50*time.Second {
 		t.Errorf("Allow = %v, %v; want refused with 50s to wait", ok, wait)

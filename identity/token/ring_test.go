@@ -55,7 +55,7 @@ func TestRotate_PrePublishesAndRetires(t *testing.T) {
 	}
 
 	// Not due yet: Rotate is a no-op.
-	f.clock.Advance(22 * time.Hour)
+	f.clock.Add(22 * time.Hour)
 	if err := r.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestRotate_PrePublishesAndRetires(t *testing.T) {
 	}
 
 	// Due (RotateEvery − PrePublish after activation): the successor is published, not used.
-	f.clock.Advance(time.Hour)
+	f.clock.Add(time.Hour)
 	for range 3 { // idempotent
 		if err := r.Rotate(ctx); err != nil {
 			t.Fatal(err)
@@ -78,14 +78,14 @@ func TestRotate_PrePublishesAndRetires(t *testing.T) {
 	if got := jwksKids(t, r); !slices.Equal(got, []string{k2.id, k1.id}) {
 		t.Fatalf("JWKS during pre-publication = %v, want [k2 k1]", got)
 	}
-	f.clock.Advance(time.Hour - time.Minute)
+	f.clock.Add(time.Hour - time.Minute)
 	old := f.issue(t)
 	if kidOf(t, old) != k1.id {
 		t.Fatal("the pre-published key signed before its activation")
 	}
 
 	// Activation: k2 signs; k1's token still verifies until it expires.
-	f.clock.Advance(time.Minute)
+	f.clock.Add(time.Minute)
 	if kid := kidOf(t, f.issue(t)); kid != k2.id {
 		t.Fatalf("after activation signed by %s, want k2", kid)
 	}
@@ -97,11 +97,11 @@ func TestRotate_PrePublishesAndRetires(t *testing.T) {
 	}
 
 	// k1 retired at k2's activation; it stays published for TTL + Leeway.
-	f.clock.Advance(5*time.Minute + 30*time.Second - time.Second)
+	f.clock.Add(5*time.Minute + 30*time.Second - time.Second)
 	if got := jwksKids(t, r); !slices.Equal(got, []string{k2.id, k1.id}) {
 		t.Fatalf("JWKS just before k1's publication ends = %v", got)
 	}
-	f.clock.Advance(time.Second)
+	f.clock.Add(time.Second)
 	if got := jwksKids(t, r); !slices.Equal(got, []string{k2.id}) {
 		t.Fatalf("JWKS after k1's publication ended = %v, want [k2]", got)
 	}
@@ -118,7 +118,7 @@ func TestRotate_PrePublishesAndRetires(t *testing.T) {
 func TestVerify_RefusesTokenFromPrePublishedKey(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, EdDSA)
-	f.clock.Advance(23 * time.Hour)
+	f.clock.Add(23 * time.Hour)
 	if err := f.ring.Rotate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestVerify_RefusesTokenFromPrePublishedKey(t *testing.T) {
 func TestRotate_StalledRotationCreatesAnActiveKey(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, ES256)
-	f.clock.Advance(49 * time.Hour) // past RetireAt = activation + 2×RotateEvery: nothing may sign
+	f.clock.Add(49 * time.Hour) // past RetireAt = activation + 2×RotateEvery: nothing may sign
 	if _, _, err := f.ring.Issue(context.Background(), Claims{Subject: "u", Audience: []string{testAudience}}); err == nil {
 		t.Fatal("issued with a key past its RetireAt")
 	}
@@ -150,7 +150,7 @@ func TestJWKS_HasNoPrivateMembers(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, alg)
-			f.clock.Advance(23 * time.Hour)
+			f.clock.Add(23 * time.Hour)
 			if err := f.ring.Rotate(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -221,7 +221,7 @@ func TestNewRing_SealedKeyBoundToItsRow(t *testing.T) {
 	// Two keys sealed under one master key: swapping their sealed halves must not load.
 	f := newFixture(t, EdDSA)
 	ctx := context.Background()
-	f.clock.Advance(23 * time.Hour)
+	f.clock.Add(23 * time.Hour)
 	if err := f.ring.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -285,14 +285,14 @@ func TestRing_TwoNodesConverge(t *testing.T) {
 	check("after start")
 
 	// Both rotate at once, repeatedly; racing adds are tolerated.
-	clock.Advance(23 * time.Hour)
+	clock.Add(23 * time.Hour)
 	for range 5 {
 		wg.Go(func() { _ = a.Rotate(ctx) })
 		wg.Go(func() { _ = b.Rotate(ctx) })
 	}
 	wg.Wait()
 	check("after racing rotation")
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	check("after activation")
 	keys, _ := store.ListSigningKeys(ctx)
 	if len(keys) < 2 || len(keys) > 4 {
@@ -318,7 +318,7 @@ func TestRing_SimultaneousSuccessorsPickOneDeterministically(t *testing.T) {
 		}
 		f.store.AddSigningKey(ctx, k)
 	}
-	f.clock.Advance(time.Hour)
+	f.clock.Add(time.Hour)
 	f.ring.Refresh(ctx)
 	b.Refresh(ctx)
 	now = f.clock.Now()
@@ -339,7 +339,7 @@ func TestVerify_LearnsKeyFromOtherNode(t *testing.T) {
 	}
 	// Node A finds no usable key (say it was restored from an old backup) and makes one that
 	// activates at once; node B has not refreshed.
-	f.clock.Advance(time.Minute)
+	f.clock.Add(time.Minute)
 	k, err := newStoredKey(EdDSA, f.sealer, f.clock.Now(), f.clock.Now(), 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)

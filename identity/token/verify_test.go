@@ -242,11 +242,11 @@ func TestVerify_ExpiresWithClock(t *testing.T) {
 	f := newFixture(t, EdDSA)
 	ctx := context.Background()
 	tok := f.issue(t)
-	f.clock.Advance(5*time.Minute + 29*time.Second) // within leeway
+	f.clock.Add(5*time.Minute + 29*time.Second) // within leeway
 	if _, err := f.ring.Verify(ctx, tok, testAudience); err != nil {
 		t.Fatalf("within leeway: %v", err)
 	}
-	f.clock.Advance(time.Second)
+	f.clock.Add(time.Second)
 	if _, err := f.ring.Verify(ctx, tok, testAudience); !errors.Is(err, ErrExpired) {
 		t.Fatalf("after exp+leeway: err = %v, want ErrExpired", err)
 	}
@@ -292,7 +292,7 @@ func TestVerify_UnknownKidReloadIsRateLimited(t *testing.T) {
 	if n := f.store.lists.Load() - before; n != 1 {
 		t.Fatalf("1000 unknown kids caused %d store reads, want 1", n)
 	}
-	f.clock.Advance(RefreshInterval)
+	f.clock.Add(RefreshInterval)
 	craftTok := craft(t, map[string]any{"alg": "EdDSA", "kid": "nope", "typ": "at+jwt"}, f.validClaims(), nil)
 	f.ring.Verify(context.Background(), craftTok, testAudience)
 	if n := f.store.lists.Load() - before; n != 2 {

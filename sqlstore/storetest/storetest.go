@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/clocktest"
 	"tutela/sqlstore"
 )
 
@@ -63,20 +64,10 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
-// fakeClock is a movable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = clocktest.Clock
 
 func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)}
-}
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
 }
 
 var ctx = context.Background()
