@@ -6,6 +6,7 @@ package tutela
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -52,6 +53,17 @@ func RandomToken(n int) string {
 		panic("tutela: random source failed: " + err.Error())
 	}
 	return hex.EncodeToString(b)
+}
+
+// IsLoopbackHost reports whether host (a name or an IP literal, without port) names only this
+// machine: "localhost" or a loopback address. Any other name may resolve to a routable address,
+// so it counts as non-loopback; an empty host (every interface) is not loopback.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // Status of a tenant or user.

@@ -112,6 +112,10 @@ var FieldClasses = map[string]FieldClass{
 	"sessions.user_agent": {Yellow, MaskRedacted},
 	"security_events.ip":  {Yellow, MaskHashed},
 	"login_history.ip":    {Yellow, MaskHashed},
+	// The audit log holds the same network data as sessions and security events; reading it
+	// must not be a way around their masks (ASVS 5.0 8.2.3).
+	"audit_events.source_ip":  {Yellow, MaskHashed},
+	"audit_events.user_agent": {Yellow, MaskRedacted},
 }
 
 // MasksFor derives a principal's field masks from their clearance, then applies explicit

@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -90,7 +89,10 @@ type Config struct {
 	// is a loopback address or AllowPlaintext is set: bearer tokens and the service account's
 	// secret go to it.
 	BaseURL string
-	// Audience is this resource server's identifier; a token must list it in aud.
+	// Audience is this resource server's identifier, registered in Tutela's auth.resources; a
+	// token must list it in aud. Callers get such tokens by asking Tutela for this resource
+	// (RFC 8707: "resource" at POST /v1/auth/refresh or /v1/oauth/token); a token for another
+	// resource server, or for Tutela's own API, is refused.
 	Audience string
 	// Issuer is Tutela's issuer identifier (auth.issuer); a token's iss must equal it.
 	Issuer string
@@ -158,7 +160,7 @@ func (c Config) validate() error {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil ||
 		u.RawQuery != "" || u.Fragment != "":
 		errs = append(errs, fmt.Errorf("base URL %q must be an absolute http(s) URL without credentials, query or fragment", c.BaseURL))
-	case u.Scheme == "http" && !c.AllowPlaintext && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !c.AllowPlaintext && !tutela.IsLoopbackHost(u.Hostname()):
 		errs = append(errs, fmt.Errorf("base URL %q is plain http on a non-loopback host; use https (or set AllowPlaintext)", c.BaseURL))
 	}
 	if c.Audience == "" {
@@ -186,14 +188,6 @@ func (c Config) validate() error {
 		return fmt.Errorf("client: invalid config: %w", err)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Client verifies Tutela access tokens and authorizes requests. It is safe for concurrent use.

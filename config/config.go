@@ -101,11 +101,15 @@ type TLS struct {
 // postgres:// or postgresql:// URL.
 type Database struct {
 	URL string `koanf:"url"`
-	// RequireTLS refuses a PostgreSQL URL whose sslmode could fall back to plaintext.
-	RequireTLS      bool          `koanf:"require_tls"`
-	MaxOpenConns    int           `koanf:"max_open_conns"`
-	MaxIdleConns    int           `koanf:"max_idle_conns"`
-	ConnMaxLifetime time.Duration `koanf:"conn_max_lifetime"`
+	// RequireTLS applies the TLS rule below to a loopback or Unix-socket database too. A
+	// database on any other host always needs sslmode=verify-full (ASVS 12.3.1, 12.3.2).
+	RequireTLS bool `koanf:"require_tls"`
+	// AllowUnverifiedTLS also accepts sslmode=require or verify-ca (encrypted, but the server's
+	// name, or its certificate, is not checked): a deviation for private networks without a CA.
+	AllowUnverifiedTLS bool          `koanf:"allow_unverified_tls"`
+	MaxOpenConns       int           `koanf:"max_open_conns"`
+	MaxIdleConns       int           `koanf:"max_idle_conns"`
+	ConnMaxLifetime    time.Duration `koanf:"conn_max_lifetime"`
 }
 
 // String prints the section with any password in URL masked, so formatting a Config value
@@ -137,6 +141,14 @@ type Auth struct {
 	Breach          Breach        `koanf:"breach"`
 	// MFARoles are the role keys (built-in or custom) whose holders must use a second factor.
 	MFARoles []string `koanf:"mfa_roles"`
+	// Resources are the resource servers a token may be asked for (RFC 8707 resource
+	// indicators): absolute https URIs (http only on loopback), each a token audience of its
+	// own, so a token for one is refused by another and by Tutela's own API.
+	Resources []string `koanf:"resources"`
+	// MFAAllUsers requires a second factor of every user (default true, ASVS 6.3.2 Level 2).
+	// Turning it off leaves MFA to mfa_roles and each tenant's mfa_required_all: a deviation the
+	// operator must document.
+	MFAAllUsers bool `koanf:"mfa_all_users"`
 }
 
 // PasswordRules is the server-wide password policy (NIST SP 800-63B).
@@ -223,7 +235,7 @@ func Default() *Config {
 			TokenAlg: "EdDSA", KeyRotation: 30 * 24 * time.Hour,
 			Password: PasswordRules{MinLength: 12, MaxLength: 128, MinScore: 3, History: 5},
 			Hash:     HashParams{MemoryKiB: 19456, Time: 2, Threads: 1},
-			MFARoles: []string{"super_admin", "program_admin"},
+			MFARoles: []string{"super_admin", "program_admin"}, MFAAllUsers: true,
 		},
 		SMTP:  SMTP{TLS: "starttls"},
 		Audit: Audit{CheckpointInterval: time.Second, Retention: 2 * 365 * 24 * time.Hour},
@@ -268,6 +280,7 @@ var envVars = []struct {
 	{"TUTELA_TLS_MIN_VERSION", "tls.min_version", kindString},
 	{"TUTELA_DATABASE_URL", "database.url", kindString},
 	{"TUTELA_DATABASE_REQUIRE_TLS", "database.require_tls", kindBool},
+	{"TUTELA_DATABASE_ALLOW_UNVERIFIED_TLS", "database.allow_unverified_tls", kindBool},
 	{"TUTELA_DATABASE_MAX_OPEN_CONNS", "database.max_open_conns", kindInt},
 	{"TUTELA_DATABASE_MAX_IDLE_CONNS", "database.max_idle_conns", kindInt},
 	{"TUTELA_DATABASE_CONN_MAX_LIFETIME", "database.conn_max_lifetime", kindDuration},
@@ -291,6 +304,8 @@ var envVars = []struct {
 	{"TUTELA_AUTH_BREACH_FAIL_OPEN", "auth.breach.fail_open", kindBool},
 	{"TUTELA_AUTH_BREACH_CHECK_AT_LOGIN", "auth.breach.check_at_login", kindBool},
 	{"TUTELA_AUTH_MFA_ROLES", "auth.mfa_roles", kindList},
+	{"TUTELA_AUTH_MFA_ALL_USERS", "auth.mfa_all_users", kindBool},
+	{"TUTELA_AUTH_RESOURCES", "auth.resources", kindList},
 	{"TUTELA_AUDIT_CHECKPOINT_DIR", "audit.checkpoint_dir", kindString},
 	{"TUTELA_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpoint_interval", kindDuration},
 	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
@@ -653,7 +668,7 @@ func (c *Config) validateHTTP(p *problems) {
 		p.add("http.addr: %q is not host:port", h.Addr)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		p.add("http.addr: %q has an invalid port", h.Addr)
-	} else if !isLoopback(host) && !c.TLS.enabled() && !h.AllowPlaintext {
+	} else if !tutela.IsLoopbackHost(host) && !c.TLS.enabled() && !h.AllowPlaintext {
 		p.add("http.addr: %q is not a loopback address and TLS is off: set tls.cert_file and tls.key_file, "+
 			"or set http.allow_plaintext if a TLS-terminating proxy sits in front", h.Addr)
 	}
@@ -687,17 +702,19 @@ func (c *Config) validateHTTP(p *problems) {
 	}
 }
 
-// isLoopback reports whether host names only this machine. Any other name may resolve to a
-// routable address, so it counts as non-loopback; an empty host means every interface.
-func isLoopback(host string) bool {
-	if host == "localhost" {
+func (t TLS) enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// ServedOverTLS reports whether clients reach Tutela over HTTPS: it terminates TLS itself, or it
+// listens in plaintext on a non-loopback address, which validation allows only with
+// http.allow_plaintext, that is behind a TLS-terminating proxy. Then HSTS is sent (the proxy
+// passes it to the browser over HTTPS; browsers ignore it over plain HTTP anyway).
+func (c *Config) ServedOverTLS() bool {
+	if c.TLS.enabled() {
 		return true
 	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
+	host, _, err := net.SplitHostPort(c.HTTP.Addr)
+	return err == nil && c.HTTP.AllowPlaintext && !tutela.IsLoopbackHost(host)
 }
-
-func (t TLS) enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 func (c *Config) validateTLS(p *problems) {
 	t := c.TLS
@@ -727,10 +744,10 @@ func (t TLS) MinTLSVersion() uint16 {
 	return tls.VersionTLS13
 }
 
-// safeSSLModes are the libpq sslmode values that never fall back to plaintext. Only verify-full
-// also defends against an active attacker; require and verify-ca are accepted for deployments
-// with a private CA or address-based trust.
-var safeSSLModes = map[string]bool{"require": true, "verify-ca": true, "verify-full": true}
+// unverifiedSSLModes are the libpq sslmode values that encrypt but do not check who answers
+// (require: no certificate check; verify-ca: no host name check). Only verify-full also
+// defends against an active attacker.
+var unverifiedSSLModes = map[string]bool{"require": true, "verify-ca": true}
 
 func (c *Config) validateDatabase(p *problems) {
 	d := c.Database
@@ -763,12 +780,24 @@ func (c *Config) validateDatabase(p *problems) {
 	if _, ok := u.User.Password(); ok && !c.DatabasePassword.IsZero() {
 		p.add("database.url contains a password and TUTELA_DATABASE_PASSWORD is set: use only one")
 	}
-	if mode := u.Query().Get("sslmode"); d.RequireTLS && !safeSSLModes[mode] {
-		if mode == "" {
-			mode = "unset (defaults to prefer, which falls back to plaintext)"
-		}
-		p.add("database.require_tls: database.url sslmode is %s: use sslmode=verify-full", mode)
+	host := u.Hostname()
+	local := host == "" || tutela.IsLoopbackHost(host) // "" = Unix socket (host= query) or libpq default
+	mode := u.Query().Get("sslmode")
+	if (local && !d.RequireTLS) || mode == "verify-full" || (d.AllowUnverifiedTLS && unverifiedSSLModes[mode]) {
+		return
 	}
+	if mode == "" {
+		mode = "unset (defaults to prefer, which falls back to plaintext)"
+	}
+	rule := "database.url: the database is not on this machine"
+	if local {
+		rule = "database.require_tls"
+	}
+	hint := "use sslmode=verify-full (with sslrootcert= for a private CA)"
+	if !d.AllowUnverifiedTLS && unverifiedSSLModes[mode] {
+		hint += ", or set database.allow_unverified_tls to accept " + mode
+	}
+	p.add("%s and sslmode is %s: %s", rule, mode, hint)
 }
 
 func (c *Config) validateLog(p *problems) {
@@ -892,7 +921,7 @@ func (c *Config) validateVault(p *problems) {
 // httpsURL reports whether u is an absolute https URL, or http to a loopback host.
 func httpsURL(u string) bool {
 	pu, err := url.Parse(u)
-	return err == nil && pu.Host != "" && (pu.Scheme == "https" || (pu.Scheme == "http" && isLoopback(pu.Hostname())))
+	return err == nil && pu.Host != "" && (pu.Scheme == "https" || (pu.Scheme == "http" && tutela.IsLoopbackHost(pu.Hostname())))
 }
 
 const redacted = "[redacted]"
@@ -971,6 +1000,17 @@ func redactURL(raw string) string {
 
 func (c *Config) validateAuth(p *problems) {
 	a := c.Auth
+	seen := map[string]bool{}
+	for _, r := range a.Resources {
+		u, err := url.Parse(r)
+		switch {
+		case err != nil || u.Host == "" || u.Fragment != "" || u.User != nil || !httpsURL(r):
+			p.add("auth.resources: %q must be an absolute https URI without fragment or user info (http only on loopback)", r)
+		case seen[r]:
+			p.add("auth.resources: %q is listed twice", r)
+		}
+		seen[r] = true
+	}
 	if a.Issuer != "" {
 		if u, err := url.Parse(a.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			p.add("auth.issuer: must be an absolute http(s) URL")
@@ -1022,7 +1062,7 @@ func (c *Config) validateAuth(p *problems) {
 		switch {
 		case err != nil || u.Host == "":
 			p.add("auth.breach.range_url: must be an absolute URL")
-		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		case u.Scheme != "https" && !(u.Scheme == "http" && tutela.IsLoopbackHost(u.Hostname())):
 			p.add("auth.breach.range_url: must use https (http only on loopback)")
 		}
 	}

@@ -173,6 +173,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_TLS_MIN_VERSION=1.2", func(c *Config) any { return c.TLS.MinVersion }, "1.2"},
 		{"TUTELA_DATABASE_URL=postgres://db/t", func(c *Config) any { return c.Database.URL }, "postgres://db/t"},
 		{"TUTELA_DATABASE_REQUIRE_TLS=1", func(c *Config) any { return c.Database.RequireTLS }, true},
+		{"TUTELA_DATABASE_ALLOW_UNVERIFIED_TLS=true", func(c *Config) any { return c.Database.AllowUnverifiedTLS }, true},
 		{"TUTELA_DATABASE_MAX_OPEN_CONNS=7", func(c *Config) any { return c.Database.MaxOpenConns }, 7},
 		{"TUTELA_DATABASE_MAX_IDLE_CONNS=6", func(c *Config) any { return c.Database.MaxIdleConns }, 6},
 		{"TUTELA_DATABASE_CONN_MAX_LIFETIME=1h", func(c *Config) any { return c.Database.ConnMaxLifetime }, time.Hour},
@@ -196,6 +197,8 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUTH_BREACH_FAIL_OPEN=true", func(c *Config) any { return c.Auth.Breach.FailOpen }, true},
 		{"TUTELA_AUTH_BREACH_CHECK_AT_LOGIN=true", func(c *Config) any { return c.Auth.Breach.CheckAtLogin }, true},
 		{"TUTELA_AUTH_MFA_ROLES=super_admin,caseworker", func(c *Config) any { return c.Auth.MFARoles }, []string{"super_admin", "caseworker"}},
+		{"TUTELA_AUTH_MFA_ALL_USERS=false", func(c *Config) any { return c.Auth.MFAAllUsers }, false},
+		{"TUTELA_AUTH_RESOURCES=https://records.example.org,https://files.example.org", func(c *Config) any { return c.Auth.Resources }, []string{"https://records.example.org", "https://files.example.org"}},
 		{"TUTELA_AUDIT_CHECKPOINT_DIR=/mnt/witness", func(c *Config) any { return c.Audit.CheckpointDir }, "/mnt/witness"},
 		{"TUTELA_AUDIT_CHECKPOINT_INTERVAL=5s", func(c *Config) any { return c.Audit.CheckpointInterval }, 5 * time.Second},
 		{"TUTELA_AUDIT_CHECKPOINT_URL=https://witness.example.org/in", func(c *Config) any { return c.Audit.CheckpointURL }, "https://witness.example.org/in"},
@@ -444,7 +447,7 @@ func TestValidate_Ranges(t *testing.T) {
 		{"TLS 1.0", func(c *Config) { c.TLS.MinVersion = "1.0" }, "tls.min_version"},
 		{"upper-case log level", func(c *Config) { c.Log.Level = "INFO" }, "log.level"},
 		{"sqlite scheme", func(c *Config) { c.Database.URL = "sqlite:///tmp/t.db" }, "database.url"},
-		{"postgresql scheme", func(c *Config) { c.Database.URL = "postgresql://db/tutela" }, ""},
+		{"postgresql scheme", func(c *Config) { c.Database.URL = "postgresql://db/tutela?sslmode=verify-full" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -515,7 +518,7 @@ func TestValidate_PasswordInURLFromEnvAllowed(t *testing.T) {
 func TestValidate_PasswordInURLAndVariableConflict(t *testing.T) {
 	t.Parallel()
 	cfg := mustLoad(t, "",
-		"TUTELA_DATABASE_URL=postgres://app:one@db/tutela",
+		"TUTELA_DATABASE_URL=postgres://app:one@db/tutela?sslmode=verify-full",
 		"TUTELA_DATABASE_PASSWORD=two")
 	wantOneProblem(t, cfg, "use only one")
 }
@@ -560,34 +563,48 @@ func TestDatabaseDSN(t *testing.T) {
 	})
 }
 
-func TestValidate_RequireTLS(t *testing.T) {
+func TestValidate_DatabaseTLS(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		url        string
-		requireTLS bool
-		want       string // "" means valid
+		url                    string
+		requireTLS, unverified bool
+		want                   string // "" means valid
 	}{
-		{"postgres://db/t?sslmode=disable", true, "sslmode is disable"},
-		{"postgres://db/t?sslmode=allow", true, "sslmode is allow"},
-		{"postgres://db/t?sslmode=prefer", true, "sslmode is prefer"},
-		{"postgres://db/t", true, "sslmode is unset"},
-		{"postgres://db/t?sslmode=require", true, ""},
-		{"postgres://db/t?sslmode=verify-ca", true, ""},
-		{"postgres://db/t?sslmode=verify-full", true, ""},
-		{"postgres://db/t?sslmode=disable", false, ""},
-		{"", true, "needs a PostgreSQL database.url"},
+		// Another host: verify-full, always.
+		{"postgres://db/t?sslmode=disable", false, false, "not on this machine and sslmode is disable"},
+		{"postgres://db/t?sslmode=prefer", false, false, "sslmode is prefer"},
+		{"postgres://db/t", false, false, "sslmode is unset"},
+		{"postgres://db/t?sslmode=require", false, false, "or set database.allow_unverified_tls"},
+		{"postgres://db/t?sslmode=verify-ca", false, false, "sslmode is verify-ca"},
+		{"postgres://db/t?sslmode=verify-full", false, false, ""},
+		{"postgres://10.0.0.5:5432/t?sslmode=verify-full&sslrootcert=/etc/ca.pem", false, false, ""},
+		// The documented deviation: encrypted but unverified, never plaintext.
+		{"postgres://db/t?sslmode=require", false, true, ""},
+		{"postgres://db/t?sslmode=verify-ca", false, true, ""},
+		{"postgres://db/t?sslmode=disable", false, true, "sslmode is disable"},
+		{"postgres://db/t", false, true, "sslmode is unset"},
+		// This machine (loopback or Unix socket): free unless require_tls.
+		{"postgres://127.0.0.1/t?sslmode=disable", false, false, ""},
+		{"postgres://localhost/t", false, false, ""},
+		{"postgres://[::1]:5432/t", false, false, ""},
+		{"postgres:///t?host=/var/run/postgresql", false, false, ""},
+		{"postgres://127.0.0.1/t?sslmode=disable", true, false, "database.require_tls and sslmode is disable"},
+		{"postgres://127.0.0.1/t?sslmode=verify-full", true, false, ""},
+		{"", true, false, "needs a PostgreSQL database.url"},
+		// A name that merely contains "localhost" is another host.
+		{"postgres://localhost.evil.example/t", false, false, "not on this machine"},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s/%v", tt.url, tt.requireTLS), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%v/%v", tt.url, tt.requireTLS, tt.unverified), func(t *testing.T) {
 			t.Parallel()
 			cfg := Default()
 			cfg.Database.URL = tt.url
 			cfg.Database.RequireTLS = tt.requireTLS
+			cfg.Database.AllowUnverifiedTLS = tt.unverified
 			if tt.want == "" {
 				wantValid(t, cfg)
 				return
 			}
-			wantOneProblem(t, cfg, "database.require_tls")
 			wantOneProblem(t, cfg, tt.want)
 		})
 	}
@@ -972,5 +989,45 @@ func TestLoad_VaultSecretsOnlyFromEnvironment(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "TUTELA_VAULT_TOKEN") || !strings.Contains(err.Error(), "TUTELA_HSM_PIN") ||
 		strings.Contains(err.Error(), "in-file-token") {
 		t.Fatalf("secret in file: %v", err)
+	}
+}
+
+func TestServedOverTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	for _, tc := range []struct {
+		env  []string
+		want bool
+	}{
+		{nil, false}, // 127.0.0.1:8080, development
+		{[]string{"TUTELA_HTTP_ADDR=0.0.0.0:8080", "TUTELA_HTTP_ALLOW_PLAINTEXT=true"}, true}, // behind a TLS proxy
+		{[]string{"TUTELA_HTTP_ADDR=127.0.0.1:8080", "TUTELA_HTTP_ALLOW_PLAINTEXT=true"}, false},
+		{[]string{"TUTELA_TLS_CERT_FILE=" + cert, "TUTELA_TLS_KEY_FILE=" + key}, true},
+	} {
+		if got := mustLoad(t, "", tc.env...).ServedOverTLS(); got != tc.want {
+			t.Errorf("%v: ServedOverTLS = %v, want %v", tc.env, got, tc.want)
+		}
+	}
+}
+
+func TestValidate_Resources(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		list string
+		want string
+	}{
+		{"https://records.example.org", ""},
+		{"https://records.example.org/api,http://127.0.0.1:9000", ""},
+		{"http://records.example.org", "must be an absolute https URI"},
+		{"records.example.org", "must be an absolute https URI"},
+		{"https://records.example.org#x", "must be an absolute https URI"},
+		{"https://user@records.example.org", "must be an absolute https URI"},
+		{"https://a.example.org,https://a.example.org", "listed twice"},
+	} {
+		err := mustLoad(t, "", "TUTELA_AUTH_RESOURCES="+tc.list).Validate()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: err = %v, want %q", tc.list, err, tc.want)
+		}
 	}
 }

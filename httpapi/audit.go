@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -36,9 +37,53 @@ func truncateUA(ua string) string {
 	return ua
 }
 
+// denial is an authorization failure (ASVS 5.0 16.3.2). The client sees only a 403, or a 404
+// for another tenant, and the change's transaction is rolled back, so the handler notes it in
+// the request context and auditRequests records it. It holds names from the code and IDs from
+// the path, never values from the request body.
+type denial struct {
+	action, resource string
+	targetTenant     string // the {tenant} path value (ID or slug) as the caller sent it
+	targetID         string
+	reason           string
+}
+
+type denialKey struct{}
+
+// noteDenial keeps the request's first denial for auditRequests. Outside /v1 (or without a
+// database) there is nowhere to keep it and it is dropped.
+func noteDenial(ctx context.Context, d denial) {
+	if slot, ok := ctx.Value(denialKey{}).(*atomic.Pointer[denial]); ok {
+		slot.CompareAndSwap(nil, &d)
+	}
+}
+
+// maxTargetRef bounds the caller-chosen tenant reference copied into the audit log.
+const maxTargetRef = 128
+
+// deniedEvent is the authz.denied event of d, attributed like the request's api.request event
+// and linked to it by the request ID.
+func deniedEvent(ctx context.Context, tenant, route string, status int, d *denial) audit.Event {
+	ref := strings.ToValidUTF8(d.targetTenant, "\uFFFD")
+	if len(ref) > maxTargetRef {
+		ref = strings.ToValidUTF8(ref[:maxTargetRef], "")
+	}
+	details := map[string]any{"route": route, "status": status, "denied_resource": d.resource}
+	if d.action != "" {
+		details["denied_action"] = d.action
+	}
+	if ref != "" {
+		details["target_tenant"] = ref
+	}
+	ev := sqlstore.EventFromContext(ctx, "authz.denied", tenant, d.resource, d.targetID, audit.OutcomeDenied, details)
+	ev.Reason = d.reason
+	return ev
+}
+
 // auditRequests records every /v1 call in the audit log after it is answered: actor, tenant,
 // method, route pattern, status, latency, request ID, and the names (never the values) of the
-// query parameters and body fields.
+// query parameters and body fields. A call refused by authorization adds one authz.denied
+// event (at most one per call, so a caller cannot grow the log faster than by calling).
 func (s *Server) auditRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/v1/") || s.d.DB == nil {
@@ -47,6 +92,8 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		}
 		start := time.Now()
 		rec := middleware.Recorder(w)
+		denied := new(atomic.Pointer[denial])
+		r = r.WithContext(context.WithValue(r.Context(), denialKey{}, denied))
 		next.ServeHTTP(rec, r)
 		route := "unmatched"
 		if _, p := s.mux.Handler(r); p != "" && p != "/" {
@@ -77,14 +124,19 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		case status >= 400:
 			outcome = audit.OutcomeFailure
 		}
-		ev := sqlstore.EventFromContext(ctx, "api.request", tenant, "route", route, outcome, map[string]any{
+		events := []audit.Event{sqlstore.EventFromContext(ctx, "api.request", tenant, "route", route, outcome, map[string]any{
 			"method": r.Method, "status": status, "latency_ms": time.Since(start).Milliseconds(),
 			"query_keys": toAny(query), "body_keys": toAny(bodyKeys),
-		})
+		})}
+		// Only a denial the client was answered with: a handler that asked and then went on
+		// (status below 400) was not refused.
+		if d := denied.Load(); d != nil && status >= 400 {
+			events = append(events, deniedEvent(ctx, tenant, route, status, d))
+		}
 		// Recorded even if the client has gone: the call happened.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := s.d.DB.Update(actx, func(tx *sqlstore.Tx) error { return tx.Audit(actx, ev) }); err != nil {
+		if err := s.d.DB.Update(actx, func(tx *sqlstore.Tx) error { return tx.AuditMany(actx, events...) }); err != nil {
 			middleware.Logger(ctx).Error("record API call in the audit log", "err", err)
 		}
 	})
@@ -99,28 +151,61 @@ func toAny(ss []string) []any {
 }
 
 // auditScope checks that p may read the audit log and returns the tenant they see ("" = all,
-// for the platform super-admin).
-func (s *Server) auditScope(r *http.Request, p *tutela.Principal) (string, error) {
+// for the platform super-admin) and p's field masks.
+func (s *Server) auditScope(r *http.Request, p *tutela.Principal) (string, map[string]authz.Mask, error) {
+	var masks map[string]authz.Mask
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
-		_, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResAudit})
+		pol, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResAudit})
+		if pol != nil {
+			masks = pol.Masks
+		}
 		return err
 	})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if isPlatform(p) {
-		return "", nil
+		return "", masks, nil
 	}
-	return p.TenantID, nil
+	return p.TenantID, masks, nil
 }
 
+// auditEventView is an audit event as the API shows it. audit.Event has no JSON tags of its
+// own (the log hashes its canonical encoding, not this one); the explicit view fixes the
+// response's keys and lets writeMasked find source_ip and user_agent.
 type auditEventView struct {
-	Index int64 `json:"index"`
-	audit.Event
+	Index      int64          `json:"index"`
+	ID         string         `json:"id"`
+	Time       time.Time      `json:"time"`
+	TenantID   string         `json:"tenant_id"`
+	ActorType  string         `json:"actor_type"`
+	ActorID    string         `json:"actor_id"`
+	SourceIP   string         `json:"source_ip"`
+	UserAgent  string         `json:"user_agent"`
+	Action     string         `json:"action"`
+	TargetType string         `json:"target_type"`
+	TargetID   string         `json:"target_id"`
+	Outcome    string         `json:"outcome"`
+	RequestID  string         `json:"request_id"`
+	Reason     string         `json:"reason"`
+	Details    map[string]any `json:"details"`
 }
+
+func newAuditEventView(rec sqlstore.AuditRecord) auditEventView {
+	e := rec.Event
+	if e.Details == nil {
+		e.Details = map[string]any{} // as the canonical encoding has it
+	}
+	return auditEventView{Index: rec.Index, ID: e.ID, Time: e.Time, TenantID: e.TenantID, ActorType: e.ActorType,
+		ActorID: e.ActorID, SourceIP: e.SourceIP, UserAgent: e.UserAgent, Action: e.Action, TargetType: e.TargetType,
+		TargetID: e.TargetID, Outcome: e.Outcome, RequestID: e.RequestID, Reason: e.Reason, Details: e.Details}
+}
+
+// resAuditEvents names the audit event fields in FieldClasses ("audit_events.source_ip").
+const resAuditEvents = "audit_events"
 
 func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	scope, err := s.auditScope(r, p)
+	scope, masks, err := s.auditScope(r, p)
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -166,9 +251,10 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p *tutela.P
 	}
 	out := make([]auditEventView, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, auditEventView{Index: rec.Index, Event: rec.Event})
+		out = append(out, newAuditEventView(rec))
 	}
-	middleware.WriteJSON(w, http.StatusOK, map[string]any{"events": out, "next_cursor": next})
+	// IPs and user agents are YELLOW here as in sessions and security events (ASVS 5.0 8.2.3).
+	s.writeMasked(w, r, http.StatusOK, map[string]any{"events": out, "next_cursor": next}, resAuditEvents, masks)
 }
 
 func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request) {
@@ -209,7 +295,7 @@ func hashesB64(hs []tlog.Hash) []string {
 // auditInclusion proves that the event at index is in the tree of the given size. An auditor
 // of one tenant can only ask about their tenant's events.
 func (s *Server) auditInclusion(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	scope, err := s.auditScope(r, p)
+	scope, _, err := s.auditScope(r, p)
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,11 +34,25 @@ func withAudit(t *testing.T, d sqlstore.Dialect) (*env, *sqlstore.Sequencer, str
 	return e, sqlstore.NewSequencer(e.db, signer, origin, sqlstore.SequencerOptions{Clock: e.clock.Now}), vkey
 }
 
+// auditPage is GET /v1/audit/events as a client reads it: snake_case keys, never Go field names.
 type auditPage struct {
 	Events []struct {
-		Index int64 `json:"index"`
-		audit.Event
+		Index      int64          `json:"index"`
+		ID         string         `json:"id"`
+		TenantID   string         `json:"tenant_id"`
+		ActorType  string         `json:"actor_type"`
+		ActorID    string         `json:"actor_id"`
+		SourceIP   string         `json:"source_ip"`
+		UserAgent  string         `json:"user_agent"`
+		Action     string         `json:"action"`
+		TargetType string         `json:"target_type"`
+		TargetID   string         `json:"target_id"`
+		Outcome    string         `json:"outcome"`
+		RequestID  string         `json:"request_id"`
+		Reason     string         `json:"reason"`
+		Details    map[string]any `json:"details"`
 	} `json:"events"`
+	NextCursor string `json:"next_cursor"`
 }
 
 func TestAuditAPI_ProofsVerifyAgainstSignedCheckpoint(t *testing.T) {
@@ -231,5 +246,178 @@ func TestAuditAPI_EveryCallRecordedWithoutValues(t *testing.T) {
 	}
 	if userRec.Event.ActorID != g.UserID || userRec.Event.TenantID != g.TenantID || userRec.Event.RequestID == "" {
 		t.Fatalf("authenticated call not attributed: %+v", userRec.Event)
+	}
+}
+
+// deniedFor returns the authz.denied events of one request (by its request ID) and checks that
+// the request's api.request event is there too, so the two can be read together.
+func deniedFor(t *testing.T, e *env, res *http.Response) []sqlstore.AuditRecord {
+	t.Helper()
+	reqID := res.Header.Get("X-Request-ID")
+	recs, _, err := e.db.AuditEvents(context.Background(), sqlstore.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var denied []sqlstore.AuditRecord
+	call := false
+	for _, r := range recs {
+		if r.Event.RequestID != reqID {
+			continue
+		}
+		switch r.Event.Action {
+		case "authz.denied":
+			denied = append(denied, r)
+		case "api.request":
+			call = true
+		}
+	}
+	if !call {
+		t.Fatalf("request %s has no api.request event", reqID)
+	}
+	return denied
+}
+
+func TestAuditDenied_CrossTenantRequestRecordedBehind404(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e, _, _ := withAudit(t, d)
+			ta, admin := e.seed(t, "tenant-a", "admin-a@example.org", pw, "program_admin")
+			tb, ub := e.seed(t, "tenant-b", "user-b@example.org", pw)
+			a := e.login(t, "tenant-a", "admin-a@example.org", pw, "")
+			const bodyValue = "Body Value Never Logged"
+			// Another tenant's user by slug and by ID, and a tenant that does not exist: the client
+			// sees the same 404 and the log the same kind of denial, so the log is no existence oracle
+			// for a caller who can read it.
+			for _, ref := range []string{tb.Slug, tb.ID, "no-such-tenant"} {
+				res, body := e.req(t, "PATCH", "/v1/tenants/"+ref+"/users/"+ub.ID, `{"display_name":"`+bodyValue+`"}`, "", a.AccessToken)
+				wantError(t, res, body, 404, tutela.ENOTFOUND)
+				denied := deniedFor(t, e, res)
+				if len(denied) != 1 {
+					t.Fatalf("%s: %d authz.denied events, want exactly 1", ref, len(denied))
+				}
+				ev := denied[0].Event
+				if ev.ActorType != audit.ActorUser || ev.ActorID != admin.ID || ev.TenantID != ta.ID || ev.Outcome != audit.OutcomeDenied ||
+					ev.TargetType != "users" || ev.Reason == "" {
+					t.Fatalf("%s: denial not attributed: %+v", ref, ev)
+				}
+				if ev.Details["denied_action"] != "UPDATE" || ev.Details["denied_resource"] != "users" || ev.Details["target_tenant"] != ref ||
+					ev.Details["route"] != "PATCH /v1/tenants/{tenant}/users/{id}" {
+					t.Fatalf("%s: denial details: %v", ref, ev.Details)
+				}
+				if strings.Contains(string(denied[0].Canonical), bodyValue) {
+					t.Fatalf("a request body value reached the audit log: %s", denied[0].Canonical)
+				}
+			}
+			// Tenant B's log holds nothing of it: the denial belongs to the actor's tenant.
+			if recs, _, _ := e.db.AuditEvents(context.Background(), sqlstore.AuditFilter{TenantID: tb.ID, Action: "authz.denied"}); len(recs) != 0 {
+				t.Fatalf("tenant B got %d denial events of tenant A's admin", len(recs))
+			}
+			// The admin's own tenant can read the denials through the API.
+			res, body := e.req(t, "GET", "/v1/audit/events?action=authz.denied", "", "", a.AccessToken)
+			var page auditPage
+			if err := json.Unmarshal(body, &page); err != nil || res.StatusCode != 200 || len(page.Events) != 3 {
+				t.Fatalf("denials via API: %d %s", res.StatusCode, body)
+			}
+			// An allowed call leaves no denial.
+			res, body = e.req(t, "GET", "/v1/tenants/"+ta.Slug+"/users", "", "", a.AccessToken)
+			if res.StatusCode != 200 {
+				t.Fatalf("own tenant: %d %s", res.StatusCode, body)
+			}
+			if d := deniedFor(t, e, res); len(d) != 0 {
+				t.Fatalf("allowed call recorded as denied: %+v", d[0].Event)
+			}
+		})
+	}
+}
+
+func TestAuditDenied_ForbiddenRecordsActionResourceAndReason(t *testing.T) {
+	t.Parallel()
+	e, _, _ := withAudit(t, sqlstore.SQLite)
+	ta, plain := e.seed(t, "tenant-a", "plain-a@example.org", pw)
+	g := e.login(t, "tenant-a", "plain-a@example.org", pw, "")
+	const bodyValue = "leak-me@example.org"
+	res, body := e.req(t, "POST", "/v1/tenants/"+ta.ID+"/users", `{"email":"`+bodyValue+`","display_name":"Leak"}`, "", g.AccessToken)
+	eb := wantError(t, res, body, 403, tutela.EFORBIDDEN)
+	denied := deniedFor(t, e, res)
+	if len(denied) != 1 {
+		t.Fatalf("%d authz.denied events, want exactly 1", len(denied))
+	}
+	ev := denied[0].Event
+	if ev.ActorID != plain.ID || ev.TenantID != ta.ID || ev.Outcome != audit.OutcomeDenied || ev.Reason != eb.Error.Message ||
+		!strings.Contains(ev.Reason, "deny by default") {
+		t.Fatalf("denial not attributed: %+v (client saw %q)", ev, eb.Error.Message)
+	}
+	if ev.Details["denied_action"] != "CREATE" || ev.Details["denied_resource"] != "users" || ev.Details["target_tenant"] != ta.ID {
+		t.Fatalf("denial details: %v", ev.Details)
+	}
+	if strings.Contains(string(denied[0].Canonical), bodyValue) {
+		t.Fatalf("a request body value reached the audit log: %s", denied[0].Canonical)
+	}
+	// A route without a tenant in its path: no target_tenant, the rest as above.
+	res, body = e.req(t, "GET", "/v1/audit/events", "", "", g.AccessToken)
+	wantError(t, res, body, 403, tutela.EFORBIDDEN)
+	denied = deniedFor(t, e, res)
+	if len(denied) != 1 || denied[0].Event.Details["denied_action"] != "READ" || denied[0].Event.Details["denied_resource"] != "audit" ||
+		denied[0].Event.Details["target_tenant"] != nil || denied[0].Event.Reason == "" {
+		t.Fatalf("audit read denial: %+v", denied)
+	}
+}
+
+func TestAuditAPI_SourceIPAndUserAgentMaskedByClearance(t *testing.T) {
+	t.Parallel()
+	e, _, _ := withAudit(t, sqlstore.SQLite)
+	e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	e.seed(t, "acme", "auditor@example.org", pw, "auditor")
+	e.seed(t, "root", "root@example.org", pw, "super_admin")
+	a := e.login(t, "acme", "admin@example.org", pw, "203.0.113.50")
+	aud := e.login(t, "acme", "auditor@example.org", pw, "")
+	root := e.login(t, "root", "root@example.org", pw, "")
+	const ua = "TestAgent/7.1 (audit masking)"
+	e.do(t, "GET", "/v1/auth/me", "", "Authorization", "Bearer "+a.AccessToken, "User-Agent", ua)
+	read := func(token string) (auditPage, string) {
+		t.Helper()
+		res, body := e.req(t, "GET", "/v1/audit/events?limit=1000", "", "", token)
+		var page auditPage
+		if err := json.Unmarshal(body, &page); err != nil || res.StatusCode != 200 || len(page.Events) == 0 {
+			t.Fatalf("events: %d %s", res.StatusCode, body)
+		}
+		if strings.Contains(string(body), `"SourceIP"`) || !strings.Contains(string(body), `"source_ip"`) {
+			t.Fatalf("response keys are not the documented snake_case: %s", body)
+		}
+		return page, string(body)
+	}
+	// GREEN (auditor): a keyed hash of the IP, the user agent redacted.
+	page, body := read(aud.AccessToken)
+	if strings.Contains(body, "203.0.113.50") || strings.Contains(body, ua) {
+		t.Fatalf("auditor sees raw network data: %s", body)
+	}
+	hashed := 0
+	for _, ev := range page.Events {
+		if ev.SourceIP != "" && !strings.HasPrefix(ev.SourceIP, "h:") {
+			t.Fatalf("source_ip not hashed for GREEN: %q", ev.SourceIP)
+		}
+		if ev.UserAgent != "" && ev.UserAgent != "[redacted]" {
+			t.Fatalf("user_agent not redacted for GREEN: %q", ev.UserAgent)
+		}
+		if strings.HasPrefix(ev.SourceIP, "h:") {
+			hashed++
+		}
+	}
+	if hashed == 0 {
+		t.Fatal("no event with a hashed source_ip")
+	}
+	// YELLOW (programme admin) and RED (super-admin) see both in clear.
+	for name, token := range map[string]string{"program_admin": a.AccessToken, "super_admin": root.AccessToken} {
+		page, _ := read(token)
+		ip, agent := false, false
+		for _, ev := range page.Events {
+			ip = ip || ev.SourceIP == "203.0.113.50"
+			agent = agent || ev.UserAgent == ua
+		}
+		if !ip || !agent {
+			t.Fatalf("%s does not see the IP (%v) and user agent (%v) in clear", name, ip, agent)
+		}
 	}
 }

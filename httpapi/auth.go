@@ -20,12 +20,17 @@ const SessionCookie = "__Host-tutela_session"
 
 type principalKey struct{}
 
-// authenticate resolves the caller from a bearer access token or the session cookie.
-func (s *Server) authenticate(r *http.Request) (*tutela.Principal, error) {
+// authenticate resolves the caller from a bearer access token or the session cookie. Access
+// tokens must be for Tutela's own API, except where anyAudience (the decision API, which
+// resource servers ask about the tokens presented to them).
+func (s *Server) authenticate(r *http.Request, anyAudience bool) (*tutela.Principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "authorization must be a Bearer access token")
+		}
+		if anyAudience {
+			return s.d.Identity.AuthenticateBearerAnyAudience(r.Context(), strings.TrimSpace(tok))
 		}
 		return s.d.Identity.AuthenticateBearer(r.Context(), strings.TrimSpace(tok))
 	}
@@ -33,16 +38,14 @@ func (s *Server) authenticate(r *http.Request) (*tutela.Principal, error) {
 	if err != nil || c.Value == "" {
 		return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "sign in first")
 	}
-	if !safeMethod(r.Method) && crossSite(r) {
-		// A cookie rides along on cross-site requests; bearer tokens do not. Refuse
-		// cookie-authenticated writes that a browser marks as coming from another site.
+	if crossSite(r) {
+		// A cookie rides along on cross-site requests; bearer tokens do not. Refuse every
+		// cookie-authenticated request a browser marks as coming from another site, reads
+		// included: this is an API, never navigated to from elsewhere, and a cross-site GET
+		// could still trigger an export or an audited read (ASVS 3.5.3).
 		return nil, tutela.Errorf(tutela.EFORBIDDEN, "cross-site request refused")
 	}
 	return s.d.Identity.AuthenticateSession(r.Context(), c.Value)
-}
-
-func safeMethod(m string) bool {
-	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
 // crossSite reports whether the browser says the request comes from another origin: Fetch
@@ -66,8 +69,18 @@ func crossSite(r *http.Request) bool {
 // authed wraps a handler that needs a signed-in principal. A principal who must change their
 // password may only reach the routes marked allowRestricted.
 func (s *Server) authed(allowRestricted bool, h func(http.ResponseWriter, *http.Request, *tutela.Principal)) http.HandlerFunc {
+	return s.authedFor(allowRestricted, false, h)
+}
+
+// decisionAPI wraps a decision-API handler: like authed, but it also accepts access tokens
+// issued to a registered resource server (auth.resources).
+func (s *Server) decisionAPI(h func(http.ResponseWriter, *http.Request, *tutela.Principal)) http.HandlerFunc {
+	return s.authedFor(false, true, h)
+}
+
+func (s *Server) authedFor(allowRestricted, anyAudience bool, h func(http.ResponseWriter, *http.Request, *tutela.Principal)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r)
+		p, err := s.authenticate(r, anyAudience)
 		if err != nil {
 			if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tutela"`)
@@ -108,11 +121,16 @@ type grantResponse struct {
 	MustChangePassword bool      `json:"must_change_password"`
 }
 
+// writeGrant answers with the grant's tokens, and sets the session cookie only for a new
+// session: a refresh keeps the same session, whose secret it never sees, and must leave the
+// browser's cookie alone rather than overwrite it with an empty one.
 func (s *Server) writeGrant(w http.ResponseWriter, g *identity.Grant) {
-	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: g.SessionSecret.Reveal(), Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Expires: g.Session.AbsoluteExpiry,
-	})
+	if !g.SessionSecret.IsZero() {
+		http.SetCookie(w, &http.Cookie{
+			Name: SessionCookie, Value: g.SessionSecret.Reveal(), Path: "/", Secure: true, HttpOnly: true,
+			SameSite: http.SameSiteLaxMode, Expires: g.Session.AbsoluteExpiry,
+		})
+	}
 	middleware.WriteJSON(w, http.StatusOK, grantResponse{
 		AccessToken: g.AccessToken.Reveal(), TokenType: "Bearer",
 		ExpiresIn:    int64(g.AccessExpiry.Sub(s.d.Clock()).Round(time.Second) / time.Second),
@@ -152,6 +170,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
+	// Resource asks for an access token for a registered resource server (RFC 8707).
+	Resource string `json:"resource"`
 }
 
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
@@ -161,7 +181,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip, ua := clientInfo(r)
-	g, err := s.d.Identity.Refresh(r.Context(), tutela.NewSecret(req.RefreshToken), ip, ua)
+	g, err := s.d.Identity.RefreshFor(r.Context(), tutela.NewSecret(req.RefreshToken), req.Resource, ip, ua)
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return

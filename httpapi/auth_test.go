@@ -416,6 +416,34 @@ func TestSessions_CrossSiteCookieWriteRefused(t *testing.T) {
 	if res, _ := e.req(t, "GET", "/v1/auth/me", "", "", g.cookie); res.StatusCode != 200 {
 		t.Fatal("refused request still ended the session")
 	}
+	// Reads too: a cross-site GET (say, a link to an export) must not ride on the cookie.
+	for _, site := range []string{"cross-site", "same-site"} {
+		r = httptest.NewRequest("GET", "/v1/auth/sessions", nil)
+		r.AddCookie(g.cookie)
+		r.Header.Set("Sec-Fetch-Site", site)
+		rec = httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, r)
+		if rec.Code != 403 {
+			t.Fatalf("%s GET with cookie: %d", site, rec.Code)
+		}
+	}
+	// The same request from the same origin, or with a bearer token, is fine.
+	r = httptest.NewRequest("GET", "/v1/auth/sessions", nil)
+	r.AddCookie(g.cookie)
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	rec = httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, r)
+	if rec.Code != 200 {
+		t.Fatalf("same-origin GET with cookie: %d", rec.Code)
+	}
+	r = httptest.NewRequest("GET", "/v1/auth/sessions", nil)
+	r.Header.Set("Authorization", "Bearer "+g.AccessToken)
+	r.Header.Set("Sec-Fetch-Site", "cross-site")
+	rec = httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, r)
+	if rec.Code != 200 {
+		t.Fatalf("cross-site GET with a bearer token: %d", rec.Code)
+	}
 }
 
 func TestRefresh_RotatesAndReuseRevokesFamily(t *testing.T) {
@@ -831,4 +859,105 @@ func mustHash(t *testing.T, e *env, tenantID, userID string) string {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestOneTimeTokens_EndWithPasswordChangeResetOrDisable: a reset code, setup token or pending
+// MFA challenge issued before a password change, a reset or disabling the account cannot be
+// redeemed after it.
+func TestOneTimeTokens_EndWithPasswordChangeResetOrDisable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	tn, u := e.seed(t, "acme", "ana@example.org", pw)
+	e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	issue := func() string {
+		t.Helper()
+		res, body := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/password-reset", "", "", admin.AccessToken)
+		var out struct {
+			Token string `json:"reset_token"`
+		}
+		_ = json.Unmarshal(body, &out)
+		if res.StatusCode != 201 {
+			t.Fatalf("reset issue: %d %s", res.StatusCode, body)
+		}
+		return out.Token
+	}
+	redeem := func(tok, next string) (*http.Response, []byte) {
+		return e.req(t, "POST", "/v1/auth/password/reset", `{"token":"`+tok+`","new_password":"`+next+`"}`, "", nil)
+	}
+	// Two codes; the first resets the password, the second is dead.
+	first, second := issue(), issue()
+	if res, b := redeem(first, "saffron glacier parcel 17 orchard"); res.StatusCode != 204 {
+		t.Fatalf("reset: %d %s", res.StatusCode, b)
+	}
+	res, b := redeem(second, "another fine pass 99 zebra")
+	wantError(t, res, b, 401, tutela.EUNAUTHENTICATED)
+	// A code outstanding when the user changes their password is dead.
+	user := e.login(t, "acme", "ana@example.org", "saffron glacier parcel 17 orchard", "")
+	pending := issue()
+	body := `{"current_password":"saffron glacier parcel 17 orchard","new_password":"copper willow canyon 58 horizon"}`
+	if res, b := e.req(t, "POST", "/v1/auth/password", body, "", user.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("change: %d %s", res.StatusCode, b)
+	}
+	res, b = redeem(pending, "another fine pass 99 zebra")
+	wantError(t, res, b, 401, tutela.EUNAUTHENTICATED)
+	// A code outstanding when the user is disabled is dead, even once they are enabled again.
+	pending = issue()
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/disable", "", "", admin.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("disable: %d %s", res.StatusCode, b)
+	}
+	res, b = redeem(pending, "another fine pass 99 zebra")
+	wantError(t, res, b, 401, tutela.EUNAUTHENTICATED)
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/enable", "", "", admin.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("enable: %d %s", res.StatusCode, b)
+	}
+	res, b = redeem(pending, "another fine pass 99 zebra")
+	wantError(t, res, b, 401, tutela.EUNAUTHENTICATED)
+}
+
+// TestMFAChallenge_EndsWithPasswordChange: a sign-in begun with the old password (second factor
+// pending) cannot be completed once the password has changed.
+func TestMFAChallenge_EndsWithPasswordChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	e.seed(t, "acme", "ana@example.org", pw)
+	g := e.login(t, "acme", "ana@example.org", pw, "")
+	secret := e.enrolTOTP(t, g.cookie)
+	ch := e.passwordStep(t, "acme", "ana@example.org", "")
+	body := `{"current_password":"` + pw + `","new_password":"copper willow canyon 58 horizon"}`
+	if res, b := e.req(t, "POST", "/v1/auth/password", body, "", g.cookie); res.StatusCode != 200 {
+		t.Fatalf("change: %d %s", res.StatusCode, b)
+	}
+	if code, _, b := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+e.code(t, secret)+`"`); code != 401 {
+		t.Fatalf("challenge from before the password change completed: %d %s", code, b)
+	}
+}
+
+// TestRefresh_LeavesSessionCookieAlone: refreshing keeps the session, so the response sets no
+// session cookie (an empty one would sign the browser out).
+func TestRefresh_LeavesSessionCookieAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	g := e.login(t, "acme", "ana@example.org", pw, "")
+	if g.cookie == nil || g.RefreshToken == "" {
+		t.Fatalf("login gave cookie %v and refresh token %q", g.cookie, g.RefreshToken)
+	}
+	res, b := e.req(t, "POST", "/v1/auth/refresh", `{"refresh_token":"`+g.RefreshToken+`"}`, "", g.cookie)
+	if res.StatusCode != 200 {
+		t.Fatalf("refresh: %d %s", res.StatusCode, b)
+	}
+	for _, c := range res.Cookies() {
+		if c.Name == httpapi.SessionCookie {
+			t.Fatalf("refresh set the session cookie: %q", c.String())
+		}
+	}
+	var ng grant
+	_ = json.Unmarshal(b, &ng)
+	if ng.AccessToken == "" || ng.SessionID != g.SessionID {
+		t.Fatalf("refresh grant: %s", b)
+	}
+	if res, b := e.req(t, "GET", "/v1/auth/me", "", "", g.cookie); res.StatusCode != 200 {
+		t.Fatalf("cookie after refresh: %d %s", res.StatusCode, b)
+	}
 }

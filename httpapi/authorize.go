@@ -41,6 +41,8 @@ func (s *Server) decide(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, r
 	req.StepUpAt = p.StepUpAt
 	d := authz.Decide(pol, req, s.d.Clock())
 	if !d.Allow {
+		noteDenial(r.Context(), denial{action: string(req.Action), resource: req.Resource,
+			targetTenant: r.PathValue("tenant"), reason: d.Reason})
 		return pol, d, tutela.Errorf(tutela.EFORBIDDEN, "%s", d.Reason)
 	}
 	if err := s.requireStepUp(p, d); err != nil {
@@ -54,6 +56,11 @@ func (s *Server) decide(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, r
 func (s *Server) authorize(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, action authz.Action, resource string) (*tutela.Tenant, *authz.Policy, error) {
 	t, err := pathTenant(r, tx, p)
 	if err != nil {
+		// Noted for a missing tenant too, with the same reason: the caller may read their own
+		// tenant's audit log, and a denial noted only for tenants that exist would tell them
+		// what the 404 hides.
+		noteDenial(r.Context(), denial{action: string(action), resource: resource,
+			targetTenant: r.PathValue("tenant"), reason: "the path names a tenant other than the principal's"})
 		return nil, nil, err
 	}
 	pol, _, err := s.decide(r, tx, p, authz.Request{Action: action, Resource: resource})
@@ -67,8 +74,13 @@ func (s *Server) authorize(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal
 // administrator cannot disable, reset or re-role a super-admin, and nobody changes their own
 // roles or grants.
 func canAdminister(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, actor *authz.Policy, t *tutela.Tenant, targetID string, now time.Time) error {
+	deny := func(err error) error {
+		noteDenial(r.Context(), denial{resource: authz.ResUsers, targetTenant: t.ID, targetID: targetID,
+			reason: tutela.ErrorMessage(err)})
+		return err
+	}
 	if targetID == p.UserID {
-		return tutela.Errorf(tutela.EFORBIDDEN, "you cannot change your own access")
+		return deny(tutela.Errorf(tutela.EFORBIDDEN, "you cannot change your own access"))
 	}
 	target, err := tx.Policy(r.Context(), t.ID, targetID)
 	if err != nil {
@@ -76,11 +88,11 @@ func canAdminister(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, actor 
 	}
 	for _, g := range target.Grants {
 		if g.Effect == authz.Allow && (g.Expires.IsZero() || now.Before(g.Expires)) && !actor.Holds(g.Permission, now) {
-			return tutela.Errorf(tutela.EFORBIDDEN, "the user holds %s, which you do not; ask someone who does", g.Permission)
+			return deny(tutela.Errorf(tutela.EFORBIDDEN, "the user holds %s, which you do not; ask someone who does", g.Permission))
 		}
 	}
 	if target.Clearance.Rank() > actor.Clearance.Rank() {
-		return tutela.Errorf(tutela.EFORBIDDEN, "the user has %s clearance, above yours", target.Clearance)
+		return deny(tutela.Errorf(tutela.EFORBIDDEN, "the user has %s clearance, above yours", target.Clearance))
 	}
 	return nil
 }

@@ -183,6 +183,18 @@ func TestAuthz_ExpiryDenyAndClassification(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Event.Details["purpose"] != "safeguarding review" {
 		t.Fatalf("RED access not audited with its purpose: %v %+v", err, recs)
 	}
+	// The batch API records allowed RED access the same way, one event per allowed check.
+	res, b = e.req(t, "POST", "/v1/authz/check/batch", `{"checks":[
+		{"action":"READ","resource":"records","classification":"RED","purpose":"audit sample"},
+		{"action":"READ","resource":"records","classification":"RED"},
+		{"action":"READ","resource":"records","classification":"GREEN"}]}`, "", root.AccessToken)
+	if res.StatusCode != 200 {
+		t.Fatalf("batch: %d %s", res.StatusCode, b)
+	}
+	recs, _, err = e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "authz.red_access"})
+	if err != nil || len(recs) != 2 || recs[0].Event.Details["purpose"] != "audit sample" {
+		t.Fatalf("batch RED access not audited: %v %+v", err, recs)
+	}
 	// The grant expires on its own.
 	e.clock.Add(2 * time.Hour)
 	a = e.login(t, "acme", "admin@example.org", pw, "")

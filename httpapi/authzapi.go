@@ -79,19 +79,23 @@ func (s *Server) authzCheck(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		if d, err = s.check(r, tx, p, req); err != nil {
 			return err
 		}
-		if req.Classification == authz.Red && d.Allow {
-			// Access to RED data is allowed only with a stated purpose, which the audit trail
-			// keeps with who asked, for whom and what.
-			return tx.Record(r.Context(), "authz.red_access", p.TenantID, req.Resource, "", "", map[string]any{
-				"subject": req.UserID, "action": string(req.Action), "purpose": req.Purpose})
-		}
-		return nil
+		return recordRedAccess(r, tx, p, req, d)
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, d)
+}
+
+// recordRedAccess keeps every allowed access to RED data in the audit trail, with its stated
+// purpose, who asked, for whom and what: single and batch checks alike.
+func recordRedAccess(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, c checkRequest, d authz.Decision) error {
+	if c.Classification != authz.Red || !d.Allow {
+		return nil
+	}
+	return tx.Record(r.Context(), "authz.red_access", p.TenantID, c.Resource, "", "", map[string]any{
+		"subject": c.UserID, "action": string(c.Action), "purpose": c.Purpose})
 }
 
 // MaxBatchChecks bounds one batch request.
@@ -110,7 +114,7 @@ func (s *Server) authzCheckBatch(w http.ResponseWriter, r *http.Request, p *tute
 		return
 	}
 	out := make([]authz.Decision, len(req.Checks))
-	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		policies := map[string]*authz.Policy{}
 		for i, c := range req.Checks {
 			if err := c.validate(); err != nil {
@@ -126,6 +130,9 @@ func (s *Server) authzCheckBatch(w http.ResponseWriter, r *http.Request, p *tute
 			}
 			out[i] = authz.Decide(pol, authz.Request{Action: c.Action, Resource: c.Resource, Class: c.Classification,
 				Purpose: c.Purpose, StepUpAt: stepUpOf(p, c.UserID)}, s.d.Clock())
+			if err := recordRedAccess(r, tx, p, c, out[i]); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -14,6 +14,10 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"tutela"
+	"tutela/clocktest"
+	"tutela/httpapi"
+	"tutela/identity"
+	"tutela/mail"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 	"tutela/vault"
@@ -429,5 +433,65 @@ func TestKeys_RotateNeedsSuperAdminAndFreshStepUp(t *testing.T) {
 	recs, _, err := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "key.rotate", Limit: 10})
 	if err != nil || len(recs) != 1 || recs[0].Event.ActorID == "" || recs[0].Event.ActorType != "user" {
 		t.Fatalf("key.rotate events: %+v, %v", recs, err)
+	}
+}
+
+// A programme administrator may rename the tenant with the session alone, but weakening its
+// sign-in policy needs a fresh second factor.
+func TestTenantPolicy_ChangesNeedStepUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	a := e.login(t, "acme", "admin@example.org", pw, "")
+	secret := e.enrolTOTP(t, a.cookie)
+	e.clock.Add(6 * time.Minute)
+	if res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, `{"name":"Acme Relief"}`, "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("rename: %d %s", res.StatusCode, b)
+	}
+	for _, body := range []string{`{"mfa_required_all":false}`, `{"require_private_key_jwt":false}`,
+		`{"password_composition":{}}`, `{"session_idle_seconds":86400}`, `{"session_absolute_seconds":2592000}`,
+		`{"name":"x","mfa_required_all":true}`} {
+		res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, body, "", a.cookie)
+		wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	}
+	var got struct{ Name string }
+	_, b := e.req(t, "GET", "/v1/tenants/"+tn.ID, "", "", a.cookie)
+	if err := json.Unmarshal(b, &got); err != nil || got.Name != "Acme Relief" {
+		t.Fatalf("a refused change changed the tenant: %s", b)
+	}
+	e.req(t, "POST", "/v1/auth/step-up", `{"code":"`+e.code(t, secret)+`"}`, "", a.cookie)
+	if res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, `{"session_idle_seconds":1800}`, "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("policy change after step-up: %d %s", res.StatusCode, b)
+	}
+}
+
+// auth.mfa_all_users (the production default, ASVS 6.3.2): every user, whatever their role or
+// tenant setting, must enrol a second factor before doing anything else, and then signs in
+// with it.
+func TestMFA_AllUsersByDefault(t *testing.T) {
+	t.Parallel()
+	c := clocktest.New(time.Now().UTC())
+	db := sqltest.Open(t, sqlstore.SQLite, sqlstore.Options{Clock: c.Now})
+	ids := newIdentity(t, db, c.Now, identity.Config{MFAAllUsers: true}, &mail.Recorder{})
+	ids.MFA = newMFA(t, db, c.Now)
+	t.Cleanup(ids.Close)
+	e := &env{srv: httpapi.New(httpapi.Deps{DB: db, Clock: c.Now, RateRPS: 1000, RateBurst: 1000, EnforceStepUp: true,
+		Identity: ids}), db: db, clock: c, ids: ids}
+	e.seed(t, "acme", "ana@example.org", pw, "operator") // a role outside auth.mfa_roles
+	a := e.login(t, "acme", "ana@example.org", pw, "")
+	res, b := e.req(t, "GET", "/v1/auth/sessions", "", "", a.cookie)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	res, b = e.req(t, "GET", "/v1/auth/mfa/factors", "", "", a.cookie)
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"must_enroll":true`) {
+		t.Fatalf("factors: %d %s", res.StatusCode, b)
+	}
+	secret := e.enrolTOTP(t, a.cookie)
+	if res, b := e.req(t, "GET", "/v1/auth/sessions", "", "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("after enrolment: %d %s", res.StatusCode, b)
+	}
+	// The next sign-in needs the factor.
+	ch := e.passwordStep(t, "acme", "ana@example.org", "")
+	if status, _, b := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+e.code(t, secret)+`"`); status != 200 {
+		t.Fatalf("second factor: %d %s", status, b)
 	}
 }

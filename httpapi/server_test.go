@@ -61,7 +61,7 @@ func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	if mod != nil {
 		mod(&deps)
 	}
-	cfg := identity.Config{}
+	cfg := identity.Config{Resources: []string{testResource}}
 	if deps.EnforceStepUp {
 		cfg.MFARoles = config.Default().Auth.MFARoles // as production
 	}
@@ -74,6 +74,9 @@ func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	deps.Identity = ids
 	return &env{srv: httpapi.New(deps), db: db, clock: c, ids: ids, mail: mailer}
 }
+
+// testResource is the resource server every test env registers (auth.resources).
+const testResource = "https://records.example.org"
 
 // withMFA turns on second factors, mandatory MFA for admin roles and step-up enforcement, as
 // production runs.
@@ -111,8 +114,8 @@ func newIdentity(t testing.TB, db *sqlstore.DB, now tutela.Clock, cfg identity.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := token.NewRing(context.Background(), token.Config{Issuer: "https://tutela.test", Audience: []string{"tutela"},
-		Clock: now}, identity.KeyStore{DB: db}, sealer)
+	ring, err := token.NewRing(context.Background(), token.Config{Issuer: "https://tutela.test",
+		Audience: append([]string{"tutela"}, cfg.Resources...), Clock: now}, identity.KeyStore{DB: db}, sealer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"mime"
 	"net/http"
 	"strings"
@@ -49,7 +50,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	at, exp, scope, err := s.d.Identity.ClientCredentials(r.Context(), sa)
+	if len(r.PostForm["resource"]) > 1 {
+		oauthError(w, http.StatusBadRequest, "invalid_target", "ask for one resource per token")
+		return
+	}
+	at, exp, scope, err := s.d.Identity.ClientCredentialsFor(r.Context(), sa, r.PostForm.Get("resource"))
+	if errors.Is(err, identity.ErrInvalidTarget) {
+		oauthError(w, http.StatusBadRequest, "invalid_target", "resource is not a registered resource server")
+		return
+	}
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -114,6 +123,28 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"service_account": sa, "client_secret": secret.Reveal()})
 }
 
+// mayManageServiceAccount refuses to touch an account's credentials or status unless the actor
+// holds everything the account does: its permissions (at their classification limits) and its
+// clearance. Whoever can add a secret or key can act as the account, so service_accounts
+// MANAGE alone must not lift a less privileged administrator to the account's rights (ASVS 5.0
+// 8.2.1/8.2.2); the same rule as creating one (mayConfer) and as canAdminister for users.
+func (s *Server) mayManageServiceAccount(r *http.Request, tx *sqlstore.Tx, actor *authz.Policy, t *tutela.Tenant, saID string) error {
+	target, err := tx.ServiceAccountPolicy(r.Context(), t.ID, saID)
+	if err != nil {
+		return err
+	}
+	now := s.d.Clock()
+	for _, g := range target.Grants {
+		if !actor.Holds(g.Permission, now) {
+			return tutela.Errorf(tutela.EFORBIDDEN, "the service account holds %s, which you do not; ask someone who does", g.Permission)
+		}
+	}
+	if target.Clearance.Rank() > actor.Clearance.Rank() {
+		return tutela.Errorf(tutela.EFORBIDDEN, "the service account has %s clearance, above yours", target.Clearance)
+	}
+	return nil
+}
+
 func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var list []*sqlstore.ServiceAccount
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
@@ -136,8 +167,11 @@ func (s *Server) addServiceAccountSecret(w http.ResponseWriter, r *http.Request,
 	secret := identity.NewClientSecret()
 	var id string
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
+		t, pol, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
 		if err != nil {
+			return err
+		}
+		if err := s.mayManageServiceAccount(r, tx, pol, t, r.PathValue("sa")); err != nil {
 			return err
 		}
 		id, err = tx.AddServiceAccountSecret(r.Context(), t.ID, r.PathValue("sa"), sqlstore.HashToken(secret.Reveal()))
@@ -152,8 +186,11 @@ func (s *Server) addServiceAccountSecret(w http.ResponseWriter, r *http.Request,
 
 func (s *Server) revokeServiceAccountSecret(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
+		t, pol, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
 		if err != nil {
+			return err
+		}
+		if err := s.mayManageServiceAccount(r, tx, pol, t, r.PathValue("sa")); err != nil {
 			return err
 		}
 		return tx.RevokeServiceAccountSecret(r.Context(), t.ID, r.PathValue("sa"), r.PathValue("secret"))
@@ -167,8 +204,11 @@ func (s *Server) revokeServiceAccountSecret(w http.ResponseWriter, r *http.Reque
 
 func (s *Server) disableServiceAccount(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
+		t, pol, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
 		if err != nil {
+			return err
+		}
+		if err := s.mayManageServiceAccount(r, tx, pol, t, r.PathValue("sa")); err != nil {
 			return err
 		}
 		return tx.SetServiceAccountStatus(r.Context(), t.ID, r.PathValue("sa"), tutela.StatusDisabled)
@@ -194,16 +234,21 @@ func (s *Server) authenticateClient(r *http.Request) (*sqlstore.ServiceAccount, 
 		if err != nil {
 			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
 		}
-		// Reload the whole account: permission set, clearance, allowlist and expiry.
+		// Reload the whole account: permission set, clearance, allowlist and expiry, and its
+		// tenant's status (a disabled tenant's accounts are refused like its users).
 		var sa *sqlstore.ServiceAccount
+		var tenantActive bool
 		if err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
-			sa, err = tx.ServiceAccount(r.Context(), verified.TenantID, verified.ID)
+			if sa, err = tx.ServiceAccount(r.Context(), verified.TenantID, verified.ID); err != nil {
+				return err
+			}
+			tenantActive, err = identity.TenantActive(r.Context(), tx, sa.TenantID)
 			return err
 		}); err != nil {
 			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
 		}
 		sa.AuthMethod = "private_key_jwt"
-		if id := r.PostForm.Get("client_id"); (id != "" && id != sa.ClientID) || !sa.Usable(s.d.Clock()) || !sa.AllowsIP(ip) {
+		if id := r.PostForm.Get("client_id"); (id != "" && id != sa.ClientID) || !sa.Usable(s.d.Clock()) || !tenantActive || !sa.AllowsIP(ip) {
 			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
 		}
 		return sa, nil
@@ -246,13 +291,12 @@ func (s *Server) registerClientKey(w http.ResponseWriter, r *http.Request, p *tu
 	}
 	var tenantID string
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
+		t, pol, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
 		if err != nil {
 			return err
 		}
 		tenantID = t.ID
-		_, err = tx.ServiceAccount(r.Context(), t.ID, r.PathValue("sa"))
-		return err
+		return s.mayManageServiceAccount(r, tx, pol, t, r.PathValue("sa"))
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)

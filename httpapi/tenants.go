@@ -107,8 +107,16 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	middleware.WriteJSON(w, http.StatusOK, t)
 }
 
-// patchTenant: a programme administrator may change their tenant's name and session settings
-// (tenants UPDATE); status and data region are platform decisions.
+// securityPolicy reports whether the request changes the tenant's sign-in policy: MFA for all,
+// private_key_jwt only, password composition, session lifetimes.
+func (req tenantRequest) securityPolicy() bool {
+	return req.MFARequiredAll != nil || req.RequirePrivateKeyJWT != nil || req.PasswordComposition != nil ||
+		req.SessionIdleSeconds != nil || req.SessionAbsoluteSeconds != nil
+}
+
+// patchTenant: a programme administrator may change their tenant's name (tenants UPDATE) and,
+// with a fresh step-up, its sign-in policy (MFA for all, private_key_jwt only, password
+// composition, session lifetimes); status and data region are platform decisions.
 func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req tenantRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -127,6 +135,13 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) (err error) {
 		if t, _, err = s.authorize(r, tx, p, authz.Update, authz.ResTenants); err != nil {
 			return err
+		}
+		if req.securityPolicy() {
+			// Weakening sign-in policy is as dangerous as any MANAGE action: it needs a
+			// second factor proved in the last five minutes.
+			if err := s.requireStepUp(p, authz.Decision{Obligations: authz.Obligations{StepUpRequired: true}}); err != nil {
+				return err
+			}
 		}
 		if req.Name != nil {
 			t.Name = *req.Name

@@ -76,16 +76,18 @@ func (s *Service) peekChallenge(ctx context.Context, challenge string) (*sqlstor
 
 // secondFactor checks a code (TOTP or recovery) or a passkey assertion for the user, with
 // throttling: wrong factors count like wrong passwords. It returns the amr method.
+//
+// The attempt is counted before the factor is checked (reserveUserAttempt), so concurrent
+// guesses get at most mfaLimit.MaxFailures checks. An attempt that fails with any other error
+// stays counted: unlike a busy hasher, such an error does not show the factor went unchecked.
 func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string, webauthnResp []byte, ip string) (string, error) {
 	key := keyHash("mfa", u.TenantID, u.ID)
-	if wait, err := s.lockedFor(ctx, key); err != nil {
+	r, err := s.reserveUserAttempt(ctx, key, "mfa", mfaLimit)
+	if err != nil {
 		return "", err
-	} else if wait > 0 {
-		return "", &ThrottledError{Wait: wait}
 	}
 	var method string
 	var res mfa.CodeResult
-	var err error
 	if webauthnResp != nil {
 		_, err = s.MFA.FinishWebAuthnLogin(ctx, u.TenantID, u.ID, webauthnResp)
 		method = "hwk"
@@ -108,7 +110,7 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 			kind = "passkey_clone_detected"
 		}
 		ferr := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-			if err := countUserFailure(ctx, tx, key, "mfa", mfaLimit, u, ip, "mfa_locked"); err != nil {
+			if err := recordUserLock(ctx, tx, r, u, ip, "mfa_locked"); err != nil {
 				return err
 			}
 			if kind != "" {

@@ -18,20 +18,21 @@ const ReauthWindow = 5 * time.Minute
 var passwordLimit = Limit{MaxFailures: 5, Window: 15 * time.Minute, BaseLock: time.Minute, MaxLock: 15 * time.Minute}
 
 // checkCurrentPassword verifies the signed-in user's password, throttled per user: a lock is
-// ThrottledError, a wrong password EINVALIDCREDENTIALS (and counts towards the lock).
+// ThrottledError, a wrong password EINVALIDCREDENTIALS (and counts towards the lock). The attempt
+// is counted before the hash is checked (reserveUserAttempt), so concurrent guesses get at most
+// passwordLimit.MaxFailures checks; a success resets the counter.
 func (s *Service) checkCurrentPassword(ctx context.Context, cred *sqlstore.Credentials, pw tutela.Secret, ip string) error {
 	u := cred.User
 	key := keyHash("password", u.TenantID, u.ID)
-	if wait, err := s.lockedFor(ctx, key); err != nil {
+	r, err := s.reserveUserAttempt(ctx, key, "password", passwordLimit)
+	if err != nil {
 		return err
-	} else if wait > 0 {
-		return &ThrottledError{Wait: wait}
 	}
 	ok := false
 	if cred.PasswordHash != "" {
-		var err error
 		ok, _, err = s.Hasher.Verify(ctx, pw.Reveal(), cred.PasswordHash)
 		if err != nil && tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
+			s.uncheck(ctx, r.takeBack) // the hasher was busy: nothing was tried
 			return err
 		}
 	}
@@ -39,28 +40,20 @@ func (s *Service) checkCurrentPassword(ctx context.Context, cred *sqlstore.Crede
 		return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.ResetThrottles(ctx, key) })
 	}
 	if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		return countUserFailure(ctx, tx, key, "password", passwordLimit, u, ip, "password_check_locked")
+		return recordUserLock(ctx, tx, r, u, ip, "password_check_locked")
 	}); err != nil {
 		return err
 	}
 	return tutela.Errorf(tutela.EINVALIDCREDENTIALS, "password not accepted")
 }
 
-// countUserFailure counts one wrong credential of u against the throttle key under limit and,
-// when that locks it, records the security event lockKind.
-func countUserFailure(ctx context.Context, tx *sqlstore.Tx, key []byte, kind string, limit Limit, u *tutela.User, ip, lockKind string) error {
-	th, err := tx.LockThrottle(ctx, key, kind, nil)
-	if err != nil {
-		return err
+// recordUserLock records the security event lockKind when the failed attempt r locked u's
+// counter. The lock itself was set when r was reserved.
+func recordUserLock(ctx context.Context, tx *sqlstore.Tx, r reservation, u *tutela.User, ip, lockKind string) error {
+	if !r.locked {
+		return nil
 	}
-	locked := limit.fail(th, tx.Now())
-	if err := tx.SaveThrottle(ctx, th); err != nil {
-		return err
-	}
-	if locked {
-		return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: lockKind, IP: ip})
-	}
-	return nil
+	return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: lockKind, IP: ip})
 }
 
 // Reauthenticate checks the signed-in user's password again and records it on the session, so

@@ -29,9 +29,15 @@ type Config struct {
 	// a hit lets the user in but only to change their password.
 	BreachCheckAtLogin bool
 	Audience           string // access-token audience for Tutela's own API
+	// Resources are the registered resource servers (auth.resources): a client may ask for an
+	// access token restricted to one of them (RFC 8707 resource indicators).
+	Resources []string
 	// MFARoles are the roles whose holders must have a second factor (configured by
 	// auth.mfa_roles, default super_admin and program_admin). A tenant can require it of all.
 	MFARoles []string
+	// MFAAllUsers requires a second factor of every user (auth.mfa_all_users, default true:
+	// ASVS 6.3.2); MFARoles and the tenant setting then add nothing.
+	MFAAllUsers bool
 }
 
 // Authentication context classes carried in the acr claim (RFC 9470 names the one a step-up
@@ -125,6 +131,8 @@ type Grant struct {
 	AccessExpiry       time.Time
 	RefreshToken       tutela.Secret
 	MustChangePassword bool
+	// Audience of the access token; nil means Tutela's own API.
+	Audience []string
 }
 
 // ErrInvalidCredentials is the one answer to every failed sign-in: unknown tenant, unknown
@@ -162,22 +170,30 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	pair, ipk := pairKey(req.IP, acct), ipKey(req.IP)
 
 	// 1. Look up the account (no password work yet), so every attempt — throttled ones too —
-	// is recorded against the tenant and user it aimed at.
+	// is recorded against the tenant and user it aimed at. 2. In the same transaction: locked?
+	// Refuse before any password work, identically for every account. Otherwise the attempt
+	// counts as a failure from here on (reserveSignIn), so concurrent guesses cannot all pass
+	// this check; a success below takes it back.
 	var (
-		tenant *tutela.Tenant
-		cred   *sqlstore.Credentials
+		tenant  *tutela.Tenant
+		cred    *sqlstore.Credentials
+		attempt *signInAttempt
 	)
-	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
-		var err error
-		if tenant, err = tx.TenantBySlug(ctx, slug); err != nil {
+	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		t, err := tx.TenantBySlug(ctx, slug)
+		if err == nil {
+			tenant = t
+			var c *sqlstore.Credentials
+			if c, err = tx.Users(t.ID).CredentialsByEmail(ctx, req.Email); err == nil {
+				cred = c
+			}
+		}
+		if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
 			return err
 		}
-		cred, err = tx.Users(tenant.ID).CredentialsByEmail(ctx, req.Email)
+		attempt, err = s.reserveSignIn(ctx, tx, acct, pair, ipk)
 		return err
 	})
-	if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
-		return nil, err
-	}
 	tenantID, userID := "", ""
 	if tenant != nil {
 		tenantID = tenant.ID
@@ -185,13 +201,12 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	if cred != nil {
 		userID = cred.User.ID
 	}
-
-	// 2. Locked? Refuse before any password work, identically for every account.
-	if wait, err := s.lockedFor(ctx, acct, pair, ipk); err != nil {
-		return nil, err
-	} else if wait > 0 {
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
 		s.recordAttempt(ctx, tenantID, userID, req, "throttled", "locked")
-		return nil, &ThrottledError{Wait: wait}
+		return nil, throttled
+	} else if err != nil {
+		return nil, err
 	}
 
 	// 3. Verify — against a dummy hash when there is nothing to verify against, so unknown and
@@ -212,11 +227,15 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	var ok, rehash bool
 	if reason != "" {
 		if err := s.Hasher.DummyVerify(ctx, req.Password.Reveal()); err != nil {
+			if tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
+				s.uncheck(ctx, attempt.takeBack) // the hasher was busy: nothing was tried
+			}
 			return nil, err
 		}
 	} else {
 		ok, rehash, err = s.Hasher.Verify(ctx, req.Password.Reveal(), cred.PasswordHash)
 		if err != nil && tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
+			s.uncheck(ctx, attempt.takeBack)
 			return nil, err
 		}
 		if err != nil {
@@ -227,13 +246,21 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 		}
 	}
 	if reason != "" {
-		if err := s.recordFailure(ctx, tenantID, userID, acct, pair, ipk, req, reason); err != nil {
+		if err := s.recordFailure(ctx, tenantID, userID, attempt, req, reason); err != nil {
 			return nil, err
 		}
 		return nil, ErrInvalidCredentials
 	}
 
-	// 4. Success.
+	// 4. Success. The attempt was no wrong guess: should anything below fail before the success
+	// transaction resets the counters, take it back, so a server fault never counts against the
+	// user.
+	settled := false
+	defer func() {
+		if !settled {
+			s.uncheck(ctx, attempt.takeBack)
+		}
+	}()
 	must := cred.MustChangePassword
 	if s.cfg.BreachCheckAtLogin && s.Breach != nil {
 		if breached, err := s.Breach.Breached(ctx, req.Password.Reveal()); err == nil && breached {
@@ -259,7 +286,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	var challenge string
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		users := tx.Users(tenant.ID)
-		if err := tx.ResetThrottles(ctx, acct, pair); err != nil {
+		if err := attempt.succeeded(ctx, tx); err != nil {
 			return err
 		}
 		if newHash != "" {
@@ -301,6 +328,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
+	settled = true
 	if hasMFA {
 		methods, err := s.mfaMethods(ctx, tenant.ID, cred.User.ID)
 		if err != nil {
@@ -312,71 +340,25 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	return g, nil
 }
 
-func (s *Service) lockedFor(ctx context.Context, keys ...[]byte) (time.Duration, error) {
-	var wait time.Duration
-	now := s.now()
-	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
-		rows, err := tx.Throttles(ctx, keys...)
-		for _, r := range rows {
-			if d := r.LockedUntil.Sub(now); d > wait {
-				wait = d
-			}
-		}
-		return err
-	})
-	return wait, err
-}
-
-func (s *Service) recordFailure(ctx context.Context, tenantID, userID string, acct, pair, ipk []byte, req LoginRequest, reason string) error {
+// recordFailure records a sign-in attempt that failed its check. reserveSignIn has counted it
+// already; the locks it set are reported now, once the attempt proved wrong.
+func (s *Service) recordFailure(ctx context.Context, tenantID, userID string, a *signInAttempt, req LoginRequest, reason string) error {
 	return s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		now := tx.Now()
-		pt, err := tx.LockThrottle(ctx, pair, "pair", acct)
-		if err != nil {
-			return err
-		}
-		pairLocked := s.cfg.Throttle.Pair.fail(pt, now)
-		// One source adds at most Account.MaxFailures-1 to the account counter within the
-		// account's current window (tracked on the pair row against that window's start, so
-		// the two windows cannot drift apart): only two or more sources can lock the account.
-		at, err := tx.LockThrottle(ctx, acct, "account", nil)
-		if err != nil {
-			return err
-		}
-		s.cfg.Throttle.Account.roll(at, now)
-		if !pt.ContribWindow.Equal(at.WindowStart) {
-			pt.Contrib, pt.ContribWindow = 0, at.WindowStart
-		}
-		if pt.Contrib < s.cfg.Throttle.Account.MaxFailures-1 {
-			pt.Contrib++
-			if s.cfg.Throttle.Account.fail(at, now) {
-				if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID,
-					Kind: "account_locked", IP: req.IP, Details: lockDetails(at)}); err != nil {
-					return err
-				}
-			}
-		}
-		if err := tx.SaveThrottle(ctx, at); err != nil {
-			return err
-		}
-		if err := tx.SaveThrottle(ctx, pt); err != nil {
-			return err
-		}
-		it, err := tx.LockThrottle(ctx, ipk, "ip", nil)
-		if err != nil {
-			return err
-		}
-		if s.cfg.Throttle.IP.fail(it, now) && tenantID != "" {
-			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, Kind: "ip_locked",
-				IP: req.IP, Details: lockDetails(it)}); err != nil {
+		if a.acct.locked {
+			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID,
+				Kind: "account_locked", IP: req.IP, Details: a.acct.details}); err != nil {
 				return err
 			}
 		}
-		if err := tx.SaveThrottle(ctx, it); err != nil {
-			return err
+		if a.ip.locked && tenantID != "" {
+			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, Kind: "ip_locked",
+				IP: req.IP, Details: a.ip.details}); err != nil {
+				return err
+			}
 		}
-		if pairLocked && tenantID != "" {
+		if a.pair.locked && tenantID != "" {
 			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID,
-				Kind: "source_locked", IP: req.IP, Details: lockDetails(pt)}); err != nil {
+				Kind: "source_locked", IP: req.IP, Details: a.pair.details}); err != nil {
 				return err
 			}
 		}
@@ -464,8 +446,12 @@ func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64
 	if g.Session.StepUpAt != nil && g.Session.StepUpAt.After(authTime) {
 		authTime = *g.Session.StepUpAt
 	}
+	aud := g.Audience
+	if len(aud) == 0 {
+		aud = []string{s.cfg.Audience}
+	}
 	claims := token.Claims{
-		Subject: g.User.ID, Audience: []string{s.cfg.Audience}, SessionID: g.Session.ID, Tenant: g.User.TenantID,
+		Subject: g.User.ID, Audience: aud, SessionID: g.Session.ID, Tenant: g.User.TenantID,
 		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: authTime, ACR: ACRPassword,
 	}
 	for _, m := range g.Session.AMR {
@@ -543,7 +529,7 @@ func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, user
 	p := &tutela.Principal{Kind: tutela.PrincipalUser, TenantID: tenantID, UserID: userID, Roles: roles,
 		MustChangePassword: cred.MustChangePassword}
 	if s.MFA != nil {
-		required := false
+		required := s.cfg.MFAAllUsers
 		for _, r := range roles {
 			required = required || slices.Contains(s.cfg.MFARoles, r)
 		}
@@ -570,11 +556,47 @@ func (s *Service) AuthenticateBearer(ctx context.Context, tok string) (*tutela.P
 	if err != nil {
 		return nil, err
 	}
+	return s.bearerPrincipal(ctx, c)
+}
+
+// AuthenticateBearerAnyAudience is AuthenticateBearer for a token issued to Tutela or to any
+// registered resource server. Only the decision API uses it: a resource server asks it about
+// the token its caller presented, which is not a token for the rest of Tutela's API.
+func (s *Service) AuthenticateBearerAnyAudience(ctx context.Context, tok string) (*tutela.Principal, error) {
+	c, err := s.Tokens.VerifyAny(ctx, tok, s.audiences())
+	if err != nil {
+		return nil, err
+	}
+	return s.bearerPrincipal(ctx, c)
+}
+
+// audiences are every audience this service issues tokens for: its own API and the resources.
+func (s *Service) audiences() []string { return append([]string{s.cfg.Audience}, s.cfg.Resources...) }
+
+// audienceFor is the audience of a token asked for resource (RFC 8707): Tutela's own API when
+// resource is empty, else a registered resource server, exactly as registered.
+func (s *Service) audienceFor(resource string) ([]string, error) {
+	if resource == "" {
+		return []string{s.cfg.Audience}, nil
+	}
+	if !slices.Contains(s.cfg.Resources, resource) {
+		return nil, ErrInvalidTarget
+	}
+	return []string{resource}, nil
+}
+
+// ErrInvalidTarget answers a resource that is not a registered resource server (RFC 8707 §2:
+// invalid_target).
+var ErrInvalidTarget = tutela.FieldErrorf("resource", "resource is not a registered resource server (auth.resources)")
+
+// bearerPrincipal loads the principal a verified access token stands for, checking the user
+// (or service account), the tenant and the session are still active.
+func (s *Service) bearerPrincipal(ctx context.Context, c *token.Claims) (*tutela.Principal, error) {
 	if c.Scope != "" {
-		return s.serviceAccountPrincipal(ctx, c)
+		return s.serviceAccountPrincipal(ctx, c, true)
 	}
 	var p *tutela.Principal
-	err = s.db.View(ctx, func(tx *sqlstore.Tx) error {
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
 		var err error
 		if p, err = s.principal(ctx, tx, c.Tenant, c.Subject, c.TokenVersion); err != nil {
 			return err
@@ -601,6 +623,17 @@ var errRefresh = tutela.Errorf(tutela.EUNAUTHENTICATED, "refresh token is invali
 // token presented a second time means it was stolen or replayed: the whole family and its
 // session are revoked and a refresh_reuse_detected security event is recorded (RFC 9700 §4.14.2).
 func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, ip, ua string) (*Grant, error) {
+	return s.RefreshFor(ctx, refresh, "", ip, ua)
+}
+
+// RefreshFor is Refresh with an access token for resource (RFC 8707 §2.2): a registered
+// resource server, or Tutela's own API when empty. An unregistered resource is ErrInvalidTarget
+// and uses nothing up.
+func (s *Service) RefreshFor(ctx context.Context, refresh tutela.Secret, resource, ip, ua string) (*Grant, error) {
+	aud, err := s.audienceFor(resource)
+	if err != nil {
+		return nil, err
+	}
 	if len(refresh.Bytes()) != 43 {
 		return nil, errRefresh
 	}
@@ -609,7 +642,7 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, ip, ua str
 	}
 	var g *Grant
 	var reuse error
-	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		rt, err := tx.UseRefreshToken(ctx, sqlstore.HashToken(refresh.Reveal()))
 		if err != nil {
 			return errRefresh
@@ -639,7 +672,7 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, ip, ua str
 			return err
 		}
 		sess.LastSeenAt = now
-		g = &Grant{User: cred.User, Session: sess}
+		g = &Grant{User: cred.User, Session: sess, Audience: aud}
 		return s.issue(ctx, tx, g, sess.TokenVersion)
 	})
 	if err != nil {
@@ -833,14 +866,24 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 }
 
 // serviceAccountPrincipal resolves a client-credentials token: the account must still exist,
-// be active and unexpired, so disabling it takes effect at once.
-func (s *Service) serviceAccountPrincipal(ctx context.Context, c *token.Claims) (*tutela.Principal, error) {
+// be active and unexpired, and its tenant active, so disabling either takes effect at once.
+// byHolder says the account itself is calling, so its IP allowlist applies to the request's
+// address; when a resource server introspects the token, that address is the resource
+// server's and says nothing about where the token is used.
+func (s *Service) serviceAccountPrincipal(ctx context.Context, c *token.Claims, byHolder bool) (*tutela.Principal, error) {
 	var sa *sqlstore.ServiceAccount
-	err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) { sa, err = tx.ServiceAccount(ctx, c.Tenant, c.Subject); return err })
-	if err != nil || !sa.Usable(s.now()) {
+	var tenantActive bool
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+		if sa, err = tx.ServiceAccount(ctx, c.Tenant, c.Subject); err != nil {
+			return err
+		}
+		tenantActive, err = TenantActive(ctx, tx, sa.TenantID)
+		return err
+	})
+	if err != nil || !sa.Usable(s.now()) || !tenantActive {
 		return nil, errSession
 	}
-	if m := tutela.RequestMetaFrom(ctx); m != nil && !sa.AllowsIP(m.IP) {
+	if m := tutela.RequestMetaFrom(ctx); byHolder && m != nil && !sa.AllowsIP(m.IP) {
 		return nil, errSession
 	}
 	return &tutela.Principal{Kind: tutela.PrincipalServiceAccount, TenantID: sa.TenantID, UserID: sa.ID, AMR: c.AMR}, nil

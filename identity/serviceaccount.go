@@ -55,8 +55,12 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secre
 	}
 	var sa *sqlstore.ServiceAccount
 	var hashes [][]byte
+	var tenantActive bool
 	err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
-		sa, hashes, err = tx.ServiceAccountSecretHashes(ctx, clientID)
+		if sa, hashes, err = tx.ServiceAccountSecretHashes(ctx, clientID); err != nil {
+			return err
+		}
+		tenantActive, err = TenantActive(ctx, tx, sa.TenantID)
 		return err
 	})
 	if err != nil {
@@ -70,17 +74,40 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secre
 	for _, h := range hashes {
 		match |= subtle.ConstantTimeCompare(got, h)
 	}
-	// The allowlist and expiry are checked after the secret, and fail the same way, so they
-	// reveal nothing to someone without it.
-	if match != 1 || !sa.Usable(s.now()) || !sa.AllowsIP(ip) {
+	// The allowlist, expiry and tenant status are checked after the secret, and fail the same
+	// way, so they reveal nothing to someone without it.
+	if match != 1 || !sa.Usable(s.now()) || !tenantActive || !sa.AllowsIP(ip) {
 		return nil, errClient
 	}
 	return sa, nil
 }
 
+// TenantActive reports whether the tenant is active. A disabled tenant's service accounts stop
+// authenticating, and their tokens stop working, exactly like its users' (principal).
+func TenantActive(ctx context.Context, tx *sqlstore.Tx, tenantID string) (bool, error) {
+	t, err := tx.Tenant(ctx, tenantID)
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return t.Status == tutela.StatusActive, nil
+}
+
 // ClientCredentials issues an access token for a service account (OAuth 2.0 client
 // credentials, RFC 6749 §4.4). Its scope is the account's permission set, and nothing more.
 func (s *Service) ClientCredentials(ctx context.Context, sa *sqlstore.ServiceAccount) (tutela.Secret, time.Time, string, error) {
+	return s.ClientCredentialsFor(ctx, sa, "")
+}
+
+// ClientCredentialsFor is ClientCredentials with a token for resource (RFC 8707): a registered
+// resource server, or Tutela's own API when empty; else ErrInvalidTarget.
+func (s *Service) ClientCredentialsFor(ctx context.Context, sa *sqlstore.ServiceAccount, resource string) (tutela.Secret, time.Time, string, error) {
+	aud, err := s.audienceFor(resource)
+	if err != nil {
+		return tutela.Secret{}, time.Time{}, "", err
+	}
 	scope := make([]string, len(sa.Permissions))
 	for i, p := range sa.Permissions {
 		scope[i] = p.String()
@@ -93,7 +120,7 @@ func (s *Service) ClientCredentials(ctx context.Context, sa *sqlstore.ServiceAcc
 		// An empty scope would read as a user's token; an account always has a permission set.
 		return tutela.Secret{}, time.Time{}, "", tutela.Errorf(tutela.EINTERNAL, "service account has no permissions")
 	}
-	c := token.Claims{Subject: sa.ID, Audience: []string{s.cfg.Audience}, Tenant: sa.TenantID, AMR: []string{method},
+	c := token.Claims{Subject: sa.ID, Audience: aud, Tenant: sa.TenantID, AMR: []string{method},
 		Scope: strings.Join(scope, " ")}
 	if sa.ExpiresAt != nil {
 		c.Expiry = *sa.ExpiresAt // never outlive the account
@@ -131,11 +158,19 @@ type Introspection struct {
 // of another tenant.
 func (s *Service) Introspect(ctx context.Context, caller *sqlstore.ServiceAccount, tok string) Introspection {
 	tok = strings.TrimSpace(tok)
-	c, err := s.Tokens.Verify(ctx, tok, s.cfg.Audience)
+	// Resource servers introspect the tokens presented to them, so any audience this service
+	// issues for is accepted; the answer names it (aud) for the caller to check.
+	c, err := s.Tokens.VerifyAny(ctx, tok, s.audiences())
 	if err != nil || c.Tenant != caller.TenantID {
 		return Introspection{}
 	}
-	if _, err := s.AuthenticateBearer(ctx, tok); err != nil {
+	if c.Scope != "" {
+		// A service account's token: the caller is a resource server, not the account, so the
+		// account's IP allowlist (checked where the account itself calls) does not apply.
+		if _, err := s.serviceAccountPrincipal(ctx, c, false); err != nil {
+			return Introspection{}
+		}
+	} else if _, err := s.bearerPrincipal(ctx, c); err != nil {
 		return Introspection{}
 	}
 	unix := func(t time.Time) int64 {

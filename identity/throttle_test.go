@@ -3,12 +3,15 @@ package identity
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
 	"tutela"
+	"tutela/clocktest"
 	"tutela/identity/token"
 	"tutela/password"
 	"tutela/sqlstore"
@@ -166,8 +169,9 @@ func TestLimitFail_LocksForgottenAfterQuietDay(t *testing.T) {
 }
 
 // signIn models Login's throttling (service.go) over in-memory counters: refuse while any of
-// the account, pair or IP counter is locked, count failures as recordFailure does, and reset
-// the account and pair counters on success.
+// the account, pair or IP counter is locked, count failures as reserveSignIn does, and reset
+// the account and pair counters on success. (Login counts every attempt up front and a success
+// takes its count back; one attempt at a time, that nets out to this.)
 type signIn struct {
 	pol      ThrottlePolicy
 	counters map[string]*sqlstore.Throttle
@@ -274,49 +278,11 @@ func TestThrottle_OneSourceCannotFillTheAccountCounter(t *testing.T) {
 // Once misaligned, the windows stay misaligned, so the attacker can keep the account locked.
 func TestLogin_OneSourceCannotLockAfterTheUsersOwnSignIn(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	now := t0
 	clock := func() time.Time { return now }
-	db := sqltest.Open(t, sqlstore.SQLite, sqlstore.Options{Clock: clock})
-	p := password.DefaultParams()
-	p.Memory, p.Time = 64, 1
-	h, err := password.NewHasher(p, 2, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{7}, 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := token.NewRing(ctx, token.Config{Issuer: "https://tutela.test", Audience: []string{"tutela"}, Clock: clock},
-		&token.MemKeyStore{}, sealer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Deps{DB: db, Hasher: h, Policy: password.DefaultPolicy(), Tokens: ring, Clock: clock}, Config{})
-	const right = "amber falcon meadow 93 tidewater"
-	hash, err := h.Hash(ctx, right)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(ctx, func(tx *sqlstore.Tx) error {
-		tn := &tutela.Tenant{Slug: "acme", Name: "acme", Region: "eu"}
-		if err := tx.CreateTenant(ctx, tn); err != nil {
-			return err
-		}
-		u := &tutela.User{Email: "ana@example.org"}
-		if err := tx.Users(tn.ID).Create(ctx, u); err != nil {
-			return err
-		}
-		return tx.Users(tn.ID).SetPasswordHash(ctx, u.ID, hash)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	login := func(ip, pw string) error {
-		_, err := s.Login(ctx, LoginRequest{Tenant: "acme", Email: "ana@example.org", Password: tutela.NewSecret(pw), IP: ip})
-		return err
-	}
+	s, _ := newTestService(t, sqlstore.SQLite, clock, Config{}, "ana@example.org")
+	const right = rightPassword
+	login := func(ip, pw string) error { return signInAs(s, "ana@example.org", ip, pw) }
 	const attacker, user = "203.0.113.66", "192.0.2.10"
 	steps := []struct {
 		after time.Duration
@@ -344,5 +310,292 @@ func TestLogin_OneSourceCannotLockAfterTheUsersOwnSignIn(t *testing.T) {
 	// The attacker's pair is locked now, as it should be; the user's own source must not be.
 	if err := login(user, right); err != nil {
 		t.Fatalf("one IP locked the user out: %v", err)
+	}
+}
+
+const rightPassword = "amber falcon meadow 93 tidewater"
+
+// newTestService is the service on a fresh store of dialect d reading clock, with tenant "acme"
+// whose users emails all have the password rightPassword.
+func newTestService(t *testing.T, d sqlstore.Dialect, clock tutela.Clock, cfg Config, emails ...string) (*Service, *sqlstore.DB) {
+	t.Helper()
+	ctx := context.Background()
+	db := sqltest.Open(t, d, sqlstore.Options{Clock: clock})
+	p := password.DefaultParams()
+	p.Memory, p.Time = 64, 1
+	h, err := password.NewHasher(p, 2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{7}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := token.NewRing(ctx, token.Config{Issuer: "https://tutela.test", Audience: []string{"tutela"}, Clock: clock},
+		&token.MemKeyStore{}, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Deps{DB: db, Hasher: h, Policy: password.DefaultPolicy(), Tokens: ring, Clock: clock}, cfg)
+	t.Cleanup(s.Close)
+	hash, err := h.Hash(ctx, rightPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(ctx, func(tx *sqlstore.Tx) error {
+		tn := &tutela.Tenant{Slug: "acme", Name: "acme", Region: "eu"}
+		if err := tx.CreateTenant(ctx, tn); err != nil {
+			return err
+		}
+		for _, e := range emails {
+			u := &tutela.User{Email: e}
+			if err := tx.Users(tn.ID).Create(ctx, u); err != nil {
+				return err
+			}
+			if err := tx.Users(tn.ID).SetPasswordHash(ctx, u.ID, hash); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, db
+}
+
+func signInAs(s *Service, email, ip, pw string) error {
+	_, err := s.Login(context.Background(), LoginRequest{Tenant: "acme", Email: email, Password: tutela.NewSecret(pw), IP: ip})
+	return err
+}
+
+func TestThrottleKeys_IPv6BySlash64IPv4Whole(t *testing.T) {
+	t.Parallel()
+	acct := accountKey("acme", "ana@example.org")
+	cases := []struct {
+		a, b string
+		same bool
+	}{
+		{"2001:db8::1", "2001:db8::c", true},
+		{"2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff", true},
+		{"2001:db8::1", "2001:db8:0:1::1", false}, // the next /64
+		{"192.0.2.1", "::ffff:192.0.2.1", true},   // IPv4-mapped IPv6 is IPv4
+		{"192.0.2.1", "192.0.2.2", false},         // IPv4 stays the full address
+		{"unknown", "unknown", true},              // no resolved address: one source
+		{"unknown", "192.0.2.1", false},
+	}
+	for _, c := range cases {
+		if got := bytes.Equal(ipKey(c.a), ipKey(c.b)); got != c.same {
+			t.Errorf("ipKey(%s) == ipKey(%s): %v, want %v", c.a, c.b, got, c.same)
+		}
+		if got := bytes.Equal(pairKey(c.a, acct), pairKey(c.b, acct)); got != c.same {
+			t.Errorf("pairKey(%s) == pairKey(%s): %v, want %v", c.a, c.b, got, c.same)
+		}
+	}
+}
+
+// One IPv6 host rotating addresses inside its /64 is one source: it can neither lock the
+// account (the reviewer's reproduction: 12 wrong guesses from 2001:db8::1 … 2001:db8::c) nor
+// pass the per-IP limit. Two /64s are two sources, as two IPv4 addresses are.
+func TestLogin_IPv6AddressesInOneSlash64AreOneSource(t *testing.T) {
+	t.Parallel()
+	pol := DefaultThrottlePolicy()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			clock := clocktest.New(t0)
+			s, _ := newTestService(t, d, clock.Now, Config{}, "ana@example.org", "bob@example.org")
+			wrong := 0
+			for round := range 5 {
+				for i := 1; i <= 12; i++ {
+					err := signInAs(s, "ana@example.org", fmt.Sprintf("2001:db8::%x", i+12*round), "guess")
+					switch tutela.ErrorCode(err) {
+					case tutela.EINVALIDCREDENTIALS:
+						wrong++
+					case tutela.ETOOMANYATTEMPTS:
+					default:
+						t.Fatalf("guess %d: %v", i, err)
+					}
+				}
+				if round == 0 && wrong != pol.Pair.MaxFailures {
+					t.Fatalf("one /64 had %d guesses checked, want the pair limit %d", wrong, pol.Pair.MaxFailures)
+				}
+				clock.Add(61 * time.Second)
+			}
+			if err := signInAs(s, "ana@example.org", "192.0.2.10", rightPassword); err != nil {
+				t.Fatalf("one /64 locked the user out: %v", err)
+			}
+
+			// Credential stuffing across accounts, every attempt from a new address in one /64.
+			var last error
+			for i := range pol.IP.MaxFailures + 10 {
+				last = signInAs(s, fmt.Sprintf("user%d@example.org", i), fmt.Sprintf("2001:db8:0:5:%x::1", i+1), "Password1!")
+			}
+			if tutela.ErrorCode(last) != tutela.ETOOMANYATTEMPTS {
+				t.Fatalf("after %d accounts from one /64: %v, want too_many_attempts", pol.IP.MaxFailures+10, last)
+			}
+			if err := signInAs(s, "bob@example.org", "2001:db8:0:5:abcd::1", rightPassword); tutela.ErrorCode(err) != tutela.ETOOMANYATTEMPTS {
+				t.Fatalf("the locked /64 signed in from a new address: %v", err)
+			}
+			if err := signInAs(s, "bob@example.org", "2001:db8:0:6::1", rightPassword); err != nil {
+				t.Fatalf("the next /64 is refused: %v", err)
+			}
+
+			// Two /64s are two sources, and two sources can lock the account: three guesses from
+			// one and two from the other are the account's five.
+			for net, n := range map[string]int{"2001:db8:0:a": 3, "2001:db8:0:b": 2} {
+				for i := 1; i <= n; i++ {
+					if err := signInAs(s, "bob@example.org", fmt.Sprintf("%s::%x", net, i), "guess"); tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
+						t.Fatalf("guess from %s: %v", net, err)
+					}
+				}
+			}
+			if err := signInAs(s, "bob@example.org", "192.0.2.10", rightPassword); tutela.ErrorCode(err) != tutela.ETOOMANYATTEMPTS {
+				t.Fatalf("two /64s did not lock the account: %v", err)
+			}
+		})
+	}
+}
+
+// Concurrent wrong guesses cannot all pass the lock check before any is counted: however many
+// arrive at once, at most the limit's worth of passwords are verified. Every answer other than
+// too_many_attempts comes after a verification, so the answers count the verifications.
+func TestLogin_ConcurrentWrongPasswordsVerifiedAtMostMaxFailuresTimes(t *testing.T) {
+	t.Parallel()
+	pol := DefaultThrottlePolicy()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			clock := clocktest.New(t0)
+			s, _ := newTestService(t, d, clock.Now, Config{}, "ana@example.org", "bob@example.org")
+			cases := []struct {
+				name, email string
+				ip          func(i int) string
+				want        int
+			}{
+				{"many sources", "ana@example.org", func(i int) string { return fmt.Sprintf("203.0.113.%d", i+1) }, pol.Account.MaxFailures},
+				{"one source", "bob@example.org", func(int) string { return "198.51.100.66" }, pol.Pair.MaxFailures},
+			}
+			for _, c := range cases {
+				const n = 30
+				errs := make([]error, n)
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Go(func() {
+						<-start
+						errs[i] = signInAs(s, c.email, c.ip(i), "wrong guess")
+					})
+				}
+				close(start)
+				wg.Wait()
+				verified, refused := 0, 0
+				for _, err := range errs {
+					switch tutela.ErrorCode(err) {
+					case tutela.EINVALIDCREDENTIALS:
+						verified++
+					case tutela.ETOOMANYATTEMPTS:
+						refused++
+					default:
+						t.Fatalf("%s: %v", c.name, err)
+					}
+				}
+				if verified != c.want || refused != n-c.want {
+					t.Fatalf("%s: %d passwords verified and %d refused of %d concurrent guesses, want %d verified",
+						c.name, verified, refused, n, c.want)
+				}
+			}
+			// The many sources locked ana's account; the one source locked only itself.
+			if err := signInAs(s, "ana@example.org", "192.0.2.10", rightPassword); tutela.ErrorCode(err) != tutela.ETOOMANYATTEMPTS {
+				t.Fatalf("ana after 30 concurrent guesses: %v, want too_many_attempts", err)
+			}
+			if err := signInAs(s, "bob@example.org", "192.0.2.10", rightPassword); err != nil {
+				t.Fatalf("bob from his own address: %v", err)
+			}
+		})
+	}
+}
+
+// Every attempt is counted before it is checked, so a success must take its count back: signing
+// in many times from one address (an office behind NAT) never reaches the IP limit.
+func TestLogin_SuccessesDoNotCountTowardsTheIPLimit(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(t0)
+	s, db := newTestService(t, sqlstore.SQLite, clock.Now, Config{}, "ana@example.org")
+	const office = "192.0.2.80"
+	for i := range DefaultThrottlePolicy().IP.MaxFailures + 10 {
+		if err := signInAs(s, "ana@example.org", office, rightPassword); err != nil {
+			t.Fatalf("sign-in %d: %v", i+1, err)
+		}
+	}
+	rows := throttles(t, db, ipKey(office), accountKey("acme", "ana@example.org"), pairKey(office, accountKey("acme", "ana@example.org")))
+	if len(rows) != 1 || rows[0].Failures != 0 || !rows[0].LockedUntil.IsZero() {
+		t.Fatalf("counters after successes only: %+v, want one IP counter at 0", rows)
+	}
+}
+
+func throttles(t *testing.T, db *sqlstore.DB, keys ...[]byte) []*sqlstore.Throttle {
+	t.Helper()
+	var rows []*sqlstore.Throttle
+	err := db.View(context.Background(), func(tx *sqlstore.Tx) (err error) { rows, err = tx.Throttles(context.Background(), keys...); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// An attempt that was reserved but never checked (the hasher was busy) is taken back exactly:
+// the failure leaves every counter and the locks it set are lifted.
+func TestSignInAttempt_TakeBackRestoresTheCounters(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clock := clocktest.New(t0)
+			pol := DefaultThrottlePolicy()
+			pol.IP.MaxFailures = 3
+			s, db := newTestService(t, d, clock.Now, Config{Throttle: pol}, "ana@example.org")
+			const a, b = "203.0.113.1", "203.0.113.2"
+			for _, ip := range []string{a, a, b, b} { // account at 4, pair a and IP a at 2
+				if err := signInAs(s, "ana@example.org", ip, "guess"); tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
+					t.Fatal(err)
+				}
+				clock.Add(time.Second)
+			}
+			acct := accountKey("acme", "ana@example.org")
+			keys := [][]byte{pairKey(a, acct), acct, ipKey(a)}
+			before := throttles(t, db, keys...)
+			var att *signInAttempt
+			err := db.Update(ctx, func(tx *sqlstore.Tx) (err error) {
+				att, err = s.reserveSignIn(ctx, tx, acct, keys[0], keys[2])
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !att.pair.locked || !att.acct.locked || !att.ip.locked {
+				t.Fatalf("the reservation should have locked all three: %+v", att)
+			}
+			if err := signInAs(s, "ana@example.org", "192.0.2.10", rightPassword); tutela.ErrorCode(err) != tutela.ETOOMANYATTEMPTS {
+				t.Fatalf("while reserved: %v, want too_many_attempts", err)
+			}
+			clock.Add(time.Second)
+			s.uncheck(ctx, att.takeBack)
+			after := throttles(t, db, keys...)
+			if len(after) != len(before) {
+				t.Fatalf("%d counters after, %d before", len(after), len(before))
+			}
+			for i := range before {
+				x, y := before[i], after[i]
+				if x.Failures != y.Failures || x.Locks != y.Locks || !x.LockedUntil.Equal(y.LockedUntil) ||
+					!x.WindowStart.Equal(y.WindowStart) || x.Contrib != y.Contrib || !x.ContribWindow.Equal(y.ContribWindow) {
+					t.Errorf("%s counter taken back to %+v, was %+v", x.Kind, y, x)
+				}
+			}
+			if err := signInAs(s, "ana@example.org", "192.0.2.10", rightPassword); err != nil {
+				t.Fatalf("after the take-back: %v", err)
+			}
+		})
 	}
 }

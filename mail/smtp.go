@@ -109,7 +109,7 @@ func NewSMTPSender(cfg SMTPConfig) (*SMTPSender, error) {
 	switch cfg.TLS {
 	case TLSStartTLS, TLSImplicit:
 	case TLSNone:
-		if host != "" && !isLoopbackHost(host) {
+		if host != "" && !tutela.IsLoopbackHost(host) {
 			add("tls: %q is only allowed when addr is a loopback host (localhost, 127.0.0.1, ::1)", TLSNone)
 		}
 		if cfg.Username != "" || !cfg.Password.IsZero() {
@@ -143,16 +143,6 @@ func NewSMTPSender(cfg SMTPConfig) (*SMTPSender, error) {
 		return nil, &ConfigError{Problems: problems}
 	}
 	return &SMTPSender{cfg: cfg, host: host, from: from}, nil
-}
-
-// isLoopbackHost accepts loopback IP literals and the name "localhost"; the dialled address is
-// checked again after connecting (ErrNotLoopback) in case the name resolves elsewhere.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Send validates m, then delivers it in one SMTP session. The context deadline and cfg.Timeout,

@@ -52,7 +52,8 @@ type RangeClient struct {
 // accepted without the check); otherwise Breached fails with EUNAVAILABLE.
 func NewRangeClient(baseURL string, httpClient *http.Client, failOpen bool) *RangeClient {
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 5 * time.Second}
+		httpClient = &http.Client{Timeout: 5 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	return &RangeClient{baseURL: strings.TrimRight(baseURL, "/"), client: httpClient, failOpen: failOpen}
 }

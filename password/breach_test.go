@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,6 +209,26 @@ func TestRangeClient_UnreachableServer(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "/range/") {
 		t.Errorf("error %q repeats the request URL", err)
+	}
+}
+
+// A redirect is not followed: the range API cannot send the query (or the client) to another
+// host or to plain HTTP; the check fails closed instead.
+func TestRangeClient_DoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(other.Close)
+	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+	}))
+	t.Cleanup(rs.Close)
+	hit, err := NewRangeClient(rs.URL, nil, false).Breached(context.Background(), "correct horse battery staple")
+	if hit || tutela.ErrorCode(err) != tutela.EUNAVAILABLE {
+		t.Fatalf("Breached = %v, %v; want EUNAVAILABLE", hit, err)
+	}
+	if hits.Load() != 0 {
+		t.Fatal("the redirect was followed")
 	}
 }
 

@@ -30,6 +30,7 @@ const (
 	maxBcryptCost       = 16      // 2^16 rounds, several seconds; common deployments use 10–12
 	maxPBKDF2Iterations = 5000000 // Django 5.2 uses 1,000,000
 	maxDjangoSaltLen    = 1024
+	bcryptMaxPassword   = 72 // bytes bcrypt reads; the rest of a longer password is ignored
 )
 
 type algorithm int
@@ -262,15 +263,20 @@ func (ph *parsedHash) matches(pw string) (bool, error) {
 		got := argon2.Key([]byte(pw), ph.salt, ph.time, ph.memory, ph.threads, uint32(len(ph.key)))
 		return constantTimeEqual(got, ph.key), nil
 	case algBcrypt:
-		// CompareHashAndPassword compares in constant time itself.
+		// CompareHashAndPassword compares in constant time itself. bcrypt uses only the first
+		// 72 bytes of a password, so any longer input whose first 72 bytes match would verify,
+		// and sign-in would then store a hash of whatever was typed: a longer input is refused
+		// (ASVS 6.2.8: the password is verified exactly as entered). The hash is still computed,
+		// so the refusal takes as long as any wrong password and does not show which accounts
+		// have an imported bcrypt hash.
 		err := bcrypt.CompareHashAndPassword(ph.bcrypt, []byte(pw))
 		switch {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+		case err != nil && !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+			return false, malformed("bcrypt: %v", err)
+		case err != nil || len(pw) > bcryptMaxPassword:
 			return false, nil
 		default:
-			return false, malformed("bcrypt: %v", err)
+			return true, nil
 		}
 	case algPBKDF2SHA256:
 		return ph.pbkdf2(sha256.New, pw)

@@ -311,6 +311,39 @@ func TestVerify_LegacyHashes(t *testing.T) {
 	}
 }
 
+// bcrypt reads only the first 72 bytes of a password, so a legacy hash of a 72-byte password
+// would also verify that password with anything appended, and sign-in would then store a hash of
+// the longer input. Verify refuses input beyond 72 bytes against every bcrypt variant (ASVS
+// 6.2.8); the 72 bytes themselves still verify.
+func TestVerify_BcryptRefusesInputBeyond72Bytes(t *testing.T) {
+	t.Parallel()
+	h := newTestHasher(t, testParams)
+	pw72 := strings.Repeat("0123456789abcdef", 4) + "ghijklmn"
+	if len(pw72) != 72 {
+		t.Fatalf("test password has %d bytes", len(pw72))
+	}
+	generated := bcryptHash(t, pw72)
+	tests := []struct {
+		name, pw string
+		want     bool
+	}{
+		{"exactly 72 bytes", pw72, true},
+		{"one byte more", pw72 + "x", false},
+		{"a long suffix", pw72 + strings.Repeat("anything", 100), false},
+		{"a multi-byte suffix", pw72 + "é", false},
+		{"one byte less", pw72[:71], false},
+	}
+	for _, variant := range []string{"$2a$", "$2b$", "$2y$"} {
+		encoded := variant + generated[4:]
+		for _, tt := range tests {
+			ok, rehash, err := h.Verify(context.Background(), tt.pw, encoded)
+			if err != nil || ok != tt.want || rehash != tt.want {
+				t.Errorf("%s %s: Verify = %v, %v, %v; want %v", variant, tt.name, ok, rehash, err, tt.want)
+			}
+		}
+	}
+}
+
 func flipBcrypt(c byte) string {
 	if c == 'a' {
 		return "b"

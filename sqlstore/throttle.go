@@ -63,17 +63,17 @@ func (tx *Tx) Throttles(ctx context.Context, keys ...[]byte) ([]*Throttle, error
 }
 
 // LockThrottle returns the counter for key, creating it if needed, locked for update until the
-// transaction ends, so concurrent failures on several nodes are all counted.
+// transaction ends, so concurrent attempts on several nodes are all counted and a check made on
+// the counter still holds when the transaction commits.
+//
+// It is one upsert: on PostgreSQL ON CONFLICT DO UPDATE locks the existing row, and if a
+// concurrent transaction deletes that row (ResetThrottles after a successful sign-in) it inserts
+// a fresh one instead, where INSERT … DO NOTHING followed by SELECT … FOR UPDATE would find no
+// row. SQLite runs one write transaction at a time, which locks as much.
 func (tx *Tx) LockThrottle(ctx context.Context, key []byte, kind string, subject []byte) (*Throttle, error) {
-	if _, err := tx.exec(ctx, `INSERT INTO auth_throttle (key, kind, subject, failures, window_start, locks, updated_at)
-		VALUES ($1, $2, $3, 0, $4, 0, $4) ON CONFLICT (key) DO NOTHING`, key, kind, subject, tx.now); err != nil {
-		return nil, err
-	}
-	q := `SELECT ` + throttleCols + ` FROM auth_throttle WHERE key = $1`
-	if tx.db.dialect == Postgres {
-		q += ` FOR UPDATE`
-	}
-	return scanThrottle(tx.queryRow(ctx, q, key))
+	return scanThrottle(tx.queryRow(ctx, `INSERT INTO auth_throttle (key, kind, subject, failures, window_start, locks, updated_at)
+		VALUES ($1, $2, $3, 0, $4, 0, $4) ON CONFLICT (key) DO UPDATE SET kind = auth_throttle.kind
+		RETURNING `+throttleCols, key, kind, subject, tx.now))
 }
 
 // SaveThrottle writes back a counter obtained from LockThrottle.

@@ -149,6 +149,13 @@ func (r Users) Update(ctx context.Context, u *tutela.User) error {
 	if err := affectedOne(res, err, "user not found"); err != nil {
 		return err
 	}
+	if u.Status != tutela.StatusActive {
+		// A disabled user's pending reset codes and sign-in challenges must not survive to be
+		// redeemed later, whether or not the account is re-enabled.
+		if err := r.RevokeTokens(ctx, u.ID); err != nil {
+			return err
+		}
+	}
 	return r.tx.Record(ctx, "user.update", r.tenantID, "user", u.ID, "", map[string]any{"status": string(u.Status)})
 }
 
@@ -179,7 +186,8 @@ func (r Users) PasswordHash(ctx context.Context, id string) (hash string, tokenV
 }
 
 // SetPasswordHash stores a new encoded password hash and increments the user's token version,
-// which ends every session and token issued before (password change ends them).
+// which ends every session and token issued before (password change ends them), and deletes the
+// user's outstanding one-time tokens (RevokeTokens).
 func (r Users) SetPasswordHash(ctx context.Context, id, encoded string) error {
 	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
 		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
@@ -187,6 +195,9 @@ func (r Users) SetPasswordHash(ctx context.Context, id, encoded string) error {
 	res, err := r.tx.exec(ctx, `UPDATE users SET password_hash = $1, token_version = token_version + 1,
 		updated_at = $2 WHERE tenant_id = $3 AND id = $4`, encoded, r.tx.now, r.tenantID, id)
 	if err := affectedOne(res, err, "user not found"); err != nil {
+		return err
+	}
+	if err := r.RevokeTokens(ctx, id); err != nil {
 		return err
 	}
 	return r.tx.Record(ctx, "user.password_set", r.tenantID, "user", id, "", nil)

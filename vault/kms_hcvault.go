@@ -3,6 +3,7 @@ package vault
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 
 	"github.com/hashicorp/vault/api"
@@ -50,6 +51,11 @@ func OpenHCVaultKEK(keyURI string, token tutela.Secret, caFile string) (*KMSKEK,
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
 		return nil, fmt.Errorf("vault: hcvault client config: %w", cfg.Error)
+	}
+	// VAULT_SKIP_VERIFY would turn certificate checks off; the key-encryption key is not a
+	// place for that (use vault.hcvault_ca_file for a private CA).
+	if t, ok := cfg.HttpClient.Transport.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
+		return nil, errors.New("vault: VAULT_SKIP_VERIFY is set: refusing unverified TLS to HashiCorp Vault (set vault.hcvault_ca_file instead)")
 	}
 	cfg.Address = "https://" + u.Host
 	if caFile != "" {

@@ -131,6 +131,14 @@ func TestHCVaultKEK_FakeTransit(t *testing.T) {
 		t.Errorf("Encrypt against an untrusted certificate: err = %v, want a certificate error", err)
 	}
 
+	// VAULT_SKIP_VERIFY cannot switch certificate checks off.
+	t.Setenv("VAULT_SKIP_VERIFY", "true")
+	if _, err := OpenKEK(ctx, KEKConfig{URI: uri, VaultToken: tutela.NewSecret(token), VaultCACert: ca}); err == nil ||
+		!strings.Contains(err.Error(), "VAULT_SKIP_VERIFY") {
+		t.Errorf("OpenKEK with VAULT_SKIP_VERIFY: err = %v", err)
+	}
+	t.Setenv("VAULT_SKIP_VERIFY", "")
+
 	// No token at all: refused before any call.
 	if _, err := OpenKEK(ctx, KEKConfig{URI: uri, VaultCACert: ca}); err == nil {
 		t.Error("OpenKEK without a token succeeded")

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 	"tutela/audit"
+	"tutela/config"
 
 	"tutela/sqlstore/sqltest"
 )
@@ -405,5 +406,17 @@ func TestServe_LogsNeverContainKeys(t *testing.T) {
 		if strings.Contains(out, s) {
 			t.Fatal("key material in the server log")
 		}
+	}
+}
+
+func TestLogger_TimesInUTC(t *testing.T) {
+	old := time.Local
+	time.Local = time.FixedZone("UTC+5", 5*3600)
+	t.Cleanup(func() { time.Local = old })
+	var buf bytes.Buffer
+	newLogger(config.Default(), &buf).Info("hello")
+	var rec struct{ Time string }
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || !strings.HasSuffix(rec.Time, "Z") {
+		t.Fatalf("log time %q is not UTC (%v): %s", rec.Time, err, buf.String())
 	}
 }

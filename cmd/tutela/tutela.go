@@ -67,7 +67,7 @@ func (m *Main) startAudit() error {
 	opts := sqlstore.SequencerOptions{CheckpointDir: checkpointDir(m.Config), Interval: m.Config.Audit.CheckpointInterval,
 		Logger: m.Logger}
 	if u := m.Config.Audit.CheckpointURL; u != "" {
-		client := &http.Client{Timeout: 5 * time.Second}
+		client := outboundClient()
 		opts.Publish = func(ctx context.Context, size int64, signed []byte) error {
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(signed))
 			if err != nil {
@@ -102,7 +102,7 @@ func (m *Main) breachChecker() (password.Checker, error) {
 		m.closers = append(m.closers, ix.Close)
 		return ix, nil
 	case b.RangeURL != "":
-		c := password.NewRangeClient(b.RangeURL, &http.Client{Timeout: 5 * time.Second}, b.FailOpen)
+		c := password.NewRangeClient(b.RangeURL, outboundClient(), b.FailOpen)
 		c.Logger = m.Logger
 		return c, nil
 	}
@@ -179,8 +179,17 @@ func open(e *env, serving bool) (*Main, error) {
 	return m, nil
 }
 
+// utcTime writes each record's time in UTC, whatever the host's zone: logs from several nodes
+// and the audit log (UTC) then line up.
+func utcTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		a.Value = slog.TimeValue(a.Value.Time().UTC())
+	}
+	return a
+}
+
 func newLogger(cfg *config.Config, w interface{ Write([]byte) (int, error) }) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel(), ReplaceAttr: utcTime}
 	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.Log.Format == "text" {
 		h = slog.NewTextHandler(w, opts)
@@ -264,7 +273,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	if issuer == "" {
 		issuer = m.BaseURL()
 	}
-	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: []string{"tutela"}, TTL: a.AccessTokenTTL,
+	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela"}, a.Resources...), TTL: a.AccessTokenTTL,
 		Alg: token.Alg(a.TokenAlg), RotateEvery: a.KeyRotation}, identity.KeyStore{DB: m.DB}, sealer)
 	if err != nil {
 		ln.Close()
@@ -295,7 +304,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	m.identity = identity.New(identity.Deps{DB: m.DB, Hasher: hasher, Policy: policy, Breach: breach, Tokens: m.ring,
 		MFA: mfaSvc, Mailer: mailer, PublicURL: issuer, Log: m.Logger},
 		identity.Config{SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, BreachCheckAtLogin: a.Breach.CheckAtLogin,
-			MFARoles: a.MFARoles})
+			MFARoles: a.MFARoles, MFAAllUsers: a.MFAAllUsers, Resources: a.Resources})
 	maskKey, err := hkdf.Key(sha256.New, m.MasterKey.Bytes(), nil, "tutela field masking v1", 32)
 	if err != nil {
 		ln.Close()
@@ -304,7 +313,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	ids := m.identity
 	api := httpapi.New(httpapi.Deps{
 		DB: m.DB, Identity: ids, Logger: m.Logger,
-		TLS: useTLS, TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
+		TLS: cfg.ServedOverTLS(), TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
 		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault,
 	})
@@ -444,4 +453,12 @@ func checkpointDir(cfg *config.Config) string {
 		return cfg.Audit.CheckpointDir
 	}
 	return filepath.Join(cfg.DataDir, auditCheckpointDir)
+}
+
+// outboundClient is the HTTP client for the endpoints the configuration names (breach range API,
+// checkpoint witness): a short timeout, and no redirects, so an answer cannot send a request, or
+// a POST body, to another host or downgrade it to plain HTTP (ASVS 15.3.2).
+func outboundClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

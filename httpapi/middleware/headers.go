@@ -13,9 +13,8 @@ import "net/http"
 //   - Referrer-Policy no-referrer: URLs never leak to third parties.
 //   - Cross-Origin-Resource-Policy same-origin: other origins cannot embed responses (Spectre).
 //   - Strict-Transport-Security, two years with subdomains (RFC 6797), only when the client
-//     reached us over TLS — directly (r.TLS) or, when tls is true, via a TLS-terminating proxy.
-//     Browsers ignore HSTS over plain HTTP, and sending it from a dev server on http://localhost
-//     would pin localhost to HTTPS.
+//     reached us over TLS — directly (r.TLS) or, when tls is true, via a TLS-terminating proxy
+//     (config.ServedOverTLS). A development server on http://localhost sends none.
 //   - Cache-Control no-store on every response. Almost everything this service returns is
 //     per-tenant or carries tokens, and a rule of "no-store unless X" is one forgotten case away
 //     from a shared cache serving one user's data to another. The few endpoints that could be
@@ -25,7 +24,7 @@ func SecurityHeaders(tls bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
-			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+			h.Set("Content-Security-Policy", "default-src 'none'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
 			h.Set("X-Content-Type-Options", "nosniff")
 			h.Set("X-Frame-Options", "DENY")
 			h.Set("Referrer-Policy", "no-referrer")

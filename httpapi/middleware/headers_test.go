@@ -40,7 +40,7 @@ func TestSecurityHeaders(t *testing.T) {
 			middleware.SecurityHeaders(tt.tls)(tt.handler).ServeHTTP(rec, req)
 
 			want := map[string]string{
-				"Content-Security-Policy":      "default-src 'none'; frame-ancestors 'none'",
+				"Content-Security-Policy":      "default-src 'none'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'",
 				"X-Content-Type-Options":       "nosniff",
 				"X-Frame-Options":              "DENY",
 				"Referrer-Policy":              "no-referrer",

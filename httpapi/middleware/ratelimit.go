@@ -22,8 +22,8 @@ const (
 // RateLimiter limits requests per client with a token bucket each (golang.org/x/time/rate):
 // rps tokens per second refill a bucket of burst. Clients are keyed by the address ClientIP
 // resolved (never by a raw header, so a spoofed X-Forwarded-For cannot buy a fresh bucket), an
-// IPv6 client by its /64: one host is usually given a whole /64 (RFC 6177) and could otherwise
-// rotate through 2^64 addresses.
+// IPv6 client by its /64 (tutela.ClientNetwork, as the sign-in throttles do): one host is
+// usually given a whole /64 (RFC 6177) and could otherwise rotate through 2^64 addresses.
 //
 // Memory is bounded: buckets live in an LRU list, those idle longer than the idle time are
 // dropped as new requests arrive, and at most MaxClients are kept, the least recently seen
@@ -127,7 +127,7 @@ func (l *RateLimiter) Middleware(next http.Handler) http.Handler {
 // Allow takes a token from addr's bucket. If there is none it reports false and how long until
 // one is available. The zero Addr (no IP peer, e.g. a Unix socket) is one client.
 func (l *RateLimiter) Allow(addr netip.Addr) (bool, time.Duration) {
-	key := clientKey(addr)
+	key := tutela.ClientNetwork(addr)
 	now := l.now()
 
 	l.mu.Lock()
@@ -179,18 +179,4 @@ func (l *RateLimiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lru.Len()
-}
-
-// clientKey groups IPv6 addresses by /64 and keeps IPv4 addresses whole.
-func clientKey(a netip.Addr) netip.Prefix {
-	a = normalize(a)
-	switch {
-	case a.Is4():
-		return netip.PrefixFrom(a, 32)
-	case a.Is6():
-		p, _ := a.Prefix(64)
-		return p
-	default:
-		return netip.Prefix{}
-	}
 }

@@ -257,19 +257,47 @@ func (r *Ring) Issue(ctx context.Context, c Claims) (token string, exp time.Time
 	return token, exp.UTC(), nil
 }
 
+// Audiences are the audiences this ring issues tokens for (Config.Audience).
+func (r *Ring) Audiences() []string { return slices.Clone(r.cfg.Audience) }
+
+// audienceMatches reports whether the token's aud holds audience, or (audience empty) one of
+// audiences. An empty audience is never a match.
+func audienceMatches(aud []string, audience string, audiences []string) bool {
+	if audience != "" {
+		return slices.Contains(aud, audience)
+	}
+	for _, a := range audiences {
+		if a != "" && slices.Contains(aud, a) {
+			return true
+		}
+	}
+	return false
+}
+
 // Verify checks token and returns its claims when it is an access token of this issuer for
 // audience, signed by a published key, and valid now. Every failure is a *tutela.Error with
 // code EUNAUTHENTICATED and message "invalid access token"; its Err says why (ErrExpired,
 // ErrAlgorithm, …), for logs.
 func (r *Ring) Verify(ctx context.Context, token string, audience string) (*Claims, error) {
-	c, err := r.verify(ctx, token, audience)
+	c, err := r.verify(ctx, token, audience, nil)
 	if err != nil {
 		return nil, unauthenticated(err)
 	}
 	return c, nil
 }
 
-func (r *Ring) verify(ctx context.Context, token, audience string) (*Claims, error) {
+// VerifyAny is Verify for a token of any of audiences: the introspection and decision APIs
+// answer for tokens issued to resource servers as well as to Tutela itself.
+func (r *Ring) VerifyAny(ctx context.Context, token string, audiences []string) (*Claims, error) {
+	c, err := r.verify(ctx, token, "", audiences)
+	if err != nil {
+		return nil, unauthenticated(err)
+	}
+	return c, nil
+}
+
+// verify checks token for audience, or for any of audiences when audience is empty.
+func (r *Ring) verify(ctx context.Context, token, audience string, audiences []string) (*Claims, error) {
 	if len(token) > maxTokenLen {
 		return nil, fmt.Errorf("%w: too long", ErrMalformed)
 	}
@@ -307,7 +335,7 @@ func (r *Ring) verify(ctx context.Context, token, audience string) (*Claims, err
 	if w.Iss != r.cfg.Issuer {
 		return nil, ErrIssuer
 	}
-	if audience == "" || !slices.Contains(w.Aud, audience) {
+	if !audienceMatches(w.Aud, audience, audiences) {
 		return nil, ErrAudience
 	}
 	exp, iat, nbf := time.Unix(w.Exp, 0).UTC(), time.Unix(w.Iat, 0).UTC(), time.Unix(w.Nbf, 0).UTC()

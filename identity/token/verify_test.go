@@ -339,3 +339,29 @@ func TestIssue_InteroperatesWithGoJOSE(t *testing.T) {
 		})
 	}
 }
+
+// VerifyAny accepts a token for any listed audience and nothing else: a resource server's token
+// is not a token for Tutela's own API.
+func TestVerifyAny_AudienceList(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, EdDSA)
+	ctx := context.Background()
+	tok, _, err := f.ring.Issue(ctx, Claims{Subject: "user-1", Audience: []string{"https://admin.example.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ring.Verify(ctx, tok, testAudience); !errors.Is(err, ErrAudience) {
+		t.Fatalf("Verify for another audience: %v", err)
+	}
+	if c, err := f.ring.VerifyAny(ctx, tok, []string{testAudience, "https://admin.example.org"}); err != nil || c.Subject != "user-1" {
+		t.Fatalf("VerifyAny: %v", err)
+	}
+	for _, auds := range [][]string{nil, {}, {""}, {testAudience}, {"https://admin.example.org/"}} {
+		if _, err := f.ring.VerifyAny(ctx, tok, auds); !errors.Is(err, ErrAudience) {
+			t.Errorf("VerifyAny(%q): err = %v, want ErrAudience", auds, err)
+		}
+	}
+	if got := f.ring.Audiences(); len(got) != 2 || got[0] != testAudience {
+		t.Fatalf("Audiences() = %v", got)
+	}
+}

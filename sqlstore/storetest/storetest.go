@@ -46,11 +46,12 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentWritersLoseNothing", testConcurrentWriters},
 		{"OneTimeTokens", testOneTimeTokens},
 		{"OneTimeTokenConcurrentRedemption", testTokenRace},
+		{"OneTimeTokensEndWithPasswordChangeOrDisable", testTokensRevoked},
 		{"RoleGrants", testRoleGrants},
 		{"PasswordHashBumpsTokenVersion", testPasswordHash},
 		{"TimesAreUTCMicroseconds", testTimes},
 	}
-	for _, tc := range slices.Concat(AuditTests, AuthzTests, MFATests, KeyTests, AccessReviewTests) {
+	for _, tc := range slices.Concat(AuditTests, AuthzTests, MFATests, KeyTests, AccessReviewTests, ThrottleTests) {
 		tests = append(tests, struct {
 			name string
 			fn   func(*testing.T, Opener)
@@ -520,6 +521,60 @@ func testTokenRace(t *testing.T, open Opener) {
 	wg.Wait()
 	if wins.Load() != 1 {
 		t.Fatalf("token redeemed %d times, want exactly once", wins.Load())
+	}
+}
+
+// testTokensRevoked: a new password or a disabled account deletes every outstanding one-time
+// token of the user (reset codes, setup tokens, MFA challenges) and nobody else's.
+func testTokensRevoked(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	tn := createTenant(t, db, "acme")
+	u := createUser(t, db, tn.ID, "a@example.org")
+	other := createUser(t, db, tn.ID, "b@example.org")
+	issue := func(userID, purpose string) string {
+		var tok string
+		update(t, db, func(tx *sqlstore.Tx) (err error) {
+			tok, _, err = tx.Users(tn.ID).CreateToken(ctx, userID, purpose, time.Hour)
+			return
+		})
+		return tok
+	}
+	peek := func(tok, purpose string) error {
+		return db.View(ctx, func(tx *sqlstore.Tx) error { _, err := tx.PeekToken(ctx, tok, purpose); return err })
+	}
+	reset, challenge, setup := issue(u.ID, sqlstore.TokenReset), issue(u.ID, sqlstore.TokenMFA), issue(u.ID, sqlstore.TokenSetup)
+	othersReset := issue(other.ID, sqlstore.TokenReset)
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.Users(tn.ID).SetPasswordHash(ctx, u.ID, "$argon2id$new") })
+	for purpose, tok := range map[string]string{sqlstore.TokenReset: reset, sqlstore.TokenMFA: challenge, sqlstore.TokenSetup: setup} {
+		mustCode(t, peek(tok, purpose), tutela.EUNAUTHENTICATED)
+	}
+	if err := peek(othersReset, sqlstore.TokenReset); err != nil {
+		t.Fatalf("another user's token revoked: %v", err)
+	}
+
+	reset = issue(u.ID, sqlstore.TokenReset)
+	update(t, db, func(tx *sqlstore.Tx) error {
+		got, err := tx.Users(tn.ID).Get(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		got.DisplayName = "renamed" // an update that keeps the user active keeps the token
+		return tx.Users(tn.ID).Update(ctx, got)
+	})
+	if err := peek(reset, sqlstore.TokenReset); err != nil {
+		t.Fatalf("token revoked by a plain update: %v", err)
+	}
+	update(t, db, func(tx *sqlstore.Tx) error {
+		got, err := tx.Users(tn.ID).Get(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		got.Status = tutela.StatusDisabled
+		return tx.Users(tn.ID).Update(ctx, got)
+	})
+	mustCode(t, peek(reset, sqlstore.TokenReset), tutela.EUNAUTHENTICATED)
+	if err := peek(othersReset, sqlstore.TokenReset); err != nil {
+		t.Fatalf("another user's token revoked: %v", err)
 	}
 }
 
