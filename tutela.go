@@ -133,6 +133,9 @@ type Principal struct {
 	StepUpAt time.Time
 	// ReauthAt is when the user last re-entered their password in this session (zero: never).
 	ReauthAt time.Time
+	// SessionExpiry is the session's absolute expiry, when the session cookie authenticated
+	// the request (for renewing the cookie).
+	SessionExpiry time.Time
 }
 
 // HasRole reports whether the principal holds role.

@@ -40,15 +40,16 @@ import (
 // its YAML keys; a new section needs a struct, a field here, its rows in envVars, and its checks
 // in Validate.
 type Config struct {
-	DataDir  string   `koanf:"data_dir"`
-	HTTP     HTTP     `koanf:"http"`
-	TLS      TLS      `koanf:"tls"`
-	Database Database `koanf:"database"`
-	Log      Log      `koanf:"log"`
-	Auth     Auth     `koanf:"auth"`
-	SMTP     SMTP     `koanf:"smtp"`
-	Audit    Audit    `koanf:"audit"`
-	Vault    Vault    `koanf:"vault"`
+	DataDir   string    `koanf:"data_dir"`
+	HTTP      HTTP      `koanf:"http"`
+	TLS       TLS       `koanf:"tls"`
+	Database  Database  `koanf:"database"`
+	Log       Log       `koanf:"log"`
+	Auth      Auth      `koanf:"auth"`
+	SMTP      SMTP      `koanf:"smtp"`
+	Audit     Audit     `koanf:"audit"`
+	Retention Retention `koanf:"retention"`
+	Vault     Vault     `koanf:"vault"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -187,6 +188,20 @@ type Audit struct {
 	Retention     time.Duration `koanf:"retention"` // default for `tutela audit prune`
 }
 
+// Retention bounds how long personal and credential data outside the audit log is kept (ASVS
+// 5.0 14.2.4, 14.2.7); every node sweeps it hourly (sqlstore.DB.PurgeExpired). Each duration
+// must be set: an unbounded retention is not an option.
+type Retention struct {
+	LoginHistory   time.Duration `koanf:"login_history"`   // sign-in attempts (IP, user agent)
+	SecurityEvents time.Duration `koanf:"security_events"` // lockouts, resets, revocations (IP)
+	// EndedSessions: revoked or expired sessions (IP, user agent) with their refresh tokens,
+	// counted from when the session ended.
+	EndedSessions time.Duration `koanf:"ended_sessions"`
+	// UsedTokens: used or expired one-time tokens (setup, reset, MFA sign-in challenges),
+	// expired WebAuthn ceremonies and client-assertion jti records.
+	UsedTokens time.Duration `koanf:"used_tokens"`
+}
+
 // Vault configures envelope encryption (docs/keys.md): where the key-encryption key lives and how
 // long unwrapped keysets stay in memory.
 type Vault struct {
@@ -239,6 +254,8 @@ func Default() *Config {
 		},
 		SMTP:  SMTP{TLS: "starttls"},
 		Audit: Audit{CheckpointInterval: time.Second, Retention: 2 * 365 * 24 * time.Hour},
+		Retention: Retention{LoginHistory: 90 * 24 * time.Hour, SecurityEvents: 365 * 24 * time.Hour,
+			EndedSessions: 30 * 24 * time.Hour, UsedTokens: 24 * time.Hour},
 		Vault: Vault{CacheTTL: 5 * time.Minute},
 	}
 }
@@ -310,6 +327,10 @@ var envVars = []struct {
 	{"TUTELA_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpoint_interval", kindDuration},
 	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
 	{"TUTELA_AUDIT_RETENTION", "audit.retention", kindDuration},
+	{"TUTELA_RETENTION_LOGIN_HISTORY", "retention.login_history", kindDuration},
+	{"TUTELA_RETENTION_SECURITY_EVENTS", "retention.security_events", kindDuration},
+	{"TUTELA_RETENTION_ENDED_SESSIONS", "retention.ended_sessions", kindDuration},
+	{"TUTELA_RETENTION_USED_TOKENS", "retention.used_tokens", kindDuration},
 	{"TUTELA_SMTP_ADDR", "smtp.addr", kindString},
 	{"TUTELA_SMTP_FROM", "smtp.from", kindString},
 	{"TUTELA_SMTP_USERNAME", "smtp.username", kindString},
@@ -650,11 +671,34 @@ func (c *Config) Validate() error {
 	if u := c.Audit.CheckpointURL; u != "" && !httpsURL(u) {
 		p.add("audit.checkpoint_url: must be an https URL (http only on loopback)")
 	}
+	c.validateRetention(&p)
 	c.validateVault(&p)
 	if len(p) == 0 {
 		return nil
 	}
 	return &Problems{List: p}
+}
+
+// validateRetention sets floors, not defaults: a retention of 0 would mean "keep for ever" to
+// some readers and "delete at once" to others, so it is refused. One-time tokens may go after an
+// hour; the rest are kept a day at least, so a sign-in attempt or a revoked session can still be
+// investigated the morning after.
+func (c *Config) validateRetention(p *problems) {
+	r := c.Retention
+	for _, f := range []struct {
+		key      string
+		d, floor time.Duration
+		text     string
+	}{
+		{"retention.login_history", r.LoginHistory, 24 * time.Hour, "24h"},
+		{"retention.security_events", r.SecurityEvents, 24 * time.Hour, "24h"},
+		{"retention.ended_sessions", r.EndedSessions, 24 * time.Hour, "24h"},
+		{"retention.used_tokens", r.UsedTokens, time.Hour, "1h"},
+	} {
+		if f.d < f.floor {
+			p.add("%s: must be at least %s", f.key, f.text)
+		}
+	}
 }
 
 const (

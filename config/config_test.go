@@ -123,6 +123,24 @@ log:
 	wantValid(t, cfg)
 }
 
+// ASVS 5.0 14.2.7: every kind of personal data the sweep covers has a bounded default, and a
+// file can shorten one without resetting the others.
+func TestLoad_RetentionDefaultsAndOverride(t *testing.T) {
+	t.Parallel()
+	def := Default().Retention
+	want := Retention{LoginHistory: 2160 * time.Hour, SecurityEvents: 8760 * time.Hour,
+		EndedSessions: 720 * time.Hour, UsedTokens: 24 * time.Hour}
+	if def != want {
+		t.Fatalf("default retention = %+v, want %+v", def, want)
+	}
+	cfg := mustLoad(t, "retention:\n  login_history: 720h\n  used_tokens: 1h\n")
+	want.LoginHistory, want.UsedTokens = 720*time.Hour, time.Hour
+	if cfg.Retention != want {
+		t.Fatalf("retention = %+v, want %+v", cfg.Retention, want)
+	}
+	wantValid(t, cfg)
+}
+
 func TestLoad_EnvOverridesFile(t *testing.T) {
 	t.Parallel()
 	cfg := mustLoad(t, `
@@ -203,6 +221,10 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUDIT_CHECKPOINT_INTERVAL=5s", func(c *Config) any { return c.Audit.CheckpointInterval }, 5 * time.Second},
 		{"TUTELA_AUDIT_CHECKPOINT_URL=https://witness.example.org/in", func(c *Config) any { return c.Audit.CheckpointURL }, "https://witness.example.org/in"},
 		{"TUTELA_AUDIT_RETENTION=8760h", func(c *Config) any { return c.Audit.Retention }, 8760 * time.Hour},
+		{"TUTELA_RETENTION_LOGIN_HISTORY=720h", func(c *Config) any { return c.Retention.LoginHistory }, 720 * time.Hour},
+		{"TUTELA_RETENTION_SECURITY_EVENTS=4380h", func(c *Config) any { return c.Retention.SecurityEvents }, 4380 * time.Hour},
+		{"TUTELA_RETENTION_ENDED_SESSIONS=168h", func(c *Config) any { return c.Retention.EndedSessions }, 168 * time.Hour},
+		{"TUTELA_RETENTION_USED_TOKENS=2h", func(c *Config) any { return c.Retention.UsedTokens }, 2 * time.Hour},
 		{"TUTELA_SMTP_ADDR=mail.example.org:587", func(c *Config) any { return c.SMTP.Addr }, "mail.example.org:587"},
 		{"TUTELA_SMTP_FROM=noreply@example.org", func(c *Config) any { return c.SMTP.From }, "noreply@example.org"},
 		{"TUTELA_SMTP_USERNAME=tutela", func(c *Config) any { return c.SMTP.Username }, "tutela"},
@@ -448,6 +470,14 @@ func TestValidate_Ranges(t *testing.T) {
 		{"upper-case log level", func(c *Config) { c.Log.Level = "INFO" }, "log.level"},
 		{"sqlite scheme", func(c *Config) { c.Database.URL = "sqlite:///tmp/t.db" }, "database.url"},
 		{"postgresql scheme", func(c *Config) { c.Database.URL = "postgresql://db/tutela?sslmode=verify-full" }, ""},
+		{"login history kept a day", func(c *Config) { c.Retention.LoginHistory = 24 * time.Hour }, ""},
+		{"login history kept less than a day", func(c *Config) { c.Retention.LoginHistory = 23 * time.Hour }, "retention.login_history: must be at least 24h"},
+		{"security events kept for ever", func(c *Config) { c.Retention.SecurityEvents = 0 }, "retention.security_events: must be at least 24h"},
+		{"ended sessions kept less than a day", func(c *Config) { c.Retention.EndedSessions = time.Hour }, "retention.ended_sessions: must be at least 24h"},
+		{"negative session retention", func(c *Config) { c.Retention.EndedSessions = -48 * time.Hour }, "retention.ended_sessions"},
+		{"used tokens kept an hour", func(c *Config) { c.Retention.UsedTokens = time.Hour }, ""},
+		{"used tokens kept less than an hour", func(c *Config) { c.Retention.UsedTokens = 59 * time.Minute }, "retention.used_tokens: must be at least 1h"},
+		{"used tokens kept for ever", func(c *Config) { c.Retention.UsedTokens = 0 }, "retention.used_tokens"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

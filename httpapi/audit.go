@@ -16,6 +16,7 @@ import (
 	"tutela/audit"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
+	"tutela/identity"
 	"tutela/sqlstore"
 )
 
@@ -58,6 +59,43 @@ func noteDenial(ctx context.Context, d denial) {
 	}
 }
 
+// authFailure is a credential refused at the HTTP layer (ASVS 5.0 16.3.1): a bearer token or
+// session cookie (auth.token) or a service account's client authentication (auth.client). The
+// client sees only the 401, so the handler notes it in the request context and auditRequests
+// records it with the call's api.request event, in the same transaction: a flood of bad
+// credentials costs one extra row per call at most. It holds IDs of accounts that exist, a
+// syntactically valid client ID and fixed codes, never a secret, assertion or token.
+type authFailure struct {
+	action               string
+	tenantID             string // the account's tenant, "" when no account is known
+	targetType, targetID string
+	details              map[string]any
+}
+
+type authFailureKey struct{}
+
+// noteAuthFailure keeps the request's first refused credential for auditRequests. Outside /v1
+// (or without a database) there is nowhere to keep it and it is dropped.
+func noteAuthFailure(ctx context.Context, f authFailure) {
+	if slot, ok := ctx.Value(authFailureKey{}).(*atomic.Pointer[authFailure]); ok {
+		slot.CompareAndSwap(nil, &f)
+	}
+}
+
+// refusalFailure is the authFailure of err as the identity service explains it (reason, and
+// the account when known), or reason when it gives none.
+func refusalFailure(action, reason string, err error, details map[string]any) authFailure {
+	f := authFailure{action: action, details: details}
+	if r := identity.RefusalOf(err); r != nil {
+		reason, f.tenantID, f.targetType, f.targetID = r.Reason, r.TenantID, r.TargetType, r.TargetID
+		if r.SessionID != "" {
+			details["session_id"] = r.SessionID
+		}
+	}
+	details["reason"] = reason
+	return f
+}
+
 // maxTargetRef bounds the caller-chosen tenant reference copied into the audit log.
 const maxTargetRef = 128
 
@@ -83,7 +121,8 @@ func deniedEvent(ctx context.Context, tenant, route string, status int, d *denia
 // auditRequests records every /v1 call in the audit log after it is answered: actor, tenant,
 // method, route pattern, status, latency, request ID, and the names (never the values) of the
 // query parameters and body fields. A call refused by authorization adds one authz.denied
-// event (at most one per call, so a caller cannot grow the log faster than by calling).
+// event, and one whose credential was refused one auth.token or auth.client event (at most one
+// of each per call, so a caller cannot grow the log faster than by calling).
 func (s *Server) auditRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/v1/") || s.d.DB == nil {
@@ -93,7 +132,8 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := middleware.Recorder(w)
 		denied := new(atomic.Pointer[denial])
-		r = r.WithContext(context.WithValue(r.Context(), denialKey{}, denied))
+		failed := new(atomic.Pointer[authFailure])
+		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), denialKey{}, denied), authFailureKey{}, failed))
 		next.ServeHTTP(rec, r)
 		route := "unmatched"
 		if _, p := s.mux.Handler(r); p != "" && p != "/" {
@@ -132,6 +172,10 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		// (status below 400) was not refused.
 		if d := denied.Load(); d != nil && status >= 400 {
 			events = append(events, deniedEvent(ctx, tenant, route, status, d))
+		}
+		if f := failed.Load(); f != nil && status >= 400 {
+			events = append(events, sqlstore.EventFromContext(ctx, f.action, f.tenantID, f.targetType, f.targetID,
+				audit.OutcomeFailure, f.details))
 		}
 		// Recorded even if the client has gone: the call happened.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -11,6 +11,7 @@ import (
 	"tutela"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
+	"tutela/identity/token"
 	"tutela/sqlstore"
 )
 
@@ -27,7 +28,8 @@ func (s *Server) authenticate(r *http.Request, anyAudience bool) (*tutela.Princi
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return nil, tutela.Errorf(tutela.EUNAUTHENTICATED, "authorization must be a Bearer access token")
+			return nil, &identity.Refusal{Reason: "malformed",
+				Err: tutela.Errorf(tutela.EUNAUTHENTICATED, "authorization must be a Bearer access token")}
 		}
 		if anyAudience {
 			return s.d.Identity.AuthenticateBearerAnyAudience(r.Context(), strings.TrimSpace(tok))
@@ -43,7 +45,7 @@ func (s *Server) authenticate(r *http.Request, anyAudience bool) (*tutela.Princi
 		// cookie-authenticated request a browser marks as coming from another site, reads
 		// included: this is an API, never navigated to from elsewhere, and a cross-site GET
 		// could still trigger an export or an audited read (ASVS 3.5.3).
-		return nil, tutela.Errorf(tutela.EFORBIDDEN, "cross-site request refused")
+		return nil, &identity.Refusal{Reason: "cross_site", Err: tutela.Errorf(tutela.EFORBIDDEN, "cross-site request refused")}
 	}
 	return s.d.Identity.AuthenticateSession(r.Context(), c.Value)
 }
@@ -82,8 +84,12 @@ func (s *Server) authedFor(allowRestricted, anyAudience bool, h func(http.Respon
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r, anyAudience)
 		if err != nil {
-			if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
+			switch tutela.ErrorCode(err) {
+			case tutela.EUNAUTHENTICATED:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tutela"`)
+				noteTokenFailure(r, err)
+			case tutela.EFORBIDDEN:
+				noteTokenFailure(r, err)
 			}
 			middleware.WriteError(w, r, err)
 			return
@@ -103,6 +109,37 @@ func (s *Server) authedFor(allowRestricted, anyAudience bool, h func(http.Respon
 	}
 }
 
+// tokenReasons name the token package's refusals in the audit log.
+var tokenReasons = []struct {
+	err    error
+	reason string
+}{
+	{token.ErrExpired, "expired"}, {token.ErrBadSignature, "bad_signature"}, {token.ErrAudience, "wrong_audience"},
+	{token.ErrIssuer, "wrong_issuer"}, {token.ErrNotYetValid, "not_yet_valid"}, {token.ErrUnknownKey, "unknown_key"},
+	{token.ErrKeyNotActive, "key_not_active"}, {token.ErrAlgorithm, "bad_algorithm"}, {token.ErrMalformed, "malformed"},
+}
+
+// noteTokenFailure notes a refused bearer token or session cookie for the audit log: an
+// auth.token event with the reason and, when the token or session was genuine, its account and
+// session (ASVS 5.0 16.3.1). A request that presented neither is only its api.request's 401.
+func noteTokenFailure(r *http.Request, err error) {
+	credential := "bearer"
+	if r.Header.Get("Authorization") == "" {
+		if c, cerr := r.Cookie(SessionCookie); cerr != nil || c.Value == "" {
+			return
+		}
+		credential = "session_cookie"
+	}
+	reason := "invalid"
+	for _, m := range tokenReasons {
+		if errors.Is(err, m.err) {
+			reason = m.reason
+			break
+		}
+	}
+	noteAuthFailure(r.Context(), refusalFailure("auth.token", reason, err, map[string]any{"credential": credential}))
+}
+
 type loginRequest struct {
 	Tenant   string `json:"tenant"`
 	Email    string `json:"email"`
@@ -119,6 +156,17 @@ type grantResponse struct {
 	UserID             string    `json:"user_id"`
 	TenantID           string    `json:"tenant_id"`
 	MustChangePassword bool      `json:"must_change_password"`
+}
+
+// renewCookie sets the session cookie to a renewed secret (after a step-up or re-authentication
+// by cookie), keeping its attributes and the session's absolute expiry; a zero secret (bearer
+// clients) leaves the cookie alone.
+func (s *Server) renewCookie(w http.ResponseWriter, p *tutela.Principal, secret tutela.Secret) {
+	if secret.IsZero() {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret.Reveal(), Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Expires: p.SessionExpiry})
 }
 
 // writeGrant answers with the grant's tokens, and sets the session cookie only for a new

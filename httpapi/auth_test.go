@@ -49,7 +49,16 @@ func (e *env) req(t testing.TB, method, path, body, ip string, auth any) (*http.
 	}
 	rec := httptest.NewRecorder()
 	e.srv.ServeHTTP(rec, r)
-	return rec.Result(), rec.Body.Bytes()
+	res := rec.Result()
+	// Like a browser, keep the session cookie the server renews (step-up, re-authentication).
+	if c, ok := auth.(*http.Cookie); ok {
+		for _, nc := range res.Cookies() {
+			if nc.Name == c.Name && nc.Value != "" {
+				c.Value = nc.Value
+			}
+		}
+	}
+	return res, rec.Body.Bytes()
 }
 
 func loginBody(tenant, email, pw string) string {

@@ -64,10 +64,12 @@ func (s *Server) reauthenticate(w http.ResponseWriter, r *http.Request, p *tutel
 		return
 	}
 	ip, _ := clientInfo(r)
-	if err := s.d.Identity.Reauthenticate(r.Context(), p, tutela.NewSecret(req.Password), ip); err != nil {
+	secret, err := s.d.Identity.Reauthenticate(r.Context(), p, tutela.NewSecret(req.Password), ip)
+	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
+	s.renewCookie(w, p, secret)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -157,10 +159,12 @@ func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, p *tutela.Princi
 		return
 	}
 	ip, _ := clientInfo(r)
-	if err := s.d.Identity.StepUp(r.Context(), p, code, wa, ip); err != nil {
+	secret, err := s.d.Identity.StepUp(r.Context(), p, code, wa, ip)
+	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
+	s.renewCookie(w, p, secret)
 	w.WriteHeader(http.StatusNoContent)
 }
 

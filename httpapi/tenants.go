@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 	"tutela/password"
 
 	"tutela"
@@ -196,6 +197,21 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 					return tutela.FieldErrorf("session_absolute_seconds", "session_absolute_seconds must be 0-2592000 (0 = default)")
 				}
 				pol.Absolute = secondsDur(*v)
+			}
+			// The two must agree with each other (and with the defaults a zero stands for):
+			// an idle timeout under a minute or longer than the absolute lifetime is a mistake.
+			idle, abs := s.d.Identity.SessionDefaults()
+			if pol.Idle != 0 {
+				idle = pol.Idle
+			}
+			if pol.Absolute != 0 {
+				abs = pol.Absolute
+			}
+			if idle < time.Minute {
+				return tutela.FieldErrorf("session_idle_seconds", "session_idle_seconds must be at least 60")
+			}
+			if idle > abs {
+				return tutela.FieldErrorf("session_idle_seconds", "the idle timeout (%s) cannot exceed the absolute lifetime (%s)", idle, abs)
 			}
 			return tx.SetTenantSessionPolicy(r.Context(), t.ID, pol)
 		}

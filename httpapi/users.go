@@ -140,8 +140,21 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	}
 	var out *tutela.User
 	var masks map[string]authz.Mask
+	var oldEmail string
 	err := s.withUser(r, p, authz.Update, authz.ResUsers, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
 		masks = pol.Masks
+		if req.Email != nil && tutela.NormalizeEmail(*req.Email) != tutela.NormalizeEmail(u.Email) {
+			// The e-mail address is where password resets go: changing it is as sensitive as
+			// resetting a password (ASVS 7.5.1). It needs a fresh second factor, ends the
+			// user's outstanding reset codes, and the old address is told.
+			if err := s.requireStepUp(p, authz.Decision{Obligations: authz.Obligations{StepUpRequired: true}}); err != nil {
+				return err
+			}
+			if err := tx.Users(t.ID).RevokeTokens(r.Context(), u.ID); err != nil {
+				return err
+			}
+			oldEmail = u.Email
+		}
 		if req.Email != nil {
 			u.Email = *req.Email
 		}
@@ -154,6 +167,9 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
+	}
+	if oldEmail != "" {
+		s.d.Identity.NotifyEmailChanged(r.Context(), oldEmail, out.Email)
 	}
 	s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/audit"
 	"tutela/mail"
 	"tutela/mfa"
 	"tutela/sqlstore"
@@ -80,36 +81,54 @@ func (s *Service) peekChallenge(ctx context.Context, challenge string) (*sqlstor
 // The attempt is counted before the factor is checked (reserveUserAttempt), so concurrent
 // guesses get at most mfaLimit.MaxFailures checks. An attempt that fails with any other error
 // stays counted: unlike a busy hasher, such an error does not show the factor went unchecked.
-func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string, webauthnResp []byte, ip string) (string, error) {
+//
+// Every refused factor is an auth.mfa failure event (ASVS 5.0 16.3.1); step says whether it was
+// at sign-in or step-up. Success needs none of its own: the sign-in's auth.login or the
+// session's session.step_up records it.
+func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string, webauthnResp []byte, ip, step string) (string, error) {
+	method := "hwk"
+	if webauthnResp == nil {
+		method = "otp"
+		if mfa.CodeType(code) == mfa.TypeRecovery {
+			method = "rcv"
+		}
+	}
+	failure := func(reason string) audit.Event {
+		ev := authFailureEvent(ctx, "auth.mfa", u.TenantID, u.ID, map[string]any{"method": method, "reason": reason, "step": step})
+		// The password (or the session) already showed who is signing in.
+		ev.ActorType, ev.ActorID = audit.ActorUser, u.ID
+		return ev
+	}
 	key := keyHash("mfa", u.TenantID, u.ID)
 	r, err := s.reserveUserAttempt(ctx, key, "mfa", mfaLimit)
 	if err != nil {
+		var throttled *ThrottledError
+		if errors.As(err, &throttled) {
+			s.recordAuthFailure(ctx, failure("locked"))
+		}
 		return "", err
 	}
-	var method string
 	var res mfa.CodeResult
 	if webauthnResp != nil {
 		_, err = s.MFA.FinishWebAuthnLogin(ctx, u.TenantID, u.ID, webauthnResp)
-		method = "hwk"
 	} else {
 		res, err = s.MFA.VerifyCode(ctx, u.TenantID, u.ID, code)
-		method = "otp"
-		if res.RecoveryUsed {
-			method = "rcv"
-		}
 	}
 	if err != nil {
 		if tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
 			return "", err
 		}
-		kind := ""
+		kind, reason := "", "invalid_code"
 		switch {
 		case errors.Is(err, mfa.ErrReplayed):
-			kind = "totp_replay_refused"
+			kind, reason = "totp_replay_refused", "replayed"
 		case errors.Is(err, mfa.ErrClonedAuthenticator):
-			kind = "passkey_clone_detected"
+			kind, reason = "passkey_clone_detected", "cloned"
 		}
 		ferr := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+			if err := tx.Audit(ctx, failure(reason)); err != nil {
+				return err
+			}
 			if err := recordUserLock(ctx, tx, r, u, ip, "mfa_locked"); err != nil {
 				return err
 			}
@@ -144,7 +163,7 @@ func (s *Service) CompleteMFA(ctx context.Context, challenge, code string, webau
 	if err != nil {
 		return nil, err
 	}
-	method, err := s.secondFactor(ctx, cred.User, code, webauthnResp, ip)
+	method, err := s.secondFactor(ctx, cred.User, code, webauthnResp, ip, "sign_in")
 	if err != nil {
 		return nil, err
 	}
@@ -186,19 +205,44 @@ func (s *Service) MFAWebAuthnOptions(ctx context.Context, challenge string) ([]b
 
 // StepUp proves a second factor again within a session, so sensitive actions are allowed for
 // the next StepUpWindow.
-func (s *Service) StepUp(ctx context.Context, p *tutela.Principal, code string, webauthnResp []byte, ip string) error {
+//
+// When the session cookie authenticated the request, the session gets a new secret, returned
+// for the caller to set as the cookie; the old one stops working (ASVS 7.2.4: a new session
+// token on re-authentication). Bearer clients get a zero Secret and keep their tokens.
+func (s *Service) StepUp(ctx context.Context, p *tutela.Principal, code string, webauthnResp []byte, ip string) (tutela.Secret, error) {
 	if p.SessionID == "" || p.Kind != tutela.PrincipalUser {
-		return tutela.Errorf(tutela.EFORBIDDEN, "step-up needs a user session")
+		return tutela.Secret{}, tutela.Errorf(tutela.EFORBIDDEN, "step-up needs a user session")
 	}
 	var u *tutela.User
 	if err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) { u, err = tx.Users(p.TenantID).Get(ctx, p.UserID); return err }); err != nil {
-		return err
+		return tutela.Secret{}, err
 	}
-	method, err := s.secondFactor(ctx, u, code, webauthnResp, ip)
+	method, err := s.secondFactor(ctx, u, code, webauthnResp, ip, "step_up")
 	if err != nil {
-		return err
+		return tutela.Secret{}, err
 	}
-	return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.StepUp(ctx, p.SessionID, method) })
+	var secret tutela.Secret
+	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.StepUp(ctx, p.SessionID, method); err != nil {
+			return err
+		}
+		secret, err = s.renewSessionSecret(ctx, tx, p)
+		return err
+	})
+	return secret, err
+}
+
+// renewSessionSecret gives a cookie-authenticated session a new secret after a
+// re-authentication and returns it; for bearer clients it does nothing.
+func (s *Service) renewSessionSecret(ctx context.Context, tx *sqlstore.Tx, p *tutela.Principal) (tutela.Secret, error) {
+	if !p.ViaCookie {
+		return tutela.Secret{}, nil
+	}
+	secret := newSecret()
+	if err := tx.RenewSessionSecret(ctx, p.SessionID, sqlstore.HashToken(secret)); err != nil {
+		return tutela.Secret{}, err
+	}
+	return tutela.NewSecret(secret), nil
 }
 
 // StepUpFresh reports whether the principal proved a second factor within StepUpWindow.
@@ -209,20 +253,11 @@ func (s *Service) StepUpFresh(p *tutela.Principal) bool {
 // NotifyMFAReset tells the user by e-mail that an administrator removed their second factors
 // (if e-mail is configured), so a reset they did not ask for does not go unnoticed.
 func (s *Service) NotifyMFAReset(ctx context.Context, u *tutela.User) {
-	if s.Mailer == nil || u == nil {
+	if u == nil {
 		return
 	}
-	s.background.Add(1)
-	go func() {
-		defer s.background.Done()
-		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		err := s.Mailer.Send(bg, mail.Message{To: u.Email, Subject: "Your second factors were reset",
-			Text: "An administrator removed the second factors (authenticator app, passkeys, recovery codes) of " + u.Email +
-				".\n\nYou will be asked to set up a new one at your next sign-in. If you did not ask for this, contact your " +
-				"administrator at once.\n"})
-		if err != nil {
-			s.log.Error("MFA reset notification", "err", err)
-		}
-	}()
+	s.notify(ctx, mail.Message{To: u.Email, Subject: "Your second factors were reset",
+		Text: "An administrator removed the second factors (authenticator app, passkeys, recovery codes) of " + u.Email +
+			".\n\nYou will be asked to set up a new one at your next sign-in. If you did not ask for this, contact your " +
+			"administrator at once.\n"}, "MFA reset")
 }

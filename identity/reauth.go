@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"tutela"
@@ -21,11 +22,18 @@ var passwordLimit = Limit{MaxFailures: 5, Window: 15 * time.Minute, BaseLock: ti
 // ThrottledError, a wrong password EINVALIDCREDENTIALS (and counts towards the lock). The attempt
 // is counted before the hash is checked (reserveUserAttempt), so concurrent guesses get at most
 // passwordLimit.MaxFailures checks; a success resets the counter.
-func (s *Service) checkCurrentPassword(ctx context.Context, cred *sqlstore.Credentials, pw tutela.Secret, ip string) error {
+//
+// A refusal is audited as action (auth.reauthenticate or auth.password_change) with reason
+// wrong_password or locked (ASVS 5.0 16.3.1).
+func (s *Service) checkCurrentPassword(ctx context.Context, cred *sqlstore.Credentials, pw tutela.Secret, ip, action string) error {
 	u := cred.User
 	key := keyHash("password", u.TenantID, u.ID)
 	r, err := s.reserveUserAttempt(ctx, key, "password", passwordLimit)
 	if err != nil {
+		var throttled *ThrottledError
+		if errors.As(err, &throttled) {
+			s.recordAuthFailure(ctx, authFailureEvent(ctx, action, u.TenantID, u.ID, map[string]any{"reason": "locked"}))
+		}
 		return err
 	}
 	ok := false
@@ -40,6 +48,9 @@ func (s *Service) checkCurrentPassword(ctx context.Context, cred *sqlstore.Crede
 		return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.ResetThrottles(ctx, key) })
 	}
 	if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.Audit(ctx, authFailureEvent(ctx, action, u.TenantID, u.ID, map[string]any{"reason": "wrong_password"})); err != nil {
+			return err
+		}
 		return recordUserLock(ctx, tx, r, u, ip, "password_check_locked")
 	}); err != nil {
 		return err
@@ -58,21 +69,31 @@ func recordUserLock(ctx context.Context, tx *sqlstore.Tx, r reservation, u *tute
 
 // Reauthenticate checks the signed-in user's password again and records it on the session, so
 // actions that need a fresh authentication are allowed for ReauthWindow.
-func (s *Service) Reauthenticate(ctx context.Context, p *tutela.Principal, pw tutela.Secret, ip string) error {
+// Like StepUp, it renews a cookie-authenticated session's secret and returns the new one.
+func (s *Service) Reauthenticate(ctx context.Context, p *tutela.Principal, pw tutela.Secret, ip string) (tutela.Secret, error) {
 	if p.SessionID == "" || p.Kind != tutela.PrincipalUser {
-		return tutela.Errorf(tutela.EFORBIDDEN, "re-authentication needs a user session")
+		return tutela.Secret{}, tutela.Errorf(tutela.EFORBIDDEN, "re-authentication needs a user session")
 	}
 	var cred *sqlstore.Credentials
 	if err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
 		cred, err = tx.Users(p.TenantID).Credentials(ctx, p.UserID)
 		return err
 	}); err != nil {
-		return err
+		return tutela.Secret{}, err
 	}
-	if err := s.checkCurrentPassword(ctx, cred, pw, ip); err != nil {
-		return err
+	if err := s.checkCurrentPassword(ctx, cred, pw, ip, "auth.reauthenticate"); err != nil {
+		return tutela.Secret{}, err
 	}
-	return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Reauthenticated(ctx, p.SessionID) })
+	var secret tutela.Secret
+	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.Reauthenticated(ctx, p.SessionID); err != nil {
+			return err
+		}
+		var err error
+		secret, err = s.renewSessionSecret(ctx, tx, p)
+		return err
+	})
+	return secret, err
 }
 
 // RecentlyAuthenticated reports whether the principal signed in, proved a second factor or

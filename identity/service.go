@@ -110,6 +110,11 @@ func (s *Service) ensureSigner(ctx context.Context) error {
 	return s.Tokens.Rotate(ctx)
 }
 
+// SessionDefaults are the server's session timeouts, which a tenant's zero settings mean.
+func (s *Service) SessionDefaults() (idle, absolute time.Duration) {
+	return s.cfg.SessionIdle, s.cfg.SessionAbsolute
+}
+
 // Audience is the access-token audience of Tutela's own API.
 func (s *Service) Audience() string { return s.cfg.Audience }
 
@@ -473,22 +478,28 @@ var errSession = tutela.Errorf(tutela.EUNAUTHENTICATED, "session expired or revo
 // absolute timeouts and the user's token version, and records activity.
 func (s *Service) AuthenticateSession(ctx context.Context, secret string) (*tutela.Principal, error) {
 	if len(secret) != 43 {
-		return nil, errSession
+		return nil, refuse(errSession, "malformed")
 	}
 	var p *tutela.Principal
 	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		sess, err := tx.SessionBySecret(ctx, sqlstore.HashToken(secret))
 		if err != nil {
-			return errSession
+			return refuse(errSession, "unknown_session")
+		}
+		if sess.RevokedAt != nil {
+			return sessionRefused(errSession, "revoked_session", sess)
 		}
 		if !sess.Active(tx.Now()) {
-			return errSession
+			return sessionRefused(errSession, "session_expired", sess)
 		}
 		p, err = s.principal(ctx, tx, sess.TenantID, sess.UserID, sess.TokenVersion)
+		if r := RefusalOf(err); r != nil {
+			r.SessionID = sess.ID
+		}
 		if err != nil {
 			return err
 		}
-		p.SessionID, p.AMR, p.AuthTime, p.ViaCookie = sess.ID, sess.AMR, sess.CreatedAt, true
+		p.SessionID, p.AMR, p.AuthTime, p.ViaCookie, p.SessionExpiry = sess.ID, sess.AMR, sess.CreatedAt, true, sess.AbsoluteExpiry
 		sessionTimes(p, sess)
 		// Write last-seen at most once a minute: sliding expiry without a write per request.
 		if tx.Now().Sub(sess.LastSeenAt) >= time.Minute {
@@ -511,16 +522,22 @@ func sessionTimes(p *tutela.Principal, sess *sqlstore.Session) {
 
 // principal loads the user's roles after checking the user is active and tv is current.
 func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, userID string, tv int64) (*tutela.Principal, error) {
+	refused := func(reason string) error {
+		return &Refusal{Reason: reason, TenantID: tenantID, TargetType: "user", TargetID: userID, Err: errSession}
+	}
 	cred, err := tx.Users(tenantID).Credentials(ctx, userID)
 	if err != nil {
-		return nil, errSession
+		return nil, refused("unknown_user")
 	}
-	if cred.TokenVersion != tv || cred.User.Status != tutela.StatusActive {
-		return nil, errSession
+	if cred.TokenVersion != tv {
+		return nil, refused("revoked") // password changed, signed out everywhere, or disabled since
+	}
+	if cred.User.Status != tutela.StatusActive {
+		return nil, refused("user_inactive")
 	}
 	t, err := tx.Tenant(ctx, tenantID)
 	if err != nil || t.Status != tutela.StatusActive {
-		return nil, errSession
+		return nil, refused("tenant_inactive")
 	}
 	roles, err := tx.Users(tenantID).Roles(ctx, userID)
 	if err != nil {
@@ -599,12 +616,29 @@ func (s *Service) bearerPrincipal(ctx context.Context, c *token.Claims) (*tutela
 	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
 		var err error
 		if p, err = s.principal(ctx, tx, c.Tenant, c.Subject, c.TokenVersion); err != nil {
+			if r := RefusalOf(err); r != nil {
+				r.SessionID = c.SessionID
+			}
 			return err
 		}
 		if c.SessionID != "" {
+			// The token is genuine, so its claims name the account and session.
+			refused := func(reason string) error {
+				return &Refusal{Reason: reason, TenantID: c.Tenant, TargetType: "user", TargetID: c.Subject,
+					SessionID: c.SessionID, Err: errSession}
+			}
 			sess, err := tx.Users(c.Tenant).Session(ctx, c.Subject, c.SessionID)
-			if err != nil || sess.RevokedAt != nil || !tx.Now().Before(sess.AbsoluteExpiry) {
-				return errSession
+			switch {
+			case err != nil:
+				return refused("unknown_session")
+			case sess.RevokedAt != nil:
+				return refused("revoked_session")
+			case !tx.Now().Before(sess.AbsoluteExpiry):
+				return refused("session_expired")
+			case !tx.Now().Before(sess.LastSeenAt.Add(sess.IdleTimeout)):
+				// Idle: nothing used the session (a refresh or a cookie request) for its idle
+				// timeout, so its access tokens stop too, not only its cookie (ASVS 7.3.1).
+				return refused("session_idle")
 			}
 			sessionTimes(p, sess)
 		}
@@ -618,6 +652,10 @@ func (s *Service) bearerPrincipal(ctx context.Context, c *token.Claims) (*tutela
 }
 
 var errRefresh = tutela.Errorf(tutela.EUNAUTHENTICATED, "refresh token is invalid or expired; sign in again")
+
+// errRestricted refuses a token for another service to a user who must first change their
+// password or enrol a second factor.
+var errRestricted = tutela.Errorf(tutela.EFORBIDDEN, "change your password or enrol a second factor first")
 
 // Refresh exchanges a refresh token for a new one and a new access token (rotation). A refresh
 // token presented a second time means it was stolen or replayed: the whole family and its
@@ -635,6 +673,7 @@ func (s *Service) RefreshFor(ctx context.Context, refresh tutela.Secret, resourc
 		return nil, err
 	}
 	if len(refresh.Bytes()) != 43 {
+		s.recordAuthFailure(ctx, authFailureEvent(ctx, "auth.refresh", "", "", map[string]any{"reason": "malformed"}))
 		return nil, errRefresh
 	}
 	if err := s.ensureSigner(ctx); err != nil {
@@ -642,13 +681,19 @@ func (s *Service) RefreshFor(ctx context.Context, refresh tutela.Secret, resourc
 	}
 	var g *Grant
 	var reuse error
+	// Why the token was refused, and whose session it was: the refusal rolls the transaction
+	// back, so its auth.refresh event (ASVS 5.0 16.3.1) is written after, in its own.
+	var refused *Refusal
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		refused = nil
 		rt, err := tx.UseRefreshToken(ctx, sqlstore.HashToken(refresh.Reveal()))
 		if err != nil {
+			refused = refuse(errRefresh, "unknown_token")
 			return errRefresh
 		}
 		sess, err := tx.SessionByID(ctx, rt.SessionID)
 		if err != nil {
+			refused = refuse(errRefresh, "unknown_token")
 			return errRefresh
 		}
 		if rt.UsedAt != nil {
@@ -656,17 +701,47 @@ func (s *Service) RefreshFor(ctx context.Context, refresh tutela.Secret, resourc
 				return err
 			}
 			reuse = errRefresh
+			if err := tx.Audit(ctx, authFailureEvent(ctx, "auth.refresh", sess.TenantID, sess.UserID,
+				map[string]any{"reason": "reused", "session_id": sess.ID})); err != nil {
+				return err
+			}
 			return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: sess.TenantID, UserID: sess.UserID,
 				Kind: "refresh_reuse_detected", IP: ip, Details: mustJSON(map[string]string{"session_id": sess.ID})})
 		}
 		now := tx.Now()
-		if !now.Before(rt.ExpiresAt) || sess.RevokedAt != nil || !now.Before(sess.AbsoluteExpiry) ||
-			!now.Before(sess.LastSeenAt.Add(sess.IdleTimeout)) {
+		switch {
+		case !now.Before(rt.ExpiresAt):
+			refused = sessionRefused(errRefresh, "expired", sess)
+		case sess.RevokedAt != nil:
+			refused = sessionRefused(errRefresh, "revoked_session", sess)
+		case !now.Before(sess.AbsoluteExpiry) || !now.Before(sess.LastSeenAt.Add(sess.IdleTimeout)):
+			refused = sessionRefused(errRefresh, "session_expired", sess)
+		}
+		if refused != nil {
 			return errRefresh
 		}
 		cred, err := tx.Users(sess.TenantID).Credentials(ctx, sess.UserID)
-		if err != nil || cred.TokenVersion != sess.TokenVersion || cred.User.Status != tutela.StatusActive {
+		switch {
+		case err != nil:
+			refused = sessionRefused(errRefresh, "unknown_user", sess)
+		case cred.TokenVersion != sess.TokenVersion:
+			refused = sessionRefused(errRefresh, "revoked", sess)
+		case cred.User.Status != tutela.StatusActive:
+			refused = sessionRefused(errRefresh, "user_inactive", sess)
+		}
+		if refused != nil {
 			return errRefresh
+		}
+		if resource != "" {
+			// A user who must first change their password or enrol a second factor may use
+			// Tutela only to do that: no token for another service until then (ASVS 2.3.1).
+			p, err := s.principal(ctx, tx, sess.TenantID, sess.UserID, sess.TokenVersion)
+			if err != nil {
+				return err
+			}
+			if p.MustChangePassword || p.MustEnrollMFA {
+				return errRestricted
+			}
 		}
 		if err := tx.TouchSession(ctx, sess.ID); err != nil {
 			return err
@@ -676,6 +751,13 @@ func (s *Service) RefreshFor(ctx context.Context, refresh tutela.Secret, resourc
 		return s.issue(ctx, tx, g, sess.TokenVersion)
 	})
 	if err != nil {
+		if refused != nil {
+			details := map[string]any{"reason": refused.Reason}
+			if refused.SessionID != "" {
+				details["session_id"] = refused.SessionID
+			}
+			s.recordAuthFailure(ctx, authFailureEvent(ctx, "auth.refresh", refused.TenantID, refused.TargetID, details))
+		}
 		return nil, err
 	}
 	if reuse != nil {
@@ -712,7 +794,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkCurrentPassword(ctx, cred, current, ip); err != nil {
+	if err := s.checkCurrentPassword(ctx, cred, current, ip, "auth.password_change"); err != nil {
 		if tutela.ErrorCode(err) == tutela.EINVALIDCREDENTIALS {
 			return nil, tutela.FieldErrorf("current_password", "current password is wrong")
 		}
@@ -823,11 +905,23 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 		tenant  *tutela.Tenant
 		history []string
 	)
+	// A code that is not redeemed is an auth.reset or auth.setup failure (ASVS 5.0 16.3.1),
+	// with the user only when the code was genuine; never the code. A password the policy
+	// refuses is no failed authentication: the code stays usable.
+	action := "auth.reset"
+	if purpose == sqlstore.TokenSetup {
+		action = "auth.setup"
+	}
+	refused := func(tenantID, userID string) {
+		s.recordAuthFailure(ctx, authFailureEvent(ctx, action, tenantID, userID, map[string]any{"reason": "invalid_code"}))
+	}
+	peeked := false
 	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
 		ot, err := tx.PeekToken(ctx, tok, purpose)
 		if err != nil {
 			return err
 		}
+		peeked = true
 		if cred, err = tx.Users(ot.TenantID).Credentials(ctx, ot.UserID); err != nil {
 			return err
 		}
@@ -838,6 +932,9 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 		return err
 	})
 	if err != nil {
+		if !peeked && tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
+			refused("", "") // unknown, expired or spent: the code names no one
+		}
 		return err
 	}
 	prev := history
@@ -848,7 +945,7 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 	if err != nil {
 		return err
 	}
-	return s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		spent, err := tx.ConsumeToken(ctx, tok, purpose)
 		if err != nil {
 			return err
@@ -863,6 +960,11 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 		_, err = s.setPassword(ctx, tx, cred, hash, kind, ip)
 		return err
 	})
+	if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
+		// Spent or expired since the peek (a concurrent redemption): the code was this user's.
+		refused(cred.User.TenantID, cred.User.ID)
+	}
+	return err
 }
 
 // serviceAccountPrincipal resolves a client-credentials token: the account must still exist,
@@ -880,11 +982,14 @@ func (s *Service) serviceAccountPrincipal(ctx context.Context, c *token.Claims, 
 		tenantActive, err = TenantActive(ctx, tx, sa.TenantID)
 		return err
 	})
-	if err != nil || !sa.Usable(s.now()) || !tenantActive {
-		return nil, errSession
+	if err != nil {
+		return nil, &Refusal{Reason: "unknown_client", TenantID: c.Tenant, Err: errSession}
+	}
+	if reason := ClientUnusable(sa, s.now(), tenantActive); reason != "" {
+		return nil, RefuseClient(errSession, reason, sa)
 	}
 	if m := tutela.RequestMetaFrom(ctx); byHolder && m != nil && !sa.AllowsIP(m.IP) {
-		return nil, errSession
+		return nil, RefuseClient(errSession, "ip_not_allowed", sa)
 	}
 	return &tutela.Principal{Kind: tutela.PrincipalServiceAccount, TenantID: sa.TenantID, UserID: sa.ID, AMR: c.AMR}, nil
 }

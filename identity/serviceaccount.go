@@ -49,9 +49,12 @@ var errClient = tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication fa
 
 // AuthenticateClient checks a service account's client ID and secret. Every stored secret is
 // compared (in constant time), so the time taken does not reveal which one matched.
+//
+// A refusal is a *Refusal saying why (malformed, unknown_client, bad_secret, disabled, expired,
+// tenant_inactive, ip_not_allowed) and, when the account exists, naming it, for the audit log.
 func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secret tutela.Secret, ip string) (*sqlstore.ServiceAccount, error) {
 	if clientID == "" || len(clientID) > 64 || secret.IsZero() || len(secret.Bytes()) > 128 {
-		return nil, errClient
+		return nil, refuse(errClient, "malformed")
 	}
 	var sa *sqlstore.ServiceAccount
 	var hashes [][]byte
@@ -65,7 +68,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secre
 	})
 	if err != nil {
 		if tutela.ErrorCode(err) == tutela.ENOTFOUND {
-			return nil, errClient
+			return nil, refuse(errClient, "unknown_client")
 		}
 		return nil, err
 	}
@@ -76,8 +79,14 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secre
 	}
 	// The allowlist, expiry and tenant status are checked after the secret, and fail the same
 	// way, so they reveal nothing to someone without it.
-	if match != 1 || !sa.Usable(s.now()) || !tenantActive || !sa.AllowsIP(ip) {
-		return nil, errClient
+	if match != 1 {
+		return nil, RefuseClient(errClient, "bad_secret", sa)
+	}
+	if reason := ClientUnusable(sa, s.now(), tenantActive); reason != "" {
+		return nil, RefuseClient(errClient, reason, sa)
+	}
+	if !sa.AllowsIP(ip) {
+		return nil, RefuseClient(errClient, "ip_not_allowed", sa)
 	}
 	return sa, nil
 }
@@ -170,7 +179,8 @@ func (s *Service) Introspect(ctx context.Context, caller *sqlstore.ServiceAccoun
 		if _, err := s.serviceAccountPrincipal(ctx, c, false); err != nil {
 			return Introspection{}
 		}
-	} else if _, err := s.bearerPrincipal(ctx, c); err != nil {
+	} else if p, err := s.bearerPrincipal(ctx, c); err != nil || p.MustChangePassword || p.MustEnrollMFA {
+		// A user who must first change their password or enrol a factor may use only Tutela.
 		return Introspection{}
 	}
 	unix := func(t time.Time) int64 {

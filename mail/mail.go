@@ -36,7 +36,6 @@ type Sender interface {
 const (
 	maxSubjectBytes = 400
 	maxTextBytes    = 1 << 20
-	maxAddressBytes = 254 // RFC 5321 §4.5.3.1.3 path limit, less the angle brackets
 )
 
 // Validate checks m without sending it. Send calls it first, so a rejected message never
@@ -82,10 +81,11 @@ func checkHeaderValue(field, v string) error {
 	return nil
 }
 
-// parseAddress accepts one RFC 5322 address whose addr-spec is an ASCII dot-atom. net/mail
-// also accepts quoted local parts (`"x> NOTIFY=..."@host`) and returns them unquoted, which
-// would let the address add parameters to the SMTP MAIL or RCPT command; a dot-atom cannot
-// contain space, '<', '>' or quotes. Internationalised addresses (RFC 6531) are not supported.
+// parseAddress accepts one RFC 5322 address whose addr-spec passes tutela.ValidEmail, the rule
+// user addresses are stored under. net/mail also accepts quoted local parts
+// (`"x> NOTIFY=..."@host`) and returns them unquoted, which would let the address add
+// parameters to the SMTP MAIL or RCPT command; a dot-atom cannot contain space, '<', '>' or
+// quotes. Internationalised addresses (RFC 6531) are not supported.
 func parseAddress(field, v string) (*mail.Address, error) {
 	if err := checkHeaderValue(field, v); err != nil {
 		return nil, err
@@ -97,49 +97,10 @@ func parseAddress(field, v string) (*mail.Address, error) {
 	if err != nil {
 		return nil, tutela.FieldErrorf(field, "%s is not a valid e-mail address", field)
 	}
-	if !dotAtomAddress(a.Address) {
+	if !tutela.ValidEmail(a.Address) {
 		return nil, tutela.FieldErrorf(field, "%s must be a plain ASCII address (local@domain)", field)
 	}
 	return a, nil
-}
-
-func dotAtomAddress(s string) bool {
-	if len(s) > maxAddressBytes {
-		return false
-	}
-	at := strings.LastIndexByte(s, '@')
-	if at <= 0 || at == len(s)-1 {
-		return false
-	}
-	return dotAtom(s[:at], isAtext) && dotAtom(s[at+1:], isDomainChar)
-}
-
-// dotAtom reports whether s is non-empty runs of ok characters separated by single dots.
-func dotAtom(s string, ok func(byte) bool) bool {
-	for _, part := range strings.Split(s, ".") {
-		if part == "" {
-			return false
-		}
-		for i := 0; i < len(part); i++ {
-			if !ok(part[i]) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// isAtext is RFC 5322 §3.2.3 atext.
-func isAtext(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
-}
-
-func isDomainChar(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-'
 }
 
 func domainOf(a *mail.Address) string {

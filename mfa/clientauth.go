@@ -105,6 +105,36 @@ type assertionClaims struct {
 	jwt.Claims
 }
 
+// parseAssertion parses a client assertion with one signature by an allowed algorithm and
+// returns it with the client ID it claims (iss, which must equal sub), or nil. It verifies
+// nothing: the unverified claims only name the account whose keys to try.
+func parseAssertion(assertion string) (*jwt.JSONWebToken, string) {
+	if assertion == "" || len(assertion) > maxAssertionLen {
+		return nil, ""
+	}
+	tok, err := jwt.ParseSigned(assertion, assertionAlgs)
+	if err != nil || len(tok.Headers) != 1 {
+		return nil, ""
+	}
+	var unverified assertionClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, ""
+	}
+	clientID := unverified.Issuer
+	if clientID == "" || len(clientID) > 64 || unverified.Subject != clientID {
+		return nil, ""
+	}
+	return tok, clientID
+}
+
+// AssertionClientID is the client ID a client assertion claims to come from, or "". It
+// verifies nothing: it names the client in the audit log of a refused assertion and must never
+// be trusted for anything else.
+func AssertionClientID(assertion string) string {
+	_, id := parseAssertion(assertion)
+	return id
+}
+
 // VerifyClientAssertion authenticates a service account by a private_key_jwt client assertion
 // (RFC 7523 §2.2 and §3, OIDC Core §9) presented at the endpoint whose URL is audience, and
 // returns the account (its TenantID says which tenant is calling). It checks: an allowed
@@ -120,29 +150,16 @@ func (s *Service) VerifyClientAssertion(ctx context.Context, assertion, audience
 	if audience == "" {
 		return nil, tutela.Errorf(tutela.EINTERNAL, "token endpoint audience not configured")
 	}
-	if assertion == "" || len(assertion) > maxAssertionLen {
-		return nil, ErrClientAuth
-	}
-	tok, err := jwt.ParseSigned(assertion, assertionAlgs)
-	if err != nil || len(tok.Headers) != 1 {
+	tok, clientID := parseAssertion(assertion)
+	if tok == nil {
 		return nil, ErrClientAuth
 	}
 	hdr := tok.Headers[0]
-	// The unverified claims only name the account whose keys to try; nothing else is trusted
-	// until a signature checks.
-	var unverified assertionClaims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, ErrClientAuth
-	}
-	clientID := unverified.Issuer
-	if clientID == "" || len(clientID) > 64 || unverified.Subject != clientID {
-		return nil, ErrClientAuth
-	}
 	var (
 		sa   *sqlstore.ServiceAccount
 		keys []sqlstore.ServiceAccountKey
 	)
-	err = s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
 		sa, keys, err = tx.ServiceAccountKeys(ctx, clientID)
 		return err
 	})

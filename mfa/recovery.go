@@ -121,12 +121,22 @@ type CodeResult struct {
 	Remaining    int // recovery codes left, when RecoveryUsed
 }
 
+// CodeType is how VerifyCode reads code: TypeTOTP when it is 6 digits (spaces ignored), else
+// TypeRecovery. Callers use it to name the method of a refused code.
+func CodeType(code string) string {
+	if isDigits(compactCode(code), totpDigits.Length()) {
+		return TypeTOTP
+	}
+	return TypeRecovery
+}
+
+func compactCode(code string) string { return strings.ReplaceAll(strings.TrimSpace(code), " ", "") }
+
 // VerifyCode accepts either a TOTP code (6 digits) or a recovery code, for a sign-in form with
 // one code field.
 func (s *Service) VerifyCode(ctx context.Context, tenantID, userID, code string) (CodeResult, error) {
-	c := strings.ReplaceAll(strings.TrimSpace(code), " ", "")
-	if isDigits(c, totpDigits.Length()) {
-		return CodeResult{Type: TypeTOTP}, s.VerifyTOTP(ctx, tenantID, userID, c)
+	if CodeType(code) == TypeTOTP {
+		return CodeResult{Type: TypeTOTP}, s.VerifyTOTP(ctx, tenantID, userID, compactCode(code))
 	}
 	n, err := s.UseRecoveryCode(ctx, tenantID, userID, code)
 	if err != nil {

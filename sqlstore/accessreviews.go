@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -358,6 +359,10 @@ func (a AccessReviews) Decide(ctx context.Context, reviewID, itemID string, d It
 	}
 	if utf8.RuneCountInString(d.Comment) > 1000 {
 		return nil, tutela.FieldErrorf("comment", "comment must be at most 1000 characters")
+	}
+	if !utf8.ValidString(d.Comment) || strings.ContainsRune(d.Comment, 0) {
+		// Free text over several lines; PostgreSQL refuses NUL and invalid UTF-8 (a 500 otherwise).
+		return nil, tutela.FieldErrorf("comment", "comment must be UTF-8 text without NUL")
 	}
 	rev, err := a.Get(ctx, reviewID)
 	if err != nil {

@@ -35,8 +35,14 @@ func validateRole(r *Role) error {
 		return tutela.FieldErrorf("key", "key must be 2-63 lowercase letters, digits or underscores, starting with a letter")
 	case strings.TrimSpace(r.Name) == "" || len(r.Name) > 100:
 		return tutela.FieldErrorf("name", "name must be 1-100 characters")
+	case !tutela.ValidText(r.Name):
+		return tutela.FieldErrorf("name", "name must be UTF-8 text without control or formatting characters (line breaks, NUL, zero-width or bidi controls)")
 	case len(r.Description) > 1000:
 		return tutela.FieldErrorf("description", "description must be at most 1000 characters")
+	case strings.ToValidUTF8(r.Description, "") != r.Description || strings.ContainsRune(r.Description, 0):
+		// Free text that may span lines, so not ValidText; PostgreSQL refuses NUL and invalid
+		// UTF-8 in text, which would otherwise surface as a 500.
+		return tutela.FieldErrorf("description", "description must be UTF-8 text without NUL")
 	case !r.Clearance.Valid():
 		return tutela.FieldErrorf("clearance", "clearance must be GREEN, YELLOW or RED")
 	}

@@ -483,6 +483,9 @@ func (tx *Tx) AddServiceAccountKey(ctx context.Context, tenantID string, k *Serv
 	if !tutela.ValidID(tenantID) || !tutela.ValidID(k.ServiceAccountID) {
 		return notFound
 	}
+	if err := tx.lockServiceAccount(ctx, k.ServiceAccountID); err != nil {
+		return err
+	}
 	var n int
 	err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM service_account_keys WHERE service_account_id = s.id)
 		FROM service_accounts s WHERE s.tenant_id = $1 AND s.id = $2`, tenantID, k.ServiceAccountID).Scan(&n)

@@ -83,6 +83,9 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 	if name == "" || len(name) > 100 {
 		return tutela.FieldErrorf("name", "name must be 1-100 characters")
 	}
+	if !tutela.ValidText(name) {
+		return tutela.FieldErrorf("name", "name must be text without control or format characters")
+	}
 	if sa.Clearance == "" {
 		sa.Clearance = authz.Green
 	}
@@ -249,6 +252,9 @@ func (tx *Tx) AddServiceAccountSecret(ctx context.Context, tenantID, saID string
 	if _, err := tx.ServiceAccount(ctx, tenantID, saID); err != nil {
 		return "", err
 	}
+	if err := tx.lockServiceAccount(ctx, saID); err != nil {
+		return "", err
+	}
 	var n int
 	if err := tx.queryRow(ctx, `SELECT count(*) FROM service_account_secrets WHERE service_account_id = $1
 		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`, saID, tx.now).Scan(&n); err != nil {
@@ -263,6 +269,17 @@ func (tx *Tx) AddServiceAccountSecret(ctx context.Context, tenantID, saID string
 		return "", err
 	}
 	return id, tx.Record(ctx, "service_account.secret_add", tenantID, "service_account", saID, "", map[string]any{"secret_id": id})
+}
+
+// lockServiceAccount holds the account's row until the transaction ends, so concurrent
+// additions of secrets or keys count one after the other and cannot pass a cap together
+// (PostgreSQL; SQLite runs one writer at a time).
+func (tx *Tx) lockServiceAccount(ctx context.Context, saID string) error {
+	if tx.db.dialect != Postgres {
+		return nil
+	}
+	_, err := tx.exec(ctx, `SELECT id FROM service_accounts WHERE id = $1 FOR UPDATE`, saID)
+	return err
 }
 
 // RevokeServiceAccountSecret revokes one secret.

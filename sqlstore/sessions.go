@@ -283,6 +283,20 @@ func (tx *Tx) StepUp(ctx context.Context, sessionID, method string) error {
 	return tx.Record(ctx, "session.step_up", sess.TenantID, "session", sessionID, "", map[string]any{"method": method})
 }
 
+// RenewSessionSecret replaces an active session's secret (stored as its SHA-256): the old
+// cookie stops working, the session and its tokens go on.
+func (tx *Tx) RenewSessionSecret(ctx context.Context, sessionID string, secretHash []byte) error {
+	res, err := tx.exec(ctx, `UPDATE sessions SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL`, secretHash, sessionID)
+	if err := affectedOne(res, err, "session not found"); err != nil {
+		return err
+	}
+	sess, err := tx.SessionByID(ctx, sessionID)
+	if err != nil {
+		return err
+	}
+	return tx.Record(ctx, "session.renew_secret", sess.TenantID, "session", sessionID, "", nil)
+}
+
 // Reauthenticated records that the session's user re-entered their password now.
 func (tx *Tx) Reauthenticated(ctx context.Context, sessionID string) error {
 	sess, err := tx.SessionByID(ctx, sessionID)

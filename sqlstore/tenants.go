@@ -15,14 +15,29 @@ var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 // ValidSlug reports whether s is a tenant slug: 1–63 lowercase letters, digits and inner hyphens.
 func ValidSlug(s string) bool { return slugRE.MatchString(s) }
 
+// regionRE is a data region code: a two-letter jurisdiction, then up to two qualifiers ("eu",
+// "eu-west", "ch-geneva-1"). The region decides where a tenant's personal data may live, so it
+// is a code that deployment and audit tooling can match exactly, not free text. httpapi's
+// openapi.json states the same pattern.
+var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]{1,16}){0,2}$`)
+
+// DefaultRegion is the region `tutela bootstrap` gives the first tenant when none is named; it
+// predates region codes and stays valid so bootstrap keeps working.
+const DefaultRegion = "default"
+
+// ValidRegion reports whether s is a data region code or DefaultRegion.
+func ValidRegion(s string) bool { return s == DefaultRegion || regionRE.MatchString(s) }
+
 func validateTenant(t *tutela.Tenant) error {
 	switch {
 	case !ValidSlug(t.Slug):
 		return tutela.FieldErrorf("slug", "slug must be 1-63 lowercase letters, digits or hyphens")
 	case strings.TrimSpace(t.Name) == "" || len(t.Name) > 200:
 		return tutela.FieldErrorf("name", "name must be 1-200 characters")
-	case t.Region == "" || len(t.Region) > 64:
-		return tutela.FieldErrorf("data_region", "data_region must be 1-64 characters")
+	case !tutela.ValidText(t.Name):
+		return tutela.FieldErrorf("name", "name must be UTF-8 text without control or formatting characters (line breaks, NUL, zero-width or bidi controls)")
+	case !ValidRegion(t.Region):
+		return tutela.FieldErrorf("data_region", `data_region must be a region code such as "eu", "eu-west" or "ch-geneva-1"`)
 	case !t.Status.Valid():
 		return tutela.FieldErrorf("status", "status must be active or disabled")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"net/mail"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,11 +22,15 @@ type Users struct {
 // Users returns tenantID's user repository.
 func (tx *Tx) Users(tenantID string) Users { return Users{tx: tx, tenantID: tenantID} }
 
+// validateUser applies the rule the mail package sends under (tutela.ValidEmail), so an account
+// cannot hold a look-alike of another's address or one no reset e-mail can reach.
 func validateUser(u *tutela.User) error {
-	addr, err := mail.ParseAddress(u.Email)
 	switch {
-	case len(u.Email) > 254 || err != nil || addr.Address != strings.TrimSpace(u.Email):
-		return tutela.FieldErrorf("email", "email must be a plain address like name@example.org")
+	case !tutela.ValidEmail(u.Email):
+		return tutela.FieldErrorf("email", "email must be a plain ASCII address like name@example.org (at most %d characters, %d before the @)",
+			tutela.MaxEmailBytes, tutela.MaxEmailLocalBytes)
+	case !tutela.ValidText(u.DisplayName):
+		return tutela.FieldErrorf("display_name", "display_name must be UTF-8 text without control or formatting characters (line breaks, NUL, zero-width or bidi controls)")
 	case utf8.RuneCountInString(u.DisplayName) > 200:
 		return tutela.FieldErrorf("display_name", "display_name must be at most 200 characters")
 	case !u.Status.Valid():

@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -49,8 +48,10 @@ func tooLarge(n int64) *tutela.Error {
 // DecodeJSON decodes the request body, which must be a single JSON object, into v. It is strict
 // on purpose: an unknown field is an error rather than silently ignored (a client misspelling
 // "mfa_requried" must not get the default), and trailing data is an error (it hides request
-// smuggling and concatenated payloads). The returned error is always a *tutela.Error whose
-// message is safe to show the client; pass it to WriteError.
+// smuggling and concatenated payloads). Keys are checked before decoding (checkKeys): no
+// duplicate keys, no two keys equal ignoring case, no key in another letter case than the field
+// it fills, and at most maxJSONDepth levels of nesting. The returned error is always a
+// *tutela.Error whose message is safe to show the client; pass it to WriteError.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
 		return err
@@ -58,49 +59,40 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if r.Body == nil {
 		return errEmptyBody()
 	}
+	// Reading the whole body first costs nothing extra: json.Decoder buffers a complete value
+	// before decoding it, and MaxBytesReader bounds both.
 	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, MaxJSONBody)}
-	meta := tutela.RequestMetaFrom(r.Context())
-	var raw bytes.Buffer // a copy for the audit record's field names, when a request is audited
-	var src io.Reader = body
-	if meta != nil {
-		src = io.TeeReader(body, &raw)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return decodeError(err, body.err, 0)
 	}
-	br := bufio.NewReaderSize(src, 16) // smallest buffer; larger reads bypass it
 
 	// Look at the first significant byte so "null", arrays and scalars are refused with a clear
 	// message instead of decoding into a zero value.
-	skipped := int64(0)
-	for {
-		c, err := br.ReadByte()
-		if err != nil {
-			return decodeError(err, body.err, 0)
-		}
-		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
-			skipped++
-			continue
-		}
-		_ = br.UnreadByte()
-		if c != '{' {
-			return tutela.Errorf(tutela.EINVALID, "request body must be a JSON object")
-		}
-		break
+	skipped := len(data) - len(bytes.TrimLeft(data, " \t\n\r"))
+	switch {
+	case skipped == len(data):
+		return errEmptyBody()
+	case data[skipped] != '{':
+		return tutela.Errorf(tutela.EINVALID, "request body must be a JSON object")
 	}
+	data = data[skipped:]
 
-	dec := json.NewDecoder(br)
+	if err := checkKeys(data, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err, body.err, skipped)
+		return decodeError(err, nil, int64(skipped))
 	}
 	// Anything but whitespace after the object is an error, including a second object.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge(mbe.Limit)
-		}
 		return tutela.Errorf(tutela.EINVALID, "request body must contain a single JSON object")
 	}
-	if meta != nil {
-		meta.BodyKeys = topLevelKeys(raw.Bytes())
+	if meta := tutela.RequestMetaFrom(r.Context()); meta != nil {
+		// The audit record gets the field names, never the values.
+		meta.BodyKeys = topLevelKeys(data)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -226,5 +227,118 @@ func TestBodyLimit_ChunkedOverLimit(t *testing.T) {
 	_, _ = io.Copy(rec.Body, resp.Body)
 	if d := decodeError(t, rec); d.Code != "too_large" {
 		t.Errorf("code = %q, want too_large", d.Code)
+	}
+}
+
+// keyed has every kind of container checkKeys descends into: nested structs, a slice of
+// structs, a map, a free-form value, and an embedded struct whose fields are promoted.
+type keyed struct {
+	Slug   string            `json:"slug"`
+	Labels map[string]string `json:"labels"`
+	Items  []struct {
+		SKU string `json:"sku"`
+	} `json:"items"`
+	Address *struct {
+		Zip string `json:"zip"`
+	} `json:"address"`
+	Raw json.RawMessage `json:"raw"`
+	Any any             `json:"any"`
+	embedded
+}
+
+type embedded struct {
+	TenantID string `json:"tenant_id"`
+}
+
+// An object whose keys repeat, exactly or in another letter case, or whose key is a case
+// variant of a field, decodes differently in encoding/json (last wins, case-insensitive) than
+// in other parsers; each is refused naming the key.
+func TestDecodeJSON_KeyRules(t *testing.T) {
+	t.Parallel()
+	nest := func(n int) string { // n levels of arrays inside "raw", itself at level 2
+		return `{"raw":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`
+	}
+	tests := []struct {
+		name        string
+		body        string
+		wantField   string // "" with wantMessage "" means accepted
+		wantMessage string
+	}{
+		{"plain", `{"slug":"t7","items":[{"sku":"a"},{"sku":"b"}],"address":{"zip":"1000"}}`, "", ""},
+		{"same key in sibling objects", `{"items":[{"sku":"a"},{"sku":"a"}],"address":{"zip":"1"},"labels":{"zip":"2"}}`, "", ""},
+		{"map keys in any case", `{"labels":{"Env":"prod","team":"x"}}`, "", ""},
+		{"free-form camelCase", `{"raw":{"clientDataJSON":"x","rawId":"y"},"any":{"kId":1}}`, "", ""},
+		{"promoted field", `{"tenant_id":"t"}`, "", ""},
+		{"nesting at limit", nest(31), "", ""},
+		{"unicode values untouched", `{"slug":"ΣΑΣ","labels":{"ключ":"значение"}}`, "", ""},
+
+		{"duplicate key", `{"slug":"t7","slug":"t8"}`, "slug", `duplicate key "slug"`},
+		{"duplicate via escape", `{"slug":"t7","slu\u0067":"t8"}`, "slug", `duplicate key "slug"`},
+		{"case duplicate", `{"slug":"t7","SLUG":"t8"}`, "SLUG", `keys "slug" and "SLUG" differ only in letter case`},
+		{"case variant of field", `{"Slug":"t8"}`, "Slug", `key "Slug" must be spelled "slug"`},
+		{"fold variant of field", `{"ſlug":"t8"}`, "ſlug", `must be spelled "slug"`},
+		{"case variant of promoted field", `{"Tenant_ID":"t"}`, "Tenant_ID", `must be spelled "tenant_id"`},
+		{"nested duplicate", `{"address":{"zip":"1","zip":"2"}}`, "address.zip", `duplicate key "zip"`},
+		{"nested case variant", `{"address":{"ZIP":"2"}}`, "address.ZIP", `must be spelled "zip"`},
+		{"duplicate in array element", `{"items":[{"sku":"a"},{"sku":"b","SKU":"c"}]}`, "items.SKU", "differ only in letter case"},
+		{"map duplicate", `{"labels":{"env":"a","env":"b"}}`, "labels.env", `duplicate key "env"`},
+		{"map case duplicate", `{"labels":{"Env":"a","env":"b"}}`, "labels.env", "differ only in letter case"},
+		{"free-form duplicate", `{"raw":{"kid":1,"kid":2}}`, "raw.kid", `duplicate key "kid"`},
+		{"free-form deep duplicate", `{"any":[[{"a":{"x":1,"X":2}}]]}`, "any.a.X", "differ only in letter case"},
+		{"nesting over limit", nest(32), "", "more than 32 deep"},
+		{"deep nesting", `{"any":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, "", "more than 32 deep"},
+		{"deep objects", `{"any":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat("}", 40) + `}`, "", "more than 32 deep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := httptest.NewRequest("POST", "/", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			var v keyed
+			err := middleware.DecodeJSON(httptest.NewRecorder(), req, &v)
+			if tt.wantField == "" && tt.wantMessage == "" {
+				if err != nil {
+					t.Fatalf("DecodeJSON(%s) = %v, want accepted", tt.body, err)
+				}
+				return
+			}
+			var te *tutela.Error
+			if !errors.As(err, &te) || te.Code != tutela.EINVALID || te.Field != tt.wantField || !strings.Contains(te.Message, tt.wantMessage) {
+				t.Fatalf("DecodeJSON(%.80s) = %#v, want invalid on field %q with %q", tt.body, err, tt.wantField, tt.wantMessage)
+			}
+		})
+	}
+}
+
+// The key rules run before decoding, so a refused body leaves the target untouched: the last
+// duplicate must not have been written into it.
+func TestDecodeJSON_RefusedKeysLeaveTargetUnset(t *testing.T) {
+	t.Parallel()
+	req := httptest.NewRequest("POST", "/", strings.NewReader(`{"slug":"t7","SLUG":"t8"}`))
+	req.Header.Set("Content-Type", "application/json")
+	var v keyed
+	if err := middleware.DecodeJSON(httptest.NewRecorder(), req, &v); err == nil || v.Slug != "" {
+		t.Fatalf("err = %v, slug = %q; want an error and nothing decoded", err, v.Slug)
+	}
+}
+
+// Malformed JSON is still reported by the decoder, with its offset, not swallowed by the key
+// walk.
+func TestDecodeJSON_KeyWalkLeavesSyntaxErrorsToDecoder(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"slug":"a",}`:            "malformed JSON at offset 13",
+		`{"slug":"a","any"`:        "truncated",
+		`{"items":[{"sku":"a"}}`:   "malformed JSON",
+		`{"slug":"a"}{"slug":"a"}`: "single JSON object",
+		`{"raw":` + "[[[" + `}`:    "malformed JSON",
+		`{"slug":"a","any":1e999`:  "truncated",
+	} {
+		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		err := middleware.DecodeJSON(httptest.NewRecorder(), req, &keyed{})
+		if tutela.ErrorCode(err) != tutela.EINVALID || !strings.Contains(tutela.ErrorMessage(err), want) {
+			t.Errorf("DecodeJSON(%s) = %v, want invalid containing %q", body, err, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +26,44 @@ var MFATests = []Test{
 	{"MFAServiceAccountKeysScoped", testMFAServiceAccountKeys},
 	{"MFAUserDeleteCascades", testMFACascade},
 	{"MFAMutationsAudited", testMFAAudited},
+	{"ServiceAccountSecretCapHoldsUnderConcurrency", testSACapConcurrent},
+}
+
+// A service account holds at most MaxActiveSecrets active secrets, even when several requests
+// add one at the same moment: the count and the insert must not interleave.
+func testSACapConcurrent(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	tn := createTenant(t, db, "acme")
+	for round := range 3 {
+		sa := &sqlstore.ServiceAccount{TenantID: tn.ID, Name: fmt.Sprintf("etl-%d", round)}
+		update(t, db, func(tx *sqlstore.Tx) error { return tx.CreateServiceAccount(ctx, sa, []byte("h")) })
+		const n = 6
+		errs := make(chan error, n)
+		start := make(chan struct{})
+		for i := range n {
+			go func() {
+				<-start
+				errs <- db.Update(ctx, func(tx *sqlstore.Tx) error {
+					_, err := tx.AddServiceAccountSecret(ctx, tn.ID, sa.ID, []byte(fmt.Sprintf("h%d", i)))
+					return err
+				})
+			}()
+		}
+		close(start)
+		added := 0
+		for range n {
+			switch err := <-errs; tutela.ErrorCode(err) {
+			case "":
+				added++
+			case tutela.ECONFLICT:
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if want := sqlstore.MaxActiveSecrets - 1; added != want { // the account was created with one
+			t.Fatalf("round %d: %d secrets added concurrently, want %d", round, added, want)
+		}
+	}
 }
 
 func newTOTP(t *testing.T, db *sqlstore.DB, tenantID, userID string) *sqlstore.MFAFactor {

@@ -38,6 +38,9 @@ func Run(t *testing.T, open Opener) {
 		{"TenantValidation", testTenantValidation},
 		{"UserCRUD", testUserCRUD},
 		{"UserValidation", testUserValidation},
+		{"EmailIsPlainASCIIAddress", testEmailRule},
+		{"NamesRefuseControlAndFormatCharacters", testNameText},
+		{"TenantRegionIsRegionCode", testTenantRegion},
 		{"EmailUniquePerTenantCaseInsensitive", testEmailUnique},
 		{"TenantScoping", testTenantScoping},
 		{"Pagination", testPagination},
@@ -51,7 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"PasswordHashBumpsTokenVersion", testPasswordHash},
 		{"TimesAreUTCMicroseconds", testTimes},
 	}
-	for _, tc := range slices.Concat(AuditTests, AuthzTests, MFATests, KeyTests, AccessReviewTests, ThrottleTests) {
+	for _, tc := range slices.Concat(AuditTests, AuthzTests, MFATests, KeyTests, AccessReviewTests, ThrottleTests, RetentionTests) {
 		tests = append(tests, struct {
 			name string
 			fn   func(*testing.T, Opener)
