@@ -852,7 +852,7 @@ func (s *Service) checkAndHash(ctx context.Context, pw tutela.Secret, u *tutela.
 func (s *Service) setPassword(ctx context.Context, tx *sqlstore.Tx, cred *sqlstore.Credentials, hash, kind, ip string) (int64, error) {
 	users := tx.Users(cred.User.TenantID)
 	if cred.PasswordHash != "" {
-		if err := users.AddPasswordHistory(ctx, cred.User.ID, cred.PasswordHash); err != nil {
+		if err := users.AddPasswordHistory(ctx, cred.User.ID, cred.PasswordHash, s.Policy.History); err != nil {
 			return 0, err
 		}
 	}

@@ -91,4 +91,16 @@ func TestRLS_UnscopedQueryAsRuntimeRoleSeesOnlyItsTenant(t *testing.T) {
 	if n := count(tutela.NewID()); n != 0 {
 		t.Fatalf("unknown tenant sees %d users", n)
 	}
+	// The store can tell which kind of role it runs as (serve warns about the superuser).
+	if bypass, err := db.BypassesRLS(ctx); err != nil || !bypass {
+		t.Fatalf("superuser connection: BypassesRLS = %v, %v", bypass, err)
+	}
+	rtStore, err := sqlstore.Open(ctx, u.String(), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtStore.Close()
+	if bypass, err := rtStore.BypassesRLS(ctx); err != nil || bypass {
+		t.Fatalf("runtime role: BypassesRLS = %v, %v", bypass, err)
+	}
 }

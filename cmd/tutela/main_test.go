@@ -173,6 +173,10 @@ func TestServe_Postgres(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(logs.String(), `"store":"postgres"`) {
 		t.Fatalf("readyz = %d, logs %s", res.StatusCode, logs)
 	}
+	// The test connects as the superuser, which bypasses row-level security: serve says so.
+	if !strings.Contains(logs.String(), "BYPASSRLS") {
+		t.Fatalf("no warning about a role that bypasses row-level security: %s", logs)
+	}
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}

@@ -464,6 +464,12 @@ func (serveCmd) Run(e *env) error {
 		m.Logger.Warn("serving plaintext HTTP: only safe on loopback or behind a TLS-terminating proxy",
 			"allow_plaintext", m.Config.HTTP.AllowPlaintext)
 	}
+	if bypass, err := m.DB.BypassesRLS(e.ctx); err != nil {
+		m.Logger.Warn("cannot tell whether the database role bypasses row-level security", "err", err)
+	} else if bypass {
+		m.Logger.Warn("the database role is a superuser or has BYPASSRLS: row-level security between tenants is not " +
+			"enforced; serve with a runtime role (docs/audit.md) and migrate as the owner")
+	}
 	m.Logger.Info("tutela ready", "addr", m.Addr(), "store", string(m.DB.Dialect()),
 		"version", tutela.Version, "startup_ms", time.Since(start).Milliseconds())
 	if err := m.Serve(e.ctx); err != nil {

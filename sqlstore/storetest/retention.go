@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -21,6 +22,34 @@ var RetentionTests = []Test{
 	{"RetentionPurgesOnlyExpiredRows", testRetentionPurge},
 	{"RetentionConcurrentPurgesSplitTheWork", testRetentionConcurrent},
 	{"RetentionRefusesUnboundedOrFutureCutoff", testRetentionInvalid},
+	{"RetentionPasswordHistoryKeepsOnlyThePolicyLength", testPasswordHistoryTrim},
+}
+
+// Old password hashes are kept only as long as the history check needs them.
+func testPasswordHistoryTrim(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	tn := createTenant(t, db, "acme")
+	u := createUser(t, db, tn.ID, "ana@example.org")
+	history := func() []string {
+		var h []string
+		_ = db.View(ctx, func(tx *sqlstore.Tx) (err error) { h, err = tx.Users(tn.ID).PasswordHistory(ctx, u.ID, 100); return })
+		return h
+	}
+	for i := range 8 {
+		clock.Add(time.Minute)
+		update(t, db, func(tx *sqlstore.Tx) error {
+			return tx.Users(tn.ID).AddPasswordHistory(ctx, u.ID, fmt.Sprintf("hash-%d", i), 5)
+		})
+	}
+	if h := history(); len(h) != 5 || h[0] != "hash-7" || h[4] != "hash-3" {
+		t.Fatalf("history = %v, want the newest five", h)
+	}
+	clock.Add(time.Minute)
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.Users(tn.ID).AddPasswordHistory(ctx, u.ID, "hash-8", 0) })
+	if h := history(); len(h) != 0 {
+		t.Fatalf("history with a policy of 0 = %v, want none", h)
+	}
 }
 
 const day = 24 * time.Hour
