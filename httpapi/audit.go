@@ -214,10 +214,11 @@ func (s *Server) auditScope(r *http.Request, p *tutela.Principal) (string, map[s
 	return p.TenantID, masks, nil
 }
 
-// auditEventView is an audit event as the API shows it. audit.Event has no JSON tags of its
-// own (the log hashes its canonical encoding, not this one); the explicit view fixes the
-// response's keys and lets writeMasked find source_ip and user_agent.
-type auditEventView struct {
+// AuditEventView is an audit event as GET /v1/audit/events shows it (exported for clients and
+// tests). audit.Event has no JSON tags of its own (the log hashes its canonical encoding, not
+// this one); the explicit view fixes the response's keys and lets writeMasked find source_ip
+// and user_agent.
+type AuditEventView struct {
 	Index      int64          `json:"index"`
 	ID         string         `json:"id"`
 	Time       time.Time      `json:"time"`
@@ -235,12 +236,12 @@ type auditEventView struct {
 	Details    map[string]any `json:"details"`
 }
 
-func newAuditEventView(rec sqlstore.AuditRecord) auditEventView {
+func newAuditEventView(rec sqlstore.AuditRecord) AuditEventView {
 	e := rec.Event
 	if e.Details == nil {
 		e.Details = map[string]any{} // as the canonical encoding has it
 	}
-	return auditEventView{Index: rec.Index, ID: e.ID, Time: e.Time, TenantID: e.TenantID, ActorType: e.ActorType,
+	return AuditEventView{Index: rec.Index, ID: e.ID, Time: e.Time, TenantID: e.TenantID, ActorType: e.ActorType,
 		ActorID: e.ActorID, SourceIP: e.SourceIP, UserAgent: e.UserAgent, Action: e.Action, TargetType: e.TargetType,
 		TargetID: e.TargetID, Outcome: e.Outcome, RequestID: e.RequestID, Reason: e.Reason, Details: e.Details}
 }
@@ -293,7 +294,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
-	out := make([]auditEventView, 0, len(recs))
+	out := make([]AuditEventView, 0, len(recs))
 	for _, rec := range recs {
 		out = append(out, newAuditEventView(rec))
 	}

@@ -36,23 +36,8 @@ func withAudit(t *testing.T, d sqlstore.Dialect) (*env, *sqlstore.Sequencer, str
 
 // auditPage is GET /v1/audit/events as a client reads it: snake_case keys, never Go field names.
 type auditPage struct {
-	Events []struct {
-		Index      int64          `json:"index"`
-		ID         string         `json:"id"`
-		TenantID   string         `json:"tenant_id"`
-		ActorType  string         `json:"actor_type"`
-		ActorID    string         `json:"actor_id"`
-		SourceIP   string         `json:"source_ip"`
-		UserAgent  string         `json:"user_agent"`
-		Action     string         `json:"action"`
-		TargetType string         `json:"target_type"`
-		TargetID   string         `json:"target_id"`
-		Outcome    string         `json:"outcome"`
-		RequestID  string         `json:"request_id"`
-		Reason     string         `json:"reason"`
-		Details    map[string]any `json:"details"`
-	} `json:"events"`
-	NextCursor string `json:"next_cursor"`
+	Events     []httpapi.AuditEventView `json:"events"`
+	NextCursor string                   `json:"next_cursor"`
 }
 
 func TestAuditAPI_ProofsVerifyAgainstSignedCheckpoint(t *testing.T) {
