@@ -33,15 +33,7 @@ func (s *Service) ForgotPassword(ctx context.Context, tenantSlug, email, ip stri
 	if s.Mailer == nil {
 		return tutela.Errorf(tutela.EUNAVAILABLE, "password reset by e-mail is not configured")
 	}
-	s.background.Add(1)
-	go func() {
-		defer s.background.Done()
-		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := s.sendReset(bg, slug, email, ip); err != nil {
-			s.log.Error("password reset e-mail", "err", err)
-		}
-	}()
+	s.goBackground(ctx, "password reset e-mail", func(bg context.Context) error { return s.sendReset(bg, slug, email, ip) })
 	return nil
 }
 

@@ -13,13 +13,26 @@ func (s *Service) notify(ctx context.Context, m mail.Message, what string) {
 	if s.Mailer == nil || m.To == "" {
 		return
 	}
+	s.goBackground(ctx, what+" notification", func(bg context.Context) error { return s.Mailer.Send(bg, m) })
+}
+
+// goBackground runs fn after the request, with a minute to finish, if one of the
+// MaxBackgroundJobs slots is free; otherwise it drops the work and logs that it did. Close
+// waits for running work. The caller's answer never depends on it.
+func (s *Service) goBackground(ctx context.Context, what string, fn func(context.Context) error) {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.log.Warn("background work dropped: too much at once", "what", what, "max", MaxBackgroundJobs)
+		return
+	}
 	s.background.Add(1)
 	go func() {
-		defer s.background.Done()
+		defer func() { <-s.slots; s.background.Done() }()
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := s.Mailer.Send(bg, m); err != nil {
-			s.log.Error(what+" notification", "err", err)
+		if err := fn(bg); err != nil {
+			s.log.Error(what, "err", err)
 		}
 	}()
 }

@@ -69,9 +69,16 @@ type Service struct {
 	now tutela.Clock
 	db  *sqlstore.DB
 	log *slog.Logger
-	// background tracks e-mail work started by requests, so Close can wait for it.
+	// background tracks e-mail work started by requests, so Close can wait for it; slots
+	// bounds how much of it runs at once (MaxBackgroundJobs).
 	background sync.WaitGroup
+	slots      chan struct{}
 }
+
+// MaxBackgroundJobs bounds the e-mail work (reset codes, notifications) running at once per
+// node. Beyond it new work is dropped and logged: a flood of forgot-password requests cannot
+// pile up goroutines and database connections (ASVS 2.4.1, 15.2.2).
+const MaxBackgroundJobs = 64
 
 // New returns the service.
 func New(d Deps, cfg Config) *Service {
@@ -93,7 +100,7 @@ func New(d Deps, cfg Config) *Service {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{Deps: d, cfg: cfg, now: d.Clock, db: d.DB, log: d.Log}
+	return &Service{Deps: d, cfg: cfg, now: d.Clock, db: d.DB, log: d.Log, slots: make(chan struct{}, MaxBackgroundJobs)}
 }
 
 // Close waits for background work (e-mails being sent) to finish.
