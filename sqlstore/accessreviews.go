@@ -124,12 +124,19 @@ func (a AccessReviews) Open(ctx context.Context, r *AccessReview) error {
 	case r.DormantDays < 1 || r.DormantDays > 3650:
 		return tutela.FieldErrorf("dormant_days", "dormant_days must be 1-3650")
 	}
-	if !tutela.ValidID(a.tenantID) {
-		return tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	if err := a.tx.lockTenant(ctx, a.tenantID); err != nil {
+		return err
+	}
+	n, err := a.tx.count(ctx, `SELECT count(*) FROM access_reviews WHERE tenant_id = $1 AND status = 'open'`, a.tenantID)
+	if err != nil {
+		return err
+	}
+	if n >= MaxOpenReviewsPerTenant {
+		return tutela.Errorf(tutela.ECONFLICT, "a tenant has at most %d access reviews open at once; close one first", MaxOpenReviewsPerTenant)
 	}
 	r.ID, r.TenantID, r.CreatedAt, r.Status = tutela.NewID(), a.tenantID, now, ReviewOpen
 	r.ClosedAt, r.ClosedBy = nil, ""
-	_, err := a.tx.exec(ctx, `INSERT INTO access_reviews (id, tenant_id, created_by, created_at, deadline, auto_revoke, dormant_days, status)
+	_, err = a.tx.exec(ctx, `INSERT INTO access_reviews (id, tenant_id, created_by, created_at, deadline, auto_revoke, dormant_days, status)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, a.tenantID, nullID(r.CreatedBy), now, r.Deadline, r.AutoRevoke, r.DormantDays, ReviewOpen)
 	if isForeignKeyErr(err) {
 		return tutela.Errorf(tutela.ENOTFOUND, "tenant not found")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -190,8 +191,21 @@ func (tx *Tx) CreateRole(ctx context.Context, tenantID string, r *Role) error {
 	if _, ok := authz.Builtin(r.Key); ok {
 		return tutela.FieldErrorf("key", "%q is a built-in role", r.Key)
 	}
+	if err := checkRoleSize(r); err != nil {
+		return err
+	}
+	if err := tx.lockTenant(ctx, tenantID); err != nil {
+		return err
+	}
+	n, err := tx.count(ctx, `SELECT count(*) FROM roles WHERE tenant_id = $1 AND NOT builtin`, tenantID)
+	if err != nil {
+		return err
+	}
+	if n >= MaxRolesPerTenant {
+		return tutela.Errorf(tutela.ECONFLICT, "a tenant has at most %d custom roles; delete one first", MaxRolesPerTenant)
+	}
 	r.ID, r.TenantID, r.Builtin, r.CreatedAt = tutela.NewID(), tenantID, false, tx.now
-	_, err := tx.exec(ctx, `INSERT INTO roles (id, tenant_id, key, name, description, clearance, builtin, created_at)
+	_, err = tx.exec(ctx, `INSERT INTO roles (id, tenant_id, key, name, description, clearance, builtin, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)`, r.ID, tenantID, r.Key, r.Name, r.Description, string(r.Clearance), r.CreatedAt)
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {
 		return &tutela.Error{Code: tutela.ECONFLICT, Field: "key", Message: "a role with this key already exists"}
@@ -204,6 +218,21 @@ func (tx *Tx) CreateRole(ctx context.Context, tenantID string, r *Role) error {
 	}
 	return tx.Record(ctx, "role.create", tenantID, "role", r.ID, "", map[string]any{"key": r.Key, "clearance": string(r.Clearance),
 		"permissions": permStrings(r.Permissions)})
+}
+
+// checkRoleSize refuses a role with more than MaxPermissionsPerRole distinct permissions (the
+// duplicates setRoleContents drops do not count). The whole set is replaced at once, so the
+// request alone decides: no lock is needed.
+func checkRoleSize(r *Role) error {
+	distinct := map[authz.Permission]bool{}
+	for _, p := range r.Permissions {
+		distinct[p] = true
+	}
+	if len(distinct) > MaxPermissionsPerRole {
+		return &tutela.Error{Code: tutela.ECONFLICT, Field: "permissions",
+			Message: fmt.Sprintf("a role has at most %d permissions; this one has %d", MaxPermissionsPerRole, len(distinct))}
+	}
+	return nil
 }
 
 func permStrings(ps []authz.Permission) []any {
@@ -249,6 +278,9 @@ func (tx *Tx) UpdateRole(ctx context.Context, tenantID string, r *Role) error {
 		return tutela.Errorf(tutela.EFORBIDDEN, "built-in roles cannot be changed")
 	}
 	if err := validateRole(r); err != nil {
+		return err
+	}
+	if err := checkRoleSize(r); err != nil {
 		return err
 	}
 	res, err := tx.exec(ctx, `UPDATE roles SET name = $1, description = $2, clearance = $3 WHERE id = $4 AND tenant_id = $5 AND NOT builtin`,
@@ -344,6 +376,17 @@ func (r Users) GrantPermission(ctx context.Context, userID string, up *UserPermi
 	}
 	if up.Effect != authz.Allow && up.Effect != authz.Deny {
 		return tutela.FieldErrorf("effect", "effect must be allow or deny")
+	}
+	if err := r.tx.lockUser(ctx, r.tenantID, userID); err != nil {
+		return err
+	}
+	n, err := r.tx.count(ctx, `SELECT count(*) FROM user_permissions WHERE tenant_id = $1 AND user_id = $2`, r.tenantID, userID)
+	if err != nil {
+		return err
+	}
+	if n >= MaxPermissionGrantsPerUser {
+		return tutela.Errorf(tutela.ECONFLICT, "a user has at most %d per-user grants and denies (expired ones included); revoke one first",
+			MaxPermissionGrantsPerUser)
 	}
 	pid, err := r.tx.permissionID(ctx, up.Permission)
 	if err != nil {

@@ -44,6 +44,10 @@ type Options struct {
 	MaxIdleConns    int           // default 10
 	ConnMaxLifetime time.Duration // default 30 min
 	Clock           tutela.Clock  // default tutela.SystemClock
+	// UsersPerTenant lowers the users-per-tenant cap, so a test can reach it without creating
+	// MaxUsersPerTenant users. 0 or more than MaxUsersPerTenant means MaxUsersPerTenant: it can
+	// never raise the cap.
+	UsersPerTenant int
 }
 
 // DB is an open store. It is safe for concurrent use.
@@ -56,6 +60,8 @@ type DB struct {
 	// read serves read-only transactions; SQLite in WAL mode lets readers run beside the writer.
 	read *sql.DB
 	now  tutela.Clock
+	// maxUsers is the users-per-tenant cap (Options.UsersPerTenant).
+	maxUsers int
 }
 
 // Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;
@@ -72,6 +78,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	}
 	if opt.ConnMaxLifetime <= 0 {
 		opt.ConnMaxLifetime = 30 * time.Minute
+	}
+	if opt.UsersPerTenant <= 0 || opt.UsersPerTenant > MaxUsersPerTenant {
+		opt.UsersPerTenant = MaxUsersPerTenant
 	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		return openPostgres(ctx, dsn, opt)
@@ -91,7 +100,7 @@ func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres: %s", redactDSNError(err, dsn))
 	}
-	return &DB{dialect: Postgres, write: db, read: db, now: opt.Clock}, nil
+	return &DB{dialect: Postgres, write: db, read: db, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
 }
 
 // redactDSNError keeps a driver error but removes the DSN's password should the driver echo it.
@@ -137,7 +146,7 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, opt.MaxOpenConns/4))
-	return &DB{dialect: SQLite, write: write, read: read, now: opt.Clock}, nil
+	return &DB{dialect: SQLite, write: write, read: read, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
 }
 
 // Dialect reports which SQL dialect the store speaks.

@@ -151,17 +151,29 @@ func (r MFA) HasActiveFactor(ctx context.Context, userID string) (bool, error) {
 
 // CreateTOTP stores a pending (inactive) TOTP factor with its sealed seed. f.ID must be set by
 // the caller, because the seal's AAD binds it. Earlier pending TOTP factors of the user are
-// dropped, so abandoned enrolments do not pile up.
+// dropped, so abandoned enrolments do not pile up; a user with MaxTOTPFactorsPerUser active
+// ones already is a conflict (the new pending one would be one too many).
 func (r MFA) CreateTOTP(ctx context.Context, f *MFAFactor, sealed []byte) error {
 	if !r.validIDs(f.UserID, f.ID) {
 		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	if err := r.tx.lockUser(ctx, r.tenantID, f.UserID); err != nil {
+		return err
+	}
+	n, err := r.tx.count(ctx, `SELECT count(*) FROM mfa_factors WHERE tenant_id = $1 AND user_id = $2 AND type = 'totp' AND active`,
+		r.tenantID, f.UserID)
+	if err != nil {
+		return err
+	}
+	if n >= MaxTOTPFactorsPerUser {
+		return tutela.Errorf(tutela.ECONFLICT, "a user has at most %d authenticator apps (TOTP); remove one first", MaxTOTPFactorsPerUser)
 	}
 	if _, err := r.tx.exec(ctx, `DELETE FROM mfa_factors WHERE tenant_id = $1 AND user_id = $2 AND type = 'totp' AND NOT active`,
 		r.tenantID, f.UserID); err != nil {
 		return err
 	}
 	f.TenantID, f.Type, f.Active, f.CreatedAt, f.LastUsedAt = r.tenantID, FactorTOTP, false, r.tx.now, nil
-	_, err := r.tx.exec(ctx, `INSERT INTO mfa_factors (id, tenant_id, user_id, type, name, active, secret, created_at)
+	_, err = r.tx.exec(ctx, `INSERT INTO mfa_factors (id, tenant_id, user_id, type, name, active, secret, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, f.ID, f.TenantID, f.UserID, f.Type, f.Name, false, sealed, f.CreatedAt)
 	if isForeignKeyErr(err) {
 		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
@@ -352,13 +364,25 @@ func (r MFA) TakeCeremony(ctx context.Context, userID, kind, challenge string) (
 }
 
 // CreateWebAuthnCredential stores a registered passkey as an active factor. A credential ID
-// already registered (to anyone) is a conflict.
+// already registered (to anyone) is a conflict, and so is a user's passkey past
+// MaxPasskeysPerUser.
 func (r MFA) CreateWebAuthnCredential(ctx context.Context, c *WebAuthnCredential) error {
 	if !r.validIDs(c.UserID) {
 		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
 	}
+	if err := r.tx.lockUser(ctx, r.tenantID, c.UserID); err != nil {
+		return err
+	}
+	n, err := r.tx.count(ctx, `SELECT count(*) FROM mfa_factors WHERE tenant_id = $1 AND user_id = $2 AND type = 'webauthn'`,
+		r.tenantID, c.UserID)
+	if err != nil {
+		return err
+	}
+	if n >= MaxPasskeysPerUser {
+		return tutela.Errorf(tutela.ECONFLICT, "a user has at most %d passkeys; remove one first", MaxPasskeysPerUser)
+	}
 	c.ID, c.TenantID, c.Type, c.Active, c.CreatedAt = tutela.NewID(), r.tenantID, FactorWebAuthn, true, r.tx.now
-	_, err := r.tx.exec(ctx, `INSERT INTO mfa_factors (id, tenant_id, user_id, type, name, active, credential_id, credential,
+	_, err = r.tx.exec(ctx, `INSERT INTO mfa_factors (id, tenant_id, user_id, type, name, active, credential_id, credential,
 		sign_count, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, c.ID, c.TenantID, c.UserID, c.Type, c.Name,
 		true, c.CredentialID, c.Credential, int64(c.SignCount), c.CreatedAt)
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {

@@ -222,11 +222,7 @@ func (tx *Tx) purgeRows(ctx context.Context, table, key, where string, cutoff ti
 // with a cutoff before now, so a session still usable now never matches. The refresh tokens go
 // explicitly, before their session, so they are counted; the foreign key would cascade anyway.
 func (tx *Tx) purgeEndedSessions(ctx context.Context, cutoff time.Time) (sessions, refresh int64, err error) {
-	idleEnd := `last_seen_at + idle_timeout_s * INTERVAL '1 second' < $1`
-	if tx.db.dialect == SQLite {
-		idleEnd = `julianday(last_seen_at) + idle_timeout_s / 86400.0 < julianday($1)`
-	}
-	pick := `SELECT id FROM sessions WHERE (revoked_at < $1 OR absolute_expires_at < $1 OR ` + idleEnd + `)
+	pick := `SELECT id FROM sessions WHERE (revoked_at < $1 OR absolute_expires_at < $1 OR ` + tx.idleEnds("<", "$1") + `)
 		LIMIT $2` + tx.skipLocked()
 	for {
 		ids, err := tx.sessionIDs(ctx, pick, cutoff, sessionPurgeBatch)

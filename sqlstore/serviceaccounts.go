@@ -112,6 +112,17 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 		}
 		exp = sa.ExpiresAt.UTC()
 	}
+	if err := tx.lockTenant(ctx, sa.TenantID); err != nil {
+		return err
+	}
+	n, err := tx.count(ctx, `SELECT count(*) FROM service_accounts WHERE tenant_id = $1`, sa.TenantID)
+	if err != nil {
+		return err
+	}
+	if n >= MaxServiceAccountsPerTenant {
+		return tutela.Errorf(tutela.ECONFLICT, "a tenant has at most %d service accounts, disabled ones included",
+			MaxServiceAccountsPerTenant)
+	}
 	sa.ID, sa.ClientID, sa.Name, sa.Status, sa.CreatedAt = tutela.NewID(), "sa_"+tutela.RandomToken(16), name, tutela.StatusActive, tx.now
 	_, err = tx.exec(ctx, `INSERT INTO service_accounts (id, tenant_id, name, client_id, status, created_at, clearance, ip_allowlist, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, sa.ID, sa.TenantID, sa.Name, sa.ClientID, string(sa.Status), sa.CreatedAt,

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -65,21 +67,74 @@ func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 }
 
 // CreateSession stores s (ID, CreatedAt and LastSeenAt are assigned) under the SHA-256 of the
-// session secret.
+// session secret. A user has at most MaxSessionsPerUser active sessions; when s would be one too
+// many, the user's oldest active sessions are revoked (reason "session_limit") rather than the
+// sign-in refused, so nobody can lock a user out by signing in as them often, and a
+// "session_limit" security event names the sessions that ended.
 func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) error {
+	if err := tx.lockUser(ctx, s.TenantID, s.UserID); err != nil {
+		return err
+	}
+	// Active as in Session.Active: not revoked, within the absolute and the idle lifetime.
+	// Newest first; everything after the newest MaxSessionsPerUser-1 makes room for s.
+	rows, err := tx.query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL
+		AND absolute_expires_at > $3 AND `+tx.idleEnds(">", "$3")+` ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5`,
+		s.TenantID, s.UserID, tx.now, math.MaxInt32, MaxSessionsPerUser-1)
+	if err != nil {
+		return err
+	}
+	var evict []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		evict = append(evict, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	s.ID, s.CreatedAt, s.LastSeenAt = tutela.NewID(), tx.now, tx.now
 	var stepUp any
 	if s.StepUpAt != nil {
 		stepUp = s.StepUpAt.UTC()
 	}
-	_, err := tx.exec(ctx, `INSERT INTO sessions (id, tenant_id, user_id, token_hash, token_version, amr, ip, user_agent,
+	_, err = tx.exec(ctx, `INSERT INTO sessions (id, tenant_id, user_id, token_hash, token_version, amr, ip, user_agent,
 		created_at, last_seen_at, idle_timeout_s, absolute_expires_at, step_up_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
 		s.ID, s.TenantID, s.UserID, secretHash, s.TokenVersion, strings.Join(s.AMR, " "), s.IP, truncate(s.UserAgent, 512),
 		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC(), stepUp)
 	if err != nil {
 		return err
 	}
-	return tx.Record(ctx, "session.create", s.TenantID, "session", s.ID, "", map[string]any{"user_id": s.UserID, "amr": strings.Join(s.AMR, " ")})
+	details := map[string]any{"user_id": s.UserID, "amr": strings.Join(s.AMR, " ")}
+	if len(evict) > 0 {
+		for _, id := range evict {
+			if err := tx.RevokeSessionByID(ctx, id, "session_limit"); err != nil {
+				return err
+			}
+		}
+		b, err := json.Marshal(map[string]any{"session_id": s.ID, "revoked_sessions": evict, "limit": MaxSessionsPerUser})
+		if err != nil {
+			return err
+		}
+		if err := tx.RecordSecurityEvent(ctx, &SecurityEvent{TenantID: s.TenantID, UserID: s.UserID, Kind: "session_limit",
+			IP: s.IP, Details: string(b)}); err != nil {
+			return err
+		}
+		details["revoked_sessions"] = len(evict)
+	}
+	return tx.Record(ctx, "session.create", s.TenantID, "session", s.ID, "", details)
+}
+
+// idleEnds compares the moment a session's idle timeout ends with the time parameter param
+// (op is "<" or ">"), in the store's dialect.
+func (tx *Tx) idleEnds(op, param string) string {
+	if tx.db.dialect == SQLite {
+		return `julianday(last_seen_at) + idle_timeout_s / 86400.0 ` + op + ` julianday(` + param + `)`
+	}
+	return `last_seen_at + idle_timeout_s * INTERVAL '1 second' ` + op + ` ` + param
 }
 
 // SessionBySecret returns the session whose secret hashes to secretHash, whatever its state;

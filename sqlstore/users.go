@@ -40,7 +40,7 @@ func validateUser(u *tutela.User) error {
 }
 
 // Create inserts u into the tenant, assigning ID and timestamps. An e-mail already used in the
-// tenant, in any letter case, is a conflict.
+// tenant, in any letter case, is a conflict, and so is a user past MaxUsersPerTenant.
 func (r Users) Create(ctx context.Context, u *tutela.User) error {
 	if u.Status == "" {
 		u.Status = tutela.StatusActive
@@ -49,12 +49,19 @@ func (r Users) Create(ctx context.Context, u *tutela.User) error {
 	if err := validateUser(u); err != nil {
 		return err
 	}
-	if !tutela.ValidID(r.tenantID) {
-		return tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	if err := r.tx.lockTenant(ctx, r.tenantID); err != nil {
+		return err
+	}
+	n, err := r.Count(ctx)
+	if err != nil {
+		return err
+	}
+	if limit := r.tx.db.maxUsers; n >= limit {
+		return tutela.Errorf(tutela.ECONFLICT, "a tenant has at most %d users, disabled ones included; delete one first", limit)
 	}
 	u.ID, u.TenantID = tutela.NewID(), r.tenantID
 	u.CreatedAt, u.UpdatedAt = r.tx.now, r.tx.now
-	_, err := r.tx.exec(ctx, `INSERT INTO users
+	_, err = r.tx.exec(ctx, `INSERT INTO users
 		(id, tenant_id, email, email_norm, display_name, status, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		u.ID, u.TenantID, u.Email, tutela.NormalizeEmail(u.Email), u.DisplayName, string(u.Status),
