@@ -338,15 +338,13 @@ func (tx *Tx) CountRoleHoldersInTenant(ctx context.Context, tenantID, roleKey st
 }
 
 // IsLastProgramAdmin reports whether removing userID's program_admin role (or the user) would
-// leave the tenant without an active programme administrator. On PostgreSQL it first locks the
-// tenant's row until the transaction ends, so two transactions removing two different
-// administrators of one tenant cannot both see the other still there (SQLite runs one writer
-// at a time). Call it in the transaction that makes the change.
+// leave the tenant without an active programme administrator. It first locks the tenant's row
+// until the transaction ends (lockTenant), so two transactions removing two different
+// administrators of one tenant cannot both see the other still there. Call it in the
+// transaction that makes the change.
 func (tx *Tx) IsLastProgramAdmin(ctx context.Context, tenantID, userID string) (bool, error) {
-	if tx.db.dialect == Postgres {
-		if _, err := tx.exec(ctx, `SELECT id FROM tenants WHERE id = $1 FOR UPDATE`, tenantID); err != nil {
-			return false, err
-		}
+	if err := tx.lockTenant(ctx, tenantID); err != nil {
+		return false, err
 	}
 	keys, err := tx.Users(tenantID).Roles(ctx, userID)
 	if err != nil {

@@ -44,8 +44,7 @@ const (
 
 // lockTenant holds the tenant's row until the transaction ends, so two transactions adding
 // under a per-tenant cap count one after the other and cannot pass it together. It takes FOR NO
-// KEY UPDATE rather than FOR UPDATE: that still conflicts with itself and with FOR UPDATE
-// (IsLastProgramAdmin), but not with the KEY SHARE lock every foreign-key insert takes on its
+// KEY UPDATE rather than FOR UPDATE: that still conflicts with itself, but not with the KEY SHARE lock every foreign-key insert takes on its
 // parent row, so it neither holds up unrelated inserts into the tenant (sign-ins, audit events)
 // nor deadlocks against a transaction that already inserted one. SQLite runs one writer at a
 // time and needs no lock. A tenant that does not exist is not found.

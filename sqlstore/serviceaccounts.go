@@ -282,15 +282,12 @@ func (tx *Tx) AddServiceAccountSecret(ctx context.Context, tenantID, saID string
 	return id, tx.Record(ctx, "service_account.secret_add", tenantID, "service_account", saID, "", map[string]any{"secret_id": id})
 }
 
-// lockServiceAccount holds the account's row until the transaction ends, so concurrent
-// additions of secrets or keys count one after the other and cannot pass a cap together
-// (PostgreSQL; SQLite runs one writer at a time).
+// lockServiceAccount is lockTenant for the per-account caps on secrets and keys.
 func (tx *Tx) lockServiceAccount(ctx context.Context, saID string) error {
-	if tx.db.dialect != Postgres {
-		return nil
+	if !tutela.ValidID(saID) {
+		return tutela.Errorf(tutela.ENOTFOUND, "service account not found")
 	}
-	_, err := tx.exec(ctx, `SELECT id FROM service_accounts WHERE id = $1 FOR UPDATE`, saID)
-	return err
+	return tx.lockRow(ctx, "service account not found", `SELECT id FROM service_accounts WHERE id = $1`, saID)
 }
 
 // RevokeServiceAccountSecret revokes one secret.
