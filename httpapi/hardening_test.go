@@ -201,3 +201,43 @@ func TestSessionSecretRenewedOnReauthentication(t *testing.T) {
 		t.Fatalf("cookie after a bearer step-up: %d", res.StatusCode)
 	}
 }
+
+// The step-up on sign-in policy and e-mail changes cannot be skipped through a service account:
+// an administrator may create one holding tenants UPDATE and users UPDATE without a step-up, so
+// such changes are for people only.
+func TestHumanStepUp_ServiceAccountRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	_, v := e.seed(t, "acme", "vic@example.org", pw, "operator")
+	a := e.login(t, "acme", "admin@example.org", pw, "")
+	sa := e.createSA(t, tn.ID, a.AccessToken, `{"name":"ops","permissions":[{"resource":"tenants","action":"UPDATE"},{"resource":"users","action":"UPDATE"}]}`)
+	code, tok := e.clientToken(t, sa.SA.ClientID, sa.Secret, "")
+	if code != 200 {
+		t.Fatalf("token: %d %v", code, tok)
+	}
+	at := tok["access_token"].(string)
+	res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, `{"mfa_required_all":false}`, "192.0.2.10", at)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	res, b = e.req(t, "PATCH", "/v1/tenants/"+tn.ID+"/users/"+v.ID, `{"email":"vic@attacker.example"}`, "192.0.2.10", at)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	// What needs no step-up still works for the account.
+	if res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, `{"name":"Acme"}`, "192.0.2.10", at); res.StatusCode != 200 {
+		t.Fatalf("rename by the service account: %d %s", res.StatusCode, b)
+	}
+}
+
+// A disabled tenant ends its users' refresh tokens too, not only their access tokens.
+func TestRefresh_DisabledTenantRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "root", "root@example.org", pw, "super_admin")
+	tn, _ := e.seed(t, "acme", "ana@example.org", pw)
+	root := e.login(t, "root", "root@example.org", pw, "")
+	a := e.login(t, "acme", "ana@example.org", pw, "")
+	if res, b := e.req(t, "PATCH", "/v1/tenants/"+tn.ID, `{"status":"disabled"}`, "", root.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("disable: %d %s", res.StatusCode, b)
+	}
+	res, b := e.req(t, "POST", "/v1/auth/refresh", `{"refresh_token":"`+a.RefreshToken+`"}`, "", nil)
+	wantError(t, res, b, 401, tutela.EUNAUTHENTICATED)
+}

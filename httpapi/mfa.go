@@ -73,6 +73,17 @@ func (s *Server) reauthenticate(w http.ResponseWriter, r *http.Request, p *tutel
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// requireHumanStepUp guards changes only a person may make, with a second factor proved in the
+// last five minutes: the tenant's sign-in policy, a user's e-mail address. A service account
+// has no second factor, so it is refused outright; otherwise an administrator could create one
+// holding the permission (no step-up needed for that) and skip the step-up through it.
+func (s *Server) requireHumanStepUp(p *tutela.Principal) error {
+	if p.Kind != tutela.PrincipalUser {
+		return tutela.Errorf(tutela.EFORBIDDEN, "only a person, with a fresh second factor, may make this change")
+	}
+	return s.requireStepUp(p, authz.Decision{Obligations: authz.Obligations{StepUpRequired: true}})
+}
+
 // requireStepUp enforces the step-up obligation for human principals. Service accounts have no
 // second factor; their permission set is the control.
 func (s *Server) requireStepUp(p *tutela.Principal, d authz.Decision) error {

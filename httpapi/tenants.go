@@ -140,7 +140,7 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		if req.securityPolicy() {
 			// Weakening sign-in policy is as dangerous as any MANAGE action: it needs a
 			// second factor proved in the last five minutes.
-			if err := s.requireStepUp(p, authz.Decision{Obligations: authz.Obligations{StepUpRequired: true}}); err != nil {
+			if err := s.requireHumanStepUp(p); err != nil {
 				return err
 			}
 		}

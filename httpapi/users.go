@@ -147,7 +147,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 			// The e-mail address is where password resets go: changing it is as sensitive as
 			// resetting a password (ASVS 7.5.1). It needs a fresh second factor, ends the
 			// user's outstanding reset codes, and the old address is told.
-			if err := s.requireStepUp(p, authz.Decision{Obligations: authz.Obligations{StepUpRequired: true}}); err != nil {
+			if err := s.requireHumanStepUp(p); err != nil {
 				return err
 			}
 			if err := tx.Users(t.ID).RevokeTokens(r.Context(), u.ID); err != nil {

@@ -595,7 +595,7 @@ func (s *Service) AuthenticateBearerAnyAudience(ctx context.Context, tok string)
 }
 
 // audiences are every audience this service issues tokens for: its own API and the resources.
-func (s *Service) audiences() []string { return append([]string{s.cfg.Audience}, s.cfg.Resources...) }
+func (s *Service) audiences() []string { return s.Tokens.Audiences() }
 
 // audienceFor is the audience of a token asked for resource (RFC 8707): Tutela's own API when
 // resource is empty, else a registered resource server, exactly as registered.
@@ -735,6 +735,10 @@ func (s *Service) RefreshFor(ctx context.Context, refresh tutela.Secret, resourc
 			refused = sessionRefused(errRefresh, "revoked", sess)
 		case cred.User.Status != tutela.StatusActive:
 			refused = sessionRefused(errRefresh, "user_inactive", sess)
+		default:
+			if t, err := tx.Tenant(ctx, sess.TenantID); err != nil || t.Status != tutela.StatusActive {
+				refused = sessionRefused(errRefresh, "tenant_inactive", sess)
+			}
 		}
 		if refused != nil {
 			return errRefresh

@@ -57,6 +57,11 @@ func OpenHCVaultKEK(keyURI string, token tutela.Secret, caFile string) (*KMSKEK,
 	if t, ok := cfg.HttpClient.Transport.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
 		return nil, errors.New("vault: VAULT_SKIP_VERIFY is set: refusing unverified TLS to HashiCorp Vault (set vault.hcvault_ca_file instead)")
 	}
+	// The URI names the server: VAULT_AGENT_ADDR would send the token and every wrap to
+	// another address, possibly over plain HTTP.
+	if cfg.AgentAddress != "" {
+		return nil, errors.New("vault: VAULT_AGENT_ADDR is set: refusing to send the KEK's traffic anywhere but the hcvault:// host")
+	}
 	cfg.Address = "https://" + u.Host
 	if caFile != "" {
 		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: caFile}); err != nil {

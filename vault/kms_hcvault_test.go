@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"tutela"
@@ -138,6 +139,19 @@ func TestHCVaultKEK_FakeTransit(t *testing.T) {
 		t.Errorf("OpenKEK with VAULT_SKIP_VERIFY: err = %v", err)
 	}
 	t.Setenv("VAULT_SKIP_VERIFY", "")
+	// Nor can VAULT_AGENT_ADDR redirect the token and the wraps elsewhere.
+	var agentHits atomic.Int32
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { agentHits.Add(1) }))
+	t.Cleanup(agent.Close)
+	t.Setenv("VAULT_AGENT_ADDR", agent.URL)
+	if k, err := OpenKEK(ctx, KEKConfig{URI: uri, VaultToken: tutela.NewSecret(token), VaultCACert: ca}); err == nil {
+		_, _ = k.Encrypt([]byte("x"), nil)
+		t.Error("OpenKEK with VAULT_AGENT_ADDR succeeded")
+	}
+	if agentHits.Load() != 0 {
+		t.Errorf("VAULT_AGENT_ADDR received %d requests", agentHits.Load())
+	}
+	t.Setenv("VAULT_AGENT_ADDR", "")
 
 	// No token at all: refused before any call.
 	if _, err := OpenKEK(ctx, KEKConfig{URI: uri, VaultCACert: ca}); err == nil {

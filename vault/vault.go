@@ -558,7 +558,7 @@ func (v *Vault) RotateExisting(ctx context.Context, tenantID, purpose string) (*
 
 // Retire destroys every non-primary key of the keyset (Tink Delete: the key material is gone
 // from the stored keyset), so ciphertexts still under an old key become unreadable. Run
-// Rewrap first; RetireChecked refuses while any listed source still holds an old ciphertext.
+// Rewrap first; `tutela keys retire` refuses while a rewrap source still holds an old ciphertext.
 func (v *Vault) Retire(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
 	return v.mutate(ctx, tenantID, purpose, "key.retire", func(m *keyset.Manager, ks *Keyset) (map[string]any, error) {
 		gone := []any{}
