@@ -946,6 +946,10 @@ func (c *Config) validateVault(p *problems) {
 		if c.HSMPIN.IsZero() {
 			p.add("TUTELA_HSM_PIN: a pkcs11 KEK needs the token's user PIN")
 		}
+	case vault.SchemeHCVault:
+		if c.VaultToken.IsZero() {
+			p.add("TUTELA_VAULT_TOKEN: an hcvault KEK needs a Vault token")
+		}
 	case vault.SchemeAWSKMS, vault.SchemeGCPKMS:
 		if v.KMSEndpoint != "" && !httpsURL(v.KMSEndpoint) {
 			p.add("vault.kms_endpoint: must be an https URL (http only on loopback)")
@@ -955,7 +959,7 @@ func (c *Config) validateVault(p *problems) {
 		p.add("vault.kms_endpoint: only for an aws-kms:// or gcp-kms:// KEK")
 	}
 	if v.CacheTTL <= 0 || v.CacheTTL > 24*time.Hour {
-		p.add("vault.cache_ttl: must be between 1ns and 24h, such as 5m")
+		p.add("vault.cache_ttl: must be positive and at most 24h, such as 5m")
 	}
 	if v.RotateEvery < 0 || (v.RotateEvery > 0 && v.RotateEvery < time.Hour) {
 		p.add("vault.rotate_every: must be 0 (off) or at least 1h, such as 2160h")

@@ -979,6 +979,8 @@ func TestValidate_VaultRules(t *testing.T) {
 		{[]string{"TUTELA_VAULT_CACHE_TTL=48h"}, "vault.cache_ttl"},
 		{[]string{"TUTELA_VAULT_ROTATE_EVERY=30s"}, "vault.rotate_every"},
 		{[]string{"TUTELA_VAULT_ROTATE_EVERY=2160h"}, ""},
+		{[]string{"TUTELA_VAULT_KEK_URI=hcvault://vault.internal:8200/transit/keys/k"}, "TUTELA_VAULT_TOKEN"},
+		{[]string{"TUTELA_VAULT_KEK_URI=hcvault://vault.internal:8200/transit/keys/k", "TUTELA_VAULT_TOKEN=hvs.x"}, ""},
 	}
 	for _, tc := range cases {
 		err := mustLoad(t, "", tc.env...).Validate()

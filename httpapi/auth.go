@@ -229,7 +229,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip, ua := clientInfo(r)
-	g, err := s.d.Identity.RefreshFor(r.Context(), tutela.NewSecret(req.RefreshToken), req.Resource, ip, ua)
+	g, err := s.d.Identity.Refresh(r.Context(), tutela.NewSecret(req.RefreshToken), req.Resource, ip, ua)
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return

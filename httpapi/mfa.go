@@ -63,6 +63,11 @@ func (s *Server) reauthenticate(w http.ResponseWriter, r *http.Request, p *tutel
 		middleware.WriteError(w, r, err)
 		return
 	}
+	if req.Password == "" {
+		// Not an attempt: it must not count towards the user's lock.
+		middleware.WriteError(w, r, tutela.FieldErrorf("password", "password is required"))
+		return
+	}
 	ip, _ := clientInfo(r)
 	secret, err := s.d.Identity.Reauthenticate(r.Context(), p, tutela.NewSecret(req.Password), ip)
 	if err != nil {

@@ -117,12 +117,22 @@ func TestReauthenticate_RefusesMalformedAndServiceAccounts(t *testing.T) {
 	e := newEnv(t, sqlstore.SQLite, nil)
 	e.seed(t, "acme", "ana@example.org", pw)
 	a := e.login(t, "acme", "ana@example.org", pw, "")
-	for _, body := range []string{`{}`, `{"password":1}`, `{"password":"x","extra":true}`, `not json`} {
+	for _, body := range []string{`{}`, `{"password":""}`, `{"password":1}`, `{"password":"x","extra":true}`, `not json`} {
 		res, b := e.req(t, "POST", "/v1/auth/reauthenticate", body, "", a.cookie)
-		if res.StatusCode != 400 && res.StatusCode != 401 {
-			t.Fatalf("%s: %d %s", body, res.StatusCode, b)
-		}
+		wantError(t, res, b, 400, tutela.EINVALID)
+	}
+	// None of those counted towards the lock: five wrong passwords still get five answers.
+	for range 5 {
+		res, b := e.req(t, "POST", "/v1/auth/reauthenticate", `{"password":"wrong-password-here"}`, "", a.cookie)
+		wantError(t, res, b, 401, tutela.EINVALIDCREDENTIALS)
 	}
 	res, b := e.req(t, "POST", "/v1/auth/reauthenticate", `{"password":"`+pw+`"}`, "", nil)
 	wantError(t, res, b, 401, tutela.EUNAUTHENTICATED)
+	// A service account has no session and no password to re-enter.
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	sa := e.createSA(t, tn.ID, admin.AccessToken, `{"name":"etl","permissions":[{"resource":"users","action":"READ"}]}`)
+	_, tok := e.clientToken(t, sa.SA.ClientID, sa.Secret, "")
+	res, b = e.req(t, "POST", "/v1/auth/reauthenticate", `{"password":"`+pw+`"}`, "192.0.2.10", tok["access_token"].(string))
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
 }

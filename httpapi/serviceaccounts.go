@@ -54,7 +54,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_target", "ask for one resource per token")
 		return
 	}
-	at, exp, scope, err := s.d.Identity.ClientCredentialsFor(r.Context(), sa, r.PostForm.Get("resource"))
+	at, exp, scope, err := s.d.Identity.ClientCredentials(r.Context(), sa, r.PostForm.Get("resource"))
 	if errors.Is(err, identity.ErrInvalidTarget) {
 		oauthError(w, http.StatusBadRequest, "invalid_target", "resource is not a registered resource server")
 		return

@@ -172,7 +172,7 @@ func BenchmarkRefresh(b *testing.B) {
 			rt := g.RefreshToken
 			b.ReportAllocs()
 			for b.Loop() {
-				ng, err := s.Refresh(ctx, rt, "192.0.2.1", "bench")
+				ng, err := s.Refresh(ctx, rt, "", "192.0.2.1", "bench")
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -667,14 +667,9 @@ var errRestricted = tutela.Errorf(tutela.EFORBIDDEN, "change your password or en
 // Refresh exchanges a refresh token for a new one and a new access token (rotation). A refresh
 // token presented a second time means it was stolen or replayed: the whole family and its
 // session are revoked and a refresh_reuse_detected security event is recorded (RFC 9700 §4.14.2).
-func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, ip, ua string) (*Grant, error) {
-	return s.RefreshFor(ctx, refresh, "", ip, ua)
-}
-
-// RefreshFor is Refresh with an access token for resource (RFC 8707 §2.2): a registered
-// resource server, or Tutela's own API when empty. An unregistered resource is ErrInvalidTarget
-// and uses nothing up.
-func (s *Service) RefreshFor(ctx context.Context, refresh tutela.Secret, resource, ip, ua string) (*Grant, error) {
+// The new access token is for resource (RFC 8707 §2.2): a registered resource server, or
+// Tutela's own API when empty. An unregistered resource is ErrInvalidTarget and uses nothing up.
+func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, ip, ua string) (*Grant, error) {
 	aud, err := s.audienceFor(resource)
 	if err != nil {
 		return nil, err

@@ -105,14 +105,10 @@ func TenantActive(ctx context.Context, tx *sqlstore.Tx, tenantID string) (bool, 
 }
 
 // ClientCredentials issues an access token for a service account (OAuth 2.0 client
-// credentials, RFC 6749 §4.4). Its scope is the account's permission set, and nothing more.
-func (s *Service) ClientCredentials(ctx context.Context, sa *sqlstore.ServiceAccount) (tutela.Secret, time.Time, string, error) {
-	return s.ClientCredentialsFor(ctx, sa, "")
-}
-
-// ClientCredentialsFor is ClientCredentials with a token for resource (RFC 8707): a registered
-// resource server, or Tutela's own API when empty; else ErrInvalidTarget.
-func (s *Service) ClientCredentialsFor(ctx context.Context, sa *sqlstore.ServiceAccount, resource string) (tutela.Secret, time.Time, string, error) {
+// credentials, RFC 6749 §4.4). Its scope is the account's permission set, and nothing more; its
+// audience is resource (RFC 8707: a registered resource server), or Tutela's own API when
+// empty; any other resource is ErrInvalidTarget.
+func (s *Service) ClientCredentials(ctx context.Context, sa *sqlstore.ServiceAccount, resource string) (tutela.Secret, time.Time, string, error) {
 	aud, err := s.audienceFor(resource)
 	if err != nil {
 		return tutela.Secret{}, time.Time{}, "", err

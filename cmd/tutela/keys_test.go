@@ -20,7 +20,7 @@ import (
 	"tutela/vault"
 )
 
-// keysRun runs a keys subcommand in-process (the lead wires `Keys keysCmd` into cli).
+// keysRun runs a keys subcommand in-process.
 func keysRun(t *testing.T, environ []string, cmd interface{ Run(*env) error }) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
