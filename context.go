@@ -14,6 +14,9 @@ type RequestMeta struct {
 	// BodyKeys are the top-level field names of the JSON body, for the request's audit record
 	// (names only: values may be secrets).
 	BodyKeys []string
+	// Forbidden is the message of the 403 the request was answered with, if any, for the
+	// request's authz.denied audit record.
+	Forbidden string
 }
 
 type requestMetaKey struct{}

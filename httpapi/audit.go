@@ -170,6 +170,11 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		})}
 		// Only a denial the client was answered with: a handler that asked and then went on
 		// (status below 400) was not refused.
+		// A 403 from a check that noted nothing richer (a platform-only operation, a role or
+		// service account the caller may not confer) is recorded too, with its message.
+		if d := denied.Load(); d == nil && status == http.StatusForbidden && m != nil && m.Forbidden != "" {
+			denied.Store(&denial{resource: route, reason: m.Forbidden})
+		}
 		if d := denied.Load(); d != nil && status >= 400 {
 			events = append(events, deniedEvent(ctx, tenant, route, status, d))
 		}

@@ -241,3 +241,32 @@ func TestRefresh_DisabledTenantRefused(t *testing.T) {
 	res, b := e.req(t, "POST", "/v1/auth/refresh", `{"refresh_token":"`+a.RefreshToken+`"}`, "", nil)
 	wantError(t, res, b, 401, tutela.EUNAUTHENTICATED)
 }
+
+// Every 403 leaves an authz.denied audit event, also from checks outside the policy engine
+// (platform-only operations, the platform's key rotation).
+func TestEveryForbiddenAnswerIsAudited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	a := e.login(t, "acme", "admin@example.org", pw, "")
+	e.enrolTOTP(t, a.cookie)
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/v1/tenants", ""},
+		{"POST", "/v1/keys/rotate", `{"purpose":"totp"}`},
+	} {
+		res, b := e.req(t, c.method, c.path, c.body, "", a.cookie)
+		wantError(t, res, b, 403, tutela.EFORBIDDEN)
+		var reqID = res.Header.Get("X-Request-ID")
+		recs, _, err := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "authz.denied", Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range recs {
+			found = found || (r.Event.RequestID == reqID && r.Event.Reason != "" && r.Event.ActorID == a.UserID)
+		}
+		if !found {
+			t.Fatalf("%s %s: no authz.denied event for the 403", c.method, c.path)
+		}
+	}
+}

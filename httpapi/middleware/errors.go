@@ -103,6 +103,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if r != nil {
 		d.RequestID = RequestIDFrom(r.Context())
+		if m := tutela.RequestMetaFrom(r.Context()); m != nil && code == tutela.EFORBIDDEN {
+			m.Forbidden = d.Message
+		}
 	}
 
 	if status >= 500 && r != nil {
