@@ -78,6 +78,10 @@ const ActionRetentionPurge = "retention.purge"
 // statements of predictable size rather than one that scans and locks millions of rows.
 const purgeBatch = 10_000
 
+// purgeBatchesPerSweep bounds one table's purge in one sweep (and so one transaction, which on
+// SQLite holds the only writer): a larger backlog is finished by the next hourly sweeps.
+const purgeBatchesPerSweep = 10
+
 // sessionPurgeBatch bounds the session IDs handled at once; they become statement parameters
 // (PostgreSQL allows 65535, SQLite 32766).
 const sessionPurgeBatch = 1_000
@@ -196,12 +200,12 @@ func (tx *Tx) skipLocked() string {
 }
 
 // purgeRows deletes the rows of table matching where ($1 is cutoff) in batches of purgeBatch,
-// each picked by its key, until a batch comes up short.
+// each picked by its key, until a batch comes up short or purgeBatchesPerSweep have run.
 func (tx *Tx) purgeRows(ctx context.Context, table, key, where string, cutoff time.Time) (int64, error) {
 	q := `DELETE FROM ` + table + ` WHERE ` + key + ` IN (SELECT ` + strings.Trim(key, "()") + ` FROM ` + table +
 		` WHERE ` + where + ` LIMIT $2` + tx.skipLocked() + `)`
 	var total int64
-	for {
+	for range purgeBatchesPerSweep {
 		res, err := tx.exec(ctx, q, cutoff, purgeBatch)
 		if err != nil {
 			return total, err
@@ -215,6 +219,7 @@ func (tx *Tx) purgeRows(ctx context.Context, table, key, where string, cutoff ti
 			return total, ctx.Err()
 		}
 	}
+	return total, nil
 }
 
 // purgeEndedSessions deletes sessions that ended before cutoff, by revocation, idle timeout or

@@ -239,12 +239,12 @@ func (r Users) PasswordHistory(ctx context.Context, userID string, n int) ([]str
 // AddPasswordHistory remembers a hash the user has had and forgets all but the newest keep
 // (the policy's history length): old hashes are kept no longer than they serve.
 func (r Users) AddPasswordHistory(ctx context.Context, userID, hash string, keep int) error {
-	if _, err := r.tx.exec(ctx, `INSERT INTO password_history (tenant_id, user_id, hash, created_at) VALUES ($1, $2, $3, $4)`,
-		r.tenantID, userID, hash, r.tx.now); err != nil {
-		return err
-	}
 	if keep <= 0 {
 		_, err := r.tx.exec(ctx, `DELETE FROM password_history WHERE tenant_id = $1 AND user_id = $2`, r.tenantID, userID)
+		return err
+	}
+	if _, err := r.tx.exec(ctx, `INSERT INTO password_history (tenant_id, user_id, hash, created_at) VALUES ($1, $2, $3, $4)`,
+		r.tenantID, userID, hash, r.tx.now); err != nil {
 		return err
 	}
 	_, err := r.tx.exec(ctx, `DELETE FROM password_history WHERE tenant_id = $1 AND user_id = $2 AND created_at <
