@@ -145,6 +145,24 @@ var SensitiveActions = []Action{Export, Delete, Manage, Approve}
 // StepUpWindow is how recent a second factor must be for a sensitive action.
 const StepUpWindow = 5 * time.Minute
 
+// Step-up as Tutela's server and its Go SDK both answer it, so the two cannot drift apart.
+const (
+	// ACRMFA is the acr of a session whose user proved a second factor; ACRPassword of one that
+	// proved only the password.
+	ACRMFA      = "urn:tutela:acr:mfa"
+	ACRPassword = "urn:tutela:acr:pwd"
+	// StepUpReason is the message of a refusal for want of a fresh second factor.
+	StepUpReason = "this action needs a second factor verified in the last 5 minutes: POST /v1/auth/step-up"
+	// StepUpChallenge is the RFC 9470 WWW-Authenticate challenge that goes with it (max_age is
+	// StepUpWindow in seconds).
+	StepUpChallenge = `Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required", ` +
+		`acr_values="` + ACRMFA + `", max_age=300`
+)
+
+// SecondFactorAMR reports whether an amr value (RFC 8176; "rcv" is a recovery code) is one Tutela
+// records for a proved second factor.
+func SecondFactorAMR(m string) bool { return m == "otp" || m == "hwk" || m == "rcv" || m == "mfa" }
+
 // Decide evaluates r against p at now. Deny by default; an unexpired explicit deny beats any
 // grant; the principal's clearance caps the classification they can touch; RED reads need a
 // stated purpose.

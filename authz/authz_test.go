@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -226,4 +227,17 @@ func BenchmarkDecideBatch(b *testing.B) {
 		n += len(batch)
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "checks/s")
+}
+
+// The challenge's max_age is the step-up window, and its acr the MFA acr.
+func TestStepUpChallenge_MatchesWindow(t *testing.T) {
+	want := fmt.Sprintf(`acr_values="%s", max_age=%d`, ACRMFA, int(StepUpWindow/time.Second))
+	if !strings.HasSuffix(StepUpChallenge, want) {
+		t.Fatalf("StepUpChallenge %q does not end with %q", StepUpChallenge, want)
+	}
+	for m, want := range map[string]bool{"otp": true, "hwk": true, "rcv": true, "mfa": true, "pwd": false, "swk": false, "sms": false, "": false} {
+		if SecondFactorAMR(m) != want {
+			t.Errorf("SecondFactorAMR(%q) = %v", m, !want)
+		}
+	}
 }

@@ -37,10 +37,6 @@ func (c *Client) Authorize(ctx context.Context, req authz.Request) (authz.Decisi
 	return c.decide(ctx, a.token, a.claims, req)
 }
 
-// stepUpReason is the reason of a refusal for want of a fresh second factor; the same words
-// as Tutela's own refusal, naming where to step up.
-const stepUpReason = "this action needs a second factor verified in the last 5 minutes: POST /v1/auth/step-up"
-
 // decide answers req for the token's principal. Its decisions never hold an allow with
 // StepUpRequired: enforceStepUp makes those refusals.
 func (c *Client) decide(ctx context.Context, tok string, cl *Claims, req authz.Request) (authz.Decision, error) {
@@ -92,7 +88,7 @@ func enforceStepUp(d authz.Decision, cl *Claims, now time.Time) authz.Decision {
 		d.Obligations.StepUpRequired = false
 		return d
 	}
-	return authz.Decision{Reason: stepUpReason, Matched: d.Matched, Obligations: authz.Obligations{StepUpRequired: true}}
+	return authz.Decision{Reason: authz.StepUpReason, Matched: d.Matched, Obligations: authz.Obligations{StepUpRequired: true}}
 }
 
 func invalidRequest(r authz.Request) string {

@@ -233,11 +233,6 @@ type Claims struct {
 	Scope        string
 }
 
-// secondFactors are the amr values (RFC 8176; "rcv" is Tutela's recovery code) with which
-// Tutela marks a session whose user proved a second factor, the same list it uses to set acr
-// to urn:tutela:acr:mfa. Tutela issues no others.
-var secondFactors = map[string]bool{"otp": true, "hwk": true, "rcv": true, "mfa": true}
-
 // stepUpAt is the latest time the token proves the principal held a second factor; zero when
 // it proves none, so a password-only session never passes a step-up check here.
 //
@@ -251,7 +246,7 @@ func (c *Claims) stepUpAt() time.Time {
 		return time.Time{}
 	}
 	for _, m := range c.AMR {
-		if secondFactors[m] {
+		if authz.SecondFactorAMR(m) {
 			return c.AuthTime
 		}
 	}

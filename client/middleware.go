@@ -112,12 +112,6 @@ func (c *Client) Refuse(w http.ResponseWriter, r *http.Request, d authz.Decision
 	}
 }
 
-// stepUpChallenge is RFC 9470 §3's challenge, the one Tutela sends (httpapi stepUpError): the
-// acr of a session with a second factor, proved at most max_age seconds ago
-// (authz.StepUpWindow).
-const stepUpChallenge = `Bearer error="insufficient_user_authentication", ` +
-	`error_description="a fresh second factor is required", acr_values="urn:tutela:acr:mfa", max_age=300`
-
 // errNoToken marks a request without credentials: RFC 6750 §3.1 says the challenge then
 // carries no error code.
 var errNoToken = errors.New("no bearer token")
@@ -176,7 +170,7 @@ func (c *Client) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		c.cfg.Logger.DebugContext(r.Context(), "tutela client: request refused", "err", err)
 	case tutela.ESTEPUPREQUIRED:
 		status = http.StatusUnauthorized
-		w.Header().Set("WWW-Authenticate", stepUpChallenge)
+		w.Header().Set("WWW-Authenticate", authz.StepUpChallenge)
 	case tutela.EFORBIDDEN:
 		status = http.StatusForbidden
 	case tutela.EUNAVAILABLE:

@@ -12,7 +12,7 @@ import (
 	"tutela/identity/token"
 )
 
-// wantStepUpChallenge is the challenge Tutela's own routes send (httpapi stepUpError, RFC 9470 §3).
+// wantStepUpChallenge is the challenge Tutela's own routes send (authz.StepUpChallenge, RFC 9470 §3); spelled out here so a change to it fails this test.
 const wantStepUpChallenge = `Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required", acr_values="urn:tutela:acr:mfa", max_age=300`
 
 const testServiceAccount = "sa-2"

@@ -162,11 +162,21 @@ type grantResponse struct {
 // by cookie), keeping its attributes and the session's absolute expiry; a zero secret (bearer
 // clients) leaves the cookie alone.
 func (s *Server) renewCookie(w http.ResponseWriter, p *tutela.Principal, secret tutela.Secret) {
-	if secret.IsZero() {
-		return
+	if !secret.IsZero() {
+		setSessionCookie(w, secret.Reveal(), p.SessionExpiry)
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret.Reveal(), Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Expires: p.SessionExpiry})
+}
+
+// setSessionCookie sets the session cookie, with the attributes every session cookie has
+// (__Host-: Secure, Path=/, no Domain; HttpOnly; SameSite=Lax). An empty value with a zero
+// expiry deletes it.
+func setSessionCookie(w http.ResponseWriter, value string, expires time.Time) {
+	c := &http.Cookie{Name: SessionCookie, Value: value, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Expires: expires}
+	if value == "" {
+		c.MaxAge = -1
+	}
+	http.SetCookie(w, c)
 }
 
 // writeGrant answers with the grant's tokens, and sets the session cookie only for a new
@@ -174,10 +184,7 @@ func (s *Server) renewCookie(w http.ResponseWriter, p *tutela.Principal, secret 
 // browser's cookie alone rather than overwrite it with an empty one.
 func (s *Server) writeGrant(w http.ResponseWriter, g *identity.Grant) {
 	if !g.SessionSecret.IsZero() {
-		http.SetCookie(w, &http.Cookie{
-			Name: SessionCookie, Value: g.SessionSecret.Reveal(), Path: "/", Secure: true, HttpOnly: true,
-			SameSite: http.SameSiteLaxMode, Expires: g.Session.AbsoluteExpiry,
-		})
+		setSessionCookie(w, g.SessionSecret.Reveal(), g.Session.AbsoluteExpiry)
 	}
 	middleware.WriteJSON(w, http.StatusOK, grantResponse{
 		AccessToken: g.AccessToken.Reveal(), TokenType: "Bearer",
@@ -242,8 +249,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *tutela.Princi
 		middleware.WriteError(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	setSessionCookie(w, "", time.Time{})
 	w.WriteHeader(http.StatusNoContent)
 }
 

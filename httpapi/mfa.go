@@ -13,41 +13,34 @@ import (
 	"tutela/sqlstore"
 )
 
-// stepUpError asks for a fresh second factor (RFC 9470): 401 with
-// WWW-Authenticate: Bearer error="insufficient_user_authentication", the required acr and max_age.
-type stepUpError struct{ err *tutela.Error }
-
-func (e stepUpError) Error() string { return e.err.Error() }
-func (e stepUpError) Unwrap() error { return e.err }
-
-// WWWAuthenticate implements middleware.ChallengeError.
-func (stepUpError) WWWAuthenticate() string {
-	return `Bearer error="insufficient_user_authentication", error_description="a fresh second factor is required", ` +
-		`acr_values="urn:tutela:acr:mfa", max_age=300`
+// challengeError is a 401 that tells the client how to authenticate again (RFC 9470):
+// middleware.WriteError sends its WWW-Authenticate header.
+type challengeError struct {
+	err       error
+	challenge string
 }
 
+func (e challengeError) Error() string { return e.err.Error() }
+func (e challengeError) Unwrap() error { return e.err }
+
+// WWWAuthenticate implements middleware.ChallengeError.
+func (e challengeError) WWWAuthenticate() string { return e.challenge }
+
+// errStepUp asks for a fresh second factor: the required acr and max_age.
 func errStepUp() error {
-	return stepUpError{err: tutela.Errorf(tutela.ESTEPUPREQUIRED, "this action needs a second factor verified in the last 5 minutes: POST /v1/auth/step-up")}
+	return challengeError{err: tutela.Errorf(tutela.ESTEPUPREQUIRED, "%s", authz.StepUpReason), challenge: authz.StepUpChallenge}
 }
 
-// reauthError is reauthentication_required with the RFC 9470 challenge: any fresh
-// authentication event (sign-in, step-up or re-entered password) within max_age satisfies it.
-type reauthError struct{ err error }
-
-func (e reauthError) Error() string { return e.err.Error() }
-func (e reauthError) Unwrap() error { return e.err }
-
-// WWWAuthenticate implements middleware.ChallengeError.
-func (reauthError) WWWAuthenticate() string {
-	return `Bearer error="insufficient_user_authentication", error_description="re-enter your password", max_age=300`
-}
+// reauthChallenge is satisfied by any fresh authentication event (sign-in, step-up or
+// re-entered password) within max_age.
+const reauthChallenge = `Bearer error="insufficient_user_authentication", error_description="re-enter your password", max_age=300`
 
 // requireRecentAuth lets p end other sessions only after a fresh authentication (ASVS 7.5.2).
 func (s *Server) requireRecentAuth(p *tutela.Principal) error {
 	if s.d.Identity.RecentlyAuthenticated(p) {
 		return nil
 	}
-	return reauthError{err: tutela.Errorf(tutela.EREAUTHREQUIRED,
+	return challengeError{challenge: reauthChallenge, err: tutela.Errorf(tutela.EREAUTHREQUIRED,
 		"ending other sessions needs your password again: POST /v1/auth/reauthenticate, then retry")}
 }
 

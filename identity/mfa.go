@@ -7,6 +7,7 @@ import (
 
 	"tutela"
 	"tutela/audit"
+	"tutela/authz"
 	"tutela/mail"
 	"tutela/mfa"
 	"tutela/sqlstore"
@@ -16,7 +17,7 @@ import (
 const MFAChallengeTTL = 5 * time.Minute
 
 // StepUpWindow is how recent a second factor must be for a sensitive action.
-const StepUpWindow = 5 * time.Minute
+const StepUpWindow = authz.StepUpWindow
 
 // mfaLimit throttles wrong second factors per user, like passwords: 5 failures in 15 minutes
 // lock further attempts with exponential backoff.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/authz"
 	"tutela/identity/token"
 	"tutela/mail"
 	"tutela/mfa"
@@ -43,8 +44,8 @@ type Config struct {
 // Authentication context classes carried in the acr claim (RFC 9470 names the one a step-up
 // asks for in acr_values).
 const (
-	ACRPassword = "urn:tutela:acr:pwd"
-	ACRMFA      = "urn:tutela:acr:mfa"
+	ACRPassword = authz.ACRPassword
+	ACRMFA      = authz.ACRMFA
 )
 
 // Deps are the service's collaborators. Breach and Mailer may be nil.
@@ -467,7 +468,7 @@ func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64
 		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: authTime, ACR: ACRPassword,
 	}
 	for _, m := range g.Session.AMR {
-		if m == "otp" || m == "hwk" || m == "rcv" || m == "mfa" {
+		if authz.SecondFactorAMR(m) {
 			claims.ACR = ACRMFA
 		}
 	}
