@@ -494,11 +494,8 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (*tute
 		if err != nil {
 			return refuse(errSession, "unknown_session")
 		}
-		if sess.RevokedAt != nil {
-			return sessionRefused(errSession, "revoked_session", sess)
-		}
-		if !sess.Active(tx.Now()) {
-			return sessionRefused(errSession, "session_expired", sess)
+		if reason := sess.EndReason(tx.Now()); reason != "" {
+			return sessionRefused(errSession, reason, sess)
 		}
 		p, err = s.principal(ctx, tx, sess.TenantID, sess.UserID, sess.TokenVersion)
 		if r := RefusalOf(err); r != nil {
@@ -636,17 +633,13 @@ func (s *Service) bearerPrincipal(ctx context.Context, c *token.Claims) (*tutela
 					SessionID: c.SessionID, Err: errSession}
 			}
 			sess, err := tx.Users(c.Tenant).Session(ctx, c.Subject, c.SessionID)
-			switch {
-			case err != nil:
+			if err != nil {
 				return refused("unknown_session")
-			case sess.RevokedAt != nil:
-				return refused("revoked_session")
-			case !tx.Now().Before(sess.AbsoluteExpiry):
-				return refused("session_expired")
-			case !tx.Now().Before(sess.LastSeenAt.Add(sess.IdleTimeout)):
-				// Idle: nothing used the session (a refresh or a cookie request) for its idle
-				// timeout, so its access tokens stop too, not only its cookie (ASVS 7.3.1).
-				return refused("session_idle")
+			}
+			// Idle too: a session nobody refreshed or used by cookie for its idle timeout stops
+			// its access tokens, not only its cookie (ASVS 7.3.1).
+			if reason := sess.EndReason(tx.Now()); reason != "" {
+				return refused(reason)
 			}
 			sessionTimes(p, sess)
 		}
@@ -715,10 +708,8 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, 
 		switch {
 		case !now.Before(rt.ExpiresAt):
 			refused = sessionRefused(errRefresh, "expired", sess)
-		case sess.RevokedAt != nil:
-			refused = sessionRefused(errRefresh, "revoked_session", sess)
-		case !now.Before(sess.AbsoluteExpiry) || !now.Before(sess.LastSeenAt.Add(sess.IdleTimeout)):
-			refused = sessionRefused(errRefresh, "session_expired", sess)
+		case sess.EndReason(now) != "":
+			refused = sessionRefused(errRefresh, sess.EndReason(now), sess)
 		}
 		if refused != nil {
 			return errRefresh

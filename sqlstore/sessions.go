@@ -35,8 +35,21 @@ type Session struct {
 
 // Active reports whether the session can still be used at now: not revoked, within its idle
 // and absolute lifetimes.
-func (s *Session) Active(now time.Time) bool {
-	return s.RevokedAt == nil && now.Before(s.AbsoluteExpiry) && now.Before(s.LastSeenAt.Add(s.IdleTimeout))
+func (s *Session) Active(now time.Time) bool { return s.EndReason(now) == "" }
+
+// EndReason says why the session can no longer be used at now — "revoked_session", or
+// "session_expired" (its absolute lifetime or its idle timeout has passed) — or "" while it is
+// active. Every
+// credential of the session (cookie, access token, refresh token) is checked with it, so they
+// end alike and are audited alike.
+func (s *Session) EndReason(now time.Time) string {
+	switch {
+	case s.RevokedAt != nil:
+		return "revoked_session"
+	case !now.Before(s.AbsoluteExpiry), !now.Before(s.LastSeenAt.Add(s.IdleTimeout)):
+		return "session_expired"
+	}
+	return ""
 }
 
 const sessionCols = `id, tenant_id, user_id, token_version, amr, ip, user_agent, created_at, last_seen_at,
