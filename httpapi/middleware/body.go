@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -78,7 +77,8 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	data = data[skipped:]
 
-	if err := checkKeys(data, reflect.TypeOf(v)); err != nil {
+	keys, err := checkKeys(data, reflect.TypeOf(v))
+	if err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -92,23 +92,9 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if meta := tutela.RequestMetaFrom(r.Context()); meta != nil {
 		// The audit record gets the field names, never the values.
-		meta.BodyKeys = topLevelKeys(data)
+		meta.BodyKeys = keys
 	}
 	return nil
-}
-
-// topLevelKeys returns the sorted field names of a JSON object (names only, never values).
-func topLevelKeys(b []byte) []string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(b, &m) != nil {
-		return nil
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func errEmptyBody() *tutela.Error {

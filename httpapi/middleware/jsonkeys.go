@@ -30,14 +30,15 @@ const maxJSONDepth = 32
 // Keys of maps and of free-form values (json.RawMessage, a type with its own UnmarshalJSON)
 // have no field to match, so only the duplicate rules apply to them: a WebAuthn response keeps
 // its camelCase keys. Malformed JSON is left to the decoder, which reports it with an offset.
-func checkKeys(data []byte, target reflect.Type) error {
+// It returns the body object's keys (sorted), which the request's audit record lists.
+func checkKeys(data []byte, target reflect.Type) ([]string, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // no float parsing: only keys matter here
 	w := keyWalker{fields: map[reflect.Type]map[string]reflect.Type{}}
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil
+			return w.topKeys(), nil
 		}
 		var top *jsonFrame
 		if n := len(w.stack); n > 0 {
@@ -48,17 +49,17 @@ func checkKeys(data []byte, target reflect.Type) error {
 			key, ok := tok.(string)
 			if !ok { // '}'
 				if w.pop() {
-					return nil
+					return w.topKeys(), nil
 				}
 				continue
 			}
 			if err := w.key(top, key); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		case tok == json.Delim(']'):
 			if w.pop() {
-				return nil
+				return w.topKeys(), nil
 			}
 			continue
 		}
@@ -71,12 +72,12 @@ func checkKeys(data []byte, target reflect.Type) error {
 		d, ok := tok.(json.Delim)
 		if !ok {
 			if top == nil {
-				return nil
+				return w.topKeys(), nil
 			}
 			continue
 		}
 		if len(w.stack) == maxJSONDepth {
-			return tutela.Errorf(tutela.EINVALID, "request body must not nest objects and arrays more than %d deep", maxJSONDepth)
+			return nil, tutela.Errorf(tutela.EINVALID, "request body must not nest objects and arrays more than %d deep", maxJSONDepth)
 		}
 		w.stack = append(w.stack, &jsonFrame{object: d == '{', typ: decodeTarget(typ), path: path, wantKey: true})
 	}
@@ -95,6 +96,13 @@ type jsonFrame struct {
 type keyWalker struct {
 	stack  []*jsonFrame
 	fields map[reflect.Type]map[string]reflect.Type // jsonFields, per struct type met
+	top    []string                                 // the body object's keys, as sent
+}
+
+// topKeys returns the body object's keys, sorted: names only, for the audit record.
+func (w *keyWalker) topKeys() []string {
+	slices.Sort(w.top)
+	return w.top
 }
 
 // pop closes the innermost container and reports whether that ended the body's object.
@@ -117,6 +125,9 @@ func (w *keyWalker) key(f *jsonFrame, key string) error {
 	}
 	f.seen[fold] = key
 	f.key, f.wantKey = key, false
+	if len(w.stack) == 1 {
+		w.top = append(w.top, key)
+	}
 	if f.typ != nil && f.typ.Kind() == reflect.Struct {
 		fields := w.structFields(f.typ)
 		if _, ok := fields[key]; !ok {
