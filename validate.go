@@ -120,3 +120,12 @@ var joiningScripts = []*unicode.RangeTable{unicode.Arabic, unicode.Syriac, unico
 func joining(r rune) bool {
 	return (unicode.IsLetter(r) || unicode.IsMark(r)) && unicode.In(r, joiningScripts...)
 }
+
+// ValidFreeText reports whether s may be stored in a free-text field that may span lines (a
+// description, a comment): valid UTF-8 without NUL, which PostgreSQL refuses in text.
+func ValidFreeText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// InvalidText is the error for a name field that fails ValidText.
+func InvalidText(field string) error {
+	return FieldErrorf(field, "%s must be UTF-8 text without control or formatting characters (line breaks, NUL, zero-width or bidi controls)", field)
+}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -367,7 +366,7 @@ func (a AccessReviews) Decide(ctx context.Context, reviewID, itemID string, d It
 	if utf8.RuneCountInString(d.Comment) > 1000 {
 		return nil, tutela.FieldErrorf("comment", "comment must be at most 1000 characters")
 	}
-	if !utf8.ValidString(d.Comment) || strings.ContainsRune(d.Comment, 0) {
+	if !tutela.ValidFreeText(d.Comment) {
 		// Free text over several lines; PostgreSQL refuses NUL and invalid UTF-8 (a 500 otherwise).
 		return nil, tutela.FieldErrorf("comment", "comment must be UTF-8 text without NUL")
 	}

@@ -37,10 +37,10 @@ func validateRole(r *Role) error {
 	case strings.TrimSpace(r.Name) == "" || len(r.Name) > 100:
 		return tutela.FieldErrorf("name", "name must be 1-100 characters")
 	case !tutela.ValidText(r.Name):
-		return tutela.FieldErrorf("name", "name must be UTF-8 text without control or formatting characters (line breaks, NUL, zero-width or bidi controls)")
+		return tutela.InvalidText("name")
 	case len(r.Description) > 1000:
 		return tutela.FieldErrorf("description", "description must be at most 1000 characters")
-	case strings.ToValidUTF8(r.Description, "") != r.Description || strings.ContainsRune(r.Description, 0):
+	case !tutela.ValidFreeText(r.Description):
 		// Free text that may span lines, so not ValidText; PostgreSQL refuses NUL and invalid
 		// UTF-8 in text, which would otherwise surface as a 500.
 		return tutela.FieldErrorf("description", "description must be UTF-8 text without NUL")

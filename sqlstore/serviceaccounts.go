@@ -84,7 +84,7 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 		return tutela.FieldErrorf("name", "name must be 1-100 characters")
 	}
 	if !tutela.ValidText(name) {
-		return tutela.FieldErrorf("name", "name must be text without control or format characters")
+		return tutela.InvalidText("name")
 	}
 	if sa.Clearance == "" {
 		sa.Clearance = authz.Green

@@ -35,7 +35,7 @@ func validateTenant(t *tutela.Tenant) error {
 	case strings.TrimSpace(t.Name) == "" || len(t.Name) > 200:
 		return tutela.FieldErrorf("name", "name must be 1-200 characters")
 	case !tutela.ValidText(t.Name):
-		return tutela.FieldErrorf("name", "name must be UTF-8 text without control or formatting characters (line breaks, NUL, zero-width or bidi controls)")
+		return tutela.InvalidText("name")
 	case !ValidRegion(t.Region):
 		return tutela.FieldErrorf("data_region", `data_region must be a region code such as "eu", "eu-west" or "ch-geneva-1"`)
 	case !t.Status.Valid():

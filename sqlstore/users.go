@@ -30,7 +30,7 @@ func validateUser(u *tutela.User) error {
 		return tutela.FieldErrorf("email", "email must be a plain ASCII address like name@example.org (at most %d characters, %d before the @)",
 			tutela.MaxEmailBytes, tutela.MaxEmailLocalBytes)
 	case !tutela.ValidText(u.DisplayName):
-		return tutela.FieldErrorf("display_name", "display_name must be UTF-8 text without control or formatting characters (line breaks, NUL, zero-width or bidi controls)")
+		return tutela.InvalidText("display_name")
 	case utf8.RuneCountInString(u.DisplayName) > 200:
 		return tutela.FieldErrorf("display_name", "display_name must be at most 200 characters")
 	case !u.Status.Valid():
