@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
@@ -34,6 +35,17 @@ type fakeCloudKMS struct {
 	saEmail string
 	saKey   *rsa.PublicKey
 	issued  string // the access token handed out by /token
+	// corrupt makes the next answers' CRC32C fields wrong, as a corruption in transit would.
+	corrupt atomic.Bool
+}
+
+// sum is the CRC32C of b as Cloud KMS spells it, off by one when the fake is corrupting.
+func (f *fakeCloudKMS) sum(b []byte) string {
+	c := uint64(crc32.Checksum(b, crc32c))
+	if f.corrupt.Load() {
+		c ^= 1
+	}
+	return strconv.FormatUint(c, 10)
 }
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
@@ -119,7 +131,7 @@ func (f *fakeCloudKMS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ct := f.seal(pt, aad)
 		json.NewEncoder(w).Encode(map[string]any{"name": f.keyName + "/cryptoKeyVersions/1",
-			"ciphertext": ct, "ciphertextCrc32c": strconv.FormatUint(uint64(crc32.Checksum(ct, crc32c)), 10),
+			"ciphertext": ct, "ciphertextCrc32c": f.sum(ct),
 			"verifiedPlaintextCrc32c": true, "verifiedAdditionalAuthenticatedDataCrc32c": true})
 	case "decrypt":
 		ct, ok := decode(req.Ciphertext, req.CiphertextCrc32c)
@@ -133,7 +145,7 @@ func (f *fakeCloudKMS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		json.NewEncoder(w).Encode(map[string]any{"plaintext": pt,
-			"plaintextCrc32c": strconv.FormatUint(uint64(crc32.Checksum(pt, crc32c)), 10)})
+			"plaintextCrc32c": f.sum(pt)})
 	default:
 		fail(http.StatusNotFound, "NOT_FOUND", "no such method")
 	}
@@ -182,6 +194,17 @@ func TestGCPKMSKEK_FakeCloudKMS(t *testing.T) {
 		t.Errorf("URI() = %q", kek.URI())
 	}
 	st := storeWrappedBy(t, kek)
+
+	// An answer whose integrity fields do not match its data (corrupted in transit) is refused,
+	// both ways: the client checks the CRC32C of every answer.
+	f.corrupt.Store(true)
+	if _, err := kek.Encrypt([]byte("keyset"), ad); err == nil {
+		t.Error("Encrypt accepted a ciphertext whose CRC32C does not match")
+	}
+	if _, err := kek.Decrypt(ct, ad); err == nil {
+		t.Error("Decrypt accepted a plaintext whose CRC32C does not match")
+	}
+	f.corrupt.Store(false)
 
 	// Another service account, unknown to the KMS: every call fails, the vault refuses to start.
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
