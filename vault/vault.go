@@ -17,6 +17,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"golang.org/x/sync/singleflight"
 
 	"tutela"
 )
@@ -128,6 +129,9 @@ type Vault struct {
 	// writers (loads, rotations, Invalidate) hold mu and publish a new map.
 	mu    sync.Mutex
 	cache atomic.Pointer[map[cacheKey]*cached]
+	// loads makes concurrent misses of one keyset share a single read and unwrap, so an
+	// expired entry under load calls the KMS once, not once per waiting operation.
+	loads singleflight.Group
 }
 
 type cacheKey struct{ tenant, purpose string }
@@ -279,14 +283,23 @@ func (v *Vault) primitive(ctx context.Context, tenantID, purpose string, create 
 	if c != nil && v.fresh(c) {
 		return c, nil
 	}
-	ks, err := v.store.GetKeyset(ctx, tenantID, purpose)
-	if tutela.ErrorCode(err) == tutela.ENOTFOUND && create {
-		ks, err = v.create(ctx, tenantID, purpose)
-	}
+	res, err, _ := v.loads.Do(fmt.Sprintf("%q %q %t", tenantID, purpose, create), func() (any, error) {
+		if c := v.cacheGet(cacheKey{tenantID, purpose}); c != nil && v.fresh(c) {
+			return c, nil // loaded while this caller waited for its turn
+		}
+		ks, err := v.store.GetKeyset(ctx, tenantID, purpose)
+		if tutela.ErrorCode(err) == tutela.ENOTFOUND && create {
+			ks, err = v.create(ctx, tenantID, purpose)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return v.load(ks)
+	})
 	if err != nil {
 		return nil, err
 	}
-	return v.load(ks)
+	return res.(*cached), nil
 }
 
 func (v *Vault) load(ks *Keyset) (*cached, error) {

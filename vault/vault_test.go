@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -459,5 +460,49 @@ func TestCryptoInventory_ListsEveryPurpose(t *testing.T) {
 		if !strings.Contains(string(b), "keyset `"+p+"`") {
 			t.Errorf("docs/crypto.md has no row for keyset %q", p)
 		}
+	}
+}
+
+// countingKEK counts unwraps (Decrypt) and holds each briefly, as a remote KMS would.
+type countingKEK struct {
+	KEK
+	unwraps atomic.Int32
+}
+
+func (k *countingKEK) Decrypt(ct, aad []byte) ([]byte, error) {
+	k.unwraps.Add(1)
+	time.Sleep(20 * time.Millisecond) // a KMS round trip, so concurrent misses overlap
+	return k.KEK.Decrypt(ct, aad)
+}
+
+// When a cached keyset expires under load, the waiting operations share one unwrap: the KMS is
+// not called once per operation.
+func TestVault_ConcurrentMissesUnwrapOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	local, _ := NewLocalKEK(randomMaster(t))
+	kek := &countingKEK{KEK: local}
+	st := newMemStore()
+	v, err := New(ctx, kek, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := v.Encrypt(ctx, "t1", PurposeTOTP, []byte("seed"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Invalidate()
+	kek.unwraps.Store(0)
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			if _, err := v.Decrypt(ctx, "t1", PurposeTOTP, ct, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := kek.unwraps.Load(); n != 1 {
+		t.Fatalf("%d unwraps for 100 concurrent decryptions after expiry, want 1", n)
 	}
 }
