@@ -44,20 +44,20 @@ func TestSeedSource_RotateRewrapRetireKeepsFactors(t *testing.T) {
 		all = append(all, enrolled{other.ID, bo.ID, s})
 
 		src := mfa.SeedSource(k.db)
-		if n, err := v.Outdated(ctx, src); err != nil || n != 0 {
+		if n, err := v.Outdated(ctx, src, "", vault.PurposeTOTP); err != nil || n != 0 {
 			t.Fatalf("Outdated before rotation = %d, %v", n, err)
 		}
 		if _, err := v.Rotate(ctx, "", vault.PurposeTOTP); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := v.Outdated(ctx, src); err != nil || n != len(all) {
+		if n, err := v.Outdated(ctx, src, "", vault.PurposeTOTP); err != nil || n != len(all) {
 			t.Fatalf("Outdated after rotation = %d, %v; want %d", n, err, len(all))
 		}
 		p, err := v.Rewrap(ctx, src, vault.RewrapOptions{BatchSize: 3})
 		if err != nil || p.Rewrapped != len(all) {
 			t.Fatalf("Rewrap = %+v, %v", p, err)
 		}
-		if n, _ := v.Outdated(ctx, src); n != 0 {
+		if n, _ := v.Outdated(ctx, src, "", vault.PurposeTOTP); n != 0 {
 			t.Fatalf("Outdated after rewrap = %d", n)
 		}
 		if _, err := v.Retire(ctx, "", vault.PurposeTOTP); err != nil {

@@ -147,9 +147,10 @@ func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions)
 	}
 }
 
-// Outdated counts ciphertexts of src not under their keyset's primary key; Retire is safe for a
-// keyset once every source reports 0 for it.
-func (v *Vault) Outdated(ctx context.Context, src RewrapSource) (int, error) {
+// Outdated counts the ciphertexts of src under the (tenantID, purpose) keyset that are not
+// under its primary key; Retire is safe for that keyset once every source reports 0. Other
+// keysets' rows do not count, so one tenant's backlog never blocks another's retirement.
+func (v *Vault) Outdated(ctx context.Context, src RewrapSource, tenantID, purpose string) (int, error) {
 	v.Invalidate()
 	n, after := 0, ""
 	for {
@@ -158,6 +159,9 @@ func (v *Vault) Outdated(ctx context.Context, src RewrapSource) (int, error) {
 			return n, err
 		}
 		for _, it := range items {
+			if it.TenantID != tenantID || it.Purpose != purpose {
+				continue
+			}
 			c, err := v.primitive(ctx, it.TenantID, it.Purpose, false)
 			if err != nil || keyIDOf(it.Ciphertext) != c.primaryID {
 				n++

@@ -506,3 +506,32 @@ func TestVault_ConcurrentMissesUnwrapOnce(t *testing.T) {
 		t.Fatalf("%d unwraps for 100 concurrent decryptions after expiry, want 1", n)
 	}
 }
+
+// Outdated answers for one keyset: another tenant's rows under old keys do not block retiring
+// this tenant's old keys, and do count for their own keyset.
+func TestOutdated_CountsOnlyTheKeysetAsked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kek, _ := NewLocalKEK(randomMaster(t))
+	v, err := New(ctx, kek, newMemStore(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &memSource{}
+	for i, tenant := range []string{"a", "b"} {
+		ct, err := v.Encrypt(ctx, tenant, PurposePersonalData, []byte("x"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.items = append(src.items, RewrapItem{ID: fmt.Sprint(i), TenantID: tenant, Purpose: PurposePersonalData, Ciphertext: ct})
+	}
+	if _, err := v.Rotate(ctx, "b", PurposePersonalData); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := v.Outdated(ctx, src, "a", PurposePersonalData); err != nil || n != 0 {
+		t.Fatalf("tenant a: %d, %v; want 0 (b's backlog is not a's)", n, err)
+	}
+	if n, err := v.Outdated(ctx, src, "b", PurposePersonalData); err != nil || n != 1 {
+		t.Fatalf("tenant b: %d, %v; want 1", n, err)
+	}
+}

@@ -246,7 +246,7 @@ func (c keysRetireCmd) Run(e *env) error {
 			continue
 		}
 		covered = true
-		n, err := v.Outdated(e.ctx, src)
+		n, err := v.Outdated(e.ctx, src, tenant, c.Purpose)
 		if err != nil {
 			return err
 		}

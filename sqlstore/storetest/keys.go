@@ -189,7 +189,7 @@ func testKeysRotateRewrapRetire(t *testing.T, open Opener) {
 		t.Fatalf("after rotate: %d keys", len(ks.Keys))
 	}
 	src := sqlstore.SigningKeysSource(db)
-	if n, err := v.Outdated(ctx, src); err != nil || n != 37 {
+	if n, err := v.Outdated(ctx, src, "", vault.PurposeSigningKeys); err != nil || n != 37 {
 		t.Fatalf("Outdated = %d, %v; want 37", n, err)
 	}
 	// Interrupted after the first batch, then resumed: nothing is done twice or missed.
@@ -203,7 +203,7 @@ func testKeysRotateRewrapRetire(t *testing.T, open Opener) {
 	if err != nil || p.Rewrapped != 0 {
 		t.Fatalf("second rewrap rewrote %d rows, %v; want 0", p.Rewrapped, err)
 	}
-	if n, _ := v.Outdated(ctx, src); n != 0 {
+	if n, _ := v.Outdated(ctx, src, "", vault.PurposeSigningKeys); n != 0 {
 		t.Fatalf("Outdated after rewrap = %d", n)
 	}
 	if _, err := v.Retire(ctx, "", vault.PurposeSigningKeys); err != nil {
