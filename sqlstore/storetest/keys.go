@@ -325,7 +325,8 @@ func testKeysConcurrentCreate(t *testing.T, open Opener) {
 func testKeysAudited(t *testing.T, open Opener) {
 	db := open(t, sqlstore.Options{})
 	tn := createTenant(t, db, "a")
-	v := newVault(t, db, newKEK(t))
+	kek := newKEK(t)
+	v := newVault(t, db, kek)
 	steps := []struct {
 		action string
 		fn     func() error
@@ -333,6 +334,14 @@ func testKeysAudited(t *testing.T, open Opener) {
 		{"key.keyset_create", func() error { _, err := v.Encrypt(ctx, tn.ID, vault.PurposeTOTP, nil, nil); return err }},
 		{"key.rotate", func() error { _, err := v.Rotate(ctx, tn.ID, vault.PurposeTOTP); return err }},
 		{"key.retire", func() error { _, err := v.Retire(ctx, tn.ID, vault.PurposeTOTP); return err }},
+		{"key.kek_rewrap", func() error {
+			next := newKEK(t)
+			if _, err := vault.RewrapKEK(ctx, sqlstore.KeysetStore{DB: db}, kek, next); err != nil {
+				return err
+			}
+			v = newVault(t, db, next) // the keysets are now wrapped by the new KEK
+			return nil
+		}},
 		{"key.destroy", func() error { return v.Destroy(ctx, tn.ID, vault.PurposeTOTP) }},
 	}
 	for _, s := range steps {
