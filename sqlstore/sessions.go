@@ -354,28 +354,27 @@ func (tx *Tx) StepUp(ctx context.Context, sessionID, method string) error {
 // RenewSessionSecret replaces an active session's secret (stored as its SHA-256): the old
 // cookie stops working, the session and its tokens go on.
 func (tx *Tx) RenewSessionSecret(ctx context.Context, sessionID string, secretHash []byte) error {
-	res, err := tx.exec(ctx, `UPDATE sessions SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL`, secretHash, sessionID)
-	if err := affectedOne(res, err, "session not found"); err != nil {
-		return err
-	}
-	sess, err := tx.SessionByID(ctx, sessionID)
-	if err != nil {
-		return err
-	}
-	return tx.Record(ctx, "session.renew_secret", sess.TenantID, "session", sessionID, "", nil)
+	return tx.updateActiveSession(ctx, sessionID, "session.renew_secret", `token_hash = $1`, secretHash)
 }
 
 // Reauthenticated records that the session's user re-entered their password now.
 func (tx *Tx) Reauthenticated(ctx context.Context, sessionID string) error {
-	sess, err := tx.SessionByID(ctx, sessionID)
+	return tx.updateActiveSession(ctx, sessionID, "session.reauthenticate", `reauth_at = $1`, tx.now)
+}
+
+// updateActiveSession sets one column ($1) of an unrevoked session and records action, in one
+// statement that also returns the tenant for the audit record.
+func (tx *Tx) updateActiveSession(ctx context.Context, sessionID, action, set string, value any) error {
+	var tenantID string
+	err := tx.queryRow(ctx, `UPDATE sessions SET `+set+` WHERE id = $2 AND revoked_at IS NULL RETURNING tenant_id`,
+		value, sessionID).Scan(&tenantID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tutela.Errorf(tutela.ENOTFOUND, "session not found")
+	}
 	if err != nil {
 		return err
 	}
-	res, err := tx.exec(ctx, `UPDATE sessions SET reauth_at = $1 WHERE id = $2 AND revoked_at IS NULL`, tx.now, sessionID)
-	if err := affectedOne(res, err, "session not found"); err != nil {
-		return err
-	}
-	return tx.Record(ctx, "session.reauthenticate", sess.TenantID, "session", sessionID, "", nil)
+	return tx.Record(ctx, action, tenantID, "session", sessionID, "", nil)
 }
 
 // TenantRequiresMFA reports whether the tenant requires a second factor of every user.
