@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"tutela"
@@ -103,12 +104,17 @@ func writeMFARequired(w http.ResponseWriter, r *http.Request, e *identity.MFAReq
 	})
 }
 
+// errChallengeMissing: a missing field is a 400 naming it, not a refused credential.
+var errChallengeMissing = tutela.FieldErrorf("challenge", "challenge is required: the one POST /v1/auth/login answered with mfa_required")
+
 type mfaCompleteRequest struct {
 	Challenge string          `json:"challenge"`
 	Code      string          `json:"code"`
 	WebAuthn  json.RawMessage `json:"webauthn"`
 }
 
+// factor returns the second factor the request carries: a code or a passkey assertion. A request
+// with neither (or both) is a 400 naming the field, before anything counts as an attempt.
 func (req mfaCompleteRequest) factor() (string, []byte, error) {
 	switch {
 	case len(req.WebAuthn) > 0 && req.Code == "":
@@ -123,6 +129,10 @@ func (s *Server) completeMFA(w http.ResponseWriter, r *http.Request) {
 	var req mfaCompleteRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if req.Challenge == "" {
+		middleware.WriteError(w, r, errChallengeMissing)
 		return
 	}
 	code, wa, err := req.factor()
@@ -145,6 +155,10 @@ func (s *Server) mfaWebAuthnOptions(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if req.Challenge == "" {
+		middleware.WriteError(w, r, errChallengeMissing)
 		return
 	}
 	opts, err := s.d.Identity.MFAWebAuthnOptions(r.Context(), req.Challenge)
@@ -247,6 +261,19 @@ func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
+	// Missing or malformed fields are the client's mistake, not a wrong code: 400 naming the
+	// field, and nothing counts as an attempt.
+	switch {
+	case req.FactorID == "":
+		middleware.WriteError(w, r, tutela.FieldErrorf("factor_id", "factor_id is required: the one POST /v1/auth/mfa/totp returned"))
+		return
+	case !tutela.ValidID(req.FactorID):
+		middleware.WriteError(w, r, tutela.FieldErrorf("factor_id", "factor_id must be the ID POST /v1/auth/mfa/totp returned"))
+		return
+	case strings.TrimSpace(req.Code) == "":
+		middleware.WriteError(w, r, tutela.FieldErrorf("code", "code is required: the 6-digit code the authenticator app shows"))
+		return
+	}
 	if err := s.d.Identity.MFA.ConfirmTOTP(r.Context(), p.TenantID, p.UserID, req.FactorID, req.Code); err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -299,6 +326,10 @@ func (s *Server) webAuthnRegister(w http.ResponseWriter, r *http.Request, p *tut
 	}
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if len(req.Response) == 0 || string(req.Response) == "null" {
+		middleware.WriteError(w, r, tutela.FieldErrorf("response", "response is required: the result of navigator.credentials.create()"))
 		return
 	}
 	id, err := s.d.Identity.MFA.FinishWebAuthnRegistration(r.Context(), p.TenantID, p.UserID, req.Name, req.Response)

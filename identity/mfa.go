@@ -54,6 +54,13 @@ func (s *Service) mfaMethods(ctx context.Context, tenantID, userID string) ([]st
 	return out, nil
 }
 
+// errCodeSpent answers a correct TOTP code whose time step was already used — typically the
+// code that just confirmed the authenticator, typed again for the first sign-in. Only someone who
+// knows the current code can get it, so saying so leaks nothing (mfa.ErrReplayed); the code
+// stays invalid_credentials, and the message tells the user what to do.
+var errCodeSpent = tutela.Errorf(tutela.EINVALIDCREDENTIALS,
+	"this code was already used (a code that confirmed the authenticator app cannot also sign in); wait for the app to show the next code and enter that")
+
 var errChallenge = tutela.Errorf(tutela.EUNAUTHENTICATED, "sign-in challenge is invalid or expired; sign in again")
 
 // peekChallenge finds the pending sign-in of a challenge without using it up.
@@ -140,6 +147,9 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		})
 		if ferr != nil {
 			return "", ferr
+		}
+		if errors.Is(err, mfa.ErrReplayed) {
+			return "", errCodeSpent
 		}
 		return "", tutela.Errorf(tutela.EINVALIDCREDENTIALS, "second factor not accepted")
 	}
