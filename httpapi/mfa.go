@@ -371,6 +371,9 @@ func (s *Server) adminResetMFA(w http.ResponseWriter, r *http.Request, p *tutela
 	ip, _ := clientInfo(r)
 	var target *tutela.User
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		if err := s.allowTakeover(r, tx, p, t, authz.TakeoverMFAReset, u.ID); err != nil {
+			return err
+		}
 		target = u
 		if _, err := tx.MFA(t.ID).RemoveAllFactors(r.Context(), u.ID); err != nil {
 			return err
