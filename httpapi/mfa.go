@@ -73,9 +73,9 @@ func (s *Server) reauthenticate(w http.ResponseWriter, r *http.Request, p *tutel
 }
 
 // requireHumanStepUp guards changes only a person may make, with a second factor proved in the
-// last five minutes: the tenant's sign-in policy, a user's e-mail address. A service account
-// has no second factor, so it is refused outright; otherwise an administrator could create one
-// holding the permission (no step-up needed for that) and skip the step-up through it.
+// last five minutes: the tenant's security policy, a user's e-mail address, minting service
+// accounts and their secrets and keys. A service account has no second factor, so it is refused
+// outright; otherwise a step-up that lapsed could be skipped by acting through one.
 func (s *Server) requireHumanStepUp(p *tutela.Principal) error {
 	if p.Kind != tutela.PrincipalUser {
 		return tutela.Errorf(tutela.EFORBIDDEN, "only a person, with a fresh second factor, may make this change")
