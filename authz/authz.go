@@ -142,6 +142,16 @@ type Decision struct {
 // SensitiveActions need a recent second factor (step-up) once MFA is in place.
 var SensitiveActions = []Action{Export, Delete, Manage, Approve}
 
+// Sensitive reports whether action on resource needs a recent second factor: the
+// SensitiveActions on anything, and creating a service account. A new service account is a
+// credential that acts without a second factor and outlives its creator's password, so minting
+// one is as sensitive as adding a secret or key to an existing one (MANAGE); otherwise an
+// administrator whose step-up has lapsed could mint one holding DELETE or MANAGE and act through
+// it (issue 12).
+func Sensitive(action Action, resource string) bool {
+	return slices.Contains(SensitiveActions, action) || (action == Create && resource == ResServiceAccounts)
+}
+
 // StepUpWindow is how recent a second factor must be for a sensitive action.
 const StepUpWindow = 5 * time.Minute
 
@@ -211,7 +221,7 @@ func Decide(p *Policy, r Request, now time.Time) Decision {
 				Obligations: Obligations{PurposeRequired: true}}
 		}
 	}
-	if class == Red || slices.Contains(SensitiveActions, r.Action) {
+	if class == Red || Sensitive(r.Action, r.Resource) {
 		d.Obligations.StepUpRequired = r.StepUpAt.IsZero() || now.Sub(r.StepUpAt) > StepUpWindow
 	}
 	d.Obligations.Mask = p.masksFor(r.Resource)

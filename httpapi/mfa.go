@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"tutela"
@@ -72,9 +73,9 @@ func (s *Server) reauthenticate(w http.ResponseWriter, r *http.Request, p *tutel
 }
 
 // requireHumanStepUp guards changes only a person may make, with a second factor proved in the
-// last five minutes: the tenant's sign-in policy, a user's e-mail address. A service account
-// has no second factor, so it is refused outright; otherwise an administrator could create one
-// holding the permission (no step-up needed for that) and skip the step-up through it.
+// last five minutes: the tenant's security policy, a user's e-mail address, minting service
+// accounts and their secrets and keys. A service account has no second factor, so it is refused
+// outright; otherwise a step-up that lapsed could be skipped by acting through one.
 func (s *Server) requireHumanStepUp(p *tutela.Principal) error {
 	if p.Kind != tutela.PrincipalUser {
 		return tutela.Errorf(tutela.EFORBIDDEN, "only a person, with a fresh second factor, may make this change")
@@ -103,12 +104,17 @@ func writeMFARequired(w http.ResponseWriter, r *http.Request, e *identity.MFAReq
 	})
 }
 
+// errChallengeMissing: a missing field is a 400 naming it, not a refused credential.
+var errChallengeMissing = tutela.FieldErrorf("challenge", "challenge is required: the one POST /v1/auth/login answered with mfa_required")
+
 type mfaCompleteRequest struct {
 	Challenge string          `json:"challenge"`
 	Code      string          `json:"code"`
 	WebAuthn  json.RawMessage `json:"webauthn"`
 }
 
+// factor returns the second factor the request carries: a code or a passkey assertion. A request
+// with neither (or both) is a 400 naming the field, before anything counts as an attempt.
 func (req mfaCompleteRequest) factor() (string, []byte, error) {
 	switch {
 	case len(req.WebAuthn) > 0 && req.Code == "":
@@ -123,6 +129,10 @@ func (s *Server) completeMFA(w http.ResponseWriter, r *http.Request) {
 	var req mfaCompleteRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if req.Challenge == "" {
+		middleware.WriteError(w, r, errChallengeMissing)
 		return
 	}
 	code, wa, err := req.factor()
@@ -145,6 +155,10 @@ func (s *Server) mfaWebAuthnOptions(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if req.Challenge == "" {
+		middleware.WriteError(w, r, errChallengeMissing)
 		return
 	}
 	opts, err := s.d.Identity.MFAWebAuthnOptions(r.Context(), req.Challenge)
@@ -207,7 +221,13 @@ func (s *Server) listFactors(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
-	middleware.WriteJSON(w, http.StatusOK, map[string]any{"factors": fs, "must_enroll": p.MustEnrollMFA})
+	codeRequired, err := s.d.Identity.EnrollmentCodeRequired(r.Context(), p)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"factors": fs, "must_enroll": p.MustEnrollMFA,
+		"enrollment_code_required": codeRequired})
 }
 
 func (s *Server) userFor(r *http.Request, p *tutela.Principal) (*tutela.User, error) {
@@ -242,12 +262,33 @@ func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, p *tutela.P
 	var req struct {
 		FactorID string `json:"factor_id"`
 		Code     string `json:"code"`
+		// EnrollmentCode is needed after an administrator's MFA reset (identity.EnrollmentGuard).
+		EnrollmentCode string `json:"enrollment_code"`
 	}
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if err := s.d.Identity.MFA.ConfirmTOTP(r.Context(), p.TenantID, p.UserID, req.FactorID, req.Code); err != nil {
+	// Missing or malformed fields are the client's mistake, not a wrong code: 400 naming the
+	// field, and nothing counts as an attempt.
+	switch {
+	case req.FactorID == "":
+		middleware.WriteError(w, r, tutela.FieldErrorf("factor_id", "factor_id is required: the one POST /v1/auth/mfa/totp returned"))
+		return
+	case !tutela.ValidID(req.FactorID):
+		middleware.WriteError(w, r, tutela.FieldErrorf("factor_id", "factor_id must be the ID POST /v1/auth/mfa/totp returned"))
+		return
+	case strings.TrimSpace(req.Code) == "":
+		middleware.WriteError(w, r, tutela.FieldErrorf("code", "code is required: the 6-digit code the authenticator app shows"))
+		return
+	}
+	ip, _ := clientInfo(r)
+	guard, err := s.d.Identity.EnrollmentGuard(r.Context(), p, req.EnrollmentCode, ip)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if err := s.d.Identity.MFA.ConfirmTOTP(r.Context(), p.TenantID, p.UserID, req.FactorID, req.Code, guard); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
@@ -255,9 +296,23 @@ func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, p *tutela.P
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// newRecoveryCodes replaces the caller's recovery codes. They back up an authenticator app or
+// passkey and are accepted wherever a second factor is, so they need an active one first:
+// otherwise the password alone would yield codes that pass step-up, or re-enrol a user after an
+// administrator's MFA reset without the enrolment code.
 func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	if err := s.changingFactors(r, p); err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	has, err := s.d.Identity.MFA.HasActiveFactor(r.Context(), p.TenantID, p.UserID)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if !has {
+		middleware.WriteError(w, r, tutela.Errorf(tutela.ECONFLICT,
+			"recovery codes back up an authenticator app or passkey: enrol one first (POST /v1/auth/mfa/totp or /v1/auth/mfa/webauthn/register/options)"))
 		return
 	}
 	codes, err := s.d.Identity.MFA.NewRecoveryCodes(r.Context(), p.TenantID, p.UserID)
@@ -296,12 +351,24 @@ func (s *Server) webAuthnRegister(w http.ResponseWriter, r *http.Request, p *tut
 	var req struct {
 		Name     string          `json:"name"`
 		Response json.RawMessage `json:"response"`
+		// EnrollmentCode is needed after an administrator's MFA reset (identity.EnrollmentGuard).
+		EnrollmentCode string `json:"enrollment_code"`
 	}
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	id, err := s.d.Identity.MFA.FinishWebAuthnRegistration(r.Context(), p.TenantID, p.UserID, req.Name, req.Response)
+	if len(req.Response) == 0 || string(req.Response) == "null" {
+		middleware.WriteError(w, r, tutela.FieldErrorf("response", "response is required: the result of navigator.credentials.create()"))
+		return
+	}
+	ip, _ := clientInfo(r)
+	guard, err := s.d.Identity.EnrollmentGuard(r.Context(), p, req.EnrollmentCode, ip)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	id, err := s.d.Identity.MFA.FinishWebAuthnRegistration(r.Context(), p.TenantID, p.UserID, req.Name, req.Response, guard)
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -334,26 +401,34 @@ func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind string
 }
 
 // adminResetMFA removes every factor of another user (lost device). It is a MANAGE action:
-// it needs the actor's own fresh step-up, is audited, ends the user's sessions, and the user
-// is told by e-mail when e-mail is configured.
+// it needs the actor's own fresh step-up, is audited, and ends the user's sessions. The user's
+// next enrolment needs the one-time enrolment code it issues (the password alone no longer
+// suffices): e-mailed to the user when a mailer is configured, otherwise returned here, once, for
+// the administrator to hand over in person — the delivery is audited either way.
 func (s *Server) adminResetMFA(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	ip, _ := clientInfo(r)
 	var target *tutela.User
+	var code tutela.Secret
+	var expires time.Time
+	var delivery string
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		if err := s.allowTakeover(r, tx, p, t, authz.TakeoverMFAReset, u.ID); err != nil {
+			return err
+		}
 		target = u
-		if _, err := tx.MFA(t.ID).RemoveAllFactors(r.Context(), u.ID); err != nil {
-			return err
-		}
-		if err := s.d.Identity.RevokeAll(r.Context(), tx, t.ID, u.ID, "mfa_reset", ip); err != nil {
-			return err
-		}
-		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: t.ID, UserID: u.ID, Kind: "mfa_reset_by_admin",
-			IP: ip, Details: `{"by":"` + p.UserID + `"}`})
+		var err error
+		code, expires, delivery, err = s.d.Identity.ResetMFA(r.Context(), tx, u, p.UserID, ip)
+		return err
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.d.Identity.NotifyMFAReset(r.Context(), target)
-	w.WriteHeader(http.StatusNoContent)
+	out := map[string]any{"enrollment_code_delivery": delivery, "expires_at": expires}
+	if delivery == identity.DeliveryEmail {
+		s.d.Identity.NotifyMFAReset(r.Context(), target, code, expires)
+	} else {
+		out["enrollment_code"] = code.Reveal()
+	}
+	middleware.WriteJSON(w, http.StatusOK, out)
 }

@@ -185,6 +185,11 @@ func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		if err := mayConfer(pol, p, role, s.d.Clock()); err != nil {
 			return err
 		}
+		if _, ok := authz.TakeoverPermission(role.Permissions); ok {
+			if err := s.allowTakeover(r, tx, p, t, authz.TakeoverGrant, u.ID); err != nil {
+				return err
+			}
+		}
 		if req.ExpiresAt != nil && !req.ExpiresAt.After(s.d.Clock()) {
 			return tutela.FieldErrorf("expires_at", "expires_at must be in the future")
 		}
@@ -238,6 +243,11 @@ func (s *Server) grantPermission(w http.ResponseWriter, r *http.Request, p *tute
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
 		if up.Effect == authz.Allow && up.Action.Valid() && !pol.Holds(up.Permission, s.d.Clock()) {
 			return tutela.Errorf(tutela.EFORBIDDEN, "you cannot grant %s: you do not hold it", up.Permission)
+		}
+		if up.Effect == authz.Allow && authz.ConfersTakeover(up.Permission) {
+			if err := s.allowTakeover(r, tx, p, t, authz.TakeoverGrant, u.ID); err != nil {
+				return err
+			}
 		}
 		if up.ExpiresAt != nil && !up.ExpiresAt.After(s.d.Clock()) {
 			return tutela.FieldErrorf("expires_at", "expires_at must be in the future")

@@ -83,8 +83,11 @@ type serviceAccountRequest struct {
 	ExpiresAt   *time.Time           `json:"expires_at"`
 }
 
-// createServiceAccount: (service_accounts CREATE), and the actor must hold every permission
-// and the clearance they give the account. Without a permission set the account is read-only.
+// createServiceAccount: (service_accounts CREATE) by a person with a fresh second factor (a new
+// account is a credential that needs none: authz.Sensitive), and the actor must hold every
+// permission and the clearance they give the account. Without a permission set the account is
+// read-only. Permissions that take over people's accounts need the tenant's consent
+// (mayHoldTakeover).
 func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req serviceAccountRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -97,6 +100,9 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Create, authz.ResServiceAccounts)
 		if err != nil {
+			return err
+		}
+		if err := s.requireHumanStepUp(p); err != nil {
 			return err
 		}
 		sa.TenantID = t.ID
@@ -112,6 +118,9 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 			if err := mayConfer(pol, p, role, s.d.Clock()); err != nil {
 				return err
 			}
+		}
+		if err := s.mayHoldTakeover(r, tx, t, perms); err != nil {
+			return err
 		}
 		secret, err = s.d.Identity.CreateServiceAccountTx(r.Context(), tx, sa)
 		return err
@@ -163,12 +172,17 @@ func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request, p *
 }
 
 // addServiceAccountSecret adds a second secret for rotation without downtime (at most two).
+// Whoever holds the secret acts as the account, so only a person with a fresh second factor
+// may add one, never another service account.
 func (s *Server) addServiceAccountSecret(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	secret := identity.NewClientSecret()
 	var id string
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
 		if err != nil {
+			return err
+		}
+		if err := s.requireHumanStepUp(p); err != nil {
 			return err
 		}
 		if err := s.mayManageServiceAccount(r, tx, pol, t, r.PathValue("sa")); err != nil {
@@ -352,7 +366,8 @@ func (s *Server) tokenEndpoint(*http.Request) string {
 	return strings.TrimRight(s.d.Identity.PublicURL, "/") + "/v1/oauth/token"
 }
 
-// registerClientKey adds a public key (JWK, ES256 or EdDSA) for private_key_jwt.
+// registerClientKey adds a public key (JWK, ES256 or EdDSA) for private_key_jwt: like a secret,
+// only by a person with a fresh second factor.
 func (s *Server) registerClientKey(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req struct {
 		JWK json.RawMessage `json:"jwk"`
@@ -365,6 +380,9 @@ func (s *Server) registerClientKey(w http.ResponseWriter, r *http.Request, p *tu
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Manage, authz.ResServiceAccounts)
 		if err != nil {
+			return err
+		}
+		if err := s.requireHumanStepUp(p); err != nil {
 			return err
 		}
 		tenantID = t.ID

@@ -36,6 +36,9 @@ type tenantRequest struct {
 	SessionAbsoluteSeconds *int    `json:"session_absolute_seconds"`
 	MFARequiredAll         *bool   `json:"mfa_required_all"`
 	RequirePrivateKeyJWT   *bool   `json:"require_private_key_jwt"`
+	// ServiceAccountsMayTakeOver lets the tenant's service accounts perform account-takeover
+	// operations (authz.TakeoverOperations); off by default.
+	ServiceAccountsMayTakeOver *bool `json:"service_accounts_may_take_over_accounts"`
 	// PasswordComposition: optional per-tenant composition rules (minimum counts); null clears.
 	PasswordComposition *compositionRequest `json:"password_composition"`
 }
@@ -109,10 +112,11 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 }
 
 // securityPolicy reports whether the request changes the tenant's sign-in policy: MFA for all,
-// private_key_jwt only, password composition, session lifetimes.
+// private_key_jwt only, password composition, session lifetimes, service accounts taking over
+// accounts.
 func (req tenantRequest) securityPolicy() bool {
 	return req.MFARequiredAll != nil || req.RequirePrivateKeyJWT != nil || req.PasswordComposition != nil ||
-		req.SessionIdleSeconds != nil || req.SessionAbsoluteSeconds != nil
+		req.SessionIdleSeconds != nil || req.SessionAbsoluteSeconds != nil || req.ServiceAccountsMayTakeOver != nil
 }
 
 // patchTenant: a programme administrator may change their tenant's name (tenants UPDATE) and,
@@ -178,6 +182,11 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		}
 		if req.MFARequiredAll != nil {
 			if err := tx.SetTenantRequiresMFA(r.Context(), t.ID, *req.MFARequiredAll); err != nil {
+				return err
+			}
+		}
+		if req.ServiceAccountsMayTakeOver != nil {
+			if err := tx.SetTenantAllowsServiceAccountTakeover(r.Context(), t.ID, *req.ServiceAccountsMayTakeOver); err != nil {
 				return err
 			}
 		}

@@ -250,6 +250,9 @@ func (s *Server) adminResetPassword(w http.ResponseWriter, r *http.Request, p *t
 	var exp time.Time
 	ip, _ := clientInfo(r)
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		if err := s.allowTakeover(r, tx, p, t, authz.TakeoverPasswordReset, u.ID); err != nil {
+			return err
+		}
 		var err error
 		var ot *sqlstore.OneTimeToken
 		if tok, ot, err = tx.Users(t.ID).CreateToken(r.Context(), u.ID, sqlstore.TokenReset, ResetTokenTTL); err != nil {

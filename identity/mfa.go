@@ -54,6 +54,13 @@ func (s *Service) mfaMethods(ctx context.Context, tenantID, userID string) ([]st
 	return out, nil
 }
 
+// errCodeSpent answers a correct TOTP code whose time step was already used — typically the
+// code that just confirmed the authenticator, typed again for the first sign-in. Only someone who
+// knows the current code can get it, so saying so leaks nothing (mfa.ErrReplayed); the code
+// stays invalid_credentials, and the message tells the user what to do.
+var errCodeSpent = tutela.Errorf(tutela.EINVALIDCREDENTIALS,
+	"this code was already used (a code that confirmed the authenticator app cannot also sign in); wait for the app to show the next code and enter that")
+
 var errChallenge = tutela.Errorf(tutela.EUNAUTHENTICATED, "sign-in challenge is invalid or expired; sign in again")
 
 // peekChallenge finds the pending sign-in of a challenge without using it up.
@@ -140,6 +147,9 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		})
 		if ferr != nil {
 			return "", ferr
+		}
+		if errors.Is(err, mfa.ErrReplayed) {
+			return "", errCodeSpent
 		}
 		return "", tutela.Errorf(tutela.EINVALIDCREDENTIALS, "second factor not accepted")
 	}
@@ -251,14 +261,18 @@ func (s *Service) StepUpFresh(p *tutela.Principal) bool {
 	return !p.StepUpAt.IsZero() && s.now().Sub(p.StepUpAt) <= StepUpWindow
 }
 
-// NotifyMFAReset tells the user by e-mail that an administrator removed their second factors
-// (if e-mail is configured), so a reset they did not ask for does not go unnoticed.
-func (s *Service) NotifyMFAReset(ctx context.Context, u *tutela.User) {
+// NotifyMFAReset tells the user by e-mail that an administrator removed their second factors,
+// with the one-time enrolment code they need to set up a new one (ResetMFA), so a reset they did
+// not ask for does not go unnoticed. Without a mailer it does nothing: the administrator hands
+// the code over instead.
+func (s *Service) NotifyMFAReset(ctx context.Context, u *tutela.User, code tutela.Secret, expires time.Time) {
 	if u == nil {
 		return
 	}
 	s.notify(ctx, mail.Message{To: u.Email, Subject: "Your second factors were reset",
 		Text: "An administrator removed the second factors (authenticator app, passkeys, recovery codes) of " + u.Email +
-			".\n\nYou will be asked to set up a new one at your next sign-in. If you did not ask for this, contact your " +
+			".\n\nTo set up a new one, sign in and give this one-time enrolment code when you confirm the new " +
+			"authenticator app or passkey:\n\n    " + code.Reveal() + "\n\nIt works once, until " +
+			expires.UTC().Format(time.RFC1123) + ". If you did not ask for this, do not use it and contact your " +
 			"administrator at once.\n"}, "MFA reset")
 }

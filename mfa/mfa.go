@@ -20,6 +20,12 @@ import (
 	"tutela/vault"
 )
 
+// Guard is a condition on a new factor, checked in the transaction that activates it (a
+// confirmed TOTP factor, a registered passkey): an error stops the activation and rolls back
+// everything it wrote. The sign-in flow uses it to spend an enrolment code atomically with the
+// enrolment it allows. A nil Guard allows every activation.
+type Guard func(tx *sqlstore.Tx) error
+
 // Factor is one second factor as listed to its user or an administrator (no secret material).
 type Factor = sqlstore.MFAFactor
 

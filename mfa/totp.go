@@ -84,22 +84,23 @@ func (s *Service) BeginTOTP(ctx context.Context, tenantID, userID, accountName, 
 		QRPNG: buf.Bytes()}, nil
 }
 
-// ConfirmTOTP activates the pending TOTP factor with a correct current code. The code's time
-// step counts as used.
-func (s *Service) ConfirmTOTP(ctx context.Context, tenantID, userID, factorID, code string) error {
-	return s.checkTOTP(ctx, tenantID, userID, factorID, code)
+// ConfirmTOTP activates the pending TOTP factor with a correct current code, if guard (when not
+// nil) allows it in the same transaction. The code's time step counts as used.
+func (s *Service) ConfirmTOTP(ctx context.Context, tenantID, userID, factorID, code string, guard Guard) error {
+	return s.checkTOTP(ctx, tenantID, userID, factorID, code, guard)
 }
 
 // VerifyTOTP checks a code against the user's active TOTP factors. ErrInvalidCode for a wrong
 // code or no active factor, ErrReplayed for a code whose time step was already used.
 func (s *Service) VerifyTOTP(ctx context.Context, tenantID, userID, code string) error {
-	return s.checkTOTP(ctx, tenantID, userID, "", code)
+	return s.checkTOTP(ctx, tenantID, userID, "", code, nil)
 }
 
 // checkTOTP verifies code against the active TOTP factors, or the pending one when factorID is
 // set, and marks its time step used — in one transaction with a conditional update, so the same
-// step is never accepted twice, even by concurrent requests on different nodes.
-func (s *Service) checkTOTP(ctx context.Context, tenantID, userID, pendingID, code string) error {
+// step is never accepted twice, even by concurrent requests on different nodes. Activating a
+// pending factor also needs guard's consent in that transaction.
+func (s *Service) checkTOTP(ctx context.Context, tenantID, userID, pendingID, code string, guard Guard) error {
 	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
 	if !isDigits(code, totpDigits.Length()) {
 		return ErrInvalidCode
@@ -133,6 +134,9 @@ func (s *Service) checkTOTP(ctx context.Context, tenantID, userID, pendingID, co
 			}
 			if used {
 				result = nil
+				if pendingID != "" && guard != nil {
+					return guard(tx)
+				}
 			} else {
 				result = ErrReplayed
 			}

@@ -35,7 +35,7 @@ func enrol(t *testing.T, k *kit, tenantID, userID string) (factorID, secret stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := k.svc.ConfirmTOTP(ctx, tenantID, userID, e.FactorID, code(t, e.Secret.Reveal(), k.clock.Now())); err != nil {
+	if err := k.svc.ConfirmTOTP(ctx, tenantID, userID, e.FactorID, code(t, e.Secret.Reveal(), k.clock.Now()), nil); err != nil {
 		t.Fatalf("confirm: %v", err)
 	}
 	k.clock.Add(30 * time.Second)
@@ -64,14 +64,14 @@ func TestTOTP_UnconfirmedFactorNotUsable(t *testing.T) {
 		if wrong == now {
 			wrong = "111111"
 		}
-		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, wrong), mfa.ErrInvalidCode)
+		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, wrong, nil), mfa.ErrInvalidCode)
 		for _, bad := range []string{"", "12345", "1234567", "12a456", "１２３４５６"} {
-			mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, bad), mfa.ErrInvalidCode)
+			mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, bad, nil), mfa.ErrInvalidCode)
 		}
 		// Another user cannot confirm it, nor can another tenant.
 		other := k.newUser(t, k.tenant.ID, "bo@example.org")
-		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, other.ID, e.FactorID, now), mfa.ErrInvalidCode)
-		if err := k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, now); err != nil {
+		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, other.ID, e.FactorID, now, nil), mfa.ErrInvalidCode)
+		if err := k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, now, nil); err != nil {
 			t.Fatalf("confirm: %v", err)
 		}
 		if ok, _ := k.svc.HasActiveFactor(ctx, k.tenant.ID, k.user.ID); !ok {
@@ -81,7 +81,7 @@ func TestTOTP_UnconfirmedFactorNotUsable(t *testing.T) {
 		mustIs(t, k.svc.VerifyTOTP(ctx, k.tenant.ID, k.user.ID, now), mfa.ErrReplayed)
 		// A confirmed factor cannot be confirmed again.
 		k.clock.Add(30 * time.Second)
-		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, code(t, e.Secret.Reveal(), k.clock.Now())), mfa.ErrInvalidCode)
+		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, code(t, e.Secret.Reveal(), k.clock.Now()), nil), mfa.ErrInvalidCode)
 		acts := k.auditActions(t)
 		if acts["mfa.totp_enrollment_started"] != 1 || acts["mfa.totp_enrolled"] != 1 {
 			t.Fatalf("audit = %v", acts)
@@ -96,7 +96,7 @@ func TestTOTP_PendingEnrolmentExpires(t *testing.T) {
 			t.Fatal(err)
 		}
 		k.clock.Add(16 * time.Minute)
-		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, code(t, e.Secret.Reveal(), k.clock.Now())), mfa.ErrInvalidCode)
+		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, code(t, e.Secret.Reveal(), k.clock.Now()), nil), mfa.ErrInvalidCode)
 	})
 }
 

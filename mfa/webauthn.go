@@ -124,8 +124,8 @@ func (s *Service) BeginWebAuthnRegistration(ctx context.Context, tenantID, userI
 
 // FinishWebAuthnRegistration verifies the browser's attestation response (challenge, origin,
 // RP ID, user presence and verification, attestation signature) and stores the passkey under
-// name. It returns the new factor's ID.
-func (s *Service) FinishWebAuthnRegistration(ctx context.Context, tenantID, userID, name string, responseJSON []byte) (string, error) {
+// name, if guard (when not nil) allows it in the same transaction. It returns the new factor's ID.
+func (s *Service) FinishWebAuthnRegistration(ctx context.Context, tenantID, userID, name string, responseJSON []byte, guard Guard) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > 100 {
 		return "", tutela.FieldErrorf("name", "name must be 1-100 characters")
@@ -152,7 +152,14 @@ func (s *Service) FinishWebAuthnRegistration(ctx context.Context, tenantID, user
 	}
 	c := &sqlstore.WebAuthnCredential{MFAFactor: sqlstore.MFAFactor{UserID: userID, Name: name},
 		CredentialID: cred.ID, Credential: credJSON, SignCount: cred.Authenticator.SignCount}
-	if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.MFA(tenantID).CreateWebAuthnCredential(ctx, c) }); err != nil {
+	if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if guard != nil {
+			if err := guard(tx); err != nil {
+				return err
+			}
+		}
+		return tx.MFA(tenantID).CreateWebAuthnCredential(ctx, c)
+	}); err != nil {
 		return "", err
 	}
 	return c.ID, nil

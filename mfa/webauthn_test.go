@@ -25,7 +25,7 @@ func register(t *testing.T, k *kit, auth virtualwebauthn.Authenticator, cred vir
 		t.Fatalf("options %s: %v", opts, err)
 	}
 	resp := virtualwebauthn.CreateAttestationResponse(vrp, auth, cred, *ao)
-	id, err := k.svc.FinishWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, name, []byte(resp))
+	id, err := k.svc.FinishWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, name, []byte(resp), nil)
 	if err != nil {
 		t.Fatalf("finish registration: %v", err)
 	}
@@ -72,7 +72,7 @@ func TestWebAuthn_RegisterAndLoginSeveralNamedPasskeys(t *testing.T) {
 		if len(ao.ExcludeCredentials) != 2 {
 			t.Fatalf("existing passkeys not excluded: %v", ao.ExcludeCredentials)
 		}
-		_, err = k.svc.FinishWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, "again", []byte(virtualwebauthn.CreateAttestationResponse(vrp, auth, laptop, *ao)))
+		_, err = k.svc.FinishWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, "again", []byte(virtualwebauthn.CreateAttestationResponse(vrp, auth, laptop, *ao)), nil)
 		mustCode(t, err, tutela.ECONFLICT)
 
 		laptop.Counter = 2
@@ -133,7 +133,7 @@ func TestWebAuthn_UserVerificationRequired(t *testing.T) {
 		opts, _ := k.svc.BeginWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, k.user.Email, "Ana")
 		ao, _ := virtualwebauthn.ParseAttestationOptions(string(opts))
 		other := newEC2Credential(t)
-		_, err = k.svc.FinishWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, "no uv", []byte(virtualwebauthn.CreateAttestationResponse(vrp, noUV, other, *ao)))
+		_, err = k.svc.FinishWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, "no uv", []byte(virtualwebauthn.CreateAttestationResponse(vrp, noUV, other, *ao)), nil)
 		mustIs(t, err, mfa.ErrWebAuthn)
 	})
 }

@@ -15,6 +15,9 @@ const (
 	TokenSetup = "setup" // bootstrap: the first super-admin sets a password
 	TokenReset = "reset" // admin-initiated password reset
 	TokenMFA   = "mfa"   // sign-in challenge: password verified, second factor pending
+	// TokenMFAEnroll is the one-time code that lets a user enrol a second factor after an
+	// administrator reset theirs (sent out of band; the password alone does not suffice).
+	TokenMFAEnroll = "mfa_enroll"
 )
 
 // OneTimeToken is a stored single-use token. Only the SHA-256 of the token is kept: a leaked
