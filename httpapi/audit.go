@@ -136,7 +136,7 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), denialKey{}, denied), authFailureKey{}, failed))
 		next.ServeHTTP(rec, r)
 		route := "unmatched"
-		if _, p := s.mux.Handler(r); p != "" && p != "/" {
+		if p := s.route(r); p != "" {
 			route = p
 		}
 		query := make([]string, 0, len(r.URL.Query()))

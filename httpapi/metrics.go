@@ -51,12 +51,12 @@ func newMetrics(reg *prometheus.Registry, db *sqlstore.DB) *metrics {
 
 // middleware records each request under its route pattern (never the raw path, so IDs in paths
 // cannot blow up label cardinality); requests that match no route count as "unmatched".
-func (m *metrics) middleware(mux *http.ServeMux) func(http.Handler) http.Handler {
+func (m *metrics) middleware(routeOf func(*http.Request) string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			route := "unmatched"
-			if _, p := mux.Handler(r); p != "" && p != "/" {
+			if p := routeOf(r); p != "" {
 				route = p
 			}
 			rec := middleware.Recorder(w)

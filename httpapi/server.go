@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -89,11 +90,11 @@ func New(d Deps) *Server {
 	// Order matters: the logger and request ID come first so everything below logs with them;
 	// metrics and the access log sit outside Recover so a panic is counted and logged as the
 	// 500 it becomes; the rate limiter runs before any body is read.
-	s.handler = middleware.Chain(s.mux,
+	s.handler = middleware.Chain(http.HandlerFunc(s.dispatch),
 		middleware.WithLogger(d.Logger),
 		middleware.RequestID,
 		middleware.ClientIP{Trusted: d.TrustedProxies}.Middleware,
-		m.middleware(s.mux),
+		m.middleware(s.route),
 		middleware.AccessLog,
 		middleware.Recover,
 		middleware.SecurityHeaders(d.TLS),
@@ -192,10 +193,82 @@ func (s *Server) routesInit() {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
 	}
-	// Anything else under / is a JSON 404, not the mux's plain-text one.
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))
-	})
+}
+
+// dispatch serves r by its route. Where no route matches it answers in the API's JSON error
+// shape what the mux would answer in plain text: 405 method_not_allowed with Allow when the path
+// exists under other methods (RFC 9110 §15.5.6; OPTIONS included, since no route serves it), and
+// 404 not_found otherwise. A path the mux would redirect to its clean form (an empty segment as
+// in /v1/tenants//users, "." or "..") is a 404 too: /v1/tenants//users is not
+// /v1/tenants/users, and an API client has no page to be sent to.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if s.route(r) != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	if p := r.URL.EscapedPath(); cleanPath(p) == p {
+		// The mux's own answer tells a 405 and its Allow list apart from a 404.
+		h, _ := s.mux.Handler(r)
+		var probe headerProbe
+		h.ServeHTTP(&probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.Header().Get("Allow"))
+			middleware.WriteError(w, r, tutela.Errorf(tutela.EMETHODNOTALLOWED, "method not allowed; see the Allow header"))
+			return
+		}
+	}
+	middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))
+}
+
+// route is the pattern that serves r ("GET /v1/tenants/{tenant}"), or "" when none does,
+// including for a path that is not in clean form. Metrics and the request audit record label
+// requests with it, so an ID in a path never becomes a label.
+func (s *Server) route(r *http.Request) string {
+	if p := r.URL.EscapedPath(); cleanPath(p) != p {
+		return ""
+	}
+	_, pattern := s.mux.Handler(r)
+	return pattern
+}
+
+// cleanPath is net/http's canonical form of a request path: rooted, no empty, "." or ".."
+// segments, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// headerProbe records the status and headers a handler writes and discards its body.
+type headerProbe struct {
+	h      http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header {
+	if p.h == nil {
+		p.h = http.Header{}
+	}
+	return p.h
+}
+
+func (p *headerProbe) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+
+func (p *headerProbe) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // ServeHTTP serves a request through the full middleware chain.
