@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tutela"
 	"tutela/authz"
@@ -47,6 +46,8 @@ type Deps struct {
 	EnforceStepUp bool
 	// Keys is the vault, for GET /v1/keys (nil: not served).
 	Keys *vault.Vault
+	// MetricsToken, when set, is the bearer token MetricsHandler requires.
+	MetricsToken tutela.Secret
 }
 
 // Route is one registered endpoint.
@@ -86,7 +87,7 @@ func New(d Deps) *Server {
 	s.routesInit()
 	m := newMetrics(s.reg, d.DB)
 	limiter := middleware.NewRateLimiter(d.RateRPS, d.RateBurst, d.Clock,
-		middleware.ExemptPaths("/healthz", "/readyz", "/metrics"))
+		middleware.ExemptPaths("/healthz", "/readyz"))
 	// Order matters: the logger and request ID come first so everything below logs with them;
 	// metrics and the access log sit outside Recover so a panic is counted and logged as the
 	// 500 it becomes; the rate limiter runs before any body is read.
@@ -114,9 +115,6 @@ func (s *Server) handle(method, pattern string, public bool, h http.HandlerFunc)
 func (s *Server) routesInit() {
 	s.handle("GET", "/healthz", true, s.healthz)
 	s.handle("GET", "/readyz", true, s.readyz)
-	s.handle("GET", "/metrics", true, func(w http.ResponseWriter, r *http.Request) {
-		promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
-	})
 	s.handle("GET", "/v1/openapi.json", true, serveOpenAPI)
 	s.handle("GET", "/.well-known/jwks.json", true, s.jwks)
 	s.handle("POST", "/v1/auth/setup", true, s.setup)
