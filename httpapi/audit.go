@@ -183,7 +183,7 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 				audit.OutcomeFailure, f.details))
 		}
 		// Recorded even if the client has gone: the call happened.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.d.DBTimeout)
 		defer cancel()
 		if err := s.d.DB.Update(actx, func(tx *sqlstore.Tx) error { return tx.AuditMany(actx, events...) }); err != nil {
 			middleware.Logger(ctx).Error("record API call in the audit log", "err", err)

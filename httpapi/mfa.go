@@ -10,6 +10,7 @@ import (
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
+	"tutela/mfa"
 	"tutela/sqlstore"
 )
 
@@ -206,6 +207,9 @@ func (s *Server) listFactors(w http.ResponseWriter, r *http.Request, p *tutela.P
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
+	}
+	if fs == nil {
+		fs = []*mfa.Factor{} // [] not null: the document promises an array
 	}
 	middleware.WriteJSON(w, http.StatusOK, map[string]any{"factors": fs, "must_enroll": p.MustEnrollMFA})
 }

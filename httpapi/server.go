@@ -48,6 +48,10 @@ type Deps struct {
 	Keys *vault.Vault
 	// MetricsToken, when set, is the bearer token MetricsHandler requires.
 	MetricsToken tutela.Secret
+	// DBTimeout bounds the database time of one request (default 5 s): a database that stops
+	// answering then costs a client that long and a 503, not a hang (config
+	// database.request_timeout).
+	DBTimeout time.Duration
 }
 
 // Route is one registered endpoint.
@@ -83,6 +87,9 @@ func New(d Deps) *Server {
 	if d.RateRPS <= 0 {
 		d.RateRPS, d.RateBurst = 20, 40
 	}
+	if d.DBTimeout <= 0 {
+		d.DBTimeout = 5 * time.Second
+	}
 	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), masker: authz.NewMasker(d.MaskKey)}
 	s.routesInit()
 	m := newMetrics(s.reg, d.DB)
@@ -102,6 +109,7 @@ func New(d Deps) *Server {
 		limiter.Middleware,
 		requestMeta,
 		s.auditRequests,
+		boundDB(d.DBTimeout),
 		middleware.BodyLimit(d.BodyLimit),
 	)
 	return s
@@ -279,10 +287,24 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	middleware.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// boundDB gives the handler's context a deadline d away. Every store call runs under it (and
+// PostgreSQL is told via statement_timeout), so a black-holed or overloaded database fails the
+// request with 503 unavailable in d instead of holding it, and a connection, until the client
+// gives up. The request audit record, written after the handler, has its own bound.
+func boundDB(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
 // readyz reports ready only when the database answers and no migration is pending, so a load
 // balancer holds traffic back from a node that started against an older schema.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), min(2*time.Second, s.d.DBTimeout))
 	defer cancel()
 	if err := s.d.DB.Ping(ctx); err != nil {
 		middleware.Logger(ctx).Warn("readyz: database unreachable", "err", err)

@@ -197,6 +197,7 @@ func open(e *env, serving bool) (*Main, error) {
 		MaxOpenConns:    cfg.Database.MaxOpenConns,
 		MaxIdleConns:    cfg.Database.MaxIdleConns,
 		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
+		ConnectTimeout:  cfg.Database.RequestTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -347,6 +348,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		TLS: cfg.ServedOverTLS(), TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
 		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
+		DBTimeout: cfg.Database.RequestTimeout,
 	})
 	m.httpServer = &http.Server{
 		Handler:           api,
