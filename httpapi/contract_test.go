@@ -109,7 +109,11 @@ func TestSecurityEvents_TenantQueryNamesATenant(t *testing.T) {
 	events := func(tok, query string) ([]string, int, []byte) {
 		t.Helper()
 		res, b := e.req(t, "GET", "/v1/security-events"+query, "", "", tok)
-		var body struct{ Events []struct{ TenantID string `json:"tenant_id"` } }
+		var body struct {
+			Events []struct {
+				TenantID string `json:"tenant_id"`
+			}
+		}
 		_ = json.Unmarshal(b, &body)
 		var tenants []string
 		for _, ev := range body.Events {
