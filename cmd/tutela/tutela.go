@@ -385,7 +385,8 @@ func (m *Main) Listen(ctx context.Context) error {
 			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 		}
 		if useTLS {
-			m.metricsServer.TLSConfig = m.httpServer.TLSConfig
+			// A copy: each http.Server adjusts its own TLS config when it starts serving.
+			m.metricsServer.TLSConfig = m.httpServer.TLSConfig.Clone()
 			mln = tls.NewListener(mln, m.metricsServer.TLSConfig)
 		}
 		m.metricsLn = mln
