@@ -13,6 +13,7 @@ const (
 	EINVALIDCREDENTIALS = "invalid_credentials"       // login failed; never says why (401)
 	EFORBIDDEN          = "forbidden"                 // authenticated but not allowed (403)
 	ENOTFOUND           = "not_found"                 // absent, or in another tenant (404)
+	EMETHODNOTALLOWED   = "method_not_allowed"        // the path exists, not with this method (405)
 	ECONFLICT           = "conflict"                  // uniqueness or state conflict (409)
 	ETOOLARGE           = "too_large"                 // request body over the limit (413)
 	EUNSUPPORTED        = "unsupported_media"         // wrong Content-Type (415)
@@ -27,7 +28,7 @@ const (
 
 // Codes lists every error code, for the HTTP status table and documentation.
 var Codes = []string{
-	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ENOTFOUND, ECONFLICT, ETOOLARGE,
+	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ENOTFOUND, EMETHODNOTALLOWED, ECONFLICT, ETOOLARGE,
 	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EREAUTHREQUIRED, EUNAVAILABLE,
 	EINTERNAL,
 }

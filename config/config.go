@@ -50,6 +50,7 @@ type Config struct {
 	Audit     Audit     `koanf:"audit"`
 	Retention Retention `koanf:"retention"`
 	Vault     Vault     `koanf:"vault"`
+	Metrics   Metrics   `koanf:"metrics"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -57,6 +58,7 @@ type Config struct {
 	SMTPPassword     tutela.Secret `koanf:"-"` // TUTELA_SMTP_PASSWORD[_FILE]
 	HSMPIN           tutela.Secret `koanf:"-"` // TUTELA_HSM_PIN[_FILE]: PKCS#11 user PIN
 	VaultToken       tutela.Secret `koanf:"-"` // TUTELA_VAULT_TOKEN[_FILE]: HashiCorp Vault token (hcvault:// KEK)
+	MetricsToken     tutela.Secret `koanf:"-"` // TUTELA_METRICS_TOKEN[_FILE]: bearer token for /metrics
 
 	// loadProblems are rule violations found while loading (a secret in the file, a secret set
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
@@ -111,7 +113,22 @@ type Database struct {
 	MaxOpenConns       int           `koanf:"max_open_conns"`
 	MaxIdleConns       int           `koanf:"max_idle_conns"`
 	ConnMaxLifetime    time.Duration `koanf:"conn_max_lifetime"`
+	// RequestTimeout bounds the database time of one API request (and a PostgreSQL statement,
+	// and a new connection), so a database that stops answering makes requests fail with 503
+	// in seconds instead of hanging until the client gives up.
+	RequestTimeout time.Duration `koanf:"request_timeout"`
 }
+
+// Metrics configures the Prometheus endpoint. It has its own listener, apart from the API, so
+// the process and build details it shows are not public (ASVS 13.4.6, 14.3.3); Addr "off"
+// serves no metrics. Off loopback it needs TUTELA_METRICS_TOKEN as a bearer token.
+type Metrics struct {
+	Addr string `koanf:"addr"` // "off" (or empty in the file): no metrics listener
+}
+
+// Off reports that no metrics listener is wanted. "off" exists because an empty environment
+// variable counts as unset.
+func (m Metrics) Off() bool { return m.Addr == "" || m.Addr == "off" }
 
 // String prints the section with any password in URL masked, so formatting a Config value
 // (%v, %+v) cannot leak a password that came in through TUTELA_DATABASE_URL.
@@ -243,7 +260,7 @@ func Default() *Config {
 			RateLimit:         RateLimit{RPS: 20, Burst: 40},
 		},
 		TLS:      TLS{MinVersion: "1.3"},
-		Database: Database{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute},
+		Database: Database{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute, RequestTimeout: 5 * time.Second},
 		Log:      Log{Level: "info", Format: "json"},
 		Auth: Auth{
 			SessionIdle: 15 * time.Minute, SessionAbsolute: 12 * time.Hour, AccessTokenTTL: 5 * time.Minute,
@@ -257,6 +274,8 @@ func Default() *Config {
 		Retention: Retention{LoginHistory: 90 * 24 * time.Hour, SecurityEvents: 365 * 24 * time.Hour,
 			EndedSessions: 30 * 24 * time.Hour, UsedTokens: 24 * time.Hour},
 		Vault: Vault{CacheTTL: 5 * time.Minute},
+		// 9464 is the Prometheus exporter port OpenTelemetry uses; 9090 is Prometheus's own.
+		Metrics: Metrics{Addr: "127.0.0.1:9464"},
 	}
 }
 
@@ -301,6 +320,7 @@ var envVars = []struct {
 	{"TUTELA_DATABASE_MAX_OPEN_CONNS", "database.max_open_conns", kindInt},
 	{"TUTELA_DATABASE_MAX_IDLE_CONNS", "database.max_idle_conns", kindInt},
 	{"TUTELA_DATABASE_CONN_MAX_LIFETIME", "database.conn_max_lifetime", kindDuration},
+	{"TUTELA_DATABASE_REQUEST_TIMEOUT", "database.request_timeout", kindDuration},
 	{"TUTELA_LOG_LEVEL", "log.level", kindString},
 	{"TUTELA_LOG_FORMAT", "log.format", kindString},
 	{"TUTELA_AUTH_ISSUER", "auth.issuer", kindString},
@@ -341,6 +361,7 @@ var envVars = []struct {
 	{"TUTELA_VAULT_HCVAULT_CA_FILE", "vault.hcvault_ca_file", kindString},
 	{"TUTELA_VAULT_CACHE_TTL", "vault.cache_ttl", kindDuration},
 	{"TUTELA_VAULT_ROTATE_EVERY", "vault.rotate_every", kindDuration},
+	{"TUTELA_METRICS_ADDR", "metrics.addr", kindString},
 }
 
 // secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
@@ -355,6 +376,7 @@ var secretVars = []struct {
 	{"TUTELA_SMTP_PASSWORD", "smtp.password", func(c *Config) *tutela.Secret { return &c.SMTPPassword }},
 	{"TUTELA_HSM_PIN", "vault.hsm_pin", func(c *Config) *tutela.Secret { return &c.HSMPIN }},
 	{"TUTELA_VAULT_TOKEN", "vault.token", func(c *Config) *tutela.Secret { return &c.VaultToken }},
+	{"TUTELA_METRICS_TOKEN", "metrics.token", func(c *Config) *tutela.Secret { return &c.MetricsToken }},
 }
 
 // maxSecretFile bounds a secret file read, so a _FILE pointing at /dev/zero or a log cannot
@@ -673,6 +695,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateRetention(&p)
 	c.validateVault(&p)
+	c.validateMetrics(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -746,6 +769,44 @@ func (c *Config) validateHTTP(p *problems) {
 	}
 }
 
+// minMetricsToken is the shortest metrics bearer token accepted: 128 bits as hex.
+const minMetricsToken = 32
+
+// validateMetrics keeps the metrics listener private: on loopback it may be open (only local
+// scrapers reach it); anywhere else it needs the bearer token, sent over TLS or, with
+// http.allow_plaintext, a network the operator vouches for. It must not share the API's address.
+func (c *Config) validateMetrics(p *problems) {
+	m := c.Metrics
+	if t := c.MetricsToken; !t.IsZero() && len(t.Reveal()) < minMetricsToken {
+		p.add("TUTELA_METRICS_TOKEN: must be at least %d characters", minMetricsToken)
+	}
+	if m.Off() {
+		return
+	}
+	host, port, err := net.SplitHostPort(m.Addr)
+	if err != nil {
+		p.add("metrics.addr: %q is not host:port (or off to serve no metrics)", m.Addr)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		p.add("metrics.addr: %q has an invalid port", m.Addr)
+		return
+	}
+	if m.Addr == c.HTTP.Addr && port != "0" {
+		p.add("metrics.addr: must differ from http.addr; /metrics is not served on the API listener")
+	}
+	if tutela.IsLoopbackHost(host) {
+		return
+	}
+	if c.MetricsToken.IsZero() {
+		p.add("metrics.addr: %q is not a loopback address: set TUTELA_METRICS_TOKEN (or _FILE) so scrapers must authenticate", m.Addr)
+	}
+	if !c.TLS.enabled() && !c.HTTP.AllowPlaintext {
+		p.add("metrics.addr: %q is not a loopback address and TLS is off: set tls.cert_file and tls.key_file, "+
+			"or http.allow_plaintext if the network to the scraper is trusted", m.Addr)
+	}
+}
+
 func (t TLS) enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // ServedOverTLS reports whether clients reach Tutela over HTTPS: it terminates TLS itself, or it
@@ -803,6 +864,9 @@ func (c *Config) validateDatabase(p *problems) {
 	}
 	if d.ConnMaxLifetime <= 0 {
 		p.add("database.conn_max_lifetime: must be > 0, got %s", d.ConnMaxLifetime)
+	}
+	if d.RequestTimeout < 100*time.Millisecond || d.RequestTimeout > time.Minute {
+		p.add("database.request_timeout: must be between 100ms and 1m, got %s", d.RequestTimeout)
 	}
 	if d.URL == "" {
 		if d.RequireTLS {
@@ -986,6 +1050,7 @@ func (c *Config) Redacted() map[string]any {
 	vs := out["vault"].(map[string]any)
 	vs["hsm_pin"] = redactSecret(c.HSMPIN)
 	vs["token"] = redactSecret(c.VaultToken)
+	out["metrics"].(map[string]any)["token"] = redactSecret(c.MetricsToken)
 	return out
 }
 

@@ -195,6 +195,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_DATABASE_MAX_OPEN_CONNS=7", func(c *Config) any { return c.Database.MaxOpenConns }, 7},
 		{"TUTELA_DATABASE_MAX_IDLE_CONNS=6", func(c *Config) any { return c.Database.MaxIdleConns }, 6},
 		{"TUTELA_DATABASE_CONN_MAX_LIFETIME=1h", func(c *Config) any { return c.Database.ConnMaxLifetime }, time.Hour},
+		{"TUTELA_DATABASE_REQUEST_TIMEOUT=3s", func(c *Config) any { return c.Database.RequestTimeout }, 3 * time.Second},
 		{"TUTELA_LOG_LEVEL=warn", func(c *Config) any { return c.Log.Level }, "warn"},
 		{"TUTELA_LOG_FORMAT=text", func(c *Config) any { return c.Log.Format }, "text"},
 		{"TUTELA_AUTH_ISSUER=https://id.example.org", func(c *Config) any { return c.Auth.Issuer }, "https://id.example.org"},
@@ -235,6 +236,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_VAULT_HCVAULT_CA_FILE=/etc/vault-ca.pem", func(c *Config) any { return c.Vault.HCVaultCAFile }, "/etc/vault-ca.pem"},
 		{"TUTELA_VAULT_CACHE_TTL=1m", func(c *Config) any { return c.Vault.CacheTTL }, time.Minute},
 		{"TUTELA_VAULT_ROTATE_EVERY=2160h", func(c *Config) any { return c.Vault.RotateEvery }, 2160 * time.Hour},
+		{"TUTELA_METRICS_ADDR=127.0.0.1:9999", func(c *Config) any { return c.Metrics.Addr }, "127.0.0.1:9999"},
 	}
 	if len(tests) != len(envVars) {
 		t.Fatalf("%d cases for %d variables: add a case for each new variable", len(tests), len(envVars))
@@ -465,6 +467,9 @@ func TestValidate_Ranges(t *testing.T) {
 		{"more idle than open", func(c *Config) { c.Database.MaxIdleConns = 21 }, "database.max_idle_conns"},
 		{"negative idle", func(c *Config) { c.Database.MaxIdleConns = -1 }, "database.max_idle_conns"},
 		{"zero conn lifetime", func(c *Config) { c.Database.ConnMaxLifetime = 0 }, "database.conn_max_lifetime"},
+		{"no request timeout", func(c *Config) { c.Database.RequestTimeout = 0 }, "database.request_timeout"},
+		{"request timeout too long to be a bound", func(c *Config) { c.Database.RequestTimeout = 2 * time.Minute }, "database.request_timeout"},
+		{"request timeout at minimum", func(c *Config) { c.Database.RequestTimeout = 100 * time.Millisecond }, ""},
 		{"TLS 1.2", func(c *Config) { c.TLS.MinVersion = "1.2" }, ""},
 		{"TLS 1.0", func(c *Config) { c.TLS.MinVersion = "1.0" }, "tls.min_version"},
 		{"upper-case log level", func(c *Config) { c.Log.Level = "INFO" }, "log.level"},
@@ -794,6 +799,57 @@ func TestValidate_PlaintextListener(t *testing.T) {
 				// The message must tell the operator both ways out.
 				wantOneProblem(t, cfg, "tls.cert_file and tls.key_file")
 				wantOneProblem(t, cfg, "http.allow_plaintext")
+			}
+		})
+	}
+}
+
+// ASVS 14.3.3, 13.4.6: /metrics shows build and process details, so it is never public. On
+// loopback it may be open; elsewhere it needs a bearer token and a protected transport.
+func TestValidate_MetricsListener(t *testing.T) {
+	t.Parallel()
+	token := "TUTELA_METRICS_TOKEN=" + strings.Repeat("k", 32)
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string // nil means valid
+	}{
+		{"default loopback", nil, nil},
+		{"off", []string{"TUTELA_METRICS_ADDR=off", "TUTELA_HTTP_ADDR=127.0.0.1:9464"}, nil},
+		{"ipv6 loopback", []string{"TUTELA_METRICS_ADDR=[::1]:9464"}, nil},
+		{"loopback with token", []string{"TUTELA_METRICS_ADDR=127.0.0.1:9464", token}, nil},
+		{"public without token", []string{"TUTELA_METRICS_ADDR=0.0.0.0:9464", "TUTELA_HTTP_ALLOW_PLAINTEXT=true"},
+			[]string{"TUTELA_METRICS_TOKEN"}},
+		{"all interfaces without token or TLS", []string{"TUTELA_METRICS_ADDR=:9464"},
+			[]string{"TUTELA_METRICS_TOKEN", "TLS is off"}},
+		{"public with token behind a trusted network", []string{"TUTELA_METRICS_ADDR=0.0.0.0:9464", token, "TUTELA_HTTP_ALLOW_PLAINTEXT=true"}, nil},
+		{"public with token, plaintext", []string{"TUTELA_METRICS_ADDR=192.0.2.7:9464", token}, []string{"TLS is off"}},
+		{"short token", []string{"TUTELA_METRICS_TOKEN=short"}, []string{"at least 32 characters"}},
+		{"same as the API", []string{"TUTELA_METRICS_ADDR=127.0.0.1:8080"}, []string{"must differ from http.addr"}},
+		{"not host:port", []string{"TUTELA_METRICS_ADDR=9464"}, []string{"not host:port"}},
+		{"bad port", []string{"TUTELA_METRICS_ADDR=127.0.0.1:99999"}, []string{"invalid port"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := mustLoad(t, "", tt.environ...)
+			err := cfg.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want problems %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %v, want a problem mentioning %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), strings.Repeat("k", 32)) {
+				t.Errorf("the token leaks into the problems: %v", err)
 			}
 		})
 	}

@@ -136,7 +136,7 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), denialKey{}, denied), authFailureKey{}, failed))
 		next.ServeHTTP(rec, r)
 		route := "unmatched"
-		if _, p := s.mux.Handler(r); p != "" && p != "/" {
+		if p := s.route(r); p != "" {
 			route = p
 		}
 		query := make([]string, 0, len(r.URL.Query()))
@@ -183,7 +183,7 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 				audit.OutcomeFailure, f.details))
 		}
 		// Recorded even if the client has gone: the call happened.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.d.DBTimeout)
 		defer cancel()
 		if err := s.d.DB.Update(actx, func(tx *sqlstore.Tx) error { return tx.AuditMany(actx, events...) }); err != nil {
 			middleware.Logger(ctx).Error("record API call in the audit log", "err", err)

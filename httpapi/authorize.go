@@ -18,7 +18,13 @@ func isPlatform(p *tutela.Principal) bool { return p.HasRole(authz.RoleSuperAdmi
 // pathTenant resolves {tenant} (ID or slug) as p may see it: another tenant than p's own is
 // "not found" for everyone but the platform super-admin, exactly like a missing one.
 func pathTenant(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal) (*tutela.Tenant, error) {
-	ref := r.PathValue("tenant")
+	return tenantRef(r, tx, p, r.PathValue("tenant"))
+}
+
+// tenantRef resolves ref, a tenant ID or slug, to a tenant p may name: any for the platform,
+// only their own for anyone else. Absent and forbidden look alike (404), so a caller cannot
+// probe for other tenants.
+func tenantRef(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, ref string) (*tutela.Tenant, error) {
 	var t *tutela.Tenant
 	var err error
 	if tutela.ValidID(ref) {

@@ -334,7 +334,7 @@ func BenchmarkAuthzCheckHTTP(b *testing.B) {
 	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{Clock: c.Now})
 	ids := newIdentity(b, db, c.Now, identity.Config{}, nil)
 	srv := httpapi.New(httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1e9, RateBurst: 1e9})
-	e := &env{srv: srv, db: db, clock: c, ids: ids}
+	e := &env{srv: checkedServer{Server: srv}, db: db, clock: c, ids: ids} // no t: the benchmark measures the server alone
 	e.seed(b, "acme", "admin@example.org", pw, "program_admin")
 	g := e.login(b, "acme", "admin@example.org", pw, "")
 	body := `{"action":"UPDATE","resource":"records","classification":"YELLOW"}`

@@ -62,7 +62,7 @@ func newBreachEnv(t *testing.T, d sqlstore.Dialect, cfg identity.Config, breach 
 	ids.Breach = breach // Deps are embedded; set before the server sees the service
 	t.Cleanup(ids.Close)
 	srv := httpapi.New(httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1000, RateBurst: 1000})
-	return &env{srv: srv, db: db, clock: c, ids: ids, mail: mailer}
+	return &env{srv: checkedServer{Server: srv, t: t}, db: db, clock: c, ids: ids, mail: mailer}
 }
 
 func TestBreach_SetupAndChangeRefuseBreachedPassword(t *testing.T) {

@@ -36,7 +36,7 @@ func TestForgotPassword_EmailsCodeOverSMTPOnlyForRealAccounts(t *testing.T) {
 	}
 	e := newEnv(t, sqlstore.SQLite, nil)
 	ids := newIdentity(t, e.db, e.clock.Now, identity.Config{}, smtp)
-	e.srv = httpapi.New(httpapi.Deps{DB: e.db, Identity: ids, Clock: e.clock.Now, RateRPS: 1000, RateBurst: 1000})
+	e.srv = checkedServer{Server: httpapi.New(httpapi.Deps{DB: e.db, Identity: ids, Clock: e.clock.Now, RateRPS: 1000, RateBurst: 1000}), t: t}
 	e.seed(t, "acme", "ana@example.org", pw)
 	old := e.login(t, "acme", "ana@example.org", pw, "")
 

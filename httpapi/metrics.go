@@ -1,13 +1,17 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tutela"
 	"tutela/httpapi/middleware"
@@ -51,12 +55,12 @@ func newMetrics(reg *prometheus.Registry, db *sqlstore.DB) *metrics {
 
 // middleware records each request under its route pattern (never the raw path, so IDs in paths
 // cannot blow up label cardinality); requests that match no route count as "unmatched".
-func (m *metrics) middleware(mux *http.ServeMux) func(http.Handler) http.Handler {
+func (m *metrics) middleware(routeOf func(*http.Request) string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			route := "unmatched"
-			if _, p := mux.Handler(r); p != "" && p != "/" {
+			if p := routeOf(r); p != "" {
 				route = p
 			}
 			rec := middleware.Recorder(w)
@@ -67,4 +71,40 @@ func (m *metrics) middleware(mux *http.ServeMux) func(http.Handler) http.Handler
 			next.ServeHTTP(rec, r)
 		})
 	}
+}
+
+// MetricsHandler serves GET /metrics for the metrics listener (config metrics.addr). The API
+// listener does not serve it: the build, Go runtime and process details it shows help an
+// attacker more than anyone on the Internet needs them (ASVS 13.4.6, 14.3.3). With
+// Deps.MetricsToken set every scrape must send it as a bearer token; anything else on this
+// listener is a JSON 404 or 405.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	prom := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !s.d.MetricsToken.IsZero() && !metricsTokenOK(r, s.d.MetricsToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tutela-metrics"`)
+			middleware.WriteError(w, r, tutela.Errorf(tutela.EUNAUTHENTICATED, "a valid metrics bearer token is required"))
+			return
+		}
+		prom.ServeHTTP(w, r)
+	})
+	ms := &Server{mux: mux} // dispatch: the API's JSON 404 and 405 for this listener too
+	return middleware.Chain(http.HandlerFunc(ms.dispatch),
+		middleware.WithLogger(s.d.Logger),
+		middleware.RequestID,
+		middleware.Recover,
+		middleware.SecurityHeaders(false),
+	)
+}
+
+// metricsTokenOK compares the request's bearer token with want in constant time; hashing both
+// first keeps the comparison's duration independent of the lengths too.
+func metricsTokenOK(r *http.Request, want tutela.Secret) bool {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	g, w := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256(want.Bytes())
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }

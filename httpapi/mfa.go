@@ -11,6 +11,7 @@ import (
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
+	"tutela/mfa"
 	"tutela/sqlstore"
 )
 
@@ -220,6 +221,9 @@ func (s *Server) listFactors(w http.ResponseWriter, r *http.Request, p *tutela.P
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
+	}
+	if fs == nil {
+		fs = []*mfa.Factor{} // [] not null: the document promises an array
 	}
 	codeRequired, err := s.d.Identity.EnrollmentCodeRequired(r.Context(), p)
 	if err != nil {

@@ -475,8 +475,8 @@ func TestMFA_AllUsersByDefault(t *testing.T) {
 	ids := newIdentity(t, db, c.Now, identity.Config{MFAAllUsers: true}, &mail.Recorder{})
 	ids.MFA = newMFA(t, db, c.Now)
 	t.Cleanup(ids.Close)
-	e := &env{srv: httpapi.New(httpapi.Deps{DB: db, Clock: c.Now, RateRPS: 1000, RateBurst: 1000, EnforceStepUp: true,
-		Identity: ids}), db: db, clock: c, ids: ids}
+	e := &env{srv: checkedServer{Server: httpapi.New(httpapi.Deps{DB: db, Clock: c.Now, RateRPS: 1000, RateBurst: 1000, EnforceStepUp: true,
+		Identity: ids}), t: t}, db: db, clock: c, ids: ids}
 	e.seed(t, "acme", "ana@example.org", pw, "operator") // a role outside auth.mfa_roles
 	a := e.login(t, "acme", "ana@example.org", pw, "")
 	res, b := e.req(t, "GET", "/v1/auth/sessions", "", "", a.cookie)

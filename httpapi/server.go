@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tutela"
 	"tutela/authz"
@@ -46,6 +46,12 @@ type Deps struct {
 	EnforceStepUp bool
 	// Keys is the vault, for GET /v1/keys (nil: not served).
 	Keys *vault.Vault
+	// MetricsToken, when set, is the bearer token MetricsHandler requires.
+	MetricsToken tutela.Secret
+	// DBTimeout bounds the database time of one request (default 5 s): a database that stops
+	// answering then costs a client that long and a 503, not a hang (config
+	// database.request_timeout).
+	DBTimeout time.Duration
 }
 
 // Route is one registered endpoint.
@@ -81,25 +87,29 @@ func New(d Deps) *Server {
 	if d.RateRPS <= 0 {
 		d.RateRPS, d.RateBurst = 20, 40
 	}
+	if d.DBTimeout <= 0 {
+		d.DBTimeout = 5 * time.Second
+	}
 	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), masker: authz.NewMasker(d.MaskKey)}
 	s.routesInit()
 	m := newMetrics(s.reg, d.DB)
 	limiter := middleware.NewRateLimiter(d.RateRPS, d.RateBurst, d.Clock,
-		middleware.ExemptPaths("/healthz", "/readyz", "/metrics"))
+		middleware.ExemptPaths("/healthz", "/readyz"))
 	// Order matters: the logger and request ID come first so everything below logs with them;
 	// metrics and the access log sit outside Recover so a panic is counted and logged as the
 	// 500 it becomes; the rate limiter runs before any body is read.
-	s.handler = middleware.Chain(s.mux,
+	s.handler = middleware.Chain(http.HandlerFunc(s.dispatch),
 		middleware.WithLogger(d.Logger),
 		middleware.RequestID,
 		middleware.ClientIP{Trusted: d.TrustedProxies}.Middleware,
-		m.middleware(s.mux),
+		m.middleware(s.route),
 		middleware.AccessLog,
 		middleware.Recover,
 		middleware.SecurityHeaders(d.TLS),
 		limiter.Middleware,
 		requestMeta,
 		s.auditRequests,
+		boundDB(d.DBTimeout),
 		middleware.BodyLimit(d.BodyLimit),
 	)
 	return s
@@ -113,9 +123,6 @@ func (s *Server) handle(method, pattern string, public bool, h http.HandlerFunc)
 func (s *Server) routesInit() {
 	s.handle("GET", "/healthz", true, s.healthz)
 	s.handle("GET", "/readyz", true, s.readyz)
-	s.handle("GET", "/metrics", true, func(w http.ResponseWriter, r *http.Request) {
-		promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
-	})
 	s.handle("GET", "/v1/openapi.json", true, serveOpenAPI)
 	s.handle("GET", "/.well-known/jwks.json", true, s.jwks)
 	s.handle("POST", "/v1/auth/setup", true, s.setup)
@@ -192,10 +199,82 @@ func (s *Server) routesInit() {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
 	}
-	// Anything else under / is a JSON 404, not the mux's plain-text one.
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))
-	})
+}
+
+// dispatch serves r by its route. Where no route matches it answers in the API's JSON error
+// shape what the mux would answer in plain text: 405 method_not_allowed with Allow when the path
+// exists under other methods (RFC 9110 §15.5.6; OPTIONS included, since no route serves it), and
+// 404 not_found otherwise. A path the mux would redirect to its clean form (an empty segment as
+// in /v1/tenants//users, "." or "..") is a 404 too: /v1/tenants//users is not
+// /v1/tenants/users, and an API client has no page to be sent to.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if s.route(r) != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	if p := r.URL.EscapedPath(); cleanPath(p) == p {
+		// The mux's own answer tells a 405 and its Allow list apart from a 404.
+		h, _ := s.mux.Handler(r)
+		var probe headerProbe
+		h.ServeHTTP(&probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.Header().Get("Allow"))
+			middleware.WriteError(w, r, tutela.Errorf(tutela.EMETHODNOTALLOWED, "method not allowed; see the Allow header"))
+			return
+		}
+	}
+	middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no such endpoint"))
+}
+
+// route is the pattern that serves r ("GET /v1/tenants/{tenant}"), or "" when none does,
+// including for a path that is not in clean form. Metrics and the request audit record label
+// requests with it, so an ID in a path never becomes a label.
+func (s *Server) route(r *http.Request) string {
+	if p := r.URL.EscapedPath(); cleanPath(p) != p {
+		return ""
+	}
+	_, pattern := s.mux.Handler(r)
+	return pattern
+}
+
+// cleanPath is net/http's canonical form of a request path: rooted, no empty, "." or ".."
+// segments, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// headerProbe records the status and headers a handler writes and discards its body.
+type headerProbe struct {
+	h      http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header {
+	if p.h == nil {
+		p.h = http.Header{}
+	}
+	return p.h
+}
+
+func (p *headerProbe) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+
+func (p *headerProbe) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // ServeHTTP serves a request through the full middleware chain.
@@ -208,10 +287,24 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	middleware.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// boundDB gives the handler's context a deadline d away. Every store call runs under it (and
+// PostgreSQL is told via statement_timeout), so a black-holed or overloaded database fails the
+// request with 503 unavailable in d instead of holding it, and a connection, until the client
+// gives up. The request audit record, written after the handler, has its own bound.
+func boundDB(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
 // readyz reports ready only when the database answers and no migration is pending, so a load
 // balancer holds traffic back from a node that started against an older schema.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), min(2*time.Second, s.d.DBTimeout))
 	defer cancel()
 	if err := s.d.DB.Ping(ctx); err != nil {
 		middleware.Logger(ctx).Warn("readyz: database unreachable", "err", err)

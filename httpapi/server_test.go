@@ -45,7 +45,7 @@ func fastHasher(t testing.TB) *password.Hasher {
 type clock = clocktest.Clock
 
 type env struct {
-	srv   *httpapi.Server
+	srv   checkedServer
 	db    *sqlstore.DB
 	clock *clock
 	ids   *identity.Service
@@ -55,7 +55,12 @@ type env struct {
 func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	t.Helper()
 	c := clocktest.New(time.Now().UTC())
-	db := sqltest.Open(t, d, sqlstore.Options{Clock: c.Now})
+	return newEnvOn(t, sqltest.Open(t, d, sqlstore.Options{Clock: c.Now}), c, mod)
+}
+
+// newEnvOn is newEnv over a store the test opened itself, whose clock is c.
+func newEnvOn(t *testing.T, db *sqlstore.DB, c *clock, mod func(*httpapi.Deps)) *env {
+	t.Helper()
 	mailer := &mail.Recorder{}
 	deps := httpapi.Deps{DB: db, Clock: c.Now, RateRPS: 1000, RateBurst: 1000}
 	if mod != nil {
@@ -72,7 +77,7 @@ func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 	}
 	t.Cleanup(ids.Close)
 	deps.Identity = ids
-	return &env{srv: httpapi.New(deps), db: db, clock: c, ids: ids, mail: mailer}
+	return &env{srv: checkedServer{Server: httpapi.New(deps), t: t}, db: db, clock: c, ids: ids, mail: mailer}
 }
 
 // testResource is the resource server every test env registers (auth.resources).
@@ -279,8 +284,9 @@ func TestMetrics_LabelsByRoutePattern(t *testing.T) {
 	e := newEnv(t, sqlstore.SQLite, nil)
 	e.do(t, "GET", "/healthz", "")
 	e.do(t, "GET", "/v1/"+tutela.NewID(), "")
-	_, body := e.do(t, "GET", "/metrics", "")
-	text := string(body)
+	rec := httptest.NewRecorder()
+	e.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	text := rec.Body.String()
 	for _, want := range []string{
 		`tutela_http_requests_total{method="GET",route="GET /healthz",status="200"} 1`,
 		`route="unmatched",status="404"`,

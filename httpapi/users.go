@@ -291,13 +291,20 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) securityEvents(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	tenantID := p.TenantID
-	if q := r.URL.Query().Get("tenant"); q != "" && isPlatform(p) {
-		tenantID = q
-	}
 	var ev []*sqlstore.SecurityEvent
 	var masks map[string]authz.Mask
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		// ?tenant= names the tenant like the {tenant} path parameter does: an unknown one, or
+		// another tenant than a tenant-scoped caller's own, is 404, never an empty 200 that
+		// reads as "no events".
+		tenantID := p.TenantID
+		if q := r.URL.Query(); q.Has("tenant") {
+			t, err := tenantRef(r, tx, p, q.Get("tenant"))
+			if err != nil {
+				return err
+			}
+			tenantID = t.ID
+		}
 		pol, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSecurityEvents})
 		if err != nil {
 			return err

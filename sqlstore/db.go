@@ -6,13 +6,17 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +48,10 @@ type Options struct {
 	MaxIdleConns    int           // default 10
 	ConnMaxLifetime time.Duration // default 30 min
 	Clock           tutela.Clock  // default tutela.SystemClock
+	// ConnectTimeout bounds opening a PostgreSQL connection when database.url sets no
+	// connect_timeout (default 5 s), so a black-holed database fails fast at start-up and in
+	// background work too, not only under an API request's deadline.
+	ConnectTimeout time.Duration
 	// UsersPerTenant lowers the users-per-tenant cap, so a test can reach it without creating
 	// MaxUsersPerTenant users. 0 or more than MaxUsersPerTenant means MaxUsersPerTenant: it can
 	// never raise the cap.
@@ -79,6 +87,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if opt.ConnMaxLifetime <= 0 {
 		opt.ConnMaxLifetime = 30 * time.Minute
 	}
+	if opt.ConnectTimeout <= 0 {
+		opt.ConnectTimeout = 5 * time.Second
+	}
 	if opt.UsersPerTenant <= 0 || opt.UsersPerTenant > MaxUsersPerTenant {
 		opt.UsersPerTenant = MaxUsersPerTenant
 	}
@@ -89,7 +100,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 }
 
 func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {
-	db, err := sql.Open("pgx", dsn)
+	db, err := sql.Open("pgx", withConnectTimeout(dsn, opt.ConnectTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %s", redactDSNError(err, dsn))
 	}
@@ -101,6 +112,22 @@ func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("connect to postgres: %s", redactDSNError(err, dsn))
 	}
 	return &DB{dialect: Postgres, write: db, read: db, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
+}
+
+// withConnectTimeout adds connect_timeout (whole seconds, at least 1) to a PostgreSQL URL that
+// sets none; a URL that does keeps its own.
+func withConnectTimeout(dsn string, d time.Duration) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn // sql.Open reports it, redacted
+	}
+	q := u.Query()
+	if q.Get("connect_timeout") != "" {
+		return dsn
+	}
+	q.Set("connect_timeout", strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // redactDSNError keeps a driver error but removes the DSN's password should the driver echo it.
@@ -284,8 +311,16 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 	}
 	if db.dialect == Postgres {
 		// Row-level security (migration 00004) shows a tenant-scoped caller only their
-		// tenant's rows, whatever a query forgets; platform work sees all.
-		if _, err := tx.ExecContext(ctx, `SELECT set_config('tutela.tenant', $1, true)`, rlsTenant(ctx)); err != nil {
+		// tenant's rows, whatever a query forgets; platform work sees all. When the caller has
+		// a deadline (an API request's database bound), statement_timeout tells the server
+		// too, so it stops working for a client that has stopped waiting; work without one
+		// (migrations, CLI, background jobs) keeps the role's setting.
+		q, args := `SELECT set_config('tutela.tenant', $1, true)`, []any{rlsTenant(ctx)}
+		if dl, ok := ctx.Deadline(); ok {
+			q += `, set_config('statement_timeout', $2, true)`
+			args = append(args, strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10))
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			_ = tx.Rollback()
 			return mapErr(err)
 		}
@@ -300,7 +335,7 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 		}
 	}()
 	if err = fn(&Tx{tx: tx, db: db, now: db.Now()}); err != nil {
-		return err
+		return unavailable(err)
 	}
 	return mapErr(tx.Commit())
 }
@@ -343,10 +378,14 @@ func (tx *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 }
 
 // mapErr turns driver errors callers must act on into tutela errors: a uniqueness violation is
-// a conflict, no rows is not found. Anything else stays as it is (an internal error upstream).
+// a conflict, no rows is not found, an outage is unavailable. Anything else stays as it is (an
+// internal error upstream).
 func mapErr(err error) error {
 	if err == nil {
 		return nil
+	}
+	if outage(err) {
+		return unavailable(err)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return tutela.Errorf(tutela.ENOTFOUND, "not found")
@@ -363,6 +402,53 @@ func mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// outage reports whether err says the database could not be reached or did not answer in time,
+// rather than that the request or the code is wrong: the client should retry (503 with
+// Retry-After), and the operator should look at the database, not for a bug. It is the one place
+// driver errors are sorted this way; run and mapErr apply it.
+func outage(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.Timeout(err) {
+		return true
+	}
+	var (
+		netErr  net.Error
+		connErr *pgconn.ConnectError
+		pgErr   *pgconn.PgError
+		sqErr   *sqlite.Error
+	)
+	switch {
+	case errors.As(err, &netErr), errors.As(err, &connErr):
+		return true // refused, reset, timed out, or the connection could not be set up
+	case errors.As(err, &pgErr):
+		// SQLSTATE classes 08 (connection exception) and 53 (insufficient resources: too many
+		// connections, disk full), 57P0x (shutting down, cannot connect now), and 57014 (the
+		// statement_timeout run sets).
+		c := pgErr.Code
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") || strings.HasPrefix(c, "57P") || c == "57014"
+	case errors.As(err, &sqErr):
+		// Another process holds the SQLite file longer than busy_timeout.
+		switch sqErr.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return false
+}
+
+// unavailable returns err as a tutela EUNAVAILABLE error when it is an outage that no *tutela.Error
+// has given a code yet; anything else is returned as it is. The cause stays in Err for the log.
+func unavailable(err error) error {
+	if err == nil || !outage(err) {
+		return err
+	}
+	var te *tutela.Error
+	if errors.As(err, &te) && te.Code != tutela.EINTERNAL {
+		return err
+	}
+	return &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "the database is unavailable; try again shortly", Err: err}
 }
 
 // Advisory lock keys; each names one critical section that must not run twice at once across

@@ -43,7 +43,8 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func baseEnv(t *testing.T) []string {
-	return []string{"TUTELA_DATA_DIR=" + filepath.Join(t.TempDir(), "data"), "TUTELA_HTTP_ADDR=127.0.0.1:0"}
+	return []string{"TUTELA_DATA_DIR=" + filepath.Join(t.TempDir(), "data"), "TUTELA_HTTP_ADDR=127.0.0.1:0",
+		"TUTELA_METRICS_ADDR=127.0.0.1:0"}
 }
 
 func runCmd(t *testing.T, environ []string, args ...string) (code int, stdout, stderr string) {
@@ -250,6 +251,81 @@ func TestServe_TLS13MinimumAndHSTS(t *testing.T) {
 	res.Body.Close()
 	if res.TLS.Version != tls.VersionTLS13 || !strings.Contains(res.Header.Get("Strict-Transport-Security"), "max-age") {
 		t.Fatalf("TLS version %x, HSTS %q", res.TLS.Version, res.Header.Get("Strict-Transport-Security"))
+	}
+}
+
+// readyField returns a field of the "tutela ready" log line.
+func readyField(t *testing.T, logs *syncBuffer, key string) string {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "tutela ready" {
+			v, _ := line[key].(string)
+			return v
+		}
+	}
+	t.Fatalf("no ready line: %s", logs)
+	return ""
+}
+
+func get(t *testing.T, c *http.Client, url, auth string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// ASVS 13.4.6, 14.3.3: serve answers /metrics only on the metrics listener; the API listener
+// says 404. With TUTELA_METRICS_TOKEN a scrape needs the bearer token.
+func TestServe_MetricsOnTheirOwnListener(t *testing.T) {
+	t.Parallel()
+	token := strings.Repeat("s3cr3t", 6)
+	addr, logs, _ := startServe(t, append(baseEnv(t), "TUTELA_METRICS_TOKEN="+token))
+	maddr := readyField(t, logs, "metrics_addr")
+	if maddr == "" || maddr == addr {
+		t.Fatalf("metrics_addr %q (API %q)", maddr, addr)
+	}
+	c := http.DefaultClient
+	if code, body := get(t, c, "http://"+addr+"/metrics", ""); code != 404 || strings.Contains(body, "tutela_build_info") {
+		t.Fatalf("API listener /metrics = %d %.100s", code, body)
+	}
+	if code, body := get(t, c, "http://"+maddr+"/metrics", ""); code != 401 || strings.Contains(body, "tutela_build_info") {
+		t.Fatalf("metrics without token = %d %.100s", code, body)
+	}
+	if code, body := get(t, c, "http://"+maddr+"/metrics", "Bearer "+token); code != 200 || !strings.Contains(body, "tutela_build_info") {
+		t.Fatalf("metrics with token = %d %.100s", code, body)
+	}
+	if code, _ := get(t, c, "http://"+maddr+"/readyz", "Bearer "+token); code != 404 {
+		t.Fatalf("metrics listener serves the API: /readyz = %d", code)
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Fatal("the metrics token reached the log")
+	}
+}
+
+// With metrics.addr off no metrics listener is opened.
+func TestServe_MetricsOff(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t)
+	env[2] = "TUTELA_METRICS_ADDR=off"
+	addr, logs, _ := startServe(t, env)
+	if m := readyField(t, logs, "metrics_addr"); m != "" {
+		t.Fatalf("metrics_addr %q with metrics off", m)
+	}
+	if code, _ := get(t, http.DefaultClient, "http://"+addr+"/metrics", ""); code != 404 {
+		t.Fatalf("API /metrics = %d", code)
 	}
 }
 

@@ -41,10 +41,14 @@ type Main struct {
 
 	httpServer *http.Server
 	ln         net.Listener
-	ring       *token.Ring
-	identity   *identity.Service
-	closers    []func() error
-	sequencer  *sqlstore.Sequencer
+	// metricsServer serves /metrics on metricsLn (config metrics.addr), apart from the API; both
+	// nil when metrics are off.
+	metricsServer *http.Server
+	metricsLn     net.Listener
+	ring          *token.Ring
+	identity      *identity.Service
+	closers       []func() error
+	sequencer     *sqlstore.Sequencer
 	// vault seals Tutela's stored secrets (token signing keys, TOTP seeds) under Tink keysets
 	// wrapped by the key-encryption key.
 	vault       *vault.Vault
@@ -193,6 +197,7 @@ func open(e *env, serving bool) (*Main, error) {
 		MaxOpenConns:    cfg.Database.MaxOpenConns,
 		MaxIdleConns:    cfg.Database.MaxIdleConns,
 		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
+		ConnectTimeout:  cfg.Database.RequestTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -342,7 +347,8 @@ func (m *Main) Listen(ctx context.Context) error {
 		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: cfg.ServedOverTLS(), TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
-		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault,
+		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
+		DBTimeout: cfg.Database.RequestTimeout,
 	})
 	m.httpServer = &http.Server{
 		Handler:           api,
@@ -363,6 +369,28 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln = tls.NewListener(ln, m.httpServer.TLSConfig)
 	}
 	m.ln = ln
+	if !cfg.Metrics.Off() {
+		mln, err := net.Listen("tcp", cfg.Metrics.Addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics.addr: %w", err)
+		}
+		m.metricsServer = &http.Server{
+			Handler:           api.MetricsHandler(),
+			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+			ReadTimeout:       cfg.HTTP.ReadTimeout,
+			WriteTimeout:      cfg.HTTP.WriteTimeout,
+			IdleTimeout:       cfg.HTTP.IdleTimeout,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		}
+		if useTLS {
+			// A copy: each http.Server adjusts its own TLS config when it starts serving.
+			m.metricsServer.TLSConfig = m.httpServer.TLSConfig.Clone()
+			mln = tls.NewListener(mln, m.metricsServer.TLSConfig)
+		}
+		m.metricsLn = mln
+	}
 	return nil
 }
 
@@ -398,11 +426,27 @@ func (m *Main) BaseURL() string {
 	return scheme + "://" + addr
 }
 
+// MetricsAddr is the bound metrics address, or "" when metrics are off.
+func (m *Main) MetricsAddr() string {
+	if m.metricsLn == nil {
+		return ""
+	}
+	return m.metricsLn.Addr().String()
+}
+
 // Serve serves until ctx is cancelled, then shuts down gracefully: stop accepting, let
 // in-flight requests finish (up to the shutdown timeout), and return.
 func (m *Main) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- m.httpServer.Serve(m.ln) }()
+	if m.metricsServer != nil {
+		go func() {
+			if err := m.metricsServer.Serve(m.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.Logger.Error("metrics listener stopped", "err", err)
+			}
+		}()
+		defer m.metricsServer.Close() // scrapes need no draining
+	}
 	go m.maintenance(ctx)
 	seqDone := make(chan struct{})
 	go func() {
@@ -470,7 +514,7 @@ func (serveCmd) Run(e *env) error {
 		m.Logger.Warn("the database role is a superuser or has BYPASSRLS: row-level security between tenants is not " +
 			"enforced; serve with a runtime role (docs/audit.md) and migrate as the owner")
 	}
-	m.Logger.Info("tutela ready", "addr", m.Addr(), "store", string(m.DB.Dialect()),
+	m.Logger.Info("tutela ready", "addr", m.Addr(), "metrics_addr", m.MetricsAddr(), "store", string(m.DB.Dialect()),
 		"version", tutela.Version, "startup_ms", time.Since(start).Milliseconds())
 	if err := m.Serve(e.ctx); err != nil {
 		return err

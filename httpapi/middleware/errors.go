@@ -24,6 +24,8 @@ func Status(code string) int {
 		return http.StatusForbidden
 	case tutela.ENOTFOUND:
 		return http.StatusNotFound
+	case tutela.EMETHODNOTALLOWED:
+		return http.StatusMethodNotAllowed
 	case tutela.ECONFLICT:
 		return http.StatusConflict
 	case tutela.ETOOLARGE:

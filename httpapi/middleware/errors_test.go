@@ -24,6 +24,7 @@ func TestStatus_MapsEveryCode(t *testing.T) {
 		tutela.EREAUTHREQUIRED:     401,
 		tutela.EFORBIDDEN:          403,
 		tutela.ENOTFOUND:           404,
+		tutela.EMETHODNOTALLOWED:   405,
 		tutela.ECONFLICT:           409,
 		tutela.ETOOLARGE:           413,
 		tutela.EUNSUPPORTED:        415,
