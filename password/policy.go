@@ -51,7 +51,8 @@ type Policy struct {
 	MaxLength int
 	// MinScore is the minimum zxcvbn score, 0–4 (default 3: "safely unguessable", ~10^8 guesses).
 	MinScore int
-	// History is how many previous passwords may not be reused (default 5; 0 disables).
+	// History is how many previous passwords may not be reused (default 0: off, as ASVS 4.0.3
+	// 2.1.10 advises; tenants whose regulation demands it turn it on).
 	History int
 	// Composition, when set, requires minimum counts of character classes.
 	Composition *Composition
@@ -76,10 +77,10 @@ type Context struct {
 	Breach Checker
 }
 
-// DefaultPolicy returns the default policy: 12 to 128 characters, zxcvbn score 3, the last 5
-// passwords barred, no composition rules.
+// DefaultPolicy returns the default policy: 12 to 128 characters, zxcvbn score 3, no history
+// rule, no composition rules.
 func DefaultPolicy() Policy {
-	return Policy{MinLength: 12, MaxLength: 128, MinScore: 3, History: 5}
+	return Policy{MinLength: 12, MaxLength: 128, MinScore: 3}
 }
 
 // Validate reports every problem with p at once.
