@@ -270,6 +270,14 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, needsRehas
 	return true, h.stale(ph) || h.pepperStale(ctx, ph), nil
 }
 
+// Outdated reports whether a stored hash is not in the form Hash makes now (other algorithm or
+// parameters, no pepper, an older pepper key), without verifying anything: a caller holding the
+// verified password can then store a fresh Hash of it. An unparseable hash is outdated.
+func (h *Hasher) Outdated(ctx context.Context, encoded string) bool {
+	ph, err := parseHash(encoded)
+	return err != nil || h.stale(ph) || h.pepperStale(ctx, ph)
+}
+
 // pepperStale reports whether a verified hash should move to the pepper's primary key: it has no
 // pepper, or an older key's. If the primary cannot be read now, the hash stays as it is until a
 // later sign-in.

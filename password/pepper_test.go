@@ -210,6 +210,30 @@ func TestPepper_ErrorsNeverContainThePassword(t *testing.T) {
 	}
 }
 
+func TestHasher_Outdated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pp := newTestPepper(7)
+	h := newPepperedTestHasher(t, pp)
+	current := mustHash(t, h, pepperedPW)
+	if h.Outdated(ctx, current) {
+		t.Error("a fresh hash is outdated")
+	}
+	for name, enc := range map[string]string{
+		"no pepper": mustHash(t, newTestHasher(t, testParams), pepperedPW),
+		"bcrypt":    bcryptHash(t, pepperedPW),
+		"garbage":   "garbage",
+	} {
+		if !h.Outdated(ctx, enc) {
+			t.Errorf("%s: not outdated", name)
+		}
+	}
+	pp.rotate(8)
+	if !h.Outdated(ctx, current) {
+		t.Error("hash under the old pepper key not outdated after rotation")
+	}
+}
+
 func TestNewPepperedHasher_NeedsAPepper(t *testing.T) {
 	t.Parallel()
 	if _, err := NewPepperedHasher(testParams, nil, 1, 0); err == nil {
