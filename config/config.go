@@ -158,7 +158,8 @@ type PasswordRules struct {
 	MaxLength int `koanf:"max_length"`
 	MinScore  int `koanf:"min_score"` // zxcvbn 0-4
 	// History is how many previous passwords may not be reused; 0 (the default) turns the rule
-	// off, as ASVS 4.0.3 2.1.10 and NIST SP 800-63B advise against such rules.
+	// off, as ASVS 4.0.3 2.1.10 and NIST SP 800-63B advise against such rules. The current
+	// password is never accepted as the new one.
 	History int `koanf:"history"`
 }
 

@@ -53,6 +53,7 @@ func TestPolicy_CheckRules(t *testing.T) {
 		{"reused", Policy{MinLength: 12, MaxLength: 128, MinScore: 3, History: 5}, previous, Context{PreviousHashes: history, Hasher: h}, ErrReused, "password was used recently"},
 		{"reused beyond history", Policy{MinLength: 12, MaxLength: 128, MinScore: 3, History: 1}, previous, Context{PreviousHashes: history, Hasher: h}, nil, ""},
 		{"history disabled", Policy{MinLength: 12, MaxLength: 128, MinScore: 3}, previous, Context{PreviousHashes: history, Hasher: h}, nil, ""},
+		{"history off still refuses the current password", DefaultPolicy(), "something else entirely 77", Context{PreviousHashes: history, Hasher: h}, ErrReused, "password was used recently"},
 		{"breached", DefaultPolicy(), "violet otter mapleknot", Context{Breach: breach}, ErrBreached, "password appears in a known data breach"},
 		{"not breached", DefaultPolicy(), "violet otter mapleknot!", Context{Breach: breach}, nil, ""},
 		{"emoji", DefaultPolicy(), "🦊🌲🌙⛰️🎻🚲🍋🧭🪁🦉🌊🔭", Context{}, nil, ""},
