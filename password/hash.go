@@ -89,13 +89,30 @@ type Pepper interface {
 	// PrimaryKeyID is the key new hashes use.
 	PrimaryKeyID(ctx context.Context) (uint32, error)
 	// Pepper returns the PRF of pw under key keyID (at least 32 bytes). A key the pepper does
-	// not hold (retired, or an ID tampered with) is an error.
+	// not hold (retired, or an ID tampered with) is an error wrapping ErrUnknownPepperKey; any
+	// other error means the pepper cannot answer for now (a KMS outage).
 	Pepper(ctx context.Context, keyID uint32, pw []byte) ([]byte, error)
 }
 
-// ErrPepperUnavailable is returned by Verify for a peppered hash the Hasher cannot check: it has
-// no Pepper, or the Pepper does not hold the hash's key. The hash does not verify (fail closed).
-var ErrPepperUnavailable = errors.New("password: the hash's pepper key is unavailable")
+var (
+	// ErrPepperUnavailable is wrapped by every error of Hash, Verify and DummyVerify that comes
+	// from the pepper. With no Pepper, or a key the Pepper does not hold, the hash does not
+	// verify (fail closed); when the Pepper cannot answer for now the error is also a
+	// *tutela.Error with code EUNAVAILABLE, so sign-in answers 503 and does not count the
+	// attempt: a KMS outage must not lock every user out.
+	ErrPepperUnavailable = errors.New("password: pepper unavailable")
+	// ErrUnknownPepperKey is what a Pepper wraps for a key ID it does not hold.
+	ErrUnknownPepperKey = errors.New("password: no such pepper key")
+)
+
+// pepperError classifies an error from the Pepper.
+func pepperError(err error) error {
+	if errors.Is(err, ErrUnknownPepperKey) {
+		return fmt.Errorf("%w: %w", ErrPepperUnavailable, err)
+	}
+	return &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "password check unavailable, retry shortly",
+		Err: fmt.Errorf("%w: %w", ErrPepperUnavailable, err)}
+}
 
 // Hasher hashes new passwords with Argon2id and verifies stored hashes of any supported
 // format. It bounds how many hashes run at once; it is safe for concurrent use.
@@ -153,7 +170,7 @@ func (h *Hasher) peppered(ctx context.Context, keyID uint32, normalised string) 
 	}
 	out, err := h.pepper.Pepper(ctx, keyID, []byte(normalised))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPepperUnavailable, err)
+		return nil, pepperError(err)
 	}
 	return out, nil
 }
@@ -166,7 +183,7 @@ func (h *Hasher) primaryInput(ctx context.Context, normalised string) (in []byte
 	}
 	id, err := h.pepper.PrimaryKeyID(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrPepperUnavailable, err)
+		return nil, "", pepperError(err)
 	}
 	if in, err = h.peppered(ctx, id, normalised); err != nil {
 		return nil, "", err

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/argon2"
+
+	"tutela"
 )
 
 // testPepper is an in-memory Pepper (HMAC-SHA256 from the standard library; Tutela's real one
@@ -20,6 +22,7 @@ type testPepper struct {
 	keys    map[uint32][]byte
 	primary uint32
 	calls   int
+	down    bool // simulates an outage of the key service
 }
 
 func newTestPepper(ids ...uint32) *testPepper {
@@ -47,9 +50,12 @@ func (p *testPepper) Pepper(_ context.Context, id uint32, pw []byte) ([]byte, er
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
+	if p.down {
+		return nil, errors.New("pepper backend unreachable")
+	}
 	k, ok := p.keys[id]
 	if !ok {
-		return nil, errors.New("no such key")
+		return nil, fmt.Errorf("%w: %d", ErrUnknownPepperKey, id)
 	}
 	m := hmac.New(sha256.New, k)
 	m.Write(pw)
@@ -231,6 +237,36 @@ func TestHasher_Outdated(t *testing.T) {
 	pp.rotate(8)
 	if !h.Outdated(ctx, current) {
 		t.Error("hash under the old pepper key not outdated after rotation")
+	}
+}
+
+// A pepper that cannot answer (the KMS is down) is an outage, EUNAVAILABLE, so sign-in answers
+// 503 without counting a failure; an unknown key is not an outage but a hash that cannot verify.
+func TestPepper_OutageIsUnavailableNotAWrongPassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pp := newTestPepper(7)
+	h := newPepperedTestHasher(t, pp)
+	enc := mustHash(t, h, pepperedPW)
+	pp.mu.Lock()
+	pp.down = true
+	pp.mu.Unlock()
+	ok, _, err := h.Verify(ctx, pepperedPW, enc)
+	if ok || tutela.ErrorCode(err) != tutela.EUNAVAILABLE || !errors.Is(err, ErrPepperUnavailable) {
+		t.Errorf("Verify during an outage: %v, %v; want EUNAVAILABLE", ok, err)
+	}
+	if _, err := h.Hash(ctx, pepperedPW); tutela.ErrorCode(err) != tutela.EUNAVAILABLE {
+		t.Errorf("Hash during an outage: %v", err)
+	}
+	if err := h.DummyVerify(ctx, pepperedPW); tutela.ErrorCode(err) != tutela.EUNAVAILABLE {
+		t.Errorf("DummyVerify during an outage: %v", err)
+	}
+	pp.mu.Lock()
+	pp.down = false
+	pp.mu.Unlock()
+	unknown := strings.Replace(enc, ",pepper=7$", ",pepper=9$", 1)
+	if _, _, err := h.Verify(ctx, pepperedPW, unknown); tutela.ErrorCode(err) == tutela.EUNAVAILABLE || !errors.Is(err, ErrUnknownPepperKey) {
+		t.Errorf("unknown key: %v; want a failed hash, not an outage", err)
 	}
 }
 

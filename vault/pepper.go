@@ -1,6 +1,12 @@
 package vault
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"tutela/password"
+)
 
 // pepperLen is the PRF output the password hasher feeds to argon2id: 256 bits, HMAC-SHA256's
 // full output.
@@ -18,8 +24,13 @@ func (p PasswordPepper) PrimaryKeyID(ctx context.Context) (uint32, error) {
 	return p.Vault.PRFPrimaryKey(ctx, "", PurposePasswordPepper)
 }
 
-// Pepper returns HMAC-SHA256 of the password under key keyID; ErrUnknownKey for a key the
-// keyset does not hold.
+// Pepper returns HMAC-SHA256 of the password under key keyID. A key the keyset does not hold
+// is ErrUnknownKey, wrapped in password.ErrUnknownPepperKey so the hasher fails that hash closed
+// instead of reporting an outage.
 func (p PasswordPepper) Pepper(ctx context.Context, keyID uint32, pw []byte) ([]byte, error) {
-	return p.Vault.PRF(ctx, "", PurposePasswordPepper, keyID, pw, pepperLen)
+	out, err := p.Vault.PRF(ctx, "", PurposePasswordPepper, keyID, pw, pepperLen)
+	if errors.Is(err, ErrUnknownKey) {
+		return nil, fmt.Errorf("%w: %w", password.ErrUnknownPepperKey, err)
+	}
+	return out, err
 }

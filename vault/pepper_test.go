@@ -72,8 +72,8 @@ func TestPasswordPepper_KeyedStableAndRotates(t *testing.T) {
 	if _, err := v.Retire(ctx, "", PurposePasswordPepper); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pp.Pepper(ctx, id, []byte("pw")); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("retired key: err = %v, want ErrUnknownKey", err)
+	if _, err := pp.Pepper(ctx, id, []byte("pw")); !errors.Is(err, ErrUnknownKey) || !errors.Is(err, password.ErrUnknownPepperKey) {
+		t.Fatalf("retired key: err = %v, want ErrUnknownKey as password.ErrUnknownPepperKey", err)
 	}
 	if _, err := pp.Pepper(ctx, ^id2, []byte("pw")); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("unknown key: err = %v, want ErrUnknownKey", err)
