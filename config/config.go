@@ -174,7 +174,10 @@ type PasswordRules struct {
 	MinLength int `koanf:"min_length"`
 	MaxLength int `koanf:"max_length"`
 	MinScore  int `koanf:"min_score"` // zxcvbn 0-4
-	History   int `koanf:"history"`
+	// History is how many previous passwords may not be reused; 0 (the default) turns the rule
+	// off, as ASVS 4.0.3 2.1.10 and NIST SP 800-63B advise against such rules. The current
+	// password is never accepted as the new one.
+	History int `koanf:"history"`
 }
 
 // HashParams are the argon2id parameters; changing them rehashes at each user's next sign-in.
@@ -184,9 +187,13 @@ type HashParams struct {
 	Threads   int `koanf:"threads"`
 }
 
-// Breach configures the breached-password check: a HaveIBeenPwned-compatible range API, an
-// offline index made by `tutela breach import`, or neither.
+// Breach configures the breached-password check: the built-in list of the most common breached
+// passwords (on by default, offline), plus a HaveIBeenPwned-compatible range API and/or an
+// offline index made by `tutela breach import`. A password any source knows is refused.
 type Breach struct {
+	// BuiltinList checks the embedded list of the 100,000 most common breached passwords
+	// (default true, ASVS 6.2.12). Turning it off with no other source leaves no breach check.
+	BuiltinList  bool   `koanf:"builtin_list"`
 	RangeURL     string `koanf:"range_url"`
 	IndexFile    string `koanf:"index_file"`
 	FailOpen     bool   `koanf:"fail_open"`      // accept passwords when the API is down
@@ -265,8 +272,9 @@ func Default() *Config {
 		Auth: Auth{
 			SessionIdle: 15 * time.Minute, SessionAbsolute: 12 * time.Hour, AccessTokenTTL: 5 * time.Minute,
 			TokenAlg: "EdDSA", KeyRotation: 30 * 24 * time.Hour,
-			Password: PasswordRules{MinLength: 12, MaxLength: 128, MinScore: 3, History: 5},
+			Password: PasswordRules{MinLength: 12, MaxLength: 128, MinScore: 3, History: 0},
 			Hash:     HashParams{MemoryKiB: 19456, Time: 2, Threads: 1},
+			Breach:   Breach{BuiltinList: true},
 			MFARoles: []string{"super_admin", "program_admin"}, MFAAllUsers: true,
 		},
 		SMTP:  SMTP{TLS: "starttls"},
@@ -336,6 +344,7 @@ var envVars = []struct {
 	{"TUTELA_AUTH_HASH_MEMORY_KIB", "auth.hash.memory_kib", kindInt},
 	{"TUTELA_AUTH_HASH_TIME", "auth.hash.time", kindInt},
 	{"TUTELA_AUTH_HASH_THREADS", "auth.hash.threads", kindInt},
+	{"TUTELA_AUTH_BREACH_BUILTIN_LIST", "auth.breach.builtin_list", kindBool},
 	{"TUTELA_AUTH_BREACH_RANGE_URL", "auth.breach.range_url", kindString},
 	{"TUTELA_AUTH_BREACH_INDEX_FILE", "auth.breach.index_file", kindString},
 	{"TUTELA_AUTH_BREACH_FAIL_OPEN", "auth.breach.fail_open", kindBool},
@@ -700,6 +709,20 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return &Problems{List: p}
+}
+
+// Warnings lists settings that are valid but weaken a default protection; `tutela config check`
+// prints them and the server logs them at start.
+func (c *Config) Warnings() []string {
+	var w []string
+	if b := c.Auth.Breach; !b.BuiltinList {
+		msg := "auth.breach.builtin_list is off: new passwords are not checked against the built-in list of common breached passwords (ASVS 6.2.12)"
+		if b.RangeURL == "" && b.IndexFile == "" {
+			msg += ", and no other breach source is configured, so there is no breached-password check at all"
+		}
+		w = append(w, msg)
+	}
+	return w
 }
 
 // validateRetention sets floors, not defaults: a retention of 0 would mean "keep for ever" to
@@ -1184,8 +1207,8 @@ func (c *Config) validateAuth(p *problems) {
 			p.add("auth.mfa_roles: %q is not a role key", r)
 		}
 	}
-	if a.Breach.CheckAtLogin && a.Breach.RangeURL == "" && a.Breach.IndexFile == "" {
-		p.add("auth.breach.check_at_login: needs auth.breach.range_url or auth.breach.index_file")
+	if a.Breach.CheckAtLogin && !a.Breach.BuiltinList && a.Breach.RangeURL == "" && a.Breach.IndexFile == "" {
+		p.add("auth.breach.check_at_login: needs auth.breach.builtin_list, auth.breach.range_url or auth.breach.index_file")
 	}
 }
 

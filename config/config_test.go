@@ -75,6 +75,29 @@ func TestDefault_IsValid(t *testing.T) {
 	wantValid(t, Default())
 }
 
+// Out of the box the breached-password check is on (built-in list, ASVS 6.2.12) and the
+// password history rule is off (ASVS 4.0.3 2.1.10); nothing warns.
+func TestDefault_BreachListOnHistoryOff(t *testing.T) {
+	t.Parallel()
+	d := Default()
+	if !d.Auth.Breach.BuiltinList || d.Auth.Password.History != 0 {
+		t.Errorf("defaults: builtin_list %v, history %d; want true, 0", d.Auth.Breach.BuiltinList, d.Auth.Password.History)
+	}
+	if w := d.Warnings(); len(w) != 0 {
+		t.Errorf("default config warns: %q", w)
+	}
+	// check_at_login needs a source; the built-in list is one.
+	d.Auth.Breach.CheckAtLogin = true
+	wantValid(t, d)
+	d.Auth.Breach.BuiltinList = false
+	if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "check_at_login") {
+		t.Errorf("check_at_login with no source: %v", err)
+	}
+	if w := d.Warnings(); len(w) != 1 || !strings.Contains(w[0], "builtin_list is off") {
+		t.Errorf("builtin list off: warnings %q", w)
+	}
+}
+
 func TestLoad_NoFileNoEnvGivesDefaults(t *testing.T) {
 	t.Parallel()
 	cfg, err := Load("", []string{"PATH=/bin", "TUTELA_UNKNOWN_THING=1"})
@@ -211,6 +234,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUTH_HASH_MEMORY_KIB=65536", func(c *Config) any { return c.Auth.Hash.MemoryKiB }, 65536},
 		{"TUTELA_AUTH_HASH_TIME=3", func(c *Config) any { return c.Auth.Hash.Time }, 3},
 		{"TUTELA_AUTH_HASH_THREADS=2", func(c *Config) any { return c.Auth.Hash.Threads }, 2},
+		{"TUTELA_AUTH_BREACH_BUILTIN_LIST=false", func(c *Config) any { return c.Auth.Breach.BuiltinList }, false},
 		{"TUTELA_AUTH_BREACH_RANGE_URL=https://api.pwnedpasswords.com", func(c *Config) any { return c.Auth.Breach.RangeURL }, "https://api.pwnedpasswords.com"},
 		{"TUTELA_AUTH_BREACH_INDEX_FILE=/srv/breach.idx", func(c *Config) any { return c.Auth.Breach.IndexFile }, "/srv/breach.idx"},
 		{"TUTELA_AUTH_BREACH_FAIL_OPEN=true", func(c *Config) any { return c.Auth.Breach.FailOpen }, true},

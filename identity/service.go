@@ -802,6 +802,14 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 	if err != nil {
 		return nil, err
 	}
+	if s.Policy.History > 0 && s.Hasher.Outdated(ctx, cred.PasswordHash) {
+		// The current password was just verified: its history entry is stored in today's form
+		// (peppered, current parameters) rather than as the legacy hash it replaces, so the
+		// history does not keep hashes a database dump alone could attack (ASVS 4.0.3 2.4.5).
+		if cred.PasswordHash, err = s.Hasher.Hash(ctx, current.Reveal()); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.ensureSigner(ctx); err != nil {
 		return nil, err
 	}

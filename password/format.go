@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"strconv"
 	"strings"
 
@@ -48,6 +49,9 @@ type parsedHash struct {
 	alg algorithm
 	// imported is true for formats Hash never produces, whose passwords were not normalised.
 	imported bool
+	// peppered argon2id hashes were computed over Pepper(pepperID, password), not the password.
+	peppered bool
+	pepperID uint32
 
 	memory, time uint32 // argon2
 	threads      uint8  // argon2
@@ -86,7 +90,11 @@ func parseHash(encoded string) (*parsedHash, error) {
 }
 
 // parsePHCArgon2 parses $argon2{id,i,d}$v=19$m=M,t=T,p=P$salt$hash
-// (https://github.com/P-H-C/phc-string-format/blob/master/phc-sf-spec.md).
+// (https://github.com/P-H-C/phc-string-format/blob/master/phc-sf-spec.md), and Tutela's peppered
+// argon2id, $argon2id$v=19$m=M,t=T,p=P,pepper=K$salt$hash, where K is the decimal ID of the pepper
+// key the password went through first (Hasher.Hash). "pepper" is our own parameter name, not
+// Argon2's secret input ("keyid" in the PHC spec): no other tool can verify these hashes, and one
+// that ignored the parameter would compute over the wrong input and fail closed.
 func parsePHCArgon2(s string, django bool) (*parsedHash, error) {
 	f := strings.Split(s, "$")
 	if len(f) < 2 || f[0] != "" {
@@ -120,6 +128,15 @@ func parsePHCArgon2(s string, django bool) (*parsedHash, error) {
 	}
 
 	params := strings.Split(f[3], ",")
+	if len(params) == 4 {
+		// Only Hash writes a pepper, and only on argon2id in PHC form.
+		id, ok := decimalField(params[3], "pepper=", math.MaxUint32)
+		if !ok || django || ph.alg != algArgon2id {
+			return nil, malformed("argon2: bad pepper parameter")
+		}
+		ph.peppered, ph.pepperID = true, uint32(id)
+		params = params[:3]
+	}
 	if len(params) != 3 {
 		return nil, malformed("argon2: want parameters m, t and p")
 	}
@@ -285,6 +302,17 @@ func (ph *parsedHash) matches(pw string) (bool, error) {
 	default:
 		return false, unsupported("unknown algorithm")
 	}
+}
+
+// PepperKeyID reports the pepper key a stored hash was made with; ok is false for a hash without
+// pepper (imported or made before the pepper) and for anything that does not parse. `tutela keys
+// retire` uses it to refuse destroying a key that stored hashes still need.
+func PepperKeyID(encoded string) (id uint32, ok bool) {
+	ph, err := parseHash(encoded)
+	if err != nil || !ph.peppered {
+		return 0, false
+	}
+	return ph.pepperID, true
 }
 
 // constantTimeEqual compares two derived keys without leaking, through timing, how long a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -79,10 +80,45 @@ func (p Params) Validate() error {
 	return nil
 }
 
+// Pepper is a keyed pseudorandom function whose key is kept out of the database (Tutela's is a
+// vault PRF keyset wrapped by the key-encryption key). A peppered Hasher applies it to the
+// password before Argon2id, so a copy of the stored hashes alone is useless for offline
+// guessing: each guess needs the key (ASVS 4.0.3 2.4.5, NIST SP 800-63B §5.1.1.2 "secret salt").
+// Keys have IDs so the pepper can rotate: every hash records the key it was made with.
+type Pepper interface {
+	// PrimaryKeyID is the key new hashes use.
+	PrimaryKeyID(ctx context.Context) (uint32, error)
+	// Pepper returns the PRF of pw under key keyID (at least 32 bytes). A key the pepper does
+	// not hold (retired, or an ID tampered with) is an error wrapping ErrUnknownPepperKey; any
+	// other error means the pepper cannot answer for now (a KMS outage).
+	Pepper(ctx context.Context, keyID uint32, pw []byte) ([]byte, error)
+}
+
+var (
+	// ErrPepperUnavailable is wrapped by every error of Hash, Verify and DummyVerify that comes
+	// from the pepper. With no Pepper, or a key the Pepper does not hold, the hash does not
+	// verify (fail closed); when the Pepper cannot answer for now the error is also a
+	// *tutela.Error with code EUNAVAILABLE, so sign-in answers 503 and does not count the
+	// attempt: a KMS outage must not lock every user out.
+	ErrPepperUnavailable = errors.New("password: pepper unavailable")
+	// ErrUnknownPepperKey is what a Pepper wraps for a key ID it does not hold.
+	ErrUnknownPepperKey = errors.New("password: no such pepper key")
+)
+
+// pepperError classifies an error from the Pepper.
+func pepperError(err error) error {
+	if errors.Is(err, ErrUnknownPepperKey) {
+		return fmt.Errorf("%w: %w", ErrPepperUnavailable, err)
+	}
+	return &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "password check unavailable, retry shortly",
+		Err: fmt.Errorf("%w: %w", ErrPepperUnavailable, err)}
+}
+
 // Hasher hashes new passwords with Argon2id and verifies stored hashes of any supported
 // format. It bounds how many hashes run at once; it is safe for concurrent use.
 type Hasher struct {
 	params Params
+	pepper Pepper // nil: new hashes are not peppered and peppered hashes do not verify
 	sem    chan struct{}
 	wait   time.Duration
 	dummy  string // argon2id hash of a random password, for DummyVerify
@@ -103,8 +139,56 @@ func NewHasher(p Params, maxConcurrent int, wait time.Duration) (*Hasher, error)
 	h := &Hasher{params: p, sem: make(chan struct{}, maxConcurrent), wait: max(wait, 0)}
 	// The dummy's password is random and thrown away: nothing can verify against it, but
 	// verifying costs exactly what a real hash with the current parameters costs.
-	h.dummy = h.encode(rand.Text())
+	h.dummy = h.encode([]byte(rand.Text()), "")
 	return h, nil
+}
+
+// NewPepperedHasher is NewHasher with a pepper: new hashes are Argon2id over
+// pp.Pepper(primary key, NFKC(password)) and record the key's ID; Verify reports hashes without
+// pepper, or under a key other than the primary, as needing a rehash, so existing hashes move to
+// the pepper at each user's next sign-in.
+func NewPepperedHasher(p Params, pp Pepper, maxConcurrent int, wait time.Duration) (*Hasher, error) {
+	if pp == nil {
+		return nil, errors.New("password: NewPepperedHasher needs a Pepper")
+	}
+	h, err := NewHasher(p, maxConcurrent, wait)
+	if err != nil {
+		return nil, err
+	}
+	h.pepper = pp
+	return h, nil
+}
+
+// Peppered reports whether new hashes go through a pepper.
+func (h *Hasher) Peppered() bool { return h.pepper != nil }
+
+// peppered returns the input Argon2id hashes for a normalised password: the password itself, or
+// its pepper under keyID. Pepper errors never carry the password.
+func (h *Hasher) peppered(ctx context.Context, keyID uint32, normalised string) ([]byte, error) {
+	if h.pepper == nil {
+		return nil, ErrPepperUnavailable
+	}
+	out, err := h.pepper.Pepper(ctx, keyID, []byte(normalised))
+	if err != nil {
+		return nil, pepperError(err)
+	}
+	return out, nil
+}
+
+// primaryInput returns the input for a new hash (or the dummy): the pepper under the primary key
+// when the Hasher has one, and the PHC parameter naming that key.
+func (h *Hasher) primaryInput(ctx context.Context, normalised string) (in []byte, param string, err error) {
+	if h.pepper == nil {
+		return []byte(normalised), "", nil
+	}
+	id, err := h.pepper.PrimaryKeyID(ctx)
+	if err != nil {
+		return nil, "", pepperError(err)
+	}
+	if in, err = h.peppered(ctx, id, normalised); err != nil {
+		return nil, "", err
+	}
+	return in, fmt.Sprintf(",pepper=%d", id), nil
 }
 
 // Params returns the parameters used for new hashes.
@@ -114,24 +198,36 @@ func (h *Hasher) Params() Params { return h.params }
 //
 //	$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
 //
-// with salt and hash in unpadded standard base64, as the PHC string format specifies.
+// with salt and hash in unpadded standard base64, as the PHC string format specifies. A peppered
+// Hasher hashes the pepper of the password instead and names the pepper key:
+//
+//	$argon2id$v=19$m=19456,t=2,p=1,pepper=<key ID>$<salt>$<hash>
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	if len(pw) > maxPasswordBytes {
 		return "", tutela.FieldErrorf("password", "password is too long")
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	// The pepper runs before a hashing slot is taken: a vault cache miss (a KMS round trip)
+	// must not hold a slot.
+	in, param, err := h.primaryInput(ctx, norm.NFKC.String(pw))
+	if err != nil {
+		return "", err
 	}
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
 	defer h.release()
-	return h.encode(norm.NFKC.String(pw)), nil
+	return h.encode(in, param), nil
 }
 
-func (h *Hasher) encode(normalised string) string {
+func (h *Hasher) encode(in []byte, pepperParam string) string {
 	p := h.params
 	salt := make([]byte, p.SaltLen)
 	rand.Read(salt) // never fails (crypto/rand, Go 1.24+)
-	key := argon2.IDKey([]byte(normalised), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+	key := argon2.IDKey(in, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d%s$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads, pepperParam,
 		b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
@@ -148,6 +244,11 @@ func (h *Hasher) encode(normalised string) string {
 // except PHC argon2id, which only Hash produces) were made from the password as typed, so if the
 // normalised form does not match, the raw form is tried too.
 //
+// A peppered hash verifies only through the Hasher's Pepper under the key the hash names: without
+// it, or with a key ID the Pepper does not hold, Verify fails with ErrPepperUnavailable. A
+// verified hash without pepper, or under a key other than the primary, needs a rehash when the
+// Hasher has a Pepper.
+//
 // A wrong password is (false, false, nil). A malformed or unsupported encoded hash is an error
 // wrapping ErrMalformedHash or ErrUnsupportedHash; it never panics.
 func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, needsRehash bool, err error) {
@@ -159,28 +260,79 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, needsRehas
 		// Hash never accepted such a password, so nothing stored can match it.
 		return false, false, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return false, false, err
+	}
+	normalised := norm.NFKC.String(pw)
+	in := normalised
+	if ph.peppered {
+		p, err := h.peppered(ctx, ph.pepperID, normalised)
+		if err != nil {
+			return false, false, err
+		}
+		in = string(p)
+	}
 	if err := h.acquire(ctx); err != nil {
 		return false, false, err
 	}
 	defer h.release()
 
-	normalised := norm.NFKC.String(pw)
-	ok, err = ph.matches(normalised)
+	ok, err = ph.matches(in)
 	if err == nil && !ok && ph.imported && normalised != pw {
 		ok, err = ph.matches(pw)
 	}
 	if err != nil || !ok {
 		return false, false, err
 	}
-	return true, h.stale(ph), nil
+	return true, h.stale(ph) || h.pepperStale(ctx, ph), nil
+}
+
+// Outdated reports whether a stored hash is not in the form Hash makes now (other algorithm or
+// parameters, no pepper, an older pepper key), without verifying anything: a caller holding the
+// verified password can then store a fresh Hash of it. An unparseable hash is outdated.
+func (h *Hasher) Outdated(ctx context.Context, encoded string) bool {
+	ph, err := parseHash(encoded)
+	return err != nil || h.stale(ph) || h.pepperStale(ctx, ph)
+}
+
+// pepperStale reports whether a verified hash should move to the pepper's primary key: it has no
+// pepper, or an older key's. If the primary cannot be read now, the hash stays as it is until a
+// later sign-in.
+func (h *Hasher) pepperStale(ctx context.Context, ph *parsedHash) bool {
+	if h.pepper == nil {
+		return false
+	}
+	if !ph.peppered {
+		return true
+	}
+	id, err := h.pepper.PrimaryKeyID(ctx)
+	return err == nil && id != ph.pepperID
 }
 
 // DummyVerify does the work of verifying pw against an argon2id hash with the current
-// parameters and discards the result. Call it when the account does not exist, so that the
-// response time does not tell an attacker which accounts exist (OWASP Authentication Cheat
-// Sheet). It takes a slot like Verify and can fail with ErrBusy.
+// parameters (and the pepper's primary key) and discards the result. Call it when the account
+// does not exist, so that the response time does not tell an attacker which accounts exist
+// (OWASP Authentication Cheat Sheet). It takes a slot like Verify and can fail with ErrBusy.
 func (h *Hasher) DummyVerify(ctx context.Context, pw string) error {
-	_, _, err := h.Verify(ctx, pw, h.dummy)
+	ph, err := parseHash(h.dummy)
+	if err != nil {
+		return err
+	}
+	if len(pw) > maxPasswordBytes {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	in, _, err := h.primaryInput(ctx, norm.NFKC.String(pw))
+	if err != nil {
+		return err
+	}
+	if err := h.acquire(ctx); err != nil {
+		return err
+	}
+	defer h.release()
+	_, err = ph.matches(string(in))
 	return err
 }
 

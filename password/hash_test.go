@@ -642,7 +642,11 @@ func canonical(encoded string, ph *parsedHash) string {
 		if ph.alg == algArgon2i {
 			variant = "argon2i"
 		}
-		s := fmt.Sprintf("$%s$v=19$m=%d,t=%d,p=%d$%s$%s", variant, ph.memory, ph.time, ph.threads,
+		pepper := ""
+		if ph.peppered {
+			pepper = fmt.Sprintf(",pepper=%d", ph.pepperID)
+		}
+		s := fmt.Sprintf("$%s$v=19$m=%d,t=%d,p=%d%s$%s$%s", variant, ph.memory, ph.time, ph.threads, pepper,
 			b64.EncodeToString(ph.salt), b64.EncodeToString(ph.key))
 		if strings.HasPrefix(encoded, "argon2$") {
 			s = "argon2" + s
@@ -665,6 +669,7 @@ func FuzzVerify(f *testing.F) {
 	const pw = "fuzz password"
 	f.Add(mustHash(f, h, pw))
 	f.Add("argon2" + mustHash(f, h, pw))
+	f.Add(mustHash(f, newPepperedTestHasher(f, newTestPepper(7)), pw))
 	f.Add("$argon2i$v=19$m=512,t=2,p=2$5VtWOO3cGWYQHEMaYGbsfQ$AcmqasQgW/wI6wAHAMk4aQ")
 	f.Add("$argon2d$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 	f.Add("$argon2id$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")

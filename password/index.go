@@ -109,7 +109,8 @@ func ImportIndex(r io.Reader, w io.Writer) (n int, err error) {
 // loaded into memory; the page cache keeps the hot upper levels of the search. It is safe for
 // concurrent use.
 type Index struct {
-	f     *os.File
+	r     io.ReaderAt
+	c     io.Closer // nil for an index in memory
 	count int64
 
 	mu     sync.RWMutex // guards closed against lookups racing Close
@@ -124,7 +125,12 @@ func OpenIndex(path string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("password: open breach index: %w", err)
 	}
-	ix, err := newIndex(f)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("password: open breach index: %w", err)
+	}
+	ix, err := newIndex(f, fi.Size(), f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -132,13 +138,9 @@ func OpenIndex(path string) (*Index, error) {
 	return ix, nil
 }
 
-func newIndex(f *os.File) (*Index, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("password: open breach index: %w", err)
-	}
+func newIndex(r io.ReaderAt, size int64, c io.Closer) (*Index, error) {
 	var hdr [indexHeaderLen]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+	if _, err := r.ReadAt(hdr[:], 0); err != nil {
 		return nil, fmt.Errorf("%w: short header", ErrCorruptIndex)
 	}
 	if string(hdr[:8]) != indexMagic {
@@ -148,11 +150,11 @@ func newIndex(f *os.File) (*Index, error) {
 		return nil, fmt.Errorf("%w: unsupported version %d", ErrCorruptIndex, v)
 	}
 	count := binary.BigEndian.Uint64(hdr[12:])
-	body := fi.Size() - indexHeaderLen
+	body := size - indexHeaderLen
 	if count > uint64(body)/indexRecordLen || int64(count)*indexRecordLen != body {
 		return nil, fmt.Errorf("%w: size does not match record count", ErrCorruptIndex)
 	}
-	return &Index{f: f, count: int64(count)}, nil
+	return &Index{r: r, c: c, count: int64(count)}, nil
 }
 
 // Len returns the number of hashes in the index.
@@ -183,7 +185,7 @@ func (ix *Index) contains(want [indexRecordLen]byte) (bool, error) {
 	lo, hi := int64(0), ix.count // search [lo, hi)
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		if _, err := ix.f.ReadAt(rec[:], indexHeaderLen+mid*indexRecordLen); err != nil {
+		if _, err := ix.r.ReadAt(rec[:], indexHeaderLen+mid*indexRecordLen); err != nil {
 			return false, fmt.Errorf("password: read breach index: %w", err)
 		}
 		switch c := bytes.Compare(rec[:], want[:]); {
@@ -206,5 +208,8 @@ func (ix *Index) Close() error {
 		return nil
 	}
 	ix.closed = true
-	return ix.f.Close()
+	if ix.c == nil {
+		return nil
+	}
+	return ix.c.Close()
 }

@@ -51,7 +51,9 @@ type Policy struct {
 	MaxLength int
 	// MinScore is the minimum zxcvbn score, 0–4 (default 3: "safely unguessable", ~10^8 guesses).
 	MinScore int
-	// History is how many previous passwords may not be reused (default 5; 0 disables).
+	// History is how many previous passwords, the current one included, may not be reused
+	// (default 0: off, as ASVS 4.0.3 2.1.10 advises; a regulation that demands it turns it on).
+	// The current password is refused as the new one whatever History says.
 	History int
 	// Composition, when set, requires minimum counts of character classes.
 	Composition *Composition
@@ -68,18 +70,18 @@ type Composition struct {
 type Context struct {
 	// Email, Name and Tenant give the words an attacker targeting this account tries first.
 	Email, Name, Tenant string
-	// PreviousHashes are the account's earlier password hashes, most recent first; the first
-	// Policy.History of them are checked with Hasher.
+	// PreviousHashes are the account's current and earlier password hashes, most recent first;
+	// the first Policy.History of them (at least the first) are checked with Hasher.
 	PreviousHashes []string
 	Hasher         *Hasher
 	// Breach, when set, is asked whether the password appears in a known breach.
 	Breach Checker
 }
 
-// DefaultPolicy returns the default policy: 12 to 128 characters, zxcvbn score 3, the last 5
-// passwords barred, no composition rules.
+// DefaultPolicy returns the default policy: 12 to 128 characters, zxcvbn score 3, no history
+// rule, no composition rules.
 func DefaultPolicy() Policy {
-	return Policy{MinLength: 12, MaxLength: 128, MinScore: 3, History: 5}
+	return Policy{MinLength: 12, MaxLength: 128, MinScore: 3}
 }
 
 // Validate reports every problem with p at once.
@@ -145,11 +147,14 @@ func (p Policy) Check(ctx context.Context, pw string, c Context) error {
 		}
 	}
 
-	if p.History > 0 && len(c.PreviousHashes) > 0 {
+	if len(c.PreviousHashes) > 0 {
 		if c.Hasher == nil {
 			return errors.New("password: history check needs a Hasher")
 		}
-		for _, prev := range c.PreviousHashes[:min(p.History, len(c.PreviousHashes))] {
+		// The most recent hash (the current password) is checked even with History 0: a change
+		// must change the password, or a forced change (must_change_password after an admin's
+		// action or a breach found at sign-in) could be met by typing the same password again.
+		for _, prev := range c.PreviousHashes[:min(max(p.History, 1), len(c.PreviousHashes))] {
 			ok, _, err := c.Hasher.Verify(ctx, pw, prev)
 			if err != nil {
 				return err

@@ -50,9 +50,10 @@ func TestPolicy_CheckRules(t *testing.T) {
 		{"built from the email", DefaultPolicy(), "zorblaxquimbeyvendrofax", Context{Email: "zorblax.quimbey@vendrofax.io"}, ErrWeak, "avoid your name, email address and organisation name"},
 		{"built from the name and tenant", DefaultPolicy(), "Quimbey Zorblax Initech", Context{Name: "Zorblax Quimbey", Tenant: "Initech"}, ErrWeak, "avoid your name"},
 		{"service name", DefaultPolicy(), "tutela-tutela-tutela", Context{}, ErrWeak, "avoid your name"},
-		{"reused", DefaultPolicy(), previous, Context{PreviousHashes: history, Hasher: h}, ErrReused, "password was used recently"},
+		{"reused", Policy{MinLength: 12, MaxLength: 128, MinScore: 3, History: 5}, previous, Context{PreviousHashes: history, Hasher: h}, ErrReused, "password was used recently"},
 		{"reused beyond history", Policy{MinLength: 12, MaxLength: 128, MinScore: 3, History: 1}, previous, Context{PreviousHashes: history, Hasher: h}, nil, ""},
 		{"history disabled", Policy{MinLength: 12, MaxLength: 128, MinScore: 3}, previous, Context{PreviousHashes: history, Hasher: h}, nil, ""},
+		{"history off still refuses the current password", DefaultPolicy(), "something else entirely 77", Context{PreviousHashes: history, Hasher: h}, ErrReused, "password was used recently"},
 		{"breached", DefaultPolicy(), "violet otter mapleknot", Context{Breach: breach}, ErrBreached, "password appears in a known data breach"},
 		{"not breached", DefaultPolicy(), "violet otter mapleknot!", Context{Breach: breach}, nil, ""},
 		{"emoji", DefaultPolicy(), "🦊🌲🌙⛰️🎻🚲🍋🧭🪁🦉🌊🔭", Context{}, nil, ""},
@@ -107,6 +108,7 @@ func TestPolicy_DependencyFailures(t *testing.T) {
 	t.Parallel()
 	h := newTestHasher(t, testParams)
 	p := DefaultPolicy()
+	p.History = 5
 	const pw = "correct horse battery staple purple"
 
 	unavailable := &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "breached-password check unavailable"}
@@ -131,7 +133,7 @@ func TestPolicy_Validate(t *testing.T) {
 	if err := DefaultPolicy().Validate(); err != nil {
 		t.Fatalf("DefaultPolicy invalid: %v", err)
 	}
-	if p := DefaultPolicy(); p.MinLength != 12 || p.MaxLength != 128 || p.MinScore != 3 || p.History != 5 || p.Composition != nil {
+	if p := DefaultPolicy(); p.MinLength != 12 || p.MaxLength != 128 || p.MinScore != 3 || p.History != 0 || p.Composition != nil {
 		t.Errorf("DefaultPolicy = %+v", p)
 	}
 	withComp := func(c Composition) Policy { p := DefaultPolicy(); p.Composition = &c; return p }

@@ -134,3 +134,28 @@ func (tx *Tx) SetTenantPasswordComposition(ctx context.Context, tenantID, rulesJ
 	}
 	return tx.Record(ctx, "tenant.password_policy", tenantID, "tenant", tenantID, "", map[string]any{"composition": rulesJSON})
 }
+
+// EachPepperedHash calls fn with every stored password hash that names a pepper key (Tutela's
+// ",pepper=ID" argon2id parameter): users' current hashes and their password history, across
+// every tenant. `tutela keys retire` uses it to refuse destroying a pepper key a hash still
+// needs. fn runs inside a read transaction and must not use the database.
+func (db *DB) EachPepperedHash(ctx context.Context, fn func(hash string) error) error {
+	return db.View(ctx, func(tx *Tx) error {
+		rows, err := tx.query(ctx, `SELECT password_hash FROM users WHERE password_hash LIKE '%,pepper=%'
+			UNION ALL SELECT hash FROM password_history WHERE hash LIKE '%,pepper=%'`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				return err
+			}
+			if err := fn(h); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
 	"github.com/tink-crypto/tink-go/v2/daead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/prf"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"golang.org/x/sync/singleflight"
@@ -32,31 +33,51 @@ const (
 	// PurposeLookup is deterministic (AES-SIV): equal plaintexts give equal ciphertexts under
 	// one key, for equality lookups on encrypted columns. Use only where that is needed.
 	PurposeLookup = "lookup"
+	// PurposePasswordPepper is a PRF (HMAC-SHA256) keyset: the pepper applied to passwords
+	// before argon2id (ASVS 4.0.3 2.4.5), so a database dump alone does not allow offline
+	// guessing. It never encrypts.
+	PurposePasswordPepper = "password_pepper"
 )
 
 // Purposes lists every keyset purpose.
-var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup}
+var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup,
+	PurposePasswordPepper}
 
 // Keyset kinds.
 const (
 	KindAEAD          = "aead"          // AES-256-GCM, Tink output prefix (key ID in every ciphertext)
 	KindDeterministic = "deterministic" // AES-SIV (Tink deterministic AEAD), output prefix
+	KindPRF           = "prf"           // HMAC-SHA256 (Tink PRF set), keyed hashing only
 )
 
 // KindOf says which kind of keyset a purpose uses.
 func KindOf(purpose string) string {
-	if purpose == PurposeLookup {
+	switch purpose {
+	case PurposeLookup:
 		return KindDeterministic
+	case PurposePasswordPepper:
+		return KindPRF
 	}
 	return KindAEAD
 }
 
 func template(kind string) *tinkpb.KeyTemplate {
-	if kind == KindDeterministic {
+	switch kind {
+	case KindDeterministic:
 		return daead.AESSIVKeyTemplate()
+	case KindPRF:
+		return prf.HMACSHA256PRFKeyTemplate()
 	}
 	return aead.AES256GCMKeyTemplate()
 }
+
+// ErrWrongKind means an operation was asked of a keyset of another kind: encryption under a PRF
+// keyset, or a PRF under an encryption keyset.
+var ErrWrongKind = errors.New("vault: operation not allowed for this keyset's kind")
+
+// ErrUnknownKey means a PRF was asked for under a key ID the keyset does not hold (never
+// created, retired or destroyed).
+var ErrUnknownKey = errors.New("vault: no such key in the keyset")
 
 // ErrDecrypt means a ciphertext could not be opened: wrong context (tenant, purpose, table,
 // column, row), a retired or destroyed key, or tampering. Causes are deliberately not told apart.
@@ -141,6 +162,7 @@ type cached struct {
 	primaryID uint32
 	aead      tink.AEAD // Tink's keyset primitive: any key type, output prefix or raw
 	daead     tink.DeterministicAEAD
+	prfs      *prf.Set // KindPRF keysets only
 	expires   time.Time
 	stale     atomic.Bool
 	timer     *time.Timer
@@ -311,9 +333,12 @@ func (v *Vault) load(ks *Keyset) (*cached, error) {
 	info := h.KeysetInfo()
 	c.primaryID = info.GetPrimaryKeyId()
 	c.aadPrefix = lengthPrefixed("tutela/data/v1", ks.TenantID, ks.Purpose)
-	if ks.Kind == KindDeterministic {
+	switch ks.Kind {
+	case KindDeterministic:
 		c.daead, err = daead.New(h)
-	} else {
+	case KindPRF:
+		c.prfs, err = prf.NewPRFSet(h)
+	default:
 		c.aead, err = aead.New(h)
 		if err == nil {
 			err = c.loadFast(h)
@@ -426,6 +451,9 @@ func (v *Vault) Encrypt(ctx context.Context, tenantID, purpose string, plaintext
 	if err != nil {
 		return nil, err
 	}
+	if c.prfs != nil {
+		return nil, ErrWrongKind
+	}
 	return withAAD(c, aad, func(ad []byte) ([]byte, error) {
 		switch {
 		case c.primary != nil:
@@ -447,6 +475,9 @@ func (v *Vault) Decrypt(ctx context.Context, tenantID, purpose string, ciphertex
 	if err != nil {
 		return nil, err
 	}
+	if c.prfs != nil {
+		return nil, ErrDecrypt
+	}
 	pt, err := v.open(c, tenantID, purpose, ciphertext, aad)
 	if err != nil && keyIDOf(ciphertext) != 0 && !c.hasCurrent(ciphertext) {
 		// The key may have been added by another node after this one cached the keyset.
@@ -461,6 +492,50 @@ func (v *Vault) Decrypt(ctx context.Context, tenantID, purpose string, ciphertex
 		return nil, ErrDecrypt
 	}
 	return pt, nil
+}
+
+// PRFPrimaryKey returns the ID of the primary key of the (tenantID, purpose) PRF keyset, created
+// on first use: the key new values are computed under.
+func (v *Vault) PRFPrimaryKey(ctx context.Context, tenantID, purpose string) (uint32, error) {
+	c, err := v.primitive(ctx, tenantID, purpose, true)
+	if err != nil {
+		return 0, err
+	}
+	if c.prfs == nil {
+		return 0, ErrWrongKind
+	}
+	return c.prfs.PrimaryID, nil
+}
+
+// PRF computes n bytes of the pseudorandom function of key keyID of the (tenantID, purpose) PRF
+// keyset over input, bound to the tenant and purpose (the same length-prefixed prefix that binds
+// ciphertexts), so the same key used under another context gives unrelated output. A key ID
+// the keyset does not hold is ErrUnknownKey: a key another node has just added is picked up by
+// reloading the keyset, a retired one stays unknown.
+func (v *Vault) PRF(ctx context.Context, tenantID, purpose string, keyID uint32, input []byte, n int) ([]byte, error) {
+	c, err := v.primitive(ctx, tenantID, purpose, false)
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		return nil, ErrUnknownKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.prfs == nil {
+		return nil, ErrWrongKind
+	}
+	p := c.prfs.PRFs[keyID]
+	if p == nil {
+		ks, gerr := v.store.GetKeyset(ctx, tenantID, purpose)
+		if gerr == nil && ks.Version != c.version {
+			if c, gerr = v.load(ks); gerr == nil && c.prfs != nil {
+				p = c.prfs.PRFs[keyID]
+			}
+		}
+		if p == nil {
+			return nil, ErrUnknownKey
+		}
+	}
+	return withAAD(c, input, func(in []byte) ([]byte, error) { return p.ComputePRF(in, uint32(n)) })
 }
 
 func (c *cached) hasCurrent(ct []byte) bool { return keyIDOf(ct) == c.primaryID }
@@ -718,8 +793,11 @@ func (v *Vault) Keys(ctx context.Context) ([]KeyView, error) {
 // material.
 func ViewOf(ks *Keyset) KeyView {
 	alg := "AES-256-GCM"
-	if ks.Kind == KindDeterministic {
+	switch ks.Kind {
+	case KindDeterministic:
 		alg = "AES-SIV (deterministic)"
+	case KindPRF:
+		alg = "HMAC-SHA256 (PRF)"
 	}
 	return KeyView{KeysetID: ks.ID, TenantID: ks.TenantID, Purpose: ks.Purpose, Kind: ks.Kind,
 		Algorithm: alg, Keys: ks.Keys, KEKURI: ks.KEKURI, CreatedAt: ks.CreatedAt, RotatedAt: ks.RotatedAt}

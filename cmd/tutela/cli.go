@@ -123,6 +123,9 @@ func (configCheckCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(e.stderr, "warning:", w)
+	}
 	fmt.Fprintln(e.stdout, "configuration OK; effective values (secrets redacted):")
 	fmt.Fprint(e.stdout, cfg.String())
 	return nil

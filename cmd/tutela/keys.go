@@ -15,6 +15,7 @@ import (
 	"tutela"
 	"tutela/audit"
 	"tutela/mfa"
+	"tutela/password"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -241,6 +242,22 @@ func (c keysRetireCmd) Run(e *env) error {
 		tenant = ""
 	}
 	covered := false
+	if c.Purpose == vault.PurposePasswordPepper {
+		// Password hashes cannot be rewrapped: a hash moves to the new pepper key only when
+		// its user next signs in (or the password is reset), so retiring waits for that.
+		if tenant != "" {
+			return fmt.Errorf("the password pepper is a platform keyset; retire it without --tenant")
+		}
+		n, err := outdatedPepperedHashes(e.ctx, m.DB, v)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%d stored password hash(es) still use an old pepper key; they move to the new key at each "+
+				"user's next sign-in or password reset; not retiring", n)
+		}
+		covered = true
+	}
 	for _, src := range m.rewrapSources() {
 		if src.purpose != c.Purpose {
 			continue
@@ -263,6 +280,24 @@ func (c keysRetireCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "keyset %s (%s): old keys destroyed, %d key(s) left\n", ks.ID, ks.Purpose, len(ks.Keys))
 	return nil
+}
+
+// outdatedPepperedHashes counts stored password hashes (current and history) that name a pepper
+// key other than the primary. A hash whose key cannot be read counts too: retiring must not
+// destroy what something might still need.
+func outdatedPepperedHashes(ctx context.Context, db *sqlstore.DB, v *vault.Vault) (int, error) {
+	primary, err := vault.PasswordPepper{Vault: v}.PrimaryKeyID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = db.EachPepperedHash(ctx, func(h string) error {
+		if id, ok := password.PepperKeyID(h); !ok || id != primary {
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 type keysKEKRewrapCmd struct {

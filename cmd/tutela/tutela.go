@@ -95,24 +95,36 @@ func (m *Main) startAudit() error {
 	return nil
 }
 
-// breachChecker builds the configured breached-password source: the offline index when set,
-// else the range API, else none.
+// breachChecker builds the configured breached-password sources: the built-in list (on by
+// default), the offline index and the range API, each when configured. A password any of them
+// knows is refused; offline sources are asked first, so a common password never reaches the API.
 func (m *Main) breachChecker() (password.Checker, error) {
 	b := m.Config.Auth.Breach
-	switch {
-	case b.IndexFile != "":
+	var sources []password.Checker
+	if b.BuiltinList {
+		common, err := password.CommonPasswords()
+		if err != nil {
+			return nil, fmt.Errorf("built-in breach list: %w", err)
+		}
+		sources = append(sources, common)
+	}
+	if b.IndexFile != "" {
 		ix, err := password.OpenIndex(b.IndexFile)
 		if err != nil {
 			return nil, fmt.Errorf("auth.breach.index_file: %w", err)
 		}
 		m.closers = append(m.closers, ix.Close)
-		return ix, nil
-	case b.RangeURL != "":
+		sources = append(sources, ix)
+	}
+	if b.RangeURL != "" {
 		c := password.NewRangeClient(b.RangeURL, outboundClient(), b.FailOpen)
 		c.Logger = m.Logger
-		return c, nil
+		sources = append(sources, c)
 	}
-	return nil, nil
+	if len(sources) == 0 {
+		return nil, nil
+	}
+	return password.AnyOf(sources...), nil
 }
 
 // maintenance runs every minute: it rotates and reloads the access-token signing keys, so keys
@@ -265,7 +277,13 @@ func (m *Main) Listen(ctx context.Context) error {
 	a := cfg.Auth
 	hp := password.DefaultParams()
 	hp.Memory, hp.Time, hp.Threads = uint32(a.Hash.MemoryKiB), uint32(a.Hash.Time), uint8(a.Hash.Threads)
-	hasher, err := password.NewHasher(hp, 0, 2*time.Second)
+	// The pepper (ASVS 4.0.3 2.4.5) lives in the vault; reading its primary key here creates
+	// the keyset on first start and stops a start whose vault cannot serve it.
+	pepper := vault.PasswordPepper{Vault: m.vault}
+	if _, err := pepper.PrimaryKeyID(ctx); err != nil {
+		return fmt.Errorf("password pepper: %w", err)
+	}
+	hasher, err := password.NewPepperedHasher(hp, pepper, 0, 2*time.Second)
 	if err != nil {
 		return err
 	}
@@ -503,6 +521,9 @@ func (serveCmd) Run(e *env) error {
 	m.rotateEvery = m.Config.Vault.RotateEvery
 	if err := m.Listen(e.ctx); err != nil {
 		return err
+	}
+	for _, w := range m.Config.Warnings() {
+		m.Logger.Warn(w)
 	}
 	if m.Config.TLS.CertFile == "" {
 		m.Logger.Warn("serving plaintext HTTP: only safe on loopback or behind a TLS-terminating proxy",

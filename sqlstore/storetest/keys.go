@@ -24,6 +24,8 @@ var KeyTests = []Test{
 	{"KeysConcurrentCreateOneKeyset", testKeysConcurrentCreate},
 	{"KeysOperationsAudited", testKeysAudited},
 	{"KeysViewHoldsNoMaterial", testKeysView},
+	{"KeysPRFKeysetStoredAndRotated", testKeysPRF},
+	{"KeysPepperedHashesListedAcrossTenants", testKeysPepperedHashes},
 }
 
 func newKEK(t *testing.T) *vault.LocalKEK {
@@ -380,5 +382,70 @@ func testKeysView(t *testing.T, open Opener) {
 	}
 	if views[0].TenantID != "" || views[0].Kind != vault.KindDeterministic {
 		t.Errorf("platform keyset first, deterministic: %+v", views[0])
+	}
+}
+
+// A PRF keyset (the password pepper) is stored as kind "prf", survives a restart (a new Vault
+// over the same store unwraps it and computes the same values) and rotates like the others.
+func testKeysPRF(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	kek := newKEK(t)
+	v := newVault(t, db, kek)
+	pp := vault.PasswordPepper{Vault: v}
+	id, err := pp.PrimaryKeyID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pp.Pepper(ctx, id, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kind string
+	if err := db.SQL().QueryRowContext(ctx, "SELECT kind FROM keysets WHERE purpose = $1", vault.PurposePasswordPepper).Scan(&kind); err != nil || kind != vault.KindPRF {
+		t.Fatalf("stored kind %q, %v; want prf", kind, err)
+	}
+	if _, err := v.Rotate(ctx, "", vault.PurposePasswordPepper); err != nil {
+		t.Fatal(err)
+	}
+	restarted := vault.PasswordPepper{Vault: newVault(t, db, kek)}
+	if got, err := restarted.Pepper(ctx, id, []byte("pw")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("after restart and rotation: %v", err)
+	}
+	if id2, _ := restarted.PrimaryKeyID(ctx); id2 == id {
+		t.Fatal("rotation did not change the primary")
+	}
+}
+
+// EachPepperedHash sees every tenant's current and previous hashes that name a pepper key, and
+// only those.
+func testKeysPepperedHashes(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	a, b := createTenant(t, db, "a"), createTenant(t, db, "b")
+	ua, ub := createUser(t, db, a.ID, "x@example.org"), createUser(t, db, b.ID, "y@example.org")
+	const p1, p2, p3 = "$argon2id$v=19$m=64,t=1,p=1,pepper=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"$argon2id$v=19$m=64,t=1,p=1,pepper=2$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"$argon2id$v=19$m=64,t=1,p=1,pepper=3$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	const plain = "$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	update(t, db, func(tx *sqlstore.Tx) error {
+		if err := tx.Users(a.ID).SetPasswordHash(ctx, ua.ID, p1); err != nil {
+			return err
+		}
+		if err := tx.Users(a.ID).AddPasswordHistory(ctx, ua.ID, plain, 5); err != nil {
+			return err
+		}
+		if err := tx.Users(b.ID).SetPasswordHash(ctx, ub.ID, plain); err != nil {
+			return err
+		}
+		if err := tx.Users(b.ID).AddPasswordHistory(ctx, ub.ID, p2, 5); err != nil {
+			return err
+		}
+		return tx.Users(b.ID).AddPasswordHistory(ctx, ub.ID, p3, 5)
+	})
+	got := map[string]bool{}
+	if err := db.EachPepperedHash(ctx, func(h string) error { got[h] = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !got[p1] || !got[p2] || !got[p3] {
+		t.Fatalf("EachPepperedHash saw %v; want the three peppered hashes of both tenants", got)
 	}
 }
