@@ -251,7 +251,7 @@ func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.factorChanged(r, p, "mfa_enrolled")
+	s.factorChanged(r, p, identity.ChangeFactorAdded)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -269,7 +269,7 @@ func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *tut
 	for i, c := range codes {
 		out[i] = c.Reveal()
 	}
-	s.factorChanged(r, p, "recovery_codes_generated")
+	s.factorChanged(r, p, identity.ChangeRecoveryCodes)
 	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"codes": out})
 }
 
@@ -306,7 +306,7 @@ func (s *Server) webAuthnRegister(w http.ResponseWriter, r *http.Request, p *tut
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.factorChanged(r, p, "mfa_enrolled")
+	s.factorChanged(r, p, identity.ChangeFactorAdded)
 	middleware.WriteJSON(w, http.StatusCreated, map[string]string{"factor_id": id})
 }
 
@@ -319,14 +319,24 @@ func (s *Server) removeFactor(w http.ResponseWriter, r *http.Request, p *tutela.
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.factorChanged(r, p, "mfa_factor_removed")
+	s.factorChanged(r, p, identity.ChangeFactorRemoved)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind string) {
+// factorChanged records a change to the caller's second factors and queues the e-mail telling
+// them (ASVS 5.0 6.3.7), together, right after the mfa service committed the change.
+func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind identity.Change) {
 	ip, _ := clientInfo(r)
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID, Kind: kind, IP: ip})
+		err := tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID, Kind: string(kind), IP: ip})
+		if err != nil {
+			return err
+		}
+		u, err := tx.Users(p.TenantID).Get(r.Context(), p.UserID)
+		if err != nil {
+			return err
+		}
+		return s.d.Identity.NotifyChange(r.Context(), tx, u, kind)
 	})
 	if err != nil {
 		middleware.Logger(r.Context()).Error("record security event", "kind", kind, "err", err)
@@ -335,25 +345,25 @@ func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind string
 
 // adminResetMFA removes every factor of another user (lost device). It is a MANAGE action:
 // it needs the actor's own fresh step-up, is audited, ends the user's sessions, and the user
-// is told by e-mail when e-mail is configured.
+// is told by e-mail (queued in the same transaction) when e-mail is configured.
 func (s *Server) adminResetMFA(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	ip, _ := clientInfo(r)
-	var target *tutela.User
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
-		target = u
 		if _, err := tx.MFA(t.ID).RemoveAllFactors(r.Context(), u.ID); err != nil {
 			return err
 		}
 		if err := s.d.Identity.RevokeAll(r.Context(), tx, t.ID, u.ID, "mfa_reset", ip); err != nil {
 			return err
 		}
-		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: t.ID, UserID: u.ID, Kind: "mfa_reset_by_admin",
-			IP: ip, Details: `{"by":"` + p.UserID + `"}`})
+		if err := tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: t.ID, UserID: u.ID, Kind: "mfa_reset_by_admin",
+			IP: ip, Details: `{"by":"` + p.UserID + `"}`}); err != nil {
+			return err
+		}
+		return s.d.Identity.NotifyChange(r.Context(), tx, u, identity.ChangeMFAResetByAdmin)
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.d.Identity.NotifyMFAReset(r.Context(), target)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -22,6 +22,7 @@ import (
 	"tutela/httpapi"
 	"tutela/identity"
 	"tutela/identity/token"
+	"tutela/jobs"
 	"tutela/mail"
 	"tutela/mfa"
 	"tutela/password"
@@ -70,7 +71,6 @@ func newEnv(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *env {
 		ids.MFA = newMFA(t, db, c.Now)
 		deps.Keys = newVault(t, db)
 	}
-	t.Cleanup(ids.Close)
 	deps.Identity = ids
 	return &env{srv: httpapi.New(deps), db: db, clock: c, ids: ids, mail: mailer}
 }
@@ -122,8 +122,21 @@ func newIdentity(t testing.TB, db *sqlstore.DB, now tutela.Clock, cfg identity.C
 	if err := ring.Rotate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	jobSealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{8}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return identity.New(identity.Deps{DB: db, Hasher: fastHasher(t), Policy: password.DefaultPolicy(), Tokens: ring,
-		Mailer: mailer, PublicURL: "https://tutela.test", Clock: now}, cfg)
+		Mailer: mailer, Jobs: jobs.New(db, jobSealer, jobs.Options{}), PublicURL: "https://tutela.test", Clock: now}, cfg)
+}
+
+// deliver runs every queued job that is due (the e-mails requests queued), as the worker every
+// node runs would.
+func deliver(t testing.TB, ids *identity.Service) {
+	t.Helper()
+	if _, err := ids.Jobs.RunDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type errorBody struct {

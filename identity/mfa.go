@@ -8,7 +8,6 @@ import (
 	"tutela"
 	"tutela/audit"
 	"tutela/authz"
-	"tutela/mail"
 	"tutela/mfa"
 	"tutela/sqlstore"
 )
@@ -133,8 +132,15 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 			if err := recordUserLock(ctx, tx, r, u, ip, "mfa_locked"); err != nil {
 				return err
 			}
-			if kind != "" {
-				return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind, IP: ip})
+			if kind == "" {
+				return nil
+			}
+			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind, IP: ip}); err != nil {
+				return err
+			}
+			if Change(kind) == ChangeTOTPReplayRefused {
+				// A replayed code means someone saw it and has the password: tell the user.
+				return s.NotifyChange(ctx, tx, u, ChangeTOTPReplayRefused)
 			}
 			return nil
 		})
@@ -249,16 +255,4 @@ func (s *Service) renewSessionSecret(ctx context.Context, tx *sqlstore.Tx, p *tu
 // StepUpFresh reports whether the principal proved a second factor within StepUpWindow.
 func (s *Service) StepUpFresh(p *tutela.Principal) bool {
 	return !p.StepUpAt.IsZero() && s.now().Sub(p.StepUpAt) <= StepUpWindow
-}
-
-// NotifyMFAReset tells the user by e-mail that an administrator removed their second factors
-// (if e-mail is configured), so a reset they did not ask for does not go unnoticed.
-func (s *Service) NotifyMFAReset(ctx context.Context, u *tutela.User) {
-	if u == nil {
-		return
-	}
-	s.notify(ctx, mail.Message{To: u.Email, Subject: "Your second factors were reset",
-		Text: "An administrator removed the second factors (authenticator app, passkeys, recovery codes) of " + u.Email +
-			".\n\nYou will be asked to set up a new one at your next sign-in. If you did not ask for this, contact your " +
-			"administrator at once.\n"}, "MFA reset")
 }

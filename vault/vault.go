@@ -29,13 +29,14 @@ const (
 	PurposeTOTP         = "totp"          // TOTP seeds
 	PurposeAuditKey     = "audit_key"     // checkpoint signing key
 	PurposePersonalData = "personal_data" // personal data fields
+	PurposeJobs         = "jobs"          // queued job payloads (reset-code mail, addresses)
 	// PurposeLookup is deterministic (AES-SIV): equal plaintexts give equal ciphertexts under
 	// one key, for equality lookups on encrypted columns. Use only where that is needed.
 	PurposeLookup = "lookup"
 )
 
 // Purposes lists every keyset purpose.
-var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup}
+var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup, PurposeJobs}
 
 // Keyset kinds.
 const (
