@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -194,5 +195,48 @@ func TestLogin_HashingOverloadAnswers503WithRetryAfter(t *testing.T) {
 	}
 	if statuses[500] != 0 {
 		t.Fatalf("overload produced 500s: %v", statuses)
+	}
+}
+
+// ASVS 5.0 2.7.2: an e-mailed reset code works for ten minutes by default, and the e-mail says
+// so; auth.reset_code_ttl changes both.
+func TestForgotPassword_CodeExpiresAfterResetCodeTTL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ttl  time.Duration
+		text string
+	}{{0, "within 10 minutes"}, {3 * time.Minute, "within 3 minutes"}} {
+		e := newEnv(t, sqlstore.SQLite, nil)
+		e.ids = newIdentity(t, e.db, e.clock.Now, identity.Config{ResetCodeTTL: tc.ttl}, e.mail)
+		e.srv = httpapi.New(httpapi.Deps{DB: e.db, Identity: e.ids, Clock: e.clock.Now, RateRPS: 1000, RateBurst: 1000})
+		e.seed(t, "acme", "ana@example.org", pw)
+		requestCode := func() string {
+			t.Helper()
+			e.mail.Reset()
+			if res, b := e.req(t, "POST", "/v1/auth/password/forgot", `{"tenant":"acme","email":"ana@example.org"}`, "", nil); res.StatusCode != 202 {
+				t.Fatalf("forgot: %d %s", res.StatusCode, b)
+			}
+			deliver(t, e.ids)
+			msgs := e.mail.Messages()
+			if len(msgs) != 1 || !strings.Contains(msgs[0].Text, tc.text) {
+				t.Fatalf("reset e-mail %+v does not say %q", msgs, tc.text)
+			}
+			return codeRE.FindString(msgs[0].Text)
+		}
+		ttl := cmp.Or(tc.ttl, identity.DefaultResetCodeTTL)
+		reset := func(code string) int {
+			res, _ := e.req(t, "POST", "/v1/auth/password/reset", `{"token":"`+code+`","new_password":"granite meadow lantern 44 swallow"}`, "", nil)
+			return res.StatusCode
+		}
+		late := requestCode()
+		e.clock.Add(ttl)
+		if got := reset(late); got != 401 {
+			t.Fatalf("ttl %v: code used %v after it was sent: %d, want 401", tc.ttl, ttl, got)
+		}
+		onTime := requestCode()
+		e.clock.Add(ttl - time.Second)
+		if got := reset(onTime); got != 204 {
+			t.Fatalf("ttl %v: code used within its lifetime: %d, want 204", tc.ttl, got)
+		}
 	}
 }
