@@ -324,20 +324,23 @@ func (s *Server) removeFactor(w http.ResponseWriter, r *http.Request, p *tutela.
 }
 
 // factorChanged records a change to the caller's second factors and queues the e-mail telling
-// them (ASVS 5.0 6.3.7), together, right after the mfa service committed the change.
+// them (ASVS 5.0 6.3.7), in one transaction, right after the mfa service committed the change.
 func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind identity.Change) {
 	ip, _ := clientInfo(r)
-	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		err := tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID, Kind: string(kind), IP: ip})
-		if err != nil {
-			return err
-		}
-		u, err := tx.Users(p.TenantID).Get(r.Context(), p.UserID)
-		if err != nil {
-			return err
-		}
-		return s.d.Identity.NotifyChange(r.Context(), tx, u, kind)
-	})
+	u, err := s.userFor(r, p)
+	var notice *identity.Notice
+	if err == nil {
+		notice, err = s.d.Identity.PrepareChange(u, kind) // sealed before the transaction
+	}
+	if err == nil {
+		err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+			err := tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID, Kind: string(kind), IP: ip})
+			if err != nil {
+				return err
+			}
+			return notice.Enqueue(r.Context(), tx)
+		})
+	}
 	if err != nil {
 		middleware.Logger(r.Context()).Error("record security event", "kind", kind, "err", err)
 	}
@@ -345,25 +348,27 @@ func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind identi
 
 // adminResetMFA removes every factor of another user (lost device). It is a MANAGE action:
 // it needs the actor's own fresh step-up, is audited, ends the user's sessions, and the user
-// is told by e-mail (queued in the same transaction) when e-mail is configured.
+// is told by e-mail when e-mail is configured.
 func (s *Server) adminResetMFA(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	ip, _ := clientInfo(r)
+	var target *tutela.User
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		target = u
 		if _, err := tx.MFA(t.ID).RemoveAllFactors(r.Context(), u.ID); err != nil {
 			return err
 		}
 		if err := s.d.Identity.RevokeAll(r.Context(), tx, t.ID, u.ID, "mfa_reset", ip); err != nil {
 			return err
 		}
-		if err := tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: t.ID, UserID: u.ID, Kind: "mfa_reset_by_admin",
-			IP: ip, Details: `{"by":"` + p.UserID + `"}`}); err != nil {
-			return err
-		}
-		return s.d.Identity.NotifyChange(r.Context(), tx, u, identity.ChangeMFAResetByAdmin)
+		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: t.ID, UserID: u.ID, Kind: "mfa_reset_by_admin",
+			IP: ip, Details: `{"by":"` + p.UserID + `"}`})
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
+	// Queued right after the commit: the target is only known inside withUser's transaction,
+	// and the e-mail is sealed outside any transaction.
+	s.d.Identity.NotifyChange(r.Context(), target, identity.ChangeMFAResetByAdmin)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -140,6 +140,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	}
 	var out *tutela.User
 	var masks map[string]authz.Mask
+	var oldEmail string
 	err := s.withUser(r, p, authz.Update, authz.ResUsers, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
 		masks = pol.Masks
 		if req.Email != nil && tutela.NormalizeEmail(*req.Email) != tutela.NormalizeEmail(u.Email) {
@@ -152,9 +153,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 			if err := tx.Users(t.ID).RevokeTokens(r.Context(), u.ID); err != nil {
 				return err
 			}
-			if err := s.d.Identity.NotifyEmailChanged(r.Context(), tx, t.ID, u.Email, *req.Email); err != nil {
-				return err
-			}
+			oldEmail = u.Email
 		}
 		if req.Email != nil {
 			u.Email = *req.Email
@@ -168,6 +167,9 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
+	}
+	if oldEmail != "" {
+		s.d.Identity.NotifyEmailChanged(r.Context(), oldEmail, out.Email) // right after the commit
 	}
 	s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
 }

@@ -41,7 +41,7 @@ func (s *Service) ForgotPassword(ctx context.Context, tenantSlug, email, ip stri
 		return err
 	}
 	defer clear(b)
-	return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return s.Jobs.Enqueue(ctx, tx, JobPasswordReset, "", b) })
+	return s.Jobs.Enqueue(ctx, JobPasswordReset, "", b)
 }
 
 // resetRequest is the payload of a JobPasswordReset job.
@@ -51,11 +51,17 @@ type resetRequest struct {
 	IP     string `json:"ip"`
 }
 
-// sendReset runs a queued forgot-password request. The code and its e-mail are created in one
-// transaction: the mail job exists exactly when the code does, sealed (it carries the code),
-// and deleted once sent.
+// sendReset runs a queued forgot-password request: it issues the code in one transaction, then
+// queues its e-mail (sealed: it carries the code; deleted once sent) right after, in another.
+// The mail job cannot share the code's transaction, since it is sealed before it is added and
+// the code only exists inside; should this node stop between the two, the request job (not yet
+// done) runs again and issues a fresh code.
 func (s *Service) sendReset(ctx context.Context, slug, email, ip string) error {
-	return s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	var (
+		tok  string
+		user *tutela.User
+	)
+	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		t, err := tx.TenantBySlug(ctx, slug)
 		if err != nil || t.Status != tutela.StatusActive {
 			return nil
@@ -75,26 +81,29 @@ func (s *Service) sendReset(ctx context.Context, slug, email, ip string) error {
 		if err := tx.SaveThrottle(ctx, th); err != nil {
 			return err
 		}
-		ttl := s.cfg.ResetCodeTTL
-		tok, _, err := tx.Users(t.ID).CreateToken(ctx, cred.User.ID, sqlstore.TokenReset, ttl)
-		if err != nil {
+		if tok, _, err = tx.Users(t.ID).CreateToken(ctx, cred.User.ID, sqlstore.TokenReset, s.cfg.ResetCodeTTL); err != nil {
 			return err
 		}
-		user := cred.User
-		if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: t.ID, UserID: user.ID,
-			Kind: "password_reset_requested", IP: ip}); err != nil {
-			return err
-		}
-		return s.notifyTx(ctx, tx, t.ID, mail.Message{
-			To:      user.Email,
-			Subject: "Reset your password",
-			Text: fmt.Sprintf("Someone (hopefully you) asked to reset the password of %s.\n\n"+
-				"To choose a new password, send this one-time code to %s/v1/auth/password/reset "+
-				"within %s:\n\n    %s\n\n"+
-				"If you did not ask for this, ignore this message: your password stays as it is.\n",
-				user.Email, strings.TrimRight(s.PublicURL, "/"), minutes(ttl), tok),
-		})
+		user = cred.User
+		return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: t.ID, UserID: user.ID,
+			Kind: "password_reset_requested", IP: ip})
 	})
+	if err != nil || user == nil {
+		return err
+	}
+	n, err := s.prepareMail(user.TenantID, mail.Message{
+		To:      user.Email,
+		Subject: "Reset your password",
+		Text: fmt.Sprintf("Someone (hopefully you) asked to reset the password of %s.\n\n"+
+			"To choose a new password, send this one-time code to %s/v1/auth/password/reset "+
+			"within %s:\n\n    %s\n\n"+
+			"If you did not ask for this, ignore this message: your password stays as it is.\n",
+			user.Email, strings.TrimRight(s.PublicURL, "/"), minutes(s.cfg.ResetCodeTTL), tok),
+	})
+	if err != nil {
+		return err
+	}
+	return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return n.Enqueue(ctx, tx) })
 }
 
 // minutes writes a whole-minute duration for people: "10 minutes", "1 minute".

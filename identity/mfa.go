@@ -125,6 +125,14 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		case errors.Is(err, mfa.ErrClonedAuthenticator):
 			kind, reason = "passkey_clone_detected", "cloned"
 		}
+		// A replayed code means someone saw it and has the password: the user is told, in the
+		// transaction that records the event.
+		var notice *Notice
+		if kind == string(ChangeTOTPReplayRefused) {
+			if notice, err = s.PrepareChange(u, ChangeTOTPReplayRefused); err != nil {
+				return "", err
+			}
+		}
 		ferr := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 			if err := tx.Audit(ctx, failure(reason)); err != nil {
 				return err
@@ -138,11 +146,7 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind, IP: ip}); err != nil {
 				return err
 			}
-			if Change(kind) == ChangeTOTPReplayRefused {
-				// A replayed code means someone saw it and has the password: tell the user.
-				return s.NotifyChange(ctx, tx, u, ChangeTOTPReplayRefused)
-			}
-			return nil
+			return notice.Enqueue(ctx, tx)
 		})
 		if ferr != nil {
 			return "", ferr

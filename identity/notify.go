@@ -49,28 +49,46 @@ func (s *Service) registerJobs() {
 // mailing reports whether e-mail can go out: a mailer and the queue that delivers for it.
 func (s *Service) mailing() bool { return s.Mailer != nil && s.Jobs != nil }
 
-// notifyTx queues m in tx, so it is sent exactly when tx commits (and, the queue being durable,
-// even if this node stops first). Without e-mail it does nothing.
-func (s *Service) notifyTx(ctx context.Context, tx *sqlstore.Tx, tenantID string, m mail.Message) error {
-	if !s.mailing() || m.To == "" {
+// Notice is an e-mail prepared (sealed) before the transaction of the change it reports, to be
+// queued in that transaction: it is then sent exactly when the change commits, and, the queue
+// being durable, even if this node stops first. A nil Notice (no e-mail configured) queues
+// nothing.
+type Notice struct{ job *sqlstore.Job }
+
+// Enqueue adds the notice to tx.
+func (n *Notice) Enqueue(ctx context.Context, tx *sqlstore.Tx) error {
+	if n == nil {
 		return nil
+	}
+	return tx.EnqueueJob(ctx, n.job)
+}
+
+// prepareMail seals m as a mail job. Call it outside any transaction (jobs.Queue.Prepare).
+func (s *Service) prepareMail(tenantID string, m mail.Message) (*Notice, error) {
+	if !s.mailing() || m.To == "" {
+		return nil, nil
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer clear(b)
-	return s.Jobs.Enqueue(ctx, tx, JobMail, tenantID, b)
+	j, err := s.Jobs.Prepare(JobMail, tenantID, b)
+	if err != nil {
+		return nil, err
+	}
+	return &Notice{job: j}, nil
 }
 
 // notify queues one message in a transaction of its own, for callers whose change has already
-// committed. A failure to queue is logged and never fails the caller, whose change stands;
-// prefer notifyTx where the change's transaction is at hand.
+// committed (a crash between the two loses the message). A failure to queue is logged and
+// never fails the caller, whose change stands. Prefer a Notice queued with the change.
 func (s *Service) notify(ctx context.Context, m mail.Message, what string) {
-	if !s.mailing() || m.To == "" {
-		return
+	n, err := s.prepareMail("", m)
+	if err == nil && n != nil {
+		err = s.db.Update(ctx, func(tx *sqlstore.Tx) error { return n.Enqueue(ctx, tx) })
 	}
-	if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error { return s.notifyTx(ctx, tx, "", m) }); err != nil {
+	if err != nil {
 		s.log.Error("queue "+what+" notification", "err", err)
 	}
 }
@@ -102,25 +120,41 @@ var changeMail = map[Change]struct{ subject, what string }{
 		"Only someone who saw the code, and knows your password, could do that: change your password."},
 }
 
-// NotifyChange queues the e-mail telling u of c, in tx: the message exists exactly when the
-// change commits. Without e-mail it does nothing.
-func (s *Service) NotifyChange(ctx context.Context, tx *sqlstore.Tx, u *tutela.User, c Change) error {
+// PrepareChange prepares the e-mail telling u of c, for the caller to queue in the transaction
+// that makes the change. Call it before that transaction begins.
+func (s *Service) PrepareChange(u *tutela.User, c Change) (*Notice, error) {
 	m, ok := changeMail[c]
 	if !ok {
-		return fmt.Errorf("identity: no notification for %q", c)
+		return nil, fmt.Errorf("identity: no notification for %q", c)
 	}
 	if u == nil {
-		return nil
+		return nil, nil
 	}
-	return s.notifyTx(ctx, tx, u.TenantID, mail.Message{To: u.Email, Subject: m.subject,
-		Text: fmt.Sprintf(m.what, u.Email) + "\n\nIf this was not you, contact your administrator at once.\n"})
+	return s.prepareMail(u.TenantID, changeMessage(u, m.subject, m.what))
 }
 
-// NotifyEmailChanged tells the old address, in tx, that the account's e-mail address changed, so
-// a takeover that redirects password resets elsewhere does not go unnoticed (ASVS 7.5.1).
-func (s *Service) NotifyEmailChanged(ctx context.Context, tx *sqlstore.Tx, tenantID, oldEmail, newEmail string) error {
-	return s.notifyTx(ctx, tx, tenantID, mail.Message{To: oldEmail, Subject: "Your e-mail address was changed",
+// NotifyChange queues the e-mail telling u of c right after a change that committed where no
+// Notice could be prepared before (the user was only known inside the transaction).
+func (s *Service) NotifyChange(ctx context.Context, u *tutela.User, c Change) {
+	m, ok := changeMail[c]
+	if !ok || u == nil {
+		s.log.Error("no notification for change", "change", string(c))
+		return
+	}
+	s.notify(ctx, changeMessage(u, m.subject, m.what), string(c))
+}
+
+func changeMessage(u *tutela.User, subject, what string) mail.Message {
+	return mail.Message{To: u.Email, Subject: subject,
+		Text: fmt.Sprintf(what, u.Email) + "\n\nIf this was not you, contact your administrator at once.\n"}
+}
+
+// NotifyEmailChanged tells the old address that the account's e-mail address changed, so a
+// takeover that redirects password resets elsewhere does not go unnoticed (ASVS 7.5.1). It is
+// queued right after the change commits.
+func (s *Service) NotifyEmailChanged(ctx context.Context, oldEmail, newEmail string) {
+	s.notify(ctx, mail.Message{To: oldEmail, Subject: "Your e-mail address was changed",
 		Text: "The e-mail address of your account " + oldEmail + " was changed to " + newEmail +
 			".\n\nPassword reset codes now go to the new address. If you did not ask for this, contact your " +
-			"administrator at once.\n"})
+			"administrator at once.\n"}, "e-mail change")
 }

@@ -804,9 +804,13 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 	if err := s.ensureSigner(ctx); err != nil {
 		return nil, err
 	}
+	notice, err := s.PrepareChange(cred.User, ChangePasswordChanged)
+	if err != nil {
+		return nil, err
+	}
 	var g *Grant
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		tv, err := s.setPassword(ctx, tx, cred, hash, "password_changed", ip)
+		tv, err := s.setPassword(ctx, tx, cred, hash, "password_changed", ip, notice)
 		if err != nil {
 			return err
 		}
@@ -845,8 +849,9 @@ func (s *Service) checkAndHash(ctx context.Context, pw tutela.Secret, u *tutela.
 }
 
 // setPassword stores hash, keeps the old one in the history, clears must-change, bumps the
-// token version (revoking every session), and records the security event.
-func (s *Service) setPassword(ctx context.Context, tx *sqlstore.Tx, cred *sqlstore.Credentials, hash, kind, ip string) (int64, error) {
+// token version (revoking every session), records the security event and queues notice, the
+// e-mail telling the user (nil for none).
+func (s *Service) setPassword(ctx context.Context, tx *sqlstore.Tx, cred *sqlstore.Credentials, hash, kind, ip string, notice *Notice) (int64, error) {
 	users := tx.Users(cred.User.TenantID)
 	if cred.PasswordHash != "" {
 		if err := users.AddPasswordHistory(ctx, cred.User.ID, cred.PasswordHash, s.Policy.History); err != nil {
@@ -866,12 +871,8 @@ func (s *Service) setPassword(ctx context.Context, tx *sqlstore.Tx, cred *sqlsto
 		Kind: kind, IP: ip}); err != nil {
 		return 0, err
 	}
-	// A change or reset is told to the user in the same transaction; a first password set up
-	// with the bootstrap token changes nothing anyone had.
-	if c := Change(kind); c == ChangePasswordChanged || c == ChangePasswordReset {
-		if err := s.NotifyChange(ctx, tx, cred.User, c); err != nil {
-			return 0, err
-		}
+	if err := notice.Enqueue(ctx, tx); err != nil {
+		return 0, err
 	}
 	_, tv, err := users.PasswordHash(ctx, cred.User.ID)
 	return tv, err
@@ -949,6 +950,14 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 	if err != nil {
 		return err
 	}
+	// A reset is told to the user; a first password set up with the bootstrap token changes
+	// nothing anyone had.
+	var notice *Notice
+	if purpose == sqlstore.TokenReset {
+		if notice, err = s.PrepareChange(cred.User, ChangePasswordReset); err != nil {
+			return err
+		}
+	}
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		spent, err := tx.ConsumeToken(ctx, tok, purpose)
 		if err != nil {
@@ -961,7 +970,7 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 		if purpose == sqlstore.TokenSetup {
 			kind = "password_set_up"
 		}
-		_, err = s.setPassword(ctx, tx, cred, hash, kind, ip)
+		_, err = s.setPassword(ctx, tx, cred, hash, kind, ip, notice)
 		return err
 	})
 	if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {

@@ -98,25 +98,38 @@ func (q *Queue) kind(name string) (Kind, bool) {
 	return k, ok
 }
 
-// Enqueue adds a job of a registered kind in tx: it runs only if tx commits. tenantID may be ""
-// (platform work).
-func (q *Queue) Enqueue(ctx context.Context, tx *sqlstore.Tx, kind, tenantID string, payload []byte) error {
+// Prepare builds a job of a registered kind, its payload sealed if the kind says so, for the
+// caller to add with tx.EnqueueJob in the transaction of the change that causes it: the job
+// then exists exactly when the change commits. Call it before that transaction begins: sealing
+// may read or create the vault keyset and reach the KMS, which must not happen while a write
+// transaction holds the store (on SQLite, the one writer). tenantID may be "" (platform work).
+func (q *Queue) Prepare(kind, tenantID string, payload []byte) (*sqlstore.Job, error) {
 	k, ok := q.kind(kind)
 	if !ok {
-		return fmt.Errorf("jobs: kind %q is not registered", kind)
+		return nil, fmt.Errorf("jobs: kind %q is not registered", kind)
 	}
 	j := &sqlstore.Job{ID: tutela.NewID(), Kind: kind, TenantID: tenantID, Payload: payload, MaxAttempts: k.MaxAttempts}
 	if k.Sealed {
 		if q.sealer == nil {
-			return fmt.Errorf("jobs: kind %q needs a sealer", kind)
+			return nil, fmt.Errorf("jobs: kind %q needs a sealer", kind)
 		}
 		sealed, err := q.sealer.Seal(payload, aad(j.ID, kind))
 		if err != nil {
-			return fmt.Errorf("jobs: seal %s payload: %w", kind, err)
+			return nil, fmt.Errorf("jobs: seal %s payload: %w", kind, err)
 		}
 		j.Payload = sealed
 	}
-	return tx.EnqueueJob(ctx, j)
+	return j, nil
+}
+
+// Enqueue prepares a job and adds it in a transaction of its own, for work that follows a
+// change already committed (or causes none).
+func (q *Queue) Enqueue(ctx context.Context, kind, tenantID string, payload []byte) error {
+	j, err := q.Prepare(kind, tenantID, payload)
+	if err != nil {
+		return err
+	}
+	return q.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.EnqueueJob(ctx, j) })
 }
 
 // aad binds a sealed payload to its job: copied into another row, it does not open.

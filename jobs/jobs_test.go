@@ -42,7 +42,11 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) enqueue(t *testing.T, kind string, payload []byte) {
 	t.Helper()
-	if err := e.db.Update(ctx, func(tx *sqlstore.Tx) error { return e.q.Enqueue(ctx, tx, kind, "", payload) }); err != nil {
+	j, err := e.q.Prepare(kind, "", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.EnqueueJob(ctx, j) }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -170,12 +174,12 @@ func TestQueue_FailureRetriedWithBackoffThenDead(t *testing.T) {
 func TestQueue_EnqueueRefusesUnknownKindAndUnsealedSecret(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if err := e.db.Update(ctx, func(tx *sqlstore.Tx) error { return e.q.Enqueue(ctx, tx, "nope", "", nil) }); err == nil {
+	if err := e.q.Enqueue(ctx, "nope", "", nil); err == nil {
 		t.Fatal("unknown kind enqueued")
 	}
 	q := jobs.New(e.db, nil, jobs.Options{})
 	q.Register(jobs.Kind{Name: "secret", Sealed: true, Handle: func(context.Context, string, []byte) error { return nil }})
-	if err := e.db.Update(ctx, func(tx *sqlstore.Tx) error { return q.Enqueue(ctx, tx, "secret", "", []byte("x")) }); err == nil {
+	if err := q.Enqueue(ctx, "secret", "", []byte("x")); err == nil {
 		t.Fatal("sealed kind enqueued without a sealer")
 	}
 	if p := e.rawPayloads(t); len(p) != 0 {
