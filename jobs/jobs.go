@@ -1,7 +1,7 @@
 // Package jobs runs background work that must not be lost (e-mail now; webhooks and deadlines
-// later) through the durable queue in the database (sqlstore/jobs.go): a job is enqueued in the
-// transaction of the change that causes it, so a committed change always has its job and a
-// rolled-back one never has; every node runs a worker that claims due jobs under a lease, runs
+// later) through the durable queue in the database (sqlstore/jobs.go): a job is prepared before
+// and added in the transaction of the change that causes it, so a committed change always has
+// its job and a rolled-back one never has; every node runs a worker that claims due jobs under a lease, runs
 // them, retries failures with exponential backoff and gives up after a kind's attempts, logging
 // the dead job. Delivery is at least once: a handler must tolerate running twice (a worker can
 // die after the work and before recording it).
