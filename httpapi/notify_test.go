@@ -189,6 +189,14 @@ func TestNotifications_QueuedWhileMailerDownDeliveredWhenItReturns(t *testing.T)
 	if pending() != 1 {
 		t.Fatalf("pending jobs = %d after a failed send, want the notification kept", pending())
 	}
+	metric := func(want string) {
+		t.Helper()
+		if _, body := e.do(t, "GET", "/metrics", ""); !strings.Contains(string(body), "\n"+want+"\n") {
+			t.Fatalf("metrics lack %q", want)
+		}
+	}
+	metric("tutela_jobs_pending 1")
+	metric("tutela_jobs_dead 0")
 
 	sink := mailtest.NewServer(t)
 	smtpTo(t, e, sink.Addr()) // the relay is back
@@ -205,6 +213,7 @@ func TestNotifications_QueuedWhileMailerDownDeliveredWhenItReturns(t *testing.T)
 	if pending() != 0 {
 		t.Fatalf("pending jobs = %d after delivery", pending())
 	}
+	metric("tutela_jobs_pending 0")
 }
 
 // Forgot-password on a server without e-mail is a permanent, documented answer (501
