@@ -23,6 +23,7 @@ const (
 	ESTEPUPREQUIRED     = "step_up_required"          // fresh second factor needed (401)
 	EREAUTHREQUIRED     = "reauthentication_required" // fresh sign-in, step-up or password needed (401)
 	EUNAVAILABLE        = "unavailable"               // overloaded or dependency down (503)
+	ENOTCONFIGURED      = "not_configured"            // feature not set up on this server; permanent (501)
 	EINTERNAL           = "internal"                  // anything unexpected (500)
 )
 
@@ -30,7 +31,7 @@ const (
 var Codes = []string{
 	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ENOTFOUND, EMETHODNOTALLOWED, ECONFLICT, ETOOLARGE,
 	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EREAUTHREQUIRED, EUNAVAILABLE,
-	EINTERNAL,
+	ENOTCONFIGURED, EINTERNAL,
 }
 
 // Error is the application error. Code and Message are safe to show a client; Field names the

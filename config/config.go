@@ -152,8 +152,9 @@ type Auth struct {
 	SessionIdle     time.Duration `koanf:"session_idle"`
 	SessionAbsolute time.Duration `koanf:"session_absolute"`
 	AccessTokenTTL  time.Duration `koanf:"access_token_ttl"`
-	TokenAlg        string        `koanf:"token_alg"`    // EdDSA or ES256
-	KeyRotation     time.Duration `koanf:"key_rotation"` // signing-key lifetime
+	TokenAlg        string        `koanf:"token_alg"`      // EdDSA or ES256
+	KeyRotation     time.Duration `koanf:"key_rotation"`   // signing-key lifetime
+	ResetCodeTTL    time.Duration `koanf:"reset_code_ttl"` // e-mailed reset code lifetime (ASVS 5.0 2.7.2)
 	Password        PasswordRules `koanf:"password"`
 	Hash            HashParams    `koanf:"hash"`
 	Breach          Breach        `koanf:"breach"`
@@ -271,7 +272,7 @@ func Default() *Config {
 		Log:      Log{Level: "info", Format: "json"},
 		Auth: Auth{
 			SessionIdle: 15 * time.Minute, SessionAbsolute: 12 * time.Hour, AccessTokenTTL: 5 * time.Minute,
-			TokenAlg: "EdDSA", KeyRotation: 30 * 24 * time.Hour,
+			TokenAlg: "EdDSA", KeyRotation: 30 * 24 * time.Hour, ResetCodeTTL: 10 * time.Minute,
 			Password: PasswordRules{MinLength: 12, MaxLength: 128, MinScore: 3, History: 0},
 			Hash:     HashParams{MemoryKiB: 19456, Time: 2, Threads: 1},
 			Breach:   Breach{BuiltinList: true},
@@ -337,6 +338,7 @@ var envVars = []struct {
 	{"TUTELA_AUTH_ACCESS_TOKEN_TTL", "auth.access_token_ttl", kindDuration},
 	{"TUTELA_AUTH_TOKEN_ALG", "auth.token_alg", kindString},
 	{"TUTELA_AUTH_KEY_ROTATION", "auth.key_rotation", kindDuration},
+	{"TUTELA_AUTH_RESET_CODE_TTL", "auth.reset_code_ttl", kindDuration},
 	{"TUTELA_AUTH_PASSWORD_MIN_LENGTH", "auth.password.min_length", kindInt},
 	{"TUTELA_AUTH_PASSWORD_MAX_LENGTH", "auth.password.max_length", kindInt},
 	{"TUTELA_AUTH_PASSWORD_MIN_SCORE", "auth.password.min_score", kindInt},
@@ -1166,6 +1168,9 @@ func (c *Config) validateAuth(p *problems) {
 	}
 	if a.KeyRotation < 2*time.Hour {
 		p.add("auth.key_rotation: must be at least 2h")
+	}
+	if a.ResetCodeTTL < time.Minute || a.ResetCodeTTL > time.Hour {
+		p.add("auth.reset_code_ttl: must be between 1m and 1h")
 	}
 	pw := a.Password
 	if pw.MinLength < 8 {

@@ -227,6 +227,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUTH_ACCESS_TOKEN_TTL=2m", func(c *Config) any { return c.Auth.AccessTokenTTL }, 2 * time.Minute},
 		{"TUTELA_AUTH_TOKEN_ALG=ES256", func(c *Config) any { return c.Auth.TokenAlg }, "ES256"},
 		{"TUTELA_AUTH_KEY_ROTATION=48h", func(c *Config) any { return c.Auth.KeyRotation }, 48 * time.Hour},
+		{"TUTELA_AUTH_RESET_CODE_TTL=5m", func(c *Config) any { return c.Auth.ResetCodeTTL }, 5 * time.Minute},
 		{"TUTELA_AUTH_PASSWORD_MIN_LENGTH=14", func(c *Config) any { return c.Auth.Password.MinLength }, 14},
 		{"TUTELA_AUTH_PASSWORD_MAX_LENGTH=200", func(c *Config) any { return c.Auth.Password.MaxLength }, 200},
 		{"TUTELA_AUTH_PASSWORD_MIN_SCORE=4", func(c *Config) any { return c.Auth.Password.MinScore }, 4},
@@ -507,6 +508,11 @@ func TestValidate_Ranges(t *testing.T) {
 		{"used tokens kept an hour", func(c *Config) { c.Retention.UsedTokens = time.Hour }, ""},
 		{"used tokens kept less than an hour", func(c *Config) { c.Retention.UsedTokens = 59 * time.Minute }, "retention.used_tokens: must be at least 1h"},
 		{"used tokens kept for ever", func(c *Config) { c.Retention.UsedTokens = 0 }, "retention.used_tokens"},
+		{"reset codes live a minute", func(c *Config) { c.Auth.ResetCodeTTL = time.Minute }, ""},
+		{"reset codes live an hour", func(c *Config) { c.Auth.ResetCodeTTL = time.Hour }, ""},
+		{"reset codes live under a minute", func(c *Config) { c.Auth.ResetCodeTTL = 59 * time.Second }, "auth.reset_code_ttl: must be between 1m and 1h"},
+		{"reset codes live over an hour", func(c *Config) { c.Auth.ResetCodeTTL = time.Hour + time.Second }, "auth.reset_code_ttl"},
+		{"reset codes unset", func(c *Config) { c.Auth.ResetCodeTTL = 0 }, "auth.reset_code_ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,7 +60,6 @@ func newBreachEnv(t *testing.T, d sqlstore.Dialect, cfg identity.Config, breach 
 	mailer := &mail.Recorder{}
 	ids := newIdentity(t, db, c.Now, cfg, mailer)
 	ids.Breach = breach // Deps are embedded; set before the server sees the service
-	t.Cleanup(ids.Close)
 	srv := httpapi.New(httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1000, RateBurst: 1000})
 	return &env{srv: checkedServer{Server: srv, t: t}, db: db, clock: c, ids: ids, mail: mailer}
 }

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -48,7 +49,7 @@ func TestForgotPassword_EmailsCodeOverSMTPOnlyForRealAccounts(t *testing.T) {
 	if r1.StatusCode != 202 || r2.StatusCode != 202 || string(b1) != string(b2) {
 		t.Fatalf("responses differ: %d %s / %d %s", r1.StatusCode, b1, r2.StatusCode, b2)
 	}
-	ids.Close() // wait for the background sends
+	deliver(t, ids) // the worker sends what the requests queued
 	msgs := sink.Messages()
 	if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != "ana@example.org" {
 		t.Fatalf("want exactly one e-mail to ana, got %+v", msgs)
@@ -67,13 +68,19 @@ func TestForgotPassword_EmailsCodeOverSMTPOnlyForRealAccounts(t *testing.T) {
 		t.Fatal("session survived the reset")
 	}
 	e.login(t, "acme", "ana@example.org", next, "")
-	// At most three e-mails an hour per account.
+	// At most three codes an hour per account.
 	for range 5 {
 		ask("ana@example.org")
 	}
-	ids.Close()
-	if n := len(sink.Messages()); n != 3 {
-		t.Fatalf("%d e-mails after 6 requests, want 3 (hourly cap)", n)
+	deliver(t, ids)
+	codes := 0
+	for _, m := range sink.Messages() {
+		if strings.Contains(string(m.Data), "Subject: Reset your password") {
+			codes++
+		}
+	}
+	if codes != 3 {
+		t.Fatalf("%d codes e-mailed after 6 requests, want 3 (hourly cap)", codes)
 	}
 }
 
@@ -188,5 +195,48 @@ func TestLogin_HashingOverloadAnswers503WithRetryAfter(t *testing.T) {
 	}
 	if statuses[500] != 0 {
 		t.Fatalf("overload produced 500s: %v", statuses)
+	}
+}
+
+// ASVS 5.0 2.7.2: an e-mailed reset code works for ten minutes by default, and the e-mail says
+// so; auth.reset_code_ttl changes both.
+func TestForgotPassword_CodeExpiresAfterResetCodeTTL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ttl  time.Duration
+		text string
+	}{{0, "within 10 minutes"}, {3 * time.Minute, "within 3 minutes"}} {
+		e := newEnv(t, sqlstore.SQLite, nil)
+		e.ids = newIdentity(t, e.db, e.clock.Now, identity.Config{ResetCodeTTL: tc.ttl}, e.mail)
+		e.srv = checkedServer{Server: httpapi.New(httpapi.Deps{DB: e.db, Identity: e.ids, Clock: e.clock.Now, RateRPS: 1000, RateBurst: 1000}), t: t}
+		e.seed(t, "acme", "ana@example.org", pw)
+		requestCode := func() string {
+			t.Helper()
+			e.mail.Reset()
+			if res, b := e.req(t, "POST", "/v1/auth/password/forgot", `{"tenant":"acme","email":"ana@example.org"}`, "", nil); res.StatusCode != 202 {
+				t.Fatalf("forgot: %d %s", res.StatusCode, b)
+			}
+			deliver(t, e.ids)
+			msgs := e.mail.Messages()
+			if len(msgs) != 1 || !strings.Contains(msgs[0].Text, tc.text) {
+				t.Fatalf("reset e-mail %+v does not say %q", msgs, tc.text)
+			}
+			return codeRE.FindString(msgs[0].Text)
+		}
+		ttl := cmp.Or(tc.ttl, identity.DefaultResetCodeTTL)
+		reset := func(code string) int {
+			res, _ := e.req(t, "POST", "/v1/auth/password/reset", `{"token":"`+code+`","new_password":"granite meadow lantern 44 swallow"}`, "", nil)
+			return res.StatusCode
+		}
+		late := requestCode()
+		e.clock.Add(ttl)
+		if got := reset(late); got != 401 {
+			t.Fatalf("ttl %v: code used %v after it was sent: %d, want 401", tc.ttl, ttl, got)
+		}
+		onTime := requestCode()
+		e.clock.Add(ttl - time.Second)
+		if got := reset(onTime); got != 204 {
+			t.Fatalf("ttl %v: code used within its lifetime: %d, want 204", tc.ttl, got)
+		}
 	}
 }

@@ -28,7 +28,7 @@ func TestUserEmailChange_NeedsStepUpEndsCodesAndNotifies(t *testing.T) {
 	if res, b := e.req(t, "POST", "/v1/auth/password/forgot", `{"tenant":"acme","email":"vic@example.org"}`, "", nil); res.StatusCode != 202 {
 		t.Fatalf("forgot: %d %s", res.StatusCode, b)
 	}
-	e.ids.Close() // wait for the background send
+	deliver(t, e.ids) // the worker sends the queued code
 	var code string
 	for _, m := range e.mail.Messages() {
 		if m.To == "vic@example.org" {
@@ -55,7 +55,7 @@ func TestUserEmailChange_NeedsStepUpEndsCodesAndNotifies(t *testing.T) {
 	if res.StatusCode == 204 {
 		t.Fatalf("a reset code sent to the old address still works: %s", b)
 	}
-	e.ids.Close()
+	deliver(t, e.ids)
 	told := false
 	for _, m := range e.mail.Messages() {
 		told = told || (m.To == "VIC@example.org" || m.To == "vic@example.org") && strings.Contains(m.Text, "vic@new.example")

@@ -15,6 +15,7 @@ import (
 
 	"tutela"
 	"tutela/httpapi/middleware"
+	"tutela/jobs"
 	"tutela/sqlstore"
 )
 
@@ -48,7 +49,7 @@ func newMetrics(reg *prometheus.Registry, db *sqlstore.DB) *metrics {
 	reg.MustRegister(m.requests, m.latency, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if db != nil {
-		reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "tutela"))
+		reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "tutela"), jobs.NewCollector(db))
 	}
 	return m
 }

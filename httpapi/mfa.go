@@ -296,7 +296,7 @@ func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.factorChanged(r, p, "mfa_enrolled")
+	s.factorChanged(r, p, identity.ChangeFactorAdded)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -328,7 +328,7 @@ func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *tut
 	for i, c := range codes {
 		out[i] = c.Reveal()
 	}
-	s.factorChanged(r, p, "recovery_codes_generated")
+	s.factorChanged(r, p, identity.ChangeRecoveryCodes)
 	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"codes": out})
 }
 
@@ -377,7 +377,7 @@ func (s *Server) webAuthnRegister(w http.ResponseWriter, r *http.Request, p *tut
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.factorChanged(r, p, "mfa_enrolled")
+	s.factorChanged(r, p, identity.ChangeFactorAdded)
 	middleware.WriteJSON(w, http.StatusCreated, map[string]string{"factor_id": id})
 }
 
@@ -390,15 +390,28 @@ func (s *Server) removeFactor(w http.ResponseWriter, r *http.Request, p *tutela.
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.factorChanged(r, p, "mfa_factor_removed")
+	s.factorChanged(r, p, identity.ChangeFactorRemoved)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind string) {
+// factorChanged records a change to the caller's second factors and queues the e-mail telling
+// them (ASVS 5.0 6.3.7), in one transaction, right after the mfa service committed the change.
+func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind identity.Change) {
 	ip, _ := clientInfo(r)
-	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		return tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID, Kind: kind, IP: ip})
-	})
+	u, err := s.userFor(r, p)
+	var notice *identity.Notice
+	if err == nil {
+		notice, err = s.d.Identity.PrepareChange(u, kind) // sealed before the transaction
+	}
+	if err == nil {
+		err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+			err := tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID, Kind: string(kind), IP: ip})
+			if err != nil {
+				return err
+			}
+			return notice.Enqueue(r.Context(), tx)
+		})
+	}
 	if err != nil {
 		middleware.Logger(r.Context()).Error("record security event", "kind", kind, "err", err)
 	}
@@ -428,6 +441,8 @@ func (s *Server) adminResetMFA(w http.ResponseWriter, r *http.Request, p *tutela
 		middleware.WriteError(w, r, err)
 		return
 	}
+	// Queued right after the commit: the target is only known inside withUser's transaction,
+	// and the e-mail is sealed outside any transaction.
 	out := map[string]any{"enrollment_code_delivery": delivery, "expires_at": expires}
 	if delivery == identity.DeliveryEmail {
 		s.d.Identity.NotifyMFAReset(r.Context(), target, code, expires)

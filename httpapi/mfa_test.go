@@ -264,7 +264,7 @@ func TestMFA_AdminResetNeedsStepUpEndsSessionsAndNotifies(t *testing.T) {
 	}
 	// Ana signs in with the password alone now (no factor left), and was told by e-mail.
 	e.login(t, "acme", "ana@example.org", pw, "")
-	e.ids.Close()
+	deliver(t, e.ids)
 	found := false
 	for _, m := range e.mail.Messages() {
 		found = found || (m.To == "ana@example.org" && strings.Contains(m.Subject, "second factors were reset"))
@@ -474,7 +474,6 @@ func TestMFA_AllUsersByDefault(t *testing.T) {
 	db := sqltest.Open(t, sqlstore.SQLite, sqlstore.Options{Clock: c.Now})
 	ids := newIdentity(t, db, c.Now, identity.Config{MFAAllUsers: true}, &mail.Recorder{})
 	ids.MFA = newMFA(t, db, c.Now)
-	t.Cleanup(ids.Close)
 	e := &env{srv: checkedServer{Server: httpapi.New(httpapi.Deps{DB: db, Clock: c.Now, RateRPS: 1000, RateBurst: 1000, EnforceStepUp: true,
 		Identity: ids}), t: t}, db: db, clock: c, ids: ids}
 	e.seed(t, "acme", "ana@example.org", pw, "operator") // a role outside auth.mfa_roles

@@ -38,7 +38,7 @@ func (e *env) resetMFA(t *testing.T, tenantID, userID string, admin any, adminSe
 	if out.Delivery == identity.DeliveryInPerson {
 		return out, out.EnrollmentCode
 	}
-	e.ids.Close() // the e-mail is sent in the background
+	deliver(t, e.ids) // the e-mail goes through the job queue
 	msgs := e.mail.Messages()
 	if len(msgs) != before+1 {
 		t.Fatalf("%d messages after the reset, want %d", len(msgs), before+1)

@@ -22,6 +22,7 @@ import (
 	"tutela/httpapi"
 	"tutela/identity"
 	"tutela/identity/token"
+	"tutela/jobs"
 	"tutela/mail"
 	"tutela/mfa"
 	"tutela/password"
@@ -75,7 +76,6 @@ func newEnvOn(t *testing.T, db *sqlstore.DB, c *clock, mod func(*httpapi.Deps)) 
 		ids.MFA = newMFA(t, db, c.Now)
 		deps.Keys = newVault(t, db)
 	}
-	t.Cleanup(ids.Close)
 	deps.Identity = ids
 	return &env{srv: checkedServer{Server: httpapi.New(deps), t: t}, db: db, clock: c, ids: ids, mail: mailer}
 }
@@ -127,8 +127,21 @@ func newIdentity(t testing.TB, db *sqlstore.DB, now tutela.Clock, cfg identity.C
 	if err := ring.Rotate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	jobSealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{8}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return identity.New(identity.Deps{DB: db, Hasher: fastHasher(t), Policy: password.DefaultPolicy(), Tokens: ring,
-		Mailer: mailer, PublicURL: "https://tutela.test", Clock: now}, cfg)
+		Mailer: mailer, Jobs: jobs.New(db, jobSealer, jobs.Options{}), PublicURL: "https://tutela.test", Clock: now}, cfg)
+}
+
+// deliver runs every queued job that is due (the e-mails requests queued), as the worker every
+// node runs would.
+func deliver(t testing.TB, ids *identity.Service) {
+	t.Helper()
+	if _, err := ids.Jobs.RunDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type errorBody struct {

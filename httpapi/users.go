@@ -169,7 +169,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		return
 	}
 	if oldEmail != "" {
-		s.d.Identity.NotifyEmailChanged(r.Context(), oldEmail, out.Email)
+		s.d.Identity.NotifyEmailChanged(r.Context(), oldEmail, out.Email) // right after the commit
 	}
 	s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
 }

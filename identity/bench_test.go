@@ -48,7 +48,6 @@ func benchService(b *testing.B, db *sqlstore.DB, h *password.Hasher) *identity.S
 		b.Fatal(err)
 	}
 	s := identity.New(identity.Deps{DB: db, Hasher: h, Policy: password.DefaultPolicy(), Tokens: ring}, identity.Config{})
-	b.Cleanup(s.Close)
 	return s
 }
 

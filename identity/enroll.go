@@ -30,7 +30,7 @@ const (
 )
 
 // MailConfigured reports whether messages to users can be sent (a mailer is configured).
-func (s *Service) MailConfigured() bool { return s.Mailer != nil }
+func (s *Service) MailConfigured() bool { return s.mailing() }
 
 // ResetMFA removes every second factor of u, ends the user's sessions and tokens, and issues
 // the enrolment code their next enrolment needs, all in tx. delivery is DeliveryEmail when a

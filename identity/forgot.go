@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -11,17 +12,19 @@ import (
 	"tutela/sqlstore"
 )
 
-// ResetTTL is how long a password reset token stays valid.
-const ResetTTL = 30 * time.Minute
+// DefaultResetCodeTTL is how long an e-mailed password reset code stays valid unless
+// auth.reset_code_ttl says otherwise: short, since the code is the account (ASVS 5.0 2.7.2).
+const DefaultResetCodeTTL = 10 * time.Minute
 
 // forgotLimit: at most 3 reset e-mails per account per hour, so the feature cannot be used to
 // flood someone's inbox.
 var forgotLimit = Limit{MaxFailures: 3, Window: time.Hour, BaseLock: time.Hour, MaxLock: time.Hour}
 
 // ForgotPassword starts a self-service reset. It answers the same way, at the same speed,
-// whether or not the account exists: the lookup, the token and the e-mail all happen in the
-// background. Only an active user with a password (or awaiting one) of an active tenant gets
-// an e-mail.
+// whether or not the account exists: it only queues the request (package jobs), and the
+// lookup, the code and the e-mail happen in the worker. Only an active user with a password
+// (or awaiting one) of an active tenant gets an e-mail. Without e-mail the feature is not
+// configured, which is a permanent answer, the same for every account.
 func (s *Service) ForgotPassword(ctx context.Context, tenantSlug, email, ip string) error {
 	slug := strings.ToLower(strings.TrimSpace(tenantSlug))
 	if slug == "" || len(slug) > 63 {
@@ -30,13 +33,29 @@ func (s *Service) ForgotPassword(ctx context.Context, tenantSlug, email, ip stri
 	if strings.TrimSpace(email) == "" || len(email) > 254 {
 		return tutela.FieldErrorf("email", "email is required")
 	}
-	if s.Mailer == nil {
-		return tutela.Errorf(tutela.EUNAVAILABLE, "password reset by e-mail is not configured")
+	if !s.mailing() {
+		return tutela.Errorf(tutela.ENOTCONFIGURED, "password reset by e-mail is not configured on this server")
 	}
-	s.goBackground(ctx, "password reset e-mail", func(bg context.Context) error { return s.sendReset(bg, slug, email, ip) })
-	return nil
+	b, err := json.Marshal(resetRequest{Tenant: slug, Email: email, IP: ip})
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	return s.Jobs.Enqueue(ctx, JobPasswordReset, "", b)
 }
 
+// resetRequest is the payload of a JobPasswordReset job.
+type resetRequest struct {
+	Tenant string `json:"tenant"`
+	Email  string `json:"email"`
+	IP     string `json:"ip"`
+}
+
+// sendReset runs a queued forgot-password request: it issues the code in one transaction, then
+// queues its e-mail (sealed: it carries the code; deleted once sent) right after, in another.
+// The mail job cannot share the code's transaction, since it is sealed before it is added and
+// the code only exists inside; should this node stop between the two, the request job (not yet
+// done) runs again and issues a fresh code.
 func (s *Service) sendReset(ctx context.Context, slug, email, ip string) error {
 	var (
 		tok  string
@@ -62,7 +81,7 @@ func (s *Service) sendReset(ctx context.Context, slug, email, ip string) error {
 		if err := tx.SaveThrottle(ctx, th); err != nil {
 			return err
 		}
-		if tok, _, err = tx.Users(t.ID).CreateToken(ctx, cred.User.ID, sqlstore.TokenReset, ResetTTL); err != nil {
+		if tok, _, err = tx.Users(t.ID).CreateToken(ctx, cred.User.ID, sqlstore.TokenReset, s.cfg.ResetCodeTTL); err != nil {
 			return err
 		}
 		user = cred.User
@@ -72,13 +91,26 @@ func (s *Service) sendReset(ctx context.Context, slug, email, ip string) error {
 	if err != nil || user == nil {
 		return err
 	}
-	return s.Mailer.Send(ctx, mail.Message{
+	n, err := s.prepareMail(user.TenantID, mail.Message{
 		To:      user.Email,
 		Subject: "Reset your password",
 		Text: fmt.Sprintf("Someone (hopefully you) asked to reset the password of %s.\n\n"+
 			"To choose a new password, send this one-time code to %s/v1/auth/password/reset "+
-			"within 30 minutes:\n\n    %s\n\n"+
+			"within %s:\n\n    %s\n\n"+
 			"If you did not ask for this, ignore this message: your password stays as it is.\n",
-			user.Email, strings.TrimRight(s.PublicURL, "/"), tok),
+			user.Email, strings.TrimRight(s.PublicURL, "/"), minutes(s.cfg.ResetCodeTTL), tok),
 	})
+	if err != nil {
+		return err
+	}
+	return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return n.Enqueue(ctx, tx) })
+}
+
+// minutes writes a whole-minute duration for people: "10 minutes", "1 minute".
+func minutes(d time.Duration) string {
+	n := int(d.Round(time.Minute) / time.Minute)
+	if n == 1 {
+		return "1 minute"
+	}
+	return fmt.Sprintf("%d minutes", n)
 }

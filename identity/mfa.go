@@ -133,6 +133,14 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		case errors.Is(err, mfa.ErrClonedAuthenticator):
 			kind, reason = "passkey_clone_detected", "cloned"
 		}
+		// A replayed code means someone saw it and has the password: the user is told, in the
+		// transaction that records the event.
+		var notice *Notice
+		if kind == string(ChangeTOTPReplayRefused) {
+			if notice, err = s.PrepareChange(u, ChangeTOTPReplayRefused); err != nil {
+				return "", err
+			}
+		}
 		ferr := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 			if err := tx.Audit(ctx, failure(reason)); err != nil {
 				return err
@@ -140,10 +148,13 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 			if err := recordUserLock(ctx, tx, r, u, ip, "mfa_locked"); err != nil {
 				return err
 			}
-			if kind != "" {
-				return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind, IP: ip})
+			if kind == "" {
+				return nil
 			}
-			return nil
+			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: kind, IP: ip}); err != nil {
+				return err
+			}
+			return notice.Enqueue(ctx, tx)
 		})
 		if ferr != nil {
 			return "", ferr

@@ -51,7 +51,6 @@ func TestPepper_LoginUpgradesAndHistoryEntryIsPeppered(t *testing.T) {
 	policy := password.DefaultPolicy()
 	policy.History = 5
 	s := New(Deps{DB: db, Hasher: h, Policy: policy, Tokens: ring}, Config{})
-	t.Cleanup(s.Close)
 
 	legacy, _ := bcrypt.GenerateFromPassword([]byte(rightPassword), bcrypt.MinCost)
 	tn := &tutela.Tenant{Slug: "acme", Name: "acme", Region: "eu"}

@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"tutela"
 	"tutela/authz"
 	"tutela/identity/token"
+	"tutela/jobs"
 	"tutela/mail"
 	"tutela/mfa"
 	"tutela/password"
@@ -39,6 +39,9 @@ type Config struct {
 	// MFAAllUsers requires a second factor of every user (auth.mfa_all_users, default true:
 	// ASVS 6.3.2); MFARoles and the tenant setting then add nothing.
 	MFAAllUsers bool
+	// ResetCodeTTL is how long an e-mailed reset code works (auth.reset_code_ttl, default
+	// DefaultResetCodeTTL).
+	ResetCodeTTL time.Duration
 }
 
 // Authentication context classes carried in the acr claim (RFC 9470 names the one a step-up
@@ -48,7 +51,8 @@ const (
 	ACRMFA      = authz.ACRMFA
 )
 
-// Deps are the service's collaborators. Breach and Mailer may be nil.
+// Deps are the service's collaborators. Breach, Mailer and Jobs may be nil; e-mail goes out
+// only with both Mailer and Jobs.
 type Deps struct {
 	DB     *sqlstore.DB
 	Hasher *password.Hasher
@@ -57,6 +61,8 @@ type Deps struct {
 	Tokens *token.Ring
 	MFA    *mfa.Service // nil: no second factors (tests of other features)
 	Mailer mail.Sender
+	// Jobs is the durable queue e-mail goes through; New registers the kinds it needs.
+	Jobs *jobs.Queue
 	// PublicURL is where users reach Tutela, for links in e-mails.
 	PublicURL string
 	Clock     tutela.Clock
@@ -70,16 +76,7 @@ type Service struct {
 	now tutela.Clock
 	db  *sqlstore.DB
 	log *slog.Logger
-	// background tracks e-mail work started by requests, so Close can wait for it; slots
-	// bounds how much of it runs at once (MaxBackgroundJobs).
-	background sync.WaitGroup
-	slots      chan struct{}
 }
-
-// MaxBackgroundJobs bounds the e-mail work (reset codes, notifications) running at once per
-// node. Beyond it new work is dropped and logged: a flood of forgot-password requests cannot
-// pile up goroutines and database connections (ASVS 2.4.1, 15.2.2).
-const MaxBackgroundJobs = 64
 
 // New returns the service.
 func New(d Deps, cfg Config) *Service {
@@ -95,17 +92,19 @@ func New(d Deps, cfg Config) *Service {
 	if cfg.Audience == "" {
 		cfg.Audience = "tutela"
 	}
+	if cfg.ResetCodeTTL <= 0 {
+		cfg.ResetCodeTTL = DefaultResetCodeTTL
+	}
 	if d.Clock == nil {
 		d.Clock = tutela.SystemClock
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{Deps: d, cfg: cfg, now: d.Clock, db: d.DB, log: d.Log, slots: make(chan struct{}, MaxBackgroundJobs)}
+	s := &Service{Deps: d, cfg: cfg, now: d.Clock, db: d.DB, log: d.Log}
+	s.registerJobs()
+	return s
 }
-
-// Close waits for background work (e-mails being sent) to finish.
-func (s *Service) Close() { s.background.Wait() }
 
 // ensureSigner makes sure an access-token key can sign before a transaction that issues
 // tokens begins. Rotation normally runs every minute; after a long pause, or on a node that
@@ -813,9 +812,13 @@ func (s *Service) ChangePassword(ctx context.Context, p *tutela.Principal, curre
 	if err := s.ensureSigner(ctx); err != nil {
 		return nil, err
 	}
+	notice, err := s.PrepareChange(cred.User, ChangePasswordChanged)
+	if err != nil {
+		return nil, err
+	}
 	var g *Grant
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		tv, err := s.setPassword(ctx, tx, cred, hash, "password_changed", ip)
+		tv, err := s.setPassword(ctx, tx, cred, hash, "password_changed", ip, notice)
 		if err != nil {
 			return err
 		}
@@ -854,8 +857,9 @@ func (s *Service) checkAndHash(ctx context.Context, pw tutela.Secret, u *tutela.
 }
 
 // setPassword stores hash, keeps the old one in the history, clears must-change, bumps the
-// token version (revoking every session), and records the security event.
-func (s *Service) setPassword(ctx context.Context, tx *sqlstore.Tx, cred *sqlstore.Credentials, hash, kind, ip string) (int64, error) {
+// token version (revoking every session), records the security event and queues notice, the
+// e-mail telling the user (nil for none).
+func (s *Service) setPassword(ctx context.Context, tx *sqlstore.Tx, cred *sqlstore.Credentials, hash, kind, ip string, notice *Notice) (int64, error) {
 	users := tx.Users(cred.User.TenantID)
 	if cred.PasswordHash != "" {
 		if err := users.AddPasswordHistory(ctx, cred.User.ID, cred.PasswordHash, s.Policy.History); err != nil {
@@ -873,6 +877,9 @@ func (s *Service) setPassword(ctx context.Context, tx *sqlstore.Tx, cred *sqlsto
 	}
 	if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: cred.User.TenantID, UserID: cred.User.ID,
 		Kind: kind, IP: ip}); err != nil {
+		return 0, err
+	}
+	if err := notice.Enqueue(ctx, tx); err != nil {
 		return 0, err
 	}
 	_, tv, err := users.PasswordHash(ctx, cred.User.ID)
@@ -951,6 +958,14 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 	if err != nil {
 		return err
 	}
+	// A reset is told to the user; a first password set up with the bootstrap token changes
+	// nothing anyone had.
+	var notice *Notice
+	if purpose == sqlstore.TokenReset {
+		if notice, err = s.PrepareChange(cred.User, ChangePasswordReset); err != nil {
+			return err
+		}
+	}
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		spent, err := tx.ConsumeToken(ctx, tok, purpose)
 		if err != nil {
@@ -963,7 +978,7 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 		if purpose == sqlstore.TokenSetup {
 			kind = "password_set_up"
 		}
-		_, err = s.setPassword(ctx, tx, cred, hash, kind, ip)
+		_, err = s.setPassword(ctx, tx, cred, hash, kind, ip, notice)
 		return err
 	})
 	if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {

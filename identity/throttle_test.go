@@ -337,7 +337,6 @@ func newTestService(t *testing.T, d sqlstore.Dialect, clock tutela.Clock, cfg Co
 		t.Fatal(err)
 	}
 	s := New(Deps{DB: db, Hasher: h, Policy: password.DefaultPolicy(), Tokens: ring, Clock: clock}, cfg)
-	t.Cleanup(s.Close)
 	hash, err := h.Hash(ctx, rightPassword)
 	if err != nil {
 		t.Fatal(err)

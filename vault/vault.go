@@ -30,6 +30,7 @@ const (
 	PurposeTOTP         = "totp"          // TOTP seeds
 	PurposeAuditKey     = "audit_key"     // checkpoint signing key
 	PurposePersonalData = "personal_data" // personal data fields
+	PurposeJobs         = "jobs"          // queued job payloads (reset-code mail, addresses)
 	// PurposeLookup is deterministic (AES-SIV): equal plaintexts give equal ciphertexts under
 	// one key, for equality lookups on encrypted columns. Use only where that is needed.
 	PurposeLookup = "lookup"
@@ -41,7 +42,7 @@ const (
 
 // Purposes lists every keyset purpose.
 var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup,
-	PurposePasswordPepper}
+	PurposePasswordPepper, PurposeJobs}
 
 // Keyset kinds.
 const (

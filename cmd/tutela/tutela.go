@@ -25,6 +25,7 @@ import (
 	"tutela/httpapi/middleware"
 	"tutela/identity"
 	"tutela/identity/token"
+	"tutela/jobs"
 	"tutela/mail"
 	"tutela/password"
 	"tutela/sqlstore"
@@ -47,8 +48,10 @@ type Main struct {
 	metricsLn     net.Listener
 	ring          *token.Ring
 	identity      *identity.Service
-	closers       []func() error
-	sequencer     *sqlstore.Sequencer
+	// jobs is the durable queue (e-mail); Serve runs its worker on every node.
+	jobs      *jobs.Queue
+	closers   []func() error
+	sequencer *sqlstore.Sequencer
 	// vault seals Tutela's stored secrets (token signing keys, TOTP seeds) under Tink keysets
 	// wrapped by the key-encryption key.
 	vault       *vault.Vault
@@ -313,6 +316,12 @@ func (m *Main) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Queued payloads are new: nothing was sealed for them before the vault, so no legacy key.
+	jobSealer, err := vault.NewVaultSealer(m.vault, "", vault.PurposeJobs, tutela.Secret{})
+	if err != nil {
+		return err
+	}
+	m.jobs = jobs.New(m.DB, jobSealer, jobs.Options{Log: m.Logger})
 	useTLS := cfg.TLS.CertFile != ""
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -352,9 +361,9 @@ func (m *Main) Listen(ctx context.Context) error {
 		return err
 	}
 	m.identity = identity.New(identity.Deps{DB: m.DB, Hasher: hasher, Policy: policy, Breach: breach, Tokens: m.ring,
-		MFA: mfaSvc, Mailer: mailer, PublicURL: issuer, Log: m.Logger},
+		MFA: mfaSvc, Mailer: mailer, Jobs: m.jobs, PublicURL: issuer, Log: m.Logger},
 		identity.Config{SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, BreachCheckAtLogin: a.Breach.CheckAtLogin,
-			MFARoles: a.MFARoles, MFAAllUsers: a.MFAAllUsers, Resources: a.Resources})
+			MFARoles: a.MFARoles, MFAAllUsers: a.MFAAllUsers, Resources: a.Resources, ResetCodeTTL: a.ResetCodeTTL})
 	maskKey, err := hkdf.Key(sha256.New, m.MasterKey.Bytes(), nil, "tutela field masking v1", 32)
 	if err != nil {
 		ln.Close()
@@ -474,6 +483,12 @@ func (m *Main) Serve(ctx context.Context) error {
 		}
 	}()
 	defer func() { <-seqDone }() // the sequencer stops with ctx, before the store closes
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		m.jobs.Run(ctx)
+	}()
+	defer func() { <-jobsDone }() // running jobs record their outcome before the store closes
 	select {
 	case err := <-errc:
 		return err
@@ -489,11 +504,9 @@ func (m *Main) Serve(ctx context.Context) error {
 	return err
 }
 
-// Close waits for background work and releases the store and other resources.
+// Close releases the store and other resources. Serve has already waited for background work;
+// queued jobs stay in the store for the next start.
 func (m *Main) Close() error {
-	if m.identity != nil {
-		m.identity.Close()
-	}
 	var err error
 	for _, c := range m.closers {
 		err = errors.Join(err, c())

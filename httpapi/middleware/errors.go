@@ -36,6 +36,10 @@ func Status(code string) int {
 		return http.StatusTooManyRequests
 	case tutela.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case tutela.ENOTCONFIGURED:
+		// RFC 9110 §15.6.2: the server does not support what the request needs. Unlike
+		// 503 it promises nothing will change by retrying, so no Retry-After.
+		return http.StatusNotImplemented
 	default:
 		return http.StatusInternalServerError
 	}

@@ -31,6 +31,7 @@ func TestStatus_MapsEveryCode(t *testing.T) {
 		tutela.ERATELIMITED:        429,
 		tutela.ETOOMANYATTEMPTS:    429,
 		tutela.EUNAVAILABLE:        503,
+		tutela.ENOTCONFIGURED:      501,
 		tutela.EINTERNAL:           500,
 		"":                         500,
 		"no_such_code":             500,

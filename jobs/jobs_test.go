@@ -1,0 +1,210 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tutela"
+	"tutela/clocktest"
+	"tutela/jobs"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+	"tutela/vault"
+)
+
+var ctx = context.Background()
+
+type env struct {
+	db    *sqlstore.DB
+	clock *clocktest.Clock
+	q     *jobs.Queue
+	logs  *syncBuffer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	db := sqltest.Open(t, sqlstore.SQLite, sqlstore.Options{Clock: clock.Now})
+	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{3}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	q := jobs.New(db, sealer, jobs.Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
+	return &env{db: db, clock: clock, q: q, logs: logs}
+}
+
+func (e *env) enqueue(t *testing.T, kind string, payload []byte) {
+	t.Helper()
+	j, err := e.q.Prepare(kind, "", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.EnqueueJob(ctx, j) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) runDue(t *testing.T) int {
+	t.Helper()
+	n, err := e.q.RunDue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) rawPayloads(t *testing.T) [][]byte {
+	t.Helper()
+	rows, err := e.db.SQL().QueryContext(ctx, `SELECT payload FROM jobs ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// A secret in a Sealed kind's payload is never in the database in clear, reaches the handler
+// intact, and is deleted with the job once it ran.
+func TestQueue_SealedPayloadEncryptedAtRestAndDroppedOnceRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var got []byte
+	e.q.Register(jobs.Kind{Name: "reset-mail", Sealed: true, Handle: func(_ context.Context, _ string, p []byte) error {
+		got = bytes.Clone(p)
+		return nil
+	}})
+	secret := []byte("code 4f1c9e2a-the-reset-code")
+	e.enqueue(t, "reset-mail", secret)
+	stored := e.rawPayloads(t)
+	if len(stored) != 1 || bytes.Contains(stored[0], []byte("the-reset-code")) {
+		t.Fatalf("payload stored in clear: %q", stored)
+	}
+	if n := e.runDue(t); n != 1 || !bytes.Equal(got, secret) {
+		t.Fatalf("ran %d, handler got %q", n, got)
+	}
+	if left := e.rawPayloads(t); len(left) != 0 {
+		t.Fatalf("payload kept after the job ran: %q", left)
+	}
+}
+
+// A sealed payload copied into another job's row (same kind) does not open there: the handler
+// never sees it and the job fails instead.
+func TestQueue_SealedPayloadMovedToAnotherJobDoesNotOpen(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var got [][]byte
+	var mu sync.Mutex
+	e.q.Register(jobs.Kind{Name: "reset-mail", Sealed: true, Handle: func(_ context.Context, _ string, p []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, bytes.Clone(p))
+		return nil
+	}})
+	e.enqueue(t, "reset-mail", []byte("for ana"))
+	e.enqueue(t, "reset-mail", []byte("for mallory"))
+	// The attacker with write access to the table points mallory's job at ana's ciphertext.
+	if _, err := e.db.SQL().ExecContext(ctx, `UPDATE jobs SET payload = (SELECT payload FROM jobs ORDER BY id LIMIT 1)
+		WHERE id = (SELECT id FROM jobs ORDER BY id DESC LIMIT 1)`); err != nil {
+		t.Fatal(err)
+	}
+	e.runDue(t)
+	if len(got) != 1 || string(got[0]) != "for ana" {
+		t.Fatalf("handler got %q, want only ana's own job", got)
+	}
+	if !strings.Contains(e.logs.String(), "payload does not open") {
+		t.Fatalf("tampered job not logged as failed:\n%s", e.logs)
+	}
+}
+
+// A failing job comes back after its backoff (not before), and after its last attempt it is
+// dead, logged as an error, and no longer runs.
+func TestQueue_FailureRetriedWithBackoffThenDead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var calls int
+	e.q.Register(jobs.Kind{Name: "flaky", MaxAttempts: 3, Handle: func(context.Context, string, []byte) error {
+		calls++
+		return errors.New("relay refused")
+	}})
+	e.enqueue(t, "flaky", nil)
+	if n := e.runDue(t); n != 1 || calls != 1 {
+		t.Fatalf("first pass ran %d (calls %d)", n, calls)
+	}
+	for attempt := 1; attempt < 3; attempt++ {
+		e.clock.Add(jobs.Backoff(attempt) - time.Microsecond)
+		if n := e.runDue(t); n != 0 {
+			t.Fatalf("attempt %d retried before its backoff", attempt)
+		}
+		e.clock.Add(time.Microsecond)
+		if n := e.runDue(t); n != 1 || calls != attempt+1 {
+			t.Fatalf("attempt %d not retried after its backoff: ran %d, calls %d", attempt, n, calls)
+		}
+	}
+	e.clock.Add(24 * time.Hour)
+	if n := e.runDue(t); n != 0 || calls != 3 {
+		t.Fatalf("dead job ran again: %d, calls %d", n, calls)
+	}
+	if !strings.Contains(e.logs.String(), "job dead after its last attempt") || !strings.Contains(e.logs.String(), "relay refused") {
+		t.Fatalf("dead job not logged:\n%s", e.logs)
+	}
+	var c sqlstore.JobCounts
+	_ = e.db.View(ctx, func(tx *sqlstore.Tx) (err error) { c, err = tx.CountJobs(ctx); return err })
+	if c.Dead != 1 || c.Pending != 0 {
+		t.Fatalf("counts = %+v", c)
+	}
+}
+
+// Enqueuing a kind nobody registered, or a Sealed kind without a sealer, fails at once rather
+// than storing a job that cannot run or a secret in clear.
+func TestQueue_EnqueueRefusesUnknownKindAndUnsealedSecret(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if err := e.q.Enqueue(ctx, "nope", "", nil); err == nil {
+		t.Fatal("unknown kind enqueued")
+	}
+	q := jobs.New(e.db, nil, jobs.Options{})
+	q.Register(jobs.Kind{Name: "secret", Sealed: true, Handle: func(context.Context, string, []byte) error { return nil }})
+	if err := q.Enqueue(ctx, "secret", "", []byte("x")); err == nil {
+		t.Fatal("sealed kind enqueued without a sealer")
+	}
+	if p := e.rawPayloads(t); len(p) != 0 {
+		t.Fatalf("jobs stored: %q", p)
+	}
+}
+
+func TestBackoff_DoublesFromThirtySecondsToAnHour(t *testing.T) {
+	t.Parallel()
+	for attempt, want := range map[int]time.Duration{1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute,
+		7: 32 * time.Minute, 8: time.Hour, 50: time.Hour} {
+		if got := jobs.Backoff(attempt); got != want {
+			t.Errorf("Backoff(%d) = %v, want %v", attempt, got, want)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }

@@ -1,0 +1,238 @@
+package storetest
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	"tutela"
+	"tutela/sqlstore"
+)
+
+// JobTests is the durable job queue's part of the suite (package jobs, migration 00012): work
+// enqueued with a change exists exactly when the change does, one worker at a time holds a job,
+// failures come back after their backoff, and nothing is lost when a worker dies.
+var JobTests = []Test{
+	{"JobEnqueuedWithTransactionOnly", testJobEnqueueTx},
+	{"JobClaimedByOneWorkerAtATime", testJobConcurrentClaim},
+	{"JobFailureRetriedAfterBackoff", testJobRetry},
+	{"JobDeadAfterMaxAttempts", testJobDead},
+	{"JobLeaseExpiryHandsJobToAnotherWorker", testJobLeaseExpiry},
+}
+
+const jobLease = time.Minute
+
+func enqueue(t *testing.T, db *sqlstore.DB, j *sqlstore.Job) *sqlstore.Job {
+	t.Helper()
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.EnqueueJob(ctx, j) })
+	return j
+}
+
+func claim(t *testing.T, db *sqlstore.DB, limit int) []*sqlstore.Job {
+	t.Helper()
+	var got []*sqlstore.Job
+	update(t, db, func(tx *sqlstore.Tx) (err error) { got, _, err = tx.ClaimJobs(ctx, limit, jobLease); return err })
+	return got
+}
+
+func jobCounts(t *testing.T, db *sqlstore.DB) sqlstore.JobCounts {
+	t.Helper()
+	var c sqlstore.JobCounts
+	if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) { c, err = tx.CountJobs(ctx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A job enqueued in a transaction that rolls back never existed; one that commits is claimable
+// with its kind, tenant and payload as given, and completing it deletes it.
+func testJobEnqueueTx(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.EnqueueJob(ctx, &sqlstore.Job{Kind: "mail", Payload: []byte("ghost"), MaxAttempts: 3}); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if err != errBoom {
+		t.Fatalf("Update = %v, want errBoom", err)
+	}
+	if c := jobCounts(t, db); c.Pending != 0 || c.Dead != 0 {
+		t.Fatalf("rolled-back job is queued: %+v", c)
+	}
+	if got := claim(t, db, 10); len(got) != 0 {
+		t.Fatalf("claimed %d jobs from a rolled-back transaction", len(got))
+	}
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.EnqueueJob(ctx, &sqlstore.Job{Kind: "mail"}) }), tutela.EINVALID)
+
+	tenant := tutela.NewID()
+	j := enqueue(t, db, &sqlstore.Job{Kind: "mail", TenantID: tenant, Payload: []byte{0, 1, 2, 0xff}, MaxAttempts: 3})
+	if c := jobCounts(t, db); c.Pending != 1 {
+		t.Fatalf("counts = %+v, want one pending", c)
+	}
+	got := claim(t, db, 10)
+	if len(got) != 1 || got[0].ID != j.ID || got[0].Kind != "mail" || got[0].TenantID != tenant ||
+		!bytes.Equal(got[0].Payload, j.Payload) || got[0].Attempts != 1 || got[0].Lease == "" {
+		t.Fatalf("claimed %+v, want %+v on its first attempt", got, j)
+	}
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.CompleteJob(ctx, got[0]) })
+	if c := jobCounts(t, db); c.Pending != 0 || c.Dead != 0 {
+		t.Fatalf("completed job still stored: %+v", c)
+	}
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.CompleteJob(ctx, got[0]) }), tutela.ECONFLICT)
+}
+
+// Many workers claiming at once share the jobs out: every job is claimed exactly once.
+func testJobConcurrentClaim(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	const jobs, workers = 30, 8
+	for range jobs {
+		enqueue(t, db, &sqlstore.Job{Kind: "mail", MaxAttempts: 3})
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range jobs {
+				var got []*sqlstore.Job
+				err := db.Update(ctx, func(tx *sqlstore.Tx) (err error) { got, _, err = tx.ClaimJobs(ctx, 2, jobLease); return err })
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, j := range got {
+					seen[j.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != jobs {
+		t.Fatalf("%d distinct jobs claimed, want %d", len(seen), jobs)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("job %s claimed %d times under one lease", id, n)
+		}
+	}
+}
+
+// A failed job is invisible until its retry time, then comes back with its error and one more
+// attempt counted.
+func testJobRetry(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	enqueue(t, db, &sqlstore.Job{Kind: "mail", MaxAttempts: 5})
+	first := claim(t, db, 1)
+	if len(first) != 1 {
+		t.Fatalf("claimed %d, want 1", len(first))
+	}
+	retryAt := db.Now().Add(30 * time.Second)
+	update(t, db, func(tx *sqlstore.Tx) error {
+		dead, err := tx.FailJob(ctx, first[0], "smtp: connection refused", retryAt)
+		if dead {
+			t.Error("dead after one of five attempts")
+		}
+		return err
+	})
+	if got := claim(t, db, 1); len(got) != 0 {
+		t.Fatal("failed job claimed again at once, before its backoff")
+	}
+	clock.Add(30*time.Second - time.Microsecond)
+	if got := claim(t, db, 1); len(got) != 0 {
+		t.Fatal("failed job claimed before its retry time")
+	}
+	clock.Add(time.Microsecond)
+	again := claim(t, db, 1)
+	if len(again) != 1 || again[0].ID != first[0].ID || again[0].Attempts != 2 || again[0].LastError != "smtp: connection refused" {
+		t.Fatalf("retry = %+v, want the job on attempt 2 with its error", again)
+	}
+	// The first attempt's lease is over: it can neither fail nor complete the job now.
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := tx.FailJob(ctx, first[0], "late", retryAt); return err }), tutela.ECONFLICT)
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.CompleteJob(ctx, first[0]) }), tutela.ECONFLICT)
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.CompleteJob(ctx, again[0]) })
+}
+
+// After its last attempt fails, a job is dead: never claimed again, counted, listed with its
+// error, its payload gone.
+func testJobDead(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	j := enqueue(t, db, &sqlstore.Job{Kind: "webhook", Payload: []byte("personal data"), MaxAttempts: 2})
+	for attempt := 1; attempt <= 2; attempt++ {
+		got := claim(t, db, 1)
+		if len(got) != 1 || got[0].Attempts != attempt {
+			t.Fatalf("attempt %d: claimed %+v", attempt, got)
+		}
+		update(t, db, func(tx *sqlstore.Tx) error {
+			dead, err := tx.FailJob(ctx, got[0], "boom", db.Now())
+			if dead != (attempt == 2) {
+				t.Errorf("attempt %d: dead = %v", attempt, dead)
+			}
+			return err
+		})
+		clock.Add(time.Hour)
+	}
+	if got := claim(t, db, 1); len(got) != 0 {
+		t.Fatalf("dead job claimed again: %+v", got)
+	}
+	if c := jobCounts(t, db); c.Pending != 0 || c.Dead != 1 {
+		t.Fatalf("counts = %+v, want one dead", c)
+	}
+	var dead []*sqlstore.Job
+	update(t, db, func(tx *sqlstore.Tx) (err error) { dead, err = tx.DeadJobs(ctx, 10); return err })
+	if len(dead) != 1 || dead[0].ID != j.ID || dead[0].Kind != "webhook" || dead[0].Attempts != 2 ||
+		dead[0].LastError != "boom" || dead[0].DeadAt.IsZero() || dead[0].Payload != nil {
+		t.Fatalf("dead jobs = %+v", dead)
+	}
+	var payload []byte
+	if err := db.SQL().QueryRowContext(ctx, `SELECT payload FROM jobs WHERE id = $1`, j.ID).Scan(&payload); err != nil || payload != nil {
+		t.Fatalf("dead job's payload kept: %q, %v", payload, err)
+	}
+}
+
+// Crash safety: a worker that claims a job and dies leaves it locked only until the lease runs
+// out; then another worker gets it, and the dead worker's lease is worthless. A job whose lease
+// lapses on its last attempt is dead, not lost and not retried for ever.
+func testJobLeaseExpiry(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	enqueue(t, db, &sqlstore.Job{Kind: "mail", MaxAttempts: 2})
+	crashed := claim(t, db, 1)
+	if len(crashed) != 1 {
+		t.Fatal("nothing claimed")
+	}
+	clock.Add(jobLease - time.Microsecond)
+	if got := claim(t, db, 1); len(got) != 0 {
+		t.Fatal("job claimed by a second worker while the first one's lease holds")
+	}
+	clock.Add(time.Microsecond)
+	second := claim(t, db, 1)
+	if len(second) != 1 || second[0].ID != crashed[0].ID || second[0].Attempts != 2 || second[0].Lease == crashed[0].Lease {
+		t.Fatalf("after the lease: %+v", second)
+	}
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.CompleteJob(ctx, crashed[0]) }), tutela.ECONFLICT)
+	// The second worker dies too, on the last attempt.
+	clock.Add(jobLease)
+	var dead int64
+	update(t, db, func(tx *sqlstore.Tx) (err error) {
+		var got []*sqlstore.Job
+		got, dead, err = tx.ClaimJobs(ctx, 1, jobLease)
+		if len(got) != 0 {
+			t.Errorf("job claimed beyond its max attempts: %+v", got)
+		}
+		return err
+	})
+	if c := jobCounts(t, db); dead != 1 || c.Dead != 1 || c.Pending != 0 {
+		t.Fatalf("dead = %d, counts = %+v; want the job dead", dead, c)
+	}
+	var list []*sqlstore.Job
+	update(t, db, func(tx *sqlstore.Tx) (err error) { list, err = tx.DeadJobs(ctx, 10); return err })
+	if len(list) != 1 || list[0].LastError != "lease expired" {
+		t.Fatalf("dead jobs = %+v", list)
+	}
+}
