@@ -30,6 +30,7 @@ var AuditTests = []Test{
 	{"AuditTamperOneByteNamesIndex", testAuditTamperByte},
 	{"AuditTamperDeletedRowsDetected", testAuditTamperDelete},
 	{"AuditTamperSwapDetectedAtFirst", testAuditTamperSwap},
+	{"AuditTamperEachColumnNamed", testAuditTamperColumns},
 	{"AuditRewriteResignedFailsAgainstPublished", testAuditRewrite},
 	{"AuditForgedCheckpointRejected", testAuditForgedCheckpoint},
 	{"AuditPruneKeepsLogVerifiable", testAuditPrune},
@@ -457,6 +458,56 @@ func testAuditTamperSwap(t *testing.T, open Opener) {
 		return err
 	})
 	mustFirstFailure(t, k.verify(t, true), 2, audit.KindContentMismatch)
+}
+
+// testAuditTamperColumns edits, one at a time, every column kept beside the canonical body (the
+// ones the API filters and indexes on). Each edit leaves the hashes intact, so only comparing the
+// column with the body catches it; verify must name the index, the event and the column.
+func testAuditTamperColumns(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	k := newAuditKit(t, db)
+	k.record(t, 12)
+	k.step(t)
+	mustVerifyOK(t, k.verify(t, true), 12)
+	later := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	cases := []struct {
+		table, column string
+		value         any
+	}{
+		{"audit_events", "tenant_id", "0190f3a4-aaaa-7000-8000-000000000002"},
+		{"audit_events", "actor_type", audit.ActorSystem},
+		{"audit_events", "actor_id", "0190f3a4-bbbb-7000-8000-999999999999"},
+		{"audit_events", "action", "user.logout"},
+		{"audit_events", "target_type", "tenant"},
+		{"audit_events", "target_id", "0190f3a4-cccc-7000-8000-999999999999"},
+		{"audit_events", "outcome", audit.OutcomeFailure},
+		{"audit_events", "request_id", "req-forged"},
+		{"audit_events", "time", later},
+		{"audit_log", "time", later},
+	}
+	// Later cases tamper lower indexes, so each verify's first failure is the newest edit.
+	for n, tc := range cases {
+		idx := int64(len(cases) - 1 - n)
+		var id string
+		tamper(t, db, func(tx *sql.Tx) error {
+			id, _ = canonicalAt(t, tx, idx)
+			key := "id"
+			if tc.table == "audit_log" {
+				key = "event_id"
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE `+tc.table+` SET `+tc.column+` = $1 WHERE `+key+` = $2`, tc.value, id)
+			return err
+		})
+		rep := k.verify(t, true)
+		mustFirstFailure(t, rep, idx, audit.KindColumnMismatch)
+		f := rep.Failures[0]
+		if f.EventID != id || !strings.Contains(f.Detail, tc.table+"."+tc.column) {
+			t.Errorf("%s.%s changed: failure %+v does not name event %s and the column", tc.table, tc.column, f, id)
+		}
+		if rep.FailureCount != n+1 {
+			t.Errorf("%s.%s changed: %d failures, want %d: %+v", tc.table, tc.column, rep.FailureCount, n+1, rep.Failures)
+		}
+	}
 }
 
 func testAuditRewrite(t *testing.T, open Opener) {
