@@ -522,7 +522,8 @@ func testAuditRewrite(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	// The attacker holds the database and the real signing key: edits entry 2, recomputes every
-	// hash and re-signs. Only the checkpoints published outside the database can tell.
+	// hash and re-signs, and keeps the action column in step with the body. Only the checkpoints
+	// published outside the database can tell.
 	entries[2].Canonical = bytes.Replace(entries[2].Canonical, []byte("user.login"), []byte("user.logon"), 1)
 	entries[2].LeafHash = audit.LeafHash(entries[2].Canonical)
 	var app audit.Appender
@@ -542,7 +543,7 @@ func testAuditRewrite(t *testing.T, open Opener) {
 			s    string
 			args []any
 		}{
-			{`UPDATE audit_events SET canonical = $1, leaf_hash = $2 WHERE id = $3`, []any{e.Canonical, e.LeafHash[:], e.EventID}},
+			{`UPDATE audit_events SET canonical = $1, leaf_hash = $2, action = 'user.logon' WHERE id = $3`, []any{e.Canonical, e.LeafHash[:], e.EventID}},
 			{`UPDATE audit_log SET leaf_hash = $1 WHERE idx = $2`, []any{e.LeafHash[:], e.Index}},
 			{`DELETE FROM audit_hashes`, nil},
 			{`DELETE FROM audit_checkpoints`, nil},
