@@ -146,6 +146,13 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 			return err
 		}
 		drained = len(pending) < s.opt.BatchSize
+		// The heartbeat tells `audit verify` that a sequencer holding the lock is alive, so events
+		// waiting for it are not mistaken for ones left behind while no node runs.
+		if _, err := tx.exec(ctx, `INSERT INTO audit_sequencer (id, beat_at, interval_ms) VALUES (1, $1, $2)
+			ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at, interval_ms = excluded.interval_ms`,
+			tx.now, max(s.opt.Interval.Milliseconds(), 1)); err != nil {
+			return err
+		}
 		if len(pending) == 0 {
 			return nil
 		}

@@ -31,6 +31,8 @@ var AuditTests = []Test{
 	{"AuditTamperDeletedRowsDetected", testAuditTamperDelete},
 	{"AuditTamperSwapDetectedAtFirst", testAuditTamperSwap},
 	{"AuditTamperEachColumnNamed", testAuditTamperColumns},
+	{"AuditPendingAndSequencerHeartbeat", testAuditPending},
+	{"DeploymentSettingsAgreeUnderRace", testDeploymentSettings},
 	{"AuditRewriteResignedFailsAgainstPublished", testAuditRewrite},
 	{"AuditForgedCheckpointRejected", testAuditForgedCheckpoint},
 	{"AuditPruneKeepsLogVerifiable", testAuditPrune},
@@ -507,6 +509,103 @@ func testAuditTamperColumns(t *testing.T, open Opener) {
 		if rep.FailureCount != n+1 {
 			t.Errorf("%s.%s changed: %d failures, want %d: %+v", tc.table, tc.column, rep.FailureCount, n+1, rep.Failures)
 		}
+	}
+}
+
+// testAuditPending: events outside the Merkle log are counted with the oldest one's time, and
+// they count as left behind (Stale) only when they waited past the grace and no sequencer has run
+// a round within it: a live sequencer's heartbeat says they will be sequenced.
+func testAuditPending(t *testing.T, open Opener) {
+	clk := newClock()
+	db := open(t, sqlstore.Options{Clock: clk.Now})
+	k := newAuditKit(t, db)
+	pending := func() sqlstore.AuditPending {
+		t.Helper()
+		p, err := db.AuditPending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := pending(); p.Count != 0 || !p.SequencerSeen.IsZero() || p.Stale(clk.Now()) {
+		t.Fatalf("empty log: %+v", p)
+	}
+	first := db.Now()
+	k.record(t, 2)
+	clk.Add(time.Second)
+	k.record(t, 1)
+	p := pending()
+	if p.Count != 3 || !p.Oldest.Equal(first) {
+		t.Fatalf("pending = %+v, want 3 from %v", p, first)
+	}
+	if p.Stale(clk.Now()) {
+		t.Fatal("events a second old count as left behind")
+	}
+	clk.Add(10 * time.Second)
+	if !pending().Stale(clk.Now()) {
+		t.Fatal("events 10 s old with no sequencer ever seen are not stale")
+	}
+	k.step(t)
+	p = pending()
+	if p.Count != 0 || !p.SequencerSeen.Equal(db.Now()) || p.SequencerInterval != time.Second {
+		t.Fatalf("after a round: %+v", p)
+	}
+	k.record(t, 2)
+	clk.Add(3 * time.Second)
+	if p := pending(); p.Count != 2 || p.Stale(clk.Now()) || !p.SequencerAlive(clk.Now()) {
+		t.Fatalf("events waiting for a live sequencer: %+v", p)
+	}
+	clk.Add(10 * time.Second) // the node stopped without draining
+	if p := pending(); !p.Stale(clk.Now()) || p.SequencerAlive(clk.Now()) {
+		t.Fatalf("events left behind by a stopped sequencer: %+v", p)
+	}
+	// A slower sequencer's heartbeat carries its interval, which sets the grace.
+	slow := sqlstore.NewSequencer(db, k.signer, auditOrigin, sqlstore.SequencerOptions{Interval: time.Minute})
+	if _, err := slow.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k.record(t, 1)
+	clk.Add(2 * time.Minute)
+	if p := pending(); p.Count != 1 || p.Stale(clk.Now()) || p.Grace() != 5*time.Minute {
+		t.Fatalf("1-minute sequencer, 2 minutes later: %+v", p)
+	}
+}
+
+// testDeploymentSettings: nodes starting at once on an empty database each offer their value;
+// exactly one is recorded and every node is told the same one.
+func testDeploymentSettings(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	if v, err := db.Setting(ctx, sqlstore.SettingIssuer); err != nil || v != "" {
+		t.Fatalf("fresh database: %q, %v", v, err)
+	}
+	const n = 8
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := db.AgreeSetting(ctx, sqlstore.SettingIssuer, fmt.Sprintf("https://node%d.example", i))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		if got[i] != got[0] || !strings.HasPrefix(got[0], "https://node") {
+			t.Fatalf("nodes were told different values: %q", got)
+		}
+	}
+	if v, _ := db.Setting(ctx, sqlstore.SettingIssuer); v != got[0] {
+		t.Fatalf("recorded %q, nodes told %q", v, got[0])
+	}
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.ReplaceSetting(ctx, sqlstore.SettingIssuer, "https://id.example")
+	})
+	if v, _ := db.AgreeSetting(ctx, sqlstore.SettingIssuer, "https://node0.example"); v != "https://id.example" {
+		t.Fatalf("after a deliberate change: %q", v)
 	}
 }
 
