@@ -75,6 +75,10 @@ const (
 	// KindInconsistentCheckpoint: validly signed checkpoints contradict each other (a later one
 	// is smaller, or two of the same size have different roots): the log key signed a fork.
 	KindInconsistentCheckpoint = "inconsistent_checkpoint"
+	// KindUnsequenced: events were recorded but left outside the log (no leaf, no checkpoint
+	// protects them) longer than a few sequencer intervals while no sequencer runs. Verify does
+	// not report it (a Source holds only the log); the store's checker (`tutela audit verify`) does.
+	KindUnsequenced = "unsequenced"
 )
 
 // MaxReportedFailures bounds Report.Failures; Report.FailureCount has the full count.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"time"
 
 	"tutela"
@@ -119,4 +120,35 @@ func (db *DB) AuditPending(ctx context.Context) (AuditPending, error) {
 		p.SequencerInterval = time.Duration(ms.Int64) * time.Millisecond
 	}
 	return p, nil
+}
+
+// HoldsKeys reports whether the database holds sealed key material (keysets, token signing
+// keys): such a database was set up with a master key and is unreadable under any other. A
+// database not yet migrated holds none.
+func (db *DB) HoldsKeys(ctx context.Context) (bool, error) {
+	var (
+		tables []string
+		err    error
+	)
+	if db.dialect == Postgres {
+		tables, err = pgTables(ctx, db.read)
+	} else {
+		tables, err = sqliteTables(ctx, db.read)
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, t := range []string{"keysets", "signing_keys"} {
+		if !slices.Contains(tables, t) {
+			continue
+		}
+		var has bool
+		if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+t+`)`).Scan(&has); err != nil {
+			return false, mapErr(err)
+		}
+		if has {
+			return true, nil
+		}
+	}
+	return false, nil
 }

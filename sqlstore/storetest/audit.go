@@ -519,6 +519,7 @@ func testAuditPending(t *testing.T, open Opener) {
 	clk := newClock()
 	db := open(t, sqlstore.Options{Clock: clk.Now})
 	k := newAuditKit(t, db)
+	k.seq = sqlstore.NewSequencer(db, k.signer, auditOrigin, sqlstore.SequencerOptions{CheckpointDir: k.dir, Heartbeat: true})
 	pending := func() sqlstore.AuditPending {
 		t.Helper()
 		p, err := db.AuditPending(ctx)
@@ -550,6 +551,15 @@ func testAuditPending(t *testing.T, open Opener) {
 	if p.Count != 0 || !p.SequencerSeen.Equal(db.Now()) || p.SequencerInterval != time.Second {
 		t.Fatalf("after a round: %+v", p)
 	}
+	// A one-shot run (no heartbeat) does not vouch for a live sequencer.
+	clk.Add(time.Minute)
+	if _, err := newAuditKit(t, db).seq.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(); p.SequencerAlive(clk.Now()) {
+		t.Fatalf("a one-shot round counts as a live sequencer: %+v", p)
+	}
+	k.step(t)
 	k.record(t, 2)
 	clk.Add(3 * time.Second)
 	if p := pending(); p.Count != 2 || p.Stale(clk.Now()) || !p.SequencerAlive(clk.Now()) {
@@ -560,7 +570,7 @@ func testAuditPending(t *testing.T, open Opener) {
 		t.Fatalf("events left behind by a stopped sequencer: %+v", p)
 	}
 	// A slower sequencer's heartbeat carries its interval, which sets the grace.
-	slow := sqlstore.NewSequencer(db, k.signer, auditOrigin, sqlstore.SequencerOptions{Interval: time.Minute})
+	slow := sqlstore.NewSequencer(db, k.signer, auditOrigin, sqlstore.SequencerOptions{Interval: time.Minute, Heartbeat: true})
 	if _, err := slow.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
