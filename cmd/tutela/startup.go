@@ -146,8 +146,13 @@ func (m *Main) agreeAuditKey(ctx context.Context, path, vkey string) error {
 
 // agreeIssuer records the access tokens' issuer at first start and refuses a node that would
 // issue tokens under another one: nodes behind one load balancer must accept each other's tokens,
-// and a token whose "iss" differs is refused (401, audited as auth.token wrong_issuer).
+// and a token whose "iss" differs is refused (401, audited as auth.token wrong_issuer). Only
+// nodes sharing a PostgreSQL database can disagree; an embedded SQLite store has one node, which
+// may change its address (and so its default issuer) between starts.
 func (m *Main) agreeIssuer(ctx context.Context, issuer string) error {
+	if m.DB.Dialect() != sqlstore.Postgres {
+		return nil
+	}
 	if m.acceptIssuerChange {
 		old, err := m.DB.Setting(ctx, sqlstore.SettingIssuer)
 		if err != nil {
