@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tutela/audit"
+	"tutela/config"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 	"tutela/vault"
@@ -328,5 +329,43 @@ func TestServe_TwoNodesRacingOnEmptyPostgresAgreeOnOneAuditKey(t *testing.T) {
 	if refused != 1 {
 		t.Fatalf("want exactly one node refused for its audit key; exits %d, %d:\n%s\n----\n%s",
 			first.code, second.code, first.logs, second.logs)
+	}
+}
+
+// The issuer recorded at first start is kept against a node configured otherwise, and replaced
+// only by a deliberate --accept-issuer-change, which is audited.
+func TestAgreeIssuer_RefusesOtherAndAcceptsDeliberateChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, sqltest.PostgresURL(t), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	m := &Main{Config: config.Default(), DB: db, Logger: newLogger(config.Default(), &logs)}
+	m.Config.Auth.Issuer = "https://id.example.org"
+	if err := m.agreeIssuer(ctx, "https://id.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	err = m.agreeIssuer(ctx, "https://login.example.org")
+	if err == nil || !strings.Contains(err.Error(), `auth.issuer is "https://login.example.org"`) ||
+		!strings.Contains(err.Error(), `this deployment issues tokens as "https://id.example.org"`) {
+		t.Fatalf("other issuer: %v", err)
+	}
+	m.acceptIssuerChange = true
+	if err := m.agreeIssuer(ctx, "https://login.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	m.acceptIssuerChange = false
+	if err := m.agreeIssuer(ctx, "https://login.example.org"); err != nil {
+		t.Fatalf("after the deliberate change: %v", err)
+	}
+	recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{Action: "deployment.issuer_change"})
+	if err != nil || len(recs) != 1 || recs[0].Event.Details["from"] != "https://id.example.org" {
+		t.Fatalf("issuer change not audited: %v %+v", err, recs)
 	}
 }
