@@ -210,6 +210,10 @@ func (e Event) Canonical() ([]byte, error) {
 	return b, nil
 }
 
+// FormatTime writes t as the canonical encoding does (fixed-width RFC 3339 UTC, microseconds), so
+// a stored time column can be compared with the content's "time".
+func FormatTime(t time.Time) string { return t.UTC().Truncate(time.Microsecond).Format(timeLayout) }
+
 // LeafHash returns the RFC 6962 leaf hash SHA-256(0x00 || canonical) of an encoded event.
 func LeafHash(canonical []byte) tlog.Hash { return tlog.RecordHash(canonical) }
 

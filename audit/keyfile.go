@@ -72,7 +72,9 @@ func LoadOrCreateSigner(path, name string, sealer vault.Sealer) (*Signer, string
 		}
 		pt, err := sealer.Open(ct, keyAAD(name))
 		if err != nil {
-			return nil, "", fmt.Errorf("audit key file %s: cannot unseal (wrong key-encryption key?)", path)
+			return nil, "", fmt.Errorf("audit key file %s cannot be unsealed by this database's audit_key keyset: the file "+
+				"belongs to another deployment (or the keyset's key was retired); copy audit.key from a node of this "+
+				"deployment, or restore the one backed up with this database", path)
 		}
 		skey = string(pt)
 	} else if sealer != nil {

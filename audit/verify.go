@@ -3,9 +3,11 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -34,6 +36,17 @@ type Entry struct {
 	Canonical []byte
 	Pruned    bool
 	LeafHash  tlog.Hash // the stored leaf hash
+	// Columns are values the store keeps beside the content (to filter and index on) that must
+	// equal the content's own members: a row moved to another tenant, actor or action by editing
+	// such a column would otherwise hide from filtered reads while the hashes still verify.
+	Columns []Column
+}
+
+// Column is a stored copy of one top-level member of an entry's canonical content.
+type Column struct {
+	Name   string // where it is stored, as reported ("audit_events.tenant_id")
+	Member string // the canonical member it copies ("tenant_id"); times use [FormatTime]
+	Value  string
 }
 
 // Failure kinds, from the innermost layer out (see the package documentation).
@@ -41,6 +54,9 @@ const (
 	// KindContentMismatch: the stored content does not hash to the stored leaf hash, the event
 	// ID column disagrees with the content, or content is missing without being pruned.
 	KindContentMismatch = "content_mismatch"
+	// KindColumnMismatch: a value stored beside the content (tenant, actor, action, target,
+	// outcome, request id, time) differs from the content, which the leaf hash vouches for.
+	KindColumnMismatch = "column_mismatch"
 	// KindMissingEntry: an index in 0..size-1 has no entry, or a checkpoint covers more entries
 	// than the log holds (the tail was cut off).
 	KindMissingEntry = "missing_entry"
@@ -59,6 +75,10 @@ const (
 	// KindInconsistentCheckpoint: validly signed checkpoints contradict each other (a later one
 	// is smaller, or two of the same size have different roots): the log key signed a fork.
 	KindInconsistentCheckpoint = "inconsistent_checkpoint"
+	// KindUnsequenced: events were recorded but left outside the log (no leaf, no checkpoint
+	// protects them) longer than a few sequencer intervals while no sequencer runs. Verify does
+	// not report it (a Source holds only the log); the store's checker (`tutela audit verify`) does.
+	KindUnsequenced = "unsequenced"
 )
 
 // MaxReportedFailures bounds Report.Failures; Report.FailureCount has the full count.
@@ -273,8 +293,81 @@ func (v *verifier) checkContent(e Entry) {
 		if !ok || escaped || string(id) != e.EventID {
 			v.failEntry(Failure{Index: e.Index, EventID: e.EventID, Kind: KindContentMismatch,
 				Detail: "event id column differs from the id in the stored content"})
+			return
 		}
 	}
+	if len(e.Columns) > 0 {
+		if c, want, bad := mismatchedColumn(e.Canonical, e.Columns); bad {
+			v.failEntry(Failure{Index: e.Index, EventID: e.EventID, Kind: KindColumnMismatch,
+				Detail: fmt.Sprintf("column %s is %s but the stored content says %s", c.Name, quoteShort(c.Value), quoteShort(want))})
+		}
+	}
+}
+
+// mismatchedColumn returns the first column whose value differs from the content's member (and
+// the content's value). The content has already been tied to the leaf hash, so it is the truth.
+func mismatchedColumn(canonical []byte, cols []Column) (Column, string, bool) {
+	members, ok := topLevelMembers(canonical)
+	for _, c := range cols {
+		if !ok {
+			return c, "(unreadable)", true
+		}
+		raw, found := members[c.Member]
+		if !found || len(raw) < 2 || raw[0] != '"' {
+			return c, "(no such member)", true
+		}
+		var want string
+		if bytes.IndexByte(raw, '\\') < 0 {
+			want = string(raw[1 : len(raw)-1])
+		} else if err := json.Unmarshal(raw, &want); err != nil {
+			return c, "(unreadable)", true
+		}
+		if want != c.Value {
+			return c, want, true
+		}
+	}
+	return Column{}, "", false
+}
+
+// topLevelMembers splits a canonical encoding into its top-level members (raw JSON values).
+func topLevelMembers(b []byte) (map[string][]byte, bool) {
+	if len(b) < 2 || b[0] != '{' {
+		return nil, false
+	}
+	out := make(map[string][]byte, 16)
+	i := 1
+	for i < len(b) {
+		if b[i] != '"' {
+			return nil, false
+		}
+		kEnd, kEsc := skipString(b, i)
+		if kEnd < 0 || kEnd >= len(b) || b[kEnd] != ':' || kEsc {
+			return nil, false
+		}
+		vStart := kEnd + 1
+		vEnd := skipValue(b, vStart)
+		if vEnd < 0 || vEnd >= len(b) {
+			return nil, false
+		}
+		out[string(b[i+1:kEnd-1])] = b[vStart:vEnd]
+		switch b[vEnd] {
+		case ',':
+			i = vEnd + 1
+		case '}':
+			return out, vEnd == len(b)-1
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// quoteShort quotes a value for a failure detail, cut to a readable length.
+func quoteShort(s string) string {
+	if len(s) > 80 {
+		s = truncateUTF8(s, 80) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 // compareStored compares the hashes just computed for e, at stored positions from start on,

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -469,5 +471,53 @@ func TestVerify_HostileOrderingStaysFast(t *testing.T) {
 	wantFirst(t, rep, KindOutOfOrder, 0)
 	if rep.FailureCount != n/2 {
 		t.Fatalf("failures = %d, want %d", rep.FailureCount, n/2)
+	}
+}
+
+// Columns stored beside the content must equal its members, compared by value: escaped and
+// non-ASCII strings match their column, and a column that differs (or names no member) is a
+// column_mismatch naming it, reported at its entry.
+func TestVerify_ColumnsComparedWithContent(t *testing.T) {
+	t.Parallel()
+	l := newTestLog(t, 6, 3)
+	e := testEvent(2)
+	e.TargetID = "quote\" backslash\\ tab\t é\u2028"
+	c, err := e.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make([]Event, 6)
+	for i := range events {
+		events[i] = testEvent(i)
+	}
+	events[2] = e
+	l.rebuild(t, events, 3)
+	if !bytes.Equal(l.src.entries[2].Canonical, c) {
+		t.Fatal("rebuild did not store the event")
+	}
+	cols := func(ev Event) []Column {
+		return []Column{{"audit_events.tenant_id", "tenant_id", ev.TenantID}, {"audit_events.target_id", "target_id", ev.TargetID},
+			{"audit_log.time", "time", FormatTime(ev.Time)}}
+	}
+	for i := range l.src.entries {
+		l.src.entries[i].Columns = cols(events[i])
+	}
+	wantOK(t, l.verify(t))
+
+	for _, tc := range []struct {
+		name string
+		col  Column
+	}{
+		{"escaped value changed", Column{"audit_events.target_id", "target_id", "quote\" backslash\\ tab\t é"}},
+		{"tenant moved", Column{"audit_events.tenant_id", "tenant_id", "0190f3a4-aaaa-7000-8000-000000000002"}},
+		{"time moved", Column{"audit_log.time", "time", FormatTime(e.Time.Add(time.Microsecond))}},
+		{"no such member", Column{"audit_events.colour", "colour", ""}},
+	} {
+		l.src.entries[2].Columns = append(cols(e)[:0:0], tc.col)
+		rep := l.verify(t)
+		wantFirst(t, rep, KindColumnMismatch, 2)
+		if f := rep.Failures[0]; f.EventID != e.ID || !strings.Contains(f.Detail, "column "+tc.col.Name+" ") || rep.FailureCount != 1 {
+			t.Errorf("%s: %d failures, first %+v", tc.name, rep.FailureCount, f)
+		}
 	}
 }

@@ -254,12 +254,19 @@ func (s *auditSource) Entries(ctx context.Context, fn func(audit.Entry) error) e
 	return s.entries(ctx, 0, s.size, cutoff, fn)
 }
 
+// entryColumns are the audit_events columns kept beside the canonical body (for filtering and
+// indexes), each the copy of the canonical member of the same name. Verify compares every one
+// with the body, so a row moved to another tenant or actor by editing a column is caught.
+var entryColumns = []string{"tenant_id", "actor_type", "actor_id", "action", "target_type", "target_id",
+	"outcome", "request_id"}
+
 // entries streams entries with from <= idx (< to when to >= 0).
 func (s *auditSource) entries(ctx context.Context, from, to int64, cutoff time.Time, fn func(audit.Entry) error) error {
 	if to < 0 {
 		to = math.MaxInt64
 	}
-	q := `SELECT l.idx, l.event_id, l.time, l.leaf_hash, e.canonical
+	q := `SELECT l.idx, l.event_id, l.time, l.leaf_hash, e.canonical, e.time, e.` +
+		strings.Join(entryColumns, ", e.") + `
 		FROM audit_log l LEFT JOIN audit_events e ON e.id = l.event_id
 		WHERE l.idx >= $1 AND l.idx < $2 ORDER BY l.idx`
 	rows, err := s.db.read.QueryContext(ctx, q, from, to)
@@ -267,13 +274,27 @@ func (s *auditSource) entries(ctx context.Context, from, to int64, cutoff time.T
 		return err
 	}
 	defer rows.Close()
+	var (
+		vals  = make([]sql.NullString, len(entryColumns))
+		dest  = make([]any, 0, 6+len(entryColumns))
+		cols  = make([]audit.Column, 0, 2+len(entryColumns))
+		names = make([]string, len(entryColumns))
+	)
+	for i, c := range entryColumns {
+		names[i] = "audit_events." + c
+	}
 	for rows.Next() {
 		var (
-			e    audit.Entry
-			t    time.Time
-			leaf []byte
+			e     audit.Entry
+			t     time.Time
+			etime sql.NullTime
+			leaf  []byte
 		)
-		if err := rows.Scan(&e.Index, &e.EventID, &t, &leaf, &e.Canonical); err != nil {
+		dest = append(dest[:0], &e.Index, &e.EventID, &t, &leaf, &e.Canonical, &etime)
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
 		if len(leaf) == tlog.HashSize {
@@ -281,6 +302,13 @@ func (s *auditSource) entries(ctx context.Context, from, to int64, cutoff time.T
 		}
 		if e.Canonical == nil {
 			e.Pruned = !cutoff.IsZero() && t.Before(cutoff)
+		} else {
+			cols = append(cols[:0], audit.Column{Name: "audit_log.time", Member: "time", Value: audit.FormatTime(t)},
+				audit.Column{Name: "audit_events.time", Member: "time", Value: audit.FormatTime(etime.Time)})
+			for i, v := range vals {
+				cols = append(cols, audit.Column{Name: names[i], Member: entryColumns[i], Value: v.String})
+			}
+			e.Columns = cols
 		}
 		if err := fn(e); err != nil {
 			return err

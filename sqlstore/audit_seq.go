@@ -38,6 +38,11 @@ type SequencerOptions struct {
 	// (e.g. POST to a witness); its errors are logged, never fatal to sequencing.
 	Publish func(ctx context.Context, size int64, signed []byte) error
 	Logger  *slog.Logger
+	// Heartbeat records each round that holds the sequencing lock (time and Interval) in
+	// audit_sequencer, telling `audit verify` a live sequencer will append what is pending. A
+	// serving node sets it; a one-shot run (`tutela audit sequence`) does not, or it would vouch
+	// for a sequencer that has already stopped.
+	Heartbeat bool
 }
 
 // Sequencer moves committed audit events into the Merkle log: it gives each a consecutive
@@ -146,6 +151,15 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 			return err
 		}
 		drained = len(pending) < s.opt.BatchSize
+		// The heartbeat tells `audit verify` that a sequencer holding the lock is alive, so events
+		// waiting for it are not mistaken for ones left behind while no node runs.
+		if s.opt.Heartbeat {
+			if _, err := tx.exec(ctx, `INSERT INTO audit_sequencer (id, beat_at, interval_ms) VALUES (1, $1, $2)
+				ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at, interval_ms = excluded.interval_ms`,
+				tx.now, max(s.opt.Interval.Milliseconds(), 1)); err != nil {
+				return err
+			}
+		}
 		if len(pending) == 0 {
 			return nil
 		}

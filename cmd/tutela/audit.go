@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,7 @@ func auditVerifierKey(dataDir string) (string, error) {
 // auditSigner loads (or creates) the log's signer, its private key sealed by the vault.
 func (m *Main) auditSigner(e *env) (*audit.Signer, string, error) {
 	if m.MasterKey.IsZero() {
-		if err := m.loadMasterKey(); err != nil {
+		if err := m.loadMasterKey(e.ctx, true); err != nil {
 			return nil, "", err
 		}
 	}
@@ -57,11 +58,28 @@ func (m *Main) auditSigner(e *env) (*audit.Signer, string, error) {
 		}
 		m.vault = v
 	}
+	return m.loadAuditSigner(e.ctx)
+}
+
+// loadAuditSigner loads the audit key from the data directory, creating it only for a log that
+// has none yet, and checks it is the key this database's log is signed with.
+func (m *Main) loadAuditSigner(ctx context.Context) (*audit.Signer, string, error) {
+	path := auditKeyPath(m.Config.DataDir)
+	if err := m.checkAuditKeyFile(ctx, path); err != nil {
+		return nil, "", err
+	}
 	sealer, err := vault.NewVaultSealer(m.vault, "", vault.PurposeAuditKey, m.MasterKey)
 	if err != nil {
 		return nil, "", err
 	}
-	return audit.LoadOrCreateSigner(auditKeyPath(m.Config.DataDir), AuditOrigin, sealer)
+	signer, vkey, err := audit.LoadOrCreateSigner(path, AuditOrigin, sealer)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit signing key: %w", err)
+	}
+	if err := m.agreeAuditKey(ctx, path, vkey); err != nil {
+		return nil, "", err
+	}
+	return signer, vkey, nil
 }
 
 type auditVerifyCmd struct {
@@ -114,7 +132,39 @@ func (c auditVerifyCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	pending, err := m.DB.AuditPending(e.ctx)
+	if err != nil {
+		return fmt.Errorf("pending audit events: %w", err)
+	}
+	now := m.DB.Now()
+	fmt.Fprintf(e.stdout, "pending:     %s\n", describePending(pending, now))
+	if pending.Stale(now) {
+		// Recorded but outside the tree: no leaf hash, no checkpoint, so deleting them would go
+		// unnoticed. Left by a node that stopped without draining, and no node has run since.
+		rep.Failures = append(rep.Failures, audit.Failure{Index: -1, Kind: audit.KindUnsequenced,
+			Detail: fmt.Sprintf("%d events recorded but not in the log, the oldest from %s, and no sequencer has run for %s: "+
+				"start a node or run `tutela audit sequence`", pending.Count, pending.Oldest.Format(time.RFC3339), pending.Grace())})
+		rep.FailureCount++
+		rep.OK = false
+	}
 	return printAuditReport(e, rep)
+}
+
+// describePending says how many events wait outside the log and whether a sequencer is alive.
+func describePending(p sqlstore.AuditPending, now time.Time) string {
+	if p.Count == 0 {
+		return "0 events waiting to be sequenced"
+	}
+	s := fmt.Sprintf("%d events waiting to be sequenced, the oldest from %s", p.Count, p.Oldest.Format(time.RFC3339))
+	switch {
+	case p.SequencerAlive(now):
+		s += fmt.Sprintf("; a sequencer ran at %s (every %s) and will append them", p.SequencerSeen.Format(time.RFC3339), p.SequencerInterval)
+	case p.SequencerSeen.IsZero():
+		s += "; no sequencer has run"
+	default:
+		s += fmt.Sprintf("; the sequencer last ran at %s", p.SequencerSeen.Format(time.RFC3339))
+	}
+	return s
 }
 
 func printAuditReport(e *env, rep *audit.Report) error {
@@ -141,6 +191,8 @@ func describeFailure(f audit.Failure) string {
 	var b strings.Builder
 	if f.Index >= 0 {
 		fmt.Fprintf(&b, "index %d", f.Index)
+	} else if f.Kind == audit.KindUnsequenced {
+		b.WriteString("pending events")
 	} else if f.TreeSize > 0 {
 		fmt.Fprintf(&b, "checkpoint of size %d", f.TreeSize)
 	} else {

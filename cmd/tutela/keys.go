@@ -43,8 +43,7 @@ func (m *Main) openVault(e *env) (*vault.Vault, error) {
 	}
 	v, err := vault.New(e.ctx, kek, sqlstore.KeysetStore{DB: m.DB}, vault.Options{CacheTTL: m.Config.Vault.CacheTTL})
 	if err != nil {
-		return nil, fmt.Errorf("%w (set vault.kek_uri / TUTELA_MASTER_KEY to the KEK the keysets were wrapped with, "+
-			"or run `tutela keys kek-rewrap`)", err)
+		return nil, m.wrongKEK(err)
 	}
 	return v, nil
 }

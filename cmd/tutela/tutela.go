@@ -19,7 +19,6 @@ import (
 	"tutela/mfa"
 
 	"tutela"
-	"tutela/audit"
 	"tutela/config"
 	"tutela/httpapi"
 	"tutela/httpapi/middleware"
@@ -57,24 +56,25 @@ type Main struct {
 	vault       *vault.Vault
 	rotateEvery time.Duration
 	auditVKey   string
+	// masterKeyPath is the master key file used, "" when the key came from the environment.
+	masterKeyPath string
+	// acceptIssuerChange (serve --accept-issuer-change) replaces the issuer recorded in the
+	// database instead of refusing to start.
+	acceptIssuerChange bool
 	// lastPurge is when this node last ran the retention sweep; only maintenance touches it.
 	lastPurge time.Time
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
 // sequencer that gives committed audit events their log indices and signs checkpoints.
-func (m *Main) startAudit() error {
-	sealer, err := vault.NewVaultSealer(m.vault, "", vault.PurposeAuditKey, m.MasterKey)
+func (m *Main) startAudit(ctx context.Context) error {
+	signer, vkey, err := m.loadAuditSigner(ctx)
 	if err != nil {
 		return err
 	}
-	signer, vkey, err := audit.LoadOrCreateSigner(filepath.Join(m.Config.DataDir, audit.KeyFile), AuditOrigin, sealer)
-	if err != nil {
-		return fmt.Errorf("audit signing key: %w", err)
-	}
 	m.auditVKey = vkey
 	opts := sqlstore.SequencerOptions{CheckpointDir: checkpointDir(m.Config), Interval: m.Config.Audit.CheckpointInterval,
-		Logger: m.Logger}
+		Logger: m.Logger, Heartbeat: true}
 	if u := m.Config.Audit.CheckpointURL; u != "" {
 		client := outboundClient()
 		opts.Publish = func(ctx context.Context, size int64, signed []byte) error {
@@ -196,17 +196,29 @@ func open(e *env, serving bool) (*Main, error) {
 		return nil, err
 	}
 	m := &Main{Config: cfg, Logger: newLogger(cfg, e.stderr)}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	if serving {
-		if err := m.loadMasterKey(); err != nil {
-			return nil, err
-		}
-	}
 	dsn := cfg.DatabaseDSN()
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "tutela.db")
+		if serving {
+			if err := checkDatabaseFile(dsn, cfg.DataDir); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if serving || cfg.DatabaseDSN() == "" {
+		// SQLite keeps its database and WAL in the data directory, serve its key files.
+		if err := prepareDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if serving {
+		// An existing key is checked before the database is touched; a missing one is created
+		// only once the database is known to be new.
+		if err := m.loadMasterKey(e.ctx, false); err != nil {
+			return nil, err
+		}
 	}
 	m.DB, err = sqlstore.Open(e.ctx, dsn, sqlstore.Options{
 		MaxOpenConns:    cfg.Database.MaxOpenConns,
@@ -216,6 +228,12 @@ func open(e *env, serving bool) (*Main, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if serving && m.MasterKey.IsZero() {
+		if err := m.loadMasterKey(e.ctx, true); err != nil {
+			m.DB.Close()
+			return nil, err
+		}
 	}
 	if serving {
 		if err := m.DB.Migrate(e.ctx); err != nil {
@@ -244,7 +262,10 @@ func newLogger(cfg *config.Config, w interface{ Write([]byte) (int, error) }) *s
 	return slog.New(middleware.NewRedactingHandler(h))
 }
 
-func (m *Main) loadMasterKey() error {
+// loadMasterKey loads the master key from TUTELA_MASTER_KEY(_FILE) or the data directory's
+// master.key. A missing file is created only with create, and only beside a database that holds
+// no data yet (refuseNewMasterKey); without create it is left for later.
+func (m *Main) loadMasterKey(ctx context.Context, create bool) error {
 	if !m.Config.MasterKey.IsZero() {
 		k, err := vault.ParseMasterKey(m.Config.MasterKey.Reveal())
 		if err != nil {
@@ -254,6 +275,15 @@ func (m *Main) loadMasterKey() error {
 		return nil
 	}
 	path := filepath.Join(m.Config.DataDir, vault.MasterKeyFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if !create {
+			return nil
+		}
+		if err := m.refuseNewMasterKey(ctx, path); err != nil {
+			return err
+		}
+	}
+	m.masterKeyPath = path
 	k, created, err := vault.LoadOrCreateMasterKey(path)
 	if err != nil {
 		return err
@@ -274,7 +304,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.startAudit(); err != nil {
+	if err := m.startAudit(ctx); err != nil {
 		return err
 	}
 	a := cfg.Auth
@@ -331,6 +361,10 @@ func (m *Main) Listen(ctx context.Context) error {
 	issuer := a.Issuer
 	if issuer == "" {
 		issuer = m.BaseURL()
+	}
+	if err := m.agreeIssuer(ctx, issuer); err != nil {
+		ln.Close()
+		return err
 	}
 	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela"}, a.Resources...), TTL: a.AccessTokenTTL,
 		Alg: token.Alg(a.TokenAlg), RotateEvery: a.KeyRotation}, identity.KeyStore{DB: m.DB}, sealer)
@@ -507,7 +541,7 @@ func (m *Main) Serve(ctx context.Context) error {
 // Close releases the store and other resources. Serve has already waited for background work;
 // queued jobs stay in the store for the next start.
 func (m *Main) Close() error {
-	var err error
+	err := m.drainAudit()
 	for _, c := range m.closers {
 		err = errors.Join(err, c())
 	}
@@ -517,9 +551,11 @@ func (m *Main) Close() error {
 	return err
 }
 
-type serveCmd struct{}
+type serveCmd struct {
+	AcceptIssuerChange bool `help:"Replace the auth.issuer recorded in the database with this node's (the public URL changed on purpose; tokens issued before are refused)."`
+}
 
-func (serveCmd) Run(e *env) error {
+func (c serveCmd) Run(e *env) error {
 	start := time.Now()
 	m, err := open(e, true)
 	if err != nil {
@@ -532,6 +568,7 @@ func (serveCmd) Run(e *env) error {
 		return err
 	}
 	m.rotateEvery = m.Config.Vault.RotateEvery
+	m.acceptIssuerChange = c.AcceptIssuerChange
 	if err := m.Listen(e.ctx); err != nil {
 		return err
 	}

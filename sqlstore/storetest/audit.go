@@ -30,6 +30,9 @@ var AuditTests = []Test{
 	{"AuditTamperOneByteNamesIndex", testAuditTamperByte},
 	{"AuditTamperDeletedRowsDetected", testAuditTamperDelete},
 	{"AuditTamperSwapDetectedAtFirst", testAuditTamperSwap},
+	{"AuditTamperEachColumnNamed", testAuditTamperColumns},
+	{"AuditPendingAndSequencerHeartbeat", testAuditPending},
+	{"DeploymentSettingsAgreeUnderRace", testDeploymentSettings},
 	{"AuditRewriteResignedFailsAgainstPublished", testAuditRewrite},
 	{"AuditForgedCheckpointRejected", testAuditForgedCheckpoint},
 	{"AuditPruneKeepsLogVerifiable", testAuditPrune},
@@ -459,6 +462,163 @@ func testAuditTamperSwap(t *testing.T, open Opener) {
 	mustFirstFailure(t, k.verify(t, true), 2, audit.KindContentMismatch)
 }
 
+// testAuditTamperColumns edits, one at a time, every column kept beside the canonical body (the
+// ones the API filters and indexes on). Each edit leaves the hashes intact, so only comparing the
+// column with the body catches it; verify must name the index, the event and the column.
+func testAuditTamperColumns(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	k := newAuditKit(t, db)
+	k.record(t, 12)
+	k.step(t)
+	mustVerifyOK(t, k.verify(t, true), 12)
+	later := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	cases := []struct {
+		table, column string
+		value         any
+	}{
+		{"audit_events", "tenant_id", "0190f3a4-aaaa-7000-8000-000000000002"},
+		{"audit_events", "actor_type", audit.ActorSystem},
+		{"audit_events", "actor_id", "0190f3a4-bbbb-7000-8000-999999999999"},
+		{"audit_events", "action", "user.logout"},
+		{"audit_events", "target_type", "tenant"},
+		{"audit_events", "target_id", "0190f3a4-cccc-7000-8000-999999999999"},
+		{"audit_events", "outcome", audit.OutcomeFailure},
+		{"audit_events", "request_id", "req-forged"},
+		{"audit_events", "time", later},
+		{"audit_log", "time", later},
+	}
+	// Later cases tamper lower indexes, so each verify's first failure is the newest edit.
+	for n, tc := range cases {
+		idx := int64(len(cases) - 1 - n)
+		var id string
+		tamper(t, db, func(tx *sql.Tx) error {
+			id, _ = canonicalAt(t, tx, idx)
+			key := "id"
+			if tc.table == "audit_log" {
+				key = "event_id"
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE `+tc.table+` SET `+tc.column+` = $1 WHERE `+key+` = $2`, tc.value, id)
+			return err
+		})
+		rep := k.verify(t, true)
+		mustFirstFailure(t, rep, idx, audit.KindColumnMismatch)
+		f := rep.Failures[0]
+		if f.EventID != id || !strings.Contains(f.Detail, tc.table+"."+tc.column) {
+			t.Errorf("%s.%s changed: failure %+v does not name event %s and the column", tc.table, tc.column, f, id)
+		}
+		if rep.FailureCount != n+1 {
+			t.Errorf("%s.%s changed: %d failures, want %d: %+v", tc.table, tc.column, rep.FailureCount, n+1, rep.Failures)
+		}
+	}
+}
+
+// testAuditPending: events outside the Merkle log are counted with the oldest one's time, and
+// they count as left behind (Stale) only when they waited past the grace and no sequencer has run
+// a round within it: a live sequencer's heartbeat says they will be sequenced.
+func testAuditPending(t *testing.T, open Opener) {
+	clk := newClock()
+	db := open(t, sqlstore.Options{Clock: clk.Now})
+	k := newAuditKit(t, db)
+	k.seq = sqlstore.NewSequencer(db, k.signer, auditOrigin, sqlstore.SequencerOptions{CheckpointDir: k.dir, Heartbeat: true})
+	pending := func() sqlstore.AuditPending {
+		t.Helper()
+		p, err := db.AuditPending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := pending(); p.Count != 0 || !p.SequencerSeen.IsZero() || p.Stale(clk.Now()) {
+		t.Fatalf("empty log: %+v", p)
+	}
+	first := db.Now()
+	k.record(t, 2)
+	clk.Add(time.Second)
+	k.record(t, 1)
+	p := pending()
+	if p.Count != 3 || !p.Oldest.Equal(first) {
+		t.Fatalf("pending = %+v, want 3 from %v", p, first)
+	}
+	if p.Stale(clk.Now()) {
+		t.Fatal("events a second old count as left behind")
+	}
+	clk.Add(10 * time.Second)
+	if !pending().Stale(clk.Now()) {
+		t.Fatal("events 10 s old with no sequencer ever seen are not stale")
+	}
+	k.step(t)
+	p = pending()
+	if p.Count != 0 || !p.SequencerSeen.Equal(db.Now()) || p.SequencerInterval != time.Second {
+		t.Fatalf("after a round: %+v", p)
+	}
+	// A one-shot run (no heartbeat) does not vouch for a live sequencer.
+	clk.Add(time.Minute)
+	if _, err := newAuditKit(t, db).seq.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(); p.SequencerAlive(clk.Now()) {
+		t.Fatalf("a one-shot round counts as a live sequencer: %+v", p)
+	}
+	k.step(t)
+	k.record(t, 2)
+	clk.Add(3 * time.Second)
+	if p := pending(); p.Count != 2 || p.Stale(clk.Now()) || !p.SequencerAlive(clk.Now()) {
+		t.Fatalf("events waiting for a live sequencer: %+v", p)
+	}
+	clk.Add(10 * time.Second) // the node stopped without draining
+	if p := pending(); !p.Stale(clk.Now()) || p.SequencerAlive(clk.Now()) {
+		t.Fatalf("events left behind by a stopped sequencer: %+v", p)
+	}
+	// A slower sequencer's heartbeat carries its interval, which sets the grace.
+	slow := sqlstore.NewSequencer(db, k.signer, auditOrigin, sqlstore.SequencerOptions{Interval: time.Minute, Heartbeat: true})
+	if _, err := slow.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k.record(t, 1)
+	clk.Add(2 * time.Minute)
+	if p := pending(); p.Count != 1 || p.Stale(clk.Now()) || p.Grace() != 5*time.Minute {
+		t.Fatalf("1-minute sequencer, 2 minutes later: %+v", p)
+	}
+}
+
+// testDeploymentSettings: nodes starting at once on an empty database each offer their value;
+// exactly one is recorded and every node is told the same one.
+func testDeploymentSettings(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	if v, err := db.Setting(ctx, sqlstore.SettingIssuer); err != nil || v != "" {
+		t.Fatalf("fresh database: %q, %v", v, err)
+	}
+	const n = 8
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := db.AgreeSetting(ctx, sqlstore.SettingIssuer, fmt.Sprintf("https://node%d.example", i))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		if got[i] != got[0] || !strings.HasPrefix(got[0], "https://node") {
+			t.Fatalf("nodes were told different values: %q", got)
+		}
+	}
+	if v, _ := db.Setting(ctx, sqlstore.SettingIssuer); v != got[0] {
+		t.Fatalf("recorded %q, nodes told %q", v, got[0])
+	}
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.ReplaceSetting(ctx, sqlstore.SettingIssuer, "https://id.example")
+	})
+	if v, _ := db.AgreeSetting(ctx, sqlstore.SettingIssuer, "https://node0.example"); v != "https://id.example" {
+		t.Fatalf("after a deliberate change: %q", v)
+	}
+}
+
 func testAuditRewrite(t *testing.T, open Opener) {
 	db := open(t, sqlstore.Options{})
 	k := newAuditKit(t, db)
@@ -471,7 +631,8 @@ func testAuditRewrite(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	// The attacker holds the database and the real signing key: edits entry 2, recomputes every
-	// hash and re-signs. Only the checkpoints published outside the database can tell.
+	// hash and re-signs, and keeps the action column in step with the body. Only the checkpoints
+	// published outside the database can tell.
 	entries[2].Canonical = bytes.Replace(entries[2].Canonical, []byte("user.login"), []byte("user.logon"), 1)
 	entries[2].LeafHash = audit.LeafHash(entries[2].Canonical)
 	var app audit.Appender
@@ -491,7 +652,7 @@ func testAuditRewrite(t *testing.T, open Opener) {
 			s    string
 			args []any
 		}{
-			{`UPDATE audit_events SET canonical = $1, leaf_hash = $2 WHERE id = $3`, []any{e.Canonical, e.LeafHash[:], e.EventID}},
+			{`UPDATE audit_events SET canonical = $1, leaf_hash = $2, action = 'user.logon' WHERE id = $3`, []any{e.Canonical, e.LeafHash[:], e.EventID}},
 			{`UPDATE audit_log SET leaf_hash = $1 WHERE idx = $2`, []any{e.LeafHash[:], e.Index}},
 			{`DELETE FROM audit_hashes`, nil},
 			{`DELETE FROM audit_checkpoints`, nil},

@@ -1,0 +1,154 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"time"
+
+	"tutela"
+)
+
+// Deployment settings every node of one deployment must share (deployment_settings).
+const (
+	// SettingIssuer is the access tokens' "iss" (auth.issuer, or the first node's URL).
+	SettingIssuer = "auth.issuer"
+	// SettingAuditVerifierKey is the public key that verifies the audit log's checkpoints.
+	SettingAuditVerifierKey = "audit.verifier_key"
+)
+
+// AgreeSetting records value under name unless a value is already recorded, and returns the
+// recorded one. Insert-if-absent then read, in one transaction: two nodes starting at once on an
+// empty database both get the value of whichever inserted first, so the loser sees the
+// disagreement instead of overwriting it.
+func (db *DB) AgreeSetting(ctx context.Context, name, value string) (recorded string, err error) {
+	err = db.Update(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO deployment_settings (name, value, created_at, updated_at)
+			VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING`, name, value, tx.now); err != nil {
+			return err
+		}
+		return tx.queryRow(ctx, `SELECT value FROM deployment_settings WHERE name = $1`, name).Scan(&recorded)
+	})
+	return recorded, err
+}
+
+// Setting returns the recorded value of name, or "" when none is recorded.
+func (db *DB) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := db.read.QueryRowContext(ctx, `SELECT value FROM deployment_settings WHERE name = $1`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+// ReplaceSetting changes a recorded setting (an operator's deliberate change, e.g. a new public
+// URL) in tx, so the caller records the audit event in the same transaction.
+func (tx *Tx) ReplaceSetting(ctx context.Context, name, value string) error {
+	if name == "" || value == "" {
+		return tutela.FieldErrorf("value", "a deployment setting needs a name and a value")
+	}
+	_, err := tx.exec(ctx, `INSERT INTO deployment_settings (name, value, created_at, updated_at)
+		VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+		name, value, tx.now)
+	return err
+}
+
+// AuditPending describes events recorded in audit_events but not yet in the Merkle log, and the
+// last sign of a running sequencer.
+type AuditPending struct {
+	Count  int64
+	Oldest time.Time // time of the oldest pending event; zero when Count is 0
+	// SequencerSeen is when a sequencer last completed a round holding the sequencing lock
+	// (zero if never), and SequencerInterval its interval.
+	SequencerSeen     time.Time
+	SequencerInterval time.Duration
+}
+
+// staleIntervals is how many sequencer intervals may pass before a pending event, or a silent
+// sequencer, counts as abandoned: a round may be slow or skipped under load, not five in a row.
+const staleIntervals = 5
+
+// Grace is how long events may wait for the sequencer before they count as left behind.
+func (p AuditPending) Grace() time.Duration {
+	iv := p.SequencerInterval
+	if iv <= 0 {
+		iv = time.Second
+	}
+	return staleIntervals * iv
+}
+
+// SequencerAlive reports whether a sequencer completed a round within Grace before now.
+func (p AuditPending) SequencerAlive(now time.Time) bool {
+	return !p.SequencerSeen.IsZero() && now.Sub(p.SequencerSeen) <= p.Grace()
+}
+
+// Stale reports whether pending events were left outside the log: some waited longer than Grace
+// and no sequencer has run within Grace. Such events are protected by nothing (no leaf in the
+// tree, no checkpoint), so anyone with database access could delete them unnoticed.
+func (p AuditPending) Stale(now time.Time) bool {
+	return p.Count > 0 && now.Sub(p.Oldest) > p.Grace() && !p.SequencerAlive(now)
+}
+
+// AuditPending counts the events not yet sequenced and reads the sequencer heartbeat.
+func (db *DB) AuditPending(ctx context.Context) (AuditPending, error) {
+	var (
+		p      AuditPending
+		oldest sql.NullTime
+		beat   sql.NullTime
+		ms     sql.NullInt64
+	)
+	const unsequenced = ` FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = e.id)`
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*)`+unsequenced).Scan(&p.Count); err != nil {
+		return p, mapErr(err)
+	}
+	if p.Count > 0 {
+		// Not MIN(time): SQLite would return the aggregate as text, not a time.
+		if err := db.read.QueryRowContext(ctx, `SELECT e.time`+unsequenced+` ORDER BY e.time LIMIT 1`).Scan(&oldest); err != nil {
+			return p, mapErr(err)
+		}
+		p.Oldest = oldest.Time.UTC()
+	}
+	var err error
+	err = db.read.QueryRowContext(ctx, `SELECT beat_at, interval_ms FROM audit_sequencer WHERE id = 1`).Scan(&beat, &ms)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return p, mapErr(err)
+	}
+	if beat.Valid {
+		p.SequencerSeen = beat.Time.UTC()
+		p.SequencerInterval = time.Duration(ms.Int64) * time.Millisecond
+	}
+	return p, nil
+}
+
+// HoldsKeys reports whether the database holds sealed key material (keysets, token signing
+// keys): such a database was set up with a master key and is unreadable under any other. A
+// database not yet migrated holds none.
+func (db *DB) HoldsKeys(ctx context.Context) (bool, error) {
+	var (
+		tables []string
+		err    error
+	)
+	if db.dialect == Postgres {
+		tables, err = pgTables(ctx, db.read)
+	} else {
+		tables, err = sqliteTables(ctx, db.read)
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, t := range []string{"keysets", "signing_keys"} {
+		if !slices.Contains(tables, t) {
+			continue
+		}
+		var has bool
+		if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+t+`)`).Scan(&has); err != nil {
+			return false, mapErr(err)
+		}
+		if has {
+			return true, nil
+		}
+	}
+	return false, nil
+}
