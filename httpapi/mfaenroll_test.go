@@ -142,7 +142,7 @@ func TestMFAReset_PasswordAloneCannotReEnrol(t *testing.T) {
 				t.Fatal("no factor after enrolling with the code")
 			}
 			res, b = e.req(t, "GET", "/v1/auth/mfa/factors", "", "", thief.AccessToken)
-			if !strings.Contains(string(b), `"enrollment_code_required":false`) {
+			if res.StatusCode != 200 || !strings.Contains(string(b), `"enrollment_code_required":false`) {
 				t.Fatalf("factors after enrolment: %s", b)
 			}
 			// Reset again: the spent code does not work a second time.

@@ -110,8 +110,7 @@ func (db *DB) AuditPending(ctx context.Context) (AuditPending, error) {
 		}
 		p.Oldest = oldest.Time.UTC()
 	}
-	var err error
-	err = db.read.QueryRowContext(ctx, `SELECT beat_at, interval_ms FROM audit_sequencer WHERE id = 1`).Scan(&beat, &ms)
+	err := db.read.QueryRowContext(ctx, `SELECT beat_at, interval_ms FROM audit_sequencer WHERE id = 1`).Scan(&beat, &ms)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return p, mapErr(err)
 	}
