@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,9 @@ type Config struct {
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
 	// Validate to report alongside every other problem.
 	loadProblems []string
+	// unknownEnv are TUTELA_* variables that name no setting (a typo such as
+	// TUTELA_AUTH_SESION_IDLE would otherwise leave the default in force without a word).
+	unknownEnv []string
 }
 
 // HTTP configures the API listener.
@@ -449,7 +453,30 @@ func Load(path string, environ []string) (*Config, error) {
 	}
 
 	cfg.loadProblems = append(cfg.loadProblems, loadSecrets(cfg, environ)...)
+	cfg.unknownEnv = unknownEnv(environ, byName)
 	return cfg, nil
+}
+
+// notSettings are TUTELA_* variables read by something other than the service itself.
+var notSettings = map[string]bool{"TUTELA_TEST_DATABASE_URL": true}
+
+// unknownEnv lists the TUTELA_* variables in environ that are neither a setting nor a secret
+// (NAME or NAME_FILE), sorted.
+func unknownEnv(environ []string, settings map[string]int) []string {
+	known := make(map[string]bool, 2*len(secretVars))
+	for _, s := range secretVars {
+		known[s.name], known[s.name+"_FILE"] = true, true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, ok := settings[name]; ok || known[name] || notSettings[name] || !strings.HasPrefix(name, "TUTELA_") {
+			continue
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func parseEnv(k kind, raw string) (any, error) {
@@ -723,6 +750,10 @@ func (c *Config) Warnings() []string {
 			msg += ", and no other breach source is configured, so there is no breached-password check at all"
 		}
 		w = append(w, msg)
+	}
+	for _, name := range c.unknownEnv {
+		w = append(w, name+" is not a Tutela setting and is ignored: a setting's variable is TUTELA_ and its key in "+
+			"upper case with dots as underscores (auth.session_idle: TUTELA_AUTH_SESSION_IDLE)")
 	}
 	return w
 }

@@ -100,12 +100,37 @@ func TestDefault_BreachListOnHistoryOff(t *testing.T) {
 
 func TestLoad_NoFileNoEnvGivesDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := Load("", []string{"PATH=/bin", "TUTELA_UNKNOWN_THING=1"})
+	cfg, err := Load("", []string{"PATH=/bin", "TUTELA_TEST_DATABASE_URL=postgres://x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(cfg, Default()) {
 		t.Fatalf("Load(\"\", env) = %+v, want defaults", cfg.Redacted())
+	}
+}
+
+// A mistyped variable would leave the default in force without a word: it is named in a warning
+// (config check and serve print them), and changes nothing. Secrets and their _FILE variants
+// are known names.
+func TestLoad_UnknownVariableWarnsAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pin := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pin, []byte("1234"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load("", []string{"TUTELA_AUTH_SESION_IDLE=1m", "TUTELA_AUTH_SESION_IDLE=2m", "TUTELA_HSM_PIN_FILE=" + pin,
+		"TUTELA_AUTH_SESSION_ABSOLUTE=8h", "OTHER_THING=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.SessionIdle != Default().Auth.SessionIdle || cfg.Auth.SessionAbsolute != 8*time.Hour {
+		t.Errorf("idle %v absolute %v", cfg.Auth.SessionIdle, cfg.Auth.SessionAbsolute)
+	}
+	w := cfg.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "TUTELA_AUTH_SESION_IDLE is not a Tutela setting") ||
+		!strings.Contains(w[0], "TUTELA_AUTH_SESSION_IDLE") {
+		t.Errorf("warnings %q", w)
 	}
 }
 
