@@ -28,6 +28,7 @@ type mfaResetAnswer struct {
 func (e *env) resetMFA(t *testing.T, tenantID, userID string, admin any, adminSecret string) (mfaResetAnswer, string) {
 	t.Helper()
 	e.stepUp(t, admin, adminSecret)
+	deliver(t, e.ids) // earlier notifications (factor added, …) go out first
 	before := len(e.mail.Messages())
 	res, b := e.req(t, "POST", "/v1/tenants/"+tenantID+"/users/"+userID+"/mfa/reset", "", "", admin)
 	if res.StatusCode != 200 {

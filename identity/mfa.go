@@ -137,8 +137,9 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		// transaction that records the event.
 		var notice *Notice
 		if kind == string(ChangeTOTPReplayRefused) {
-			if notice, err = s.PrepareChange(u, ChangeTOTPReplayRefused); err != nil {
-				return "", err
+			var perr error
+			if notice, perr = s.PrepareChange(u, ChangeTOTPReplayRefused); perr != nil {
+				return "", perr
 			}
 		}
 		ferr := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
