@@ -177,6 +177,9 @@ func TestDatabaseOutage_503UnavailableNotHang(t *testing.T) {
 			{"GET", "/v1/tenants", ""},
 			{"POST", "/v1/auth/login", loginBody("acme", "ops@acme.test", goodPassword)},
 			{"POST", "/v1/auth/refresh", `{"refresh_token":"` + g.RefreshToken + `"}`},
+			// Audit reads go to the pool without a transaction; they are outages too.
+			{"GET", "/v1/audit/checkpoint", ""},
+			{"GET", "/v1/audit/proof/consistency?from=0&to=0", ""},
 		} {
 			res, body := call(r.method, r.path, r.body, g.AccessToken)
 			eb := wantError(t, res, body, 503, tutela.EUNAVAILABLE)

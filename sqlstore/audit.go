@@ -318,9 +318,10 @@ func (s *auditSource) entries(ctx context.Context, from, to int64, cutoff time.T
 }
 
 // AuditCheckpoint returns the latest signed checkpoint; not_found before the first one.
-func (db *DB) AuditCheckpoint(ctx context.Context) ([]byte, error) {
+func (db *DB) AuditCheckpoint(ctx context.Context) (_ []byte, err error) {
+	defer func() { err = unavailable(err) }()
 	var c string
-	err := db.read.QueryRowContext(ctx, `SELECT signed FROM audit_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&c)
+	err = db.read.QueryRowContext(ctx, `SELECT signed FROM audit_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "no audit checkpoint yet")
 	}
@@ -332,7 +333,8 @@ func (db *DB) AuditCheckpoint(ctx context.Context) ([]byte, error) {
 
 // AuditInclusionProof returns the RFC 6962 inclusion proof of entry index in the tree of the
 // given size (a size some checkpoint committed to, usually the latest).
-func (db *DB) AuditInclusionProof(ctx context.Context, index, size int64) (tlog.RecordProof, error) {
+func (db *DB) AuditInclusionProof(ctx context.Context, index, size int64) (_ tlog.RecordProof, err error) {
+	defer func() { err = unavailable(err) }()
 	n, err := auditSize(ctx, db.read)
 	if err != nil {
 		return nil, err
@@ -345,7 +347,8 @@ func (db *DB) AuditInclusionProof(ctx context.Context, index, size int64) (tlog.
 
 // AuditConsistencyProof returns the RFC 6962 proof that the tree of size to extends the tree of
 // size from.
-func (db *DB) AuditConsistencyProof(ctx context.Context, from, to int64) (tlog.TreeProof, error) {
+func (db *DB) AuditConsistencyProof(ctx context.Context, from, to int64) (_ tlog.TreeProof, err error) {
+	defer func() { err = unavailable(err) }()
 	n, err := auditSize(ctx, db.read)
 	if err != nil {
 		return nil, err
@@ -357,7 +360,8 @@ func (db *DB) AuditConsistencyProof(ctx context.Context, from, to int64) (tlog.T
 }
 
 // AuditEntries returns the entries with from <= index < to, bodies joined, for export.
-func (db *DB) AuditEntries(ctx context.Context, from, to int64) ([]audit.Entry, error) {
+func (db *DB) AuditEntries(ctx context.Context, from, to int64) (_ []audit.Entry, err error) {
+	defer func() { err = unavailable(err) }()
 	if from < 0 || to < from {
 		return nil, tutela.Errorf(tutela.EINVALID, "bad entry range %d..%d", from, to)
 	}
@@ -401,6 +405,8 @@ type AuditRecord struct {
 
 // AuditEvents lists recorded events newest first. nextCursor is "" on the last page.
 func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (recs []AuditRecord, nextCursor string, err error) {
+	// These reads use the pool directly, not a Tx: an outage is still unavailable (503).
+	defer func() { err = unavailable(err) }()
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
