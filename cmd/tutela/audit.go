@@ -285,14 +285,25 @@ func (c auditPruneCmd) Run(e *env) error {
 type auditSequenceCmd struct{}
 
 func (auditSequenceCmd) Run(e *env) error {
-	m, err := open(e, false)
+	total, err := sequencePending(e)
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(e.stdout, "sequenced %d events\n", total)
+	return nil
+}
+
+// sequencePending appends every committed event not yet in the log, signing checkpoints as a
+// serving node's sequencer would, and returns how many it appended.
+func sequencePending(e *env) (int, error) {
+	m, err := open(e, false)
+	if err != nil {
+		return 0, err
 	}
 	defer m.Close()
 	signer, _, err := m.auditSigner(e)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	seq := sqlstore.NewSequencer(m.DB, signer, AuditOrigin, sqlstore.SequencerOptions{
 		CheckpointDir: checkpointDir(m.Config), Logger: m.Logger})
@@ -300,15 +311,13 @@ func (auditSequenceCmd) Run(e *env) error {
 	for {
 		n, err := seq.Step(e.ctx)
 		if err != nil {
-			return err
+			return total, err
 		}
 		total += n
 		if n == 0 {
-			break
+			return total, nil
 		}
 	}
-	fmt.Fprintf(e.stdout, "sequenced %d events\n", total)
-	return nil
 }
 
 type auditKeyCmd struct{}

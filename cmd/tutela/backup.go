@@ -460,8 +460,10 @@ func (c backupRestoreCmd) Run(e *env) error {
 		}
 		fmt.Fprintf(e.stdout, "restored %s\n", k.path)
 	}
-	fmt.Fprintf(e.stdout, "restored %s backup of %s (migration %d) into %s; run `tutela audit verify` next\n",
+	fmt.Fprintf(e.stdout, "restored %s backup of %s (migration %d) into %s\n",
 		man.Dialect, man.CreatedAt.Format(time.RFC3339), man.MigrationVersion, target)
+	fmt.Fprintln(e.stdout, "next: with the master key (or KEK) and audit.key in place, run `tutela audit sequence` (or start a node), "+
+		"which appends the events the backup held outside the log, then `tutela audit verify`")
 	if !man.IncludesKeys {
 		fmt.Fprintln(e.stdout, "the backup holds no keys: put the master key (or configure the KEK) and audit.key in place before `serve`")
 	}
