@@ -424,29 +424,28 @@ func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind identi
 // the administrator to hand over in person — the delivery is audited either way.
 func (s *Server) adminResetMFA(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	ip, _ := clientInfo(r)
-	var target *tutela.User
+	prep, err := s.d.Identity.PrepareMFAReset(r.PathValue("id"))
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
 	var code tutela.Secret
 	var expires time.Time
 	var delivery string
-	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+	err = s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
 		if err := s.allowTakeover(r, tx, p, t, authz.TakeoverMFAReset, u.ID); err != nil {
 			return err
 		}
-		target = u
 		var err error
-		code, expires, delivery, err = s.d.Identity.ResetMFA(r.Context(), tx, u, p.UserID, ip)
+		code, expires, delivery, err = s.d.Identity.ResetMFA(r.Context(), tx, u, p.UserID, ip, prep)
 		return err
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	// Queued right after the commit: the target is only known inside withUser's transaction,
-	// and the e-mail is sealed outside any transaction.
 	out := map[string]any{"enrollment_code_delivery": delivery, "expires_at": expires}
-	if delivery == identity.DeliveryEmail {
-		s.d.Identity.NotifyMFAReset(r.Context(), target, code, expires)
-	} else {
+	if delivery != identity.DeliveryEmail {
 		out["enrollment_code"] = code.Reveal()
 	}
 	middleware.WriteJSON(w, http.StatusOK, out)

@@ -292,3 +292,69 @@ func securityEventKinds(e *env, tenantID string) (string, error) {
 	})
 	return strings.Join(kinds, ","), err
 }
+
+// The enrolment code's e-mail is queued in the reset's own transaction: a committed reset has
+// its e-mail job in the queue before anything is delivered (so a crash right after the commit
+// still sends it), and a refused reset queues nothing.
+func TestMFAReset_EnrolmentMailQueuedWithTheReset(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	tn, admin, adminSecret := adminWithFactor(t, e)
+	_, ana := e.seed(t, "acme", "ana@example.org", pw)
+	pending := func() int64 {
+		t.Helper()
+		var c sqlstore.JobCounts
+		if err := e.db.View(ctxBG, func(tx *sqlstore.Tx) (err error) { c, err = tx.CountJobs(ctxBG); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return c.Pending
+	}
+	deliver(t, e.ids)
+	if n := pending(); n != 0 {
+		t.Fatalf("%d jobs pending before the reset", n)
+	}
+	// Refused (the administrator's step-up has lapsed): nothing queued, nothing mailed.
+	e.clock.Add(10 * time.Minute)
+	before := len(e.mail.Messages())
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+ana.ID+"/mfa/reset", "", "", admin.cookie); res.StatusCode != 401 {
+		t.Fatalf("reset without step-up: %d %s", res.StatusCode, b)
+	}
+	deliver(t, e.ids)
+	if n := pending(); n != 0 || len(e.mail.Messages()) != before {
+		t.Fatalf("a refused reset queued %d jobs and sent %d messages", n, len(e.mail.Messages())-before)
+	}
+	// The queue refuses the e-mail: the reset does not happen either (before, it committed and the
+	// only copy of the code was lost).
+	e.stepUp(t, admin.cookie, adminSecret)
+	if _, err := e.db.SQL().ExecContext(ctxBG, `CREATE TRIGGER jobs_down BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'queue down'); END`); err != nil {
+		t.Fatal(err)
+	}
+	checked := e.srv
+	e.srv.t = nil // the failure is a 500 internal, which the document lists for no operation
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+ana.ID+"/mfa/reset", "", "", admin.cookie); res.StatusCode/100 == 2 {
+		t.Fatalf("reset with the queue down: %d %s", res.StatusCode, b)
+	}
+	e.srv = checked
+	var required bool
+	if err := e.db.View(ctxBG, func(tx *sqlstore.Tx) (err error) {
+		required, err = tx.Users(tn.ID).MFAEnrollmentCodeRequired(ctxBG, ana.ID)
+		return err
+	}); err != nil || required {
+		t.Fatalf("a reset whose e-mail could not be queued changed the user: required %v, %v", required, err)
+	}
+	if _, err := e.db.SQL().ExecContext(ctxBG, `DROP TRIGGER jobs_down`); err != nil {
+		t.Fatal(err)
+	}
+	// Committed: its e-mail is already in the queue when the answer comes.
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/users/"+ana.ID+"/mfa/reset", "", "", admin.cookie); res.StatusCode != 200 {
+		t.Fatalf("reset: %d %s", res.StatusCode, b)
+	}
+	if n := pending(); n != 1 {
+		t.Fatalf("%d jobs pending after the reset, want its e-mail", n)
+	}
+	deliver(t, e.ids)
+	msgs := e.mail.Messages()
+	if len(msgs) != before+1 || msgs[len(msgs)-1].To != "ana@example.org" || hexCode.FindString(msgs[len(msgs)-1].Text) == "" {
+		t.Fatalf("messages after the reset: %+v", msgs[before:])
+	}
+}

@@ -2,11 +2,14 @@ package identity
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"tutela"
 	"tutela/audit"
+	"tutela/mail"
 	"tutela/mfa"
 	"tutela/sqlstore"
 )
@@ -32,25 +35,70 @@ const (
 // MailConfigured reports whether messages to users can be sent (a mailer is configured).
 func (s *Service) MailConfigured() bool { return s.mailing() }
 
+// JobMFAEnrollCode e-mails the enrolment code of an administrator's MFA reset to the user's
+// address as it is when the job runs. Sealed: the payload holds the code.
+const JobMFAEnrollCode = "mfa_enrollment_code"
+
+type enrollCodePayload struct {
+	UserID string `json:"user_id"`
+	Code   string `json:"code"`
+}
+
+// MFAReset is an administrator's reset of a user's second factors, prepared before the reset's
+// transaction: the new enrolment code and, when e-mail is configured, its sealed e-mail job. ResetMFA
+// queues that job in the reset's own transaction, so a committed reset always e-mails its code
+// (the queue is durable) and a refused or rolled-back one e-mails nothing. Sealing happens here,
+// outside any transaction: on SQLite the vault may need the single writer to create the keyset.
+type MFAReset struct {
+	userID string
+	code   tutela.Secret
+	job    *sqlstore.Job // nil: no e-mail; the administrator hands the code over
+}
+
+// PrepareMFAReset prepares the reset of userID's second factors.
+func (s *Service) PrepareMFAReset(userID string) (*MFAReset, error) {
+	r := &MFAReset{userID: userID, code: tutela.NewSecret(tutela.RandomToken(32))}
+	if !s.mailing() {
+		return r, nil
+	}
+	b, err := json.Marshal(enrollCodePayload{UserID: userID, Code: r.code.Reveal()})
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	if r.job, err = s.Jobs.Prepare(JobMFAEnrollCode, "", b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // ResetMFA removes every second factor of u, ends the user's sessions and tokens, and issues
 // the enrolment code their next enrolment needs, all in tx. delivery is DeliveryEmail when a
-// mailer is configured (the caller then sends the code with NotifyMFAReset after commit), else
+// mailer is configured and u has an address (the e-mail with the code is queued in tx), else
 // DeliveryInPerson (the caller shows the code to the administrator once); it is recorded in the
 // security event and the audit log, never the code.
-func (s *Service) ResetMFA(ctx context.Context, tx *sqlstore.Tx, u *tutela.User, by, ip string) (code tutela.Secret, expires time.Time, delivery string, err error) {
+func (s *Service) ResetMFA(ctx context.Context, tx *sqlstore.Tx, u *tutela.User, by, ip string, prep *MFAReset) (code tutela.Secret, expires time.Time, delivery string, err error) {
+	if prep == nil || prep.userID != u.ID {
+		err = tutela.Errorf(tutela.EINTERNAL, "MFA reset prepared for another user")
+		return
+	}
 	if _, err = tx.MFA(u.TenantID).RemoveAllFactors(ctx, u.ID); err != nil {
 		return
 	}
 	if err = s.RevokeAll(ctx, tx, u.TenantID, u.ID, "mfa_reset", ip); err != nil {
 		return
 	}
-	text, ot, err := tx.Users(u.TenantID).IssueMFAEnrollmentCode(ctx, u.ID, MFAEnrollCodeTTL)
+	ot, err := tx.Users(u.TenantID).IssueMFAEnrollmentCode(ctx, u.ID, prep.code.Reveal(), MFAEnrollCodeTTL)
 	if err != nil {
 		return
 	}
 	delivery = DeliveryInPerson
-	if s.MailConfigured() && u.Email != "" {
+	if prep.job != nil && u.Email != "" {
 		delivery = DeliveryEmail
+		prep.job.TenantID = u.TenantID
+		if err = tx.EnqueueJob(ctx, prep.job); err != nil {
+			return
+		}
 	}
 	if err = tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: u.TenantID, UserID: u.ID, Kind: "mfa_reset_by_admin",
 		IP: ip, Details: mustJSON(map[string]string{"by": by, "enrollment_code_delivery": delivery})}); err != nil {
@@ -60,7 +108,40 @@ func (s *Service) ResetMFA(ctx context.Context, tx *sqlstore.Tx, u *tutela.User,
 		map[string]any{"delivery": delivery, "expires_at": ot.ExpiresAt.Format(time.RFC3339)}); err != nil {
 		return
 	}
-	return tutela.NewSecret(text), ot.ExpiresAt, delivery, nil
+	return prep.code, ot.ExpiresAt, delivery, nil
+}
+
+// sendEnrollmentCode runs a JobMFAEnrollCode job: it tells the user that an administrator
+// removed their second factors, with the one-time enrolment code they need to set up a new one,
+// so a reset they did not ask for does not go unnoticed either. A user deleted since, or whose
+// code was spent or replaced by a later reset, gets nothing (the later reset sends its own).
+func (s *Service) sendEnrollmentCode(ctx context.Context, tenantID string, payload []byte) error {
+	var p enrollCodePayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return fmt.Errorf("enrolment code job payload: %w", err)
+	}
+	defer func() { p.Code = "" }()
+	var u *tutela.User
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
+		var err error
+		if u, err = tx.Users(tenantID).Get(ctx, p.UserID); err != nil {
+			return err
+		}
+		return tx.Users(tenantID).PeekMFAEnrollmentCode(ctx, p.UserID, p.Code)
+	})
+	switch tutela.ErrorCode(err) {
+	case "":
+	case tutela.ENOTFOUND, tutela.EUNAUTHENTICATED:
+		return nil
+	default:
+		return err
+	}
+	return s.Mailer.Send(ctx, mail.Message{To: u.Email, Subject: "Your second factors were reset",
+		Text: "An administrator removed the second factors (authenticator app, passkeys, recovery codes) of " + u.Email +
+			".\n\nTo set up a new one, sign in and give this one-time enrolment code when you confirm the new " +
+			"authenticator app or passkey:\n\n    " + p.Code + "\n\nIt works once, within " +
+			MFAEnrollCodeTTL.String() + " of the reset. If you did not ask for this, do not use it and contact your " +
+			"administrator at once.\n"})
 }
 
 // Enrolment refusals. A missing code is the client's mistake (400 naming the field); a wrong one

@@ -8,7 +8,6 @@ import (
 	"tutela"
 	"tutela/audit"
 	"tutela/authz"
-	"tutela/mail"
 	"tutela/mfa"
 	"tutela/sqlstore"
 )
@@ -271,20 +270,4 @@ func (s *Service) renewSessionSecret(ctx context.Context, tx *sqlstore.Tx, p *tu
 // StepUpFresh reports whether the principal proved a second factor within StepUpWindow.
 func (s *Service) StepUpFresh(p *tutela.Principal) bool {
 	return !p.StepUpAt.IsZero() && s.now().Sub(p.StepUpAt) <= StepUpWindow
-}
-
-// NotifyMFAReset tells the user by e-mail that an administrator removed their second factors,
-// with the one-time enrolment code they need to set up a new one (ResetMFA), so a reset they did
-// not ask for does not go unnoticed. Without a mailer it does nothing: the administrator hands
-// the code over instead.
-func (s *Service) NotifyMFAReset(ctx context.Context, u *tutela.User, code tutela.Secret, expires time.Time) {
-	if u == nil {
-		return
-	}
-	s.notify(ctx, mail.Message{To: u.Email, Subject: "Your second factors were reset",
-		Text: "An administrator removed the second factors (authenticator app, passkeys, recovery codes) of " + u.Email +
-			".\n\nTo set up a new one, sign in and give this one-time enrolment code when you confirm the new " +
-			"authenticator app or passkey:\n\n    " + code.Reveal() + "\n\nIt works once, until " +
-			expires.UTC().Format(time.RFC1123) + ". If you did not ask for this, do not use it and contact your " +
-			"administrator at once.\n"}, "MFA reset")
 }

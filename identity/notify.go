@@ -44,6 +44,7 @@ func (s *Service) registerJobs() {
 		}
 		return s.sendReset(ctx, r.Tenant, r.Email, r.IP)
 	}})
+	s.Jobs.Register(jobs.Kind{Name: JobMFAEnrollCode, Sealed: true, Handle: s.sendEnrollmentCode})
 }
 
 // mailing reports whether e-mail can go out: a mailer and the queue that delivers for it.

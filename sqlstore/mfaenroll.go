@@ -28,18 +28,20 @@ func (r Users) MFAEnrollmentCodeRequired(ctx context.Context, userID string) (bo
 }
 
 // IssueMFAEnrollmentCode marks the user as needing an enrolment code, voids any earlier unused
-// one, and issues a new code valid for ttl. The code's text exists only in the return value.
-func (r Users) IssueMFAEnrollmentCode(ctx context.Context, userID string, ttl time.Duration) (string, *OneTimeToken, error) {
+// one, and stores code (from tutela.RandomToken(32), made by the caller so that its e-mail can be
+// sealed before this transaction) as the new one, valid for ttl. Only its hash is stored.
+func (r Users) IssueMFAEnrollmentCode(ctx context.Context, userID, code string, ttl time.Duration) (*OneTimeToken, error) {
 	res, err := r.tx.exec(ctx, `UPDATE users SET mfa_enrollment_code_required = TRUE WHERE tenant_id = $1 AND id = $2`,
 		r.tenantID, userID)
 	if err := affectedOne(res, err, "user not found"); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if _, err := r.tx.exec(ctx, `DELETE FROM user_tokens WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3 AND used_at IS NULL`,
 		r.tenantID, userID, TokenMFAEnroll); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	return r.CreateToken(ctx, userID, TokenMFAEnroll, ttl)
+	_, t, err := r.createToken(ctx, userID, TokenMFAEnroll, code, ttl)
+	return t, err
 }
 
 // PeekMFAEnrollmentCode checks, without spending it, that code is the user's unexpired,

@@ -40,7 +40,14 @@ func HashToken(token string) []byte {
 // CreateToken stores a new single-use token for the user and returns the token's text, which
 // exists only in the return value.
 func (r Users) CreateToken(ctx context.Context, userID, purpose string, ttl time.Duration) (string, *OneTimeToken, error) {
-	tok := tutela.RandomToken(32)
+	return r.createToken(ctx, userID, purpose, tutela.RandomToken(32), ttl)
+}
+
+// createToken stores tok (64 hex characters from tutela.RandomToken(32)) as a one-time token.
+func (r Users) createToken(ctx context.Context, userID, purpose, tok string, ttl time.Duration) (string, *OneTimeToken, error) {
+	if len(tok) != 64 {
+		return "", nil, tutela.Errorf(tutela.EINTERNAL, "one-time token of the wrong length")
+	}
 	t := &OneTimeToken{ID: tutela.NewID(), TenantID: r.tenantID, UserID: userID, Purpose: purpose,
 		ExpiresAt: r.tx.now.Add(ttl)}
 	_, err := r.tx.exec(ctx, `INSERT INTO user_tokens (id, tenant_id, user_id, purpose, token_hash, created_at, expires_at)

@@ -77,7 +77,8 @@ func testMFAEnrollmentCode(t *testing.T, open Opener) {
 		t.Helper()
 		var code string
 		update(t, db, func(tx *sqlstore.Tx) (err error) {
-			code, _, err = tx.Users(tn.ID).IssueMFAEnrollmentCode(ctx, userID, time.Hour)
+			code = tutela.RandomToken(32)
+			_, err = tx.Users(tn.ID).IssueMFAEnrollmentCode(ctx, userID, code, time.Hour)
 			return
 		})
 		return code
@@ -133,7 +134,7 @@ func testMFAEnrollmentCode(t *testing.T, open Opener) {
 		t.Fatal("mark cleared without a redemption")
 	}
 	err = db.Update(ctx, func(tx *sqlstore.Tx) error {
-		_, _, err := tx.Users(tn.ID).IssueMFAEnrollmentCode(ctx, tutela.NewID(), time.Hour)
+		_, err := tx.Users(tn.ID).IssueMFAEnrollmentCode(ctx, tutela.NewID(), tutela.RandomToken(32), time.Hour)
 		return err
 	})
 	mustCode(t, err, tutela.ENOTFOUND)
@@ -146,7 +147,8 @@ func testMFAEnrollmentCodeRace(t *testing.T, open Opener) {
 	u := createUser(t, db, tn.ID, "a@example.org")
 	var code string
 	update(t, db, func(tx *sqlstore.Tx) (err error) {
-		code, _, err = tx.Users(tn.ID).IssueMFAEnrollmentCode(ctx, u.ID, time.Hour)
+		code = tutela.RandomToken(32)
+		_, err = tx.Users(tn.ID).IssueMFAEnrollmentCode(ctx, u.ID, code, time.Hour)
 		return
 	})
 	var wins atomic.Int32
