@@ -86,8 +86,32 @@ func TestMFA_ConfirmingCodeAtSignInSaysWaitForTheNextCode(t *testing.T) {
 	if code == "000000" || status != 401 || strings.Contains(string(body), "wait") {
 		t.Fatalf("wrong code: %d %s", status, body)
 	}
+	// The newcomer's mistake raises no replay alarm: no security event, no "someone used your
+	// code" e-mail (the factor-added notice is the only mail).
+	deliver(t, e.ids)
+	if kinds, err := securityEventKinds(e, a.TenantID); err != nil || strings.Contains(kinds, "totp_replay_refused") {
+		t.Fatalf("security events %q, %v", kinds, err)
+	}
+	for _, m := range e.mail.Messages() {
+		if strings.Contains(m.Subject, "used sign-in code") {
+			t.Fatalf("replay alarm for the confirming code: %q", m.Subject)
+		}
+	}
 	e.clock.Add(30e9)
-	if status, _, body := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+e.code(t, en.Secret)+`"`); status != 200 {
+	next := e.code(t, en.Secret)
+	if status, _, body := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+next+`"`); status != 200 {
 		t.Fatalf("next code: %d %s", status, body)
+	}
+	// A code that already signed in, tried again, is a replay: recorded, and the user is told.
+	ch = e.passwordStep(t, "acme", "ana@example.org", "")
+	if status, _, body := e.completeMFA(t, ch.MFA.Challenge, "code", `"`+next+`"`); status != 401 || !strings.Contains(string(body), "next code") {
+		t.Fatalf("replayed code: %d %s", status, body)
+	}
+	deliver(t, e.ids)
+	if kinds, err := securityEventKinds(e, a.TenantID); err != nil || !strings.Contains(kinds, "totp_replay_refused") {
+		t.Fatalf("security events after a replay %q, %v", kinds, err)
+	}
+	if msgs := e.mail.Messages(); len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1].Subject, "used sign-in code") {
+		t.Fatalf("no replay alarm: %+v", msgs)
 	}
 }

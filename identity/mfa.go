@@ -129,6 +129,8 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		switch {
 		case errors.Is(err, mfa.ErrReplayed):
 			kind, reason = "totp_replay_refused", "replayed"
+		case errors.Is(err, mfa.ErrConfirmCodeReused):
+			reason = "confirm_code_reused" // the newcomer's mistake: no alarm
 		case errors.Is(err, mfa.ErrClonedAuthenticator):
 			kind, reason = "passkey_clone_detected", "cloned"
 		}
@@ -159,7 +161,7 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		if ferr != nil {
 			return "", ferr
 		}
-		if errors.Is(err, mfa.ErrReplayed) {
+		if errors.Is(err, mfa.ErrReplayed) || errors.Is(err, mfa.ErrConfirmCodeReused) {
 			return "", errCodeSpent
 		}
 		return "", tutela.Errorf(tutela.EINVALIDCREDENTIALS, "second factor not accepted")

@@ -47,6 +47,10 @@ var (
 	// someone who knows the current code can get it, so saying so leaks nothing; the user waits
 	// for the next code.
 	ErrReplayed = tutela.Errorf(tutela.EINVALIDCREDENTIALS, "this code was already used; wait for the next one")
+	// ErrConfirmCodeReused: the replayed step is the one whose code confirmed the factor — a
+	// newcomer typing the confirming code again at the first sign-in, not a sign that someone
+	// saw a code. Refused like any spent step, without the replay alarm.
+	ErrConfirmCodeReused = tutela.Errorf(tutela.EINVALIDCREDENTIALS, "this code confirmed the authenticator app; wait for the next one")
 	// ErrWebAuthn: the passkey response failed verification (signature, origin, challenge, user
 	// verification, unknown or expired ceremony).
 	ErrWebAuthn = tutela.Errorf(tutela.EINVALIDCREDENTIALS, "passkey verification failed")

@@ -137,6 +137,9 @@ func (s *Service) checkTOTP(ctx context.Context, tenantID, userID, pendingID, co
 				if pendingID != "" && guard != nil {
 					return guard(tx)
 				}
+			} else if pendingID == "" && step == f.ConfirmStep && f.LastStep == f.ConfirmStep {
+				// Not used since it was confirmed: the confirming code typed again.
+				result = ErrConfirmCodeReused
 			} else {
 				result = ErrReplayed
 			}

@@ -77,11 +77,19 @@ func TestTOTP_UnconfirmedFactorNotUsable(t *testing.T) {
 		if ok, _ := k.svc.HasActiveFactor(ctx, k.tenant.ID, k.user.ID); !ok {
 			t.Fatal("confirmed factor not active")
 		}
-		// The confirming code's step is spent.
-		mustIs(t, k.svc.VerifyTOTP(ctx, k.tenant.ID, k.user.ID, now), mfa.ErrReplayed)
+		// The confirming code's step is spent; it is told apart from a replay (no alarm for a
+		// newcomer typing it again), and only it.
+		mustIs(t, k.svc.VerifyTOTP(ctx, k.tenant.ID, k.user.ID, now), mfa.ErrConfirmCodeReused)
 		// A confirmed factor cannot be confirmed again.
 		k.clock.Add(30 * time.Second)
-		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, code(t, e.Secret.Reveal(), k.clock.Now()), nil), mfa.ErrInvalidCode)
+		next := code(t, e.Secret.Reveal(), k.clock.Now())
+		mustIs(t, k.svc.ConfirmTOTP(ctx, k.tenant.ID, k.user.ID, e.FactorID, next, nil), mfa.ErrInvalidCode)
+		if err := k.svc.VerifyTOTP(ctx, k.tenant.ID, k.user.ID, next); err != nil {
+			t.Fatalf("the next code: %v", err)
+		}
+		mustIs(t, k.svc.VerifyTOTP(ctx, k.tenant.ID, k.user.ID, next), mfa.ErrReplayed)
+		// Once a later code has signed in, the confirming code again is a replay like any other.
+		mustIs(t, k.svc.VerifyTOTP(ctx, k.tenant.ID, k.user.ID, now), mfa.ErrReplayed)
 		acts := k.auditActions(t)
 		if acts["mfa.totp_enrollment_started"] != 1 || acts["mfa.totp_enrolled"] != 1 {
 			t.Fatalf("audit = %v", acts)

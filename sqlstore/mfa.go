@@ -36,6 +36,9 @@ type TOTPFactor struct {
 	MFAFactor
 	Sealed   []byte
 	LastStep int64
+	// ConfirmStep is the time step whose code confirmed the factor (-1 if unknown: confirmed
+	// before migration 00016).
+	ConfirmStep int64
 }
 
 // WebAuthnCredential is a passkey factor with its credential record (the library's JSON: public
@@ -190,7 +193,8 @@ func (r MFA) TOTPFactors(ctx context.Context, userID, factorID string) ([]*TOTPF
 	if !r.validIDs(userID) || (factorID != "" && !tutela.ValidID(factorID)) {
 		return nil, nil
 	}
-	q := `SELECT ` + factorCols + `, secret, last_step FROM mfa_factors WHERE tenant_id = $1 AND user_id = $2 AND type = 'totp'`
+	q := `SELECT ` + factorCols + `, secret, last_step, COALESCE(confirm_step, -1) FROM mfa_factors
+		WHERE tenant_id = $1 AND user_id = $2 AND type = 'totp'`
 	args := []any{r.tenantID, userID}
 	if factorID != "" {
 		q += ` AND id = $3 AND NOT active`
@@ -206,7 +210,7 @@ func (r MFA) TOTPFactors(ctx context.Context, userID, factorID string) ([]*TOTPF
 	var out []*TOTPFactor
 	for rows.Next() {
 		var t TOTPFactor
-		f, err := scanFactor(rows, &t.Sealed, &t.LastStep)
+		f, err := scanFactor(rows, &t.Sealed, &t.LastStep, &t.ConfirmStep)
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +228,11 @@ func (r MFA) UseTOTPStep(ctx context.Context, userID, factorID string, step int6
 	if !r.validIDs(userID, factorID) {
 		return false, nil
 	}
-	res, err := r.tx.exec(ctx, `UPDATE mfa_factors SET last_step = $1, last_used_at = $2, active = TRUE
+	confirm := ""
+	if activate {
+		confirm = ", confirm_step = $1"
+	}
+	res, err := r.tx.exec(ctx, `UPDATE mfa_factors SET last_step = $1, last_used_at = $2, active = TRUE`+confirm+`
 		WHERE tenant_id = $3 AND user_id = $4 AND id = $5 AND type = 'totp' AND active = $6 AND last_step < $1`,
 		step, r.tx.now, r.tenantID, userID, factorID, !activate)
 	if err != nil {
