@@ -135,18 +135,7 @@ func TestTenantSessionSettings_Consistent(t *testing.T) {
 // admin cannot create one through the API yet).
 func (e *env) createSAUnchecked(t *testing.T, tenantID string) saCreated {
 	t.Helper()
-	sa := &sqlstore.ServiceAccount{TenantID: tenantID, Name: "records-api",
-		Permissions: []authz.Permission{{Resource: "records", Action: authz.Read}}}
-	var secret tutela.Secret
-	if err := e.db.Update(ctxBG, func(tx *sqlstore.Tx) (err error) {
-		secret, err = e.ids.CreateServiceAccountTx(ctxBG, tx, sa)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var c saCreated
-	c.SA.ID, c.SA.ClientID, c.Secret = sa.ID, sa.ClientID, secret.Reveal()
-	return c
+	return e.createSAWith(t, tenantID, authz.Permission{Resource: "records", Action: authz.Read})
 }
 
 func mustUnmarshal(t *testing.T, b []byte, v any) {

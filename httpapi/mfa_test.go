@@ -26,23 +26,12 @@ import (
 // enrolTOTP enrols a TOTP factor through the API for the signed-in user and returns its seed.
 func (e *env) enrolTOTP(t *testing.T, auth any) string {
 	t.Helper()
-	res, b := e.req(t, "POST", "/v1/auth/mfa/totp", "", "", auth)
-	if res.StatusCode != 201 {
-		t.Fatalf("begin TOTP: %d %s", res.StatusCode, b)
-	}
-	var en struct {
-		FactorID string `json:"factor_id"`
-		Secret   string `json:"secret"`
-		URI      string `json:"otpauth_uri"`
-	}
-	_ = json.Unmarshal(b, &en)
-	code := e.code(t, en.Secret)
-	res, b = e.req(t, "POST", "/v1/auth/mfa/totp/confirm", `{"factor_id":"`+en.FactorID+`","code":"`+code+`"}`, "", auth)
-	if res.StatusCode != 204 {
-		t.Fatalf("confirm TOTP: %d %s", res.StatusCode, b)
+	factorID, secret := e.beginTOTPFor(t, auth)
+	if status, eb := e.confirmWith(t, auth, factorID, secret, ""); status != 204 {
+		t.Fatalf("confirm TOTP: %d %+v", status, eb)
 	}
 	e.clock.Add(30 * time.Second) // the confirming code is spent; the next step's code is fresh
-	return en.Secret
+	return secret
 }
 
 func (e *env) code(t *testing.T, secret string) string {

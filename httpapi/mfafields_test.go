@@ -16,15 +16,8 @@ func TestMFA_MissingFieldsAre400NamingThem(t *testing.T) {
 	e := newEnv(t, sqlstore.SQLite, withMFA)
 	e.seed(t, "acme", "ana@example.org", pw)
 	a := e.login(t, "acme", "ana@example.org", pw, "")
-	res, b := e.req(t, "POST", "/v1/auth/mfa/totp", "", "", a.AccessToken)
-	if res.StatusCode != 201 {
-		t.Fatalf("begin TOTP: %d %s", res.StatusCode, b)
-	}
-	var en struct {
-		FactorID string `json:"factor_id"`
-		Secret   string `json:"secret"`
-	}
-	mustUnmarshal(t, b, &en)
+	var en struct{ FactorID, Secret string }
+	en.FactorID, en.Secret = e.beginTOTPFor(t, a.AccessToken)
 	for _, c := range []struct {
 		name, path, body, field string
 		auth                    any
@@ -45,9 +38,8 @@ func TestMFA_MissingFieldsAre400NamingThem(t *testing.T) {
 		}
 	}
 	// The pending factor is still there to confirm: none of the above was an attempt on it.
-	res, b = e.req(t, "POST", "/v1/auth/mfa/totp/confirm", `{"factor_id":"`+en.FactorID+`","code":"`+e.code(t, en.Secret)+`"}`, "", a.AccessToken)
-	if res.StatusCode != 204 {
-		t.Fatalf("confirm: %d %s", res.StatusCode, b)
+	if status, eb := e.confirmWith(t, a.AccessToken, en.FactorID, en.Secret, ""); status != 204 {
+		t.Fatalf("confirm: %d %+v", status, eb)
 	}
 }
 
@@ -59,18 +51,10 @@ func TestMFA_ConfirmingCodeAtSignInSaysWaitForTheNextCode(t *testing.T) {
 	e := newEnv(t, sqlstore.SQLite, withMFA)
 	e.seed(t, "acme", "ana@example.org", pw)
 	a := e.login(t, "acme", "ana@example.org", pw, "")
-	res, b := e.req(t, "POST", "/v1/auth/mfa/totp", "", "", a.AccessToken)
-	if res.StatusCode != 201 {
-		t.Fatalf("begin TOTP: %d %s", res.StatusCode, b)
-	}
-	var en struct {
-		FactorID string `json:"factor_id"`
-		Secret   string `json:"secret"`
-	}
-	mustUnmarshal(t, b, &en)
+	var en struct{ FactorID, Secret string }
+	en.FactorID, en.Secret = e.beginTOTPFor(t, a.AccessToken)
 	code := e.code(t, en.Secret)
-	res, b = e.req(t, "POST", "/v1/auth/mfa/totp/confirm", `{"factor_id":"`+en.FactorID+`","code":"`+code+`"}`, "", a.AccessToken)
-	if res.StatusCode != 204 {
+	if res, b := e.req(t, "POST", "/v1/auth/mfa/totp/confirm", `{"factor_id":"`+en.FactorID+`","code":"`+code+`"}`, "", a.AccessToken); res.StatusCode != 204 {
 		t.Fatalf("confirm: %d %s", res.StatusCode, b)
 	}
 	ch := e.passwordStep(t, "acme", "ana@example.org", "")
