@@ -411,15 +411,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
 		DBTimeout: cfg.Database.RequestTimeout,
 	})
-	m.httpServer = &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		WriteTimeout:      cfg.HTTP.WriteTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
-	}
+	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -436,15 +428,7 @@ func (m *Main) Listen(ctx context.Context) error {
 			ln.Close()
 			return fmt.Errorf("metrics.addr: %w", err)
 		}
-		m.metricsServer = &http.Server{
-			Handler:           api.MetricsHandler(),
-			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-			ReadTimeout:       cfg.HTTP.ReadTimeout,
-			WriteTimeout:      cfg.HTTP.WriteTimeout,
-			IdleTimeout:       cfg.HTTP.IdleTimeout,
-			MaxHeaderBytes:    16 << 10,
-			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
-		}
+		m.metricsServer = m.newHTTPServer(api.MetricsHandler(), 16<<10)
 		if useTLS {
 			// A copy: each http.Server adjusts its own TLS config when it starts serving.
 			m.metricsServer.TLSConfig = m.httpServer.TLSConfig.Clone()
@@ -457,6 +441,21 @@ func (m *Main) Listen(ctx context.Context) error {
 
 // TLSConfig returns the server TLS settings: TLS 1.3 by default; when 1.2 is allowed, only
 // forward-secret AEAD suites (ASVS 12.1.2). TLS 1.3 suites are not configurable in Go and are
+
+// newHTTPServer is one listener's server with the configured timeouts.
+func (m *Main) newHTTPServer(h http.Handler, maxHeaderBytes int) *http.Server {
+	cfg := m.Config.HTTP
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+}
+
 // all AEAD.
 func TLSConfig(minVersion uint16, cert tls.Certificate) *tls.Config {
 	return &tls.Config{
