@@ -63,8 +63,14 @@ func FieldErrorf(field, format string, args ...any) *Error {
 	return &Error{Code: EINVALID, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// Wrap returns an EINTERNAL error that keeps err for the log only.
+// Wrap returns an EINTERNAL error that keeps err for the log only. An err that is already
+// EUNAVAILABLE (the database or a KMS did not answer) stays so: the client should retry, and
+// wrapping must not turn an outage into a 500.
 func Wrap(err error, msg string) *Error {
+	var e *Error
+	if errors.As(err, &e) && e.Code == EUNAVAILABLE {
+		return &Error{Code: EUNAVAILABLE, Message: e.Message, Err: err}
+	}
 	return &Error{Code: EINTERNAL, Message: msg, Err: err}
 }
 
