@@ -41,7 +41,7 @@ func (op TakeoverOperation) Describe() string {
 	case TakeoverMFAReset:
 		return "reset a person's second factors"
 	case TakeoverGrant:
-		return "grant a role or permission that can take over accounts"
+		return "grant a role or permission that can take over accounts (or widen a role to one, or lift a deny of one)"
 	}
 	return string(op)
 }
