@@ -1,5 +1,7 @@
 package authz
 
+import "time"
+
 // Account takeover. A few operations hand whoever performs them a person's account: afterwards
 // they can sign in as that person, or make someone who can. A person must prove a fresh second
 // factor for each (they are MANAGE actions); a service account proves none, and its token
@@ -22,7 +24,9 @@ const (
 	// TakeoverMFAReset removes a user's second factors (and issues their enrolment code).
 	TakeoverMFAReset TakeoverOperation = "mfa_reset"
 	// TakeoverGrant gives a user a role or a grant that confers a takeover permission
-	// (program_admin, super_admin, or any custom role or grant holding one).
+	// (program_admin, super_admin, or any custom role or grant holding one), or gives it to them
+	// another way: by widening a role they may hold to one (TakeoverWidening), or by lifting a
+	// deny of one.
 	TakeoverGrant TakeoverOperation = "grant_takeover_permission"
 )
 
@@ -37,7 +41,7 @@ func (op TakeoverOperation) Describe() string {
 	case TakeoverMFAReset:
 		return "reset a person's second factors"
 	case TakeoverGrant:
-		return "grant a role or permission that can take over accounts"
+		return "grant a role or permission that can take over accounts (or widen a role to one, or lift a deny of one)"
 	}
 	return string(op)
 }
@@ -53,6 +57,23 @@ func ConfersTakeover(p Permission) bool {
 func TakeoverPermission(perms []Permission) (Permission, bool) {
 	for _, p := range perms {
 		if ConfersTakeover(p) {
+			return p, true
+		}
+	}
+	return Permission{}, false
+}
+
+// TakeoverWidening returns the first permission in after that confers takeover and that before
+// does not already give (a new one, or the same one at a higher classification limit or on the
+// wildcard resource). Replacing a role's permissions before with after hands that permission to
+// every holder of the role, so it is a takeover grant like granting the role; narrowing is not.
+func TakeoverWidening(before, after []Permission) (Permission, bool) {
+	held := &Policy{}
+	for _, p := range before {
+		held.Grants = append(held.Grants, Grant{Permission: p, Effect: Allow})
+	}
+	for _, p := range after {
+		if ConfersTakeover(p) && !held.Holds(p, time.Time{}) {
 			return p, true
 		}
 	}

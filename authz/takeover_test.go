@@ -53,3 +53,38 @@ func TestDecide_CreatingServiceAccountNeedsStepUp(t *testing.T) {
 		t.Fatalf("creating a user: %+v", d)
 	}
 }
+
+// Replacing a role's permissions widens it to takeover when the new set gives a takeover
+// permission the old one did not: new, at a higher limit, or on the wildcard resource. Keeping
+// or narrowing one, or adding anything else, is no takeover.
+func TestTakeoverWidening(t *testing.T) {
+	usersManage := Permission{Resource: ResUsers, Action: Manage}
+	usersManageGreen := Permission{Resource: ResUsers, Action: Manage, MaxClass: Green}
+	rolesManage := Permission{Resource: ResRoles, Action: Manage}
+	anyManage := Permission{Resource: Any, Action: Manage}
+	usersRead := Permission{Resource: ResUsers, Action: Read}
+	recordsManage := Permission{Resource: ResRecords, Action: Manage}
+	for _, c := range []struct {
+		name          string
+		before, after []Permission
+		want          bool
+	}{
+		{"adds users MANAGE", []Permission{usersRead}, []Permission{usersRead, usersManage}, true},
+		{"adds roles MANAGE", nil, []Permission{rolesManage}, true},
+		{"adds * MANAGE", []Permission{usersManage}, []Permission{anyManage}, true},
+		{"lifts the classification limit", []Permission{usersManageGreen}, []Permission{usersManage}, true},
+		{"keeps users MANAGE", []Permission{usersManage, usersRead}, []Permission{usersManage}, false},
+		{"narrows users MANAGE", []Permission{usersManage}, []Permission{usersManageGreen}, false},
+		{"narrows * to users", []Permission{anyManage}, []Permission{usersManage, rolesManage}, false},
+		{"removes it", []Permission{usersManage}, []Permission{usersRead}, false},
+		{"adds no takeover", []Permission{usersRead}, []Permission{usersRead, recordsManage}, false},
+	} {
+		got, ok := TakeoverWidening(c.before, c.after)
+		if ok != c.want {
+			t.Errorf("%s: TakeoverWidening = %s, %v", c.name, got, ok)
+		}
+		if ok && !ConfersTakeover(got) {
+			t.Errorf("%s: returned %s, which confers no takeover", c.name, got)
+		}
+	}
+}

@@ -128,10 +128,20 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		if req.Key != "" && req.Key != role.Key {
 			return tutela.FieldErrorf("key", "key cannot be changed")
 		}
+		before := role.Permissions
 		role.Name, role.Description, role.Clearance = req.Name, req.Description, req.Clearance
 		role.Permissions, role.FieldMasks = req.Permissions, req.FieldMasks
 		if role.Clearance.Valid() {
 			if err := mayConfer(pol, p, role, s.d.Clock()); err != nil {
+				return err
+			}
+		}
+		// Widening a role hands the new permission to everyone who holds it (or will): a
+		// takeover grant like granting the role, whoever holds it now, so that a concurrent
+		// grant cannot slip between a check of its holders and this change.
+		if _, ok := authz.TakeoverWidening(before, role.Permissions); ok {
+			target := takeoverTarget{action: authz.Update, resource: authz.ResRoles, auditType: "role", id: role.ID}
+			if err := s.allowTakeoverOn(r, tx, p, t, authz.TakeoverGrant, target); err != nil {
 				return err
 			}
 		}
@@ -261,8 +271,22 @@ func (s *Server) grantPermission(w http.ResponseWriter, r *http.Request, p *tute
 	middleware.WriteJSON(w, http.StatusCreated, up)
 }
 
+// revokePermission removes a per-user grant or deny. Lifting an unexpired deny of a takeover
+// permission gives the user back what the deny held off: a takeover grant like granting it.
 func (s *Server) revokePermission(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		ups, err := tx.Users(t.ID).Permissions(r.Context(), u.ID)
+		if err != nil {
+			return err
+		}
+		for _, up := range ups {
+			if up.ID == r.PathValue("grant") && up.Effect == authz.Deny && authz.ConfersTakeover(up.Permission) &&
+				(up.ExpiresAt == nil || s.d.Clock().Before(*up.ExpiresAt)) {
+				if err := s.allowTakeover(r, tx, p, t, authz.TakeoverGrant, u.ID); err != nil {
+					return err
+				}
+			}
+		}
 		return tx.Users(t.ID).RevokePermission(r.Context(), u.ID, r.PathValue("grant"))
 	})
 	if err != nil {
