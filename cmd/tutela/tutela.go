@@ -179,7 +179,7 @@ func (m *Main) purgeDue(ctx context.Context, now time.Time) {
 	m.lastPurge = now
 	r := m.Config.Retention
 	c, err := m.DB.PurgeExpired(ctx, now, sqlstore.Retention{LoginHistory: r.LoginHistory,
-		SecurityEvents: r.SecurityEvents, EndedSessions: r.EndedSessions, UsedTokens: r.UsedTokens})
+		SecurityEvents: r.SecurityEvents, EndedSessions: r.EndedSessions, UsedTokens: r.UsedTokens, DeadJobs: r.DeadJobs})
 	if err != nil {
 		m.Logger.Error("retention purge", "err", err)
 	}
