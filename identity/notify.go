@@ -42,12 +42,12 @@ func (s *Service) registerJobs() {
 	// 2.4.1): past sqlstore.MaxPendingResetRequests forgot-password answers 503 to everyone.
 	s.Jobs.Register(jobs.Kind{Name: JobPasswordReset, Sealed: true, MaxAttempts: 3,
 		MaxPending: sqlstore.MaxPendingResetRequests, Handle: func(ctx context.Context, _ string, payload []byte) error {
-		var r resetRequest
-		if err := json.Unmarshal(payload, &r); err != nil {
-			return fmt.Errorf("reset request payload: %w", err)
-		}
-		return s.sendReset(ctx, r.Tenant, r.Email, r.IP)
-	}})
+			var r resetRequest
+			if err := json.Unmarshal(payload, &r); err != nil {
+				return fmt.Errorf("reset request payload: %w", err)
+			}
+			return s.sendReset(ctx, r.Tenant, r.Email, r.IP)
+		}})
 }
 
 // mailing reports whether e-mail can go out: a mailer and the queue that delivers for it.

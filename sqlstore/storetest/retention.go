@@ -37,7 +37,10 @@ func testRetentionDeadJobs(t *testing.T, open Opener) {
 		if len(got) != 1 || got[0].ID != j.ID {
 			t.Fatalf("claimed %+v, want %s", got, j.ID)
 		}
-		update(t, db, func(tx *sqlstore.Tx) error { _, err := tx.FailJob(ctx, got[0], "mail: RCPT TO rejected (code 550)", db.Now()); return err })
+		update(t, db, func(tx *sqlstore.Tx) error {
+			_, err := tx.FailJob(ctx, got[0], "mail: RCPT TO rejected (code 550)", db.Now())
+			return err
+		})
 		return j
 	}
 	old := kill("mail")
