@@ -229,6 +229,8 @@ type Retention struct {
 	// UsedTokens: used or expired one-time tokens (setup, reset, MFA sign-in challenges),
 	// expired WebAuthn ceremonies and client-assertion jti records.
 	UsedTokens time.Duration `koanf:"used_tokens"`
+	// DeadJobs: jobs of the queue that gave up, counted from their death (docs/jobs.md).
+	DeadJobs time.Duration `koanf:"dead_jobs"`
 }
 
 // Vault configures envelope encryption (docs/keys.md): where the key-encryption key lives and how
@@ -285,7 +287,7 @@ func Default() *Config {
 		SMTP:  SMTP{TLS: "starttls"},
 		Audit: Audit{CheckpointInterval: time.Second, Retention: 2 * 365 * 24 * time.Hour},
 		Retention: Retention{LoginHistory: 90 * 24 * time.Hour, SecurityEvents: 365 * 24 * time.Hour,
-			EndedSessions: 30 * 24 * time.Hour, UsedTokens: 24 * time.Hour},
+			EndedSessions: 30 * 24 * time.Hour, UsedTokens: 24 * time.Hour, DeadJobs: 30 * 24 * time.Hour},
 		Vault: Vault{CacheTTL: 5 * time.Minute},
 		// 9464 is the Prometheus exporter port OpenTelemetry uses; 9090 is Prometheus's own.
 		Metrics: Metrics{Addr: "127.0.0.1:9464"},
@@ -366,6 +368,7 @@ var envVars = []struct {
 	{"TUTELA_RETENTION_SECURITY_EVENTS", "retention.security_events", kindDuration},
 	{"TUTELA_RETENTION_ENDED_SESSIONS", "retention.ended_sessions", kindDuration},
 	{"TUTELA_RETENTION_USED_TOKENS", "retention.used_tokens", kindDuration},
+	{"TUTELA_RETENTION_DEAD_JOBS", "retention.dead_jobs", kindDuration},
 	{"TUTELA_SMTP_ADDR", "smtp.addr", kindString},
 	{"TUTELA_SMTP_FROM", "smtp.from", kindString},
 	{"TUTELA_SMTP_USERNAME", "smtp.username", kindString},
@@ -773,6 +776,7 @@ func (c *Config) validateRetention(p *problems) {
 		{"retention.security_events", r.SecurityEvents, 24 * time.Hour, "24h"},
 		{"retention.ended_sessions", r.EndedSessions, 24 * time.Hour, "24h"},
 		{"retention.used_tokens", r.UsedTokens, time.Hour, "1h"},
+		{"retention.dead_jobs", r.DeadJobs, 24 * time.Hour, "24h"},
 	} {
 		if f.d < f.floor {
 			p.add("%s: must be at least %s", f.key, f.text)

@@ -177,7 +177,7 @@ func TestLoad_RetentionDefaultsAndOverride(t *testing.T) {
 	t.Parallel()
 	def := Default().Retention
 	want := Retention{LoginHistory: 2160 * time.Hour, SecurityEvents: 8760 * time.Hour,
-		EndedSessions: 720 * time.Hour, UsedTokens: 24 * time.Hour}
+		EndedSessions: 720 * time.Hour, UsedTokens: 24 * time.Hour, DeadJobs: 720 * time.Hour}
 	if def != want {
 		t.Fatalf("default retention = %+v, want %+v", def, want)
 	}
@@ -276,6 +276,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_RETENTION_SECURITY_EVENTS=4380h", func(c *Config) any { return c.Retention.SecurityEvents }, 4380 * time.Hour},
 		{"TUTELA_RETENTION_ENDED_SESSIONS=168h", func(c *Config) any { return c.Retention.EndedSessions }, 168 * time.Hour},
 		{"TUTELA_RETENTION_USED_TOKENS=2h", func(c *Config) any { return c.Retention.UsedTokens }, 2 * time.Hour},
+		{"TUTELA_RETENTION_DEAD_JOBS=48h", func(c *Config) any { return c.Retention.DeadJobs }, 48 * time.Hour},
 		{"TUTELA_SMTP_ADDR=mail.example.org:587", func(c *Config) any { return c.SMTP.Addr }, "mail.example.org:587"},
 		{"TUTELA_SMTP_FROM=noreply@example.org", func(c *Config) any { return c.SMTP.From }, "noreply@example.org"},
 		{"TUTELA_SMTP_USERNAME=tutela", func(c *Config) any { return c.SMTP.Username }, "tutela"},
@@ -533,6 +534,9 @@ func TestValidate_Ranges(t *testing.T) {
 		{"used tokens kept an hour", func(c *Config) { c.Retention.UsedTokens = time.Hour }, ""},
 		{"used tokens kept less than an hour", func(c *Config) { c.Retention.UsedTokens = 59 * time.Minute }, "retention.used_tokens: must be at least 1h"},
 		{"used tokens kept for ever", func(c *Config) { c.Retention.UsedTokens = 0 }, "retention.used_tokens"},
+		{"dead jobs kept a day", func(c *Config) { c.Retention.DeadJobs = 24 * time.Hour }, ""},
+		{"dead jobs kept less than a day", func(c *Config) { c.Retention.DeadJobs = 23 * time.Hour }, "retention.dead_jobs: must be at least 24h"},
+		{"dead jobs kept for ever", func(c *Config) { c.Retention.DeadJobs = 0 }, "retention.dead_jobs"},
 		{"reset codes live a minute", func(c *Config) { c.Auth.ResetCodeTTL = time.Minute }, ""},
 		{"reset codes live an hour", func(c *Config) { c.Auth.ResetCodeTTL = time.Hour }, ""},
 		{"reset codes live under a minute", func(c *Config) { c.Auth.ResetCodeTTL = 59 * time.Second }, "auth.reset_code_ttl: must be between 1m and 1h"},

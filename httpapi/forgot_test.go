@@ -240,3 +240,68 @@ func TestForgotPassword_CodeExpiresAfterResetCodeTTL(t *testing.T) {
 		}
 	}
 }
+
+// Anonymous forgot-password requests cannot grow the job queue without bound (ASVS 5.0 2.4.1):
+// past the cap every request, for an account that exists or not, gets the same 503 with
+// Retry-After and queues nothing; once the backlog drains, requests are taken again.
+func TestForgotPassword_QueueCappedAnswers503ForEveryAccount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "acme", "ana@example.org", pw)
+	ask := func(email string) (*http.Response, []byte) {
+		return e.req(t, "POST", "/v1/auth/password/forgot", `{"tenant":"acme","email":"`+email+`"}`, "", nil)
+	}
+	// The flood, queued directly: over HTTP it would meet the per-IP rate limit first, which an
+	// attacker with many addresses does not.
+	flood := make([]*sqlstore.Job, sqlstore.MaxPendingResetRequests-1)
+	for i := range flood {
+		j, err := e.ids.Jobs.Prepare(identity.JobPasswordReset, "", fmt.Appendf(nil, `{"tenant":"acme","email":"x%d@example.org"}`, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		flood[i] = j
+	}
+	err := e.db.Update(context.Background(), func(tx *sqlstore.Tx) error {
+		for _, j := range flood {
+			if err := tx.EnqueueJob(context.Background(), j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, b := ask("nobody@example.org"); res.StatusCode != 202 {
+		t.Fatalf("last request under the cap: %d %s", res.StatusCode, b)
+	}
+	pending := func() int64 {
+		var c sqlstore.JobCounts
+		if err := e.db.View(context.Background(), func(tx *sqlstore.Tx) (err error) { c, err = tx.CountJobs(context.Background()); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return c.Pending
+	}
+	var bodies []string
+	for _, email := range []string{"ana@example.org", "nobody@example.org"} {
+		res, b := ask(email)
+		eb := wantError(t, res, b, 503, tutela.EUNAVAILABLE)
+		if ra := res.Header.Get("Retry-After"); ra == "" || ra == "0" {
+			t.Fatalf("Retry-After %q", ra)
+		}
+		bodies = append(bodies, eb.Error.Code+eb.Error.Message)
+	}
+	if bodies[0] != bodies[1] {
+		t.Fatalf("answers differ by account: %q", bodies)
+	}
+	if n := pending(); n != sqlstore.MaxPendingResetRequests {
+		t.Fatalf("%d jobs pending, want the cap %d", n, sqlstore.MaxPendingResetRequests)
+	}
+	deliver(t, e.ids) // the worker drains the backlog
+	if n := pending(); n != 0 {
+		t.Fatalf("%d jobs pending after the worker ran", n)
+	}
+	if res, b := ask("ana@example.org"); res.StatusCode != 202 {
+		t.Fatalf("after the backlog drained: %d %s", res.StatusCode, b)
+	}
+}

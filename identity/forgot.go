@@ -24,7 +24,8 @@ var forgotLimit = Limit{MaxFailures: 3, Window: time.Hour, BaseLock: time.Hour, 
 // whether or not the account exists: it only queues the request (package jobs), and the
 // lookup, the code and the e-mail happen in the worker. Only an active user with a password
 // (or awaiting one) of an active tenant gets an e-mail. Without e-mail the feature is not
-// configured, which is a permanent answer, the same for every account.
+// configured, which is a permanent answer, the same for every account; with too many requests
+// already waiting (sqlstore.MaxPendingResetRequests) it is unavailable, also for every account.
 func (s *Service) ForgotPassword(ctx context.Context, tenantSlug, email, ip string) error {
 	slug := strings.ToLower(strings.TrimSpace(tenantSlug))
 	if slug == "" || len(slug) > 63 {

@@ -28,7 +28,9 @@ func (s *Service) registerJobs() {
 	if s.Jobs == nil || s.Mailer == nil {
 		return
 	}
-	s.Jobs.Register(jobs.Kind{Name: JobMail, Sealed: true, Handle: func(ctx context.Context, _ string, payload []byte) error {
+	// E-mail is urgent: reset codes and security notices go out ahead of a backlog of
+	// forgot-password requests (anyone can enqueue those).
+	s.Jobs.Register(jobs.Kind{Name: JobMail, Sealed: true, Urgent: true, Handle: func(ctx context.Context, _ string, payload []byte) error {
 		var m mail.Message
 		if err := json.Unmarshal(payload, &m); err != nil {
 			return fmt.Errorf("mail job payload: %w", err)
@@ -36,15 +38,17 @@ func (s *Service) registerJobs() {
 		return s.Mailer.Send(ctx, m)
 	}})
 	// A reset request is worth a few quick retries (the database was busy); after that the
-	// user asks again.
-	s.Jobs.Register(jobs.Kind{Name: JobPasswordReset, Sealed: true, MaxAttempts: 3, Handle: func(ctx context.Context, _ string, payload []byte) error {
-		var r resetRequest
-		if err := json.Unmarshal(payload, &r); err != nil {
-			return fmt.Errorf("reset request payload: %w", err)
-		}
-		return s.sendReset(ctx, r.Tenant, r.Email, r.IP)
-	}})
-	s.Jobs.Register(jobs.Kind{Name: JobMFAEnrollCode, Sealed: true, Handle: s.sendEnrollmentCode})
+	// user asks again. Anonymous clients enqueue these, so their number is capped (ASVS 5.0
+	// 2.4.1): past sqlstore.MaxPendingResetRequests forgot-password answers 503 to everyone.
+	s.Jobs.Register(jobs.Kind{Name: JobPasswordReset, Sealed: true, MaxAttempts: 3,
+		MaxPending: sqlstore.MaxPendingResetRequests, Handle: func(ctx context.Context, _ string, payload []byte) error {
+			var r resetRequest
+			if err := json.Unmarshal(payload, &r); err != nil {
+				return fmt.Errorf("reset request payload: %w", err)
+			}
+			return s.sendReset(ctx, r.Tenant, r.Email, r.IP)
+		}})
+	s.Jobs.Register(jobs.Kind{Name: JobMFAEnrollCode, Sealed: true, Urgent: true, Handle: s.sendEnrollmentCode})
 }
 
 // mailing reports whether e-mail can go out: a mailer and the queue that delivers for it.

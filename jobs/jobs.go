@@ -39,7 +39,13 @@ type Kind struct {
 	// Timeout bounds one run (default one minute); the lease is Timeout plus a margin, so a
 	// job is never run twice at once.
 	Timeout time.Duration
-	Handle  Handler
+	// MaxPending, when positive, caps the kind's pending jobs: past it, enqueuing fails with
+	// EUNAVAILABLE (sqlstore.Job.MaxPending). For kinds anonymous clients can enqueue.
+	MaxPending int
+	// Urgent kinds are claimed before other due jobs, so a backlog of other work does not
+	// delay them.
+	Urgent bool
+	Handle Handler
 }
 
 // Options tune a Queue. The zero value is usable.
@@ -49,6 +55,10 @@ type Options struct {
 	Poll time.Duration
 	// Batch is how many jobs one worker claims and runs at once (default 8).
 	Batch int
+	// Grace is how long jobs still running when the worker is stopped may go on before they
+	// are cancelled (default 10 s). A job cancelled so is released, not counted as a failed
+	// attempt: the next worker runs it again.
+	Grace time.Duration
 }
 
 // Queue enqueues and runs jobs. Kinds are registered before Run starts.
@@ -58,6 +68,7 @@ type Queue struct {
 	log    *slog.Logger
 	poll   time.Duration
 	batch  int
+	grace  time.Duration
 
 	mu    sync.RWMutex
 	kinds map[string]Kind
@@ -75,7 +86,10 @@ func New(db *sqlstore.DB, sealer vault.Sealer, opt Options) *Queue {
 	if opt.Batch <= 0 {
 		opt.Batch = 8
 	}
-	return &Queue{db: db, sealer: sealer, log: opt.Log, poll: opt.Poll, batch: opt.Batch, kinds: map[string]Kind{}}
+	if opt.Grace <= 0 {
+		opt.Grace = 10 * time.Second
+	}
+	return &Queue{db: db, sealer: sealer, log: opt.Log, poll: opt.Poll, batch: opt.Batch, grace: opt.Grace, kinds: map[string]Kind{}}
 }
 
 // Register adds a kind. Registering a name twice replaces the earlier handler.
@@ -108,7 +122,8 @@ func (q *Queue) Prepare(kind, tenantID string, payload []byte) (*sqlstore.Job, e
 	if !ok {
 		return nil, fmt.Errorf("jobs: kind %q is not registered", kind)
 	}
-	j := &sqlstore.Job{ID: tutela.NewID(), Kind: kind, TenantID: tenantID, Payload: payload, MaxAttempts: k.MaxAttempts}
+	j := &sqlstore.Job{ID: tutela.NewID(), Kind: kind, TenantID: tenantID, Payload: payload, MaxAttempts: k.MaxAttempts,
+		MaxPending: k.MaxPending}
 	if k.Sealed {
 		if q.sealer == nil {
 			return nil, fmt.Errorf("jobs: kind %q needs a sealer", kind)
@@ -155,6 +170,19 @@ func (q *Queue) lease() time.Duration {
 	return longest + time.Minute
 }
 
+// urgent lists the kinds claimed first.
+func (q *Queue) urgent() []string {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	var names []string
+	for _, k := range q.kinds {
+		if k.Urgent {
+			names = append(names, k.Name)
+		}
+	}
+	return names
+}
+
 // RunDue claims and runs jobs that are due now until none is left, and reports how many ran
 // (successfully or not). The worker loop calls it; tests call it to deliver what is queued.
 func (q *Queue) RunDue(ctx context.Context) (int, error) {
@@ -164,7 +192,7 @@ func (q *Queue) RunDue(ctx context.Context) (int, error) {
 		var claimed []*sqlstore.Job
 		var dead int64
 		err := q.db.Update(ctx, func(tx *sqlstore.Tx) (err error) {
-			claimed, dead, err = tx.ClaimJobs(ctx, q.batch, q.lease())
+			claimed, dead, err = tx.ClaimJobs(ctx, q.batch, q.lease(), q.urgent()...)
 			return err
 		})
 		if err != nil {
@@ -194,10 +222,20 @@ func (q *Queue) RunDue(ctx context.Context) (int, error) {
 	}
 }
 
+// errShutdown is the cause of a job's cancellation when its worker stopped and the grace ran
+// out.
+var errShutdown = errors.New("jobs: worker stopped")
+
 // run runs one claimed job and records the outcome. Errors recording it are logged: the lease
-// then lapses and the job runs again.
+// then lapses and the job runs again. When ctx ends (the worker is stopping) the job has
+// q.grace to finish; cancelled after that, it is released, not failed: a restart is no fault
+// of the job and must not use up its attempts.
 func (q *Queue) run(ctx context.Context, j *sqlstore.Job) {
-	err := q.handle(ctx, j)
+	jctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(q.grace, func() { cancel(errShutdown) }) })
+	defer stop()
+	err := q.handle(jctx, j)
 	rec := context.WithoutCancel(ctx) // record the outcome even if the worker is stopping
 	if err == nil {
 		if cerr := q.db.Update(rec, func(tx *sqlstore.Tx) error { return tx.CompleteJob(rec, j) }); cerr != nil {
@@ -205,25 +243,65 @@ func (q *Queue) run(ctx context.Context, j *sqlstore.Job) {
 		}
 		return
 	}
+	if errors.Is(context.Cause(jctx), errShutdown) {
+		if rerr := q.db.Update(rec, func(tx *sqlstore.Tx) error { return tx.ReleaseJob(rec, j) }); rerr != nil {
+			q.log.Error("job cancelled by shutdown could not be released; it runs again once its lease lapses",
+				"job", j.ID, "kind", j.Kind, "record_err", rerr)
+			return
+		}
+		q.log.Info("job cancelled by shutdown; released for the next worker", "job", j.ID, "kind", j.Kind)
+		return
+	}
+	// Only a fixed class is stored and logged, never the error's text: a relay's reply to RCPT
+	// TO, say, repeats the recipient's address, which the sealed payload exists to protect.
+	cause := Failure(err)
 	var dead bool
-	cause := err.Error()
 	ferr := q.db.Update(rec, func(tx *sqlstore.Tx) (ferr error) {
 		dead, ferr = tx.FailJob(rec, j, cause, tx.Now().Add(Backoff(j.Attempts)))
 		return ferr
 	})
 	switch {
 	case ferr != nil:
-		q.log.Error("job failed and could not be rescheduled", "job", j.ID, "kind", j.Kind, "err", err, "record_err", ferr)
+		q.log.Error("job failed and could not be rescheduled", "job", j.ID, "kind", j.Kind, "err", cause, "record_err", ferr)
 	case dead:
-		q.log.Error("job dead after its last attempt", "job", j.ID, "kind", j.Kind, "attempts", j.Attempts, "err", err)
+		q.log.Error("job dead after its last attempt", "job", j.ID, "kind", j.Kind, "attempts", j.Attempts, "err", cause)
 	default:
-		q.log.Warn("job failed; will retry", "job", j.ID, "kind", j.Kind, "attempt", j.Attempts, "err", err)
+		q.log.Warn("job failed; will retry", "job", j.ID, "kind", j.Kind, "attempt", j.Attempts, "err", cause)
 	}
+}
+
+// Classed is an error that can describe itself without personal data or secrets: a fixed class
+// and codes (mail.DeliveryError: the SMTP step and status code).
+type Classed interface {
+	error
+	Class() string
+}
+
+// Failure is what is recorded (jobs.last_error) and logged for a failed run: the error's class,
+// never its text, which may carry what the payload was sealed to protect.
+func Failure(err error) string {
+	var c Classed
+	switch {
+	case errors.As(err, &c):
+		return c.Class()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.Is(err, errUnknownKind), errors.Is(err, errNoSealer), errors.Is(err, errPayload):
+		return err.Error()
+	}
+	return "handler failed (" + tutela.ErrorCode(err) + ")"
 }
 
 // errUnknownKind is a failure retrying will not cure on this node; it still retries, since
 // another node (or a later release) may know the kind.
 var errUnknownKind = errors.New("no handler for this job kind")
+
+var (
+	errNoSealer = errors.New("no sealer to open the payload")
+	errPayload  = errors.New("payload does not open (wrong key or tampered)")
+)
 
 func (q *Queue) handle(ctx context.Context, j *sqlstore.Job) error {
 	k, ok := q.kind(j.Kind)
@@ -233,11 +311,11 @@ func (q *Queue) handle(ctx context.Context, j *sqlstore.Job) error {
 	payload := j.Payload
 	if k.Sealed {
 		if q.sealer == nil {
-			return errors.New("no sealer to open the payload")
+			return errNoSealer
 		}
 		var err error
 		if payload, err = q.sealer.Open(j.Payload, aad(j.ID, j.Kind)); err != nil {
-			return errors.New("payload does not open (wrong key or tampered)")
+			return errPayload
 		}
 		defer clear(payload)
 	}

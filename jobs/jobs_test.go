@@ -3,8 +3,12 @@ package jobs_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +17,8 @@ import (
 	"tutela"
 	"tutela/clocktest"
 	"tutela/jobs"
+	"tutela/mail"
+	"tutela/mail/mailtest"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 	"tutela/vault"
@@ -159,7 +165,7 @@ func TestQueue_FailureRetriedWithBackoffThenDead(t *testing.T) {
 	if n := e.runDue(t); n != 0 || calls != 3 {
 		t.Fatalf("dead job ran again: %d, calls %d", n, calls)
 	}
-	if !strings.Contains(e.logs.String(), "job dead after its last attempt") || !strings.Contains(e.logs.String(), "relay refused") {
+	if !strings.Contains(e.logs.String(), "job dead after its last attempt") || !strings.Contains(e.logs.String(), "handler failed (internal)") {
 		t.Fatalf("dead job not logged:\n%s", e.logs)
 	}
 	var c sqlstore.JobCounts
@@ -208,3 +214,179 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.b.Write(p)
 }
 func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
+// A failure is stored and logged as its class only: an SMTP relay's refusal repeats the
+// recipient's address, and a handler's error may carry anything; neither may reach
+// jobs.last_error or the log, which outlive the sealed payload.
+func TestQueue_FailureRecordsOnlyTheErrorClass(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const to = "grace.hopper@example.com"
+	relay := mailtest.NewServer(t, mailtest.WithRejectedRecipient(to))
+	sender, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: relay.Addr(), TLS: mail.TLSNone, From: "noreply@tutela.test", Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.q.Register(jobs.Kind{Name: "mail", MaxAttempts: 1, Sealed: true, Handle: func(ctx context.Context, _ string, p []byte) error {
+		return sender.Send(ctx, mail.Message{To: string(p), Subject: "Hi", Text: "x"})
+	}})
+	e.q.Register(jobs.Kind{Name: "other", MaxAttempts: 1, Sealed: true, Handle: func(_ context.Context, _ string, p []byte) error {
+		return fmt.Errorf("lookup of %s failed", p)
+	}})
+	e.enqueue(t, "mail", []byte(to))
+	e.enqueue(t, "other", []byte(to))
+	if n := e.runDue(t); n != 2 {
+		t.Fatalf("ran %d, want 2", n)
+	}
+	var dead []*sqlstore.Job
+	if err := e.db.View(ctx, func(tx *sqlstore.Tx) (err error) { dead, err = tx.DeadJobs(ctx, 10); return err }); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, j := range dead {
+		got[j.Kind] = j.LastError
+	}
+	want := map[string]string{"mail": "mail: RCPT TO rejected by server (code 550)", "other": "handler failed (internal)"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("last errors = %q, want %q", got, want)
+	}
+	if logs := e.logs.String(); strings.Contains(logs, "grace.hopper") || strings.Contains(logs, "User unknown") ||
+		!strings.Contains(logs, "code 550") {
+		t.Fatalf("logs carry the server's reply or the address, or lack the code:\n%s", logs)
+	}
+}
+
+// runWorker starts q's worker loop and returns a function that stops it and waits for it.
+func runWorker(t *testing.T, q *jobs.Queue) (stop func()) {
+	t.Helper()
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); q.Run(wctx) }()
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute): // only stops a broken test from hanging
+			t.Fatal("worker did not stop")
+		}
+	}
+}
+
+// A job still running when the worker stops may finish within the grace, and is then done, not
+// failed.
+func TestQueue_StopLetsRunningJobFinishWithinGrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	q := jobs.New(e.db, nil, jobs.Options{Grace: time.Hour})
+	started, release := make(chan struct{}), make(chan struct{})
+	q.Register(jobs.Kind{Name: "slow", MaxAttempts: 1, Handle: func(ctx context.Context, _ string, _ []byte) error {
+		close(started)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}})
+	if err := q.Enqueue(ctx, "slow", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	stop := runWorker(t, q)
+	<-started
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); stop() }()
+	close(release)
+	<-stopped
+	if c := counts(t, e.db); c.Pending != 0 || c.Dead != 0 {
+		t.Fatalf("counts = %+v, want the job done", c)
+	}
+}
+
+// A job cancelled because the worker stopped (its grace ran out) is released, not counted as a
+// failed attempt: its only attempt is still there for the next worker, with no error recorded.
+func TestQueue_StopReleasesJobCancelledAfterGrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	q := jobs.New(e.db, nil, jobs.Options{Grace: time.Millisecond, Log: slog.New(slog.NewTextHandler(e.logs, nil))})
+	started := make(chan struct{}, 1)
+	var runs int
+	handler := func(ctx context.Context, _ string, _ []byte) error {
+		runs++
+		started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	q.Register(jobs.Kind{Name: "slow", MaxAttempts: 1, Handle: handler})
+	if err := q.Enqueue(ctx, "slow", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	stop := runWorker(t, q)
+	<-started
+	stop()
+	if c := counts(t, e.db); c.Pending != 1 || c.Dead != 0 {
+		t.Fatalf("counts = %+v, want the job pending", c)
+	}
+	var attempts int
+	var lastErr sql.NullString
+	if err := e.db.SQL().QueryRowContext(ctx, `SELECT attempts, last_error FROM jobs`).Scan(&attempts, &lastErr); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 0 || lastErr.Valid {
+		t.Fatalf("attempts = %d, last_error = %v: the shutdown counted as a failure", attempts, lastErr)
+	}
+	if !strings.Contains(e.logs.String(), "released") {
+		t.Fatalf("release not logged:\n%s", e.logs)
+	}
+	// The next worker runs it at once.
+	done := jobs.New(e.db, nil, jobs.Options{})
+	done.Register(jobs.Kind{Name: "slow", MaxAttempts: 1, Handle: func(context.Context, string, []byte) error { return nil }})
+	if n, err := done.RunDue(ctx); err != nil || n != 1 {
+		t.Fatalf("next worker ran %d, %v", n, err)
+	}
+	if runs != 1 {
+		t.Fatalf("runs = %d", runs)
+	}
+}
+
+func counts(t *testing.T, db *sqlstore.DB) sqlstore.JobCounts {
+	t.Helper()
+	var c sqlstore.JobCounts
+	if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) { c, err = tx.CountJobs(ctx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A kind with MaxPending refuses jobs beyond it as unavailable, adding nothing; urgent kinds are
+// run ahead of an older backlog.
+func TestQueue_MaxPendingAndUrgentKinds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var order []string
+	rec := func(name string) jobs.Handler {
+		return func(context.Context, string, []byte) error { order = append(order, name); return nil }
+	}
+	e.q.Register(jobs.Kind{Name: "request", MaxPending: 2, Handle: rec("request")})
+	e.q.Register(jobs.Kind{Name: "mail", Urgent: true, Handle: rec("mail")})
+	for range 2 {
+		if err := e.q.Enqueue(ctx, "request", "", nil); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Add(time.Second)
+	}
+	if err := e.q.Enqueue(ctx, "request", "", nil); tutela.ErrorCode(err) != tutela.EUNAVAILABLE {
+		t.Fatalf("enqueue past the cap = %v, want unavailable", err)
+	}
+	if err := e.q.Enqueue(ctx, "mail", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	q := jobs.New(e.db, nil, jobs.Options{Batch: 1})
+	q.Register(jobs.Kind{Name: "request", MaxPending: 2, Handle: rec("request")})
+	q.Register(jobs.Kind{Name: "mail", Urgent: true, Handle: rec("mail")})
+	if n, err := q.RunDue(ctx); err != nil || n != 3 {
+		t.Fatalf("ran %d, %v", n, err)
+	}
+	if !slices.Equal(order, []string{"mail", "request", "request"}) {
+		t.Fatalf("order = %q, want the mail first", order)
+	}
+}

@@ -164,7 +164,7 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 	}
 	conn, err := s.dial(ctx, deadline)
 	if err != nil {
-		return errorf("mail: connect to %s: %w", s.cfg.Addr, err)
+		return errorf("%w", &DeliveryError{Step: "connect", Err: err})
 	}
 	defer conn.Close()
 	// One deadline for the whole conversation, so a server that stalls at any step (greeting,
@@ -210,18 +210,18 @@ func (s *SMTPSender) dial(ctx context.Context, deadline time.Time) (net.Conn, er
 func (s *SMTPSender) converse(conn net.Conn, rcpt string, data []byte) error {
 	c, err := smtp.NewClient(conn, s.host)
 	if err != nil {
-		return fmt.Errorf("mail: greeting: %w", err)
+		return stepError("greeting", err)
 	}
 	defer c.Close()
 	if err := c.Hello(s.cfg.HelloName); err != nil {
-		return fmt.Errorf("mail: EHLO: %w", err)
+		return stepError("EHLO", err)
 	}
 	if s.cfg.TLS == TLSStartTLS {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
 			return ErrSTARTTLSUnavailable
 		}
 		if err := c.StartTLS(s.tlsConfig()); err != nil {
-			return fmt.Errorf("mail: STARTTLS: %w", err)
+			return stepError("STARTTLS", err)
 		}
 	}
 	if s.cfg.Username != "" {
@@ -230,24 +230,63 @@ func (s *SMTPSender) converse(conn net.Conn, rcpt string, data []byte) error {
 		}
 	}
 	if err := c.Mail(s.from.Address); err != nil {
-		return fmt.Errorf("mail: MAIL FROM: %w", err)
+		return stepError("MAIL FROM", err)
 	}
 	if err := c.Rcpt(rcpt); err != nil {
-		return fmt.Errorf("mail: RCPT TO: %w", err)
+		return stepError("RCPT TO", err)
 	}
 	w, err := c.Data()
 	if err != nil {
-		return fmt.Errorf("mail: DATA: %w", err)
+		return stepError("DATA", err)
 	}
 	if _, err := w.Write(data); err != nil {
-		return fmt.Errorf("mail: DATA: %w", err)
+		return stepError("DATA", err)
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("mail: DATA: %w", err)
+		return stepError("DATA", err)
 	}
 	// The server accepted the message at the end of DATA; a failed QUIT does not undo that.
 	_ = c.Quit()
 	return nil
+}
+
+// DeliveryError is a failed step of the SMTP conversation. It keeps the server's status code but
+// never the server's reply text: a relay's answer to RCPT TO (or to DATA) usually repeats the
+// recipient's address, and this error ends up in logs and in the job queue's last_error, where
+// personal data must not be (the job's payload is sealed for that reason).
+type DeliveryError struct {
+	Step string // greeting, EHLO, STARTTLS, MAIL FROM, RCPT TO, DATA
+	Code int    // the SMTP reply code; 0 when the step failed without a reply
+	// Err is the cause when there was no reply (a network or TLS error). It names the relay,
+	// never the recipient.
+	Err error
+}
+
+func (e *DeliveryError) Error() string {
+	if e.Code != 0 {
+		return e.Class()
+	}
+	return fmt.Sprintf("mail: %s: %v", e.Step, e.Err)
+}
+
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+// Class describes the failure without anything the relay sent back: the step and the SMTP
+// code (package jobs records only this).
+func (e *DeliveryError) Class() string {
+	if e.Code != 0 {
+		return fmt.Sprintf("mail: %s rejected by server (code %d)", e.Step, e.Code)
+	}
+	return fmt.Sprintf("mail: %s failed", e.Step)
+}
+
+// stepError wraps a failed step, dropping the text of an SMTP reply.
+func stepError(step string, err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return &DeliveryError{Step: step, Code: te.Code}
+	}
+	return &DeliveryError{Step: step, Err: err}
 }
 
 // authError keeps only the SMTP status code of a rejected AUTH: the reply text comes from the

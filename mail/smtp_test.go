@@ -232,6 +232,34 @@ func TestSend_WrongPasswordNotInError(t *testing.T) {
 	}
 }
 
+// A relay's refusal of RCPT TO repeats the recipient's address; the error (which reaches logs and
+// the job queue's last_error) keeps the step and the SMTP code, never that text.
+func TestSend_RejectedRecipientAddressNotInError(t *testing.T) {
+	t.Parallel()
+	const to = "ada.lovelace@example.com"
+	srv := mailtest.NewServer(t, mailtest.WithRejectedRecipient(to))
+	s := newSender(t, mail.SMTPConfig{Addr: srv.Addr(), TLS: mail.TLSNone})
+	err := s.Send(context.Background(), mail.Message{To: to, Subject: "Hi", Text: "x"})
+	if err == nil {
+		t.Fatal("Send succeeded to a rejected recipient")
+	}
+	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%v", errors.Unwrap(err))} {
+		if strings.Contains(text, "ada.lovelace") || strings.Contains(text, "User unknown") {
+			t.Fatalf("server reply leaked into the error: %s", text)
+		}
+	}
+	var de *mail.DeliveryError
+	if !errors.As(err, &de) || de.Step != "RCPT TO" || de.Code != 550 {
+		t.Fatalf("err = %v, want a RCPT TO DeliveryError with code 550", err)
+	}
+	if got, want := de.Class(), "mail: RCPT TO rejected by server (code 550)"; got != want {
+		t.Fatalf("class = %q, want %q", got, want)
+	}
+	if tutela.ErrorCode(err) != tutela.EUNAVAILABLE {
+		t.Fatalf("code = %q, want unavailable", tutela.ErrorCode(err))
+	}
+}
+
 func TestNewSMTPSender_AuthRefusedWithoutTLS(t *testing.T) {
 	t.Parallel()
 	_, err := mail.NewSMTPSender(mail.SMTPConfig{

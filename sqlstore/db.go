@@ -455,6 +455,8 @@ func unavailable(err error) error {
 // nodes.
 const (
 	LockBootstrap int64 = 0x7475_7465_6c61_0001 // "tutela" + 1
+	// LockJobCap serialises enqueues of capped job kinds (Job.MaxPending).
+	LockJobCap int64 = 0x7475_7465_6c61_0012 // "tutela" + migration 00012
 )
 
 // Lock takes a transaction-scoped exclusive lock on key: a PostgreSQL advisory lock released at

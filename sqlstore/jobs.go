@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"tutela"
@@ -25,6 +27,10 @@ type Job struct {
 	DeadAt      time.Time // zero unless dead
 	// Lease is the claim's token, set by ClaimJobs: only its holder may complete or fail the job.
 	Lease string
+	// MaxPending, when positive, bounds the pending jobs of this kind: EnqueueJob refuses a job
+	// beyond it with EUNAVAILABLE. Not stored; for kinds anonymous clients can enqueue (ASVS 5.0
+	// 2.4.1), so a flood cannot grow the table without limit.
+	MaxPending int
 }
 
 // Job states.
@@ -52,6 +58,20 @@ func (tx *Tx) EnqueueJob(ctx context.Context, j *Job) error {
 	}
 	j.RunAt = j.RunAt.UTC().Truncate(time.Microsecond)
 	j.CreatedAt, j.Attempts, j.LastError, j.DeadAt, j.Lease = tx.now, 0, "", time.Time{}, ""
+	if j.MaxPending > 0 {
+		// Serialised per store, so concurrent enqueues cannot pass the cap together (SQLite
+		// already runs one writer at a time).
+		if err := tx.Lock(ctx, LockJobCap); err != nil {
+			return err
+		}
+		n, err := tx.count(ctx, `SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND kind = $1`, j.Kind)
+		if err != nil {
+			return err
+		}
+		if n >= j.MaxPending {
+			return tutela.Errorf(tutela.EUNAVAILABLE, "too many requests are waiting; try again later")
+		}
+	}
 	_, err := tx.exec(ctx, `INSERT INTO jobs (id, kind, tenant_id, payload, state, run_at, attempts, max_attempts, created_at)
 		VALUES ($1, $2, $3, $4, 'pending', $5, 0, $6, $7)`,
 		j.ID, j.Kind, nullID(j.TenantID), j.Payload, j.RunAt, j.MaxAttempts, tx.now)
@@ -64,9 +84,13 @@ func (tx *Tx) EnqueueJob(ctx context.Context, j *Job) error {
 // PostgreSQL concurrent claims skip each other's rows (FOR UPDATE SKIP LOCKED), so two nodes
 // never take the same job; SQLite runs write transactions one at a time.
 //
+// Jobs of the urgent kinds are claimed before any other due job, whatever their run_at, so a
+// backlog of other work (a flood of forgot-password requests) does not hold up, say, a security
+// notice.
+//
 // A job whose lease lapsed after its last allowed attempt is not claimed again: it is marked
 // dead here ("lease expired"), and reported in dead.
-func (tx *Tx) ClaimJobs(ctx context.Context, limit int, lease time.Duration) (claimed []*Job, dead int64, err error) {
+func (tx *Tx) ClaimJobs(ctx context.Context, limit int, lease time.Duration, urgent ...string) (claimed []*Job, dead int64, err error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, 0, tutela.Errorf(tutela.EINVALID, "claim limit and lease must be positive")
 	}
@@ -84,12 +108,22 @@ func (tx *Tx) ClaimJobs(ctx context.Context, limit int, lease time.Duration) (cl
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	token := tutela.RandomToken(16)
+	args := []any{token, tx.now.Add(lease), tx.now, limit}
+	order := "run_at, id"
+	if len(urgent) > 0 {
+		in := make([]string, len(urgent))
+		for i, k := range urgent {
+			args = append(args, k)
+			in[i] = "$" + strconv.Itoa(len(args))
+		}
+		order = "CASE WHEN kind IN (" + strings.Join(in, ", ") + ") THEN 0 ELSE 1 END, " + order
+	}
 	rows, err := tx.query(ctx, `UPDATE jobs SET attempts = attempts + 1, lease_token = $1, locked_until = $2
 		WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= $3
 			AND (locked_until IS NULL OR locked_until <= $3) AND attempts < max_attempts
-			ORDER BY run_at, id LIMIT $4`+lock+`)
+			ORDER BY `+order+` LIMIT $4`+lock+`)
 		RETURNING id, kind, tenant_id, payload, run_at, attempts, max_attempts, last_error, created_at`,
-		token, tx.now.Add(lease), tx.now, limit)
+		args...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -155,6 +189,22 @@ func (tx *Tx) FailJob(ctx context.Context, j *Job, cause string, retryAt time.Ti
 		return false, errors.Join(err, errLeaseLost())
 	}
 	return true, nil
+}
+
+// ReleaseJob gives back a claimed job that did not run to an end through no fault of its own
+// (its worker is shutting down): the attempt is not counted, no error is recorded, and the job
+// is due again at once for any worker. It fails with conflict if the caller's lease is no
+// longer current.
+func (tx *Tx) ReleaseJob(ctx context.Context, j *Job) error {
+	res, err := tx.exec(ctx, `UPDATE jobs SET attempts = attempts - 1, lease_token = NULL, locked_until = NULL
+		WHERE id = $1 AND lease_token = $2 AND state = 'pending' AND attempts > 0`, j.ID, j.Lease)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errors.Join(err, errLeaseLost())
+	}
+	return nil
 }
 
 // JobCounts is the queue's size by state, for metrics and operators.

@@ -26,6 +26,9 @@ type Retention struct {
 	// UsedTokens: one-time tokens (setup, reset, MFA sign-in challenges) counted from their use
 	// or expiry, WebAuthn ceremonies and client-assertion jti records from their expiry.
 	UsedTokens time.Duration
+	// DeadJobs: jobs of the queue that gave up (sqlstore/jobs.go), counted from their death.
+	// Their payload is already gone; their error and tenant are kept this long for operators.
+	DeadJobs time.Duration
 }
 
 // PurgeCounts is how many rows PurgeExpired deleted from each table.
@@ -37,12 +40,13 @@ type PurgeCounts struct {
 	UserTokens          int64
 	WebAuthnCeremonies  int64
 	ClientAssertionJTIs int64
+	DeadJobs            int64
 }
 
 // Total is the number of rows deleted from all tables.
 func (c PurgeCounts) Total() int64 {
 	return c.LoginHistory + c.SecurityEvents + c.Sessions + c.RefreshTokens + c.UserTokens +
-		c.WebAuthnCeremonies + c.ClientAssertionJTIs
+		c.WebAuthnCeremonies + c.ClientAssertionJTIs + c.DeadJobs
 }
 
 // String lists the non-zero counts by table name ("login_history=3 sessions=1"). Logs carry it as
@@ -56,6 +60,7 @@ func (c PurgeCounts) String() string {
 		{"login_history", c.LoginHistory}, {"security_events", c.SecurityEvents},
 		{"sessions", c.Sessions}, {"refresh_tokens", c.RefreshTokens}, {"user_tokens", c.UserTokens},
 		{"webauthn_ceremonies", c.WebAuthnCeremonies}, {"client_assertion_jtis", c.ClientAssertionJTIs},
+		{"jobs", c.DeadJobs},
 	} {
 		if n.rows == 0 {
 			continue
@@ -88,7 +93,7 @@ const sessionPurgeBatch = 1_000
 
 // PurgeExpired deletes the rows that have outlived r as of now: sign-in history, security events,
 // ended sessions with their refresh tokens, used or expired one-time tokens, expired WebAuthn
-// ceremonies and expired client-assertion jtis. Each table is purged in its own transaction, in
+// ceremonies, expired client-assertion jtis and dead jobs. Each table is purged in its own transaction, in
 // batches of purgeBatch rows, and a transaction that deleted anything records one
 // retention.purge audit event with the cutoff and per-table counts (never row contents); one
 // table failing neither undoes nor stops the others, and the errors are joined.
@@ -104,7 +109,7 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time, r Retention) (Pur
 		d   time.Duration
 	}{
 		{"login_history", r.LoginHistory}, {"security_events", r.SecurityEvents},
-		{"ended_sessions", r.EndedSessions}, {"used_tokens", r.UsedTokens},
+		{"ended_sessions", r.EndedSessions}, {"used_tokens", r.UsedTokens}, {"dead_jobs", r.DeadJobs},
 	} {
 		if d.d <= 0 {
 			return c, tutela.FieldErrorf(d.key, "retention must be positive")
@@ -178,6 +183,11 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time, r Retention) (Pur
 	run("client_assertion_jtis", r.UsedTokens, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
 		n, err := tx.purgeRows(ctx, "client_assertion_jtis", "(service_account_id, jti)", "expires_at < $1", cutoff)
 		return []tableCount{{"client_assertion_jtis", n, &c.ClientAssertionJTIs}}, err
+	})
+	// Only dead jobs: a pending one is work still owed, however old.
+	run("jobs", r.DeadJobs, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
+		n, err := tx.purgeRows(ctx, "jobs", "id", "state = 'dead' AND dead_at < $1", cutoff)
+		return []tableCount{{"jobs", n, &c.DeadJobs}}, err
 	})
 	return c, errors.Join(errs...)
 }

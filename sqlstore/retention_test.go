@@ -86,7 +86,7 @@ func TestPurgeExpired_RuntimeRoleSweepsEveryTenant(t *testing.T) {
 	scoped := tutela.WithRequestMeta(ctx, &tutela.RequestMeta{RequestID: "r1", Principal: admin})
 	day := 24 * time.Hour
 	c, err := rt.PurgeExpired(scoped, clock.Now(), sqlstore.Retention{LoginHistory: day, SecurityEvents: day,
-		EndedSessions: 30 * day, UsedTokens: day})
+		EndedSessions: 30 * day, UsedTokens: day, DeadJobs: day})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,5 +43,35 @@ func TestServe_WorkerDeliversQueuedMail(t *testing.T) {
 	m := sink.Messages()[0]
 	if len(m.To) != 1 || m.To[0] != "root@example.org" || !strings.Contains(string(m.Data), "Subject: Reset your password") {
 		t.Fatalf("e-mail = %+v", m)
+	}
+}
+
+// If the HTTP listener fails, Serve returns its error: the job worker and the audit sequencer
+// are stopped and waited for, rather than waited for on a context nobody cancels (a hang).
+func TestServe_ListenerFailureReturns(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	e := &env{ctx: context.Background(), environ: baseEnv(t), stdout: io.Discard, stderr: &logs}
+	m, err := open(e, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.vault, err = m.openVault(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Listen(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.ln.Close() // the listener fails at its first Accept
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, http.ErrServerClosed) {
+			t.Fatalf("Serve = %v, want the listener's error", err)
+		}
+	case <-time.After(time.Minute): // generous: only a hang gets here
+		t.Fatalf("Serve did not return after its listener failed:\n%s", logs.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 	"tutela/mfa"
 
@@ -179,7 +180,7 @@ func (m *Main) purgeDue(ctx context.Context, now time.Time) {
 	m.lastPurge = now
 	r := m.Config.Retention
 	c, err := m.DB.PurgeExpired(ctx, now, sqlstore.Retention{LoginHistory: r.LoginHistory,
-		SecurityEvents: r.SecurityEvents, EndedSessions: r.EndedSessions, UsedTokens: r.UsedTokens})
+		SecurityEvents: r.SecurityEvents, EndedSessions: r.EndedSessions, UsedTokens: r.UsedTokens, DeadJobs: r.DeadJobs})
 	if err != nil {
 		m.Logger.Error("retention purge", "err", err)
 	}
@@ -495,7 +496,9 @@ func (m *Main) MetricsAddr() string {
 }
 
 // Serve serves until ctx is cancelled, then shuts down gracefully: stop accepting, let
-// in-flight requests finish (up to the shutdown timeout), and return.
+// in-flight requests finish (up to the shutdown timeout), let running jobs finish (up to the
+// queue's grace; those cut off are released, not failed) and return. If the listener fails,
+// Serve stops the background work the same way and returns the error.
 func (m *Main) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- m.httpServer.Serve(m.ln) }()
@@ -507,21 +510,22 @@ func (m *Main) Serve(ctx context.Context) error {
 		}()
 		defer m.metricsServer.Close() // scrapes need no draining
 	}
-	go m.maintenance(ctx)
-	seqDone := make(chan struct{})
-	go func() {
-		defer close(seqDone)
-		if err := m.sequencer.Run(ctx); err != nil {
+	// Background work runs under its own context, cancelled on every way out of Serve before
+	// it is waited for: a failed listener does not cancel ctx, and waiting on ctx alone would
+	// never return.
+	bctx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	// Deferred first, so it runs last: the sequencer and the worker stop before the store
+	// closes, and running jobs record their outcome.
+	defer background.Wait()
+	defer stopBackground()
+	go m.maintenance(bctx)
+	background.Go(func() {
+		if err := m.sequencer.Run(bctx); err != nil {
 			m.Logger.Error("audit sequencer stopped", "err", err)
 		}
-	}()
-	defer func() { <-seqDone }() // the sequencer stops with ctx, before the store closes
-	jobsDone := make(chan struct{})
-	go func() {
-		defer close(jobsDone)
-		m.jobs.Run(ctx)
-	}()
-	defer func() { <-jobsDone }() // running jobs record their outcome before the store closes
+	})
+	background.Go(func() { m.jobs.Run(bctx) })
 	select {
 	case err := <-errc:
 		return err

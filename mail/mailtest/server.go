@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +64,12 @@ func WithAuth(user, pass string) Option {
 // WithMaxMessageLen sets the largest message DATA accepts; larger ones get 552.
 func WithMaxMessageLen(n int) Option { return func(s *Server) { s.maxMsg = n } }
 
+// WithRejectedRecipient answers RCPT TO for addr with 550 and a reply that repeats the address,
+// as real relays do ("550 5.1.1 <addr>: Recipient address rejected: User unknown").
+func WithRejectedRecipient(addr string) Option {
+	return func(s *Server) { s.rejected = append(s.rejected, addr) }
+}
+
 // Server is a running SMTP sink on 127.0.0.1. It is closed by t.Cleanup.
 type Server struct {
 	t           testing.TB
@@ -73,6 +80,7 @@ type Server struct {
 	user        string
 	pass        string
 	maxMsg      int
+	rejected    []string
 	tlsCfg      *tls.Config
 	roots       *x509.CertPool
 
@@ -360,6 +368,9 @@ func (ss *session) command(verb, arg string) bool {
 		path, okPath := parsePath(arg, "TO:")
 		if !okPath || path == "" {
 			return ok(501, "5.5.4 syntax: RCPT TO:<address>")
+		}
+		if slices.Contains(s.rejected, path) {
+			return ok(550, "5.1.1 <"+path+">: Recipient address rejected: User unknown in virtual mailbox table")
 		}
 		if len(ss.rcpts) >= maxRecipients {
 			return ok(452, "4.5.3 too many recipients")

@@ -19,6 +19,101 @@ var JobTests = []Test{
 	{"JobFailureRetriedAfterBackoff", testJobRetry},
 	{"JobDeadAfterMaxAttempts", testJobDead},
 	{"JobLeaseExpiryHandsJobToAnotherWorker", testJobLeaseExpiry},
+	{"JobPendingCapRefusesBeyondIt", testJobPendingCap},
+	{"JobUrgentKindsClaimedFirst", testJobUrgentFirst},
+	{"JobReleasedWithoutCountingTheAttempt", testJobRelease},
+}
+
+// A kind anonymous clients can enqueue has a cap on its pending jobs (ASVS 5.0 2.4.1): past it
+// the enqueue is refused as unavailable and adds nothing; other kinds, and dead jobs, do not
+// count, and a finished job frees its place.
+func testJobPendingCap(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	const capped = "password_reset_request"
+	add := func(kind string) error {
+		return db.Update(ctx, func(tx *sqlstore.Tx) error {
+			return tx.EnqueueJob(ctx, &sqlstore.Job{Kind: kind, MaxAttempts: 1, MaxPending: 3})
+		})
+	}
+	// A dead job of the kind first: it must not count.
+	enqueue(t, db, &sqlstore.Job{Kind: capped, MaxAttempts: 1})
+	first := claim(t, db, 1)
+	update(t, db, func(tx *sqlstore.Tx) error { _, err := tx.FailJob(ctx, first[0], "x", db.Now()); return err })
+	enqueue(t, db, &sqlstore.Job{Kind: "mail", MaxAttempts: 8})
+	for i := range 3 {
+		if err := add(capped); err != nil {
+			t.Fatalf("enqueue %d under the cap: %v", i+1, err)
+		}
+	}
+	mustCode(t, add(capped), tutela.EUNAVAILABLE)
+	if c := jobCounts(t, db); c.Pending != 4 || c.Dead != 1 {
+		t.Fatalf("counts after a refused enqueue = %+v, want 3 capped + 1 mail pending", c)
+	}
+	var done bool
+	for _, j := range claim(t, db, 10) {
+		if j.Kind == capped && !done {
+			update(t, db, func(tx *sqlstore.Tx) error { return tx.CompleteJob(ctx, j) })
+			done = true
+		}
+	}
+	if !done {
+		t.Fatal("no capped job claimed")
+	}
+	if err := add(capped); err != nil {
+		t.Fatalf("enqueue after one finished: %v", err)
+	}
+	mustCode(t, add(capped), tutela.EUNAVAILABLE)
+}
+
+// Urgent kinds are claimed ahead of older due jobs of other kinds: a backlog of requests does not
+// hold up the e-mails already owed.
+func testJobUrgentFirst(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	for range 3 {
+		enqueue(t, db, &sqlstore.Job{Kind: "password_reset_request", MaxAttempts: 3})
+		clock.Add(time.Second)
+	}
+	mail := enqueue(t, db, &sqlstore.Job{Kind: "mail", MaxAttempts: 8})
+	var got []*sqlstore.Job
+	update(t, db, func(tx *sqlstore.Tx) (err error) { got, _, err = tx.ClaimJobs(ctx, 2, jobLease, "mail"); return err })
+	if len(got) != 2 || got[0].ID != mail.ID && got[1].ID != mail.ID {
+		t.Fatalf("claimed %+v, want the mail job among the first 2", got)
+	}
+	// Without urgent kinds, the oldest due job comes first.
+	clock.Add(time.Second)
+	enqueue(t, db, &sqlstore.Job{Kind: "mail", MaxAttempts: 8})
+	rest := claim(t, db, 1)
+	if len(rest) != 1 || rest[0].Kind != "password_reset_request" {
+		t.Fatalf("claimed %+v, want the oldest request", rest)
+	}
+}
+
+// A job its worker gives back (shutting down) is due again at once, with the attempt not counted
+// and no error recorded; a lapsed lease cannot release it.
+func testJobRelease(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	j := enqueue(t, db, &sqlstore.Job{Kind: "password_reset_request", MaxAttempts: 1})
+	got := claim(t, db, 1)
+	if len(got) != 1 {
+		t.Fatal("nothing claimed")
+	}
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.ReleaseJob(ctx, got[0]) })
+	again := claim(t, db, 1)
+	if len(again) != 1 || again[0].ID != j.ID || again[0].Attempts != 1 || again[0].LastError != "" {
+		t.Fatalf("after release: %+v, want the job on attempt 1 of 1, no error", again)
+	}
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.ReleaseJob(ctx, got[0]) }), tutela.ECONFLICT)
+	// The second worker dies on the job's only attempt: once the lease lapses the job is dead,
+	// not lost.
+	clock.Add(jobLease)
+	if got := claim(t, db, 1); len(got) != 0 {
+		t.Fatalf("claimed %+v beyond its attempts", got)
+	}
+	if c := jobCounts(t, db); c.Dead != 1 {
+		t.Fatalf("counts = %+v, want the job dead", c)
+	}
 }
 
 const jobLease = time.Minute

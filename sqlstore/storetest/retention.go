@@ -23,6 +23,48 @@ var RetentionTests = []Test{
 	{"RetentionConcurrentPurgesSplitTheWork", testRetentionConcurrent},
 	{"RetentionRefusesUnboundedOrFutureCutoff", testRetentionInvalid},
 	{"RetentionPasswordHistoryKeepsOnlyThePolicyLength", testPasswordHistoryTrim},
+	{"RetentionPurgesDeadJobsOnly", testRetentionDeadJobs},
+}
+
+// Dead jobs keep their kind, tenant and error (which may name what failed) for operators, but not
+// for ever; a pending job is work still owed and stays however old it is.
+func testRetentionDeadJobs(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	kill := func(kind string) *sqlstore.Job {
+		j := enqueue(t, db, &sqlstore.Job{Kind: kind, MaxAttempts: 1})
+		got := claim(t, db, 1)
+		if len(got) != 1 || got[0].ID != j.ID {
+			t.Fatalf("claimed %+v, want %s", got, j.ID)
+		}
+		update(t, db, func(tx *sqlstore.Tx) error {
+			_, err := tx.FailJob(ctx, got[0], "mail: RCPT TO rejected (code 550)", db.Now())
+			return err
+		})
+		return j
+	}
+	old := kill("mail")
+	stale := enqueue(t, db, &sqlstore.Job{Kind: "webhook", MaxAttempts: 3, RunAt: db.Now().Add(400 * day)})
+	clock.Add(20 * day)
+	recent := kill("mail")
+	clock.Add(11 * day) // old died 31 days ago, recent 11
+
+	got, err := db.PurgeExpired(ctx, clock.Now(), testRetention)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DeadJobs != 1 {
+		t.Fatalf("purged %d dead jobs, want 1", got.DeadJobs)
+	}
+	ids := columnValues(t, db, `SELECT id FROM jobs ORDER BY id`)
+	want := []string{stale.ID, recent.ID}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) || slices.Contains(ids, old.ID) {
+		t.Fatalf("jobs left = %q, want the pending %s and the recently dead %s", ids, stale.ID, recent.ID)
+	}
+	if c := jobCounts(t, db); c.Pending != 1 || c.Dead != 1 {
+		t.Fatalf("counts = %+v", c)
+	}
 }
 
 // Old password hashes are kept only as long as the history check needs them.
@@ -55,7 +97,7 @@ func testPasswordHistoryTrim(t *testing.T, open Opener) {
 const day = 24 * time.Hour
 
 var testRetention = sqlstore.Retention{LoginHistory: 90 * day, SecurityEvents: 365 * day,
-	EndedSessions: 30 * day, UsedTokens: 24 * time.Hour}
+	EndedSessions: 30 * day, UsedTokens: 24 * time.Hour, DeadJobs: 30 * day}
 
 // Row contents the purge's audit events must never repeat.
 const (
@@ -440,7 +482,8 @@ func testRetentionInvalid(t *testing.T, open Opener) {
 	db := open(t, sqlstore.Options{Clock: clock.Now})
 	seedRetention(t, db, clock)
 	for name, r := range map[string]sqlstore.Retention{
-		"zero login history":    {SecurityEvents: day, EndedSessions: day, UsedTokens: day},
+		"zero login history":    {SecurityEvents: day, EndedSessions: day, UsedTokens: day, DeadJobs: day},
+		"zero dead jobs":        {LoginHistory: day, SecurityEvents: day, EndedSessions: day, UsedTokens: day},
 		"zero security events":  {LoginHistory: day, EndedSessions: day, UsedTokens: day},
 		"negative sessions":     {LoginHistory: day, SecurityEvents: day, EndedSessions: -day, UsedTokens: day},
 		"zero used tokens":      {LoginHistory: day, SecurityEvents: day, EndedSessions: day},
