@@ -36,20 +36,33 @@ func prepareDataDir(dir string) error {
 	return os.Remove(name)
 }
 
-// checkDatabaseFile refuses an empty SQLite file beside an existing master key: the database was
-// truncated or never copied, and opening it would silently start a new, empty deployment
-// (migrations, new keysets) under the old key.
+// checkDatabaseFile refuses to open the SQLite database as a new one when it is plainly lost: an
+// empty file beside an existing master key (truncated, or never copied), or no file at all beside
+// an existing audit.key. Opening it would silently start a new, empty deployment (migrations, new
+// keysets) under the old keys. audit.key is created only once the database exists (serve opens the
+// store before it loads or creates the audit key; `backup restore` writes the database before the
+// key files), so a first start that stopped early leaves no audit.key and is not refused.
 func checkDatabaseFile(sqlitePath, dataDir string) error {
+	masterPath, auditPath := filepath.Join(dataDir, vault.MasterKeyFile), filepath.Join(dataDir, audit.KeyFile)
+	fresh := fmt.Sprintf("or, to start a new deployment on purpose, remove %s and %s (and tutela.db if present)",
+		vault.MasterKeyFile, audit.KeyFile)
 	fi, err := os.Stat(sqlitePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(auditPath); err != nil {
+			return nil
+		}
+		return fmt.Errorf("database file %s is missing but %s is there: the database was deleted, moved or not copied; "+
+			"restore tutela.db from a backup (`tutela backup restore`) or point TUTELA_DATA_DIR (data_dir) at the "+
+			"directory that holds it, %s", sqlitePath, auditPath, fresh)
+	}
 	if err != nil || fi.Size() > 0 {
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, vault.MasterKeyFile)); err != nil {
+	if _, err := os.Stat(masterPath); err != nil {
 		return nil
 	}
 	return fmt.Errorf("database file %s is empty (0 bytes) but %s is there: the database was truncated or not copied; "+
-		"restore tutela.db from a backup (`tutela backup restore`), or, to start a new deployment on purpose, remove "+
-		"tutela.db, %s and %s", sqlitePath, filepath.Join(dataDir, vault.MasterKeyFile), vault.MasterKeyFile, audit.KeyFile)
+		"restore tutela.db from a backup (`tutela backup restore`), %s", sqlitePath, masterPath, fresh)
 }
 
 // refuseNewMasterKey is called before a master key file would be created: a database that

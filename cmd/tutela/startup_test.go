@@ -180,6 +180,33 @@ func TestServe_EmptyDatabaseBesideKeyRefused(t *testing.T) {
 	}
 }
 
+// A missing database beside an existing audit.key (which is only ever created once the database
+// exists) is a lost database too: refused, nothing created, with the restore and the deliberate
+// fresh start both named. A fresh start that stopped before the audit key existed still starts.
+func TestServe_MissingDatabaseBesideAuditKeyRefused(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t)
+	servedOnce(t, env)
+	dir := dataDirOf(env)
+	dbPath := filepath.Join(dir, "tutela.db")
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(dbPath + suffix); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	mustRefuse(t, env, dbPath+" is missing but "+filepath.Join(dir, audit.KeyFile)+" is there",
+		"restore tutela.db from a backup", "to start a new deployment on purpose, remove master.key and audit.key")
+	if _, err := os.Stat(dbPath); !os.IsNotExist(err) {
+		t.Fatalf("a new database was created beside the old keys: %v", err)
+	}
+	// Only a master key (a first start that stopped before the audit key, or a key put in place
+	// by hand): a new deployment, as before.
+	if err := os.Remove(filepath.Join(dir, audit.KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	servedOnce(t, env)
+}
+
 // A missing audit.key for a log that is already signed is not silently replaced; another key
 // (here a plaintext key file of a different key pair) is refused too.
 func TestServe_MissingOrOtherAuditKeyRefused(t *testing.T) {
