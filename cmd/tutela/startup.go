@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"tutela"
 	"tutela/audit"
 	"tutela/sqlstore"
 	"tutela/vault"
@@ -102,6 +106,71 @@ func (m *Main) wrongKEK(err error) error {
 	return fmt.Errorf("%s does not open the keysets in the database: restore the master.key that was used with "+
 		"this database (or copy it from another node of this deployment), or set TUTELA_MASTER_KEY_FILE to it "+
 		"(detail: %w)", m.masterKeyOrigin(), err)
+}
+
+// masterKeyFingerprintLabel is the HKDF info of the master key's fingerprint. Its own label makes
+// the fingerprint independent of every key derived from the master key (the local KEK, the
+// field-masking key), so recording it in the database reveals nothing usable (docs/crypto.md).
+const masterKeyFingerprintLabel = "tutela master key fingerprint v1"
+
+// masterKeyFingerprint names a master key without revealing it: 128 bits of HKDF-SHA256 output
+// under masterKeyFingerprintLabel, enough to tell two random 256-bit keys apart.
+func masterKeyFingerprint(k tutela.Secret) (string, error) {
+	fp, err := hkdf.Key(sha256.New, k.Bytes(), nil, masterKeyFingerprintLabel, 16)
+	if err != nil {
+		return "", err
+	}
+	return "hkdf-sha256:" + hex.EncodeToString(fp), nil
+}
+
+// agreeMasterKey records the master key's fingerprint at first start and refuses a node whose
+// master key differs. With the local KEK another key cannot open the keysets anyway; with a KMS
+// or HSM KEK it can, but the field-masking key (HKDF of the master key) and the legacy sealer
+// would differ from the other nodes', so the same hidden value would be masked differently from
+// node to node. Both stores record it: a single SQLite node's key swapped between starts is the
+// same mistake.
+func (m *Main) agreeMasterKey(ctx context.Context) error {
+	fp, err := masterKeyFingerprint(m.MasterKey)
+	if err != nil {
+		return err
+	}
+	recorded, err := m.DB.AgreeSetting(ctx, sqlstore.SettingMasterKeyFingerprint, fp)
+	if err != nil {
+		return err
+	}
+	if recorded == fp {
+		return nil
+	}
+	return fmt.Errorf("%s is not this deployment's master key (fingerprint %s; the database records %s, from the "+
+		"first start): every node needs the same master key, also with a KMS or HSM KEK, because the field-masking "+
+		"key is derived from it; copy master.key from another node of this deployment (mode 0600) or restore it "+
+		"from your backup, or set TUTELA_MASTER_KEY / TUTELA_MASTER_KEY_FILE to that key; a master key replaced on "+
+		"purpose is recorded by `tutela keys kek-rewrap --from-master-key-file OLD`", m.masterKeyOrigin(), fp, recorded)
+}
+
+// recordMasterKeyChange records a deliberate master key replacement (kek-rewrap with
+// --from-master-key-file) so the next start agrees with the new key, audited in the same
+// transaction.
+func recordMasterKeyChange(ctx context.Context, db *sqlstore.DB, old, next tutela.Secret) error {
+	if old.Equal(next) {
+		return nil
+	}
+	from, err := masterKeyFingerprint(old)
+	if err != nil {
+		return err
+	}
+	to, err := masterKeyFingerprint(next)
+	if err != nil {
+		return err
+	}
+	return db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.ReplaceSetting(ctx, sqlstore.SettingMasterKeyFingerprint, to); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, audit.Event{ActorType: audit.ActorSystem, Action: "deployment.master_key_change",
+			Outcome: audit.OutcomeSuccess, TargetType: "deployment", Reason: "tutela keys kek-rewrap --from-master-key-file",
+			Details: map[string]any{"from": from, "to": to}})
+	})
 }
 
 // checkAuditKeyFile runs before the audit key is loaded or created. A missing audit.key beside a

@@ -304,6 +304,9 @@ func (m *Main) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.agreeMasterKey(ctx); err != nil {
+		return err
+	}
 	if err := m.startAudit(ctx); err != nil {
 		return err
 	}
