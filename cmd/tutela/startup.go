@@ -14,6 +14,7 @@ import (
 
 	"tutela"
 	"tutela/audit"
+	"tutela/password"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -106,6 +107,45 @@ func (m *Main) wrongKEK(err error) error {
 	return fmt.Errorf("%s does not open the keysets in the database: restore the master.key that was used with "+
 		"this database (or copy it from another node of this deployment), or set TUTELA_MASTER_KEY_FILE to it "+
 		"(detail: %w)", m.masterKeyOrigin(), err)
+}
+
+// errPepperedHash stops the scan of stored hashes at the first one that names a pepper key.
+var errPepperedHash = errors.New("a stored password hash names a pepper key")
+
+// ensurePepper makes sure the password pepper keyset exists, creating it only for a deployment
+// none of whose stored password hashes names a pepper key. A keyset lost from a database whose
+// hashes were made under it (a partial restore, a deleted row) must be restored: a new one would
+// make every peppered hash fail, and each sign-in would then look like a wrong password.
+func (m *Main) ensurePepper(ctx context.Context, pepper vault.PasswordPepper) error {
+	_, err := pepper.PrimaryKeyID(ctx)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, vault.ErrNoKeyset) {
+		return fmt.Errorf("password pepper: %w", err)
+	}
+	example := uint32(0)
+	err = m.DB.EachPepperedHash(ctx, func(h string) error {
+		if id, ok := password.PepperKeyID(h); ok {
+			example = id
+			return errPepperedHash
+		}
+		return nil
+	})
+	if errors.Is(err, errPepperedHash) {
+		return fmt.Errorf("the password_pepper keyset is missing from the database, but stored password hashes were "+
+			"made under it (pepper key %d, for one): the database was restored or copied without its keysets table, or "+
+			"the keyset row was deleted; restore the database (keysets table included) from a backup "+
+			"(`tutela backup restore`); Tutela does not create a new pepper, under which no stored password would "+
+			"verify and every sign-in would count as a wrong password", example)
+	}
+	if err != nil {
+		return fmt.Errorf("password pepper: checking stored hashes: %w", err)
+	}
+	if _, err := pepper.Create(ctx); err != nil {
+		return fmt.Errorf("password pepper: %w", err)
+	}
+	return nil
 }
 
 // masterKeyFingerprintLabel is the HKDF info of the master key's fingerprint. Its own label makes
