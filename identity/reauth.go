@@ -39,8 +39,9 @@ func (s *Service) checkCurrentPassword(ctx context.Context, cred *sqlstore.Crede
 	ok := false
 	if cred.PasswordHash != "" {
 		ok, _, err = s.Hasher.Verify(ctx, pw.Reveal(), cred.PasswordHash)
-		if err != nil && tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
-			s.uncheck(ctx, r.takeBack) // the hasher was busy: nothing was tried
+		if err != nil && passwordUnchecked(err) {
+			s.uncheck(ctx, r.takeBack) // nothing was tried
+			s.logUnchecked(err, u.ID)
 			return err
 		}
 	}

@@ -166,6 +166,23 @@ func (e *ThrottledError) Unwrap() error {
 
 const maxCredentialLen = 1024
 
+// passwordUnchecked reports whether a Verify error means the password was not checked at all:
+// the hasher was busy, or the pepper could not answer (its KMS down, or the pepper key the hash
+// names is missing from the vault). No guess was made, so the attempt does not count towards a
+// lockout; counting it would lock out every user whose hash names a lost pepper key.
+func passwordUnchecked(err error) bool {
+	return tutela.ErrorCode(err) == tutela.EUNAVAILABLE || errors.Is(err, password.ErrPepperUnavailable)
+}
+
+// logUnchecked logs a password that could not be checked because its pepper key is missing: an
+// operator must restore the password_pepper keyset (docs/keys.md). Outages are logged elsewhere.
+func (s *Service) logUnchecked(err error, userID string) {
+	if tutela.ErrorCode(err) != tutela.EUNAVAILABLE {
+		s.log.Error("password not checked: the stored hash names a pepper key the vault does not hold; restore the "+
+			"password_pepper keyset from the backup (the attempt was not counted)", "user_id", userID, "err", err)
+	}
+}
+
 // Login signs a user in with a password.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	if req.Tenant == "" || len(req.Tenant) > 63 {
@@ -239,15 +256,16 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	var ok, rehash bool
 	if reason != "" {
 		if err := s.Hasher.DummyVerify(ctx, req.Password.Reveal()); err != nil {
-			if tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
-				s.uncheck(ctx, attempt.takeBack) // the hasher was busy: nothing was tried
+			if passwordUnchecked(err) {
+				s.uncheck(ctx, attempt.takeBack) // nothing was tried
 			}
 			return nil, err
 		}
 	} else {
 		ok, rehash, err = s.Hasher.Verify(ctx, req.Password.Reveal(), cred.PasswordHash)
-		if err != nil && tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
+		if err != nil && passwordUnchecked(err) {
 			s.uncheck(ctx, attempt.takeBack)
+			s.logUnchecked(err, cred.User.ID)
 			return nil, err
 		}
 		if err != nil {

@@ -97,18 +97,24 @@ type Pepper interface {
 var (
 	// ErrPepperUnavailable is wrapped by every error of Hash, Verify and DummyVerify that comes
 	// from the pepper. With no Pepper, or a key the Pepper does not hold, the hash does not
-	// verify (fail closed); when the Pepper cannot answer for now the error is also a
-	// *tutela.Error with code EUNAVAILABLE, so sign-in answers 503 and does not count the
-	// attempt: a KMS outage must not lock every user out.
+	// verify (fail closed; a key the Pepper does not hold is a *tutela.Error with code
+	// EINTERNAL); when the Pepper cannot answer for now the error is a *tutela.Error with code
+	// EUNAVAILABLE, so sign-in answers 503. Either way the attempt is no wrong guess and sign-in
+	// does not count it: a lost key or a KMS outage must not lock every user out.
 	ErrPepperUnavailable = errors.New("password: pepper unavailable")
 	// ErrUnknownPepperKey is what a Pepper wraps for a key ID it does not hold.
 	ErrUnknownPepperKey = errors.New("password: no such pepper key")
 )
 
-// pepperError classifies an error from the Pepper.
+// pepperError classifies an error from the Pepper. A key the Pepper does not hold (a lost or
+// retired pepper keyset, a tampered key ID) is an internal error: the password cannot be checked
+// at all, which is not a wrong guess and must not count towards a lockout (the caller tells it
+// from a wrong password by ErrPepperUnavailable), and retrying does not help until an operator
+// restores the key.
 func pepperError(err error) error {
 	if errors.Is(err, ErrUnknownPepperKey) {
-		return fmt.Errorf("%w: %w", ErrPepperUnavailable, err)
+		return &tutela.Error{Code: tutela.EINTERNAL, Message: "password check unavailable",
+			Err: fmt.Errorf("%w: %w", ErrPepperUnavailable, err)}
 	}
 	return &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "password check unavailable, retry shortly",
 		Err: fmt.Errorf("%w: %w", ErrPepperUnavailable, err)}

@@ -16,6 +16,10 @@ const (
 	SettingIssuer = "auth.issuer"
 	// SettingAuditVerifierKey is the public key that verifies the audit log's checkpoints.
 	SettingAuditVerifierKey = "audit.verifier_key"
+	// SettingMasterKeyFingerprint is a one-way fingerprint of the master key (HKDF under its own
+	// label, cmd/tutela masterKeyFingerprint): the field-masking key is derived from the master
+	// key, so every node needs the same one even when a KMS or HSM wraps the keysets.
+	SettingMasterKeyFingerprint = "vault.master_key_fingerprint"
 )
 
 // AgreeSetting records value under name unless a value is already recorded, and returns the

@@ -19,8 +19,22 @@ const pepperLen = 32
 // names one.
 type PasswordPepper struct{ Vault *Vault }
 
-// PrimaryKeyID returns the key new password hashes use (creating the keyset on first use).
+// PrimaryKeyID returns the key new password hashes use. It never creates the keyset: a missing
+// one (a partial restore, a deleted row) is ErrNoKeyset wrapped in password.ErrUnknownPepperKey,
+// so signing in and setting passwords fail instead of hashing under a new pepper that every
+// stored hash would then fail against. Create makes it at first start.
 func (p PasswordPepper) PrimaryKeyID(ctx context.Context) (uint32, error) {
+	id, err := p.Vault.ExistingPRFPrimaryKey(ctx, "", PurposePasswordPepper)
+	if errors.Is(err, ErrNoKeyset) {
+		return 0, fmt.Errorf("%w: %w", password.ErrUnknownPepperKey, err)
+	}
+	return id, err
+}
+
+// Create creates the pepper keyset if it does not exist and returns its primary key. Only
+// start-up calls it, after checking that no stored hash names a pepper key (a lost keyset must
+// be restored, not replaced).
+func (p PasswordPepper) Create(ctx context.Context) (uint32, error) {
 	return p.Vault.PRFPrimaryKey(ctx, "", PurposePasswordPepper)
 }
 

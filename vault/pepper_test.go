@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"tutela"
 	"tutela/password"
 )
 
@@ -30,7 +31,7 @@ func TestPasswordPepper_KeyedStableAndRotates(t *testing.T) {
 	ctx := context.Background()
 	v, st := newPepperVault(t)
 	pp := PasswordPepper{Vault: v}
-	id, err := pp.PrimaryKeyID(ctx)
+	id, err := pp.Create(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestPasswordPepper_KeyedStableAndRotates(t *testing.T) {
 	}
 	// Another deployment (another keyset) gives unrelated output.
 	other, _ := newPepperVault(t)
-	oid, _ := PasswordPepper{Vault: other}.PrimaryKeyID(ctx)
+	oid, _ := PasswordPepper{Vault: other}.Create(ctx)
 	if b, _ := (PasswordPepper{Vault: other}).Pepper(ctx, oid, []byte("pw")); bytes.Equal(a, b) {
 		t.Fatal("two keysets give the same pepper")
 	}
@@ -89,7 +90,7 @@ func TestPasswordPepper_PicksUpKeyRotatedElsewhere(t *testing.T) {
 	st := newMemStore()
 	v1, _ := New(ctx, kek, st, Options{})
 	v2, _ := New(ctx, kek, st, Options{})
-	if _, err := (PasswordPepper{Vault: v1}).PrimaryKeyID(ctx); err != nil {
+	if _, err := (PasswordPepper{Vault: v1}).Create(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (PasswordPepper{Vault: v2}).PrimaryKeyID(ctx); err != nil { // v2 caches the keyset
@@ -108,6 +109,45 @@ func TestPasswordPepper_PicksUpKeyRotatedElsewhere(t *testing.T) {
 	want, _ := PasswordPepper{Vault: v1}.Pepper(ctx, newID, []byte("pw"))
 	if got, err := (PasswordPepper{Vault: v2}).Pepper(ctx, newID, []byte("pw")); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("other node: %v", err)
+	}
+}
+
+// The pepper keyset is created only on purpose (Create, at first start): the hasher's calls never
+// create it, so a lost keyset cannot be silently replaced by a new one at sign-in, under which
+// every stored hash would fail. Hash and Verify fail with an internal error instead.
+func TestPasswordPepper_MissingKeysetNeverCreatedByHasher(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	v, st := newPepperVault(t)
+	pp := PasswordPepper{Vault: v}
+	if _, err := pp.PrimaryKeyID(ctx); !errors.Is(err, ErrNoKeyset) || !errors.Is(err, password.ErrUnknownPepperKey) {
+		t.Fatalf("PrimaryKeyID without a keyset: %v, want ErrNoKeyset as password.ErrUnknownPepperKey", err)
+	}
+	h, err := password.NewPepperedHasher(password.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, pp, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stored = "$argon2id$v=19$m=64,t=1,p=1,pepper=12345$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	if _, err := h.Hash(ctx, "violet otter mapleknot"); tutela.ErrorCode(err) != tutela.EINTERNAL ||
+		!errors.Is(err, password.ErrPepperUnavailable) {
+		t.Errorf("Hash without a keyset: %v, want internal ErrPepperUnavailable", err)
+	}
+	if ok, _, err := h.Verify(ctx, "violet otter mapleknot", stored); ok || tutela.ErrorCode(err) != tutela.EINTERNAL ||
+		!errors.Is(err, password.ErrPepperUnavailable) {
+		t.Errorf("Verify without a keyset: %v %v, want internal ErrPepperUnavailable", ok, err)
+	}
+	if err := h.DummyVerify(ctx, "violet otter mapleknot"); !errors.Is(err, password.ErrPepperUnavailable) {
+		t.Errorf("DummyVerify without a keyset: %v", err)
+	}
+	if _, err := st.GetKeyset(ctx, "", PurposePasswordPepper); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		t.Fatalf("the hasher created the pepper keyset: %v", err)
+	}
+	id, err := pp.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := pp.PrimaryKeyID(ctx); err != nil || got != id {
+		t.Fatalf("after Create: %d %v, want %d", got, err, id)
 	}
 }
 
@@ -145,6 +185,9 @@ func TestPasswordPepper_WithHasher(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	v, _ := newPepperVault(t)
+	if _, err := (PasswordPepper{Vault: v}).Create(ctx); err != nil {
+		t.Fatal(err)
+	}
 	h, err := password.NewPepperedHasher(password.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16},
 		PasswordPepper{Vault: v}, 2, 0)
 	if err != nil {
@@ -169,7 +212,7 @@ func BenchmarkPasswordPepper(b *testing.B) {
 	ctx := context.Background()
 	v, _ := newPepperVault(b)
 	pp := PasswordPepper{Vault: v}
-	id, err := pp.PrimaryKeyID(ctx)
+	id, err := pp.Create(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}

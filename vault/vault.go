@@ -80,6 +80,9 @@ var ErrWrongKind = errors.New("vault: operation not allowed for this keyset's ki
 // created, retired or destroyed).
 var ErrUnknownKey = errors.New("vault: no such key in the keyset")
 
+// ErrNoKeyset is returned for a keyset that must exist and does not (ExistingPRFPrimaryKey).
+var ErrNoKeyset = errors.New("vault: no such keyset")
+
 // ErrDecrypt means a ciphertext could not be opened: wrong context (tenant, purpose, table,
 // column, row), a retired or destroyed key, or tampering. Causes are deliberately not told apart.
 var ErrDecrypt = errors.New("vault: cannot decrypt (wrong context, retired key or tampered data)")
@@ -498,7 +501,21 @@ func (v *Vault) Decrypt(ctx context.Context, tenantID, purpose string, ciphertex
 // PRFPrimaryKey returns the ID of the primary key of the (tenantID, purpose) PRF keyset, created
 // on first use: the key new values are computed under.
 func (v *Vault) PRFPrimaryKey(ctx context.Context, tenantID, purpose string) (uint32, error) {
-	c, err := v.primitive(ctx, tenantID, purpose, true)
+	return v.prfPrimaryKey(ctx, tenantID, purpose, true)
+}
+
+// ExistingPRFPrimaryKey is PRFPrimaryKey for a keyset that must already exist: a missing one is
+// ErrNoKeyset, never created. For keysets whose loss a new one would hide (the password pepper:
+// hashes made under the lost keys would stop verifying, with nothing to say why).
+func (v *Vault) ExistingPRFPrimaryKey(ctx context.Context, tenantID, purpose string) (uint32, error) {
+	return v.prfPrimaryKey(ctx, tenantID, purpose, false)
+}
+
+func (v *Vault) prfPrimaryKey(ctx context.Context, tenantID, purpose string, create bool) (uint32, error) {
+	c, err := v.primitive(ctx, tenantID, purpose, create)
+	if !create && tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		return 0, fmt.Errorf("%w: %s (tenant %q)", ErrNoKeyset, purpose, tenantID)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -337,6 +337,9 @@ func (c keysKEKRewrapCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	if err := recordMasterKeyChange(e.ctx, m.DB, oldMaster, m.MasterKey); err != nil {
+		return fmt.Errorf("keysets rewrapped, but recording the new master key failed (rerun the command): %w", err)
+	}
 	fmt.Fprintf(e.stdout, "%d keyset(s) rewrapped from %s to %s\n", n, old.URI(), next.URI())
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -122,4 +123,62 @@ func TestPepper_SetLegacyUpgradeRotateRetire(t *testing.T) {
 	}
 	addr, _, _ = startServe(t, env)
 	login(addr, legacyPW)
+}
+
+// A pepper keyset lost from beside stored hashes made under it (a partial restore, a deleted
+// row) is not replaced at start-up by a new one, under which every peppered hash would fail and
+// each sign-in count as a wrong password until users were locked out: serve refuses, naming the
+// keyset and the fix, and creates nothing. Without any peppered hash a missing keyset is a first
+// start and is created.
+func TestServe_MissingPepperKeysetBesidePepperedHashesRefused(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t)
+	code, stdout, stderr := runCmd(t, env, "bootstrap", "--tenant", "acme", "--email", "root@example.org")
+	if code != 0 {
+		t.Fatalf("bootstrap exit %d: %s", code, stderr)
+	}
+	addr, _, stop := startServe(t, env)
+	if status, code := postJSON(t, "http://"+addr+"/v1/auth/setup", map[string]string{"token": tokenRE.FindString(stdout),
+		"password": "bR4ve-new_wOrld:kiln 93"}); status/100 != 2 {
+		t.Fatalf("setup: %d %q", status, code)
+	}
+	stop()
+	db, err := sql.Open("sqlite", filepath.Join(dataDirOf(env), "tutela.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var h string
+	if err := db.QueryRow(`SELECT password_hash FROM users WHERE email = 'root@example.org'`).Scan(&h); err != nil {
+		t.Fatal(err)
+	}
+	id, ok := password.PepperKeyID(h)
+	if !ok {
+		t.Fatalf("stored hash has no pepper: %q", h)
+	}
+	if _, err := db.Exec(`DELETE FROM keysets WHERE purpose = ?`, vault.PurposePasswordPepper); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, env, "the password_pepper keyset is missing", fmt.Sprintf("pepper key %d", id),
+		"restore the database (keysets table included) from a backup")
+	keysets := func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM keysets WHERE purpose = ?`, vault.PurposePasswordPepper).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if keysets() != 0 {
+		t.Fatal("a new pepper keyset was created beside peppered hashes")
+	}
+	// No stored hash needs a pepper key (here: an imported bcrypt hash): a new keyset is made.
+	legacy, _ := bcrypt.GenerateFromPassword([]byte("an imported passphrase 4 kiln"), bcrypt.MinCost)
+	if _, err := db.Exec(`UPDATE users SET password_hash = ?`, string(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	servedOnce(t, env)
+	if keysets() != 1 {
+		t.Fatal("no pepper keyset created for a deployment without peppered hashes")
+	}
 }

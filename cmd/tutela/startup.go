@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,7 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"tutela"
 	"tutela/audit"
+	"tutela/password"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -36,20 +41,33 @@ func prepareDataDir(dir string) error {
 	return os.Remove(name)
 }
 
-// checkDatabaseFile refuses an empty SQLite file beside an existing master key: the database was
-// truncated or never copied, and opening it would silently start a new, empty deployment
-// (migrations, new keysets) under the old key.
+// checkDatabaseFile refuses to open the SQLite database as a new one when it is plainly lost: an
+// empty file beside an existing master key (truncated, or never copied), or no file at all beside
+// an existing audit.key. Opening it would silently start a new, empty deployment (migrations, new
+// keysets) under the old keys. audit.key is created only once the database exists (serve opens the
+// store before it loads or creates the audit key; `backup restore` writes the database before the
+// key files), so a first start that stopped early leaves no audit.key and is not refused.
 func checkDatabaseFile(sqlitePath, dataDir string) error {
+	masterPath, auditPath := filepath.Join(dataDir, vault.MasterKeyFile), filepath.Join(dataDir, audit.KeyFile)
+	fresh := fmt.Sprintf("or, to start a new deployment on purpose, remove %s and %s (and tutela.db if present)",
+		vault.MasterKeyFile, audit.KeyFile)
 	fi, err := os.Stat(sqlitePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(auditPath); err != nil {
+			return nil
+		}
+		return fmt.Errorf("database file %s is missing but %s is there: the database was deleted, moved or not copied; "+
+			"restore tutela.db from a backup (`tutela backup restore`) or point TUTELA_DATA_DIR (data_dir) at the "+
+			"directory that holds it, %s", sqlitePath, auditPath, fresh)
+	}
 	if err != nil || fi.Size() > 0 {
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, vault.MasterKeyFile)); err != nil {
+	if _, err := os.Stat(masterPath); err != nil {
 		return nil
 	}
 	return fmt.Errorf("database file %s is empty (0 bytes) but %s is there: the database was truncated or not copied; "+
-		"restore tutela.db from a backup (`tutela backup restore`), or, to start a new deployment on purpose, remove "+
-		"tutela.db, %s and %s", sqlitePath, filepath.Join(dataDir, vault.MasterKeyFile), vault.MasterKeyFile, audit.KeyFile)
+		"restore tutela.db from a backup (`tutela backup restore`), %s", sqlitePath, masterPath, fresh)
 }
 
 // refuseNewMasterKey is called before a master key file would be created: a database that
@@ -89,6 +107,110 @@ func (m *Main) wrongKEK(err error) error {
 	return fmt.Errorf("%s does not open the keysets in the database: restore the master.key that was used with "+
 		"this database (or copy it from another node of this deployment), or set TUTELA_MASTER_KEY_FILE to it "+
 		"(detail: %w)", m.masterKeyOrigin(), err)
+}
+
+// errPepperedHash stops the scan of stored hashes at the first one that names a pepper key.
+var errPepperedHash = errors.New("a stored password hash names a pepper key")
+
+// ensurePepper makes sure the password pepper keyset exists, creating it only for a deployment
+// none of whose stored password hashes names a pepper key. A keyset lost from a database whose
+// hashes were made under it (a partial restore, a deleted row) must be restored: a new one would
+// make every peppered hash fail, and each sign-in would then look like a wrong password.
+func (m *Main) ensurePepper(ctx context.Context, pepper vault.PasswordPepper) error {
+	_, err := pepper.PrimaryKeyID(ctx)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, vault.ErrNoKeyset) {
+		return fmt.Errorf("password pepper: %w", err)
+	}
+	example := uint32(0)
+	err = m.DB.EachPepperedHash(ctx, func(h string) error {
+		if id, ok := password.PepperKeyID(h); ok {
+			example = id
+			return errPepperedHash
+		}
+		return nil
+	})
+	if errors.Is(err, errPepperedHash) {
+		return fmt.Errorf("the password_pepper keyset is missing from the database, but stored password hashes were "+
+			"made under it (pepper key %d, for one): the database was restored or copied without its keysets table, or "+
+			"the keyset row was deleted; restore the database (keysets table included) from a backup "+
+			"(`tutela backup restore`); Tutela does not create a new pepper, under which no stored password would "+
+			"verify and every sign-in would count as a wrong password", example)
+	}
+	if err != nil {
+		return fmt.Errorf("password pepper: checking stored hashes: %w", err)
+	}
+	if _, err := pepper.Create(ctx); err != nil {
+		return fmt.Errorf("password pepper: %w", err)
+	}
+	return nil
+}
+
+// masterKeyFingerprintLabel is the HKDF info of the master key's fingerprint. Its own label makes
+// the fingerprint independent of every key derived from the master key (the local KEK, the
+// field-masking key), so recording it in the database reveals nothing usable (docs/crypto.md).
+const masterKeyFingerprintLabel = "tutela master key fingerprint v1"
+
+// masterKeyFingerprint names a master key without revealing it: 128 bits of HKDF-SHA256 output
+// under masterKeyFingerprintLabel, enough to tell two random 256-bit keys apart.
+func masterKeyFingerprint(k tutela.Secret) (string, error) {
+	fp, err := hkdf.Key(sha256.New, k.Bytes(), nil, masterKeyFingerprintLabel, 16)
+	if err != nil {
+		return "", err
+	}
+	return "hkdf-sha256:" + hex.EncodeToString(fp), nil
+}
+
+// agreeMasterKey records the master key's fingerprint at first start and refuses a node whose
+// master key differs. With the local KEK another key cannot open the keysets anyway; with a KMS
+// or HSM KEK it can, but the field-masking key (HKDF of the master key) and the legacy sealer
+// would differ from the other nodes', so the same hidden value would be masked differently from
+// node to node. Both stores record it: a single SQLite node's key swapped between starts is the
+// same mistake.
+func (m *Main) agreeMasterKey(ctx context.Context) error {
+	fp, err := masterKeyFingerprint(m.MasterKey)
+	if err != nil {
+		return err
+	}
+	recorded, err := m.DB.AgreeSetting(ctx, sqlstore.SettingMasterKeyFingerprint, fp)
+	if err != nil {
+		return err
+	}
+	if recorded == fp {
+		return nil
+	}
+	return fmt.Errorf("%s is not this deployment's master key (fingerprint %s; the database records %s, from the "+
+		"first start): every node needs the same master key, also with a KMS or HSM KEK, because the field-masking "+
+		"key is derived from it; copy master.key from another node of this deployment (mode 0600) or restore it "+
+		"from your backup, or set TUTELA_MASTER_KEY / TUTELA_MASTER_KEY_FILE to that key; a master key replaced on "+
+		"purpose is recorded by `tutela keys kek-rewrap --from-master-key-file OLD`", m.masterKeyOrigin(), fp, recorded)
+}
+
+// recordMasterKeyChange records a deliberate master key replacement (kek-rewrap with
+// --from-master-key-file) so the next start agrees with the new key, audited in the same
+// transaction.
+func recordMasterKeyChange(ctx context.Context, db *sqlstore.DB, old, next tutela.Secret) error {
+	if old.Equal(next) {
+		return nil
+	}
+	from, err := masterKeyFingerprint(old)
+	if err != nil {
+		return err
+	}
+	to, err := masterKeyFingerprint(next)
+	if err != nil {
+		return err
+	}
+	return db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.ReplaceSetting(ctx, sqlstore.SettingMasterKeyFingerprint, to); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, audit.Event{ActorType: audit.ActorSystem, Action: "deployment.master_key_change",
+			Outcome: audit.OutcomeSuccess, TargetType: "deployment", Reason: "tutela keys kek-rewrap --from-master-key-file",
+			Details: map[string]any{"from": from, "to": to}})
+	})
 }
 
 // checkAuditKeyFile runs before the audit key is loaded or created. A missing audit.key beside a

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"tutela"
 	"tutela/audit"
 	"tutela/config"
 	"tutela/sqlstore"
@@ -178,6 +184,33 @@ func TestServe_EmptyDatabaseBesideKeyRefused(t *testing.T) {
 	if fi, err := os.Stat(dbPath); err != nil || fi.Size() != 0 {
 		t.Fatalf("the empty database was written to: %v %v", fi, err)
 	}
+}
+
+// A missing database beside an existing audit.key (which is only ever created once the database
+// exists) is a lost database too: refused, nothing created, with the restore and the deliberate
+// fresh start both named. A fresh start that stopped before the audit key existed still starts.
+func TestServe_MissingDatabaseBesideAuditKeyRefused(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t)
+	servedOnce(t, env)
+	dir := dataDirOf(env)
+	dbPath := filepath.Join(dir, "tutela.db")
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(dbPath + suffix); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	mustRefuse(t, env, dbPath+" is missing but "+filepath.Join(dir, audit.KeyFile)+" is there",
+		"restore tutela.db from a backup", "to start a new deployment on purpose, remove master.key and audit.key")
+	if _, err := os.Stat(dbPath); !os.IsNotExist(err) {
+		t.Fatalf("a new database was created beside the old keys: %v", err)
+	}
+	// Only a master key (a first start that stopped before the audit key, or a key put in place
+	// by hand): a new deployment, as before.
+	if err := os.Remove(filepath.Join(dir, audit.KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	servedOnce(t, env)
 }
 
 // A missing audit.key for a log that is already signed is not silently replaced; another key
@@ -368,4 +401,143 @@ func TestAgreeIssuer_RefusesOtherAndAcceptsDeliberateChange(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Event.Details["from"] != "https://id.example.org" {
 		t.Fatalf("issuer change not audited: %v %+v", err, recs)
 	}
+}
+
+// The master key's fingerprint is recorded at first start and a node with another master key is
+// refused on either store, naming the key's origin and the fix; the recorded value is neither
+// the key nor the field-masking key derived from it. A deliberate replacement (kek-rewrap with
+// --from-master-key-file) records the new key, audited, and the old one is refused from then on.
+func TestAgreeMasterKey_OtherKeyRefusedOnBothStores(t *testing.T) {
+	t.Parallel()
+	sqltest.Each(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		node := func(key string) *Main {
+			k, err := vault.ParseMasterKey(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &Main{Config: config.Default(), DB: db, MasterKey: k, Logger: newLogger(config.Default(), &syncBuffer{})}
+		}
+		a := node("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=")
+		b := node("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+		b.masterKeyPath = "/srv/tutela/master.key"
+		if err := a.agreeMasterKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		recorded, err := db.Setting(ctx, sqlstore.SettingMasterKeyFingerprint)
+		if err != nil || !strings.HasPrefix(recorded, "hkdf-sha256:") {
+			t.Fatalf("recorded fingerprint %q, %v", recorded, err)
+		}
+		maskKey, err := hkdf.Key(sha256.New, a.MasterKey.Bytes(), nil, "tutela field masking v1", 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range [][]byte{a.MasterKey.Bytes(), maskKey} {
+			if strings.Contains(recorded, hex.EncodeToString(secret)[:16]) || strings.Contains(recorded, base64.StdEncoding.EncodeToString(secret)[:16]) {
+				t.Fatalf("the recorded fingerprint %q shows key material", recorded)
+			}
+		}
+		err = b.agreeMasterKey(ctx)
+		if err == nil || !strings.Contains(err.Error(), "/srv/tutela/master.key is not this deployment's master key") ||
+			!strings.Contains(err.Error(), "the database records "+recorded) || !strings.Contains(err.Error(), "TUTELA_MASTER_KEY") ||
+			!strings.Contains(err.Error(), "copy master.key from another node") {
+			t.Fatalf("other master key: %v", err)
+		}
+		if got, _ := db.Setting(ctx, sqlstore.SettingMasterKeyFingerprint); got != recorded {
+			t.Fatal("a refused node changed the recorded fingerprint")
+		}
+		if err := a.agreeMasterKey(ctx); err != nil {
+			t.Fatalf("the first node again: %v", err)
+		}
+
+		if err := recordMasterKeyChange(ctx, db, a.MasterKey, b.MasterKey); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.agreeMasterKey(ctx); err != nil {
+			t.Fatalf("after the deliberate change: %v", err)
+		}
+		if err := a.agreeMasterKey(ctx); err == nil {
+			t.Fatal("the replaced master key still starts")
+		}
+		recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{Action: "deployment.master_key_change"})
+		if err != nil || len(recs) != 1 || recs[0].Event.Details["from"] != recorded {
+			t.Fatalf("master key change not audited: %v %+v", err, recs)
+		}
+	})
+}
+
+// softHSM makes a throwaway SoftHSM2 token holding a non-extractable AES KEK and returns the
+// environment that selects it; it skips without SoftHSM2 unless CI=true. SoftHSM reads its
+// configuration from the process environment, so the caller cannot run in parallel.
+func softHSM(t *testing.T) []string {
+	t.Helper()
+	const module = "/usr/lib/softhsm/libsofthsm2.so"
+	util, err := exec.LookPath("softhsm2-util")
+	if _, serr := os.Stat(module); err != nil || serr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SoftHSM2 missing (apt-get install softhsm2); CI=true forbids skipping")
+		}
+		t.Skip("SoftHSM2 not installed (apt-get install softhsm2)")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "softhsm2.conf")
+	if err := os.MkdirAll(filepath.Join(dir, "tokens"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOFTHSM2_CONF", conf)
+	const pin = "123456"
+	if out, err := exec.Command(util, "--init-token", "--free", "--label", "tutela-test", "--pin", pin, "--so-pin", "654321").CombinedOutput(); err != nil {
+		t.Fatalf("init token: %v: %s", err, out)
+	}
+	if err := vault.GeneratePKCS11Key(module, "tutela-test", "tutela-kek", tutela.NewSecret(pin)); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"TUTELA_VAULT_KEK_URI=pkcs11:token=tutela-test;object=tutela-kek", "TUTELA_VAULT_PKCS11_MODULE=" + module,
+		"TUTELA_HSM_PIN=" + pin}
+}
+
+// With the keysets under an HSM KEK another master key opens them, so the vault cannot notice
+// it; the recorded fingerprint does: a second node on the same PostgreSQL with another
+// TUTELA_MASTER_KEY, and a single SQLite node whose master.key was swapped, are refused, and
+// the right key starts again.
+func TestServe_HSMKEKOtherMasterKeyRefused(t *testing.T) {
+	hsm := softHSM(t)
+	t.Run("postgres", func(t *testing.T) {
+		dsn := sqltest.PostgresURL(t)
+		node := func(key string) []string {
+			return append(append(baseEnv(t), hsm...), "TUTELA_DATABASE_URL="+dsn, "TUTELA_AUTH_ISSUER=https://id.example.org",
+				"TUTELA_MASTER_KEY="+key)
+		}
+		// One process can hold the PKCS#11 module once (CKR_CRYPTOKI_ALREADY_INITIALIZED), so the
+		// nodes take turns here; the recorded fingerprint is what the second node meets either way.
+		a := node("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=")
+		servedOnce(t, a)
+		b := node("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+		if err := os.MkdirAll(dataDirOf(b), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dataDirOf(b), audit.KeyFile), fileBytes(t, filepath.Join(dataDirOf(a), audit.KeyFile)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustRefuse(t, b, "the master key from TUTELA_MASTER_KEY(_FILE) is not this deployment's master key",
+			"copy master.key from another node")
+		servedOnce(t, a)
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		env := append(baseEnv(t), hsm...)
+		servedOnce(t, env)
+		keyPath := filepath.Join(dataDirOf(env), vault.MasterKeyFile)
+		saved := fileBytes(t, keyPath)
+		if err := vault.WriteFileAtomic(keyPath, []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustRefuse(t, env, keyPath+" is not this deployment's master key", "restore it from your backup")
+		if err := vault.WriteFileAtomic(keyPath, saved, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		servedOnce(t, env)
+	})
 }

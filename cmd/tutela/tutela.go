@@ -305,17 +305,20 @@ func (m *Main) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.agreeMasterKey(ctx); err != nil {
+		return err
+	}
 	if err := m.startAudit(ctx); err != nil {
 		return err
 	}
 	a := cfg.Auth
 	hp := password.DefaultParams()
 	hp.Memory, hp.Time, hp.Threads = uint32(a.Hash.MemoryKiB), uint32(a.Hash.Time), uint8(a.Hash.Threads)
-	// The pepper (ASVS 4.0.3 2.4.5) lives in the vault; reading its primary key here creates
-	// the keyset on first start and stops a start whose vault cannot serve it.
+	// The pepper (ASVS 4.0.3 2.4.5) lives in the vault; the keyset is created on first start
+	// only, and a start whose vault cannot serve it (or that lost it) stops.
 	pepper := vault.PasswordPepper{Vault: m.vault}
-	if _, err := pepper.PrimaryKeyID(ctx); err != nil {
-		return fmt.Errorf("password pepper: %w", err)
+	if err := m.ensurePepper(ctx, pepper); err != nil {
+		return err
 	}
 	hasher, err := password.NewPepperedHasher(hp, pepper, 0, 2*time.Second)
 	if err != nil {

@@ -392,7 +392,7 @@ func testKeysPRF(t *testing.T, open Opener) {
 	kek := newKEK(t)
 	v := newVault(t, db, kek)
 	pp := vault.PasswordPepper{Vault: v}
-	id, err := pp.PrimaryKeyID(ctx)
+	id, err := pp.Create(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
