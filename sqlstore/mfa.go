@@ -37,7 +37,7 @@ type TOTPFactor struct {
 	Sealed   []byte
 	LastStep int64
 	// ConfirmStep is the time step whose code confirmed the factor (-1 if unknown: confirmed
-	// before migration 00016).
+	// before migration 00014).
 	ConfirmStep int64
 }
 
