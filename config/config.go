@@ -384,11 +384,13 @@ var envVars = []struct {
 
 // secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
 // where an operator might wrongly put one in tutela.yaml.
-var secretVars = []struct {
+type secretVar struct {
 	name    string
 	fileKey string
 	field   func(*Config) *tutela.Secret
-}{
+}
+
+var secretVars = []secretVar{
 	{"TUTELA_DATABASE_PASSWORD", "database.password", func(c *Config) *tutela.Secret { return &c.DatabasePassword }},
 	{"TUTELA_MASTER_KEY", "master_key", func(c *Config) *tutela.Secret { return &c.MasterKey }},
 	{"TUTELA_SMTP_PASSWORD", "smtp.password", func(c *Config) *tutela.Secret { return &c.SMTPPassword }},
@@ -415,8 +417,10 @@ func Load(path string, environ []string) (*Config, error) {
 			return nil, fmt.Errorf("config: load %s: %w", path, err)
 		}
 		cfg.loadProblems = append(cfg.loadProblems, takeFileSecrets(fk)...)
-		if err := checkFileKeys(fk); err != nil {
-			return nil, fmt.Errorf("config: %s: %w", path, err)
+		// An unknown key is reported with every other problem (Validate), and dropped so the
+		// rest of the file still loads.
+		for _, msg := range checkFileKeys(fk) {
+			cfg.loadProblems = append(cfg.loadProblems, path+": "+msg)
 		}
 		if err := decode(fk, cfg); err != nil {
 			return nil, fmt.Errorf("config: %s: %w", path, err)
@@ -427,7 +431,6 @@ func Load(path string, environ []string) (*Config, error) {
 	for i, v := range envVars {
 		byName[v.name] = i
 	}
-	var envErrs []error
 	ek := koanf.New(".")
 	err := ek.Load(env.Provider(".", env.Opt{
 		Prefix:      "TUTELA_",
@@ -439,7 +442,8 @@ func Load(path string, environ []string) (*Config, error) {
 			}
 			v, err := parseEnv(envVars[i].kind, raw)
 			if err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s: %w", name, err))
+				// Reported with every other problem (Validate); the default stays.
+				cfg.loadProblems = append(cfg.loadProblems, fmt.Sprintf("%s: %v", name, err))
 				return "", nil
 			}
 			return envVars[i].key, v
@@ -448,9 +452,6 @@ func Load(path string, environ []string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: environment: %w", err)
 	}
-	if len(envErrs) > 0 {
-		return nil, fmt.Errorf("config: environment: %w", errors.Join(envErrs...))
-	}
 	if err := decode(ek, cfg); err != nil {
 		return nil, fmt.Errorf("config: environment: %w", err)
 	}
@@ -458,6 +459,17 @@ func Load(path string, environ []string) (*Config, error) {
 	cfg.loadProblems = append(cfg.loadProblems, loadSecrets(cfg, environ)...)
 	cfg.unknownEnv = unknownEnv(environ, byName)
 	return cfg, nil
+}
+
+// secretByRule finds the secret whose key, turned into a variable by the settings' rule, is name
+// (vault.hsm_pin: TUTELA_VAULT_HSM_PIN), for secrets whose variable is named otherwise.
+func secretByRule(name string) (secretVar, bool) {
+	for _, s := range secretVars {
+		if "TUTELA_"+strings.ToUpper(strings.ReplaceAll(s.fileKey, ".", "_")) == name {
+			return s, true
+		}
+	}
+	return secretVar{}, false
 }
 
 // notSettings are TUTELA_* variables read by something other than the service itself.
@@ -568,9 +580,10 @@ func decode(k *koanf.Koanf, cfg *Config) error {
 	})
 }
 
-// checkFileKeys rejects keys the config does not know, naming each: a misspelt key (http.adr)
-// would otherwise be ignored and leave a security setting at its default without a word.
-func checkFileKeys(fk *koanf.Koanf) error {
+// checkFileKeys finds keys the config does not know, names each and removes it from the file
+// layer: a misspelt key (http.adr) would otherwise be ignored and leave a security setting at its
+// default without a word. Validate reports them with every other problem.
+func checkFileKeys(fk *koanf.Koanf) []string {
 	known := make(map[string]bool, len(envVars))
 	sections := make(map[string]bool)
 	for _, v := range envVars {
@@ -590,16 +603,15 @@ func checkFileKeys(fk *koanf.Koanf) error {
 			if v := fk.Get(key); v != nil {
 				if m, ok := v.(map[string]any); !ok || len(m) != 0 {
 					msgs = append(msgs, fmt.Sprintf("%q must be a mapping", key))
+					fk.Delete(key)
 				}
 			}
 		default:
 			msgs = append(msgs, fmt.Sprintf("unknown key %q", key))
+			fk.Delete(key)
 		}
 	}
-	if len(msgs) > 0 {
-		return errors.New(strings.Join(msgs, "; "))
-	}
-	return nil
+	return msgs
 }
 
 // takeFileSecrets removes secrets from the file layer and returns a problem for each. The value
@@ -755,6 +767,10 @@ func (c *Config) Warnings() []string {
 		w = append(w, msg)
 	}
 	for _, name := range c.unknownEnv {
+		if s, ok := secretByRule(name); ok {
+			w = append(w, fmt.Sprintf("%s is ignored: the secret %s is read from %s or %s_FILE", name, s.fileKey, s.name, s.name))
+			continue
+		}
 		w = append(w, name+" is not a Tutela setting and is ignored: a setting's variable is TUTELA_ and its key in "+
 			"upper case with dots as underscores (auth.session_idle: TUTELA_AUTH_SESSION_IDLE)")
 	}

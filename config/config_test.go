@@ -132,6 +132,14 @@ func TestLoad_UnknownVariableWarnsAndChangesNothing(t *testing.T) {
 		!strings.Contains(w[0], "TUTELA_AUTH_SESSION_IDLE") {
 		t.Errorf("warnings %q", w)
 	}
+	// A secret's key turned into a variable by the rule names the secret's real variable.
+	cfg, err = Load("", []string{"TUTELA_VAULT_HSM_PIN=1234"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.Warnings(); len(w) != 1 || !strings.Contains(w[0], "TUTELA_HSM_PIN or TUTELA_HSM_PIN_FILE") || strings.Contains(w[0], "1234") {
+		t.Errorf("warnings %q", w)
+	}
 }
 
 func TestLoad_FileOverridesDefaults(t *testing.T) {
@@ -374,11 +382,34 @@ func TestLoad_UnknownYAMLKeyRejected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := Load(writeFile(t, "tutela.yaml", tt.yaml), nil)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Load error = %v, want it to contain %s", err, tt.want)
+			cfg, err := Load(writeFile(t, "tutela.yaml", tt.yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate error = %v, want it to contain %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// config check prints every problem at once: an unknown key in the file and a variable that
+// does not parse come with the rule violations, not instead of them.
+func TestValidate_UnknownKeyAndBadVariableReportedWithEveryOtherProblem(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(writeFile(t, "tutela.yaml", "http:\n  bogus: 1\nlog:\n  level: loud\n"),
+		[]string{"TUTELA_HTTP_RATE_LIMIT_RPS=abc", "TUTELA_AUTH_SESSION_IDLE=soon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	for _, want := range []string{`unknown key "http.bogus"`, "TUTELA_HTTP_RATE_LIMIT_RPS", "TUTELA_AUTH_SESSION_IDLE", "log.level"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error = %v, want it to name %s", err, want)
+		}
+	}
+	if cfg.HTTP.RateLimit.RPS != Default().HTTP.RateLimit.RPS {
+		t.Errorf("an unparsable variable changed the setting: %v", cfg.HTTP.RateLimit.RPS)
 	}
 }
 
@@ -442,13 +473,16 @@ func TestLoad_BadEnvValueNamesVariable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.env[0], func(t *testing.T) {
 			t.Parallel()
-			_, err := Load("", tt.env)
-			if err == nil {
-				t.Fatal("Load succeeded, want an error")
+			cfg, err := Load("", tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err = cfg.Validate(); err == nil {
+				t.Fatal("Validate succeeded, want an error")
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Load error = %q, want it to contain %q", err, w)
+					t.Errorf("Validate error = %q, want it to contain %q", err, w)
 				}
 			}
 		})
