@@ -242,12 +242,14 @@ func TestForgotPassword_CodeExpiresAfterResetCodeTTL(t *testing.T) {
 }
 
 // Anonymous forgot-password requests cannot grow the job queue without bound (ASVS 5.0 2.4.1):
-// past the cap every request, for an account that exists or not, gets the same 503 with
-// Retry-After and queues nothing; once the backlog drains, requests are taken again.
+// past the tenant's cap every request, for an account that exists or not, gets the same 503 with
+// Retry-After and queues nothing, while another tenant's requests are still taken; once the
+// backlog drains, requests are taken again.
 func TestForgotPassword_QueueCappedAnswers503ForEveryAccount(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sqlstore.SQLite, nil)
-	e.seed(t, "acme", "ana@example.org", pw)
+	acme, _ := e.seed(t, "acme", "ana@example.org", pw)
+	e.seed(t, "globex", "gil@example.org", pw)
 	ask := func(email string) (*http.Response, []byte) {
 		return e.req(t, "POST", "/v1/auth/password/forgot", `{"tenant":"acme","email":"`+email+`"}`, "", nil)
 	}
@@ -255,7 +257,7 @@ func TestForgotPassword_QueueCappedAnswers503ForEveryAccount(t *testing.T) {
 	// attacker with many addresses does not.
 	flood := make([]*sqlstore.Job, sqlstore.MaxPendingResetRequests-1)
 	for i := range flood {
-		j, err := e.ids.Jobs.Prepare(identity.JobPasswordReset, "", fmt.Appendf(nil, `{"tenant":"acme","email":"x%d@example.org"}`, i))
+		j, err := e.ids.Jobs.Prepare(identity.JobPasswordReset, acme.ID, fmt.Appendf(nil, `{"tenant":"acme","email":"x%d@example.org"}`, i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,6 +298,9 @@ func TestForgotPassword_QueueCappedAnswers503ForEveryAccount(t *testing.T) {
 	}
 	if n := pending(); n != sqlstore.MaxPendingResetRequests {
 		t.Fatalf("%d jobs pending, want the cap %d", n, sqlstore.MaxPendingResetRequests)
+	}
+	if res, b := e.req(t, "POST", "/v1/auth/password/forgot", `{"tenant":"globex","email":"gil@example.org"}`, "", nil); res.StatusCode != 202 {
+		t.Fatalf("another tenant refused by acme's flood: %d %s", res.StatusCode, b)
 	}
 	deliver(t, e.ids) // the worker drains the backlog
 	if n := pending(); n != 0 {

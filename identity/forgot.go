@@ -25,7 +25,8 @@ var forgotLimit = Limit{MaxFailures: 3, Window: time.Hour, BaseLock: time.Hour, 
 // lookup, the code and the e-mail happen in the worker. Only an active user with a password
 // (or awaiting one) of an active tenant gets an e-mail. Without e-mail the feature is not
 // configured, which is a permanent answer, the same for every account; with too many requests
-// already waiting (sqlstore.MaxPendingResetRequests) it is unavailable, also for every account.
+// already waiting for the tenant (sqlstore.MaxPendingResetRequests) it is unavailable, the same
+// for every account of that tenant.
 func (s *Service) ForgotPassword(ctx context.Context, tenantSlug, email, ip string) error {
 	slug := strings.ToLower(strings.TrimSpace(tenantSlug))
 	if slug == "" || len(slug) > 63 {
@@ -42,7 +43,18 @@ func (s *Service) ForgotPassword(ctx context.Context, tenantSlug, email, ip stri
 		return err
 	}
 	defer clear(b)
-	return s.Jobs.Enqueue(ctx, JobPasswordReset, "", b)
+	// The request is counted against its tenant's cap, so a flood aimed at one tenant does not
+	// refuse the others; a slug naming no active tenant shares one bucket with the rest of them.
+	var tenantID string
+	if err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
+		if t, err := tx.TenantBySlug(ctx, slug); err == nil && t.Status == tutela.StatusActive {
+			tenantID = t.ID
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return s.Jobs.Enqueue(ctx, JobPasswordReset, tenantID, b)
 }
 
 // resetRequest is the payload of a JobPasswordReset job.

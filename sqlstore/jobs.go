@@ -27,9 +27,11 @@ type Job struct {
 	DeadAt      time.Time // zero unless dead
 	// Lease is the claim's token, set by ClaimJobs: only its holder may complete or fail the job.
 	Lease string
-	// MaxPending, when positive, bounds the pending jobs of this kind: EnqueueJob refuses a job
-	// beyond it with EUNAVAILABLE. Not stored; for kinds anonymous clients can enqueue (ASVS 5.0
-	// 2.4.1), so a flood cannot grow the table without limit.
+	// MaxPending, when positive, bounds the pending jobs of this kind per tenant (TenantID, or
+	// the jobs with none), and PendingCeiling times as many across all tenants: EnqueueJob refuses
+	// a job beyond either with EUNAVAILABLE. Not stored; for kinds anonymous clients can enqueue
+	// (ASVS 5.0 2.4.1), so a flood cannot grow the table without limit, and a flood aimed at one
+	// tenant does not refuse the others.
 	MaxPending int
 }
 
@@ -64,11 +66,21 @@ func (tx *Tx) EnqueueJob(ctx context.Context, j *Job) error {
 		if err := tx.Lock(ctx, LockJobCap); err != nil {
 			return err
 		}
-		n, err := tx.count(ctx, `SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND kind = $1`, j.Kind)
+		scope, args := ` AND tenant_id IS NULL`, []any{j.Kind}
+		if j.TenantID != "" {
+			scope, args = ` AND tenant_id = $2`, append(args, j.TenantID)
+		}
+		n, err := tx.count(ctx, `SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND kind = $1`+scope, args...)
 		if err != nil {
 			return err
 		}
-		if n >= j.MaxPending {
+		all := n
+		if n < j.MaxPending {
+			if all, err = tx.count(ctx, `SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND kind = $1`, j.Kind); err != nil {
+				return err
+			}
+		}
+		if n >= j.MaxPending || all >= PendingCeiling*j.MaxPending {
 			return tutela.Errorf(tutela.EUNAVAILABLE, "too many requests are waiting; try again later")
 		}
 	}

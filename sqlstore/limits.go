@@ -40,12 +40,16 @@ const (
 	MaxSessionsPerUser = 100
 	// MaxUsersPerTenant caps a tenant's users, disabled ones included. Generous, but bounded.
 	MaxUsersPerTenant = 100_000
-	// MaxPendingResetRequests caps the forgot-password requests waiting in the job queue, all
-	// tenants together: anonymous clients enqueue them. Past it POST /v1/auth/password/forgot
-	// answers 503 unavailable with Retry-After, the same for every account, so it reveals
-	// nothing. A healthy worker drains a request in milliseconds; the cap only bites under a
-	// flood or while the workers are down.
+	// MaxPendingResetRequests caps the forgot-password requests waiting in the job queue per
+	// tenant (requests naming no active tenant share one bucket), and PendingCeiling times as many
+	// across all tenants: anonymous clients enqueue them. Past it POST /v1/auth/password/forgot
+	// answers 503 unavailable with Retry-After, the same for every account of that tenant, so it
+	// reveals nothing; a flood aimed at one tenant leaves the others' resets working. A healthy
+	// worker drains a request in milliseconds; the cap only bites under a flood or while the
+	// workers are down.
 	MaxPendingResetRequests = 1_000
+	// PendingCeiling is how many times a capped kind's per-tenant cap may wait in all.
+	PendingCeiling = 10
 )
 
 // lockTenant holds the tenant's row until the transaction ends, so two transactions adding

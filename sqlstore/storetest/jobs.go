@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ var JobTests = []Test{
 	{"JobDeadAfterMaxAttempts", testJobDead},
 	{"JobLeaseExpiryHandsJobToAnotherWorker", testJobLeaseExpiry},
 	{"JobPendingCapRefusesBeyondIt", testJobPendingCap},
+	{"JobPendingCapPerTenantWithACeiling", testJobPendingCapPerTenant},
 	{"JobUrgentKindsClaimedFirst", testJobUrgentFirst},
 	{"JobReleasedWithoutCountingTheAttempt", testJobRelease},
 }
@@ -330,4 +332,62 @@ func testJobLeaseExpiry(t *testing.T, open Opener) {
 	if len(list) != 1 || list[0].LastError != "lease expired" {
 		t.Fatalf("dead jobs = %+v", list)
 	}
+}
+
+// The cap counts per tenant: a flood of anonymous requests aimed at one tenant (or at no real
+// tenant) leaves the other tenants' requests working, up to a ceiling over all tenants.
+func testJobPendingCapPerTenant(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	const capped = "password_reset_request"
+	add := func(tenantID string) error {
+		return db.Update(ctx, func(tx *sqlstore.Tx) error {
+			return tx.EnqueueJob(ctx, &sqlstore.Job{Kind: capped, TenantID: tenantID, MaxAttempts: 1, MaxPending: 2})
+		})
+	}
+	var tenants []string
+	for i := range sqlstore.PendingCeiling + 1 {
+		tenants = append(tenants, createTenant(t, db, fmt.Sprintf("t%d", i)).ID)
+	}
+	// Tenant 0 and the no-tenant bucket fill up; each refuses more, tenant 1 is unaffected.
+	for _, id := range []string{tenants[0], tenants[0], "", ""} {
+		if err := add(id); err != nil {
+			t.Fatalf("under the cap (%q): %v", id, err)
+		}
+	}
+	mustCode(t, add(tenants[0]), tutela.EUNAVAILABLE)
+	mustCode(t, add(""), tutela.EUNAVAILABLE)
+	if err := add(tenants[1]); err != nil {
+		t.Fatalf("another tenant refused by tenant 0's flood: %v", err)
+	}
+	// The ceiling: PendingCeiling x the cap across all tenants, whoever asks.
+	for i := 1; i < sqlstore.PendingCeiling-1; i++ {
+		for len(pendingOf(t, db, tenants[i])) < 2 {
+			if err := add(tenants[i]); err != nil {
+				t.Fatalf("tenant %d under the cap: %v", i, err)
+			}
+		}
+	}
+	if c := jobCounts(t, db); c.Pending != 2*sqlstore.PendingCeiling {
+		t.Fatalf("pending = %d, want the ceiling %d", c.Pending, 2*sqlstore.PendingCeiling)
+	}
+	mustCode(t, add(tenants[sqlstore.PendingCeiling]), tutela.EUNAVAILABLE)
+}
+
+// pendingOf lists the pending jobs of a tenant (claiming nothing).
+func pendingOf(t *testing.T, db *sqlstore.DB, tenantID string) []string {
+	t.Helper()
+	var ids []string
+	rows, err := db.SQL().QueryContext(ctx, `SELECT id FROM jobs WHERE state = 'pending' AND tenant_id = $1`, tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
 }
