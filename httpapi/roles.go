@@ -128,7 +128,7 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		if req.Key != "" && req.Key != role.Key {
 			return tutela.FieldErrorf("key", "key cannot be changed")
 		}
-		before := role.Permissions
+		before, beforeClearance := role.Permissions, role.Clearance
 		role.Name, role.Description, role.Clearance = req.Name, req.Description, req.Clearance
 		role.Permissions, role.FieldMasks = req.Permissions, req.FieldMasks
 		if role.Clearance.Valid() {
@@ -139,7 +139,14 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		// Widening a role hands the new permission to everyone who holds it (or will): a
 		// takeover grant like granting the role, whoever holds it now, so that a concurrent
 		// grant cannot slip between a check of its holders and this change.
-		if _, ok := authz.TakeoverWidening(before, role.Permissions); ok {
+		_, widened := authz.TakeoverWidening(before, role.Permissions)
+		if !widened && role.Clearance.Rank() > beforeClearance.Rank() {
+			// A holder may administer only users whose clearance is not above theirs
+			// (canAdminister), so raising the clearance of a role that can take over accounts
+			// hands its holders more accounts to take over.
+			_, widened = authz.TakeoverPermission(role.Permissions)
+		}
+		if widened {
 			target := takeoverTarget{action: authz.Update, resource: authz.ResRoles, auditType: "role", id: role.ID}
 			if err := s.allowTakeoverOn(r, tx, p, t, authz.TakeoverGrant, target); err != nil {
 				return err

@@ -90,6 +90,12 @@ func TestTakeover_StaleStepUpAdminCannotWidenRole(t *testing.T) {
 				"", a.cookie); res.StatusCode != 200 {
 				t.Fatalf("narrow with a lapsed step-up: %d %s", res.StatusCode, b)
 			}
+			// Raising the clearance of a role that can take over accounts lets its holders take
+			// over more of them (users cleared above a holder are out of the holder's reach).
+			res, b = e.req(t, "PUT", "/v1/tenants/"+tn.ID+"/roles/helpdesk",
+				`{"name":"Helpdesk","clearance":"YELLOW","permissions":[{"resource":"users","action":"MANAGE","max_classification":"GREEN"}]}`,
+				"", a.cookie)
+			wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
 			// No person acted through a service account here.
 			recs, _, err := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{TenantID: tn.ID, Action: "authz.service_account_takeover", Limit: 10})
 			if err != nil || len(recs) != 0 {
