@@ -59,6 +59,27 @@ func (tx *Tx) ReplaceSetting(ctx context.Context, name, value string) error {
 	return err
 }
 
+// SwapSetting changes a recorded setting from one value to another in tx, and fails with
+// conflict, changing nothing, when another value is recorded: a deliberate change must start from
+// what the deployment records (so a node holding the wrong key cannot take the record over). A
+// setting not recorded yet is recorded.
+func (tx *Tx) SwapSetting(ctx context.Context, name, from, to string) error {
+	if name == "" || from == "" || to == "" {
+		return tutela.FieldErrorf("value", "a deployment setting needs a name and a value")
+	}
+	var recorded string
+	err := tx.queryRow(ctx, `SELECT value FROM deployment_settings WHERE name = $1`, name).Scan(&recorded)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return tx.ReplaceSetting(ctx, name, to)
+	case err != nil:
+		return err
+	case recorded != from:
+		return tutela.Errorf(tutela.ECONFLICT, "%s is %s here, not %s", name, recorded, from)
+	}
+	return tx.ReplaceSetting(ctx, name, to)
+}
+
 // AuditPending describes events recorded in audit_events but not yet in the Merkle log, and the
 // last sign of a running sequencer.
 type AuditPending struct {

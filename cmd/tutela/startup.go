@@ -204,7 +204,11 @@ func recordMasterKeyChange(ctx context.Context, db *sqlstore.DB, old, next tutel
 		return err
 	}
 	return db.Update(ctx, func(tx *sqlstore.Tx) error {
-		if err := tx.ReplaceSetting(ctx, sqlstore.SettingMasterKeyFingerprint, to); err != nil {
+		if err := tx.SwapSetting(ctx, sqlstore.SettingMasterKeyFingerprint, from, to); err != nil {
+			if tutela.ErrorCode(err) == tutela.ECONFLICT {
+				return fmt.Errorf("the old master key given (fingerprint %s) is not the one this deployment records "+
+					"(%v): give --from-master-key-file the key the deployment used until now", from, err)
+			}
 			return err
 		}
 		return tx.Audit(ctx, audit.Event{ActorType: audit.ActorSystem, Action: "deployment.master_key_change",

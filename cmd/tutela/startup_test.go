@@ -450,6 +450,16 @@ func TestAgreeMasterKey_OtherKeyRefusedOnBothStores(t *testing.T) {
 			t.Fatalf("the first node again: %v", err)
 		}
 
+		// A replacement must start from the recorded key: a node holding another key cannot take
+		// the record over by naming itself as the old one.
+		c := node("BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=")
+		if err := recordMasterKeyChange(ctx, db, b.MasterKey, c.MasterKey); err == nil ||
+			!strings.Contains(err.Error(), "is not the one this deployment records") {
+			t.Fatalf("a change from an unrecorded key: %v", err)
+		}
+		if got, _ := db.Setting(ctx, sqlstore.SettingMasterKeyFingerprint); got != recorded {
+			t.Fatal("a refused change replaced the recorded fingerprint")
+		}
 		if err := recordMasterKeyChange(ctx, db, a.MasterKey, b.MasterKey); err != nil {
 			t.Fatal(err)
 		}
