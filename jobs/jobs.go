@@ -69,6 +69,9 @@ type Queue struct {
 	poll   time.Duration
 	batch  int
 	grace  time.Duration
+	// afterGrace calls f once the grace has passed after the worker began to stop (a timer;
+	// tests replace it to decide when the grace runs out).
+	afterGrace func(f func())
 
 	mu    sync.RWMutex
 	kinds map[string]Kind
@@ -89,7 +92,9 @@ func New(db *sqlstore.DB, sealer vault.Sealer, opt Options) *Queue {
 	if opt.Grace <= 0 {
 		opt.Grace = 10 * time.Second
 	}
-	return &Queue{db: db, sealer: sealer, log: opt.Log, poll: opt.Poll, batch: opt.Batch, grace: opt.Grace, kinds: map[string]Kind{}}
+	q := &Queue{db: db, sealer: sealer, log: opt.Log, poll: opt.Poll, batch: opt.Batch, grace: opt.Grace, kinds: map[string]Kind{}}
+	q.afterGrace = func(f func()) { time.AfterFunc(q.grace, f) }
+	return q
 }
 
 // Register adds a kind. Registering a name twice replaces the earlier handler.
@@ -233,7 +238,7 @@ var errShutdown = errors.New("jobs: worker stopped")
 func (q *Queue) run(ctx context.Context, j *sqlstore.Job) {
 	jctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(nil)
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(q.grace, func() { cancel(errShutdown) }) })
+	stop := context.AfterFunc(ctx, func() { q.afterGrace(func() { cancel(errShutdown) }) })
 	defer stop()
 	err := q.handle(jctx, j)
 	rec := context.WithoutCancel(ctx) // record the outcome even if the worker is stopping

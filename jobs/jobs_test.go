@@ -277,16 +277,14 @@ func runWorker(t *testing.T, q *jobs.Queue) (stop func()) {
 func TestQueue_StopLetsRunningJobFinishWithinGrace(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	q := jobs.New(e.db, nil, jobs.Options{Grace: time.Hour})
+	q := jobs.New(e.db, nil, jobs.Options{})
+	graceStarted := make(chan struct{})
+	jobs.SetAfterGrace(q, func(func()) { close(graceStarted) }) // the grace never runs out here
 	started, release := make(chan struct{}), make(chan struct{})
 	q.Register(jobs.Kind{Name: "slow", MaxAttempts: 1, Handle: func(ctx context.Context, _ string, _ []byte) error {
 		close(started)
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		<-release
+		return ctx.Err() // the job's context must still be live: the grace has not run out
 	}})
 	if err := q.Enqueue(ctx, "slow", "", nil); err != nil {
 		t.Fatal(err)
@@ -295,6 +293,7 @@ func TestQueue_StopLetsRunningJobFinishWithinGrace(t *testing.T) {
 	<-started
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); stop() }()
+	<-graceStarted // the worker is stopping and the job is within its grace
 	close(release)
 	<-stopped
 	if c := counts(t, e.db); c.Pending != 0 || c.Dead != 0 {
@@ -307,7 +306,8 @@ func TestQueue_StopLetsRunningJobFinishWithinGrace(t *testing.T) {
 func TestQueue_StopReleasesJobCancelledAfterGrace(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	q := jobs.New(e.db, nil, jobs.Options{Grace: time.Millisecond, Log: slog.New(slog.NewTextHandler(e.logs, nil))})
+	q := jobs.New(e.db, nil, jobs.Options{Log: slog.New(slog.NewTextHandler(e.logs, nil))})
+	jobs.SetAfterGrace(q, func(endGrace func()) { endGrace() }) // the grace runs out at once
 	started := make(chan struct{}, 1)
 	var runs int
 	handler := func(ctx context.Context, _ string, _ []byte) error {
