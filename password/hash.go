@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -128,6 +129,8 @@ type Hasher struct {
 	sem    chan struct{}
 	wait   time.Duration
 	dummy  string // argon2id hash of a random password, for DummyVerify
+	// computed counts finished argon2id computations (Computed).
+	computed atomic.Int64
 }
 
 // NewHasher returns a Hasher using p for new hashes. At most maxConcurrent hashes run at once
@@ -378,7 +381,13 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *Hasher) release() { <-h.sem }
+// release ends one hash computation.
+func (h *Hasher) release() { h.computed.Add(1); <-h.sem }
+
+// Computed is how many argon2id computations this Hasher has run (hashes, verifications and
+// dummy verifications). Sign-in tests use it to show that a failure costs the same work whether
+// or not the account exists, without timing anything.
+func (h *Hasher) Computed() int64 { return h.computed.Load() }
 
 // b64 is the PHC string format's base64: standard alphabet, no padding. Strict decoding rejects
 // non-zero trailing bits, so every hash has exactly one accepted encoding and a tampered last
