@@ -1,6 +1,11 @@
 package sqlstore_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"tutela/sqlstore"
@@ -16,5 +21,34 @@ func TestConformance(t *testing.T) {
 				return sqltest.Open(t, d, opt)
 			})
 		})
+	}
+}
+
+// Both dialects have the same migrations, numbered alike: a schema change made for one store
+// only, or numbered differently, would make the stores (and their backups' migration_version)
+// disagree.
+func TestMigrations_SameNumbersInBothDialects(t *testing.T) {
+	t.Parallel()
+	versions := func(dir string) []string {
+		entries, err := os.ReadDir(filepath.Join("migrations", dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".sql") {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	pg, lite := versions("postgres"), versions("sqlite")
+	if !slices.Equal(pg, lite) {
+		t.Fatalf("migrations differ:\npostgres %v\nsqlite   %v", pg, lite)
+	}
+	for i, name := range pg {
+		if want := fmt.Sprintf("%05d_", i+1); !strings.HasPrefix(name, want) {
+			t.Errorf("migration %s: want the number %s (no gaps, no repeats)", name, want)
+		}
 	}
 }
