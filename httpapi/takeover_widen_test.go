@@ -42,6 +42,19 @@ func userDeny(t *testing.T, e *env, tenantID, userID string) string {
 	return up.ID
 }
 
+// helpdeskTenant makes acme with a programme administrator (TOTP enrolled, step-up fresh) and
+// a custom role helpdesk holding users READ, which takes over no one.
+func helpdeskTenant(t *testing.T, e *env) (*tutela.Tenant, grant, string) {
+	t.Helper()
+	tn, a, secret := adminWithFactor(t, e)
+	e.stepUp(t, a.cookie, secret)
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/roles",
+		`{"key":"helpdesk","name":"Helpdesk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}]}`, "", a.cookie); res.StatusCode != 201 {
+		t.Fatalf("custom role: %d %s", res.StatusCode, b)
+	}
+	return tn, a, secret
+}
+
 // The reviewer's path around the step-up: an administrator whose step-up has lapsed is refused
 // granting a role that takes over accounts, so they widen a role the user already holds
 // instead (roles UPDATE, no step-up of its own). Widening a role to a takeover permission is a
@@ -53,12 +66,7 @@ func TestTakeover_StaleStepUpAdminCannotWidenRole(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, d, withMFA)
-			tn, a, secret := adminWithFactor(t, e)
-			e.stepUp(t, a.cookie, secret)
-			if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/roles",
-				`{"key":"helpdesk","name":"Helpdesk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}]}`, "", a.cookie); res.StatusCode != 201 {
-				t.Fatalf("custom role: %d %s", res.StatusCode, b)
-			}
+			tn, a, secret := helpdeskTenant(t, e)
 			_, u := e.seed(t, "acme", "ana@example.org", pw, "helpdesk")
 			e.clock.Add(6 * time.Minute)
 			res, b := e.req(t, "PUT", "/v1/tenants/"+tn.ID+"/users/"+u.ID+"/roles/program_admin", "", "", a.cookie)
@@ -115,12 +123,7 @@ func TestTakeover_ServiceAccountCannotWidenRoleOrLiftDeny(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, d, withMFA)
-			tn, a, secret := adminWithFactor(t, e)
-			e.stepUp(t, a.cookie, secret)
-			if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/roles",
-				`{"key":"helpdesk","name":"Helpdesk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}]}`, "", a.cookie); res.StatusCode != 201 {
-				t.Fatalf("custom role: %d %s", res.StatusCode, b)
-			}
+			tn, a, secret := helpdeskTenant(t, e)
 			_, holder := e.seed(t, "acme", "ana@example.org", pw, "helpdesk")
 			_, denied := e.seed(t, "acme", "bo@example.org", pw)
 			denyID := userDeny(t, e, tn.ID, denied.ID)
