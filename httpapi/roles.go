@@ -122,7 +122,7 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		if err != nil {
 			return err
 		}
-		if role, err = tx.Role(r.Context(), t.ID, r.PathValue("role")); err != nil {
+		if role, err = tx.RoleForUpdate(r.Context(), t.ID, r.PathValue("role")); err != nil {
 			return err
 		}
 		if req.Key != "" && req.Key != role.Key {

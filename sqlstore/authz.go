@@ -183,6 +183,20 @@ func (tx *Tx) Role(ctx context.Context, tenantID, key string) (*Role, error) {
 	return nil, tutela.Errorf(tutela.ENOTFOUND, "role not found")
 }
 
+// RoleForUpdate is Role for a read-modify-write: it holds the role's row until the transaction
+// ends (PostgreSQL; SQLite runs one writer at a time), so two concurrent updates cannot both
+// start from the same permissions, and a change judged against what the role held (widening it to
+// a takeover permission) is judged against what it really holds.
+func (tx *Tx) RoleForUpdate(ctx context.Context, tenantID, key string) (*Role, error) {
+	err := tx.lockRow(ctx, "role not found", `SELECT id FROM roles WHERE CAST(tenant_id AS TEXT) = $1 AND key = $2`,
+		tenantID, key)
+	if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		return nil, err
+	}
+	// Not a custom role of the tenant: a built-in one (which no update changes) or none.
+	return tx.Role(ctx, tenantID, key)
+}
+
 // CreateRole adds a custom role to the tenant. Its key may not shadow a built-in role.
 func (tx *Tx) CreateRole(ctx context.Context, tenantID string, r *Role) error {
 	if err := validateRole(r); err != nil {

@@ -14,6 +14,7 @@ var AuthzTests = []Test{
 	{"AuthzCustomRoles", testCustomRoles},
 	{"AuthzPolicyGrantsDeniesExpiry", testPolicy},
 	{"AuthzLastProgramAdminSurvivesConcurrentRemovals", testLastAdminConcurrent},
+	{"AuthzRoleForUpdateSerialisesUpdates", testRoleForUpdate},
 }
 
 // Two administrators removed at once by two transactions (two admins revoking each other, an
@@ -160,4 +161,75 @@ func testPolicy(t *testing.T, open Opener) {
 	check(authz.Read, "audit", false)     // auditor grant expired
 	check(authz.Export, "records", false) // per-user grant expired
 	check(authz.Read, "records", true)
+}
+
+// Two updates of one role cannot both start from the same permissions: the second waits until
+// the first commits (RoleForUpdate), so it judges and changes what the role really holds. Without
+// the lock a stale read could put back a takeover permission another update had just removed,
+// unseen by the widening check.
+func testRoleForUpdate(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	tn := createTenant(t, db, "acme")
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.CreateRole(ctx, tn.ID, &sqlstore.Role{Key: "helpdesk", Name: "Helpdesk", Clearance: authz.Green,
+			Permissions: []authz.Permission{{Resource: "users", Action: authz.Read}}})
+	})
+	locked, commit, first := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		first <- db.Update(ctx, func(tx *sqlstore.Tx) error {
+			r, err := tx.RoleForUpdate(ctx, tn.ID, "helpdesk")
+			if err != nil {
+				return err
+			}
+			close(locked)
+			<-commit
+			r.Permissions = append(r.Permissions, authz.Permission{Resource: "sessions", Action: authz.Read})
+			return tx.UpdateRole(ctx, tn.ID, r)
+		})
+	}()
+	<-locked
+	second := make(chan []authz.Permission, 1)
+	go func() {
+		var perms []authz.Permission
+		err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+			r, err := tx.RoleForUpdate(ctx, tn.ID, "helpdesk")
+			if err == nil {
+				perms = r.Permissions
+			}
+			return err
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		second <- perms
+	}()
+	waitForLockWaiter(t, db)
+	close(commit)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if perms := <-second; len(perms) != 2 {
+		t.Fatalf("the second update read %v, not the first update's result", perms)
+	}
+}
+
+// waitForLockWaiter returns once a transaction of this PostgreSQL database waits for a row lock,
+// or after ten seconds (the caller's assertions then say what went wrong). SQLite runs one write
+// transaction at a time, so there the second simply begins after the first.
+func waitForLockWaiter(t *testing.T, db *sqlstore.DB) {
+	t.Helper()
+	if db.Dialect() != sqlstore.Postgres {
+		return
+	}
+	for range 1000 {
+		var n int
+		if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
