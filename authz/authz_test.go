@@ -241,3 +241,34 @@ func TestStepUpChallenge_MatchesWindow(t *testing.T) {
 		}
 	}
 }
+
+// A role change widens its holders' view when any classified field's effective mask (the
+// clearance's default, then the role's overrides) becomes more revealing.
+func TestViewWidened(t *testing.T) {
+	t.Parallel()
+	none := map[string]Mask(nil)
+	for _, c := range []struct {
+		name    string
+		bc      Classification
+		bm      map[string]Mask
+		ac      Classification
+		am      map[string]Mask
+		widened bool
+	}{
+		{"no change", Green, none, Green, none, false},
+		{"override reveals more than the default", Green, none, Green, map[string]Mask{"users.email": MaskFull}, true},
+		{"override hides more than the default", Green, none, Green, map[string]Mask{"users.email": MaskHidden}, false},
+		{"override removed: back to a clearer default", Green, map[string]Mask{"users.email": MaskHidden}, Green, none, true},
+		{"override made stricter", Green, map[string]Mask{"users.email": MaskPartial}, Green, map[string]Mask{"users.email": MaskRedacted}, false},
+		{"clearance raised", Green, none, Yellow, none, true},
+		{"clearance lowered", Yellow, none, Green, none, false},
+		{"clearance raised but every field kept hidden", Green, map[string]Mask{"users.email": MaskHidden}, Yellow,
+			map[string]Mask{"users.email": MaskHidden, "sessions.ip": MaskHidden, "sessions.user_agent": MaskHidden,
+				"security_events.ip": MaskHidden, "login_history.ip": MaskHidden, "audit_events.source_ip": MaskHidden,
+				"audit_events.user_agent": MaskHidden}, false},
+	} {
+		if got := ViewWidened(c.bc, c.bm, c.ac, c.am); got != c.widened {
+			t.Errorf("%s: ViewWidened = %v, want %v", c.name, got, c.widened)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -19,6 +20,32 @@ const (
 	MaskRedacted Mask = "redacted" // "[redacted]": the field exists but is not shown
 	MaskHidden   Mask = "hidden"   // the field is removed
 )
+
+// Rank orders masks from the most revealing (full, 0) to the least (hidden, 4); -1 for an
+// unknown mask.
+func (m Mask) Rank() int {
+	return slices.Index([]Mask{MaskFull, MaskPartial, MaskHashed, MaskRedacted, MaskHidden}, m)
+}
+
+// ViewWidened reports whether a role changed from (beforeClearance, beforeMasks) to
+// (afterClearance, afterMasks) shows its holders any classified field more clearly: its
+// effective mask (the clearance's default, then the role's overrides; none means full) becomes
+// more revealing.
+func ViewWidened(beforeClearance Classification, beforeMasks map[string]Mask, afterClearance Classification, afterMasks map[string]Mask) bool {
+	before, after := MasksFor(beforeClearance, beforeMasks), MasksFor(afterClearance, afterMasks)
+	rank := func(m map[string]Mask, f string) int {
+		if v, ok := m[f]; ok {
+			return v.Rank()
+		}
+		return MaskFull.Rank()
+	}
+	for f := range before {
+		if rank(after, f) < rank(before, f) {
+			return true
+		}
+	}
+	return false
+}
 
 // Valid reports whether m is a known mask.
 func (m Mask) Valid() bool {

@@ -37,6 +37,16 @@ func mayConfer(actor *authz.Policy, p *tutela.Principal, role *sqlstore.Role, no
 	if role.Clearance.Rank() > actor.Clearance.Rank() {
 		return tutela.Errorf(tutela.EFORBIDDEN, "you cannot grant %s clearance: yours is %s", role.Clearance, actor.Clearance)
 	}
+	// A field policy is a view of personal data: nobody hands out a clearer view than their own.
+	for field, m := range role.FieldMasks {
+		own, ok := actor.Masks[field]
+		if !ok {
+			own = authz.MaskFull
+		}
+		if m.Rank() < own.Rank() {
+			return tutela.Errorf(tutela.EFORBIDDEN, "you cannot grant the %s view of %s: you see it %s", m, field, own)
+		}
+	}
 	return nil
 }
 
@@ -128,7 +138,7 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		if req.Key != "" && req.Key != role.Key {
 			return tutela.FieldErrorf("key", "key cannot be changed")
 		}
-		before, beforeClearance := role.Permissions, role.Clearance
+		before, beforeClearance, beforeMasks := role.Permissions, role.Clearance, role.FieldMasks
 		role.Name, role.Description, role.Clearance = req.Name, req.Description, req.Clearance
 		role.Permissions, role.FieldMasks = req.Permissions, req.FieldMasks
 		if role.Clearance.Valid() {
@@ -145,6 +155,13 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 			// (canAdminister), so raising the clearance of a role that can take over accounts
 			// hands its holders more accounts to take over.
 			_, widened = authz.TakeoverPermission(role.Permissions)
+		}
+		// Showing a role's holders a field more clearly is handing them personal data, like a
+		// grant: it needs a person with a fresh second factor.
+		if authz.ViewWidened(beforeClearance, beforeMasks, role.Clearance, role.FieldMasks) {
+			if err := s.requireHumanStepUp(p); err != nil {
+				return err
+			}
 		}
 		if widened {
 			target := takeoverTarget{action: authz.Update, resource: authz.ResRoles, auditType: "role", id: role.ID}

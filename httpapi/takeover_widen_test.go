@@ -220,3 +220,44 @@ func TestTakeover_ServiceAccountCannotWidenRoleOrLiftDeny(t *testing.T) {
 		})
 	}
 }
+
+// A role's field policy is a view of personal data. Nobody may hand out a clearer view of a
+// field than their own (an administrator who sees e-mail addresses partly cannot make a role
+// that shows them whole), and showing an existing role's holders a field more clearly needs a
+// fresh second factor, like a grant; hiding more needs none.
+func TestRoleFieldMasks_NoClearerViewThanYoursAndLooseningNeedsStepUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	tn, a, secret := helpdeskTenant(t, e)
+	// A role administrator of GREEN clearance: e-mail addresses (YELLOW) reach them partly.
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/roles",
+		`{"key":"roleadmin","name":"Role admin","clearance":"GREEN","permissions":[{"resource":"roles","action":"CREATE"},{"resource":"roles","action":"UPDATE"},{"resource":"roles","action":"READ"},{"resource":"users","action":"READ"}]}`,
+		"", a.cookie); res.StatusCode != 201 {
+		t.Fatalf("roleadmin: %d %s", res.StatusCode, b)
+	}
+	e.seed(t, "acme", "rita@example.org", pw, "roleadmin")
+	rita := e.login(t, "acme", "rita@example.org", pw, "")
+	ritaSecret := e.enrolTOTP(t, rita.cookie)
+	e.stepUp(t, rita.cookie, ritaSecret)
+	res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/roles",
+		`{"key":"peek","name":"Peek","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}],"field_masks":{"users.email":"full"}}`, "", rita.cookie)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/roles",
+		`{"key":"peek","name":"Peek","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}],"field_masks":{"users.email":"hidden"}}`, "", rita.cookie); res.StatusCode != 201 {
+		t.Fatalf("a stricter view: %d %s", res.StatusCode, b)
+	}
+	// The programme administrator (YELLOW: sees e-mail whole), step-up lapsed: hiding more is
+	// fine, showing more is not, until a fresh second factor.
+	e.clock.Add(6 * time.Minute)
+	hide := `{"name":"Helpdesk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}],"field_masks":{"users.email":"hidden"}}`
+	show := `{"name":"Helpdesk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}],"field_masks":{"users.email":"full"}}`
+	if res, b := e.req(t, "PUT", "/v1/tenants/"+tn.ID+"/roles/helpdesk", hide, "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("hiding more with a lapsed step-up: %d %s", res.StatusCode, b)
+	}
+	res, b = e.req(t, "PUT", "/v1/tenants/"+tn.ID+"/roles/helpdesk", show, "", a.cookie)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	e.stepUp(t, a.cookie, secret)
+	if res, b := e.req(t, "PUT", "/v1/tenants/"+tn.ID+"/roles/helpdesk", show, "", a.cookie); res.StatusCode != 200 {
+		t.Fatalf("showing more with a fresh step-up: %d %s", res.StatusCode, b)
+	}
+}

@@ -487,7 +487,7 @@ func (tx *Tx) Policy(ctx context.Context, tenantID, userID string) (*authz.Polic
 				p.Grants = append(p.Grants, authz.Grant{Permission: perm, Effect: authz.Allow, Source: "role:" + r.Key})
 			}
 			for f, m := range r.FieldMasks {
-				if cur, ok := overrides[f]; !ok || maskRank(m) < maskRank(cur) {
+				if cur, ok := overrides[f]; !ok || m.Rank() < cur.Rank() {
 					overrides[f] = m // several roles: the most revealing mask wins
 				}
 			}
@@ -506,8 +506,4 @@ func (tx *Tx) Policy(ctx context.Context, tenantID, userID string) (*authz.Polic
 	}
 	p.Masks = authz.MasksFor(p.Clearance, overrides)
 	return p, nil
-}
-
-func maskRank(m authz.Mask) int {
-	return slices.Index([]authz.Mask{authz.MaskFull, authz.MaskPartial, authz.MaskHashed, authz.MaskRedacted, authz.MaskHidden}, m)
 }
