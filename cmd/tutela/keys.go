@@ -159,6 +159,12 @@ func (c keysRotateCmd) Run(e *env) error {
 		}
 		n++
 	}
+	if n == 0 && c.Purpose == vault.PurposePasswordPepper {
+		// Never made here: stored hashes may name keys of a lost pepper keyset, and a new one
+		// would fail every one of them. serve makes it when no stored hash needs another.
+		return fmt.Errorf("the password_pepper keyset does not exist: `tutela serve` creates it when no stored " +
+			"password hash names a pepper key; if hashes do, restore the database (keysets table included) from a backup")
+	}
 	if n == 0 && c.Purpose != "" && (c.Tenant == "" || c.Tenant == "platform") {
 		// A platform purpose not used yet: rotating creates it with a first key and rotates.
 		if _, err := v.Rotate(e.ctx, "", c.Purpose); err != nil {

@@ -172,6 +172,14 @@ func TestServe_MissingPepperKeysetBesidePepperedHashesRefused(t *testing.T) {
 	if keysets() != 0 {
 		t.Fatal("a new pepper keyset was created beside peppered hashes")
 	}
+	// Nor does `keys rotate` make one: it would lock out every peppered hash just the same.
+	if _, _, err := keysRun(t, env, keysRotateCmd{Purpose: vault.PurposePasswordPepper}); err == nil ||
+		!strings.Contains(err.Error(), "password_pepper keyset does not exist") {
+		t.Fatalf("keys rotate of a missing pepper keyset: %v", err)
+	}
+	if keysets() != 0 {
+		t.Fatal("keys rotate created a pepper keyset beside peppered hashes")
+	}
 	// No stored hash needs a pepper key (here: an imported bcrypt hash): a new keyset is made.
 	legacy, _ := bcrypt.GenerateFromPassword([]byte("an imported passphrase 4 kiln"), bcrypt.MinCost)
 	if _, err := db.Exec(`UPDATE users SET password_hash = ?`, string(legacy)); err != nil {
