@@ -27,6 +27,7 @@ type cli struct {
 	Breach    breachCmd    `cmd:"" help:"Breached-password index for deployments without internet."`
 	Keys      keysCmd      `cmd:"" help:"Data-encryption keys: list, rotate, rewrap, retire, KEK rotation."`
 	Backup    backupCmd    `cmd:"" help:"Encrypted backups (age): create, restore."`
+	Jobs      jobsCmd      `cmd:"" help:"The durable job queue: dead jobs."`
 	SA        saCmd        `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
 	Version   versionCmd   `cmd:"" help:"Print the version."`
 }
