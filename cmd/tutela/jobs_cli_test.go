@@ -40,7 +40,7 @@ func TestJobsDead_ListsDeadJobsWithTheirErrorClass(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, _, err := keysRun(t, environ, jobsDeadCmd{Limit: 50})
+	out, _, err := runSub(t, environ, jobsDeadCmd{Limit: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestJobsDead_ListsDeadJobsWithTheirErrorClass(t *testing.T) {
 		!strings.Contains(out, "password_reset_request") || strings.Contains(out, "sealed-payload") {
 		t.Fatalf("jobs dead:\n%s", out)
 	}
-	if _, _, err := keysRun(t, environ, jobsDeadCmd{Limit: 0}); err == nil {
+	if _, _, err := runSub(t, environ, jobsDeadCmd{Limit: 0}); err == nil {
 		t.Fatal("a limit of 0 was accepted")
 	}
 }

@@ -20,8 +20,8 @@ import (
 	"tutela/vault"
 )
 
-// keysRun runs a keys subcommand in-process.
-func keysRun(t *testing.T, environ []string, cmd interface{ Run(*env) error }) (string, string, error) {
+// runSub runs a subcommand (keys, jobs, …) in-process.
+func runSub(t *testing.T, environ []string, cmd interface{ Run(*env) error }) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := cmd.Run(&env{ctx: context.Background(), environ: environ, stdout: &out, stderr: &errb})
@@ -33,7 +33,7 @@ func TestKeysCommands_RotateRewrapRetireNeverPrintMaterial(t *testing.T) {
 	var logs strings.Builder
 	step := func(cmd interface{ Run(*env) error }) string {
 		t.Helper()
-		out, errs, err := keysRun(t, environ, cmd)
+		out, errs, err := runSub(t, environ, cmd)
 		logs.WriteString(out + errs)
 		if err != nil {
 			t.Fatalf("%T: %v\n%s%s", cmd, err, out, errs)
@@ -88,16 +88,16 @@ func TestKeysCommands_RotateRewrapRetireNeverPrintMaterial(t *testing.T) {
 
 func TestKeysCommands_WrongKEKClearErrorNothingWritten(t *testing.T) {
 	environ := baseEnv(t)
-	if _, _, err := keysRun(t, environ, keysRotateCmd{Purpose: vault.PurposeTOTP}); err != nil {
+	if _, _, err := runSub(t, environ, keysRotateCmd{Purpose: vault.PurposeTOTP}); err != nil {
 		t.Fatal(err)
 	}
 	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	wrong := append(append([]string{}, environ...), "TUTELA_MASTER_KEY="+other)
-	_, _, err := keysRun(t, wrong, keysRotateCmd{Purpose: vault.PurposeTOTP})
+	_, _, err := runSub(t, wrong, keysRotateCmd{Purpose: vault.PurposeTOTP})
 	if err == nil || !strings.Contains(err.Error(), "key-encryption key cannot unwrap") || strings.Contains(err.Error(), other) {
 		t.Fatalf("wrong KEK: %v", err)
 	}
-	out, _, err := keysRun(t, environ, keysListCmd{JSON: true})
+	out, _, err := runSub(t, environ, keysListCmd{JSON: true})
 	if err != nil || strings.Count(out, `"id"`) != 2 {
 		t.Fatalf("after refused run the keyset changed: %v\n%s", err, out)
 	}
@@ -150,14 +150,14 @@ func TestKeysCommands_AuditKeyFileRewrappedBeforeRetire(t *testing.T) {
 	vkey := loadSigner()
 	before, _ := os.ReadFile(filepath.Join(dataDir, audit.KeyFile))
 
-	if _, _, err := keysRun(t, environ, keysRotateCmd{Purpose: vault.PurposeAuditKey}); err != nil {
+	if _, _, err := runSub(t, environ, keysRotateCmd{Purpose: vault.PurposeAuditKey}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := keysRun(t, environ, keysRetireCmd{Purpose: vault.PurposeAuditKey})
+	_, _, err := runSub(t, environ, keysRetireCmd{Purpose: vault.PurposeAuditKey})
 	if err == nil || !strings.Contains(err.Error(), "audit.key still holds 1 ciphertext") {
 		t.Fatalf("retire before rewrap: %v", err)
 	}
-	out, _, err := keysRun(t, environ, keysRewrapCmd{})
+	out, _, err := runSub(t, environ, keysRewrapCmd{})
 	if err != nil || !strings.Contains(out, "audit.key: done, 1 rows checked, 1 re-encrypted") {
 		t.Fatalf("rewrap: %v\n%s", err, out)
 	}
@@ -168,7 +168,7 @@ func TestKeysCommands_AuditKeyFileRewrappedBeforeRetire(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dataDir, audit.KeyFile)); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("audit key file mode %04o", fi.Mode().Perm())
 	}
-	if _, _, err := keysRun(t, environ, keysRetireCmd{Purpose: vault.PurposeAuditKey}); err != nil {
+	if _, _, err := runSub(t, environ, keysRetireCmd{Purpose: vault.PurposeAuditKey}); err != nil {
 		t.Fatal(err)
 	}
 	if got := loadSigner(); got != vkey {
@@ -176,10 +176,10 @@ func TestKeysCommands_AuditKeyFileRewrappedBeforeRetire(t *testing.T) {
 	}
 
 	// A purpose no source covers cannot be retired: nothing could prove it safe.
-	if _, _, err := keysRun(t, environ, keysRotateCmd{Purpose: vault.PurposePersonalData}); err != nil {
+	if _, _, err := runSub(t, environ, keysRotateCmd{Purpose: vault.PurposePersonalData}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = keysRun(t, environ, keysRetireCmd{Purpose: vault.PurposePersonalData})
+	_, _, err = runSub(t, environ, keysRetireCmd{Purpose: vault.PurposePersonalData})
 	if err == nil || !strings.Contains(err.Error(), "no rewrap source covers") {
 		t.Fatalf("retire of an uncovered purpose: %v", err)
 	}

@@ -105,10 +105,10 @@ func TestPepper_SetLegacyUpgradeRotateRetire(t *testing.T) {
 	}
 
 	// Rotate the pepper: retiring the old key is refused while the hash still names it.
-	if _, errs, err := keysRun(t, env, keysRotateCmd{Purpose: vault.PurposePasswordPepper}); err != nil {
+	if _, errs, err := runSub(t, env, keysRotateCmd{Purpose: vault.PurposePasswordPepper}); err != nil {
 		t.Fatalf("rotate: %v %s", err, errs)
 	}
-	if _, _, err := keysRun(t, env, keysRetireCmd{Purpose: vault.PurposePasswordPepper}); err == nil ||
+	if _, _, err := runSub(t, env, keysRetireCmd{Purpose: vault.PurposePasswordPepper}); err == nil ||
 		!strings.Contains(err.Error(), "1 stored password hash(es) still use an old pepper key") {
 		t.Fatalf("retire with a hash under the old key: %v", err)
 	}
@@ -118,7 +118,7 @@ func TestPepper_SetLegacyUpgradeRotateRetire(t *testing.T) {
 	if key2 := pepperKey(storedHash()); key2 == key1 {
 		t.Fatal("sign-in after rotation kept the old pepper key")
 	}
-	if out, errs, err := keysRun(t, env, keysRetireCmd{Purpose: vault.PurposePasswordPepper}); err != nil {
+	if out, errs, err := runSub(t, env, keysRetireCmd{Purpose: vault.PurposePasswordPepper}); err != nil {
 		t.Fatalf("retire after every hash moved: %v %s%s", err, out, errs)
 	}
 	addr, _, _ = startServe(t, env)
@@ -173,7 +173,7 @@ func TestServe_MissingPepperKeysetBesidePepperedHashesRefused(t *testing.T) {
 		t.Fatal("a new pepper keyset was created beside peppered hashes")
 	}
 	// Nor does `keys rotate` make one: it would lock out every peppered hash just the same.
-	if _, _, err := keysRun(t, env, keysRotateCmd{Purpose: vault.PurposePasswordPepper}); err == nil ||
+	if _, _, err := runSub(t, env, keysRotateCmd{Purpose: vault.PurposePasswordPepper}); err == nil ||
 		!strings.Contains(err.Error(), "password_pepper keyset does not exist") {
 		t.Fatalf("keys rotate of a missing pepper keyset: %v", err)
 	}
