@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -38,11 +39,20 @@ const (
 	// before argon2id (ASVS 4.0.3 2.4.5), so a database dump alone does not allow offline
 	// guessing. It never encrypts.
 	PurposePasswordPepper = "password_pepper"
+	// PurposePersonKeys (per tenant, AEAD) wraps each person's own data key (privacy package):
+	// subjects' and users' personal data is encrypted under that person's key, so deleting the
+	// wrapped key crypto-shreds exactly one person.
+	PurposePersonKeys = "person_keys"
+	// PurposeBlindIndex (per tenant, PRF) computes blind indexes: keyed hashes of normalized
+	// values, so an exact-value search runs over digests, never by decrypting the table.
+	PurposeBlindIndex = "blind_index"
+	// PurposeTokens (per tenant, PRF) derives deterministic and format-preserving tokens.
+	PurposeTokens = "tokens"
 )
 
 // Purposes lists every keyset purpose.
 var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup,
-	PurposePasswordPepper, PurposeJobs}
+	PurposePasswordPepper, PurposeJobs, PurposePersonKeys, PurposeBlindIndex, PurposeTokens}
 
 // Keyset kinds.
 const (
@@ -56,7 +66,7 @@ func KindOf(purpose string) string {
 	switch purpose {
 	case PurposeLookup:
 		return KindDeterministic
-	case PurposePasswordPepper:
+	case PurposePasswordPepper, PurposeBlindIndex, PurposeTokens:
 		return KindPRF
 	}
 	return KindAEAD
@@ -554,6 +564,31 @@ func (v *Vault) PRF(ctx context.Context, tenantID, purpose string, keyID uint32,
 		}
 	}
 	return withAAD(c, input, func(in []byte) ([]byte, error) { return p.ComputePRF(in, uint32(n)) })
+}
+
+// PRFKeyIDs returns the IDs of every enabled key of the (tenantID, purpose) PRF keyset, primary
+// first. Values computed under a key stay findable after a rotation: a lookup computes the
+// PRF under each (normally one or two) until the old key is retired. A missing keyset is
+// ErrNoKeyset, never created.
+func (v *Vault) PRFKeyIDs(ctx context.Context, tenantID, purpose string) ([]uint32, error) {
+	c, err := v.primitive(ctx, tenantID, purpose, false)
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		return nil, fmt.Errorf("%w: %s (tenant %q)", ErrNoKeyset, purpose, tenantID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.prfs == nil {
+		return nil, ErrWrongKind
+	}
+	ids := []uint32{c.prfs.PrimaryID}
+	for id := range c.prfs.PRFs {
+		if id != c.prfs.PrimaryID {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids[1:])
+	return ids, nil
 }
 
 func (c *cached) hasCurrent(ct []byte) bool { return keyIDOf(ct) == c.primaryID }

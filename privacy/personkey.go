@@ -1,0 +1,112 @@
+// Package privacy holds the privacy vault's rules: each person's own data key (so erasure is
+// crypto-shredding), blind indexes for exact-value search over encrypted data, and the
+// schema, tokenization and minimization built on them. Like authz it does no I/O of its own:
+// keys come wrapped from the store and go back to it.
+package privacy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tink-crypto/tink-go/v2/aead/subtle"
+	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"tutela/vault"
+)
+
+// keyLen is a person data key's size: AES-256.
+const keyLen = 32
+
+// ErrErased means a person's key is gone: they were erased, and their data with it.
+var ErrErased = errors.New("privacy: this person was erased; their data no longer exists")
+
+// ErrDecrypt means a value did not open under the person's key: it belongs to another person,
+// field or tenant, or was altered.
+var ErrDecrypt = errors.New("privacy: cannot decrypt (another person, field or tenant, or tampered data)")
+
+// Keys makes and opens person data keys. A key is 256 random bits, wrapped by the tenant's
+// person_keys keyset under associated data naming the tenant and person, so a wrapped key
+// copied to another person's row does not open.
+type Keys struct{ Vault *vault.Vault }
+
+// New makes a data key for person in tenant and returns it with its wrapped form (to store in
+// person_keys).
+func (k Keys) New(ctx context.Context, tenantID, personID string) (*PersonKey, []byte, error) {
+	raw := make([]byte, keyLen)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, nil, err
+	}
+	wrapped, err := k.Vault.Encrypt(ctx, tenantID, vault.PurposePersonKeys, raw, vault.AAD("person_keys", "wrapped", personID))
+	if err != nil {
+		return nil, nil, err
+	}
+	pk, err := newPersonKey(tenantID, personID, raw)
+	clear(raw)
+	return pk, wrapped, err
+}
+
+// Open unwraps a stored person key. A nil wrapped key (no row: the person was erased) is
+// ErrErased.
+func (k Keys) Open(ctx context.Context, tenantID, personID string, wrapped []byte) (*PersonKey, error) {
+	if wrapped == nil {
+		return nil, ErrErased
+	}
+	raw, err := k.Vault.Decrypt(ctx, tenantID, vault.PurposePersonKeys, wrapped, vault.AAD("person_keys", "wrapped", personID))
+	if err != nil {
+		return nil, fmt.Errorf("privacy: person key of %s: %w", personID, err)
+	}
+	pk, err := newPersonKey(tenantID, personID, raw)
+	clear(raw)
+	return pk, err
+}
+
+// PersonKey encrypts one person's data. Every value is bound to (tenant, person, field): a
+// ciphertext moved to another person, field or tenant does not decrypt.
+type PersonKey struct {
+	tenantID, personID string
+	aead               tink.AEAD
+}
+
+func newPersonKey(tenantID, personID string, raw []byte) (*PersonKey, error) {
+	a, err := subtle.NewAESGCM(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &PersonKey{tenantID: tenantID, personID: personID, aead: a}, nil
+}
+
+// PersonID is whose key this is.
+func (p *PersonKey) PersonID() string { return p.personID }
+
+// aad binds a value to its tenant, person and field ("table.column" or a schema field name).
+func (p *PersonKey) aad(field string) []byte {
+	var b []byte
+	for _, s := range []string{"tutela/person/v1", p.tenantID, p.personID, field} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// Seal encrypts plaintext as field of this person.
+func (p *PersonKey) Seal(field string, plaintext []byte) ([]byte, error) {
+	return p.aead.Encrypt(plaintext, p.aad(field))
+}
+
+// Open decrypts what Seal made for the same field. Any failure is ErrDecrypt.
+func (p *PersonKey) Open(field string, ciphertext []byte) ([]byte, error) {
+	pt, err := p.aead.Decrypt(ciphertext, p.aad(field))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// String and GoString keep the key out of logs and %v.
+func (*PersonKey) String() string   { return "privacy.PersonKey[redacted]" }
+func (*PersonKey) GoString() string { return "privacy.PersonKey[redacted]" }
+
+func isNoKeyset(err error) bool { return errors.Is(err, vault.ErrNoKeyset) }
