@@ -90,7 +90,11 @@ const (
 // naming the person. ErasePerson deletes their rows there too: the ciphertexts are unreadable
 // once the key is gone, but blind-index digests would still confirm a guessed value, and
 // nothing of an erased person should remain. A new table of personal data adds itself here.
-var personData = []struct{ table, column string }{}
+var personData = []struct{ table, column string }{
+	{"subject_values", "subject_id"},
+	{"subject_index", "subject_id"},
+	{"subject_exports", "subject_id"},
+}
 
 // ErasePerson crypto-shreds a person: it deletes their key and every row personData lists,
 // records the erasure in the append-only ledger and writes the audit event (who, why, legal
