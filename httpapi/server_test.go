@@ -97,6 +97,7 @@ func newVault(t testing.TB, db *sqlstore.DB) *vault.Vault {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetVault(v) // one vault (one KEK) for every keyset of the test database
 	return v
 }
 

@@ -26,6 +26,7 @@ func TestSeedSource_RotateRewrapRetireKeepsFactors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		k.db.SetVault(v)
 		sealer := &vault.VaultSealer{Vault: v, Purpose: vault.PurposeTOTP}
 		svc, err := mfa.New(k.db, sealer, k.clock.Now, mfa.WebAuthnConfig{RPID: rp.ID, RPDisplayName: rp.Name, RPOrigins: []string{rp.Origin}})
 		if err != nil {

@@ -241,6 +241,12 @@ func open(e *env, serving bool) (*Main, error) {
 			m.DB.Close()
 			return nil, err
 		}
+		// Users' personal data is sealed with the vault, so every command that serves or
+		// changes data opens it here.
+		if m.vault, err = m.openVault(e); err != nil {
+			m.DB.Close()
+			return nil, err
+		}
 	}
 	return m, nil
 }
