@@ -176,3 +176,22 @@ func (tx *Tx) emailLookups(ctx context.Context, tenantID, email string) ([]any, 
 	}
 	return out, nil
 }
+
+// Erase crypto-shreds the tenant's user (tx.ErasePerson: ledger entry, person key deleted,
+// audit event with reason and legal basis) and deletes their row, and with it their sessions,
+// grants and tokens. The sealed copies that stay (sign-ins, security events, access-review
+// items) no longer open: they read as ErasedPlaceholder. Audit events name the user by ID only.
+func (r Users) Erase(ctx context.Context, id, reason, legalBasis string) error {
+	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
+		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	if err := r.tx.lockUser(ctx, r.tenantID, id); err != nil {
+		return err
+	}
+	if err := r.tx.ErasePerson(ctx, &Erasure{TenantID: r.tenantID, PersonID: id, Kind: PersonUser,
+		Trigger: ErasureRequest, Reason: reason, LegalBasis: legalBasis}); err != nil {
+		return err
+	}
+	delete(r.tx.keys, r.tenantID+"/"+id)
+	return r.Delete(ctx, id)
+}
