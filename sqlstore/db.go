@@ -155,7 +155,10 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		}
 	}
 	base := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_time_format=sqlite" +
+		// Deleted and overwritten content is zeroed, not left in free pages: personal data
+		// (issue 13) must not linger in the file after an erasure or a rewrite.
+		"&_pragma=secure_delete(1)"
 	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)

@@ -269,3 +269,71 @@ func TestPersonalData_BlindIndexLookup(t *testing.T) {
 		}
 	})
 }
+
+// A database written before migration 00018 holds plaintext; SealPersonalData seals it, empties
+// the plaintext columns (none left in the file or a dump), is idempotent, and the users still
+// sign in by e-mail.
+func TestSealPersonalData_SealsLegacyRowsOnce(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			dsn := sqltest.DSN(t, d)
+			db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			sqltest.AttachVault(t, db)
+			tn := &tutela.Tenant{Slug: "legacy", Name: "Legacy", Region: "eu"}
+			if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.CreateTenant(ctx, tn) }); err != nil {
+				t.Fatal(err)
+			}
+			// Rows as a version before 00018 wrote them.
+			uid, now := tutela.NewID(), db.Now()
+			for _, q := range []struct {
+				sql  string
+				args []any
+			}{
+				{`INSERT INTO users (id, tenant_id, email, email_norm, display_name, status, created_at, updated_at)
+					VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)`, []any{uid, tn.ID, pdEmail, strings.ToLower(pdEmail), pdName, now}},
+				{`INSERT INTO login_history (id, tenant_id, user_id, ip, user_agent, result, reason, created_at)
+					VALUES ($1, $2, $3, $4, $5, 'success', '', $6)`, []any{tutela.NewID(), tn.ID, uid, pdIP, pdUA, now}},
+				{`INSERT INTO login_history (id, tenant_id, ip, user_agent, result, reason, created_at)
+					VALUES ($1, $2, $3, $4, 'failure', 'unknown_user', $5)`, []any{tutela.NewID(), tn.ID, pdIP, pdUA, now}},
+				{`INSERT INTO security_events (id, tenant_id, user_id, kind, ip, details, created_at)
+					VALUES ($1, $2, $3, 'account_locked', $4, '{}', $5)`, []any{tutela.NewID(), tn.ID, uid, pdIP, now}},
+			} {
+				if _, err := db.SQL().ExecContext(ctx, q.sql, q.args...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := db.SealPersonalData(ctx)
+			if err != nil || n != 4 {
+				t.Fatalf("SealPersonalData = %d, %v; want 4 rows", n, err)
+			}
+			if n, err := db.SealPersonalData(ctx); err != nil || n != 0 {
+				t.Fatalf("second SealPersonalData = %d, %v; want 0 (idempotent)", n, err)
+			}
+			mustNotContain(t, string(d)+" database after sealing", dump(t, db, dsn), pdEmail, pdName, pdUA, pdIP)
+			err = db.View(ctx, func(tx *sqlstore.Tx) error {
+				c, err := tx.Users(tn.ID).CredentialsByEmail(ctx, strings.ToUpper(pdEmail))
+				if err != nil || c.User.ID != uid || c.User.DisplayName != pdName {
+					t.Errorf("CredentialsByEmail after sealing = %v", err)
+				}
+				lh, err := tx.LoginHistory(ctx, tn.ID, "", 10)
+				if err != nil || len(lh) != 2 || lh[0].UserAgent != pdUA || lh[1].UserAgent != pdUA || lh[0].IP != pdIP {
+					t.Errorf("LoginHistory after sealing = %+v, %v", lh, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -247,6 +247,13 @@ func open(e *env, serving bool) (*Main, error) {
 			m.DB.Close()
 			return nil, err
 		}
+		// Migration 00018's data step: seal what an older version stored in plaintext.
+		if n, err := m.DB.SealPersonalData(e.ctx); err != nil {
+			m.DB.Close()
+			return nil, fmt.Errorf("seal users' personal data: %w", err)
+		} else if n > 0 {
+			m.Logger.Info("sealed users' personal data stored in plaintext by an older version", "rows", n)
+		}
 	}
 	return m, nil
 }
