@@ -141,6 +141,7 @@ func TestDatabaseOutage_503UnavailableNotHang(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	sqltest.AttachVault(t, db)
 	e := newEnvOn(t, db, c, func(d *httpapi.Deps) { d.DBTimeout = 300 * time.Millisecond })
 	e.seed(t, "acme", "ops@acme.test", goodPassword, "program_admin")
 	g := e.login(t, "acme", "ops@acme.test", goodPassword, "")
@@ -214,6 +215,7 @@ func TestDatabaseBusy_SQLite503(t *testing.T) {
 	if err := db.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	sqltest.AttachVault(t, db)
 	e := newEnvOn(t, db, c, func(d *httpapi.Deps) { d.DBTimeout = 300 * time.Millisecond })
 	e.seed(t, "acme", "ops@acme.test", goodPassword)
 

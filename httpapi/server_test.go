@@ -89,15 +89,7 @@ func withMFA(d *httpapi.Deps) { d.EnforceStepUp = true }
 
 func newVault(t testing.TB, db *sqlstore.DB) *vault.Vault {
 	t.Helper()
-	kek, err := vault.NewLocalKEK(tutela.NewSecretBytes(bytes.Repeat([]byte{5}, 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(context.Background(), kek, sqlstore.KeysetStore{DB: db}, vault.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return sqltest.AttachVault(t, db) // one vault (one KEK) for every keyset of the test database
 }
 
 func newMFA(t testing.TB, db *sqlstore.DB, now tutela.Clock) *mfa.Service {

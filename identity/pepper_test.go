@@ -31,6 +31,7 @@ func pepperedService(t *testing.T, hash func(h *password.Hasher) string) (*Servi
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetVault(v)
 	if _, err := (vault.PasswordPepper{Vault: v}).Create(ctx); err != nil {
 		t.Fatal(err)
 	}

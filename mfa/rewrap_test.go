@@ -1,13 +1,12 @@
 package mfa_test
 
 import (
-	"crypto/rand"
 	"testing"
 	"time"
 
-	"tutela"
 	"tutela/mfa"
 	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
 	"tutela/vault"
 )
 
@@ -16,16 +15,7 @@ import (
 // tenant included, and after retire every factor must still verify.
 func TestSeedSource_RotateRewrapRetireKeepsFactors(t *testing.T) {
 	each(t, func(t *testing.T, k *kit) {
-		mk := make([]byte, vault.MasterKeySize)
-		_, _ = rand.Read(mk)
-		kek, err := vault.NewLocalKEK(tutela.NewSecretBytes(mk))
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := vault.New(ctx, kek, sqlstore.KeysetStore{DB: k.db}, vault.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := sqltest.AttachVault(t, k.db) // the vault the store seals users' data with
 		sealer := &vault.VaultSealer{Vault: v, Purpose: vault.PurposeTOTP}
 		svc, err := mfa.New(k.db, sealer, k.clock.Now, mfa.WebAuthnConfig{RPID: rp.ID, RPDisplayName: rp.Name, RPOrigins: []string{rp.Origin}})
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -148,11 +150,22 @@ func (a AccessReviews) Open(ctx context.Context, r *AccessReview) error {
 		return err
 	}
 	for _, it := range items {
-		_, err := a.tx.exec(ctx, `INSERT INTO access_review_items (id, review_id, tenant_id, user_id, user_email, user_display_name,
-			kind, role_key, user_permission_id, description, grant_expires_at, user_last_login_at, dormant)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			it.ID, r.ID, a.tenantID, it.UserID, it.UserEmail, it.UserDisplayName, it.Kind, nullID(it.RoleKey), nullID(it.UserPermissionID),
-			it.Description, optTimeArg(it.GrantExpiresAt), optTimeArg(it.UserLastLoginAt), it.Dormant)
+		// The copies of the user's e-mail and name are sealed under the user's person key, so
+		// erasing the user shreds them with every other copy.
+		email, err := a.tx.sealFor(ctx, a.tenantID, it.UserID, fieldItemEmail, it.ID, it.UserEmail)
+		if err != nil {
+			return err
+		}
+		name, err := a.tx.sealFor(ctx, a.tenantID, it.UserID, fieldItemName, it.ID, it.UserDisplayName)
+		if err != nil {
+			return err
+		}
+		_, err = a.tx.exec(ctx, `INSERT INTO access_review_items (id, review_id, tenant_id, user_id, user_email, user_display_name,
+			kind, role_key, user_permission_id, description, grant_expires_at, user_last_login_at, dormant,
+			user_email_sealed, user_display_name_sealed)
+			VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			it.ID, r.ID, a.tenantID, it.UserID, it.Kind, nullID(it.RoleKey), nullID(it.UserPermissionID),
+			it.Description, optTimeArg(it.GrantExpiresAt), optTimeArg(it.UserLastLoginAt), it.Dormant, email, name)
 		if err != nil {
 			return err
 		}
@@ -175,6 +188,7 @@ func (a AccessReviews) snapshot(ctx context.Context, r *AccessReview) ([]*Access
 	now := a.tx.now
 	dormantBefore := now.Add(-time.Duration(r.DormantDays) * 24 * time.Hour)
 	var items []*AccessReviewItem
+	var sealed []*sealedUser
 	// An account that never signed in counts from its creation, so a new account is not dormant
 	// but one created long ago and never used is.
 	scan := func(rows *sql.Rows, kind string) error {
@@ -184,7 +198,8 @@ func (a AccessReviews) snapshot(ctx context.Context, r *AccessReview) ([]*Access
 			var created time.Time
 			var last, exp sql.NullTime
 			var res, action, maxClass string
-			dest := []any{&it.UserID, &it.UserEmail, &it.UserDisplayName, &created, &last, &exp}
+			var su sealedUser
+			dest := []any{&it.UserID, &su.email, &su.name, &created, &last, &exp}
 			if kind == ReviewKindRole {
 				dest = append(dest, &it.RoleKey)
 			} else {
@@ -205,32 +220,47 @@ func (a AccessReviews) snapshot(ctx context.Context, r *AccessReview) ([]*Access
 				p := authz.Permission{Resource: res, Action: authz.Action(action), MaxClass: authz.Classification(maxClass)}
 				it.Description = string(authz.Allow) + " " + p.String()
 			}
-			items = append(items, it)
+			items, sealed = append(items, it), append(sealed, &su)
 		}
 		return rows.Err()
 	}
-	rows, err := a.tx.query(ctx, `SELECT u.id, u.email, u.display_name, u.created_at, u.last_login_at, ur.expires_at, ro.key
+	rows, err := a.tx.query(ctx, `SELECT u.id, u.email_sealed, u.display_name_sealed, u.created_at, u.last_login_at, ur.expires_at, ro.key
 		FROM user_roles ur JOIN users u ON u.tenant_id = ur.tenant_id AND u.id = ur.user_id JOIN roles ro ON ro.id = ur.role_id
 		WHERE ur.tenant_id = $1 AND (ur.expires_at IS NULL OR ur.expires_at > $2)
-		ORDER BY u.email_norm, ro.key`, a.tenantID, now)
+		ORDER BY ro.key`, a.tenantID, now)
 	if err != nil {
 		return nil, err
 	}
 	if err := scan(rows, ReviewKindRole); err != nil {
 		return nil, err
 	}
-	rows, err = a.tx.query(ctx, `SELECT u.id, u.email, u.display_name, u.created_at, u.last_login_at, up.expires_at,
+	nRoles := len(items)
+	rows, err = a.tx.query(ctx, `SELECT u.id, u.email_sealed, u.display_name_sealed, u.created_at, u.last_login_at, up.expires_at,
 		CAST(up.id AS TEXT), p.resource_type, p.action, COALESCE(p.max_classification, '')
 		FROM user_permissions up JOIN users u ON u.tenant_id = up.tenant_id AND u.id = up.user_id
 		JOIN permissions p ON p.id = up.permission_id
 		WHERE up.tenant_id = $1 AND up.effect = 'allow' AND (up.expires_at IS NULL OR up.expires_at > $2)
-		ORDER BY u.email_norm, up.granted_at, up.id`, a.tenantID, now)
+		ORDER BY up.granted_at, up.id`, a.tenantID, now)
 	if err != nil {
 		return nil, err
 	}
 	if err := scan(rows, ReviewKindPermission); err != nil {
 		return nil, err
 	}
+	users := a.tx.Users(a.tenantID)
+	for i, it := range items {
+		u := &tutela.User{ID: it.UserID, TenantID: a.tenantID}
+		if err := users.open(ctx, u, sealed[i]); err != nil {
+			return nil, err
+		}
+		it.UserEmail, it.UserDisplayName = u.Email, u.DisplayName
+	}
+	// By address, as the reviewer reads them (the database holds only ciphertexts to sort).
+	byEmail := func(x, y *AccessReviewItem) int {
+		return strings.Compare(tutela.NormalizeEmail(x.UserEmail), tutela.NormalizeEmail(y.UserEmail))
+	}
+	slices.SortStableFunc(items[:nRoles], byEmail)
+	slices.SortStableFunc(items[nRoles:], byEmail)
 	return items, nil
 }
 
@@ -292,14 +322,28 @@ func (a AccessReviews) List(ctx context.Context, cursor string, limit int) ([]*A
 	return out, rows.Err()
 }
 
-const itemCols = `id, review_id, user_id, user_email, user_display_name, kind, COALESCE(role_key, ''),
+// Fields the user's person key seals review items' copies under.
+const (
+	fieldItemEmail = "access_review_items.user_email"
+	fieldItemName  = "access_review_items.user_display_name"
+)
+
+const itemCols = `id, review_id, user_id, user_email_sealed, user_display_name_sealed, kind, COALESCE(role_key, ''),
 	COALESCE(CAST(user_permission_id AS TEXT), ''), description, grant_expires_at, user_last_login_at, dormant,
 	COALESCE(decision, ''), COALESCE(CAST(decided_by AS TEXT), ''), decided_at, comment, COALESCE(outcome, '')`
 
-func scanItem(row interface{ Scan(...any) error }) (*AccessReviewItem, error) {
+// scannedItem is an item with its sealed copies of the user's e-mail and name, opened by
+// openItems once the rows are closed (opening reads person_keys).
+type scannedItem struct {
+	*AccessReviewItem
+	email, name []byte
+}
+
+func scanItem(row interface{ Scan(...any) error }) (*scannedItem, error) {
 	var it AccessReviewItem
+	si := &scannedItem{AccessReviewItem: &it}
 	var exp, last, decided sql.NullTime
-	err := row.Scan(&it.ID, &it.ReviewID, &it.UserID, &it.UserEmail, &it.UserDisplayName, &it.Kind, &it.RoleKey, &it.UserPermissionID,
+	err := row.Scan(&it.ID, &it.ReviewID, &it.UserID, &si.email, &si.name, &it.Kind, &it.RoleKey, &it.UserPermissionID,
 		&it.Description, &exp, &last, &it.Dormant, &it.Decision, &it.DecidedBy, &decided, &it.Comment, &it.Outcome)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errReviewItemNotFound
@@ -308,7 +352,23 @@ func scanItem(row interface{ Scan(...any) error }) (*AccessReviewItem, error) {
 		return nil, err
 	}
 	it.GrantExpiresAt, it.UserLastLoginAt, it.DecidedAt = optTime(exp), optTime(last), optTime(decided)
-	return &it, nil
+	return si, nil
+}
+
+// openItems opens the items' copies of e-mail and name; an erased user's read ErasedPlaceholder.
+func (a AccessReviews) openItems(ctx context.Context, items []*scannedItem) ([]*AccessReviewItem, error) {
+	out := make([]*AccessReviewItem, len(items))
+	for i, si := range items {
+		var err error
+		if si.UserEmail, err = a.tx.openFor(ctx, a.tenantID, si.UserID, fieldItemEmail, si.ID, si.email); err != nil {
+			return nil, err
+		}
+		if si.UserDisplayName, err = a.tx.openFor(ctx, a.tenantID, si.UserID, fieldItemName, si.ID, si.name); err != nil {
+			return nil, err
+		}
+		out[i] = si.AccessReviewItem
+	}
+	return out, nil
 }
 
 // Items returns a review's items ordered by user e-mail and grant; pendingOnly keeps those still
@@ -321,20 +381,32 @@ func (a AccessReviews) Items(ctx context.Context, reviewID string, pendingOnly b
 	if pendingOnly {
 		q += ` AND decision IS NULL AND outcome IS NULL`
 	}
-	rows, err := a.tx.query(ctx, q+` ORDER BY user_email, kind, description, id`, a.tenantID, reviewID)
+	rows, err := a.tx.query(ctx, q+` ORDER BY kind, description, id`, a.tenantID, reviewID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*AccessReviewItem
+	var scanned []*scannedItem
 	for rows.Next() {
 		it, err := scanItem(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, it)
+		scanned = append(scanned, it)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	out, err := a.openItems(ctx, scanned)
+	if err != nil {
+		return nil, err
+	}
+	// By address, then as the query ordered them (the database holds only ciphertexts to sort).
+	slices.SortStableFunc(out, func(x, y *AccessReviewItem) int {
+		return strings.Compare(x.UserEmail, y.UserEmail)
+	})
+	return out, nil
 }
 
 // Item returns one item of the tenant's review.
@@ -342,8 +414,16 @@ func (a AccessReviews) Item(ctx context.Context, reviewID, itemID string) (*Acce
 	if !tutela.ValidID(reviewID) || !tutela.ValidID(itemID) || !tutela.ValidID(a.tenantID) {
 		return nil, errReviewItemNotFound
 	}
-	return scanItem(a.tx.queryRow(ctx, `SELECT `+itemCols+` FROM access_review_items WHERE tenant_id = $1 AND review_id = $2 AND id = $3`,
+	si, err := scanItem(a.tx.queryRow(ctx, `SELECT `+itemCols+` FROM access_review_items WHERE tenant_id = $1 AND review_id = $2 AND id = $3`,
 		a.tenantID, reviewID, itemID))
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.openItems(ctx, []*scannedItem{si})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // ItemDecision is a reviewer's decision on one item.

@@ -29,6 +29,7 @@ func TestAudit_RuntimeRoleCannotRewrite(t *testing.T) {
 	if err := owner.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	sqltest.AttachVault(t, owner)
 	role := "tutela_rt_" + tutela.RandomToken(6)
 	u, _ := url.Parse(dsn)
 	dbName := strings.TrimPrefix(u.Path, "/")

@@ -19,7 +19,14 @@ type Credentials struct {
 
 // CredentialsByEmail returns the tenant's user with the address and their credentials.
 func (r Users) CredentialsByEmail(ctx context.Context, email string) (*Credentials, error) {
-	return r.credentials(ctx, `email_norm = $2`, tutela.NormalizeEmail(email))
+	id, err := r.idByEmail(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	return r.credentials(ctx, `id = $2`, id)
 }
 
 // Credentials returns the user's credentials by ID.
@@ -35,20 +42,16 @@ func (r Users) credentials(ctx context.Context, where string, arg any) (*Credent
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
 	}
 	var c Credentials
-	var u tutela.User
-	var status string
 	var hash sql.NullString
-	err := r.tx.queryRow(ctx, `SELECT `+userCols+`, password_hash, token_version, must_change_password
-		FROM users WHERE tenant_id = $1 AND `+where, r.tenantID, arg).
-		Scan(&u.ID, &u.TenantID, &u.Email, &u.DisplayName, &status, &u.CreatedAt, &u.UpdatedAt, &hash, &c.TokenVersion, &c.MustChangePassword)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
-	}
+	u, s, err := scanUser(r.tx.queryRow(ctx, `SELECT `+userCols+`, password_hash, token_version, must_change_password
+		FROM users WHERE tenant_id = $1 AND `+where, r.tenantID, arg), &hash, &c.TokenVersion, &c.MustChangePassword)
 	if err != nil {
 		return nil, err
 	}
-	u.Status, u.CreatedAt, u.UpdatedAt = tutela.Status(status), u.CreatedAt.UTC(), u.UpdatedAt.UTC()
-	c.User, c.PasswordHash = &u, hash.String
+	if err := r.open(ctx, u, s); err != nil {
+		return nil, err
+	}
+	c.User, c.PasswordHash = u, hash.String
 	return &c, nil
 }
 

@@ -29,6 +29,8 @@ import (
 
 	"tutela"
 	"tutela/authz"
+	"tutela/privacy"
+	"tutela/vault"
 )
 
 // Dialect names the SQL dialect behind a DB.
@@ -70,6 +72,8 @@ type DB struct {
 	now  tutela.Clock
 	// maxUsers is the users-per-tenant cap (Options.UsersPerTenant).
 	maxUsers int
+	// vault seals users' personal data (SetVault, people.go).
+	vault *vault.Vault
 }
 
 // Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;
@@ -151,7 +155,10 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		}
 	}
 	base := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_time_format=sqlite" +
+		// Deleted and overwritten content is zeroed, not left in free pages: personal data
+		// (issue 13) must not linger in the file after an erasure or a rewrite.
+		"&_pragma=secure_delete(1)"
 	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -294,7 +301,20 @@ func (db *DB) BypassesRLS(ctx context.Context) (bool, error) {
 
 // Update runs fn in a read-write transaction. The transaction commits when fn returns nil and
 // rolls back fully otherwise (including on panic).
+//
+// A transaction that needs a keyset the vault has not made yet (the first user of a tenant)
+// fails with needKeysetError; the keyset is then created outside it and fn runs again.
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
+	for range len(vault.Purposes) {
+		err := db.run(ctx, db.write, nil, fn)
+		var nk *needKeysetError
+		if !errors.As(err, &nk) || db.vault == nil {
+			return err
+		}
+		if err := db.createKeyset(ctx, nk); err != nil {
+			return err
+		}
+	}
 	return db.run(ctx, db.write, nil, fn)
 }
 
@@ -334,7 +354,7 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(&Tx{tx: tx, db: db, now: db.Now()}); err != nil {
+	if err = fn(&Tx{tx: tx, db: db, now: db.Now(), keys: map[string]*privacy.PersonKey{}, newTenants: map[string]bool{}}); err != nil {
 		return unavailable(err)
 	}
 	return mapErr(tx.Commit())
@@ -355,6 +375,10 @@ type Tx struct {
 	tx  *sql.Tx
 	db  *DB
 	now time.Time
+	// keys caches the person keys opened in this transaction, by "tenant/person".
+	keys map[string]*privacy.PersonKey
+	// newTenants are the tenants this transaction created (their keysets are made in it).
+	newTenants map[string]bool
 }
 
 // Now is the transaction's timestamp: one clock reading for everything the transaction writes.

@@ -123,7 +123,7 @@ func (s KeysetStore) CreateKeyset(ctx context.Context, ks *vault.Keyset, ev vaul
 	if err != nil {
 		return err
 	}
-	return s.DB.Update(ctx, func(tx *Tx) error {
+	create := func(tx *Tx) error {
 		now := tx.Now()
 		if ks.CreatedAt.IsZero() {
 			ks.CreatedAt = now
@@ -136,7 +136,17 @@ func (s KeysetStore) CreateKeyset(ctx context.Context, ks *vault.Keyset, ev vaul
 			return err
 		}
 		return s.record(ctx, tx, ks, ev)
-	})
+	}
+	if tx, ok := ctx.Value(inTxKey{}).(*Tx); ok {
+		// Asked from inside a write transaction (people.go): a keyset of a tenant this very
+		// transaction created is made in it (should it roll back, the tenant ID is never used
+		// again, so the vault's cached copy is harmless); any other is made outside, after it.
+		if !tx.newTenants[ks.TenantID] {
+			return &needKeysetError{tenantID: ks.TenantID, purpose: ks.Purpose}
+		}
+		return create(tx)
+	}
+	return s.DB.Update(ctx, create)
 }
 
 // UpdateKeyset replaces a keyset if nobody changed it since prevVersion (else ECONFLICT).

@@ -29,6 +29,7 @@ func TestPurgeExpired_RuntimeRoleSweepsEveryTenant(t *testing.T) {
 	if err := owner.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	sqltest.AttachVault(t, owner)
 	now := clock.Now()
 	clock.Set(now.Add(-60 * 24 * time.Hour))
 	var tenants []string
@@ -73,6 +74,7 @@ func TestPurgeExpired_RuntimeRoleSweepsEveryTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sqltest.AttachVault(t, rt)
 	t.Cleanup(func() {
 		rt.Close()
 		_, _ = owner.SQL().ExecContext(ctx, `DROP OWNED BY `+role)

@@ -25,6 +25,7 @@ func TestRLS_UnscopedQueryAsRuntimeRoleSeesOnlyItsTenant(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	sqltest.AttachVault(t, db)
 	var a, b *tutela.Tenant
 	err = db.Update(ctx, func(tx *sqlstore.Tx) error {
 		a, b = &tutela.Tenant{Slug: "a", Name: "A", Region: "eu"}, &tutela.Tenant{Slug: "b", Name: "B", Region: "eu"}

@@ -52,21 +52,47 @@ func (s *Session) EndReason(now time.Time) string {
 	return ""
 }
 
-const sessionCols = `id, tenant_id, user_id, token_version, amr, ip, user_agent, created_at, last_seen_at,
+// IP and user agent are sealed under the user's person key (migration 00018). The lookups made
+// on every request (SessionBySecret, SessionByID) leave them unopened (""): only the listings a
+// user or admin reads (Users.Session, Users.Sessions) pay for opening them.
+const sessionCols = `id, tenant_id, user_id, token_version, amr, ip_sealed, user_agent_sealed, created_at, last_seen_at,
 	idle_timeout_s, absolute_expires_at, revoked_at, step_up_at, reauth_at`
 
+// Fields the user's person key seals a session's IP and user agent under.
+const (
+	fieldSessionIP = "sessions.ip"
+	fieldSessionUA = "sessions.user_agent"
+)
+
+type sealedSession struct{ ip, ua []byte }
+
 func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
+	s, _, err := scanSessionSealed(row)
+	return s, err
+}
+
+// openSession opens a scanned session's IP and user agent.
+func (tx *Tx) openSession(ctx context.Context, s *Session, ss *sealedSession) (err error) {
+	if s.IP, err = tx.openFor(ctx, s.TenantID, s.UserID, fieldSessionIP, s.ID, ss.ip); err != nil {
+		return err
+	}
+	s.UserAgent, err = tx.openFor(ctx, s.TenantID, s.UserID, fieldSessionUA, s.ID, ss.ua)
+	return err
+}
+
+func scanSessionSealed(row interface{ Scan(...any) error }) (*Session, *sealedSession, error) {
 	var s Session
+	var ss sealedSession
 	var amr string
 	var idle int64
 	var revoked, stepUp, reauth sql.NullTime
-	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &amr, &s.IP, &s.UserAgent, &s.CreatedAt,
+	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &amr, &ss.ip, &ss.ua, &s.CreatedAt,
 		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp, &reauth)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
+		return nil, nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.AMR = strings.Fields(amr)
 	s.IdleTimeout = time.Duration(idle) * time.Second
@@ -76,7 +102,7 @@ func scanSession(row interface{ Scan(...any) error }) (*Session, error) {
 		s.RevokedAt = &t
 	}
 	s.StepUpAt, s.ReauthAt = optTime(stepUp), optTime(reauth)
-	return &s, nil
+	return &s, &ss, nil
 }
 
 // CreateSession stores s (ID, CreatedAt and LastSeenAt are assigned) under the SHA-256 of the
@@ -114,10 +140,19 @@ func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) 
 	if s.StepUpAt != nil {
 		stepUp = s.StepUpAt.UTC()
 	}
+	ip, err := tx.sealFor(ctx, s.TenantID, s.UserID, fieldSessionIP, s.ID, s.IP)
+	if err != nil {
+		return err
+	}
+	ua, err := tx.sealFor(ctx, s.TenantID, s.UserID, fieldSessionUA, s.ID, truncate(s.UserAgent, 512))
+	if err != nil {
+		return err
+	}
 	_, err = tx.exec(ctx, `INSERT INTO sessions (id, tenant_id, user_id, token_hash, token_version, amr, ip, user_agent,
-		created_at, last_seen_at, idle_timeout_s, absolute_expires_at, step_up_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
-		s.ID, s.TenantID, s.UserID, secretHash, s.TokenVersion, strings.Join(s.AMR, " "), s.IP, truncate(s.UserAgent, 512),
-		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC(), stepUp)
+		created_at, last_seen_at, idle_timeout_s, absolute_expires_at, step_up_at, ip_sealed, user_agent_sealed)
+		VALUES ($1,$2,$3,$4,$5,$6,'','',$7,$8,$9,$10,$11,$12,$13)`,
+		s.ID, s.TenantID, s.UserID, secretHash, s.TokenVersion, strings.Join(s.AMR, " "),
+		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC(), stepUp, ip, ua)
 	if err != nil {
 		return err
 	}
@@ -161,8 +196,12 @@ func (r Users) Session(ctx context.Context, userID, id string) (*Session, error)
 	if !tutela.ValidID(id) || !tutela.ValidID(userID) || !tutela.ValidID(r.tenantID) {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
 	}
-	return scanSession(r.tx.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3`,
+	s, ss, err := scanSessionSealed(r.tx.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3`,
 		r.tenantID, userID, id))
+	if err != nil {
+		return nil, err
+	}
+	return s, r.tx.openSession(ctx, s, ss)
 }
 
 // Sessions lists the user's sessions that are not revoked, newest first.
@@ -174,14 +213,24 @@ func (r Users) Sessions(ctx context.Context, userID string) ([]*Session, error) 
 	}
 	defer rows.Close()
 	var out []*Session
+	var sealed []*sealedSession
 	for rows.Next() {
-		s, err := scanSession(rows)
+		s, ss, err := scanSessionSealed(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out, sealed = append(out, s), append(sealed, ss)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i, s := range out {
+		if err := r.tx.openSession(ctx, s, sealed[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // TouchSession records activity, extending the idle timeout.

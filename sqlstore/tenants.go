@@ -61,6 +61,7 @@ func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
 	if err != nil {
 		return err
 	}
+	tx.newTenants[t.ID] = true
 	return tx.Record(ctx, "tenant.create", t.ID, "tenant", t.ID, "", map[string]any{"slug": t.Slug, "data_region": t.Region})
 }
 

@@ -131,9 +131,19 @@ func nullID(s string) any {
 // RecordLogin appends to login_history.
 func (tx *Tx) RecordLogin(ctx context.Context, r *LoginRecord) error {
 	r.ID, r.CreatedAt = tutela.NewID(), tx.now
-	_, err := tx.exec(ctx, `INSERT INTO login_history (id, tenant_id, user_id, ip, user_agent, result, reason, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, nullID(r.TenantID), nullID(r.UserID), r.IP,
-		truncate(r.UserAgent, 512), r.Result, r.Reason, r.CreatedAt)
+	// IP and user agent are sealed: under the user's person key when the attempt names a
+	// user, else under the tenant's (or, with no tenant, the platform's) personal_data keyset.
+	ip, err := tx.sealFor(ctx, r.TenantID, r.UserID, fieldLoginIP, r.ID, r.IP)
+	if err != nil {
+		return err
+	}
+	ua, err := tx.sealFor(ctx, r.TenantID, r.UserID, fieldLoginUA, r.ID, truncate(r.UserAgent, 512))
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(ctx, `INSERT INTO login_history (id, tenant_id, user_id, ip, user_agent, result, reason, created_at,
+		ip_sealed, user_agent_sealed) VALUES ($1, $2, $3, '', '', $4, $5, $6, $7, $8)`, r.ID, nullID(r.TenantID), nullID(r.UserID),
+		r.Result, r.Reason, r.CreatedAt, ip, ua)
 	if err != nil {
 		return err
 	}
@@ -146,7 +156,7 @@ func (tx *Tx) RecordLogin(ctx context.Context, r *LoginRecord) error {
 
 // LoginHistory returns the tenant's sign-in attempts, newest first; userID "" means all users.
 func (tx *Tx) LoginHistory(ctx context.Context, tenantID, userID string, limit int) ([]*LoginRecord, error) {
-	q := `SELECT id, tenant_id, user_id, ip, user_agent, result, reason, created_at FROM login_history WHERE tenant_id = $1`
+	q := `SELECT id, tenant_id, user_id, ip_sealed, user_agent_sealed, result, reason, created_at FROM login_history WHERE tenant_id = $1`
 	args := []any{tenantID}
 	if userID != "" {
 		q += ` AND user_id = $2`
@@ -159,17 +169,38 @@ func (tx *Tx) LoginHistory(ctx context.Context, tenantID, userID string, limit i
 	}
 	defer rows.Close()
 	var out []*LoginRecord
+	var sealed [][2][]byte
 	for rows.Next() {
 		var r LoginRecord
 		var tid, uid sql.NullString
-		if err := rows.Scan(&r.ID, &tid, &uid, &r.IP, &r.UserAgent, &r.Result, &r.Reason, &r.CreatedAt); err != nil {
+		var ip, ua []byte
+		if err := rows.Scan(&r.ID, &tid, &uid, &ip, &ua, &r.Result, &r.Reason, &r.CreatedAt); err != nil {
 			return nil, err
 		}
 		r.TenantID, r.UserID, r.CreatedAt = tid.String, uid.String, r.CreatedAt.UTC()
-		out = append(out, &r)
+		out, sealed = append(out, &r), append(sealed, [2][]byte{ip, ua})
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i, r := range out {
+		if r.IP, err = tx.openFor(ctx, r.TenantID, r.UserID, fieldLoginIP, r.ID, sealed[i][0]); err != nil {
+			return nil, err
+		}
+		if r.UserAgent, err = tx.openFor(ctx, r.TenantID, r.UserID, fieldLoginUA, r.ID, sealed[i][1]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
+
+// Fields login_history's and security_events' sealed columns are bound to.
+const (
+	fieldLoginIP    = "login_history.ip"
+	fieldLoginUA    = "login_history.user_agent"
+	fieldSecEventIP = "security_events.ip"
+)
 
 // SecurityEvent is a security-relevant occurrence for the tenant's security staff.
 type SecurityEvent struct {
@@ -188,8 +219,12 @@ func (tx *Tx) RecordSecurityEvent(ctx context.Context, e *SecurityEvent) error {
 	if e.Details == "" {
 		e.Details = "{}"
 	}
-	_, err := tx.exec(ctx, `INSERT INTO security_events (id, tenant_id, user_id, kind, ip, details, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, nullID(e.TenantID), nullID(e.UserID), e.Kind, e.IP, e.Details, e.CreatedAt)
+	ip, err := tx.sealFor(ctx, e.TenantID, e.UserID, fieldSecEventIP, e.ID, e.IP)
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(ctx, `INSERT INTO security_events (id, tenant_id, user_id, kind, ip, details, created_at, ip_sealed)
+		VALUES ($1, $2, $3, $4, '', $5, $6, $7)`, e.ID, nullID(e.TenantID), nullID(e.UserID), e.Kind, e.Details, e.CreatedAt, ip)
 	if err != nil {
 		return err
 	}
@@ -198,23 +233,34 @@ func (tx *Tx) RecordSecurityEvent(ctx context.Context, e *SecurityEvent) error {
 
 // SecurityEvents returns the tenant's security events, newest first.
 func (tx *Tx) SecurityEvents(ctx context.Context, tenantID string, limit int) ([]*SecurityEvent, error) {
-	rows, err := tx.query(ctx, `SELECT id, tenant_id, user_id, kind, ip, details, created_at FROM security_events
+	rows, err := tx.query(ctx, `SELECT id, tenant_id, user_id, kind, ip_sealed, details, created_at FROM security_events
 		WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT `+itoa(clampLimit(limit)), tenantID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []*SecurityEvent
+	var sealed [][]byte
 	for rows.Next() {
 		var e SecurityEvent
 		var tid, uid sql.NullString
-		if err := rows.Scan(&e.ID, &tid, &uid, &e.Kind, &e.IP, &e.Details, &e.CreatedAt); err != nil {
+		var ip []byte
+		if err := rows.Scan(&e.ID, &tid, &uid, &e.Kind, &ip, &e.Details, &e.CreatedAt); err != nil {
 			return nil, err
 		}
 		e.TenantID, e.UserID, e.CreatedAt = tid.String, uid.String, e.CreatedAt.UTC()
-		out = append(out, &e)
+		out, sealed = append(out, &e), append(sealed, ip)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i, e := range out {
+		if e.IP, err = tx.openFor(ctx, e.TenantID, e.UserID, fieldSecEventIP, e.ID, sealed[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // PasswordHistory returns the user's previous password hashes, newest first.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"tutela"
+	"tutela/privacy"
 )
 
 // Users is the user repository of one tenant. Every query it runs carries the tenant ID, so a
@@ -61,11 +63,20 @@ func (r Users) Create(ctx context.Context, u *tutela.User) error {
 	}
 	u.ID, u.TenantID = tutela.NewID(), r.tenantID
 	u.CreatedAt, u.UpdatedAt = r.tx.now, r.tx.now
+	if _, err := r.tx.newUserKey(ctx, r.tenantID, u.ID); err != nil {
+		return err
+	}
+	sealed, err := r.seal(ctx, u)
+	if err != nil {
+		return err
+	}
+	// email and display_name keep '' and email_norm the user's ID: migration 00018 moved the
+	// data to the sealed columns, and the old UNIQUE (tenant_id, email_norm) must still hold.
 	_, err = r.tx.exec(ctx, `INSERT INTO users
-		(id, tenant_id, email, email_norm, display_name, status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		u.ID, u.TenantID, u.Email, tutela.NormalizeEmail(u.Email), u.DisplayName, string(u.Status),
-		u.CreatedAt, u.UpdatedAt)
+		(id, tenant_id, email, email_norm, display_name, status, created_at, updated_at, email_digest, email_sealed,
+		display_name_sealed)
+		VALUES ($1, $2, '', $3, '', $4, $5, $6, $7, $8, $9)`,
+		u.ID, u.TenantID, u.ID, string(u.Status), u.CreatedAt, u.UpdatedAt, sealed.digest, sealed.email, sealed.name)
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {
 		return errEmailTaken()
 	}
@@ -78,19 +89,100 @@ func (r Users) Create(ctx context.Context, u *tutela.User) error {
 	return r.tx.Record(ctx, "user.create", r.tenantID, "user", u.ID, "", nil)
 }
 
-const userCols = `id, tenant_id, email, display_name, status, created_at, updated_at`
+const userCols = `id, tenant_id, email_sealed, display_name_sealed, status, created_at, updated_at`
 
-func scanUser(row interface{ Scan(...any) error }) (*tutela.User, error) {
+// sealedUser is a user row's sealed personal data.
+type sealedUser struct{ digest, email, name []byte }
+
+func scanUser(row interface{ Scan(...any) error }, extra ...any) (*tutela.User, *sealedUser, error) {
 	var u tutela.User
+	var s sealedUser
 	var status string
-	if err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.DisplayName, &status, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	if err := row.Scan(append([]any{&u.ID, &u.TenantID, &s.email, &s.name, &status, &u.CreatedAt, &u.UpdatedAt}, extra...)...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+			return nil, nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	u.Status, u.CreatedAt, u.UpdatedAt = tutela.Status(status), u.CreatedAt.UTC(), u.UpdatedAt.UTC()
-	return &u, nil
+	return &u, &s, nil
+}
+
+// seal encrypts u's e-mail and display name under their person key and computes the e-mail's
+// blind index. An address another user of the tenant has, under any enabled index key, is a
+// conflict: the unique index alone would miss one indexed before a key rotation.
+func (r Users) seal(ctx context.Context, u *tutela.User) (*sealedUser, error) {
+	found, err := r.idByEmail(ctx, u.Email)
+	if err != nil {
+		return nil, err
+	}
+	if found != "" && found != u.ID {
+		return nil, errEmailTaken()
+	}
+	pk, err := r.tx.userKey(ctx, r.tenantID, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	var s sealedUser
+	if s.email, err = pk.Seal(fieldUserEmail, []byte(u.Email)); err != nil {
+		return nil, err
+	}
+	if s.name, err = pk.Seal(fieldUserName, []byte(u.DisplayName)); err != nil {
+		return nil, err
+	}
+	if s.digest, err = r.tx.emailDigest(ctx, r.tenantID, u.Email); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// open decrypts a scanned user's e-mail and display name. A user row without a key is an
+// error, never a silent blank: erasure deletes the row with the key.
+func (r Users) open(ctx context.Context, u *tutela.User, s *sealedUser) error {
+	pk, err := r.tx.userKey(ctx, u.TenantID, u.ID)
+	if err != nil {
+		return fmt.Errorf("user %s: %w", u.ID, err)
+	}
+	email, err := pk.Open(fieldUserEmail, s.email)
+	if err != nil {
+		return fmt.Errorf("user %s: e-mail: %w", u.ID, err)
+	}
+	name, err := pk.Open(fieldUserName, s.name)
+	if err != nil {
+		return fmt.Errorf("user %s: display name: %w", u.ID, err)
+	}
+	u.Email, u.DisplayName = string(email), string(name)
+	return nil
+}
+
+// idByEmail is the ID of the tenant's user with the address ("" when none), by blind index.
+func (r Users) idByEmail(ctx context.Context, email string) (string, error) {
+	ds, err := r.tx.emailLookups(ctx, r.tenantID, email)
+	if err != nil || len(ds) == 0 {
+		return "", err
+	}
+	q := `SELECT id FROM users WHERE tenant_id = $1 AND email_digest IN (`
+	for i := range ds {
+		if i > 0 {
+			q += ", "
+		}
+		q += "$" + itoa(i+2)
+	}
+	var id string
+	err = r.tx.queryRow(ctx, q+`)`, append([]any{r.tenantID}, ds...)...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
+func (r Users) getOne(ctx context.Context, id string) (*tutela.User, error) {
+	u, s, err := scanUser(r.tx.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND id = $2`,
+		r.tenantID, id))
+	if err != nil {
+		return nil, err
+	}
+	return u, r.open(ctx, u, s)
 }
 
 // Get returns the tenant's user with the given ID. A user of another tenant is not found.
@@ -98,8 +190,7 @@ func (r Users) Get(ctx context.Context, id string) (*tutela.User, error) {
 	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
 	}
-	return scanUser(r.tx.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND id = $2`,
-		r.tenantID, id))
+	return r.getOne(ctx, id)
 }
 
 // ByEmail returns the tenant's user with the given address, compared case-insensitively.
@@ -107,8 +198,14 @@ func (r Users) ByEmail(ctx context.Context, email string) (*tutela.User, error) 
 	if !tutela.ValidID(r.tenantID) {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
 	}
-	return scanUser(r.tx.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND email_norm = $2`,
-		r.tenantID, tutela.NormalizeEmail(email)))
+	id, err := r.idByEmail(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	return r.getOne(ctx, id)
 }
 
 // List returns up to limit users of the tenant ordered by ID, after cursor ("" = start).
@@ -123,14 +220,24 @@ func (r Users) List(ctx context.Context, cursor string, limit int) ([]*tutela.Us
 	}
 	defer rows.Close()
 	var out []*tutela.User
+	var sealed []*sealedUser
 	for rows.Next() {
-		u, err := scanUser(rows)
+		u, s, err := scanUser(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, u)
+		out, sealed = append(out, u), append(sealed, s)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close() // PostgreSQL runs no statement beside open rows; open reads person_keys
+	for i, u := range out {
+		if err := r.open(ctx, u, sealed[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Count returns how many users the tenant has.
@@ -150,9 +257,16 @@ func (r Users) Update(ctx context.Context, u *tutela.User) error {
 		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
 	}
 	u.UpdatedAt = r.tx.now
-	res, err := r.tx.exec(ctx, `UPDATE users SET email = $1, email_norm = $2, display_name = $3, status = $4,
+	sealed, err := r.seal(ctx, u)
+	if errors.Is(err, privacy.ErrErased) {
+		return tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	if err != nil {
+		return err
+	}
+	res, err := r.tx.exec(ctx, `UPDATE users SET email_digest = $1, email_sealed = $2, display_name_sealed = $3, status = $4,
 		updated_at = $5 WHERE tenant_id = $6 AND id = $7`,
-		u.Email, tutela.NormalizeEmail(u.Email), u.DisplayName, string(u.Status), u.UpdatedAt, r.tenantID, u.ID)
+		sealed.digest, sealed.email, sealed.name, string(u.Status), u.UpdatedAt, r.tenantID, u.ID)
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {
 		return errEmailTaken()
 	}

@@ -33,7 +33,13 @@ func (m *Main) kekConfig(uri string, masterKey tutela.Secret) vault.KEKConfig {
 
 // openVault opens the KEK the configuration names and the vault over the store; with the wrong
 // KEK it fails before anything is written. Serve should call it right after migrations.
+//
+// The store gets the vault too (users' personal data is sealed with it); a second call returns
+// the vault already open.
 func (m *Main) openVault(e *env) (*vault.Vault, error) {
+	if m.vault != nil {
+		return m.vault, nil
+	}
 	kek, err := vault.OpenKEK(e.ctx, m.kekConfig("", m.MasterKey))
 	if err != nil {
 		return nil, fmt.Errorf("vault.kek_uri: %w", err)
@@ -45,6 +51,7 @@ func (m *Main) openVault(e *env) (*vault.Vault, error) {
 	if err != nil {
 		return nil, m.wrongKEK(err)
 	}
+	m.DB.SetVault(v)
 	return v, nil
 }
 

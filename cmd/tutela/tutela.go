@@ -241,6 +241,19 @@ func open(e *env, serving bool) (*Main, error) {
 			m.DB.Close()
 			return nil, err
 		}
+		// Users' personal data is sealed with the vault, so every command that serves or
+		// changes data opens it here.
+		if m.vault, err = m.openVault(e); err != nil {
+			m.DB.Close()
+			return nil, err
+		}
+		// Migration 00018's data step: seal what an older version stored in plaintext.
+		if n, err := m.DB.SealPersonalData(e.ctx); err != nil {
+			m.DB.Close()
+			return nil, fmt.Errorf("seal users' personal data: %w", err)
+		} else if n > 0 {
+			m.Logger.Info("sealed users' personal data stored in plaintext by an older version", "rows", n)
+		}
 	}
 	return m, nil
 }

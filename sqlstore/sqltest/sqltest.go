@@ -3,6 +3,7 @@
 package sqltest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 
@@ -18,6 +19,7 @@ import (
 
 	"tutela"
 	"tutela/sqlstore"
+	"tutela/vault"
 )
 
 // DefaultPostgresURL is used when TUTELA_TEST_DATABASE_URL is not set.
@@ -111,7 +113,25 @@ func Open(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) *sqlstore.DB {
 	if err := db.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate %s: %v", d, err)
 	}
+	AttachVault(t, db)
 	return db
+}
+
+// AttachVault opens a vault over db's keysets under the fixed test master key and gives it to
+// db (users' personal data is sealed with it), so two stores over one test database (owner and
+// runtime role) open each other's data. It returns the vault.
+func AttachVault(t testing.TB, db *sqlstore.DB) *vault.Vault {
+	t.Helper()
+	kek, err := vault.NewLocalKEK(tutela.NewSecretBytes(bytes.Repeat([]byte{0x5e}, vault.MasterKeySize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(context.Background(), kek, sqlstore.KeysetStore{DB: db}, vault.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetVault(v)
+	return v
 }
 
 // Each runs fn as a subtest on a fresh store of every dialect.
