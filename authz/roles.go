@@ -14,6 +14,10 @@ const (
 	ResKeys            = "keys"
 	ResConfig          = "config"
 	ResRecords         = "records"
+	// ResTokens is the token vault and minimization profiles: CREATE tokenizes (and applies a
+	// profile), READ detokenizes at the field's classification with a purpose, MANAGE edits
+	// profiles.
+	ResTokens = "tokens"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -66,11 +70,13 @@ var BuiltinRoles = []RoleDef{
 			perms(ResAudit, "", Read, Export),
 			perms(ResSecurityEvents, "", Read),
 			perms(ResRecords, Yellow, Create, Read, Update, Delete, Publish, Approve, Review, Export, Import),
+			perms(ResTokens, Yellow, Create, Read, Manage),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
 			perms(ResUsers, "", Read),
 			perms(ResRecords, Yellow, Create, Read, Update, Publish, Review, Import),
+			perms(ResTokens, Yellow, Create),
 		)},
 	{Key: RoleAuditor, Name: "Auditor", Clearance: Green,
 		Permissions: concat(

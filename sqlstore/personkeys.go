@@ -94,6 +94,18 @@ var personData = []struct{ table, column string }{
 	{"subject_values", "subject_id"},
 	{"subject_index", "subject_id"},
 	{"subject_exports", "subject_id"},
+	{"token_values", "person_id"},
+}
+
+// personDataFirst runs before the deletions above, with the same (tenant, person) arguments:
+// rows that are not the person's but exist only for them, found through their rows.
+var personDataFirst = []string{
+	// A token whose value nobody else holds goes with the person: its lookup digest would
+	// otherwise confirm a guessed value (tokenizing it again would find the token).
+	`DELETE FROM tokens WHERE tenant_id = $1
+		AND id IN (SELECT token_id FROM token_values WHERE tenant_id = $1 AND person_id = $2)
+		AND NOT EXISTS (SELECT 1 FROM token_values o WHERE o.tenant_id = $1 AND o.token_id = tokens.id
+			AND (o.person_id IS NULL OR o.person_id <> $2))`,
 }
 
 // ErasePerson crypto-shreds a person: it deletes their key and every row personData lists,
@@ -139,6 +151,11 @@ func (tx *Tx) ErasePerson(ctx context.Context, e *Erasure) error {
 // shred deletes a person's key and data rows, leaving the ledger alone: the one routine
 // ErasePerson and the re-application of the ledger to a restored backup share.
 func (tx *Tx) shred(ctx context.Context, tenantID, personID string) error {
+	for _, q := range personDataFirst {
+		if _, err := tx.exec(ctx, q, tenantID, personID); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.exec(ctx, `DELETE FROM person_keys WHERE tenant_id = $1 AND person_id = $2`, tenantID, personID); err != nil {
 		return err
 	}
