@@ -22,7 +22,9 @@ type Subjects struct {
 }
 
 // NewSubjects returns the subject sealer over v.
-func NewSubjects(v *vault.Vault) Subjects { return Subjects{Keys: Keys{Vault: v}, Index: Index{Vault: v}} }
+func NewSubjects(v *vault.Vault) Subjects {
+	return Subjects{Keys: Keys{Vault: v}, Index: Index{Vault: v}}
+}
 
 // Sealed is one change of a subject, ready to store: no plaintext in it.
 type Sealed struct {
