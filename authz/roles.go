@@ -69,11 +69,13 @@ var BuiltinRoles = []RoleDef{
 			perms(ResAudit, "", Read, Export),
 			perms(ResSecurityEvents, "", Read),
 			perms(ResRecords, Yellow, Create, Read, Update, Delete, Publish, Approve, Review, Export, Import),
+			perms(ResSubjects, Yellow, Create, Read, Update, Delete, Export, Manage),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
 			perms(ResUsers, "", Read),
 			perms(ResRecords, Yellow, Create, Read, Update, Publish, Review, Import),
+			perms(ResSubjects, Yellow, Create, Read, Update),
 		)},
 	{Key: RoleAuditor, Name: "Auditor", Clearance: Green,
 		Permissions: concat(

@@ -136,17 +136,23 @@ func (s Subjects) seal(ctx context.Context, tenantID string, pk *PersonKey, sche
 	return nil
 }
 
-// Open decrypts the stored fields named in fields (all of them when fields is nil). A value that
-// does not open (moved from another subject, field or tenant, or altered) is ErrDecrypt; an
-// erased subject is ErrErased.
+// Open decrypts the stored fields named in fields, and only those: a purpose-bound read names
+// what it may return, and none named opens nothing. A value that does not open (moved from
+// another subject, field or tenant, or altered) is ErrDecrypt; an erased subject is ErrErased.
 func (s Subjects) Open(ctx context.Context, tenantID string, st *Stored, fields []string) (map[string]string, error) {
+	if st.Wrapped == nil {
+		return nil, ErrErased
+	}
+	if len(fields) == 0 {
+		return map[string]string{}, nil
+	}
 	pk, err := s.Keys.Open(ctx, tenantID, st.SubjectID, st.Wrapped)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
 	for name, ct := range st.Values {
-		if fields != nil && !slices.Contains(fields, name) {
+		if !slices.Contains(fields, name) {
 			continue
 		}
 		pt, err := pk.Open(name, ct)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -96,7 +97,7 @@ func (k *subjectKit) read(t *testing.T, tenantID, id string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, err := k.seal.Open(ctx, tenantID, &rec.Stored, nil)
+	vals, err := k.seal.Open(ctx, tenantID, &rec.Stored, slices.Collect(maps.Keys(rec.Stored.Values)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,18 +314,18 @@ func testSubjectMovedCiphertext(t *testing.T, open Opener) {
 		// One bit flipped.
 		{"tampered", privacy.Stored{SubjectID: a, Wrapped: recA.Stored.Wrapped, Values: map[string][]byte{"full_name": flip(recA.Stored.Values["full_name"])}}},
 	} {
-		if _, err := k.seal.Open(ctx, k.tenant.ID, &tc.st, nil); !errors.Is(err, privacy.ErrDecrypt) {
+		if _, err := k.seal.Open(ctx, k.tenant.ID, &tc.st, []string{"full_name"}); !errors.Is(err, privacy.ErrDecrypt) {
 			t.Errorf("%s: Open = %v, want ErrDecrypt", tc.name, err)
 		}
 	}
 	// B's wrapped key stored as A's does not unwrap (the key is bound to its person).
 	st := privacy.Stored{SubjectID: a, Wrapped: recB.Stored.Wrapped, Values: recA.Stored.Values}
-	if _, err := k.seal.Open(ctx, k.tenant.ID, &st, nil); err == nil {
+	if _, err := k.seal.Open(ctx, k.tenant.ID, &st, []string{"full_name"}); err == nil {
 		t.Error("a key moved to another subject opened")
 	}
 	// A's record under another tenant does not open.
 	other := k.addTenant(t, "other")
-	if _, err := k.seal.Open(ctx, other.ID, &recA.Stored, nil); err == nil {
+	if _, err := k.seal.Open(ctx, other.ID, &recA.Stored, []string{"full_name"}); err == nil {
 		t.Error("a record opened under another tenant")
 	}
 	// Moving the ciphertext in the database gives the same failure through the store.
@@ -412,7 +413,7 @@ func testSubjectSearchNoKey(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.seal.Open(ctx, k.tenant.ID, &rec.Stored, nil); err == nil {
+	if _, err := k.seal.Open(ctx, k.tenant.ID, &rec.Stored, []string{"national_id"}); err == nil {
 		t.Fatal("data opened without the person_keys keyset")
 	}
 	if got := k.search(t, k.tenant.ID, "national_id", "AB 947 381"); !slices.Equal(got, []string{a}) {
