@@ -116,14 +116,23 @@ func (r Subjects) Create(ctx context.Context, s *privacy.Sealed) (*Subject, erro
 	}
 	ev := EventFromContext(ctx, "subject.create", r.tenantID, "subject", s.SubjectID, "", nil)
 	now := r.tx.now
-	if _, err := r.tx.exec(ctx, `INSERT INTO subjects (id, tenant_id, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)`,
-		s.SubjectID, r.tenantID, ev.ActorID, now); err != nil {
+	// retain_until: the longest retention among the fields set (Update recomputes it).
+	days := 0
+	for name := range s.Values {
+		f, _ := schema.Field(name)
+		days = max(days, f.RetentionDays)
+	}
+	out := &Subject{ID: s.SubjectID, TenantID: r.tenantID, CreatedBy: ev.ActorID, CreatedAt: now, UpdatedAt: now}
+	retain := now.AddDate(0, 0, days)
+	out.RetainUntil = &retain
+	if _, err := r.tx.exec(ctx, `INSERT INTO subjects (id, tenant_id, created_by, created_at, updated_at, retain_until) VALUES ($1, $2, $3, $4, $4, $5)`,
+		s.SubjectID, r.tenantID, ev.ActorID, now, retain); err != nil {
 		return nil, err
 	}
 	if err := r.tx.PersonKeys(r.tenantID).Create(ctx, s.SubjectID, PersonSubject, s.Wrapped); err != nil {
 		return nil, err
 	}
-	if err := r.write(ctx, s); err != nil {
+	if err := r.insertValues(ctx, s); err != nil {
 		return nil, err
 	}
 	set, _ := s.Fields()
@@ -131,22 +140,48 @@ func (r Subjects) Create(ctx context.Context, s *privacy.Sealed) (*Subject, erro
 	if err := r.tx.Audit(ctx, ev); err != nil {
 		return nil, err
 	}
-	return r.subject(ctx, s.SubjectID, "")
+	return out, nil
 }
 
-// write stores a sealed change's values and digests, removes cleared fields (and their digests)
-// and recomputes retain_until: now plus the longest retention among the fields the subject
-// holds after the change (now when it holds none: nothing is left to keep).
-func (r Subjects) write(ctx context.Context, s *privacy.Sealed) error {
-	now := r.tx.now
-	for _, name := range slices.Sorted(maps.Keys(s.Values)) {
-		if _, err := r.tx.exec(ctx, `INSERT INTO subject_values (tenant_id, subject_id, field, ciphertext, updated_at)
-			VALUES ($1, $2, $3, $4, $5)
+// insertValues upserts a sealed change's ciphertexts and inserts its digests, one statement
+// each.
+func (r Subjects) insertValues(ctx context.Context, s *privacy.Sealed) error {
+	if len(s.Values) > 0 {
+		var rows []string
+		args := []any{r.tenantID, s.SubjectID, r.tx.now}
+		for _, name := range slices.Sorted(maps.Keys(s.Values)) {
+			rows = append(rows, fmt.Sprintf("($1, $2, $%d, $%d, $3)", len(args)+1, len(args)+2))
+			args = append(args, name, s.Values[name])
+		}
+		if _, err := r.tx.exec(ctx, `INSERT INTO subject_values (tenant_id, subject_id, field, ciphertext, updated_at) VALUES `+
+			strings.Join(rows, ", ")+`
 			ON CONFLICT (tenant_id, subject_id, field) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
-			r.tenantID, s.SubjectID, name, s.Values[name], now); err != nil {
+			args...); err != nil {
 			return err
 		}
 	}
+	if len(s.Digests) > 0 {
+		var rows []string
+		args := []any{r.tenantID, s.SubjectID}
+		for _, name := range slices.Sorted(maps.Keys(s.Digests)) {
+			d := s.Digests[name]
+			rows = append(rows, fmt.Sprintf("($1, $%d, $%d, $%d, $2)", len(args)+1, len(args)+2, len(args)+3))
+			args = append(args, name, int64(d.KeyID), d.Sum)
+		}
+		if _, err := r.tx.exec(ctx, `INSERT INTO subject_index (tenant_id, field, key_id, digest, subject_id) VALUES `+
+			strings.Join(rows, ", "), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write stores a sealed change to an existing subject: it removes cleared fields and the old
+// digests of every field changed, stores the new values and digests, and recomputes
+// retain_until: now plus the longest retention among the fields the subject holds after the
+// change (now when it holds none: nothing is left to keep).
+func (r Subjects) write(ctx context.Context, s *privacy.Sealed) error {
+	now := r.tx.now
 	for _, name := range s.Clear {
 		if _, err := r.tx.exec(ctx, `DELETE FROM subject_values WHERE tenant_id = $1 AND subject_id = $2 AND field = $3`,
 			r.tenantID, s.SubjectID, name); err != nil {
@@ -161,12 +196,8 @@ func (r Subjects) write(ctx context.Context, s *privacy.Sealed) error {
 			return err
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(s.Digests)) {
-		d := s.Digests[name]
-		if _, err := r.tx.exec(ctx, `INSERT INTO subject_index (tenant_id, field, key_id, digest, subject_id) VALUES ($1, $2, $3, $4, $5)`,
-			r.tenantID, name, int64(d.KeyID), d.Sum, s.SubjectID); err != nil {
-			return err
-		}
+	if err := r.insertValues(ctx, s); err != nil {
+		return err
 	}
 	var days sql.NullInt64
 	if err := r.tx.queryRow(ctx, `SELECT max(f.retention_days) FROM subject_values v
