@@ -15,3 +15,8 @@ func (tx *Tx) ExecForBench(ctx context.Context, q string, args ...any) (sql.Resu
 func (tx *Tx) QueryForBench(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return tx.query(ctx, q, args...)
 }
+
+// QueryRowForBench runs a one-row query in tx.
+func (tx *Tx) QueryRowForBench(ctx context.Context, q string, args ...any) *sql.Row {
+	return tx.queryRow(ctx, q, args...)
+}
