@@ -164,8 +164,24 @@ func TestSubjects_ReadWithoutREDGetsMaskAndPurposeFilters(t *testing.T) {
 			if got["national_id"] != "AB-947 381" || got["notes"] != "Lives near Marylebone" {
 				t.Errorf("RED reader got %v", got)
 			}
+			// A role's field mask for subjects.<field> applies even to a caller cleared for the
+			// field: the stricter wins.
+			res, b := se.req(t, "POST", se.base+"/roles", `{"key":"caseworker","name":"Caseworker","clearance":"RED",
+				"permissions":[{"resource":"subjects","action":"READ","max_classification":"RED"}],
+				"field_masks":{"subjects.national_id":"partial","subjects.notes":"full"}}`, "", se.root)
+			if res.StatusCode != 201 {
+				t.Fatalf("create role: %d %s", res.StatusCode, b)
+			}
+			_, cw := se.seed(t, "acme", "cw@example.org", pw)
+			if res, b := se.req(t, "PUT", se.base+"/users/"+cw.ID+"/roles/caseworker", "", "", se.root); res.StatusCode != 204 {
+				t.Fatalf("grant: %d %s", res.StatusCode, b)
+			}
+			got = se.read(t, id, "case_management", se.login(t, "acme", "cw@example.org", pw, "").AccessToken)
+			if got["national_id"] != "****** 381" || got["notes"] != "Lives near Marylebone" {
+				t.Errorf("caseworker (RED, national_id masked partial by role) got %v", got)
+			}
 			// The purpose is required; a purpose no field allows returns no values.
-			res, b := se.req(t, "GET", se.base+"/subjects/"+id, "", "", se.operator)
+			res, b = se.req(t, "GET", se.base+"/subjects/"+id, "", "", se.operator)
 			wantError(t, res, b, 400, tutela.EINVALID)
 			if got := se.read(t, id, "marketing", se.operator); len(got) != 0 {
 				t.Errorf("unknown purpose got %v", got)
