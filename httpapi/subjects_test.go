@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"tutela"
 	"tutela/httpapi"
@@ -357,5 +358,53 @@ func TestSubjects_EraseNeedsReasonRespectsHoldsAndShreds(t *testing.T) {
 			}
 			se.noValueLeaked(t)
 		})
+	}
+}
+
+// With step-up enforced: the schema (MANAGE), a RED value in clear and an erasure each need a
+// second factor proved in the last 5 minutes; a read that returns RED fields masked does not.
+func TestSubjects_StepUpForSchemaREDValuesAndErasure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, withMFA)
+	tn, admin, adminSecret := adminWithFactor(t, e)
+	e.seed(t, "root", "root@example.org", pw, "super_admin")
+	root := e.login(t, "root", "root@example.org", pw, "")
+	rootSecret := e.enrolTOTP(t, root.cookie)
+	base := "/v1/tenants/" + tn.ID
+	e.clock.Add(6 * time.Minute)
+	res, b := e.req(t, "PUT", base+"/subject-schema", subjectSchemaJSON, "", admin.cookie)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	e.stepUp(t, admin.cookie, adminSecret)
+	if res, b := e.req(t, "PUT", base+"/subject-schema", subjectSchemaJSON, "", admin.cookie); res.StatusCode != 200 {
+		t.Fatalf("put schema after step-up: %d %s", res.StatusCode, b)
+	}
+	e.stepUp(t, root.cookie, rootSecret)
+	res, b = e.req(t, "POST", base+"/subjects", `{"values":{"full_name":"Ada Lovelace","national_id":"AB-947 381"}}`, "", root.cookie)
+	if res.StatusCode != 201 {
+		t.Fatalf("create: %d %s", res.StatusCode, b)
+	}
+	var s struct{ ID string }
+	mustUnmarshal(t, b, &s)
+	path := base + "/subjects/" + s.ID
+	e.clock.Add(6 * time.Minute)
+	// The RED value in clear needs a fresh second factor; the YELLOW administrator, who gets it
+	// masked, does not.
+	res, b = e.req(t, "GET", path+"?purpose=case_management", "", "", root.cookie)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	res, b = e.req(t, "GET", path+"?purpose=case_management", "", "", admin.cookie)
+	if res.StatusCode != 200 || !bytes.Contains(b, []byte(`"national_id":"h:`)) {
+		t.Fatalf("masked read: %d %s", res.StatusCode, b)
+	}
+	e.stepUp(t, root.cookie, rootSecret)
+	res, b = e.req(t, "GET", path+"?purpose=case_management", "", "", root.cookie)
+	if res.StatusCode != 200 || !bytes.Contains(b, []byte(`"national_id":"AB-947 381"`)) {
+		t.Fatalf("RED read after step-up: %d %s", res.StatusCode, b)
+	}
+	erase := `{"reason":"asked by the person","legal_basis":"GDPR Art. 17(1)(a)"}`
+	res, b = e.req(t, "DELETE", path, erase, "", admin.cookie)
+	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
+	e.stepUp(t, admin.cookie, adminSecret)
+	if res, b := e.req(t, "DELETE", path, erase, "", admin.cookie); res.StatusCode != 200 {
+		t.Fatalf("erase after step-up: %d %s", res.StatusCode, b)
 	}
 }
