@@ -413,7 +413,7 @@ func (r Subjects) ReleaseHold(ctx context.Context, subjectID, holdID string) (*H
 
 // Holds lists a subject's holds, active and released, oldest first.
 func (r Subjects) Holds(ctx context.Context, subjectID string) ([]*Hold, error) {
-	if _, err := r.subject(ctx, subjectID, ""); err != nil && err != ErrSubjectErased {
+	if _, err := r.subject(ctx, subjectID, ""); err != nil && !errors.Is(err, ErrSubjectErased) {
 		return nil, err
 	}
 	return r.holds(ctx, subjectID, false)
