@@ -18,6 +18,9 @@ const (
 	// profile), READ detokenizes at the field's classification with a purpose, MANAGE edits
 	// profiles.
 	ResTokens = "tokens"
+	// ResSubjects are the people whose data a tenant holds (privacy vault, issue 13); a READ
+	// is decided per field, at the field's classification.
+	ResSubjects = "subjects"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -71,12 +74,14 @@ var BuiltinRoles = []RoleDef{
 			perms(ResSecurityEvents, "", Read),
 			perms(ResRecords, Yellow, Create, Read, Update, Delete, Publish, Approve, Review, Export, Import),
 			perms(ResTokens, Yellow, Create, Read, Manage),
+			perms(ResSubjects, Yellow, Create, Read, Update, Delete, Export, Manage),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
 			perms(ResUsers, "", Read),
 			perms(ResRecords, Yellow, Create, Read, Update, Publish, Review, Import),
 			perms(ResTokens, Yellow, Create),
+			perms(ResSubjects, Yellow, Create, Read, Update),
 		)},
 	{Key: RoleAuditor, Name: "Auditor", Clearance: Green,
 		Permissions: concat(

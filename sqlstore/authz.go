@@ -12,6 +12,7 @@ import (
 
 	"tutela"
 	"tutela/authz"
+	"tutela/privacy"
 )
 
 // Role is a built-in role (permissions from authz.BuiltinRoles) or a tenant's custom role.
@@ -53,7 +54,10 @@ func validateRole(r *Role) error {
 		}
 	}
 	for f, m := range r.FieldMasks {
-		if _, ok := authz.FieldClasses[f]; !ok || !m.Valid() {
+		// Tutela's own classified fields, or a subject field ("subjects.<field>": the tenant's
+		// schema names them, and a mask for a field the schema lacks has nothing to mask).
+		subjectField, isSubject := strings.CutPrefix(f, authz.ResSubjects+".")
+		if _, ok := authz.FieldClasses[f]; (!ok && !(isSubject && privacy.ValidName(subjectField))) || !m.Valid() {
 			return tutela.FieldErrorf("field_masks", "field_masks: unknown field %q or mask %q", f, m)
 		}
 	}

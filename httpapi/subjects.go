@@ -1,0 +1,495 @@
+package httpapi
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	"tutela"
+	"tutela/authz"
+	"tutela/httpapi/middleware"
+	"tutela/privacy"
+	"tutela/sqlstore"
+)
+
+// Subjects (privacy vault, issue 13): the people whose data a tenant holds. Values are sealed
+// (privacy.Subjects) outside the write transaction, because the vault may create the tenant's
+// keysets on first use in a transaction of its own; the write transaction authorizes again and
+// the store refuses a change sealed against a schema that has changed since.
+
+// subjectRoutes registers the subject endpoints; they need the vault (Deps.Keys).
+func (s *Server) subjectRoutes() {
+	const base = "/v1/tenants/{tenant}/subjects"
+	s.handle("GET", "/v1/tenants/{tenant}/subject-schema", false, s.authed(false, s.getSubjectSchema))
+	s.handle("PUT", "/v1/tenants/{tenant}/subject-schema", false, s.authed(false, s.putSubjectSchema))
+	s.handle("POST", base, false, s.authed(false, s.createSubject))
+	s.handle("GET", base, false, s.authed(false, s.listSubjects))
+	s.handle("GET", base+"/search", false, s.authed(false, s.searchSubjects))
+	s.handle("GET", base+"/{id}", false, s.authed(false, s.getSubject))
+	s.handle("PATCH", base+"/{id}", false, s.authed(false, s.patchSubject))
+	s.handle("DELETE", base+"/{id}", false, s.authed(false, s.eraseSubject))
+	s.handle("GET", base+"/{id}/holds", false, s.authed(false, s.listHolds))
+	s.handle("POST", base+"/{id}/holds", false, s.authed(false, s.placeHold))
+	s.handle("DELETE", base+"/{id}/holds/{hold}", false, s.authed(false, s.releaseHold))
+}
+
+func (s *Server) subjects() privacy.Subjects { return privacy.NewSubjects(s.d.Keys) }
+
+type subjectSchemaBody struct {
+	Fields privacy.Schema `json:"fields"`
+}
+
+func (s *Server) getSubjectSchema(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var schema privacy.Schema
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		schema, err = tx.SubjectSchema(t.ID).Get(r.Context())
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, subjectSchemaBody{Fields: schema})
+}
+
+func (s *Server) putSubjectSchema(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req subjectSchemaBody
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if req.Fields == nil {
+		middleware.WriteError(w, r, tutela.FieldErrorf("fields", "fields is required (an empty list removes every field)"))
+		return
+	}
+	var schema privacy.Schema
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		if err := tx.SubjectSchema(t.ID).Put(r.Context(), req.Fields); err != nil {
+			return err
+		}
+		schema, err = tx.SubjectSchema(t.ID).Get(r.Context())
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, subjectSchemaBody{Fields: schema})
+}
+
+// authorizeFields checks action on subjects at the highest classification among fields: writing
+// a RED value needs the same clearance as reading one.
+func (s *Server) authorizeFields(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, action authz.Action, schema privacy.Schema, fields []string) error {
+	class := authz.Green
+	for _, name := range fields {
+		if f, ok := schema.Field(name); ok && f.Classification.Rank() > class.Rank() {
+			class = f.Classification
+		}
+	}
+	_, _, err := s.decide(r, tx, p, authz.Request{Action: action, Resource: authz.ResSubjects, Class: class})
+	return err
+}
+
+type subjectValuesBody struct {
+	Values map[string]*string `json:"values"`
+}
+
+// prepareSubject authorizes action, reads the schema (and, for an update, the subject's wrapped
+// key) and seals the values: the read half of a write.
+func (s *Server) prepareSubject(r *http.Request, p *tutela.Principal, action authz.Action, values map[string]*string) (*privacy.Sealed, error) {
+	var schema privacy.Schema
+	var wrapped []byte
+	var tenantID string
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, action, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		tenantID = t.ID
+		if schema, err = tx.SubjectSchema(t.ID).Get(r.Context()); err != nil {
+			return err
+		}
+		if err := s.authorizeFields(r, tx, p, action, schema, slices.Collect(maps.Keys(values))); err != nil {
+			return err
+		}
+		if action == authz.Update {
+			rec, err := tx.Subjects(t.ID).Get(r.Context(), r.PathValue("id"))
+			if err != nil {
+				return err
+			}
+			wrapped = rec.Stored.Wrapped
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if action == authz.Create {
+		plain := make(map[string]string, len(values))
+		for k, v := range values {
+			if v == nil {
+				return nil, tutela.FieldErrorf(k, "%s: a new subject's values cannot be null", k)
+			}
+			plain[k] = *v
+		}
+		return s.subjects().SealNew(r.Context(), tenantID, schema, plain)
+	}
+	return s.subjects().SealUpdate(r.Context(), tenantID, r.PathValue("id"), wrapped, schema, values)
+}
+
+func (s *Server) writeSubject(w http.ResponseWriter, r *http.Request, p *tutela.Principal, action authz.Action) {
+	var req subjectValuesBody
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	sealed, err := s.prepareSubject(r, p, action, req.Values)
+	if err != nil {
+		middleware.WriteError(w, r, subjectErr(err))
+		return
+	}
+	var out *sqlstore.Subject
+	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, action, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
+		if err != nil {
+			return err
+		}
+		set, cleared := sealed.Fields()
+		if err := s.authorizeFields(r, tx, p, action, schema, append(set, cleared...)); err != nil {
+			return err
+		}
+		if action == authz.Create {
+			out, err = tx.Subjects(t.ID).Create(r.Context(), sealed)
+		} else {
+			out, err = tx.Subjects(t.ID).Update(r.Context(), sealed)
+		}
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if action == authz.Create {
+		status = http.StatusCreated
+	}
+	middleware.WriteJSON(w, status, out)
+}
+
+// subjectErr maps the privacy package's sentinel errors to tutela errors.
+func subjectErr(err error) error {
+	if privacy.IsErased(err) {
+		return sqlstore.ErrSubjectErased
+	}
+	return err
+}
+
+func (s *Server) createSubject(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	s.writeSubject(w, r, p, authz.Create)
+}
+
+func (s *Server) patchSubject(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	s.writeSubject(w, r, p, authz.Update)
+}
+
+func (s *Server) listSubjects(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var list []*sqlstore.Subject
+	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		list, err = tx.Subjects(t.ID).List(r.Context(), cursor, limit)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	next := ""
+	if len(list) == limit {
+		next = list[len(list)-1].ID
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"subjects": list, "next_cursor": next})
+}
+
+// purposeParam is the required ?purpose= of a read: a purpose name as the schema declares them.
+func purposeParam(r *http.Request) (string, error) {
+	p := r.URL.Query().Get("purpose")
+	if !privacy.ValidName(p) {
+		return "", tutela.FieldErrorf("purpose", "purpose is required: the purpose of this read, as the subject schema names it")
+	}
+	return p, nil
+}
+
+type subjectView struct {
+	*sqlstore.Subject
+	Purpose string         `json:"purpose"`
+	Values  map[string]any `json:"values"`
+}
+
+// fieldMask is the mask a principal sees field through: full when Decide allows READ at the
+// field's classification, the field's own mask otherwise; the role's mask for
+// "subjects.<field>" applies too, and the stricter of the two wins.
+func fieldMask(pol *authz.Policy, d authz.Decision, f privacy.Field) authz.Mask {
+	m := authz.MaskFull
+	if !d.Allow {
+		m = f.Mask
+	}
+	if pm, ok := pol.Masks[authz.ResSubjects+"."+f.Name]; ok && (!pm.Valid() || pm.Rank() > m.Rank()) {
+		m = pm
+		if !pm.Valid() {
+			m = authz.MaskHidden // fail closed
+		}
+	}
+	return m
+}
+
+// getSubject answers the fields whose purposes include ?purpose=, each in clear when the caller
+// may READ subjects at the field's classification (RED needs a fresh step-up, as every RED read)
+// and masked otherwise. The audit event records the purpose and the fields returned, never values.
+func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	purpose, err := purposeParam(r)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var out subjectView
+	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, pol, err := s.authorize(r, tx, p, authz.Read, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
+		if err != nil {
+			return err
+		}
+		rec, err := tx.Subjects(t.ID).Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		var allowed []string
+		masks := map[string]authz.Mask{}
+		for _, f := range schema {
+			if _, held := rec.Stored.Values[f.Name]; !held || !f.Allows(purpose) {
+				continue
+			}
+			d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: f.Classification,
+				Purpose: purpose, StepUpAt: p.StepUpAt}, s.d.Clock())
+			m := fieldMask(pol, d, f)
+			if m == authz.MaskFull {
+				if err := s.requireStepUp(p, d); err != nil {
+					return err
+				}
+			}
+			allowed = append(allowed, f.Name)
+			masks[f.Name] = m
+		}
+		vals, err := s.subjects().Open(r.Context(), t.ID, &rec.Stored, allowed)
+		if err != nil {
+			return subjectErr(err)
+		}
+		obj := make(map[string]any, len(vals))
+		for k, v := range vals {
+			obj[k] = v
+		}
+		s.masker.Apply(obj, masks)
+		var clear, masked []string
+		for _, name := range allowed {
+			if masks[name] == authz.MaskFull {
+				clear = append(clear, name)
+			} else {
+				masked = append(masked, name)
+			}
+		}
+		out = subjectView{Subject: &rec.Subject, Purpose: purpose, Values: obj}
+		return tx.Record(r.Context(), "subject.read", t.ID, "subject", rec.ID, "", map[string]any{
+			"purpose": purpose, "fields": nonNilStrings(clear), "masked": nonNilStrings(masked)})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, out)
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// searchSubjects finds subjects by the exact (normalized) value of a searchable field through
+// its blind index. The caller needs READ at the field's classification (a match confirms the
+// value) and a purpose the field allows. The value is neither logged nor audited: the request
+// audit keeps query parameter names only, and subject.search names the field.
+func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	purpose, err := purposeParam(r)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	name, value := q.Get("field"), q.Get("value")
+	if !privacy.ValidName(name) {
+		middleware.WriteError(w, r, tutela.FieldErrorf("field", "field is required: a searchable field of the subject schema"))
+		return
+	}
+	if value == "" {
+		middleware.WriteError(w, r, tutela.FieldErrorf("value", "value is required"))
+		return
+	}
+	var ids []string
+	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
+		if err != nil {
+			return err
+		}
+		f, ok := schema.Field(name)
+		if !ok || !f.Searchable {
+			return tutela.FieldErrorf("field", "%s is not a searchable field of this tenant's subject schema", name)
+		}
+		if !f.Allows(purpose) {
+			return tutela.Errorf(tutela.EFORBIDDEN, "field %s is not allowed for purpose %s", name, purpose)
+		}
+		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects,
+			Class: f.Classification, Purpose: purpose}); err != nil {
+			return err
+		}
+		digests, err := s.subjects().SearchDigests(r.Context(), t.ID, f, value)
+		if err != nil {
+			return err
+		}
+		if ids, err = tx.Subjects(t.ID).Search(r.Context(), name, digests, sqlstore.MaxPageSize); err != nil {
+			return err
+		}
+		return tx.Record(r.Context(), "subject.search", t.ID, "subject_schema", t.ID, "", map[string]any{
+			"field": name, "purpose": purpose, "matches": len(ids)})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"subject_ids": ids})
+}
+
+type subjectEraseRequest struct {
+	Reason     string `json:"reason"`
+	LegalBasis string `json:"legal_basis"`
+}
+
+// eraseSubject crypto-shreds a subject. DELETE on subjects is a sensitive action: a person needs
+// a fresh second factor; a service account holding the permission may erase without one (an
+// erasure pipeline), and the ledger and audit log name it as the actor.
+func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req subjectEraseRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.Reason) == "" || !tutela.ValidText(req.Reason) || len(req.Reason) > 500 {
+		middleware.WriteError(w, r, tutela.FieldErrorf("reason", "reason is required: one line of at most 500 bytes"))
+		return
+	}
+	if strings.TrimSpace(req.LegalBasis) == "" || !tutela.ValidText(req.LegalBasis) || len(req.LegalBasis) > 500 {
+		middleware.WriteError(w, r, tutela.FieldErrorf("legal_basis", "legal_basis is required: one line of at most 500 bytes"))
+		return
+	}
+	var e *sqlstore.Erasure
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Delete, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		e, err = tx.Subjects(t.ID).Erase(r.Context(), r.PathValue("id"), req.Reason, req.LegalBasis, sqlstore.ErasureRequest)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, e)
+}
+
+type holdRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) placeHold(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req holdRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var h *sqlstore.Hold
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		h, err = tx.Subjects(t.ID).PlaceHold(r.Context(), r.PathValue("id"), req.Reason)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, h)
+}
+
+func (s *Server) releaseHold(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var h *sqlstore.Hold
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		h, err = tx.Subjects(t.ID).ReleaseHold(r.Context(), r.PathValue("id"), r.PathValue("hold"))
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) listHolds(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var holds []*sqlstore.Hold
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		holds, err = tx.Subjects(t.ID).Holds(r.Context(), r.PathValue("id"))
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"holds": holds})
+}
