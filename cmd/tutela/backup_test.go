@@ -66,6 +66,9 @@ func seedSource(t *testing.T, environ []string, dsn string) {
 	record(99) // pending: not yet in the log
 }
 
+// ledgerOf is the erasure ledger directory `backup create` published for environ.
+func ledgerOf(environ []string) string { return filepath.Join(dataDirOf(environ), "erasures") }
+
 func sqliteDSN(environ []string) string { return filepath.Join(dataDirOf(environ), "tutela.db") }
 
 // dumpDB reads every table except goose's as sorted row strings.
@@ -209,7 +212,7 @@ func TestBackup_SQLiteRoundTripAuditVerifies(t *testing.T) {
 
 	dst := baseEnv(t)
 	copyKeys(t, dataDirOf(src), dataDirOf(dst))
-	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); err != nil {
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src)}); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
 	noRestoreLeftovers(t, dataDirOf(dst))
@@ -255,7 +258,7 @@ func TestBackup_PostgresRoundTripIntoFreshDatabase(t *testing.T) {
 		t.Fatal("refused restore wrote rows")
 	}
 
-	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); err != nil {
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src)}); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
 	sameData(t, dumpDB(t, srcURL), dumpDB(t, dstURL))
@@ -279,10 +282,10 @@ func TestBackup_PostgresRoundTripIntoFreshDatabase(t *testing.T) {
 	verifyAudit(t, dst, filepath.Join(dataDirOf(dst), "checkpoints"))
 
 	// The target now holds data: a second restore is refused without --force, allowed with it.
-	if _, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); !errors.Is(err, sqlstore.ErrNotEmpty) {
+	if _, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src)}); !errors.Is(err, sqlstore.ErrNotEmpty) {
 		t.Fatalf("restore into non-empty database: %v", err)
 	}
-	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, Force: true}); err != nil {
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src), Force: true}); err != nil {
 		t.Fatalf("forced restore: %v\n%s", err, out)
 	}
 	sameData(t, dumpDB(t, srcURL), dumpDB(t, dstURL))
@@ -448,7 +451,7 @@ func TestBackup_KeysOnlyWithIncludeKeys(t *testing.T) {
 	}
 	// Restored into an empty data directory, the keys come back with mode 0600.
 	dst := baseEnv(t)
-	if out, err := auditRun(t, dst, backupRestoreCmd{File: withKeys, Identity: idFile}); err != nil {
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: withKeys, Identity: idFile, ErasureLedger: ledgerOf(environ)}); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
 	for _, name := range []string{vault.MasterKeyFile, audit.KeyFile} {

@@ -52,6 +52,8 @@ type Main struct {
 	jobs      *jobs.Queue
 	closers   []func() error
 	sequencer *sqlstore.Sequencer
+	// erasures publishes the erasure ledger off the database (docs/backup.md).
+	erasures *sqlstore.ErasurePublisher
 	// vault seals Tutela's stored secrets (token signing keys, TOTP seeds) under Tink keysets
 	// wrapped by the key-encryption key.
 	vault       *vault.Vault
@@ -96,6 +98,7 @@ func (m *Main) startAudit(ctx context.Context) error {
 		}
 	}
 	m.sequencer = sqlstore.NewSequencer(m.DB, signer, AuditOrigin, opts)
+	m.erasures = sqlstore.NewErasurePublisher(m.DB, erasureLedgerDir(m.Config), signer, vkey)
 	return nil
 }
 
@@ -529,6 +532,11 @@ func (m *Main) Serve(ctx context.Context) error {
 		}
 	})
 	background.Go(func() { m.jobs.Run(bctx) })
+	background.Go(func() {
+		m.erasures.Run(bctx, max(m.Config.Audit.CheckpointInterval, time.Second), func(err error) {
+			m.Logger.Error("erasure ledger not published; retrying", "err", err)
+		})
+	})
 	select {
 	case err := <-errc:
 		return err
@@ -548,6 +556,13 @@ func (m *Main) Serve(ctx context.Context) error {
 // queued jobs stay in the store for the next start.
 func (m *Main) Close() error {
 	err := m.drainAudit()
+	if m.erasures != nil {
+		// A last full round: an erasure committed during shutdown is published before the
+		// store closes, not only at the next start.
+		if _, perr := m.erasures.Publish(context.Background(), true); perr != nil {
+			err = errors.Join(err, perr)
+		}
+	}
 	for _, c := range m.closers {
 		err = errors.Join(err, c())
 	}
@@ -607,6 +622,15 @@ func checkpointDir(cfg *config.Config) string {
 		return cfg.Audit.CheckpointDir
 	}
 	return filepath.Join(cfg.DataDir, auditCheckpointDir)
+}
+
+// erasureLedgerDir is where the erasure ledger is published: privacy.erasure_ledger_dir, or
+// <data_dir>/erasures.
+func erasureLedgerDir(cfg *config.Config) string {
+	if cfg.Privacy.ErasureLedgerDir != "" {
+		return cfg.Privacy.ErasureLedgerDir
+	}
+	return filepath.Join(cfg.DataDir, "erasures")
 }
 
 // outboundClient is the HTTP client for the endpoints the configuration names (breach range API,
