@@ -77,11 +77,15 @@ func testPersonKeysIsolation(t *testing.T, open Opener) {
 		t.Fatal("another tenant reads the person's key")
 	}
 	// The same person ID in another tenant is another person: its own key, not a conflict.
-	update(t, db, func(tx *sqlstore.Tx) error { return tx.PersonKeys(b.ID).Create(ctx, p, sqlstore.PersonSubject, []byte("b")) })
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.PersonKeys(b.ID).Create(ctx, p, sqlstore.PersonSubject, []byte("b"))
+	})
 	if w := personKey(t, db, a.ID, p); !bytes.Equal(w, []byte("wrapped:"+p)) {
 		t.Fatal("tenant b's key replaced tenant a's")
 	}
-	err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.PersonKeys(a.ID).Create(ctx, p, sqlstore.PersonSubject, []byte("x")) })
+	err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.PersonKeys(a.ID).Create(ctx, p, sqlstore.PersonSubject, []byte("x"))
+	})
 	mustCode(t, err, tutela.ECONFLICT)
 }
 
