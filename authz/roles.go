@@ -14,6 +14,9 @@ const (
 	ResKeys            = "keys"
 	ResConfig          = "config"
 	ResRecords         = "records"
+	// ResSubjects are the people whose data a tenant holds (privacy vault, issue 13); a READ
+	// is decided per field, at the field's classification.
+	ResSubjects = "subjects"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions

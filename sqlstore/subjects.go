@@ -1,0 +1,425 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"tutela"
+	"tutela/privacy"
+)
+
+// Subject is a subject's row: IDs and times, never data (the values are in subject_values,
+// encrypted under the subject's own key).
+type Subject struct {
+	ID          string     `json:"id"`
+	TenantID    string     `json:"tenant_id"`
+	CreatedBy   string     `json:"created_by,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
+	ErasedAt    *time.Time `json:"erased_at,omitempty"`
+}
+
+// SubjectRecord is a subject with what privacy.Subjects.Open needs: its wrapped key and its
+// ciphertexts.
+type SubjectRecord struct {
+	Subject
+	Stored privacy.Stored
+}
+
+// Hold is a legal hold on a subject: while active (not released), the subject cannot be erased.
+type Hold struct {
+	ID         string     `json:"id"`
+	SubjectID  string     `json:"subject_id"`
+	Reason     string     `json:"reason"`
+	PlacedBy   string     `json:"placed_by,omitempty"`
+	PlacedAt   time.Time  `json:"placed_at"`
+	ReleasedBy string     `json:"released_by,omitempty"`
+	ReleasedAt *time.Time `json:"released_at,omitempty"`
+}
+
+// Subjects is a tenant's subject repository. It stores what privacy.Subjects sealed and returns
+// ciphertexts: it never sees a plaintext value nor a key. Every query carries the tenant ID, so
+// another tenant's subject is not found.
+type Subjects struct {
+	tx       *Tx
+	tenantID string
+}
+
+// Subjects returns tenantID's subject repository.
+func (tx *Tx) Subjects(tenantID string) Subjects { return Subjects{tx: tx, tenantID: tenantID} }
+
+var (
+	errSubjectNotFound = tutela.Errorf(tutela.ENOTFOUND, "subject not found")
+	// ErrSubjectErased is the answer for any use of an erased subject: its data no longer
+	// exists. Same code as a missing subject (404), with its own message.
+	ErrSubjectErased = tutela.Errorf(tutela.ENOTFOUND, "subject was erased")
+)
+
+// maxHoldReason bounds a hold's reason, in bytes.
+const maxHoldReason = 500
+
+const subjectCols = `id, tenant_id, created_by, created_at, updated_at, retain_until, erased_at`
+
+func scanSubject(sc interface{ Scan(...any) error }) (*Subject, error) {
+	var s Subject
+	var retain, erased sql.NullTime
+	if err := sc.Scan(&s.ID, &s.TenantID, &s.CreatedBy, &s.CreatedAt, &s.UpdatedAt, &retain, &erased); err != nil {
+		return nil, err
+	}
+	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	s.RetainUntil, s.ErasedAt = optTime(retain), optTime(erased)
+	return &s, nil
+}
+
+// subject reads one live subject (lock: a row lock clause, PostgreSQL only). Missing or in
+// another tenant: not found; erased: ErrSubjectErased.
+func (r Subjects) subject(ctx context.Context, id, lock string) (*Subject, error) {
+	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
+		return nil, errSubjectNotFound
+	}
+	s, err := scanSubject(r.tx.queryRow(ctx, `SELECT `+subjectCols+` FROM subjects WHERE tenant_id = $1 AND id = $2`+
+		r.tx.lockClause(lock), r.tenantID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errSubjectNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.ErasedAt != nil {
+		return nil, ErrSubjectErased
+	}
+	return s, nil
+}
+
+// Create stores a new subject sealed by privacy.Subjects.SealNew: its wrapped key, ciphertexts
+// and digests. The audit event names the fields set, never their values.
+func (r Subjects) Create(ctx context.Context, s *privacy.Sealed) (*Subject, error) {
+	if !tutela.ValidID(r.tenantID) || s == nil || !tutela.ValidID(s.SubjectID) || s.Wrapped == nil || len(s.Clear) > 0 {
+		return nil, tutela.Errorf(tutela.EINVALID, "a new subject needs a sealed record from privacy.Subjects.SealNew")
+	}
+	if len(s.Values) == 0 {
+		return nil, tutela.FieldErrorf("values", "at least one field value is required")
+	}
+	schema, err := r.tx.SubjectSchema(r.tenantID).get(ctx, "FOR SHARE")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSealed(schema, s); err != nil {
+		return nil, err
+	}
+	ev := EventFromContext(ctx, "subject.create", r.tenantID, "subject", s.SubjectID, "", nil)
+	now := r.tx.now
+	if _, err := r.tx.exec(ctx, `INSERT INTO subjects (id, tenant_id, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)`,
+		s.SubjectID, r.tenantID, ev.ActorID, now); err != nil {
+		return nil, err
+	}
+	if err := r.tx.PersonKeys(r.tenantID).Create(ctx, s.SubjectID, PersonSubject, s.Wrapped); err != nil {
+		return nil, err
+	}
+	if err := r.write(ctx, s); err != nil {
+		return nil, err
+	}
+	set, _ := s.Fields()
+	ev.Details = map[string]any{"fields": set}
+	if err := r.tx.Audit(ctx, ev); err != nil {
+		return nil, err
+	}
+	return r.subject(ctx, s.SubjectID, "")
+}
+
+// write stores a sealed change's values and digests, removes cleared fields (and their digests)
+// and recomputes retain_until: now plus the longest retention among the fields the subject
+// holds after the change (now when it holds none: nothing is left to keep).
+func (r Subjects) write(ctx context.Context, s *privacy.Sealed) error {
+	now := r.tx.now
+	for _, name := range slices.Sorted(maps.Keys(s.Values)) {
+		if _, err := r.tx.exec(ctx, `INSERT INTO subject_values (tenant_id, subject_id, field, ciphertext, updated_at)
+			VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (tenant_id, subject_id, field) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+			r.tenantID, s.SubjectID, name, s.Values[name], now); err != nil {
+			return err
+		}
+	}
+	for _, name := range s.Clear {
+		if _, err := r.tx.exec(ctx, `DELETE FROM subject_values WHERE tenant_id = $1 AND subject_id = $2 AND field = $3`,
+			r.tenantID, s.SubjectID, name); err != nil {
+			return err
+		}
+	}
+	// Every field changed loses its old digests (under any key); the searchable ones set get
+	// their new digest.
+	for name := range s.Types {
+		if _, err := r.tx.exec(ctx, `DELETE FROM subject_index WHERE tenant_id = $1 AND subject_id = $2 AND field = $3`,
+			r.tenantID, s.SubjectID, name); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Digests)) {
+		d := s.Digests[name]
+		if _, err := r.tx.exec(ctx, `INSERT INTO subject_index (tenant_id, field, key_id, digest, subject_id) VALUES ($1, $2, $3, $4, $5)`,
+			r.tenantID, name, int64(d.KeyID), d.Sum, s.SubjectID); err != nil {
+			return err
+		}
+	}
+	var days sql.NullInt64
+	if err := r.tx.queryRow(ctx, `SELECT max(f.retention_days) FROM subject_values v
+		JOIN subject_fields f ON f.tenant_id = v.tenant_id AND f.name = v.field
+		WHERE v.tenant_id = $1 AND v.subject_id = $2`, r.tenantID, s.SubjectID).Scan(&days); err != nil {
+		return err
+	}
+	retain := now.AddDate(0, 0, int(days.Int64))
+	_, err := r.tx.exec(ctx, `UPDATE subjects SET updated_at = $1, retain_until = $2 WHERE tenant_id = $3 AND id = $4`,
+		now, retain, r.tenantID, s.SubjectID)
+	return err
+}
+
+// Update stores a change sealed by privacy.Subjects.SealUpdate. The audit event names the fields
+// set and cleared.
+func (r Subjects) Update(ctx context.Context, s *privacy.Sealed) (*Subject, error) {
+	if s == nil || s.Wrapped != nil || len(s.Types) == 0 {
+		return nil, tutela.Errorf(tutela.EINVALID, "a subject change needs a sealed record from privacy.Subjects.SealUpdate")
+	}
+	if _, err := r.subject(ctx, s.SubjectID, "FOR UPDATE"); err != nil {
+		return nil, err
+	}
+	schema, err := r.tx.SubjectSchema(r.tenantID).get(ctx, "FOR SHARE")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSealed(schema, s); err != nil {
+		return nil, err
+	}
+	if err := r.write(ctx, s); err != nil {
+		return nil, err
+	}
+	set, cleared := s.Fields()
+	if err := r.tx.Record(ctx, "subject.update", r.tenantID, "subject", s.SubjectID, "", map[string]any{
+		"set": nonNil(set), "cleared": nonNil(cleared)}); err != nil {
+		return nil, err
+	}
+	return r.subject(ctx, s.SubjectID, "")
+}
+
+// Get returns a live subject with its wrapped key and ciphertexts. It writes no audit event:
+// the caller records the read with its purpose and the fields it returned.
+func (r Subjects) Get(ctx context.Context, id string) (*SubjectRecord, error) {
+	s, err := r.subject(ctx, id, "")
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := r.tx.PersonKeys(r.tenantID).Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.tx.query(ctx, `SELECT field, ciphertext FROM subject_values WHERE tenant_id = $1 AND subject_id = $2 ORDER BY field`,
+		r.tenantID, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	rec := &SubjectRecord{Subject: *s, Stored: privacy.Stored{SubjectID: id, Wrapped: wrapped, Values: map[string][]byte{}}}
+	for rows.Next() {
+		var f string
+		var ct []byte
+		if err := rows.Scan(&f, &ct); err != nil {
+			return nil, err
+		}
+		rec.Stored.Values[f] = ct
+	}
+	return rec, rows.Err()
+}
+
+// List returns live subjects (IDs and times only), oldest first, up to limit after cursor (a
+// subject ID).
+func (r Subjects) List(ctx context.Context, cursor string, limit int) ([]*Subject, error) {
+	if !tutela.ValidID(r.tenantID) {
+		return nil, nil
+	}
+	rows, err := r.tx.query(ctx, `SELECT `+subjectCols+` FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL AND id > $2
+		ORDER BY id LIMIT $3`, r.tenantID, cursorID(cursor), clampLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Subject{}
+	for rows.Next() {
+		s, err := scanSubject(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Search returns the IDs of live subjects whose field has one of digests (privacy.Subjects.
+// SearchDigests: the searched value's digests under each enabled blind-index key). It compares
+// digests by SQL equality only: no LIKE, no key, nothing decrypted, so a miss costs the same
+// index probe as a hit and reveals nothing by its timing beyond the result. A field that is not
+// searchable is refused.
+func (r Subjects) Search(ctx context.Context, field string, digests []privacy.Digest, limit int) ([]string, error) {
+	schema, err := r.tx.SubjectSchema(r.tenantID).Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := schema.Field(field); !ok || !f.Searchable {
+		return nil, tutela.FieldErrorf("field", "%s is not a searchable field of this tenant's subject schema", field)
+	}
+	out := []string{}
+	if len(digests) == 0 || !tutela.ValidID(r.tenantID) {
+		return out, nil
+	}
+	args := []any{r.tenantID, field}
+	tuple := "($%d, $%d)"
+	if r.tx.db.dialect == Postgres {
+		tuple = "($%d::bigint, $%d::bytea)"
+	}
+	tuples := make([]string, len(digests))
+	for i, d := range digests {
+		tuples[i] = fmt.Sprintf(tuple, len(args)+1, len(args)+2)
+		args = append(args, int64(d.KeyID), d.Sum)
+	}
+	args = append(args, clampLimit(limit))
+	rows, err := r.tx.query(ctx, `SELECT DISTINCT i.subject_id FROM subject_index i
+		JOIN subjects s ON s.tenant_id = i.tenant_id AND s.id = i.subject_id
+		WHERE i.tenant_id = $1 AND i.field = $2 AND s.erased_at IS NULL
+		AND (i.key_id, i.digest) IN (VALUES `+strings.Join(tuples, ", ")+`)
+		ORDER BY i.subject_id LIMIT $`+fmt.Sprint(len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// PlaceHold puts a legal hold on a live subject. The reason is required: it is what an erasure
+// refused because of the hold names.
+func (r Subjects) PlaceHold(ctx context.Context, subjectID, reason string) (*Hold, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || len(reason) > maxHoldReason || !tutela.ValidText(reason) {
+		return nil, tutela.FieldErrorf("reason", "reason is required: one line of at most %d bytes", maxHoldReason)
+	}
+	if _, err := r.subject(ctx, subjectID, "FOR UPDATE"); err != nil {
+		return nil, err
+	}
+	ev := EventFromContext(ctx, "subject.hold.place", r.tenantID, "subject", subjectID, "", nil)
+	h := &Hold{ID: tutela.NewID(), SubjectID: subjectID, Reason: reason, PlacedBy: ev.ActorID, PlacedAt: r.tx.now}
+	if _, err := r.tx.exec(ctx, `INSERT INTO subject_holds (id, tenant_id, subject_id, reason, placed_by, placed_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, h.ID, r.tenantID, subjectID, h.Reason, h.PlacedBy, h.PlacedAt); err != nil {
+		return nil, err
+	}
+	ev.Details = map[string]any{"hold_id": h.ID, "reason": h.Reason}
+	return h, r.tx.Audit(ctx, ev)
+}
+
+// ReleaseHold releases an active hold of subjectID. A hold already released, of another subject
+// or tenant, is not found.
+func (r Subjects) ReleaseHold(ctx context.Context, subjectID, holdID string) (*Hold, error) {
+	if _, err := r.subject(ctx, subjectID, "FOR UPDATE"); err != nil {
+		return nil, err
+	}
+	if !tutela.ValidID(holdID) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "active hold not found")
+	}
+	ev := EventFromContext(ctx, "subject.hold.release", r.tenantID, "subject", subjectID, "", map[string]any{"hold_id": holdID})
+	res, err := r.tx.exec(ctx, `UPDATE subject_holds SET released_by = $1, released_at = $2
+		WHERE tenant_id = $3 AND subject_id = $4 AND id = $5 AND released_at IS NULL`,
+		ev.ActorID, r.tx.now, r.tenantID, subjectID, holdID)
+	if err := affectedOne(res, err, "active hold not found"); err != nil {
+		return nil, err
+	}
+	if err := r.tx.Audit(ctx, ev); err != nil {
+		return nil, err
+	}
+	holds, err := r.holds(ctx, subjectID, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range holds {
+		if h.ID == holdID {
+			return h, nil
+		}
+	}
+	return nil, tutela.Errorf(tutela.ENOTFOUND, "active hold not found")
+}
+
+// Holds lists a subject's holds, active and released, oldest first.
+func (r Subjects) Holds(ctx context.Context, subjectID string) ([]*Hold, error) {
+	if _, err := r.subject(ctx, subjectID, ""); err != nil && err != ErrSubjectErased {
+		return nil, err
+	}
+	return r.holds(ctx, subjectID, false)
+}
+
+// ActiveHolds lists a subject's active holds, oldest first.
+func (r Subjects) ActiveHolds(ctx context.Context, subjectID string) ([]*Hold, error) {
+	if _, err := r.subject(ctx, subjectID, ""); err != nil {
+		return nil, err
+	}
+	return r.holds(ctx, subjectID, true)
+}
+
+func (r Subjects) holds(ctx context.Context, subjectID string, activeOnly bool) ([]*Hold, error) {
+	q := `SELECT id, subject_id, reason, placed_by, placed_at, released_by, released_at FROM subject_holds
+		WHERE tenant_id = $1 AND subject_id = $2`
+	if activeOnly {
+		q += ` AND released_at IS NULL`
+	}
+	rows, err := r.tx.query(ctx, q+` ORDER BY placed_at, id`, r.tenantID, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Hold{}
+	for rows.Next() {
+		var h Hold
+		var by sql.NullString
+		var at sql.NullTime
+		if err := rows.Scan(&h.ID, &h.SubjectID, &h.Reason, &h.PlacedBy, &h.PlacedAt, &by, &at); err != nil {
+			return nil, err
+		}
+		h.PlacedAt, h.ReleasedBy, h.ReleasedAt = h.PlacedAt.UTC(), by.String, optTime(at)
+		out = append(out, &h)
+	}
+	return out, rows.Err()
+}
+
+// Erase crypto-shreds a subject (tx.ErasePerson: the key, values, digests and exports go, the
+// ledger and audit log record who, why and on what legal basis) and marks its row erased. An
+// active legal hold refuses it with a conflict naming the hold's reason, changing nothing.
+func (r Subjects) Erase(ctx context.Context, subjectID, reason, legalBasis, trigger string) (*Erasure, error) {
+	if _, err := r.subject(ctx, subjectID, "FOR UPDATE"); err != nil {
+		return nil, err
+	}
+	active, err := r.holds(ctx, subjectID, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(active) > 0 {
+		return nil, tutela.Errorf(tutela.ECONFLICT, "subject is under a legal hold (%s); release the hold before erasing", active[0].Reason)
+	}
+	e := &Erasure{TenantID: r.tenantID, PersonID: subjectID, Kind: PersonSubject, Trigger: trigger,
+		Reason: strings.TrimSpace(reason), LegalBasis: strings.TrimSpace(legalBasis)}
+	if err := r.tx.ErasePerson(ctx, e); err != nil {
+		return nil, err
+	}
+	if _, err := r.tx.exec(ctx, `UPDATE subjects SET erased_at = $1, updated_at = $1, retain_until = NULL WHERE tenant_id = $2 AND id = $3`,
+		r.tx.now, r.tenantID, subjectID); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
