@@ -91,3 +91,36 @@ func (c backupRestoreCmd) ledgerKey(dataDir string, u *unpacked) (string, error)
 	return "", errors.New("the erasure ledger is verified with the audit verifier key: put audit.key in the data " +
 		"directory or pass --erasure-key VKEY; nothing was restored")
 }
+
+type privacyCmd struct {
+	Retention privacyRetentionCmd `cmd:"" help:"The retention schedule: erase subjects whose retention ended."`
+}
+
+type privacyRetentionCmd struct {
+	Run privacyRetentionRunCmd `cmd:"" help:"Run the retention schedule now (serve runs it hourly)."`
+}
+
+type privacyRetentionRunCmd struct {
+	DryRun bool `name:"dry-run" help:"Only count what a run would erase and what legal holds keep."`
+}
+
+// Run erases every expired subject no legal hold protects, as serve's hourly sweep does, then
+// publishes the erasure ledger so a restore re-applies these erasures too.
+func (c privacyRetentionRunCmd) Run(e *env) error {
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	run, err := m.DB.RunRetentionSchedule(e.ctx, sqlstore.RetentionBatch, c.DryRun)
+	verb := "erased"
+	if c.DryRun {
+		verb = "would erase"
+	}
+	fmt.Fprintf(e.stdout, "retention schedule: %s %d subject(s); %d kept by a legal hold; %d failed batch(es)\n",
+		verb, run.Erased, run.Held, run.Failed)
+	if err != nil || c.DryRun || run.Erased == 0 {
+		return err
+	}
+	return publishErasures(e, m)
+}

@@ -190,6 +190,14 @@ func (m *Main) purgeDue(ctx context.Context, now time.Time) {
 	if c.Total() > 0 {
 		m.Logger.Info("retention purge deleted expired rows", "rows", c.Total(), "deleted", c.String())
 	}
+	// Subjects whose retention ended are erased in the same hourly sweep; a run is idempotent
+	// and nodes skip each other's locked rows, so every node may run it.
+	run, err := m.DB.RunRetentionSchedule(ctx, sqlstore.RetentionBatch, false)
+	if err != nil {
+		m.Logger.Error("retention schedule", "err", err, "erased", run.Erased, "held", run.Held)
+	} else if run.Erased > 0 || run.Held > 0 {
+		m.Logger.Info("retention schedule ran", "erased", run.Erased, "held", run.Held)
+	}
 }
 
 // open loads the configuration and opens the store; with serving it also loads (or creates)
