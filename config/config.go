@@ -52,6 +52,7 @@ type Config struct {
 	Retention Retention `koanf:"retention"`
 	Vault     Vault     `koanf:"vault"`
 	Metrics   Metrics   `koanf:"metrics"`
+	Privacy   Privacy   `koanf:"privacy"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -217,6 +218,14 @@ type Audit struct {
 	Retention     time.Duration `koanf:"retention"` // default for `tutela audit prune`
 }
 
+// Privacy configures the privacy vault (issue 13).
+type Privacy struct {
+	// ErasureLedgerDir receives the published erasure ledger that `backup restore` re-applies
+	// (docs/backup.md, "Erasure reaches backups"); keep it synced off the database host.
+	// Empty means <data_dir>/erasures.
+	ErasureLedgerDir string `koanf:"erasure_ledger_dir"`
+}
+
 // Retention bounds how long personal and credential data outside the audit log is kept (ASVS
 // 5.0 14.2.4, 14.2.7); every node sweeps it hourly (sqlstore.DB.PurgeExpired). Each duration
 // must be set: an unbounded retention is not an option.
@@ -364,6 +373,7 @@ var envVars = []struct {
 	{"TUTELA_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpoint_interval", kindDuration},
 	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
 	{"TUTELA_AUDIT_RETENTION", "audit.retention", kindDuration},
+	{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR", "privacy.erasure_ledger_dir", kindString},
 	{"TUTELA_RETENTION_LOGIN_HISTORY", "retention.login_history", kindDuration},
 	{"TUTELA_RETENTION_SECURITY_EVENTS", "retention.security_events", kindDuration},
 	{"TUTELA_RETENTION_ENDED_SESSIONS", "retention.ended_sessions", kindDuration},

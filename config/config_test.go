@@ -280,6 +280,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUDIT_CHECKPOINT_INTERVAL=5s", func(c *Config) any { return c.Audit.CheckpointInterval }, 5 * time.Second},
 		{"TUTELA_AUDIT_CHECKPOINT_URL=https://witness.example.org/in", func(c *Config) any { return c.Audit.CheckpointURL }, "https://witness.example.org/in"},
 		{"TUTELA_AUDIT_RETENTION=8760h", func(c *Config) any { return c.Audit.Retention }, 8760 * time.Hour},
+		{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR=/mnt/ledger", func(c *Config) any { return c.Privacy.ErasureLedgerDir }, "/mnt/ledger"},
 		{"TUTELA_RETENTION_LOGIN_HISTORY=720h", func(c *Config) any { return c.Retention.LoginHistory }, 720 * time.Hour},
 		{"TUTELA_RETENTION_SECURITY_EVENTS=4380h", func(c *Config) any { return c.Retention.SecurityEvents }, 4380 * time.Hour},
 		{"TUTELA_RETENTION_ENDED_SESSIONS=168h", func(c *Config) any { return c.Retention.EndedSessions }, 168 * time.Hour},

@@ -450,8 +450,10 @@ func sqliteTables(ctx context.Context, q interface {
 // Everything happens in one transaction: on any error the target is left as it was. Without
 // force the target must be empty (only migration seed rows); with force its rows are deleted
 // first, which the audit tables' triggers allow only with session_replication_role = replica
-// (superuser). open returns a table part's verified contents.
-func (db *DB) RestorePostgres(ctx context.Context, tables []TableDump, open func(part string) (io.ReadCloser, error), force bool) error {
+// (superuser). open returns a table part's verified contents. finish, when set, runs in the same
+// transaction after the load (re-applying the erasure ledger): its error restores nothing.
+func (db *DB) RestorePostgres(ctx context.Context, tables []TableDump, open func(part string) (io.ReadCloser, error), force bool,
+	finish func(*Tx) error) error {
 	if db.dialect != Postgres {
 		return errors.New("restore: not a PostgreSQL store")
 	}
@@ -519,6 +521,11 @@ func (db *DB) RestorePostgres(ctx context.Context, tables []TableDump, open func
 				quoteIdent(td.Name)+`), 1), (SELECT COUNT(*) > 0 FROM public.`+quoteIdent(td.Name)+`))`, seq.String); err != nil {
 				return fmt.Errorf("sequence %s: %w", seq.String, err)
 			}
+		}
+	}
+	if finish != nil {
+		if err := finish(&Tx{tx: tx, db: db, now: db.Now()}); err != nil {
+			return err
 		}
 	}
 	return tx.Commit()
@@ -611,10 +618,22 @@ func loadTable(ctx context.Context, tx *sql.Tx, td TableDump, open func(string) 
 // checked (integrity_check, migration version) before target is touched; without force an
 // existing target must hold no data. The swap is a rename in the same directory, after the old
 // database's WAL and shared-memory files are gone (a stale WAL would be replayed into the new
-// file), then the directory is fsynced.
-func RestoreSQLiteFile(ctx context.Context, src, target string, wantVersion int64, force bool) error {
+// file), then the directory is fsynced. finish, when set, runs in one transaction on src after
+// the checks and before target is touched (re-applying the erasure ledger): its error restores
+// nothing.
+func RestoreSQLiteFile(ctx context.Context, src, target string, wantVersion int64, force bool, finish func(*Tx) error) error {
 	if err := checkSQLiteFile(ctx, src, wantVersion); err != nil {
 		return err
+	}
+	if finish != nil {
+		db, err := Open(ctx, src, Options{})
+		if err != nil {
+			return err
+		}
+		err = db.Update(ctx, finish)
+		if err = errors.Join(err, db.Close()); err != nil {
+			return err
+		}
 	}
 	if _, err := os.Stat(target); err == nil {
 		old, err := Open(ctx, target, Options{})

@@ -117,6 +117,11 @@ func (c backupCreateCmd) Run(e *env) (err error) {
 	if snap.MigrationVersion == 0 {
 		return errors.New("the database has no schema yet: nothing to back up")
 	}
+	// Every erasure the snapshot holds is committed, so a full round now publishes all of them:
+	// a restore can then tell a ledger that stops before the backup (ErrLedgerBehind).
+	if err := publishErasures(e, m); err != nil {
+		return err
+	}
 	man := backupManifest{Format: backupFormat, TutelaVersion: tutela.Version, Dialect: snap.Dialect,
 		MigrationVersion: snap.MigrationVersion, CreatedAt: time.Now().UTC(), Parts: snap.Parts, Tables: snap.Tables}
 	if c.IncludeKeys {
@@ -249,6 +254,10 @@ type backupRestoreCmd struct {
 	File     string `arg:"" help:"Backup file." type:"path"`
 	Identity string `required:"" help:"age identity file (AGE-SECRET-KEY-1…) of one of the backup's recipients." type:"path" placeholder:"KEYFILE"`
 	Force    bool   `help:"Replace a database that already holds data (and differing key files)."`
+	// The erasure ledger: see docs/backup.md, "Erasure reaches backups".
+	ErasureLedger   string `name:"erasure-ledger" help:"Directory of the published erasure ledger, re-applied after loading (default: privacy.erasure_ledger_dir, or <data_dir>/erasures)." type:"path" placeholder:"DIR"`
+	ErasureKey      string `name:"erasure-key" help:"Audit verifier key the ledger's heads are signed with (default: the data directory's audit.key, or the backup's)." placeholder:"VKEY"`
+	NoErasureLedger bool   `name:"no-erasure-ledger" help:"Restore without a ledger: only for a deployment that never erased anyone (refused if the backup records an erasure)."`
 }
 
 // ErrBackupCorrupt means the backup failed authentication or its manifest: it was damaged or
@@ -440,17 +449,21 @@ func (c backupRestoreCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	finish, report, err := c.erasurePlan(e, cfg, u)
+	if err != nil {
+		return err
+	}
 
 	if target == sqlstore.SQLite {
 		src, ok := u.paths[sqlstore.SQLiteSnapshotPart]
 		if !ok {
 			return fmt.Errorf("%w: no database part", ErrBackupCorrupt)
 		}
-		if err := sqlstore.RestoreSQLiteFile(e.ctx, src, filepath.Join(cfg.DataDir, "tutela.db"), man.MigrationVersion, c.Force); err != nil {
+		if err := sqlstore.RestoreSQLiteFile(e.ctx, src, filepath.Join(cfg.DataDir, "tutela.db"), man.MigrationVersion, c.Force, finish); err != nil {
 			return err
 		}
 	} else {
-		if err := c.restorePostgres(e, man, u); err != nil {
+		if err := c.restorePostgres(e, man, u, finish); err != nil {
 			return err
 		}
 	}
@@ -462,6 +475,7 @@ func (c backupRestoreCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "restored %s backup of %s (migration %d) into %s\n",
 		man.Dialect, man.CreatedAt.Format(time.RFC3339), man.MigrationVersion, target)
+	fmt.Fprintln(e.stdout, report())
 	fmt.Fprintln(e.stdout, "next: with the master key (or KEK) and audit.key in place, run `tutela audit sequence` (or start a node), "+
 		"which appends the events the backup held outside the log, then `tutela audit verify`")
 	if !man.IncludesKeys {
@@ -470,7 +484,7 @@ func (c backupRestoreCmd) Run(e *env) error {
 	return nil
 }
 
-func (c backupRestoreCmd) restorePostgres(e *env, man backupManifest, u *unpacked) error {
+func (c backupRestoreCmd) restorePostgres(e *env, man backupManifest, u *unpacked, finish func(*sqlstore.Tx) error) error {
 	m, err := open(e, false)
 	if err != nil {
 		return err
@@ -489,7 +503,7 @@ func (c backupRestoreCmd) restorePostgres(e *env, man backupManifest, u *unpacke
 			return err
 		}
 	}
-	return m.DB.RestorePostgres(e.ctx, man.Tables, u.open, c.Force)
+	return m.DB.RestorePostgres(e.ctx, man.Tables, u.open, c.Force, finish)
 }
 
 type keyWrite struct {

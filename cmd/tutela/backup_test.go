@@ -16,7 +16,9 @@ import (
 
 	"filippo.io/age"
 
+	"tutela"
 	"tutela/audit"
+	"tutela/privacy"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 	"tutela/vault"
@@ -65,6 +67,9 @@ func seedSource(t *testing.T, environ []string, dsn string) {
 	}
 	record(99) // pending: not yet in the log
 }
+
+// ledgerOf is the erasure ledger directory `backup create` published for environ.
+func ledgerOf(environ []string) string { return filepath.Join(dataDirOf(environ), "erasures") }
 
 func sqliteDSN(environ []string) string { return filepath.Join(dataDirOf(environ), "tutela.db") }
 
@@ -209,7 +214,7 @@ func TestBackup_SQLiteRoundTripAuditVerifies(t *testing.T) {
 
 	dst := baseEnv(t)
 	copyKeys(t, dataDirOf(src), dataDirOf(dst))
-	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); err != nil {
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src)}); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
 	noRestoreLeftovers(t, dataDirOf(dst))
@@ -255,7 +260,7 @@ func TestBackup_PostgresRoundTripIntoFreshDatabase(t *testing.T) {
 		t.Fatal("refused restore wrote rows")
 	}
 
-	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); err != nil {
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src)}); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
 	sameData(t, dumpDB(t, srcURL), dumpDB(t, dstURL))
@@ -279,10 +284,10 @@ func TestBackup_PostgresRoundTripIntoFreshDatabase(t *testing.T) {
 	verifyAudit(t, dst, filepath.Join(dataDirOf(dst), "checkpoints"))
 
 	// The target now holds data: a second restore is refused without --force, allowed with it.
-	if _, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile}); !errors.Is(err, sqlstore.ErrNotEmpty) {
+	if _, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src)}); !errors.Is(err, sqlstore.ErrNotEmpty) {
 		t.Fatalf("restore into non-empty database: %v", err)
 	}
-	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, Force: true}); err != nil {
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src), Force: true}); err != nil {
 		t.Fatalf("forced restore: %v\n%s", err, out)
 	}
 	sameData(t, dumpDB(t, srcURL), dumpDB(t, dstURL))
@@ -448,7 +453,7 @@ func TestBackup_KeysOnlyWithIncludeKeys(t *testing.T) {
 	}
 	// Restored into an empty data directory, the keys come back with mode 0600.
 	dst := baseEnv(t)
-	if out, err := auditRun(t, dst, backupRestoreCmd{File: withKeys, Identity: idFile}); err != nil {
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: withKeys, Identity: idFile, ErasureLedger: ledgerOf(environ)}); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
 	for _, name := range []string{vault.MasterKeyFile, audit.KeyFile} {
@@ -475,4 +480,212 @@ func TestBackup_RecipientsValidated(t *testing.T) {
 			t.Fatal("backup written despite bad recipients")
 		}
 	}
+}
+
+// personStore opens environ's store with its vault, to make and read person keys as the
+// privacy vault does.
+func personStore(t *testing.T, environ []string) (*Main, *env) {
+	t.Helper()
+	e := &env{ctx: context.Background(), environ: environ, stdout: io.Discard, stderr: io.Discard}
+	m, err := open(e, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := m.loadMasterKey(e.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if m.vault, err = m.openVault(e); err != nil {
+		t.Fatal(err)
+	}
+	return m, e
+}
+
+func tenantID(t *testing.T, m *Main, slug string) string {
+	t.Helper()
+	var id string
+	if err := m.DB.View(context.Background(), func(tx *sqlstore.Tx) error {
+		tn, err := tx.TenantBySlug(context.Background(), slug)
+		if err == nil {
+			id = tn.ID
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// sealedPerson gives a new person a key and returns their name sealed under it.
+func sealedPerson(t *testing.T, m *Main, tenant, name string) (id string, ct []byte) {
+	t.Helper()
+	ctx := context.Background()
+	id = tutela.NewID()
+	pk, wrapped, err := privacy.Keys{Vault: m.vault}.New(ctx, tenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct, err = pk.Seal("name", []byte(name)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.PersonKeys(tenant).Create(ctx, id, sqlstore.PersonSubject, wrapped)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id, ct
+}
+
+// openPerson reads a person's sealed value back through their stored key.
+func openPerson(t *testing.T, m *Main, tenant, id string, ct []byte) (string, error) {
+	t.Helper()
+	ctx := context.Background()
+	var wrapped []byte
+	if err := m.DB.View(ctx, func(tx *sqlstore.Tx) (err error) {
+		wrapped, err = tx.PersonKeys(tenant).Get(ctx, id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := privacy.Keys{Vault: m.vault}.Open(ctx, tenant, id, wrapped)
+	if err != nil {
+		return "", err
+	}
+	pt, err := pk.Open("name", ct)
+	return string(pt), err
+}
+
+// erasureScenario: two people, a backup, then one of them erased and the ledger published as
+// serve would. It returns the backup and identity files and the two people.
+func erasureScenario(t *testing.T, src []string, dsn string) (file, idFile, tenant, gone, kept string, goneCT, keptCT []byte) {
+	t.Helper()
+	seedSource(t, src, dsn)
+	m, e := personStore(t, src)
+	tenant = tenantID(t, m, "acme")
+	gone, goneCT = sealedPerson(t, m, tenant, "Alice Erased")
+	kept, keptCT = sealedPerson(t, m, tenant, "Bob Kept")
+	var rcpt string
+	rcpt, idFile = ageKey(t)
+	file = filepath.Join(t.TempDir(), "tutela.backup")
+	createBackup(t, src, backupCreateCmd{File: file, Recipient: []string{rcpt}})
+	if err := m.DB.Update(e.ctx, func(tx *sqlstore.Tx) error {
+		return tx.ErasePerson(e.ctx, &sqlstore.Erasure{TenantID: tenant, PersonID: gone, Kind: sqlstore.PersonSubject,
+			Trigger: sqlstore.ErasureRequest, Reason: "data subject's request", LegalBasis: "GDPR Art. 17"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := publishErasures(e, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openPerson(t, m, tenant, gone, goneCT); !errors.Is(err, privacy.ErrErased) {
+		t.Fatalf("erased person still opens in the source: %v", err)
+	}
+	return file, idFile, tenant, gone, kept, goneCT, keptCT
+}
+
+func checkErasureRestored(t *testing.T, dst []string, tenant, gone, kept string, goneCT, keptCT []byte) {
+	t.Helper()
+	m, _ := personStore(t, dst)
+	if _, err := openPerson(t, m, tenant, gone, goneCT); !errors.Is(err, privacy.ErrErased) {
+		t.Fatalf("a person erased after the backup came back with the restore: %v", err)
+	}
+	if got, err := openPerson(t, m, tenant, kept, keptCT); err != nil || got != "Bob Kept" {
+		t.Fatalf("another person's data after restore: %q, %v", got, err)
+	}
+}
+
+func TestBackup_ErasureAfterBackupReachesTheRestoreSQLite(t *testing.T) {
+	t.Parallel()
+	src := baseEnv(t)
+	file, idFile, tenant, gone, kept, goneCT, keptCT := erasureScenario(t, src, sqliteDSN(src))
+
+	// Attacks on the ledger: each refuses and writes no database.
+	good := ledgerOf(src)
+	attacks := map[string]func(dir string) error{
+		"missing":   func(dir string) error { return os.RemoveAll(dir) },
+		"truncated": func(dir string) error { return os.Truncate(filepath.Join(dir, "ledger.jsonl"), 0) },
+		"altered": func(dir string) error {
+			p := filepath.Join(dir, "ledger.jsonl")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, bytes.Replace(b, []byte(gone[:8]), []byte("00000000"), 1), 0o600)
+		},
+	}
+	for name, attack := range attacks {
+		dst := baseEnv(t)
+		copyKeys(t, dataDirOf(src), dataDirOf(dst))
+		dir := filepath.Join(t.TempDir(), "ledger")
+		if err := os.CopyFS(dir, os.DirFS(good)); err != nil {
+			t.Fatal(err)
+		}
+		if err := attack(dir); err != nil {
+			t.Fatal(err)
+		}
+		_, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: dir})
+		if !errors.Is(err, sqlstore.ErrLedgerTampered) && !errors.Is(err, sqlstore.ErrLedgerMissing) {
+			t.Errorf("%s ledger: restore = %v", name, err)
+		}
+		if _, err := os.Stat(sqliteDSN(dst)); err == nil {
+			t.Errorf("%s ledger: a refused restore wrote the database", name)
+		}
+	}
+
+	dst := baseEnv(t)
+	copyKeys(t, dataDirOf(src), dataDirOf(dst))
+	out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: good})
+	if err != nil || !strings.Contains(out, "1 erasures, 1 re-applied") {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	checkErasureRestored(t, dst, tenant, gone, kept, goneCT, keptCT)
+	// The re-applied erasure is audited, and the log still verifies.
+	verifyAudit(t, dst, filepath.Join(dataDirOf(src), "checkpoints"))
+
+	// --no-erasure-ledger restores the person: refused for this backup only if it records an
+	// erasure, which it does not (it predates the only one), so the flag is the operator's word.
+	// A backup taken after the erasure records it, and the flag is refused.
+	rcpt2, id2 := ageKey(t)
+	after := filepath.Join(t.TempDir(), "after.backup")
+	createBackup(t, src, backupCreateCmd{File: after, Recipient: []string{rcpt2}})
+	dst2 := baseEnv(t)
+	copyKeys(t, dataDirOf(src), dataDirOf(dst2))
+	if _, err := auditRun(t, dst2, backupRestoreCmd{File: after, Identity: id2, NoErasureLedger: true}); !errors.Is(err, errNoLedgerYetErased) {
+		t.Fatalf("--no-erasure-ledger with a backup that records erasures: %v", err)
+	}
+	if _, err := os.Stat(sqliteDSN(dst2)); err == nil {
+		t.Fatal("refused restore wrote the database")
+	}
+}
+
+func TestBackup_ErasureAfterBackupReachesTheRestorePostgres(t *testing.T) {
+	t.Parallel()
+	srcURL := sqltest.PostgresURL(t)
+	src := append(baseEnv(t), "TUTELA_DATABASE_URL="+srcURL)
+	file, idFile, tenant, gone, kept, goneCT, keptCT := erasureScenario(t, src, srcURL)
+
+	dstURL := sqltest.PostgresURL(t)
+	dst := append(baseEnv(t), "TUTELA_DATABASE_URL="+dstURL)
+	if code, _, stderr := runCmd(t, dst, "migrate", "up"); code != 0 {
+		t.Fatal(stderr)
+	}
+	copyKeys(t, dataDirOf(src), dataDirOf(dst))
+	// A ledger truncated to before the erasure, with its newer heads left: refused, target empty.
+	bad := filepath.Join(t.TempDir(), "ledger")
+	if err := os.CopyFS(bad, os.DirFS(ledgerOf(src))); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(filepath.Join(bad, "ledger.jsonl"), 0)
+	if _, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: bad}); !errors.Is(err, sqlstore.ErrLedgerTampered) {
+		t.Fatalf("truncated ledger: %v", err)
+	}
+	if rows := dumpDB(t, dstURL); len(rows["users"]) != 0 || len(rows["person_keys"]) != 0 {
+		t.Fatal("refused restore wrote rows")
+	}
+	out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src)})
+	if err != nil || !strings.Contains(out, "1 re-applied") {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	checkErasureRestored(t, dst, tenant, gone, kept, goneCT, keptCT)
+	verifyAudit(t, dst, filepath.Join(dataDirOf(src), "checkpoints"))
 }

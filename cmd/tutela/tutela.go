@@ -52,6 +52,8 @@ type Main struct {
 	jobs      *jobs.Queue
 	closers   []func() error
 	sequencer *sqlstore.Sequencer
+	// erasures publishes the erasure ledger off the database (docs/backup.md).
+	erasures *sqlstore.ErasurePublisher
 	// vault seals Tutela's stored secrets (token signing keys, TOTP seeds) under Tink keysets
 	// wrapped by the key-encryption key.
 	vault       *vault.Vault
@@ -96,6 +98,7 @@ func (m *Main) startAudit(ctx context.Context) error {
 		}
 	}
 	m.sequencer = sqlstore.NewSequencer(m.DB, signer, AuditOrigin, opts)
+	m.erasures = sqlstore.NewErasurePublisher(m.DB, erasureLedgerDir(m.Config), signer, vkey)
 	return nil
 }
 
@@ -186,6 +189,14 @@ func (m *Main) purgeDue(ctx context.Context, now time.Time) {
 	}
 	if c.Total() > 0 {
 		m.Logger.Info("retention purge deleted expired rows", "rows", c.Total(), "deleted", c.String())
+	}
+	// Subjects whose retention ended are erased in the same hourly sweep; a run is idempotent
+	// and nodes skip each other's locked rows, so every node may run it.
+	run, err := m.DB.RunRetentionSchedule(ctx, sqlstore.RetentionBatch, false)
+	if err != nil {
+		m.Logger.Error("retention schedule", "err", err, "erased", run.Erased, "held", run.Held)
+	} else if run.Erased > 0 || run.Held > 0 {
+		m.Logger.Info("retention schedule ran", "erased", run.Erased, "held", run.Held)
 	}
 }
 
@@ -542,6 +553,11 @@ func (m *Main) Serve(ctx context.Context) error {
 		}
 	})
 	background.Go(func() { m.jobs.Run(bctx) })
+	background.Go(func() {
+		m.erasures.Run(bctx, max(m.Config.Audit.CheckpointInterval, time.Second), func(err error) {
+			m.Logger.Error("erasure ledger not published; retrying", "err", err)
+		})
+	})
 	select {
 	case err := <-errc:
 		return err
@@ -561,6 +577,13 @@ func (m *Main) Serve(ctx context.Context) error {
 // queued jobs stay in the store for the next start.
 func (m *Main) Close() error {
 	err := m.drainAudit()
+	if m.erasures != nil {
+		// A last full round: an erasure committed during shutdown is published before the
+		// store closes, not only at the next start.
+		if _, perr := m.erasures.Publish(context.Background(), true); perr != nil {
+			err = errors.Join(err, perr)
+		}
+	}
 	for _, c := range m.closers {
 		err = errors.Join(err, c())
 	}
@@ -620,6 +643,15 @@ func checkpointDir(cfg *config.Config) string {
 		return cfg.Audit.CheckpointDir
 	}
 	return filepath.Join(cfg.DataDir, auditCheckpointDir)
+}
+
+// erasureLedgerDir is where the erasure ledger is published: privacy.erasure_ledger_dir, or
+// <data_dir>/erasures.
+func erasureLedgerDir(cfg *config.Config) string {
+	if cfg.Privacy.ErasureLedgerDir != "" {
+		return cfg.Privacy.ErasureLedgerDir
+	}
+	return filepath.Join(cfg.DataDir, "erasures")
 }
 
 // outboundClient is the HTTP client for the endpoints the configuration names (breach range API,
