@@ -69,7 +69,7 @@ func (r Subjects) CreateExport(ctx context.Context, x *NewExport) (*SubjectExpor
 		return nil, tutela.FieldErrorf("ttl_seconds", "ttl_seconds must be between %d and %d",
 			int(MinExportTTL/time.Second), int(MaxExportTTL/time.Second))
 	}
-	if _, err := r.subject(ctx, x.SubjectID, "FOR UPDATE"); err != nil {
+	if err := r.keyed(ctx, x.SubjectID, "FOR UPDATE"); err != nil {
 		return nil, err
 	}
 	now := r.tx.now
@@ -92,7 +92,7 @@ func (r Subjects) CreateExport(ctx context.Context, x *NewExport) (*SubjectExpor
 // wrapped key. It writes no audit event: the caller records the download. Missing, of another
 // subject or tenant: not found; subject erased: ErrSubjectErased; expired: ErrExportExpired.
 func (r Subjects) Export(ctx context.Context, subjectID, exportID string) (*StoredExport, error) {
-	if _, err := r.subject(ctx, subjectID, ""); err != nil {
+	if err := r.keyed(ctx, subjectID, ""); err != nil {
 		return nil, err
 	}
 	if !tutela.ValidID(exportID) {
@@ -119,7 +119,7 @@ func (r Subjects) Export(ctx context.Context, subjectID, exportID string) (*Stor
 // Exports lists a live subject's exports (IDs and times, expired ones included until removed),
 // oldest first, up to limit after cursor (an export ID).
 func (r Subjects) Exports(ctx context.Context, subjectID, cursor string, limit int) ([]*SubjectExport, error) {
-	if _, err := r.subject(ctx, subjectID, ""); err != nil {
+	if err := r.keyed(ctx, subjectID, ""); err != nil {
 		return nil, err
 	}
 	rows, err := r.tx.query(ctx, `SELECT id, subject_id, created_by, created_at, expires_at FROM subject_exports
@@ -139,4 +139,21 @@ func (r Subjects) Exports(ctx context.Context, subjectID, cursor string, limit i
 		out = append(out, &x)
 	}
 	return out, rows.Err()
+}
+
+// keyed checks that a subject is live and still has its key. A subject whose key is gone is
+// erased whatever its row says: a restore re-applying the erasure ledger shreds the key and
+// data rows of a person erased after the backup was taken.
+func (r Subjects) keyed(ctx context.Context, subjectID, lock string) error {
+	if _, err := r.subject(ctx, subjectID, lock); err != nil {
+		return err
+	}
+	w, err := r.tx.PersonKeys(r.tenantID).Get(ctx, subjectID)
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return ErrSubjectErased
+	}
+	return nil
 }

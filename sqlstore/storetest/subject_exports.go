@@ -181,6 +181,19 @@ func testSubjectExport(t *testing.T, open Opener) {
 	if got, err := k.openExport(k.tenant.ID, b, xb.ID); err == nil || bytes.Equal(got, doc) {
 		t.Fatal("b's tampered export opened")
 	}
+	// A restore re-applying a published erasure shreds the key and rows but leaves the subject
+	// row as the backup had it: the exports still answer erased, not merely not found.
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.ReapplyErasure(ctx, sqlstore.LedgerEntry{ID: tutela.NewID(), TenantID: k.tenant.ID, PersonID: b,
+			Kind: sqlstore.PersonSubject, Trigger: sqlstore.ErasureRequest, ErasedAt: clock.Now()})
+		return err
+	})
+	if _, err := k.openExport(k.tenant.ID, b, xb.ID); !errors.Is(err, sqlstore.ErrSubjectErased) {
+		t.Fatalf("export of a subject erased by the ledger: %v, want ErrSubjectErased", err)
+	}
+	if err := k.db.View(ctx, func(tx *sqlstore.Tx) error { _, err := tx.Subjects(k.tenant.ID).Exports(ctx, b, "", 0); return err }); !errors.Is(err, sqlstore.ErrSubjectErased) {
+		t.Fatalf("export list of a subject erased by the ledger: %v", err)
+	}
 }
 
 // rawKeys reads every wrapped person key the database holds, as an attacker with the database
