@@ -144,7 +144,9 @@ func wantErased(c *apiClient, paths ...string) {
 	c.t.Helper()
 	for _, p := range paths {
 		code, b := c.do("GET", p, "")
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		if json.Unmarshal(b, &e) != nil || code != 404 || e.Error.Message != "subject was erased" {
 			c.t.Fatalf("GET %s after erasure = %d %s", p, code, b)
 		}
