@@ -32,6 +32,7 @@ func (s *Server) subjectRoutes() {
 	s.handle("GET", base+"/{id}/holds", false, s.authed(false, s.listHolds))
 	s.handle("POST", base+"/{id}/holds", false, s.authed(false, s.placeHold))
 	s.handle("DELETE", base+"/{id}/holds/{hold}", false, s.authed(false, s.releaseHold))
+	s.subjectExportRoutes()
 }
 
 func (s *Server) subjects() privacy.Subjects { return privacy.NewSubjects(s.d.Keys) }
@@ -232,8 +233,10 @@ func (s *Server) listSubjects(w http.ResponseWriter, r *http.Request, p *tutela.
 }
 
 // purposeParam is the required ?purpose= of a read: a purpose name as the schema declares them.
-func purposeParam(r *http.Request) (string, error) {
-	p := r.URL.Query().Get("purpose")
+func purposeParam(r *http.Request) (string, error) { return purposeFrom(r.URL.Query().Get("purpose")) }
+
+// purposeFrom checks a read's declared purpose: required, a purpose name as the schema names them.
+func purposeFrom(p string) (string, error) {
 	if !privacy.ValidName(p) {
 		return "", tutela.FieldErrorf("purpose", "purpose is required: the purpose of this read, as the subject schema names it")
 	}
@@ -263,9 +266,8 @@ func fieldMask(pol *authz.Policy, d authz.Decision, f privacy.Field) authz.Mask 
 	return m
 }
 
-// getSubject answers the fields whose purposes include ?purpose=, each in clear when the caller
-// may READ subjects at the field's classification (RED needs a fresh step-up, as every RED read)
-// and masked otherwise. The audit event records the purpose and the fields returned, never values.
+// getSubject answers what readSubject builds for ?purpose=. The audit event records the purpose
+// and the fields returned, never values.
 func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	purpose, err := purposeParam(r)
 	if err != nil {
@@ -278,57 +280,78 @@ func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		if err != nil {
 			return err
 		}
-		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
+		rd, err := s.readSubject(r, tx, p, t, pol, r.PathValue("id"), purpose)
 		if err != nil {
 			return err
 		}
-		rec, err := tx.Subjects(t.ID).Get(r.Context(), r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		var allowed []string
-		masks := map[string]authz.Mask{}
-		for _, f := range schema {
-			if _, held := rec.Stored.Values[f.Name]; !held || !f.Allows(purpose) {
-				continue
-			}
-			d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: f.Classification,
-				Purpose: purpose, StepUpAt: p.StepUpAt}, s.d.Clock())
-			m := fieldMask(pol, d, f)
-			if m == authz.MaskFull {
-				if err := s.requireStepUp(p, d); err != nil {
-					return err
-				}
-			}
-			allowed = append(allowed, f.Name)
-			masks[f.Name] = m
-		}
-		vals, err := s.subjects().Open(r.Context(), t.ID, &rec.Stored, allowed)
-		if err != nil {
-			return subjectErr(err)
-		}
-		obj := make(map[string]any, len(vals))
-		for k, v := range vals {
-			obj[k] = v
-		}
-		s.masker.Apply(obj, masks)
-		var clear, masked []string
-		for _, name := range allowed {
-			if masks[name] == authz.MaskFull {
-				clear = append(clear, name)
-			} else {
-				masked = append(masked, name)
-			}
-		}
-		out = subjectView{Subject: &rec.Subject, Purpose: purpose, Values: obj}
-		return tx.Record(r.Context(), "subject.read", t.ID, "subject", rec.ID, "", map[string]any{
-			"purpose": purpose, "fields": nonNilStrings(clear), "masked": nonNilStrings(masked)})
+		out = rd.view
+		return tx.Record(r.Context(), "subject.read", t.ID, "subject", rd.view.ID, "", map[string]any{
+			"purpose": purpose, "fields": nonNilStrings(rd.clear), "masked": nonNilStrings(rd.masked)})
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, out)
+}
+
+// subjectRead is a subject's record as one purpose-bound read returns it to one caller, with
+// the names of the fields returned in clear and masked (what an audit event may say).
+type subjectRead struct {
+	view          subjectView
+	stored        *privacy.Stored
+	clear, masked []string
+}
+
+// readSubject builds what a read of subject id for purpose returns to p, whose policy pol the
+// caller loaded while authorizing in tenant t: the fields whose purposes include purpose, each
+// in clear when p may READ subjects at the field's classification (RED in clear needs a fresh
+// step-up, as every RED read) and masked otherwise. GET …/subjects/{id} and sealed exports share
+// it, so an export never holds more than a read would show.
+func (s *Server) readSubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, t *tutela.Tenant, pol *authz.Policy, id, purpose string) (*subjectRead, error) {
+	schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := tx.Subjects(t.ID).Get(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	var allowed []string
+	masks := map[string]authz.Mask{}
+	for _, f := range schema {
+		if _, held := rec.Stored.Values[f.Name]; !held || !f.Allows(purpose) {
+			continue
+		}
+		d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: f.Classification,
+			Purpose: purpose, StepUpAt: p.StepUpAt}, s.d.Clock())
+		m := fieldMask(pol, d, f)
+		if m == authz.MaskFull {
+			if err := s.requireStepUp(p, d); err != nil {
+				return nil, err
+			}
+		}
+		allowed = append(allowed, f.Name)
+		masks[f.Name] = m
+	}
+	vals, err := s.subjects().Open(r.Context(), t.ID, &rec.Stored, allowed)
+	if err != nil {
+		return nil, subjectErr(err)
+	}
+	obj := make(map[string]any, len(vals))
+	for k, v := range vals {
+		obj[k] = v
+	}
+	s.masker.Apply(obj, masks)
+	out := &subjectRead{view: subjectView{Subject: &rec.Subject, Purpose: purpose, Values: obj}, stored: &rec.Stored}
+	for _, name := range allowed {
+		if masks[name] == authz.MaskFull {
+			out.clear = append(out.clear, name)
+		} else {
+			out.masked = append(out.masked, name)
+		}
+	}
+	return out, nil
 }
 
 func nonNilStrings(s []string) []string {

@@ -1,0 +1,200 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"tutela"
+	"tutela/authz"
+	"tutela/httpapi/middleware"
+	"tutela/sqlstore"
+)
+
+// Sealed exports (privacy vault, issue 13): a subject's record exactly as a read for a purpose
+// returns it to the caller (readSubject), sealed under the subject's own key and kept for a
+// limited time. Erasing the subject destroys the key, so an export stops opening with the rest
+// of the subject's data, including copies of its ciphertext taken before (backups).
+
+func (s *Server) subjectExportRoutes() {
+	const base = "/v1/tenants/{tenant}/subjects/{id}/exports"
+	s.handle("POST", base, false, s.authed(false, s.createSubjectExport))
+	s.handle("GET", base, false, s.authed(false, s.listSubjectExports))
+	s.handle("GET", base+"/{export}", false, s.authed(false, s.getSubjectExport))
+	s.handle("GET", "/v1/tenants/{tenant}/erasures", false, s.authed(false, s.listErasures))
+}
+
+type subjectExportRequest struct {
+	Purpose    string `json:"purpose"`
+	TTLSeconds *int   `json:"ttl_seconds"`
+}
+
+// subjectExportDoc is what an export holds once opened: the read it was made from, with its ID
+// and time.
+type subjectExportDoc struct {
+	ExportID   string    `json:"export_id"`
+	ExportedAt time.Time `json:"exported_at"`
+	subjectView
+}
+
+// createSubjectExport needs EXPORT on subjects (a sensitive action: a person proves a fresh
+// second factor) and READ, since the export is a read: fields not allowed for the purpose are
+// left out and fields the caller may not read in clear are masked, as GET would return them.
+func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req subjectExportRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	purpose, err := purposeFrom(req.Purpose)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	ttl := sqlstore.DefaultExportTTL
+	if req.TTLSeconds != nil {
+		ttl = time.Duration(*req.TTLSeconds) * time.Second
+		if ttl < sqlstore.MinExportTTL || ttl > sqlstore.MaxExportTTL {
+			middleware.WriteError(w, r, tutela.FieldErrorf("ttl_seconds", "ttl_seconds must be between %d and %d",
+				int(sqlstore.MinExportTTL/time.Second), int(sqlstore.MaxExportTTL/time.Second)))
+			return
+		}
+	}
+	var out *sqlstore.SubjectExport
+	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, pol, err := s.authorize(r, tx, p, authz.Export, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects}); err != nil {
+			return err
+		}
+		rd, err := s.readSubject(r, tx, p, t, pol, r.PathValue("id"), purpose)
+		if err != nil {
+			return err
+		}
+		id := tutela.NewID()
+		doc, err := json.Marshal(subjectExportDoc{ExportID: id, ExportedAt: tx.Now(), subjectView: rd.view})
+		if err != nil {
+			return err
+		}
+		ct, err := s.subjects().SealExport(r.Context(), t.ID, rd.stored, id, doc)
+		clear(doc)
+		if err != nil {
+			return subjectErr(err)
+		}
+		out, err = tx.Subjects(t.ID).CreateExport(r.Context(), &sqlstore.NewExport{ID: id, SubjectID: rd.view.ID,
+			Ciphertext: ct, TTL: ttl, Purpose: purpose, Fields: rd.clear, Masked: rd.masked})
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"id": out.ID, "expires_at": out.ExpiresAt})
+}
+
+// getSubjectExport opens an export while the subject's key exists and the export has not
+// expired. subject.export_download names the export and the fields it holds, never a value.
+func (s *Server) getSubjectExport(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var doc json.RawMessage
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Export, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		x, err := tx.Subjects(t.ID).Export(r.Context(), r.PathValue("id"), r.PathValue("export"))
+		if err != nil {
+			return err
+		}
+		pt, err := s.subjects().OpenExport(r.Context(), t.ID, x.SubjectID, x.Wrapped, x.ID, x.Ciphertext)
+		if err != nil {
+			return subjectErr(err)
+		}
+		var fields struct {
+			Values map[string]json.RawMessage `json:"values"`
+		}
+		if err := json.Unmarshal(pt, &fields); err != nil {
+			return err
+		}
+		doc = pt
+		return tx.Record(r.Context(), "subject.export_download", t.ID, "subject", x.SubjectID, "", map[string]any{
+			"export_id": x.ID, "fields": slices.Sorted(maps.Keys(fields.Values))})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, doc)
+}
+
+// listSubjectExports lists a subject's exports (IDs and times, no content): READ on subjects.
+func (s *Server) listSubjectExports(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var list []*sqlstore.SubjectExport
+	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResSubjects)
+		if err != nil {
+			return err
+		}
+		list, err = tx.Subjects(t.ID).Exports(r.Context(), r.PathValue("id"), cursor, limit)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	next := ""
+	if len(list) == limit {
+		next = list[len(list)-1].ID
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"exports": list, "next_cursor": next})
+}
+
+// listErasures answers the tenant's erasure ledger: who was erased, when, by whom, why and on
+// what legal basis, never what they held. READ on subjects or READ on audit suffices: an auditor,
+// who reads no person's data, must be able to see that erasures happened.
+func (s *Server) listErasures(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var list []*sqlstore.Erasure
+	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		pol, err := principalPolicy(r, tx, p)
+		if err != nil {
+			return err
+		}
+		// Authorized against the permission p holds, so the denial (and its audit note) names
+		// subjects only when p holds neither.
+		resource := authz.ResSubjects
+		if authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResAudit}, s.d.Clock()).Allow {
+			resource = authz.ResAudit
+		}
+		t, _, err := s.authorize(r, tx, p, authz.Read, resource)
+		if err != nil {
+			return err
+		}
+		list, err = tx.Erasures(r.Context(), t.ID, cursor, limit)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []*sqlstore.Erasure{}
+	}
+	next := ""
+	if len(list) == limit {
+		next = list[len(list)-1].ID
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"erasures": list, "next_cursor": next})
+}

@@ -1,0 +1,159 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"tutela"
+)
+
+// Sealed exports of a subject's record (privacy vault, issue 13): the JSON a purpose-bound read
+// returned, sealed under the subject's own key (privacy.Subjects.SealExport), kept until it
+// expires. Erasure deletes the rows (personData) and, above all, the key: a copy of the
+// ciphertext taken before, in a backup or elsewhere, no longer opens.
+
+// Bounds of an export's lifetime.
+const (
+	DefaultExportTTL = 24 * time.Hour
+	MinExportTTL     = time.Minute
+	MaxExportTTL     = 7 * 24 * time.Hour
+)
+
+// SubjectExport is an export's row without its ciphertext: what a listing shows.
+type SubjectExport struct {
+	ID        string    `json:"id"`
+	SubjectID string    `json:"subject_id"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// StoredExport is an export with what privacy.Subjects.OpenExport needs: the subject's wrapped
+// key (nil once erased) and the ciphertext.
+type StoredExport struct {
+	SubjectExport
+	Wrapped    []byte
+	Ciphertext []byte
+}
+
+// NewExport is an export sealed by privacy.Subjects.SealExport under ID, ready to store. Purpose,
+// Fields and Masked (field names only) go into the audit event.
+type NewExport struct {
+	ID         string
+	SubjectID  string
+	Ciphertext []byte
+	TTL        time.Duration
+	Purpose    string
+	Fields     []string
+	Masked     []string
+}
+
+var (
+	errExportNotFound = tutela.Errorf(tutela.ENOTFOUND, "export not found")
+	// ErrExportExpired answers a download after the export's expiry: the ciphertext may still be
+	// stored until the next export of the subject removes it, but it is no longer served.
+	ErrExportExpired = tutela.Errorf(tutela.ENOTFOUND, "export expired; make a new one")
+)
+
+// CreateExport stores a sealed export of a live subject and records subject.export (export ID,
+// purpose, field names, expiry; never a value). It also deletes the subject's expired exports.
+// The subject row is locked, so an erasure running at the same time either comes first (the
+// export is refused: the subject was erased) or waits and deletes the new row too.
+func (r Subjects) CreateExport(ctx context.Context, x *NewExport) (*SubjectExport, error) {
+	switch {
+	case x == nil || !tutela.ValidID(x.ID) || len(x.Ciphertext) == 0:
+		return nil, tutela.Errorf(tutela.EINVALID, "an export needs an ID and a ciphertext from privacy.Subjects.SealExport")
+	case x.TTL < MinExportTTL || x.TTL > MaxExportTTL:
+		return nil, tutela.FieldErrorf("ttl_seconds", "ttl_seconds must be between %d and %d",
+			int(MinExportTTL/time.Second), int(MaxExportTTL/time.Second))
+	}
+	if err := r.keyed(ctx, x.SubjectID, "FOR UPDATE"); err != nil {
+		return nil, err
+	}
+	now := r.tx.now
+	if _, err := r.tx.exec(ctx, `DELETE FROM subject_exports WHERE tenant_id = $1 AND subject_id = $2 AND expires_at <= $3`,
+		r.tenantID, x.SubjectID, now); err != nil {
+		return nil, err
+	}
+	ev := EventFromContext(ctx, "subject.export", r.tenantID, "subject", x.SubjectID, "", nil)
+	out := &SubjectExport{ID: x.ID, SubjectID: x.SubjectID, CreatedBy: ev.ActorID, CreatedAt: now, ExpiresAt: now.Add(x.TTL)}
+	if _, err := r.tx.exec(ctx, `INSERT INTO subject_exports (id, tenant_id, subject_id, ciphertext, created_by, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, out.ID, r.tenantID, out.SubjectID, x.Ciphertext, out.CreatedBy, now, out.ExpiresAt); err != nil {
+		return nil, err
+	}
+	ev.Details = map[string]any{"export_id": out.ID, "purpose": x.Purpose, "fields": nonNil(x.Fields),
+		"masked": nonNil(x.Masked), "expires_at": out.ExpiresAt.Format(time.RFC3339)}
+	return out, r.tx.Audit(ctx, ev)
+}
+
+// Export returns an unexpired export of a live subject with its ciphertext and the subject's
+// wrapped key. It writes no audit event: the caller records the download. Missing, of another
+// subject or tenant: not found; subject erased: ErrSubjectErased; expired: ErrExportExpired.
+func (r Subjects) Export(ctx context.Context, subjectID, exportID string) (*StoredExport, error) {
+	if err := r.keyed(ctx, subjectID, ""); err != nil {
+		return nil, err
+	}
+	if !tutela.ValidID(exportID) {
+		return nil, errExportNotFound
+	}
+	var x StoredExport
+	err := r.tx.queryRow(ctx, `SELECT e.id, e.subject_id, e.created_by, e.created_at, e.expires_at, e.ciphertext, k.wrapped
+		FROM subject_exports e LEFT JOIN person_keys k ON k.tenant_id = e.tenant_id AND k.person_id = e.subject_id
+		WHERE e.tenant_id = $1 AND e.subject_id = $2 AND e.id = $3`, r.tenantID, subjectID, exportID).Scan(
+		&x.ID, &x.SubjectID, &x.CreatedBy, &x.CreatedAt, &x.ExpiresAt, &x.Ciphertext, &x.Wrapped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errExportNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	x.CreatedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.ExpiresAt.UTC()
+	if !r.tx.now.Before(x.ExpiresAt) {
+		return nil, ErrExportExpired
+	}
+	return &x, nil
+}
+
+// Exports lists a live subject's exports (IDs and times, expired ones included until removed),
+// oldest first, up to limit after cursor (an export ID).
+func (r Subjects) Exports(ctx context.Context, subjectID, cursor string, limit int) ([]*SubjectExport, error) {
+	if err := r.keyed(ctx, subjectID, ""); err != nil {
+		return nil, err
+	}
+	rows, err := r.tx.query(ctx, `SELECT id, subject_id, created_by, created_at, expires_at FROM subject_exports
+		WHERE tenant_id = $1 AND subject_id = $2 AND id > $3 ORDER BY id LIMIT $4`,
+		r.tenantID, subjectID, cursorID(cursor), clampLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*SubjectExport{}
+	for rows.Next() {
+		var x SubjectExport
+		if err := rows.Scan(&x.ID, &x.SubjectID, &x.CreatedBy, &x.CreatedAt, &x.ExpiresAt); err != nil {
+			return nil, err
+		}
+		x.CreatedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.ExpiresAt.UTC()
+		out = append(out, &x)
+	}
+	return out, rows.Err()
+}
+
+// keyed checks that a subject is live and still has its key. A subject whose key is gone is
+// erased whatever its row says: a restore re-applying the erasure ledger shreds the key and
+// data rows of a person erased after the backup was taken.
+func (r Subjects) keyed(ctx context.Context, subjectID, lock string) error {
+	if _, err := r.subject(ctx, subjectID, lock); err != nil {
+		return err
+	}
+	w, err := r.tx.PersonKeys(r.tenantID).Get(ctx, subjectID)
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return ErrSubjectErased
+	}
+	return nil
+}
