@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"tutela"
@@ -120,7 +119,7 @@ type subjectIndexSource struct{ db *DB }
 func (subjectIndexSource) Name() string { return "subject_index" }
 
 func (s subjectIndexSource) Next(ctx context.Context, after string, limit int) (out []vault.RewrapItem, err error) {
-	cur, err := cursorParts(after, 4)
+	cur, err := cursorParts(after, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -136,16 +135,15 @@ func (s subjectIndexSource) Next(ctx context.Context, after string, limit int) (
 		JOIN subject_values sv ON sv.tenant_id = i.tenant_id AND sv.subject_id = i.subject_id AND sv.field = i.field
 		JOIN person_keys k ON k.tenant_id = i.tenant_id AND k.person_id = i.subject_id`
 	args := []any{limit}
+	// A subject has one digest per field (Subjects.write replaces a field's digests under every
+	// key), so (tenant, subject, field) is the row's key, and a row moved to the new key keeps
+	// its place in the order.
 	if cur != nil {
-		key, err := strconv.ParseInt(cur[3], 10, 64)
-		if err != nil {
-			return nil, tutela.Errorf(tutela.EINVALID, "resume cursor must end with a key ID")
-		}
-		q += ` WHERE (i.tenant_id, i.subject_id, i.field, i.key_id) > ($2, $3, $4, $5)`
-		args = append(args, cur[0], cur[1], cur[2], key)
+		q += ` WHERE (i.tenant_id, i.subject_id, i.field) > ($2, $3, $4)`
+		args = append(args, cur[0], cur[1], cur[2])
 	}
 	err = s.db.View(ctx, func(tx *Tx) error {
-		rows, err := tx.query(ctx, q+` ORDER BY i.tenant_id, i.subject_id, i.field, i.key_id LIMIT $1`, args...)
+		rows, err := tx.query(ctx, q+` ORDER BY i.tenant_id, i.subject_id, i.field LIMIT $1`, args...)
 		if err != nil {
 			return err
 		}
@@ -157,7 +155,7 @@ func (s subjectIndexSource) Next(ctx context.Context, after string, limit int) (
 			if err := rows.Scan(&tenant, &subject, &field, &keyID, &digest, &typ, &ct, &wrapped); err != nil {
 				return err
 			}
-			out = append(out, vault.RewrapItem{ID: fmt.Sprintf("%s/%s/%s/%d", tenant, subject, field, keyID), TenantID: tenant,
+			out = append(out, vault.RewrapItem{ID: tenant + "/" + subject + "/" + field, TenantID: tenant,
 				Purpose: vault.PurposeBlindIndex, Ciphertext: digest, KeyID: uint32(keyID),
 				Recompute: func(ctx context.Context, keyID uint32) ([]byte, error) {
 					pk, err := privacy.Keys{Vault: v}.Open(ctx, tenant, subject, wrapped)
