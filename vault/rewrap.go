@@ -114,7 +114,7 @@ type RewrapOptions struct {
 }
 
 // Rewrap re-encrypts, in batches, every ciphertext of src not already under its keyset's
-// primary key. It is idempotent, so an interrupted run can simply be started again (or resumed
+// primary key (for a digest source, computes the digest again under it: see RewrapItem). It is idempotent, so an interrupted run can simply be started again (or resumed
 // with After); rows already under the primary are read but not written.
 func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions) (RewrapProgress, error) {
 	if opt.BatchSize <= 0 {
