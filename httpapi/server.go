@@ -200,6 +200,7 @@ func (s *Server) routesInit() {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
 		s.subjectRoutes()
+		s.subjectMinimizedRoutes()
 	}
 }
 

@@ -40,6 +40,12 @@ func (x Index) Digest(ctx context.Context, tenantID, field, normalized string) (
 	return Digest{KeyID: id, Sum: sum}, err
 }
 
+// DigestUnder is the digest of normalized under blind-index key keyID: what `keys rewrap`
+// stores when it moves a digest to a new primary key.
+func (x Index) DigestUnder(ctx context.Context, tenantID string, keyID uint32, field, normalized string) ([]byte, error) {
+	return x.Vault.PRF(ctx, tenantID, vault.PurposeBlindIndex, keyID, indexInput(field, normalized), digestLen)
+}
+
 // Lookup is the digests of normalized under every enabled key, primary first: what a search
 // compares with, so rows written before a rotation stay findable until `keys rewrap` and
 // `keys retire`. A tenant with no keyset yet has nothing indexed: Lookup returns none, and the

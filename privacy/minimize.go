@@ -51,19 +51,20 @@ var generalizers = map[string]func(r Rule, v string, now time.Time) (string, err
 	AgeBand: ageBand, Region: region, CountryCode: countryCode, Domain: domain, Range: numberRange,
 }
 
-// DefaultGeneralizer is the generalizer for a field type (the subject schema's type names):
-// "" when the type has none, and a generalize rule must then name one.
-func DefaultGeneralizer(fieldType string) string {
-	switch fieldType {
-	case "date":
+// DefaultGeneralizer is the generalizer for a subject schema field type: "" when the type has
+// none (name, national_id, text: no coarser form says less), and a generalize rule must then
+// name one.
+func DefaultGeneralizer(t FieldType) string {
+	switch t {
+	case FieldDate:
 		return AgeBand
-	case "address":
+	case FieldAddress:
 		return Region
-	case "phone":
+	case FieldPhone:
 		return CountryCode
-	case "email":
+	case FieldEmail:
 		return Domain
-	case "number":
+	case FieldNumber:
 		return Range
 	}
 	return ""
@@ -127,10 +128,9 @@ func (p *Profile) Check() error {
 
 // Minimize applies p to record (field → value): listed fields pass, are generalised or become
 // tokens (tokenize, the tenant's deterministic tokenizer); every other field is dropped. types
-// gives field types (the subject schema's: "date", "address", …) for generalize rules that name
-// no generalizer. A value that its rule cannot handle is an error naming the field, never the
+// gives the subject schema's field types, for generalize rules that name no generalizer. A value that its rule cannot handle is an error naming the field, never the
 // value: the caller gets nothing rather than more than the profile allows.
-func Minimize(p *Profile, record map[string]string, types map[string]string,
+func Minimize(p *Profile, record map[string]string, types map[string]FieldType,
 	tokenize func(field, value string) (string, error), now time.Time) (map[string]any, error) {
 	out := map[string]any{}
 	names := make([]string, 0, len(record))

@@ -61,7 +61,7 @@ func TestMinimize_DropsUnlistedAndNeverEchoesValues(t *testing.T) {
 	tok := func(f, v string) (string, error) { tokenized = append(tokenized, f); return "tok_" + f, nil }
 	rec := map[string]string{"dob": "1990-05-05", "phone": "+962791234567", "lang": "ar", "note": "secret", "name": "Layla",
 		"addr": "Amman, Jordan"}
-	out, err := Minimize(p, rec, map[string]string{"dob": "date"}, tok, now)
+	out, err := Minimize(p, rec, map[string]FieldType{"dob": FieldDate}, tok, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestMinimize_DropsUnlistedAndNeverEchoesValues(t *testing.T) {
 	}
 	// A value its rule cannot handle fails the whole record, naming the field, not the value.
 	rec["dob"] = "05/05/1990"
-	_, err = Minimize(p, rec, map[string]string{"dob": "date"}, tok, now)
+	_, err = Minimize(p, rec, map[string]FieldType{"dob": FieldDate}, tok, now)
 	if tutela.ErrorCode(err) != tutela.EINVALID || strings.Contains(err.Error(), "05/05/1990") {
 		t.Fatalf("bad date: %v", err)
 	}
@@ -90,7 +90,7 @@ func TestMinimize_DropsUnlistedAndNeverEchoesValues(t *testing.T) {
 	}
 	// A tokenizer failure stops the record.
 	boom := errors.New("vault down")
-	if _, err := Minimize(p, rec, map[string]string{"dob": "date"}, func(string, string) (string, error) { return "", boom }, now); !errors.Is(err, boom) {
+	if _, err := Minimize(p, rec, map[string]FieldType{"dob": FieldDate}, func(string, string) (string, error) { return "", boom }, now); !errors.Is(err, boom) {
 		t.Fatalf("tokenizer error: %v", err)
 	}
 }

@@ -156,6 +156,12 @@ func (tk Tokenizer) Digests(ctx context.Context, tenantID string, kind TokenKind
 	return out, nil
 }
 
+// DigestUnder is value's lookup digest under tokens key keyID: what `keys rewrap` stores when
+// it moves a token's digest to a new primary key. The token itself never changes.
+func (tk Tokenizer) DigestUnder(ctx context.Context, tenantID string, keyID uint32, kind TokenKind, field, value string) ([]byte, error) {
+	return tk.Vault.PRF(ctx, tenantID, vault.PurposeTokens, keyID, prfInput("digest", kind, field, 0, value), digestLen)
+}
+
 // Candidate is the attempt-th candidate token of value under tokens key keyID: attempt 0 is
 // the token unless another value already holds it (possible for format-preserving tokens, whose
 // space is the value's shape), in which case the vault tries the next.

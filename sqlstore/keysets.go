@@ -207,11 +207,26 @@ type SealedColumn struct {
 	TenantCol, Extra string
 	// Item gives a row's keyset tenant and associated data from its id, tenant and extra column.
 	Item func(id, tenant, extra string) (keysetTenant string, aad []byte)
+	// IDCol is the row's unique key column (default "id"); Label the source's name when one
+	// table has several sealed columns (default Table).
+	IDCol, Label string
 }
 
 var _ vault.RewrapSource = SealedColumn{}
 
-func (s SealedColumn) Name() string { return s.Table }
+func (s SealedColumn) Name() string {
+	if s.Label != "" {
+		return s.Label
+	}
+	return s.Table
+}
+
+func (s SealedColumn) idCol() string {
+	if s.IDCol != "" {
+		return s.IDCol
+	}
+	return "id"
+}
 
 func (s SealedColumn) col(name string) string {
 	if name == "" {
@@ -222,17 +237,17 @@ func (s SealedColumn) col(name string) string {
 
 // Next returns rows with id > after in id order.
 func (s SealedColumn) Next(ctx context.Context, after string, limit int) (out []vault.RewrapItem, err error) {
-	q := `SELECT CAST(id AS TEXT), ` + s.col(s.TenantCol) + `, ` + s.col(s.Extra) + `, ` + s.Column +
+	q := `SELECT CAST(` + s.idCol() + ` AS TEXT), ` + s.col(s.TenantCol) + `, ` + s.col(s.Extra) + `, ` + s.Column +
 		` FROM ` + s.Table + ` WHERE ` + s.Column + ` IS NOT NULL`
 	if s.Where != "" {
 		q += ` AND (` + s.Where + `)`
 	}
 	args := []any{limit}
 	if after != "" {
-		q += ` AND id > $2`
+		q += ` AND ` + s.idCol() + ` > $2`
 		args = append(args, after)
 	}
-	q += ` ORDER BY id LIMIT $1`
+	q += ` ORDER BY ` + s.idCol() + ` LIMIT $1`
 	err = s.DB.View(ctx, func(tx *Tx) error {
 		rows, err := tx.query(ctx, q, args...)
 		if err != nil {
@@ -259,7 +274,7 @@ func (s SealedColumn) Save(ctx context.Context, items []vault.RewrapItem) error 
 	return s.DB.Update(ctx, func(tx *Tx) error {
 		ids := make([]string, 0, len(items))
 		for _, it := range items {
-			res, err := tx.exec(ctx, `UPDATE `+s.Table+` SET `+s.Column+` = $1 WHERE id = $2 AND `+s.Column+` = $3`,
+			res, err := tx.exec(ctx, `UPDATE `+s.Table+` SET `+s.Column+` = $1 WHERE `+s.idCol()+` = $2 AND `+s.Column+` = $3`,
 				it.Ciphertext, it.ID, it.Old)
 			if err != nil {
 				return err
@@ -270,6 +285,6 @@ func (s SealedColumn) Save(ctx context.Context, items []vault.RewrapItem) error 
 				ids = append(ids, it.ID)
 			}
 		}
-		return tx.Record(ctx, "key.rewrap", "", "table", s.Table, "", map[string]any{"rows": len(ids), "ids": ids})
+		return tx.Record(ctx, "key.rewrap", "", "table", s.Name(), "", map[string]any{"rows": len(ids), "ids": ids})
 	})
 }

@@ -361,21 +361,21 @@ func (r TokenVault) FieldClass(ctx context.Context, field string) (authz.Classif
 	return authz.Red, nil
 }
 
-// FieldTypes maps the tenant's subject schema fields to their types ("date", "address", …), for
-// minimization rules that generalise by type.
-func (r TokenVault) FieldTypes(ctx context.Context) (map[string]string, error) {
+// FieldTypes maps the tenant's subject schema fields to their types, for minimization rules
+// that generalise by type.
+func (r TokenVault) FieldTypes(ctx context.Context) (map[string]privacy.FieldType, error) {
 	rows, err := r.tx.query(ctx, `SELECT name, type FROM subject_fields WHERE tenant_id = $1`, r.tenantID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]string{}
+	out := map[string]privacy.FieldType{}
 	for rows.Next() {
 		var n, t string
 		if err := rows.Scan(&n, &t); err != nil {
 			return nil, err
 		}
-		out[n] = t
+		out[n] = privacy.FieldType(t)
 	}
 	return out, rows.Err()
 }

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"tutela"
@@ -60,6 +61,31 @@ type RewrapItem struct {
 	AAD        []byte
 	Ciphertext []byte
 	Old        []byte // set by Rewrap: the ciphertext being replaced, for a compare-and-swap
+
+	// Digest sources (PRF keysets: blind indexes, token lookup digests). A keyed digest cannot
+	// be decrypted and re-encrypted, only computed again from the value it was made from, which
+	// only the source can reach (it decrypts the value with its person's key). Ciphertext is
+	// the digest, KeyID the key it was computed with, and Recompute computes the same value's
+	// digest under key keyID. Rewrap calls it for rows not under the primary, then sets
+	// OldKeyID and Old to what is replaced (for the compare-and-swap), KeyID to the primary and
+	// Ciphertext to the new digest. Recompute returning ErrRewrapGone skips the row: its value
+	// no longer exists (the person was erased since Next read it).
+	KeyID     uint32
+	OldKeyID  uint32
+	Recompute func(ctx context.Context, keyID uint32) ([]byte, error)
+}
+
+// ErrRewrapGone is what a digest source's Recompute returns for a row whose value no longer
+// exists: Rewrap skips it.
+var ErrRewrapGone = errors.New("vault: rewrap: the row's value no longer exists")
+
+// currentKey is the key a stored item is under: a ciphertext names it in its prefix, a digest
+// in its KeyID.
+func (it *RewrapItem) currentKey() uint32 {
+	if KindOf(it.Purpose) == KindPRF {
+		return it.KeyID
+	}
+	return keyIDOf(it.Ciphertext)
 }
 
 // RewrapSource is a table holding ciphertexts. Next returns up to limit items with ID > after,
@@ -88,7 +114,7 @@ type RewrapOptions struct {
 }
 
 // Rewrap re-encrypts, in batches, every ciphertext of src not already under its keyset's
-// primary key. It is idempotent, so an interrupted run can simply be started again (or resumed
+// primary key (for a digest source, computes the digest again under it: see RewrapItem). It is idempotent, so an interrupted run can simply be started again (or resumed
 // with After); rows already under the primary are read but not written.
 func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions) (RewrapProgress, error) {
 	if opt.BatchSize <= 0 {
@@ -109,6 +135,16 @@ func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions)
 		}
 		var changed []RewrapItem
 		for _, it := range items {
+			if KindOf(it.Purpose) == KindPRF {
+				ok, err := v.recompute(ctx, src, &it)
+				if err != nil {
+					return p, err
+				}
+				if ok {
+					changed = append(changed, it)
+				}
+				continue
+			}
 			c, err := v.primitive(ctx, it.TenantID, it.Purpose, true)
 			if err != nil {
 				return p, err
@@ -147,8 +183,34 @@ func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions)
 	}
 }
 
-// Outdated counts the ciphertexts of src under the (tenantID, purpose) keyset that are not
-// under its primary key; Retire is safe for that keyset once every source reports 0. Other
+// recompute moves a digest item under its keyset's primary key; false when it already is (or
+// its value is gone).
+func (v *Vault) recompute(ctx context.Context, src RewrapSource, it *RewrapItem) (bool, error) {
+	if it.Recompute == nil {
+		return false, fmt.Errorf("vault: rewrap %s row %s: a digest source must recompute its digests", src.Name(), it.ID)
+	}
+	// The keyset exists (the digest was made with it); a missing one is an error, never created.
+	c, err := v.primitive(ctx, it.TenantID, it.Purpose, false)
+	if err != nil {
+		return false, fmt.Errorf("vault: rewrap %s row %s: %w", src.Name(), it.ID, err)
+	}
+	if it.KeyID == c.primaryID {
+		return false, nil
+	}
+	sum, err := it.Recompute(ctx, c.primaryID)
+	if errors.Is(err, ErrRewrapGone) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("vault: rewrap %s row %s: %w", src.Name(), it.ID, err)
+	}
+	it.OldKeyID, it.KeyID = it.KeyID, c.primaryID
+	it.Old, it.Ciphertext = it.Ciphertext, sum
+	return true, nil
+}
+
+// Outdated counts the ciphertexts (or digests) of src under the (tenantID, purpose) keyset that
+// are not under its primary key; Retire is safe for that keyset once every source reports 0. Other
 // keysets' rows do not count, so one tenant's backlog never blocks another's retirement.
 func (v *Vault) Outdated(ctx context.Context, src RewrapSource, tenantID, purpose string) (int, error) {
 	v.Invalidate()
@@ -163,7 +225,7 @@ func (v *Vault) Outdated(ctx context.Context, src RewrapSource, tenantID, purpos
 				continue
 			}
 			c, err := v.primitive(ctx, it.TenantID, it.Purpose, false)
-			if err != nil || keyIDOf(it.Ciphertext) != c.primaryID {
+			if err != nil || it.currentKey() != c.primaryID {
 				n++
 			}
 		}

@@ -194,7 +194,7 @@ type rewrapSource struct {
 // old ciphertexts are gone.
 func (m *Main) rewrapSources() []rewrapSource {
 	db := m.DB
-	return []rewrapSource{
+	srcs := []rewrapSource{
 		{vault.PurposeSigningKeys, sqlstore.SigningKeysSource(db)},
 		{vault.PurposeTOTP, mfa.SeedSource(db)},
 		{vault.PurposeAuditKey, audit.KeyFileSource{Path: filepath.Join(m.Config.DataDir, audit.KeyFile), Origin: AuditOrigin,
@@ -203,7 +203,16 @@ func (m *Main) rewrapSources() []rewrapSource {
 					return tx.Record(ctx, "key.rewrap", "", "file", audit.KeyFile, "", map[string]any{"rows": 1})
 				})
 			}}},
+		// Privacy vault (issue 13). person_keys first: the digest sources open person keys.
+		{vault.PurposePersonKeys, sqlstore.PersonKeysSource(db)},
+		{vault.PurposeBlindIndex, sqlstore.SubjectIndexSource(db)},
+		{vault.PurposeBlindIndex, sqlstore.UserEmailSource(db)},
+		{vault.PurposeTokens, sqlstore.TokenDigestSource(db)},
 	}
+	for _, src := range sqlstore.PersonalDataSources(db) {
+		srcs = append(srcs, rewrapSource{vault.PurposePersonalData, src})
+	}
+	return srcs
 }
 
 type keysRewrapCmd struct {
@@ -280,7 +289,11 @@ func (c keysRetireCmd) Run(e *env) error {
 			return err
 		}
 		if n > 0 {
-			return fmt.Errorf("%s still holds %d ciphertext(s) under old keys; run `tutela keys rewrap` first", src.Name(), n)
+			what := "ciphertext(s)"
+			if vault.KindOf(c.Purpose) == vault.KindPRF {
+				what = "digest(s)"
+			}
+			return fmt.Errorf("%s still holds %d %s under old keys; run `tutela keys rewrap` first", src.Name(), n, what)
 		}
 	}
 	if !covered {

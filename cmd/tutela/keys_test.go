@@ -176,10 +176,10 @@ func TestKeysCommands_AuditKeyFileRewrappedBeforeRetire(t *testing.T) {
 	}
 
 	// A purpose no source covers cannot be retired: nothing could prove it safe.
-	if _, _, err := runSub(t, environ, keysRotateCmd{Purpose: vault.PurposePersonalData}); err != nil {
+	if _, _, err := runSub(t, environ, keysRotateCmd{Purpose: vault.PurposeLookup}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = runSub(t, environ, keysRetireCmd{Purpose: vault.PurposePersonalData})
+	_, _, err = runSub(t, environ, keysRetireCmd{Purpose: vault.PurposeLookup})
 	if err == nil || !strings.Contains(err.Error(), "no rewrap source covers") {
 		t.Fatalf("retire of an uncovered purpose: %v", err)
 	}
