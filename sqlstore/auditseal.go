@@ -49,7 +49,9 @@ func (tx *Tx) sealAuditMeta(ctx context.Context, e *audit.Event) error {
 		field, column string
 		v             *string
 	}{{fieldAuditIP, "source_ip", &e.SourceIP}, {fieldAuditUA, "user_agent", &e.UserAgent}} {
-		if *f.v == "" || strings.HasPrefix(*f.v, sealedAuditPrefix) {
+		// Always sealed, even a value that looks sealed already: the user agent is the
+		// client's to choose, and one starting "sealed:v1:" must not pass in plaintext.
+		if *f.v == "" {
 			continue
 		}
 		if pk != nil {
