@@ -184,3 +184,50 @@ func TestEraseUser_ShredsAndLogStillVerifies(t *testing.T) {
 		t.Fatal("the database file holds the user's IP or user agent in plaintext after the erasure")
 	}
 }
+
+// A failed sign-in (and a forgot-password request) for an address with no account stores that
+// address nowhere in plaintext: not in the sign-in history, the security events, the audit log
+// (details carry IDs and field names only) nor the queued job; nor the caller's IP and user agent.
+func TestUnknownAddress_NotStoredInPlaintext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := sqltest.DSN(t, sqlstore.SQLite)
+	c := clocktest.New(time.Now().UTC())
+	db, err := sqlstore.Open(ctx, path, sqlstore.Options{Clock: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sqltest.AttachVault(t, db)
+	e := newEnvOn(t, db, c, nil)
+	e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	const stranger = "qwertzuiop.stranger@example.org"
+	for range 3 {
+		res, _ := e.reqAs(t, "POST", "/v1/auth/login", loginBody("acme", stranger, "wrong-password-1"), eraseIP, eraseUA, nil)
+		if res.StatusCode != 401 {
+			t.Fatalf("sign-in for an unknown address: %d", res.StatusCode)
+		}
+	}
+	res, body := e.reqAs(t, "POST", "/v1/auth/password/forgot", `{"tenant":"acme","email":"`+stranger+`"}`, eraseIP, eraseUA, nil)
+	if res.StatusCode >= 300 {
+		t.Fatalf("forgot: %d %s", res.StatusCode, body)
+	}
+	deliver(t, e.ids)
+	b := bytes.ToLower(sqliteBytes(t, db, path))
+	for _, v := range []string{stranger, "qwertzuiop", eraseIP, strings.ToLower(eraseUA)} {
+		if bytes.Contains(b, []byte(v)) {
+			t.Errorf("the database file holds %q in plaintext", v)
+		}
+	}
+	// The attempts are recorded, for those who may read them.
+	recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{Action: "auth.login", Limit: 100})
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("auth.login events: %d, %v", len(recs), err)
+	}
+	if e := recs[0].Event; e.SourceIP != eraseIP || e.UserAgent != eraseUA {
+		t.Errorf("failed sign-in event reads %q %q", e.SourceIP, e.UserAgent)
+	}
+}
