@@ -28,16 +28,16 @@ func (s *Server) eraseUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if strings.TrimSpace(req.Reason) == "" || !tutela.ValidText(req.Reason) || len(req.Reason) > 500 {
-		middleware.WriteError(w, r, tutela.FieldErrorf("reason", "reason is required: one line of at most 500 bytes"))
-		return
-	}
-	if strings.TrimSpace(req.LegalBasis) == "" || !tutela.ValidText(req.LegalBasis) || len(req.LegalBasis) > 500 {
-		middleware.WriteError(w, r, tutela.FieldErrorf("legal_basis", "legal_basis is required: one line of at most 500 bytes"))
-		return
-	}
 	ip, _ := clientInfo(r)
+	// Checked once the caller may erase this user (another tenant's user is 404 whatever the
+	// body), before anything changes.
 	err := s.withUser(r, p, authz.Delete, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		if strings.TrimSpace(req.Reason) == "" || !tutela.ValidText(req.Reason) || len(req.Reason) > 500 {
+			return tutela.FieldErrorf("reason", "reason is required: one line of at most 500 bytes")
+		}
+		if strings.TrimSpace(req.LegalBasis) == "" || !tutela.ValidText(req.LegalBasis) || len(req.LegalBasis) > 500 {
+			return tutela.FieldErrorf("legal_basis", "legal_basis is required: one line of at most 500 bytes")
+		}
 		if err := s.requireHumanStepUp(p); err != nil {
 			return err
 		}

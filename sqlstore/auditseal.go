@@ -18,7 +18,7 @@ import (
 // leaves every leaf, checkpoint and proof as it was, and `audit verify` passing.
 //
 // The person is the acting user (the principal of the request), or, for an anonymous call on a
-// user (a sign-in), that user: their person key seals the value, bound to the field and the
+// user or the session a sign-in creates (withAuditPerson), that user: their person key seals the value, bound to the field and the
 // event ID. Anything else (a service account, an unknown address, a user without a key) is
 // sealed under the event tenant's personal_data keyset (the platform's for tenant ""), bound to
 // table, column and event ID. The sealed form names which, so a reader knows what to open:
@@ -78,7 +78,10 @@ func (tx *Tx) sealAuditMeta(ctx context.Context, e *audit.Event) error {
 // auditPerson is the person whose key seals e's request data, with that key, or no key when
 // the tenant's keyset must. Opening the key costs one vault decrypt per transaction (tx.keys).
 func (tx *Tx) auditPerson(ctx context.Context, e *audit.Event) (tenantID, personID string, _ *privacy.PersonKey, _ error) {
+	ap, _ := ctx.Value(auditPersonKey{}).(auditPersonOf)
 	switch {
+	case ap.personID != "":
+		tenantID, personID = ap.tenantID, ap.personID
 	case e.ActorType == audit.ActorUser:
 		// The acting user's tenant is the principal's, which may differ from the event's (a
 		// platform administrator acting on a tenant).
@@ -103,6 +106,16 @@ func (tx *Tx) auditPerson(ctx context.Context, e *audit.Event) (tenantID, person
 		return "", "", nil, err
 	}
 	return tenantID, personID, pk, nil
+}
+
+type auditPersonKey struct{}
+
+type auditPersonOf struct{ tenantID, personID string }
+
+// withAuditPerson names, for the events recorded with ctx, the user whose request data they
+// carry when neither actor nor target says so (a session created by a sign-in).
+func withAuditPerson(ctx context.Context, tenantID, userID string) context.Context {
+	return context.WithValue(ctx, auditPersonKey{}, auditPersonOf{tenantID, userID})
 }
 
 // openAuditMeta opens e's sealed source IP and user agent in place: ErasedPlaceholder when the
