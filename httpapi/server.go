@@ -170,6 +170,7 @@ func (s *Server) routesInit() {
 	s.handle("GET", "/v1/tenants/{tenant}/users/{id}", false, s.authed(false, s.getUser))
 	s.handle("PATCH", "/v1/tenants/{tenant}/users/{id}", false, s.authed(false, s.patchUser))
 	s.handle("DELETE", "/v1/tenants/{tenant}/users/{id}", false, s.authed(false, s.deleteUser))
+	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/erase", false, s.authed(false, s.eraseUser))
 	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/disable", false, s.authed(false, s.setUserStatus(tutela.StatusDisabled)))
 	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/enable", false, s.authed(false, s.setUserStatus(tutela.StatusActive)))
 	s.handle("POST", "/v1/tenants/{tenant}/users/{id}/revoke-sessions", false, s.authed(false, s.adminRevokeSessions))

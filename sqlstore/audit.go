@@ -47,6 +47,9 @@ func (tx *Tx) AuditMany(ctx context.Context, events ...audit.Event) error {
 				e.Time = tx.now
 			}
 			e = e.Normalized()
+			if err := tx.sealAuditMeta(ctx, &e); err != nil {
+				return err
+			}
 			c, err := e.Canonical()
 			if err != nil {
 				return err
@@ -403,7 +406,8 @@ type AuditRecord struct {
 	Canonical []byte
 }
 
-// AuditEvents lists recorded events newest first. nextCursor is "" on the last page.
+// AuditEvents lists recorded events newest first, their sealed source IP and user agent opened
+// (auditseal.go). Canonical keeps the stored, sealed bytes. nextCursor is "" on the last page.
 func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (recs []AuditRecord, nextCursor string, err error) {
 	// These reads use the pool directly, not a Tx: an outage is still unavailable (503).
 	defer func() { err = unavailable(err) }()
@@ -477,7 +481,11 @@ func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (recs []AuditRecor
 		recs = append(recs, r)
 		lastPos = pos
 	}
-	return recs, nextCursor, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	rows.Close() // before opening: SQLite's read pool may have one connection
+	return recs, nextCursor, db.openAuditEvents(ctx, recs)
 }
 
 // The cursor is the insertion position, base64url-wrapped so clients treat it as opaque.

@@ -114,7 +114,11 @@ func (s KeysetStore) record(ctx context.Context, tx *Tx, ks *vault.Keyset, ev va
 		d[k] = v
 	}
 	d["version"] = ks.Version
-	return tx.Record(ctx, ev.Action, ks.TenantID, "keyset", ks.ID, "", d)
+	// Without the request's IP and user agent (the request's api.request event, linked by the
+	// request ID, has them): sealing them here could need the very keyset being created.
+	e := EventFromContext(ctx, ev.Action, ks.TenantID, "keyset", ks.ID, "", d)
+	e.SourceIP, e.UserAgent = "", ""
+	return tx.Audit(ctx, e)
 }
 
 // CreateKeyset inserts a new keyset; a second one for the same (tenant, purpose) is a conflict.

@@ -173,7 +173,8 @@ func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) 
 		}
 		details["revoked_sessions"] = len(evict)
 	}
-	return tx.Record(ctx, "session.create", s.TenantID, "session", s.ID, "", details)
+	// The request data of a sign-in is the user's, whoever the actor (anonymous until then).
+	return tx.Record(withAuditPerson(ctx, s.TenantID, s.UserID), "session.create", s.TenantID, "session", s.ID, "", details)
 }
 
 // idleEnds compares the moment a session's idle timeout ends with the time parameter param
