@@ -69,11 +69,13 @@ func (s *Server) putSubjectSchema(w http.ResponseWriter, r *http.Request, p *tut
 	}
 	var schema privacy.Schema
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResSubjects)
+		t, pol, err := s.authorize(r, tx, p, authz.Manage, authz.ResSubjects)
 		if err != nil {
 			return err
 		}
-		if err := tx.SubjectSchema(t.ID).Put(r.Context(), req.Fields); err != nil {
+		if err := tx.SubjectSchema(t.ID).PutAuthorized(r.Context(), req.Fields, func(changes []privacy.FieldChange) error {
+			return s.authorizeSchemaChanges(r, p, pol, changes)
+		}); err != nil {
 			return err
 		}
 		schema, err = tx.SubjectSchema(t.ID).Get(r.Context())
@@ -84,6 +86,31 @@ func (s *Server) putSubjectSchema(w http.ResponseWriter, r *http.Request, p *tut
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, subjectSchemaBody{Fields: schema})
+}
+
+// schemaChangePurpose is the purpose stated for the clearance check of a schema change.
+const schemaChangePurpose = "subject_schema_change"
+
+// authorizeSchemaChanges enforces "you cannot change what you cannot see": every field added,
+// changed or removed needs READ on subjects at the higher of its old and new classification, so
+// a YELLOW-cleared administrator cannot lower a RED field, relax its mask or add a purpose to
+// it and then read it. A refusal is audited as authz.denied, names the field, and changes
+// nothing.
+func (s *Server) authorizeSchemaChanges(r *http.Request, p *tutela.Principal, pol *authz.Policy, changes []privacy.FieldChange) error {
+	for _, c := range changes {
+		d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: c.Class(),
+			Purpose: schemaChangePurpose, StepUpAt: p.StepUpAt}, s.d.Clock())
+		if !d.Allow {
+			reason := "changing field " + c.Name + " needs READ on subjects at " + string(c.Class()) + ": " + d.Reason
+			noteDenial(r.Context(), denial{action: string(authz.Read), resource: authz.ResSubjects,
+				targetTenant: r.PathValue("tenant"), reason: reason})
+			return tutela.Errorf(tutela.EFORBIDDEN, "%s", reason)
+		}
+		if err := s.requireStepUp(p, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // authorizeFields checks action on subjects at the highest classification among fields: writing

@@ -72,7 +72,8 @@ func newSubjectEnv(t *testing.T, d sqlstore.Dialect) *subjectEnv {
 		otherAdmin: e.login(t, "other", "admin@other.example.org", pw, "").AccessToken,
 		base:       "/v1/tenants/" + tn.ID, otherTenantsBase: "/v1/tenants/" + other.ID,
 	}
-	if res, b := e.req(t, "PUT", se.base+"/subject-schema", subjectSchemaJSON, "", se.admin); res.StatusCode != 200 {
+	// The super-admin declares it: RED fields need a RED-cleared author.
+	if res, b := e.req(t, "PUT", se.base+"/subject-schema", subjectSchemaJSON, "", se.root); res.StatusCode != 200 {
 		t.Fatalf("put schema: %d %s", res.StatusCode, b)
 	}
 	return se
@@ -272,7 +273,7 @@ func TestSubjects_SearchExactAndUpdate(t *testing.T) {
 	res, b = se.req(t, "PATCH", se.base+"/subjects/"+id, `{"values":{"full_name":"bad\u202ename"}}`, "", se.operator)
 	wantError(t, res, b, 400, tutela.EINVALID)
 	// The schema cannot drop a field that holds values.
-	res, b = se.req(t, "PUT", se.base+"/subject-schema", `{"fields":[]}`, "", se.admin)
+	res, b = se.req(t, "PUT", se.base+"/subject-schema", `{"fields":[]}`, "", se.root)
 	wantError(t, res, b, 409, tutela.ECONFLICT)
 	se.noValueLeaked(t)
 }
@@ -372,13 +373,12 @@ func TestSubjects_StepUpForSchemaREDValuesAndErasure(t *testing.T) {
 	rootSecret := e.enrolTOTP(t, root.cookie)
 	base := "/v1/tenants/" + tn.ID
 	e.clock.Add(6 * time.Minute)
-	res, b := e.req(t, "PUT", base+"/subject-schema", subjectSchemaJSON, "", admin.cookie)
+	res, b := e.req(t, "PUT", base+"/subject-schema", subjectSchemaJSON, "", root.cookie)
 	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
-	e.stepUp(t, admin.cookie, adminSecret)
-	if res, b := e.req(t, "PUT", base+"/subject-schema", subjectSchemaJSON, "", admin.cookie); res.StatusCode != 200 {
+	e.stepUp(t, root.cookie, rootSecret)
+	if res, b := e.req(t, "PUT", base+"/subject-schema", subjectSchemaJSON, "", root.cookie); res.StatusCode != 200 {
 		t.Fatalf("put schema after step-up: %d %s", res.StatusCode, b)
 	}
-	e.stepUp(t, root.cookie, rootSecret)
 	res, b = e.req(t, "POST", base+"/subjects", `{"values":{"full_name":"Ada Lovelace","national_id":"AB-947 381"}}`, "", root.cookie)
 	if res.StatusCode != 201 {
 		t.Fatalf("create: %d %s", res.StatusCode, b)
