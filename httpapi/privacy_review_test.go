@@ -124,3 +124,143 @@ func TestSubjectSchema_CannotLowerWhatYouDoNotHold(t *testing.T) {
 		})
 	}
 }
+
+// R1: a value of a subject-schema field tokenized through a minimization profile is bound to the
+// subject (sealed under their key), so erasing them shreds it; without subject_id the profile
+// may not tokenize such a field, and POST …/tokens without person_id is refused likewise.
+func TestMinimizedToken_GoesWithTheSubjectsErasure(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			se := newSubjectEnv(t, d)
+			id := se.create(t)
+			prof := se.base + "/minimization-profiles/ai-triage"
+			if res, b := se.req(t, "PUT", prof, `{"fields":{"national_id":{"action":"tokenize"},"language":{"action":"tokenize"}}}`, "", se.root); res.StatusCode != 200 {
+				t.Fatalf("put profile: %d %s", res.StatusCode, b)
+			}
+			// Tenant-held tokens of a person's value are refused, and nothing is minted.
+			res, b := se.req(t, "POST", prof+"/apply", `{"record":{"national_id":"AB-947 381"}}`, "", se.root)
+			if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "subject_id" {
+				t.Fatalf("apply without subject_id names %q", eb.Error.Field)
+			}
+			res, b = se.req(t, "POST", se.base+"/tokens", `{"field":"national_id","values":["AB-947 381"]}`, "", se.root)
+			if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "person_id" {
+				t.Fatalf("tokenize without person_id names %q", eb.Error.Field)
+			}
+			var n int
+			if err := se.db.SQL().QueryRowContext(ctxBG, `SELECT count(*) FROM token_values`).Scan(&n); err != nil || n != 0 {
+				t.Fatalf("%d token values after refusals (%v)", n, err)
+			}
+			// A value that belongs to no person (not a schema field) may still be tenant-held.
+			if res, b := se.req(t, "POST", prof+"/apply", `{"record":{"language":"ar"}}`, "", se.root); res.StatusCode != 200 {
+				t.Fatalf("apply a non-schema field: %d %s", res.StatusCode, b)
+			}
+			// Bound to Ada: detokenizes while she exists, not after her erasure.
+			res, b = se.req(t, "POST", prof+"/apply", `{"subject_id":"`+id+`","record":{"national_id":"AB-947 381","language":"ar"}}`, "", se.root)
+			if res.StatusCode != 200 {
+				t.Fatalf("apply: %d %s", res.StatusCode, b)
+			}
+			var out struct{ Record map[string]string }
+			mustUnmarshal(t, b, &out)
+			detok := `{"purpose":"case_management","tokens":[{"field":"national_id","token":"` + out.Record["national_id"] + `"},
+				{"field":"language","token":"` + out.Record["language"] + `"}]}`
+			res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok, "", se.root)
+			if res.StatusCode != 200 || !strings.Contains(string(b), `"value":"AB-947 381"`) {
+				t.Fatalf("detokenize before erasure: %d %s", res.StatusCode, b)
+			}
+			if res, b := se.req(t, "DELETE", se.base+"/subjects/"+id, `{"reason":"asked","legal_basis":"GDPR Art. 17(1)(a)"}`, "", se.root); res.StatusCode != 200 {
+				t.Fatalf("erase: %d %s", res.StatusCode, b)
+			}
+			res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok, "", se.root)
+			var got struct {
+				Values []struct {
+					Field string
+					Found bool
+					Value string
+				}
+			}
+			mustUnmarshal(t, b, &got)
+			if res.StatusCode != 200 || len(got.Values) != 2 || got.Values[0].Found || strings.Contains(string(b), "AB-947") {
+				t.Fatalf("erased subject's national ID still detokenizes: %d %s", res.StatusCode, b)
+			}
+			// "ar" is also held by the tenant (the earlier apply): that copy is not Ada's.
+			if !got.Values[1].Found || got.Values[1].Value != "ar" {
+				t.Fatalf("tenant-held language token lost with Ada: %s", b)
+			}
+			// An erased or unknown subject cannot be named.
+			res, b = se.req(t, "POST", prof+"/apply", `{"subject_id":"`+id+`","record":{"national_id":"AB-947 381"}}`, "", se.root)
+			wantError(t, res, b, 404, tutela.ENOTFOUND)
+			res, b = se.req(t, "POST", prof+"/apply", `{"subject_id":"`+tutela.NewID()+`","record":{"national_id":"AB-947 381"}}`, "", se.root)
+			wantError(t, res, b, 404, tutela.ENOTFOUND)
+			se.noValueLeaked(t)
+		})
+	}
+}
+
+// R2: a token of a subject-schema field is not a way around the subject read path. Detokenizing
+// needs a purpose the field allows, READ on subjects at its classification (besides READ on
+// tokens), and the value comes back through the role's subjects.<field> mask.
+func TestDetokenize_FollowsTheSubjectReadRules(t *testing.T) {
+	t.Parallel()
+	se := newSubjectEnv(t, sqlstore.SQLite)
+	id := se.create(t)
+	res, b := se.req(t, "POST", se.base+"/tokens", `{"field":"national_id","person_id":"`+id+`","values":["AB-947 381"]}`, "", se.root)
+	if res.StatusCode != 200 {
+		t.Fatalf("tokenize: %d %s", res.StatusCode, b)
+	}
+	var tk struct{ Tokens []string }
+	mustUnmarshal(t, b, &tk)
+	detok := func(purpose string) string {
+		return `{"purpose":"` + purpose + `","tokens":[{"field":"national_id","token":"` + tk.Tokens[0] + `"}]}`
+	}
+	// A purpose the schema does not allow for national_id: refused, naming field and purpose,
+	// even for the super-admin (the subject read would not return the field at all).
+	for _, purpose := range []string{"marketing", "aid", "case management"} {
+		res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok(purpose), "", se.root)
+		eb := wantError(t, res, b, 403, tutela.EFORBIDDEN)
+		if !strings.Contains(eb.Error.Message, "national_id") || !strings.Contains(eb.Error.Message, purpose) {
+			t.Errorf("refusal %q does not name the field and the purpose", eb.Error.Message)
+		}
+	}
+	res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", se.root)
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"value":"AB-947 381"`) || strings.Contains(string(b), `"mask"`) {
+		t.Fatalf("allowed purpose: %d %s", res.StatusCode, b)
+	}
+	// READ on tokens at RED is not enough without READ on subjects at RED.
+	role := func(key, perms, masks string) string {
+		t.Helper()
+		res, b := se.req(t, "POST", se.base+"/roles", `{"key":"`+key+`","name":"`+key+`","clearance":"RED","permissions":[`+perms+`],"field_masks":{`+masks+`}}`, "", se.root)
+		if res.StatusCode != 201 {
+			t.Fatalf("create role: %d %s", res.StatusCode, b)
+		}
+		_, u := se.seed(t, "acme", key+"@example.org", pw)
+		if res, b := se.req(t, "PUT", se.base+"/users/"+u.ID+"/roles/"+key, "", "", se.root); res.StatusCode != 204 {
+			t.Fatalf("grant: %d %s", res.StatusCode, b)
+		}
+		return se.login(t, "acme", key+"@example.org", pw, "").AccessToken
+	}
+	tokensOnly := role("detok", `{"resource":"tokens","action":"READ","max_classification":"RED"}`, "")
+	res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", tokensOnly)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	// The role's field mask applies to detokenized values as to subject reads.
+	cw := role("caseworker", `{"resource":"tokens","action":"READ","max_classification":"RED"},
+		{"resource":"subjects","action":"READ","max_classification":"RED"}`, `"subjects.national_id":"partial"`)
+	res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", cw)
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"value":"****** 381"`) || !strings.Contains(string(b), `"mask":"partial"`) {
+		t.Fatalf("caseworker (national_id masked partial by role): %d %s", res.StatusCode, b)
+	}
+	if got := se.read(t, id, "case_management", cw)["national_id"]; got != "****** 381" {
+		t.Fatalf("subject read for the same caseworker: %v", got)
+	}
+	recs, _, err := se.db.AuditEvents(ctxBG, sqlstore.AuditFilter{TenantID: se.tenant.ID, Action: "token.detokenize"})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("%d token.detokenize events (%v), want 2 (refusals are authz.denied)", len(recs), err)
+	}
+	// The super-admin's denials are recorded under their own (platform) tenant.
+	denied, _, _ := se.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "authz.denied"})
+	if len(denied) < 4 {
+		t.Fatalf("%d authz.denied events, want the 4 refusals", len(denied))
+	}
+	se.noValueLeaked(t)
+}
