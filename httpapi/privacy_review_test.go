@@ -264,3 +264,37 @@ func TestDetokenize_FollowsTheSubjectReadRules(t *testing.T) {
 	}
 	se.noValueLeaked(t)
 }
+
+// R3: the hashed mask is bound to tenant and field. The same national ID masked in two tenants
+// gives two unrelated strings (no cross-tenant guess confirmation); within one tenant and field,
+// equal values keep equal masks.
+func TestHashedMask_DiffersAcrossTenants(t *testing.T) {
+	t.Parallel()
+	se := newSubjectEnv(t, sqlstore.SQLite)
+	id := se.create(t)
+	twin := se.create(t) // another subject with the same values
+	if res, b := se.req(t, "PUT", se.otherTenantsBase+"/subject-schema", subjectSchemaJSON, "", se.root); res.StatusCode != 200 {
+		t.Fatalf("other schema: %d %s", res.StatusCode, b)
+	}
+	res, b := se.req(t, "POST", se.otherTenantsBase+"/subjects", `{"values":{"full_name":"A. L.","national_id":"AB-947 381"}}`, "", se.root)
+	if res.StatusCode != 201 {
+		t.Fatalf("other create: %d %s", res.StatusCode, b)
+	}
+	var o struct{ ID string }
+	mustUnmarshal(t, b, &o)
+	a, _ := se.read(t, id, "case_management", se.operator)["national_id"].(string)
+	a2, _ := se.read(t, twin, "case_management", se.operator)["national_id"].(string)
+	res, b = se.req(t, "GET", se.otherTenantsBase+"/subjects/"+o.ID+"?purpose=case_management", "", "", se.otherAdmin)
+	var v struct{ Values map[string]any }
+	mustUnmarshal(t, b, &v)
+	other, _ := v.Values["national_id"].(string)
+	if res.StatusCode != 200 || !strings.HasPrefix(a, "h:") || !strings.HasPrefix(other, "h:") {
+		t.Fatalf("masks: tenant A %q, tenant B %q (%d)", a, other, res.StatusCode)
+	}
+	if a == other {
+		t.Fatalf("hashed masks equal across tenants: %s", a)
+	}
+	if a2 != a {
+		t.Fatalf("equal values in one tenant and field masked differently: %s, %s", a, a2)
+	}
+}

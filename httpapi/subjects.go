@@ -338,7 +338,7 @@ func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		for k, v := range vals {
 			obj[k] = v
 		}
-		s.masker.Apply(obj, masks)
+		s.masker.ApplyScoped(obj, masks, t.ID, authz.ResSubjects)
 		var clear, masked []string
 		for _, name := range allowed {
 			if masks[name] == authz.MaskFull {

@@ -178,7 +178,7 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 			found++
 			if m, ok := masks[d.Field]; ok && m != authz.MaskFull {
 				obj := map[string]any{d.Field: d.Value}
-				s.masker.Apply(obj, map[string]authz.Mask{d.Field: m})
+				s.masker.ApplyScoped(obj, map[string]authz.Mask{d.Field: m}, t.ID, authz.ResSubjects)
 				out[i].Value, _ = obj[d.Field].(string)
 				out[i].Mask = m
 				if !slices.Contains(masked, d.Field) {
