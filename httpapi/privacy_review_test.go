@@ -298,3 +298,30 @@ func TestHashedMask_DiffersAcrossTenants(t *testing.T) {
 		t.Fatalf("equal values in one tenant and field masked differently: %s, %s", a, a2)
 	}
 }
+
+// ASVS 5.0 14.2.1: a searched value never travels in a URL (proxies, servers and browsers log
+// URLs). The search is POST with a JSON body; the old GET form answers 405 pointing to POST,
+// without reading, logging or auditing the value.
+func TestSubjectSearch_ValueNeverInTheURL(t *testing.T) {
+	t.Parallel()
+	se := newSubjectEnv(t, sqlstore.SQLite)
+	id := se.create(t)
+	res, b := se.req(t, "GET", se.base+"/subjects/search?field=national_id&value=AB-947+381&purpose=case_management", "", "", se.root)
+	eb := wantError(t, res, b, 405, tutela.EMETHODNOTALLOWED)
+	if res.Header.Get("Allow") != "POST" || !strings.Contains(eb.Error.Message, "POST") {
+		t.Fatalf("GET search: Allow %q, message %q", res.Header.Get("Allow"), eb.Error.Message)
+	}
+	// Unauthenticated, the GET form is a 401 like every other non-public route.
+	res, b = se.req(t, "GET", se.base+"/subjects/search?field=national_id&value=AB-947+381", "", "", nil)
+	wantError(t, res, b, 401, tutela.EUNAUTHENTICATED)
+	res, b = se.req(t, "POST", se.base+"/subjects/search", searchBody("national_id", "AB-947 381", "case_management"), "", se.root)
+	if res.StatusCode != 200 || !strings.Contains(string(b), id) {
+		t.Fatalf("POST search: %d %s", res.StatusCode, b)
+	}
+	for _, body := range []string{searchBody("national_id", "AB-947 381", ""), searchBody("national_id", "", "case_management"),
+		`{"field":"national_id","value":"AB-947 381","purpose":"case_management","extra":1}`} {
+		res, b = se.req(t, "POST", se.base+"/subjects/search", body, "", se.root)
+		wantError(t, res, b, 400, tutela.EINVALID)
+	}
+	se.noValueLeaked(t)
+}

@@ -213,14 +213,19 @@ func TestSubjects_ReadWithoutREDGetsMaskAndPurposeFilters(t *testing.T) {
 	}
 }
 
+// searchBody is a POST …/subjects/search body.
+func searchBody(field, value, purpose string) string {
+	b, _ := json.Marshal(map[string]string{"field": field, "value": value, "purpose": purpose})
+	return string(b)
+}
+
 func TestSubjects_SearchExactAndUpdate(t *testing.T) {
 	t.Parallel()
 	se := newSubjectEnv(t, sqlstore.SQLite)
 	id := se.create(t)
 	search := func(field, value, purpose, auth string) []string {
 		t.Helper()
-		q := url.Values{"field": {field}, "value": {value}, "purpose": {purpose}}
-		res, b := se.req(t, "GET", se.base+"/subjects/search?"+q.Encode(), "", "", auth)
+		res, b := se.req(t, "POST", se.base+"/subjects/search", searchBody(field, value, purpose), "", auth)
 		if res.StatusCode != 200 {
 			t.Fatalf("search %s: %d %s", field, res.StatusCode, b)
 		}
@@ -246,14 +251,11 @@ func TestSubjects_SearchExactAndUpdate(t *testing.T) {
 	}
 	// A RED field is searched only with RED clearance; a field not allowed for the purpose, or
 	// not searchable, is refused.
-	q := url.Values{"field": {"national_id"}, "value": {"AB947381"}, "purpose": {"case_management"}}
-	res, b := se.req(t, "GET", se.base+"/subjects/search?"+q.Encode(), "", "", se.operator)
+	res, b := se.req(t, "POST", se.base+"/subjects/search", searchBody("national_id", "AB947381", "case_management"), "", se.operator)
 	wantError(t, res, b, 403, tutela.EFORBIDDEN)
-	q = url.Values{"field": {"phone"}, "value": {"+44 20 7946 0958"}, "purpose": {"case_management"}}
-	res, b = se.req(t, "GET", se.base+"/subjects/search?"+q.Encode(), "", "", se.operator)
+	res, b = se.req(t, "POST", se.base+"/subjects/search", searchBody("phone", "+44 20 7946 0958", "case_management"), "", se.operator)
 	wantError(t, res, b, 403, tutela.EFORBIDDEN)
-	q = url.Values{"field": {"notes"}, "value": {"x"}, "purpose": {"case_management"}}
-	res, b = se.req(t, "GET", se.base+"/subjects/search?"+q.Encode(), "", "", se.root)
+	res, b = se.req(t, "POST", se.base+"/subjects/search", searchBody("notes", "x", "case_management"), "", se.root)
 	wantError(t, res, b, 400, tutela.EINVALID)
 	// An update reindexes: the old name no longer matches, the new one does; null clears.
 	res, b = se.req(t, "PATCH", se.base+"/subjects/"+id, `{"values":{"full_name":"Augusta Lovelace King","phone":null}}`, "", se.operator)
@@ -346,8 +348,7 @@ func TestSubjects_EraseNeedsReasonRespectsHoldsAndShreds(t *testing.T) {
 			if err := se.db.SQL().QueryRowContext(ctxBG, `SELECT count(*) FROM person_keys WHERE person_id = $1`, id).Scan(&keys); err != nil || keys != 0 {
 				t.Fatalf("person_keys rows after erasure: %d (%v)", keys, err)
 			}
-			q := url.Values{"field": {"full_name"}, "value": {"Ada Lovelace"}, "purpose": {"aid"}}
-			res, b = se.req(t, "GET", se.base+"/subjects/search?"+q.Encode(), "", "", se.operator)
+			res, b = se.req(t, "POST", se.base+"/subjects/search", searchBody("full_name", "Ada Lovelace", "aid"), "", se.operator)
 			if res.StatusCode != 200 || !bytes.Contains(b, []byte(`"subject_ids":[]`)) {
 				t.Fatalf("search after erasure: %d %s", res.StatusCode, b)
 			}
