@@ -39,6 +39,21 @@ func schemaWith(t *testing.T, field, def string) string {
 	return string(b)
 }
 
+// userWithRole creates a custom RED-cleared role key with perms (JSON permission objects) and
+// masks (JSON field_masks members), grants it to a new user and returns their access token.
+func (se *subjectEnv) userWithRole(t *testing.T, key, perms, masks string) string {
+	t.Helper()
+	res, b := se.req(t, "POST", se.base+"/roles", `{"key":"`+key+`","name":"`+key+`","clearance":"RED","permissions":[`+perms+`],"field_masks":{`+masks+`}}`, "", se.root)
+	if res.StatusCode != 201 {
+		t.Fatalf("create role: %d %s", res.StatusCode, b)
+	}
+	_, u := se.seed(t, "acme", key+"@example.org", pw)
+	if res, b := se.req(t, "PUT", se.base+"/users/"+u.ID+"/roles/"+key, "", "", se.root); res.StatusCode != 204 {
+		t.Fatalf("grant: %d %s", res.StatusCode, b)
+	}
+	return se.login(t, "acme", key+"@example.org", pw, "").AccessToken
+}
+
 // R6: "you cannot change what you cannot see". A programme administrator (YELLOW clearance,
 // MANAGE on subjects) may not lower a RED field to YELLOW, relax its mask, add a purpose to it,
 // remove it or add a RED field: each would let them (or a role they grant) read what they are
@@ -163,6 +178,10 @@ func TestMinimizedToken_GoesWithTheSubjectsErasure(t *testing.T) {
 			}
 			var out struct{ Record map[string]string }
 			mustUnmarshal(t, b, &out)
+			// Naming a subject needs READ on subjects (the answer tells whether they exist).
+			minimizer := se.userWithRole(t, "minimizer", `{"resource":"tokens","action":"CREATE","max_classification":"RED"}`, "")
+			res, b = se.req(t, "POST", prof+"/apply", `{"subject_id":"`+id+`","record":{"national_id":"AB-947 381"}}`, "", minimizer)
+			wantError(t, res, b, 403, tutela.EFORBIDDEN)
 			detok := `{"purpose":"case_management","tokens":[{"field":"national_id","token":"` + out.Record["national_id"] + `"},
 				{"field":"language","token":"` + out.Record["language"] + `"}]}`
 			res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok, "", se.root)
@@ -228,18 +247,7 @@ func TestDetokenize_FollowsTheSubjectReadRules(t *testing.T) {
 		t.Fatalf("allowed purpose: %d %s", res.StatusCode, b)
 	}
 	// READ on tokens at RED is not enough without READ on subjects at RED.
-	role := func(key, perms, masks string) string {
-		t.Helper()
-		res, b := se.req(t, "POST", se.base+"/roles", `{"key":"`+key+`","name":"`+key+`","clearance":"RED","permissions":[`+perms+`],"field_masks":{`+masks+`}}`, "", se.root)
-		if res.StatusCode != 201 {
-			t.Fatalf("create role: %d %s", res.StatusCode, b)
-		}
-		_, u := se.seed(t, "acme", key+"@example.org", pw)
-		if res, b := se.req(t, "PUT", se.base+"/users/"+u.ID+"/roles/"+key, "", "", se.root); res.StatusCode != 204 {
-			t.Fatalf("grant: %d %s", res.StatusCode, b)
-		}
-		return se.login(t, "acme", key+"@example.org", pw, "").AccessToken
-	}
+	role := func(key, perms, masks string) string { return se.userWithRole(t, key, perms, masks) }
 	tokensOnly := role("detok", `{"resource":"tokens","action":"READ","max_classification":"RED"}`, "")
 	res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", tokensOnly)
 	wantError(t, res, b, 403, tutela.EFORBIDDEN)

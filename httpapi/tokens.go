@@ -299,7 +299,7 @@ func (s *Server) applyProfile(w http.ResponseWriter, r *http.Request, p *tutela.
 			if err != nil {
 				return err
 			}
-			if err := checkApplySubject(r, tx, t.ID, prof, req, types); err != nil {
+			if err := s.checkApplySubject(r, tx, p, t.ID, prof, req, types); err != nil {
 				return err
 			}
 			tokenize := func(field, value string) (string, error) {
@@ -338,11 +338,14 @@ func (s *Server) applyProfile(w http.ResponseWriter, r *http.Request, p *tutela.
 
 // checkApplySubject refuses, before any token is minted, a record whose subject-schema fields
 // the profile tokenizes without subject_id, and a subject_id that is not a live subject of the
-// tenant.
-func checkApplySubject(r *http.Request, tx *sqlstore.Tx, tenantID string, prof *privacy.Profile, req applyRequest, types map[string]string) error {
+// tenant. Naming a subject needs READ on subjects: the answer tells whether they exist.
+func (s *Server) checkApplySubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, tenantID string, prof *privacy.Profile, req applyRequest, types map[string]string) error {
 	if req.SubjectID != "" {
 		if !tutela.ValidID(req.SubjectID) {
 			return tutela.FieldErrorf("subject_id", "subject_id must be a subject's ID")
+		}
+		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects}); err != nil {
+			return err
 		}
 		_, err := tx.Subjects(tenantID).Get(r.Context(), req.SubjectID)
 		return err
