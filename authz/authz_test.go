@@ -137,8 +137,8 @@ func TestMasker(t *testing.T) {
 	m := NewMasker([]byte("k"))
 	obj := map[string]any{"email": "ana.lopez@example.org", "ip": "203.0.113.5", "ua": "Mozilla", "name": "Ana",
 		"phone": "+44 7700 900123", "n": 42.0, "weird": "x"}
-	m.Apply(obj, map[string]Mask{"email": MaskPartial, "ip": MaskHashed, "ua": MaskRedacted, "name": MaskHidden,
-		"phone": MaskPartial, "n": MaskPartial, "weird": "scramble", "absent": MaskHidden})
+	m.ApplyScoped(obj, map[string]Mask{"email": MaskPartial, "ip": MaskHashed, "ua": MaskRedacted, "name": MaskHidden,
+		"phone": MaskPartial, "n": MaskPartial, "weird": "scramble", "absent": MaskHidden}, "t1", "sessions")
 	if obj["email"] != "a***@example.org" || obj["ua"] != "[redacted]" || obj["phone"] != "***********0123" ||
 		obj["n"] != "[redacted]" || obj["weird"] != "[redacted]" {
 		t.Fatalf("masked: %v", obj)
@@ -148,11 +148,44 @@ func TestMasker(t *testing.T) {
 	}
 	h := obj["ip"].(string)
 	obj2 := map[string]any{"ip": "203.0.113.5"}
-	m.Apply(obj2, map[string]Mask{"ip": MaskHashed})
+	m.ApplyScoped(obj2, map[string]Mask{"ip": MaskHashed}, "t1", "sessions")
 	other := map[string]any{"ip": "203.0.113.5"}
-	NewMasker([]byte("other key")).Apply(other, map[string]Mask{"ip": MaskHashed})
+	NewMasker([]byte("other key")).ApplyScoped(other, map[string]Mask{"ip": MaskHashed}, "t1", "sessions")
 	if !strings.HasPrefix(h, "h:") || obj2["ip"] != h || other["ip"] == h || strings.Contains(h, "203.0.113.5") {
 		t.Fatalf("hash not keyed and stable: %v %v %v", h, obj2["ip"], other["ip"])
+	}
+}
+
+// The hashed mask is bound to tenant and field (review R3): the same value gives the same mask
+// in one field of one tenant, and unrelated masks in another tenant or field, so masks cannot be
+// joined across tenants to confirm a guessed value. The parts are length-prefixed: moving bytes
+// from one part to the next changes the mask.
+func TestMaskerHashed_BoundToTenantAndField(t *testing.T) {
+	t.Parallel()
+	m := NewMasker([]byte("k"))
+	hash := func(tenant, resource, field, value string) string {
+		obj := map[string]any{field: value}
+		m.ApplyScoped(obj, map[string]Mask{field: MaskHashed}, tenant, resource)
+		return obj[field].(string)
+	}
+	a := hash("tenant-a", "subjects", "national_id", "AB947381")
+	if again := hash("tenant-a", "subjects", "national_id", "AB947381"); again != a {
+		t.Fatalf("same tenant, field and value: %s then %s", a, again)
+	}
+	for name, other := range map[string]string{
+		"other tenant":   hash("tenant-b", "subjects", "national_id", "AB947381"),
+		"other field":    hash("tenant-a", "subjects", "passport", "AB947381"),
+		"other resource": hash("tenant-a", "users", "national_id", "AB947381"),
+		"other value":    hash("tenant-a", "subjects", "national_id", "AB947382"),
+		"shifted bytes":  hash("tenant-as", "ubjects", "national_id", "AB947381"),
+	} {
+		if other == a {
+			t.Errorf("%s: mask equals tenant A's (%s)", name, a)
+		}
+	}
+	// A tenant ID ending where the field begins cannot collide with another split.
+	if hash("ab", "c", "d", "v") == hash("a", "bc", "d", "v") {
+		t.Error("length prefixes missing: splits of the same bytes collide")
 	}
 }
 

@@ -3,6 +3,7 @@ package authz
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"slices"
 	"strings"
@@ -57,7 +58,7 @@ func (m Mask) Valid() bool {
 }
 
 // Masker applies masks. It is the one function every API response with classified fields goes
-// through (httpapi calls Apply on the JSON object before writing it).
+// through (httpapi calls ApplyScoped on the JSON object before writing it).
 type Masker struct {
 	key []byte // HMAC key for MaskHashed, so hashes cannot be reversed by guessing
 }
@@ -65,8 +66,12 @@ type Masker struct {
 // NewMasker returns a masker whose hashed mask uses key (keep it secret and stable).
 func NewMasker(key []byte) *Masker { return &Masker{key: append([]byte(nil), key...)} }
 
-// Apply masks the fields of obj (a decoded JSON object) in place according to masks.
-func (m *Masker) Apply(obj map[string]any, masks map[string]Mask) {
+// ApplyScoped masks the fields of obj (a decoded JSON object of resource, in tenant tenantID)
+// in place according to masks. The hashed mask is bound to the tenant and to resource.field:
+// equal values stay comparable within one field of one tenant (the mask's purpose), but the
+// same value masked in another tenant or another field gives an unrelated string, so masks
+// cannot be joined across tenants to confirm that a guessed value is held (review R3).
+func (m *Masker) ApplyScoped(obj map[string]any, masks map[string]Mask, tenantID, resource string) {
 	for field, mask := range masks {
 		v, ok := obj[field]
 		if !ok {
@@ -79,7 +84,7 @@ func (m *Masker) Apply(obj map[string]any, masks map[string]Mask) {
 			obj[field] = "[redacted]"
 		case MaskHashed:
 			if s, ok := v.(string); ok {
-				obj[field] = m.hash(s)
+				obj[field] = m.hash(tenantID, resource+"."+field, s)
 			} else {
 				obj[field] = "[redacted]"
 			}
@@ -97,9 +102,17 @@ func (m *Masker) Apply(obj map[string]any, masks map[string]Mask) {
 	}
 }
 
-func (m *Masker) hash(s string) string {
+// hash is HMAC-SHA256 under the field-masking key over the length-prefixed (4-byte big-endian
+// length, then the bytes) tenant ID, "resource.field" and value: no two different triples
+// encode alike, whatever bytes they hold.
+func (m *Masker) hash(tenantID, field, value string) string {
 	h := hmac.New(sha256.New, m.key)
-	h.Write([]byte(s))
+	for _, part := range []string{tenantID, field, value} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(part)))
+		h.Write(n[:])
+		h.Write([]byte(part))
+	}
 	return "h:" + hex.EncodeToString(h.Sum(nil))[:32]
 }
 

@@ -127,7 +127,7 @@ func (s *Server) getAccessReview(w http.ResponseWriter, r *http.Request, p *tute
 		middleware.WriteError(w, r, err)
 		return
 	}
-	items := s.maskReviewItems(rev.Items, pol.Masks)
+	items := s.maskReviewItems(rev.Items, rev.TenantID, pol.Masks)
 	if items == nil {
 		items = []*sqlstore.AccessReviewItem{}
 	}
@@ -157,12 +157,13 @@ func (s *Server) decideAccessReviewItem(w http.ResponseWriter, r *http.Request, 
 	}
 	var it *sqlstore.AccessReviewItem
 	var masks map[string]authz.Mask
+	var tenantID string
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Review, authz.ResAccessReviews)
 		if err != nil {
 			return err
 		}
-		masks = pol.Masks
+		masks, tenantID = pol.Masks, t.ID
 		it, err = tx.AccessReviews(t.ID).Decide(r.Context(), r.PathValue("review"), r.PathValue("item"), sqlstore.ItemDecision{
 			Decision: req.Decision, Comment: req.Comment, ReviewerID: p.UserID, Platform: isPlatform(p)})
 		return err
@@ -171,7 +172,7 @@ func (s *Server) decideAccessReviewItem(w http.ResponseWriter, r *http.Request, 
 		middleware.WriteError(w, r, err)
 		return
 	}
-	middleware.WriteJSON(w, http.StatusOK, s.maskReviewItems([]*sqlstore.AccessReviewItem{it}, masks)[0])
+	middleware.WriteJSON(w, http.StatusOK, s.maskReviewItems([]*sqlstore.AccessReviewItem{it}, tenantID, masks)[0])
 }
 
 // closeAccessReview ends a review, at or before its deadline (access_reviews MANAGE), and
@@ -193,7 +194,7 @@ func (s *Server) closeAccessReview(w http.ResponseWriter, r *http.Request, p *tu
 		middleware.WriteError(w, r, err)
 		return
 	}
-	undecided = s.maskReviewItems(undecided, masks)
+	undecided = s.maskReviewItems(undecided, rev.TenantID, masks)
 	if undecided == nil {
 		undecided = []*sqlstore.AccessReviewItem{}
 	}
@@ -212,7 +213,7 @@ func (s *Server) exportAccessReview(w http.ResponseWriter, r *http.Request, p *t
 		middleware.WriteError(w, r, err)
 		return
 	}
-	items := s.maskReviewItems(rev.Items, pol.Masks)
+	items := s.maskReviewItems(rev.Items, rev.TenantID, pol.Masks)
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="access-review-`+rev.ID+`.csv"`)
 	w.WriteHeader(http.StatusOK)
@@ -254,8 +255,9 @@ func csvSafe(v string) string {
 }
 
 // maskReviewItems masks each item's user_email as users.email is masked for the principal:
-// review items copy the address, so they are classified like it.
-func (s *Server) maskReviewItems(items []*sqlstore.AccessReviewItem, masks map[string]authz.Mask) []*sqlstore.AccessReviewItem {
+// review items copy the address, so they are classified like it (and hashed as users.email of
+// tenantID, so a hashed address matches the one in the users listing).
+func (s *Server) maskReviewItems(items []*sqlstore.AccessReviewItem, tenantID string, masks map[string]authz.Mask) []*sqlstore.AccessReviewItem {
 	m, ok := masks["users.email"]
 	if !ok || m == authz.MaskFull {
 		return items
@@ -264,7 +266,7 @@ func (s *Server) maskReviewItems(items []*sqlstore.AccessReviewItem, masks map[s
 	for i, it := range items {
 		c := *it
 		obj := map[string]any{"email": c.UserEmail}
-		s.masker.Apply(obj, map[string]authz.Mask{"email": m})
+		s.masker.ApplyScoped(obj, map[string]authz.Mask{"email": m}, tenantID, authz.ResUsers)
 		c.UserEmail, _ = obj["email"].(string)
 		out[i] = &c
 	}

@@ -304,7 +304,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p *tutela.P
 		out = append(out, newAuditEventView(rec))
 	}
 	// IPs and user agents are YELLOW here as in sessions and security events (ASVS 5.0 8.2.3).
-	s.writeMasked(w, r, http.StatusOK, map[string]any{"events": out, "next_cursor": next}, resAuditEvents, masks)
+	s.writeMasked(w, r, http.StatusOK, map[string]any{"events": out, "next_cursor": next}, f.TenantID, resAuditEvents, masks)
 }
 
 func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request) {

@@ -25,7 +25,8 @@ func (s *Server) subjectRoutes() {
 	s.handle("PUT", "/v1/tenants/{tenant}/subject-schema", false, s.authed(false, s.putSubjectSchema))
 	s.handle("POST", base, false, s.authed(false, s.createSubject))
 	s.handle("GET", base, false, s.authed(false, s.listSubjects))
-	s.handle("GET", base+"/search", false, s.authed(false, s.searchSubjects))
+	s.handle("POST", base+"/search", false, s.authed(false, s.searchSubjects))
+	s.handle("GET", base+"/search", false, s.authed(false, searchByURLRefused))
 	s.handle("GET", base+"/{id}", false, s.authed(false, s.getSubject))
 	s.handle("PATCH", base+"/{id}", false, s.authed(false, s.patchSubject))
 	s.handle("DELETE", base+"/{id}", false, s.authed(false, s.eraseSubject))
@@ -70,11 +71,13 @@ func (s *Server) putSubjectSchema(w http.ResponseWriter, r *http.Request, p *tut
 	}
 	var schema privacy.Schema
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResSubjects)
+		t, pol, err := s.authorize(r, tx, p, authz.Manage, authz.ResSubjects)
 		if err != nil {
 			return err
 		}
-		if err := tx.SubjectSchema(t.ID).Put(r.Context(), req.Fields); err != nil {
+		if err := tx.SubjectSchema(t.ID).PutAuthorized(r.Context(), req.Fields, func(changes []privacy.FieldChange) error {
+			return s.authorizeSchemaChanges(r, p, pol, changes)
+		}); err != nil {
 			return err
 		}
 		schema, err = tx.SubjectSchema(t.ID).Get(r.Context())
@@ -85,6 +88,31 @@ func (s *Server) putSubjectSchema(w http.ResponseWriter, r *http.Request, p *tut
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, subjectSchemaBody{Fields: schema})
+}
+
+// schemaChangePurpose is the purpose stated for the clearance check of a schema change.
+const schemaChangePurpose = "subject_schema_change"
+
+// authorizeSchemaChanges enforces "you cannot change what you cannot see": every field added,
+// changed or removed needs READ on subjects at the higher of its old and new classification, so
+// a YELLOW-cleared administrator cannot lower a RED field, relax its mask or add a purpose to
+// it and then read it. A refusal is audited as authz.denied, names the field, and changes
+// nothing.
+func (s *Server) authorizeSchemaChanges(r *http.Request, p *tutela.Principal, pol *authz.Policy, changes []privacy.FieldChange) error {
+	for _, c := range changes {
+		d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: c.Class(),
+			Purpose: schemaChangePurpose, StepUpAt: p.StepUpAt}, s.d.Clock())
+		if !d.Allow {
+			reason := "changing field " + c.Name + " needs READ on subjects at " + string(c.Class()) + ": " + d.Reason
+			noteDenial(r.Context(), denial{action: string(authz.Read), resource: authz.ResSubjects,
+				targetTenant: r.PathValue("tenant"), reason: reason})
+			return tutela.Errorf(tutela.EFORBIDDEN, "%s", reason)
+		}
+		if err := s.requireStepUp(p, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // authorizeFields checks action on subjects at the highest classification among fields: writing
@@ -342,7 +370,7 @@ func (s *Server) readSubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Princip
 	for k, v := range vals {
 		obj[k] = v
 	}
-	s.masker.Apply(obj, masks)
+	s.masker.ApplyScoped(obj, masks, t.ID, authz.ResSubjects)
 	out := &subjectRead{view: subjectView{Subject: &rec.Subject, Purpose: purpose, Values: obj}, stored: &rec.Stored}
 	for _, name := range allowed {
 		if masks[name] == authz.MaskFull {
@@ -361,18 +389,36 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
+type subjectSearchRequest struct {
+	Field   string `json:"field"`
+	Value   string `json:"value"`
+	Purpose string `json:"purpose"`
+}
+
+// searchByURLRefused answers the retired GET …/subjects/search?field=&value= with 405: a
+// searched value in a URL ends up in proxy, server and browser logs and histories (ASVS 5.0
+// 14.2.1). It reads nothing from the query, so the value goes nowhere.
+func searchByURLRefused(w http.ResponseWriter, r *http.Request, _ *tutela.Principal) {
+	w.Header().Set("Allow", http.MethodPost)
+	middleware.WriteError(w, r, tutela.Errorf(tutela.EMETHODNOTALLOWED,
+		"search with POST and a JSON body {field, value, purpose}: a value in the URL would be logged"))
+}
+
 // searchSubjects finds subjects by the exact (normalized) value of a searchable field through
 // its blind index. The caller needs READ at the field's classification (a match confirms the
-// value) and a purpose the field allows. The value is neither logged nor audited: the request
-// audit keeps query parameter names only, and subject.search names the field.
+// value) and a purpose the field allows. The value travels in the body, never the URL, and is
+// neither logged nor audited: subject.search names the field.
 func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	purpose, err := purposeParam(r)
-	if err != nil {
+	var req subjectSearchRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	name, value := q.Get("field"), q.Get("value")
+	purpose, name, value := req.Purpose, req.Field, req.Value
+	if !privacy.ValidName(purpose) {
+		middleware.WriteError(w, r, tutela.FieldErrorf("purpose", "purpose is required: the purpose of this search, as the subject schema names it"))
+		return
+	}
 	if !privacy.ValidName(name) {
 		middleware.WriteError(w, r, tutela.FieldErrorf("field", "field is required: a searchable field of the subject schema"))
 		return
@@ -382,7 +428,7 @@ func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutel
 		return
 	}
 	var ids []string
-	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResSubjects)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"tutela"
@@ -95,10 +96,21 @@ type detokenizeRequest struct {
 // maxPurpose bounds a stated purpose (it goes into the audit log).
 const maxPurpose = 200
 
+// detokenizedView is one answer as the caller may see it: Mask names the mask applied to the
+// value (empty when shown in clear; "hidden" leaves no value).
+type detokenizedView struct {
+	sqlstore.Detokenized
+	Mask authz.Mask `json:"mask,omitempty"`
+}
+
 // detokenize is READ on tokens at the most sensitive classification among the fields asked
 // for (undeclared fields count as RED), with a stated purpose that goes into the audit event
-// with the field names and counts. Neither tokens nor values are audited: the event says who
-// re-identified how much of what, and why.
+// with the field names and counts. A field of the subject schema is a person's data, so a
+// token must not be a way around the subject read path (review R2): the purpose must be one
+// the field allows (403 naming field and purpose otherwise), the caller needs READ on subjects
+// at the field's classification too, and the value comes back through the same mask as a
+// subject read (fieldMask: the role's subjects.<field> mask applies). Neither tokens nor values
+// are audited: the event says who re-identified how much of what, and why.
 func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req detokenizeRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -106,9 +118,9 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		return
 	}
 	req.Purpose = strings.TrimSpace(req.Purpose)
-	var out []sqlstore.Detokenized
+	var out []detokenizedView
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResTokens)
+		t, pol, err := s.authorize(r, tx, p, authz.Read, authz.ResTokens)
 		if err != nil {
 			return err
 		}
@@ -121,9 +133,14 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		if err := sqlstore.CheckTokenRefs(req.Tokens); err != nil {
 			return err
 		}
+		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
+		if err != nil {
+			return err
+		}
 		tv := tx.TokenVault(t.ID, s.tokenizer())
 		var fields []string
 		class := authz.Green
+		masks := map[string]authz.Mask{}
 		for _, ref := range req.Tokens {
 			if slices.Contains(fields, ref.Field) {
 				continue
@@ -136,29 +153,69 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 			if c.Rank() > class.Rank() {
 				class = c
 			}
+			if f, ok := schema.Field(ref.Field); ok {
+				if masks[f.Name], err = s.detokenizeSubjectField(r, tx, p, pol, f, req.Purpose); err != nil {
+					return err
+				}
+			}
 		}
 		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResTokens, Class: class,
 			Purpose: req.Purpose}); err != nil {
 			return err
 		}
-		if out, err = tv.Detokenize(r.Context(), req.Tokens); err != nil {
+		vals, err := tv.Detokenize(r.Context(), req.Tokens)
+		if err != nil {
 			return err
 		}
 		found := 0
-		for _, d := range out {
-			if d.Found {
-				found++
+		var masked []string
+		out = make([]detokenizedView, len(vals))
+		for i, d := range vals {
+			out[i] = detokenizedView{Detokenized: d}
+			if !d.Found {
+				continue
+			}
+			found++
+			if m, ok := masks[d.Field]; ok && m != authz.MaskFull {
+				obj := map[string]any{d.Field: d.Value}
+				s.masker.ApplyScoped(obj, map[string]authz.Mask{d.Field: m}, t.ID, authz.ResSubjects)
+				out[i].Value, _ = obj[d.Field].(string)
+				out[i].Mask = m
+				if !slices.Contains(masked, d.Field) {
+					masked = append(masked, d.Field)
+				}
 			}
 		}
 		slices.Sort(fields)
+		slices.Sort(masked)
 		return tx.Record(r.Context(), "token.detokenize", t.ID, "", "", "", map[string]any{
-			"purpose": req.Purpose, "fields": fields, "classification": string(class), "count": len(out), "found": found})
+			"purpose": req.Purpose, "fields": fields, "masked": nonNilStrings(masked), "classification": string(class),
+			"count": len(out), "found": found})
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, map[string]any{"values": out})
+}
+
+// detokenizeSubjectField authorizes detokenizing values of subject-schema field f for purpose
+// as a subject read would: the purpose must be one f allows (the subject read returns no such
+// field; here the request is refused, naming both), READ on subjects at f's classification is
+// required, and the mask is the subject read's (fieldMask, one rule for both paths).
+func (s *Server) detokenizeSubjectField(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, pol *authz.Policy, f privacy.Field, purpose string) (authz.Mask, error) {
+	if !f.Allows(purpose) {
+		reason := "field " + f.Name + " is not allowed for purpose " + strconv.Quote(purpose) + " by the subject schema"
+		noteDenial(r.Context(), denial{action: string(authz.Read), resource: authz.ResSubjects,
+			targetTenant: r.PathValue("tenant"), reason: reason})
+		return "", tutela.Errorf(tutela.EFORBIDDEN, "%s", reason)
+	}
+	_, d, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: f.Classification,
+		Purpose: purpose})
+	if err != nil {
+		return "", err
+	}
+	return fieldMask(pol, d, f), nil
 }
 
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
@@ -206,11 +263,15 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 }
 
 type applyRequest struct {
-	Record map[string]string `json:"record"`
+	Record    map[string]string `json:"record"`
+	SubjectID string            `json:"subject_id"`
 }
 
 // applyProfile minimizes a record the caller holds: CREATE on tokens, since tokenize rules mint
-// tokens (tenant-held, deterministic). Audited with the purpose and field names only.
+// tokens (deterministic). With subject_id the record is that subject's and every token is bound
+// to them (sealed under their key, shredded by their erasure); a tokenize rule on a field of the
+// subject schema needs it (review R1: a tenant-held token of a person's value would survive the
+// person's erasure). Audited with the purpose and field names only.
 func (s *Server) applyProfile(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req applyRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -238,8 +299,12 @@ func (s *Server) applyProfile(w http.ResponseWriter, r *http.Request, p *tutela.
 			if err != nil {
 				return err
 			}
+			if err := s.checkApplySubject(r, tx, p, t.ID, prof, req, types); err != nil {
+				return err
+			}
 			tokenize := func(field, value string) (string, error) {
-				toks, err := tv.Tokenize(r.Context(), sqlstore.TokenizeRequest{Field: field, Kind: privacy.Deterministic, Values: []string{value}})
+				toks, err := tv.Tokenize(r.Context(), sqlstore.TokenizeRequest{Field: field, Kind: privacy.Deterministic,
+					PersonID: req.SubjectID, Values: []string{value}})
 				if err != nil {
 					return "", err
 				}
@@ -257,8 +322,11 @@ func (s *Server) applyProfile(w http.ResponseWriter, r *http.Request, p *tutela.
 			}
 			slices.Sort(in)
 			slices.Sort(kept)
-			return tx.Record(r.Context(), "minimization_profile.apply", t.ID, "minimization_profile", purpose, "",
-				map[string]any{"purpose": purpose, "fields_in": in, "fields_out": kept})
+			details := map[string]any{"purpose": purpose, "fields_in": in, "fields_out": kept}
+			if req.SubjectID != "" {
+				details["subject_id"] = req.SubjectID
+			}
+			return tx.Record(r.Context(), "minimization_profile.apply", t.ID, "minimization_profile", purpose, "", details)
 		})
 	})
 	if err != nil {
@@ -266,6 +334,28 @@ func (s *Server) applyProfile(w http.ResponseWriter, r *http.Request, p *tutela.
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, map[string]any{"purpose": purpose, "record": out})
+}
+
+// checkApplySubject refuses, before any token is minted, a record whose subject-schema fields
+// the profile tokenizes without subject_id, and a subject_id that is not a live subject of the
+// tenant. Naming a subject needs READ on subjects: the answer tells whether they exist.
+func (s *Server) checkApplySubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, tenantID string, prof *privacy.Profile, req applyRequest, types map[string]privacy.FieldType) error {
+	if req.SubjectID != "" {
+		if !tutela.ValidID(req.SubjectID) {
+			return tutela.FieldErrorf("subject_id", "subject_id must be a subject's ID")
+		}
+		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects}); err != nil {
+			return err
+		}
+		_, err := tx.Subjects(tenantID).Get(r.Context(), req.SubjectID)
+		return err
+	}
+	for field := range req.Record {
+		if _, schema := types[field]; schema && prof.Fields[field].Action == privacy.Tokenize {
+			return tutela.FieldErrorf("subject_id", "field %s is a field of the subject schema: tokenizing it needs subject_id, the subject the record belongs to (their token goes with their erasure)", field)
+		}
+	}
+	return nil
 }
 
 func checkRecord(rec map[string]string) error {

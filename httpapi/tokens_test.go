@@ -15,13 +15,14 @@ func newTokenEnv(t *testing.T) *env {
 	return newEnv(t, sqlstore.SQLite, func(d *httpapi.Deps) { d.Keys = newVault(t, d.DB) })
 }
 
-// declareField adds a subject schema field with a classification (the schema's own API is
-// another part of the privacy vault; the table is what the token vault reads).
+// declareField adds a subject schema field with a classification, allowed for the purpose
+// case_review (the schema's own API is another part of the privacy vault; the table is what the
+// token vault reads).
 func declareField(t *testing.T, e *env, tenantID, name, typ, class string) {
 	t.Helper()
 	now := e.clock.Now()
 	if _, err := e.db.SQL().ExecContext(ctxBG, `INSERT INTO subject_fields (tenant_id, name, type, classification, purposes,
-		retention_days, mask, searchable, created_at, updated_at) VALUES ($1, $2, $3, $4, '[]', 365, 'redacted', false, $5, $5)`,
+		retention_days, mask, searchable, created_at, updated_at) VALUES ($1, $2, $3, $4, '["case_review"]', 365, 'redacted', false, $5, $5)`,
 		tenantID, name, typ, class, now); err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +34,7 @@ func TestDetokenize_NeedsPermissionPurposeAndClearance(t *testing.T) {
 	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
 	e.seed(t, "acme", "op@example.org", pw, "operator")
 	e.seed(t, "acme", "aud@example.org", pw, "auditor")
+	_, ben := e.seed(t, "acme", "ben@example.org", pw) // the person whose case reference it is
 	declareField(t, e, tn.ID, "case_ref", "text", "YELLOW")
 	admin := e.login(t, "acme", "admin@example.org", pw, "").AccessToken
 	op := e.login(t, "acme", "op@example.org", pw, "").AccessToken
@@ -40,7 +42,7 @@ func TestDetokenize_NeedsPermissionPurposeAndClearance(t *testing.T) {
 	base := "/v1/tenants/" + tn.ID + "/tokens"
 
 	// The operator may tokenize; the auditor may not.
-	res, b := e.req(t, "POST", base, `{"field":"case_ref","values":["JO-2026-000417"]}`, "", op)
+	res, b := e.req(t, "POST", base, `{"field":"case_ref","person_id":"`+ben.ID+`","values":["JO-2026-000417"]}`, "", op)
 	if res.StatusCode != 200 {
 		t.Fatalf("operator tokenize: %d %s", res.StatusCode, b)
 	}
@@ -75,8 +77,11 @@ func TestDetokenize_NeedsPermissionPurposeAndClearance(t *testing.T) {
 	// An undeclared field counts as RED: above a programme administrator's clearance.
 	res, b = e.req(t, "POST", base+"/detokenize", detok("case review", "national_id", red.Tokens[0]), "", admin)
 	wantError(t, res, b, 403, tutela.EFORBIDDEN)
-	// Permission, clearance and purpose: the value.
+	// case_ref is a subject-schema field: the purpose must be one it allows.
 	res, b = e.req(t, "POST", base+"/detokenize", detok("case review 417", "case_ref", tok.Tokens[0]), "", admin)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	// Permission, clearance and purpose: the value.
+	res, b = e.req(t, "POST", base+"/detokenize", detok("case_review", "case_ref", tok.Tokens[0]), "", admin)
 	if res.StatusCode != 200 || !strings.Contains(string(b), `"value":"JO-2026-000417"`) {
 		t.Fatalf("detokenize: %d %s", res.StatusCode, b)
 	}
@@ -84,23 +89,23 @@ func TestDetokenize_NeedsPermissionPurposeAndClearance(t *testing.T) {
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("%d token.detokenize events (%v), want 1: refusals are authz.denied", len(recs), err)
 	}
-	if d := recs[0].Event.Details; d["purpose"] != "case review 417" || d["classification"] != "YELLOW" {
+	if d := recs[0].Event.Details; d["purpose"] != "case_review" || d["classification"] != "YELLOW" {
 		t.Fatalf("audit details %v", d)
 	}
 	if c := string(recs[0].Canonical); strings.Contains(c, "JO-2026") || strings.Contains(c, tok.Tokens[0]) {
 		t.Fatalf("audit event holds the value or token: %s", c)
 	}
 	denied, _, _ := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{TenantID: tn.ID, Action: "authz.denied"})
-	if len(denied) < 3 {
+	if len(denied) < 4 {
 		t.Fatalf("%d authz.denied events, want the refusals audited", len(denied))
 	}
 	// Another tenant's admin cannot reach this tenant's vault; in their own, the token is unknown.
 	other, _ := e.seed(t, "globex", "g@example.org", pw, "program_admin")
 	declareField(t, e, other.ID, "case_ref", "text", "YELLOW")
 	g := e.login(t, "globex", "g@example.org", pw, "").AccessToken
-	res, b = e.req(t, "POST", base+"/detokenize", detok("x", "case_ref", tok.Tokens[0]), "", g)
+	res, b = e.req(t, "POST", base+"/detokenize", detok("case_review", "case_ref", tok.Tokens[0]), "", g)
 	wantError(t, res, b, 404, tutela.ENOTFOUND)
-	res, b = e.req(t, "POST", "/v1/tenants/"+other.ID+"/tokens/detokenize", detok("x", "case_ref", tok.Tokens[0]), "", g)
+	res, b = e.req(t, "POST", "/v1/tenants/"+other.ID+"/tokens/detokenize", detok("case_review", "case_ref", tok.Tokens[0]), "", g)
 	if res.StatusCode != 200 || !strings.Contains(string(b), `"found":false`) || strings.Contains(string(b), "JO-2026") {
 		t.Fatalf("other tenant's detokenize: %d %s", res.StatusCode, b)
 	}

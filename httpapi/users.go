@@ -62,12 +62,13 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	}
 	var users []*tutela.User
 	var masks map[string]authz.Mask
+	var tenantID string
 	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Read, authz.ResUsers)
 		if err != nil {
 			return err
 		}
-		masks = pol.Masks
+		masks, tenantID = pol.Masks, t.ID
 		users, err = tx.Users(t.ID).List(r.Context(), cursor, limit)
 		return err
 	})
@@ -82,7 +83,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	if users == nil {
 		users = []*tutela.User{}
 	}
-	s.writeMasked(w, r, http.StatusOK, map[string]any{"users": users, "next_cursor": next}, authz.ResUsers, masks)
+	s.writeMasked(w, r, http.StatusOK, map[string]any{"users": users, "next_cursor": next}, tenantID, authz.ResUsers, masks)
 }
 
 // withUser runs fn in a transaction on the {tenant}/{id} user, once p is allowed action on
@@ -124,7 +125,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *tutela.Princ
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
+	s.writeMasked(w, r, http.StatusOK, out, out.TenantID, authz.ResUsers, masks)
 }
 
 type userPatchRequest struct {
@@ -171,7 +172,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 	if oldEmail != "" {
 		s.d.Identity.NotifyEmailChanged(r.Context(), oldEmail, out.Email) // right after the commit
 	}
-	s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
+	s.writeMasked(w, r, http.StatusOK, out, out.TenantID, authz.ResUsers, masks)
 }
 
 // setUserStatus disables or enables a user. Disabling ends every session and token at once.
@@ -200,7 +201,7 @@ func (s *Server) setUserStatus(status tutela.Status) func(http.ResponseWriter, *
 			middleware.WriteError(w, r, err)
 			return
 		}
-		s.writeMasked(w, r, http.StatusOK, out, authz.ResUsers, masks)
+		s.writeMasked(w, r, http.StatusOK, out, out.TenantID, authz.ResUsers, masks)
 	}
 }
 
@@ -293,11 +294,12 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
 func (s *Server) securityEvents(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var ev []*sqlstore.SecurityEvent
 	var masks map[string]authz.Mask
+	var tenantID string
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
 		// ?tenant= names the tenant like the {tenant} path parameter does: an unknown one, or
 		// another tenant than a tenant-scoped caller's own, is 404, never an empty 200 that
 		// reads as "no events".
-		tenantID := p.TenantID
+		tenantID = p.TenantID
 		if q := r.URL.Query(); q.Has("tenant") {
 			t, err := tenantRef(r, tx, p, q.Get("tenant"))
 			if err != nil {
@@ -320,7 +322,7 @@ func (s *Server) securityEvents(w http.ResponseWriter, r *http.Request, p *tutel
 	if ev == nil {
 		ev = []*sqlstore.SecurityEvent{}
 	}
-	s.writeMasked(w, r, http.StatusOK, map[string]any{"events": ev}, authz.ResSecurityEvents, masks)
+	s.writeMasked(w, r, http.StatusOK, map[string]any{"events": ev}, tenantID, authz.ResSecurityEvents, masks)
 }
 
 func secondsDur(n int) time.Duration { return time.Duration(n) * time.Second }

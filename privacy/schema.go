@@ -270,3 +270,48 @@ func normalizeNumber(v string) string {
 	}
 	return out
 }
+
+// Equal reports whether f and g define the same field.
+func (f Field) Equal(g Field) bool {
+	return f.Name == g.Name && f.Type == g.Type && f.Classification == g.Classification && slices.Equal(f.Purposes, g.Purposes) &&
+		f.RetentionDays == g.RetentionDays && f.Mask == g.Mask && f.Searchable == g.Searchable
+}
+
+// FieldChange is one field's difference between two schemas: Old is nil for an added field,
+// New is nil for a removed one.
+type FieldChange struct {
+	Name     string
+	Old, New *Field
+}
+
+// Class is the classification a change touches: the higher of the old and new definitions'.
+// Whoever changes a field must be cleared for it, or they could lower a RED field to YELLOW,
+// relax its mask or add a purpose, and then read what they were never cleared to see.
+func (c FieldChange) Class() authz.Classification {
+	class := authz.Green
+	for _, f := range []*Field{c.Old, c.New} {
+		if f != nil && f.Classification.Rank() > class.Rank() {
+			class = f.Classification
+		}
+	}
+	return class
+}
+
+// Changes lists the fields added, removed or changed going from old to s, in name order.
+func (s Schema) Changes(old Schema) []FieldChange {
+	var out []FieldChange
+	for _, o := range old {
+		if n, ok := s.Field(o.Name); !ok {
+			out = append(out, FieldChange{Name: o.Name, Old: &o})
+		} else if !n.Equal(o) {
+			out = append(out, FieldChange{Name: o.Name, Old: &o, New: &n})
+		}
+	}
+	for _, n := range s {
+		if _, ok := old.Field(n.Name); !ok {
+			out = append(out, FieldChange{Name: n.Name, New: &n})
+		}
+	}
+	slices.SortFunc(out, func(a, b FieldChange) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

@@ -1,6 +1,7 @@
 package privacy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,5 +141,39 @@ func TestNormalize_EqualOnlyWhereDocumented(t *testing.T) {
 		if Normalize(tc.t, tc.a) == Normalize(tc.t, tc.b) {
 			t.Errorf("%s: %q and %q normalize alike (%q)", tc.t, tc.a, tc.b, Normalize(tc.t, tc.a))
 		}
+	}
+}
+
+func TestSchemaChanges_ListsAddedRemovedChangedWithTheirHigherClass(t *testing.T) {
+	red := validField()
+	yellow := red
+	yellow.Classification = authz.Yellow
+	notes := Field{Name: "notes", Type: FieldText, Classification: authz.Red, Purposes: []string{"aid"}, RetentionDays: 30, Mask: authz.MaskHidden}
+	phone := Field{Name: "phone", Type: FieldPhone, Classification: authz.Yellow, Purposes: []string{"aid"}, RetentionDays: 30, Mask: authz.MaskPartial}
+	old := Schema{red, notes, phone}
+	next := Schema{yellow, phone, {Name: "alias", Type: FieldName, Classification: authz.Green, Purposes: []string{"aid"}, RetentionDays: 1, Mask: authz.MaskFull}}
+	got := next.Changes(old)
+	want := []struct {
+		name  string
+		class authz.Classification
+		old   bool
+		new   bool
+	}{{"alias", authz.Green, false, true}, {"national_id", authz.Red, true, true}, {"notes", authz.Red, true, false}}
+	if len(got) != len(want) {
+		t.Fatalf("changes = %+v", got)
+	}
+	for i, w := range want {
+		if got[i].Name != w.name || got[i].Class() != w.class || (got[i].Old != nil) != w.old || (got[i].New != nil) != w.new {
+			t.Errorf("change %d = %s %s old=%v new=%v, want %+v", i, got[i].Name, got[i].Class(), got[i].Old, got[i].New, w)
+		}
+	}
+	// A purpose added to a field is a change too; an identical schema has none.
+	widened := slices.Clone(old)
+	widened[2].Purposes = []string{"aid", "marketing"}
+	if c := widened.Changes(old); len(c) != 1 || c[0].Name != "phone" {
+		t.Errorf("purpose added: %+v", c)
+	}
+	if c := old.Changes(slices.Clone(old)); len(c) != 0 {
+		t.Errorf("no change: %+v", c)
 	}
 }

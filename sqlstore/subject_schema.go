@@ -59,31 +59,52 @@ func (r SubjectSchema) get(ctx context.Context, lock string) (privacy.Schema, er
 	return out, rows.Err()
 }
 
-// Put replaces the schema. It refuses (conflict, changing nothing) to remove a field or change
-// its type while subjects hold values in it (they were validated and indexed as that type), or
-// to make a field holding values searchable (its values have no digests, and computing them
-// would mean decrypting every subject). Making a field unsearchable deletes its digests. The
-// audit event names the fields, added, removed and changed.
+// Put replaces the schema, trusting the caller with every change: for tools and tests. A
+// request on someone's behalf goes through PutAuthorized.
 func (r SubjectSchema) Put(ctx context.Context, schema privacy.Schema) error {
+	return r.PutAuthorized(ctx, schema, func([]privacy.FieldChange) error { return nil })
+}
+
+// PutAuthorized replaces the schema once authorize has accepted the changes, computed against
+// the schema as locked in this transaction (a concurrent change cannot slip between the check
+// and the write). It refuses (conflict, changing nothing) to remove a field or change its type
+// while subjects hold values in it (they were validated and indexed as that type), or to make
+// a field holding values searchable (its values have no digests, and computing them would mean
+// decrypting every subject). Making a field unsearchable deletes its digests. The audit event
+// names the fields added, removed and changed, with each changed field's old and new
+// classification, mask and purposes (names and levels, never values).
+func (r SubjectSchema) PutAuthorized(ctx context.Context, schema privacy.Schema, authorize func([]privacy.FieldChange) error) error {
 	if !tutela.ValidID(r.tenantID) {
 		return tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
 	}
 	if err := schema.Validate(); err != nil {
 		return err
 	}
+	// The tenant row serializes schema changes on PostgreSQL: row locks on subject_fields
+	// alone would not stop a concurrent insert of the field being checked.
+	if _, err := r.tx.exec(ctx, `SELECT id FROM tenants WHERE id = $1`+r.tx.lockClause("FOR NO KEY UPDATE"), r.tenantID); err != nil {
+		return err
+	}
 	old, err := r.get(ctx, "FOR UPDATE")
 	if err != nil {
 		return err
 	}
+	changes := schema.Changes(old)
+	if err := authorize(changes); err != nil {
+		return err
+	}
 	var added, removed, changed []string
-	for _, o := range old {
-		n, ok := schema.Field(o.Name)
-		switch {
-		case !ok:
+	audited := make([]any, 0, len(changes))
+	for _, c := range changes {
+		audited = append(audited, map[string]any{"field": c.Name, "old": auditedField(c.Old), "new": auditedField(c.New)})
+		switch o, n := c.Old, c.New; {
+		case n == nil:
 			removed = append(removed, o.Name)
 			if err := r.refuseIfHeld(ctx, o.Name, "it cannot be removed; clear the field in those subjects or erase them first"); err != nil {
 				return err
 			}
+		case o == nil:
+			added = append(added, n.Name)
 		case n.Type != o.Type:
 			if err := r.refuseIfHeld(ctx, o.Name, "its type cannot change from "+string(o.Type)+" to "+string(n.Type)); err != nil {
 				return err
@@ -94,16 +115,13 @@ func (r SubjectSchema) Put(ctx context.Context, schema privacy.Schema) error {
 				return err
 			}
 			changed = append(changed, o.Name)
-		case !fieldEqual(n, o):
+		default:
 			changed = append(changed, o.Name)
 		}
 	}
 	names := make([]string, 0, len(schema))
 	for _, f := range schema {
 		names = append(names, f.Name)
-		if _, ok := old.Field(f.Name); !ok {
-			added = append(added, f.Name)
-		}
 	}
 	slices.Sort(names)
 	for _, name := range removed {
@@ -132,7 +150,16 @@ func (r SubjectSchema) Put(ctx context.Context, schema privacy.Schema) error {
 		}
 	}
 	return r.tx.Record(ctx, "subject_schema.update", r.tenantID, "subject_schema", r.tenantID, "", map[string]any{
-		"fields": names, "added": nonNil(added), "removed": nonNil(removed), "changed": nonNil(changed)})
+		"fields": names, "added": nonNil(added), "removed": nonNil(removed), "changed": nonNil(changed), "changes": audited})
+}
+
+// auditedField is what the audit log keeps of a field definition: its classification, mask
+// and purposes; nil for a field that does not exist on that side of the change.
+func auditedField(f *privacy.Field) any {
+	if f == nil {
+		return nil
+	}
+	return map[string]any{"classification": string(f.Classification), "mask": string(f.Mask), "purposes": slices.Clone(f.Purposes)}
 }
 
 func (r SubjectSchema) refuseIfHeld(ctx context.Context, field, why string) error {
@@ -145,11 +172,6 @@ func (r SubjectSchema) refuseIfHeld(ctx context.Context, field, why string) erro
 		return tutela.Errorf(tutela.ECONFLICT, "field %s holds values in %d subject(s): %s", field, n, why)
 	}
 	return nil
-}
-
-func fieldEqual(a, b privacy.Field) bool {
-	return a.Type == b.Type && a.Classification == b.Classification && slices.Equal(a.Purposes, b.Purposes) &&
-		a.RetentionDays == b.RetentionDays && a.Mask == b.Mask && a.Searchable == b.Searchable
 }
 
 func nonNil(s []string) []string {

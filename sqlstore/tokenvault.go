@@ -68,6 +68,13 @@ func (r TokenVault) Tokenize(ctx context.Context, q TokenizeRequest) ([]string, 
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
+	if q.PersonID == "" {
+		if schema, err := r.IsSubjectField(ctx, q.Field); err != nil {
+			return nil, err
+		} else if schema {
+			return nil, ErrTokenNeedsPerson(q.Field)
+		}
+	}
 	seal, err := r.sealer(ctx, q.PersonID)
 	if err != nil {
 		return nil, err
@@ -94,6 +101,20 @@ func (r TokenVault) Tokenize(ctx context.Context, q TokenizeRequest) ([]string, 
 		done[v] = out[i]
 	}
 	return out, nil
+}
+
+// ErrTokenNeedsPerson refuses a tenant-held token for a field of the subject schema: its values
+// belong to a person, and a value sealed under the tenant's keyset would survive their erasure
+// (review R1). Tenant-held tokens are for values that belong to no person.
+func ErrTokenNeedsPerson(field string) error {
+	return tutela.FieldErrorf("person_id", "field %s is a field of the subject schema: its values belong to a person, so its tokens must be bound to them (person_id) to go with their erasure", field)
+}
+
+// IsSubjectField reports whether field is declared in the tenant's subject schema.
+func (r TokenVault) IsSubjectField(ctx context.Context, field string) (bool, error) {
+	var n int
+	err := r.tx.queryRow(ctx, `SELECT count(*) FROM subject_fields WHERE tenant_id = $1 AND name = $2`, r.tenantID, field).Scan(&n)
+	return n > 0, err
 }
 
 // sealer returns how this request's values are sealed: under the person's key, or the

@@ -27,6 +27,7 @@ var SubjectTests = []Test{
 	{"SubjectSearchNeedsNoDataKey", testSubjectSearchNoKey},
 	{"SubjectUpdateReindexesAndRetention", testSubjectUpdate},
 	{"SubjectHoldBlocksErasure", testSubjectHoldErase},
+	{"SubjectSchemaPutAuthorizedSeesEveryChange", testSubjectSchemaPutAuthorized},
 }
 
 // subjectKit is a store, a real vault over it (local KEK) and one tenant with a schema.
@@ -562,4 +563,40 @@ func testSubjectHoldErase(t *testing.T, open Opener) {
 	for ak.step(t) > 0 {
 	}
 	mustVerifyOK(t, ak.verify(t, true), int64(countRows(t, k.db, "audit_events")))
+}
+
+// testSubjectSchemaPutAuthorized: PutAuthorized shows the authorizer every change (added,
+// changed, removed) against the stored schema, and a refusal changes nothing and audits nothing.
+func testSubjectSchemaPutAuthorized(t *testing.T, open Opener) {
+	k := newSubjectKit(t, open, "acme")
+	next := slices.Clone(k.schema)
+	next[3].Classification = authz.Yellow // national_id lowered
+	next = slices.DeleteFunc(next, func(f privacy.Field) bool { return f.Name == "notes" })
+	next = append(next, privacy.Field{Name: "alias", Type: privacy.FieldName, Classification: authz.Green, Purposes: []string{"aid"},
+		RetentionDays: 30, Mask: authz.MaskFull})
+	events := countRows(t, k.db, "audit_events")
+	refused := tutela.Errorf(tutela.EFORBIDDEN, "not cleared")
+	var seen []string
+	err := k.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.SubjectSchema(k.tenant.ID).PutAuthorized(ctx, next, func(cs []privacy.FieldChange) error {
+			for _, c := range cs {
+				seen = append(seen, c.Name+":"+string(c.Class()))
+			}
+			return refused
+		})
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("PutAuthorized = %v, want the authorizer's refusal", err)
+	}
+	if want := []string{"alias:GREEN", "national_id:RED", "notes:RED"}; !slices.Equal(seen, want) {
+		t.Fatalf("authorizer saw %v, want %v", seen, want)
+	}
+	var got privacy.Schema
+	update(t, k.db, func(tx *sqlstore.Tx) (err error) { got, err = tx.SubjectSchema(k.tenant.ID).Get(ctx); return err })
+	if nid, _ := got.Field("national_id"); nid.Classification != authz.Red || len(got) != len(k.schema) {
+		t.Fatalf("refused change was written: %+v", got)
+	}
+	if n := countRows(t, k.db, "audit_events"); n != events {
+		t.Fatalf("refused schema change wrote %d audit events", n-events)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"tutela"
+	"tutela/authz"
 	"tutela/privacy"
 	"tutela/sqlstore"
 	"tutela/vault"
@@ -27,6 +28,7 @@ var TokenTests = []Test{
 	{"TokensConcurrentSameValueOneToken", testTokensConcurrent},
 	{"TokensSurviveKeyRotation", testTokensRotation},
 	{"TokensRefuseBadRequests", testTokensRefuse},
+	{"TokensSubjectFieldNeedsPerson", testTokensSubjectFieldNeedsPerson},
 	{"MinimizationProfilesPerTenantAndPurpose", testMinimizationProfiles},
 }
 
@@ -461,5 +463,33 @@ func testMinimizationProfiles(t *testing.T, open Opener) {
 	recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: a.ID, Action: "minimization_profile.put"})
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("%d minimization_profile.put events, %v", len(recs), err)
+	}
+}
+
+// testTokensSubjectFieldNeedsPerson: a value of a subject-schema field belongs to a person, so
+// the vault refuses to hold it for the tenant (it would survive the person's erasure); bound to
+// the person it is taken, and goes with their erasure. Another tenant's schema does not count.
+func testTokensSubjectFieldNeedsPerson(t *testing.T, open Opener) {
+	e, tenants := newTokenEnv(t, open)
+	a, b := tenants[0].ID, tenants[1].ID
+	schema := privacy.Schema{{Name: "national_id", Type: privacy.FieldNationalID, Classification: authz.Red,
+		Purposes: []string{"case_management"}, RetentionDays: 30, Mask: authz.MaskHashed}}
+	update(t, e.db, func(tx *sqlstore.Tx) error { return tx.SubjectSchema(a).Put(ctx, schema) })
+	q := sqlstore.TokenizeRequest{Field: "national_id", Kind: privacy.Deterministic, Values: []string{"AB947381"}}
+	err := e.db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := tx.TokenVault(a, e.tk).Tokenize(ctx, q); return err })
+	mustCode(t, err, tutela.EINVALID)
+	if te, ok := errors.AsType[*tutela.Error](err); !ok || te.Field != "person_id" {
+		t.Fatalf("refusal %v does not name person_id", err)
+	}
+	if n := countRows(t, e.db, "tokens"); n != 0 {
+		t.Fatalf("a refused tokenization left %d tokens", n)
+	}
+	e.tokenize(t, b, q) // tok-b declares no such field: a tenant-held value
+	p := e.newPerson(t, a)
+	q.PersonID = p
+	tok := e.tokenize(t, a, q)
+	erase(t, e.db, a, p)
+	if d := e.detokenize(t, a, sqlstore.TokenRef{Field: "national_id", Token: tok[0]}); d[0].Found {
+		t.Fatal("a subject field's token detokenizes after the person's erasure")
 	}
 }
