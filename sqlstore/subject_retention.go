@@ -38,6 +38,9 @@ type RetentionRun struct {
 type expiredSubject struct {
 	tenantID, id string
 	retainUntil  time.Time
+	// inLedger: the ledger already records the subject's erasure (an older restore left the
+	// row live); it is repaired, not erased twice.
+	inLedger bool
 }
 
 // expiredSubjects lists up to limit live subjects of every tenant whose retain_until has
@@ -53,7 +56,8 @@ func (tx *Tx) expiredSubjects(ctx context.Context, after *expiredSubject, limit 
 		next = ` AND (s.retain_until > $3 OR (s.retain_until = $3 AND s.id > $4))`
 		args = append(args, after.retainUntil, after.id)
 	}
-	rows, err := tx.query(ctx, `SELECT s.tenant_id, s.id, s.retain_until FROM subjects s
+	rows, err := tx.query(ctx, `SELECT s.tenant_id, s.id, s.retain_until,
+		EXISTS (SELECT 1 FROM erasures e WHERE e.tenant_id = s.tenant_id AND e.person_id = s.id) FROM subjects s
 		WHERE s.erased_at IS NULL AND s.retain_until <= $1`+next+`
 		AND NOT EXISTS (SELECT 1 FROM subject_holds h WHERE h.tenant_id = s.tenant_id AND h.subject_id = s.id AND h.released_at IS NULL)
 		ORDER BY s.retain_until, s.id LIMIT $2`+tx.lockClause("FOR UPDATE OF s SKIP LOCKED"), args...)
@@ -64,7 +68,7 @@ func (tx *Tx) expiredSubjects(ctx context.Context, after *expiredSubject, limit 
 	var out []expiredSubject
 	for rows.Next() {
 		var s expiredSubject
-		if err := rows.Scan(&s.tenantID, &s.id, &s.retainUntil); err != nil {
+		if err := rows.Scan(&s.tenantID, &s.id, &s.retainUntil, &s.inLedger); err != nil {
 			return nil, err
 		}
 		out = append(out, s)
@@ -89,20 +93,53 @@ type retentionBatch struct {
 	last                     *expiredSubject
 }
 
-// eraseExpired erases one expired subject inside a savepoint, so that its failure rolls back
-// its own changes only and the batch goes on (PostgreSQL refuses every statement of a
-// transaction after an error until it rolls back to a savepoint). A subject the ledger already
-// holds is repaired (marked erased) instead: erasing it again would fail on the ledger forever.
-// A non-nil error is one the transaction cannot go on after; a subject's own failure is
-// recorded in b.
-func (tx *Tx) eraseExpired(ctx context.Context, s expiredSubject, b *retentionBatch) error {
+// eraseBatch erases the next batch of expired subjects after `after`. With isolate, each
+// subject is erased inside a savepoint, so that its failure rolls back its own changes only and
+// the batch goes on (PostgreSQL refuses every statement of a transaction after an error until
+// it rolls back to a savepoint); without, the first failure fails the batch. Savepoints are the
+// fallback, not the rule: hundreds of subtransactions in one PostgreSQL transaction overflow
+// its subtransaction cache and made the schedule almost three times slower.
+func (tx *Tx) eraseBatch(ctx context.Context, after *expiredSubject, limit int, isolate bool, b *retentionBatch) error {
+	*b = retentionBatch{} // Update may run the function again
+	list, err := tx.expiredSubjects(ctx, after, limit)
+	if err != nil {
+		return err
+	}
+	b.listed = len(list)
+	for i := range list {
+		if err := tx.eraseExpired(ctx, list[i], isolate, b); err != nil {
+			return fmt.Errorf("retention: subject %s: %w", list[i].id, err)
+		}
+		b.last = &list[i]
+	}
+	return nil
+}
+
+// eraseExpired erases one expired subject, or repairs it when the ledger already holds its
+// erasure (erasing it again would fail on the ledger on every run). With isolate (eraseBatch)
+// the subject's own failure is recorded in b and the returned error is one the transaction
+// cannot go on after; without, any failure is returned.
+func (tx *Tx) eraseExpired(ctx context.Context, s expiredSubject, isolate bool, b *retentionBatch) error {
+	erase := func() (repaired bool, err error) {
+		if s.inLedger {
+			_, repaired, err = tx.repairErasure(ctx, s.tenantID, s.id)
+			return repaired, err
+		}
+		_, err = tx.Subjects(s.tenantID).Erase(ctx, s.id, RetentionReason, RetentionLegalBasis, ErasureRetention)
+		return false, err
+	}
+	if !isolate {
+		repaired, err := erase()
+		if err != nil {
+			return err
+		}
+		b.count(s, repaired)
+		return nil
+	}
 	if _, err := tx.exec(ctx, `SAVEPOINT retention_subject`); err != nil {
 		return err
 	}
-	found, repaired, err := tx.repairErasure(ctx, s.tenantID, s.id)
-	if err == nil && !found {
-		_, err = tx.Subjects(s.tenantID).Erase(ctx, s.id, RetentionReason, RetentionLegalBasis, ErasureRetention)
-	}
+	repaired, err := erase()
 	if err != nil {
 		if _, rerr := tx.exec(ctx, `ROLLBACK TO SAVEPOINT retention_subject`); rerr != nil {
 			return rerr
@@ -115,25 +152,30 @@ func (tx *Tx) eraseExpired(ctx context.Context, s expiredSubject, b *retentionBa
 	if _, err := tx.exec(ctx, `RELEASE SAVEPOINT retention_subject`); err != nil {
 		return err
 	}
-	switch {
-	case err != nil:
-	case found && repaired:
-		b.repaired++
-	case !found:
-		b.erased++
+	if err == nil {
+		b.count(s, repaired)
 	}
 	return nil
+}
+
+func (b *retentionBatch) count(s expiredSubject, repaired bool) {
+	switch {
+	case !s.inLedger:
+		b.erased++
+	case repaired:
+		b.repaired++
+	}
 }
 
 // RunRetentionSchedule erases every subject whose retention ended and that no legal hold
 // protects, in batch transactions of RetentionBatch (each erasure through Subjects.Erase, so the
 // ledger, the audit event and the shredding are those of an erasure by request, with trigger
-// retention). One subject's failure does not stop the others: it rolls back alone (a
-// savepoint), is counted in Failed and skipped for the rest of the run (batches go on in
-// (retain_until, id) order past it), and is tried again next run. It is idempotent: an erased
-// subject is never selected again. A final transaction records privacy.retention_run with the
-// counts and the first failed subject IDs. The error, when subjects failed, names the first
-// one. dryRun only counts.
+// retention). One subject's failure does not stop the others: its batch is run again with each
+// subject under a savepoint, so the failing one rolls back alone. It is counted in Failed,
+// skipped for the rest of the run (batches go on in (retain_until, id) order past it) and tried
+// again next run. It is idempotent: an erased subject is never selected again. A final
+// transaction records privacy.retention_run with the counts and the first failed subject IDs.
+// The error, when subjects failed, names the first one. dryRun only counts.
 func (db *DB) RunRetentionSchedule(ctx context.Context, batch int, dryRun bool) (RetentionRun, error) {
 	if batch <= 0 {
 		batch = RetentionBatch
@@ -159,21 +201,12 @@ func (db *DB) RunRetentionSchedule(ctx context.Context, batch int, dryRun bool) 
 	var firstErr error
 	for {
 		var b retentionBatch
-		err := db.Update(ctx, func(tx *Tx) error {
-			b = retentionBatch{} // Update may run the function again
-			list, err := tx.expiredSubjects(ctx, after, batch)
-			if err != nil {
-				return err
-			}
-			b.listed = len(list)
-			for i := range list {
-				if err := tx.eraseExpired(ctx, list[i], &b); err != nil {
-					return fmt.Errorf("retention: subject %s: %w", list[i].id, err)
-				}
-				b.last = &list[i]
-			}
-			return nil
-		})
+		err := db.Update(ctx, func(tx *Tx) error { return tx.eraseBatch(ctx, after, batch, false, &b) })
+		if err != nil {
+			// A subject failed and the batch rolled back: erase the same batch again one
+			// subject at a time, so that only the failing ones stay.
+			err = db.Update(ctx, func(tx *Tx) error { return tx.eraseBatch(ctx, after, batch, true, &b) })
+		}
 		if err != nil {
 			// The batch transaction itself failed (not one subject): all it listed rolled
 			// back. Stop rather than retry the same subjects in a loop.
