@@ -250,7 +250,7 @@ func (a AccessReviews) snapshot(ctx context.Context, r *AccessReview) ([]*Access
 	users := a.tx.Users(a.tenantID)
 	for i, it := range items {
 		u := &tutela.User{ID: it.UserID, TenantID: a.tenantID}
-		if err := users.open(ctx, u, sealed[i]); err != nil {
+		if err := users.openListed(ctx, u, sealed[i]); err != nil {
 			return nil, err
 		}
 		it.UserEmail, it.UserDisplayName = u.Email, u.DisplayName

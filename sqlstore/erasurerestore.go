@@ -20,24 +20,31 @@ const (
 )
 
 // ReapplyErasure makes a restored database agree with one published erasure: when the
-// ledger row is missing it shreds the person (the same tx.shred ErasePerson runs), inserts the
-// ledger row under the original ID and time, and records privacy.erasure_reapplied. It
-// reports whether anything was done: an erasure the database already holds, or one of a
-// tenant the database does not hold (created after the backup), needs nothing.
+// ledger row is missing it shreds the person (the same tx.shred ErasePerson runs) and finishes
+// the erasure (the same finishErasure Subjects.Erase and Users.Erase run: the subject marked
+// erased, the user's row deleted), inserts the ledger row under the original ID and time, and
+// records privacy.erasure_reapplied. When the ledger row is there it still finishes the
+// erasure (repairErasure), which repairs a database restored by a release that re-applied the
+// shredding only. It reports whether anything was done: an erasure the
+// database already holds in full, or one of a tenant the database does not hold (created after
+// the backup), needs nothing.
 func (tx *Tx) ReapplyErasure(ctx context.Context, e LedgerEntry) (bool, error) {
 	if !e.valid() {
 		return false, tutela.Errorf(tutela.EINVALID, "erasure ledger entry %s is not valid", e.ID)
 	}
+	found, repaired, err := tx.repairErasure(ctx, e.TenantID, e.PersonID)
+	if err != nil || found {
+		return repaired, err
+	}
 	var n int
-	if err := tx.queryRow(ctx, `SELECT count(*) FROM erasures WHERE id = $1 OR (tenant_id = $2 AND person_id = $3)`,
-		e.ID, e.TenantID, e.PersonID).Scan(&n); err != nil {
+	if err := tx.queryRow(ctx, `SELECT count(*) FROM erasures WHERE id = $1`, e.ID).Scan(&n); err != nil {
 		return false, err
 	}
 	if n > 0 {
 		return false, nil
 	}
 	var tenant string
-	err := tx.queryRow(ctx, `SELECT id FROM tenants WHERE id = $1`, e.TenantID).Scan(&tenant)
+	err = tx.queryRow(ctx, `SELECT id FROM tenants WHERE id = $1`, e.TenantID).Scan(&tenant)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -45,6 +52,9 @@ func (tx *Tx) ReapplyErasure(ctx context.Context, e LedgerEntry) (bool, error) {
 		return false, err
 	}
 	if err := tx.shred(ctx, e.TenantID, e.PersonID); err != nil {
+		return false, err
+	}
+	if _, err := tx.finishErasure(ctx, e.TenantID, e.PersonID, e.Kind, e.ErasedAt); err != nil {
 		return false, err
 	}
 	if _, err := tx.exec(ctx, `INSERT INTO erasures (id, tenant_id, person_id, kind, erased_at, actor_type, actor_id, trigger, reason, legal_basis)

@@ -192,6 +192,8 @@ func (r Users) Erase(ctx context.Context, id, reason, legalBasis string) error {
 		Trigger: ErasureRequest, Reason: reason, LegalBasis: legalBasis}); err != nil {
 		return err
 	}
-	delete(r.tx.keys, r.tenantID+"/"+id)
-	return r.Delete(ctx, id)
+	if _, err := r.tx.finishErasure(ctx, r.tenantID, id, PersonUser, r.tx.now); err != nil {
+		return err
+	}
+	return r.tx.Record(ctx, "user.delete", r.tenantID, "user", id, "", nil)
 }

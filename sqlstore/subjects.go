@@ -471,8 +471,7 @@ func (r Subjects) Erase(ctx context.Context, subjectID, reason, legalBasis, trig
 	if err := r.tx.ErasePerson(ctx, e); err != nil {
 		return nil, err
 	}
-	if _, err := r.tx.exec(ctx, `UPDATE subjects SET erased_at = $1, updated_at = $1, retain_until = NULL WHERE tenant_id = $2 AND id = $3`,
-		r.tx.now, r.tenantID, subjectID); err != nil {
+	if _, err := r.tx.finishErasure(ctx, r.tenantID, subjectID, PersonSubject, e.ErasedAt); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -136,10 +136,19 @@ func (r Users) seal(ctx context.Context, u *tutela.User) (*sealedUser, error) {
 	return &s, nil
 }
 
-// open decrypts a scanned user's e-mail and display name. A user row without a key is an
-// error, never a silent blank: erasure deletes the row with the key.
+// errUserKeyGone answers for a user row whose person key is gone. Erasure deletes the row with
+// the key (finishErasure), so such a row is a leftover (a restore by a release that re-applied
+// only the shredding): it is not found, so nobody signs in as it or acts on it, and listings
+// show it as erased (openListed) rather than failing for the whole tenant.
+var errUserKeyGone = tutela.Errorf(tutela.ENOTFOUND, "user not found")
+
+// open decrypts a scanned user's e-mail and display name. A user row without a key is
+// errUserKeyGone, never a silent blank.
 func (r Users) open(ctx context.Context, u *tutela.User, s *sealedUser) error {
 	pk, err := r.tx.userKey(ctx, u.TenantID, u.ID)
+	if errors.Is(err, privacy.ErrErased) {
+		return errUserKeyGone
+	}
 	if err != nil {
 		return fmt.Errorf("user %s: %w", u.ID, err)
 	}
@@ -153,6 +162,19 @@ func (r Users) open(ctx context.Context, u *tutela.User, s *sealedUser) error {
 	}
 	u.Email, u.DisplayName = string(email), string(name)
 	return nil
+}
+
+// openListed is open for listings: a row whose key is gone reads as ErasedPlaceholder, so one
+// leftover row does not make the tenant's whole listing fail, and pages stay full (a skipped row
+// would end a page early and look like the end of the list). Any other failure (a tampered or
+// moved ciphertext) is still an error.
+func (r Users) openListed(ctx context.Context, u *tutela.User, s *sealedUser) error {
+	err := r.open(ctx, u, s)
+	if errors.Is(err, errUserKeyGone) {
+		u.Email, u.DisplayName = ErasedPlaceholder, ErasedPlaceholder
+		return nil
+	}
+	return err
 }
 
 // idByEmail is the ID of the tenant's user with the address ("" when none), by blind index.
@@ -233,7 +255,7 @@ func (r Users) List(ctx context.Context, cursor string, limit int) ([]*tutela.Us
 	}
 	rows.Close() // PostgreSQL runs no statement beside open rows; open reads person_keys
 	for i, u := range out {
-		if err := r.open(ctx, u, sealed[i]); err != nil {
+		if err := r.openListed(ctx, u, sealed[i]); err != nil {
 			return nil, err
 		}
 	}

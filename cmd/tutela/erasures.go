@@ -117,10 +117,12 @@ func (c privacyRetentionRunCmd) Run(e *env) error {
 	if c.DryRun {
 		verb = "would erase"
 	}
-	fmt.Fprintf(e.stdout, "retention schedule: %s %d subject(s); %d kept by a legal hold; %d failed batch(es)\n",
-		verb, run.Erased, run.Held, run.Failed)
-	if err != nil || c.DryRun || run.Erased == 0 {
+	fmt.Fprintf(e.stdout, "retention schedule: %s %d subject(s); %d kept by a legal hold; %d repaired; %d failed subject(s)\n",
+		verb, run.Erased, run.Held, run.Repaired, run.Failed)
+	if c.DryRun || run.Erased == 0 {
 		return err
 	}
-	return publishErasures(e, m)
+	// Subjects that failed do not hold back the others: what was erased is published even when
+	// some failed, so a restore re-applies it.
+	return errors.Join(err, publishErasures(e, m))
 }

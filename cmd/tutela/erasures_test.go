@@ -18,7 +18,7 @@ func TestPrivacyRetentionRun_Reports(t *testing.T) {
 		t.Fatalf("dry run: %d %q %q", code, out, stderr)
 	}
 	code, out, stderr = runCmd(t, environ, "privacy", "retention", "run")
-	if code != 0 || !strings.Contains(out, "retention schedule: erased 0 subject(s)") {
+	if code != 0 || !strings.Contains(out, "retention schedule: erased 0 subject(s); 0 kept by a legal hold; 0 repaired; 0 failed subject(s)") {
 		t.Fatalf("run: %d %q %q", code, out, stderr)
 	}
 }

@@ -194,9 +194,10 @@ func (m *Main) purgeDue(ctx context.Context, now time.Time) {
 	// and nodes skip each other's locked rows, so every node may run it.
 	run, err := m.DB.RunRetentionSchedule(ctx, sqlstore.RetentionBatch, false)
 	if err != nil {
-		m.Logger.Error("retention schedule", "err", err, "erased", run.Erased, "held", run.Held)
-	} else if run.Erased > 0 || run.Held > 0 {
-		m.Logger.Info("retention schedule ran", "erased", run.Erased, "held", run.Held)
+		m.Logger.Error("retention schedule", "err", err, "erased", run.Erased, "held", run.Held, "repaired", run.Repaired,
+			"failed", run.Failed)
+	} else if run.Erased > 0 || run.Held > 0 || run.Repaired > 0 {
+		m.Logger.Info("retention schedule ran", "erased", run.Erased, "held", run.Held, "repaired", run.Repaired)
 	}
 }
 
