@@ -72,6 +72,8 @@ type DB struct {
 	now  tutela.Clock
 	// maxUsers is the users-per-tenant cap (Options.UsersPerTenant).
 	maxUsers int
+	// keys reads keysets for the vault (KeysetStore), apart from request transactions.
+	keys *sql.DB
 	// vault seals users' personal data (SetVault, people.go).
 	vault *vault.Vault
 }
@@ -115,7 +117,14 @@ func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres: %s", redactDSNError(err, dsn))
 	}
-	return &DB{dialect: Postgres, write: db, read: db, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
+	keys, err := sql.Open("pgx", withConnectTimeout(dsn, opt.ConnectTimeout))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres: %s", redactDSNError(err, dsn))
+	}
+	keys.SetMaxOpenConns(keyPoolConns)
+	keys.SetConnMaxLifetime(opt.ConnMaxLifetime)
+	return &DB{dialect: Postgres, write: db, read: db, keys: keys, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
 }
 
 // withConnectTimeout adds connect_timeout (whole seconds, at least 1) to a PostgreSQL URL that
@@ -180,7 +189,14 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, opt.MaxOpenConns/4))
-	return &DB{dialect: SQLite, write: write, read: read, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
+	keys, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	keys.SetMaxOpenConns(keyPoolConns)
+	return &DB{dialect: SQLite, write: write, read: read, keys: keys, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
 }
 
 // Dialect reports which SQL dialect the store speaks.
@@ -207,8 +223,15 @@ func (db *DB) Close() error {
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
 	}
-	return err
+	return errors.Join(err, db.keys.Close())
 }
+
+// keyPoolConns is the size of the pool that reads keysets for the vault. The vault loads a
+// keyset on a cache miss from inside request transactions (sealing and opening personal data),
+// each already holding a connection of the main pools: on those pools, a burst of requests
+// holding every connection while each waits for one more would stall until the request timeout
+// (503). A pool of its own keeps keyset reads independent of request load.
+const keyPoolConns = 2
 
 func (db *DB) provider() (*goose.Provider, error) {
 	var (
@@ -322,6 +345,12 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 func (db *DB) View(ctx context.Context, fn func(*Tx) error) error {
 	opts := &sql.TxOptions{ReadOnly: db.dialect == Postgres}
 	return db.run(ctx, db.read, opts, fn)
+}
+
+// viewKeys is View on the keyset pool (keyPoolConns).
+func (db *DB) viewKeys(ctx context.Context, fn func(*Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: db.dialect == Postgres}
+	return db.run(ctx, db.keys, opts, fn)
 }
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) (err error) {

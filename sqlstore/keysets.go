@@ -48,7 +48,7 @@ func scanKeyset(sc interface{ Scan(...any) error }) (*vault.Keyset, error) {
 
 // GetKeyset returns the (tenantID, purpose) keyset; tenantID "" is the platform.
 func (s KeysetStore) GetKeyset(ctx context.Context, tenantID, purpose string) (ks *vault.Keyset, err error) {
-	err = s.DB.View(ctx, func(tx *Tx) error {
+	err = s.DB.viewKeys(ctx, func(tx *Tx) error {
 		ks, err = tx.Keyset(ctx, tenantID, purpose)
 		return err
 	})
@@ -67,7 +67,7 @@ func (tx *Tx) Keyset(ctx context.Context, tenantID, purpose string) (*vault.Keys
 
 // ListKeysets lists every keyset, platform first, then by tenant and purpose.
 func (s KeysetStore) ListKeysets(ctx context.Context) (out []vault.Keyset, err error) {
-	err = s.DB.View(ctx, func(tx *Tx) error {
+	err = s.DB.viewKeys(ctx, func(tx *Tx) error {
 		rows, err := tx.query(ctx, `SELECT `+keysetCols+` FROM keysets
 			ORDER BY COALESCE(tenant_id`+tx.textCast()+`, ''), purpose`)
 		if err != nil {
