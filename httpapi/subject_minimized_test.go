@@ -51,13 +51,9 @@ func TestSubjectMinimized_AppliesProfileAndClearance(t *testing.T) {
 			root := e.login(t, "root", "root@example.org", pw, "").AccessToken
 			otherAdmin := e.login(t, "other", "admin@other.example.org", pw, "").AccessToken
 			base := "/v1/tenants/" + tn.ID
-			for _, c := range []struct{ method, path, body string }{
-				{"PUT", base + "/subject-schema", minimizedSchemaJSON},
-				{"PUT", base + "/minimization-profiles/ai_triage", minimizedProfileJSON},
-			} {
-				if res, b := e.req(t, c.method, c.path, c.body, "", admin); res.StatusCode != 200 {
-					t.Fatalf("%s %s: %d %s", c.method, c.path, res.StatusCode, b)
-				}
+			putSchemaAsPlatform(t, e, tn.ID, minimizedSchemaJSON)
+			if res, b := e.req(t, "PUT", base+"/minimization-profiles/ai_triage", minimizedProfileJSON, "", admin); res.StatusCode != 200 {
+				t.Fatalf("PUT profile: %d %s", res.StatusCode, b)
 			}
 			res, b := e.req(t, "POST", base+"/subjects", `{"values":{"full_name":"Layla Mansour","date_of_birth":"1990-04-02",
 				"address":"12 Rainbow St, Jabal Amman, Amman, Jordan","national_id":"JO-99812","phone":"+962 79 123 4567",
@@ -97,7 +93,7 @@ func TestSubjectMinimized_AppliesProfileAndClearance(t *testing.T) {
 				}
 			}
 			// The token is the tokens API's for the same field and value (and stays one token).
-			res, b = e.req(t, "POST", base+"/tokens", `{"field":"national_id","values":["JO-99812"]}`, "", admin)
+			res, b = e.req(t, "POST", base+"/tokens", `{"field":"national_id","values":["JO-99812"],"person_id":"`+subj.ID+`"}`, "", admin)
 			var tok struct{ Tokens []string }
 			mustUnmarshal(t, b, &tok)
 			if res.StatusCode != 200 || len(tok.Tokens) != 1 || tok.Tokens[0] != got.Values["national_id"] {

@@ -326,12 +326,13 @@ func (db *DB) BypassesRLS(ctx context.Context) (bool, error) {
 // rolls back fully otherwise (including on panic).
 //
 // A transaction that needs a keyset the vault has not made yet (the first user of a tenant)
-// fails with needKeysetError; the keyset is then created outside it and fn runs again.
+// fails with vault.MissingKeysetError (or needKeysetError); the keyset is then created outside it
+// and fn runs again.
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	for range len(vault.Purposes) {
 		err := db.run(ctx, db.write, nil, fn)
-		var nk *needKeysetError
-		if !errors.As(err, &nk) || db.vault == nil {
+		nk := missingKeyset(err)
+		if nk == nil || db.vault == nil {
 			return err
 		}
 		if err := db.createKeyset(ctx, nk); err != nil {
@@ -345,6 +346,20 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 func (db *DB) View(ctx context.Context, fn func(*Tx) error) error {
 	opts := &sql.TxOptions{ReadOnly: db.dialect == Postgres}
 	return db.run(ctx, db.read, opts, fn)
+}
+
+// missingKeyset reports the keyset a transaction ended for want of: one the vault would not
+// create inside it (vault.WithoutCreate), or one the store refused to create there.
+func missingKeyset(err error) *needKeysetError {
+	var mk *vault.MissingKeysetError
+	if errors.As(err, &mk) {
+		return &needKeysetError{tenantID: mk.TenantID, purpose: mk.Purpose}
+	}
+	var nk *needKeysetError
+	if errors.As(err, &nk) {
+		return nk
+	}
+	return nil
 }
 
 // viewKeys is View on the keyset pool (keyPoolConns).

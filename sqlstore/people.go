@@ -59,6 +59,7 @@ func (tx *Tx) vaultCtx(ctx context.Context) (context.Context, *vault.Vault, erro
 	if tx.db.vault == nil {
 		return nil, nil, errNoVault
 	}
+	ctx = vault.WithoutCreate(ctx, func(tenantID string) bool { return tx.newTenants[tenantID] })
 	return context.WithValue(ctx, inTxKey{}, tx), tx.db.vault, nil
 }
 

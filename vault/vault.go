@@ -312,9 +312,43 @@ func keyInfos(h *keyset.Handle) []KeyInfo {
 	return out
 }
 
+type noCreateKey struct{}
+
+// WithoutCreate marks ctx so that no call made with it creates a keyset, except for the tenants
+// allow reports true for (nil: none): a missing keyset is then a *MissingKeysetError instead.
+// A caller inside a database transaction needs it. Creating a keyset writes to the database on
+// a connection of its own, and concurrent calls for the same keyset share one creation: a caller
+// holding the only write connection (SQLite) that waited for a creation started by another
+// caller would wait for itself until its deadline. Such a caller ends its transaction, creates
+// the keyset (any call without the mark) and runs the transaction again.
+func WithoutCreate(ctx context.Context, allow func(tenantID string) bool) context.Context {
+	return context.WithValue(ctx, noCreateKey{}, noCreate{allow})
+}
+
+type noCreate struct{ allow func(string) bool }
+
+// MissingKeysetError is a keyset a WithoutCreate call would have had to create.
+type MissingKeysetError struct{ TenantID, Purpose string }
+
+func (e *MissingKeysetError) Error() string {
+	return fmt.Sprintf("vault: keyset %s of tenant %q does not exist yet (not created inside a transaction)", e.Purpose, e.TenantID)
+}
+
 // primitive returns the cached primitives for (tenant, purpose), loading (or, with create,
 // creating) the keyset when the cache has none or it expired.
 func (v *Vault) primitive(ctx context.Context, tenantID, purpose string, create bool) (*cached, error) {
+	suppressed := false
+	if nc, ok := ctx.Value(noCreateKey{}).(noCreate); ok && create && (nc.allow == nil || !nc.allow(tenantID)) {
+		create, suppressed = false, true
+	}
+	c, err := v.primitiveLoad(ctx, tenantID, purpose, create)
+	if suppressed && tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		return nil, &MissingKeysetError{TenantID: tenantID, Purpose: purpose}
+	}
+	return c, err
+}
+
+func (v *Vault) primitiveLoad(ctx context.Context, tenantID, purpose string, create bool) (*cached, error) {
 	c := v.cacheGet(cacheKey{tenantID, purpose})
 	if c != nil && v.fresh(c) {
 		return c, nil

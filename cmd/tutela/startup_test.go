@@ -93,7 +93,7 @@ func TestServe_ShutdownSequencesEveryPendingEvent(t *testing.T) {
 		t.Fatalf("%d audit events left outside the log after a clean stop", p.Count)
 	}
 	if n, _ := db.AuditSource().Size(context.Background()); n < 5 {
-		t.Fatalf("log size %d after 5 audited requests", n)
+		t.Fatalf("log size %d after 5 audited requests: %s", n, logs)
 	}
 }
 
