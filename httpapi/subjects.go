@@ -4,7 +4,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strings"
 
 	"tutela"
 	"tutela/authz"
@@ -479,12 +478,8 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, p *tutela.
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if strings.TrimSpace(req.Reason) == "" || !tutela.ValidText(req.Reason) || len(req.Reason) > 500 {
-		middleware.WriteError(w, r, tutela.FieldErrorf("reason", "reason is required: one line of at most 500 bytes"))
-		return
-	}
-	if strings.TrimSpace(req.LegalBasis) == "" || !tutela.ValidText(req.LegalBasis) || len(req.LegalBasis) > 500 {
-		middleware.WriteError(w, r, tutela.FieldErrorf("legal_basis", "legal_basis is required: one line of at most 500 bytes"))
+	if err := sqlstore.CheckErasureText(req.Reason, req.LegalBasis); err != nil {
+		middleware.WriteError(w, r, err)
 		return
 	}
 	var e *sqlstore.Erasure

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"tutela"
@@ -108,6 +109,21 @@ var personDataFirst = []string{
 			AND (o.person_id IS NULL OR o.person_id <> $2))`,
 }
 
+// maxErasureText caps an erasure's reason and legal basis (one line each).
+const maxErasureText = 500
+
+// CheckErasureText is the one rule for an erasure's reason and legal basis: both required, one
+// line of valid text each, at most 500 bytes. Both stay in the ledger after the erasure, so they
+// must name no one (docs/privacy.md).
+func CheckErasureText(reason, legalBasis string) error {
+	for _, f := range []struct{ name, v string }{{"reason", reason}, {"legal_basis", legalBasis}} {
+		if strings.TrimSpace(f.v) == "" || !tutela.ValidText(f.v) || len(f.v) > maxErasureText {
+			return tutela.FieldErrorf(f.name, "%s is required: one line of at most %d bytes", f.name, maxErasureText)
+		}
+	}
+	return nil
+}
+
 // ErasePerson crypto-shreds a person: it deletes their key and every row personData lists,
 // records the erasure in the append-only ledger and writes the audit event (who, why, legal
 // basis; no erased content), all in this transaction. Erasing someone already erased is a
@@ -121,10 +137,9 @@ func (tx *Tx) ErasePerson(ctx context.Context, e *Erasure) error {
 		return tutela.Errorf(tutela.EINVALID, "person kind must be subject or user")
 	case e.Trigger != ErasureRequest && e.Trigger != ErasureRetention:
 		return tutela.Errorf(tutela.EINVALID, "erasure trigger must be request or retention")
-	case !tutela.ValidText(e.Reason) || e.Reason == "":
-		return tutela.FieldErrorf("reason", "reason is required")
-	case !tutela.ValidText(e.LegalBasis) || e.LegalBasis == "":
-		return tutela.FieldErrorf("legal_basis", "legal_basis is required")
+	}
+	if err := CheckErasureText(e.Reason, e.LegalBasis); err != nil {
+		return err
 	}
 	ev := EventFromContext(ctx, "privacy.erase", e.TenantID, e.Kind, e.PersonID, "", map[string]any{
 		"trigger": e.Trigger, "reason": e.Reason, "legal_basis": e.LegalBasis})
