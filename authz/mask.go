@@ -70,7 +70,7 @@ func NewMasker(key []byte) *Masker { return &Masker{key: append([]byte(nil), key
 // in place according to masks. The hashed mask is bound to the tenant and to resource.field:
 // equal values stay comparable within one field of one tenant (the mask's purpose), but the
 // same value masked in another tenant or another field gives an unrelated string, so masks
-// cannot be joined across tenants to confirm that a guessed value is held (review R3).
+// cannot be joined across tenants to confirm that a guessed value is held.
 func (m *Masker) ApplyScoped(obj map[string]any, masks map[string]Mask, tenantID, resource string) {
 	for field, mask := range masks {
 		v, ok := obj[field]

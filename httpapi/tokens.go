@@ -106,7 +106,7 @@ type detokenizedView struct {
 // detokenize is READ on tokens at the most sensitive classification among the fields asked
 // for (undeclared fields count as RED), with a stated purpose that goes into the audit event
 // with the field names and counts. A field of the subject schema is a person's data, so a
-// token must not be a way around the subject read path (review R2): the purpose must be one
+// token must not be a way around the subject read path: the purpose must be one
 // the field allows (403 naming field and purpose otherwise), the caller needs READ on subjects
 // at the field's classification too, and the value comes back through the same mask as a
 // subject read (fieldMask: the role's subjects.<field> mask applies). Neither tokens nor values
@@ -270,7 +270,7 @@ type applyRequest struct {
 // applyProfile minimizes a record the caller holds: CREATE on tokens, since tokenize rules mint
 // tokens (deterministic). With subject_id the record is that subject's and every token is bound
 // to them (sealed under their key, shredded by their erasure); a tokenize rule on a field of the
-// subject schema needs it (review R1: a tenant-held token of a person's value would survive the
+// subject schema needs it (a tenant-held token of a person's value would survive the
 // person's erasure). Audited with the purpose and field names only.
 func (s *Server) applyProfile(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req applyRequest

@@ -105,7 +105,7 @@ func (r TokenVault) Tokenize(ctx context.Context, q TokenizeRequest) ([]string, 
 
 // ErrTokenNeedsPerson refuses a tenant-held token for a field of the subject schema: its values
 // belong to a person, and a value sealed under the tenant's keyset would survive their erasure
-// (review R1). Tenant-held tokens are for values that belong to no person.
+//. Tenant-held tokens are for values that belong to no person.
 func ErrTokenNeedsPerson(field string) error {
 	return tutela.FieldErrorf("person_id", "field %s is a field of the subject schema: its values belong to a person, so its tokens must be bound to them (person_id) to go with their erasure", field)
 }
