@@ -104,8 +104,8 @@ func (r TokenVault) Tokenize(ctx context.Context, q TokenizeRequest) ([]string, 
 }
 
 // ErrTokenNeedsPerson refuses a tenant-held token for a field of the subject schema: its values
-// belong to a person, and a value sealed under the tenant's keyset would survive their erasure
-//. Tenant-held tokens are for values that belong to no person.
+// belong to a person, and a value sealed under the tenant's keyset would survive their erasure.
+// Tenant-held tokens are for values that belong to no person.
 func ErrTokenNeedsPerson(field string) error {
 	return tutela.FieldErrorf("person_id", "field %s is a field of the subject schema: its values belong to a person, so its tokens must be bound to them (person_id) to go with their erasure", field)
 }
