@@ -222,55 +222,60 @@ func TestMinimizedToken_GoesWithTheSubjectsErasure(t *testing.T) {
 // tokens), and the value comes back through the role's subjects.<field> mask.
 func TestDetokenize_FollowsTheSubjectReadRules(t *testing.T) {
 	t.Parallel()
-	se := newSubjectEnv(t, sqlstore.SQLite)
-	id := se.create(t)
-	res, b := se.req(t, "POST", se.base+"/tokens", `{"field":"national_id","person_id":"`+id+`","values":["AB-947 381"]}`, "", se.root)
-	if res.StatusCode != 200 {
-		t.Fatalf("tokenize: %d %s", res.StatusCode, b)
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			se := newSubjectEnv(t, d)
+			id := se.create(t)
+			res, b := se.req(t, "POST", se.base+"/tokens", `{"field":"national_id","person_id":"`+id+`","values":["AB-947 381"]}`, "", se.root)
+			if res.StatusCode != 200 {
+				t.Fatalf("tokenize: %d %s", res.StatusCode, b)
+			}
+			var tk struct{ Tokens []string }
+			mustUnmarshal(t, b, &tk)
+			detok := func(purpose string) string {
+				return `{"purpose":"` + purpose + `","tokens":[{"field":"national_id","token":"` + tk.Tokens[0] + `"}]}`
+			}
+			// A purpose the schema does not allow for national_id: refused, naming field and purpose,
+			// even for the super-admin (the subject read would not return the field at all).
+			for _, purpose := range []string{"marketing", "aid", "case management"} {
+				res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok(purpose), "", se.root)
+				eb := wantError(t, res, b, 403, tutela.EFORBIDDEN)
+				if !strings.Contains(eb.Error.Message, "national_id") || !strings.Contains(eb.Error.Message, purpose) {
+					t.Errorf("refusal %q does not name the field and the purpose", eb.Error.Message)
+				}
+			}
+			res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", se.root)
+			if res.StatusCode != 200 || !strings.Contains(string(b), `"value":"AB-947 381"`) || strings.Contains(string(b), `"mask"`) {
+				t.Fatalf("allowed purpose: %d %s", res.StatusCode, b)
+			}
+			// READ on tokens at RED is not enough without READ on subjects at RED.
+			role := func(key, perms, masks string) string { return se.userWithRole(t, key, perms, masks) }
+			tokensOnly := role("detok", `{"resource":"tokens","action":"READ","max_classification":"RED"}`, "")
+			res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", tokensOnly)
+			wantError(t, res, b, 403, tutela.EFORBIDDEN)
+			// The role's field mask applies to detokenized values as to subject reads.
+			cw := role("caseworker", `{"resource":"tokens","action":"READ","max_classification":"RED"},
+				{"resource":"subjects","action":"READ","max_classification":"RED"}`, `"subjects.national_id":"partial"`)
+			res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", cw)
+			if res.StatusCode != 200 || !strings.Contains(string(b), `"value":"****** 381"`) || !strings.Contains(string(b), `"mask":"partial"`) {
+				t.Fatalf("caseworker (national_id masked partial by role): %d %s", res.StatusCode, b)
+			}
+			if got := se.read(t, id, "case_management", cw)["national_id"]; got != "****** 381" {
+				t.Fatalf("subject read for the same caseworker: %v", got)
+			}
+			recs, _, err := se.db.AuditEvents(ctxBG, sqlstore.AuditFilter{TenantID: se.tenant.ID, Action: "token.detokenize"})
+			if err != nil || len(recs) != 2 {
+				t.Fatalf("%d token.detokenize events (%v), want 2 (refusals are authz.denied)", len(recs), err)
+			}
+			// The super-admin's denials are recorded under their own (platform) tenant.
+			denied, _, _ := se.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "authz.denied"})
+			if len(denied) < 4 {
+				t.Fatalf("%d authz.denied events, want the 4 refusals", len(denied))
+			}
+			se.noValueLeaked(t)
+		})
 	}
-	var tk struct{ Tokens []string }
-	mustUnmarshal(t, b, &tk)
-	detok := func(purpose string) string {
-		return `{"purpose":"` + purpose + `","tokens":[{"field":"national_id","token":"` + tk.Tokens[0] + `"}]}`
-	}
-	// A purpose the schema does not allow for national_id: refused, naming field and purpose,
-	// even for the super-admin (the subject read would not return the field at all).
-	for _, purpose := range []string{"marketing", "aid", "case management"} {
-		res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok(purpose), "", se.root)
-		eb := wantError(t, res, b, 403, tutela.EFORBIDDEN)
-		if !strings.Contains(eb.Error.Message, "national_id") || !strings.Contains(eb.Error.Message, purpose) {
-			t.Errorf("refusal %q does not name the field and the purpose", eb.Error.Message)
-		}
-	}
-	res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", se.root)
-	if res.StatusCode != 200 || !strings.Contains(string(b), `"value":"AB-947 381"`) || strings.Contains(string(b), `"mask"`) {
-		t.Fatalf("allowed purpose: %d %s", res.StatusCode, b)
-	}
-	// READ on tokens at RED is not enough without READ on subjects at RED.
-	role := func(key, perms, masks string) string { return se.userWithRole(t, key, perms, masks) }
-	tokensOnly := role("detok", `{"resource":"tokens","action":"READ","max_classification":"RED"}`, "")
-	res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", tokensOnly)
-	wantError(t, res, b, 403, tutela.EFORBIDDEN)
-	// The role's field mask applies to detokenized values as to subject reads.
-	cw := role("caseworker", `{"resource":"tokens","action":"READ","max_classification":"RED"},
-		{"resource":"subjects","action":"READ","max_classification":"RED"}`, `"subjects.national_id":"partial"`)
-	res, b = se.req(t, "POST", se.base+"/tokens/detokenize", detok("case_management"), "", cw)
-	if res.StatusCode != 200 || !strings.Contains(string(b), `"value":"****** 381"`) || !strings.Contains(string(b), `"mask":"partial"`) {
-		t.Fatalf("caseworker (national_id masked partial by role): %d %s", res.StatusCode, b)
-	}
-	if got := se.read(t, id, "case_management", cw)["national_id"]; got != "****** 381" {
-		t.Fatalf("subject read for the same caseworker: %v", got)
-	}
-	recs, _, err := se.db.AuditEvents(ctxBG, sqlstore.AuditFilter{TenantID: se.tenant.ID, Action: "token.detokenize"})
-	if err != nil || len(recs) != 2 {
-		t.Fatalf("%d token.detokenize events (%v), want 2 (refusals are authz.denied)", len(recs), err)
-	}
-	// The super-admin's denials are recorded under their own (platform) tenant.
-	denied, _, _ := se.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "authz.denied"})
-	if len(denied) < 4 {
-		t.Fatalf("%d authz.denied events, want the 4 refusals", len(denied))
-	}
-	se.noValueLeaked(t)
 }
 
 // R3: the hashed mask is bound to tenant and field. The same national ID masked in two tenants

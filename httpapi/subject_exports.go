@@ -75,18 +75,18 @@ func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *
 		if err != nil {
 			return err
 		}
-		id := tutela.NewID()
-		doc, err := json.Marshal(subjectExportDoc{ExportID: id, ExportedAt: tx.Now(), subjectView: rd.view})
+		x := &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: rd.view.ID, TTL: ttl, Maker: exportMaker(p),
+			Purpose: purpose, Class: rd.class, Fields: rd.clear, Masked: rd.masked}
+		doc, err := json.Marshal(subjectExportDoc{ExportID: x.ID, ExportedAt: tx.Now(), subjectView: rd.view})
 		if err != nil {
 			return err
 		}
-		ct, err := s.subjects().SealExport(r.Context(), t.ID, rd.stored, id, doc)
+		x.Ciphertext, err = s.subjects().SealExport(r.Context(), t.ID, rd.stored, x.Binding(), doc)
 		clear(doc)
 		if err != nil {
 			return subjectErr(err)
 		}
-		out, err = tx.Subjects(t.ID).CreateExport(r.Context(), &sqlstore.NewExport{ID: id, SubjectID: rd.view.ID,
-			Ciphertext: ct, TTL: ttl, Purpose: purpose, Fields: rd.clear, Masked: rd.masked})
+		out, err = tx.Subjects(t.ID).CreateExport(r.Context(), x)
 		return err
 	})
 	if err != nil {
@@ -96,8 +96,19 @@ func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *
 	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"id": out.ID, "expires_at": out.ExpiresAt})
 }
 
-// getSubjectExport opens an export while the subject's key exists and the export has not
-// expired. subject.export_download names the export and the fields it holds, never a value.
+// exportMaker is p as an export's maker: the one principal its download serves.
+func exportMaker(p *tutela.Principal) sqlstore.ExportMaker {
+	return sqlstore.ExportMaker{Kind: p.Kind, ID: p.UserID}
+}
+
+// getSubjectExport opens an export for its maker alone, while the subject's key exists and the
+// export has not expired. An export holds its maker's view (RED values in clear if they could
+// read them), so EXPORT is not enough: anyone else gets 404 as if it did not exist, and the
+// maker must still be allowed the read it holds — READ on subjects at the highest
+// classification it released in clear, for its purpose, with a fresh step-up when that is RED
+// (requireStepUp, as every read) — all checked before anything is decrypted: a maker whose
+// clearance was lowered or whose step-up has gone stale since is refused.
+// subject.export_download names the export and the fields it holds, never a value.
 func (s *Server) getSubjectExport(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var doc json.RawMessage
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
@@ -105,11 +116,15 @@ func (s *Server) getSubjectExport(w http.ResponseWriter, r *http.Request, p *tut
 		if err != nil {
 			return err
 		}
-		x, err := tx.Subjects(t.ID).Export(r.Context(), r.PathValue("id"), r.PathValue("export"))
+		x, err := tx.Subjects(t.ID).Export(r.Context(), r.PathValue("id"), r.PathValue("export"), exportMaker(p))
 		if err != nil {
 			return err
 		}
-		pt, err := s.subjects().OpenExport(r.Context(), t.ID, x.SubjectID, x.Wrapped, x.ID, x.Ciphertext)
+		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects,
+			Class: x.Class, Purpose: x.Purpose}); err != nil {
+			return err
+		}
+		pt, err := s.subjects().OpenExport(r.Context(), t.ID, x.SubjectID, x.Wrapped, x.Binding(), x.Ciphertext)
 		if err != nil {
 			return subjectErr(err)
 		}

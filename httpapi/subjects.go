@@ -323,11 +323,14 @@ func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 }
 
 // subjectRead is a subject's record as one purpose-bound read returns it to one caller, with
-// the names of the fields returned in clear and masked (what an audit event may say).
+// the names of the fields returned in clear and masked (what an audit event may say), and the
+// highest classification among the fields in clear (GREEN when none): what a later download of
+// an export of this read must be cleared for.
 type subjectRead struct {
 	view          subjectView
 	stored        *privacy.Stored
 	clear, masked []string
+	class         authz.Classification
 }
 
 // readSubject builds what a read of subject id for purpose returns to p, whose policy pol the
@@ -370,9 +373,13 @@ func (s *Server) readSubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Princip
 		obj[k] = v
 	}
 	s.masker.ApplyScoped(obj, masks, t.ID, authz.ResSubjects)
-	out := &subjectRead{view: subjectView{Subject: &rec.Subject, Purpose: purpose, Values: obj}, stored: &rec.Stored}
+	out := &subjectRead{view: subjectView{Subject: &rec.Subject, Purpose: purpose, Values: obj}, stored: &rec.Stored,
+		class: authz.Green}
 	for _, name := range allowed {
 		if masks[name] == authz.MaskFull {
+			if f, _ := schema.Field(name); f.Classification.Rank() > out.class.Rank() {
+				out.class = f.Classification
+			}
 			out.clear = append(out.clear, name)
 		} else {
 			out.masked = append(out.masked, name)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/authz"
+	"tutela/privacy"
 )
 
 // Sealed exports of a subject's record (privacy vault, issue 13): the JSON a purpose-bound read
@@ -30,24 +32,57 @@ type SubjectExport struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// StoredExport is an export with what privacy.Subjects.OpenExport needs: the subject's wrapped
-// key (nil once erased) and the ciphertext.
+// ExportMaker is the principal (kind and ID) who made an export: an export holds its maker's
+// view of the subject, RED values included if they could read them, so it is served to them
+// alone.
+type ExportMaker struct {
+	Kind string
+	ID   string
+}
+
+func (m ExportMaker) valid() bool {
+	return (m.Kind == tutela.PrincipalUser || m.Kind == tutela.PrincipalServiceAccount) && tutela.ValidID(m.ID)
+}
+
+// StoredExport is an export with what the download checks before opening it (maker, purpose,
+// highest classification in clear) and what privacy.Subjects.OpenExport needs: the subject's
+// wrapped key (nil once erased) and the ciphertext.
 type StoredExport struct {
 	SubjectExport
+	Maker      ExportMaker
+	Purpose    string
+	Class      authz.Classification
 	Wrapped    []byte
 	Ciphertext []byte
 }
 
-// NewExport is an export sealed by privacy.Subjects.SealExport under ID, ready to store. Purpose,
-// Fields and Masked (field names only) go into the audit event.
+// Binding is what the export's ciphertext was sealed to (privacy.ExportBinding): a row whose
+// maker, purpose or classification was altered does not open.
+func (x *StoredExport) Binding() privacy.ExportBinding {
+	return privacy.ExportBinding{ExportID: x.ID, MakerKind: x.Maker.Kind, MakerID: x.Maker.ID,
+		Purpose: x.Purpose, Class: string(x.Class)}
+}
+
+// NewExport is an export sealed by privacy.Subjects.SealExport under Binding(), ready to store.
+// Maker, Purpose and Class (the highest classification among the fields in clear, GREEN when
+// none) are stored for the download's checks; Purpose, Fields and Masked (field names only) go
+// into the audit event.
 type NewExport struct {
 	ID         string
 	SubjectID  string
 	Ciphertext []byte
 	TTL        time.Duration
+	Maker      ExportMaker
 	Purpose    string
+	Class      authz.Classification
 	Fields     []string
 	Masked     []string
+}
+
+// Binding is what privacy.Subjects.SealExport seals the export to.
+func (x *NewExport) Binding() privacy.ExportBinding {
+	return privacy.ExportBinding{ExportID: x.ID, MakerKind: x.Maker.Kind, MakerID: x.Maker.ID,
+		Purpose: x.Purpose, Class: string(x.Class)}
 }
 
 var (
@@ -65,6 +100,9 @@ func (r Subjects) CreateExport(ctx context.Context, x *NewExport) (*SubjectExpor
 	switch {
 	case x == nil || !tutela.ValidID(x.ID) || len(x.Ciphertext) == 0:
 		return nil, tutela.Errorf(tutela.EINVALID, "an export needs an ID and a ciphertext from privacy.Subjects.SealExport")
+	case !x.Maker.valid() || !privacy.ValidName(x.Purpose) || !x.Class.Valid():
+		// Stored without them, an export could not be re-authorized at download: refused.
+		return nil, tutela.Errorf(tutela.EINVALID, "an export needs its maker, purpose and classification")
 	case x.TTL < MinExportTTL || x.TTL > MaxExportTTL:
 		return nil, tutela.FieldErrorf("ttl_seconds", "ttl_seconds must be between %d and %d",
 			int(MinExportTTL/time.Second), int(MaxExportTTL/time.Second))
@@ -78,9 +116,11 @@ func (r Subjects) CreateExport(ctx context.Context, x *NewExport) (*SubjectExpor
 		return nil, err
 	}
 	ev := EventFromContext(ctx, "subject.export", r.tenantID, "subject", x.SubjectID, "", nil)
-	out := &SubjectExport{ID: x.ID, SubjectID: x.SubjectID, CreatedBy: ev.ActorID, CreatedAt: now, ExpiresAt: now.Add(x.TTL)}
-	if _, err := r.tx.exec(ctx, `INSERT INTO subject_exports (id, tenant_id, subject_id, ciphertext, created_by, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, out.ID, r.tenantID, out.SubjectID, x.Ciphertext, out.CreatedBy, now, out.ExpiresAt); err != nil {
+	out := &SubjectExport{ID: x.ID, SubjectID: x.SubjectID, CreatedBy: x.Maker.ID, CreatedAt: now, ExpiresAt: now.Add(x.TTL)}
+	if _, err := r.tx.exec(ctx, `INSERT INTO subject_exports (id, tenant_id, subject_id, ciphertext, created_by, created_by_kind,
+		purpose, classification, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		out.ID, r.tenantID, out.SubjectID, x.Ciphertext, x.Maker.ID, x.Maker.Kind, x.Purpose, string(x.Class),
+		now, out.ExpiresAt); err != nil {
 		return nil, err
 	}
 	ev.Details = map[string]any{"export_id": out.ID, "purpose": x.Purpose, "fields": nonNil(x.Fields),
@@ -88,30 +128,39 @@ func (r Subjects) CreateExport(ctx context.Context, x *NewExport) (*SubjectExpor
 	return out, r.tx.Audit(ctx, ev)
 }
 
-// Export returns an unexpired export of a live subject with its ciphertext and the subject's
-// wrapped key. It writes no audit event: the caller records the download. Missing, of another
-// subject or tenant: not found; subject erased: ErrSubjectErased; expired: ErrExportExpired.
-func (r Subjects) Export(ctx context.Context, subjectID, exportID string) (*StoredExport, error) {
+// Export returns an unexpired export of a live subject made by maker, with its ciphertext and
+// the subject's wrapped key. It writes no audit event: the caller records the download.
+// Missing, of another subject or tenant, or made by anyone else (including rows from before
+// makers were recorded): not found, so a caller learns nothing of others' exports; subject
+// erased: ErrSubjectErased; expired: ErrExportExpired.
+func (r Subjects) Export(ctx context.Context, subjectID, exportID string, maker ExportMaker) (*StoredExport, error) {
 	if err := r.keyed(ctx, subjectID, ""); err != nil {
 		return nil, err
 	}
-	if !tutela.ValidID(exportID) {
+	if !tutela.ValidID(exportID) || !maker.valid() {
 		return nil, errExportNotFound
 	}
 	var x StoredExport
-	err := r.tx.queryRow(ctx, `SELECT e.id, e.subject_id, e.created_by, e.created_at, e.expires_at, e.ciphertext, k.wrapped
+	var class string
+	err := r.tx.queryRow(ctx, `SELECT e.id, e.subject_id, e.created_by, e.created_by_kind, e.purpose, e.classification,
+		e.created_at, e.expires_at, e.ciphertext, k.wrapped
 		FROM subject_exports e LEFT JOIN person_keys k ON k.tenant_id = e.tenant_id AND k.person_id = e.subject_id
-		WHERE e.tenant_id = $1 AND e.subject_id = $2 AND e.id = $3`, r.tenantID, subjectID, exportID).Scan(
-		&x.ID, &x.SubjectID, &x.CreatedBy, &x.CreatedAt, &x.ExpiresAt, &x.Ciphertext, &x.Wrapped)
+		WHERE e.tenant_id = $1 AND e.subject_id = $2 AND e.id = $3 AND e.created_by_kind = $4 AND e.created_by = $5`,
+		r.tenantID, subjectID, exportID, maker.Kind, maker.ID).Scan(
+		&x.ID, &x.SubjectID, &x.CreatedBy, &x.Maker.Kind, &x.Purpose, &class, &x.CreatedAt, &x.ExpiresAt, &x.Ciphertext, &x.Wrapped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errExportNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
+	x.Maker.ID, x.Class = x.CreatedBy, authz.Classification(class)
 	x.CreatedAt, x.ExpiresAt = x.CreatedAt.UTC(), x.ExpiresAt.UTC()
 	if !r.tx.now.Before(x.ExpiresAt) {
 		return nil, ErrExportExpired
+	}
+	if !privacy.ValidName(x.Purpose) || !x.Class.Valid() {
+		return nil, errExportNotFound // cannot be re-authorized: never served
 	}
 	return &x, nil
 }

@@ -262,7 +262,7 @@ func noPlaintext(t *testing.T, m *Main, environ []string) {
 
 // noKeyOpens fails if the export ciphertext opens with any wrapped key the database holds,
 // under the erased subject's identity or the key owner's.
-func noKeyOpens(t *testing.T, m *Main, tenant, subject, exportID string, ct []byte) {
+func noKeyOpens(t *testing.T, m *Main, tenant, subject string, b privacy.ExportBinding, ct []byte) {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := m.DB.SQL().QueryContext(ctx, `SELECT person_id, wrapped FROM person_keys`)
@@ -282,7 +282,7 @@ func noKeyOpens(t *testing.T, m *Main, tenant, subject, exportID string, ct []by
 		}
 		n++
 		for _, as := range []string{subject, person} {
-			if pt, err := seal.OpenExport(ctx, tenant, as, w, exportID, ct); err == nil {
+			if pt, err := seal.OpenExport(ctx, tenant, as, w, b, ct); err == nil {
 				t.Fatalf("the erased subject's export opened with %s's key: %.40q", person, pt)
 			}
 		}
@@ -298,7 +298,7 @@ func noKeyOpens(t *testing.T, m *Main, tenant, subject, exportID string, ct []by
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := seal.OpenExport(ctx, tenant, subject, wrapped, exportID, ct); !errors.Is(err, privacy.ErrErased) {
+	if _, err := seal.OpenExport(ctx, tenant, subject, wrapped, b, ct); !errors.Is(err, privacy.ErrErased) {
 		t.Fatalf("export with the erased subject's stored key: %v, want ErrErased", err)
 	}
 }
@@ -320,9 +320,22 @@ func erasureEndToEnd(t *testing.T, src, dst []string) {
 	if doc.Values["national_id"] != erasedValues["national_id"] || doc.Values["notes"] != erasedValues["notes"] {
 		t.Fatalf("export before erasure: %v", doc.Values)
 	}
-	var exportCT []byte // an attacker's copy of the stored export, taken before the erasure
-	if err := m.DB.SQL().QueryRowContext(e.ctx, `SELECT ciphertext FROM subject_exports WHERE id = $1`, x.ID).Scan(&exportCT); err != nil {
+	// An attacker's copy of the stored export, taken before the erasure, with what it is bound to.
+	var exportCT []byte
+	bind := privacy.ExportBinding{ExportID: x.ID}
+	if err := m.DB.SQL().QueryRowContext(e.ctx, `SELECT ciphertext, created_by_kind, created_by, purpose, classification
+		FROM subject_exports WHERE id = $1`, x.ID).Scan(&exportCT, &bind.MakerKind, &bind.MakerID, &bind.Purpose, &bind.Class); err != nil {
 		t.Fatal(err)
+	}
+	if err := m.DB.View(e.ctx, func(tx *sqlstore.Tx) error {
+		w, err := tx.PersonKeys(tenant).Get(e.ctx, gone)
+		if err != nil {
+			return err
+		}
+		_, err = privacy.NewSubjects(m.vault).OpenExport(e.ctx, tenant, gone, w, bind, exportCT)
+		return err
+	}); err != nil {
+		t.Fatalf("the copy does not open before the erasure, so its not opening after proves nothing: %v", err)
 	}
 	if code := stop(); code != 0 {
 		t.Fatalf("serve exit %d", code)
@@ -369,7 +382,7 @@ func erasureEndToEnd(t *testing.T, src, dst []string) {
 	// copied export opens with nothing left.
 	verifyAudit(t, src, filepath.Join(dataDirOf(src), "checkpoints"))
 	noPlaintext(t, m, src)
-	noKeyOpens(t, m, tenant, gone, x.ID, exportCT)
+	noKeyOpens(t, m, tenant, gone, bind, exportCT)
 
 	// The backup taken before the erasure, restored into a fresh data directory with the
 	// published ledger: the subject stays erased, the other one reads.
@@ -384,7 +397,7 @@ func erasureEndToEnd(t *testing.T, src, dst []string) {
 	if err := rm.DB.SQL().QueryRowContext(e.ctx, `SELECT count(*) FROM subject_exports WHERE subject_id = $1`, gone).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("restored export rows of the erased subject: %d (%v)", n, err)
 	}
-	noKeyOpens(t, rm, tenant, gone, x.ID, exportCT)
+	noKeyOpens(t, rm, tenant, gone, bind, exportCT)
 	var rec *sqlstore.SubjectRecord
 	if err := rm.DB.View(e.ctx, func(tx *sqlstore.Tx) (err error) {
 		rec, err = tx.Subjects(tenant).Get(e.ctx, gone)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/authz"
 	"tutela/privacy"
 	"tutela/sqlstore"
 )
@@ -17,7 +18,11 @@ import (
 // makes it unreadable, copies of its ciphertext included.
 var SubjectExportTests = []Test{
 	{"SubjectExportSealedBoundExpiresAndIsShredded", testSubjectExport},
+	{"SubjectExportServedToItsMakerOnlyAndBoundToItsClearance", testSubjectExportMaker},
 }
+
+// maker is the principal the kit's exports are made by.
+var maker = sqlstore.ExportMaker{Kind: tutela.PrincipalUser, ID: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}
 
 // exportKit is a subjectKit whose store clock the test moves.
 func newExportKit(t *testing.T, open Opener) (*subjectKit, *fakeClock) {
@@ -37,33 +42,43 @@ func (k *subjectKit) sealExport(t *testing.T, id string, doc []byte, ttl time.Du
 	if err != nil {
 		t.Fatal(err)
 	}
-	exportID := tutela.NewID()
-	ct, err := k.seal.SealExport(ctx, k.tenant.ID, &rec.Stored, exportID, doc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if ttl == 0 {
 		ttl = sqlstore.DefaultExportTTL
 	}
+	nx := &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: id, TTL: ttl, Maker: maker, Purpose: "case_management",
+		Class: authz.Red, Fields: []string{"full_name", "notes"}}
+	nx.Ciphertext, err = k.seal.SealExport(ctx, k.tenant.ID, &rec.Stored, nx.Binding(), doc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var x *sqlstore.SubjectExport
 	update(t, k.db, func(tx *sqlstore.Tx) (err error) {
-		x, err = tx.Subjects(k.tenant.ID).CreateExport(ctx, &sqlstore.NewExport{ID: exportID, SubjectID: id, Ciphertext: ct,
-			TTL: ttl, Purpose: "case_management", Fields: []string{"full_name", "notes"}})
+		x, err = tx.Subjects(k.tenant.ID).CreateExport(ctx, nx)
 		return err
 	})
-	return x, ct
+	return x, nx.Ciphertext
 }
 
-// openExport reads an export through the store and opens it as the download does.
+// openExport reads an export through the store as its maker and opens it as the download does.
 func (k *subjectKit) openExport(tenantID, subjectID, exportID string) ([]byte, error) {
-	var x *sqlstore.StoredExport
-	if err := k.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
-		x, err = tx.Subjects(tenantID).Export(ctx, subjectID, exportID)
-		return err
-	}); err != nil {
+	return k.openExportAs(tenantID, subjectID, exportID, maker)
+}
+
+func (k *subjectKit) openExportAs(tenantID, subjectID, exportID string, by sqlstore.ExportMaker) ([]byte, error) {
+	x, err := k.storedExport(tenantID, subjectID, exportID, by)
+	if err != nil {
 		return nil, err
 	}
-	return k.seal.OpenExport(ctx, tenantID, x.SubjectID, x.Wrapped, x.ID, x.Ciphertext)
+	return k.seal.OpenExport(ctx, tenantID, x.SubjectID, x.Wrapped, x.Binding(), x.Ciphertext)
+}
+
+func (k *subjectKit) storedExport(tenantID, subjectID, exportID string, by sqlstore.ExportMaker) (*sqlstore.StoredExport, error) {
+	var x *sqlstore.StoredExport
+	err := k.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+		x, err = tx.Subjects(tenantID).Export(ctx, subjectID, exportID, by)
+		return err
+	})
+	return x, err
 }
 
 func testSubjectExport(t *testing.T, open Opener) {
@@ -92,7 +107,8 @@ func testSubjectExport(t *testing.T, open Opener) {
 	}
 	// A TTL out of bounds is refused.
 	err = k.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		_, err := tx.Subjects(k.tenant.ID).CreateExport(ctx, &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: a, Ciphertext: ct1, TTL: 59 * time.Second})
+		_, err := tx.Subjects(k.tenant.ID).CreateExport(ctx, &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: a, Ciphertext: ct1, TTL: 59 * time.Second,
+			Maker: maker, Purpose: "case_management", Class: authz.Red})
 		return err
 	})
 	mustCode(t, err, tutela.EINVALID)
@@ -155,7 +171,8 @@ func testSubjectExport(t *testing.T, open Opener) {
 		if err != nil {
 			return err
 		}
-		if _, err := k.seal.OpenExport(ctx, k.tenant.ID, a, w, x1.ID, ct1); !errors.Is(err, privacy.ErrErased) {
+		if _, err := k.seal.OpenExport(ctx, k.tenant.ID, a, w, privacy.ExportBinding{ExportID: x1.ID, MakerKind: maker.Kind,
+			MakerID: maker.ID, Purpose: "case_management", Class: string(authz.Red)}, ct1); !errors.Is(err, privacy.ErrErased) {
 			t.Errorf("erased subject's export with its stored key: %v, want ErrErased", err)
 		}
 		return nil
@@ -166,13 +183,15 @@ func testSubjectExport(t *testing.T, open Opener) {
 	}
 	for person, w := range left {
 		for _, as := range []string{a, person} {
-			if pt, err := k.seal.OpenExport(ctx, k.tenant.ID, as, w, x1.ID, ct1); err == nil {
+			if pt, err := k.seal.OpenExport(ctx, k.tenant.ID, as, w, privacy.ExportBinding{ExportID: x1.ID, MakerKind: maker.Kind,
+				MakerID: maker.ID, Purpose: "case_management", Class: string(authz.Red)}, ct1); err == nil {
 				t.Fatalf("erased export opened with %s's key as %s: %q", person, as, pt)
 			}
 		}
 	}
 	err = k.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		_, err := tx.Subjects(k.tenant.ID).CreateExport(ctx, &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: a, Ciphertext: ct1, TTL: time.Hour})
+		_, err := tx.Subjects(k.tenant.ID).CreateExport(ctx, &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: a, Ciphertext: ct1, TTL: time.Hour,
+			Maker: maker, Purpose: "case_management", Class: authz.Red})
 		return err
 	})
 	if !errors.Is(err, sqlstore.ErrSubjectErased) {
@@ -193,6 +212,89 @@ func testSubjectExport(t *testing.T, open Opener) {
 	}
 	if err := k.db.View(ctx, func(tx *sqlstore.Tx) error { _, err := tx.Subjects(k.tenant.ID).Exports(ctx, b, "", 0); return err }); !errors.Is(err, sqlstore.ErrSubjectErased) {
 		t.Fatalf("export list of a subject erased by the ledger: %v", err)
+	}
+}
+
+// An export is served to its maker alone, with the purpose and classification it was made at,
+// and its ciphertext is bound to them: a row rewritten in the database to name another maker,
+// a lower classification or another purpose is refused or does not open.
+func testSubjectExportMaker(t *testing.T, open Opener) {
+	k, _ := newExportKit(t, open)
+	a := k.create(t, k.tenant.ID, ada)
+	doc := []byte(`{"values":{"national_id":"AB-947 381"}}`)
+	x, _ := k.sealExport(t, a, doc, 0)
+	st, err := k.storedExport(k.tenant.ID, a, x.ID, maker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Maker != maker || st.Purpose != "case_management" || st.Class != authz.Red || st.CreatedBy != maker.ID {
+		t.Fatalf("stored export: maker %+v purpose %q class %q created_by %q", st.Maker, st.Purpose, st.Class, st.CreatedBy)
+	}
+	if got, err := k.openExport(k.tenant.ID, a, x.ID); err != nil || !bytes.Equal(got, doc) {
+		t.Fatalf("maker's download: %q, %v", got, err)
+	}
+	// Anyone else, a service account with the maker's ID included, finds nothing.
+	for _, by := range []sqlstore.ExportMaker{
+		{Kind: tutela.PrincipalUser, ID: tutela.NewID()},
+		{Kind: tutela.PrincipalServiceAccount, ID: maker.ID},
+		{Kind: "", ID: maker.ID},
+		{Kind: tutela.PrincipalUser, ID: ""},
+	} {
+		if _, err := k.openExportAs(k.tenant.ID, a, x.ID, by); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+			t.Errorf("export read as %+v: %v, want not found", by, err)
+		}
+	}
+	// An export without maker, purpose or classification is refused: it could never be
+	// re-authorized at download.
+	rec, err := k.get(k.tenant.ID, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*sqlstore.NewExport){
+		"no maker":           func(x *sqlstore.NewExport) { x.Maker = sqlstore.ExportMaker{} },
+		"maker of no kind":   func(x *sqlstore.NewExport) { x.Maker.Kind = "robot" },
+		"no purpose":         func(x *sqlstore.NewExport) { x.Purpose = "" },
+		"no classification":  func(x *sqlstore.NewExport) { x.Class = "" },
+		"bad classification": func(x *sqlstore.NewExport) { x.Class = "PURPLE" },
+	} {
+		nx := &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: a, TTL: time.Hour, Maker: maker, Purpose: "case_management", Class: authz.Red}
+		mut(nx)
+		if nx.Ciphertext, err = k.seal.SealExport(ctx, k.tenant.ID, &rec.Stored, nx.Binding(), doc); err != nil {
+			t.Fatal(err)
+		}
+		err := k.db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := tx.Subjects(k.tenant.ID).CreateExport(ctx, nx); return err })
+		if tutela.ErrorCode(err) != tutela.EINVALID {
+			t.Errorf("export with %s: %v, want invalid", name, err)
+		}
+	}
+	// Rewritten in the database: another maker is served nothing it can open; a lower
+	// classification or another purpose does not open for the maker either.
+	other := sqlstore.ExportMaker{Kind: tutela.PrincipalUser, ID: tutela.NewID()}
+	for _, c := range []struct {
+		set  string
+		arg  any
+		as   sqlstore.ExportMaker
+		desc string
+	}{
+		{"created_by = $1", other.ID, other, "handed to another user"},
+		{"classification = $1", string(authz.Green), maker, "lowered to GREEN"},
+		{"purpose = $1", "billing", maker, "another purpose"},
+	} {
+		x, _ := k.sealExport(t, a, doc, 0)
+		if _, err := k.db.SQL().ExecContext(ctx, `UPDATE subject_exports SET `+c.set+` WHERE id = $2`, c.arg, x.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.openExportAs(k.tenant.ID, a, x.ID, c.as); !errors.Is(err, privacy.ErrDecrypt) {
+			t.Errorf("export %s: %v, want ErrDecrypt", c.desc, err)
+		}
+	}
+	// A row from before makers were recorded is served to nobody.
+	x2, _ := k.sealExport(t, a, doc, 0)
+	if _, err := k.db.SQL().ExecContext(ctx, `UPDATE subject_exports SET created_by_kind = '', purpose = '', classification = '' WHERE id = $1`, x2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.openExport(k.tenant.ID, a, x2.ID); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		t.Errorf("export without a recorded maker: %v, want not found", err)
 	}
 }
 
