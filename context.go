@@ -17,6 +17,24 @@ type RequestMeta struct {
 	// Forbidden is the message of the 403 the request was answered with, if any, for the
 	// request's authz.denied audit record.
 	Forbidden string
+	// AuditPerson is the user an anonymous request proved to be: set by the identity service
+	// once a sign-in (correct password), MFA completion, refresh or password reset/setup has
+	// identified its user. Every audit event of the request with no acting user (its
+	// api.request event included) seals its source IP and user agent under that user's person
+	// key, so erasing the user shreds them. A failed attempt sets nothing: it carries the
+	// attacker's address, which stays under the tenant's keyset as evidence (docs/audit.md).
+	AuditPerson AuditPerson
+}
+
+// AuditPerson names a user by tenant and ID.
+type AuditPerson struct{ TenantID, UserID string }
+
+// SetAuditPerson records, in the request metadata of ctx (if any), the user the request has
+// identified with a successful outcome (see RequestMeta.AuditPerson).
+func SetAuditPerson(ctx context.Context, tenantID, userID string) {
+	if m := RequestMetaFrom(ctx); m != nil {
+		m.AuditPerson = AuditPerson{TenantID: tenantID, UserID: userID}
+	}
 }
 
 type requestMetaKey struct{}

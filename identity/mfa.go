@@ -115,6 +115,10 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		}
 		return "", err
 	}
+	// A code that passes identifies the user: the events its check records (mfa.totp_used)
+	// carry their request data. One that fails takes it back, so a failed attempt's events
+	// stay under the tenant's keyset (tutela.RequestMeta.AuditPerson).
+	undo := asAuditPerson(ctx, u.TenantID, u.ID)
 	var res mfa.CodeResult
 	if webauthnResp != nil {
 		_, err = s.MFA.FinishWebAuthnLogin(ctx, u.TenantID, u.ID, webauthnResp)
@@ -122,6 +126,7 @@ func (s *Service) secondFactor(ctx context.Context, u *tutela.User, code string,
 		res, err = s.MFA.VerifyCode(ctx, u.TenantID, u.ID, code)
 	}
 	if err != nil {
+		undo()
 		if tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
 			return "", err
 		}
@@ -272,4 +277,16 @@ func (s *Service) renewSessionSecret(ctx context.Context, tx *sqlstore.Tx, p *tu
 // StepUpFresh reports whether the principal proved a second factor within StepUpWindow.
 func (s *Service) StepUpFresh(p *tutela.Principal) bool {
 	return !p.StepUpAt.IsZero() && s.now().Sub(p.StepUpAt) <= StepUpWindow
+}
+
+// asAuditPerson names u as the user the request identified (tutela.SetAuditPerson) and returns
+// what takes it back.
+func asAuditPerson(ctx context.Context, tenantID, userID string) (undo func()) {
+	m := tutela.RequestMetaFrom(ctx)
+	if m == nil {
+		return func() {}
+	}
+	prev := m.AuditPerson
+	tutela.SetAuditPerson(ctx, tenantID, userID)
+	return func() { m.AuditPerson = prev }
 }

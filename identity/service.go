@@ -312,6 +312,8 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	if err := s.ensureSigner(ctx); err != nil {
 		return nil, err
 	}
+	// The password was right: the request's audit events carry this user's request data.
+	tutela.SetAuditPerson(ctx, tenant.ID, cred.User.ID)
 	var g *Grant
 	var challenge string
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
@@ -758,6 +760,7 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, 
 				return errRestricted
 			}
 		}
+		tutela.SetAuditPerson(ctx, sess.TenantID, sess.UserID) // a valid refresh token: its user's request
 		if err := tx.TouchSession(ctx, sess.ID); err != nil {
 			return err
 		}
@@ -984,6 +987,9 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 			return err
 		}
 	}
+	// A genuine code identifies its user: the request's events carry their request data, unless
+	// it turns out spent meanwhile (a failed attempt: the tenant's keyset).
+	undo := asAuditPerson(ctx, cred.User.TenantID, cred.User.ID)
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		spent, err := tx.ConsumeToken(ctx, tok, purpose)
 		if err != nil {
@@ -1001,6 +1007,7 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 	})
 	if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
 		// Spent or expired since the peek (a concurrent redemption): the code was this user's.
+		undo()
 		refused(cred.User.TenantID, cred.User.ID)
 	}
 	return err

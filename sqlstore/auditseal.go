@@ -17,11 +17,14 @@ import (
 // so the canonical encoding and the Merkle leaf hash the ciphertext; shredding the key later
 // leaves every leaf, checkpoint and proof as it was, and `audit verify` passing.
 //
-// The person is the acting user (the principal of the request), or, for an anonymous call on a
-// user or the session a sign-in creates (withAuditPerson), that user: their person key seals the value, bound to the field and the
-// event ID. Anything else (a service account, an unknown address, a user without a key) is
-// sealed under the event tenant's personal_data keyset (the platform's for tenant ""), bound to
-// table, column and event ID. The sealed form names which, so a reader knows what to open:
+// The person is the acting user (the principal of the request), or, for an anonymous call, the
+// user the request identified with a successful outcome (tutela.SetAuditPerson: a sign-in, MFA
+// completion, refresh or reset; for every event of that request, its api.request included) or
+// the session a sign-in creates names (withAuditPerson): their person key seals the value,
+// bound to the field and the event ID. Anything else (a service account, a failed attempt on
+// a user, an unknown address, a user without a key) is sealed under the event tenant's
+// personal_data keyset (the platform's for tenant ""), bound to table, column and event ID.
+// The sealed form names which, so a reader knows what to open:
 //
 //	sealed:v1:u:<tenant>:<person>:<base64url ciphertext>   person key
 //	sealed:v1:t:<base64url ciphertext>                     tenant keyset of the event's tenant
@@ -90,8 +93,17 @@ func (tx *Tx) auditPerson(ctx context.Context, e *audit.Event) (tenantID, person
 			return "", "", nil, nil
 		}
 		tenantID, personID = m.Principal.TenantID, e.ActorID
-	case e.ActorType == audit.ActorAnonymous && e.TargetType == "user" && e.TenantID != "":
-		tenantID, personID = e.TenantID, e.TargetID
+	case e.ActorType == audit.ActorAnonymous:
+		// Only a request that identified its user with a successful outcome names them
+		// (tutela.SetAuditPerson: sign-in, MFA completion, refresh, reset). An anonymous event
+		// that merely targets a user (a wrong password for their address, a refused code)
+		// carries the caller's address, likely an attacker's: the tenant's keyset seals it, so
+		// erasing the targeted user keeps the evidence of attacks on them.
+		m := tutela.RequestMetaFrom(ctx)
+		if m == nil || m.AuditPerson.UserID == "" {
+			return "", "", nil, nil
+		}
+		tenantID, personID = m.AuditPerson.TenantID, m.AuditPerson.UserID
 	default:
 		return "", "", nil, nil
 	}

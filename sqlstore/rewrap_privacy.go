@@ -376,8 +376,10 @@ func (s tokenDigestSource) Save(ctx context.Context, items []vault.RewrapItem) e
 }
 
 // PersonalDataSources are the values sealed under a tenant's (or the platform's) personal_data
-// keyset: the IP and user agent of sign-ins and security events with no user, and token values
-// the tenant holds without a person. Rows with a user or person are under that person's key.
+// keyset: the IP and user agent of sign-ins and security events with no user, token values the
+// tenant holds without a person, and the audit events' request data not under a person key
+// (AuditRequestDataSource: count-only, the log is append-only). Rows with a user or person are
+// under that person's key.
 func PersonalDataSources(db *DB) []vault.RewrapSource {
 	tenant := "COALESCE(CAST(tenant_id AS TEXT), '')"
 	col := func(table, column, field string) SealedColumn {
@@ -394,5 +396,6 @@ func PersonalDataSources(db *DB) []vault.RewrapSource {
 			IDCol: "token_id", Where: "person_id IS NULL", TenantCol: "tenant_id", Item: func(id, tenant, _ string) (string, []byte) {
 				return tenant, vault.AAD("token_values", "ciphertext", id)
 			}},
+		AuditRequestDataSource(db),
 	}
 }

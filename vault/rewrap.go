@@ -73,6 +73,11 @@ type RewrapItem struct {
 	KeyID     uint32
 	OldKeyID  uint32
 	Recompute func(ctx context.Context, keyID uint32) ([]byte, error)
+
+	// Frozen marks a ciphertext that can never be rewritten (an append-only log whose hashes
+	// cover it). Rewrap leaves it and counts it in Stuck while it is under an old key; Outdated
+	// counts it like any other, so the keyset's old keys cannot be retired while it exists.
+	Frozen bool
 }
 
 // ErrRewrapGone is what a digest source's Recompute returns for a row whose value no longer
@@ -102,6 +107,7 @@ type RewrapProgress struct {
 	Source    string
 	Seen      int
 	Rewrapped int
+	Stuck     int // frozen items under an old key (RewrapItem.Frozen): they block retirement
 	After     string
 }
 
@@ -135,6 +141,12 @@ func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions)
 		}
 		var changed []RewrapItem
 		for _, it := range items {
+			if it.Frozen {
+				if c, err := v.primitive(ctx, it.TenantID, it.Purpose, false); err != nil || it.currentKey() != c.primaryID {
+					p.Stuck++
+				}
+				continue
+			}
 			if KindOf(it.Purpose) == KindPRF {
 				ok, err := v.recompute(ctx, src, &it)
 				if err != nil {

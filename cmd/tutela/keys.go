@@ -243,6 +243,10 @@ func (c keysRewrapCmd) Run(e *env) error {
 			return fmt.Errorf("%w (resume with --source %s --after %q)", err, p.Source, p.After)
 		}
 		fmt.Fprintf(e.stdout, "%s: done, %d rows checked, %d re-encrypted\n", p.Source, p.Seen, p.Rewrapped)
+		if p.Stuck > 0 {
+			fmt.Fprintf(e.stdout, "%s: %d value(s) under old keys cannot be rewrapped (append-only); they leave with `tutela audit prune`, "+
+				"and their keys cannot be retired until then\n", p.Source, p.Stuck)
+		}
 	}
 	return nil
 }
@@ -287,6 +291,10 @@ func (c keysRetireCmd) Run(e *env) error {
 		n, err := v.Outdated(e.ctx, src, tenant, c.Purpose)
 		if err != nil {
 			return err
+		}
+		if n > 0 && src.Name() == "audit_events" {
+			return fmt.Errorf("audit_events still holds %d sealed value(s) under old keys; the audit log is append-only, so they "+
+				"cannot be rewrapped and leave only through `tutela audit prune` (retention); not retiring", n)
 		}
 		if n > 0 {
 			what := "ciphertext(s)"
