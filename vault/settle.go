@@ -49,6 +49,9 @@ func (e *RotationUnsettledError) Unwrap() error {
 	return &tutela.Error{Code: tutela.ECONFLICT, Message: e.Error()}
 }
 
+// CacheTTL is how long this vault keeps an unwrapped keyset (vault.cache_ttl).
+func (v *Vault) CacheTTL() time.Duration { return v.ttl }
+
 // SettledAt is the earliest time a keyset rotated at rotatedAt may be rewrapped or retired
 // (zero for a keyset never rotated).
 func (v *Vault) SettledAt(rotatedAt time.Time) time.Time {
