@@ -15,7 +15,7 @@ import (
 // tenant included, and after retire every factor must still verify.
 func TestSeedSource_RotateRewrapRetireKeepsFactors(t *testing.T) {
 	each(t, func(t *testing.T, k *kit) {
-		v := sqltest.AttachVault(t, k.db) // the vault the store seals users' data with
+		v := sqltest.AttachVaultAt(t, k.db, k.clock.Now) // the vault the store seals users' data with
 		sealer := &vault.VaultSealer{Vault: v, Purpose: vault.PurposeTOTP}
 		svc, err := mfa.New(k.db, sealer, k.clock.Now, mfa.WebAuthnConfig{RPID: rp.ID, RPDisplayName: rp.Name, RPOrigins: []string{rp.Origin}})
 		if err != nil {
@@ -43,6 +43,7 @@ func TestSeedSource_RotateRewrapRetireKeepsFactors(t *testing.T) {
 		if n, err := v.Outdated(ctx, src, "", vault.PurposeTOTP); err != nil || n != len(all) {
 			t.Fatalf("Outdated after rotation = %d, %v; want %d", n, err, len(all))
 		}
+		k.clock.Add(v.CacheTTL() + vault.RotationSettleMargin) // every node has reloaded the rotation
 		p, err := v.Rewrap(ctx, src, vault.RewrapOptions{BatchSize: 3})
 		if err != nil || p.Rewrapped != len(all) {
 			t.Fatalf("Rewrap = %+v, %v", p, err)

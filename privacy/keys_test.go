@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"testing"
+	"time"
 
 	"tutela"
+	"tutela/clocktest"
 	"tutela/privacy"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
@@ -19,6 +21,12 @@ var ctx = context.Background()
 // newVault is a real vault over a migrated SQLite store with a local KEK, and two tenants.
 func newVault(t testing.TB) (*vault.Vault, *tutela.Tenant, *tutela.Tenant) {
 	t.Helper()
+	return newVaultAt(t, nil)
+}
+
+// newVaultAt is newVault with a vault reading clock (nil: the system clock).
+func newVaultAt(t testing.TB, clock tutela.Clock) (*vault.Vault, *tutela.Tenant, *tutela.Tenant) {
+	t.Helper()
 	db := sqltest.Open(t, sqlstore.SQLite, sqlstore.Options{})
 	k := make([]byte, vault.MasterKeySize)
 	rand.Read(k)
@@ -26,7 +34,7 @@ func newVault(t testing.TB) (*vault.Vault, *tutela.Tenant, *tutela.Tenant) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := vault.New(ctx, kek, sqlstore.KeysetStore{DB: db}, vault.Options{})
+	v, err := vault.New(ctx, kek, sqlstore.KeysetStore{DB: db}, vault.Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +138,8 @@ func TestBlindIndex_DigestsPerFieldAndTenant(t *testing.T) {
 }
 
 func TestBlindIndex_LookupFindsAcrossRotation(t *testing.T) {
-	v, a, _ := newVault(t)
+	clock := clocktest.New(time.Now().UTC())
+	v, a, _ := newVaultAt(t, clock.Now)
 	x := privacy.Index{Vault: v}
 	old, err := x.Digest(ctx, a.ID, "phone", "+41791234567")
 	if err != nil {
@@ -160,7 +169,8 @@ func TestBlindIndex_LookupFindsAcrossRotation(t *testing.T) {
 	if !found {
 		t.Fatal("lookup lost the digest written under the old key")
 	}
-	// Retired: the old key's digests are no longer produced.
+	// Retired (once every node has reloaded the rotation): the old key's digests are no longer produced.
+	clock.Add(v.CacheTTL() + vault.RotationSettleMargin)
 	if _, err := v.Retire(ctx, a.ID, vault.PurposeBlindIndex); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/clocktest"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 	"tutela/vault"
@@ -28,7 +29,8 @@ func BenchmarkRewrap(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			v, err := vault.New(ctx, kek, sqlstore.KeysetStore{DB: db}, vault.Options{})
+			clock := clocktest.New(time.Now().UTC())
+			v, err := vault.New(ctx, kek, sqlstore.KeysetStore{DB: db}, vault.Options{Clock: clock.Now})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -62,6 +64,7 @@ func BenchmarkRewrap(b *testing.B) {
 				if _, err := v.Rotate(ctx, "", vault.PurposeSigningKeys); err != nil {
 					b.Fatal(err)
 				}
+				clock.Add(v.CacheTTL() + vault.RotationSettleMargin) // rewrap waits for every node to reload
 				b.StartTimer()
 				t0 := time.Now()
 				p, err := v.Rewrap(ctx, src, vault.RewrapOptions{BatchSize: 500})

@@ -5,21 +5,28 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"tutela"
+	"tutela/clocktest"
 	"tutela/password"
 )
 
 var _ password.Pepper = PasswordPepper{}
 
 func newPepperVault(t testing.TB) (*Vault, *memStore) {
+	return newPepperVaultAt(t, nil)
+}
+
+// newPepperVaultAt is newPepperVault reading clock (nil: the system clock).
+func newPepperVaultAt(t testing.TB, clock tutela.Clock) (*Vault, *memStore) {
 	t.Helper()
 	kek, err := NewLocalKEK(randomMaster(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := newMemStore()
-	v, err := New(context.Background(), kek, st, Options{})
+	v, err := New(context.Background(), kek, st, Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +36,8 @@ func newPepperVault(t testing.TB) (*Vault, *memStore) {
 func TestPasswordPepper_KeyedStableAndRotates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	v, st := newPepperVault(t)
+	clock := clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	v, st := newPepperVaultAt(t, clock.Now)
 	pp := PasswordPepper{Vault: v}
 	id, err := pp.Create(ctx)
 	if err != nil {
@@ -70,6 +78,7 @@ func TestPasswordPepper_KeyedStableAndRotates(t *testing.T) {
 	if b, err := pp.Pepper(ctx, id, []byte("pw")); err != nil || !bytes.Equal(a, b) {
 		t.Fatalf("old key after rotation: %v", err)
 	}
+	clock.Add(v.ttl + RotationSettleMargin) // every node has reloaded the keyset
 	if _, err := v.Retire(ctx, "", PurposePasswordPepper); err != nil {
 		t.Fatal(err)
 	}

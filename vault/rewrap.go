@@ -122,6 +122,10 @@ type RewrapOptions struct {
 // Rewrap re-encrypts, in batches, every ciphertext of src not already under its keyset's
 // primary key (for a digest source, computes the digest again under it: see RewrapItem). It is idempotent, so an interrupted run can simply be started again (or resumed
 // with After); rows already under the primary are read but not written.
+//
+// A row of a keyset rotated less than the cache TTL plus RotationSettleMargin ago (its stored
+// rotated_at) stops the rewrap with a *RotationUnsettledError before that batch is written:
+// until then another node may still look values up only under the old key and write under it.
 func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions) (RewrapProgress, error) {
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 500
@@ -166,6 +170,9 @@ func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions)
 					continue
 				}
 			}
+			if err := v.settled("rewrap", c.keysetID, it.TenantID, it.Purpose, c.rotatedAt); err != nil {
+				return p, err
+			}
 			pt, err := v.Decrypt(ctx, it.TenantID, it.Purpose, it.Ciphertext, it.AAD)
 			if err != nil && opt.Legacy != nil {
 				pt, err = opt.Legacy.Open(it.Ciphertext, it.AAD)
@@ -208,6 +215,9 @@ func (v *Vault) recompute(ctx context.Context, src RewrapSource, it *RewrapItem)
 	}
 	if it.KeyID == c.primaryID {
 		return false, nil
+	}
+	if err := v.settled("rewrap", c.keysetID, it.TenantID, it.Purpose, c.rotatedAt); err != nil {
+		return false, err
 	}
 	sum, err := it.Recompute(ctx, c.primaryID)
 	if errors.Is(err, ErrRewrapGone) {

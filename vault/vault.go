@@ -173,6 +173,8 @@ type cacheKey struct{ tenant, purpose string }
 
 type cached struct {
 	version   int64
+	keysetID  string
+	rotatedAt time.Time // the stored keyset's last rotation (zero: never), for the rewrap guard
 	primaryID uint32
 	aead      tink.AEAD // Tink's keyset primitive: any key type, output prefix or raw
 	daead     tink.DeterministicAEAD
@@ -377,7 +379,7 @@ func (v *Vault) load(ks *Keyset) (*cached, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: keyset %s (purpose %s)", err, ks.ID, ks.Purpose)
 	}
-	c := &cached{version: ks.Version, expires: v.now().Add(v.ttl)}
+	c := &cached{version: ks.Version, keysetID: ks.ID, rotatedAt: ks.RotatedAt, expires: v.now().Add(v.ttl)}
 	info := h.KeysetInfo()
 	c.primaryID = info.GetPrimaryKeyId()
 	c.aadPrefix = lengthPrefixed("tutela/data/v1", ks.TenantID, ks.Purpose)
@@ -734,8 +736,14 @@ func (v *Vault) RotateExisting(ctx context.Context, tenantID, purpose string) (*
 // Retire destroys every non-primary key of the keyset (Tink Delete: the key material is gone
 // from the stored keyset), so ciphertexts still under an old key become unreadable. Run
 // Rewrap first; `tutela keys retire` refuses while a rewrap source still holds an old ciphertext.
+// It is refused (*RotationUnsettledError) while the keyset's last rotation, as stored, is younger
+// than the cache TTL plus RotationSettleMargin: until then another node may still write under
+// the old primary key.
 func (v *Vault) Retire(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
 	return v.mutate(ctx, tenantID, purpose, "key.retire", func(m *keyset.Manager, ks *Keyset) (map[string]any, error) {
+		if err := v.settled("retire", ks.ID, tenantID, purpose, ks.RotatedAt); err != nil {
+			return nil, err
+		}
 		gone := []any{}
 		for _, k := range ks.Keys {
 			if !k.Primary {

@@ -41,6 +41,9 @@ type env struct {
 	stdout  io.Writer
 	stderr  io.Writer
 	cfgPath string
+	// clock is the vault's clock (nil: the system clock); tests move it past vault.cache_ttl
+	// between a rotation and its rewrap or retire.
+	clock tutela.Clock
 }
 
 // loadConfig loads and validates the configuration, printing every problem at once.

@@ -47,7 +47,7 @@ func (m *Main) openVault(e *env) (*vault.Vault, error) {
 	if c, ok := kek.(io.Closer); ok {
 		m.closers = append(m.closers, c.Close)
 	}
-	v, err := vault.New(e.ctx, kek, sqlstore.KeysetStore{DB: m.DB}, vault.Options{CacheTTL: m.Config.Vault.CacheTTL})
+	v, err := vault.New(e.ctx, kek, sqlstore.KeysetStore{DB: m.DB}, vault.Options{CacheTTL: m.Config.Vault.CacheTTL, Clock: e.clock})
 	if err != nil {
 		return nil, m.wrongKEK(err)
 	}
@@ -58,8 +58,8 @@ func (m *Main) openVault(e *env) (*vault.Vault, error) {
 type keysCmd struct {
 	List        keysListCmd        `cmd:"" help:"List keysets: IDs, purposes, dates and where the KEK lives (never key material)."`
 	Rotate      keysRotateCmd      `cmd:"" help:"Add a new primary key for new writes; old keys keep decrypting."`
-	Rewrap      keysRewrapCmd      `cmd:"" help:"Re-encrypt stored ciphertexts under the primary keys, in batches (resumable)."`
-	Retire      keysRetireCmd      `cmd:"" help:"Destroy every non-primary key of a keyset (refused while old ciphertexts remain)."`
+	Rewrap      keysRewrapCmd      `cmd:"" help:"Re-encrypt stored ciphertexts under the primary keys, in batches (resumable); refused until vault.cache_ttl after a rotation."`
+	Retire      keysRetireCmd      `cmd:"" help:"Destroy every non-primary key of a keyset (refused while old ciphertexts remain, and until vault.cache_ttl after a rotation)."`
 	KEKRewrap   keysKEKRewrapCmd   `cmd:"" name:"kek-rewrap" help:"Rewrap every keyset from an old KEK to the configured one (KEK rotation)."`
 	HSMGenerate keysHSMGenerateCmd `cmd:"" name:"hsm-generate" help:"Create a non-extractable AES-256 KEK in a PKCS#11 token."`
 }
@@ -124,20 +124,44 @@ func (c keysListCmd) Run(e *env) error {
 
 type keysRotateCmd struct {
 	Purpose string `help:"Rotate only keysets of this purpose (default: every keyset)."`
-	Tenant  string `help:"Rotate only this tenant's keysets (tenant ID; \"platform\" for the platform's)."`
+	Tenant  string `help:"Rotate only this tenant's keysets (tenant ID or slug; \"platform\" for the platform's)."`
 }
 
-func matches(ks vault.KeyView, purpose, tenant string) bool {
+// resolveTenant turns a --tenant value into the tenant ID keysets are stored under: "platform"
+// is the platform (""), anything else a tenant ID or slug that must exist. An unknown tenant is
+// an error, never an empty selection that reports success.
+func resolveTenant(ctx context.Context, db *sqlstore.DB, tenant string) (string, error) {
+	if tenant == "platform" {
+		return "", nil
+	}
+	var id string
+	err := db.View(ctx, func(tx *sqlstore.Tx) error {
+		var t *tutela.Tenant
+		var err error
+		if tutela.ValidID(tenant) {
+			t, err = tx.Tenant(ctx, tenant)
+		} else {
+			t, err = tx.TenantBySlug(ctx, tenant)
+		}
+		if err != nil {
+			return err
+		}
+		id = t.ID
+		return nil
+	})
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		return "", fmt.Errorf("--tenant %q: no such tenant (give a tenant ID or slug, or \"platform\")", tenant)
+	}
+	return id, err
+}
+
+// matches selects a keyset by purpose ("" any) and tenant (all false: any; else the tenant ID,
+// "" for the platform).
+func matches(ks vault.KeyView, purpose string, all bool, tenantID string) bool {
 	if purpose != "" && ks.Purpose != purpose {
 		return false
 	}
-	switch tenant {
-	case "":
-		return true
-	case "platform":
-		return ks.TenantID == ""
-	}
-	return ks.TenantID == tenant
+	return all || ks.TenantID == tenantID
 }
 
 func (c keysRotateCmd) Run(e *env) error {
@@ -146,13 +170,19 @@ func (c keysRotateCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
+	tenantID, all := "", c.Tenant == ""
+	if !all {
+		if tenantID, err = resolveTenant(e.ctx, m.DB, c.Tenant); err != nil {
+			return err
+		}
+	}
 	views, err := v.Keys(e.ctx)
 	if err != nil {
 		return err
 	}
 	n := 0
 	for _, kv := range views {
-		if !matches(kv, c.Purpose, c.Tenant) {
+		if !matches(kv, c.Purpose, all, tenantID) {
 			continue
 		}
 		ks, err := v.Rotate(e.ctx, kv.TenantID, kv.Purpose)
@@ -172,14 +202,20 @@ func (c keysRotateCmd) Run(e *env) error {
 		return fmt.Errorf("the password_pepper keyset does not exist: `tutela serve` creates it when no stored " +
 			"password hash names a pepper key; if hashes do, restore the database (keysets table included) from a backup")
 	}
-	if n == 0 && c.Purpose != "" && (c.Tenant == "" || c.Tenant == "platform") {
+	if n == 0 && c.Purpose != "" && tenantID == "" {
 		// A platform purpose not used yet: rotating creates it with a first key and rotates.
 		if _, err := v.Rotate(e.ctx, "", c.Purpose); err != nil {
 			return err
 		}
 		n++
 	}
-	fmt.Fprintf(e.stdout, "%d keyset(s) rotated; run `tutela keys rewrap` to re-encrypt existing data\n", n)
+	wait := "run `tutela keys rewrap` to re-encrypt existing data"
+	if n > 0 {
+		// Every node keeps its cached keysets for vault.cache_ttl: rewrap and retire wait for that.
+		wait = fmt.Sprintf("after %s (vault.cache_ttl plus %s, when every node uses the new keys) run `tutela keys rewrap` "+
+			"to re-encrypt existing data, then `tutela keys retire`", v.CacheTTL()+vault.RotationSettleMargin, vault.RotationSettleMargin)
+	}
+	fmt.Fprintf(e.stdout, "%d keyset(s) rotated; %s\n", n, wait)
 	return nil
 }
 
@@ -253,7 +289,7 @@ func (c keysRewrapCmd) Run(e *env) error {
 
 type keysRetireCmd struct {
 	Purpose string `required:"" help:"Keyset purpose."`
-	Tenant  string `help:"Tenant ID (default: the platform)."`
+	Tenant  string `help:"Tenant ID or slug (default: the platform)."`
 }
 
 func (c keysRetireCmd) Run(e *env) error {
@@ -262,9 +298,11 @@ func (c keysRetireCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
-	tenant := c.Tenant
-	if tenant == "platform" {
-		tenant = ""
+	tenant := ""
+	if c.Tenant != "" {
+		if tenant, err = resolveTenant(e.ctx, m.DB, c.Tenant); err != nil {
+			return err
+		}
 	}
 	covered := false
 	if c.Purpose == vault.PurposePasswordPepper {

@@ -5,9 +5,11 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"tutela"
 	"tutela/authz"
+	"tutela/clocktest"
 	"tutela/privacy"
 	"tutela/sqlstore"
 	"tutela/vault"
@@ -69,6 +71,7 @@ func TestKeysCommands_PrivacyKeysetsRotateRewrapRetire(t *testing.T) {
 	}
 	m.Close()
 
+	clock := clocktest.New(time.Now().UTC())
 	refusals := map[string]string{
 		vault.PurposePersonKeys:   "person_keys still holds 2 ciphertext(s) under old keys; run `tutela keys rewrap` first",
 		vault.PurposeBlindIndex:   "subject_index still holds 1 digest(s) under old keys; run `tutela keys rewrap` first",
@@ -76,14 +79,15 @@ func TestKeysCommands_PrivacyKeysetsRotateRewrapRetire(t *testing.T) {
 		vault.PurposePersonalData: "token_values still holds 1 ciphertext(s) under old keys; run `tutela keys rewrap` first",
 	}
 	for p, msg := range refusals {
-		if _, _, err := runSub(t, environ, keysRotateCmd{Purpose: p, Tenant: tn.ID}); err != nil {
+		if _, _, err := runSubAt(t, environ, clock.Now, keysRotateCmd{Purpose: p, Tenant: tn.ID}); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := runSub(t, environ, keysRetireCmd{Purpose: p, Tenant: tn.ID}); err == nil || err.Error() != msg {
+		if _, _, err := runSubAt(t, environ, clock.Now, keysRetireCmd{Purpose: p, Tenant: tn.ID}); err == nil || err.Error() != msg {
 			t.Fatalf("retire %s before rewrap: %v\nwant %s", p, err, msg)
 		}
 	}
-	out, _, err := runSub(t, environ, keysRewrapCmd{Batch: 1})
+	settleRotation(clock)
+	out, _, err := runSubAt(t, environ, clock.Now, keysRewrapCmd{Batch: 1})
 	if err != nil {
 		t.Fatalf("rewrap: %v\n%s", err, out)
 	}
@@ -95,7 +99,7 @@ func TestKeysCommands_PrivacyKeysetsRotateRewrapRetire(t *testing.T) {
 		}
 	}
 	for p := range refusals {
-		if _, _, err := runSub(t, environ, keysRetireCmd{Purpose: p, Tenant: tn.ID}); err != nil {
+		if _, _, err := runSubAt(t, environ, clock.Now, keysRetireCmd{Purpose: p, Tenant: tn.ID}); err != nil {
 			t.Fatalf("retire %s after rewrap: %v", p, err)
 		}
 	}

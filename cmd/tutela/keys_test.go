@@ -12,28 +12,42 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"tutela"
+	"time"
 
 	_ "modernc.org/sqlite"
 
+	"tutela"
 	"tutela/audit"
+	"tutela/clocktest"
 	"tutela/vault"
 )
 
 // runSub runs a subcommand (keys, jobs, …) in-process.
 func runSub(t *testing.T, environ []string, cmd interface{ Run(*env) error }) (string, string, error) {
 	t.Helper()
+	return runSubAt(t, environ, nil, cmd)
+}
+
+// runSubAt is runSub with the vault reading clock (nil: the system clock), so a test moves time
+// past vault.cache_ttl between a rotation and its rewrap or retire instead of sleeping.
+func runSubAt(t *testing.T, environ []string, clock tutela.Clock, cmd interface{ Run(*env) error }) (string, string, error) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	err := cmd.Run(&env{ctx: context.Background(), environ: environ, stdout: &out, stderr: &errb})
+	err := cmd.Run(&env{ctx: context.Background(), environ: environ, stdout: &out, stderr: &errb, clock: clock})
 	return out.String(), errb.String(), err
 }
 
+// settleRotation moves clock past the default vault.cache_ttl (5m) plus the margin: every node
+// has reloaded a rotation made before, so rewrap and retire may run.
+func settleRotation(clock *clocktest.Clock) { clock.Add(5*time.Minute + vault.RotationSettleMargin) }
+
 func TestKeysCommands_RotateRewrapRetireNeverPrintMaterial(t *testing.T) {
 	environ := baseEnv(t)
+	clock := clocktest.New(time.Now().UTC())
 	var logs strings.Builder
 	step := func(cmd interface{ Run(*env) error }) string {
 		t.Helper()
-		out, errs, err := runSub(t, environ, cmd)
+		out, errs, err := runSubAt(t, environ, clock.Now, cmd)
 		logs.WriteString(out + errs)
 		if err != nil {
 			t.Fatalf("%T: %v\n%s%s", cmd, err, out, errs)
@@ -42,6 +56,7 @@ func TestKeysCommands_RotateRewrapRetireNeverPrintMaterial(t *testing.T) {
 	}
 	step(keysRotateCmd{Purpose: vault.PurposeSigningKeys})
 	step(keysRotateCmd{})
+	settleRotation(clock)
 	if out := step(keysRewrapCmd{Batch: 2}); !strings.Contains(out, "signing_keys: done") {
 		t.Fatalf("rewrap output %q", out)
 	}
@@ -150,14 +165,16 @@ func TestKeysCommands_AuditKeyFileRewrappedBeforeRetire(t *testing.T) {
 	vkey := loadSigner()
 	before, _ := os.ReadFile(filepath.Join(dataDir, audit.KeyFile))
 
-	if _, _, err := runSub(t, environ, keysRotateCmd{Purpose: vault.PurposeAuditKey}); err != nil {
+	clock := clocktest.New(time.Now().UTC())
+	if _, _, err := runSubAt(t, environ, clock.Now, keysRotateCmd{Purpose: vault.PurposeAuditKey}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := runSub(t, environ, keysRetireCmd{Purpose: vault.PurposeAuditKey})
+	settleRotation(clock)
+	_, _, err := runSubAt(t, environ, clock.Now, keysRetireCmd{Purpose: vault.PurposeAuditKey})
 	if err == nil || !strings.Contains(err.Error(), "audit.key still holds 1 ciphertext") {
 		t.Fatalf("retire before rewrap: %v", err)
 	}
-	out, _, err := runSub(t, environ, keysRewrapCmd{})
+	out, _, err := runSubAt(t, environ, clock.Now, keysRewrapCmd{})
 	if err != nil || !strings.Contains(out, "audit.key: done, 1 rows checked, 1 re-encrypted") {
 		t.Fatalf("rewrap: %v\n%s", err, out)
 	}
@@ -168,7 +185,7 @@ func TestKeysCommands_AuditKeyFileRewrappedBeforeRetire(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dataDir, audit.KeyFile)); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("audit key file mode %04o", fi.Mode().Perm())
 	}
-	if _, _, err := runSub(t, environ, keysRetireCmd{Purpose: vault.PurposeAuditKey}); err != nil {
+	if _, _, err := runSubAt(t, environ, clock.Now, keysRetireCmd{Purpose: vault.PurposeAuditKey}); err != nil {
 		t.Fatal(err)
 	}
 	if got := loadSigner(); got != vkey {

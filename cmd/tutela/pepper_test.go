@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"tutela/clocktest"
 	"tutela/password"
 	"tutela/vault"
 )
@@ -105,10 +107,11 @@ func TestPepper_SetLegacyUpgradeRotateRetire(t *testing.T) {
 	}
 
 	// Rotate the pepper: retiring the old key is refused while the hash still names it.
-	if _, errs, err := runSub(t, env, keysRotateCmd{Purpose: vault.PurposePasswordPepper}); err != nil {
+	clock := clocktest.New(time.Now().UTC())
+	if _, errs, err := runSubAt(t, env, clock.Now, keysRotateCmd{Purpose: vault.PurposePasswordPepper}); err != nil {
 		t.Fatalf("rotate: %v %s", err, errs)
 	}
-	if _, _, err := runSub(t, env, keysRetireCmd{Purpose: vault.PurposePasswordPepper}); err == nil ||
+	if _, _, err := runSubAt(t, env, clock.Now, keysRetireCmd{Purpose: vault.PurposePasswordPepper}); err == nil ||
 		!strings.Contains(err.Error(), "1 stored password hash(es) still use an old pepper key") {
 		t.Fatalf("retire with a hash under the old key: %v", err)
 	}
@@ -118,7 +121,8 @@ func TestPepper_SetLegacyUpgradeRotateRetire(t *testing.T) {
 	if key2 := pepperKey(storedHash()); key2 == key1 {
 		t.Fatal("sign-in after rotation kept the old pepper key")
 	}
-	if out, errs, err := runSub(t, env, keysRetireCmd{Purpose: vault.PurposePasswordPepper}); err != nil {
+	settleRotation(clock)
+	if out, errs, err := runSubAt(t, env, clock.Now, keysRetireCmd{Purpose: vault.PurposePasswordPepper}); err != nil {
 		t.Fatalf("retire after every hash moved: %v %s%s", err, out, errs)
 	}
 	addr, _, _ = startServe(t, env)

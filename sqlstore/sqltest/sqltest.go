@@ -122,11 +122,19 @@ func Open(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) *sqlstore.DB {
 // runtime role) open each other's data. It returns the vault.
 func AttachVault(t testing.TB, db *sqlstore.DB) *vault.Vault {
 	t.Helper()
+	return AttachVaultAt(t, db, nil)
+}
+
+// AttachVaultAt is AttachVault with a vault reading clock (nil: the system clock), for tests
+// that rewrap or retire after a rotation: they move the clock past the vault's cache TTL plus
+// vault.RotationSettleMargin first.
+func AttachVaultAt(t testing.TB, db *sqlstore.DB, clock tutela.Clock) *vault.Vault {
+	t.Helper()
 	kek, err := vault.NewLocalKEK(tutela.NewSecretBytes(bytes.Repeat([]byte{0x5e}, vault.MasterKeySize)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := vault.New(context.Background(), kek, sqlstore.KeysetStore{DB: db}, vault.Options{})
+	v, err := vault.New(context.Background(), kek, sqlstore.KeysetStore{DB: db}, vault.Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

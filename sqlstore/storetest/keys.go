@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/clocktest"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -40,13 +41,23 @@ func newKEK(t *testing.T) *vault.LocalKEK {
 }
 
 func newVault(t *testing.T, db *sqlstore.DB, kek vault.KEK) *vault.Vault {
+	return newVaultAt(t, db, kek, nil)
+}
+
+// newVaultAt is newVault reading clock (nil: the system clock), for tests that rewrap or retire
+// after a rotation: they move the clock past the cache TTL with settle.
+func newVaultAt(t *testing.T, db *sqlstore.DB, kek vault.KEK, clock tutela.Clock) *vault.Vault {
 	t.Helper()
-	v, err := vault.New(ctx, kek, sqlstore.KeysetStore{DB: db}, vault.Options{})
+	v, err := vault.New(ctx, kek, sqlstore.KeysetStore{DB: db}, vault.Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
+
+// settle moves clock past v's cache TTL plus the margin: every node has reloaded a rotation
+// made before, so rewrap and retire are allowed.
+func settle(clock *fakeClock, v *vault.Vault) { clock.Add(v.CacheTTL() + vault.RotationSettleMargin) }
 
 func countRows(t *testing.T, db *sqlstore.DB, table string) int {
 	t.Helper()
@@ -168,7 +179,8 @@ func testKeysRotateRewrapRetire(t *testing.T, open Opener) {
 	master := make([]byte, vault.MasterKeySize)
 	rand.Read(master)
 	legacy, _ := vault.NewLocalSealer(tutela.NewSecretBytes(master))
-	v := newVault(t, db, newKEK(t))
+	clock := clocktest.New(time.Now().UTC())
+	v := newVaultAt(t, db, newKEK(t), clock.Now)
 	s := &vault.VaultSealer{Vault: v, Purpose: vault.PurposeSigningKeys, Legacy: legacy}
 	// Rows sealed before the vault (interim LocalSealer) and under the first vault key.
 	want := addSigningKeys(t, db, legacy, 7, "l")
@@ -191,6 +203,10 @@ func testKeysRotateRewrapRetire(t *testing.T, open Opener) {
 		t.Fatalf("after rotate: %d keys", len(ks.Keys))
 	}
 	src := sqlstore.SigningKeysSource(db)
+	if _, err := v.Rewrap(ctx, src, vault.RewrapOptions{Legacy: legacy}); !errors.Is(err, vault.ErrRotationUnsettled) {
+		t.Fatalf("rewrap right after the rotation: %v, want ErrRotationUnsettled", err)
+	}
+	settle(clock, v)
 	if n, err := v.Outdated(ctx, src, "", vault.PurposeSigningKeys); err != nil || n != 37 {
 		t.Fatalf("Outdated = %d, %v; want 37", n, err)
 	}
@@ -328,14 +344,15 @@ func testKeysAudited(t *testing.T, open Opener) {
 	db := open(t, sqlstore.Options{})
 	tn := createTenant(t, db, "a")
 	kek := newKEK(t)
-	v := newVault(t, db, kek)
+	clock := clocktest.New(time.Now().UTC())
+	v := newVaultAt(t, db, kek, clock.Now)
 	steps := []struct {
 		action string
 		fn     func() error
 	}{
 		{"key.keyset_create", func() error { _, err := v.Encrypt(ctx, tn.ID, vault.PurposeTOTP, nil, nil); return err }},
 		{"key.rotate", func() error { _, err := v.Rotate(ctx, tn.ID, vault.PurposeTOTP); return err }},
-		{"key.retire", func() error { _, err := v.Retire(ctx, tn.ID, vault.PurposeTOTP); return err }},
+		{"key.retire", func() error { settle(clock, v); _, err := v.Retire(ctx, tn.ID, vault.PurposeTOTP); return err }},
 		{"key.kek_rewrap", func() error {
 			next := newKEK(t)
 			if _, err := vault.RewrapKEK(ctx, sqlstore.KeysetStore{DB: db}, kek, next); err != nil {

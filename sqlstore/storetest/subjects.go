@@ -33,6 +33,7 @@ var SubjectTests = []Test{
 // subjectKit is a store, a real vault over it (local KEK) and one tenant with a schema.
 type subjectKit struct {
 	db     *sqlstore.DB
+	clock  *fakeClock // the store's and the vault's
 	vault  *vault.Vault
 	seal   privacy.Subjects
 	tenant *tutela.Tenant
@@ -56,9 +57,10 @@ func testSchema() privacy.Schema {
 
 func newSubjectKit(t *testing.T, open Opener, slug string) *subjectKit {
 	t.Helper()
-	db := open(t, sqlstore.Options{Clock: newClock().Now})
-	v := newVault(t, db, newKEK(t))
-	k := &subjectKit{db: db, vault: v, seal: privacy.NewSubjects(v), schema: testSchema()}
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	v := newVaultAt(t, db, newKEK(t), clock.Now)
+	k := &subjectKit{db: db, clock: clock, vault: v, seal: privacy.NewSubjects(v), schema: testSchema()}
 	k.tenant = k.addTenant(t, slug)
 	return k
 }
