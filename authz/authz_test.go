@@ -156,7 +156,7 @@ func TestMasker(t *testing.T) {
 	}
 }
 
-// The hashed mask is bound to tenant and field (review R3): the same value gives the same mask
+// The hashed mask is bound to tenant and field: the same value gives the same mask
 // in one field of one tenant, and unrelated masks in another tenant or field, so masks cannot be
 // joined across tenants to confirm a guessed value. The parts are length-prefixed: moving bytes
 // from one part to the next changes the mask.

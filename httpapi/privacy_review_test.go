@@ -54,7 +54,7 @@ func (se *subjectEnv) userWithRole(t *testing.T, key, perms, masks string) strin
 	return se.login(t, "acme", key+"@example.org", pw, "").AccessToken
 }
 
-// R6: "you cannot change what you cannot see". A programme administrator (YELLOW clearance,
+// "you cannot change what you cannot see". A programme administrator (YELLOW clearance,
 // MANAGE on subjects) may not lower a RED field to YELLOW, relax its mask, add a purpose to it,
 // remove it or add a RED field: each would let them (or a role they grant) read what they are
 // not cleared for. The refusal is audited and changes nothing.
@@ -140,7 +140,7 @@ func TestSubjectSchema_CannotLowerWhatYouDoNotHold(t *testing.T) {
 	}
 }
 
-// R1: a value of a subject-schema field tokenized through a minimization profile is bound to the
+// A value of a subject-schema field tokenized through a minimization profile is bound to the
 // subject (sealed under their key), so erasing them shreds it; without subject_id the profile
 // may not tokenize such a field, and POST …/tokens without person_id is refused likewise.
 func TestMinimizedToken_GoesWithTheSubjectsErasure(t *testing.T) {
@@ -217,7 +217,7 @@ func TestMinimizedToken_GoesWithTheSubjectsErasure(t *testing.T) {
 	}
 }
 
-// R2: a token of a subject-schema field is not a way around the subject read path. Detokenizing
+// A token of a subject-schema field is not a way around the subject read path. Detokenizing
 // needs a purpose the field allows, READ on subjects at its classification (besides READ on
 // tokens), and the value comes back through the role's subjects.<field> mask.
 func TestDetokenize_FollowsTheSubjectReadRules(t *testing.T) {
@@ -278,7 +278,7 @@ func TestDetokenize_FollowsTheSubjectReadRules(t *testing.T) {
 	}
 }
 
-// R3: the hashed mask is bound to tenant and field. The same national ID masked in two tenants
+// The hashed mask is bound to tenant and field. The same national ID masked in two tenants
 // gives two unrelated strings (no cross-tenant guess confirmation); within one tenant and field,
 // equal values keep equal masks.
 func TestHashedMask_DiffersAcrossTenants(t *testing.T) {
