@@ -10,7 +10,7 @@ import (
 	"tutela/sqlstore/sqltest"
 )
 
-// Regression tests for the privacy vault's security review (R1, R2, R3, R6 and ASVS 14.2.1).
+// Regression tests for the privacy vault's security review (schema changes, subject tokens, detokenization, hashed masks, ASVS 14.2.1).
 
 // schemaWith returns the test schema with the definition of one field replaced.
 func schemaWith(t *testing.T, field, def string) string {
@@ -54,7 +54,7 @@ func (se *subjectEnv) userWithRole(t *testing.T, key, perms, masks string) strin
 	return se.login(t, "acme", key+"@example.org", pw, "").AccessToken
 }
 
-// "you cannot change what you cannot see". A programme administrator (YELLOW clearance,
+// You cannot change what you cannot see: a programme administrator (YELLOW clearance,
 // MANAGE on subjects) may not lower a RED field to YELLOW, relax its mask, add a purpose to it,
 // remove it or add a RED field: each would let them (or a role they grant) read what they are
 // not cleared for. The refusal is audited and changes nothing.
