@@ -37,6 +37,19 @@ func SetAuditPerson(ctx context.Context, tenantID, userID string) {
 	}
 }
 
+// WithoutAuditPerson returns ctx with a copy of its request metadata naming no audit person:
+// for an event recorded while a second factor is being checked that reports an attack (a
+// cloned passkey), whose address must stay as evidence under the tenant's keyset.
+func WithoutAuditPerson(ctx context.Context) context.Context {
+	m := RequestMetaFrom(ctx)
+	if m == nil || m.AuditPerson.UserID == "" {
+		return ctx
+	}
+	c := *m
+	c.AuditPerson = AuditPerson{}
+	return WithRequestMeta(ctx, &c)
+}
+
 type requestMetaKey struct{}
 
 // WithRequestMeta returns ctx carrying m. The pointer is shared: later layers may fill fields.

@@ -312,7 +312,10 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	if err := s.ensureSigner(ctx); err != nil {
 		return nil, err
 	}
-	// The password was right: the request's audit events carry this user's request data.
+	// The password was right: the request's audit events carry this user's request data, also
+	// when a second factor is still pending. The user's own sign-ins must go with their
+	// erasure; someone holding a stolen password who fails the second factor leaves that
+	// failure (auth.mfa) under the tenant's keyset as evidence.
 	tutela.SetAuditPerson(ctx, tenant.ID, cred.User.ID)
 	var g *Grant
 	var challenge string
@@ -701,6 +704,9 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, 
 	var refused *Refusal
 	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		refused = nil
+		// Update may run this again (a keyset made outside the transaction): a run that named
+		// the token's user must not leave them named for a run that refuses the token.
+		tutela.SetAuditPerson(ctx, "", "")
 		rt, err := tx.UseRefreshToken(ctx, sqlstore.HashToken(refresh.Reveal()))
 		if err != nil {
 			refused = refuse(errRefresh, "unknown_token")

@@ -257,6 +257,9 @@ func (s *Service) FinishWebAuthnLogin(ctx context.Context, tenantID, userID stri
 		}
 	}
 	if cloned {
+		// The clone carries the attacker's address: evidence, sealed under the tenant's keyset
+		// rather than the victim's key (which their erasure would shred).
+		ctx := tutela.WithoutAuditPerson(ctx)
 		if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 			return tx.MFA(tenantID).RecordClonedAuthenticator(ctx, userID, factor.ID, factor.SignCount, presented)
 		}); err != nil {

@@ -170,7 +170,7 @@ func (v *Vault) Rewrap(ctx context.Context, src RewrapSource, opt RewrapOptions)
 					continue
 				}
 			}
-			if err := v.settled("rewrap", c.keysetID, it.TenantID, it.Purpose, c.rotatedAt); err != nil {
+			if err := v.settled("rewrap", c.keysetID, it.TenantID, it.Purpose, c.rotatedAt, v.now()); err != nil {
 				return p, err
 			}
 			pt, err := v.Decrypt(ctx, it.TenantID, it.Purpose, it.Ciphertext, it.AAD)
@@ -216,7 +216,7 @@ func (v *Vault) recompute(ctx context.Context, src RewrapSource, it *RewrapItem)
 	if it.KeyID == c.primaryID {
 		return false, nil
 	}
-	if err := v.settled("rewrap", c.keysetID, it.TenantID, it.Purpose, c.rotatedAt); err != nil {
+	if err := v.settled("rewrap", c.keysetID, it.TenantID, it.Purpose, c.rotatedAt, v.now()); err != nil {
 		return false, err
 	}
 	sum, err := it.Recompute(ctx, c.primaryID)

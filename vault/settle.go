@@ -61,11 +61,11 @@ func (v *Vault) SettledAt(rotatedAt time.Time) time.Time {
 	return rotatedAt.Add(v.ttl + RotationSettleMargin)
 }
 
-// settled refuses op on a keyset (as read from the store) whose last rotation is younger than
-// the cache TTL plus the margin.
-func (v *Vault) settled(op, keysetID, tenantID, purpose string, rotatedAt time.Time) error {
+// settled refuses op on a keyset (as read from the store) whose last rotation, seen at time
+// asOf, was younger than the cache TTL plus the margin.
+func (v *Vault) settled(op, keysetID, tenantID, purpose string, rotatedAt, asOf time.Time) error {
 	at := v.SettledAt(rotatedAt)
-	if at.IsZero() || !v.now().Before(at) {
+	if at.IsZero() || !asOf.Before(at) {
 		return nil
 	}
 	return &RotationUnsettledError{Op: op, KeysetID: keysetID, TenantID: tenantID, Purpose: purpose,

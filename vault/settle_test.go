@@ -151,3 +151,32 @@ func TestRewrapRetire_GuardReadsStoredRotation(t *testing.T) {
 		t.Fatalf("retire after the TTL: %v", err)
 	}
 }
+
+// A retire whose scans began before the keyset settled is refused even when it asks after: a
+// node still on the old primary while the scan ran could have written behind its cursor.
+func TestRetireScannedAt_ScanMustBeginAfterTheKeysetSettled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	clock := clocktest.New(t0)
+	kek, _ := NewLocalKEK(randomMaster(t))
+	v, err := New(ctx, kek, newMemStore(), Options{Clock: clock.Now, CacheTTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Encrypt(ctx, "t", PurposePersonalData, []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Rotate(ctx, "t", PurposePersonalData); err != nil {
+		t.Fatal(err)
+	}
+	scanStart := clock.Now().Add(time.Minute) // scans began before the keyset settled
+	clock.Add(time.Hour)                      // and finished long after
+	if _, err := v.RetireScannedAt(ctx, "t", PurposePersonalData, scanStart); !errors.Is(err, ErrRotationUnsettled) {
+		t.Fatalf("retire after a scan begun before settling: %v, want ErrRotationUnsettled", err)
+	}
+	ks, err := v.RetireScannedAt(ctx, "t", PurposePersonalData, clock.Now())
+	if err != nil || len(ks.Keys) != 1 {
+		t.Fatalf("retire after a scan begun once settled: %+v %v", ks, err)
+	}
+}

@@ -740,8 +740,16 @@ func (v *Vault) RotateExisting(ctx context.Context, tenantID, purpose string) (*
 // than the cache TTL plus RotationSettleMargin: until then another node may still write under
 // the old primary key.
 func (v *Vault) Retire(ctx context.Context, tenantID, purpose string) (*Keyset, error) {
+	return v.RetireScannedAt(ctx, tenantID, purpose, v.now())
+}
+
+// RetireScannedAt is Retire for a caller that checked, in scans begun at scanStart, that no
+// ciphertext or digest under an old key remains. The keyset must have settled (every node
+// writing under the new primary) by scanStart, not merely by now: a node still on the old
+// primary while the scan ran could have written behind its cursor.
+func (v *Vault) RetireScannedAt(ctx context.Context, tenantID, purpose string, scanStart time.Time) (*Keyset, error) {
 	return v.mutate(ctx, tenantID, purpose, "key.retire", func(m *keyset.Manager, ks *Keyset) (map[string]any, error) {
-		if err := v.settled("retire", ks.ID, tenantID, purpose, ks.RotatedAt); err != nil {
+		if err := v.settled("retire", ks.ID, tenantID, purpose, ks.RotatedAt, scanStart); err != nil {
 			return nil, err
 		}
 		gone := []any{}

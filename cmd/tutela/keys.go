@@ -304,6 +304,11 @@ func (c keysRetireCmd) Run(e *env) error {
 			return err
 		}
 	}
+	// The keyset must have settled before the scans below begin (RetireScannedAt).
+	scanStart := time.Now()
+	if e.clock != nil {
+		scanStart = e.clock()
+	}
 	covered := false
 	if c.Purpose == vault.PurposePasswordPepper {
 		// Password hashes cannot be rewrapped: a hash moves to the new pepper key only when
@@ -345,7 +350,7 @@ func (c keysRetireCmd) Run(e *env) error {
 	if !covered {
 		return fmt.Errorf("no rewrap source covers purpose %q, so nothing can prove its old ciphertexts are gone; not retiring", c.Purpose)
 	}
-	ks, err := v.Retire(e.ctx, tenant, c.Purpose)
+	ks, err := v.RetireScannedAt(e.ctx, tenant, c.Purpose, scanStart)
 	if err != nil {
 		return err
 	}
