@@ -28,16 +28,7 @@ func TestAuditPersonalData_SealedOpenedAndErased(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			dsn := sqltest.DSN(t, d)
-			db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if err := db.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			sqltest.AttachVault(t, db)
+			db, dsn := sqltest.OpenDSN(t, d, sqlstore.Options{})
 			skey, vkey, _ := audit.GenerateKey("tutela.test/audit")
 			signer, _ := audit.NewSigner(skey)
 			seq := sqlstore.NewSequencer(db, signer, "tutela.test/audit", sqlstore.SequencerOptions{})

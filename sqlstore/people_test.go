@@ -122,22 +122,13 @@ func TestPersonalData_NotInDatabaseInPlaintext(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			dsn := sqltest.DSN(t, d)
-			db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if err := db.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			sqltest.AttachVault(t, db)
+			db, dsn := sqltest.OpenDSN(t, d, sqlstore.Options{})
 			tn, u, rv := personalDataFixture(t, db)
 
 			mustNotContain(t, string(d)+" database", dump(t, db, dsn), pdEmail, pdName, pdUA, pdIP, "Quixote", pdStranger)
 
 			// Everything reads back for those allowed to see it.
-			err = db.View(ctx, func(tx *sqlstore.Tx) error {
+			err := db.View(ctx, func(tx *sqlstore.Tx) error {
 				got, err := tx.Users(tn.ID).ByEmail(ctx, strings.ToUpper(pdEmail))
 				if err != nil || got.ID != u.ID || got.Email != pdEmail || got.DisplayName != pdName {
 					t.Errorf("ByEmail (upper case) = %+v, %v; want the user with their e-mail and name", got, err)
@@ -279,16 +270,7 @@ func TestSealPersonalData_SealsLegacyRowsOnce(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			dsn := sqltest.DSN(t, d)
-			db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if err := db.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			sqltest.AttachVault(t, db)
+			db, dsn := sqltest.OpenDSN(t, d, sqlstore.Options{})
 			tn := &tutela.Tenant{Slug: "legacy", Name: "Legacy", Region: "eu"}
 			if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.CreateTenant(ctx, tn) }); err != nil {
 				t.Fatal(err)

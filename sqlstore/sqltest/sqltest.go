@@ -105,7 +105,16 @@ func DSN(t testing.TB, d sqlstore.Dialect) string {
 // Open opens a fresh, migrated store of the dialect, closed when the test ends.
 func Open(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlstore.Open(context.Background(), DSN(t, d), opt)
+	db, _ := OpenDSN(t, d, opt)
+	return db
+}
+
+// OpenDSN is Open that also returns the DSN, for tests that look at the database from outside
+// the store (the SQLite file, a pg_dump).
+func OpenDSN(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) (*sqlstore.DB, string) {
+	t.Helper()
+	dsn := DSN(t, d)
+	db, err := sqlstore.Open(context.Background(), dsn, opt)
 	if err != nil {
 		t.Fatalf("open %s: %v", d, err)
 	}
@@ -114,7 +123,7 @@ func Open(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) *sqlstore.DB {
 		t.Fatalf("migrate %s: %v", d, err)
 	}
 	AttachVault(t, db)
-	return db
+	return db, dsn
 }
 
 // AttachVault opens a vault over db's keysets under the fixed test master key and gives it to
