@@ -552,14 +552,14 @@ func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, user
 	refused := func(reason string) error {
 		return &Refusal{Reason: reason, TenantID: tenantID, TargetType: "user", TargetID: userID, Err: errSession}
 	}
-	cred, err := tx.Users(tenantID).Credentials(ctx, userID)
+	st, err := tx.Users(tenantID).AuthState(ctx, userID)
 	if err != nil {
 		return nil, refused("unknown_user")
 	}
-	if cred.TokenVersion != tv {
+	if st.TokenVersion != tv {
 		return nil, refused("revoked") // password changed, signed out everywhere, or disabled since
 	}
-	if cred.User.Status != tutela.StatusActive {
+	if st.Status != tutela.StatusActive {
 		return nil, refused("user_inactive")
 	}
 	t, err := tx.Tenant(ctx, tenantID)
@@ -571,7 +571,7 @@ func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, user
 		return nil, err
 	}
 	p := &tutela.Principal{Kind: tutela.PrincipalUser, TenantID: tenantID, UserID: userID, Roles: roles,
-		MustChangePassword: cred.MustChangePassword}
+		MustChangePassword: st.MustChangePassword}
 	if s.MFA != nil {
 		required := s.cfg.MFAAllUsers
 		for _, r := range roles {

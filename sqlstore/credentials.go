@@ -162,3 +162,33 @@ func (db *DB) EachPepperedHash(ctx context.Context, fn func(hash string) error) 
 		return rows.Err()
 	})
 }
+
+// AuthState is what authenticating a request needs to know about a user: nothing personal, so
+// the check that runs on every request decrypts nothing.
+type AuthState struct {
+	Status             tutela.Status
+	TokenVersion       int64
+	MustChangePassword bool
+}
+
+// AuthState returns the user's status, token version and must-change-password flag. A user
+// whose person key is gone (erased) is not found, as for Credentials.
+func (r Users) AuthState(ctx context.Context, id string) (*AuthState, error) {
+	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	var a AuthState
+	var status string
+	err := r.tx.queryRow(ctx, `SELECT u.status, u.token_version, u.must_change_password FROM users u
+		WHERE u.tenant_id = $1 AND u.id = $2
+		AND EXISTS (SELECT 1 FROM person_keys k WHERE k.tenant_id = u.tenant_id AND k.person_id = u.id)`,
+		r.tenantID, id).Scan(&status, &a.TokenVersion, &a.MustChangePassword)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.Status = tutela.Status(status)
+	return &a, nil
+}

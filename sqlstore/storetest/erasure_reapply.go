@@ -190,6 +190,25 @@ func testUserListingKeyless(t *testing.T, open Opener) {
 	mustCode(t, err, tutela.ENOTFOUND)
 	err = db.View(ctx, func(tx *sqlstore.Tx) error { _, err := tx.Users(tn.ID).ByEmail(ctx, email); return err })
 	mustCode(t, err, tutela.ENOTFOUND)
+	// Authenticating a request (AuthState, which decrypts nothing) refuses it too; a user with
+	// a key passes.
+	err = db.View(ctx, func(tx *sqlstore.Tx) error { _, err := tx.Users(tn.ID).AuthState(ctx, gone.ID); return err })
+	mustCode(t, err, tutela.ENOTFOUND)
+	err = db.View(ctx, func(tx *sqlstore.Tx) error {
+		st, err := tx.Users(tn.ID).AuthState(ctx, a.ID)
+		if err == nil && st.Status != tutela.StatusActive {
+			t.Errorf("AuthState of an active user = %+v", st)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(ctx, func(tx *sqlstore.Tx) error {
+		_, err := tx.Users("01a24c99-0000-7000-8000-000000000000").AuthState(ctx, a.ID)
+		return err
+	})
+	mustCode(t, err, tutela.ENOTFOUND)
 }
 
 // expireSubjects makes subjects (phone only: 30 days' retention), one clock hour apart, so
