@@ -2,7 +2,6 @@ package privacy
 
 import (
 	"context"
-	"encoding/binary"
 
 	"tutela/vault"
 )
@@ -24,9 +23,7 @@ type Digest struct {
 type Index struct{ Vault *vault.Vault }
 
 func indexInput(field, normalized string) []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(field)))
-	b = append(b, field...)
-	return append(b, normalized...)
+	return append(vault.LengthPrefixed(field), normalized...)
 }
 
 // Digest is the digest of normalized under the keyset's primary key (created on first use):

@@ -7,7 +7,6 @@ package privacy
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -83,12 +82,7 @@ func (p *PersonKey) PersonID() string { return p.personID }
 
 // aad binds a value to its tenant, person and field ("table.column" or a schema field name).
 func (p *PersonKey) aad(field string) []byte {
-	var b []byte
-	for _, s := range []string{"tutela/person/v1", p.tenantID, p.personID, field} {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-		b = append(b, s...)
-	}
-	return b
+	return vault.LengthPrefixed("tutela/person/v1", p.tenantID, p.personID, field)
 }
 
 // Seal encrypts plaintext as field of this person.

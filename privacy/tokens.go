@@ -124,11 +124,7 @@ func (tk Tokenizer) Prepare(ctx context.Context, tenantID string) error {
 // prfInput binds a PRF input to its use, kind and field: a digest is never a token, and one
 // field's tokens are unrelated to another's.
 func prfInput(use string, kind TokenKind, field string, attempt uint32, value string) []byte {
-	var b []byte
-	for _, s := range []string{"tutela/token/v1", use, string(kind), field} {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-		b = append(b, s...)
-	}
+	b := vault.LengthPrefixed("tutela/token/v1", use, string(kind), field)
 	b = binary.BigEndian.AppendUint32(b, attempt)
 	return append(b, value...)
 }

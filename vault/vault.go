@@ -274,6 +274,10 @@ func keysetAAD(tenantID, purpose string) []byte {
 // different tuples produce the same bytes.
 func AAD(table, column, rowID string) []byte { return lengthPrefixed(table, column, rowID) }
 
+// LengthPrefixed encodes parts each after its 4-byte big-endian length, so no two different
+// tuples give the same bytes: the one encoding of associated data and PRF inputs.
+func LengthPrefixed(parts ...string) []byte { return lengthPrefixed(parts...) }
+
 func lengthPrefixed(parts ...string) []byte {
 	var b []byte
 	for _, p := range parts {
