@@ -157,7 +157,12 @@ func (tx *Tx) emailDigest(ctx context.Context, tenantID, email string) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	return append(binary.BigEndian.AppendUint32(nil, d.KeyID), d.Sum...), nil
+	return storedEmailDigest(d.KeyID, d.Sum), nil
+}
+
+// storedEmailDigest is users.email_digest's form: the 4-byte key ID, then the digest.
+func storedEmailDigest(keyID uint32, sum []byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, keyID), sum...)
 }
 
 // emailLookups are the blind indexes to search for: one per enabled key, so users indexed
@@ -173,7 +178,7 @@ func (tx *Tx) emailLookups(ctx context.Context, tenantID, email string) ([]any, 
 	}
 	out := make([]any, len(ds))
 	for i, d := range ds {
-		out[i] = append(binary.BigEndian.AppendUint32(nil, d.KeyID), d.Sum...)
+		out[i] = storedEmailDigest(d.KeyID, d.Sum)
 	}
 	return out, nil
 }

@@ -246,10 +246,9 @@ func (s userEmailSource) Next(ctx context.Context, after string, limit int) (out
 }
 
 func (s userEmailSource) Save(ctx context.Context, items []vault.RewrapItem) error {
-	prefixed := func(key uint32, sum []byte) []byte { return append(binary.BigEndian.AppendUint32(nil, key), sum...) }
 	return saveBatch(ctx, s.db, s.Name(), items, func(tx *Tx, it vault.RewrapItem) (int64, error) {
 		res, err := tx.exec(ctx, `UPDATE users SET email_digest = $1 WHERE id = $2 AND email_digest = $3`,
-			prefixed(it.KeyID, it.Ciphertext), it.ID, prefixed(it.OldKeyID, it.Old))
+			storedEmailDigest(it.KeyID, it.Ciphertext), it.ID, storedEmailDigest(it.OldKeyID, it.Old))
 		if err != nil {
 			return 0, err
 		}
