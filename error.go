@@ -12,6 +12,8 @@ const (
 	EUNAUTHENTICATED    = "unauthenticated"           // no or bad credentials (401)
 	EINVALIDCREDENTIALS = "invalid_credentials"       // login failed; never says why (401)
 	EFORBIDDEN          = "forbidden"                 // authenticated but not allowed (403)
+	ECONSENTREQUIRED    = "consent_required"          // the subject's consent for the purpose is missing, withdrawn or outdated, or they objected (403)
+	ERESTRICTED         = "processing_restricted"     // the subject's processing is restricted (GDPR Art. 18) (403)
 	ENOTFOUND           = "not_found"                 // absent, or in another tenant (404)
 	EMETHODNOTALLOWED   = "method_not_allowed"        // the path exists, not with this method (405)
 	ECONFLICT           = "conflict"                  // uniqueness or state conflict (409)
@@ -29,7 +31,7 @@ const (
 
 // Codes lists every error code, for the HTTP status table and documentation.
 var Codes = []string{
-	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ENOTFOUND, EMETHODNOTALLOWED, ECONFLICT, ETOOLARGE,
+	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ECONSENTREQUIRED, ERESTRICTED, ENOTFOUND, EMETHODNOTALLOWED, ECONFLICT, ETOOLARGE,
 	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EREAUTHREQUIRED, EUNAVAILABLE,
 	ENOTCONFIGURED, EINTERNAL,
 }

@@ -20,7 +20,7 @@ func Status(code string) int {
 	case tutela.EUNAUTHENTICATED, tutela.EINVALIDCREDENTIALS, tutela.EMFAREQUIRED, tutela.ESTEPUPREQUIRED,
 		tutela.EREAUTHREQUIRED:
 		return http.StatusUnauthorized
-	case tutela.EFORBIDDEN:
+	case tutela.EFORBIDDEN, tutela.ECONSENTREQUIRED, tutela.ERESTRICTED:
 		return http.StatusForbidden
 	case tutela.ENOTFOUND:
 		return http.StatusNotFound
@@ -109,7 +109,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if r != nil {
 		d.RequestID = RequestIDFrom(r.Context())
-		if m := tutela.RequestMetaFrom(r.Context()); m != nil && code == tutela.EFORBIDDEN {
+		if m := tutela.RequestMetaFrom(r.Context()); m != nil && (code == tutela.EFORBIDDEN || code == tutela.ECONSENTREQUIRED || code == tutela.ERESTRICTED) {
 			m.Forbidden = d.Message
 		}
 	}

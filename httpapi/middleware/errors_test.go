@@ -23,6 +23,8 @@ func TestStatus_MapsEveryCode(t *testing.T) {
 		tutela.ESTEPUPREQUIRED:     401,
 		tutela.EREAUTHREQUIRED:     401,
 		tutela.EFORBIDDEN:          403,
+		tutela.ECONSENTREQUIRED:    403,
+		tutela.ERESTRICTED:         403,
 		tutela.ENOTFOUND:           404,
 		tutela.EMETHODNOTALLOWED:   405,
 		tutela.ECONFLICT:           409,
