@@ -21,6 +21,17 @@ const (
 	// ResSubjects are the people whose data a tenant holds (privacy vault, issue 13); a READ
 	// is decided per field, at the field's classification.
 	ResSubjects = "subjects"
+	// ResConsents is the register of purposes (READ; MANAGE declares and changes purposes)
+	// and subjects' consents, objections and restrictions (CREATE records, READ reads the
+	// history, UPDATE places and lifts objections and restrictions). Issue 14.
+	ResConsents = "consents"
+	// ResDSR are data-subject requests (access, portability, rectification, erasure,
+	// restriction, objection): CREATE, READ, UPDATE (verify, assign, submit), APPROVE
+	// (execute), EXPORT (the access package). Issue 14.
+	ResDSR = "dsr"
+	// ResProcessing is the records of processing and the sub-processor register: READ and
+	// EXPORT, MANAGE to change them. Issue 14.
+	ResProcessing = "processing"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -75,6 +86,9 @@ var BuiltinRoles = []RoleDef{
 			perms(ResRecords, Yellow, Create, Read, Update, Delete, Publish, Approve, Review, Export, Import),
 			perms(ResTokens, Yellow, Create, Read, Manage),
 			perms(ResSubjects, Yellow, Create, Read, Update, Delete, Export, Manage),
+			perms(ResConsents, Yellow, Create, Read, Update, Manage),
+			perms(ResDSR, Yellow, Create, Read, Update, Approve, Export),
+			perms(ResProcessing, "", Read, Export, Manage),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
@@ -82,6 +96,8 @@ var BuiltinRoles = []RoleDef{
 			perms(ResRecords, Yellow, Create, Read, Update, Publish, Review, Import),
 			perms(ResTokens, Yellow, Create),
 			perms(ResSubjects, Yellow, Create, Read, Update),
+			perms(ResConsents, Yellow, Create, Read),
+			perms(ResDSR, Yellow, Create, Read, Update),
 		)},
 	{Key: RoleAuditor, Name: "Auditor", Clearance: Green,
 		Permissions: concat(
@@ -92,6 +108,9 @@ var BuiltinRoles = []RoleDef{
 			perms(ResSessions, "", Read),
 			perms(ResAccessReviews, "", Read, Review, Export),
 			perms(ResRecords, Green, Read),
+			perms(ResConsents, Green, Read),
+			perms(ResDSR, Green, Read),
+			perms(ResProcessing, "", Read, Export),
 		)},
 	{Key: RolePartner, Name: "Partner organisation", Clearance: Green,
 		// Only records explicitly shared with the partner; the sharing check belongs to the
