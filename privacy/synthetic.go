@@ -79,6 +79,16 @@ func NewSynthesizer() (*Synthesizer, error) {
 	return &Synthesizer{key: key, forbidden: map[string]struct{}{}, used: map[string]string{}, done: map[string]string{}}, nil
 }
 
+// Forget ends the run: the key and every value seen are dropped, so the mapping cannot be
+// recomputed even from this process's memory later on. The Synthesizer is unusable after.
+func (s *Synthesizer) Forget() {
+	clear(s.key)
+	s.key = nil
+	clear(s.forbidden)
+	clear(s.used)
+	clear(s.done)
+}
+
 // String and GoString keep the run key out of logs and %v.
 func (*Synthesizer) String() string   { return "privacy.Synthesizer[redacted]" }
 func (*Synthesizer) GoString() string { return "privacy.Synthesizer[redacted]" }
@@ -105,6 +115,9 @@ func (s *Synthesizer) isForbidden(t FieldType, cand string) bool {
 func (s *Synthesizer) Value(t FieldType, v string) (string, error) {
 	if err := ValidateValue("value", t, v); err != nil {
 		return "", fmt.Errorf("privacy: synthetic %s value: the original is not a valid %s", t, t)
+	}
+	if s.key == nil {
+		return "", errors.New("privacy: the synthetic run has ended")
 	}
 	norm := Normalize(t, v)
 	key := string(t) + ":" + norm
@@ -202,8 +215,6 @@ func shape(st *stream, v string) string {
 	var b strings.Builder
 	for _, r := range v {
 		switch {
-		case r < utf8.RuneSelf && (r >= '0' && r <= '9'):
-			b.WriteByte(st.digit())
 		case unicode.IsDigit(r):
 			b.WriteByte(st.digit())
 		case unicode.IsLetter(r):

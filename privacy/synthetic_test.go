@@ -160,6 +160,10 @@ func TestSynthesizer_RefusesInvalidOriginalAndRedacts(t *testing.T) {
 	if _, err := s.Value(FieldDate, "secret-not-a-date"); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("invalid original: %v", err)
 	}
+	s.Forget()
+	if _, err := s.Value(FieldName, "Ada Lovelace"); err == nil {
+		t.Fatal("a forgotten run still makes values")
+	}
 	if fmt.Sprint(s) != "privacy.Synthesizer[redacted]" || fmt.Sprintf("%#v", s) != "privacy.Synthesizer[redacted]" {
 		t.Fatal("the run key must not print")
 	}

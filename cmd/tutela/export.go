@@ -98,6 +98,7 @@ func (c exportCmd) Run(e *env) (err error) {
 	if err != nil {
 		return err
 	}
+	defer syn.Forget()
 	runID := tutela.NewID()
 	counts, err := m.DB.AnonymizeInto(e.ctx, dst, syn, runID)
 	if err != nil {
