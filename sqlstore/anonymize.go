@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -87,9 +88,10 @@ func (db *DB) AnonymizeInto(ctx context.Context, dst *DB, syn *privacy.Synthesiz
 		return c, err
 	}
 	c.Skipped = src.skippedUsers + src.skippedSubjects
-	at := dst.Now()
+	at, base := dst.Now(), c
 	err = dst.Update(ctx, func(tx *Tx) error {
-		cc := c
+		// Counted afresh on each attempt: Update may run the function again.
+		cc := base
 		ids, err := writeAnonUsers(ctx, tx, src, users, &cc)
 		if err != nil {
 			return err
@@ -157,10 +159,13 @@ func writeAnonConfig(ctx context.Context, tx *Tx, src *anonSource, c *AnonymizeC
 	}
 	for _, t := range src.tenants {
 		for _, f := range src.schemas[t.id] {
-			purposes := `["` + strings.Join(f.Purposes, `","`) + `"]` // purpose names match [a-z][a-z0-9_]*
+			purposes, err := json.Marshal(f.Purposes)
+			if err != nil {
+				return err
+			}
 			if _, err := tx.exec(ctx, `INSERT INTO subject_fields (tenant_id, name, type, classification, purposes, retention_days,
 				mask, searchable, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
-				t.id, f.Name, string(f.Type), string(f.Classification), purposes, f.RetentionDays, string(f.Mask), f.Searchable,
+				t.id, f.Name, string(f.Type), string(f.Classification), string(purposes), f.RetentionDays, string(f.Mask), f.Searchable,
 				tx.now); err != nil {
 				return err
 			}
