@@ -20,7 +20,15 @@ const (
 	// label, cmd/tutela masterKeyFingerprint): the field-masking key is derived from the master
 	// key, so every node needs the same one even when a KMS or HSM wraps the keysets.
 	SettingMasterKeyFingerprint = "vault.master_key_fingerprint"
+	// SettingEnvironment marks what a database is for; `tutela export --anonymize` records
+	// EnvironmentStaging in every copy it writes.
+	SettingEnvironment = "deployment.environment"
+	// SettingAnonymizedAt is when an anonymized copy was written (RFC 3339, UTC).
+	SettingAnonymizedAt = "deployment.anonymized_at"
 )
+
+// EnvironmentStaging is SettingEnvironment's value in an anonymized copy.
+const EnvironmentStaging = "staging"
 
 // AgreeSetting records value under name unless a value is already recorded, and returns the
 // recorded one. Insert-if-absent then read, in one transaction: two nodes starting at once on an

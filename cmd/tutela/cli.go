@@ -29,6 +29,7 @@ type cli struct {
 	Backup    backupCmd    `cmd:"" help:"Encrypted backups (age): create, restore."`
 	Jobs      jobsCmd      `cmd:"" help:"The durable job queue: dead jobs."`
 	Privacy   privacyCmd   `cmd:"" help:"Privacy vault: the retention schedule."`
+	Export    exportCmd    `cmd:"" help:"Write an anonymized copy for staging (--anonymize)."`
 	SA        saCmd        `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
 	Version   versionCmd   `cmd:"" help:"Print the version."`
 }
