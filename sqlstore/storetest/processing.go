@@ -142,7 +142,7 @@ func testProcessingLive(t *testing.T, open Opener) {
 		}
 		_, err := tx.Processing(tn.ID).PutRecord(ctx, &privacy.Record{Purpose: "case_management",
 			SubjectCategories: []string{"beneficiaries"}, Recipients: []string{"Partner NGOs"},
-			Transfers: []privacy.Transfer{{Country: "US", Recipient: "Cloud host"}, {Country: "CH", Recipient: "HQ", Safeguard: privacy.SafeguardAdequacy}},
+			Transfers:        []privacy.Transfer{{Country: "US", Recipient: "Cloud host"}, {Country: "CH", Recipient: "HQ", Safeguard: privacy.SafeguardAdequacy}},
 			SecurityMeasures: "Encryption per subject; access by role and clearance"})
 		return err
 	})
@@ -297,7 +297,10 @@ func testSubprocessorRegister(t *testing.T, open Opener) {
 	update(t, db, func(tx *sqlstore.Tx) error { return tx.Processing(tn.ID).UpdateSubprocessor(ctx, a) })
 	clock.Add(time.Second)
 	var removed *privacy.Subprocessor
-	update(t, db, func(tx *sqlstore.Tx) (err error) { removed, err = tx.Processing(tn.ID).RemoveSubprocessor(ctx, a.ID); return })
+	update(t, db, func(tx *sqlstore.Tx) (err error) {
+		removed, err = tx.Processing(tn.ID).RemoveSubprocessor(ctx, a.ID)
+		return
+	})
 	if removed.Status != privacy.SubprocessorRemoved || removed.RemovedAt == nil || !removed.RemovedAt.Equal(clock.Now().Truncate(time.Microsecond)) {
 		t.Fatalf("removed = %+v (now %v)", removed, clock.Now())
 	}
@@ -312,7 +315,10 @@ func testSubprocessorRegister(t *testing.T, open Opener) {
 	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := tx.Processing(tn.ID).RemoveSubprocessor(ctx, a.ID); return err }), tutela.ECONFLICT)
 	a.Service = "changed after removal"
 	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Processing(tn.ID).UpdateSubprocessor(ctx, a) }), tutela.ECONFLICT)
-	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := tx.Processing(tn.ID).RemoveSubprocessor(ctx, tutela.NewID()); return err }), tutela.ENOTFOUND)
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error {
+		_, err := tx.Processing(tn.ID).RemoveSubprocessor(ctx, tutela.NewID())
+		return err
+	}), tutela.ENOTFOUND)
 
 	// The generated record lists active sub-processors only.
 	if rop := generate(t, db, tn.ID); len(rop.Subprocessors) != 1 || rop.Subprocessors[0].ID != b.ID {
