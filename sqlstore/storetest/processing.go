@@ -336,6 +336,21 @@ func testSubprocessorRegister(t *testing.T, open Opener) {
 	if !strings.Contains(details, `"changed":["locations","service"]`) || strings.Contains(details, "backups") {
 		t.Fatalf("subprocessor.update event = %s", details)
 	}
+
+	// The register is capped, removed entries included: they are history, never deleted.
+	update(t, db, func(tx *sqlstore.Tx) error {
+		for range privacy.MaxSubprocessors - 2 {
+			if err := tx.Processing(tn.ID).AddSubprocessor(ctx, &privacy.Subprocessor{Name: "N", Service: "s",
+				Locations: []string{"FR"}, ContractRef: "x"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	mustCode(t, db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.Processing(tn.ID).AddSubprocessor(ctx, &privacy.Subprocessor{Name: "One more", Service: "s",
+			Locations: []string{"FR"}, ContractRef: "x"})
+	}), tutela.ECONFLICT)
 }
 
 func testProcessingIsolation(t *testing.T, open Opener) {
