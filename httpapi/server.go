@@ -197,6 +197,7 @@ func (s *Server) routesInit() {
 	s.handle("GET", "/v1/authz/policy", false, s.authed(false, s.authzPolicy))
 	s.accessReviewRoutes()
 	s.tokenRoutes()
+	s.processingRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))

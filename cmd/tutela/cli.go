@@ -28,7 +28,7 @@ type cli struct {
 	Keys      keysCmd      `cmd:"" help:"Data-encryption keys: list, rotate, rewrap, retire, KEK rotation."`
 	Backup    backupCmd    `cmd:"" help:"Encrypted backups (age): create, restore."`
 	Jobs      jobsCmd      `cmd:"" help:"The durable job queue: dead jobs."`
-	Privacy   privacyCmd   `cmd:"" help:"Privacy vault: the retention schedule."`
+	Privacy   privacyCmd   `cmd:"" help:"Privacy vault: the retention schedule, records of processing, sub-processors."`
 	Export    exportCmd    `cmd:"" help:"Write an anonymized copy for staging (--anonymize)."`
 	SA        saCmd        `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
 	Version   versionCmd   `cmd:"" help:"Print the version."`

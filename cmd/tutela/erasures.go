@@ -93,7 +93,9 @@ func (c backupRestoreCmd) ledgerKey(dataDir string, u *unpacked) (string, error)
 }
 
 type privacyCmd struct {
-	Retention privacyRetentionCmd `cmd:"" help:"The retention schedule: erase subjects whose retention ended."`
+	Retention     privacyRetentionCmd     `cmd:"" help:"The retention schedule: erase subjects whose retention ended."`
+	Records       privacyRecordsCmd       `cmd:"" help:"A tenant's record of processing activities (GDPR Art. 30), generated from the live configuration."`
+	Subprocessors privacySubprocessorsCmd `cmd:"" help:"A tenant's sub-processor register."`
 }
 
 type privacyRetentionCmd struct {

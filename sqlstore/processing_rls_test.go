@@ -1,0 +1,105 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"testing"
+
+	"tutela"
+	"tutela/privacy"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+)
+
+// The records-of-processing tables (migration 00023) carry row-level security: a runtime role
+// scoped to tenant A sees none of B's controller, declarations or sub-processors, even with a
+// query that forgets the tenant.
+func TestRLS_ProcessingTablesSeeOnlyTheirTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := sqltest.PostgresURL(t)
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var a, b *tutela.Tenant
+	if err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+		a, b = &tutela.Tenant{Slug: "a", Name: "A", Region: "eu"}, &tutela.Tenant{Slug: "b", Name: "B", Region: "eu"}
+		for _, tn := range []*tutela.Tenant{a, b} {
+			if err := tx.CreateTenant(ctx, tn); err != nil {
+				return err
+			}
+			if _, err := tx.Consent(tn.ID).PutPurpose(ctx, &privacy.Purpose{Name: "aid", Description: "Aid", LawfulBasis: privacy.BasisContract}); err != nil {
+				return err
+			}
+			p := tx.Processing(tn.ID)
+			if err := p.PutController(ctx, &privacy.Controller{Name: tn.Name, Contact: "c"}); err != nil {
+				return err
+			}
+			if _, err := p.PutRecord(ctx, &privacy.Record{Purpose: "aid"}); err != nil {
+				return err
+			}
+			if err := p.AddSubprocessor(ctx, &privacy.Subprocessor{Name: "S", Service: "s", Locations: []string{"DE"}, ContractRef: "x"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tables := []string{"processing_controllers", "processing_records", "subprocessors"}
+	role := "tutela_rop_" + tutela.RandomToken(4)
+	owner := db.SQL()
+	if _, err := owner.ExecContext(ctx, `CREATE ROLE `+role+` LOGIN`); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		if _, err := owner.ExecContext(ctx, `GRANT SELECT ON `+table+` TO `+role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, table := range tables {
+			_, _ = owner.ExecContext(context.Background(), `REVOKE ALL ON `+table+` FROM `+role)
+		}
+		_, _ = owner.ExecContext(context.Background(), `DROP ROLE IF EXISTS `+role)
+	})
+	u, _ := url.Parse(dsn)
+	u.User = url.User(role)
+	rt, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	for _, table := range tables {
+		count := func(setting string) int {
+			tx, err := rt.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.ExecContext(ctx, `SELECT set_config('tutela.tenant', $1, true)`, setting); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil { // no tenant filter on purpose
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := count(a.ID); n != 1 {
+			t.Errorf("%s: tenant A sees %d rows, want its own 1", table, n)
+		}
+		if n := count(""); n != 0 {
+			t.Errorf("%s: an unscoped transaction sees %d rows, want 0", table, n)
+		}
+		if n := count("*"); n != 2 {
+			t.Errorf("%s: platform scope sees %d rows, want 2", table, n)
+		}
+	}
+}
