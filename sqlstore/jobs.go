@@ -111,7 +111,7 @@ func (tx *Tx) ClaimJobs(ctx context.Context, limit int, lease time.Duration, urg
 	}
 	// A node bound to a data region touches only its region's tenants' jobs (and the jobs of
 	// no tenant): another region's payloads are its own nodes' to open.
-	scope, deadArgs := tx.regionScope("tenant_id", true, tx.now)
+	scope, deadArgs := tx.regionScopeText("tenant_id", true, tx.now)
 	res, err := tx.exec(ctx, `UPDATE jobs SET state = 'dead', dead_at = $1, payload = NULL, lease_token = NULL,
 			last_error = COALESCE(last_error, 'lease expired')
 		WHERE state = 'pending' AND locked_until <= $1 AND attempts >= max_attempts`+scope, deadArgs...)
@@ -136,7 +136,7 @@ func (tx *Tx) ClaimJobs(ctx context.Context, limit int, lease time.Duration, urg
 		}
 		order = "CASE WHEN kind IN (" + strings.Join(in, ", ") + ") THEN 0 ELSE 1 END, " + order
 	}
-	scope, args = tx.regionScope("tenant_id", true, args...)
+	scope, args = tx.regionScopeText("tenant_id", true, args...)
 	rows, err := tx.query(ctx, `UPDATE jobs SET attempts = attempts + 1, lease_token = $1, locked_until = $2
 		WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= $3
 			AND (locked_until IS NULL OR locked_until <= $3) AND attempts < max_attempts`+scope+`

@@ -52,11 +52,21 @@ func (tx *Tx) placeInRegion(t *tutela.Tenant) error {
 // column holding the tenant ID, and with nullable a row of no tenant matches too (it belongs to
 // no region, so any node may do it). A store bound to no region gets "" and args unchanged.
 func (tx *Tx) regionScope(col string, nullable bool, args ...any) (string, []any) {
+	return tx.regionScopeOf(col, "id", nullable, args)
+}
+
+// regionScopeText is regionScope for a column that holds tenant IDs as text (jobs.tenant_id),
+// which PostgreSQL does not compare with a UUID.
+func (tx *Tx) regionScopeText(col string, nullable bool, args ...any) (string, []any) {
+	return tx.regionScopeOf(col, "CAST(id AS TEXT)", nullable, args)
+}
+
+func (tx *Tx) regionScopeOf(col, id string, nullable bool, args []any) (string, []any) {
 	if tx.db.region == "" {
 		return "", args
 	}
 	args = append(args, tx.db.region)
-	cond := col + ` IN (SELECT id FROM tenants WHERE data_region = $` + strconv.Itoa(len(args)) + `)`
+	cond := col + ` IN (SELECT ` + id + ` FROM tenants WHERE data_region = $` + strconv.Itoa(len(args)) + `)`
 	if nullable {
 		cond = `(` + col + ` IS NULL OR ` + cond + `)`
 	}

@@ -216,6 +216,9 @@ func (tx *Tx) skipLocked() string {
 // tenants' rows (and rows of no tenant) only.
 func (tx *Tx) purgeRows(ctx context.Context, table, key, tenant, where string, cutoff time.Time) (int64, error) {
 	scope, args := tx.regionScope(tenant, true, cutoff, purgeBatch)
+	if table == "jobs" {
+		scope, args = tx.regionScopeText(tenant, true, cutoff, purgeBatch)
+	}
 	q := `DELETE FROM ` + table + ` WHERE ` + key + ` IN (SELECT ` + strings.Trim(key, "()") + ` FROM ` + table +
 		` WHERE ` + where + scope + ` LIMIT $2` + tx.skipLocked() + `)`
 	var total int64
