@@ -20,6 +20,7 @@ var ResidencyTests = []Test{
 	{"ResidencyTenantCannotBePlacedInAnotherRegion", testResidencyPlacement},
 	{"ResidencyJobsClaimedForOwnRegionOnly", testResidencyJobs},
 	{"ResidencyRetentionSweepsOwnRegionOnly", testResidencyRetention},
+	{"ResidencyAccessReviewsClosedForOwnRegionOnly", testResidencyAccessReviews},
 }
 
 // nodeRegion is the region of the bound stores; createTenant creates tenants there.
@@ -224,5 +225,23 @@ func testResidencyRetention(t *testing.T, open Opener) {
 	}
 	if n := count(t, db, `SELECT COUNT(*) FROM subjects WHERE id = $1 AND erased_at IS NULL`, otherSubject); n != 1 {
 		t.Fatal("another region's subject was erased")
+	}
+}
+
+func testResidencyAccessReviews(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Region: nodeRegion, Clock: clock.Now})
+	own, other := createTenant(t, db, "own"), createTenant(t, db, "other")
+	mine := arOpen(t, db, own.ID, &sqlstore.AccessReview{Deadline: clock.Now().Add(time.Hour)})
+	theirs := arOpen(t, db, other.ID, &sqlstore.AccessReview{Deadline: clock.Now().Add(time.Hour)})
+	moveRegion(t, db, other.ID, otherRegion)
+	clock.Add(2 * time.Hour)
+	due := arDue(t, db, clock.Now(), 10)
+	if len(due) != 1 || due[0].ReviewID != mine.ID {
+		t.Fatalf("due = %+v, want this region's review only", due)
+	}
+	arSweep(t, db, ctx, 1)
+	if n := count(t, db, `SELECT COUNT(*) FROM access_reviews WHERE id = $1 AND status = 'open'`, theirs.ID); n != 1 {
+		t.Fatal("another region's review was closed")
 	}
 }
