@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,22 @@ func TestResidency_OtherRegionsTenantRefused421AndAudited(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			p := newRegionPair(t, d)
+			sa := p.home.createSA(t, p.away.ID, p.ana.AccessToken, `{"name":"etl","permissions":[{"resource":"users","action":"READ"}]}`)
+			code, tok := p.home.clientToken(t, sa.SA.ClientID, sa.Secret, "")
+			if code != 200 {
+				t.Fatalf("client token at home: %d %v", code, tok)
+			}
+			saToken, _ := tok["access_token"].(string)
+			p.awayEventsAt = len(tenantEvents(t, p.home, p.away.ID))
+			// A service account of the eu tenant: its client credentials and its token.
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("POST", "/v1/oauth/token", strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(sa.SA.ClientID, sa.Secret)
+			p.us.srv.ServeHTTP(rec, req)
+			p.wantRefusedAndAudited(t, rec.Result(), rec.Body.Bytes())
+			res, body := p.us.req(t, "GET", "/v1/tenants/away/users", "", "", saToken)
+			p.wantRefusedAndAudited(t, res, body)
 			// The eu tenant's own bearer token, session cookie and refresh token, on every kind
 			// of route: its tenant's, the caller's own account, the token endpoint.
 			for _, c := range []struct {
@@ -111,6 +128,7 @@ func TestResidency_OtherRegionsTenantRefused421AndAudited(t *testing.T) {
 				{"GET", "/v1/auth/me", "", p.ana.cookie},
 				{"POST", "/v1/auth/refresh", `{"refresh_token":"` + p.ana.RefreshToken + `"}`, nil},
 				{"POST", "/v1/auth/login", loginBody("away", "ana@example.org", pw), nil},
+				{"POST", "/v1/auth/password/forgot", `{"tenant":"away","email":"ana@example.org"}`, nil},
 				// The us platform super-admin naming the eu tenant.
 				{"GET", "/v1/tenants/away", "", p.root.AccessToken},
 				{"PATCH", "/v1/tenants/" + p.away.ID, `{"data_region":"us"}`, p.root.AccessToken},
