@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"tutela"
-	"tutela/vault"
 )
 
 // Residency binds this node to one data region (docs/residency.md).
@@ -66,7 +65,8 @@ func (c *Config) TestOnly() []string {
 // Deviations lists settings that weaken a default protection but that a real deployment may
 // choose for a reason it documents (a TLS-terminating proxy, a private network, an outage
 // policy). They are never refused; `tutela config check` prints them, and a node serving a
-// database marked production logs them at start.
+// database marked production logs them at start. The local: KEK is not listed: serve warns
+// about it at every start already.
 func (c *Config) Deviations() []string {
 	var out []string
 	if c.HTTP.AllowPlaintext {
@@ -80,10 +80,6 @@ func (c *Config) Deviations() []string {
 	}
 	if !c.Auth.MFAAllUsers {
 		out = append(out, "auth.mfa_all_users: off, a second factor is required only of auth.mfa_roles and tenants that ask (ASVS 6.3.2)")
-	}
-	if spec, err := vault.ParseKEKURI(c.Vault.KEKURI); err == nil && spec.Scheme == vault.SchemeLocal {
-		out = append(out, "vault.kek_uri: local:, the key-encryption key is derived from a master key the node holds; "+
-			"a KMS or HSM keeps it off the host")
 	}
 	return out
 }
