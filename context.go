@@ -24,6 +24,9 @@ type RequestMeta struct {
 	// key, so erasing the user shreds them. A failed attempt sets nothing: it carries the
 	// attacker's address, which stays under the tenant's keyset as evidence (docs/audit.md).
 	AuditPerson AuditPerson
+	// Residency is the first tenant the store refused to this request because its data lives in
+	// another region than this node's, for the request's residency.refused audit record.
+	Residency *ResidencyRefusal
 }
 
 // AuditPerson names a user by tenant and ID.

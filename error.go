@@ -26,6 +26,7 @@ const (
 	EREAUTHREQUIRED     = "reauthentication_required" // fresh sign-in, step-up or password needed (401)
 	EUNAVAILABLE        = "unavailable"               // overloaded or dependency down (503)
 	ENOTCONFIGURED      = "not_configured"            // feature not set up on this server; permanent (501)
+	EWRONGREGION        = "wrong_region"              // tenant's data lives in another region than this node's (421)
 	EINTERNAL           = "internal"                  // anything unexpected (500)
 )
 
@@ -33,7 +34,7 @@ const (
 var Codes = []string{
 	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ECONSENTREQUIRED, ERESTRICTED, ENOTFOUND, EMETHODNOTALLOWED, ECONFLICT, ETOOLARGE,
 	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EREAUTHREQUIRED, EUNAVAILABLE,
-	ENOTCONFIGURED, EINTERNAL,
+	ENOTCONFIGURED, EWRONGREGION, EINTERNAL,
 }
 
 // Error is the application error. Code and Message are safe to show a client; Field names the

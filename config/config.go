@@ -53,6 +53,7 @@ type Config struct {
 	Vault     Vault     `koanf:"vault"`
 	Metrics   Metrics   `koanf:"metrics"`
 	Privacy   Privacy   `koanf:"privacy"`
+	Residency Residency `koanf:"residency"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -390,6 +391,7 @@ var envVars = []struct {
 	{"TUTELA_VAULT_CACHE_TTL", "vault.cache_ttl", kindDuration},
 	{"TUTELA_VAULT_ROTATE_EVERY", "vault.rotate_every", kindDuration},
 	{"TUTELA_METRICS_ADDR", "metrics.addr", kindString},
+	{"TUTELA_RESIDENCY_REGION", "residency.region", kindString},
 }
 
 // secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
@@ -759,6 +761,7 @@ func (c *Config) Validate() error {
 	c.validateRetention(&p)
 	c.validateVault(&p)
 	c.validateMetrics(&p)
+	c.validateResidency(&p)
 	if len(p) == 0 {
 		return nil
 	}

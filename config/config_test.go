@@ -297,6 +297,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_VAULT_CACHE_TTL=1m", func(c *Config) any { return c.Vault.CacheTTL }, time.Minute},
 		{"TUTELA_VAULT_ROTATE_EVERY=2160h", func(c *Config) any { return c.Vault.RotateEvery }, 2160 * time.Hour},
 		{"TUTELA_METRICS_ADDR=127.0.0.1:9999", func(c *Config) any { return c.Metrics.Addr }, "127.0.0.1:9999"},
+		{"TUTELA_RESIDENCY_REGION=eu-west", func(c *Config) any { return c.Residency.Region }, "eu-west"},
 	}
 	if len(tests) != len(envVars) {
 		t.Fatalf("%d cases for %d variables: add a case for each new variable", len(tests), len(envVars))

@@ -178,6 +178,9 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		if d := denied.Load(); d != nil && status >= 400 {
 			events = append(events, deniedEvent(ctx, tenant, route, status, d))
 		}
+		if rr := residencyRefused(m); rr != nil {
+			events = append(events, residencyEvent(ctx, route, status, rr))
+		}
 		if f := failed.Load(); f != nil && status >= 400 {
 			events = append(events, sqlstore.EventFromContext(ctx, f.action, f.tenantID, f.targetType, f.targetID,
 				audit.OutcomeFailure, f.details))
@@ -189,6 +192,28 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 			middleware.Logger(ctx).Error("record API call in the audit log", "err", err)
 		}
 	})
+}
+
+// residencyRefused is the tenant the store refused this request because its data lives in
+// another region (tutela.ResidencyRefusal), or nil.
+func residencyRefused(m *tutela.RequestMeta) *tutela.ResidencyRefusal {
+	if m == nil {
+		return nil
+	}
+	return m.Residency
+}
+
+// residencyEvent is the residency.refused event of a request the store refused a tenant of
+// another data region: the tenant's ID, its region and this node's, linked to the api.request
+// event by the request ID. It is the only event the request records about that tenant (the
+// refused transaction rolled back, and a wrong_region error is not a refused credential), and it
+// is the platform's, not the tenant's: an event of the tenant would be sealed under the tenant's
+// keyset, whose KEK is its own region's, so this node neither can nor should use it.
+func residencyEvent(ctx context.Context, route string, status int, rr *tutela.ResidencyRefusal) audit.Event {
+	ev := sqlstore.EventFromContext(ctx, "residency.refused", "", "tenant", rr.TenantID, audit.OutcomeDenied,
+		map[string]any{"route": route, "status": status, "tenant_region": rr.TenantRegion, "node_region": rr.NodeRegion})
+	ev.Reason = "the tenant's data region is not this node's"
+	return ev
 }
 
 func toAny(ss []string) []any {

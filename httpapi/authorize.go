@@ -32,6 +32,11 @@ func tenantRef(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, ref string
 	} else {
 		t, err = tx.TenantBySlug(r.Context(), ref)
 	}
+	if tutela.ErrorCode(err) == tutela.EWRONGREGION && isPlatform(p) {
+		// The platform may name any tenant, so learning it lives elsewhere tells them nothing
+		// new; to anyone else a tenant of another region is not found, like every other tenant.
+		return nil, err
+	}
 	if err != nil || (t.ID != p.TenantID && !isPlatform(p)) {
 		return nil, errTenantNotFound
 	}

@@ -284,6 +284,9 @@ func (s *Server) clientAuth(r *http.Request) (*sqlstore.ServiceAccount, string, 
 			return nil, method, clientID, &identity.Refusal{Reason: "bad_assertion", Err: errClient}
 		}
 		verified, err := s.d.Identity.MFA.VerifyClientAssertion(r.Context(), r.PostForm.Get("client_assertion"), s.tokenEndpoint(r))
+		if tutela.ErrorCode(err) == tutela.EWRONGREGION {
+			return nil, method, clientID, err
+		}
 		if err != nil {
 			return nil, method, clientID, s.assertionRefusal(r, clientID, err)
 		}
@@ -297,7 +300,9 @@ func (s *Server) clientAuth(r *http.Request) (*sqlstore.ServiceAccount, string, 
 			}
 			tenantActive, err = identity.TenantActive(r.Context(), tx, sa.TenantID)
 			return err
-		}); err != nil {
+		}); tutela.ErrorCode(err) == tutela.EWRONGREGION {
+			return nil, method, clientID, err
+		} else if err != nil {
 			return nil, method, clientID, identity.RefuseClient(errClient, "unknown_client", verified)
 		}
 		sa.AuthMethod = method

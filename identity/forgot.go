@@ -45,9 +45,15 @@ func (s *Service) ForgotPassword(ctx context.Context, tenantSlug, email, ip stri
 	defer clear(b)
 	// The request is counted against its tenant's cap, so a flood aimed at one tenant does not
 	// refuse the others; a slug naming no active tenant shares one bucket with the rest of them.
+	// A tenant of another data region is refused (wrong_region), not queued: the request would
+	// carry the address to a node that may not serve it.
 	var tenantID string
 	if err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
-		if t, err := tx.TenantBySlug(ctx, slug); err == nil && t.Status == tutela.StatusActive {
+		t, err := tx.TenantBySlug(ctx, slug)
+		if tutela.ErrorCode(err) == tutela.EWRONGREGION {
+			return err
+		}
+		if err == nil && t.Status == tutela.StatusActive {
 			tenantID = t.ID
 		}
 		return nil

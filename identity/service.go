@@ -552,6 +552,12 @@ func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, user
 	refused := func(reason string) error {
 		return &Refusal{Reason: reason, TenantID: tenantID, TargetType: "user", TargetID: userID, Err: errSession}
 	}
+	// The tenant first: one of another data region is refused (wrong_region) before any of its
+	// users' data is read, and not as a refused credential, which would write for it.
+	t, terr := tx.Tenant(ctx, tenantID)
+	if tutela.ErrorCode(terr) == tutela.EWRONGREGION {
+		return nil, terr
+	}
 	st, err := tx.Users(tenantID).AuthState(ctx, userID)
 	if err != nil {
 		return nil, refused("unknown_user")
@@ -562,8 +568,7 @@ func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, user
 	if st.Status != tutela.StatusActive {
 		return nil, refused("user_inactive")
 	}
-	t, err := tx.Tenant(ctx, tenantID)
-	if err != nil || t.Status != tutela.StatusActive {
+	if terr != nil || t.Status != tutela.StatusActive {
 		return nil, refused("tenant_inactive")
 	}
 	roles, err := tx.Users(tenantID).Roles(ctx, userID)
@@ -716,6 +721,11 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, 
 		if err != nil {
 			refused = refuse(errRefresh, "unknown_token")
 			return errRefresh
+		}
+		// A tenant of another data region is refused before its session is revoked, audited
+		// or refreshed: the transaction rolls back, the token stays as it was.
+		if _, err := tx.Tenant(ctx, sess.TenantID); tutela.ErrorCode(err) == tutela.EWRONGREGION {
+			return err
 		}
 		if rt.UsedAt != nil {
 			if err := tx.RevokeSessionByID(ctx, sess.ID, "refresh_reuse"); err != nil {
@@ -1034,6 +1044,9 @@ func (s *Service) serviceAccountPrincipal(ctx context.Context, c *token.Claims, 
 		tenantActive, err = TenantActive(ctx, tx, sa.TenantID)
 		return err
 	})
+	if tutela.ErrorCode(err) == tutela.EWRONGREGION {
+		return nil, err
+	}
 	if err != nil {
 		return nil, &Refusal{Reason: "unknown_client", TenantID: c.Tenant, Err: errSession}
 	}

@@ -160,8 +160,15 @@ func (s *Service) VerifyClientAssertion(ctx context.Context, assertion, audience
 		keys []sqlstore.ServiceAccountKey
 	)
 	err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
-		sa, keys, err = tx.ServiceAccountKeys(ctx, clientID)
-		return err
+		if sa, keys, err = tx.ServiceAccountKeys(ctx, clientID); err != nil {
+			return err
+		}
+		// A client of another data region is refused (wrong_region) before its assertion's
+		// jti is recorded on this node.
+		if _, err := tx.Tenant(ctx, sa.TenantID); tutela.ErrorCode(err) == tutela.EWRONGREGION {
+			return err
+		}
+		return nil
 	})
 	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
 		return nil, ErrClientAuth

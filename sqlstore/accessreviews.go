@@ -609,8 +609,10 @@ type DueReview struct {
 // now, oldest deadline first. It reads across tenants, so it is for the system's own sweeper,
 // not for a tenant-scoped caller (PostgreSQL row-level security would hide other tenants anyway).
 func (tx *Tx) DueAccessReviews(ctx context.Context, now time.Time, limit int) ([]DueReview, error) {
-	rows, err := tx.query(ctx, `SELECT tenant_id, id FROM access_reviews WHERE status = 'open' AND deadline <= $1
-		ORDER BY deadline, id LIMIT $2`, now.UTC(), clampLimit(limit))
+	// A node bound to a data region closes its region's reviews only (residency.go).
+	scope, args := tx.regionScope("tenant_id", false, now.UTC(), clampLimit(limit))
+	rows, err := tx.query(ctx, `SELECT tenant_id, id FROM access_reviews WHERE status = 'open' AND deadline <= $1`+scope+`
+		ORDER BY deadline, id LIMIT $2`, args...)
 	if err != nil {
 		return nil, err
 	}

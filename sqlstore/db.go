@@ -58,6 +58,10 @@ type Options struct {
 	// MaxUsersPerTenant users. 0 or more than MaxUsersPerTenant means MaxUsersPerTenant: it can
 	// never raise the cap.
 	UsersPerTenant int
+	// Region binds the store to one data region (config residency.region): tenants of any other
+	// region are refused (wrong_region) and background work skips them (residency.go). Empty
+	// serves every region.
+	Region string
 }
 
 // DB is an open store. It is safe for concurrent use.
@@ -76,6 +80,8 @@ type DB struct {
 	keys *sql.DB
 	// vault seals users' personal data (SetVault, people.go).
 	vault *vault.Vault
+	// region is the only data region this store serves; "" serves every one (Options.Region).
+	region string
 }
 
 // Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;
@@ -99,10 +105,23 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if opt.UsersPerTenant <= 0 || opt.UsersPerTenant > MaxUsersPerTenant {
 		opt.UsersPerTenant = MaxUsersPerTenant
 	}
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return openPostgres(ctx, dsn, opt)
+	if opt.Region != "" && !tutela.ValidRegionCode(opt.Region) {
+		return nil, fmt.Errorf("open store: region %q is not a data region code such as \"eu\" or \"eu-west\"", opt.Region)
 	}
-	return openSQLite(ctx, dsn, opt)
+	var (
+		db  *DB
+		err error
+	)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		db, err = openPostgres(ctx, dsn, opt)
+	} else {
+		db, err = openSQLite(ctx, dsn, opt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db.region = opt.Region
+	return db, nil
 }
 
 func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {

@@ -20,15 +20,23 @@ const (
 	// label, cmd/tutela masterKeyFingerprint): the field-masking key is derived from the master
 	// key, so every node needs the same one even when a KMS or HSM wraps the keysets.
 	SettingMasterKeyFingerprint = "vault.master_key_fingerprint"
-	// SettingEnvironment marks what a database is for; `tutela export --anonymize` records
-	// EnvironmentStaging in every copy it writes.
+	// SettingEnvironment marks what the database is: EnvironmentProduction (set once by `tutela
+	// deployment mark-production`; serve then refuses test-only settings) or EnvironmentStaging
+	// (an anonymized copy written by `tutela export --anonymize`, which can never be marked
+	// production). Unset: neither.
 	SettingEnvironment = "deployment.environment"
 	// SettingAnonymizedAt is when an anonymized copy was written (RFC 3339, UTC).
 	SettingAnonymizedAt = "deployment.anonymized_at"
+	// SettingRegionKEKPrefix + a region code records the KEK the nodes of that region use
+	// (docs/residency.md): every node of a region must use it, and no other region may.
+	SettingRegionKEKPrefix = "residency.kek_uri."
 )
 
-// EnvironmentStaging is SettingEnvironment's value in an anonymized copy.
-const EnvironmentStaging = "staging"
+// Values of SettingEnvironment.
+const (
+	EnvironmentProduction = "production"
+	EnvironmentStaging    = "staging"
+)
 
 // AgreeSetting records value under name unless a value is already recorded, and returns the
 // recorded one. Insert-if-absent then read, in one transaction: two nodes starting at once on an
@@ -53,6 +61,35 @@ func (db *DB) Setting(ctx context.Context, name string) (string, error) {
 		return "", nil
 	}
 	return v, err
+}
+
+// Setting returns the recorded value of name in tx, or "" when none is recorded.
+func (tx *Tx) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := tx.queryRow(ctx, `SELECT value FROM deployment_settings WHERE name = $1`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, mapErr(err)
+}
+
+// SettingsWithPrefix returns every recorded setting whose name starts with prefix, by name.
+func (db *DB) SettingsWithPrefix(ctx context.Context, prefix string) (map[string]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT name, value FROM deployment_settings WHERE substr(name, 1, $1) = $2`,
+		len(prefix), prefix)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			return nil, err
+		}
+		out[name] = value
+	}
+	return out, mapErr(rows.Err())
 }
 
 // ReplaceSetting changes a recorded setting (an operator's deliberate change, e.g. a new public

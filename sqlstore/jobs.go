@@ -102,13 +102,19 @@ func (tx *Tx) EnqueueJob(ctx context.Context, j *Job) error {
 //
 // A job whose lease lapsed after its last allowed attempt is not claimed again: it is marked
 // dead here ("lease expired"), and reported in dead.
+//
+// A store bound to a data region claims (and marks dead) only the jobs of its region's tenants
+// and those of no tenant.
 func (tx *Tx) ClaimJobs(ctx context.Context, limit int, lease time.Duration, urgent ...string) (claimed []*Job, dead int64, err error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, 0, tutela.Errorf(tutela.EINVALID, "claim limit and lease must be positive")
 	}
+	// A node bound to a data region touches only its region's tenants' jobs (and the jobs of
+	// no tenant): another region's payloads are its own nodes' to open.
+	scope, deadArgs := tx.regionScopeText("tenant_id", true, tx.now)
 	res, err := tx.exec(ctx, `UPDATE jobs SET state = 'dead', dead_at = $1, payload = NULL, lease_token = NULL,
 			last_error = COALESCE(last_error, 'lease expired')
-		WHERE state = 'pending' AND locked_until <= $1 AND attempts >= max_attempts`, tx.now)
+		WHERE state = 'pending' AND locked_until <= $1 AND attempts >= max_attempts`+scope, deadArgs...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -130,9 +136,10 @@ func (tx *Tx) ClaimJobs(ctx context.Context, limit int, lease time.Duration, urg
 		}
 		order = "CASE WHEN kind IN (" + strings.Join(in, ", ") + ") THEN 0 ELSE 1 END, " + order
 	}
+	scope, args = tx.regionScopeText("tenant_id", true, args...)
 	rows, err := tx.query(ctx, `UPDATE jobs SET attempts = attempts + 1, lease_token = $1, locked_until = $2
 		WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= $3
-			AND (locked_until IS NULL OR locked_until <= $3) AND attempts < max_attempts
+			AND (locked_until IS NULL OR locked_until <= $3) AND attempts < max_attempts`+scope+`
 			ORDER BY `+order+` LIMIT $4`+lock+`)
 		RETURNING id, kind, tenant_id, payload, run_at, attempts, max_attempts, last_error, created_at`,
 		args...)

@@ -157,11 +157,11 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time, r Retention) (Pur
 		}
 	}
 	run("login_history", r.LoginHistory, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
-		n, err := tx.purgeRows(ctx, "login_history", "id", "created_at < $1", cutoff)
+		n, err := tx.purgeRows(ctx, "login_history", "id", "tenant_id", "created_at < $1", cutoff)
 		return []tableCount{{"login_history", n, &c.LoginHistory}}, err
 	})
 	run("security_events", r.SecurityEvents, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
-		n, err := tx.purgeRows(ctx, "security_events", "id", "created_at < $1", cutoff)
+		n, err := tx.purgeRows(ctx, "security_events", "id", "tenant_id", "created_at < $1", cutoff)
 		return []tableCount{{"security_events", n, &c.SecurityEvents}}, err
 	})
 	run("sessions", r.EndedSessions, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
@@ -171,22 +171,23 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time, r Retention) (Pur
 	// A used one-time token is worthless once deleted: redemption looks for an unused row, so a
 	// missing one fails exactly like a used one.
 	run("user_tokens", r.UsedTokens, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
-		n, err := tx.purgeRows(ctx, "user_tokens", "id", "(used_at < $1 OR expires_at < $1)", cutoff)
+		n, err := tx.purgeRows(ctx, "user_tokens", "id", "tenant_id", "(used_at < $1 OR expires_at < $1)", cutoff)
 		return []tableCount{{"user_tokens", n, &c.UserTokens}}, err
 	})
 	run("webauthn_ceremonies", r.UsedTokens, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
-		n, err := tx.purgeRows(ctx, "webauthn_ceremonies", "challenge", "expires_at < $1", cutoff)
+		n, err := tx.purgeRows(ctx, "webauthn_ceremonies", "challenge", "tenant_id", "expires_at < $1", cutoff)
 		return []tableCount{{"webauthn_ceremonies", n, &c.WebAuthnCeremonies}}, err
 	})
 	// A jti must be remembered until its assertion expires (RFC 7523 §3 replay check); past the
 	// cutoff, which is before now, the assertion's exp refuses it anyway.
 	run("client_assertion_jtis", r.UsedTokens, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
-		n, err := tx.purgeRows(ctx, "client_assertion_jtis", "(service_account_id, jti)", "expires_at < $1", cutoff)
+		n, err := tx.purgeRows(ctx, "client_assertion_jtis", "(service_account_id, jti)",
+			"(SELECT sa.tenant_id FROM service_accounts sa WHERE sa.id = service_account_id)", "expires_at < $1", cutoff)
 		return []tableCount{{"client_assertion_jtis", n, &c.ClientAssertionJTIs}}, err
 	})
 	// Only dead jobs: a pending one is work still owed, however old.
 	run("jobs", r.DeadJobs, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
-		n, err := tx.purgeRows(ctx, "jobs", "id", "state = 'dead' AND dead_at < $1", cutoff)
+		n, err := tx.purgeRows(ctx, "jobs", "id", "tenant_id", "state = 'dead' AND dead_at < $1", cutoff)
 		return []tableCount{{"jobs", n, &c.DeadJobs}}, err
 	})
 	return c, errors.Join(errs...)
@@ -210,13 +211,19 @@ func (tx *Tx) skipLocked() string {
 }
 
 // purgeRows deletes the rows of table matching where ($1 is cutoff) in batches of purgeBatch,
-// each picked by its key, until a batch comes up short or purgeBatchesPerSweep have run.
-func (tx *Tx) purgeRows(ctx context.Context, table, key, where string, cutoff time.Time) (int64, error) {
+// each picked by its key, until a batch comes up short or purgeBatchesPerSweep have run. tenant
+// is the expression naming a row's tenant: a store bound to a data region purges its region's
+// tenants' rows (and rows of no tenant) only.
+func (tx *Tx) purgeRows(ctx context.Context, table, key, tenant, where string, cutoff time.Time) (int64, error) {
+	scope, args := tx.regionScope(tenant, true, cutoff, purgeBatch)
+	if table == "jobs" {
+		scope, args = tx.regionScopeText(tenant, true, cutoff, purgeBatch)
+	}
 	q := `DELETE FROM ` + table + ` WHERE ` + key + ` IN (SELECT ` + strings.Trim(key, "()") + ` FROM ` + table +
-		` WHERE ` + where + ` LIMIT $2` + tx.skipLocked() + `)`
+		` WHERE ` + where + scope + ` LIMIT $2` + tx.skipLocked() + `)`
 	var total int64
 	for range purgeBatchesPerSweep {
-		res, err := tx.exec(ctx, q, cutoff, purgeBatch)
+		res, err := tx.exec(ctx, q, args...)
 		if err != nil {
 			return total, err
 		}
@@ -237,10 +244,11 @@ func (tx *Tx) purgeRows(ctx context.Context, table, key, where string, cutoff ti
 // with a cutoff before now, so a session still usable now never matches. The refresh tokens go
 // explicitly, before their session, so they are counted; the foreign key would cascade anyway.
 func (tx *Tx) purgeEndedSessions(ctx context.Context, cutoff time.Time) (sessions, refresh int64, err error) {
-	pick := `SELECT id FROM sessions WHERE (revoked_at < $1 OR absolute_expires_at < $1 OR ` + tx.idleEnds("<", "$1") + `)
-		LIMIT $2` + tx.skipLocked()
+	scope, args := tx.regionScope("tenant_id", false, cutoff, sessionPurgeBatch)
+	pick := `SELECT id FROM sessions WHERE (revoked_at < $1 OR absolute_expires_at < $1 OR ` + tx.idleEnds("<", "$1") + `)` +
+		scope + ` LIMIT $2` + tx.skipLocked()
 	for {
-		ids, err := tx.sessionIDs(ctx, pick, cutoff, sessionPurgeBatch)
+		ids, err := tx.sessionIDs(ctx, pick, args...)
 		if err != nil || len(ids) == 0 {
 			return sessions, refresh, err
 		}

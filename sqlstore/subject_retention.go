@@ -56,9 +56,10 @@ func (tx *Tx) expiredSubjects(ctx context.Context, after *expiredSubject, limit 
 		next = ` AND (s.retain_until > $3 OR (s.retain_until = $3 AND s.id > $4))`
 		args = append(args, after.retainUntil, after.id)
 	}
+	scope, args := tx.regionScope("s.tenant_id", false, args...)
 	rows, err := tx.query(ctx, `SELECT s.tenant_id, s.id, s.retain_until,
 		EXISTS (SELECT 1 FROM erasures e WHERE e.tenant_id = s.tenant_id AND e.person_id = s.id) FROM subjects s
-		WHERE s.erased_at IS NULL AND s.retain_until <= $1`+next+`
+		WHERE s.erased_at IS NULL AND s.retain_until <= $1`+next+scope+`
 		AND NOT EXISTS (SELECT 1 FROM subject_holds h WHERE h.tenant_id = s.tenant_id AND h.subject_id = s.id AND h.released_at IS NULL)
 		ORDER BY s.retain_until, s.id LIMIT $2`+tx.lockClause("FOR UPDATE OF s SKIP LOCKED"), args...)
 	if err != nil {
@@ -79,9 +80,10 @@ func (tx *Tx) expiredSubjects(ctx context.Context, after *expiredSubject, limit 
 // heldExpiredSubjects counts expired subjects kept by an active legal hold.
 func (tx *Tx) heldExpiredSubjects(ctx context.Context) (int, error) {
 	var n int
+	scope, args := tx.regionScope("s.tenant_id", false, tx.now)
 	err := tx.queryRow(ctx, `SELECT count(*) FROM subjects s WHERE s.erased_at IS NULL AND s.retain_until <= $1
-		AND EXISTS (SELECT 1 FROM subject_holds h WHERE h.tenant_id = s.tenant_id AND h.subject_id = s.id AND h.released_at IS NULL)`,
-		tx.now).Scan(&n)
+		AND EXISTS (SELECT 1 FROM subject_holds h WHERE h.tenant_id = s.tenant_id AND h.subject_id = s.id AND h.released_at IS NULL)`+scope,
+		args...).Scan(&n)
 	return n, err
 }
 
@@ -184,9 +186,10 @@ func (db *DB) RunRetentionSchedule(ctx context.Context, batch int, dryRun bool) 
 	if dryRun {
 		err := db.View(ctx, func(tx *Tx) error {
 			var n int
+			scope, args := tx.regionScope("s.tenant_id", false, tx.now)
 			if err := tx.queryRow(ctx, `SELECT count(*) FROM subjects s WHERE s.erased_at IS NULL AND s.retain_until <= $1
-				AND NOT EXISTS (SELECT 1 FROM subject_holds h WHERE h.tenant_id = s.tenant_id AND h.subject_id = s.id AND h.released_at IS NULL)`,
-				tx.now).Scan(&n); err != nil {
+				AND NOT EXISTS (SELECT 1 FROM subject_holds h WHERE h.tenant_id = s.tenant_id AND h.subject_id = s.id AND h.released_at IS NULL)`+scope,
+				args...).Scan(&n); err != nil {
 				return err
 			}
 			run.Erased = n

@@ -15,18 +15,13 @@ var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 // ValidSlug reports whether s is a tenant slug: 1–63 lowercase letters, digits and inner hyphens.
 func ValidSlug(s string) bool { return slugRE.MatchString(s) }
 
-// regionRE is a data region code: a two-letter jurisdiction, then up to two qualifiers ("eu",
-// "eu-west", "ch-geneva-1"). The region decides where a tenant's personal data may live, so it
-// is a code that deployment and audit tooling can match exactly, not free text. httpapi's
-// openapi.json states the same pattern.
-var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]{1,16}){0,2}$`)
-
 // DefaultRegion is the region `tutela bootstrap` gives the first tenant when none is named; it
 // predates region codes and stays valid so bootstrap keeps working.
 const DefaultRegion = "default"
 
-// ValidRegion reports whether s is a data region code or DefaultRegion.
-func ValidRegion(s string) bool { return s == DefaultRegion || regionRE.MatchString(s) }
+// ValidRegion reports whether s is a data region code (tutela.ValidRegionCode, whose pattern
+// httpapi's openapi.json states too) or DefaultRegion.
+func ValidRegion(s string) bool { return s == DefaultRegion || tutela.ValidRegionCode(s) }
 
 func validateTenant(t *tutela.Tenant) error {
 	switch {
@@ -50,6 +45,9 @@ func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
 		t.Status = tutela.StatusActive
 	}
 	if err := validateTenant(t); err != nil {
+		return err
+	}
+	if err := tx.placeInRegion(t); err != nil {
 		return err
 	}
 	t.ID, t.CreatedAt = tutela.NewID(), tx.now
@@ -85,18 +83,28 @@ func (tx *Tx) Tenant(ctx context.Context, id string) (*tutela.Tenant, error) {
 	if !tutela.ValidID(id) {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
 	}
-	return scanTenant(tx.queryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = $1`, id))
+	t, err := scanTenant(tx.queryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = $1`, id))
+	if err != nil {
+		return nil, err
+	}
+	return t, tx.servesRegion(ctx, id, t)
 }
 
 // TenantBySlug returns the tenant with the given slug.
 func (tx *Tx) TenantBySlug(ctx context.Context, slug string) (*tutela.Tenant, error) {
-	return scanTenant(tx.queryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE slug = $1`, slug))
+	t, err := scanTenant(tx.queryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE slug = $1`, slug))
+	if err != nil {
+		return nil, err
+	}
+	return t, tx.servesRegion(ctx, slug, t)
 }
 
-// ListTenants returns up to limit tenants ordered by ID, after the ID in cursor ("" = start).
+// ListTenants returns up to limit tenants ordered by ID, after the ID in cursor ("" = start). A
+// store bound to a region lists that region's tenants only: the others are served by their own
+// region's nodes, and even their names and slugs are theirs to show.
 func (tx *Tx) ListTenants(ctx context.Context, cursor string, limit int) ([]*tutela.Tenant, error) {
-	rows, err := tx.query(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id > $1 ORDER BY id LIMIT $2`,
-		cursorID(cursor), clampLimit(limit))
+	scope, args := tx.regionScope("id", false, cursorID(cursor), clampLimit(limit))
+	rows, err := tx.query(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id > $1`+scope+` ORDER BY id LIMIT $2`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -112,13 +120,25 @@ func (tx *Tx) ListTenants(ctx context.Context, cursor string, limit int) ([]*tut
 	return out, rows.Err()
 }
 
-// UpdateTenant saves t's name, region and status.
+// UpdateTenant saves t's name, region and status. A store bound to a region changes only its
+// region's tenants, and cannot move one out of it: the move is made on a node of neither
+// region (docs/residency.md), with the data moved first.
 func (tx *Tx) UpdateTenant(ctx context.Context, t *tutela.Tenant) error {
 	if err := validateTenant(t); err != nil {
 		return err
 	}
-	res, err := tx.exec(ctx, `UPDATE tenants SET name = $1, data_region = $2, status = $3 WHERE id = $4`,
-		t.Name, t.Region, string(t.Status), t.ID)
+	if err := tx.placeInRegion(t); err != nil {
+		return err
+	}
+	if tx.db.region != "" {
+		// The tenant must be this region's now too: moving one in from another region would
+		// take over data this node must not hold.
+		if _, err := tx.Tenant(ctx, t.ID); err != nil {
+			return err
+		}
+	}
+	scope, args := tx.regionScope("id", false, t.Name, t.Region, string(t.Status), t.ID)
+	res, err := tx.exec(ctx, `UPDATE tenants SET name = $1, data_region = $2, status = $3 WHERE id = $4`+scope, args...)
 	if err := affectedOne(res, err, "tenant not found"); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,25 +14,27 @@ import (
 	"tutela"
 	"tutela/config"
 	"tutela/identity"
+	"tutela/sqlstore"
 )
 
 // cli is the command grammar.
 type cli struct {
 	Config string `help:"Path to tutela.yaml." type:"path" placeholder:"FILE"`
 
-	Serve     serveCmd     `cmd:"" help:"Run the HTTP server."`
-	Migrate   migrateCmd   `cmd:"" help:"Database schema migrations."`
-	ConfigCmd configCmd    `cmd:"" name:"config" help:"Configuration tools."`
-	Bootstrap bootstrapCmd `cmd:"" help:"Create the first platform super-admin (once)."`
-	Audit     auditCmd     `cmd:"" help:"Tamper-evident audit log: verify, export, prune, sequence, key."`
-	Breach    breachCmd    `cmd:"" help:"Breached-password index for deployments without internet."`
-	Keys      keysCmd      `cmd:"" help:"Data-encryption keys: list, rotate, rewrap, retire, KEK rotation."`
-	Backup    backupCmd    `cmd:"" help:"Encrypted backups (age): create, restore."`
-	Jobs      jobsCmd      `cmd:"" help:"The durable job queue: dead jobs."`
-	Privacy   privacyCmd   `cmd:"" help:"Privacy vault: the retention schedule, records of processing, sub-processors."`
-	Export    exportCmd    `cmd:"" help:"Write an anonymized copy for staging (--anonymize)."`
-	SA        saCmd        `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
-	Version   versionCmd   `cmd:"" help:"Print the version."`
+	Serve      serveCmd      `cmd:"" help:"Run the HTTP server."`
+	Migrate    migrateCmd    `cmd:"" help:"Database schema migrations."`
+	ConfigCmd  configCmd     `cmd:"" name:"config" help:"Configuration tools."`
+	Bootstrap  bootstrapCmd  `cmd:"" help:"Create the first platform super-admin (once)."`
+	Audit      auditCmd      `cmd:"" help:"Tamper-evident audit log: verify, export, prune, sequence, key."`
+	Breach     breachCmd     `cmd:"" help:"Breached-password index for deployments without internet."`
+	Keys       keysCmd       `cmd:"" help:"Data-encryption keys: list, rotate, rewrap, retire, KEK rotation."`
+	Backup     backupCmd     `cmd:"" help:"Encrypted backups (age): create, restore."`
+	Jobs       jobsCmd       `cmd:"" help:"The durable job queue: dead jobs."`
+	Privacy    privacyCmd    `cmd:"" help:"Privacy vault: the retention schedule, records of processing, sub-processors."`
+	Export     exportCmd     `cmd:"" help:"Write an anonymized copy for staging (--anonymize)."`
+	SA         saCmd         `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
+	Deployment deploymentCmd `cmd:"" help:"The deployment's environment marker: mark-production."`
+	Version    versionCmd    `cmd:"" help:"Print the version."`
 }
 
 // env is what every command gets: its streams and the process environment, injected so tests
@@ -132,6 +135,12 @@ func (configCheckCmd) Run(e *env) error {
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(e.stderr, "warning:", w)
 	}
+	for _, w := range cfg.Deviations() {
+		fmt.Fprintln(e.stderr, "warning: deviation from a default protection:", w)
+	}
+	for _, w := range cfg.TestOnly() {
+		fmt.Fprintln(e.stderr, "warning: test-only setting (a database marked production refuses to serve with it):", w)
+	}
 	fmt.Fprintln(e.stdout, "configuration OK; effective values (secrets redacted):")
 	fmt.Fprint(e.stdout, cfg.String())
 	return nil
@@ -184,7 +193,7 @@ func (migrateStatusCmd) Run(e *env) error {
 type bootstrapCmd struct {
 	Tenant string `required:"" help:"Slug of the tenant the super-admin belongs to (created if missing)."`
 	Email  string `required:"" help:"E-mail address of the first super-admin."`
-	Region string `default:"default" help:"Data region of the tenant, when it is created."`
+	Region string `help:"Data region of the tenant, when it is created (default: residency.region, or \"default\" on a node bound to no region)."`
 }
 
 func (b bootstrapCmd) Run(e *env) error {
@@ -193,7 +202,11 @@ func (b bootstrapCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
-	res, err := identity.Bootstrap(e.ctx, m.DB, b.Tenant, b.Email, b.Region)
+	region := b.Region
+	if region == "" {
+		region = cmp.Or(m.Config.Residency.Region, sqlstore.DefaultRegion)
+	}
+	res, err := identity.Bootstrap(e.ctx, m.DB, b.Tenant, b.Email, region)
 	if err != nil {
 		return err
 	}

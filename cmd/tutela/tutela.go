@@ -238,6 +238,7 @@ func open(e *env, serving bool) (*Main, error) {
 		MaxIdleConns:    cfg.Database.MaxIdleConns,
 		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
 		ConnectTimeout:  cfg.Database.RequestTimeout,
+		Region:          cfg.Residency.Region,
 	})
 	if err != nil {
 		return nil, err
@@ -250,6 +251,11 @@ func open(e *env, serving bool) (*Main, error) {
 	}
 	if serving {
 		if err := m.DB.Migrate(e.ctx); err != nil {
+			m.DB.Close()
+			return nil, err
+		}
+		// A database marked production serves no test-only configuration (deployment.go).
+		if err := m.refuseTestOnly(e.ctx); err != nil {
 			m.DB.Close()
 			return nil, err
 		}
@@ -331,6 +337,9 @@ func (m *Main) Listen(ctx context.Context) error {
 		return err
 	}
 	if err := m.agreeMasterKey(ctx); err != nil {
+		return err
+	}
+	if err := m.agreeRegionKEK(ctx); err != nil {
 		return err
 	}
 	if err := m.startAudit(ctx); err != nil {

@@ -28,6 +28,10 @@ func Status(code string) int {
 		return http.StatusMethodNotAllowed
 	case tutela.ECONFLICT:
 		return http.StatusConflict
+	case tutela.EWRONGREGION:
+		// RFC 9110 §15.5.20: this server is not the one to answer for this tenant; the
+		// client should ask a node of the tenant's data region.
+		return http.StatusMisdirectedRequest
 	case tutela.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
 	case tutela.EUNSUPPORTED:

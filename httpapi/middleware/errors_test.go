@@ -28,6 +28,7 @@ func TestStatus_MapsEveryCode(t *testing.T) {
 		tutela.ENOTFOUND:           404,
 		tutela.EMETHODNOTALLOWED:   405,
 		tutela.ECONFLICT:           409,
+		tutela.EWRONGREGION:        421,
 		tutela.ETOOLARGE:           413,
 		tutela.EUNSUPPORTED:        415,
 		tutela.ERATELIMITED:        429,
