@@ -121,8 +121,8 @@ func (db *DB) AnonymizeInto(ctx context.Context, dst *DB, syn *privacy.Synthesiz
 }
 
 // writeAnonConfig copies tenants (same IDs: configuration, not people), the permission
-// catalog, custom roles with their permissions and masks, subject schemas and minimization
-// profiles.
+// catalog, custom roles with their permissions and masks, subject schemas, the registers of
+// purposes and minimization profiles.
 func writeAnonConfig(ctx context.Context, tx *Tx, src *anonSource, c *AnonymizeCounts) error {
 	for _, t := range src.tenants {
 		if _, err := tx.exec(ctx, `INSERT INTO tenants (id, slug, name, data_region, status, session_idle_seconds,
@@ -167,6 +167,16 @@ func writeAnonConfig(ctx context.Context, tx *Tx, src *anonSource, c *AnonymizeC
 				mask, searchable, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
 				t.id, f.Name, string(f.Type), string(f.Classification), string(purposes), f.RetentionDays, string(f.Mask), f.Searchable,
 				tx.now); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range src.tenants {
+		// The register of purposes: without it no read in the copy could name a lawful basis.
+		for _, p := range src.purposes[t.id] {
+			if _, err := tx.exec(ctx, `INSERT INTO processing_purposes (tenant_id, name, description, lawful_basis, notice_id,
+				notice_version, consent_min_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+				t.id, p.Name, p.Description, string(p.LawfulBasis), p.NoticeID, p.NoticeVersion, p.ConsentMinVersion, tx.now); err != nil {
 				return err
 			}
 		}

@@ -66,6 +66,7 @@ type anonSource struct {
 	rolePerms   [][2]string // role ID, permission ID
 	masks       []anonMask
 	schemas     map[string]privacy.Schema
+	purposes    map[string][]*privacy.Purpose // the register of purposes, by tenant
 	profiles    []anonProfile
 	users       []anonUser
 	userRoles   []anonUserRole
@@ -86,7 +87,7 @@ func (db *DB) readAnonSource(ctx context.Context) (*anonSource, error) {
 	if db.dialect == Postgres {
 		opts = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
 	}
-	src := &anonSource{schemas: map[string]privacy.Schema{}}
+	src := &anonSource{schemas: map[string]privacy.Schema{}, purposes: map[string][]*privacy.Purpose{}}
 	err := db.run(ctx, db.read, opts, func(tx *Tx) error {
 		for _, step := range []func(context.Context, *Tx, *anonSource) error{readAnonConfig, readAnonUsers, readAnonSubjects} {
 			if err := step(ctx, tx, src); err != nil {
@@ -189,6 +190,9 @@ func readAnonConfig(ctx context.Context, tx *Tx, src *anonSource) error {
 			return err
 		}
 		src.schemas[t.id] = s
+		if src.purposes[t.id], err = tx.Consent(t.id).Purposes(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }

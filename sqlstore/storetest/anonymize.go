@@ -208,6 +208,9 @@ func testAnonymizeCopy(t *testing.T, open Opener) {
 	for _, tn := range []*tutela.Tenant{a, b} {
 		update(t, src, func(tx *sqlstore.Tx) error { return tx.SubjectSchema(tn.ID).Put(ctx, schema) })
 	}
+	purpose := &privacy.Purpose{Name: "aid", Description: "Distributing aid", LawfulBasis: privacy.BasisConsent,
+		NoticeID: "aid_notice", NoticeVersion: 3, ConsentMinVersion: 2}
+	update(t, src, func(tx *sqlstore.Tx) error { _, err := tx.Consent(a.ID).PutPurpose(ctx, purpose); return err })
 	update(t, src, func(tx *sqlstore.Tx) error {
 		return tx.MinimizationProfiles(a.ID).Put(ctx, &privacy.Profile{Purpose: "aid", Fields: map[string]privacy.Rule{"phone": {Action: privacy.Pass}}})
 	})
@@ -314,6 +317,11 @@ func testAnonymizeCopy(t *testing.T, open Opener) {
 			if g, ok := got.Field(f.Name); !ok || !g.Equal(f) {
 				return fmt.Errorf("field %s in the copy: %+v", f.Name, g)
 			}
+		}
+		p, err := tx.Consent(a.ID).Purpose(ctx, "aid")
+		if err != nil || p.LawfulBasis != purpose.LawfulBasis || p.NoticeID != purpose.NoticeID ||
+			p.NoticeVersion != 3 || p.ConsentMinVersion != 2 || p.Description != purpose.Description {
+			return fmt.Errorf("register of purposes in the copy: %+v, %v", p, err)
 		}
 		r, err := tx.Role(ctx, a.ID, "caseworker")
 		if err != nil || r.ID != role.ID || len(r.Permissions) != 1 || r.FieldMasks["subjects.phone"] != authz.MaskPartial {
