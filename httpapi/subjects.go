@@ -447,6 +447,9 @@ func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutel
 		if err != nil {
 			return err
 		}
+		if err := requireDeclaredPurpose(r.Context(), tx, t.ID, purpose); err != nil {
+			return err
+		}
 		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
 		if err != nil {
 			return err
@@ -457,9 +460,6 @@ func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutel
 		}
 		if !f.Allows(purpose) {
 			return tutela.Errorf(tutela.EFORBIDDEN, "field %s is not allowed for purpose %s", name, purpose)
-		}
-		if err := requireDeclaredPurpose(r.Context(), tx, t.ID, purpose); err != nil {
-			return err
 		}
 		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects,
 			Class: f.Classification, Purpose: purpose}); err != nil {
