@@ -71,13 +71,3 @@ func processableSubjects(ctx context.Context, tx *sqlstore.Tx, tenantID, purpose
 	}
 	return kept, omitted, nil
 }
-
-// requireDeclaredPurpose refuses a processing whose purpose is not in the tenant's register:
-// every processing needs a declared lawful basis (GDPR Art. 6(1)).
-func requireDeclaredPurpose(ctx context.Context, tx *sqlstore.Tx, tenantID, purpose string) error {
-	_, err := tx.Consent(tenantID).Purpose(ctx, purpose)
-	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
-		return tutela.FieldErrorf("purpose", "%q is not in this tenant's register of purposes: declare it with its lawful basis first", purpose)
-	}
-	return err
-}

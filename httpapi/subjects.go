@@ -447,7 +447,7 @@ func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutel
 		if err != nil {
 			return err
 		}
-		if err := requireDeclaredPurpose(r.Context(), tx, t.ID, purpose); err != nil {
+		if err := tx.Consent(t.ID).Declared(r.Context(), purpose); err != nil {
 			return err
 		}
 		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())

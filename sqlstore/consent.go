@@ -185,6 +185,16 @@ func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 	return nil
 }
 
+// Declared refuses a purpose that is not in the register, with the same error Check gives: for
+// a processing that asks about the purpose before it has a subject (a search).
+func (c Consent) Declared(ctx context.Context, purpose string) error {
+	_, err := c.Purpose(ctx, purpose)
+	if errors.Is(err, errPurposeNotFound) {
+		return errUndeclaredPurpose(purpose)
+	}
+	return err
+}
+
 func errUndeclaredPurpose(purpose string) error {
 	return tutela.FieldErrorf("purpose", "%q is not in this tenant's register of purposes: declare it with its lawful basis first", purpose)
 }

@@ -518,6 +518,13 @@ func testConsentTenantIsolation(t *testing.T, open Opener) {
 		t.Fatalf("globex sees %d purposes", len(list))
 	}
 	mustCode(t, k.check(b, ada, "outreach"), tutela.EINVALID)
+	declared := func(tenantID string) error {
+		return k.db.View(ctx, func(tx *sqlstore.Tx) error { return tx.Consent(tenantID).Declared(ctx, "outreach") })
+	}
+	mustField(t, declared(b), "purpose")
+	if err := declared(a); err != nil {
+		t.Fatalf("acme's outreach: %v", err)
+	}
 	k.declare(t, b)
 	// With the same purposes declared, acme's subject is still not globex's.
 	mustCode(t, k.check(b, ada, "case_management"), tutela.ENOTFOUND)
