@@ -46,6 +46,7 @@ type denial struct {
 	action, resource string
 	targetTenant     string // the {tenant} path value (ID or slug) as the caller sent it
 	targetID         string
+	purpose          string // a processing refused for a purpose (consent, issue 14) names it
 	reason           string
 }
 
@@ -112,6 +113,9 @@ func deniedEvent(ctx context.Context, tenant, route string, status int, d *denia
 	}
 	if ref != "" {
 		details["target_tenant"] = ref
+	}
+	if d.purpose != "" {
+		details["purpose"] = d.purpose
 	}
 	ev := sqlstore.EventFromContext(ctx, "authz.denied", tenant, d.resource, d.targetID, audit.OutcomeDenied, details)
 	ev.Reason = d.reason

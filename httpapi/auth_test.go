@@ -94,7 +94,9 @@ func (e *env) seed(t testing.TB, slug, email, pw string, roles ...string) (*tute
 		tn, err = tx.TenantBySlug(ctx, slug)
 		if tutela.ErrorCode(err) == tutela.ENOTFOUND {
 			tn = &tutela.Tenant{Slug: slug, Name: slug, Region: "eu"}
-			err = tx.CreateTenant(ctx, tn)
+			if err = tx.CreateTenant(ctx, tn); err == nil {
+				err = declareTestPurposes(ctx, tx, tn.ID)
+			}
 		}
 		if err != nil {
 			return err

@@ -203,6 +203,7 @@ func (s *Server) routesInit() {
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
 		s.subjectRoutes()
 		s.subjectMinimizedRoutes()
+		s.consentRoutes()
 	}
 }
 

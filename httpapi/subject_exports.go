@@ -107,7 +107,9 @@ func exportMaker(p *tutela.Principal) sqlstore.ExportMaker {
 // maker must still be allowed the read it holds — READ on subjects at the highest
 // classification it released in clear, for its purpose, with a fresh step-up when that is RED
 // (requireStepUp, as every read) — all checked before anything is decrypted: a maker whose
-// clearance was lowered or whose step-up has gone stale since is refused.
+// clearance was lowered or whose step-up has gone stale since is refused, and so is a download
+// for a purpose the subject may no longer be processed for (checkProcessing: consent withdrawn,
+// an objection or a restriction since the export was made).
 // subject.export_download names the export and the fields it holds, never a value.
 func (s *Server) getSubjectExport(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var doc json.RawMessage
@@ -122,6 +124,11 @@ func (s *Server) getSubjectExport(w http.ResponseWriter, r *http.Request, p *tut
 		}
 		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects,
 			Class: x.Class, Purpose: x.Purpose}); err != nil {
+			return err
+		}
+		// Handing out an export is processing for its purpose, now: consent withdrawn since it
+		// was made refuses the download.
+		if err := checkProcessing(r.Context(), r, tx, t.ID, x.SubjectID, x.Purpose); err != nil {
 			return err
 		}
 		pt, err := s.subjects().OpenExport(r.Context(), t.ID, x.SubjectID, x.Wrapped, x.Binding(), x.Ciphertext)

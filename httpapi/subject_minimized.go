@@ -41,8 +41,10 @@ type subjectMinimized struct {
 //
 // Tokenized fields become the field's deterministic token, held for the subject (person_id =
 // subject), so erasing the subject shreds the token vault's copy too; the token is the one
-// POST …/tokens gives for the same field and value. No profile for the purpose is 404. The
-// audit event subject.read_minimized records the purpose and field names, never values.
+// POST …/tokens gives for the same field and value. The subject must be processable for the
+// purpose now (checkProcessing: a withdrawal refuses the next AI call at once, on every node),
+// checked before any key opens. No profile for the purpose is 404. The audit event
+// subject.read_minimized records the purpose and field names, never values.
 func (s *Server) getSubjectMinimized(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	purpose := r.URL.Query().Get("purpose")
 	if !privacy.ValidPurpose(purpose) {
@@ -67,6 +69,9 @@ func (s *Server) getSubjectMinimized(w http.ResponseWriter, r *http.Request, p *
 			}
 			rec, err := tx.Subjects(t.ID).Get(r.Context(), r.PathValue("id"))
 			if err != nil {
+				return err
+			}
+			if err := checkProcessing(r.Context(), r, tx, t.ID, rec.ID, purpose); err != nil {
 				return err
 			}
 			var release, withheld []string

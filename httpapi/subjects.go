@@ -337,7 +337,9 @@ type subjectRead struct {
 // caller loaded while authorizing in tenant t: the fields whose purposes include purpose, each
 // in clear when p may READ subjects at the field's classification (RED in clear needs a fresh
 // step-up, as every RED read) and masked otherwise. GET …/subjects/{id} and sealed exports share
-// it, so an export never holds more than a read would show.
+// it, so an export never holds more than a read would show. The subject must be processable for
+// purpose now (checkProcessing: declared purpose, consent, no objection or restriction),
+// checked before any key opens.
 func (s *Server) readSubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, t *tutela.Tenant, pol *authz.Policy, id, purpose string) (*subjectRead, error) {
 	schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
 	if err != nil {
@@ -345,6 +347,9 @@ func (s *Server) readSubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Princip
 	}
 	rec, err := tx.Subjects(t.ID).Get(r.Context(), id)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkProcessing(r.Context(), r, tx, t.ID, rec.ID, purpose); err != nil {
 		return nil, err
 	}
 	var allowed []string
@@ -412,8 +417,11 @@ func searchByURLRefused(w http.ResponseWriter, r *http.Request, _ *tutela.Princi
 
 // searchSubjects finds subjects by the exact (normalized) value of a searchable field through
 // its blind index. The caller needs READ at the field's classification (a match confirms the
-// value) and a purpose the field allows. The value travels in the body, never the URL, and is
-// neither logged nor audited: subject.search names the field.
+// value) and a purpose the field allows and the register declares. The value travels in the
+// body, never the URL, and is neither logged nor audited: subject.search names the field. A
+// search is processing of the subjects it returns: those the purpose may not process now
+// (consent missing or withdrawn, an objection, a restriction) are left out as if they did not
+// match, and the event counts them (omitted) without naming them.
 func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req subjectSearchRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -439,6 +447,9 @@ func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutel
 		if err != nil {
 			return err
 		}
+		if err := tx.Consent(t.ID).Declared(r.Context(), purpose); err != nil {
+			return err
+		}
 		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
 		if err != nil {
 			return err
@@ -461,8 +472,12 @@ func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutel
 		if ids, err = tx.Subjects(t.ID).Search(r.Context(), name, digests, sqlstore.MaxPageSize); err != nil {
 			return err
 		}
+		omitted := 0
+		if ids, omitted, err = processableSubjects(r.Context(), tx, t.ID, purpose, ids); err != nil {
+			return err
+		}
 		return tx.Record(r.Context(), "subject.search", t.ID, "subject_schema", t.ID, "", map[string]any{
-			"field": name, "purpose": purpose, "matches": len(ids)})
+			"field": name, "purpose": purpose, "matches": len(ids), "omitted": omitted})
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)

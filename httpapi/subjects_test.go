@@ -182,11 +182,16 @@ func TestSubjects_ReadWithoutREDGetsMaskAndPurposeFilters(t *testing.T) {
 			if got["national_id"] != "****** 381" || got["notes"] != "Lives near Marylebone" {
 				t.Errorf("caseworker (RED, national_id masked partial by role) got %v", got)
 			}
-			// The purpose is required; a purpose no field allows returns no values.
+			// The purpose is required and must be in the register; a declared purpose no field
+			// allows returns no values.
 			res, b = se.req(t, "GET", se.base+"/subjects/"+id, "", "", se.operator)
 			wantError(t, res, b, 400, tutela.EINVALID)
-			if got := se.read(t, id, "marketing", se.operator); len(got) != 0 {
-				t.Errorf("unknown purpose got %v", got)
+			res, b = se.req(t, "GET", se.base+"/subjects/"+id+"?purpose=marketing", "", "", se.operator)
+			if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "purpose" {
+				t.Errorf("undeclared purpose: error names %q", eb.Error.Field)
+			}
+			if got := se.read(t, id, "case_review", se.operator); len(got) != 0 {
+				t.Errorf("purpose no field allows got %v", got)
 			}
 			// Another tenant's administrator: not found. The auditor reads no people's data.
 			res, b = se.req(t, "GET", se.otherTenantsBase+"/subjects/"+id+"?purpose=aid", "", "", se.otherAdmin)

@@ -109,8 +109,11 @@ type detokenizedView struct {
 // token must not be a way around the subject read path: the purpose must be one
 // the field allows (403 naming field and purpose otherwise), the caller needs READ on subjects
 // at the field's classification too, and the value comes back through the same mask as a
-// subject read (fieldMask: the role's subjects.<field> mask applies). Neither tokens nor values
-// are audited: the event says who re-identified how much of what, and why.
+// subject read (fieldMask: the role's subjects.<field> mask applies). A value of a schema field
+// is bound to its subject, so it is returned only while that subject may be processed for the
+// purpose (consentHolderCheck, before the value opens; a refusal refuses the whole request).
+// Neither tokens nor values are audited: the event says who re-identified how much of what,
+// and why.
 func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req detokenizeRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -163,7 +166,7 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 			Purpose: req.Purpose}); err != nil {
 			return err
 		}
-		vals, err := tv.Detokenize(r.Context(), req.Tokens)
+		vals, err := tv.WithHolderCheck(consentHolderCheck(r, tx, t.ID, req.Purpose, schema)).Detokenize(r.Context(), req.Tokens)
 		if err != nil {
 			return err
 		}

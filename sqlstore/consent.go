@@ -72,8 +72,8 @@ func (c Consent) purpose(ctx context.Context, name, lock string) (*privacy.Purpo
 }
 
 // PutPurpose declares a purpose or changes one. A purpose's lawful basis is fixed once
-// declared (a basis cannot be swapped after the fact: declare a new purpose), and its notice
-// version and the lowest version a consent counts for only grow. Raising ConsentMinVersion is
+// declared (a basis cannot be swapped after the fact: declare a new purpose), so is its notice,
+// and its notice version and the lowest version a consent counts for only grow. Raising ConsentMinVersion is
 // how a new notice requires re-consent: consents to earlier versions stop counting at once.
 func (c Consent) PutPurpose(ctx context.Context, p *privacy.Purpose) (created bool, err error) {
 	if err := p.Validate(); err != nil {
@@ -102,6 +102,10 @@ func (c Consent) PutPurpose(ctx context.Context, p *privacy.Purpose) (created bo
 	switch {
 	case old.LawfulBasis != p.LawfulBasis:
 		return false, tutela.Errorf(tutela.ECONFLICT, "purpose %s is processed on %s; a lawful basis cannot change after the fact: declare a new purpose", p.Name, old.LawfulBasis)
+	case old.NoticeID != p.NoticeID:
+		// Consents name a notice by version only in consent_state: another notice's version N
+		// would inherit the consents given to this one's version N.
+		return false, tutela.FieldErrorf("notice_id", "purpose %s's notice is %s; a purpose's notice cannot be swapped: publish a new version of it, or declare a new purpose", p.Name, old.NoticeID)
 	case p.NoticeVersion < old.NoticeVersion:
 		return false, tutela.FieldErrorf("notice_version", "notice_version may not go back from %d", old.NoticeVersion)
 	case p.ConsentMinVersion < old.ConsentMinVersion:
@@ -125,9 +129,11 @@ func purposeDetails(p *privacy.Purpose) map[string]any {
 
 // Check reports whether subjectID may be processed for purpose now: nil, or an error saying
 // why not. A purpose missing from the register is refused (every processing needs a declared
-// lawful basis); a restricted subject is ERESTRICTED; a purpose on consent needs the subject's
-// latest record to be a grant to a notice version of at least ConsentMinVersion, and an
-// objection to a purpose refuses it: both ECONSENTREQUIRED. One query.
+// lawful basis); a subject that does not exist or was erased is not found; a restricted
+// subject is ERESTRICTED; a purpose on consent needs the subject's latest record to be a grant
+// to a notice version of at least ConsentMinVersion, and an objection to a purpose refuses
+// it: both ECONSENTREQUIRED. One query, in the caller's transaction: no cache, so a withdrawal
+// committed on any node refuses the next processing everywhere.
 func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 	if !tutela.ValidID(subjectID) {
 		return errSubjectNotFound
@@ -140,13 +146,15 @@ func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 	var action sql.NullString
 	var version sql.NullInt64
 	var restricted, objected bool
+	var live sql.NullBool // NULL: no such subject in this tenant; false: erased
 	err := c.tx.queryRow(ctx, `SELECT p.lawful_basis, p.consent_min_version, cs.action, cs.notice_version,
 		EXISTS (SELECT 1 FROM subject_restrictions r WHERE r.tenant_id = $1 AND r.subject_id = $2),
-		EXISTS (SELECT 1 FROM subject_objections o WHERE o.tenant_id = $1 AND o.subject_id = $2 AND o.purpose = $3)
+		EXISTS (SELECT 1 FROM subject_objections o WHERE o.tenant_id = $1 AND o.subject_id = $2 AND o.purpose = $3),
+		(SELECT s.erased_at IS NULL FROM subjects s WHERE s.tenant_id = $1 AND s.id = $2)
 		FROM processing_purposes p
 		LEFT JOIN consent_state cs ON cs.tenant_id = p.tenant_id AND cs.subject_id = $2 AND cs.purpose = p.name
 		WHERE p.tenant_id = $1 AND p.name = $3`, c.tenantID, subjectID, purpose).
-		Scan(&basis, &minVersion, &action, &version, &restricted, &objected)
+		Scan(&basis, &minVersion, &action, &version, &restricted, &objected, &live)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errUndeclaredPurpose(purpose)
 	}
@@ -154,6 +162,12 @@ func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 		return err
 	}
 	switch {
+	case !live.Valid:
+		// Fail closed: a purpose on another basis would otherwise allow a subject that is not
+		// (or no longer) there.
+		return errSubjectNotFound
+	case !live.Bool:
+		return ErrSubjectErased
 	case restricted:
 		return tutela.Errorf(tutela.ERESTRICTED, "processing of this subject is restricted: only storage is allowed until the restriction is lifted")
 	case objected:
@@ -169,6 +183,16 @@ func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 			version.Int64, purpose, minVersion)
 	}
 	return nil
+}
+
+// Declared refuses a purpose that is not in the register, with the same error Check gives: for
+// a processing that asks about the purpose before it has a subject (a search).
+func (c Consent) Declared(ctx context.Context, purpose string) error {
+	_, err := c.Purpose(ctx, purpose)
+	if errors.Is(err, errPurposeNotFound) {
+		return errUndeclaredPurpose(purpose)
+	}
+	return err
 }
 
 func errUndeclaredPurpose(purpose string) error {

@@ -338,7 +338,7 @@ func (s tokenDigestSource) tokenValue(ctx context.Context, tenantID, tokenID str
 		}
 		keys := map[string]*privacy.PersonKey{}
 		for _, h := range hs {
-			v, ok, err := tv.open(ctx, h, keys)
+			v, ok, err := tv.open(ctx, "", h, keys)
 			if err != nil {
 				return err
 			}

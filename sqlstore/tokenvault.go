@@ -21,6 +21,18 @@ type TokenVault struct {
 	tx       *Tx
 	tenantID string
 	tk       privacy.Tokenizer
+	check    HolderCheck
+}
+
+// HolderCheck decides, before a person-held value of field is decrypted, whether it may be
+// returned: nil, or the error that refuses the whole detokenization (a subject's consent for
+// the stated purpose, issue 14). It is asked only for holders whose key still exists.
+type HolderCheck func(ctx context.Context, field, holder string) error
+
+// WithHolderCheck returns the vault with check asked before each person-held value opens.
+func (r TokenVault) WithHolderCheck(check HolderCheck) TokenVault {
+	r.check = check
+	return r
 }
 
 // TokenVault returns tenantID's token vault; tk derives tokens and seals values.
@@ -297,7 +309,7 @@ func (r TokenVault) Detokenize(ctx context.Context, refs []TokenRef) ([]Detokeni
 			return nil, err
 		}
 		for _, h := range hs {
-			v, ok, err := r.open(ctx, h, keys)
+			v, ok, err := r.open(ctx, ref.Field, h, keys)
 			if err != nil {
 				return nil, err
 			}
@@ -331,7 +343,7 @@ func (r TokenVault) holders(ctx context.Context, ref TokenRef) ([]tokenHolder, e
 
 // open decrypts one holder's copy; ok is false when it no longer opens (the person was erased
 // between the query and now, or the ciphertext does not belong here).
-func (r TokenVault) open(ctx context.Context, h tokenHolder, keys map[string]*privacy.PersonKey) (string, bool, error) {
+func (r TokenVault) open(ctx context.Context, field string, h tokenHolder, keys map[string]*privacy.PersonKey) (string, bool, error) {
 	if h.holder == "" {
 		v, err := r.tk.OpenTenantValue(ctx, r.tenantID, h.tokenID, h.ct)
 		if errors.Is(err, vault.ErrDecrypt) {
@@ -351,6 +363,11 @@ func (r TokenVault) open(ctx context.Context, h tokenHolder, keys map[string]*pr
 	}
 	if pk == nil {
 		return "", false, nil
+	}
+	if r.check != nil {
+		if err := r.check(ctx, field, h.holder); err != nil {
+			return "", false, err
+		}
 	}
 	pt, err := pk.Open(privacy.PersonValueField(h.tokenID), h.ct)
 	if err != nil {

@@ -81,6 +81,8 @@ func (c *apiClient) must(want int, method, path, body string, v any) {
 // serviceAccount creates, in environ's store, a RED-cleared service account that may manage,
 // write, read, export and erase subjects (a data-protection pipeline), and returns its
 // credentials. A service account needs no step-up: the erasure ledger names it as the actor.
+// The tenant's register of purposes declares case_management, the purpose the pipeline reads
+// for (every processing needs a declared lawful basis).
 func serviceAccount(t *testing.T, m *Main, tenant string) (clientID, secret string) {
 	t.Helper()
 	sa := &sqlstore.ServiceAccount{TenantID: tenant, Name: "dpo-pipeline", Clearance: authz.Red}
@@ -90,7 +92,12 @@ func serviceAccount(t *testing.T, m *Main, tenant string) (clientID, secret stri
 	ids := identity.New(identity.Deps{DB: m.DB}, identity.Config{})
 	if err := m.DB.Update(context.Background(), func(tx *sqlstore.Tx) error {
 		s, err := ids.CreateServiceAccountTx(context.Background(), tx, sa)
+		if err != nil {
+			return err
+		}
 		secret = s.Reveal()
+		_, err = tx.Consent(tenant).PutPurpose(context.Background(), &privacy.Purpose{Name: "case_management",
+			Description: "Running the case", LawfulBasis: privacy.BasisContract})
 		return err
 	}); err != nil {
 		t.Fatal(err)
