@@ -192,4 +192,6 @@ func ValidDSRText(s string) bool { return validText(s, MaxDSRText) }
 func DSRTextField(dsrID string) string { return "dsr_texts:" + dsrID }
 
 // DSRPackageField is the person-key field a request's package is sealed as.
-func DSRPackageField(dsrID, packageID string) string { return "dsr_packages:" + dsrID + ":" + packageID }
+func DSRPackageField(dsrID, packageID string) string {
+	return "dsr_packages:" + dsrID + ":" + packageID
+}

@@ -48,7 +48,9 @@ type DSR struct {
 }
 
 // Overdue reports whether the request is open past its due date at now.
-func (d *DSR) Overdue(now time.Time) bool { return !privacy.DSRClosed(d.Status) && !now.Before(d.DueAt) }
+func (d *DSR) Overdue(now time.Time) bool {
+	return !privacy.DSRClosed(d.Status) && !now.Before(d.DueAt)
+}
 
 // DSRStep is one entry of a request's history: who did what, when. Details hold IDs, names and
 // reasons, never a value of the subject.
