@@ -90,8 +90,8 @@ func (r DSRs) PackageSources(ctx context.Context, subjectID string) (*DSRSources
 	}
 	rows, err := r.tx.query(ctx, `SELECT canonical FROM audit_events WHERE tenant_id = $1 AND (
 		(target_type = 'subject' AND target_id = $2) OR
-		(target_type = 'dsr' AND target_id IN (SELECT CAST(id AS TEXT) FROM dsr_requests WHERE tenant_id = $1 AND subject_id = $3)))
-		ORDER BY pos`, r.tenantID, subjectID, subjectID)
+		(target_type = 'dsr' AND target_id IN (SELECT CAST(id AS TEXT) FROM dsr_requests WHERE tenant_id = $3 AND subject_id = $4)))
+		ORDER BY pos`, r.tenantID, subjectID, r.tenantID, subjectID)
 	if err != nil {
 		return nil, err
 	}
