@@ -66,7 +66,9 @@ func world(t *testing.T, e *env, seed uint64) []*person {
 				p.consents, p.unique = append(p.consents, rec.ID), append(p.unique, rec.Evidence)
 			}
 			if r.IntN(2) == 0 {
-				e.update(t, func(tx *sqlstore.Tx) error { return tx.Consent(tn.ID).Object(as(tn.worker), p.id, "fraud_prevention", "") })
+				e.update(t, func(tx *sqlstore.Tx) error {
+					return tx.Consent(tn.ID).Object(as(tn.worker), p.id, "fraud_prevention", "")
+				})
 				p.objected = true
 			}
 			for range r.IntN(3) {
