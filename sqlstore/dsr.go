@@ -292,8 +292,9 @@ func (r DSRs) Verify(ctx context.Context, id, result, method string) (*DSR, erro
 }
 
 // Assign names who works the request and who approves it: two different users of the tenant,
-// the assignee allowed to UPDATE requests and the approver to APPROVE them (four eyes). Only a
-// verified request is assigned; reassigning one in progress is allowed (and recorded).
+// both active, the assignee allowed to UPDATE requests and the approver to APPROVE them (four
+// eyes). Only a verified request is assigned; reassigning one in progress is allowed (and
+// recorded).
 func (r DSRs) Assign(ctx context.Context, id, assignee, approver string) (*DSR, error) {
 	switch {
 	case !tutela.ValidID(assignee):
@@ -311,6 +312,13 @@ func (r DSRs) Assign(ctx context.Context, id, assignee, approver string) (*DSR, 
 		field, user string
 		action      authz.Action
 	}{{"assignee", assignee, authz.Update}, {"approver", approver, authz.Approve}} {
+		st, err := r.tx.Users(r.tenantID).AuthState(ctx, c.user)
+		if tutela.ErrorCode(err) == tutela.ENOTFOUND || err == nil && st.Status != tutela.StatusActive {
+			return nil, tutela.FieldErrorf(c.field, "the %s must be an active user of this tenant", c.field)
+		}
+		if err != nil {
+			return nil, err
+		}
 		pol, err := r.tx.Policy(ctx, r.tenantID, c.user)
 		if err != nil {
 			return nil, err

@@ -179,9 +179,20 @@ func testDSRWorkflow(t *testing.T, open Opener) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Four eyes at assignment: the same person twice, or an approver who may not approve.
+	// Four eyes at assignment: the same person twice, an approver who may not approve, a disabled
+	// or unknown approver.
 	third := k.user(t, k.tenant.ID, "third@example.org", "operator")
-	for _, pair := range [][2]string{{k.worker.ID, k.worker.ID}, {k.worker.ID, third.ID}} {
+	gone := k.user(t, k.tenant.ID, "gone@example.org", "program_admin")
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		u, err := tx.Users(k.tenant.ID).Get(ctx, gone.ID)
+		if err != nil {
+			return err
+		}
+		u.Status = tutela.StatusDisabled
+		return tx.Users(k.tenant.ID).Update(ctx, u)
+	})
+	for _, pair := range [][2]string{{k.worker.ID, k.worker.ID}, {k.worker.ID, third.ID}, {k.worker.ID, gone.ID},
+		{k.worker.ID, tutela.NewID()}} {
 		mustCode(t, step(k.worker, func(tx *sqlstore.Tx, c context.Context) error {
 			_, err := r(tx).Assign(c, d.ID, pair[0], pair[1])
 			return err
