@@ -26,6 +26,7 @@ var DSRTests = []Test{
 	{"DSRErasureShredsAndIsBlockedByLegalHold", testDSRErasure},
 	{"DSRDownloadLinkWorksOnceAndStoresOnlyItsHash", testDSRDownloadLink},
 	{"DSROverdueListAndExtension", testDSROverdue},
+	{"DSRRestrictionAndObjectionExecute", testDSRRestrictObject},
 }
 
 // dsrKit is a subject kit with the store's vault attached, a caseworker (operator: UPDATE on
@@ -543,4 +544,63 @@ func testDSROverdue(t *testing.T, open Opener) {
 	if got := overdue(); !slices.Equal(got, []string{b.ID}) {
 		t.Fatalf("overdue = %v, want %s", got, b.ID)
 	}
+}
+
+// testDSRRestrictObject: an approved restriction restricts the subject's processing, an approved
+// objection records the objection to its purpose, both with the request as reference; an
+// objection must name a purpose that can be objected to.
+func testDSRRestrictObject(t *testing.T, open Opener) {
+	k := newDSRKit(t, open)
+	subj := k.create(t, k.tenant.ID, ada)
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		c := tx.Consent(k.tenant.ID)
+		if _, err := c.PutPurpose(ctx, &privacy.Purpose{Name: "fraud_prevention", Description: "fraud",
+			LawfulBasis: privacy.BasisLegitimateInterests}); err != nil {
+			return err
+		}
+		_, err := c.PutPurpose(ctx, &privacy.Purpose{Name: "case_management", Description: "cases", LawfulBasis: privacy.BasisPublicTask})
+		return err
+	})
+	mustCode(t, k.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		_, err := tx.DSRs(k.tenant.ID).Create(as(k.worker), &sqlstore.NewDSR{ID: tutela.NewID(), SubjectID: subj,
+			Kind: privacy.DSRObjection, Purpose: "no_such_purpose"}, k.pol)
+		return err
+	}), tutela.EINVALID)
+	obj := k.newDSRPurpose(t, subj, privacy.DSRObjection, "fraud_prevention")
+	k.ready(t, obj)
+	if res, err := k.approve(k.approver, obj.ID); err != nil || res.DSR.Outcome != "objection_recorded" {
+		t.Fatalf("objection: %+v, %v", res, err)
+	}
+	var objections []*sqlstore.Objection
+	update(t, k.db, func(tx *sqlstore.Tx) (err error) {
+		objections, err = tx.Consent(k.tenant.ID).Objections(ctx, subj)
+		return err
+	})
+	if len(objections) != 1 || objections[0].Purpose != "fraud_prevention" || objections[0].Reference != obj.ID {
+		t.Fatalf("objections = %+v", objections)
+	}
+	check := func(purpose string) error {
+		return k.db.View(ctx, func(tx *sqlstore.Tx) error { return tx.Consent(k.tenant.ID).Check(ctx, subj, purpose) })
+	}
+	mustCode(t, check("fraud_prevention"), tutela.ECONSENTREQUIRED)
+	if err := check("case_management"); err != nil {
+		t.Fatalf("case_management before the restriction: %v", err)
+	}
+	res := k.newDSR(t, subj, privacy.DSRRestriction, "")
+	k.ready(t, res)
+	if r, err := k.approve(k.approver, res.ID); err != nil || r.DSR.Outcome != "restricted" {
+		t.Fatalf("restriction: %+v, %v", r, err)
+	}
+	mustCode(t, check("case_management"), tutela.ERESTRICTED)
+}
+
+func (k *dsrKit) newDSRPurpose(t *testing.T, subject string, kind privacy.DSRKind, purpose string) *sqlstore.DSR {
+	t.Helper()
+	var d *sqlstore.DSR
+	update(t, k.db, func(tx *sqlstore.Tx) (err error) {
+		d, err = tx.DSRs(k.tenant.ID).Create(as(k.worker), &sqlstore.NewDSR{ID: tutela.NewID(), SubjectID: subject, Kind: kind,
+			Purpose: purpose}, k.pol)
+		return err
+	})
+	return d
 }
