@@ -54,6 +54,7 @@ type Config struct {
 	Metrics   Metrics   `koanf:"metrics"`
 	Privacy   Privacy   `koanf:"privacy"`
 	Residency Residency `koanf:"residency"`
+	DSR       DSR       `koanf:"dsr"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -301,6 +302,7 @@ func Default() *Config {
 		Vault: Vault{CacheTTL: 5 * time.Minute},
 		// 9464 is the Prometheus exporter port OpenTelemetry uses; 9090 is Prometheus's own.
 		Metrics: Metrics{Addr: "127.0.0.1:9464"},
+		DSR:     defaultDSR(),
 	}
 }
 
@@ -375,6 +377,11 @@ var envVars = []struct {
 	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
 	{"TUTELA_AUDIT_RETENTION", "audit.retention", kindDuration},
 	{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR", "privacy.erasure_ledger_dir", kindString},
+	{"TUTELA_DSR_PERIODS", "dsr.periods", kindList},
+	{"TUTELA_DSR_DEFAULT_JURISDICTION", "dsr.default_jurisdiction", kindString},
+	{"TUTELA_DSR_REMINDERS", "dsr.reminders", kindList},
+	{"TUTELA_DSR_DOWNLOAD_TTL", "dsr.download_ttl", kindDuration},
+	{"TUTELA_DSR_MAX_EXTENSION_DAYS", "dsr.max_extension_days", kindInt},
 	{"TUTELA_RETENTION_LOGIN_HISTORY", "retention.login_history", kindDuration},
 	{"TUTELA_RETENTION_SECURITY_EVENTS", "retention.security_events", kindDuration},
 	{"TUTELA_RETENTION_ENDED_SESSIONS", "retention.ended_sessions", kindDuration},
@@ -762,6 +769,7 @@ func (c *Config) Validate() error {
 	c.validateVault(&p)
 	c.validateMetrics(&p)
 	c.validateResidency(&p)
+	c.validateDSR(&p)
 	if len(p) == 0 {
 		return nil
 	}

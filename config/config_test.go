@@ -281,6 +281,11 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUDIT_CHECKPOINT_URL=https://witness.example.org/in", func(c *Config) any { return c.Audit.CheckpointURL }, "https://witness.example.org/in"},
 		{"TUTELA_AUDIT_RETENTION=8760h", func(c *Config) any { return c.Audit.Retention }, 8760 * time.Hour},
 		{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR=/mnt/ledger", func(c *Config) any { return c.Privacy.ErasureLedgerDir }, "/mnt/ledger"},
+		{"TUTELA_DSR_PERIODS=gdpr=30,kdpa=21", func(c *Config) any { return c.DSR.Periods }, []string{"gdpr=30", "kdpa=21"}},
+		{"TUTELA_DSR_DEFAULT_JURISDICTION=popia", func(c *Config) any { return c.DSR.DefaultJurisdiction }, "popia"},
+		{"TUTELA_DSR_REMINDERS=10d,2h", func(c *Config) any { return c.DSR.Reminders }, []string{"10d", "2h"}},
+		{"TUTELA_DSR_DOWNLOAD_TTL=30m", func(c *Config) any { return c.DSR.DownloadTTL }, 30 * time.Minute},
+		{"TUTELA_DSR_MAX_EXTENSION_DAYS=45", func(c *Config) any { return c.DSR.MaxExtensionDays }, 45},
 		{"TUTELA_RETENTION_LOGIN_HISTORY=720h", func(c *Config) any { return c.Retention.LoginHistory }, 720 * time.Hour},
 		{"TUTELA_RETENTION_SECURITY_EVENTS=4380h", func(c *Config) any { return c.Retention.SecurityEvents }, 4380 * time.Hour},
 		{"TUTELA_RETENTION_ENDED_SESSIONS=168h", func(c *Config) any { return c.Retention.EndedSessions }, 168 * time.Hour},
@@ -1212,5 +1217,37 @@ func TestValidate_Resources(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: err = %v, want %q", tc.list, err, tc.want)
 		}
+	}
+}
+
+func TestValidate_DSRPolicy(t *testing.T) {
+	c := Default()
+	pol, problems := c.DSRPolicy()
+	if len(problems) > 0 || pol.Periods["gdpr"] != 30 || pol.Periods["ndpa"] != 30 || pol.Periods["popia"] != 30 ||
+		pol.DefaultJurisdiction != "gdpr" || len(pol.Reminders) != 2 || pol.Reminders[0] != 7*24*time.Hour ||
+		pol.DownloadTTL != time.Hour {
+		t.Fatalf("default policy = %+v, %v", pol, problems)
+	}
+	c.DSR.Periods = []string{"kdpa=21", "gdpr=0", "Bad=5", "ndpa"}
+	c.DSR.DefaultJurisdiction = "nowhere"
+	c.DSR.Reminders = []string{"7x"}
+	c.DSR.DownloadTTL = 73 * time.Hour
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid dsr settings accepted")
+	}
+	// ParseDSRPeriods stops at the malformed entry; fix it and every other problem is reported.
+	c.DSR.Periods = []string{"kdpa=21", "gdpr=0", "Bad=5"}
+	err = c.Validate()
+	for _, want := range []string{"gdpr: period", `jurisdiction "Bad"`, `default jurisdiction "nowhere"`, "dsr.reminders", "download link lifetime"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want a problem naming %q", err, want)
+		}
+	}
+	c = Default()
+	c.DSR.Periods = []string{"kdpa=21"}
+	c.DSR.DefaultJurisdiction = "kdpa"
+	if pol, problems := c.DSRPolicy(); len(problems) > 0 || pol.Periods["kdpa"] != 21 || pol.Periods["gdpr"] != 30 {
+		t.Fatalf("added jurisdiction: %+v, %v", pol, problems)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
+	"tutela/privacy"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -52,6 +53,9 @@ type Deps struct {
 	// answering then costs a client that long and a 503, not a hang (config
 	// database.request_timeout).
 	DBTimeout time.Duration
+	// DSR is the data-subject request deadline policy (config dsr.*); the zero value is
+	// privacy.DefaultDSRPolicy.
+	DSR privacy.DSRPolicy
 }
 
 // Route is one registered endpoint.
@@ -204,6 +208,7 @@ func (s *Server) routesInit() {
 		s.subjectRoutes()
 		s.subjectMinimizedRoutes()
 		s.consentRoutes()
+		s.dsrRoutes()
 	}
 }
 

@@ -85,6 +85,13 @@ func (s *Service) prepareMail(tenantID string, m mail.Message) (*Notice, error) 
 	return &Notice{job: j}, nil
 }
 
+// PrepareMail seals m as a mail job for the caller to queue (Notice.Enqueue) in the
+// transaction of the change it reports; call it outside any transaction. Without e-mail
+// configured it returns nil, which queues nothing.
+func (s *Service) PrepareMail(tenantID string, m mail.Message) (*Notice, error) {
+	return s.prepareMail(tenantID, m)
+}
+
 // notify queues one message in a transaction of its own, for callers whose change has already
 // committed (a crash between the two loses the message). A failure to queue is logged and
 // never fails the caller, whose change stands. Prefer a Notice queued with the change.

@@ -97,4 +97,8 @@ var notAnonymizedTables = map[string]string{
 	"processing_controllers":      "the controller's and DPO's contact details name real people; staging declares its own",
 	"processing_records":          "production's compliance declarations, not needed to exercise staging",
 	"subprocessors":               "production's sub-processor register, not needed to exercise staging",
+	"dsr_requests":                "data-subject requests of real people",
+	"dsr_steps":                   "the handling history of real people's requests",
+	"dsr_texts":                   "real people's own words, sealed under production keys",
+	"dsr_packages":                "access packages hold real values sealed under production keys",
 }

@@ -96,6 +96,10 @@ var personData = []struct{ table, column string }{
 	{"subject_index", "subject_id"},
 	{"subject_exports", "subject_id"},
 	{"token_values", "person_id"},
+	// What a data-subject request's subject wrote and their access/portability package: the
+	// request row and its steps stay (IDs and times: the record that the request was answered).
+	{"dsr_texts", "subject_id"},
+	{"dsr_packages", "subject_id"},
 }
 
 // personDataFirst runs before the deletions above, with the same (tenant, person) arguments:

@@ -21,6 +21,7 @@ import (
 
 	"tutela"
 	"tutela/config"
+	"tutela/dsr"
 	"tutela/httpapi"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
@@ -442,12 +443,16 @@ func (m *Main) Listen(ctx context.Context) error {
 		return err
 	}
 	ids := m.identity
+	// Data-subject request deadlines (issue 14): reminders and overdue notices go through the
+	// durable queue and the identity service's mail path. Validate has checked the policy.
+	dsrPolicy, _ := cfg.DSRPolicy()
+	(&dsr.Notifier{DB: m.DB, Mail: ids, Log: m.Logger}).Register(m.jobs)
 	api := httpapi.New(httpapi.Deps{
 		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: cfg.ServedOverTLS(), TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
 		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
-		DBTimeout: cfg.Database.RequestTimeout,
+		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy,
 	})
 	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {

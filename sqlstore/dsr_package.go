@@ -1,0 +1,260 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"time"
+
+	"tutela"
+	"tutela/audit"
+	"tutela/privacy"
+)
+
+// Executing a request (restriction, objection, erasure's hold check), the sources of an
+// access/portability package, its sealed storage and its one-time download link.
+
+// Restrict executes a restriction request: the subject's processing is restricted with the
+// request as reference (Consent.Restrict writes its own audit event).
+func (r DSRs) Restrict(ctx context.Context, d *DSR) error {
+	return r.tx.Consent(r.tenantID).Restrict(ctx, d.SubjectID, d.ID)
+}
+
+// Object executes an objection request for the purpose it names.
+func (r DSRs) Object(ctx context.Context, d *DSR) error {
+	return r.tx.Consent(r.tenantID).Object(ctx, d.SubjectID, d.Purpose, d.ID)
+}
+
+// DSRSources is everything the tenant holds about one subject, as stored (values and texts
+// sealed under the subject's key): what package dsr opens and assembles into the subject's
+// package.
+type DSRSources struct {
+	Subject     *SubjectRecord
+	Holds       []*Hold
+	Consents    []*privacy.ConsentRecord
+	Objections  []*Objection
+	Restriction *Restriction
+	Requests    []*DSR
+	Steps       map[string][]*DSRStep // by request ID
+	Texts       map[string][]byte     // by request ID, sealed
+	// Events are the audit events naming the subject: those whose target is the subject or
+	// one of their requests. Their source IP and user agent are removed: they belong to the
+	// caseworker who made the call, not to the subject.
+	Events []audit.Event
+}
+
+// PackageSources reads everything the tenant holds about a live subject.
+func (r DSRs) PackageSources(ctx context.Context, subjectID string) (*DSRSources, error) {
+	subs := r.tx.Subjects(r.tenantID)
+	rec, err := subs.Get(ctx, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	src := &DSRSources{Subject: rec, Steps: map[string][]*DSRStep{}, Texts: map[string][]byte{}}
+	if src.Holds, err = subs.holds(ctx, subjectID, false); err != nil {
+		return nil, err
+	}
+	c := r.tx.Consent(r.tenantID)
+	if src.Consents, err = c.History(ctx, subjectID); err != nil {
+		return nil, err
+	}
+	if src.Objections, err = c.Objections(ctx, subjectID); err != nil {
+		return nil, err
+	}
+	if src.Restriction, err = c.Restriction(ctx, subjectID); err != nil {
+		return nil, err
+	}
+	for cursor := ""; ; {
+		page, err := r.List(ctx, DSRFilter{SubjectID: subjectID, Cursor: cursor, Limit: MaxPageSize})
+		if err != nil {
+			return nil, err
+		}
+		src.Requests = append(src.Requests, page...)
+		if len(page) < MaxPageSize {
+			break
+		}
+		cursor = page[len(page)-1].ID
+	}
+	for _, d := range src.Requests {
+		if src.Steps[d.ID], err = r.Steps(ctx, d.ID); err != nil {
+			return nil, err
+		}
+		ct, err := r.Text(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ct != nil {
+			src.Texts[d.ID] = ct
+		}
+	}
+	rows, err := r.tx.query(ctx, `SELECT canonical FROM audit_events WHERE tenant_id = $1 AND (
+		(target_type = 'subject' AND target_id = $2) OR
+		(target_type = 'dsr' AND target_id IN (SELECT CAST(id AS TEXT) FROM dsr_requests WHERE tenant_id = $3 AND subject_id = $4)))
+		ORDER BY pos`, r.tenantID, subjectID, r.tenantID, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var canonical []byte
+		if err := rows.Scan(&canonical); err != nil {
+			return nil, err
+		}
+		e, err := DecodeAuditEvent(canonical)
+		if err != nil {
+			return nil, err
+		}
+		e.SourceIP, e.UserAgent = "", ""
+		src.Events = append(src.Events, e)
+	}
+	return src, rows.Err()
+}
+
+// StorePackage stores d's package, sealed under the subject's key as
+// privacy.DSRPackageField(d.ID, packageID), replacing an earlier one of d.
+func (r DSRs) StorePackage(ctx context.Context, d *DSR, packageID string, ciphertext []byte) error {
+	if !tutela.ValidID(packageID) || len(ciphertext) == 0 {
+		return tutela.Errorf(tutela.EINVALID, "a package needs an ID and a ciphertext sealed under the subject's key")
+	}
+	if _, err := r.tx.exec(ctx, `DELETE FROM dsr_packages WHERE tenant_id = $1 AND dsr_id = $2`, r.tenantID, d.ID); err != nil {
+		return err
+	}
+	_, err := r.tx.exec(ctx, `INSERT INTO dsr_packages (id, tenant_id, dsr_id, subject_id, ciphertext, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, packageID, r.tenantID, d.ID, d.SubjectID, ciphertext, r.tx.now)
+	return err
+}
+
+// DSRTokenHash is what the store keeps of a download token: its SHA-256. The token carries 256
+// random bits, so a hash lookup is as strong as a constant-time comparison of the token and
+// nothing stored opens the package.
+func DSRTokenHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// SetDownloadLink gives d's package a new download link (token hash) valid for ttl, replacing
+// any earlier link, used or not. It needs a completed access or portability request of a live
+// subject whose package is stored.
+func (r DSRs) SetDownloadLink(ctx context.Context, id string, tokenHash []byte, ttl time.Duration) (time.Time, error) {
+	if len(tokenHash) != sha256.Size {
+		return time.Time{}, tutela.Errorf(tutela.EINVALID, "a download link is stored as its token's SHA-256")
+	}
+	d, err := r.get(ctx, id, "FOR UPDATE")
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !d.Kind.Packaged() || d.Status != privacy.DSRCompleted {
+		return time.Time{}, tutela.Errorf(tutela.ECONFLICT, "only a completed access or portability request has a package to download")
+	}
+	if err := r.tx.Subjects(r.tenantID).keyed(ctx, d.SubjectID, ""); err != nil {
+		return time.Time{}, err
+	}
+	expires := r.tx.now.Add(ttl)
+	res, err := r.tx.exec(ctx, `UPDATE dsr_packages SET token_hash = $1, link_expires_at = $2, used_at = NULL
+		WHERE tenant_id = $3 AND dsr_id = $4`, tokenHash, expires, r.tenantID, d.ID)
+	if err := affectedOne(res, err, "this request's package is gone"); err != nil {
+		return time.Time{}, err
+	}
+	return expires, r.step(ctx, d, "download_link", map[string]any{"expires_at": expires.Format(time.RFC3339)})
+}
+
+// DSRDownload is a consumed download: the package's ciphertext and what opens it.
+type DSRDownload struct {
+	TenantID   string
+	DSRID      string
+	SubjectID  string
+	PackageID  string
+	Ciphertext []byte
+	Wrapped    []byte
+}
+
+// ErrDSRDownloadNotFound answers every download that cannot be served: unknown, used, expired
+// or of an erased subject look alike.
+var ErrDSRDownloadNotFound = tutela.Errorf(tutela.ENOTFOUND, "download not found")
+
+// ConsumeDSRDownload uses the link whose token hashes to tokenHash: atomically, so two requests
+// with the same token cannot both get the package (the UPDATE claims it only while unused and
+// unexpired), and records dsr.package_download. The caller opens the package in the same
+// transaction; if that fails, the transaction rolls back and the link is not spent.
+func (tx *Tx) ConsumeDSRDownload(ctx context.Context, tokenHash []byte) (*DSRDownload, error) {
+	if len(tokenHash) != sha256.Size {
+		return nil, ErrDSRDownloadNotFound
+	}
+	res, err := tx.exec(ctx, `UPDATE dsr_packages SET used_at = $1
+		WHERE token_hash = $2 AND used_at IS NULL AND link_expires_at > $1`, tx.now, tokenHash)
+	if err := affectedOne(res, err, "download not found"); err != nil {
+		if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+			return nil, ErrDSRDownloadNotFound
+		}
+		return nil, err
+	}
+	var x DSRDownload
+	var wrapped sql.Null[[]byte]
+	err = tx.queryRow(ctx, `SELECT p.tenant_id, p.dsr_id, p.subject_id, p.id, p.ciphertext, k.wrapped FROM dsr_packages p
+		LEFT JOIN person_keys k ON k.tenant_id = p.tenant_id AND k.person_id = p.subject_id
+		WHERE p.token_hash = $1`, tokenHash).Scan(&x.TenantID, &x.DSRID, &x.SubjectID, &x.PackageID, &x.Ciphertext, &wrapped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrDSRDownloadNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !wrapped.Valid {
+		return nil, ErrDSRDownloadNotFound
+	}
+	x.Wrapped = wrapped.V
+	r := tx.DSRs(x.TenantID)
+	d, err := r.get(ctx, x.DSRID, "")
+	if err != nil {
+		return nil, err
+	}
+	return &x, r.step(ctx, d, "package_download", map[string]any{"package_id": x.PackageID})
+}
+
+// NoticeDue reports whether a deadline job still applies: its request is open and still due
+// at dueAt (an extension moved it, or it was completed or rejected: nothing to do).
+func (r DSRs) NoticeDue(ctx context.Context, id string, dueAt time.Time) (*DSR, bool, error) {
+	d, err := r.get(ctx, id, "FOR UPDATE")
+	if errors.Is(err, errDSRNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return d, !privacy.DSRClosed(d.Status) && d.DueAt.Equal(dueAt.UTC().Truncate(time.Microsecond)), nil
+}
+
+// NoticeRecipients are the users a deadline notice goes to: the assignee, or, while the
+// request is unassigned, the tenant's active programme administrators.
+func (r DSRs) NoticeRecipients(ctx context.Context, d *DSR) ([]string, error) {
+	if d.Assignee != "" {
+		return []string{d.Assignee}, nil
+	}
+	rows, err := r.tx.query(ctx, `SELECT DISTINCT u.id FROM user_roles ur JOIN roles ro ON ro.id = ur.role_id
+		JOIN users u ON u.tenant_id = ur.tenant_id AND u.id = ur.user_id
+		WHERE ur.tenant_id = $1 AND ro.key = 'program_admin' AND u.status = 'active'
+		AND (ur.expires_at IS NULL OR ur.expires_at > $2) ORDER BY u.id`, r.tenantID, r.tx.now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// RecordNotice records a reminder or overdue notice sent about d (dsr.reminder, dsr.overdue).
+func (r DSRs) RecordNotice(ctx context.Context, d *DSR, event, before string, recipients []string) error {
+	details := map[string]any{"due_at": d.DueAt.Format(time.RFC3339), "recipients": nonNil(recipients)}
+	if before != "" {
+		details["before"] = before
+	}
+	return r.step(ctx, d, event, details)
+}
