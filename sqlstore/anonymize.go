@@ -2,10 +2,12 @@ package sqlstore
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"maps"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -52,9 +54,14 @@ func (db *DB) AnonymizeInto(ctx context.Context, dst *DB, syn *privacy.Synthesiz
 	} else if used {
 		return c, fmt.Errorf("the target database is not empty (table %s holds data)", table)
 	}
+	// The source's time when read: a grant's remaining time is counted from it (anonExpiry).
+	readAt := db.Now()
 	src, err := db.readAnonSource(ctx)
 	if err != nil {
 		return c, fmt.Errorf("reading the source: %w", err)
+	}
+	if err := shuffleAnonSource(src); err != nil {
+		return c, err
 	}
 	// Every original first, so no synthetic value of the run equals any of them.
 	for _, u := range src.users {
@@ -96,6 +103,9 @@ func (db *DB) AnonymizeInto(ctx context.Context, dst *DB, syn *privacy.Synthesiz
 		if err != nil {
 			return err
 		}
+		if err := writeAnonGrants(ctx, tx, src, ids, readAt, &cc); err != nil {
+			return err
+		}
 		if err := writeAnonSubjects(ctx, tx, src, sealed, ids); err != nil {
 			return err
 		}
@@ -122,14 +132,15 @@ func (db *DB) AnonymizeInto(ctx context.Context, dst *DB, syn *privacy.Synthesiz
 
 // writeAnonConfig copies tenants (same IDs: configuration, not people), the permission
 // catalog, custom roles with their permissions and masks, subject schemas, the registers of
-// purposes and minimization profiles.
+// purposes and minimization profiles. Their times are the export's, as every time in the copy:
+// no production time survives to be matched against the production log.
 func writeAnonConfig(ctx context.Context, tx *Tx, src *anonSource, c *AnonymizeCounts) error {
 	for _, t := range src.tenants {
 		if _, err := tx.exec(ctx, `INSERT INTO tenants (id, slug, name, data_region, status, session_idle_seconds,
 			session_absolute_seconds, password_composition, mfa_required_all, require_private_key_jwt,
 			service_accounts_may_take_over, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			t.id, t.slug, t.name, t.region, t.status, t.idle, t.absolute, t.composition, t.mfaAll, t.privateKeyJWT,
-			t.saTakeOver, t.createdAt); err != nil {
+			t.saTakeOver, tx.now); err != nil {
 			return err
 		}
 	}
@@ -142,7 +153,7 @@ func writeAnonConfig(ctx context.Context, tx *Tx, src *anonSource, c *AnonymizeC
 	}
 	for _, r := range src.roles {
 		if _, err := tx.exec(ctx, `INSERT INTO roles (id, tenant_id, key, name, description, clearance, builtin, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)`, r.id, r.tenantID, r.key, r.name, r.description, r.clearance, r.createdAt); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)`, r.id, r.tenantID, r.key, r.name, r.description, r.clearance, tx.now); err != nil {
 			return err
 		}
 	}
@@ -245,8 +256,9 @@ func sealAnonSubjects(ctx context.Context, dst *DB, syn *privacy.Synthesizer, sr
 
 // writeAnonUsers inserts the users under new IDs with their synthetic data sealed under new
 // person keys, and no credentials: no password, no factors, sessions or tokens, token version
-// 1, never signed in. Times are the copy's: an original creation or grant time would match the
-// production audit event naming the real user. It returns production user ID → copy user ID.
+// 1, never signed in. Times are the copy's: an original creation time would match the
+// production audit event naming the real user. Users come in shuffled order (shuffleAnonSource),
+// so the IDs minted here rank nobody. It returns production user ID → copy user ID.
 func writeAnonUsers(ctx context.Context, tx *Tx, src *anonSource, users []synthUser, c *AnonymizeCounts) (map[string]string, error) {
 	ids := make(map[string]string, len(src.users))
 	for i, u := range src.users {
@@ -275,6 +287,22 @@ func writeAnonUsers(ctx context.Context, tx *Tx, src *anonSource, users []synthU
 		ids[u.tenantID+"/"+u.id] = id
 	}
 	c.Users = len(src.users)
+	return ids, nil
+}
+
+// writeAnonGrants copies the users' role and permission grants to their copy IDs, user by user
+// in the copy's (shuffled) user order: written in the source's order, user_roles rowids and
+// user_permissions IDs would rank the grantees in production's creation order. Grant times are
+// the export's and expiries coarse (anonExpiry).
+func writeAnonGrants(ctx context.Context, tx *Tx, src *anonSource, ids map[string]string, readAt time.Time, c *AnonymizeCounts) error {
+	rolesOf := map[string][]anonUserRole{}
+	for _, g := range src.userRoles {
+		rolesOf[g.tenantID+"/"+g.userID] = append(rolesOf[g.tenantID+"/"+g.userID], g)
+	}
+	permsOf := map[string][]anonUserPermission{}
+	for _, g := range src.userPerms {
+		permsOf[g.tenantID+"/"+g.userID] = append(permsOf[g.tenantID+"/"+g.userID], g)
+	}
 	// A grantor is kept only as the copied user they are; anyone else (a service account, a
 	// user no longer there) becomes nobody.
 	grantor := func(tenantID string, by sql.NullString) any {
@@ -283,40 +311,66 @@ func writeAnonUsers(ctx context.Context, tx *Tx, src *anonSource, users []synthU
 		}
 		return nil
 	}
-	roles := map[string]bool{}
-	for _, r := range src.roles {
-		roles[r.id] = true
-	}
-	for _, g := range src.userRoles {
-		uid, ok := ids[g.tenantID+"/"+g.userID]
-		if !ok {
-			continue
+	for _, u := range src.users {
+		key := u.tenantID + "/" + u.id
+		uid := ids[key]
+		for _, g := range rolesOf[key] {
+			// A built-in role's grant is copied by ID (built-in roles have the same IDs
+			// everywhere); a custom role's only when the role was copied.
+			res, err := tx.exec(ctx, `INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, granted_at, expires_at)
+				SELECT $1, $2, ro.id, $3, $4, $5 FROM roles ro WHERE ro.id = $6 AND (ro.tenant_id IS NULL OR ro.tenant_id = $1)`,
+				g.tenantID, uid, grantor(g.tenantID, g.grantedBy), tx.now, anonExpiry(g.expiresAt, readAt, tx.now), g.roleID)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				c.Grants++
+			}
 		}
-		// A built-in role's grant is copied by ID (built-in roles have the same IDs everywhere);
-		// a custom role's only when the role was copied.
-		res, err := tx.exec(ctx, `INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, granted_at, expires_at)
-			SELECT $1, $2, ro.id, $3, $4, $5 FROM roles ro WHERE ro.id = $6 AND (ro.tenant_id IS NULL OR ro.tenant_id = $1)`,
-			g.tenantID, uid, grantor(g.tenantID, g.grantedBy), tx.now, g.expiresAt, g.roleID)
-		if err != nil {
-			return nil, err
-		}
-		if n, _ := res.RowsAffected(); n > 0 {
+		for _, g := range permsOf[key] {
+			if _, err := tx.exec(ctx, `INSERT INTO user_permissions (id, tenant_id, user_id, permission_id, effect, granted_by, granted_at, expires_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tutela.NewID(), g.tenantID, uid, g.permissionID, g.effect,
+				grantor(g.tenantID, g.grantedBy), tx.now, anonExpiry(g.expiresAt, readAt, tx.now)); err != nil {
+				return err
+			}
 			c.Grants++
 		}
 	}
-	for _, g := range src.userPerms {
-		uid, ok := ids[g.tenantID+"/"+g.userID]
-		if !ok {
-			continue
-		}
-		if _, err := tx.exec(ctx, `INSERT INTO user_permissions (id, tenant_id, user_id, permission_id, effect, granted_by, granted_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tutela.NewID(), g.tenantID, uid, g.permissionID, g.effect,
-			grantor(g.tenantID, g.grantedBy), tx.now, g.expiresAt); err != nil {
-			return nil, err
-		}
-		c.Grants++
+	return nil
+}
+
+// anonExpiry is a grant's expiry in the copy: only whether it expires, and after how many whole
+// days (rounded up) from the export, counted from the copy's time now. The production expiry is
+// an exact time set next to the real user (and named in the grant's audit event); staging needs
+// only that the grant lapses, and about when. readAt is the source's time when it was read. An
+// expired grant stays expired: it lapses at now.
+func anonExpiry(exp sql.NullTime, readAt, now time.Time) any {
+	if !exp.Valid {
+		return nil
 	}
-	return ids, nil
+	left := exp.Time.Sub(readAt)
+	if left <= 0 {
+		return now
+	}
+	const day = 24 * time.Hour
+	return now.Add((left + day - 1) / day * day)
+}
+
+// shuffleAnonSource puts users and subjects in a uniformly random order (Fisher–Yates over a
+// ChaCha8 stream seeded from crypto/rand) before any copy ID is minted. They are read in ID
+// order, which is creation order (UUIDv7); minted and inserted in that order, the copy's IDs
+// (UUIDv7 again) and SQLite rowids would keep it, and staging user #k of a tenant would be
+// production user #k, whose creation time and creator are in the production audit log.
+func shuffleAnonSource(src *anonSource) error {
+	var seed [32]byte
+	if _, err := cryptorand.Read(seed[:]); err != nil {
+		return fmt.Errorf("shuffling the copy's order: %w", err)
+	}
+	r := mrand.New(mrand.NewChaCha8(seed))
+	clear(seed[:])
+	r.Shuffle(len(src.users), func(i, j int) { src.users[i], src.users[j] = src.users[j], src.users[i] })
+	r.Shuffle(len(src.subjects), func(i, j int) { src.subjects[i], src.subjects[j] = src.subjects[j], src.subjects[i] })
+	return nil
 }
 
 // writeAnonSubjects stores the sealed subjects, created now by the copied creator (or nobody),

@@ -13,18 +13,19 @@ const (
 	anonSynthetic = "a synthetic value (privacy.Synthesizer) sealed under the copy's vault"
 	anonCopyKey   = "made by the copy's own vault (new keys, new master key)"
 	anonNow       = "the export's time: an original time would match the production audit event"
+	anonExpiryDay = "whether it expires, from the export's time plus the remaining time rounded up to whole days (expired: the export's time)"
 	anonReset     = "left at its default: credentials and sign-in state are set up in staging"
 	anonLegacy    = "empty, as for every user since migration 00018 (data in the sealed columns)"
 )
 
 var anonymizedTables = map[string]map[string]string{
 	"tenants": {"id": anonCopied, "slug": anonCopied, "name": anonCopied, "data_region": anonCopied, "status": anonCopied,
-		"created_at": anonCopied, "session_idle_seconds": anonCopied, "session_absolute_seconds": anonCopied,
+		"created_at": anonNow, "session_idle_seconds": anonCopied, "session_absolute_seconds": anonCopied,
 		"password_composition": anonCopied, "mfa_required_all": anonCopied, "require_private_key_jwt": anonCopied,
 		"service_accounts_may_take_over": anonCopied},
 	"permissions": {"id": anonCopied, "resource_type": anonCopied, "action": anonCopied, "max_classification": anonCopied},
 	"roles": {"id": anonCopied, "tenant_id": anonCopied, "key": anonCopied, "name": anonCopied, "builtin": anonCopied,
-		"created_at": anonCopied, "clearance": anonCopied, "description": anonCopied},
+		"created_at": anonNow, "clearance": anonCopied, "description": anonCopied},
 	"role_permissions": {"role_id": anonCopied, "permission_id": anonCopied},
 	"field_policies":   {"role_id": anonCopied, "field": anonCopied, "mask": anonCopied},
 	"subject_fields":   {"tenant_id": anonCopied, "name": anonCopied, "type": anonCopied, "classification": anonCopied, "purposes": anonCopied, "retention_days": anonCopied, "mask": anonCopied, "searchable": anonCopied, "created_at": anonNow, "updated_at": anonNow},
@@ -36,9 +37,9 @@ var anonymizedTables = map[string]map[string]string{
 		"must_change_password": anonReset, "last_login_at": anonReset, "mfa_enrollment_code_required": anonReset,
 		"email_digest": anonCopyKey, "email_sealed": anonSynthetic, "display_name_sealed": anonSynthetic},
 	"user_roles": {"tenant_id": anonCopied, "user_id": anonMappedID, "role_id": anonCopied, "granted_by": anonMappedID,
-		"granted_at": anonNow, "expires_at": anonCopied},
+		"granted_at": anonNow, "expires_at": anonExpiryDay},
 	"user_permissions": {"id": anonNewID, "tenant_id": anonCopied, "user_id": anonMappedID, "permission_id": anonCopied,
-		"effect": anonCopied, "granted_by": anonMappedID, "granted_at": anonNow, "expires_at": anonCopied},
+		"effect": anonCopied, "granted_by": anonMappedID, "granted_at": anonNow, "expires_at": anonExpiryDay},
 	"person_keys": {"tenant_id": anonCopied, "person_id": anonNewID, "kind": anonCopied, "wrapped": anonCopyKey, "created_at": anonNow},
 	"keysets": {"id": anonCopyKey, "tenant_id": anonCopied, "purpose": anonCopyKey, "kind": anonCopyKey, "version": anonCopyKey,
 		"wrapped": anonCopyKey, "kek_uri": anonCopyKey, "key_info": anonCopyKey, "created_at": anonCopyKey, "rotated_at": anonCopyKey,

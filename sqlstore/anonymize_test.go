@@ -14,6 +14,7 @@ import (
 
 	"tutela"
 	"tutela/authz"
+	"tutela/clocktest"
 	"tutela/privacy"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
@@ -261,8 +262,12 @@ func TestAnonymize_NoOriginalValueSurvives(t *testing.T) {
 	iteration := 0
 	prop := func(w world) bool {
 		iteration++
-		src := sqltest.Open(t, sqlstore.SQLite, sqlstore.Options{})
-		seal := privacy.NewSubjects(sqltest.AttachVault(t, src))
+		// The source runs on a clock of its own: a time of the copy equal to a source time was
+		// copied, not made.
+		start := time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
+		clock := clocktest.New(start)
+		src := sqltest.Open(t, sqlstore.SQLite, sqlstore.Options{Clock: clock.Now})
+		seal := privacy.NewSubjects(sqltest.AttachVaultAt(t, src, clock.Now))
 		var originals, fragments []string
 		ids := map[string]string{} // source tenant index → tenant ID
 		for ti, wt := range w.tenants {
@@ -327,6 +332,7 @@ func TestAnonymize_NoOriginalValueSurvives(t *testing.T) {
 		}
 		defer reopened.Close()
 		storetest.AssertNoOriginal(t, reopened, path, append(originals, fragments...), c)
+		storetest.AssertNoSourceTime(t, reopened, storetest.AllTimes(t, src).Between(start, start.AddDate(0, 0, 30)))
 		for ti, wt := range w.tenants {
 			tenantID := ids[fmt.Sprint(ti)]
 			if got, want := groups(wt.schema, c.Subjects[tenantID]), groups(wt.schema, wt.subjects); !reflect.DeepEqual(got, want) {
@@ -359,18 +365,20 @@ func TestAnonymize_NoOriginalValueSurvives(t *testing.T) {
 		}
 		// Another run, another mapping.
 		c2, _ := export()
-		var all1, all2 []string
-		for tenantID, subjects := range c.Subjects {
-			for i, s := range subjects {
-				for name, v := range s {
-					all1 = append(all1, name+"="+v)
-					all2 = append(all2, name+"="+c2.Subjects[tenantID][i][name])
+		// The copies' subjects come in random order: their values are compared as sets.
+		values := func(c storetest.CopyContents) []string {
+			var out []string
+			for tenantID, subjects := range c.Subjects {
+				for _, s := range subjects {
+					for name, v := range s {
+						out = append(out, tenantID+"/"+name+"="+v)
+					}
 				}
 			}
+			slices.Sort(out)
+			return out
 		}
-		slices.Sort(all1)
-		slices.Sort(all2)
-		if slices.Equal(all1, all2) {
+		if slices.Equal(values(c), values(c2)) {
 			t.Error("two runs gave the same synthetic values")
 		}
 		return !t.Failed()

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -49,13 +50,15 @@ type CopyContents struct {
 	Users    []*tutela.User
 	Schemas  map[string]privacy.Schema      // by tenant ID
 	Subjects map[string][]map[string]string // by tenant ID: each subject's values
-	IDs      []string                       // every user and subject ID
+	// SubjectIDs are the IDs of Subjects, in the same order.
+	SubjectIDs map[string][]string
+	IDs        []string // every user and subject ID
 }
 
 // ReadCopy opens every user and subject of the copy with the copy's vault v.
 func ReadCopy(t testing.TB, dst *sqlstore.DB, v *vault.Vault) CopyContents {
 	t.Helper()
-	c := CopyContents{Schemas: map[string]privacy.Schema{}, Subjects: map[string][]map[string]string{}}
+	c := CopyContents{Schemas: map[string]privacy.Schema{}, Subjects: map[string][]map[string]string{}, SubjectIDs: map[string][]string{}}
 	open := privacy.NewSubjects(v)
 	err := dst.View(ctx, func(tx *sqlstore.Tx) error {
 		tenants, err := tx.ListTenants(ctx, "", sqlstore.MaxPageSize)
@@ -94,6 +97,7 @@ func ReadCopy(t testing.TB, dst *sqlstore.DB, v *vault.Vault) CopyContents {
 					return err
 				}
 				c.Subjects[tn.ID] = append(c.Subjects[tn.ID], vals)
+				c.SubjectIDs[tn.ID] = append(c.SubjectIDs[tn.ID], s.ID)
 				c.IDs = append(c.IDs, s.ID)
 			}
 		}
@@ -199,8 +203,12 @@ func AssertNoOriginal(t testing.TB, dst *sqlstore.DB, path string, originals []s
 }
 
 func testAnonymizeCopy(t *testing.T, open Opener) {
-	src := open(t, sqlstore.Options{})
-	sv := newVault(t, src, newKEK(t))
+	// The source lives in March 2026 on its own clock, the copy on the system clock: a time of
+	// the copy equal to a source time was copied, not made.
+	clock := newClock()
+	start := clock.Now()
+	src := open(t, sqlstore.Options{Clock: clock.Now})
+	sv := newVaultAt(t, src, newKEK(t), clock.Now)
 	src.SetVault(sv)
 	seal := privacy.NewSubjects(sv)
 	schema := testSchema()
@@ -233,7 +241,14 @@ func testAnonymizeCopy(t *testing.T, open Opener) {
 		if err := tx.Users(a.ID).Grant(ctx, alice.ID, authz.RoleProgramAdmin, "", nil); err != nil {
 			return err
 		}
-		if err := tx.Users(a.ID).Grant(ctx, bob.ID, "caseworker", alice.ID, nil); err != nil {
+		// Expiring grants: 10 days and 5 hours left, and one that will have lapsed by the export.
+		bobUntil := clock.Now().Add(10*24*time.Hour + 5*time.Hour)
+		if err := tx.Users(a.ID).Grant(ctx, bob.ID, "caseworker", alice.ID, &bobUntil); err != nil {
+			return err
+		}
+		carolUntil := clock.Now().Add(time.Hour)
+		if err := tx.Users(b.ID).GrantPermission(ctx, carol.ID, &sqlstore.UserPermission{Effect: authz.Allow,
+			Permission: authz.Permission{Resource: authz.ResSubjects, Action: authz.Read, MaxClass: authz.Yellow}, ExpiresAt: &carolUntil}); err != nil {
 			return err
 		}
 		return tx.Users(a.ID).SetPasswordHash(ctx, alice.ID, "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo")
@@ -260,6 +275,7 @@ func testAnonymizeCopy(t *testing.T, open Opener) {
 		_, err := tx.Subjects(a.ID).Erase(ctx, sealed.SubjectID, "request of the person", "GDPR art. 17", sqlstore.ErasureRequest)
 		return err
 	})
+	clock.Add(2 * time.Hour) // carol's grant lapses; bob's has 10 days and 3 hours left
 	var originals, srcIDs []string
 	for _, m := range []map[string]string{s1, s2, erased} {
 		originals = append(originals, slices.Collect(maps.Values(m))...)
@@ -280,12 +296,16 @@ func testAnonymizeCopy(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := sqlstore.AnonymizeCounts{Tenants: 2, Roles: 1, Users: 3, Grants: 2, Subjects: 2, Values: 7}
+	want := sqlstore.AnonymizeCounts{Tenants: 2, Roles: 1, Users: 3, Grants: 3, Subjects: 2, Values: 7}
 	if counts != want {
 		t.Fatalf("counts = %+v, want %+v", counts, want)
 	}
 	c := ReadCopy(t, dst, dv)
 	AssertNoOriginal(t, dst, path, originals, c)
+	// The source's times: what its clock made, and grant expiries up to 30 days on (the
+	// system clock, the copy's, is long past that).
+	AssertNoSourceTime(t, dst, AllTimes(t, src).Between(start, start.AddDate(0, 0, 30)))
+	assertCoarseExpiries(t, dst)
 	for _, id := range c.IDs {
 		if slices.Contains(srcIDs, id) {
 			t.Errorf("copy reuses production ID %s", id)
@@ -337,7 +357,7 @@ func testAnonymizeCopy(t *testing.T, open Opener) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for table, n := range map[string]int{"user_roles": 2, "sessions": 0, "password_history": 0, "erasures": 0, "signing_keys": 0, "tokens": 0} {
+	for table, n := range map[string]int{"user_roles": 2, "user_permissions": 1, "sessions": 0, "password_history": 0, "erasures": 0, "signing_keys": 0, "tokens": 0} {
 		var got int
 		if err := dst.SQL().QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&got); err != nil || got != n {
 			t.Errorf("%s in the copy: %d rows (%v), want %d", table, got, err, n)
@@ -393,10 +413,62 @@ func testAnonymizeCopy(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	c2 := ReadCopy(t, dst2, dv2)
-	if c2.Subjects[a.ID][0]["phone"] == subs[0]["phone"] && c2.Subjects[a.ID][1]["phone"] == subs[1]["phone"] {
+	// Subjects come in random order: the phones are compared as sets.
+	phones := func(subs []map[string]string) []string {
+		var out []string
+		for _, s := range subs {
+			out = append(out, s["phone"])
+		}
+		slices.Sort(out)
+		return out
+	}
+	if slices.Equal(phones(c2.Subjects[a.ID]), phones(subs)) {
 		t.Error("two runs gave the same synthetic phone")
 	}
 	if _, err := src.AnonymizeInto(ctx, dst, syn, tutela.NewID()); err == nil {
 		t.Error("a target holding data was accepted")
+	}
+}
+
+// assertCoarseExpiries checks the copy of testAnonymizeCopy's expiring grants: bob's caseworker
+// grant (10 days 3 hours left at the export) lapses 11 whole days after its copy's grant time,
+// carol's lapsed permission lapses at its grant time, so it grants nothing in the copy.
+func assertCoarseExpiries(t *testing.T, dst *sqlstore.DB) {
+	t.Helper()
+	var granted, expires sql.NullTime
+	var bobID, bobTenant string
+	if err := dst.SQL().QueryRowContext(ctx, `SELECT ur.user_id, ur.tenant_id, ur.granted_at, ur.expires_at FROM user_roles ur
+		JOIN roles ro ON ro.id = ur.role_id WHERE ro.key = 'caseworker'`).Scan(&bobID, &bobTenant, &granted, &expires); err != nil {
+		t.Fatal(err)
+	}
+	if !expires.Valid || expires.Time.Sub(granted.Time) != 11*24*time.Hour {
+		t.Errorf("caseworker grant in the copy: granted %v, expires %v; want 11 whole days after the grant", granted.Time, expires)
+	}
+	var carolID, carolTenant string
+	if err := dst.SQL().QueryRowContext(ctx, `SELECT user_id, tenant_id, granted_at, expires_at FROM user_permissions`).Scan(
+		&carolID, &carolTenant, &granted, &expires); err != nil {
+		t.Fatal(err)
+	}
+	if !expires.Valid || !expires.Time.Equal(granted.Time) {
+		t.Errorf("lapsed permission grant in the copy: granted %v, expires %v; want expired at the grant", granted.Time, expires)
+	}
+	if err := dst.View(ctx, func(tx *sqlstore.Tx) error {
+		roles, err := tx.Users(bobTenant).Roles(ctx, bobID)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(roles, "caseworker") {
+			return fmt.Errorf("the unexpired caseworker grant is not in force in the copy: roles %v", roles)
+		}
+		p, err := tx.Policy(ctx, carolTenant, carolID)
+		if err != nil {
+			return err
+		}
+		if p.Holds(authz.Permission{Resource: authz.ResSubjects, Action: authz.Read, MaxClass: authz.Yellow}, tx.Now()) {
+			return fmt.Errorf("a lapsed grant is in force in the copy: %+v", p.Grants)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }
