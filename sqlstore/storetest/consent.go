@@ -23,6 +23,8 @@ var ConsentTests = []Test{
 	{"ConsentCheckMatrix", testConsentCheckMatrix},
 	{"ConsentObjectionsAndRestrictions", testConsentObjectionsRestrictions},
 	{"ConsentTenantIsolation", testConsentTenantIsolation},
+	{"ConsentOlderRecordCommittedLate", testConsentOlderRecordCommittedLate},
+	{"ConsentGrantWithdrawRace", testConsentGrantWithdrawRace},
 }
 
 // consentKit is a subject kit whose tenant declares outreach (on consent, notice
