@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"tutela"
+	"tutela/audit"
 	"tutela/privacy"
 )
 
@@ -250,6 +251,13 @@ func (c Consent) Record(ctx context.Context, rec *privacy.ConsentRecord) error {
 		"record_id": rec.ID, "purpose": rec.Purpose, "lawful_basis": string(rec.Basis), "notice_id": rec.NoticeID,
 		"notice_version": rec.NoticeVersion, "channel": rec.Channel, "recorded_by": rec.RecordedBy,
 		"evidence": rec.Evidence != ""})
+	// The handler's rule again, where every path meets: a person (or an unauthenticated
+	// caller) never records as the subject, so never without evidence. Only a service account
+	// (the subject-facing app) and the platform's own work (no request) may.
+	person := ev.ActorType != audit.ActorServiceAccount && ev.ActorType != audit.ActorSystem
+	if _, err := privacy.RecordedBy(person, rec.RecordedBy); err != nil {
+		return err
+	}
 	rec.ActorType, rec.ActorID, rec.At = ev.ActorType, ev.ActorID, c.tx.now
 	var evidence any
 	if len(rec.EvidenceSealed) > 0 {

@@ -25,6 +25,7 @@ var ConsentTests = []Test{
 	{"ConsentTenantIsolation", testConsentTenantIsolation},
 	{"ConsentOlderRecordCommittedLate", testConsentOlderRecordCommittedLate},
 	{"ConsentGrantWithdrawRace", testConsentGrantWithdrawRace},
+	{"ConsentRecorderFollowsActor", testConsentRecorderFollowsActor},
 }
 
 // consentKit is a subject kit whose tenant declares outreach (on consent, notice
