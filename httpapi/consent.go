@@ -101,7 +101,7 @@ type consentRequest struct {
 	NoticeID      string                `json:"notice_id"`
 	NoticeVersion int                   `json:"notice_version"`
 	Channel       string                `json:"channel"`
-	RecordedBy    string                `json:"recorded_by"`
+	RecordedBy    string                `json:"recorded_by"` // optional: derived from the principal, refused when it disagrees
 	Evidence      string                `json:"evidence"`
 }
 
@@ -118,7 +118,8 @@ type consentRecordView struct {
 // withdrawal refuses the next processing for the purpose on every node (the check reads the
 // history in the processing's own transaction). The audit event consent.granted or
 // consent.withdrawn names the purpose, notice and channel and whether there is evidence, never
-// the evidence.
+// the evidence. Who recorded it comes from the principal, not the body (privacy.RecordedBy): a
+// person is a caseworker and gives evidence; only a service account records as the subject.
 func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req consentRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -127,10 +128,13 @@ func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request, p *tutela
 	}
 	rec := &privacy.ConsentRecord{ID: tutela.NewID(), SubjectID: r.PathValue("id"), Purpose: req.Purpose,
 		Action: req.Action, Basis: req.LawfulBasis, NoticeID: req.NoticeID, NoticeVersion: req.NoticeVersion,
-		Channel: req.Channel, RecordedBy: req.RecordedBy, Evidence: req.Evidence}
+		Channel: req.Channel, Evidence: req.Evidence}
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, _, err := s.authorize(r, tx, p, authz.Create, authz.ResConsents)
 		if err != nil {
+			return err
+		}
+		if rec.RecordedBy, err = privacy.RecordedBy(p.Kind != tutela.PrincipalServiceAccount, req.RecordedBy); err != nil {
 			return err
 		}
 		if err := rec.Validate(); err != nil {

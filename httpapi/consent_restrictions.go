@@ -17,7 +17,19 @@ type objectionRequest struct {
 }
 
 type liftRequest struct {
-	Reason string `json:"reason"`
+	Reason          string `json:"reason"`
+	SubjectInformed bool   `json:"subject_informed"`
+}
+
+// lift is the store's rule for req: one placed by a data-subject request needs APPROVE on
+// data-subject requests (what approving the request needed) besides UPDATE on consents, and
+// subject_informed (sqlstore.Lift).
+func (s *Server) lift(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, req liftRequest) sqlstore.Lift {
+	return sqlstore.Lift{Reason: req.Reason, SubjectInformed: req.SubjectInformed,
+		MayLiftRequest: func(string) error {
+			_, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Approve, Resource: authz.ResDSR})
+			return err
+		}}
 }
 
 // placeObjection records the subject's objection to a purpose on public task or legitimate
@@ -29,20 +41,21 @@ func (s *Server) placeObjection(w http.ResponseWriter, r *http.Request, p *tutel
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.updateConsent(w, r, p, http.StatusCreated, func(c sqlstore.Consent) error {
+	s.updateConsent(w, r, p, http.StatusCreated, func(_ *sqlstore.Tx, c sqlstore.Consent) error {
 		return c.Object(r.Context(), r.PathValue("id"), r.PathValue("purpose"), req.Reference)
 	})
 }
 
-// withdrawObjection removes an objection: UPDATE on consents, with a reason.
+// withdrawObjection removes an objection: UPDATE on consents, with a reason; one a data-subject
+// request placed also needs APPROVE on dsr and subject_informed: true.
 func (s *Server) withdrawObjection(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req liftRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.updateConsent(w, r, p, http.StatusOK, func(c sqlstore.Consent) error {
-		return c.WithdrawObjection(r.Context(), r.PathValue("id"), r.PathValue("purpose"), req.Reason)
+	s.updateConsent(w, r, p, http.StatusOK, func(tx *sqlstore.Tx, c sqlstore.Consent) error {
+		return c.WithdrawObjection(r.Context(), r.PathValue("id"), r.PathValue("purpose"), s.lift(r, tx, p, req))
 	})
 }
 
@@ -54,26 +67,28 @@ func (s *Server) placeRestriction(w http.ResponseWriter, r *http.Request, p *tut
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.updateConsent(w, r, p, http.StatusCreated, func(c sqlstore.Consent) error {
+	s.updateConsent(w, r, p, http.StatusCreated, func(_ *sqlstore.Tx, c sqlstore.Consent) error {
 		return c.Restrict(r.Context(), r.PathValue("id"), req.Reference)
 	})
 }
 
-// liftRestriction ends the subject's restriction: UPDATE on consents, with a reason.
+// liftRestriction ends the subject's restriction: UPDATE on consents, with a reason; one a
+// data-subject request placed also needs APPROVE on dsr and subject_informed: true (GDPR Art.
+// 18(3): the subject is told before the restriction is lifted).
 func (s *Server) liftRestriction(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req liftRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.updateConsent(w, r, p, http.StatusOK, func(c sqlstore.Consent) error {
-		return c.LiftRestriction(r.Context(), r.PathValue("id"), req.Reason)
+	s.updateConsent(w, r, p, http.StatusOK, func(tx *sqlstore.Tx, c sqlstore.Consent) error {
+		return c.LiftRestriction(r.Context(), r.PathValue("id"), s.lift(r, tx, p, req))
 	})
 }
 
 // updateConsent runs change under UPDATE on consents and answers with the subject's objections
 // and restriction as they stand after it.
-func (s *Server) updateConsent(w http.ResponseWriter, r *http.Request, p *tutela.Principal, status int, change func(sqlstore.Consent) error) {
+func (s *Server) updateConsent(w http.ResponseWriter, r *http.Request, p *tutela.Principal, status int, change func(*sqlstore.Tx, sqlstore.Consent) error) {
 	var out struct {
 		SubjectID   string                `json:"subject_id"`
 		Objections  []*sqlstore.Objection `json:"objections"`
@@ -85,7 +100,7 @@ func (s *Server) updateConsent(w http.ResponseWriter, r *http.Request, p *tutela
 			return err
 		}
 		c := tx.Consent(t.ID)
-		if err := change(c); err != nil {
+		if err := change(tx, c); err != nil {
 			return err
 		}
 		out.SubjectID = r.PathValue("id")

@@ -26,10 +26,13 @@ const consentSchemaJSON = `{"fields":[
 const outreachV1 = `{"description":"Newsletters about programmes","lawful_basis":"consent","notice_id":"outreach_notice","notice_version":1,"consent_min_version":1}`
 
 // consentEnv is a subject env whose schema has an outreach purpose on consent, declared by the
-// administrator, and one subject, Ada.
+// administrator, one subject, Ada, and the subject-facing portal: a service account that may
+// record consent (the only principal that records as the subject; people record as
+// caseworkers, with evidence).
 type consentEnv struct {
 	*subjectEnv
-	ada string
+	ada    string
+	portal string
 }
 
 func newConsentEnv(t *testing.T, d sqlstore.Dialect) *consentEnv {
@@ -52,7 +55,12 @@ func setupConsent(t *testing.T, se *subjectEnv) *consentEnv {
 	}
 	var s struct{ ID string }
 	mustUnmarshal(t, b, &s)
-	return &consentEnv{subjectEnv: se, ada: s.ID}
+	sa := se.createSA(t, se.tenant.ID, se.admin, `{"name":"subject-portal","permissions":[{"resource":"consents","action":"CREATE","max_classification":"YELLOW"}]}`)
+	code, tok := se.clientToken(t, sa.SA.ClientID, sa.Secret, "")
+	if code != 200 {
+		t.Fatalf("portal token: %d %v", code, tok)
+	}
+	return &consentEnv{subjectEnv: se, ada: s.ID, portal: tok["access_token"].(string)}
 }
 
 func consentBody(action string, version int, extra string) string {
@@ -61,6 +69,13 @@ func consentBody(action string, version int, extra string) string {
 		v = `,"notice_id":"outreach_notice","notice_version":` + strconv.Itoa(version)
 	}
 	return `{"purpose":"outreach","action":"` + action + `","lawful_basis":"consent","channel":"web","recorded_by":"subject"` + v + extra + `}`
+}
+
+// caseworkerBody is a person's consent record for outreach: recorded as a caseworker, citing
+// evidence.
+func caseworkerBody(action string, version int, evidence string) string {
+	return strings.Replace(consentBody(action, version, `,"evidence":"`+evidence+`"`), `"channel":"web","recorded_by":"subject"`,
+		`"channel":"paper","recorded_by":"caseworker"`, 1)
 }
 
 func (ce *consentEnv) record(t *testing.T, body, auth string) {
@@ -106,7 +121,7 @@ func TestConsent_WithdrawalBlocksReadExportMinimizedSearchAndDetokenizeAtOnce(t 
 				t.Fatalf("case_management read: %d", st)
 			}
 
-			ce.record(t, consentBody("granted", 1, ""), ce.operator)
+			ce.record(t, consentBody("granted", 1, ""), ce.portal)
 			if got := ce.read(t, ce.ada, "outreach", ce.admin); got["full_name"] != "Ada Lovelace" {
 				t.Fatalf("read after consent: %v", got)
 			}
@@ -126,7 +141,7 @@ func TestConsent_WithdrawalBlocksReadExportMinimizedSearchAndDetokenizeAtOnce(t 
 
 			// Withdrawn: the very next read, export, download, minimized call, detokenization
 			// and search for outreach are refused; case_management is untouched.
-			ce.record(t, consentBody("withdrawn", 0, ""), ce.operator)
+			ce.record(t, consentBody("withdrawn", 0, ""), ce.portal)
 			if st, code := ce.status(t, ce.env, ce.admin, "outreach"); st != 403 || code != tutela.ECONSENTREQUIRED {
 				t.Fatalf("read after withdrawal: %d %s", st, code)
 			}
@@ -197,7 +212,7 @@ func TestConsent_NewNoticeVersionRequiresReconsent(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			ce := newConsentEnv(t, d)
-			ce.record(t, consentBody("granted", 1, ""), ce.operator)
+			ce.record(t, consentBody("granted", 1, ""), ce.portal)
 			if st, _ := ce.status(t, ce.env, ce.admin, "outreach"); st != 200 {
 				t.Fatalf("read on v1 consent: %d", st)
 			}
@@ -219,11 +234,11 @@ func TestConsent_NewNoticeVersionRequiresReconsent(t *testing.T) {
 				t.Errorf("refusal %q does not say re-consent is required", eb.Error.Message)
 			}
 			// A grant to an old version no longer counts, and versions never go back.
-			res, b = ce.req(t, "POST", ce.base+"/subjects/"+ce.ada+"/consents", consentBody("granted", 2, ""), "", ce.operator)
+			res, b = ce.req(t, "POST", ce.base+"/subjects/"+ce.ada+"/consents", consentBody("granted", 2, ""), "", ce.portal)
 			wantError(t, res, b, 400, tutela.EINVALID)
 			res, b = ce.req(t, "PUT", ce.base+"/purposes/outreach", v2, "", ce.admin)
 			wantError(t, res, b, 400, tutela.EINVALID)
-			ce.record(t, consentBody("granted", 3, ""), ce.operator)
+			ce.record(t, consentBody("granted", 3, ""), ce.portal)
 			if st, _ := ce.status(t, ce.env, ce.admin, "outreach"); st != 200 {
 				t.Fatalf("read after re-consent: %d", st)
 			}
@@ -286,14 +301,14 @@ func TestConsent_WithdrawalOnOneNodeRefusesOnAnother(t *testing.T) {
 	adminB := nodeB.login(t, "acme", "admin@example.org", pw, "").AccessToken
 	minimized := ce.base + "/subjects/" + ce.ada + "/minimized?purpose=outreach"
 
-	ce.record(t, consentBody("granted", 1, ""), ce.operator) // on node A
+	ce.record(t, consentBody("granted", 1, ""), ce.portal) // on node A
 	if st, code := ce.status(t, nodeB, adminB, "outreach"); st != 200 {
 		t.Fatalf("node B read after the grant on A: %d %s", st, code)
 	}
 	if res, b := nodeB.req(t, "GET", minimized, "", "", adminB); res.StatusCode != 200 {
 		t.Fatalf("node B minimized: %d %s", res.StatusCode, b)
 	}
-	ce.record(t, consentBody("withdrawn", 0, ""), ce.operator) // on node A
+	ce.record(t, consentBody("withdrawn", 0, ""), ce.portal) // on node A
 	if st, code := ce.status(t, nodeB, adminB, "outreach"); st != 403 || code != tutela.ECONSENTREQUIRED {
 		t.Fatalf("node B read right after the withdrawal on A: %d %s", st, code)
 	}
@@ -301,7 +316,7 @@ func TestConsent_WithdrawalOnOneNodeRefusesOnAnother(t *testing.T) {
 	wantError(t, res, b, 403, tutela.ECONSENTREQUIRED)
 	// And the other way round: a grant through B counts on A at once; a restriction through B
 	// refuses on A.
-	if res, b := nodeB.req(t, "POST", ce.base+"/subjects/"+ce.ada+"/consents", consentBody("granted", 1, ""), "", adminB); res.StatusCode != 201 {
+	if res, b := nodeB.req(t, "POST", ce.base+"/subjects/"+ce.ada+"/consents", caseworkerBody("granted", 1, "Call 2026-77"), "", adminB); res.StatusCode != 201 {
 		t.Fatalf("grant on B: %d %s", res.StatusCode, b)
 	}
 	if st, code := ce.status(t, nodeA, ce.admin, "outreach"); st != 200 {
@@ -332,7 +347,7 @@ func TestConsent_EvidenceSealedHiddenFromAuditorsAndShreddedByErasure(t *testing
 			if res.StatusCode != 201 || strings.Contains(string(b), evidence) || !strings.Contains(string(b), `"evidence_present":true`) {
 				t.Fatalf("record with evidence: %d %s", res.StatusCode, b)
 			}
-			ce.record(t, consentBody("withdrawn", 0, ""), ce.operator)
+			ce.record(t, consentBody("withdrawn", 0, ""), ce.portal)
 
 			// The database holds ciphertext only.
 			rows := rawColumn(t, ce.subjectEnv, `SELECT evidence FROM consent_records WHERE evidence IS NOT NULL`)
@@ -396,7 +411,7 @@ func TestConsent_EvidenceSealedHiddenFromAuditorsAndShreddedByErasure(t *testing
 					t.Fatalf("after erasure %s allowed=%v code=%s", p.Purpose, p.Allowed, p.RefusedCode)
 				}
 			}
-			res, b = ce.req(t, "POST", consents, consentBody("granted", 1, ""), "", ce.operator)
+			res, b = ce.req(t, "POST", consents, consentBody("granted", 1, ""), "", ce.portal)
 			wantError(t, res, b, 404, tutela.ENOTFOUND)
 
 			// The evidence reached neither the audit log nor the logs.
@@ -433,7 +448,7 @@ func TestConsent_PermissionsObjectionsAndRestrictions(t *testing.T) {
 		{"GET", ce.base + "/purposes", "", ce.otherAdmin, 404},
 		{"GET", subj + "/consents", "", ce.otherAdmin, 404},
 		{"GET", ce.otherTenantsBase + "/subjects/" + ce.ada + "/consents", "", ce.otherAdmin, 404},
-		{"POST", ce.otherTenantsBase + "/subjects/" + ce.ada + "/consents", consentBody("granted", 1, ""), ce.otherAdmin, 404},
+		{"POST", ce.otherTenantsBase + "/subjects/" + ce.ada + "/consents", caseworkerBody("granted", 1, "Form 9"), ce.otherAdmin, 404},
 		{"GET", ce.base + "/purposes", "", ce.auditor, 200},
 		{"GET", subj + "/consents", "", ce.auditor, 200},
 	} {

@@ -140,6 +140,29 @@ const (
 	RecordedByCaseworker = "caseworker"
 )
 
+// RecordedBy decides who a consent record says recorded it, from who is entering it (issue
+// 14's review: taken from the request, it let a caseworker claim "the subject did it" and skip
+// the evidence a caseworker must give). A person signed in to Tutela (person: a user account)
+// is never the subject of the record: they record as a caseworker, with evidence. Only a
+// service account, the subject-facing app or portal acting for the subject, records as the
+// subject (the default), or as a caseworker when it relays a caseworker's entry. requested is
+// what the caller said ("" for nothing); a value that disagrees is refused, not corrected, so a
+// client never believes it recorded something it did not.
+func RecordedBy(person bool, requested string) (string, error) {
+	switch {
+	case requested != "" && requested != RecordedBySubject && requested != RecordedByCaseworker:
+		return "", tutela.FieldErrorf("recorded_by", "recorded_by must be subject or caseworker")
+	case person && requested == RecordedBySubject:
+		return "", tutela.FieldErrorf("recorded_by", "a person records consent as a caseworker on the subject's behalf, with evidence; "+
+			"recorded_by subject is for the subject-facing app's service account")
+	case person:
+		return RecordedByCaseworker, nil
+	case requested == "":
+		return RecordedBySubject, nil
+	}
+	return requested, nil
+}
+
 // ConsentRecord is one entry of a subject's append-only consent history. Evidence is the
 // caseworker's evidence reference in clear on the way in; the store keeps it sealed under the
 // subject's key (EvidenceSealed), so erasing the subject shreds it.

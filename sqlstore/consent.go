@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"tutela"
+	"tutela/audit"
 	"tutela/privacy"
 )
 
@@ -203,7 +204,11 @@ const consentCols = `id, subject_id, purpose, action, basis, notice_id, notice_v
 	actor_type, actor_id, evidence, recorded_at`
 
 // Record appends rec to the subject's consent history and makes it the current state for its
-// purpose, with its audit event. rec.ID is set by the caller (the evidence's seal binds it);
+// purpose unless the state already holds a newer record, with its audit event. Records are
+// stamped with their transaction's time, so a grant whose transaction began before a
+// withdrawal's can commit after it: the state moves only forward in (recorded_at, id), the
+// order History lists, so Check always answers from the history's latest record and a late
+// older grant cannot undo a newer withdrawal (fail closed). rec.ID is set by the caller (the evidence's seal binds it);
 // rec.EvidenceSealed holds the evidence sealed under the subject's key (privacy.EvidenceField).
 // The purpose must be on consent; a grant names the purpose's notice and a version the purpose
 // accepts (ConsentMinVersion to NoticeVersion); a withdrawal takes the current notice when it
@@ -246,6 +251,13 @@ func (c Consent) Record(ctx context.Context, rec *privacy.ConsentRecord) error {
 		"record_id": rec.ID, "purpose": rec.Purpose, "lawful_basis": string(rec.Basis), "notice_id": rec.NoticeID,
 		"notice_version": rec.NoticeVersion, "channel": rec.Channel, "recorded_by": rec.RecordedBy,
 		"evidence": rec.Evidence != ""})
+	// The handler's rule again, where every path meets: a person (or an unauthenticated
+	// caller) never records as the subject, so never without evidence. Only a service account
+	// (the subject-facing app) and the platform's own work (no request) may.
+	person := ev.ActorType != audit.ActorServiceAccount && ev.ActorType != audit.ActorSystem
+	if _, err := privacy.RecordedBy(person, rec.RecordedBy); err != nil {
+		return err
+	}
 	rec.ActorType, rec.ActorID, rec.At = ev.ActorType, ev.ActorID, c.tx.now
 	var evidence any
 	if len(rec.EvidenceSealed) > 0 {
@@ -260,7 +272,9 @@ func (c Consent) Record(ctx context.Context, rec *privacy.ConsentRecord) error {
 	if _, err := c.tx.exec(ctx, `INSERT INTO consent_state (tenant_id, subject_id, purpose, action, notice_version, record_id, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, subject_id, purpose) DO UPDATE SET
 		action = excluded.action, notice_version = excluded.notice_version, record_id = excluded.record_id,
-		updated_at = excluded.updated_at`, c.tenantID, rec.SubjectID, rec.Purpose, string(rec.Action), rec.NoticeVersion,
+		updated_at = excluded.updated_at
+		WHERE consent_state.updated_at < excluded.updated_at
+		   OR (consent_state.updated_at = excluded.updated_at AND consent_state.record_id < excluded.record_id)`, c.tenantID, rec.SubjectID, rec.Purpose, string(rec.Action), rec.NoticeVersion,
 		rec.ID, rec.At); err != nil {
 		return err
 	}

@@ -13,6 +13,45 @@ import (
 // Objections (GDPR Art. 21) and restrictions (Art. 18): what a data-subject request, or a
 // caseworker acting on one, sets to stop processing. Consent.Check reads both.
 
+// Lift is how a restriction is lifted or an objection withdrawn. One placed by a data-subject
+// request (its reference is set) was decided under the request's four-eyes approval; issue 14's
+// review found one person could undo it with nothing linking to the request. So lifting it
+// needs what approving a request needs (MayLiftRequest: APPROVE on data-subject requests) and
+// the caller's confirmation that the subject was told first (GDPR Art. 18(3)); both go into the
+// audit event with the reference. One placed without a reference needs only the reason.
+type Lift struct {
+	Reason          string // why: the subject asked, accuracy verified, compelling legitimate grounds
+	SubjectInformed bool   // the subject was told before the lifting
+	// MayLiftRequest answers whether the caller may lift what the request reference placed
+	// (nil: nobody may; fail closed).
+	MayLiftRequest func(reference string) error
+}
+
+func (l Lift) validate() error {
+	if l.Reason == "" || len(l.Reason) > maxHoldReason || !tutela.ValidText(l.Reason) {
+		return tutela.FieldErrorf("reason", "reason is required: one line of at most %d bytes", maxHoldReason)
+	}
+	return nil
+}
+
+// allow applies the request rule to lifting what (a restriction or an objection) carrying
+// reference.
+func (l Lift) allow(reference, what string) error {
+	if reference == "" {
+		return nil
+	}
+	if l.MayLiftRequest == nil {
+		return tutela.Errorf(tutela.EFORBIDDEN, "this %s was placed by data-subject request %s: lifting it needs APPROVE on data-subject requests", what, reference)
+	}
+	if err := l.MayLiftRequest(reference); err != nil {
+		return err
+	}
+	if !l.SubjectInformed {
+		return tutela.FieldErrorf("subject_informed", "this %s was placed by data-subject request %s: the subject must be told before it is lifted (GDPR Art. 18(3)); confirm with subject_informed: true", what, reference)
+	}
+	return nil
+}
+
 // Objection is a subject's standing objection to one purpose.
 type Objection struct {
 	Purpose   string    `json:"purpose"`
@@ -24,7 +63,9 @@ type Objection struct {
 
 // Object records the subject's objection to purpose (reference: the request it came from). Only
 // a purpose on public task or legitimate interests can be objected to (for a purpose on consent,
-// the objection is a withdrawal of consent). Objecting twice changes nothing.
+// the objection is a withdrawal of consent). Objecting twice changes nothing, except that a
+// request's reference attaches to an objection placed without one: what a request confirmed is
+// lifted under the request's rule (Lift), not by one caseworker.
 func (c Consent) Object(ctx context.Context, subjectID, purpose, reference string) error {
 	if _, err := c.tx.Subjects(c.tenantID).subject(ctx, subjectID, "FOR UPDATE"); err != nil {
 		return err
@@ -45,7 +86,8 @@ func (c Consent) Object(ctx context.Context, subjectID, purpose, reference strin
 	ev := EventFromContext(ctx, "subject.objection.record", c.tenantID, "subject", subjectID, "",
 		map[string]any{"purpose": purpose, "reference": reference})
 	res, err := c.tx.exec(ctx, `INSERT INTO subject_objections (tenant_id, subject_id, purpose, reference, actor_type, actor_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, subject_id, purpose) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, subject_id, purpose) DO UPDATE SET reference = excluded.reference
+		WHERE subject_objections.reference = '' AND excluded.reference <> ''`,
 		c.tenantID, subjectID, purpose, reference, ev.ActorType, ev.ActorID, c.tx.now)
 	if err != nil {
 		return err
@@ -57,24 +99,32 @@ func (c Consent) Object(ctx context.Context, subjectID, purpose, reference strin
 }
 
 // WithdrawObjection removes the subject's objection to purpose (the subject changed their
-// mind, or the tenant demonstrated compelling legitimate grounds, Art. 21(1)); reason says which.
-func (c Consent) WithdrawObjection(ctx context.Context, subjectID, purpose, reason string) error {
+// mind, or the tenant demonstrated compelling legitimate grounds, Art. 21(1)), under lift's rule.
+func (c Consent) WithdrawObjection(ctx context.Context, subjectID, purpose string, lift Lift) error {
 	if !tutela.ValidID(subjectID) || !privacy.ValidName(purpose) {
 		return tutela.Errorf(tutela.ENOTFOUND, "objection not found")
 	}
-	if reason == "" || len(reason) > maxHoldReason || !tutela.ValidText(reason) {
-		return tutela.FieldErrorf("reason", "reason is required: one line of at most %d bytes", maxHoldReason)
+	if err := lift.validate(); err != nil {
+		return err
 	}
-	res, err := c.tx.exec(ctx, `DELETE FROM subject_objections WHERE tenant_id = $1 AND subject_id = $2 AND purpose = $3`,
-		c.tenantID, subjectID, purpose)
+	var ref string
+	err := c.tx.queryRow(ctx, `SELECT reference FROM subject_objections WHERE tenant_id = $1 AND subject_id = $2 AND purpose = $3`+
+		c.tx.lockClause("FOR UPDATE"), c.tenantID, subjectID, purpose).Scan(&ref)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tutela.Errorf(tutela.ENOTFOUND, "objection not found")
+	}
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return tutela.Errorf(tutela.ENOTFOUND, "objection not found")
+	if err := lift.allow(ref, "objection"); err != nil {
+		return err
+	}
+	if _, err := c.tx.exec(ctx, `DELETE FROM subject_objections WHERE tenant_id = $1 AND subject_id = $2 AND purpose = $3`,
+		c.tenantID, subjectID, purpose); err != nil {
+		return err
 	}
 	return c.tx.Record(ctx, "subject.objection.withdraw", c.tenantID, "subject", subjectID, "",
-		map[string]any{"purpose": purpose, "reason": reason})
+		map[string]any{"purpose": purpose, "reason": lift.Reason, "reference": ref, "subject_informed": lift.SubjectInformed})
 }
 
 // Objections lists the subject's standing objections by purpose.
@@ -109,7 +159,8 @@ type Restriction struct {
 }
 
 // Restrict restricts the subject's processing (reference: the request it came from): from now
-// every purpose's Check refuses with ERESTRICTED. Restricting twice changes nothing.
+// every purpose's Check refuses with ERESTRICTED. Restricting twice changes nothing, except that
+// a request's reference attaches to a restriction placed without one (as for Object).
 func (c Consent) Restrict(ctx context.Context, subjectID, reference string) error {
 	if _, err := c.tx.Subjects(c.tenantID).subject(ctx, subjectID, "FOR UPDATE"); err != nil {
 		return err
@@ -120,7 +171,8 @@ func (c Consent) Restrict(ctx context.Context, subjectID, reference string) erro
 	ev := EventFromContext(ctx, "subject.restriction.place", c.tenantID, "subject", subjectID, "",
 		map[string]any{"reference": reference})
 	res, err := c.tx.exec(ctx, `INSERT INTO subject_restrictions (tenant_id, subject_id, reference, actor_type, actor_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, subject_id) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, subject_id) DO UPDATE SET reference = excluded.reference
+		WHERE subject_restrictions.reference = '' AND excluded.reference <> ''`,
 		c.tenantID, subjectID, reference, ev.ActorType, ev.ActorID, c.tx.now)
 	if err != nil {
 		return err
@@ -131,23 +183,32 @@ func (c Consent) Restrict(ctx context.Context, subjectID, reference string) erro
 	return c.tx.Audit(ctx, ev)
 }
 
-// LiftRestriction ends the subject's restriction; reason says why (Art. 18(3): the subject is
+// LiftRestriction ends the subject's restriction under lift's rule (Art. 18(3): the subject is
 // told before it is lifted).
-func (c Consent) LiftRestriction(ctx context.Context, subjectID, reason string) error {
+func (c Consent) LiftRestriction(ctx context.Context, subjectID string, lift Lift) error {
 	if !tutela.ValidID(subjectID) {
 		return tutela.Errorf(tutela.ENOTFOUND, "restriction not found")
 	}
-	if reason == "" || len(reason) > maxHoldReason || !tutela.ValidText(reason) {
-		return tutela.FieldErrorf("reason", "reason is required: one line of at most %d bytes", maxHoldReason)
+	if err := lift.validate(); err != nil {
+		return err
 	}
-	res, err := c.tx.exec(ctx, `DELETE FROM subject_restrictions WHERE tenant_id = $1 AND subject_id = $2`, c.tenantID, subjectID)
+	var ref string
+	err := c.tx.queryRow(ctx, `SELECT reference FROM subject_restrictions WHERE tenant_id = $1 AND subject_id = $2`+
+		c.tx.lockClause("FOR UPDATE"), c.tenantID, subjectID).Scan(&ref)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tutela.Errorf(tutela.ENOTFOUND, "restriction not found")
+	}
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return tutela.Errorf(tutela.ENOTFOUND, "restriction not found")
+	if err := lift.allow(ref, "restriction"); err != nil {
+		return err
 	}
-	return c.tx.Record(ctx, "subject.restriction.lift", c.tenantID, "subject", subjectID, "", map[string]any{"reason": reason})
+	if _, err := c.tx.exec(ctx, `DELETE FROM subject_restrictions WHERE tenant_id = $1 AND subject_id = $2`, c.tenantID, subjectID); err != nil {
+		return err
+	}
+	return c.tx.Record(ctx, "subject.restriction.lift", c.tenantID, "subject", subjectID, "",
+		map[string]any{"reason": lift.Reason, "reference": ref, "subject_informed": lift.SubjectInformed})
 }
 
 // Restriction returns the subject's restriction, or nil when their processing is not restricted.

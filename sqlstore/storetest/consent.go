@@ -23,6 +23,10 @@ var ConsentTests = []Test{
 	{"ConsentCheckMatrix", testConsentCheckMatrix},
 	{"ConsentObjectionsAndRestrictions", testConsentObjectionsRestrictions},
 	{"ConsentTenantIsolation", testConsentTenantIsolation},
+	{"ConsentOlderRecordCommittedLate", testConsentOlderRecordCommittedLate},
+	{"ConsentGrantWithdrawRace", testConsentGrantWithdrawRace},
+	{"ConsentRecorderFollowsActor", testConsentRecorderFollowsActor},
+	{"ConsentRequestLift", testConsentRequestLift},
 }
 
 // consentKit is a subject kit whose tenant declares outreach (on consent, notice
@@ -459,11 +463,15 @@ func testConsentObjectionsRestrictions(t *testing.T, open Opener) {
 		t.Fatalf("objections = %+v", objs)
 	}
 	mustCode(t, k.check(tn, ada, "research"), tutela.ECONSENTREQUIRED)
-	mustField(t, do(func(c sqlstore.Consent) error { return c.WithdrawObjection(ctx, ada, "research", "") }), "reason")
-	if err := do(func(c sqlstore.Consent) error { return c.WithdrawObjection(ctx, ada, "research", "compelling grounds") }); err != nil {
+	mustField(t, do(func(c sqlstore.Consent) error { return c.WithdrawObjection(ctx, ada, "research", sqlstore.Lift{}) }), "reason")
+	if err := do(func(c sqlstore.Consent) error {
+		return c.WithdrawObjection(ctx, ada, "research", sqlstore.Lift{Reason: "compelling grounds", SubjectInformed: true, MayLiftRequest: allowLift})
+	}); err != nil {
 		t.Fatal(err)
 	}
-	mustCode(t, do(func(c sqlstore.Consent) error { return c.WithdrawObjection(ctx, ada, "research", "again") }), tutela.ENOTFOUND)
+	mustCode(t, do(func(c sqlstore.Consent) error {
+		return c.WithdrawObjection(ctx, ada, "research", sqlstore.Lift{Reason: "again"})
+	}), tutela.ENOTFOUND)
 	if err := k.check(tn, ada, "research"); err != nil {
 		t.Fatalf("after the objection was withdrawn: %v", err)
 	}
@@ -480,11 +488,13 @@ func testConsentObjectionsRestrictions(t *testing.T, open Opener) {
 		t.Fatalf("restriction = %+v", r)
 	}
 	mustCode(t, k.check(tn, ada, "case_management"), tutela.ERESTRICTED)
-	mustField(t, do(func(c sqlstore.Consent) error { return c.LiftRestriction(ctx, ada, "") }), "reason")
-	if err := do(func(c sqlstore.Consent) error { return c.LiftRestriction(ctx, ada, "accuracy verified") }); err != nil {
+	mustField(t, do(func(c sqlstore.Consent) error { return c.LiftRestriction(ctx, ada, sqlstore.Lift{}) }), "reason")
+	if err := do(func(c sqlstore.Consent) error {
+		return c.LiftRestriction(ctx, ada, sqlstore.Lift{Reason: "accuracy verified"})
+	}); err != nil {
 		t.Fatal(err)
 	}
-	mustCode(t, do(func(c sqlstore.Consent) error { return c.LiftRestriction(ctx, ada, "again") }), tutela.ENOTFOUND)
+	mustCode(t, do(func(c sqlstore.Consent) error { return c.LiftRestriction(ctx, ada, sqlstore.Lift{Reason: "again"}) }), tutela.ENOTFOUND)
 	if err := k.check(tn, ada, "case_management"); err != nil {
 		t.Fatalf("after the restriction was lifted: %v", err)
 	}
@@ -544,9 +554,13 @@ func testConsentTenantIsolation(t *testing.T, open Opener) {
 	if len(objs) != 0 || r != nil {
 		t.Fatalf("globex sees acme's objections %v or restriction %v", objs, r)
 	}
-	err := k.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Consent(b).LiftRestriction(ctx, ada, "not mine") })
+	err := k.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.Consent(b).LiftRestriction(ctx, ada, sqlstore.Lift{Reason: "not mine"})
+	})
 	mustCode(t, err, tutela.ENOTFOUND)
-	err = k.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Consent(b).WithdrawObjection(ctx, ada, "research", "not mine") })
+	err = k.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.Consent(b).WithdrawObjection(ctx, ada, "research", sqlstore.Lift{Reason: "not mine"})
+	})
 	mustCode(t, err, tutela.ENOTFOUND)
 	err = k.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Consent(b).Restrict(ctx, ada, "") })
 	mustCode(t, err, tutela.ENOTFOUND)
