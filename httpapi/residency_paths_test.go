@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,4 +166,24 @@ func newTestSigner(t *testing.T) *audit.Signer {
 		t.Fatal(err)
 	}
 	return signer
+}
+
+// The e-mail telling the old address of a change carries both addresses: it is a job of the
+// user's tenant, claimed by its region's nodes only.
+func TestResidency_EmailChangeNoticeStaysInTenantsRegion(t *testing.T) {
+	t.Parallel()
+	p := newRegionPair(t, sqlstore.SQLite, nil)
+	res, b := p.home.req(t, "PATCH", "/v1/tenants/away/users/"+p.ana.UserID, `{"email":"ana.new@example.org"}`, "", p.ana.AccessToken)
+	if res.StatusCode != 200 {
+		t.Fatalf("change e-mail: %d %s", res.StatusCode, b)
+	}
+	deliver(t, p.us.ids)
+	if got := p.us.mail.Messages(); len(got) != 0 {
+		t.Fatalf("the us node's worker sent %d e-mails of the eu tenant's user (first to %s)", len(got), got[0].To)
+	}
+	deliver(t, p.home.ids)
+	got := p.home.mail.Messages()
+	if len(got) != 1 || got[0].To != "ana@example.org" || !strings.Contains(got[0].Text, "ana.new@example.org") {
+		t.Fatalf("e-mails at home = %+v, want the notice to the old address", got)
+	}
 }
