@@ -187,3 +187,26 @@ func TestResidency_EmailChangeNoticeStaysInTenantsRegion(t *testing.T) {
 		t.Fatalf("e-mails at home = %+v, want the notice to the old address", got)
 	}
 }
+
+// A reset code names no tenant either: another region's node answers 421 before it reads the
+// user, and the code still sets the password at the tenant's region.
+func TestResidency_ResetCodeRefusedByOtherRegionAndKept(t *testing.T) {
+	t.Parallel()
+	p := newRegionPair(t, sqlstore.SQLite, nil)
+	_, bob := p.home.seed(t, "away", "bob@example.org", pw, "operator")
+	res, b := p.home.req(t, "POST", "/v1/tenants/away/users/"+bob.ID+"/password-reset", "", "", p.ana.AccessToken)
+	var rt struct {
+		Token string `json:"reset_token"`
+	}
+	if res.StatusCode != 201 {
+		t.Fatalf("reset issue: %d %s", res.StatusCode, b)
+	}
+	mustUnmarshal(t, b, &rt)
+	p.awayEventsAt = len(tenantEvents(t, p.home, p.away.ID))
+	reset := `{"token":"` + rt.Token + `","new_password":"saffron glacier parcel 17 orchard"}`
+	res, b = p.us.req(t, "POST", "/v1/auth/password/reset", reset, "", nil)
+	p.wantRefusedAndAudited(t, res, b)
+	if res, b = p.home.req(t, "POST", "/v1/auth/password/reset", reset, "", nil); res.StatusCode != 204 {
+		t.Fatalf("reset at home after the refusal: %d %s", res.StatusCode, b)
+	}
+}
