@@ -248,6 +248,22 @@ func (s *Server) auditScope(r *http.Request, p *tutela.Principal) (string, map[s
 	return p.TenantID, masks, nil
 }
 
+// auditTenantInRegion refuses the platform super-admin a tenant of another data region than
+// the node's (421 wrong_region, audited as residency.refused): its events are read at its own
+// region (docs/residency.md). An unknown tenant is no refusal: it has no events to show.
+func (s *Server) auditTenantInRegion(r *http.Request, tenantID string) error {
+	if tenantID == "" {
+		return nil
+	}
+	return s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		_, err := tx.Tenant(r.Context(), tenantID)
+		if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+			return nil
+		}
+		return err
+	})
+}
+
 // AuditEventView is an audit event as GET /v1/audit/events shows it (exported for clients and
 // tests). audit.Event has no JSON tags of its own (the log hashes its canonical encoding, not
 // this one); the explicit view fixes the response's keys and lets writeMasked find source_ip
@@ -294,6 +310,10 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p *tutela.P
 		TargetType: q.Get("target_type"), TargetID: q.Get("target_id"), Cursor: q.Get("cursor")}
 	if scope == "" {
 		f.TenantID = q.Get("tenant") // the super-admin may narrow to one tenant
+		if err := s.auditTenantInRegion(r, f.TenantID); err != nil {
+			middleware.WriteError(w, r, err)
+			return
+		}
 	}
 	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
 		if v := q.Get(name); v != "" {
@@ -400,10 +420,14 @@ func (s *Server) writeInclusion(w http.ResponseWriter, r *http.Request, scope st
 		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no event at that index"))
 		return
 	}
-	if scope != "" {
-		ev, err := sqlstore.DecodeAuditEvent(entries[0].Canonical)
-		if err != nil || ev.TenantID != scope {
-			middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no event at that index"))
+	ev, err := sqlstore.DecodeAuditEvent(entries[0].Canonical)
+	if err != nil || (scope != "" && ev.TenantID != scope) {
+		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTFOUND, "no event at that index"))
+		return
+	}
+	if scope == "" {
+		if err := s.auditTenantInRegion(r, ev.TenantID); err != nil {
+			middleware.WriteError(w, r, err)
 			return
 		}
 	}

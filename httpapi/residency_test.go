@@ -11,6 +11,7 @@ import (
 
 	"tutela"
 	"tutela/clocktest"
+	"tutela/httpapi"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -25,11 +26,11 @@ type regionPair struct {
 	awayEventsAt int
 }
 
-func newRegionPair(t *testing.T, d sqlstore.Dialect) *regionPair {
+func newRegionPair(t *testing.T, d sqlstore.Dialect, mod func(*httpapi.Deps)) *regionPair {
 	t.Helper()
 	c := clocktest.New(time.Now().UTC())
 	db, dsn := sqltest.OpenDSN(t, d, sqlstore.Options{Clock: c.Now})
-	p := &regionPair{home: newEnvOn(t, db, c, nil)}
+	p := &regionPair{home: newEnvOn(t, db, c, mod)}
 	p.homeT, _ = p.home.seed(t, "home", "root@example.org", pw, "super_admin")
 	p.away, _ = p.home.seed(t, "away", "ana@example.org", pw, "program_admin")
 	p.homeT.Region = "us"
@@ -44,7 +45,7 @@ func newRegionPair(t *testing.T, d sqlstore.Dialect) *regionPair {
 	}
 	t.Cleanup(func() { us.Close() })
 	sqltest.AttachVault(t, us)
-	p.us = newEnvOn(t, us, c, nil)
+	p.us = newEnvOn(t, us, c, mod)
 	p.awayEventsAt = len(tenantEvents(t, p.home, p.away.ID))
 	return p
 }
@@ -88,7 +89,7 @@ func (p *regionPair) wantRefusedAndAudited(t *testing.T, res *http.Response, bod
 	if !found {
 		t.Fatalf("no residency.refused event for request %s", eb.Error.RequestID)
 	}
-	if n := len(tenantEvents(t, p.us, p.away.ID)); n != p.awayEventsAt {
+	if n := len(tenantEvents(t, p.home, p.away.ID)); n != p.awayEventsAt {
 		t.Fatalf("the refused request recorded %d events for the tenant", n-p.awayEventsAt)
 	}
 }
@@ -98,7 +99,7 @@ func TestResidency_OtherRegionsTenantRefused421AndAudited(t *testing.T) {
 	for _, d := range sqltest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			p := newRegionPair(t, d)
+			p := newRegionPair(t, d, nil)
 			sa := p.home.createSA(t, p.away.ID, p.ana.AccessToken, `{"name":"etl","permissions":[{"resource":"users","action":"READ"}]}`)
 			code, tok := p.home.clientToken(t, sa.SA.ClientID, sa.Secret, "")
 			if code != 200 {
@@ -155,7 +156,7 @@ func TestResidency_PlatformCannotPlaceTenantsInAnotherRegion(t *testing.T) {
 	for _, d := range sqltest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			p := newRegionPair(t, d)
+			p := newRegionPair(t, d, nil)
 			res, body := p.us.req(t, "POST", "/v1/tenants", `{"slug":"new","name":"New","data_region":"eu"}`, "", p.root.AccessToken)
 			if eb := wantError(t, res, body, 421, tutela.EWRONGREGION); eb.Error.Field != "data_region" {
 				t.Fatalf("field = %q, want data_region", eb.Error.Field)
@@ -186,7 +187,7 @@ func TestResidency_PlatformCannotPlaceTenantsInAnotherRegion(t *testing.T) {
 // nowhere: the region of a tenant that is not theirs is not theirs to learn.
 func TestResidency_OtherTenantsRegionStaysHidden(t *testing.T) {
 	t.Parallel()
-	p := newRegionPair(t, sqlstore.SQLite)
+	p := newRegionPair(t, sqlstore.SQLite, nil)
 	local, _ := p.home.seed(t, "local", "lou@example.org", pw, "program_admin")
 	local.Region = "us"
 	if err := p.home.db.Update(ctxBG, func(tx *sqlstore.Tx) error { return tx.UpdateTenant(ctxBG, local) }); err != nil {

@@ -170,7 +170,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		return
 	}
 	if oldEmail != "" {
-		s.d.Identity.NotifyEmailChanged(r.Context(), oldEmail, out.Email) // right after the commit
+		s.d.Identity.NotifyEmailChanged(r.Context(), out.TenantID, oldEmail, out.Email) // right after the commit
 	}
 	s.writeMasked(w, r, http.StatusOK, out, out.TenantID, authz.ResUsers, masks)
 }

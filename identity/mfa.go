@@ -70,6 +70,12 @@ func (s *Service) peekChallenge(ctx context.Context, challenge string) (*sqlstor
 		if err != nil {
 			return errChallenge
 		}
+		// The challenge names no tenant: resolve it before anything of the user is read, so a
+		// node of another data region answers wrong_region (docs/residency.md) and neither
+		// opens the user's factors nor writes a lockout, event or session for them.
+		if _, err := tx.Tenant(ctx, t.TenantID); err != nil {
+			return err
+		}
 		cred, err = tx.Users(t.TenantID).Credentials(ctx, t.UserID)
 		return err
 	})

@@ -92,11 +92,13 @@ func (s *Service) PrepareMail(tenantID string, m mail.Message) (*Notice, error) 
 	return s.prepareMail(tenantID, m)
 }
 
-// notify queues one message in a transaction of its own, for callers whose change has already
-// committed (a crash between the two loses the message). A failure to queue is logged and
-// never fails the caller, whose change stands. Prefer a Notice queued with the change.
-func (s *Service) notify(ctx context.Context, m mail.Message, what string) {
-	n, err := s.prepareMail("", m)
+// notify queues one message to a user of tenantID in a transaction of its own, for callers whose
+// change has already committed (a crash between the two loses the message). A failure to queue
+// is logged and never fails the caller, whose change stands. Prefer a Notice queued with the
+// change. The job carries the tenant: it holds the user's addresses, so only a node of the
+// tenant's data region may claim it (docs/residency.md).
+func (s *Service) notify(ctx context.Context, tenantID string, m mail.Message, what string) {
+	n, err := s.prepareMail(tenantID, m)
 	if err == nil && n != nil {
 		err = s.db.Update(ctx, func(tx *sqlstore.Tx) error { return n.Enqueue(ctx, tx) })
 	}
@@ -151,7 +153,7 @@ func (s *Service) NotifyChange(ctx context.Context, u *tutela.User, c Change) {
 		s.log.Error("no notification for change", "change", string(c))
 		return
 	}
-	s.notify(ctx, changeMessage(u, m.subject, m.what), string(c))
+	s.notify(ctx, u.TenantID, changeMessage(u, m.subject, m.what), string(c))
 }
 
 func changeMessage(u *tutela.User, subject, what string) mail.Message {
@@ -161,9 +163,9 @@ func changeMessage(u *tutela.User, subject, what string) mail.Message {
 
 // NotifyEmailChanged tells the old address that the account's e-mail address changed, so a
 // takeover that redirects password resets elsewhere does not go unnoticed (ASVS 7.5.1). It is
-// queued right after the change commits.
-func (s *Service) NotifyEmailChanged(ctx context.Context, oldEmail, newEmail string) {
-	s.notify(ctx, mail.Message{To: oldEmail, Subject: "Your e-mail address was changed",
+// queued right after the change commits, as a job of the user's tenant.
+func (s *Service) NotifyEmailChanged(ctx context.Context, tenantID, oldEmail, newEmail string) {
+	s.notify(ctx, tenantID, mail.Message{To: oldEmail, Subject: "Your e-mail address was changed",
 		Text: "The e-mail address of your account " + oldEmail + " was changed to " + newEmail +
 			".\n\nPassword reset codes now go to the new address. If you did not ask for this, contact your " +
 			"administrator at once.\n"}, "e-mail change")

@@ -972,10 +972,12 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 			return err
 		}
 		peeked = true
-		if cred, err = tx.Users(ot.TenantID).Credentials(ctx, ot.UserID); err != nil {
+		// The tenant first: a node of another data region answers wrong_region before it reads
+		// the user (docs/residency.md), and the code stays usable at the tenant's own region.
+		if tenant, err = tx.Tenant(ctx, ot.TenantID); err != nil {
 			return err
 		}
-		if tenant, err = tx.Tenant(ctx, ot.TenantID); err != nil {
+		if cred, err = tx.Users(ot.TenantID).Credentials(ctx, ot.UserID); err != nil {
 			return err
 		}
 		history, err = tx.Users(ot.TenantID).PasswordHistory(ctx, ot.UserID, s.Policy.History)

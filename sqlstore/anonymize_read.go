@@ -117,9 +117,12 @@ func scanAll(ctx context.Context, tx *Tx, q string, scan func(*sql.Rows) error, 
 // readAnonConfig reads tenants, the permission catalog, custom roles with their permissions and
 // masks, subject schemas and minimization profiles: configuration, copied as it is.
 func readAnonConfig(ctx context.Context, tx *Tx, src *anonSource) error {
+	// A region-bound node copies its region's tenants only, and of the tables read here as a
+	// whole only their rows (docs/residency.md): the other regions' data is not this node's.
+	where, args := tx.regionWhere("id")
 	if err := scanAll(ctx, tx, `SELECT id, slug, name, data_region, status, session_idle_seconds, session_absolute_seconds,
 		password_composition, mfa_required_all, require_private_key_jwt, service_accounts_may_take_over, created_at
-		FROM tenants ORDER BY id`, func(r *sql.Rows) error {
+		FROM tenants`+where+` ORDER BY id`, func(r *sql.Rows) error {
 		var t anonTenant
 		if err := r.Scan(&t.id, &t.slug, &t.name, &t.region, &t.status, &t.idle, &t.absolute, &t.composition, &t.mfaAll,
 			&t.privateKeyJWT, &t.saTakeOver, &t.createdAt); err != nil {
@@ -127,7 +130,7 @@ func readAnonConfig(ctx context.Context, tx *Tx, src *anonSource) error {
 		}
 		src.tenants = append(src.tenants, t)
 		return nil
-	}); err != nil {
+	}, args...); err != nil {
 		return err
 	}
 	if err := scanAll(ctx, tx, `SELECT id, resource_type, action, max_classification FROM permissions ORDER BY id`, func(r *sql.Rows) error {
@@ -140,40 +143,43 @@ func readAnonConfig(ctx context.Context, tx *Tx, src *anonSource) error {
 	}); err != nil {
 		return err
 	}
+	scope, args := tx.regionScope("tenant_id", false)
 	if err := scanAll(ctx, tx, `SELECT id, tenant_id, key, name, clearance, description, created_at FROM roles
-		WHERE tenant_id IS NOT NULL AND NOT builtin ORDER BY id`, func(r *sql.Rows) error {
+		WHERE tenant_id IS NOT NULL AND NOT builtin`+scope+` ORDER BY id`, func(r *sql.Rows) error {
 		var ro anonRole
 		if err := r.Scan(&ro.id, &ro.tenantID, &ro.key, &ro.name, &ro.clearance, &ro.description, &ro.createdAt); err != nil {
 			return err
 		}
 		src.roles = append(src.roles, ro)
 		return nil
-	}); err != nil {
+	}, args...); err != nil {
 		return err
 	}
+	scope, args = tx.regionScope("ro.tenant_id", false)
 	if err := scanAll(ctx, tx, `SELECT rp.role_id, rp.permission_id FROM role_permissions rp JOIN roles ro ON ro.id = rp.role_id
-		WHERE ro.tenant_id IS NOT NULL AND NOT ro.builtin ORDER BY rp.role_id, rp.permission_id`, func(r *sql.Rows) error {
+		WHERE ro.tenant_id IS NOT NULL AND NOT ro.builtin`+scope+` ORDER BY rp.role_id, rp.permission_id`, func(r *sql.Rows) error {
 		var p [2]string
 		if err := r.Scan(&p[0], &p[1]); err != nil {
 			return err
 		}
 		src.rolePerms = append(src.rolePerms, p)
 		return nil
-	}); err != nil {
+	}, args...); err != nil {
 		return err
 	}
 	if err := scanAll(ctx, tx, `SELECT f.role_id, f.field, f.mask FROM field_policies f JOIN roles ro ON ro.id = f.role_id
-		WHERE ro.tenant_id IS NOT NULL AND NOT ro.builtin ORDER BY f.role_id, f.field`, func(r *sql.Rows) error {
+		WHERE ro.tenant_id IS NOT NULL AND NOT ro.builtin`+scope+` ORDER BY f.role_id, f.field`, func(r *sql.Rows) error {
 		var m anonMask
 		if err := r.Scan(&m.roleID, &m.field, &m.mask); err != nil {
 			return err
 		}
 		src.masks = append(src.masks, m)
 		return nil
-	}); err != nil {
+	}, args...); err != nil {
 		return err
 	}
-	if err := scanAll(ctx, tx, `SELECT tenant_id, purpose, rules, updated_by FROM minimization_profiles ORDER BY tenant_id, purpose`,
+	where, args = tx.regionWhere("tenant_id")
+	if err := scanAll(ctx, tx, `SELECT tenant_id, purpose, rules, updated_by FROM minimization_profiles`+where+` ORDER BY tenant_id, purpose`,
 		func(r *sql.Rows) error {
 			var p anonProfile
 			if err := r.Scan(&p.tenantID, &p.purpose, &p.rules, &p.updatedBy); err != nil {
@@ -181,7 +187,7 @@ func readAnonConfig(ctx context.Context, tx *Tx, src *anonSource) error {
 			}
 			src.profiles = append(src.profiles, p)
 			return nil
-		}); err != nil {
+		}, args...); err != nil {
 		return err
 	}
 	for _, t := range src.tenants {
@@ -218,7 +224,8 @@ func readAnonUsers(ctx context.Context, tx *Tx, src *anonSource) error {
 			cursor = page[len(page)-1].ID
 		}
 	}
-	if err := scanAll(ctx, tx, `SELECT tenant_id, user_id, role_id, granted_by, expires_at FROM user_roles ORDER BY tenant_id, user_id, role_id`,
+	where, args := tx.regionWhere("tenant_id")
+	if err := scanAll(ctx, tx, `SELECT tenant_id, user_id, role_id, granted_by, expires_at FROM user_roles`+where+` ORDER BY tenant_id, user_id, role_id`,
 		func(r *sql.Rows) error {
 			var g anonUserRole
 			if err := r.Scan(&g.tenantID, &g.userID, &g.roleID, &g.grantedBy, &g.expiresAt); err != nil {
@@ -226,10 +233,10 @@ func readAnonUsers(ctx context.Context, tx *Tx, src *anonSource) error {
 			}
 			src.userRoles = append(src.userRoles, g)
 			return nil
-		}); err != nil {
+		}, args...); err != nil {
 		return err
 	}
-	return scanAll(ctx, tx, `SELECT tenant_id, user_id, permission_id, effect, granted_by, expires_at FROM user_permissions
+	return scanAll(ctx, tx, `SELECT tenant_id, user_id, permission_id, effect, granted_by, expires_at FROM user_permissions`+where+`
 		ORDER BY tenant_id, user_id, id`, func(r *sql.Rows) error {
 		var g anonUserPermission
 		if err := r.Scan(&g.tenantID, &g.userID, &g.permissionID, &g.effect, &g.grantedBy, &g.expiresAt); err != nil {
@@ -237,7 +244,7 @@ func readAnonUsers(ctx context.Context, tx *Tx, src *anonSource) error {
 		}
 		src.userPerms = append(src.userPerms, g)
 		return nil
-	})
+	}, args...)
 }
 
 // readAnonSubjects reads every live subject and opens all its values with the source vault.

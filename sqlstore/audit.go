@@ -427,6 +427,11 @@ func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (recs []AuditRecor
 	if f.TenantID != "" {
 		add("e.tenant_id = ?", f.TenantID)
 	}
+	// A store bound to a data region reads its region's tenants' events and the platform's
+	// (tenant_id ''), never another region's (docs/residency.md): those are read at their region.
+	if db.region != "" {
+		add("(e.tenant_id = '' OR e.tenant_id IN (SELECT CAST(id AS TEXT) FROM tenants WHERE data_region = ?))", db.region)
+	}
 	if f.ActorID != "" {
 		add("e.actor_id = ?", f.ActorID)
 	}

@@ -177,9 +177,25 @@ var ErrDSRDownloadNotFound = tutela.Errorf(tutela.ENOTFOUND, "download not found
 // with the same token cannot both get the package (the UPDATE claims it only while unused and
 // unexpired), and records dsr.package_download. The caller opens the package in the same
 // transaction; if that fails, the transaction rolls back and the link is not spent.
+//
+// The token names no tenant, so the package's tenant is resolved through Tenant before the link
+// is spent: a node of another data region (a copied link, a wrong DNS entry) answers
+// wrong_region and leaves the link for the tenant's own region (docs/residency.md).
 func (tx *Tx) ConsumeDSRDownload(ctx context.Context, tokenHash []byte) (*DSRDownload, error) {
 	if len(tokenHash) != sha256.Size {
 		return nil, ErrDSRDownloadNotFound
+	}
+	var tenantID string
+	err := tx.queryRow(ctx, `SELECT tenant_id FROM dsr_packages
+		WHERE token_hash = $1 AND used_at IS NULL AND link_expires_at > $2`, tokenHash, tx.now).Scan(&tenantID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrDSRDownloadNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Tenant(ctx, tenantID); err != nil {
+		return nil, err
 	}
 	res, err := tx.exec(ctx, `UPDATE dsr_packages SET used_at = $1
 		WHERE token_hash = $2 AND used_at IS NULL AND link_expires_at > $1`, tx.now, tokenHash)

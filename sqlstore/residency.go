@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"tutela"
 )
@@ -59,6 +60,16 @@ func (tx *Tx) regionScope(col string, nullable bool, args ...any) (string, []any
 // which PostgreSQL does not compare with a UUID.
 func (tx *Tx) regionScopeText(col string, nullable bool, args ...any) (string, []any) {
 	return tx.regionScopeOf(col, "CAST(id AS TEXT)", nullable, args)
+}
+
+// regionWhere is regionScope for a query with no WHERE clause of its own: " WHERE cond", or ""
+// on a store bound to no region.
+func (tx *Tx) regionWhere(col string) (string, []any) {
+	scope, args := tx.regionScope(col, false)
+	if scope == "" {
+		return "", nil
+	}
+	return " WHERE" + strings.TrimPrefix(scope, " AND"), args
 }
 
 func (tx *Tx) regionScopeOf(col, id string, nullable bool, args []any) (string, []any) {

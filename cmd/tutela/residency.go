@@ -33,10 +33,13 @@ func (m *Main) kekIdentity() (string, error) {
 
 // agreeRegionKEK records, at the first start of a node of this region, the KEK the region uses
 // (residency.kek_uri.<region>), and refuses a node whose KEK differs from its region's, or is
-// recorded for another region. A tenant's keysets are wrapped by its region's KEK: a node on
-// another KEK could not open them, and two regions sharing one would let either region's
-// operators, or a compromise of either KMS, open the other's data. A node bound to no region
-// records nothing.
+// recorded for another region. Each region has its own database (the vault opens a database
+// only with the one KEK that wraps all its keysets, vault.Check), so this catches a node started
+// with the wrong region's KEK or pointed at the wrong region's database, before it serves; two
+// regions sharing a KEK would let either region's operators, or a compromise of either KMS, open
+// the other's data. KEKs are compared as text (kekIdentity): the same KMS key written two ways
+// (an alias ARN and a key ARN) is not recognised as one. A node bound to no region records
+// nothing.
 func (m *Main) agreeRegionKEK(ctx context.Context) error {
 	region := m.Config.Residency.Region
 	if region == "" {
@@ -57,9 +60,9 @@ func (m *Main) agreeRegionKEK(ctx context.Context) error {
 	}
 	if recorded != kek {
 		return fmt.Errorf("vault.kek_uri: this node of data region %q uses the KEK %s, but the region's nodes use %s "+
-			"(recorded when its first node started): every node of a region needs the region's KEK, which wraps its "+
-			"tenants' keysets; set vault.kek_uri (and, for local:, the master key) as on the region's other nodes",
-			region, kek, recorded)
+			"(recorded when its first node started; KEK URIs are compared as text): every node of a region needs the "+
+			"region's KEK, which wraps the keysets of the region's database; set vault.kek_uri (and, for local:, the "+
+			"master key) as on the region's other nodes", region, kek, recorded)
 	}
 	return m.kekOfOtherRegion(ctx, region, kek)
 }
@@ -81,7 +84,8 @@ func (m *Main) kekOfOtherRegion(ctx context.Context, region, kek string) error {
 	}
 	slices.Sort(others)
 	return fmt.Errorf("vault.kek_uri: the KEK %s is data region %q's (recorded when its first node started), and this "+
-		"node serves region %q: no two regions share a KEK, so that neither region's operators nor a compromise of "+
-		"its KMS reach the other's data; give region %q a KEK of its own (with local:, a region of its own needs a "+
-		"database of its own, since all its nodes share one master key)", kek, strings.Join(others, ", "), region, region)
+		"node serves region %q: each region has its own database and its own KEK, so that neither region's operators "+
+		"nor a compromise of its KMS reach the other's data; point database.url at region %q's database and "+
+		"vault.kek_uri at its KEK (or, if this node belongs to region %q, set residency.region to it)",
+		kek, strings.Join(others, ", "), region, region, strings.Join(others, ", "))
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
+	"tutela"
 	"tutela/config"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
@@ -142,5 +145,47 @@ func TestBootstrap_RegionBoundNodeCreatesTenantInItsRegion(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// One database holds the keysets of one KEK: the vault refuses a node of another region, on its
+// own KEK, over a database whose keysets another region's KEK wraps (the supported topology is
+// a database per region, docs/residency.md), and the refusal says so instead of only "wrong KEK".
+func TestWrongKEK_RegionBoundNodeIsToldEachRegionHasItsOwnDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqltest.Open(t, sqlstore.SQLite, sqlstore.Options{})
+	eu := &tutela.Tenant{Slug: "eu-t", Name: "EU", Region: "eu"}
+	if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.CreateTenant(ctx, eu) }); err != nil {
+		t.Fatal(err)
+	}
+	kekEU, err := vault.NewLocalKEK(tutela.NewSecretBytes(bytes.Repeat([]byte{1}, vault.MasterKeySize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kekUS, err := vault.NewLocalKEK(tutela.NewSecretBytes(bytes.Repeat([]byte{2}, vault.MasterKeySize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vEU, err := vault.New(ctx, kekEU, sqlstore.KeysetStore{DB: db}, vault.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vEU.Encrypt(ctx, eu.ID, vault.PurposePersonKeys, []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = vault.New(ctx, kekUS, sqlstore.KeysetStore{DB: db}, vault.Options{})
+	if !errors.Is(err, vault.ErrWrongKEK) {
+		t.Fatalf("a second KEK over the database: %v, want ErrWrongKEK", err)
+	}
+	for _, uri := range []string{"local:", kmsUS} {
+		msg := regionNode(t, db, "us", uri, keyB).wrongKEK(err)
+		if !errors.Is(msg, vault.ErrWrongKEK) || !strings.Contains(msg.Error(), `each region has its own database`) ||
+			!strings.Contains(msg.Error(), `database.url is region "us"'s database`) {
+			t.Fatalf("%s: %v", uri, msg)
+		}
+		if msg := regionNode(t, db, "", uri, keyB).wrongKEK(err); strings.Contains(msg.Error(), "region") {
+			t.Fatalf("an unbound node is told about regions: %v", msg)
+		}
 	}
 }

@@ -99,14 +99,22 @@ func (m *Main) masterKeyOrigin() string {
 }
 
 // wrongKEK rewrites the vault's "wrong KEK" refusal for the local master key into what to do.
+// On a node bound to a data region it also names the region's database: one database holds the
+// keysets of one KEK (vault.Check), so each region has a database of its own (docs/residency.md),
+// and a node on another region's KEK, or pointed at another region's database, ends here.
 func (m *Main) wrongKEK(err error) error {
+	wrong, region := errors.Is(err, vault.ErrWrongKEK), ""
+	if r := m.Config.Residency.Region; r != "" && wrong {
+		region = fmt.Sprintf("; this node serves data region %q, and each region has its own database whose keysets "+
+			"only its region's KEK opens: check that database.url is region %q's database and vault.kek_uri its KEK", r, r)
+	}
 	spec, perr := vault.ParseKEKURI(m.Config.Vault.KEKURI)
-	if !errors.Is(err, vault.ErrWrongKEK) || perr != nil || spec.Scheme != vault.SchemeLocal {
-		return fmt.Errorf("%w (set vault.kek_uri to the KEK the keysets were wrapped with, or run `tutela keys kek-rewrap`)", err)
+	if !wrong || perr != nil || spec.Scheme != vault.SchemeLocal {
+		return fmt.Errorf("%w (set vault.kek_uri to the KEK the keysets were wrapped with, or run `tutela keys kek-rewrap`%s)", err, region)
 	}
 	return fmt.Errorf("%s does not open the keysets in the database: restore the master.key that was used with "+
-		"this database (or copy it from another node of this deployment), or set TUTELA_MASTER_KEY_FILE to it "+
-		"(detail: %w)", m.masterKeyOrigin(), err)
+		"this database (or copy it from another node of this deployment), or set TUTELA_MASTER_KEY_FILE to it%s "+
+		"(detail: %w)", m.masterKeyOrigin(), region, err)
 }
 
 // errPepperedHash stops the scan of stored hashes at the first one that names a pepper key.

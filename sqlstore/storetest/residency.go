@@ -2,12 +2,14 @@ package storetest
 
 import (
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"tutela"
+	"tutela/authz"
 	"tutela/privacy"
 	"tutela/sqlstore"
 )
@@ -21,6 +23,7 @@ var ResidencyTests = []Test{
 	{"ResidencyJobsClaimedForOwnRegionOnly", testResidencyJobs},
 	{"ResidencyRetentionSweepsOwnRegionOnly", testResidencyRetention},
 	{"ResidencyAccessReviewsClosedForOwnRegionOnly", testResidencyAccessReviews},
+	{"ResidencyAnonymizedCopyHoldsOwnRegionOnly", testResidencyAnonymizedCopy},
 }
 
 // nodeRegion is the region of the bound stores; createTenant creates tenants there.
@@ -243,5 +246,80 @@ func testResidencyAccessReviews(t *testing.T, open Opener) {
 	arSweep(t, db, ctx, 1)
 	if n := count(t, db, `SELECT COUNT(*) FROM access_reviews WHERE id = $1 AND status = 'open'`, theirs.ID); n != 1 {
 		t.Fatal("another region's review was closed")
+	}
+}
+
+// testResidencyAnonymizedCopy: `tutela export --anonymize` on a region-bound node copies its
+// region's tenants and nothing of another region's: not the tenant, its custom roles and masks,
+// its minimization profiles, its users and their grants, nor its subjects.
+func testResidencyAnonymizedCopy(t *testing.T, open Opener) {
+	src := open(t, sqlstore.Options{Region: nodeRegion})
+	sv := newVault(t, src, newKEK(t))
+	src.SetVault(sv)
+	seal := privacy.NewSubjects(sv)
+	schema := testSchema()
+	own, other := createTenant(t, src, "anon-own"), createTenant(t, src, "anon-other")
+	var originals []string
+	for i, tn := range []*tutela.Tenant{own, other} {
+		update(t, src, func(tx *sqlstore.Tx) error { return tx.SubjectSchema(tn.ID).Put(ctx, schema) })
+		u := &tutela.User{Email: []string{"olga.ownregion@example.org", "theo.elsewhere@example.org"}[i],
+			DisplayName: []string{"Olga Ownregion", "Theo Elsewhere"}[i]}
+		vals := map[string]string{"full_name": []string{"Ottilie Heimat", "Xaver Fremdland"}[i]}
+		originals = append(originals, u.Email, u.DisplayName, vals["full_name"])
+		update(t, src, func(tx *sqlstore.Tx) error { return tx.Users(tn.ID).Create(ctx, u) })
+		sealed, err := seal.SealNew(ctx, tn.ID, schema, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		update(t, src, func(tx *sqlstore.Tx) error { _, err := tx.Subjects(tn.ID).Create(ctx, sealed); return err })
+		if tn != other {
+			continue
+		}
+		role := &sqlstore.Role{Key: "caseworker", Name: "Caseworker", Clearance: authz.Yellow,
+			Permissions: []authz.Permission{{Resource: authz.ResSubjects, Action: authz.Read, MaxClass: authz.Yellow}},
+			FieldMasks:  map[string]authz.Mask{"subjects.phone": authz.MaskPartial}}
+		update(t, src, func(tx *sqlstore.Tx) error {
+			if err := tx.CreateRole(ctx, tn.ID, role); err != nil {
+				return err
+			}
+			if err := tx.Users(tn.ID).Grant(ctx, u.ID, "caseworker", "", nil); err != nil {
+				return err
+			}
+			if err := tx.Users(tn.ID).Grant(ctx, u.ID, authz.RoleProgramAdmin, "", nil); err != nil {
+				return err
+			}
+			return tx.MinimizationProfiles(tn.ID).Put(ctx, &privacy.Profile{Purpose: "aid",
+				Fields: map[string]privacy.Rule{"full_name": {Action: privacy.Pass}}})
+		})
+	}
+	moveRegion(t, src, other.ID, otherRegion)
+
+	path := filepath.Join(t.TempDir(), "staging.db")
+	dst, dv := NewAnonymizeTarget(t, path)
+	syn, err := privacy.NewSynthesizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := src.AnonymizeInto(ctx, dst, syn, tutela.NewID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (sqlstore.AnonymizeCounts{Tenants: 1, Users: 1, Subjects: 1, Values: 1}); counts != want {
+		t.Fatalf("counts = %+v, want this region's tenant only: %+v", counts, want)
+	}
+	c := ReadCopy(t, dst, dv)
+	AssertNoOriginal(t, dst, path, originals, c)
+	if _, ok := c.Subjects[other.ID]; ok || len(c.Subjects[own.ID]) != 1 {
+		t.Fatalf("subjects in the copy by tenant: %v", c.Subjects)
+	}
+	for table, q := range map[string]string{
+		"tenants":               `SELECT COUNT(*) FROM tenants WHERE id = $1 OR slug = 'anon-other'`,
+		"roles":                 `SELECT COUNT(*) FROM roles WHERE tenant_id = $1`,
+		"user_roles":            `SELECT COUNT(*) FROM user_roles WHERE tenant_id = $1`,
+		"minimization_profiles": `SELECT COUNT(*) FROM minimization_profiles WHERE tenant_id = $1`,
+	} {
+		if n := count(t, dst, q, other.ID); n != 0 {
+			t.Errorf("the copy holds %d %s rows of another region's tenant", n, table)
+		}
 	}
 }
