@@ -90,6 +90,17 @@ func TestDSR_YELLOWApproverGetsNoTokenAndPackageIsNotServedTwice(t *testing.T) {
 			res, b = se.req(t, "POST", one+"/download-link", `{"delivery":"pigeon"}`, "", se.root)
 			wantError(t, res, b, 400, tutela.EINVALID)
 
+			// RED clearance is not enough with a field mask on notes, nor without READ on the
+			// requests (the subject's texts).
+			masked := se.userWithRole(t, "masked_red", `{"resource":"subjects","action":"READ"},{"resource":"dsr","action":"READ"},`+
+				`{"resource":"dsr","action":"EXPORT"}`, `"subjects.notes":"hidden"`)
+			noText := se.userWithRole(t, "no_text_red", `{"resource":"subjects","action":"READ"},{"resource":"dsr","action":"EXPORT"}`, ``)
+			for auth, want := range map[string]string{masked: "notes", noText: "texts"} {
+				res, b := se.req(t, "POST", one+"/download-link", "", "", auth)
+				if e := wantError(t, res, b, 403, tutela.EFORBIDDEN); !strings.Contains(e.Error.Message, want) {
+					t.Fatalf("refusal: %s, want it to name %s", b, want)
+				}
+			}
 			// The super-admin, who may read all of it, takes it over in person.
 			res, b = se.req(t, "POST", one+"/download-link", `{"delivery":"in_person"}`, "", se.root)
 			if res.StatusCode != 201 {

@@ -175,6 +175,12 @@ func (s *Server) planDSRDelivery(r *http.Request, tx *sqlstore.Tx, p *tutela.Pri
 		return nil, tutela.FieldErrorf("delivery", "the link cannot be e-mailed: the subject's record holds no e-mail address, "+
 			"or e-mail is not configured; hand the package over in person (delivery in_person)")
 	}
+	// The package also holds the subject's own words (request texts, consent evidence): those
+	// open for READ on dsr at YELLOW, as GET …/dsr/{id} decides.
+	if !authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResDSR, Class: authz.Yellow}, s.d.Clock()).Allow {
+		return nil, tutela.Errorf(tutela.EFORBIDDEN, "handing the package over in person needs a caller allowed to read all of it "+
+			"in clear, and you may not read the subject's texts (READ on dsr at YELLOW)")
+	}
 	for _, f := range schema {
 		if _, held := rec.Stored.Values[f.Name]; !held {
 			continue
