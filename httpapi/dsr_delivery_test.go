@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"tutela"
 	"tutela/sqlstore"
@@ -215,6 +216,31 @@ func TestDSR_LinkIsEmailedToTheSubjectNotReturnedToTheCaller(t *testing.T) {
 		t.Fatal("the mail job's payload is not sealed")
 	}
 	se.noValueLeaked(t)
+
+	// An address written after the request was received is not trusted: whoever may edit
+	// subjects (YELLOW) could otherwise have the package, RED included, mailed to themselves.
+	res, b = se.req(t, "POST", se.base+"/subjects", `{"values":{"full_name":"Ada Lovelace","national_id":"AB-947 381",
+		"email":"ada.subject@example.net"}}`, "", se.root)
+	mustUnmarshal(t, b, &s)
+	req := se.dsrCall(t, "POST", se.base+"/dsr", `{"subject_id":"`+s.ID+`","kind":"access"}`, se.operator, 201)
+	se.clock.Add(time.Second)
+	if res, b := se.req(t, "PATCH", se.base+"/subjects/"+s.ID, `{"values":{"email":"mallory@example.net"}}`, "", admin.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("patch: %d %s", res.StatusCode, b)
+	}
+	two := se.base + "/dsr/" + req.ID
+	se.dsrCall(t, "POST", two+"/verify", `{"result":"verified","method":"in_person_document"}`, se.operator, 200)
+	se.dsrCall(t, "POST", two+"/assign", `{"assignee":"`+admin.UserID+`","approver":"`+admin2.UserID+`"}`, se.operator, 200)
+	se.dsrCall(t, "POST", two+"/submit", `{}`, admin.AccessToken, 200)
+	se.dsrCall(t, "POST", two+"/approve", "", admin2.AccessToken, 200)
+	se.mail.Reset()
+	res, b = se.req(t, "POST", two+"/download-link", "", "", admin.AccessToken)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN) // falls back to in person; admin is YELLOW
+	res, b = se.req(t, "POST", two+"/download-link", `{"delivery":"email"}`, "", admin.AccessToken)
+	wantError(t, res, b, 409, tutela.ECONFLICT)
+	deliver(t, se.ids)
+	if msgs := se.mail.Messages(); len(msgs) != 0 {
+		t.Fatalf("mailed to an address changed after the request: %+v", msgs)
+	}
 }
 
 // Finding 2 (MEDIUM): verify {"result":"failed"} (UPDATE) closed the request as rejected, a

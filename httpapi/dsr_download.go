@@ -134,8 +134,9 @@ func (s *Server) dsrDownloadLink(w http.ResponseWriter, r *http.Request, p *tute
 }
 
 // planDSRDelivery decides how request id's link is delivered. By e-mail when the subject's record
-// holds a value of an email-typed field (the first in schema order), unless the request asks
-// for in person or e-mail cannot go out (no public URL for the link, or no mail configured); in
+// holds a value of an email-typed field (the first in schema order) and has not changed since
+// the request was received, unless the request asks for in person or e-mail cannot go out (no
+// public URL for the link, or no mail configured); in
 // person otherwise, and then only to a caller who may read every field the package holds in
 // clear. With open, the address is opened with the subject's key.
 func (s *Server) planDSRDelivery(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, t *tutela.Tenant, pol *authz.Policy,
@@ -154,7 +155,11 @@ func (s *Server) planDSRDelivery(r *http.Request, tx *sqlstore.Tx, p *tutela.Pri
 		return nil, err
 	}
 	mailing := haveURL && s.d.Identity != nil && s.d.Identity.Mailer != nil && s.d.Identity.Jobs != nil
-	if asked != sqlstore.DSRDeliveryInPerson && mailing {
+	// The address is trusted only if the record has not changed since the request was received:
+	// otherwise whoever may edit subjects (YELLOW) could put their own address in and have the
+	// whole package, RED included, mailed to themselves.
+	changed := rec.UpdatedAt.After(d.ReceivedAt)
+	if asked != sqlstore.DSRDeliveryInPerson && mailing && !changed {
 		for _, f := range schema {
 			ct, held := rec.Stored.Values[f.Name]
 			if f.Type != privacy.FieldEmail || !held {
@@ -170,6 +175,10 @@ func (s *Server) planDSRDelivery(r *http.Request, tx *sqlstore.Tx, p *tutela.Pri
 			}
 			return plan, nil
 		}
+	}
+	if asked == sqlstore.DSRDeliveryEmail && changed {
+		return nil, tutela.Errorf(tutela.ECONFLICT, "the link cannot be e-mailed: the subject's record changed after the request "+
+			"was received, so its e-mail address is not trusted for delivery; hand the package over in person (delivery in_person)")
 	}
 	if asked == sqlstore.DSRDeliveryEmail {
 		return nil, tutela.FieldErrorf("delivery", "the link cannot be e-mailed: the subject's record holds no e-mail address, "+
