@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"tutela/audit"
 	"tutela/privacy"
 	"tutela/sqlstore"
 )
@@ -26,6 +27,12 @@ const Format = "tutela.dsr_package.v1"
 // Package is what package.json holds: everything the tenant holds about the subject. The
 // subject's values are all there, in clear, whatever their classification or purposes: this is
 // the subject's own right of access (GDPR Art. 15, 20), not a purpose-bound read by a caseworker.
+//
+// Other people's information is left out (GDPR Art. 15(4): the copy must not adversely affect
+// the rights of others): legal holds (their reasons and placers; Art. 23 allows withholding them,
+// and a hold may be part of an investigation the subject must not be tipped off about), and
+// staff user IDs, which appear as Staff wherever a member of staff acted or was named. The
+// subject's own ID stays.
 type Package struct {
 	Format      string                   `json:"format"`
 	TenantID    string                   `json:"tenant_id"`
@@ -33,7 +40,6 @@ type Package struct {
 	RequestID   string                   `json:"request_id"`
 	GeneratedAt time.Time                `json:"generated_at"`
 	Subject     PackageSubject           `json:"subject"`
-	LegalHolds  []*sqlstore.Hold         `json:"legal_holds"`
 	Consents    []*privacy.ConsentRecord `json:"consents"`
 	Objections  []*sqlstore.Objection    `json:"objections"`
 	Restriction *sqlstore.Restriction    `json:"restriction"`
@@ -81,8 +87,8 @@ func Open(ctx context.Context, keys privacy.Keys, tenantID, requestID string, sr
 	if err != nil {
 		return nil, err
 	}
-	p := &Package{Format: Format, TenantID: tenantID, SubjectID: st.SubjectID, RequestID: requestID, GeneratedAt: now,
-		LegalHolds: src.Holds, Objections: src.Objections, Restriction: src.Restriction}
+	sc := scrubber{staff: src.Staff, subject: st.SubjectID}
+	p := &Package{Format: Format, TenantID: tenantID, SubjectID: st.SubjectID, RequestID: requestID, GeneratedAt: now}
 	values := map[string]string{}
 	for name, ct := range st.Values {
 		pt, err := pk.Open(name, ct)
@@ -95,6 +101,7 @@ func Open(ctx context.Context, keys privacy.Keys, tenantID, requestID string, sr
 		RetainUntil: src.Subject.RetainUntil, Values: values}
 	for _, c := range src.Consents {
 		cc := *c
+		cc.ActorID = sc.id(c.ActorID)
 		if len(c.EvidenceSealed) > 0 {
 			ev, err := pk.Open(privacy.EvidenceField(c.ID), c.EvidenceSealed)
 			if err != nil {
@@ -104,8 +111,28 @@ func Open(ctx context.Context, keys privacy.Keys, tenantID, requestID string, sr
 		}
 		p.Consents = append(p.Consents, &cc)
 	}
+	for _, o := range src.Objections {
+		oo := *o
+		oo.ActorID = sc.id(o.ActorID)
+		p.Objections = append(p.Objections, &oo)
+	}
+	if r := src.Restriction; r != nil {
+		rr := *r
+		rr.ActorID = sc.id(r.ActorID)
+		p.Restriction = &rr
+	}
 	for _, d := range src.Requests {
-		pr := PackageRequest{DSR: d, Steps: src.Steps[d.ID]}
+		dd := *d
+		dd.Assignee, dd.Approver, dd.CreatedBy = sc.id(d.Assignee), sc.id(d.Approver), sc.id(d.CreatedBy)
+		if dd.BlockedReason != "" {
+			dd.BlockedReason = withheld // names a legal hold
+		}
+		pr := PackageRequest{DSR: &dd}
+		for _, st := range src.Steps[d.ID] {
+			ss := *st
+			ss.ActorID, ss.Details = sc.id(st.ActorID), sc.details(st.Details)
+			pr.Steps = append(pr.Steps, &ss)
+		}
 		if ct := src.Texts[d.ID]; ct != nil {
 			txt, err := pk.Open(privacy.DSRTextField(d.ID), ct)
 			if err != nil {
@@ -119,17 +146,83 @@ func Open(ctx context.Context, keys privacy.Keys, tenantID, requestID string, sr
 		p.Requests = append(p.Requests, pr)
 	}
 	for _, e := range src.Events {
-		p.AuditEvents = append(p.AuditEvents, PackageEvent{ID: e.ID, Time: e.Time, ActorType: e.ActorType, ActorID: e.ActorID,
-			Action: e.Action, TargetType: e.TargetType, TargetID: e.TargetID, Outcome: e.Outcome, Reason: e.Reason, Details: e.Details})
+		p.AuditEvents = append(p.AuditEvents, PackageEvent{ID: e.ID, Time: e.Time, ActorType: e.ActorType, ActorID: sc.id(e.ActorID),
+			Action: e.Action, TargetType: e.TargetType, TargetID: e.TargetID, Outcome: e.Outcome, Reason: e.Reason,
+			Details: sc.details(e.Details)})
 	}
 	p.nonNil()
 	return p, nil
 }
 
-func (p *Package) nonNil() {
-	if p.LegalHolds == nil {
-		p.LegalHolds = []*sqlstore.Hold{}
+// Staff replaces a staff member's user ID in the package.
+const Staff = "staff"
+
+// withheld replaces what would disclose a legal hold.
+const withheld = "withheld"
+
+// scrubber replaces other people's identifiers in what goes into the package.
+type scrubber struct {
+	staff   map[string]bool
+	subject string
+}
+
+// id is id unless it names someone other than the subject: any user of the tenant, or an
+// actor of another tenant (a platform operator), is Staff.
+func (s scrubber) id(id string) string {
+	if id == "" || id == s.subject || id == audit.ActorSystem {
+		return id
 	}
+	return Staff
+}
+
+// holdKeys are detail keys that describe a legal hold: withheld with the holds.
+var holdKeys = map[string]bool{"hold_id": true, "placed_by": true, "released_by": true}
+
+// details copies d with every staff user ID (as a value, or in a list) replaced by Staff and
+// hold details withheld. Keys naming people (assignee, approver, recipients, …) hold user IDs,
+// which the tenant's user list catches; anything else that is an ID stays (request, package,
+// consent IDs are the subject's).
+func (s scrubber) details(d map[string]any) map[string]any {
+	if d == nil {
+		return nil
+	}
+	out := make(map[string]any, len(d))
+	for k, v := range d {
+		if holdKeys[k] {
+			out[k] = withheld
+			continue
+		}
+		out[k] = s.value(v)
+	}
+	return out
+}
+
+func (s scrubber) value(v any) any {
+	switch x := v.(type) {
+	case string:
+		if s.staff[x] && x != s.subject {
+			return Staff
+		}
+		return x
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = s.value(e)
+		}
+		return out
+	case []string:
+		out := make([]string, len(x))
+		for i, e := range x {
+			out[i], _ = s.value(e).(string)
+		}
+		return out
+	case map[string]any:
+		return s.details(x)
+	}
+	return v
+}
+
+func (p *Package) nonNil() {
 	if p.Consents == nil {
 		p.Consents = []*privacy.ConsentRecord{}
 	}
@@ -147,7 +240,6 @@ func (p *Package) nonNil() {
 // csvFiles are the package's CSV files, each one table of package.json.
 var csvFiles = map[string]string{
 	"subject.csv":      "the subject's record: one row per field (field, value)",
-	"legal_holds.csv":  "legal holds on the subject",
 	"consents.csv":     "the subject's consent history",
 	"objections.csv":   "the subject's standing objections",
 	"restriction.csv":  "the restriction of the subject's processing, if any",
@@ -193,7 +285,8 @@ func (p *Package) ZIP() ([]byte, error) {
 		}
 	}
 	readme := "This archive holds the personal data " + "the organisation keeps about you, in answer to your request " +
-		p.RequestID + ".\npackage.json holds everything in a machine-readable form; the CSV files hold the same tables.\n"
+		p.RequestID + ".\npackage.json holds everything in a machine-readable form; the CSV files hold the same tables.\n" +
+		"Information about other people is left out: members of staff appear as \"staff\", and legal holds, if any, are withheld.\n"
 	if err := add("README.txt", []byte(readme)); err != nil {
 		return nil, err
 	}
@@ -224,11 +317,6 @@ func (p *Package) tables() (map[string]table, error) {
 		subj.rows = append(subj.rows, []string{f, p.Subject.Values[f]})
 	}
 	out["subject.csv"] = subj
-	holds := table{header: []string{"id", "reason", "placed_by", "placed_at", "released_by", "released_at"}}
-	for _, h := range p.LegalHolds {
-		holds.rows = append(holds.rows, []string{h.ID, h.Reason, h.PlacedBy, ts(h.PlacedAt), h.ReleasedBy, optTS(h.ReleasedAt)})
-	}
-	out["legal_holds.csv"] = holds
 	cons := table{header: []string{"id", "purpose", "action", "lawful_basis", "notice_id", "notice_version", "channel",
 		"recorded_by", "actor_type", "actor_id", "evidence", "at"}}
 	for _, c := range p.Consents {

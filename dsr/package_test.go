@@ -30,6 +30,7 @@ type person struct {
 	consents []string // consent record IDs
 	requests []string // request IDs
 	objected bool
+	withheld []string // legal holds' reasons and IDs: other people's information, never in the package
 }
 
 // world generates tenants, subjects, consents, objections, requests and audit events from seed.
@@ -71,6 +72,15 @@ func world(t *testing.T, e *env, seed uint64) []*person {
 				})
 				p.objected = true
 			}
+			if r.IntN(2) == 0 {
+				reason := "HOLD-" + hex()
+				var h *sqlstore.Hold
+				e.update(t, func(tx *sqlstore.Tx) (err error) {
+					h, err = tx.Subjects(tn.ID).PlaceHold(as(tn.approver), p.id, reason)
+					return err
+				})
+				p.withheld = append(p.withheld, reason, h.ID)
+			}
 			for range r.IntN(3) {
 				marker := "AUD-" + hex()
 				e.update(t, func(tx *sqlstore.Tx) error {
@@ -107,7 +117,7 @@ func (e *env) download(t *testing.T, tn *tenant, id string) []byte {
 	rand.Read(b)
 	tok := base64.RawURLEncoding.EncodeToString(b)
 	e.update(t, func(tx *sqlstore.Tx) error {
-		_, err := tx.DSRs(tn.ID).SetDownloadLink(as(tn.approver), id, sqlstore.DSRTokenHash(tok), time.Hour)
+		_, err := tx.DSRs(tn.ID).SetDownloadLink(as(tn.approver), id, sqlstore.DSRTokenHash(tok), time.Hour, sqlstore.DSRDeliveryEmail)
 		return err
 	})
 	var zipped []byte
@@ -154,6 +164,9 @@ func (e *env) eventIDs(t *testing.T, tenantID string, targets map[string]string)
 			t.Fatal(err)
 		}
 		for _, r := range recs {
+			if strings.HasPrefix(r.Event.Action, "subject.hold.") {
+				continue // withheld from the package with the holds
+			}
 			ids = append(ids, r.Event.ID)
 		}
 	}
@@ -164,7 +177,8 @@ func (e *env) eventIDs(t *testing.T, tenantID string, targets map[string]string)
 // generated tenants, subjects, consents, objections, requests and audit events, the package of a
 // subject holds every record of them (every field value, consent record, request with its text,
 // audit event naming them) and nothing of any other subject (no other subject's ID, value,
-// evidence, text, request or consent ID anywhere in the ZIP), on both stores.
+// evidence, text, request or consent ID anywhere in the ZIP), nor of other people: no staff user
+// ID (they appear as "staff") and no legal hold (reason, ID), on both stores.
 func TestPackage_HoldsEverythingOfTheSubjectAndNothingOfOthers(t *testing.T) {
 	eachDialect(t, func(t *testing.T, e *env) {
 		prop := func(seed uint64) bool {
@@ -239,6 +253,19 @@ func TestPackage_HoldsEverythingOfTheSubjectAndNothingOfOthers(t *testing.T) {
 			}
 			if !bytes.Contains(files["subject.csv"], []byte(s.values["full_name"])) {
 				t.Error("subject.csv lacks the subject's name")
+			}
+			// Nothing of the staff who worked on the subject, nothing of the holds on them.
+			for _, v := range slices.Concat([]string{s.tn.worker.ID, s.tn.approver.ID}, s.withheld) {
+				if bytes.Contains(all, []byte(v)) {
+					t.Errorf("the package of %s holds %q (a staff user ID or a legal hold)", s.id, v)
+				}
+			}
+			if _, ok := files["legal_holds.csv"]; ok {
+				t.Error("legal_holds.csv is in the package")
+			}
+			if !bytes.Contains(files["package.json"], []byte(`"actor_id": "staff"`)) ||
+				!bytes.Contains(files["steps.csv"], []byte(",staff,")) {
+				t.Error("staff actors are not named as staff")
 			}
 			// Nothing of anyone else.
 			for _, o := range people {

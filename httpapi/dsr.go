@@ -299,7 +299,7 @@ type dsrReasonRequest struct {
 func (s *Server) rejectDSR(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req dsrReasonRequest
 	s.dsrStep(w, r, p, authz.Approve, &req, func(tx *sqlstore.Tx, t *tutela.Tenant) (*sqlstore.DSR, error) {
-		return tx.DSRs(t.ID).Reject(r.Context(), r.PathValue("id"), req.Reason)
+		return tx.DSRs(t.ID).Reject(r.Context(), r.PathValue("id"), principalUser(p), req.Reason)
 	})
 }
 

@@ -96,17 +96,25 @@ func TestDSR_WorkflowAndOneTimeDownload(t *testing.T) {
 				t.Fatalf("approved = %+v", done)
 			}
 
-			// The link: EXPORT on dsr (the auditor has none), 256 random bits, one use.
+			// The link: EXPORT on dsr (the auditor has none), 256 random bits, one use. No
+			// e-mail address on file: it is handed over in person, so only to someone who may
+			// read every field in clear (the super-admin; not admin2, cleared for YELLOW).
 			res, b = se.req(t, "POST", one+"/download-link", "", "", se.auditor)
 			wantError(t, res, b, 403, tutela.EFORBIDDEN)
 			res, b = se.req(t, "POST", one+"/download-link", "", "", admin2.AccessToken)
+			wantError(t, res, b, 403, tutela.EFORBIDDEN)
+			res, b = se.req(t, "POST", one+"/download-link", "", "", se.root)
 			if res.StatusCode != 201 || res.Header.Get("Cache-Control") != "no-store" {
 				t.Fatalf("download-link: %d %s", res.StatusCode, b)
 			}
 			var link struct {
-				Path string `json:"path"`
+				Path        string `json:"path"`
+				DeliveredTo string `json:"delivered_to"`
 			}
 			mustUnmarshal(t, b, &link)
+			if link.DeliveredTo != "in_person" || link.Path == "" {
+				t.Fatalf("download-link: %s", b)
+			}
 			res, zipped := se.req(t, "GET", link.Path, "", "", nil)
 			if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/zip" ||
 				res.Header.Get("Cache-Control") != "no-store" || res.Header.Get("Referrer-Policy") != "no-referrer" ||
@@ -139,12 +147,10 @@ func TestDSR_WorkflowAndOneTimeDownload(t *testing.T) {
 			wantError(t, res, b, 404, tutela.ENOTFOUND)
 			res, b = se.req(t, "GET", "/v1/dsr-downloads/short", "", "", nil)
 			wantError(t, res, b, 404, tutela.ENOTFOUND)
-			// An expired link answers the same.
-			res, b = se.req(t, "POST", one+"/download-link", "", "", admin2.AccessToken)
-			mustUnmarshal(t, b, &link)
+			// One link per approval: the package went with its download, no second link.
+			res, b = se.req(t, "POST", one+"/download-link", "", "", se.root)
+			wantError(t, res, b, 409, tutela.ECONFLICT)
 			se.clock.Add(time.Hour)
-			res, b = se.req(t, "GET", link.Path, "", "", nil)
-			wantError(t, res, b, 404, tutela.ENOTFOUND)
 
 			// The token: not in the audit log, not in the logs; the route pattern is.
 			token := strings.TrimPrefix(link.Path, "/v1/dsr-downloads/")
@@ -288,5 +294,6 @@ func TestDSR_ApproveAndLinkNeedStepUp(t *testing.T) {
 	res, b = e.req(t, "POST", one+"/download-link", "", "", admin2.cookie)
 	wantError(t, res, b, 401, tutela.ESTEPUPREQUIRED)
 	e.stepUp(t, admin2.cookie, secret2)
+	// No e-mail on file: handed over in person, to admin2, who may read full_name (YELLOW).
 	call("POST", one+"/download-link", "", admin2.cookie, 201)
 }

@@ -261,8 +261,11 @@ func (r DSRs) set(ctx context.Context, d *DSR, assignments string, args ...any) 
 	return err
 }
 
-// Verify records the identity check: verified lets the request go on; failed rejects it (GDPR
-// Art. 12(6): the controller may not act on a request whose requester it cannot identify).
+// Verify records the identity check. verified lets the request go on. failed records the
+// result and the method and leaves the request open, received: the check may be tried again
+// (another method), and refusing the request (GDPR Art. 12(6)) is a decision, Reject's (APPROVE,
+// a reason, not the assignee), never a side effect of an UPDATE. Approve refuses while the
+// identity is not verified.
 func (r DSRs) Verify(ctx context.Context, id, result, method string) (*DSR, error) {
 	if !slices.Contains(privacy.VerificationMethods, method) {
 		return nil, tutela.FieldErrorf("method", "method must be one of %s", strings.Join(privacy.VerificationMethods, ", "))
@@ -282,10 +285,7 @@ func (r DSRs) Verify(ctx context.Context, id, result, method string) (*DSR, erro
 		}
 		return d, r.step(ctx, d, "identity_verified", map[string]any{"method": method})
 	}
-	now := r.tx.now
-	d.Status, d.Outcome, d.OutcomeReason, d.CompletedAt = privacy.DSRRejected, "rejected", "identity not verified", &now
-	if err := r.set(ctx, d, `status = $1, verification = $2, verification_method = $3, outcome = $4, outcome_reason = $5,
-		completed_at = $6`, d.Status, result, method, d.Outcome, d.OutcomeReason, now); err != nil {
+	if err := r.set(ctx, d, `verification = $1, verification_method = $2`, result, method); err != nil {
 		return nil, err
 	}
 	return d, r.stepOutcome(ctx, d, "identity_failed", audit.OutcomeFailure, map[string]any{"method": method})
@@ -416,13 +416,22 @@ func (r DSRs) Block(ctx context.Context, d *DSR, reason string, details map[stri
 // Reject closes an open request without acting on it. The reason is required (GDPR Art. 12(4)
 // and 12(5): the subject is told why) and is kept: a case reference and the ground, no one's
 // personal data.
-func (r DSRs) Reject(ctx context.Context, id, reason string) (*DSR, error) {
+//
+// Refusing someone their right takes four eyes too: actorID (the rejecter) must be a person and
+// not the request's assignee, whose own work the refusal would otherwise close unchecked.
+func (r DSRs) Reject(ctx context.Context, id, actorID, reason string) (*DSR, error) {
 	if err := checkDSRReason(reason); err != nil {
 		return nil, err
 	}
 	d, err := r.open(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case actorID == "":
+		return nil, tutela.Errorf(tutela.EFORBIDDEN, "a request is rejected by a person (four eyes), not a service account")
+	case actorID == d.Assignee:
+		return nil, tutela.Errorf(tutela.EFORBIDDEN, "the assignee cannot reject the request they work (four eyes): another person allowed to APPROVE rejects it")
 	}
 	now := r.tx.now
 	d.Status, d.Outcome, d.OutcomeReason, d.CompletedAt = privacy.DSRRejected, "rejected", strings.TrimSpace(reason), &now

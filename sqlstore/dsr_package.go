@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"tutela"
@@ -29,9 +30,12 @@ func (r DSRs) Object(ctx context.Context, d *DSR) error {
 // DSRSources is everything the tenant holds about one subject, as stored (values and texts
 // sealed under the subject's key): what package dsr opens and assembles into the subject's
 // package.
+//
+// Legal holds are not among them: a hold's reason and placer are other people's information and
+// may tip off an investigation (GDPR Art. 23 allows withholding them), so the package leaves
+// holds out and says so in its README.
 type DSRSources struct {
 	Subject     *SubjectRecord
-	Holds       []*Hold
 	Consents    []*privacy.ConsentRecord
 	Objections  []*Objection
 	Restriction *Restriction
@@ -42,6 +46,9 @@ type DSRSources struct {
 	// one of their requests. Their source IP and user agent are removed: they belong to the
 	// caseworker who made the call, not to the subject.
 	Events []audit.Event
+	// Staff are the IDs of the tenant's users: the package names them only as "staff" (who
+	// worked on the subject is the staff member's data, not the subject's).
+	Staff map[string]bool
 }
 
 // PackageSources reads everything the tenant holds about a live subject.
@@ -51,8 +58,8 @@ func (r DSRs) PackageSources(ctx context.Context, subjectID string) (*DSRSources
 	if err != nil {
 		return nil, err
 	}
-	src := &DSRSources{Subject: rec, Steps: map[string][]*DSRStep{}, Texts: map[string][]byte{}}
-	if src.Holds, err = subs.holds(ctx, subjectID, false); err != nil {
+	src := &DSRSources{Subject: rec, Steps: map[string][]*DSRStep{}, Texts: map[string][]byte{}, Staff: map[string]bool{}}
+	if err := r.staffIDs(ctx, src.Staff); err != nil {
 		return nil, err
 	}
 	c := r.tx.Consent(r.tenantID)
@@ -105,10 +112,29 @@ func (r DSRs) PackageSources(ctx context.Context, subjectID string) (*DSRSources
 		if err != nil {
 			return nil, err
 		}
+		if strings.HasPrefix(e.Action, "subject.hold.") {
+			continue // withheld with the holds themselves
+		}
 		e.SourceIP, e.UserAgent = "", ""
 		src.Events = append(src.Events, e)
 	}
 	return src, rows.Err()
+}
+
+func (r DSRs) staffIDs(ctx context.Context, into map[string]bool) error {
+	rows, err := r.tx.query(ctx, `SELECT id FROM users WHERE tenant_id = $1`, r.tenantID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		into[id] = true
+	}
+	return rows.Err()
 }
 
 // StorePackage stores d's package, sealed under the subject's key as
@@ -133,30 +159,84 @@ func DSRTokenHash(token string) []byte {
 	return h[:]
 }
 
-// SetDownloadLink gives d's package a new download link (token hash) valid for ttl, replacing
-// any earlier link, used or not. It needs a completed access or portability request of a live
-// subject whose package is stored.
-func (r DSRs) SetDownloadLink(ctx context.Context, id string, tokenHash []byte, ttl time.Duration) (time.Time, error) {
+// Delivery modes of a package's download link (recorded in the download_link step).
+const (
+	// DSRDeliveryEmail: the system e-mailed the link to the address in the subject's record;
+	// the caller who asked never saw the token.
+	DSRDeliveryEmail = "email"
+	// DSRDeliveryInPerson: the caller received the token to hand over, being allowed to read
+	// every field of the package anyway.
+	DSRDeliveryInPerson = "in_person"
+)
+
+// SetDownloadLink gives d's package its one download link (token hash) valid for ttl. A
+// package has one link per approval: once a link was issued, used or not, no other is, and
+// used_at is never reset, so a delivered package cannot be fetched again by someone who merely
+// may ask for a link; a new delivery needs a new request and a new approval. It needs a
+// completed access or portability request of a live subject whose package is still stored
+// (a consumed package is deleted with its download; one whose link expired unused by the
+// retention sweep, PurgeExpiredDSRPackages). delivery is recorded with the issuer; the token
+// never is.
+func (r DSRs) SetDownloadLink(ctx context.Context, id string, tokenHash []byte, ttl time.Duration, delivery string) (time.Time, error) {
 	if len(tokenHash) != sha256.Size {
 		return time.Time{}, tutela.Errorf(tutela.EINVALID, "a download link is stored as its token's SHA-256")
 	}
-	d, err := r.get(ctx, id, "FOR UPDATE")
+	if delivery != DSRDeliveryEmail && delivery != DSRDeliveryInPerson {
+		return time.Time{}, tutela.FieldErrorf("delivery", "delivery must be email or in_person")
+	}
+	if ttl <= 0 {
+		return time.Time{}, tutela.Errorf(tutela.EINVALID, "a download link needs a positive lifetime")
+	}
+	d, err := r.PackageState(ctx, id)
 	if err != nil {
 		return time.Time{}, err
 	}
+	expires := r.tx.now.Add(ttl)
+	res, err := r.tx.exec(ctx, `UPDATE dsr_packages SET token_hash = $1, link_expires_at = $2
+		WHERE tenant_id = $3 AND dsr_id = $4 AND token_hash IS NULL AND used_at IS NULL`, tokenHash, expires, r.tenantID, d.ID)
+	if err := affectedOne(res, err, "this request's package is gone"); err != nil {
+		if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+			return time.Time{}, errDSRLinkIssued
+		}
+		return time.Time{}, err
+	}
+	return expires, r.step(ctx, d, "download_link", map[string]any{"expires_at": expires.Format(time.RFC3339),
+		"delivery": delivery})
+}
+
+var (
+	errDSRPackageGone = tutela.Errorf(tutela.ECONFLICT, "this request's package is gone (downloaded, its link expired unused, "+
+		"or the subject was erased): a new delivery needs a new request and its approval")
+	errDSRLinkIssued = tutela.Errorf(tutela.ECONFLICT, "this package's one download link was already issued: a new link needs "+
+		"a new request and its approval")
+)
+
+// PackageState locks request id for a download link and reports whether it may have one: a
+// completed access or portability request of a live subject, whose package is stored and has
+// had no link yet (409 otherwise, saying why).
+func (r DSRs) PackageState(ctx context.Context, id string) (*DSR, error) {
+	d, err := r.get(ctx, id, "FOR UPDATE")
+	if err != nil {
+		return nil, err
+	}
 	if !d.Kind.Packaged() || d.Status != privacy.DSRCompleted {
-		return time.Time{}, tutela.Errorf(tutela.ECONFLICT, "only a completed access or portability request has a package to download")
+		return nil, tutela.Errorf(tutela.ECONFLICT, "only a completed access or portability request has a package to download")
 	}
 	if err := r.tx.Subjects(r.tenantID).keyed(ctx, d.SubjectID, ""); err != nil {
-		return time.Time{}, err
+		return nil, err
 	}
-	expires := r.tx.now.Add(ttl)
-	res, err := r.tx.exec(ctx, `UPDATE dsr_packages SET token_hash = $1, link_expires_at = $2, used_at = NULL
-		WHERE tenant_id = $3 AND dsr_id = $4`, tokenHash, expires, r.tenantID, d.ID)
-	if err := affectedOne(res, err, "this request's package is gone"); err != nil {
-		return time.Time{}, err
+	var issued bool
+	err = r.tx.queryRow(ctx, `SELECT token_hash IS NOT NULL OR used_at IS NOT NULL FROM dsr_packages
+		WHERE tenant_id = $1 AND dsr_id = $2`, r.tenantID, d.ID).Scan(&issued)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, errDSRPackageGone
+	case err != nil:
+		return nil, err
+	case issued:
+		return nil, errDSRLinkIssued
 	}
-	return expires, r.step(ctx, d, "download_link", map[string]any{"expires_at": expires.Format(time.RFC3339)})
+	return d, nil
 }
 
 // DSRDownload is a consumed download: the package's ciphertext and what opens it.
@@ -220,12 +300,63 @@ func (tx *Tx) ConsumeDSRDownload(ctx context.Context, tokenHash []byte) (*DSRDow
 		return nil, ErrDSRDownloadNotFound
 	}
 	x.Wrapped = wrapped.V
+	// The package served is deleted in the same transaction: a delivered package is not kept
+	// to go stale (nor to be served again); a package that fails to open rolls back with it.
+	if _, err := tx.exec(ctx, `DELETE FROM dsr_packages WHERE tenant_id = $1 AND id = $2`, x.TenantID, x.PackageID); err != nil {
+		return nil, err
+	}
 	r := tx.DSRs(x.TenantID)
 	d, err := r.get(ctx, x.DSRID, "")
 	if err != nil {
 		return nil, err
 	}
-	return &x, r.step(ctx, d, "package_download", map[string]any{"package_id": x.PackageID})
+	return &x, r.step(ctx, d, "package_download", map[string]any{"package_id": x.PackageID, "package_deleted": true})
+}
+
+// PurgeExpiredDSRPackages deletes, as of now, the packages whose one link expired unused (a
+// package that can no longer be delivered is only a stale copy of the subject's data), each
+// with a package_expired step and its audit event on its request. The retention sweep runs it
+// hourly (PurgeExpired); a batch is bounded like the sweep's other tables.
+func (tx *Tx) PurgeExpiredDSRPackages(ctx context.Context, now time.Time) (int64, error) {
+	scope, args := tx.regionScope("tenant_id", false, now, purgeBatch)
+	rows, err := tx.query(ctx, `SELECT tenant_id, dsr_id, id FROM dsr_packages WHERE used_at IS NULL
+		AND link_expires_at IS NOT NULL AND link_expires_at <= $1`+scope+` ORDER BY link_expires_at LIMIT $2`+tx.skipLocked(), args...)
+	if err != nil {
+		return 0, err
+	}
+	type expired struct{ tenant, dsr, pkg string }
+	var list []expired
+	for rows.Next() {
+		var e expired
+		if err := rows.Scan(&e.tenant, &e.dsr, &e.pkg); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		list = append(list, e)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range list {
+		res, err := tx.exec(ctx, `DELETE FROM dsr_packages WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL`, e.tenant, e.pkg)
+		if err != nil {
+			return n, err
+		}
+		if k, err := res.RowsAffected(); err != nil || k == 0 {
+			continue
+		}
+		n++
+		r := tx.DSRs(e.tenant)
+		d, err := r.get(ctx, e.dsr, "")
+		if err != nil {
+			return n, err
+		}
+		if err := r.step(ctx, d, "package_expired", map[string]any{"package_id": e.pkg}); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // NoticeDue reports whether a deadline job still applies: its request is open and still due

@@ -41,12 +41,13 @@ type PurgeCounts struct {
 	WebAuthnCeremonies  int64
 	ClientAssertionJTIs int64
 	DeadJobs            int64
+	DSRPackages         int64
 }
 
 // Total is the number of rows deleted from all tables.
 func (c PurgeCounts) Total() int64 {
 	return c.LoginHistory + c.SecurityEvents + c.Sessions + c.RefreshTokens + c.UserTokens +
-		c.WebAuthnCeremonies + c.ClientAssertionJTIs + c.DeadJobs
+		c.WebAuthnCeremonies + c.ClientAssertionJTIs + c.DeadJobs + c.DSRPackages
 }
 
 // String lists the non-zero counts by table name ("login_history=3 sessions=1"). Logs carry it as
@@ -60,7 +61,7 @@ func (c PurgeCounts) String() string {
 		{"login_history", c.LoginHistory}, {"security_events", c.SecurityEvents},
 		{"sessions", c.Sessions}, {"refresh_tokens", c.RefreshTokens}, {"user_tokens", c.UserTokens},
 		{"webauthn_ceremonies", c.WebAuthnCeremonies}, {"client_assertion_jtis", c.ClientAssertionJTIs},
-		{"jobs", c.DeadJobs},
+		{"jobs", c.DeadJobs}, {"dsr_packages", c.DSRPackages},
 	} {
 		if n.rows == 0 {
 			continue
@@ -93,7 +94,8 @@ const sessionPurgeBatch = 1_000
 
 // PurgeExpired deletes the rows that have outlived r as of now: sign-in history, security events,
 // ended sessions with their refresh tokens, used or expired one-time tokens, expired WebAuthn
-// ceremonies, expired client-assertion jtis and dead jobs. Each table is purged in its own transaction, in
+// ceremonies, expired client-assertion jtis, dead jobs and data-subject request packages whose link
+// expired unused. Each table is purged in its own transaction, in
 // batches of purgeBatch rows, and a transaction that deleted anything records one
 // retention.purge audit event with the cutoff and per-table counts (never row contents); one
 // table failing neither undoes nor stops the others, and the errors are joined.
@@ -189,6 +191,13 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time, r Retention) (Pur
 	run("jobs", r.DeadJobs, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
 		n, err := tx.purgeRows(ctx, "jobs", "id", "tenant_id", "state = 'dead' AND dead_at < $1", cutoff)
 		return []tableCount{{"jobs", n, &c.DeadJobs}}, err
+	})
+	// Data-subject request packages whose one link expired unused (docs/dsr.md): deleted once
+	// the link has expired, with a step on their request. Nothing is kept: a package that can
+	// no longer be delivered is only a stale copy of the subject's data.
+	run("dsr_packages", 0, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
+		n, err := tx.PurgeExpiredDSRPackages(ctx, cutoff)
+		return []tableCount{{"dsr_packages", n, &c.DSRPackages}}, err
 	})
 	return c, errors.Join(errs...)
 }

@@ -24,7 +24,7 @@ var DSRTests = []Test{
 	{"DSRWorkflowFourEyesEveryStepAudited", testDSRWorkflow},
 	{"DSRNothingExecutesWithoutVerifiedIdentity", testDSRIdentityFailClosed},
 	{"DSRErasureShredsAndIsBlockedByLegalHold", testDSRErasure},
-	{"DSRDownloadLinkWorksOnceAndStoresOnlyItsHash", testDSRDownloadLink},
+	{"DSRDownloadLinkOnePerApprovalWorksOnceAndPackageDeleted", testDSRDownloadLink},
 	{"DSROverdueListAndExtension", testDSROverdue},
 	{"DSRRestrictionAndObjectionExecute", testDSRRestrictObject},
 }
@@ -292,7 +292,9 @@ func testDSRWorkflow(t *testing.T, open Opener) {
 		return err
 	}), tutela.ENOTFOUND)
 
-	// A failed verification rejects the request; it cannot be approved afterwards.
+	// A failed verification is recorded and leaves the request open (received): refusing it is
+	// a decision (Reject: APPROVE, a reason, four eyes), not a side effect of an UPDATE. Nothing
+	// goes on until the identity is verified; a later check may verify it.
 	d2 := k.newDSR(t, subj, privacy.DSRAccess, "")
 	if err := step(k.worker, func(tx *sqlstore.Tx, c context.Context) error {
 		_, err := r(tx).Verify(c, d2.ID, privacy.VerificationFailed, "knowledge_questions")
@@ -300,22 +302,50 @@ func testDSRWorkflow(t *testing.T, open Opener) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := k.dsr(t, k.tenant.ID, d2.ID); got.Status != privacy.DSRRejected || got.CompletedAt == nil {
-		t.Fatalf("failed verification left %+v", got)
+	got, _ := k.dsr(t, k.tenant.ID, d2.ID)
+	if got.Status != privacy.DSRReceived || got.Verification != privacy.VerificationFailed ||
+		got.VerificationMethod != "knowledge_questions" || got.CompletedAt != nil || got.Outcome != "" {
+		t.Fatalf("failed verification left %+v, want it open with the result recorded", got)
 	}
+	mustCode(t, step(k.worker, func(tx *sqlstore.Tx, c context.Context) error {
+		_, err := r(tx).Assign(c, d2.ID, k.worker.ID, k.approver.ID)
+		return err
+	}), tutela.ECONFLICT)
 	_, err = k.approve(k.approver, d2.ID)
 	mustCode(t, err, tutela.ECONFLICT)
-	// A rejection needs a reason.
+	if got := auditActions(t, k.db, d2.ID); !slices.Contains(got, "dsr.identity_failed") || slices.Contains(got, "dsr.rejected") {
+		t.Fatalf("audit after a failed check = %v", got)
+	}
+	if err := step(k.worker, func(tx *sqlstore.Tx, c context.Context) error {
+		_, err := r(tx).Verify(c, d2.ID, privacy.VerificationVerified, "in_person_document")
+		return err
+	}); err != nil {
+		t.Fatalf("a second check after a failed one: %v", err)
+	}
+	// A rejection needs a reason, a person, and not the assignee (four eyes for refusals too).
 	d3 := k.newDSR(t, subj, privacy.DSRAccess, "")
 	mustCode(t, step(k.approver, func(tx *sqlstore.Tx, c context.Context) error {
-		_, err := r(tx).Reject(c, d3.ID, " ")
+		_, err := r(tx).Reject(c, d3.ID, k.approver.ID, " ")
 		return err
 	}), tutela.EINVALID)
+	k.ready(t, d3) // verified, assigned to worker (approver: approver), submitted
+	for _, actor := range []string{k.worker.ID, ""} {
+		mustCode(t, step(k.worker, func(tx *sqlstore.Tx, c context.Context) error {
+			_, err := r(tx).Reject(c, d3.ID, actor, "ticket 2026-7: manifestly unfounded, Art. 12(5)")
+			return err
+		}), tutela.EFORBIDDEN)
+	}
+	if got, _ := k.dsr(t, k.tenant.ID, d3.ID); got.Status != privacy.DSRSubmitted {
+		t.Fatalf("a refused rejection changed the request: %+v", got)
+	}
 	if err := step(k.approver, func(tx *sqlstore.Tx, c context.Context) error {
-		_, err := r(tx).Reject(c, d3.ID, "ticket 2026-7: manifestly unfounded, Art. 12(5)")
+		_, err := r(tx).Reject(c, d3.ID, k.approver.ID, "ticket 2026-7: manifestly unfounded, Art. 12(5)")
 		return err
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if got, _ := k.dsr(t, k.tenant.ID, d3.ID); got.Status != privacy.DSRRejected || got.CompletedAt == nil {
+		t.Fatalf("rejected request = %+v", got)
 	}
 }
 
@@ -417,21 +447,35 @@ func testDSRDownloadLink(t *testing.T, open Opener) {
 	tok := token(t)
 	link := func(tenantID, id, tok string) error {
 		return k.db.Update(ctx, func(tx *sqlstore.Tx) error {
-			_, err := tx.DSRs(tenantID).SetDownloadLink(as(k.approver), id, sqlstore.DSRTokenHash(tok), time.Hour)
+			_, err := tx.DSRs(tenantID).SetDownloadLink(as(k.approver), id, sqlstore.DSRTokenHash(tok), time.Hour, sqlstore.DSRDeliveryEmail)
 			return err
 		})
 	}
-	// No package before the request is completed.
+	completed := func() *sqlstore.DSR {
+		d := k.newDSR(t, subj, privacy.DSRAccess, "")
+		k.ready(t, d)
+		if _, err := k.approve(k.approver, d.ID); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	// No package before the request is completed; an unknown delivery mode is refused.
 	mustCode(t, link(k.tenant.ID, d.ID, tok), tutela.ECONFLICT)
 	k.ready(t, d)
 	if _, err := k.approve(k.approver, d.ID); err != nil {
 		t.Fatal(err)
 	}
+	mustCode(t, k.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		_, err := tx.DSRs(k.tenant.ID).SetDownloadLink(as(k.approver), d.ID, sqlstore.DSRTokenHash(tok), time.Hour, "fax")
+		return err
+	}), tutela.EINVALID)
 	other := k.addTenant(t, "other")
 	mustCode(t, link(other.ID, d.ID, tok), tutela.ENOTFOUND)
 	if err := link(k.tenant.ID, d.ID, tok); err != nil {
 		t.Fatal(err)
 	}
+	// One link per approval: a second one is refused while the first is unused, too.
+	mustCode(t, link(k.tenant.ID, d.ID, token(t)), tutela.ECONFLICT)
 	// Only the token's hash is stored.
 	for _, blob := range rawBlobs(t, k.db, `SELECT token_hash FROM dsr_packages`) {
 		if !bytes.Equal(blob, sqlstore.DSRTokenHash(tok)) || bytes.Contains(blob, []byte(tok)) {
@@ -467,20 +511,44 @@ func testDSRDownloadLink(t *testing.T, open Opener) {
 	}
 	_, err = download(tok)
 	mustCode(t, err, tutela.ENOTFOUND)
-	// A new link works once, until it expires.
+	// The download deleted the package in its transaction; a new link (which would serve a
+	// stale copy) needs a new request and its approval.
+	if n := countRows(t, k.db, "dsr_packages"); n != 0 {
+		t.Fatalf("%d packages kept after their download", n)
+	}
+	mustCode(t, link(k.tenant.ID, d.ID, token(t)), tutela.ECONFLICT)
+	if got := auditActions(t, k.db, d.ID); slices.Index(got, "dsr.package_download") < 0 || slices.Index(got, "dsr.download_link") < 0 {
+		t.Fatalf("audit = %v; want the link and the download recorded", got)
+	}
+
+	// A link that expires unused: the download fails, no new link is issued, and the retention
+	// sweep deletes the package (with a step on its request).
+	d2 := completed()
 	tok2 := token(t)
-	if err := link(k.tenant.ID, d.ID, tok2); err != nil {
+	if err := link(k.tenant.ID, d2.ID, tok2); err != nil {
 		t.Fatal(err)
 	}
 	k.clock.Add(time.Hour)
 	_, err = download(tok2)
 	mustCode(t, err, tutela.ENOTFOUND)
-	if got := auditActions(t, k.db, d.ID); slices.Index(got, "dsr.package_download") < 0 || slices.Index(got, "dsr.download_link") < 0 {
-		t.Fatalf("audit = %v; want the link and the download recorded", got)
+	mustCode(t, link(k.tenant.ID, d2.ID, token(t)), tutela.ECONFLICT)
+	unlinked := completed() // a package whose link is not issued yet is kept
+	week := 7 * 24 * time.Hour
+	c, err := k.db.PurgeExpired(ctx, k.clock.Now(), sqlstore.Retention{LoginHistory: week, SecurityEvents: week,
+		EndedSessions: week, UsedTokens: week, DeadJobs: week})
+	if err != nil || c.DSRPackages != 1 {
+		t.Fatalf("sweep = %+v, %v; want the expired package deleted", c, err)
 	}
+	if n := countRows(t, k.db, "dsr_packages"); n != 1 {
+		t.Fatalf("%d packages after the sweep, want only the unlinked one", n)
+	}
+	if got := auditActions(t, k.db, d2.ID); !slices.Contains(got, "dsr.package_expired") {
+		t.Fatalf("audit = %v; want the expired package recorded", got)
+	}
+
 	// Erasure shreds the package: a link made before no longer serves it.
 	tok3 := token(t)
-	if err := link(k.tenant.ID, d.ID, tok3); err != nil {
+	if err := link(k.tenant.ID, unlinked.ID, tok3); err != nil {
 		t.Fatal(err)
 	}
 	update(t, k.db, func(tx *sqlstore.Tx) error {
@@ -502,7 +570,7 @@ func testDSROverdue(t *testing.T, open Opener) {
 	b := k.newDSR(t, subj, privacy.DSRRestriction, "")
 	c := k.newDSR(t, subj, privacy.DSRAccess, "")
 	update(t, k.db, func(tx *sqlstore.Tx) error {
-		_, err := tx.DSRs(k.tenant.ID).Reject(as(k.approver), c.ID, "ticket 4: duplicate of an open request")
+		_, err := tx.DSRs(k.tenant.ID).Reject(as(k.approver), c.ID, k.approver.ID, "ticket 4: duplicate of an open request")
 		return err
 	})
 	overdue := func() []string {
