@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"tutela/authz"
 	"tutela/privacy"
 )
 
@@ -224,12 +225,23 @@ func readAnonUsers(ctx context.Context, tx *Tx, src *anonSource) error {
 			cursor = page[len(page)-1].ID
 		}
 	}
+	// The platform super-admin's grants stay behind: staging makes its own with `tutela
+	// bootstrap`, which refuses to run while any super-admin exists, and copied users have no
+	// password, so a copied grant would leave the copy with an administrator nobody can be.
+	var superAdmin string
+	if err := tx.queryRow(ctx, `SELECT id FROM roles WHERE key = $1 AND tenant_id IS NULL`, authz.RoleSuperAdmin).
+		Scan(&superAdmin); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
 	where, args := tx.regionWhere("tenant_id")
 	if err := scanAll(ctx, tx, `SELECT tenant_id, user_id, role_id, granted_by, expires_at FROM user_roles`+where+` ORDER BY tenant_id, user_id, role_id`,
 		func(r *sql.Rows) error {
 			var g anonUserRole
 			if err := r.Scan(&g.tenantID, &g.userID, &g.roleID, &g.grantedBy, &g.expiresAt); err != nil {
 				return err
+			}
+			if g.roleID == superAdmin {
+				return nil
 			}
 			src.userRoles = append(src.userRoles, g)
 			return nil

@@ -110,12 +110,18 @@ func TestExportAnonymize_RefusesWithoutFlagOrOverExistingFiles(t *testing.T) {
 func TestExportAnonymize_StagingOpensCopyWithItsOwnKeyOnly(t *testing.T) {
 	environ := baseEnv(t)
 	originals := seedProduction(t, environ)
+	// Production has its platform super-admin; the copy must not carry that grant, or staging
+	// could never bootstrap its own (copied users have no password).
+	if code, _, stderr := runCmd(t, environ, "bootstrap", "--tenant", "relief", "--email", "Root.Admin@Example.org"); code != 0 {
+		t.Fatalf("production bootstrap: exit %d: %s", code, stderr)
+	}
+	originals = append(originals, "Root.Admin@Example.org")
 	out := filepath.Join(t.TempDir(), "copy", "staging.db")
 	code, stdout, stderr := runCmd(t, environ, "export", "--anonymize", "--out", out)
 	if code != 0 {
 		t.Fatalf("export: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, "1 user(s)") || !strings.Contains(stdout, "1 subject(s) with 2 value(s)") {
+	if !strings.Contains(stdout, "2 user(s)") || !strings.Contains(stdout, "1 subject(s) with 2 value(s)") {
 		t.Errorf("summary: %s", stdout)
 	}
 	for _, p := range []string{out, out + ".master-key"} {
@@ -161,6 +167,10 @@ func TestExportAnonymize_StagingOpensCopyWithItsOwnKeyOnly(t *testing.T) {
 	if code, _, stderr := runCmd(t, stagingEnv, "keys", "list"); code != 0 {
 		t.Fatalf("staging with the copy's key: exit %d: %s", code, stderr)
 	}
+	// Staging makes its own administrator.
+	if code, _, stderr := runCmd(t, stagingEnv, "bootstrap", "--tenant", "relief", "--email", "staging@example.org"); code != 0 {
+		t.Fatalf("staging bootstrap on the copy: exit %d: %s", code, stderr)
+	}
 	// A staging node serves it.
 	addr, logs, stop := startServe(t, stagingEnv)
 	res, err := http.Get("http://" + addr + "/readyz")
@@ -177,7 +187,7 @@ func TestExportAnonymize_StagingOpensCopyWithItsOwnKeyOnly(t *testing.T) {
 	}
 	defer m.Close()
 	c := storetest.ReadCopy(t, m.DB, v)
-	if len(c.Users) != 1 || len(c.IDs) != 2 {
+	if len(c.Users) != 3 || len(c.IDs) != 4 { // two copied, one made by the staging bootstrap
 		t.Fatalf("copy holds %d users, IDs %v", len(c.Users), c.IDs)
 	}
 	storetest.AssertNoOriginal(t, m.DB, filepath.Join(staging, "tutela.db"), originals, c)
