@@ -158,11 +158,28 @@ func TestResidency_PlatformCannotPlaceTenantsInAnotherRegion(t *testing.T) {
 			t.Parallel()
 			p := newRegionPair(t, d, nil)
 			res, body := p.us.req(t, "POST", "/v1/tenants", `{"slug":"new","name":"New","data_region":"eu"}`, "", p.root.AccessToken)
-			if eb := wantError(t, res, body, 421, tutela.EWRONGREGION); eb.Error.Field != "data_region" {
+			eb := wantError(t, res, body, 421, tutela.EWRONGREGION)
+			if eb.Error.Field != "data_region" {
 				t.Fatalf("field = %q, want data_region", eb.Error.Field)
 			}
+			create := eb.Error.RequestID
 			res, body = p.us.req(t, "PATCH", "/v1/tenants/home", `{"data_region":"eu"}`, "", p.root.AccessToken)
-			wantError(t, res, body, 421, tutela.EWRONGREGION)
+			move := wantError(t, res, body, 421, tutela.EWRONGREGION).Error.RequestID
+			// Both refusals are audited as residency.refused, naming the region asked for.
+			recs, _, err := p.us.db.AuditEvents(ctxBG, sqlstore.AuditFilter{Action: "residency.refused", Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, r := range recs {
+				d, _ := json.Marshal(r.Event.Details)
+				if strings.Contains(string(d), `"tenant_region":"eu"`) && strings.Contains(string(d), `"node_region":"us"`) {
+					seen[r.Event.RequestID] = true
+				}
+			}
+			if !seen[create] || !seen[move] {
+				t.Fatalf("residency.refused for create %v, move %v; want both", seen[create], seen[move])
+			}
 			// Listing shows this region's tenants only; "new" was not created anywhere.
 			res, body = p.us.req(t, "GET", "/v1/tenants", "", "", p.root.AccessToken)
 			var list struct{ Tenants []tutela.Tenant }

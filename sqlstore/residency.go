@@ -37,12 +37,14 @@ func wrongRegion(ref, tenantRegion, node string) error {
 }
 
 // placeInRegion refuses to create a tenant in, or move one to, another region than the store's:
-// its data would then be written by a node outside the region it must stay in.
-func (tx *Tx) placeInRegion(t *tutela.Tenant) error {
+// its data would then be written by a node outside the region it must stay in. The refusal is
+// noted for the request's residency.refused event, like servesRegion's.
+func (tx *Tx) placeInRegion(ctx context.Context, t *tutela.Tenant) error {
 	node := tx.db.region
 	if node == "" || t.Region == node {
 		return nil
 	}
+	tutela.NoteResidencyRefusal(ctx, tutela.ResidencyRefusal{TenantID: t.ID, TenantRegion: t.Region, NodeRegion: node})
 	return &tutela.Error{Code: tutela.EWRONGREGION, Field: "data_region", Message: "this node serves data region " +
 		strconv.Quote(node) + " and cannot place a tenant in region " + strconv.Quote(t.Region) +
 		": create or move it through a node of that region"}

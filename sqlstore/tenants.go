@@ -47,7 +47,7 @@ func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
 	if err := validateTenant(t); err != nil {
 		return err
 	}
-	if err := tx.placeInRegion(t); err != nil {
+	if err := tx.placeInRegion(ctx, t); err != nil {
 		return err
 	}
 	t.ID, t.CreatedAt = tutela.NewID(), tx.now
@@ -127,7 +127,7 @@ func (tx *Tx) UpdateTenant(ctx context.Context, t *tutela.Tenant) error {
 	if err := validateTenant(t); err != nil {
 		return err
 	}
-	if err := tx.placeInRegion(t); err != nil {
+	if err := tx.placeInRegion(ctx, t); err != nil {
 		return err
 	}
 	if tx.db.region != "" {
