@@ -74,7 +74,7 @@ func (p *Purpose) Validate() error {
 	if p.LawfulBasis.NeedsConsent() {
 		switch {
 		case !ValidName(p.NoticeID):
-			return tutela.FieldErrorf("notice_id", "a purpose on consent needs notice_id: the privacy notice subjects consent to")
+			return tutela.FieldErrorf("notice_id", "a purpose on consent needs notice_id, the privacy notice subjects consent to: lower-case letters, digits and underscores, starting with a letter")
 		case p.NoticeVersion < 1 || p.NoticeVersion > 1_000_000:
 			return tutela.FieldErrorf("notice_version", "notice_version must be from 1 to 1000000")
 		case p.ConsentMinVersion < 1 || p.ConsentMinVersion > p.NoticeVersion:
