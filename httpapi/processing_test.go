@@ -24,7 +24,7 @@ type processingEnv struct {
 }
 
 // newProcessingEnv: tenant acme with a programme administrator, an operator and an auditor,
-// purposes aid (consent) and case_management (contract), and a schema whose phone field is
+// purposes cash_aid (consent) and case_management (contract), and a schema whose phone field is
 // also processed for marketing, which the register lacks.
 func newProcessingEnv(t *testing.T, d sqlstore.Dialect) *processingEnv {
 	t.Helper()
@@ -43,10 +43,10 @@ func newProcessingEnv(t *testing.T, d sqlstore.Dialect) *processingEnv {
 		base:       "/v1/tenants/" + tn.ID, otherBase: "/v1/tenants/" + other.ID,
 	}
 	for _, id := range []string{tn.ID, other.ID} {
-		pe.setSchema(t, id, []string{"aid", "marketing"})
+		pe.setSchema(t, id, []string{"cash_aid", "marketing"})
 		if err := e.db.Update(context.Background(), func(tx *sqlstore.Tx) error {
 			for _, p := range []*privacy.Purpose{
-				{Name: "aid", Description: "Cash assistance", LawfulBasis: privacy.BasisConsent, NoticeID: "aid_notice", NoticeVersion: 1, ConsentMinVersion: 1},
+				{Name: "cash_aid", Description: "Cash assistance", LawfulBasis: privacy.BasisConsent, NoticeID: "aid_notice", NoticeVersion: 1, ConsentMinVersion: 1},
 				{Name: "case_management", Description: "Case files", LawfulBasis: privacy.BasisContract},
 			} {
 				if _, err := tx.Consent(id).PutPurpose(context.Background(), p); err != nil {
@@ -64,7 +64,7 @@ func newProcessingEnv(t *testing.T, d sqlstore.Dialect) *processingEnv {
 func (pe *processingEnv) setSchema(t *testing.T, tenantID string, phonePurposes []string) {
 	t.Helper()
 	schema := privacy.Schema{
-		{Name: "full_name", Type: privacy.FieldName, Classification: authz.Yellow, Purposes: []string{"case_management", "aid"},
+		{Name: "full_name", Type: privacy.FieldName, Classification: authz.Yellow, Purposes: []string{"case_management", "cash_aid"},
 			RetentionDays: 365, Mask: authz.MaskPartial},
 		{Name: "national_id", Type: privacy.FieldNationalID, Classification: authz.Red, Purposes: []string{"case_management"},
 			RetentionDays: 3650, Mask: authz.MaskHashed},
@@ -123,11 +123,15 @@ func TestRecordsOfProcessing_JSONAndCSVSameFactsFollowLiveSchema(t *testing.T) {
 
 			var doc privacy.RecordsOfProcessing
 			mustUnmarshal(t, pe.must(t, "GET", rop, "", pe.auditor, 200), &doc)
+			// The purposes this test declares and uses; the seed declares others (aid, ai_triage,
+			// case_review), which rightly show as purposes without a record.
 			var gaps []string
 			for _, g := range doc.Gaps {
-				gaps = append(gaps, g.Kind+"/"+g.Purpose)
+				if g.Purpose == "cash_aid" || g.Purpose == "case_management" || g.Purpose == "marketing" {
+					gaps = append(gaps, g.Kind+"/"+g.Purpose)
+				}
 			}
-			if strings.Join(gaps, ",") != "purpose_without_record/aid,transfer_without_safeguard/case_management,purpose_not_in_register/marketing" {
+			if strings.Join(gaps, ",") != "transfer_without_safeguard/case_management,purpose_without_record/cash_aid,purpose_not_in_register/marketing" {
 				t.Fatalf("gaps = %v", gaps)
 			}
 			res, b := pe.req(t, "GET", rop+"?format=csv", "", "", pe.auditor)
@@ -137,8 +141,18 @@ func TestRecordsOfProcessing_JSONAndCSVSameFactsFollowLiveSchema(t *testing.T) {
 			}
 			rows := parseCSV(t, b)
 			// Every (purpose, data category) of the JSON is a CSV row with the same facts, and no more.
-			n := 0
+			n, bare := 0, 0
 			for _, p := range doc.Purposes {
+				if len(p.DataCategories) == 0 {
+					// A purpose no field uses (the seed's aid, ai_triage, case_review) is one row
+					// with no field.
+					if r := rows[n]; r["purpose"] != p.Purpose || r["field"] != "" || r["lawful_basis"] != string(p.LawfulBasis) {
+						t.Errorf("CSV row %v differs from JSON purpose %s without fields", r, p.Purpose)
+					}
+					n++
+					bare++
+					continue
+				}
 				for _, c := range p.DataCategories {
 					r := rows[n]
 					n++
@@ -150,8 +164,8 @@ func TestRecordsOfProcessing_JSONAndCSVSameFactsFollowLiveSchema(t *testing.T) {
 					}
 				}
 			}
-			if n != len(rows) || n != 5 {
-				t.Fatalf("CSV has %d rows, JSON %d (purpose, category) pairs, want 5", len(rows), n)
+			if n != len(rows) || n-bare != 5 || bare != 3 {
+				t.Fatalf("CSV has %d rows, JSON %d (purpose, category) pairs and %d purposes without fields, want 5 and 3", len(rows), n-bare, bare)
 			}
 			var cm map[string]string
 			for _, r := range rows {
@@ -165,7 +179,7 @@ func TestRecordsOfProcessing_JSONAndCSVSameFactsFollowLiveSchema(t *testing.T) {
 			}
 
 			// Giving phone the purpose case_management changes the record, not the declaration.
-			pe.setSchema(t, pe.tenant.ID, []string{"aid", "case_management"})
+			pe.setSchema(t, pe.tenant.ID, []string{"cash_aid", "case_management"})
 			mustUnmarshal(t, pe.must(t, "GET", rop, "", pe.auditor, 200), &doc)
 			for _, p := range doc.Purposes {
 				if p.Purpose == "case_management" && (len(p.DataCategories) != 3 || p.DataCategories[2].Field != "phone") {
@@ -207,7 +221,7 @@ func TestRecordsOfProcessing_PermissionsAndTenantIsolation(t *testing.T) {
 		wantError(t, res, b, 404, tutela.ENOTFOUND)
 	}
 	writes := []struct{ method, path, body string }{
-		{"PUT", rop + "/aid", `{"recipients":["x"]}`},
+		{"PUT", rop + "/cash_aid", `{"recipients":["x"]}`},
 		{"PUT", pe.base + "/controller", `{"name":"X","contact":"x"}`},
 		{"POST", subs, `{"name":"X","service":"x","locations":["FR"],"contract_ref":"x"}`},
 		{"PATCH", subs + "/" + sp.ID, `{"name":"hijacked"}`},
@@ -317,9 +331,9 @@ func TestRecordsOfProcessing_ValidationErrors(t *testing.T) {
 	pe := newProcessingEnv(t, sqlstore.SQLite)
 	rop, subs := pe.base+"/records-of-processing", pe.base+"/subprocessors"
 	cases := []struct{ method, path, body, field string }{
-		{"PUT", rop + "/aid", `{"transfers":[{"country":"UK","recipient":"R","safeguard":"scc"}]}`, "transfers"},
-		{"PUT", rop + "/aid", `{"transfers":[{"country":"US","recipient":"R","safeguard":"other"}]}`, "transfers"},
-		{"PUT", rop + "/aid", `{"recipients":["a\u202eb"]}`, "recipients"},
+		{"PUT", rop + "/cash_aid", `{"transfers":[{"country":"UK","recipient":"R","safeguard":"scc"}]}`, "transfers"},
+		{"PUT", rop + "/cash_aid", `{"transfers":[{"country":"US","recipient":"R","safeguard":"other"}]}`, "transfers"},
+		{"PUT", rop + "/cash_aid", `{"recipients":["a\u202eb"]}`, "recipients"},
 		{"PUT", pe.base + "/controller", `{"name":"","contact":"x"}`, "name"},
 		{"POST", subs, `{"name":"X","service":"x","locations":["ZZ"],"contract_ref":"x"}`, "locations"},
 		{"POST", subs, `{"name":"X","service":"x","locations":["DE"]}`, "contract_ref"},
