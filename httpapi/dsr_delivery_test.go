@@ -221,6 +221,9 @@ func TestDSR_LinkIsEmailedToTheSubjectNotReturnedToTheCaller(t *testing.T) {
 	// subjects (YELLOW) could otherwise have the package, RED included, mailed to themselves.
 	res, b = se.req(t, "POST", se.base+"/subjects", `{"values":{"full_name":"Ada Lovelace","national_id":"AB-947 381",
 		"email":"ada.subject@example.net"}}`, "", se.root)
+	if res.StatusCode != 201 {
+		t.Fatalf("create subject: %d %s", res.StatusCode, b)
+	}
 	mustUnmarshal(t, b, &s)
 	req := se.dsrCall(t, "POST", se.base+"/dsr", `{"subject_id":"`+s.ID+`","kind":"access"}`, se.operator, 201)
 	se.clock.Add(time.Second)
@@ -264,7 +267,7 @@ func TestDSR_FailedVerificationLeavesRequestOpenAndRejectNeedsFourEyes(t *testin
 		t.Fatalf("after a failed verification: %+v", d)
 	}
 	res, b = se.req(t, "GET", one, "", "", se.admin)
-	if !bytes.Contains(b, []byte(`"verification":"failed"`)) || !bytes.Contains(b, []byte(`"step":"identity_failed"`)) {
+	if res.StatusCode != 200 || !bytes.Contains(b, []byte(`"verification":"failed"`)) || !bytes.Contains(b, []byte(`"step":"identity_failed"`)) {
 		t.Fatalf("the failed check is not recorded: %s", b)
 	}
 	se.dsrCall(t, "POST", one+"/assign", `{"assignee":"`+admin.UserID+`","approver":"`+admin2.UserID+`"}`, se.operator, 409)

@@ -180,12 +180,12 @@ func TestDSR_WorkflowAndOneTimeDownload(t *testing.T) {
 			se.auditor = se.login(t, "acme", "aud@example.org", pw, "").AccessToken
 			res, b = se.req(t, "GET", base+"?overdue=true", "", "", se.auditor)
 			mustUnmarshal(t, b, &page)
-			if len(page.Requests) != 1 || page.Requests[0].ID != second.ID {
+			if res.StatusCode != 200 || len(page.Requests) != 1 || page.Requests[0].ID != second.ID {
 				t.Fatalf("overdue list: %s", b)
 			}
 			res, b = se.req(t, "GET", base+"?status=completed&subject="+subj, "", "", se.auditor)
 			mustUnmarshal(t, b, &page)
-			if len(page.Requests) != 1 || page.Requests[0].ID != req.ID {
+			if res.StatusCode != 200 || len(page.Requests) != 1 || page.Requests[0].ID != req.ID {
 				t.Fatalf("completed list: %s", b)
 			}
 			res, b = se.req(t, "GET", base+"?overdue=maybe", "", "", se.auditor)
@@ -237,7 +237,7 @@ func TestDSR_ErasureBlockedByHoldThenShreds(t *testing.T) {
 		t.Fatalf("409 does not name the hold: %s", b)
 	}
 	res, b = se.req(t, "GET", one, "", "", se.admin)
-	if !bytes.Contains(b, []byte(`"status":"blocked"`)) || !bytes.Contains(b, []byte(`"step":"blocked"`)) {
+	if res.StatusCode != 200 || !bytes.Contains(b, []byte(`"status":"blocked"`)) || !bytes.Contains(b, []byte(`"step":"blocked"`)) {
 		t.Fatalf("request after the refused erasure: %s", b)
 	}
 	if v := se.read(t, subj, "case_management", se.root); v["national_id"] != "AB-947 381" {
