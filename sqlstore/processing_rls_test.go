@@ -2,8 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
-	"net/url"
 	"testing"
 
 	"tutela"
@@ -53,45 +51,9 @@ func TestRLS_ProcessingTablesSeeOnlyTheirTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	tables := []string{"processing_controllers", "processing_records", "subprocessors"}
-	role := "tutela_rop_" + tutela.RandomToken(4)
-	owner := db.SQL()
-	if _, err := owner.ExecContext(ctx, `CREATE ROLE `+role+` LOGIN`); err != nil {
-		t.Fatal(err)
-	}
+	rt, _ := runtimeRole(t, db, dsn, tables...)
 	for _, table := range tables {
-		if _, err := owner.ExecContext(ctx, `GRANT SELECT ON `+table+` TO `+role); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, table := range tables {
-			_, _ = owner.ExecContext(context.Background(), `REVOKE ALL ON `+table+` FROM `+role)
-		}
-		_, _ = owner.ExecContext(context.Background(), `DROP ROLE IF EXISTS `+role)
-	})
-	u, _ := url.Parse(dsn)
-	u.User = url.User(role)
-	rt, err := sql.Open("pgx", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
-	for _, table := range tables {
-		count := func(setting string) int {
-			tx, err := rt.BeginTx(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback()
-			if _, err := tx.ExecContext(ctx, `SELECT set_config('tutela.tenant', $1, true)`, setting); err != nil {
-				t.Fatal(err)
-			}
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil { // no tenant filter on purpose
-				t.Fatal(err)
-			}
-			return n
-		}
+		count := func(setting string) int { return countAs(t, rt, table, setting) }
 		if n := count(a.ID); n != 1 {
 			t.Errorf("%s: tenant A sees %d rows, want its own 1", table, n)
 		}

@@ -42,44 +42,8 @@ func TestRLS_UnscopedQueryAsRuntimeRoleSeesOnlyItsTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	role := "tutela_rt_" + tutela.RandomToken(4)
-	owner := db.SQL()
-	for _, q := range []string{
-		`CREATE ROLE ` + role + ` LOGIN`,
-		`GRANT SELECT ON users TO ` + role,
-	} {
-		if _, err := owner.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		_, _ = owner.ExecContext(context.Background(), `REVOKE ALL ON users FROM `+role)
-		_, _ = owner.ExecContext(context.Background(), `DROP ROLE IF EXISTS `+role)
-	})
-	u, _ := url.Parse(dsn)
-	u.User = url.User(role)
-	rt, err := sql.Open("pgx", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
-	count := func(setting string) int {
-		tx, err := rt.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback()
-		if setting != "" {
-			if _, err := tx.ExecContext(ctx, `SELECT set_config('tutela.tenant', $1, true)`, setting); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil { // no tenant filter on purpose
-			t.Fatal(err)
-		}
-		return n
-	}
+	rt, roleDSN := runtimeRole(t, db, dsn, "users")
+	count := func(setting string) int { return countAs(t, rt, "users", setting) }
 	if n := count(a.ID); n != 1 {
 		t.Fatalf("tenant A sees %d users, want only its own 1", n)
 	}
@@ -96,7 +60,7 @@ func TestRLS_UnscopedQueryAsRuntimeRoleSeesOnlyItsTenant(t *testing.T) {
 	if bypass, err := db.BypassesRLS(ctx); err != nil || !bypass {
 		t.Fatalf("superuser connection: BypassesRLS = %v, %v", bypass, err)
 	}
-	rtStore, err := sqlstore.Open(ctx, u.String(), sqlstore.Options{})
+	rtStore, err := sqlstore.Open(ctx, roleDSN, sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,4 +68,58 @@ func TestRLS_UnscopedQueryAsRuntimeRoleSeesOnlyItsTenant(t *testing.T) {
 	if bypass, err := rtStore.BypassesRLS(ctx); err != nil || bypass {
 		t.Fatalf("runtime role: BypassesRLS = %v, %v", bypass, err)
 	}
+}
+
+// runtimeRole creates a PostgreSQL login role that is not a superuser (superusers bypass
+// row-level security), granted SELECT on tables, and returns a connection as it and its DSN.
+// The role goes when the test ends.
+func runtimeRole(t *testing.T, db *sqlstore.DB, dsn string, tables ...string) (*sql.DB, string) {
+	t.Helper()
+	ctx := context.Background()
+	role := "tutela_rt_" + tutela.RandomToken(4)
+	owner := db.SQL()
+	if _, err := owner.ExecContext(ctx, `CREATE ROLE `+role+` LOGIN`); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		if _, err := owner.ExecContext(ctx, `GRANT SELECT ON `+table+` TO `+role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, table := range tables {
+			_, _ = owner.ExecContext(context.Background(), `REVOKE ALL ON `+table+` FROM `+role)
+		}
+		_, _ = owner.ExecContext(context.Background(), `DROP ROLE IF EXISTS `+role)
+	})
+	u, _ := url.Parse(dsn)
+	u.User = url.User(role)
+	rt, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt, u.String()
+}
+
+// countAs counts table's rows with a deliberately unscoped query, in a transaction of rt whose
+// tutela.tenant is setting ("" leaves it unset).
+func countAs(t *testing.T, rt *sql.DB, table, setting string) int {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := rt.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if setting != "" {
+		if _, err := tx.ExecContext(ctx, `SELECT set_config('tutela.tenant', $1, true)`, setting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil { // no tenant filter on purpose
+		t.Fatal(err)
+	}
+	return n
 }
