@@ -52,7 +52,9 @@ func TestSynthesizer_SameShapeValidDeterministicPerRun(t *testing.T) {
 		if again, _ := run1.Value(c.t, c.v); again != a {
 			t.Errorf("%s: same original, same run: %q then %q", c.t, a, again)
 		}
-		if other, _ := run2.Value(c.t, c.v); other == a {
+		// A one-digit number has nine other values, so two runs agree one time in nine by
+		// chance: only originals with room to differ must differ between runs.
+		if other, _ := run2.Value(c.t, c.v); other == a && len(c.v) >= 4 {
 			t.Errorf("%s: two runs gave the same value %q", c.t, a)
 		}
 		switch c.t {
