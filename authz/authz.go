@@ -149,7 +149,8 @@ var SensitiveActions = []Action{Export, Delete, Manage, Approve}
 // administrator whose step-up has lapsed could mint one holding DELETE or MANAGE and act through
 // it (issue 12).
 func Sensitive(action Action, resource string) bool {
-	return slices.Contains(SensitiveActions, action) || (action == Create && resource == ResServiceAccounts)
+	return slices.Contains(SensitiveActions, action) ||
+		(action == Create && (resource == ResServiceAccounts || resource == ResOIDCClients))
 }
 
 // StepUpWindow is how recent a second factor must be for a sensitive action.

@@ -32,6 +32,10 @@ const (
 	// ResProcessing is the records of processing and the sub-processor register: READ and
 	// EXPORT, MANAGE to change them. Issue 14.
 	ResProcessing = "processing"
+	// ResOIDCClients are the relying parties registered with the tenant's OpenID Provider:
+	// CREATE (a step-up action: a confidential client is a credential), READ, UPDATE, DELETE,
+	// MANAGE (rotate secrets and keys). Issue 15.
+	ResOIDCClients = "oidc_clients"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -89,6 +93,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResConsents, Yellow, Create, Read, Update, Manage),
 			perms(ResDSR, Yellow, Create, Read, Update, Approve, Export),
 			perms(ResProcessing, "", Read, Export, Manage),
+			perms(ResOIDCClients, "", Create, Read, Update, Delete, Manage),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
@@ -111,6 +116,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResConsents, Green, Read),
 			perms(ResDSR, Green, Read),
 			perms(ResProcessing, "", Read, Export),
+			perms(ResOIDCClients, "", Read),
 		)},
 	{Key: RolePartner, Name: "Partner organisation", Clearance: Green,
 		// Only records explicitly shared with the partner; the sharing check belongs to the

@@ -253,10 +253,11 @@ func (c *Claims) stepUpAt() time.Time {
 	return time.Time{}
 }
 
-// service reports whether the token belongs to a service account: Tutela gives only those a
-// scope (identity.AuthenticateBearer tells them apart the same way). A service account has no
-// second factor to step up with; its permission set is the control.
-func (c *Claims) service() bool { return c.Scope != "" }
+// service reports whether the token belongs to a service account: those have a scope and no
+// session; a user's token, also one issued to an OpenID relying party with a scope, always
+// names its session (identity's token.Claims.Service tells them apart the same way). A service
+// account has no second factor to step up with; its permission set is the control.
+func (c *Claims) service() bool { return c.SessionID == "" && c.Scope != "" }
 
 // Reasons a token is refused. Verify wraps them in a *tutela.Error with code EUNAUTHENTICATED
 // and the message "invalid access token"; errors.Is finds them for logs and tests.

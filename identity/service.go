@@ -641,7 +641,7 @@ var ErrInvalidTarget = tutela.FieldErrorf("resource", "resource is not a registe
 // bearerPrincipal loads the principal a verified access token stands for, checking the user
 // (or service account), the tenant and the session are still active.
 func (s *Service) bearerPrincipal(ctx context.Context, c *token.Claims) (*tutela.Principal, error) {
-	if c.Scope != "" {
+	if c.Service() {
 		return s.serviceAccountPrincipal(ctx, c, true)
 	}
 	var p *tutela.Principal

@@ -169,7 +169,7 @@ func (s *Service) Introspect(ctx context.Context, caller *sqlstore.ServiceAccoun
 	if err != nil || c.Tenant != caller.TenantID {
 		return Introspection{}
 	}
-	if c.Scope != "" {
+	if c.Service() {
 		// A service account's token: the caller is a resource server, not the account, so the
 		// account's IP allowlist (checked where the account itself calls) does not apply.
 		if _, err := s.serviceAccountPrincipal(ctx, c, false); err != nil {

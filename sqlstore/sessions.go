@@ -31,6 +31,16 @@ type Session struct {
 	StepUpAt *time.Time `json:"-"`
 	// ReauthAt is when the user last re-entered their password in this session (nil: never).
 	ReauthAt *time.Time `json:"-"`
+	// ClientID is the relying party a client session belongs to ("": a Tutela session of the
+	// hosted pages or the /v1 API). A client session is made by an authorization-code exchange,
+	// holds that client's refresh-token family, and ends with ParentID, the sign-in session it
+	// came from (RevokeSessionByID and Users.RevokeSessions cascade).
+	ClientID string `json:"client_id,omitempty"`
+	ParentID string `json:"-"`
+	// Scope is what the client was granted (space-separated).
+	Scope string `json:"-"`
+	// DPoPJKT binds the session's tokens to a DPoP key (RFC 9449): the JWK SHA-256 thumbprint.
+	DPoPJKT string `json:"-"`
 }
 
 // Active reports whether the session can still be used at now: not revoked, within its idle
@@ -56,7 +66,7 @@ func (s *Session) EndReason(now time.Time) string {
 // on every request (SessionBySecret, SessionByID) leave them unopened (""): only the listings a
 // user or admin reads (Users.Session, Users.Sessions) pay for opening them.
 const sessionCols = `id, tenant_id, user_id, token_version, amr, ip_sealed, user_agent_sealed, created_at, last_seen_at,
-	idle_timeout_s, absolute_expires_at, revoked_at, step_up_at, reauth_at`
+	idle_timeout_s, absolute_expires_at, revoked_at, step_up_at, reauth_at, client_id, parent_id, scope, dpop_jkt`
 
 // Fields the user's person key seals a session's IP and user agent under.
 const (
@@ -86,8 +96,9 @@ func scanSessionSealed(row interface{ Scan(...any) error }) (*Session, *sealedSe
 	var amr string
 	var idle int64
 	var revoked, stepUp, reauth sql.NullTime
+	var clientID, parentID, jkt sql.NullString
 	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &amr, &ss.ip, &ss.ua, &s.CreatedAt,
-		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp, &reauth)
+		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp, &reauth, &clientID, &parentID, &s.Scope, &jkt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
 	}
@@ -102,6 +113,7 @@ func scanSessionSealed(row interface{ Scan(...any) error }) (*Session, *sealedSe
 		s.RevokedAt = &t
 	}
 	s.StepUpAt, s.ReauthAt = optTime(stepUp), optTime(reauth)
+	s.ClientID, s.ParentID, s.DPoPJKT = clientID.String, parentID.String, jkt.String
 	return &s, &ss, nil
 }
 
@@ -149,14 +161,19 @@ func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) 
 		return err
 	}
 	_, err = tx.exec(ctx, `INSERT INTO sessions (id, tenant_id, user_id, token_hash, token_version, amr, ip, user_agent,
-		created_at, last_seen_at, idle_timeout_s, absolute_expires_at, step_up_at, ip_sealed, user_agent_sealed)
-		VALUES ($1,$2,$3,$4,$5,$6,'','',$7,$8,$9,$10,$11,$12,$13)`,
+		created_at, last_seen_at, idle_timeout_s, absolute_expires_at, step_up_at, ip_sealed, user_agent_sealed,
+		client_id, parent_id, scope, dpop_jkt)
+		VALUES ($1,$2,$3,$4,$5,$6,'','',$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)`,
 		s.ID, s.TenantID, s.UserID, secretHash, s.TokenVersion, strings.Join(s.AMR, " "),
-		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC(), stepUp, ip, ua)
+		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC(), stepUp, ip, ua,
+		nullString(s.ClientID), nullString(s.ParentID), s.Scope, nullString(s.DPoPJKT))
 	if err != nil {
 		return err
 	}
 	details := map[string]any{"user_id": s.UserID, "amr": strings.Join(s.AMR, " ")}
+	if s.ClientID != "" {
+		details["client_id"], details["parent_id"] = s.ClientID, s.ParentID
+	}
 	if len(evict) > 0 {
 		for _, id := range evict {
 			if err := tx.RevokeSessionByID(ctx, id, "session_limit"); err != nil {
@@ -250,7 +267,8 @@ func (r Users) RevokeSessions(ctx context.Context, userID, id, keepID, reason st
 		if !tutela.ValidID(id) {
 			return 0, nil
 		}
-		q += ` AND id = $5`
+		// A client session ends with the sign-in session it came from.
+		q += ` AND (id = $5 OR parent_id = $5)`
 		args = append(args, id)
 	case keepID != "":
 		q += ` AND id <> $5`
@@ -342,7 +360,39 @@ func (tx *Tx) RevokeSessionByID(ctx context.Context, id, reason string) error {
 	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL`, tx.now, id); err != nil {
 		return err
 	}
-	return tx.Record(ctx, "session.revoke", tenantID, "session", id, "", map[string]any{"reason": reason, "user_id": userID})
+	if err := tx.Record(ctx, "session.revoke", tenantID, "session", id, "", map[string]any{"reason": reason, "user_id": userID}); err != nil {
+		return err
+	}
+	// The client sessions that came from it end with it (relying parties' sign-ins are bounded
+	// by the Tutela session).
+	children, err := tx.childSessions(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := tx.RevokeSessionByID(ctx, c, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// childSessions are the active client sessions made from the sign-in session id.
+func (tx *Tx) childSessions(ctx context.Context, id string) ([]string, error) {
+	rows, err := tx.query(ctx, `SELECT id FROM sessions WHERE parent_id = $1 AND revoked_at IS NULL`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 func truncate(s string, n int) string {

@@ -46,6 +46,13 @@ type wireClaims struct {
 	AuthTime int64    `json:"auth_time,omitempty"`
 	Acr      string   `json:"acr,omitempty"`
 	Scope    string   `json:"scope,omitempty"`
+	ClientID string   `json:"client_id,omitempty"`
+	Cnf      *cnf     `json:"cnf,omitempty"`
+}
+
+// cnf is the confirmation claim of a sender-constrained token (RFC 9449 §6.1).
+type cnf struct {
+	JKT string `json:"jkt"`
 }
 
 // sign returns the compact JWS of payload under k's precomputed header.

@@ -241,7 +241,10 @@ func (r *Ring) Issue(ctx context.Context, c Claims) (token string, exp time.Time
 		Iss: r.cfg.Issuer, Sub: c.Subject, Aud: c.Audience,
 		Exp: exp.Unix(), Iat: iat.Unix(), Nbf: iat.Unix(),
 		Jti: tutela.RandomToken(16), Sid: c.SessionID, Tenant: c.Tenant, Tv: c.TokenVersion,
-		Amr: c.AMR, Scope: c.Scope, Acr: c.ACR,
+		Amr: c.AMR, Scope: c.Scope, Acr: c.ACR, ClientID: c.ClientID,
+	}
+	if c.JKT != "" {
+		w.Cnf = &cnf{JKT: c.JKT}
 	}
 	if !c.AuthTime.IsZero() {
 		w.AuthTime = c.AuthTime.Unix()
@@ -357,6 +360,10 @@ func (r *Ring) verify(ctx context.Context, token, audience string, audiences []s
 	c := &Claims{
 		Issuer: w.Iss, Subject: w.Sub, Audience: w.Aud, Expiry: exp, IssuedAt: iat, NotBefore: nbf,
 		ID: w.Jti, SessionID: w.Sid, Tenant: w.Tenant, TokenVersion: w.Tv, AMR: w.Amr, Scope: w.Scope, ACR: w.Acr,
+		ClientID: w.ClientID,
+	}
+	if w.Cnf != nil {
+		c.JKT = w.Cnf.JKT
 	}
 	if w.AuthTime != 0 {
 		c.AuthTime = time.Unix(w.AuthTime, 0).UTC()

@@ -145,8 +145,18 @@ type Claims struct {
 	AMR          []string  // amr (RFC 8176): authentication methods, e.g. "pwd", "otp"
 	AuthTime     time.Time // auth_time: when the user last authenticated
 	ACR          string    // acr: authentication context class (urn:tutela:acr:pwd or urn:tutela:acr:mfa)
-	Scope        string    // scope: space-separated, for service accounts
+	Scope        string    // scope: space-separated
+	// ClientID is the OpenID relying party the token was issued to (RFC 9068 client_id); ""
+	// for tokens of Tutela's own sign-in and of service accounts.
+	ClientID string
+	// JKT binds the token to a DPoP key (RFC 9449 cnf.jkt): every use needs a proof signed by
+	// the key with this JWK SHA-256 thumbprint.
+	JKT string
 }
+
+// Service reports whether the token is a service account's (client credentials): those have
+// a scope and no session; a user's token always names its session.
+func (c *Claims) Service() bool { return c.SessionID == "" && c.Scope != "" }
 
 // Reasons Verify refuses a token. Verify wraps them in a *tutela.Error with code
 // EUNAUTHENTICATED and the generic message "invalid access token"; errors.Is finds them for
