@@ -65,11 +65,13 @@ func (a *authRequest) GetRedirectURI() string { return a.req.RedirectURI }
 func (a *authRequest) GetResponseType() zoidc.ResponseType {
 	return zoidc.ResponseTypeCode
 }
-func (a *authRequest) GetResponseMode() zoidc.ResponseMode { return zoidc.ResponseMode(a.req.ResponseMode) }
-func (a *authRequest) GetScopes() []string                 { return a.req.Scopes }
-func (a *authRequest) GetState() string                    { return a.req.State }
-func (a *authRequest) GetSubject() string                  { return a.row.UserID }
-func (a *authRequest) Done() bool                          { return a.row.Done && a.row.Denied == "" }
+func (a *authRequest) GetResponseMode() zoidc.ResponseMode {
+	return zoidc.ResponseMode(a.req.ResponseMode)
+}
+func (a *authRequest) GetScopes() []string { return a.req.Scopes }
+func (a *authRequest) GetState() string    { return a.req.State }
+func (a *authRequest) GetSubject() string  { return a.row.UserID }
+func (a *authRequest) Done() bool          { return a.row.Done && a.row.Denied == "" }
 func (a *authRequest) GetCodeChallenge() *zoidc.CodeChallenge {
 	return &zoidc.CodeChallenge{Challenge: a.req.CodeChallenge, Method: zoidc.CodeChallengeMethodS256}
 }
