@@ -70,7 +70,9 @@ func ClientDefaults(c *sqlstore.OIDCClient) {
 // (tutela.FieldErrorf) per problem, in field order, so the first names the first bad field.
 func ValidateClient(c *sqlstore.OIDCClient) error {
 	var errs []error
-	bad := func(field, format string, args ...any) { errs = append(errs, tutela.FieldErrorf(field, format, args...)) }
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, tutela.FieldErrorf(field, format, args...))
+	}
 
 	if n := utf8.RuneCountInString(c.Name); n == 0 || n > MaxClientNameRunes {
 		bad("name", "name must be 1-%d characters", MaxClientNameRunes)
