@@ -29,6 +29,7 @@ var OIDCClientTests = []Test{
 	{"OIDCClientSecretRevoke", testOIDCClientRevoke},
 	{"OIDCClientKeysValidated", testOIDCClientKeys},
 	{"OIDCClientAuditHoldsNoSecret", testOIDCClientAuditNoSecret},
+	{"OIDCClientDisableAndDeleteEndItsSessions", testOIDCClientEndsSessions},
 }
 
 func newOIDCClient(t *testing.T, db *sqlstore.DB, tenantID, authMethod string) (*sqlstore.OIDCClient, tutela.Secret) {
@@ -376,5 +377,36 @@ func testOIDCClientAuditNoSecret(t *testing.T, open Opener) {
 		if !seen[a] {
 			t.Errorf("no %s event", a)
 		}
+	}
+}
+
+func testOIDCClientEndsSessions(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	tn := createTenant(t, db, "oidc-sess")
+	u := createUser(t, db, tn.ID, "ana@example.org")
+	c, _ := newOIDCClient(t, db, tn.ID, sqlstore.ClientSecretBasic)
+	other, _ := newOIDCClient(t, db, tn.ID, sqlstore.ClientSecretBasic)
+	session := func(clientID string) *sqlstore.Session {
+		s := newLimitSession(tn.ID, u.ID, clock.Now())
+		s.ClientID = clientID
+		update(t, db, func(tx *sqlstore.Tx) error { return tx.CreateSession(ctx, s, sqlstore.HashToken(tutela.NewID())) })
+		return s
+	}
+	revoked := func(id string) bool {
+		var s *sqlstore.Session
+		update(t, db, func(tx *sqlstore.Tx) (err error) { s, err = tx.SessionByID(ctx, id); return err })
+		return s.RevokedAt != nil
+	}
+	mine, theirs, browser := session(c.ID), session(other.ID), session("")
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.OIDCClients(tn.ID).SetStatus(ctx, c.ID, sqlstore.ClientDisabled)
+	})
+	if !revoked(mine.ID) || revoked(theirs.ID) || revoked(browser.ID) {
+		t.Fatal("disabling a client must end its sessions and only them")
+	}
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.OIDCClients(tn.ID).Delete(ctx, other.ID) })
+	if !revoked(theirs.ID) || revoked(browser.ID) {
+		t.Fatal("deleting a client must end its sessions and only them")
 	}
 }
