@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"tutela"
@@ -65,7 +66,9 @@ func (q *oidcClientRequest) apply(c *sqlstore.OIDCClient) {
 			*dst = *v
 		}
 	}
-	set(&c.Name, q.Name)
+	if q.Name != nil {
+		c.Name = strings.TrimSpace(*q.Name) // as ClientDefaults does at creation
+	}
 	set(&c.AppType, q.AppType)
 	set(&c.AuthMethod, q.AuthMethod)
 	list(&c.RedirectURIs, q.RedirectURIs)

@@ -74,8 +74,8 @@ func ValidateClient(c *sqlstore.OIDCClient) error {
 		errs = append(errs, tutela.FieldErrorf(field, format, args...))
 	}
 
-	if n := utf8.RuneCountInString(c.Name); n == 0 || n > MaxClientNameRunes {
-		bad("name", "name must be 1-%d characters", MaxClientNameRunes)
+	if n := utf8.RuneCountInString(c.Name); n == 0 || n > MaxClientNameRunes || strings.TrimSpace(c.Name) != c.Name {
+		bad("name", "name must be 1-%d characters, without surrounding spaces", MaxClientNameRunes)
 	} else if !tutela.ValidText(c.Name) {
 		errs = append(errs, tutela.InvalidText("name"))
 	}

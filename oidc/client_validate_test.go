@@ -90,6 +90,7 @@ func TestValidateClient_RefusesEachRule(t *testing.T) {
 		field string
 	}{
 		{"empty name", func(c *sqlstore.OIDCClient) { c.Name = "" }, "name"},
+		{"blank name", func(c *sqlstore.OIDCClient) { c.Name = "   " }, "name"},
 		{"long name", func(c *sqlstore.OIDCClient) { c.Name = strings.Repeat("é", 101) }, "name"},
 		{"control in name", func(c *sqlstore.OIDCClient) { c.Name = "Portal\x1b[31m" }, "name"},
 		{"bidi override in name", func(c *sqlstore.OIDCClient) { c.Name = "Portal\u202e" }, "name"},
@@ -172,5 +173,17 @@ func TestValidateClient_ErrorEchoIsClipped(t *testing.T) {
 	c.Scopes = []string{"openid", strings.Repeat("s", 500)}
 	if msg := tutela.ErrorMessage(ValidateClient(c)); len(msg) > 200 {
 		t.Fatalf("message of %d bytes echoes the whole value", len(msg))
+	}
+}
+
+func BenchmarkValidateClient(b *testing.B) {
+	c := &sqlstore.OIDCClient{Name: "Portal", AppType: sqlstore.AppWeb, RedirectURIs: []string{"https://app.example.org/cb",
+		"http://127.0.0.1:8080/cb"}, PostLogoutRedirectURIs: []string{"https://app.example.org/bye"}, Scopes: ClientScopes}
+	ClientDefaults(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ValidateClient(c); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
