@@ -406,7 +406,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		return err
 	}
 	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela"}, a.Resources...), TTL: a.AccessTokenTTL,
-		Alg: token.Alg(a.TokenAlg), RotateEvery: a.KeyRotation}, identity.KeyStore{DB: m.DB}, sealer)
+		Alg: token.Alg(a.TokenAlg), Algs: token.ParseAlgs(a.TokenAlgs), RotateEvery: a.KeyRotation}, identity.KeyStore{DB: m.DB}, sealer)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("access-token keys: %w", err)

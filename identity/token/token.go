@@ -39,6 +39,15 @@ const RSABits = 3072
 // defaultAlgs are the algorithms a ring keeps keys for when Config.Algs is empty.
 var defaultAlgs = []Alg{EdDSA, ES256}
 
+// ParseAlgs converts configured algorithm names to Algs; NewRing validates them.
+func ParseAlgs(names []string) []Alg {
+	out := make([]Alg, len(names))
+	for i, n := range names {
+		out[i] = Alg(n)
+	}
+	return out
+}
+
 // valid reports whether a may sign access tokens: the verifier accepts nothing else.
 func (a Alg) valid() bool { return a == EdDSA || a == ES256 }
 
