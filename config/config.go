@@ -159,16 +159,16 @@ type Auth struct {
 	SessionIdle     time.Duration `koanf:"session_idle"`
 	SessionAbsolute time.Duration `koanf:"session_absolute"`
 	AccessTokenTTL  time.Duration `koanf:"access_token_ttl"`
-	TokenAlg        string        `koanf:"token_alg"`      // EdDSA or ES256: signs access tokens
-	// TokenAlgs are the signing algorithms kept in rotation, each with its own keys (EdDSA,
-	// ES256, RS256; default EdDSA and ES256); token_alg is always kept. Add RS256 for relying
-	// parties that verify only RSA ID tokens (3072-bit keys).
-	TokenAlgs []string `koanf:"token_algs"`
+	TokenAlg        string        `koanf:"token_alg"`      // EdDSA or ES256
 	KeyRotation     time.Duration `koanf:"key_rotation"`   // signing-key lifetime
 	ResetCodeTTL    time.Duration `koanf:"reset_code_ttl"` // e-mailed reset code lifetime (ASVS 5.0 2.7.2)
 	Password        PasswordRules `koanf:"password"`
 	Hash            HashParams    `koanf:"hash"`
 	Breach          Breach        `koanf:"breach"`
+	// TokenAlgs are the signing algorithms kept in rotation, each with its own keys (EdDSA,
+	// ES256, RS256; default EdDSA and ES256). TokenAlg, which signs access tokens, is always
+	// kept. Add RS256 for relying parties that verify only RSA ID tokens (3072-bit keys).
+	TokenAlgs []string `koanf:"token_algs"`
 	// MFARoles are the role keys (built-in or custom) whose holders must use a second factor.
 	MFARoles []string `koanf:"mfa_roles"`
 	// Resources are the resource servers a token may be asked for (RFC 8707 resource

@@ -86,10 +86,10 @@ type Config struct {
 	// verifying until their key leaves the JWKS.
 	Alg Alg
 	// Algs are the algorithms the ring keeps keys for, each on its own rotation schedule with
-	// the same RotateEvery, PrePublish and retirement rules (default: EdDSA and
-	// ES256). Add RS256 to serve relying parties that verify only RSA ID tokens. Keys of an
-	// algorithm removed from the list are no longer rotated; they stop signing at their RetireAt
-	// and leave the JWKS TTL+Leeway later.
+	// the same RotateEvery, PrePublish and retirement rules (default: EdDSA and ES256). Add
+	// RS256 to serve relying parties that verify only RSA ID tokens. A node no longer signs with
+	// nor rotates keys of an algorithm removed from its list; they stay published (another node
+	// may still sign with them) until their RetireAt plus TTL+Leeway.
 	Algs []Alg
 	// RotateEvery is how long a key signs before its successor takes over (default 30 days).
 	RotateEvery time.Duration
