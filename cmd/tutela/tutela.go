@@ -406,8 +406,9 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela", oidc.UserinfoAudience}, a.Resources...), TTL: a.AccessTokenTTL,
-		Alg: token.Alg(a.TokenAlg), RotateEvery: a.KeyRotation}, identity.KeyStore{DB: m.DB}, sealer)
+	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela", oidc.UserinfoAudience}, a.Resources...),
+		TTL: a.AccessTokenTTL, Alg: token.Alg(a.TokenAlg), Algs: token.ParseAlgs(a.TokenAlgs), RotateEvery: a.KeyRotation},
+		identity.KeyStore{DB: m.DB}, sealer)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("access-token keys: %w", err)
