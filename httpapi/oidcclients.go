@@ -114,6 +114,9 @@ func (s *Server) createOIDCClient(w http.ResponseWriter, r *http.Request, p *tut
 		if err := oidc.ValidateClient(c); err != nil {
 			return err
 		}
+		if err := oidc.CheckSigningAlg(c, s.signingAlgs()); err != nil {
+			return err
+		}
 		c.CreatedBy = p.UserID
 		secret, err = tx.OIDCClients(t.ID).Create(r.Context(), c)
 		return err
@@ -231,6 +234,9 @@ func (s *Server) patchOIDCClient(w http.ResponseWriter, r *http.Request, p *tute
 		}
 		req.apply(c)
 		if err := oidc.ValidateClient(c); err != nil {
+			return err
+		}
+		if err := oidc.CheckSigningAlg(c, s.signingAlgs()); err != nil {
 			return err
 		}
 		return cs.Update(r.Context(), c)
@@ -382,4 +388,13 @@ func (s *Server) removeOIDCClientKey(w http.ResponseWriter, r *http.Request, p *
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// signingAlgs are the algorithms the key ring signs with.
+func (s *Server) signingAlgs() []string {
+	var out []string
+	for _, a := range s.d.Identity.Tokens.Algs() {
+		out = append(out, string(a))
+	}
+	return out
 }

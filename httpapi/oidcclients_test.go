@@ -264,6 +264,8 @@ func TestOIDCClients_InvalidRedirectURIsRefused(t *testing.T) {
 		{`{"name":"App","application_type":"web","redirect_uris":["https://a.example/cb"],"grant_types":["authorization_code","implicit"]}`, "grant_types"},
 		{`{"name":"App","application_type":"web","redirect_uris":["https://a.example/cb"],"scopes":["profile"]}`, "scopes"},
 		{`{"name":"App","application_type":"native","token_endpoint_auth_method":"client_secret_basic","redirect_uris":["http://127.0.0.1/cb"]}`, "token_endpoint_auth_method"},
+		// RS256 is kept only when auth.token_algs lists it (this server's ring: EdDSA, ES256).
+		{`{"name":"App","application_type":"web","redirect_uris":["https://a.example/cb"],"id_token_signed_response_alg":"RS256"}`, "id_token_signed_response_alg"},
 	} {
 		wantInvalidField(t, e, "POST", base, tc.body, a.AccessToken, tc.field)
 	}

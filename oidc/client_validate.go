@@ -215,3 +215,13 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// CheckSigningAlg refuses a client whose ID-token algorithm the key ring does not keep (RS256
+// is kept only when auth.token_algs lists it): its sign-ins would fail at the token endpoint.
+func CheckSigningAlg(c *sqlstore.OIDCClient, algs []string) error {
+	if c.IDTokenAlg == "" || slices.Contains(algs, c.IDTokenAlg) {
+		return nil
+	}
+	return tutela.FieldErrorf("id_token_signed_response_alg", "%s is not among the server's signing algorithms (auth.token_algs: %s)",
+		c.IDTokenAlg, strings.Join(algs, ", "))
+}

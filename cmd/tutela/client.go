@@ -48,8 +48,15 @@ func (c clientCreateCmd) Run(e *env) error {
 	if err := oidc.ValidateClient(cl); err != nil {
 		return clientProblems(e, err)
 	}
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := oidc.CheckSigningAlg(cl, cfg.Auth.TokenAlgs); err != nil {
+		return clientProblems(e, err)
+	}
 	var secret tutela.Secret
-	err := withTenantTx(e, c.Tenant, func(tx *sqlstore.Tx, t *tutela.Tenant) (err error) {
+	err = withTenantTx(e, c.Tenant, func(tx *sqlstore.Tx, t *tutela.Tenant) (err error) {
 		secret, err = tx.OIDCClients(t.ID).Create(e.ctx, cl)
 		return err
 	})
