@@ -130,6 +130,15 @@ func TestClientCredentials_ProviderTokenWorksOnTheAPIWithinItsPermissions(t *tes
 			if tok.TokenType != "Bearer" || tok.Extra("scope") != "users:READ" || tok.Expiry.IsZero() {
 				t.Fatalf("token: %+v scope %v", tok, tok.Extra("scope"))
 			}
+			// Token responses are not cached (RFC 6749 §5.1).
+			req, _ := http.NewRequest("POST", disc.Token, strings.NewReader(ccForm.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(sa.ClientID, secret)
+			if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 || res.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("raw token response: %v %+v", err, res)
+			} else {
+				res.Body.Close()
+			}
 			// The token is the one /v1/oauth/token gives: it works on the API within the
 			// account's permissions, in its tenant only.
 			if s := apiStatus(t, e, "GET", "/v1/tenants/"+ta.ID+"/users", "", tok.AccessToken); s != 200 {
@@ -150,8 +159,8 @@ func TestClientCredentials_ProviderTokenWorksOnTheAPIWithinItsPermissions(t *tes
 				t.Fatalf("/v1 token on the API: %d", s)
 			}
 			// Both issues are audited the same way.
-			if n := auditCount(t, e, ta.ID, "service_account.token"); n != 2 {
-				t.Fatalf("service_account.token events: %d, want 2", n)
+			if n := auditCount(t, e, ta.ID, "service_account.token"); n != 3 {
+				t.Fatalf("service_account.token events: %d, want 3", n)
 			}
 			// Disabling the account ends the provider's token too.
 			if err := e.DB.Update(ctx, func(tx *sqlstore.Tx) error {
@@ -250,8 +259,17 @@ func TestClientCredentials_PrivateKeyJWTBoundToTheEndpoint(t *testing.T) {
 	e := oidctest.New(t, sqlstore.SQLite, nil)
 	ta, _ := e.Seed(t, "acme", "ana@example.org", pw)
 	e.Seed(t, "globex", "bo@example.org", pw)
-	sa, _ := serviceAccount(t, e, sqlstore.ServiceAccount{TenantID: ta.ID,
+	sa, secret := serviceAccount(t, e, sqlstore.ServiceAccount{TenantID: ta.ID,
 		Permissions: []authz.Permission{{Resource: authz.ResUsers, Action: authz.Read}}})
+	// A tenant that requires private_key_jwt refuses the account's secret here as at /v1.
+	if err := e.DB.Update(ctx, func(tx *sqlstore.Tx) error { return tx.SetTenantRequiresPrivateKeyJWT(ctx, ta.ID, true) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []string{"/t/acme/oauth/token", "/v1/oauth/token"} {
+		if code, out := tokenPost(t, e, ep, ccForm, sa.ClientID, secret); code != 401 || out["error"] != "invalid_client" {
+			t.Fatalf("secret under a private_key_jwt-only policy at %s: %d %v", ep, code, out)
+		}
+	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	jwk, _ := json.Marshal(jose.JSONWebKey{Key: pub, KeyID: "k1"})
 	if _, err := e.Identity.MFA.RegisterClientKey(ctx, ta.ID, sa.ID, jwk); err != nil {
