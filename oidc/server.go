@@ -17,7 +17,7 @@ type server struct {
 }
 
 // Discovery advertises what the provider really does: the code flow with PKCE S256 only, no
-// implicit or hybrid response types, the authentication methods and algorithms it accepts,
+// implicit or hybrid response types, client credentials for service accounts, the authentication methods and algorithms it accepts,
 // PAR, DPoP and the RFC 9207 iss parameter.
 func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Response, error) {
 	resp, err := s.LegacyServer.Discovery(ctx, r)
@@ -30,7 +30,7 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 	}
 	d.ResponseTypesSupported = []string{string(zoidc.ResponseTypeCode)}
 	d.ResponseModesSupported = []string{string(zoidc.ResponseModeQuery)}
-	d.GrantTypesSupported = []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken}
+	d.GrantTypesSupported = []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken, zoidc.GrantTypeClientCredentials}
 	d.CodeChallengeMethodsSupported = []zoidc.CodeChallengeMethod{zoidc.CodeChallengeMethodS256}
 	methods := []zoidc.AuthMethod{zoidc.AuthMethodBasic, zoidc.AuthMethodPrivateKeyJWT, zoidc.AuthMethodNone}
 	d.TokenEndpointAuthMethodsSupported = methods

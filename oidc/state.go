@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"tutela/sqlstore"
 )
 
 // reqState is what one request to the provider learns on the way, for the storage methods the
@@ -21,6 +23,10 @@ type reqState struct {
 	jkt string
 	// pushed: the authorization request came from a pushed request (RFC 9126).
 	pushed bool
+	// account is the service account the request authenticated (client credentials grant),
+	// resources the resource parameters it sent (RFC 8707).
+	account   *sqlstore.ServiceAccount
+	resources []string
 }
 
 type stateKey struct{}
