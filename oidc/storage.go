@@ -3,7 +3,6 @@ package oidc
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -367,8 +366,6 @@ func acrOf(amr []string) string {
 	}
 	return authz.ACRPassword
 }
-
-var errNoSession = errors.New("oidc: session ended")
 
 // scopeString joins scopes for storage and claims.
 func scopeString(s []string) string { return strings.Join(s, " ") }
