@@ -128,7 +128,10 @@ func (e *bclEnv) client(t *testing.T, tenantID, logoutURI string) *sqlstore.OIDC
 	c := &sqlstore.OIDCClient{Name: "Portal", AppType: sqlstore.AppWeb, AuthMethod: sqlstore.ClientSecretBasic,
 		RedirectURIs: []string{"https://portal.example/cb"}, BackchannelLogoutURI: logoutURI, Scopes: []string{"openid"},
 		GrantTypes: []string{"authorization_code"}, IDTokenAlg: "ES256", CreatedBy: "test"}
-	e.update(t, func(tx *sqlstore.Tx) error { _, err := tx.OIDCClients(tenantID).Create(context.Background(), c); return err })
+	e.update(t, func(tx *sqlstore.Tx) error {
+		_, err := tx.OIDCClients(tenantID).Create(context.Background(), c)
+		return err
+	})
 	return c
 }
 
