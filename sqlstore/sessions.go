@@ -257,8 +257,9 @@ func (tx *Tx) TouchSession(ctx context.Context, id string) error {
 	return err
 }
 
-// RevokeSessions revokes the user's sessions: the one with id when id is set, otherwise all of
-// them except keepID. It returns how many it revoked.
+// RevokeSessions revokes the user's sessions: the one with id (and its client sessions) when id
+// is set, otherwise all of them except keepID and its client sessions. It returns how many it
+// revoked.
 func (r Users) RevokeSessions(ctx context.Context, userID, id, keepID, reason string) (int64, error) {
 	q := `tenant_id = $3 AND user_id = $4`
 	args := []any{r.tenantID, userID}
@@ -271,7 +272,9 @@ func (r Users) RevokeSessions(ctx context.Context, userID, id, keepID, reason st
 		q += ` AND (id = $5 OR parent_id = $5)`
 		args = append(args, id)
 	case keepID != "":
-		q += ` AND id <> $5`
+		// The kept session's client sessions are kept with it: "sign out everywhere else"
+		// must not sign this browser out of the applications it signed in to.
+		q += ` AND id <> $5 AND (parent_id IS NULL OR parent_id <> $5)`
 		args = append(args, keepID)
 	}
 	n, err := r.tx.revokeSessions(ctx, q, reason, args...)

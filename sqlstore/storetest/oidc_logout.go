@@ -105,6 +105,24 @@ func testClientSessionEndedEveryPath(t *testing.T, open Opener) {
 			t.Fatalf("%s: hook saw %v, want the client sessions %v", tc.name, got, children)
 		}
 	}
+	// "Sign out everywhere else" keeps the current sign-in's client sessions.
+	keep, keptChildren := signIn(t, db, tn.ID, u.ID, ca.ID)
+	_, otherChildren := signIn(t, db, tn.ID, u.ID, cb.ID)
+	update(t, db, func(tx *sqlstore.Tx) error {
+		_, err := users(tx).RevokeSessions(ctx, u.ID, "", keep, "revoked_by_user")
+		return err
+	})
+	if got := log.take(); !slices.Equal(got, otherChildren) {
+		t.Fatalf("revoke others: hook saw %v, want %v", got, otherChildren)
+	}
+	var kept *sqlstore.Session
+	update(t, db, func(tx *sqlstore.Tx) (err error) { kept, err = tx.SessionByID(ctx, keptChildren[0]); return err })
+	if kept.RevokedAt != nil {
+		t.Fatal("revoking the other sessions ended the current sign-in's client session")
+	}
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.RevokeSessionByID(ctx, keep, "logout") })
+	log.take()
+
 	// One client session ended on its own (refresh-token reuse revokes just it), with its
 	// client, user and parent named; a second revocation of it says nothing more.
 	parent, children := signIn(t, db, tn.ID, u.ID, ca.ID)
