@@ -12,6 +12,7 @@ import (
 	"tutela/httpapi/middleware"
 	"tutela/identity"
 	"tutela/identity/token"
+	"tutela/oidc"
 	"tutela/sqlstore"
 )
 
@@ -27,14 +28,19 @@ type principalKey struct{}
 func (s *Server) authenticate(r *http.Request, anyAudience bool) (*tutela.Principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return nil, &identity.Refusal{Reason: "malformed",
-				Err: tutela.Errorf(tutela.EUNAUTHENTICATED, "authorization must be a Bearer access token")}
+		tok = strings.TrimSpace(tok)
+		switch {
+		case !ok || tok == "":
+		case strings.EqualFold(scheme, "DPoP"):
+			return s.authenticateDPoP(r, tok, anyAudience)
+		case !strings.EqualFold(scheme, "Bearer"):
+		case anyAudience:
+			return s.d.Identity.AuthenticateBearerAnyAudience(r.Context(), tok)
+		default:
+			return s.d.Identity.AuthenticateBearer(r.Context(), tok)
 		}
-		if anyAudience {
-			return s.d.Identity.AuthenticateBearerAnyAudience(r.Context(), strings.TrimSpace(tok))
-		}
-		return s.d.Identity.AuthenticateBearer(r.Context(), strings.TrimSpace(tok))
+		return nil, &identity.Refusal{Reason: "malformed",
+			Err: tutela.Errorf(tutela.EUNAUTHENTICATED, "authorization must be a Bearer or DPoP access token")}
 	}
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
@@ -86,7 +92,13 @@ func (s *Server) authedFor(allowRestricted, anyAudience bool, h func(http.Respon
 		if err != nil {
 			switch tutela.ErrorCode(err) {
 			case tutela.EUNAUTHENTICATED:
-				w.Header().Set("WWW-Authenticate", `Bearer realm="tutela"`)
+				// Both schemes are offered (RFC 9449 §7.1); the one the request used comes first.
+				first, second := `Bearer realm="tutela"`, dpopChallenge(r, err)
+				if usesDPoP(r) || errors.Is(err, oidc.ErrInvalidDPoPProof) {
+					first, second = second, first
+				}
+				w.Header().Set("WWW-Authenticate", first)
+				w.Header().Add("WWW-Authenticate", second)
 				noteTokenFailure(r, err)
 			case tutela.EFORBIDDEN:
 				noteTokenFailure(r, err)
@@ -124,6 +136,9 @@ var tokenReasons = []struct {
 // session (ASVS 5.0 16.3.1). A request that presented neither is only its api.request's 401.
 func noteTokenFailure(r *http.Request, err error) {
 	credential := "bearer"
+	if usesDPoP(r) {
+		credential = "dpop"
+	}
 	if r.Header.Get("Authorization") == "" {
 		if c, cerr := r.Cookie(SessionCookie); cerr != nil || c.Value == "" {
 			return
