@@ -107,7 +107,13 @@ func (b *BackchannelLogout) Register() {
 	b.Queue.Register(jobs.Kind{Name: JobBackchannelLogout, MaxAttempts: backchannelAttempts,
 		Timeout: BackchannelTimeout + 10*time.Second, Handle: b.deliver})
 	b.DB.OnClientSessionEnded(func(ctx context.Context, tx *sqlstore.Tx, s sqlstore.EndedSession) error {
-		return EnqueueBackchannelLogout(ctx, tx, b.Queue, s.TenantID, s.ClientID, s.UserID, s.ID)
+		// sid is the sign-in session the client's ID tokens name (storage.SetUserinfoFromRequest):
+		// the OP session every application signed in from it shares.
+		sid := s.ParentID
+		if sid == "" {
+			sid = s.ID
+		}
+		return EnqueueBackchannelLogout(ctx, tx, b.Queue, s.TenantID, s.ClientID, s.UserID, sid)
 	})
 }
 

@@ -132,7 +132,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, r *zoidc.AuthRequest, h
 	if err != nil {
 		return nil, err
 	}
-	row := &sqlstore.OIDCAuthRequest{TenantID: s.t.tenantID, ClientID: c.ID, Request: string(b), DPoPJKT: state(ctx).jkt}
+	row := &sqlstore.OIDCAuthRequest{TenantID: s.t.tenantID, ClientID: c.ID, Request: string(b), DPoPJKT: state(ctx).authJKT}
 	if err := s.db().Update(ctx, func(tx *sqlstore.Tx) error { return tx.CreateOIDCAuthRequest(ctx, row) }); err != nil {
 		return nil, err
 	}
