@@ -28,7 +28,9 @@ type OIDCConsents struct {
 }
 
 // OIDCConsents scopes consent queries to one tenant.
-func (tx *Tx) OIDCConsents(tenantID string) OIDCConsents { return OIDCConsents{tx: tx, tenantID: tenantID} }
+func (tx *Tx) OIDCConsents(tenantID string) OIDCConsents {
+	return OIDCConsents{tx: tx, tenantID: tenantID}
+}
 
 // maxConsentScopes bounds a grant: a request names a handful of scopes, never hundreds.
 const maxConsentScopes = 64

@@ -48,9 +48,13 @@ func testConsentGrantMerges(t *testing.T, open Opener) {
 	if covers(t, db, tn.ID, u.ID, c.ID, "openid") {
 		t.Fatal("Covers before any grant")
 	}
-	update(t, db, func(tx *sqlstore.Tx) error { return tx.OIDCConsents(tn.ID).Grant(ctx, u.ID, c.ID, []string{"openid", "profile"}) })
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.OIDCConsents(tn.ID).Grant(ctx, u.ID, c.ID, []string{"openid", "profile"})
+	})
 	clock.Add(time.Minute)
-	update(t, db, func(tx *sqlstore.Tx) error { return tx.OIDCConsents(tn.ID).Grant(ctx, u.ID, c.ID, []string{"email", "openid"}) })
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.OIDCConsents(tn.ID).Grant(ctx, u.ID, c.ID, []string{"email", "openid"})
+	})
 	if !covers(t, db, tn.ID, u.ID, c.ID, "openid", "profile", "email") {
 		t.Fatal("the second grant replaced the first instead of merging")
 	}
@@ -111,7 +115,9 @@ func testConsentRevoke(t *testing.T, open Opener) {
 	newSession := func(clientID string) *sqlstore.Session {
 		s := &sqlstore.Session{TenantID: tn.ID, UserID: u.ID, AMR: []string{"pwd"}, IdleTimeout: time.Hour,
 			AbsoluteExpiry: clock.Now().Add(12 * time.Hour), ClientID: clientID}
-		update(t, db, func(tx *sqlstore.Tx) error { return tx.CreateSession(ctx, s, sqlstore.HashToken(tutela.RandomToken(32))) })
+		update(t, db, func(tx *sqlstore.Tx) error {
+			return tx.CreateSession(ctx, s, sqlstore.HashToken(tutela.RandomToken(32)))
+		})
 		return s
 	}
 	browser, mine, theirs := newSession(""), newSession(c.ID), newSession(other.ID)
