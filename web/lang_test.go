@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -46,6 +47,12 @@ func TestPages_LanguageChoiceAndArabicRightToLeft(t *testing.T) {
 	_, body = e.get(path, "Accept-Language", "en")
 	if !strings.Contains(body, `lang="ar"`) {
 		t.Fatalf("the switched language was not remembered (cookies %v)", res.Cookies())
+	}
+	// A page answering a POST keeps its request in the switch's links.
+	res, body = e.post("/t/"+slug+"/login", url.Values{"id": {id}, "email": {"ann@example.org"}, "password": {"wrong"}})
+	wantStatus(t, res, body, http.StatusUnauthorized)
+	if !strings.Contains(body, `href="/t/acme/login?id=`+id+`&amp;lang=fr"`) {
+		t.Fatalf("switch links lost the request:\n%s", body)
 	}
 	// The error page is localised too.
 	_, body = e.get("/t/nowhere/login?lang=fr")

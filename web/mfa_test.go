@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -9,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/descope/virtualwebauthn"
+
 	"tutela/identity"
+	"tutela/identity/identitytest"
 	"tutela/oidc"
 	"tutela/sqlstore"
 )
@@ -133,5 +137,57 @@ func TestEnroll_FirstFactorThenRecoveryCodes(t *testing.T) {
 		wantRedirect(t, e.signIn(id3, "ann@example.org", userPW), "/t/"+slug+"/mfa?id="+id3)
 		res, _ = e.post("/t/"+slug+"/mfa", url.Values{"id": {id3}, "code": {codes[0][1]}})
 		wantRedirect(t, res, "https://app.example/cb?code=c-"+id3)
+	})
+}
+
+var optionsRE = regexp.MustCompile(`data-options="([^"]+)"`)
+
+func TestPasskey_EnrolThenSecondFactor(t *testing.T) {
+	eachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		e := newEnv(t, d, identity.Config{MFAAllUsers: true})
+		rp := virtualwebauthn.RelyingParty{ID: identitytest.RPID, Name: "Tutela", Origin: identitytest.RPOrigin}
+		auth := virtualwebauthn.NewAuthenticator()
+		cred := identitytest.NewPasskeyCredential(t)
+		id := e.request(func(p *oidc.Pending) { p.SkipConsent = true })
+		loc := wantRedirect(t, e.signIn(id, "ann@example.org", userPW), "/t/"+slug+"/enroll?id="+id)
+		_, body := e.get(loc)
+		m := optionsRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no passkey options on the enrolment page:\n%s", body)
+		}
+		ao, err := virtualwebauthn.ParseAttestationOptions(html.UnescapeString(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, body := e.post("/t/"+slug+"/enroll", url.Values{"id": {id}, "name": {"Laptop"},
+			"webauthn": {virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao)}})
+		wantStatus(t, res, body, http.StatusOK)
+		if !strings.Contains(body, `id="recovery-codes"`) {
+			t.Fatalf("no recovery codes after the passkey:\n%s", body)
+		}
+		// A new browser: password, then the passkey as the second factor.
+		e.client = e.newBrowser()
+		id2 := e.request(func(p *oidc.Pending) { p.SkipConsent = true })
+		loc = wantRedirect(t, e.signIn(id2, "ann@example.org", userPW), "/t/"+slug+"/mfa?id="+id2)
+		_, body = e.get(loc)
+		m = optionsRE.FindStringSubmatch(body)
+		if m == nil || !strings.Contains(body, `id="passkey-button"`) {
+			t.Fatalf("no passkey on the second-factor page:\n%s", body)
+		}
+		as, err := virtualwebauthn.ParseAssertionOptions(html.UnescapeString(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An assertion made for another origin is refused.
+		evil := virtualwebauthn.RelyingParty{ID: rp.ID, Name: rp.Name, Origin: "https://tutela.test.evil.example"}
+		res, body = e.post("/t/"+slug+"/mfa", url.Values{"id": {id2}, "webauthn": {virtualwebauthn.CreateAssertionResponse(evil, auth, cred, *as)}})
+		wantStatus(t, res, body, http.StatusUnauthorized)
+		_, body = e.get(loc)
+		as, _ = virtualwebauthn.ParseAssertionOptions(html.UnescapeString(optionsRE.FindStringSubmatch(body)[1]))
+		res, _ = e.post("/t/"+slug+"/mfa", url.Values{"id": {id2}, "webauthn": {virtualwebauthn.CreateAssertionResponse(rp, auth, cred, *as)}})
+		wantRedirect(t, res, "https://app.example/cb?code=c-"+id2)
+		if amr := e.flow.completed[id2].AMR; !slices.Contains(amr, "hwk") {
+			t.Fatalf("AMR %v lacks hwk", amr)
+		}
 	})
 }
