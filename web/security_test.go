@@ -148,3 +148,14 @@ func TestForms_BodyLimited(t *testing.T) {
 	res, body := e.do(e.client, http.MethodPost, "/t/"+slug+"/forgot", big)
 	wantStatus(t, res, body, http.StatusRequestEntityTooLarge)
 }
+
+func TestPages_ParametersNeverBecomeMarkup(t *testing.T) {
+	e := newEnv(t, sqlstore.SQLite, identity.Config{})
+	evil := url.QueryEscape(`"><script>alert(1)</script>`)
+	for _, path := range []string{"/t/" + slug + "/login?id=" + evil, "/t/" + slug + "/forgot?id=" + evil, "/t/" + slug + "/reset?id=" + evil + "&lang=" + evil} {
+		res, body := e.get(path)
+		if strings.Contains(body, "<script>alert") || strings.Contains(body, `"><script`) {
+			t.Fatalf("%s echoed markup (%d):\n%s", path, res.StatusCode, body)
+		}
+	}
+}
