@@ -20,7 +20,7 @@ const maxRequestID = 128
 // pending loads the authorization request the page continues. Unknown, expired or finished
 // requests (and one of another tenant) get the error page; ok is false then.
 func (p *Pages) pending(pr *Request, id string) (*oidc.Pending, bool) {
-	if id == "" || len(id) > maxRequestID {
+	if id == "" || len(id) > maxRequestID || p.d.Flow == nil {
 		p.fail(pr, http.StatusBadRequest, msgErrNoRequest)
 		return nil, false
 	}

@@ -32,9 +32,11 @@ type Flow interface {
 type Deps struct {
 	DB       *sqlstore.DB
 	Identity *identity.Service
-	Flow     Flow
-	Clock    tutela.Clock
-	Log      *slog.Logger
+	// Flow is the OpenID Provider; nil: no sign-in journey (the pages that continue an
+	// authorization request answer with the error page).
+	Flow  Flow
+	Clock tutela.Clock
+	Log   *slog.Logger
 	// PublicURL is where browsers reach Tutela (https://id.example.org): POSTs must come from
 	// its origin.
 	PublicURL string
