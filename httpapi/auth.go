@@ -16,9 +16,9 @@ import (
 	"tutela/sqlstore"
 )
 
-// SessionCookie is the session cookie's name. The __Host- prefix makes browsers insist on
-// Secure, Path=/ and no Domain, so no sibling subdomain can set or read it.
-const SessionCookie = "__Host-tutela_session"
+// SessionCookie is the session cookie's name (middleware.SessionCookie, which the hosted pages
+// share).
+const SessionCookie = middleware.SessionCookie
 
 type principalKey struct{}
 
@@ -178,20 +178,8 @@ type grantResponse struct {
 // clients) leaves the cookie alone.
 func (s *Server) renewCookie(w http.ResponseWriter, p *tutela.Principal, secret tutela.Secret) {
 	if !secret.IsZero() {
-		setSessionCookie(w, secret.Reveal(), p.SessionExpiry)
+		middleware.SetSessionCookie(w, secret.Reveal(), p.SessionExpiry)
 	}
-}
-
-// setSessionCookie sets the session cookie, with the attributes every session cookie has
-// (__Host-: Secure, Path=/, no Domain; HttpOnly; SameSite=Lax). An empty value with a zero
-// expiry deletes it.
-func setSessionCookie(w http.ResponseWriter, value string, expires time.Time) {
-	c := &http.Cookie{Name: SessionCookie, Value: value, Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Expires: expires}
-	if value == "" {
-		c.MaxAge = -1
-	}
-	http.SetCookie(w, c)
 }
 
 // writeGrant answers with the grant's tokens, and sets the session cookie only for a new
@@ -199,7 +187,7 @@ func setSessionCookie(w http.ResponseWriter, value string, expires time.Time) {
 // browser's cookie alone rather than overwrite it with an empty one.
 func (s *Server) writeGrant(w http.ResponseWriter, g *identity.Grant) {
 	if !g.SessionSecret.IsZero() {
-		setSessionCookie(w, g.SessionSecret.Reveal(), g.Session.AbsoluteExpiry)
+		middleware.SetSessionCookie(w, g.SessionSecret.Reveal(), g.Session.AbsoluteExpiry)
 	}
 	middleware.WriteJSON(w, http.StatusOK, grantResponse{
 		AccessToken: g.AccessToken.Reveal(), TokenType: "Bearer",
@@ -264,7 +252,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *tutela.Princi
 		middleware.WriteError(w, r, err)
 		return
 	}
-	setSessionCookie(w, "", time.Time{})
+	middleware.SetSessionCookie(w, "", time.Time{})
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -74,7 +74,7 @@ func testClientSessionEndedEveryPath(t *testing.T, open Opener) {
 	db.OnClientSessionEnded(log.hook)
 	tn := createTenant(t, db, "bcl")
 	u := createUser(t, db, tn.ID, "a@example.org")
-	ca, cb := createOIDCClient(t, db, tn.ID), createOIDCClient(t, db, tn.ID)
+	ca, cb := createOIDCClient(t, db, tn.ID, "App"), createOIDCClient(t, db, tn.ID, "App")
 	users := func(tx *sqlstore.Tx) sqlstore.Users { return tx.Users(tn.ID) }
 	for _, tc := range []struct {
 		name   string
@@ -149,7 +149,7 @@ func testClientSessionHookRollback(t *testing.T, open Opener) {
 	db.OnClientSessionEnded(func(context.Context, *sqlstore.Tx, sqlstore.EndedSession) error { return boom })
 	tn := createTenant(t, db, "bcl")
 	u := createUser(t, db, tn.ID, "a@example.org")
-	c := createOIDCClient(t, db, tn.ID)
+	c := createOIDCClient(t, db, tn.ID, "App")
 	parent, children := signIn(t, db, tn.ID, u.ID, c.ID)
 	err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.RevokeSessionByID(ctx, parent, "logout") })
 	if !errors.Is(err, boom) {

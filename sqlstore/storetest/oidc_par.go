@@ -23,16 +23,6 @@ var OIDCPARTests = []Test{
 	{"PARStoresOnlyHash", testPARHashOnly},
 }
 
-// createOIDCClient registers an active public client with tenantID.
-func createOIDCClient(t *testing.T, db *sqlstore.DB, tenantID string) *sqlstore.OIDCClient {
-	t.Helper()
-	c := &sqlstore.OIDCClient{Name: "App", AppType: sqlstore.AppNative, AuthMethod: sqlstore.AuthNone,
-		RedirectURIs: []string{"https://app.example/cb"}, Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"},
-		IDTokenAlg: "EdDSA", CreatedBy: "test"}
-	update(t, db, func(tx *sqlstore.Tx) error { _, err := tx.OIDCClients(tenantID).Create(ctx, c); return err })
-	return c
-}
-
 func push(db *sqlstore.DB, tenantID, clientID string, p url.Values, ttl time.Duration) (uri string, err error) {
 	err = db.Update(ctx, func(tx *sqlstore.Tx) (err error) {
 		uri, err = tx.PushAuthRequest(ctx, tenantID, clientID, p, ttl)
@@ -56,7 +46,7 @@ func testPARRoundTrip(t *testing.T, open Opener) {
 	clock := newClock()
 	db := open(t, sqlstore.Options{Clock: clock.Now})
 	tn := createTenant(t, db, "par-a")
-	c := createOIDCClient(t, db, tn.ID)
+	c := createOIDCClient(t, db, tn.ID, "App")
 	uri, err := push(db, tn.ID, c.ID, parParams, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +73,7 @@ func testPARScope(t *testing.T, open Opener) {
 	clock := newClock()
 	db := open(t, sqlstore.Options{Clock: clock.Now})
 	a, b := createTenant(t, db, "par-a"), createTenant(t, db, "par-b")
-	ca, ca2, cb := createOIDCClient(t, db, a.ID), createOIDCClient(t, db, a.ID), createOIDCClient(t, db, b.ID)
+	ca, ca2, cb := createOIDCClient(t, db, a.ID, "App"), createOIDCClient(t, db, a.ID, "App"), createOIDCClient(t, db, b.ID, "App")
 	// A client of another tenant cannot push under this one.
 	_, err := push(db, a.ID, cb.ID, parParams, time.Minute)
 	mustCode(t, err, tutela.ENOTFOUND)
@@ -114,7 +104,7 @@ func testPARExpired(t *testing.T, open Opener) {
 	clock := newClock()
 	db := open(t, sqlstore.Options{Clock: clock.Now})
 	tn := createTenant(t, db, "par-a")
-	c := createOIDCClient(t, db, tn.ID)
+	c := createOIDCClient(t, db, tn.ID, "App")
 	live, err := push(db, tn.ID, c.ID, parParams, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +143,7 @@ func testPARRefuse(t *testing.T, open Opener) {
 	clock := newClock()
 	db := open(t, sqlstore.Options{Clock: clock.Now})
 	tn := createTenant(t, db, "par-a")
-	c := createOIDCClient(t, db, tn.ID)
+	c := createOIDCClient(t, db, tn.ID, "App")
 	for _, tc := range []struct {
 		name     string
 		tenant   string
@@ -189,7 +179,7 @@ func testPARHashOnly(t *testing.T, open Opener) {
 	clock := newClock()
 	db := open(t, sqlstore.Options{Clock: clock.Now})
 	tn := createTenant(t, db, "par-a")
-	c := createOIDCClient(t, db, tn.ID)
+	c := createOIDCClient(t, db, tn.ID, "App")
 	uri, err := push(db, tn.ID, c.ID, parParams, time.Minute)
 	if err != nil {
 		t.Fatal(err)
