@@ -101,8 +101,8 @@ type BackchannelLogout struct {
 
 // Register adds the delivery job kind to the queue and has the store enqueue a logout for every
 // client session a revocation ends, in the revoking transaction (sqlstore
-// DB.OnClientSessionEnded), so no revocation path can forget it. The session's ID is the sid
-// the relying party was given.
+// DB.OnClientSessionEnded), so no revocation path can forget it. The sid is the sign-in
+// session's, as in the relying party's ID tokens.
 func (b *BackchannelLogout) Register() {
 	b.Queue.Register(jobs.Kind{Name: JobBackchannelLogout, MaxAttempts: backchannelAttempts,
 		Timeout: BackchannelTimeout + 10*time.Second, Handle: b.deliver})

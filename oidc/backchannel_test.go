@@ -213,7 +213,7 @@ func TestBackchannelLogout_DeliveredAndRetriedAfter500(t *testing.T) {
 			rp := newTestRP(t, http.StatusInternalServerError, http.StatusNoContent)
 			e := newBCLEnv(t, d, rp)
 			c := e.client(t, e.tenant.ID, rp.srv.URL+"/bcl")
-			parent, child := e.signIn(t, c.ID)
+			parent, _ := e.signIn(t, c.ID)
 			if n := e.runDue(t); n != 0 {
 				t.Fatalf("%d jobs before any sign-out", n)
 			}
@@ -222,7 +222,7 @@ func TestBackchannelLogout_DeliveredAndRetriedAfter500(t *testing.T) {
 			if n := e.runDue(t); n != 1 || len(rp.received()) != 1 {
 				t.Fatalf("ran %d, delivered %d; want one attempt", n, len(rp.received()))
 			}
-			first := verifyLogoutToken(t, e, rp.received()[0], c.ID, child)
+			first := verifyLogoutToken(t, e, rp.received()[0], c.ID, parent)
 			// The 500 is retried after the queue's backoff, not before.
 			e.clock.Add(jobs.Backoff(1) - time.Second)
 			if n := e.runDue(t); n != 0 {
@@ -232,7 +232,7 @@ func TestBackchannelLogout_DeliveredAndRetriedAfter500(t *testing.T) {
 			if n := e.runDue(t); n != 1 || len(rp.received()) != 2 {
 				t.Fatalf("ran %d, delivered %d; want the retry", n, len(rp.received()))
 			}
-			second := verifyLogoutToken(t, e, rp.received()[1], c.ID, child)
+			second := verifyLogoutToken(t, e, rp.received()[1], c.ID, parent)
 			if first["jti"] == second["jti"] {
 				t.Fatal("a retry reused the jti")
 			}
@@ -253,7 +253,7 @@ func TestBackchannelLogout_RedirectNotFollowed(t *testing.T) {
 	rp := newTestRP(t, http.StatusFound, http.StatusFound)
 	e := newBCLEnv(t, sqlstore.SQLite, rp)
 	c := e.client(t, e.tenant.ID, rp.srv.URL+"/bcl")
-	_, child := e.signIn(t, c.ID)
+	parent, _ := e.signIn(t, c.ID)
 	e.update(t, func(tx *sqlstore.Tx) error {
 		_, err := tx.Users(e.tenant.ID).RevokeSessions(context.Background(), e.user.ID, "", "", "password_change")
 		return err
@@ -264,7 +264,7 @@ func TestBackchannelLogout_RedirectNotFollowed(t *testing.T) {
 	if got := len(rp.received()); got != 2 || rp.diverted != 0 {
 		t.Fatalf("delivered %d, followed %d redirects; want 2 attempts and none followed", got, rp.diverted)
 	}
-	verifyLogoutToken(t, e, rp.received()[1], c.ID, child)
+	verifyLogoutToken(t, e, rp.received()[1], c.ID, parent)
 }
 
 // No job for a client without a back-channel URI, nor for a client ID of another tenant.

@@ -99,6 +99,11 @@ func New(d Deps) *Pages {
 }
 
 // Routes registers the pages on mux, under /t/{tenant}/ (the tenant's slug).
+// Pattern is the http.ServeMux pattern that reaches every page (httpapi.Deps.HostedPatterns):
+// the pages are under each tenant's path, beside the OpenID Provider's endpoints, whose
+// patterns are more specific.
+const Pattern = "/t/{tenant}/"
+
 func (p *Pages) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /t/{tenant}/assets/{name}", http.HandlerFunc(p.asset))
 	mux.Handle("GET /t/{tenant}/login", p.page(p.loginPage))
