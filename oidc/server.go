@@ -41,10 +41,10 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 	d.SubjectTypesSupported = []string{"public"}
 	d.RequestURIParameterSupported = false
 	return op.NewResponse(discovery{DiscoveryConfiguration: d,
-		PAREndpoint:             s.t.issuer + parPath,
-		DPoPAlgs:                strings.Fields(DPoPAlgsValue),
-		ISSParameterSupported:   true,
-		RequirePAR:              false,
+		PAREndpoint:           s.t.issuer + parPath,
+		DPoPAlgs:              strings.Fields(DPoPAlgsValue),
+		ISSParameterSupported: true,
+		RequirePAR:            false,
 	}), nil
 }
 
@@ -52,10 +52,10 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 // (RFC 9449 §5.1) and the iss authorization response parameter (RFC 9207 §3).
 type discovery struct {
 	*zoidc.DiscoveryConfiguration
-	PAREndpoint             string   `json:"pushed_authorization_request_endpoint"`
-	RequirePAR              bool     `json:"require_pushed_authorization_requests"`
-	DPoPAlgs                []string `json:"dpop_signing_alg_values_supported"`
-	ISSParameterSupported   bool     `json:"authorization_response_iss_parameter_supported"`
+	PAREndpoint           string   `json:"pushed_authorization_request_endpoint"`
+	RequirePAR            bool     `json:"require_pushed_authorization_requests"`
+	DPoPAlgs              []string `json:"dpop_signing_alg_values_supported"`
+	ISSParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
 // CodeExchange requires the PKCE verifier of every client: the library checks it only for
