@@ -31,11 +31,15 @@ func (tx *Tx) SpendPasskeyChallenge(ctx context.Context, challenge string, expir
 		return false, err
 	}
 	h := sha256.Sum256([]byte(discoverableSpentDomain + challenge))
-	_, err := tx.exec(ctx, `INSERT INTO oidc_dpop_proofs (jti_hash, expires_at) VALUES ($1, $2)`, h[:], expires.UTC())
-	if tutela.ErrorCode(err) == tutela.ECONFLICT {
-		return false, nil
+	// ON CONFLICT rather than catching the violation: on PostgreSQL a failed statement would
+	// abort the whole transaction.
+	res, err := tx.exec(ctx, `INSERT INTO oidc_dpop_proofs (jti_hash, expires_at) VALUES ($1, $2) ON CONFLICT (jti_hash) DO NOTHING`,
+		h[:], expires.UTC())
+	if err != nil {
+		return false, err
 	}
-	return err == nil, err
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // MaxFactorName bounds a factor's name (the label a user gives a passkey).
