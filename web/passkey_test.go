@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"slices"
 	"strings"
@@ -137,7 +138,7 @@ func TestPasskey_ReplayedAssertionRefused(t *testing.T) {
 		wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
 		// The same assertion from another browser (an attacker who captured it): the ceremony
 		// is spent.
-		thief := e.newBrowser()
+		thief := e.browser()
 		id2 := e.request(func(p *oidc.Pending) { p.SkipConsent = true })
 		res, body := e.postAs(thief, "/t/"+slug+"/passkey", url.Values{"id": {id2}, "challenge_id": {ch}, "webauthn": {a}})
 		wantStatus(t, res, body, http.StatusUnauthorized)
@@ -219,4 +220,13 @@ func TestPasskey_CSRFRefused(t *testing.T) {
 	// Nothing was spent: the same assertion with the right token signs in.
 	res, _ = e.post("/t/"+slug+"/passkey", url.Values{"id": {id}, "challenge_id": {ch}, "webauthn": {a}})
 	wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
+}
+
+// browser is another browser with its own cookies (a copy of the server's client: changing the
+// shared client's jar would give every browser the same cookies).
+func (e *env) browser() *http.Client {
+	c := *e.client
+	jar, _ := cookiejar.New(nil)
+	c.Jar = jar
+	return &c
 }
