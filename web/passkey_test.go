@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/descope/virtualwebauthn"
 	"github.com/google/uuid"
@@ -229,4 +230,31 @@ func (e *env) browser() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	c.Jar = jar
 	return &c
+}
+
+func TestPasskey_ExpiredCeremonyRefused(t *testing.T) {
+	e := newEnv(t, sqlstore.SQLite, identity.Config{})
+	k := e.registerPasskey(e.user)
+	id := e.request(func(p *oidc.Pending) { p.SkipConsent = true })
+	ch, a := e.passkeyAssertion(e.client, slug, k)
+	e.clock.Add(5*time.Minute + time.Second)
+	res, body := e.post("/t/"+slug+"/passkey", url.Values{"id": {id}, "challenge_id": {ch}, "webauthn": {a}})
+	wantStatus(t, res, body, http.StatusUnauthorized)
+	if _, ok := e.flow.completed[id]; ok {
+		t.Fatal("an expired ceremony signed in")
+	}
+}
+
+func TestPasskey_AccountSignIn(t *testing.T) {
+	e := newEnv(t, sqlstore.SQLite, identity.Config{})
+	k := e.registerPasskey(e.user)
+	ch, a := e.passkeyAssertion(e.client, slug, k)
+	res, _ := e.post("/t/"+slug+"/passkey", url.Values{"next": {"account"}, "challenge_id": {ch}, "webauthn": {a}})
+	wantRedirect(t, res, "/t/"+slug+"/account")
+	res, body := e.get("/t/" + slug + "/account")
+	wantStatus(t, res, body, http.StatusOK)
+	// Without an authorization request or next=account there is nothing to continue.
+	ch, a = e.passkeyAssertion(e.client, slug, k)
+	res, body = e.post("/t/"+slug+"/passkey", url.Values{"challenge_id": {ch}, "webauthn": {a}})
+	wantStatus(t, res, body, http.StatusBadRequest)
 }
