@@ -39,6 +39,7 @@ func (p *Pages) accountRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /t/{tenant}/account/recovery", p.page(p.accountRecovery))
 	mux.Handle("GET /t/{tenant}/account/totp", p.page(p.accountTOTPPage))
 	mux.Handle("POST /t/{tenant}/account/totp", p.page(p.accountTOTPSubmit))
+	mux.Handle("GET /t/{tenant}/account/passkeys", p.page(p.accountPasskeyPage))
 	mux.Handle("POST /t/{tenant}/account/passkeys", p.page(p.accountAddPasskey))
 	mux.Handle("GET /t/{tenant}/passkey/options", p.page(p.passkeyOptions))
 	mux.Handle("POST /t/{tenant}/passkey", p.page(p.passkeySubmit))
@@ -95,13 +96,12 @@ type accountFactor struct {
 }
 
 type accountView struct {
-	Email          string
-	Sessions       []accountSession
-	Factors        []accountFactor
-	HasFactor      bool
-	Applications   []*sqlstore.OIDCConsent
-	PasskeyOptions string
-	Notice         msgKey
+	Email        string
+	Sessions     []accountSession
+	Factors      []accountFactor
+	HasFactor    bool
+	Applications []*sqlstore.OIDCConsent
+	Notice       msgKey
 	// Error and ErrorField: a refused password change (the field the message belongs to).
 	Error      msgKey
 	ErrorField string
@@ -193,14 +193,8 @@ func (p *Pages) showAccount(pr *Request, pp *tutela.Principal, status int, v acc
 			v.HasFactor = v.HasFactor || af.Named
 			v.Factors = append(v.Factors, af)
 		}
-		opts, err := p.d.Identity.MFA.BeginWebAuthnRegistration(ctx, pp.TenantID, pp.UserID, u.Email, u.DisplayName)
-		if err != nil {
-			p.internal(pr, err)
-			return
-		}
-		v.PasskeyOptions = string(opts)
 	}
-	p.render(pr, status, "account", msgTitleAccount, v, "passkey.js")
+	p.render(pr, status, "account", msgTitleAccount, v)
 }
 
 // accountRevokeSession: POST /t/{tenant}/account/sessions/revoke (session_id). Ending the

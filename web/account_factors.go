@@ -262,8 +262,40 @@ func (p *Pages) accountTOTPSubmit(pr *Request) {
 	p.factorAdded(pr, pp, err, func(e msgKey) { p.showTOTP(pr, pp, http.StatusUnauthorized, e) })
 }
 
+type accountPasskeyView struct {
+	PasskeyOptions string
+	Error          msgKey
+}
+
+// accountPasskeyPage: GET /t/{tenant}/account/passkeys: adding a passkey (the creation options
+// are made here, after the re-authentication, so the ceremony is not begun on every view of the
+// account page).
+func (p *Pages) accountPasskeyPage(pr *Request) {
+	pp, ok := p.accountUser(pr)
+	if !ok || !p.changingFactors(pr, pp) {
+		return
+	}
+	p.showPasskey(pr, pp, http.StatusOK, "")
+}
+
+func (p *Pages) showPasskey(pr *Request, pp *tutela.Principal, status int, e msgKey) {
+	u, err := p.user(pr, pp)
+	if err != nil {
+		p.internal(pr, err)
+		return
+	}
+	// Resident key preferred (mfa's configuration): the passkey is discoverable, so it also
+	// signs in without a password.
+	opts, err := p.d.Identity.MFA.BeginWebAuthnRegistration(pr.R.Context(), pp.TenantID, pp.UserID, u.Email, u.DisplayName)
+	if err != nil {
+		p.internal(pr, err)
+		return
+	}
+	p.render(pr, status, "account_passkey", msgTitleAddPasskey, accountPasskeyView{PasskeyOptions: string(opts), Error: e}, "passkey.js")
+}
+
 // accountAddPasskey: POST /t/{tenant}/account/passkeys (webauthn, name): the attestation from
-// navigator.credentials.create with the options the account page carried.
+// navigator.credentials.create with the options of the page above.
 func (p *Pages) accountAddPasskey(pr *Request) {
 	pp, ok := p.accountUser(pr)
 	if !ok || !p.changingFactors(pr, pp) {
@@ -273,7 +305,7 @@ func (p *Pages) accountAddPasskey(pr *Request) {
 	f := pr.R.PostForm
 	wa := f.Get("webauthn")
 	if wa == "" {
-		p.showAccount(pr, pp, http.StatusBadRequest, accountView{Error: msgErrPasskey, ErrorField: "passkey"})
+		p.showPasskey(pr, pp, http.StatusBadRequest, msgErrPasskeyAdd)
 		return
 	}
 	name := strings.TrimSpace(f.Get("name"))
@@ -286,7 +318,10 @@ func (p *Pages) accountAddPasskey(pr *Request) {
 		_, err = p.d.Identity.MFA.FinishWebAuthnRegistration(ctx, pp.TenantID, pp.UserID, name, []byte(wa), guard)
 	}
 	p.factorAdded(pr, pp, err, func(e msgKey) {
-		p.showAccount(pr, pp, http.StatusUnauthorized, accountView{Error: e, ErrorField: "passkey"})
+		if e == msgErrCode {
+			e = msgErrPasskeyAdd
+		}
+		p.showPasskey(pr, pp, http.StatusUnauthorized, e)
 	})
 }
 

@@ -7,11 +7,13 @@ const (
 )
 
 const (
-	msgTitleAccount msgKey = "title.account"
-	msgTitleReauth  msgKey = "title.reauth"
-	msgTitleAddTOTP msgKey = "title.add_totp"
+	msgTitleAccount    msgKey = "title.account"
+	msgTitleReauth     msgKey = "title.reauth"
+	msgTitleAddTOTP    msgKey = "title.add_totp"
+	msgTitleAddPasskey msgKey = "title.add_passkey"
 
 	msgErrCurrentPassword     msgKey = "error.current_password"
+	msgErrPasskeyAdd          msgKey = "error.passkey_add"
 	msgErrFactorName          msgKey = "error.factor_name"
 	msgErrFactorLimit         msgKey = "error.factor_limit"
 	msgErrRecoveryNeedsFactor msgKey = "error.recovery_needs_factor"

@@ -3,12 +3,16 @@ package web_test
 import (
 	"context"
 	"crypto/sha256"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/descope/virtualwebauthn"
+	"github.com/google/uuid"
 
 	"tutela"
 	"tutela/identity"
@@ -332,4 +336,74 @@ func TestAccount_EveryFormRefusesCSRF(t *testing.T) {
 	}
 	res, _ := e.do(other, http.MethodGet, account, nil)
 	wantStatus(t, res, "", http.StatusOK)
+}
+
+var optionsRE = regexp.MustCompile(`data-options="([^"]*)"`)
+
+func pageOptions(t *testing.T, body string) string {
+	t.Helper()
+	m := optionsRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no passkey options on the page:\n%s", body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+func TestAccount_AddPasskeyThenAuthenticatorApp(t *testing.T) {
+	e := newEnv(t, sqlstore.SQLite, identity.Config{})
+	e.accountSignIn(e.client, userPW, "")
+	res, body := e.get(account)
+	wantStatus(t, res, body, http.StatusOK)
+	if !strings.Contains(body, `id="add-passkey"`) || !strings.Contains(body, `id="add-totp"`) {
+		t.Fatalf("no add links:\n%s", body)
+	}
+	res, body = e.get(account + "/passkeys")
+	wantStatus(t, res, body, http.StatusOK)
+	opts := pageOptions(t, body)
+	// Discoverable (resident key preferred) with user verification: it can sign in alone.
+	if !strings.Contains(opts, `"residentKey":"preferred"`) || !strings.Contains(opts, `"userVerification":"required"`) {
+		t.Fatalf("creation options: %s", opts)
+	}
+	ao, err := virtualwebauthn.ParseAttestationOptions(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := uuid.MustParse(e.user.ID)
+	k := softKey{auth: virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: handle[:]}),
+		cred: wellFormedCredential(t)}
+	att := virtualwebauthn.CreateAttestationResponse(testRP, k.auth, k.cred, *ao)
+	res, _ = e.post(account+"/passkeys", url.Values{"webauthn": {att}, "name": {"phone"}})
+	wantRedirect(t, res, account+"?done=factor_added")
+	if f := e.factor(e.user, "webauthn"); f == nil || f.Name != "phone" {
+		t.Fatalf("passkey not added: %+v", f)
+	}
+	// It signs in without a password.
+	b := e.browser()
+	ch, a := e.passkeyAssertion(b, slug, k)
+	res, _ = e.postAs(b, "/t/"+slug+"/passkey", url.Values{"next": {"account"}, "challenge_id": {ch}, "webauthn": {a}})
+	wantRedirect(t, res, account)
+
+	// The user now has a factor and this session proved none: adding another needs a step-up,
+	// here with the passkey.
+	res, body = e.get(account + "/totp")
+	wantReauth(t, res, body, "code")
+	aso, err := virtualwebauthn.ParseAssertionOptions(pageOptions(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ = e.post(account+"/reauth", url.Values{"factor": {"1"}, "webauthn": {virtualwebauthn.CreateAssertionResponse(testRP, k.auth, k.cred, *aso)}})
+	wantRedirect(t, res, account+"?done=reauth")
+	res, body = e.get(account + "/totp")
+	wantStatus(t, res, body, http.StatusOK)
+	res, body = e.post(account+"/totp", url.Values{"factor_id": {field(body, "factor_id")}, "code": {"000000"}})
+	wantStatus(t, res, body, http.StatusUnauthorized) // the page again, with a new secret
+	secret := regexp.MustCompile(`id="totp-secret" class="secret">([A-Z2-7]+)<`).FindStringSubmatch(body)
+	if secret == nil {
+		t.Fatalf("no secret:\n%s", body)
+	}
+	res, _ = e.post(account+"/totp", url.Values{"factor_id": {field(body, "factor_id")}, "code": {e.totp(secret[1])}})
+	wantRedirect(t, res, account+"?done=factor_added")
+	if f := e.factor(e.user, "totp"); f == nil || !f.Active {
+		t.Fatalf("authenticator app not added: %+v", f)
+	}
 }

@@ -31,14 +31,15 @@
 //	                     in ul.apps > li[data-session-id] under it); button #revoke-<session id>
 //	                     (on the current one: sign out); #revoke-others.
 //	                     Factors: ul#factors > li[data-factor-id]; #name-<factor id> and
-//	                     #rename-<factor id>; #remove-<factor id>; link #add-totp; passkey
-//	                     #passkey-button (form #passkey-form); #recovery-submit.
+//	                     #rename-<factor id>; #remove-<factor id>; links #add-totp and
+//	                     #add-passkey; #recovery-submit.
 //	                     Password: #current_password, #new_password, #confirm, #password-submit.
 //	                     Applications: ul#applications > li[data-client-id];
 //	                     #revoke-app-<client id>. Link #logout.
 //	/t/{t}/account/reauth (shown when a change needs a fresh authentication) form #reauth-form:
 //	                     #password, or #code with the passkey #passkey-button; #submit; #back.
 //	/t/{t}/account/totp  img.qr, #totp-secret; form #totp-form: #code, #submit; #back.
+//	/t/{t}/account/passkeys #passkey-button (creates, then posts form #passkey-form); #back.
 //	account recovery     #recovery-codes (li > code), link #continue.
 //	every page           skip link .skip → #main; language switch nav.languages (links with
 //	                     ?lang=en|fr|ar); errors in #form-error (role=alert), linked from the
