@@ -10,6 +10,10 @@
       !PublicKeyCredential.isConditionalMediationAvailable) {
     return;
   }
+  // Only where the e-mail field offers passkeys (autocomplete="username webauthn").
+  if (!login.querySelector('input[autocomplete~="webauthn"]')) {
+    return;
+  }
   var m = location.pathname.match(/^\/t\/[a-z0-9-]+/);
   if (!m) { return; }
   var base = m[0];
