@@ -258,3 +258,28 @@ func TestPasskey_AccountSignIn(t *testing.T) {
 	res, body = e.post("/t/"+slug+"/passkey", url.Values{"challenge_id": {ch}, "webauthn": {a}})
 	wantStatus(t, res, body, http.StatusBadRequest)
 }
+
+func TestPasskey_ClonedAuthenticatorRefusedAndRecorded(t *testing.T) {
+	e := newEnv(t, sqlstore.SQLite, identity.Config{})
+	k := e.registerPasskey(e.user)
+	k.cred.Counter = 5
+	ch, a := e.passkeyAssertion(e.client, slug, k)
+	id := e.request(func(p *oidc.Pending) { p.SkipConsent = true })
+	res, _ := e.post("/t/"+slug+"/passkey", url.Values{"id": {id}, "challenge_id": {ch}, "webauthn": {a}})
+	wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
+	// A copy of the key whose counter is behind: correctly signed, and refused.
+	k.cred.Counter = 3
+	thief := e.browser()
+	ch, a = e.passkeyAssertion(thief, slug, k)
+	id2 := e.request(func(p *oidc.Pending) { p.SkipConsent = true })
+	res, body := e.postAs(thief, "/t/"+slug+"/passkey", url.Values{"id": {id2}, "challenge_id": {ch}, "webauthn": {a}})
+	wantStatus(t, res, body, http.StatusUnauthorized)
+	ctx := context.Background()
+	var evs []*sqlstore.SecurityEvent
+	if err := e.db.View(ctx, func(tx *sqlstore.Tx) (err error) { evs, err = tx.SecurityEvents(ctx, e.tenant.ID, 50); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(evs, func(ev *sqlstore.SecurityEvent) bool { return ev.Kind == "passkey_clone_detected" && ev.UserID == e.user.ID }) {
+		t.Fatalf("no clone event: %+v", evs)
+	}
+}
