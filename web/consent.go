@@ -35,7 +35,7 @@ func (p *Pages) consentPage(pr *Request) {
 		return
 	}
 	pp := p.session(pr)
-	if !p.reusable(pd, pp) {
+	if !p.usable(pr, pd, pp) {
 		p.redirect(pr, pageURL(pr, "login", pd.ID))
 		return
 	}
@@ -65,7 +65,7 @@ func (p *Pages) consentSubmit(pr *Request) {
 		return
 	}
 	pp := p.session(pr)
-	if !p.reusable(pd, pp) {
+	if !p.usable(pr, pd, pp) {
 		p.redirect(pr, pageURL(pr, "login", pd.ID))
 		return
 	}

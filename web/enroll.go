@@ -39,7 +39,7 @@ type recoveryView struct {
 // the account page's business, never this page's).
 func (p *Pages) enrollee(pr *Request, pd *oidc.Pending) (*tutela.Principal, *tutela.User, bool) {
 	pp := p.session(pr)
-	if !p.reusable(pd, pp) {
+	if !p.usable(pr, pd, pp) {
 		p.redirect(pr, pageURL(pr, "login", pd.ID))
 		return nil, nil, false
 	}

@@ -27,8 +27,8 @@ import (
 )
 
 const (
-	slug     = "acme"
-	userPW   = "amber falcon meadow 93 tidewater"
+	slug   = "acme"
+	userPW = "amber falcon meadow 93 tidewater"
 )
 
 // fakeFlow stands in for the OpenID Provider: it holds pending requests and records how each
@@ -126,10 +126,9 @@ func newEnv(t *testing.T, d sqlstore.Dialect, cfg identity.Config) *env {
 // newBrowser is a client with its own cookies that never follows redirects (tests look at them).
 func (e *env) newBrowser() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	c := e.srv.Client()
-	c.Jar = jar
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
+	// srv.Client() is one shared client: copy it, so each browser has its own cookies.
+	return &http.Client{Transport: e.srv.Client().Transport, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // request adds a pending authorization request and returns its ID.

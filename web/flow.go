@@ -1,6 +1,7 @@
 package web
 
 import (
+	"crypto/hmac"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,7 +20,7 @@ const maxRequestID = 128
 // pending loads the authorization request the page continues. Unknown, expired or finished
 // requests (and one of another tenant) get the error page; ok is false then.
 func (p *Pages) pending(pr *Request, id string) (*oidc.Pending, bool) {
-	if id == "" || len(id) > maxRequestID {
+	if id == "" || len(id) > maxRequestID || p.d.Flow == nil {
 		p.fail(pr, http.StatusBadRequest, msgErrNoRequest)
 		return nil, false
 	}
@@ -84,6 +85,37 @@ func (p *Pages) reusable(pd *oidc.Pending, pp *tutela.Principal) bool {
 		return false
 	}
 	return pd.UserID == "" || pd.UserID == pp.UserID
+}
+
+// flowCookie marks that the browser authenticated within one authorization request: the pages
+// after the password (second factor, enrolment, consent) must not send a user who just signed in
+// because of prompt=login or max_age back to sign in again. Its value names the request and is
+// an HMAC over it and the session, so it proves nothing for another request or session.
+const flowCookie = "__Host-tutela_flow"
+
+func (p *Pages) flowMark(pr *Request, pdID, sessionID string) string {
+	return pdID + "." + p.mac("flow", pr.Tenant.ID, pdID, sessionID)
+}
+
+// markFresh records that the session authenticated within request pd.
+func (p *Pages) markFresh(pr *Request, pd *oidc.Pending, pp *tutela.Principal) {
+	http.SetCookie(pr.W, &http.Cookie{Name: flowCookie, Value: p.flowMark(pr, pd.ID, pp.SessionID), Path: "/", Secure: true,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 600})
+}
+
+// freshIn reports whether the session authenticated within request pd (markFresh).
+func (p *Pages) freshIn(pr *Request, pd *oidc.Pending, pp *tutela.Principal) bool {
+	c, err := pr.R.Cookie(flowCookie)
+	return err == nil && pp != nil && hmac.Equal([]byte(c.Value), []byte(p.flowMark(pr, pd.ID, pp.SessionID)))
+}
+
+// usable reports whether the session may continue request pd: reusable for it, or signed in
+// within it (for the right user).
+func (p *Pages) usable(pr *Request, pd *oidc.Pending, pp *tutela.Principal) bool {
+	if p.reusable(pd, pp) {
+		return true
+	}
+	return pp != nil && !pp.MustChangePassword && p.freshIn(pr, pd, pp) && (pd.UserID == "" || pd.UserID == pp.UserID)
 }
 
 // step is what the signed-in user must do next for the request.

@@ -117,6 +117,9 @@ func (p *Pages) languageLinks(r *http.Request, current string) []langLink {
 	out := make([]langLink, 0, len(languages))
 	for _, t := range languages {
 		q := r.URL.Query()
+		if id := r.PostForm.Get("id"); id != "" && len(id) <= maxRequestID {
+			q.Set("id", id) // a page answering a POST keeps its request in the switch's links
+		}
 		q.Set("lang", t.String())
 		// Only the page's own parameters travel: the path is ours, the query re-encoded.
 		out = append(out, langLink{Code: t.String(), Name: p.cat.printer(t.String()).Sprintf("lang.name"),

@@ -31,7 +31,7 @@ func (p *Pages) loginPage(pr *Request) {
 	if !ok {
 		return
 	}
-	if pp := p.session(pr); p.reusable(pd, pp) {
+	if pp := p.session(pr); p.usable(pr, pd, pp) {
 		p.proceed(pr, pd, pp)
 		return
 	}
@@ -102,6 +102,7 @@ func (p *Pages) signedIn(pr *Request, pd *oidc.Pending, secret tutela.Secret) {
 		p.deny(pr, pd, oidc.DenyLoginRequired)
 		return
 	}
+	p.markFresh(pr, pd, pp)
 	p.proceed(pr, pd, pp)
 }
 

@@ -208,3 +208,34 @@ func TestLogin_UnknownRequestAndTenant(t *testing.T) {
 	res, body = e.get("/t/" + slug + "/login?id=" + other)
 	wantStatus(t, res, body, http.StatusNotFound)
 }
+
+// A user who signs in because of prompt=login or max_age=0 goes on to the next pages of the
+// same request (consent, enrolment, step-up) without being sent back to sign in again, and the
+// mark of that sign-in is worth nothing for another request.
+func TestLogin_FreshSignInCarriesThroughTheRequest(t *testing.T) {
+	eachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		e := newEnv(t, d, identity.Config{MFAAllUsers: true})
+		zero := time.Duration(0)
+		id := e.request(func(p *oidc.Pending) { p.MaxAge = &zero; p.Prompt = []string{"login"} })
+		loc := wantRedirect(t, e.signIn(id, "ann@example.org", userPW), "/t/"+slug+"/enroll?id="+id)
+		res, body := e.get(loc)
+		wantStatus(t, res, body, http.StatusOK)
+		secret := secretRE.FindStringSubmatch(body)[1]
+		res, body = e.post("/t/"+slug+"/enroll", url.Values{"id": {id}, "factor_id": {field(body, "factor_id")}, "code": {e.totp(secret)}})
+		wantStatus(t, res, body, http.StatusOK)
+		res, _ = e.get("/t/" + slug + "/login?id=" + id) // the recovery page's "continue"
+		loc = wantRedirect(t, res, "/t/"+slug+"/consent?id="+id)
+		res, body = e.get(loc)
+		wantStatus(t, res, body, http.StatusOK)
+		res, _ = e.post("/t/"+slug+"/consent", url.Values{"id": {id}, "decision": {"allow"}})
+		wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
+		// Another request with max_age=0 needs the password again.
+		again := e.request(func(p *oidc.Pending) { p.MaxAge = &zero })
+		res, body = e.get("/t/" + slug + "/login?id=" + again)
+		if res.StatusCode != http.StatusOK || !strings.Contains(body, `id="password"`) {
+			t.Fatalf("max_age=0 request answered by the earlier sign-in: %d", res.StatusCode)
+		}
+		res, _ = e.get("/t/" + slug + "/consent?id=" + again)
+		wantRedirect(t, res, "/t/"+slug+"/login?id="+again)
+	})
+}

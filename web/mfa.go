@@ -72,7 +72,7 @@ func (p *Pages) showMFA(pr *Request, pd *oidc.Pending, status int, e msgKey) {
 		return
 	}
 	pp := p.session(pr)
-	if !p.reusable(pd, pp) {
+	if !p.usable(pr, pd, pp) {
 		p.redirect(pr, pageURL(pr, "login", pd.ID))
 		return
 	}
@@ -131,7 +131,7 @@ func (p *Pages) mfaSubmit(pr *Request) {
 		}
 	} else {
 		pp := p.session(pr)
-		if !p.reusable(pd, pp) {
+		if !p.usable(pr, pd, pp) {
 			p.redirect(pr, pageURL(pr, "login", pd.ID))
 			return
 		}

@@ -29,11 +29,20 @@ func randomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// mac is a keyed digest of the parts (each NUL-separated, after a purpose label), base64url.
+func (p *Pages) mac(purpose string, parts ...string) string {
+	m := hmac.New(sha256.New, p.csrfKey)
+	m.Write([]byte("tutela web " + purpose + " v1"))
+	for _, s := range parts {
+		m.Write([]byte{0})
+		m.Write([]byte(s))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
 // csrfToken is the form token for the browser secret in tenant's pages.
 func (p *Pages) csrfToken(secret, tenantID string) string {
-	m := hmac.New(sha256.New, p.csrfKey)
-	m.Write([]byte("tutela web csrf v1\x00" + tenantID + "\x00" + secret))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return p.mac("csrf", tenantID, secret)
 }
 
 // browserSecret returns the browser's CSRF secret, setting a new one when it has none (or a

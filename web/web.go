@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,9 +32,11 @@ type Flow interface {
 type Deps struct {
 	DB       *sqlstore.DB
 	Identity *identity.Service
-	Flow     Flow
-	Clock    tutela.Clock
-	Log      *slog.Logger
+	// Flow is the OpenID Provider; nil: no sign-in journey (the pages that continue an
+	// authorization request answer with the error page).
+	Flow  Flow
+	Clock tutela.Clock
+	Log   *slog.Logger
 	// PublicURL is where browsers reach Tutela (https://id.example.org): POSTs must come from
 	// its origin.
 	PublicURL string
@@ -291,7 +294,7 @@ func (p *Pages) throttled(pr *Request, wait time.Duration) {
 	if mins < 1 {
 		mins = 1
 	}
-	pr.W.Header().Set("Retry-After", itoa(int(wait.Round(time.Second)/time.Second)))
+	pr.W.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Round(time.Second)/time.Second))))
 	p.render(pr, http.StatusTooManyRequests, "error", msgTitleError, errorView{Message: msgErrThrottled, WaitMinutes: mins})
 }
 
@@ -321,18 +324,4 @@ func (p *Pages) asset(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	w.Header().Set("Cross-Origin-Resource-Policy", "same-origin")
 	_, _ = w.Write(b)
-}
-
-func itoa(n int) string {
-	if n <= 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }
