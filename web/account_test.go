@@ -16,6 +16,7 @@ import (
 
 	"tutela"
 	"tutela/identity"
+	"tutela/identity/identitytest"
 	"tutela/sqlstore"
 )
 
@@ -95,7 +96,7 @@ func TestAccount_RevokeAnotherSessionNeedsFreshPassword(t *testing.T) {
 	eachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
 		e := newEnv(t, d, identity.Config{})
 		e.accountSignIn(e.client, userPW, "")
-		other := e.browser()
+		other := e.newBrowser()
 		e.accountSignIn(other, userPW, "")
 		e.clock.Add(10 * time.Minute) // past identity.ReauthWindow
 		res, body := e.do(other, http.MethodGet, account, nil)
@@ -128,7 +129,7 @@ func TestAccount_RevokeAnotherSessionNeedsFreshPassword(t *testing.T) {
 func TestAccount_RevokeOthersNeedsFreshAuthentication(t *testing.T) {
 	e := newEnv(t, sqlstore.SQLite, identity.Config{})
 	for range 2 {
-		e.accountSignIn(e.browser(), userPW, "")
+		e.accountSignIn(e.newBrowser(), userPW, "")
 	}
 	e.accountSignIn(e.client, userPW, "")
 	e.clock.Add(10 * time.Minute)
@@ -217,7 +218,7 @@ func TestAccount_PasswordChangeEndsOtherSessions(t *testing.T) {
 	eachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
 		e := newEnv(t, d, identity.Config{})
 		e.accountSignIn(e.client, userPW, "")
-		other := e.browser()
+		other := e.newBrowser()
 		e.accountSignIn(other, userPW, "")
 		const next = "copper lantern orchard 47 riverbank"
 		res, body := e.post(account+"/password", url.Values{"current_password": {"not the password"}, "new_password": {next}, "confirm": {next}})
@@ -299,7 +300,7 @@ func TestAccount_EveryFormRefusesCSRF(t *testing.T) {
 	e := newEnv(t, sqlstore.SQLite, identity.Config{})
 	secret := e.enrolTOTP(e.user)
 	e.accountSignIn(e.client, userPW, secret)
-	other := e.browser()
+	other := e.newBrowser()
 	e.clock.Add(30 * time.Second) // the next TOTP step
 	e.accountSignIn(other, userPW, secret)
 	totp := e.factor(e.user, "totp")
@@ -338,11 +339,11 @@ func TestAccount_EveryFormRefusesCSRF(t *testing.T) {
 	wantStatus(t, res, "", http.StatusOK)
 }
 
-var optionsRE = regexp.MustCompile(`data-options="([^"]*)"`)
+var accountOptionsRE = regexp.MustCompile(`data-options="([^"]*)"`)
 
 func pageOptions(t *testing.T, body string) string {
 	t.Helper()
-	m := optionsRE.FindStringSubmatch(body)
+	m := accountOptionsRE.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no passkey options on the page:\n%s", body)
 	}
@@ -370,7 +371,7 @@ func TestAccount_AddPasskeyThenAuthenticatorApp(t *testing.T) {
 	}
 	handle := uuid.MustParse(e.user.ID)
 	k := softKey{auth: virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: handle[:]}),
-		cred: wellFormedCredential(t)}
+		cred: identitytest.NewPasskeyCredential(t)}
 	att := virtualwebauthn.CreateAttestationResponse(testRP, k.auth, k.cred, *ao)
 	res, _ = e.post(account+"/passkeys", url.Values{"webauthn": {att}, "name": {"phone"}})
 	wantRedirect(t, res, account+"?done=factor_added")
@@ -378,7 +379,7 @@ func TestAccount_AddPasskeyThenAuthenticatorApp(t *testing.T) {
 		t.Fatalf("passkey not added: %+v", f)
 	}
 	// It signs in without a password.
-	b := e.browser()
+	b := e.newBrowser()
 	ch, a := e.passkeyAssertion(b, slug, k)
 	res, _ = e.postAs(b, "/t/"+slug+"/passkey", url.Values{"next": {"account"}, "challenge_id": {ch}, "webauthn": {a}})
 	wantRedirect(t, res, account)

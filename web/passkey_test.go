@@ -2,11 +2,8 @@ package web_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/json"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"slices"
 	"strings"
@@ -31,25 +28,6 @@ type softKey struct {
 	cred virtualwebauthn.Credential
 }
 
-// wellFormedCredential returns a virtual passkey whose EC point encodes correctly (the virtual
-// authenticator drops leading zeros of a coordinate in about one key in 128; see
-// httpapi/mfa_test.go).
-func wellFormedCredential(t *testing.T) virtualwebauthn.Credential {
-	t.Helper()
-	for range 100 {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		k, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ec := k.(*ecdsa.PrivateKey); len(ec.X.Bytes()) == 32 && len(ec.Y.Bytes()) == 32 {
-			return c
-		}
-	}
-	t.Fatal("no well-formed virtual credential")
-	return virtualwebauthn.Credential{}
-}
-
 // registerPasskey registers a passkey for u through the mfa service (as the account page and the
 // enrolment page do) and returns the authenticator, which answers with u's user handle.
 func (e *env) registerPasskey(u *tutela.User) softKey {
@@ -58,7 +36,7 @@ func (e *env) registerPasskey(u *tutela.User) softKey {
 	m := e.ids.Identity.MFA
 	handle := uuid.MustParse(u.ID)
 	k := softKey{auth: virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: handle[:]}),
-		cred: wellFormedCredential(e.t)}
+		cred: identitytest.NewPasskeyCredential(e.t)}
 	opts, err := m.BeginWebAuthnRegistration(ctx, u.TenantID, u.ID, u.Email, u.DisplayName)
 	if err != nil {
 		e.t.Fatal(err)
@@ -139,7 +117,7 @@ func TestPasskey_ReplayedAssertionRefused(t *testing.T) {
 		wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
 		// The same assertion from another browser (an attacker who captured it): the ceremony
 		// is spent.
-		thief := e.browser()
+		thief := e.newBrowser()
 		id2 := e.request(func(p *oidc.Pending) { p.SkipConsent = true })
 		res, body := e.postAs(thief, "/t/"+slug+"/passkey", url.Values{"id": {id2}, "challenge_id": {ch}, "webauthn": {a}})
 		wantStatus(t, res, body, http.StatusUnauthorized)
@@ -223,15 +201,6 @@ func TestPasskey_CSRFRefused(t *testing.T) {
 	wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
 }
 
-// browser is another browser with its own cookies (a copy of the server's client: changing the
-// shared client's jar would give every browser the same cookies).
-func (e *env) browser() *http.Client {
-	c := *e.client
-	jar, _ := cookiejar.New(nil)
-	c.Jar = jar
-	return &c
-}
-
 func TestPasskey_ExpiredCeremonyRefused(t *testing.T) {
 	e := newEnv(t, sqlstore.SQLite, identity.Config{})
 	k := e.registerPasskey(e.user)
@@ -269,7 +238,7 @@ func TestPasskey_ClonedAuthenticatorRefusedAndRecorded(t *testing.T) {
 	wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
 	// A copy of the key whose counter is behind: correctly signed, and refused.
 	k.cred.Counter = 3
-	thief := e.browser()
+	thief := e.newBrowser()
 	ch, a = e.passkeyAssertion(thief, slug, k)
 	id2 := e.request(func(p *oidc.Pending) { p.SkipConsent = true })
 	res, body := e.postAs(thief, "/t/"+slug+"/passkey", url.Values{"id": {id2}, "challenge_id": {ch}, "webauthn": {a}})
@@ -279,7 +248,9 @@ func TestPasskey_ClonedAuthenticatorRefusedAndRecorded(t *testing.T) {
 	if err := e.db.View(ctx, func(tx *sqlstore.Tx) (err error) { evs, err = tx.SecurityEvents(ctx, e.tenant.ID, 50); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(evs, func(ev *sqlstore.SecurityEvent) bool { return ev.Kind == "passkey_clone_detected" && ev.UserID == e.user.ID }) {
+	if !slices.ContainsFunc(evs, func(ev *sqlstore.SecurityEvent) bool {
+		return ev.Kind == "passkey_clone_detected" && ev.UserID == e.user.ID
+	}) {
 		t.Fatalf("no clone event: %+v", evs)
 	}
 }
