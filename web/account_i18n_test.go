@@ -16,7 +16,7 @@ func TestAccountCatalogue_EveryKeyInEveryLanguage(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := map[string]bool{}
-	for _, k := range []msgKey{msgErrPasskey, msgTitleAccount, msgTitleReauth, msgTitleAddTOTP, msgTitleAddPasskey, msgErrPasskeyAdd, msgErrCurrentPassword,
+	for _, k := range []msgKey{msgErrPasskey, msgLoginPasskeyButton, msgTitleAccount, msgTitleReauth, msgTitleAddTOTP, msgTitleAddPasskey, msgErrPasskeyAdd, msgErrCurrentPassword,
 		msgErrFactorName, msgErrFactorLimit, msgErrRecoveryNeedsFactor} {
 		keys[string(k)] = true
 	}

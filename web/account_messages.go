@@ -3,7 +3,8 @@ package web
 // Catalogue keys of the account page and the passkey sign-in that Go code hands to templates
 // (kept apart from messages.go so the hosted-page framework and these pages merge cleanly).
 const (
-	msgErrPasskey msgKey = "error.passkey"
+	msgErrPasskey         msgKey = "error.passkey"
+	msgLoginPasskeyButton msgKey = "login.passkey_button"
 )
 
 const (

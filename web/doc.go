@@ -21,9 +21,11 @@
 //	/t/{t}/forgot        #email, #submit; then the link #reset.
 //	/t/{t}/reset         #code, #password, #confirm (new-password), #submit.
 //	/t/{t}/logout        #submit (signs out); then /t/{t}/logged-out.
-//	/t/{t}/login (passkey) passkey-login.js offers passkeys in #email's autofill (conditional UI):
-//	                     GET /t/{t}/passkey/options → {options, challenge_id}; POST /t/{t}/passkey
-//	                     (id or next=account, challenge_id, webauthn) from form #passkey-login-form.
+//	/t/{t}/login (passkey) passkey-login.js offers passkeys in #email's autofill (conditional UI)
+//	                     and adds the button #passkey-signin (a modal request) after the form:
+//	                     GET /t/{t}/passkey/options → {options, challenge_id, label}; POST
+//	                     /t/{t}/passkey (id or next=account, challenge_id, webauthn) from form
+//	                     #passkey-login-form. Also on /t/{t}/account/login.
 //	/t/{t}/account/login #email (username webauthn), #password, #submit, link #forgot; after a
 //	                     right password with a second factor: #code, #submit.
 //	/t/{t}/account       notice #notice (role=status). Sessions: ul#sessions > li[data-session-id]

@@ -17,7 +17,7 @@ import (
 // the assertion to POST /t/{t}/passkey with the sign-in form's id and CSRF token.
 
 // passkeyOptions: GET /t/{tenant}/passkey/options: {"options": PublicKeyCredentialRequestOptions,
-// "challenge_id": the sealed ceremony}.
+// "challenge_id": the sealed ceremony, "label": the passkey button's text}.
 func (p *Pages) passkeyOptions(pr *Request) {
 	opts, handle, err := p.d.Identity.PasskeyLoginOptions(pr.R.Context(), pr.Tenant.Slug)
 	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
@@ -29,10 +29,14 @@ func (p *Pages) passkeyOptions(pr *Request) {
 		http.Error(pr.W, `{"error":"internal"}`, http.StatusInternalServerError)
 		return
 	}
+	// The label of the script's passkey button, in the page's language (the sign-in templates
+	// stay the framework's).
+	label := p.cat.printer(pr.Lang).Sprintf(string(msgLoginPasskeyButton))
 	b, err := json.Marshal(struct {
 		Options     json.RawMessage `json:"options"`
 		ChallengeID string          `json:"challenge_id"`
-	}{opts, handle})
+		Label       string          `json:"label"`
+	}{opts, handle, label})
 	if err != nil {
 		p.internal(pr, err)
 		return

@@ -94,6 +94,12 @@ func TestPasskey_SignInWithoutPasswordIsMultiFactor(t *testing.T) {
 		if !strings.Contains(body, `autocomplete="username webauthn"`) || !strings.Contains(body, `/assets/passkey-login.js" nonce="`) {
 			t.Fatalf("sign-in page lacks the conditional UI:\n%s", body)
 		}
+		// The script's passkey button label comes with the options, in the page's language.
+		res, body = e.get("/t/"+slug+"/passkey/options", "Accept-Language", "fr")
+		wantStatus(t, res, body, http.StatusOK)
+		if !strings.Contains(body, `"label":"Se connecter avec une clé d’accès"`) || res.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("options: %s %v", body, res.Header)
+		}
 		ch, a := e.passkeyAssertion(e.client, slug, k)
 		res, body = e.post("/t/"+slug+"/passkey", url.Values{"id": {id}, "challenge_id": {ch}, "webauthn": {a}})
 		wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
