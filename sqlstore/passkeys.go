@@ -21,6 +21,9 @@ func (tx *Tx) SpendPasskeyChallenge(ctx context.Context, challenge string, expir
 	if challenge == "" {
 		return false, nil
 	}
+	if _, err := tx.exec(ctx, `DELETE FROM spent_challenges WHERE expires_at <= $1`, tx.now); err != nil {
+		return false, err
+	}
 	h := sha256.Sum256([]byte(challenge))
 	// ON CONFLICT rather than catching the violation: on PostgreSQL a failed statement would
 	// abort the whole transaction.
