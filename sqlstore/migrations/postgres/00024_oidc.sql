@@ -80,6 +80,7 @@ CREATE TABLE oidc_auth_requests (
     code_hash         BYTEA UNIQUE,
     code_used_at      TIMESTAMPTZ,
     issued_session_id UUID,                -- the client session the code was exchanged for
+    replayed_at       TIMESTAMPTZ,         -- a second exchange of the code was tried
     dpop_jkt          TEXT,
     created_at        TIMESTAMPTZ NOT NULL,
     expires_at        TIMESTAMPTZ NOT NULL

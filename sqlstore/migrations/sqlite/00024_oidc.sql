@@ -77,6 +77,7 @@ CREATE TABLE oidc_auth_requests (
     code_hash         BLOB UNIQUE,
     code_used_at      TIMESTAMP,
     issued_session_id TEXT,                -- the client session the code was exchanged for
+    replayed_at       TIMESTAMP,         -- a second exchange of the code was tried
     dpop_jkt          TEXT,
     created_at        TIMESTAMP NOT NULL,
     expires_at        TIMESTAMP NOT NULL
