@@ -5,6 +5,7 @@ package tutela
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"net/netip"
 	"strings"
@@ -44,6 +45,15 @@ func ValidID(s string) bool {
 	}
 	_, err := uuid.Parse(s)
 	return err == nil
+}
+
+// RandomB64 returns n random bytes, base64url without padding (32 bytes: 43 characters).
+func RandomB64(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("tutela: random source failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // RandomToken returns n random bytes as lowercase hex, for opaque tokens.

@@ -56,6 +56,10 @@ type Deps struct {
 	// DSR is the data-subject request deadline policy (config dsr.*); the zero value is
 	// privacy.DefaultDSRPolicy.
 	DSR privacy.DSRPolicy
+	// Hosted serves each tenant's OpenID Provider and hosted pages (/t/{tenant}/...) at the
+	// HostedPatterns, behind the same middleware as the API (request ID, limits, audit).
+	Hosted         http.Handler
+	HostedPatterns []string
 }
 
 // Route is one registered endpoint.
@@ -125,6 +129,9 @@ func (s *Server) handle(method, pattern string, public bool, h http.HandlerFunc)
 }
 
 func (s *Server) routesInit() {
+	for _, p := range s.d.HostedPatterns {
+		s.mux.Handle(p, s.d.Hosted)
+	}
 	s.handle("GET", "/healthz", true, s.healthz)
 	s.handle("GET", "/readyz", true, s.readyz)
 	s.handle("GET", "/v1/openapi.json", true, serveOpenAPI)

@@ -145,6 +145,9 @@ type Grant struct {
 	MustChangePassword bool
 	// Audience of the access token; nil means Tutela's own API.
 	Audience []string
+	// NoRefresh: hand out no refresh token (a relying party that did not ask for
+	// offline_access).
+	NoRefresh bool
 }
 
 // ErrInvalidCredentials is the one answer to every failed sign-in: unknown tenant, unknown
@@ -470,14 +473,21 @@ func (s *Service) newSession(ctx context.Context, tx *sqlstore.Tx, u *tutela.Use
 
 // issue adds a fresh refresh token and access token for g.Session to g.
 func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64) error {
-	rt := newSecret()
-	if err := tx.CreateRefreshToken(ctx, g.Session.ID, sqlstore.HashToken(rt), g.Session.AbsoluteExpiry); err != nil {
-		return err
+	rt := ""
+	if !g.NoRefresh {
+		rt = newSecret()
+		if err := tx.CreateRefreshToken(ctx, g.Session.ID, sqlstore.HashToken(rt), g.Session.AbsoluteExpiry); err != nil {
+			return err
+		}
 	}
 	// auth_time is the session's latest authentication event: its sign-in, or a later step-up
 	// (RFC 9470: a token obtained after stepping up shows it), so a resource server can check
-	// the freshness of the second factor from the token alone.
+	// the freshness of the second factor from the token alone. A client session was made
+	// later than that: it carries its parent's (AuthTime).
 	authTime := g.Session.CreatedAt
+	if g.Session.AuthTime != nil {
+		authTime = *g.Session.AuthTime
+	}
 	if g.Session.StepUpAt != nil && g.Session.StepUpAt.After(authTime) {
 		authTime = *g.Session.StepUpAt
 	}
@@ -488,6 +498,7 @@ func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64
 	claims := token.Claims{
 		Subject: g.User.ID, Audience: aud, SessionID: g.Session.ID, Tenant: g.User.TenantID,
 		TokenVersion: tv, AMR: g.Session.AMR, AuthTime: authTime, ACR: ACRPassword,
+		ClientID: g.Session.ClientID, Scope: g.Session.Scope, JKT: g.Session.DPoPJKT,
 	}
 	for _, m := range g.Session.AMR {
 		if authz.SecondFactorAMR(m) {
@@ -498,7 +509,10 @@ func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64
 	if err != nil {
 		return err
 	}
-	g.RefreshToken, g.AccessToken, g.AccessExpiry = tutela.NewSecret(rt), tutela.NewSecret(at), exp
+	if rt != "" {
+		g.RefreshToken = tutela.NewSecret(rt)
+	}
+	g.AccessToken, g.AccessExpiry = tutela.NewSecret(at), exp
 	return nil
 }
 
@@ -620,7 +634,17 @@ func (s *Service) AuthenticateBearerAnyAudience(ctx context.Context, tok string)
 }
 
 // audiences are every audience this service issues tokens for: its own API and the resources.
-func (s *Service) audiences() []string { return s.Tokens.Audiences() }
+// Tokens for the userinfo endpoint of the OpenID Provider are not among them: the decision
+// API and introspection at /v1 answer about tokens for Tutela and resource servers only.
+func (s *Service) audiences() []string {
+	return slices.DeleteFunc(s.Tokens.Audiences(), func(a string) bool { return a == UserinfoAudience })
+}
+
+// UserinfoAudience is the audience of the access tokens the OpenID Provider gives relying
+// parties: its userinfo endpoint and introspection accept them; Tutela's own /v1 API and the
+// registered resource servers do not, so an application signing a user in gets no more than
+// the claims its scopes name. The key ring must list it (token.Config.Audience).
+const UserinfoAudience = "urn:tutela:userinfo"
 
 // audienceFor is the audience of a token asked for resource (RFC 8707): Tutela's own API when
 // resource is empty, else a registered resource server, exactly as registered.
@@ -695,6 +719,22 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, 
 	if err != nil {
 		return nil, err
 	}
+	return s.refresh(ctx, refreshRequest{token: refresh, resource: resource, audience: aud, ip: ip})
+}
+
+// refreshRequest is one refresh-token exchange: at /v1/auth/refresh (clientID "": the token
+// must be of a Tutela session) or at a tenant's OpenID Provider token endpoint (the token must
+// be of that client's session, and of its DPoP key when the session is bound to one).
+type refreshRequest struct {
+	token             tutela.Secret
+	resource, ip      string
+	audience          []string
+	clientID, dpopJKT string
+	tenantID          string // the provider's tenant: a token of another tenant is unknown there
+}
+
+func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, error) {
+	refresh, resource, aud, ip := req.token, req.resource, req.audience, req.ip
 	if len(refresh.Bytes()) != 43 {
 		s.recordAuthFailure(ctx, authFailureEvent(ctx, "auth.refresh", "", "", map[string]any{"reason": "malformed"}))
 		return nil, errRefresh
@@ -707,7 +747,7 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, 
 	// Why the token was refused, and whose session it was: the refusal rolls the transaction
 	// back, so its auth.refresh event (ASVS 5.0 16.3.1) is written after, in its own.
 	var refused *Refusal
-	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		refused = nil
 		// Update may run this again (a keyset made outside the transaction): a run that named
 		// the token's user must not leave them named for a run that refuses the token.
@@ -718,8 +758,21 @@ func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, 
 			return errRefresh
 		}
 		sess, err := tx.SessionByID(ctx, rt.SessionID)
-		if err != nil {
+		if err != nil || (req.tenantID != "" && sess.TenantID != req.tenantID) {
 			refused = refuse(errRefresh, "unknown_token")
+			return errRefresh
+		}
+		// A refresh token works only for the client it was issued to (RFC 9700 §4.14: a token
+		// of another client, or of a Tutela session at a relying party's token endpoint, and
+		// the other way round), and a DPoP-bound one only with a proof by its key (RFC 9449
+		// §5). Refused before reuse is looked at: a client holding another's token must not
+		// be able to end that session.
+		if sess.ClientID != req.clientID {
+			refused = sessionRefused(errRefresh, "wrong_client", sess)
+			return errRefresh
+		}
+		if sess.DPoPJKT != "" && sess.DPoPJKT != req.dpopJKT {
+			refused = sessionRefused(errRefresh, "dpop_key_mismatch", sess)
 			return errRefresh
 		}
 		// A tenant of another data region is refused before its session is revoked, audited

@@ -41,6 +41,9 @@ type Session struct {
 	Scope string `json:"-"`
 	// DPoPJKT binds the session's tokens to a DPoP key (RFC 9449): the JWK SHA-256 thumbprint.
 	DPoPJKT string `json:"-"`
+	// AuthTime of a client session is when the user last authenticated in its parent (sign-in
+	// or step-up) before the code exchange; nil for other sessions, whose own times say it.
+	AuthTime *time.Time `json:"-"`
 }
 
 // Active reports whether the session can still be used at now: not revoked, within its idle
@@ -66,7 +69,7 @@ func (s *Session) EndReason(now time.Time) string {
 // on every request (SessionBySecret, SessionByID) leave them unopened (""): only the listings a
 // user or admin reads (Users.Session, Users.Sessions) pay for opening them.
 const sessionCols = `id, tenant_id, user_id, token_version, amr, ip_sealed, user_agent_sealed, created_at, last_seen_at,
-	idle_timeout_s, absolute_expires_at, revoked_at, step_up_at, reauth_at, client_id, parent_id, scope, dpop_jkt`
+	idle_timeout_s, absolute_expires_at, revoked_at, step_up_at, reauth_at, client_id, parent_id, scope, dpop_jkt, auth_time`
 
 // Fields the user's person key seals a session's IP and user agent under.
 const (
@@ -95,10 +98,10 @@ func scanSessionSealed(row interface{ Scan(...any) error }) (*Session, *sealedSe
 	var ss sealedSession
 	var amr string
 	var idle int64
-	var revoked, stepUp, reauth sql.NullTime
+	var revoked, stepUp, reauth, authTime sql.NullTime
 	var clientID, parentID, jkt sql.NullString
 	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &amr, &ss.ip, &ss.ua, &s.CreatedAt,
-		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp, &reauth, &clientID, &parentID, &s.Scope, &jkt)
+		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp, &reauth, &clientID, &parentID, &s.Scope, &jkt, &authTime)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
 	}
@@ -113,7 +116,7 @@ func scanSessionSealed(row interface{ Scan(...any) error }) (*Session, *sealedSe
 		s.RevokedAt = &t
 	}
 	s.StepUpAt, s.ReauthAt = optTime(stepUp), optTime(reauth)
-	s.ClientID, s.ParentID, s.DPoPJKT = clientID.String, parentID.String, jkt.String
+	s.ClientID, s.ParentID, s.DPoPJKT, s.AuthTime = clientID.String, parentID.String, jkt.String, optTime(authTime)
 	return &s, &ss, nil
 }
 
@@ -162,11 +165,11 @@ func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) 
 	}
 	_, err = tx.exec(ctx, `INSERT INTO sessions (id, tenant_id, user_id, token_hash, token_version, amr, ip, user_agent,
 		created_at, last_seen_at, idle_timeout_s, absolute_expires_at, step_up_at, ip_sealed, user_agent_sealed,
-		client_id, parent_id, scope, dpop_jkt)
-		VALUES ($1,$2,$3,$4,$5,$6,'','',$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)`,
+		client_id, parent_id, scope, dpop_jkt, auth_time)
+		VALUES ($1,$2,$3,$4,$5,$6,'','',$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)`,
 		s.ID, s.TenantID, s.UserID, secretHash, s.TokenVersion, strings.Join(s.AMR, " "),
 		s.CreatedAt, s.LastSeenAt, int64(s.IdleTimeout/time.Second), s.AbsoluteExpiry.UTC(), stepUp, ip, ua,
-		nullString(s.ClientID), nullString(s.ParentID), s.Scope, nullString(s.DPoPJKT))
+		nullString(s.ClientID), nullString(s.ParentID), s.Scope, nullString(s.DPoPJKT), optTimeArg(s.AuthTime))
 	if err != nil {
 		return err
 	}

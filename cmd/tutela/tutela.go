@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 	"tutela/mfa"
+	"tutela/oidc"
 
 	"tutela"
 	"tutela/config"
@@ -405,7 +406,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela"}, a.Resources...), TTL: a.AccessTokenTTL,
+	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela", oidc.UserinfoAudience}, a.Resources...), TTL: a.AccessTokenTTL,
 		Alg: token.Alg(a.TokenAlg), RotateEvery: a.KeyRotation}, identity.KeyStore{DB: m.DB}, sealer)
 	if err != nil {
 		ln.Close()
@@ -447,7 +448,16 @@ func (m *Main) Listen(ctx context.Context) error {
 	// durable queue and the identity service's mail path. Validate has checked the policy.
 	dsrPolicy, _ := cfg.DSRPolicy()
 	(&dsr.Notifier{DB: m.DB, Mail: ids, Log: m.Logger}).Register(m.jobs)
+	// Each tenant's OpenID Provider (issue 15) at {issuer}/t/{slug}.
+	provider, err := oidc.New(oidc.Deps{DB: m.DB, Identity: ids, Tokens: m.ring, PublicURL: issuer, Log: m.Logger})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	hosted := http.NewServeMux()
+	provider.Register(hosted)
 	api := httpapi.New(httpapi.Deps{
+		Hosted: hosted, HostedPatterns: oidc.Patterns,
 		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: cfg.ServedOverTLS(), TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,

@@ -42,6 +42,7 @@ func testConfig(alg Alg, clock *fakeClock) Config {
 		Issuer:      testIssuer,
 		Audience:    []string{testAudience, "https://admin.example.org"},
 		Alg:         alg,
+		Algs:        []Alg{alg}, // one schedule: these tests follow one key's life
 		TTL:         5 * time.Minute,
 		RotateEvery: 24 * time.Hour,
 		PrePublish:  time.Hour,
@@ -91,7 +92,7 @@ func (f *fixture) issue(t testing.TB) string {
 // signingKey returns the key the ring signs with now, private half included.
 func (f *fixture) signingKey(t testing.TB) *key {
 	t.Helper()
-	k := f.ring.snap.Load().signingKey(f.clock.Now())
+	k := f.ring.snap.Load().signingKey(f.ring.cfg.Alg, f.clock.Now())
 	if k == nil {
 		t.Fatal("no signing key")
 	}

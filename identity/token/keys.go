@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -89,6 +90,8 @@ func newStoredKey(alg Alg, sealer vault.Sealer, now, activate time.Time, rotateE
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	case ES256:
 		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case RS256:
+		priv, err = rsa.GenerateKey(rand.Reader, RSABits)
 	default:
 		err = fmt.Errorf("unsupported alg %q", alg)
 	}
@@ -122,9 +125,11 @@ type key struct {
 	alg     Alg
 	edPub   ed25519.PublicKey
 	ecPub   *ecdsa.PublicKey
+	rsaPub  *rsa.PublicKey
 	priv    crypto.Signer // nil when the key can no longer sign
+	pubJWK  jose.JSONWebKey
 	jwk     json.RawMessage
-	header  string    // base64url of the protected header this ring writes for the key
+	header  string    // base64url of the access-token header for the key; "" for RSA keys
 	retire  time.Time // effective end of signing: min(RetireAt, successor's ActivateAt)
 	publish time.Time // end of publication and verification: retire + TTL + Leeway
 }
@@ -149,7 +154,7 @@ func parsePublic(s StoredKey) (*key, error) {
 	if !validKID(s.ID) {
 		return nil, errors.New("invalid key ID")
 	}
-	if !s.Alg.valid() {
+	if !s.Alg.supported() {
 		return nil, fmt.Errorf("unsupported alg %q", s.Alg)
 	}
 	var jwk jose.JSONWebKey
@@ -171,14 +176,25 @@ func parsePublic(s StoredKey) (*key, error) {
 			return nil, errors.New("public key type does not match alg")
 		}
 		k.ecPub = pub
+	case *rsa.PublicKey:
+		// Only keys as strong as the ring makes: a row with a weaker modulus was not made here.
+		if s.Alg != RS256 || pub.N.BitLen() < RSABits || pub.N.BitLen() > 8192 {
+			return nil, errors.New("public key type does not match alg")
+		}
+		k.rsaPub = pub
 	default:
 		return nil, errors.New("public key type does not match alg")
 	}
-	jwkJSON, err := jose.JSONWebKey{Key: jwk.Key, KeyID: s.ID, Algorithm: string(s.Alg), Use: "sig"}.MarshalJSON()
+	k.pubJWK = jose.JSONWebKey{Key: jwk.Key, KeyID: s.ID, Algorithm: string(s.Alg), Use: "sig"}
+	jwkJSON, err := k.pubJWK.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("public key: %w", err)
 	}
 	k.jwk = jwkJSON
+	if !s.Alg.valid() {
+		// RSA keys never sign access tokens, so no access-token header leads to them.
+		return k, nil
+	}
 	h, err := json.Marshal(header{Alg: string(s.Alg), Kid: s.ID, Typ: typAccessToken})
 	if err != nil {
 		return nil, err
@@ -207,6 +223,11 @@ func (k *key) unsealPrivate(sealer vault.Sealer) error {
 		k.priv = p
 	case *ecdsa.PrivateKey:
 		if k.ecPub == nil || !k.ecPub.Equal(p.Public()) {
+			return errors.New("private key does not match public key")
+		}
+		k.priv = p
+	case *rsa.PrivateKey:
+		if k.rsaPub == nil || !k.rsaPub.Equal(p.Public()) {
 			return errors.New("private key does not match public key")
 		}
 		k.priv = p

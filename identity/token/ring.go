@@ -16,8 +16,8 @@ import (
 	"tutela/vault"
 )
 
-// Ring holds the signing keys, issues access tokens with the current one and verifies tokens
-// against all published ones. It is safe for concurrent use. Several nodes may share one
+// Ring holds the signing keys of every configured algorithm, issues access tokens with the
+// current key of the primary one and verifies them against all published ones. It is safe for concurrent use. Several nodes may share one
 // KeyStore: each calls Rotate and Refresh on a schedule (every minute is plenty; the interval
 // must be well below PrePublish) and they converge on the same signing key.
 type Ring struct {
@@ -64,10 +64,11 @@ func (r *Ring) Refresh(ctx context.Context) error {
 	return r.refreshLocked(ctx)
 }
 
-// Rotate makes sure a key can sign now and that its successor is published PrePublish before
-// it takes over, RotateEvery after the current key activated. It is idempotent; when two nodes
-// add a successor at once, both keys are published and the succession order (ActivateAt, then
-// ID) decides which signs, identically on every node.
+// Rotate makes sure, for each configured algorithm, that a key can sign now and that its
+// successor is published PrePublish before it takes over, RotateEvery after the current key
+// activated. Each algorithm has its own schedule; a key's successor is the next key of the same
+// algorithm. It is idempotent; when two nodes add a successor at once, both keys are published
+// and the succession order (ActivateAt, then ID) decides which signs, identically on every node.
 func (r *Ring) Rotate(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -76,28 +77,45 @@ func (r *Ring) Rotate(ctx context.Context) error {
 	}
 	now := r.cfg.Clock()
 	s := r.snap.Load()
-	cur := s.signingKey(now)
-	var activate time.Time
-	switch {
-	case cur == nil:
-		// Nothing can sign (first start, or rotation stalled past RetireAt): waiting for a
-		// pre-publication period would be an outage. Verifiers load the unknown kid lazily.
-		activate = now
-	case s.hasPending(now):
-		return nil
-	case !now.Before(cur.stored.ActivateAt.Add(r.cfg.RotateEvery - r.cfg.PrePublish)):
-		activate = now.Add(r.cfg.PrePublish)
-	default:
-		return nil
+	added := false
+	var err error
+	for _, alg := range r.cfg.Algs {
+		activate, due := r.successorDue(s, alg, now)
+		if !due {
+			continue
+		}
+		var k StoredKey
+		if k, err = newStoredKey(alg, r.sealer, now, activate, r.cfg.RotateEvery); err != nil {
+			break
+		}
+		if err = r.store.AddSigningKey(ctx, k); err != nil {
+			err = fmt.Errorf("token: store %s signing key: %w", alg, err)
+			break
+		}
+		added = true
 	}
-	k, err := newStoredKey(r.cfg.Alg, r.sealer, now, activate, r.cfg.RotateEvery)
-	if err != nil {
+	if !added {
 		return err
 	}
-	if err := r.store.AddSigningKey(ctx, k); err != nil {
-		return fmt.Errorf("token: store signing key: %w", err)
+	// Load what was added even when a later algorithm failed: the keys are stored.
+	return errors.Join(err, r.refreshLocked(ctx))
+}
+
+// successorDue reports whether alg needs a new key now, and when that key activates.
+func (r *Ring) successorDue(s *snapshot, alg Alg, now time.Time) (activate time.Time, due bool) {
+	cur := s.signingKey(alg, now)
+	switch {
+	case cur == nil:
+		// Nothing can sign (first start, an algorithm just configured, or rotation stalled past
+		// RetireAt): waiting for a pre-publication period would be an outage. Verifiers load
+		// the unknown kid lazily.
+		return now, true
+	case s.hasPending(alg, now):
+		return time.Time{}, false
+	case !now.Before(cur.stored.ActivateAt.Add(r.cfg.RotateEvery - r.cfg.PrePublish)):
+		return now.Add(r.cfg.PrePublish), true
 	}
-	return r.refreshLocked(ctx)
+	return time.Time{}, false
 }
 
 func (r *Ring) refreshLocked(ctx context.Context) error {
@@ -123,6 +141,16 @@ func (r *Ring) build(stored []StoredKey, now time.Time) (*snapshot, error) {
 		byID:     make(map[string]*key, len(stored)),
 		byHeader: make(map[string]*key, len(stored)),
 	}
+	// successor[i] is the index of the next key of stored[i]'s algorithm, or -1.
+	successor := make([]int, len(stored))
+	nextOfAlg := map[Alg]int{}
+	for i := len(stored) - 1; i >= 0; i-- {
+		successor[i] = -1
+		if j, ok := nextOfAlg[stored[i].Alg]; ok {
+			successor[i] = j
+		}
+		nextOfAlg[stored[i].Alg] = i
+	}
 	for i, sk := range stored {
 		if _, dup := s.byID[sk.ID]; dup {
 			return nil, fmt.Errorf("token: signing key %.64q stored twice", sk.ID)
@@ -138,8 +166,8 @@ func (r *Ring) build(stored []StoredKey, now time.Time) (*snapshot, error) {
 			}
 		}
 		k.retire = sk.RetireAt
-		if i+1 < len(stored) && stored[i+1].ActivateAt.Before(k.retire) {
-			k.retire = stored[i+1].ActivateAt
+		if j := successor[i]; j >= 0 && stored[j].ActivateAt.Before(k.retire) {
+			k.retire = stored[j].ActivateAt
 		}
 		// A token signed at the last instant of the signing period lives TTL longer; Leeway
 		// covers verifiers whose clocks run behind.
@@ -151,33 +179,37 @@ func (r *Ring) build(stored []StoredKey, now time.Time) (*snapshot, error) {
 		}
 		s.keys = append(s.keys, k)
 		s.byID[k.id] = k
-		s.byHeader[k.header] = k
+		if k.header != "" {
+			s.byHeader[k.header] = k
+		}
 	}
 	return s, nil
 }
 
-// signingKey is the newest key in its signing period at now.
-func (s *snapshot) signingKey(now time.Time) *key {
+// signingKey is the newest key of alg in its signing period at now.
+func (s *snapshot) signingKey(alg Alg, now time.Time) *key {
 	for _, k := range slices.Backward(s.keys) {
-		if k.priv != nil && !now.Before(k.stored.ActivateAt) && now.Before(k.retire) {
+		if k.alg == alg && k.priv != nil && !now.Before(k.stored.ActivateAt) && now.Before(k.retire) {
 			return k
 		}
 	}
 	return nil
 }
 
-func (s *snapshot) hasPending(now time.Time) bool {
+// hasPending reports whether a key of alg is published and not yet signing.
+func (s *snapshot) hasPending(alg Alg, now time.Time) bool {
 	for _, k := range s.keys {
-		if now.Before(k.stored.ActivateAt) {
+		if k.alg == alg && now.Before(k.stored.ActivateAt) {
 			return true
 		}
 	}
 	return false
 }
 
-// JWKS returns the JWK Set (RFC 7517 §5) to serve at /.well-known/jwks.json: every key that
-// is pre-published, signing, or retired less than TTL+Leeway ago, newest first. It holds
-// public members only; each JWK is re-encoded from the parsed public key.
+// JWKS returns the JWK Set (RFC 7517 §5) to serve at /.well-known/jwks.json: every key of
+// every algorithm that is pre-published, signing, or retired less than TTL+Leeway ago, newest
+// first, each with kid, alg and use "sig". It holds public members only; each JWK is re-encoded
+// from the parsed public key.
 func (r *Ring) JWKS() ([]byte, error) {
 	s := r.snap.Load()
 	now := r.cfg.Clock()
@@ -198,16 +230,17 @@ func (r *Ring) JWKS() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// CanSign reports whether a key may sign now (without touching the store).
+// CanSign reports whether a key of the primary algorithm may sign access tokens now (without
+// touching the store).
 func (r *Ring) CanSign() bool {
 	s := r.snap.Load()
-	return s != nil && s.signingKey(r.cfg.Clock()) != nil
+	return s != nil && s.signingKey(r.cfg.Alg, r.cfg.Clock()) != nil
 }
 
 // ErrNoSigningKey means no key may sign now: Rotate has not run (recently enough).
 var ErrNoSigningKey = errors.New("token: issue: no signing key is active; Rotate was not called")
 
-// Issue signs an access token for c with the current key. It sets iss, iat, nbf (= iat), jti
+// Issue signs an access token for c with the current key of the primary algorithm (Config.Alg). It sets iss, iat, nbf (= iat), jti
 // and exp (now+TTL, or c.Expiry if that is earlier); c must leave those zero, except Expiry.
 func (r *Ring) Issue(ctx context.Context, c Claims) (token string, exp time.Time, err error) {
 	if c.Subject == "" {
@@ -225,7 +258,7 @@ func (r *Ring) Issue(ctx context.Context, c Claims) (token string, exp time.Time
 		return "", time.Time{}, errors.New("token: issue: iss, iat, nbf and jti are set by the ring")
 	}
 	now := r.cfg.Clock()
-	k := r.snap.Load().signingKey(now)
+	k := r.snap.Load().signingKey(r.cfg.Alg, now)
 	if k == nil {
 		return "", time.Time{}, ErrNoSigningKey
 	}

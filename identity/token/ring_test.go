@@ -263,7 +263,7 @@ func TestRing_TwoNodesConverge(t *testing.T) {
 			}
 		}
 		now := clock.Now()
-		ka, kb := a.snap.Load().signingKey(now), b.snap.Load().signingKey(now)
+		ka, kb := a.snap.Load().signingKey(EdDSA, now), b.snap.Load().signingKey(EdDSA, now)
 		if ka == nil || kb == nil || ka.id != kb.id {
 			t.Fatalf("%s: nodes sign with different keys", when)
 		}
@@ -322,7 +322,7 @@ func TestRing_SimultaneousSuccessorsPickOneDeterministically(t *testing.T) {
 	f.ring.Refresh(ctx)
 	b.Refresh(ctx)
 	now = f.clock.Now()
-	ka, kb := f.ring.snap.Load().signingKey(now), b.snap.Load().signingKey(now)
+	ka, kb := f.ring.snap.Load().signingKey(EdDSA, now), b.snap.Load().signingKey(EdDSA, now)
 	keys := f.ring.snap.Load().keys
 	if ka.id != kb.id || ka.id != keys[len(keys)-1].id {
 		t.Fatalf("signing keys %s and %s, want the last in succession order", ka.id, kb.id)

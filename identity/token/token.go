@@ -1,6 +1,9 @@
 // Package token issues and verifies Tutela's access tokens: short-lived JWTs (RFC 9068 "at+jwt")
-// signed with a rotating ring of Ed25519 (default) or P-256 keys whose public halves are
-// published as a JWK Set (RFC 7517) and whose private halves are stored sealed by the master key.
+// signed with a rotating ring of keys whose public halves are published as a JWK Set (RFC 7517)
+// and whose private halves are stored sealed by the master key. The ring keeps one rotation
+// schedule per configured algorithm (Ed25519 and P-256 by default, RSA 3072 when configured):
+// access tokens are signed with the primary one, Ed25519 unless configured otherwise; the others
+// sign the OpenID Provider's ID and logout tokens for relying parties that need them (SignJWT).
 //
 // The verifier is deliberately narrow. It accepts only compact JWS with a protected header of
 // exactly {alg, kid, typ}, only the algorithm of the key named by kid (so "none", HMAC with a
@@ -12,6 +15,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"tutela"
@@ -23,9 +27,23 @@ type Alg string
 const (
 	EdDSA Alg = "EdDSA" // Ed25519, the default
 	ES256 Alg = "ES256" // ECDSA P-256 with SHA-256, for relying parties without Ed25519
+	// RS256 is RSASSA-PKCS1-v1_5 with SHA-256 over a 3072-bit key (RFC 7518 §3.3), for relying
+	// parties that verify only RSA ID tokens. It never signs access tokens.
+	RS256 Alg = "RS256"
 )
 
+// RSABits is the size of the RSA keys the ring generates: 3072 bits, about 128-bit security
+// (NIST SP 800-57 Part 1 Table 2), matching P-256 and Ed25519.
+const RSABits = 3072
+
+// defaultAlgs are the algorithms a ring keeps keys for when Config.Algs is empty.
+var defaultAlgs = []Alg{EdDSA, ES256}
+
+// valid reports whether a may sign access tokens: the verifier accepts nothing else.
 func (a Alg) valid() bool { return a == EdDSA || a == ES256 }
+
+// supported reports whether the ring can keep keys of a.
+func (a Alg) supported() bool { return a.valid() || a == RS256 }
 
 // Defaults and bounds of Config.
 const (
@@ -53,9 +71,17 @@ type Config struct {
 	Audience []string
 	// TTL is the lifetime of an access token: default 5 min, at most MaxTTL.
 	TTL time.Duration
-	// Alg is the algorithm of newly created keys: EdDSA (default) or ES256. Existing keys keep
-	// their algorithm, so changing it takes effect at the next rotation.
+	// Alg is the primary algorithm, the one access tokens are signed with: EdDSA (default) or
+	// ES256. It is always kept in rotation, whether or not Algs lists it. Changing it takes
+	// effect at once when the new algorithm already has a key; tokens signed before keep
+	// verifying until their key leaves the JWKS.
 	Alg Alg
+	// Algs are the algorithms the ring keeps keys for, each on its own rotation schedule with
+	// the same RotateEvery, PrePublish and retirement rules (default: EdDSA and
+	// ES256). Add RS256 to serve relying parties that verify only RSA ID tokens. Keys of an
+	// algorithm removed from the list are no longer rotated; they stop signing at their RetireAt
+	// and leave the JWKS TTL+Leeway later.
+	Algs []Alg
 	// RotateEvery is how long a key signs before its successor takes over (default 30 days).
 	RotateEvery time.Duration
 	// PrePublish is how long a new key sits in the JWKS before it signs (default 1 h). It must
@@ -76,6 +102,17 @@ func (c Config) withDefaults() Config {
 	if c.Alg == "" {
 		c.Alg = EdDSA
 	}
+	if len(c.Algs) == 0 {
+		c.Algs = defaultAlgs
+	}
+	// The primary first, then the others in the order given, each once.
+	algs := []Alg{c.Alg}
+	for _, a := range c.Algs {
+		if !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	c.Algs = algs
 	if c.RotateEvery == 0 {
 		c.RotateEvery = DefaultRotateEvery
 	}
@@ -111,6 +148,11 @@ func (c Config) validate() error {
 	}
 	if !c.Alg.valid() {
 		errs = append(errs, fmt.Errorf("alg %q must be %s or %s", c.Alg, EdDSA, ES256))
+	}
+	for _, a := range c.Algs {
+		if !a.supported() {
+			errs = append(errs, fmt.Errorf("algs: %q must be %s, %s or %s", a, EdDSA, ES256, RS256))
+		}
 	}
 	if c.PrePublish < 0 {
 		errs = append(errs, fmt.Errorf("pre-publication period %v must be positive", c.PrePublish))

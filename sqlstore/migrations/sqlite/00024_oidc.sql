@@ -4,6 +4,7 @@ ALTER TABLE sessions ADD COLUMN client_id TEXT;   -- NULL: a Tutela session (hos
 ALTER TABLE sessions ADD COLUMN parent_id TEXT;   -- the sign-in session the client's session came from
 ALTER TABLE sessions ADD COLUMN scope TEXT NOT NULL DEFAULT '';
 ALTER TABLE sessions ADD COLUMN dpop_jkt TEXT;    -- RFC 9449: its tokens need a proof by this key (JWK SHA-256 thumbprint)
+ALTER TABLE sessions ADD COLUMN auth_time TIMESTAMP;  -- a client session: when the user last authenticated (its parent's sign-in or step-up)
 CREATE INDEX sessions_parent ON sessions (parent_id) WHERE parent_id IS NOT NULL;
 
 -- Per-tenant branding of the hosted pages (JSON: display name, logo, colours; validated, never HTML).
@@ -71,6 +72,7 @@ CREATE TABLE oidc_auth_requests (
     auth_time         TIMESTAMP,
     amr               TEXT NOT NULL DEFAULT '',
     acr               TEXT NOT NULL DEFAULT '',
+    denied            TEXT NOT NULL DEFAULT '',  -- the error sent back instead of a code (access_denied, login_required ...)
     done              BOOLEAN NOT NULL DEFAULT FALSE,
     code_hash         BLOB UNIQUE,
     code_used_at      TIMESTAMP,
@@ -123,6 +125,7 @@ DROP TABLE oidc_client_secrets;
 DROP TABLE oidc_clients;
 ALTER TABLE tenants DROP COLUMN branding;
 DROP INDEX sessions_parent;
+ALTER TABLE sessions DROP COLUMN auth_time;
 ALTER TABLE sessions DROP COLUMN dpop_jkt;
 ALTER TABLE sessions DROP COLUMN scope;
 ALTER TABLE sessions DROP COLUMN parent_id;
