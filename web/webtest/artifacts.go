@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"math"
 	"regexp"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -49,7 +53,7 @@ func Screenshot(ctx context.Context, name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 = PNG
+	png, err := fullPage(ctx)
 	if err != nil {
 		return "", fmt.Errorf("screenshot %s: %w", name, err)
 	}
@@ -58,4 +62,31 @@ func Screenshot(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// fullPage captures the whole page as PNG by growing the viewport to the content's height for
+// the capture. Chromium's captureBeyondViewport shifts right-to-left pages sideways (the Arabic
+// sign-in came out cut at the start edge), so it is not used.
+func fullPage(ctx context.Context) ([]byte, error) {
+	m, err := chromedp.Call(ctx, page.GetLayoutMetrics, cdp.Empty{})
+	if err != nil {
+		return nil, err
+	}
+	if m.CSSLayoutViewport == nil || m.CSSContentSize == nil {
+		return nil, errors.New("no layout metrics")
+	}
+	width := m.CSSLayoutViewport.ClientWidth
+	height := max(int64(math.Ceil(m.CSSContentSize.Height)), m.CSSLayoutViewport.ClientHeight)
+	if _, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+		Width: width, Height: height, DeviceScaleFactor: 1}); err != nil {
+		return nil, err
+	}
+	shot, err := chromedp.Call(ctx, page.CaptureScreenshot, page.CaptureScreenshotParams{Format: page.CaptureScreenshotFormatPng})
+	if _, cerr := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return shot.Data, nil
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,9 +111,9 @@ func (b *Browser) NewTab(t testing.TB) *Tab {
 			if err != nil {
 				return
 			}
-			if m.IsException() || m.Type == chromedp.ConsoleError {
+			if (m.IsException() || m.Type == chromedp.ConsoleError) && !browserOwnRequest(m.URL) {
 				tab.mu.Lock()
-				tab.console = append(tab.console, m.String())
+				tab.console = append(tab.console, m.String()+" ("+m.URL+")")
 				close(tab.changed)
 				tab.changed = make(chan struct{})
 				tab.mu.Unlock()
@@ -120,6 +121,13 @@ func (b *Browser) NewTab(t testing.TB) *Tab {
 		}
 	}()
 	return tab
+}
+
+// browserOwnRequest reports whether a failed load is one the browser makes by itself rather
+// than one the page asked for: Chromium fetches /favicon.ico for every page without an icon.
+func browserOwnRequest(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && p.Path == "/favicon.ico"
 }
 
 // ConsoleErrors returns the uncaught exceptions, console.error calls and browser-log errors

@@ -22,9 +22,9 @@ import (
 // Content-Security-Policy as the hosted pages, and the virtual authenticator must complete a
 // real WebAuthn ceremony.
 
-// page serves body under a strict nonce-based CSP like the hosted pages'; {{nonce}} in body is
+// servePage serves body under a strict nonce-based CSP like the hosted pages'; {{nonce}} in body is
 // replaced by the response's nonce.
-func page(body string) http.HandlerFunc {
+func servePage(body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		nonce := base64.RawStdEncoding.EncodeToString([]byte(rand.Text()))
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+
@@ -83,11 +83,11 @@ const passkeyPage = `<!doctype html><html lang="en"><head><meta charset="utf-8">
 
 func TestHarness(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.Handle("GET /clean", page(cleanPage))
-	mux.Handle("GET /unlabelled", page(unlabelledPage))
-	mux.Handle("GET /moderate", page(moderatePage))
-	mux.Handle("GET /refused", page(refusedScriptPage))
-	mux.Handle("GET /passkey", page(passkeyPage))
+	mux.Handle("GET /clean", servePage(cleanPage))
+	mux.Handle("GET /unlabelled", servePage(unlabelledPage))
+	mux.Handle("GET /moderate", servePage(moderatePage))
+	mux.Handle("GET /refused", servePage(refusedScriptPage))
+	mux.Handle("GET /passkey", servePage(passkeyPage))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	// WebAuthn needs a secure context and a domain as RP ID: http://localhost is both, an IP
