@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
-	"math"
 	"regexp"
 
 	"github.com/chromedp/cdproto/cdp"
