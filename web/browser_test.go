@@ -27,7 +27,6 @@ import (
 	"tutela/authz"
 	"tutela/oidc/oidctest"
 	"tutela/sqlstore"
-	"tutela/web"
 	"tutela/web/webtest"
 )
 
@@ -49,11 +48,7 @@ type browserEnv struct {
 func newBrowserEnv(t *testing.T) *browserEnv {
 	t.Helper()
 	b := webtest.Start(t)
-	e := oidctest.New(t, sqlstore.SQLite, func(e *oidctest.Env, mux *http.ServeMux) []string {
-		web.New(web.Deps{DB: e.DB, Identity: e.Identity, Flow: e.Provider, Clock: e.Clock.Now, PublicURL: e.URL,
-			CSRFKey: bytes.Repeat([]byte{'k'}, 32)}).Routes(mux)
-		return []string{"/t/{tenant}/"}
-	})
+	e := oidctest.New(t, sqlstore.SQLite, oidctest.WebPages)
 	tn, _ := e.Seed(t, "acme", "owner@example.org", browserPW)
 	return &browserEnv{e: e, b: b, tenant: tn, rp: newBrowserRP(t, e, tn.ID)}
 }
@@ -170,12 +165,6 @@ func (r *browserRP) callback(w http.ResponseWriter, req *http.Request) {
 	show(http.StatusOK, "Signed in", &s)
 }
 
-func (r *browserRP) all() []rpSignIn {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.signed)
-}
-
 func (r *browserRP) last(t *testing.T) rpSignIn {
 	t.Helper()
 	r.mu.Lock()
@@ -269,28 +258,6 @@ func (j *journey) fill(fields map[string]string) {
 			j.t.Fatalf("type into #%s: %v", id, err)
 		}
 	}
-}
-
-// arrive waits until the browser, driven by the page's own script rather than a click, has
-// landed on path, then checks that page like at does.
-func (j *journey) arrive(path, marker, screenshot string) {
-	j.t.Helper()
-	ctx, cancel := context.WithTimeout(j.tab.Ctx, clickGuard)
-	defer cancel()
-	for {
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if u, perr := url.Parse(loc); err == nil && perr == nil && u.Path == path {
-			break
-		}
-		if err := chromedp.Do(ctx, chromedp.Sleep(50*time.Millisecond)); err != nil {
-			body, _ := chromedp.Run(j.tab.Ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-			j.t.Fatalf("never reached %s (at %s): %v; console %q; page:\n%s", path, loc, err, j.tab.ConsoleErrors(), body)
-		}
-	}
-	if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
-		j.t.Fatal(err)
-	}
-	j.at(&network.Response{Status: http.StatusOK}, path, marker, screenshot)
 }
 
 // apiCall calls the /v1 API with an access token and decodes the JSON answer into v (when
