@@ -260,7 +260,7 @@ func (j *journey) fill(fields map[string]string) {
 	}
 }
 
-// apiCall calls the /v1 API with an access token and decodes the JSON answer into v (when
+// browserAPI calls the /v1 API with an access token and decodes the JSON answer into v (when
 // not nil).
 func browserAPI(t *testing.T, e *oidctest.Env, access, method, path string, body any, want int, v any) {
 	t.Helper()
