@@ -294,6 +294,7 @@ func browserAPI(t *testing.T, e *oidctest.Env, access, method, path string, body
 }
 
 func TestBrowser_Journeys(t *testing.T) {
+	t.Parallel() // its own server, store and browser: it overlaps the package's other tests
 	be := newBrowserEnv(t)
 	e := be.e
 
