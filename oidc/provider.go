@@ -198,7 +198,14 @@ func (p *Provider) build(tn *tutela.Tenant) (*tenantOP, error) {
 		BackChannelLogoutSessionSupported: true,
 		DefaultLogoutRedirectURI:          t.issuer + "/logged-out",
 	}
-	opts := []op.Option{op.WithCrypto(tokenCrypto{}), op.WithLogger(p.d.Log)}
+	var algs []string
+	for _, a := range p.d.Tokens.Algs() {
+		algs = append(algs, string(a))
+	}
+	opts := []op.Option{op.WithCrypto(tokenCrypto{}), op.WithLogger(p.d.Log),
+		// id_token_hint (end_session, authorize) is one of our own ID tokens, in any algorithm
+		// the ring signs with; the library's default is RS256 alone.
+		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(algs...))}
 	if !strings.HasPrefix(t.issuer, "https://") {
 		opts = append(opts, op.WithAllowInsecure())
 	}
