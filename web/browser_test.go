@@ -165,6 +165,12 @@ func (r *browserRP) callback(w http.ResponseWriter, req *http.Request) {
 	show(http.StatusOK, "Signed in", &s)
 }
 
+func (r *browserRP) all() []rpSignIn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.signed)
+}
+
 func (r *browserRP) last(t *testing.T) rpSignIn {
 	t.Helper()
 	r.mu.Lock()
@@ -258,6 +264,28 @@ func (j *journey) fill(fields map[string]string) {
 			j.t.Fatalf("type into #%s: %v", id, err)
 		}
 	}
+}
+
+// arrive waits until the browser, driven by the page's own script rather than a click, has
+// landed on path, then checks that page like at does.
+func (j *journey) arrive(path, marker, screenshot string) {
+	j.t.Helper()
+	ctx, cancel := context.WithTimeout(j.tab.Ctx, clickGuard)
+	defer cancel()
+	for {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if u, perr := url.Parse(loc); err == nil && perr == nil && u.Path == path {
+			break
+		}
+		if err := chromedp.Do(ctx, chromedp.Sleep(50*time.Millisecond)); err != nil {
+			body, _ := chromedp.Run(j.tab.Ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+			j.t.Fatalf("never reached %s (at %s): %v; console %q; page:\n%s", path, loc, err, j.tab.ConsoleErrors(), body)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
+		j.t.Fatal(err)
+	}
+	j.at(&network.Response{Status: http.StatusOK}, path, marker, screenshot)
 }
 
 // browserAPI calls the /v1 API with an access token and decodes the JSON answer into v (when
@@ -357,20 +385,61 @@ func TestBrowser_Journeys(t *testing.T) {
 		}
 		countBefore := creds[0].SignCount
 
-		// Sign out, then a fresh sign-in: password, then the passkey as the second factor.
-		// Consent is remembered from the first sign-in: straight back to the application.
+		// Sign out, then sign in with the passkey alone: the sign-in page offers it through
+		// conditional mediation (the e-mail field's autofill), the authenticator answers, and the
+		// page posts the assertion. Consent is remembered: straight back to the application.
 		j.open(e.URL+"/t/acme/logout", "/t/acme/logout", "#submit", "")
 		j.click("#submit", "/t/acme/logged-out", "h1", "")
-		j.open(be.rp.startURL(""), "/t/acme/login", "#email", "")
-		j.fill(map[string]string{"email": "bea@example.org", "password": browserPW})
-		j.click("#submit", "/t/acme/mfa", "#passkey-button", "mfa-passkey")
-		j.click("#passkey-button", "/callback", "#subject", "")
-		if got := be.rp.last(t); got.Subject != u.ID || !slices.Contains(got.AMR, "hwk") {
-			t.Fatalf("passkey sign-in: relying party got %+v, want %s with hwk", got, u.ID)
+		signedBefore := len(be.rp.all())
+		// The sign-in page posts the passkey on its own as soon as it loads: no check of it
+		// here, it would race the script.
+		if err := chromedp.Do(j.tab.Ctx, chromedp.Navigate(be.rp.startURL(""))); err != nil {
+			t.Fatal(err)
+		}
+		j.arrive("/callback", "#subject", "")
+		if n := len(be.rp.all()); n != signedBefore+1 {
+			t.Fatalf("relying party saw %d new sign-ins, want 1", n-signedBefore)
+		}
+		if got := be.rp.last(t); got.Subject != u.ID || !slices.Contains(got.AMR, "hwk") || slices.Contains(got.AMR, "pwd") {
+			t.Fatalf("passkey sign-in: relying party got %+v, want %s with hwk and no password", got, u.ID)
 		}
 		// The authenticator signed once more: the sign-in used it, not a leftover session.
 		if creds, err = webtest.Credentials(j.tab.Ctx, authn); err != nil || len(creds) != 1 || creds[0].SignCount <= countBefore {
 			t.Errorf("authenticator after the passkey sign-in: %+v (count before %v), %v", creds, countBefore, err)
+		}
+	})
+
+	// 3. Session revocation from the account page: a second session (another device, signed in
+	// over the API) is listed, revoked with its button, and is then refused by the API.
+	t.Run("AccountRevokesOtherSession", func(t *testing.T) {
+		_, u := e.Seed(t, "acme", "cai@example.org", browserPW)
+		other := e.SignIn(t, "acme", "cai@example.org", browserPW)
+		j := be.journey(t)
+		j.open(e.URL+"/t/acme/account", "/t/acme/account/login", "#email", "")
+		j.fill(map[string]string{"email": "cai@example.org", "password": browserPW})
+		row := fmt.Sprintf(`li[data-session-id="%s"]`, other.ID)
+		j.click("#submit", "/t/acme/account", row, "account")
+		j.click("#revoke-"+other.ID, "/t/acme/account", "#sessions", "")
+		if err := chromedp.Do(j.tab.Ctx, chromedp.WaitNotPresent(chromedp.CSS(row))); err != nil {
+			t.Errorf("revoked session still listed: %v", err)
+		}
+		// The revoked session's token is refused; a fresh session of the same user lists the
+		// browser's session but not the revoked one.
+		browserAPI(t, e, other.Access, "GET", "/v1/auth/sessions", nil, http.StatusUnauthorized, nil)
+		var list struct {
+			Sessions []struct {
+				ID     string `json:"id"`
+				UserID string `json:"user_id"`
+			} `json:"sessions"`
+		}
+		browserAPI(t, e, e.SignIn(t, "acme", "cai@example.org", browserPW).Access, "GET", "/v1/auth/sessions", nil, http.StatusOK, &list)
+		if len(list.Sessions) != 2 || slices.ContainsFunc(list.Sessions, func(s struct {
+			ID     string `json:"id"`
+			UserID string `json:"user_id"`
+		}) bool {
+			return s.ID == other.ID || s.UserID != u.ID
+		}) {
+			t.Errorf("sessions after the revocation: %+v, want the browser's and the new one, not %s", list.Sessions, other.ID)
 		}
 	})
 
