@@ -285,7 +285,12 @@ func (j *journey) arrive(path, marker, screenshot string) {
 	if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
 		j.t.Fatal(err)
 	}
-	j.at(&network.Response{Status: http.StatusOK}, path, marker, screenshot)
+	// The document's own status, as the Navigation Timing entry records it.
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`performance.getEntriesByType("navigation")[0].responseStatus`))
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	j.at(&network.Response{Status: status}, path, marker, screenshot)
 }
 
 // browserAPI calls the /v1 API with an access token and decodes the JSON answer into v (when
