@@ -59,7 +59,9 @@
         out.response.userHandle = toB64u(r.userHandle);
       }
       form.elements.namedItem('webauthn').value = JSON.stringify(out);
-      form.submit();
+      // The form's own submit button is named "submit" (id="submit"), which shadows
+      // form.submit: call the prototype's method.
+      HTMLFormElement.prototype.submit.call(form);
     }).catch(function () {
       status.textContent = box.dataset.error;
     });
