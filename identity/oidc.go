@@ -28,6 +28,9 @@ type ClientSessionRequest struct {
 	// Refresh: the client asked for offline_access and may refresh.
 	Refresh bool
 	IP, UA  string
+	// Created runs in the transaction that creates the session (nil: nothing); its error
+	// undoes the session.
+	Created func(ctx context.Context, tx *sqlstore.Tx, sessionID string) error
 }
 
 // StartClientSession creates the client session, its access token and, when asked, the first
@@ -67,6 +70,11 @@ func (s *Service) StartClientSession(ctx context.Context, req ClientSessionReque
 		// A client session has no cookie: its secret is never handed out.
 		if err := tx.CreateSession(ctx, child, sqlstore.HashToken(newSecret())); err != nil {
 			return err
+		}
+		if req.Created != nil {
+			if err := req.Created(ctx, tx, child.ID); err != nil {
+				return err
+			}
 		}
 		g = &Grant{User: cred.User, Session: child, Audience: req.Audience, NoRefresh: !req.Refresh}
 		return s.issue(ctx, tx, g, parent.TokenVersion)

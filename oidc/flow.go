@@ -36,17 +36,20 @@ type Pending struct {
 	UILocales []string
 	// SkipConsent: the client is first-party (registered with skip_consent), so no consent page.
 	SkipConsent bool
+	// Public: the client cannot authenticate (auth method none), so anyone can use its client
+	// ID with a redirect they receive (a loopback port, a private-use scheme another app
+	// claims): consent is asked every time, never remembered (RFC 8252 §8.6, ASVS 10.7.1).
+	Public bool
 	// UserID is set when the request carried an id_token_hint: only that user may complete it.
 	UserID string
 }
 
-// Authenticated is the sign-in that completes a Pending request.
+// Authenticated is the sign-in that completes a Pending request: the user and the browser's
+// Tutela session. The provider reads how and when the session authenticated (amr, the latest
+// sign-in, step-up or re-authentication) from the session itself, never from the caller.
 type Authenticated struct {
 	UserID    string
 	SessionID string // the browser's Tutela session
-	// AuthTime is the session's latest authentication event (its sign-in or a later step-up).
-	AuthTime time.Time
-	AMR      []string
 }
 
 // Denial reasons the hosted pages send back to the client (OIDC Core §3.1.2.6).
@@ -73,6 +76,10 @@ func (p *Provider) Pending(ctx context.Context, tenantID, id string) (*Pending, 
 			return err
 		}
 		c, err = tx.OIDCClients(tenantID).Get(ctx, row.ClientID)
+		if err == nil && c.Status != "active" {
+			// Disabled since the request began: it goes nowhere, not even back to the client.
+			err = tutela.Errorf(tutela.ENOTFOUND, "authorization request not found or expired")
+		}
 		return err
 	})
 	if err != nil {
@@ -80,7 +87,7 @@ func (p *Provider) Pending(ctx context.Context, tenantID, id string) (*Pending, 
 	}
 	pd := &Pending{ID: a.row.ID, TenantID: tenantID, ClientID: c.ID, ClientName: c.Name, Scopes: a.req.Scopes,
 		RequireMFA: slices.Contains(a.req.ACRValues, authz.ACRMFA), Prompt: a.req.Prompt, LoginHint: a.req.LoginHint,
-		UILocales: a.req.UILocales, SkipConsent: c.SkipConsent, UserID: a.req.HintUserID}
+		UILocales: a.req.UILocales, SkipConsent: c.SkipConsent && !c.Public(), UserID: a.req.HintUserID, Public: c.Public()}
 	if u, err := url.Parse(a.req.RedirectURI); err == nil {
 		pd.RedirectHost = u.Host
 		if pd.RedirectHost == "" {
@@ -95,75 +102,141 @@ func (p *Provider) Pending(ctx context.Context, tenantID, id string) (*Pending, 
 }
 
 // Complete binds the sign-in to the request and returns where to send the browser: the
-// provider's callback, which sends the client its code. The sign-in must satisfy the
-// request: the user of its id_token_hint, a second factor when acr_values asked for one, an
-// authentication no older than max_age; the session must be an active Tutela session of the
-// user.
+// client's redirect URI with a fresh code, state and iss. Only the browser that completed the
+// request gets the code (there is no callback a third party could poll). The sign-in must
+// satisfy the request, judged from the session: an active Tutela session of the user, of the
+// user of its id_token_hint, with a second factor when acr_values asked for one, and an
+// authentication no older than max_age.
 func (p *Provider) Complete(ctx context.Context, tenantID, id string, a Authenticated) (string, error) {
 	pd, err := p.Pending(ctx, tenantID, id)
 	if err != nil {
 		return "", err
 	}
-	now := p.d.Clock()
-	switch {
-	case pd.UserID != "" && pd.UserID != a.UserID:
-		return "", tutela.Errorf(tutela.EFORBIDDEN, "the request is for another user")
-	case pd.RequireMFA && acrOf(a.AMR) != authz.ACRMFA:
-		return "", tutela.Errorf(tutela.EFORBIDDEN, "the application asked for a second factor")
-	case pd.MaxAge != nil && now.Sub(a.AuthTime) > *pd.MaxAge+time.Second:
-		return "", tutela.Errorf(tutela.EFORBIDDEN, "the application asked for a more recent sign-in")
+	if pd.UserID != "" && pd.UserID != a.UserID {
+		return "", errSignInAgain
 	}
-	var slug string
+	var to string
 	err = p.d.DB.Update(ctx, func(tx *sqlstore.Tx) error {
 		t, err := tx.Tenant(ctx, tenantID)
 		if err != nil {
 			return err
 		}
-		slug = t.Slug
 		sess, err := tx.SessionByID(ctx, a.SessionID)
 		if err != nil || sess.TenantID != tenantID || sess.UserID != a.UserID || sess.ClientID != "" || !sess.Active(tx.Now()) {
-			return tutela.Errorf(tutela.EUNAUTHENTICATED, "sign in again")
+			return errSignInAgain
 		}
-		at := a.AuthTime.UTC()
-		row := &sqlstore.OIDCAuthRequest{ID: id, TenantID: tenantID, UserID: a.UserID, SessionID: a.SessionID,
-			AuthTime: &at, AMR: a.AMR, ACR: acrOf(a.AMR)}
+		row, err := tx.OIDCAuthRequest(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		// max_age is the time since the last active authentication when the request was made
+		// (OIDC Core §3.1.2.1): a sign-in after the request began always satisfies it, however
+		// long the user then spends enrolling a factor or reading the consent page.
+		at := sessionAuthTime(sess)
+		acr := acrOf(sess.AMR)
+		switch {
+		case pd.RequireMFA && acr != authz.ACRMFA:
+			return errSignInAgain
+		case pd.MaxAge != nil && row.CreatedAt.Sub(at) > *pd.MaxAge:
+			return errSignInAgain
+		}
+		a2, err := decodeRequest(row)
+		if err != nil {
+			return err
+		}
+		row.UserID, row.SessionID, row.AuthTime, row.AMR, row.ACR = a.UserID, a.SessionID, &at, sess.AMR, acr
 		if err := tx.CompleteOIDCAuthRequest(ctx, row); err != nil {
 			return err
 		}
+		code := tutela.RandomB64(32)
+		if err := tx.SaveOIDCCode(ctx, tenantID, id, sqlstore.HashToken(code)); err != nil {
+			return err
+		}
+		to = authResponse(a2.req.RedirectURI, url.Values{"code": {code}, "state": {a2.req.State}, "iss": {p.Issuer(t.Slug)}})
 		return tx.Record(ctx, "oidc.authorize", tenantID, "oidc_client", pd.ClientID, "",
-			map[string]any{"user_id": a.UserID, "session_id": a.SessionID, "scope": scopeString(pd.Scopes), "acr": row.ACR})
+			map[string]any{"user_id": a.UserID, "session_id": a.SessionID, "scope": scopeString(pd.Scopes), "acr": acr})
 	})
 	if err != nil {
 		return "", err
 	}
-	return p.Issuer(slug) + "/authorize/callback?id=" + url.QueryEscape(id), nil
+	return to, nil
+}
+
+// errSignInAgain: the session does not (or no longer) satisfy the request; the pages ask the
+// user to sign in again.
+var errSignInAgain = tutela.Errorf(tutela.EUNAUTHENTICATED, "sign in again")
+
+// sessionAuthTime is the session's latest authentication: its sign-in, a step-up or a
+// re-entered password.
+func sessionAuthTime(s *sqlstore.Session) time.Time {
+	t := s.CreatedAt
+	for _, u := range []*time.Time{s.StepUpAt, s.ReauthAt} {
+		if u != nil && u.After(t) {
+			t = *u
+		}
+	}
+	return t
+}
+
+// authResponse is the redirect URI with the response parameters added to its query (RFC 6749
+// §4.1.2: the registered URI's own query is kept). Empty values are left out.
+func authResponse(redirectURI string, params url.Values) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return redirectURI
+	}
+	q := u.Query()
+	for k, v := range params {
+		if len(v) > 0 && v[0] != "" {
+			q.Set(k, v[0])
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // Deny ends the request with reason (one of the Deny* values) and returns where to send the
-// browser: the provider's callback, which sends the client the error.
+// browser: the client's redirect URI with the error, state and iss.
 func (p *Provider) Deny(ctx context.Context, tenantID, id, reason string) (string, error) {
-	if _, ok := denialText[reason]; !ok {
+	desc, ok := denialText[reason]
+	if !ok {
 		return "", tutela.FieldErrorf("reason", "unknown denial reason")
 	}
-	var slug string
+	if _, err := p.Pending(ctx, tenantID, id); err != nil {
+		return "", err
+	}
+	var to string
 	err := p.d.DB.Update(ctx, func(tx *sqlstore.Tx) error {
 		t, err := tx.Tenant(ctx, tenantID)
 		if err != nil {
 			return err
 		}
-		slug = t.Slug
 		row, err := tx.OIDCAuthRequest(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		a, err := decodeRequest(row)
 		if err != nil {
 			return err
 		}
 		if err := tx.DenyOIDCAuthRequest(ctx, tenantID, id, reason); err != nil {
 			return err
 		}
+		to = authResponse(a.req.RedirectURI, url.Values{"error": {reason}, "error_description": {desc},
+			"state": {a.req.State}, "iss": {p.Issuer(t.Slug)}})
 		return tx.Record(ctx, "oidc.authorize", tenantID, "oidc_client", row.ClientID, "denied",
 			map[string]any{"reason": reason})
 	})
 	if err != nil {
 		return "", err
 	}
-	return p.Issuer(slug) + "/authorize/callback?id=" + url.QueryEscape(id), nil
+	return to, nil
+}
+
+// denialText explains a refusal to the client's developers.
+var denialText = map[string]string{
+	DenyAccessDenied:        "the user refused",
+	DenyLoginRequired:       "the user is not signed in",
+	DenyConsentRequired:     "the user has not consented to this client",
+	DenyInteractionRequired: "the user must interact with the sign-in page",
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -99,7 +100,6 @@ var endpoints = op.Endpoints{
 var Patterns = []string{
 	"/t/{tenant}/.well-known/openid-configuration",
 	"/t/{tenant}/authorize",
-	"/t/{tenant}/authorize/callback",
 	"/t/{tenant}/oauth/token",
 	"/t/{tenant}/oauth/introspect",
 	"/t/{tenant}/oauth/revoke",
@@ -215,7 +215,16 @@ func (p *Provider) build(tn *tutela.Tenant) (*tenantOP, error) {
 	}
 	t.op = prov
 	srv := &server{LegacyServer: op.NewLegacyServer(prov, endpoints), t: t}
-	t.handler = op.RegisterLegacyServer(srv, t.callback)
+	// CORS: the library's default answers every origin with credentials on every endpoint.
+	// Browser applications need the token, userinfo, keys and discovery endpoints without
+	// cookies; nothing cross-origin may use the browser's session.
+	t.handler = op.RegisterLegacyServer(srv, noCallback, op.WithServerCORSOptions(&cors.Options{
+		AllowOriginFunc:  func(string) bool { return true },
+		AllowedMethods:   []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders:   []string{"Authorization", "Content-Type", "DPoP"},
+		ExposedHeaders:   []string{"WWW-Authenticate", "DPoP-Nonce"},
+		AllowCredentials: false,
+	}))
 	return t, nil
 }
 

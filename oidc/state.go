@@ -25,6 +25,8 @@ type reqState struct {
 	pushed bool
 	// authJKT binds an authorization request's code to a DPoP key (dpop_jkt, RFC 9449 §10).
 	authJKT string
+	// revokeSession is the client session of the refresh token being revoked.
+	revokeSession string
 	// account is the service account the request authenticated (client credentials grant),
 	// resources the resource parameters it sent (RFC 8707).
 	account   *sqlstore.ServiceAccount

@@ -182,11 +182,16 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 			return err
 		}
 		if replay {
-			if row.IssuedSessionID != "" {
-				if err := tx.RevokeSessionByID(ctx, row.IssuedSessionID, "code_replay"); err != nil {
+			issued, err := tx.MarkOIDCCodeReplay(ctx, s.t.tenantID, row.ID)
+			if err != nil {
+				return err
+			}
+			if issued != "" {
+				if err := tx.RevokeSessionByID(ctx, issued, "code_replay"); err != nil {
 					return err
 				}
 			}
+			row.IssuedSessionID = issued
 			return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: row.TenantID, UserID: row.UserID,
 				Kind: "authorization_code_replay", Details: mustJSON(map[string]string{"client_id": row.ClientID,
 					"session_id": row.IssuedSessionID})})

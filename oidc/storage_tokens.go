@@ -58,15 +58,17 @@ func (s *storage) startSession(ctx context.Context, a *authRequest, refresh bool
 	g, err := s.ident().StartClientSession(ctx, identity.ClientSessionRequest{TenantID: s.t.tenantID, UserID: a.row.UserID,
 		ParentSessionID: a.row.SessionID, ClientID: a.row.ClientID, Scope: scopeString(a.req.Scopes),
 		AuthTime: a.GetAuthTime(), AMR: a.row.AMR, JKT: st.jkt, Audience: []string{UserinfoAudience}, Refresh: refresh,
-		IP: ip, UA: ua})
+		IP: ip, UA: ua,
+		// In the session's own transaction: a replay of the code that came first makes this
+		// fail, and one that comes later finds the session to revoke.
+		Created: func(ctx context.Context, tx *sqlstore.Tx, sessionID string) error {
+			return tx.SetOIDCIssuedSession(ctx, s.t.tenantID, a.row.ID, sessionID)
+		}})
 	if err != nil {
-		return nil, zoidc.ErrInvalidGrant().WithDescription("the sign-in has ended").WithParent(err)
+		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid, expired or used authorization code, or the sign-in has ended").WithParent(err)
 	}
 	a.issued = g.Session.ID
-	err = s.db().Update(ctx, func(tx *sqlstore.Tx) error {
-		return tx.SetOIDCIssuedSession(ctx, s.t.tenantID, a.row.ID, g.Session.ID)
-	})
-	return g, err
+	return g, nil
 }
 
 // CreateAccessToken makes the client session of a code exchanged without offline_access (an
@@ -136,17 +138,22 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, rt string) 
 	if err != nil {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return info.Session.UserID, refreshPrefix + info.Session.ID, nil
+	// The session travels in the request's state, not in the token ID the library hands back
+	// to RevokeToken: a client could send that string itself.
+	state(ctx).revokeSession = info.Session.ID
+	return info.Session.UserID, refreshMarker, nil
 }
 
-// refreshPrefix marks the token ID GetRefreshTokenInfo gives RevokeToken: a session ID.
-const refreshPrefix = "rt:"
+// refreshMarker is the token ID GetRefreshTokenInfo gives RevokeToken for a refresh token.
+const refreshMarker = "refresh_token"
 
 // RevokeToken ends the client session a refresh or access token belongs to (RFC 7009), when
 // it is the asking client's: revoking either ends both, the session being one grant.
 func (s *storage) RevokeToken(ctx context.Context, tokenOrID, _, clientID string) *zoidc.Error {
-	sid := strings.TrimPrefix(tokenOrID, refreshPrefix)
-	if sid == tokenOrID {
+	var sid string
+	if st := state(ctx); tokenOrID == refreshMarker && st.revokeSession != "" {
+		sid = st.revokeSession
+	} else {
 		c, err := s.t.p.d.Tokens.Verify(ctx, tokenOrID, UserinfoAudience)
 		if err != nil || c.Tenant != s.t.tenantID || c.ClientID != clientID {
 			return nil // RFC 7009 §2.2: an invalid token is no error

@@ -148,11 +148,32 @@ func (tx *Tx) RedeemOIDCCode(ctx context.Context, tenantID string, codeHash []by
 	return r, false, nil
 }
 
-// SetOIDCIssuedSession records the client session a code was exchanged for.
+// SetOIDCIssuedSession records the client session a code was exchanged for, in the
+// transaction that creates it. A replay of the code marked first (MarkOIDCCodeReplay) makes it
+// fail, so that exchange issues nothing: whichever of the two commits first, the replay
+// revokes what the code gave or the exchange gives nothing.
 func (tx *Tx) SetOIDCIssuedSession(ctx context.Context, tenantID, id, sessionID string) error {
-	_, err := tx.exec(ctx, `UPDATE oidc_auth_requests SET issued_session_id = $1 WHERE tenant_id = $2 AND id = $3`,
-		sessionID, tenantID, id)
-	return err
+	res, err := tx.exec(ctx, `UPDATE oidc_auth_requests SET issued_session_id = $1 WHERE tenant_id = $2 AND id = $3
+		AND replayed_at IS NULL AND issued_session_id IS NULL`, sessionID, tenantID, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return tutela.Errorf(tutela.EUNAUTHENTICATED, "the authorization code was used twice")
+	}
+	return nil
+}
+
+// MarkOIDCCodeReplay records a second exchange of the request's code and returns the client
+// session the first one made ("" when it has not made one yet, which it then never will).
+func (tx *Tx) MarkOIDCCodeReplay(ctx context.Context, tenantID, id string) (string, error) {
+	var issued sql.NullString
+	err := tx.queryRow(ctx, `UPDATE oidc_auth_requests SET replayed_at = $1 WHERE tenant_id = $2 AND id = $3
+		RETURNING issued_session_id`, tx.now, tenantID, id).Scan(&issued)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return issued.String, err
 }
 
 // SweepOIDCAuthRequests deletes expired authorization requests and returns how many.

@@ -150,7 +150,9 @@ func (p *Pages) nextStep(pr *Request, pd *oidc.Pending, pp *tutela.Principal) (s
 	if pd.SkipConsent && !prompts(pd, "consent") {
 		return stepDone, nil
 	}
-	if prompts(pd, "consent") {
+	// A public client's identity is not assured (anyone can use its client ID): the user
+	// consents every time (ASVS 10.7.1, RFC 8252 §8.6).
+	if prompts(pd, "consent") || pd.Public {
 		return stepConsent, nil
 	}
 	var covered bool
@@ -208,8 +210,13 @@ func (p *Pages) proceed(pr *Request, pd *oidc.Pending, pp *tutela.Principal) {
 
 // complete hands the sign-in to the provider and sends the browser back to the client.
 func (p *Pages) complete(pr *Request, pd *oidc.Pending, pp *tutela.Principal) {
-	to, err := p.d.Flow.Complete(pr.R.Context(), pr.Tenant.ID, pd.ID, oidc.Authenticated{
-		UserID: pp.UserID, SessionID: pp.SessionID, AuthTime: authTime(pp), AMR: slices.Clone(pp.AMR)})
+	to, err := p.d.Flow.Complete(pr.R.Context(), pr.Tenant.ID, pd.ID, oidc.Authenticated{UserID: pp.UserID, SessionID: pp.SessionID})
+	if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
+		// The provider judged the session short of the request (ended, too old for max_age,
+		// no second factor): sign in again for it.
+		p.redirect(pr, pageURL(pr, "login", pd.ID))
+		return
+	}
 	if err != nil {
 		p.flowError(pr, err)
 		return
