@@ -2,6 +2,10 @@ package oidc
 
 import (
 	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -39,7 +43,99 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 	d.ACRValuesSupported = []string{authz.ACRPassword, authz.ACRMFA}
 	d.SubjectTypesSupported = []string{"public"}
 	d.RequestURIParameterSupported = false
-	return op.NewResponse(d), nil
+	return op.NewResponse(discovery{DiscoveryConfiguration: d, IssParameterSupported: true}), nil
+}
+
+// discovery is the library's document plus what it has no field for. RFC 9207 §3: without
+// authorization_response_iss_parameter_supported a client may not rely on (or even check)
+// the iss the provider sends.
+type discovery struct {
+	*zoidc.DiscoveryConfiguration
+	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+// VerifyAuthRequest holds native clients' loopback redirect URIs to RFC 8252 §7.3 and
+// RFC 9700 §4.1.3: exact string matching except for the port. The library matches them on
+// path and query alone, so it let through a fragment (RFC 6749 §3.1.2 forbids one), userinfo,
+// https for a registered http, and localhost for a registered 127.0.0.1, which may resolve
+// elsewhere (RFC 8252 §8.3). Refused here, before any redirect, as an unregistered URI.
+func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[zoidc.AuthRequest]) (*op.ClientRequest[zoidc.AuthRequest], error) {
+	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if cr.Client.ApplicationType() == op.ApplicationTypeNative && !nativeRedirectRegistered(cr.Client.RedirectURIs(), r.Data.RedirectURI) {
+		return nil, zoidc.ErrInvalidRequestRedirectURI().WithDescription("redirect_uri is not registered for this client")
+	}
+	return cr, nil
+}
+
+// nativeRedirectRegistered reports whether uri is registered, or is a registered plain-http
+// loopback URI with a port added.
+func nativeRedirectRegistered(registered []string, uri string) bool {
+	if slices.Contains(registered, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || strings.Contains(uri, "#") || u.Port() == "" {
+		return false
+	}
+	host := u.Hostname()
+	if host != "127.0.0.1" && host != "::1" && host != "localhost" {
+		return false
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return slices.Contains(registered, "http://"+host+strings.TrimPrefix(uri, "http://"+u.Host))
+}
+
+// withIssOnErrors adds iss to the error responses the library's authorize endpoint sends the
+// client (RFC 9207 §2: in error responses too). The library builds them without it; a
+// client of several providers needs it to tell whose refusal it got (mix-up, RFC 9700 §4.4).
+// Codes come from the provider's own callback, which sets iss itself.
+func withIssOnErrors(issuer string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/"+strings.TrimPrefix(endpoints.Authorization.Relative(), "/") {
+			w = &issWriter{ResponseWriter: w, issuer: issuer}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type issWriter struct {
+	http.ResponseWriter
+	issuer string
+}
+
+func (w *issWriter) WriteHeader(status int) {
+	if loc := w.Header().Get("Location"); loc != "" && status >= 300 && status < 400 {
+		w.Header().Set("Location", withIss(loc, w.issuer))
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// withIss appends iss to an error response in loc's fragment or, without one, its query.
+func withIss(loc, issuer string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	params, sep := u.Query(), "?"
+	if u.Fragment != "" {
+		params, err = url.ParseQuery(u.Fragment)
+		if err != nil {
+			return loc
+		}
+		sep = "#"
+	}
+	if !params.Has("error") || params.Has("iss") {
+		return loc
+	}
+	if strings.Contains(loc, sep) {
+		sep = "&"
+	}
+	return loc + sep + "iss=" + url.QueryEscape(issuer)
 }
 
 // CodeExchange requires the PKCE verifier of every client: the library checks it only for
