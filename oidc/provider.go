@@ -190,7 +190,7 @@ func (p *Provider) build(tn *tutela.Tenant) (*tenantOP, error) {
 	}
 	t.op = prov
 	srv := &server{LegacyServer: op.NewLegacyServer(prov, endpoints), t: t}
-	t.handler = withIssOnErrors(t.issuer, op.RegisterLegacyServer(srv, t.callback))
+	t.handler = withResponseFixes(t.issuer, op.RegisterLegacyServer(srv, t.callback))
 	return t, nil
 }
 

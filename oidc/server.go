@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -90,27 +91,51 @@ func nativeRedirectRegistered(registered []string, uri string) bool {
 	return slices.Contains(registered, "http://"+host+strings.TrimPrefix(uri, "http://"+u.Host))
 }
 
-// withIssOnErrors adds iss to the error responses the library's authorize endpoint sends the
-// client (RFC 9207 §2: in error responses too). The library builds them without it; a
-// client of several providers needs it to tell whose refusal it got (mix-up, RFC 9700 §4.4).
-// Codes come from the provider's own callback, which sets iss itself.
-func withIssOnErrors(issuer string, next http.Handler) http.Handler {
+// VerifyClient answers a failed client authentication with 401 (RFC 6749 §5.2: MUST when
+// the client authenticated with the Authorization header); the library answers 400.
+func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	c, err := s.LegacyServer.VerifyClient(ctx, r)
+	var e *zoidc.Error
+	if errors.As(err, &e) && e.ErrorType == zoidc.InvalidClient {
+		return nil, op.NewStatusError(err, http.StatusUnauthorized)
+	}
+	return c, err
+}
+
+// withResponseFixes completes two responses of the library. It adds iss to the error
+// responses the authorize endpoint sends the client (RFC 9207 §2: in error responses too; a
+// client of several providers needs it to tell whose refusal it got, the mix-up of RFC 9700
+// §4.4); codes come from the provider's own callback, which sets iss itself. And it adds the
+// WWW-Authenticate challenge RFC 6749 §5.2 requires with a 401 from the client-authenticated
+// endpoints.
+func withResponseFixes(issuer string, next http.Handler) http.Handler {
+	rel := func(e *op.Endpoint) string { return "/" + strings.TrimPrefix(e.Relative(), "/") }
+	authorize := rel(endpoints.Authorization)
+	clientAuth := []string{rel(endpoints.Token), rel(endpoints.Introspection), rel(endpoints.Revocation)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/"+strings.TrimPrefix(endpoints.Authorization.Relative(), "/") {
-			w = &issWriter{ResponseWriter: w, issuer: issuer}
+		switch {
+		case r.URL.Path == authorize:
+			w = &fixWriter{ResponseWriter: w, issuer: issuer}
+		case slices.Contains(clientAuth, r.URL.Path):
+			w = &fixWriter{ResponseWriter: w, challenge: true}
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-type issWriter struct {
+type fixWriter struct {
 	http.ResponseWriter
-	issuer string
+	issuer    string
+	challenge bool
 }
 
-func (w *issWriter) WriteHeader(status int) {
-	if loc := w.Header().Get("Location"); loc != "" && status >= 300 && status < 400 {
-		w.Header().Set("Location", withIss(loc, w.issuer))
+func (w *fixWriter) WriteHeader(status int) {
+	h := w.Header()
+	if loc := h.Get("Location"); loc != "" && w.issuer != "" && status >= 300 && status < 400 {
+		h.Set("Location", withIss(loc, w.issuer))
+	}
+	if w.challenge && status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
+		h.Set("WWW-Authenticate", `Basic realm="tutela"`)
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
