@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"tutela/sqlstore"
@@ -84,6 +85,17 @@ func TestToken_ClientAuthentication(t *testing.T) {
 				if status != http.StatusUnauthorized || str(body, "error") != "invalid_client" || body["access_token"] != nil {
 					t.Fatalf("%s: %d %v", name, status, body)
 				}
+			}
+			req, _ := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form().Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(f.rp.conf.ClientID, "wrong")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic") {
+				t.Fatalf("401 without a Basic challenge: %d %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
 			}
 			// The right secret still redeems the code: a failed client authentication does
 			// not reach it.

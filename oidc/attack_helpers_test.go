@@ -2,6 +2,7 @@ package oidc_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -141,6 +142,24 @@ func (f *fixture) complete(t *testing.T, id string, a oidc.Authenticated) url.Va
 	}
 	_, q := authorizeResponse(t, loc)
 	return q
+}
+
+func jsonDecode(res *http.Response, v any) error { return json.NewDecoder(res.Body).Decode(v) }
+
+// kidOf is the key ID in a JWT's header.
+func kidOf(t *testing.T, jwt string) string {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(h, &hdr); err != nil || hdr.Kid == "" {
+		t.Fatalf("JWT header %s: %v", h, err)
+	}
+	return hdr.Kid
 }
 
 // str reads a string member of a JSON answer.

@@ -102,22 +102,35 @@ func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 	return c, err
 }
 
-// withResponseFixes completes two responses of the library. It adds iss to the error
-// responses the authorize endpoint sends the client (RFC 9207 §2: in error responses too; a
-// client of several providers needs it to tell whose refusal it got, the mix-up of RFC 9700
-// §4.4); codes come from the provider's own callback, which sets iss itself. And it adds the
-// WWW-Authenticate challenge RFC 6749 §5.2 requires with a 401 from the client-authenticated
-// endpoints.
+// UserInfo answers a token that is invalid, expired or revoked with 401 (RFC 6750 §3.1,
+// OIDC Core §5.3.3); the library says 403 when the storage refuses the token.
+func (s *server) UserInfo(ctx context.Context, r *op.Request[zoidc.UserInfoRequest]) (*op.Response, error) {
+	resp, err := s.LegacyServer.UserInfo(ctx, r)
+	var e *zoidc.Error
+	if errors.As(err, &e) && e.ErrorType == zoidc.AccessDenied {
+		return nil, op.NewStatusError(err, http.StatusUnauthorized)
+	}
+	return resp, err
+}
+
+// withResponseFixes completes responses of the library. It adds iss to the error responses
+// the authorize endpoint sends the client (RFC 9207 §2: in error responses too; a client of
+// several providers needs it to tell whose refusal it got, the mix-up of RFC 9700 §4.4);
+// codes come from the provider's own callback, which sets iss itself. And it adds the
+// WWW-Authenticate challenge a 401 must carry: Basic from the client-authenticated endpoints
+// (RFC 6749 §5.2), Bearer from userinfo (RFC 6750 §3).
 func withResponseFixes(issuer string, next http.Handler) http.Handler {
 	rel := func(e *op.Endpoint) string { return "/" + strings.TrimPrefix(e.Relative(), "/") }
-	authorize := rel(endpoints.Authorization)
+	authorize, userinfo := rel(endpoints.Authorization), rel(endpoints.Userinfo)
 	clientAuth := []string{rel(endpoints.Token), rel(endpoints.Introspection), rel(endpoints.Revocation)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == authorize:
 			w = &fixWriter{ResponseWriter: w, issuer: issuer}
+		case r.URL.Path == userinfo:
+			w = &fixWriter{ResponseWriter: w, challenge: `Bearer error="invalid_token"`}
 		case slices.Contains(clientAuth, r.URL.Path):
-			w = &fixWriter{ResponseWriter: w, challenge: true}
+			w = &fixWriter{ResponseWriter: w, challenge: `Basic realm="tutela"`}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -126,7 +139,7 @@ func withResponseFixes(issuer string, next http.Handler) http.Handler {
 type fixWriter struct {
 	http.ResponseWriter
 	issuer    string
-	challenge bool
+	challenge string
 }
 
 func (w *fixWriter) WriteHeader(status int) {
@@ -134,8 +147,8 @@ func (w *fixWriter) WriteHeader(status int) {
 	if loc := h.Get("Location"); loc != "" && w.issuer != "" && status >= 300 && status < 400 {
 		h.Set("Location", withIss(loc, w.issuer))
 	}
-	if w.challenge && status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
-		h.Set("WWW-Authenticate", `Basic realm="tutela"`)
+	if w.challenge != "" && status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
+		h.Set("WWW-Authenticate", w.challenge)
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
