@@ -49,7 +49,7 @@ func newBenchRP(b *testing.B) *benchRP {
 	cl, secret := e.Client(b, tn.ID, sqlstore.OIDCClient{RedirectURIs: []string{redirect}})
 	r := &rp{e: e, client: cl, conf: oauth2.Config{ClientID: cl.ID, ClientSecret: secret, RedirectURL: redirect,
 		Endpoint: oauth2.Endpoint{AuthURL: e.URL + "/t/acme/authorize", TokenURL: e.URL + "/t/acme/oauth/token"},
-		Scopes: []string{"openid", "profile", "offline_access"}}}
+		Scopes:   []string{"openid", "profile", "offline_access"}}}
 	br := &benchRP{e: e, tenant: tn.ID, user: u.ID, r: r}
 	br.sess = br.login(b, "ana@example.org", 0).Session.ID
 	return br
