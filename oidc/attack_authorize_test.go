@@ -100,6 +100,7 @@ func TestAuthorize_RedirectURIMustMatchExactly(t *testing.T) {
 			f := newFixture(t, d)
 			native := newRP(t, f.e, "acme", f.tn.ID, sqlstore.OIDCClient{AppType: sqlstore.AppNative,
 				RedirectURIs: []string{"http://127.0.0.1/callback", "com.example.app:/cb"}})
+			withQuery := newRP(t, f.e, "acme", f.tn.ID, sqlstore.OIDCClient{RedirectURIs: []string{redirect + "?tenant=a"}})
 			// A web client registered with a port-less loopback URI gets no port freedom.
 			webLoop := newRP(t, f.e, "acme", f.tn.ID, sqlstore.OIDCClient{RedirectURIs: []string{"http://127.0.0.1/callback"}})
 			v := oauth2.GenerateVerifier()
@@ -119,6 +120,10 @@ func TestAuthorize_RedirectURIMustMatchExactly(t *testing.T) {
 				{"other port", f.rp, "http://127.0.0.1:10/callback"},
 				{"extra query", f.rp, redirect + "?next=https://evil.example"},
 				{"fragment", f.rp, redirect + "#evil"},
+				{"missing", f.rp, ""},
+				{"registered query changed", withQuery, redirect + "?tenant=b"},
+				{"registered query dropped", withQuery, redirect},
+				{"registered query added to", withQuery, redirect + "?tenant=a&x=1"},
 				{"web client on another loopback port", webLoop, "http://127.0.0.1:49152/callback"},
 				{"native: other path", native, "http://127.0.0.1:49152/other"},
 				{"native: extra query", native, "http://127.0.0.1:49152/callback?x=1"},
@@ -132,11 +137,22 @@ func TestAuthorize_RedirectURIMustMatchExactly(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					q := tc.r.params(v)
 					q.Set("redirect_uri", tc.uri)
+					if tc.uri == "" {
+						q.Del("redirect_uri")
+					}
 					status, loc := get(t, tc.r.conf.Endpoint.AuthURL+"?"+q.Encode())
 					if status != http.StatusBadRequest || loc != "" {
 						t.Fatalf("want 400 without a redirect, got %d Location %q", status, loc)
 					}
 				})
+			}
+			// OP-redirect_uri-Query-OK: a registered query is kept, the response added to it.
+			q := withQuery.params(v)
+			q.Set("redirect_uri", redirect+"?tenant=a")
+			id := f.e.Authorize(t, withQuery.conf.Endpoint.AuthURL+"?"+q.Encode())
+			r := f.complete(t, id, oidc.Authenticated{UserID: f.u.ID, SessionID: f.sess.ID, AuthTime: f.e.Clock.Now(), AMR: []string{"pwd"}})
+			if r.Get("tenant") != "a" || len(r.Get("code")) != 43 {
+				t.Fatalf("registered query: %v", r)
 			}
 		})
 	}
@@ -190,10 +206,13 @@ func TestAuthorize_RefusesImplicitAndHybrid(t *testing.T) {
 	f := newFixture(t, sqlstore.SQLite)
 	f.rp = newRP(t, f.e, "acme", f.tn.ID, sqlstore.OIDCClient{RedirectURIs: []string{"https://app.example/cb"}})
 	v := oauth2.GenerateVerifier()
-	for _, rt := range []string{"token", "id_token", "id_token token", "code id_token", "code token", "code id_token token", "none"} {
+	for _, rt := range []string{"token", "id_token", "id_token token", "code id_token", "code token", "code id_token token", "none", ""} {
 		t.Run(rt, func(t *testing.T) {
 			q := f.rp.params(v)
 			q.Set("response_type", rt)
+			if rt == "" { // OP-Response-Missing
+				q.Del("response_type")
+			}
 			status, loc := get(t, f.rp.conf.Endpoint.AuthURL+"?"+q.Encode())
 			if status != http.StatusFound && status != http.StatusBadRequest {
 				t.Fatalf("status %d", status)

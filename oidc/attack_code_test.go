@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -47,6 +48,9 @@ func TestCodeExchange_ReplayRevokesWhatTheCodeIssued(t *testing.T) {
 			if ui, _ := f.rp.tokensWork(t, str(first, "access_token"), ""); !ui {
 				t.Fatal("fresh access token refused")
 			}
+			// OP-OAuth-2nd-30s: the replay comes a while later (within the request's lifetime,
+			// sqlstore.OIDCAuthRequestTTL, after which the code is forgotten).
+			f.e.Clock.Add(30 * time.Second)
 			status, second := f.rp.exchange(t, code, v)
 			if status != http.StatusBadRequest || str(second, "error") != "invalid_grant" || second["access_token"] != nil {
 				t.Fatalf("replayed code: %d %v", status, second)

@@ -97,6 +97,14 @@ func TestToken_ClientAuthentication(t *testing.T) {
 			if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic") {
 				t.Fatalf("401 without a Basic challenge: %d %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
 			}
+			// client_secret_post is not offered (discovery lists client_secret_basic): a secret
+			// in the body does not authenticate.
+			body := form()
+			body.Set("client_id", f.rp.conf.ClientID)
+			body.Set("client_secret", f.rp.conf.ClientSecret)
+			if status, b := postAs(t, tokenURL, f.rp.conf.ClientID, "", body); status != http.StatusUnauthorized || b["access_token"] != nil {
+				t.Fatalf("client_secret_post: %d %v", status, b)
+			}
 			// The right secret still redeems the code: a failed client authentication does
 			// not reach it.
 			if status, body := f.rp.exchange(t, code, v); status != http.StatusOK {

@@ -180,8 +180,13 @@ func TestIDToken_SignedWithTheClientsAlgorithm(t *testing.T) {
 				if got := headerAlg(t, raw); got != alg {
 					t.Fatalf("%s client: ID token alg %s", alg, got)
 				}
-				if _, _, err := c.verifyID(t, raw, alg); err != nil {
+				_, claims, err := c.verifyID(t, raw, alg)
+				if err != nil {
 					t.Fatalf("%s: %v", alg, err)
+				}
+				// OP-IDToken-kid; OP-nonce-NoReq-code: no nonce asked, none given.
+				if kidOf(t, raw) == "" || claims.Nonce != "" {
+					t.Fatalf("%s: kid %q nonce %q", alg, kidOf(t, raw), claims.Nonce)
 				}
 				other := "ES256"
 				if alg == "ES256" {

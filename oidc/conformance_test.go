@@ -10,12 +10,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
 	"tutela"
 	"tutela/identity/token"
 	"tutela/oidc"
+	"tutela/oidc/oidctest"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -103,7 +105,9 @@ func TestAuthorize_RequestParametersReachThePages(t *testing.T) {
 	v := oauth2.GenerateVerifier()
 	id := f.e.Authorize(t, f.rp.conf.AuthCodeURL("st4te", oauth2.S256ChallengeOption(v),
 		oauth2.SetAuthURLParam("login_hint", "ana@example.org"), oauth2.SetAuthURLParam("ui_locales", "fr ar"),
-		oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("extra_not_understood", "x")))
+		oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("extra_not_understood", "x"),
+		oauth2.SetAuthURLParam("display", "popup"), oauth2.SetAuthURLParam("claims_locales", "se"),
+		oauth2.SetAuthURLParam("claims", `{"id_token":{"acr":{"essential":true}}}`)))
 	p, err := f.e.Provider.Pending(ctx, f.tn.ID, id)
 	if err != nil {
 		t.Fatal(err)
@@ -112,16 +116,46 @@ func TestAuthorize_RequestParametersReachThePages(t *testing.T) {
 		p.ClientID != f.rp.conf.ClientID || p.RedirectHost != "127.0.0.1:9" || p.MaxAge == nil || *p.MaxAge != 0 {
 		t.Fatalf("pending %+v", p)
 	}
+	// prompt=login: the provider itself refuses a sign-in that is not fresh.
+	_, err = f.e.Provider.Complete(ctx, f.tn.ID, id, oidc.Authenticated{UserID: f.u.ID, SessionID: f.sess.ID,
+		AuthTime: f.e.Clock.Now().Add(-2 * time.Minute), AMR: []string{"pwd"}})
+	if tutela.ErrorCode(err) != tutela.EFORBIDDEN {
+		t.Fatalf("prompt=login completed with an old sign-in: %v", err)
+	}
 	id = f.e.Authorize(t, f.rp.conf.AuthCodeURL("st4te", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("max_age", "1")))
 	if p, err = f.e.Provider.Pending(ctx, f.tn.ID, id); err != nil || p.MaxAge == nil || p.MaxAge.Seconds() != 1 {
 		t.Fatalf("max_age=1: %+v %v", p, err)
 	}
-	// A scope the client is not registered for is dropped (RFC 6749 §3.3), never granted.
+	// OIDCCEnsurePostRequestSucceeds: the authorization request may be a form POST.
+	res, err := oidctest.NoRedirects.PostForm(f.rp.conf.Endpoint.AuthURL, f.rp.params(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || !strings.Contains(res.Header.Get("Location"), "/login?id=") {
+		t.Fatalf("POST authorize: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	// OP-request-Unsigned, OP-request_uri-Unsigned: request objects are not supported and
+	// say so to the client, rather than being ignored.
 	q := f.rp.params(v)
+	q.Set("request", "eyJhbGciOiJub25lIn0.eyJzdGF0ZSI6IngifQ.")
+	status, loc := get(t, f.rp.conf.Endpoint.AuthURL+"?"+q.Encode())
+	if _, r := authorizeResponse(t, loc); status != http.StatusFound || r.Get("error") != "request_not_supported" || r.Has("code") || r.Get("iss") != f.iss {
+		t.Fatalf("request object: %d %q", status, loc)
+	}
+	// A scope the provider does not know is dropped (RFC 6749 §3.3), never granted.
+	q = f.rp.params(v)
 	q.Set("scope", "openid admin")
 	id = f.e.Authorize(t, f.rp.conf.Endpoint.AuthURL+"?"+q.Encode())
 	if p, err = f.e.Provider.Pending(ctx, f.tn.ID, id); err != nil || !slices.Equal(p.Scopes, []string{"openid"}) {
-		t.Fatalf("unregistered scope: %+v %v", p, err)
+		t.Fatalf("unknown scope: %+v %v", p, err)
+	}
+	// A standard scope the client is not registered for (address, phone: Tutela holds
+	// neither) is refused to the client: invalid_scope.
+	q.Set("scope", "openid address")
+	status, loc = get(t, f.rp.conf.Endpoint.AuthURL+"?"+q.Encode())
+	if _, r := authorizeResponse(t, loc); status != http.StatusFound || r.Get("error") != "invalid_scope" || r.Has("code") || r.Get("iss") != f.iss {
+		t.Fatalf("address scope: %d %q", status, loc)
 	}
 }
 
@@ -156,6 +190,11 @@ func TestUserInfo_ClaimsOfTheScopes(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+all)
 	if status, m := call(req); status != http.StatusOK || m["sub"] != f.u.ID || m["email"] != "ana@example.org" || m["name"] != "Person acme" {
 		t.Fatalf("header: %d %v", status, m)
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, userinfo, nil)
+	req.Header.Set("Authorization", "Bearer "+all)
+	if status, m := call(req); status != http.StatusOK || m["sub"] != f.u.ID {
+		t.Fatalf("POST with header: %d %v", status, m)
 	}
 	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, userinfo, strings.NewReader(url.Values{"access_token": {all}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -92,8 +92,14 @@ func nativeRedirectRegistered(registered []string, uri string) bool {
 }
 
 // VerifyClient answers a failed client authentication with 401 (RFC 6749 §5.2: MUST when
-// the client authenticated with the Authorization header); the library answers 400.
+// the client authenticated with the Authorization header); the library answers 400. A secret
+// in the request body (client_secret_post) is refused: discovery does not offer it, and the
+// library would otherwise take it for client_secret_basic.
 func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	if r.Form.Has("client_secret") {
+		return nil, op.NewStatusError(zoidc.ErrInvalidClient().WithDescription("client_secret_post is not supported: use HTTP Basic"),
+			http.StatusUnauthorized)
+	}
 	c, err := s.LegacyServer.VerifyClient(ctx, r)
 	var e *zoidc.Error
 	if errors.As(err, &e) && e.ErrorType == zoidc.InvalidClient {
