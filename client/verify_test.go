@@ -333,7 +333,16 @@ func TestParseJWKS_KeepsOnlyUsableKeys(t *testing.T) {
 	if err := json.Unmarshal(good, &set); err != nil {
 		t.Fatal(err)
 	}
-	k := set.Keys[0]
+	// The ring publishes a key per algorithm; this test tampers with the Ed25519 one.
+	var k map[string]any
+	for _, c := range set.Keys {
+		if c["alg"] == "EdDSA" {
+			k = c
+		}
+	}
+	if k == nil {
+		t.Fatalf("no EdDSA key in %s", good)
+	}
 	with := func(field string, v any) map[string]any {
 		m := map[string]any{}
 		for kk, vv := range k {

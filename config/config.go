@@ -165,6 +165,10 @@ type Auth struct {
 	Password        PasswordRules `koanf:"password"`
 	Hash            HashParams    `koanf:"hash"`
 	Breach          Breach        `koanf:"breach"`
+	// TokenAlgs are the signing algorithms kept in rotation, each with its own keys (EdDSA,
+	// ES256, RS256; default EdDSA and ES256). TokenAlg, which signs access tokens, is always
+	// kept. Add RS256 for relying parties that verify only RSA ID tokens (3072-bit keys).
+	TokenAlgs []string `koanf:"token_algs"`
 	// MFARoles are the role keys (built-in or custom) whose holders must use a second factor.
 	MFARoles []string `koanf:"mfa_roles"`
 	// Resources are the resource servers a token may be asked for (RFC 8707 resource
@@ -289,7 +293,7 @@ func Default() *Config {
 		Log:      Log{Level: "info", Format: "json"},
 		Auth: Auth{
 			SessionIdle: 15 * time.Minute, SessionAbsolute: 12 * time.Hour, AccessTokenTTL: 5 * time.Minute,
-			TokenAlg: "EdDSA", KeyRotation: 30 * 24 * time.Hour, ResetCodeTTL: 10 * time.Minute,
+			TokenAlg: "EdDSA", TokenAlgs: []string{"EdDSA", "ES256"}, KeyRotation: 30 * 24 * time.Hour, ResetCodeTTL: 10 * time.Minute,
 			Password: PasswordRules{MinLength: 12, MaxLength: 128, MinScore: 3, History: 0},
 			Hash:     HashParams{MemoryKiB: 19456, Time: 2, Threads: 1},
 			Breach:   Breach{BuiltinList: true},
@@ -355,6 +359,7 @@ var envVars = []struct {
 	{"TUTELA_AUTH_SESSION_ABSOLUTE", "auth.session_absolute", kindDuration},
 	{"TUTELA_AUTH_ACCESS_TOKEN_TTL", "auth.access_token_ttl", kindDuration},
 	{"TUTELA_AUTH_TOKEN_ALG", "auth.token_alg", kindString},
+	{"TUTELA_AUTH_TOKEN_ALGS", "auth.token_algs", kindList},
 	{"TUTELA_AUTH_KEY_ROTATION", "auth.key_rotation", kindDuration},
 	{"TUTELA_AUTH_RESET_CODE_TTL", "auth.reset_code_ttl", kindDuration},
 	{"TUTELA_AUTH_PASSWORD_MIN_LENGTH", "auth.password.min_length", kindInt},
@@ -1237,6 +1242,11 @@ func (c *Config) validateAuth(p *problems) {
 	}
 	if a.TokenAlg != "EdDSA" && a.TokenAlg != "ES256" {
 		p.add("auth.token_alg: must be EdDSA or ES256")
+	}
+	for _, alg := range a.TokenAlgs {
+		if alg != "EdDSA" && alg != "ES256" && alg != "RS256" {
+			p.add("auth.token_algs: %.20q must be EdDSA, ES256 or RS256", alg)
+		}
 	}
 	if a.KeyRotation < 2*time.Hour {
 		p.add("auth.key_rotation: must be at least 2h")

@@ -259,6 +259,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUTH_SESSION_ABSOLUTE=8h", func(c *Config) any { return c.Auth.SessionAbsolute }, 8 * time.Hour},
 		{"TUTELA_AUTH_ACCESS_TOKEN_TTL=2m", func(c *Config) any { return c.Auth.AccessTokenTTL }, 2 * time.Minute},
 		{"TUTELA_AUTH_TOKEN_ALG=ES256", func(c *Config) any { return c.Auth.TokenAlg }, "ES256"},
+		{"TUTELA_AUTH_TOKEN_ALGS=EdDSA,RS256", func(c *Config) any { return c.Auth.TokenAlgs }, []string{"EdDSA", "RS256"}},
 		{"TUTELA_AUTH_KEY_ROTATION=48h", func(c *Config) any { return c.Auth.KeyRotation }, 48 * time.Hour},
 		{"TUTELA_AUTH_RESET_CODE_TTL=5m", func(c *Config) any { return c.Auth.ResetCodeTTL }, 5 * time.Minute},
 		{"TUTELA_AUTH_PASSWORD_MIN_LENGTH=14", func(c *Config) any { return c.Auth.Password.MinLength }, 14},
@@ -1066,6 +1067,7 @@ func TestValidate_AuthAndSMTPRules(t *testing.T) {
 		"TUTELA_AUTH_SESSION_IDLE=2h",
 		"TUTELA_AUTH_SESSION_ABSOLUTE=1h",
 		"TUTELA_AUTH_TOKEN_ALG=HS256",
+		"TUTELA_AUTH_TOKEN_ALGS=EdDSA,HS256",
 		"TUTELA_AUTH_BREACH_RANGE_URL=http://pwned.example.org",
 		"TUTELA_AUTH_HASH_MEMORY_KIB=1024",
 		"TUTELA_SMTP_ADDR=mail.example.org:587",
@@ -1078,7 +1080,7 @@ func TestValidate_AuthAndSMTPRules(t *testing.T) {
 	}
 	text := strings.Join(p.List, "\n")
 	for _, want := range []string{"auth.password.min_length", "must allow at least 64", "auth.session_absolute",
-		"auth.token_alg", "auth.breach.range_url", "auth.hash.memory_kib", "smtp.from", "smtp.tls"} {
+		"auth.token_alg", `auth.token_algs: "HS256"`, "auth.breach.range_url", "auth.hash.memory_kib", "smtp.from", "smtp.tls"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("missing problem %q in:\n%s", want, text)
 		}

@@ -12,12 +12,13 @@ import (
 	"tutela/httpapi/middleware"
 	"tutela/identity"
 	"tutela/identity/token"
+	"tutela/oidc"
 	"tutela/sqlstore"
 )
 
-// SessionCookie is the session cookie's name. The __Host- prefix makes browsers insist on
-// Secure, Path=/ and no Domain, so no sibling subdomain can set or read it.
-const SessionCookie = "__Host-tutela_session"
+// SessionCookie is the session cookie's name (middleware.SessionCookie, which the hosted pages
+// share).
+const SessionCookie = middleware.SessionCookie
 
 type principalKey struct{}
 
@@ -27,14 +28,19 @@ type principalKey struct{}
 func (s *Server) authenticate(r *http.Request, anyAudience bool) (*tutela.Principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return nil, &identity.Refusal{Reason: "malformed",
-				Err: tutela.Errorf(tutela.EUNAUTHENTICATED, "authorization must be a Bearer access token")}
+		tok = strings.TrimSpace(tok)
+		switch {
+		case !ok || tok == "":
+		case strings.EqualFold(scheme, "DPoP"):
+			return s.authenticateDPoP(r, tok, anyAudience)
+		case !strings.EqualFold(scheme, "Bearer"):
+		case anyAudience:
+			return s.d.Identity.AuthenticateBearerAnyAudience(r.Context(), tok)
+		default:
+			return s.d.Identity.AuthenticateBearer(r.Context(), tok)
 		}
-		if anyAudience {
-			return s.d.Identity.AuthenticateBearerAnyAudience(r.Context(), strings.TrimSpace(tok))
-		}
-		return s.d.Identity.AuthenticateBearer(r.Context(), strings.TrimSpace(tok))
+		return nil, &identity.Refusal{Reason: "malformed",
+			Err: tutela.Errorf(tutela.EUNAUTHENTICATED, "authorization must be a Bearer or DPoP access token")}
 	}
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
@@ -86,7 +92,13 @@ func (s *Server) authedFor(allowRestricted, anyAudience bool, h func(http.Respon
 		if err != nil {
 			switch tutela.ErrorCode(err) {
 			case tutela.EUNAUTHENTICATED:
-				w.Header().Set("WWW-Authenticate", `Bearer realm="tutela"`)
+				// Both schemes are offered (RFC 9449 §7.1); the one the request used comes first.
+				first, second := `Bearer realm="tutela"`, dpopChallenge(r, err)
+				if usesDPoP(r) || errors.Is(err, oidc.ErrInvalidDPoPProof) {
+					first, second = second, first
+				}
+				w.Header().Set("WWW-Authenticate", first)
+				w.Header().Add("WWW-Authenticate", second)
 				noteTokenFailure(r, err)
 			case tutela.EFORBIDDEN:
 				noteTokenFailure(r, err)
@@ -124,6 +136,9 @@ var tokenReasons = []struct {
 // session (ASVS 5.0 16.3.1). A request that presented neither is only its api.request's 401.
 func noteTokenFailure(r *http.Request, err error) {
 	credential := "bearer"
+	if usesDPoP(r) {
+		credential = "dpop"
+	}
 	if r.Header.Get("Authorization") == "" {
 		if c, cerr := r.Cookie(SessionCookie); cerr != nil || c.Value == "" {
 			return
@@ -163,20 +178,8 @@ type grantResponse struct {
 // clients) leaves the cookie alone.
 func (s *Server) renewCookie(w http.ResponseWriter, p *tutela.Principal, secret tutela.Secret) {
 	if !secret.IsZero() {
-		setSessionCookie(w, secret.Reveal(), p.SessionExpiry)
+		middleware.SetSessionCookie(w, secret.Reveal(), p.SessionExpiry)
 	}
-}
-
-// setSessionCookie sets the session cookie, with the attributes every session cookie has
-// (__Host-: Secure, Path=/, no Domain; HttpOnly; SameSite=Lax). An empty value with a zero
-// expiry deletes it.
-func setSessionCookie(w http.ResponseWriter, value string, expires time.Time) {
-	c := &http.Cookie{Name: SessionCookie, Value: value, Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Expires: expires}
-	if value == "" {
-		c.MaxAge = -1
-	}
-	http.SetCookie(w, c)
 }
 
 // writeGrant answers with the grant's tokens, and sets the session cookie only for a new
@@ -184,7 +187,7 @@ func setSessionCookie(w http.ResponseWriter, value string, expires time.Time) {
 // browser's cookie alone rather than overwrite it with an empty one.
 func (s *Server) writeGrant(w http.ResponseWriter, g *identity.Grant) {
 	if !g.SessionSecret.IsZero() {
-		setSessionCookie(w, g.SessionSecret.Reveal(), g.Session.AbsoluteExpiry)
+		middleware.SetSessionCookie(w, g.SessionSecret.Reveal(), g.Session.AbsoluteExpiry)
 	}
 	middleware.WriteJSON(w, http.StatusOK, grantResponse{
 		AccessToken: g.AccessToken.Reveal(), TokenType: "Bearer",
@@ -249,7 +252,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *tutela.Princi
 		middleware.WriteError(w, r, err)
 		return
 	}
-	setSessionCookie(w, "", time.Time{})
+	middleware.SetSessionCookie(w, "", time.Time{})
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -399,18 +399,8 @@ func (s *Server) removeFactor(w http.ResponseWriter, r *http.Request, p *tutela.
 func (s *Server) factorChanged(r *http.Request, p *tutela.Principal, kind identity.Change) {
 	ip, _ := clientInfo(r)
 	u, err := s.userFor(r, p)
-	var notice *identity.Notice
 	if err == nil {
-		notice, err = s.d.Identity.PrepareChange(u, kind) // sealed before the transaction
-	}
-	if err == nil {
-		err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-			err := tx.RecordSecurityEvent(r.Context(), &sqlstore.SecurityEvent{TenantID: p.TenantID, UserID: p.UserID, Kind: string(kind), IP: ip})
-			if err != nil {
-				return err
-			}
-			return notice.Enqueue(r.Context(), tx)
-		})
+		err = s.d.Identity.RecordFactorChange(r.Context(), u, kind, ip)
 	}
 	if err != nil {
 		middleware.Logger(r.Context()).Error("record security event", "kind", kind, "err", err)

@@ -202,6 +202,7 @@ func (s *Server) routesInit() {
 	s.handle("POST", "/v1/tenants/{tenant}/service-accounts/{sa}/secrets", false, s.authed(false, s.addServiceAccountSecret))
 	s.handle("DELETE", "/v1/tenants/{tenant}/service-accounts/{sa}/secrets/{secret}", false, s.authed(false, s.revokeServiceAccountSecret))
 	s.handle("POST", "/v1/tenants/{tenant}/service-accounts/{sa}/disable", false, s.authed(false, s.disableServiceAccount))
+	s.oidcClientRoutes()
 	s.handle("POST", "/v1/authz/check", false, s.decisionAPI(s.authzCheck))
 	s.handle("POST", "/v1/authz/check/batch", false, s.decisionAPI(s.authzCheckBatch))
 	s.handle("GET", "/v1/authz/explain", false, s.authed(false, s.authzExplain))

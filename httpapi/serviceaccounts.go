@@ -12,7 +12,6 @@ import (
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
-	"tutela/mfa"
 	"tutela/sqlstore"
 )
 
@@ -25,8 +24,11 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 }
 
 // token implements the OAuth 2.0 token endpoint for the client-credentials grant (RFC 6749
-// §4.4): a service account authenticates (client_secret_basic or client_secret_post) and gets
-// an access token whose scope is exactly its permission set.
+// §4.4): a service account authenticates (private_key_jwt, client_secret_basic or
+// client_secret_post) and gets an access token whose scope is exactly its permission set. The
+// exchange is identity's, the same one each tenant's OpenID Provider token endpoint
+// (/t/{tenant}/oauth/token) uses; this endpoint keeps its URL and answers for the clients
+// and documents that use it.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
@@ -50,29 +52,21 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if len(r.PostForm["resource"]) > 1 {
+	tok, err := s.d.Identity.GrantClientCredentials(r.Context(), sa, r.PostForm["resource"])
+	switch {
+	case errors.Is(err, identity.ErrOneResource):
 		oauthError(w, http.StatusBadRequest, "invalid_target", "ask for one resource per token")
 		return
-	}
-	at, exp, scope, err := s.d.Identity.ClientCredentials(r.Context(), sa, r.PostForm.Get("resource"))
-	if errors.Is(err, identity.ErrInvalidTarget) {
+	case errors.Is(err, identity.ErrInvalidTarget):
 		oauthError(w, http.StatusBadRequest, "invalid_target", "resource is not a registered resource server")
 		return
-	}
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		return tx.Record(r.Context(), "service_account.token", sa.TenantID, "service_account", sa.ID, "", map[string]any{"scope": scope})
-	})
-	if err != nil {
+	case err != nil:
 		middleware.WriteError(w, r, err)
 		return
 	}
 	w.Header().Set("Pragma", "no-cache")
-	middleware.WriteJSON(w, http.StatusOK, map[string]any{"access_token": at.Reveal(), "token_type": "Bearer",
-		"expires_in": int64(exp.Sub(s.d.Clock()).Round(time.Second) / time.Second), "scope": scope})
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"access_token": tok.AccessToken.Reveal(), "token_type": "Bearer",
+		"expires_in": int64(tok.Expiry.Sub(s.d.Clock()).Round(time.Second) / time.Second), "scope": tok.Scope})
 }
 
 type serviceAccountRequest struct {
@@ -235,135 +229,36 @@ func (s *Server) disableServiceAccount(w http.ResponseWriter, r *http.Request, p
 }
 
 // authenticateClient authenticates a service account at the token and introspection
-// endpoints: private_key_jwt (RFC 7523 §2.2, no shared secret on the wire) when a client
-// assertion is given, else client_secret_basic or client_secret_post. The IP allowlist and
-// expiry apply either way.
+// endpoints (identity.AuthenticateServiceAccount): private_key_jwt (RFC 7523 §2.2, no shared
+// secret on the wire) when a client assertion is given, else client_secret_basic or
+// client_secret_post. The IP allowlist and expiry apply either way.
 //
 // A refusal is noted for the audit log (auth.client, ASVS 5.0 16.3.1) with the method, the
 // reason and, when the account exists, its tenant and ID. It is written with the call's
 // api.request event whether or not the client exists, so recording it reveals nothing by its
 // cost.
 func (s *Server) authenticateClient(r *http.Request) (*sqlstore.ServiceAccount, error) {
-	sa, method, clientID, err := s.clientAuth(r)
+	ip, _ := clientInfo(r)
+	a := identity.ClientAuth{Assertion: r.PostForm.Get("client_assertion"),
+		AssertionType: r.PostForm.Get("client_assertion_type"), Endpoint: s.tokenEndpoint(r), IP: ip}
+	if a.Method() == "private_key_jwt" {
+		a.ClientID = r.PostForm.Get("client_id")
+	} else {
+		id, secret, basic := r.BasicAuth()
+		if !basic {
+			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		}
+		a.ClientID, a.Secret = id, tutela.NewSecret(secret)
+	}
+	sa, err := s.d.Identity.AuthenticateServiceAccount(r.Context(), a)
 	if err != nil && tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
-		details := map[string]any{"method": method}
-		if validClientID(clientID) {
-			details["client_id"] = clientID
+		details := map[string]any{"method": a.Method()}
+		if id := a.PresentedClientID(); identity.ValidClientID(id) {
+			details["client_id"] = id
 		}
 		noteAuthFailure(r.Context(), refusalFailure("auth.client", "invalid", err, details))
 	}
 	return sa, err
-}
-
-// validClientID reports whether id has the form of a client ID, sa_ and 32 lowercase hex
-// digits: only such a string from the request is copied into the audit log.
-func validClientID(id string) bool {
-	if len(id) != 35 || !strings.HasPrefix(id, "sa_") {
-		return false
-	}
-	for _, c := range id[3:] {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// clientAuth is authenticateClient without the audit note: it also returns the method tried
-// and the client ID presented (unchecked; an assertion's unverified iss when no client_id).
-func (s *Server) clientAuth(r *http.Request) (*sqlstore.ServiceAccount, string, string, error) {
-	errClient := tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
-	ip, _ := clientInfo(r)
-	if at := r.PostForm.Get("client_assertion_type"); at != "" || r.PostForm.Get("client_assertion") != "" {
-		const method = "private_key_jwt"
-		clientID := r.PostForm.Get("client_id")
-		if clientID == "" {
-			clientID = mfa.AssertionClientID(r.PostForm.Get("client_assertion"))
-		}
-		if at != mfa.ClientAssertionType || s.d.Identity.MFA == nil {
-			return nil, method, clientID, &identity.Refusal{Reason: "bad_assertion", Err: errClient}
-		}
-		verified, err := s.d.Identity.MFA.VerifyClientAssertion(r.Context(), r.PostForm.Get("client_assertion"), s.tokenEndpoint(r))
-		if tutela.ErrorCode(err) == tutela.EWRONGREGION {
-			return nil, method, clientID, err
-		}
-		if err != nil {
-			return nil, method, clientID, s.assertionRefusal(r, clientID, err)
-		}
-		// Reload the whole account: permission set, clearance, allowlist and expiry, and its
-		// tenant's status (a disabled tenant's accounts are refused like its users).
-		var sa *sqlstore.ServiceAccount
-		var tenantActive bool
-		if err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
-			if sa, err = tx.ServiceAccount(r.Context(), verified.TenantID, verified.ID); err != nil {
-				return err
-			}
-			tenantActive, err = identity.TenantActive(r.Context(), tx, sa.TenantID)
-			return err
-		}); tutela.ErrorCode(err) == tutela.EWRONGREGION {
-			return nil, method, clientID, err
-		} else if err != nil {
-			return nil, method, clientID, identity.RefuseClient(errClient, "unknown_client", verified)
-		}
-		sa.AuthMethod = method
-		if id := r.PostForm.Get("client_id"); id != "" && id != sa.ClientID {
-			return nil, method, clientID, identity.RefuseClient(errClient, "bad_assertion", sa)
-		}
-		if reason := identity.ClientUnusable(sa, s.d.Clock(), tenantActive); reason != "" {
-			return nil, method, clientID, identity.RefuseClient(errClient, reason, sa)
-		}
-		if !sa.AllowsIP(ip) {
-			return nil, method, clientID, identity.RefuseClient(errClient, "ip_not_allowed", sa)
-		}
-		return sa, method, clientID, nil
-	}
-	const method = "client_secret"
-	clientID, secret, basic := r.BasicAuth()
-	if !basic {
-		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	sa, err := s.d.Identity.AuthenticateClient(r.Context(), clientID, tutela.NewSecret(secret), ip)
-	if err != nil {
-		return nil, method, clientID, err
-	}
-	var pkOnly bool
-	if err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
-		pkOnly, err = tx.TenantRequiresPrivateKeyJWT(r.Context(), sa.TenantID)
-		return err
-	}); err != nil {
-		return nil, method, clientID, err
-	}
-	if pkOnly {
-		// The tenant allows no shared secrets; fail exactly like a wrong secret.
-		return nil, method, clientID, identity.RefuseClient(errClient, "secret_not_allowed", sa)
-	}
-	return sa, method, clientID, nil
-}
-
-// assertionRefusal explains a refused client assertion for the audit log. The assertion
-// verifier says only that it was refused (or replayed), so the account it names is looked up
-// here: for unknown and known clients alike, so the lookup's cost says nothing either.
-func (s *Server) assertionRefusal(r *http.Request, clientID string, err error) error {
-	errClient := tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication failed")
-	reason := "bad_assertion"
-	if errors.Is(err, mfa.ErrAssertionReplayed) {
-		reason = "assertion_replayed"
-	}
-	if !validClientID(clientID) {
-		return &identity.Refusal{Reason: reason, Err: errClient}
-	}
-	var sa *sqlstore.ServiceAccount
-	lerr := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) (err error) {
-		sa, _, err = tx.ServiceAccountKeys(r.Context(), clientID)
-		return err
-	})
-	switch {
-	case lerr != nil:
-		return &identity.Refusal{Reason: "unknown_client", Err: errClient}
-	case sa.Status != tutela.StatusActive:
-		reason = "disabled" // refused before any signature was checked
-	}
-	return identity.RefuseClient(errClient, reason, sa)
 }
 
 // tokenEndpoint is the audience a client assertion must name: this deployment's token URL.

@@ -41,6 +41,8 @@ type tenantRequest struct {
 	ServiceAccountsMayTakeOver *bool `json:"service_accounts_may_take_over_accounts"`
 	// PasswordComposition: optional per-tenant composition rules (minimum counts); null clears.
 	PasswordComposition *compositionRequest `json:"password_composition"`
+	// Branding of the hosted pages (validated by sqlstore.Branding.Validate; never markup).
+	Branding *sqlstore.Branding `json:"branding"`
 }
 
 type compositionRequest struct {
@@ -182,6 +184,11 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		}
 		if req.MFARequiredAll != nil {
 			if err := tx.SetTenantRequiresMFA(r.Context(), t.ID, *req.MFARequiredAll); err != nil {
+				return err
+			}
+		}
+		if req.Branding != nil {
+			if err := tx.SetTenantBranding(r.Context(), t.ID, *req.Branding); err != nil {
 				return err
 			}
 		}

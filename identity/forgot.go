@@ -113,11 +113,14 @@ func (s *Service) sendReset(ctx context.Context, slug, email, ip string) error {
 	n, err := s.prepareMail(user.TenantID, mail.Message{
 		To:      user.Email,
 		Subject: "Reset your password",
+		// The code is typed into the page, never put in the link: a URL ends up in histories
+		// and proxy logs.
 		Text: fmt.Sprintf("Someone (hopefully you) asked to reset the password of %s.\n\n"+
-			"To choose a new password, send this one-time code to %s/v1/auth/password/reset "+
+			"To choose a new password, open %s/t/%s/reset and enter this one-time code "+
 			"within %s:\n\n    %s\n\n"+
+			"(Applications send it to %s/v1/auth/password/reset.)\n\n"+
 			"If you did not ask for this, ignore this message: your password stays as it is.\n",
-			user.Email, strings.TrimRight(s.PublicURL, "/"), minutes(s.cfg.ResetCodeTTL), tok),
+			user.Email, strings.TrimRight(s.PublicURL, "/"), slug, minutes(s.cfg.ResetCodeTTL), tok, strings.TrimRight(s.PublicURL, "/")),
 	})
 	if err != nil {
 		return err

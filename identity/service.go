@@ -614,23 +614,16 @@ func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, user
 
 // AuthenticateBearer verifies an access token and checks it against the user's current token
 // version and the session's state, so revocation takes effect at once, not at token expiry.
+// A DPoP-bound token (cnf.jkt) is refused here: it needs its proof (AuthenticateDPoP).
 func (s *Service) AuthenticateBearer(ctx context.Context, tok string) (*tutela.Principal, error) {
-	c, err := s.Tokens.Verify(ctx, tok, s.cfg.Audience)
-	if err != nil {
-		return nil, err
-	}
-	return s.bearerPrincipal(ctx, c)
+	return s.authenticateAccess(ctx, tok, "", false)
 }
 
 // AuthenticateBearerAnyAudience is AuthenticateBearer for a token issued to Tutela or to any
 // registered resource server. Only the decision API uses it: a resource server asks it about
 // the token its caller presented, which is not a token for the rest of Tutela's API.
 func (s *Service) AuthenticateBearerAnyAudience(ctx context.Context, tok string) (*tutela.Principal, error) {
-	c, err := s.Tokens.VerifyAny(ctx, tok, s.audiences())
-	if err != nil {
-		return nil, err
-	}
-	return s.bearerPrincipal(ctx, c)
+	return s.authenticateAccess(ctx, tok, "", true)
 }
 
 // audiences are every audience this service issues tokens for: its own API and the resources.

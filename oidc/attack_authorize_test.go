@@ -276,7 +276,7 @@ func TestDiscovery_AdvertisesOnlyWhatIsServed(t *testing.T) {
 	}
 	eq("response_types_supported", doc.ResponseTypes, []string{"code"})
 	eq("response_modes_supported", doc.ResponseModes, []string{"query"})
-	eq("grant_types_supported", doc.GrantTypes, []string{"authorization_code", "refresh_token"})
+	eq("grant_types_supported", doc.GrantTypes, []string{"authorization_code", "refresh_token", "client_credentials"})
 	eq("code_challenge_methods_supported", doc.ChallengeMethods, []string{"S256"})
 	eq("token_endpoint_auth_methods_supported", doc.AuthMethods, []string{"client_secret_basic", "private_key_jwt", "none"})
 	eq("introspection_endpoint_auth_methods_supported", doc.IntrospectAuthMethods, []string{"client_secret_basic", "private_key_jwt"})

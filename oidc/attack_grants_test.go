@@ -12,7 +12,8 @@ import (
 )
 
 // RFC 9700 §2.4: no resource owner password grant; an OIDC client has no client_credentials
-// grant (its tokens are a user's); a client registered without refresh_token cannot refresh.
+// grant (that grant is for service accounts, and a relying party's credentials are not one's:
+// invalid_client); a client registered without refresh_token cannot refresh.
 func TestToken_RefusesGrantsNotOffered(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, sqlstore.SQLite)
@@ -25,7 +26,7 @@ func TestToken_RefusesGrantsNotOffered(t *testing.T) {
 		{"password", url.Values{"grant_type": {"password"}, "username": {"ana@example.org"}, "password": {pw}},
 			[]string{"unsupported_grant_type"}},
 		{"client_credentials", url.Values{"grant_type": {"client_credentials"}, "scope": {"openid"}},
-			[]string{"unsupported_grant_type", "unauthorized_client"}},
+			[]string{"invalid_client"}},
 		{"device_code", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"x"}},
 			[]string{"unsupported_grant_type", "unauthorized_client"}},
 		{"token exchange", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},

@@ -106,7 +106,11 @@ var Patterns = []string{
 	"/t/{tenant}/userinfo",
 	"/t/{tenant}/end_session",
 	"/t/{tenant}/keys",
+	"POST /t/{tenant}" + parPath,
 }
+
+// parPath is the pushed authorization request endpoint (RFC 9126), below the issuer.
+const parPath = "/par"
 
 // Register adds the provider's patterns to mux.
 func (p *Provider) Register(mux *http.ServeMux) {
@@ -131,6 +135,20 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := withState(r.Context(), &reqState{tenantID: t.tenantID})
 	r = r.WithContext(ctx)
+	rel := strings.TrimPrefix(r.URL.Path, "/t/"+slug)
+	switch {
+	case rel == parPath && r.Method == http.MethodPost:
+		t.pushAuthorization(w, r)
+		return
+	case rel == endpoints.Token.Relative() && r.Method == http.MethodPost:
+		if !t.dpopTokenRequest(w, r) {
+			return
+		}
+	case rel == endpoints.Userinfo.Relative():
+		if !t.dpopUserinfo(w, r) {
+			return
+		}
+	}
 	http.StripPrefix("/t/"+slug, t.handler).ServeHTTP(w, r)
 }
 

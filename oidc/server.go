@@ -22,7 +22,7 @@ type server struct {
 }
 
 // Discovery advertises what the provider really does: the code flow with PKCE S256 only, no
-// implicit or hybrid response types, the authentication methods and algorithms it accepts,
+// implicit or hybrid response types, client credentials for service accounts, the authentication methods and algorithms it accepts,
 // PAR, DPoP and the RFC 9207 iss parameter.
 func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Response, error) {
 	resp, err := s.LegacyServer.Discovery(ctx, r)
@@ -35,7 +35,7 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 	}
 	d.ResponseTypesSupported = []string{string(zoidc.ResponseTypeCode)}
 	d.ResponseModesSupported = []string{string(zoidc.ResponseModeQuery)}
-	d.GrantTypesSupported = []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken}
+	d.GrantTypesSupported = []zoidc.GrantType{zoidc.GrantTypeCode, zoidc.GrantTypeRefreshToken, zoidc.GrantTypeClientCredentials}
 	d.CodeChallengeMethodsSupported = []zoidc.CodeChallengeMethod{zoidc.CodeChallengeMethodS256}
 	methods := []zoidc.AuthMethod{zoidc.AuthMethodBasic, zoidc.AuthMethodPrivateKeyJWT, zoidc.AuthMethodNone}
 	d.TokenEndpointAuthMethodsSupported = methods
@@ -44,23 +44,32 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 	d.ACRValuesSupported = []string{authz.ACRPassword, authz.ACRMFA}
 	d.SubjectTypesSupported = []string{"public"}
 	d.RequestURIParameterSupported = false
-	return op.NewResponse(discovery{DiscoveryConfiguration: d, IssParameterSupported: true}), nil
+	return op.NewResponse(discovery{DiscoveryConfiguration: d,
+		PAREndpoint:           s.t.issuer + parPath,
+		DPoPAlgs:              strings.Fields(DPoPAlgsValue),
+		ISSParameterSupported: true,
+		RequirePAR:            false,
+	}), nil
 }
 
-// discovery is the library's document plus what it has no field for. RFC 9207 §3: without
-// authorization_response_iss_parameter_supported a client may not rely on (or even check)
-// the iss the provider sends.
+// discovery adds what the library's document has no field for: PAR (RFC 9126 §5), DPoP
+// (RFC 9449 §5.1) and the iss authorization response parameter (RFC 9207 §3).
 type discovery struct {
 	*zoidc.DiscoveryConfiguration
-	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	PAREndpoint           string   `json:"pushed_authorization_request_endpoint"`
+	RequirePAR            bool     `json:"require_pushed_authorization_requests"`
+	DPoPAlgs              []string `json:"dpop_signing_alg_values_supported"`
+	ISSParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
-// VerifyAuthRequest holds native clients' loopback redirect URIs to RFC 8252 §7.3 and
-// RFC 9700 §4.1.3: exact string matching except for the port. The library matches them on
-// path and query alone, so it let through a fragment (RFC 6749 §3.1.2 forbids one), userinfo,
-// https for a registered http, and localhost for a registered 127.0.0.1, which may resolve
-// elsewhere (RFC 8252 §8.3). Refused here, before any redirect, as an unregistered URI.
-func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[zoidc.AuthRequest]) (*op.ClientRequest[zoidc.AuthRequest], error) {
+// verifyAuthRequest is the library's check of an authorization request's client, with native
+// clients' loopback redirect URIs held to RFC 8252 §7.3 and RFC 9700 §4.1.3: exact string
+// matching except for the port. The library matches them on path and query alone, so it let
+// through a fragment (RFC 6749 §3.1.2 forbids one), userinfo, https for a registered http,
+// and localhost for a registered 127.0.0.1, which may resolve elsewhere (RFC 8252 §8.3).
+// Refused here, before any redirect, as an unregistered URI. (VerifyAuthRequest, in par.go,
+// calls it once a pushed request is resolved.)
+func (s *server) verifyAuthRequest(ctx context.Context, r *op.Request[zoidc.AuthRequest]) (*op.ClientRequest[zoidc.AuthRequest], error) {
 	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
 	if err != nil {
 		return nil, err
@@ -91,11 +100,13 @@ func nativeRedirectRegistered(registered []string, uri string) bool {
 	return slices.Contains(registered, "http://"+host+strings.TrimPrefix(uri, "http://"+u.Host))
 }
 
-// VerifyClient answers a failed client authentication with 401 (RFC 6749 §5.2: MUST when
-// the client authenticated with the Authorization header); the library answers 400. A secret
-// in the request body (client_secret_post) is refused: discovery does not offer it, and the
-// library would otherwise take it for client_secret_basic.
-func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+// verifyRegisteredClient is the library's authentication of a registered client (VerifyClient,
+// in client_credentials.go, for every grant but client_credentials). A failed one is answered
+// 401 (RFC 6749 §5.2: MUST when the client authenticated with the Authorization header); the
+// library answers 400. A secret in the request body (client_secret_post) is refused:
+// discovery does not offer it, and the library would otherwise take it for
+// client_secret_basic.
+func (s *server) verifyRegisteredClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
 	if r.Form.Has("client_secret") {
 		return nil, op.NewStatusError(zoidc.ErrInvalidClient().WithDescription("client_secret_post is not supported: use HTTP Basic"),
 			http.StatusUnauthorized)
@@ -189,5 +200,32 @@ func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[zoidc.Acc
 	if r.Data.CodeVerifier == "" {
 		return nil, zoidc.ErrInvalidGrant().WithDescription("code_verifier is required")
 	}
-	return s.LegacyServer.CodeExchange(ctx, r)
+	if c, ok := r.Client.(*client); ok {
+		if err := requireDPoP(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.LegacyServer.CodeExchange(ctx, r)
+	if err == nil {
+		if tr, ok := resp.Data.(*zoidc.AccessTokenResponse); ok {
+			dpopType(ctx, tr)
+		}
+	}
+	return resp, err
+}
+
+// RefreshToken marks DPoP-bound responses; identity's refresh checks a bound session's key.
+func (s *server) RefreshToken(ctx context.Context, r *op.ClientRequest[zoidc.RefreshTokenRequest]) (*op.Response, error) {
+	if c, ok := r.Client.(*client); ok {
+		if err := requireDPoP(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.LegacyServer.RefreshToken(ctx, r)
+	if err == nil {
+		if tr, ok := resp.Data.(*zoidc.AccessTokenResponse); ok {
+			dpopType(ctx, tr)
+		}
+	}
+	return resp, err
 }

@@ -7,13 +7,15 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"tutela/sqlstore"
 )
+
+var b64 = base64.RawURLEncoding
 
 // reqState is what one request to the provider learns on the way, for the storage methods the
 // op library calls without it: the tenant, the client once it is known, and the DPoP key the
 // request proved.
-var b64 = base64.RawURLEncoding
-
 type reqState struct {
 	tenantID string
 	clientID string
@@ -21,6 +23,12 @@ type reqState struct {
 	jkt string
 	// pushed: the authorization request came from a pushed request (RFC 9126).
 	pushed bool
+	// authJKT binds an authorization request's code to a DPoP key (dpop_jkt, RFC 9449 §10).
+	authJKT string
+	// account is the service account the request authenticated (client credentials grant),
+	// resources the resource parameters it sent (RFC 8707).
+	account   *sqlstore.ServiceAccount
+	resources []string
 }
 
 type stateKey struct{}

@@ -3,7 +3,6 @@ package oidc
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -133,7 +132,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, r *zoidc.AuthRequest, h
 	if err != nil {
 		return nil, err
 	}
-	row := &sqlstore.OIDCAuthRequest{TenantID: s.t.tenantID, ClientID: c.ID, Request: string(b), DPoPJKT: state(ctx).jkt}
+	row := &sqlstore.OIDCAuthRequest{TenantID: s.t.tenantID, ClientID: c.ID, Request: string(b), DPoPJKT: state(ctx).authJKT}
 	if err := s.db().Update(ctx, func(tx *sqlstore.Tx) error { return tx.CreateOIDCAuthRequest(ctx, row) }); err != nil {
 		return nil, err
 	}
@@ -367,8 +366,6 @@ func acrOf(amr []string) string {
 	}
 	return authz.ACRPassword
 }
-
-var errNoSession = errors.New("oidc: session ended")
 
 // scopeString joins scopes for storage and claims.
 func scopeString(s []string) string { return strings.Join(s, " ") }

@@ -69,9 +69,12 @@ func (s *storage) startSession(ctx context.Context, a *authRequest, refresh bool
 	return g, err
 }
 
-// CreateAccessToken makes the client session of a code exchanged without offline_access: an
-// access token and no refresh token.
+// CreateAccessToken makes the client session of a code exchanged without offline_access (an
+// access token and no refresh token), or a service account's client credentials token.
 func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	if cc, ok := req.(*ccRequest); ok {
+		return s.clientCredentialsToken(ctx, cc)
+	}
 	a, ok := req.(*authRequest)
 	if !ok {
 		return "", time.Time{}, zoidc.ErrUnsupportedGrantType()

@@ -82,6 +82,9 @@ type DB struct {
 	vault *vault.Vault
 	// region is the only data region this store serves; "" serves every one (Options.Region).
 	region string
+	// clientSessionEnded is told of every relying-party session a revocation ends
+	// (OnClientSessionEnded, oidc_logout.go).
+	clientSessionEnded ClientSessionHook
 }
 
 // Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;

@@ -42,12 +42,14 @@ type PurgeCounts struct {
 	ClientAssertionJTIs int64
 	DeadJobs            int64
 	DSRPackages         int64
+	DPoPProofs          int64
+	PushedRequests      int64
 }
 
 // Total is the number of rows deleted from all tables.
 func (c PurgeCounts) Total() int64 {
 	return c.LoginHistory + c.SecurityEvents + c.Sessions + c.RefreshTokens + c.UserTokens +
-		c.WebAuthnCeremonies + c.ClientAssertionJTIs + c.DeadJobs + c.DSRPackages
+		c.WebAuthnCeremonies + c.ClientAssertionJTIs + c.DeadJobs + c.DSRPackages + c.DPoPProofs + c.PushedRequests
 }
 
 // String lists the non-zero counts by table name ("login_history=3 sessions=1"). Logs carry it as
@@ -62,6 +64,7 @@ func (c PurgeCounts) String() string {
 		{"sessions", c.Sessions}, {"refresh_tokens", c.RefreshTokens}, {"user_tokens", c.UserTokens},
 		{"webauthn_ceremonies", c.WebAuthnCeremonies}, {"client_assertion_jtis", c.ClientAssertionJTIs},
 		{"jobs", c.DeadJobs}, {"dsr_packages", c.DSRPackages},
+		{"oidc_dpop_proofs", c.DPoPProofs}, {"oidc_pushed_requests", c.PushedRequests},
 	} {
 		if n.rows == 0 {
 			continue
@@ -94,8 +97,8 @@ const sessionPurgeBatch = 1_000
 
 // PurgeExpired deletes the rows that have outlived r as of now: sign-in history, security events,
 // ended sessions with their refresh tokens, used or expired one-time tokens, expired WebAuthn
-// ceremonies, expired client-assertion jtis, dead jobs and data-subject request packages whose link
-// expired unused. Each table is purged in its own transaction, in
+// ceremonies, expired client-assertion jtis, dead jobs, data-subject request packages whose link
+// expired unused, and expired DPoP replay records and pushed authorization requests. Each table is purged in its own transaction, in
 // batches of purgeBatch rows, and a transaction that deleted anything records one
 // retention.purge audit event with the cutoff and per-table counts (never row contents); one
 // table failing neither undoes nor stops the others, and the errors are joined.
@@ -198,6 +201,16 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time, r Retention) (Pur
 	run("dsr_packages", 0, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
 		n, err := tx.PurgeExpiredDSRPackages(ctx, cutoff)
 		return []tableCount{{"dsr_packages", n, &c.DSRPackages}}, err
+	})
+	// OpenID Provider replay records and pushed requests, once expired (oidc_dpop.go,
+	// oidc_par.go): nothing in them is usable by then.
+	run("oidc_dpop_proofs", 0, func(tx *Tx, _ time.Time) ([]tableCount, error) {
+		n, err := tx.SweepDPoPProofs(ctx)
+		return []tableCount{{"oidc_dpop_proofs", n, &c.DPoPProofs}}, err
+	})
+	run("oidc_pushed_requests", 0, func(tx *Tx, _ time.Time) ([]tableCount, error) {
+		n, err := tx.SweepPushedRequests(ctx)
+		return []tableCount{{"oidc_pushed_requests", n, &c.PushedRequests}}, err
 	})
 	return c, errors.Join(errs...)
 }

@@ -260,11 +260,12 @@ func (tx *Tx) TouchSession(ctx context.Context, id string) error {
 	return err
 }
 
-// RevokeSessions revokes the user's sessions: the one with id when id is set, otherwise all of
-// them except keepID. It returns how many it revoked.
+// RevokeSessions revokes the user's sessions: the one with id (and its client sessions) when id
+// is set, otherwise all of them except keepID and its client sessions. It returns how many it
+// revoked.
 func (r Users) RevokeSessions(ctx context.Context, userID, id, keepID, reason string) (int64, error) {
-	q := `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE tenant_id = $3 AND user_id = $4 AND revoked_at IS NULL`
-	args := []any{r.tx.now, reason, r.tenantID, userID}
+	q := `tenant_id = $3 AND user_id = $4`
+	args := []any{r.tenantID, userID}
 	switch {
 	case id != "":
 		if !tutela.ValidID(id) {
@@ -274,14 +275,12 @@ func (r Users) RevokeSessions(ctx context.Context, userID, id, keepID, reason st
 		q += ` AND (id = $5 OR parent_id = $5)`
 		args = append(args, id)
 	case keepID != "":
-		q += ` AND id <> $5`
+		// The kept session's client sessions are kept with it: "sign out everywhere else"
+		// must not sign this browser out of the applications it signed in to.
+		q += ` AND id <> $5 AND (parent_id IS NULL OR parent_id <> $5)`
 		args = append(args, keepID)
 	}
-	res, err := r.tx.exec(ctx, q, args...)
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
+	n, err := r.tx.revokeSessions(ctx, q, reason, args...)
 	if err != nil || n == 0 {
 		return n, err
 	}
@@ -352,13 +351,20 @@ func (tx *Tx) UseRefreshToken(ctx context.Context, secretHash []byte) (*RefreshT
 // RevokeSessionByID revokes one session and every refresh token of its family.
 func (tx *Tx) RevokeSessionByID(ctx context.Context, id, reason string) error {
 	var tenantID, userID string
+	var clientID, parentID sql.NullString
 	err := tx.queryRow(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL
-		RETURNING tenant_id, user_id`, tx.now, reason, id).Scan(&tenantID, &userID)
+		RETURNING tenant_id, user_id, client_id, parent_id`, tx.now, reason, id).Scan(&tenantID, &userID, &clientID, &parentID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // already revoked
 	}
 	if err != nil {
-		return err
+		return mapErr(err)
+	}
+	if clientID.String != "" {
+		if err := tx.clientSessionsEnded(ctx, []EndedSession{{ID: id, TenantID: tenantID, UserID: userID,
+			ClientID: clientID.String, ParentID: parentID.String, Reason: reason}}); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL`, tx.now, id); err != nil {
 		return err
@@ -425,12 +431,7 @@ func (tx *Tx) RevokeTenantSessions(ctx context.Context, tenantID, reason string)
 		tx.now, tenantID); err != nil {
 		return 0, err
 	}
-	res, err := tx.exec(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE tenant_id = $3 AND revoked_at IS NULL`,
-		tx.now, reason, tenantID)
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
+	n, err := tx.revokeSessions(ctx, `tenant_id = $3`, reason, tenantID)
 	if err != nil {
 		return 0, err
 	}

@@ -33,6 +33,7 @@ type cli struct {
 	Privacy    privacyCmd    `cmd:"" help:"Privacy vault: the retention schedule, records of processing, sub-processors."`
 	Export     exportCmd     `cmd:"" help:"Write an anonymized copy for staging (--anonymize)."`
 	SA         saCmd         `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
+	Client     clientCmd     `cmd:"" help:"OpenID clients (relying parties) of a tenant: create, list, rotate-secret, disable, enable, delete."`
 	Deployment deploymentCmd `cmd:"" help:"The deployment's environment marker: mark-production."`
 	Version    versionCmd    `cmd:"" help:"Print the version."`
 }

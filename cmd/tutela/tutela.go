@@ -14,11 +14,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 	"tutela/mfa"
 	"tutela/oidc"
+	"tutela/web"
 
 	"tutela"
 	"tutela/config"
@@ -406,8 +408,9 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
-	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela", oidc.UserinfoAudience}, a.Resources...), TTL: a.AccessTokenTTL,
-		Alg: token.Alg(a.TokenAlg), RotateEvery: a.KeyRotation}, identity.KeyStore{DB: m.DB}, sealer)
+	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela", oidc.UserinfoAudience}, a.Resources...),
+		TTL: a.AccessTokenTTL, Alg: token.Alg(a.TokenAlg), Algs: token.ParseAlgs(a.TokenAlgs), RotateEvery: a.KeyRotation},
+		identity.KeyStore{DB: m.DB}, sealer)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("access-token keys: %w", err)
@@ -454,10 +457,22 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	// The hosted pages (sign-in, consent, account): every node derives the same CSRF key from
+	// the master key, so a form rendered by one node can be posted to another.
+	csrfKey, err := hkdf.Key(sha256.New, m.MasterKey.Bytes(), nil, "tutela hosted pages csrf v1", 32)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// Back-channel logout: every client session a revocation ends queues a signed logout token
+	// for its relying party, in the revoking transaction.
+	(&oidc.BackchannelLogout{DB: m.DB, Queue: m.jobs, Signer: provider, PublicURL: issuer}).Register()
 	hosted := http.NewServeMux()
 	provider.Register(hosted)
+	web.New(web.Deps{DB: m.DB, Identity: ids, Flow: provider, Log: m.Logger, PublicURL: issuer, TLS: cfg.ServedOverTLS(),
+		CSRFKey: csrfKey}).Routes(hosted)
 	api := httpapi.New(httpapi.Deps{
-		Hosted: hosted, HostedPatterns: oidc.Patterns,
+		Hosted: hosted, HostedPatterns: append(slices.Clone(oidc.Patterns), web.Pattern),
 		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: cfg.ServedOverTLS(), TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,

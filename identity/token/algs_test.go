@@ -192,7 +192,7 @@ func TestRotate_EachAlgorithmOnItsOwnSchedule(t *testing.T) {
 // kidOf2 is the kid of any compact JWS (kidOf parses access-token headers only).
 func kidOf2(t *testing.T, tok string) string {
 	t.Helper()
-	parsed, err := jose.ParseSigned(tok, allJOSEAlgs)
+	parsed, err := jose.ParseSignedCompact(tok, allJOSEAlgs)
 	if err != nil {
 		t.Fatal(err)
 	}

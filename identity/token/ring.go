@@ -17,9 +17,10 @@ import (
 )
 
 // Ring holds the signing keys of every configured algorithm, issues access tokens with the
-// current key of the primary one and verifies them against all published ones. It is safe for concurrent use. Several nodes may share one
-// KeyStore: each calls Rotate and Refresh on a schedule (every minute is plenty; the interval
-// must be well below PrePublish) and they converge on the same signing key.
+// current key of the primary one and verifies them against all published ones. It is safe for
+// concurrent use. Several nodes may share one KeyStore: each calls Rotate and Refresh on a
+// schedule (every minute is plenty; the interval must be well below PrePublish) and they
+// converge on the same signing key per algorithm.
 type Ring struct {
 	cfg    Config
 	store  KeyStore
@@ -240,8 +241,9 @@ func (r *Ring) CanSign() bool {
 // ErrNoSigningKey means no key may sign now: Rotate has not run (recently enough).
 var ErrNoSigningKey = errors.New("token: issue: no signing key is active; Rotate was not called")
 
-// Issue signs an access token for c with the current key of the primary algorithm (Config.Alg). It sets iss, iat, nbf (= iat), jti
-// and exp (now+TTL, or c.Expiry if that is earlier); c must leave those zero, except Expiry.
+// Issue signs an access token for c with the current key of the primary algorithm (Config.Alg).
+// It sets iss, iat, nbf (= iat), jti and exp (now+TTL, or c.Expiry if that is earlier); c must
+// leave those zero, except Expiry.
 func (r *Ring) Issue(ctx context.Context, c Claims) (token string, exp time.Time, err error) {
 	if c.Subject == "" {
 		return "", time.Time{}, errors.New("token: issue: subject is required")

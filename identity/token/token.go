@@ -39,6 +39,15 @@ const RSABits = 3072
 // defaultAlgs are the algorithms a ring keeps keys for when Config.Algs is empty.
 var defaultAlgs = []Alg{EdDSA, ES256}
 
+// ParseAlgs converts configured algorithm names to Algs; NewRing validates them.
+func ParseAlgs(names []string) []Alg {
+	out := make([]Alg, len(names))
+	for i, n := range names {
+		out[i] = Alg(n)
+	}
+	return out
+}
+
 // valid reports whether a may sign access tokens: the verifier accepts nothing else.
 func (a Alg) valid() bool { return a == EdDSA || a == ES256 }
 
@@ -77,10 +86,10 @@ type Config struct {
 	// verifying until their key leaves the JWKS.
 	Alg Alg
 	// Algs are the algorithms the ring keeps keys for, each on its own rotation schedule with
-	// the same RotateEvery, PrePublish and retirement rules (default: EdDSA and
-	// ES256). Add RS256 to serve relying parties that verify only RSA ID tokens. Keys of an
-	// algorithm removed from the list are no longer rotated; they stop signing at their RetireAt
-	// and leave the JWKS TTL+Leeway later.
+	// the same RotateEvery, PrePublish and retirement rules (default: EdDSA and ES256). Add
+	// RS256 to serve relying parties that verify only RSA ID tokens. A node no longer signs with
+	// nor rotates keys of an algorithm removed from its list; they stay published (another node
+	// may still sign with them) until their RetireAt plus TTL+Leeway.
 	Algs []Alg
 	// RotateEvery is how long a key signs before its successor takes over (default 30 days).
 	RotateEvery time.Duration

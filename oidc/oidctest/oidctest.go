@@ -27,6 +27,7 @@ import (
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 	"tutela/vault"
+	"tutela/web"
 )
 
 // Env is a running Tutela.
@@ -41,10 +42,23 @@ type Env struct {
 	Ring     *token.Ring
 	Mail     *mail.Recorder
 	Server   *httptest.Server
+	Jobs     *jobs.Queue
+	// LogoutHTTP sends back-channel logout tokens; a test points its Transport at its relying
+	// party (an httptest TLS server's Client().Transport).
+	LogoutHTTP *http.Client
+	// CSRFKey keys the hosted pages' form tokens.
+	CSRFKey []byte
+}
+
+// WebPages registers the real hosted pages.
+func WebPages(e *Env, mux *http.ServeMux) []string {
+	web.New(web.Deps{DB: e.DB, Identity: e.Identity, Flow: e.Provider, Clock: e.Clock.Now, PublicURL: e.URL,
+		CSRFKey: e.CSRFKey}).Routes(mux)
+	return []string{web.Pattern}
 }
 
 // Pages registers hosted pages on mux and returns their patterns; e is complete but for
-// the server, which starts after.
+// the server, which starts after. WebPages registers the real ones.
 type Pages func(e *Env, mux *http.ServeMux) []string
 
 // New starts a Tutela on dialect d, with the hosted pages pages registers (nil: none). The
@@ -52,7 +66,8 @@ type Pages func(e *Env, mux *http.ServeMux) []string
 func New(t testing.TB, d sqlstore.Dialect, pages Pages) *Env {
 	t.Helper()
 	ctx := context.Background()
-	e := &Env{Clock: clocktest.New(time.Now().UTC().Truncate(time.Second)), Mail: &mail.Recorder{}}
+	e := &Env{Clock: clocktest.New(time.Now().UTC().Truncate(time.Second)), Mail: &mail.Recorder{},
+		LogoutHTTP: &http.Client{}, CSRFKey: bytes.Repeat([]byte{5}, 32)}
 	e.DB = sqltest.Open(t, d, sqlstore.Options{Clock: e.Clock.Now})
 	sqltest.AttachVault(t, e.DB)
 	srv := httptest.NewUnstartedServer(nil)
@@ -87,13 +102,15 @@ func New(t testing.TB, d sqlstore.Dialect, pages Pages) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Jobs = jobs.New(e.DB, key(8), jobs.Options{})
 	e.Identity = identity.New(identity.Deps{DB: e.DB, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: e.Ring,
-		MFA: m, Mailer: e.Mail, Jobs: jobs.New(e.DB, key(8), jobs.Options{}), PublicURL: e.URL, Clock: e.Clock.Now},
+		MFA: m, Mailer: e.Mail, Jobs: e.Jobs, PublicURL: e.URL, Clock: e.Clock.Now},
 		identity.Config{MFAAllUsers: false})
 	e.Provider, err = oidc.New(oidc.Deps{DB: e.DB, Identity: e.Identity, Tokens: e.Ring, PublicURL: e.URL, Clock: e.Clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	(&oidc.BackchannelLogout{DB: e.DB, Queue: e.Jobs, Signer: e.Provider, PublicURL: e.URL, HTTPClient: e.LogoutHTTP}).Register()
 	hosted := http.NewServeMux()
 	e.Provider.Register(hosted)
 	patterns := oidc.Patterns
