@@ -253,6 +253,7 @@ func TestDiscovery_AdvertisesOnlyWhatIsServed(t *testing.T) {
 		SigningAlgs            []string `json:"id_token_signing_alg_values_supported"`
 		SubjectTypes           []string `json:"subject_types_supported"`
 		Scopes                 []string `json:"scopes_supported"`
+		Claims                 []string `json:"claims_supported"`
 		ACRValues              []string `json:"acr_values_supported"`
 		RequestURIParameter    bool     `json:"request_uri_parameter_supported"`
 		RequestParameter       bool     `json:"request_parameter_supported"`
@@ -290,6 +291,11 @@ func TestDiscovery_AdvertisesOnlyWhatIsServed(t *testing.T) {
 			t.Errorf("scope %s not advertised: %v", s, doc.Scopes)
 		}
 	}
+	for _, c := range []string{"sub", "iss", "aud", "acr", "amr", "auth_time", "sid", "email", "name"} {
+		if !slices.Contains(doc.Claims, c) {
+			t.Errorf("claim %s not advertised: %v", c, doc.Claims)
+		}
+	}
 	if doc.RequestURIParameter || doc.RequestParameter {
 		t.Error("request objects advertised but not supported")
 	}
@@ -298,5 +304,17 @@ func TestDiscovery_AdvertisesOnlyWhatIsServed(t *testing.T) {
 	}
 	if !doc.BackchannelLogout || !doc.BackchannelLogoutSessn {
 		t.Error("back-channel logout not advertised")
+	}
+}
+
+// Discovery's VerifyOPEndpointsUseHTTPS: every endpoint is below the issuer, and the issuer
+// is https; plain http is accepted only on a loopback address (development and tests).
+func TestNew_IssuerMustBeHTTPS(t *testing.T) {
+	t.Parallel()
+	for u, ok := range map[string]bool{"https://id.example.org": true, "http://127.0.0.1:8080": true, "http://localhost": true,
+		"http://id.example.org": false, "http://localhost.evil.example": false, "ftp://id.example.org": false, "": false} {
+		if _, err := oidc.New(oidc.Deps{PublicURL: u}); (err == nil) != ok {
+			t.Errorf("New(%q): %v", u, err)
+		}
 	}
 }

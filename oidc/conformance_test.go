@@ -150,6 +150,12 @@ func TestAuthorize_RequestParametersReachThePages(t *testing.T) {
 	if p, err = f.e.Provider.Pending(ctx, f.tn.ID, id); err != nil || !slices.Equal(p.Scopes, []string{"openid"}) {
 		t.Fatalf("unknown scope: %+v %v", p, err)
 	}
+	// OIDCEnsureOtherScopeOrderSucceeds: scopes are a set.
+	q.Set("scope", "email openid")
+	id = f.e.Authorize(t, f.rp.conf.Endpoint.AuthURL+"?"+q.Encode())
+	if p, err = f.e.Provider.Pending(ctx, f.tn.ID, id); err != nil || !slices.Contains(p.Scopes, "openid") || !slices.Contains(p.Scopes, "email") {
+		t.Fatalf("scope order: %+v %v", p, err)
+	}
 	// A standard scope the client is not registered for (address, phone: Tutela holds
 	// neither) is refused to the client: invalid_scope.
 	q.Set("scope", "openid address")
