@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"tutela/oidc"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -184,6 +185,66 @@ func TestRefresh_TokenOfAnotherClientRefused(t *testing.T) {
 				"refresh_token": {rt}})
 			if status != http.StatusOK || str(body, "refresh_token") == "" || str(body, "refresh_token") == rt {
 				t.Fatalf("A's own refresh after B's attempt: %d %v", status, body)
+			}
+		})
+	}
+}
+
+// Authorization request fixation: the attacker starts an authorization request in their own
+// browser (so the client's state and PKCE verifier are theirs), sends the victim the genuine
+// sign-in link it leads to, and, once the victim has signed in, fetches the provider's
+// callback for that request themselves. The code must go only to the browser the victim
+// completed the request in: the callback needs the key that only Complete's answer carries.
+func TestCallback_OnlyTheCompletingBrowserGetsTheCode(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := newFixture(t, d)
+			v := oauth2.GenerateVerifier()
+			id := f.e.Authorize(t, f.rp.conf.AuthCodeURL("attacker-state", oauth2.S256ChallengeOption(v)))
+			other := f.e.Authorize(t, f.rp.conf.AuthCodeURL("st4te", oauth2.S256ChallengeOption(v)))
+			victim, err := f.e.Provider.Complete(ctx, f.tn.ID, id, oidc.Authenticated{UserID: f.u.ID, SessionID: f.sess.ID,
+				AuthTime: f.e.Clock.Now(), AMR: []string{"pwd"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			otherURL, err := f.e.Provider.Complete(ctx, f.tn.ID, other, oidc.Authenticated{UserID: f.u.ID, SessionID: f.sess.ID,
+				AuthTime: f.e.Clock.Now(), AMR: []string{"pwd"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, _ := url.Parse(victim)
+			key := u.Query().Get("k")
+			if key == "" {
+				t.Fatalf("Complete's answer carries no key: %q", victim)
+			}
+			otherKey := func() string { u, _ := url.Parse(otherURL); return u.Query().Get("k") }()
+			flipped := []byte(key)
+			flipped[len(flipped)/2] ^= 1
+			cb := f.iss + "/authorize/callback?id=" + url.QueryEscape(id)
+			for name, attempt := range map[string]string{
+				"no key":                  cb,
+				"empty key":               cb + "&k=",
+				"forged key":              cb + "&k=" + url.QueryEscape(string(flipped)),
+				"another request's key":   cb + "&k=" + url.QueryEscape(otherKey),
+				"this key, other request": f.iss + "/authorize/callback?id=" + url.QueryEscape(other) + "&k=" + url.QueryEscape(key),
+			} {
+				status, loc := get(t, attempt)
+				if _, q := authorizeResponse(t, loc); q.Has("code") || (status != http.StatusBadRequest && q.Get("error") == "") {
+					t.Fatalf("%s: %d %q", name, status, loc)
+				}
+			}
+			// The victim's browser, following Complete's answer, gets the code; the client
+			// finds the attacker's state in it and, in the victim's browser, rejects it.
+			status, loc := get(t, victim)
+			_, q := authorizeResponse(t, loc)
+			if status != http.StatusFound || len(q.Get("code")) != 43 || q.Get("state") != "attacker-state" {
+				t.Fatalf("the completing browser: %d %q", status, loc)
+			}
+			if status, body := f.rp.exchange(t, q.Get("code"), v); status != http.StatusOK {
+				t.Fatalf("exchange: %d %v", status, body)
 			}
 		})
 	}

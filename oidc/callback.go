@@ -43,6 +43,11 @@ func (t *tenantOP) callback(w http.ResponseWriter, r *http.Request) {
 		resp = errorResponse{Error: a.row.Denied, Description: denialText[a.row.Denied], State: a.req.State, Iss: t.issuer}
 	case !a.row.Done:
 		resp = errorResponse{Error: DenyInteractionRequired, State: a.req.State, Iss: t.issuer}
+	case !t.validCallbackKey(r.URL.Query().Get("k"), a.row.ID):
+		// Not the browser the request was completed in (see callback_key.go): no code, and
+		// no redirect either, so that nothing reaches the client from this browser.
+		op.AuthRequestError(w, r, nil, zoidc.ErrInvalidRequest().WithDescription("finish signing in in the browser you started in"), t.op)
+		return
 	default:
 		code := tutela.RandomB64(32)
 		if err := st.db().Update(ctx, func(tx *sqlstore.Tx) error {

@@ -95,7 +95,8 @@ func (p *Provider) Pending(ctx context.Context, tenantID, id string) (*Pending, 
 }
 
 // Complete binds the sign-in to the request and returns where to send the browser: the
-// provider's callback, which sends the client its code. The sign-in must satisfy the
+// provider's callback with a key only that browser gets (callback_key.go), which sends the
+// client its code. The sign-in must satisfy the
 // request: the user of its id_token_hint, a second factor when acr_values asked for one, an
 // authentication no older than max_age; the session must be an active Tutela session of the
 // user.
@@ -136,7 +137,7 @@ func (p *Provider) Complete(ctx context.Context, tenantID, id string, a Authenti
 	if err != nil {
 		return "", err
 	}
-	return p.Issuer(slug) + "/authorize/callback?id=" + url.QueryEscape(id), nil
+	return p.callbackURL(slug, id)
 }
 
 // Deny ends the request with reason (one of the Deny* values) and returns where to send the
