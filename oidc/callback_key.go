@@ -61,7 +61,7 @@ func (t *tenantOP) validCallbackKey(k, id string) bool {
 	for _, a := range ring.Algs() {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
-	jws, err := jose.ParseSigned(k, algs)
+	jws, err := jose.ParseSignedCompact(k, algs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return false
 	}
