@@ -187,9 +187,15 @@ func TestRevocationAndIntrospection_OwnerOnly(t *testing.T) {
 			if status, body := f.rp.post(t, introspect, url.Values{"token": {"a.b.c"}}); status != http.StatusOK || body["active"] == true {
 				t.Fatalf("garbage token: %d %v", status, body)
 			}
-			// Wrong secret at introspection: no answer about the token.
-			if status, body := postAs(t, introspect, f.rp.conf.ClientID, "wrong", url.Values{"token": {at}}); status < 400 || body["active"] == true {
+			// Wrong secret, or the secret in the body, at introspection: invalid_client, 401
+			// (RFC 7662 §2.3), and no answer about the token.
+			if status, body := postAs(t, introspect, f.rp.conf.ClientID, "wrong", url.Values{"token": {at}}); status != http.StatusUnauthorized ||
+				str(body, "error") != "invalid_client" || body["active"] != nil {
 				t.Fatalf("introspection with a wrong secret: %d %v", status, body)
+			}
+			inBody := url.Values{"token": {at}, "client_secret": {f.rp.conf.ClientSecret}}
+			if status, body := postAs(t, introspect, f.rp.conf.ClientID, "", inBody); status != http.StatusUnauthorized || body["active"] != nil {
+				t.Fatalf("introspection with the secret in the body: %d %v", status, body)
 			}
 
 			for _, tk := range []string{rt, at} {

@@ -119,6 +119,22 @@ func (s *server) verifyRegisteredClient(ctx context.Context, r *op.Request[op.Cl
 	return c, err
 }
 
+// Introspect holds the introspecting client to what the token endpoint asks (RFC 7662 §2.1):
+// no secret in the body (client_secret_post is not offered), and a failed authentication is
+// invalid_client with 401 (§2.3), where the library says unauthorized_client with 400.
+func (s *server) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
+	if r.Form.Has("client_secret") {
+		return nil, op.NewStatusError(zoidc.ErrInvalidClient().WithDescription("client_secret_post is not supported: use HTTP Basic"),
+			http.StatusUnauthorized)
+	}
+	resp, err := s.LegacyServer.Introspect(ctx, r)
+	var e *zoidc.Error
+	if errors.As(err, &e) && (e.ErrorType == zoidc.UnauthorizedClient || e.ErrorType == zoidc.InvalidClient) {
+		return nil, op.NewStatusError(zoidc.ErrInvalidClient().WithParent(err), http.StatusUnauthorized)
+	}
+	return resp, err
+}
+
 // UserInfo answers a token that is invalid, expired or revoked with 401 (RFC 6750 §3.1,
 // OIDC Core §5.3.3); the library says 403 when the storage refuses the token.
 func (s *server) UserInfo(ctx context.Context, r *op.Request[zoidc.UserInfoRequest]) (*op.Response, error) {
