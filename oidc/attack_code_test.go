@@ -249,3 +249,26 @@ func TestCallback_OnlyTheCompletingBrowserGetsTheCode(t *testing.T) {
 		})
 	}
 }
+
+// RFC 6749 §4.1.3: the exchange names the redirect URI the code was sent to; a code taken
+// from one redirect URI of the client and presented with another is refused.
+func TestCodeExchange_RedirectURIMustMatchTheRequest(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, sqlstore.SQLite)
+	two := newRP(t, f.e, "acme", f.tn.ID, sqlstore.OIDCClient{RedirectURIs: []string{redirect, "http://127.0.0.1:9/other"}})
+	for _, uri := range []string{"http://127.0.0.1:9/other", ""} {
+		code, v := two.code(t, f)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}}
+		if uri != "" {
+			form.Set("redirect_uri", uri)
+		}
+		status, body := two.post(t, two.provider.Endpoint().TokenURL, form)
+		if status != http.StatusBadRequest || body["access_token"] != nil {
+			t.Fatalf("redirect_uri %q: %d %v", uri, status, body)
+		}
+	}
+	code, v := two.code(t, f)
+	if status, body := two.exchange(t, code, v); status != http.StatusOK {
+		t.Fatalf("the request's redirect_uri: %d %v", status, body)
+	}
+}
