@@ -198,14 +198,13 @@ func (p *Provider) build(tn *tutela.Tenant) (*tenantOP, error) {
 		BackChannelLogoutSessionSupported: true,
 		DefaultLogoutRedirectURI:          t.issuer + "/logged-out",
 	}
-	// The id_token_hint (authorize, end_session) is one of our ID tokens: verified with the
-	// ring's algorithms. The library's default is RS256 alone, which refused every EdDSA and
-	// ES256 hint, so RP-initiated logout and id_token_hint never worked for most clients.
 	var algs []string
 	for _, a := range p.d.Tokens.Algs() {
 		algs = append(algs, string(a))
 	}
 	opts := []op.Option{op.WithCrypto(tokenCrypto{}), op.WithLogger(p.d.Log),
+		// id_token_hint (end_session, authorize) is one of our own ID tokens, in any algorithm
+		// the ring signs with; the library's default is RS256 alone.
 		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(algs...))}
 	if !strings.HasPrefix(t.issuer, "https://") {
 		opts = append(opts, op.WithAllowInsecure())
