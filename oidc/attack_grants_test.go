@@ -114,8 +114,9 @@ func TestToken_ClientAuthentication(t *testing.T) {
 
 			// A disabled client is refused at both ends.
 			code, v = f.rp.code(t, f)
-			if _, err := f.e.DB.SQL().ExecContext(ctx, `UPDATE oidc_clients SET status = 'disabled' WHERE id = $1`,
-				f.rp.conf.ClientID); err != nil {
+			if err := f.e.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+				return tx.OIDCClients(f.tn.ID).SetStatus(ctx, f.rp.conf.ClientID, sqlstore.ClientDisabled)
+			}); err != nil {
 				t.Fatal(err)
 			}
 			if status, body := f.rp.exchange(t, code, v); status != http.StatusUnauthorized || str(body, "error") != "invalid_client" {
