@@ -1,7 +1,6 @@
 package mfa
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -230,44 +229,7 @@ func (s *Service) FinishWebAuthnLogin(ctx context.Context, tenantID, userID stri
 	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
 		return "", ErrWebAuthn
 	}
-	var factor *sqlstore.WebAuthnCredential
-	for _, st := range stored {
-		if bytes.Equal(st.CredentialID, cred.ID) {
-			factor = st
-		}
-	}
-	if factor == nil {
-		return "", ErrWebAuthn
-	}
-	presented := parsed.Response.AuthenticatorData.Counter
-	cloned := cred.Authenticator.CloneWarning
-	if !cloned {
-		credJSON, err := json.Marshal(cred)
-		if err != nil {
-			return "", tutela.Wrap(err, "cannot store passkey")
-		}
-		err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-			ok, err := tx.MFA(tenantID).UseWebAuthnCredential(ctx, userID, factor.ID, cred.Authenticator.SignCount, credJSON)
-			// Not ok: a concurrent assertion moved the counter to or past this one.
-			cloned = !ok
-			return err
-		})
-		if err != nil {
-			return "", err
-		}
-	}
-	if cloned {
-		// The clone carries the attacker's address: evidence, sealed under the tenant's keyset
-		// rather than the victim's key (which their erasure would shred).
-		ctx := tutela.WithoutAuditPerson(ctx)
-		if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-			return tx.MFA(tenantID).RecordClonedAuthenticator(ctx, userID, factor.ID, factor.SignCount, presented)
-		}); err != nil {
-			return "", err
-		}
-		return "", ErrClonedAuthenticator
-	}
-	return factor.ID, nil
+	return s.recordAssertion(ctx, tenantID, userID, stored, cred, parsed.Response.AuthenticatorData.Counter)
 }
 
 func (s *Service) saveCeremony(ctx context.Context, tenantID, userID, kind string, session *gowebauthn.SessionData) error {

@@ -21,6 +21,28 @@
 //	/t/{t}/forgot        #email, #submit; then the link #reset.
 //	/t/{t}/reset         #code, #password, #confirm (new-password), #submit.
 //	/t/{t}/logout        #submit (signs out); then /t/{t}/logged-out.
+//	/t/{t}/login (passkey) passkey-login.js offers passkeys in #email's autofill (conditional UI)
+//	                     and adds the button #passkey-signin (a modal request) after the form:
+//	                     GET /t/{t}/passkey/options → {options, challenge_id, label}; POST
+//	                     /t/{t}/passkey (id or next=account, challenge_id, webauthn) from form
+//	                     #passkey-login-form. Also on /t/{t}/account/login.
+//	/t/{t}/account/login #email (username webauthn), #password, #submit, link #forgot; after a
+//	                     right password with a second factor: #code, #submit.
+//	/t/{t}/account       notice #notice (role=status). Sessions: ul#sessions > li[data-session-id]
+//	                     (the current one first, marked .current; applications' client sessions
+//	                     in ul.apps > li[data-session-id] under it); button #revoke-<session id>
+//	                     (on the current one: sign out); #revoke-others.
+//	                     Factors: ul#factors > li[data-factor-id]; #name-<factor id> and
+//	                     #rename-<factor id>; #remove-<factor id>; links #add-totp and
+//	                     #add-passkey; #recovery-submit.
+//	                     Password: #current_password, #new_password, #confirm, #password-submit.
+//	                     Applications: ul#applications > li[data-client-id];
+//	                     #revoke-app-<client id>. Link #logout.
+//	/t/{t}/account/reauth (shown when a change needs a fresh authentication) form #reauth-form:
+//	                     #password, or #code with the passkey #passkey-button; #submit; #back.
+//	/t/{t}/account/totp  img.qr, #totp-secret; form #totp-form: #code, #submit; #back.
+//	/t/{t}/account/passkeys #passkey-button (creates, then posts form #passkey-form); #back.
+//	account recovery     #recovery-codes (li > code), link #continue.
 //	every page           skip link .skip → #main; language switch nav.languages (links with
 //	                     ?lang=en|fr|ar); errors in #form-error (role=alert), linked from the
 //	                     inputs by aria-describedby.

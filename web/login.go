@@ -43,7 +43,7 @@ func (p *Pages) loginPage(pr *Request) {
 }
 
 func (p *Pages) renderLogin(pr *Request, status int, v loginView) {
-	p.render(pr, status, "login", msgTitleLogin, v)
+	p.render(pr, status, "login", msgTitleLogin, v, "passkey-login.js")
 }
 
 // loginSubmit: POST /t/{tenant}/login (id, email, password). Every refused sign-in shows the

@@ -138,7 +138,7 @@ func (p *Pages) setHeaders(w http.ResponseWriter, r *http.Request, nonce string,
 		}
 	}
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"' 'strict-dynamic'; style-src 'self' 'nonce-"+
-		nonce+"'; img-src 'self' https: data:; form-action "+fa+"; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+		nonce+"'; img-src 'self' https: data:; connect-src 'self'; form-action "+fa+"; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -121,6 +121,7 @@ func (p *Pages) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /t/{tenant}/logout", p.page(p.logoutPage))
 	mux.Handle("POST /t/{tenant}/logout", p.page(p.logoutSubmit))
 	mux.Handle("GET /t/{tenant}/logged-out", p.page(p.loggedOutPage))
+	p.accountRoutes(mux)
 }
 
 // Request is one page request: the resolved tenant, the chosen language, the CSP nonce and

@@ -451,6 +451,9 @@ func (m *Main) Listen(ctx context.Context) error {
 	// durable queue and the identity service's mail path. Validate has checked the policy.
 	dsrPolicy, _ := cfg.DSRPolicy()
 	(&dsr.Notifier{DB: m.DB, Mail: ids, Log: m.Logger}).Register(m.jobs)
+	// The OpenID Provider library logs through slog's default logger: make it this one, so
+	// its lines are JSON like every other.
+	slog.SetDefault(m.Logger)
 	// Each tenant's OpenID Provider (issue 15) at {issuer}/t/{slug}.
 	provider, err := oidc.New(oidc.Deps{DB: m.DB, Identity: ids, Tokens: m.ring, PublicURL: issuer, Log: m.Logger})
 	if err != nil {
