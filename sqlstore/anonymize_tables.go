@@ -105,6 +105,7 @@ var notAnonymizedTables = map[string]string{
 	"oidc_pushed_requests":        "in-flight sign-ins of real people (login hints)",
 	"oidc_consents":               "real people's consent to applications, which staging's own clients do not have",
 	"oidc_dpop_proofs":            "credentials (replay cache)",
+	"spent_challenges":            "credentials (passkey replay cache)",
 	"dsr_requests":                "data-subject requests of real people",
 	"dsr_steps":                   "the handling history of real people's requests",
 	"dsr_texts":                   "real people's own words, sealed under production keys",

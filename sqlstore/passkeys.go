@@ -12,28 +12,19 @@ import (
 	"tutela"
 )
 
-// discoverableSpentDomain separates the spent-challenge entries of passkey sign-ins from DPoP
-// proof identifiers in the shared replay cache (oidc_dpop_proofs): both are SHA-256 digests of
-// one-time values, kept until the value could no longer be accepted anyway.
-const discoverableSpentDomain = "tutela webauthn discoverable challenge v1\x00"
-
 // SpendPasskeyChallenge records that a passkey sign-in (a discoverable WebAuthn login, begun
 // without a user and so without a row in webauthn_ceremonies) used challenge. It reports false
-// when the challenge was spent before: the assertion is a replay. The entry is kept until
-// expires, the end of the ceremony's lifetime, after which the ceremony itself is refused.
-//
-// The entry lives in a table no other ceremony takes rows from, so nothing can spend it back.
+// when the challenge was spent before: the assertion is a replay. The entry (its SHA-256) is
+// kept until expires, the end of the ceremony's lifetime, after which the ceremony itself is
+// refused; PurgeExpired removes it then.
 func (tx *Tx) SpendPasskeyChallenge(ctx context.Context, challenge string, expires time.Time) (bool, error) {
 	if challenge == "" {
 		return false, nil
 	}
-	if _, err := tx.exec(ctx, `DELETE FROM oidc_dpop_proofs WHERE expires_at <= $1`, tx.now); err != nil {
-		return false, err
-	}
-	h := sha256.Sum256([]byte(discoverableSpentDomain + challenge))
+	h := sha256.Sum256([]byte(challenge))
 	// ON CONFLICT rather than catching the violation: on PostgreSQL a failed statement would
 	// abort the whole transaction.
-	res, err := tx.exec(ctx, `INSERT INTO oidc_dpop_proofs (jti_hash, expires_at) VALUES ($1, $2) ON CONFLICT (jti_hash) DO NOTHING`,
+	res, err := tx.exec(ctx, `INSERT INTO spent_challenges (digest, expires_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING`,
 		h[:], expires.UTC())
 	if err != nil {
 		return false, err

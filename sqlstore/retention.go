@@ -44,12 +44,15 @@ type PurgeCounts struct {
 	DSRPackages         int64
 	DPoPProofs          int64
 	PushedRequests      int64
+	AuthRequests        int64
+	SpentChallenges     int64
 }
 
 // Total is the number of rows deleted from all tables.
 func (c PurgeCounts) Total() int64 {
 	return c.LoginHistory + c.SecurityEvents + c.Sessions + c.RefreshTokens + c.UserTokens +
-		c.WebAuthnCeremonies + c.ClientAssertionJTIs + c.DeadJobs + c.DSRPackages + c.DPoPProofs + c.PushedRequests
+		c.WebAuthnCeremonies + c.ClientAssertionJTIs + c.DeadJobs + c.DSRPackages + c.DPoPProofs + c.PushedRequests +
+		c.AuthRequests + c.SpentChallenges
 }
 
 // String lists the non-zero counts by table name ("login_history=3 sessions=1"). Logs carry it as
@@ -65,6 +68,7 @@ func (c PurgeCounts) String() string {
 		{"webauthn_ceremonies", c.WebAuthnCeremonies}, {"client_assertion_jtis", c.ClientAssertionJTIs},
 		{"jobs", c.DeadJobs}, {"dsr_packages", c.DSRPackages},
 		{"oidc_dpop_proofs", c.DPoPProofs}, {"oidc_pushed_requests", c.PushedRequests},
+		{"oidc_auth_requests", c.AuthRequests}, {"spent_challenges", c.SpentChallenges},
 	} {
 		if n.rows == 0 {
 			continue
@@ -211,6 +215,20 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time, r Retention) (Pur
 	run("oidc_pushed_requests", 0, func(tx *Tx, _ time.Time) ([]tableCount, error) {
 		n, err := tx.SweepPushedRequests(ctx)
 		return []tableCount{{"oidc_pushed_requests", n, &c.PushedRequests}}, err
+	})
+	// Authorization requests past their ten minutes: their codes can no longer be exchanged,
+	// so a replay has nothing left to revoke.
+	run("oidc_auth_requests", 0, func(tx *Tx, _ time.Time) ([]tableCount, error) {
+		n, err := tx.SweepOIDCAuthRequests(ctx)
+		return []tableCount{{"oidc_auth_requests", n, &c.AuthRequests}}, err
+	})
+	run("spent_challenges", 0, func(tx *Tx, _ time.Time) ([]tableCount, error) {
+		res, err := tx.exec(ctx, `DELETE FROM spent_challenges WHERE expires_at <= $1`, tx.now)
+		if err != nil {
+			return nil, err
+		}
+		n, err := res.RowsAffected()
+		return []tableCount{{"spent_challenges", n, &c.SpentChallenges}}, err
 	})
 	return c, errors.Join(errs...)
 }
