@@ -111,7 +111,7 @@ func (s *storage) clientCredentialsToken(ctx context.Context, r *ccRequest) (str
 // are refused: URLs end up in logs and histories (RFC 6749 §2.3.1).
 func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
 	if zoidc.GrantType(r.Form.Get("grant_type")) != zoidc.GrantTypeClientCredentials {
-		return s.LegacyServer.VerifyClient(ctx, r)
+		return s.verifyRegisteredClient(ctx, r)
 	}
 	if r.URL.Path != endpoints.Token.Relative() {
 		return nil, zoidc.ErrInvalidRequest().WithDescription("client_credentials is a grant of the token endpoint")

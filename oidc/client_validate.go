@@ -89,6 +89,11 @@ func ValidateClient(c *sqlstore.OIDCClient) error {
 		if c.AuthMethod != sqlstore.AuthNone {
 			bad("token_endpoint_auth_method", "a %s client cannot keep a secret: its auth method is none (PKCE)", c.AppType)
 		}
+		// Anyone can use a public client's ID with a redirect they receive: the user is asked
+		// every time (RFC 8252 §8.6, ASVS 10.7.1).
+		if c.SkipConsent {
+			bad("skip_consent", "a %s client's identity is not assured: its users are always asked for consent", c.AppType)
+		}
 	default:
 		bad("application_type", "application_type must be web, native or user_agent")
 	}

@@ -103,6 +103,9 @@ func TestValidateClient_RefusesEachRule(t *testing.T) {
 		{"spa with private_key_jwt", func(c *sqlstore.OIDCClient) {
 			c.AppType, c.AuthMethod = sqlstore.AppUserAgent, sqlstore.PrivateKeyJWT
 		}, "token_endpoint_auth_method"},
+		{"public client skipping consent", func(c *sqlstore.OIDCClient) {
+			c.AppType, c.AuthMethod, c.SkipConsent = sqlstore.AppUserAgent, sqlstore.AuthNone, true
+		}, "skip_consent"},
 		{"no redirect", func(c *sqlstore.OIDCClient) { c.RedirectURIs = nil }, "redirect_uris"},
 		{"eleven redirects", func(c *sqlstore.OIDCClient) { c.RedirectURIs = many }, "redirect_uris"},
 		{"relative", func(c *sqlstore.OIDCClient) { c.RedirectURIs = []string{"/cb"} }, "redirect_uris"},

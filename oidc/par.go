@@ -169,5 +169,5 @@ func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[zoidc.Auth
 		}
 		st.authJKT = jkt
 	}
-	return s.LegacyServer.VerifyAuthRequest(ctx, r)
+	return s.verifyAuthRequest(ctx, r)
 }

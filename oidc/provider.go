@@ -218,13 +218,13 @@ func (p *Provider) build(tn *tutela.Tenant) (*tenantOP, error) {
 	// CORS: the library's default answers every origin with credentials on every endpoint.
 	// Browser applications need the token, userinfo, keys and discovery endpoints without
 	// cookies; nothing cross-origin may use the browser's session.
-	t.handler = op.RegisterLegacyServer(srv, noCallback, op.WithServerCORSOptions(&cors.Options{
+	t.handler = withResponseFixes(t.issuer, op.RegisterLegacyServer(srv, noCallback, op.WithServerCORSOptions(&cors.Options{
 		AllowOriginFunc:  func(string) bool { return true },
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost},
 		AllowedHeaders:   []string{"Authorization", "Content-Type", "DPoP"},
 		ExposedHeaders:   []string{"WWW-Authenticate", "DPoP-Nonce"},
 		AllowCredentials: false,
-	}))
+	})))
 	return t, nil
 }
 

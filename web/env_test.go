@@ -35,9 +35,18 @@ const (
 // ended.
 type fakeFlow struct {
 	mu        sync.Mutex
+	db        *sqlstore.DB
 	pending   map[string]*oidc.Pending
-	completed map[string]oidc.Authenticated
+	completed map[string]completion
 	denied    map[string]string
+}
+
+// completion is what a request was completed with: the user and session the pages passed,
+// and the session's amr and latest authentication as the provider reads them from the store.
+type completion struct {
+	oidc.Authenticated
+	AMR      []string
+	AuthTime time.Time
 }
 
 func (f *fakeFlow) Pending(_ context.Context, tenantID, id string) (*oidc.Pending, error) {
@@ -55,10 +64,26 @@ func (f *fakeFlow) Complete(ctx context.Context, tenantID, id string, a oidc.Aut
 	if _, err := f.Pending(ctx, tenantID, id); err != nil {
 		return "", err
 	}
+	c := completion{Authenticated: a}
+	if err := f.db.View(ctx, func(tx *sqlstore.Tx) error {
+		s, err := tx.SessionByID(ctx, a.SessionID)
+		if err != nil {
+			return err
+		}
+		c.AMR, c.AuthTime = s.AMR, s.CreatedAt
+		for _, u := range []*time.Time{s.StepUpAt, s.ReauthAt} {
+			if u != nil && u.After(c.AuthTime) {
+				c.AuthTime = *u
+			}
+		}
+		return nil
+	}); err != nil {
+		return "", err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.pending, id)
-	f.completed[id] = a
+	f.completed[id] = c
 	return "https://app.example/cb?code=c-" + id, nil
 }
 
@@ -96,7 +121,7 @@ func newEnv(t *testing.T, d sqlstore.Dialect, cfg identity.Config) *env {
 		cfg.SessionAbsolute = 72 * time.Hour
 	}
 	e := &env{t: t, db: db, clock: c, ids: identitytest.New(t, db, c.Now, cfg),
-		flow: &fakeFlow{pending: map[string]*oidc.Pending{}, completed: map[string]oidc.Authenticated{}, denied: map[string]string{}}}
+		flow: &fakeFlow{db: db, pending: map[string]*oidc.Pending{}, completed: map[string]completion{}, denied: map[string]string{}}}
 	ctx := context.Background()
 	e.tenant = &tutela.Tenant{Slug: slug, Name: "Acme Care", Region: "eu"}
 	if err := db.Update(ctx, func(tx *sqlstore.Tx) error {

@@ -239,3 +239,25 @@ func TestLogin_FreshSignInCarriesThroughTheRequest(t *testing.T) {
 		wantRedirect(t, res, "/t/"+slug+"/login?id="+again)
 	})
 }
+
+// A public client's identity is not assured (anyone can use its client ID with a redirect
+// they receive): its users are asked for consent every time, remembered or not, and
+// prompt=none cannot complete silently (ASVS 10.7.1, RFC 8252 §8.6).
+func TestConsent_PublicClientAskedEveryTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, identity.Config{})
+	public := func(p *oidc.Pending) { p.Public = true }
+	id := e.request(public)
+	loc := wantRedirect(t, e.signIn(id, "ann@example.org", userPW), "/t/"+slug+"/consent?id=")
+	res, body := e.get(loc)
+	wantStatus(t, res, body, http.StatusOK)
+	res, _ = e.post("/t/"+slug+"/consent", url.Values{"id": {id}, "decision": {"allow"}})
+	wantRedirect(t, res, "https://app.example/cb?code=c-"+id)
+	// Signed in, consent remembered: the page is shown again all the same.
+	id = e.request(public)
+	res, _ = e.get("/t/" + slug + "/login?id=" + id)
+	wantRedirect(t, res, "/t/"+slug+"/consent?id="+id)
+	id = e.request(func(p *oidc.Pending) { p.Public, p.Prompt = true, []string{"none"} })
+	res, _ = e.get("/t/" + slug + "/login?id=" + id)
+	wantRedirect(t, res, "https://app.example/cb?error=consent_required")
+}

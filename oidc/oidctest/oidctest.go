@@ -260,3 +260,13 @@ func (e *Env) Authorize(t testing.TB, authURL string) string {
 	}
 	return loc[strings.Index(loc, "?id=")+4:]
 }
+
+// StepUp records that session proved the second factor method now (what the MFA page does).
+func (e *Env) StepUp(t testing.TB, sessionID, method string) {
+	t.Helper()
+	if err := e.DB.Update(context.Background(), func(tx *sqlstore.Tx) error {
+		return tx.StepUp(context.Background(), sessionID, method)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
