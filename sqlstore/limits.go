@@ -38,6 +38,11 @@ const (
 	// which would let whoever signs in most often lock the user out: the user's oldest active
 	// session is revoked instead (reason "session_limit") and a security event says so.
 	MaxSessionsPerUser = 100
+	// MaxClientSessionsPerSignIn caps the sessions one relying party holds from one sign-in
+	// session (each code exchange makes one). They count apart from MaxSessionsPerUser, so an
+	// application signing the user in again and again evicts only its own oldest sessions,
+	// never the user's sign-in or other applications'.
+	MaxClientSessionsPerSignIn = 20
 	// MaxUsersPerTenant caps a tenant's users, disabled ones included. Generous, but bounded.
 	MaxUsersPerTenant = 100_000
 	// MaxPendingResetRequests caps the forgot-password requests waiting in the job queue per

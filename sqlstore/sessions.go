@@ -130,10 +130,20 @@ func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) 
 		return err
 	}
 	// Active as in Session.Active: not revoked, within the absolute and the idle lifetime.
-	// Newest first; everything after the newest MaxSessionsPerUser-1 makes room for s.
+	// Newest first; everything after the newest limit-1 makes room for s. Sign-in sessions
+	// count against MaxSessionsPerUser; a relying party's against MaxClientSessionsPerSignIn,
+	// among its own sessions of the same sign-in only.
+	scope, limit := `client_id IS NULL`, MaxSessionsPerUser
+	if s.ClientID != "" {
+		scope, limit = `client_id = $6 AND parent_id = $7`, MaxClientSessionsPerSignIn
+	}
+	args := []any{s.TenantID, s.UserID, tx.now, math.MaxInt32, limit - 1}
+	if s.ClientID != "" {
+		args = append(args, s.ClientID, s.ParentID)
+	}
 	rows, err := tx.query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL
-		AND absolute_expires_at > $3 AND `+tx.idleEnds(">", "$3")+` ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5`,
-		s.TenantID, s.UserID, tx.now, math.MaxInt32, MaxSessionsPerUser-1)
+		AND `+scope+` AND absolute_expires_at > $3 AND `+tx.idleEnds(">", "$3")+` ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5`,
+		args...)
 	if err != nil {
 		return err
 	}
@@ -183,7 +193,7 @@ func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) 
 				return err
 			}
 		}
-		b, err := json.Marshal(map[string]any{"session_id": s.ID, "revoked_sessions": evict, "limit": MaxSessionsPerUser})
+		b, err := json.Marshal(map[string]any{"session_id": s.ID, "revoked_sessions": evict, "limit": limit})
 		if err != nil {
 			return err
 		}

@@ -27,6 +27,7 @@ var LimitsTests = []Test{
 	{"LimitUsersPerTenant", testLimitUsers},
 	{"LimitSessionsPerUserRevokesOldest", testLimitSessions},
 	{"LimitSessionsPerUserUnderConcurrency", testLimitSessionsConcurrent},
+	{"LimitClientSessionsPerSignInEvictOnlyTheirOwn", testLimitClientSessions},
 }
 
 // limit is one business limit as checkLimit exercises it.
@@ -452,5 +453,47 @@ func testLimitSessionsConcurrent(t *testing.T, open Opener) {
 	wg.Wait()
 	if n := len(activeSessions(t, db, tn.ID, u.ID)); n != sqlstore.MaxSessionsPerUser {
 		t.Fatalf("%d active sessions after %d concurrent sign-ins at the limit, want %d", n, racers, sqlstore.MaxSessionsPerUser)
+	}
+}
+
+// A relying party's sessions count apart: one application signing the user in again and again
+// from one sign-in evicts only its own oldest session, never the sign-in itself, another
+// application's session or the user's other sign-ins.
+func testLimitClientSessions(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	tn := createTenant(t, db, "acme")
+	u := createUser(t, db, tn.ID, "a@example.org")
+	create := func(parent *sqlstore.Session, clientID string) *sqlstore.Session {
+		t.Helper()
+		s := newLimitSession(tn.ID, u.ID, clock.Now())
+		if parent != nil {
+			s.ClientID, s.ParentID, s.AbsoluteExpiry = clientID, parent.ID, parent.AbsoluteExpiry
+		}
+		update(t, db, func(tx *sqlstore.Tx) error { return tx.CreateSession(ctx, s, sqlstore.HashToken(tutela.NewID())) })
+		clock.Add(time.Second)
+		return s
+	}
+	signIn := create(nil, "")
+	otherApp := create(signIn, "other-app")
+	var app []*sqlstore.Session
+	for range sqlstore.MaxClientSessionsPerSignIn + 5 {
+		app = append(app, create(signIn, "app"))
+	}
+	revoked := func(s *sqlstore.Session) bool {
+		t.Helper()
+		var got *sqlstore.Session
+		if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) { got, err = tx.SessionByID(ctx, s.ID); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return got.RevokedAt != nil
+	}
+	if revoked(signIn) || revoked(otherApp) {
+		t.Fatal("an application's sessions evicted the sign-in or another application's session")
+	}
+	for i, s := range app {
+		if want := i < 5; revoked(s) != want {
+			t.Fatalf("application session %d revoked=%v, want %v (the oldest beyond %d go)", i, revoked(s), want, sqlstore.MaxClientSessionsPerSignIn)
+		}
 	}
 }
