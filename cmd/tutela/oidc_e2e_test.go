@@ -50,7 +50,7 @@ func (b *browser) do(req *http.Request) (string, string) {
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	if loc := res.Header.Get("Location"); res.StatusCode == http.StatusFound && loc != "" {
+	if loc := res.Header.Get("Location"); res.StatusCode/100 == 3 && loc != "" {
 		return loc, string(body)
 	}
 	if res.StatusCode != http.StatusOK {
