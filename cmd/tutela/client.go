@@ -176,28 +176,3 @@ func (c clientDeleteCmd) Run(e *env) error {
 	fmt.Fprintf(e.stdout, "Client %s deleted.\n", c.Client)
 	return nil
 }
-
-// withTenantTx is withTenant in a write transaction.
-func withTenantTx(e *env, ref string, fn func(*sqlstore.Tx, *tutela.Tenant) error) error {
-	m, err := open(e, false)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	return m.DB.Update(e.ctx, func(tx *sqlstore.Tx) error {
-		var t *tutela.Tenant
-		var err error
-		if tutela.ValidID(ref) {
-			t, err = tx.Tenant(e.ctx, ref)
-		} else {
-			t, err = tx.TenantBySlug(e.ctx, ref)
-		}
-		if tutela.ErrorCode(err) == tutela.ENOTFOUND {
-			return fmt.Errorf("--tenant %q: no such tenant (give a tenant slug or ID)", ref)
-		}
-		if err != nil {
-			return err
-		}
-		return fn(tx, t)
-	})
-}

@@ -54,12 +54,25 @@ func (c privacySubprocessorsCmd) Run(e *env) error {
 // withTenant opens the store and runs fn in a read transaction for the tenant ref names (slug
 // or ID); an unknown tenant is an error, never an empty record.
 func withTenant(e *env, ref string, fn func(*sqlstore.Tx, *tutela.Tenant) error) error {
+	return inTenant(e, ref, false, fn)
+}
+
+// withTenantTx is withTenant in a write transaction.
+func withTenantTx(e *env, ref string, fn func(*sqlstore.Tx, *tutela.Tenant) error) error {
+	return inTenant(e, ref, true, fn)
+}
+
+func inTenant(e *env, ref string, write bool, fn func(*sqlstore.Tx, *tutela.Tenant) error) error {
 	m, err := open(e, false)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	return m.DB.View(e.ctx, func(tx *sqlstore.Tx) error {
+	run := m.DB.View
+	if write {
+		run = m.DB.Update
+	}
+	return run(e.ctx, func(tx *sqlstore.Tx) error {
 		var t *tutela.Tenant
 		var err error
 		if tutela.ValidID(ref) {
