@@ -135,11 +135,17 @@ func (tx *Tx) CreateSession(ctx context.Context, s *Session, secretHash []byte) 
 	// among its own sessions of the same sign-in only.
 	scope, limit := `client_id IS NULL`, MaxSessionsPerUser
 	if s.ClientID != "" {
-		scope, limit = `client_id = $6 AND parent_id = $7`, MaxClientSessionsPerSignIn
+		scope, limit = `client_id = $6 AND parent_id IS NULL`, MaxClientSessionsPerSignIn
+		if s.ParentID != "" {
+			scope = `client_id = $6 AND parent_id = $7`
+		}
 	}
 	args := []any{s.TenantID, s.UserID, tx.now, math.MaxInt32, limit - 1}
 	if s.ClientID != "" {
-		args = append(args, s.ClientID, s.ParentID)
+		args = append(args, s.ClientID)
+		if s.ParentID != "" {
+			args = append(args, s.ParentID)
+		}
 	}
 	rows, err := tx.query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL
 		AND `+scope+` AND absolute_expires_at > $3 AND `+tx.idleEnds(">", "$3")+` ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5`,
