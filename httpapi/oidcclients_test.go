@@ -3,6 +3,8 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -207,8 +209,8 @@ func TestOIDCClients_CredentialsNeedFreshStepUp(t *testing.T) {
 	c := e.createOIDCClient(t, tn.ID, a.cookie, webClientBody)
 	pk := e.createOIDCClient(t, tn.ID, a.cookie, `{"name":"Partner","application_type":"web","token_endpoint_auth_method":"private_key_jwt","redirect_uris":["https://p.example/cb"]}`)
 	e.clock.Add(6 * time.Minute)
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	jwk, _ := json.Marshal(jose.JSONWebKey{Key: pub})
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwk, _ := json.Marshal(jose.JSONWebKey{Key: &ec.PublicKey})
 	for _, call := range []struct{ method, path, body string }{
 		{"POST", "/" + c.Client.ID + "/secrets", `{}`},
 		{"POST", "/" + pk.Client.ID + "/keys", `{"jwk":` + string(jwk) + `}`},

@@ -230,7 +230,7 @@ func (p *Provider) build(tn *tutela.Tenant) (*tenantOP, error) {
 
 // supportedClaims are the claims the provider can return.
 var supportedClaims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
-	"at_hash", "c_hash", "name", "email", "email_verified", "locale", "roles", "permissions", "tenant"}
+	"at_hash", "c_hash", "name", "email", "email_verified", "roles", "permissions", "tenant"}
 
 // loginURL is where the provider sends the browser to sign in for request id.
 func (t *tenantOP) loginURL(id string) string { return t.issuer + "/login?id=" + id }

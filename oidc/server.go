@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -41,6 +42,12 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 	d.CodeChallengeMethodsSupported = []zoidc.CodeChallengeMethod{zoidc.CodeChallengeMethodS256}
 	methods := []zoidc.AuthMethod{zoidc.AuthMethodBasic, zoidc.AuthMethodPrivateKeyJWT, zoidc.AuthMethodNone}
 	d.TokenEndpointAuthMethodsSupported = methods
+	// The algorithms the library verifies client assertions with (and the only keys a client
+	// can register: sqlstore.ParseClientJWK).
+	assertionAlgs := []string{"ES256", "RS256", "PS256"}
+	d.TokenEndpointAuthSigningAlgValuesSupported = assertionAlgs
+	d.RevocationEndpointAuthSigningAlgValuesSupported = assertionAlgs
+	d.IntrospectionEndpointAuthSigningAlgValuesSupported = assertionAlgs
 	d.RevocationEndpointAuthMethodsSupported = methods
 	d.IntrospectionEndpointAuthMethodsSupported = []zoidc.AuthMethod{zoidc.AuthMethodBasic, zoidc.AuthMethodPrivateKeyJWT}
 	d.ACRValuesSupported = []string{authz.ACRPassword, authz.ACRMFA}
@@ -118,7 +125,54 @@ func (s *server) verifyRegisteredClient(ctx context.Context, r *op.Request[op.Cl
 	if errors.As(err, &e) && e.ErrorType == zoidc.InvalidClient {
 		return nil, op.NewStatusError(err, http.StatusUnauthorized)
 	}
+	// A refused client assertion (private_key_jwt) is a failed client authentication too; the
+	// library reports it as invalid_grant with 400. An accepted one works once: the library
+	// keeps no record of its jti.
+	if r.Data.ClientAssertion != "" {
+		if err == nil {
+			err = s.spendAssertion(ctx, c.GetID(), r.Data.ClientAssertion)
+		}
+		if err != nil {
+			return nil, op.NewStatusError(zoidc.ErrInvalidClient().WithDescription("client assertion refused").WithParent(err),
+				http.StatusUnauthorized)
+		}
+	}
 	return c, err
+}
+
+// spendAssertion records a verified client assertion's jti until it expires; a jti seen before
+// is a replay.
+func (s *server) spendAssertion(ctx context.Context, clientID, assertion string) error {
+	parts := strings.Split(assertion, ".")
+	if len(parts) != 3 {
+		return errors.New("malformed assertion")
+	}
+	payload, err := b64.DecodeString(parts[1])
+	if err != nil {
+		return errors.New("malformed assertion")
+	}
+	var c struct {
+		JTI string `json:"jti"`
+		Exp int64  `json:"exp"`
+	}
+	if json.Unmarshal(payload, &c) != nil || c.JTI == "" || c.Exp == 0 {
+		return errors.New("the assertion needs jti and exp")
+	}
+	var fresh bool
+	err = s.t.p.d.DB.Update(ctx, func(tx *sqlstore.Tx) (err error) {
+		// Kept until the assertion could no longer be accepted: its exp, or the library's
+		// one-hour bound on its iat, whichever comes first.
+		until := time.Unix(c.Exp, 0).Add(time.Minute)
+		if limit := tx.Now().Add(2 * time.Hour); until.After(limit) {
+			until = limit
+		}
+		fresh, err = tx.UseOIDCClientAssertion(ctx, s.t.tenantID, clientID, c.JTI, until)
+		return err
+	})
+	if err == nil && !fresh {
+		err = errors.New("client assertion already used")
+	}
+	return err
 }
 
 // Introspect holds the introspecting client to what the token endpoint asks (RFC 7662 §2.1):

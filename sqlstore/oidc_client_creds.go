@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"database/sql"
@@ -165,26 +164,23 @@ func ParseClientJWK(kid string, raw []byte) (jose.JSONWebKey, error) {
 	if !k.Valid() {
 		return bad("jwk is not a valid JSON Web Key")
 	}
+	// Only the algorithms the provider's assertion verifier takes (the zitadel library checks
+	// client assertions with RS256, ES256 and PS256 alone): a key it could never verify is
+	// refused here rather than failing every sign-in later.
 	var algs []string
 	switch pk := k.Key.(type) {
-	case ed25519.PublicKey:
-		algs = []string{string(jose.EdDSA)}
 	case *ecdsa.PublicKey:
-		switch pk.Curve {
-		case elliptic.P256():
-			algs = []string{string(jose.ES256)}
-		case elliptic.P384():
-			algs = []string{string(jose.ES384)}
-		default:
-			return bad("EC keys must be on P-256 or P-384")
+		if pk.Curve != elliptic.P256() {
+			return bad("EC keys must be on P-256 (ES256)")
 		}
+		algs = []string{string(jose.ES256)}
 	case *rsa.PublicKey:
 		if pk.N.BitLen() < MinClientRSABits {
 			return bad("RSA keys must have at least %d bits", MinClientRSABits)
 		}
 		algs = []string{string(jose.RS256), string(jose.PS256)}
 	default:
-		return bad("only Ed25519, EC P-256/P-384 and RSA keys are accepted")
+		return bad("only EC P-256 (ES256) and RSA (RS256, PS256) keys are accepted")
 	}
 	alg := k.Algorithm
 	if alg == "" {

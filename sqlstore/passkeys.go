@@ -61,3 +61,23 @@ func (r MFA) RenameFactor(ctx context.Context, userID, factorID, name string) er
 	}
 	return r.tx.Record(ctx, "mfa.factor_renamed", r.tenantID, "user", userID, "", map[string]any{"factor_id": factorID, "type": typ})
 }
+
+// UseOIDCClientAssertion records the jti of a relying party's accepted client assertion
+// (private_key_jwt) until expires and reports whether it was new: an assertion works once
+// (RFC 7523 §3, RFC 9700 §2.5). Kept hashed beside the spent passkey challenges.
+func (tx *Tx) UseOIDCClientAssertion(ctx context.Context, tenantID, clientID, jti string, expires time.Time) (bool, error) {
+	if jti == "" || len(jti) > 256 {
+		return false, nil
+	}
+	if _, err := tx.exec(ctx, `DELETE FROM spent_challenges WHERE expires_at <= $1`, tx.now); err != nil {
+		return false, err
+	}
+	h := sha256.Sum256([]byte("oidc client assertion\x00" + tenantID + "\x00" + clientID + "\x00" + jti))
+	res, err := tx.exec(ctx, `INSERT INTO spent_challenges (digest, expires_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING`,
+		h[:], expires.UTC())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}

@@ -1,7 +1,8 @@
 -- +goose Up
--- Passkey sign-ins begin without a user, so their ceremony travels sealed with the browser
--- rather than as a webauthn_ceremonies row; the challenges they used are kept here (SHA-256)
--- until the ceremony could no longer be accepted, so an assertion cannot be replayed.
+-- One-time values that must not be accepted twice, kept as SHA-256 until they expire: the
+-- challenges of passkey sign-ins (which begin without a user, so their ceremony travels sealed
+-- with the browser rather than as a webauthn_ceremonies row) and the jti of relying parties'
+-- client assertions (private_key_jwt).
 CREATE TABLE spent_challenges (
     digest     BYTEA PRIMARY KEY,
     expires_at TIMESTAMPTZ NOT NULL
