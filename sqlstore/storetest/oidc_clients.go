@@ -303,15 +303,15 @@ func testOIDCClientKeys(t *testing.T, open Opener) {
 		// The provider's assertion verifier takes RS256, ES256 and PS256 only.
 		"Ed25519 public": jwkJSON(t, edPub, ""),
 		"EC P-384":       jwkJSON(t, &ec384.PublicKey, ""),
-		"EC private":      jwkJSON(t, ec, ""),
-		"RSA private":     jwkJSON(t, rsa2048, ""),
-		"RSA 1024":        jwkJSON(t, &rsa1024.PublicKey, ""),
-		"EC P-521":        jwkJSON(t, &ec521.PublicKey, ""),
-		"symmetric":       []byte(`{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}`),
-		"not JSON":        []byte(`{"kty":`),
-		"alg mismatch":    []byte(`{"kty":"OKP","crv":"Ed25519","x":"` + b64(edPub) + `","alg":"ES256"}`),
-		"use enc":         []byte(`{"kty":"OKP","crv":"Ed25519","x":"` + b64(edPub) + `","use":"enc"}`),
-		"oversized":       bytes.Repeat([]byte(" "), 9<<10),
+		"EC private":     jwkJSON(t, ec, ""),
+		"RSA private":    jwkJSON(t, rsa2048, ""),
+		"RSA 1024":       jwkJSON(t, &rsa1024.PublicKey, ""),
+		"EC P-521":       jwkJSON(t, &ec521.PublicKey, ""),
+		"symmetric":      []byte(`{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}`),
+		"not JSON":       []byte(`{"kty":`),
+		"alg mismatch":   []byte(`{"kty":"OKP","crv":"Ed25519","x":"` + b64(edPub) + `","alg":"ES256"}`),
+		"use enc":        []byte(`{"kty":"OKP","crv":"Ed25519","x":"` + b64(edPub) + `","use":"enc"}`),
+		"oversized":      bytes.Repeat([]byte(" "), 9<<10),
 	} {
 		if _, err := add(c.ID, "", jwk); tutela.ErrorCode(err) != tutela.EINVALID {
 			t.Errorf("%s: %v, want invalid", name, err)
