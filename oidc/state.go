@@ -27,6 +27,8 @@ type reqState struct {
 	authJKT string
 	// revokeSession is the client session of the refresh token being revoked.
 	revokeSession string
+	// clients are the clients this request read, by client_id.
+	clients map[string]*sqlstore.OIDCClient
 	// account is the service account the request authenticated (client credentials grant),
 	// resources the resource parameters it sent (RFC 8707).
 	account   *sqlstore.ServiceAccount

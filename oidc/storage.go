@@ -220,14 +220,24 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 func (s *storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 // client loads the tenant's active client.
+// The library asks for the client several times in one request (authentication, the request,
+// the signing key); the request's state keeps the row it read first, so one request sees one
+// version of the client and pays for one read.
 func (s *storage) client(ctx context.Context, id string) (*sqlstore.OIDCClient, error) {
-	var c *sqlstore.OIDCClient
-	err := s.db().View(ctx, func(tx *sqlstore.Tx) (err error) {
-		c, err = tx.OIDCClients(s.t.tenantID).Get(ctx, id)
-		return err
-	})
-	if err != nil {
-		return nil, err
+	st := state(ctx)
+	c, ok := st.clients[id]
+	if !ok {
+		err := s.db().View(ctx, func(tx *sqlstore.Tx) (err error) {
+			c, err = tx.OIDCClients(s.t.tenantID).Get(ctx, id)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if st.clients == nil {
+			st.clients = map[string]*sqlstore.OIDCClient{}
+		}
+		st.clients[id] = c
 	}
 	if c.Status != "active" {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "client not found")
