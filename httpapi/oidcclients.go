@@ -249,12 +249,19 @@ func (s *Server) patchOIDCClient(w http.ResponseWriter, r *http.Request, p *tute
 }
 
 func (s *Server) deleteOIDCClient(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	s.changeOIDCClient(w, r, p, authz.Delete, func(cs sqlstore.OIDCClients, id string) error { return cs.Delete(r.Context(), id) })
+}
+
+// changeOIDCClient runs change on one of the tenant's clients (the path's client) with action
+// on oidc_clients, in one transaction with its audit record, and answers 204.
+func (s *Server) changeOIDCClient(w http.ResponseWriter, r *http.Request, p *tutela.Principal, action authz.Action,
+	change func(cs sqlstore.OIDCClients, clientID string) error) {
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Delete, authz.ResOIDCClients)
+		t, _, err := s.authorize(r, tx, p, action, authz.ResOIDCClients)
 		if err != nil {
 			return err
 		}
-		return tx.OIDCClients(t.ID).Delete(r.Context(), r.PathValue("client"))
+		return change(tx.OIDCClients(t.ID), r.PathValue("client"))
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
@@ -267,18 +274,9 @@ func (s *Server) deleteOIDCClient(w http.ResponseWriter, r *http.Request, p *tut
 // (oidc_clients MANAGE).
 func (s *Server) setOIDCClientStatus(status string) func(http.ResponseWriter, *http.Request, *tutela.Principal) {
 	return func(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-		err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-			t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResOIDCClients)
-			if err != nil {
-				return err
-			}
-			return tx.OIDCClients(t.ID).SetStatus(r.Context(), r.PathValue("client"), status)
+		s.changeOIDCClient(w, r, p, authz.Manage, func(cs sqlstore.OIDCClients, id string) error {
+			return cs.SetStatus(r.Context(), id, status)
 		})
-		if err != nil {
-			middleware.WriteError(w, r, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
@@ -331,18 +329,9 @@ func (s *Server) rotateOIDCClientSecret(w http.ResponseWriter, r *http.Request, 
 }
 
 func (s *Server) revokeOIDCClientSecret(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResOIDCClients)
-		if err != nil {
-			return err
-		}
-		return tx.OIDCClients(t.ID).RevokeSecret(r.Context(), r.PathValue("client"), r.PathValue("secret"))
+	s.changeOIDCClient(w, r, p, authz.Manage, func(cs sqlstore.OIDCClients, id string) error {
+		return cs.RevokeSecret(r.Context(), id, r.PathValue("secret"))
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // addOIDCClientKey registers a public key of a private_key_jwt client: like a secret, only by
@@ -376,18 +365,9 @@ func (s *Server) addOIDCClientKey(w http.ResponseWriter, r *http.Request, p *tut
 }
 
 func (s *Server) removeOIDCClientKey(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResOIDCClients)
-		if err != nil {
-			return err
-		}
-		return tx.OIDCClients(t.ID).RemoveKey(r.Context(), r.PathValue("client"), r.PathValue("kid"))
+	s.changeOIDCClient(w, r, p, authz.Manage, func(cs sqlstore.OIDCClients, id string) error {
+		return cs.RemoveKey(r.Context(), id, r.PathValue("kid"))
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // signingAlgs are the algorithms the key ring signs with.
