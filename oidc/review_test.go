@@ -77,3 +77,35 @@ func TestEndSession_NativeLoopbackLogoutURIExact(t *testing.T) {
 		t.Fatalf("registered loopback logout URI on another port: %d %q", status, loc)
 	}
 }
+
+// CORS: browser applications may call the token, userinfo and discovery endpoints from any
+// origin, but never with the browser's credentials (its Tutela session cookie): a page of
+// another site cannot read an answer made with the user's session.
+func TestCORS_NoCredentialsFromOtherOrigins(t *testing.T) {
+	t.Parallel()
+	e := oidctest.New(t, sqlstore.SQLite, nil)
+	e.Seed(t, "acme", "ana@example.org", pw)
+	for _, path := range []string{"/.well-known/openid-configuration", "/oauth/token", "/userinfo", "/authorize", "/end_session"} {
+		req, _ := http.NewRequest(http.MethodOptions, e.URL+"/t/acme"+path, nil)
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s: preflight allows credentials from another origin", path)
+		}
+		get, _ := http.NewRequest(http.MethodGet, e.URL+"/t/acme"+path, nil)
+		get.Header.Set("Origin", "https://evil.example")
+		res, err = oidctest.NoRedirects.Do(get)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.Header.Get("Access-Control-Allow-Credentials") == "true" {
+			t.Errorf("%s: answer readable with credentials by another origin", path)
+		}
+	}
+}
