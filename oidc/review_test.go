@@ -109,3 +109,24 @@ func TestCORS_NoCredentialsFromOtherOrigins(t *testing.T) {
 		}
 	}
 }
+
+// A user who must first change their password (or enrol a second factor) may use only Tutela:
+// the code exchange gives an application nothing (ASVS 2.3.1).
+func TestCodeExchange_RestrictedUserGetsNoToken(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := oidctest.New(t, sqlstore.SQLite, nil)
+	tn, u := e.Seed(t, "acme", "ana@example.org", pw)
+	r := newRP(t, e, "acme", tn.ID, sqlstore.OIDCClient{})
+	sess := e.SignIn(t, "acme", "ana@example.org", pw)
+	v := oauth2.GenerateVerifier()
+	q := r.signIn(t, tn.ID, sess, nil, oauth2.S256ChallengeOption(v))
+	if err := e.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.Users(tn.ID).SetMustChangePassword(ctx, u.ID, true)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)); err == nil {
+		t.Fatal("a user who must change their password got tokens for an application")
+	}
+}
