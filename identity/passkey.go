@@ -60,58 +60,22 @@ func (s *Service) PasskeyLogin(ctx context.Context, tenantSlug, challengeID stri
 	req := LoginRequest{Tenant: slug, IP: ip, UserAgent: ua}
 	claimed, claimErr := mfa.ClaimedUser(response)
 
-	var (
-		tenant  *tutela.Tenant
-		cred    *sqlstore.Credentials
-		attempt *signInAttempt
-	)
 	// As Login: find the account, then reserve the attempt on its counters in one transaction.
 	// An assertion naming nobody is counted on a per-source key of its own.
-	acct := keyHash("passkey", slug, claimed)
-	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		t, err := tx.TenantBySlug(ctx, slug)
-		if err == nil {
-			tenant = t
-			if claimErr == nil {
-				var c *sqlstore.Credentials
-				if c, err = tx.Users(t.ID).Credentials(ctx, claimed); err == nil {
-					cred = c
-					acct = accountKey(slug, tutela.NormalizeEmail(c.User.Email))
-				}
+	tg, err := s.reserveTarget(ctx, req, slug, keyHash("passkey", slug, claimed),
+		func(tx *sqlstore.Tx, t *tutela.Tenant) (*sqlstore.Credentials, error) {
+			if claimErr != nil {
+				return nil, tutela.Errorf(tutela.ENOTFOUND, "no user named")
 			}
-		}
-		if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
-			return err
-		}
-		attempt, err = s.reserveSignIn(ctx, tx, acct, pairKey(ip, acct), ipKey(ip))
-		return err
-	})
-	tenantID, userID := "", ""
-	if tenant != nil {
-		tenantID = tenant.ID
-	}
-	if cred != nil {
-		userID = cred.User.ID
-	}
-	var throttled *ThrottledError
-	if errors.As(err, &throttled) {
-		s.recordAttempt(ctx, tenantID, userID, req, "throttled", "locked")
-		return nil, throttled
-	} else if err != nil {
+			return tx.Users(t.ID).Credentials(ctx, claimed)
+		},
+		func(c *sqlstore.Credentials) []byte { return accountKey(slug, tutela.NormalizeEmail(c.User.Email)) })
+	if err != nil {
 		return nil, err
 	}
-
-	reason := ""
-	switch {
-	case tenant == nil:
-		reason = "unknown_tenant"
-	case tenant.Status != tutela.StatusActive:
-		reason = "tenant_disabled"
-	case cred == nil:
-		reason = "unknown_user"
-	case cred.User.Status != tutela.StatusActive:
-		reason = "user_disabled"
-	}
+	tenant, cred, attempt := tg.tenant, tg.cred, tg.attempt
+	tenantID, userID := tg.ids()
+	reason := tg.refusal()
 	if reason == "" {
 		var verified string
 		verified, _, err = s.MFA.FinishDiscoverableLogin(ctx, tenant.ID, challengeID, response)

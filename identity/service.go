@@ -198,62 +198,20 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 		return nil, tutela.FieldErrorf("password", "password is required (at most %d bytes)", maxCredentialLen)
 	}
 	slug := strings.ToLower(strings.TrimSpace(req.Tenant))
-	acct := accountKey(slug, tutela.NormalizeEmail(req.Email))
-	pair, ipk := pairKey(req.IP, acct), ipKey(req.IP)
-
-	// 1. Look up the account (no password work yet), so every attempt — throttled ones too —
-	// is recorded against the tenant and user it aimed at. 2. In the same transaction: locked?
-	// Refuse before any password work, identically for every account. Otherwise the attempt
-	// counts as a failure from here on (reserveSignIn), so concurrent guesses cannot all pass
-	// this check; a success below takes it back.
-	var (
-		tenant  *tutela.Tenant
-		cred    *sqlstore.Credentials
-		attempt *signInAttempt
-	)
-	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		t, err := tx.TenantBySlug(ctx, slug)
-		if err == nil {
-			tenant = t
-			var c *sqlstore.Credentials
-			if c, err = tx.Users(t.ID).CredentialsByEmail(ctx, req.Email); err == nil {
-				cred = c
-			}
-		}
-		if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
-			return err
-		}
-		attempt, err = s.reserveSignIn(ctx, tx, acct, pair, ipk)
-		return err
-	})
-	tenantID, userID := "", ""
-	if tenant != nil {
-		tenantID = tenant.ID
-	}
-	if cred != nil {
-		userID = cred.User.ID
-	}
-	var throttled *ThrottledError
-	if errors.As(err, &throttled) {
-		s.recordAttempt(ctx, tenantID, userID, req, "throttled", "locked")
-		return nil, throttled
-	} else if err != nil {
+	tg, err := s.reserveTarget(ctx, req, slug, accountKey(slug, tutela.NormalizeEmail(req.Email)),
+		func(tx *sqlstore.Tx, t *tutela.Tenant) (*sqlstore.Credentials, error) {
+			return tx.Users(t.ID).CredentialsByEmail(ctx, req.Email)
+		}, nil)
+	if err != nil {
 		return nil, err
 	}
+	tenant, cred, attempt := tg.tenant, tg.cred, tg.attempt
+	tenantID, userID := tg.ids()
 
 	// 3. Verify — against a dummy hash when there is nothing to verify against, so unknown and
 	// known accounts cost the same.
-	reason := ""
-	switch {
-	case tenant == nil:
-		reason = "unknown_tenant"
-	case tenant.Status != tutela.StatusActive:
-		reason = "tenant_disabled"
-	case cred == nil:
-		reason = "unknown_user"
-	case cred.User.Status != tutela.StatusActive:
-		reason = "user_disabled"
-	case cred.PasswordHash == "":
+	reason := tg.refusal()
+	if reason == "" && cred.PasswordHash == "" {
 		reason = "no_password"
 	}
 	var ok, rehash bool
@@ -376,6 +334,83 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	}
 	g.MustChangePassword = must
 	return g, nil
+}
+
+// signInTarget is the account a sign-in attempt aims at and the attempt's reservation on the
+// throttles.
+type signInTarget struct {
+	tenant  *tutela.Tenant
+	cred    *sqlstore.Credentials
+	attempt *signInAttempt
+}
+
+// ids are the tenant and user the attempt aimed at ("" for what was not found).
+func (t *signInTarget) ids() (tenantID, userID string) {
+	if t.tenant != nil {
+		tenantID = t.tenant.ID
+	}
+	if t.cred != nil {
+		userID = t.cred.User.ID
+	}
+	return tenantID, userID
+}
+
+// refusal is why the account cannot sign in whatever credential it shows ("" when it can).
+func (t *signInTarget) refusal() string {
+	switch {
+	case t.tenant == nil:
+		return "unknown_tenant"
+	case t.tenant.Status != tutela.StatusActive:
+		return "tenant_disabled"
+	case t.cred == nil:
+		return "unknown_user"
+	case t.cred.User.Status != tutela.StatusActive:
+		return "user_disabled"
+	}
+	return ""
+}
+
+// reserveTarget begins every sign-in (password or passkey): 1. it looks up the tenant and,
+// through find, the account (no credential work yet), so every attempt — throttled ones too —
+// is recorded against the tenant and user it aimed at; 2. in the same transaction it refuses a
+// locked attempt before any credential work, identically for every account, or reserves the
+// attempt on the account key acct (accountOf's key once the account is known, when given), the
+// source+account key and the source key: it counts as a failure from here on, so concurrent
+// guesses cannot all pass, and a success takes it back. A locked attempt is recorded and
+// returned as *ThrottledError.
+func (s *Service) reserveTarget(ctx context.Context, req LoginRequest, slug string, acct []byte,
+	find func(*sqlstore.Tx, *tutela.Tenant) (*sqlstore.Credentials, error), accountOf func(*sqlstore.Credentials) []byte) (*signInTarget, error) {
+	tg := &signInTarget{}
+	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		key := acct
+		tg.tenant, tg.cred = nil, nil
+		t, err := tx.TenantBySlug(ctx, slug)
+		if err == nil {
+			tg.tenant = t
+			var c *sqlstore.Credentials
+			if c, err = find(tx, t); err == nil {
+				tg.cred = c
+				if accountOf != nil {
+					key = accountOf(c)
+				}
+			}
+		}
+		if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
+			return err
+		}
+		tg.attempt, err = s.reserveSignIn(ctx, tx, key, pairKey(req.IP, key), ipKey(req.IP))
+		return err
+	})
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
+		tenantID, userID := tg.ids()
+		s.recordAttempt(ctx, tenantID, userID, req, "throttled", "locked")
+		return nil, throttled
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tg, nil
 }
 
 // recordFailure records a sign-in attempt that failed its check. reserveSignIn has counted it
