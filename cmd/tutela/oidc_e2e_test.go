@@ -18,7 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"tutela"
-	"tutela/password"
+	"tutela/identity/identitytest"
 	"tutela/sqlstore"
 )
 
@@ -110,7 +110,7 @@ func TestServe_RelyingPartySignsInThroughTheHostedPages(t *testing.T) {
 		if err := tx.Users(tn.ID).Create(ctx, u); err != nil {
 			return err
 		}
-		h, err := testHasher(t).Hash(ctx, password)
+		h, err := identitytest.FastHasher(t).Hash(ctx, password)
 		if err != nil {
 			return err
 		}
@@ -251,17 +251,4 @@ func TestServe_RelyingPartySignsInThroughTheHostedPages(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil || claims.ACR != "urn:tutela:acr:mfa" || !slices.Contains(claims.AMR, "otp") {
 		t.Fatalf("ID token after password and TOTP: %+v (%v)", claims, err)
 	}
-}
-
-// testHasher hashes the seeded password cheaply; serve verifies any argon2id hash (and rehashes
-// it with its own parameters and pepper at the first sign-in).
-func testHasher(t *testing.T) *password.Hasher {
-	t.Helper()
-	p := password.DefaultParams()
-	p.Memory, p.Time = 64, 1
-	h, err := password.NewHasher(p, 2, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }

@@ -18,6 +18,7 @@ import (
 	"tutela/clocktest"
 	"tutela/httpapi"
 	"tutela/identity"
+	"tutela/identity/identitytest"
 	"tutela/identity/token"
 	"tutela/jobs"
 	"tutela/mail"
@@ -96,12 +97,7 @@ func New(t testing.TB, d sqlstore.Dialect, pages Pages) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := password.DefaultParams()
-	p.Memory, p.Time = 64, 1
-	hasher, err := password.NewHasher(p, 4, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hasher := identitytest.FastHasher(t)
 	e.Jobs = jobs.New(e.DB, key(8), jobs.Options{})
 	e.Identity = identity.New(identity.Deps{DB: e.DB, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: e.Ring,
 		MFA: m, Mailer: e.Mail, Jobs: e.Jobs, PublicURL: e.URL, Clock: e.Clock.Now},
