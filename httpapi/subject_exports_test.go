@@ -150,7 +150,7 @@ func TestSubjectExports_SealedReadRefusalsExpiryAndErasure(t *testing.T) {
 			}
 			res, b = se.req(t, "GET", exports+"/"+x.ID, "", "", se.admin)
 			wantError(t, res, b, 500, tutela.EINTERNAL)
-			if bytes.Contains(b, []byte("947")) {
+			if bytes.Contains(b, []byte("AB-947")) {
 				t.Fatalf("a refused download leaked a value: %s", b)
 			}
 
