@@ -27,6 +27,9 @@ const (
 	EUNAVAILABLE        = "unavailable"               // overloaded or dependency down (503)
 	ENOTCONFIGURED      = "not_configured"            // feature not set up on this server; permanent (501)
 	EWRONGREGION        = "wrong_region"              // tenant's data lives in another region than this node's (421)
+	EQUOTAEXCEEDED      = "quota_exceeded"            // a tenant's AI token budget for the period is spent (429)
+	EUPSTREAM           = "upstream_error"            // an AI provider refused or failed (502)
+	EUPSTREAMTIMEOUT    = "upstream_timeout"          // an AI provider did not answer in time (504)
 	EINTERNAL           = "internal"                  // anything unexpected (500)
 )
 
@@ -34,7 +37,7 @@ const (
 var Codes = []string{
 	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ECONSENTREQUIRED, ERESTRICTED, ENOTFOUND, EMETHODNOTALLOWED, ECONFLICT, ETOOLARGE,
 	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EREAUTHREQUIRED, EUNAVAILABLE,
-	ENOTCONFIGURED, EWRONGREGION, EINTERNAL,
+	ENOTCONFIGURED, EWRONGREGION, EQUOTAEXCEEDED, EUPSTREAM, EUPSTREAMTIMEOUT, EINTERNAL,
 }
 
 // Error is the application error. Code and Message are safe to show a client; Field names the

@@ -36,6 +36,11 @@ const (
 	// CREATE (a step-up action: a confidential client is a credential), READ, UPDATE, DELETE,
 	// MANAGE (rotate secrets and keys). Issue 15.
 	ResOIDCClients = "oidc_clients"
+	// ResAI is the AI privacy gateway (issue 16): CREATE runs an inference through it (per
+	// subject named, a READ of subjects is decided too), READ reads the tenant's AI
+	// configuration and usage (never a provider key), MANAGE changes providers, models,
+	// purposes and limits and rotates provider keys (a step-up action).
+	ResAI = "ai"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -94,6 +99,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResDSR, Yellow, Create, Read, Update, Approve, Export),
 			perms(ResProcessing, "", Read, Export, Manage),
 			perms(ResOIDCClients, "", Create, Read, Update, Delete, Manage),
+			perms(ResAI, "", Create, Read, Manage),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
@@ -103,6 +109,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResSubjects, Yellow, Create, Read, Update),
 			perms(ResConsents, Yellow, Create, Read),
 			perms(ResDSR, Yellow, Create, Read, Update),
+			perms(ResAI, "", Create),
 		)},
 	{Key: RoleAuditor, Name: "Auditor", Clearance: Green,
 		Permissions: concat(
@@ -117,6 +124,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResDSR, Green, Read),
 			perms(ResProcessing, "", Read, Export),
 			perms(ResOIDCClients, "", Read),
+			perms(ResAI, "", Read),
 		)},
 	{Key: RolePartner, Name: "Partner organisation", Clearance: Green,
 		// Only records explicitly shared with the partner; the sharing check belongs to the

@@ -48,11 +48,13 @@ const (
 	PurposeBlindIndex = "blind_index"
 	// PurposeTokens (per tenant, PRF) derives deterministic and format-preserving tokens.
 	PurposeTokens = "tokens"
+	// PurposeAIKeys seals the AI providers' API keys (issue 16).
+	PurposeAIKeys = "ai_keys"
 )
 
 // Purposes lists every keyset purpose.
 var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup,
-	PurposePasswordPepper, PurposeJobs, PurposePersonKeys, PurposeBlindIndex, PurposeTokens}
+	PurposePasswordPepper, PurposeJobs, PurposePersonKeys, PurposeBlindIndex, PurposeTokens, PurposeAIKeys}
 
 // Keyset kinds.
 const (

@@ -36,10 +36,14 @@ func Status(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case tutela.EUNSUPPORTED:
 		return http.StatusUnsupportedMediaType
-	case tutela.ERATELIMITED, tutela.ETOOMANYATTEMPTS:
+	case tutela.ERATELIMITED, tutela.ETOOMANYATTEMPTS, tutela.EQUOTAEXCEEDED:
 		return http.StatusTooManyRequests
 	case tutela.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case tutela.EUPSTREAM:
+		return http.StatusBadGateway
+	case tutela.EUPSTREAMTIMEOUT:
+		return http.StatusGatewayTimeout
 	case tutela.ENOTCONFIGURED:
 		// RFC 9110 §15.6.2: the server does not support what the request needs. Unlike
 		// 503 it promises nothing will change by retrying, so no Retry-After.
