@@ -275,3 +275,9 @@ func CheckKey(key string) error {
 	}
 	return nil
 }
+
+// Key is an opened provider API key, for the one request that uses it.
+type Key struct {
+	ID     string
+	Secret tutela.Secret
+}
