@@ -28,6 +28,7 @@ func normalize(s string) *view {
 	v := &view{start: make([]int32, 0, len(s)+8), end: make([]int32, 0, len(s)+8)}
 	b := make([]byte, 0, len(s)+8)
 	space := false
+	last := -1 // where the last emitted rune's bytes start
 	emit := func(r rune, from, to int) {
 		if r == ' ' {
 			if space { // extend the run's single space over this one
@@ -39,6 +40,7 @@ func normalize(s string) *view {
 			space = false
 		}
 		n := len(b)
+		last = n
 		b = utf8.AppendRune(b, r)
 		for range len(b) - n {
 			v.start = append(v.start, int32(from))
@@ -59,7 +61,15 @@ func normalize(s string) *view {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		foldRune(r, func(out rune) { emit(out, i, i+size) })
+		emitted := false
+		foldRune(r, func(out rune) { emitted = true; emit(out, i, i+size) })
+		if !emitted && last >= 0 {
+			// A dropped mark or joiner belongs to the rune before it: replacing that rune
+			// replaces it too, so no combining mark is left dangling on a placeholder.
+			for k := last; k < len(v.end); k++ {
+				v.end[k] = int32(i + size)
+			}
+		}
 		i += size
 	}
 	v.text = string(b)

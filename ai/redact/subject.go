@@ -40,7 +40,16 @@ func (r *Redactor) addField(ph int, f Field) {
 	switch f.Type {
 	case privacy.FieldName:
 		add(compactString(n), nameGap, wordBound, false)
-		for _, part := range strings.FieldsFunc(n, func(c rune) bool { return !isAlnum(c) }) {
+		parts := strings.FieldsFunc(n, func(c rune) bool { return !isAlnum(c) })
+		// Consecutive parts written together ("AdaLovelace", "عبدالله" for "عبد الله").
+		for i := range min(len(parts), 8) {
+			for j := i + 2; j <= min(len(parts), 8); j++ {
+				if i > 0 || j < len(parts) {
+					add(strings.Join(parts[i:j], ""), nameGap, wordBound, false)
+				}
+			}
+		}
+		for _, part := range parts {
 			if utf8.RuneCountInString(part) >= 2 {
 				add(part, nameGap, wordBound, false)
 			}
