@@ -29,17 +29,17 @@ func runRule(t *testing.T, typ privacy.FieldType, value string, cases []ruleCase
 func TestNormalize(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"José  ÉLODIE\t\nDurand": "jose elodie durand",
-		"Straße":                 "strasse",
-		"ﬁle Ｆｕｌｌ":              "file full",
-		"١٢٣ ۴۵۶":                "123 456",
-		"عبد‌الله":               "عبدالله",
-		"مُحَمَّد":               "محمد",
-		"أحمد إبراهيم آمنة":      "احمد ابراهيم امنه",
-		"ٱلله ى ی ک ة":           "الله ي ي ك ه",
-		"محـــمد":                "محمد",
+		"José  ÉLODIE\t\nDurand":    "jose elodie durand",
+		"Straße":                    "strasse",
+		"ﬁle Ｆｕｌｌ":                  "file full",
+		"١٢٣ ۴۵۶":                   "123 456",
+		"عبد‌الله":                  "عبدالله",
+		"مُحَمَّد":                  "محمد",
+		"أحمد إبراهيم آمنة":         "احمد ابراهيم امنه",
+		"ٱلله ى ی ک ة":              "الله ي ي ك ه",
+		"محـــمد":                   "محمد",
 		"co\u00ADop \u200Fx\u202Ay": "coop xy",
-		"ΟΔΥΣΣΕΥΣ":               "οδυσσευσ",
+		"ΟΔΥΣΣΕΥΣ":                  "οδυσσευσ",
 	} {
 		if got := normString(in); got != want {
 			t.Errorf("normString(%q) = %q, want %q", in, got, want)
