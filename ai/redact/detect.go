@@ -158,9 +158,19 @@ const maxRunTokens = 9
 // so "a456-426614174000" (part of a UUID) or "gpt-4o-2024-08-06" yield nothing; the longest
 // valid candidate from each start wins.
 func (r *Redactor) scanRun(n string, run []token, out []found) []found {
+	inIBAN := false // in the groups of four after an IBAN's first group
 	for i := 0; i < len(run); i++ {
-		if i > 0 && !strings.Contains(n[run[i-1].b:run[i].a], " ") {
-			continue
+		if i > 0 {
+			gap := n[run[i-1].b:run[i].a]
+			if t := n[run[i-1].a:run[i-1].b]; ibanHead(t) {
+				inIBAN = true
+			} else if inIBAN && len(t) > 4 {
+				inIBAN = false
+			}
+			inIBAN = inIBAN && gap == " " && run[i].b-run[i].a <= 4
+			if !strings.Contains(gap, " ") || inIBAN {
+				continue // inside a word, or inside an IBAN that did not check out
+			}
 		}
 		for j := min(len(run)-1, i+maxRunTokens-1); j >= i; j-- {
 			if j < len(run)-1 && !strings.Contains(n[run[j].b:run[j+1].a], " ") {
@@ -174,6 +184,11 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 		}
 	}
 	return out
+}
+
+// ibanHead reports an IBAN's first group: country letters and check digits.
+func ibanHead(t string) bool {
+	return len(t) == 4 && isLower(t[0]) && isLower(t[1]) && isDigit(t[2]) && isDigit(t[3])
 }
 
 // classify decides what the tokens toks (one candidate) are, if anything.
@@ -227,9 +242,6 @@ func (r *Redactor) classify(n string, toks []token) (found, bool) {
 		return found{}, false
 	}
 	if !plus {
-		if len(s) >= 13 && len(s) <= 19 && s[0] >= '2' && s[0] <= '6' && allIn(seps, " -") && sameSep(seps) && luhn(s) {
-			return found{a: a, b: b, kind: KindCard, key: s}, true
-		}
 		if r.countries["US"] && len(toks) == 3 && (allIn(seps, "-") || spaced) && validSSN(n[toks[0].a:toks[0].b], n[toks[1].a:toks[1].b], n[toks[2].a:toks[2].b]) {
 			return id()
 		}
@@ -252,6 +264,9 @@ func (r *Redactor) classify(n string, toks []token) (found, bool) {
 			return id()
 		}
 	}
+	if len(s) >= 13 && len(s) <= 19 && s[0] >= '2' && s[0] <= '6' && !plus && cardGroups(toks, seps) && luhn(s) {
+		return found{a: a, b: b, kind: KindCard, key: s}, true
+	}
 	if dateLike(n, toks, seps) {
 		return found{}, false
 	}
@@ -268,6 +283,27 @@ func (r *Redactor) classify(n string, toks []token) (found, bool) {
 		return found{a: a, b: b, kind: KindPhone, key: s}, true
 	}
 	return found{}, false
+}
+
+// cardGroups: a card number is written compact, in groups of four (the last may be shorter), or
+// 4-6-5 / 4-6-4 (American Express, Diners), with one kind of separator (space or "-").
+func cardGroups(toks []token, seps []string) bool {
+	if len(toks) == 1 {
+		return true
+	}
+	if !allIn(seps, " -") || !sameSep(seps) {
+		return false
+	}
+	l := func(k int) int { return toks[k].b - toks[k].a }
+	if len(toks) == 3 && l(0) == 4 && l(1) == 6 && (l(2) == 5 || l(2) == 4) {
+		return true
+	}
+	for k := range toks {
+		if l(k) != 4 && (k < len(toks)-1 || l(k) > 4) {
+			return false
+		}
+	}
+	return true
 }
 
 func isAlnumByteBefore(n string, i int) bool {
