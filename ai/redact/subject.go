@@ -50,7 +50,7 @@ func (r *Redactor) addField(ph int, f Field) {
 			}
 		}
 		for _, part := range parts {
-			if utf8.RuneCountInString(part) >= 2 {
+			if utf8.RuneCountInString(part) >= 2 && !particles[part] {
 				add(part, nameGap, wordBound, false)
 			}
 			// A Chinese or Japanese name is written without spaces; its given name (after a
@@ -102,6 +102,14 @@ func (r *Redactor) addField(ph int, f Field) {
 			}
 		}
 	}
+}
+
+// particles are the name parts that say nothing alone and would redact every "de" and "van" of a
+// text: they are matched only within the whole name or with a neighbouring part.
+var particles = map[string]bool{
+	"de": true, "da": true, "di": true, "do": true, "du": true, "del": true, "della": true, "der": true,
+	"den": true, "des": true, "la": true, "le": true, "van": true, "von": true, "al": true, "el": true,
+	"bin": true, "bint": true, "ibn": true, "ben": true, "abu": true, "dos": true, "das": true, "y": true,
 }
 
 type phoneForm struct {

@@ -82,6 +82,10 @@ func TestName(t *testing.T) {
 		{"患者王小明是", "患者[S1_F]是"},
 		{"小明说", "[S1_F]说"},
 	})
+	runRule(t, privacy.FieldName, "Maria de la Cruz", []ruleCase{
+		{"la casa de Maria", "la casa de [S1_F]"},
+		{"Cruz, De la Cruz, dela Cruz", "[S1_F], [S1_F], [S1_F]"},
+	})
 	runRule(t, privacy.FieldName, "O'Brien", []ruleCase{
 		{"Mr O’Brien", "Mr [S1_F]"}, // the part "Brien" too
 		{"O Brien", "[S1_F]"},
