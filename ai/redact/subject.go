@@ -165,6 +165,9 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 				if !gapsOK(v.text[na:nb], nd.gap) || !boundsOK(v.text, na, nb, nd.bound) {
 					continue
 				}
+				if na > 0 && v.text[na-1] == '(' && strings.Count(v.text[na:nb], ")") > strings.Count(v.text[na:nb], "(") {
+					na-- // "(079) 123 45 67": the parenthesis opened before the area code
+				}
 				if nd.plus && na > 0 && v.text[na-1] == '+' {
 					na--
 				}

@@ -105,7 +105,7 @@ func TestPhone(t *testing.T) {
 		{"call 079 123 45 68", "call [PHONE_1]"},   // another number: detected, not the subject's
 	})
 	runRule(t, privacy.FieldPhone, "+1 (212) 555-0100", []ruleCase{
-		{"(212) 555-0100", "([S1_F]"},
+		{"(212) 555-0100", "[S1_F]"},
 		{"+1 212 555 0100", "[S1_F]"},
 	})
 	runRule(t, privacy.FieldPhone, "079 123 45 67", []ruleCase{ // stored without +: as written
