@@ -76,9 +76,21 @@ var monthNames = func() []monthName {
 	return out
 }()
 
+// monthsByByte lists the month names by their first byte, so a word is compared only with the
+// names it could be.
+var monthsByByte = func() (t [256][]monthName) {
+	for _, m := range monthNames {
+		t[m.name[0]] = append(t[m.name[0]], m)
+	}
+	return t
+}()
+
 // monthAt returns the month named at n[i:] and where the name ends.
 func monthAt(n string, i int) (int, int) {
-	for _, m := range monthNames {
+	if i >= len(n) {
+		return 0, i
+	}
+	for _, m := range monthsByByte[n[i]] {
 		if strings.HasPrefix(n[i:], m.name) {
 			j := i + len(m.name)
 			if j < len(n) {

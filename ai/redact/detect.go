@@ -47,13 +47,12 @@ func (r *Redactor) scan(n string) []found {
 	var out []found
 	emails := scanEmails(n)
 	out = append(out, emails...)
+	next := 0 // emails before it end before the current token
 	inEmail := func(i int) bool {
-		for _, e := range emails {
-			if e.a <= i && i < e.b {
-				return true
-			}
+		for next < len(emails) && emails[next].b <= i {
+			next++
 		}
-		return false
+		return next < len(emails) && emails[next].a <= i
 	}
 	// Tokens, grouped into runs joined by at most two separator characters.
 	var run []token
@@ -158,6 +157,18 @@ const maxRunTokens = 9
 // so "a456-426614174000" (part of a UUID) or "gpt-4o-2024-08-06" yield nothing; the longest
 // valid candidate from each start wins.
 func (r *Redactor) scanRun(n string, run []token, out []found) []found {
+	// Letters and digits, and digits, before each token: every identifier has 8–34 characters
+	// of which at least 6 are digits, which rules out most candidates without building them.
+	chars, digs := make([]int, len(run)+1), make([]int, len(run)+1)
+	for k, t := range run {
+		d := 0
+		for p := t.a; p < t.b; p++ {
+			if isDigit(n[p]) {
+				d++
+			}
+		}
+		chars[k+1], digs[k+1] = chars[k]+t.b-t.a, digs[k]+d
+	}
 	inIBAN := false // in the groups of four after an IBAN's first group
 	for i := 0; i < len(run); i++ {
 		if i > 0 {
@@ -172,8 +183,20 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 				continue // inside a word, or inside an IBAN that did not check out
 			}
 		}
+		// Every identifier begins with a digit group, or with one or two letters followed by
+		// one (NIE "X-1234567-L", NINO "AB 12 34 56 C"); most words of a sentence stop here.
+		if t := n[run[i].a:run[i].b]; !hasDigit(t) && (len(t) > 2 || i+1 == len(run) || !hasDigit(n[run[i+1].a:run[i+1].b])) {
+			continue
+		}
 		for j := min(len(run)-1, i+maxRunTokens-1); j >= i; j-- {
 			if j < len(run)-1 && !strings.Contains(n[run[j].b:run[j+1].a], " ") {
+				continue
+			}
+			// ... and ends with a digit group, a check letter or an IBAN's last group.
+			if t := n[run[j].a:run[j].b]; !hasDigit(t) && len(t) > 4 {
+				continue
+			}
+			if c := chars[j+1] - chars[i]; c < 8 || c > 34 || digs[j+1]-digs[i] < 6 {
 				continue
 			}
 			if f, ok := r.classify(n, run[i:j+1]); ok {
@@ -184,6 +207,15 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 		}
 	}
 	return out
+}
+
+func hasDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // ibanHead reports an IBAN's first group: country letters and check digits.

@@ -152,6 +152,10 @@ func TestDate(t *testing.T) {
 		ruleCase{"born 15 March 1991", "born 15 March 1991"},
 		ruleCase{"v115/03/1990", "v115/03/1990"},
 		ruleCase{"1990", "1990"},
+		// Truncated at the end of the text.
+		ruleCase{"born 15 ", "born 15 "}, ruleCase{"born 15", "born 15"}, ruleCase{"15/03/", "15/03/"},
+		ruleCase{"15 March", "15 March"}, ruleCase{"March 15,", "March 15,"}, ruleCase{"1990-03", "1990-03"},
+		ruleCase{"15 de ", "15 de "}, ruleCase{"15th", "15th"}, ruleCase{"Mar.", "Mar."},
 	)
 	runRule(t, privacy.FieldDate, "1990-03-15", cases)
 	runRule(t, privacy.FieldDate, "1985-01-02", []ruleCase{
