@@ -83,8 +83,7 @@ func (r *Redactor) scan(n string) []found {
 		}
 		if len(run) > 0 {
 			prev := run[len(run)-1]
-			gap := n[prev.b:i]
-			if len(gap) > 2 || strings.Trim(gap, " .-()/") != "" {
+			if gap := n[prev.b:i]; len(gap) > 2 || !isSep(gap[0]) || len(gap) == 2 && !isSep(gap[1]) {
 				flush()
 			}
 		}
@@ -159,6 +158,9 @@ const maxRunTokens = 9
 func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 	// Letters and digits, and digits, before each token: every identifier has 8–34 characters
 	// of which at least 6 are digits, which rules out most candidates without building them.
+	if len(run) == 1 && (run[0].b-run[0].a < 8 || !hasDigit(n[run[0].a:run[0].b])) {
+		return out // a lone word
+	}
 	chars, digs := make([]int, len(run)+1), make([]int, len(run)+1)
 	for k, t := range run {
 		d := 0
@@ -207,6 +209,11 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 		}
 	}
 	return out
+}
+
+// isSep reports the characters that join the groups of a number or ID: " .-()/".
+func isSep(c byte) bool {
+	return c == ' ' || c == '.' || c == '-' || c == '(' || c == ')' || c == '/'
 }
 
 func hasDigit(s string) bool {

@@ -149,3 +149,45 @@ func TestChecksums(t *testing.T) {
 		}
 	}
 }
+
+func TestFlags_PlaceholdersAreNotIdentifiers(t *testing.T) {
+	t.Parallel()
+	r := New(nil, Options{Countries: []string{"GB"}})
+	r.Redact("mail a@b.org")
+	raw := "Dear [S1_FULL_NAME], write to [EMAIL_1] or [PHONE_2]; I made up bob@invented.example and +33 6 12 34 56 78 and AB123456C."
+	var got []string
+	for _, f := range r.Flags(raw) {
+		got = append(got, f.Kind+":"+f.Text)
+	}
+	if strings.Join(got, ",") != "email:bob@invented.example,phone:+33 6 12 34 56 78,national_id:AB123456C" {
+		t.Errorf("Flags = %q", got)
+	}
+	if f := r.Flags("Nothing here, [S1_PHONE] 2024-08-06."); f != nil {
+		t.Errorf("Flags = %v", f)
+	}
+}
+
+// Hostile input: invalid UTF-8 is kept byte for byte, and long runs of digits and separators
+// or of "[" do not blow up.
+func TestRedact_HostileInput(t *testing.T) {
+	t.Parallel()
+	r := New([]Subject{{Fields: []Field{{Name: "n", Type: "name", Value: "Ada Lovelace"}, {Name: "d", Type: "date", Value: "1990-03-15"}}}}, Options{Countries: allCountries})
+	in := "\xff\xfeAda\xc3 x@y.org\x80 Lovelace\xe2\x82"
+	if got := r.Redact(in); got != "\xff\xfe[S1_N]\xc3 [EMAIL_1]\x80 [S1_N]\xe2\x82" {
+		t.Errorf("got %q", got)
+	}
+	long := strings.Repeat("1 2-3.4/5(6)7 ", 20000) + strings.Repeat("[", 10000) + strings.Repeat("15 March ", 5000)
+	out := r.Redact(long)
+	if len(out) != len(long) {
+		t.Errorf("changed %d bytes", len(out)-len(long))
+	}
+	s := r.Restorer(allowAll).Stream(nil)
+	var b strings.Builder
+	for i := 0; i < len(long); i += 5 {
+		b.WriteString(s.Write(long[i:min(i+5, len(long))]))
+	}
+	b.WriteString(s.Flush())
+	if b.String() != long {
+		t.Error("stream changed the text")
+	}
+}

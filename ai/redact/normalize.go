@@ -56,6 +56,15 @@ func normalize(s string) *view {
 			case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
 				c = ' '
 			}
+			if c != ' ' { // the common case, without the closure
+				space = false
+				last = len(b)
+				b = append(b, c)
+				v.start = append(v.start, int32(i))
+				v.end = append(v.end, int32(i+1))
+				i++
+				continue
+			}
 			emit(rune(c), i, i+1)
 			i++
 			continue

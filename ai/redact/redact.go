@@ -187,7 +187,9 @@ func (r *Redactor) detection(kind, key, written string) int {
 // choose keeps non-overlapping matches, longest first and subjects before detections at equal
 // length, and returns them in text order.
 func choose(ms []match, n int) []match {
-	slices.SortStableFunc(ms, func(x, y match) int {
+	// A total order (length, subject first, position, placeholder), so the unstable sort gives
+	// the same result every time.
+	slices.SortFunc(ms, func(x, y match) int {
 		if d := (y.b - y.a) - (x.b - x.a); d != 0 {
 			return d
 		}
@@ -197,7 +199,10 @@ func choose(ms []match, n int) []match {
 			}
 			return 1
 		}
-		return x.a - y.a
+		if x.a != y.a {
+			return x.a - y.a
+		}
+		return x.ph - y.ph
 	})
 	taken := make([]bool, n)
 	out := ms[:0:0]
