@@ -29,12 +29,15 @@
 //     match in "Adam"), with the parts written with or without spaces, hyphens or ZWNJ between
 //     them ("عبد الله" = "عبدالله"). Names in Chinese, Japanese, Thai, Lao, Khmer and Myanmar
 //     script need no word boundary, and a Chinese or Japanese name of three characters or more
-//     also matches without its first character (the given name). Another person sharing a first
-//     name is redacted too: over-redaction is the accepted cost.
+//     also matches without its first character (the given name). Particles (de, la, van, von,
+//     al, el, bin, ibn, abu, …) are not matched alone, only within the name or joined to a
+//     neighbouring part. Another person sharing a first name is redacted too: over-redaction is
+//     the accepted cost.
 //   - phone: digits compared, any of " .-()/" between them. A number stored with + (or 00)
 //     matches as +international, 00international, the national form with trunk 0 and the
 //     national significant number alone (when it has six digits or more); the country code comes
 //     from the E.164 calling code table. A number stored without + matches its digits as stored.
+//     A "+" or an opening parenthesis just before the match goes with it.
 //   - email: the whole address, case-insensitively.
 //   - national_id: letters and digits only, case-insensitive, any of " .-/" between them
 //     ("AB-947 381" = "ab947381"); values of fewer than four letters and digits are not matched.
