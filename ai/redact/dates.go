@@ -140,12 +140,13 @@ func skipAny(n string, i int, words ...string) int {
 func (r *Redactor) matchDates(v *view, ms []match) []match {
 	n := v.text
 	for i := 0; i < len(n); {
-		if i > 0 {
-			if c, _ := utf8.DecodeLastRuneInString(n[:i]); isAlnum(c) {
-				_, size := utf8.DecodeRuneInString(n[i:])
-				i += size
-				continue
+		// Only at the start of a word or number, and only at a digit or a month's first byte.
+		if c := n[i]; !isDigit(c) && monthsByByte[c] == nil || i > 0 && isAlnumByteBefore(n, i) {
+			i++
+			for i < len(n) && !utf8.RuneStart(n[i]) {
+				i++
 			}
+			continue
 		}
 		var cands [2]date
 		k, end := 0, i
@@ -193,7 +194,7 @@ func (r *Redactor) matchDates(v *view, ms []match) []match {
 		if k > 0 && (end == len(n) || !isAlnumByte(n, end)) {
 			if ph := r.dateNeedle(cands[:k]); ph >= 0 {
 				a, b := v.span(i, end)
-				ms = append(ms, match{a: a, b: b, ph: ph, subject: true})
+				ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(ph), subject: true})
 				i = end
 				continue
 			}

@@ -24,15 +24,6 @@ func (r *Redactor) Flags(raw string) []Flag {
 	return out
 }
 
-// detect appends the identifiers of people not named.
-func (r *Redactor) detect(v *view, ms []match) []match {
-	for _, d := range r.scan(v.text) {
-		a, b := v.span(d.a, d.b)
-		ms = append(ms, match{a: a, b: b, ph: -1, kind: d.kind, key: d.key})
-	}
-	return ms
-}
-
 // found is one detection in the normalized text.
 type found struct {
 	a, b      int
@@ -198,7 +189,13 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 			if t := n[run[j].a:run[j].b]; !hasDigit(t) && len(t) > 4 {
 				continue
 			}
-			if c := chars[j+1] - chars[i]; c < 8 || c > 34 || digs[j+1]-digs[i] < 6 {
+			c, d := chars[j+1]-chars[i], digs[j+1]-digs[i]
+			if c < 8 || c > 34 || d < 6 {
+				continue
+			}
+			// Letters: an IBAN, NINO, codice fiscale or NIE starts with one; a DNI or NIR has
+			// one at most.
+			if c-d > 1 && isDigit(n[run[i].a]) {
 				continue
 			}
 			if f, ok := r.classify(n, run[i:j+1]); ok {

@@ -157,10 +157,17 @@ func normString(s string) string { return normalize(s).text }
 // isAlnum reports whether r (already normalized) is part of a word.
 func isAlnum(r rune) bool {
 	if r < utf8.RuneSelf {
-		return 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || 'A' <= r && r <= 'Z'
+		return asciiAlnum[r]
 	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mc, r)
 }
+
+var asciiAlnum = func() (t [utf8.RuneSelf]bool) {
+	for c := range utf8.RuneSelf {
+		t[c] = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || 'A' <= c && c <= 'Z'
+	}
+	return t
+}()
 
 // unspaced reports scripts written without spaces between words (Chinese, Japanese, Thai, Lao,
 // Khmer, Myanmar): a name there has no word boundary to check.
@@ -173,22 +180,28 @@ func unspaced(r rune) bool {
 // byte with its offset in the normalized text, so a value matches whatever punctuation and
 // spacing the writer put between its parts.
 type compact struct {
-	text string
-	pos  []int32 // per byte: offset in the normalized text
+	text   string
+	pos    []int32 // per byte: offset in the normalized text
+	starts []int32 // the offsets where a word begins, or any rune of an unspaced script
 }
 
 func compactOf(n string) *compact {
 	c := &compact{pos: make([]int32, 0, len(n))}
 	b := make([]byte, 0, len(n))
+	prev, prevAlnum := rune(0), false
 	for i, r := range n {
-		if !isAlnum(r) {
-			continue
+		alnum := isAlnum(r)
+		if alnum {
+			if !prevAlnum || unspaced(r) || unspaced(prev) {
+				c.starts = append(c.starts, int32(len(b)))
+			}
+			k := len(b)
+			b = utf8.AppendRune(b, r)
+			for j := range len(b) - k {
+				c.pos = append(c.pos, int32(i+j))
+			}
 		}
-		k := len(b)
-		b = utf8.AppendRune(b, r)
-		for j := range len(b) - k {
-			c.pos = append(c.pos, int32(i+j))
-		}
+		prev, prevAlnum = r, alnum
 	}
 	c.text = string(b)
 	return c

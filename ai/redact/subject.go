@@ -32,7 +32,9 @@ func alnumBound(r rune) bool { return isAlnum(r) }
 // addField registers the forms of one field's value (the matching rules in the package doc).
 func (r *Redactor) addField(ph int, f Field) {
 	add := func(s string, gap, bound func(rune) bool, plus bool) {
-		if s != "" {
+		if len(s) >= 2 { // one ASCII letter or digit identifies no one
+			key := [2]byte{s[0], s[1]}
+			r.byPrefix[key] = append(r.byPrefix[key], len(r.compacts))
 			r.compacts = append(r.compacts, needle{s: s, ph: ph, gap: gap, bound: bound, plus: plus})
 		}
 	}
@@ -151,15 +153,18 @@ func phoneForms(v string) []phoneForm {
 func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 	if len(r.compacts) > 0 {
 		c := compactOf(v.text)
-		for _, nd := range r.compacts {
-			for off := 0; ; {
-				i := strings.Index(c.text[off:], nd.s)
-				if i < 0 {
-					break
+		// Every form needs a word start (or an unspaced script) on its left, so only word
+		// starts are tried, against the forms that begin with the same two bytes.
+		for _, st := range c.starts {
+			i := int(st)
+			if i+2 > len(c.text) {
+				continue
+			}
+			for _, k := range r.byPrefix[[2]byte{c.text[i], c.text[i+1]}] {
+				nd := &r.compacts[k]
+				if !strings.HasPrefix(c.text[i:], nd.s) {
+					continue
 				}
-				i += off
-				_, size := utf8.DecodeRuneInString(c.text[i:])
-				off = i + size
 				last := i + len(nd.s) - 1
 				na, nb := int(c.pos[i]), int(c.pos[last])+1
 				if !gapsOK(v.text[na:nb], nd.gap) || !boundsOK(v.text, na, nb, nd.bound) {
@@ -172,7 +177,7 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 					na--
 				}
 				a, b := v.span(na, nb)
-				ms = append(ms, match{a: a, b: b, ph: nd.ph, subject: true})
+				ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 			}
 		}
 	}
@@ -188,7 +193,7 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 				continue
 			}
 			a, b := v.span(i, i+len(nd.s))
-			ms = append(ms, match{a: a, b: b, ph: nd.ph, subject: true})
+			ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 		}
 	}
 	if len(r.dates) > 0 {
