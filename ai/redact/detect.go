@@ -230,20 +230,6 @@ func ibanHead(t string) bool {
 // classify decides what the tokens toks (one candidate) are, if anything.
 func (r *Redactor) classify(n string, toks []token) (found, bool) {
 	a, b := toks[0].a, toks[len(toks)-1].b
-	var seps []string
-	var j strings.Builder
-	for k, t := range toks {
-		if k > 0 {
-			seps = append(seps, n[toks[k-1].b:t.a])
-		}
-		j.WriteString(n[t.a:t.b])
-	}
-	s := j.String()
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return found{}, false
-		}
-	}
 	// An identifier glued to a word by "_", or to a longer dotted or dashed string, is part of
 	// something else (a file name, a version, a key).
 	if a > 0 && (n[a-1] == '_' || (n[a-1] == '.' || n[a-1] == '-') && a > 1 && isAlnumByteBefore(n, a-1)) {
@@ -253,6 +239,31 @@ func (r *Redactor) classify(n string, toks []token) (found, bool) {
 		return found{}, false
 	}
 	plus := a > 0 && n[a-1] == '+' && (a == 1 || !isAlnumByteBefore(n, a-1))
+	// Join on the stack (scanRun bounds a candidate to 34 characters and maxRunTokens tokens).
+	var buf [34]byte
+	var sepArr [maxRunTokens]string
+	seps, k, digitsOnly := sepArr[:0], 0, true
+	for i, t := range toks {
+		if i > 0 {
+			seps = append(seps, n[toks[i-1].b:t.a])
+		}
+		for p := t.a; p < t.b; p++ {
+			c := n[p]
+			if c >= utf8.RuneSelf || k == len(buf) {
+				return found{}, false
+			}
+			digitsOnly = digitsOnly && isDigit(c)
+			buf[k] = c
+			k++
+		}
+	}
+	// Digits only: a phone needs a + or a leading 0, a card 13–19 digits from 2 to 6, and an ID
+	// a country and 9–15 digits; most runs of numbers in a text are none of these.
+	if l := k; digitsOnly && !plus && buf[0] != '0' && !(buf[0] >= '2' && buf[0] <= '6' && l >= 13 && l <= 19) &&
+		(len(r.countries) == 0 || l < 9 || l > 15 || len(toks) == 2) {
+		return found{}, false
+	}
+	s := string(buf[:k])
 	spaced := allIn(seps, " ")
 	single := len(toks) == 1
 	id := func() (found, bool) { return found{a: a, b: b, kind: KindNationalID, key: s}, true }
