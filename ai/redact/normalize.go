@@ -24,15 +24,25 @@ func (v *view) span(a, b int) (int, int) { return int(v.start[a]), int(v.end[b-1
 // the invisible joiners and marks removed (ZWNJ, ZWJ, zero-width space, tatweel, soft hyphen,
 // bidi controls, BOM), and every run of white space as one space. Both a subject's values and the
 // text go through it, so they meet on the same form.
-func normalize(s string) *view {
-	v := &view{start: make([]int32, 0, len(s)+8), end: make([]int32, 0, len(s)+8)}
+func normalize(s string) *view { return normalizeOf(s, true) }
+
+// normString is normalize for a value: the normalized text alone.
+func normString(s string) string { return normalizeOf(s, false).text }
+
+func normalizeOf(s string, offsets bool) *view {
+	v := &view{}
+	if offsets {
+		v.start, v.end = make([]int32, 0, len(s)+8), make([]int32, 0, len(s)+8)
+	}
 	b := make([]byte, 0, len(s)+8)
 	space := false
 	last := -1 // where the last emitted rune's bytes start
 	emit := func(r rune, from, to int) {
 		if r == ' ' {
 			if space { // extend the run's single space over this one
-				v.end[len(v.end)-1] = int32(to)
+				if offsets {
+					v.end[len(v.end)-1] = int32(to)
+				}
 				return
 			}
 			space = true
@@ -43,8 +53,10 @@ func normalize(s string) *view {
 		last = n
 		b = utf8.AppendRune(b, r)
 		for range len(b) - n {
-			v.start = append(v.start, int32(from))
-			v.end = append(v.end, int32(to))
+			if offsets {
+				v.start = append(v.start, int32(from))
+				v.end = append(v.end, int32(to))
+			}
 		}
 	}
 	for i := 0; i < len(s); {
@@ -60,8 +72,10 @@ func normalize(s string) *view {
 				space = false
 				last = len(b)
 				b = append(b, c)
-				v.start = append(v.start, int32(i))
-				v.end = append(v.end, int32(i+1))
+				if offsets {
+					v.start = append(v.start, int32(i))
+					v.end = append(v.end, int32(i+1))
+				}
 				i++
 				continue
 			}
@@ -72,7 +86,7 @@ func normalize(s string) *view {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		emitted := false
 		foldRune(r, func(out rune) { emitted = true; emit(out, i, i+size) })
-		if !emitted && last >= 0 {
+		if !emitted && last >= 0 && offsets {
 			// A dropped mark or joiner belongs to the rune before it: replacing that rune
 			// replaces it too, so no combining mark is left dangling on a placeholder.
 			for k := last; k < len(v.end); k++ {
@@ -150,9 +164,6 @@ func removed(r rune) bool {
 	}
 	return false
 }
-
-// normString is normalize for a value: the normalized text alone.
-func normString(s string) string { return normalize(s).text }
 
 // isAlnum reports whether r (already normalized) is part of a word.
 func isAlnum(r rune) bool {
