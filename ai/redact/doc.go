@@ -54,6 +54,9 @@
 //     it has four digits or more: shorter numbers are not distinctive and would redact counts and
 //     quantities everywhere. Thousands separators are not matched.
 //
+// Not matched: transliterations and spelling variants (Müller as Mueller, محمد as Mohammed),
+// nicknames, initials, misspellings, and a value split across two strings of the request.
+//
 // Where matches overlap the longest wins; at equal length a subject's value wins over a detection.
 //
 // # Detected without being named
