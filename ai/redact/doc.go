@@ -27,7 +27,9 @@
 //
 //   - name: the whole value and each part of two letters or more, as whole words ("Ada" does not
 //     match in "Adam"), with the parts written with or without spaces, hyphens or ZWNJ between
-//     them ("عبد الله" = "عبدالله"). Names in Chinese, Japanese, Thai, Lao, Khmer and Myanmar
+//     them ("عبد الله" = "عبدالله"), and in Arabic script also after the particles written joined
+//     to a word (و ف ب ل ك, the article ال and their combinations: "ومحمد", "للخطيب" for
+//     "الخطيب"). Names in Chinese, Japanese, Thai, Lao, Khmer and Myanmar
 //     script need no word boundary, and a Chinese or Japanese name of three characters or more
 //     also matches without its first character (the given name). Particles (de, la, van, von,
 //     al, el, bin, ibn, abu, …) are not matched alone, only within the name or joined to a

@@ -200,12 +200,21 @@ func compactOf(n string) *compact {
 	c := &compact{pos: make([]int32, 0, len(n))}
 	b := make([]byte, 0, len(n))
 	prev, prevAlnum := rune(0), false
+	word := 0 // runes of the current word so far
+	var head [3]rune
 	for i, r := range n {
 		alnum := isAlnum(r)
 		if alnum {
-			if !prevAlnum || unspaced(r) || unspaced(prev) {
+			if !prevAlnum {
+				word = 0
+			}
+			if !prevAlnum || unspaced(r) || unspaced(prev) || word <= 3 && proclitic(head[:word]) {
 				c.starts = append(c.starts, int32(len(b)))
 			}
+			if word < 3 {
+				head[word] = r
+			}
+			word++
 			k := len(b)
 			b = utf8.AppendRune(b, r)
 			for j := range len(b) - k {
@@ -216,6 +225,39 @@ func compactOf(n string) *compact {
 	}
 	c.text = string(b)
 	return c
+}
+
+// proclitics are the Arabic particles written joined to the next word: "and", "so", "with",
+// "for", "like", the article, and their combinations ("ومحمد", "لمحمد", "والأحمد").
+var proclitics = map[string]bool{
+	"و": true, "ف": true, "ب": true, "ل": true, "ك": true, "ال": true, "وال": true, "بال": true, "فال": true,
+	"كال": true, "لل": true, "ولل": true, "فلل": true, "وب": true, "ول": true, "فب": true, "فل": true, "وك": true, "فك": true,
+}
+
+// proclitic reports whether the runes that begin a word are an Arabic proclitic sequence.
+func proclitic(head []rune) bool {
+	if len(head) == 0 || head[0] < 0x0600 || head[0] > 0x06FF {
+		return false
+	}
+	return proclitics[string(head)]
+}
+
+// leftOfWord returns the runes from the start of the word that n[:i] ends in, up to i, or
+// nothing when that is more than three runes.
+func leftOfWord(n string, i int) []rune {
+	var rs []rune
+	for j := i; j > 0 && len(rs) <= 3; {
+		c, size := utf8.DecodeLastRuneInString(n[:j])
+		if !isAlnum(c) {
+			break
+		}
+		rs = append([]rune{c}, rs...)
+		j -= size
+	}
+	if len(rs) > 3 {
+		return nil
+	}
+	return rs
 }
 
 // compactString is the word characters of a normalized value.

@@ -68,8 +68,10 @@ func group(s string, n int, sep string) string {
 func pick[T any](rng *rand.Rand, xs []T) T { return xs[rng.IntN(len(xs))] }
 
 // genSubject builds a subject with distinct names (taken from the pools) and its values'
-// written forms.
-func genSubject(rng *rand.Rand, i int, given, family string) (Subject, map[string][]string) {
+// written forms. Values differ between subjects (a value two subjects share restores to the
+// first one's), and extra holds Arabic forms with a particle joined to the name.
+func genSubject(rng *rand.Rand, i int, given, family string) (Subject, map[string][]string, []segment) {
+	var extra []segment
 	forms := map[string][]string{}
 	var fields []Field
 	add := func(name string, t privacy.FieldType, v string, fs ...string) {
@@ -89,6 +91,10 @@ func genSubject(rng *rand.Rand, i int, given, family string) (Subject, map[strin
 			nfs = append(nfs, strings.ReplaceAll(given, "م", "مُ"))
 		}
 		add("full_name", privacy.FieldName, full, nfs...)
+		if r := []rune(given)[0]; r >= 0x0600 && r <= 0x06FF { // "and", "for" joined to the name
+			extra = append(extra, segment{text: "و" + given, value: true, want: "و" + full},
+				segment{text: "لل" + strings.TrimPrefix(normString(family), "ال"), value: true, want: "لل" + full})
+		}
 	}
 	// Phone.
 	pc := pick(rng, phoneCountries)
@@ -113,12 +119,13 @@ func genSubject(rng *rand.Rand, i int, given, family string) (Subject, map[strin
 		fmt.Sprintf("%d de %s de %d", d, esMonths[m-1], y), fmt.Sprintf("%d %s %d", d, arMonths[m-1], y),
 		toArabicIndic(fmt.Sprintf("%d %s %d", d, arMonths[m-1], y)), toArabicIndic(fmt.Sprintf("%02d/%02d/%04d", d, m, y)))
 	// Address.
-	street := fmt.Sprintf("%d %s", 1+rng.IntN(200), pick(rng, []string{"Rue de Rivoli", "Baker Street", "شارع الجامعة", "Tverskaya ulitsa"}))
+	// The street number is distinct per subject.
+	street := fmt.Sprintf("%d %s", 1+3*rng.IntN(70)+i, pick(rng, []string{"Rue de Rivoli", "Baker Street", "شارع الجامعة", "Tverskaya ulitsa"}))
 	city := fmt.Sprintf("%s %s", digits(rng, "#####"), pick(rng, []string{"Paris", "London", "عمّان", "Moskva"}))
 	region := pick(rng, []string{"France", "Jordan"})
 	add("address", privacy.FieldAddress, street+", "+city+", "+region,
 		street, strings.ReplaceAll(street, " ", "  "), city, strings.ToUpper(street+", "+city+", "+region))
-	return Subject{ID: fmt.Sprint(i), Fields: fields}, forms
+	return Subject{ID: fmt.Sprint(i), Fields: fields}, forms, extra
 }
 
 // genUnnamed returns identifiers of people not named, each as written.
@@ -176,8 +183,9 @@ func TestProperty_NoValueSurvivesAndRestoreGivesStoredValues(t *testing.T) {
 			if i == 2 {
 				given, family = "", chineseNames[cs[0]]
 			}
-			s, forms := genSubject(rng, i, given, family)
+			s, forms, extra := genSubject(rng, i, given, family)
 			subjects = append(subjects, s)
+			segs = append(segs, extra...)
 			for _, f := range s.Fields {
 				for _, form := range forms[f.Name] {
 					segs = append(segs, segment{text: form, value: true, want: f.Value})

@@ -15,6 +15,7 @@ type needle struct {
 	bound func(rune) bool // a neighbour that means the match is inside a longer word or number
 	plus  bool            // an international phone number: take a "+" just before it along
 	num   bool            // a number: a decimal mark followed by a digit also joins
+	ll    bool            // an Arabic name without its article: only after "لل" ("for the")
 }
 
 func nameGap(r rune) bool  { return r == ' ' || r == '-' || r == '\'' || r == '’' || r == '.' }
@@ -54,6 +55,11 @@ func (r *Redactor) addField(ph int, f Field) {
 		for _, part := range parts {
 			if utf8.RuneCountInString(part) >= 2 && !particles[part] {
 				add(part, nameGap, wordBound, false)
+			}
+			// ل + الخطيب is written للخطيب: the article's alef goes.
+			if rest, ok := strings.CutPrefix(part, "ال"); ok && utf8.RuneCountInString(rest) >= 2 {
+				add(rest, nameGap, wordBound, false)
+				r.compacts[len(r.compacts)-1].ll = true
 			}
 			// A Chinese or Japanese name is written without spaces; its given name (after a
 			// one-character family name) is how the person is often called.
@@ -167,7 +173,11 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 				}
 				last := i + len(nd.s) - 1
 				na, nb := int(c.pos[i]), int(c.pos[last])+1
-				if !gapsOK(v.text[na:nb], nd.gap) || !boundsOK(v.text, na, nb, nd.bound) {
+				if nd.ll {
+					if l := string(leftOfWord(v.text, na)); (l != "لل" && l != "ولل" && l != "فلل") || !rightOK(v.text, nb, nd.bound) || !gapsOK(v.text[na:nb], nd.gap) {
+						continue
+					}
+				} else if !gapsOK(v.text[na:nb], nd.gap) || !boundsOK(v.text, na, nb, nd.bound) && !(proclitic(leftOfWord(v.text, na)) && rightOK(v.text, nb, nd.bound)) {
 					continue
 				}
 				if na > 0 && v.text[na-1] == '(' && strings.Count(v.text[na:nb], ")") > strings.Count(v.text[na:nb], "(") {
@@ -208,6 +218,15 @@ func gapsOK(s string, gap func(rune) bool) bool {
 		if !isAlnum(c) && !gap(c) {
 			return false
 		}
+	}
+	return true
+}
+
+// rightOK reports whether the rune after n[:b] leaves the match a whole word or number.
+func rightOK(n string, b int, bound func(rune) bool) bool {
+	if b < len(n) {
+		c, _ := utf8.DecodeRuneInString(n[b:])
+		return !bound(c)
 	}
 	return true
 }

@@ -69,6 +69,10 @@ func TestName(t *testing.T) {
 		{"قال عبد‌الله", "قال [S1_F]"},
 		{"السيد عَبْدُ اللّه الاحمد", "السيد [S1_F]"},
 		{"الأحمدي", "الأحمدي"},
+		// Particles written joined to the name: and, for, with, the article.
+		{"وعبدالله ولعبد الله وبالأحمد", "و[S1_F] ول[S1_F] وب[S1_F]"},
+		{"زيدعبدالله", "زيدعبدالله"},
+		{"للأحمد وللاحمد، أحمد", "لل[S1_F] ولل[S1_F]، أحمد"},
 	})
 	runRule(t, privacy.FieldName, "محمد‌رضا", []ruleCase{ // Persian with ZWNJ
 		{"آقای محمدرضا آمد", "آقای [S1_F] آمد"},
