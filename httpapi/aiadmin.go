@@ -102,8 +102,12 @@ type aiProviderRequest struct {
 	Disabled       *bool         `json:"disabled"`
 }
 
-// apply copies the request's fields onto pr.
-func (q *aiProviderRequest) apply(pr *ai.Provider) {
+// apply copies the request's fields onto pr. A timeout of 0 is refused rather than read as
+// "the default", which is what ai.Provider.Check makes of an absent one.
+func (q *aiProviderRequest) apply(pr *ai.Provider) error {
+	if q.TimeoutSeconds != nil && *q.TimeoutSeconds == 0 {
+		return tutela.FieldErrorf("timeout_seconds", "timeout_seconds must be between 1 and %d", ai.MaxTimeoutSeconds)
+	}
 	if q.Name != nil {
 		pr.Name = *q.Name
 	}
@@ -122,6 +126,7 @@ func (q *aiProviderRequest) apply(pr *ai.Provider) {
 	if q.Disabled != nil {
 		pr.Disabled = *q.Disabled
 	}
+	return nil
 }
 
 // withKeyList makes a provider without keys show "keys": [] rather than null.
@@ -163,8 +168,10 @@ func (s *Server) createAIProvider(w http.ResponseWriter, r *http.Request, p *tut
 		return
 	}
 	pr := &ai.Provider{MaxRetries: ai.DefaultMaxRetries}
-	req.apply(pr)
 	changeAI(s, w, r, p, http.StatusCreated, func(st sqlstore.AI) (*ai.Provider, error) {
+		if err := req.apply(pr); err != nil {
+			return nil, err
+		}
 		if err := pr.Check(); err != nil {
 			return nil, err
 		}
@@ -186,7 +193,9 @@ func (s *Server) patchAIProvider(w http.ResponseWriter, r *http.Request, p *tute
 		if err != nil {
 			return nil, err
 		}
-		req.apply(pr)
+		if err := req.apply(pr); err != nil {
+			return nil, err
+		}
 		if err := pr.Check(); err != nil {
 			return nil, err
 		}

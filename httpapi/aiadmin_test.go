@@ -490,6 +490,7 @@ func TestAIAdmin_BadInputRefusedWithField(t *testing.T) {
 				{"POST", "/ai/providers", `{"name":"azure","base_url":"https://x.example/v1","key":"sk-x"}`, "key"},
 				{"PATCH", "/ai/providers/" + p.ID, `{"base_url":"ftp://x.example/"}`, "base_url"},
 				{"PATCH", "/ai/providers/" + p.ID, `{"timeout_seconds":"60"}`, "timeout_seconds"},
+				{"PATCH", "/ai/providers/" + p.ID, `{"timeout_seconds":0}`, "timeout_seconds"},
 				{"PUT", "/ai/models/gpt-4o", `{"provider_id":"nope"}`, "provider_id"},
 				{"PUT", "/ai/models/gpt-4o", `{"provider_id":"` + tutela.NewID() + `"}`, "provider_id"},
 				{"PUT", "/ai/models/gpt-4o", `{"provider_id":"` + p.ID + `","kind":"image"}`, "kind"},
