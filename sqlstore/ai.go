@@ -40,16 +40,19 @@ func scanAIProvider(row interface{ Scan(...any) error }) (*ai.Provider, error) {
 	return &p, nil
 }
 
-// nameTaken is the conflict of a second provider with a name the tenant already uses.
+// errProviderNameTaken is the conflict of a second provider with a name the tenant already uses.
 func errProviderNameTaken() error {
 	return &tutela.Error{Code: tutela.ECONFLICT, Field: "name", Message: "the tenant already has a provider with this name"}
 }
 
 // providerNamed reports whether the tenant has a provider called name other than exceptID.
 func (s AI) providerNamed(ctx context.Context, name, exceptID string) (bool, error) {
-	n, err := s.tx.count(ctx, `SELECT count(*) FROM ai_providers WHERE tenant_id = $1 AND name = $2 AND id <> $3`,
-		s.tenantID, name, exceptID)
-	return n > 0, err
+	var id string
+	err := s.tx.queryRow(ctx, `SELECT id FROM ai_providers WHERE tenant_id = $1 AND name = $2`, s.tenantID, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil && id != exceptID, err
 }
 
 // CreateProvider stores p (ID, TenantID, CreatedAt and UpdatedAt are assigned; Keys ignored:
