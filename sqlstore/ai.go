@@ -138,6 +138,14 @@ func (s AI) UpdateProvider(ctx context.Context, p *ai.Provider) error {
 // a model still uses is a conflict: delete or move the model first, so no allowed model is left
 // pointing nowhere.
 func (s AI) DeleteProvider(ctx context.Context, id string) error {
+	if !tutela.ValidID(id) {
+		return errNoProvider
+	}
+	// The tenant's row first, as PutModel takes it: a model cannot be pointed at the provider
+	// between the count below and the delete.
+	if err := s.tx.lockTenant(ctx, s.tenantID); err != nil {
+		return err
+	}
 	p, err := s.lockProvider(ctx, id)
 	if err != nil {
 		return err

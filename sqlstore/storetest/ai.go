@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ var AITests = []Test{
 	{"AITenantIsolation", testAIIsolation},
 	{"AIMalformedIDsAreNotFound", testAIMalformedIDs},
 	{"AIKeyRotationKeepsTwoNewestFirst", testAIKeyRotation},
+	{"AIKeyConcurrentRotationsKeepTwo", testAIKeyConcurrentRotation},
 	{"AIKeyBoundToItsRowAndTenant", testAIKeyAAD},
 	{"AIKeyNeverInAuditOrErrors", testAIKeyNotLeaked},
 	{"AIKeysRewrapAfterRotation", testAIKeysRewrap},
@@ -401,6 +403,49 @@ func testAIKeyRotation(t *testing.T, open Opener) {
 	if n := countRows(t, k.db, "ai_provider_keys"); n != 1 {
 		t.Fatalf("%d key rows after deleting the provider, want 1 (the other provider's)", n)
 	}
+}
+
+// Parallel rotations of one provider (on PostgreSQL, truly concurrent) still leave exactly
+// ai.MaxActiveKeys keys, each opening.
+func testAIKeyConcurrentRotation(t *testing.T, open Opener) {
+	k := newAIKit(t, open, "aiconrot")
+	p := k.provider(t, k.a, "openai")
+	k.addKey(t, k.a, p.ID, "sk-first-key-before-the-rush") // makes the keyset outside the rush
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			err := k.do(k.a, func(s sqlstore.AI) error {
+				_, err := s.AddKey(ctx, p.ID, tutela.NewSecret(fmt.Sprintf("sk-parallel-key-%04d", i)), "")
+				return err
+			})
+			if err != nil {
+				t.Errorf("AddKey %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	keys := k.keys(t, k.a, p.ID)
+	if len(keys) != ai.MaxActiveKeys || countRows(t, k.db, "ai_provider_keys") != ai.MaxActiveKeys {
+		t.Fatalf("%d keys after parallel rotations, want %d", len(keys), ai.MaxActiveKeys)
+	}
+	for _, key := range keys {
+		if !strings.HasPrefix(key.Secret.Reveal(), "sk-parallel-key-") {
+			t.Fatalf("kept key %s is not one of the last rotations", key.ID)
+		}
+	}
+	if recs := aiActions(t, k.db, k.a); countAction(recs, "ai.key_add") != 13 || countAction(recs, "ai.key_retire") != 11 {
+		t.Fatalf("%d adds and %d retirements audited, want 13 and 11", countAction(recs, "ai.key_add"), countAction(recs, "ai.key_retire"))
+	}
+}
+
+func countAction(recs []sqlstore.AuditRecord, action string) int {
+	n := 0
+	for _, r := range recs {
+		if r.Event.Action == action {
+			n++
+		}
+	}
+	return n
 }
 
 // A sealed key opens only in its own row, under its own tenant's keyset: a ciphertext copied
