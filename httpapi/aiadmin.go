@@ -383,19 +383,18 @@ func (s *Server) putAISettings(w http.ResponseWriter, r *http.Request, p *tutela
 		middleware.WriteError(w, r, err)
 		return
 	}
-	for _, f := range []struct {
-		name  string
-		given bool
-	}{{"requests_per_minute", req.RequestsPerMinute != nil}, {"tokens_per_day", req.TokensPerDay != nil},
-		{"tokens_per_month", req.TokensPerMonth != nil}, {"id_countries", req.IDCountries != nil}} {
-		if !f.given {
-			middleware.WriteError(w, r, tutela.FieldErrorf(f.name, "%s is required (0 or [] for none)", f.name))
-			return
-		}
-	}
-	st := &ai.Settings{RequestsPerMinute: *req.RequestsPerMinute, TokensPerDay: *req.TokensPerDay,
-		TokensPerMonth: *req.TokensPerMonth, IDCountries: *req.IDCountries, UpdatedBy: p.UserID}
 	changeAI(s, w, r, p, http.StatusOK, func(store sqlstore.AI) (*ai.Settings, error) {
+		for _, f := range []struct {
+			name  string
+			given bool
+		}{{"requests_per_minute", req.RequestsPerMinute != nil}, {"tokens_per_day", req.TokensPerDay != nil},
+			{"tokens_per_month", req.TokensPerMonth != nil}, {"id_countries", req.IDCountries != nil}} {
+			if !f.given {
+				return nil, tutela.FieldErrorf(f.name, "%s is required (0 or [] for none)", f.name)
+			}
+		}
+		st := &ai.Settings{RequestsPerMinute: *req.RequestsPerMinute, TokensPerDay: *req.TokensPerDay,
+			TokensPerMonth: *req.TokensPerMonth, IDCountries: *req.IDCountries}
 		if err := st.Check(); err != nil {
 			return nil, err
 		}
