@@ -442,6 +442,17 @@ func TestAIAdmin_KeyNeverEchoedAuditedOrLogged(t *testing.T) {
 					t.Fatalf("the logs hold a key: %s", logs)
 				}
 			}
+			// The requests' own audit records name the body's field, not its value.
+			named := 0
+			for _, r := range recs {
+				if r.Event.Action == "api.request" && r.Event.TargetID == "POST /v1/tenants/{tenant}/ai/providers/{id}/keys" &&
+					bytes.Contains(r.Canonical, []byte(`"key"`)) {
+					named++
+				}
+			}
+			if named < len(aiKeys)+3 {
+				t.Errorf("%d request records name the key field, want at least %d", named, len(aiKeys)+3)
+			}
 			for _, a := range []string{"ai.provider_create", "ai.key_add", "ai.key_retire"} {
 				if !actions[a] {
 					t.Errorf("no %s event (have %v)", a, actions)
