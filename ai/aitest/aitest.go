@@ -88,7 +88,7 @@ func (p *Provider) Requests() []Request {
 
 // AcceptKeys makes the provider require one of keys, as "Authorization: Bearer <key>" or
 // "api-key: <key>"; any other request gets OpenAI's 401 invalid_api_key, whose message echoes
-// the start and end of the key it was sent.
+// the start and end of the key it was sent. AcceptKeys() with no keys turns the check off.
 func (p *Provider) AcceptKeys(keys ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
