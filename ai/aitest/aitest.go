@@ -133,11 +133,6 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	p.requests = append(p.requests, req)
 	keys := p.keys
 	handle := p.handle
-	fail := 0
-	if p.failN > 0 {
-		p.failN--
-		fail = p.failCode
-	}
 	chunk := p.chunkSize
 	p.serial++
 	serial := p.serial
@@ -157,6 +152,13 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	p.mu.Lock()
+	fail := 0
+	if p.failN > 0 {
+		p.failN--
+		fail = p.failCode
+	}
+	p.mu.Unlock()
 	if fail != 0 {
 		writeError(w, fail, "aitest injected failure", "server_error", "aitest_failure")
 		return

@@ -97,8 +97,13 @@ func chat(body []byte, chunk, serial int) Reply {
 	var tool, args string
 	if rest, ok := strings.CutPrefix(last, "CALL "); ok && len(r.Tools) > 0 {
 		tool = r.Tools[0].Function.Name
-		b, _ := json.Marshal(map[string]string{"text": rest})
-		args = string(b)
+		// Unescaped like a real provider's arguments ("<" stays "<"), so a placeholder
+		// in them reads as it was sent.
+		var b strings.Builder
+		e := json.NewEncoder(&b)
+		e.SetEscapeHTML(false)
+		_ = e.Encode(map[string]string{"text": rest})
+		args = strings.TrimSuffix(b.String(), "\n")
 	}
 	out := last
 	if tool != "" {
