@@ -269,7 +269,7 @@ func (c *Client) send(ctx context.Context, t Target, path string, body []byte, s
 				Message: fmt.Sprintf("%s; retry after %d s", msg, ceilSeconds(retryAfter)), Err: fail}, after: retryAfter}
 		}
 		if !retryable || retries >= maxRetries {
-			if hasRetryAfter {
+			if hasRetryAfter && retryable {
 				return nil, nil, &retryAfterError{err: fail, after: retryAfter}
 			}
 			return nil, nil, fail
@@ -333,7 +333,8 @@ func endpoint(p ai.Provider, path string) (string, error) {
 		return "", &tutela.Error{Code: tutela.EUPSTREAM, Message: "the provider's base URL is not allowed", Err: err}
 	}
 	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "?#%\\") || strings.Contains(path, "..") || strings.Contains(path, "//") {
-		return "", tutela.Errorf(tutela.EINTERNAL, "internal error")
+		// The gateway names the path; a bad one is a bug there, not the caller's input.
+		return "", &tutela.Error{Code: tutela.EINTERNAL, Message: "internal error", Err: fmt.Errorf("upstream: bad path %q", path)}
 	}
 	return strings.TrimRight(p.BaseURL, "/") + path, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -487,4 +488,45 @@ func equal(got []time.Duration, want ...time.Duration) bool {
 		}
 	}
 	return true
+}
+
+func TestDo_RetryHintOnlyForRetryableFailures(t *testing.T) {
+	t.Parallel()
+	p := aitest.New(t)
+	p.Handle(func(aitest.Request) aitest.Reply { return aitest.Reply{Status: http.StatusBadRequest, RetryAfter: "5"} })
+	c, _ := newClient()
+	_, err := c.Do(context.Background(), target(p, key1), "/chat/completions", chatBody("hi", false))
+	var ra interface{ RetryAfter() time.Duration }
+	if wantCode(t, err, tutela.EUPSTREAM); errors.As(err, &ra) {
+		t.Errorf("a 400 carried a retry hint: %v", ra.RetryAfter())
+	}
+
+	p.Handle(func(aitest.Request) aitest.Reply {
+		return aitest.Reply{Status: http.StatusTooManyRequests, RetryAfter: "5"}
+	})
+	_, err = c.Do(context.Background(), target(p, key1), "/chat/completions", chatBody("hi", false))
+	if e := wantCode(t, err, tutela.EUPSTREAM); !strings.Contains(e.Message, "HTTP 429") || !errors.As(err, &ra) || ra.RetryAfter() != 5*time.Second {
+		t.Errorf("last 429: %v", err)
+	}
+}
+
+// brokenServer declares a longer body than it sends, so the client sees the connection end
+// in the middle of the answer.
+func brokenServer(t *testing.T, contentType, partial string) upstream.Target {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Length", "100000")
+		_, _ = w.Write([]byte(partial))
+	}))
+	t.Cleanup(srv.Close)
+	return upstream.Target{Provider: ai.Provider{BaseURL: srv.URL, AuthStyle: ai.AuthNone, TimeoutSeconds: 10}}
+}
+
+func TestDo_AnswerBrokenOff(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient()
+	_, err := c.Do(context.Background(), brokenServer(t, "application/json", `{"id":`), "/chat/completions", chatBody("hi", false))
+	if e := wantCode(t, err, tutela.EUPSTREAM); e.Message != "the provider's answer broke off" {
+		t.Fatalf("message %q", e.Message)
+	}
 }
