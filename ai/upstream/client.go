@@ -224,65 +224,78 @@ func (c *Client) send(ctx context.Context, t Target, path string, body []byte, s
 			return resp, a, nil
 		}
 
-		var fail error
-		var retryAfter time.Duration
-		var hasRetryAfter bool
-		retryable := false
-		if err != nil {
-			a.finish()
-			switch {
-			case ctx.Err() != nil:
-				return nil, nil, canceled(ctx)
-			case a.timedOut.Load():
-				return nil, nil, timeoutError(seconds, err)
-			}
-			fail = &tutela.Error{Code: tutela.EUPSTREAM, Message: "the provider could not be reached", Err: err}
-			retryable = true
-		} else {
-			fail = statusError(resp)
-			retryAfter, hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
-			timedOut := a.timedOut.Load()
-			a.finish()
-			if timedOut {
-				return nil, nil, timeoutError(seconds, fail)
-			}
-			switch resp.StatusCode {
-			case http.StatusUnauthorized, http.StatusForbidden:
-				if k == 0 && len(keys) > 1 {
-					// The newest key may not be live at the provider yet, or it is the
-					// older one that was revoked: try the other one now.
-					k = 1
-					continue
-				}
-			case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-				http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-				retryable = true
-			}
-		}
-
-		if hasRetryAfter && retryAfter > MaxRetryAfter && retryable {
+		v := c.judge(ctx, a, resp, err)
+		switch {
+		case v.final:
+			return nil, nil, v.err
+		case v.keyRefused && k == 0 && len(keys) > 1:
+			// The newest key may not be live at the provider yet, or it is the older one
+			// that was revoked: try the other one now, without counting a retry.
+			k = 1
+			continue
+		case !v.retryable:
+			return nil, nil, v.err
+		case v.hasRetryAfter && v.retryAfter > MaxRetryAfter:
 			code, msg := tutela.EUNAVAILABLE, "the provider is unavailable"
 			if resp.StatusCode == http.StatusTooManyRequests {
 				code, msg = tutela.ERATELIMITED, "the provider is rate limiting requests"
 			}
 			return nil, nil, &retryAfterError{err: &tutela.Error{Code: code,
-				Message: fmt.Sprintf("%s; retry after %d s", msg, ceilSeconds(retryAfter)), Err: fail}, after: retryAfter}
-		}
-		if !retryable || retries >= maxRetries {
-			if hasRetryAfter {
-				return nil, nil, &retryAfterError{err: fail, after: retryAfter}
+				Message: fmt.Sprintf("%s; retry after %d s", msg, ceilSeconds(v.retryAfter)), Err: v.err}, after: v.retryAfter}
+		case retries >= maxRetries:
+			if v.hasRetryAfter {
+				return nil, nil, &retryAfterError{err: v.err, after: v.retryAfter}
 			}
-			return nil, nil, fail
+			return nil, nil, v.err
 		}
 		d := c.backoff(retries)
-		if hasRetryAfter && retryAfter > d {
-			d = retryAfter
+		if v.hasRetryAfter && v.retryAfter > d {
+			d = v.retryAfter
 		}
 		if err := c.sleep(ctx, d); err != nil {
 			return nil, nil, canceled(ctx)
 		}
 		retries++
 	}
+}
+
+// verdict is what a failed attempt means for the next one.
+type verdict struct {
+	err           error // the failure as the caller sees it if nothing else is tried
+	final         bool  // canceled or timed out: nothing more is tried
+	retryable     bool  // 429, 500, 502, 503, 504 or a connection failure
+	keyRefused    bool  // 401 or 403
+	retryAfter    time.Duration
+	hasRetryAfter bool
+}
+
+// judge reads the failed attempt a (resp is nil when err is not) and releases it.
+func (c *Client) judge(ctx context.Context, a *attempt, resp *http.Response, err error) verdict {
+	if err != nil {
+		a.finish()
+		switch {
+		case ctx.Err() != nil:
+			return verdict{err: canceled(ctx), final: true}
+		case a.timedOut.Load():
+			return verdict{err: timeoutError(a.seconds, err), final: true}
+		}
+		return verdict{err: &tutela.Error{Code: tutela.EUPSTREAM, Message: "the provider could not be reached", Err: err}, retryable: true}
+	}
+	v := verdict{err: statusError(resp)}
+	timedOut := a.timedOut.Load()
+	a.finish()
+	if timedOut {
+		return verdict{err: timeoutError(a.seconds, v.err), final: true}
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		v.keyRefused = true
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		v.retryable = true
+		v.retryAfter, v.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	}
+	return v
 }
 
 // backoff is the full-jitter delay before retry n (0-based): uniform in [0, min(cap, base·2ⁿ)).
@@ -333,7 +346,8 @@ func endpoint(p ai.Provider, path string) (string, error) {
 		return "", &tutela.Error{Code: tutela.EUPSTREAM, Message: "the provider's base URL is not allowed", Err: err}
 	}
 	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "?#%\\") || strings.Contains(path, "..") || strings.Contains(path, "//") {
-		return "", tutela.Errorf(tutela.EINTERNAL, "internal error")
+		// The gateway names the path; a bad one is a bug there, not the caller's input.
+		return "", &tutela.Error{Code: tutela.EINTERNAL, Message: "internal error", Err: fmt.Errorf("upstream: bad path %q", path)}
 	}
 	return strings.TrimRight(p.BaseURL, "/") + path, nil
 }

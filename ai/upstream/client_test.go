@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"tutela/ai"
 	"tutela/ai/aitest"
 	"tutela/ai/upstream"
+	"tutela/httpapi/middleware"
 )
 
 // sleeps records the backoff the client asked for, instead of waiting.
@@ -487,4 +489,75 @@ func equal(got []time.Duration, want ...time.Duration) bool {
 		}
 	}
 	return true
+}
+
+func TestDo_RetryHintOnlyForRetryableFailures(t *testing.T) {
+	t.Parallel()
+	p := aitest.New(t)
+	p.Handle(func(aitest.Request) aitest.Reply { return aitest.Reply{Status: http.StatusBadRequest, RetryAfter: "5"} })
+	c, _ := newClient()
+	_, err := c.Do(context.Background(), target(p, key1), "/chat/completions", chatBody("hi", false))
+	var ra interface{ RetryAfter() time.Duration }
+	if wantCode(t, err, tutela.EUPSTREAM); errors.As(err, &ra) {
+		t.Errorf("a 400 carried a retry hint: %v", ra.RetryAfter())
+	}
+
+	p.Handle(func(aitest.Request) aitest.Reply {
+		return aitest.Reply{Status: http.StatusTooManyRequests, RetryAfter: "5"}
+	})
+	_, err = c.Do(context.Background(), target(p, key1), "/chat/completions", chatBody("hi", false))
+	if e := wantCode(t, err, tutela.EUPSTREAM); !strings.Contains(e.Message, "HTTP 429") || !errors.As(err, &ra) || ra.RetryAfter() != 5*time.Second {
+		t.Errorf("last 429: %v", err)
+	}
+}
+
+// brokenServer declares a longer body than it sends, so the client sees the connection end
+// in the middle of the answer.
+func brokenServer(t *testing.T, contentType, partial string) upstream.Target {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Length", "100000")
+		_, _ = w.Write([]byte(partial))
+	}))
+	t.Cleanup(srv.Close)
+	return upstream.Target{Provider: ai.Provider{BaseURL: srv.URL, AuthStyle: ai.AuthNone, TimeoutSeconds: 10}}
+}
+
+func TestDo_AnswerBrokenOff(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient()
+	_, err := c.Do(context.Background(), brokenServer(t, "application/json", `{"id":`), "/chat/completions", chatBody("hi", false))
+	if e := wantCode(t, err, tutela.EUPSTREAM); e.Message != "the provider's answer broke off" {
+		t.Fatalf("message %q", e.Message)
+	}
+}
+
+// The gateway writes these errors with middleware.WriteError: the status, Retry-After and body
+// a client gets must carry the hint and nothing of the provider's answer.
+func TestErrors_WrittenForClients(t *testing.T) {
+	t.Parallel()
+	p := aitest.New(t)
+	p.Handle(func(r aitest.Request) aitest.Reply {
+		return aitest.Reply{Status: http.StatusTooManyRequests, RetryAfter: "90",
+			Body: []byte(`{"error":{"message":"slow down, ` + key1 + `","type":"rate_limit_exceeded"}}`)}
+	})
+	c, _ := newClient()
+	_, err := c.Do(context.Background(), target(p, key1), "/chat/completions", chatBody("hi", false))
+	w := httptest.NewRecorder()
+	middleware.WriteError(w, nil, err)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "90" {
+		t.Fatalf("%d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	if b := w.Body.String(); !strings.Contains(b, `"code":"rate_limited"`) || strings.Contains(b, key1[:6]) || strings.Contains(b, "slow down") {
+		t.Fatalf("body %s", b)
+	}
+
+	p.AcceptKeys(key2)
+	p.Handle(nil)
+	_, err = c.Do(context.Background(), target(p, key1), "/chat/completions", chatBody("hi", false))
+	w = httptest.NewRecorder()
+	middleware.WriteError(w, nil, err)
+	if b := w.Body.String(); w.Code != http.StatusBadGateway || strings.Contains(b, key1[:6]) || strings.Contains(b, "QRST") || strings.Contains(b, "Incorrect") {
+		t.Fatalf("%d %s", w.Code, b)
+	}
 }

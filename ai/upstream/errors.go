@@ -117,7 +117,7 @@ func checkEventStream(resp *http.Response) error {
 	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || mt != "text/event-stream" {
 		return &tutela.Error{Code: tutela.EUPSTREAM, Message: "the provider did not answer with an event stream",
-			Err: fmt.Errorf("upstream content type %q", resp.Header.Get("Content-Type"))}
+			Err: fmt.Errorf("upstream content type %.100q", resp.Header.Get("Content-Type"))}
 	}
 	return nil
 }

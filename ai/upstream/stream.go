@@ -34,6 +34,9 @@ func (c *Client) Stream(ctx context.Context, t Target, path string, body []byte)
 	if err != nil {
 		return nil, err
 	}
+	// The caller may take a while before its first Next (writing its own headers); each
+	// Next starts its own wait.
+	a.timer.Stop()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 4096), MaxEventBytes+2) // the line, and its CR LF
 	return &Stream{KeyID: a.keyID, Attempts: a.attempts, Header: resp.Header, ctx: ctx, a: a, body: resp.Body, sc: sc}, nil

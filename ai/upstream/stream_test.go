@@ -324,3 +324,20 @@ func TestStream_StalledStreamTimesOut(t *testing.T) {
 		t.Fatalf("message %q", e.Message)
 	}
 }
+
+func TestStream_BrokenOff(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient()
+	s, err := c.Stream(context.Background(), brokenServer(t, "text/event-stream; charset=utf-8", "data: a\n\ndata: b"), "/chat/completions", chatBody("hi", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b, err := s.Next(); err != nil || string(b) != "a" {
+		t.Fatalf("first event %q %v", b, err)
+	}
+	_, err = s.Next()
+	if e := wantCode(t, err, tutela.EUPSTREAM); e.Message != "the provider's answer broke off" {
+		t.Fatalf("message %q", e.Message)
+	}
+}
