@@ -362,4 +362,3 @@ func (call *aiCall) summary(res aiResult) map[string]any {
 	return map[string]any{"request_id": call.requestID, "placeholders": n, "restored_fields": toAny(nonNilStrings(res.restored)),
 		"withheld_fields": toAny(call.withheld), "flags": flags}
 }
-
