@@ -55,6 +55,7 @@ type Config struct {
 	Privacy   Privacy   `koanf:"privacy"`
 	Residency Residency `koanf:"residency"`
 	DSR       DSR       `koanf:"dsr"`
+	AI        AI        `koanf:"ai"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -775,6 +776,7 @@ func (c *Config) Validate() error {
 	c.validateMetrics(&p)
 	c.validateResidency(&p)
 	c.validateDSR(&p)
+	c.validateAI(&p)
 	if len(p) == 0 {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +82,7 @@ func newAIEnv(t *testing.T, d sqlstore.Dialect) *aiEnv {
 func newAIBase(t *testing.T, d sqlstore.Dialect) *aiEnv {
 	t.Helper()
 	se := newSubjectEnv(t, d, func(deps *httpapi.Deps) {
-		deps.AI = upstream.New(upstream.Options{Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }})
+		deps.AI = upstream.New(upstream.Options{PrivateNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }})
 	})
 	ae := &aiEnv{subjectEnv: se, fake: aitest.New(t)}
 	ae.fake.AcceptKeys("sk-test-key-one-0001")

@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,14 @@ type Options struct {
 	Rand func() float64
 	// Now reads the clock, for Retry-After given as an HTTP date.
 	Now func() time.Time
+	// PrivateNetworks are the non-public networks the default transport may connect to (a
+	// self-hosted model on the LAN, a local Ollama on loopback). Every other loopback,
+	// private, link-local, shared (CGNAT), unspecified or multicast address is refused at
+	// dial time, after DNS resolution: a tenant administrator's base_url must not turn the
+	// gateway into a way to reach the deployment's internal services (SSRF). With an HTTP
+	// proxy in the environment (HTTPS_PROXY), the rule applies to the proxy's address and the
+	// proxy's own policy governs the rest.
+	PrivateNetworks []netip.Prefix
 }
 
 // Client sends requests to providers. It is safe for concurrent use; one serves every tenant.
@@ -89,6 +99,8 @@ func New(opt Options) *Client {
 		t.MaxIdleConnsPerHost = 32
 		t.MaxResponseHeaderBytes = 64 << 10
 		t.TLSHandshakeTimeout = 10 * time.Second
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialGuard(opt.PrivateNetworks)}
+		t.DialContext = d.DialContext
 		rt = t
 	}
 	c.hc = &http.Client{
@@ -278,6 +290,10 @@ func (c *Client) judge(ctx context.Context, a *attempt, resp *http.Response, err
 			return verdict{err: canceled(ctx), final: true}
 		case a.timedOut.Load():
 			return verdict{err: timeoutError(a.seconds, err), final: true}
+		}
+		if errors.Is(err, errPrivateAddress) {
+			return verdict{err: &tutela.Error{Code: tutela.EUPSTREAM, Err: err,
+				Message: "the provider's address is not public; the operator may allow its network with ai.private_networks"}}
 		}
 		return verdict{err: &tutela.Error{Code: tutela.EUPSTREAM, Message: "the provider could not be reached", Err: err}, retryable: true}
 	}

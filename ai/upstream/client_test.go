@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -42,8 +43,11 @@ var now = time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
 
 func newClient() (*upstream.Client, *sleeps) {
 	s := &sleeps{}
-	return upstream.New(upstream.Options{Sleep: s.sleep, Rand: func() float64 { return 0.5 }, Now: func() time.Time { return now }}), s
+	return upstream.New(upstream.Options{PrivateNetworks: loopback, Sleep: s.sleep, Rand: func() float64 { return 0.5 }, Now: func() time.Time { return now }}), s
 }
+
+// loopback lets the client reach the fake providers (httptest servers on 127.0.0.1).
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Keys long enough that OpenAI-style partial echoes ("sk-liv****WXYZ") are recognisable.
 const (
@@ -279,7 +283,7 @@ func TestDo_GivesUpAfterMaxRetries(t *testing.T) {
 
 func TestBackoff_CappedAt8s(t *testing.T) {
 	t.Parallel()
-	c := upstream.New(upstream.Options{Rand: func() float64 { return 0.999999 }})
+	c := upstream.New(upstream.Options{PrivateNetworks: loopback, Rand: func() float64 { return 0.999999 }})
 	want := []time.Duration{250, 500, 1000, 2000, 4000, 8000, 8000, 8000}
 	for n, w := range want {
 		got := upstream.Backoff(c, n)
@@ -290,7 +294,7 @@ func TestBackoff_CappedAt8s(t *testing.T) {
 	if got := upstream.Backoff(c, 1000); got > 8*time.Second {
 		t.Errorf("backoff(1000) = %v", got)
 	}
-	c = upstream.New(upstream.Options{Rand: func() float64 { return 1.5 }}) // out of range: no wait beyond the cap
+	c = upstream.New(upstream.Options{PrivateNetworks: loopback, Rand: func() float64 { return 1.5 }}) // out of range: no wait beyond the cap
 	if got := upstream.Backoff(c, 3); got != 0 {
 		t.Errorf("bad rand gave %v", got)
 	}
@@ -431,7 +435,7 @@ func TestDo_CancelStopsRetrying(t *testing.T) {
 	p := aitest.New(t)
 	p.FailNext(100, http.StatusServiceUnavailable)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := upstream.New(upstream.Options{Sleep: func(ctx context.Context, _ time.Duration) error {
+	c := upstream.New(upstream.Options{PrivateNetworks: loopback, Sleep: func(ctx context.Context, _ time.Duration) error {
 		cancel()
 		return ctx.Err()
 	}})
