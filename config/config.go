@@ -388,6 +388,7 @@ var envVars = []struct {
 	{"TUTELA_DSR_REMINDERS", "dsr.reminders", kindList},
 	{"TUTELA_DSR_DOWNLOAD_TTL", "dsr.download_ttl", kindDuration},
 	{"TUTELA_DSR_MAX_EXTENSION_DAYS", "dsr.max_extension_days", kindInt},
+	{"TUTELA_AI_PRIVATE_NETWORKS", "ai.private_networks", kindList},
 	{"TUTELA_RETENTION_LOGIN_HISTORY", "retention.login_history", kindDuration},
 	{"TUTELA_RETENTION_SECURITY_EVENTS", "retention.security_events", kindDuration},
 	{"TUTELA_RETENTION_ENDED_SESSIONS", "retention.ended_sessions", kindDuration},
