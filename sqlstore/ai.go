@@ -40,16 +40,19 @@ func scanAIProvider(row interface{ Scan(...any) error }) (*ai.Provider, error) {
 	return &p, nil
 }
 
-// nameTaken is the conflict of a second provider with a name the tenant already uses.
+// errProviderNameTaken is the conflict of a second provider with a name the tenant already uses.
 func errProviderNameTaken() error {
 	return &tutela.Error{Code: tutela.ECONFLICT, Field: "name", Message: "the tenant already has a provider with this name"}
 }
 
 // providerNamed reports whether the tenant has a provider called name other than exceptID.
 func (s AI) providerNamed(ctx context.Context, name, exceptID string) (bool, error) {
-	n, err := s.tx.count(ctx, `SELECT count(*) FROM ai_providers WHERE tenant_id = $1 AND name = $2 AND id <> $3`,
-		s.tenantID, name, exceptID)
-	return n > 0, err
+	var id string
+	err := s.tx.queryRow(ctx, `SELECT id FROM ai_providers WHERE tenant_id = $1 AND name = $2`, s.tenantID, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil && id != exceptID, err
 }
 
 // CreateProvider stores p (ID, TenantID, CreatedAt and UpdatedAt are assigned; Keys ignored:
@@ -135,6 +138,14 @@ func (s AI) UpdateProvider(ctx context.Context, p *ai.Provider) error {
 // a model still uses is a conflict: delete or move the model first, so no allowed model is left
 // pointing nowhere.
 func (s AI) DeleteProvider(ctx context.Context, id string) error {
+	if !tutela.ValidID(id) {
+		return errNoProvider
+	}
+	// The tenant's row first, as PutModel takes it: a model cannot be pointed at the provider
+	// between the count below and the delete.
+	if err := s.tx.lockTenant(ctx, s.tenantID); err != nil {
+		return err
+	}
 	p, err := s.lockProvider(ctx, id)
 	if err != nil {
 		return err
