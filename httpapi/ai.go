@@ -47,8 +47,8 @@ type aiOptions struct {
 	Attach bool `json:"attach"`
 }
 
-// aiOptionsFrom merges the body's options with the headers': either may carry them, both only
-// if they agree.
+// aiOptionsFrom merges the body's options with the headers': either may carry each, both only
+// if they agree (an SDK may set the purpose as a default header and the subjects per call).
 func aiOptionsFrom(r *http.Request, body *aiOptions) (aiOptions, error) {
 	var h aiOptions
 	h.Purpose = strings.TrimSpace(r.Header.Get("Tutela-Purpose"))
@@ -66,11 +66,20 @@ func aiOptionsFrom(r *http.Request, body *aiOptions) (aiOptions, error) {
 	}
 	o := h
 	if body != nil {
-		hasHeaders := h.Purpose != "" || len(h.Subjects) > 0 || h.Attach
-		if hasHeaders && (h.Purpose != body.Purpose || !slices.Equal(h.Subjects, body.Subjects) || h.Attach != body.Attach) {
-			return aiOptions{}, tutela.FieldErrorf("tutela", "the tutela body field and the Tutela-* headers disagree: use one")
+		// Each member may come from either place; given in both, it must agree.
+		switch {
+		case h.Purpose != "" && body.Purpose != "" && h.Purpose != body.Purpose:
+			return aiOptions{}, tutela.FieldErrorf("tutela.purpose", "tutela.purpose and the Tutela-Purpose header disagree")
+		case len(h.Subjects) > 0 && len(body.Subjects) > 0 && !slices.Equal(h.Subjects, body.Subjects):
+			return aiOptions{}, tutela.FieldErrorf("tutela.subjects", "tutela.subjects and the Tutela-Subjects header disagree")
 		}
-		o = *body
+		if body.Purpose != "" {
+			o.Purpose = body.Purpose
+		}
+		if len(body.Subjects) > 0 {
+			o.Subjects = body.Subjects
+		}
+		o.Attach = h.Attach || body.Attach
 	}
 	if !privacy.ValidPurpose(o.Purpose) {
 		return aiOptions{}, tutela.FieldErrorf("tutela.purpose", "a purpose is required (tutela.purpose or the Tutela-Purpose header)")

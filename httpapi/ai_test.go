@@ -350,8 +350,17 @@ func TestAIGateway_RefusesWhatItCannotCheckOrAllow(t *testing.T) {
 			wantError(t, res, b, c.status, c.code)
 		})
 	}
+	res, b := ae.do(t, "POST", "/v1/ai/chat/completions", ae.chatBody("hi", ""), "Authorization", "Bearer "+ae.operator,
+		"Tutela-Purpose", "case_management")
+	wantError(t, res, b, 400, tutela.EINVALID)
 	if n := len(ae.fake.Requests()); n != 0 {
 		t.Errorf("refused calls reached the provider %d times", n)
+	}
+	// The purpose as a default header and the subjects in the body: one call.
+	body := `{"model":"chat-small","messages":[{"role":"user","content":"About Layla Mansour"}],"tutela":{"subjects":["` + ae.layla + `"]}}`
+	res, b = ae.do(t, "POST", "/v1/ai/chat/completions", body, "Authorization", "Bearer "+ae.operator, "Tutela-Purpose", "ai_triage")
+	if res.StatusCode != 200 || !strings.Contains(string(b), "Layla Mansour") || strings.Contains(ae.sentToProvider(), "Layla") {
+		t.Errorf("header purpose with body subjects: %d %s", res.StatusCode, b)
 	}
 }
 
