@@ -1,0 +1,215 @@
+package redact
+
+import (
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// date is a calendar date.
+type date struct{ y, m, d int }
+
+// dateNeedle is a subject's date of birth to find in any of its written forms.
+type dateNeedle struct {
+	date date
+	ph   int
+}
+
+// parseISODate reads a stored YYYY-MM-DD value.
+func parseISODate(s string) (date, bool) {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return date{}, false
+	}
+	y, ok1 := atoi(s[:4])
+	m, ok2 := atoi(s[5:7])
+	d, ok3 := atoi(s[8:])
+	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > 31 {
+		return date{}, false
+	}
+	return date{y, m, d}, true
+}
+
+func atoi(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+// monthName is a month's name (or abbreviation) in normalized form.
+type monthName struct {
+	name  string
+	month int
+}
+
+// monthNames: English, French, Spanish and Arabic (Egyptian-Gulf and Levantine series), longest
+// first so "september" wins over "sep".
+var monthNames = func() []monthName {
+	lists := []string{
+		"january february march april may june july august september october november december",
+		"jan feb mar apr may jun jul aug sep oct nov dec",
+		"janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre",
+		"janv fevr mars avr mai juin juil aout sept oct nov dec",
+		"enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre",
+		"ene feb mar abr may jun jul ago setiembre oct nov dic",
+		"يناير فبراير مارس أبريل مايو يونيو يوليو أغسطس سبتمبر أكتوبر نوفمبر ديسمبر",
+		"كانون_الثاني شباط آذار نيسان أيار حزيران تموز آب أيلول تشرين_الأول تشرين_الثاني كانون_الأول",
+		"جانفي فيفري مارس أفريل ماي جوان جويلية أوت سبتمبر أكتوبر نوفمبر ديسمبر",
+		"- - - إبريل - يونيه يوليه اغسطس - - - -",
+	}
+	var out []monthName
+	for _, l := range lists {
+		for i, n := range strings.Fields(l) {
+			if n != "-" {
+				out = append(out, monthName{normString(strings.ReplaceAll(n, "_", " ")), i + 1})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b monthName) int { return len(b.name) - len(a.name) })
+	return out
+}()
+
+// monthAt returns the month named at n[i:] and where the name ends.
+func monthAt(n string, i int) (int, int) {
+	for _, m := range monthNames {
+		if strings.HasPrefix(n[i:], m.name) {
+			j := i + len(m.name)
+			if j < len(n) {
+				if c, _ := utf8.DecodeRuneInString(n[j:]); isAlnum(c) {
+					continue
+				}
+			}
+			return m.month, j
+		}
+	}
+	return 0, i
+}
+
+// numberAt reads up to max digits at n[i:] that are a whole number.
+func numberAt(n string, i, max int) (int, int, int) {
+	j := i
+	for j < len(n) && j-i <= max && n[j] >= '0' && n[j] <= '9' {
+		j++
+	}
+	if j == i || j-i > max {
+		return 0, 0, i
+	}
+	v, _ := atoi(n[i:j])
+	return v, j - i, j
+}
+
+func skip(n string, i int, s string) int {
+	if strings.HasPrefix(n[i:], s) {
+		return i + len(s)
+	}
+	return i
+}
+
+// skipWord skips any of the given words followed by a space ("de " in "15 de marzo de 1990").
+func skipAny(n string, i int, words ...string) int {
+	for _, w := range words {
+		if strings.HasPrefix(n[i:], w) {
+			return i + len(w)
+		}
+	}
+	return i
+}
+
+// matchDates finds written dates (numeric with / . - in day-month-year, month-day-year or
+// year-month-day order, 2- or 4-digit years, with or without leading zeros; and day-month-year
+// or month-day-year with a month name) that are one of the subjects' dates.
+func (r *Redactor) matchDates(v *view, ms []match) []match {
+	n := v.text
+	for i := 0; i < len(n); {
+		if i > 0 {
+			if c, _ := utf8.DecodeLastRuneInString(n[:i]); isAlnum(c) {
+				_, size := utf8.DecodeRuneInString(n[i:])
+				i += size
+				continue
+			}
+		}
+		var cands [2]date
+		k, end := 0, i
+		if c := n[i]; c >= '0' && c <= '9' {
+			a, al, j := numberAt(n, i, 4)
+			if al > 0 && j < len(n) && strings.IndexByte("/.-", n[j]) >= 0 {
+				sep := n[j]
+				b, _, j2 := numberAt(n, j+1, 2)
+				if j2 > j+1 && j2 < len(n) && n[j2] == sep {
+					c3, cl, j3 := numberAt(n, j2+1, 4)
+					switch {
+					case cl == 0:
+					case al == 4 && cl <= 2:
+						cands[0], k, end = date{a, b, c3}, 1, j3
+					case al <= 2 && (cl == 2 || cl == 4):
+						cands[0], cands[1], k, end = date{c3, b, a}, date{c3, a, b}, 2, j3
+					}
+				}
+			} else if al > 0 && al <= 2 {
+				j = skipAny(n, j, "st", "nd", "rd", "th", "er")
+				j = skip(n, j, " ")
+				j = skipAny(n, j, "de ")
+				if m, j2 := monthAt(n, j); m > 0 {
+					j2 = skip(n, j2, ".")
+					j2 = skip(n, j2, ",")
+					j2 = skip(n, j2, " ")
+					j2 = skipAny(n, j2, "de ")
+					if y, yl, j3 := numberAt(n, j2, 4); yl == 2 || yl == 4 {
+						cands[0], k, end = date{y, m, a}, 1, j3
+					}
+				}
+			}
+		} else if m, j := monthAt(n, i); m > 0 {
+			j = skip(n, j, ".")
+			j = skip(n, j, " ")
+			if d, dl, j2 := numberAt(n, j, 2); dl > 0 {
+				j2 = skipAny(n, j2, "st", "nd", "rd", "th")
+				j2 = skip(n, j2, ",")
+				j2 = skip(n, j2, " ")
+				if y, yl, j3 := numberAt(n, j2, 4); yl == 2 || yl == 4 {
+					cands[0], k, end = date{y, m, d}, 1, j3
+				}
+			}
+		}
+		if k > 0 && (end == len(n) || !isAlnumByte(n, end)) {
+			if ph := r.dateNeedle(cands[:k]); ph >= 0 {
+				a, b := v.span(i, end)
+				ms = append(ms, match{a: a, b: b, ph: ph, subject: true})
+				i = end
+				continue
+			}
+		}
+		_, size := utf8.DecodeRuneInString(n[i:])
+		i += size
+	}
+	return ms
+}
+
+func isAlnumByte(n string, i int) bool {
+	c, _ := utf8.DecodeRuneInString(n[i:])
+	return isAlnum(c)
+}
+
+// dateNeedle returns the placeholder of the subject date one of the candidates is, or -1. A
+// two-digit year matches the same year of any century.
+func (r *Redactor) dateNeedle(cands []date) int {
+	for _, c := range cands {
+		for _, d := range r.dates {
+			y := d.date.y
+			if c.y < 100 {
+				y %= 100
+			}
+			if c.y == y && c.m == d.date.m && c.d == d.date.d {
+				return d.ph
+			}
+		}
+	}
+	return -1
+}

@@ -1,0 +1,218 @@
+package redact
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"tutela/privacy"
+)
+
+// Field is one stored value of a named subject.
+type Field struct {
+	Name  string            // schema field name, "full_name"
+	Type  privacy.FieldType // how the value is matched in text
+	Value string            // the stored value, as the vault holds it
+}
+
+// Subject is a data subject the caller named, with the values the gateway holds for them.
+type Subject struct {
+	ID     string
+	Fields []Field
+}
+
+// Options chooses the detectors that depend on the tenant's region.
+type Options struct {
+	// Countries: ISO 3166-1 alpha-2 codes (upper case) whose national-ID formats are detected,
+	// besides the universal detectors (e-mail, phone, IBAN, payment card). Unknown codes are
+	// ignored: the gateway validates the tenant's list.
+	Countries []string
+}
+
+// Placeholder is what stands in a redacted text for one value.
+type Placeholder struct {
+	Token   string // "[S1_FULL_NAME]", or "[EMAIL_1]", "[PHONE_2]", "[IBAN_1]", "[CARD_1]", "[ID_1]"
+	Subject int    // 0-based index of the subject, -1 for a detection
+	Field   string // the field name, or the detector kind: "email", "phone", "iban", "card", "national_id"
+	Value   string // subject: the stored value; detection: the text exactly as the caller wrote it
+	Uses    int    // replacements made
+}
+
+// Detector kinds, as in Placeholder.Field and Flag.Kind.
+const (
+	KindEmail      = "email"
+	KindPhone      = "phone"
+	KindIBAN       = "iban"
+	KindCard       = "card"
+	KindNationalID = "national_id"
+)
+
+var kindPrefix = map[string]string{KindEmail: "EMAIL", KindPhone: "PHONE", KindIBAN: "IBAN", KindCard: "CARD", KindNationalID: "ID"}
+
+// Redactor redacts the strings of one request and restores the answer. It keeps the
+// placeholders it handed out, so one value gets one placeholder across all the request's strings.
+// A Redactor is not safe for concurrent use.
+type Redactor struct {
+	phs       []Placeholder
+	used      []int          // indexes into phs in first-use order
+	byToken   map[string]int // token → index into phs
+	detected  map[string]int // kind + "\x00" + canonical value → index into phs
+	perKind   map[string]int // detections numbered so far, per kind
+	compacts  []needle       // matched in the letters-and-digits view
+	plains    []needle       // matched in the normalized text (e-mail, number)
+	dates     []dateNeedle
+	countries map[string]bool
+}
+
+// New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
+// skipped; a field name repeated within a subject shares the first one's placeholder.
+func New(subjects []Subject, opt Options) *Redactor {
+	r := &Redactor{byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}}
+	for _, c := range opt.Countries {
+		r.countries[c] = true
+	}
+	for si, s := range subjects {
+		for _, f := range s.Fields {
+			if strings.TrimSpace(f.Value) == "" {
+				continue
+			}
+			tok := "[S" + strconv.Itoa(si+1) + "_" + tokenName(f.Name) + "]"
+			ph, ok := r.byToken[tok]
+			if !ok {
+				ph = len(r.phs)
+				r.phs = append(r.phs, Placeholder{Token: tok, Subject: si, Field: f.Name, Value: f.Value})
+				r.byToken[tok] = ph
+			}
+			r.addField(ph, f)
+		}
+	}
+	return r
+}
+
+// tokenName is a field name as it appears in a token: upper case, anything but a letter or digit
+// as "_" (schema field names are already lowercase letters, digits and _).
+func tokenName(name string) string {
+	b := []byte(strings.ToUpper(name))
+	for i, c := range b {
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// Token returns the placeholder of a subject's field ("" when the subject has no such field or
+// its value is empty), for text the gateway writes itself.
+func (r *Redactor) Token(subject int, field string) string {
+	for _, p := range r.phs {
+		if p.Subject == subject && p.Field == field && p.Subject >= 0 {
+			return p.Token
+		}
+	}
+	return ""
+}
+
+// Placeholders returns the placeholders actually used, in first-use order.
+func (r *Redactor) Placeholders() []Placeholder {
+	out := make([]Placeholder, len(r.used))
+	for i, p := range r.used {
+		out[i] = r.phs[p]
+	}
+	return out
+}
+
+// match is one candidate replacement: the original byte range [a, b) and what replaces it.
+type match struct {
+	a, b    int
+	ph      int    // placeholder index; -1 for a detection not yet numbered
+	kind    string // detection kind
+	key     string // detection's canonical value
+	subject bool
+}
+
+// Redact returns text with every value of the named subjects, and every detected identifier,
+// replaced by its placeholder. The same value always gets the same placeholder for the life of
+// the Redactor. Where candidates overlap the longest wins, and at equal length a subject's value
+// wins over a detection. Text that already looks like a placeholder is left as it is (and is
+// restored like one afterwards: a caller who types "[S1_FULL_NAME]" gets the value back in the
+// answer, which tells them nothing they could not read).
+func (r *Redactor) Redact(text string) string {
+	if text == "" {
+		return text
+	}
+	v := normalize(text)
+	var ms []match
+	ms = r.matchSubjects(v, ms)
+	ms = r.detect(v, ms)
+	if len(ms) == 0 {
+		return text
+	}
+	ms = choose(ms, len(text))
+	var b strings.Builder
+	b.Grow(len(text))
+	last := 0
+	for _, m := range ms {
+		ph := m.ph
+		if ph < 0 {
+			ph = r.detection(m.kind, m.key, text[m.a:m.b])
+		}
+		p := &r.phs[ph]
+		if p.Uses == 0 {
+			r.used = append(r.used, ph)
+		}
+		p.Uses++
+		b.WriteString(text[last:m.a])
+		b.WriteString(p.Token)
+		last = m.b
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+// detection returns the placeholder of a detected identifier, numbering it on first sight.
+func (r *Redactor) detection(kind, key, written string) int {
+	k := kind + "\x00" + key
+	if ph, ok := r.detected[k]; ok {
+		return ph
+	}
+	r.perKind[kind]++
+	ph := len(r.phs)
+	tok := "[" + kindPrefix[kind] + "_" + strconv.Itoa(r.perKind[kind]) + "]"
+	r.phs = append(r.phs, Placeholder{Token: tok, Subject: -1, Field: kind, Value: written})
+	r.detected[k] = ph
+	r.byToken[tok] = ph
+	return ph
+}
+
+// choose keeps non-overlapping matches, longest first and subjects before detections at equal
+// length, and returns them in text order.
+func choose(ms []match, n int) []match {
+	slices.SortStableFunc(ms, func(x, y match) int {
+		if d := (y.b - y.a) - (x.b - x.a); d != 0 {
+			return d
+		}
+		if x.subject != y.subject {
+			if x.subject {
+				return -1
+			}
+			return 1
+		}
+		return x.a - y.a
+	})
+	taken := make([]bool, n)
+	out := ms[:0:0]
+outer:
+	for _, m := range ms {
+		for i := m.a; i < m.b; i++ {
+			if taken[i] {
+				continue outer
+			}
+		}
+		for i := m.a; i < m.b; i++ {
+			taken[i] = true
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(x, y match) int { return x.a - y.a })
+	return out
+}
