@@ -215,6 +215,7 @@ func (s *Server) routesInit() {
 	s.accessReviewRoutes()
 	s.tokenRoutes()
 	s.processingRoutes()
+	s.aiAdminRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
