@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/url"
+	"strings"
 
 	"tutela"
 	"tutela/ai"
@@ -99,6 +101,12 @@ func (s AI) UpdateProvider(ctx context.Context, p *ai.Provider) error {
 	old, err := s.lockProvider(ctx, p.ID)
 	if err != nil {
 		return err
+	}
+	if len(old.Keys) > 0 && baseHost(old.BaseURL) != baseHost(p.BaseURL) {
+		// The keys were issued for the old host: sending them to another one is a leak the
+		// administrator may not have meant, so the new host starts without them.
+		return &tutela.Error{Code: tutela.ECONFLICT, Field: "base_url", Message: "the provider's API keys would go to another host: " +
+			"delete its keys first (then add the new host's), or create another provider"}
 	}
 	if p.Name != old.Name {
 		if taken, err := s.providerNamed(ctx, p.Name, p.ID); err != nil || taken {
@@ -271,6 +279,15 @@ func (s AI) keyInfos(ctx context.Context, providerID string) ([]ai.KeyInfo, erro
 	return out, rows.Err()
 }
 
+// baseHost is the host (and port) a base URL sends to.
+func baseHost(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	return strings.ToLower(u.Host)
+}
+
 // aiKeyAAD binds a sealed API key to its row: a ciphertext copied to another key's row (of
 // this or another provider) does not open there.
 func aiKeyAAD(keyID string) []byte { return vault.AAD("ai_provider_keys", "ciphertext", keyID) }
@@ -289,6 +306,16 @@ func (s AI) AddKey(ctx context.Context, providerID string, key tutela.Secret, cr
 	}
 	if _, err := s.lockProvider(ctx, providerID); err != nil {
 		return nil, err
+	}
+	// A key already active would replace the real fallback with a copy of itself.
+	active, err := s.Keys(ctx, providerID)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range active {
+		if a.Secret.Equal(key) {
+			return nil, &tutela.Error{Code: tutela.ECONFLICT, Field: "key", Message: "this key is already one of the provider's active keys"}
+		}
 	}
 	vctx, v, err := s.tx.vaultCtx(ctx)
 	if err != nil {

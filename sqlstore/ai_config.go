@@ -168,6 +168,10 @@ func (s AI) PutPurpose(ctx context.Context, p *ai.Purpose) error {
 	if err := s.tx.lockTenant(ctx, s.tenantID); err != nil {
 		return err
 	}
+	// Processing needs a lawful basis: only a purpose in the register may use the gateway.
+	if err := s.tx.Consent(s.tenantID).Declared(ctx, p.Purpose); err != nil {
+		return err
+	}
 	for _, name := range p.Models {
 		if _, err := s.Model(ctx, name); tutela.ErrorCode(err) == tutela.ENOTFOUND {
 			return tutela.FieldErrorf("models", "model %q is not one of the tenant's models", name)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"tutela/privacy"
 
 	"tutela"
 	"tutela/ai"
@@ -180,6 +181,16 @@ func TestAICLI_ModelsPurposesSettings(t *testing.T) {
 	environ := baseEnv(t)
 	if code, _, stderr := runCmd(t, environ, "bootstrap", "--tenant", "acme", "--email", "root@example.org"); code != 0 {
 		t.Fatal(stderr)
+	}
+	// Only a purpose in the register may use the gateway.
+	db := openDB(t, environ)
+	tn := tenantID(t, &Main{DB: db}, "acme")
+	if err := db.Update(context.Background(), func(tx *sqlstore.Tx) error {
+		_, err := tx.Consent(tn).PutPurpose(context.Background(), &privacy.Purpose{Name: "aid", Description: "Aid distribution",
+			LawfulBasis: privacy.BasisContract})
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	run := func(want int, args ...string) string {
 		t.Helper()

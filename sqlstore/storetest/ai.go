@@ -10,6 +10,7 @@ import (
 
 	"tutela"
 	"tutela/ai"
+	"tutela/privacy"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -26,6 +27,7 @@ var AITests = []Test{
 	{"AIKeyBoundToItsRowAndTenant", testAIKeyAAD},
 	{"AIKeyNeverInAuditOrErrors", testAIKeyNotLeaked},
 	{"AIKeysRewrapAfterRotation", testAIKeysRewrap},
+	{"AIKeysStayWithTheirHostAndAreDistinct", testAIKeysGuarded},
 	{"AIModelsAndPurposes", testAIModelsPurposes},
 	{"AIModelsCapPerTenant", testAIModelCap},
 	{"AISettingsDefaultsAndPut", testAISettings},
@@ -48,7 +50,18 @@ func newAIKit(t *testing.T, open Opener, slug string) *aiKit {
 	db := open(t, sqlstore.Options{Clock: clock.Now})
 	v := newVaultAt(t, db, newKEK(t), clock.Now)
 	db.SetVault(v)
-	return &aiKit{db: db, clock: clock, vault: v, a: createTenant(t, db, slug+"-a").ID, b: createTenant(t, db, slug+"-b").ID}
+	k := &aiKit{db: db, clock: clock, vault: v, a: createTenant(t, db, slug+"-a").ID, b: createTenant(t, db, slug+"-b").ID}
+	// Only a purpose in the register may use the gateway; both tenants declare ai_triage.
+	for _, tn := range []string{k.a, k.b} {
+		if err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+			_, err := tx.Consent(tn).PutPurpose(ctx, &privacy.Purpose{Name: "ai_triage", Description: "Triage with a model",
+				LawfulBasis: privacy.BasisContract})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return k
 }
 
 // do runs fn on tenant's AI store in a write transaction and returns its error (the

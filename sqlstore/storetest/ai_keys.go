@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -290,4 +291,59 @@ func testAIKeysRewrap(t *testing.T, open Opener) {
 	if keys := k.keys(t, k.b, pb.ID); len(keys) != 1 || keys[0].Secret.Reveal() != "sk-tenant-b-untouched-0003" {
 		t.Fatalf("tenant B's key after A's rotation: %v", keyIDs(keys))
 	}
+}
+
+// testAIKeysGuarded: a provider's keys never follow its base URL to another host (they were
+// issued for the first), the same key cannot be added twice (it would push the real fallback
+// out), and only a purpose in the register may use the gateway.
+func testAIKeysGuarded(t *testing.T, open Opener) {
+	k := newAIKit(t, open, "ai-guard")
+	p := k.provider(t, k.a, "openrouter")
+	k.addKey(t, k.a, p.ID, "sk-or-first-key-0000000001")
+	moved := *p
+	moved.BaseURL = "https://collector.example.net/v1"
+	err := k.do(k.a, func(s sqlstore.AI) error { return s.UpdateProvider(ctx, &moved) })
+	if tutela.ErrorCode(err) != tutela.ECONFLICT || fieldOf(err) != "base_url" {
+		t.Fatalf("moving a keyed provider to another host: %v", err)
+	}
+	if got := k.get(t, k.a, p.ID); got.BaseURL != p.BaseURL {
+		t.Fatalf("base_url changed to %q", got.BaseURL)
+	}
+	samehost := *p
+	samehost.BaseURL = "https://OPENROUTER.example.org/api/v2"
+	k.must(t, k.a, func(s sqlstore.AI) error { return s.UpdateProvider(ctx, &samehost) })
+
+	err = k.do(k.a, func(s sqlstore.AI) error {
+		_, err := s.AddKey(ctx, p.ID, tutela.NewSecret("sk-or-first-key-0000000001"), "t")
+		return err
+	})
+	if tutela.ErrorCode(err) != tutela.ECONFLICT || strings.Contains(err.Error(), "0000000001") {
+		t.Fatalf("the same key again: %v", err)
+	}
+	if n := len(k.keys(t, k.a, p.ID)); n != 1 {
+		t.Fatalf("%d keys after a refused duplicate", n)
+	}
+	// With its keys deleted, the provider may move; the new host gets new keys.
+	for _, key := range k.get(t, k.a, p.ID).Keys {
+		k.must(t, k.a, func(s sqlstore.AI) error { return s.DeleteKey(ctx, p.ID, key.ID) })
+	}
+	moved.Name = samehost.Name
+	k.must(t, k.a, func(s sqlstore.AI) error { return s.UpdateProvider(ctx, &moved) })
+
+	k.must(t, k.a, func(s sqlstore.AI) error { return s.PutModel(ctx, &ai.Model{Name: "m", ProviderID: p.ID}) })
+	err = k.do(k.a, func(s sqlstore.AI) error {
+		return s.PutPurpose(ctx, &ai.Purpose{Purpose: "undeclared", Models: []string{"m"}})
+	})
+	if tutela.ErrorCode(err) != tutela.EINVALID || fieldOf(err) != "purpose" {
+		t.Fatalf("a purpose outside the register: %v", err)
+	}
+}
+
+// fieldOf is the input field a *tutela.Error names ("" for any other error).
+func fieldOf(err error) string {
+	var e *tutela.Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
 }
