@@ -55,6 +55,7 @@ type Config struct {
 	Privacy   Privacy   `koanf:"privacy"`
 	Residency Residency `koanf:"residency"`
 	DSR       DSR       `koanf:"dsr"`
+	AI        AI        `koanf:"ai"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -387,6 +388,7 @@ var envVars = []struct {
 	{"TUTELA_DSR_REMINDERS", "dsr.reminders", kindList},
 	{"TUTELA_DSR_DOWNLOAD_TTL", "dsr.download_ttl", kindDuration},
 	{"TUTELA_DSR_MAX_EXTENSION_DAYS", "dsr.max_extension_days", kindInt},
+	{"TUTELA_AI_PRIVATE_NETWORKS", "ai.private_networks", kindList},
 	{"TUTELA_RETENTION_LOGIN_HISTORY", "retention.login_history", kindDuration},
 	{"TUTELA_RETENTION_SECURITY_EVENTS", "retention.security_events", kindDuration},
 	{"TUTELA_RETENTION_ENDED_SESSIONS", "retention.ended_sessions", kindDuration},
@@ -775,6 +777,7 @@ func (c *Config) Validate() error {
 	c.validateMetrics(&p)
 	c.validateResidency(&p)
 	c.validateDSR(&p)
+	c.validateAI(&p)
 	if len(p) == 0 {
 		return nil
 	}

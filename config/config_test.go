@@ -282,6 +282,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUDIT_CHECKPOINT_URL=https://witness.example.org/in", func(c *Config) any { return c.Audit.CheckpointURL }, "https://witness.example.org/in"},
 		{"TUTELA_AUDIT_RETENTION=8760h", func(c *Config) any { return c.Audit.Retention }, 8760 * time.Hour},
 		{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR=/mnt/ledger", func(c *Config) any { return c.Privacy.ErasureLedgerDir }, "/mnt/ledger"},
+		{"TUTELA_AI_PRIVATE_NETWORKS=10.20.0.0/16,127.0.0.1/32", func(c *Config) any { return c.AI.PrivateNetworks }, []string{"10.20.0.0/16", "127.0.0.1/32"}},
 		{"TUTELA_DSR_PERIODS=gdpr=30,kdpa=21", func(c *Config) any { return c.DSR.Periods }, []string{"gdpr=30", "kdpa=21"}},
 		{"TUTELA_DSR_DEFAULT_JURISDICTION=popia", func(c *Config) any { return c.DSR.DefaultJurisdiction }, "popia"},
 		{"TUTELA_DSR_REMINDERS=10d,2h", func(c *Config) any { return c.DSR.Reminders }, []string{"10d", "2h"}},
@@ -584,6 +585,9 @@ func TestValidate_Ranges(t *testing.T) {
 		{"reset codes live under a minute", func(c *Config) { c.Auth.ResetCodeTTL = 59 * time.Second }, "auth.reset_code_ttl: must be between 1m and 1h"},
 		{"reset codes live over an hour", func(c *Config) { c.Auth.ResetCodeTTL = time.Hour + time.Second }, "auth.reset_code_ttl"},
 		{"reset codes unset", func(c *Config) { c.Auth.ResetCodeTTL = 0 }, "auth.reset_code_ttl"},
+		{"AI private networks", func(c *Config) { c.AI.PrivateNetworks = []string{"10.20.0.0/16", "::1/128"} }, ""},
+		{"AI private network not a prefix", func(c *Config) { c.AI.PrivateNetworks = []string{"10.20.0.1"} }, "ai.private_networks"},
+		{"AI private network of everything", func(c *Config) { c.AI.PrivateNetworks = []string{"0.0.0.0/0"} }, "ai.private_networks"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

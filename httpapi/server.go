@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tutela"
+	"tutela/ai/upstream"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
@@ -60,6 +61,8 @@ type Deps struct {
 	// HostedPatterns, behind the same middleware as the API (request ID, limits, audit).
 	Hosted         http.Handler
 	HostedPatterns []string
+	// AI sends the AI gateway's requests to providers (nil: /v1/ai/ answers 501 not_configured).
+	AI *upstream.Client
 }
 
 // Route is one registered endpoint.
@@ -73,12 +76,13 @@ type Route struct {
 
 // Server is the HTTP API.
 type Server struct {
-	d       Deps
-	mux     *http.ServeMux
-	handler http.Handler
-	routes  []Route
-	reg     *prometheus.Registry
-	masker  *authz.Masker
+	d         Deps
+	mux       *http.ServeMux
+	handler   http.Handler
+	routes    []Route
+	reg       *prometheus.Registry
+	aiMetrics *aiMetrics
+	masker    *authz.Masker
 }
 
 // New builds the server and its routes.
@@ -101,6 +105,7 @@ func New(d Deps) *Server {
 	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), masker: authz.NewMasker(d.MaskKey)}
 	s.routesInit()
 	m := newMetrics(s.reg, d.DB)
+	s.aiMetrics = newAIMetrics(s.reg)
 	limiter := middleware.NewRateLimiter(d.RateRPS, d.RateBurst, d.Clock,
 		middleware.ExemptPaths("/healthz", "/readyz"))
 	// Order matters: the logger and request ID come first so everything below logs with them;
@@ -210,6 +215,7 @@ func (s *Server) routesInit() {
 	s.accessReviewRoutes()
 	s.tokenRoutes()
 	s.processingRoutes()
+	s.aiAdminRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
@@ -217,6 +223,7 @@ func (s *Server) routesInit() {
 		s.subjectMinimizedRoutes()
 		s.consentRoutes()
 		s.dsrRoutes()
+		s.aiRoutes()
 	}
 }
 
@@ -313,6 +320,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func boundDB(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/ai/") {
+				// An inference waits for a provider, for as long as the provider's timeout
+				// allows; the gateway bounds each of its own transactions by d instead.
+				next.ServeHTTP(w, r)
+				return
+			}
 			ctx, cancel := context.WithTimeout(r.Context(), d)
 			defer cancel()
 			next.ServeHTTP(w, r.WithContext(ctx))

@@ -197,7 +197,9 @@ func TestOpenAPI_ValidDocumentCoveringEveryRoute(t *testing.T) {
 		}
 	}
 	for _, r := range e.srv.Routes() {
-		key := r.Method + " " + r.Pattern
+		// A trailing wildcard ({name...}, a model name holding "/") is {name*} in the document,
+		// the form kin-openapi's router matches across segments.
+		key := r.Method + " " + strings.ReplaceAll(r.Pattern, "...}", "*}")
 		if !documented[key] {
 			t.Errorf("route %s is not in openapi.json", key)
 		}

@@ -52,12 +52,15 @@ type subjectEnv struct {
 	base, otherTenantsBase string
 }
 
-func newSubjectEnv(t *testing.T, d sqlstore.Dialect) *subjectEnv {
+func newSubjectEnv(t *testing.T, d sqlstore.Dialect, opts ...func(*httpapi.Deps)) *subjectEnv {
 	t.Helper()
 	logs := &syncBuffer{}
 	e := newEnv(t, d, func(deps *httpapi.Deps) {
 		deps.Keys = newVault(t, deps.DB)
 		deps.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		for _, o := range opts {
+			o(deps)
+		}
 	})
 	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
 	e.seed(t, "acme", "op@example.org", pw, "operator")

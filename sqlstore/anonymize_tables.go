@@ -110,4 +110,10 @@ var notAnonymizedTables = map[string]string{
 	"dsr_steps":                   "the handling history of real people's requests",
 	"dsr_texts":                   "real people's own words, sealed under production keys",
 	"dsr_packages":                "access packages hold real values sealed under production keys",
+	"ai_providers":                "production's AI endpoints: a staging copy must not send inferences there; staging registers its own",
+	"ai_provider_keys":            "credentials (provider API keys)",
+	"ai_models":                   "belongs to the providers, not copied",
+	"ai_purposes":                 "names the models, not copied",
+	"ai_settings":                 "production's AI limits and detectors, set with the gateway staging configures",
+	"ai_usage":                    "production's metering",
 }

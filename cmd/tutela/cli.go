@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"text/tabwriter"
 
@@ -34,6 +35,7 @@ type cli struct {
 	Export     exportCmd     `cmd:"" help:"Write an anonymized copy for staging (--anonymize)."`
 	SA         saCmd         `cmd:"" name:"service-account" help:"Service accounts (integration clients)."`
 	Client     clientCmd     `cmd:"" help:"OpenID clients (relying parties) of a tenant: create, list, rotate-secret, disable, enable, delete."`
+	AI         aiCmd         `cmd:"" name:"ai" help:"The AI gateway's configuration of a tenant: providers, their API keys, models, purposes, settings."`
 	Deployment deploymentCmd `cmd:"" help:"The deployment's environment marker: mark-production."`
 	Version    versionCmd    `cmd:"" help:"Print the version."`
 }
@@ -43,6 +45,9 @@ type cli struct {
 type env struct {
 	ctx     context.Context
 	environ []string
+	// stdin is where a secret is read from (tutela ai key add), never argv, which other users
+	// see in ps; nil reads nothing.
+	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
 	cfgPath string
@@ -95,7 +100,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "tutela:", err)
 		return 2
 	}
-	e := &env{ctx: ctx, environ: environ, stdout: stdout, stderr: stderr, cfgPath: c.Config}
+	e := &env{ctx: ctx, environ: environ, stdin: os.Stdin, stdout: stdout, stderr: stderr, cfgPath: c.Config}
 	if err := kctx.Run(e); err != nil {
 		if !errors.Is(err, errReported) {
 			fmt.Fprintln(stderr, "tutela:", clientMessage(err))

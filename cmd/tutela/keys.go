@@ -244,6 +244,8 @@ func (m *Main) rewrapSources() []rewrapSource {
 		{vault.PurposeBlindIndex, sqlstore.SubjectIndexSource(db)},
 		{vault.PurposeBlindIndex, sqlstore.UserEmailSource(db)},
 		{vault.PurposeTokens, sqlstore.TokenDigestSource(db)},
+		// AI gateway (issue 16).
+		{vault.PurposeAIKeys, sqlstore.AIKeysSource(db)},
 	}
 	for _, src := range sqlstore.PersonalDataSources(db) {
 		srcs = append(srcs, rewrapSource{vault.PurposePersonalData, src})

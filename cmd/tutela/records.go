@@ -68,6 +68,11 @@ func inTenant(e *env, ref string, write bool, fn func(*sqlstore.Tx, *tutela.Tena
 		return err
 	}
 	defer m.Close()
+	return m.inTenant(e, ref, write, fn)
+}
+
+// inTenant runs fn in a transaction on m's store for the tenant ref names (slug or ID).
+func (m *Main) inTenant(e *env, ref string, write bool, fn func(*sqlstore.Tx, *tutela.Tenant) error) error {
 	run := m.DB.View
 	if write {
 		run = m.DB.Update

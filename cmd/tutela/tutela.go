@@ -23,6 +23,7 @@ import (
 	"tutela/web"
 
 	"tutela"
+	"tutela/ai/upstream"
 	"tutela/config"
 	"tutela/dsr"
 	"tutela/httpapi"
@@ -481,6 +482,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
 		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
 		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy,
+		AI: upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
 	})
 	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {

@@ -1,0 +1,364 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"tutela"
+	"tutela/ai"
+	"tutela/httpapi/middleware"
+)
+
+// chatRequest is an OpenAI chat completion request as the gateway accepts it. Only these fields
+// are forwarded; any other is refused by name, so nothing reaches a provider unexamined. Every
+// string in messages, tools, tool_choice, stop and response_format is redacted.
+type chatRequest struct {
+	Model               string            `json:"model"`
+	Messages            []json.RawMessage `json:"messages"`
+	Stream              bool              `json:"stream"`
+	StreamOptions       *streamOptions    `json:"stream_options"`
+	Tools               json.RawMessage   `json:"tools"`
+	ToolChoice          json.RawMessage   `json:"tool_choice"`
+	ParallelToolCalls   json.RawMessage   `json:"parallel_tool_calls"`
+	Stop                json.RawMessage   `json:"stop"`
+	ResponseFormat      json.RawMessage   `json:"response_format"`
+	MaxTokens           *int64            `json:"max_tokens"`
+	MaxCompletionTokens *int64            `json:"max_completion_tokens"`
+	Temperature         json.RawMessage   `json:"temperature"`
+	TopP                json.RawMessage   `json:"top_p"`
+	N                   *int              `json:"n"`
+	PresencePenalty     json.RawMessage   `json:"presence_penalty"`
+	FrequencyPenalty    json.RawMessage   `json:"frequency_penalty"`
+	Seed                json.RawMessage   `json:"seed"`
+	Logprobs            json.RawMessage   `json:"logprobs"`
+	TopLogprobs         json.RawMessage   `json:"top_logprobs"`
+	LogitBias           json.RawMessage   `json:"logit_bias"`
+	ReasoningEffort     json.RawMessage   `json:"reasoning_effort"`
+	// User and Store are refused with a reason: Tutela records who called, and a provider must
+	// not keep what it is sent.
+	User   json.RawMessage `json:"user"`
+	Store  *bool           `json:"store"`
+	Tutela *aiOptions      `json:"tutela"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// Bounds of a chat request.
+const (
+	maxAIMessages = 2048
+	maxAIChoices  = 8
+)
+
+func (c *chatRequest) check() error {
+	switch {
+	case !ai.ValidModelName(c.Model):
+		return tutela.FieldErrorf("model", "model is required: one of GET /v1/ai/models")
+	case len(c.Messages) == 0 || len(c.Messages) > maxAIMessages:
+		return tutela.FieldErrorf("messages", "between 1 and %d messages are required", maxAIMessages)
+	case c.User != nil:
+		return tutela.FieldErrorf("user", "user is not forwarded: Tutela records who called and keeps it from the provider")
+	case c.Store != nil && *c.Store:
+		return tutela.FieldErrorf("store", "store must be false: a provider may not keep what it is sent")
+	case c.N != nil && (*c.N < 1 || *c.N > maxAIChoices):
+		return tutela.FieldErrorf("n", "n must be between 1 and %d", maxAIChoices)
+	case c.MaxTokens != nil && *c.MaxTokens < 1, c.MaxCompletionTokens != nil && *c.MaxCompletionTokens < 1:
+		return tutela.FieldErrorf("max_tokens", "max_tokens must be positive")
+	case c.StreamOptions != nil && !c.Stream:
+		return tutela.FieldErrorf("stream_options", "stream_options needs stream")
+	}
+	return nil
+}
+
+// outbound builds the provider's request: the redacted messages (after the attachment, if
+// any), the provider's model name, the passed-through parameters, the purpose's output cap,
+// and for a stream the usage chunk the budgets need.
+func (c *chatRequest) outbound(call *aiCall, subjects []aiSubject) ([]byte, error) {
+	msgs := make([]any, 0, len(c.Messages)+1)
+	if call.opts.Attach {
+		text, err := call.attachment(subjects)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, map[string]any{"role": "system", "content": text})
+	}
+	for i, raw := range c.Messages {
+		v, err := decodeAny(raw)
+		if err != nil {
+			return nil, tutela.FieldErrorf("messages", "messages[%d] is not valid JSON", i)
+		}
+		if _, ok := v.(map[string]any); !ok {
+			return nil, tutela.FieldErrorf("messages", "messages[%d] must be an object", i)
+		}
+		rv, err := call.redactJSON(v, "")
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, rv)
+	}
+	out := map[string]any{"model": call.model.Upstream, "messages": msgs}
+	for name, raw := range map[string]json.RawMessage{"tools": c.Tools, "tool_choice": c.ToolChoice, "stop": c.Stop,
+		"response_format": c.ResponseFormat} {
+		if raw == nil {
+			continue
+		}
+		v, err := decodeAny(raw)
+		if err != nil {
+			return nil, tutela.FieldErrorf(name, "%s is not valid JSON", name)
+		}
+		if out[name], err = call.redactJSON(v, ""); err != nil {
+			return nil, err
+		}
+	}
+	for name, raw := range map[string]json.RawMessage{"parallel_tool_calls": c.ParallelToolCalls, "temperature": c.Temperature,
+		"top_p": c.TopP, "presence_penalty": c.PresencePenalty, "frequency_penalty": c.FrequencyPenalty, "seed": c.Seed,
+		"logprobs": c.Logprobs, "top_logprobs": c.TopLogprobs, "logit_bias": c.LogitBias, "reasoning_effort": c.ReasoningEffort} {
+		if raw != nil {
+			out[name] = raw
+		}
+	}
+	if c.N != nil {
+		out["n"] = *c.N
+	}
+	limit := int64(call.purpose.MaxOutputTokens)
+	capped := func(v *int64) *int64 {
+		if v != nil && limit > 0 && *v > limit {
+			return &limit
+		}
+		return v
+	}
+	if v := capped(c.MaxTokens); v != nil {
+		out["max_tokens"] = *v
+	}
+	if v := capped(c.MaxCompletionTokens); v != nil {
+		out["max_completion_tokens"] = *v
+	}
+	if limit > 0 && c.MaxTokens == nil && c.MaxCompletionTokens == nil {
+		out["max_tokens"] = limit
+	}
+	if c.Store != nil {
+		out["store"] = false
+	}
+	if c.Stream {
+		out["stream"] = true
+		out["stream_options"] = map[string]any{"include_usage": true}
+	}
+	return json.Marshal(out)
+}
+
+// decodeAny decodes JSON keeping numbers as written.
+func decodeAny(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// aiStructuralKeys hold identifiers of the protocol, not text: they are forwarded as they are.
+var aiStructuralKeys = map[string]bool{"role": true, "type": true, "id": true, "tool_call_id": true}
+
+// aiRefusedParts are content parts the gateway cannot examine for identifiers.
+var aiRefusedParts = map[string]bool{"image_url": true, "input_audio": true, "file": true, "image": true, "audio": true,
+	"input_image": true, "input_file": true}
+
+// redactJSON returns v with every string redacted, except the values of structural keys.
+// A content part the gateway cannot examine (an image, audio, a file) is refused: it could carry
+// anything.
+func (call *aiCall) redactJSON(v any, key string) (any, error) {
+	switch v := v.(type) {
+	case string:
+		if aiStructuralKeys[key] {
+			return v, nil
+		}
+		return call.red.Redact(v), nil
+	case map[string]any:
+		if t, _ := v["type"].(string); aiRefusedParts[t] {
+			return nil, tutela.FieldErrorf("messages", "content parts of type %s cannot be checked for identifiers: send text only", t)
+		}
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			var err error
+			if out[k], err = call.redactJSON(e, k); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			var err error
+			if out[i], err = call.redactJSON(e, key); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+// aiChat is POST /v1/ai/chat/completions.
+func (s *Server) aiChat(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if s.d.AI == nil {
+		middleware.WriteError(w, r, errAINotConfigured)
+		return
+	}
+	var req chatRequest
+	if err := middleware.DecodeJSON(w, r, &req); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if err := req.check(); err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	opts, err := aiOptionsFrom(r, req.Tutela)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	call, out, err := s.aiPrepare(r, p, opts, req.Model, ai.KindChat, req.outbound)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	extendWriteDeadline(w, call.provider)
+	if req.Stream {
+		s.aiChatStream(w, r, call, out, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		return
+	}
+	resp, err := s.d.AI.Do(r.Context(), call.target, "/chat/completions", out)
+	res := aiResult{err: err}
+	if resp != nil {
+		res.status, res.keyID, res.attempts = resp.Status, resp.KeyID, resp.Attempts
+	}
+	var body map[string]any
+	if err == nil {
+		body, res = call.restoreCompletion(resp.Body, res)
+	}
+	if ferr := s.aiFinish(r, call, res); ferr != nil && res.err == nil {
+		middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
+		middleware.WriteError(w, r, tutela.Wrap(ferr, "the inference could not be recorded"))
+		return
+	}
+	if res.err != nil {
+		middleware.WriteError(w, r, res.err)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, body)
+}
+
+var errAINotConfigured = tutela.Errorf(tutela.ENOTCONFIGURED, "the AI gateway is not configured on this server")
+
+// extendWriteDeadline lets the answer take as long as the provider may (the server's write
+// timeout is for ordinary calls): every attempt's timeout, the backoffs, and a margin.
+func extendWriteDeadline(w http.ResponseWriter, pr *ai.Provider) {
+	d := time.Duration(pr.TimeoutSeconds*(pr.MaxRetries+1))*time.Second + time.Duration(pr.MaxRetries)*8*time.Second + 10*time.Second
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+}
+
+// restoreCompletion turns the provider's chat completion into the caller's: placeholders
+// restored in each choice's text and tool-call arguments (JSON-escaped there), identifiers the
+// model invented flagged, usage read, and a "tutela" member saying what was done.
+func (call *aiCall) restoreCompletion(raw []byte, res aiResult) (map[string]any, aiResult) {
+	v, err := decodeAny(raw)
+	body, ok := v.(map[string]any)
+	if err != nil || !ok {
+		res.err = tutela.Errorf(tutela.EUPSTREAM, "the provider's answer is not a JSON object")
+		return nil, res
+	}
+	x := call.red.Restorer(call.allow)
+	var rawText strings.Builder
+	choices, _ := body["choices"].([]any)
+	for _, c := range choices {
+		choice, _ := c.(map[string]any)
+		msg, _ := choice["message"].(map[string]any)
+		if msg == nil {
+			continue
+		}
+		for _, k := range aiTextKeys {
+			if s, ok := msg[k].(string); ok {
+				rawText.WriteString(s)
+				rawText.WriteByte('\n')
+				msg[k] = x.Restore(s)
+			}
+		}
+		calls, _ := msg["tool_calls"].([]any)
+		for _, tc := range calls {
+			fn, _ := tc.(map[string]any)["function"].(map[string]any)
+			if args, ok := fn["arguments"].(string); ok {
+				rawText.WriteString(args)
+				rawText.WriteByte('\n')
+				fn["arguments"] = x.RestoreEscaped(args, jsonEscape)
+			}
+		}
+	}
+	res.prompt, res.complete, res.estimated = usageOf(body["usage"], call, rawText.Len())
+	res.flags = call.red.Flags(rawText.String())
+	res.restored = call.restoredFields(rawText.String())
+	body["tutela"] = call.summary(res)
+	return body, res
+}
+
+// aiTextKeys are the text members of a message or delta that are restored.
+var aiTextKeys = []string{"content", "refusal", "reasoning", "reasoning_content"}
+
+// jsonEscape escapes s for the inside of a JSON string (tool-call arguments are JSON text).
+func jsonEscape(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
+}
+
+// usageOf reads a usage object; without one (some self-hosted servers) it estimates four
+// characters per token over the prompt sent and the answer, so a budget cannot be dodged.
+func usageOf(u any, call *aiCall, answerChars int) (prompt, completion int64, estimated bool) {
+	m, _ := u.(map[string]any)
+	num := func(k string) (int64, bool) {
+		n, ok := m[k].(json.Number)
+		if !ok {
+			return 0, false
+		}
+		i, err := n.Int64()
+		return i, err == nil && i >= 0
+	}
+	p, ok1 := num("prompt_tokens")
+	c, ok2 := num("completion_tokens")
+	if ok1 && ok2 {
+		return p, c, false
+	}
+	if t, ok := num("total_tokens"); ok {
+		return t, 0, false
+	}
+	return int64(call.sentChars/4 + 1), int64(answerChars/4 + 1), true
+}
+
+// restoredFields names the subject fields whose placeholders appear in raw and were restored.
+func (call *aiCall) restoredFields(raw string) []string {
+	seen := map[string]bool{}
+	for _, ph := range call.red.Placeholders() {
+		if ph.Subject >= 0 && call.allow(ph) && strings.Contains(raw, ph.Token) {
+			seen[ph.Field] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// summary is the "tutela" member of an answer.
+func (call *aiCall) summary(res aiResult) map[string]any {
+	n := 0
+	for _, ph := range call.red.Placeholders() {
+		n += ph.Uses
+	}
+	flags := make([]any, len(res.flags))
+	for i, f := range res.flags {
+		flags[i] = map[string]any{"kind": f.Kind, "text": f.Text}
+	}
+	return map[string]any{"request_id": call.requestID, "placeholders": n, "restored_fields": toAny(nonNilStrings(res.restored)),
+		"withheld_fields": toAny(call.withheld), "flags": flags}
+}
