@@ -50,7 +50,8 @@
 //     abbreviated, with ordinal suffixes ("15th", "1er") and Spanish "de".
 //   - address: the whole value, and each part separated by commas or line breaks except the
 //     last (the region, which the minimization profile's Region generalizer releases), when the
-//     part has four letters or digits or more; any punctuation and spacing between words.
+//     part has four letters or digits or more, and each such part without a leading or trailing
+//     house number ("Rainbow St" of "12 Rainbow St"); any punctuation and spacing between words.
 //   - text: the whole value when it has eight characters or more, spacing and punctuation free.
 //   - number: the value as a whole number (not the integer or fraction part of a longer one) when
 //     it has four digits or more: shorter numbers are not distinctive and would redact counts and

@@ -118,8 +118,8 @@ func genSubject(rng *rand.Rand, i int, given, family string) (Subject, map[strin
 		fmt.Sprintf("%s %d, %d", enMonths[m-1], d, y), fmt.Sprintf("%d %s %d", d, frMonths[m-1], y),
 		fmt.Sprintf("%d de %s de %d", d, esMonths[m-1], y), fmt.Sprintf("%d %s %d", d, arMonths[m-1], y),
 		toArabicIndic(fmt.Sprintf("%d %s %d", d, arMonths[m-1], y)), toArabicIndic(fmt.Sprintf("%02d/%02d/%04d", d, m, y)))
-	// Address (the street number distinct per subject).
-	street := fmt.Sprintf("%d %s", 1+3*rng.IntN(70)+i, pick(rng, []string{"Rue de Rivoli", "Baker Street", "شارع الجامعة", "Tverskaya ulitsa"}))
+	// Address (the street and its number distinct per subject).
+	street := fmt.Sprintf("%d %s", 1+3*rng.IntN(70)+i, []string{"Rue de Rivoli", "شارع الجامعة", "Tverskaya ulitsa"}[i])
 	city := fmt.Sprintf("%s %s", digits(rng, "#####"), pick(rng, []string{"Paris", "London", "عمّان", "Moskva"}))
 	region := pick(rng, []string{"France", "Jordan"})
 	add("address", privacy.FieldAddress, street+", "+city+", "+region,

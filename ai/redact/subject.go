@@ -88,8 +88,22 @@ func (r *Redactor) addField(ph int, f Field) {
 			if i == len(parts)-1 && i > 0 {
 				break // the region: what the Region generalizer releases
 			}
-			if c := compactString(normString(p)); utf8.RuneCountInString(c) >= 4 {
+			np := normString(p)
+			if c := compactString(np); utf8.RuneCountInString(c) >= 4 {
 				add(c, anyGap, wordBound, false)
+			}
+			// The street without its house number ("Rainbow St" of "12 Rainbow St").
+			if words := strings.Fields(np); len(words) >= 2 {
+				var rest []string
+				switch {
+				case houseNumber(words[0]):
+					rest = words[1:]
+				case houseNumber(words[len(words)-1]):
+					rest = words[:len(words)-1]
+				}
+				if c := compactString(strings.Join(rest, " ")); utf8.RuneCountInString(c) >= 4 {
+					add(c, anyGap, wordBound, false)
+				}
 			}
 		}
 	case privacy.FieldText:
@@ -118,6 +132,13 @@ var particles = map[string]bool{
 	"de": true, "da": true, "di": true, "do": true, "du": true, "del": true, "della": true, "der": true,
 	"den": true, "des": true, "la": true, "le": true, "van": true, "von": true, "al": true, "el": true,
 	"bin": true, "bint": true, "ibn": true, "ben": true, "abu": true, "dos": true, "das": true, "y": true,
+}
+
+// houseNumber reports a word that is a house number: digits, possibly with a letter or a
+// range ("12", "12a", "12-14").
+func houseNumber(w string) bool {
+	w = strings.TrimRight(w, ",.")
+	return w != "" && isDigit(w[0]) && len(w) <= 8
 }
 
 type phoneForm struct {

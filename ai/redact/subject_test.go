@@ -176,9 +176,14 @@ func TestAddress(t *testing.T) {
 		{"at 12, rue de rivoli", "at [S1_F]"},
 		{"in 75001  PARIS", "in [S1_F]"},
 		{"in France", "in France"},
+		{"on rue de Rivoli", "on [S1_F]"},
 		{"at 12 rue de Rivolio", "at 12 rue de Rivolio"},
 	})
-	runRule(t, privacy.FieldAddress, "Baker St 2\nLondon", []ruleCase{{"Baker  St 2 in London", "[S1_F] in London"}})
+	runRule(t, privacy.FieldAddress, "Baker St 2\nLondon", []ruleCase{{"Baker  St 2 in London", "[S1_F] in London"}, {"Baker St.", "[S1_F]."}})
+	runRule(t, privacy.FieldAddress, "12 Rainbow St, Jabal Amman, Amman, Jordan", []ruleCase{
+		{"at Rainbow St in Jabal Amman, Jordan", "at [S1_F] in [S1_F], Jordan"},
+		{"Amman", "[S1_F]"},
+	})
 }
 
 func TestTextAndNumber(t *testing.T) {
