@@ -76,9 +76,21 @@ var monthNames = func() []monthName {
 	return out
 }()
 
+// monthsByByte lists the month names by their first byte, so a word is compared only with the
+// names it could be.
+var monthsByByte = func() (t [256][]monthName) {
+	for _, m := range monthNames {
+		t[m.name[0]] = append(t[m.name[0]], m)
+	}
+	return t
+}()
+
 // monthAt returns the month named at n[i:] and where the name ends.
 func monthAt(n string, i int) (int, int) {
-	for _, m := range monthNames {
+	if i >= len(n) {
+		return 0, i
+	}
+	for _, m := range monthsByByte[n[i]] {
 		if strings.HasPrefix(n[i:], m.name) {
 			j := i + len(m.name)
 			if j < len(n) {
@@ -128,12 +140,13 @@ func skipAny(n string, i int, words ...string) int {
 func (r *Redactor) matchDates(v *view, ms []match) []match {
 	n := v.text
 	for i := 0; i < len(n); {
-		if i > 0 {
-			if c, _ := utf8.DecodeLastRuneInString(n[:i]); isAlnum(c) {
-				_, size := utf8.DecodeRuneInString(n[i:])
-				i += size
-				continue
+		// Only at the start of a word or number, and only at a digit or a month's first byte.
+		if c := n[i]; !isDigit(c) && monthsByByte[c] == nil || i > 0 && isAlnumByteBefore(n, i) {
+			i++
+			for i < len(n) && !utf8.RuneStart(n[i]) {
+				i++
 			}
+			continue
 		}
 		var cands [2]date
 		k, end := 0, i
@@ -181,7 +194,7 @@ func (r *Redactor) matchDates(v *view, ms []match) []match {
 		if k > 0 && (end == len(n) || !isAlnumByte(n, end)) {
 			if ph := r.dateNeedle(cands[:k]); ph >= 0 {
 				a, b := v.span(i, end)
-				ms = append(ms, match{a: a, b: b, ph: ph, subject: true})
+				ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(ph), subject: true})
 				i = end
 				continue
 			}

@@ -24,15 +24,6 @@ func (r *Redactor) Flags(raw string) []Flag {
 	return out
 }
 
-// detect appends the identifiers of people not named.
-func (r *Redactor) detect(v *view, ms []match) []match {
-	for _, d := range r.scan(v.text) {
-		a, b := v.span(d.a, d.b)
-		ms = append(ms, match{a: a, b: b, ph: -1, kind: d.kind, key: d.key})
-	}
-	return ms
-}
-
 // found is one detection in the normalized text.
 type found struct {
 	a, b      int
@@ -47,13 +38,12 @@ func (r *Redactor) scan(n string) []found {
 	var out []found
 	emails := scanEmails(n)
 	out = append(out, emails...)
+	next := 0 // emails before it end before the current token
 	inEmail := func(i int) bool {
-		for _, e := range emails {
-			if e.a <= i && i < e.b {
-				return true
-			}
+		for next < len(emails) && emails[next].b <= i {
+			next++
 		}
-		return false
+		return next < len(emails) && emails[next].a <= i
 	}
 	// Tokens, grouped into runs joined by at most two separator characters.
 	var run []token
@@ -84,8 +74,7 @@ func (r *Redactor) scan(n string) []found {
 		}
 		if len(run) > 0 {
 			prev := run[len(run)-1]
-			gap := n[prev.b:i]
-			if len(gap) > 2 || strings.Trim(gap, " .-()/") != "" {
+			if gap := n[prev.b:i]; len(gap) > 2 || !isSep(gap[0]) || len(gap) == 2 && !isSep(gap[1]) {
 				flush()
 			}
 		}
@@ -158,12 +147,55 @@ const maxRunTokens = 9
 // so "a456-426614174000" (part of a UUID) or "gpt-4o-2024-08-06" yield nothing; the longest
 // valid candidate from each start wins.
 func (r *Redactor) scanRun(n string, run []token, out []found) []found {
+	// Letters and digits, and digits, before each token: every identifier has 8–34 characters
+	// of which at least 6 are digits, which rules out most candidates without building them.
+	if len(run) == 1 && (run[0].b-run[0].a < 8 || !hasDigit(n[run[0].a:run[0].b])) {
+		return out // a lone word
+	}
+	chars, digs := make([]int, len(run)+1), make([]int, len(run)+1)
+	for k, t := range run {
+		d := 0
+		for p := t.a; p < t.b; p++ {
+			if isDigit(n[p]) {
+				d++
+			}
+		}
+		chars[k+1], digs[k+1] = chars[k]+t.b-t.a, digs[k]+d
+	}
+	inIBAN := false // in the groups of four after an IBAN's first group
 	for i := 0; i < len(run); i++ {
-		if i > 0 && !strings.Contains(n[run[i-1].b:run[i].a], " ") {
+		if i > 0 {
+			gap := n[run[i-1].b:run[i].a]
+			if t := n[run[i-1].a:run[i-1].b]; ibanHead(t) {
+				inIBAN = true
+			} else if inIBAN && len(t) > 4 {
+				inIBAN = false
+			}
+			inIBAN = inIBAN && gap == " " && run[i].b-run[i].a <= 4
+			if !strings.Contains(gap, " ") || inIBAN {
+				continue // inside a word, or inside an IBAN that did not check out
+			}
+		}
+		// Every identifier begins with a digit group, or with one or two letters followed by
+		// one (NIE "X-1234567-L", NINO "AB 12 34 56 C"); most words of a sentence stop here.
+		if t := n[run[i].a:run[i].b]; !hasDigit(t) && (len(t) > 2 || i+1 == len(run) || !hasDigit(n[run[i+1].a:run[i+1].b])) {
 			continue
 		}
 		for j := min(len(run)-1, i+maxRunTokens-1); j >= i; j-- {
 			if j < len(run)-1 && !strings.Contains(n[run[j].b:run[j+1].a], " ") {
+				continue
+			}
+			// ... and ends with a digit group, a check letter or an IBAN's last group.
+			if t := n[run[j].a:run[j].b]; !hasDigit(t) && len(t) > 4 {
+				continue
+			}
+			c, d := chars[j+1]-chars[i], digs[j+1]-digs[i]
+			if c < 8 || c > 34 || d < 6 {
+				continue
+			}
+			// Letters: an IBAN, NINO, codice fiscale or NIE starts with one; a DNI or NIR has
+			// one at most.
+			if c-d > 1 && isDigit(n[run[i].a]) {
 				continue
 			}
 			if f, ok := r.classify(n, run[i:j+1]); ok {
@@ -176,23 +208,28 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 	return out
 }
 
+// isSep reports the characters that join the groups of a number or ID: " .-()/".
+func isSep(c byte) bool {
+	return c == ' ' || c == '.' || c == '-' || c == '(' || c == ')' || c == '/'
+}
+
+func hasDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// ibanHead reports an IBAN's first group: country letters and check digits.
+func ibanHead(t string) bool {
+	return len(t) == 4 && isLower(t[0]) && isLower(t[1]) && isDigit(t[2]) && isDigit(t[3])
+}
+
 // classify decides what the tokens toks (one candidate) are, if anything.
 func (r *Redactor) classify(n string, toks []token) (found, bool) {
 	a, b := toks[0].a, toks[len(toks)-1].b
-	var seps []string
-	var j strings.Builder
-	for k, t := range toks {
-		if k > 0 {
-			seps = append(seps, n[toks[k-1].b:t.a])
-		}
-		j.WriteString(n[t.a:t.b])
-	}
-	s := j.String()
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return found{}, false
-		}
-	}
 	// An identifier glued to a word by "_", or to a longer dotted or dashed string, is part of
 	// something else (a file name, a version, a key).
 	if a > 0 && (n[a-1] == '_' || (n[a-1] == '.' || n[a-1] == '-') && a > 1 && isAlnumByteBefore(n, a-1)) {
@@ -202,6 +239,31 @@ func (r *Redactor) classify(n string, toks []token) (found, bool) {
 		return found{}, false
 	}
 	plus := a > 0 && n[a-1] == '+' && (a == 1 || !isAlnumByteBefore(n, a-1))
+	// Join on the stack (scanRun bounds a candidate to 34 characters and maxRunTokens tokens).
+	var buf [34]byte
+	var sepArr [maxRunTokens]string
+	seps, k, digitsOnly := sepArr[:0], 0, true
+	for i, t := range toks {
+		if i > 0 {
+			seps = append(seps, n[toks[i-1].b:t.a])
+		}
+		for p := t.a; p < t.b; p++ {
+			c := n[p]
+			if c >= utf8.RuneSelf || k == len(buf) {
+				return found{}, false
+			}
+			digitsOnly = digitsOnly && isDigit(c)
+			buf[k] = c
+			k++
+		}
+	}
+	// Digits only: a phone needs a + or a leading 0, a card 13–19 digits from 2 to 6, and an ID
+	// a country and 9–15 digits; most runs of numbers in a text are none of these.
+	if l := k; digitsOnly && !plus && buf[0] != '0' && !(buf[0] >= '2' && buf[0] <= '6' && l >= 13 && l <= 19) &&
+		(len(r.countries) == 0 || l < 9 || l > 15 || len(toks) == 2) {
+		return found{}, false
+	}
+	s := string(buf[:k])
 	spaced := allIn(seps, " ")
 	single := len(toks) == 1
 	id := func() (found, bool) { return found{a: a, b: b, kind: KindNationalID, key: s}, true }
@@ -227,9 +289,6 @@ func (r *Redactor) classify(n string, toks []token) (found, bool) {
 		return found{}, false
 	}
 	if !plus {
-		if len(s) >= 13 && len(s) <= 19 && s[0] >= '2' && s[0] <= '6' && allIn(seps, " -") && sameSep(seps) && luhn(s) {
-			return found{a: a, b: b, kind: KindCard, key: s}, true
-		}
 		if r.countries["US"] && len(toks) == 3 && (allIn(seps, "-") || spaced) && validSSN(n[toks[0].a:toks[0].b], n[toks[1].a:toks[1].b], n[toks[2].a:toks[2].b]) {
 			return id()
 		}
@@ -252,6 +311,9 @@ func (r *Redactor) classify(n string, toks []token) (found, bool) {
 			return id()
 		}
 	}
+	if len(s) >= 13 && len(s) <= 19 && s[0] >= '2' && s[0] <= '6' && !plus && cardGroups(toks, seps) && luhn(s) {
+		return found{a: a, b: b, kind: KindCard, key: s}, true
+	}
 	if dateLike(n, toks, seps) {
 		return found{}, false
 	}
@@ -268,6 +330,27 @@ func (r *Redactor) classify(n string, toks []token) (found, bool) {
 		return found{a: a, b: b, kind: KindPhone, key: s}, true
 	}
 	return found{}, false
+}
+
+// cardGroups: a card number is written compact, in groups of four (the last may be shorter), or
+// 4-6-5 / 4-6-4 (American Express, Diners), with one kind of separator (space or "-").
+func cardGroups(toks []token, seps []string) bool {
+	if len(toks) == 1 {
+		return true
+	}
+	if !allIn(seps, " -") || !sameSep(seps) {
+		return false
+	}
+	l := func(k int) int { return toks[k].b - toks[k].a }
+	if len(toks) == 3 && l(0) == 4 && l(1) == 6 && (l(2) == 5 || l(2) == 4) {
+		return true
+	}
+	for k := range toks {
+		if l(k) != 4 && (k < len(toks)-1 || l(k) > 4) {
+			return false
+		}
+	}
+	return true
 }
 
 func isAlnumByteBefore(n string, i int) bool {

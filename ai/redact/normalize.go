@@ -24,14 +24,25 @@ func (v *view) span(a, b int) (int, int) { return int(v.start[a]), int(v.end[b-1
 // the invisible joiners and marks removed (ZWNJ, ZWJ, zero-width space, tatweel, soft hyphen,
 // bidi controls, BOM), and every run of white space as one space. Both a subject's values and the
 // text go through it, so they meet on the same form.
-func normalize(s string) *view {
-	v := &view{start: make([]int32, 0, len(s)+8), end: make([]int32, 0, len(s)+8)}
+func normalize(s string) *view { return normalizeOf(s, true) }
+
+// normString is normalize for a value: the normalized text alone.
+func normString(s string) string { return normalizeOf(s, false).text }
+
+func normalizeOf(s string, offsets bool) *view {
+	v := &view{}
+	if offsets {
+		v.start, v.end = make([]int32, 0, len(s)+8), make([]int32, 0, len(s)+8)
+	}
 	b := make([]byte, 0, len(s)+8)
 	space := false
+	last := -1 // where the last emitted rune's bytes start
 	emit := func(r rune, from, to int) {
 		if r == ' ' {
 			if space { // extend the run's single space over this one
-				v.end[len(v.end)-1] = int32(to)
+				if offsets {
+					v.end[len(v.end)-1] = int32(to)
+				}
 				return
 			}
 			space = true
@@ -39,10 +50,13 @@ func normalize(s string) *view {
 			space = false
 		}
 		n := len(b)
+		last = n
 		b = utf8.AppendRune(b, r)
 		for range len(b) - n {
-			v.start = append(v.start, int32(from))
-			v.end = append(v.end, int32(to))
+			if offsets {
+				v.start = append(v.start, int32(from))
+				v.end = append(v.end, int32(to))
+			}
 		}
 	}
 	for i := 0; i < len(s); {
@@ -54,12 +68,31 @@ func normalize(s string) *view {
 			case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
 				c = ' '
 			}
+			if c != ' ' { // the common case, without the closure
+				space = false
+				last = len(b)
+				b = append(b, c)
+				if offsets {
+					v.start = append(v.start, int32(i))
+					v.end = append(v.end, int32(i+1))
+				}
+				i++
+				continue
+			}
 			emit(rune(c), i, i+1)
 			i++
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		foldRune(r, func(out rune) { emit(out, i, i+size) })
+		emitted := false
+		foldRune(r, func(out rune) { emitted = true; emit(out, i, i+size) })
+		if !emitted && last >= 0 && offsets {
+			// A dropped mark or joiner belongs to the rune before it: replacing that rune
+			// replaces it too, so no combining mark is left dangling on a placeholder.
+			for k := last; k < len(v.end); k++ {
+				v.end[k] = int32(i + size)
+			}
+		}
 		i += size
 	}
 	v.text = string(b)
@@ -132,16 +165,20 @@ func removed(r rune) bool {
 	return false
 }
 
-// normString is normalize for a value: the normalized text alone.
-func normString(s string) string { return normalize(s).text }
-
 // isAlnum reports whether r (already normalized) is part of a word.
 func isAlnum(r rune) bool {
 	if r < utf8.RuneSelf {
-		return 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || 'A' <= r && r <= 'Z'
+		return asciiAlnum[r]
 	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mc, r)
 }
+
+var asciiAlnum = func() (t [utf8.RuneSelf]bool) {
+	for c := range utf8.RuneSelf {
+		t[c] = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || 'A' <= c && c <= 'Z'
+	}
+	return t
+}()
 
 // unspaced reports scripts written without spaces between words (Chinese, Japanese, Thai, Lao,
 // Khmer, Myanmar): a name there has no word boundary to check.
@@ -154,25 +191,73 @@ func unspaced(r rune) bool {
 // byte with its offset in the normalized text, so a value matches whatever punctuation and
 // spacing the writer put between its parts.
 type compact struct {
-	text string
-	pos  []int32 // per byte: offset in the normalized text
+	text   string
+	pos    []int32 // per byte: offset in the normalized text
+	starts []int32 // the offsets where a word begins, or any rune of an unspaced script
 }
 
 func compactOf(n string) *compact {
 	c := &compact{pos: make([]int32, 0, len(n))}
 	b := make([]byte, 0, len(n))
+	prev, prevAlnum := rune(0), false
+	word := 0 // runes of the current word so far
+	var head [3]rune
 	for i, r := range n {
-		if !isAlnum(r) {
-			continue
+		alnum := isAlnum(r)
+		if alnum {
+			if !prevAlnum {
+				word = 0
+			}
+			if !prevAlnum || unspaced(r) || unspaced(prev) || word <= 3 && proclitic(head[:word]) {
+				c.starts = append(c.starts, int32(len(b)))
+			}
+			if word < 3 {
+				head[word] = r
+			}
+			word++
+			k := len(b)
+			b = utf8.AppendRune(b, r)
+			for j := range len(b) - k {
+				c.pos = append(c.pos, int32(i+j))
+			}
 		}
-		k := len(b)
-		b = utf8.AppendRune(b, r)
-		for j := range len(b) - k {
-			c.pos = append(c.pos, int32(i+j))
-		}
+		prev, prevAlnum = r, alnum
 	}
 	c.text = string(b)
 	return c
+}
+
+// proclitics are the Arabic particles written joined to the next word: "and", "so", "with",
+// "for", "like", the article, and their combinations ("ومحمد", "لمحمد", "والأحمد").
+var proclitics = map[string]bool{
+	"و": true, "ف": true, "ب": true, "ل": true, "ك": true, "ال": true, "وال": true, "بال": true, "فال": true,
+	"كال": true, "لل": true, "ولل": true, "فلل": true, "وب": true, "ول": true, "فب": true, "فل": true, "وك": true, "فك": true,
+}
+
+// proclitic reports whether the runes that begin a word are an Arabic proclitic sequence.
+func proclitic(head []rune) bool {
+	if len(head) == 0 || head[0] < 0x0600 || head[0] > 0x06FF {
+		return false
+	}
+	return proclitics[string(head)]
+}
+
+// leftOfWord returns the runes from the start of the word that n[:i] ends in, up to i, or
+// nothing when that is more than three runes.
+func leftOfWord(n string, i int) []rune {
+	var rs []rune
+	for j := i; j > 0 && len(rs) <= 3; {
+		c, size := utf8.DecodeLastRuneInString(n[:j])
+		if !isAlnum(c) {
+			break
+		}
+		rs = append([]rune{c}, rs...)
+		j -= size
+	}
+	if len(rs) > 3 {
+		return nil
+	}
+	return rs
 }
 
 // compactString is the word characters of a normalized value.

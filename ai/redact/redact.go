@@ -54,12 +54,13 @@ var kindPrefix = map[string]string{KindEmail: "EMAIL", KindPhone: "PHONE", KindI
 // A Redactor is not safe for concurrent use.
 type Redactor struct {
 	phs       []Placeholder
-	used      []int          // indexes into phs in first-use order
-	byToken   map[string]int // token → index into phs
-	detected  map[string]int // kind + "\x00" + canonical value → index into phs
-	perKind   map[string]int // detections numbered so far, per kind
-	compacts  []needle       // matched in the letters-and-digits view
-	plains    []needle       // matched in the normalized text (e-mail, number)
+	used      []int             // indexes into phs in first-use order
+	byToken   map[string]int    // token → index into phs
+	detected  map[string]int    // kind + "\x00" + canonical value → index into phs
+	perKind   map[string]int    // detections numbered so far, per kind
+	compacts  []needle          // matched in the letters-and-digits view
+	byPrefix  map[[2]byte][]int // compacts by their first two bytes
+	plains    []needle          // matched in the normalized text (e-mail, number)
 	dates     []dateNeedle
 	countries map[string]bool
 }
@@ -67,7 +68,7 @@ type Redactor struct {
 // New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
 // skipped; a field name repeated within a subject shares the first one's placeholder.
 func New(subjects []Subject, opt Options) *Redactor {
-	r := &Redactor{byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}}
+	r := &Redactor{byPrefix: map[[2]byte][]int{}, byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}}
 	for _, c := range opt.Countries {
 		r.countries[c] = true
 	}
@@ -123,10 +124,9 @@ func (r *Redactor) Placeholders() []Placeholder {
 
 // match is one candidate replacement: the original byte range [a, b) and what replaces it.
 type match struct {
-	a, b    int
-	ph      int    // placeholder index; -1 for a detection not yet numbered
-	kind    string // detection kind
-	key     string // detection's canonical value
+	a, b    int32
+	ph      int32 // placeholder index; -1 for a detection, numbered when chosen
+	det     int32 // a detection's index in the request's detections
 	subject bool
 }
 
@@ -143,18 +143,23 @@ func (r *Redactor) Redact(text string) string {
 	v := normalize(text)
 	var ms []match
 	ms = r.matchSubjects(v, ms)
-	ms = r.detect(v, ms)
+	dets := r.scan(v.text)
+	for i, d := range dets {
+		a, b := v.span(d.a, d.b)
+		ms = append(ms, match{a: int32(a), b: int32(b), ph: -1, det: int32(i)})
+	}
 	if len(ms) == 0 {
 		return text
 	}
 	ms = choose(ms, len(text))
 	var b strings.Builder
 	b.Grow(len(text))
-	last := 0
+	last := int32(0)
 	for _, m := range ms {
-		ph := m.ph
+		ph := int(m.ph)
 		if ph < 0 {
-			ph = r.detection(m.kind, m.key, text[m.a:m.b])
+			d := dets[m.det]
+			ph = r.detection(d.kind, d.key, text[m.a:m.b])
 		}
 		p := &r.phs[ph]
 		if p.Uses == 0 {
@@ -187,9 +192,11 @@ func (r *Redactor) detection(kind, key, written string) int {
 // choose keeps non-overlapping matches, longest first and subjects before detections at equal
 // length, and returns them in text order.
 func choose(ms []match, n int) []match {
-	slices.SortStableFunc(ms, func(x, y match) int {
+	// A total order (length, subject first, position, placeholder), so the unstable sort gives
+	// the same result every time.
+	slices.SortFunc(ms, func(x, y match) int {
 		if d := (y.b - y.a) - (x.b - x.a); d != 0 {
-			return d
+			return int(d)
 		}
 		if x.subject != y.subject {
 			if x.subject {
@@ -197,7 +204,10 @@ func choose(ms []match, n int) []match {
 			}
 			return 1
 		}
-		return x.a - y.a
+		if x.a != y.a {
+			return int(x.a - y.a)
+		}
+		return int(x.ph - y.ph)
 	})
 	taken := make([]bool, n)
 	out := ms[:0:0]
@@ -213,6 +223,6 @@ outer:
 		}
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(x, y match) int { return x.a - y.a })
+	slices.SortFunc(out, func(x, y match) int { return int(x.a - y.a) })
 	return out
 }

@@ -15,6 +15,7 @@ type needle struct {
 	bound func(rune) bool // a neighbour that means the match is inside a longer word or number
 	plus  bool            // an international phone number: take a "+" just before it along
 	num   bool            // a number: a decimal mark followed by a digit also joins
+	ll    bool            // an Arabic name without its article: only after "لل" ("for the")
 }
 
 func nameGap(r rune) bool  { return r == ' ' || r == '-' || r == '\'' || r == '’' || r == '.' }
@@ -32,7 +33,9 @@ func alnumBound(r rune) bool { return isAlnum(r) }
 // addField registers the forms of one field's value (the matching rules in the package doc).
 func (r *Redactor) addField(ph int, f Field) {
 	add := func(s string, gap, bound func(rune) bool, plus bool) {
-		if s != "" {
+		if len(s) >= 2 { // one ASCII letter or digit identifies no one
+			key := [2]byte{s[0], s[1]}
+			r.byPrefix[key] = append(r.byPrefix[key], len(r.compacts))
 			r.compacts = append(r.compacts, needle{s: s, ph: ph, gap: gap, bound: bound, plus: plus})
 		}
 	}
@@ -40,9 +43,23 @@ func (r *Redactor) addField(ph int, f Field) {
 	switch f.Type {
 	case privacy.FieldName:
 		add(compactString(n), nameGap, wordBound, false)
-		for _, part := range strings.FieldsFunc(n, func(c rune) bool { return !isAlnum(c) }) {
-			if utf8.RuneCountInString(part) >= 2 {
+		parts := strings.FieldsFunc(n, func(c rune) bool { return !isAlnum(c) })
+		// Consecutive parts written together ("AdaLovelace", "عبدالله" for "عبد الله").
+		for i := range min(len(parts), 8) {
+			for j := i + 2; j <= min(len(parts), 8); j++ {
+				if i > 0 || j < len(parts) {
+					add(strings.Join(parts[i:j], ""), nameGap, wordBound, false)
+				}
+			}
+		}
+		for _, part := range parts {
+			if utf8.RuneCountInString(part) >= 2 && !particles[part] {
 				add(part, nameGap, wordBound, false)
+			}
+			// ل + الخطيب is written للخطيب: the article's alef goes.
+			if rest, ok := strings.CutPrefix(part, "ال"); ok && utf8.RuneCountInString(rest) >= 2 {
+				add(rest, nameGap, wordBound, false)
+				r.compacts[len(r.compacts)-1].ll = true
 			}
 			// A Chinese or Japanese name is written without spaces; its given name (after a
 			// one-character family name) is how the person is often called.
@@ -71,8 +88,22 @@ func (r *Redactor) addField(ph int, f Field) {
 			if i == len(parts)-1 && i > 0 {
 				break // the region: what the Region generalizer releases
 			}
-			if c := compactString(normString(p)); utf8.RuneCountInString(c) >= 4 {
+			np := normString(p)
+			if c := compactString(np); utf8.RuneCountInString(c) >= 4 {
 				add(c, anyGap, wordBound, false)
+			}
+			// The street without its house number ("Rainbow St" of "12 Rainbow St").
+			if words := strings.Fields(np); len(words) >= 2 {
+				var rest []string
+				switch {
+				case houseNumber(words[0]):
+					rest = words[1:]
+				case houseNumber(words[len(words)-1]):
+					rest = words[:len(words)-1]
+				}
+				if c := compactString(strings.Join(rest, " ")); utf8.RuneCountInString(c) >= 4 {
+					add(c, anyGap, wordBound, false)
+				}
 			}
 		}
 	case privacy.FieldText:
@@ -93,6 +124,21 @@ func (r *Redactor) addField(ph int, f Field) {
 			}
 		}
 	}
+}
+
+// particles are the name parts that say nothing alone and would redact every "de" and "van" of a
+// text: they are matched only within the whole name or with a neighbouring part.
+var particles = map[string]bool{
+	"de": true, "da": true, "di": true, "do": true, "du": true, "del": true, "della": true, "der": true,
+	"den": true, "des": true, "la": true, "le": true, "van": true, "von": true, "al": true, "el": true,
+	"bin": true, "bint": true, "ibn": true, "ben": true, "abu": true, "dos": true, "das": true, "y": true,
+}
+
+// houseNumber reports a word that is a house number: digits, possibly with a letter or a
+// range ("12", "12a", "12-14").
+func houseNumber(w string) bool {
+	w = strings.TrimRight(w, ",.")
+	return w != "" && isDigit(w[0]) && len(w) <= 8
 }
 
 type phoneForm struct {
@@ -134,25 +180,35 @@ func phoneForms(v string) []phoneForm {
 func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 	if len(r.compacts) > 0 {
 		c := compactOf(v.text)
-		for _, nd := range r.compacts {
-			for off := 0; ; {
-				i := strings.Index(c.text[off:], nd.s)
-				if i < 0 {
-					break
+		// Every form needs a word start (or an unspaced script) on its left, so only word
+		// starts are tried, against the forms that begin with the same two bytes.
+		for _, st := range c.starts {
+			i := int(st)
+			if i+2 > len(c.text) {
+				continue
+			}
+			for _, k := range r.byPrefix[[2]byte{c.text[i], c.text[i+1]}] {
+				nd := &r.compacts[k]
+				if !strings.HasPrefix(c.text[i:], nd.s) {
+					continue
 				}
-				i += off
-				_, size := utf8.DecodeRuneInString(c.text[i:])
-				off = i + size
 				last := i + len(nd.s) - 1
 				na, nb := int(c.pos[i]), int(c.pos[last])+1
-				if !gapsOK(v.text[na:nb], nd.gap) || !boundsOK(v.text, na, nb, nd.bound) {
+				if nd.ll {
+					if l := string(leftOfWord(v.text, na)); (l != "لل" && l != "ولل" && l != "فلل") || !rightOK(v.text, nb, nd.bound) || !gapsOK(v.text[na:nb], nd.gap) {
+						continue
+					}
+				} else if !gapsOK(v.text[na:nb], nd.gap) || !boundsOK(v.text, na, nb, nd.bound) && !(proclitic(leftOfWord(v.text, na)) && rightOK(v.text, nb, nd.bound)) {
 					continue
+				}
+				if na > 0 && v.text[na-1] == '(' && strings.Count(v.text[na:nb], ")") > strings.Count(v.text[na:nb], "(") {
+					na-- // "(079) 123 45 67": the parenthesis opened before the area code
 				}
 				if nd.plus && na > 0 && v.text[na-1] == '+' {
 					na--
 				}
 				a, b := v.span(na, nb)
-				ms = append(ms, match{a: a, b: b, ph: nd.ph, subject: true})
+				ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 			}
 		}
 	}
@@ -168,7 +224,7 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 				continue
 			}
 			a, b := v.span(i, i+len(nd.s))
-			ms = append(ms, match{a: a, b: b, ph: nd.ph, subject: true})
+			ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 		}
 	}
 	if len(r.dates) > 0 {
@@ -183,6 +239,15 @@ func gapsOK(s string, gap func(rune) bool) bool {
 		if !isAlnum(c) && !gap(c) {
 			return false
 		}
+	}
+	return true
+}
+
+// rightOK reports whether the rune after n[:b] leaves the match a whole word or number.
+func rightOK(n string, b int, bound func(rune) bool) bool {
+	if b < len(n) {
+		c, _ := utf8.DecodeRuneInString(n[b:])
+		return !bound(c)
 	}
 	return true
 }
