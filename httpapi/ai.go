@@ -346,14 +346,28 @@ func (call *aiCall) attachment(subjects []aiSubject) (string, error) {
 	return b.String(), nil
 }
 
-// allow is the Restorer's rule: a subject's placeholder comes back only for a field the caller
-// may read; a detected identifier is what the caller wrote, so it comes back.
+// allow reports whether the caller may have ph's value: a subject's field only where a plain
+// read would show it in full; a detected identifier is what the caller wrote, so always.
 func (call *aiCall) allow(ph redact.Placeholder) bool {
 	if ph.Subject < 0 {
 		return true
 	}
 	return call.readable[aiFieldKey(ph.Subject, ph.Field)]
 }
+
+// restoreValue is what a placeholder becomes in the answer: the value where allow says so, and
+// for a field the caller may not read, their own words as they wrote them. The placeholder
+// itself would tell them that what they typed is that subject's value: a confirmation oracle
+// for a RED national ID they could guess at. A placeholder their text never produced stays.
+func (call *aiCall) restoreValue(ph redact.Placeholder) (string, bool) {
+	if call.allow(ph) {
+		return ph.Value, true
+	}
+	return ph.Written, ph.Written != ""
+}
+
+// newRestorer is the call's Restorer.
+func (call *aiCall) newRestorer() *redact.Restorer { return call.red.RestorerFunc(call.restoreValue) }
 
 // sentDetails is what ai.prompt_sent records: names, IDs and counts, never a value.
 func (call *aiCall) sentDetails() map[string]any {

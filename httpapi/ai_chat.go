@@ -273,7 +273,7 @@ func (call *aiCall) restoreCompletion(raw []byte, res aiResult) (map[string]any,
 		res.err = tutela.Errorf(tutela.EUPSTREAM, "the provider's answer is not a JSON object")
 		return nil, res
 	}
-	x := call.red.Restorer(call.allow)
+	x := call.newRestorer()
 	var rawText strings.Builder
 	choices, _ := body["choices"].([]any)
 	for _, c := range choices {
@@ -349,11 +349,15 @@ func (call *aiCall) restoredFields(raw string) []string {
 	return sortedKeys(seen)
 }
 
-// summary is the "tutela" member of an answer.
+// summary is the "tutela" member of an answer: what was replaced and restored for this caller.
 func (call *aiCall) summary(res aiResult) map[string]any {
+	// Replacements of fields the caller may not read are not counted here: the count would
+	// tell them whether their text held such a value (the audit event counts them all).
 	n := 0
 	for _, ph := range call.red.Placeholders() {
-		n += ph.Uses
+		if call.allow(ph) {
+			n += ph.Uses
+		}
 	}
 	flags := make([]any, len(res.flags))
 	for i, f := range res.flags {

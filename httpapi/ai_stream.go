@@ -134,7 +134,7 @@ type chatStreams struct {
 }
 
 func newChatStreams(call *aiCall) *chatStreams {
-	return &chatStreams{x: call.red.Restorer(call.allow), m: map[string]*redact.Stream{}}
+	return &chatStreams{x: call.newRestorer(), m: map[string]*redact.Stream{}}
 }
 
 func (c *chatStreams) stream(key string, escape func(string) string) *redact.Stream {

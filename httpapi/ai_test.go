@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,20 +214,25 @@ func TestAIGateway_NothingIdentifyingLeavesAndTheAnswerIsRestored(t *testing.T) 
 				t.Errorf("Tutela's own fields or the subject's ID reached the provider: %s", sent)
 			}
 			// The fake echoes the prompt it got: the operator gets back the values they may read
-			// (as stored), the RED ones (national ID, notes) stay placeholders, and the unnamed
-			// identifiers come back as they wrote them.
+			// (as stored), the RED national ID as they wrote it (never the stored form), and the
+			// unnamed identifiers as they wrote them.
 			content, summary := ae.answer(t, b)
 			for _, want := range []string{"Layla Mansour", "1990-04-02", "+962 79 123 4567", "layla.mansour@example.org",
-				"omar.m@example.net", "GB82 WEST 1234 5698 7654 32", "[S1_NATIONAL_ID]", "[S1_NOTES]"} {
+				"omar.m@example.net", "GB82 WEST 1234 5698 7654 32", "ID jo 99812,"} {
 				if !strings.Contains(content, want) {
 					t.Errorf("answer lacks %q: %s", want, content)
 				}
 			}
-			if strings.Contains(content, "JO-99812") || strings.Contains(content, "Fled Homs") {
-				t.Errorf("a RED value was restored for a YELLOW caller: %s", content)
+			if strings.Contains(content, "JO-99812") || strings.Contains(content, "[S1_") {
+				t.Errorf("a RED value, or a placeholder telling the operator which of their words matched one, came back: %s", content)
 			}
+			// The summary counts what the caller may see: Layla's YELLOW fields and the two
+			// detections, not the RED matches.
 			if n, _ := summary["placeholders"].(float64); n < 8 {
 				t.Errorf("summary: %v", summary)
+			}
+			if r, _ := summary["restored_fields"].([]any); slices.Contains(r, any("national_id")) || !slices.Contains(r, any("full_name")) {
+				t.Errorf("restored fields: %v", summary["restored_fields"])
 			}
 			// A caller cleared for RED gets every value back.
 			res, b = ae.req(t, "POST", "/v1/ai/chat/completions", ae.chatBody(aiPrompt, ""), "", ae.redReader(t))
@@ -547,4 +553,27 @@ func TestAIGateway_ToolCallsAndEmbeddings(t *testing.T) {
 	ae.noSecretLeft(t, "the provider's request", ae.sentToProvider())
 	res, b = ae.req(t, "POST", "/v1/ai/embeddings", `{"model":"embed-small","input":[[1,2,3]],"tutela":{"purpose":"ai_triage"}}`, "", ae.operator)
 	wantError(t, res, b, 400, tutela.EINVALID)
+}
+
+// A caller who may not read a RED field cannot use the gateway to confirm a guess of it: a right
+// and a wrong guess of Layla's national ID give answers of the same form (the caller's own
+// words back) and the same summary.
+func TestAIGateway_NoConfirmationOracleForUnreadableFields(t *testing.T) {
+	t.Parallel()
+	ae := newAIEnv(t, sqlstore.SQLite)
+	answer := func(guess string) (string, map[string]any) {
+		return ae.answer(t, mustOK(t, ae, ae.chatBody("Is "+guess+" the ID of Layla Mansour?", ""), ae.operator))
+	}
+	right, rs := answer("JO 99812")
+	wrong, ws := answer("JO 99813")
+	if right != "Is JO 99812 the ID of Layla Mansour?" || wrong != "Is JO 99813 the ID of Layla Mansour?" {
+		t.Errorf("answers: %q, %q", right, wrong)
+	}
+	if rs["placeholders"] != ws["placeholders"] {
+		t.Errorf("summaries differ: %v / %v", rs, ws)
+	}
+	// What left was redacted all the same: the right guess never reached the provider.
+	if strings.Contains(ae.sentToProvider(), "99812") {
+		t.Error("the national ID reached the provider")
+	}
 }

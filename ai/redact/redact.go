@@ -35,7 +35,9 @@ type Placeholder struct {
 	Subject int    // 0-based index of the subject, -1 for a detection
 	Field   string // the field name, or the detector kind: "email", "phone", "iban", "card", "national_id"
 	Value   string // subject: the stored value; detection: the text exactly as the caller wrote it
-	Uses    int    // replacements made
+	// Written is the text the first replacement took out, exactly as written ("" until used).
+	Written string
+	Uses    int // replacements made
 }
 
 // Detector kinds, as in Placeholder.Field and Flag.Kind.
@@ -164,6 +166,7 @@ func (r *Redactor) Redact(text string) string {
 		p := &r.phs[ph]
 		if p.Uses == 0 {
 			r.used = append(r.used, ph)
+			p.Written = text[m.a:m.b]
 		}
 		p.Uses++
 		b.WriteString(text[last:m.a])

@@ -5,7 +5,8 @@ import "strings"
 // Restorer puts back, in the model's answer, the values the caller may see.
 type Restorer struct {
 	r      *Redactor
-	allow  []bool // per placeholder index
+	allow  []bool   // per placeholder index
+	vals   []string // what each allowed placeholder becomes
 	maxTok int
 }
 
@@ -13,9 +14,17 @@ type Restorer struct {
 // placeholder not allowed, or not one this Redactor handed out, stays exactly as the model wrote
 // it. allow is asked once per placeholder, now.
 func (r *Redactor) Restorer(allow func(Placeholder) bool) *Restorer {
-	x := &Restorer{r: r, allow: make([]bool, len(r.phs))}
+	return r.RestorerFunc(func(p Placeholder) (string, bool) { return p.Value, allow != nil && allow(p) })
+}
+
+// RestorerFunc is Restorer with the replacement chosen per placeholder: value returns what
+// the placeholder becomes, or false to leave it as written. The gateway gives a field the
+// caller may not read back as the caller wrote it (Placeholder.Written), so the answer does not
+// show which of their words matched a value they may not see.
+func (r *Redactor) RestorerFunc(value func(Placeholder) (string, bool)) *Restorer {
+	x := &Restorer{r: r, allow: make([]bool, len(r.phs)), vals: make([]string, len(r.phs))}
 	for i, p := range r.phs {
-		x.allow[i] = allow != nil && allow(p)
+		x.vals[i], x.allow[i] = value(p)
 		x.maxTok = max(x.maxTok, len(p.Token))
 	}
 	return x
@@ -48,7 +57,7 @@ func (x *Restorer) RestoreEscaped(text string, escape func(string) string) strin
 		if b.Len() == 0 {
 			b.Grow(len(text))
 		}
-		v := x.r.phs[ph].Value
+		v := x.vals[ph]
 		if escape != nil {
 			v = escape(v)
 		}

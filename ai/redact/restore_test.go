@@ -150,3 +150,34 @@ func TestStream_HoldsBackOnlyAPossiblePlaceholder(t *testing.T) {
 		t.Errorf("Flush = %q", got)
 	}
 }
+
+// RestorerFunc restores what value says: here a field the caller may not read comes back as the
+// caller wrote it, never as the stored value.
+func TestRestorerFunc_WrittenFormForUnreadable(t *testing.T) {
+	r := New([]Subject{{ID: "s1", Fields: []Field{
+		{Name: "national_id", Type: privacy.FieldNationalID, Value: "JO-99812"},
+		{Name: "full_name", Type: privacy.FieldName, Value: "Layla Mansour"}}}}, Options{})
+	red := r.Redact("ID jo 99812 of LAYLA MANSOUR")
+	if strings.Contains(red, "99812") || strings.Contains(red, "LAYLA") {
+		t.Fatalf("redacted: %q", red)
+	}
+	x := r.RestorerFunc(func(p Placeholder) (string, bool) {
+		if p.Field == "national_id" {
+			return p.Written, true
+		}
+		return p.Value, true
+	})
+	got := x.Restore("Answer: " + r.Token(0, "national_id") + " belongs to " + r.Token(0, "full_name") + ".")
+	if got != "Answer: jo 99812 belongs to Layla Mansour." {
+		t.Fatalf("restored %q", got)
+	}
+	var s strings.Builder
+	st := x.Stream(nil)
+	for _, c := range []string{"[S1_NAT", "IONAL_ID] x"} {
+		s.WriteString(st.Write(c))
+	}
+	s.WriteString(st.Flush())
+	if s.String() != "jo 99812 x" {
+		t.Fatalf("streamed %q", s.String())
+	}
+}
