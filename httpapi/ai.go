@@ -227,7 +227,7 @@ func (s *Server) aiSubjects(ctx context.Context, r *http.Request, tx *sqlstore.T
 		return nil, nil
 	}
 	purpose := call.opts.Purpose
-	if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Purpose: purpose}); err != nil {
+	if _, err := s.decideWith(r, p, pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Purpose: purpose}); err != nil {
 		return nil, err
 	}
 	t := call.tenant
@@ -410,9 +410,11 @@ type aiResult struct {
 	stream           bool
 }
 
-// aiFinish records the call's end: the tokens against the tenant's budgets and the ai.inference
-// event. A call whose end cannot be recorded fails: every inference is on the record.
-func (s *Server) aiFinish(r *http.Request, call *aiCall, res aiResult) error {
+// aiFinish records the call's end: the tokens against the tenant's budgets, the ai.inference
+// event, and the request's own api.request event for status, the HTTP status the caller is about
+// to get (one transaction instead of two: auditRequests then leaves it out). A call whose end
+// cannot be recorded fails: every inference is on the record.
+func (s *Server) aiFinish(r *http.Request, call *aiCall, res aiResult, status int) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.d.DBTimeout)
 	defer cancel()
 	d := call.baseDetails()
@@ -446,7 +448,8 @@ func (s *Server) aiFinish(r *http.Request, call *aiCall, res aiResult) error {
 				return err
 			}
 		}
-		return tx.Record(ctx, "ai.inference", call.tenant.ID, "ai_model", call.model.Name, outcome, d)
+		return tx.AuditMany(ctx, sqlstore.EventFromContext(ctx, "ai.inference", call.tenant.ID, "ai_model", call.model.Name, outcome, d),
+			s.requestRecorded(r, status, time.Since(call.start)))
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -55,7 +56,11 @@ func benchStream(n int) string {
 // benchAIEnv is the gateway on SQLite with Layla and the instant provider.
 func benchAIEnv(b *testing.B, chunks int) (*env, string, string) {
 	c := clocktest.New(time.Now().UTC())
-	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{Clock: c.Now})
+	dialect := sqlstore.SQLite
+	if os.Getenv("TUTELA_BENCH_DIALECT") == "postgres" {
+		dialect = sqlstore.Postgres
+	}
+	db := sqltest.Open(b, dialect, sqlstore.Options{Clock: c.Now})
 	ids := newIdentity(b, db, c.Now, identity.Config{}, nil)
 	chat := `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"` +
 		benchAnswer + `"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150}}`

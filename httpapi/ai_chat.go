@@ -242,7 +242,7 @@ func (s *Server) aiChat(w http.ResponseWriter, r *http.Request, p *tutela.Princi
 	if err == nil {
 		body, res = call.restoreCompletion(resp.Body, res)
 	}
-	if ferr := s.aiFinish(r, call, res); ferr != nil && res.err == nil {
+	if ferr := s.aiFinish(r, call, res, aiStatus(res.err)); ferr != nil && res.err == nil {
 		middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
 		middleware.WriteError(w, r, tutela.Wrap(ferr, "the inference could not be recorded"))
 		return
@@ -252,6 +252,14 @@ func (s *Server) aiChat(w http.ResponseWriter, r *http.Request, p *tutela.Princi
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, body)
+}
+
+// aiStatus is the HTTP status a call ending with err answers.
+func aiStatus(err error) int {
+	if err == nil {
+		return http.StatusOK
+	}
+	return middleware.Status(tutela.ErrorCode(err))
 }
 
 var errAINotConfigured = tutela.Errorf(tutela.ENOTCONFIGURED, "the AI gateway is not configured on this server")

@@ -106,7 +106,7 @@ func (s *Server) aiEmbeddings(w http.ResponseWriter, r *http.Request, p *tutela.
 			res.complete = 0
 		}
 	}
-	if ferr := s.aiFinish(r, call, res); ferr != nil && res.err == nil {
+	if ferr := s.aiFinish(r, call, res, aiStatus(res.err)); ferr != nil && res.err == nil {
 		middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
 		middleware.WriteError(w, r, tutela.Wrap(ferr, "the inference could not be recorded"))
 		return

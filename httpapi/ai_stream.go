@@ -25,7 +25,7 @@ func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCa
 	up, err := s.d.AI.Stream(r.Context(), call.target, "/chat/completions", out)
 	res := aiResult{stream: true, err: err}
 	if err != nil {
-		if ferr := s.aiFinish(r, call, res); ferr != nil {
+		if ferr := s.aiFinish(r, call, res, aiStatus(err)); ferr != nil {
 			middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
 		}
 		middleware.WriteError(w, r, err)
@@ -105,7 +105,7 @@ func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCa
 	if errors.Is(res.err, context.Canceled) {
 		res.err = errCallerGone
 	}
-	ferr := s.aiFinish(r, call, res)
+	ferr := s.aiFinish(r, call, res, http.StatusOK)
 	if ferr != nil {
 		middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
 		res.err = tutela.Wrap(ferr, "the inference could not be recorded")

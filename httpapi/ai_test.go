@@ -247,6 +247,19 @@ func TestAIGateway_NothingIdentifyingLeavesAndTheAnswerIsRestored(t *testing.T) 
 			audit := ae.auditText(t)
 			ae.noSecretLeft(t, "the audit log", audit)
 			ae.noSecretLeft(t, "the logs", ae.logs.String())
+			// One api.request event per call, written with the inference's end.
+			n := 0
+			for _, line := range strings.Split(audit, "\n") {
+				if strings.Contains(line, `"api.request"`) && strings.Contains(line, "/v1/ai/chat/completions") {
+					n++
+					if !strings.Contains(line, `"status":200`) {
+						t.Errorf("api.request: %s", line)
+					}
+				}
+			}
+			if n != 2 {
+				t.Errorf("%d api.request events for 2 calls", n)
+			}
 			for _, want := range []string{`"ai.prompt_sent"`, `"ai.inference"`, `"fields_replaced"`, `"national_id"`, `"provider":"fake"`,
 				`"model":"chat-small"`, ae.layla} {
 				if !strings.Contains(audit, want) {

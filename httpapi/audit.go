@@ -137,41 +137,25 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		rec := middleware.Recorder(w)
 		denied := new(atomic.Pointer[denial])
 		failed := new(atomic.Pointer[authFailure])
-		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), denialKey{}, denied), authFailureKey{}, failed))
+		recorded := new(atomic.Pointer[int])
+		r = r.WithContext(context.WithValue(context.WithValue(context.WithValue(r.Context(), denialKey{}, denied),
+			authFailureKey{}, failed), recordedKey{}, recorded))
 		next.ServeHTTP(rec, r)
 		route := "unmatched"
 		if p := s.route(r); p != "" {
 			route = p
 		}
-		query := make([]string, 0, len(r.URL.Query()))
-		for k := range r.URL.Query() {
-			query = append(query, k)
-		}
-		sort.Strings(query)
 		ctx := r.Context()
 		m := tutela.RequestMetaFrom(ctx)
 		tenant := ""
-		var bodyKeys []string
-		if m != nil {
-			bodyKeys = m.BodyKeys
-			if m.Principal != nil {
-				tenant = m.Principal.TenantID
-			}
+		if m != nil && m.Principal != nil {
+			tenant = m.Principal.TenantID
 		}
 		status := rec.Status()
-		outcome := audit.OutcomeSuccess
-		switch {
-		case status == http.StatusUnauthorized || status == http.StatusForbidden:
-			outcome = audit.OutcomeDenied
-		case status >= 500:
-			outcome = audit.OutcomeError
-		case status >= 400:
-			outcome = audit.OutcomeFailure
+		var events []audit.Event
+		if rs := recorded.Load(); rs == nil || *rs != status {
+			events = append(events, requestEvent(r, route, status, time.Since(start)))
 		}
-		events := []audit.Event{sqlstore.EventFromContext(ctx, "api.request", tenant, "route", route, outcome, map[string]any{
-			"method": r.Method, "status": status, "latency_ms": time.Since(start).Milliseconds(),
-			"query_keys": toAny(query), "body_keys": toAny(bodyKeys),
-		})}
 		// Only a denial the client was answered with: a handler that asked and then went on
 		// (status below 400) was not refused.
 		// A 403 from a check that noted nothing richer (a platform-only operation, a role or
@@ -189,6 +173,9 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 			events = append(events, sqlstore.EventFromContext(ctx, f.action, f.tenantID, f.targetType, f.targetID,
 				audit.OutcomeFailure, f.details))
 		}
+		if len(events) == 0 {
+			return // the handler recorded the call itself
+		}
 		// Recorded even if the client has gone: the call happened.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.d.DBTimeout)
 		defer cancel()
@@ -196,6 +183,54 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 			middleware.Logger(ctx).Error("record API call in the audit log", "err", err)
 		}
 	})
+}
+
+// requestEvent is the api.request event of r, answered with status after latency: actor,
+// tenant, method, route pattern, status, latency, request ID, and the names (never the values)
+// of the query parameters and body fields.
+func requestEvent(r *http.Request, route string, status int, latency time.Duration) audit.Event {
+	query := make([]string, 0, len(r.URL.Query()))
+	for k := range r.URL.Query() {
+		query = append(query, k)
+	}
+	sort.Strings(query)
+	ctx := r.Context()
+	m := tutela.RequestMetaFrom(ctx)
+	tenant := ""
+	var bodyKeys []string
+	if m != nil {
+		bodyKeys = m.BodyKeys
+		if m.Principal != nil {
+			tenant = m.Principal.TenantID
+		}
+	}
+	outcome := audit.OutcomeSuccess
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		outcome = audit.OutcomeDenied
+	case status >= 500:
+		outcome = audit.OutcomeError
+	case status >= 400:
+		outcome = audit.OutcomeFailure
+	}
+	return sqlstore.EventFromContext(ctx, "api.request", tenant, "route", route, outcome, map[string]any{
+		"method": r.Method, "status": status, "latency_ms": latency.Milliseconds(),
+		"query_keys": toAny(query), "body_keys": toAny(bodyKeys),
+	})
+}
+
+// recordedKey holds, for auditRequests, the status whose api.request event a handler already
+// wrote in its own transaction (the AI gateway, with the inference's end), so it is not written
+// twice.
+type recordedKey struct{}
+
+// requestRecorded returns r's api.request event for status and notes, for auditRequests, that
+// the handler writes it itself.
+func (s *Server) requestRecorded(r *http.Request, status int, latency time.Duration) audit.Event {
+	if slot, ok := r.Context().Value(recordedKey{}).(*atomic.Pointer[int]); ok {
+		slot.Store(&status)
+	}
+	return requestEvent(r, s.route(r), status, latency)
 }
 
 // residencyRefused is the tenant the store refused this request because its data lives in

@@ -49,17 +49,20 @@ func (s *Server) decide(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, r
 	if err != nil {
 		return nil, authz.Decision{}, err
 	}
+	d, err := s.decideWith(r, p, pol, req)
+	return pol, d, err
+}
+
+// decideWith is decide with p's policy already loaded (a handler deciding several requests).
+func (s *Server) decideWith(r *http.Request, p *tutela.Principal, pol *authz.Policy, req authz.Request) (authz.Decision, error) {
 	req.StepUpAt = p.StepUpAt
 	d := authz.Decide(pol, req, s.d.Clock())
 	if !d.Allow {
 		noteDenial(r.Context(), denial{action: string(req.Action), resource: req.Resource,
 			targetTenant: r.PathValue("tenant"), reason: d.Reason})
-		return pol, d, tutela.Errorf(tutela.EFORBIDDEN, "%s", d.Reason)
+		return d, tutela.Errorf(tutela.EFORBIDDEN, "%s", d.Reason)
 	}
-	if err := s.requireStepUp(p, d); err != nil {
-		return pol, d, err
-	}
-	return pol, d, nil
+	return d, s.requireStepUp(p, d)
 }
 
 // authorize resolves the path's tenant and checks that p may do action on resource there.

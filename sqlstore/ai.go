@@ -381,8 +381,8 @@ func (s AI) retireKey(ctx context.Context, providerID string, k ai.KeyInfo, reas
 // key that does not open (tampered, or copied from another row) is an error, not skipped: the
 // store has been altered outside the application.
 func (s AI) Keys(ctx context.Context, providerID string) ([]ai.Key, error) {
-	if _, err := s.Provider(ctx, providerID); err != nil {
-		return nil, err
+	if !tutela.ValidID(s.tenantID) || !tutela.ValidID(providerID) {
+		return nil, errNoProvider
 	}
 	rows, err := s.tx.query(ctx, `SELECT id, ciphertext FROM ai_provider_keys WHERE tenant_id = $1 AND provider_id = $2
 		ORDER BY created_at DESC, id DESC`, s.tenantID, providerID)
@@ -407,6 +407,14 @@ func (s AI) Keys(ctx context.Context, providerID string) ([]ai.Key, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	if len(cts) == 0 {
+		// No keys: the provider's or no provider of this tenant at all (checked only now, as
+		// the gateway asks for the keys of a provider it has just read).
+		if _, err := s.Provider(ctx, providerID); err != nil {
+			return nil, err
+		}
+		return []ai.Key{}, nil
 	}
 	vctx, v, err := s.tx.vaultCtx(ctx)
 	if err != nil {

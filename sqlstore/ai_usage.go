@@ -88,10 +88,6 @@ func (s AI) Admit(ctx context.Context, st *ai.Settings) error {
 	}
 	now := s.tx.now
 	starts, ends := aiWindows(now)
-	if _, err := s.tx.exec(ctx, `DELETE FROM ai_usage WHERE tenant_id = $1 AND period = $2 AND period_start < $3`,
-		s.tenantID, aiMinute, starts[0].Add(-time.Hour)); err != nil {
-		return err
-	}
 	for _, b := range []struct {
 		i     int
 		limit int64
@@ -109,8 +105,15 @@ func (s AI) Admit(ctx context.Context, st *ai.Settings) error {
 				Message: "the tenant's AI token budget for this " + b.name + " is spent"}
 		}
 	}
-	if err := s.ensureWindow(ctx, aiMinute, starts[0]); err != nil {
+	if created, err := s.ensureWindow(ctx, aiMinute, starts[0]); err != nil {
 		return err
+	} else if created {
+		// A new minute: the tenant's minute rows older than an hour go (once a minute, not
+		// on every call).
+		if _, err := s.tx.exec(ctx, `DELETE FROM ai_usage WHERE tenant_id = $1 AND period = $2 AND period_start < $3`,
+			s.tenantID, aiMinute, starts[0].Add(-time.Hour)); err != nil {
+			return err
+		}
 	}
 	q := `UPDATE ai_usage SET requests = requests + 1 WHERE tenant_id = $1 AND period = $2 AND period_start = $3`
 	args := []any{s.tenantID, aiMinute, starts[0]}
@@ -188,13 +191,17 @@ func (s AI) window(ctx context.Context, period string, start time.Time) (aiWindo
 
 // ensureWindow makes the window's row if it is missing. A concurrent transaction inserting the
 // same row makes this one wait for it, then do nothing.
-func (s AI) ensureWindow(ctx context.Context, period string, start time.Time) error {
-	_, err := s.tx.exec(ctx, `INSERT INTO ai_usage (tenant_id, period, period_start, requests, tokens) VALUES ($1,$2,$3,0,0)
+func (s AI) ensureWindow(ctx context.Context, period string, start time.Time) (created bool, err error) {
+	res, err := s.tx.exec(ctx, `INSERT INTO ai_usage (tenant_id, period, period_start, requests, tokens) VALUES ($1,$2,$3,0,0)
 		ON CONFLICT (tenant_id, period, period_start) DO NOTHING`, s.tenantID, period, start)
 	if isForeignKeyErr(err) {
-		return tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+		return false, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
 	}
-	return err
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // add adds to a window's counters in one atomic upsert.
