@@ -34,6 +34,11 @@ func (s *Server) aiRoutes() {
 	s.handle("POST", "/v1/ai/embeddings", false, s.authed(false, s.aiEmbeddings))
 }
 
+// MaxAIText bounds the text one call has redacted, all strings together (about 64,000 tokens).
+// Redaction is linear in the text but costs up to a few microseconds per byte on hostile input
+// (long runs of digit groups), so an unbounded request could hold a core for seconds.
+const MaxAIText = 256 << 10
+
 // MaxAISubjects bounds the subjects one call may name: each is a consent check and a decryption.
 const MaxAISubjects = 20
 
@@ -121,6 +126,17 @@ type aiCall struct {
 	requestID          string
 	// sentChars is the size of the request sent, for estimating tokens a provider does not report.
 	sentChars int
+	// textBytes counts the text redacted so far, against MaxAIText.
+	textBytes int
+}
+
+// redact replaces text's identifying values, within the call's MaxAIText.
+func (call *aiCall) redact(text string) (string, error) {
+	call.textBytes += len(text)
+	if call.textBytes > MaxAIText {
+		return "", tutela.Errorf(tutela.ETOOLARGE, "a gateway call carries at most %d KiB of text", MaxAIText>>10)
+	}
+	return call.red.Redact(text), nil
 }
 
 // aiSubject is a named subject's values, opened for redaction (all of them: a value is

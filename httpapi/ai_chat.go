@@ -177,7 +177,7 @@ func (call *aiCall) redactJSON(v any, key string) (any, error) {
 		if aiStructuralKeys[key] {
 			return v, nil
 		}
-		return call.red.Redact(v), nil
+		return call.redact(v)
 	case map[string]any:
 		if t, _ := v["type"].(string); aiRefusedParts[t] {
 			return nil, tutela.FieldErrorf("messages", "content parts of type %s cannot be checked for identifiers: send text only", t)

@@ -72,7 +72,10 @@ func (s *Server) aiEmbeddings(w http.ResponseWriter, r *http.Request, p *tutela.
 	call, out, err := s.aiPrepare(r, p, opts, req.Model, ai.KindEmbedding, func(call *aiCall, _ []aiSubject) ([]byte, error) {
 		red := make([]string, len(inputs))
 		for i, in := range inputs {
-			red[i] = call.red.Redact(in)
+			var err error
+			if red[i], err = call.redact(in); err != nil {
+				return nil, err
+			}
 		}
 		body := map[string]any{"model": call.model.Upstream, "input": red}
 		if single {

@@ -363,6 +363,7 @@ func TestAIGateway_RefusesWhatItCannotCheckOrAllow(t *testing.T) {
 		{"unknown field", ae.chatBody("hi", `,"metadata":{"who":"layla"}`), ae.operator, 400, tutela.EINVALID},
 		{"too many subjects", strings.Replace(ae.chatBody("hi", ""), `"`+ae.layla+`"`, strings.Repeat(`"`+ae.layla+`",`, 20)+`"`+ae.layla+`"`, 1), ae.operator, 400, tutela.EINVALID},
 		{"no token", ae.chatBody("hi", ""), "", 401, tutela.EUNAUTHENTICATED},
+		{"too much text", ae.chatBody(strings.Repeat("00 ", httpapi.MaxAIText/3+1), ""), ae.operator, 413, tutela.ETOOLARGE},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, b := ae.req(t, "POST", "/v1/ai/chat/completions", c.body, "", c.auth)
