@@ -96,7 +96,7 @@ func TestAIGateway_PropertyNothingIdentifyingReachesTheProvider(t *testing.T) {
 	ae := newAIEnv(t, sqlstore.SQLite)
 	rng := rand.New(rand.NewPCG(16, 2026))
 	pick := func(s []string) string { return s[rng.IntN(len(s))] }
-	given := []string{"Amina", "José", "Oleksandr", "محمد", "فاطمة", "Zhāng", "Ngozi", "Élodie", "Карина", "عبد‌الرحیم"}
+	given := []string{"Amina", "José", "Oleksandr", "محمد", "فاطمة", "Zhāng", "Ngozi", "Élodie", "Карина", "عبد\u200cالرحیم"}
 	family := []string{"Haddad", "Núñez", "Kovalenko", "الخطيب", "رضایی", "Okafor", "Lefèvre", "Петренко", "Nakamura"}
 	cc := []struct{ code, nsn string }{{"962", "79"}, {"44", "7700"}, {"33", "6"}, {"234", "803"}, {"380", "67"}}
 	for i := 0; i < 12; i++ {

@@ -10,7 +10,7 @@ import (
 
 func benchSubjects() []Subject {
 	var out []Subject
-	for i, n := range []string{"Ada Lovelace", "محمد‌رضا حسینی", "José María García"} {
+	for i, n := range []string{"Ada Lovelace", "محمد\u200cرضا حسینی", "José María García"} {
 		out = append(out, Subject{ID: fmt.Sprint(i), Fields: []Field{
 			{Name: "full_name", Type: privacy.FieldName, Value: n},
 			{Name: "phone", Type: privacy.FieldPhone, Value: fmt.Sprintf("+41 79 123 45 6%d", i)},

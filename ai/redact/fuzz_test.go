@@ -12,7 +12,7 @@ import (
 func FuzzRedact(f *testing.F) {
 	for _, s := range []string{
 		"Ada Lovelace, +41 79 123 45 67, 15 March 1990, ab947381, a@b.org, 4111 1111 1111 1111",
-		"[S1_FULL_NAME] [EMAIL_1] [", "١٥ مارس ١٩٩٠ عبد‌الله", "DE89 3704 0044 0532 0130 00", "\xff(0)79/123",
+		"[S1_FULL_NAME] [EMAIL_1] [", "١٥ مارس ١٩٩٠ عبد\u200cالله", "DE89 3704 0044 0532 0130 00", "\xff(0)79/123",
 		"15 de ", "+", "00", "@", "1990-03-15T", "王小明是",
 	} {
 		f.Add(s, 3)

@@ -19,7 +19,7 @@ type segment struct {
 
 var (
 	givenNames = []string{"José", "Zoë", "François", "Ångström", "Łukasz", "Øyvind", "محمد", "فاطمة", "أحمد",
-		"عبد الله", "محمد‌رضا", "علی‌اکبر", "Ольга", "Дмитрий", "Renée", "Ãnh", "Nguyễn", "Søren", "İbrahim"}
+		"عبد الله", "محمد\u200cرضا", "علی\u200cاکبر", "Ольга", "Дмитрий", "Renée", "Ãnh", "Nguyễn", "Søren", "İbrahim"}
 	familyNames = []string{"Müller", "Lovelace", "Durand", "Pérez", "الأحمد", "الخطيب", "حسینی", "رضایی",
 		"Петрова", "Иванов", "García", "Ó Súilleabháin", "Çelik", "Łęcka", "Nørgaard"}
 	chineseNames = []string{"王小明", "李华", "张伟", "欧阳娜娜", "陈静怡"}
@@ -80,7 +80,7 @@ func genSubject(rng *rand.Rand, i int, given, family string) (Subject, map[strin
 	}
 	// Name.
 	if given == "" {
-		add("full_name", privacy.FieldName, family, family, family[:len(family)])
+		add("full_name", privacy.FieldName, family, family)
 	} else {
 		full := given + " " + family
 		nfs := []string{full, strings.ToUpper(full), given, family, normString(full)}
