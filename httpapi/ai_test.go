@@ -178,21 +178,7 @@ func (ae *aiEnv) noSecretLeft(t *testing.T, where, text string) {
 
 func (ae *aiEnv) auditText(t *testing.T) string {
 	t.Helper()
-	rows, err := ae.db.SQL().QueryContext(ctxBG, `SELECT canonical FROM audit_events`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var all []byte
-	for rows.Next() {
-		var c []byte
-		if err := rows.Scan(&c); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, c...)
-		all = append(all, '\n')
-	}
-	return string(all)
+	return string(bytes.Join(auditCanonicals(t, ae.db), []byte("\n")))
 }
 
 func TestAIGateway_NothingIdentifyingLeavesAndTheAnswerIsRestored(t *testing.T) {

@@ -194,22 +194,10 @@ func TestDSR_WorkflowAndOneTimeDownload(t *testing.T) {
 	}
 }
 
+// auditCanonicals is every audit event's canonical form, as stored.
 func auditCanonicals(t *testing.T, db *sqlstore.DB) [][]byte {
 	t.Helper()
-	rows, err := db.SQL().QueryContext(ctxBG, `SELECT canonical FROM audit_events`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var c []byte
-		if err := rows.Scan(&c); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
-	}
-	return out
+	return columnBytes(t, db, `SELECT canonical FROM audit_events`)
 }
 
 // An erasure request under a legal hold: the approval answers 409 naming the hold, the request

@@ -176,7 +176,13 @@ func TestSubjectExports_SealedReadRefusalsExpiryAndErasure(t *testing.T) {
 
 func rawColumn(t *testing.T, se *subjectEnv, q string) [][]byte {
 	t.Helper()
-	rows, err := se.db.SQL().QueryContext(ctxBG, q)
+	return columnBytes(t, se.db, q)
+}
+
+// columnBytes is the one column q selects, row by row.
+func columnBytes(t *testing.T, db *sqlstore.DB, q string) [][]byte {
+	t.Helper()
+	rows, err := db.SQL().QueryContext(ctxBG, q)
 	if err != nil {
 		t.Fatal(err)
 	}
