@@ -44,6 +44,8 @@ type chatRequest struct {
 	Tutela *aiOptions      `json:"tutela"`
 }
 
+func (c *chatRequest) options() *aiOptions { return c.Tutela }
+
 type streamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
@@ -205,21 +207,12 @@ func (call *aiCall) redactJSON(v any, key string) (any, error) {
 
 // aiChat is POST /v1/ai/chat/completions.
 func (s *Server) aiChat(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	if s.d.AI == nil {
-		middleware.WriteError(w, r, errAINotConfigured)
-		return
-	}
 	var req chatRequest
-	if err := middleware.DecodeJSON(w, r, &req); err != nil {
-		middleware.WriteError(w, r, err)
+	opts, ok := s.aiRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	if err := req.check(); err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	opts, err := aiOptionsFrom(r, req.Tutela)
-	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
@@ -242,16 +235,47 @@ func (s *Server) aiChat(w http.ResponseWriter, r *http.Request, p *tutela.Princi
 	if err == nil {
 		body, res = call.restoreCompletion(resp.Body, res)
 	}
-	if ferr := s.aiFinish(r, call, res, aiStatus(res.err)); ferr != nil && res.err == nil {
+	if s.aiEnd(w, r, call, res) {
+		middleware.WriteJSON(w, http.StatusOK, body)
+	}
+}
+
+// aiEnd records the end of a call that is not streamed and, when it failed or its end could
+// not be recorded, answers the error; it reports whether the caller should send the answer.
+func (s *Server) aiEnd(w http.ResponseWriter, r *http.Request, call *aiCall, res aiResult) bool {
+	ferr := s.aiFinish(r, call, res, aiStatus(res.err))
+	switch {
+	case res.err != nil:
+		if ferr != nil {
+			middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
+		}
+		middleware.WriteError(w, r, res.err)
+		return false
+	case ferr != nil:
 		middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
 		middleware.WriteError(w, r, tutela.Wrap(ferr, "the inference could not be recorded"))
-		return
+		return false
 	}
-	if res.err != nil {
-		middleware.WriteError(w, r, res.err)
-		return
+	return true
+}
+
+// aiRequest decodes a gateway call's body into req and its Tutela options; on failure it has
+// answered.
+func (s *Server) aiRequest(w http.ResponseWriter, r *http.Request, req interface{ options() *aiOptions }) (aiOptions, bool) {
+	if s.d.AI == nil {
+		middleware.WriteError(w, r, errAINotConfigured)
+		return aiOptions{}, false
 	}
-	middleware.WriteJSON(w, http.StatusOK, body)
+	if err := middleware.DecodeJSON(w, r, req); err != nil {
+		middleware.WriteError(w, r, err)
+		return aiOptions{}, false
+	}
+	opts, err := aiOptionsFrom(r, req.options())
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return aiOptions{}, false
+	}
+	return opts, true
 }
 
 // aiStatus is the HTTP status a call ending with err answers.

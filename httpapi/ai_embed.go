@@ -20,6 +20,8 @@ type embeddingsRequest struct {
 	Tutela         *aiOptions      `json:"tutela"`
 }
 
+func (e *embeddingsRequest) options() *aiOptions { return e.Tutela }
+
 // maxEmbeddingInputs bounds the strings of one embeddings call.
 const maxEmbeddingInputs = 2048
 
@@ -38,13 +40,9 @@ func (e *embeddingsRequest) inputs() ([]string, bool, error) {
 // aiEmbeddings is POST /v1/ai/embeddings: every input redacted, the provider's answer relayed as
 // it is (vectors carry no placeholders to restore).
 func (s *Server) aiEmbeddings(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	if s.d.AI == nil {
-		middleware.WriteError(w, r, errAINotConfigured)
-		return
-	}
 	var req embeddingsRequest
-	if err := middleware.DecodeJSON(w, r, &req); err != nil {
-		middleware.WriteError(w, r, err)
+	opts, ok := s.aiRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	if !ai.ValidModelName(req.Model) {
@@ -56,11 +54,6 @@ func (s *Server) aiEmbeddings(w http.ResponseWriter, r *http.Request, p *tutela.
 		return
 	}
 	inputs, single, err := req.inputs()
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	opts, err := aiOptionsFrom(r, req.Tutela)
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -109,13 +102,7 @@ func (s *Server) aiEmbeddings(w http.ResponseWriter, r *http.Request, p *tutela.
 			res.complete = 0
 		}
 	}
-	if ferr := s.aiFinish(r, call, res, aiStatus(res.err)); ferr != nil && res.err == nil {
-		middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
-		middleware.WriteError(w, r, tutela.Wrap(ferr, "the inference could not be recorded"))
-		return
-	}
-	if res.err != nil {
-		middleware.WriteError(w, r, res.err)
+	if !s.aiEnd(w, r, call, res) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
