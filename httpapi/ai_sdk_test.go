@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"tutela"
+	"tutela/ai/aitest"
 	"tutela/client"
 	"tutela/sqlstore"
 )
@@ -147,5 +149,24 @@ func TestAIGateway_PropertyNothingIdentifyingReachesTheProvider(t *testing.T) {
 				t.Errorf("answer lacks %q: %s", v, content)
 			}
 		}
+	}
+}
+
+// A provider may take longer than the server's write timeout (30 s by default, against a
+// provider's 60 s): the gateway extends the connection's write deadline for the call, so the
+// answer still reaches the caller.
+func TestAIGateway_SlowProviderOutlastsTheWriteTimeout(t *testing.T) {
+	t.Parallel()
+	ae := newAIEnv(t, sqlstore.SQLite)
+	ae.fake.Handle(func(aitest.Request) aitest.Reply { return aitest.Reply{Delay: 1500 * time.Millisecond} })
+	ts := httptest.NewUnstartedServer(ae.srv.Server)
+	ts.Config.WriteTimeout = time.Second
+	ts.Start()
+	t.Cleanup(ts.Close)
+	sdk := &client.AI{BaseURL: ts.URL, Token: func(context.Context) (string, error) { return ae.operator, nil }}
+	res, err := sdk.Chat(context.Background(), client.AIScope{Purpose: "ai_triage"},
+		client.ChatRequest{Model: "chat-small", Messages: []client.ChatMessage{{Role: "user", Content: "hello"}}})
+	if err != nil || len(res.Choices) != 1 || res.Choices[0].Message.Content != "hello" {
+		t.Fatalf("slow answer: %+v %v", res, err)
 	}
 }
