@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -86,7 +87,7 @@ func aiOptionsFrom(r *http.Request, body *aiOptions) (aiOptions, error) {
 		}
 		o.Attach = h.Attach || body.Attach
 	}
-	if !privacy.ValidPurpose(o.Purpose) {
+	if !privacy.ValidName(o.Purpose) {
 		return aiOptions{}, tutela.FieldErrorf("tutela.purpose", "a purpose is required (tutela.purpose or the Tutela-Purpose header)")
 	}
 	if len(o.Subjects) > MaxAISubjects {
@@ -424,6 +425,17 @@ type aiResult struct {
 	restored         []string
 	flags            []redact.Flag
 	stream           bool
+}
+
+// newAIResult starts the result of a call whose provider request ended with err: a failure
+// after attempts keeps the provider's last status, the attempts and the key, for the record.
+func newAIResult(err error, stream bool) aiResult {
+	res := aiResult{err: err, stream: stream}
+	var f *upstream.Failure
+	if errors.As(err, &f) {
+		res.status, res.attempts, res.keyID = f.Status, f.Attempts, f.KeyID
+	}
+	return res
 }
 
 // aiFinish records the call's end: the tokens against the tenant's budgets, the ai.inference

@@ -227,7 +227,7 @@ func (s *Server) aiChat(w http.ResponseWriter, r *http.Request, p *tutela.Princi
 		return
 	}
 	resp, err := s.d.AI.Do(r.Context(), call.target, "/chat/completions", out)
-	res := aiResult{err: err}
+	res := newAIResult(err, false)
 	if resp != nil {
 		res.status, res.keyID, res.attempts = resp.Status, resp.KeyID, resp.Attempts
 	}
@@ -304,6 +304,9 @@ func (call *aiCall) restoreCompletion(raw []byte, res aiResult) (map[string]any,
 	if err != nil || !ok {
 		res.err = tutela.Errorf(tutela.EUPSTREAM, "the provider's answer is not a JSON object")
 		return nil, res
+	}
+	if _, ok := body["model"]; ok {
+		body["model"] = call.model.Name // the caller's name for it, not the provider's
 	}
 	x := call.newRestorer()
 	var rawText strings.Builder

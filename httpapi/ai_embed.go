@@ -88,7 +88,7 @@ func (s *Server) aiEmbeddings(w http.ResponseWriter, r *http.Request, p *tutela.
 	}
 	extendWriteDeadline(w, call.provider)
 	resp, err := s.d.AI.Do(r.Context(), call.target, "/embeddings", out)
-	res := aiResult{err: err}
+	res := newAIResult(err, false)
 	if resp != nil {
 		res.status, res.keyID, res.attempts = resp.Status, resp.KeyID, resp.Attempts
 		var u struct {

@@ -23,7 +23,7 @@ import (
 // error event instead of [DONE].
 func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCall, out []byte, wantUsage bool) {
 	up, err := s.d.AI.Stream(r.Context(), call.target, "/chat/completions", out)
-	res := aiResult{stream: true, err: err}
+	res := newAIResult(err, true)
 	if err != nil {
 		if ferr := s.aiFinish(r, call, res, aiStatus(err)); ferr != nil {
 			middleware.Logger(r.Context()).Error("record AI inference", "err", ferr)
@@ -75,6 +75,9 @@ func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCa
 		if _, bad := chunk["error"]; bad {
 			res.err = tutela.Errorf(tutela.EUPSTREAM, "the provider reported an error during the answer")
 			break
+		}
+		if _, ok := chunk["model"]; ok {
+			chunk["model"] = call.model.Name
 		}
 		if u, ok := chunk["usage"]; ok && u != nil {
 			usage = u

@@ -196,6 +196,9 @@ func TestAIGateway_NothingIdentifyingLeavesAndTheAnswerIsRestored(t *testing.T) 
 			if !strings.Contains(sent, `"model":"vendor/chat-small-v2"`) || !strings.Contains(sent, "[S1_FULL_NAME]") {
 				t.Errorf("the provider got: %s", sent)
 			}
+			if strings.Contains(string(b), "vendor/chat-small-v2") {
+				t.Errorf("the answer names the provider's model: %s", b)
+			}
 			if strings.Contains(sent, `"tutela"`) || strings.Contains(sent, ae.layla) {
 				t.Errorf("Tutela's own fields or the subject's ID reached the provider: %s", sent)
 			}
@@ -457,6 +460,11 @@ func TestAIGateway_ProviderErrorsAreClearAndAudited(t *testing.T) {
 	audit := ae.auditText(t)
 	if strings.Count(audit, `"ai.inference"`) != 2 || !strings.Contains(audit, `"status":"upstream_error"`) {
 		t.Errorf("errors not audited: %s", audit)
+	}
+	// The failure's record says what the provider answered and how often it was asked.
+	if !strings.Contains(audit, `"provider_status":503`) || !strings.Contains(audit, `"attempts":2`) ||
+		!strings.Contains(audit, `"provider_status":401`) {
+		t.Errorf("failures audited without the provider's status or the attempts: %s", audit)
 	}
 	if strings.Contains(audit, "sk-test") || strings.Contains(ae.logs.String(), "sk-test") {
 		t.Error("a key reached the audit log or the logs")

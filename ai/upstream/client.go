@@ -211,9 +211,15 @@ func (c *Client) send(ctx context.Context, t Target, path string, body []byte, s
 	}
 
 	k, retries, attempts := 0, 0, 0
+	var lastKey string
+	var lastStatus int
+	// failed wraps an error after at least one attempt with what the audit record wants.
+	failed := func(err error) error {
+		return &Failure{Err: err, Status: lastStatus, Attempts: attempts, KeyID: lastKey}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, canceled(ctx)
+			return nil, nil, failed(canceled(ctx))
 		}
 		attempts++
 		var key *ai.Key
@@ -225,12 +231,16 @@ func (c *Client) send(ctx context.Context, t Target, path string, body []byte, s
 			a.keyID = key.ID
 		}
 		resp, err := c.try(ctx, a, t.Provider.AuthStyle, key, url, accept, body)
+		lastKey, lastStatus = a.keyID, 0
+		if err == nil {
+			lastStatus = resp.StatusCode
+		}
 		if err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 			if stream {
 				if err := checkEventStream(resp); err != nil {
 					drainClose(resp.Body)
 					a.finish()
-					return nil, nil, err
+					return nil, nil, failed(err)
 				}
 			}
 			return resp, a, nil
@@ -239,33 +249,33 @@ func (c *Client) send(ctx context.Context, t Target, path string, body []byte, s
 		v := c.judge(ctx, a, resp, err)
 		switch {
 		case v.final:
-			return nil, nil, v.err
+			return nil, nil, failed(v.err)
 		case v.keyRefused && k == 0 && len(keys) > 1:
 			// The newest key may not be live at the provider yet, or it is the older one
 			// that was revoked: try the other one now, without counting a retry.
 			k = 1
 			continue
 		case !v.retryable:
-			return nil, nil, v.err
+			return nil, nil, failed(v.err)
 		case v.hasRetryAfter && v.retryAfter > MaxRetryAfter:
 			code, msg := tutela.EUNAVAILABLE, "the provider is unavailable"
 			if resp.StatusCode == http.StatusTooManyRequests {
 				code, msg = tutela.ERATELIMITED, "the provider is rate limiting requests"
 			}
-			return nil, nil, &retryAfterError{err: &tutela.Error{Code: code,
-				Message: fmt.Sprintf("%s; retry after %d s", msg, ceilSeconds(v.retryAfter)), Err: v.err}, after: v.retryAfter}
+			return nil, nil, failed(&retryAfterError{err: &tutela.Error{Code: code,
+				Message: fmt.Sprintf("%s; retry after %d s", msg, ceilSeconds(v.retryAfter)), Err: v.err}, after: v.retryAfter})
 		case retries >= maxRetries:
 			if v.hasRetryAfter {
-				return nil, nil, &retryAfterError{err: v.err, after: v.retryAfter}
+				return nil, nil, failed(&retryAfterError{err: v.err, after: v.retryAfter})
 			}
-			return nil, nil, v.err
+			return nil, nil, failed(v.err)
 		}
 		d := c.backoff(retries)
 		if v.hasRetryAfter && v.retryAfter > d {
 			d = v.retryAfter
 		}
 		if err := c.sleep(ctx, d); err != nil {
-			return nil, nil, canceled(ctx)
+			return nil, nil, failed(canceled(ctx))
 		}
 		retries++
 	}

@@ -121,3 +121,16 @@ func checkEventStream(resp *http.Response) error {
 	}
 	return nil
 }
+
+// Failure is a failed call after at least one attempt, with what its audit record wants: the
+// last HTTP status the provider answered (0 when none), how many requests were sent, and the
+// key of the last one. Its message and code are Err's.
+type Failure struct {
+	Err      error
+	Status   int
+	Attempts int
+	KeyID    string
+}
+
+func (f *Failure) Error() string { return f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }

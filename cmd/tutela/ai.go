@@ -75,6 +75,10 @@ func (c aiProviderCreateCmd) Run(e *env) error {
 	if err := withAI(e, c.Tenant, true, func(st sqlstore.AI) error { return st.CreateProvider(e.ctx, p) }); err != nil {
 		return err
 	}
+	if p.AuthStyle == ai.AuthNone {
+		fmt.Fprintf(e.stdout, "Created provider %q (%s); it takes no key.\n", p.Name, p.ID)
+		return nil
+	}
 	fmt.Fprintf(e.stdout, "Created provider %q (%s). Give it a key with: tutela ai key add --tenant %s --provider %s\n",
 		p.Name, p.ID, c.Tenant, p.Name)
 	return nil
