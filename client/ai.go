@@ -84,7 +84,6 @@ type ChatRequest struct {
 // AISummary is what the gateway says it did with a call.
 type AISummary struct {
 	RequestID      string   `json:"request_id"`
-	Placeholders   int      `json:"placeholders"`
 	RestoredFields []string `json:"restored_fields"`
 	WithheldFields []string `json:"withheld_fields"`
 	Flags          []AIFlag `json:"flags"`

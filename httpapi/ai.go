@@ -129,6 +129,8 @@ type aiCall struct {
 	sentChars int
 	// textBytes counts the text redacted so far, against MaxAIText.
 	textBytes int
+	// jsonMode is set when the caller asked for a JSON answer (response_format).
+	jsonMode bool
 }
 
 // redact replaces text's identifying values, within the call's MaxAIText.

@@ -3,7 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
+	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,21 +25,25 @@ type chatRequest struct {
 	StreamOptions       *streamOptions    `json:"stream_options"`
 	Tools               json.RawMessage   `json:"tools"`
 	ToolChoice          json.RawMessage   `json:"tool_choice"`
-	ParallelToolCalls   json.RawMessage   `json:"parallel_tool_calls"`
 	Stop                json.RawMessage   `json:"stop"`
 	ResponseFormat      json.RawMessage   `json:"response_format"`
 	MaxTokens           *int64            `json:"max_tokens"`
 	MaxCompletionTokens *int64            `json:"max_completion_tokens"`
-	Temperature         json.RawMessage   `json:"temperature"`
-	TopP                json.RawMessage   `json:"top_p"`
 	N                   *int              `json:"n"`
-	PresencePenalty     json.RawMessage   `json:"presence_penalty"`
-	FrequencyPenalty    json.RawMessage   `json:"frequency_penalty"`
-	Seed                json.RawMessage   `json:"seed"`
-	Logprobs            json.RawMessage   `json:"logprobs"`
-	TopLogprobs         json.RawMessage   `json:"top_logprobs"`
-	LogitBias           json.RawMessage   `json:"logit_bias"`
-	ReasoningEffort     json.RawMessage   `json:"reasoning_effort"`
+	// Sampling parameters are typed: a parameter is forwarded only as the number, boolean or
+	// short word it is, so no text rides along unexamined.
+	ParallelToolCalls *bool              `json:"parallel_tool_calls"`
+	Temperature       *float64           `json:"temperature"`
+	TopP              *float64           `json:"top_p"`
+	PresencePenalty   *float64           `json:"presence_penalty"`
+	FrequencyPenalty  *float64           `json:"frequency_penalty"`
+	Seed              *int64             `json:"seed"`
+	LogitBias         map[string]float64 `json:"logit_bias"`
+	ReasoningEffort   *string            `json:"reasoning_effort"`
+	// Logprobs and TopLogprobs are refused: the tokens' log probabilities would show the caller
+	// the placeholders the model saw, before restoration.
+	Logprobs    json.RawMessage `json:"logprobs"`
+	TopLogprobs json.RawMessage `json:"top_logprobs"`
 	// User and Store are refused with a reason: Tutela records who called, and a provider must
 	// not keep what it is sent.
 	User   json.RawMessage `json:"user"`
@@ -72,9 +79,33 @@ func (c *chatRequest) check() error {
 		return tutela.FieldErrorf("max_tokens", "max_tokens must be positive")
 	case c.StreamOptions != nil && !c.Stream:
 		return tutela.FieldErrorf("stream_options", "stream_options needs stream")
+	case c.Logprobs != nil && string(c.Logprobs) != "false", c.TopLogprobs != nil:
+		return tutela.FieldErrorf("logprobs", "logprobs are not forwarded: they would show the placeholders the model saw")
+	case c.ReasoningEffort != nil && !aiWordRE.MatchString(*c.ReasoningEffort):
+		return tutela.FieldErrorf("reasoning_effort", "reasoning_effort is a word such as low, medium or high")
+	}
+	for _, f := range []*float64{c.Temperature, c.TopP, c.PresencePenalty, c.FrequencyPenalty} {
+		if f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) {
+			return tutela.FieldErrorf("temperature", "sampling parameters are finite numbers")
+		}
+	}
+	if len(c.LogitBias) > 300 {
+		return tutela.FieldErrorf("logit_bias", "logit_bias has at most 300 entries")
+	}
+	for k := range c.LogitBias {
+		if !aiTokenIDRE.MatchString(k) {
+			return tutela.FieldErrorf("logit_bias", "logit_bias keys are token IDs (digits)")
+		}
 	}
 	return nil
 }
+
+var (
+	aiWordRE    = regexp.MustCompile(`^[a-z]{1,16}$`)
+	aiTokenIDRE = regexp.MustCompile(`^[0-9]{1,9}$`)
+	// aiProtocolRE is what a role or a content part's type may be: a protocol word, never text.
+	aiProtocolRE = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
+)
 
 // outbound builds the provider's request: the redacted messages (after the attachment, if
 // any), the provider's model name, the passed-through parameters, the purpose's output cap,
@@ -103,6 +134,14 @@ func (c *chatRequest) outbound(call *aiCall, subjects []aiSubject) ([]byte, erro
 		msgs = append(msgs, rv)
 	}
 	out := map[string]any{"model": call.model.Upstream, "messages": msgs}
+	var rf struct {
+		Type string `json:"type"`
+	}
+	if c.ResponseFormat != nil && json.Unmarshal(c.ResponseFormat, &rf) == nil {
+		// The answer is JSON text: a restored value must be escaped inside it, or an address
+		// with a quote or a line break would break the caller's JSON (or add members to it).
+		call.jsonMode = rf.Type == "json_object" || rf.Type == "json_schema"
+	}
 	for name, raw := range map[string]json.RawMessage{"tools": c.Tools, "tool_choice": c.ToolChoice, "stop": c.Stop,
 		"response_format": c.ResponseFormat} {
 		if raw == nil {
@@ -116,12 +155,15 @@ func (c *chatRequest) outbound(call *aiCall, subjects []aiSubject) ([]byte, erro
 			return nil, err
 		}
 	}
-	for name, raw := range map[string]json.RawMessage{"parallel_tool_calls": c.ParallelToolCalls, "temperature": c.Temperature,
+	for name, v := range map[string]any{"parallel_tool_calls": c.ParallelToolCalls, "temperature": c.Temperature,
 		"top_p": c.TopP, "presence_penalty": c.PresencePenalty, "frequency_penalty": c.FrequencyPenalty, "seed": c.Seed,
-		"logprobs": c.Logprobs, "top_logprobs": c.TopLogprobs, "logit_bias": c.LogitBias, "reasoning_effort": c.ReasoningEffort} {
-		if raw != nil {
-			out[name] = raw
+		"reasoning_effort": c.ReasoningEffort} {
+		if !reflect.ValueOf(v).IsNil() {
+			out[name] = v
 		}
+	}
+	if c.LogitBias != nil {
+		out["logit_bias"] = c.LogitBias
 	}
 	if c.N != nil {
 		out["n"] = *c.N
@@ -163,31 +205,51 @@ func decodeAny(raw []byte) (any, error) {
 	return v, nil
 }
 
-// aiStructuralKeys hold identifiers of the protocol, not text: they are forwarded as they are.
-var aiStructuralKeys = map[string]bool{"role": true, "type": true, "id": true, "tool_call_id": true}
+// aiProtocolKeys hold words of the protocol, not text: a role or a part's type is forwarded as
+// it is when it is such a word, and refused otherwise (it could carry anything).
+var aiProtocolKeys = map[string]bool{"role": true, "type": true}
 
 // aiRefusedParts are content parts the gateway cannot examine for identifiers.
 var aiRefusedParts = map[string]bool{"image_url": true, "input_audio": true, "file": true, "image": true, "audio": true,
 	"input_image": true, "input_file": true}
 
-// redactJSON returns v with every string redacted, except the values of structural keys.
-// A content part the gateway cannot examine (an image, audio, a file) is refused: it could carry
-// anything.
+// redactJSON returns v with every string redacted (object keys too), and every number long
+// enough to be an identifier checked as text, except roles and content-part types, which must be
+// protocol words. A content part the gateway cannot examine (an image, audio, a file) is
+// refused: it could carry anything.
 func (call *aiCall) redactJSON(v any, key string) (any, error) {
 	switch v := v.(type) {
 	case string:
-		if aiStructuralKeys[key] {
+		if aiProtocolKeys[key] {
+			if !aiProtocolRE.MatchString(v) {
+				return nil, tutela.FieldErrorf("messages", "%s must be a protocol word (such as user or text)", key)
+			}
 			return v, nil
 		}
 		return call.redact(v)
+	case json.Number:
+		if len(v.String()) < 6 {
+			return v, nil
+		}
+		r, err := call.redact(v.String())
+		if err != nil || r == v.String() {
+			return v, err
+		}
+		return r, nil // a number that is an identifier leaves as its placeholder
 	case map[string]any:
 		if t, _ := v["type"].(string); aiRefusedParts[t] {
 			return nil, tutela.FieldErrorf("messages", "content parts of type %s cannot be checked for identifiers: send text only", t)
 		}
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			var err error
-			if out[k], err = call.redactJSON(e, k); err != nil {
+			rk, err := call.redact(k)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := out[rk]; dup {
+				return nil, tutela.FieldErrorf("messages", "two keys of one object hold the same identifier")
+			}
+			if out[rk], err = call.redactJSON(e, k); err != nil {
 				return nil, err
 			}
 		}
@@ -321,7 +383,7 @@ func (call *aiCall) restoreCompletion(raw []byte, res aiResult) (map[string]any,
 			if s, ok := msg[k].(string); ok {
 				rawText.WriteString(s)
 				rawText.WriteByte('\n')
-				msg[k] = x.Restore(s)
+				msg[k] = x.RestoreEscaped(s, call.escapeFor(k))
 			}
 		}
 		calls, _ := msg["tool_calls"].([]any)
@@ -341,6 +403,15 @@ func (call *aiCall) restoreCompletion(raw []byte, res aiResult) (map[string]any,
 	return body, res
 }
 
+// escapeFor is the escaping of restored values in the answer member k: JSON escaping for the
+// content of a JSON-mode answer, none otherwise.
+func (call *aiCall) escapeFor(k string) func(string) string {
+	if call.jsonMode && k == "content" {
+		return jsonEscape
+	}
+	return nil
+}
+
 // aiTextKeys are the text members of a message or delta that are restored.
 var aiTextKeys = []string{"content", "refusal", "reasoning", "reasoning_content"}
 
@@ -349,6 +420,9 @@ func jsonEscape(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b[1 : len(b)-1])
 }
+
+// maxReportedTokens bounds the tokens one call is charged (the store refuses more at once).
+const maxReportedTokens = 1 << 30
 
 // usageOf reads a usage object; without one (some self-hosted servers) it estimates four
 // characters per token over the prompt sent and the answer, so a budget cannot be dodged.
@@ -360,7 +434,9 @@ func usageOf(u any, call *aiCall, answerChars int) (prompt, completion int64, es
 			return 0, false
 		}
 		i, err := n.Int64()
-		return i, err == nil && i >= 0
+		// A provider's count is clamped to what the budgets store, so a nonsense number
+		// cannot make the inference's record fail to be written.
+		return min(i, maxReportedTokens), err == nil && i >= 0
 	}
 	p, ok1 := num("prompt_tokens")
 	c, ok2 := num("completion_tokens")
@@ -384,20 +460,15 @@ func (call *aiCall) restoredFields(raw string) []string {
 	return sortedKeys(seen)
 }
 
-// summary is the "tutela" member of an answer: what was replaced and restored for this caller.
+// summary is the "tutela" member of an answer: the fields restored to their stored value, the
+// fields withheld from an attachment, and the identifiers the model wrote itself. It does not
+// count replacements: whether the caller's text held a value they may not read must not show
+// (the audit event counts them all).
 func (call *aiCall) summary(res aiResult) map[string]any {
-	// Replacements of fields the caller may not read are not counted here: the count would
-	// tell them whether their text held such a value (the audit event counts them all).
-	n := 0
-	for _, ph := range call.red.Placeholders() {
-		if call.allow(ph) {
-			n += ph.Uses
-		}
-	}
 	flags := make([]any, len(res.flags))
 	for i, f := range res.flags {
 		flags[i] = map[string]any{"kind": f.Kind, "text": f.Text}
 	}
-	return map[string]any{"request_id": call.requestID, "placeholders": n, "restored_fields": toAny(nonNilStrings(res.restored)),
+	return map[string]any{"request_id": call.requestID, "restored_fields": toAny(nonNilStrings(res.restored)),
 		"withheld_fields": toAny(call.withheld), "flags": flags}
 }

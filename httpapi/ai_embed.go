@@ -14,8 +14,8 @@ import (
 type embeddingsRequest struct {
 	Model          string          `json:"model"`
 	Input          json.RawMessage `json:"input"`
-	EncodingFormat json.RawMessage `json:"encoding_format"`
-	Dimensions     json.RawMessage `json:"dimensions"`
+	EncodingFormat *string         `json:"encoding_format"`
+	Dimensions     *int            `json:"dimensions"`
 	User           json.RawMessage `json:"user"`
 	Tutela         *aiOptions      `json:"tutela"`
 }
@@ -49,6 +49,14 @@ func (s *Server) aiEmbeddings(w http.ResponseWriter, r *http.Request, p *tutela.
 		middleware.WriteError(w, r, tutela.FieldErrorf("model", "model is required: one of GET /v1/ai/models"))
 		return
 	}
+	if req.EncodingFormat != nil && *req.EncodingFormat != "float" && *req.EncodingFormat != "base64" {
+		middleware.WriteError(w, r, tutela.FieldErrorf("encoding_format", "encoding_format must be float or base64"))
+		return
+	}
+	if req.Dimensions != nil && (*req.Dimensions < 1 || *req.Dimensions > 65536) {
+		middleware.WriteError(w, r, tutela.FieldErrorf("dimensions", "dimensions must be between 1 and 65536"))
+		return
+	}
 	if req.User != nil {
 		middleware.WriteError(w, r, tutela.FieldErrorf("user", "user is not forwarded: Tutela records who called and keeps it from the provider"))
 		return
@@ -75,10 +83,10 @@ func (s *Server) aiEmbeddings(w http.ResponseWriter, r *http.Request, p *tutela.
 			body["input"] = red[0]
 		}
 		if req.EncodingFormat != nil {
-			body["encoding_format"] = req.EncodingFormat
+			body["encoding_format"] = *req.EncodingFormat
 		}
 		if req.Dimensions != nil {
-			body["dimensions"] = req.Dimensions
+			body["dimensions"] = *req.Dimensions
 		}
 		return json.Marshal(body)
 	})

@@ -34,7 +34,7 @@ func TestAIGateway_GoSDKAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.Choices) != 1 || res.Choices[0].Message.Content != "Call Layla Mansour on +962 79 123 4567" ||
-		res.Tutela.Placeholders != 2 || res.Usage.TotalTokens == 0 {
+		len(res.Tutela.RestoredFields) != 2 || res.Usage.TotalTokens == 0 {
 		t.Fatalf("chat: %+v", res)
 	}
 
@@ -60,7 +60,7 @@ func TestAIGateway_GoSDKAndMetrics(t *testing.T) {
 		}
 	}
 	_ = st.Close()
-	if text.String() != res.Choices[0].Message.Content || summary == nil || summary.Placeholders != 2 {
+	if text.String() != res.Choices[0].Message.Content || summary == nil || len(summary.RestoredFields) != 2 {
 		t.Fatalf("stream: %q %+v", text.String(), summary)
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"tutela"
 	"tutela/ai/redact"
+	"tutela/ai/upstream"
 	"tutela/httpapi/middleware"
 )
 
@@ -22,7 +23,10 @@ import (
 // says what was done, then [DONE]. If the inference cannot be recorded the stream ends with an
 // error event instead of [DONE].
 func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCall, out []byte, wantUsage bool) {
-	up, err := s.d.AI.Stream(r.Context(), call.target, "/chat/completions", out)
+	limit := streamLimit(call.provider.TimeoutSeconds)
+	ctx, cancel := context.WithTimeout(r.Context(), limit)
+	defer cancel()
+	up, err := s.d.AI.Stream(ctx, call.target, "/chat/completions", out)
 	res := newAIResult(err, true)
 	if err != nil {
 		if ferr := s.aiFinish(r, call, res, aiStatus(err)); ferr != nil {
@@ -54,6 +58,7 @@ func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCa
 	st := newChatStreams(call)
 	var last map[string]any // the last chunk relayed, for the shape of the closing ones
 	var usage any
+	total := 0
 	for {
 		data, err := up.Next()
 		if errors.Is(err, io.EOF) {
@@ -61,9 +66,16 @@ func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCa
 		}
 		if err != nil {
 			res.err = err
-			if r.Context().Err() != nil {
+			switch {
+			case r.Context().Err() != nil:
 				res.err = context.Canceled
+			case ctx.Err() != nil:
+				res.err = tutela.Errorf(tutela.EUPSTREAMTIMEOUT, "the provider's answer took longer than %s", limit)
 			}
+			break
+		}
+		if total += len(data); total > upstream.MaxResponseBytes {
+			res.err = tutela.Errorf(tutela.EUPSTREAM, "the provider's answer is larger than %d MiB", upstream.MaxResponseBytes>>20)
 			break
 		}
 		v, derr := decodeAny(data)
@@ -125,19 +137,27 @@ func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCa
 	_ = rc.Flush()
 }
 
+// streamLimit bounds a whole streamed answer (each event is bounded by the provider's timeout):
+// ten times the timeout, between 2 and 30 minutes, so a provider dripping events cannot hold
+// a connection, and the answer's memory, for ever.
+func streamLimit(timeoutSeconds int) time.Duration {
+	return min(max(10*time.Duration(timeoutSeconds)*time.Second, 2*time.Minute), 30*time.Minute)
+}
+
 // errCallerGone is the recorded status of a stream the caller stopped reading.
 var errCallerGone = tutela.Errorf(tutela.EUNAVAILABLE, "the caller closed the stream")
 
 // chatStreams are the restoring streams of one streamed completion, keyed by choice and member
 // ("0/content", "0/tool/1"), and the raw text the model wrote (for flags).
 type chatStreams struct {
-	x   *redact.Restorer
-	m   map[string]*redact.Stream
-	raw strings.Builder
+	call *aiCall
+	x    *redact.Restorer
+	m    map[string]*redact.Stream
+	raw  strings.Builder
 }
 
 func newChatStreams(call *aiCall) *chatStreams {
-	return &chatStreams{x: call.newRestorer(), m: map[string]*redact.Stream{}}
+	return &chatStreams{call: call, x: call.newRestorer(), m: map[string]*redact.Stream{}}
 }
 
 func (c *chatStreams) stream(key string, escape func(string) string) *redact.Stream {
@@ -166,7 +186,7 @@ func (c *chatStreams) apply(choices []any) {
 		for _, k := range aiTextKeys {
 			if s, ok := delta[k].(string); ok {
 				c.raw.WriteString(s)
-				delta[k] = c.stream(idx+"/"+k, nil).Write(s)
+				delta[k] = c.stream(idx+"/"+k, c.call.escapeFor(k)).Write(s)
 			}
 		}
 		calls, _ := delta["tool_calls"].([]any)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -215,9 +216,8 @@ func TestAIGateway_NothingIdentifyingLeavesAndTheAnswerIsRestored(t *testing.T) 
 			if strings.Contains(content, "JO-99812") || strings.Contains(content, "[S1_") {
 				t.Errorf("a RED value, or a placeholder telling the operator which of their words matched one, came back: %s", content)
 			}
-			// The summary counts what the caller may see: Layla's YELLOW fields and the two
-			// detections, not the RED matches.
-			if n, _ := summary["placeholders"].(float64); n < 8 {
+			// The summary counts nothing (a count would tell whether a RED value matched).
+			if _, ok := summary["placeholders"]; ok {
 				t.Errorf("summary: %v", summary)
 			}
 			if r, _ := summary["restored_fields"].([]any); slices.Contains(r, any("national_id")) || !slices.Contains(r, any("full_name")) {
@@ -577,7 +577,9 @@ func TestAIGateway_NoConfirmationOracleForUnreadableFields(t *testing.T) {
 	if right != "Is JO 99812 the ID of Layla Mansour?" || wrong != "Is JO 99813 the ID of Layla Mansour?" {
 		t.Errorf("answers: %q, %q", right, wrong)
 	}
-	if rs["placeholders"] != ws["placeholders"] {
+	delete(rs, "request_id")
+	delete(ws, "request_id")
+	if fmt.Sprint(rs) != fmt.Sprint(ws) {
 		t.Errorf("summaries differ: %v / %v", rs, ws)
 	}
 	// What left was redacted all the same: the right guess never reached the provider.

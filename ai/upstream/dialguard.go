@@ -22,9 +22,32 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"),
 }
 
-// Public reports whether a is a public unicast address.
+// IPv6 ranges that carry an IPv4 address: a translator or tunnel on the path delivers to the
+// IPv4 address inside, so the address is as public as that one.
+var (
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052: IPv4 in the last 32 bits
+	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215: local-use translation, any layout
+	sixToFour  = netip.MustParsePrefix("2002::/16")      // RFC 3056: IPv4 in bits 16–47
+	teredo     = netip.MustParsePrefix("2001::/32")      // RFC 4380: an obfuscated IPv4 server and client
+	v4compat   = netip.MustParsePrefix("::/96")          // deprecated IPv4-compatible addresses
+)
+
+// Public reports whether a is a public unicast address. An IPv6 address embedding an IPv4 one
+// (NAT64, 6to4, IPv4-compatible) is judged by the IPv4 address; Teredo and local-use NAT64,
+// whose embedding cannot be read reliably, are not public.
 func Public(a netip.Addr) bool {
 	a = a.Unmap()
+	if a.Is6() {
+		b := a.As16()
+		switch {
+		case nat64.Contains(a), v4compat.Contains(a):
+			return Public(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
+		case sixToFour.Contains(a):
+			return Public(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
+		case nat64Local.Contains(a), teredo.Contains(a):
+			return false
+		}
+	}
 	if !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() {
 		return false
 	}

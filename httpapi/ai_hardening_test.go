@@ -1,0 +1,138 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"tutela"
+	"tutela/ai/aitest"
+	"tutela/ai/upstream"
+	"tutela/sqlstore"
+)
+
+// Nothing rides along unexamined: sampling parameters are only the numbers, booleans or words
+// they are; roles and part types only protocol words; object keys, IDs and long numbers are
+// redacted like any text; log probabilities are refused (they would show the placeholders).
+func TestAIGateway_EveryMemberIsExaminedOrTyped(t *testing.T) {
+	t.Parallel()
+	ae := newAIEnv(t, sqlstore.SQLite)
+	for _, c := range []struct{ name, extra string }{
+		{"text as temperature", `,"temperature":"Layla Mansour"`},
+		{"object as seed", `,"seed":{"who":"Layla Mansour"}`},
+		{"text in logit_bias", `,"logit_bias":{"Layla":1}`},
+		{"sentence as reasoning effort", `,"reasoning_effort":"Layla Mansour"`},
+		{"logprobs", `,"logprobs":true`},
+		{"top_logprobs", `,"top_logprobs":2`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, b := ae.req(t, "POST", "/v1/ai/chat/completions", ae.chatBody("hi", c.extra), "", ae.operator)
+			wantError(t, res, b, 400, tutela.EINVALID)
+		})
+	}
+	res, b := ae.req(t, "POST", "/v1/ai/chat/completions", `{"model":"chat-small","messages":[{"role":"Layla Mansour","content":"hi"}],
+		"tutela":{"purpose":"ai_triage","subjects":["`+ae.layla+`"]}}`, "", ae.operator)
+	wantError(t, res, b, 400, tutela.EINVALID)
+
+	body := `{"model":"chat-small","temperature":0.2,"seed":7,"logit_bias":{"1234":-1},"reasoning_effort":"low",
+		"messages":[{"role":"user","content":"look up"},
+		 {"role":"assistant","content":null,"tool_calls":[{"id":"call_0791234567","type":"function","function":{"name":"lookup","arguments":"{}"}}]},
+		 {"role":"tool","tool_call_id":"call_0791234567","content":"done"}],
+		"tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object",
+		 "properties":{"Layla Mansour":{"type":"string","enum":[962791234567]}}}}}],
+		"tutela":{"purpose":"ai_triage","subjects":["` + ae.layla + `"]}}`
+	if res, b := ae.req(t, "POST", "/v1/ai/chat/completions", body, "", ae.operator); res.StatusCode != 200 {
+		t.Fatalf("chat: %d %s", res.StatusCode, b)
+	}
+	sent := ae.sentToProvider()
+	for _, v := range []string{"0791234567", "Layla", "962791234567"} {
+		if strings.Contains(sent, v) {
+			t.Errorf("%q reached the provider: %s", v, sent)
+		}
+	}
+	for _, v := range []string{`"temperature":0.2`, `"seed":7`, `"reasoning_effort":"low"`, `"1234":-1`} {
+		if !strings.Contains(sent, v) {
+			t.Errorf("%s not forwarded: %s", v, sent)
+		}
+	}
+}
+
+// In JSON mode the answer's content is JSON text: a restored value is escaped inside it, so an
+// address with a quote and a line break cannot break the caller's JSON or add members to it.
+func TestAIGateway_JSONModeRestoresEscaped(t *testing.T) {
+	t.Parallel()
+	ae := newAIEnv(t, sqlstore.SQLite)
+	res, b := ae.req(t, "POST", ae.base+"/subjects", `{"values":{"full_name":"Rami Haddad","address":"5 Old Road\", \"approved\": \"yes\nJabal Amman, Jordan"}}`, "", ae.root)
+	if res.StatusCode != 201 {
+		t.Fatalf("create: %d %s", res.StatusCode, b)
+	}
+	var subj struct{ ID string }
+	mustUnmarshal(t, b, &subj)
+	prompt, _ := json.Marshal(`{"address": "5 Old Road\", \"approved\": \"yes\nJabal Amman, Jordan", "approved": "no"}`)
+	req := `{"model":"chat-small","messages":[{"role":"user","content":` + string(prompt) + `}],
+	 "response_format":{"type":"json_object"},"tutela":{"purpose":"ai_triage","subjects":["` + subj.ID + `"]}}`
+	for _, stream := range []bool{false, true} {
+		var content string
+		if stream {
+			ae.fake.SetChunkSize(5)
+			b := mustOK(t, ae, strings.Replace(req, `"response_format"`, `"stream":true,"response_format"`, 1), ae.operator)
+			for _, line := range strings.Split(string(b), "\n") {
+				data, ok := strings.CutPrefix(line, "data: ")
+				if !ok || data == "[DONE]" {
+					continue
+				}
+				var c struct {
+					Choices []struct {
+						Delta struct{ Content string } `json:"delta"`
+					} `json:"choices"`
+				}
+				mustUnmarshal(t, []byte(data), &c)
+				for _, ch := range c.Choices {
+					content += ch.Delta.Content
+				}
+			}
+		} else {
+			content, _ = ae.answer(t, mustOK(t, ae, req, ae.operator))
+		}
+		var v map[string]any
+		// Valid JSON with the caller's two members: the restored address (a part of it is a
+		// placeholder restored to the whole stored address) stays inside its string.
+		if err := json.Unmarshal([]byte(content), &v); err != nil || v["approved"] != "no" || len(v) != 2 ||
+			!strings.Contains(v["address"].(string), "5 Old Road\", \"approved\": \"yes\nJabal Amman") {
+			t.Errorf("stream %v: JSON answer %q: %v %v", stream, content, v, err)
+		}
+	}
+}
+
+// A streamed answer is bounded as a whole, like one that is not streamed, and a provider's
+// nonsense token count cannot keep the inference off the record.
+func TestAIGateway_StreamBoundedAndUsageClamped(t *testing.T) {
+	t.Parallel()
+	ae := newAIEnv(t, sqlstore.SQLite)
+	piece := strings.Repeat("x", 900_000)
+	ae.fake.Handle(func(r aitest.Request) aitest.Reply {
+		var chunks []string
+		for range upstream.MaxResponseBytes/len(piece) + 2 {
+			b, _ := json.Marshal(map[string]any{"id": "c", "object": "chat.completion.chunk", "model": "m",
+				"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": piece}}}})
+			chunks = append(chunks, string(b))
+		}
+		return aitest.Reply{Chunks: chunks}
+	})
+	res, b := ae.req(t, "POST", "/v1/ai/chat/completions", ae.chatBody("hi", `,"stream":true`), "", ae.operator)
+	if res.StatusCode != 200 || strings.Contains(string(b), "[DONE]") || !strings.Contains(string(b), `"code":"upstream_error"`) {
+		t.Errorf("an oversized stream: %d, %d bytes, ends %q", res.StatusCode, len(b), b[max(0, len(b)-200):])
+	}
+
+	ae.fake.Handle(func(r aitest.Request) aitest.Reply {
+		body, _ := json.Marshal(map[string]any{"id": "x", "object": "chat.completion", "model": "m",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": "ok"}}},
+			"usage": map[string]any{"prompt_tokens": 1 << 50, "completion_tokens": 1 << 50, "total_tokens": 1 << 51}})
+		return aitest.Reply{Body: body}
+	})
+	mustOK(t, ae, ae.chatBody("hi", ""), ae.operator)
+	audit := ae.auditText(t)
+	if !strings.Contains(audit, `"prompt":1073741824`) {
+		t.Errorf("the huge usage was not recorded clamped: %s", audit[max(0, len(audit)-1500):])
+	}
+}
