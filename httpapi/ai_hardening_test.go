@@ -127,7 +127,7 @@ func TestAIGateway_StreamBoundedAndUsageClamped(t *testing.T) {
 	ae.fake.Handle(func(r aitest.Request) aitest.Reply {
 		body, _ := json.Marshal(map[string]any{"id": "x", "object": "chat.completion", "model": "m",
 			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": "ok"}}},
-			"usage": map[string]any{"prompt_tokens": 1 << 50, "completion_tokens": 1 << 50, "total_tokens": 1 << 51}})
+			"usage":   map[string]any{"prompt_tokens": 1 << 50, "completion_tokens": 1 << 50, "total_tokens": 1 << 51}})
 		return aitest.Reply{Body: body}
 	})
 	mustOK(t, ae, ae.chatBody("hi", ""), ae.operator)
