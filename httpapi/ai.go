@@ -218,7 +218,7 @@ func (s *Server) aiPrepare(r *http.Request, p *tutela.Principal, opts aiOptions,
 			for i, sub := range subjects {
 				fields[i] = redact.Subject{ID: sub.id, Fields: sub.fields}
 			}
-			call.red = redact.New(fields, redact.Options{Countries: settings.IDCountries})
+			call.red = redact.New(fields, redact.Options{Countries: idCountries(settings, t)})
 			if out, err = build(call, subjects); err != nil {
 				return err
 			}
@@ -230,6 +230,16 @@ func (s *Server) aiPrepare(r *http.Request, p *tutela.Principal, opts aiOptions,
 		return nil, nil, err
 	}
 	return call, out, nil
+}
+
+// idCountries are the national ID formats detected for the tenant: its id_countries, or, when
+// it set none, the country its data region names ("jo", "gb-london" → JO, GB; a region that is
+// not a country, such as "eu", names none).
+func idCountries(st *ai.Settings, t *tutela.Tenant) []string {
+	if len(st.IDCountries) > 0 || len(t.Region) < 2 {
+		return st.IDCountries
+	}
+	return []string{strings.ToUpper(t.Region[:2])}
 }
 
 // aiDenied notes a refusal of the gateway for the request's authz.denied event.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"tutela"
+	"tutela/ai"
 	"tutela/ai/aitest"
 	"tutela/ai/upstream"
 	"tutela/sqlstore"
@@ -134,5 +135,31 @@ func TestAIGateway_StreamBoundedAndUsageClamped(t *testing.T) {
 	audit := ae.auditText(t)
 	if !strings.Contains(audit, `"prompt":1073741824`) {
 		t.Errorf("the huge usage was not recorded clamped: %s", audit[max(0, len(audit)-1500):])
+	}
+}
+
+// National ID formats follow the tenant: its id_countries, or the country its data region names.
+func TestAIGateway_IDFormatsFollowTheTenantsRegion(t *testing.T) {
+	t.Parallel()
+	ae := newAIEnv(t, sqlstore.SQLite)
+	call := func() string {
+		before := len(ae.fake.Requests())
+		mustOK(t, ae, ae.chatBody("Her brother's SSN is 123-45-6789.", ""), ae.operator)
+		return string(ae.fake.Requests()[before].Body)
+	}
+	if sent := call(); !strings.Contains(sent, "123-45-6789") { // region eu: no country's formats
+		t.Fatalf("an SSN was treated as an identifier in region eu: %s", sent)
+	}
+	if res, b := ae.req(t, "PATCH", "/v1/tenants/"+ae.tenant.ID, `{"data_region":"us"}`, "", ae.root); res.StatusCode != 200 {
+		t.Fatalf("move to us: %d %s", res.StatusCode, b)
+	}
+	if sent := call(); strings.Contains(sent, "123-45-6789") || !strings.Contains(sent, "[ID_1]") {
+		t.Errorf("an SSN reached the provider of a tenant in region us: %s", sent)
+	}
+	ae.configure(t, func(s sqlstore.AI) error {
+		return s.PutSettings(ctxBG, &ai.Settings{IDCountries: []string{"GB"}})
+	})
+	if sent := call(); !strings.Contains(sent, "123-45-6789") {
+		t.Errorf("id_countries GB still detects US formats: %s", sent)
 	}
 }
