@@ -2,6 +2,7 @@ package redact
 
 import (
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -59,8 +60,45 @@ func normalizeOf(s string, offsets bool) *view {
 			}
 		}
 	}
+	fold := func(r rune, from, to int) {
+		emitted := false
+		foldRune(r, func(out rune) { emitted = true; emit(out, from, to) })
+		if !emitted && last >= 0 && offsets {
+			// A dropped mark or joiner belongs to the rune before it: replacing that rune
+			// replaces it too, so no combining mark is left dangling on a placeholder.
+			for k := last; k < len(v.end); k++ {
+				v.end[k] = int32(to)
+			}
+		}
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
+		if c == '\\' {
+			// JSON text (a tool result) writes a character as an escape: the view holds the
+			// character, mapped back to the whole escape, so a match is replaced over it.
+			if i+1 < len(s) && s[i+1] == '\\' { // an escaped backslash starts no escape
+				emit('\\', i, i+1)
+				emit('\\', i+1, i+2)
+				i += 2
+				continue
+			}
+			if r, size := decodeEscape(s[i:]); size > 0 {
+				if r < utf8.RuneSelf {
+					c := byte(r)
+					switch {
+					case 'A' <= c && c <= 'Z':
+						r += 'a' - 'A'
+					case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+						r = ' '
+					}
+					emit(r, i, i+size)
+				} else {
+					fold(r, i, i+size)
+				}
+				i += size
+				continue
+			}
+		}
 		if c < utf8.RuneSelf {
 			switch {
 			case 'A' <= c && c <= 'Z':
@@ -84,15 +122,7 @@ func normalizeOf(s string, offsets bool) *view {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		emitted := false
-		foldRune(r, func(out rune) { emitted = true; emit(out, i, i+size) })
-		if !emitted && last >= 0 && offsets {
-			// A dropped mark or joiner belongs to the rune before it: replacing that rune
-			// replaces it too, so no combining mark is left dangling on a placeholder.
-			for k := last; k < len(v.end); k++ {
-				v.end[k] = int32(i + size)
-			}
-		}
+		fold(r, i, i+size)
 		i += size
 	}
 	v.text = string(b)
@@ -269,4 +299,53 @@ func compactString(n string) string {
 		}
 	}
 	return string(b)
+}
+
+// decodeEscape decodes the JSON string escape at the start of s (RFC 8259 §7) that stands for a
+// character a writer could hide a value behind: `\uXXXX`, a UTF-16 surrogate pair
+// `\uD83D\uDE00` as one character, and `\/`. It returns the character and the escape's length,
+// or size 0 when s does not start with one (a lone surrogate, too few hex digits): an invalid
+// escape stays as written.
+func decodeEscape(s string) (rune, int) {
+	if len(s) >= 2 && s[0] == '\\' && s[1] == '/' {
+		return '/', 2
+	}
+	r, ok := hex4(s)
+	if !ok {
+		return 0, 0
+	}
+	switch {
+	case utf16.IsSurrogate(r):
+		r2, ok := hex4(s[6:])
+		if !ok || r >= 0xDC00 {
+			return 0, 0
+		}
+		if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+			return d, 12
+		}
+		return 0, 0
+	}
+	return r, 6
+}
+
+// hex4 reads `\u` and four hex digits at the start of s.
+func hex4(s string) (rune, bool) {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[2:6]) {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
