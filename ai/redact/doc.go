@@ -12,9 +12,10 @@
 // one placeholder for the life of the Redactor, across all the strings of a request; a detected
 // value is recognized again in another format (phone and card by their digits, IBAN and IDs by
 // their letters and digits, e-mail case-insensitively). Text already shaped like a placeholder is
-// left alone by Redact and restored like one: a caller who types "[S1_FULL_NAME]" gets that
-// subject's name in the answer, which tells them nothing they could not ask for directly, and a
-// token this Redactor never handed out ("[S9_X]", "[EMAIL_99]") is never restored.
+// left alone by Redact, and a Restorer resolves only placeholders that replaced something before
+// it was made: a caller who types "[S1_NOTES]", or a model that invents it, gets the token back
+// as written, never the value behind it, and a token this Redactor never handed out ("[S9_X]",
+// "[EMAIL_99]") is never restored either.
 //
 // # Matching a named subject's values
 //
@@ -96,8 +97,10 @@
 //
 // # Restoring
 //
-// A Restorer replaces each placeholder the caller may read (allow) with the stored value, or for
-// a detection the text as the caller wrote it; the rest stays as the model wrote it. A Stream
+// A Restorer replaces each placeholder the caller may read (allow) that replaced something in
+// the request with the stored value, or for a detection the text as the caller wrote it; the
+// rest stays as the model wrote it. Restored lists the placeholders it gave back, for the audit
+// record. A Stream
 // does the same over chunks, holding back only a tail that could still become a placeholder, so
 // the output equals Restore of the whole however the answer is split. The escape function
 // transforms values before insertion (JSON string escaping inside tool-call arguments).

@@ -135,9 +135,8 @@ type match struct {
 // Redact returns text with every value of the named subjects, and every detected identifier,
 // replaced by its placeholder. The same value always gets the same placeholder for the life of
 // the Redactor. Where candidates overlap the longest wins, and at equal length a subject's value
-// wins over a detection. Text that already looks like a placeholder is left as it is (and is
-// restored like one afterwards: a caller who types "[S1_FULL_NAME]" gets the value back in the
-// answer, which tells them nothing they could not read).
+// wins over a detection. Text that already looks like a placeholder is left as it is (and, having
+// replaced nothing, is not restored: a Restorer resolves only used placeholders).
 func (r *Redactor) Redact(text string) string {
 	if text == "" {
 		return text
