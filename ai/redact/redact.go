@@ -56,13 +56,14 @@ var kindPrefix = map[string]string{KindEmail: "EMAIL", KindPhone: "PHONE", KindI
 // A Redactor is not safe for concurrent use.
 type Redactor struct {
 	phs       []Placeholder
-	used      []int             // indexes into phs in first-use order
-	byToken   map[string]int    // token → index into phs
-	detected  map[string]int    // kind + "\x00" + canonical value → index into phs
-	perKind   map[string]int    // detections numbered so far, per kind
-	compacts  []needle          // matched in the letters-and-digits view
-	byPrefix  map[[2]byte][]int // compacts by their first two bytes
-	plains    []needle          // matched in the normalized text (e-mail, number)
+	used      []int          // indexes into phs in first-use order
+	byToken   map[string]int // token → index into phs
+	detected  map[string]int // kind + "\x00" + canonical value → index into phs
+	perKind   map[string]int // detections numbered so far, per kind
+	compacts  []needle       // matched in the letters-and-digits view
+	compactAC *automaton     // finds the compacts (nil when none)
+	plains    []needle       // matched in the normalized text (e-mail, number)
+	plainAC   *automaton     // finds the plains (nil when none)
 	dates     []dateNeedle
 	countries map[string]bool
 }
@@ -70,7 +71,7 @@ type Redactor struct {
 // New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
 // skipped; a field name repeated within a subject shares the first one's placeholder.
 func New(subjects []Subject, opt Options) *Redactor {
-	r := &Redactor{byPrefix: map[[2]byte][]int{}, byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}}
+	r := &Redactor{byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}}
 	for _, c := range opt.Countries {
 		r.countries[c] = true
 	}
@@ -88,6 +89,20 @@ func New(subjects []Subject, opt Options) *Redactor {
 			}
 			r.addField(ph, f)
 		}
+	}
+	if len(r.compacts) > 0 {
+		pats := make([]string, len(r.compacts))
+		for i, nd := range r.compacts {
+			pats[i] = nd.s
+		}
+		r.compactAC = newAutomaton(pats)
+	}
+	if len(r.plains) > 0 {
+		pats := make([]string, len(r.plains))
+		for i, nd := range r.plains {
+			pats[i] = nd.s
+		}
+		r.plainAC = newAutomaton(pats)
 	}
 	return r
 }
@@ -211,17 +226,24 @@ func choose(ms []match, n int) []match {
 		}
 		return int(x.ph - y.ph)
 	})
-	taken := make([]bool, n)
-	out := ms[:0:0]
-outer:
-	for _, m := range ms {
-		for i := m.a; i < m.b; i++ {
-			if taken[i] {
-				continue outer
-			}
+	// taken counts the chosen bytes (a Fenwick tree), so whether a candidate overlaps a chosen
+	// match costs log n, not its length: many long overlapping candidates stay linearithmic.
+	taken := make([]int32, n+1)
+	count := func(i int32) (s int32) { // chosen bytes in [0, i)
+		for ; i > 0; i -= i & -i {
+			s += taken[i]
 		}
-		for i := m.a; i < m.b; i++ {
-			taken[i] = true
+		return s
+	}
+	out := ms[:0:0]
+	for _, m := range ms {
+		if count(m.b)-count(m.a) > 0 {
+			continue
+		}
+		for i := m.a + 1; i <= m.b; i++ {
+			for j := i; j <= int32(n); j += j & -j {
+				taken[j]++
+			}
 		}
 		out = append(out, m)
 	}

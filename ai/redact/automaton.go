@@ -1,0 +1,116 @@
+package redact
+
+// automaton finds every occurrence of a set of byte strings in one pass over a text
+// (Aho–Corasick, 1975): the time is linear in the text plus the occurrences, whatever the
+// strings. Trying each value at each word start instead costs the value's length at every start
+// where it could begin, which a value of repeated letters against a text of repeated letters
+// turns into minutes of CPU (a denial of service by whoever may write a subject's field).
+type automaton struct {
+	root [256]int32 // the root's transitions; 0 is the root itself
+	kids [][]edge   // per node: its children (a short list: few distinct bytes follow a prefix)
+	fail []int32    // per node: the longest proper suffix of its string that is a node
+	dict []int32    // per node: the nearest node along fail links with outputs, or -1
+	out  [][]int32  // per node: the strings that end there
+	lens []int      // per string: its length
+}
+
+type edge struct {
+	c  byte
+	to int32
+}
+
+func (a *automaton) child(n int32, c byte) int32 {
+	if n == 0 {
+		return a.root[c]
+	}
+	for _, e := range a.kids[n] {
+		if e.c == c {
+			return e.to
+		}
+	}
+	return -1
+}
+
+// newAutomaton builds the automaton of pats; the string index k of an occurrence is pats' index.
+func newAutomaton(pats []string) *automaton {
+	a := &automaton{kids: [][]edge{nil}, fail: []int32{0}, dict: []int32{-1}, out: [][]int32{nil}}
+	for k, p := range pats {
+		a.lens = append(a.lens, len(p))
+		n := int32(0)
+		for i := 0; i < len(p); i++ {
+			t := a.child(n, p[i])
+			if t <= 0 {
+				t = int32(len(a.kids))
+				a.kids = append(a.kids, nil)
+				a.fail = append(a.fail, 0)
+				a.dict = append(a.dict, -1)
+				a.out = append(a.out, nil)
+				if n == 0 {
+					a.root[p[i]] = t
+				} else {
+					a.kids[n] = append(a.kids[n], edge{p[i], t})
+				}
+			}
+			n = t
+		}
+		a.out[n] = append(a.out[n], int32(k))
+	}
+	// Breadth first, so a node's fail link is set before its children's.
+	var queue []int32
+	for c := range 256 {
+		if t := a.root[c]; t > 0 {
+			queue = append(queue, t)
+		}
+	}
+	for len(queue) > 0 {
+		u := queue[0]
+		queue = queue[1:]
+		for _, e := range a.kids[u] {
+			f := a.fail[u]
+			for f != 0 && a.child(f, e.c) < 0 {
+				f = a.fail[f]
+			}
+			if t := a.child(f, e.c); t > 0 && t != e.to {
+				a.fail[e.to] = t
+			}
+			g := a.fail[e.to]
+			if len(a.out[g]) > 0 {
+				a.dict[e.to] = g
+			} else {
+				a.dict[e.to] = a.dict[g]
+			}
+			queue = append(queue, e.to)
+		}
+	}
+	return a
+}
+
+// scan calls f with the end offset and the string index of every occurrence in text.
+func (a *automaton) scan(text string, f func(end int, k int32)) {
+	n := int32(0)
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		for {
+			if t := a.child(n, c); t > 0 {
+				n = t
+				break
+			}
+			if n == 0 {
+				break
+			}
+			n = a.fail[n]
+		}
+		if n == 0 {
+			continue
+		}
+		o := n
+		if len(a.out[o]) == 0 {
+			o = a.dict[o]
+		}
+		for ; o > 0; o = a.dict[o] {
+			for _, k := range a.out[o] {
+				f(i+1, k)
+			}
+		}
+	}
+}
