@@ -7,7 +7,12 @@
 // # Placeholders
 //
 // A subject's field becomes "[S<n>_<FIELD>]" (subject n counted from 1 in the order given, field
-// name in upper case: "[S1_FULL_NAME]"); a detection becomes "[EMAIL_<k>]", "[PHONE_<k>]",
+// name in upper case: "[S1_FULL_NAME]"). A field the caller may not read (Field.Opaque) gets one
+// placeholder per distinct text they wrote that matched it, "[S1_NATIONAL_ID]" for the first
+// form, then "[S1_NATIONAL_ID_2]", "[S1_NATIONAL_ID_3]", … (a number whose token another field
+// of the subject has is passed over), each holding that text as its Value and never the stored
+// value: restoring gives each form back as written, and the answer does not show that two
+// spellings are one value. A detection becomes "[EMAIL_<k>]", "[PHONE_<k>]",
 // "[IBAN_<k>]", "[CARD_<k>]" or "[ID_<k>]", numbered per kind in first-use order. One value keeps
 // one placeholder for the life of the Redactor, across all the strings of a request; a detected
 // value is recognized again in another format (phone and card by their digits, IBAN and IDs by

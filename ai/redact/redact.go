@@ -13,6 +13,11 @@ type Field struct {
 	Name  string            // schema field name, "full_name"
 	Type  privacy.FieldType // how the value is matched in text
 	Value string            // the stored value, as the vault holds it
+	// Opaque: the caller may not read this field. Each distinct text they wrote that matched
+	// it then gets its own placeholder, whose Value is that text, so that restoring gives back
+	// exactly what they wrote, and neither the answer nor the placeholders show the stored
+	// value or that two of their spellings are the same value.
+	Opaque bool
 }
 
 // Subject is a data subject the caller named, with the values the gateway holds for them.
@@ -66,12 +71,13 @@ type Redactor struct {
 	plainAC   *automaton     // finds the plains (nil when none)
 	dates     []dateNeedle
 	countries map[string]bool
+	forms     map[int]map[string]int // an opaque field's first placeholder → written form → placeholder
 }
 
 // New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
 // skipped; a field name repeated within a subject shares the first one's placeholder.
 func New(subjects []Subject, opt Options) *Redactor {
-	r := &Redactor{byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}}
+	r := &Redactor{byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}, forms: map[int]map[string]int{}}
 	for _, c := range opt.Countries {
 		r.countries[c] = true
 	}
@@ -84,7 +90,14 @@ func New(subjects []Subject, opt Options) *Redactor {
 			ph, ok := r.byToken[tok]
 			if !ok {
 				ph = len(r.phs)
-				r.phs = append(r.phs, Placeholder{Token: tok, Subject: si, Field: f.Name, Value: f.Value})
+				p := Placeholder{Token: tok, Subject: si, Field: f.Name, Value: f.Value}
+				if f.Opaque {
+					// The stored value is never handed out: the first written form
+					// becomes the Value.
+					p.Value = ""
+					r.forms[ph] = map[string]int{}
+				}
+				r.phs = append(r.phs, p)
 				r.byToken[tok] = ph
 			}
 			r.addField(ph, f)
@@ -176,6 +189,8 @@ func (r *Redactor) Redact(text string) string {
 		if ph < 0 {
 			d := dets[m.det]
 			ph = r.detection(d.kind, d.key, text[m.a:m.b])
+		} else if forms := r.forms[ph]; forms != nil {
+			ph = r.form(ph, forms, text[m.a:m.b])
 		}
 		p := &r.phs[ph]
 		if p.Uses == 0 {
@@ -203,6 +218,36 @@ func (r *Redactor) detection(kind, key, written string) int {
 	r.phs = append(r.phs, Placeholder{Token: tok, Subject: -1, Field: kind, Value: written})
 	r.detected[k] = ph
 	r.byToken[tok] = ph
+	return ph
+}
+
+// form returns the placeholder of one written form of an opaque field: the field's own
+// placeholder for the first form, then "[S1_NATIONAL_ID_2]", "[S1_NATIONAL_ID_3]", … for the
+// next ones. A number whose token another field of the subject already has ("national_id_2") is
+// passed over, so a token always names one placeholder: every field's token exists from New on,
+// before any form is numbered.
+func (r *Redactor) form(base int, forms map[string]int, written string) int {
+	if ph, ok := forms[written]; ok {
+		return ph
+	}
+	if len(forms) == 0 {
+		r.phs[base].Value = written
+		forms[written] = base
+		return base
+	}
+	b := r.phs[base]
+	stem := strings.TrimSuffix(b.Token, "]") + "_"
+	tok := ""
+	for n := len(forms) + 1; ; n++ {
+		tok = stem + strconv.Itoa(n) + "]"
+		if _, taken := r.byToken[tok]; !taken {
+			break
+		}
+	}
+	ph := len(r.phs)
+	r.phs = append(r.phs, Placeholder{Token: tok, Subject: b.Subject, Field: b.Field, Value: written})
+	r.byToken[tok] = ph
+	forms[written] = ph
 	return ph
 }
 
