@@ -25,11 +25,20 @@
 // # Matching a named subject's values
 //
 // Text and values are compared after the same normalization, and replaced in the original text:
-// compatibility decomposition (NFKD; full-width forms, ligatures), non-spacing marks dropped
-// (Latin diacritics, so José matches Jose; Arabic harakat; the hamza and madda of أ إ آ ؤ ئ),
-// case folding, Arabic-Indic and Extended Arabic-Indic digits as ASCII, ٱ → ا, ى and ی → ي,
-// ک → ك, ة → ه, ZWNJ, ZWJ, zero-width space, tatweel, soft hyphen, BOM and bidi controls removed,
-// runs of white space as one space. Per field type:
+// JSON string escapes decoded (`\u0644`, `\u0040`, a surrogate pair `\uD83D\uDE00` as one
+// character, `\/`; a match covers the whole escapes, so JSON text stays valid; an invalid escape
+// or one after an escaped backslash stays as written), compatibility decomposition (NFKD;
+// full-width forms, ligatures), non-spacing marks dropped (Latin diacritics, so José matches
+// Jose; Arabic harakat; the hamza and madda of أ إ آ ؤ ئ), case folding, the Latin letters NFKD
+// keeps whole spelled in ASCII (ı i, ł l, ø o, đ ð d, ħ h, ŧ t, ŀ l, æ ae, œ oe, þ th, ß ss, ƀ b,
+// ɨ i, ƶ z, ĸ q), Cyrillic and Greek letters that look like Latin ones as those (either case;
+// Cyrillic а в е к м н о р с т у х і ѕ ј ԁ һ ӏ ԛ ԝ as a b e k m h o p c t y x i s j d h l q w;
+// Greek α β ε ζ η ι κ μ ν ο ρ τ υ χ as a b e z h i k m n o p t y x), every dash (Unicode Pd: en and em
+// dash, non-breaking hyphen, figure dash, …) and the minus sign as "-", Arabic-Indic and Extended
+// Arabic-Indic digits as ASCII, ٱ → ا, ى and ی → ي, ک → ك, ة → ه, every format character
+// (Unicode Cf: ZWNJ, ZWJ, zero-width space, word joiner, invisible operators, soft hyphen, BOM,
+// bidi controls, tag characters, Mongolian vowel separator, …) and the tatweel removed, runs of
+// white space as one space. Per field type:
 //
 //   - name: the whole value and each part of two letters or more, as whole words ("Ada" does not
 //     match in "Adam"), with the parts written with or without spaces, hyphens or ZWNJ between

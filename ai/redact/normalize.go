@@ -18,13 +18,14 @@ type view struct {
 // span maps the normalized byte range [a, b) back to the original text.
 func (v *view) span(a, b int) (int, int) { return int(v.start[a]), int(v.end[b-1]) }
 
-// normalize builds the matching view of s: NFKD compatibility decomposition with every
-// non-spacing mark dropped (Latin diacritics, Arabic harakat, the hamza and madda that NFKD splits
-// off أ إ آ ؤ ئ), simple case folding (plus ß → ss, final ς → σ), Arabic-Indic and Extended
-// Arabic-Indic digits as ASCII, the Arabic letter variants unified (ٱ → ا, ى ی → ي, ک → ك, ة → ه),
-// the invisible joiners and marks removed (ZWNJ, ZWJ, zero-width space, tatweel, soft hyphen,
-// bidi controls, BOM), and every run of white space as one space. Both a subject's values and the
-// text go through it, so they meet on the same form.
+// normalize builds the matching view of s: JSON string escapes decoded, NFKD compatibility
+// decomposition with every non-spacing mark dropped (Latin diacritics, Arabic harakat, the hamza
+// and madda that NFKD splits off أ إ آ ؤ ئ), simple case folding, the Latin letters NFKD keeps
+// whole spelled in ASCII (latinExpand), look-alike Cyrillic and Greek letters as Latin
+// (confusable), every dash and the minus sign as "-", Arabic-Indic and Extended Arabic-Indic
+// digits as ASCII, the Arabic letter variants unified (ٱ → ا, ى ی → ي, ک → ك, ة → ه), every
+// format character and the tatweel removed, and every run of white space as one space. Both a
+// subject's values and the text go through it, so they meet on the same form.
 func normalize(s string) *view { return normalizeOf(s, true) }
 
 // normString is normalize for a value: the normalized text alone.
@@ -138,6 +139,10 @@ func foldRune(r rune, f func(rune)) {
 		f(' ')
 		return
 	}
+	if r == 'ŀ' || r == 'Ŀ' { // NFKD makes it "l·", and the middle dot would split the word
+		f('l')
+		return
+	}
 	var buf [utf8.UTFMax]byte
 	n := utf8.EncodeRune(buf[:], r)
 	d := norm.NFKD.Properties(buf[:n]).Decomposition()
@@ -150,14 +155,37 @@ func foldRune(r rune, f func(rune)) {
 		if unicode.Is(unicode.Mn, x) || removed(x) {
 			continue
 		}
-		switch x {
-		case 'ß', 'ẞ':
-			f('s')
-			f('s')
+		y := fold1(x)
+		if e, ok := latinExpand[y]; ok {
+			for _, c := range e {
+				f(c)
+			}
 			continue
 		}
-		f(fold1(x))
+		f(y)
 	}
+}
+
+// latinExpand spells the Latin letters NFKD leaves whole as the ASCII a writer without them
+// types: "Kılıç" as "Kilic", "Łukasz" as "Lukasz", "Søren" as "Soren", "Đorđe" as "Dorde",
+// "Æsa" as "Aesa", "Þóra" as "Thora", "Straße" as "Strasse" (keys in lower case).
+var latinExpand = map[rune]string{
+	'ı': "i", 'ł': "l", 'ø': "o", 'đ': "d", 'ħ': "h", 'ŧ': "t", 'æ': "ae", 'œ': "oe", 'þ': "th",
+	'ð': "d", 'ß': "ss", 'ƀ': "b", 'ɨ': "i", 'ƶ': "z", 'ĸ': "q",
+}
+
+// confusable maps the Cyrillic and Greek letters that look like Latin ones (in lower case, after
+// folding) to those Latin letters, so a value written with a Cyrillic "а" or a Greek "Ο" inside
+// a Latin name still matches; as both the text and the values are folded the same way, Cyrillic
+// and Greek names still match each other. Cyrillic: а→a в→b е→e к→k м→m н→h о→o р→p с→c т→t
+// у→y х→x і→i ѕ→s ј→j ԁ→d һ→h ӏ→l ԛ→q ԝ→w; Greek: α→a β→b ε→e ζ→z η→h ι→i κ→k μ→m ν→n
+// ο→o ρ→p τ→t υ→y χ→x.
+var confusable = map[rune]rune{
+	'а': 'a', 'в': 'b', 'е': 'e', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p', 'с': 'c',
+	'т': 't', 'у': 'y', 'х': 'x', 'і': 'i', 'ѕ': 's', 'ј': 'j', 'ԁ': 'd', 'һ': 'h', 'ӏ': 'l',
+	'ԛ': 'q', 'ԝ': 'w',
+	'α': 'a', 'β': 'b', 'ε': 'e', 'ζ': 'z', 'η': 'h', 'ι': 'i', 'κ': 'k', 'μ': 'm', 'ν': 'n',
+	'ο': 'o', 'ρ': 'p', 'τ': 't', 'υ': 'y', 'χ': 'x',
 }
 
 // fold1 lowercases one rune and applies the digit and Arabic letter unifications.
@@ -179,20 +207,26 @@ func fold1(x rune) rune {
 		return 'ه'
 	case 'ς':
 		return 'σ'
+	case 0x2212: // minus sign, which writers and converters put for a hyphen
+		return '-'
 	}
-	return unicode.ToLower(x)
+	if unicode.Is(unicode.Pd, x) { // en and em dash, non-breaking hyphen, figure dash, …
+		return '-'
+	}
+	x = unicode.ToLower(x)
+	if c, ok := confusable[x]; ok {
+		return c
+	}
+	return x
 }
 
-// removed reports the invisible characters that must not split a match: joiners that Persian
-// and Arabic writers place inside names, the tatweel that stretches a word, soft hyphens, and the
-// bidi controls a text can carry between every word.
+// removed reports the invisible characters that must not split a match: every format character
+// (Unicode category Cf: the joiners that Persian and Arabic writers place inside names, soft
+// hyphens, bidi controls, the word joiner and invisible operators, tag characters, the
+// Mongolian vowel separator, BOM; any of them can be put inside a value to hide it while the
+// model reads past it) and the tatweel that stretches an Arabic word.
 func removed(r rune) bool {
-	switch {
-	case r == 0x200B, r == 0x200C, r == 0x200D, r == 0x0640, r == 0x00AD, r == 0xFEFF, r == 0x061C,
-		r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
-		return true
-	}
-	return false
+	return r == 0x0640 || r >= 0xAD && unicode.Is(unicode.Cf, r)
 }
 
 // isAlnum reports whether r (already normalized) is part of a word.
