@@ -62,7 +62,10 @@
 //     leading zeros, four- or two-digit years (a two-digit year matches any century); and day
 //     month year or month day, year with the month named in English, French, Spanish or Arabic
 //     (both the يناير and the كانون الثاني series, and the Maghreb جانفي series), full or
-//     abbreviated, with ordinal suffixes ("15th", "1er") and Spanish "de".
+//     abbreviated, with ordinal suffixes ("15th", "1er"), Spanish "de" and English "of" ("the 2nd
+//     of April, 1990"); day-month-year with the named month between the same "-", "/" or "."
+//     ("02-Apr-1990", "2-APR-90"); and yyyymmdd as one whole number ("19900402", not eight
+//     digits of a longer number or a decimal). Any dash counts as "-" (see above).
 //   - address: the whole value, and each part separated by commas or line breaks except the
 //     last (the region, which the minimization profile's Region generalizer releases), when the
 //     part has four letters or digits or more, and each such part without a leading or trailing
