@@ -10,8 +10,7 @@ type automaton struct {
 	kids [][]edge   // per node: its children (a short list: few distinct bytes follow a prefix)
 	fail []int32    // per node: the longest proper suffix of its string that is a node
 	dict []int32    // per node: the nearest node along fail links with outputs, or -1
-	out  [][]int32  // per node: the strings that end there
-	lens []int      // per string: its length
+	out  [][]int32  // per node: the indexes of the strings that end there (one string, repeated or not)
 }
 
 type edge struct {
@@ -31,11 +30,11 @@ func (a *automaton) child(n int32, c byte) int32 {
 	return -1
 }
 
-// newAutomaton builds the automaton of pats; the string index k of an occurrence is pats' index.
+// newAutomaton builds the automaton of pats. A string given more than once is one output, so
+// the same form in many fields costs one report per occurrence, not one per field.
 func newAutomaton(pats []string) *automaton {
 	a := &automaton{kids: [][]edge{nil}, fail: []int32{0}, dict: []int32{-1}, out: [][]int32{nil}}
 	for k, p := range pats {
-		a.lens = append(a.lens, len(p))
 		n := int32(0)
 		for i := 0; i < len(p); i++ {
 			t := a.child(n, p[i])
@@ -85,8 +84,9 @@ func newAutomaton(pats []string) *automaton {
 	return a
 }
 
-// scan calls f with the end offset and the string index of every occurrence in text.
-func (a *automaton) scan(text string, f func(end int, k int32)) {
+// scan calls f with the end offset of every occurrence in text and the indexes of the strings
+// (all equal) that occur there.
+func (a *automaton) scan(text string, f func(end int, ks []int32)) {
 	n := int32(0)
 	for i := 0; i < len(text); i++ {
 		c := text[i]
@@ -108,9 +108,7 @@ func (a *automaton) scan(text string, f func(end int, k int32)) {
 			o = a.dict[o]
 		}
 		for ; o > 0; o = a.dict[o] {
-			for _, k := range a.out[o] {
-				f(i+1, k)
-			}
+			f(i+1, a.out[o])
 		}
 	}
 }

@@ -33,7 +33,11 @@ func TestAutomaton_AllOccurrences(t *testing.T) {
 				}
 			}
 		}
-		newAutomaton(pats).scan(string(text), func(end int, k int32) { got = append(got, occ{end, int(k)}) })
+		newAutomaton(pats).scan(string(text), func(end int, ks []int32) {
+			for _, k := range ks {
+				got = append(got, occ{end, int(k)})
+			}
+		})
 		cmp := func(x, y occ) int {
 			if x.end != y.end {
 				return x.end - y.end

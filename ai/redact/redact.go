@@ -72,12 +72,13 @@ type Redactor struct {
 	dates     []dateNeedle
 	countries map[string]bool
 	forms     map[int]map[string]int // an opaque field's first placeholder → written form → placeholder
+	seen      map[formKey]bool       // the forms added so far, while New runs
 }
 
 // New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
 // skipped; a field name repeated within a subject shares the first one's placeholder.
 func New(subjects []Subject, opt Options) *Redactor {
-	r := &Redactor{byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}, forms: map[int]map[string]int{}}
+	r := &Redactor{byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}, forms: map[int]map[string]int{}, seen: map[formKey]bool{}}
 	for _, c := range opt.Countries {
 		r.countries[c] = true
 	}
@@ -103,6 +104,7 @@ func New(subjects []Subject, opt Options) *Redactor {
 			r.addField(ph, f)
 		}
 	}
+	r.seen = nil
 	if len(r.compacts) > 0 {
 		pats := make([]string, len(r.compacts))
 		for i, nd := range r.compacts {

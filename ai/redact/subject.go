@@ -51,16 +51,9 @@ func alnumBound(r rune) bool { return isAlnum(r) }
 
 // addField registers the forms of one field's value (the matching rules in the package doc).
 func (r *Redactor) addField(ph int, f Field) {
-	// A form is added once: within one field the gap decides the bound, and a duplicate (the
-	// same parts joined twice: "a a a" gives "aa" twice) would only repeat every match.
-	type key struct {
-		s        string
-		gap      gapKind
-		plus, ll bool
-	}
-	seen := map[key]bool{}
+	seen := r.seen
 	addLL := func(s string, gap gapKind, bound func(rune) bool, plus, ll bool) {
-		if k := (key{s, gap, plus, ll}); len(s) >= 2 && !seen[k] { // one ASCII letter or digit identifies no one
+		if k := (formKey{s, gap, plus, ll}); len(s) >= 2 && !seen[k] { // one ASCII letter or digit identifies no one
 			seen[k] = true
 			r.compacts = append(r.compacts, needle{s: s, ph: ph, gap: gap, bound: bound, plus: plus, ll: ll})
 		}
@@ -98,7 +91,10 @@ func (r *Redactor) addField(ph int, f Field) {
 			add(form.digits, phoneGap, alnumBound, form.plus)
 		}
 	case privacy.FieldEmail:
-		r.plains = append(r.plains, needle{s: n, ph: ph, bound: emailBound})
+		if k := (formKey{s: "@" + n}); !seen[k] {
+			seen[k] = true
+			r.plains = append(r.plains, needle{s: n, ph: ph, bound: emailBound})
+		}
 	case privacy.FieldNationalID:
 		if c := compactString(n); len(c) >= 4 {
 			add(c, idGap, alnumBound, false)
@@ -144,12 +140,25 @@ func (r *Redactor) addField(ph int, f Field) {
 			}
 		}
 		if digits >= 4 {
-			r.plains = append(r.plains, needle{s: n, ph: ph, bound: digitBound, num: true})
-			if strings.HasPrefix(n, "-") {
-				r.plains = append(r.plains, needle{s: n[1:], ph: ph, bound: digitBound, num: true})
+			for _, s := range []string{n, strings.TrimPrefix(n, "-")} {
+				if k := (formKey{s: "#" + s}); !seen[k] {
+					seen[k] = true
+					r.plains = append(r.plains, needle{s: s, ph: ph, bound: digitBound, num: true})
+				}
 			}
 		}
 	}
+}
+
+// formKey identifies what a form matches: the gap decides the bound (the field type chooses
+// both). A form is added once per Redactor: a second copy (the same parts joined twice, "a a a"
+// giving "aa" twice; the same value in another field or subject) would match the same spans and
+// lose every one to the first, whose placeholder comes first, and only multiply the matches a
+// hostile text can produce.
+type formKey struct {
+	s        string
+	gap      gapKind
+	plus, ll bool
 }
 
 // particles are the name parts that say nothing alone and would redact every "de" and "van" of a
@@ -213,60 +222,80 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 		for _, st := range c.starts {
 			start[st] = true
 		}
-		gaps := &gapCounts{n: v.text}
-		var parens []int32 // lazily: prefix count of ")" minus "("
 		// After a form matched, its next match must start past that one's end: two
 		// overlapping matches of one form are never both replaced (the first wins), and
 		// keeping them all lets a repetitive value against repetitive text produce a match at
 		// every word start, each as long as the value.
-		next := make([]int, len(r.compacts))
-		r.compactAC.scan(c.text, func(end int, k int32) {
-			nd := &r.compacts[k]
-			i := end - len(nd.s)
-			if !start[i] || i < next[k] {
+		sc := &compactScan{v: v, c: c, gaps: gapCounts{n: v.text}, next: make([]int, len(r.compacts))}
+		r.compactAC.scan(c.text, func(end int, ks []int32) {
+			if !start[end-len(r.compacts[ks[0]].s)] {
 				return
 			}
-			na, nb := int(c.pos[i]), int(c.pos[end-1])+1
-			if nd.ll {
-				if l := string(leftOfWord(v.text, na)); (l != "لل" && l != "ولل" && l != "فلل") || !rightOK(v.text, nb, nd.bound) || !gaps.ok(nd.gap, na, nb) {
-					return
-				}
-			} else if !gaps.ok(nd.gap, na, nb) || !boundsOK(v.text, na, nb, nd.bound) && !(proclitic(leftOfWord(v.text, na)) && rightOK(v.text, nb, nd.bound)) {
-				return
+			for _, k := range ks {
+				ms = sc.match(&r.compacts[k], end, k, ms)
 			}
-			if na > 0 && v.text[na-1] == '(' {
-				if parens == nil {
-					parens = parenCounts(v.text)
-				}
-				if parens[nb]-parens[na] > 0 {
-					na-- // "(079) 123 45 67": the parenthesis opened before the area code
-				}
-			}
-			if nd.plus && na > 0 && v.text[na-1] == '+' {
-				na--
-			}
-			next[k] = end
-			a, b := v.span(na, nb)
-			ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 		})
 	}
 	if r.plainAC != nil {
 		next := make([]int, len(r.plains))
-		r.plainAC.scan(v.text, func(end int, k int32) {
-			nd := &r.plains[k]
-			i := end - len(nd.s)
-			if i < next[k] || !boundsOK(v.text, i, end, nd.bound) || nd.num && !numberBoundsOK(v.text, i, end) {
-				return
+		r.plainAC.scan(v.text, func(end int, ks []int32) {
+			for _, k := range ks {
+				nd := &r.plains[k]
+				i := end - len(nd.s)
+				if i < next[k] || !boundsOK(v.text, i, end, nd.bound) || nd.num && !numberBoundsOK(v.text, i, end) {
+					continue
+				}
+				next[k] = end
+				a, b := v.span(i, end)
+				ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 			}
-			next[k] = end
-			a, b := v.span(i, end)
-			ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 		})
 	}
 	if len(r.dates) > 0 {
 		ms = r.matchDates(v, ms)
 	}
 	return ms
+}
+
+// compactScan is the state of one text's scan for the compact forms.
+type compactScan struct {
+	v      *view
+	c      *compact
+	gaps   gapCounts
+	parens []int32 // made when first needed: prefix count of ")" minus "("
+	next   []int   // per form: the compact offset its next match may start at
+}
+
+// match appends the occurrence of form nd (index k) ending at the compact offset end, if its
+// gaps and neighbours make it one.
+func (sc *compactScan) match(nd *needle, end int, k int32, ms []match) []match {
+	v, c, next := sc.v, sc.c, sc.next
+	i := end - len(nd.s)
+	if i < next[k] {
+		return ms
+	}
+	na, nb := int(c.pos[i]), int(c.pos[end-1])+1
+	if nd.ll {
+		if l := string(leftOfWord(v.text, na)); (l != "لل" && l != "ولل" && l != "فلل") || !rightOK(v.text, nb, nd.bound) || !sc.gaps.ok(nd.gap, na, nb) {
+			return ms
+		}
+	} else if !sc.gaps.ok(nd.gap, na, nb) || !boundsOK(v.text, na, nb, nd.bound) && !(proclitic(leftOfWord(v.text, na)) && rightOK(v.text, nb, nd.bound)) {
+		return ms
+	}
+	if na > 0 && v.text[na-1] == '(' {
+		if sc.parens == nil {
+			sc.parens = parenCounts(v.text)
+		}
+		if sc.parens[nb]-sc.parens[na] > 0 {
+			na-- // "(079) 123 45 67": the parenthesis opened before the area code
+		}
+	}
+	if nd.plus && na > 0 && v.text[na-1] == '+' {
+		na--
+	}
+	next[k] = end
+	a, b := v.span(na, nb)
+	return append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 }
 
 // gapCounts holds, per gap kind asked for, the number of non-word characters that kind does not
