@@ -12,15 +12,15 @@
 // form, then "[S1_NATIONAL_ID_2]", "[S1_NATIONAL_ID_3]", … (a number whose token another field
 // of the subject has is passed over), each holding that text as its Value and never the stored
 // value: restoring gives each form back as written, and the answer does not show that two
-// spellings are one value. A detection becomes "[EMAIL_<k>]", "[PHONE_<k>]",
-// "[IBAN_<k>]", "[CARD_<k>]" or "[ID_<k>]", numbered per kind in first-use order. One value keeps
-// one placeholder for the life of the Redactor, across all the strings of a request; a detected
-// value is recognized again in another format (phone and card by their digits, IBAN and IDs by
-// their letters and digits, e-mail case-insensitively). Text already shaped like a placeholder is
-// left alone by Redact, and a Restorer resolves only placeholders that replaced something before
-// it was made: a caller who types "[S1_NOTES]", or a model that invents it, gets the token back
-// as written, never the value behind it, and a token this Redactor never handed out ("[S9_X]",
-// "[EMAIL_99]") is never restored either.
+// spellings are one value. A detection becomes "[EMAIL_<k>]", "[PHONE_<k>]", "[IBAN_<k>]",
+// "[CARD_<k>]" or "[ID_<k>]", numbered per kind in first-use order. One value (for an opaque
+// field, one written form) keeps one placeholder for the life of the Redactor, across all the
+// strings of a request; a detected value is recognized again in another format (phone and card
+// by their digits, IBAN and IDs by their letters and digits, e-mail case-insensitively). Text
+// already shaped like a placeholder is left alone by Redact, and a Restorer resolves only
+// placeholders that replaced something before it was made: a caller who types "[S1_NOTES]", or
+// a model that invents it, gets the token back as written, never the value behind it, and a
+// token this Redactor never handed out ("[S9_X]", "[EMAIL_99]") is never restored either.
 //
 // # Matching a named subject's values
 //
@@ -78,7 +78,11 @@
 // Not matched: transliterations and spelling variants (Müller as Mueller, محمد as Mohammed),
 // nicknames, initials, misspellings, and a value split across two strings of the request.
 //
-// Where matches overlap the longest wins; at equal length a subject's value wins over a detection.
+// Where matches overlap the longest wins; at equal length a subject's value wins over a detection,
+// and the earlier subject or field over a later one with the same value. Two overlapping
+// occurrences of one form ("aaa" twice in "aaaa") count as one, the first. Matching takes time
+// linear in the text and the matches (an Aho–Corasick automaton over all the forms), so no value
+// and text, however repetitive, make it quadratic (BenchmarkRedact_Hostile).
 //
 // # Detected without being named
 //
