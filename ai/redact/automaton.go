@@ -7,7 +7,8 @@ package redact
 // turns into minutes of CPU (a denial of service by whoever may write a subject's field).
 type automaton struct {
 	root [256]int32 // the root's transitions; 0 is the root itself
-	kids [][]edge   // per node: its children (a short list: few distinct bytes follow a prefix)
+	kid  []edge     // per node: its first child (to 0 when none): most nodes have one
+	more [][]edge   // per node: its other children (nil for most)
 	fail []int32    // per node: the longest proper suffix of its string that is a node
 	dict []int32    // per node: the nearest node along fail links with outputs, or -1
 	out  [][]int32  // per node: the indexes of the strings that end there (one string, repeated or not)
@@ -22,7 +23,10 @@ func (a *automaton) child(n int32, c byte) int32 {
 	if n == 0 {
 		return a.root[c]
 	}
-	for _, e := range a.kids[n] {
+	if e := a.kid[n]; e.c == c && e.to > 0 {
+		return e.to
+	}
+	for _, e := range a.more[n] {
 		if e.c == c {
 			return e.to
 		}
@@ -30,24 +34,46 @@ func (a *automaton) child(n int32, c byte) int32 {
 	return -1
 }
 
+// children calls f with each child of node n.
+func (a *automaton) children(n int32, f func(edge)) {
+	if n == 0 {
+		for c, t := range a.root {
+			if t > 0 {
+				f(edge{byte(c), t})
+			}
+		}
+		return
+	}
+	if a.kid[n].to > 0 {
+		f(a.kid[n])
+	}
+	for _, e := range a.more[n] {
+		f(e)
+	}
+}
+
 // newAutomaton builds the automaton of pats. A string given more than once is one output, so
 // the same form in many fields costs one report per occurrence, not one per field.
 func newAutomaton(pats []string) *automaton {
-	a := &automaton{kids: [][]edge{nil}, fail: []int32{0}, dict: []int32{-1}, out: [][]int32{nil}}
+	a := &automaton{kid: []edge{{}}, more: [][]edge{nil}, fail: []int32{0}, dict: []int32{-1}, out: [][]int32{nil}}
 	for k, p := range pats {
 		n := int32(0)
 		for i := 0; i < len(p); i++ {
 			t := a.child(n, p[i])
 			if t <= 0 {
-				t = int32(len(a.kids))
-				a.kids = append(a.kids, nil)
+				t = int32(len(a.kid))
+				a.kid = append(a.kid, edge{})
+				a.more = append(a.more, nil)
 				a.fail = append(a.fail, 0)
 				a.dict = append(a.dict, -1)
 				a.out = append(a.out, nil)
-				if n == 0 {
+				switch {
+				case n == 0:
 					a.root[p[i]] = t
-				} else {
-					a.kids[n] = append(a.kids[n], edge{p[i], t})
+				case a.kid[n].to == 0:
+					a.kid[n] = edge{p[i], t}
+				default:
+					a.more[n] = append(a.more[n], edge{p[i], t})
 				}
 			}
 			n = t
@@ -55,16 +81,12 @@ func newAutomaton(pats []string) *automaton {
 		a.out[n] = append(a.out[n], int32(k))
 	}
 	// Breadth first, so a node's fail link is set before its children's.
-	var queue []int32
-	for c := range 256 {
-		if t := a.root[c]; t > 0 {
-			queue = append(queue, t)
-		}
-	}
+	queue := make([]int32, 0, len(a.kid))
+	a.children(0, func(e edge) { queue = append(queue, e.to) })
 	for len(queue) > 0 {
 		u := queue[0]
 		queue = queue[1:]
-		for _, e := range a.kids[u] {
+		a.children(u, func(e edge) {
 			f := a.fail[u]
 			for f != 0 && a.child(f, e.c) < 0 {
 				f = a.fail[f]
@@ -79,7 +101,7 @@ func newAutomaton(pats []string) *automaton {
 				a.dict[e.to] = a.dict[g]
 			}
 			queue = append(queue, e.to)
-		}
+		})
 	}
 	return a
 }
