@@ -78,3 +78,42 @@ func BenchmarkStream(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "chunks/s")
 }
+
+// BenchmarkRedact_Hostile: 1 MiB of text built to make matching quadratic against 4000-character
+// repetitive values (privacy's limit for a text field): "one" is a single such text field, "all"
+// twenty subjects with such text, name, number and ID fields (names of many parts of repeated
+// letters too). Before linear matching, "one/spaced" took about 12 s.
+func BenchmarkRedact_Hostile(b *testing.B) {
+	long := strings.Repeat("a", 4000)
+	one := []Subject{{ID: "s", Fields: []Field{{Name: "notes", Type: privacy.FieldText, Value: long}}}}
+	var all []Subject
+	for i := range 20 {
+		all = append(all, Subject{ID: fmt.Sprint(i), Fields: []Field{
+			{Name: "notes", Type: privacy.FieldText, Value: long},
+			{Name: "full_name", Type: privacy.FieldName, Value: strings.Repeat("a ", 8) + long[:3000]},
+			{Name: "alias", Type: privacy.FieldName, Value: "aa aaa aaaa aaaaa aaaaaa aaaaaaa aaaaaaaa aaaaaaaaa"},
+			{Name: "account", Type: privacy.FieldNumber, Value: strings.Repeat("1", 4000)},
+			{Name: "national_id", Type: privacy.FieldNationalID, Value: long[:3999] + "b"},
+		}})
+	}
+	const size = 1 << 20
+	units := []struct{ name, unit string }{
+		{"spaced", "a "}, {"solid", "a"}, {"almost", long[:3999] + "b "}, {"parens", "(a"},
+		{"commas", strings.Repeat("a ", 1999) + "a,"}, {"digits", "1"}, {"escaped", `\u0061 `},
+	}
+	for _, set := range []struct {
+		name     string
+		subjects []Subject
+	}{{"one", one}, {"all", all}} {
+		for _, u := range units {
+			text := strings.Repeat(u.unit, size/len(u.unit)+1)[:size]
+			b.Run(set.name+"/"+u.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(text)))
+				for b.Loop() {
+					New(set.subjects, Options{}).Redact(text)
+				}
+			})
+		}
+	}
+}

@@ -152,7 +152,9 @@ func (r *Redactor) matchDates(v *view, ms []match) []match {
 		k, end := 0, i
 		if c := n[i]; c >= '0' && c <= '9' {
 			a, al, j := numberAt(n, i, 4)
-			if al > 0 && j < len(n) && strings.IndexByte("/.-", n[j]) >= 0 {
+			if d, ok := compactDate(n, i); ok {
+				cands[0], k, end = d, 1, i+8
+			} else if al > 0 && j < len(n) && strings.IndexByte("/.-", n[j]) >= 0 && j+1 < len(n) && isDigit(n[j+1]) {
 				sep := n[j]
 				b, _, j2 := numberAt(n, j+1, 2)
 				if j2 > j+1 && j2 < len(n) && n[j2] == sep {
@@ -167,15 +169,32 @@ func (r *Redactor) matchDates(v *view, ms []match) []match {
 				}
 			} else if al > 0 && al <= 2 {
 				j = skipAny(n, j, "st", "nd", "rd", "th", "er")
-				j = skip(n, j, " ")
-				j = skipAny(n, j, "de ")
+				// "02-Apr-1990", "2/apr/90": the same separator on both sides of the month.
+				var sep byte
+				if j < len(n) && strings.IndexByte("/.-", n[j]) >= 0 {
+					sep = n[j]
+					j++
+				} else {
+					j = skip(n, j, " ")
+					j = skipAny(n, j, "de ", "of ") // "15 de marzo", "the 2nd of April"
+				}
 				if m, j2 := monthAt(n, j); m > 0 {
-					j2 = skip(n, j2, ".")
-					j2 = skip(n, j2, ",")
-					j2 = skip(n, j2, " ")
-					j2 = skipAny(n, j2, "de ")
-					if y, yl, j3 := numberAt(n, j2, 4); yl == 2 || yl == 4 {
-						cands[0], k, end = date{y, m, a}, 1, j3
+					if sep != 0 {
+						if j2 >= len(n) || n[j2] != sep {
+							j2 = -1
+						} else {
+							j2++
+						}
+					} else {
+						j2 = skip(n, j2, ".")
+						j2 = skip(n, j2, ",")
+						j2 = skip(n, j2, " ")
+						j2 = skipAny(n, j2, "de ")
+					}
+					if j2 >= 0 {
+						if y, yl, j3 := numberAt(n, j2, 4); yl == 2 || yl == 4 {
+							cands[0], k, end = date{y, m, a}, 1, j3
+						}
 					}
 				}
 			}
@@ -203,6 +222,21 @@ func (r *Redactor) matchDates(v *view, ms []match) []match {
 		i += size
 	}
 	return ms
+}
+
+// compactDate reads the yyyymmdd written as one whole number at n[i:] ("19900402"), not eight
+// digits of a longer number or of a decimal.
+func compactDate(n string, i int) (date, bool) {
+	if i+8 > len(n) || i+8 < len(n) && isDigit(n[i+8]) || !numberBoundsOK(n, i, i+8) {
+		return date{}, false
+	}
+	y, ok1 := atoi(n[i : i+4])
+	m, ok2 := atoi(n[i+4 : i+6])
+	d, ok3 := atoi(n[i+6 : i+8])
+	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > 31 {
+		return date{}, false
+	}
+	return date{y, m, d}, true
 }
 
 func isAlnumByte(n string, i int) bool {

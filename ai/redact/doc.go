@@ -7,23 +7,38 @@
 // # Placeholders
 //
 // A subject's field becomes "[S<n>_<FIELD>]" (subject n counted from 1 in the order given, field
-// name in upper case: "[S1_FULL_NAME]"); a detection becomes "[EMAIL_<k>]", "[PHONE_<k>]",
-// "[IBAN_<k>]", "[CARD_<k>]" or "[ID_<k>]", numbered per kind in first-use order. One value keeps
-// one placeholder for the life of the Redactor, across all the strings of a request; a detected
-// value is recognized again in another format (phone and card by their digits, IBAN and IDs by
-// their letters and digits, e-mail case-insensitively). Text already shaped like a placeholder is
-// left alone by Redact and restored like one: a caller who types "[S1_FULL_NAME]" gets that
-// subject's name in the answer, which tells them nothing they could not ask for directly, and a
-// token this Redactor never handed out ("[S9_X]", "[EMAIL_99]") is never restored.
+// name in upper case: "[S1_FULL_NAME]"). A field the caller may not read (Field.Opaque) gets one
+// placeholder per distinct text they wrote that matched it, "[S1_NATIONAL_ID]" for the first
+// form, then "[S1_NATIONAL_ID_2]", "[S1_NATIONAL_ID_3]", … (a number whose token another field
+// of the subject has is passed over), each holding that text as its Value and never the stored
+// value: restoring gives each form back as written, and the answer does not show that two
+// spellings are one value. A detection becomes "[EMAIL_<k>]", "[PHONE_<k>]", "[IBAN_<k>]",
+// "[CARD_<k>]" or "[ID_<k>]", numbered per kind in first-use order. One value (for an opaque
+// field, one written form) keeps one placeholder for the life of the Redactor, across all the
+// strings of a request; a detected value is recognized again in another format (phone and card
+// by their digits, IBAN and IDs by their letters and digits, e-mail case-insensitively). Text
+// already shaped like a placeholder is left alone by Redact, and a Restorer resolves only
+// placeholders that replaced something before it was made: a caller who types "[S1_NOTES]", or
+// a model that invents it, gets the token back as written, never the value behind it, and a
+// token this Redactor never handed out ("[S9_X]", "[EMAIL_99]") is never restored either.
 //
 // # Matching a named subject's values
 //
 // Text and values are compared after the same normalization, and replaced in the original text:
-// compatibility decomposition (NFKD; full-width forms, ligatures), non-spacing marks dropped
-// (Latin diacritics, so José matches Jose; Arabic harakat; the hamza and madda of أ إ آ ؤ ئ),
-// case folding, Arabic-Indic and Extended Arabic-Indic digits as ASCII, ٱ → ا, ى and ی → ي,
-// ک → ك, ة → ه, ZWNJ, ZWJ, zero-width space, tatweel, soft hyphen, BOM and bidi controls removed,
-// runs of white space as one space. Per field type:
+// JSON string escapes decoded (`\u0644`, `\u0040`, a surrogate pair `\uD83D\uDE00` as one
+// character, `\/`; a match covers the whole escapes, so JSON text stays valid; an invalid escape
+// or one after an escaped backslash stays as written), compatibility decomposition (NFKD;
+// full-width forms, ligatures), non-spacing marks dropped (Latin diacritics, so José matches
+// Jose; Arabic harakat; the hamza and madda of أ إ آ ؤ ئ), case folding, the Latin letters NFKD
+// keeps whole spelled in ASCII (ı i, ł l, ø o, đ ð d, ħ h, ŧ t, ŀ l, æ ae, œ oe, þ th, ß ss, ƀ b,
+// ɨ i, ƶ z, ĸ q), Cyrillic and Greek letters that look like Latin ones as those (either case;
+// Cyrillic а в е к м н о р с т у х і ѕ ј ԁ һ ӏ ԛ ԝ as a b e k m h o p c t y x i s j d h l q w;
+// Greek α β ε ζ η ι κ μ ν ο ρ τ υ χ as a b e z h i k m n o p t y x), every dash (Unicode Pd: en and em
+// dash, non-breaking hyphen, figure dash, …) and the minus sign as "-", Arabic-Indic and Extended
+// Arabic-Indic digits as ASCII, ٱ → ا, ى and ی → ي, ک → ك, ة → ه, every format character
+// (Unicode Cf: ZWNJ, ZWJ, zero-width space, word joiner, invisible operators, soft hyphen, BOM,
+// bidi controls, tag characters, Mongolian vowel separator, …) and the tatweel removed, runs of
+// white space as one space. Per field type:
 //
 //   - name: the whole value and each part of two letters or more, as whole words ("Ada" does not
 //     match in "Adam"), with the parts written with or without spaces, hyphens or ZWNJ between
@@ -47,7 +62,10 @@
 //     leading zeros, four- or two-digit years (a two-digit year matches any century); and day
 //     month year or month day, year with the month named in English, French, Spanish or Arabic
 //     (both the يناير and the كانون الثاني series, and the Maghreb جانفي series), full or
-//     abbreviated, with ordinal suffixes ("15th", "1er") and Spanish "de".
+//     abbreviated, with ordinal suffixes ("15th", "1er"), Spanish "de" and English "of" ("the 2nd
+//     of April, 1990"); day-month-year with the named month between the same "-", "/" or "."
+//     ("02-Apr-1990", "2-APR-90"); and yyyymmdd as one whole number ("19900402", not eight
+//     digits of a longer number or a decimal). Any dash counts as "-" (see above).
 //   - address: the whole value, and each part separated by commas or line breaks except the
 //     last (the region, which the minimization profile's Region generalizer releases), when the
 //     part has four letters or digits or more, and each such part without a leading or trailing
@@ -60,7 +78,11 @@
 // Not matched: transliterations and spelling variants (Müller as Mueller, محمد as Mohammed),
 // nicknames, initials, misspellings, and a value split across two strings of the request.
 //
-// Where matches overlap the longest wins; at equal length a subject's value wins over a detection.
+// Where matches overlap the longest wins; at equal length a subject's value wins over a detection,
+// and the earlier subject or field over a later one with the same value. Two overlapping
+// occurrences of one form ("aaa" twice in "aaaa") count as one, the first. Matching takes time
+// linear in the text and the matches (an Aho–Corasick automaton over all the forms), so no value
+// and text, however repetitive, make it quadratic (BenchmarkRedact_Hostile).
 //
 // # Detected without being named
 //
@@ -96,8 +118,10 @@
 //
 // # Restoring
 //
-// A Restorer replaces each placeholder the caller may read (allow) with the stored value, or for
-// a detection the text as the caller wrote it; the rest stays as the model wrote it. A Stream
+// A Restorer replaces each placeholder the caller may read (allow) that replaced something in
+// the request with the stored value, or for a detection the text as the caller wrote it; the
+// rest stays as the model wrote it. Restored lists the placeholders it gave back, for the audit
+// record. A Stream
 // does the same over chunks, holding back only a tail that could still become a placeholder, so
 // the output equals Restore of the whole however the answer is split. The escape function
 // transforms values before insertion (JSON string escaping inside tool-call arguments).

@@ -2,6 +2,7 @@ package redact
 
 import (
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -17,13 +18,14 @@ type view struct {
 // span maps the normalized byte range [a, b) back to the original text.
 func (v *view) span(a, b int) (int, int) { return int(v.start[a]), int(v.end[b-1]) }
 
-// normalize builds the matching view of s: NFKD compatibility decomposition with every
-// non-spacing mark dropped (Latin diacritics, Arabic harakat, the hamza and madda that NFKD splits
-// off أ إ آ ؤ ئ), simple case folding (plus ß → ss, final ς → σ), Arabic-Indic and Extended
-// Arabic-Indic digits as ASCII, the Arabic letter variants unified (ٱ → ا, ى ی → ي, ک → ك, ة → ه),
-// the invisible joiners and marks removed (ZWNJ, ZWJ, zero-width space, tatweel, soft hyphen,
-// bidi controls, BOM), and every run of white space as one space. Both a subject's values and the
-// text go through it, so they meet on the same form.
+// normalize builds the matching view of s: JSON string escapes decoded, NFKD compatibility
+// decomposition with every non-spacing mark dropped (Latin diacritics, Arabic harakat, the hamza
+// and madda that NFKD splits off أ إ آ ؤ ئ), simple case folding, the Latin letters NFKD keeps
+// whole spelled in ASCII (latinExpand), look-alike Cyrillic and Greek letters as Latin
+// (confusable), every dash and the minus sign as "-", Arabic-Indic and Extended Arabic-Indic
+// digits as ASCII, the Arabic letter variants unified (ٱ → ا, ى ی → ي, ک → ك, ة → ه), every
+// format character and the tatweel removed, and every run of white space as one space. Both a
+// subject's values and the text go through it, so they meet on the same form.
 func normalize(s string) *view { return normalizeOf(s, true) }
 
 // normString is normalize for a value: the normalized text alone.
@@ -59,8 +61,45 @@ func normalizeOf(s string, offsets bool) *view {
 			}
 		}
 	}
+	fold := func(r rune, from, to int) {
+		emitted := false
+		foldRune(r, func(out rune) { emitted = true; emit(out, from, to) })
+		if !emitted && last >= 0 && offsets {
+			// A dropped mark or joiner belongs to the rune before it: replacing that rune
+			// replaces it too, so no combining mark is left dangling on a placeholder.
+			for k := last; k < len(v.end); k++ {
+				v.end[k] = int32(to)
+			}
+		}
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
+		if c == '\\' {
+			// JSON text (a tool result) writes a character as an escape: the view holds the
+			// character, mapped back to the whole escape, so a match is replaced over it.
+			if i+1 < len(s) && s[i+1] == '\\' { // an escaped backslash starts no escape
+				emit('\\', i, i+1)
+				emit('\\', i+1, i+2)
+				i += 2
+				continue
+			}
+			if r, size := decodeEscape(s[i:]); size > 0 {
+				if r < utf8.RuneSelf {
+					c := byte(r)
+					switch {
+					case 'A' <= c && c <= 'Z':
+						r += 'a' - 'A'
+					case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+						r = ' '
+					}
+					emit(r, i, i+size)
+				} else {
+					fold(r, i, i+size)
+				}
+				i += size
+				continue
+			}
+		}
 		if c < utf8.RuneSelf {
 			switch {
 			case 'A' <= c && c <= 'Z':
@@ -84,15 +123,7 @@ func normalizeOf(s string, offsets bool) *view {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		emitted := false
-		foldRune(r, func(out rune) { emitted = true; emit(out, i, i+size) })
-		if !emitted && last >= 0 && offsets {
-			// A dropped mark or joiner belongs to the rune before it: replacing that rune
-			// replaces it too, so no combining mark is left dangling on a placeholder.
-			for k := last; k < len(v.end); k++ {
-				v.end[k] = int32(i + size)
-			}
-		}
+		fold(r, i, i+size)
 		i += size
 	}
 	v.text = string(b)
@@ -108,6 +139,10 @@ func foldRune(r rune, f func(rune)) {
 		f(' ')
 		return
 	}
+	if r == 'ŀ' || r == 'Ŀ' { // NFKD makes it "l·", and the middle dot would split the word
+		f('l')
+		return
+	}
 	var buf [utf8.UTFMax]byte
 	n := utf8.EncodeRune(buf[:], r)
 	d := norm.NFKD.Properties(buf[:n]).Decomposition()
@@ -120,14 +155,37 @@ func foldRune(r rune, f func(rune)) {
 		if unicode.Is(unicode.Mn, x) || removed(x) {
 			continue
 		}
-		switch x {
-		case 'ß', 'ẞ':
-			f('s')
-			f('s')
+		y := fold1(x)
+		if e, ok := latinExpand[y]; ok {
+			for _, c := range e {
+				f(c)
+			}
 			continue
 		}
-		f(fold1(x))
+		f(y)
 	}
+}
+
+// latinExpand spells the Latin letters NFKD leaves whole as the ASCII a writer without them
+// types: "Kılıç" as "Kilic", "Łukasz" as "Lukasz", "Søren" as "Soren", "Đorđe" as "Dorde",
+// "Æsa" as "Aesa", "Þóra" as "Thora", "Straße" as "Strasse" (keys in lower case).
+var latinExpand = map[rune]string{
+	'ı': "i", 'ł': "l", 'ø': "o", 'đ': "d", 'ħ': "h", 'ŧ': "t", 'æ': "ae", 'œ': "oe", 'þ': "th",
+	'ð': "d", 'ß': "ss", 'ƀ': "b", 'ɨ': "i", 'ƶ': "z", 'ĸ': "q",
+}
+
+// confusable maps the Cyrillic and Greek letters that look like Latin ones (in lower case, after
+// folding) to those Latin letters, so a value written with a Cyrillic "а" or a Greek "Ο" inside
+// a Latin name still matches; as both the text and the values are folded the same way, Cyrillic
+// and Greek names still match each other. Cyrillic: а→a в→b е→e к→k м→m н→h о→o р→p с→c т→t
+// у→y х→x і→i ѕ→s ј→j ԁ→d һ→h ӏ→l ԛ→q ԝ→w; Greek: α→a β→b ε→e ζ→z η→h ι→i κ→k μ→m ν→n
+// ο→o ρ→p τ→t υ→y χ→x.
+var confusable = map[rune]rune{
+	'а': 'a', 'в': 'b', 'е': 'e', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p', 'с': 'c',
+	'т': 't', 'у': 'y', 'х': 'x', 'і': 'i', 'ѕ': 's', 'ј': 'j', 'ԁ': 'd', 'һ': 'h', 'ӏ': 'l',
+	'ԛ': 'q', 'ԝ': 'w',
+	'α': 'a', 'β': 'b', 'ε': 'e', 'ζ': 'z', 'η': 'h', 'ι': 'i', 'κ': 'k', 'μ': 'm', 'ν': 'n',
+	'ο': 'o', 'ρ': 'p', 'τ': 't', 'υ': 'y', 'χ': 'x',
 }
 
 // fold1 lowercases one rune and applies the digit and Arabic letter unifications.
@@ -149,20 +207,26 @@ func fold1(x rune) rune {
 		return 'ه'
 	case 'ς':
 		return 'σ'
+	case 0x2212: // minus sign, which writers and converters put for a hyphen
+		return '-'
 	}
-	return unicode.ToLower(x)
+	if unicode.Is(unicode.Pd, x) { // en and em dash, non-breaking hyphen, figure dash, …
+		return '-'
+	}
+	x = unicode.ToLower(x)
+	if c, ok := confusable[x]; ok {
+		return c
+	}
+	return x
 }
 
-// removed reports the invisible characters that must not split a match: joiners that Persian
-// and Arabic writers place inside names, the tatweel that stretches a word, soft hyphens, and the
-// bidi controls a text can carry between every word.
+// removed reports the invisible characters that must not split a match: every format character
+// (Unicode category Cf: the joiners that Persian and Arabic writers place inside names, soft
+// hyphens, bidi controls, the word joiner and invisible operators, tag characters, the
+// Mongolian vowel separator, BOM; any of them can be put inside a value to hide it while the
+// model reads past it) and the tatweel that stretches an Arabic word.
 func removed(r rune) bool {
-	switch {
-	case r == 0x200B, r == 0x200C, r == 0x200D, r == 0x0640, r == 0x00AD, r == 0xFEFF, r == 0x061C,
-		r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
-		return true
-	}
-	return false
+	return r == 0x0640 || r >= 0xAD && unicode.Is(unicode.Cf, r)
 }
 
 // isAlnum reports whether r (already normalized) is part of a word.
@@ -269,4 +333,53 @@ func compactString(n string) string {
 		}
 	}
 	return string(b)
+}
+
+// decodeEscape decodes the JSON string escape at the start of s (RFC 8259 §7) that stands for a
+// character a writer could hide a value behind: `\uXXXX`, a UTF-16 surrogate pair
+// `\uD83D\uDE00` as one character, and `\/`. It returns the character and the escape's length,
+// or size 0 when s does not start with one (a lone surrogate, too few hex digits): an invalid
+// escape stays as written.
+func decodeEscape(s string) (rune, int) {
+	if len(s) >= 2 && s[0] == '\\' && s[1] == '/' {
+		return '/', 2
+	}
+	r, ok := hex4(s)
+	if !ok {
+		return 0, 0
+	}
+	switch {
+	case utf16.IsSurrogate(r):
+		r2, ok := hex4(s[6:])
+		if !ok || r >= 0xDC00 {
+			return 0, 0
+		}
+		if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+			return d, 12
+		}
+		return 0, 0
+	}
+	return r, 6
+}
+
+// hex4 reads `\u` and four hex digits at the start of s.
+func hex4(s string) (rune, bool) {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[2:6]) {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }

@@ -13,6 +13,11 @@ type Field struct {
 	Name  string            // schema field name, "full_name"
 	Type  privacy.FieldType // how the value is matched in text
 	Value string            // the stored value, as the vault holds it
+	// Opaque: the caller may not read this field. Each distinct text they wrote that matched
+	// it then gets its own placeholder, whose Value is that text, so that restoring gives back
+	// exactly what they wrote, and neither the answer nor the placeholders show the stored
+	// value or that two of their spellings are the same value.
+	Opaque bool
 }
 
 // Subject is a data subject the caller named, with the values the gateway holds for them.
@@ -56,21 +61,24 @@ var kindPrefix = map[string]string{KindEmail: "EMAIL", KindPhone: "PHONE", KindI
 // A Redactor is not safe for concurrent use.
 type Redactor struct {
 	phs       []Placeholder
-	used      []int             // indexes into phs in first-use order
-	byToken   map[string]int    // token → index into phs
-	detected  map[string]int    // kind + "\x00" + canonical value → index into phs
-	perKind   map[string]int    // detections numbered so far, per kind
-	compacts  []needle          // matched in the letters-and-digits view
-	byPrefix  map[[2]byte][]int // compacts by their first two bytes
-	plains    []needle          // matched in the normalized text (e-mail, number)
+	used      []int          // indexes into phs in first-use order
+	byToken   map[string]int // token → index into phs
+	detected  map[string]int // kind + "\x00" + canonical value → index into phs
+	perKind   map[string]int // detections numbered so far, per kind
+	compacts  []needle       // matched in the letters-and-digits view
+	compactAC *automaton     // finds the compacts (nil when none)
+	plains    []needle       // matched in the normalized text (e-mail, number)
+	plainAC   *automaton     // finds the plains (nil when none)
 	dates     []dateNeedle
 	countries map[string]bool
+	forms     map[int]map[string]int // an opaque field's first placeholder → written form → placeholder
+	seen      map[formKey]bool       // the forms added so far, while New runs
 }
 
 // New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
 // skipped; a field name repeated within a subject shares the first one's placeholder.
 func New(subjects []Subject, opt Options) *Redactor {
-	r := &Redactor{byPrefix: map[[2]byte][]int{}, byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}}
+	r := &Redactor{byToken: map[string]int{}, detected: map[string]int{}, perKind: map[string]int{}, countries: map[string]bool{}, forms: map[int]map[string]int{}, seen: map[formKey]bool{}}
 	for _, c := range opt.Countries {
 		r.countries[c] = true
 	}
@@ -83,11 +91,33 @@ func New(subjects []Subject, opt Options) *Redactor {
 			ph, ok := r.byToken[tok]
 			if !ok {
 				ph = len(r.phs)
-				r.phs = append(r.phs, Placeholder{Token: tok, Subject: si, Field: f.Name, Value: f.Value})
+				p := Placeholder{Token: tok, Subject: si, Field: f.Name, Value: f.Value}
+				if f.Opaque {
+					// The stored value is never handed out: the first written form
+					// becomes the Value.
+					p.Value = ""
+					r.forms[ph] = map[string]int{}
+				}
+				r.phs = append(r.phs, p)
 				r.byToken[tok] = ph
 			}
 			r.addField(ph, f)
 		}
+	}
+	r.seen = nil
+	if len(r.compacts) > 0 {
+		pats := make([]string, len(r.compacts))
+		for i, nd := range r.compacts {
+			pats[i] = nd.s
+		}
+		r.compactAC = newAutomaton(pats)
+	}
+	if len(r.plains) > 0 {
+		pats := make([]string, len(r.plains))
+		for i, nd := range r.plains {
+			pats[i] = nd.s
+		}
+		r.plainAC = newAutomaton(pats)
 	}
 	return r
 }
@@ -135,9 +165,8 @@ type match struct {
 // Redact returns text with every value of the named subjects, and every detected identifier,
 // replaced by its placeholder. The same value always gets the same placeholder for the life of
 // the Redactor. Where candidates overlap the longest wins, and at equal length a subject's value
-// wins over a detection. Text that already looks like a placeholder is left as it is (and is
-// restored like one afterwards: a caller who types "[S1_FULL_NAME]" gets the value back in the
-// answer, which tells them nothing they could not read).
+// wins over a detection. Text that already looks like a placeholder is left as it is (and, having
+// replaced nothing, is not restored: a Restorer resolves only used placeholders).
 func (r *Redactor) Redact(text string) string {
 	if text == "" {
 		return text
@@ -162,6 +191,8 @@ func (r *Redactor) Redact(text string) string {
 		if ph < 0 {
 			d := dets[m.det]
 			ph = r.detection(d.kind, d.key, text[m.a:m.b])
+		} else if forms := r.forms[ph]; forms != nil {
+			ph = r.form(ph, forms, text[m.a:m.b])
 		}
 		p := &r.phs[ph]
 		if p.Uses == 0 {
@@ -192,6 +223,36 @@ func (r *Redactor) detection(kind, key, written string) int {
 	return ph
 }
 
+// form returns the placeholder of one written form of an opaque field: the field's own
+// placeholder for the first form, then "[S1_NATIONAL_ID_2]", "[S1_NATIONAL_ID_3]", … for the
+// next ones. A number whose token another field of the subject already has ("national_id_2") is
+// passed over, so a token always names one placeholder: every field's token exists from New on,
+// before any form is numbered.
+func (r *Redactor) form(base int, forms map[string]int, written string) int {
+	if ph, ok := forms[written]; ok {
+		return ph
+	}
+	if len(forms) == 0 {
+		r.phs[base].Value = written
+		forms[written] = base
+		return base
+	}
+	b := r.phs[base]
+	stem := strings.TrimSuffix(b.Token, "]") + "_"
+	tok := ""
+	for n := len(forms) + 1; ; n++ {
+		tok = stem + strconv.Itoa(n) + "]"
+		if _, taken := r.byToken[tok]; !taken {
+			break
+		}
+	}
+	ph := len(r.phs)
+	r.phs = append(r.phs, Placeholder{Token: tok, Subject: b.Subject, Field: b.Field, Value: written})
+	r.byToken[tok] = ph
+	forms[written] = ph
+	return ph
+}
+
 // choose keeps non-overlapping matches, longest first and subjects before detections at equal
 // length, and returns them in text order.
 func choose(ms []match, n int) []match {
@@ -212,17 +273,24 @@ func choose(ms []match, n int) []match {
 		}
 		return int(x.ph - y.ph)
 	})
-	taken := make([]bool, n)
-	out := ms[:0:0]
-outer:
-	for _, m := range ms {
-		for i := m.a; i < m.b; i++ {
-			if taken[i] {
-				continue outer
-			}
+	// taken counts the chosen bytes (a Fenwick tree), so whether a candidate overlaps a chosen
+	// match costs log n, not its length: many long overlapping candidates stay linearithmic.
+	taken := make([]int32, n+1)
+	count := func(i int32) (s int32) { // chosen bytes in [0, i)
+		for ; i > 0; i -= i & -i {
+			s += taken[i]
 		}
-		for i := m.a; i < m.b; i++ {
-			taken[i] = true
+		return s
+	}
+	out := ms[:0:0]
+	for _, m := range ms {
+		if count(m.b)-count(m.a) > 0 {
+			continue
+		}
+		for i := m.a + 1; i <= m.b; i++ {
+			for j := i; j <= int32(n); j += j & -j {
+				taken[j]++
+			}
 		}
 		out = append(out, m)
 	}

@@ -2,17 +2,22 @@ package redact
 
 import "strings"
 
-// Restorer puts back, in the model's answer, the values the caller may see.
+// Restorer puts back, in the model's answer, the values the caller may see. It is not safe for
+// concurrent use (its Streams share its record of what was restored).
 type Restorer struct {
-	r      *Redactor
-	allow  []bool   // per placeholder index
-	vals   []string // what each allowed placeholder becomes
-	maxTok int
+	r        *Redactor
+	allow    []bool   // per placeholder index
+	vals     []string // what each allowed placeholder becomes
+	maxTok   int
+	restored []int // placeholder indexes replaced at least once, in first-restored order
+	seen     []bool
 }
 
-// Restorer returns a Restorer for the caller: allow reports whether they may see ph.Value. A
-// placeholder not allowed, or not one this Redactor handed out, stays exactly as the model wrote
-// it. allow is asked once per placeholder, now.
+// Restorer returns a Restorer for the caller: allow reports whether they may see ph.Value. Only a
+// placeholder that replaced something in this request before now (Uses > 0) is restored: one
+// the caller typed literally, or the model invented, or one first used after this call, stays
+// exactly as the model wrote it, as does one not allowed. allow is asked once per used
+// placeholder, now.
 func (r *Redactor) Restorer(allow func(Placeholder) bool) *Restorer {
 	return r.RestorerFunc(func(p Placeholder) (string, bool) { return p.Value, allow != nil && allow(p) })
 }
@@ -22,12 +27,29 @@ func (r *Redactor) Restorer(allow func(Placeholder) bool) *Restorer {
 // caller may not read back as the caller wrote it (Placeholder.Written), so the answer does not
 // show which of their words matched a value they may not see.
 func (r *Redactor) RestorerFunc(value func(Placeholder) (string, bool)) *Restorer {
-	x := &Restorer{r: r, allow: make([]bool, len(r.phs)), vals: make([]string, len(r.phs))}
+	x := &Restorer{r: r, allow: make([]bool, len(r.phs)), vals: make([]string, len(r.phs)), seen: make([]bool, len(r.phs))}
 	for i, p := range r.phs {
+		if p.Uses == 0 {
+			// Resolving a token that replaced nothing would answer "what is S1's national
+			// ID?" for a caller who typed "[S1_NATIONAL_ID]", and it restores nothing the
+			// model was given.
+			continue
+		}
 		x.vals[i], x.allow[i] = value(p)
 		x.maxTok = max(x.maxTok, len(p.Token))
 	}
 	return x
+}
+
+// Restored returns the placeholders this Restorer replaced at least once, across Restore,
+// RestoreEscaped and all its Streams, in first-restored order: what the answer gave back, for
+// the audit record.
+func (x *Restorer) Restored() []Placeholder {
+	out := make([]Placeholder, len(x.restored))
+	for i, ph := range x.restored {
+		out[i] = x.r.phs[ph]
+	}
+	return out
 }
 
 // Restore returns text with each placeholder the caller may see replaced by its value.
@@ -56,6 +78,10 @@ func (x *Restorer) RestoreEscaped(text string, escape func(string) string) strin
 		}
 		if b.Len() == 0 {
 			b.Grow(len(text))
+		}
+		if !x.seen[ph] {
+			x.seen[ph] = true
+			x.restored = append(x.restored, ph)
 		}
 		v := x.vals[ph]
 		if escape != nil {

@@ -44,22 +44,58 @@ func TestRestore_NotAllowedStays(t *testing.T) {
 	}
 }
 
-// A placeholder the caller typed literally is a placeholder: Redact leaves it, Restore restores it.
+// A placeholder the caller typed literally is left by Redact and, while it replaced nothing, is
+// never restored: typing "[S1_FULL_NAME]" must not read the value out.
 func TestRestore_LiteralPlaceholder(t *testing.T) {
 	t.Parallel()
-	r := New([]Subject{{Fields: []Field{{Name: "full_name", Type: privacy.FieldName, Value: "Ada Lovelace"}}}}, Options{})
-	in := "who is [S1_FULL_NAME]?"
+	r := New([]Subject{{Fields: []Field{{Name: "full_name", Type: privacy.FieldName, Value: "Ada Lovelace"},
+		{Name: "notes", Type: privacy.FieldText, Value: "Allergic to penicillin"}}}}, Options{})
+	in := "who is [S1_FULL_NAME]? [S1_NOTES]"
 	if got := r.Redact(in); got != in {
 		t.Errorf("Redact = %q", got)
 	}
-	if got := r.Restorer(allowAll).Restore(in); got != "who is Ada Lovelace?" {
+	x := r.Restorer(allowAll)
+	if got := x.Restore(in); got != in {
+		t.Errorf("Restore = %q", got)
+	}
+	if got := x.Restored(); len(got) != 0 {
+		t.Errorf("Restored = %v", got)
+	}
+	// Once the name replaced something, the same token is restored; the notes still are not.
+	r.Redact("Ada Lovelace")
+	if got := r.Restorer(allowAll).Restore(in); got != "who is Ada Lovelace? [S1_NOTES]" {
 		t.Errorf("Restore = %q", got)
 	}
 	// A placeholder created later (after the Restorer) is not restored by it.
-	x := r.Restorer(allowAll)
+	x = r.Restorer(allowAll)
 	r.Redact("a@b.org")
 	if got := x.Restore("[EMAIL_1]"); got != "[EMAIL_1]" {
 		t.Errorf("Restore = %q", got)
+	}
+}
+
+// Restored lists what was actually given back, once each, in first-restored order, across
+// Restore, RestoreEscaped and Streams; not what was not allowed or only typed.
+func TestRestorer_Restored(t *testing.T) {
+	t.Parallel()
+	r, _ := restoreFixture()
+	x := r.Restorer(func(p Placeholder) bool { return p.Field != "ssn" })
+	x.Restore("[S1_SSN] [S1_PHONE] [S9_X]")
+	x.RestoreEscaped("[S1_PHONE]", jsonEscape)
+	s := x.Stream(nil)
+	s.Write("[EMAIL_")
+	s.Write("1] [S1_FULL")
+	s.Write("_NAME]")
+	s.Flush()
+	var got []string
+	for _, p := range x.Restored() {
+		got = append(got, p.Token)
+	}
+	if strings.Join(got, " ") != "[S1_PHONE] [EMAIL_1] [S1_FULL_NAME]" {
+		t.Errorf("Restored = %v", got)
+	}
+	if y := r.Restorer(allowAll); len(y.Restored()) != 0 {
+		t.Errorf("a new Restorer has restored %v", y.Restored())
 	}
 }
 

@@ -11,17 +11,36 @@ import (
 type needle struct {
 	s     string
 	ph    int
-	gap   func(rune) bool // the non-word characters allowed between the value's parts
+	gap   gapKind         // the non-word characters allowed between the value's parts
 	bound func(rune) bool // a neighbour that means the match is inside a longer word or number
 	plus  bool            // an international phone number: take a "+" just before it along
 	num   bool            // a number: a decimal mark followed by a digit also joins
 	ll    bool            // an Arabic name without its article: only after "لل" ("for the")
 }
 
-func nameGap(r rune) bool  { return r == ' ' || r == '-' || r == '\'' || r == '’' || r == '.' }
-func phoneGap(r rune) bool { return strings.ContainsRune(" .-()/", r) }
-func idGap(r rune) bool    { return strings.ContainsRune(" .-/", r) }
-func anyGap(rune) bool     { return true }
+// gapKind names the characters allowed between a value's parts.
+type gapKind uint8
+
+const (
+	anyGap   gapKind = iota // anything
+	nameGap                 // space, hyphen, apostrophes, period
+	phoneGap                // any of " .-()/"
+	idGap                   // any of " .-/"
+	gapKinds
+)
+
+// gapAllows reports whether the gap kind k allows the non-word character r.
+func gapAllows(k gapKind, r rune) bool {
+	switch k {
+	case nameGap:
+		return r == ' ' || r == '-' || r == '\'' || r == '’' || r == '.'
+	case phoneGap:
+		return strings.ContainsRune(" .-()/", r)
+	case idGap:
+		return strings.ContainsRune(" .-/", r)
+	}
+	return true
+}
 
 // wordBound: a letter or digit next to the match, unless it is in a script written without
 // spaces.
@@ -32,13 +51,14 @@ func alnumBound(r rune) bool { return isAlnum(r) }
 
 // addField registers the forms of one field's value (the matching rules in the package doc).
 func (r *Redactor) addField(ph int, f Field) {
-	add := func(s string, gap, bound func(rune) bool, plus bool) {
-		if len(s) >= 2 { // one ASCII letter or digit identifies no one
-			key := [2]byte{s[0], s[1]}
-			r.byPrefix[key] = append(r.byPrefix[key], len(r.compacts))
-			r.compacts = append(r.compacts, needle{s: s, ph: ph, gap: gap, bound: bound, plus: plus})
+	seen := r.seen
+	addLL := func(s string, gap gapKind, bound func(rune) bool, plus, ll bool) {
+		if k := (formKey{s, gap, plus, ll}); len(s) >= 2 && !seen[k] { // one ASCII letter or digit identifies no one
+			seen[k] = true
+			r.compacts = append(r.compacts, needle{s: s, ph: ph, gap: gap, bound: bound, plus: plus, ll: ll})
 		}
 	}
+	add := func(s string, gap gapKind, bound func(rune) bool, plus bool) { addLL(s, gap, bound, plus, false) }
 	n := normString(strings.TrimSpace(f.Value))
 	switch f.Type {
 	case privacy.FieldName:
@@ -58,8 +78,7 @@ func (r *Redactor) addField(ph int, f Field) {
 			}
 			// ل + الخطيب is written للخطيب: the article's alef goes.
 			if rest, ok := strings.CutPrefix(part, "ال"); ok && utf8.RuneCountInString(rest) >= 2 {
-				add(rest, nameGap, wordBound, false)
-				r.compacts[len(r.compacts)-1].ll = true
+				addLL(rest, nameGap, wordBound, false, true)
 			}
 			// A Chinese or Japanese name is written without spaces; its given name (after a
 			// one-character family name) is how the person is often called.
@@ -72,7 +91,10 @@ func (r *Redactor) addField(ph int, f Field) {
 			add(form.digits, phoneGap, alnumBound, form.plus)
 		}
 	case privacy.FieldEmail:
-		r.plains = append(r.plains, needle{s: n, ph: ph, bound: emailBound})
+		if k := (formKey{s: "@" + n}); !seen[k] {
+			seen[k] = true
+			r.plains = append(r.plains, needle{s: n, ph: ph, bound: emailBound})
+		}
 	case privacy.FieldNationalID:
 		if c := compactString(n); len(c) >= 4 {
 			add(c, idGap, alnumBound, false)
@@ -118,12 +140,25 @@ func (r *Redactor) addField(ph int, f Field) {
 			}
 		}
 		if digits >= 4 {
-			r.plains = append(r.plains, needle{s: n, ph: ph, bound: digitBound, num: true})
-			if strings.HasPrefix(n, "-") {
-				r.plains = append(r.plains, needle{s: n[1:], ph: ph, bound: digitBound, num: true})
+			for _, s := range []string{n, strings.TrimPrefix(n, "-")} {
+				if k := (formKey{s: "#" + s}); !seen[k] {
+					seen[k] = true
+					r.plains = append(r.plains, needle{s: s, ph: ph, bound: digitBound, num: true})
+				}
 			}
 		}
 	}
+}
+
+// formKey identifies what a form matches: the gap decides the bound (the field type chooses
+// both). A form is added once per Redactor: a second copy (the same parts joined twice, "a a a"
+// giving "aa" twice; the same value in another field or subject) would match the same spans and
+// lose every one to the first, whose placeholder comes first, and only multiply the matches a
+// hostile text can produce.
+type formKey struct {
+	s        string
+	gap      gapKind
+	plus, ll bool
 }
 
 // particles are the name parts that say nothing alone and would redact every "de" and "van" of a
@@ -176,56 +211,45 @@ func phoneForms(v string) []phoneForm {
 	return forms
 }
 
-// matchSubjects appends the occurrences of every subject value in the text.
+// matchSubjects appends the occurrences of every subject value in the text. Every check on an
+// occurrence takes constant time (prefix counts, a word-start table), so the whole is linear in
+// the text plus the occurrences, however the values and the text repeat themselves.
 func (r *Redactor) matchSubjects(v *view, ms []match) []match {
-	if len(r.compacts) > 0 {
+	if r.compactAC != nil {
 		c := compactOf(v.text)
-		// Every form needs a word start (or an unspaced script) on its left, so only word
-		// starts are tried, against the forms that begin with the same two bytes.
+		// Every form needs a word start (or an unspaced script) on its left.
+		start := make([]bool, len(c.text)+1)
 		for _, st := range c.starts {
-			i := int(st)
-			if i+2 > len(c.text) {
-				continue
+			start[st] = true
+		}
+		// After a form matched, its next match must start past that one's end: two
+		// overlapping matches of one form are never both replaced (the first wins), and
+		// keeping them all lets a repetitive value against repetitive text produce a match at
+		// every word start, each as long as the value.
+		sc := &compactScan{v: v, c: c, gaps: gapCounts{n: v.text}, next: make([]int, len(r.compacts))}
+		r.compactAC.scan(c.text, func(end int, ks []int32) {
+			if !start[end-len(r.compacts[ks[0]].s)] {
+				return
 			}
-			for _, k := range r.byPrefix[[2]byte{c.text[i], c.text[i+1]}] {
-				nd := &r.compacts[k]
-				if !strings.HasPrefix(c.text[i:], nd.s) {
+			for _, k := range ks {
+				ms = sc.match(&r.compacts[k], end, k, ms)
+			}
+		})
+	}
+	if r.plainAC != nil {
+		next := make([]int, len(r.plains))
+		r.plainAC.scan(v.text, func(end int, ks []int32) {
+			for _, k := range ks {
+				nd := &r.plains[k]
+				i := end - len(nd.s)
+				if i < next[k] || !boundsOK(v.text, i, end, nd.bound) || nd.num && !numberBoundsOK(v.text, i, end) {
 					continue
 				}
-				last := i + len(nd.s) - 1
-				na, nb := int(c.pos[i]), int(c.pos[last])+1
-				if nd.ll {
-					if l := string(leftOfWord(v.text, na)); (l != "لل" && l != "ولل" && l != "فلل") || !rightOK(v.text, nb, nd.bound) || !gapsOK(v.text[na:nb], nd.gap) {
-						continue
-					}
-				} else if !gapsOK(v.text[na:nb], nd.gap) || !boundsOK(v.text, na, nb, nd.bound) && !(proclitic(leftOfWord(v.text, na)) && rightOK(v.text, nb, nd.bound)) {
-					continue
-				}
-				if na > 0 && v.text[na-1] == '(' && strings.Count(v.text[na:nb], ")") > strings.Count(v.text[na:nb], "(") {
-					na-- // "(079) 123 45 67": the parenthesis opened before the area code
-				}
-				if nd.plus && na > 0 && v.text[na-1] == '+' {
-					na--
-				}
-				a, b := v.span(na, nb)
+				next[k] = end
+				a, b := v.span(i, end)
 				ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
 			}
-		}
-	}
-	for _, nd := range r.plains {
-		for off := 0; ; {
-			i := strings.Index(v.text[off:], nd.s)
-			if i < 0 {
-				break
-			}
-			i += off
-			off = i + 1
-			if !boundsOK(v.text, i, i+len(nd.s), nd.bound) || nd.num && !numberBoundsOK(v.text, i, i+len(nd.s)) {
-				continue
-			}
-			a, b := v.span(i, i+len(nd.s))
-			ms = append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
-		}
+		})
 	}
 	if len(r.dates) > 0 {
 		ms = r.matchDates(v, ms)
@@ -233,14 +257,96 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 	return ms
 }
 
-// gapsOK reports whether every non-word character of s is one gap allows.
-func gapsOK(s string, gap func(rune) bool) bool {
-	for _, c := range s {
-		if !isAlnum(c) && !gap(c) {
-			return false
+// compactScan is the state of one text's scan for the compact forms.
+type compactScan struct {
+	v      *view
+	c      *compact
+	gaps   gapCounts
+	parens []int32 // made when first needed: prefix count of ")" minus "("
+	next   []int   // per form: the compact offset its next match may start at
+}
+
+// match appends the occurrence of form nd (index k) ending at the compact offset end, if its
+// gaps and neighbours make it one.
+func (sc *compactScan) match(nd *needle, end int, k int32, ms []match) []match {
+	v, c, next := sc.v, sc.c, sc.next
+	i := end - len(nd.s)
+	if i < next[k] {
+		return ms
+	}
+	na, nb := int(c.pos[i]), int(c.pos[end-1])+1
+	if nd.ll {
+		if l := string(leftOfWord(v.text, na)); (l != "لل" && l != "ولل" && l != "فلل") || !rightOK(v.text, nb, nd.bound) || !sc.gaps.ok(nd.gap, na, nb) {
+			return ms
+		}
+	} else if !sc.gaps.ok(nd.gap, na, nb) || !boundsOK(v.text, na, nb, nd.bound) && !(proclitic(leftOfWord(v.text, na)) && rightOK(v.text, nb, nd.bound)) {
+		return ms
+	}
+	if na > 0 && v.text[na-1] == '(' {
+		if sc.parens == nil {
+			sc.parens = parenCounts(v.text)
+		}
+		if sc.parens[nb]-sc.parens[na] > 0 {
+			na-- // "(079) 123 45 67": the parenthesis opened before the area code
 		}
 	}
-	return true
+	if nd.plus && na > 0 && v.text[na-1] == '+' {
+		na--
+	}
+	next[k] = end
+	a, b := v.span(na, nb)
+	return append(ms, match{a: int32(a), b: int32(b), ph: int32(nd.ph), subject: true})
+}
+
+// gapCounts holds, per gap kind asked for, the number of non-word characters that kind does not
+// allow in each prefix of the text, so whether a match's gaps are allowed is one subtraction.
+// A kind's counts are made when first asked for.
+type gapCounts struct {
+	n string
+	p [gapKinds][]int32
+}
+
+// ok reports whether every non-word character of n[a:b] is one the gap kind allows.
+func (g *gapCounts) ok(k gapKind, a, b int) bool {
+	if k == anyGap {
+		return true
+	}
+	p := g.p[k]
+	if p == nil {
+		p = make([]int32, len(g.n)+1)
+		bad := int32(0)
+		for i := 0; i < len(g.n); {
+			c, size := rune(g.n[i]), 1
+			if c >= utf8.RuneSelf {
+				c, size = utf8.DecodeRuneInString(g.n[i:])
+			}
+			for j := i; j < i+size; j++ {
+				p[j] = bad
+			}
+			if !isAlnum(c) && !gapAllows(k, c) {
+				bad++
+			}
+			i += size
+		}
+		p[len(g.n)] = bad
+		g.p[k] = p
+	}
+	return p[b]-p[a] == 0
+}
+
+// parenCounts is the prefix count of ")" minus "(" in n.
+func parenCounts(n string) []int32 {
+	p := make([]int32, len(n)+1)
+	for i := 0; i < len(n); i++ {
+		p[i+1] = p[i]
+		switch n[i] {
+		case ')':
+			p[i+1]++
+		case '(':
+			p[i+1]--
+		}
+	}
+	return p
 }
 
 // rightOK reports whether the rune after n[:b] leaves the match a whole word or number.
