@@ -294,13 +294,16 @@ func (s *Server) aiSubjects(ctx context.Context, r *http.Request, tx *sqlstore.T
 		sub := aiSubject{id: rec.ID}
 		for _, name := range names {
 			f, _ := schema.Field(name)
-			sub.fields = append(sub.fields, redact.Field{Name: name, Type: f.Type, Value: vals[name]})
 			d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: f.Classification,
 				Purpose: purpose, StepUpAt: p.StepUpAt}, s.d.Clock())
 			// A value is restored only where a plain read would show it in full, step-up included.
-			if f.Allows(purpose) && fieldMask(pol, d, f) == authz.MaskFull && s.requireStepUp(p, d) == nil {
+			readable := f.Allows(purpose) && fieldMask(pol, d, f) == authz.MaskFull && s.requireStepUp(p, d) == nil
+			if readable {
 				call.readable[aiFieldKey(i, name)] = true
 			}
+			// A field the caller may not read is opaque: each text of theirs that matched it gets
+			// its own placeholder, restored as they wrote it (never the stored value).
+			sub.fields = append(sub.fields, redact.Field{Name: name, Type: f.Type, Value: vals[name], Opaque: !readable})
 		}
 		if prof != nil {
 			sub.minimized, err = s.aiMinimize(ctx, tx, t.ID, rec.ID, prof, schema, vals, func(name string) bool {
@@ -384,10 +387,10 @@ func (call *aiCall) allow(ph redact.Placeholder) bool {
 	return call.readable[aiFieldKey(ph.Subject, ph.Field)]
 }
 
-// restoreValue is what a placeholder becomes in the answer: the value where allow says so, and
-// for a field the caller may not read, their own words as they wrote them. The placeholder
-// itself would tell them that what they typed is that subject's value: a confirmation oracle
-// for a RED national ID they could guess at. A placeholder their text never produced stays.
+// restoreValue is what a placeholder becomes in the answer: the stored value where allow says
+// so; for a field the caller may not read, the redactor made one placeholder per text they wrote
+// (opaque), holding that text. A stored value they may not read never comes back, and neither
+// does a sign of which of their words matched it.
 func (call *aiCall) restoreValue(ph redact.Placeholder) (string, bool) {
 	if call.allow(ph) {
 		return ph.Value, true
@@ -397,6 +400,17 @@ func (call *aiCall) restoreValue(ph redact.Placeholder) (string, bool) {
 
 // newRestorer is the call's Restorer.
 func (call *aiCall) newRestorer() *redact.Restorer { return call.red.RestorerFunc(call.restoreValue) }
+
+// restoredFields names the subject fields x gave back their stored value.
+func (call *aiCall) restoredFields(x *redact.Restorer) []string {
+	seen := map[string]bool{}
+	for _, ph := range x.Restored() {
+		if ph.Subject >= 0 && call.allow(ph) {
+			seen[ph.Field] = true
+		}
+	}
+	return sortedKeys(seen)
+}
 
 // sentDetails is what ai.prompt_sent records: names, IDs and counts, never a value.
 func (call *aiCall) sentDetails() map[string]any {

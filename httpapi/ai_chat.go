@@ -398,7 +398,7 @@ func (call *aiCall) restoreCompletion(raw []byte, res aiResult) (map[string]any,
 	}
 	res.prompt, res.complete, res.estimated = usageOf(body["usage"], call, rawText.Len())
 	res.flags = call.red.Flags(rawText.String())
-	res.restored = call.restoredFields(rawText.String())
+	res.restored = call.restoredFields(x)
 	body["tutela"] = call.summary(res)
 	return body, res
 }
@@ -449,16 +449,6 @@ func usageOf(u any, call *aiCall, answerChars int) (prompt, completion int64, es
 	return int64(call.sentChars/4 + 1), int64(answerChars/4 + 1), true
 }
 
-// restoredFields names the subject fields whose placeholders appear in raw and were restored.
-func (call *aiCall) restoredFields(raw string) []string {
-	seen := map[string]bool{}
-	for _, ph := range call.red.Placeholders() {
-		if ph.Subject >= 0 && call.allow(ph) && strings.Contains(raw, ph.Token) {
-			seen[ph.Field] = true
-		}
-	}
-	return sortedKeys(seen)
-}
 
 // summary is the "tutela" member of an answer: the fields restored to their stored value, the
 // fields withheld from an attachment, and the identifiers the model wrote itself. It does not

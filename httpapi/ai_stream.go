@@ -116,7 +116,7 @@ func (s *Server) aiChatStream(w http.ResponseWriter, r *http.Request, call *aiCa
 	}
 	res.prompt, res.complete, res.estimated = usageOf(usage, call, st.raw.Len())
 	res.flags = call.red.Flags(st.raw.String())
-	res.restored = call.restoredFields(st.raw.String())
+	res.restored = call.restoredFields(st.x)
 	if errors.Is(res.err, context.Canceled) {
 		res.err = errCallerGone
 	}
