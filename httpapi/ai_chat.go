@@ -449,7 +449,6 @@ func usageOf(u any, call *aiCall, answerChars int) (prompt, completion int64, es
 	return int64(call.sentChars/4 + 1), int64(answerChars/4 + 1), true
 }
 
-
 // summary is the "tutela" member of an answer: the fields restored to their stored value, the
 // fields withheld from an attachment, and the identifiers the model wrote itself. It does not
 // count replacements: whether the caller's text held a value they may not read must not show
