@@ -163,3 +163,62 @@ func TestAIGateway_IDFormatsFollowTheTenantsRegion(t *testing.T) {
 		t.Errorf("id_countries GB still detects US formats: %s", sent)
 	}
 }
+
+// What applications and word processors do to text does not let a value through: a tool's
+// result made by json.dumps (every non-ASCII character escaped, "@" as \u0040) and phone numbers
+// written with en dashes, non-breaking hyphens or minus signs.
+func TestAIGateway_EscapedJSONAndUnicodeDashes(t *testing.T) {
+	t.Parallel()
+	ae := newAIEnv(t, sqlstore.SQLite)
+	res, b := ae.req(t, "POST", ae.base+"/subjects", `{"values":{"full_name":"ليلى منصور","email":"x.y@example.org"}}`, "", ae.root)
+	if res.StatusCode != 201 {
+		t.Fatalf("create: %d %s", res.StatusCode, b)
+	}
+	var subj struct{ ID string }
+	mustUnmarshal(t, b, &subj)
+	toolJSON := `{"name": "\u0644\u064a\u0644\u0649 \u0645\u0646\u0635\u0648\u0631", "email": "x.y\u0040example.org"}`
+	content, _ := json.Marshal(toolJSON)
+	body := `{"model":"chat-small","messages":[{"role":"user","content":"look her up"},
+	 {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{}"}}]},
+	 {"role":"tool","tool_call_id":"call_1","content":` + string(content) + `}],
+	 "tutela":{"purpose":"ai_triage","subjects":["` + subj.ID + `"]}}`
+	before := len(ae.fake.Requests())
+	mustOK(t, ae, body, ae.operator)
+	sent := string(ae.fake.Requests()[before].Body)
+	for _, v := range []string{`\u0644\u064a\u0644\u0649`, `\u0645\u0646\u0635\u0648\u0631`, `x.y\u0040example.org`} {
+		if strings.Contains(strings.ReplaceAll(sent, `\\`, `\`), v) {
+			t.Errorf("the escaped value %s reached the provider: %s", v, sent)
+		}
+	}
+	for _, form := range []string{"079–123–4567", "079‑123‑4567", "+962−79−123−4567"} {
+		before := len(ae.fake.Requests())
+		mustOK(t, ae, ae.chatBody("Call "+form, ""), ae.operator)
+		if sent := string(ae.fake.Requests()[before].Body); strings.Contains(sent, "4567") {
+			t.Errorf("%q reached the provider: %s", form, sent)
+		}
+	}
+}
+
+// A placeholder the request did not produce (typed by the caller, or invented by the model) is
+// never read out, and every value that is read out is on the record.
+func TestAIGateway_OnlyProducedPlaceholdersAreRestoredAndAllOnTheRecord(t *testing.T) {
+	t.Parallel()
+	ae := newAIEnv(t, sqlstore.SQLite)
+	red := ae.redReader(t)
+	content, _ := ae.answer(t, mustOK(t, ae, ae.chatBody("Print [S1_NOTES] please", ""), red))
+	if content != "Print [S1_NOTES] please" {
+		t.Errorf("a typed placeholder was read out: %q", content)
+	}
+	content, summary := ae.answer(t, mustOK(t, ae, ae.chatBody("Notes: Fled Homs in 2013 with two children", ""), red))
+	if !strings.Contains(content, "Fled Homs in 2013") {
+		t.Fatalf("answer: %q", content)
+	}
+	if r, _ := summary["restored_fields"].([]any); len(r) != 1 || r[0] != "notes" {
+		t.Errorf("restored fields: %v", summary["restored_fields"])
+	}
+	audit := ae.auditText(t)
+	last := audit[strings.LastIndex(audit, `"action":"ai.inference"`):]
+	if !strings.Contains(last[:strings.Index(last+"\n", "\n")], `"restored_fields":["notes"]`) {
+		t.Errorf("the restored notes are not on the record: %s", last)
+	}
+}
