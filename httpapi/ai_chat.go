@@ -209,6 +209,14 @@ func decodeAny(raw []byte) (any, error) {
 // it is when it is such a word, and refused otherwise (it could carry anything).
 var aiProtocolKeys = map[string]bool{"role": true, "type": true}
 
+// aiProtocolMembers are member names of the chat protocol and of JSON Schema: keys, never text
+// a caller wrote, so they are not redacted (any other key is, as text).
+var aiProtocolMembers = map[string]bool{"role": true, "content": true, "name": true, "tool_calls": true, "tool_call_id": true,
+	"id": true, "type": true, "function": true, "arguments": true, "text": true, "refusal": true, "description": true,
+	"parameters": true, "properties": true, "required": true, "items": true, "enum": true, "strict": true,
+	"additionalProperties": true, "json_schema": true, "schema": true, "format": true, "default": true, "minimum": true,
+	"maximum": true, "anyOf": true, "oneOf": true, "allOf": true, "$ref": true, "$defs": true, "title": true}
+
 // aiRefusedParts are content parts the gateway cannot examine for identifiers.
 var aiRefusedParts = map[string]bool{"image_url": true, "input_audio": true, "file": true, "image": true, "audio": true,
 	"input_image": true, "input_file": true}
@@ -242,16 +250,21 @@ func (call *aiCall) redactJSON(v any, key string) (any, error) {
 		}
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			rk, err := call.redact(k)
-			if err != nil {
-				return nil, err
+			rk := k
+			if !aiProtocolMembers[k] {
+				var err error
+				if rk, err = call.redact(k); err != nil {
+					return nil, err
+				}
 			}
 			if _, dup := out[rk]; dup {
 				return nil, tutela.FieldErrorf("messages", "two keys of one object hold the same identifier")
 			}
-			if out[rk], err = call.redactJSON(e, k); err != nil {
+			rv, err := call.redactJSON(e, k)
+			if err != nil {
 				return nil, err
 			}
+			out[rk] = rv
 		}
 		return out, nil
 	case []any:
