@@ -180,6 +180,11 @@ func (s *Server) aiPrepare(r *http.Request, p *tutela.Principal, opts aiOptions,
 				}
 				return err
 			}
+			// The purpose must still be in the register (it was when the policy was saved):
+			// processing needs a declared lawful basis, subjects named or not.
+			if err := tx.Consent(t.ID).Declared(ctx, opts.Purpose); err != nil {
+				return err
+			}
 			if !slices.Contains(call.purpose.Models, modelName) {
 				return aiDenied(r, opts.Purpose, tutela.Errorf(tutela.EFORBIDDEN, "model %q is not allowed for purpose %q", modelName, opts.Purpose))
 			}
