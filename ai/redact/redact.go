@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"tutela/privacy"
 )
@@ -73,6 +74,23 @@ type Redactor struct {
 	countries map[string]bool
 	forms     map[int]map[string]int // an opaque field's first placeholder → written form → placeholder
 	seen      map[formKey]bool       // the forms added so far, while New runs
+}
+
+// scratch holds the working memory of one Redact call: the views, tables and match lists, a few
+// int32 per byte of the text. Redact takes one from scratchPool and gives it back, so the
+// strings of a request, and the requests of a gateway, reuse the same arrays instead of each
+// allocating (and the collector freeing) their own. Nothing in it outlives the call.
+type scratch struct {
+	v     view
+	vb    []byte // the normalized text's bytes
+	c     compact
+	cb    []byte // the compact text's bytes
+	start []bool // per compact offset: a form may start there
+	gaps  gapCounts
+	next  []int   // per form: the offset its next match may start at
+	ms    []match // the candidates
+	taken []int32 // choose's Fenwick tree
+	det   detScratch
 }
 
 // New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
@@ -171,18 +189,23 @@ func (r *Redactor) Redact(text string) string {
 	if text == "" {
 		return text
 	}
-	v := normalize(text)
-	var ms []match
-	ms = r.matchSubjects(v, ms)
-	dets := r.scan(v.text)
+	sc := scratchPool.Get().(*scratch)
+	if len(text) <= maxPooled {
+		defer scratchPool.Put(sc)
+	}
+	v := &sc.v
+	sc.vb = v.fill(text, true, sc.vb)
+	ms := r.matchSubjects(v, sc.ms[:0], sc)
+	dets := r.scan(v.text, &sc.det)
 	for i, d := range dets {
 		a, b := v.span(d.a, d.b)
 		ms = append(ms, match{a: int32(a), b: int32(b), ph: -1, det: int32(i)})
 	}
+	sc.ms = ms
 	if len(ms) == 0 {
 		return text
 	}
-	ms = choose(ms, len(text))
+	ms, sc.taken = choose(ms, len(text), sc.taken)
 	var b strings.Builder
 	b.Grow(len(text))
 	last := int32(0)
@@ -207,6 +230,12 @@ func (r *Redactor) Redact(text string) string {
 	b.WriteString(text[last:])
 	return b.String()
 }
+
+// scratchPool keeps the scratch of finished Redact calls. A text past maxPooled bytes leaves
+// its scratch to the collector, so one huge string does not keep its arrays alive in the pool.
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+const maxPooled = 256 << 10
 
 // detection returns the placeholder of a detected identifier, numbering it on first sight.
 func (r *Redactor) detection(kind, key, written string) int {
@@ -254,8 +283,24 @@ func (r *Redactor) form(base int, forms map[string]int, written string) int {
 }
 
 // choose keeps non-overlapping matches, longest first and subjects before detections at equal
-// length, and returns them in text order.
-func choose(ms []match, n int) []match {
+// length, and returns them in text order. It reuses ms's array for the result and taken for
+// its table, returned for the next call.
+func choose(ms []match, n int, taken []int32) ([]match, []int32) {
+	// Most texts have no overlapping candidates: in text order each ends before the next
+	// starts, and they are all kept.
+	slices.SortFunc(ms, func(x, y match) int {
+		if x.a != y.a {
+			return int(x.a - y.a)
+		}
+		return int(x.b - y.b)
+	})
+	disjoint := true
+	for i := 1; i < len(ms) && disjoint; i++ {
+		disjoint = ms[i].a >= ms[i-1].b
+	}
+	if disjoint {
+		return ms, taken
+	}
 	// A total order (length, subject first, position, placeholder), so the unstable sort gives
 	// the same result every time.
 	slices.SortFunc(ms, func(x, y match) int {
@@ -275,14 +320,18 @@ func choose(ms []match, n int) []match {
 	})
 	// taken counts the chosen bytes (a Fenwick tree), so whether a candidate overlaps a chosen
 	// match costs log n, not its length: many long overlapping candidates stay linearithmic.
-	taken := make([]int32, n+1)
+	if cap(taken) < n+1 {
+		taken = make([]int32, n+1)
+	}
+	taken = taken[:n+1]
+	clear(taken)
 	count := func(i int32) (s int32) { // chosen bytes in [0, i)
 		for ; i > 0; i -= i & -i {
 			s += taken[i]
 		}
 		return s
 	}
-	out := ms[:0:0]
+	out := ms[:0] // writes never pass the reads
 	for _, m := range ms {
 		if count(m.b)-count(m.a) > 0 {
 			continue
@@ -295,5 +344,5 @@ func choose(ms []match, n int) []match {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(x, y match) int { return int(x.a - y.a) })
-	return out
+	return out, taken
 }
