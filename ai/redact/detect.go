@@ -182,7 +182,7 @@ func (r *Redactor) scanRun(n string, run []token, out []found, ds *detScratch) [
 				inIBAN = false
 			}
 			inIBAN = inIBAN && gap == " " && run[i].b-run[i].a <= 4
-			if !strings.Contains(gap, " ") || inIBAN {
+			if !hasSpace(gap) || inIBAN {
 				continue // inside a word, or inside an IBAN that did not check out
 			}
 		}
@@ -192,7 +192,7 @@ func (r *Redactor) scanRun(n string, run []token, out []found, ds *detScratch) [
 			continue
 		}
 		for j := min(len(run)-1, i+maxRunTokens-1); j >= i; j-- {
-			if j < len(run)-1 && !strings.Contains(n[run[j].b:run[j+1].a], " ") {
+			if j < len(run)-1 && !hasSpace(n[run[j].b:run[j+1].a]) {
 				continue
 			}
 			// ... and ends with a digit group, a check letter or an IBAN's last group.
@@ -221,6 +221,17 @@ func (r *Redactor) scanRun(n string, run []token, out []found, ds *detScratch) [
 // isSep reports the characters that join the groups of a number or ID: " .-()/".
 func isSep(c byte) bool {
 	return c == ' ' || c == '.' || c == '-' || c == '(' || c == ')' || c == '/'
+}
+
+// hasSpace reports a space in a gap between tokens (one or two bytes: a loop beats
+// strings.Contains's setup).
+func hasSpace(gap string) bool {
+	for i := 0; i < len(gap); i++ {
+		if gap[i] == ' ' {
+			return true
+		}
+	}
+	return false
 }
 
 func hasDigit(s string) bool {

@@ -291,6 +291,26 @@ func (c *compact) fill(n string, b []byte) []byte {
 	word := 0 // runes of the current word so far
 	var head [3]rune
 	for i, r := range n {
+		if r < utf8.RuneSelf && (!prevAlnum || prev < utf8.RuneSelf && word > 3) {
+			// The common case: an ASCII character after a space, or inside an ASCII word past
+			// its proclitic head: no script or proclitic rule applies.
+			if !asciiAlnum[r] {
+				prev, prevAlnum = r, false
+				continue
+			}
+			if !prevAlnum {
+				word = 0
+				c.starts = append(c.starts, int32(len(b)))
+			}
+			if word < 3 {
+				head[word] = r
+			}
+			word++
+			b = append(b, byte(r))
+			c.pos = append(c.pos, int32(i))
+			prev, prevAlnum = r, true
+			continue
+		}
 		alnum := isAlnum(r)
 		if alnum {
 			if !prevAlnum {
