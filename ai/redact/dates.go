@@ -141,7 +141,7 @@ func (r *Redactor) matchDates(v *view, ms []match) []match {
 	n := v.text
 	for i := 0; i < len(n); {
 		// Only at the start of a word or number, and only at a digit or a month's first byte.
-		if c := n[i]; !isDigit(c) && monthsByByte[c] == nil || i > 0 && isAlnumByteBefore(n, i) {
+		if c := n[i]; !isDigit(c) && monthsByByte[c] == nil || i > 0 && alnumBefore(n, i) {
 			i++
 			for i < len(n) && !utf8.RuneStart(n[i]) {
 				i++
@@ -237,6 +237,15 @@ func compactDate(n string, i int) (date, bool) {
 		return date{}, false
 	}
 	return date{y, m, d}, true
+}
+
+// alnumBefore is isAlnumByteBefore with the ASCII case first: matchDates asks it for most
+// letters of a text.
+func alnumBefore(n string, i int) bool {
+	if c := n[i-1]; c < utf8.RuneSelf {
+		return asciiAlnum[c]
+	}
+	return isAlnumByteBefore(n, i)
 }
 
 func isAlnumByte(n string, i int) bool {

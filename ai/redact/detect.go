@@ -62,6 +62,10 @@ func (r *Redactor) scan(n string, ds *detScratch) []found {
 		}
 	}
 	for i := 0; i < len(n); {
+		if c := n[i]; c < utf8.RuneSelf && !asciiAlnum[c] {
+			i++
+			continue
+		}
 		c, size := utf8.DecodeRuneInString(n[i:])
 		if !isAlnum(c) {
 			i += size
@@ -69,6 +73,13 @@ func (r *Redactor) scan(n string, ds *detScratch) []found {
 		}
 		j := i + size
 		for j < len(n) {
+			if c := n[j]; c < utf8.RuneSelf {
+				if !asciiAlnum[c] {
+					break
+				}
+				j++
+				continue
+			}
 			c, size := utf8.DecodeRuneInString(n[j:])
 			if !isAlnum(c) {
 				break
