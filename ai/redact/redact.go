@@ -81,16 +81,16 @@ type Redactor struct {
 // strings of a request, and the requests of a gateway, reuse the same arrays instead of each
 // allocating (and the collector freeing) their own. Nothing in it outlives the call.
 type scratch struct {
-	v     view
-	vb    []byte // the normalized text's bytes
-	c     compact
-	cb    []byte // the compact text's bytes
-	start []bool // per compact offset: a form may start there
-	gaps  gapCounts
-	next  []int   // per form: the offset its next match may start at
-	ms    []match // the candidates
-	taken []int32 // choose's Fenwick tree
-	det   detScratch
+	v      view
+	vb     []byte // the normalized text's bytes
+	c      compact
+	cb     []byte // the compact text's bytes
+	start  []bool // per compact offset: a form may start there
+	gaps   gapCounts
+	next   []int   // per form: the offset its next match may start at
+	ms     []match // the candidates
+	choose chooseScratch
+	det    detScratch
 }
 
 // New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
@@ -205,7 +205,7 @@ func (r *Redactor) Redact(text string) string {
 	if len(ms) == 0 {
 		return text
 	}
-	ms, sc.taken = choose(ms, len(text), sc.taken)
+	ms = choose(ms, len(text), &sc.choose)
 	var b strings.Builder
 	b.Grow(len(text))
 	last := int32(0)
@@ -283,24 +283,115 @@ func (r *Redactor) form(base int, forms map[string]int, written string) int {
 }
 
 // choose keeps non-overlapping matches, longest first and subjects before detections at equal
-// length, and returns them in text order. It reuses ms's array for the result and taken for
-// its table, returned for the next call.
-func choose(ms []match, n int, taken []int32) ([]match, []int32) {
+// length (then the first, then the lowest placeholder), and returns them in text order, in cs's
+// memory: valid until the next call with it.
+func choose(ms []match, n int, cs *chooseScratch) []match {
+	if n >= 1<<keyBits || len(ms) >= 1<<idxBits {
+		return chooseSlow(ms, n, cs)
+	}
+	// The sorts are on packed keys (position or length, then the candidate's index), which
+	// sort without a comparison function.
+	keys := cs.keys[:0]
+	for i, m := range ms {
+		keys = append(keys, uint64(m.a)<<(keyBits+idxBits)|uint64(m.b)<<idxBits|uint64(i))
+	}
+	slices.Sort(keys)
 	// Most texts have no overlapping candidates: in text order each ends before the next
 	// starts, and they are all kept.
-	slices.SortFunc(ms, func(x, y match) int {
-		if x.a != y.a {
-			return int(x.a - y.a)
-		}
-		return int(x.b - y.b)
-	})
 	disjoint := true
-	for i := 1; i < len(ms) && disjoint; i++ {
-		disjoint = ms[i].a >= ms[i-1].b
+	for i := 1; i < len(keys) && disjoint; i++ {
+		disjoint = ms[keys[i]&idxMask].a >= ms[keys[i-1]&idxMask].b
 	}
+	out := cs.out[:0]
 	if disjoint {
-		return ms, taken
+		for _, k := range keys {
+			out = append(out, ms[k&idxMask])
+		}
+		cs.keys, cs.out = keys, out
+		return out
 	}
+	const maxLen = 1<<keyBits - 1
+	keys = keys[:0]
+	for i, m := range ms {
+		k := uint64(maxLen-(m.b-m.a))<<(keyBits+1+idxBits) | uint64(m.a)<<idxBits | uint64(i)
+		if !m.subject {
+			k |= 1 << (keyBits + idxBits)
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	taken := cs.fenwick(n)
+	chosen := cs.chosen[:0]
+	for g := 0; g < len(keys); {
+		// The candidates of one group (same span, same kind) differ only in placeholder: the
+		// lowest is the one taken, and the others overlap it.
+		best := keys[g] & idxMask
+		e := g + 1
+		for ; e < len(keys) && keys[e]>>idxBits == keys[g]>>idxBits; e++ {
+			if x, y := ms[keys[e]&idxMask], ms[best]; x.ph < y.ph || x.ph == y.ph && x.det < y.det {
+				best = keys[e] & idxMask
+			}
+		}
+		g = e
+		if m := ms[best]; taken.add(m.a, m.b) {
+			chosen = append(chosen, uint64(m.a)<<idxBits|best)
+		}
+	}
+	slices.Sort(chosen)
+	for _, k := range chosen {
+		out = append(out, ms[k&idxMask])
+	}
+	cs.keys, cs.chosen, cs.out = keys, chosen, out
+	return out
+}
+
+// The packed keys of choose: offsets and lengths in keyBits, candidate indexes in idxBits.
+const (
+	keyBits = 20
+	idxBits = 64 - 2*keyBits - 1
+	idxMask = 1<<idxBits - 1
+)
+
+// chooseScratch is choose's memory, kept from one call to the next.
+type chooseScratch struct {
+	keys, chosen []uint64
+	out          []match
+	taken        []int32
+}
+
+// fenwick returns cs's table of chosen bytes, cleared for a text of n bytes.
+func (cs *chooseScratch) fenwick(n int) fenwick {
+	cs.taken = reuse(cs.taken, n+1)
+	return fenwick(cs.taken)
+}
+
+// fenwick counts the chosen bytes (a Fenwick tree), so whether a candidate overlaps a chosen
+// match costs log n, not its length: many long overlapping candidates stay linearithmic.
+type fenwick []int32
+
+// count returns the chosen bytes in [0, i).
+func (t fenwick) count(i int32) (s int32) {
+	for ; i > 0; i -= i & -i {
+		s += t[i]
+	}
+	return s
+}
+
+// add marks [a, b) chosen, unless a byte of it already is: it reports whether it did.
+func (t fenwick) add(a, b int32) bool {
+	if t.count(b)-t.count(a) > 0 {
+		return false
+	}
+	for i := a + 1; i <= b; i++ {
+		for j := i; j < int32(len(t)); j += j & -j {
+			t[j]++
+		}
+	}
+	return true
+}
+
+// chooseSlow is choose for texts or candidate lists too long for its packed keys.
+func chooseSlow(ms []match, n int, cs *chooseScratch) []match {
 	// A total order (length, subject first, position, placeholder), so the unstable sort gives
 	// the same result every time.
 	slices.SortFunc(ms, func(x, y match) int {
@@ -316,33 +407,18 @@ func choose(ms []match, n int, taken []int32) ([]match, []int32) {
 		if x.a != y.a {
 			return int(x.a - y.a)
 		}
-		return int(x.ph - y.ph)
-	})
-	// taken counts the chosen bytes (a Fenwick tree), so whether a candidate overlaps a chosen
-	// match costs log n, not its length: many long overlapping candidates stay linearithmic.
-	if cap(taken) < n+1 {
-		taken = make([]int32, n+1)
-	}
-	taken = taken[:n+1]
-	clear(taken)
-	count := func(i int32) (s int32) { // chosen bytes in [0, i)
-		for ; i > 0; i -= i & -i {
-			s += taken[i]
+		if x.ph != y.ph {
+			return int(x.ph - y.ph)
 		}
-		return s
-	}
+		return int(x.det - y.det)
+	})
+	taken := cs.fenwick(n)
 	out := ms[:0] // writes never pass the reads
 	for _, m := range ms {
-		if count(m.b)-count(m.a) > 0 {
-			continue
+		if taken.add(m.a, m.b) {
+			out = append(out, m)
 		}
-		for i := m.a + 1; i <= m.b; i++ {
-			for j := i; j <= int32(n); j += j & -j {
-				taken[j]++
-			}
-		}
-		out = append(out, m)
 	}
 	slices.SortFunc(out, func(x, y match) int { return int(x.a - y.a) })
-	return out, taken
+	return out
 }
