@@ -143,7 +143,8 @@ func (r *Redactor) matchDates(v *view, ms []match) []match {
 		// Only at the start of a word or number, and only at a digit or a month's first byte.
 		if c := n[i]; !isDigit(c) && monthsByByte[c] == nil || i > 0 && alnumBefore(n, i) {
 			i++
-			for i < len(n) && !utf8.RuneStart(n[i]) {
+			// The rest of the rune, and of an ASCII word: no date starts inside a word.
+			for i < len(n) && (!utf8.RuneStart(n[i]) || asciiAlnumByte(n[i]) && asciiAlnumByte(n[i-1])) {
 				i++
 			}
 			continue
@@ -238,6 +239,9 @@ func compactDate(n string, i int) (date, bool) {
 	}
 	return date{y, m, d}, true
 }
+
+// asciiAlnumByte reports an ASCII letter or digit.
+func asciiAlnumByte(c byte) bool { return c < utf8.RuneSelf && asciiAlnum[c] }
 
 // alnumBefore is isAlnumByteBefore with the ASCII case first: matchDates asks it for most
 // letters of a text.
