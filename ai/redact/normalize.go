@@ -291,9 +291,9 @@ func (c *compact) fill(n string, b []byte) []byte {
 	word := 0 // runes of the current word so far
 	var head [3]rune
 	for i, r := range n {
-		if r < utf8.RuneSelf && (!prevAlnum || prev < utf8.RuneSelf && (word > 3 || head[0] < 0x0600)) {
-			// The common case: an ASCII character after a space, or after ASCII in a word that
-			// is not Arabic or is past its proclitic head: no script or proclitic rule applies.
+		if r < utf8.RuneSelf && (!prevAlnum || prev < utf8.RuneSelf) {
+			// The common case: an ASCII character after a space or after ASCII. No script
+			// rule applies, nor the proclitic one: a head that ends in ASCII is no proclitic.
 			if !asciiAlnum[r] {
 				prev, prevAlnum = r, false
 				continue
