@@ -30,6 +30,9 @@ func TestChoose_PackedKeysAgreeWithComparison(t *testing.T) {
 			}
 		}
 		want := chooseSlow(slices.Clone(ms), n, &chooseScratch{})
+		if naive := chooseNaive(slices.Clone(ms), n); !slices.Equal(want, naive) {
+			t.Fatalf("round %d: chooseSlow(%v) = %v, want %v", round, ms, want, naive)
+		}
 		got := choose(slices.Clone(ms), n, &cs)
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d: choose(%v) = %v, want %v", round, ms, got, want)
@@ -57,4 +60,40 @@ func TestChoose_LongestThenSubject(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("choose = %v, want %v", got, want)
 	}
+}
+
+// chooseNaive is the greedy choice with a byte per text byte: the reference for the Fenwick
+// trees.
+func chooseNaive(ms []match, n int) []match {
+	slices.SortFunc(ms, func(x, y match) int {
+		if d := (y.b - y.a) - (x.b - x.a); d != 0 {
+			return int(d)
+		}
+		if x.subject != y.subject {
+			if x.subject {
+				return -1
+			}
+			return 1
+		}
+		if x.a != y.a {
+			return int(x.a - y.a)
+		}
+		if x.ph != y.ph {
+			return int(x.ph - y.ph)
+		}
+		return int(x.det - y.det)
+	})
+	taken := make([]bool, n)
+	var out []match
+	for _, m := range ms {
+		if slices.Contains(taken[m.a:m.b], true) {
+			continue
+		}
+		for i := m.a; i < m.b; i++ {
+			taken[i] = true
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(x, y match) int { return int(x.a - y.a) })
+	return out
 }

@@ -359,34 +359,39 @@ type chooseScratch struct {
 	taken        []int32
 }
 
-// fenwick returns cs's table of chosen bytes, cleared for a text of n bytes.
+// fenwick returns cs's tables of chosen matches, cleared for a text of n bytes.
 func (cs *chooseScratch) fenwick(n int) fenwick {
-	cs.taken = reuse(cs.taken, n+1)
-	return fenwick(cs.taken)
+	cs.taken = reuse(cs.taken, 2*(n+2))
+	return fenwick{starts: cs.taken[:n+2], ends: cs.taken[n+2:]}
 }
 
-// fenwick counts the chosen bytes (a Fenwick tree), so whether a candidate overlaps a chosen
-// match costs log n, not its length: many long overlapping candidates stay linearithmic.
-type fenwick []int32
+// fenwick counts the chosen matches' starts and ends (two Fenwick trees). The chosen matches
+// never overlap, so those meeting [a, b) are the ones starting before b less the ones ending
+// at or before a: whether a candidate overlaps a chosen match, and choosing it, cost log n
+// whatever the lengths, and many long overlapping candidates stay linearithmic.
+type fenwick struct{ starts, ends []int32 }
 
-// count returns the chosen bytes in [0, i).
-func (t fenwick) count(i int32) (s int32) {
+// below returns the number of points of t before offset i.
+func below(t []int32, i int32) (s int32) {
 	for ; i > 0; i -= i & -i {
 		s += t[i]
 	}
 	return s
 }
 
-// add marks [a, b) chosen, unless a byte of it already is: it reports whether it did.
+func mark(t []int32, i int32) {
+	for i++; i < int32(len(t)); i += i & -i {
+		t[i]++
+	}
+}
+
+// add chooses [a, b), unless it meets a chosen match: it reports whether it did.
 func (t fenwick) add(a, b int32) bool {
-	if t.count(b)-t.count(a) > 0 {
+	if below(t.starts, b)-below(t.ends, a+1) > 0 {
 		return false
 	}
-	for i := a + 1; i <= b; i++ {
-		for j := i; j < int32(len(t)); j += j & -j {
-			t[j]++
-		}
-	}
+	mark(t.starts, a)
+	mark(t.ends, b)
 	return true
 }
 
