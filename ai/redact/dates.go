@@ -91,7 +91,8 @@ func monthAt(n string, i int) (int, int) {
 		return 0, i
 	}
 	for _, m := range monthsByByte[n[i]] {
-		if strings.HasPrefix(n[i:], m.name) {
+		// Every name has two bytes or more: the second rules out most names before comparing.
+		if i+1 < len(n) && n[i+1] == m.name[1] && strings.HasPrefix(n[i:], m.name) {
 			j := i + len(m.name)
 			if j < len(n) {
 				if c, _ := utf8.DecodeRuneInString(n[j:]); isAlnum(c) {
