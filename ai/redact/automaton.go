@@ -121,7 +121,11 @@ func newAutomaton(pats []string) *automaton {
 
 // scan calls f with the end offset of every occurrence in text and the indexes of the strings
 // (all equal) that occur there.
-func (a *automaton) scan(text string, f func(end int, ks []int32)) {
+func (a *automaton) scan(text string, f func(end int, ks []int32)) { scanText(a, text, f) }
+
+// scanText is scan for a string or a byte slice (the compact view, which is never copied into a
+// string).
+func scanText[T string | []byte](a *automaton, text T, f func(end int, ks []int32)) {
 	n := int32(0)
 	for i := 0; i < len(text); i++ {
 		c := text[i]

@@ -56,7 +56,7 @@ func TestCompact_FastPathAgreesWithRules(t *testing.T) {
 		n := sb.String()
 		buf = c.fill(n, buf)
 		text, pos, starts := compactRef(n)
-		if c.text != text || !slices.Equal(c.pos, pos) || !slices.Equal(c.starts, starts) {
+		if string(c.text) != text || !slices.Equal(c.pos, pos) || !slices.Equal(c.starts, starts) {
 			t.Fatalf("round %d: compact of %q = %q %v %v, want %q %v %v", round, n, c.text, c.pos, c.starts, text, pos, starts)
 		}
 	}

@@ -271,7 +271,7 @@ func unspaced(r rune) bool {
 // byte with its offset in the normalized text, so a value matches whatever punctuation and
 // spacing the writer put between its parts.
 type compact struct {
-	text   string
+	text   []byte  // the bytes of the fill call's buffer: valid until the next fill
 	pos    []int32 // per byte: offset in the normalized text
 	starts []int32 // the offsets where a word begins, or any rune of an unspaced script
 }
@@ -331,7 +331,7 @@ func (c *compact) fill(n string, b []byte) []byte {
 		}
 		prev, prevAlnum = r, alnum
 	}
-	c.text = string(b)
+	c.text = b
 	return b
 }
 

@@ -231,7 +231,7 @@ func (r *Redactor) matchSubjects(v *view, ms []match, rs *scratch) []match {
 		rs.gaps.reset(v.text)
 		rs.next = reuse(rs.next, len(r.compacts))
 		sc := &compactScan{v: v, c: c, gaps: &rs.gaps, next: rs.next}
-		r.compactAC.scan(c.text, func(end int, ks []int32) {
+		scanText(r.compactAC, c.text, func(end int, ks []int32) {
 			if !start[end-len(r.compacts[ks[0]].s)] {
 				return
 			}
