@@ -206,17 +206,24 @@ func (r *Redactor) Redact(text string) string {
 		return text
 	}
 	ms = choose(ms, len(text), &sc.choose)
+	// The placeholders first, in text order (detections and written forms are numbered as
+	// they come), so the result's length is known and it is built in one allocation.
+	size := len(text)
+	for i := range ms {
+		m := &ms[i]
+		if m.ph < 0 {
+			d := dets[m.det]
+			m.ph = int32(r.detection(d.kind, d.key, text[m.a:m.b]))
+		} else if forms := r.forms[int(m.ph)]; forms != nil {
+			m.ph = int32(r.form(int(m.ph), forms, text[m.a:m.b]))
+		}
+		size += len(r.phs[m.ph].Token) - int(m.b-m.a)
+	}
 	var b strings.Builder
-	b.Grow(len(text))
+	b.Grow(size)
 	last := int32(0)
 	for _, m := range ms {
 		ph := int(m.ph)
-		if ph < 0 {
-			d := dets[m.det]
-			ph = r.detection(d.kind, d.key, text[m.a:m.b])
-		} else if forms := r.forms[ph]; forms != nil {
-			ph = r.form(ph, forms, text[m.a:m.b])
-		}
 		p := &r.phs[ph]
 		if p.Uses == 0 {
 			r.used = append(r.used, ph)
