@@ -191,7 +191,7 @@ func (r *Redactor) Redact(text string) string {
 	}
 	sc := scratchPool.Get().(*scratch)
 	if len(text) <= maxPooled {
-		defer scratchPool.Put(sc)
+		defer sc.release()
 	}
 	v := &sc.v
 	sc.vb = v.fill(text, true, sc.vb)
@@ -243,6 +243,21 @@ func (r *Redactor) Redact(text string) string {
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 const maxPooled = 256 << 10
+
+// release returns sc to the pool, forgetting its text first.
+func (sc *scratch) release() {
+	sc.forget()
+	scratchPool.Put(sc)
+}
+
+// forget drops the text sc worked on (its normalized bytes, and every string that holds or
+// shares them), so a pooled scratch keeps no caller's words in memory.
+func (sc *scratch) forget() {
+	clear(sc.vb[:cap(sc.vb)])
+	clear(sc.cb[:cap(sc.cb)])
+	sc.v.text, sc.c.text, sc.gaps.n = "", nil, ""
+	clear(sc.det.out[:cap(sc.det.out)]) // the e-mail keys share the normalized text
+}
 
 // detection returns the placeholder of a detected identifier, numbering it on first sight.
 func (r *Redactor) detection(kind, key, written string) int {
