@@ -14,6 +14,9 @@ type automaton struct {
 	out  [][]int32  // per node: the indexes of the strings that end there (one string, repeated or not)
 }
 
+// maxPrealloc bounds the nodes newAutomaton allocates before it knows how many there are.
+const maxPrealloc = 4096
+
 type edge struct {
 	c  byte
 	to int32
@@ -55,7 +58,17 @@ func (a *automaton) children(n int32, f func(edge)) {
 // newAutomaton builds the automaton of pats. A string given more than once is one output, so
 // the same form in many fields costs one report per occurrence, not one per field.
 func newAutomaton(pats []string) *automaton {
-	a := &automaton{kid: []edge{{}}, more: [][]edge{nil}, fail: []int32{0}, dict: []int32{-1}, out: [][]int32{nil}}
+	// At most one node per byte of the strings, plus the root: sized once, not grown, for the
+	// usual few short values. Long values that share their prefixes (a hostile field of
+	// repeated letters) make far fewer nodes than bytes: past maxPrealloc the slices grow.
+	nodes := 1
+	for _, p := range pats {
+		nodes += len(p)
+	}
+	nodes = min(nodes, maxPrealloc)
+	a := &automaton{kid: make([]edge, 1, nodes), more: make([][]edge, 1, nodes), fail: make([]int32, 1, nodes),
+		dict: make([]int32, 1, nodes), out: make([][]int32, 1, nodes)}
+	a.dict[0] = -1
 	for k, p := range pats {
 		n := int32(0)
 		for i := 0; i < len(p); i++ {
@@ -108,7 +121,11 @@ func newAutomaton(pats []string) *automaton {
 
 // scan calls f with the end offset of every occurrence in text and the indexes of the strings
 // (all equal) that occur there.
-func (a *automaton) scan(text string, f func(end int, ks []int32)) {
+func (a *automaton) scan(text string, f func(end int, ks []int32)) { scanText(a, text, f) }
+
+// scanText is scan for a string or a byte slice (the compact view, which is never copied into a
+// string).
+func scanText[T string | []byte](a *automaton, text T, f func(end int, ks []int32)) {
 	n := int32(0)
 	for i := 0; i < len(text); i++ {
 		c := text[i]

@@ -32,3 +32,13 @@ func TestRedact_DateForms(t *testing.T) {
 		}
 	}
 }
+
+// TestMonthNames_TwoBytesOrMore: monthAt compares a name's second byte before the rest, which
+// needs every name to have one.
+func TestMonthNames_TwoBytesOrMore(t *testing.T) {
+	for _, m := range monthNames {
+		if len(m.name) < 2 {
+			t.Errorf("month name %q has fewer than two bytes", m.name)
+		}
+	}
+}

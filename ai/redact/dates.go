@@ -91,7 +91,8 @@ func monthAt(n string, i int) (int, int) {
 		return 0, i
 	}
 	for _, m := range monthsByByte[n[i]] {
-		if strings.HasPrefix(n[i:], m.name) {
+		// Every name has two bytes or more: the second rules out most names before comparing.
+		if i+1 < len(n) && n[i+1] == m.name[1] && strings.HasPrefix(n[i:], m.name) {
 			j := i + len(m.name)
 			if j < len(n) {
 				if c, _ := utf8.DecodeRuneInString(n[j:]); isAlnum(c) {
@@ -141,9 +142,10 @@ func (r *Redactor) matchDates(v *view, ms []match) []match {
 	n := v.text
 	for i := 0; i < len(n); {
 		// Only at the start of a word or number, and only at a digit or a month's first byte.
-		if c := n[i]; !isDigit(c) && monthsByByte[c] == nil || i > 0 && isAlnumByteBefore(n, i) {
+		if c := n[i]; !isDigit(c) && monthsByByte[c] == nil || i > 0 && alnumBefore(n, i) {
 			i++
-			for i < len(n) && !utf8.RuneStart(n[i]) {
+			// The rest of the rune, and of an ASCII word: no date starts inside a word.
+			for i < len(n) && (!utf8.RuneStart(n[i]) || asciiAlnumByte(n[i]) && asciiAlnumByte(n[i-1])) {
 				i++
 			}
 			continue
@@ -237,6 +239,18 @@ func compactDate(n string, i int) (date, bool) {
 		return date{}, false
 	}
 	return date{y, m, d}, true
+}
+
+// asciiAlnumByte reports an ASCII letter or digit.
+func asciiAlnumByte(c byte) bool { return c < utf8.RuneSelf && asciiAlnum[c] }
+
+// alnumBefore is isAlnumByteBefore with the ASCII case first: matchDates asks it for most
+// letters of a text.
+func alnumBefore(n string, i int) bool {
+	if c := n[i-1]; c < utf8.RuneSelf {
+		return asciiAlnum[c]
+	}
+	return isAlnumByteBefore(n, i)
 }
 
 func isAlnumByte(n string, i int) bool {

@@ -17,7 +17,7 @@ type Flag struct {
 func (r *Redactor) Flags(raw string) []Flag {
 	v := normalize(raw)
 	var out []Flag
-	for _, d := range r.scan(v.text) {
+	for _, d := range r.scan(v.text, &detScratch{}) {
 		a, b := v.span(d.a, d.b)
 		out = append(out, Flag{Kind: d.kind, Text: raw[a:b]})
 	}
@@ -33,9 +33,17 @@ type found struct {
 // token is a run of letters and digits in the normalized text.
 type token struct{ a, b int }
 
-// scan runs the detectors over the normalized text n.
-func (r *Redactor) scan(n string) []found {
-	var out []found
+// detScratch is the working memory of scan, kept by a Redactor from one text to the next.
+type detScratch struct {
+	out         []found
+	run         []token
+	chars, digs []int
+}
+
+// scan runs the detectors over the normalized text n. The result is in ds, valid until the next
+// call with it.
+func (r *Redactor) scan(n string, ds *detScratch) []found {
+	out := ds.out[:0]
 	emails := scanEmails(n)
 	out = append(out, emails...)
 	next := 0 // emails before it end before the current token
@@ -46,14 +54,18 @@ func (r *Redactor) scan(n string) []found {
 		return next < len(emails) && emails[next].a <= i
 	}
 	// Tokens, grouped into runs joined by at most two separator characters.
-	var run []token
+	run := ds.run[:0]
 	flush := func() {
 		if len(run) > 0 {
-			out = r.scanRun(n, run, out)
+			out = r.scanRun(n, run, out, ds)
 			run = run[:0]
 		}
 	}
 	for i := 0; i < len(n); {
+		if c := n[i]; c < utf8.RuneSelf && !asciiAlnum[c] {
+			i++
+			continue
+		}
 		c, size := utf8.DecodeRuneInString(n[i:])
 		if !isAlnum(c) {
 			i += size
@@ -61,6 +73,13 @@ func (r *Redactor) scan(n string) []found {
 		}
 		j := i + size
 		for j < len(n) {
+			if c := n[j]; c < utf8.RuneSelf {
+				if !asciiAlnum[c] {
+					break
+				}
+				j++
+				continue
+			}
 			c, size := utf8.DecodeRuneInString(n[j:])
 			if !isAlnum(c) {
 				break
@@ -82,6 +101,7 @@ func (r *Redactor) scan(n string) []found {
 		i = j
 	}
 	flush()
+	ds.out, ds.run = out, run
 	return out
 }
 
@@ -146,13 +166,14 @@ const maxRunTokens = 9
 // candidate starts at the run's start or after a space, and ends at its end or before a space,
 // so "a456-426614174000" (part of a UUID) or "gpt-4o-2024-08-06" yield nothing; the longest
 // valid candidate from each start wins.
-func (r *Redactor) scanRun(n string, run []token, out []found) []found {
+func (r *Redactor) scanRun(n string, run []token, out []found, ds *detScratch) []found {
 	// Letters and digits, and digits, before each token: every identifier has 8–34 characters
 	// of which at least 6 are digits, which rules out most candidates without building them.
 	if len(run) == 1 && (run[0].b-run[0].a < 8 || !hasDigit(n[run[0].a:run[0].b])) {
 		return out // a lone word
 	}
-	chars, digs := make([]int, len(run)+1), make([]int, len(run)+1)
+	ds.chars, ds.digs = reuse(ds.chars, len(run)+1), reuse(ds.digs, len(run)+1)
+	chars, digs := ds.chars, ds.digs
 	for k, t := range run {
 		d := 0
 		for p := t.a; p < t.b; p++ {
@@ -172,7 +193,7 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 				inIBAN = false
 			}
 			inIBAN = inIBAN && gap == " " && run[i].b-run[i].a <= 4
-			if !strings.Contains(gap, " ") || inIBAN {
+			if !hasSpace(gap) || inIBAN {
 				continue // inside a word, or inside an IBAN that did not check out
 			}
 		}
@@ -182,7 +203,7 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 			continue
 		}
 		for j := min(len(run)-1, i+maxRunTokens-1); j >= i; j-- {
-			if j < len(run)-1 && !strings.Contains(n[run[j].b:run[j+1].a], " ") {
+			if j < len(run)-1 && !hasSpace(n[run[j].b:run[j+1].a]) {
 				continue
 			}
 			// ... and ends with a digit group, a check letter or an IBAN's last group.
@@ -211,6 +232,17 @@ func (r *Redactor) scanRun(n string, run []token, out []found) []found {
 // isSep reports the characters that join the groups of a number or ID: " .-()/".
 func isSep(c byte) bool {
 	return c == ' ' || c == '.' || c == '-' || c == '(' || c == ')' || c == '/'
+}
+
+// hasSpace reports a space in a gap between tokens (one or two bytes: a loop beats
+// strings.Contains's setup).
+func hasSpace(gap string) bool {
+	for i := 0; i < len(gap); i++ {
+		if gap[i] == ' ' {
+			return true
+		}
+	}
+	return false
 }
 
 func hasDigit(s string) bool {

@@ -33,10 +33,26 @@ func normString(s string) string { return normalizeOf(s, false).text }
 
 func normalizeOf(s string, offsets bool) *view {
 	v := &view{}
+	v.fill(s, offsets, nil)
+	return v
+}
+
+// fill makes v the view of s (with the offsets when asked), reusing v's offset slices and b for
+// the bytes, and returns b for the next call: a Redactor keeps them from one string to the next,
+// so a request's strings cost no new offset arrays.
+func (v *view) fill(s string, offsets bool, b []byte) []byte {
 	if offsets {
-		v.start, v.end = make([]int32, 0, len(s)+8), make([]int32, 0, len(s)+8)
+		if cap(v.start) < len(s)+8 {
+			v.start, v.end = make([]int32, 0, len(s)+8), make([]int32, 0, len(s)+8)
+		}
+		v.start, v.end = v.start[:0], v.end[:0]
+	} else {
+		v.start, v.end = nil, nil
 	}
-	b := make([]byte, 0, len(s)+8)
+	if cap(b) < len(s)+8 {
+		b = make([]byte, 0, len(s)+8)
+	}
+	b = b[:0]
 	space := false
 	last := -1 // where the last emitted rune's bytes start
 	emit := func(r rune, from, to int) {
@@ -127,7 +143,7 @@ func normalizeOf(s string, offsets bool) *view {
 		i += size
 	}
 	v.text = string(b)
-	return v
+	return b
 }
 
 // foldRune calls f with each rune r normalizes to (none when r is dropped).
@@ -255,18 +271,46 @@ func unspaced(r rune) bool {
 // byte with its offset in the normalized text, so a value matches whatever punctuation and
 // spacing the writer put between its parts.
 type compact struct {
-	text   string
+	text   []byte  // the bytes of the fill call's buffer: valid until the next fill
 	pos    []int32 // per byte: offset in the normalized text
 	starts []int32 // the offsets where a word begins, or any rune of an unspaced script
 }
 
-func compactOf(n string) *compact {
-	c := &compact{pos: make([]int32, 0, len(n))}
-	b := make([]byte, 0, len(n))
+// fill makes c the compact view of n, reusing c's slices and b for the bytes, and returns b
+// for the next call.
+func (c *compact) fill(n string, b []byte) []byte {
+	if cap(c.pos) < len(n) {
+		c.pos = make([]int32, 0, len(n))
+	}
+	c.pos, c.starts = c.pos[:0], c.starts[:0]
+	if cap(b) < len(n) {
+		b = make([]byte, 0, len(n))
+	}
+	b = b[:0]
 	prev, prevAlnum := rune(0), false
 	word := 0 // runes of the current word so far
 	var head [3]rune
 	for i, r := range n {
+		if r < utf8.RuneSelf && (!prevAlnum || prev < utf8.RuneSelf) {
+			// The common case: an ASCII character after a space or after ASCII. No script
+			// rule applies, nor the proclitic one: a head that ends in ASCII is no proclitic.
+			if !asciiAlnum[r] {
+				prev, prevAlnum = r, false
+				continue
+			}
+			if !prevAlnum {
+				word = 0
+				c.starts = append(c.starts, int32(len(b)))
+			}
+			if word < 3 {
+				head[word] = r
+			}
+			word++
+			b = append(b, byte(r))
+			c.pos = append(c.pos, int32(i))
+			prev, prevAlnum = r, true
+			continue
+		}
 		alnum := isAlnum(r)
 		if alnum {
 			if !prevAlnum {
@@ -287,8 +331,8 @@ func compactOf(n string) *compact {
 		}
 		prev, prevAlnum = r, alnum
 	}
-	c.text = string(b)
-	return c
+	c.text = b
+	return b
 }
 
 // proclitics are the Arabic particles written joined to the next word: "and", "so", "with",

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"tutela/privacy"
 )
@@ -73,6 +74,23 @@ type Redactor struct {
 	countries map[string]bool
 	forms     map[int]map[string]int // an opaque field's first placeholder → written form → placeholder
 	seen      map[formKey]bool       // the forms added so far, while New runs
+}
+
+// scratch holds the working memory of one Redact call: the views, tables and match lists, a few
+// int32 per byte of the text. Redact takes one from scratchPool and gives it back, so the
+// strings of a request, and the requests of a gateway, reuse the same arrays instead of each
+// allocating (and the collector freeing) their own. Nothing in it outlives the call.
+type scratch struct {
+	v      view
+	vb     []byte // the normalized text's bytes
+	c      compact
+	cb     []byte // the compact text's bytes
+	start  []bool // per compact offset: a form may start there
+	gaps   gapCounts
+	next   []int   // per form: the offset its next match may start at
+	ms     []match // the candidates
+	choose chooseScratch
+	det    detScratch
 }
 
 // New prepares a Redactor for the named subjects, numbered S1, S2, … in order. Empty values are
@@ -171,29 +189,41 @@ func (r *Redactor) Redact(text string) string {
 	if text == "" {
 		return text
 	}
-	v := normalize(text)
-	var ms []match
-	ms = r.matchSubjects(v, ms)
-	dets := r.scan(v.text)
+	sc := scratchPool.Get().(*scratch)
+	if len(text) <= maxPooled {
+		defer sc.release()
+	}
+	v := &sc.v
+	sc.vb = v.fill(text, true, sc.vb)
+	ms := r.matchSubjects(v, sc.ms[:0], sc)
+	dets := r.scan(v.text, &sc.det)
 	for i, d := range dets {
 		a, b := v.span(d.a, d.b)
 		ms = append(ms, match{a: int32(a), b: int32(b), ph: -1, det: int32(i)})
 	}
+	sc.ms = ms
 	if len(ms) == 0 {
 		return text
 	}
-	ms = choose(ms, len(text))
+	ms = choose(ms, len(text), &sc.choose)
+	// The placeholders first, in text order (detections and written forms are numbered as
+	// they come), so the result's length is known and it is built in one allocation.
+	size := len(text)
+	for i := range ms {
+		m := &ms[i]
+		if m.ph < 0 {
+			d := dets[m.det]
+			m.ph = int32(r.detection(d.kind, d.key, text[m.a:m.b]))
+		} else if forms := r.forms[int(m.ph)]; forms != nil {
+			m.ph = int32(r.form(int(m.ph), forms, text[m.a:m.b]))
+		}
+		size += len(r.phs[m.ph].Token) - int(m.b-m.a)
+	}
 	var b strings.Builder
-	b.Grow(len(text))
+	b.Grow(size)
 	last := int32(0)
 	for _, m := range ms {
 		ph := int(m.ph)
-		if ph < 0 {
-			d := dets[m.det]
-			ph = r.detection(d.kind, d.key, text[m.a:m.b])
-		} else if forms := r.forms[ph]; forms != nil {
-			ph = r.form(ph, forms, text[m.a:m.b])
-		}
 		p := &r.phs[ph]
 		if p.Uses == 0 {
 			r.used = append(r.used, ph)
@@ -206,6 +236,27 @@ func (r *Redactor) Redact(text string) string {
 	}
 	b.WriteString(text[last:])
 	return b.String()
+}
+
+// scratchPool keeps the scratch of finished Redact calls. A text past maxPooled bytes leaves
+// its scratch to the collector, so one huge string does not keep its arrays alive in the pool.
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+const maxPooled = 256 << 10
+
+// release returns sc to the pool, forgetting its text first.
+func (sc *scratch) release() {
+	sc.forget()
+	scratchPool.Put(sc)
+}
+
+// forget drops the text sc worked on (its normalized bytes, and every string that holds or
+// shares them), so a pooled scratch keeps no caller's words in memory.
+func (sc *scratch) forget() {
+	clear(sc.vb[:cap(sc.vb)])
+	clear(sc.cb[:cap(sc.cb)])
+	sc.v.text, sc.c.text, sc.gaps.n = "", nil, ""
+	clear(sc.det.out[:cap(sc.det.out)]) // the e-mail keys share the normalized text
 }
 
 // detection returns the placeholder of a detected identifier, numbering it on first sight.
@@ -254,8 +305,120 @@ func (r *Redactor) form(base int, forms map[string]int, written string) int {
 }
 
 // choose keeps non-overlapping matches, longest first and subjects before detections at equal
-// length, and returns them in text order.
-func choose(ms []match, n int) []match {
+// length (then the first, then the lowest placeholder), and returns them in text order, in cs's
+// memory: valid until the next call with it.
+func choose(ms []match, n int, cs *chooseScratch) []match {
+	if n >= 1<<keyBits || len(ms) >= 1<<idxBits {
+		return chooseSlow(ms, n, cs)
+	}
+	// The sorts are on packed keys (position or length, then the candidate's index), which
+	// sort without a comparison function.
+	keys := cs.keys[:0]
+	for i, m := range ms {
+		keys = append(keys, uint64(m.a)<<(keyBits+idxBits)|uint64(m.b)<<idxBits|uint64(i))
+	}
+	slices.Sort(keys)
+	// Most texts have no overlapping candidates: in text order each ends before the next
+	// starts, and they are all kept.
+	disjoint := true
+	for i := 1; i < len(keys) && disjoint; i++ {
+		disjoint = ms[keys[i]&idxMask].a >= ms[keys[i-1]&idxMask].b
+	}
+	out := cs.out[:0]
+	if disjoint {
+		for _, k := range keys {
+			out = append(out, ms[k&idxMask])
+		}
+		cs.keys, cs.out = keys, out
+		return out
+	}
+	const maxLen = 1<<keyBits - 1
+	keys = keys[:0]
+	for i, m := range ms {
+		k := uint64(maxLen-(m.b-m.a))<<(keyBits+1+idxBits) | uint64(m.a)<<idxBits | uint64(i)
+		if !m.subject {
+			k |= 1 << (keyBits + idxBits)
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	taken := cs.fenwick(n)
+	chosen := cs.chosen[:0]
+	for g := 0; g < len(keys); {
+		// The candidates of one group (same span, same kind) differ only in placeholder: the
+		// lowest is the one taken, and the others overlap it.
+		best := keys[g] & idxMask
+		e := g + 1
+		for ; e < len(keys) && keys[e]>>idxBits == keys[g]>>idxBits; e++ {
+			if x, y := ms[keys[e]&idxMask], ms[best]; x.ph < y.ph || x.ph == y.ph && x.det < y.det {
+				best = keys[e] & idxMask
+			}
+		}
+		g = e
+		if m := ms[best]; taken.add(m.a, m.b) {
+			chosen = append(chosen, uint64(m.a)<<idxBits|best)
+		}
+	}
+	slices.Sort(chosen)
+	for _, k := range chosen {
+		out = append(out, ms[k&idxMask])
+	}
+	cs.keys, cs.chosen, cs.out = keys, chosen, out
+	return out
+}
+
+// The packed keys of choose: offsets and lengths in keyBits, candidate indexes in idxBits.
+const (
+	keyBits = 20
+	idxBits = 64 - 2*keyBits - 1
+	idxMask = 1<<idxBits - 1
+)
+
+// chooseScratch is choose's memory, kept from one call to the next.
+type chooseScratch struct {
+	keys, chosen []uint64
+	out          []match
+	taken        []int32
+}
+
+// fenwick returns cs's tables of chosen matches, cleared for a text of n bytes.
+func (cs *chooseScratch) fenwick(n int) fenwick {
+	cs.taken = reuse(cs.taken, 2*(n+2))
+	return fenwick{starts: cs.taken[:n+2], ends: cs.taken[n+2:]}
+}
+
+// fenwick counts the chosen matches' starts and ends (two Fenwick trees). The chosen matches
+// never overlap, so those meeting [a, b) are the ones starting before b less the ones ending
+// at or before a: whether a candidate overlaps a chosen match, and choosing it, cost log n
+// whatever the lengths, and many long overlapping candidates stay linearithmic.
+type fenwick struct{ starts, ends []int32 }
+
+// below returns the number of points of t before offset i.
+func below(t []int32, i int32) (s int32) {
+	for ; i > 0; i -= i & -i {
+		s += t[i]
+	}
+	return s
+}
+
+func mark(t []int32, i int32) {
+	for i++; i < int32(len(t)); i += i & -i {
+		t[i]++
+	}
+}
+
+// add chooses [a, b), unless it meets a chosen match: it reports whether it did.
+func (t fenwick) add(a, b int32) bool {
+	if below(t.starts, b)-below(t.ends, a+1) > 0 {
+		return false
+	}
+	mark(t.starts, a)
+	mark(t.ends, b)
+	return true
+}
+
+// chooseSlow is choose for texts or candidate lists too long for its packed keys.
+func chooseSlow(ms []match, n int, cs *chooseScratch) []match {
 	// A total order (length, subject first, position, placeholder), so the unstable sort gives
 	// the same result every time.
 	slices.SortFunc(ms, func(x, y match) int {
@@ -271,28 +434,17 @@ func choose(ms []match, n int) []match {
 		if x.a != y.a {
 			return int(x.a - y.a)
 		}
-		return int(x.ph - y.ph)
+		if x.ph != y.ph {
+			return int(x.ph - y.ph)
+		}
+		return int(x.det - y.det)
 	})
-	// taken counts the chosen bytes (a Fenwick tree), so whether a candidate overlaps a chosen
-	// match costs log n, not its length: many long overlapping candidates stay linearithmic.
-	taken := make([]int32, n+1)
-	count := func(i int32) (s int32) { // chosen bytes in [0, i)
-		for ; i > 0; i -= i & -i {
-			s += taken[i]
-		}
-		return s
-	}
-	out := ms[:0:0]
+	taken := cs.fenwick(n)
+	out := ms[:0] // writes never pass the reads
 	for _, m := range ms {
-		if count(m.b)-count(m.a) > 0 {
-			continue
+		if taken.add(m.a, m.b) {
+			out = append(out, m)
 		}
-		for i := m.a + 1; i <= m.b; i++ {
-			for j := i; j <= int32(n); j += j & -j {
-				taken[j]++
-			}
-		}
-		out = append(out, m)
 	}
 	slices.SortFunc(out, func(x, y match) int { return int(x.a - y.a) })
 	return out

@@ -214,20 +214,24 @@ func phoneForms(v string) []phoneForm {
 // matchSubjects appends the occurrences of every subject value in the text. Every check on an
 // occurrence takes constant time (prefix counts, a word-start table), so the whole is linear in
 // the text plus the occurrences, however the values and the text repeat themselves.
-func (r *Redactor) matchSubjects(v *view, ms []match) []match {
+func (r *Redactor) matchSubjects(v *view, ms []match, rs *scratch) []match {
 	if r.compactAC != nil {
-		c := compactOf(v.text)
+		c := &rs.c
+		rs.cb = c.fill(v.text, rs.cb)
 		// Every form needs a word start (or an unspaced script) on its left.
-		start := make([]bool, len(c.text)+1)
+		start := reuse(rs.start, len(c.text)+1)
 		for _, st := range c.starts {
 			start[st] = true
 		}
+		rs.start = start
 		// After a form matched, its next match must start past that one's end: two
 		// overlapping matches of one form are never both replaced (the first wins), and
 		// keeping them all lets a repetitive value against repetitive text produce a match at
 		// every word start, each as long as the value.
-		sc := &compactScan{v: v, c: c, gaps: gapCounts{n: v.text}, next: make([]int, len(r.compacts))}
-		r.compactAC.scan(c.text, func(end int, ks []int32) {
+		rs.gaps.reset(v.text)
+		rs.next = reuse(rs.next, len(r.compacts))
+		sc := &compactScan{v: v, c: c, gaps: &rs.gaps, next: rs.next}
+		scanText(r.compactAC, c.text, func(end int, ks []int32) {
 			if !start[end-len(r.compacts[ks[0]].s)] {
 				return
 			}
@@ -237,7 +241,8 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 		})
 	}
 	if r.plainAC != nil {
-		next := make([]int, len(r.plains))
+		rs.next = reuse(rs.next, len(r.plains))
+		next := rs.next
 		r.plainAC.scan(v.text, func(end int, ks []int32) {
 			for _, k := range ks {
 				nd := &r.plains[k]
@@ -261,7 +266,7 @@ func (r *Redactor) matchSubjects(v *view, ms []match) []match {
 type compactScan struct {
 	v      *view
 	c      *compact
-	gaps   gapCounts
+	gaps   *gapCounts
 	parens []int32 // made when first needed: prefix count of ")" minus "("
 	next   []int   // per form: the compact offset its next match may start at
 }
@@ -300,11 +305,34 @@ func (sc *compactScan) match(nd *needle, end int, k int32, ms []match) []match {
 
 // gapCounts holds, per gap kind asked for, the number of non-word characters that kind does not
 // allow in each prefix of the text, so whether a match's gaps are allowed is one subtraction.
-// A kind's counts are made when first asked for.
+// A kind's counts are made when first asked for, in arrays kept from one text to the next.
 type gapCounts struct {
-	n string
-	p [gapKinds][]int32
+	n    string
+	p    [gapKinds][]int32 // nil until made for n
+	keep [gapKinds][]int32 // the arrays, kept for the next text
 }
+
+// reset starts the counts over for the text n.
+func (g *gapCounts) reset(n string) {
+	g.n = n
+	for k := range g.p {
+		if g.p[k] != nil {
+			g.keep[k] = g.p[k]
+		}
+		g.p[k] = nil
+	}
+}
+
+// gapBad lists, per gap kind, the ASCII characters that are neither word characters nor allowed
+// by the kind: the common case of ok's table, without a function call per byte.
+var gapBad = func() (t [gapKinds][utf8.RuneSelf]bool) {
+	for k := range gapKinds {
+		for c := range rune(utf8.RuneSelf) {
+			t[k][c] = !isAlnum(c) && !gapAllows(k, c)
+		}
+	}
+	return t
+}()
 
 // ok reports whether every non-word character of n[a:b] is one the gap kind allows.
 func (g *gapCounts) ok(k gapKind, a, b int) bool {
@@ -313,13 +341,21 @@ func (g *gapCounts) ok(k gapKind, a, b int) bool {
 	}
 	p := g.p[k]
 	if p == nil {
-		p = make([]int32, len(g.n)+1)
-		bad := int32(0)
+		if cap(g.keep[k]) < len(g.n)+1 {
+			g.keep[k] = make([]int32, len(g.n)+1)
+		}
+		p = g.keep[k][:len(g.n)+1]
+		bad, tab := int32(0), &gapBad[k]
 		for i := 0; i < len(g.n); {
-			c, size := rune(g.n[i]), 1
-			if c >= utf8.RuneSelf {
-				c, size = utf8.DecodeRuneInString(g.n[i:])
+			if c := g.n[i]; c < utf8.RuneSelf {
+				p[i] = bad
+				if tab[c] {
+					bad++
+				}
+				i++
+				continue
 			}
+			c, size := utf8.DecodeRuneInString(g.n[i:])
 			for j := i; j < i+size; j++ {
 				p[j] = bad
 			}
@@ -332,6 +368,16 @@ func (g *gapCounts) ok(k gapKind, a, b int) bool {
 		g.p[k] = p
 	}
 	return p[b]-p[a] == 0
+}
+
+// reuse returns s's array cleared to length n, or a new one when it is too short.
+func reuse[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 // parenCounts is the prefix count of ")" minus "(" in n.
