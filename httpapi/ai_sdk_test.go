@@ -112,12 +112,7 @@ func TestAIGateway_PropertyNothingIdentifyingReachesTheProvider(t *testing.T) {
 		dob := fmt.Sprintf("%04d-%02d-%02d", y, m, d)
 		vals, _ := json.Marshal(map[string]any{"values": map[string]string{"full_name": name, "phone": phone, "email": email,
 			"national_id": nid, "date_of_birth": dob}})
-		res, b := ae.req(t, "POST", ae.base+"/subjects", string(vals), "", ae.root)
-		if res.StatusCode != 201 {
-			t.Fatalf("create %s: %d %s", name, res.StatusCode, b)
-		}
-		var subj struct{ ID string }
-		mustUnmarshal(t, b, &subj)
+		subj := struct{ ID string }{ae.createWith(t, string(vals))}
 
 		// The same values as people write them.
 		forms := []string{strings.ToUpper(name), "0" + local, "00" + c.code + local, strings.ToUpper(email),
@@ -128,7 +123,7 @@ func TestAIGateway_PropertyNothingIdentifyingReachesTheProvider(t *testing.T) {
 		body, _ := json.Marshal(map[string]any{"model": "chat-small", "messages": []any{map[string]any{"role": "user", "content": prompt}},
 			"tutela": map[string]any{"purpose": "ai_triage", "subjects": []string{subj.ID}}})
 		before := len(ae.fake.Requests())
-		res, b = ae.req(t, "POST", "/v1/ai/chat/completions", string(body), "", ae.operator)
+		res, b := ae.req(t, "POST", "/v1/ai/chat/completions", string(body), "", ae.operator)
 		if res.StatusCode != 200 {
 			t.Fatalf("chat: %d %s", res.StatusCode, b)
 		}

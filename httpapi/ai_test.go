@@ -69,13 +69,7 @@ func newAIEnv(t *testing.T, d sqlstore.Dialect) *aiEnv {
 		"address":{"action":"generalize"},"national_id":{"action":"tokenize"},"full_name":{"action":"drop"}}}`, "", ae.admin); res.StatusCode != 200 {
 		t.Fatalf("profile: %d %s", res.StatusCode, b)
 	}
-	res, b := ae.req(t, "POST", ae.base+"/subjects", aiSubjectJSON, "", ae.root)
-	if res.StatusCode != 201 {
-		t.Fatalf("create: %d %s", res.StatusCode, b)
-	}
-	var subj struct{ ID string }
-	mustUnmarshal(t, b, &subj)
-	ae.layla = subj.ID
+	ae.layla = ae.createWith(t, aiSubjectJSON)
 	return ae
 }
 

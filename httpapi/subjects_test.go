@@ -85,8 +85,14 @@ func newSubjectEnv(t *testing.T, d sqlstore.Dialect, opts ...func(*httpapi.Deps)
 // create makes Ada as the super-admin (RED fields need RED clearance to write).
 func (se *subjectEnv) create(t *testing.T) string {
 	t.Helper()
-	res, b := se.req(t, "POST", se.base+"/subjects", `{"values":{"full_name":"Ada Lovelace","national_id":"AB-947 381",
-		"notes":"Lives near Marylebone","phone":"+44 20 7946 0958"}}`, "", se.root)
+	return se.createWith(t, `{"values":{"full_name":"Ada Lovelace","national_id":"AB-947 381",
+		"notes":"Lives near Marylebone","phone":"+44 20 7946 0958"}}`)
+}
+
+// createWith makes a subject of body (a POST …/subjects body) as the super-admin and returns its ID.
+func (se *subjectEnv) createWith(t *testing.T, body string) string {
+	t.Helper()
+	res, b := se.req(t, "POST", se.base+"/subjects", body, "", se.root)
 	if res.StatusCode != 201 {
 		t.Fatalf("create: %d %s", res.StatusCode, b)
 	}

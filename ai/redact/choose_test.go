@@ -65,24 +65,7 @@ func TestChoose_LongestThenSubject(t *testing.T) {
 // chooseNaive is the greedy choice with a byte per text byte: the reference for the Fenwick
 // trees.
 func chooseNaive(ms []match, n int) []match {
-	slices.SortFunc(ms, func(x, y match) int {
-		if d := (y.b - y.a) - (x.b - x.a); d != 0 {
-			return int(d)
-		}
-		if x.subject != y.subject {
-			if x.subject {
-				return -1
-			}
-			return 1
-		}
-		if x.a != y.a {
-			return int(x.a - y.a)
-		}
-		if x.ph != y.ph {
-			return int(x.ph - y.ph)
-		}
-		return int(x.det - y.det)
-	})
+	slices.SortFunc(ms, cmpMatch)
 	taken := make([]bool, n)
 	var out []match
 	for _, m := range ms {

@@ -417,28 +417,31 @@ func (t fenwick) add(a, b int32) bool {
 	return true
 }
 
+// cmpMatch is the order matches are chosen in: longest first, a subject's value before a
+// detection, then by position and placeholder. It is total, so an unstable sort gives the same
+// result every time.
+func cmpMatch(x, y match) int {
+	if d := (y.b - y.a) - (x.b - x.a); d != 0 {
+		return int(d)
+	}
+	if x.subject != y.subject {
+		if x.subject {
+			return -1
+		}
+		return 1
+	}
+	if x.a != y.a {
+		return int(x.a - y.a)
+	}
+	if x.ph != y.ph {
+		return int(x.ph - y.ph)
+	}
+	return int(x.det - y.det)
+}
+
 // chooseSlow is choose for texts or candidate lists too long for its packed keys.
 func chooseSlow(ms []match, n int, cs *chooseScratch) []match {
-	// A total order (length, subject first, position, placeholder), so the unstable sort gives
-	// the same result every time.
-	slices.SortFunc(ms, func(x, y match) int {
-		if d := (y.b - y.a) - (x.b - x.a); d != 0 {
-			return int(d)
-		}
-		if x.subject != y.subject {
-			if x.subject {
-				return -1
-			}
-			return 1
-		}
-		if x.a != y.a {
-			return int(x.a - y.a)
-		}
-		if x.ph != y.ph {
-			return int(x.ph - y.ph)
-		}
-		return int(x.det - y.det)
-	})
+	slices.SortFunc(ms, cmpMatch)
 	taken := cs.fenwick(n)
 	out := ms[:0] // writes never pass the reads
 	for _, m := range ms {
