@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -134,22 +133,7 @@ func (s *Server) createOIDCClient(w http.ResponseWriter, r *http.Request, p *tut
 }
 
 // clientPage reads cursor (a client_id) and limit.
-func clientPage(r *http.Request) (string, int, error) {
-	q := r.URL.Query()
-	cursor := q.Get("cursor")
-	if cursor != "" && !sqlstore.ValidClientID(cursor) {
-		return "", 0, tutela.FieldErrorf("cursor", "cursor is not valid")
-	}
-	limit := 50
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > sqlstore.MaxPageSize {
-			return "", 0, tutela.FieldErrorf("limit", "limit must be 1-%d", sqlstore.MaxPageSize)
-		}
-		limit = n
-	}
-	return cursor, limit, nil
-}
+func clientPage(r *http.Request) (string, int, error) { return pageParamsOf(r, sqlstore.ValidClientID) }
 
 func (s *Server) listOIDCClients(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	cursor, limit, err := clientPage(r)

@@ -38,9 +38,15 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 }
 
 func pageParams(r *http.Request) (cursor string, limit int, err error) {
+	return pageParamsOf(r, tutela.ValidID)
+}
+
+// pageParamsOf reads ?cursor= (which validCursor must accept) and ?limit= (default 50, at most
+// sqlstore.MaxPageSize).
+func pageParamsOf(r *http.Request, validCursor func(string) bool) (cursor string, limit int, err error) {
 	q := r.URL.Query()
 	cursor = q.Get("cursor")
-	if cursor != "" && !tutela.ValidID(cursor) {
+	if cursor != "" && !validCursor(cursor) {
 		return "", 0, tutela.FieldErrorf("cursor", "cursor is not valid")
 	}
 	limit = 50
