@@ -154,14 +154,7 @@ func (s *Server) listOIDCClients(w http.ResponseWriter, r *http.Request, p *tute
 		middleware.WriteError(w, r, err)
 		return
 	}
-	next := ""
-	if len(list) == limit {
-		next = list[len(list)-1].ID
-	}
-	if list == nil {
-		list = []*sqlstore.OIDCClient{}
-	}
-	middleware.WriteJSON(w, http.StatusOK, map[string]any{"clients": list, "next_cursor": next})
+	writePage(w, "clients", list, limit, func(c *sqlstore.OIDCClient) string { return c.ID })
 }
 
 // getOIDCClient returns the client with its secrets' metadata (never a secret or its hash) and

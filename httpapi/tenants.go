@@ -90,14 +90,7 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
-	next := ""
-	if len(list) == limit {
-		next = list[len(list)-1].ID
-	}
-	if list == nil {
-		list = []*tutela.Tenant{}
-	}
-	middleware.WriteJSON(w, http.StatusOK, map[string]any{"tenants": list, "next_cursor": next})
+	writePage(w, "tenants", list, limit, func(t *tutela.Tenant) string { return t.ID })
 }
 
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {

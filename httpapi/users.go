@@ -41,6 +41,19 @@ func pageParams(r *http.Request) (cursor string, limit int, err error) {
 	return pageParamsOf(r, tutela.ValidID)
 }
 
+// writePage answers one page of a listing as {key: list, next_cursor}: the cursor is the last
+// item's ID when the page is full, and an empty page is [] (never null).
+func writePage[T any](w http.ResponseWriter, key string, list []T, limit int, id func(T) string) {
+	next := ""
+	if len(list) == limit && limit > 0 {
+		next = id(list[len(list)-1])
+	}
+	if list == nil {
+		list = []T{}
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{key: list, "next_cursor": next})
+}
+
 // pageParamsOf reads ?cursor= (which validCursor must accept) and ?limit= (default 50, at most
 // sqlstore.MaxPageSize).
 func pageParamsOf(r *http.Request, validCursor func(string) bool) (cursor string, limit int, err error) {
