@@ -194,7 +194,7 @@ func (s *Server) aiPrepare(r *http.Request, p *tutela.Principal, opts aiOptions,
 			if call.model.Kind != kind {
 				return tutela.FieldErrorf("model", "model %q is a %s model", modelName, call.model.Kind)
 			}
-			if call.provider, err = store.Provider(ctx, call.model.ProviderID); err != nil {
+			if call.provider, err = store.ProviderSettings(ctx, call.model.ProviderID); err != nil {
 				return err
 			}
 			if call.provider.Disabled {

@@ -186,11 +186,7 @@ func (s AI) DeleteProvider(ctx context.Context, id string) error {
 // Provider returns the tenant's provider with its keys (never the keys themselves), newest
 // first. Another tenant's, an unknown or a malformed ID is not found.
 func (s AI) Provider(ctx context.Context, id string) (*ai.Provider, error) {
-	if !tutela.ValidID(s.tenantID) || !tutela.ValidID(id) {
-		return nil, errNoProvider
-	}
-	p, err := scanAIProvider(s.tx.queryRow(ctx, `SELECT `+aiProviderCols+` FROM ai_providers WHERE tenant_id = $1 AND id = $2`,
-		s.tenantID, id))
+	p, err := s.ProviderSettings(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +194,16 @@ func (s AI) Provider(ctx context.Context, id string) (*ai.Provider, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// ProviderSettings is Provider without its keys' descriptions (Keys empty): what a call needs,
+// one query fewer on the gateway's path (the call opens the keys themselves with Keys).
+func (s AI) ProviderSettings(ctx context.Context, id string) (*ai.Provider, error) {
+	if !tutela.ValidID(s.tenantID) || !tutela.ValidID(id) {
+		return nil, errNoProvider
+	}
+	return scanAIProvider(s.tx.queryRow(ctx, `SELECT `+aiProviderCols+` FROM ai_providers WHERE tenant_id = $1 AND id = $2`,
+		s.tenantID, id))
 }
 
 // lockProvider is Provider holding the provider's row until the transaction ends, so changes

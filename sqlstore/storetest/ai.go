@@ -256,6 +256,7 @@ func testAIIsolation(t *testing.T, open Opener) {
 	})
 	for name, fn := range map[string]func(sqlstore.AI) error{
 		"Provider": func(s sqlstore.AI) error { _, err := s.Provider(ctx, p.ID); return err },
+		"ProviderSettings": func(s sqlstore.AI) error { _, err := s.ProviderSettings(ctx, p.ID); return err },
 		"UpdateProvider": func(s sqlstore.AI) error {
 			return s.UpdateProvider(ctx, &ai.Provider{ID: p.ID, Name: "x", BaseURL: "https://x.example.org"})
 		},
@@ -343,6 +344,7 @@ func testAIMalformedIDs(t *testing.T, open Opener) {
 	// A malformed tenant is not found either.
 	for _, tn := range []string{"", "x"} {
 		mustCode(t, k.do(tn, func(s sqlstore.AI) error { _, err := s.Provider(ctx, p.ID); return err }), tutela.ENOTFOUND)
+		mustCode(t, k.do(tn, func(s sqlstore.AI) error { _, err := s.ProviderSettings(ctx, p.ID); return err }), tutela.ENOTFOUND)
 		mustCode(t, k.do(tn, func(s sqlstore.AI) error { return s.Admit(ctx, &ai.Settings{}) }), tutela.ENOTFOUND)
 		mustCode(t, k.do(tn, func(s sqlstore.AI) error { return s.PutSettings(ctx, &ai.Settings{}) }), tutela.ENOTFOUND)
 	}
