@@ -255,7 +255,7 @@ func testAIIsolation(t *testing.T, open Opener) {
 		return s.PutPurpose(ctx, &ai.Purpose{Purpose: "ai_triage", Models: []string{"gpt-4o-mini"}})
 	})
 	for name, fn := range map[string]func(sqlstore.AI) error{
-		"Provider": func(s sqlstore.AI) error { _, err := s.Provider(ctx, p.ID); return err },
+		"Provider":         func(s sqlstore.AI) error { _, err := s.Provider(ctx, p.ID); return err },
 		"ProviderSettings": func(s sqlstore.AI) error { _, err := s.ProviderSettings(ctx, p.ID); return err },
 		"UpdateProvider": func(s sqlstore.AI) error {
 			return s.UpdateProvider(ctx, &ai.Provider{ID: p.ID, Name: "x", BaseURL: "https://x.example.org"})
