@@ -353,7 +353,17 @@ func TestAIGateway_RefusesWhatItCannotCheckOrAllow(t *testing.T) {
 			wantError(t, res, b, c.status, c.code)
 		})
 	}
-	res, b := ae.do(t, "POST", "/v1/ai/chat/completions", ae.chatBody("hi", ""), "Authorization", "Bearer "+ae.operator,
+	// The model list is for callers of the gateway: an auditor (READ on ai, no CREATE) is refused.
+	res, b := ae.req(t, "GET", "/v1/ai/models", "", "", ae.auditor)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	if res, b := ae.req(t, "GET", "/v1/ai/models", "", "", ae.operator); res.StatusCode != 200 ||
+		!strings.Contains(string(b), `"id":"chat-small"`) || !strings.Contains(string(b), `"purposes":["ai_triage"]`) {
+		t.Errorf("models: %d %s", res.StatusCode, b)
+	}
+	if res, b := ae.req(t, "GET", "/v1/ai/models", "", "", ae.otherAdmin); res.StatusCode != 200 || strings.Contains(string(b), "chat-small") {
+		t.Errorf("another tenant's models: %d %s", res.StatusCode, b)
+	}
+	res, b = ae.do(t, "POST", "/v1/ai/chat/completions", ae.chatBody("hi", ""), "Authorization", "Bearer "+ae.operator,
 		"Tutela-Purpose", "case_management")
 	wantError(t, res, b, 400, tutela.EINVALID)
 	if n := len(ae.fake.Requests()); n != 0 {

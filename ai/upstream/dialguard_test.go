@@ -52,3 +52,15 @@ func TestDialGuard_RefusesNonPublicUnlessAllowed(t *testing.T) {
 		t.Fatalf("allowed loopback: %v", err)
 	}
 }
+
+// The guard judges the address a name resolves to, not the name: "localhost" is loopback.
+func TestDialGuard_JudgesResolvedAddresses(t *testing.T) {
+	p := aitest.New(t)
+	tgt := target(p, key1)
+	tgt.Provider.BaseURL = strings.Replace(p.URL, "127.0.0.1", "localhost", 1)
+	_, err := upstream.New(upstream.Options{}).Do(context.Background(), tgt, "/chat/completions",
+		[]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	if tutela.ErrorCode(err) != tutela.EUPSTREAM || len(p.Requests()) != 0 {
+		t.Fatalf("a name resolving to loopback got through: %v, %d requests", err, len(p.Requests()))
+	}
+}
