@@ -30,6 +30,9 @@ const (
 	EQUOTAEXCEEDED      = "quota_exceeded"            // a tenant's AI token budget for the period is spent (429)
 	EUPSTREAM           = "upstream_error"            // an AI provider refused or failed (502)
 	EUPSTREAMTIMEOUT    = "upstream_timeout"          // an AI provider did not answer in time (504)
+	EFILEREFUSED        = "file_refused"              // an upload failed a content check; Reason says which (422)
+	EQUARANTINED        = "file_quarantined"          // the file is not yet (or could not be) scanned for malware (409)
+	ELINKGONE           = "link_gone"                 // a download link that expired, was used up or was revoked (410)
 	EINTERNAL           = "internal"                  // anything unexpected (500)
 )
 
@@ -37,7 +40,7 @@ const (
 var Codes = []string{
 	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ECONSENTREQUIRED, ERESTRICTED, ENOTFOUND, EMETHODNOTALLOWED, ECONFLICT, ETOOLARGE,
 	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EREAUTHREQUIRED, EUNAVAILABLE,
-	ENOTCONFIGURED, EWRONGREGION, EQUOTAEXCEEDED, EUPSTREAM, EUPSTREAMTIMEOUT, EINTERNAL,
+	ENOTCONFIGURED, EWRONGREGION, EQUOTAEXCEEDED, EUPSTREAM, EUPSTREAMTIMEOUT, EFILEREFUSED, EQUARANTINED, ELINKGONE, EINTERNAL,
 }
 
 // Error is the application error. Code and Message are safe to show a client; Field names the
@@ -47,7 +50,10 @@ type Error struct {
 	Code    string
 	Message string
 	Field   string
-	Err     error
+	// Reason, for some codes, names the specific cause in one stable word the client can act
+	// on (file_refused: "executable", "pdf_javascript", "malware", ...). Never a secret.
+	Reason string
+	Err    error
 }
 
 func (e *Error) Error() string {

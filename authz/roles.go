@@ -41,6 +41,11 @@ const (
 	// configuration and usage (never a provider key), MANAGE changes providers, models,
 	// purposes and limits and rotates provider keys (a step-up action).
 	ResAI = "ai"
+	// ResFiles are uploaded files (issue 17): CREATE uploads, READ lists and reads metadata and
+	// issues a download link for oneself, EXPORT issues a link anyone holding it can use (a
+	// step-up action), DELETE removes a file, MANAGE sets the tenant's file policy and asks
+	// for a rescan. A file's classification bounds who may read it, as for records.
+	ResFiles = "files"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -100,6 +105,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResProcessing, "", Read, Export, Manage),
 			perms(ResOIDCClients, "", Create, Read, Update, Delete, Manage),
 			perms(ResAI, "", Create, Read, Manage),
+			perms(ResFiles, Yellow, Create, Read, Export, Delete, Manage),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
@@ -110,6 +116,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResConsents, Yellow, Create, Read),
 			perms(ResDSR, Yellow, Create, Read, Update),
 			perms(ResAI, "", Create),
+			perms(ResFiles, Yellow, Create, Read),
 		)},
 	{Key: RoleAuditor, Name: "Auditor", Clearance: Green,
 		Permissions: concat(

@@ -50,11 +50,19 @@ const (
 	PurposeTokens = "tokens"
 	// PurposeAIKeys seals the AI providers' API keys (issue 16).
 	PurposeAIKeys = "ai_keys"
+	// PurposeFiles (per tenant, AEAD) wraps the data key of each stored file that belongs to
+	// no subject, and seals its name (issue 17). A subject's files are wrapped by the
+	// subject's own key instead, so erasing the subject shreds them.
+	PurposeFiles = "files"
+	// PurposeFileLinks (platform, PRF) signs download links; rotating it and retiring the old
+	// key kills every link signed with that key.
+	PurposeFileLinks = "file_links"
 )
 
 // Purposes lists every keyset purpose.
 var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup,
-	PurposePasswordPepper, PurposeJobs, PurposePersonKeys, PurposeBlindIndex, PurposeTokens, PurposeAIKeys}
+	PurposePasswordPepper, PurposeJobs, PurposePersonKeys, PurposeBlindIndex, PurposeTokens, PurposeAIKeys,
+	PurposeFiles, PurposeFileLinks}
 
 // Keyset kinds.
 const (
@@ -68,7 +76,7 @@ func KindOf(purpose string) string {
 	switch purpose {
 	case PurposeLookup:
 		return KindDeterministic
-	case PurposePasswordPepper, PurposeBlindIndex, PurposeTokens:
+	case PurposePasswordPepper, PurposeBlindIndex, PurposeTokens, PurposeFileLinks:
 		return KindPRF
 	}
 	return KindAEAD

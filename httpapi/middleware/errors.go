@@ -44,6 +44,12 @@ func Status(code string) int {
 		return http.StatusBadGateway
 	case tutela.EUPSTREAMTIMEOUT:
 		return http.StatusGatewayTimeout
+	case tutela.EFILEREFUSED:
+		return http.StatusUnprocessableEntity
+	case tutela.EQUARANTINED:
+		return http.StatusConflict
+	case tutela.ELINKGONE:
+		return http.StatusGone
 	case tutela.ENOTCONFIGURED:
 		// RFC 9110 §15.6.2: the server does not support what the request needs. Unlike
 		// 503 it promises nothing will change by retrying, so no Retry-After.
@@ -91,6 +97,9 @@ type errorDetail struct {
 	Message   string `json:"message"`
 	RequestID string `json:"request_id"`
 	Field     string `json:"field,omitempty"`
+	// Reason is the specific cause of some codes (file_refused: "pdf_javascript", "malware",
+	// ...; file_quarantined: "scanner_unavailable", ...), a stable machine-readable word.
+	Reason string `json:"reason,omitempty"`
 }
 
 // internalMessage is all a client learns about an unexpected failure; the cause goes to the log.
@@ -114,6 +123,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	} else if errors.As(err, &te) {
 		d.Message = te.Message
 		d.Field = te.Field
+		d.Reason = te.Reason
 	}
 	if r != nil {
 		d.RequestID = RequestIDFrom(r.Context())
