@@ -37,6 +37,16 @@ const (
 	StatusErased Status = "erased"
 )
 
+// Job kinds of the durable queue. The payload of each is the file's ID (its bytes).
+const (
+	// JobScan scans a quarantined file again: enqueued with every new file as the safety net
+	// for a node that dies before its own scan, and for files the scanner could not judge. It
+	// finds nothing to do when the file is no longer quarantined.
+	JobScan = "files.scan"
+	// JobPurge removes the blob of an infected, deleted or erased file.
+	JobPurge = "files.purge"
+)
+
 // Quarantine reasons (File.QuarantineReason).
 const (
 	QuarantinePending     = "scan_pending"        // stored, scan not finished yet

@@ -116,4 +116,7 @@ var notAnonymizedTables = map[string]string{
 	"ai_purposes":                 "names the models, not copied",
 	"ai_settings":                 "production's AI limits and detectors, set with the gateway staging configures",
 	"ai_usage":                    "production's metering",
+	"file_policies":               "production's upload rules, set with the blob store and scanner staging configures",
+	"files":                       "real people's documents: data keys sealed under production keys, blobs not copied",
+	"file_links":                  "download links to production's files",
 }

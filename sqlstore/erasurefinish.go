@@ -23,6 +23,8 @@ import (
 //     permission grants, MFA factors and one-time tokens. A row left behind would keep the
 //     e-mail blind index (confirming the address: creating it again would be "taken") and the
 //     password hash, and, having no key, could not be read.
+//   - a subject's files become erased (eraseSubjectFiles): no name, hash or data key left, links
+//     revoked, one purge job per blob.
 //
 // It is idempotent and reports whether it changed anything: a person already finished, or
 // whose row the database never had (created after the backup), changes nothing.
@@ -46,7 +48,13 @@ func (tx *Tx) finishErasure(ctx context.Context, tenantID, personID, kind string
 		return false, err
 	}
 	n, err := res.RowsAffected()
-	return n > 0, err
+	if err != nil || kind != PersonSubject {
+		return n > 0, err
+	}
+	// The subject's files: their data keys went with the subject's key; erasing them removes
+	// the leftovers (names, hashes, links, blobs).
+	nfiles, err := tx.eraseSubjectFiles(ctx, tenantID, personID)
+	return n > 0 || nfiles > 0, err
 }
 
 // repairErasure finishes the erasure the ledger records for a person, if it records one: a

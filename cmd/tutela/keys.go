@@ -247,6 +247,9 @@ func (m *Main) rewrapSources() []rewrapSource {
 		// AI gateway (issue 16).
 		{vault.PurposeAIKeys, sqlstore.AIKeysSource(db)},
 	}
+	for _, src := range sqlstore.FilesSources(db) { // safe file intake (issue 17)
+		srcs = append(srcs, rewrapSource{vault.PurposeFiles, src})
+	}
 	for _, src := range sqlstore.PersonalDataSources(db) {
 		srcs = append(srcs, rewrapSource{vault.PurposePersonalData, src})
 	}
