@@ -87,7 +87,8 @@ type S3 struct {
 	bucket   string
 	prefix   string
 	partSize int64
-	maxSize  int64 // largest blob a Writer accepts
+	maxSize  int64            // largest blob a Writer accepts
+	now      func() time.Time // CleanTemp's clock
 }
 
 var _ Store = (*S3)(nil)
@@ -127,7 +128,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		part = DefaultPartSize
 	}
 	return &S3{client: client, bucket: cfg.Bucket, prefix: prefix, partSize: part,
-		maxSize: min(maxCopySize, part*maxParts)}, nil
+		maxSize: min(maxCopySize, part*maxParts), now: time.Now}, nil
 }
 
 func (s *S3) blobKey(key string) string { return s.prefix + "blobs/" + key }
@@ -391,4 +392,52 @@ func (s *S3) Check(ctx context.Context) error {
 		return fmt.Errorf("blob: s3 bucket not reachable: %w", err)
 	}
 	return nil
+}
+
+// CleanTemp removes what uploads left behind when the process died between Create and Commit
+// or Abort: multipart uploads started, and temporaries written, more than olderThan ago. Call
+// it at start-up, with olderThan longer than any upload may stall. It returns how many it
+// removed. A bucket lifecycle rule (AbortIncompleteMultipartUpload, and expiry under
+// prefix + "tmp/") does the same without the process.
+func (s *S3) CleanTemp(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := s.now().Add(-olderThan)
+	b, tmp := aws.String(s.bucket), aws.String(s.prefix+"tmp/")
+	removed := 0
+	uploads := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: b, Prefix: tmp})
+	for uploads.HasMorePages() {
+		page, err := uploads.NextPage(ctx)
+		if errorCode(err) == "NoSuchUpload" {
+			break // gofakes3: no upload ever
+		}
+		if err != nil {
+			return removed, fmt.Errorf("blob: s3 listing multipart uploads: %w", err)
+		}
+		for _, u := range page.Uploads {
+			if u.Initiated == nil || !u.Initiated.Before(cutoff) {
+				continue
+			}
+			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: u.Key, UploadId: u.UploadId})
+			if err != nil && errorCode(err) != "NoSuchUpload" {
+				return removed, fmt.Errorf("blob: s3 aborting an abandoned upload: %w", err)
+			}
+			removed++
+		}
+	}
+	objects := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: b, Prefix: tmp})
+	for objects.HasMorePages() {
+		page, err := objects.NextPage(ctx)
+		if err != nil {
+			return removed, fmt.Errorf("blob: s3 listing temporaries: %w", err)
+		}
+		for _, o := range page.Contents {
+			if o.LastModified == nil || !o.LastModified.Before(cutoff) {
+				continue
+			}
+			if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: o.Key}); err != nil {
+				return removed, fmt.Errorf("blob: s3 removing an abandoned temporary: %w", err)
+			}
+			removed++
+		}
+	}
+	return removed, nil
 }
