@@ -198,7 +198,11 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 func (w *s3Writer) uploadPart() error {
 	c, b := w.s.client, aws.String(w.s.bucket)
 	if w.uploadID == "" {
-		out, err := c.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(w.tmp)})
+		// The algorithm is declared up front: S3 refuses parts carrying a checksum the upload
+		// was not created with, and the SDK adds one to every part by default.
+		out, err := c.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{
+			Bucket: b, Key: aws.String(w.tmp), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		})
 		if err != nil {
 			return fmt.Errorf("blob: s3 starting an upload: %w", err)
 		}
@@ -208,12 +212,13 @@ func (w *s3Writer) uploadPart() error {
 	out, err := c.UploadPart(w.ctx, &s3.UploadPartInput{
 		Bucket: b, Key: aws.String(w.tmp), UploadId: aws.String(w.uploadID), PartNumber: aws.Int32(num),
 		Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf))),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 	})
 	if err != nil {
 		return fmt.Errorf("blob: s3 uploading part %d: %w", num, err)
 	}
-	// The part's checksums (whichever the SDK sent) go back into the completion, which S3
-	// checks against what it stored.
+	// The part's checksum goes back into the completion, which S3 checks against what it
+	// stored (transport integrity; the content address is checked on every read).
 	w.parts = append(w.parts, types.CompletedPart{
 		PartNumber: aws.Int32(num), ETag: out.ETag,
 		ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C, ChecksumCRC64NVME: out.ChecksumCRC64NVME,
@@ -250,6 +255,7 @@ func (w *s3Writer) commit(ctx context.Context) (string, error) {
 	if w.uploadID == "" {
 		_, err := c.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: b, Key: final, Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf))),
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 		})
 		if err != nil {
 			return "", fmt.Errorf("blob: s3 storing: %w", err)
