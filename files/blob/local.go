@@ -218,10 +218,16 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Remove(l.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	path := l.path(key)
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("blob: deleting: %w", err)
 	}
-	return nil
+	// Durable like a commit: a deleted blob must not come back after a crash.
+	return syncDir(filepath.Dir(path))
 }
 
 // Objects lists every file under the directory, as slash-separated paths relative to it

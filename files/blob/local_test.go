@@ -2,6 +2,7 @@ package blob
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,4 +159,39 @@ func TestLocal_CheckFailsWithoutItsDirectory(t *testing.T) {
 	if err := l.Check(context.Background()); err == nil {
 		t.Fatal("Check passed with the directory gone")
 	}
+}
+
+// A 64 MiB encrypted upload into the directory holds a few buffers, not the file.
+func TestLocal_EncryptedWriteInBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB written to disk")
+	}
+	l := newTestLocal(t)
+	ctx := context.Background()
+	dek := testDEK(t)
+	var key string
+	growth := heapGrowth(func(s *heapSampler) {
+		w, err := l.Create(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ew, err := Encrypt(sampledSink{w: w, s: s}, dek, testAAD)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(ew, &patternReader{n: 64 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ew.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if key, _, err = w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("peak heap growth: %.1f MiB", float64(growth)/(1<<20))
+	if growth > 8<<20 {
+		t.Fatalf("peak heap grew by %.1f MiB writing 64 MiB, want < 8 MiB", float64(growth)/(1<<20))
+	}
+	mustDelete(t, l, key)
 }

@@ -87,7 +87,8 @@ type S3 struct {
 	bucket   string
 	prefix   string
 	partSize int64
-	maxSize  int64 // largest blob a Writer accepts
+	maxSize  int64            // largest blob a Writer accepts
+	now      func() time.Time // CleanTemp's clock
 }
 
 var _ Store = (*S3)(nil)
@@ -127,7 +128,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		part = DefaultPartSize
 	}
 	return &S3{client: client, bucket: cfg.Bucket, prefix: prefix, partSize: part,
-		maxSize: min(maxCopySize, part*maxParts)}, nil
+		maxSize: min(maxCopySize, part*maxParts), now: time.Now}, nil
 }
 
 func (s *S3) blobKey(key string) string { return s.prefix + "blobs/" + key }
@@ -197,7 +198,11 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 func (w *s3Writer) uploadPart() error {
 	c, b := w.s.client, aws.String(w.s.bucket)
 	if w.uploadID == "" {
-		out, err := c.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(w.tmp)})
+		// The algorithm is declared up front: S3 refuses parts carrying a checksum the upload
+		// was not created with, and the SDK adds one to every part by default.
+		out, err := c.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{
+			Bucket: b, Key: aws.String(w.tmp), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		})
 		if err != nil {
 			return fmt.Errorf("blob: s3 starting an upload: %w", err)
 		}
@@ -207,12 +212,13 @@ func (w *s3Writer) uploadPart() error {
 	out, err := c.UploadPart(w.ctx, &s3.UploadPartInput{
 		Bucket: b, Key: aws.String(w.tmp), UploadId: aws.String(w.uploadID), PartNumber: aws.Int32(num),
 		Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf))),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 	})
 	if err != nil {
 		return fmt.Errorf("blob: s3 uploading part %d: %w", num, err)
 	}
-	// The part's checksums (whichever the SDK sent) go back into the completion, which S3
-	// checks against what it stored.
+	// The part's checksum goes back into the completion, which S3 checks against what it
+	// stored (transport integrity; the content address is checked on every read).
 	w.parts = append(w.parts, types.CompletedPart{
 		PartNumber: aws.Int32(num), ETag: out.ETag,
 		ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C, ChecksumCRC64NVME: out.ChecksumCRC64NVME,
@@ -249,6 +255,7 @@ func (w *s3Writer) commit(ctx context.Context) (string, error) {
 	if w.uploadID == "" {
 		_, err := c.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: b, Key: final, Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf))),
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 		})
 		if err != nil {
 			return "", fmt.Errorf("blob: s3 storing: %w", err)
@@ -391,4 +398,52 @@ func (s *S3) Check(ctx context.Context) error {
 		return fmt.Errorf("blob: s3 bucket not reachable: %w", err)
 	}
 	return nil
+}
+
+// CleanTemp removes what uploads left behind when the process died between Create and Commit
+// or Abort: multipart uploads started, and temporaries written, more than olderThan ago. Call
+// it at start-up, with olderThan longer than any upload may stall. It returns how many it
+// removed. A bucket lifecycle rule (AbortIncompleteMultipartUpload, and expiry under
+// prefix + "tmp/") does the same without the process.
+func (s *S3) CleanTemp(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := s.now().Add(-olderThan)
+	b, tmp := aws.String(s.bucket), aws.String(s.prefix+"tmp/")
+	removed := 0
+	uploads := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: b, Prefix: tmp})
+	for uploads.HasMorePages() {
+		page, err := uploads.NextPage(ctx)
+		if errorCode(err) == "NoSuchUpload" {
+			break // gofakes3: no upload ever
+		}
+		if err != nil {
+			return removed, fmt.Errorf("blob: s3 listing multipart uploads: %w", err)
+		}
+		for _, u := range page.Uploads {
+			if u.Initiated == nil || !u.Initiated.Before(cutoff) {
+				continue
+			}
+			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: u.Key, UploadId: u.UploadId})
+			if err != nil && errorCode(err) != "NoSuchUpload" {
+				return removed, fmt.Errorf("blob: s3 aborting an abandoned upload: %w", err)
+			}
+			removed++
+		}
+	}
+	objects := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: b, Prefix: tmp})
+	for objects.HasMorePages() {
+		page, err := objects.NextPage(ctx)
+		if err != nil {
+			return removed, fmt.Errorf("blob: s3 listing temporaries: %w", err)
+		}
+		for _, o := range page.Contents {
+			if o.LastModified == nil || !o.LastModified.Before(cutoff) {
+				continue
+			}
+			if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: o.Key}); err != nil {
+				return removed, fmt.Errorf("blob: s3 removing an abandoned temporary: %w", err)
+			}
+			removed++
+		}
+	}
+	return removed, nil
 }

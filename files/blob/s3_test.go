@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -15,6 +16,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"tutela"
+	"tutela/clocktest"
 )
 
 // newFakeS3 starts an in-process S3 (gofakes3, memory backend) and returns its URL.
@@ -198,4 +200,42 @@ func TestS3Config_SecretNotPrinted(t *testing.T) {
 			t.Fatalf("config prints its secret: %s", s)
 		}
 	}
+}
+
+// CleanTemp aborts the multipart upload and removes the temporary a crash left (writers never
+// committed nor aborted) once they are old enough, and leaves recent ones and blobs.
+func TestS3_CleanTempRemovesOnlyOldLeftovers(t *testing.T) {
+	s := newTestS3(t)
+	ctx := context.Background()
+	w, err := s.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(testData(DefaultPartSize+1, 5)); err != nil { // a multipart upload begun
+		t.Fatal(err)
+	}
+	putRaw(t, s, s.prefix+"tmp/completed-not-copied", []byte("x"))
+	blob, _ := put(t, s, []byte("a committed blob"))
+	putRaw(t, s, "other/tmp/not-ours", []byte("y"))
+
+	// Against the fake's own clock the leftovers are fresh: an upload may still be running.
+	s.now = time.Now
+	if n, err := s.CleanTemp(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("CleanTemp of fresh leftovers = %d, %v; want 0", n, err)
+	}
+	if objs := objects(t, s); len(objs) != 3 {
+		t.Fatalf("after a CleanTemp that removes nothing: %q", objs)
+	}
+	s.now = clocktest.New(time.Now().Add(2 * time.Hour)).Now
+	if n, err := s.CleanTemp(ctx, time.Hour); err != nil || n != 2 {
+		t.Fatalf("CleanTemp = %d, %v; want 2 removed", n, err)
+	}
+	if objs := objects(t, s); len(objs) != 1 || objs[0] != "blobs/"+blob {
+		t.Fatalf("after CleanTemp: %q, want only the blob", objs)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String("other/tmp/not-ours")})
+	if err != nil {
+		t.Fatalf("object outside the prefix: %v", err)
+	}
+	out.Body.Close()
 }
