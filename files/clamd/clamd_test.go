@@ -279,6 +279,30 @@ func TestScan_WireFormat(t *testing.T) {
 	}
 }
 
+// clamd also listens on TCP (TCPSocket); the protocol is the same.
+func TestScan_OverTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		if streamEnded(conn) {
+			io.WriteString(conn, "stream: Tutela.Test.TCP FOUND\x00")
+		}
+	}()
+	c := &clamd.Client{Network: "tcp", Address: ln.Addr().String()}
+	v, err := c.Scan(context.Background(), strings.NewReader("over tcp"))
+	if err != nil || v != (clamd.Verdict{Signature: "Tutela.Test.TCP"}) {
+		t.Fatalf("Scan = %+v, %v", v, err)
+	}
+}
+
 // fake serves a unix socket; each connection is handed to serve and then closed.
 func fake(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
