@@ -32,6 +32,9 @@ const (
 // a peer that talks on without end must not grow our memory.
 const maxReply = 4 << 10
 
+// maxChunk caps ChunkSize.
+const maxChunk = 8 << 20
+
 // Errors of Scan, Ping and Version. Each is a *tutela.Error with code unavailable: the scanner,
 // not the client, is at fault, and the file waits in quarantine for a later scan. They come
 // wrapped with their cause; test with errors.Is.
@@ -80,7 +83,8 @@ type Client struct {
 	// DialTimeout bounds the connection alone, so a scanner that is down is noticed quickly
 	// (DefaultDialTimeout).
 	DialTimeout time.Duration
-	// ChunkSize is the most content sent in one INSTREAM chunk (DefaultChunkSize).
+	// ChunkSize is the most content sent in one INSTREAM chunk (DefaultChunkSize; at most
+	// 8 MiB).
 	ChunkSize int
 }
 
@@ -162,6 +166,8 @@ func (c *Client) Scan(ctx context.Context, r io.Reader) (Verdict, error) {
 	if chunk <= 0 {
 		chunk = DefaultChunkSize
 	}
+	// The length prefix is 32 bits, and clamd holds a chunk in memory: no reason for more.
+	chunk = min(chunk, maxChunk)
 	// One buffer holds a chunk's length prefix and its data, so each chunk is one write.
 	buf := make([]byte, 4+chunk)
 	for {

@@ -200,6 +200,20 @@ func TestScan_ContextCancelledIsTimeout(t *testing.T) {
 	}
 }
 
+func TestScan_ContextAlreadyEndedIsTimeout(t *testing.T) {
+	sock := fake(t, func(conn net.Conn) {
+		streamEnded(conn)
+		io.WriteString(conn, "stream: OK\x00")
+	})
+	c := &clamd.Client{Network: "unix", Address: sock}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	v, err := c.Scan(ctx, strings.NewReader("hello"))
+	if !errors.Is(err, clamd.ErrTimeout) || !errors.Is(err, context.Canceled) || v.Clean {
+		t.Fatalf("Scan = %+v, %v; want ErrTimeout", v, err)
+	}
+}
+
 func TestScan_BadRepliesAreScanErrors(t *testing.T) {
 	tests := []struct {
 		name, reply string
