@@ -173,7 +173,7 @@ func TestOpenAPI_PathParametersNeverEmpty(t *testing.T) {
 
 // Every operation that takes a body documents 413 (over http.body_limit, refused before the
 // handler) and, for JSON bodies, 415 (another Content-Type): checkedServer fails the test if
-// the answer's status is not in the document.
+// the answer's status is not in the document. File uploads are the one exception.
 func TestEveryBodyRoute_413And415Documented(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sqlstore.SQLite, func(d *httpapi.Deps) { d.EnforceStepUp = true; d.BodyLimit = 1 << 10 })
@@ -188,6 +188,11 @@ func TestEveryBodyRoute_413And415Documented(t *testing.T) {
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if op.RequestBody == nil {
+				continue
+			}
+			if method == "POST" && path == "/v1/tenants/{tenant}/files" {
+				// An upload is bounded by the tenant's file policy, not by http.body_limit: too
+				// large is 422 file_refused (reason too_large), and any media type is a raw upload.
 				continue
 			}
 			n++
