@@ -245,9 +245,9 @@ func checkJPEG(src io.Reader, res *Result, p *files.Policy) error {
 // restart marker, and returns that marker's code.
 func skipEntropy(br *bufio.Reader) (byte, error) {
 	for {
-		chunk, err := br.Peek(br.Buffered())
+		chunk, _ := br.Peek(br.Buffered())
 		if len(chunk) == 0 {
-			if _, err = br.Peek(1); err != nil {
+			if _, err := br.Peek(1); err != nil {
 				return 0, invalidImage("JPEG")
 			}
 			continue

@@ -131,12 +131,16 @@ func Inspect(r io.Reader, in Input) (Result, error) {
 		}
 	}
 	// CSV is plain text with a shape: mimetype names it only when the head has that shape, so
-	// the uploader's word (declared type or name) settles which of the two it is.
-	switch {
-	case typ == files.TypeText && (declared == files.TypeCSV || declared == "" && res.Extension == ".csv"):
-		typ = files.TypeCSV
-	case typ == files.TypeCSV && (declared == files.TypeText || declared == "" && slices.Contains(files.Extensions[files.TypeText], res.Extension)):
+	// for text the uploader's word (declared type or name) settles which of the two it is. Excel
+	// on Windows makes browsers declare a .csv file as application/vnd.ms-excel.
+	if typ == files.TypeText || typ == files.TypeCSV {
 		typ = files.TypeText
+		if declared == files.TypeCSV || res.Extension == ".csv" {
+			typ = files.TypeCSV
+		}
+		if declared == files.TypeText || declared == files.TypeCSV || declared == "application/vnd.ms-excel" && res.Extension == ".csv" {
+			declared = typ
+		}
 	}
 	// Bytes that are not text under a text name or declaration: say so, not just "not allowed".
 	if typ == "application/octet-stream" && (strings.HasPrefix(declared, "text/") ||

@@ -131,7 +131,7 @@ func (s *nameScanner) endName() {
 		reason = files.ReasonPDFLaunch
 	case "EmbeddedFile", "EmbeddedFiles":
 		reason = files.ReasonPDFEmbeddedFile
-	case "FlateDecode":
+	case "FlateDecode", "Fl": // readers (pdf.js) take the inline-image abbreviation for streams too
 		s.flate = true
 	}
 	if reason != "" && s.reason == "" {

@@ -18,14 +18,15 @@ const maxSVG = 16 << 20
 // refused: script elements, event-handler attributes, javascript: and data: URLs, foreignObject
 // (HTML inside), references to other documents, and any DTD (entities: XXE, billion laughs).
 func checkSVG(src io.Reader) error {
-	d := xml.NewDecoder(io.LimitReader(src, maxSVG+1))
+	cr := &countingReader{r: io.LimitReader(src, maxSVG+1)}
+	d := xml.NewDecoder(cr)
 	d.Strict = true
 	d.Entity = nil
 	depth, inStyle := 0, false
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
-			if d.InputOffset() > maxSVG {
+			if cr.n > maxSVG {
 				return files.Refused(files.ReasonTooLarge, "the SVG is larger than %d bytes", maxSVG)
 			}
 			if depth != 0 {
@@ -34,7 +35,7 @@ func checkSVG(src io.Reader) error {
 			return nil
 		}
 		if err != nil {
-			if d.InputOffset() > maxSVG {
+			if cr.n > maxSVG {
 				return files.Refused(files.ReasonTooLarge, "the SVG is larger than %d bytes", maxSVG)
 			}
 			// A read error is reported by finish; anything else is malformed XML, which a
@@ -61,6 +62,13 @@ func checkSVG(src io.Reader) error {
 			for _, a := range t.Attr {
 				if err := checkSVGAttr(a); err != nil {
 					return err
+				}
+			}
+			// <set>/<animate attributeName="href" to="https://..."> changes a link to one the
+			// href check never saw.
+			for _, a := range t.Attr {
+				if strings.EqualFold(a.Name.Local, "attributeName") && strings.Contains(compact(a.Value), "href") {
+					return files.Refused(files.ReasonSVGExternal, "the SVG animates a link")
 				}
 			}
 		case xml.EndElement:
@@ -140,4 +148,16 @@ func checkCSS(css string) error {
 			return files.Refused(files.ReasonSVGExternal, "the SVG's style refers to another document")
 		}
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
