@@ -34,8 +34,8 @@
 //     - PDF: every name token, #xx escapes decoded and compared case-sensitively: /JavaScript or
 //     /JS → pdf_javascript, /Launch → pdf_launch_action, /EmbeddedFile(s) → pdf_embedded_file;
 //     streams after /FlateDecode are inflated (total capped at 16 × the PDF size limit and at
-//     MaxArchiveExpanded → archive_bomb) and their names judged too, which uncovers keys hidden
-//     in object streams; "<html", "<script", "<body", "<iframe", "<!doctype html" anywhere in the
+//     MaxArchiveExpanded → archive_bomb), their PNG or TIFF predictor undone (8-bit components),
+//     and their names judged too, which uncovers keys hidden in object streams; "<html", "<script", "<body", "<iframe", "<!doctype html" anywhere in the
 //     raw bytes, any case → pdf_html.
 //     - SVG (at most 16 MiB): an encoding/xml token stream in strict mode. Any DOCTYPE or other
 //     directive → xml_entity; <script>, <foreignObject>, XML Events handler/listener, on*
@@ -66,7 +66,8 @@
 //
 //   - Encrypted PDFs: strings and streams are encrypted, so keys inside object streams and
 //     HTML inside streams are not seen. Only FlateDecode is undone; a stream under another
-//     filter (LZW, ASCIIHex, ASCII85, RunLength, or a filter chain) is scanned raw. A corrupt
+//     filter (LZW, ASCIIHex, ASCII85, RunLength, or a filter chain) is scanned raw, and so is
+//     inflated data under a predictor with other than 8-bit components. A corrupt
 //     deflate stream is judged up to the corruption. PDF names are found everywhere (strings,
 //     comments, binary stream data too), so rare false refusals are possible; JavaScript
 //     reached any other way (a URI action with a javascript: URL, XFA forms, /AA actions

@@ -514,3 +514,69 @@ func TestInspect_Text(t *testing.T) {
 		}
 	}
 }
+
+// predicted applies a PNG (filter 1, 2 or 4 on alternate rows) or, with png false, a TIFF
+// predictor to data in rows of cols bytes: the form an object stream takes under /DecodeParms.
+func predicted(data []byte, cols int, png bool) []byte {
+	for len(data)%cols != 0 {
+		data = append(data, ' ')
+	}
+	var out []byte
+	prev := make([]byte, cols)
+	for r := 0; r*cols < len(data); r++ {
+		row := data[r*cols : (r+1)*cols]
+		enc := make([]byte, cols)
+		filter := byte(1 + r%2)
+		if r%3 == 2 {
+			filter = 4
+		}
+		for i := range row {
+			var a, c byte
+			if i > 0 {
+				a, c = row[i-1], prev[i-1]
+			}
+			switch {
+			case !png || filter == 1:
+				enc[i] = row[i] - a
+			case filter == 2:
+				enc[i] = row[i] - prev[i]
+			default:
+				enc[i] = row[i] - paeth(a, prev[i], c)
+			}
+		}
+		if png {
+			out = append(out, filter)
+		}
+		out = append(out, enc...)
+		prev = row
+	}
+	return out
+}
+
+func TestInspect_PDFPredictorIsUndone(t *testing.T) {
+	t.Parallel()
+	inner := []byte("4 0 << /S /JavaScript /JS (app.alert(1)) >>")
+	for _, c := range []struct {
+		params string
+		cols   int
+		png    bool
+	}{
+		{"/Predictor 12 /Columns 5", 5, true},
+		{"/Predictor 15 /Colors 1 /BitsPerComponent 8 /Columns 7", 7, true},
+		{"/Predictor 2 /Columns 6", 6, false},
+	} {
+		body := predicted(inner, c.cols, c.png)
+		if bytes.Contains(body, []byte("JavaScript")) {
+			t.Fatalf("%s: the predictor left the key readable", c.params)
+		}
+		var z bytes.Buffer
+		zw := zlib.NewWriter(&z)
+		zw.Write(body)
+		zw.Close()
+		pdf := "%PDF-1.7\n1 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /DecodeParms << " + c.params +
+			" >> >>\nstream\n" + z.String() + "\nendstream\nendobj\n%%EOF\n"
+		if _, got := inspectBytes(t, []byte(pdf), "a.pdf", permissive()); got != files.ReasonPDFJavaScript {
+			t.Errorf("%s: %q, want pdf_javascript", c.params, got)
+		}
+	}
+}
