@@ -37,8 +37,10 @@
 //     MaxArchiveExpanded → archive_bomb), their PNG or TIFF predictor undone (8-bit components),
 //     and their names judged too, which uncovers keys hidden in object streams; "<html", "<script", "<body", "<iframe", "<!doctype html" anywhere in the
 //     raw bytes, any case → pdf_html.
-//     - SVG (at most 16 MiB): an encoding/xml token stream in strict mode. Any DOCTYPE or other
-//     directive → xml_entity; <script>, <foreignObject>, XML Events handler/listener, on*
+//     - SVG (at most 4 MiB, 256 levels deep, else too_large or image_invalid): an encoding/xml
+//     token stream in strict mode. Any DOCTYPE or other
+//     directive → xml_entity; <script>, <foreignObject>, <iframe>, <embed>, <object>, XML Events
+//     handler/listener, on*
 //     attributes, javascript:/vbscript: in any attribute (whitespace and control characters
 //     removed, any case), data: in href/src or CSS url() → svg_script; href/src not starting
 //     with "#", CSS url() not starting with "#", @import, CSS escapes (backslashes, which could

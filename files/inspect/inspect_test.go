@@ -489,6 +489,10 @@ func TestInspect_SVG(t *testing.T) {
 		{`<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>` + open + `<text>&b;</text></svg>`, files.ReasonXMLEntity},
 		{open + `<text>&xxe;</text></svg>`, files.ReasonImageInvalid},
 		{open + `<rect>`, files.ReasonImageInvalid},
+		{open + strings.Repeat("<g>", 300) + strings.Repeat("</g>", 300) + `</svg>`, files.ReasonImageInvalid},
+		{open + strings.Repeat("<g>", 200) + strings.Repeat("</g>", 200) + `</svg>`, ""},
+		{open + `<iframe src="#x"/></svg>`, files.ReasonSVGScript},
+		{open + `<desc>` + strings.Repeat("x", 5<<20) + `</desc></svg>`, files.ReasonTooLarge},
 		{open + `<style>rect { fill: url(#g) }</style><rect fill="url(#g)" style="stroke:url('#h')"/><use href="#r"/></svg>`, ""},
 	} {
 		if _, got := inspectBytes(t, []byte(c.body), "a.svg", permissive()); got != c.want {

@@ -10,8 +10,12 @@ import (
 )
 
 // maxSVG bounds an SVG whatever the policy: it is parsed as XML, token by token, and one
-// token (an attribute, a text node) is held whole.
-const maxSVG = 16 << 20
+// token (an element with all its attributes, a text node) is held whole, several times its
+// size in memory.
+const maxSVG = 4 << 20
+
+// maxSVGDepth bounds element nesting: the decoder keeps a record per open element.
+const maxSVGDepth = 256
 
 // checkSVG reads the SVG as an XML token stream. An SVG is a document a browser renders with
 // scripting when it is opened directly, so anything that runs code or reaches outside the file is
@@ -53,8 +57,13 @@ func checkSVG(src io.Reader) error {
 			}
 		case xml.StartElement:
 			depth++
+			if depth > maxSVGDepth {
+				return files.Refused(files.ReasonImageInvalid, "the SVG nests elements deeper than %d", maxSVGDepth)
+			}
 			switch strings.ToLower(t.Name.Local) {
-			case "script", "foreignobject", "handler", "listener":
+			// iframe, embed and object are HTML, rendered only through foreignObject, but a
+			// browser's parser is lenient: refused wherever they are.
+			case "script", "foreignobject", "handler", "listener", "iframe", "embed", "object":
 				return files.Refused(files.ReasonSVGScript, "the SVG holds script or embedded HTML")
 			case "style":
 				inStyle = true
