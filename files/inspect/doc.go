@@ -23,44 +23,58 @@
 //     extension outside files.Extensions[type] → extension_mismatch.
 //  5. Size: bytes are counted as they stream; at Policy.SizeLimit(type)+1 → too_large, and
 //     nothing more is read from the uploader.
-//  6. Per type, reading to the end:
-//     - PNG, JPEG, GIF, WebP: dimensions from the header (image/png and image/gif DecodeConfig;
-//     JPEG SOF segments and WebP VP8/VP8L/VP8X headers parsed here, as WebP has no decoder in
-//     the standard library) against MaxImageSide and MaxImagePixels → image_too_large, without
-//     decoding pixels (a decompression bomb is refused by its header). The structure is walked
-//     to its end (PNG chunks with CRCs to IEND; JPEG segments and entropy-coded data to EOI;
-//     GIF blocks to the trailer, every frame's size judged; WebP's RIFF size), and any byte after
-//     it → polyglot; a malformed structure → image_invalid.
-//     - PDF: every name token, #xx escapes decoded and compared case-sensitively: /JavaScript or
-//     /JS → pdf_javascript, /Launch → pdf_launch_action, /EmbeddedFile(s) → pdf_embedded_file;
-//     streams after /FlateDecode are inflated (total capped at 16 × the PDF size limit and at
-//     MaxArchiveExpanded → archive_bomb), their PNG or TIFF predictor undone (8-bit components),
-//     and their names judged too, which uncovers keys hidden in object streams; "<html", "<script", "<body", "<iframe", "<!doctype html" anywhere in the
-//     raw bytes, any case → pdf_html.
-//     - SVG (at most 4 MiB, 256 levels deep, else too_large or image_invalid): an encoding/xml
-//     token stream in strict mode. Any DOCTYPE or other
-//     directive → xml_entity; <script>, <foreignObject>, <iframe>, <embed>, <object>, XML Events
-//     handler/listener, on*
-//     attributes, javascript:/vbscript: in any attribute (whitespace and control characters
-//     removed, any case), data: in href/src or CSS url() → svg_script; href/src not starting
-//     with "#", CSS url() not starting with "#", @import, CSS escapes (backslashes, which could
-//     spell either), processing instructions other than the XML declaration (xml-stylesheet)
-//     → svg_external_reference; unknown entities or malformed XML → image_invalid.
-//     - ZIP, DOCX, XLSX, PPTX: buffered up to MaxArchiveSize; more than MaxArchiveEntries →
-//     archive_too_many_entries; unsafe names (absolute, "..", backslashes, drive letters, NUL),
-//     duplicates (case-insensitively), entries overlapping one another or running past the end,
-//     encrypted entries, compression other than store/deflate, a size or CRC other than the
-//     header's, or an Office type without its main part → archive_invalid. Every entry is
-//     inflated through a counter (header sizes are never trusted): total past
-//     MaxArchiveExpanded, or expanded/compressed past MaxArchiveRatio for an entry or the whole
-//     archive once over 1 MiB expanded → archive_bomb. An entry whose first KiB is an archive
-//     (zip, gzip, 7z, rar, bzip2, xz, zstd, OLE, cab, tar) or whose name has an archive
-//     extension → nested_archive; executable magic (as in 1) or an executable extension (.exe,
-//     .dll, .js, .vbs, .ps1, .bat, .cmd, .sh, .jar, .scr, .hta, .lnk, ...) → executable or
-//     script; vbaProject.bin, vbaData.xml, activeX or macrosheets parts, or [Content_Types].xml
-//     and .rels parts naming VBA, macro-enabled, macro sheet or ActiveX types → office_macro.
-//     - Text and CSV: valid UTF-8 (a BOM allowed) without NUL bytes, else text_invalid;
-//     "<script", "<html", "<iframe", "<object", "<embed" anywhere, any case → html.
+//  6. Per type, reading to the end, as the sections below say.
+//
+// # Images
+//
+// PNG, JPEG, GIF, WebP: dimensions from the header (image/png and image/gif DecodeConfig; JPEG
+// SOF segments and WebP VP8/VP8L/VP8X headers parsed here, as WebP has no decoder in the standard
+// library) against MaxImageSide and MaxImagePixels → image_too_large, without decoding pixels (a
+// decompression bomb is refused by its header). The structure is walked to its end (PNG chunks
+// with CRCs to IEND; JPEG segments and entropy-coded data to EOI; GIF blocks to the trailer,
+// every frame's size judged; WebP's RIFF size), and any byte after it → polyglot; a malformed
+// structure → image_invalid.
+//
+// # PDF
+//
+// Every name token, #xx escapes decoded and compared case-sensitively: /JavaScript or /JS →
+// pdf_javascript, /Launch → pdf_launch_action, /EmbeddedFile(s) → pdf_embedded_file; streams
+// after /FlateDecode are inflated (total capped at 16 × the PDF size limit and at
+// MaxArchiveExpanded → archive_bomb), their PNG or TIFF predictor undone (8-bit components), and
+// their names judged too, which uncovers keys hidden in object streams; "<html", "<script",
+// "<body", "<iframe", "<!doctype html" anywhere in the raw bytes, any case → pdf_html.
+//
+// # SVG
+//
+// At most 4 MiB and 256 levels deep (else too_large or image_invalid), read as an encoding/xml token
+// stream in strict mode. Any DOCTYPE or other directive → xml_entity; <script>, <foreignObject>,
+// <iframe>, <embed>, <object>, XML Events handler/listener, on* attributes, javascript:/vbscript:
+// in any attribute (whitespace and control characters removed, any case), data: in href/src or
+// CSS url() → svg_script; href/src not starting with "#", CSS url() not starting with "#",
+// @import, CSS escapes (backslashes, which could spell either), processing instructions other
+// than the XML declaration (xml-stylesheet) → svg_external_reference; unknown entities or
+// malformed XML → image_invalid.
+//
+// # Archives
+//
+// ZIP, DOCX, XLSX, PPTX: buffered up to MaxArchiveSize; more than MaxArchiveEntries →
+// archive_too_many_entries; unsafe names (absolute, "..", backslashes, drive letters, NUL),
+// duplicates (case-insensitively), entries overlapping one another or running past the end,
+// encrypted entries, compression other than store/deflate, a size or CRC other than the header's,
+// or an Office type without its main part → archive_invalid. Every entry is inflated through a
+// counter (header sizes are never trusted): total past MaxArchiveExpanded, or expanded/compressed
+// past MaxArchiveRatio for an entry or the whole archive once over 1 MiB expanded → archive_bomb.
+// An entry whose first KiB is an archive (zip, gzip, 7z, rar, bzip2, xz, zstd, OLE, cab, tar) or
+// whose name has an archive extension → nested_archive; executable magic (as in 1) or an
+// executable extension (.exe, .dll, .js, .vbs, .ps1, .bat, .cmd, .sh, .jar, .scr, .hta, .lnk,
+// ...) → executable or script; vbaProject.bin, vbaData.xml, activeX or macrosheets parts, or
+// [Content_Types].xml and .rels parts naming VBA, macro-enabled, macro sheet or ActiveX types →
+// office_macro.
+//
+// # Text and CSV
+//
+// Valid UTF-8 (a BOM allowed) without NUL bytes, else text_invalid; "<script",
+// "<html", "<iframe", "<object", "<embed" anywhere, any case → html.
 //
 // Patterns split across reads are found: the matchers carry the tail of each read.
 //
@@ -71,9 +85,11 @@
 //     filter (LZW, ASCIIHex, ASCII85, RunLength, or a filter chain) is scanned raw, and so is
 //     inflated data under a predictor with other than 8-bit components. A corrupt
 //     deflate stream is judged up to the corruption. PDF names are found everywhere (strings,
-//     comments, binary stream data too), so rare false refusals are possible; JavaScript
-//     reached any other way (a URI action with a javascript: URL, XFA forms, /AA actions
-//     named through a reference chain) is not judged.
+//     comments, binary stream data too), so rare false refusals are possible. Script that
+//     is not a JavaScript action (a URI action with a javascript: URL, XFA form scripts
+//     inside XML streams) is not judged. An encrypted PDF is not refused for being one.
+//   - GIF and APNG frame counts are not bounded (each frame's size is); a thumbnailer that
+//     decodes every frame bears that cost.
 //   - Obfuscation is not undone beyond PDF name escapes and SVG/URL whitespace: HTML inside text
 //     written with entities, SVG content in CSS comments, or script assembled by a viewer.
 //   - Images: pixel data is never decoded, so a malformed IDAT or entropy-coded segment that a
