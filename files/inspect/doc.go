@@ -38,10 +38,12 @@
 // # PDF
 //
 // Every name token, #xx escapes decoded and compared case-sensitively: /JavaScript or /JS →
-// pdf_javascript, /Launch → pdf_launch_action, /EmbeddedFile(s) → pdf_embedded_file; streams
+// pdf_javascript, /Launch → pdf_launch_action, /EmbeddedFile(s) → pdf_embedded_file. Streams
 // after /FlateDecode are inflated (total capped at 16 × the PDF size limit and at
 // MaxArchiveExpanded → archive_bomb), their PNG or TIFF predictor undone (8-bit components), and
-// their names judged too, which uncovers keys hidden in object streams; "<html", "<script",
+// their names judged too, which uncovers keys hidden in object streams. An object stream
+// (/ObjStm) that cannot be read so (a filter other than FlateDecode alone, or data that is not
+// zlib, as when encrypted) → archive_invalid, since it could hide any key. "<html", "<script",
 // "<body", "<iframe", "<!doctype html" anywhere in the raw bytes, any case → pdf_html.
 //
 // # SVG
@@ -80,14 +82,14 @@
 //
 // # Limits (what is not checked)
 //
-//   - Encrypted PDFs: strings and streams are encrypted, so keys inside object streams and
-//     HTML inside streams are not seen. Only FlateDecode is undone; a stream under another
-//     filter (LZW, ASCIIHex, ASCII85, RunLength, or a filter chain) is scanned raw, and so is
-//     inflated data under a predictor with other than 8-bit components. A corrupt
-//     deflate stream is judged up to the corruption. PDF names are found everywhere (strings,
-//     comments, binary stream data too), so rare false refusals are possible. Script that
-//     is not a JavaScript action (a URI action with a javascript: URL, XFA form scripts
-//     inside XML streams) is not judged. An encrypted PDF is not refused for being one.
+//   - PDFs: only FlateDecode is undone. Other streams under another filter (LZW, ASCIIHex,
+//     ASCII85, RunLength, a chain) or encrypted are scanned raw, and so is inflated data under
+//     a predictor with other than 8-bit components; a corrupt deflate stream is judged up to
+//     the corruption. An encrypted PDF is not refused for being one (only its object streams
+//     are), and HTML inside its encrypted streams is not seen. Names are found everywhere
+//     (strings, comments, binary stream data too), so rare false refusals are possible. Script
+//     that is not a JavaScript action (a URI action with a javascript: URL, XFA form scripts
+//     inside XML streams) is not judged.
 //   - GIF and APNG frame counts are not bounded (each frame's size is); a thumbnailer that
 //     decodes every frame bears that cost.
 //   - Obfuscation is not undone beyond PDF name escapes and SVG/URL whitespace: HTML inside text

@@ -458,6 +458,10 @@ func TestInspect_PDF(t *testing.T) {
 		{"flate js, CRLF", "%PDF-1.7\n1 0 obj\n<</Filter/FlateDecode/Length 9>>stream\r\n" + deflated("<</S/JavaScript>>") + "\nendstream\nendobj\n", files.ReasonPDFJavaScript},
 		{"flate hex js", "%PDF-1.7\n1 0 obj\n<</Filter /FlateDecode>>\nstream\n" + deflated("<</J#53 (x)>>") + "\nendstream\nendobj\n", files.ReasonPDFJavaScript},
 		{"Fl abbreviation", "%PDF-1.7\n1 0 obj\n<</Filter/Fl>>stream\n" + deflated("<</JS (x)>>") + "\nendstream\nendobj\n", files.ReasonPDFJavaScript},
+		{"objstm under a chain", "%PDF-1.7\n1 0 obj\n<</Type/ObjStm/Filter[/ASCII85Decode/FlateDecode]>>stream\nGau@\nendstream\nendobj\n", files.ReasonArchiveInvalid},
+		{"objstm encrypted", "%PDF-1.7\n1 0 obj\n<</Type/ObjStm/Filter/FlateDecode>>stream\n\x9a\x11\x02\x7f\nendstream\nendobj\n", files.ReasonArchiveInvalid},
+		{"objstm plain", "%PDF-1.7\n1 0 obj\n<</Type/ObjStm>>stream\n4 0 <</S/JavaScript>>\nendstream\nendobj\n", files.ReasonPDFJavaScript},
+		{"image stream", "%PDF-1.7\n1 0 obj\n<</Subtype/Image/Filter/DCTDecode>>stream\n\xff\xd8\xff\xe0\nendstream\nendobj\n", ""},
 		{"flate clean", "%PDF-1.7\n1 0 obj\n<</Filter /FlateDecode>>\nstream\n" + deflated("BT (hello) Tj ET") + "\nendstream\nendobj\n", ""},
 		{"flate bomb", "%PDF-1.7\n1 0 obj\n<</Filter /FlateDecode>>\nstream\n" + bomb + "\nendstream\nendobj\n", files.ReasonArchiveBomb},
 	} {

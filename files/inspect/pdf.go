@@ -33,6 +33,8 @@ type nameScanner struct {
 	word   []byte
 	reason string // first refusal reason found
 	flate  bool   // /FlateDecode seen since the last stream or object ended
+	// objStm and otherFilter: /ObjStm, or a filter other than FlateDecode, seen likewise.
+	objStm, otherFilter bool
 	// The stream's predictor parameters (ISO 32000-1 §7.4.4.4): a predictor reorders inflated
 	// bytes, so an object stream's keys are only readable once it is undone.
 	key                             string // the parameter name whose number comes next
@@ -156,6 +158,11 @@ func (s *nameScanner) endName() {
 		reason = files.ReasonPDFEmbeddedFile
 	case "FlateDecode", "Fl": // readers (pdf.js) take the inline-image abbreviation for streams too
 		s.flate = true
+	case "ObjStm":
+		s.objStm = true
+	case "ASCIIHexDecode", "AHx", "ASCII85Decode", "A85", "LZWDecode", "LZW", "RunLengthDecode", "RL", "Crypt",
+		"CCITTFaxDecode", "CCF", "DCTDecode", "DCT", "JBIG2Decode", "JPXDecode":
+		s.otherFilter = true
 	}
 	if reason != "" && s.reason == "" {
 		s.reason = reason
@@ -202,7 +209,7 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 		if string(w) == "endstream" || string(w) == "endobj" {
 			s.resetStream()
 		}
-		if string(w) != "stream" || !s.flate {
+		if string(w) != "stream" {
 			continue
 		}
 		// "stream" must be followed by an end of line, then the data begins.
@@ -213,10 +220,20 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 		} else if c != '\n' {
 			continue
 		}
+		flate, objStm, other := s.flate, s.objStm, s.otherFilter
 		un := newUnpredictor(&s, inner.feed)
 		s.resetStream()
-		if h, err := br.Peek(2); err != nil || h[0]&0x0f != 8 || (uint16(h[0])<<8|uint16(h[1]))%31 != 0 {
-			continue // not zlib data after all: the raw bytes are scanned as they come
+		h, err := br.Peek(2)
+		zlibData := err == nil && h[0]&0x0f == 8 && (uint16(h[0])<<8|uint16(h[1]))%31 == 0
+		// An object stream holds dictionaries, keys and all. One this scan cannot read (another
+		// filter, a filter chain, or encrypted: a reader with the empty user password decrypts
+		// it silently) could hide a /JS key, so it is refused rather than passed unseen.
+		// Producers write object streams with FlateDecode alone.
+		if objStm && (other || flate && !zlibData) {
+			return files.Refused(files.ReasonArchiveInvalid, "the PDF holds an object stream that cannot be inspected")
+		}
+		if !flate || !zlibData {
+			continue // the raw bytes are scanned as they come
 		}
 		zr, err := zlib.NewReader(br)
 		if err != nil {
@@ -257,7 +274,7 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 }
 
 func (s *nameScanner) resetStream() {
-	s.flate, s.key = false, ""
+	s.flate, s.objStm, s.otherFilter, s.key = false, false, false, ""
 	s.predictor, s.colors, s.bpc, s.columns = 0, 0, 0, 0
 }
 
