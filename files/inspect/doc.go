@@ -71,7 +71,9 @@
 // executable extension (.exe, .dll, .js, .vbs, .ps1, .bat, .cmd, .sh, .jar, .scr, .hta, .lnk,
 // ...) → executable or script; vbaProject.bin, vbaData.xml, activeX or macrosheets parts, or
 // [Content_Types].xml and .rels parts naming VBA, macro-enabled, macro sheet or ActiveX types →
-// office_macro.
+// office_macro; a .rels part with an external target that is not a hyperlink (remote templates
+// and OLE objects, as in Follina) → office_macro, with a DTD → xml_entity, malformed →
+// archive_invalid.
 //
 // # Text and CSV
 //
