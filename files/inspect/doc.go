@@ -33,7 +33,8 @@
 // decompression bomb is refused by its header). The structure is walked to its end (PNG chunks
 // with CRCs to IEND; JPEG segments and entropy-coded data to EOI; GIF blocks to the trailer,
 // every frame's size judged; WebP's RIFF size), and any byte after it → polyglot; a malformed
-// structure → image_invalid.
+// structure → image_invalid. A JPEG with a Multi-Picture Format index (APP2 "MPF", as phones
+// write for HDR gain maps) may be followed by up to 8 further JPEGs, each walked the same way.
 //
 // # PDF
 //
@@ -97,11 +98,13 @@
 //   - Obfuscation is not undone beyond PDF name escapes and SVG/URL whitespace: HTML inside text
 //     written with entities, SVG content in CSS comments, or script assembled by a viewer.
 //   - Images: pixel data is never decoded, so a malformed IDAT or entropy-coded segment that a
-//     decoder would reject passes; JPEG data after EOI (some phones' multi-picture JPEGs) is
-//     refused as a polyglot; metadata (EXIF, XMP, comments) is not judged beyond the structure.
+//     decoder would reject passes; data after a JPEG's EOI that is not an MPF image (some
+//     cameras pad with zeros) is refused as a polyglot; metadata (EXIF, XMP, comments) is not judged beyond the structure.
 //   - Archives: entries are judged by magic and name, not by their content's type (a PDF with
 //     JavaScript inside a ZIP is accepted); Office documents embedding other Office documents are
 //     refused as nested archives. OLE compound files (legacy .doc/.xls) are not a supported type.
+//   - Office: DDE fields, formulas and OLE packages' contents are not judged (embedded OLE
+//     objects and documents are refused as nested archives).
 //   - Text: CSV formula injection (cells starting with =, +, -, @) is not judged; that is the
 //     exporting application's concern.
 //   - Malware signatures: that is the scanner's job (files/clamd); the EICAR test file passes

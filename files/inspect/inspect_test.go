@@ -588,3 +588,26 @@ func TestInspect_PDFPredictorIsUndone(t *testing.T) {
 		}
 	}
 }
+
+func TestInspect_MultiPictureJPEG(t *testing.T) {
+	t.Parallel()
+	jpg := read(t, "testdata/good/photo.jpg")
+	app2 := []byte{0xff, 0xe2, 0, 10, 'M', 'P', 'F', 0, 'I', 'I', '*', 0}
+	mpf := append(append(append([]byte{}, jpg[:2]...), app2...), jpg[2:]...)
+	for _, c := range []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"MPF with a gain map", append(append([]byte{}, mpf...), jpg...), ""},
+		{"MPF with two", append(append(append([]byte{}, mpf...), jpg...), jpg...), ""},
+		{"MPF then text", append(append([]byte{}, mpf...), "<?php ?>"...), files.ReasonPolyglot},
+		{"MPF then a JPEG then text", append(append(append([]byte{}, mpf...), jpg...), "PK\x03\x04"...), files.ReasonPolyglot},
+		{"MPF then a truncated JPEG", append(append([]byte{}, mpf...), jpg[:len(jpg)-2]...), files.ReasonImageInvalid},
+		{"no MPF then a JPEG", append(append([]byte{}, jpg...), jpg...), files.ReasonPolyglot},
+	} {
+		if _, got := inspectBytes(t, c.body, "a.jpg", permissive()); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
