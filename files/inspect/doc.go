@@ -36,6 +36,10 @@
 // structure → image_invalid. A JPEG with a Multi-Picture Format index (APP2 "MPF", as phones
 // write for HDR gain maps) may be followed by up to 8 further JPEGs, each walked the same way.
 //
+// An image or PDF that ends like a ZIP (an end-of-central-directory record whose comment runs
+// exactly to the last byte, so ZIP tools open it) → polyglot, wherever the archive hides: in a
+// PNG ancillary chunk, after a PDF's %%EOF.
+//
 // # PDF
 //
 // Every name token, #xx escapes decoded and compared case-sensitively: /JavaScript or /JS →

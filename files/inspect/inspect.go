@@ -150,6 +150,10 @@ func Inspect(r io.Reader, in Input) (Result, error) {
 	res.Type = typ
 
 	src := &source{r: io.MultiReader(bytes.NewReader(head), r), limit: p.SizeLimit(typ)}
+	switch typ {
+	case files.TypePNG, files.TypeJPEG, files.TypeGIF, files.TypeWebP, files.TypePDF:
+		src.tail = &tail{}
+	}
 	// SVG is judged before the allow-list so that a hostile SVG is refused for what it holds.
 	if typ == files.TypeSVG {
 		if err := finish(src, checkSVG(src)); err != nil {
@@ -208,6 +212,9 @@ func finish(src *source, check error) error {
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return src.failure()
 	}
+	if src.tail != nil && src.tail.zipAtEnd() {
+		return files.Refused(files.ReasonPolyglot, "the file is also a ZIP archive")
+	}
 	return nil
 }
 
@@ -218,6 +225,7 @@ type source struct {
 	n     int64
 	limit int64
 	err   error // first error other than io.EOF: a read error or the too_large refusal
+	tail  *tail // the last bytes, for types that must not end like a ZIP
 }
 
 func (s *source) Read(p []byte) (int, error) {
@@ -231,6 +239,9 @@ func (s *source) Read(p []byte) (int, error) {
 	}
 	n, err := s.r.Read(p)
 	s.n += int64(n)
+	if s.tail != nil {
+		s.tail.write(p[:n])
+	}
 	if s.n > s.limit {
 		s.err = files.Refused(files.ReasonTooLarge, "the file is larger than %d bytes", s.limit)
 		return 0, s.err

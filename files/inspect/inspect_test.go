@@ -1,9 +1,12 @@
 package inspect
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/zlib"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"image"
 	"image/gif"
 	"image/jpeg"
@@ -609,5 +612,37 @@ func TestInspect_MultiPictureJPEG(t *testing.T) {
 		if _, got := inspectBytes(t, c.body, "a.jpg", permissive()); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+func TestInspect_ZIPHiddenInsideIsAPolyglot(t *testing.T) {
+	t.Parallel()
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("payload.html")
+	w.Write([]byte("<script>alert(1)</script>"))
+	zw.SetComment(strings.Repeat("x", 16)) // will be the chunk's CRC and the IEND chunk
+	zw.Close()
+	data := zb.Bytes()[:zb.Len()-16]
+
+	img := read(t, "testdata/good/image.png")
+	iend := img[len(img)-12:]
+	var b bytes.Buffer
+	b.Write(img[:len(img)-12])
+	binary.Write(&b, binary.BigEndian, uint32(len(data)))
+	b.WriteString("zIPp")
+	b.Write(data)
+	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte("zIPp"), data...)))
+	b.Write(iend)
+	if _, err := zip.NewReader(bytes.NewReader(b.Bytes()), int64(b.Len())); err != nil {
+		t.Fatalf("the test PNG does not open as a ZIP: %v", err)
+	}
+	if _, got := inspectBytes(t, b.Bytes(), "a.png", permissive()); got != files.ReasonPolyglot {
+		t.Errorf("ZIP inside a PNG chunk: %q, want polyglot", got)
+	}
+
+	pdf := append(read(t, "testdata/good/report.pdf"), zipOf(t, "a.txt", []byte("x"))...)
+	if _, got := inspectBytes(t, pdf, "a.pdf", permissive()); got != files.ReasonPolyglot {
+		t.Errorf("ZIP after a PDF: %q, want polyglot", got)
 	}
 }
