@@ -58,6 +58,8 @@ var typeAliases = map[string]string{
 	"text/x-csv":                   files.TypeCSV,
 	"application/x-zip-compressed": files.TypeZIP,
 	"application/x-zip":            files.TypeZIP,
+	// Tab-separated values are plain text; named or declared .csv they are judged as CSV.
+	"text/tab-separated-values": files.TypeText,
 }
 
 // macroExtensions are the names of macro-enabled Office documents: the name alone says what

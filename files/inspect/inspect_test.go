@@ -213,6 +213,8 @@ func TestInspect_DeclaredType(t *testing.T) {
 		{csv, "a.csv", "application/vnd.ms-excel", "", files.TypeCSV},
 		{csv, "a.txt", "application/vnd.ms-excel", files.ReasonTypeMismatch, ""},
 		{[]byte("just a note\n"), "a.csv", "", "", files.TypeCSV},
+		{[]byte("a\tb\tc\n1\t2\t3\n4\t5\t6\n"), "a.csv", "", "", files.TypeCSV},
+		{[]byte("a\tb\tc\n1\t2\t3\n4\t5\t6\n"), "a.txt", "", "", files.TypeText},
 		{[]byte("just a note\n"), "a.csv", "text/csv", "", files.TypeCSV},
 		{[]byte("just a note\n"), "a.txt", "text/csv", files.ReasonExtensionMismatch, ""},
 	} {
