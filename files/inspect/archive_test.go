@@ -215,6 +215,11 @@ func TestInspect_ReadErrorIsReturnedAsIs(t *testing.T) {
 			}
 		}
 	}
+	// io.ErrUnexpectedEOF from the uploader is a read error, not the end of the content.
+	r0 := io.MultiReader(strings.NewReader("a,b\n"), iotest.ErrReader(io.ErrUnexpectedEOF))
+	if _, err := Inspect(r0, Input{Name: "a.csv", Policy: permissive()}); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("unexpected EOF in the head: %v", err)
+	}
 	// Past the head, through a long text.
 	r := io.MultiReader(strings.NewReader(strings.Repeat("a,b\n", 40000)), iotest.ErrReader(errBroken))
 	if _, err := Inspect(r, Input{Name: "a.csv", Policy: permissive()}); !errors.Is(err, errBroken) {

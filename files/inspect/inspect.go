@@ -96,10 +96,19 @@ func Inspect(r io.Reader, in Input) (Result, error) {
 	if p == nil {
 		return Result{}, &tutela.Error{Code: tutela.EINTERNAL, Message: "inspect: no policy"}
 	}
+	// Not io.ReadFull: it turns an early io.EOF into io.ErrUnexpectedEOF, which an uploader's
+	// stream may also return for a body cut short; only io.EOF ends the content.
 	head := make([]byte, headSize)
-	n, err := io.ReadFull(r, head)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return Result{}, fmt.Errorf("inspect: read: %w", err)
+	n := 0
+	for n < len(head) {
+		m, err := r.Read(head[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("inspect: read: %w", err)
+		}
 	}
 	head = head[:n]
 	res := Result{Extension: extension(in.Name)}
