@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/flate"
+	"encoding/xml"
 	"hash/crc32"
 	"io"
 	"path"
@@ -170,6 +171,10 @@ func expandEntry(f *zip.File, p *files.Policy, total *int64, archiveSize int64) 
 	if lname == "[content_types].xml" || strings.HasSuffix(lname, ".rels") {
 		macros = newMatcher(macroMarkers...)
 	}
+	var rels *bytes.Buffer // a relationships part, kept to judge its targets
+	if strings.HasSuffix(lname, ".rels") {
+		rels = new(bytes.Buffer)
+	}
 	crc := crc32.NewIEEE()
 	buf := make([]byte, 32<<10)
 	var n int64
@@ -207,6 +212,12 @@ func expandEntry(f *zip.File, p *files.Policy, total *int64, archiveSize int64) 
 				return files.Refused(files.ReasonArchiveBomb, "the archive's compression ratio is past %d", p.MaxArchiveRatio)
 			}
 			crc.Write(chunk)
+			if rels != nil {
+				if rels.Len()+len(chunk) > maxRels {
+					return invalidArchive("a relationships part is larger than %d bytes", maxRels)
+				}
+				rels.Write(chunk)
+			}
 			if macros != nil {
 				macros.Write(chunk)
 				if macros.found != nil {
@@ -229,5 +240,49 @@ func expandEntry(f *zip.File, p *files.Policy, total *int64, archiveSize int64) 
 	if uint64(n) != f.UncompressedSize64 || crc.Sum32() != f.CRC32 {
 		return invalidArchive("an entry's size or checksum is not what its header says")
 	}
+	if rels != nil {
+		return checkRels(rels.Bytes())
+	}
 	return nil
+}
+
+// maxRels bounds a relationships part (they list a part's links: kilobytes).
+const maxRels = 4 << 20
+
+// checkRels refuses relationships to targets outside the package other than hyperlinks (ECMA-376
+// part 2, §9.3): a remote template or OLE object is fetched when the document opens, which is
+// how template injection and CVE-2022-30190 (Follina) load their code. A DTD in the part is
+// refused as in SVG.
+func checkRels(b []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	d.Strict = true
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return invalidArchive("a relationships part is malformed")
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			return files.Refused(files.ReasonXMLEntity, "the document declares a document type or entities")
+		case xml.StartElement:
+			if t.Name.Local != "Relationship" {
+				continue
+			}
+			var mode, typ string
+			for _, a := range t.Attr {
+				switch a.Name.Local {
+				case "TargetMode":
+					mode = a.Value
+				case "Type":
+					typ = a.Value
+				}
+			}
+			if strings.EqualFold(strings.TrimSpace(mode), "External") && !strings.HasSuffix(typ, "/hyperlink") {
+				return files.Refused(files.ReasonOfficeMacro, "the document loads content from outside itself when opened")
+			}
+		}
+	}
 }

@@ -67,6 +67,11 @@ func TestInspect_Archives(t *testing.T) {
 		{"vbadata.docx", zipOf(t, append(docxParts(), "word/vbaData.xml", []byte("<x/>"))...), files.ReasonOfficeMacro},
 		{"rels-vba.docx", zipOf(t, append(docxParts(), "word/_rels/document.xml.rels", []byte(`<Relationship Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" Target="x.bin"/>`))...), files.ReasonOfficeMacro},
 		{"xlm.xlsx", zipOf(t, "[Content_Types].xml", []byte("<Types/>"), "xl/workbook.xml", []byte("<w/>"), "xl/macrosheets/sheet1.xml", []byte("<x/>")), files.ReasonOfficeMacro},
+		{"follina.docx", zipOf(t, append(docxParts(), "word/_rels/document.xml.rels", []byte(`<Relationships><Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/oleObject" Target="http://x.example/a.html!" TargetMode="External"/></Relationships>`))...), files.ReasonOfficeMacro},
+		{"template.docx", zipOf(t, append(docxParts(), "word/_rels/settings.xml.rels", []byte(`<Relationships><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="https://x.example/t.dotm" TargetMode="External"/></Relationships>`))...), files.ReasonOfficeMacro},
+		{"hyperlink.docx", zipOf(t, append(docxParts(), "word/_rels/document.xml.rels", []byte(`<Relationships><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="https://example.com/" TargetMode="External"/></Relationships>`))...), ""},
+		{"rels-dtd.docx", zipOf(t, append(docxParts(), "_rels/.rels", []byte(`<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><Relationships/>`))...), files.ReasonXMLEntity},
+		{"rels-malformed.docx", zipOf(t, append(docxParts(), "_rels/.rels", []byte(`<Relationships>`))...), files.ReasonArchiveInvalid},
 		{"no-document.docx", zipOf(t, "[Content_Types].xml", []byte("<Types/>"), "word/styles.xml", []byte("<s/>")), files.ReasonArchiveInvalid},
 		{"clean.docx", zipOf(t, docxParts()...), ""},
 		{"truncated.zip", zipOf(t, "a.txt", []byte("hello"))[:30], files.ReasonArchiveInvalid},
@@ -209,6 +214,11 @@ func TestInspect_ReadErrorIsReturnedAsIs(t *testing.T) {
 				t.Errorf("%s cut at %d: %v, want the read error", name, cut, err)
 			}
 		}
+	}
+	// io.ErrUnexpectedEOF from the uploader is a read error, not the end of the content.
+	r0 := io.MultiReader(strings.NewReader("a,b\n"), iotest.ErrReader(io.ErrUnexpectedEOF))
+	if _, err := Inspect(r0, Input{Name: "a.csv", Policy: permissive()}); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("unexpected EOF in the head: %v", err)
 	}
 	// Past the head, through a long text.
 	r := io.MultiReader(strings.NewReader(strings.Repeat("a,b\n", 40000)), iotest.ErrReader(errBroken))

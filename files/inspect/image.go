@@ -163,11 +163,33 @@ func skipSubBlocks(br *bufio.Reader) error {
 // checkJPEG walks the marker segments (ITU-T T.81 annex B) and the entropy-coded data after each
 // start of scan up to EOI. Dimensions come from the SOF segments, wherever they are (an APP
 // segment before them may be 64 KiB, and there may be many).
+//
+// A JPEG whose first image carries a Multi-Picture Format index (CIPA DC-007: an APP2 "MPF"
+// segment) may be followed by further complete JPEGs: phones store HDR gain maps (Ultra HDR) and
+// previews that way. Each must walk to its own EOI; anything else after the end is a polyglot.
 func checkJPEG(src io.Reader, res *Result, p *files.Policy) error {
 	br := bufio.NewReaderSize(src, 32<<10)
+	mpf, err := walkJPEG(br, res, p)
+	for i := 0; err == nil && mpf && i < maxMPFImages; i++ {
+		if b, perr := br.Peek(2); perr != nil || b[0] != 0xff || b[1] != 0xd8 {
+			break
+		}
+		_, err = walkJPEG(br, res, p)
+	}
+	if err != nil {
+		return err
+	}
+	return atEnd(br)
+}
+
+// maxMPFImages bounds the images after the first in a multi-picture JPEG.
+const maxMPFImages = 8
+
+// walkJPEG walks one JPEG from SOI to EOI and reports whether it has an MPF segment.
+func walkJPEG(br *bufio.Reader, res *Result, p *files.Policy) (mpf bool, _ error) {
 	var soi [2]byte
 	if _, err := io.ReadFull(br, soi[:]); err != nil || soi != [2]byte{0xff, 0xd8} {
-		return invalidImage("JPEG")
+		return mpf, invalidImage("JPEG")
 	}
 	sawFrame := false
 	var marker byte
@@ -185,57 +207,62 @@ func checkJPEG(src io.Reader, res *Result, p *files.Policy) error {
 		return nil
 	}
 	if err := next(); err != nil {
-		return err
+		return mpf, err
 	}
 	for {
 		switch {
 		case marker == 0xd9: // EOI
 			if !sawFrame {
-				return invalidImage("JPEG")
+				return mpf, invalidImage("JPEG")
 			}
-			return atEnd(br)
+			return mpf, nil
 		case marker == 0x01 || 0xd0 <= marker && marker <= 0xd7: // no length
 			if err := next(); err != nil {
-				return err
+				return mpf, err
 			}
 			continue
 		case marker == 0x00 || marker == 0xd8:
-			return invalidImage("JPEG")
+			return mpf, invalidImage("JPEG")
 		}
 		var l [2]byte
 		if _, err := io.ReadFull(br, l[:]); err != nil {
-			return invalidImage("JPEG")
+			return mpf, invalidImage("JPEG")
 		}
 		n := int(binary.BigEndian.Uint16(l[:])) - 2
 		if n < 0 {
-			return invalidImage("JPEG")
+			return mpf, invalidImage("JPEG")
 		}
 		isSOF := 0xc0 <= marker && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc
 		if isSOF {
 			if n < 5 {
-				return invalidImage("JPEG")
+				return mpf, invalidImage("JPEG")
 			}
 			f, err := br.Peek(5)
 			if err != nil {
-				return invalidImage("JPEG")
+				return mpf, invalidImage("JPEG")
 			}
 			if err := checkDims(int(binary.BigEndian.Uint16(f[3:])), int(binary.BigEndian.Uint16(f[1:])), res, p); err != nil {
-				return err
+				return mpf, err
 			}
 			sawFrame = true
 		}
+		if marker == 0xe2 && n >= 4 {
+			if b, err := br.Peek(4); err == nil && string(b) == "MPF\x00" {
+				mpf = true
+			}
+		}
 		if _, err := br.Discard(n); err != nil {
-			return invalidImage("JPEG")
+			return mpf, invalidImage("JPEG")
 		}
 		if marker != 0xda { // SOS: entropy-coded data follows
 			if err := next(); err != nil {
-				return err
+				return mpf, err
 			}
 			continue
 		}
 		m, err := skipEntropy(br)
 		if err != nil {
-			return err
+			return mpf, err
 		}
 		marker = m
 	}
@@ -245,9 +272,9 @@ func checkJPEG(src io.Reader, res *Result, p *files.Policy) error {
 // restart marker, and returns that marker's code.
 func skipEntropy(br *bufio.Reader) (byte, error) {
 	for {
-		chunk, err := br.Peek(br.Buffered())
+		chunk, _ := br.Peek(br.Buffered())
 		if len(chunk) == 0 {
-			if _, err = br.Peek(1); err != nil {
+			if _, err := br.Peek(1); err != nil {
 				return 0, invalidImage("JPEG")
 			}
 			continue

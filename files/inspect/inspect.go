@@ -58,6 +58,8 @@ var typeAliases = map[string]string{
 	"text/x-csv":                   files.TypeCSV,
 	"application/x-zip-compressed": files.TypeZIP,
 	"application/x-zip":            files.TypeZIP,
+	// Tab-separated values are plain text; named or declared .csv they are judged as CSV.
+	"text/tab-separated-values": files.TypeText,
 }
 
 // macroExtensions are the names of macro-enabled Office documents: the name alone says what
@@ -94,10 +96,19 @@ func Inspect(r io.Reader, in Input) (Result, error) {
 	if p == nil {
 		return Result{}, &tutela.Error{Code: tutela.EINTERNAL, Message: "inspect: no policy"}
 	}
+	// Not io.ReadFull: it turns an early io.EOF into io.ErrUnexpectedEOF, which an uploader's
+	// stream may also return for a body cut short; only io.EOF ends the content.
 	head := make([]byte, headSize)
-	n, err := io.ReadFull(r, head)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return Result{}, fmt.Errorf("inspect: read: %w", err)
+	n := 0
+	for n < len(head) {
+		m, err := r.Read(head[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("inspect: read: %w", err)
+		}
 	}
 	head = head[:n]
 	res := Result{Extension: extension(in.Name)}
@@ -131,12 +142,16 @@ func Inspect(r io.Reader, in Input) (Result, error) {
 		}
 	}
 	// CSV is plain text with a shape: mimetype names it only when the head has that shape, so
-	// the uploader's word (declared type or name) settles which of the two it is.
-	switch {
-	case typ == files.TypeText && (declared == files.TypeCSV || declared == "" && res.Extension == ".csv"):
-		typ = files.TypeCSV
-	case typ == files.TypeCSV && (declared == files.TypeText || declared == "" && slices.Contains(files.Extensions[files.TypeText], res.Extension)):
+	// for text the uploader's word (declared type or name) settles which of the two it is. Excel
+	// on Windows makes browsers declare a .csv file as application/vnd.ms-excel.
+	if typ == files.TypeText || typ == files.TypeCSV {
 		typ = files.TypeText
+		if declared == files.TypeCSV || res.Extension == ".csv" {
+			typ = files.TypeCSV
+		}
+		if declared == files.TypeText || declared == files.TypeCSV || declared == "application/vnd.ms-excel" && res.Extension == ".csv" {
+			declared = typ
+		}
 	}
 	// Bytes that are not text under a text name or declaration: say so, not just "not allowed".
 	if typ == "application/octet-stream" && (strings.HasPrefix(declared, "text/") ||
@@ -146,6 +161,10 @@ func Inspect(r io.Reader, in Input) (Result, error) {
 	res.Type = typ
 
 	src := &source{r: io.MultiReader(bytes.NewReader(head), r), limit: p.SizeLimit(typ)}
+	switch typ {
+	case files.TypePNG, files.TypeJPEG, files.TypeGIF, files.TypeWebP, files.TypePDF:
+		src.tail = &tail{}
+	}
 	// SVG is judged before the allow-list so that a hostile SVG is refused for what it holds.
 	if typ == files.TypeSVG {
 		if err := finish(src, checkSVG(src)); err != nil {
@@ -204,6 +223,9 @@ func finish(src *source, check error) error {
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return src.failure()
 	}
+	if src.tail != nil && src.tail.zipAtEnd() {
+		return files.Refused(files.ReasonPolyglot, "the file is also a ZIP archive")
+	}
 	return nil
 }
 
@@ -214,6 +236,7 @@ type source struct {
 	n     int64
 	limit int64
 	err   error // first error other than io.EOF: a read error or the too_large refusal
+	tail  *tail // the last bytes, for types that must not end like a ZIP
 }
 
 func (s *source) Read(p []byte) (int, error) {
@@ -227,6 +250,9 @@ func (s *source) Read(p []byte) (int, error) {
 	}
 	n, err := s.r.Read(p)
 	s.n += int64(n)
+	if s.tail != nil {
+		s.tail.write(p[:n])
+	}
 	if s.n > s.limit {
 		s.err = files.Refused(files.ReasonTooLarge, "the file is larger than %d bytes", s.limit)
 		return 0, s.err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/zlib"
 	"io"
+	"strconv"
 
 	"tutela/files"
 )
@@ -32,6 +33,12 @@ type nameScanner struct {
 	word   []byte
 	reason string // first refusal reason found
 	flate  bool   // /FlateDecode seen since the last stream or object ended
+	// objStm and otherFilter: /ObjStm, or a filter other than FlateDecode, seen likewise.
+	objStm, otherFilter bool
+	// The stream's predictor parameters (ISO 32000-1 §7.4.4.4): a predictor reorders inflated
+	// bytes, so an object stream's keys are only readable once it is undone.
+	key                             string // the parameter name whose number comes next
+	predictor, colors, bpc, columns int
 }
 
 func isPDFSpace(c byte) bool {
@@ -76,6 +83,21 @@ func (s *nameScanner) feed(c byte) (ended []byte) {
 	}
 	ended = s.word
 	s.word = s.word[:0]
+	if s.key != "" && len(ended) > 0 {
+		if v, err := strconv.Atoi(string(ended)); err == nil && v >= 0 {
+			switch s.key {
+			case "Predictor":
+				s.predictor = v
+			case "Colors":
+				s.colors = v
+			case "BitsPerComponent":
+				s.bpc = v
+			case "Columns":
+				s.columns = v
+			}
+		}
+		s.key = ""
+	}
 	if c == '/' {
 		s.in, s.name, s.hex, s.long = true, s.name[:0], 0, false
 	}
@@ -123,16 +145,24 @@ func (s *nameScanner) endName() {
 	if s.hex == 1 {
 		s.put('#')
 	}
+	s.key = ""
 	var reason string
 	switch string(s.name) {
+	case "Predictor", "Colors", "BitsPerComponent", "Columns":
+		s.key = string(s.name)
 	case "JavaScript", "JS":
 		reason = files.ReasonPDFJavaScript
 	case "Launch":
 		reason = files.ReasonPDFLaunch
 	case "EmbeddedFile", "EmbeddedFiles":
 		reason = files.ReasonPDFEmbeddedFile
-	case "FlateDecode":
+	case "FlateDecode", "Fl": // readers (pdf.js) take the inline-image abbreviation for streams too
 		s.flate = true
+	case "ObjStm":
+		s.objStm = true
+	case "ASCIIHexDecode", "AHx", "ASCII85Decode", "A85", "LZWDecode", "LZW", "RunLengthDecode", "RL", "Crypt",
+		"CCITTFaxDecode", "CCF", "DCTDecode", "DCT", "JBIG2Decode", "JPXDecode":
+		s.otherFilter = true
 	}
 	if reason != "" && s.reason == "" {
 		s.reason = reason
@@ -177,9 +207,9 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 			break
 		}
 		if string(w) == "endstream" || string(w) == "endobj" {
-			s.flate = false
+			s.resetStream()
 		}
-		if string(w) != "stream" || !s.flate {
+		if string(w) != "stream" {
 			continue
 		}
 		// "stream" must be followed by an end of line, then the data begins.
@@ -190,10 +220,23 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 		} else if c != '\n' {
 			continue
 		}
-		s.flate = false
+		flate, objStm, other := s.flate, s.objStm, s.otherFilter
+		un := newUnpredictor(&s, inner.feed)
+		s.resetStream()
+		h, err := br.Peek(2)
+		zlibData := err == nil && h[0]&0x0f == 8 && (uint16(h[0])<<8|uint16(h[1]))%31 == 0
+		// An object stream holds dictionaries, keys and all. One this scan cannot read (another
+		// filter, a filter chain, or encrypted: a reader with the empty user password decrypts
+		// it silently) could hide a /JS key, so it is refused rather than passed unseen.
+		// Producers write object streams with FlateDecode alone.
+		if objStm && (other || flate && !zlibData) {
+			return files.Refused(files.ReasonArchiveInvalid, "the PDF holds an object stream that cannot be inspected")
+		}
+		if !flate || !zlibData {
+			continue // the raw bytes are scanned as they come
+		}
 		zr, err := zlib.NewReader(br)
 		if err != nil {
-			// Not zlib data after all: the raw bytes are scanned as they come.
 			continue
 		}
 		for {
@@ -203,7 +246,7 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 				return files.Refused(files.ReasonArchiveBomb, "the PDF's compressed streams expand past the limit")
 			}
 			for _, b := range buf[:n] {
-				inner.feed(b)
+				un.feed(b)
 			}
 			if err != nil {
 				// io.EOF, or corrupt data: what could be inflated was judged, and no reader
@@ -211,6 +254,7 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 				break
 			}
 		}
+		un.flush()
 		inner.end()
 		inner.feed(' ')
 		if inner.reason != "" {
@@ -227,4 +271,121 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 		return pdfRefusal(s.reason)
 	}
 	return nil
+}
+
+func (s *nameScanner) resetStream() {
+	s.flate, s.objStm, s.otherFilter, s.key = false, false, false, ""
+	s.predictor, s.colors, s.bpc, s.columns = 0, 0, 0, 0
+}
+
+// maxPredictorRow bounds a predictor row: /Columns is the uploader's number.
+const maxPredictorRow = 1 << 20
+
+// unpredictor undoes a stream's PNG (10–15) or TIFF (2) predictor for 8-bit components, row by
+// row, before the bytes reach the name scanner; other streams pass through unchanged.
+type unpredictor struct {
+	out       func(byte) []byte
+	kind      int // 0 none, 2 TIFF, 10 PNG
+	bpp, row  int
+	prev, cur []byte
+	filter    byte
+	pos       int // bytes of the current row seen, the PNG filter byte included
+}
+
+func newUnpredictor(s *nameScanner, out func(byte) []byte) *unpredictor {
+	u := &unpredictor{out: out}
+	colors, bpc, columns := max(s.colors, 1), s.bpc, max(s.columns, 1)
+	if bpc == 0 {
+		bpc = 8
+	}
+	if (s.predictor == 2 || s.predictor >= 10) && bpc == 8 && colors*columns <= maxPredictorRow {
+		u.kind = min(s.predictor, 10)
+		u.bpp, u.row = colors, colors*columns
+		u.prev, u.cur = make([]byte, u.row), make([]byte, u.row)
+	}
+	return u
+}
+
+func (u *unpredictor) feed(b byte) {
+	switch u.kind {
+	case 0:
+		u.out(b)
+		return
+	case 10:
+		if u.pos == 0 {
+			u.filter, u.pos = b, 1
+			return
+		}
+		u.cur[u.pos-1] = b
+	case 2:
+		u.cur[u.pos] = b
+	}
+	u.pos++
+	if u.kind == 10 && u.pos == u.row+1 || u.kind == 2 && u.pos == u.row {
+		u.decodeRow()
+		for _, c := range u.cur {
+			u.out(c)
+		}
+		u.prev, u.cur, u.pos = u.cur, u.prev, 0
+	}
+}
+
+// flush passes on a last, incomplete row as it is.
+func (u *unpredictor) flush() {
+	if u.kind == 0 {
+		return
+	}
+	n := u.pos
+	if u.kind == 10 {
+		n = max(u.pos-1, 0)
+	}
+	for _, c := range u.cur[:n] {
+		u.out(c)
+	}
+	u.pos = 0
+}
+
+func (u *unpredictor) decodeRow() {
+	cur, prev, bpp := u.cur, u.prev, u.bpp
+	for i := range cur {
+		var a, b, c byte
+		if i >= bpp {
+			a, c = cur[i-bpp], prev[i-bpp]
+		}
+		b = prev[i]
+		if u.kind == 2 {
+			cur[i] += a
+			continue
+		}
+		switch u.filter {
+		case 1:
+			cur[i] += a
+		case 2:
+			cur[i] += b
+		case 3:
+			cur[i] += byte((int(a) + int(b)) / 2)
+		case 4:
+			cur[i] += paeth(a, b, c)
+		}
+	}
+}
+
+// paeth is the PNG Paeth predictor (RFC 2083 §6.6).
+func paeth(a, b, c byte) byte {
+	p := int(a) + int(b) - int(c)
+	pa, pb, pc := abs(p-int(a)), abs(p-int(b)), abs(p-int(c))
+	switch {
+	case pa <= pb && pa <= pc:
+		return a
+	case pb <= pc:
+		return b
+	}
+	return c
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

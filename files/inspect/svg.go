@@ -10,22 +10,27 @@ import (
 )
 
 // maxSVG bounds an SVG whatever the policy: it is parsed as XML, token by token, and one
-// token (an attribute, a text node) is held whole.
-const maxSVG = 16 << 20
+// token (an element with all its attributes, a text node) is held whole, several times its
+// size in memory.
+const maxSVG = 4 << 20
+
+// maxSVGDepth bounds element nesting: the decoder keeps a record per open element.
+const maxSVGDepth = 256
 
 // checkSVG reads the SVG as an XML token stream. An SVG is a document a browser renders with
 // scripting when it is opened directly, so anything that runs code or reaches outside the file is
 // refused: script elements, event-handler attributes, javascript: and data: URLs, foreignObject
 // (HTML inside), references to other documents, and any DTD (entities: XXE, billion laughs).
 func checkSVG(src io.Reader) error {
-	d := xml.NewDecoder(io.LimitReader(src, maxSVG+1))
+	cr := &countingReader{r: io.LimitReader(src, maxSVG+1)}
+	d := xml.NewDecoder(cr)
 	d.Strict = true
 	d.Entity = nil
 	depth, inStyle := 0, false
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
-			if d.InputOffset() > maxSVG {
+			if cr.n > maxSVG {
 				return files.Refused(files.ReasonTooLarge, "the SVG is larger than %d bytes", maxSVG)
 			}
 			if depth != 0 {
@@ -34,7 +39,7 @@ func checkSVG(src io.Reader) error {
 			return nil
 		}
 		if err != nil {
-			if d.InputOffset() > maxSVG {
+			if cr.n > maxSVG {
 				return files.Refused(files.ReasonTooLarge, "the SVG is larger than %d bytes", maxSVG)
 			}
 			// A read error is reported by finish; anything else is malformed XML, which a
@@ -52,8 +57,13 @@ func checkSVG(src io.Reader) error {
 			}
 		case xml.StartElement:
 			depth++
+			if depth > maxSVGDepth {
+				return files.Refused(files.ReasonImageInvalid, "the SVG nests elements deeper than %d", maxSVGDepth)
+			}
 			switch strings.ToLower(t.Name.Local) {
-			case "script", "foreignobject", "handler", "listener":
+			// iframe, embed and object are HTML, rendered only through foreignObject, but a
+			// browser's parser is lenient: refused wherever they are.
+			case "script", "foreignobject", "handler", "listener", "iframe", "embed", "object":
 				return files.Refused(files.ReasonSVGScript, "the SVG holds script or embedded HTML")
 			case "style":
 				inStyle = true
@@ -61,6 +71,13 @@ func checkSVG(src io.Reader) error {
 			for _, a := range t.Attr {
 				if err := checkSVGAttr(a); err != nil {
 					return err
+				}
+			}
+			// <set>/<animate attributeName="href" to="https://..."> changes a link to one the
+			// href check never saw.
+			for _, a := range t.Attr {
+				if strings.EqualFold(a.Name.Local, "attributeName") && strings.Contains(compact(a.Value), "href") {
+					return files.Refused(files.ReasonSVGExternal, "the SVG animates a link")
 				}
 			}
 		case xml.EndElement:
@@ -140,4 +157,16 @@ func checkCSS(css string) error {
 			return files.Refused(files.ReasonSVGExternal, "the SVG's style refers to another document")
 		}
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
