@@ -39,8 +39,9 @@ func scanFileLink(row interface{ Scan(...any) error }) (*files.Link, error) {
 	return &l, nil
 }
 
-// CreateLink stores a new download link for an available file of the tenant: l.ID, TenantID
-// and CreatedAt are assigned (UsedAt and RevokedAt cleared). A user link names its user, an
+// CreateLink stores a new download link for an available file of the tenant: l.ID when empty
+// (the caller sets it when a token signed over it exists already), TenantID and CreatedAt are
+// assigned (UsedAt and RevokedAt cleared). A user link names its user, an
 // anyone link none; it expires after now and at most files.MaxLinkTTL ahead. A quarantined
 // file is tutela.EQUARANTINED with its quarantine reason as Reason (the client may retry
 // later); an infected, deleted or erased one is not found, as is another tenant's. The file's
@@ -71,7 +72,12 @@ func (s Files) CreateLink(ctx context.Context, l *files.Link) error {
 	default:
 		return errNoFile
 	}
-	l.ID, l.TenantID, l.CreatedAt, l.UsedAt, l.RevokedAt = tutela.NewID(), s.tenantID, s.tx.now, nil, nil
+	if l.ID == "" {
+		l.ID = tutela.NewID()
+	} else if !tutela.ValidID(l.ID) {
+		return tutela.FieldErrorf("id", "link ID is not valid")
+	}
+	l.TenantID, l.CreatedAt, l.UsedAt, l.RevokedAt = s.tenantID, s.tx.now, nil, nil
 	l.ExpiresAt = l.ExpiresAt.UTC().Truncate(time.Microsecond)
 	_, err = s.tx.exec(ctx, `INSERT INTO file_links (`+fileLinkCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		l.ID, l.TenantID, l.FileID, int64(l.KeyID), string(l.Audience), nullStr(l.UserID), l.SingleUse, l.ExpiresAt, nil, nil,
