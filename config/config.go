@@ -56,6 +56,7 @@ type Config struct {
 	Residency Residency `koanf:"residency"`
 	DSR       DSR       `koanf:"dsr"`
 	AI        AI        `koanf:"ai"`
+	Files     Files     `koanf:"files"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -64,6 +65,7 @@ type Config struct {
 	HSMPIN           tutela.Secret `koanf:"-"` // TUTELA_HSM_PIN[_FILE]: PKCS#11 user PIN
 	VaultToken       tutela.Secret `koanf:"-"` // TUTELA_VAULT_TOKEN[_FILE]: HashiCorp Vault token (hcvault:// KEK)
 	MetricsToken     tutela.Secret `koanf:"-"` // TUTELA_METRICS_TOKEN[_FILE]: bearer token for /metrics
+	FilesS3SecretKey tutela.Secret `koanf:"-"` // TUTELA_FILES_S3_SECRET_ACCESS_KEY[_FILE]: the files bucket's secret key
 
 	// loadProblems are rule violations found while loading (a secret in the file, a secret set
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
@@ -308,6 +310,7 @@ func Default() *Config {
 		// 9464 is the Prometheus exporter port OpenTelemetry uses; 9090 is Prometheus's own.
 		Metrics: Metrics{Addr: "127.0.0.1:9464"},
 		DSR:     defaultDSR(),
+		Files:   defaultFiles(),
 	}
 }
 
@@ -389,6 +392,18 @@ var envVars = []struct {
 	{"TUTELA_DSR_DOWNLOAD_TTL", "dsr.download_ttl", kindDuration},
 	{"TUTELA_DSR_MAX_EXTENSION_DAYS", "dsr.max_extension_days", kindInt},
 	{"TUTELA_AI_PRIVATE_NETWORKS", "ai.private_networks", kindList},
+	{"TUTELA_FILES_BACKEND", "files.backend", kindString},
+	{"TUTELA_FILES_DIR", "files.dir", kindString},
+	{"TUTELA_FILES_S3_BUCKET", "files.s3.bucket", kindString},
+	{"TUTELA_FILES_S3_PREFIX", "files.s3.prefix", kindString},
+	{"TUTELA_FILES_S3_REGION", "files.s3.region", kindString},
+	{"TUTELA_FILES_S3_ENDPOINT", "files.s3.endpoint", kindString},
+	{"TUTELA_FILES_S3_PATH_STYLE", "files.s3.path_style", kindBool},
+	{"TUTELA_FILES_S3_ACCESS_KEY_ID", "files.s3.access_key_id", kindString},
+	{"TUTELA_FILES_CLAMD", "files.clamd", kindString},
+	{"TUTELA_FILES_SCAN_TIMEOUT", "files.scan_timeout", kindDuration},
+	{"TUTELA_FILES_MALWARE_SCAN", "files.malware_scan", kindBool},
+	{"TUTELA_FILES_TRANSFER_TIMEOUT", "files.transfer_timeout", kindDuration},
 	{"TUTELA_RETENTION_LOGIN_HISTORY", "retention.login_history", kindDuration},
 	{"TUTELA_RETENTION_SECURITY_EVENTS", "retention.security_events", kindDuration},
 	{"TUTELA_RETENTION_ENDED_SESSIONS", "retention.ended_sessions", kindDuration},
@@ -423,6 +438,7 @@ var secretVars = []secretVar{
 	{"TUTELA_HSM_PIN", "vault.hsm_pin", func(c *Config) *tutela.Secret { return &c.HSMPIN }},
 	{"TUTELA_VAULT_TOKEN", "vault.token", func(c *Config) *tutela.Secret { return &c.VaultToken }},
 	{"TUTELA_METRICS_TOKEN", "metrics.token", func(c *Config) *tutela.Secret { return &c.MetricsToken }},
+	{"TUTELA_FILES_S3_SECRET_ACCESS_KEY", "files.s3.secret_access_key", func(c *Config) *tutela.Secret { return &c.FilesS3SecretKey }},
 }
 
 // maxSecretFile bounds a secret file read, so a _FILE pointing at /dev/zero or a log cannot
@@ -778,6 +794,7 @@ func (c *Config) Validate() error {
 	c.validateResidency(&p)
 	c.validateDSR(&p)
 	c.validateAI(&p)
+	c.validateFiles(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -788,6 +805,9 @@ func (c *Config) Validate() error {
 // prints them and the server logs them at start.
 func (c *Config) Warnings() []string {
 	var w []string
+	if !c.Files.MalwareScan {
+		w = append(w, "files.malware_scan is off: uploaded files become downloadable without a malware scan (ASVS 5.0 5.4.3)")
+	}
 	if b := c.Auth.Breach; !b.BuiltinList {
 		msg := "auth.breach.builtin_list is off: new passwords are not checked against the built-in list of common breached passwords (ASVS 6.2.12)"
 		if b.RangeURL == "" && b.IndexFile == "" {
@@ -1156,6 +1176,7 @@ func (c *Config) Redacted() map[string]any {
 	vs["hsm_pin"] = redactSecret(c.HSMPIN)
 	vs["token"] = redactSecret(c.VaultToken)
 	out["metrics"].(map[string]any)["token"] = redactSecret(c.MetricsToken)
+	out["files"].(map[string]any)["s3"].(map[string]any)["secret_access_key"] = redactSecret(c.FilesS3SecretKey)
 	return out
 }
 

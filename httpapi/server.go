@@ -19,6 +19,7 @@ import (
 	"tutela"
 	"tutela/ai/upstream"
 	"tutela/authz"
+	"tutela/files/intake"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
 	"tutela/privacy"
@@ -63,6 +64,12 @@ type Deps struct {
 	HostedPatterns []string
 	// AI sends the AI gateway's requests to providers (nil: /v1/ai/ answers 501 not_configured).
 	AI *upstream.Client
+	// Files is the file intake (nil: uploads and downloads answer 501 not_configured). Links
+	// are signed with Keys.
+	Files *intake.Service
+	// FileTransferTimeout bounds one upload's body or one download (config
+	// files.transfer_timeout; default 30 minutes).
+	FileTransferTimeout time.Duration
 }
 
 // Route is one registered endpoint.
@@ -102,6 +109,9 @@ func New(d Deps) *Server {
 	if d.DBTimeout <= 0 {
 		d.DBTimeout = 5 * time.Second
 	}
+	if d.FileTransferTimeout <= 0 {
+		d.FileTransferTimeout = 30 * time.Minute
+	}
 	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), masker: authz.NewMasker(d.MaskKey)}
 	s.routesInit()
 	m := newMetrics(s.reg, d.DB)
@@ -123,7 +133,7 @@ func New(d Deps) *Server {
 		requestMeta,
 		s.auditRequests,
 		boundDB(d.DBTimeout),
-		middleware.BodyLimit(d.BodyLimit),
+		middleware.BodyLimitExcept(d.BodyLimit, isUpload),
 	)
 	return s
 }
@@ -216,6 +226,7 @@ func (s *Server) routesInit() {
 	s.tokenRoutes()
 	s.processingRoutes()
 	s.aiAdminRoutes()
+	s.fileRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
@@ -320,9 +331,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func boundDB(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/ai/") {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/ai/") || isFileTransfer(r) {
 				// An inference waits for a provider, for as long as the provider's timeout
-				// allows; the gateway bounds each of its own transactions by d instead.
+				// allows; an upload or download moves a file for as long as the files' transfer
+				// timeout allows. Each bounds its own transactions instead.
 				next.ServeHTTP(w, r)
 				return
 			}

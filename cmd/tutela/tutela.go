@@ -471,6 +471,11 @@ func (m *Main) Listen(ctx context.Context) error {
 	// Back-channel logout: every client session a revocation ends queues a signed logout token
 	// for its relying party, in the revoking transaction.
 	(&oidc.BackchannelLogout{DB: m.DB, Queue: m.jobs, Signer: provider, PublicURL: issuer}).Register()
+	fileSvc, err := m.fileIntake(ctx, cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	hosted := http.NewServeMux()
 	provider.Register(hosted)
 	web.New(web.Deps{DB: m.DB, Identity: ids, Flow: provider, Log: m.Logger, PublicURL: issuer, TLS: cfg.ServedOverTLS(),
@@ -482,7 +487,8 @@ func (m *Main) Listen(ctx context.Context) error {
 		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
 		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
 		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy,
-		AI: upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
+		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
+		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout,
 	})
 	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {

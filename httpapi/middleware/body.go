@@ -24,9 +24,17 @@ const MaxJSONBody = 1 << 20
 // over n is refused before the handler runs; a body without one (chunked) is cut off by
 // http.MaxBytesReader, which DecodeJSON reports as too_large. Either way the server never reads
 // more than n bytes, which bounds the memory and CPU an attacker can make one request cost.
-func BodyLimit(n int64) func(http.Handler) http.Handler {
+func BodyLimit(n int64) func(http.Handler) http.Handler { return BodyLimitExcept(n, nil) }
+
+// BodyLimitExcept is BodyLimit for every request except those exempt reports true for (file
+// uploads, which their handler bounds by the tenant's file policy).
+func BodyLimitExcept(n int64, exempt func(*http.Request) bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if exempt != nil && exempt(r) {
+				serve(next, w, r)
+				return
+			}
 			if r.ContentLength > n {
 				WriteError(w, r, tooLarge(n))
 				return

@@ -1,0 +1,365 @@
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"time"
+
+	"tutela"
+	"tutela/authz"
+	"tutela/files"
+	"tutela/files/intake"
+	"tutela/httpapi/middleware"
+	"tutela/sqlstore"
+)
+
+// Download links: the only way a stored file's bytes leave. A link is signed (files.LinkSigner),
+// expires (5 minutes by default, at most 24 hours), is for one user or for anyone holding it,
+// and may work once. Its token is in the path; the audit log and the access log record the
+// route pattern, never the path, so the token reaches neither.
+
+const fileDownloadPrefix = "/v1/files/download/"
+
+type fileLinkRequest struct {
+	// Audience is "user" (default: only the caller, signed in) or "anyone" (EXPORT).
+	Audience files.Audience `json:"audience"`
+	// ExpiresIn is the link's lifetime in seconds (default 300, 10 – 86400).
+	ExpiresIn *int   `json:"expires_in"`
+	SingleUse bool   `json:"single_use"`
+	Purpose   string `json:"purpose"`
+}
+
+type fileLinkResponse struct {
+	files.Link
+	// URL is the download path, relative to this API's base URL; Token is its last segment.
+	URL   string `json:"url"`
+	Token string `json:"token"`
+}
+
+func (s *Server) createFileLink(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	if !s.filesConfigured(w, r) {
+		return
+	}
+	var req fileLinkRequest
+	if r.ContentLength != 0 {
+		if err := middleware.DecodeJSON(w, r, &req); err != nil {
+			middleware.WriteError(w, r, err)
+			return
+		}
+	}
+	ttl := files.DefaultLinkTTL
+	if req.ExpiresIn != nil {
+		ttl = time.Duration(*req.ExpiresIn) * time.Second
+		if ttl < files.MinLinkTTL || ttl > files.MaxLinkTTL {
+			middleware.WriteError(w, r, tutela.FieldErrorf("expires_in", "expires_in must be between %d and %d seconds",
+				int(files.MinLinkTTL.Seconds()), int(files.MaxLinkTTL.Seconds())))
+			return
+		}
+	}
+	action := authz.Read
+	switch req.Audience {
+	case "":
+		req.Audience = files.AudienceUser
+	case files.AudienceUser:
+	case files.AudienceAnyone:
+		action = authz.Export
+	default:
+		middleware.WriteError(w, r, tutela.FieldErrorf("audience", "audience must be user or anyone"))
+		return
+	}
+	if req.Audience == files.AudienceUser && p.Kind != tutela.PrincipalUser {
+		middleware.WriteError(w, r, tutela.FieldErrorf("audience", "a service account has no user to issue a link to; use audience anyone"))
+		return
+	}
+	l := &files.Link{ID: tutela.NewID(), Audience: req.Audience, SingleUse: req.SingleUse,
+		ExpiresAt: s.d.Clock().Add(ttl), CreatedBy: p.UserID}
+	if req.Audience == files.AudienceUser {
+		l.UserID = p.UserID
+	}
+	// Signing may create the file_links keyset: outside any transaction.
+	token, err := files.LinkSigner{Vault: s.d.Keys}.Sign(r.Context(), l)
+	if err != nil {
+		middleware.WriteError(w, r, tutela.Wrap(err, "the link could not be signed"))
+		return
+	}
+	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, f, err := s.fileFor(r, tx, p, action, req.Purpose)
+		if err != nil {
+			return err
+		}
+		l.FileID = f.ID
+		if err := tx.Files(t.ID).CreateLink(r.Context(), l); err != nil {
+			return err
+		}
+		return tx.Record(r.Context(), "file.link_created", t.ID, "file", f.ID, "", map[string]any{
+			"link_id": l.ID, "audience": string(l.Audience), "single_use": l.SingleUse,
+			"expires_at": l.ExpiresAt.Format(time.RFC3339), "key_id": l.KeyID, "purpose": req.Purpose})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	middleware.WriteJSON(w, http.StatusCreated, fileLinkResponse{Link: *l, URL: fileDownloadPrefix + token, Token: token})
+}
+
+func (s *Server) listFileLinks(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var links []files.Link
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		t, f, err := s.fileFor(r, tx, p, authz.Read, r.URL.Query().Get("purpose"))
+		if err != nil {
+			return err
+		}
+		links, err = tx.Files(t.ID).Links(r.Context(), f.ID)
+		return err
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if links == nil {
+		links = []files.Link{}
+	}
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"links": links})
+}
+
+// revokeFileLink ends a link before its expiry: its creator may (READ), anyone else needs MANAGE.
+func (s *Server) revokeFileLink(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, f, err := s.fileFor(r, tx, p, authz.Read, r.URL.Query().Get("purpose"))
+		if err != nil {
+			return err
+		}
+		links, err := tx.Files(t.ID).Links(r.Context(), f.ID)
+		if err != nil {
+			return err
+		}
+		var mine, found bool
+		for _, l := range links {
+			if l.ID == r.PathValue("link") {
+				found, mine = true, l.CreatedBy == p.UserID
+			}
+		}
+		if !found {
+			return tutela.Errorf(tutela.ENOTFOUND, "link not found")
+		}
+		if !mine {
+			if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Manage, Resource: authz.ResFiles,
+				Class: authz.Classification(f.Classification)}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Files(t.ID).RevokeLink(r.Context(), f.ID, r.PathValue("link")); err != nil {
+			return err
+		}
+		return tx.Record(r.Context(), "file.link_revoked", t.ID, "file", f.ID, "", map[string]any{"link_id": r.PathValue("link")})
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// downloadFile serves a file through a link. The signature is checked before anything is read;
+// then the link (not revoked, not used up, its key and expiry as signed), its audience (the
+// signed-in user it was issued to), and the file (available: a quarantined one is 409
+// file_quarantined). The use is recorded (file.downloaded), and a single-use link used up, in
+// one transaction before the first byte is sent.
+func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
+	if !s.filesConfigured(w, r) {
+		return
+	}
+	ctx := r.Context()
+	claims, err := files.LinkSigner{Vault: s.d.Keys}.Verify(ctx, r.PathValue("token"), s.d.Clock())
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	var p *tutela.Principal
+	var l *files.Link
+	var f *files.File
+	var dek []byte
+	var name string
+	err = s.d.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+		var err error
+		if l, err = tx.FileLink(ctx, claims.LinkID); err != nil {
+			return err
+		}
+		if l.KeyID != claims.KeyID || !l.ExpiresAt.Equal(claims.ExpiresAt) {
+			return tutela.Errorf(tutela.ENOTFOUND, "download link not found")
+		}
+		if l.RevokedAt != nil {
+			return tutela.Errorf(tutela.ELINKGONE, "this download link was revoked")
+		}
+		if l.SingleUse && l.UsedAt != nil {
+			return tutela.Errorf(tutela.ELINKGONE, "this download link was already used")
+		}
+		if l.Audience == files.AudienceUser {
+			if p, err = s.authenticate(r, false); err != nil {
+				return err
+			}
+			if p.UserID != l.UserID || p.TenantID != l.TenantID {
+				return tutela.Errorf(tutela.EFORBIDDEN, "this download link was issued to another user")
+			}
+			// As every authenticated route: an account that must first change its password
+			// or enrol a second factor does nothing else.
+			if p.MustChangePassword || p.MustEnrollMFA {
+				return tutela.Errorf(tutela.EFORBIDDEN, "finish your account's required set-up (password change or second factor) first")
+			}
+			if m := tutela.RequestMetaFrom(ctx); m != nil {
+				m.Principal = p
+			}
+		}
+		if f, err = tx.Files(l.TenantID).Get(ctx, l.FileID); err != nil {
+			return err
+		}
+		switch f.Status {
+		case files.StatusAvailable:
+		case files.StatusQuarantined:
+			return &tutela.Error{Code: tutela.EQUARANTINED, Reason: f.QuarantineReason,
+				Message: "the file has not been cleared by the malware scan yet"}
+		default:
+			return tutela.Errorf(tutela.ENOTFOUND, "file not found")
+		}
+		if dek, name, err = tx.OpenFile(ctx, f); err != nil {
+			return err
+		}
+		if err := tx.UseFileLink(ctx, l); err != nil {
+			return err
+		}
+		return tx.Record(ctx, "file.downloaded", l.TenantID, "file", f.ID, "", map[string]any{
+			"link_id": l.ID, "audience": string(l.Audience), "single_use": l.SingleUse, "size": f.Size})
+	})
+	if err != nil {
+		if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tutela"`)
+		}
+		middleware.WriteError(w, r, err)
+		return
+	}
+	defer clear(dek)
+	body, err := s.d.Files.Content(ctx, f, dek)
+	if err != nil {
+		middleware.WriteError(w, r, tutela.Wrap(err, "the file could not be read"))
+		return
+	}
+	defer body.Close()
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(s.d.FileTransferTimeout))
+	h := w.Header()
+	h.Set("Content-Type", f.DetectedType)
+	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	h.Set("Content-Disposition", contentDisposition(name, f))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox; frame-ancestors 'none'")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, body); err != nil {
+		// Headers are gone; a tampered or unreadable blob ends the response short, which the
+		// client sees against Content-Length. Never altered bytes: decryption fails first.
+		middleware.Logger(ctx).Error("files: download failed mid-stream", "file", f.ID, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// contentDisposition makes every download an attachment, named after the upload (RFC 6266,
+// with RFC 5987 encoding for names outside ASCII); a name that cannot be encoded falls back to
+// the file's ID and extension.
+func contentDisposition(name string, f *files.File) string {
+	if name != "" {
+		if v := mime.FormatMediaType("attachment", map[string]string{"filename": name}); v != "" {
+			return v
+		}
+	}
+	return mime.FormatMediaType("attachment", map[string]string{"filename": f.ID + f.Extension})
+}
+
+// uploadBody finds the file in an upload request: the one part "file" of a multipart body
+// (name and declared type from it), or the whole body (declared type from Content-Type, size
+// from Content-Length). part, when not nil, is closed after use.
+func uploadBody(r *http.Request, up *intake.Upload) (io.Reader, *multipart.Part, error) {
+	ct := r.Header.Get("Content-Type")
+	if mt, _, _ := mime.ParseMediaType(ct); mt == "multipart/form-data" {
+		if up.Name != "" {
+			return nil, nil, tutela.FieldErrorf("name", "a multipart upload is named by its part's filename, not ?name=")
+		}
+		mr, err := r.MultipartReader()
+		if err != nil {
+			return nil, nil, tutela.Errorf(tutela.EINVALID, "the multipart body is malformed")
+		}
+		part, err := mr.NextRawPart()
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil, nil, tutela.FieldErrorf("file", "the multipart body has no part named file")
+		case err != nil:
+			return nil, nil, bodyErr(err)
+		case part.FormName() != "file":
+			part.Close()
+			return nil, nil, tutela.FieldErrorf("file", "the multipart body must hold exactly one part, named file")
+		}
+		up.Name, up.DeclaredType = part.FileName(), part.Header.Get("Content-Type")
+		return &onlyPart{part: part, mr: mr}, part, nil
+	}
+	if up.Name == "" {
+		return nil, nil, tutela.FieldErrorf("name", "a raw upload needs ?name= (the file's name)")
+	}
+	up.DeclaredType = ct
+	if r.ContentLength >= 0 {
+		if up.DeclaredSize >= 0 && up.DeclaredSize != r.ContentLength {
+			return nil, nil, files.Refused(files.ReasonSizeMismatch, "?size= and Content-Length disagree")
+		}
+		up.DeclaredSize = r.ContentLength
+	}
+	return r.Body, nil, nil
+}
+
+// bodyErr is a multipart framing failure: a body that ended early is a truncated upload.
+func bodyErr(err error) error {
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return files.Refused(files.ReasonTooLarge, "the upload is larger than this tenant accepts")
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return files.Refused(files.ReasonTruncated, "the upload ended before the file was complete")
+	}
+	return tutela.Errorf(tutela.EINVALID, "the multipart body is malformed")
+}
+
+// onlyPart reads the file part and, at its end, checks that the body ends there too: a second
+// part is refused, and a body without its closing boundary is a truncated upload.
+type onlyPart struct {
+	part *multipart.Part
+	mr   *multipart.Reader
+	done bool
+}
+
+func (o *onlyPart) Read(p []byte) (int, error) {
+	if o.done {
+		return 0, io.EOF
+	}
+	n, err := o.part.Read(p)
+	if !errors.Is(err, io.EOF) {
+		if err != nil {
+			err = bodyErr(err)
+		}
+		return n, err
+	}
+	o.done = true
+	next, nerr := o.mr.NextRawPart()
+	switch {
+	case errors.Is(nerr, io.EOF):
+		return n, io.EOF
+	case nerr != nil:
+		return n, bodyErr(nerr)
+	default:
+		next.Close()
+		return n, tutela.FieldErrorf("file", "the multipart body must hold exactly one part, named file")
+	}
+}
