@@ -465,11 +465,13 @@ func FileNameAAD(id string) []byte { return fileAAD("name_sealed", id) }
 // belong to no subject after a tenant's files keyset is rotated. A subject's files are sealed
 // with the subject's own key, not a keyset: rotating person_keys rewraps that key, not them.
 func FilesSources(db *DB) []vault.RewrapSource {
-	src := func(column string) SealedColumn {
+	// The labels name what is sealed, not the column: rewrap prints them, and its output must
+	// not read as if it printed wrapped key material.
+	src := func(column, label string) SealedColumn {
 		return SealedColumn{DB: db, Table: "files", Column: column, Purpose: vault.PurposeFiles, Where: "subject_id IS NULL",
-			TenantCol: "tenant_id", Label: "files." + column, Item: func(id, tenant, _ string) (string, []byte) {
+			TenantCol: "tenant_id", Label: label, Item: func(id, tenant, _ string) (string, []byte) {
 				return tenant, fileAAD(column, id)
 			}}
 	}
-	return []vault.RewrapSource{src("wrapped_dek"), src("name_sealed")}
+	return []vault.RewrapSource{src("wrapped_dek", "files.data_keys"), src("name_sealed", "files.names")}
 }

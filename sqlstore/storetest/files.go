@@ -34,6 +34,8 @@ var FilesTests = []Test{
 	{"FilesSubjectErasureErasesOnlyItsFiles", testFilesErasure},
 	{"FilesErasureReappliedToARestoredBackup", testFilesErasureReapplied},
 	{"FilesRewrapAfterRotation", testFilesRewrap},
+	{"FilesCreateForASubjectBeingErasedRefused", testFilesCreateRacesErasure},
+	{"FilesLinkToAFileBeingDeletedRefused", testFilesLinkRacesDelete},
 }
 
 // filesKit is a store with a vault, two tenants with a subject schema, and a subject in each.

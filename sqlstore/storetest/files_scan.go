@@ -485,3 +485,75 @@ func testFilesRewrap(t *testing.T, open Opener) {
 		t.Fatal("a subject's file was rewrapped with the tenant keyset")
 	}
 }
+
+// whileHeld runs first in a transaction that stays open until second is waiting for a row lock
+// (PostgreSQL), then commits it and returns second's error: the interleaving a missing lock
+// would let second slip through.
+func whileHeld(t *testing.T, db *sqlstore.DB, first func(*sqlstore.Tx) error, second func() error) error {
+	t.Helper()
+	held, release, firstDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		firstDone <- db.Update(ctx, func(tx *sqlstore.Tx) error {
+			if err := first(tx); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-held:
+	case err := <-firstDone:
+		t.Fatalf("first transaction: %v", err)
+	}
+	secondDone := make(chan error, 1)
+	go func() { secondDone <- second() }()
+	waitForLockWaiter(t, db)
+	close(release)
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	return <-secondDone
+}
+
+// A file created for a subject while the subject is being erased waits for the erasure and is
+// refused: it can neither slip in under the erased subject nor escape its files' erasure.
+func testFilesCreateRacesErasure(t *testing.T, open Opener) {
+	k := newFilesKit(t, open, "files-race-erase")
+	if k.db.Dialect() != sqlstore.Postgres {
+		t.Skip("one writer: transactions cannot interleave")
+	}
+	err := whileHeld(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.Subjects(k.a).Erase(ctx, k.subA, "the subject asked", "GDPR Art. 17(1)(a)", sqlstore.ErasureRequest)
+		return err
+	}, func() error {
+		return k.do(k.a, func(s sqlstore.Files) error { return s.Create(ctx, k.draft(k.subA)) })
+	})
+	mustCode(t, err, tutela.ENOTFOUND)
+	if n := countRows(t, k.db, "files"); n != 0 {
+		t.Fatalf("%d files of the erased subject", n)
+	}
+}
+
+// A link created while its file is being deleted waits for the deletion and is refused: the
+// deletion's revocation of every link cannot miss it.
+func testFilesLinkRacesDelete(t *testing.T, open Opener) {
+	k := newFilesKit(t, open, "files-race-delete")
+	if k.db.Dialect() != sqlstore.Postgres {
+		t.Skip("one writer: transactions cannot interleave")
+	}
+	f := k.available(t, k.a, "")
+	err := whileHeld(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.Files(k.a).Delete(ctx, f.ID)
+		return err
+	}, func() error {
+		return k.do(k.a, func(s sqlstore.Files) error {
+			return s.CreateLink(ctx, &files.Link{FileID: f.ID, Audience: files.AudienceAnyone, ExpiresAt: k.clock.Now().Add(time.Minute)})
+		})
+	})
+	mustCode(t, err, tutela.ENOTFOUND)
+	if n := countRows(t, k.db, "file_links"); n != 0 {
+		t.Fatalf("%d links to the deleted file", n)
+	}
+}

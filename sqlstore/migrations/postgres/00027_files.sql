@@ -35,7 +35,7 @@ CREATE TABLE files (
     UNIQUE (tenant_id, id),
     FOREIGN KEY (tenant_id, subject_id) REFERENCES subjects (tenant_id, id) ON DELETE RESTRICT
 );
-CREATE INDEX files_tenant ON files (tenant_id, created_at, id);
+CREATE INDEX files_tenant ON files (tenant_id, id);  -- List: newest first by UUIDv7 ID
 CREATE INDEX files_subject ON files (tenant_id, subject_id) WHERE subject_id IS NOT NULL;
 CREATE UNIQUE INDEX files_blob ON files (blob_key) WHERE blob_key IS NOT NULL;
 
