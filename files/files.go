@@ -56,6 +56,12 @@ const (
 	QuarantineError       = "scanner_error"       // clamd answered with an error
 )
 
+// Scan results of an available file (File.ScanResult); an infected file's is the signature.
+const (
+	ScanClean      = "clean"
+	ScanNotScanned = "not_scanned" // files.malware_scan is off: accepted without a scan
+)
+
 // Reasons an upload is refused: the "reason" of a 422 file_refused error. Each is a stable word
 // a client can act on; the message says more in prose.
 const (

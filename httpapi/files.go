@@ -56,12 +56,14 @@ func isFileTransfer(r *http.Request) bool {
 	return isUpload(r) || (r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, fileDownloadPrefix))
 }
 
-func (s *Server) filesConfigured(w http.ResponseWriter, r *http.Request) bool {
-	if s.d.Files == nil {
-		middleware.WriteError(w, r, tutela.Errorf(tutela.ENOTCONFIGURED, "file storage is not configured on this server"))
-		return false
+// filesConfigured is the answer of a file route on a server without file storage (or without
+// the vault that signs links). Handlers ask it after the tenant check, so another tenant's
+// path is 404 here as everywhere.
+func (s *Server) filesConfigured() error {
+	if s.d.Files == nil || s.d.Keys == nil {
+		return tutela.Errorf(tutela.ENOTCONFIGURED, "file storage is not configured on this server")
 	}
-	return true
+	return nil
 }
 
 func (s *Server) getFilePolicy(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
@@ -87,13 +89,12 @@ func (s *Server) putFilePolicy(w http.ResponseWriter, r *http.Request, p *tutela
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if err := pol.Validate(); err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResFiles)
 		if err != nil {
+			return err
+		}
+		if err := pol.Validate(); err != nil {
 			return err
 		}
 		if err := tx.Files(t.ID).SetPolicy(r.Context(), pol, p.UserID); err != nil {
@@ -147,9 +148,6 @@ func uploadParamsOf(r *http.Request) (uploadParams, error) {
 // ?subject_id= attaches the file to a subject (UPDATE on subjects too), ?classification= sets
 // its classification (default YELLOW).
 func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	if !s.filesConfigured(w, r) {
-		return
-	}
 	q, err := uploadParamsOf(r)
 	if err != nil {
 		middleware.WriteError(w, r, err)
@@ -174,6 +172,9 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 			if _, err := s.decideWith(r, p, pl, authz.Request{Action: authz.Update, Resource: authz.ResSubjects, Class: class}); err != nil {
 				return err
 			}
+		}
+		if err := s.filesConfigured(); err != nil {
+			return err
 		}
 		pol, err = tx.Files(t.ID).Policy(r.Context())
 		return err
@@ -308,13 +309,13 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request, p *tutela.Princ
 }
 
 func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	if !s.filesConfigured(w, r) {
-		return
-	}
 	var f *files.File
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, cur, err := s.fileFor(r, tx, p, authz.Delete, "")
 		if err != nil {
+			return err
+		}
+		if err := s.filesConfigured(); err != nil {
 			return err
 		}
 		if f, err = tx.Files(t.ID).Delete(r.Context(), cur.ID); err != nil {
@@ -337,14 +338,13 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 // rescanFile scans a quarantined file again now (MANAGE: the scan job does it on its own with
 // backoff; this is for an operator who has just brought the scanner back).
 func (s *Server) rescanFile(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	if !s.filesConfigured(w, r) {
-		return
-	}
 	var f *files.File
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
 		var err error
-		_, f, err = s.fileFor(r, tx, p, authz.Manage, "")
-		return err
+		if _, f, err = s.fileFor(r, tx, p, authz.Manage, ""); err != nil {
+			return err
+		}
+		return s.filesConfigured()
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)

@@ -41,9 +41,6 @@ type fileLinkResponse struct {
 }
 
 func (s *Server) createFileLink(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	if !s.filesConfigured(w, r) {
-		return
-	}
 	var req fileLinkRequest
 	if r.ContentLength != 0 {
 		if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -80,7 +77,18 @@ func (s *Server) createFileLink(w http.ResponseWriter, r *http.Request, p *tutel
 	if req.Audience == files.AudienceUser {
 		l.UserID = p.UserID
 	}
-	// Signing may create the file_links keyset: outside any transaction.
+	// Signing may create the file_links keyset: outside any transaction, after the tenant and
+	// the principal's right to the file are known.
+	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+		if _, _, err := s.fileFor(r, tx, p, action, req.Purpose); err != nil {
+			return err
+		}
+		return s.filesConfigured()
+	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
 	token, err := files.LinkSigner{Vault: s.d.Keys}.Sign(r.Context(), l)
 	if err != nil {
 		middleware.WriteError(w, r, tutela.Wrap(err, "the link could not be signed"))
@@ -171,7 +179,8 @@ func (s *Server) revokeFileLink(w http.ResponseWriter, r *http.Request, p *tutel
 // file_quarantined). The use is recorded (file.downloaded), and a single-use link used up, in
 // one transaction before the first byte is sent.
 func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
-	if !s.filesConfigured(w, r) {
+	if err := s.filesConfigured(); err != nil {
+		middleware.WriteError(w, r, err)
 		return
 	}
 	ctx := r.Context()

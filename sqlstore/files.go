@@ -314,8 +314,8 @@ func (s Files) RecordScan(ctx context.Context, id string, r ScanRecord) (*files.
 		return nil, tutela.FieldErrorf("quarantine_reason", "a quarantined scan needs a known quarantine reason")
 	case r.Status != files.StatusQuarantined && r.QuarantineReason != "":
 		return nil, tutela.FieldErrorf("quarantine_reason", "only a quarantined scan has a quarantine reason")
-	case r.Status == files.StatusAvailable && r.Result != "clean":
-		return nil, tutela.FieldErrorf("result", `an available file's scan result is "clean"`)
+	case r.Status == files.StatusAvailable && r.Result != files.ScanClean && r.Result != files.ScanNotScanned:
+		return nil, tutela.FieldErrorf("result", `an available file's scan result is "clean" (or "not_scanned", scanning switched off)`)
 	case r.Status == files.StatusInfected && (r.Result == "" || r.Result == "clean"):
 		return nil, tutela.FieldErrorf("result", "an infected file's scan result names the signature")
 	case r.Status != files.StatusQuarantined && r.Status != files.StatusAvailable && r.Status != files.StatusInfected:

@@ -50,9 +50,6 @@ type Service struct {
 	Log         *slog.Logger
 }
 
-// ScanResultNotScanned is the scan result of a file accepted with scanning switched off.
-const ScanResultNotScanned = "not_scanned"
-
 // Upload is one file coming in.
 type Upload struct {
 	TenantID       string

@@ -295,7 +295,7 @@ func TestContent_TamperedBlobIsAnErrorNeverOtherBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Status != files.StatusAvailable || f.ScanResult != intake.ScanResultNotScanned {
+	if f.Status != files.StatusAvailable || f.ScanResult != files.ScanNotScanned {
 		t.Fatalf("without a scanner: %+v", f)
 	}
 	var path string

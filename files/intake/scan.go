@@ -85,7 +85,7 @@ var ErrStillQuarantined = errors.New("files: the scanner gave no verdict; the fi
 // judge scans f's content and says what to record.
 func (s *Service) judge(ctx context.Context, f *files.File, dek []byte) (sqlstore.ScanRecord, clamd.Verdict) {
 	if s.Scanner == nil {
-		return sqlstore.ScanRecord{Status: files.StatusAvailable, Result: ScanResultNotScanned}, clamd.Verdict{}
+		return sqlstore.ScanRecord{Status: files.StatusAvailable, Result: files.ScanNotScanned}, clamd.Verdict{}
 	}
 	timeout := s.ScanTimeout
 	if timeout <= 0 {
@@ -102,7 +102,7 @@ func (s *Service) judge(ctx context.Context, f *files.File, dek []byte) (sqlstor
 	v, err := s.Scanner.Scan(ctx, rc)
 	switch {
 	case err == nil && v.Clean:
-		return sqlstore.ScanRecord{Status: files.StatusAvailable, Result: "clean"}, v
+		return sqlstore.ScanRecord{Status: files.StatusAvailable, Result: files.ScanClean}, v
 	case err == nil:
 		return sqlstore.ScanRecord{Status: files.StatusInfected, Result: v.Signature}, v
 	case errors.Is(err, clamd.ErrUnavailable):
