@@ -46,13 +46,14 @@ type PurgeCounts struct {
 	PushedRequests      int64
 	AuthRequests        int64
 	SpentChallenges     int64
+	FileLinks           int64
 }
 
 // Total is the number of rows deleted from all tables.
 func (c PurgeCounts) Total() int64 {
 	return c.LoginHistory + c.SecurityEvents + c.Sessions + c.RefreshTokens + c.UserTokens +
 		c.WebAuthnCeremonies + c.ClientAssertionJTIs + c.DeadJobs + c.DSRPackages + c.DPoPProofs + c.PushedRequests +
-		c.AuthRequests + c.SpentChallenges
+		c.AuthRequests + c.SpentChallenges + c.FileLinks
 }
 
 // String lists the non-zero counts by table name ("login_history=3 sessions=1"). Logs carry it as
@@ -69,6 +70,7 @@ func (c PurgeCounts) String() string {
 		{"jobs", c.DeadJobs}, {"dsr_packages", c.DSRPackages},
 		{"oidc_dpop_proofs", c.DPoPProofs}, {"oidc_pushed_requests", c.PushedRequests},
 		{"oidc_auth_requests", c.AuthRequests}, {"spent_challenges", c.SpentChallenges},
+		{"file_links", c.FileLinks},
 	} {
 		if n.rows == 0 {
 			continue
@@ -193,6 +195,12 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time, r Retention) (Pur
 		n, err := tx.purgeRows(ctx, "client_assertion_jtis", "(service_account_id, jti)",
 			"(SELECT sa.tenant_id FROM service_accounts sa WHERE sa.id = service_account_id)", "expires_at < $1", cutoff)
 		return []tableCount{{"client_assertion_jtis", n, &c.ClientAssertionJTIs}}, err
+	})
+	// A download link past its expiry opens nothing (its token carries the expiry and the row
+	// is checked again); its creation and every use are on the audit log.
+	run("file_links", r.UsedTokens, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {
+		n, err := tx.purgeRows(ctx, "file_links", "id", "tenant_id", "expires_at < $1", cutoff)
+		return []tableCount{{"file_links", n, &c.FileLinks}}, err
 	})
 	// Only dead jobs: a pending one is work still owed, however old.
 	run("jobs", r.DeadJobs, func(tx *Tx, cutoff time.Time) ([]tableCount, error) {

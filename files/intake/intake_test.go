@@ -5,12 +5,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"tutela"
 	"tutela/files"
@@ -29,7 +33,7 @@ var ctx = context.Background()
 type kit struct {
 	db     *sqlstore.DB
 	now    *clock
-	blobs  *blob.Local
+	blobs  blob.Store
 	dir    string
 	clamd  *clamdtest.Server
 	svc    *intake.Service
@@ -346,5 +350,49 @@ func TestPurge_DeletedFileLosesBlobAndKey(t *testing.T) {
 	// Twice is fine (the purge job may run after the request already purged).
 	if err := k.svc.Purge(ctx, k.tenant, f.ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The same intake over an S3-compatible bucket (gofakes3 in-process): a large file goes up as a
+// multipart upload and reads back; a refused one leaves no object and no unfinished upload.
+func TestUpload_S3BucketKeepsOnlyWhatWasAccepted(t *testing.T) {
+	backend := s3mem.New()
+	if err := backend.CreateBucket("tutela-files"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
+	t.Cleanup(srv.Close)
+	store, err := blob.NewS3(ctx, blob.S3Config{Bucket: "tutela-files", Prefix: "prod", Region: "eu-central-1",
+		Endpoint: srv.URL, UsePathStyle: true, AccessKeyID: "test", SecretAccessKey: tutela.NewSecret("test-secret"),
+		PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKit(t, sqlstore.SQLite, false)
+	k.blobs, k.svc.Blobs = store, store
+	k.svc.Scanner = clamdtest.Start(t, clamdtest.Options{StreamMaxLength: 64 << 20}).Client()
+	pol := files.DefaultPolicy()
+	big := bytes.Repeat([]byte("id,name\n1,Ada\n"), 1<<20) // 15 MiB: three parts
+	f, err := k.svc.Upload(ctx, intake.Upload{TenantID: k.tenant, Name: "big.csv", DeclaredType: "text/csv",
+		DeclaredSize: int64(len(big)), Body: bytes.NewReader(big), Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.content(t, f); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+	// Refused late (the planted sample at the end, found by the scan) and early (an
+	// executable's header, after the first part went up): nothing of either stays.
+	bad := append(bytes.Repeat([]byte("id,name\n1,Ada\n"), 1<<19), []byte(clamdtest.PlantedSample+"\n")...)
+	if _, err := k.upload("bad.csv", "text/csv", bad); files.RefusalReason(err) != files.ReasonMalware {
+		t.Fatalf("planted sample: %v", err)
+	}
+	exe := append([]byte("\x7fELF\x02\x01\x01"), bytes.Repeat([]byte{0}, 12<<20)...)
+	if _, err := k.upload("x.pdf", "application/pdf", exe); files.RefusalReason(err) != files.ReasonExecutable {
+		t.Fatalf("executable: %v", err)
+	}
+	objs := k.objects(t)
+	if len(objs) != 1 || !strings.HasSuffix(objs[0], f.BlobKey) {
+		t.Fatalf("bucket holds %v, want only %s", objs, f.BlobKey)
 	}
 }

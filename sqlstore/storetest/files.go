@@ -36,6 +36,31 @@ var FilesTests = []Test{
 	{"FilesRewrapAfterRotation", testFilesRewrap},
 	{"FilesCreateForASubjectBeingErasedRefused", testFilesCreateRacesErasure},
 	{"FilesLinkToAFileBeingDeletedRefused", testFilesLinkRacesDelete},
+	{"FilesExpiredLinksPurgedByRetention", testFilesLinksPurged},
+}
+
+// testFilesLinksPurged: the retention sweep removes links expired longer ago than the
+// used-tokens retention, and only those.
+func testFilesLinksPurged(t *testing.T, open Opener) {
+	k := newFilesKit(t, open, "fl-purge")
+	f := k.available(t, k.a, "")
+	old := k.link(t, k.a, f.ID, false)
+	k.clock.Add(2 * time.Hour)
+	fresh := k.link(t, k.a, f.ID, false)
+	ret := sqlstore.Retention{LoginHistory: time.Hour, SecurityEvents: time.Hour, EndedSessions: time.Hour,
+		UsedTokens: time.Hour, DeadJobs: time.Hour}
+	c, err := k.db.PurgeExpired(ctx, k.clock.Now(), ret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FileLinks != 1 {
+		t.Fatalf("purged %d links, want 1 (%s)", c.FileLinks, c)
+	}
+	var links []files.Link
+	k.must(t, k.a, func(s sqlstore.Files) (err error) { links, err = s.Links(ctx, f.ID); return err })
+	if len(links) != 1 || links[0].ID != fresh.ID || old.ID == fresh.ID {
+		t.Fatalf("links left: %+v", links)
+	}
 }
 
 // filesKit is a store with a vault, two tenants with a subject schema, and a subject in each.
