@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -208,8 +209,21 @@ func testFilesLinks(t *testing.T, open Opener) {
 			t.Errorf("%s: %v, want invalid", name, err)
 		}
 	}
+	// A caller may choose the ID (intake signs a token over it before storing the link), but
+	// only a valid one; none: one is assigned.
 	l := newLink()
 	l.ID = "chosen-by-caller"
+	if err := k.do(k.a, func(s sqlstore.Files) error { return s.CreateLink(ctx, l) }); tutela.ErrorCode(err) != tutela.EINVALID {
+		t.Fatalf("invalid chosen ID: %v", err)
+	}
+	chosen := tutela.NewID()
+	l = newLink()
+	l.ID = chosen
+	k.must(t, k.a, func(s sqlstore.Files) error { return s.CreateLink(ctx, l) })
+	if l.ID != chosen {
+		t.Fatalf("chosen ID %s replaced by %s", chosen, l.ID)
+	}
+	l = newLink()
 	k.must(t, k.a, func(s sqlstore.Files) error { return s.CreateLink(ctx, l) })
 	if !tutela.ValidID(l.ID) || l.TenantID != k.a || !l.CreatedAt.Equal(k.clock.Now().UTC().Truncate(time.Microsecond)) {
 		t.Fatalf("created link %+v", l)
@@ -224,7 +238,8 @@ func testFilesLinks(t *testing.T, open Opener) {
 	l2 := k.link(t, k.a, f.ID, true)
 	var links []files.Link
 	k.must(t, k.a, func(s sqlstore.Files) (err error) { links, err = s.Links(ctx, f.ID); return err })
-	if len(links) != 2 || links[0].ID != l2.ID || links[1].ID != l.ID {
+	if len(links) != 3 || links[0].ID != l2.ID || !slices.ContainsFunc(links[1:], func(x files.Link) bool { return x.ID == l.ID }) ||
+		!slices.ContainsFunc(links[1:], func(x files.Link) bool { return x.ID == chosen }) {
 		t.Fatalf("links newest first: %+v", links)
 	}
 	k.must(t, k.a, func(s sqlstore.Files) error { return s.RevokeLink(ctx, f.ID, l.ID) })
