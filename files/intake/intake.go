@@ -66,8 +66,12 @@ type Upload struct {
 	Policy files.Policy
 }
 
-// bufSize is the unit an upload is read, hashed, inspected and encrypted in.
-const bufSize = 256 << 10
+// bufSize is the unit an upload is read, hashed, inspected and encrypted in; pipeDepth how
+// many such chunks may wait for the inspector (memory: about pipeDepth+2 chunks per upload).
+const (
+	bufSize   = 256 << 10
+	pipeDepth = 4
+)
 
 // blobAAD binds a blob's ciphertext to its tenant and file: a blob copied under another
 // file's row does not decrypt.
@@ -132,8 +136,8 @@ func (s *Service) receive(ctx context.Context, fileID string, u Upload) (_ *file
 	}
 
 	// The inspector reads what the loop below writes, in its own goroutine, and hashes it
-	// there too, so hashing overlaps encryption.
-	pr, pw := io.Pipe()
+	// there too, so hashing and inspecting one chunk overlap encrypting the next.
+	pipe := newChunkPipe(pipeDepth, bufSize)
 	type verdict struct {
 		res inspect.Result
 		err error
@@ -141,16 +145,16 @@ func (s *Service) receive(ctx context.Context, fileID string, u Upload) (_ *file
 	done := make(chan verdict, 1)
 	sum := sha256.New()
 	go func() {
-		res, err := inspect.Inspect(hashingReader{pr, sum}, inspect.Input{Name: u.Name, DeclaredType: u.DeclaredType, Policy: &u.Policy})
+		res, err := inspect.Inspect(hashingReader{pipe, sum}, inspect.Input{Name: u.Name, DeclaredType: u.DeclaredType, Policy: &u.Policy})
 		if err == nil {
 			// Whatever the inspector left unread is still hashed.
-			_, err = io.Copy(io.Discard, hashingReader{pr, sum})
+			_, err = io.Copy(io.Discard, hashingReader{pipe, sum})
 		}
-		pr.CloseWithError(errInspectorDone)
+		pipe.CloseRead(errInspectorDone)
 		done <- verdict{res, err}
 	}()
-	n, rerr := s.pump(u, enc, pw)
-	pw.CloseWithError(rerr)
+	n, rerr := s.pump(u, enc, pipe)
+	pipe.CloseWithError(rerr)
 	v := <-done
 	// The inspector's refusal comes first: it is why the pump stopped, when it stopped early.
 	if v.err != nil && files.RefusalReason(v.err) != "" {
