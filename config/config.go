@@ -402,6 +402,7 @@ var envVars = []struct {
 	{"TUTELA_FILES_S3_ACCESS_KEY_ID", "files.s3.access_key_id", kindString},
 	{"TUTELA_FILES_CLAMD", "files.clamd", kindString},
 	{"TUTELA_FILES_SCAN_TIMEOUT", "files.scan_timeout", kindDuration},
+	{"TUTELA_FILES_SCAN_MAX_SIZE", "files.scan_max_size", kindInt},
 	{"TUTELA_FILES_MALWARE_SCAN", "files.malware_scan", kindBool},
 	{"TUTELA_FILES_TRANSFER_TIMEOUT", "files.transfer_timeout", kindDuration},
 	{"TUTELA_RETENTION_LOGIN_HISTORY", "retention.login_history", kindDuration},

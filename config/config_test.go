@@ -292,6 +292,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_FILES_S3_PATH_STYLE=true", func(c *Config) any { return c.Files.S3.PathStyle }, true},
 		{"TUTELA_FILES_S3_ACCESS_KEY_ID=AKIAEXAMPLE", func(c *Config) any { return c.Files.S3.AccessKeyID }, "AKIAEXAMPLE"},
 		{"TUTELA_FILES_CLAMD=tcp:127.0.0.1:3310", func(c *Config) any { return c.Files.Clamd }, "tcp:127.0.0.1:3310"},
+		{"TUTELA_FILES_SCAN_MAX_SIZE=1073741824", func(c *Config) any { return c.Files.ScanMaxSize }, int64(1 << 30)},
 		{"TUTELA_FILES_SCAN_TIMEOUT=30s", func(c *Config) any { return c.Files.ScanTimeout }, 30 * time.Second},
 		{"TUTELA_FILES_MALWARE_SCAN=false", func(c *Config) any { return c.Files.MalwareScan }, false},
 		{"TUTELA_FILES_TRANSFER_TIMEOUT=2h", func(c *Config) any { return c.Files.TransferTimeout }, 2 * time.Hour},

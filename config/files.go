@@ -22,6 +22,11 @@ type Files struct {
 	// ScanTimeout bounds one scan (default 2m); past it the file stays quarantined and is
 	// scanned again later.
 	ScanTimeout time.Duration `koanf:"scan_timeout"`
+	// ScanMaxSize is the largest file sent to clamd (default 100 MiB, clamd's own default
+	// MaxFileSize): clamd's MaxFileSize, MaxScanSize and StreamMaxLength must be at least this,
+	// with AlertExceedsMax yes. A larger file stays quarantined (scanner_limit), because past
+	// its limits clamd answers "OK" for content it has not scanned.
+	ScanMaxSize int64 `koanf:"scan_max_size"`
 	// MalwareScan false accepts files without a malware scan (they are marked not_scanned).
 	// Only for a deployment that scans elsewhere; the server warns at every start.
 	MalwareScan bool `koanf:"malware_scan"`
@@ -42,7 +47,7 @@ type FilesS3 struct {
 
 func defaultFiles() Files {
 	return Files{Backend: "local", Clamd: "unix:/run/clamav/clamd.ctl", ScanTimeout: 2 * time.Minute,
-		MalwareScan: true, TransferTimeout: 30 * time.Minute}
+		ScanMaxSize: 100 << 20, MalwareScan: true, TransferTimeout: 30 * time.Minute}
 }
 
 // FilesDir is where the local backend keeps blobs.
@@ -85,6 +90,9 @@ func (c *Config) validateFiles(p *problems) {
 		if n, a := f.ClamdAddress(); n == "" || a == "" {
 			p.add("files.clamd: must be unix:/path/to/clamd.ctl or tcp:host:port")
 		}
+	}
+	if f.ScanMaxSize < 1 || f.ScanMaxSize > 4<<30 {
+		p.add("files.scan_max_size: must be between 1 and 4294967296 bytes (clamd's largest stream is 4 GiB)")
 	}
 	if f.ScanTimeout < time.Second || f.ScanTimeout > time.Hour {
 		p.add("files.scan_timeout: must be between 1s and 1h")

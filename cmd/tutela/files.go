@@ -40,7 +40,8 @@ func (m *Main) fileIntake(ctx context.Context, cfg *config.Config) (*intake.Serv
 		}
 		store = l
 	}
-	svc := &intake.Service{DB: m.DB, Blobs: store, ScanTimeout: cfg.Files.ScanTimeout, Log: m.Logger}
+	svc := &intake.Service{DB: m.DB, Blobs: store, ScanTimeout: cfg.Files.ScanTimeout, ScanMaxSize: cfg.Files.ScanMaxSize,
+		Log: m.Logger}
 	if cfg.Files.MalwareScan {
 		network, address := cfg.Files.ClamdAddress()
 		svc.Scanner = &clamd.Client{Network: network, Address: address, Timeout: cfg.Files.ScanTimeout}

@@ -43,7 +43,8 @@ var (
 	ErrUnavailable = &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "The malware scanner cannot be reached."}
 	// ErrTimeout: clamd did not answer within the Client's Timeout, or the context ended.
 	ErrTimeout = &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "The malware scanner did not answer in time."}
-	// ErrLimit: clamd refused the stream as longer than its StreamMaxLength.
+	// ErrLimit: clamd refused the stream as longer than its StreamMaxLength, or (with
+	// AlertExceedsMax) said it stopped before the content's end: the content was not judged.
 	ErrLimit = &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "The file is larger than the malware scanner accepts."}
 
 	errScan = &tutela.Error{Code: tutela.EUNAVAILABLE, Message: "The malware scanner failed."}
@@ -201,6 +202,10 @@ func (c *Client) Scan(ctx context.Context, r io.Reader) (Verdict, error) {
 	return parseScanReply(reply)
 }
 
+// limitsExceeded prefixes the "signatures" clamd reports with AlertExceedsMax for content it
+// did not scan to the end (Heuristics.Limits.Exceeded.MaxFileSize, ...MaxScanSize, ...).
+const limitsExceeded = "Heuristics.Limits.Exceeded"
+
 // parseScanReply reads clamd's answer to INSTREAM. Only the exact "stream: OK" is clean.
 func parseScanReply(reply []byte) (Verdict, error) {
 	s := string(reply)
@@ -212,6 +217,11 @@ func parseScanReply(reply []byte) (Verdict, error) {
 		sig = trimDetectionInfo(sig)
 		if !validSignature(sig) {
 			return Verdict{}, scanError(reply)
+		}
+		if strings.HasPrefix(sig, limitsExceeded) {
+			// AlertExceedsMax: clamd stopped short of the content's end (MaxFileSize,
+			// MaxScanSize, MaxRecursion...). Not malware, and not judged either.
+			return Verdict{}, ErrLimit
 		}
 		return Verdict{Signature: sig}, nil
 	case s == "INSTREAM size limit exceeded. ERROR":

@@ -437,3 +437,33 @@ func docx(t *testing.T, text []byte) []byte {
 	}
 	return buf.Bytes()
 }
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// Content past clamd's MaxFileSize is not judged. With AlertExceedsMax (as docs/files.md asks)
+// clamd says so, and the client reports ErrLimit: never "clean" for content it did not scan.
+// (Without it, clamd answers "stream: OK" for the unscanned content; intake refuses to send a
+// file larger than files.scan_max_size for that reason.)
+func TestScan_PastMaxFileSizeIsALimitNeverClean(t *testing.T) {
+	srv := clamdtest.Start(t, clamdtest.Options{StreamMaxLength: 8 << 20, MaxFileSize: 1 << 20})
+	body := io.MultiReader(strings.NewReader(clamdtest.PlantedSample), io.LimitReader(zeros{}, 2<<20))
+	v, err := srv.Client().Scan(context.Background(), body)
+	if !errors.Is(err, clamd.ErrLimit) {
+		t.Fatalf("past MaxFileSize: %+v, %v; want ErrLimit", v, err)
+	}
+}
+
+// Within the limits, a large stream is scanned to its end: a signature at its start is found.
+func TestScan_LargeStreamWithinLimitsIsScanned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 101 MiB")
+	}
+	srv := clamdtest.Start(t, clamdtest.Options{StreamMaxLength: 200 << 20})
+	body := io.MultiReader(strings.NewReader(clamdtest.PlantedSample), io.LimitReader(zeros{}, 101<<20))
+	v, err := srv.Client().Scan(context.Background(), body)
+	if err != nil || v.Clean || v.Signature != clamdtest.PlantedSignature {
+		t.Fatalf("101 MiB with the planted sample: %+v, %v", v, err)
+	}
+}

@@ -47,6 +47,11 @@ type Service struct {
 	Scanner Scanner
 	// ScanTimeout bounds one scan (default 2 min).
 	ScanTimeout time.Duration
+	// ScanMaxSize is the largest file the scanner is known to judge whole (clamd's MaxFileSize,
+	// MaxScanSize and StreamMaxLength are at least this; config files.scan_max_size). A larger
+	// file is never sent: clamd would answer "OK" for content past its limits without having
+	// scanned it, so it stays quarantined (scanner_limit). 0: no bound.
+	ScanMaxSize int64
 	Log         *slog.Logger
 }
 

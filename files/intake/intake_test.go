@@ -396,3 +396,20 @@ func TestUpload_S3BucketKeepsOnlyWhatWasAccepted(t *testing.T) {
 		t.Fatalf("bucket holds %v, want only %s", objs, f.BlobKey)
 	}
 }
+
+// A file larger than the scanner is known to judge whole is never sent (clamd would answer OK
+// for what it skipped): it stays quarantined, scanner_limit, and cannot be read.
+func TestScan_LargerThanTheScannerJudgesStaysQuarantined(t *testing.T) {
+	k := newKit(t, sqlstore.SQLite, true)
+	k.svc.ScanMaxSize = 16
+	f, err := k.upload("people.csv", "text/csv", []byte(csv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Status != files.StatusQuarantined || f.QuarantineReason != files.QuarantineLimit {
+		t.Fatalf("file = %+v", f)
+	}
+	if _, err := k.content(t, f); tutela.ErrorCode(err) != tutela.EQUARANTINED {
+		t.Fatalf("content: %v", err)
+	}
+}

@@ -87,6 +87,9 @@ func (s *Service) judge(ctx context.Context, f *files.File, dek []byte) (sqlstor
 	if s.Scanner == nil {
 		return sqlstore.ScanRecord{Status: files.StatusAvailable, Result: files.ScanNotScanned}, clamd.Verdict{}
 	}
+	if s.ScanMaxSize > 0 && f.Size > s.ScanMaxSize {
+		return sqlstore.ScanRecord{Status: files.StatusQuarantined, QuarantineReason: files.QuarantineLimit}, clamd.Verdict{}
+	}
 	timeout := s.ScanTimeout
 	if timeout <= 0 {
 		timeout = DefaultScanTimeout

@@ -46,6 +46,9 @@ type Options struct {
 	// StreamMaxLength is the most bytes clamd accepts in one INSTREAM (default 4 MiB, small so
 	// that tests of the limit stream little).
 	StreamMaxLength int64
+	// MaxFileSize is clamd's MaxFileSize and MaxScanSize (default StreamMaxLength): smaller,
+	// clamd stops scanning content past it and, with AlertExceedsMax, says so.
+	MaxFileSize int64
 }
 
 // Server is a clamd started for a test, listening only on the unix socket Socket.
@@ -73,6 +76,9 @@ func Start(t testing.TB, opt Options) *Server {
 	}
 	if opt.StreamMaxLength <= 0 {
 		opt.StreamMaxLength = 4 << 20
+	}
+	if opt.MaxFileSize <= 0 {
+		opt.MaxFileSize = opt.StreamMaxLength
 	}
 	dir := t.TempDir()
 	// A unix socket's path has at most 107 bytes, which a TempDir named after a long subtest
@@ -108,9 +114,14 @@ TemporaryDirectory %s
 LogFile %s
 LogTime yes
 StreamMaxLength %d
+MaxFileSize %d
+MaxScanSize %d
+AlertExceedsMax yes
 ScanArchive yes
 SelfCheck 0
-`, s.Socket, db, tmp, s.log, opt.StreamMaxLength)
+`, s.Socket, db, tmp, s.log, opt.StreamMaxLength, opt.MaxFileSize, opt.MaxFileSize)
+	// As docs/files.md asks of production: every size limit at least the stream's, and content
+	// past a limit reported (AlertExceedsMax), never passed as clean unscanned.
 	// No User line: clamd then runs as whoever started it (root in CI) without switching.
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
