@@ -405,6 +405,7 @@ var envVars = []struct {
 	{"TUTELA_FILES_SCAN_MAX_SIZE", "files.scan_max_size", kindInt},
 	{"TUTELA_FILES_MALWARE_SCAN", "files.malware_scan", kindBool},
 	{"TUTELA_FILES_TRANSFER_TIMEOUT", "files.transfer_timeout", kindDuration},
+	{"TUTELA_FILES_MAX_CONCURRENT_UPLOADS", "files.max_concurrent_uploads", kindInt},
 	{"TUTELA_RETENTION_LOGIN_HISTORY", "retention.login_history", kindDuration},
 	{"TUTELA_RETENTION_SECURITY_EVENTS", "retention.security_events", kindDuration},
 	{"TUTELA_RETENTION_ENDED_SESSIONS", "retention.ended_sessions", kindDuration},

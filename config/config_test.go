@@ -295,6 +295,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_FILES_SCAN_MAX_SIZE=1073741824", func(c *Config) any { return c.Files.ScanMaxSize }, int64(1 << 30)},
 		{"TUTELA_FILES_SCAN_TIMEOUT=30s", func(c *Config) any { return c.Files.ScanTimeout }, 30 * time.Second},
 		{"TUTELA_FILES_MALWARE_SCAN=false", func(c *Config) any { return c.Files.MalwareScan }, false},
+		{"TUTELA_FILES_MAX_CONCURRENT_UPLOADS=8", func(c *Config) any { return c.Files.MaxConcurrentUploads }, 8},
 		{"TUTELA_FILES_TRANSFER_TIMEOUT=2h", func(c *Config) any { return c.Files.TransferTimeout }, 2 * time.Hour},
 		{"TUTELA_DSR_PERIODS=gdpr=30,kdpa=21", func(c *Config) any { return c.DSR.Periods }, []string{"gdpr=30", "kdpa=21"}},
 		{"TUTELA_DSR_DEFAULT_JURISDICTION=popia", func(c *Config) any { return c.DSR.DefaultJurisdiction }, "popia"},

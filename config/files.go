@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -30,8 +31,12 @@ type Files struct {
 	// MalwareScan false accepts files without a malware scan (they are marked not_scanned).
 	// Only for a deployment that scans elsewhere; the server warns at every start.
 	MalwareScan bool `koanf:"malware_scan"`
-	// TransferTimeout bounds one upload's body or one download (default 30m).
+	// TransferTimeout bounds one upload's body or one download (default 30m); an upload whose
+	// body stalls for a minute ends sooner.
 	TransferTimeout time.Duration `koanf:"transfer_timeout"`
+	// MaxConcurrentUploads is how many upload bodies one node takes at once (default 32);
+	// past it, 503 with Retry-After.
+	MaxConcurrentUploads int `koanf:"max_concurrent_uploads"`
 }
 
 // FilesS3 is the bucket of the s3 backend. The secret key is TUTELA_FILES_S3_SECRET_ACCESS_KEY
@@ -47,7 +52,7 @@ type FilesS3 struct {
 
 func defaultFiles() Files {
 	return Files{Backend: "local", Clamd: "unix:/run/clamav/clamd.ctl", ScanTimeout: 2 * time.Minute,
-		ScanMaxSize: 100 << 20, MalwareScan: true, TransferTimeout: 30 * time.Minute}
+		ScanMaxSize: 100 << 20, MalwareScan: true, TransferTimeout: 30 * time.Minute, MaxConcurrentUploads: 32}
 }
 
 // FilesDir is where the local backend keeps blobs.
@@ -87,7 +92,8 @@ func (c *Config) validateFiles(p *problems) {
 		p.add("files.backend: must be local or s3")
 	}
 	if f.MalwareScan {
-		if n, a := f.ClamdAddress(); n == "" || a == "" {
+		n, a := f.ClamdAddress()
+		if _, port, err := net.SplitHostPort(a); n == "" || a == "" || (n == "tcp" && (err != nil || port == "")) {
 			p.add("files.clamd: must be unix:/path/to/clamd.ctl or tcp:host:port")
 		}
 	}
@@ -96,6 +102,9 @@ func (c *Config) validateFiles(p *problems) {
 	}
 	if f.ScanTimeout < time.Second || f.ScanTimeout > time.Hour {
 		p.add("files.scan_timeout: must be between 1s and 1h")
+	}
+	if f.MaxConcurrentUploads < 1 || f.MaxConcurrentUploads > 10000 {
+		p.add("files.max_concurrent_uploads: must be between 1 and 10000")
 	}
 	if f.TransferTimeout < 10*time.Second || f.TransferTimeout > 24*time.Hour {
 		p.add("files.transfer_timeout: must be between 10s and 24h")

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -159,7 +161,9 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 	}
 	var t *tutela.Tenant
 	var pol files.Policy
-	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
+	dbCtx, cancel := context.WithTimeout(r.Context(), s.d.DBTimeout)
+	defer cancel()
+	err = s.d.DB.View(dbCtx, func(tx *sqlstore.Tx) error {
 		var err error
 		if t, err = pathTenant(r, tx, p); err != nil {
 			return err
@@ -183,12 +187,23 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		middleware.WriteError(w, r, err)
 		return
 	}
-	// The body may take a while: bound it by the files' own timeout, not the API's.
+	// Each node takes at most MaxConcurrentUploads bodies at once: a stalled upload holds a
+	// temporary blob and a few MB until it ends.
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		middleware.WriteError(w, r, middleware.WithRetryAfter(
+			tutela.Errorf(tutela.EUNAVAILABLE, "this server is taking as many uploads as it can; try again shortly"), 5*time.Second))
+		return
+	}
+	// The body may take a while: bound it by the files' own timeout, not the API's, and end
+	// it when it stalls for uploadIdleTimeout.
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(s.d.FileTransferTimeout))
-	_ = rc.SetWriteDeadline(time.Now().Add(s.d.FileTransferTimeout + time.Minute))
+	until := time.Now().Add(s.d.FileTransferTimeout)
+	_ = rc.SetWriteDeadline(until.Add(time.Minute))
 	// multipart framing is a few hundred bytes; the intake enforces the file's own limit.
-	r.Body = http.MaxBytesReader(w, r.Body, pol.MaxSize+64<<10)
+	r.Body = http.MaxBytesReader(w, &idleReader{r: r.Body, rc: rc, until: until}, pol.MaxSize+64<<10)
 
 	up := intake.Upload{TenantID: t.ID, SubjectID: q.subjectID, Classification: string(class), Name: q.name,
 		DeclaredSize: q.size, UploadedBy: p.UserID, Policy: pol}
@@ -208,6 +223,29 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 	}
 	s.writeFile(w, r, http.StatusCreated, f, up.Name)
 }
+
+// uploadIdleTimeout ends an upload whose body sends nothing for this long (a stalled or
+// deliberately slow client holding resources).
+const uploadIdleTimeout = time.Minute
+
+// idleReader moves the connection's read deadline forward before each read, to at most
+// uploadIdleTimeout ahead and never past until.
+type idleReader struct {
+	r     io.ReadCloser
+	rc    *http.ResponseController
+	until time.Time
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	d := time.Now().Add(uploadIdleTimeout)
+	if d.After(i.until) {
+		d = i.until
+	}
+	_ = i.rc.SetReadDeadline(d)
+	return i.r.Read(p)
+}
+
+func (i *idleReader) Close() error { return i.r.Close() }
 
 // writeFile answers with f's metadata, its name in clear (the caller just gave it, or was
 // allowed to read it).
@@ -236,12 +274,24 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		return
 	}
 	var list []files.File
+	var next string
 	err = s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Read, authz.ResFiles)
 		if err != nil {
 			return err
 		}
-		if list, _, err = tx.Files(t.ID).List(r.Context(), fq); err != nil {
+		// Only the classifications the caller may read (RED with ?purpose= and a fresh
+		// step-up, as for one file): a file's metadata (hash, size, subject) is not for
+		// someone who may not open it.
+		fq.Classes = []string{}
+		for _, c := range []authz.Classification{authz.Green, authz.Yellow, authz.Red} {
+			d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResFiles, Class: c,
+				Purpose: r.URL.Query().Get("purpose"), StepUpAt: p.StepUpAt}, s.d.Clock())
+			if d.Allow && s.requireStepUp(p, d) == nil {
+				fq.Classes = append(fq.Classes, string(c))
+			}
+		}
+		if list, next, err = tx.Files(t.ID).List(r.Context(), fq); err != nil {
 			return err
 		}
 		for i := range list {
@@ -253,7 +303,7 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		middleware.WriteError(w, r, err)
 		return
 	}
-	writePage(w, "files", list, limit, func(f files.File) string { return f.ID })
+	middleware.WriteJSON(w, http.StatusOK, map[string]any{"files": list, "next_cursor": next})
 }
 
 // fileName is f's name when p may read files of f's classification without more (no step-up

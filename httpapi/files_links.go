@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"tutela"
@@ -179,6 +181,13 @@ func (s *Server) revokeFileLink(w http.ResponseWriter, r *http.Request, p *tutel
 // file_quarantined). The use is recorded (file.downloaded), and a single-use link used up, in
 // one transaction before the first byte is sent.
 func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		// HEAD (which a GET route also answers) would spend a single-use link and record a
+		// download that sent nothing: link previews and mail scanners send it.
+		w.Header().Set("Allow", http.MethodGet)
+		middleware.WriteError(w, r, tutela.Errorf(tutela.EMETHODNOTALLOWED, "download links answer GET only"))
+		return
+	}
 	if err := s.filesConfigured(); err != nil {
 		middleware.WriteError(w, r, err)
 		return
@@ -194,7 +203,10 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 	var f *files.File
 	var dek []byte
 	var name string
-	err = s.d.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+	dbCtx, cancel := context.WithTimeout(ctx, s.d.DBTimeout)
+	defer cancel()
+	err = s.d.DB.Update(dbCtx, func(tx *sqlstore.Tx) error {
+		ctx := dbCtx
 		var err error
 		if l, err = tx.FileLink(ctx, claims.LinkID); err != nil {
 			return err
@@ -234,6 +246,9 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 				Message: "the file has not been cleared by the malware scan yet"}
 		default:
 			return tutela.Errorf(tutela.ENOTFOUND, "file not found")
+		}
+		if err := s.linkStillAllowed(r, tx, p, l, f); err != nil {
+			return err
 		}
 		if dek, name, err = tx.OpenFile(ctx, f); err != nil {
 			return err
@@ -278,16 +293,101 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// contentDisposition makes every download an attachment, named after the upload (RFC 6266,
-// with RFC 5987 encoding for names outside ASCII); a name that cannot be encoded falls back to
-// the file's ID and extension.
+// linkPurpose is the purpose a download through a link is decided under: the person stated
+// theirs when the link was issued (audited with file.link_created).
+const linkPurpose = "file_download_link"
+
+// linkStillAllowed decides the download again, now: a link outlives neither the right it was
+// issued under nor its user's account. A user link needs the user (signed in) to hold READ on
+// files at the file's classification; an anyone link needs its issuer to still hold EXPORT. The
+// fresh second factor RED data and EXPORT need was proved when the link was issued, minutes ago
+// at most by default; it is not asked of the download.
+func (s *Server) linkStillAllowed(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, l *files.Link, f *files.File) error {
+	ctx := r.Context()
+	req := authz.Request{Resource: authz.ResFiles, Class: authz.Classification(f.Classification), Purpose: linkPurpose}
+	var pol *authz.Policy
+	var err error
+	if l.Audience == files.AudienceUser {
+		req.Action = authz.Read
+		pol, err = principalPolicy(r, tx, p)
+	} else {
+		req.Action = authz.Export
+		pol, err = s.issuerPolicy(r, tx, l)
+	}
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+		return tutela.Errorf(tutela.EFORBIDDEN, "whoever this link was issued by or for may no longer read this file")
+	}
+	if err != nil {
+		return err
+	}
+	if d := authz.Decide(pol, req, s.d.Clock()); !d.Allow {
+		noteDenial(ctx, denial{action: string(req.Action), resource: authz.ResFiles, targetTenant: l.TenantID,
+			targetID: f.ID, reason: d.Reason})
+		return tutela.Errorf(tutela.EFORBIDDEN, "whoever this link was issued by or for may no longer read this file")
+	}
+	return nil
+}
+
+// issuerPolicy is the policy of whoever issued an anyone link: an active user of the tenant,
+// or a service account of it. Disabled or gone: not found.
+func (s *Server) issuerPolicy(r *http.Request, tx *sqlstore.Tx, l *files.Link) (*authz.Policy, error) {
+	ctx := r.Context()
+	if u, err := tx.Users(l.TenantID).Get(ctx, l.CreatedBy); err == nil {
+		if u.Status != tutela.StatusActive {
+			return nil, tutela.Errorf(tutela.ENOTFOUND, "issuer not active")
+		}
+		return tx.Policy(ctx, l.TenantID, l.CreatedBy)
+	} else if tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		return nil, err
+	}
+	return tx.ServiceAccountPolicy(ctx, l.TenantID, l.CreatedBy)
+}
+
+// contentDisposition makes every download an attachment named after the upload (RFC 6266):
+// filename* carries the name exactly (RFC 8187 percent-encoding), and filename an ASCII
+// fallback for clients that read only that one (curl -OJ), so no client falls back to the last
+// path segment, the link's token.
 func contentDisposition(name string, f *files.File) string {
-	if name != "" {
-		if v := mime.FormatMediaType("attachment", map[string]string{"filename": name}); v != "" {
-			return v
+	if name == "" {
+		name = f.ID + f.Extension
+	}
+	fallback := asciiFilename(name)
+	if fallback == "" || strings.Trim(fallback, "_.") == "" {
+		fallback = f.ID + f.Extension
+	}
+	return `attachment; filename="` + fallback + `"; filename*=UTF-8''` + rfc8187(name)
+}
+
+// rfc8187 percent-encodes every byte of s that is not an attr-char (RFC 8187 §3.2.1).
+func rfc8187(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// asciiFilename keeps a name's printable ASCII letters, digits and a few safe marks; anything
+// else (quotes, backslashes, separators, non-ASCII) becomes "_".
+func asciiFilename(name string) string {
+	b := make([]byte, 0, len(name))
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(" ._-()+,", r):
+			b = append(b, byte(r))
+		default:
+			b = append(b, '_')
 		}
 	}
-	return mime.FormatMediaType("attachment", map[string]string{"filename": f.ID + f.Extension})
+	return strings.TrimSpace(string(b))
 }
 
 // uploadBody finds the file in an upload request: the one part "file" of a multipart body
@@ -313,7 +413,14 @@ func uploadBody(r *http.Request, up *intake.Upload) (io.Reader, *multipart.Part,
 			part.Close()
 			return nil, nil, tutela.FieldErrorf("file", "the multipart body must hold exactly one part, named file")
 		}
-		up.Name, up.DeclaredType = part.FileName(), part.Header.Get("Content-Type")
+		// The name as sent: Part.FileName strips directories, which would hide a "../" the
+		// inspector refuses in a raw upload's ?name= (name_invalid) for the same reason.
+		_, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+		if err != nil {
+			part.Close()
+			return nil, nil, files.Refused(files.ReasonNameInvalid, "the file part's Content-Disposition is malformed")
+		}
+		up.Name, up.DeclaredType = params["filename"], part.Header.Get("Content-Type")
 		return &onlyPart{part: part, mr: mr}, part, nil
 	}
 	if up.Name == "" {

@@ -266,7 +266,7 @@ func TestFiles_LinkIsSignedExpiresAndIsForItsAudience(t *testing.T) {
 		t.Fatalf("download: %d %s", res.StatusCode, b)
 	}
 	for h, want := range map[string]string{
-		"Content-Disposition":    `attachment; filename*=utf-8''logo%20%C3%A9t%C3%A9.png`,
+		"Content-Disposition":    `attachment; filename="logo _t_.png"; filename*=UTF-8''logo%20%C3%A9t%C3%A9.png`,
 		"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
 		"Content-Type": "image/png", "Content-Security-Policy": "default-src 'none'; sandbox; frame-ancestors 'none'",
 	} {

@@ -70,6 +70,9 @@ type Deps struct {
 	// FileTransferTimeout bounds one upload's body or one download (config
 	// files.transfer_timeout; default 30 minutes).
 	FileTransferTimeout time.Duration
+	// MaxConcurrentUploads is how many upload bodies this node takes at once (config
+	// files.max_concurrent_uploads; default 32); past it, 503 with Retry-After.
+	MaxConcurrentUploads int
 }
 
 // Route is one registered endpoint.
@@ -90,6 +93,7 @@ type Server struct {
 	reg       *prometheus.Registry
 	aiMetrics *aiMetrics
 	masker    *authz.Masker
+	uploads   chan struct{} // a slot per upload in progress
 }
 
 // New builds the server and its routes.
@@ -112,7 +116,11 @@ func New(d Deps) *Server {
 	if d.FileTransferTimeout <= 0 {
 		d.FileTransferTimeout = 30 * time.Minute
 	}
-	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), masker: authz.NewMasker(d.MaskKey)}
+	if d.MaxConcurrentUploads <= 0 {
+		d.MaxConcurrentUploads = 32
+	}
+	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), masker: authz.NewMasker(d.MaskKey),
+		uploads: make(chan struct{}, d.MaxConcurrentUploads)}
 	s.routesInit()
 	m := newMetrics(s.reg, d.DB)
 	s.aiMetrics = newAIMetrics(s.reg)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"tutela"
@@ -230,6 +231,9 @@ type FileQuery struct {
 	After string
 	// Limit defaults to DefaultFilePage and is at most MaxPageSize.
 	Limit int
+	// Classes, when not nil, keeps only files of these classifications (the ones the caller
+	// may read); an empty, non-nil list keeps none.
+	Classes []string
 }
 
 // List returns the tenant's files, newest first (IDs are UUIDv7, so ID order is creation
@@ -246,7 +250,7 @@ func (s Files) List(ctx context.Context, q FileQuery) (out []files.File, next st
 	case q.After != "" && !tutela.ValidID(q.After):
 		return nil, "", tutela.FieldErrorf("after", "the cursor is not valid")
 	}
-	if !tutela.ValidID(s.tenantID) {
+	if !tutela.ValidID(s.tenantID) || (q.Classes != nil && len(q.Classes) == 0) {
 		return out, "", nil
 	}
 	limit := q.Limit
@@ -267,6 +271,14 @@ func (s Files) List(ctx context.Context, q FileQuery) (out []files.File, next st
 	}
 	if q.After != "" {
 		add("id <", q.After)
+	}
+	if q.Classes != nil {
+		ph := make([]string, len(q.Classes))
+		for i, c := range q.Classes {
+			args = append(args, c)
+			ph[i] = "$" + itoa(len(args))
+		}
+		sqlq += " AND classification IN (" + strings.Join(ph, ", ") + ")"
 	}
 	args = append(args, limit+1)
 	rows, err := s.tx.query(ctx, sqlq+` ORDER BY id DESC LIMIT $`+itoa(len(args)), args...)

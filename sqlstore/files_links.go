@@ -8,6 +8,7 @@ import (
 
 	"tutela"
 	"tutela/files"
+	"tutela/vault"
 )
 
 var errNoLink = tutela.Errorf(tutela.ENOTFOUND, "link not found")
@@ -164,3 +165,19 @@ func (tx *Tx) UseFileLink(ctx context.Context, link *files.Link) error {
 	link.UsedAt = &now
 	return nil
 }
+
+// FileLinkKeysSource is the rewrap source of the file_links keyset. Link tokens are signed
+// with it and never stored (only the link's key ID is), so there is nothing to rewrap: retiring
+// an old key after a rotation is exactly how every link it signed is revoked at once, and
+// `keys retire` is allowed to do so.
+func FileLinkKeysSource() vault.RewrapSource { return fileLinkKeys{} }
+
+type fileLinkKeys struct{}
+
+func (fileLinkKeys) Name() string { return "file_links" }
+
+// Next lists nothing: no token is stored anywhere.
+func (fileLinkKeys) Next(context.Context, string, int) ([]vault.RewrapItem, error) { return nil, nil }
+
+// Save has nothing to write.
+func (fileLinkKeys) Save(context.Context, []vault.RewrapItem) error { return nil }

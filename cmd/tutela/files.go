@@ -25,6 +25,11 @@ func (m *Main) fileIntake(ctx context.Context, cfg *config.Config) (*intake.Serv
 		if err != nil {
 			return nil, fmt.Errorf("files.s3: %w", err)
 		}
+		if n, err := s.CleanTemp(ctx, cfg.Files.TransferTimeout+time.Hour); err != nil {
+			m.Logger.Warn("files: removing unfinished uploads from the bucket failed", "error", err)
+		} else if n > 0 {
+			m.Logger.Info("files: removed unfinished uploads a stop left in the bucket", "count", n)
+		}
 		store = s
 	default:
 		l, err := blob.NewLocal(cfg.FilesDir())
@@ -41,10 +46,18 @@ func (m *Main) fileIntake(ctx context.Context, cfg *config.Config) (*intake.Serv
 		store = l
 	}
 	svc := &intake.Service{DB: m.DB, Blobs: store, ScanTimeout: cfg.Files.ScanTimeout, ScanMaxSize: cfg.Files.ScanMaxSize,
-		Log: m.Logger}
+		DBTimeout: cfg.Database.RequestTimeout, Log: m.Logger}
 	if cfg.Files.MalwareScan {
 		network, address := cfg.Files.ClamdAddress()
-		svc.Scanner = &clamd.Client{Network: network, Address: address, Timeout: cfg.Files.ScanTimeout}
+		c := &clamd.Client{Network: network, Address: address, Timeout: cfg.Files.ScanTimeout}
+		// Not fatal (files wait in quarantine until it answers), but said at once.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := c.Ping(pctx); err != nil {
+			m.Logger.Warn("files: the malware scanner (files.clamd) does not answer; uploads will wait in quarantine until it does",
+				"clamd", cfg.Files.Clamd, "error", err)
+		}
+		cancel()
+		svc.Scanner = c
 	}
 	svc.Register(m.jobs)
 	return svc, nil

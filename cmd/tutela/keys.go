@@ -250,6 +250,8 @@ func (m *Main) rewrapSources() []rewrapSource {
 	for _, src := range sqlstore.FilesSources(db) { // safe file intake (issue 17)
 		srcs = append(srcs, rewrapSource{vault.PurposeFiles, src})
 	}
+	// Download-link tokens are never stored: retiring the old key revokes the links it signed.
+	srcs = append(srcs, rewrapSource{vault.PurposeFileLinks, sqlstore.FileLinkKeysSource()})
 	for _, src := range sqlstore.PersonalDataSources(db) {
 		srcs = append(srcs, rewrapSource{vault.PurposePersonalData, src})
 	}

@@ -19,6 +19,7 @@ import (
 	"tutela"
 	"tutela/audit"
 	"tutela/clocktest"
+	"tutela/files"
 	"tutela/vault"
 )
 
@@ -199,5 +200,53 @@ func TestKeysCommands_AuditKeyFileRewrappedBeforeRetire(t *testing.T) {
 	_, _, err = runSub(t, environ, keysRetireCmd{Purpose: vault.PurposeLookup})
 	if err == nil || !strings.Contains(err.Error(), "no rewrap source covers") {
 		t.Fatalf("retire of an uncovered purpose: %v", err)
+	}
+}
+
+// Retiring the file_links key after a rotation revokes every download link it signed: link
+// tokens are never stored, so there is nothing to rewrap and retire must not refuse.
+func TestKeysCommands_RetiringFileLinksKeyRevokesItsLinks(t *testing.T) {
+	environ := baseEnv(t)
+	clock := clocktest.New(time.Now().UTC())
+	sign := func() string {
+		t.Helper()
+		m, v, err := openKeys(&env{ctx: context.Background(), environ: environ, stdout: io.Discard, stderr: io.Discard, clock: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		tok, err := files.LinkSigner{Vault: v}.Sign(context.Background(), &files.Link{ID: tutela.NewID(), ExpiresAt: clock.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	verify := func(tok string) error {
+		t.Helper()
+		m, v, err := openKeys(&env{ctx: context.Background(), environ: environ, stdout: io.Discard, stderr: io.Discard, clock: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		_, err = files.LinkSigner{Vault: v}.Verify(context.Background(), tok, clock.Now())
+		return err
+	}
+	old := sign()
+	if _, _, err := runSubAt(t, environ, clock.Now, keysRotateCmd{Purpose: vault.PurposeFileLinks}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := sign()
+	if err := verify(old); err != nil {
+		t.Fatalf("old link before retirement: %v", err)
+	}
+	settleRotation(clock)
+	if _, _, err := runSubAt(t, environ, clock.Now, keysRetireCmd{Purpose: vault.PurposeFileLinks}); err != nil {
+		t.Fatalf("retire file_links: %v", err)
+	}
+	if err := verify(old); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		t.Fatalf("old link after retirement: %v", err)
+	}
+	if err := verify(fresh); err != nil {
+		t.Fatalf("new link after retirement: %v", err)
 	}
 }

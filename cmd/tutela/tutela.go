@@ -488,7 +488,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
 		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy,
 		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
-		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout,
+		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
 	})
 	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {

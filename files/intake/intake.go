@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"tutela"
@@ -52,7 +53,10 @@ type Service struct {
 	// file is never sent: clamd would answer "OK" for content past its limits without having
 	// scanned it, so it stays quarantined (scanner_limit). 0: no bound.
 	ScanMaxSize int64
-	Log         *slog.Logger
+	// DBTimeout bounds each of the intake's transactions (default 5 s): uploads and downloads
+	// run for as long as their bodies take, so the API's per-request bound cannot cover them.
+	DBTimeout time.Duration
+	Log       *slog.Logger
 }
 
 // Upload is one file coming in.
@@ -103,7 +107,7 @@ func (s *Service) Upload(ctx context.Context, u Upload) (*files.File, error) {
 		}
 		return nil, err
 	}
-	out, err := s.Scan(ctx, f.TenantID, f.ID)
+	out, err := s.scan(ctx, f.TenantID, f.ID, true)
 	switch {
 	case errors.Is(err, ErrStillQuarantined):
 		// Stored and safe: it waits in quarantine for the scanner (the files.scan job).
@@ -150,6 +154,14 @@ func (s *Service) receive(ctx context.Context, fileID string, u Upload) (_ *file
 	done := make(chan verdict, 1)
 	sum := sha256.New()
 	go func() {
+		defer func() {
+			// A parser's panic on hostile input is this upload's failure, not the server's.
+			if p := recover(); p != nil {
+				s.log().Error("files: inspector panicked", "file", fileID, "panic", fmt.Sprint(p))
+				pipe.CloseRead(errInspectorDone)
+				done <- verdict{err: fmt.Errorf("files: inspector panicked: %v", p)}
+			}
+		}()
 		res, err := inspect.Inspect(hashingReader{pipe, sum}, inspect.Input{Name: u.Name, DeclaredType: u.DeclaredType, Policy: &u.Policy})
 		if err == nil {
 			// Whatever the inspector left unread is still hashed.
@@ -182,7 +194,7 @@ func (s *Service) receive(ctx context.Context, fileID string, u Upload) (_ *file
 		DeclaredType: u.DeclaredType, DetectedType: v.res.Type, Extension: v.res.Extension, Size: n,
 		SHA256: hex.EncodeToString(sum.Sum(nil)), Classification: u.Classification,
 		Status: files.StatusQuarantined, QuarantineReason: files.QuarantinePending, UploadedBy: u.UploadedBy, BlobKey: key}
-	err = s.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+	err = s.update(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 		wrapped, name, err := tx.SealFile(ctx, u.TenantID, u.SubjectID, fileID, dek, u.Name)
 		if err != nil {
 			return err
@@ -191,8 +203,10 @@ func (s *Service) receive(ctx context.Context, fileID string, u Upload) (_ *file
 		if err := tx.Files(u.TenantID).Create(ctx, f); err != nil {
 			return err
 		}
+		// Not the content's hash: the log is append-only, and a subject's erasure must not
+		// leave a fingerprint of their documents behind (the files row forgets it).
 		return tx.Record(ctx, "file.uploaded", u.TenantID, "file", fileID, "", map[string]any{
-			"type": f.DetectedType, "declared_type": f.DeclaredType, "size": f.Size, "sha256": f.SHA256,
+			"type": f.DetectedType, "declared_type": f.DeclaredType, "size": f.Size,
 			"classification": f.Classification, "subject_id": f.SubjectID})
 	})
 	if err != nil {
@@ -276,13 +290,44 @@ func bodyError(err error, limit int64) error {
 
 // recordRefusal audits a refused upload (in its own transaction: nothing else was written).
 func (s *Service) recordRefusal(ctx context.Context, u Upload, fileID, reason string) {
-	err := s.DB.Update(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+	// Recorded even when the uploader hung up right after the last byte (a prober would
+	// otherwise leave no trace).
+	err := s.update(context.WithoutCancel(ctx), func(ctx context.Context, tx *sqlstore.Tx) error {
 		return tx.Record(ctx, "file.refused", u.TenantID, "file", fileID, audit.OutcomeFailure, map[string]any{
-			"reason": reason, "declared_type": u.DeclaredType, "subject_id": u.SubjectID})
+			"reason": reason, "declared_type": clip(u.DeclaredType, 255), "subject_id": clip(u.SubjectID, 64)})
 	})
 	if err != nil {
 		s.log().Error("files: recording a refused upload failed", "file", fileID, "error", err)
 	}
+}
+
+// clip bounds an uploader's string on its way to the audit log.
+func clip(v string, n int) string {
+	if len(v) <= n {
+		return v
+	}
+	return strings.ToValidUTF8(v[:n], "")
+}
+
+// update runs fn in a write transaction bounded by DBTimeout, fn getting the bounded context.
+func (s *Service) update(ctx context.Context, fn func(ctx context.Context, tx *sqlstore.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.dbTimeout())
+	defer cancel()
+	return s.DB.Update(ctx, func(tx *sqlstore.Tx) error { return fn(ctx, tx) })
+}
+
+// view is update for a read transaction.
+func (s *Service) view(ctx context.Context, fn func(ctx context.Context, tx *sqlstore.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.dbTimeout())
+	defer cancel()
+	return s.DB.View(ctx, func(tx *sqlstore.Tx) error { return fn(ctx, tx) })
+}
+
+func (s *Service) dbTimeout() time.Duration {
+	if s.DBTimeout <= 0 {
+		return 5 * time.Second
+	}
+	return s.DBTimeout
 }
 
 func (s *Service) log() *slog.Logger {

@@ -413,3 +413,31 @@ func TestScan_LargerThanTheScannerJudgesStaysQuarantined(t *testing.T) {
 		t.Fatalf("content: %v", err)
 	}
 }
+
+// Switching scanning off accepts new uploads unscanned, but never releases a file quarantined
+// while scanning was required: it waits for a scanner.
+func TestScan_SwitchingScanningOffKeepsTheBacklogQuarantined(t *testing.T) {
+	k := newKit(t, sqlstore.SQLite, true)
+	k.clamd.Stop()
+	held, err := k.upload("eicar.txt", "text/plain", []byte(clamdtest.EICAR))
+	if err != nil || held.Status != files.StatusQuarantined {
+		t.Fatalf("with clamd down: %+v, %v", held, err)
+	}
+	k.svc.Scanner = nil // files.malware_scan: false
+	q := jobs.New(k.db, nil, jobs.Options{})
+	k.svc.Register(q)
+	k.now.Add(2 * time.Minute)
+	if _, err := q.RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := k.svc.Scan(ctx, k.tenant, held.ID); !errors.Is(err, intake.ErrStillQuarantined) || f.Status != files.StatusQuarantined {
+		t.Fatalf("backlog file with scanning off: %+v, %v", f, err)
+	}
+	if _, err := k.content(t, held); tutela.ErrorCode(err) != tutela.EQUARANTINED {
+		t.Fatalf("backlog file readable: %v", err)
+	}
+	fresh, err := k.upload("people.csv", "text/csv", []byte(csv))
+	if err != nil || fresh.Status != files.StatusAvailable || fresh.ScanResult != files.ScanNotScanned {
+		t.Fatalf("new upload with scanning off: %+v, %v", fresh, err)
+	}
+}

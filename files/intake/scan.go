@@ -16,8 +16,12 @@ import (
 	"tutela/sqlstore"
 )
 
-// DefaultScanTimeout bounds one scan when Service.ScanTimeout is unset.
-const DefaultScanTimeout = 2 * time.Minute
+// DefaultScanTimeout bounds one scan when Service.ScanTimeout is unset; InlineScanTimeout the
+// scan an uploader waits for (the job's retries get the full ScanTimeout).
+const (
+	DefaultScanTimeout = 2 * time.Minute
+	InlineScanTimeout  = 30 * time.Second
+)
 
 // Scan runs the malware scan of a quarantined file and records the outcome: available when
 // clean, infected (blob removed, key shredded) when a signature matched, still quarantined
@@ -25,9 +29,16 @@ const DefaultScanTimeout = 2 * time.Minute
 // returned as it is. The error is nil whenever the outcome was recorded; ErrStillQuarantined
 // (with the file) tells the scan job to try again later.
 func (s *Service) Scan(ctx context.Context, tenantID, fileID string) (*files.File, error) {
+	return s.scan(ctx, tenantID, fileID, false)
+}
+
+// scan is Scan; justUploaded is true for the scan that ends an upload. With scanning switched
+// off only that one passes a file unscanned: a file quarantined while scanning was required
+// waits for a scanner, so switching scanning off for a moment never releases the backlog.
+func (s *Service) scan(ctx context.Context, tenantID, fileID string, justUploaded bool) (*files.File, error) {
 	var f *files.File
 	var dek []byte
-	err := s.DB.View(ctx, func(tx *sqlstore.Tx) error {
+	err := s.view(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 		var err error
 		if f, err = tx.Files(tenantID).Get(ctx, fileID); err != nil || f.Status != files.StatusQuarantined {
 			return err
@@ -39,10 +50,15 @@ func (s *Service) Scan(ctx context.Context, tenantID, fileID string) (*files.Fil
 		return f, err
 	}
 	defer clear(dek)
+	if s.Scanner == nil && !justUploaded {
+		return f, ErrStillQuarantined
+	}
 
-	rec, verdict := s.judge(ctx, f, dek)
+	rec, verdict := s.judge(ctx, f, dek, justUploaded)
 	var out *files.File
-	err = s.DB.Update(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+	// Recorded even if the caller went away meanwhile: the verdict is the file's, not the
+	// request's.
+	err = s.update(context.WithoutCancel(ctx), func(ctx context.Context, tx *sqlstore.Tx) error {
 		var err error
 		if out, err = tx.Files(tenantID).RecordScan(ctx, fileID, rec); err != nil {
 			return err
@@ -83,7 +99,7 @@ func (s *Service) Scan(ctx context.Context, tenantID, fileID string) (*files.Fil
 var ErrStillQuarantined = errors.New("files: the scanner gave no verdict; the file stays quarantined")
 
 // judge scans f's content and says what to record.
-func (s *Service) judge(ctx context.Context, f *files.File, dek []byte) (sqlstore.ScanRecord, clamd.Verdict) {
+func (s *Service) judge(ctx context.Context, f *files.File, dek []byte, justUploaded bool) (sqlstore.ScanRecord, clamd.Verdict) {
 	if s.Scanner == nil {
 		return sqlstore.ScanRecord{Status: files.StatusAvailable, Result: files.ScanNotScanned}, clamd.Verdict{}
 	}
@@ -93,6 +109,11 @@ func (s *Service) judge(ctx context.Context, f *files.File, dek []byte) (sqlstor
 	timeout := s.ScanTimeout
 	if timeout <= 0 {
 		timeout = DefaultScanTimeout
+	}
+	if justUploaded {
+		// The uploader waits for this one: a scanner that hangs leaves the file quarantined
+		// after InlineScanTimeout, and the files.scan job gives it the full ScanTimeout.
+		timeout = min(timeout, InlineScanTimeout)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -109,10 +130,15 @@ func (s *Service) judge(ctx context.Context, f *files.File, dek []byte) (sqlstor
 	case err == nil:
 		return sqlstore.ScanRecord{Status: files.StatusInfected, Result: v.Signature}, v
 	case errors.Is(err, clamd.ErrUnavailable):
+		s.log().Warn("files: the malware scanner cannot be reached; the file waits in quarantine", "file", f.ID, "error", err)
 		return sqlstore.ScanRecord{Status: files.StatusQuarantined, QuarantineReason: files.QuarantineUnavailable}, v
 	case errors.Is(err, clamd.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		s.log().Warn("files: the malware scanner did not answer in time; the file waits in quarantine", "file", f.ID,
+			"timeout", timeout)
 		return sqlstore.ScanRecord{Status: files.StatusQuarantined, QuarantineReason: files.QuarantineTimeout}, v
 	case errors.Is(err, clamd.ErrLimit):
+		s.log().Warn("files: the file is larger than the malware scanner judges; it stays in quarantine", "file", f.ID,
+			"size", f.Size)
 		return sqlstore.ScanRecord{Status: files.StatusQuarantined, QuarantineReason: files.QuarantineLimit}, v
 	default:
 		s.log().Warn("files: scan failed", "file", f.ID, "error", err)
@@ -170,14 +196,14 @@ func (s *Service) Purge(ctx context.Context, tenantID, fileID string) error {
 	if err := s.Blobs.Delete(ctx, f.BlobKey); err != nil {
 		return fmt.Errorf("files: remove blob of %s: %w", fileID, err)
 	}
-	return s.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+	return s.update(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 		return tx.Files(tenantID).BlobRemoved(ctx, fileID, f.BlobKey)
 	})
 }
 
 func (s *Service) get(ctx context.Context, tenantID, fileID string) (*files.File, error) {
 	var f *files.File
-	err := s.DB.View(ctx, func(tx *sqlstore.Tx) error {
+	err := s.view(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 		var err error
 		f, err = tx.Files(tenantID).Get(ctx, fileID)
 		return err
