@@ -51,6 +51,7 @@ func TestInspect_PDFStreamsTheScanCannotReadAreRefused(t *testing.T) {
 		// annotation's /F flags, an ICC profile's /N.
 		{"direct filter, null parameters", obj("/Filter /FlateDecode /DecodeParms null /Length 8 0 R", deflateString(t, "BT ET")), ""},
 		{"annotation flags", head + "5 0 obj\n<< /Type /Annot /F 4 /P 0 R /Length 5 >>\nstream\nhello\nendstream\nendobj\n%%EOF\n", ""},
+		{"JBIG2 image sharing its globals", obj("/Subtype /Image /Filter [/JBIG2Decode] /DecodeParms [<< /JBIG2Globals 7 0 R >>]", "\x00\x01"), ""},
 		{"ICC profile", obj("/N 3 /Alternate /DeviceRGB /Filter /FlateDecode", deflateString(t, "profile")), ""},
 	} {
 		if _, got := inspectBytes(t, []byte(c.body), "a.pdf", permissive()); got != c.want {

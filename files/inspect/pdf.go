@@ -43,7 +43,8 @@ type nameScanner struct {
 	// /DP): 1 its first token is next, 2 and 3 after one and two numbers (an indirect reference
 	// "n g R" is being read), 4 inside its array or dictionary, depth deep.
 	value, depth int
-	indirect     bool // a filter or its parameters given by an indirect reference
+	valueKey     string // the last name inside that array or dictionary
+	indirect     bool   // a filter or its parameters given by an indirect reference
 	// Sticky for the whole file: /Encrypt seen, an object stream seen, a stream that could not
 	// be inflated or is under a data filter this scan does not undo.
 	encrypted, sawObjStm, unscannable bool
@@ -163,12 +164,14 @@ func (s *nameScanner) endName() {
 	s.key = ""
 	if s.value != 4 {
 		s.value = 0 // a name: a filter given directly, or the next key after a number
+	} else {
+		s.valueKey = string(s.name)
 	}
 	var reason string
 	switch string(s.name) {
 	case "Filter", "DecodeParms", "F", "DP":
 		if s.value == 0 {
-			s.value, s.depth = 1, 0
+			s.value, s.depth, s.valueKey = 1, 0, ""
 		}
 	case "N":
 		s.hasN = true
@@ -206,7 +209,9 @@ func (s *nameScanner) trackValue(word []byte, c byte) {
 		_, err := strconv.Atoi(string(word))
 		switch {
 		case s.value == 4:
-			if string(word) == "R" {
+			// JBIG2 images share their symbol dictionary by reference (ISO 32000-1 §7.4.7):
+			// image data, nothing this scan would read.
+			if string(word) == "R" && s.valueKey != "JBIG2Globals" {
 				s.indirect = true
 			}
 		case s.value == 3 && string(word) == "R":
@@ -369,7 +374,7 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 
 func (s *nameScanner) resetStream() {
 	s.flate, s.objStm, s.hasN, s.hasFirst, s.key = 0, false, false, false, ""
-	s.dataFilter, s.imageFilter, s.value, s.depth, s.indirect = false, false, 0, 0, false
+	s.dataFilter, s.imageFilter, s.value, s.depth, s.indirect, s.valueKey = false, false, 0, 0, false, ""
 	s.predictor, s.colors, s.bpc, s.columns = 0, 0, 0, 0
 }
 
