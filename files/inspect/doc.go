@@ -7,7 +7,8 @@
 //  1. Code, whatever the name or declared type: PE (an "MZ" header whose e_lfanew points at
 //     "PE\0\0", NE, LE or LX), ELF, Mach-O (32/64-bit, both byte orders, fat/universal incl.
 //     64-bit fat), Java class (shares 0xCAFEBABE with fat Mach-O), WebAssembly, Java archives
-//     → executable; a "#!" start (also after a UTF-8 BOM) → script.
+//     → executable; a "#!" start (also after a UTF-8 BOM) → script. That is the only script
+//     detected by content: see Limits.
 //  2. HTML or XHTML as mimetype sees it → html.
 //  3. No bytes → empty; a name that is empty, ".", "..", over 255 bytes, not UTF-8, or holds a
 //     control character, a bidirectional formatting character (U+202E makes "gpj.exe" read as
@@ -36,9 +37,14 @@
 // structure → image_invalid. A JPEG with a Multi-Picture Format index (APP2 "MPF", as phones
 // write for HDR gain maps) may be followed by up to 8 further JPEGs, each walked the same way.
 //
-// An image or PDF that ends like a ZIP (an end-of-central-directory record whose comment runs
-// exactly to the last byte, so ZIP tools open it) → polyglot, wherever the archive hides: in a
-// PNG ancillary chunk, after a PDF's %%EOF.
+// Any type but the zip-based ones that also opens as a ZIP → polyglot, wherever the archive
+// hides (a PNG ancillary chunk followed by IEND, a GIF comment, after a PDF's %%EOF and before
+// another): ZIP readers find the end-of-central-directory record in the last 64 KiB, bytes after
+// it allowed, and the directory it points at. Every such record in the stream whose central
+// directory starts where it says (end − size, or the absolute offset; kept bytes cover a
+// directory of ~64 KiB) counts, and so, failing closed, does one in the last 64 KiB whose
+// directory lies before the bytes kept; a ZIP64 locator counts too. A record with no directory
+// where it points opens nothing and passes.
 //
 // # PDF
 //
@@ -47,9 +53,18 @@
 // after /FlateDecode are inflated (total capped at 16 × the PDF size limit and at
 // MaxArchiveExpanded → archive_bomb), their PNG or TIFF predictor undone (8-bit components), and
 // their names judged too, which uncovers keys hidden in object streams. An object stream
-// (/ObjStm) that cannot be read so (a filter other than FlateDecode alone, or data that is not
-// zlib, as when encrypted) → archive_invalid, since it could hide any key. "<html", "<script",
-// "<body", "<iframe", "<!doctype html" anywhere in the raw bytes, any case → pdf_html.
+// (/Type /ObjStm, or any stream dictionary with /N and /First, as pdf.js reads any stream a
+// cross-reference entry points into as one) that cannot be read so (a filter other than one
+// FlateDecode, a predictor not undone, or data that is not zlib, as when encrypted) →
+// archive_invalid, since it could hide any key. A stream whose /Filter or /DecodeParms (or
+// pdf.js's /F and /DP), or anything inside them, is an indirect reference → archive_invalid:
+// readers resolve it, this scan would pass the data raw. An encrypted PDF (/Encrypt) that holds
+// an object stream, or a stream that does not inflate or is under a data filter not undone
+// (ASCIIHex, ASCII85, LZW, RunLength, Crypt) → archive_invalid: its names are readable except
+// in object streams, but /Encrypt comes in the trailer, after the streams, and ciphertext can
+// look like zlib data. In practice every encrypted PDF with compressed streams is refused; one
+// whose only streams are images (DCT, JPX, JBIG2, CCITT) passes. "<html", "<script", "<body",
+// "<iframe", "<!doctype html" anywhere in the raw bytes, any case → pdf_html.
 //
 // # SVG
 //
@@ -68,14 +83,25 @@
 // archive_too_many_entries; unsafe names (absolute, "..", backslashes, drive letters, NUL),
 // duplicates (case-insensitively), entries overlapping one another or running past the end,
 // encrypted entries, compression other than store/deflate, a size or CRC other than the header's,
-// or an Office type without its main part → archive_invalid. Every entry is inflated through a
-// counter (header sizes are never trusted): total past MaxArchiveExpanded, or expanded/compressed
-// past MaxArchiveRatio for an entry or the whole archive once over 1 MiB expanded → archive_bomb.
+// bytes after an entry's deflate stream, or an Office type without its main part →
+// archive_invalid. The archive must be its listed entries and nothing else: from byte 0, each
+// entry's local header (name, method, flags, CRC and sizes as listed; with a data descriptor the
+// local CRC and sizes may be zero), data and data descriptor back to back, then the central
+// directory, then the end record with its comment running to the last byte; any gap, prefix,
+// suffix or unlisted local entry (which streaming extractors that walk local headers would
+// extract) → archive_invalid. Every entry is inflated through a counter (header sizes are never
+// trusted): total past MaxArchiveExpanded, or expanded/compressed past MaxArchiveRatio for an entry or the whole archive once over 1 MiB expanded → archive_bomb.
 // An entry whose first KiB is an archive (zip, gzip, 7z, rar, bzip2, xz, zstd, OLE, cab, tar) or
 // whose name has an archive extension → nested_archive; executable magic (as in 1) or an
-// executable extension (.exe, .dll, .js, .vbs, .ps1, .bat, .cmd, .sh, .jar, .scr, .hta, .lnk,
-// ...) → executable or script; vbaProject.bin, vbaData.xml, activeX or macrosheets parts, or
-// [Content_Types].xml and .rels parts naming VBA, macro-enabled, macro sheet or ActiveX types →
+// extension of something that runs code when opened (.exe, .dll, .js, .jse, .vbs, .vbe, .wsf,
+// .ps1, .psm1, .bat, .cmd, .sh, .jar, .scr, .hta, .lnk, .url, .reg, .chm, .one, .xll, .msi,
+// .msix, .appx, .cpl, .pif, .gadget, .application, .desktop, .command, disk images .img .vhd
+// .vhdx, ...; a directory named *.app, a macOS application) → executable, a "#!" start →
+// script; a web page by name (.html, .htm, .xhtml, .mht, .svg, ...: HTML smuggling) or HTML
+// content as mimetype sees it under any name → html (an .svg part of an Office document is its
+// picture, which Office renders without script, and passes); vbaProject.bin, vbaData.xml,
+// activeX or macrosheets parts, or [Content_Types].xml and .rels parts naming VBA,
+// macro-enabled, macro sheet or ActiveX types →
 // office_macro; a .rels part with an external target that is not a hyperlink (remote templates
 // and OLE objects, as in Follina) → office_macro, with a DTD → xml_entity, malformed →
 // archive_invalid.
@@ -89,11 +115,11 @@
 //
 // # Limits (what is not checked)
 //
-//   - PDFs: only FlateDecode is undone. Other streams under another filter (LZW, ASCIIHex,
-//     ASCII85, RunLength, a chain) or encrypted are scanned raw, and so is inflated data under
-//     a predictor with other than 8-bit components; a corrupt deflate stream is judged up to
-//     the corruption. An encrypted PDF is not refused for being one (only its object streams
-//     are), and HTML inside its encrypted streams is not seen. Names are found everywhere
+//   - PDFs: only FlateDecode is undone. Streams other than object streams under another filter
+//     (LZW, ASCIIHex, ASCII85, RunLength, a chain) are scanned raw, and so is inflated data
+//     under a predictor with other than 8-bit components; a corrupt deflate stream is judged up
+//     to the corruption. An encrypted PDF whose only streams are images passes, and HTML inside
+//     its encrypted image streams is not seen. Names are found everywhere
 //     (strings, comments, binary stream data too), so rare false refusals are possible. Script
 //     that is not a JavaScript action (a URI action with a javascript: URL, XFA form scripts
 //     inside XML streams) is not judged.
@@ -104,8 +130,12 @@
 //   - Images: pixel data is never decoded, so a malformed IDAT or entropy-coded segment that a
 //     decoder would reject passes; data after a JPEG's EOI that is not an MPF image (some
 //     cameras pad with zeros) is refused as a polyglot; metadata (EXIF, XMP, comments) is not judged beyond the structure.
-//   - Archives: entries are judged by magic and name, not by their content's type (a PDF with
-//     JavaScript inside a ZIP is accepted); Office documents embedding other Office documents are
+//   - Scripts: only a "#!" start is detected by content. Batch, PowerShell or JavaScript source
+//     in a text or CSV file is accepted as text: it runs only under its own extension, which
+//     text types cannot have (extension_mismatch), and inside archives such names are refused.
+//   - Archives: entries are judged by magic, HTML content and name, not by their content's type
+//     otherwise (a PDF with JavaScript, or an SVG with script named .png, inside a ZIP is
+//     accepted); Office documents embedding other Office documents are
 //     refused as nested archives. OLE compound files (legacy .doc/.xls) are not a supported type.
 //   - Office: DDE fields, formulas and OLE packages' contents are not judged (embedded OLE
 //     objects and documents are refused as nested archives).

@@ -161,8 +161,8 @@ func Inspect(r io.Reader, in Input) (Result, error) {
 	res.Type = typ
 
 	src := &source{r: io.MultiReader(bytes.NewReader(head), r), limit: p.SizeLimit(typ)}
-	switch typ {
-	case files.TypePNG, files.TypeJPEG, files.TypeGIF, files.TypeWebP, files.TypePDF:
+	// Every type but the archives themselves must not open as a ZIP archive too.
+	if !slices.Contains(files.ArchiveTypes, typ) {
 		src.tail = &tail{}
 	}
 	// SVG is judged before the allow-list so that a hostile SVG is refused for what it holds.
@@ -236,7 +236,7 @@ type source struct {
 	n     int64
 	limit int64
 	err   error // first error other than io.EOF: a read error or the too_large refusal
-	tail  *tail // the last bytes, for types that must not end like a ZIP
+	tail  *tail // watches for an embedded ZIP, in types that must not be one
 }
 
 func (s *source) Read(p []byte) (int, error) {

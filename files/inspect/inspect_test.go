@@ -80,6 +80,16 @@ var hostile = map[string]string{
 	"nested-zip-bomb.zip":       files.ReasonArchiveNested,
 	"zip-traversal.zip":         files.ReasonArchiveInvalid,
 	"zip-exe.zip":               files.ReasonExecutable,
+	// The security review's findings.
+	"pdf-objstm-indirect-filter.pdf": files.ReasonArchiveInvalid,
+	"pdf-objstm-untyped.pdf":         files.ReasonArchiveInvalid,
+	"pdf-encrypted-objstm.pdf":       files.ReasonArchiveInvalid,
+	"pdf-zip-trailer.pdf":            files.ReasonPolyglot,
+	"png-chunk-zip.png":              files.ReasonPolyglot,
+	"zip-hidden-entry.zip":           files.ReasonArchiveInvalid,
+	"zip-html.zip":                   files.ReasonHTML,
+	"zip-html-content.zip":           files.ReasonHTML,
+	"zip-disk-image.zip":             files.ReasonExecutable,
 }
 
 func TestInspect_HostileCorpus(t *testing.T) {

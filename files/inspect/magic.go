@@ -123,32 +123,3 @@ func lowerASCII(b []byte) {
 		}
 	}
 }
-
-// eocdWindow is how far from its end a ZIP's end-of-central-directory record may sit: its fixed
-// 22 bytes and a comment of up to 65535.
-const eocdWindow = 22 + 0xffff
-
-// tail keeps the last eocdWindow bytes of a stream.
-type tail struct{ buf []byte }
-
-func (t *tail) write(p []byte) {
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > 2*eocdWindow {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-eocdWindow:]...)
-	}
-}
-
-// zipAtEnd reports whether the stream ends the way ZIP readers look for: an end-of-central-
-// directory record whose comment runs exactly to the last byte. An image or PDF that ends so
-// opens as an archive too, whatever chunk or object the archive hides in (a PNG ancillary chunk
-// holding a ZIP, with IEND inside the comment, passes the structure walk).
-func (t *tail) zipAtEnd() bool {
-	b := t.buf[max(0, len(t.buf)-eocdWindow):]
-	for i := len(b) - 22; i >= 0; i-- {
-		if b[i] == 'P' && b[i+1] == 'K' && b[i+2] == 5 && b[i+3] == 6 &&
-			i+22+int(binary.LittleEndian.Uint16(b[i+20:])) == len(b) {
-			return true
-		}
-	}
-	return false
-}

@@ -32,9 +32,22 @@ type nameScanner struct {
 	long   bool // the name outgrew maxPDFName
 	word   []byte
 	reason string // first refusal reason found
-	flate  bool   // /FlateDecode seen since the last stream or object ended
-	// objStm and otherFilter: /ObjStm, or a filter other than FlateDecode, seen likewise.
-	objStm, otherFilter bool
+	flate  int    // /FlateDecode names seen since the last stream or object ended
+	// objStm: /ObjStm seen likewise; hasN and hasFirst: the /N and /First keys, which make a
+	// stream an object stream to pdf.js whatever its /Type says (XRef.fetchCompressed).
+	objStm, hasN, hasFirst bool
+	// dataFilter and imageFilter: a filter this scan does not undo, over data (ASCIIHex, LZW,
+	// ...) or over image samples (DCT, JPX, ...).
+	dataFilter, imageFilter bool
+	// value tracks the value of a /Filter or /DecodeParms key (or pdf.js's abbreviations /F and
+	// /DP): 1 its first token is next, 2 and 3 after one and two numbers (an indirect reference
+	// "n g R" is being read), 4 inside its array or dictionary, depth deep.
+	value, depth int
+	valueKey     string // the last name inside that array or dictionary
+	indirect     bool   // a filter or its parameters given by an indirect reference
+	// Sticky for the whole file: /Encrypt seen, an object stream seen, a stream that could not
+	// be inflated or is under a data filter this scan does not undo.
+	encrypted, sawObjStm, unscannable bool
 	// The stream's predictor parameters (ISO 32000-1 §7.4.4.4): a predictor reorders inflated
 	// bytes, so an object stream's keys are only readable once it is undone.
 	key                             string // the parameter name whose number comes next
@@ -83,6 +96,9 @@ func (s *nameScanner) feed(c byte) (ended []byte) {
 	}
 	ended = s.word
 	s.word = s.word[:0]
+	if s.value != 0 {
+		s.trackValue(ended, c)
+	}
 	if s.key != "" && len(ended) > 0 {
 		if v, err := strconv.Atoi(string(ended)); err == nil && v >= 0 {
 			switch s.key {
@@ -146,8 +162,23 @@ func (s *nameScanner) endName() {
 		s.put('#')
 	}
 	s.key = ""
+	if s.value != 4 {
+		s.value = 0 // a name: a filter given directly, or the next key after a number
+	} else {
+		s.valueKey = string(s.name)
+	}
 	var reason string
 	switch string(s.name) {
+	case "Filter", "DecodeParms", "F", "DP":
+		if s.value == 0 {
+			s.value, s.depth, s.valueKey = 1, 0, ""
+		}
+	case "N":
+		s.hasN = true
+	case "First":
+		s.hasFirst = true
+	case "Encrypt":
+		s.encrypted = true
 	case "Predictor", "Colors", "BitsPerComponent", "Columns":
 		s.key = string(s.name)
 	case "JavaScript", "JS":
@@ -157,15 +188,61 @@ func (s *nameScanner) endName() {
 	case "EmbeddedFile", "EmbeddedFiles":
 		reason = files.ReasonPDFEmbeddedFile
 	case "FlateDecode", "Fl": // readers (pdf.js) take the inline-image abbreviation for streams too
-		s.flate = true
+		s.flate++
 	case "ObjStm":
 		s.objStm = true
-	case "ASCIIHexDecode", "AHx", "ASCII85Decode", "A85", "LZWDecode", "LZW", "RunLengthDecode", "RL", "Crypt",
-		"CCITTFaxDecode", "CCF", "DCTDecode", "DCT", "JBIG2Decode", "JPXDecode":
-		s.otherFilter = true
+	case "ASCIIHexDecode", "AHx", "ASCII85Decode", "A85", "LZWDecode", "LZW", "RunLengthDecode", "RL", "Crypt":
+		s.dataFilter = true
+	case "CCITTFaxDecode", "CCF", "DCTDecode", "DCT", "JBIG2Decode", "JPXDecode":
+		s.imageFilter = true
 	}
 	if reason != "" && s.reason == "" {
 		s.reason = reason
+	}
+}
+
+// trackValue follows a /Filter or /DecodeParms value through the keyword (or number) word that
+// the byte c ended, and c itself: a reference anywhere in it ("n g R", also inside an array or
+// a parameters dictionary) is one a reader resolves and this scan cannot.
+func (s *nameScanner) trackValue(word []byte, c byte) {
+	if len(word) > 0 {
+		_, err := strconv.Atoi(string(word))
+		switch {
+		case s.value == 4:
+			// JBIG2 images share their symbol dictionary by reference (ISO 32000-1 §7.4.7):
+			// image data, nothing this scan would read.
+			if string(word) == "R" && s.valueKey != "JBIG2Globals" {
+				s.indirect = true
+			}
+		case s.value == 3 && string(word) == "R":
+			s.indirect, s.value = true, 0
+		case (s.value == 1 || s.value == 2) && err == nil:
+			s.value++
+		default:
+			s.value = 0 // null, or malformed: nothing a reader resolves
+		}
+	}
+	if s.value == 0 {
+		return
+	}
+	switch c {
+	case '[', '<':
+		if s.value != 4 {
+			s.value, s.depth = 4, 0
+		}
+		s.depth++
+	case ']', '>':
+		if s.value == 4 {
+			if s.depth--; s.depth <= 0 {
+				s.value = 0
+			}
+		} else {
+			s.value = 0
+		}
+	case '(', ')', '{', '}', '%':
+		if s.value != 4 {
+			s.value = 0
+		}
 	}
 }
 
@@ -220,17 +297,32 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 		} else if c != '\n' {
 			continue
 		}
-		flate, objStm, other := s.flate, s.objStm, s.otherFilter
+		flateCount, dataFilter := s.flate, s.dataFilter
+		flate := flateCount > 0
+		objStm := s.objStm || s.hasN && s.hasFirst
+		indirect, other := s.indirect, s.dataFilter || s.imageFilter
 		un := newUnpredictor(&s, inner.feed)
+		unpredictable := s.predictor >= 2 && un.kind == 0
 		s.resetStream()
 		h, err := br.Peek(2)
 		zlibData := err == nil && h[0]&0x0f == 8 && (uint16(h[0])<<8|uint16(h[1]))%31 == 0
+		// A filter given by reference is resolved by readers but not by this scan, which would
+		// pass the data raw whatever it decodes to.
+		if indirect {
+			return files.Refused(files.ReasonArchiveInvalid, "the PDF holds a stream whose filter cannot be inspected")
+		}
 		// An object stream holds dictionaries, keys and all. One this scan cannot read (another
-		// filter, a filter chain, or encrypted: a reader with the empty user password decrypts
-		// it silently) could hide a /JS key, so it is refused rather than passed unseen.
-		// Producers write object streams with FlateDecode alone.
-		if objStm && (other || flate && !zlibData) {
-			return files.Refused(files.ReasonArchiveInvalid, "the PDF holds an object stream that cannot be inspected")
+		// filter, a filter chain, a predictor it does not undo, or encrypted: a reader with the
+		// empty user password decrypts it silently) could hide a /JS key, so it is refused
+		// rather than passed unseen. Producers write object streams with FlateDecode alone.
+		if objStm {
+			s.sawObjStm = true
+			if other || flateCount > 1 || flate && (!zlibData || unpredictable) {
+				return files.Refused(files.ReasonArchiveInvalid, "the PDF holds an object stream that cannot be inspected")
+			}
+		}
+		if flate && !zlibData || dataFilter {
+			s.unscannable = true
 		}
 		if !flate || !zlibData {
 			continue // the raw bytes are scanned as they come
@@ -270,11 +362,19 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 	if s.reason != "" {
 		return pdfRefusal(s.reason)
 	}
+	// Names stay readable in an encrypted PDF (ISO 32000-1 §7.6.1: strings and streams are
+	// encrypted, dictionaries are not), except inside object streams, and /Encrypt comes in the
+	// trailer, after the streams: one that held an object stream, or a stream this scan could
+	// not read, is refused now.
+	if s.encrypted && (s.sawObjStm || s.unscannable) {
+		return files.Refused(files.ReasonArchiveInvalid, "the PDF is encrypted and holds streams that cannot be inspected")
+	}
 	return nil
 }
 
 func (s *nameScanner) resetStream() {
-	s.flate, s.objStm, s.otherFilter, s.key = false, false, false, ""
+	s.flate, s.objStm, s.hasN, s.hasFirst, s.key = 0, false, false, false, ""
+	s.dataFilter, s.imageFilter, s.value, s.depth, s.indirect, s.valueKey = false, false, 0, 0, false, ""
 	s.predictor, s.colors, s.bpc, s.columns = 0, 0, 0, 0
 }
 

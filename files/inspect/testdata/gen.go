@@ -61,6 +61,16 @@ func main() {
 		"hostile/zip-traversal.zip":         zipOf(entry{"../../etc/cron.d/x", []byte("* * * * * root sh")}),
 		"hostile/zip-exe.zip":               zipOf(entry{"readme.txt", []byte("see setup")}, entry{"setup.exe", pe()}),
 		"hostile/jpeg-trailer.jpg":          append(jpegImage(), []byte("<?php system($_GET['c']); ?>")...),
+		// The security review's findings (M3, M4, L3, entry names).
+		"hostile/pdf-objstm-indirect-filter.pdf": hexObjStmPDF("/Type /ObjStm /N 1 /First 4 /Filter 5 0 R", "/ASCIIHexDecode"),
+		"hostile/pdf-objstm-untyped.pdf":         hexObjStmPDF("/N 1 /First 4 /Filter /ASCIIHexDecode", "null"),
+		"hostile/pdf-encrypted-objstm.pdf":       encryptedObjStmPDF(),
+		"hostile/pdf-zip-trailer.pdf":            append(append(pdf("", "<< /Type /Catalog /Pages 2 0 R >>"), zipOf(entry{"setup.exe", pe()})...), "\n%%EOF\n"...),
+		"hostile/png-chunk-zip.png":              pngWithChunk("zzIp", zipOf(entry{"setup.exe", pe()})),
+		"hostile/zip-hidden-entry.zip":           hiddenEntryZip(),
+		"hostile/zip-html.zip":                   zipOf(entry{"invoice.html", []byte("<html><script>location='https://x.example/'</script></html>")}),
+		"hostile/zip-html-content.zip":           zipOf(entry{"invoice.txt", []byte("<!DOCTYPE html><html><body><script>alert(1)</script></body></html>")}),
+		"hostile/zip-disk-image.zip":             zipOf(entry{"invoice.img", []byte("a disk image stand-in")}),
 
 		"good/image.png":   pngImage(),
 		"good/photo.jpg":   jpegImage(),
@@ -313,4 +323,70 @@ func xlsx(mainType string) []byte {
 		entry{"xl/worksheets/sheet1.xml", []byte(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1"><v>1</v></c></row></sheetData></worksheet>`)},
 	)
+}
+
+// hexObjStmPDF hides the OpenAction's JavaScript dictionary (object 4) in an ASCIIHex object
+// stream whose dictionary is dict; object 5 is filter5 (a filter name given by reference).
+func hexObjStmPDF(dict, filter5 string) []byte {
+	inner := "4 0 << /S /JavaScript /JS (app.alert\\(1\\)) >>"
+	return pdfObjects("", []string{
+		"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		stream(dict, fmt.Sprintf("%x>", inner)),
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+		filter5,
+	})
+}
+
+// encryptedObjStmPDF is a PDF whose trailer names an encryption dictionary and whose object
+// stream is ciphertext that happens to begin like zlib data (1 stream in ~500 does) and does
+// not inflate: a reader with the empty user password would decrypt and read it, the inspector
+// cannot.
+func encryptedObjStmPDF() []byte {
+	b := pdfObjects("", []string{
+		"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		stream("/Type /ObjStm /N 1 /First 4 /Filter /FlateDecode", "x\x9c\x8a\x11\x02\x7f\x3c\xe1\x08\x55"),
+		"<< /Filter /Standard /V 2 /R 3 /Length 128 /P -4 /O <00> /U <00> >>",
+	})
+	return bytes.Replace(b, []byte("/Root 1 0 R >>"), []byte("/Root 1 0 R /Encrypt 4 0 R >>"), 1)
+}
+
+// pngWithChunk is pngImage with an ancillary chunk of type typ holding data before IEND.
+func pngWithChunk(typ string, data []byte) []byte {
+	img := pngImage()
+	var b bytes.Buffer
+	b.Write(img[:len(img)-12])
+	binary.Write(&b, binary.BigEndian, uint32(len(data)))
+	b.WriteString(typ)
+	b.Write(data)
+	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	b.Write(img[len(img)-12:])
+	return b.Bytes()
+}
+
+// hiddenEntryZip is a local entry "invoice.exe" left out of the central directory, then an
+// archive listing only a.txt: streaming extractors that walk local headers extract both.
+func hiddenEntryZip() []byte {
+	var hidden bytes.Buffer
+	zw := zip.NewWriter(&hidden)
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: "invoice.exe", Method: zip.Store, Modified: modified})
+	if err != nil {
+		log.Fatal(err)
+	}
+	w.Write(pe())
+	zw.Flush()
+	local := bytes.Clone(hidden.Bytes())
+	var visible bytes.Buffer
+	zw = zip.NewWriter(&visible)
+	zw.SetOffset(int64(len(local)))
+	w, err = zw.CreateHeader(&zip.FileHeader{Name: "a.txt", Method: zip.Deflate, Modified: modified})
+	if err != nil {
+		log.Fatal(err)
+	}
+	w.Write([]byte("hello"))
+	if err := zw.Close(); err != nil {
+		log.Fatal(err)
+	}
+	return append(local, visible.Bytes()...)
 }
