@@ -167,6 +167,16 @@ var hostileCorpus = map[string]string{
 	"nested-zip-bomb.zip":       files.ReasonArchiveNested,
 	"zip-traversal.zip":         files.ReasonArchiveInvalid,
 	"zip-exe.zip":               files.ReasonExecutable,
+	// After the security review:
+	"pdf-objstm-indirect-filter.pdf": files.ReasonArchiveInvalid,
+	"pdf-objstm-untyped.pdf":         files.ReasonArchiveInvalid,
+	"pdf-encrypted-objstm.pdf":       files.ReasonArchiveInvalid,
+	"pdf-zip-trailer.pdf":            files.ReasonPolyglot,
+	"png-chunk-zip.png":              files.ReasonPolyglot,
+	"zip-hidden-entry.zip":           files.ReasonArchiveInvalid,
+	"zip-html.zip":                   files.ReasonHTML,
+	"zip-html-content.zip":           files.ReasonHTML,
+	"zip-disk-image.zip":             files.ReasonExecutable,
 }
 
 const corpusDir = "../files/inspect/testdata/"
