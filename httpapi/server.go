@@ -12,6 +12,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +95,7 @@ type Server struct {
 	aiMetrics *aiMetrics
 	masker    *authz.Masker
 	uploads   chan struct{} // a slot per upload in progress
+	migrated  atomic.Bool   // readyz saw every migration applied
 }
 
 // New builds the server and its routes.
@@ -363,10 +365,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteError(w, r, tutela.Errorf(tutela.EUNAVAILABLE, "database unreachable"))
 		return
 	}
-	current, err := s.d.DB.MigrationsCurrent(ctx)
-	if err != nil || !current {
-		middleware.WriteError(w, r, tutela.Errorf(tutela.EUNAVAILABLE, "database migrations pending"))
-		return
+	// Once this binary's migrations are all applied they stay applied (a newer node adds only
+	// later ones), so the answer is kept: readyz then costs a ping, and a slow migration listing
+	// just after an outage cannot hold a healthy node out of the pool.
+	if !s.migrated.Load() {
+		current, err := s.d.DB.MigrationsCurrent(ctx)
+		if err != nil || !current {
+			middleware.WriteError(w, r, tutela.Errorf(tutela.EUNAVAILABLE, "database migrations pending"))
+			return
+		}
+		s.migrated.Store(true)
 	}
 	middleware.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
