@@ -17,6 +17,7 @@ import (
 	"tutela/files"
 	"tutela/files/blob"
 	"tutela/files/clamd/clamdtest"
+	"tutela/files/inspect/corpus"
 	"tutela/files/intake"
 	"tutela/httpapi"
 	"tutela/jobs"
@@ -139,48 +140,6 @@ func errorReason(t *testing.T, b []byte) (code, reason string) {
 	return e.Error.Code, e.Error.Reason
 }
 
-// hostileCorpus is files/inspect/testdata/hostile and the reason each is refused for over
-// HTTP (EICAR is valid text: the malware scan refuses it).
-var hostileCorpus = map[string]string{
-	"eicar.txt":                 files.ReasonMalware,
-	"pe-renamed.png":            files.ReasonExecutable,
-	"elf-named.pdf":             files.ReasonExecutable,
-	"mach-o.jpg":                files.ReasonExecutable,
-	"shebang.txt":               files.ReasonScript,
-	"html-as.csv":               files.ReasonHTML,
-	"png-zip-polyglot.png":      files.ReasonPolyglot,
-	"jpeg-trailer.jpg":          files.ReasonPolyglot,
-	"bomb.png":                  files.ReasonImageTooLarge,
-	"pdf-html-polyglot.pdf":     files.ReasonPDFHTML,
-	"pdf-javascript.pdf":        files.ReasonPDFJavaScript,
-	"pdf-javascript-hex.pdf":    files.ReasonPDFJavaScript,
-	"pdf-objstm-javascript.pdf": files.ReasonPDFJavaScript,
-	"pdf-launch.pdf":            files.ReasonPDFLaunch,
-	"pdf-embedded-file.pdf":     files.ReasonPDFEmbeddedFile,
-	"svg-script.svg":            files.ReasonSVGScript,
-	"svg-onload.svg":            files.ReasonSVGScript,
-	"svg-external-entity.svg":   files.ReasonXMLEntity,
-	"svg-external-href.svg":     files.ReasonSVGExternal,
-	"docx-macro.docx":           files.ReasonOfficeMacro,
-	"xlsm-macro.xlsm":           files.ReasonOfficeMacro,
-	"zip-bomb.zip":              files.ReasonArchiveBomb,
-	"nested-zip-bomb.zip":       files.ReasonArchiveNested,
-	"zip-traversal.zip":         files.ReasonArchiveInvalid,
-	"zip-exe.zip":               files.ReasonExecutable,
-	// After the security review:
-	"pdf-objstm-indirect-filter.pdf": files.ReasonArchiveInvalid,
-	"pdf-objstm-untyped.pdf":         files.ReasonArchiveInvalid,
-	"pdf-encrypted-objstm.pdf":       files.ReasonArchiveInvalid,
-	"pdf-zip-trailer.pdf":            files.ReasonPolyglot,
-	"png-chunk-zip.png":              files.ReasonPolyglot,
-	"zip-hidden-entry.zip":           files.ReasonArchiveInvalid,
-	"zip-html.zip":                   files.ReasonHTML,
-	"zip-html-content.zip":           files.ReasonHTML,
-	"zip-disk-image.zip":             files.ReasonExecutable,
-}
-
-const corpusDir = "../files/inspect/testdata/"
-
 // declaredType is what a browser would send for a name (the extension's type).
 func declaredType(name string) string {
 	for typ, exts := range files.Extensions {
@@ -197,16 +156,16 @@ func TestFiles_HostileCorpusRefusedAndNothingRemains(t *testing.T) {
 	t.Parallel()
 	fe := newFileEnv(t, sqlstore.SQLite)
 	fe.permissive(t)
-	dir, err := os.ReadDir(corpusDir + "hostile")
+	dir, err := os.ReadDir(corpus.Dir("hostile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dir) != len(hostileCorpus) {
-		t.Fatalf("testdata/hostile has %d files, the table %d", len(dir), len(hostileCorpus))
+	if len(dir) != len(corpus.Hostile) {
+		t.Fatalf("testdata/hostile has %d files, the table %d", len(dir), len(corpus.Hostile))
 	}
 	for _, de := range dir {
-		want := hostileCorpus[de.Name()]
-		content, err := os.ReadFile(corpusDir + "hostile/" + de.Name())
+		want := corpus.Hostile[de.Name()]
+		content, err := os.ReadFile(filepath.Join(corpus.Dir("hostile"), de.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,9 +179,9 @@ func TestFiles_HostileCorpusRefusedAndNothingRemains(t *testing.T) {
 		t.Fatalf("refused files left %d objects in the blob store: %v", len(objs), objs)
 	}
 	// The good corpus goes in and comes out byte for byte.
-	good, _ := os.ReadDir(corpusDir + "good")
+	good, _ := os.ReadDir(corpus.Dir("good"))
 	for _, de := range good {
-		content, _ := os.ReadFile(corpusDir + "good/" + de.Name())
+		content, _ := os.ReadFile(filepath.Join(corpus.Dir("good"), de.Name()))
 		f := fe.mustUpload(t, de.Name(), declaredType(de.Name()), content, "")
 		if f.Status != files.StatusAvailable || f.ScanResult != "clean" {
 			t.Fatalf("%s: %+v", de.Name(), f)
@@ -258,7 +217,7 @@ func (fe *fileEnv) auditText(t *testing.T) string {
 }
 
 var pngBytes = func() []byte {
-	b, err := os.ReadFile(corpusDir + "good/image.png")
+	b, err := os.ReadFile(filepath.Join(corpus.Dir("good"), "image.png"))
 	if err != nil {
 		panic(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"tutela"
 	"tutela/files"
+	"tutela/files/inspect/corpus"
 )
 
 // permissive allows every supported type, so that a hostile file is refused for what it holds,
@@ -52,45 +54,13 @@ func inspectBytes(t testing.TB, b []byte, name string, p *files.Policy) (Result,
 	return res, refusal(t, err)
 }
 
-// hostile is every file of testdata/hostile and the reason it must be refused for ("" for
-// eicar.txt, which is valid text: the malware scanner refuses it, not inspection).
-var hostile = map[string]string{
-	"eicar.txt":                 "",
-	"pe-renamed.png":            files.ReasonExecutable,
-	"elf-named.pdf":             files.ReasonExecutable,
-	"mach-o.jpg":                files.ReasonExecutable,
-	"shebang.txt":               files.ReasonScript,
-	"html-as.csv":               files.ReasonHTML,
-	"png-zip-polyglot.png":      files.ReasonPolyglot,
-	"jpeg-trailer.jpg":          files.ReasonPolyglot,
-	"bomb.png":                  files.ReasonImageTooLarge,
-	"pdf-html-polyglot.pdf":     files.ReasonPDFHTML,
-	"pdf-javascript.pdf":        files.ReasonPDFJavaScript,
-	"pdf-javascript-hex.pdf":    files.ReasonPDFJavaScript,
-	"pdf-objstm-javascript.pdf": files.ReasonPDFJavaScript,
-	"pdf-launch.pdf":            files.ReasonPDFLaunch,
-	"pdf-embedded-file.pdf":     files.ReasonPDFEmbeddedFile,
-	"svg-script.svg":            files.ReasonSVGScript,
-	"svg-onload.svg":            files.ReasonSVGScript,
-	"svg-external-entity.svg":   files.ReasonXMLEntity,
-	"svg-external-href.svg":     files.ReasonSVGExternal,
-	"docx-macro.docx":           files.ReasonOfficeMacro,
-	"xlsm-macro.xlsm":           files.ReasonOfficeMacro,
-	"zip-bomb.zip":              files.ReasonArchiveBomb,
-	"nested-zip-bomb.zip":       files.ReasonArchiveNested,
-	"zip-traversal.zip":         files.ReasonArchiveInvalid,
-	"zip-exe.zip":               files.ReasonExecutable,
-	// The security review's findings.
-	"pdf-objstm-indirect-filter.pdf": files.ReasonArchiveInvalid,
-	"pdf-objstm-untyped.pdf":         files.ReasonArchiveInvalid,
-	"pdf-encrypted-objstm.pdf":       files.ReasonArchiveInvalid,
-	"pdf-zip-trailer.pdf":            files.ReasonPolyglot,
-	"png-chunk-zip.png":              files.ReasonPolyglot,
-	"zip-hidden-entry.zip":           files.ReasonArchiveInvalid,
-	"zip-html.zip":                   files.ReasonHTML,
-	"zip-html-content.zip":           files.ReasonHTML,
-	"zip-disk-image.zip":             files.ReasonExecutable,
-}
+// hostile is corpus.Hostile as inspection sees it: eicar.txt is valid text, refused by the
+// malware scanner, not here.
+var hostile = func() map[string]string {
+	m := maps.Clone(corpus.Hostile)
+	m[corpus.EICAR] = ""
+	return m
+}()
 
 func TestInspect_HostileCorpus(t *testing.T) {
 	t.Parallel()
