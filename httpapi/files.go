@@ -176,6 +176,11 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 			if _, err := s.decideWith(r, p, pl, authz.Request{Action: authz.Update, Resource: authz.ResSubjects, Class: class}); err != nil {
 				return err
 			}
+			// Before the body is read: a file for a subject that is not there (or erased) is
+			// refused without streaming it first. Create checks again, under a row lock.
+			if _, err := tx.Subjects(t.ID).Get(r.Context(), q.subjectID); err != nil {
+				return err
+			}
 		}
 		if err := s.filesConfigured(); err != nil {
 			return err

@@ -440,3 +440,26 @@ func TestFiles_DeleteRemovesBlobAndLinks(t *testing.T) {
 		t.Fatal("a deleted file's link still downloads")
 	}
 }
+
+// A file for a subject that is not there, or was erased, is refused before its body is read.
+func TestFiles_UploadForAMissingOrErasedSubjectRefused(t *testing.T) {
+	t.Parallel()
+	fe := newFileEnv(t, sqlstore.SQLite)
+	gone := fe.create(t)
+	if res, b := fe.req(t, "DELETE", fe.base+"/subjects/"+gone, `{"reason":"asked","legal_basis":"GDPR Art. 17(1)(a)"}`, "", fe.root); res.StatusCode != 200 {
+		t.Fatalf("erase: %d %s", res.StatusCode, b)
+	}
+	other := fe.createWith(t, `{"values":{"full_name":"Grace Hopper"}}`)
+	for _, id := range []string{gone, "01a24ec2-0000-7000-8000-000000000000"} {
+		if res, b := fe.upload(t, "a.png", "image/png", pngBytes, "?subject_id="+id, fe.operator); res.StatusCode != 404 {
+			t.Errorf("subject %s: %d %s", id, res.StatusCode, b)
+		}
+	}
+	// Another tenant's subject is as missing as one that never was.
+	if res, b := fe.upload(t, "a.png", "image/png", pngBytes, "?subject_id="+other, fe.otherAdmin); res.StatusCode != 404 {
+		t.Errorf("other tenant's path: %d %s", res.StatusCode, b)
+	}
+	if objs := fe.objects(t); len(objs) != 0 {
+		t.Fatalf("refused uploads left %v", objs)
+	}
+}
