@@ -155,6 +155,20 @@ type File struct {
 	NameSealed []byte `json:"-"`
 }
 
+// Downloadable is nil for an available file; a quarantined one is file_quarantined with its
+// quarantine reason (the client may try later); an infected, deleted or erased one is gone:
+// not found. Links are issued and used only for available files.
+func (f *File) Downloadable() error {
+	switch f.Status {
+	case StatusAvailable:
+		return nil
+	case StatusQuarantined:
+		return &tutela.Error{Code: tutela.EQUARANTINED, Reason: f.QuarantineReason,
+			Message: "the file has not been judged clean by the malware scanner yet"}
+	}
+	return tutela.Errorf(tutela.ENOTFOUND, "file not found")
+}
+
 // Well-known types. The allow-list holds MIME types as the detector names them.
 const (
 	TypePNG  = "image/png"

@@ -17,6 +17,7 @@ import (
 	"tutela/files/intake"
 	"tutela/httpapi/middleware"
 	"tutela/sqlstore"
+	"tutela/vault"
 )
 
 // Download links: the only way a stored file's bytes leave. A link is signed (files.LinkSigner),
@@ -79,26 +80,20 @@ func (s *Server) createFileLink(w http.ResponseWriter, r *http.Request, p *tutel
 	if req.Audience == files.AudienceUser {
 		l.UserID = p.UserID
 	}
-	// Signing may create the file_links keyset: outside any transaction, after the tenant and
-	// the principal's right to the file are known.
-	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
-		if _, _, err := s.fileFor(r, tx, p, action, req.Purpose); err != nil {
-			return err
-		}
-		return s.filesConfigured()
-	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	token, err := files.LinkSigner{Vault: s.d.Keys}.Sign(r.Context(), l)
-	if err != nil {
-		middleware.WriteError(w, r, tutela.Wrap(err, "the link could not be signed"))
-		return
-	}
-	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+	var token string
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, f, err := s.fileFor(r, tx, p, action, req.Purpose)
 		if err != nil {
+			return err
+		}
+		if err := s.filesConfigured(); err != nil {
+			return err
+		}
+		// Inside the transaction the vault must not create the file_links keyset (on SQLite
+		// that would wait for this transaction's own write lock): the first link ever ends
+		// this transaction with a missing-keyset error, Update creates the keyset outside it
+		// and runs this again.
+		if token, err = (files.LinkSigner{Vault: s.d.Keys}).Sign(vault.WithoutCreate(r.Context(), nil), l); err != nil {
 			return err
 		}
 		l.FileID = f.ID
@@ -239,13 +234,8 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 		if f, err = tx.Files(l.TenantID).Get(ctx, l.FileID); err != nil {
 			return err
 		}
-		switch f.Status {
-		case files.StatusAvailable:
-		case files.StatusQuarantined:
-			return &tutela.Error{Code: tutela.EQUARANTINED, Reason: f.QuarantineReason,
-				Message: "the file has not been cleared by the malware scan yet"}
-		default:
-			return tutela.Errorf(tutela.ENOTFOUND, "file not found")
+		if err := f.Downloadable(); err != nil {
+			return err
 		}
 		if err := s.linkStillAllowed(r, tx, p, l, f); err != nil {
 			return err

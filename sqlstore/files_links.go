@@ -65,13 +65,8 @@ func (s Files) CreateLink(ctx context.Context, l *files.Link) error {
 	if err != nil {
 		return err
 	}
-	switch f.Status {
-	case files.StatusAvailable:
-	case files.StatusQuarantined:
-		return &tutela.Error{Code: tutela.EQUARANTINED, Reason: f.QuarantineReason,
-			Message: "the file has not been judged clean by the malware scanner yet"}
-	default:
-		return errNoFile
+	if err := f.Downloadable(); err != nil {
+		return err
 	}
 	if l.ID == "" {
 		l.ID = tutela.NewID()

@@ -172,8 +172,8 @@ type readCloser struct {
 // the download and opened the data key (sqlstore.Tx.OpenFile). Tampering with the blob is a
 // read error, never altered content.
 func (s *Service) Content(ctx context.Context, f *files.File, dek []byte) (io.ReadCloser, error) {
-	if f.Status != files.StatusAvailable {
-		return nil, tutela.Errorf(tutela.EQUARANTINED, "the file is not available")
+	if err := f.Downloadable(); err != nil {
+		return nil, err
 	}
 	return s.open(ctx, f, dek)
 }
