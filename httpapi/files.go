@@ -203,12 +203,12 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		return
 	}
 	// The body may take a while: bound it by the files' own timeout, not the API's, and end
-	// it when it stalls for uploadIdleTimeout.
+	// it when it stalls for FileIdleTimeout.
 	rc := http.NewResponseController(w)
 	until := time.Now().Add(s.d.FileTransferTimeout)
 	_ = rc.SetWriteDeadline(until.Add(time.Minute))
 	// multipart framing is a few hundred bytes; the intake enforces the file's own limit.
-	r.Body = http.MaxBytesReader(w, &idleReader{r: r.Body, rc: rc, until: until}, pol.MaxSize+64<<10)
+	r.Body = http.MaxBytesReader(w, &idleReader{r: r.Body, rc: rc, idle: s.d.FileIdleTimeout, until: until}, pol.MaxSize+64<<10)
 
 	up := intake.Upload{TenantID: t.ID, SubjectID: q.subjectID, Classification: string(class), Name: q.name,
 		DeclaredSize: q.size, UploadedBy: p.UserID, Policy: pol}
@@ -229,20 +229,18 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 	s.writeFile(w, r, http.StatusCreated, f, up.Name)
 }
 
-// uploadIdleTimeout ends an upload whose body sends nothing for this long (a stalled or
-// deliberately slow client holding resources).
-const uploadIdleTimeout = time.Minute
-
-// idleReader moves the connection's read deadline forward before each read, to at most
-// uploadIdleTimeout ahead and never past until.
+// idleReader moves the connection's read deadline forward before each read, to at most idle
+// ahead and never past until: a stalled or deliberately slow client does not hold an upload
+// slot, a temporary blob and its buffers for the whole transfer timeout.
 type idleReader struct {
 	r     io.ReadCloser
 	rc    *http.ResponseController
+	idle  time.Duration
 	until time.Time
 }
 
 func (i *idleReader) Read(p []byte) (int, error) {
-	d := time.Now().Add(uploadIdleTimeout)
+	d := time.Now().Add(i.idle)
 	if d.After(i.until) {
 		d = i.until
 	}

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"tutela/httpapi"
 	"tutela/sqlstore"
 )
 
@@ -128,5 +130,64 @@ func TestFiles_LyingBodiesAreRefusedEarlyAndLeaveNothing(t *testing.T) {
 	}
 	if objs := fe.objects(t); len(objs) != 0 {
 		t.Fatalf("refused uploads left %v", objs)
+	}
+}
+
+// A stalled upload holds its slot only until it has sent nothing for FileIdleTimeout; while it
+// holds the node's only slot, another upload is turned away with 503 and Retry-After.
+func TestFiles_StalledUploadEndsAndUploadSlotsAreBounded(t *testing.T) {
+	t.Parallel()
+	fe := newFileEnv(t, sqlstore.SQLite, func(d *httpapi.Deps) {
+		d.MaxConcurrentUploads, d.FileIdleTimeout = 1, 2*time.Second
+	})
+	ts := httptest.NewServer(fe.srv.Server)
+	defer ts.Close()
+	c, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST %s/files?name=slow.csv HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\na,b,c\n", fe.base, fe.operator)
+
+	post := func() *http.Response {
+		req, _ := http.NewRequest("POST", ts.URL+fe.base+"/files?name=ok.csv", strings.NewReader("a,b\n1,2\n"))
+		req.Header.Set("Content-Type", "text/csv")
+		req.Header.Set("Authorization", "Bearer "+fe.operator)
+		res, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	// The stalled upload takes the slot as soon as its handler runs.
+	var refused *http.Response
+	for range 100 {
+		if res := post(); res.StatusCode == 503 {
+			refused = res
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if refused == nil || refused.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second upload while the only slot is held: %v", refused)
+	}
+	// The stalled one ends, refused as truncated, once it has been idle long enough.
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the stalled upload was never ended: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 422 || !strings.Contains(string(b), `"reason":"truncated"`) {
+		t.Fatalf("stalled upload: %d %s", res.StatusCode, b)
+	}
+	if res := post(); res.StatusCode != 201 {
+		t.Fatalf("an upload after the slot was freed: %d", res.StatusCode)
+	}
+	if objs := fe.objects(t); len(objs) != 1 {
+		t.Fatalf("objects: %v (want only the accepted upload)", objs)
 	}
 }

@@ -36,7 +36,7 @@ type fileEnv struct {
 	keys  *vault.Vault
 }
 
-func newFileEnv(t *testing.T, d sqlstore.Dialect) *fileEnv {
+func newFileEnv(t *testing.T, d sqlstore.Dialect, mods ...func(*httpapi.Deps)) *fileEnv {
 	t.Helper()
 	fe := &fileEnv{}
 	bl, err := blob.NewLocal(t.TempDir())
@@ -49,6 +49,9 @@ func newFileEnv(t *testing.T, d sqlstore.Dialect) *fileEnv {
 		// The vault on the test's clock, so a key rotation can settle without waiting.
 		deps.Keys = sqltest.AttachVaultAt(t, deps.DB, deps.Clock)
 		deps.Files, fe.keys = fe.svc, deps.Keys
+		for _, m := range mods {
+			m(deps)
+		}
 	})
 	return fe
 }
@@ -461,5 +464,20 @@ func TestFiles_UploadForAMissingOrErasedSubjectRefused(t *testing.T) {
 	}
 	if objs := fe.objects(t); len(objs) != 0 {
 		t.Fatalf("refused uploads left %v", objs)
+	}
+}
+
+// An uploader's name reaches a download only inside the attachment's quoted fallback (its
+// quotes, separators and non-ASCII replaced) and its percent-encoded filename*: it cannot add a
+// parameter of its own.
+func TestFiles_HostileNameCannotInjectIntoContentDisposition(t *testing.T) {
+	t.Parallel()
+	fe := newFileEnv(t, sqlstore.SQLite)
+	f := fe.mustUpload(t, `x"; filename=evil.exe; é.png`, "image/png", pngBytes, "")
+	l := fe.link(t, f.ID, "", fe.operator)
+	res, _ := fe.req(t, "GET", l.URL, "", "", fe.operator)
+	want := `attachment; filename="x__ filename_evil.exe_ _.png"; filename*=UTF-8''x%22%3B%20filename%3Devil.exe%3B%20%C3%A9.png`
+	if got := res.Header.Get("Content-Disposition"); got != want {
+		t.Fatalf("Content-Disposition = %s\nwant %s", got, want)
 	}
 }

@@ -74,6 +74,8 @@ type Deps struct {
 	// MaxConcurrentUploads is how many upload bodies this node takes at once (config
 	// files.max_concurrent_uploads; default 32); past it, 503 with Retry-After.
 	MaxConcurrentUploads int
+	// FileIdleTimeout ends an upload whose body sends nothing for this long (default a minute).
+	FileIdleTimeout time.Duration
 }
 
 // Route is one registered endpoint.
@@ -120,6 +122,9 @@ func New(d Deps) *Server {
 	}
 	if d.MaxConcurrentUploads <= 0 {
 		d.MaxConcurrentUploads = 32
+	}
+	if d.FileIdleTimeout <= 0 {
+		d.FileIdleTimeout = time.Minute
 	}
 	s := &Server{d: d, mux: http.NewServeMux(), reg: prometheus.NewRegistry(), masker: authz.NewMasker(d.MaskKey),
 		uploads: make(chan struct{}, d.MaxConcurrentUploads)}

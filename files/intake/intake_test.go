@@ -441,3 +441,27 @@ func TestScan_SwitchingScanningOffKeepsTheBacklogQuarantined(t *testing.T) {
 		t.Fatalf("new upload with scanning off: %+v, %v", fresh, err)
 	}
 }
+
+// A blob moved under another file's row (a database writer pointing file B at file A's blob)
+// does not open: the content is bound to its tenant and file, and B's key is not A's.
+func TestContent_BlobSwappedToAnotherFileDoesNotOpen(t *testing.T) {
+	k := newKit(t, sqlstore.SQLite, false)
+	a, err := k.upload("a.csv", "text/csv", []byte("secret,a\n1,2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := k.upload("b.csv", "text/csv", []byte(csv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Swapped (blob keys are unique): b's row now names a's blob and the other way round.
+	for _, q := range [][2]string{{"", a.ID}, {a.BlobKey, b.ID}, {b.BlobKey, a.ID}} {
+		if _, err := k.db.SQL().ExecContext(ctx, `UPDATE files SET blob_key = NULLIF($1, '') WHERE id = $2`, q[0], q[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := k.content(t, b)
+	if err == nil || bytes.Contains(got, []byte("secret")) {
+		t.Fatalf("file b read file a's blob: %q, %v", got, err)
+	}
+}
