@@ -398,7 +398,7 @@ func uploadBody(r *http.Request, up *intake.Upload) (io.Reader, *multipart.Part,
 		case errors.Is(err, io.EOF):
 			return nil, nil, tutela.FieldErrorf("file", "the multipart body has no part named file")
 		case err != nil:
-			return nil, nil, bodyErr(err)
+			return nil, nil, bodyErr(err, up.Policy.MaxSize)
 		case part.FormName() != "file":
 			part.Close()
 			return nil, nil, tutela.FieldErrorf("file", "the multipart body must hold exactly one part, named file")
@@ -411,7 +411,7 @@ func uploadBody(r *http.Request, up *intake.Upload) (io.Reader, *multipart.Part,
 			return nil, nil, files.Refused(files.ReasonNameInvalid, "the file part's Content-Disposition is malformed")
 		}
 		up.Name, up.DeclaredType = params["filename"], part.Header.Get("Content-Type")
-		return &onlyPart{part: part, mr: mr}, part, nil
+		return &onlyPart{part: part, mr: mr, limit: up.Policy.MaxSize}, part, nil
 	}
 	if up.Name == "" {
 		return nil, nil, tutela.FieldErrorf("name", "a raw upload needs ?name= (the file's name)")
@@ -426,14 +426,12 @@ func uploadBody(r *http.Request, up *intake.Upload) (io.Reader, *multipart.Part,
 	return r.Body, nil, nil
 }
 
-// bodyErr is a multipart framing failure: a body that ended early is a truncated upload.
-func bodyErr(err error) error {
+// bodyErr is a multipart framing failure: past the limit or cut off, the intake's reading of
+// it (too_large, truncated); anything else, a malformed body.
+func bodyErr(err error, limit int64) error {
 	var mb *http.MaxBytesError
-	if errors.As(err, &mb) {
-		return files.Refused(files.ReasonTooLarge, "the upload is larger than this tenant accepts")
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return files.Refused(files.ReasonTruncated, "the upload ended before the file was complete")
+	if errors.As(err, &mb) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return intake.BodyError(err, limit)
 	}
 	return tutela.Errorf(tutela.EINVALID, "the multipart body is malformed")
 }
@@ -441,9 +439,10 @@ func bodyErr(err error) error {
 // onlyPart reads the file part and, at its end, checks that the body ends there too: a second
 // part is refused, and a body without its closing boundary is a truncated upload.
 type onlyPart struct {
-	part *multipart.Part
-	mr   *multipart.Reader
-	done bool
+	part  *multipart.Part
+	mr    *multipart.Reader
+	limit int64
+	done  bool
 }
 
 func (o *onlyPart) Read(p []byte) (int, error) {
@@ -452,10 +451,7 @@ func (o *onlyPart) Read(p []byte) (int, error) {
 	}
 	n, err := o.part.Read(p)
 	if !errors.Is(err, io.EOF) {
-		if err != nil {
-			err = bodyErr(err)
-		}
-		return n, err
+		return n, err // the intake reads what a failure means
 	}
 	o.done = true
 	next, nerr := o.mr.NextRawPart()
@@ -463,7 +459,7 @@ func (o *onlyPart) Read(p []byte) (int, error) {
 	case errors.Is(nerr, io.EOF):
 		return n, io.EOF
 	case nerr != nil:
-		return n, bodyErr(nerr)
+		return n, bodyErr(nerr, o.limit)
 	default:
 		next.Close()
 		return n, tutela.FieldErrorf("file", "the multipart body must hold exactly one part, named file")

@@ -264,7 +264,7 @@ func (s *Service) pump(u Upload, enc io.Writer, insp io.Writer) (int64, error) {
 			break
 		}
 		if rerr != nil {
-			return n, bodyError(rerr, limit)
+			return n, BodyError(rerr, limit)
 		}
 	}
 	if u.DeclaredSize >= 0 && n != u.DeclaredSize {
@@ -273,8 +273,10 @@ func (s *Service) pump(u Upload, enc io.Writer, insp io.Writer) (int64, error) {
 	return n, nil
 }
 
-// bodyError says why reading an upload's body failed.
-func bodyError(err error, limit int64) error {
+// BodyError says why reading an upload's body failed: past the tenant's limit (http.MaxBytesReader)
+// too_large, a *tutela.Error as it is, anything else (an early end, a reset connection, a
+// cancelled request) truncated.
+func BodyError(err error, limit int64) error {
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
 		return files.Refused(files.ReasonTooLarge, "the file is larger than the %d bytes this tenant accepts", limit)
