@@ -69,7 +69,7 @@ const (
 	ReasonTypeMismatch      = "type_mismatch"          // declared type is not what the bytes are
 	ReasonExtensionMismatch = "extension_mismatch"     // file name's extension does not fit the detected type
 	ReasonExecutable        = "executable"             // PE, ELF, Mach-O, Java class, or one embedded
-	ReasonScript            = "script"                 // a file or archive entry starting with "#!" (shebang)
+	ReasonScript            = "script"                 // a file or archive entry starting with "#!", or like a batch or PowerShell script
 	ReasonHTML              = "html"                   // HTML (or XHTML) in any type that is not allowed to hold it
 	ReasonPolyglot          = "polyglot"               // data past the end of an image or a second format inside
 	ReasonSVGScript         = "svg_script"             // SVG with script, event handlers or javascript: URLs

@@ -130,9 +130,11 @@
 //   - Images: pixel data is never decoded, so a malformed IDAT or entropy-coded segment that a
 //     decoder would reject passes; data after a JPEG's EOI that is not an MPF image (some
 //     cameras pad with zeros) is refused as a polyglot; metadata (EXIF, XMP, comments) is not judged beyond the structure.
-//   - Scripts: only a "#!" start is detected by content. Batch, PowerShell or JavaScript source
-//     in a text or CSV file is accepted as text: it runs only under its own extension, which
-//     text types cannot have (extension_mismatch), and inside archives such names are refused.
+//   - Scripts: detected by content are a "#!" start and a first line that only batch and
+//     PowerShell scripts begin with ("@echo off", "#requires -", "<#"). Other batch, PowerShell
+//     or JavaScript source in a text or CSV file is accepted as text: it runs only under its own
+//     extension, which text types cannot have (extension_mismatch), and inside archives such
+//     names are refused.
 //   - Archives: entries are judged by magic, HTML content and name, not by their content's type
 //     otherwise (a PDF with JavaScript, or an SVG with script named .png, inside a ZIP is
 //     accepted); Office documents embedding other Office documents are

@@ -297,3 +297,21 @@ func manyEntries(n int) []any {
 	}
 	return kv
 }
+
+// Batch and PowerShell scripts are refused by their first line, whatever they are called; text
+// that merely mentions those words is not.
+func TestInspect_BatchAndPowerShellByFirstLine(t *testing.T) {
+	for body, want := range map[string]string{
+		"@echo off\r\ndel /q C:\\*\r\n":            files.ReasonScript,
+		"\xef\xbb\xbf\n  @Echo On\nrem x\n":         files.ReasonScript,
+		"#Requires -Version 5\nRemove-Item C:\\\n": files.ReasonScript,
+		"<#\n.SYNOPSIS\n#>\nparam()\n":             files.ReasonScript,
+		"command,note\nbatch,\"@echo off\"\n":       "",
+		"note\nthe script begins with @echo off\n":  "",
+	} {
+		_, got := inspectBytes(t, []byte(body), "data.csv", permissive())
+		if got != want {
+			t.Errorf("%q: reason %q, want %q", body, got, want)
+		}
+	}
+}

@@ -24,8 +24,30 @@ func executable(head []byte) (reason, what string) {
 		return files.ReasonExecutable, "a WebAssembly module"
 	case bytes.HasPrefix(head, []byte("#!")), bytes.HasPrefix(head, []byte("\xef\xbb\xbf#!")):
 		return files.ReasonScript, "a script"
+	case scriptStart(head):
+		return files.ReasonScript, "a batch or PowerShell script"
 	}
 	return "", ""
+}
+
+// scriptStarts are first lines that only Windows batch and PowerShell scripts begin with (no
+// CSV or prose starts so): "@echo off", "#requires -Version…", a "<#" block comment.
+var scriptStarts = [][]byte{[]byte("@echo off"), []byte("@echo on"), []byte("#requires -"), []byte("<#")}
+
+// scriptStart reports whether head's first non-blank line (after a BOM) starts like a batch or
+// PowerShell script, ignoring case.
+func scriptStart(head []byte) bool {
+	line := bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf")), " \t\r\n")
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.ToLower(bytes.TrimSpace(line))
+	for _, p := range scriptStarts {
+		if bytes.HasPrefix(line, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // isPE reports a DOS "MZ" header whose e_lfanew points at a "PE\0\0" signature (or at the

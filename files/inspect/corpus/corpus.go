@@ -20,6 +20,7 @@ var Hostile = map[string]string{
 	"pe-renamed.png":            files.ReasonExecutable,
 	"elf-named.pdf":             files.ReasonExecutable,
 	"mach-o.jpg":                files.ReasonExecutable,
+	"batch-as.csv":              files.ReasonScript,
 	"shebang.txt":               files.ReasonScript,
 	"html-as.csv":               files.ReasonHTML,
 	"png-zip-polyglot.png":      files.ReasonPolyglot,

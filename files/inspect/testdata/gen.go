@@ -41,6 +41,7 @@ func main() {
 		"hostile/elf-named.pdf":             elf(),
 		"hostile/mach-o.jpg":                machO(),
 		"hostile/shebang.txt":               []byte("#!/bin/sh\necho pwned\n"),
+		"hostile/batch-as.csv":              []byte("\r\n@ECHO OFF\r\ndel /q C:\\*\r\n"),
 		"hostile/html-as.csv":               []byte("<html><body><script>alert(document.cookie)</script></body></html>\n"),
 		"hostile/png-zip-polyglot.png":      append(pngImage(), zipOf(entry{"payload.txt", []byte("hidden")})...),
 		"hostile/bomb.png":                  bombPNG(30000, 30000),
