@@ -303,11 +303,11 @@ func manyEntries(n int) []any {
 func TestInspect_BatchAndPowerShellByFirstLine(t *testing.T) {
 	for body, want := range map[string]string{
 		"@echo off\r\ndel /q C:\\*\r\n":            files.ReasonScript,
-		"\xef\xbb\xbf\n  @Echo On\nrem x\n":         files.ReasonScript,
+		"\xef\xbb\xbf\n  @Echo On\nrem x\n":        files.ReasonScript,
 		"#Requires -Version 5\nRemove-Item C:\\\n": files.ReasonScript,
 		"<#\n.SYNOPSIS\n#>\nparam()\n":             files.ReasonScript,
-		"command,note\nbatch,\"@echo off\"\n":       "",
-		"note\nthe script begins with @echo off\n":  "",
+		"command,note\nbatch,\"@echo off\"\n":      "",
+		"note\nthe script begins with @echo off\n": "",
 	} {
 		_, got := inspectBytes(t, []byte(body), "data.csv", permissive())
 		if got != want {
