@@ -138,7 +138,7 @@ func TestFiles_LyingBodiesAreRefusedEarlyAndLeaveNothing(t *testing.T) {
 func TestFiles_StalledUploadEndsAndUploadSlotsAreBounded(t *testing.T) {
 	t.Parallel()
 	fe := newFileEnv(t, sqlstore.SQLite, func(d *httpapi.Deps) {
-		d.MaxConcurrentUploads, d.FileIdleTimeout = 1, 2*time.Second
+		d.MaxConcurrentUploads, d.FileIdleTimeout = 1, 4*time.Second
 	})
 	ts := httptest.NewServer(fe.srv.Server)
 	defer ts.Close()

@@ -322,8 +322,8 @@ func (s *Server) linkStillAllowed(r *http.Request, tx *sqlstore.Tx, p *tutela.Pr
 // or a service account of it. Disabled or gone: not found.
 func (s *Server) issuerPolicy(r *http.Request, tx *sqlstore.Tx, l *files.Link) (*authz.Policy, error) {
 	ctx := r.Context()
-	if u, err := tx.Users(l.TenantID).Get(ctx, l.CreatedBy); err == nil {
-		if u.Status != tutela.StatusActive {
+	if st, err := tx.Users(l.TenantID).Status(ctx, l.CreatedBy); err == nil {
+		if st != tutela.StatusActive {
 			return nil, tutela.Errorf(tutela.ENOTFOUND, "issuer not active")
 		}
 		return tx.Policy(ctx, l.TenantID, l.CreatedBy)

@@ -215,6 +215,20 @@ func (r Users) Get(ctx context.Context, id string) (*tutela.User, error) {
 	return r.getOne(ctx, id)
 }
 
+// Status returns the tenant's user's status without opening their personal data (a check on
+// a hot path: every download through a link the user issued). Unknown: not found.
+func (r Users) Status(ctx context.Context, id string) (tutela.Status, error) {
+	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
+		return "", tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	var st tutela.Status
+	err := r.tx.queryRow(ctx, `SELECT status FROM users WHERE tenant_id = $1 AND id = $2`, r.tenantID, id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", tutela.Errorf(tutela.ENOTFOUND, "user not found")
+	}
+	return st, err
+}
+
 // ByEmail returns the tenant's user with the given address, compared case-insensitively.
 func (r Users) ByEmail(ctx context.Context, email string) (*tutela.User, error) {
 	if !tutela.ValidID(r.tenantID) {
