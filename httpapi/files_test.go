@@ -481,3 +481,54 @@ func TestFiles_HostileNameCannotInjectIntoContentDisposition(t *testing.T) {
 		t.Fatalf("Content-Disposition = %s\nwant %s", got, want)
 	}
 }
+
+// A multipart upload holds exactly one part, named file, whose name is judged as sent: a second
+// part, another part name, a ?name= beside the part, a path in the part's filename, or a
+// malformed Content-Disposition are refused and leave nothing behind.
+func TestFiles_MultipartShapesRefused(t *testing.T) {
+	t.Parallel()
+	fe := newFileEnv(t, sqlstore.SQLite)
+	build := func(parts ...[2]string) (string, []byte) { // {Content-Disposition, body}
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for _, p := range parts {
+			h := textproto.MIMEHeader{}
+			h.Set("Content-Disposition", p[0])
+			h.Set("Content-Type", "text/csv")
+			w, _ := mw.CreatePart(h)
+			w.Write([]byte(p[1]))
+		}
+		mw.Close()
+		return mw.FormDataContentType(), buf.Bytes()
+	}
+	send := func(query, ct string, body []byte) (int, string) {
+		r := httptest.NewRequest("POST", fe.base+"/files"+query, bytes.NewReader(body))
+		r.Header.Set("Content-Type", ct)
+		r.Header.Set("Authorization", "Bearer "+fe.operator)
+		rec := httptest.NewRecorder()
+		fe.srv.ServeHTTP(rec, r)
+		return rec.Code, rec.Body.String()
+	}
+	good := [2]string{`form-data; name="file"; filename="a.csv"`, "a,b\n1,2\n"}
+	for name, c := range map[string]struct {
+		query  string
+		parts  [][2]string
+		status int
+		reason string
+	}{
+		"two parts":          {"", [][2]string{good, good}, 400, ""},
+		"another part name":  {"", [][2]string{{`form-data; name="upload"; filename="a.csv"`, "a,b\n"}}, 400, ""},
+		"name beside a part": {"?name=b.csv", [][2]string{good}, 400, ""},
+		"path in filename":   {"", [][2]string{{`form-data; name="file"; filename="../../etc/a.csv"`, "a,b\n"}}, 422, files.ReasonNameInvalid},
+		"malformed header":   {"", [][2]string{{`form-data; name="file"; filename="a.csv`, "a,b\n"}}, 400, ""},
+	} {
+		ct, body := build(c.parts...)
+		code, b := send(c.query, ct, body)
+		if code != c.status || (c.reason != "" && !strings.Contains(b, `"reason":"`+c.reason+`"`)) {
+			t.Errorf("%s: %d %s", name, code, b)
+		}
+	}
+	if objs := fe.objects(t); len(objs) != 0 {
+		t.Fatalf("refused uploads left %v", objs)
+	}
+}
