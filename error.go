@@ -33,6 +33,7 @@ const (
 	EFILEREFUSED        = "file_refused"              // an upload failed a content check; Reason says which (422)
 	EQUARANTINED        = "file_quarantined"          // the file is not yet (or could not be) scanned for malware (409)
 	ELINKGONE           = "link_gone"                 // a download link that expired, was used up or was revoked (410)
+	EAPPROVAL           = "approval_invalid"          // the approval named does not allow this call; Reason says why (409)
 	EINTERNAL           = "internal"                  // anything unexpected (500)
 )
 
@@ -40,7 +41,7 @@ const (
 var Codes = []string{
 	EINVALID, EUNAUTHENTICATED, EINVALIDCREDENTIALS, EFORBIDDEN, ECONSENTREQUIRED, ERESTRICTED, ENOTFOUND, EMETHODNOTALLOWED, ECONFLICT, ETOOLARGE,
 	EUNSUPPORTED, ERATELIMITED, ETOOMANYATTEMPTS, EMFAREQUIRED, ESTEPUPREQUIRED, EREAUTHREQUIRED, EUNAVAILABLE,
-	ENOTCONFIGURED, EWRONGREGION, EQUOTAEXCEEDED, EUPSTREAM, EUPSTREAMTIMEOUT, EFILEREFUSED, EQUARANTINED, ELINKGONE, EINTERNAL,
+	ENOTCONFIGURED, EWRONGREGION, EQUOTAEXCEEDED, EUPSTREAM, EUPSTREAMTIMEOUT, EFILEREFUSED, EQUARANTINED, ELINKGONE, EAPPROVAL, EINTERNAL,
 }
 
 // Error is the application error. Code and Message are safe to show a client; Field names the

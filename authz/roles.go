@@ -46,6 +46,25 @@ const (
 	// step-up action), DELETE removes a file, MANAGE sets the tenant's file policy and asks
 	// for a rescan. A file's classification bounds who may read it, as for records.
 	ResFiles = "files"
+	// ResApprovals are approval requests and their policies (issue 18): READ lists and reads
+	// requests (a requester always reads their own), MANAGE sets a tenant's approval policies
+	// (weakening an enabled one needs approval itself). Deciding is not a permission: it takes
+	// one of the request's approver roles, a fresh second factor, and being another person than
+	// the requester.
+	ResApprovals = "approvals"
+	// ResPartners are a tenant's partner organisations, their users and service accounts and
+	// the URLs referrals may send people to: CREATE, READ, UPDATE, DELETE (disable).
+	ResPartners = "partners"
+	// ResShares are a subject's records shared with a partner, with a purpose and an expiry:
+	// CREATE shares (a disclosure, step-up), READ lists shares, DELETE revokes one.
+	ResShares = "shares"
+	// ResReferrals are people sent to a partner's service through tracked redirects: CREATE
+	// (the subject's consent for the purpose is checked), READ (lifecycle), UPDATE (the
+	// partner's service account confirms receipt and outcome), DELETE (cancel).
+	ResReferrals = "referrals"
+	// ResWebhooks are the tenant's webhook endpoints (notifications through the durable queue):
+	// CREATE, READ, DELETE.
+	ResWebhooks = "webhooks"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -106,6 +125,11 @@ var BuiltinRoles = []RoleDef{
 			perms(ResOIDCClients, "", Create, Read, Update, Delete, Manage),
 			perms(ResAI, "", Create, Read, Manage),
 			perms(ResFiles, Yellow, Create, Read, Export, Delete, Manage),
+			perms(ResApprovals, "", Read, Manage),
+			perms(ResPartners, "", Create, Read, Update, Delete),
+			perms(ResShares, Yellow, Create, Read, Delete),
+			perms(ResReferrals, Yellow, Create, Read, Update, Delete),
+			perms(ResWebhooks, "", Create, Read, Delete),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
@@ -117,6 +141,10 @@ var BuiltinRoles = []RoleDef{
 			perms(ResDSR, Yellow, Create, Read, Update),
 			perms(ResAI, "", Create),
 			perms(ResFiles, Yellow, Create, Read),
+			perms(ResApprovals, "", Read),
+			perms(ResPartners, "", Read),
+			perms(ResShares, Yellow, Read),
+			perms(ResReferrals, Yellow, Create, Read),
 		)},
 	{Key: RoleAuditor, Name: "Auditor", Clearance: Green,
 		Permissions: concat(
@@ -132,11 +160,22 @@ var BuiltinRoles = []RoleDef{
 			perms(ResProcessing, "", Read, Export),
 			perms(ResOIDCClients, "", Read),
 			perms(ResAI, "", Read),
+			perms(ResApprovals, "", Read),
+			perms(ResPartners, "", Read),
+			perms(ResShares, Green, Read),
+			perms(ResReferrals, Green, Read),
+			perms(ResWebhooks, "", Read),
 		)},
 	{Key: RolePartner, Name: "Partner organisation", Clearance: Green,
-		// Only records explicitly shared with the partner; the sharing check belongs to the
-		// resource server (the record carries the partner's ID).
-		Permissions: perms(ResRecords, Green, Read)},
+		// Only what is explicitly shared with the user's partner organisation: subjects through
+		// an unexpired share, at GREEN and for the share's purpose (Tutela checks the share);
+		// records a resource server serves carry the partner's ID (its check); the referrals
+		// sent to the partner.
+		Permissions: concat(
+			perms(ResRecords, Green, Read),
+			perms(ResSubjects, Green, Read),
+			perms(ResReferrals, Green, Read, Update),
+		)},
 }
 
 // Builtin returns the built-in role with key, if any.

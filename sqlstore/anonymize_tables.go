@@ -15,6 +15,7 @@ const (
 	anonNow       = "the export's time: an original time would match the production audit event"
 	anonExpiryDay = "whether it expires, from the export's time plus the remaining time rounded up to whole days (expired: the export's time)"
 	anonReset     = "left at its default: credentials and sign-in state are set up in staging"
+	anonDefault   = "left at its default: each account its own person, in no partner organisation, the tenant provisioning (the links and partners are not copied)"
 	anonLegacy    = "empty, as for every user since migration 00018 (data in the sealed columns)"
 )
 
@@ -22,7 +23,7 @@ var anonymizedTables = map[string]map[string]string{
 	"tenants": {"id": anonCopied, "slug": anonCopied, "name": anonCopied, "data_region": anonCopied, "status": anonCopied,
 		"created_at": anonNow, "session_idle_seconds": anonCopied, "session_absolute_seconds": anonCopied,
 		"password_composition": anonCopied, "mfa_required_all": anonCopied, "require_private_key_jwt": anonCopied,
-		"service_accounts_may_take_over": anonCopied, "branding": anonCopied},
+		"service_accounts_may_take_over": anonCopied, "branding": anonCopied, "mode": anonDefault},
 	"permissions": {"id": anonCopied, "resource_type": anonCopied, "action": anonCopied, "max_classification": anonCopied},
 	"roles": {"id": anonCopied, "tenant_id": anonCopied, "key": anonCopied, "name": anonCopied, "builtin": anonCopied,
 		"created_at": anonNow, "clearance": anonCopied, "description": anonCopied},
@@ -35,7 +36,8 @@ var anonymizedTables = map[string]map[string]string{
 	"users": {"id": anonNewID, "tenant_id": anonCopied, "email": anonLegacy, "email_norm": anonNewID, "display_name": anonLegacy,
 		"status": anonCopied, "password_hash": anonReset, "token_version": anonReset, "created_at": anonNow, "updated_at": anonNow,
 		"must_change_password": anonReset, "last_login_at": anonReset, "mfa_enrollment_code_required": anonReset,
-		"email_digest": anonCopyKey, "email_sealed": anonSynthetic, "display_name_sealed": anonSynthetic},
+		"email_digest": anonCopyKey, "email_sealed": anonSynthetic, "display_name_sealed": anonSynthetic,
+		"person_id": anonDefault, "partner_id": anonDefault},
 	"user_roles": {"tenant_id": anonCopied, "user_id": anonMappedID, "role_id": anonCopied, "granted_by": anonMappedID,
 		"granted_at": anonNow, "expires_at": anonExpiryDay},
 	"user_permissions": {"id": anonNewID, "tenant_id": anonCopied, "user_id": anonMappedID, "permission_id": anonCopied,
@@ -119,4 +121,5 @@ var notAnonymizedTables = map[string]string{
 	"file_policies":               "production's upload rules, set with the blob store and scanner staging configures",
 	"files":                       "real people's documents: data keys sealed under production keys, blobs not copied",
 	"file_links":                  "download links to production's files",
+	"partners":                    "real organisations real people are referred to, with their URLs; staging registers its own",
 }

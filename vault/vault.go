@@ -57,12 +57,20 @@ const (
 	// PurposeFileLinks (platform, PRF) signs download links; rotating it and retiring the old
 	// key kills every link signed with that key.
 	PurposeFileLinks = "file_links"
+	// PurposeApprovals (per tenant, PRF) binds an approval request to its exact parameters: the
+	// MAC over the canonical parameters is stored with the request and checked when the
+	// approved call runs (issue 18).
+	PurposeApprovals = "approvals"
+	// PurposeWebhooks (per tenant, AEAD) seals the secrets webhook deliveries are signed with.
+	PurposeWebhooks = "webhooks"
+	// PurposeReferrals (platform, PRF) signs the tracked redirect tokens of referrals to partners.
+	PurposeReferrals = "referrals"
 )
 
 // Purposes lists every keyset purpose.
 var Purposes = []string{PurposeSigningKeys, PurposeTOTP, PurposeAuditKey, PurposePersonalData, PurposeLookup,
 	PurposePasswordPepper, PurposeJobs, PurposePersonKeys, PurposeBlindIndex, PurposeTokens, PurposeAIKeys,
-	PurposeFiles, PurposeFileLinks}
+	PurposeFiles, PurposeFileLinks, PurposeApprovals, PurposeWebhooks, PurposeReferrals}
 
 // Keyset kinds.
 const (
@@ -76,7 +84,7 @@ func KindOf(purpose string) string {
 	switch purpose {
 	case PurposeLookup:
 		return KindDeterministic
-	case PurposePasswordPepper, PurposeBlindIndex, PurposeTokens, PurposeFileLinks:
+	case PurposePasswordPepper, PurposeBlindIndex, PurposeTokens, PurposeFileLinks, PurposeApprovals, PurposeReferrals:
 		return KindPRF
 	}
 	return KindAEAD

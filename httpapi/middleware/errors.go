@@ -46,7 +46,7 @@ func Status(code string) int {
 		return http.StatusGatewayTimeout
 	case tutela.EFILEREFUSED:
 		return http.StatusUnprocessableEntity
-	case tutela.EQUARANTINED:
+	case tutela.EQUARANTINED, tutela.EAPPROVAL:
 		return http.StatusConflict
 	case tutela.ELINKGONE:
 		return http.StatusGone

@@ -41,6 +41,7 @@ func TestStatus_MapsEveryCode(t *testing.T) {
 		tutela.EFILEREFUSED:        422,
 		tutela.EQUARANTINED:        409,
 		tutela.ELINKGONE:           410,
+		tutela.EAPPROVAL:           409,
 		tutela.EINTERNAL:           500,
 		"":                         500,
 		"no_such_code":             500,
