@@ -421,7 +421,7 @@ func (s *Server) putAISettings(w http.ResponseWriter, r *http.Request, p *tutela
 				Params: map[string]any{"requests_per_minute": st.RequestsPerMinute, "tokens_per_day": st.TokensPerDay,
 					"tokens_per_month": st.TokensPerMonth, "id_countries": nonNilStrings(st.IDCountries)},
 				approvalFields: req.approvalFields}
-			if held, err = s.gate(r, tx, p, t.ID, g); err != nil || held != nil {
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
 				return err
 			}
 		}

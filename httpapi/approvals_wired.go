@@ -67,3 +67,23 @@ func (s *Server) keysetExists(r *http.Request, tenantID, purpose string) error {
 	}
 	return nil
 }
+
+// gateTenant is gate for a call on tenant tenantID. An approval request belongs to the tenant
+// and names its requester among the tenant's accounts (the person behind them is what keeps
+// requesters from deciding their own request), so a principal of another tenant (the platform
+// super-admin acting in this one) cannot request one here: where the tenant's policy holds
+// the call, it is refused with a clear 403 instead of running unapproved. Platform operations
+// that belong to no tenant (key rotation) use the super-admin's own tenant instead.
+func (s *Server) gateTenant(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, tenantID string, g gated) (*approvals.Request, error) {
+	if p.TenantID != tenantID {
+		pol, err := tx.Approvals(tenantID).Policy(r.Context(), g.Action)
+		if err != nil {
+			return nil, err
+		}
+		if pol.Enabled {
+			return nil, tutela.Errorf(tutela.EFORBIDDEN,
+				"this tenant's policy puts %s behind approval, which only the tenant's own accounts can request and run", g.Action)
+		}
+	}
+	return s.gate(r, tx, p, tenantID, g)
+}

@@ -318,6 +318,13 @@ func TestApprovalsWired_SubjectExport(t *testing.T) {
 			if exports(other) != 0 {
 				t.Fatal("the mismatched export was made")
 			}
+			// The platform super-admin is not one of the tenant's accounts: it cannot request
+			// an approval here, and is refused rather than exporting unapproved.
+			res, b := se.req(t, "POST", path, justified(t, `{"purpose":"case_management"}`), "", se.root)
+			wantError(t, res, b, 403, tutela.EFORBIDDEN)
+			if exports(id) != len(flows) {
+				t.Fatal("the platform's refused export was made")
+			}
 		})
 	}
 }
@@ -479,6 +486,13 @@ func TestApprovalsWired_TenantPromotion(t *testing.T) {
 			}
 			res, b = e.req(t, "PATCH", path, `{"mode":"simulation"}`, "", admin.cookie)
 			wantError(t, res, b, 409, tutela.ECONFLICT)
+			// The platform, under the other tenant's policy: refused, not promoted unapproved.
+			enablePolicy(t, e, sim2.ID, approvals.ActionTenantPromotion, 1)
+			res, b = e.req(t, "PATCH", "/v1/tenants/"+sim2.ID, justified(t, `{"mode":"provisioning"}`), "", root.cookie)
+			wantError(t, res, b, 403, tutela.EFORBIDDEN)
+			if mode(sim2.ID) != tutela.TenantSimulation {
+				t.Fatal("the platform promoted past the tenant's policy")
+			}
 			recs, _, err := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{TenantID: sim.ID, Action: "tenant.promoted", Limit: 10})
 			if err != nil || len(recs) != 1 || recs[0].Event.Details["approval_id"] == nil {
 				t.Fatalf("tenant.promoted: %v %+v", err, recs)
@@ -536,5 +550,40 @@ func TestApprovalsWired_CreditTopUp(t *testing.T) {
 				t.Fatalf("a held lift changed the budget: %d", month)
 			}
 		})
+	}
+}
+
+// With the policy off (the default), promotion runs at once, audited; the platform may do it.
+func TestApprovalsWired_TenantPromotionPolicyOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqlstore.SQLite, nil)
+	e.seed(t, "root", "root@example.org", pw, "super_admin")
+	root := e.login(t, "root", "root@example.org", pw, "")
+	res, b := e.req(t, "POST", "/v1/tenants", `{"slug":"rehearsal","name":"Rehearsal","data_region":"eu","mode":"simulation"}`, "", root.cookie)
+	var sim tutela.Tenant
+	if mustUnmarshal(t, b, &sim); res.StatusCode != 201 {
+		t.Fatalf("create: %d %s", res.StatusCode, b)
+	}
+	if res, b := e.req(t, "GET", "/v1/tenants/"+sim.ID, "", "", root.cookie); res.StatusCode != 200 || !strings.Contains(string(b), `"mode":"simulation"`) {
+		t.Fatalf("read: %d %s", res.StatusCode, b)
+	}
+	// A no-op mode beside other fields is no promotion.
+	if res, b := e.req(t, "PATCH", "/v1/tenants/"+sim.ID, `{"mode":"simulation","name":"Rehearsal one"}`, "", root.cookie); res.StatusCode != 200 {
+		t.Fatalf("no-op mode: %d %s", res.StatusCode, b)
+	}
+	res, b = e.req(t, "PATCH", "/v1/tenants/"+sim.ID, `{"mode":"provisioning"}`, "", root.cookie)
+	var got tutela.Tenant
+	if mustUnmarshal(t, b, &got); res.StatusCode != 200 || got.Mode != tutela.TenantProvisioning || got.Simulation() {
+		t.Fatalf("promotion: %d %s", res.StatusCode, b)
+	}
+	recs, _, err := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{TenantID: sim.ID, Action: "tenant.promoted", Limit: 10})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("tenant.promoted: %v %d", err, len(recs))
+	}
+	res, b = e.req(t, "PATCH", "/v1/tenants/"+sim.ID, `{"mode":"simulation"}`, "", root.cookie)
+	wantError(t, res, b, 409, tutela.ECONFLICT)
+	res, b = e.req(t, "PATCH", "/v1/tenants/"+sim.ID, `{"mode":"pretend"}`, "", root.cookie)
+	if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "mode" {
+		t.Fatalf("bad mode: %s", b)
 	}
 }

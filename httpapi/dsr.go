@@ -300,7 +300,7 @@ func (s *Server) approveDSR(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 			g := gated{Action: approvals.ActionErasure, TargetType: "dsr", TargetID: d.ID,
 				Params:         map[string]any{"dsr": d.ID, "kind": string(d.Kind), "subject": d.SubjectID},
 				approvalFields: req.approvalFields}
-			if held, err = s.gate(r, tx, p, t.ID, g); err != nil || held != nil {
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
 				return err
 			}
 		}

@@ -237,7 +237,7 @@ func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 			g := gated{Action: approvals.ActionRoleGrant, TargetType: "user", TargetID: u.ID,
 				Params:         map[string]any{"user": u.ID, "role": role.Key, "expires_at": paramTime(req.ExpiresAt)},
 				approvalFields: req.approvalFields}
-			if held, err = s.gate(r, tx, p, t.ID, g); err != nil || held != nil {
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
 				return err
 			}
 		}
@@ -316,7 +316,7 @@ func (s *Server) grantPermission(w http.ResponseWriter, r *http.Request, p *tute
 				Params:         map[string]any{"user": u.ID, "permission": perm, "expires_at": paramTime(up.ExpiresAt)},
 				approvalFields: req.approvalFields}
 			var err error
-			if held, err = s.gate(r, tx, p, t.ID, g); err != nil || held != nil {
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
 				return err
 			}
 		}

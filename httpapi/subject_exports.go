@@ -84,7 +84,7 @@ func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *
 		g := gated{Action: approvals.ActionSubjectExport, TargetType: "subject", TargetID: rd.view.ID,
 			Params:         map[string]any{"subject": rd.view.ID, "purpose": purpose, "ttl_seconds": int64(ttl / time.Second)},
 			approvalFields: req.approvalFields}
-		if held, err = s.gate(r, tx, p, t.ID, g); err != nil || held != nil {
+		if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
 			return err
 		}
 		x := &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: rd.view.ID, TTL: ttl, Maker: exportMaker(p),

@@ -284,7 +284,7 @@ func (s *Server) promoteTenant(r *http.Request, tx *sqlstore.Tx, p *tutela.Princ
 	g := gated{Action: approvals.ActionTenantPromotion, TargetType: "tenant", TargetID: t.ID,
 		Params:         map[string]any{"tenant": t.ID, "mode": string(tutela.TenantProvisioning)},
 		approvalFields: req.approvalFields}
-	held, err := s.gate(r, tx, p, t.ID, g)
+	held, err := s.gateTenant(r, tx, p, t.ID, g)
 	if err != nil || held != nil {
 		return held, err
 	}
