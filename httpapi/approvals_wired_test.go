@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -585,5 +586,55 @@ func TestApprovalsWired_TenantPromotionPolicyOff(t *testing.T) {
 	res, b = e.req(t, "PATCH", "/v1/tenants/"+sim.ID, `{"mode":"pretend"}`, "", root.cookie)
 	if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "mode" {
 		t.Fatalf("bad mode: %s", b)
+	}
+}
+
+// One approval, several concurrent runs of the approved export: exactly one export is made, the
+// others are refused as executed.
+func TestApprovalsWired_ConcurrentRunsExecuteOnce(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			se := newSubjectEnv(t, d)
+			_, a2 := se.seed(t, "acme", "admin2@example.org", pw, "program_admin")
+			id := se.create(t)
+			path := se.base + "/subjects/" + id + "/exports"
+			enablePolicy(t, se.env, se.tenant.ID, approvals.ActionSubjectExport, 1)
+			res, b := se.req(t, "POST", path, justified(t, `{"purpose":"case_management"}`), "", se.admin)
+			var held struct{ Approval approvals.Request }
+			if mustUnmarshal(t, b, &held); res.StatusCode != 202 {
+				t.Fatalf("held: %d %s", res.StatusCode, b)
+			}
+			approveAs(t, se.env, se.tenant.ID, held.Approval.ID, a2.ID)
+			const n = 4
+			codes := make([]int, n)
+			bodies := make([][]byte, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					res, b := se.req(t, "POST", path, under(t, `{"purpose":"case_management"}`, held.Approval.ID), "", se.admin)
+					codes[i], bodies[i] = res.StatusCode, b
+				})
+			}
+			wg.Wait()
+			made := 0
+			for i, c := range codes {
+				switch c {
+				case 201:
+					made++
+				case 409:
+					wantReason(t, c, bodies[i], "executed")
+				default:
+					t.Fatalf("concurrent run: %d %s", c, bodies[i])
+				}
+			}
+			var list struct{ Exports []json.RawMessage }
+			res, b = se.req(t, "GET", path, "", "", se.admin)
+			mustUnmarshal(t, b, &list)
+			if made != 1 || len(list.Exports) != 1 {
+				t.Fatalf("%d runs succeeded, %d exports; want exactly 1", made, len(list.Exports))
+			}
+		})
 	}
 }
