@@ -122,4 +122,5 @@ var notAnonymizedTables = map[string]string{
 	"files":                       "real people's documents: data keys sealed under production keys, blobs not copied",
 	"file_links":                  "download links to production's files",
 	"partners":                    "real organisations real people are referred to, with their URLs; staging registers its own",
+	"webhooks":                    "production's receivers and their signing secrets: a staging copy must not send events there; staging registers its own",
 }
