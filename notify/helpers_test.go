@@ -40,7 +40,7 @@ type env struct {
 
 // newEnv opens a store of dialect d with a tenant, a receiving endpoint (an httptest TLS
 // server) and a queue with the notify kinds registered; allow is Options.PrivateNetworks.
-func newEnv(t *testing.T, d sqlstore.Dialect, allow []netip.Prefix) *env {
+func newEnv(t testing.TB, d sqlstore.Dialect, allow []netip.Prefix) *env {
 	t.Helper()
 	clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: clock.Now})
@@ -57,7 +57,7 @@ func newEnv(t *testing.T, d sqlstore.Dialect, allow []netip.Prefix) *env {
 	return e
 }
 
-func (e *env) update(t *testing.T, fn func(tx *sqlstore.Tx) error) {
+func (e *env) update(t testing.TB, fn func(tx *sqlstore.Tx) error) {
 	t.Helper()
 	if err := e.db.Update(ctx, fn); err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func (e *env) update(t *testing.T, fn func(tx *sqlstore.Tx) error) {
 }
 
 // webhook registers an endpoint at the receiver's path and returns it with its secret.
-func (e *env) webhook(t *testing.T, path string, events ...string) (*webhooks.Webhook, string) {
+func (e *env) webhook(t testing.TB, path string, events ...string) (*webhooks.Webhook, string) {
 	t.Helper()
 	w := &webhooks.Webhook{URL: e.rcv.srv.URL + path, Events: events, CreatedBy: "admin"}
 	var secret tutela.Secret
@@ -76,7 +76,7 @@ func (e *env) webhook(t *testing.T, path string, events ...string) (*webhooks.We
 	return w, secret.Reveal()
 }
 
-func (e *env) user(t *testing.T, email string) *tutela.User {
+func (e *env) user(t testing.TB, email string) *tutela.User {
 	t.Helper()
 	u := &tutela.User{Email: email, DisplayName: "User"}
 	e.update(t, func(tx *sqlstore.Tx) error { return tx.Users(e.tenant).Create(ctx, u) })
@@ -177,7 +177,7 @@ type received struct {
 	body   []byte
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{}
 	r.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
