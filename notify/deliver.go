@@ -38,14 +38,17 @@ type Options struct {
 	// tenant's webhook URL cannot reach the deployment's internal services. There is no
 	// configuration setting for it.
 	PrivateNetworks []netip.Prefix
+	// timeout replaces DeliveryTimeout (tests: an endpoint that never answers).
+	timeout time.Duration
 }
 
 // notifier runs the two job kinds.
 type notifier struct {
-	db     *sqlstore.DB
-	mailer mail.Sender
-	hc     *http.Client
-	log    *slog.Logger
+	db      *sqlstore.DB
+	mailer  mail.Sender
+	hc      *http.Client
+	log     *slog.Logger
+	timeout time.Duration
 }
 
 // Register gives q the kinds Enqueue adds: JobMail (sent through mailer; nil mailer: e-mail is
@@ -57,21 +60,24 @@ type notifier struct {
 // (Options.PrivateNetworks aside), follows no redirect (the endpoint's answer is its own, not
 // wherever it points) and gives up after DeliveryTimeout.
 func Register(q *jobs.Queue, db *sqlstore.DB, mailer mail.Sender, client *http.Client, opt Options) error {
-	hc, err := guardedClient(client, opt.PrivateNetworks)
+	if opt.timeout <= 0 {
+		opt.timeout = DeliveryTimeout
+	}
+	hc, err := guardedClient(client, opt.PrivateNetworks, opt.timeout)
 	if err != nil {
 		return err
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	n := &notifier{db: db, mailer: mailer, hc: hc, log: opt.Log}
+	n := &notifier{db: db, mailer: mailer, hc: hc, log: opt.Log, timeout: opt.timeout}
 	q.Register(jobs.Kind{Name: JobMail, MaxAttempts: mailAttempts, Handle: n.sendMail})
 	q.Register(jobs.Kind{Name: JobWebhook, MaxAttempts: webhookAttempts, Timeout: DeliveryTimeout + 20*time.Second,
 		Handle: n.deliver})
 	return nil
 }
 
-func guardedClient(client *http.Client, allow []netip.Prefix) (*http.Client, error) {
+func guardedClient(client *http.Client, allow []netip.Prefix, timeout time.Duration) (*http.Client, error) {
 	base := http.DefaultTransport.(*http.Transport)
 	if client != nil && client.Transport != nil {
 		t, ok := client.Transport.(*http.Transport)
@@ -82,13 +88,13 @@ func guardedClient(client *http.Client, allow []netip.Prefix) (*http.Client, err
 	}
 	t := base.Clone()
 	t.Proxy = nil
-	d := &net.Dialer{Timeout: DeliveryTimeout, KeepAlive: 30 * time.Second, Control: egress.Control(allow)}
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Control: egress.Control(allow)}
 	t.DialContext = d.DialContext
 	t.DialTLSContext = nil
 	t.MaxResponseHeaderBytes = 16 << 10
-	t.TLSHandshakeTimeout = DeliveryTimeout
+	t.TLSHandshakeTimeout = timeout
 	t.MaxIdleConnsPerHost = 4
-	return &http.Client{Transport: t, Timeout: DeliveryTimeout,
+	return &http.Client{Transport: t, Timeout: timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
 }
 
@@ -190,7 +196,7 @@ func (n *notifier) record(ctx context.Context, tenantID, id string, a sqlstore.W
 // post sends one signed attempt and returns the status to note ("200", or why there was none)
 // and, unless the endpoint answered 2xx, the failure.
 func (n *notifier) post(ctx context.Context, target string, secret []byte, eventID string, body []byte) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, DeliveryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {

@@ -3,7 +3,9 @@ package notify_test
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -384,3 +386,48 @@ func TestRegister_RefusesTransportItCannotGuard(t *testing.T) {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// An endpoint that does not answer in time is a failed attempt ("timeout"), retried later.
+func TestDelivery_TimeoutIsAFailedAttempt(t *testing.T) {
+	e := newEnv(t, sqlstore.SQLite, loopback)
+	release := make(chan struct{})
+	hang := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	opt := notify.WithTimeout(notify.Options{Log: slog.New(slog.NewTextHandler(e.logs, nil)), PrivateNetworks: loopback}, 50*time.Millisecond)
+	if err := notify.Register(e.q, e.db, e.mailer, hang.Client(), opt); err != nil {
+		t.Fatal(err)
+	}
+	w := &webhooks.Webhook{URL: hang.URL + "/slow", Events: []string{webhooks.All}}
+	e.update(t, func(tx *sqlstore.Tx) error { _, err := tx.Webhooks(e.tenant).Create(ctx, w); return err })
+	e.enqueue(t, requested)
+	e.runDue(t)
+	if got := e.get(t, w.ID); got.LastStatus != "timeout" || e.jobs(t, sqlstore.JobPending) != 1 ||
+		!strings.Contains(e.logs.String(), "the endpoint did not answer in time") {
+		t.Fatalf("after a hang: %+v, logs:\n%s", got, e.logs)
+	}
+}
+
+// A disabled endpoint is sent nothing: not queued for new events, and a delivery already queued
+// ends without sending.
+func TestDelivery_DisabledWebhookSentNothing(t *testing.T) {
+	e := newEnv(t, sqlstore.SQLite, loopback)
+	w, _ := e.webhook(t, "/hook", webhooks.All)
+	e.enqueue(t, requested)
+	if _, err := e.db.SQL().ExecContext(ctx, `UPDATE webhooks SET status = 'disabled' WHERE id = $1`, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.enqueue(t, requested)
+	if n := e.jobs(t, sqlstore.JobPending); n != 1 {
+		t.Fatalf("%d jobs, want only the one queued before the endpoint was disabled", n)
+	}
+	e.runDue(t)
+	if n := len(e.rcv.requests()); n != 0 || e.jobs(t, sqlstore.JobPending) != 0 {
+		t.Fatalf("%d requests to a disabled endpoint", n)
+	}
+}
