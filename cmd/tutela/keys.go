@@ -246,6 +246,8 @@ func (m *Main) rewrapSources() []rewrapSource {
 		{vault.PurposeTokens, sqlstore.TokenDigestSource(db)},
 		// AI gateway (issue 16).
 		{vault.PurposeAIKeys, sqlstore.AIKeysSource(db)},
+		// Webhook signing secrets (issue 18).
+		{vault.PurposeWebhooks, sqlstore.WebhookSecretsSource(db)},
 	}
 	for _, src := range sqlstore.FilesSources(db) { // safe file intake (issue 17)
 		srcs = append(srcs, rewrapSource{vault.PurposeFiles, src})

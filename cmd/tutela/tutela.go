@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 	"tutela/mfa"
+	"tutela/notify"
 	"tutela/oidc"
 	"tutela/web"
 
@@ -452,6 +453,13 @@ func (m *Main) Listen(ctx context.Context) error {
 	// durable queue and the identity service's mail path. Validate has checked the policy.
 	dsrPolicy, _ := cfg.DSRPolicy()
 	(&dsr.Notifier{DB: m.DB, Mail: ids, Log: m.Logger}).Register(m.jobs)
+	// Event notifications (issue 18): e-mail to users and signed webhook deliveries, queued by
+	// notify.Enqueue in the transaction of the change they report. Deliveries reach only public
+	// addresses (no setting widens that).
+	if err := notify.Register(m.jobs, m.DB, mailer, nil, notify.Options{Log: m.Logger}); err != nil {
+		ln.Close()
+		return err
+	}
 	// The OpenID Provider library logs through slog's default logger: make it this one, so
 	// its lines are JSON like every other.
 	slog.SetDefault(m.Logger)
