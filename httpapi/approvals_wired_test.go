@@ -495,7 +495,8 @@ func TestApprovalsWired_TenantPromotion(t *testing.T) {
 				t.Fatal("the platform promoted past the tenant's policy")
 			}
 			recs, _, err := e.db.AuditEvents(ctxBG, sqlstore.AuditFilter{TenantID: sim.ID, Action: "tenant.promoted", Limit: 10})
-			if err != nil || len(recs) != 1 || recs[0].Event.Details["approval_id"] == nil {
+			if err != nil || len(recs) != 1 || recs[0].Event.Details["approval_id"] == nil ||
+				recs[0].Event.Reason != "ticket OPS-42: signed off by the board" {
 				t.Fatalf("tenant.promoted: %v %+v", err, recs)
 			}
 		})

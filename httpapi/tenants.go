@@ -288,5 +288,21 @@ func (s *Server) promoteTenant(r *http.Request, tx *sqlstore.Tx, p *tutela.Princ
 	if err != nil || held != nil {
 		return held, err
 	}
-	return nil, tx.PromoteTenant(r.Context(), t, req.Justification, req.ApprovalID)
+	// tenant.promoted says why: the justification of the approval spent (the approved call
+	// need not repeat it), or the one given where no approval was needed.
+	justification, approvalID := req.Justification, ""
+	if req.ApprovalID != "" {
+		pol, err := tx.Approvals(t.ID).Policy(r.Context(), approvals.ActionTenantPromotion)
+		if err != nil {
+			return nil, err
+		}
+		if pol.Enabled { // the gate spent it; with the policy off it was ignored
+			a, err := tx.Approvals(t.ID).Get(r.Context(), req.ApprovalID)
+			if err != nil {
+				return nil, err
+			}
+			justification, approvalID = a.Justification, a.ID
+		}
+	}
+	return nil, tx.PromoteTenant(r.Context(), t, justification, approvalID)
 }
