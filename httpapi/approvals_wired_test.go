@@ -250,6 +250,17 @@ func TestApprovalsWired_RoleGrant(t *testing.T) {
 			approveAs(t, e, tn.ID, held.Approval.ID, a2.ID, a3.ID)
 			res, b = e.req(t, "PUT", base+ben.ID+"/roles/program_admin", under(t, `{"expires_at":"2027-01-02T00:00:00Z"}`, held.Approval.ID), "", admin.cookie)
 			wantReason(t, res.StatusCode, b, "mismatch")
+			// Another role that hands over accounts (a custom one holding users MANAGE) is
+			// another parameter too, and is itself held.
+			if res, b := e.req(t, "POST", "/v1/tenants/"+tn.ID+"/roles", `{"key":"helpdesk","name":"Helpdesk","clearance":"GREEN","permissions":[{"resource":"users","action":"MANAGE"}]}`, "", admin.cookie); res.StatusCode != 201 {
+				t.Fatalf("custom role: %d %s", res.StatusCode, b)
+			}
+			res, b = e.req(t, "PUT", base+ben.ID+"/roles/helpdesk", under(t, `{"expires_at":"2027-01-01T00:00:00Z"}`, held.Approval.ID), "", admin.cookie)
+			wantReason(t, res.StatusCode, b, "mismatch")
+			res, b = e.req(t, "PUT", base+ben.ID+"/roles/helpdesk", "", "", admin.cookie)
+			if eb := wantError(t, res, b, 400, tutela.EINVALID); eb.Error.Field != "justification" || hasRole(t, e, tn.ID, ben.ID, "helpdesk") {
+				t.Fatalf("custom takeover role without justification: %s", b)
+			}
 			res, b = e.req(t, "PUT", base+ben.ID+"/roles/program_admin", under(t, `{"expires_at":"2026-12-31T19:00:00-05:00"}`, held.Approval.ID), "", admin.cookie)
 			if res.StatusCode != 204 || !hasRole(t, e, tn.ID, ben.ID, "program_admin") {
 				t.Fatalf("the same instant, another offset: %d %s", res.StatusCode, b)
