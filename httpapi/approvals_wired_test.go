@@ -10,6 +10,7 @@ import (
 
 	"tutela"
 	"tutela/approvals"
+	"tutela/authz"
 	"tutela/httpapi"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
@@ -647,6 +648,55 @@ func TestApprovalsWired_ConcurrentRunsExecuteOnce(t *testing.T) {
 			if made != 1 || len(list.Exports) != 1 {
 				t.Fatalf("%d runs succeeded, %d exports; want exactly 1", made, len(list.Exports))
 			}
+		})
+	}
+}
+
+// Granting a harmless role and widening it afterwards is no way around the role.grant policy:
+// the widening waits for approval, with the whole new definition bound.
+func TestApprovalsWired_RoleWidening(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, d, nil)
+			tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+			_, a2 := e.seed(t, "acme", "admin2@example.org", pw, "program_admin")
+			_, ana := e.seed(t, "acme", "ana@example.org", pw)
+			admin := e.login(t, "acme", "admin@example.org", pw, "")
+			admin2 := e.login(t, "acme", "admin2@example.org", pw, "")
+			roles := "/v1/tenants/" + tn.ID + "/roles"
+			narrow := `{"key":"helpdesk","name":"Helpdesk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}]}`
+			if res, b := e.req(t, "POST", roles, narrow, "", admin.cookie); res.StatusCode != 201 {
+				t.Fatalf("role: %d %s", res.StatusCode, b)
+			}
+			enablePolicy(t, e, tn.ID, approvals.ActionRoleGrant, 1)
+			if res, b := e.req(t, "PUT", "/v1/tenants/"+tn.ID+"/users/"+ana.ID+"/roles/helpdesk", "", "", admin.cookie); res.StatusCode != 204 {
+				t.Fatalf("a role that takes over no one: %d %s", res.StatusCode, b)
+			}
+			// A change that widens nothing runs as before.
+			if res, b := e.req(t, "PUT", roles+"/helpdesk", `{"name":"Help desk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"}]}`, "", admin.cookie); res.StatusCode != 200 {
+				t.Fatalf("rename: %d %s", res.StatusCode, b)
+			}
+			canManage := func(t *testing.T) bool {
+				var ok bool
+				if err := e.db.View(ctxBG, func(tx *sqlstore.Tx) error {
+					pol, err := tx.Policy(ctxBG, tn.ID, ana.ID)
+					if err == nil {
+						ok = pol.Holds(authz.Permission{Resource: "users", Action: authz.Manage}, e.clock.Now())
+					}
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
+			gatedFlow{method: "PUT", path: roles + "/helpdesk",
+				body: `{"name":"Help desk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"},{"resource":"users","action":"MANAGE"}]}`,
+				auth: admin.cookie, tenantID: tn.ID, approvers: []string{a2.ID}, other: admin2.cookie,
+				changedBody: `{"name":"Help desk","clearance":"GREEN","permissions":[{"resource":"users","action":"READ"},{"resource":"roles","action":"MANAGE"}]}`,
+				okStatus:    200, ran: canManage,
+			}.run(t, e)
 		})
 	}
 }

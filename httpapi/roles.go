@@ -121,13 +121,23 @@ func (s *Server) getRole(w http.ResponseWriter, r *http.Request, p *tutela.Princ
 	middleware.WriteJSON(w, http.StatusOK, role)
 }
 
+type roleUpdateRequest struct {
+	roleRequest
+	approvalFields
+}
+
+// updateRole replaces a role's definition. Widening a role so that it hands over accounts (or
+// hands over more of them) is granting that to every holder: where the tenant's policy for
+// role.grant is on, it waits for approval like a grant, with the whole new definition approved,
+// so that granting a harmless role and widening it afterwards is no way around the policy.
 func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	var req roleRequest
+	var req roleUpdateRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
 	var role *sqlstore.Role
+	var held *approvals.Request
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Update, authz.ResRoles)
 		if err != nil {
@@ -170,13 +180,35 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 				return err
 			}
 		}
+		// A call naming an approval spends it even when it widens nothing (any more): run
+		// twice, the second is refused as executed rather than passing as a no-op.
+		if widened || req.ApprovalID != "" {
+			g := gated{Action: approvals.ActionRoleGrant, TargetType: "role", TargetID: role.ID,
+				Params: map[string]any{"role": role.Key, "name": role.Name, "description": role.Description,
+					"clearance": string(role.Clearance), "permissions": nonNilPerms(role.Permissions), "field_masks": role.FieldMasks},
+				approvalFields: req.approvalFields}
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
+				return err
+			}
+		}
 		return tx.UpdateRole(r.Context(), t.ID, role)
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
+	if held != nil {
+		writeHeld(w, r, held)
+		return
+	}
 	middleware.WriteJSON(w, http.StatusOK, role)
+}
+
+func nonNilPerms(ps []authz.Permission) []authz.Permission {
+	if ps == nil {
+		return []authz.Permission{}
+	}
+	return ps
 }
 
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
