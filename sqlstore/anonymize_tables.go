@@ -122,4 +122,6 @@ var notAnonymizedTables = map[string]string{
 	"files":                       "real people's documents: data keys sealed under production keys, blobs not copied",
 	"file_links":                  "download links to production's files",
 	"partners":                    "real organisations real people are referred to, with their URLs; staging registers its own",
+	"referrals":                   "which real person was sent to which partner, why, and what came of it",
+	"referral_events":             "the lifecycle of production's referrals of real people",
 }
