@@ -70,6 +70,7 @@ func (s Referrals) Create(ctx context.Context, r *referrals.Referral) error {
 	if err := referrals.ValidJustification(r.Justification); err != nil {
 		return err
 	}
+	r.ExpiresAt = r.ExpiresAt.UTC().Truncate(time.Microsecond)
 	if !r.ExpiresAt.After(s.tx.now) || r.ExpiresAt.After(s.tx.now.Add(referrals.MaxTTL+referralClockLeeway)) {
 		return tutela.FieldErrorf("ttl_seconds", "a referral expires after now and at most %s ahead", referrals.MaxTTL)
 	}
@@ -106,7 +107,6 @@ func (s Referrals) Create(ctx context.Context, r *referrals.Referral) error {
 	}
 	r.TenantID, r.State, r.CreatedAt, r.Outcome = s.tenantID, referrals.StateCreated, s.tx.now, ""
 	r.OpenedAt, r.ConfirmedAt, r.ClosedAt, r.ConfirmedBy, r.ClosedBy, r.Events = nil, nil, nil, "", "", nil
-	r.ExpiresAt = r.ExpiresAt.UTC().Truncate(time.Microsecond)
 	if _, err := s.tx.exec(ctx, `INSERT INTO referrals (`+referralCols+`)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,NULL,NULL,'',NULL,'')`,
 		r.ID, r.TenantID, r.PartnerID, r.SubjectID, r.Purpose, r.TargetURL, int64(r.KeyID), string(r.State), r.Outcome,
