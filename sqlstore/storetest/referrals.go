@@ -362,13 +362,13 @@ func testReferralConfirmRefusals(t *testing.T, open Opener) {
 	// The partner a service account acts for.
 	plainSA := k.partnerAccount(t, tn, "", "plain")
 	err := k.db.View(ctx, func(tx *sqlstore.Tx) error {
-		if p, err := tx.ReferralPartner(ctx, tn, k.sa); err != nil || p != k.partner.ID {
-			t.Errorf("ReferralPartner = %q, %v", p, err)
+		if p, err := tx.PartnerOf(ctx, tn, true, k.sa); err != nil || p != k.partner.ID {
+			t.Errorf("PartnerOf = %q, %v", p, err)
 		}
-		if p, err := tx.ReferralPartner(ctx, tn, plainSA); err != nil || p != "" {
-			t.Errorf("ReferralPartner(plain) = %q, %v", p, err)
+		if p, err := tx.PartnerOf(ctx, tn, true, plainSA); err != nil || p != "" {
+			t.Errorf("PartnerOf(plain) = %q, %v", p, err)
 		}
-		_, err := tx.ReferralPartner(ctx, other.ID, k.sa)
+		_, err := tx.PartnerOf(ctx, other.ID, true, k.sa)
 		mustCode(t, err, tutela.ENOTFOUND)
 		return nil
 	})
