@@ -294,8 +294,9 @@ func gone(st referrals.State) error {
 // token's signature), and must match the token's key and expiry (else not found). Cancelled,
 // expired or already opened is tutela.ELINKGONE: the link is single use, and of two concurrent
 // opens exactly one wins. The partner must still be active and the target still one of its
-// redirect URLs (an administrator who withdrew a URL withdrew it for links already sent too):
-// else ELINKGONE. Audits referral.opened (never the token) and returns the referral.
+// redirect URLs (an administrator who withdrew a URL withdrew it for links already sent too),
+// and the subject's consent for the purpose must still hold (Consent.Check): else ELINKGONE.
+// Audits referral.opened (never the token) and returns the referral.
 func (tx *Tx) OpenReferral(ctx context.Context, referralID string, keyID uint32, expiresAt time.Time) (*referrals.Referral, error) {
 	if !tutela.ValidID(referralID) {
 		return nil, errNoReferral
@@ -317,6 +318,15 @@ func (tx *Tx) OpenReferral(ctx context.Context, referralID string, keyID uint32,
 	}
 	if p.Status != partners.StatusActive || p.CheckTarget(r.TargetURL) != nil {
 		return nil, tutela.Errorf(tutela.ELINKGONE, "the partner no longer accepts this referral")
+	}
+	// The consent it was made under must still hold: a withdrawal, an objection, a restriction
+	// or an erasure since then ends the referral (without saying which to whoever holds the link).
+	switch err := tx.Consent(r.TenantID).Check(ctx, r.SubjectID, r.Purpose); tutela.ErrorCode(err) {
+	case "":
+	case tutela.ECONSENTREQUIRED, tutela.ERESTRICTED, tutela.ENOTFOUND, tutela.EINVALID:
+		return nil, tutela.Errorf(tutela.ELINKGONE, "this referral is no longer valid")
+	default:
+		return nil, err
 	}
 	if err := s.move(ctx, r.ID, referrals.StateCreated, referrals.StateOpened, `opened_at = $5`); err != nil {
 		if tutela.ErrorCode(err) == tutela.ECONFLICT {

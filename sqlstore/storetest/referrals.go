@@ -23,6 +23,7 @@ var ReferralTests = []Test{
 	{"ReferralConfirmRefusals", testReferralConfirmRefusals},
 	{"ReferralExpiryReadAndListed", testReferralExpiry},
 	{"ReferralCancel", testReferralCancel},
+	{"ReferralOpenNeedsPartnerAndURLStillAllowed", testReferralOpenPartnerChanged},
 	{"ReferralTenantIsolation", testReferralTenantIsolation},
 }
 
@@ -467,6 +468,16 @@ func testReferralCancel(t *testing.T, open Opener) {
 		return err
 	})
 	mustCode(t, k.open(r2), tutela.ELINKGONE)
+
+	// A withdrawal of the consent the referral was made under ends it: its link no longer opens.
+	r3 := k.create(t, tn, k.draft())
+	if err := k.record(tn, withdrawal(k.subject, "outreach")); err != nil {
+		t.Fatal(err)
+	}
+	mustCode(t, k.open(r3), tutela.ELINKGONE)
+	if got := k.get(t, tn, r3.ID); got.State != referrals.StateCreated || len(got.Events) != 1 {
+		t.Fatalf("after a refused open: %+v", got)
+	}
 }
 
 func testReferralTenantIsolation(t *testing.T, open Opener) {
@@ -495,4 +506,31 @@ func testReferralTenantIsolation(t *testing.T, open Opener) {
 	d := k.draft()
 	d.PartnerID = p.ID
 	mustCode(t, k.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Referrals(other.ID).Create(ctx, d) }), tutela.ENOTFOUND)
+}
+
+func testReferralOpenPartnerChanged(t *testing.T, open Opener) {
+	k := newReferralKit(t, open, "acme")
+	tn := k.tenant.ID
+	withdrawn, disabled := k.create(t, tn, k.draft()), k.create(t, tn, k.draft())
+	urls := []string{"https://clinic.example.org/other"}
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.Partners(tn).Update(ctx, k.partner.ID, sqlstore.PartnerUpdate{RedirectURLs: &urls})
+		return err
+	})
+	mustCode(t, k.open(withdrawn), tutela.ELINKGONE)
+	urls = []string{referralTarget}
+	st := partners.StatusDisabled
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.Partners(tn).Update(ctx, k.partner.ID, sqlstore.PartnerUpdate{RedirectURLs: &urls, Status: &st})
+		return err
+	})
+	mustCode(t, k.open(disabled), tutela.ELINKGONE)
+	st = partners.StatusActive
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.Partners(tn).Update(ctx, k.partner.ID, sqlstore.PartnerUpdate{Status: &st})
+		return err
+	})
+	if err := k.open(disabled); err != nil {
+		t.Fatalf("once the partner is active again with the URL: %v", err)
+	}
 }
