@@ -19,7 +19,7 @@ import (
 var ReferralTests = []Test{
 	{"ReferralCreateRefusalsStoreNothing", testReferralCreateRefusals},
 	{"ReferralLifecycleQueryableWithEventsAndAudit", testReferralLifecycle},
-	{"ReferralOpensOnceUnderConcurrency", testReferralOpenOnceConcurrent},
+	{"ReferralOpensAndConfirmsOnceUnderConcurrency", testReferralOpenOnceConcurrent},
 	{"ReferralConfirmRefusals", testReferralConfirmRefusals},
 	{"ReferralExpiryReadAndListed", testReferralExpiry},
 	{"ReferralCancel", testReferralCancel},
@@ -304,6 +304,24 @@ func testReferralOpenOnceConcurrent(t *testing.T, open Opener) {
 	mustCode(t, k.open(r), tutela.ELINKGONE)
 	if got := k.get(t, k.tenant.ID, r.ID); len(got.Events) != 2 {
 		t.Fatalf("events = %+v", got.Events)
+	}
+	// Concurrent confirmations of one transition: exactly one is recorded, the rest conflict.
+	for i := range n {
+		wg.Go(func() { errs[i] = k.confirm(k.tenant.ID, claims(r), k.sa, k.partner.ID, referrals.StatusReceived, "") })
+	}
+	wg.Wait()
+	won = 0
+	for _, err := range errs {
+		switch tutela.ErrorCode(err) {
+		case "":
+			won++
+		case tutela.ECONFLICT:
+		default:
+			t.Fatalf("confirm: %v", err)
+		}
+	}
+	if got := k.get(t, k.tenant.ID, r.ID); won != 1 || len(got.Events) != 3 {
+		t.Fatalf("%d confirmations won, events %+v", won, got.Events)
 	}
 }
 
