@@ -65,12 +65,13 @@ func (s *Server) createReferral(w http.ResponseWriter, r *http.Request, p *tutel
 	}
 	ttl := referrals.DefaultTTL
 	if req.TTLSeconds != nil {
-		ttl = time.Duration(*req.TTLSeconds) * time.Second
-		if ttl < referrals.MinTTL || ttl > referrals.MaxTTL {
+		// Compared in seconds, before converting: a huge value must not wrap into range.
+		if n := *req.TTLSeconds; n < int(referrals.MinTTL/time.Second) || n > int(referrals.MaxTTL/time.Second) {
 			middleware.WriteError(w, r, tutela.FieldErrorf("ttl_seconds", "ttl_seconds must be between %d and %d",
 				int(referrals.MinTTL.Seconds()), int(referrals.MaxTTL.Seconds())))
 			return
 		}
+		ttl = time.Duration(*req.TTLSeconds) * time.Second
 	}
 	ref := &referrals.Referral{ID: tutela.NewID(), PartnerID: req.PartnerID, SubjectID: req.SubjectID, Purpose: req.Purpose,
 		TargetURL: req.TargetURL, Justification: req.Justification, CreatedBy: p.UserID, ExpiresAt: s.d.Clock().Add(ttl)}

@@ -176,8 +176,12 @@ func TestReferrals_CreateRefusalsStoreNothing(t *testing.T) {
 			wantError(t, res, b, 404, "not_found")
 			res, b = post(strings.Replace(re.body(referralTargetURL, ""), re.ada, "00000000-0000-7000-8000-000000000000", 1))
 			wantError(t, res, b, 404, "not_found")
-			res, b = post(re.body(referralTargetURL, `,"ttl_seconds":2592001`))
-			wantError(t, res, b, 400, "invalid")
+			for _, ttl := range []string{"2592001", "59", "-1", "18446744073", "9223372036854775807"} {
+				res, b = post(re.body(referralTargetURL, `,"ttl_seconds":`+ttl))
+				if eb := wantError(t, res, b, 400, "invalid"); eb.Error.Field != "ttl_seconds" {
+					t.Errorf("ttl_seconds %s: field %q", ttl, eb.Error.Field)
+				}
+			}
 			res, b = post(strings.Replace(re.body(referralTargetURL, ""), "needs a clinic appointment", "", 1))
 			wantError(t, res, b, 400, "invalid")
 			// A tenant in simulation refers no one.
