@@ -156,3 +156,22 @@ func TestSigner_RetiredKeyEndsItsTokens(t *testing.T) {
 		t.Fatalf("new token after retirement: %v", err)
 	}
 }
+
+// BenchmarkSigner_Verify is the cost of checking a referral link before the database is asked
+// anything (a forged token costs exactly this).
+func BenchmarkSigner_Verify(b *testing.B) {
+	ctx := context.Background()
+	clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{Clock: clock.Now})
+	s := referrals.Signer{Vault: sqltest.AttachVaultAt(b, db, clock.Now)}
+	tok, err := s.Sign(ctx, &referrals.Referral{ID: tutela.NewID(), ExpiresAt: clock.Now().Add(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Verify(ctx, tok, clock.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
