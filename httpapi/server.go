@@ -251,6 +251,7 @@ func (s *Server) routesInit() {
 		s.consentRoutes()
 		s.dsrRoutes()
 		s.aiRoutes()
+		s.referralRoutes()
 	}
 }
 
