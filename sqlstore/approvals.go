@@ -65,21 +65,12 @@ func (s Approvals) Policies(ctx context.Context) ([]approvals.Policy, error) {
 // needed approval is the caller's (approvals.Policy.Weakens); that the roles exist is checked
 // here.
 func (s Approvals) SetPolicy(ctx context.Context, p *approvals.Policy, justification string) error {
-	if err := p.Validate(); err != nil {
+	if err := s.CheckPolicy(ctx, *p); err != nil {
 		return err
 	}
 	old, err := s.Policy(ctx, p.Action)
 	if err != nil {
 		return err
-	}
-	roles, err := s.tx.Roles(ctx, s.tenantID)
-	if err != nil {
-		return err
-	}
-	for _, k := range p.ApproverRoles {
-		if !slices.ContainsFunc(roles, func(r *Role) bool { return r.Key == k }) {
-			return tutela.FieldErrorf("approver_roles", "approver_roles names a role the tenant does not have")
-		}
 	}
 	rj, err := json.Marshal(p.ApproverRoles)
 	if err != nil {
@@ -98,6 +89,24 @@ func (s Approvals) SetPolicy(ctx context.Context, p *approvals.Policy, justifica
 	}
 	return s.tx.Record(ctx, "approval.policy_changed", s.tenantID, "approval_policy", p.Action, "", map[string]any{
 		"old": policyDetails(old), "new": policyDetails(*p), "justification": justification})
+}
+
+// CheckPolicy validates p (approvals.Policy.Validate) and checks that its approver roles exist
+// in the tenant (built-in or the tenant's own).
+func (s Approvals) CheckPolicy(ctx context.Context, p approvals.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	roles, err := s.tx.Roles(ctx, s.tenantID)
+	if err != nil {
+		return err
+	}
+	for _, k := range p.ApproverRoles {
+		if !slices.ContainsFunc(roles, func(r *Role) bool { return r.Key == k }) {
+			return tutela.FieldErrorf("approver_roles", "approver_roles names a role the tenant does not have")
+		}
+	}
+	return nil
 }
 
 func policyDetails(p approvals.Policy) map[string]any {
