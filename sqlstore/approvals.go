@@ -125,14 +125,14 @@ func scanPolicy(row interface{ Scan(...any) error }) (approvals.Policy, error) {
 	return p, json.Unmarshal([]byte(roles), &p.ApproverRoles)
 }
 
-// mac computes a request's parameter MAC under key keyID of the tenant's approvals keyset
-// (keyID 0: the primary key, which it returns).
-func (s Approvals) mac(ctx context.Context, keyID uint32, id, action, targetType, targetID string, params []byte) (uint32, []byte, error) {
+// mac computes a request's parameter MAC under key keyID of the tenant's approvals keyset, or,
+// with primary, under the keyset's primary key, which it returns.
+func (s Approvals) mac(ctx context.Context, primary bool, keyID uint32, id, action, targetType, targetID string, params []byte) (uint32, []byte, error) {
 	vctx, v, err := s.tx.vaultCtx(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	if keyID == 0 {
+	if primary {
 		if keyID, err = v.PRFPrimaryKey(vctx, s.tenantID, vault.PurposeApprovals); err != nil {
 			return 0, nil, err
 		}
@@ -145,7 +145,7 @@ func (s Approvals) mac(ctx context.Context, keyID uint32, id, action, targetType
 // intact reports whether r's stored row still matches its MAC. A key that no longer exists
 // (retired, destroyed) cannot vouch for the row either.
 func (s Approvals) intact(ctx context.Context, r *approvals.Request) (bool, error) {
-	_, want, err := s.mac(ctx, r.KeyID, r.ID, r.Action, r.TargetType, r.TargetID, r.Params)
+	_, want, err := s.mac(ctx, false, r.KeyID, r.ID, r.Action, r.TargetType, r.TargetID, r.Params)
 	if errors.Is(err, vault.ErrUnknownKey) {
 		return false, nil
 	}
@@ -190,7 +190,7 @@ func (s Approvals) Create(ctx context.Context, r *approvals.Request, pol approva
 	r.ApproverRoles, r.Required = slices.Clone(pol.ApproverRoles), pol.Required
 	r.CreatedAt, r.ExpiresAt = s.tx.now, s.tx.now.Add(pol.TTL)
 	r.DecidedAt, r.ExecutedAt, r.Decisions = nil, nil, nil
-	if r.KeyID, r.ParamsMAC, err = s.mac(ctx, 0, r.ID, r.Action, r.TargetType, r.TargetID, r.Params); err != nil {
+	if r.KeyID, r.ParamsMAC, err = s.mac(ctx, true, 0, r.ID, r.Action, r.TargetType, r.TargetID, r.Params); err != nil {
 		return err
 	}
 	roles, err := json.Marshal(r.ApproverRoles)
@@ -524,7 +524,7 @@ func (s Approvals) Execute(ctx context.Context, id string, e Execution) (*approv
 	if e.Action != r.Action || e.TargetType != r.TargetType || e.TargetID != r.TargetID {
 		return nil, approvals.Refusal(approvals.ReasonMismatch, "the approval was given for another action or target")
 	}
-	_, tag, err := s.mac(ctx, r.KeyID, r.ID, e.Action, e.TargetType, e.TargetID, e.Params)
+	_, tag, err := s.mac(ctx, false, r.KeyID, r.ID, e.Action, e.TargetType, e.TargetID, e.Params)
 	if err != nil {
 		return nil, err
 	}
