@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -8,10 +9,12 @@ import (
 	"tutela"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
+	"tutela/notify"
 	"tutela/partners"
 	"tutela/referrals"
 	"tutela/sqlstore"
 	"tutela/vault"
+	"tutela/webhooks"
 )
 
 // Tracked referrals (issue 18). A referral sends a subject to one of the tenant's partners
@@ -90,6 +93,8 @@ func (s *Server) createReferral(w http.ResponseWriter, r *http.Request, p *tutel
 		switch tutela.ErrorCode(err) {
 		case tutela.ECONSENTREQUIRED, tutela.ERESTRICTED:
 			return noteRefusal(r.Context(), r, ref.SubjectID, ref.Purpose, err)
+		case "":
+			return notifyReferral(r.Context(), tx, ref, webhooks.ReferralCreated)
 		}
 		return err
 	})
@@ -231,8 +236,10 @@ func (s *Server) openReferral(w http.ResponseWriter, r *http.Request) {
 	}
 	var ref *referrals.Referral
 	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		ref, err = tx.OpenReferral(r.Context(), claims.ReferralID, claims.KeyID, claims.ExpiresAt)
-		return err
+		if ref, err = tx.OpenReferral(r.Context(), claims.ReferralID, claims.KeyID, claims.ExpiresAt); err != nil {
+			return err
+		}
+		return notifyReferral(r.Context(), tx, ref, webhooks.ReferralOpened)
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
@@ -297,8 +304,14 @@ func (s *Server) confirmReferral(w http.ResponseWriter, r *http.Request, p *tute
 		if partner == "" {
 			return tutela.Errorf(tutela.EFORBIDDEN, "this service account acts for no partner organisation")
 		}
-		ref, err = tx.Referrals(p.TenantID).Confirm(r.Context(), *claims, p.UserID, partner, req.Status, req.Outcome)
-		return err
+		if ref, err = tx.Referrals(p.TenantID).Confirm(r.Context(), *claims, p.UserID, partner, req.Status, req.Outcome); err != nil {
+			return err
+		}
+		ev := webhooks.ReferralConfirmed
+		if ref.State == referrals.StateClosed {
+			ev = webhooks.ReferralClosed
+		}
+		return notifyReferral(r.Context(), tx, ref, ev)
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
@@ -306,4 +319,14 @@ func (s *Server) confirmReferral(w http.ResponseWriter, r *http.Request, p *tute
 	}
 	middleware.WriteJSON(w, http.StatusOK, referralReceipt{ID: ref.ID, State: ref.State, Outcome: ref.Outcome,
 		OpenedAt: ref.OpenedAt, ConfirmedAt: ref.ConfirmedAt, ClosedAt: ref.ClosedAt})
+}
+
+// notifyReferral tells the tenant's systems (its webhooks subscribed to the event) where a
+// referral is, in the transaction of the change: the referral's and partner's IDs and its state,
+// never the subject, the purpose, the justification or the partner's outcome text.
+func notifyReferral(ctx context.Context, tx *sqlstore.Tx, ref *referrals.Referral, eventType string) error {
+	return notify.Enqueue(ctx, tx, notify.Event{TenantID: ref.TenantID, Type: eventType,
+		Subject: "Referral " + string(ref.State), Text: "Referral " + ref.ID + " is " + string(ref.State) + ".",
+		Data: map[string]any{"referral_id": ref.ID, "partner_id": ref.PartnerID, "state": string(ref.State),
+			"url": "/v1/tenants/" + ref.TenantID + "/referrals/" + ref.ID}})
 }
