@@ -443,3 +443,26 @@ func (referralKeys) Next(context.Context, string, int) ([]vault.RewrapItem, erro
 
 // Save has nothing to write.
 func (referralKeys) Save(context.Context, []vault.RewrapItem) error { return nil }
+
+// eraseSubjectReferrals is a subject's erasure reaching their referrals (finishErasure): the
+// free texts written about them (the justification, the partner's outcome, the events' notes)
+// are replaced by ErasedPlaceholder, and a live referral is cancelled so its link opens nothing
+// and its partner confirms nothing. The rows stay, with their states and times, as the record
+// that a referral was made (the audit log keeps its own copy until audit retention prunes it).
+// Idempotent: it reports how many referrals it changed.
+func (tx *Tx) eraseSubjectReferrals(ctx context.Context, tenantID, subjectID string) (int64, error) {
+	if _, err := tx.exec(ctx, `UPDATE referral_events SET note = $1
+		WHERE tenant_id = $2 AND note <> '' AND note <> $1
+		AND referral_id IN (SELECT id FROM referrals WHERE tenant_id = $2 AND subject_id = $3)`,
+		ErasedPlaceholder, tenantID, subjectID); err != nil {
+		return 0, err
+	}
+	res, err := tx.exec(ctx, `UPDATE referrals SET justification = $1,
+		outcome = CASE WHEN outcome = '' THEN '' ELSE $1 END,
+		state = CASE WHEN state IN ('created', 'opened', 'confirmed') THEN 'cancelled' ELSE state END
+		WHERE tenant_id = $2 AND subject_id = $3 AND justification <> $1`, ErasedPlaceholder, tenantID, subjectID)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

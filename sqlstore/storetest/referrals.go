@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ var ReferralTests = []Test{
 	{"ReferralCancel", testReferralCancel},
 	{"ReferralOpenNeedsPartnerAndURLStillAllowed", testReferralOpenPartnerChanged},
 	{"ReferralTenantIsolation", testReferralTenantIsolation},
+	{"ReferralSubjectErasureClearsTextsAndCancels", testReferralSubjectErasure},
 }
 
 const referralTarget = "https://clinic.example.org/intake?lang=en"
@@ -550,5 +552,56 @@ func testReferralOpenPartnerChanged(t *testing.T, open Opener) {
 	})
 	if err := k.open(disabled); err != nil {
 		t.Fatalf("once the partner is active again with the URL: %v", err)
+	}
+}
+
+// Erasing a subject reaches their referrals: the justification, the partner's outcome and the
+// events' notes are gone, a live referral is cancelled (its link opens nothing, its partner
+// confirms nothing), and another subject's referral is untouched.
+func testReferralSubjectErasure(t *testing.T, open Opener) {
+	k := newReferralKit(t, open, "acme")
+	tn := k.tenant.ID
+	closed := k.create(t, tn, k.draft())
+	if err := k.open(closed); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.confirm(tn, claims(closed), k.sa, k.partner.ID, referrals.StatusCompleted, "seen by Dr Okafor on Tuesday"); err != nil {
+		t.Fatal(err)
+	}
+	live := k.create(t, tn, k.draft())
+	other := k.consentKit.subject(t, tn)
+	if err := k.record(tn, grant(other, "outreach", 2)); err != nil {
+		t.Fatal(err)
+	}
+	kept := k.draft()
+	kept.SubjectID = other
+	k.create(t, tn, kept)
+
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.Subjects(tn).Erase(ctx, k.subject, "the subject asked", "GDPR Art. 17(1)(a)", sqlstore.ErasureRequest)
+		return err
+	})
+	for _, id := range []string{closed.ID, live.ID} {
+		r := k.get(t, tn, id)
+		if r.Justification != sqlstore.ErasedPlaceholder || strings.Contains(r.Outcome, "Okafor") {
+			t.Fatalf("referral %s kept its texts: %q / %q", id, r.Justification, r.Outcome)
+		}
+		for _, e := range r.Events {
+			if e.Note != "" && e.Note != sqlstore.ErasedPlaceholder {
+				t.Fatalf("an event kept its note: %+v", e)
+			}
+		}
+	}
+	if r := k.get(t, tn, closed.ID); r.State != referrals.StateClosed || r.Outcome != sqlstore.ErasedPlaceholder {
+		t.Fatalf("closed referral = %s %q", r.State, r.Outcome)
+	}
+	if r := k.get(t, tn, live.ID); r.State != referrals.StateCancelled {
+		t.Fatalf("live referral of an erased subject is %s", r.State)
+	}
+	if err := k.open(live); err == nil {
+		t.Fatal("the erased subject's referral link opened")
+	}
+	if r := k.get(t, tn, kept.ID); r.Justification != "needs a clinic appointment" || r.State != referrals.StateCreated {
+		t.Fatalf("another subject's referral changed: %+v", r)
 	}
 }
