@@ -254,6 +254,8 @@ func (m *Main) rewrapSources() []rewrapSource {
 	}
 	// Download-link tokens are never stored: retiring the old key revokes the links it signed.
 	srcs = append(srcs, rewrapSource{vault.PurposeFileLinks, sqlstore.FileLinkKeysSource()})
+	// Referral tokens neither (issue 18): retiring the old key ends the referrals it signed.
+	srcs = append(srcs, rewrapSource{vault.PurposeReferrals, sqlstore.ReferralKeysSource()})
 	for _, src := range sqlstore.PersonalDataSources(db) {
 		srcs = append(srcs, rewrapSource{vault.PurposePersonalData, src})
 	}
