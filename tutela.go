@@ -89,13 +89,35 @@ func (s Status) Valid() bool { return s == StatusActive || s == StatusDisabled }
 
 // Tenant is a programme or organisation; every user and record belongs to exactly one.
 type Tenant struct {
-	ID        string    `json:"id"`
-	Slug      string    `json:"slug"`
-	Name      string    `json:"name"`
-	Region    string    `json:"data_region"`
-	Status    Status    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
+	ID     string `json:"id"`
+	Slug   string `json:"slug"`
+	Name   string `json:"name"`
+	Region string `json:"data_region"`
+	Status Status `json:"status"`
+	// Mode is TenantSimulation while the tenant is set up and rehearsed, TenantProvisioning once
+	// it serves real people (promotion, never back).
+	Mode      TenantMode `json:"mode"`
+	CreatedAt time.Time  `json:"created_at"`
 }
+
+// TenantMode says whether a tenant serves real people.
+type TenantMode string
+
+// Tenant modes. A tenant in simulation is rehearsing: nothing it does may reach anyone outside
+// it (no shares with partners, no referrals). Promotion to provisioning may need approval
+// (approvals.ActionTenantPromotion); there is no way back, since a tenant that has served
+// people cannot go back to pretending.
+const (
+	TenantSimulation   TenantMode = "simulation"
+	TenantProvisioning TenantMode = "provisioning"
+)
+
+// Valid reports whether m is a known mode.
+func (m TenantMode) Valid() bool { return m == TenantSimulation || m == TenantProvisioning }
+
+// Simulation reports whether the tenant is still rehearsing: callers refuse whatever would
+// reach people or organisations outside it (shares, referrals).
+func (t *Tenant) Simulation() bool { return t.Mode == TenantSimulation }
 
 // User is a person who signs in to one tenant.
 type User struct {

@@ -5,6 +5,7 @@ import (
 
 	"tutela"
 	"tutela/ai"
+	"tutela/approvals"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/sqlstore"
@@ -372,37 +373,79 @@ func (s *Server) getAISettings(w http.ResponseWriter, r *http.Request, p *tutela
 // putAISettings replaces the tenant's limits and detectors. Every field is required: an
 // omitted budget would otherwise read as 0, unlimited, and an omitted country list would turn
 // detectors off, so a client that forgets a field would loosen the gateway without saying so.
+// Raising a token budget (or lifting it: 0) spends more of the tenant's money and is what the
+// tenant's policy for ai.budget_increase may put behind approval, with the whole new settings
+// as what is approved; lowering one never waits.
 func (s *Server) putAISettings(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req struct {
 		RequestsPerMinute *int      `json:"requests_per_minute"`
 		TokensPerDay      *int64    `json:"tokens_per_day"`
 		TokensPerMonth    *int64    `json:"tokens_per_month"`
 		IDCountries       *[]string `json:"id_countries"`
+		approvalFields
 	}
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
-	changeAI(s, w, r, p, http.StatusOK, func(store sqlstore.AI) (*ai.Settings, error) {
+	var out *ai.Settings
+	var held *approvals.Request
+	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
+		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResAI)
+		if err != nil {
+			return err
+		}
 		for _, f := range []struct {
 			name  string
 			given bool
 		}{{"requests_per_minute", req.RequestsPerMinute != nil}, {"tokens_per_day", req.TokensPerDay != nil},
 			{"tokens_per_month", req.TokensPerMonth != nil}, {"id_countries", req.IDCountries != nil}} {
 			if !f.given {
-				return nil, tutela.FieldErrorf(f.name, "%s is required (0 or [] for none)", f.name)
+				return tutela.FieldErrorf(f.name, "%s is required (0 or [] for none)", f.name)
 			}
 		}
 		st := &ai.Settings{RequestsPerMinute: *req.RequestsPerMinute, TokensPerDay: *req.TokensPerDay,
 			TokensPerMonth: *req.TokensPerMonth, IDCountries: *req.IDCountries}
 		if err := st.Check(); err != nil {
-			return nil, err
+			return err
+		}
+		store := tx.AI(t.ID)
+		old, err := store.Settings(r.Context())
+		if err != nil {
+			return err
+		}
+		// A call naming an approval spends it even when it raises nothing (any more): run twice,
+		// the second is refused as executed rather than passing as a no-op.
+		if budgetRaised(old.TokensPerDay, st.TokensPerDay) || budgetRaised(old.TokensPerMonth, st.TokensPerMonth) || req.ApprovalID != "" {
+			g := gated{Action: approvals.ActionCreditTopUp, TargetType: "tenant", TargetID: t.ID,
+				Params: map[string]any{"requests_per_minute": st.RequestsPerMinute, "tokens_per_day": st.TokensPerDay,
+					"tokens_per_month": st.TokensPerMonth, "id_countries": nonNilStrings(st.IDCountries)},
+				approvalFields: req.approvalFields}
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
+				return err
+			}
 		}
 		if err := store.PutSettings(r.Context(), st); err != nil {
-			return nil, err
+			return err
 		}
-		return store.Settings(r.Context())
+		out, err = store.Settings(r.Context())
+		return err
 	})
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
+	if held != nil {
+		writeHeld(w, r, held)
+		return
+	}
+	middleware.WriteJSON(w, http.StatusOK, out)
+}
+
+// budgetRaised reports whether a token budget goes from old to next upwards: a larger limit,
+// or none (0) where there was one. From none, every limit lowers it.
+func budgetRaised(old, next int64) bool {
+	return old != 0 && (next == 0 || next > old)
 }
 
 // getAIUsage shows this minute's, day's and month's counts beside the limits they are held to.

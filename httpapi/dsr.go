@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"tutela"
+	"tutela/approvals"
 	"tutela/authz"
 	"tutela/dsr"
 	"tutela/httpapi/middleware"
@@ -266,19 +267,50 @@ func principalUser(p *tutela.Principal) string {
 	return p.UserID
 }
 
+type dsrApproveRequest struct {
+	approvalFields
+}
+
 // approveDSR is the approver's decision (APPROVE: a sensitive action, so a person proves a
 // fresh second factor) and the request's execution, in one transaction. An erasure refused by
-// an active legal hold commits the request as blocked and answers 409 naming the hold.
+// an active legal hold commits the request as blocked and answers 409 naming the hold. Where
+// the tenant's policy for dsr.erasure is on, executing an erasure waits for approval (the DSR
+// and the subject it erases are what is approved), asked once the approver may approve it; an
+// erasure that a hold then blocks has spent its approval, and a new one executes it later.
 func (s *Server) approveDSR(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
+	var req dsrApproveRequest
+	if r.ContentLength != 0 {
+		if err := middleware.DecodeJSON(w, r, &req); err != nil {
+			middleware.WriteError(w, r, err)
+			return
+		}
+	}
 	var res *dsr.Result
+	var held *approvals.Request
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, _, err := s.authorize(r, tx, p, authz.Approve, authz.ResDSR)
 		if err != nil {
 			return err
 		}
-		res, err = s.dsrExecutor().Approve(r.Context(), tx, t.ID, r.PathValue("id"), principalUser(p))
+		d, err := tx.DSRs(t.ID).Approvable(r.Context(), r.PathValue("id"), principalUser(p))
+		if err != nil {
+			return err
+		}
+		if d.Kind == privacy.DSRErasure {
+			g := gated{Action: approvals.ActionErasure, TargetType: "dsr", TargetID: d.ID,
+				Params:         map[string]any{"dsr": d.ID, "kind": string(d.Kind), "subject": d.SubjectID},
+				approvalFields: req.approvalFields}
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
+				return err
+			}
+		}
+		res, err = s.dsrExecutor().Approve(r.Context(), tx, t.ID, d.ID, principalUser(p))
 		return subjectErr(err)
 	})
+	if err == nil && held != nil {
+		writeHeld(w, r, held)
+		return
+	}
 	if err == nil && res.BlockedBy != nil {
 		err = dsr.ErrBlocked(res.BlockedBy)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/approvals"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/sqlstore"
@@ -120,13 +121,23 @@ func (s *Server) getRole(w http.ResponseWriter, r *http.Request, p *tutela.Princ
 	middleware.WriteJSON(w, http.StatusOK, role)
 }
 
+type roleUpdateRequest struct {
+	roleRequest
+	approvalFields
+}
+
+// updateRole replaces a role's definition. Widening a role so that it hands over accounts (or
+// hands over more of them) is granting that to every holder: where the tenant's policy for
+// role.grant is on, it waits for approval like a grant, with the whole new definition approved,
+// so that granting a harmless role and widening it afterwards is no way around the policy.
 func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	var req roleRequest
+	var req roleUpdateRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
 	var role *sqlstore.Role
+	var held *approvals.Request
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Update, authz.ResRoles)
 		if err != nil {
@@ -169,13 +180,35 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 				return err
 			}
 		}
+		// A call naming an approval spends it even when it widens nothing (any more): run
+		// twice, the second is refused as executed rather than passing as a no-op.
+		if widened || req.ApprovalID != "" {
+			g := gated{Action: approvals.ActionRoleGrant, TargetType: "role", TargetID: role.ID,
+				Params: map[string]any{"role": role.Key, "name": role.Name, "description": role.Description,
+					"clearance": string(role.Clearance), "permissions": nonNilPerms(role.Permissions), "field_masks": role.FieldMasks},
+				approvalFields: req.approvalFields}
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
+				return err
+			}
+		}
 		return tx.UpdateRole(r.Context(), t.ID, role)
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
+	if held != nil {
+		writeHeld(w, r, held)
+		return
+	}
 	middleware.WriteJSON(w, http.StatusOK, role)
+}
+
+func nonNilPerms(ps []authz.Permission) []authz.Permission {
+	if ps == nil {
+		return []authz.Permission{}
+	}
+	return ps
 }
 
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
@@ -199,10 +232,13 @@ func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 
 type grantRoleRequest struct {
 	ExpiresAt *time.Time `json:"expires_at"`
+	approvalFields
 }
 
 // grantRole gives a user a role: (roles MANAGE), never to oneself, only roles whose every
-// permission and clearance the actor holds, super_admin only from a super-admin.
+// permission and clearance the actor holds, super_admin only from a super-admin. A role that
+// hands over accounts (authz.TakeoverPermission) waits for approval where the tenant's policy
+// for role.grant is on: the user, the role and the expiry are what is approved.
 func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req grantRoleRequest
 	if r.ContentLength != 0 {
@@ -211,6 +247,7 @@ func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 			return
 		}
 	}
+	var held *approvals.Request
 	err := s.withUser(r, p, authz.Manage, authz.ResRoles, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
 		role, err := tx.Role(r.Context(), t.ID, r.PathValue("role"))
 		if err != nil {
@@ -219,7 +256,8 @@ func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		if err := mayConfer(pol, p, role, s.d.Clock()); err != nil {
 			return err
 		}
-		if _, ok := authz.TakeoverPermission(role.Permissions); ok {
+		_, takeover := authz.TakeoverPermission(role.Permissions)
+		if takeover {
 			if err := s.allowTakeover(r, tx, p, t, authz.TakeoverGrant, u.ID); err != nil {
 				return err
 			}
@@ -227,10 +265,22 @@ func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		if req.ExpiresAt != nil && !req.ExpiresAt.After(s.d.Clock()) {
 			return tutela.FieldErrorf("expires_at", "expires_at must be in the future")
 		}
+		if takeover {
+			g := gated{Action: approvals.ActionRoleGrant, TargetType: "user", TargetID: u.ID,
+				Params:         map[string]any{"user": u.ID, "role": role.Key, "expires_at": paramTime(req.ExpiresAt)},
+				approvalFields: req.approvalFields}
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
+				return err
+			}
+		}
 		return tx.Users(t.ID).Grant(r.Context(), u.ID, role.Key, p.UserID, req.ExpiresAt)
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if held != nil {
+		writeHeld(w, r, held)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -262,10 +312,13 @@ type permissionRequest struct {
 	MaxClass  authz.Classification `json:"max_classification"`
 	Effect    authz.Effect         `json:"effect"`
 	ExpiresAt *time.Time           `json:"expires_at"`
+	approvalFields
 }
 
 // grantPermission adds a per-user grant or explicit deny. A grant needs the actor to hold the
-// permission; a deny only narrows access and needs (users MANAGE) like any change to a user.
+// permission; a deny only narrows access and needs (users MANAGE) like any change to a user. A
+// grant that hands over accounts (authz.ConfersTakeover) waits for approval where the tenant's
+// policy for role.grant is on: the user, the permission and the expiry are what is approved.
 func (s *Server) grantPermission(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req permissionRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -274,11 +327,13 @@ func (s *Server) grantPermission(w http.ResponseWriter, r *http.Request, p *tute
 	}
 	up := &sqlstore.UserPermission{Permission: authz.Permission{Resource: req.Resource, Action: req.Action, MaxClass: req.MaxClass},
 		Effect: req.Effect, GrantedBy: p.UserID, ExpiresAt: req.ExpiresAt}
+	var held *approvals.Request
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, false, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, pol *authz.Policy) error {
 		if up.Effect == authz.Allow && up.Action.Valid() && !pol.Holds(up.Permission, s.d.Clock()) {
 			return tutela.Errorf(tutela.EFORBIDDEN, "you cannot grant %s: you do not hold it", up.Permission)
 		}
-		if up.Effect == authz.Allow && authz.ConfersTakeover(up.Permission) {
+		takeover := up.Effect == authz.Allow && authz.ConfersTakeover(up.Permission)
+		if takeover {
 			if err := s.allowTakeover(r, tx, p, t, authz.TakeoverGrant, u.ID); err != nil {
 				return err
 			}
@@ -286,10 +341,25 @@ func (s *Server) grantPermission(w http.ResponseWriter, r *http.Request, p *tute
 		if up.ExpiresAt != nil && !up.ExpiresAt.After(s.d.Clock()) {
 			return tutela.FieldErrorf("expires_at", "expires_at must be in the future")
 		}
+		if takeover {
+			perm := map[string]any{"resource": up.Resource, "action": string(up.Action),
+				"max_classification": string(up.MaxClass)}
+			g := gated{Action: approvals.ActionRoleGrant, TargetType: "user", TargetID: u.ID,
+				Params:         map[string]any{"user": u.ID, "permission": perm, "expires_at": paramTime(up.ExpiresAt)},
+				approvalFields: req.approvalFields}
+			var err error
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
+				return err
+			}
+		}
 		return tx.Users(t.ID).GrantPermission(r.Context(), u.ID, up)
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if held != nil {
+		writeHeld(w, r, held)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusCreated, up)

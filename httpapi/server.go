@@ -416,11 +416,14 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, p *tutela.Prin
 type keysRotateRequest struct {
 	Purpose  string `json:"purpose"`
 	TenantID string `json:"tenant_id"` // empty: the platform keyset
+	approvalFields
 }
 
 // rotateKeys gives an existing keyset a new primary key (`tutela keys rotate` over HTTP). It is
 // MANAGE on keys, so besides the super-admin role it needs a fresh second factor; rewrap and
-// retire stay operator commands at the host, where their progress can be watched.
+// retire stay operator commands at the host, where their progress can be watched. Where the
+// policy for keys.rotate of the super-admin's own tenant is on, it waits for approval
+// (keyRotationGate).
 func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	if err := requireSuperAdmin(p); err != nil {
 		middleware.WriteError(w, r, err)
@@ -439,12 +442,13 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		middleware.WriteError(w, r, tutela.Errorf(tutela.EINVALID, "tenant_id must be a tenant ID, or empty for the platform"))
 		return
 	}
-	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
-		_, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Manage, Resource: authz.ResKeys})
-		return err
-	})
+	held, err := s.keyRotationGate(r, p, req)
 	if err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if held != nil {
+		writeHeld(w, r, held)
 		return
 	}
 	ks, err := s.d.Keys.RotateExisting(r.Context(), req.TenantID, req.Purpose)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/approvals"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/sqlstore"
@@ -29,6 +30,7 @@ func (s *Server) subjectExportRoutes() {
 type subjectExportRequest struct {
 	Purpose    string `json:"purpose"`
 	TTLSeconds *int   `json:"ttl_seconds"`
+	approvalFields
 }
 
 // subjectExportDoc is what an export holds once opened: the read it was made from, with its ID
@@ -42,6 +44,9 @@ type subjectExportDoc struct {
 // createSubjectExport needs EXPORT on subjects (a sensitive action: a person proves a fresh
 // second factor) and READ, since the export is a read: fields not allowed for the purpose are
 // left out and fields the caller may not read in clear are masked, as GET would return them.
+// Where the tenant's policy for subject.export is on, the export waits for approval (the
+// subject, the purpose and the export's life are what is approved), checked after the read is
+// allowed and before anything is sealed.
 func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req subjectExportRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -63,6 +68,7 @@ func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *
 		}
 	}
 	var out *sqlstore.SubjectExport
+	var held *approvals.Request
 	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Export, authz.ResSubjects)
 		if err != nil {
@@ -73,6 +79,12 @@ func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *
 		}
 		rd, err := s.readSubject(r, tx, p, t, pol, r.PathValue("id"), purpose)
 		if err != nil {
+			return err
+		}
+		g := gated{Action: approvals.ActionSubjectExport, TargetType: "subject", TargetID: rd.view.ID,
+			Params:         map[string]any{"subject": rd.view.ID, "purpose": purpose, "ttl_seconds": int64(ttl / time.Second)},
+			approvalFields: req.approvalFields}
+		if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
 			return err
 		}
 		x := &sqlstore.NewExport{ID: tutela.NewID(), SubjectID: rd.view.ID, TTL: ttl, Maker: exportMaker(p),
@@ -91,6 +103,10 @@ func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if held != nil {
+		writeHeld(w, r, held)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"id": out.ID, "expires_at": out.ExpiresAt})

@@ -7,6 +7,7 @@ import (
 	"tutela/password"
 
 	"tutela"
+	"tutela/approvals"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/sqlstore"
@@ -25,6 +26,7 @@ type tenantCreateRequest struct {
 	Slug       string `json:"slug"`
 	Name       string `json:"name"`
 	DataRegion string `json:"data_region"`
+	Mode       string `json:"mode"` // "" = provisioning
 }
 
 type tenantRequest struct {
@@ -43,6 +45,10 @@ type tenantRequest struct {
 	PasswordComposition *compositionRequest `json:"password_composition"`
 	// Branding of the hosted pages (validated by sqlstore.Branding.Validate; never markup).
 	Branding *sqlstore.Branding `json:"branding"`
+	// Mode "provisioning" promotes a tenant in simulation (promoteTenant); it is changed on its
+	// own, and never back to "simulation".
+	Mode *string `json:"mode"`
+	approvalFields
 }
 
 type compositionRequest struct {
@@ -62,7 +68,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *tutela.
 		middleware.WriteError(w, r, err)
 		return
 	}
-	t := &tutela.Tenant{Slug: req.Slug, Name: req.Name, Region: req.DataRegion}
+	t := &tutela.Tenant{Slug: req.Slug, Name: req.Name, Region: req.DataRegion, Mode: tutela.TenantMode(req.Mode)}
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error { return tx.CreateTenant(r.Context(), t) })
 	if err != nil {
 		middleware.WriteError(w, r, err)
@@ -131,9 +137,20 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, tutela.Errorf(tutela.EFORBIDDEN, "only the platform super-admin may change a tenant's status or data region"))
 		return
 	}
+	if req.Mode != nil && !tutela.TenantMode(*req.Mode).Valid() {
+		middleware.WriteError(w, r, tutela.FieldErrorf("mode", "mode must be simulation or provisioning"))
+		return
+	}
 	var t *tutela.Tenant
+	var held *approvals.Request
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) (err error) {
 		if t, _, err = s.authorize(r, tx, p, authz.Update, authz.ResTenants); err != nil {
+			return err
+		}
+		// A call naming an approval is a promotion even on a tenant already promoted: run
+		// twice, the second is refused as executed rather than passing as a no-op.
+		if req.promotes(t) {
+			held, err = s.promoteTenant(r, tx, p, t, req)
 			return err
 		}
 		if req.securityPolicy() {
@@ -230,5 +247,62 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
+	if held != nil {
+		writeHeld(w, r, held)
+		return
+	}
 	middleware.WriteJSON(w, http.StatusOK, t)
+}
+
+// promotes reports whether the request is a promotion of t: a mode other than t's, or
+// provisioning under a named approval (which is then spent or refused, never ignored).
+func (req tenantRequest) promotes(t *tutela.Tenant) bool {
+	if req.Mode == nil {
+		return false
+	}
+	mode := tutela.TenantMode(*req.Mode)
+	return mode != t.Mode || mode == tutela.TenantProvisioning && req.ApprovalID != ""
+}
+
+// otherThanMode reports whether the request changes anything besides the mode.
+func (req tenantRequest) otherThanMode() bool {
+	return req.Name != nil || req.DataRegion != nil || req.Status != nil || req.Branding != nil || req.securityPolicy()
+}
+
+// promoteTenant moves t from simulation to provisioning (tenants UPDATE, already checked): a
+// tenant that starts serving people, which the tenant's policy for tenant.promote may put behind
+// approval (the tenant and the mode are what is approved). It goes on its own, so what is
+// approved is the whole call, and never back: a tenant that has served people cannot go back to
+// pretending (409).
+func (s *Server) promoteTenant(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, t *tutela.Tenant, req tenantRequest) (*approvals.Request, error) {
+	if req.otherThanMode() {
+		return nil, tutela.FieldErrorf("mode", "mode is changed on its own, without other fields")
+	}
+	if tutela.TenantMode(*req.Mode) != tutela.TenantProvisioning {
+		return nil, tutela.Errorf(tutela.ECONFLICT, "a tenant in provisioning serves people: it cannot go back to simulation")
+	}
+	g := gated{Action: approvals.ActionTenantPromotion, TargetType: "tenant", TargetID: t.ID,
+		Params:         map[string]any{"tenant": t.ID, "mode": string(tutela.TenantProvisioning)},
+		approvalFields: req.approvalFields}
+	held, err := s.gateTenant(r, tx, p, t.ID, g)
+	if err != nil || held != nil {
+		return held, err
+	}
+	// tenant.promoted says why: the justification of the approval spent (the approved call
+	// need not repeat it), or the one given where no approval was needed.
+	justification, approvalID := req.Justification, ""
+	if req.ApprovalID != "" {
+		pol, err := tx.Approvals(t.ID).Policy(r.Context(), approvals.ActionTenantPromotion)
+		if err != nil {
+			return nil, err
+		}
+		if pol.Enabled { // the gate spent it; with the policy off it was ignored
+			a, err := tx.Approvals(t.ID).Get(r.Context(), req.ApprovalID)
+			if err != nil {
+				return nil, err
+			}
+			justification, approvalID = a.Justification, a.ID
+		}
+	}
+	return nil, tx.PromoteTenant(r.Context(), t, justification, approvalID)
 }

@@ -369,10 +369,11 @@ func (r DSRs) Submit(ctx context.Context, id, actorID string, rectified []string
 	return d, r.step(ctx, d, "submitted", map[string]any{"rectified_fields": d.RectifiedFields})
 }
 
-// Approve is the approver's decision on a submitted (or blocked) request. It checks the four
-// eyes and the identity once more and records the step; the caller then executes the request in
-// the same transaction (package dsr), so an approval that cannot execute rolls back.
-func (r DSRs) Approve(ctx context.Context, id, actorID string) (*DSR, error) {
+// Approvable returns request id, locked for the rest of tx, if actorID may approve it now: it
+// is submitted (or blocked), the requester's identity is verified, actorID is its approver and
+// not its assignee. It changes nothing: a caller checks it before asking for approval of the
+// execution (approvals.ActionErasure), then calls Approve.
+func (r DSRs) Approvable(ctx context.Context, id, actorID string) (*DSR, error) {
 	d, err := r.open(ctx, id, privacy.DSRSubmitted, privacy.DSRBlocked)
 	if err != nil {
 		return nil, err
@@ -385,6 +386,18 @@ func (r DSRs) Approve(ctx context.Context, id, actorID string) (*DSR, error) {
 		return nil, tutela.Errorf(tutela.EFORBIDDEN, "only the request's approver approves it")
 	case actorID == d.Assignee:
 		return nil, tutela.Errorf(tutela.EFORBIDDEN, "the assignee cannot approve their own work (four eyes)")
+	}
+	return d, nil
+}
+
+// Approve is the approver's decision on a submitted (or blocked) request. It checks the four
+// eyes and the identity once more (Approvable) and records the step; the caller then executes
+// the request in the same transaction (package dsr), so an approval that cannot execute rolls
+// back.
+func (r DSRs) Approve(ctx context.Context, id, actorID string) (*DSR, error) {
+	d, err := r.Approvable(ctx, id, actorID)
+	if err != nil {
+		return nil, err
 	}
 	return d, r.step(ctx, d, "approved", nil)
 }

@@ -39,10 +39,17 @@ func validateTenant(t *tutela.Tenant) error {
 	return nil
 }
 
-// CreateTenant inserts t, assigning its ID and creation time.
+// CreateTenant inserts t, assigning its ID and creation time. A tenant without a mode serves
+// people (provisioning), as every tenant made before modes existed.
 func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
 	if t.Status == "" {
 		t.Status = tutela.StatusActive
+	}
+	if t.Mode == "" {
+		t.Mode = tutela.TenantProvisioning
+	}
+	if !t.Mode.Valid() {
+		return tutela.FieldErrorf("mode", "mode must be simulation or provisioning")
 	}
 	if err := validateTenant(t); err != nil {
 		return err
@@ -51,8 +58,8 @@ func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
 		return err
 	}
 	t.ID, t.CreatedAt = tutela.NewID(), tx.now
-	_, err := tx.exec(ctx, `INSERT INTO tenants (id, slug, name, data_region, status, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, t.ID, t.Slug, t.Name, t.Region, string(t.Status), t.CreatedAt)
+	_, err := tx.exec(ctx, `INSERT INTO tenants (id, slug, name, data_region, status, mode, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.ID, t.Slug, t.Name, t.Region, string(t.Status), string(t.Mode), t.CreatedAt)
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {
 		return tutela.Errorf(tutela.ECONFLICT, "a tenant with slug %q already exists", t.Slug)
 	}
@@ -60,21 +67,22 @@ func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
 		return err
 	}
 	tx.newTenants[t.ID] = true
-	return tx.Record(ctx, "tenant.create", t.ID, "tenant", t.ID, "", map[string]any{"slug": t.Slug, "data_region": t.Region})
+	return tx.Record(ctx, "tenant.create", t.ID, "tenant", t.ID, "", map[string]any{"slug": t.Slug, "data_region": t.Region,
+		"mode": string(t.Mode)})
 }
 
-const tenantCols = `id, slug, name, data_region, status, created_at`
+const tenantCols = `id, slug, name, data_region, status, mode, created_at`
 
 func scanTenant(row interface{ Scan(...any) error }) (*tutela.Tenant, error) {
 	var t tutela.Tenant
-	var status string
-	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Region, &status, &t.CreatedAt); err != nil {
+	var status, mode string
+	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Region, &status, &mode, &t.CreatedAt); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
 		}
 		return nil, err
 	}
-	t.Status, t.CreatedAt = tutela.Status(status), t.CreatedAt.UTC()
+	t.Status, t.Mode, t.CreatedAt = tutela.Status(status), tutela.TenantMode(mode), t.CreatedAt.UTC()
 	return &t, nil
 }
 
@@ -120,7 +128,7 @@ func (tx *Tx) ListTenants(ctx context.Context, cursor string, limit int) ([]*tut
 	return out, rows.Err()
 }
 
-// UpdateTenant saves t's name, region and status. A store bound to a region changes only its
+// UpdateTenant saves t's name, region and status (never its mode: PromoteTenant). A store bound to a region changes only its
 // region's tenants, and cannot move one out of it: the move is made on a node of neither
 // region (docs/residency.md), with the data moved first.
 func (tx *Tx) UpdateTenant(ctx context.Context, t *tutela.Tenant) error {
@@ -143,6 +151,35 @@ func (tx *Tx) UpdateTenant(ctx context.Context, t *tutela.Tenant) error {
 		return err
 	}
 	return tx.Record(ctx, "tenant.update", t.ID, "tenant", t.ID, "", map[string]any{"data_region": t.Region, "status": string(t.Status)})
+}
+
+// PromoteTenant moves a tenant from simulation to provisioning and records tenant.promoted
+// with the justification given and the approval it ran under ("" for each when there is
+// none). There is no way back, and a tenant already in provisioning is a conflict. The row
+// changes only while it is still in simulation, so of two concurrent promotions one records.
+func (tx *Tx) PromoteTenant(ctx context.Context, t *tutela.Tenant, justification, approvalID string) error {
+	scope, args := tx.regionScope("id", false, string(tutela.TenantProvisioning), t.ID, string(tutela.TenantSimulation))
+	res, err := tx.exec(ctx, `UPDATE tenants SET mode = $1 WHERE id = $2 AND mode = $3`+scope, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		cur, err := tx.Tenant(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		return tutela.Errorf(tutela.ECONFLICT, "the tenant is already in %s", cur.Mode)
+	}
+	t.Mode = tutela.TenantProvisioning
+	details := map[string]any{"from": string(tutela.TenantSimulation), "to": string(tutela.TenantProvisioning)}
+	if approvalID != "" {
+		details["approval_id"] = approvalID
+	}
+	ev := EventFromContext(ctx, "tenant.promoted", t.ID, "tenant", t.ID, "", details)
+	ev.Reason = justification
+	return tx.Audit(ctx, ev)
 }
 
 // cursorID turns an opaque cursor into the ID to continue after. The nil UUID sorts before every
