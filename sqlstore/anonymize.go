@@ -138,9 +138,9 @@ func writeAnonConfig(ctx context.Context, tx *Tx, src *anonSource, c *AnonymizeC
 	for _, t := range src.tenants {
 		if _, err := tx.exec(ctx, `INSERT INTO tenants (id, slug, name, data_region, status, session_idle_seconds,
 			session_absolute_seconds, password_composition, mfa_required_all, require_private_key_jwt,
-			service_accounts_may_take_over, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			service_accounts_may_take_over, created_at, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			t.id, t.slug, t.name, t.region, t.status, t.idle, t.absolute, t.composition, t.mfaAll, t.privateKeyJWT,
-			t.saTakeOver, tx.now); err != nil {
+			t.saTakeOver, tx.now, tutela.TenantSimulation); err != nil {
 			return err
 		}
 	}

@@ -15,7 +15,8 @@ const (
 	anonNow       = "the export's time: an original time would match the production audit event"
 	anonExpiryDay = "whether it expires, from the export's time plus the remaining time rounded up to whole days (expired: the export's time)"
 	anonReset     = "left at its default: credentials and sign-in state are set up in staging"
-	anonDefault   = "left at its default: each account its own person, in no partner organisation, the tenant provisioning (the links and partners are not copied)"
+	anonDefault   = "left at its default: each account its own person, in no partner organisation (the links and partners are not copied)"
+	anonSimulate  = "simulation: a staging copy sends no webhook and shares nothing with, or refers no one to, a partner"
 	anonLegacy    = "empty, as for every user since migration 00018 (data in the sealed columns)"
 )
 
@@ -23,7 +24,7 @@ var anonymizedTables = map[string]map[string]string{
 	"tenants": {"id": anonCopied, "slug": anonCopied, "name": anonCopied, "data_region": anonCopied, "status": anonCopied,
 		"created_at": anonNow, "session_idle_seconds": anonCopied, "session_absolute_seconds": anonCopied,
 		"password_composition": anonCopied, "mfa_required_all": anonCopied, "require_private_key_jwt": anonCopied,
-		"service_accounts_may_take_over": anonCopied, "branding": anonCopied, "mode": anonDefault},
+		"service_accounts_may_take_over": anonCopied, "branding": anonCopied, "mode": anonSimulate},
 	"permissions": {"id": anonCopied, "resource_type": anonCopied, "action": anonCopied, "max_classification": anonCopied},
 	"roles": {"id": anonCopied, "tenant_id": anonCopied, "key": anonCopied, "name": anonCopied, "builtin": anonCopied,
 		"created_at": anonNow, "clearance": anonCopied, "description": anonCopied},

@@ -66,6 +66,10 @@ func ReadCopy(t testing.TB, dst *sqlstore.DB, v *vault.Vault) CopyContents {
 			return err
 		}
 		for _, tn := range tenants {
+			if !tn.Simulation() {
+				// A staging copy must send no webhook nor reach any partner.
+				t.Errorf("tenant %s of the copy is %q, not in simulation", tn.Slug, tn.Mode)
+			}
 			users, err := tx.Users(tn.ID).List(ctx, "", sqlstore.MaxPageSize)
 			if err != nil {
 				return err
