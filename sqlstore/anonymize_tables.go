@@ -16,6 +16,7 @@ const (
 	anonExpiryDay = "whether it expires, from the export's time plus the remaining time rounded up to whole days (expired: the export's time)"
 	anonReset     = "left at its default: credentials and sign-in state are set up in staging"
 	anonDefault   = "left at its default: each account its own person, in no partner organisation, the tenant provisioning (the links and partners are not copied)"
+	anonUnmerged  = "left at its default (not merged): subjects merged into another are not copied (Subjects.List leaves them out), and the merges are not copied"
 	anonLegacy    = "empty, as for every user since migration 00018 (data in the sealed columns)"
 )
 
@@ -47,7 +48,7 @@ var anonymizedTables = map[string]map[string]string{
 		"wrapped": anonCopyKey, "kek_uri": anonCopyKey, "key_info": anonCopyKey, "created_at": anonCopyKey, "rotated_at": anonCopyKey,
 		"updated_at": anonCopyKey},
 	"subjects": {"id": anonNewID, "tenant_id": anonCopied, "created_by": anonMappedID, "created_at": anonNow, "updated_at": anonNow,
-		"retain_until": anonNow, "erased_at": anonReset},
+		"retain_until": anonNow, "erased_at": anonReset, "merged_into": anonUnmerged, "merged_at": anonUnmerged},
 	"subject_values": {"tenant_id": anonCopied, "subject_id": anonNewID, "field": anonCopied, "ciphertext": anonSynthetic,
 		"updated_at": anonNow},
 	"subject_index": {"tenant_id": anonCopied, "field": anonCopied, "key_id": anonCopyKey, "digest": anonCopyKey,
@@ -90,6 +91,8 @@ var notAnonymizedTables = map[string]string{
 	"jobs":                        "queued work for real people (sealed mail payloads)",
 	"erasures":                    "the erasure ledger names real people's IDs and reasons",
 	"subject_holds":               "legal holds: free-text reasons may name the person",
+	"subject_merges":              "identity merges link real people's records, with free-text justifications",
+	"subject_merge_saved":         "values, digests, tokens and file keys sealed under production keys, kept for unmerging",
 	"subject_exports":             "exports hold real values sealed under production keys",
 	"tokens":                      "tokens are pseudonyms derived under production keys: they would link back",
 	"token_values":                "values sealed under production keys",
