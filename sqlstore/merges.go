@@ -119,7 +119,7 @@ func CheckMergeJustification(s string) error {
 // pair locks and checks the two subjects of a merge: both live in this tenant (missing or
 // erased: not found), neither merged already (a conflict naming the survivor), the merged one
 // neither a survivor of other merges nor held nor with an open erasure request.
-func (m SubjectMerges) pair(ctx context.Context, survivorID, mergedID string) (*Subject, *Subject, error) {
+func (m SubjectMerges) pair(ctx context.Context, survivorID, mergedID, lock string) (*Subject, *Subject, error) {
 	if !tutela.ValidID(survivorID) || !tutela.ValidID(mergedID) || !tutela.ValidID(m.tenantID) {
 		return nil, nil, errSubjectNotFound
 	}
@@ -130,7 +130,7 @@ func (m SubjectMerges) pair(ctx context.Context, survivorID, mergedID string) (*
 	// Lock in ID order: two merges of the same pair, either way round, cannot deadlock.
 	got := map[string]*Subject{}
 	for _, id := range slices.Sorted(slices.Values([]string{survivorID, mergedID})) {
-		s, err := subs.anySubject(ctx, id, "FOR UPDATE")
+		s, err := subs.anySubject(ctx, id, lock)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -232,7 +232,7 @@ func (m SubjectMerges) counts(ctx context.Context, subjectID string) (MergeCount
 // refuse about the pair. It changes nothing and writes no audit event: the caller records the
 // read with what it showed.
 func (m SubjectMerges) Preview(ctx context.Context, survivorID, mergedID string) (*MergePreview, error) {
-	if _, _, err := m.pair(ctx, survivorID, mergedID); err != nil {
+	if _, _, err := m.pair(ctx, survivorID, mergedID, ""); err != nil {
 		return nil, err
 	}
 	schema, err := m.tx.SubjectSchema(m.tenantID).Get(ctx)
@@ -385,7 +385,7 @@ func (m SubjectMerges) Merge(ctx context.Context, q MergeRequest) (*SubjectMerge
 			return nil, tutela.FieldErrorf("choices", "the choice for %s must be survivor or merged", f)
 		}
 	}
-	surv, merged, err := m.pair(ctx, q.SurvivorID, q.MergedID)
+	surv, merged, err := m.pair(ctx, q.SurvivorID, q.MergedID, "FOR UPDATE")
 	if err != nil {
 		return nil, err
 	}
@@ -495,7 +495,7 @@ func (m SubjectMerges) Merge(ctx context.Context, q MergeRequest) (*SubjectMerge
 	}
 	ev.Details = map[string]any{"merge_id": out.ID, "survivor_id": surv.ID, "merged_id": merged.ID,
 		"justification": out.Justification, "approval_id": out.ApprovalID, "fields_from_merged": nonNil(take),
-		"unmerge_until": out.UnmergeUntil, "moved": moved}
+		"unmerge_until": out.UnmergeUntil.Format(time.RFC3339Nano), "moved": moved}
 	if err := m.tx.Audit(ctx, ev); err != nil {
 		return nil, err
 	}
@@ -573,8 +573,8 @@ func (m SubjectMerges) saveBefore(ctx context.Context, s *saver, survivorID, mer
 
 // moveHoldings hands the merged subject's consent state, objections, restrictions, token values
 // and files to the survivor, saving the originals; it returns how many of each moved.
-func (m SubjectMerges) moveHoldings(ctx context.Context, s *saver, survivorID, mergedID string, spk, mpk *privacy.PersonKey) (map[string]int, error) {
-	moved := map[string]int{}
+func (m SubjectMerges) moveHoldings(ctx context.Context, s *saver, survivorID, mergedID string, spk, mpk *privacy.PersonKey) (map[string]any, error) {
+	moved := map[string]any{}
 	// Consent state: the newer entry per purpose wins, by the rule Consent.Record keeps
 	// ((updated_at, record_id) only moves forward), so the survivor's state is the latest of
 	// the two histories.
@@ -591,7 +591,7 @@ func (m SubjectMerges) moveHoldings(ctx context.Context, s *saver, survivorID, m
 		return nil, err
 	}
 	n, _ := res.RowsAffected()
-	moved["consent_state"] = int(n)
+	moved["consent_state"] = n
 	// Objections and restrictions: either subject's counts for the person (fail closed: the
 	// survivor keeps its own when both have one).
 	for _, q := range []struct{ name, sql string }{
@@ -607,7 +607,7 @@ func (m SubjectMerges) moveHoldings(ctx context.Context, s *saver, survivorID, m
 			return nil, err
 		}
 		n, _ := res.RowsAffected()
-		moved[q.name] = int(n)
+		moved[q.name] = n
 	}
 	for _, table := range []string{"consent_state", "subject_objections", "subject_restrictions"} {
 		if _, err := m.tx.exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND subject_id = $2`, m.tenantID, mergedID); err != nil {
@@ -624,6 +624,7 @@ func (m SubjectMerges) moveHoldings(ctx context.Context, s *saver, survivorID, m
 	if err != nil {
 		return nil, err
 	}
+	ntok := 0
 	for _, t := range toks {
 		if err := s.save(ctx, mergedID, savedKindToken, t); err != nil {
 			return nil, err
@@ -633,7 +634,7 @@ func (m SubjectMerges) moveHoldings(ctx context.Context, s *saver, survivorID, m
 			return nil, err
 		}
 		res, err := m.tx.exec(ctx, `INSERT INTO token_values (tenant_id, token_id, holder, person_id, ciphertext, created_at)
-			VALUES ($1, $2, $3, $3, $4, $5) ON CONFLICT DO NOTHING`, m.tenantID, t.TokenID, survivorID, ct, t.CreatedAt)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, m.tenantID, t.TokenID, survivorID, survivorID, ct, t.CreatedAt)
 		if err != nil {
 			return nil, err
 		}
@@ -641,9 +642,10 @@ func (m SubjectMerges) moveHoldings(ctx context.Context, s *saver, survivorID, m
 			if err := s.save(ctx, survivorID, savedKindTokenAdded, savedToken{TokenID: t.TokenID}); err != nil {
 				return nil, err
 			}
-			moved["tokens"]++
+			ntok++
 		}
 	}
+	moved["tokens"] = ntok
 	if _, err := m.tx.exec(ctx, `DELETE FROM token_values WHERE tenant_id = $1 AND person_id = $2`, m.tenantID, mergedID); err != nil {
 		return nil, err
 	}
@@ -868,7 +870,7 @@ func (m SubjectMerges) restore(ctx context.Context, mg *SubjectMerge) error {
 	}
 	for _, x := range toks {
 		if _, err := tx.exec(ctx, `INSERT INTO token_values (tenant_id, token_id, holder, person_id, ciphertext, created_at)
-			VALUES ($1, $2, $3, $3, $4, $5)`, t, x.TokenID, mid, x.Ciphertext, x.CreatedAt); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6)`, t, x.TokenID, mid, mid, x.Ciphertext, x.CreatedAt); err != nil {
 			return err
 		}
 	}
