@@ -13,12 +13,15 @@ package approvals
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"tutela"
 )
@@ -167,6 +170,10 @@ type Request struct {
 	DecidedAt       *time.Time `json:"decided_at,omitempty"`
 	ExecutedAt      *time.Time `json:"executed_at,omitempty"`
 	Decisions       []Decision `json:"decisions,omitempty"`
+	// KeyID and ParamsMAC bind the parameters to the request (MACInput under the tenant's
+	// approvals PRF keyset, key KeyID). Never shown.
+	KeyID     uint32 `json:"-"`
+	ParamsMAC []byte `json:"-"`
 }
 
 // Decision is one person's verdict on a request.
@@ -194,4 +201,76 @@ func Canonical(params any) (json.RawMessage, error) {
 	}
 	// encoding/json writes map keys sorted and json.Number as its text.
 	return json.Marshal(v)
+}
+
+// MACSize is the length of a request's params_mac (HMAC-SHA256).
+const MACSize = 32
+
+// macLabel separates this MAC's inputs from every other use of a PRF keyset.
+const macLabel = "tutela approval v1\x00"
+
+// MACInput is what a request's params_mac is computed over: a domain label, then the tenant,
+// the request's ID, the action, the target type and ID and the canonical parameters, each
+// prefixed with its length (4 bytes, big-endian) so that no two different tuples encode alike
+// ("a|bc" and "ab|c"). Binding the tenant and the request's ID keeps a MAC from being moved to
+// another request or tenant; binding action and target keeps an approval for one call from
+// running another.
+func MACInput(tenantID, requestID, action, targetType, targetID string, params []byte) []byte {
+	fields := [][]byte{[]byte(tenantID), []byte(requestID), []byte(action), []byte(targetType), []byte(targetID), params}
+	n := len(macLabel)
+	for _, f := range fields {
+		n += 4 + len(f)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, macLabel...)
+	for _, f := range fields {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// Reasons an approval named in a call does not allow it (tutela.EAPPROVAL's Reason).
+const (
+	ReasonUnknown      = "unknown"       // no such request in this tenant (or a malformed ID)
+	ReasonPending      = "pending"       // not yet approved
+	ReasonRejected     = "rejected"      // someone rejected it
+	ReasonExpired      = "expired"       // its time ran out
+	ReasonCancelled    = "cancelled"     // its requester withdrew it
+	ReasonExecuted     = "executed"      // it already ran (approvals are single-use)
+	ReasonNotRequester = "not_requester" // only the principal who asked may run it
+	ReasonMismatch     = "mismatch"      // the call's action, target or parameters differ from the approved ones
+	ReasonTampered     = "tampered"      // the stored request no longer matches its MAC
+)
+
+// Refusal is the error for an approval that does not allow a call.
+func Refusal(reason, message string) error {
+	return &tutela.Error{Code: tutela.EAPPROVAL, Reason: reason, Message: message}
+}
+
+// StateReason is the refusal reason for running a request in state st (not approved).
+func StateReason(st State) string {
+	switch st {
+	case StatePending:
+		return ReasonPending
+	case StateRejected:
+		return ReasonRejected
+	case StateExpired:
+		return ReasonExpired
+	case StateCancelled:
+		return ReasonCancelled
+	case StateExecuted:
+		return ReasonExecuted
+	}
+	return ReasonUnknown
+}
+
+// MaxJustification is the longest justification or decision comment, in characters.
+const MaxJustification = 2000
+
+// ValidText reports whether s is an acceptable justification or comment: 1 to
+// MaxJustification characters of free text (tutela.ValidFreeText), not only spaces.
+func ValidText(s string) bool {
+	n := utf8.RuneCountInString(s)
+	return n >= 1 && n <= MaxJustification && tutela.ValidFreeText(s) && strings.TrimSpace(s) != ""
 }

@@ -93,6 +93,10 @@ func ValidRedirectURL(s string) error {
 		return bad("must not have a fragment")
 	case u.Opaque != "":
 		return bad("must be hierarchical")
+	case hasDotSegment(u.EscapedPath()):
+		// A browser removes "." and ".." segments before it sends the request, so the URL it
+		// opens is not the one an administrator allow-listed.
+		return bad("must not have . or .. path segments")
 	case strings.ToLower(u.Host) != u.Host:
 		return bad("must have a lower-case host")
 	case u.String() != s:
@@ -111,6 +115,16 @@ func (p *Partner) CheckTarget(target string) error {
 		}
 	}
 	return tutela.FieldErrorf("target_url", "target_url is not one of the partner's registered redirect URLs")
+}
+
+func hasDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") ||
+			strings.EqualFold(seg, ".%2e") || strings.EqualFold(seg, "%2e.") {
+			return true
+		}
+	}
+	return false
 }
 
 func truncate(s string, n int) string {

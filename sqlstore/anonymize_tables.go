@@ -125,4 +125,7 @@ var notAnonymizedTables = map[string]string{
 	"files":                       "real people's documents: data keys sealed under production keys, blobs not copied",
 	"file_links":                  "download links to production's files",
 	"partners":                    "real organisations real people are referred to, with their URLs; staging registers its own",
+	"approval_policies":           "production's maker-checker rules name production's roles; staging sets its own",
+	"approval_requests":           "real people's pending and past requests, MACs under production keys",
+	"approval_decisions":          "real people's decisions and comments",
 }

@@ -28,6 +28,9 @@ type ServiceAccount struct {
 	// AuthMethod is how the account authenticated this request (client_secret or
 	// private_key_jwt); set by the caller, never stored.
 	AuthMethod string `json:"-"`
+	// CreatedBy is the user whose account made this one (see creatorOf); approvals treat the
+	// account as that person. Not shown: it links accounts to people.
+	CreatedBy string `json:"-"`
 }
 
 // DefaultServiceAccountPermissions is the read-only set an account gets when created without
@@ -123,10 +126,15 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 		return tutela.Errorf(tutela.ECONFLICT, "a tenant has at most %d service accounts, disabled ones included",
 			MaxServiceAccountsPerTenant)
 	}
+	if sa.CreatedBy == "" {
+		if sa.CreatedBy, err = tx.creatorOf(ctx); err != nil {
+			return err
+		}
+	}
 	sa.ID, sa.ClientID, sa.Name, sa.Status, sa.CreatedAt = tutela.NewID(), "sa_"+tutela.RandomToken(16), name, tutela.StatusActive, tx.now
-	_, err = tx.exec(ctx, `INSERT INTO service_accounts (id, tenant_id, name, client_id, status, created_at, clearance, ip_allowlist, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, sa.ID, sa.TenantID, sa.Name, sa.ClientID, string(sa.Status), sa.CreatedAt,
-		string(sa.Clearance), strings.Join(sa.IPAllowlist, ","), exp)
+	_, err = tx.exec(ctx, `INSERT INTO service_accounts (id, tenant_id, name, client_id, status, created_at, clearance, ip_allowlist, expires_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, sa.ID, sa.TenantID, sa.Name, sa.ClientID, string(sa.Status), sa.CreatedAt,
+		string(sa.Clearance), strings.Join(sa.IPAllowlist, ","), exp, sa.CreatedBy)
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {
 		return &tutela.Error{Code: tutela.ECONFLICT, Field: "name", Message: "a service account with this name already exists"}
 	}
@@ -328,4 +336,27 @@ func (tx *Tx) ServiceAccountPolicy(ctx context.Context, tenantID, saID string) (
 	}
 	p.Masks = authz.MasksFor(sa.Clearance, nil)
 	return p, nil
+}
+
+// creatorOf is the user a new service account is created by: the requesting
+// user, or, when a service account creates it, that account's own creator (so a chain of
+// accounts still leads back to the person who started it). "" when no user is behind the
+// request (the CLI, bootstrap).
+func (tx *Tx) creatorOf(ctx context.Context) (string, error) {
+	m := tutela.RequestMetaFrom(ctx)
+	if m == nil || m.Principal == nil {
+		return "", nil
+	}
+	switch m.Principal.Kind {
+	case tutela.PrincipalUser:
+		return m.Principal.UserID, nil
+	case tutela.PrincipalServiceAccount:
+		var creator string
+		err := tx.queryRow(ctx, `SELECT created_by FROM service_accounts WHERE id = $1`, m.Principal.UserID).Scan(&creator)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil
+		}
+		return creator, err
+	}
+	return "", nil
 }
