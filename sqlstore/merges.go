@@ -368,12 +368,24 @@ func load[T any](ctx context.Context, m SubjectMerges, mergeID, kind string) ([]
 	return out, rows.Err()
 }
 
-// Merge merges q.MergedID into q.SurvivorID (see the package comment above): the pair is
-// checked as Preview does, every field where they differ must be chosen (a missing choice is an
-// invalid-input error naming the field), and everything happens in this transaction with its
-// audit event subject.merged (justification, approval, fields taken from the merged subject and
-// what moved).
-func (m SubjectMerges) Merge(ctx context.Context, q MergeRequest) (*SubjectMerge, error) {
+// mergePlan is a merge checked and ready to apply.
+type mergePlan struct {
+	surv, merged *Subject
+	schema       privacy.Schema
+	sv, mv       map[string][]byte
+	svAt         map[string]time.Time
+	spk, mpk     *privacy.PersonKey
+	take         []string // fields the survivor takes from the merged subject
+}
+
+// Check refuses a merge that Merge would refuse, changing nothing: the approval gate asks it
+// before a request is made, so nobody approves a merge that cannot run.
+func (m SubjectMerges) Check(ctx context.Context, q MergeRequest) error {
+	_, err := m.plan(ctx, q)
+	return err
+}
+
+func (m SubjectMerges) plan(ctx context.Context, q MergeRequest) (*mergePlan, error) {
 	if err := CheckMergeJustification(q.Justification); err != nil {
 		return nil, err
 	}
@@ -385,37 +397,33 @@ func (m SubjectMerges) Merge(ctx context.Context, q MergeRequest) (*SubjectMerge
 			return nil, tutela.FieldErrorf("choices", "the choice for %s must be survivor or merged", f)
 		}
 	}
-	surv, merged, err := m.pair(ctx, q.SurvivorID, q.MergedID, "FOR UPDATE")
-	if err != nil {
+	pl := &mergePlan{}
+	var err error
+	if pl.surv, pl.merged, err = m.pair(ctx, q.SurvivorID, q.MergedID, "FOR UPDATE"); err != nil {
 		return nil, err
 	}
-	schema, err := m.tx.SubjectSchema(m.tenantID).get(ctx, "FOR SHARE")
-	if err != nil {
+	if pl.schema, err = m.tx.SubjectSchema(m.tenantID).get(ctx, "FOR SHARE"); err != nil {
 		return nil, err
 	}
 	for _, f := range slices.Sorted(maps.Keys(q.Choices)) {
-		if _, ok := schema.Field(f); !ok {
+		if _, ok := pl.schema.Field(f); !ok {
 			return nil, tutela.FieldErrorf("choices", "%s is not a field of this tenant's subject schema", f)
 		}
 	}
-	sv, svAt, err := m.values(ctx, surv.ID)
+	if pl.sv, pl.svAt, err = m.values(ctx, pl.surv.ID); err != nil {
+		return nil, err
+	}
+	if pl.mv, _, err = m.values(ctx, pl.merged.ID); err != nil {
+		return nil, err
+	}
+	if pl.spk, pl.mpk, err = m.keys(ctx, pl.surv.ID, pl.merged.ID); err != nil {
+		return nil, err
+	}
+	differs, err := m.differences(ctx, pl.schema, pl.sv, pl.mv, pl.spk, pl.mpk)
 	if err != nil {
 		return nil, err
 	}
-	mv, _, err := m.values(ctx, merged.ID)
-	if err != nil {
-		return nil, err
-	}
-	spk, mpk, err := m.keys(ctx, surv.ID, merged.ID)
-	if err != nil {
-		return nil, err
-	}
-	differs, err := m.differences(ctx, schema, sv, mv, spk, mpk)
-	if err != nil {
-		return nil, err
-	}
-	var take []string // fields the survivor takes from the merged subject
-	for _, f := range schema {
+	for _, f := range pl.schema {
 		if !differs[f.Name] {
 			continue
 		}
@@ -423,9 +431,23 @@ func (m SubjectMerges) Merge(ctx context.Context, q MergeRequest) (*SubjectMerge
 		case "":
 			return nil, tutela.FieldErrorf("choices", "the subjects differ in %s: choose survivor or merged for it", f.Name)
 		case MergeKeepMerged:
-			take = append(take, f.Name)
+			pl.take = append(pl.take, f.Name)
 		}
 	}
+	return pl, nil
+}
+
+// Merge merges q.MergedID into q.SurvivorID (see the package comment above): the pair is
+// checked as Preview does, every field where they differ must be chosen (a missing choice is an
+// invalid-input error naming the field), and everything happens in this transaction with its
+// audit event subject.merged (justification, approval, fields taken from the merged subject and
+// what moved).
+func (m SubjectMerges) Merge(ctx context.Context, q MergeRequest) (*SubjectMerge, error) {
+	pl, err := m.plan(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	surv, merged, schema, sv, svAt, mv, spk, mpk, take := pl.surv, pl.merged, pl.schema, pl.sv, pl.svAt, pl.mv, pl.spk, pl.mpk, pl.take
 	ev := EventFromContext(ctx, "subject.merged", m.tenantID, "subject", surv.ID, "", nil)
 	now := m.tx.now
 	out := &SubjectMerge{ID: tutela.NewID(), TenantID: m.tenantID, SurvivorID: surv.ID, MergedID: merged.ID,
