@@ -248,11 +248,11 @@ func (s *Server) unmergeSubjects(w http.ResponseWriter, r *http.Request, p *tute
 }
 
 func (s *Server) listMerges(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
-	limit := 100
+	limit := 50
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			middleware.WriteError(w, r, tutela.FieldErrorf("limit", "limit must be 1 to 1000"))
+		if err != nil || n < 1 || n > 200 {
+			middleware.WriteError(w, r, tutela.FieldErrorf("limit", "limit must be 1 to 200"))
 			return
 		}
 		limit = n
