@@ -226,3 +226,49 @@ func TestMerges_NeedFreshStepUp(t *testing.T) {
 	res, b = e.req(t, "POST", base+"/subjects/merge", body, "", admin.cookie)
 	wantError(t, res, b, 404, tutela.ENOTFOUND) // past the step-up: the subjects do not exist
 }
+
+// After a merge the survivor's consent history holds the merged subject's records, their
+// evidence opening under the merged subject's own key, and its processing follows the merged
+// subject's grant.
+func TestMerges_ConsentsFollowSurvivor(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ce := newConsentEnv(t, d)
+			_, approver := ce.seed(t, "acme", "approver@example.org", pw, "program_admin")
+			me := &mergeEnv{subjectEnv: ce.subjectEnv, approverID: approver.ID, ada: ce.ada}
+			me.king = ce.createWith(t, `{"values":{"full_name":"Augusta Ada King","phone":"+44 20 7946 0000"}}`)
+			const evidence = "REF-77120 signed form"
+			res, b := ce.req(t, "POST", ce.base+"/subjects/"+me.king+"/consents", caseworkerBody("granted", 1, evidence), "", ce.operator)
+			if res.StatusCode != 201 {
+				t.Fatalf("king's consent: %d %s", res.StatusCode, b)
+			}
+			if code, _ := ce.status(t, ce.env, ce.admin, "outreach"); code == 200 {
+				t.Fatal("ada is processable for outreach before the merge")
+			}
+			res, b = me.req(t, "POST", me.base+"/subjects/merge", me.mergeBody(`{"full_name":"survivor","phone":"survivor"}`, ""), "", me.admin)
+			if res.StatusCode != 202 {
+				t.Fatalf("merge: %d %s", res.StatusCode, b)
+			}
+			var held struct {
+				Approval struct{ ID string } `json:"approval"`
+			}
+			mustUnmarshal(t, b, &held)
+			me.approve(t, held.Approval.ID)
+			res, b = me.req(t, "POST", me.base+"/subjects/merge", me.mergeBody(`{"full_name":"survivor","phone":"survivor"}`, held.Approval.ID), "", me.admin)
+			if res.StatusCode != 201 {
+				t.Fatalf("approved merge: %d %s", res.StatusCode, b)
+			}
+			if code, errCode := ce.status(t, ce.env, ce.admin, "outreach"); code != 200 {
+				t.Fatalf("ada after the merge, for outreach: %d %s", code, errCode)
+			}
+			res, b = ce.req(t, "GET", ce.base+"/subjects/"+ce.ada+"/consents", "", "", ce.admin)
+			if res.StatusCode != 200 || !strings.Contains(string(b), evidence) || !strings.Contains(string(b), me.king) {
+				t.Fatalf("survivor's consents after the merge: %d %s", res.StatusCode, b)
+			}
+			res, b = ce.req(t, "POST", ce.base+"/subjects/"+me.king+"/consents", consentBody("withdrawn", 0, ""), "", ce.portal)
+			wantError(t, res, b, 404, tutela.ENOTFOUND)
+		})
+	}
+}
