@@ -473,6 +473,23 @@ func testMergeRefusals(t *testing.T, open Opener) {
 		t.Fatalf("refused merges wrote %d audit events", got-events-1)
 	}
 	update(t, k.db, func(tx *sqlstore.Tx) error { _, err := tx.Subjects(tn).ReleaseHold(ctx, k.king, hold.ID); return err })
+	// An open erasure request for either subject refuses it.
+	worker := createUser(t, k.db, tn, "worker@example.org")
+	update(t, k.db, func(tx *sqlstore.Tx) error { return tx.Users(tn).Grant(ctx, worker.ID, "operator", "", nil) })
+	var req *sqlstore.DSR
+	update(t, k.db, func(tx *sqlstore.Tx) (err error) {
+		req, err = tx.DSRs(tn).Create(as(worker), &sqlstore.NewDSR{ID: tutela.NewID(), SubjectID: k.ada, Kind: privacy.DSRErasure},
+			privacy.DefaultDSRPolicy())
+		return err
+	})
+	if _, err := k.merge(sqlstore.MergeRequest{SurvivorID: k.ada, MergedID: k.king, Choices: mergeChoices}); tutela.ErrorCode(err) != tutela.ECONFLICT ||
+		!strings.Contains(err.Error(), "erasure request") {
+		t.Fatalf("merging with an open erasure request: %v", err)
+	}
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.DSRs(tn).Reject(as(worker), req.ID, worker.ID, "identity not verified")
+		return err
+	})
 	// Merged once: neither side can be merged again; an erased subject is not found.
 	k.mustMerge(t)
 	third := k.create(t, tn, map[string]string{"full_name": "Ada Byron"})
