@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ var MergeTests = []Test{
 	{"UnmergeWindowTwiceAndLaterChange", testUnmergeRefusals},
 	{"EraseSurvivorShredsMergedSubject", testMergeEraseSurvivor},
 	{"MergePreviewDiffersAndCounts", testMergePreview},
+	{"MergeConcurrentOppositeWaysOneWins", testMergeConcurrent},
 }
 
 // mergeKit is a consent kit whose store has the vault (merges re-seal in the transaction), the
@@ -653,5 +655,46 @@ func testMergePreview(t *testing.T, open Opener) {
 	}
 	if n := countRows(t, k.db, "subject_merges"); n != 0 {
 		t.Fatal("a preview stored a merge")
+	}
+}
+
+// Two merges of the same pair at once, opposite ways: exactly one runs, the other is a
+// conflict, and the loser's survivor is the winner's merged subject or the other way round,
+// never both merged.
+func testMergeConcurrent(t *testing.T, open Opener) {
+	k := newMergeKit(t, open, "merge-race")
+	choices := map[string]string{"full_name": "survivor", "phone": "survivor", "notes": "survivor"}
+	pairs := [][2]string{{k.ada, k.king}, {k.king, k.ada}}
+	errs := make([]error, len(pairs))
+	var wg sync.WaitGroup
+	for i, p := range pairs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = k.merge(sqlstore.MergeRequest{SurvivorID: p[0], MergedID: p[1], Choices: choices})
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case tutela.ErrorCode(err) != tutela.ECONFLICT:
+			t.Fatalf("the losing merge: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d merges ran, want exactly one (%v)", ok, errs)
+	}
+	if n := countRows(t, k.db, "subject_merges"); n != 1 {
+		t.Fatalf("%d merge records", n)
+	}
+	var merged int
+	if err := k.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM subjects WHERE merged_into IS NOT NULL`).Scan(&merged); err != nil {
+		t.Fatal(err)
+	}
+	if merged != 1 {
+		t.Fatalf("%d subjects marked merged, want 1", merged)
 	}
 }
