@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/dsr"
 	"tutela/files"
 	"tutela/privacy"
 	"tutela/sqlstore"
@@ -66,7 +67,17 @@ func newMergeKit(t *testing.T, open Opener, slug string) *mergeKit {
 		}
 		k.clock.Add(time.Second)
 	}
-	if err := k.record(tn, grant(k.king, "outreach", 2)); err != nil {
+	// king's grant was recorded by a caseworker, with evidence sealed under king's key.
+	kg := grant(k.king, "outreach", 2)
+	kg.RecordedBy, kg.Channel, kg.Evidence = privacy.RecordedByCaseworker, "paper", kingEvidence
+	kpk, err := k.seal.Keys.Open(ctx, tn, k.king, mustWrapped(t, k, k.king))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kg.EvidenceSealed, err = kpk.Seal(privacy.EvidenceField(kg.ID), []byte(kingEvidence)); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.record(tn, kg); err != nil {
 		t.Fatal(err)
 	}
 	k.consent(t, tn, func(c sqlstore.Consent) error { return c.Object(ctx, k.king, "research", "") })
@@ -381,8 +392,21 @@ func testMergeFollowsSurvivor(t *testing.T, open Opener) {
 	if owner, name := k.openFile(t, k.kingFile); owner != k.ada || name != "king-letter.pdf" {
 		t.Fatalf("file after merge: owner %s name %q", owner, name)
 	}
-	// Tokenizing for the merged subject is refused; for the survivor it works.
-	err := k.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	// The survivor's data-subject access package holds king's record, its evidence opened
+	// under king's key.
+	var src *sqlstore.DSRSources
+	if err := k.db.View(ctx, func(tx *sqlstore.Tx) (err error) { src, err = tx.DSRs(tn).PackageSources(ctx, k.ada); return err }); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := dsr.Open(ctx, k.seal.Keys, tn, tutela.NewID(), src, k.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(pkg.Consents, func(c *privacy.ConsentRecord) bool { return c.Evidence == kingEvidence }) {
+		t.Fatal("the survivor's access package lacks the merged subject's consent evidence")
+	}
+	// Tokenizing for the merged subject is refused.
+	err = k.db.Update(ctx, func(tx *sqlstore.Tx) error {
 		_, err := tx.TokenVault(tn, k.tk).Tokenize(ctx, sqlstore.TokenizeRequest{Field: "phone", Kind: privacy.Random, PersonID: k.king, Values: []string{"1"}})
 		return err
 	})
@@ -565,14 +589,21 @@ func testUnmergeRefusals(t *testing.T, open Opener) {
 	}
 }
 
-func mustWrapped(t *testing.T, k *mergeKit, id string) []byte {
+const kingEvidence = "REF-55012 signed form"
+
+func mustWrapped(t *testing.T, k interface {
+	get(string, string) (*sqlstore.SubjectRecord, error)
+	tenantID() string
+}, id string) []byte {
 	t.Helper()
-	rec, err := k.get(k.tenant.ID, id)
+	rec, err := k.get(k.tenantID(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rec.Stored.Wrapped
 }
+
+func (k *subjectKit) tenantID() string { return k.tenant.ID }
 
 func ptr(s string) *string { return &s }
 
