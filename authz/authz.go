@@ -147,10 +147,11 @@ var SensitiveActions = []Action{Export, Delete, Manage, Approve}
 // credential that acts without a second factor and outlives its creator's password, so minting
 // one is as sensitive as adding a secret or key to an existing one (MANAGE); otherwise an
 // administrator whose step-up has lapsed could mint one holding DELETE or MANAGE and act through
-// it (issue 12).
+// it (issue 12). Adding a webhook opens a channel that carries the tenant's events out of
+// Tutela, so it is as sensitive (issue 18).
 func Sensitive(action Action, resource string) bool {
 	return slices.Contains(SensitiveActions, action) ||
-		(action == Create && (resource == ResServiceAccounts || resource == ResOIDCClients))
+		(action == Create && (resource == ResServiceAccounts || resource == ResOIDCClients || resource == ResWebhooks))
 }
 
 // StepUpWindow is how recent a second factor must be for a sensitive action.

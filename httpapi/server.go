@@ -245,6 +245,8 @@ func (s *Server) routesInit() {
 	s.processingRoutes()
 	s.aiAdminRoutes()
 	s.fileRoutes()
+	s.webhookRoutes()
+	s.approvalRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
@@ -254,6 +256,7 @@ func (s *Server) routesInit() {
 		s.consentRoutes()
 		s.dsrRoutes()
 		s.aiRoutes()
+		s.referralRoutes()
 	}
 }
 

@@ -128,4 +128,7 @@ var notAnonymizedTables = map[string]string{
 	"approval_policies":           "production's maker-checker rules name production's roles; staging sets its own",
 	"approval_requests":           "real people's pending and past requests, MACs under production keys",
 	"approval_decisions":          "real people's decisions and comments",
+	"webhooks":                    "production's receivers and their signing secrets: a staging copy must not send events there; staging registers its own",
+	"referrals":                   "which real person was sent to which partner, why, and what came of it",
+	"referral_events":             "the lifecycle of production's referrals of real people",
 }

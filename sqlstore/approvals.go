@@ -65,21 +65,12 @@ func (s Approvals) Policies(ctx context.Context) ([]approvals.Policy, error) {
 // needed approval is the caller's (approvals.Policy.Weakens); that the roles exist is checked
 // here.
 func (s Approvals) SetPolicy(ctx context.Context, p *approvals.Policy, justification string) error {
-	if err := p.Validate(); err != nil {
+	if err := s.CheckPolicy(ctx, *p); err != nil {
 		return err
 	}
 	old, err := s.Policy(ctx, p.Action)
 	if err != nil {
 		return err
-	}
-	roles, err := s.tx.Roles(ctx, s.tenantID)
-	if err != nil {
-		return err
-	}
-	for _, k := range p.ApproverRoles {
-		if !slices.ContainsFunc(roles, func(r *Role) bool { return r.Key == k }) {
-			return tutela.FieldErrorf("approver_roles", "approver_roles names a role the tenant does not have")
-		}
 	}
 	rj, err := json.Marshal(p.ApproverRoles)
 	if err != nil {
@@ -100,6 +91,24 @@ func (s Approvals) SetPolicy(ctx context.Context, p *approvals.Policy, justifica
 		"old": policyDetails(old), "new": policyDetails(*p), "justification": justification})
 }
 
+// CheckPolicy validates p (approvals.Policy.Validate) and checks that its approver roles exist
+// in the tenant (built-in or the tenant's own).
+func (s Approvals) CheckPolicy(ctx context.Context, p approvals.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	roles, err := s.tx.Roles(ctx, s.tenantID)
+	if err != nil {
+		return err
+	}
+	for _, k := range p.ApproverRoles {
+		if !slices.ContainsFunc(roles, func(r *Role) bool { return r.Key == k }) {
+			return tutela.FieldErrorf("approver_roles", "approver_roles names a role the tenant does not have")
+		}
+	}
+	return nil
+}
+
 func policyDetails(p approvals.Policy) map[string]any {
 	return map[string]any{"enabled": p.Enabled, "approver_roles": p.ApproverRoles, "required": p.Required,
 		"ttl_seconds": int64(p.TTL / time.Second)}
@@ -116,14 +125,14 @@ func scanPolicy(row interface{ Scan(...any) error }) (approvals.Policy, error) {
 	return p, json.Unmarshal([]byte(roles), &p.ApproverRoles)
 }
 
-// mac computes a request's parameter MAC under key keyID of the tenant's approvals keyset
-// (keyID 0: the primary key, which it returns).
-func (s Approvals) mac(ctx context.Context, keyID uint32, id, action, targetType, targetID string, params []byte) (uint32, []byte, error) {
+// mac computes a request's parameter MAC under key keyID of the tenant's approvals keyset, or,
+// with primary, under the keyset's primary key, which it returns.
+func (s Approvals) mac(ctx context.Context, primary bool, keyID uint32, id, action, targetType, targetID string, params []byte) (uint32, []byte, error) {
 	vctx, v, err := s.tx.vaultCtx(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	if keyID == 0 {
+	if primary {
 		if keyID, err = v.PRFPrimaryKey(vctx, s.tenantID, vault.PurposeApprovals); err != nil {
 			return 0, nil, err
 		}
@@ -136,7 +145,7 @@ func (s Approvals) mac(ctx context.Context, keyID uint32, id, action, targetType
 // intact reports whether r's stored row still matches its MAC. A key that no longer exists
 // (retired, destroyed) cannot vouch for the row either.
 func (s Approvals) intact(ctx context.Context, r *approvals.Request) (bool, error) {
-	_, want, err := s.mac(ctx, r.KeyID, r.ID, r.Action, r.TargetType, r.TargetID, r.Params)
+	_, want, err := s.mac(ctx, false, r.KeyID, r.ID, r.Action, r.TargetType, r.TargetID, r.Params)
 	if errors.Is(err, vault.ErrUnknownKey) {
 		return false, nil
 	}
@@ -181,7 +190,7 @@ func (s Approvals) Create(ctx context.Context, r *approvals.Request, pol approva
 	r.ApproverRoles, r.Required = slices.Clone(pol.ApproverRoles), pol.Required
 	r.CreatedAt, r.ExpiresAt = s.tx.now, s.tx.now.Add(pol.TTL)
 	r.DecidedAt, r.ExecutedAt, r.Decisions = nil, nil, nil
-	if r.KeyID, r.ParamsMAC, err = s.mac(ctx, 0, r.ID, r.Action, r.TargetType, r.TargetID, r.Params); err != nil {
+	if r.KeyID, r.ParamsMAC, err = s.mac(ctx, true, 0, r.ID, r.Action, r.TargetType, r.TargetID, r.Params); err != nil {
 		return err
 	}
 	roles, err := json.Marshal(r.ApproverRoles)
@@ -515,7 +524,7 @@ func (s Approvals) Execute(ctx context.Context, id string, e Execution) (*approv
 	if e.Action != r.Action || e.TargetType != r.TargetType || e.TargetID != r.TargetID {
 		return nil, approvals.Refusal(approvals.ReasonMismatch, "the approval was given for another action or target")
 	}
-	_, tag, err := s.mac(ctx, r.KeyID, r.ID, e.Action, e.TargetType, e.TargetID, e.Params)
+	_, tag, err := s.mac(ctx, false, r.KeyID, r.ID, e.Action, e.TargetType, e.TargetID, e.Params)
 	if err != nil {
 		return nil, err
 	}

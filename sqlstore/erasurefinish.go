@@ -25,6 +25,8 @@ import (
 //     password hash, and, having no key, could not be read.
 //   - a subject's files become erased (eraseSubjectFiles): no name, hash or data key left, links
 //     revoked, one purge job per blob.
+//   - a subject's referrals lose their free texts and live ones are cancelled
+//     (eraseSubjectReferrals).
 //
 // It is idempotent and reports whether it changed anything: a person already finished, or
 // whose row the database never had (created after the backup), changes nothing.
@@ -54,7 +56,12 @@ func (tx *Tx) finishErasure(ctx context.Context, tenantID, personID, kind string
 	// The subject's files: their data keys went with the subject's key; erasing them removes
 	// the leftovers (names, hashes, links, blobs).
 	nfiles, err := tx.eraseSubjectFiles(ctx, tenantID, personID)
-	return n > 0 || nfiles > 0, err
+	if err != nil {
+		return false, err
+	}
+	// Their referrals: what was written about them goes, live ones are cancelled.
+	nrefs, err := tx.eraseSubjectReferrals(ctx, tenantID, personID)
+	return n > 0 || nfiles > 0 || nrefs > 0, err
 }
 
 // repairErasure finishes the erasure the ledger records for a person, if it records one: a

@@ -85,3 +85,17 @@ func (tx *Tx) LinkPerson(ctx context.Context, tenantID, userID, sameAs, justific
 	return true, tx.Record(ctx, "user.person_linked", tenantID, "user", userID, "", map[string]any{
 		"same_as": sameAs, "justification": justification})
 }
+
+// ServiceAccountCreator returns the user recorded as having created the tenant's service
+// account ("" when none did).
+func (tx *Tx) ServiceAccountCreator(ctx context.Context, tenantID, id string) (string, error) {
+	if !tutela.ValidID(tenantID) || !tutela.ValidID(id) {
+		return "", tutela.Errorf(tutela.ENOTFOUND, "service account not found")
+	}
+	var creator string
+	err := tx.queryRow(ctx, `SELECT created_by FROM service_accounts WHERE tenant_id = $1 AND id = $2`, tenantID, id).Scan(&creator)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", tutela.Errorf(tutela.ENOTFOUND, "service account not found")
+	}
+	return creator, err
+}

@@ -22,6 +22,7 @@ import (
 
 	"tutela"
 	"tutela/ai"
+	"tutela/egress"
 )
 
 // Limits of the client.
@@ -99,7 +100,7 @@ func New(opt Options) *Client {
 		t.MaxIdleConnsPerHost = 32
 		t.MaxResponseHeaderBytes = 64 << 10
 		t.TLSHandshakeTimeout = 10 * time.Second
-		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialGuard(opt.PrivateNetworks)}
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: egress.Control(opt.PrivateNetworks)}
 		t.DialContext = d.DialContext
 		rt = t
 	}
@@ -301,7 +302,7 @@ func (c *Client) judge(ctx context.Context, a *attempt, resp *http.Response, err
 		case a.timedOut.Load():
 			return verdict{err: timeoutError(a.seconds, err), final: true}
 		}
-		if errors.Is(err, errPrivateAddress) {
+		if errors.Is(err, egress.ErrNonPublic) {
 			return verdict{err: &tutela.Error{Code: tutela.EUPSTREAM, Err: err,
 				Message: "the provider's address is not public; the operator may allow its network with ai.private_networks"}}
 		}

@@ -246,12 +246,16 @@ func (m *Main) rewrapSources() []rewrapSource {
 		{vault.PurposeTokens, sqlstore.TokenDigestSource(db)},
 		// AI gateway (issue 16).
 		{vault.PurposeAIKeys, sqlstore.AIKeysSource(db)},
+		// Webhook signing secrets (issue 18).
+		{vault.PurposeWebhooks, sqlstore.WebhookSecretsSource(db)},
 	}
 	for _, src := range sqlstore.FilesSources(db) { // safe file intake (issue 17)
 		srcs = append(srcs, rewrapSource{vault.PurposeFiles, src})
 	}
 	// Download-link tokens are never stored: retiring the old key revokes the links it signed.
 	srcs = append(srcs, rewrapSource{vault.PurposeFileLinks, sqlstore.FileLinkKeysSource()})
+	// Referral tokens neither (issue 18): retiring the old key ends the referrals it signed.
+	srcs = append(srcs, rewrapSource{vault.PurposeReferrals, sqlstore.ReferralKeysSource()})
 	for _, src := range sqlstore.PersonalDataSources(db) {
 		srcs = append(srcs, rewrapSource{vault.PurposePersonalData, src})
 	}

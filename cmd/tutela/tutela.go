@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 	"tutela/mfa"
+	"tutela/notify"
 	"tutela/oidc"
 	"tutela/web"
 
@@ -71,6 +72,9 @@ type Main struct {
 	acceptIssuerChange bool
 	// lastPurge is when this node last ran the retention sweep; only maintenance touches it.
 	lastPurge time.Time
+	// sweepApprovals expires approval requests past their time and reminds approvers half way
+	// (httpapi.Server.SweepApprovals); nil until Serve builds the API.
+	sweepApprovals func(context.Context) (sqlstore.Sweep, error)
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
@@ -141,8 +145,8 @@ func (m *Main) breachChecker() (password.Checker, error) {
 
 // maintenance runs every minute: it rotates and reloads the access-token signing keys, so keys
 // created by other nodes are picked up and rotation happens on schedule, rotates keysets that
-// are due, closes access reviews whose deadline has passed and, hourly, purges data past its
-// retention. Every node runs it, so each step must tolerate the others running it at the same
+// are due, closes access reviews whose deadline has passed, expires approval requests and
+// reminds their approvers and, hourly, purges data past its retention. Every node runs it, so each step must tolerate the others running it at the same
 // time.
 func (m *Main) maintenance(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
@@ -169,8 +173,25 @@ func (m *Main) maintenance(ctx context.Context) {
 			if n > 0 {
 				m.Logger.Info("closed access reviews at their deadline", "count", n)
 			}
+			m.sweepApprovalsDue(ctx)
 			m.purgeDue(ctx, m.DB.Now())
 		}
+	}
+}
+
+// sweepApprovalsDue runs the approval sweep every minute on every node: one indexed query when
+// nothing is due, and each request is expired or reminded once however many nodes sweep.
+func (m *Main) sweepApprovalsDue(ctx context.Context) {
+	if m.sweepApprovals == nil {
+		return
+	}
+	sw, err := m.sweepApprovals(ctx)
+	if err != nil {
+		m.Logger.Error("approval sweep", "err", err)
+		return
+	}
+	if len(sw.Expired) > 0 || len(sw.Reminders) > 0 {
+		m.Logger.Info("approval sweep", "expired", len(sw.Expired), "reminded", len(sw.Reminders))
 	}
 }
 
@@ -452,6 +473,13 @@ func (m *Main) Listen(ctx context.Context) error {
 	// durable queue and the identity service's mail path. Validate has checked the policy.
 	dsrPolicy, _ := cfg.DSRPolicy()
 	(&dsr.Notifier{DB: m.DB, Mail: ids, Log: m.Logger}).Register(m.jobs)
+	// Event notifications (issue 18): e-mail to users and signed webhook deliveries, queued by
+	// notify.Enqueue in the transaction of the change they report. Deliveries reach only public
+	// addresses (no setting widens that).
+	if err := notify.Register(m.jobs, m.DB, mailer, nil, notify.Options{Log: m.Logger}); err != nil {
+		ln.Close()
+		return err
+	}
 	// The OpenID Provider library logs through slog's default logger: make it this one, so
 	// its lines are JSON like every other.
 	slog.SetDefault(m.Logger)
@@ -490,6 +518,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
 		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
 	})
+	m.sweepApprovals = api.SweepApprovals
 	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)

@@ -515,6 +515,7 @@ func testApprovalsTampered(t *testing.T, open Opener) {
 		`UPDATE approval_requests SET params = '{"role":"super_admin"}' WHERE id = $1`,
 		`UPDATE approval_requests SET target_id = 'u-2' WHERE id = $1`,
 		`UPDATE approval_requests SET action = 'dsr.erasure' WHERE id = $1`,
+		`UPDATE approval_requests SET key_id = key_id + 1 WHERE id = $1`, // a key the keyset does not hold
 	} {
 		r := k.request(t, k.a, k.requester, 1, map[string]any{"role": "auditor"})
 		if _, err := k.db.SQL().ExecContext(ctx, change, r.ID); err != nil {

@@ -1,4 +1,9 @@
-package upstream
+// Package egress guards outbound connections to addresses that tenants or customers give
+// (an AI provider's base URL, a webhook endpoint): such a URL must not turn Tutela into a way
+// to reach the deployment's internal services (SSRF, OWASP ASVS 5.0 1.3.6 / CWE-918). The
+// check runs on the address actually dialled, after DNS resolution, so a name that resolves to
+// an internal address, or re-resolves to one later (DNS rebinding), is refused too.
+package egress
 
 import (
 	"errors"
@@ -7,9 +12,8 @@ import (
 	"syscall"
 )
 
-// errPrivateAddress refuses a connection to a non-public address that Options.PrivateNetworks
-// does not allow.
-var errPrivateAddress = errors.New("upstream: refused to connect to a non-public address")
+// ErrNonPublic refuses a connection to a non-public address outside the allowed networks.
+var ErrNonPublic = errors.New("egress: refused to connect to a non-public address")
 
 // nonPublic are the IPv4 ranges besides what netip classifies that reach no public host:
 // "this network", shared address space (RFC 6598, carrier-grade NAT, often internal
@@ -59,14 +63,13 @@ func Public(a netip.Addr) bool {
 	return true
 }
 
-// dialGuard is a net.Dialer Control that refuses every non-public address outside allow. It runs
-// on the address actually dialled (after resolution), so a hostname that resolves to an
-// internal address, or re-resolves to one later (DNS rebinding), is refused too.
-func dialGuard(allow []netip.Prefix) func(network, address string, _ syscall.RawConn) error {
+// Control is a net.Dialer Control that refuses every non-public address outside allow (an error
+// wrapping ErrNonPublic). It sees the address being dialled, after resolution.
+func Control(allow []netip.Prefix) func(network, address string, _ syscall.RawConn) error {
 	return func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
-			return errPrivateAddress
+			return ErrNonPublic
 		}
 		a := ap.Addr().Unmap().WithZone("")
 		if Public(a) {
@@ -77,6 +80,6 @@ func dialGuard(allow []netip.Prefix) func(network, address string, _ syscall.Raw
 				return nil
 			}
 		}
-		return fmt.Errorf("%w: %s", errPrivateAddress, a)
+		return fmt.Errorf("%w: %s", ErrNonPublic, a)
 	}
 }

@@ -1,0 +1,44 @@
+package sqlstore_test
+
+import (
+	"context"
+	"testing"
+
+	"tutela"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+	"tutela/webhooks"
+)
+
+// The webhooks table (migration 00033) carries row-level security: a runtime role scoped to
+// tenant A sees none of B's endpoints (nor their sealed secrets), even with a query that forgets
+// the tenant.
+func TestRLS_WebhooksSeeOnlyTheirTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, dsn := sqltest.OpenDSN(t, sqlstore.Postgres, sqlstore.Options{})
+	ids := map[string]string{}
+	for _, slug := range []string{"a", "b"} {
+		tn := &tutela.Tenant{Slug: slug, Name: slug, Region: "eu"}
+		if err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+			if err := tx.CreateTenant(ctx, tn); err != nil {
+				return err
+			}
+			_, err := tx.Webhooks(tn.ID).Create(ctx, &webhooks.Webhook{URL: "https://hooks.example.org/" + slug, Events: []string{"*"}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids[slug] = tn.ID
+	}
+	rt, _ := runtimeRole(t, db, dsn, "webhooks")
+	if n := countAs(t, rt, "webhooks", ids["a"]); n != 1 {
+		t.Errorf("tenant A sees %d webhooks, want its own 1", n)
+	}
+	if n := countAs(t, rt, "webhooks", ""); n != 0 {
+		t.Errorf("an unscoped transaction sees %d webhooks, want 0", n)
+	}
+	if n := countAs(t, rt, "webhooks", "*"); n != 2 {
+		t.Errorf("platform scope sees %d webhooks, want 2", n)
+	}
+}
