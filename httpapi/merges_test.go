@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"tutela"
-	"tutela/approvals"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -31,16 +30,13 @@ func newMergeEnv(t *testing.T, d sqlstore.Dialect) *mergeEnv {
 	return me
 }
 
-// approve records the second administrator's approval of request id (the decisions endpoint
-// is the approvals engine's own; its rules are tested there).
+// approve has the second administrator approve request id through the approvals API.
 func (me *mergeEnv) approve(t *testing.T, id string) {
 	t.Helper()
-	if err := me.db.Update(context.Background(), func(tx *sqlstore.Tx) error {
-		_, err := tx.Approvals(me.tenant.ID).Decide(context.Background(), id, sqlstore.Decision{UserID: me.approverID,
-			Verdict: approvals.Approve, Comment: "checked the registry"})
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	tok := me.login(t, "acme", "approver@example.org", pw, "").AccessToken
+	res, b := me.req(t, "POST", me.base+"/approvals/"+id+"/decisions", `{"verdict":"approve","comment":"checked the registry"}`, "", tok)
+	if res.StatusCode != 200 {
+		t.Fatalf("approve: %d %s", res.StatusCode, b)
 	}
 }
 
