@@ -30,6 +30,7 @@ var MergeTests = []Test{
 	{"EraseSurvivorShredsMergedSubject", testMergeEraseSurvivor},
 	{"MergePreviewDiffersAndCounts", testMergePreview},
 	{"MergeConcurrentOppositeWaysOneWins", testMergeConcurrent},
+	{"MergeRetentionFollowsSurvivor", testMergeRetention},
 }
 
 // mergeKit is a consent kit whose store has the vault (merges re-seal in the transaction), the
@@ -727,5 +728,30 @@ func testMergeConcurrent(t *testing.T, open Opener) {
 	}
 	if merged != 1 {
 		t.Fatalf("%d subjects marked merged, want 1", merged)
+	}
+}
+
+// The merged subject leaves the retention schedule (its own retain_until is gone); the
+// survivor's expiry erases both, and nothing is erased twice.
+func testMergeRetention(t *testing.T, open Opener) {
+	k := newMergeKit(t, open, "merge-retention")
+	k.mustMerge(t)
+	k.clock.Add(20 * 365 * 24 * time.Hour) // past every field's retention
+	run, err := k.db.RunRetentionSchedule(ctx, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Erased != 1 || run.Failed != 0 {
+		t.Fatalf("retention run: %+v, want the survivor erased (with what was merged into it)", run)
+	}
+	var ledger []*sqlstore.Erasure
+	if err := k.db.View(ctx, func(tx *sqlstore.Tx) (err error) { ledger, err = tx.Erasures(ctx, k.tenant.ID, "", 10); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(ledger) != 2 || ledger[0].Trigger != sqlstore.ErasureRetention || ledger[1].Trigger != sqlstore.ErasureRetention {
+		t.Fatalf("ledger after retention: %d entries", len(ledger))
+	}
+	if run, err := k.db.RunRetentionSchedule(ctx, 0, false); err != nil || run.Erased != 0 || run.Failed != 0 {
+		t.Fatalf("second run: %+v %v", run, err)
 	}
 }
