@@ -233,7 +233,17 @@ type Privacy struct {
 	// (docs/backup.md, "Erasure reaches backups"); keep it synced off the database host.
 	// Empty means <data_dir>/erasures.
 	ErasureLedgerDir string `koanf:"erasure_ledger_dir"`
+	// UnmergeWindow is how long an identity merge can be undone (docs/merge.md). Until then the
+	// merged subject's data stays under its own key, and what the merge replaced is kept: a
+	// longer window keeps more of a record nobody reads. Between 1h and 365 days.
+	UnmergeWindow time.Duration `koanf:"unmerge_window"`
 }
+
+// Bounds of privacy.unmerge_window.
+const (
+	MinUnmergeWindow = time.Hour
+	MaxUnmergeWindow = 365 * 24 * time.Hour
+)
 
 // Retention bounds how long personal and credential data outside the audit log is kept (ASVS
 // 5.0 14.2.4, 14.2.7); every node sweeps it hourly (sqlstore.DB.PurgeExpired). Each duration
@@ -306,7 +316,8 @@ func Default() *Config {
 		Audit: Audit{CheckpointInterval: time.Second, Retention: 2 * 365 * 24 * time.Hour},
 		Retention: Retention{LoginHistory: 90 * 24 * time.Hour, SecurityEvents: 365 * 24 * time.Hour,
 			EndedSessions: 30 * 24 * time.Hour, UsedTokens: 24 * time.Hour, DeadJobs: 30 * 24 * time.Hour},
-		Vault: Vault{CacheTTL: 5 * time.Minute},
+		Vault:   Vault{CacheTTL: 5 * time.Minute},
+		Privacy: Privacy{UnmergeWindow: 30 * 24 * time.Hour},
 		// 9464 is the Prometheus exporter port OpenTelemetry uses; 9090 is Prometheus's own.
 		Metrics: Metrics{Addr: "127.0.0.1:9464"},
 		DSR:     defaultDSR(),
@@ -386,6 +397,7 @@ var envVars = []struct {
 	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
 	{"TUTELA_AUDIT_RETENTION", "audit.retention", kindDuration},
 	{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR", "privacy.erasure_ledger_dir", kindString},
+	{"TUTELA_PRIVACY_UNMERGE_WINDOW", "privacy.unmerge_window", kindDuration},
 	{"TUTELA_DSR_PERIODS", "dsr.periods", kindList},
 	{"TUTELA_DSR_DEFAULT_JURISDICTION", "dsr.default_jurisdiction", kindString},
 	{"TUTELA_DSR_REMINDERS", "dsr.reminders", kindList},
@@ -791,6 +803,9 @@ func (c *Config) Validate() error {
 		p.add("audit.checkpoint_url: must be an https URL (http only on loopback)")
 	}
 	c.validateRetention(&p)
+	if w := c.Privacy.UnmergeWindow; w < MinUnmergeWindow || w > MaxUnmergeWindow {
+		p.add("privacy.unmerge_window: must be between 1h and 8760h (365 days), such as 720h")
+	}
 	c.validateVault(&p)
 	c.validateMetrics(&p)
 	c.validateResidency(&p)

@@ -282,6 +282,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUDIT_CHECKPOINT_URL=https://witness.example.org/in", func(c *Config) any { return c.Audit.CheckpointURL }, "https://witness.example.org/in"},
 		{"TUTELA_AUDIT_RETENTION=8760h", func(c *Config) any { return c.Audit.Retention }, 8760 * time.Hour},
 		{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR=/mnt/ledger", func(c *Config) any { return c.Privacy.ErasureLedgerDir }, "/mnt/ledger"},
+		{"TUTELA_PRIVACY_UNMERGE_WINDOW=168h", func(c *Config) any { return c.Privacy.UnmergeWindow }, 168 * time.Hour},
 		{"TUTELA_AI_PRIVATE_NETWORKS=10.20.0.0/16,127.0.0.1/32", func(c *Config) any { return c.AI.PrivateNetworks }, []string{"10.20.0.0/16", "127.0.0.1/32"}},
 		{"TUTELA_FILES_BACKEND=s3", func(c *Config) any { return c.Files.Backend }, "s3"},
 		{"TUTELA_FILES_DIR=/srv/tutela-files", func(c *Config) any { return c.Files.Dir }, "/srv/tutela-files"},
@@ -559,6 +560,11 @@ func TestValidate_Ranges(t *testing.T) {
 		want   string // "" means valid
 	}{
 		{"body limit at minimum", func(c *Config) { c.HTTP.BodyLimit = 1 << 10 }, ""},
+		{"unmerge window at minimum", func(c *Config) { c.Privacy.UnmergeWindow = time.Hour }, ""},
+		{"unmerge window at maximum", func(c *Config) { c.Privacy.UnmergeWindow = 365 * 24 * time.Hour }, ""},
+		{"unmerge window too short", func(c *Config) { c.Privacy.UnmergeWindow = time.Hour - time.Second }, "privacy.unmerge_window"},
+		{"unmerge window unset", func(c *Config) { c.Privacy.UnmergeWindow = 0 }, "privacy.unmerge_window"},
+		{"unmerge window too long", func(c *Config) { c.Privacy.UnmergeWindow = 365*24*time.Hour + time.Second }, "privacy.unmerge_window"},
 		{"body limit at maximum", func(c *Config) { c.HTTP.BodyLimit = 64 << 20 }, ""},
 		{"body limit below minimum", func(c *Config) { c.HTTP.BodyLimit = 1<<10 - 1 }, "http.body_limit"},
 		{"body limit above maximum", func(c *Config) { c.HTTP.BodyLimit = 64<<20 + 1 }, "http.body_limit"},

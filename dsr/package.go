@@ -99,11 +99,21 @@ func Open(ctx context.Context, keys privacy.Keys, tenantID, requestID string, sr
 	}
 	p.Subject = PackageSubject{ID: src.Subject.ID, CreatedAt: src.Subject.CreatedAt, UpdatedAt: src.Subject.UpdatedAt,
 		RetainUntil: src.Subject.RetainUntil, Values: values}
+	// A survivor's history holds the records of the subjects merged into it (identity merge),
+	// their evidence sealed under those subjects' own keys.
+	opened := map[string]*privacy.PersonKey{st.SubjectID: pk}
 	for _, c := range src.Consents {
 		cc := *c
 		cc.ActorID = sc.id(c.ActorID)
 		if len(c.EvidenceSealed) > 0 {
-			ev, err := pk.Open(privacy.EvidenceField(c.ID), c.EvidenceSealed)
+			rpk, ok := opened[c.SubjectID]
+			if !ok {
+				if rpk, err = keys.Open(ctx, tenantID, c.SubjectID, src.MergedKeys[c.SubjectID]); err != nil {
+					return nil, fmt.Errorf("consent record %s: %w", c.ID, err)
+				}
+				opened[c.SubjectID] = rpk
+			}
+			ev, err := rpk.Open(privacy.EvidenceField(c.ID), c.EvidenceSealed)
 			if err != nil {
 				return nil, fmt.Errorf("consent record %s: %w", c.ID, err)
 			}

@@ -75,12 +75,34 @@ func (s *Server) getConsents(w http.ResponseWriter, r *http.Request, p *tutela.P
 		}
 		opened := 0
 		latest := map[string]*privacy.ConsentRecord{}
+		// A survivor's history holds the records of the subjects merged into it, their evidence
+		// sealed under those subjects' own keys (kept until they are erased with the survivor).
+		keys := map[string]*privacy.PersonKey{id: pk}
+		keyOf := func(subjectID string) (*privacy.PersonKey, error) {
+			if k, ok := keys[subjectID]; ok || pk == nil {
+				return k, nil
+			}
+			w, err := tx.PersonKeys(t.ID).Get(r.Context(), subjectID)
+			if err != nil {
+				return nil, err
+			}
+			k, err := s.subjects().Keys.Open(r.Context(), t.ID, subjectID, w)
+			if privacy.IsErased(err) {
+				k, err = nil, nil
+			}
+			keys[subjectID] = k
+			return k, err
+		}
 		out.SubjectID, out.Records = id, make([]consentRecordView, 0, len(history))
 		for _, rec := range history {
 			v := consentRecordView{ConsentRecord: rec, EvidencePresent: len(rec.EvidenceSealed) > 0}
-			if pk != nil && v.EvidencePresent {
+			rpk, err := keyOf(rec.SubjectID)
+			if err != nil {
+				return err
+			}
+			if rpk != nil && v.EvidencePresent {
 				// A value that does not open (moved from another record) is left out, not shown.
-				if pt, err := pk.Open(privacy.EvidenceField(rec.ID), rec.EvidenceSealed); err == nil {
+				if pt, err := rpk.Open(privacy.EvidenceField(rec.ID), rec.EvidenceSealed); err == nil {
 					rec.Evidence = string(pt)
 					opened++
 				}

@@ -59,6 +59,9 @@ type Deps struct {
 	// DSR is the data-subject request deadline policy (config dsr.*); the zero value is
 	// privacy.DefaultDSRPolicy.
 	DSR privacy.DSRPolicy
+	// UnmergeWindow is how long an identity merge can be undone (config privacy.unmerge_window);
+	// zero is DefaultUnmergeWindow.
+	UnmergeWindow time.Duration
 	// Hosted serves each tenant's OpenID Provider and hosted pages (/t/{tenant}/...) at the
 	// HostedPatterns, behind the same middleware as the API (request ID, limits, audit).
 	Hosted         http.Handler
@@ -248,6 +251,7 @@ func (s *Server) routesInit() {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))
 		s.subjectRoutes()
+		s.mergeRoutes()
 		s.subjectMinimizedRoutes()
 		s.consentRoutes()
 		s.dsrRoutes()

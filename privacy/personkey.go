@@ -7,10 +7,11 @@ package privacy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 
-	"github.com/tink-crypto/tink-go/v2/aead/subtle"
+	tinksubtle "github.com/tink-crypto/tink-go/v2/aead/subtle"
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"tutela/vault"
@@ -70,7 +71,7 @@ type PersonKey struct {
 }
 
 func newPersonKey(tenantID, personID string, raw []byte) (*PersonKey, error) {
-	a, err := subtle.NewAESGCM(raw)
+	a, err := tinksubtle.NewAESGCM(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -104,3 +105,33 @@ func (*PersonKey) String() string   { return "privacy.PersonKey[redacted]" }
 func (*PersonKey) GoString() string { return "privacy.PersonKey[redacted]" }
 
 func isNoKeyset(err error) bool { return errors.Is(err, vault.ErrNoKeyset) }
+
+// Rekey moves a value sealed as field of one person to another: it opens ct under from and
+// seals the plaintext under to, for the same field, so the plaintext never leaves this package
+// (an identity merge hands the merged subject's values, tokens and files to the survivor). A
+// value that does not open under from is ErrDecrypt.
+func Rekey(from, to *PersonKey, field string, ct []byte) ([]byte, error) {
+	pt, err := from.Open(field, ct)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pt)
+	return to.Seal(field, pt)
+}
+
+// EqualSealed reports whether a's and b's values of field, each sealed under its own person's key,
+// hold the same plaintext (compared in constant time): what an identity merge's preview asks
+// of every field, without handing either value out. A value that does not open is ErrDecrypt.
+func EqualSealed(a, b *PersonKey, field string, cta, ctb []byte) (bool, error) {
+	pa, err := a.Open(field, cta)
+	if err != nil {
+		return false, err
+	}
+	defer clear(pa)
+	pb, err := b.Open(field, ctb)
+	if err != nil {
+		return false, err
+	}
+	defer clear(pb)
+	return subtle.ConstantTimeCompare(pa, pb) == 1, nil
+}

@@ -17,6 +17,7 @@ const (
 	anonReset     = "left at its default: credentials and sign-in state are set up in staging"
 	anonDefault   = "left at its default: each account its own person, in no partner organisation (the links and partners are not copied)"
 	anonSimulate  = "simulation: a staging copy sends no webhook and shares nothing with, or refers no one to, a partner"
+	anonUnmerged  = "left at its default (not merged): subjects merged into another are not copied (Subjects.List leaves them out), and the merges are not copied"
 	anonLegacy    = "empty, as for every user since migration 00018 (data in the sealed columns)"
 )
 
@@ -48,7 +49,7 @@ var anonymizedTables = map[string]map[string]string{
 		"wrapped": anonCopyKey, "kek_uri": anonCopyKey, "key_info": anonCopyKey, "created_at": anonCopyKey, "rotated_at": anonCopyKey,
 		"updated_at": anonCopyKey},
 	"subjects": {"id": anonNewID, "tenant_id": anonCopied, "created_by": anonMappedID, "created_at": anonNow, "updated_at": anonNow,
-		"retain_until": anonNow, "erased_at": anonReset},
+		"retain_until": anonNow, "erased_at": anonReset, "merged_into": anonUnmerged, "merged_at": anonUnmerged},
 	"subject_values": {"tenant_id": anonCopied, "subject_id": anonNewID, "field": anonCopied, "ciphertext": anonSynthetic,
 		"updated_at": anonNow},
 	"subject_index": {"tenant_id": anonCopied, "field": anonCopied, "key_id": anonCopyKey, "digest": anonCopyKey,
@@ -91,6 +92,8 @@ var notAnonymizedTables = map[string]string{
 	"jobs":                        "queued work for real people (sealed mail payloads)",
 	"erasures":                    "the erasure ledger names real people's IDs and reasons",
 	"subject_holds":               "legal holds: free-text reasons may name the person",
+	"subject_merges":              "identity merges link real people's records, with free-text justifications",
+	"subject_merge_saved":         "values, digests, tokens and file keys sealed under production keys, kept for unmerging",
 	"subject_exports":             "exports hold real values sealed under production keys",
 	"tokens":                      "tokens are pseudonyms derived under production keys: they would link back",
 	"token_values":                "values sealed under production keys",

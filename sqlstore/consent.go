@@ -147,11 +147,12 @@ func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 	var action sql.NullString
 	var version sql.NullInt64
 	var restricted, objected bool
-	var live sql.NullBool // NULL: no such subject in this tenant; false: erased
+	var live sql.NullInt64 // NULL: no such subject in this tenant; 0: erased; 2: merged into another
 	err := c.tx.queryRow(ctx, `SELECT p.lawful_basis, p.consent_min_version, cs.action, cs.notice_version,
 		EXISTS (SELECT 1 FROM subject_restrictions r WHERE r.tenant_id = $1 AND r.subject_id = $2),
 		EXISTS (SELECT 1 FROM subject_objections o WHERE o.tenant_id = $1 AND o.subject_id = $2 AND o.purpose = $3),
-		(SELECT s.erased_at IS NULL FROM subjects s WHERE s.tenant_id = $1 AND s.id = $2)
+		(SELECT CASE WHEN s.erased_at IS NOT NULL THEN 0 WHEN s.merged_into IS NOT NULL THEN 2 ELSE 1 END
+			FROM subjects s WHERE s.tenant_id = $1 AND s.id = $2)
 		FROM processing_purposes p
 		LEFT JOIN consent_state cs ON cs.tenant_id = p.tenant_id AND cs.subject_id = $2 AND cs.purpose = p.name
 		WHERE p.tenant_id = $1 AND p.name = $3`, c.tenantID, subjectID, purpose).
@@ -167,8 +168,11 @@ func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 		// Fail closed: a purpose on another basis would otherwise allow a subject that is not
 		// (or no longer) there.
 		return errSubjectNotFound
-	case !live.Bool:
+	case live.Int64 == 0:
 		return ErrSubjectErased
+	case live.Int64 == 2:
+		// The survivor holds its consents now (SubjectMerges.Merge moved them).
+		return ErrSubjectMerged
 	case restricted:
 		return tutela.Errorf(tutela.ERESTRICTED, "processing of this subject is restricted: only storage is allowed until the restriction is lifted")
 	case objected:
@@ -283,12 +287,15 @@ func (c Consent) Record(ctx context.Context, rec *privacy.ConsentRecord) error {
 
 // History returns the subject's consent records, oldest first, with their sealed evidence. It
 // serves erased subjects too: the history proves what consent there was (GDPR Art. 7(1)); their
-// evidence no longer opens.
+// evidence no longer opens. A survivor's history includes the records of the subjects merged
+// into it (they stay under the merged subject's ID: the history is append-only); each record's
+// SubjectID says whose key seals its evidence.
 func (c Consent) History(ctx context.Context, subjectID string) ([]*privacy.ConsentRecord, error) {
 	if !tutela.ValidID(subjectID) || !tutela.ValidID(c.tenantID) {
 		return []*privacy.ConsentRecord{}, nil
 	}
-	rows, err := c.tx.query(ctx, `SELECT `+consentCols+` FROM consent_records WHERE tenant_id = $1 AND subject_id = $2
+	rows, err := c.tx.query(ctx, `SELECT `+consentCols+` FROM consent_records WHERE tenant_id = $1 AND (subject_id = $2
+		OR subject_id IN (SELECT m.id FROM subjects m WHERE m.tenant_id = $1 AND m.merged_into = $2))
 		ORDER BY recorded_at, id`, c.tenantID, subjectID)
 	if err != nil {
 		return nil, err

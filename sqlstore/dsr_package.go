@@ -35,8 +35,11 @@ func (r DSRs) Object(ctx context.Context, d *DSR) error {
 // may tip off an investigation (GDPR Art. 23 allows withholding them), so the package leaves
 // holds out and says so in its README.
 type DSRSources struct {
-	Subject     *SubjectRecord
-	Consents    []*privacy.ConsentRecord
+	Subject  *SubjectRecord
+	Consents []*privacy.ConsentRecord
+	// MergedKeys are the wrapped keys of the subjects merged into this one whose consent
+	// records are among Consents (their evidence is sealed under those keys), by subject ID.
+	MergedKeys  map[string][]byte
 	Objections  []*Objection
 	Restriction *Restriction
 	Requests    []*DSR
@@ -65,6 +68,15 @@ func (r DSRs) PackageSources(ctx context.Context, subjectID string) (*DSRSources
 	c := r.tx.Consent(r.tenantID)
 	if src.Consents, err = c.History(ctx, subjectID); err != nil {
 		return nil, err
+	}
+	src.MergedKeys = map[string][]byte{}
+	for _, rec := range src.Consents {
+		if _, ok := src.MergedKeys[rec.SubjectID]; ok || rec.SubjectID == subjectID {
+			continue
+		}
+		if src.MergedKeys[rec.SubjectID], err = r.tx.PersonKeys(r.tenantID).Get(ctx, rec.SubjectID); err != nil {
+			return nil, err
+		}
 	}
 	if src.Objections, err = c.Objections(ctx, subjectID); err != nil {
 		return nil, err

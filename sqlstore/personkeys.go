@@ -100,6 +100,9 @@ var personData = []struct{ table, column string }{
 	// request row and its steps stay (IDs and times: the record that the request was answered).
 	{"dsr_texts", "subject_id"},
 	{"dsr_packages", "subject_id"},
+	// What an identity merge replaced or moved, kept for unmerging (sealed under this person's
+	// key, and blind-index digests).
+	{"subject_merge_saved", "person_id"},
 }
 
 // personDataFirst runs before the deletions above, with the same (tenant, person) arguments:

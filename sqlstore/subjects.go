@@ -24,6 +24,9 @@ type Subject struct {
 	UpdatedAt   time.Time  `json:"updated_at"`
 	RetainUntil *time.Time `json:"retain_until,omitempty"`
 	ErasedAt    *time.Time `json:"erased_at,omitempty"`
+	// MergedInto is the survivor this subject was merged into (identity merge): such a subject
+	// is never returned by reads, only by the merge records.
+	MergedInto string `json:"-"`
 }
 
 // SubjectRecord is a subject with what privacy.Subjects.Open needs: its wrapped key and its
@@ -60,27 +63,42 @@ var (
 	// ErrSubjectErased is the answer for any use of an erased subject: its data no longer
 	// exists. Same code as a missing subject (404), with its own message.
 	ErrSubjectErased = tutela.Errorf(tutela.ENOTFOUND, "subject was erased")
+	// ErrSubjectMerged is the answer for any use of a subject merged into another (identity
+	// merge): not found, without naming the survivor (a reader of one record learns nothing of
+	// another). The merge records (SubjectMerges) name it for those who may merge.
+	ErrSubjectMerged = tutela.Errorf(tutela.ENOTFOUND, "subject was merged into another subject")
 )
 
 // maxHoldReason bounds a hold's reason, in bytes.
 const maxHoldReason = 500
 
-const subjectCols = `id, tenant_id, created_by, created_at, updated_at, retain_until, erased_at`
+const subjectCols = `id, tenant_id, created_by, created_at, updated_at, retain_until, erased_at, merged_into`
 
 func scanSubject(sc interface{ Scan(...any) error }) (*Subject, error) {
 	var s Subject
 	var retain, erased sql.NullTime
-	if err := sc.Scan(&s.ID, &s.TenantID, &s.CreatedBy, &s.CreatedAt, &s.UpdatedAt, &retain, &erased); err != nil {
+	var merged sql.NullString
+	if err := sc.Scan(&s.ID, &s.TenantID, &s.CreatedBy, &s.CreatedAt, &s.UpdatedAt, &retain, &erased, &merged); err != nil {
 		return nil, err
 	}
+	s.MergedInto = merged.String
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 	s.RetainUntil, s.ErasedAt = optTime(retain), optTime(erased)
 	return &s, nil
 }
 
 // subject reads one live subject (lock: a row lock clause, PostgreSQL only). Missing or in
-// another tenant: not found; erased: ErrSubjectErased.
+// another tenant: not found; erased: ErrSubjectErased; merged into another: ErrSubjectMerged.
 func (r Subjects) subject(ctx context.Context, id, lock string) (*Subject, error) {
+	s, err := r.anySubject(ctx, id, lock)
+	if err == nil && s.MergedInto != "" {
+		return nil, ErrSubjectMerged
+	}
+	return s, err
+}
+
+// anySubject is subject that also returns a subject merged into another.
+func (r Subjects) anySubject(ctx context.Context, id, lock string) (*Subject, error) {
 	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
 		return nil, errSubjectNotFound
 	}
@@ -248,10 +266,12 @@ func (r Subjects) Get(ctx context.Context, id string) (*SubjectRecord, error) {
 	var wrapped []byte
 	var s Subject
 	var retain, erased sql.NullTime
-	err := r.tx.queryRow(ctx, `SELECT s.id, s.tenant_id, s.created_by, s.created_at, s.updated_at, s.retain_until, s.erased_at, k.wrapped
+	var merged sql.NullString
+	err := r.tx.queryRow(ctx, `SELECT s.id, s.tenant_id, s.created_by, s.created_at, s.updated_at, s.retain_until, s.erased_at,
+		s.merged_into, k.wrapped
 		FROM subjects s LEFT JOIN person_keys k ON k.tenant_id = s.tenant_id AND k.person_id = s.id
 		WHERE s.tenant_id = $1 AND s.id = $2`, r.tenantID, id).Scan(&s.ID, &s.TenantID, &s.CreatedBy, &s.CreatedAt, &s.UpdatedAt,
-		&retain, &erased, &wrapped)
+		&retain, &erased, &merged, &wrapped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errSubjectNotFound
 	}
@@ -260,6 +280,9 @@ func (r Subjects) Get(ctx context.Context, id string) (*SubjectRecord, error) {
 	}
 	if erased.Valid {
 		return nil, ErrSubjectErased
+	}
+	if merged.Valid {
+		return nil, ErrSubjectMerged
 	}
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 	s.RetainUntil, s.ErasedAt = optTime(retain), optTime(erased)
@@ -287,7 +310,7 @@ func (r Subjects) List(ctx context.Context, cursor string, limit int) ([]*Subjec
 	if !tutela.ValidID(r.tenantID) {
 		return nil, nil
 	}
-	rows, err := r.tx.query(ctx, `SELECT `+subjectCols+` FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL AND id > $2
+	rows, err := r.tx.query(ctx, `SELECT `+subjectCols+` FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL AND merged_into IS NULL AND id > $2
 		ORDER BY id LIMIT $3`, r.tenantID, cursorID(cursor), clampLimit(limit))
 	if err != nil {
 		return nil, err
@@ -341,7 +364,7 @@ func (r Subjects) Search(ctx context.Context, field string, digests []privacy.Di
 	}
 	rows, err := r.tx.query(ctx, `SELECT i.subject_id FROM subject_index i
 		JOIN subjects s ON s.tenant_id = i.tenant_id AND s.id = i.subject_id
-		WHERE i.tenant_id = $1 AND i.field = $2 AND s.erased_at IS NULL
+		WHERE i.tenant_id = $1 AND i.field = $2 AND s.erased_at IS NULL AND s.merged_into IS NULL
 		AND (i.key_id, i.digest) IN (VALUES `+strings.Join(tuples, ", ")+`)
 		ORDER BY `+order+` LIMIT $`+fmt.Sprint(len(args)), args...)
 	if err != nil {
@@ -427,6 +450,25 @@ func (r Subjects) ActiveHolds(ctx context.Context, subjectID string) ([]*Hold, e
 	return r.holds(ctx, subjectID, true)
 }
 
+// mergedInto lists the live (not erased) subjects merged into survivorID, locked, by ID.
+func (r Subjects) mergedInto(ctx context.Context, survivorID string) ([]string, error) {
+	rows, err := r.tx.query(ctx, `SELECT id FROM subjects WHERE tenant_id = $1 AND merged_into = $2 AND erased_at IS NULL
+		ORDER BY id`+r.tx.lockClause("FOR UPDATE"), r.tenantID, survivorID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
 func (r Subjects) holds(ctx context.Context, subjectID string, activeOnly bool) ([]*Hold, error) {
 	q := `SELECT id, subject_id, reason, placed_by, placed_at, released_by, released_at FROM subject_holds
 		WHERE tenant_id = $1 AND subject_id = $2`
@@ -455,16 +497,36 @@ func (r Subjects) holds(ctx context.Context, subjectID string, activeOnly bool) 
 // Erase crypto-shreds a subject (tx.ErasePerson: the key, values, digests and exports go, the
 // ledger and audit log record who, why and on what legal basis) and marks its row erased. An
 // active legal hold refuses it with a conflict naming the hold's reason, changing nothing.
+//
+// The subjects merged into it (identity merge) are the same person: they are erased with it, in
+// this transaction, each with its own ledger entry. Their values stayed under their own keys
+// (for unmerging), so the survivor's erasure must shred those keys too.
 func (r Subjects) Erase(ctx context.Context, subjectID, reason, legalBasis, trigger string) (*Erasure, error) {
 	if _, err := r.subject(ctx, subjectID, "FOR UPDATE"); err != nil {
 		return nil, err
 	}
-	active, err := r.holds(ctx, subjectID, true)
+	merged, err := r.mergedInto(ctx, subjectID)
 	if err != nil {
 		return nil, err
 	}
-	if len(active) > 0 {
-		return nil, tutela.Errorf(tutela.ECONFLICT, "subject is under a legal hold (%s); release the hold before erasing", active[0].Reason)
+	for _, id := range append([]string{subjectID}, merged...) {
+		active, err := r.holds(ctx, id, true)
+		if err != nil {
+			return nil, err
+		}
+		if len(active) > 0 {
+			return nil, tutela.Errorf(tutela.ECONFLICT, "subject is under a legal hold (%s); release the hold before erasing", active[0].Reason)
+		}
+	}
+	for _, id := range merged {
+		m := &Erasure{TenantID: r.tenantID, PersonID: id, Kind: PersonSubject, Trigger: trigger,
+			Reason: strings.TrimSpace(reason), LegalBasis: strings.TrimSpace(legalBasis)}
+		if err := r.tx.ErasePerson(ctx, m); err != nil {
+			return nil, err
+		}
+		if _, err := r.tx.finishErasure(ctx, r.tenantID, id, PersonSubject, m.ErasedAt); err != nil {
+			return nil, err
+		}
 	}
 	e := &Erasure{TenantID: r.tenantID, PersonID: subjectID, Kind: PersonSubject, Trigger: trigger,
 		Reason: strings.TrimSpace(reason), LegalBasis: strings.TrimSpace(legalBasis)}

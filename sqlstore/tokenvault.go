@@ -142,6 +142,16 @@ func (r TokenVault) sealer(ctx context.Context, personID string) (func(ctx conte
 			return r.tk.SealTenantValue(ctx, r.tenantID, tokenID, value)
 		}, nil
 	}
+	// A subject merged into another keeps its key (for unmerging) but takes no new data: the
+	// survivor does.
+	var merged int
+	if err := r.tx.queryRow(ctx, `SELECT count(*) FROM subjects WHERE tenant_id = $1 AND id = $2 AND merged_into IS NOT NULL`,
+		r.tenantID, personID).Scan(&merged); err != nil {
+		return nil, err
+	}
+	if merged > 0 {
+		return nil, ErrSubjectMerged
+	}
 	pk, err := r.personKey(ctx, personID)
 	if errors.Is(err, privacy.ErrErased) {
 		return nil, tutela.FieldErrorf("person_id", "this person has no data key: unknown or erased")
