@@ -15,7 +15,7 @@ import (
 // Calls that wait for approval where the tenant's policy for their action is on (issue 18):
 // role grants that hand over accounts, subject exports, DSR erasures, key rotation, tenant
 // promotion and AI budget increases. Each binds the parameters it will run with (gated.Params);
-// the list is in docs/approvals-wired.md.
+// the list is in docs/approvals.md, "Calls held for approval".
 
 // paramTime is an expiry as approved parameters hold it: the instant in UTC, so one instant
 // written with another offset is the same parameter, or nil for none.

@@ -18,7 +18,7 @@ import (
 	"tutela/vault"
 )
 
-// The calls a tenant's approval policy may hold (docs/approvals-wired.md), each driven through
+// The calls a tenant's approval policy may hold (docs/approvals.md, "Calls held for approval"), each driven through
 // the same life: held without a change, approved by N other people, refused with one parameter
 // changed or by another user naming the approval, run once, refused the second time.
 
