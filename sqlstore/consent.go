@@ -139,6 +139,16 @@ func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 	if !tutela.ValidID(subjectID) {
 		return errSubjectNotFound
 	}
+	// A partner processes a subject only for the purpose an active share of theirs names;
+	// anything else is a subject that does not exist, before the purpose is even looked up.
+	if c.tx.partner != "" {
+		if !privacy.ValidName(purpose) {
+			return errSubjectNotFound
+		}
+		if err := c.tx.partnerSees(ctx, c.tenantID, subjectID, purpose); err != nil {
+			return err
+		}
+	}
 	if !privacy.ValidName(purpose) || !tutela.ValidID(c.tenantID) {
 		return errUndeclaredPurpose(purpose)
 	}
