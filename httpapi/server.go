@@ -242,6 +242,7 @@ func (s *Server) routesInit() {
 	s.processingRoutes()
 	s.aiAdminRoutes()
 	s.fileRoutes()
+	s.partnerRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))

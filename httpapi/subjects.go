@@ -358,6 +358,9 @@ func (s *Server) readSubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Princip
 		if _, held := rec.Stored.Values[f.Name]; !held || !f.Allows(purpose) {
 			continue
 		}
+		if pol.Partner != "" && f.Classification.Rank() > authz.Green.Rank() {
+			continue // a partner sees GREEN fields only: not even their masked forms
+		}
 		d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: f.Classification,
 			Purpose: purpose, StepUpAt: p.StepUpAt}, s.d.Clock())
 		m := fieldMask(pol, d, f)

@@ -122,4 +122,5 @@ var notAnonymizedTables = map[string]string{
 	"files":                       "real people's documents: data keys sealed under production keys, blobs not copied",
 	"file_links":                  "download links to production's files",
 	"partners":                    "real organisations real people are referred to, with their URLs; staging registers its own",
+	"partner_shares":              "real disclosures of real people to real partners; staging shares nothing",
 }

@@ -442,8 +442,12 @@ func (r Subjects) ReleaseHold(ctx context.Context, subjectID, holdID string) (*H
 	return nil, tutela.Errorf(tutela.ENOTFOUND, "active hold not found")
 }
 
-// Holds lists a subject's holds, active and released, oldest first.
+// Holds lists a subject's holds, active and released, oldest first. A share discloses a
+// subject's record to a partner, not the legal matters around it: for a partner, none.
 func (r Subjects) Holds(ctx context.Context, subjectID string) ([]*Hold, error) {
+	if r.tx.partner != "" {
+		return nil, errSubjectNotFound
+	}
 	if _, err := r.subject(ctx, subjectID, ""); err != nil && !errors.Is(err, ErrSubjectErased) {
 		return nil, err
 	}
