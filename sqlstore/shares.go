@@ -98,6 +98,9 @@ func (s Shares) Create(ctx context.Context, sh *partners.Share) error {
 	if err := partners.ValidJustification(sh.Justification); err != nil {
 		return err
 	}
+	// Checked as stored (microseconds, UTC): an expiry a few nanoseconds after now would
+	// otherwise pass and be stored as now, a share born expired.
+	sh.ExpiresAt = sh.ExpiresAt.UTC().Truncate(time.Microsecond)
 	if err := partners.CheckExpiry(sh.ExpiresAt, s.tx.now); err != nil {
 		return err
 	}
@@ -128,7 +131,7 @@ func (s Shares) Create(ctx context.Context, sh *partners.Share) error {
 		return err
 	}
 	sh.ID, sh.TenantID, sh.CreatedAt = tutela.NewID(), s.tenantID, s.tx.now
-	sh.ExpiresAt, sh.RevokedAt, sh.RevokedBy = sh.ExpiresAt.UTC().Truncate(time.Microsecond), nil, ""
+	sh.RevokedAt, sh.RevokedBy = nil, ""
 	if _, err := s.tx.exec(ctx, `INSERT INTO partner_shares (`+shareCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,NULL,'',$9)`,
 		sh.ID, sh.TenantID, sh.PartnerID, sh.SubjectID, sh.Purpose, sh.ExpiresAt, sh.CreatedBy, sh.CreatedAt, sh.Justification); err != nil {
 		return err

@@ -296,6 +296,9 @@ func (r Subjects) List(ctx context.Context, cursor string, limit int) ([]*Subjec
 	}
 	q, args := `SELECT `+subjectCols+` FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL AND id > $2`,
 		[]any{r.tenantID, cursorID(cursor), clampLimit(limit)}
+	if r.tx.partner == scopeNone {
+		return []*Subject{}, nil
+	}
 	if r.tx.partner != "" {
 		q += ` AND EXISTS (SELECT 1 FROM partner_shares sh JOIN partners pa ON pa.tenant_id = sh.tenant_id AND pa.id = sh.partner_id
 			WHERE sh.tenant_id = $1 AND sh.partner_id = $4 AND sh.subject_id = subjects.id AND sh.revoked_at IS NULL
