@@ -298,6 +298,10 @@ func (c Consent) History(ctx context.Context, subjectID string) ([]*privacy.Cons
 	if !tutela.ValidID(subjectID) || !tutela.ValidID(c.tenantID) {
 		return []*privacy.ConsentRecord{}, nil
 	}
+	// A share lets a partner process a subject for its purpose, not read the consent history.
+	if c.tx.partner != "" {
+		return nil, errSubjectNotFound
+	}
 	rows, err := c.tx.query(ctx, `SELECT `+consentCols+` FROM consent_records WHERE tenant_id = $1 AND subject_id = $2
 		ORDER BY recorded_at, id`, c.tenantID, subjectID)
 	if err != nil {

@@ -178,12 +178,24 @@ func testPartnerScope(t *testing.T, open Opener) {
 	}); tutela.ErrorCode(err) != tutela.ENOTFOUND {
 		t.Fatalf("other tenant: %v", err)
 	}
-	// Holds are not disclosed by a share.
+	// Holds and the consent history are not disclosed by a share, files neither.
+	for name, fn := range map[string]func(tx *sqlstore.Tx) error{
+		"holds":   func(tx *sqlstore.Tx) error { _, err := tx.Subjects(k.tenant.ID).Holds(ctx, s1); return err },
+		"consent": func(tx *sqlstore.Tx) error { _, err := tx.Consent(k.tenant.ID).History(ctx, s1); return err },
+		"file":    func(tx *sqlstore.Tx) error { _, err := tx.Files(k.tenant.ID).Get(ctx, tutela.NewID()); return err },
+	} {
+		if err := k.as([]string{k.partner}, fn); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
 	if err := k.as([]string{k.partner}, func(tx *sqlstore.Tx) error {
-		_, err := tx.Subjects(k.tenant.ID).Holds(ctx, s1)
+		list, _, err := tx.Files(k.tenant.ID).List(ctx, sqlstore.FileQuery{SubjectID: s1})
+		if err == nil && len(list) != 0 {
+			t.Fatalf("partner lists files %v", list)
+		}
 		return err
-	}); tutela.ErrorCode(err) != tutela.ENOTFOUND {
-		t.Fatalf("holds: %v", err)
+	}); err != nil {
+		t.Fatal(err)
 	}
 	// A disabled partner sees nothing; enabled again, its share is back.
 	setStatus := func(st partners.Status) {
