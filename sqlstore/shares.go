@@ -118,8 +118,11 @@ func (s Shares) Create(ctx context.Context, sh *partners.Share) error {
 		return ErrSimulationShares
 	}
 	p, err := s.tx.Partners(s.tenantID).get(ctx, sh.PartnerID, "FOR SHARE")
-	if err != nil {
+	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
 		return &tutela.Error{Code: tutela.ENOTFOUND, Field: "partner_id", Message: "partner not found"}
+	}
+	if err != nil {
+		return err
 	}
 	if p.Status != partners.StatusActive {
 		return &tutela.Error{Code: tutela.ECONFLICT, Field: "partner_id", Message: "the partner is disabled: it receives no new shares"}
