@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ var PartnerTests = []Test{
 	{"PartnerScopeSharesExpireOnTheTransactionClock", testPartnerScopeExpiry},
 	{"PartnerShareCreateChecksEverythingAndStoresNothingOnRefusal", testShareCreateChecks},
 	{"PartnerShareRevokeAndListsScopedToTenant", testShareRevoke},
+	{"PartnerShareConcurrentRevocationsOneWins", testShareRevokeRace},
 	{"PartnerUserHoldsOnlyThePartnerRole", testPartnerUserRoles},
 	{"PartnerServiceAccountHoldsOnlyReferrals", testPartnerServiceAccount},
 }
@@ -476,4 +479,43 @@ func testPartnerServiceAccount(t *testing.T, open Opener) {
 		return tx.CreateServiceAccount(ctx, &sqlstore.ServiceAccount{TenantID: k.tenant.ID, Name: "y", PartnerID: k.rival}, []byte("h"))
 	})
 	mustCode(t, err, tutela.ECONFLICT)
+}
+
+// Two administrators revoking one share at once: exactly one revocation, one audit event.
+func testShareRevokeRace(t *testing.T, open Opener) {
+	k := newPartnerKit(t, open, "pt-race")
+	s := k.subject(t, k.tenant.ID)
+	sh := k.share(t, k.tenant.ID, k.partner, s, "case_management", time.Hour)
+	const n = 4
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- k.db.Update(ctx, func(tx *sqlstore.Tx) error {
+				_, err := tx.Shares(k.tenant.ID).Revoke(ctx, s, sh.ID, "admin-"+strconv.Itoa(i), "Case closed")
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	won := 0
+	for err := range errs {
+		switch tutela.ErrorCode(err) {
+		case "":
+			won++
+		case tutela.ECONFLICT:
+		default:
+			t.Fatalf("revocation: %v", err)
+		}
+	}
+	var events int
+	if err := k.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE action = 'share.revoked'`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if won != 1 || events != 1 {
+		t.Fatalf("%d revocations won, %d share.revoked events; want 1 and 1", won, events)
+	}
 }
