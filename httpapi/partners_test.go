@@ -186,6 +186,23 @@ func TestPartners_UserSeesOnlySharedSubjectsForTheSharePurposeAtGreen(t *testing
 			if len(found.IDs) != 0 {
 				t.Fatalf("partner search for another purpose found %v", found.IDs)
 			}
+			// The minimized view: the same share, the same purpose, GREEN only.
+			profile := `{"fields":{"city":{"action":"pass"},"full_name":{"action":"pass"}}}`
+			for _, purpose := range []string{"aid", "case_management"} {
+				pe.call(t, "PUT", pe.base+"/minimization-profiles/"+purpose, profile, pe.admin, 200)
+			}
+			var m struct {
+				Values   map[string]string `json:"values"`
+				Withheld []string          `json:"withheld"`
+			}
+			mustUnmarshal(t, pe.call(t, "GET", pe.base+"/subjects/"+s1+"/minimized?purpose=aid", "", ua, 200), &m)
+			if len(m.Values) != 1 || m.Values["city"] != "Leeds" {
+				t.Fatalf("partner's minimized view: %+v", m)
+			}
+			for _, c := range []struct{ subject, purpose, auth string }{{s1, "case_management", ua}, {s2, "aid", ua}, {s1, "aid", ub}} {
+				res, body := pe.req(t, "GET", pe.base+"/subjects/"+c.subject+"/minimized?purpose="+c.purpose, "", "", c.auth)
+				wantError(t, res, body, 404, tutela.ENOTFOUND)
+			}
 			// A share discloses the record, not the legal matters around it.
 			res, body := pe.req(t, "GET", pe.base+"/subjects/"+s1+"/holds", "", "", ua)
 			wantError(t, res, body, 404, tutela.ENOTFOUND)
