@@ -127,8 +127,15 @@ func (s Shares) Create(ctx context.Context, sh *partners.Share) error {
 	if p.Status != partners.StatusActive {
 		return &tutela.Error{Code: tutela.ECONFLICT, Field: "partner_id", Message: "the partner is disabled: it receives no new shares"}
 	}
-	if _, err := s.tx.Subjects(s.tenantID).subject(ctx, sh.SubjectID, "FOR SHARE"); err != nil {
+	if _, err := s.tx.Subjects(s.tenantID).subject(ctx, sh.SubjectID, "FOR UPDATE"); err != nil {
 		return err
+	}
+	n, err := s.tx.count(ctx, `SELECT count(*) FROM partner_shares WHERE tenant_id = $1 AND subject_id = $2`, s.tenantID, sh.SubjectID)
+	if err != nil {
+		return err
+	}
+	if n >= MaxSharesPerSubject {
+		return tutela.Errorf(tutela.ECONFLICT, "a subject has at most %d shares, revoked and expired ones included", MaxSharesPerSubject)
 	}
 	if err := s.tx.Consent(s.tenantID).Check(ctx, sh.SubjectID, sh.Purpose); err != nil {
 		return err
@@ -176,8 +183,12 @@ func (s Shares) ForPartner(ctx context.Context, partnerID string) ([]partners.Sh
 	return s.list(ctx, `partner_id = $2`, partnerID)
 }
 
-// maxListedShares bounds one listing; a subject or partner with more is an outlier that the
-// audit log answers for.
+// MaxSharesPerSubject caps a subject's shares, revoked and expired ones included (they stay
+// on record), so a subject's listing is always complete.
+const MaxSharesPerSubject = 1000
+
+// maxListedShares bounds one listing: a subject's is complete (MaxSharesPerSubject); a
+// partner's gives its newest shares.
 const maxListedShares = 1000
 
 func (s Shares) list(ctx context.Context, where string, arg string) ([]partners.Share, error) {

@@ -24,6 +24,7 @@ var PartnerTests = []Test{
 	{"PartnerShareCreateChecksEverythingAndStoresNothingOnRefusal", testShareCreateChecks},
 	{"PartnerShareRevokeAndListsScopedToTenant", testShareRevoke},
 	{"PartnerShareConcurrentRevocationsOneWins", testShareRevokeRace},
+	{"PartnerSharesPerSubjectCapped", testShareCap},
 	{"PartnerUserHoldsOnlyThePartnerRole", testPartnerUserRoles},
 	{"PartnerServiceAccountHoldsOnlyReferrals", testPartnerServiceAccount},
 }
@@ -517,5 +518,40 @@ func testShareRevokeRace(t *testing.T, open Opener) {
 	}
 	if won != 1 || events != 1 {
 		t.Fatalf("%d revocations won, %d share.revoked events; want 1 and 1", won, events)
+	}
+}
+
+// A subject holds at most MaxSharesPerSubject shares, revoked ones included; past it, 409 and
+// nothing written. The first ones are written straight to the table (one transaction).
+func testShareCap(t *testing.T, open Opener) {
+	k := newPartnerKit(t, open, "pt-cap")
+	s := k.subject(t, k.tenant.ID)
+	raw, err := k.db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = raw.Rollback() }()
+	now := k.clock.Now().UTC()
+	for range sqlstore.MaxSharesPerSubject - 1 {
+		if _, err := raw.ExecContext(ctx, `INSERT INTO partner_shares (id, tenant_id, partner_id, subject_id, purpose, expires_at,
+			created_by, created_at, revoked_at, revoked_by, justification) VALUES ($1, $2, $3, $4, 'case_management', $5, '', $6, $6, 'x', 'old')`,
+			tutela.NewID(), k.tenant.ID, k.partner, s, now.Add(time.Hour), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := raw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	k.share(t, k.tenant.ID, k.partner, s, "case_management", time.Hour) // the last one allowed
+	sh := &partners.Share{PartnerID: k.partner, SubjectID: s, Purpose: "case_management", ExpiresAt: now.Add(time.Hour), Justification: "why"}
+	err = k.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Shares(k.tenant.ID).Create(ctx, sh) })
+	mustCode(t, err, tutela.ECONFLICT)
+	if n := k.countShares(t); n != sqlstore.MaxSharesPerSubject {
+		t.Fatalf("%d shares, want %d", n, sqlstore.MaxSharesPerSubject)
+	}
+	var list []partners.Share
+	update(t, k.db, func(tx *sqlstore.Tx) (err error) { list, err = tx.Shares(k.tenant.ID).ForSubject(ctx, s); return err })
+	if len(list) != sqlstore.MaxSharesPerSubject {
+		t.Fatalf("the subject's listing has %d shares, want all %d", len(list), sqlstore.MaxSharesPerSubject)
 	}
 }
