@@ -262,19 +262,18 @@ func (s *Server) createShare(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if req.ExpiresAt.IsZero() {
-		middleware.WriteError(w, r, tutela.FieldErrorf("expires_at", "expires_at is required: a share always ends"))
-		return
-	}
-	if _, err := purposeFrom(req.Purpose); err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
 	sh := &partners.Share{PartnerID: req.PartnerID, SubjectID: r.PathValue("id"), Purpose: req.Purpose,
 		ExpiresAt: req.ExpiresAt, Justification: req.Justification, CreatedBy: p.UserID}
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, _, err := s.authorize(r, tx, p, authz.Create, authz.ResShares)
 		if err != nil {
+			return err
+		}
+		// After authorize: another tenant's path is 404 whatever the body says.
+		if req.ExpiresAt.IsZero() {
+			return tutela.FieldErrorf("expires_at", "expires_at is required: a share always ends")
+		}
+		if _, err := purposeFrom(req.Purpose); err != nil {
 			return err
 		}
 		if err := s.requireHumanStepUp(p); err != nil {
@@ -342,9 +341,13 @@ type shareRevokeRequest struct {
 // justification the audit event keeps.
 func (s *Server) revokeShare(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req shareRevokeRequest
-	if err := middleware.DecodeJSON(w, r, &req); err != nil {
-		middleware.WriteError(w, r, err)
-		return
+	// No body is no justification: refused by the store, after authorization (so another
+	// tenant's path answers 404 first).
+	if r.ContentLength != 0 {
+		if err := middleware.DecodeJSON(w, r, &req); err != nil {
+			middleware.WriteError(w, r, err)
+			return
+		}
 	}
 	var out *partners.Share
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
