@@ -110,6 +110,10 @@ type Policy struct {
 	Grants    []Grant        `json:"grants"`
 	// Masks maps "resource.field" to the mask this principal sees; missing means full.
 	Masks map[string]Mask `json:"masks,omitempty"`
+	// Partner is the partner organisation the principal belongs to (issue 18), "" for the
+	// tenant's own people and accounts. A partner's principal sees subjects only through the
+	// partner's active shares; the store enforces it once the caller scopes its transaction.
+	Partner string `json:"-"`
 }
 
 // Request is one question: may the principal do action on a resource of this type and

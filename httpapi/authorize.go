@@ -112,10 +112,23 @@ func canAdminister(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, actor 
 }
 
 // principalPolicy is the policy of a user or, for a client-credentials token, of the service
-// account (exactly its permission set).
+// account (exactly its permission set). Every authorization loads it here, so this is where a
+// partner organisation's user or account limits the transaction to what the partner's active
+// shares disclose (sqlstore's partner scope): no handler can read a subject for a partner
+// without passing through it first.
 func principalPolicy(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal) (*authz.Policy, error) {
+	var pol *authz.Policy
+	var err error
 	if p.Kind == tutela.PrincipalServiceAccount {
-		return tx.ServiceAccountPolicy(r.Context(), p.TenantID, p.UserID)
+		pol, err = tx.ServiceAccountPolicy(r.Context(), p.TenantID, p.UserID)
+	} else {
+		pol, err = tx.Policy(r.Context(), p.TenantID, p.UserID)
 	}
-	return tx.Policy(r.Context(), p.TenantID, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if pol.Partner != "" {
+		tx.ActForPartner(pol.Partner)
+	}
+	return pol, nil
 }

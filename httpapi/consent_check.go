@@ -44,7 +44,7 @@ func consentHolderCheck(r *http.Request, tx *sqlstore.Tx, tenantID, purpose stri
 			return nil
 		}
 		err := tx.Consent(tenantID).Check(ctx, holder, purpose)
-		if tutela.ErrorCode(err) == tutela.ENOTFOUND && !errors.Is(err, sqlstore.ErrSubjectErased) {
+		if tutela.ErrorCode(err) == tutela.ENOTFOUND && !errors.Is(err, sqlstore.ErrSubjectErased) && tx.PartnerScope() == "" {
 			return nil // a user account's value, not a subject's
 		}
 		return noteRefusal(ctx, r, holder, purpose, err)

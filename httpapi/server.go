@@ -247,6 +247,7 @@ func (s *Server) routesInit() {
 	s.fileRoutes()
 	s.webhookRoutes()
 	s.approvalRoutes()
+	s.partnerRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))

@@ -285,9 +285,11 @@ func TestErasures_LedgerForSubjectOrAuditReaders(t *testing.T) {
 		t.Fatalf("second page: %d %s", res.StatusCode, body)
 	}
 	// Neither permission: refused. Another tenant: not found, and its own ledger is empty.
-	se.seed(t, "acme", "partner@example.org", pw, "partner")
-	partner := se.login(t, "acme", "partner@example.org", pw, "").AccessToken
-	res, body = se.req(t, "GET", se.base+"/erasures", "", "", partner)
+	// (A user with no role: the partner role, which held neither, is now only for partners'
+	// users, issue 18.)
+	se.seed(t, "acme", "nobody@example.org", pw)
+	nobody := se.login(t, "acme", "nobody@example.org", pw, "").AccessToken
+	res, body = se.req(t, "GET", se.base+"/erasures", "", "", nobody)
 	wantError(t, res, body, 403, tutela.EFORBIDDEN)
 	res, body = se.req(t, "GET", se.base+"/erasures", "", "", se.otherAdmin)
 	wantError(t, res, body, 404, tutela.ENOTFOUND)

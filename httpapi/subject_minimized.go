@@ -59,6 +59,12 @@ func (s *Server) getSubjectMinimized(w http.ResponseWriter, r *http.Request, p *
 				return err
 			}
 			*tenantID = t.ID
+			if pol.Partner != "" {
+				// As readSubject: the share for this purpose before anything is loaded.
+				if err := checkProcessing(r.Context(), r, tx, t.ID, r.PathValue("id"), purpose); err != nil {
+					return err
+				}
+			}
 			prof, err := tx.MinimizationProfiles(t.ID).Get(r.Context(), purpose)
 			if err != nil {
 				return err

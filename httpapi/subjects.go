@@ -341,6 +341,13 @@ type subjectRead struct {
 // purpose now (checkProcessing: declared purpose, consent, no objection or restriction),
 // checked before any key opens.
 func (s *Server) readSubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, t *tutela.Tenant, pol *authz.Policy, id, purpose string) (*subjectRead, error) {
+	if pol.Partner != "" {
+		// The share and its purpose first, so a subject shared for another purpose costs a
+		// partner the same one probe as one never shared (or missing): nothing loaded, 404.
+		if err := checkProcessing(r.Context(), r, tx, t.ID, id, purpose); err != nil {
+			return nil, err
+		}
+	}
 	schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
 	if err != nil {
 		return nil, err
@@ -357,6 +364,9 @@ func (s *Server) readSubject(r *http.Request, tx *sqlstore.Tx, p *tutela.Princip
 	for _, f := range schema {
 		if _, held := rec.Stored.Values[f.Name]; !held || !f.Allows(purpose) {
 			continue
+		}
+		if pol.Partner != "" && f.Classification.Rank() > authz.Green.Rank() {
+			continue // a partner sees GREEN fields only: not even their masked forms
 		}
 		d := authz.Decide(pol, authz.Request{Action: authz.Read, Resource: authz.ResSubjects, Class: f.Classification,
 			Purpose: purpose, StepUpAt: p.StepUpAt}, s.d.Clock())

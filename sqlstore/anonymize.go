@@ -316,9 +316,12 @@ func writeAnonGrants(ctx context.Context, tx *Tx, src *anonSource, ids map[strin
 		uid := ids[key]
 		for _, g := range rolesOf[key] {
 			// A built-in role's grant is copied by ID (built-in roles have the same IDs
-			// everywhere); a custom role's only when the role was copied.
+			// everywhere); a custom role's only when the role was copied. The partner role is
+			// not: partners are not copied, so their users arrive as the tenant's own people
+			// (partner_id empty), and the role would show them every subject at GREEN there.
 			res, err := tx.exec(ctx, `INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, granted_at, expires_at)
-				SELECT $1, $2, ro.id, $3, $4, $5 FROM roles ro WHERE ro.id = $6 AND (ro.tenant_id IS NULL OR ro.tenant_id = $1)`,
+				SELECT $1, $2, ro.id, $3, $4, $5 FROM roles ro WHERE ro.id = $6 AND (ro.tenant_id IS NULL OR ro.tenant_id = $1)
+				AND ro.key <> 'partner'`,
 				g.tenantID, uid, grantor(g.tenantID, g.grantedBy), tx.now, anonExpiry(g.expiresAt, readAt, tx.now), g.roleID)
 			if err != nil {
 				return err

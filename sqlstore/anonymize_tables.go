@@ -132,4 +132,5 @@ var notAnonymizedTables = map[string]string{
 	"webhooks":                    "production's receivers and their signing secrets: a staging copy must not send events there; staging registers its own",
 	"referrals":                   "which real person was sent to which partner, why, and what came of it",
 	"referral_events":             "the lifecycle of production's referrals of real people",
+	"partner_shares":              "real disclosures of real people to real partners; staging shares nothing",
 }

@@ -396,6 +396,15 @@ func (r Users) GrantPermission(ctx context.Context, userID string, up *UserPermi
 	if err := r.tx.lockUser(ctx, r.tenantID, userID); err != nil {
 		return err
 	}
+	// A partner's user holds the partner role's permissions and nothing more; a deny only
+	// takes away, so it may still be set.
+	if up.Effect == authz.Allow {
+		if partner, err := r.PartnerOf(ctx, userID); err != nil {
+			return err
+		} else if partner != "" {
+			return errPartnerRoleOnly
+		}
+	}
 	n, err := r.tx.count(ctx, `SELECT count(*) FROM user_permissions WHERE tenant_id = $1 AND user_id = $2`, r.tenantID, userID)
 	if err != nil {
 		return err
@@ -468,10 +477,44 @@ func (r Users) Permissions(ctx context.Context, userID string) ([]*UserPermissio
 
 // Policy builds the authorization policy of a user: grants from their unexpired roles and
 // per-user grants and denies, clearance (the highest of their roles), and field masks.
+//
+// A partner organisation's user (users.partner_id) gets the partner role's grants and nothing
+// else, whatever rows user_roles or user_permissions hold (Grant and GrantPermission refuse
+// them; this is the second lock), and the policy names the partner.
 func (tx *Tx) Policy(ctx context.Context, tenantID, userID string) (*authz.Policy, error) {
 	keys, err := tx.Users(tenantID).Roles(ctx, userID)
 	if err != nil {
 		return nil, err
+	}
+	partner, err := tx.Users(tenantID).PartnerOf(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if partner != "" {
+		keys = slices.DeleteFunc(keys, func(k string) bool { return k != authz.RolePartner })
+		p := &authz.Policy{TenantID: tenantID, Subject: userID, Roles: keys, Clearance: authz.Green, Partner: partner}
+		if len(keys) > 0 {
+			def, _ := authz.Builtin(authz.RolePartner)
+			for _, perm := range def.Permissions {
+				p.Grants = append(p.Grants, authz.Grant{Permission: perm, Effect: authz.Allow, Source: "role:" + authz.RolePartner})
+			}
+		}
+		// Denies only take away, so the user's keep applying; their allows never do.
+		ups, err := tx.Users(tenantID).Permissions(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		for _, up := range ups {
+			if up.Effect == authz.Deny {
+				g := authz.Grant{Permission: up.Permission, Effect: authz.Deny, Source: "user"}
+				if up.ExpiresAt != nil {
+					g.Expires = *up.ExpiresAt
+				}
+				p.Grants = append(p.Grants, g)
+			}
+		}
+		p.Masks = authz.MasksFor(p.Clearance, nil)
+		return p, nil
 	}
 	p := &authz.Policy{TenantID: tenantID, Subject: userID, Roles: keys, Clearance: authz.Green}
 	overrides := map[string]authz.Mask{}

@@ -139,6 +139,16 @@ func (c Consent) Check(ctx context.Context, subjectID, purpose string) error {
 	if !tutela.ValidID(subjectID) {
 		return errSubjectNotFound
 	}
+	// A partner processes a subject only for the purpose an active share of theirs names;
+	// anything else is a subject that does not exist, before the purpose is even looked up.
+	if c.tx.partner != "" {
+		if !privacy.ValidName(purpose) {
+			return errSubjectNotFound
+		}
+		if err := c.tx.partnerSees(ctx, c.tenantID, subjectID, purpose); err != nil {
+			return err
+		}
+	}
 	if !privacy.ValidName(purpose) || !tutela.ValidID(c.tenantID) {
 		return errUndeclaredPurpose(purpose)
 	}
@@ -293,6 +303,10 @@ func (c Consent) Record(ctx context.Context, rec *privacy.ConsentRecord) error {
 func (c Consent) History(ctx context.Context, subjectID string) ([]*privacy.ConsentRecord, error) {
 	if !tutela.ValidID(subjectID) || !tutela.ValidID(c.tenantID) {
 		return []*privacy.ConsentRecord{}, nil
+	}
+	// A share lets a partner process a subject for its purpose, not read the consent history.
+	if c.tx.partner != "" {
+		return nil, errSubjectNotFound
 	}
 	rows, err := c.tx.query(ctx, `SELECT `+consentCols+` FROM consent_records WHERE tenant_id = $1 AND (subject_id = $2
 		OR subject_id IN (SELECT m.id FROM subjects m WHERE m.tenant_id = $1 AND m.merged_into = $2))

@@ -445,6 +445,9 @@ type Tx struct {
 	keys map[string]*privacy.PersonKey
 	// newTenants are the tenants this transaction created (their keysets are made in it).
 	newTenants map[string]bool
+	// partner is the partner organisation the transaction acts for (ActForPartner): subjects
+	// are seen only through its active shares. "" for everyone else.
+	partner string
 }
 
 // Now is the transaction's timestamp: one clock reading for everything the transaction writes.

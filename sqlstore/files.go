@@ -216,7 +216,9 @@ func (s Files) Get(ctx context.Context, id string) (*files.File, error) {
 
 // get is Get with a row lock clause (PostgreSQL only).
 func (s Files) get(ctx context.Context, id, lock string) (*files.File, error) {
-	if !tutela.ValidID(s.tenantID) || !tutela.ValidID(id) {
+	// A share discloses a subject's record to a partner, never files: for a partner's
+	// transaction there are none (its role holds no files permission; this is the second lock).
+	if !tutela.ValidID(s.tenantID) || !tutela.ValidID(id) || s.tx.partner != "" {
 		return nil, errNoFile
 	}
 	return scanFile(s.tx.queryRow(ctx, `SELECT `+fileCols+` FROM files WHERE tenant_id = $1 AND id = $2`+s.tx.lockClause(lock),
@@ -242,6 +244,9 @@ type FileQuery struct {
 // forever.
 func (s Files) List(ctx context.Context, q FileQuery) (out []files.File, next string, err error) {
 	out = []files.File{}
+	if s.tx.partner != "" {
+		return out, "", nil // see get: no files for a partner
+	}
 	switch {
 	case q.SubjectID != "" && !tutela.ValidID(q.SubjectID):
 		return nil, "", tutela.FieldErrorf("subject_id", "subject_id must be a UUID")

@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"tutela"
 	"tutela/authz"
+	"tutela/partners"
 )
 
 // ServiceAccount is a tenant's integration account: no interactive sign-in, authenticates with
@@ -25,6 +27,9 @@ type ServiceAccount struct {
 	IPAllowlist []string             `json:"ip_allowlist"`
 	ExpiresAt   *time.Time           `json:"expires_at,omitempty"`
 	Permissions []authz.Permission   `json:"permissions"`
+	// PartnerID is the partner organisation the account belongs to (issue 18): it holds exactly
+	// PartnerServiceAccountPermissions at GREEN, whatever else is asked for.
+	PartnerID string `json:"partner_id,omitempty"`
 	// AuthMethod is how the account authenticated this request (client_secret or
 	// private_key_jwt); set by the caller, never stored.
 	AuthMethod string `json:"-"`
@@ -36,6 +41,13 @@ type ServiceAccount struct {
 // DefaultServiceAccountPermissions is the read-only set an account gets when created without
 // an explicit one.
 var DefaultServiceAccountPermissions = []authz.Permission{{Resource: authz.ResRecords, Action: authz.Read, MaxClass: authz.Green}}
+
+// PartnerServiceAccountPermissions is everything a partner's service account may do: read the
+// referrals sent to its partner and confirm their receipt and outcome.
+var PartnerServiceAccountPermissions = []authz.Permission{
+	{Resource: authz.ResReferrals, Action: authz.Read, MaxClass: authz.Green},
+	{Resource: authz.ResReferrals, Action: authz.Update, MaxClass: authz.Green},
+}
 
 // Usable reports whether the account may authenticate at now: active and not expired.
 func (sa *ServiceAccount) Usable(now time.Time) bool {
@@ -89,6 +101,12 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 	if !tutela.ValidText(name) {
 		return tutela.InvalidText("name")
 	}
+	if sa.PartnerID != "" {
+		if !tutela.ValidID(sa.PartnerID) {
+			return tutela.Errorf(tutela.ENOTFOUND, "partner not found")
+		}
+		sa.Clearance, sa.Permissions = authz.Green, slices.Clone(PartnerServiceAccountPermissions)
+	}
 	if sa.Clearance == "" {
 		sa.Clearance = authz.Green
 	}
@@ -118,6 +136,15 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 	if err := tx.lockTenant(ctx, sa.TenantID); err != nil {
 		return err
 	}
+	if sa.PartnerID != "" {
+		p, err := tx.Partners(sa.TenantID).get(ctx, sa.PartnerID, "FOR SHARE")
+		if err != nil {
+			return err
+		}
+		if p.Status != partners.StatusActive {
+			return tutela.Errorf(tutela.ECONFLICT, "the partner is disabled: it gets no new service accounts")
+		}
+	}
 	n, err := tx.count(ctx, `SELECT count(*) FROM service_accounts WHERE tenant_id = $1`, sa.TenantID)
 	if err != nil {
 		return err
@@ -132,9 +159,9 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 		}
 	}
 	sa.ID, sa.ClientID, sa.Name, sa.Status, sa.CreatedAt = tutela.NewID(), "sa_"+tutela.RandomToken(16), name, tutela.StatusActive, tx.now
-	_, err = tx.exec(ctx, `INSERT INTO service_accounts (id, tenant_id, name, client_id, status, created_at, clearance, ip_allowlist, expires_at, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, sa.ID, sa.TenantID, sa.Name, sa.ClientID, string(sa.Status), sa.CreatedAt,
-		string(sa.Clearance), strings.Join(sa.IPAllowlist, ","), exp, sa.CreatedBy)
+	_, err = tx.exec(ctx, `INSERT INTO service_accounts (id, tenant_id, name, client_id, status, created_at, clearance, ip_allowlist, expires_at,
+		created_by, partner_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, sa.ID, sa.TenantID, sa.Name, sa.ClientID, string(sa.Status), sa.CreatedAt,
+		string(sa.Clearance), strings.Join(sa.IPAllowlist, ","), exp, sa.CreatedBy, nullID(sa.PartnerID))
 	if tutela.ErrorCode(err) == tutela.ECONFLICT {
 		return &tutela.Error{Code: tutela.ECONFLICT, Field: "name", Message: "a service account with this name already exists"}
 	}
@@ -159,7 +186,11 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 	if err != nil {
 		return err
 	}
-	return tx.Record(ctx, "service_account.create", sa.TenantID, "service_account", sa.ID, "", map[string]any{"client_id": sa.ClientID})
+	details := map[string]any{"client_id": sa.ClientID}
+	if sa.PartnerID != "" {
+		details["partner_id"] = sa.PartnerID
+	}
+	return tx.Record(ctx, "service_account.create", sa.TenantID, "service_account", sa.ID, "", details)
 }
 
 // ServiceAccountSecretHashes returns the active service account with clientID and the hashes of
@@ -186,14 +217,14 @@ func (tx *Tx) ServiceAccountSecretHashes(ctx context.Context, clientID string) (
 	return sa, hashes, rows.Err()
 }
 
-const saCols = `id, tenant_id, name, client_id, status, created_at, clearance, ip_allowlist, expires_at`
+const saCols = `id, tenant_id, name, client_id, status, created_at, clearance, ip_allowlist, expires_at, COALESCE(CAST(partner_id AS TEXT), '')`
 
 func (tx *Tx) serviceAccount(ctx context.Context, where string, args ...any) (*ServiceAccount, error) {
 	var sa ServiceAccount
 	var status, cl, allow string
 	var exp sql.NullTime
 	err := tx.queryRow(ctx, `SELECT `+saCols+` FROM service_accounts WHERE `+where, args...).
-		Scan(&sa.ID, &sa.TenantID, &sa.Name, &sa.ClientID, &status, &sa.CreatedAt, &cl, &allow, &exp)
+		Scan(&sa.ID, &sa.TenantID, &sa.Name, &sa.ClientID, &status, &sa.CreatedAt, &cl, &allow, &exp, &sa.PartnerID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "service account not found")
 	}
@@ -331,10 +362,17 @@ func (tx *Tx) ServiceAccountPolicy(ctx context.Context, tenantID, saID string) (
 		return nil, err
 	}
 	p := &authz.Policy{TenantID: tenantID, Subject: saID, Clearance: sa.Clearance}
+	if sa.PartnerID != "" {
+		// A partner's account: exactly the partner set at GREEN, whatever the rows say.
+		p.Clearance, p.Partner = authz.Green, sa.PartnerID
+		sa.Permissions = slices.DeleteFunc(sa.Permissions, func(perm authz.Permission) bool {
+			return !slices.Contains(PartnerServiceAccountPermissions, perm)
+		})
+	}
 	for _, perm := range sa.Permissions {
 		p.Grants = append(p.Grants, authz.Grant{Permission: perm, Effect: authz.Allow, Source: "service_account"})
 	}
-	p.Masks = authz.MasksFor(sa.Clearance, nil)
+	p.Masks = authz.MasksFor(p.Clearance, nil)
 	return p, nil
 }
 

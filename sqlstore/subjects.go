@@ -102,6 +102,9 @@ func (r Subjects) anySubject(ctx context.Context, id, lock string) (*Subject, er
 	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
 		return nil, errSubjectNotFound
 	}
+	if err := r.tx.partnerSees(ctx, r.tenantID, id, ""); err != nil {
+		return nil, err
+	}
 	s, err := scanSubject(r.tx.queryRow(ctx, `SELECT `+subjectCols+` FROM subjects WHERE tenant_id = $1 AND id = $2`+
 		r.tx.lockClause(lock), r.tenantID, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -262,6 +265,9 @@ func (r Subjects) Get(ctx context.Context, id string) (*SubjectRecord, error) {
 	if !tutela.ValidID(id) || !tutela.ValidID(r.tenantID) {
 		return nil, errSubjectNotFound
 	}
+	if err := r.tx.partnerSees(ctx, r.tenantID, id, ""); err != nil {
+		return nil, err
+	}
 	// The row and the wrapped key in one round trip: a read costs two queries, not three.
 	var wrapped []byte
 	var s Subject
@@ -305,13 +311,24 @@ func (r Subjects) Get(ctx context.Context, id string) (*SubjectRecord, error) {
 }
 
 // List returns live subjects (IDs and times only), oldest first, up to limit after cursor (a
-// subject ID).
+// subject ID). A transaction acting for a partner lists only the subjects an active share of
+// the partner discloses.
 func (r Subjects) List(ctx context.Context, cursor string, limit int) ([]*Subject, error) {
 	if !tutela.ValidID(r.tenantID) {
 		return nil, nil
 	}
-	rows, err := r.tx.query(ctx, `SELECT `+subjectCols+` FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL AND merged_into IS NULL AND id > $2
-		ORDER BY id LIMIT $3`, r.tenantID, cursorID(cursor), clampLimit(limit))
+	q, args := `SELECT `+subjectCols+` FROM subjects WHERE tenant_id = $1 AND erased_at IS NULL AND merged_into IS NULL AND id > $2`,
+		[]any{r.tenantID, cursorID(cursor), clampLimit(limit)}
+	if r.tx.partner == scopeNone {
+		return []*Subject{}, nil
+	}
+	if r.tx.partner != "" {
+		q += ` AND EXISTS (SELECT 1 FROM partner_shares sh JOIN partners pa ON pa.tenant_id = sh.tenant_id AND pa.id = sh.partner_id
+			WHERE sh.tenant_id = $1 AND sh.partner_id = $4 AND sh.subject_id = subjects.id AND sh.revoked_at IS NULL
+			AND sh.expires_at > $5 AND pa.status = 'active')`
+		args = append(args, r.tx.partner, r.tx.now)
+	}
+	rows, err := r.tx.query(ctx, q+` ORDER BY id LIMIT $3`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +397,24 @@ func (r Subjects) Search(ctx context.Context, field string, digests []privacy.Di
 			out = append(out, id)
 		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if r.tx.partner == "" {
+		return out, nil
+	}
+	// A partner finds only what its shares disclose: the others are left out as if they did
+	// not match (Consent.Check then keeps only those shared for the search's purpose).
+	seen := out[:0]
+	for _, id := range out {
+		switch err := r.tx.partnerSees(ctx, r.tenantID, id, ""); {
+		case err == nil:
+			seen = append(seen, id)
+		case tutela.ErrorCode(err) != tutela.ENOTFOUND:
+			return nil, err
+		}
+	}
+	return seen, nil
 }
 
 // PlaceHold puts a legal hold on a live subject. The reason is required: it is what an erasure
@@ -434,8 +468,12 @@ func (r Subjects) ReleaseHold(ctx context.Context, subjectID, holdID string) (*H
 	return nil, tutela.Errorf(tutela.ENOTFOUND, "active hold not found")
 }
 
-// Holds lists a subject's holds, active and released, oldest first.
+// Holds lists a subject's holds, active and released, oldest first. A share discloses a
+// subject's record to a partner, not the legal matters around it: for a partner, none.
 func (r Subjects) Holds(ctx context.Context, subjectID string) ([]*Hold, error) {
+	if r.tx.partner != "" {
+		return nil, errSubjectNotFound
+	}
 	if _, err := r.subject(ctx, subjectID, ""); err != nil && !errors.Is(err, ErrSubjectErased) {
 		return nil, err
 	}

@@ -364,7 +364,16 @@ func (r Users) SetPasswordHash(ctx context.Context, id, encoded string) error {
 }
 
 // Grant gives the user a built-in or the tenant's custom role by key (e.g. "operator").
+//
+// A partner organisation's user may hold the partner role only, and only they may hold it
+// (checkRoleForUser): no path to this method gives a partner's user more.
 func (r Users) Grant(ctx context.Context, userID, roleKey, grantedBy string, expires *time.Time) error {
+	if err := r.tx.lockUser(ctx, r.tenantID, userID); err != nil {
+		return err
+	}
+	if err := r.checkRoleForUser(ctx, userID, roleKey); err != nil {
+		return err
+	}
 	var grantor any
 	if grantedBy != "" {
 		grantor = grantedBy
