@@ -223,25 +223,24 @@ func (s *Server) putApprovalPolicy(w http.ResponseWriter, r *http.Request, p *tu
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if body.Enabled == nil {
-		middleware.WriteError(w, r, tutela.FieldErrorf("enabled", "enabled is required"))
-		return
-	}
-	if body.Justification != "" && !approvals.ValidText(body.Justification) {
-		middleware.WriteError(w, r, tutela.FieldErrorf("justification", "justification must be 1 to %d characters of text",
-			approvals.MaxJustification))
-		return
-	}
-	pol := approvals.Policy{Action: r.PathValue("action"), Enabled: *body.Enabled, ApproverRoles: body.ApproverRoles,
-		Required: body.Required, TTL: time.Duration(body.TTLSeconds) * time.Second, UpdatedBy: p.UserID}
-	if pol.ApproverRoles == nil {
-		pol.ApproverRoles = []string{}
-	}
+	var pol approvals.Policy
 	var held *approvals.Request
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, _, err := s.authorize(r, tx, p, authz.Manage, authz.ResApprovals)
 		if err != nil {
 			return err
+		}
+		// The body is judged after authorization: another tenant's path is 404 whatever it holds.
+		if body.Enabled == nil {
+			return tutela.FieldErrorf("enabled", "enabled is required")
+		}
+		if body.Justification != "" && !approvals.ValidText(body.Justification) {
+			return tutela.FieldErrorf("justification", "justification must be 1 to %d characters of text", approvals.MaxJustification)
+		}
+		pol = approvals.Policy{Action: r.PathValue("action"), Enabled: *body.Enabled, ApproverRoles: body.ApproverRoles,
+			Required: body.Required, TTL: time.Duration(body.TTLSeconds) * time.Second, UpdatedBy: p.UserID}
+		if pol.ApproverRoles == nil {
+			pol.ApproverRoles = []string{}
 		}
 		if err := s.requireHumanStepUp(p); err != nil {
 			return err
@@ -295,16 +294,14 @@ func (s *Server) linkPerson(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if !tutela.ValidID(body.SameAs) {
-		middleware.WriteError(w, r, tutela.FieldErrorf("same_as", "same_as must be a user ID"))
-		return
-	}
-	if !approvals.ValidText(body.Justification) {
-		middleware.WriteError(w, r, tutela.FieldErrorf("justification", "justification must be 1 to %d characters of text",
-			approvals.MaxJustification))
-		return
-	}
 	err := s.withUser(r, p, authz.Manage, authz.ResUsers, true, func(tx *sqlstore.Tx, t *tutela.Tenant, u *tutela.User, _ *authz.Policy) error {
+		// The body is judged after authorization: another tenant's path is 404 whatever it holds.
+		if !tutela.ValidID(body.SameAs) {
+			return tutela.FieldErrorf("same_as", "same_as must be a user ID")
+		}
+		if !approvals.ValidText(body.Justification) {
+			return tutela.FieldErrorf("justification", "justification must be 1 to %d characters of text", approvals.MaxJustification)
+		}
 		if err := s.requireHumanStepUp(p); err != nil {
 			return err
 		}
