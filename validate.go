@@ -1,6 +1,8 @@
 package tutela
 
 import (
+	"fmt"
+	"net/url"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -128,4 +130,49 @@ func ValidFreeText(s string) bool { return utf8.ValidString(s) && !strings.Conta
 // InvalidText is the error for a name field that fails ValidText.
 func InvalidText(field string) error {
 	return FieldErrorf(field, "%s must be UTF-8 text without control or formatting characters (line breaks, NUL, zero-width or bidi controls)", field)
+}
+
+// HTTPSURLProblem says what keeps s from being a URL Tutela stores and later compares or calls
+// exactly as written (a partner's redirect URL, a webhook endpoint), or "" when nothing does:
+// absolute https with a host; no user information (a password would sit in the store and every
+// listing); no fragment; no "." or ".." path segment (a browser removes them before sending, so
+// the URL opened would not be the one allow-listed); a lower-case host; and the one form net/url
+// writes it back in, so no percent-encoding or case trick makes two spellings of one URL, or
+// one spelling of two. Whether the host is a public address is decided when connecting.
+func HTTPSURLProblem(s string, maxLen int) string {
+	if s == "" || len(s) > maxLen || !utf8.ValidString(s) {
+		return fmt.Sprintf("must be 1 to %d bytes", maxLen)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "is not a URL"
+	case u.Scheme != "https":
+		return "must use https"
+	case u.User != nil:
+		return "must not carry user information"
+	case u.Host == "" || u.Hostname() == "":
+		return "must name a host"
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return "must not have a fragment"
+	case u.Opaque != "":
+		return "must be hierarchical"
+	case hasDotSegment(u.EscapedPath()):
+		return "must not have . or .. path segments"
+	case strings.ToLower(u.Host) != u.Host:
+		return "must have a lower-case host"
+	case u.String() != s:
+		return "is not in canonical form (" + u.String() + ")"
+	}
+	return ""
+}
+
+func hasDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		switch strings.ToLower(seg) {
+		case ".", "..", "%2e", "%2e%2e", ".%2e", "%2e.":
+			return true
+		}
+	}
+	return false
 }

@@ -5,8 +5,6 @@
 package partners
 
 import (
-	"net/url"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -68,39 +66,11 @@ func (p *Partner) Validate() error {
 	return nil
 }
 
-// ValidRedirectURL checks one allow-listed URL: absolute https, a host, no user information, no
-// fragment, and written in the one form net/url gives it back in, so that what an
-// administrator reads is exactly what is compared (no percent-encoding or case tricks that
-// would make two spellings of one URL, or one spelling of two).
+// ValidRedirectURL checks one allow-listed URL (tutela.HTTPSURLProblem: absolute https,
+// written in the one form it is compared in).
 func ValidRedirectURL(s string) error {
-	bad := func(why string) error {
-		return tutela.FieldErrorf("redirect_urls", "redirect URL %q %s", truncate(s, 100), why)
-	}
-	if s == "" || len(s) > MaxURLLen || !utf8.ValidString(s) {
-		return bad("must be 1 to 2048 bytes")
-	}
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return bad("is not a URL")
-	case u.Scheme != "https":
-		return bad("must use https")
-	case u.User != nil:
-		return bad("must not carry user information")
-	case u.Host == "" || u.Hostname() == "":
-		return bad("must name a host")
-	case u.Fragment != "" || strings.Contains(s, "#"):
-		return bad("must not have a fragment")
-	case u.Opaque != "":
-		return bad("must be hierarchical")
-	case hasDotSegment(u.EscapedPath()):
-		// A browser removes "." and ".." segments before it sends the request, so the URL it
-		// opens is not the one an administrator allow-listed.
-		return bad("must not have . or .. path segments")
-	case strings.ToLower(u.Host) != u.Host:
-		return bad("must have a lower-case host")
-	case u.String() != s:
-		return bad("is not in canonical form (" + truncate(u.String(), 100) + ")")
+	if why := tutela.HTTPSURLProblem(s, MaxURLLen); why != "" {
+		return tutela.FieldErrorf("redirect_urls", "redirect URL %q %s", truncate(s, 100), truncate(why, 140))
 	}
 	return nil
 }
@@ -115,16 +85,6 @@ func (p *Partner) CheckTarget(target string) error {
 		}
 	}
 	return tutela.FieldErrorf("target_url", "target_url is not one of the partner's registered redirect URLs")
-}
-
-func hasDotSegment(p string) bool {
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") ||
-			strings.EqualFold(seg, ".%2e") || strings.EqualFold(seg, "%2e.") {
-			return true
-		}
-	}
-	return false
 }
 
 func truncate(s string, n int) string {

@@ -119,28 +119,11 @@ func ValidEvents(events []string) error {
 // one in the path). Whether the host is a public address is decided when delivering, on the
 // address dialled (package egress): a name can resolve anywhere, at any time.
 func ValidURL(s string) error {
-	bad := func(why string) error { return tutela.FieldErrorf("url", "url %s", why) }
-	if s == "" || len(s) > MaxURLLen || !utf8.ValidString(s) {
-		return bad("must be 1 to 2048 bytes")
-	}
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return bad("is not a URL")
-	case u.Scheme != "https":
-		return bad("must use https")
-	case u.User != nil:
-		return bad("must not carry user information")
-	case u.Host == "" || u.Hostname() == "":
-		return bad("must name a host")
-	case u.Fragment != "" || strings.Contains(s, "#"):
-		return bad("must not have a fragment")
-	case u.Opaque != "":
-		return bad("must be hierarchical")
-	case strings.ToLower(u.Host) != u.Host:
-		return bad("must have a lower-case host")
-	case u.String() != s:
-		return bad("is not in canonical form")
+	if why := tutela.HTTPSURLProblem(s, MaxURLLen); why != "" {
+		if strings.HasPrefix(why, "is not in canonical form") {
+			why = "is not in canonical form" // without the URL, which may hold a token
+		}
+		return tutela.FieldErrorf("url", "url %s", why)
 	}
 	return nil
 }
