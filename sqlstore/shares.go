@@ -316,29 +316,9 @@ func (r Users) ListByPartner(ctx context.Context, partnerID string) ([]*tutela.U
 	if _, err := r.tx.Partners(r.tenantID).Get(ctx, partnerID); err != nil {
 		return nil, err
 	}
-	rows, err := r.tx.query(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND partner_id = $2 ORDER BY id LIMIT $3`,
-		r.tenantID, partnerID, MaxPageSize)
+	out, err := r.listWhere(ctx, `partner_id = $2 ORDER BY id LIMIT $3`, partnerID, MaxPageSize)
 	if err != nil {
 		return nil, err
-	}
-	defer rows.Close()
-	var out []*tutela.User
-	var sealed []*sealedUser
-	for rows.Next() {
-		u, s, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out, sealed = append(out, u), append(sealed, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close() // PostgreSQL runs no statement beside open rows; open reads person_keys
-	for i, u := range out {
-		if err := r.openListed(ctx, u, sealed[i]); err != nil {
-			return nil, err
-		}
 	}
 	if out == nil {
 		out = []*tutela.User{}

@@ -249,8 +249,13 @@ func (r Users) List(ctx context.Context, cursor string, limit int) ([]*tutela.Us
 	if !tutela.ValidID(r.tenantID) {
 		return nil, nil
 	}
-	rows, err := r.tx.query(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND id > $2
-		ORDER BY id LIMIT $3`, r.tenantID, cursorID(cursor), clampLimit(limit))
+	return r.listWhere(ctx, `id > $2 ORDER BY id LIMIT $3`, cursorID(cursor), clampLimit(limit))
+}
+
+// listWhere lists the tenant's users matching cond (its arguments from $2), opening each one's
+// sealed data once the rows are closed.
+func (r Users) listWhere(ctx context.Context, cond string, args ...any) ([]*tutela.User, error) {
+	rows, err := r.tx.query(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND `+cond, append([]any{r.tenantID}, args...)...)
 	if err != nil {
 		return nil, err
 	}
