@@ -374,7 +374,7 @@ func TestApprovals_ExpiredRequestsRefusedAndSwept(t *testing.T) {
 		res, b = ae.decide(t, ae.b.cookie, id, "approve")
 		wantError(t, res, b, 409, tutela.ECONFLICT)
 		res, b = ae.req(t, "GET", ae.base()+"/approvals/"+id, "", "", ae.a.cookie)
-		if got := decodeApproval(t, b); got.State != approvals.StateExpired {
+		if got := decodeApproval(t, b); res.StatusCode != 200 || got.State != approvals.StateExpired {
 			t.Fatalf("%s is %s", id, got.State)
 		}
 	}

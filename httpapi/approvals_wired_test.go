@@ -632,7 +632,7 @@ func TestApprovalsWired_ConcurrentRunsExecuteOnce(t *testing.T) {
 			var list struct{ Exports []json.RawMessage }
 			res, b = se.req(t, "GET", path, "", "", se.admin)
 			mustUnmarshal(t, b, &list)
-			if made != 1 || len(list.Exports) != 1 {
+			if res.StatusCode != 200 || made != 1 || len(list.Exports) != 1 {
 				t.Fatalf("%d runs succeeded, %d exports; want exactly 1", made, len(list.Exports))
 			}
 		})
