@@ -175,6 +175,8 @@ func TestPartners_UserSeesOnlySharedSubjectsForTheSharePurposeAtGreen(t *testing
 			if ids := pe.listIDs(t, ub); len(ids) != 0 {
 				t.Fatalf("partner B lists %v", ids)
 			}
+			// The erasure ledger names every erased subject of the tenant: never a partner's.
+			pe.call(t, "GET", pe.base+"/erasures", "", ua, 403)
 			var found struct {
 				IDs []string `json:"subject_ids"`
 			}

@@ -220,6 +220,11 @@ func (s *Server) listErasures(w http.ResponseWriter, r *http.Request, p *tutela.
 		if err != nil {
 			return err
 		}
+		if pol.Partner != "" {
+			// The ledger names every erased subject of the tenant; a partner reads only what is
+			// shared with it, and an erased subject is shared with no one.
+			return tutela.Errorf(tutela.EFORBIDDEN, "a partner organisation's accounts do not read the erasure ledger")
+		}
 		list, err = tx.Erasures(r.Context(), t.ID, cursor, limit)
 		return err
 	})
