@@ -687,3 +687,28 @@ func TestApprovalsWired_RoleWidening(t *testing.T) {
 		})
 	}
 }
+
+// Erasing a subject directly (DELETE …/subjects/{id}) is an erasure like a data-subject
+// request's: the dsr.erasure policy holds it too, so the policy is not one DELETE away.
+func TestApprovalsWired_DirectSubjectErasure(t *testing.T) {
+	t.Parallel()
+	se := newSubjectEnv(t, sqltest.Dialects[0])
+	_, a2 := se.seed(t, "acme", "admin2@example.org", pw, "program_admin")
+	admin2 := se.login(t, "acme", "admin2@example.org", pw, "")
+	id, other := se.create(t), se.create(t)
+	erased := func(subject string) bool {
+		res, _ := se.req(t, "GET", se.base+"/subjects/"+subject+"?purpose=case_management", "", "", se.admin)
+		return res.StatusCode == 404
+	}
+	enablePolicy(t, se.env, se.tenant.ID, approvals.ActionErasure, 1)
+	path := se.base + "/subjects/" + id
+	body := `{"reason":"ticket 4411","legal_basis":"GDPR Art. 17(1)(a)"}`
+	f := gatedFlow{changedPath: se.base + "/subjects/" + other}
+	f.method, f.path, f.body, f.auth, f.tenantID = "DELETE", path, body, se.admin, se.tenant.ID
+	f.approvers, f.other, f.okStatus = []string{a2.ID}, admin2.AccessToken, 200
+	f.ran = func(t *testing.T) bool { return erased(id) }
+	f.run(t, se.env)
+	if erased(other) {
+		t.Fatal("the mismatched erasure ran")
+	}
+}

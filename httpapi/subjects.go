@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"tutela"
+	"tutela/approvals"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/privacy"
@@ -499,6 +500,7 @@ func (s *Server) searchSubjects(w http.ResponseWriter, r *http.Request, p *tutel
 type subjectEraseRequest struct {
 	Reason     string `json:"reason"`
 	LegalBasis string `json:"legal_basis"`
+	approvalFields
 }
 
 // eraseSubject crypto-shreds a subject. DELETE on subjects is a sensitive action: a person needs
@@ -515,16 +517,35 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, p *tutela.
 		return
 	}
 	var e *sqlstore.Erasure
+	var held *approvals.Request
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, _, err := s.authorize(r, tx, p, authz.Delete, authz.ResSubjects)
 		if err != nil {
 			return err
 		}
-		e, err = tx.Subjects(t.ID).Erase(r.Context(), r.PathValue("id"), req.Reason, req.LegalBasis, sqlstore.ErasureRequest)
+		id := r.PathValue("id")
+		if req.ApprovalID == "" {
+			// No request for a subject that does not exist (an approval named is checked, and
+			// spent or refused, by the gate first).
+			if _, err := tx.Subjects(t.ID).Get(r.Context(), id); err != nil {
+				return err
+			}
+		}
+		// An erasure is one whether a data-subject request or this call asks for it: the
+		// tenant's dsr.erasure policy holds both, or the policy would be one DELETE away.
+		if held, err = s.gateTenant(r, tx, p, t.ID, gated{Action: approvals.ActionErasure, TargetType: "subject", TargetID: id,
+			Params: map[string]any{"subject": id, "reason": req.Reason, "legal_basis": req.LegalBasis}, approvalFields: req.approvalFields}); err != nil || held != nil {
+			return err
+		}
+		e, err = tx.Subjects(t.ID).Erase(r.Context(), id, req.Reason, req.LegalBasis, sqlstore.ErasureRequest)
 		return err
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if held != nil {
+		writeHeld(w, r, held)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, e)
