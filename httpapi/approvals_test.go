@@ -417,3 +417,45 @@ func TestApprovals_CancelByRequesterOnly(t *testing.T) {
 	res, b = ae.req(t, "POST", ae.base()+"/approvals/"+req.ID+"/cancel", "", "", ae.a.cookie)
 	wantError(t, res, b, 409, tutela.ECONFLICT)
 }
+
+// An approver must have held the approver role since before the request was made: a requester
+// who may grant the role cannot make an approver of an account they control after seeing their
+// own request.
+func TestApprovals_ApproverRoleGrantedAfterTheRequestCannotDecide(t *testing.T) {
+	t.Parallel()
+	ae := newApprovalEnv(t, sqltest.Dialects[0])
+	ae.stepUp(t, ae.a.cookie, ae.secA)
+	on := `{"enabled":true,"approver_roles":["program_admin"],"required":1,"ttl_seconds":3600}`
+	if res, b := ae.req(t, "PUT", ae.base()+"/approval-policies/subject.export", on, "", ae.a.cookie); res.StatusCode != 200 {
+		t.Fatalf("enable: %d %s", res.StatusCode, b)
+	}
+	res, b := ae.req(t, "PUT", ae.base()+"/approval-policies/subject.export",
+		`{"enabled":false,"approver_roles":["program_admin"],"required":1,"ttl_seconds":3600,"justification":"pilot over"}`, "", ae.a.cookie)
+	if res.StatusCode != 202 {
+		t.Fatalf("held: %d %s", res.StatusCode, b)
+	}
+	req := decodeApproval(t, b)
+	// a now makes the plain user a program_admin (role.grant is off in this tenant).
+	var plainID string
+	if err := ae.db.View(ctxBG, func(tx *sqlstore.Tx) error {
+		u, err := tx.Users(ae.tenant.ID).ByEmail(ctxBG, "plain@example.org")
+		plainID = u.ID
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ae.clock.Add(time.Second)
+	ae.stepUp(t, ae.a.cookie, ae.secA)
+	if res, b := ae.req(t, "PUT", ae.base()+"/users/"+plainID+"/roles/program_admin", "", "", ae.a.cookie); res.StatusCode != 204 {
+		t.Fatalf("grant: %d %s", res.StatusCode, b)
+	}
+	plainSec := ae.enrolTOTP(t, ae.plain.cookie)
+	ae.stepUp(t, ae.plain.cookie, plainSec)
+	res, b = ae.decide(t, ae.plain.cookie, req.ID, approvals.Approve)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	// Someone who held the role before decides.
+	ae.stepUp(t, ae.b.cookie, ae.secB)
+	if res, b := ae.decide(t, ae.b.cookie, req.ID, approvals.Approve); res.StatusCode != 200 {
+		t.Fatalf("b decides: %d %s", res.StatusCode, b)
+	}
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"tutela"
@@ -265,9 +266,18 @@ func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		if req.ExpiresAt != nil && !req.ExpiresAt.After(s.d.Clock()) {
 			return tutela.FieldErrorf("expires_at", "expires_at must be in the future")
 		}
-		if takeover {
+		// A role that decides approvals is held like one that hands over accounts: granted
+		// freely, it would let its granter make an approver of an account they control.
+		approver, err := approverRole(r, tx, t.ID, role.Key)
+		if err != nil {
+			return err
+		}
+		if takeover || approver {
+			// The role's ID and definition are bound, so a role deleted and made again under
+			// the same key, or changed since, is not the role that was approved.
 			g := gated{Action: approvals.ActionRoleGrant, TargetType: "user", TargetID: u.ID,
-				Params:         map[string]any{"user": u.ID, "role": role.Key, "expires_at": paramTime(req.ExpiresAt)},
+				Params: map[string]any{"user": u.ID, "role": role.Key, "role_id": role.ID, "clearance": string(role.Clearance),
+					"permissions": nonNilPerms(role.Permissions), "expires_at": paramTime(req.ExpiresAt)},
 				approvalFields: req.approvalFields}
 			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
 				return err
@@ -413,4 +423,19 @@ func (s *Server) userAccess(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, out)
+}
+
+// approverRole reports whether roleKey is an approver role of one of the tenant's enabled
+// approval policies.
+func approverRole(r *http.Request, tx *sqlstore.Tx, tenantID, roleKey string) (bool, error) {
+	pols, err := tx.Approvals(tenantID).Policies(r.Context())
+	if err != nil {
+		return false, err
+	}
+	for _, p := range pols {
+		if p.Enabled && slices.Contains(p.ApproverRoles, roleKey) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

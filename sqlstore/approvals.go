@@ -415,12 +415,16 @@ func (s Approvals) Decide(ctx context.Context, id string, d Decision) (*approval
 	if d.UserID == r.RequestedBy || person == r.RequesterPerson || person == current {
 		return nil, tutela.Errorf(tutela.EFORBIDDEN, "nobody decides their own request, through any of their accounts")
 	}
-	holds, err := s.tx.holdsAnyRole(ctx, s.tenantID, d.UserID, r.ApproverRoles)
+	// The role must have been held since before the request was made: otherwise whoever may
+	// grant a role that hands over no account (so no approval guards the grant) could make an
+	// approver of an account they control after seeing their own request.
+	holds, err := s.tx.holdsAnyRole(ctx, s.tenantID, d.UserID, r.ApproverRoles, r.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
 	if !holds {
-		return nil, tutela.Errorf(tutela.EFORBIDDEN, "only a holder of one of the roles %v may decide this request", r.ApproverRoles)
+		return nil, tutela.Errorf(tutela.EFORBIDDEN,
+			"only someone who held one of the roles %v before the request was made may decide it", r.ApproverRoles)
 	}
 	prior, err := s.decisions(ctx, r.ID)
 	if err != nil {
@@ -620,15 +624,17 @@ func rolesQuery(q string, args []any, roles []string) (string, []any) {
 	return q + ` AND ro.key IN (` + strings.Join(ph, ", ") + `)`, args
 }
 
-// holdsAnyRole reports whether the active user holds an unexpired grant of one of roles now.
-func (tx *Tx) holdsAnyRole(ctx context.Context, tenantID, userID string, roles []string) (bool, error) {
+// holdsAnyRole reports whether the active user holds an unexpired grant of one of roles now,
+// granted no later than since.
+func (tx *Tx) holdsAnyRole(ctx context.Context, tenantID, userID string, roles []string, since time.Time) (bool, error) {
 	if len(roles) == 0 || !tutela.ValidID(userID) {
 		return false, nil
 	}
 	q, args := rolesQuery(`SELECT count(*) FROM user_roles ur JOIN roles ro ON ro.id = ur.role_id
 		JOIN users u ON u.tenant_id = ur.tenant_id AND u.id = ur.user_id
-		WHERE ur.tenant_id = $1 AND ur.user_id = $2 AND u.status = 'active' AND (ur.expires_at IS NULL OR ur.expires_at > $3)`,
-		[]any{tenantID, userID, tx.now}, roles)
+		WHERE ur.tenant_id = $1 AND ur.user_id = $2 AND u.status = 'active' AND (ur.expires_at IS NULL OR ur.expires_at > $3)
+		AND ur.granted_at <= $4`,
+		[]any{tenantID, userID, tx.now, since.UTC()}, roles)
 	n, err := tx.count(ctx, q, args...)
 	return n > 0, err
 }
