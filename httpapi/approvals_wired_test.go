@@ -712,3 +712,35 @@ func TestApprovalsWired_DirectSubjectErasure(t *testing.T) {
 		t.Fatal("the mismatched erasure ran")
 	}
 }
+
+// A service account that can hand over accounts (where the tenant allows one at all) is an admin
+// grant: the role.grant policy holds its creation, binding the account as it will be made.
+func TestApprovalsWired_TakeoverServiceAccount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqltest.Dialects[0], nil)
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	_, a2 := e.seed(t, "acme", "admin2@example.org", pw, "program_admin")
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	admin2 := e.login(t, "acme", "admin2@example.org", pw, "")
+	if _, err := e.db.SQL().ExecContext(ctxBG, `UPDATE tenants SET service_accounts_may_take_over = TRUE WHERE id = $1`, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	enablePolicy(t, e, tn.ID, approvals.ActionRoleGrant, 1)
+	path := "/v1/tenants/" + tn.ID + "/service-accounts"
+	made := func(name string) bool {
+		res, b := e.req(t, "GET", path, "", "", admin.cookie)
+		if res.StatusCode != 200 {
+			t.Fatalf("list: %d %s", res.StatusCode, b)
+		}
+		return strings.Contains(string(b), `"name":"`+name+`"`)
+	}
+	// An account that hands over no one is made at once.
+	if res, b := e.req(t, "POST", path, `{"name":"reader"}`, "", admin.cookie); res.StatusCode != 201 {
+		t.Fatalf("reader: %d %s", res.StatusCode, b)
+	}
+	gatedFlow{method: "POST", path: path, body: `{"name":"ops","permissions":[{"resource":"users","action":"MANAGE"}]}`,
+		changedBody: `{"name":"ops","permissions":[{"resource":"users","action":"MANAGE"},{"resource":"roles","action":"MANAGE"}]}`,
+		auth:        admin.cookie, tenantID: tn.ID, approvers: []string{a2.ID}, other: admin2.cookie, okStatus: 201,
+		ran: func(t *testing.T) bool { return made("ops") },
+	}.run(t, e)
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/approvals"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
 	"tutela/identity"
@@ -75,6 +76,7 @@ type serviceAccountRequest struct {
 	Clearance   authz.Classification `json:"clearance"`
 	IPAllowlist []string             `json:"ip_allowlist"`
 	ExpiresAt   *time.Time           `json:"expires_at"`
+	approvalFields
 }
 
 // createServiceAccount: (service_accounts CREATE) by a person with a fresh second factor (a new
@@ -91,6 +93,7 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 	sa := &sqlstore.ServiceAccount{Name: req.Name, Permissions: req.Permissions, Clearance: req.Clearance,
 		IPAllowlist: req.IPAllowlist, ExpiresAt: req.ExpiresAt}
 	var secret tutela.Secret
+	var held *approvals.Request
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, pol, err := s.authorize(r, tx, p, authz.Create, authz.ResServiceAccounts)
 		if err != nil {
@@ -116,11 +119,26 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 		if err := s.mayHoldTakeover(r, tx, t, perms); err != nil {
 			return err
 		}
+		if _, takeover := authz.TakeoverPermission(perms); takeover {
+			// An account that can hand over people's accounts is an admin grant like any other:
+			// the role.grant policy holds it, binding the whole account as it will be made.
+			g := gated{Action: approvals.ActionRoleGrant, TargetType: "service_account", TargetID: sa.Name,
+				Params: map[string]any{"service_account": sa.Name, "permissions": nonNilPerms(perms), "clearance": string(role.Clearance),
+					"ip_allowlist": sa.IPAllowlist, "expires_at": paramTime(sa.ExpiresAt)},
+				approvalFields: req.approvalFields}
+			if held, err = s.gateTenant(r, tx, p, t.ID, g); err != nil || held != nil {
+				return err
+			}
+		}
 		secret, err = s.d.Identity.CreateServiceAccountTx(r.Context(), tx, sa)
 		return err
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if held != nil {
+		writeHeld(w, r, held)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"service_account": sa, "client_secret": secret.Reveal()})
