@@ -155,6 +155,11 @@ func (s *Server) listReferrals(w http.ResponseWriter, r *http.Request, p *tutela
 			f.PartnerID = scope
 		}
 		out, err = tx.Referrals(t.ID).List(r.Context(), f)
+		if scope != "" {
+			for i := range out {
+				out[i] = out[i].PartnerView()
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -178,8 +183,12 @@ func (s *Server) getReferral(w http.ResponseWriter, r *http.Request, p *tutela.P
 		if ref, err = tx.Referrals(t.ID).Get(r.Context(), r.PathValue("id")); err != nil {
 			return err
 		}
-		if scope != "" && ref.PartnerID != scope {
-			return tutela.Errorf(tutela.ENOTFOUND, "referral not found")
+		if scope != "" {
+			if ref.PartnerID != scope {
+				return tutela.Errorf(tutela.ENOTFOUND, "referral not found")
+			}
+			v := ref.PartnerView()
+			ref = &v
 		}
 		return nil
 	})

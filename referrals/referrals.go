@@ -78,8 +78,8 @@ type Referral struct {
 	ID        string `json:"id"`
 	TenantID  string `json:"tenant_id"`
 	PartnerID string `json:"partner_id"`
-	SubjectID string `json:"subject_id"`
-	Purpose   string `json:"purpose"`
+	SubjectID string `json:"subject_id,omitempty"` // omitted in a partner's view (PartnerView)
+	Purpose   string `json:"purpose,omitempty"`
 	// TargetURL is the partner's allow-listed URL the person is sent to, exactly as registered.
 	TargetURL string `json:"target_url"`
 	// KeyID is the referrals key the token was signed with; retiring it ends the token.
@@ -87,8 +87,8 @@ type Referral struct {
 	// State as read at the time of reading: a live referral past ExpiresAt reads expired.
 	State         State      `json:"state"`
 	Outcome       string     `json:"outcome"`
-	Justification string     `json:"justification"`
-	CreatedBy     string     `json:"created_by"`
+	Justification string     `json:"justification,omitempty"`
+	CreatedBy     string     `json:"created_by,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	ExpiresAt     time.Time  `json:"expires_at"`
 	OpenedAt      *time.Time `json:"opened_at,omitempty"`
@@ -107,6 +107,23 @@ type Event struct {
 	Actor string    `json:"actor"` // a user, a partner's service account, "" for the person following the link
 	At    time.Time `json:"at"`
 	Note  string    `json:"note,omitempty"`
+}
+
+// PartnerView is r as the partner it was sent to reads it: where the referral stands and what
+// the partner itself reported, never who was referred (the subject's ID), for which of the
+// tenant's purposes, why (the caseworker's justification) or by whom, nor the notes and actors
+// of the tenant's own steps.
+func (r Referral) PartnerView() Referral {
+	r.SubjectID, r.Purpose, r.Justification, r.CreatedBy = "", "", "", ""
+	ev := make([]Event, len(r.Events))
+	for i, e := range r.Events {
+		if e.State != StateConfirmed && e.State != StateClosed {
+			e.Actor, e.Note = "", ""
+		}
+		ev[i] = e
+	}
+	r.Events = ev
+	return r
 }
 
 // StateAt is the referral's state at now: a referral still live past its expiry is expired.
