@@ -744,3 +744,50 @@ func TestApprovalsWired_TakeoverServiceAccount(t *testing.T) {
 		ran: func(t *testing.T) bool { return made("ops") },
 	}.run(t, e)
 }
+
+// A service account whose creator is not recorded (made before approvals existed) cannot ask for
+// approval: nobody could be kept from approving its requests, its maker included.
+func TestApprovalsWired_ServiceAccountWithoutRecordedCreatorCannotAsk(t *testing.T) {
+	t.Parallel()
+	se := newSubjectEnv(t, sqltest.Dialects[0])
+	path := se.base + "/ai/settings"
+	settings := func(day string) string {
+		return `{"requests_per_minute":60,"tokens_per_day":` + day + `,"tokens_per_month":20000,"id_countries":["gb"],"justification":"quarterly campaign"}`
+	}
+	sa := se.createSA(t, se.tenant.ID, se.admin, `{"name":"budget-bot","permissions":[{"resource":"ai","action":"MANAGE"}]}`)
+	if _, err := se.db.SQL().ExecContext(ctxBG, `UPDATE service_accounts SET created_by = '' WHERE id = $1`, sa.SA.ID); err != nil {
+		t.Fatal(err)
+	}
+	enablePolicy(t, se.env, se.tenant.ID, approvals.ActionCreditTopUp, 1)
+	if res, b := se.req(t, "PUT", path, settings("1000"), "", se.admin); res.StatusCode != 200 {
+		t.Fatalf("first limits: %d %s", res.StatusCode, b)
+	}
+	code, tok := se.clientToken(t, sa.SA.ClientID, sa.Secret, "")
+	if code != 200 {
+		t.Fatalf("token: %d %v", code, tok)
+	}
+	res, b := se.req(t, "PUT", path, settings("900000"), "", tok["access_token"].(string))
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+	// With its creator recorded, the same account asks, and its creator cannot approve.
+	var adminID string
+	if err := se.db.View(ctxBG, func(tx *sqlstore.Tx) error {
+		u, err := tx.Users(se.tenant.ID).ByEmail(ctxBG, "admin@example.org")
+		if err == nil {
+			adminID = u.ID
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := se.db.SQL().ExecContext(ctxBG, `UPDATE service_accounts SET created_by = $1 WHERE id = $2`, adminID, sa.SA.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, b = se.req(t, "PUT", path, settings("900000"), "", tok["access_token"].(string))
+	if res.StatusCode != 202 {
+		t.Fatalf("held raise: %d %s", res.StatusCode, b)
+	}
+	var held struct{ Approval approvals.Request }
+	mustUnmarshal(t, b, &held)
+	res, b = se.req(t, "POST", se.base+"/approvals/"+held.Approval.ID+"/decisions", `{"verdict":"approve","comment":"ok"}`, "", se.admin)
+	wantError(t, res, b, 403, tutela.EFORBIDDEN)
+}
