@@ -113,7 +113,8 @@ type Policy struct {
 	// Partner is the partner organisation the principal belongs to (issue 18), "" for the
 	// tenant's own people and accounts. A partner's principal sees subjects only through the
 	// partner's active shares; the store enforces it once the caller scopes its transaction.
-	Partner string `json:"-"`
+	// Published in policy snapshots, so a resource server deciding locally learns it too.
+	Partner string `json:"partner_id,omitempty"`
 }
 
 // Request is one question: may the principal do action on a resource of this type and
@@ -133,6 +134,10 @@ type Obligations struct {
 	Mask            map[string]Mask `json:"mask,omitempty"`
 	StepUpRequired  bool            `json:"step_up_required,omitempty"`
 	PurposeRequired bool            `json:"purpose_required,omitempty"`
+	// Partner, when set, is the partner organisation the principal acts for: the resource
+	// server must serve it only what it has shared with that partner (records carrying the
+	// partner's ID). Tutela enforces it itself for subjects.
+	Partner string `json:"partner_id,omitempty"`
 }
 
 // Decision is Decide's answer, with the reason a person can read.
@@ -231,6 +236,7 @@ func Decide(p *Policy, r Request, now time.Time) Decision {
 		d.Obligations.StepUpRequired = r.StepUpAt.IsZero() || now.Sub(r.StepUpAt) > StepUpWindow
 	}
 	d.Obligations.Mask = p.masksFor(r.Resource)
+	d.Obligations.Partner = p.Partner
 	return d
 }
 

@@ -581,3 +581,28 @@ func rawExec(t *testing.T, db *sqlstore.DB, q string, args ...any) {
 		t.Fatal(err)
 	}
 }
+
+// A resource server learns whom a partner's user acts for: an allowed decision carries the
+// partner's ID as an obligation (serve only what is shared with it), and the policy snapshot
+// names it for local decisions; the tenant's own people carry none.
+func TestPartners_DecisionsNameThePartnerForResourceServers(t *testing.T) {
+	t.Parallel()
+	pe := newPartnerEnv(t, sqltest.Dialects[0])
+	a := pe.createPartner(t, "Shelter")
+	ua := pe.partnerUser(t, a, "caseworker@shelter.example")
+	var dec struct {
+		Allow       bool `json:"allow"`
+		Obligations struct {
+			Partner string `json:"partner_id"`
+		} `json:"obligations"`
+	}
+	mustUnmarshal(t, pe.call(t, "POST", "/v1/authz/check", `{"action":"READ","resource":"records","classification":"GREEN"}`, ua, 200), &dec)
+	if !dec.Allow || dec.Obligations.Partner != a {
+		t.Fatalf("partner user's decision: %+v, want allow with partner %s", dec, a)
+	}
+	dec.Obligations.Partner = ""
+	mustUnmarshal(t, pe.call(t, "POST", "/v1/authz/check", `{"action":"READ","resource":"records","classification":"GREEN"}`, pe.admin, 200), &dec)
+	if dec.Obligations.Partner != "" {
+		t.Fatalf("the tenant's administrator carries a partner: %+v", dec)
+	}
+}
