@@ -11,6 +11,7 @@ import (
 	"tutela/approvals"
 	"tutela/authz"
 	"tutela/httpapi/middleware"
+	"tutela/privacy"
 	"tutela/sqlstore"
 )
 
@@ -59,11 +60,12 @@ type mergePreviewRequest struct {
 }
 
 // mergeField is one schema field in a preview: whether the two differ (compared in clear by
-// the store, never returned), and each side's value as a GET of the subject for the purpose
-// would show it to this caller (absent: not held, not for this purpose).
+// the store, never returned; null for a field above what the caller may update, so the preview
+// is no equality oracle for values they may not read), and each side's value as a GET of the
+// subject for the purpose would show it to this caller (absent: not held, not for this purpose).
 type mergeField struct {
 	Name     string `json:"name"`
-	Differs  bool   `json:"differs"`
+	Differs  *bool  `json:"differs"`
 	Survivor any    `json:"survivor,omitempty"`
 	Merged   any    `json:"merged,omitempty"`
 }
@@ -113,9 +115,17 @@ func (s *Server) previewMerge(w http.ResponseWriter, r *http.Request, p *tutela.
 		}
 		out = mergePreview{SurvivorID: req.SurvivorID, MergedID: req.MergedID, Purpose: purpose, Fields: []mergeField{},
 			Holdings: map[string]sqlstore.MergeCounts{"survivor": pv.Survivor, "merged": pv.Merged}}
+		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
+		if err != nil {
+			return err
+		}
 		for _, name := range slices.Sorted(maps.Keys(pv.Differs)) {
-			out.Fields = append(out.Fields, mergeField{Name: name, Differs: pv.Differs[name],
-				Survivor: sr.view.Values[name], Merged: mr.view.Values[name]})
+			f := mergeField{Name: name, Survivor: sr.view.Values[name], Merged: mr.view.Values[name]}
+			if s.mayMergeField(p, pol, schema, name) {
+				d := pv.Differs[name]
+				f.Differs = &d
+			}
+			out.Fields = append(out.Fields, f)
 		}
 		return tx.Record(r.Context(), "subject.merge.preview", t.ID, "subject", req.SurvivorID, "", map[string]any{
 			"merged_id": req.MergedID, "purpose": purpose,
@@ -175,6 +185,18 @@ func (s *Server) mergeSubjects(w http.ResponseWriter, r *http.Request, p *tutela
 		schema, err := tx.SubjectSchema(t.ID).Get(r.Context())
 		if err != nil {
 			return err
+		}
+		// A field above what the caller may update keeps the survivor's value unless they chose
+		// otherwise (which authorizeFields then refuses): asking them to choose would tell them
+		// whether the two values differ.
+		pol, err := principalPolicy(r, tx, p)
+		if err != nil {
+			return err
+		}
+		for _, f := range schema {
+			if _, chosen := req.Choices[f.Name]; !chosen && !s.mayMergeField(p, pol, schema, f.Name) {
+				req.Choices[f.Name] = sqlstore.MergeKeepSurvivor
+			}
 		}
 		var taken []string
 		for _, f := range slices.Sorted(maps.Keys(req.Choices)) {
@@ -288,4 +310,15 @@ func (s *Server) getMerge(w http.ResponseWriter, r *http.Request, p *tutela.Prin
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, out)
+}
+
+// mayMergeField reports whether p may update subjects at field's classification: whether a
+// merge may show them if the two subjects differ in it, and take the merged subject's value.
+func (s *Server) mayMergeField(p *tutela.Principal, pol *authz.Policy, schema privacy.Schema, field string) bool {
+	f, ok := schema.Field(field)
+	if !ok {
+		return false
+	}
+	return authz.Decide(pol, authz.Request{Action: authz.Update, Resource: authz.ResSubjects, Class: f.Classification,
+		StepUpAt: p.StepUpAt}, s.d.Clock()).Allow
 }

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,27 +92,35 @@ func TestMerges_PreviewApprovalMergeUnmerge(t *testing.T) {
 			var pv struct {
 				Fields []struct {
 					Name             string
-					Differs          bool
+					Differs          *bool
 					Survivor, Merged any
 				}
 				Holdings map[string]sqlstore.MergeCounts
 			}
 			mustUnmarshal(t, b, &pv)
-			differs := map[string]bool{}
+			differs := map[string]string{}
 			for _, f := range pv.Fields {
-				differs[f.Name] = f.Differs
+				differs[f.Name] = "unknown"
+				if f.Differs != nil {
+					differs[f.Name] = strconv.FormatBool(*f.Differs)
+				}
 				if f.Name == "national_id" && (f.Survivor == "AB-947 381" || f.Merged == "AB-947 381") {
 					t.Fatal("the preview showed a RED value in clear to a YELLOW-cleared administrator")
 				}
 			}
-			if !differs["full_name"] || !differs["phone"] || !differs["notes"] || differs["national_id"] {
+			// The RED fields (notes differ, national_id does not) are above what the YELLOW
+			// administrator may update: the preview does not say whether they differ.
+			if differs["full_name"] != "true" || differs["phone"] != "true" || differs["notes"] != "unknown" || differs["national_id"] != "unknown" {
 				t.Fatalf("preview differs: %v", differs)
 			}
-			// Every differing field must be chosen; nothing is requested until then.
-			res, b = me.req(t, "POST", me.base+"/subjects/merge", me.mergeBody(`{"full_name":"merged","phone":"survivor"}`, ""), "", me.admin)
-			if eb := wantError(t, res, b, 400, tutela.EINVALID); !strings.Contains(eb.Error.Message, "notes") {
+			// Every differing field the caller may see must be chosen; nothing is requested until then.
+			res, b = me.req(t, "POST", me.base+"/subjects/merge", me.mergeBody(`{"full_name":"merged"}`, ""), "", me.admin)
+			if eb := wantError(t, res, b, 400, tutela.EINVALID); !strings.Contains(eb.Error.Message, "phone") {
 				t.Fatalf("missing choice names %q", eb.Error.Message)
 			}
+			// Taking a RED value they may not update is refused; leaving it keeps the survivor's.
+			res, b = me.req(t, "POST", me.base+"/subjects/merge", me.mergeBody(`{"full_name":"merged","phone":"survivor","notes":"merged"}`, ""), "", me.admin)
+			wantError(t, res, b, 403, tutela.EFORBIDDEN)
 			res, b = me.req(t, "POST", me.base+"/subjects/merge", me.mergeBody(mergeChoices, ""), "", me.admin)
 			if res.StatusCode != 202 {
 				t.Fatalf("merge without approval: %d %s", res.StatusCode, b)
