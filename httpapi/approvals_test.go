@@ -116,6 +116,10 @@ func TestApprovals_HeldPolicyChangeDecidedByOthersRunsOnce(t *testing.T) {
 			res, b = ae.req(t, "PUT", ae.base()+"/approval-policies/role.grant",
 				`{"enabled":true,"approver_roles":["ghost_role"],"required":2,"ttl_seconds":3600}`, "", ae.a.cookie)
 			wantError(t, res, b, 400, tutela.EINVALID)
+			// Outsiders never approve the tenant's calls.
+			res, b = ae.req(t, "PUT", ae.base()+"/approval-policies/role.grant",
+				`{"enabled":true,"approver_roles":["partner"],"required":1,"ttl_seconds":3600}`, "", ae.a.cookie)
+			wantError(t, res, b, 400, tutela.EINVALID)
 			res, b = ae.req(t, "PUT", ae.base()+"/approval-policies/role.grant",
 				`{"enabled":true,"approver_roles":["program_admin"],"required":0,"ttl_seconds":3600}`, "", ae.a.cookie)
 			wantError(t, res, b, 400, tutela.EINVALID)

@@ -12,6 +12,7 @@ import (
 
 	"tutela"
 	"tutela/approvals"
+	"tutela/authz"
 	"tutela/vault"
 )
 
@@ -102,6 +103,10 @@ func (s Approvals) CheckPolicy(ctx context.Context, p approvals.Policy) error {
 		return err
 	}
 	for _, k := range p.ApproverRoles {
+		if k == authz.RolePartner {
+			// A partner's users are outsiders who see only what is shared with them.
+			return tutela.FieldErrorf("approver_roles", "the partner role cannot approve the tenant's calls")
+		}
 		if !slices.ContainsFunc(roles, func(r *Role) bool { return r.Key == k }) {
 			return tutela.FieldErrorf("approver_roles", "approver_roles names a role the tenant does not have")
 		}
@@ -530,6 +535,22 @@ func (s Approvals) Execute(ctx context.Context, id string, e Execution) (*approv
 	}
 	if !s.tx.now.Before(r.ExpiresAt) {
 		return nil, approvals.Refusal(approvals.ReasonExpired, "the approval request has expired")
+	}
+	// The state column alone is not trusted: the approval must stand on its recorded decisions,
+	// N approvals from distinct people other than the requester and no rejection. A row set to
+	// approved behind the store's back is refused as tampered.
+	approve, err := s.tx.count(ctx, `SELECT count(DISTINCT decider_person) FROM approval_decisions
+		WHERE tenant_id = $1 AND request_id = $2 AND verdict = 'approve' AND decider_person <> $3`, s.tenantID, r.ID, r.RequesterPerson)
+	if err != nil {
+		return nil, err
+	}
+	reject, err := s.tx.count(ctx, `SELECT count(*) FROM approval_decisions WHERE tenant_id = $1 AND request_id = $2 AND verdict = 'reject'`,
+		s.tenantID, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if approve < r.Required || reject > 0 {
+		return nil, errTampered
 	}
 	if e.Action != r.Action || e.TargetType != r.TargetType || e.TargetID != r.TargetID {
 		return nil, approvals.Refusal(approvals.ReasonMismatch, "the approval was given for another action or target")

@@ -542,6 +542,21 @@ func testApprovalsTampered(t *testing.T, open Opener) {
 	}
 	_, err := k.decide(k.a, r2.ID, k.approvers[0], approvals.Approve)
 	mustReason(t, err, approvals.ReasonTampered)
+	// A pending request set to approved behind the store's back has no decisions to stand on;
+	// one approved with a rejection written in beside it neither.
+	r3 := k.request(t, k.a, k.requester, 1, map[string]any{"role": "auditor"})
+	if _, err := k.db.SQL().ExecContext(ctx, `UPDATE approval_requests SET state = 'approved', approvals = 1 WHERE id = $1`, r3.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustReason(t, k.execute(k.a, r3.ID, k.requester, map[string]any{"role": "auditor"}), approvals.ReasonTampered)
+	r4 := k.request(t, k.a, k.requester, 2, map[string]any{"role": "auditor"})
+	if _, err := k.decide(k.a, r4.ID, k.approvers[0], approvals.Approve); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.db.SQL().ExecContext(ctx, `UPDATE approval_requests SET state = 'approved', approvals = 2 WHERE id = $1`, r4.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustReason(t, k.execute(k.a, r4.ID, k.requester, map[string]any{"role": "auditor"}), approvals.ReasonTampered)
 }
 
 func testApprovalsSweep(t *testing.T, open Opener) {
