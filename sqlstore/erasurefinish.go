@@ -26,7 +26,8 @@ import (
 //   - a subject's files become erased (eraseSubjectFiles): no name, hash or data key left, links
 //     revoked, one purge job per blob.
 //   - a subject's referrals lose their free texts and live ones are cancelled
-//     (eraseSubjectReferrals).
+//     (eraseSubjectReferrals); so do their shares (revoked) and the approval requests that
+//     target them (eraseSubjectTexts).
 //
 // It is idempotent and reports whether it changed anything: a person already finished, or
 // whose row the database never had (created after the backup), changes nothing.
@@ -61,7 +62,12 @@ func (tx *Tx) finishErasure(ctx context.Context, tenantID, personID, kind string
 	}
 	// Their referrals: what was written about them goes, live ones are cancelled.
 	nrefs, err := tx.eraseSubjectReferrals(ctx, tenantID, personID)
-	return n > 0 || nfiles > 0 || nrefs > 0, err
+	if err != nil {
+		return false, err
+	}
+	// Their shares and the approval requests about them: the texts go, open ones end.
+	ntexts, err := tx.eraseSubjectTexts(ctx, tenantID, personID, at)
+	return n > 0 || nfiles > 0 || nrefs > 0 || ntexts > 0, err
 }
 
 // repairErasure finishes the erasure the ledger records for a person, if it records one: a
@@ -87,4 +93,39 @@ func (tx *Tx) repairErasure(ctx context.Context, tenantID, personID string) (fou
 	return true, true, tx.Audit(ctx, audit.Event{ActorType: audit.ActorSystem, Action: "privacy.erasure_reapplied",
 		TenantID: tenantID, TargetType: kind, TargetID: personID, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"erasure_id": id, "trigger": trigger, "repaired": true}})
+}
+
+// eraseSubjectTexts is a subject's erasure reaching the free texts written about them elsewhere
+// (finishErasure): their shares' justifications (the shares are revoked: an erased subject is
+// shared with no one), and the justifications and decision comments of approval requests that
+// target them (an open request is cancelled: there is nothing left to run it on). The rows stay
+// as the record that they existed. Idempotent: it reports how many rows it changed.
+func (tx *Tx) eraseSubjectTexts(ctx context.Context, tenantID, subjectID string, at time.Time) (int64, error) {
+	var n int64
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE partner_shares SET justification = $1, revoked_at = COALESCE(revoked_at, $4)
+			WHERE tenant_id = $2 AND subject_id = $3 AND justification <> $1`,
+			[]any{ErasedPlaceholder, tenantID, subjectID, at.UTC()}},
+		{`UPDATE approval_decisions SET comment = $1 WHERE tenant_id = $2 AND comment <> $1 AND request_id IN
+			(SELECT id FROM approval_requests WHERE tenant_id = $2 AND target_type = 'subject' AND target_id = $3)`,
+			[]any{ErasedPlaceholder, tenantID, subjectID}},
+		{`UPDATE approval_requests SET justification = $1,
+			state = CASE WHEN state IN ('pending', 'approved') THEN 'cancelled' ELSE state END
+			WHERE tenant_id = $2 AND target_type = 'subject' AND target_id = $3 AND justification <> $1`,
+			[]any{ErasedPlaceholder, tenantID, subjectID}},
+	} {
+		res, err := tx.exec(ctx, q.sql, q.args...)
+		if err != nil {
+			return 0, err
+		}
+		c, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		n += c
+	}
+	return n, nil
 }

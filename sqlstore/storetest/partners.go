@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"tutela/approvals"
 
 	"tutela"
 	"tutela/authz"
@@ -27,6 +28,7 @@ var PartnerTests = []Test{
 	{"PartnerSharesPerSubjectCapped", testShareCap},
 	{"PartnerUserHoldsOnlyThePartnerRole", testPartnerUserRoles},
 	{"PartnerServiceAccountHoldsOnlyReferrals", testPartnerServiceAccount},
+	{"SubjectErasureClearsShareAndApprovalTexts", testPartnerSubjectErasureClearsTexts},
 }
 
 // partnerKit is a consent kit (purposes outreach on consent, case_management on contract,
@@ -553,5 +555,66 @@ func testShareCap(t *testing.T, open Opener) {
 	update(t, k.db, func(tx *sqlstore.Tx) (err error) { list, err = tx.Shares(k.tenant.ID).ForSubject(ctx, s); return err })
 	if len(list) != sqlstore.MaxSharesPerSubject {
 		t.Fatalf("the subject's listing has %d shares, want all %d", len(list), sqlstore.MaxSharesPerSubject)
+	}
+}
+
+// Erasing a subject reaches the texts written about them beside their record: their shares'
+// justifications (and the shares end), and the justifications and comments of the approval
+// requests that target them (an open one is cancelled); another subject's are untouched.
+func testPartnerSubjectErasureClearsTexts(t *testing.T, open Opener) {
+	k := newPartnerKit(t, open, "acme")
+	tn := k.tenant.ID
+	subjects := make([]string, 2)
+	for i := range subjects {
+		subjects[i] = k.consentKit.subject(t, tn)
+		if err := k.record(tn, grant(subjects[i], "outreach", 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.db.SetVault(k.vault) // users are sealed by the same vault as the kit's subjects
+	requester := createUser(t, k.db, tn, "req@acme.example").ID
+	shares := make([]*partners.Share, 2)
+	reqs := make([]*approvals.Request, 2)
+	for i, s := range subjects {
+		shares[i] = k.share(t, tn, k.partner, s, "outreach", 24*time.Hour)
+		raw, err := approvals.Canonical(map[string]any{"subject": s, "purpose": "outreach"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs[i] = &approvals.Request{Action: approvals.ActionSubjectExport, TargetType: "subject", TargetID: s, Params: raw,
+			Justification: "Ada asked by phone", RequestedBy: requester, RequesterKind: tutela.PrincipalUser}
+		pol := approvals.DefaultPolicy(approvals.ActionSubjectExport)
+		update(t, k.db, func(tx *sqlstore.Tx) error { return tx.Approvals(tn).Create(ctx, reqs[i], pol) })
+	}
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		_, err := tx.Subjects(tn).Erase(ctx, subjects[0], "the subject asked", "GDPR Art. 17(1)(a)", sqlstore.ErasureRequest)
+		return err
+	})
+	var got []*partners.Share
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		for _, sh := range shares {
+			s, err := tx.Shares(tn).Get(ctx, sh.ID)
+			if err != nil {
+				return err
+			}
+			got = append(got, s)
+		}
+		return nil
+	})
+	if got[0].Justification != sqlstore.ErasedPlaceholder || got[0].RevokedAt == nil {
+		t.Fatalf("the erased subject's share kept its text or stayed live: %+v", got[0])
+	}
+	if got[1].Justification != "Referred for housing" || got[1].RevokedAt != nil {
+		t.Fatalf("another subject's share changed: %+v", got[1])
+	}
+	for i, want := range []struct {
+		justification string
+		state         approvals.State
+	}{{sqlstore.ErasedPlaceholder, approvals.StateCancelled}, {"Ada asked by phone", approvals.StatePending}} {
+		var r *approvals.Request
+		update(t, k.db, func(tx *sqlstore.Tx) (err error) { r, err = tx.Approvals(tn).Get(ctx, reqs[i].ID); return err })
+		if r.Justification != want.justification || r.State != want.state {
+			t.Fatalf("request %d after the erasure: %q %s, want %q %s", i, r.Justification, r.State, want.justification, want.state)
+		}
 	}
 }
