@@ -234,11 +234,13 @@ func (s *Server) mergeSubjects(w http.ResponseWriter, r *http.Request, p *tutela
 }
 
 type unmergeRequest struct {
-	Justification string `json:"justification"`
+	approvalFields
 }
 
 // unmergeSubjects undoes a merge within its window (SubjectMerges.Unmerge: exactly the state
-// before, or a conflict naming what changed since). UPDATE on subjects and a fresh step-up.
+// before, or a conflict naming what changed since). UPDATE on subjects and a fresh step-up; the
+// subject.merge policy holds it like the merge it undoes (one person must not undo alone what
+// two decided), binding the merge's ID.
 func (s *Server) unmergeSubjects(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var req unmergeRequest
 	if err := middleware.DecodeJSON(w, r, &req); err != nil {
@@ -254,16 +256,41 @@ func (s *Server) unmergeSubjects(w http.ResponseWriter, r *http.Request, p *tute
 		return
 	}
 	var out *sqlstore.SubjectMerge
+	var held *approvals.Request
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		t, _, err := s.authorize(r, tx, p, authz.Update, authz.ResSubjects)
 		if err != nil {
 			return err
 		}
-		out, err = tx.SubjectMerges(t.ID).Unmerge(r.Context(), r.PathValue("id"), req.Justification)
+		id := r.PathValue("id")
+		merges := tx.SubjectMerges(t.ID)
+		if req.ApprovalID == "" {
+			// No request for a merge that cannot be undone (an approval named is checked, and
+			// spent or refused, by the gate first; Unmerge checks everything again).
+			mg, err := merges.Get(r.Context(), id)
+			if err != nil {
+				return err
+			}
+			if mg.Status == sqlstore.MergeStatusUnmerged {
+				return tutela.Errorf(tutela.ECONFLICT, "this merge was already undone")
+			}
+			if tx.Now().After(mg.UnmergeUntil) {
+				return tutela.Errorf(tutela.ECONFLICT, "the window to undo this merge closed at %s", mg.UnmergeUntil.Format(time.RFC3339))
+			}
+		}
+		if held, err = s.gate(r, tx, p, t.ID, gated{Action: approvals.ActionSubjectMerge, TargetType: "subject_merge", TargetID: id,
+			Params: map[string]any{"merge_id": id, "undo": true}, approvalFields: req.approvalFields}); err != nil || held != nil {
+			return err
+		}
+		out, err = merges.Unmerge(r.Context(), id, req.Justification)
 		return err
 	})
 	if err != nil {
 		middleware.WriteError(w, r, err)
+		return
+	}
+	if held != nil {
+		writeHeld(w, r, held)
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, out)

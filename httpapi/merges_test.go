@@ -166,8 +166,24 @@ func TestMerges_PreviewApprovalMergeUnmerge(t *testing.T) {
 			wantError(t, res, b, 404, tutela.ENOTFOUND)
 
 			// Unmerge: both records as they were; a second time is a conflict.
+			// Undoing a merge is held like the merge: one person does not undo alone what two decided.
 			unmerge := `{"justification":"the registry shows two different people"}`
 			res, b = me.req(t, "POST", me.base+"/subject-merges/"+mg.ID+"/unmerge", unmerge, "", me.admin)
+			if res.StatusCode != 202 {
+				t.Fatalf("unmerge without approval: %d %s", res.StatusCode, b)
+			}
+			var heldUndo struct {
+				Approval struct{ ID string } `json:"approval"`
+			}
+			mustUnmarshal(t, b, &heldUndo)
+			if got := me.read(t, me.ada, "case_management", me.root); got["full_name"] != "Augusta Ada King" {
+				t.Fatalf("a held unmerge changed the survivor: %v", got)
+			}
+			me.approve(t, heldUndo.Approval.ID)
+			undo := `{"justification":"the registry shows two different people","approval_id":"` + heldUndo.Approval.ID + `"}`
+			res, b = me.req(t, "POST", me.base+"/subject-merges/"+tutela.NewID()+"/unmerge", undo, "", me.admin)
+			wantError(t, res, b, 409, tutela.EAPPROVAL) // another merge than the one approved
+			res, b = me.req(t, "POST", me.base+"/subject-merges/"+mg.ID+"/unmerge", undo, "", me.admin)
 			if res.StatusCode != 200 {
 				t.Fatalf("unmerge: %d %s", res.StatusCode, b)
 			}
