@@ -51,17 +51,5 @@ func TestRLS_ProcessingTablesSeeOnlyTheirTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	tables := []string{"processing_controllers", "processing_records", "subprocessors"}
-	rt, _ := runtimeRole(t, db, dsn, tables...)
-	for _, table := range tables {
-		count := func(setting string) int { return countAs(t, rt, table, setting) }
-		if n := count(a.ID); n != 1 {
-			t.Errorf("%s: tenant A sees %d rows, want its own 1", table, n)
-		}
-		if n := count(""); n != 0 {
-			t.Errorf("%s: an unscoped transaction sees %d rows, want 0", table, n)
-		}
-		if n := count("*"); n != 2 {
-			t.Errorf("%s: platform scope sees %d rows, want 2", table, n)
-		}
-	}
+	wantOneRowPerTenant(t, db, dsn, a.ID, tables...)
 }

@@ -123,3 +123,22 @@ func countAs(t *testing.T, rt *sql.DB, table, setting string) int {
 	}
 	return n
 }
+
+// wantOneRowPerTenant checks, as the runtime role (row-level security in force), that with one
+// row of each table in each of two tenants, tenant a's transaction sees its own one, an
+// unscoped transaction none, and the platform scope both.
+func wantOneRowPerTenant(t *testing.T, db *sqlstore.DB, dsn, a string, tables ...string) {
+	t.Helper()
+	rt, _ := runtimeRole(t, db, dsn, tables...)
+	for _, table := range tables {
+		if n := countAs(t, rt, table, a); n != 1 {
+			t.Errorf("%s: tenant A sees %d rows, want its own 1", table, n)
+		}
+		if n := countAs(t, rt, table, ""); n != 0 {
+			t.Errorf("%s: an unscoped transaction sees %d rows, want 0", table, n)
+		}
+		if n := countAs(t, rt, table, "*"); n != 2 {
+			t.Errorf("%s: platform scope sees %d rows, want 2", table, n)
+		}
+	}
+}

@@ -31,14 +31,5 @@ func TestRLS_WebhooksSeeOnlyTheirTenant(t *testing.T) {
 		}
 		ids[slug] = tn.ID
 	}
-	rt, _ := runtimeRole(t, db, dsn, "webhooks")
-	if n := countAs(t, rt, "webhooks", ids["a"]); n != 1 {
-		t.Errorf("tenant A sees %d webhooks, want its own 1", n)
-	}
-	if n := countAs(t, rt, "webhooks", ""); n != 0 {
-		t.Errorf("an unscoped transaction sees %d webhooks, want 0", n)
-	}
-	if n := countAs(t, rt, "webhooks", "*"); n != 2 {
-		t.Errorf("platform scope sees %d webhooks, want 2", n)
-	}
+	wantOneRowPerTenant(t, db, dsn, ids["a"], "webhooks")
 }
