@@ -351,27 +351,7 @@ func (s Approvals) List(ctx context.Context, q ApprovalQuery) (out []approvals.R
 	if q.After != "" {
 		add("id <", q.After)
 	}
-	args = append(args, limit+1)
-	rows, err := s.tx.query(ctx, sqlq+` ORDER BY id DESC LIMIT $`+itoa(len(args)), args...)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanApproval(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, *r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].ID
-	}
-	return out, next, nil
+	return newestFirst(ctx, s.tx, sqlq, args, limit, scanApproval, func(v *approvals.Request) string { return v.ID })
 }
 
 // Decision is one person's verdict as Decide takes it.

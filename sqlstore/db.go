@@ -561,3 +561,32 @@ func (tx *Tx) Lock(ctx context.Context, key int64) error {
 	_, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock($1)`, key)
 	return err
 }
+
+// newestFirst runs q (a SELECT whose arguments are args) for one page of at most limit rows,
+// newest first by UUIDv7 ID, scanning each with scan, and returns the cursor of the next page
+// ("" on the last): it asks for one row more than the page to know whether one follows.
+func newestFirst[T any](ctx context.Context, tx *Tx, q string, args []any, limit int,
+	scan func(interface{ Scan(...any) error }) (*T, error), id func(*T) string) (out []T, next string, err error) {
+	args = append(args, limit+1)
+	rows, err := tx.query(ctx, q+` ORDER BY id DESC LIMIT $`+itoa(len(args)), args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out = []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, *v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(out) > limit {
+		out = out[:limit]
+		next = id(&out[limit-1])
+	}
+	return out, next, nil
+}

@@ -285,27 +285,7 @@ func (s Files) List(ctx context.Context, q FileQuery) (out []files.File, next st
 		}
 		sqlq += " AND classification IN (" + strings.Join(ph, ", ") + ")"
 	}
-	args = append(args, limit+1)
-	rows, err := s.tx.query(ctx, sqlq+` ORDER BY id DESC LIMIT $`+itoa(len(args)), args...)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		f, err := scanFile(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, *f)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].ID
-	}
-	return out, next, nil
+	return newestFirst(ctx, s.tx, sqlq, args, limit, scanFile, func(v *files.File) string { return v.ID })
 }
 
 var statuses = []files.Status{files.StatusQuarantined, files.StatusAvailable, files.StatusInfected, files.StatusDeleted,
