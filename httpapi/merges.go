@@ -43,16 +43,6 @@ func (s *Server) unmergeWindow() time.Duration {
 	return DefaultUnmergeWindow
 }
 
-// freshStepUp is what merging and unmerging ask of a person, whatever the policy's
-// obligations: a second factor within the step-up window. A service account (a pipeline acting
-// under the approval gate) has none to give.
-func (s *Server) freshStepUp(p *tutela.Principal) error {
-	if !s.d.EnforceStepUp || p.Kind != tutela.PrincipalUser || s.d.Identity.StepUpFresh(p) {
-		return nil
-	}
-	return errStepUp()
-}
-
 type mergePreviewRequest struct {
 	SurvivorID string `json:"survivor_id"`
 	MergedID   string `json:"merged_id"`
@@ -171,7 +161,7 @@ func (s *Server) mergeSubjects(w http.ResponseWriter, r *http.Request, p *tutela
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if err := s.freshStepUp(p); err != nil {
+	if err := s.requireStepUp(p, stepUpAlways); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}
@@ -251,7 +241,7 @@ func (s *Server) unmergeSubjects(w http.ResponseWriter, r *http.Request, p *tute
 		middleware.WriteError(w, r, err)
 		return
 	}
-	if err := s.freshStepUp(p); err != nil {
+	if err := s.requireStepUp(p, stepUpAlways); err != nil {
 		middleware.WriteError(w, r, err)
 		return
 	}

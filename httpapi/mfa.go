@@ -81,8 +81,13 @@ func (s *Server) requireHumanStepUp(p *tutela.Principal) error {
 	if p.Kind != tutela.PrincipalUser {
 		return tutela.Errorf(tutela.EFORBIDDEN, "only a person, with a fresh second factor, may make this change")
 	}
-	return s.requireStepUp(p, authz.Decision{Obligations: authz.Obligations{StepUpRequired: true}})
+	return s.requireStepUp(p, stepUpAlways)
 }
+
+// stepUpAlways is a decision that asks a person for a fresh second factor whatever the
+// policy's obligations (merging and unmerging subjects, changes only a person may make); a
+// service account has none to give and passes requireStepUp.
+var stepUpAlways = authz.Decision{Obligations: authz.Obligations{StepUpRequired: true}}
 
 // requireStepUp enforces the step-up obligation for human principals. Service accounts have no
 // second factor; their permission set is the control.
