@@ -431,12 +431,7 @@ func (s *Server) putAISettings(w http.ResponseWriter, r *http.Request, p *tutela
 		out, err = store.Settings(r.Context())
 		return err
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, out)

@@ -262,12 +262,7 @@ func (s *Server) putApprovalPolicy(w http.ResponseWriter, r *http.Request, p *tu
 		}
 		return store.SetPolicy(r.Context(), &pol, body.Justification)
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, map[string]any{"policy": pol})

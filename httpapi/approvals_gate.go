@@ -91,3 +91,17 @@ func writeHeld(w http.ResponseWriter, r *http.Request, req *approvals.Request) {
 	w.Header().Set("Location", approvalURL(req))
 	middleware.WriteJSON(w, http.StatusAccepted, map[string]any{"approval": req})
 }
+
+// wroteErrOrHeld answers a gated call that did not complete: its error, or its request held
+// for approval (202). It reports whether it wrote; if not, the call ran and the caller answers.
+func wroteErrOrHeld(w http.ResponseWriter, r *http.Request, err error, held *approvals.Request) bool {
+	switch {
+	case err != nil:
+		middleware.WriteError(w, r, err)
+	case held != nil:
+		writeHeld(w, r, held)
+	default:
+		return false
+	}
+	return true
+}

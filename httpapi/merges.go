@@ -211,12 +211,7 @@ func (s *Server) mergeSubjects(w http.ResponseWriter, r *http.Request, p *tutela
 		out, err = merges.Merge(r.Context(), q)
 		return err
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	w.Header().Set("Location", "/v1/tenants/"+out.TenantID+"/subject-merges/"+out.ID)
@@ -275,12 +270,7 @@ func (s *Server) unmergeSubjects(w http.ResponseWriter, r *http.Request, p *tute
 		out, err = merges.Unmerge(r.Context(), id, req.Justification)
 		return err
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, out)

@@ -194,12 +194,7 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		}
 		return tx.UpdateRole(r.Context(), t.ID, role)
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, role)
@@ -285,12 +280,7 @@ func (s *Server) grantRole(w http.ResponseWriter, r *http.Request, p *tutela.Pri
 		}
 		return tx.Users(t.ID).Grant(r.Context(), u.ID, role.Key, p.UserID, req.ExpiresAt)
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -364,12 +354,7 @@ func (s *Server) grantPermission(w http.ResponseWriter, r *http.Request, p *tute
 		}
 		return tx.Users(t.ID).GrantPermission(r.Context(), u.ID, up)
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusCreated, up)

@@ -448,12 +448,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p *tutela.Pr
 		return
 	}
 	held, err := s.keyRotationGate(r, p, req)
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	ks, err := s.d.Keys.RotateExisting(r.Context(), req.TenantID, req.Purpose)

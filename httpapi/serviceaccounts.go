@@ -133,12 +133,7 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 		secret, err = s.d.Identity.CreateServiceAccountTx(r.Context(), tx, sa)
 		return err
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"service_account": sa, "client_secret": secret.Reveal()})

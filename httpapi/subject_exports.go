@@ -101,12 +101,7 @@ func (s *Server) createSubjectExport(w http.ResponseWriter, r *http.Request, p *
 		out, err = tx.Subjects(t.ID).CreateExport(r.Context(), x)
 		return err
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusCreated, map[string]any{"id": out.ID, "expires_at": out.ExpiresAt})

@@ -540,12 +540,7 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, p *tutela.
 		e, err = tx.Subjects(t.ID).Erase(r.Context(), id, req.Reason, req.LegalBasis, sqlstore.ErasureRequest)
 		return err
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, e)

@@ -243,12 +243,7 @@ func (s *Server) patchTenant(w http.ResponseWriter, r *http.Request, p *tutela.P
 		}
 		return nil
 	})
-	if err != nil {
-		middleware.WriteError(w, r, err)
-		return
-	}
-	if held != nil {
-		writeHeld(w, r, held)
+	if wroteErrOrHeld(w, r, err, held) {
 		return
 	}
 	middleware.WriteJSON(w, http.StatusOK, t)
