@@ -114,24 +114,21 @@ func (s *Server) referralPublicURL(path string) string {
 	return path
 }
 
-// partnerScope is the partner p acts for ("" for the tenant's own people): a partner's users
-// and service accounts read only their partner's referrals, and nothing once it is disabled.
-func partnerScope(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal, tenantID string) (string, error) {
-	if p.TenantID != tenantID {
-		return "", nil // the platform, acting across tenants
+// partnerScope is the partner a principal whose policy is pol acts for ("" for the tenant's own
+// people and the platform), as its policy names it: a partner's users and service accounts see
+// only their partner's referrals, and nothing while the partner is disabled (403).
+func partnerScope(r *http.Request, tx *sqlstore.Tx, pol *authz.Policy, tenantID string) (string, error) {
+	if pol.Partner == "" {
+		return "", nil
 	}
-	partner, err := tx.PartnerOf(r.Context(), tenantID, p.Kind == tutela.PrincipalServiceAccount, p.UserID)
-	if err != nil || partner == "" {
-		return "", err
-	}
-	pt, err := tx.Partners(tenantID).Get(r.Context(), partner)
+	pt, err := tx.Partners(tenantID).Get(r.Context(), pol.Partner)
 	if err != nil {
 		return "", err
 	}
 	if pt.Status != partners.StatusActive {
 		return "", tutela.Errorf(tutela.EFORBIDDEN, "your partner organisation is disabled")
 	}
-	return partner, nil
+	return pt.ID, nil
 }
 
 func (s *Server) listReferrals(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
@@ -139,11 +136,11 @@ func (s *Server) listReferrals(w http.ResponseWriter, r *http.Request, p *tutela
 	f := sqlstore.ReferralFilter{State: referrals.State(q.Get("state")), SubjectID: q.Get("subject_id"), PartnerID: q.Get("partner_id")}
 	var out []referrals.Referral
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResReferrals)
+		t, pol, err := s.authorize(r, tx, p, authz.Read, authz.ResReferrals)
 		if err != nil {
 			return err
 		}
-		scope, err := partnerScope(r, tx, p, t.ID)
+		scope, err := partnerScope(r, tx, pol, t.ID)
 		if err != nil {
 			return err
 		}
@@ -172,11 +169,11 @@ func (s *Server) listReferrals(w http.ResponseWriter, r *http.Request, p *tutela
 func (s *Server) getReferral(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var ref *referrals.Referral
 	err := s.d.DB.View(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Read, authz.ResReferrals)
+		t, pol, err := s.authorize(r, tx, p, authz.Read, authz.ResReferrals)
 		if err != nil {
 			return err
 		}
-		scope, err := partnerScope(r, tx, p, t.ID)
+		scope, err := partnerScope(r, tx, pol, t.ID)
 		if err != nil {
 			return err
 		}
@@ -303,13 +300,11 @@ func (s *Server) confirmReferral(w http.ResponseWriter, r *http.Request, p *tute
 	}
 	var ref *referrals.Referral
 	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		if _, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Update, Resource: authz.ResReferrals}); err != nil {
-			return err
-		}
-		partner, err := tx.PartnerOf(r.Context(), p.TenantID, true, p.UserID)
+		pol, _, err := s.decide(r, tx, p, authz.Request{Action: authz.Update, Resource: authz.ResReferrals})
 		if err != nil {
 			return err
 		}
+		partner := pol.Partner
 		if partner == "" {
 			return tutela.Errorf(tutela.EFORBIDDEN, "this service account acts for no partner organisation")
 		}

@@ -343,25 +343,6 @@ func (tx *Tx) OpenReferral(ctx context.Context, referralID string, keyID uint32,
 		"partner_id": r.PartnerID, "key_id": r.KeyID, "justification": r.Justification})
 }
 
-// PartnerOf is the partner organisation a principal of the tenant acts for: the partner_id of
-// the user or (serviceAccount) the service account; "" for one of the tenant's own. Unknown:
-// not found.
-func (tx *Tx) PartnerOf(ctx context.Context, tenantID string, serviceAccount bool, id string) (string, error) {
-	table, what := "users", "user"
-	if serviceAccount {
-		table, what = "service_accounts", "service account"
-	}
-	if !tutela.ValidID(tenantID) || !tutela.ValidID(id) {
-		return "", tutela.Errorf(tutela.ENOTFOUND, "%s not found", what)
-	}
-	var partner sql.NullString
-	err := tx.queryRow(ctx, `SELECT partner_id FROM `+table+` WHERE tenant_id = $1 AND id = $2`, tenantID, id).Scan(&partner)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", tutela.Errorf(tutela.ENOTFOUND, "%s not found", what)
-	}
-	return partner.String, err
-}
-
 // Confirm records a partner's report on a referral, as its service account saID acting for
 // partnerID: received moves an opened referral to confirmed; completed and declined close an
 // opened or confirmed one, with the outcome. The referral must be this tenant's, match the

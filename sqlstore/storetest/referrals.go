@@ -380,16 +380,16 @@ func testReferralConfirmRefusals(t *testing.T, open Opener) {
 	})
 	mustCode(t, k.confirm(tn, claims(r2), k.sa, k.partner.ID, referrals.StatusReceived, ""), tutela.ENOTFOUND)
 
-	// The partner a service account acts for.
+	// The partner a service account acts for, as its policy names it.
 	plainSA := k.partnerAccount(t, tn, "", "plain")
 	err := k.db.View(ctx, func(tx *sqlstore.Tx) error {
-		if p, err := tx.PartnerOf(ctx, tn, true, k.sa); err != nil || p != k.partner.ID {
-			t.Errorf("PartnerOf = %q, %v", p, err)
+		if p, err := tx.ServiceAccountPolicy(ctx, tn, k.sa); err != nil || p.Partner != k.partner.ID {
+			t.Errorf("partner of the account = %+v, %v", p, err)
 		}
-		if p, err := tx.PartnerOf(ctx, tn, true, plainSA); err != nil || p != "" {
-			t.Errorf("PartnerOf(plain) = %q, %v", p, err)
+		if p, err := tx.ServiceAccountPolicy(ctx, tn, plainSA); err != nil || p.Partner != "" {
+			t.Errorf("partner of the plain account = %+v, %v", p, err)
 		}
-		_, err := tx.PartnerOf(ctx, other.ID, true, k.sa)
+		_, err := tx.ServiceAccountPolicy(ctx, other.ID, k.sa)
 		mustCode(t, err, tutela.ENOTFOUND)
 		return nil
 	})
