@@ -176,3 +176,10 @@ func hasDotSegment(p string) bool {
 	}
 	return false
 }
+
+// ValidJustification reports whether s is a written justification of at most max characters:
+// not blank, and free text (ValidFreeText). The one rule for why an approval, share, referral or
+// merge is asked for; each domain sets its own max.
+func ValidJustification(s string, max int) bool {
+	return strings.TrimSpace(s) != "" && utf8.RuneCountInString(s) <= max && ValidFreeText(s)
+}

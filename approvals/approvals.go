@@ -19,9 +19,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"tutela"
 )
@@ -271,6 +269,5 @@ const MaxJustification = 2000
 // ValidText reports whether s is an acceptable justification or comment: 1 to
 // MaxJustification characters of free text (tutela.ValidFreeText), not only spaces.
 func ValidText(s string) bool {
-	n := utf8.RuneCountInString(s)
-	return n >= 1 && n <= MaxJustification && tutela.ValidFreeText(s) && strings.TrimSpace(s) != ""
+	return tutela.ValidJustification(s, MaxJustification)
 }

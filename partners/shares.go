@@ -1,9 +1,7 @@
 package partners
 
 import (
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"tutela"
 )
@@ -40,7 +38,7 @@ func (s *Share) Active(now time.Time) bool {
 // ValidJustification checks a share's or a revocation's written justification: required, at
 // most MaxJustificationLen characters, text without control characters.
 func ValidJustification(j string) error {
-	if strings.TrimSpace(j) == "" || utf8.RuneCountInString(j) > MaxJustificationLen || !tutela.ValidFreeText(j) {
+	if !tutela.ValidJustification(j, MaxJustificationLen) {
 		return tutela.FieldErrorf("justification", "justification is required: 1 to %d characters saying why", MaxJustificationLen)
 	}
 	return nil

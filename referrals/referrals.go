@@ -137,7 +137,7 @@ func (r *Referral) StateAt(now time.Time) State {
 // ValidJustification checks the written reason a referral is made or cancelled for: required,
 // free text (tutela.ValidFreeText), at most MaxJustificationLen characters.
 func ValidJustification(s string) error {
-	if s == "" || utf8.RuneCountInString(s) > MaxJustificationLen || !tutela.ValidFreeText(s) {
+	if !tutela.ValidJustification(s, MaxJustificationLen) {
 		return tutela.FieldErrorf("justification", "justification is required: 1 to %d characters of text", MaxJustificationLen)
 	}
 	return nil

@@ -43,7 +43,7 @@ const (
 	MergeKeepMerged   = "merged"
 )
 
-// MaxMergeJustification bounds a merge's or unmerge's justification, in bytes.
+// MaxMergeJustification bounds a merge's or unmerge's justification, in characters.
 const MaxMergeJustification = 1000
 
 // SubjectMerge is one identity merge.
@@ -109,9 +109,8 @@ var errMergeNotFound = tutela.Errorf(tutela.ENOTFOUND, "merge not found")
 // CheckMergeJustification is the one rule for a merge's and an unmerge's justification:
 // required, valid text, at most MaxMergeJustification bytes.
 func CheckMergeJustification(s string) error {
-	s = strings.TrimSpace(s)
-	if s == "" || len(s) > MaxMergeJustification || !tutela.ValidFreeText(s) {
-		return tutela.FieldErrorf("justification", "justification is required: text of at most %d bytes", MaxMergeJustification)
+	if !tutela.ValidJustification(s, MaxMergeJustification) {
+		return tutela.FieldErrorf("justification", "justification is required: text of at most %d characters", MaxMergeJustification)
 	}
 	return nil
 }
