@@ -791,3 +791,48 @@ func TestApprovalsWired_ServiceAccountWithoutRecordedCreatorCannotAsk(t *testing
 	res, b = se.req(t, "POST", se.base+"/approvals/"+held.Approval.ID+"/decisions", `{"verdict":"approve","comment":"ok"}`, "", se.admin)
 	wantError(t, res, b, 403, tutela.EFORBIDDEN)
 }
+
+// A role that decides approvals is held like an admin role, even when it hands over no account:
+// granted freely, it would let its granter make an approver of an account they control. The
+// approval binds the role's ID, so a role deleted and made again under its key is another role.
+func TestApprovalsWired_ApproverRoleGrantHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sqltest.Dialects[0], nil)
+	tn, _ := e.seed(t, "acme", "admin@example.org", pw, "program_admin")
+	_, a2 := e.seed(t, "acme", "admin2@example.org", pw, "program_admin")
+	_, ana := e.seed(t, "acme", "ana@example.org", pw)
+	admin := e.login(t, "acme", "admin@example.org", pw, "")
+	roles := "/v1/tenants/" + tn.ID + "/roles"
+	role := `{"key":"merge_approver","name":"Merge approver","clearance":"GREEN","permissions":[{"resource":"records","action":"READ","max_classification":"GREEN"}]}`
+	if res, b := e.req(t, "POST", roles, role, "", admin.cookie); res.StatusCode != 201 {
+		t.Fatalf("role: %d %s", res.StatusCode, b)
+	}
+	grant := "/v1/tenants/" + tn.ID + "/users/" + ana.ID + "/roles/merge_approver"
+	enablePolicy(t, e, tn.ID, approvals.ActionRoleGrant, 1)
+	// Not an approver role yet: granted at once.
+	if res, b := e.req(t, "PUT", grant, "", "", admin.cookie); res.StatusCode != 204 {
+		t.Fatalf("plain grant: %d %s", res.StatusCode, b)
+	}
+	if res, b := e.req(t, "DELETE", grant, "", "", admin.cookie); res.StatusCode != 204 {
+		t.Fatalf("revoke: %d %s", res.StatusCode, b)
+	}
+	enablePolicy(t, e, tn.ID, approvals.ActionSubjectMerge, 1, "merge_approver")
+	res, b := e.req(t, "PUT", grant, justified(t, `{}`), "", admin.cookie)
+	if res.StatusCode != 202 {
+		t.Fatalf("approver role grant: %d %s, want 202", res.StatusCode, b)
+	}
+	var held struct{ Approval approvals.Request }
+	mustUnmarshal(t, b, &held)
+	approveAs(t, e, tn.ID, held.Approval.ID, a2.ID)
+	// The role deleted and made again under its key is not the role approved.
+	for _, call := range []struct{ method, path, body string }{{"DELETE", roles + "/merge_approver", ""}, {"POST", roles, role}} {
+		if res, b := e.req(t, call.method, call.path, call.body, "", admin.cookie); res.StatusCode >= 300 {
+			t.Fatalf("%s role: %d %s", call.method, res.StatusCode, b)
+		}
+	}
+	res, b = e.req(t, "PUT", grant, under(t, `{}`, held.Approval.ID), "", admin.cookie)
+	wantReason(t, res, b, "mismatch")
+	if hasRole(t, e, tn.ID, ana.ID, "merge_approver") {
+		t.Fatal("the refused grant was made")
+	}
+}
