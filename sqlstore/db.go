@@ -190,7 +190,7 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		// Deleted and overwritten content is zeroed, not left in free pages: personal data
 		// (issue 13) must not linger in the file after an erasure or a rewrite.
 		"&_pragma=secure_delete(1)"
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	write, err := openSQLitePool(base + "&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -205,13 +205,13 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	read, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	read, err := openSQLitePool(base + "&_pragma=query_only(1)")
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, opt.MaxOpenConns/4))
-	keys, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	keys, err := openSQLitePool(base + "&_pragma=query_only(1)")
 	if err != nil {
 		write.Close()
 		read.Close()
@@ -219,6 +219,16 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 	}
 	keys.SetMaxOpenConns(keyPoolConns)
 	return &DB{dialect: SQLite, write: write, read: read, keys: keys, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
+}
+
+// openSQLitePool opens a pool of SQLite connections that keep their statements compiled
+// (stmtcache.go).
+func openSQLitePool(dsn string) (*sql.DB, error) {
+	c, err := newCachingConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
 }
 
 // Dialect reports which SQL dialect the store speaks.
