@@ -3,6 +3,7 @@ package config
 import (
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -31,6 +32,9 @@ func (c *Config) validateTracing(p *problems) {
 	t := c.Tracing
 	if t.OTLPEndpoint != "" && !httpsURL(t.OTLPEndpoint) {
 		p.add("tracing.otlp_endpoint: must be an https URL (http only on loopback), such as https://otel-collector:4318/v1/traces")
+	}
+	if u, err := url.Parse(t.OTLPEndpoint); err == nil && u.User != nil {
+		p.add("tracing.otlp_endpoint: must not carry credentials: set them as TUTELA_TRACING_HEADERS")
 	}
 	if t.SampleRatio < 0 || t.SampleRatio > 1 {
 		p.add("tracing.sample_ratio: must be between 0 and 1")

@@ -35,6 +35,7 @@ import (
 	"tutela/mail"
 	"tutela/password"
 	"tutela/sqlstore"
+	"tutela/tracing"
 	"tutela/vault"
 )
 
@@ -75,6 +76,9 @@ type Main struct {
 	// sweepApprovals expires approval requests past their time and reminds approvers half way
 	// (httpapi.Server.SweepApprovals); nil until Serve builds the API.
 	sweepApprovals func(context.Context) (sqlstore.Sweep, error)
+	// tracer is the OpenTelemetry provider (tracing.Off unless tracing.otlp_endpoint is set),
+	// given to the store, the vault and the API.
+	tracer *tracing.Provider
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
@@ -235,6 +239,9 @@ func open(e *env, serving bool) (*Main, error) {
 		return nil, err
 	}
 	m := &Main{Config: cfg, Logger: newLogger(cfg, e.stderr)}
+	if m.tracer, err = m.openTracing(e.ctx); err != nil {
+		return nil, err
+	}
 	dsn := cfg.DatabaseDSN()
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "tutela.db")
@@ -265,6 +272,7 @@ func open(e *env, serving bool) (*Main, error) {
 		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
 		ConnectTimeout:  cfg.Database.RequestTimeout,
 		Region:          cfg.Residency.Region,
+		Tracer:          m.tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -517,6 +525,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy, UnmergeWindow: cfg.Privacy.UnmergeWindow,
 		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
 		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
+		Tracer: m.tracer, TrustTraceparent: cfg.Tracing.TrustTraceparent,
 	})
 	m.sweepApprovals = api.SweepApprovals
 	m.httpServer = m.newHTTPServer(api, 64<<10)
