@@ -170,6 +170,14 @@ func TestTracing_OffAddsNoSpans(t *testing.T) {
 	}
 }
 
+// BenchmarkAuthzCheckHTTP_Traced is BenchmarkAuthzCheckHTTP with tracing on, every request
+// sampled, spans batched to an exporter that drops them: the cost of recording.
+func BenchmarkAuthzCheckHTTP_Traced(b *testing.B) {
+	tp := tracing.WithExporter(tracetest.NewNoopExporter(), 1, false)
+	b.Cleanup(func() { _ = tp.Shutdown(b.Context()) })
+	benchAuthzCheckHTTP(b, tp)
+}
+
 func names(spans tracetest.SpanStubs) []string {
 	var out []string
 	for _, s := range spans {

@@ -394,7 +394,9 @@ type keysKEKRewrapCmd struct {
 }
 
 func (c keysKEKRewrapCmd) Run(e *env) error {
-	m, err := open(e, true)
+	// Not open: it would open the vault with the new KEK, which unwraps nothing until this
+	// command has run (docs/RUNBOOKS.md, TestRunbook_MasterKeyCompromise).
+	m, err := openStore(e, true, false)
 	if err != nil {
 		return err
 	}

@@ -232,8 +232,12 @@ func (m *Main) purgeDue(ctx context.Context, now time.Time) {
 }
 
 // open loads the configuration and opens the store; with serving it also loads (or creates)
-// the master key and applies migrations.
-func open(e *env, serving bool) (*Main, error) {
+// the master key, applies migrations and opens the vault.
+func open(e *env, serving bool) (*Main, error) { return openStore(e, serving, serving) }
+
+// openStore is open; withVault false leaves the vault closed, for `tutela keys kek-rewrap`,
+// whose configured KEK cannot open the keysets until the command has rewrapped them.
+func openStore(e *env, serving, withVault bool) (*Main, error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
 		return nil, err
@@ -293,6 +297,8 @@ func open(e *env, serving bool) (*Main, error) {
 			m.DB.Close()
 			return nil, err
 		}
+	}
+	if withVault {
 		// Users' personal data is sealed with the vault, so every command that serves or
 		// changes data opens it here.
 		if m.vault, err = m.openVault(e); err != nil {
