@@ -15,8 +15,8 @@ import (
 // ("GET /v1/tenants/{tenant}/users/{id}", or "unmatched"), so store and KEK spans started below
 // hang off it. Its attributes are the method, the pattern and the status: never the path (IDs,
 // e-mail addresses in some routes), the query string (OAuth codes, reset links), a header or the
-// client address. Logs and traces meet on the request ID in the access log and audit record,
-// which the span deliberately does not carry either.
+// client address; nor the request ID, kept out like every other identifier (the span's start
+// time and route find the access-log line).
 //
 // A W3C traceparent from the client is used only with trustIncoming (tracing.trust_traceparent):
 // by default every request starts a new trace. An untrusted caller could otherwise choose trace
