@@ -112,11 +112,11 @@ func TestTracing_RequestSpanParentsStoreAndKEKSpansWithoutSecrets(t *testing.T) 
 			for _, s := range append(loginSpans, spans...) {
 				values := []string{s.Name, s.Status.Description}
 				for _, kv := range s.Attributes {
-					values = append(values, kv.Value.Emit())
+					values = append(values, kv.Value.String())
 				}
 				for _, ev := range s.Events {
 					for _, kv := range ev.Attributes {
-						values = append(values, kv.Value.Emit())
+						values = append(values, kv.Value.String())
 					}
 				}
 				for _, val := range values {
@@ -189,7 +189,7 @@ func names(spans tracetest.SpanStubs) []string {
 func attr(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
