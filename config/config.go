@@ -57,6 +57,7 @@ type Config struct {
 	DSR       DSR       `koanf:"dsr"`
 	AI        AI        `koanf:"ai"`
 	Files     Files     `koanf:"files"`
+	Tracing   Tracing   `koanf:"tracing"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -66,6 +67,7 @@ type Config struct {
 	VaultToken       tutela.Secret `koanf:"-"` // TUTELA_VAULT_TOKEN[_FILE]: HashiCorp Vault token (hcvault:// KEK)
 	MetricsToken     tutela.Secret `koanf:"-"` // TUTELA_METRICS_TOKEN[_FILE]: bearer token for /metrics
 	FilesS3SecretKey tutela.Secret `koanf:"-"` // TUTELA_FILES_S3_SECRET_ACCESS_KEY[_FILE]: the files bucket's secret key
+	TracingHeaders   tutela.Secret `koanf:"-"` // TUTELA_TRACING_HEADERS[_FILE]: name=value,… sent to the OTLP collector
 
 	// loadProblems are rule violations found while loading (a secret in the file, a secret set
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
@@ -322,6 +324,7 @@ func Default() *Config {
 		Metrics: Metrics{Addr: "127.0.0.1:9464"},
 		DSR:     defaultDSR(),
 		Files:   defaultFiles(),
+		Tracing: Tracing{SampleRatio: 1},
 	}
 }
 
@@ -435,6 +438,9 @@ var envVars = []struct {
 	{"TUTELA_VAULT_ROTATE_EVERY", "vault.rotate_every", kindDuration},
 	{"TUTELA_METRICS_ADDR", "metrics.addr", kindString},
 	{"TUTELA_RESIDENCY_REGION", "residency.region", kindString},
+	{"TUTELA_TRACING_OTLP_ENDPOINT", "tracing.otlp_endpoint", kindString},
+	{"TUTELA_TRACING_SAMPLE_RATIO", "tracing.sample_ratio", kindFloat},
+	{"TUTELA_TRACING_TRUST_TRACEPARENT", "tracing.trust_traceparent", kindBool},
 }
 
 // secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
@@ -453,6 +459,7 @@ var secretVars = []secretVar{
 	{"TUTELA_VAULT_TOKEN", "vault.token", func(c *Config) *tutela.Secret { return &c.VaultToken }},
 	{"TUTELA_METRICS_TOKEN", "metrics.token", func(c *Config) *tutela.Secret { return &c.MetricsToken }},
 	{"TUTELA_FILES_S3_SECRET_ACCESS_KEY", "files.s3.secret_access_key", func(c *Config) *tutela.Secret { return &c.FilesS3SecretKey }},
+	{"TUTELA_TRACING_HEADERS", "tracing.headers", func(c *Config) *tutela.Secret { return &c.TracingHeaders }},
 }
 
 // maxSecretFile bounds a secret file read, so a _FILE pointing at /dev/zero or a log cannot
@@ -812,6 +819,7 @@ func (c *Config) Validate() error {
 	c.validateDSR(&p)
 	c.validateAI(&p)
 	c.validateFiles(&p)
+	c.validateTracing(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -1194,6 +1202,7 @@ func (c *Config) Redacted() map[string]any {
 	vs["token"] = redactSecret(c.VaultToken)
 	out["metrics"].(map[string]any)["token"] = redactSecret(c.MetricsToken)
 	out["files"].(map[string]any)["s3"].(map[string]any)["secret_access_key"] = redactSecret(c.FilesS3SecretKey)
+	out["tracing"].(map[string]any)["headers"] = redactSecret(c.TracingHeaders)
 	return out
 }
 

@@ -320,6 +320,9 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_VAULT_ROTATE_EVERY=2160h", func(c *Config) any { return c.Vault.RotateEvery }, 2160 * time.Hour},
 		{"TUTELA_METRICS_ADDR=127.0.0.1:9999", func(c *Config) any { return c.Metrics.Addr }, "127.0.0.1:9999"},
 		{"TUTELA_RESIDENCY_REGION=eu-west", func(c *Config) any { return c.Residency.Region }, "eu-west"},
+		{"TUTELA_TRACING_OTLP_ENDPOINT=https://otel.internal:4318/v1/traces", func(c *Config) any { return c.Tracing.OTLPEndpoint }, "https://otel.internal:4318/v1/traces"},
+		{"TUTELA_TRACING_SAMPLE_RATIO=0.25", func(c *Config) any { return c.Tracing.SampleRatio }, 0.25},
+		{"TUTELA_TRACING_TRUST_TRACEPARENT=true", func(c *Config) any { return c.Tracing.TrustTraceparent }, true},
 	}
 	if len(tests) != len(envVars) {
 		t.Fatalf("%d cases for %d variables: add a case for each new variable", len(tests), len(envVars))

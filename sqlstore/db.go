@@ -24,6 +24,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -62,6 +63,8 @@ type Options struct {
 	// region are refused (wrong_region) and background work skips them (residency.go). Empty
 	// serves every region.
 	Region string
+	// Tracer records a span per transaction (nil: none; tracing.go, docs/tracing.md).
+	Tracer trace.TracerProvider
 }
 
 // DB is an open store. It is safe for concurrent use.
@@ -85,6 +88,8 @@ type DB struct {
 	// clientSessionEnded is told of every relying-party session a revocation ends
 	// (OnClientSessionEnded, oidc_logout.go).
 	clientSessionEnded ClientSessionHook
+	// tracer spans transactions; nil when tracing is off (SetTracer).
+	tracer trace.Tracer
 }
 
 // Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;
@@ -124,6 +129,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	db.region = opt.Region
+	db.SetTracer(opt.Tracer)
 	return db, nil
 }
 
@@ -401,6 +407,11 @@ func (db *DB) viewKeys(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) (err error) {
+	if db.tracer != nil {
+		var span trace.Span
+		ctx, span = db.startTxSpan(ctx, pool != db.write || (opts != nil && opts.ReadOnly))
+		defer func() { endTxSpan(span, err) }()
+	}
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return mapErr(err)

@@ -35,6 +35,7 @@ import (
 	"tutela/mail"
 	"tutela/password"
 	"tutela/sqlstore"
+	"tutela/tracing"
 	"tutela/vault"
 )
 
@@ -75,6 +76,9 @@ type Main struct {
 	// sweepApprovals expires approval requests past their time and reminds approvers half way
 	// (httpapi.Server.SweepApprovals); nil until Serve builds the API.
 	sweepApprovals func(context.Context) (sqlstore.Sweep, error)
+	// tracer is the OpenTelemetry provider (tracing.Off unless tracing.otlp_endpoint is set),
+	// given to the store, the vault and the API.
+	tracer *tracing.Provider
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
@@ -228,13 +232,20 @@ func (m *Main) purgeDue(ctx context.Context, now time.Time) {
 }
 
 // open loads the configuration and opens the store; with serving it also loads (or creates)
-// the master key and applies migrations.
-func open(e *env, serving bool) (*Main, error) {
+// the master key, applies migrations and opens the vault.
+func open(e *env, serving bool) (*Main, error) { return openStore(e, serving, serving) }
+
+// openStore is open; withVault false leaves the vault closed, for `tutela keys kek-rewrap`,
+// whose configured KEK cannot open the keysets until the command has rewrapped them.
+func openStore(e *env, serving, withVault bool) (*Main, error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
 		return nil, err
 	}
 	m := &Main{Config: cfg, Logger: newLogger(cfg, e.stderr)}
+	if m.tracer, err = m.openTracing(e.ctx); err != nil {
+		return nil, err
+	}
 	dsn := cfg.DatabaseDSN()
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "tutela.db")
@@ -265,6 +276,7 @@ func open(e *env, serving bool) (*Main, error) {
 		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
 		ConnectTimeout:  cfg.Database.RequestTimeout,
 		Region:          cfg.Residency.Region,
+		Tracer:          m.tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -285,6 +297,8 @@ func open(e *env, serving bool) (*Main, error) {
 			m.DB.Close()
 			return nil, err
 		}
+	}
+	if withVault {
 		// Users' personal data is sealed with the vault, so every command that serves or
 		// changes data opens it here.
 		if m.vault, err = m.openVault(e); err != nil {
@@ -517,6 +531,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy, UnmergeWindow: cfg.Privacy.UnmergeWindow,
 		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
 		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
+		Tracer: m.tracer, TrustTraceparent: cfg.Tracing.TrustTraceparent,
 	})
 	m.sweepApprovals = api.SweepApprovals
 	m.httpServer = m.newHTTPServer(api, 64<<10)
