@@ -76,7 +76,7 @@ const ActionAuditVerifyFailed = "audit.verify_failed"
 func (r *Rule) Validate() error {
 	switch {
 	case r.Name == "" || len(r.Name) > maxRuleName || strings.Trim(r.Name, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != "":
-		return fmt.Errorf("rule name %q: 1-%d of a-z, 0-9, _ - .", r.Name, maxRuleName)
+		return fmt.Errorf("rule name %q must be 1-%d characters of a-z, 0-9, \"_\", \"-\" and \".\"", r.Name, maxRuleName)
 	case r.Action == "" || r.Action == "*" || strings.Contains(strings.TrimSuffix(r.Action, "*"), "*") || !tutela.ValidText(r.Action):
 		return fmt.Errorf("rule %s: action must be an audit action, or a prefix ending in * (not * alone)", r.Name)
 	case r.TenantID != "" && !tutela.ValidID(r.TenantID):
