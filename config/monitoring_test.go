@@ -70,7 +70,9 @@ monitoring:
       secret: whsec_in_the_file_0123456789
 `)
 	list := problemList(t, cfg.Validate())
-	if !slices.ContainsFunc(list, func(s string) bool { return strings.Contains(s, "secret in config file (monitoring.sinks.webhook.secret)") }) {
+	if !slices.ContainsFunc(list, func(s string) bool {
+		return strings.Contains(s, "secret in config file (monitoring.sinks.webhook.secret)")
+	}) {
 		t.Fatalf("problems %q", list)
 	}
 	if !cfg.MonitoringWebhookSecret.IsZero() {
