@@ -211,3 +211,17 @@ func (m *Monitor) enqueue(ctx context.Context, tx *sqlstore.Tx, a *Alert) error 
 	}
 	return nil
 }
+
+// Start creates the cursor at the end of the log if no node has yet, so that monitoring covers
+// everything from the moment the first node with a sink starts, whatever happens before its
+// first round. Another node holding the lock has the cursor already.
+func (m *Monitor) Start(ctx context.Context) error {
+	return m.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		ok, err := tx.TryMonitorLock(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		_, _, err = tx.MonitorCursor(ctx)
+		return err
+	})
+}
