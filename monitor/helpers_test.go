@@ -46,7 +46,7 @@ func each(t *testing.T, fn func(t *testing.T, e *env)) {
 
 // newEnv opens a store with two tenants and a user in each, sequences what that recorded and
 // creates the monitoring cursor at the end of the log, as a node's first round does.
-func newEnv(t *testing.T, d sqlstore.Dialect) *env {
+func newEnv(t testing.TB, d sqlstore.Dialect) *env {
 	t.Helper()
 	clock := clocktest.New(t0)
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: clock.Now})
@@ -77,14 +77,14 @@ func newEnv(t *testing.T, d sqlstore.Dialect) *env {
 	return e
 }
 
-func (e *env) update(t *testing.T, fn func(tx *sqlstore.Tx) error) {
+func (e *env) update(t testing.TB, fn func(tx *sqlstore.Tx) error) {
 	t.Helper()
 	if err := e.db.Update(ctx, fn); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (e *env) sequence(t *testing.T) {
+func (e *env) sequence(t testing.TB) {
 	t.Helper()
 	if _, err := e.seq.Step(ctx); err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func (e *env) sequence(t *testing.T) {
 // lockout records an account lockout the way the login throttle does (a security event, which
 // is also audit action security.account_locked), with an IP address that must never reach an
 // alert.
-func (e *env) lockout(t *testing.T, tenantID, userID string) {
+func (e *env) lockout(t testing.TB, tenantID, userID string) {
 	t.Helper()
 	e.update(t, func(tx *sqlstore.Tx) error {
 		return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID, Kind: "account_locked", IP: "198.51.100.23"})
