@@ -58,6 +58,8 @@ type Config struct {
 	AI        AI        `koanf:"ai"`
 	Files     Files     `koanf:"files"`
 	Tracing   Tracing   `koanf:"tracing"`
+	// Monitoring: security alerting (config/monitoring.go).
+	Monitoring Monitoring `koanf:"monitoring"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -68,6 +70,8 @@ type Config struct {
 	MetricsToken     tutela.Secret `koanf:"-"` // TUTELA_METRICS_TOKEN[_FILE]: bearer token for /metrics
 	FilesS3SecretKey tutela.Secret `koanf:"-"` // TUTELA_FILES_S3_SECRET_ACCESS_KEY[_FILE]: the files bucket's secret key
 	TracingHeaders   tutela.Secret `koanf:"-"` // TUTELA_TRACING_HEADERS[_FILE]: name=value,… sent to the OTLP collector
+	// MonitoringWebhookSecret signs alerts to monitoring.sinks.webhook.url.
+	MonitoringWebhookSecret tutela.Secret `koanf:"-"` // TUTELA_MONITORING_SINKS_WEBHOOK_SECRET[_FILE]
 
 	// loadProblems are rule violations found while loading (a secret in the file, a secret set
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
@@ -325,6 +329,8 @@ func Default() *Config {
 		DSR:     defaultDSR(),
 		Files:   defaultFiles(),
 		Tracing: Tracing{SampleRatio: 1},
+
+		Monitoring: defaultMonitoring(),
 	}
 }
 
@@ -441,6 +447,19 @@ var envVars = []struct {
 	{"TUTELA_TRACING_OTLP_ENDPOINT", "tracing.otlp_endpoint", kindString},
 	{"TUTELA_TRACING_SAMPLE_RATIO", "tracing.sample_ratio", kindFloat},
 	{"TUTELA_TRACING_TRUST_TRACEPARENT", "tracing.trust_traceparent", kindBool},
+	{"TUTELA_MONITORING_RULES", "monitoring.rules", kindList},
+	{"TUTELA_MONITORING_DISABLE_RULES", "monitoring.disable_rules", kindList},
+	{"TUTELA_MONITORING_INTERVAL", "monitoring.interval", kindDuration},
+	{"TUTELA_MONITORING_SINKS_WEBHOOK_URL", "monitoring.sinks.webhook.url", kindString},
+	{"TUTELA_MONITORING_SINKS_WEBHOOK_RULES", "monitoring.sinks.webhook.rules", kindList},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_ADDR", "monitoring.sinks.syslog.addr", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_CA_FILE", "monitoring.sinks.syslog.ca_file", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_SERVER_NAME", "monitoring.sinks.syslog.server_name", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_CERT_FILE", "monitoring.sinks.syslog.cert_file", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_KEY_FILE", "monitoring.sinks.syslog.key_file", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_RULES", "monitoring.sinks.syslog.rules", kindList},
+	{"TUTELA_MONITORING_SINKS_EMAIL_TO", "monitoring.sinks.email.to", kindList},
+	{"TUTELA_MONITORING_SINKS_EMAIL_RULES", "monitoring.sinks.email.rules", kindList},
 }
 
 // secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
@@ -460,6 +479,7 @@ var secretVars = []secretVar{
 	{"TUTELA_METRICS_TOKEN", "metrics.token", func(c *Config) *tutela.Secret { return &c.MetricsToken }},
 	{"TUTELA_FILES_S3_SECRET_ACCESS_KEY", "files.s3.secret_access_key", func(c *Config) *tutela.Secret { return &c.FilesS3SecretKey }},
 	{"TUTELA_TRACING_HEADERS", "tracing.headers", func(c *Config) *tutela.Secret { return &c.TracingHeaders }},
+	{"TUTELA_MONITORING_SINKS_WEBHOOK_SECRET", "monitoring.sinks.webhook.secret", func(c *Config) *tutela.Secret { return &c.MonitoringWebhookSecret }},
 }
 
 // maxSecretFile bounds a secret file read, so a _FILE pointing at /dev/zero or a log cannot
@@ -820,6 +840,7 @@ func (c *Config) Validate() error {
 	c.validateAI(&p)
 	c.validateFiles(&p)
 	c.validateTracing(&p)
+	c.validateMonitoring(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -1203,6 +1224,7 @@ func (c *Config) Redacted() map[string]any {
 	out["metrics"].(map[string]any)["token"] = redactSecret(c.MetricsToken)
 	out["files"].(map[string]any)["s3"].(map[string]any)["secret_access_key"] = redactSecret(c.FilesS3SecretKey)
 	out["tracing"].(map[string]any)["headers"] = redactSecret(c.TracingHeaders)
+	out["monitoring"].(map[string]any)["sinks"].(map[string]any)["webhook"].(map[string]any)["secret"] = redactSecret(c.MonitoringWebhookSecret)
 	return out
 }
 

@@ -323,6 +323,19 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_TRACING_OTLP_ENDPOINT=https://otel.internal:4318/v1/traces", func(c *Config) any { return c.Tracing.OTLPEndpoint }, "https://otel.internal:4318/v1/traces"},
 		{"TUTELA_TRACING_SAMPLE_RATIO=0.25", func(c *Config) any { return c.Tracing.SampleRatio }, 0.25},
 		{"TUTELA_TRACING_TRUST_TRACEPARENT=true", func(c *Config) any { return c.Tracing.TrustTraceparent }, true},
+		{"TUTELA_MONITORING_RULES=name=a action=x.y,name=b action=z", func(c *Config) any { return c.Monitoring.Rules }, []string{"name=a action=x.y", "name=b action=z"}},
+		{"TUTELA_MONITORING_DISABLE_RULES=key_retired", func(c *Config) any { return c.Monitoring.DisableRules }, []string{"key_retired"}},
+		{"TUTELA_MONITORING_INTERVAL=5s", func(c *Config) any { return c.Monitoring.Interval }, 5 * time.Second},
+		{"TUTELA_MONITORING_SINKS_WEBHOOK_URL=https://siem.example.org/in", func(c *Config) any { return c.Monitoring.Sinks.Webhook.URL }, "https://siem.example.org/in"},
+		{"TUTELA_MONITORING_SINKS_WEBHOOK_RULES=lockout_burst", func(c *Config) any { return c.Monitoring.Sinks.Webhook.Rules }, []string{"lockout_burst"}},
+		{"TUTELA_MONITORING_SINKS_SYSLOG_ADDR=siem.example.org:6514", func(c *Config) any { return c.Monitoring.Sinks.Syslog.Addr }, "siem.example.org:6514"},
+		{"TUTELA_MONITORING_SINKS_SYSLOG_CA_FILE=/etc/siem-ca.pem", func(c *Config) any { return c.Monitoring.Sinks.Syslog.CAFile }, "/etc/siem-ca.pem"},
+		{"TUTELA_MONITORING_SINKS_SYSLOG_SERVER_NAME=siem", func(c *Config) any { return c.Monitoring.Sinks.Syslog.ServerName }, "siem"},
+		{"TUTELA_MONITORING_SINKS_SYSLOG_CERT_FILE=/etc/c.pem", func(c *Config) any { return c.Monitoring.Sinks.Syslog.CertFile }, "/etc/c.pem"},
+		{"TUTELA_MONITORING_SINKS_SYSLOG_KEY_FILE=/etc/k.pem", func(c *Config) any { return c.Monitoring.Sinks.Syslog.KeyFile }, "/etc/k.pem"},
+		{"TUTELA_MONITORING_SINKS_SYSLOG_RULES=passkey_cloned", func(c *Config) any { return c.Monitoring.Sinks.Syslog.Rules }, []string{"passkey_cloned"}},
+		{"TUTELA_MONITORING_SINKS_EMAIL_TO=secops@example.org", func(c *Config) any { return c.Monitoring.Sinks.Email.To }, []string{"secops@example.org"}},
+		{"TUTELA_MONITORING_SINKS_EMAIL_RULES=audit_verify_failed", func(c *Config) any { return c.Monitoring.Sinks.Email.Rules }, []string{"audit_verify_failed"}},
 	}
 	if len(tests) != len(envVars) {
 		t.Fatalf("%d cases for %d variables: add a case for each new variable", len(tests), len(envVars))

@@ -87,6 +87,8 @@ var notAnonymizedTables = map[string]string{
 	"audit_prunes":                "the audit log starts fresh in the copy",
 	"audit_prune_gate":            "the audit log starts fresh in the copy",
 	"audit_sequencer":             "a staging node's own sequencer heartbeat",
+	"monitor_cursor":              "the copy's audit log starts fresh, so its monitoring cursor does too",
+	"monitor_windows":             "alert windows over production audit events",
 	"access_reviews":              "review history of real people",
 	"access_review_items":         "review history of real people (sealed copies of e-mails and names, decisions)",
 	"jobs":                        "queued work for real people (sealed mail payloads)",

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tutela/audit"
+	"tutela/monitor"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -147,7 +148,27 @@ func (c auditVerifyCmd) Run(e *env) error {
 		rep.FailureCount++
 		rep.OK = false
 	}
+	if !rep.OK {
+		if err := recordVerifyFailure(e.ctx, m.DB, rep); err != nil {
+			fmt.Fprintf(e.stderr, "warning: the verification failure could not be recorded in the audit log: %v\n", err)
+		}
+	}
 	return printAuditReport(e, rep)
+}
+
+// recordVerifyFailure records a failed verification as audit action audit.verify_failed, so
+// that security monitoring (the built-in rule audit_verify_failed, docs/monitoring.md) alerts
+// on it once a node sequences the event. The details are counts and kinds, no entry content.
+func recordVerifyFailure(ctx context.Context, db *sqlstore.DB, rep *audit.Report) error {
+	kinds := map[string]any{}
+	for _, f := range rep.Failures {
+		n, _ := kinds[f.Kind].(int)
+		kinds[f.Kind] = n + 1
+	}
+	return db.Update(ctx, func(tx *sqlstore.Tx) error {
+		return tx.Record(ctx, monitor.ActionAuditVerifyFailed, "", "audit_log", "", audit.OutcomeFailure,
+			map[string]any{"failures": rep.FailureCount, "size": rep.Size, "kinds": kinds})
+	})
 }
 
 // describePending says how many events wait outside the log and whether a sequencer is alive.

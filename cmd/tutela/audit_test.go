@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tutela/audit"
+	"tutela/monitor"
 	"tutela/sqlstore"
 )
 
@@ -94,5 +95,11 @@ func TestAuditCommands_VerifyExportPruneAndDetectTampering(t *testing.T) {
 	out, err = auditRun(t, environ, auditVerifyCmd{})
 	if err == nil || !strings.Contains(err.Error(), "first: index 3 event ") || !strings.Contains(err.Error(), audit.KindContentMismatch) {
 		t.Fatalf("tampered log: err %v\n%s", err, out)
+	}
+	// The failure is itself recorded (audit.verify_failed), for security monitoring to alert on.
+	recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{Action: monitor.ActionAuditVerifyFailed})
+	if err != nil || len(recs) != 1 || recs[0].Event.Outcome != audit.OutcomeFailure ||
+		fmt.Sprint(recs[0].Event.Details["kinds"]) != fmt.Sprintf("map[%s:1]", audit.KindContentMismatch) {
+		t.Fatalf("verify_failed events %+v, %v", recs, err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 	"tutela/mfa"
+	"tutela/monitor"
 	"tutela/notify"
 	"tutela/oidc"
 	"tutela/web"
@@ -79,6 +80,8 @@ type Main struct {
 	// tracer is the OpenTelemetry provider (tracing.Off unless tracing.otlp_endpoint is set),
 	// given to the store, the vault and the API.
 	tracer *tracing.Provider
+	// monitor evaluates security alert rules over the audit log; nil when no sink is configured.
+	monitor *monitor.Monitor
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
@@ -494,6 +497,12 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	// Security monitoring (issue 19): alert rules over the sequenced audit log, delivered to the
+	// configured sinks through the queue.
+	if err := m.startMonitoring(ctx, cfg); err != nil {
+		ln.Close()
+		return err
+	}
 	// The OpenID Provider library logs through slog's default logger: make it this one, so
 	// its lines are JSON like every other.
 	slog.SetDefault(m.Logger)
@@ -648,6 +657,9 @@ func (m *Main) Serve(ctx context.Context) error {
 		}
 	})
 	background.Go(func() { m.jobs.Run(bctx) })
+	if m.monitor != nil {
+		background.Go(func() { m.monitor.Run(bctx) })
+	}
 	background.Go(func() {
 		m.erasures.Run(bctx, max(m.Config.Audit.CheckpointInterval, time.Second), func(err error) {
 			m.Logger.Error("erasure ledger not published; retrying", "err", err)
