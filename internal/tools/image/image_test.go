@@ -34,7 +34,7 @@ func staticBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "tutela")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X tutela.Version=9.9.9-test", "-o", binPath, "tutela/cmd/tutela")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X tutela.Version=9.9.9-test", "-o", binPath, "tutela/cmd/tutela")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = err
