@@ -40,5 +40,6 @@ USER 65532:65532
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=6s --start-period=30s CMD ["/usr/local/bin/tutela", "health"]
 ENTRYPOINT ["/usr/local/bin/tutela"]
 CMD ["serve"]

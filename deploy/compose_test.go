@@ -79,6 +79,9 @@ func TestCompose_PostgresHealthySecretsFromFilesNoPasswords(t *testing.T) {
 	if !ok {
 		t.Fatal("no tutela service")
 	}
+	if hc := strings.Join(tu.Healthcheck.Test, " "); tu.Healthcheck.Disable || !strings.HasPrefix(hc, "CMD /usr/local/bin/tutela health") {
+		t.Errorf("tutela health check %q, want the binary's own probe", hc)
+	}
 	if tu.DependsOn["postgres"].Condition != "service_healthy" {
 		t.Errorf("tutela depends_on postgres %q, want service_healthy", tu.DependsOn["postgres"].Condition)
 	}
