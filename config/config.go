@@ -99,6 +99,10 @@ type HTTP struct {
 	IdleTimeout       time.Duration `koanf:"idle_timeout"`
 	ShutdownTimeout   time.Duration `koanf:"shutdown_timeout"`
 	RateLimit         RateLimit     `koanf:"rate_limit"`
+	// RedirectAddr, when set (e.g. ":80"), is a plain-HTTP listener that answers every request
+	// with 308 to the https origin of auth.issuer, for deployments that terminate TLS in Tutela
+	// without a proxy in front ("off" or empty: none). See redirect.go.
+	RedirectAddr string `koanf:"redirect_addr"`
 }
 
 // RateLimit is the per-client token bucket. It cannot be switched off: RPS must be > 0 and Burst
@@ -357,6 +361,7 @@ var envVars = []struct {
 	{"TUTELA_DATA_DIR", "data_dir", kindString},
 	{"TUTELA_HTTP_ADDR", "http.addr", kindString},
 	{"TUTELA_HTTP_ALLOW_PLAINTEXT", "http.allow_plaintext", kindBool},
+	{"TUTELA_HTTP_REDIRECT_ADDR", "http.redirect_addr", kindString},
 	{"TUTELA_HTTP_TRUSTED_PROXIES", "http.trusted_proxies", kindList},
 	{"TUTELA_HTTP_BODY_LIMIT", "http.body_limit", kindInt},
 	{"TUTELA_HTTP_READ_HEADER_TIMEOUT", "http.read_header_timeout", kindDuration},
@@ -815,6 +820,7 @@ func (c *Config) Validate() error {
 		p.add("data_dir: must not be empty")
 	}
 	c.validateHTTP(&p)
+	c.validateRedirect(&p)
 	c.validateTLS(&p)
 	c.validateDatabase(&p)
 	c.validateLog(&p)

@@ -233,6 +233,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_DATA_DIR=/srv/tutela", func(c *Config) any { return c.DataDir }, "/srv/tutela"},
 		{"TUTELA_HTTP_ADDR=0.0.0.0:1", func(c *Config) any { return c.HTTP.Addr }, "0.0.0.0:1"},
 		{"TUTELA_HTTP_ALLOW_PLAINTEXT=true", func(c *Config) any { return c.HTTP.AllowPlaintext }, true},
+		{"TUTELA_HTTP_REDIRECT_ADDR=:80", func(c *Config) any { return c.HTTP.RedirectAddr }, ":80"},
 		{"TUTELA_HTTP_TRUSTED_PROXIES=10.0.0.0/8", func(c *Config) any { return c.HTTP.TrustedProxies }, []string{"10.0.0.0/8"}},
 		{"TUTELA_HTTP_BODY_LIMIT=2048", func(c *Config) any { return c.HTTP.BodyLimit }, int64(2048)},
 		{"TUTELA_HTTP_READ_HEADER_TIMEOUT=1s", func(c *Config) any { return c.HTTP.ReadHeaderTimeout }, time.Second},

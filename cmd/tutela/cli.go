@@ -39,6 +39,7 @@ type cli struct {
 	AI         aiCmd         `cmd:"" name:"ai" help:"The AI gateway's configuration of a tenant: providers, their API keys, models, purposes, settings."`
 	Deployment deploymentCmd `cmd:"" help:"The deployment's environment marker: mark-production."`
 	Version    versionCmd    `cmd:"" help:"Print the version."`
+	Health     healthCmd     `cmd:"" help:"Probe this node's own listener (/healthz or /readyz) on loopback: a container health check."`
 }
 
 // env is what every command gets: its streams and the process environment, injected so tests

@@ -54,8 +54,12 @@ type Main struct {
 	// nil when metrics are off.
 	metricsServer *http.Server
 	metricsLn     net.Listener
-	ring          *token.Ring
-	identity      *identity.Service
+	// redirectServer answers plain HTTP on redirectLn (config http.redirect_addr) with 308 to
+	// https on auth.issuer's host; both nil when the redirect listener is off.
+	redirectServer *http.Server
+	redirectLn     net.Listener
+	ring           *token.Ring
+	identity       *identity.Service
 	// jobs is the durable queue (e-mail); Serve runs its worker on every node.
 	jobs      *jobs.Queue
 	closers   []func() error
@@ -568,6 +572,15 @@ func (m *Main) Listen(ctx context.Context) error {
 		}
 		m.metricsLn = mln
 	}
+	if !cfg.HTTP.RedirectOff() {
+		if err := m.listenRedirect(); err != nil {
+			ln.Close()
+			if m.metricsLn != nil {
+				m.metricsLn.Close()
+			}
+			return err
+		}
+	}
 	return nil
 }
 
@@ -640,6 +653,14 @@ func (m *Main) Serve(ctx context.Context) error {
 			}
 		}()
 		defer m.metricsServer.Close() // scrapes need no draining
+	}
+	if m.redirectServer != nil {
+		go func() {
+			if err := m.redirectServer.Serve(m.redirectLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.Logger.Error("redirect listener stopped", "err", err)
+			}
+		}()
+		defer m.redirectServer.Close() // a redirect holds nothing worth draining
 	}
 	// Background work runs under its own context, cancelled on every way out of Serve before
 	// it is waited for: a failed listener does not cancel ctx, and waiting on ctx alone would
@@ -734,7 +755,8 @@ func (c serveCmd) Run(e *env) error {
 		m.Logger.Warn("the database role is a superuser or has BYPASSRLS: row-level security between tenants is not " +
 			"enforced; serve with a runtime role (docs/audit.md) and migrate as the owner")
 	}
-	m.Logger.Info("tutela ready", "addr", m.Addr(), "metrics_addr", m.MetricsAddr(), "store", string(m.DB.Dialect()),
+	m.Logger.Info("tutela ready", "addr", m.Addr(), "metrics_addr", m.MetricsAddr(),
+		"redirect_addr", m.RedirectAddr(), "store", string(m.DB.Dialect()),
 		"version", tutela.Version, "startup_ms", time.Since(start).Milliseconds())
 	if err := m.Serve(e.ctx); err != nil {
 		return err
