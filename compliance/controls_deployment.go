@@ -29,7 +29,9 @@ type builder struct {
 	now time.Time
 }
 
-func ev(item, value, source string) Evidence { return Evidence{Item: item, Value: value, Source: source} }
+func ev(item, value, source string) Evidence {
+	return Evidence{Item: item, Value: value, Source: source}
+}
 
 func ts(t time.Time) string {
 	if t.IsZero() {
