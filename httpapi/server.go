@@ -79,6 +79,8 @@ type Deps struct {
 	MaxConcurrentUploads int
 	// FileIdleTimeout ends an upload whose body sends nothing for this long (default a minute).
 	FileIdleTimeout time.Duration
+	// Compliance answers GET /v1/compliance/report (nil: 501 not_configured).
+	Compliance *ComplianceSource
 }
 
 // Route is one registered endpoint.
@@ -248,6 +250,7 @@ func (s *Server) routesInit() {
 	s.webhookRoutes()
 	s.approvalRoutes()
 	s.partnerRoutes()
+	s.complianceRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))

@@ -11,6 +11,7 @@ import (
 
 	"tutela"
 	"tutela/compliance"
+	"tutela/config"
 )
 
 // The compliance report's reads (issue 19) and the operations it cites that nothing else
@@ -383,4 +384,48 @@ func (tx *Tx) each(ctx context.Context, q string, args []any, fn func(*sql.Rows)
 		}
 	}
 	return mapErr(rows.Err())
+}
+
+// AllTenants lists every tenant the store serves (ListTenants, page after page).
+func (tx *Tx) AllTenants(ctx context.Context) ([]*tutela.Tenant, error) {
+	var out []*tutela.Tenant
+	cursor := ""
+	for {
+		page, err := tx.ListTenants(ctx, cursor, 100)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < 100 {
+			return out, nil
+		}
+		cursor = page[len(page)-1].ID
+	}
+}
+
+// ComplianceReport builds the compliance report over tenants and audits it (compliance.report,
+// naming the format and the tenants covered, attributed to the caller in ctx) in the same
+// transaction: the API and `tutela compliance report` both come here. platform says tenants are
+// every tenant of the deployment; a tenant-scoped report is recorded in that tenant's log.
+func (tx *Tx) ComplianceReport(ctx context.Context, cfg *config.Config, rt compliance.Runtime, tenants []*tutela.Tenant,
+	platform bool, format string) (*compliance.Report, error) {
+	if rt.Environment == "" {
+		env, err := tx.Setting(ctx, SettingEnvironment)
+		if err != nil {
+			return nil, err
+		}
+		rt.Environment = env
+	}
+	st, err := tx.ComplianceState(ctx, tenants)
+	if err != nil {
+		return nil, err
+	}
+	r := compliance.Build(cfg, rt, st, platform, tx.now)
+	tenantID := ""
+	if !platform && len(tenants) == 1 {
+		tenantID = tenants[0].ID
+	}
+	return r, tx.Record(ctx, "compliance.report", tenantID, "compliance_report", "", "", map[string]any{
+		"format": format, "platform": platform, "tenants": r.Scope.Tenants,
+		"met": r.Summary[compliance.Met], "partial": r.Summary[compliance.Partial], "gap": r.Summary[compliance.Gap]})
 }
