@@ -25,6 +25,7 @@ import (
 
 	"tutela"
 	"tutela/ai/upstream"
+	"tutela/audit"
 	"tutela/config"
 	"tutela/dsr"
 	"tutela/httpapi"
@@ -65,6 +66,8 @@ type Main struct {
 	vault       *vault.Vault
 	rotateEvery time.Duration
 	auditVKey   string
+	// signer is the audit signing key (checkpoints, erasure ledger heads, compliance reports).
+	signer *audit.Signer
 	// masterKeyPath is the master key file used, "" when the key came from the environment.
 	masterKeyPath string
 	// acceptIssuerChange (serve --accept-issuer-change) replaces the issuer recorded in the
@@ -84,7 +87,7 @@ func (m *Main) startAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.auditVKey = vkey
+	m.auditVKey, m.signer = vkey, signer
 	opts := sqlstore.SequencerOptions{CheckpointDir: checkpointDir(m.Config), Interval: m.Config.Audit.CheckpointInterval,
 		Logger: m.Logger, Heartbeat: true}
 	if u := m.Config.Audit.CheckpointURL; u != "" {
@@ -517,6 +520,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy, UnmergeWindow: cfg.Privacy.UnmergeWindow,
 		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
 		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
+		Compliance: &httpapi.ComplianceSource{Config: cfg, Signer: m.signer, Runtime: m.complianceRuntime()},
 	})
 	m.sweepApprovals = api.SweepApprovals
 	m.httpServer = m.newHTTPServer(api, 64<<10)
