@@ -169,3 +169,27 @@ func TestCompliance_VerifyTemplatesAndTenantScope(t *testing.T) {
 		t.Error("a report for an unknown tenant succeeded")
 	}
 }
+
+// A restore records itself in the restored database, so the report there shows the last
+// restore; the backup's own record (made in the source after its snapshot) is not in it.
+func TestCompliance_RestoreRecordsItselfInTheRestoredDatabase(t *testing.T) {
+	t.Parallel()
+	src := baseEnv(t)
+	seedSource(t, src, sqliteDSN(src))
+	rcpt, idFile := ageKey(t)
+	file := filepath.Join(t.TempDir(), "tutela.backup")
+	createBackup(t, src, backupCreateCmd{File: file, Recipient: []string{rcpt}})
+	dst := baseEnv(t)
+	copyKeys(t, dataDirOf(src), dataDirOf(dst))
+	if out, err := auditRun(t, dst, backupRestoreCmd{File: file, Identity: idFile, ErasureLedger: ledgerOf(src)}); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	r, _ := complianceJSON(t, dst)
+	if _, v := evidence(t, r, compliance.CtlBackups, "last restore"); !strings.Contains(v, "success at ") ||
+		!strings.Contains(v, "file=tutela.backup") || !strings.Contains(v, "migration=") {
+		t.Errorf("last restore = %q", v)
+	}
+	if _, v := evidence(t, r, compliance.CtlBackups, "last encrypted backup"); v != "none recorded" {
+		t.Errorf("the restored database cites a backup it cannot know of: %q", v)
+	}
+}
