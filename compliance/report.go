@@ -182,10 +182,10 @@ func profile(t Tenant) TenantProfile {
 		p.Purposes = append(p.Purposes, PurposeInfo{x.Name, x.Description, x.LawfulBasis})
 	}
 	for _, x := range t.Fields {
-		p.Fields = append(p.Fields, FieldInfo{x.Name, x.Classification, x.RetentionDays})
+		p.Fields = append(p.Fields, FieldInfo(x))
 	}
 	for _, x := range t.Declared {
-		p.Declared = append(p.Declared, DeclaredInfo{x.Name, x.Service, x.Locations, x.Safeguard})
+		p.Declared = append(p.Declared, DeclaredInfo(x))
 	}
 	return p
 }
