@@ -13,6 +13,7 @@ import (
 	"tutela/audit"
 	"tutela/compliance"
 	"tutela/config"
+	"tutela/vault"
 )
 
 var now = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
@@ -393,6 +394,16 @@ func TestRenderTemplates_NoMissingValues(t *testing.T) {
 			if !bytes.Contains(docs[name], []byte(w)) {
 				t.Errorf("%s lacks %q", name, w)
 			}
+		}
+	}
+}
+
+// Every keyset purpose says which data it protects.
+func TestPurposeData_EveryVaultPurpose(t *testing.T) {
+	t.Parallel()
+	for _, p := range vault.Purposes {
+		if compliance.PurposeData(p) == "" {
+			t.Errorf("purpose %s: no description of the data it protects (compliance/purposes.go)", p)
 		}
 	}
 }

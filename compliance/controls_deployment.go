@@ -113,7 +113,7 @@ func (b *builder) encryptionAtRest() Control {
 		if k.TenantSlug != "" {
 			owner = "tenant " + k.TenantSlug
 		}
-		c.Evidence = append(c.Evidence, ev(fmt.Sprintf("keyset %s (%s)", k.Purpose, owner),
+		c.Evidence = append(c.Evidence, ev(fmt.Sprintf("keyset %s (%s): %s", k.Purpose, owner, orText(PurposeData(k.Purpose), "other data")),
 			fmt.Sprintf("%s, %d key(s), version %d, wrapped by %s, last rotation %s", k.Kind, k.Keys, k.Version,
 				schemeOf(k.KEKURI), rotationText(k)), "table keysets"))
 		if every > 0 && b.now.Sub(k.LastRotation()) > every {
