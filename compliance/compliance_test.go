@@ -18,7 +18,7 @@ import (
 
 var now = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 
-func newSigner(t *testing.T) (*audit.Signer, string) {
+func newSigner(t testing.TB) (*audit.Signer, string) {
 	t.Helper()
 	skey, vkey, err := audit.GenerateKey("tutela/audit")
 	if err != nil {
