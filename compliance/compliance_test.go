@@ -407,3 +407,36 @@ func TestPurposeData_EveryVaultPurpose(t *testing.T) {
 		}
 	}
 }
+
+// Exhaustively: flipping any one bit of any byte of a signed HTML or JSON report fails
+// verification.
+func TestVerify_EveryByteOfTheFileIsCovered(t *testing.T) {
+	t.Parallel()
+	signer, vkey := newSigner(t)
+	r := compliance.Build(config.Default(), compliance.Runtime{AuditVerifierKey: vkey}, compliance.State{}, true, now)
+	page, err := compliance.RenderHTML(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, err := compliance.SignHTML(page, signer, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := compliance.SignJSON(r, signer, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, file := range map[string][]byte{"html": html, "json": js} {
+		if _, err := compliance.Verify(file, vkey); err != nil {
+			t.Fatalf("%s unedited: %v", name, err)
+		}
+		edited := bytes.Clone(file)
+		for off := range edited {
+			edited[off] ^= 0x01
+			if _, err := compliance.Verify(edited, vkey); err == nil {
+				t.Fatalf("%s: flipping a bit at offset %d of %d still verifies", name, off, len(file))
+			}
+			edited[off] ^= 0x01
+		}
+	}
+}
