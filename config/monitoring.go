@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"tutela"
-	"tutela/monitor"
+	"tutela/monitor/rules"
 )
 
 // Monitoring configures security alerting (issue 19, docs/monitoring.md): rules over the audit
@@ -65,22 +65,22 @@ func (c *Config) MonitoringOn() bool {
 
 // MonitoringRules is the effective rule set (defaults, less those disabled, plus the
 // configured) and the problems found.
-func (c *Config) MonitoringRules() ([]monitor.Rule, []string) {
-	return monitor.Rules(c.Monitoring.Rules, c.Monitoring.DisableRules)
+func (c *Config) MonitoringRules() ([]rules.Rule, []string) {
+	return rules.Rules(c.Monitoring.Rules, c.Monitoring.DisableRules)
 }
 
 // MonitoringRoutes are the configured sinks with the rules each receives.
-func (c *Config) MonitoringRoutes() []monitor.Route {
+func (c *Config) MonitoringRoutes() []rules.Route {
 	s := c.Monitoring.Sinks
-	var out []monitor.Route
+	var out []rules.Route
 	if s.Webhook.URL != "" {
-		out = append(out, monitor.Route{Sink: monitor.SinkWebhook, Rules: s.Webhook.Rules})
+		out = append(out, rules.Route{Sink: rules.SinkWebhook, Rules: s.Webhook.Rules})
 	}
 	if s.Syslog.Addr != "" {
-		out = append(out, monitor.Route{Sink: monitor.SinkSyslog, Rules: s.Syslog.Rules})
+		out = append(out, rules.Route{Sink: rules.SinkSyslog, Rules: s.Syslog.Rules})
 	}
 	if len(s.Email.To) > 0 {
-		out = append(out, monitor.Route{Sink: monitor.SinkEmail, Rules: s.Email.Rules})
+		out = append(out, rules.Route{Sink: rules.SinkEmail, Rules: s.Email.Rules})
 	}
 	return out
 }

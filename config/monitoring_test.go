@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"tutela/monitor"
+	"tutela/monitor/rules"
 )
 
 func TestMonitoring_OffByDefault(t *testing.T) {
@@ -16,9 +16,9 @@ func TestMonitoring_OffByDefault(t *testing.T) {
 	if cfg.MonitoringOn() || len(cfg.MonitoringRoutes()) != 0 {
 		t.Fatal("monitoring on with no sink")
 	}
-	rules, problems := cfg.MonitoringRules()
-	if len(problems) != 0 || len(rules) != len(monitor.Defaults()) {
-		t.Fatalf("rules %d, problems %v", len(rules), problems)
+	got, problems := cfg.MonitoringRules()
+	if len(problems) != 0 || len(got) != len(rules.Defaults()) {
+		t.Fatalf("rules %d, problems %v", len(got), problems)
 	}
 }
 
@@ -51,8 +51,8 @@ monitoring:
 		t.Fatal("webhook secret not read from its file")
 	}
 	routes := cfg.MonitoringRoutes()
-	if len(routes) != 3 || routes[0].Sink != monitor.SinkWebhook || !slices.Equal(routes[0].Rules, []string{"export_burst", "lockout_burst"}) ||
-		routes[1].Sink != monitor.SinkSyslog || len(routes[1].Rules) != 0 || routes[2].Sink != monitor.SinkEmail {
+	if len(routes) != 3 || routes[0].Sink != rules.SinkWebhook || !slices.Equal(routes[0].Rules, []string{"export_burst", "lockout_burst"}) ||
+		routes[1].Sink != rules.SinkSyslog || len(routes[1].Rules) != 0 || routes[2].Sink != rules.SinkEmail {
 		t.Fatalf("routes %+v", routes)
 	}
 	if strings.Contains(cfg.String(), "whsec_") {

@@ -84,6 +84,8 @@ type Deps struct {
 	// TrustTraceparent continues a client's W3C trace instead of starting a new one.
 	Tracer           trace.TracerProvider
 	TrustTraceparent bool
+	// Compliance answers GET /v1/compliance/report (nil: 501 not_configured).
+	Compliance *ComplianceSource
 }
 
 // Route is one registered endpoint.
@@ -254,6 +256,7 @@ func (s *Server) routesInit() {
 	s.webhookRoutes()
 	s.approvalRoutes()
 	s.partnerRoutes()
+	s.complianceRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))

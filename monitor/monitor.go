@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"slices"
 	"time"
 
 	"tutela"
@@ -38,15 +37,6 @@ type Alert struct {
 	Outcome    string    `json:"outcome,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 }
-
-// Route sends the alerts of some rules to one sink.
-type Route struct {
-	Sink string // SinkWebhook, SinkSyslog, SinkEmail
-	// Rules names the rules whose alerts the sink receives; empty: every rule.
-	Rules []string
-}
-
-func (r Route) wants(rule string) bool { return len(r.Rules) == 0 || slices.Contains(r.Rules, rule) }
 
 // Options tune a Monitor. Zero values are usable.
 type Options struct {
@@ -131,10 +121,10 @@ func (m *Monitor) Step(ctx context.Context) (evaluated int, alerts []Alert, err 
 			e := &events[i]
 			for j := range m.rules {
 				r := &m.rules[j]
-				if !r.Matches(e) {
+				if !matches(r, e) {
 					continue
 				}
-				if !r.threshold() {
+				if !threshold(r) {
 					alerts = append(alerts, occurrence(r, e, tx.Now()))
 					continue
 				}
@@ -146,7 +136,7 @@ func (m *Monitor) Step(ctx context.Context) (evaluated int, alerts []Alert, err 
 					}
 					windows[key] = w
 				}
-				if fired := r.Observe(w, e); fired != nil {
+				if fired := observe(r, w, e); fired != nil {
 					alerts = append(alerts, burst(r, e.TenantID, fired, tx.Now()))
 				}
 			}
@@ -196,7 +186,7 @@ func (m *Monitor) enqueue(ctx context.Context, tx *sqlstore.Tx, a *Alert) error 
 		return err
 	}
 	for _, r := range m.routes {
-		if !r.wants(a.Rule) {
+		if !r.Wants(a.Rule) {
 			continue
 		}
 		kind, ok := jobKinds[r.Sink]

@@ -18,13 +18,6 @@ import (
 	"tutela/syslog"
 )
 
-// Sinks.
-const (
-	SinkWebhook = "webhook"
-	SinkSyslog  = "syslog"
-	SinkEmail   = "email"
-)
-
 // Job kinds, one per sink: each alert is one job per sink, retried by the queue with its
 // backoff (30 s doubling, at most an hour) for deliveryAttempts attempts (about a day).
 const (

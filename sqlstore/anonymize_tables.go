@@ -135,4 +135,5 @@ var notAnonymizedTables = map[string]string{
 	"referrals":                   "which real person was sent to which partner, why, and what came of it",
 	"referral_events":             "the lifecycle of production's referrals of real people",
 	"partner_shares":              "real disclosures of real people to real partners; staging shares nothing",
+	"compliance_evidence":         "production's operations evidence (audit verifications, backups, restore tests): staging records its own",
 }

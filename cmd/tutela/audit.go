@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"tutela/audit"
-	"tutela/monitor"
+	"tutela/compliance"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -131,7 +131,9 @@ func (c auditVerifyCmd) Run(e *env) error {
 	}
 	rep, err := audit.Verify(e.ctx, m.DB.AuditSource(), vkey, AuditOrigin, published)
 	if err != nil {
-		return err
+		// The compliance report shows the last verification and its result, a failed one too.
+		return errors.Join(err, recordOperation(e.ctx, m.DB, compliance.OpAuditVerify, compliance.OutcomeFailure,
+			map[string]any{"error": errText(err)}))
 	}
 	pending, err := m.DB.AuditPending(e.ctx)
 	if err != nil {
@@ -148,27 +150,14 @@ func (c auditVerifyCmd) Run(e *env) error {
 		rep.FailureCount++
 		rep.OK = false
 	}
+	details := map[string]any{"size": rep.Size, "checkpoints": rep.Checkpoints, "published_verified": rep.Published,
+		"signed_coverage": rep.Covered, "pruned": rep.Pruned, "failures": rep.FailureCount}
+	outcome := compliance.OutcomeSuccess
 	if !rep.OK {
-		if err := recordVerifyFailure(e.ctx, m.DB, rep); err != nil {
-			fmt.Fprintf(e.stderr, "warning: the verification failure could not be recorded in the audit log: %v\n", err)
-		}
+		outcome = compliance.OutcomeFailure
+		details["first_failure"] = string(rep.Failures[0].Kind)
 	}
-	return printAuditReport(e, rep)
-}
-
-// recordVerifyFailure records a failed verification as audit action audit.verify_failed, so
-// that security monitoring (the built-in rule audit_verify_failed, docs/monitoring.md) alerts
-// on it once a node sequences the event. The details are counts and kinds, no entry content.
-func recordVerifyFailure(ctx context.Context, db *sqlstore.DB, rep *audit.Report) error {
-	kinds := map[string]any{}
-	for _, f := range rep.Failures {
-		n, _ := kinds[f.Kind].(int)
-		kinds[f.Kind] = n + 1
-	}
-	return db.Update(ctx, func(tx *sqlstore.Tx) error {
-		return tx.Record(ctx, monitor.ActionAuditVerifyFailed, "", "audit_log", "", audit.OutcomeFailure,
-			map[string]any{"failures": rep.FailureCount, "size": rep.Size, "kinds": kinds})
-	})
+	return errors.Join(printAuditReport(e, rep), recordOperation(e.ctx, m.DB, compliance.OpAuditVerify, outcome, details))
 }
 
 // describePending says how many events wait outside the log and whether a sequencer is alive.

@@ -38,6 +38,7 @@ type cli struct {
 	Client     clientCmd     `cmd:"" help:"OpenID clients (relying parties) of a tenant: create, list, rotate-secret, disable, enable, delete."`
 	AI         aiCmd         `cmd:"" name:"ai" help:"The AI gateway's configuration of a tenant: providers, their API keys, models, purposes, settings."`
 	Deployment deploymentCmd `cmd:"" help:"The deployment's environment marker: mark-production."`
+	Compliance complianceCmd `cmd:"" help:"Compliance report (signed), its verification, and document templates filled from it."`
 	Version    versionCmd    `cmd:"" help:"Print the version."`
 	Health     healthCmd     `cmd:"" help:"Probe this node's own listener (/healthz or /readyz) on loopback: a container health check."`
 }

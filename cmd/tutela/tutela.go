@@ -26,6 +26,7 @@ import (
 
 	"tutela"
 	"tutela/ai/upstream"
+	"tutela/audit"
 	"tutela/config"
 	"tutela/dsr"
 	"tutela/httpapi"
@@ -71,6 +72,8 @@ type Main struct {
 	vault       *vault.Vault
 	rotateEvery time.Duration
 	auditVKey   string
+	// signer is the audit signing key (checkpoints, erasure ledger heads, compliance reports).
+	signer *audit.Signer
 	// masterKeyPath is the master key file used, "" when the key came from the environment.
 	masterKeyPath string
 	// acceptIssuerChange (serve --accept-issuer-change) replaces the issuer recorded in the
@@ -95,7 +98,7 @@ func (m *Main) startAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.auditVKey = vkey
+	m.auditVKey, m.signer = vkey, signer
 	opts := sqlstore.SequencerOptions{CheckpointDir: checkpointDir(m.Config), Interval: m.Config.Audit.CheckpointInterval,
 		Logger: m.Logger, Heartbeat: true}
 	if u := m.Config.Audit.CheckpointURL; u != "" {
@@ -545,6 +548,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
 		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
 		Tracer: m.tracer, TrustTraceparent: cfg.Tracing.TrustTraceparent,
+		Compliance: &httpapi.ComplianceSource{Config: cfg, Signer: m.signer, Runtime: m.complianceRuntime()},
 	})
 	m.sweepApprovals = api.SweepApprovals
 	m.httpServer = m.newHTTPServer(api, 64<<10)
