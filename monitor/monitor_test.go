@@ -142,7 +142,7 @@ func TestDefaults_FireOnTheActionsTheCodeRecords(t *testing.T) {
 				tx.Record(ctx, "mfa.webauthn_cloned", e.a, "user", e.ua, "failure", nil),
 				tx.Record(ctx, monitor.ActionAuditVerifyFailed, "", "audit_log", "", "failure", map[string]any{"failures": 1}),
 				tx.Record(ctx, monitor.ActionAuditVerifyFailed, "", "audit_log", "", "success", nil), // a log that verified
-				tx.Record(ctx, "user.update", e.a, "user", e.ua, "", nil), // no rule
+				tx.Record(ctx, "user.update", e.a, "user", e.ua, "", nil),                            // no rule
 			} {
 				if err != nil {
 					return err
