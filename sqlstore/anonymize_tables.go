@@ -133,4 +133,9 @@ var notAnonymizedTables = map[string]string{
 	"referrals":                   "which real person was sent to which partner, why, and what came of it",
 	"referral_events":             "the lifecycle of production's referrals of real people",
 	"partner_shares":              "real disclosures of real people to real partners; staging shares nothing",
+	"incidents":                   "production's security incidents and breach clocks: staging must not remind production's owners; it opens its own",
+	"incident_tenants":            "which production tenants a real incident affected",
+	"incident_subjects":           "which real people a breach concerned",
+	"incident_timeline":           "the handling history of production's incidents, linked to production's events",
+	"incident_notifications":      "real notifications to real authorities and people",
 }
