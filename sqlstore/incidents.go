@@ -85,7 +85,7 @@ func (tx *Tx) CreateIncident(ctx context.Context, req incidents.OpenRequest) (*i
 		}
 	}
 	if err := tx.Record(ctx, "incident.opened", "", "incident", inc.ID, "", map[string]any{
-		"severity": inc.Severity, "frameworks": inc.Frameworks, "events": len(req.Events), "opened_by": req.Actor}); err != nil {
+		"severity": string(inc.Severity), "frameworks": inc.Frameworks, "events": len(req.Events), "opened_by": req.Actor}); err != nil {
 		return nil, err
 	}
 	return s.Get(ctx, inc.ID)

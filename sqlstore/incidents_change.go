@@ -151,7 +151,7 @@ func (s Incidents) Update(ctx context.Context, id string, c IncidentChange) (*in
 		action = "incident.closed"
 	}
 	if err := s.tx.Record(ctx, action, "", "incident", inc.ID, "", map[string]any{"fields": changed,
-		"status": inc.Status, "severity": inc.Severity}); err != nil {
+		"status": string(inc.Status), "severity": string(inc.Severity)}); err != nil {
 		return nil, err
 	}
 	return s.Get(ctx, inc.ID)
@@ -397,7 +397,7 @@ func (s Incidents) RecordNotification(ctx context.Context, id string, n *inciden
 		TenantID: n.TenantID}); err != nil {
 		return nil, err
 	}
-	if err := s.tx.Record(ctx, "incident.notified", "", "incident", id, "", map[string]any{"recipient": n.Recipient,
+	if err := s.tx.Record(ctx, "incident.notified", "", "incident", id, "", map[string]any{"recipient": string(n.Recipient),
 		"framework": n.Framework, "tenant_id": n.TenantID, "made_at": n.MadeAt.Format(time.RFC3339)}); err != nil {
 		return nil, err
 	}
