@@ -128,7 +128,9 @@ func TestCanMove_ForwardAndBackToInvestigatingButNeverOutOfClosed(t *testing.T) 
 
 func TestOpenRequest_Validate(t *testing.T) {
 	t.Parallel()
-	ok := func() OpenRequest { return OpenRequest{Title: "Lockouts", Description: "ten in five minutes", Actor: "monitor"} }
+	ok := func() OpenRequest {
+		return OpenRequest{Title: "Lockouts", Description: "ten in five minutes", Actor: "monitor"}
+	}
 	r := ok()
 	if err := r.Validate(t0); err != nil || r.Severity != Medium || len(r.Frameworks) != 1 || r.Frameworks[0] != "gdpr" {
 		t.Fatalf("defaults: %+v %v", r, err)
