@@ -248,6 +248,7 @@ func (s *Server) routesInit() {
 	s.webhookRoutes()
 	s.approvalRoutes()
 	s.partnerRoutes()
+	s.incidentRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))

@@ -191,7 +191,8 @@ const (
 	AuditEvent    EventKind = "audit_event"
 )
 
-// EventRef names one event to link.
+// EventRef names one event to link. An empty Kind looks the ID up among the security events
+// first, then in the audit log.
 type EventRef struct {
 	Kind EventKind `json:"kind"`
 	ID   string    `json:"id"`
@@ -241,8 +242,8 @@ func (r *OpenRequest) Validate(now time.Time) error {
 	}
 	seen := map[EventRef]bool{}
 	for _, e := range r.Events {
-		if e.Kind != SecurityEvent && e.Kind != AuditEvent {
-			return tutela.FieldErrorf("event_ids", "an event's kind must be security_event or audit_event")
+		if e.Kind != "" && e.Kind != SecurityEvent && e.Kind != AuditEvent {
+			return tutela.FieldErrorf("event_ids", "an event's kind must be security_event or audit_event (or empty: either)")
 		}
 		if e.ID == "" || len(e.ID) > 64 || !tutela.ValidText(e.ID) {
 			return tutela.FieldErrorf("event_ids", "an event ID must be 1 to 64 characters")

@@ -94,6 +94,18 @@ func (tx *Tx) CreateIncident(ctx context.Context, req incidents.OpenRequest) (*i
 // incidentEvent looks up a security or audit event for the timeline: its kind (action) and
 // time, and the tenant it belongs to — never its details, which may hold addresses.
 func (tx *Tx) incidentEvent(ctx context.Context, ref incidents.EventRef) (incidents.Entry, error) {
+	if ref.Kind == "" {
+		ref.Kind = incidents.AuditEvent
+		if tutela.ValidID(ref.ID) {
+			n, err := tx.count(ctx, `SELECT count(*) FROM security_events WHERE id = $1`, ref.ID)
+			if err != nil {
+				return incidents.Entry{}, err
+			}
+			if n > 0 {
+				ref.Kind = incidents.SecurityEvent
+			}
+		}
+	}
 	e := incidents.Entry{Kind: string(ref.Kind), Ref: ref.ID}
 	var tenant sql.NullString
 	var kind string
@@ -109,7 +121,7 @@ func (tx *Tx) incidentEvent(ctx context.Context, ref incidents.EventRef) (incide
 		err = tx.queryRow(ctx, `SELECT tenant_id, action, time FROM audit_events WHERE id = $1`, ref.ID).Scan(&tenant, &kind, &e.At)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return e, tutela.FieldErrorf("event_ids", "%s %s not found", ref.Kind, ref.ID)
+		return e, tutela.FieldErrorf("event_ids", "no security or audit event %s", ref.ID)
 	}
 	if err != nil {
 		return e, err

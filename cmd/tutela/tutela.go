@@ -75,6 +75,9 @@ type Main struct {
 	// sweepApprovals expires approval requests past their time and reminds approvers half way
 	// (httpapi.Server.SweepApprovals); nil until Serve builds the API.
 	sweepApprovals func(context.Context) (sqlstore.Sweep, error)
+	// sweepIncidents sends the breach-clock reminders that are due
+	// (httpapi.Server.SweepIncidents); nil until Serve builds the API.
+	sweepIncidents func(context.Context) ([]sqlstore.IncidentReminder, error)
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
@@ -174,6 +177,7 @@ func (m *Main) maintenance(ctx context.Context) {
 				m.Logger.Info("closed access reviews at their deadline", "count", n)
 			}
 			m.sweepApprovalsDue(ctx)
+			m.sweepIncidentsDue(ctx)
 			m.purgeDue(ctx, m.DB.Now())
 		}
 	}
@@ -192,6 +196,22 @@ func (m *Main) sweepApprovalsDue(ctx context.Context) {
 	}
 	if len(sw.Expired) > 0 || len(sw.Reminders) > 0 {
 		m.Logger.Info("approval sweep", "expired", len(sw.Expired), "reminded", len(sw.Reminders))
+	}
+}
+
+// sweepIncidentsDue sends the due breach-clock reminders, every minute on every node: one
+// indexed query when nothing is due, and each reminder goes out once however many nodes sweep.
+func (m *Main) sweepIncidentsDue(ctx context.Context) {
+	if m.sweepIncidents == nil {
+		return
+	}
+	sent, err := m.sweepIncidents(ctx)
+	if err != nil {
+		m.Logger.Error("incident breach-clock sweep", "err", err)
+		return
+	}
+	if len(sent) > 0 {
+		m.Logger.Info("incident breach-clock sweep", "reminded", len(sent))
 	}
 }
 
@@ -519,6 +539,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
 	})
 	m.sweepApprovals = api.SweepApprovals
+	m.sweepIncidents = api.SweepIncidents
 	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
