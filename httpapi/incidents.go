@@ -162,7 +162,7 @@ func (s *Server) loadIncident(r *http.Request, tx *sqlstore.Tx, p *tutela.Princi
 	if err != nil {
 		return nil, err
 	}
-	withSubjects := pol.Holds(authz.Permission{Resource: authz.ResSubjects, Action: authz.Read}, s.d.Clock())
+	withSubjects := pol.Holds(authz.Permission{Resource: authz.ResSubjects, Action: authz.Read, MaxClass: authz.Green}, s.d.Clock())
 	return tx.Incidents().ForTenant(r.Context(), t.ID, r.PathValue("id"), withSubjects)
 }
 
@@ -330,11 +330,12 @@ func (s *Server) tenantIncidentNotification(w http.ResponseWriter, r *http.Reque
 }
 
 // writeIncidentReport answers the Art. 33(3) facts of the incident as JSON, or as a Markdown
-// document with ?format=markdown (or Accept: text/markdown). On a tenant's path the counts are
+// document (served as text/plain, which any client shows) with ?format=markdown or an Accept of
+// text/markdown or text/plain. On a tenant's path the counts are
 // the tenant's own.
 func (s *Server) writeIncidentReport(w http.ResponseWriter, r *http.Request, p *tutela.Principal, tenantView bool) {
 	format := r.URL.Query().Get("format")
-	if format == "" && strings.Contains(r.Header.Get("Accept"), "text/markdown") {
+	if accept := r.Header.Get("Accept"); format == "" && (strings.Contains(accept, "text/markdown") || strings.Contains(accept, "text/plain")) {
 		format = "markdown"
 	}
 	if format != "" && format != "json" && format != "markdown" {
@@ -353,7 +354,7 @@ func (s *Server) writeIncidentReport(w http.ResponseWriter, r *http.Request, p *
 	rep := inc.Report(s.d.Clock())
 	w.Header().Set("Cache-Control", "no-store")
 	if format == "markdown" {
-		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8") // Markdown, readable as plain text
 		w.Header().Set("Content-Disposition", `attachment; filename="incident-`+inc.ID+`-notification.md"`)
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(rep.Markdown()))

@@ -134,8 +134,8 @@ type Incident struct {
 	Consequences      string           `json:"consequences"`       // likely consequences (c)
 	Measures          string           `json:"measures"`           // measures taken or proposed (d)
 	Tenants           []AffectedTenant `json:"affected_tenants"`
-	Timeline          []Entry          `json:"timeline"`
-	Notifications     []Notification   `json:"notifications"`
+	Timeline          []Entry          `json:"timeline,omitempty"`
+	Notifications     []Notification   `json:"notifications,omitempty"`
 	CreatedBy         string           `json:"created_by,omitempty"`
 	CreatedAt         time.Time        `json:"created_at"`
 	UpdatedAt         time.Time        `json:"updated_at"`
