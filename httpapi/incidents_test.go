@@ -26,10 +26,9 @@ type incidentBody struct {
 // root super-admin, and another tenant's admin) with a subject in each tenant.
 type incidentEnv struct {
 	*subjectEnv
-	other          *tutela.Tenant
-	subjA, subjO   string
-	rootID         string
-	otherTenantURL string
+	other        *tutela.Tenant
+	subjA, subjO string
+	rootID       string
 }
 
 func newIncidentEnv(t *testing.T, d sqlstore.Dialect) *incidentEnv {
@@ -342,10 +341,10 @@ func TestIncidents_StatusRulesAndBadInput(t *testing.T) {
 	id := ie.call(t, "POST", "/v1/incidents", `{"title":"Phishing","description":"d","frameworks":["gdpr","ndpa"]}`, ie.root, 201).Incident.ID
 	path := "/v1/incidents/" + id
 	for body, code := range map[string]string{
-		`{"status":"closed"}`:            tutela.ECONFLICT,
-		`{"severity":"urgent"}`:          tutela.EINVALID,
-		`{"frameworks":["hipaa"]}`:       tutela.EINVALID,
-		`{"title":""}`:                   tutela.EINVALID,
+		`{"status":"closed"}`:             tutela.ECONFLICT,
+		`{"severity":"urgent"}`:           tutela.EINVALID,
+		`{"frameworks":["hipaa"]}`:        tutela.EINVALID,
+		`{"title":""}`:                    tutela.EINVALID,
 		`{"owners":["` + ie.subjA + `"]}`: tutela.EINVALID, // not a user
 	} {
 		res, b := ie.req(t, "PATCH", path, body, "", ie.root)
