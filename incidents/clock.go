@@ -90,16 +90,43 @@ func (inc *Incident) Clocks(now time.Time) []Clock {
 	return out
 }
 
-// authorityNotice is the earliest recorded notification to the authority under framework.
+// authorityNotice says whether the authority has been notified under framework, and when: by
+// a deployment-wide notification (no tenant: the earliest), or by one for each affected tenant
+// (each controller notifying its own authority: when the last of them was). An incident with
+// no affected tenant yet needs a deployment-wide one.
 func (inc *Incident) authorityNotice(framework string) (Notification, bool) {
-	var best Notification
-	found := false
+	var global Notification
+	foundGlobal := false
+	perTenant := map[string]Notification{}
 	for _, n := range inc.Notifications {
-		if n.Recipient == ToAuthority && n.Framework == framework && (!found || n.MadeAt.Before(best.MadeAt)) {
-			best, found = n, true
+		if n.Recipient != ToAuthority || n.Framework != framework {
+			continue
+		}
+		if n.TenantID == "" {
+			if !foundGlobal || n.MadeAt.Before(global.MadeAt) {
+				global, foundGlobal = n, true
+			}
+		} else if p, ok := perTenant[n.TenantID]; !ok || n.MadeAt.Before(p.MadeAt) {
+			perTenant[n.TenantID] = n
 		}
 	}
-	return best, found
+	if foundGlobal {
+		return global, true
+	}
+	if len(inc.Tenants) == 0 {
+		return Notification{}, false
+	}
+	var last Notification
+	for _, a := range inc.Tenants {
+		n, ok := perTenant[a.TenantID]
+		if !ok {
+			return Notification{}, false
+		}
+		if n.MadeAt.After(last.MadeAt) {
+			last = n
+		}
+	}
+	return last, true
 }
 
 // Reminder is one point of the breach clock at which the owners are told.

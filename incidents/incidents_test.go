@@ -90,6 +90,29 @@ func TestDueReminder_EachPointOnceAndOnlyTheLatestAfterAnOutage(t *testing.T) {
 	}
 }
 
+// Where each controller notifies its own authority, the clock stops when every affected tenant's
+// notification is recorded; one deployment-wide notification stops it at once.
+func TestClocks_PerTenantNotificationsStopTheClockOnlyWhenAllAreIn(t *testing.T) {
+	t.Parallel()
+	inc := breach("gdpr")
+	inc.Tenants = []AffectedTenant{{TenantID: "a"}, {TenantID: "b"}}
+	inc.Notifications = []Notification{{Recipient: ToAuthority, Framework: "gdpr", TenantID: "a", MadeAt: t0.Add(time.Hour)}}
+	if c := inc.Clocks(t0.Add(2 * time.Hour))[0]; !c.NotifiedAt.IsZero() || len(inc.Reminders()) != 5 {
+		t.Fatalf("one of two tenants notified: %+v", c)
+	}
+	if c := inc.ForTenant("a", false).Clocks(t0.Add(2 * time.Hour))[0]; c.NotifiedAt != t0.Add(time.Hour) {
+		t.Fatalf("tenant a's own clock: %+v", c)
+	}
+	inc.Notifications = append(inc.Notifications, Notification{Recipient: ToAuthority, Framework: "gdpr", TenantID: "b", MadeAt: t0.Add(3 * time.Hour)})
+	if c := inc.Clocks(t0.Add(4 * time.Hour))[0]; c.NotifiedAt != t0.Add(3*time.Hour) || len(inc.Reminders()) != 0 {
+		t.Fatalf("both notified: %+v", c)
+	}
+	inc.Notifications = []Notification{{Recipient: ToAuthority, Framework: "gdpr", MadeAt: t0.Add(5 * time.Hour)}}
+	if c := inc.Clocks(t0.Add(6 * time.Hour))[0]; c.NotifiedAt != t0.Add(5*time.Hour) {
+		t.Fatalf("deployment-wide: %+v", c)
+	}
+}
+
 func TestClocks_OverdueAndLate(t *testing.T) {
 	t.Parallel()
 	inc := breach("gdpr", "ndpa")

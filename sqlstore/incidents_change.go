@@ -318,7 +318,8 @@ func (s Incidents) SetAffected(ctx context.Context, id string, c AffectedChange)
 			id, c.TenantID, s.tx.now); err != nil {
 			return nil, err
 		}
-		existing = &incidents.AffectedTenant{TenantID: c.TenantID}
+		r.inc.Tenants = append(r.inc.Tenants, incidents.AffectedTenant{TenantID: c.TenantID})
+		existing = &r.inc.Tenants[len(r.inc.Tenants)-1]
 	}
 	if c.SubjectsApprox != nil {
 		existing.SubjectsApprox = *c.SubjectsApprox
@@ -357,7 +358,10 @@ func (s Incidents) SetAffected(ctx context.Context, id string, c AffectedChange)
 			existing.SubjectsApprox, existing.RecordsApprox, len(existing.SubjectIDs), added)}); err != nil {
 		return nil, err
 	}
-	if _, err := s.tx.exec(ctx, `UPDATE incidents SET updated_at = $1 WHERE id = $2`, s.tx.now, id); err != nil {
+	// A tenant added after the authority was notified tenant by tenant restarts the reminders
+	// until its own notification is recorded: save recomputes the next one.
+	r.inc.UpdatedAt = s.tx.now
+	if err := s.save(ctx, r); err != nil {
 		return nil, err
 	}
 	if err := s.tx.Record(ctx, "incident.affected", "", "incident", id, "", map[string]any{"tenant_id": c.TenantID,

@@ -23,6 +23,7 @@ var IncidentTests = []Test{
 	{"IncidentsTenantViewAndIsolation", testIncidentTenantView},
 	{"IncidentsBreachClockRemindsOnceEach", testIncidentClock},
 	{"IncidentsConcurrentSweepsSendOnce", testIncidentSweepRace},
+	{"IncidentsPerTenantNotificationsStopTheClockWhenAllAreIn", testIncidentPerTenantNotices},
 }
 
 type incidentKit struct {
@@ -392,5 +393,44 @@ func testIncidentSweepRace(t *testing.T, open Opener) {
 	}
 	if k.auditCount(t, "incident.reminder") != 3 || total > 3 {
 		t.Fatalf("sent %v, audited %d; want each of 3 once", sent, k.auditCount(t, "incident.reminder"))
+	}
+}
+
+// Each controller notifying its own authority: the reminders go on until every affected
+// tenant's notification is recorded, and a tenant added afterwards starts them again.
+func testIncidentPerTenantNotices(t *testing.T, open Opener) {
+	k := newIncidentKit(t, open, "incpertenant")
+	c := createTenant(t, k.db, "incpertenant-c").ID
+	inc := k.open(t, incidents.OpenRequest{Title: "Shared breach", Description: "d"})
+	for _, tenant := range []string{k.a, k.b} {
+		k.must(t, func(x sqlstore.Incidents) (*incidents.Incident, error) {
+			return x.SetAffected(ctx, inc.ID, sqlstore.AffectedChange{TenantID: tenant})
+		})
+	}
+	aware := k.clock.Now().UTC().Truncate(time.Microsecond)
+	k.must(t, func(x sqlstore.Incidents) (*incidents.Incident, error) {
+		return x.ConfirmBreach(ctx, inc.ID, time.Time{})
+	})
+	notice := func(tenant string) {
+		k.must(t, func(x sqlstore.Incidents) (*incidents.Incident, error) {
+			return x.RecordNotification(ctx, inc.ID, &incidents.Notification{Recipient: incidents.ToAuthority, TenantID: tenant, To: "authority of " + tenant})
+		})
+	}
+	notice(k.a)
+	k.clock.Set(aware.Add(24 * time.Hour))
+	if got := k.sweep(t); len(got) != 1 {
+		t.Fatalf("one of two tenants notified, at 24 h: %d reminders", len(got))
+	}
+	notice(k.b)
+	k.clock.Set(aware.Add(48 * time.Hour))
+	if got := k.sweep(t); len(got) != 0 {
+		t.Fatalf("both notified, at 48 h: %+v", got[0].Reminder)
+	}
+	k.must(t, func(x sqlstore.Incidents) (*incidents.Incident, error) {
+		return x.SetAffected(ctx, inc.ID, sqlstore.AffectedChange{TenantID: c})
+	})
+	k.clock.Set(aware.Add(60 * time.Hour))
+	if got := k.sweep(t); len(got) != 1 || got[0].Reminder.At != aware.Add(60*time.Hour) {
+		t.Fatalf("a tenant added: %+v", got)
 	}
 }
