@@ -134,13 +134,17 @@ func testIncidentOpenFromEvents(t *testing.T, open Opener) {
 	if !slices.Equal(mine.Owners, []string{k.admin.ID}) || !mine.DetectedAt.Equal(k.clock.Now().UTC().Truncate(time.Microsecond)) {
 		t.Fatalf("manual %+v", mine)
 	}
-	// An unknown or malformed event, an inactive owner: nothing is opened.
+	// An unknown or malformed event, an owner who is no user or no super-admin: nothing is
+	// opened.
+	plain := createUser(t, k.db, k.b, "admin@b.example")
+	update(t, k.db, func(tx *sqlstore.Tx) error { return tx.Users(k.b).Grant(ctx, plain.ID, authz.RoleProgramAdmin, "", nil) })
 	before := countRows(t, k.db, "incidents")
 	for _, req := range []incidents.OpenRequest{
 		{Title: "x", Description: "d", Actor: "monitor", Events: []incidents.EventRef{{Kind: incidents.SecurityEvent, ID: tutela.NewID()}}},
 		{Title: "x", Description: "d", Actor: "monitor", Events: []incidents.EventRef{{Kind: incidents.SecurityEvent, ID: "not-a-uuid"}}},
 		{Title: "x", Description: "d", Actor: "monitor", Events: []incidents.EventRef{{Kind: incidents.AuditEvent, ID: "nope"}}},
 		{Title: "x", Description: "d", Actor: "monitor", Owners: []string{tutela.NewID()}},
+		{Title: "x", Description: "d", Actor: "monitor", Owners: []string{plain.ID}},
 	} {
 		err := k.db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := incidents.Open(ctx, tx, req); return err })
 		mustCode(t, err, tutela.EINVALID)
