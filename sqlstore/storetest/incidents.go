@@ -137,7 +137,9 @@ func testIncidentOpenFromEvents(t *testing.T, open Opener) {
 	// An unknown or malformed event, an owner who is no user or no super-admin: nothing is
 	// opened.
 	plain := createUser(t, k.db, k.b, "admin@b.example")
-	update(t, k.db, func(tx *sqlstore.Tx) error { return tx.Users(k.b).Grant(ctx, plain.ID, authz.RoleProgramAdmin, "", nil) })
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		return tx.Users(k.b).Grant(ctx, plain.ID, authz.RoleProgramAdmin, "", nil)
+	})
 	before := countRows(t, k.db, "incidents")
 	for _, req := range []incidents.OpenRequest{
 		{Title: "x", Description: "d", Actor: "monitor", Events: []incidents.EventRef{{Kind: incidents.SecurityEvent, ID: tutela.NewID()}}},
