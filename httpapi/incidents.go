@@ -20,7 +20,7 @@ func (s *Server) incidentRoutes() {
 	s.handle("PATCH", base+"/{id}", false, s.authed(false, s.patchIncident))
 	s.handle("POST", base+"/{id}/confirm", false, s.authed(false, s.confirmIncident))
 	s.handle("POST", base+"/{id}/timeline", false, s.authed(false, s.addIncidentNote))
-	s.handle("PUT", base+"/{id}/tenants/{tenant}", false, s.authed(false, s.setIncidentTenant))
+	s.handle("PUT", base+"/{id}/tenants/{tenant_id}", false, s.authed(false, s.setIncidentTenant))
 	s.handle("POST", base+"/{id}/notifications", false, s.authed(false, s.recordIncidentNotification))
 	s.handle("GET", base+"/{id}/notification", false, s.authed(false, s.incidentNotification))
 	const tbase = "/v1/tenants/{tenant}/incidents"
@@ -282,8 +282,9 @@ func (s *Server) addIncidentNote(w http.ResponseWriter, r *http.Request, p *tute
 	})
 }
 
-// setIncidentTenant records that the incident affects the path's tenant (any tenant: the
-// platform names it), with approximate counts and the IDs of subjects concerned.
+// setIncidentTenant records that the incident affects the tenant named by ID (any tenant: the
+// platform names it; not {tenant}, which marks the tenant-scoped routes), with approximate
+// counts and the IDs of subjects concerned.
 func (s *Server) setIncidentTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var body struct {
 		SubjectsApprox *int     `json:"subjects_approx"`
@@ -295,7 +296,7 @@ func (s *Server) setIncidentTenant(w http.ResponseWriter, r *http.Request, p *tu
 		return
 	}
 	s.changeIncident(w, r, p, http.StatusOK, func(st sqlstore.Incidents, id string) (*incidents.Incident, error) {
-		return st.SetAffected(r.Context(), id, sqlstore.AffectedChange{TenantID: r.PathValue("tenant"),
+		return st.SetAffected(r.Context(), id, sqlstore.AffectedChange{TenantID: r.PathValue("tenant_id"),
 			SubjectsApprox: body.SubjectsApprox, RecordsApprox: body.RecordsApprox, SubjectIDs: body.SubjectIDs})
 	})
 }
