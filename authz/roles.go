@@ -68,6 +68,11 @@ const (
 	// ResCompliance is the compliance report (issue 19): READ answers it, deployment-wide
 	// controls plus the caller's own tenant (every tenant for the platform), signed.
 	ResCompliance = "compliance"
+	// ResIncidents are security incidents and breach notifications (issue 19). Incidents are
+	// deployment-level: the platform (super_admin) opens and manages them; a tenant's holders of
+	// READ see, through the tenant's path, only the incidents affecting the tenant and only the
+	// tenant's own part of them.
+	ResIncidents = "incidents"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -133,6 +138,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResShares, Yellow, Create, Read, Delete),
 			perms(ResReferrals, Yellow, Create, Read, Update, Delete),
 			perms(ResWebhooks, "", Create, Read, Delete),
+			perms(ResIncidents, "", Read),
 		)},
 	{Key: RoleOperator, Name: "Operator", Clearance: Yellow,
 		Permissions: concat(
@@ -169,6 +175,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResReferrals, Green, Read),
 			perms(ResWebhooks, "", Read),
 			perms(ResCompliance, "", Read),
+			perms(ResIncidents, "", Read),
 		)},
 	{Key: RolePartner, Name: "Partner organisation", Clearance: Green,
 		// Only what is explicitly shared with the user's partner organisation: subjects through

@@ -257,6 +257,7 @@ func (s *Server) routesInit() {
 	s.approvalRoutes()
 	s.partnerRoutes()
 	s.complianceRoutes()
+	s.incidentRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))

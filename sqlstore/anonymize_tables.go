@@ -136,4 +136,9 @@ var notAnonymizedTables = map[string]string{
 	"referral_events":             "the lifecycle of production's referrals of real people",
 	"partner_shares":              "real disclosures of real people to real partners; staging shares nothing",
 	"compliance_evidence":         "production's operations evidence (audit verifications, backups, restore tests): staging records its own",
+	"incidents":                   "production's security incidents and breach clocks: staging must not remind production's owners; it opens its own",
+	"incident_tenants":            "which production tenants a real incident affected",
+	"incident_subjects":           "which real people a breach concerned",
+	"incident_timeline":           "the handling history of production's incidents, linked to production's events",
+	"incident_notifications":      "real notifications to real authorities and people",
 }

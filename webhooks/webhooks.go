@@ -28,12 +28,17 @@ const (
 	ReferralOpened    = "referral.opened"
 	ReferralConfirmed = "referral.confirmed"
 	ReferralClosed    = "referral.closed"
-	All               = "*"
+	// IncidentReminder and IncidentOverdue are the breach clock's (issue 19), sent to the
+	// tenant of the incident's owners.
+	IncidentReminder = "incident.reminder"
+	IncidentOverdue  = "incident.overdue"
+	All              = "*"
 )
 
 // EventTypes lists every event type (All aside).
 var EventTypes = []string{ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalExpired, ApprovalCancelled,
-	ApprovalExecuted, ApprovalReminder, ReferralCreated, ReferralOpened, ReferralConfirmed, ReferralClosed}
+	ApprovalExecuted, ApprovalReminder, ReferralCreated, ReferralOpened, ReferralConfirmed, ReferralClosed,
+	IncidentReminder, IncidentOverdue}
 
 // KnownEvent reports whether t is one of EventTypes.
 func KnownEvent(t string) bool { return slices.Contains(EventTypes, t) }

@@ -89,6 +89,9 @@ type Main struct {
 	tracer *tracing.Provider
 	// monitor evaluates security alert rules over the audit log; nil when no sink is configured.
 	monitor *monitor.Monitor
+	// sweepIncidents sends the breach-clock reminders that are due
+	// (httpapi.Server.SweepIncidents); nil until Serve builds the API.
+	sweepIncidents func(context.Context) ([]sqlstore.IncidentReminder, error)
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
@@ -188,6 +191,7 @@ func (m *Main) maintenance(ctx context.Context) {
 				m.Logger.Info("closed access reviews at their deadline", "count", n)
 			}
 			m.sweepApprovalsDue(ctx)
+			m.sweepIncidentsDue(ctx)
 			m.purgeDue(ctx, m.DB.Now())
 		}
 	}
@@ -206,6 +210,22 @@ func (m *Main) sweepApprovalsDue(ctx context.Context) {
 	}
 	if len(sw.Expired) > 0 || len(sw.Reminders) > 0 {
 		m.Logger.Info("approval sweep", "expired", len(sw.Expired), "reminded", len(sw.Reminders))
+	}
+}
+
+// sweepIncidentsDue sends the due breach-clock reminders, every minute on every node: one
+// indexed query when nothing is due, and each reminder goes out once however many nodes sweep.
+func (m *Main) sweepIncidentsDue(ctx context.Context) {
+	if m.sweepIncidents == nil {
+		return
+	}
+	sent, err := m.sweepIncidents(ctx)
+	if err != nil {
+		m.Logger.Error("incident breach-clock sweep", "err", err)
+		return
+	}
+	if len(sent) > 0 {
+		m.Logger.Info("incident breach-clock sweep", "reminded", len(sent))
 	}
 }
 
@@ -551,6 +571,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		Compliance: &httpapi.ComplianceSource{Config: cfg, Signer: m.signer, Runtime: m.complianceRuntime()},
 	})
 	m.sweepApprovals = api.SweepApprovals
+	m.sweepIncidents = api.SweepIncidents
 	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
