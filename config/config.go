@@ -66,6 +66,9 @@ type Config struct {
 	VaultToken       tutela.Secret `koanf:"-"` // TUTELA_VAULT_TOKEN[_FILE]: HashiCorp Vault token (hcvault:// KEK)
 	MetricsToken     tutela.Secret `koanf:"-"` // TUTELA_METRICS_TOKEN[_FILE]: bearer token for /metrics
 	FilesS3SecretKey tutela.Secret `koanf:"-"` // TUTELA_FILES_S3_SECRET_ACCESS_KEY[_FILE]: the files bucket's secret key
+	// ShipSecrets sign the batches of audit.ship's https destinations, by destination name:
+	// TUTELA_AUDIT_SHIP_SECRET_<NAME>[_FILE].
+	ShipSecrets map[string]tutela.Secret `koanf:"-"`
 
 	// loadProblems are rule violations found while loading (a secret in the file, a secret set
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
@@ -225,6 +228,8 @@ type Audit struct {
 	// witness or an archive outside the operator's control.
 	CheckpointURL string        `koanf:"checkpoint_url"`
 	Retention     time.Duration `koanf:"retention"` // default for `tutela audit prune`
+	// Ship lists where the log is shipped as it is sequenced, "name=URL" each (config/auditship.go).
+	Ship []string `koanf:"ship"`
 }
 
 // Privacy configures the privacy vault (issue 13).
@@ -396,6 +401,7 @@ var envVars = []struct {
 	{"TUTELA_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpoint_interval", kindDuration},
 	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
 	{"TUTELA_AUDIT_RETENTION", "audit.retention", kindDuration},
+	{"TUTELA_AUDIT_SHIP", "audit.ship", kindList},
 	{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR", "privacy.erasure_ledger_dir", kindString},
 	{"TUTELA_PRIVACY_UNMERGE_WINDOW", "privacy.unmerge_window", kindDuration},
 	{"TUTELA_DSR_PERIODS", "dsr.periods", kindList},
@@ -541,7 +547,8 @@ func unknownEnv(environ []string, settings map[string]int) []string {
 	var out []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if _, ok := settings[name]; ok || known[name] || notSettings[name] || !strings.HasPrefix(name, "TUTELA_") {
+		if _, ok := settings[name]; ok || known[name] || notSettings[name] || !strings.HasPrefix(name, "TUTELA_") ||
+			strings.HasPrefix(name, ShipSecretPrefix) {
 			continue
 		}
 		out = append(out, name)
@@ -735,7 +742,7 @@ func loadSecrets(cfg *Config, environ []string) []string {
 			*s.field(cfg) = tutela.NewSecretBytes(b)
 		}
 	}
-	return problems
+	return append(problems, loadShipSecrets(cfg, vars)...)
 }
 
 // readSecretFile reads a secret file, dropping one trailing newline (editors and `echo` add one;
@@ -812,6 +819,7 @@ func (c *Config) Validate() error {
 	c.validateDSR(&p)
 	c.validateAI(&p)
 	c.validateFiles(&p)
+	c.validateAuditShip(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -1194,6 +1202,11 @@ func (c *Config) Redacted() map[string]any {
 	vs["token"] = redactSecret(c.VaultToken)
 	out["metrics"].(map[string]any)["token"] = redactSecret(c.MetricsToken)
 	out["files"].(map[string]any)["s3"].(map[string]any)["secret_access_key"] = redactSecret(c.FilesS3SecretKey)
+	ship := map[string]any{}
+	for name, sec := range c.ShipSecrets {
+		ship[name] = redactSecret(sec)
+	}
+	out["audit"].(map[string]any)["ship_secrets"] = ship
 	return out
 }
 
