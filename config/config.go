@@ -535,7 +535,9 @@ func secretByRule(name string) (secretVar, bool) {
 }
 
 // notSettings are TUTELA_* variables read by something other than the service itself.
-var notSettings = map[string]bool{"TUTELA_TEST_DATABASE_URL": true}
+var notSettings = map[string]bool{"TUTELA_TEST_DATABASE_URL": true,
+	// tutela audit receive, which runs on another system without Tutela's configuration.
+	"TUTELA_AUDIT_RECEIVE_SECRET": true, "TUTELA_AUDIT_RECEIVE_SECRET_FILE": true}
 
 // unknownEnv lists the TUTELA_* variables in environ that are neither a setting nor a secret
 // (NAME or NAME_FILE), sorted.

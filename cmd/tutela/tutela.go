@@ -25,6 +25,7 @@ import (
 
 	"tutela"
 	"tutela/ai/upstream"
+	"tutela/auditship"
 	"tutela/config"
 	"tutela/dsr"
 	"tutela/httpapi"
@@ -58,6 +59,8 @@ type Main struct {
 	jobs      *jobs.Queue
 	closers   []func() error
 	sequencer *sqlstore.Sequencer
+	// shipper ships the log to audit.ship's destinations; nil when there are none.
+	shipper *auditship.Shipper
 	// erasures publishes the erasure ledger off the database (docs/backup.md).
 	erasures *sqlstore.ErasurePublisher
 	// vault seals Tutela's stored secrets (token signing keys, TOTP seeds) under Tink keysets
@@ -107,6 +110,9 @@ func (m *Main) startAudit(ctx context.Context) error {
 		}
 	}
 	m.sequencer = sqlstore.NewSequencer(m.DB, signer, AuditOrigin, opts)
+	if err := m.startShipper(); err != nil {
+		return err
+	}
 	m.erasures = sqlstore.NewErasurePublisher(m.DB, erasureLedgerDir(m.Config), signer, vkey)
 	return nil
 }
@@ -633,6 +639,9 @@ func (m *Main) Serve(ctx context.Context) error {
 		}
 	})
 	background.Go(func() { m.jobs.Run(bctx) })
+	if m.shipper != nil {
+		background.Go(func() { _ = m.shipper.Run(bctx) })
+	}
 	background.Go(func() {
 		m.erasures.Run(bctx, max(m.Config.Audit.CheckpointInterval, time.Second), func(err error) {
 			m.Logger.Error("erasure ledger not published; retrying", "err", err)
