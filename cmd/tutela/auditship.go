@@ -37,8 +37,15 @@ func (m *Main) startShipper() error {
 				return err
 			}
 			out = append(out, h)
+		case config.ShipSyslog:
+			dest, closer, err := syslogDestination(d)
+			if err != nil {
+				return fmt.Errorf("audit.ship: destination %q: %w", d.Name, err)
+			}
+			m.closers = append(m.closers, closer)
+			out = append(out, dest)
 		default:
-			return fmt.Errorf("audit.ship: destination %q: %s destinations are not in this build yet", d.Name, d.Type)
+			return fmt.Errorf("audit.ship: destination %q: unknown type %s", d.Name, d.Type)
 		}
 	}
 	s, err := auditship.New(m.DB, out, auditship.Options{VerifierKey: m.auditVKey, Origin: AuditOrigin,
