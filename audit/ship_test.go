@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -16,13 +17,13 @@ type shipRig struct {
 	hashes MemHashes
 }
 
-func newShipRig(t *testing.T, n int) *shipRig {
+func newShipRig(t testing.TB, n int) *shipRig {
 	t.Helper()
 	return &shipRig{l: newTestLog(t, n, 4)}
 }
 
 // batch builds what a shipper of r's log sends to r's receiver.
-func (r *shipRig) batch(t *testing.T, from, to, cp int64) *Batch {
+func (r *shipRig) batch(t testing.TB, from, to, cp int64) *Batch {
 	t.Helper()
 	return shipBatch(t, r.l, r.st, from, to, cp)
 }
@@ -30,7 +31,7 @@ func (r *shipRig) batch(t *testing.T, from, to, cp int64) *Batch {
 // shipBatch builds what a shipper of l sends to a receiver in state st: entries from..to-1 with
 // the checkpoint of size cp and the proofs from to and from the receiver's last checkpoint, all
 // computed honestly within l.
-func shipBatch(t *testing.T, l *testLog, st ShipState, from, to, cp int64) *Batch {
+func shipBatch(t testing.TB, l *testLog, st ShipState, from, to, cp int64) *Batch {
 	t.Helper()
 	ctx := context.Background()
 	signed, ok := l.checkpointAt[cp]
@@ -53,7 +54,7 @@ func shipBatch(t *testing.T, l *testLog, st ShipState, from, to, cp int64) *Batc
 	}
 	return b
 }
-func (r *shipRig) accept(t *testing.T, b *Batch) {
+func (r *shipRig) accept(t testing.TB, b *Batch) {
 	t.Helper()
 	a, err := VerifyBatch(context.Background(), r.st, r.hashes, b, r.l.vkey, testOrigin)
 	if err != nil {
@@ -237,4 +238,39 @@ func TestShip_ForkOfAcceptedCheckpointRefused(t *testing.T) {
 	r.accept(t, r.batch(t, 0, 4, 8))
 	b = shipBatch(t, forkedLog(t, r.l, 6), r.st, 4, 5, 8)
 	r.refuse(t, b, KindInconsistentCheckpoint, -1)
+}
+
+// FuzzVerifyBatch feeds arbitrary batch JSON to a receiver holding 0..3 of an 8-entry log:
+// VerifyBatch must never panic, and whatever it accepts must extend the receiver by exactly the
+// batch's entries under a checkpoint that really is the log's.
+func FuzzVerifyBatch(f *testing.F) {
+	r := newShipRig(f, 8)
+	r.accept(f, r.batch(f, 0, 4, 4))
+	for _, b := range []*Batch{r.batch(f, 4, 8, 8), r.batch(f, 4, 6, 8), r.batch(f, 0, 4, 4)} {
+		js, err := json.Marshal(b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(js)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b Batch
+		if json.Unmarshal(data, &b) != nil {
+			return
+		}
+		a, err := VerifyBatch(context.Background(), r.st, r.hashes, &b, r.l.vkey, testOrigin)
+		if err != nil {
+			var be *BatchError
+			if !errors.As(err, &be) {
+				t.Fatalf("operational error on hostile input: %v", err)
+			}
+			return
+		}
+		if a.State.Size != r.st.Size+int64(len(b.Entries)) || a.State.Size > a.State.CheckpointSize {
+			t.Fatalf("accepted state %+v after %d entries", a.State, len(b.Entries))
+		}
+		if want := mustRoot(t, r.l, a.State.CheckpointSize); a.State.CheckpointRoot != want {
+			t.Fatal("accepted a checkpoint root the log never had")
+		}
+	})
 }
