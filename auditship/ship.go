@@ -191,6 +191,9 @@ func (s *Shipper) shipOne(ctx context.Context, d Destination) (acked int64, more
 	c, _ := audit.OpenCheckpoint([]byte(b.Checkpoint), s.opt.VerifierKey, s.opt.Origin) // checked in batch
 
 	reply, sendErr := d.Send(ctx, b)
+	// What the destination answered is recorded even if the node is stopping meanwhile: an
+	// acknowledged batch left unrecorded would only be sent again, but there is no reason to.
+	rec := context.WithoutCancel(ctx)
 	switch {
 	case sendErr != nil:
 		if ctx.Err() != nil {
@@ -198,8 +201,8 @@ func (s *Shipper) shipOne(ctx context.Context, d Destination) (acked int64, more
 		}
 		return 0, false, s.fail(ctx, d, cur, "unreachable: "+sendErr.Error(), nil)
 	case reply == nil || reply.Refusal == nil:
-		if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-			return tx.AdvanceAuditShip(ctx, d.Name(), s.opt.Owner, cur.Next, end, c.Size)
+		if err := s.db.Update(rec, func(tx *sqlstore.Tx) error {
+			return tx.AdvanceAuditShip(rec, d.Name(), s.opt.Owner, cur.Next, end, c.Size)
 		}); err != nil {
 			return 0, false, err
 		}
@@ -211,11 +214,11 @@ func (s *Shipper) shipOne(ctx context.Context, d Destination) (acked int64, more
 	// entries it lacks are sent again, entries it has are not.
 	if (reply.Size != cur.Next || reply.CheckpointSize != cur.CheckpointSize) &&
 		reply.Size >= 0 && reply.Size <= c.Size && reply.CheckpointSize >= 0 && reply.CheckpointSize <= c.Size {
-		if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-			if err := tx.AdvanceAuditShip(ctx, d.Name(), s.opt.Owner, cur.Next, reply.Size, reply.CheckpointSize); err != nil {
+		if err := s.db.Update(rec, func(tx *sqlstore.Tx) error {
+			if err := tx.AdvanceAuditShip(rec, d.Name(), s.opt.Owner, cur.Next, reply.Size, reply.CheckpointSize); err != nil {
 				return err
 			}
-			return tx.Audit(ctx, audit.Event{ActorType: audit.ActorSystem, Action: ActionShipResync, TargetType: "audit_destination",
+			return tx.Audit(rec, audit.Event{ActorType: audit.ActorSystem, Action: ActionShipResync, TargetType: "audit_destination",
 				TargetID: d.Name(), Outcome: audit.OutcomeSuccess, Details: map[string]any{
 					"from": cur.Next, "to": reply.Size, "checkpoint_size": reply.CheckpointSize, "refusal": reply.Refusal.Code}})
 		}); err != nil {
@@ -230,7 +233,7 @@ func (s *Shipper) shipOne(ctx context.Context, d Destination) (acked int64, more
 		cause += " at index " + strconv.FormatInt(*reply.Refusal.Index, 10)
 	}
 	cause += ": " + reply.Refusal.Message
-	return 0, false, s.fail(ctx, d, cur, cause, reply.Refusal)
+	return 0, false, s.fail(rec, d, cur, cause, reply.Refusal)
 }
 
 // fail records a failed attempt with its backoff; a refusal is audited when its cause is new.

@@ -10,12 +10,15 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"tutela"
+	"tutela/audit"
 	"tutela/audit/receiver"
 	"tutela/auditship"
 	"tutela/config"
+	"tutela/sqlstore"
 )
 
 // startShipper builds the audit shipper for audit.ship (docs/audit.md, "Shipping the log"); nil
@@ -146,4 +149,60 @@ func receiveSecret(environ []string) (tutela.Secret, error) {
 		}
 	}
 	return tutela.Secret{}, fmt.Errorf("set the shared signing secret in %s or %s_FILE", receiveSecretVar, receiveSecretVar)
+}
+
+// auditShippingCmd prints how far the log has been shipped to each destination.
+type auditShippingCmd struct{}
+
+func (auditShippingCmd) Run(e *env) error {
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	size := int64(0)
+	if signed, err := m.DB.AuditCheckpoint(e.ctx); err == nil {
+		if c, err := audit.ParseCheckpoint(checkpointBody(signed)); err == nil {
+			size = c.Size
+		}
+	} else if tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		return err
+	}
+	cursors, err := m.DB.AuditShipCursors(e.ctx)
+	if err != nil {
+		return err
+	}
+	byName := map[string]sqlstore.AuditShipCursor{}
+	for _, c := range cursors {
+		byName[c.Destination] = c
+	}
+	configured := map[string]bool{}
+	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "DESTINATION\tSHIPPED\tBEHIND\tCHECKPOINT\tLAST SHIPPED\tFAILURES\tLAST ERROR")
+	line := func(name string, c sqlstore.AuditShipCursor, note string) {
+		last := "never"
+		if !c.ShippedAt.IsZero() {
+			last = c.ShippedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%d\t%s\n", name+note, c.Next, max(size-c.Next, 0), c.CheckpointSize, last,
+			c.Failures, c.LastError)
+	}
+	for _, d := range m.Config.ShipDestinations() {
+		configured[d.Name] = true
+		line(d.Name, byName[d.Name], "")
+	}
+	for _, c := range cursors {
+		if !configured[c.Destination] {
+			line(c.Destination, c, " (not configured)")
+		}
+	}
+	return w.Flush()
+}
+
+// checkpointBody is the note text of a signed checkpoint (before the blank line and signatures).
+func checkpointBody(signed []byte) []byte {
+	if i := strings.Index(string(signed), "\n\n"); i >= 0 {
+		return signed[:i+1]
+	}
+	return signed
 }
