@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,8 +38,10 @@ type rig struct {
 	srv      *httptest.Server
 	secret   string
 	recorded int
-	// onStored, when set, runs after the receiver answered a batch it stored.
-	onStored atomic.Pointer[func()]
+	// dieAfter, when set, is called after the receiver handled each batch; when it returns true
+	// the answer never leaves: the connection is cut, as when the shipping node dies right after
+	// the receiver stored the batch.
+	dieAfter atomic.Pointer[func() bool]
 }
 
 func newRig(t *testing.T, d sqlstore.Dialect, receiverKey string) *rig {
@@ -65,10 +68,19 @@ func newRig(t *testing.T, d sqlstore.Dialect, receiverKey string) *rig {
 	t.Cleanup(func() { r.store.Close() })
 	h := &receiver.Handler{Store: r.store, Secret: r.secret, Now: clock.Now}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		h.ServeHTTP(w, req)
-		if f := r.onStored.Load(); f != nil {
-			(*f)()
+		f := r.dieAfter.Load()
+		if f == nil {
+			h.ServeHTTP(w, req)
+			return
 		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if (*f)() {
+			panic(http.ErrAbortHandler)
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -226,18 +238,20 @@ func TestShip_RestartMidStreamResumesWithoutGapOrDuplicate(t *testing.T) {
 		r.record(t, 40)
 		killCtx, kill := context.WithCancel(ctx)
 		defer kill()
-		var answered atomic.Int32
-		f := func() {
-			if answered.Add(1) == 3 {
+		var sent atomic.Int32
+		f := func() bool {
+			if sent.Add(1) == 3 {
 				kill() // the node dies with the third batch stored but not recorded
+				return true
 			}
+			return false
 		}
-		r.onStored.Store(&f)
+		r.dieAfter.Store(&f)
 		first := r.shipper(t, "node-a", 5)
 		if _, err := first.Step(killCtx); err != nil {
 			t.Fatalf("killed Step: %v", err)
 		}
-		r.onStored.Store(nil)
+		r.dieAfter.Store(nil)
 		if c := r.cursor(t); c.Next != 10 || r.store.State().Size != 15 {
 			t.Fatalf("after the kill: cursor %d, receiver %d; want 10 and 15 (one batch unrecorded)", c.Next, r.store.State().Size)
 		}
