@@ -126,6 +126,13 @@ func VerifyBatch(ctx context.Context, st ShipState, hs HashStore, b *Batch, vkey
 	if err != nil {
 		return refuse(-1, KindBadSignature, "checkpoint: %v", err)
 	}
+	if b.From < st.Size && b.From >= 0 {
+		// A batch sent again is dropped, but only if it repeats what was received: the same
+		// indexes with other content are another history (a rewrite, re-signed or not).
+		if err := sameAsReceived(ctx, st, hs, b); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case b.From < st.Size:
 		return refuse(b.From, KindReplayed, "batch starts at index %d but entries up to %d were already received", b.From, st.Size-1)
@@ -187,6 +194,29 @@ func VerifyBatch(ctx context.Context, st ShipState, hs HashStore, b *Batch, vkey
 	}
 	return &Accepted{Hashes: tree.pending, Checkpoint: c, Signed: []byte(b.Checkpoint),
 		State: ShipState{Size: end, CheckpointSize: c.Size, CheckpointRoot: c.Root}}, nil
+}
+
+// sameAsReceived checks the entries of b the receiver already holds against their stored leaf
+// hashes, refusing the first that differs (content_mismatch at its index).
+func sameAsReceived(ctx context.Context, st ShipState, hs HashStore, b *Batch) error {
+	for i, e := range b.Entries {
+		if e.Index != b.From+int64(i) || e.Index >= st.Size {
+			return nil // the order checks that follow name it
+		}
+		got, err := hs.ReadHashes(ctx, []int64{tlog.StoredHashIndex(0, e.Index)})
+		if err != nil {
+			return fmt.Errorf("audit batch: reading leaf %d: %w", e.Index, err)
+		}
+		leaf := e.LeafHash
+		if !e.Pruned {
+			leaf = LeafHash(e.Canonical)
+		}
+		if len(got) != 1 || got[0] != leaf {
+			return &BatchError{Index: e.Index, Kind: KindContentMismatch,
+				Detail: "entry differs from the one received before at this index: another history"}
+		}
+	}
+	return nil
 }
 
 // overlay serves the receiver's stored hashes from base and the ones a batch adds, from index

@@ -154,6 +154,12 @@ func TestShip_AttacksRefusedNamingIndex(t *testing.T) {
 		{"batch after a lost one (reordered batches)", func(t *testing.T, r *shipRig, b *Batch) { *b = *r.batch(t, 5, 8, 8) },
 			KindMissingEntry, 4, true},
 		{"replayed batch", func(t *testing.T, r *shipRig, b *Batch) { *b = *r.batch(t, 0, 4, 4) }, KindReplayed, 0, true},
+		{"replayed batch with an entry rewritten", func(t *testing.T, r *shipRig, b *Batch) {
+			*b = *r.batch(t, 0, 4, 4)
+			flip(t, b.Entries[2].Canonical)
+			b.Entries[2].LeafHash = LeafHash(b.Entries[2].Canonical)
+		}, KindContentMismatch, 2, true},
+		{"overlapping batch", func(t *testing.T, r *shipRig, b *Batch) { *b = *r.batch(t, 2, 8, 8) }, KindReplayed, 2, true},
 		{"forged checkpoint (wrong key)", func(_ *testing.T, _ *shipRig, b *Batch) { b.Checkpoint = string(otherLog.checkpointAt[8]) },
 			KindBadSignature, -1, true},
 		{"another log's origin", func(_ *testing.T, _ *shipRig, b *Batch) { b.Origin = "other.example/audit" }, KindBadSignature, -1, true},
