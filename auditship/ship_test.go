@@ -44,7 +44,7 @@ type rig struct {
 	dieAfter atomic.Pointer[func() bool]
 }
 
-func newRig(t *testing.T, d sqlstore.Dialect, receiverKey string) *rig {
+func newRig(t testing.TB, d sqlstore.Dialect, receiverKey string) *rig {
 	t.Helper()
 	clock := clocktest.New(time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC))
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: clock.Now})
@@ -87,7 +87,7 @@ func newRig(t *testing.T, d sqlstore.Dialect, receiverKey string) *rig {
 }
 
 // record adds n events and sequences them (rounds of at most 7, so there are many checkpoints).
-func (r *rig) record(t *testing.T, n int) {
+func (r *rig) record(t testing.TB, n int) {
 	t.Helper()
 	for range n {
 		i := r.recorded
