@@ -1,5 +1,3 @@
-//go:build tutela_syslog
-
 package auditship
 
 import (

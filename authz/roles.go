@@ -65,6 +65,9 @@ const (
 	// ResWebhooks are the tenant's webhook endpoints (notifications through the durable queue):
 	// CREATE, READ, DELETE.
 	ResWebhooks = "webhooks"
+	// ResCompliance is the compliance report (issue 19): READ answers it, deployment-wide
+	// controls plus the caller's own tenant (every tenant for the platform), signed.
+	ResCompliance = "compliance"
 )
 
 // RoleDef is a built-in role. Built-in roles cannot be changed or deleted; their permissions
@@ -165,6 +168,7 @@ var BuiltinRoles = []RoleDef{
 			perms(ResShares, Green, Read),
 			perms(ResReferrals, Green, Read),
 			perms(ResWebhooks, "", Read),
+			perms(ResCompliance, "", Read),
 		)},
 	{Key: RolePartner, Name: "Partner organisation", Clearance: Green,
 		// Only what is explicitly shared with the user's partner organisation: subjects through

@@ -57,6 +57,9 @@ type Config struct {
 	DSR       DSR       `koanf:"dsr"`
 	AI        AI        `koanf:"ai"`
 	Files     Files     `koanf:"files"`
+	Tracing   Tracing   `koanf:"tracing"`
+	// Monitoring: security alerting (config/monitoring.go).
+	Monitoring Monitoring `koanf:"monitoring"`
 
 	// Secrets are never decoded from a koanf layer: Load reads them from the environment only.
 	DatabasePassword tutela.Secret `koanf:"-"` // TUTELA_DATABASE_PASSWORD[_FILE]
@@ -66,6 +69,9 @@ type Config struct {
 	VaultToken       tutela.Secret `koanf:"-"` // TUTELA_VAULT_TOKEN[_FILE]: HashiCorp Vault token (hcvault:// KEK)
 	MetricsToken     tutela.Secret `koanf:"-"` // TUTELA_METRICS_TOKEN[_FILE]: bearer token for /metrics
 	FilesS3SecretKey tutela.Secret `koanf:"-"` // TUTELA_FILES_S3_SECRET_ACCESS_KEY[_FILE]: the files bucket's secret key
+	TracingHeaders   tutela.Secret `koanf:"-"` // TUTELA_TRACING_HEADERS[_FILE]: name=value,… sent to the OTLP collector
+	// MonitoringWebhookSecret signs alerts to monitoring.sinks.webhook.url.
+	MonitoringWebhookSecret tutela.Secret `koanf:"-"` // TUTELA_MONITORING_SINKS_WEBHOOK_SECRET[_FILE]
 	// ShipSecrets sign the batches of audit.ship's https destinations, by destination name:
 	// TUTELA_AUDIT_SHIP_SECRET_<NAME>[_FILE].
 	ShipSecrets map[string]tutela.Secret `koanf:"-"`
@@ -96,6 +102,10 @@ type HTTP struct {
 	IdleTimeout       time.Duration `koanf:"idle_timeout"`
 	ShutdownTimeout   time.Duration `koanf:"shutdown_timeout"`
 	RateLimit         RateLimit     `koanf:"rate_limit"`
+	// RedirectAddr, when set (e.g. ":80"), is a plain-HTTP listener that answers every request
+	// with 308 to the https origin of auth.issuer, for deployments that terminate TLS in Tutela
+	// without a proxy in front ("off" or empty: none). See redirect.go.
+	RedirectAddr string `koanf:"redirect_addr"`
 }
 
 // RateLimit is the per-client token bucket. It cannot be switched off: RPS must be > 0 and Burst
@@ -327,6 +337,9 @@ func Default() *Config {
 		Metrics: Metrics{Addr: "127.0.0.1:9464"},
 		DSR:     defaultDSR(),
 		Files:   defaultFiles(),
+		Tracing: Tracing{SampleRatio: 1},
+
+		Monitoring: defaultMonitoring(),
 	}
 }
 
@@ -353,6 +366,7 @@ var envVars = []struct {
 	{"TUTELA_DATA_DIR", "data_dir", kindString},
 	{"TUTELA_HTTP_ADDR", "http.addr", kindString},
 	{"TUTELA_HTTP_ALLOW_PLAINTEXT", "http.allow_plaintext", kindBool},
+	{"TUTELA_HTTP_REDIRECT_ADDR", "http.redirect_addr", kindString},
 	{"TUTELA_HTTP_TRUSTED_PROXIES", "http.trusted_proxies", kindList},
 	{"TUTELA_HTTP_BODY_LIMIT", "http.body_limit", kindInt},
 	{"TUTELA_HTTP_READ_HEADER_TIMEOUT", "http.read_header_timeout", kindDuration},
@@ -441,6 +455,22 @@ var envVars = []struct {
 	{"TUTELA_VAULT_ROTATE_EVERY", "vault.rotate_every", kindDuration},
 	{"TUTELA_METRICS_ADDR", "metrics.addr", kindString},
 	{"TUTELA_RESIDENCY_REGION", "residency.region", kindString},
+	{"TUTELA_TRACING_OTLP_ENDPOINT", "tracing.otlp_endpoint", kindString},
+	{"TUTELA_TRACING_SAMPLE_RATIO", "tracing.sample_ratio", kindFloat},
+	{"TUTELA_TRACING_TRUST_TRACEPARENT", "tracing.trust_traceparent", kindBool},
+	{"TUTELA_MONITORING_RULES", "monitoring.rules", kindList},
+	{"TUTELA_MONITORING_DISABLE_RULES", "monitoring.disable_rules", kindList},
+	{"TUTELA_MONITORING_INTERVAL", "monitoring.interval", kindDuration},
+	{"TUTELA_MONITORING_SINKS_WEBHOOK_URL", "monitoring.sinks.webhook.url", kindString},
+	{"TUTELA_MONITORING_SINKS_WEBHOOK_RULES", "monitoring.sinks.webhook.rules", kindList},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_ADDR", "monitoring.sinks.syslog.addr", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_CA_FILE", "monitoring.sinks.syslog.ca_file", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_SERVER_NAME", "monitoring.sinks.syslog.server_name", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_CERT_FILE", "monitoring.sinks.syslog.cert_file", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_KEY_FILE", "monitoring.sinks.syslog.key_file", kindString},
+	{"TUTELA_MONITORING_SINKS_SYSLOG_RULES", "monitoring.sinks.syslog.rules", kindList},
+	{"TUTELA_MONITORING_SINKS_EMAIL_TO", "monitoring.sinks.email.to", kindList},
+	{"TUTELA_MONITORING_SINKS_EMAIL_RULES", "monitoring.sinks.email.rules", kindList},
 }
 
 // secretVars are read from NAME or from the file named by NAME_FILE, never from YAML; fileKey is
@@ -459,6 +489,8 @@ var secretVars = []secretVar{
 	{"TUTELA_VAULT_TOKEN", "vault.token", func(c *Config) *tutela.Secret { return &c.VaultToken }},
 	{"TUTELA_METRICS_TOKEN", "metrics.token", func(c *Config) *tutela.Secret { return &c.MetricsToken }},
 	{"TUTELA_FILES_S3_SECRET_ACCESS_KEY", "files.s3.secret_access_key", func(c *Config) *tutela.Secret { return &c.FilesS3SecretKey }},
+	{"TUTELA_TRACING_HEADERS", "tracing.headers", func(c *Config) *tutela.Secret { return &c.TracingHeaders }},
+	{"TUTELA_MONITORING_SINKS_WEBHOOK_SECRET", "monitoring.sinks.webhook.secret", func(c *Config) *tutela.Secret { return &c.MonitoringWebhookSecret }},
 }
 
 // maxSecretFile bounds a secret file read, so a _FILE pointing at /dev/zero or a log cannot
@@ -797,6 +829,7 @@ func (c *Config) Validate() error {
 		p.add("data_dir: must not be empty")
 	}
 	c.validateHTTP(&p)
+	c.validateRedirect(&p)
 	c.validateTLS(&p)
 	c.validateDatabase(&p)
 	c.validateLog(&p)
@@ -821,6 +854,8 @@ func (c *Config) Validate() error {
 	c.validateDSR(&p)
 	c.validateAI(&p)
 	c.validateFiles(&p)
+	c.validateTracing(&p)
+	c.validateMonitoring(&p)
 	c.validateAuditShip(&p)
 	if len(p) == 0 {
 		return nil
@@ -1204,6 +1239,8 @@ func (c *Config) Redacted() map[string]any {
 	vs["token"] = redactSecret(c.VaultToken)
 	out["metrics"].(map[string]any)["token"] = redactSecret(c.MetricsToken)
 	out["files"].(map[string]any)["s3"].(map[string]any)["secret_access_key"] = redactSecret(c.FilesS3SecretKey)
+	out["tracing"].(map[string]any)["headers"] = redactSecret(c.TracingHeaders)
+	out["monitoring"].(map[string]any)["sinks"].(map[string]any)["webhook"].(map[string]any)["secret"] = redactSecret(c.MonitoringWebhookSecret)
 	ship := map[string]any{}
 	for name, sec := range c.ShipSecrets {
 		ship[name] = redactSecret(sec)

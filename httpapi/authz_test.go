@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"tutela"
 	"tutela/authz"
 	"tutela/clocktest"
@@ -329,11 +331,15 @@ func TestAuthzCheck_MalformedQuestionsAre400(t *testing.T) {
 
 // BenchmarkAuthzCheckHTTP measures POST /v1/authz/check through the whole stack (bearer
 // verification with token-version and session checks, policy load, decision) on SQLite.
-func BenchmarkAuthzCheckHTTP(b *testing.B) {
+func BenchmarkAuthzCheckHTTP(b *testing.B) { benchAuthzCheckHTTP(b, nil) }
+
+// benchAuthzCheckHTTP is BenchmarkAuthzCheckHTTP with the store and the API tracing to tp (nil:
+// tracing off, as by default).
+func benchAuthzCheckHTTP(b *testing.B, tp trace.TracerProvider) {
 	c := clocktest.New(time.Now().UTC())
-	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{Clock: c.Now})
+	db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{Clock: c.Now, Tracer: tp})
 	ids := newIdentity(b, db, c.Now, identity.Config{}, nil)
-	srv := httpapi.New(httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1e9, RateBurst: 1e9})
+	srv := httpapi.New(httpapi.Deps{DB: db, Identity: ids, Clock: c.Now, RateRPS: 1e9, RateBurst: 1e9, Tracer: tp})
 	e := &env{srv: checkedServer{Server: srv}, db: db, clock: c, ids: ids} // no t: the benchmark measures the server alone
 	e.seed(b, "acme", "admin@example.org", pw, "program_admin")
 	g := e.login(b, "acme", "admin@example.org", pw, "")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"tutela"
 	"tutela/ai/upstream"
@@ -79,6 +80,12 @@ type Deps struct {
 	MaxConcurrentUploads int
 	// FileIdleTimeout ends an upload whose body sends nothing for this long (default a minute).
 	FileIdleTimeout time.Duration
+	// Tracer records a span per request (nil or a no-op provider: none, docs/tracing.md);
+	// TrustTraceparent continues a client's W3C trace instead of starting a new one.
+	Tracer           trace.TracerProvider
+	TrustTraceparent bool
+	// Compliance answers GET /v1/compliance/report (nil: 501 not_configured).
+	Compliance *ComplianceSource
 }
 
 // Route is one registered endpoint.
@@ -142,6 +149,7 @@ func New(d Deps) *Server {
 	s.handler = middleware.Chain(http.HandlerFunc(s.dispatch),
 		middleware.WithLogger(d.Logger),
 		middleware.RequestID,
+		middleware.Trace(d.Tracer, d.TrustTraceparent, s.route),
 		middleware.ClientIP{Trusted: d.TrustedProxies}.Middleware,
 		m.middleware(s.route),
 		middleware.AccessLog,
@@ -248,6 +256,7 @@ func (s *Server) routesInit() {
 	s.webhookRoutes()
 	s.approvalRoutes()
 	s.partnerRoutes()
+	s.complianceRoutes()
 	if s.d.Keys != nil {
 		s.handle("GET", "/v1/keys", false, s.authed(false, s.listKeys))
 		s.handle("POST", "/v1/keys/rotate", false, s.authed(false, s.rotateKeys))

@@ -196,19 +196,30 @@ func (n *notifier) record(ctx context.Context, tenantID, id string, a sqlstore.W
 // post sends one signed attempt and returns the status to note ("200", or why there was none)
 // and, unless the endpoint answered 2xx, the failure.
 func (n *notifier) post(ctx context.Context, target string, secret []byte, eventID string, body []byte) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.timeout)
+	return Post(ctx, n.hc, n.timeout, target, secret, eventID, body, n.db.Now())
+}
+
+// Post sends one signed delivery of body to target through hc, as every Tutela webhook is sent:
+// headers Tutela-Webhook-Id (eventID), Tutela-Timestamp (now) and Tutela-Signature (v1 over
+// both). It returns the status to note ("200", or why there was none) and, unless the endpoint
+// answered 2xx within timeout, the failure: a fixed class, never the error's text (which may
+// repeat the URL, and a token in it). Other packages that deliver signed events (monitor) use it
+// so that one receiver-side Verify fits them all.
+func Post(ctx context.Context, hc *http.Client, timeout time.Duration, target string, secret []byte, eventID string,
+	body []byte, now time.Time) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return "refused: not a URL", failure{"webhook: request not built"}
 	}
-	ts := strconv.FormatInt(n.db.Now().Unix(), 10)
+	ts := strconv.FormatInt(now.Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Tutela-Webhooks/"+tutela.Version)
 	req.Header.Set(HeaderID, eventID)
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderSignature, sign(secret, ts, body))
-	res, err := n.hc.Do(req)
+	res, err := hc.Do(req)
 	if err != nil {
 		switch {
 		case errors.Is(err, egress.ErrNonPublic):

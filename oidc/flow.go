@@ -61,29 +61,34 @@ const (
 )
 
 // Pending returns the tenant's authorization request id while it waits for the user.
-func (p *Provider) Pending(ctx context.Context, tenantID, id string) (*Pending, error) {
-	var a *authRequest
-	var c *sqlstore.OIDCClient
-	err := p.d.DB.View(ctx, func(tx *sqlstore.Tx) error {
-		row, err := tx.OIDCAuthRequest(ctx, tenantID, id)
-		if err != nil {
-			return err
-		}
-		if row.Done || row.Denied != "" {
-			return tutela.Errorf(tutela.ENOTFOUND, "authorization request not found or expired")
-		}
-		if a, err = decodeRequest(row); err != nil {
-			return err
-		}
-		c, err = tx.OIDCClients(tenantID).Get(ctx, row.ClientID)
-		if err == nil && c.Status != "active" {
-			// Disabled since the request began: it goes nowhere, not even back to the client.
-			err = tutela.Errorf(tutela.ENOTFOUND, "authorization request not found or expired")
-		}
+func (p *Provider) Pending(ctx context.Context, tenantID, id string) (pd *Pending, err error) {
+	err = p.d.DB.View(ctx, func(tx *sqlstore.Tx) error {
+		pd, _, err = pending(ctx, tx, tenantID, id)
 		return err
 	})
+	return pd, err
+}
+
+// pending reads the tenant's authorization request id, waiting for the user, and its row.
+func pending(ctx context.Context, tx *sqlstore.Tx, tenantID, id string) (*Pending, *authRequest, error) {
+	row, err := tx.OIDCAuthRequest(ctx, tenantID, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if row.Done || row.Denied != "" {
+		return nil, nil, tutela.Errorf(tutela.ENOTFOUND, "authorization request not found or expired")
+	}
+	a, err := decodeRequest(row)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := tx.OIDCClients(tenantID).Get(ctx, row.ClientID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Status != "active" {
+		// Disabled since the request began: it goes nowhere, not even back to the client.
+		return nil, nil, tutela.Errorf(tutela.ENOTFOUND, "authorization request not found or expired")
 	}
 	pd := &Pending{ID: a.row.ID, TenantID: tenantID, ClientID: c.ID, ClientName: c.Name, Scopes: a.req.Scopes,
 		RequireMFA: slices.Contains(a.req.ACRValues, authz.ACRMFA), Prompt: a.req.Prompt, LoginHint: a.req.LoginHint,
@@ -98,7 +103,7 @@ func (p *Provider) Pending(ctx context.Context, tenantID, id string) (*Pending, 
 		d := time.Duration(*a.req.MaxAge) * time.Second
 		pd.MaxAge = &d
 	}
-	return pd, nil
+	return pd, a, nil
 }
 
 // Complete binds the sign-in to the request and returns where to send the browser: the
@@ -108,15 +113,15 @@ func (p *Provider) Pending(ctx context.Context, tenantID, id string) (*Pending, 
 // user of its id_token_hint, with a second factor when acr_values asked for one, and an
 // authentication no older than max_age.
 func (p *Provider) Complete(ctx context.Context, tenantID, id string, a Authenticated) (string, error) {
-	pd, err := p.Pending(ctx, tenantID, id)
-	if err != nil {
-		return "", err
-	}
-	if pd.UserID != "" && pd.UserID != a.UserID {
-		return "", errSignInAgain
-	}
 	var to string
-	err = p.d.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+	err := p.d.DB.Update(ctx, func(tx *sqlstore.Tx) error {
+		pd, a2, err := pending(ctx, tx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if pd.UserID != "" && pd.UserID != a.UserID {
+			return errSignInAgain
+		}
 		t, err := tx.Tenant(ctx, tenantID)
 		if err != nil {
 			return err
@@ -125,10 +130,7 @@ func (p *Provider) Complete(ctx context.Context, tenantID, id string, a Authenti
 		if err != nil || sess.TenantID != tenantID || sess.UserID != a.UserID || sess.ClientID != "" || !sess.Active(tx.Now()) {
 			return errSignInAgain
 		}
-		row, err := tx.OIDCAuthRequest(ctx, tenantID, id)
-		if err != nil {
-			return err
-		}
+		row := a2.row
 		// max_age is the time since the last active authentication when the request was made
 		// (OIDC Core §3.1.2.1): a sign-in after the request began always satisfies it, however
 		// long the user then spends enrolling a factor or reading the consent page.
@@ -139,10 +141,6 @@ func (p *Provider) Complete(ctx context.Context, tenantID, id string, a Authenti
 			return errSignInAgain
 		case pd.MaxAge != nil && row.CreatedAt.Sub(at) > *pd.MaxAge:
 			return errSignInAgain
-		}
-		a2, err := decodeRequest(row)
-		if err != nil {
-			return err
 		}
 		row.UserID, row.SessionID, row.AuthTime, row.AMR, row.ACR = a.UserID, a.SessionID, &at, sess.AMR, acr
 		if err := tx.CompleteOIDCAuthRequest(ctx, row); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"tutela"
 	"tutela/sqlstore"
 )
 
@@ -33,6 +34,9 @@ type reqState struct {
 	// resources the resource parameters it sent (RFC 8707).
 	account   *sqlstore.ServiceAccount
 	resources []string
+	// user is the user a code exchange just started a client session for, as that session's
+	// transaction read it: the ID token's claims come from it instead of a second read.
+	user *tutela.User
 }
 
 type stateKey struct{}

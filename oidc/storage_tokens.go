@@ -68,6 +68,7 @@ func (s *storage) startSession(ctx context.Context, a *authRequest, refresh bool
 		return nil, zoidc.ErrInvalidGrant().WithDescription("invalid, expired or used authorization code, or the sign-in has ended").WithParent(err)
 	}
 	a.issued = g.Session.ID
+	st.user = g.User
 	return g, nil
 }
 
@@ -193,19 +194,21 @@ func (s *storage) TerminateSessionFromRequest(ctx context.Context, r *op.EndSess
 
 // SetUserinfoFromScopes fills the claims scopes name.
 func (s *storage) SetUserinfoFromScopes(ctx context.Context, ui *zoidc.UserInfo, userID, _ string, scopes []string) error {
-	var u *tutela.User
+	u := state(ctx).user
 	var pol *authz.Policy
-	err := s.db().View(ctx, func(tx *sqlstore.Tx) (err error) {
-		if u, err = tx.Users(s.t.tenantID).Get(ctx, userID); err != nil {
+	if u == nil || u.ID != userID || slices.Contains(scopes, "roles") {
+		err := s.db().View(ctx, func(tx *sqlstore.Tx) (err error) {
+			if u, err = tx.Users(s.t.tenantID).Get(ctx, userID); err != nil {
+				return err
+			}
+			if slices.Contains(scopes, "roles") {
+				pol, err = tx.Policy(ctx, s.t.tenantID, userID)
+			}
+			return err
+		})
+		if err != nil {
 			return err
 		}
-		if slices.Contains(scopes, "roles") {
-			pol, err = tx.Policy(ctx, s.t.tenantID, userID)
-		}
-		return err
-	})
-	if err != nil {
-		return err
 	}
 	ui.Subject = u.ID
 	if slices.Contains(scopes, zoidc.ScopeProfile) {

@@ -88,6 +88,8 @@ var notAnonymizedTables = map[string]string{
 	"audit_prune_gate":            "the audit log starts fresh in the copy",
 	"audit_sequencer":             "a staging node's own sequencer heartbeat",
 	"audit_ship_cursors":          "shipping progress of production's log to production's receivers: a staging copy's log starts fresh and ships to its own",
+	"monitor_cursor":              "the copy's audit log starts fresh, so its monitoring cursor does too",
+	"monitor_windows":             "alert windows over production audit events",
 	"access_reviews":              "review history of real people",
 	"access_review_items":         "review history of real people (sealed copies of e-mails and names, decisions)",
 	"jobs":                        "queued work for real people (sealed mail payloads)",
@@ -134,4 +136,5 @@ var notAnonymizedTables = map[string]string{
 	"referrals":                   "which real person was sent to which partner, why, and what came of it",
 	"referral_events":             "the lifecycle of production's referrals of real people",
 	"partner_shares":              "real disclosures of real people to real partners; staging shares nothing",
+	"compliance_evidence":         "production's operations evidence (audit verifications, backups, restore tests): staging records its own",
 }

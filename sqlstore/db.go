@@ -24,6 +24,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -62,6 +63,8 @@ type Options struct {
 	// region are refused (wrong_region) and background work skips them (residency.go). Empty
 	// serves every region.
 	Region string
+	// Tracer records a span per transaction (nil: none; tracing.go, docs/tracing.md).
+	Tracer trace.TracerProvider
 }
 
 // DB is an open store. It is safe for concurrent use.
@@ -85,6 +88,8 @@ type DB struct {
 	// clientSessionEnded is told of every relying-party session a revocation ends
 	// (OnClientSessionEnded, oidc_logout.go).
 	clientSessionEnded ClientSessionHook
+	// tracer spans transactions; nil when tracing is off (SetTracer).
+	tracer trace.Tracer
 }
 
 // Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;
@@ -124,6 +129,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	db.region = opt.Region
+	db.SetTracer(opt.Tracer)
 	return db, nil
 }
 
@@ -190,7 +196,7 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		// Deleted and overwritten content is zeroed, not left in free pages: personal data
 		// (issue 13) must not linger in the file after an erasure or a rewrite.
 		"&_pragma=secure_delete(1)"
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	write, err := openSQLitePool(base + "&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -205,13 +211,13 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	read, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	read, err := openSQLitePool(base + "&_pragma=query_only(1)")
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, opt.MaxOpenConns/4))
-	keys, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	keys, err := openSQLitePool(base + "&_pragma=query_only(1)")
 	if err != nil {
 		write.Close()
 		read.Close()
@@ -219,6 +225,16 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 	}
 	keys.SetMaxOpenConns(keyPoolConns)
 	return &DB{dialect: SQLite, write: write, read: read, keys: keys, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
+}
+
+// openSQLitePool opens a pool of SQLite connections that keep their statements compiled
+// (stmtcache.go).
+func openSQLitePool(dsn string) (*sql.DB, error) {
+	c, err := newCachingConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
 }
 
 // Dialect reports which SQL dialect the store speaks.
@@ -391,6 +407,11 @@ func (db *DB) viewKeys(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) (err error) {
+	if db.tracer != nil {
+		var span trace.Span
+		ctx, span = db.startTxSpan(ctx, pool != db.write || (opts != nil && opts.ReadOnly))
+		defer func() { endTxSpan(span, err) }()
+	}
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return mapErr(err)

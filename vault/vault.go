@@ -19,9 +19,11 @@ import (
 	"github.com/tink-crypto/tink-go/v2/prf"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"tutela"
+	"tutela/tracing"
 )
 
 // Purposes of data-encryption keysets. Each (tenant, purpose) has its own keyset, so destroying
@@ -164,14 +166,20 @@ type Store interface {
 type Options struct {
 	CacheTTL time.Duration // how long unwrapped keysets stay in memory (vault.cache_ttl); default 5 min
 	Clock    tutela.Clock  // default tutela.SystemClock
+	// Tracer records a span per KEK call (wrap, unwrap: an HSM or KMS round trip); nil: none.
+	Tracer trace.TracerProvider
 }
 
 // Vault encrypts and decrypts data with per-(tenant, purpose) Tink keysets wrapped by a KEK.
 type Vault struct {
-	kek   KEK
-	store Store
-	ttl   time.Duration
-	now   tutela.Clock
+	kek KEK
+	// tracer spans KEK calls (nil when tracing is off); kekKind, the KEK URI's scheme, is all a
+	// span says about the KEK.
+	tracer  trace.Tracer
+	kekKind string
+	store   Store
+	ttl     time.Duration
+	now     tutela.Clock
 	// timers: with the system clock, each cached keyset expires by a timer that flags it
 	// stale, so Encrypt and Decrypt do not read the clock (a clock read costs as much as the
 	// AES-GCM call on some virtual machines). An injected clock is read on every use instead,
@@ -255,7 +263,10 @@ func New(ctx context.Context, kek KEK, store Store, opt Options) (*Vault, error)
 	if opt.Clock == nil {
 		opt.Clock = tutela.SystemClock
 	}
-	v := &Vault{kek: kek, store: store, ttl: opt.CacheTTL, now: opt.Clock, timers: timers}
+	v := &Vault{kek: kek, store: store, ttl: opt.CacheTTL, now: opt.Clock, timers: timers, kekKind: kekKind(kek)}
+	if !tracing.IsOff(opt.Tracer) {
+		v.tracer = opt.Tracer.Tracer("tutela/vault")
+	}
 	if err := v.Check(ctx); err != nil {
 		return nil, err
 	}
@@ -270,7 +281,7 @@ func (v *Vault) Check(ctx context.Context) error {
 		return fmt.Errorf("vault: list keysets: %w", err)
 	}
 	for i := range all {
-		if _, err := v.unwrap(&all[i]); err != nil {
+		if _, err := v.unwrap(ctx, &all[i]); err != nil {
 			return fmt.Errorf("%w: keyset %s (tenant %q, purpose %s) was wrapped by %s, configured KEK is %s",
 				ErrWrongKEK, all[i].ID, all[i].TenantID, all[i].Purpose, all[i].KEKURI, v.kek.URI())
 		}
@@ -305,8 +316,12 @@ func lengthPrefixed(parts ...string) []byte {
 	return b
 }
 
-func (v *Vault) unwrap(ks *Keyset) (*keyset.Handle, error) {
-	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(ks.Wrapped)), v.kek,
+func (v *Vault) unwrap(ctx context.Context, ks *Keyset) (h *keyset.Handle, err error) {
+	if v.tracer != nil {
+		span := v.startKEKSpan(ctx, "vault.kek.unwrap")
+		defer func() { endKEKSpan(span, err) }()
+	}
+	h, err = keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(ks.Wrapped)), v.kek,
 		keysetAAD(ks.TenantID, ks.Purpose))
 	if err != nil {
 		return nil, ErrWrongKEK
@@ -314,7 +329,11 @@ func (v *Vault) unwrap(ks *Keyset) (*keyset.Handle, error) {
 	return h, nil
 }
 
-func (v *Vault) wrap(h *keyset.Handle, tenantID, purpose string) ([]byte, error) {
+func (v *Vault) wrap(ctx context.Context, h *keyset.Handle, tenantID, purpose string) (_ []byte, err error) {
+	if v.tracer != nil {
+		span := v.startKEKSpan(ctx, "vault.kek.wrap")
+		defer func() { endKEKSpan(span, err) }()
+	}
 	var buf bytes.Buffer
 	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), v.kek, keysetAAD(tenantID, purpose)); err != nil {
 		return nil, fmt.Errorf("vault: wrap keyset: %w", err)
@@ -388,7 +407,7 @@ func (v *Vault) primitiveLoad(ctx context.Context, tenantID, purpose string, cre
 		if err != nil {
 			return nil, err
 		}
-		return v.load(ks)
+		return v.load(ctx, ks)
 	})
 	if err != nil {
 		return nil, err
@@ -396,8 +415,8 @@ func (v *Vault) primitiveLoad(ctx context.Context, tenantID, purpose string, cre
 	return res.(*cached), nil
 }
 
-func (v *Vault) load(ks *Keyset) (*cached, error) {
-	h, err := v.unwrap(ks)
+func (v *Vault) load(ctx context.Context, ks *Keyset) (*cached, error) {
+	h, err := v.unwrap(ctx, ks)
 	if err != nil {
 		return nil, fmt.Errorf("%w: keyset %s (purpose %s)", err, ks.ID, ks.Purpose)
 	}
@@ -489,7 +508,7 @@ func (v *Vault) create(ctx context.Context, tenantID, purpose string) (*Keyset, 
 	if err != nil {
 		return nil, fmt.Errorf("vault: new keyset: %w", err)
 	}
-	w, err := v.wrap(h, tenantID, purpose)
+	w, err := v.wrap(ctx, h, tenantID, purpose)
 	if err != nil {
 		return nil, err
 	}
@@ -555,7 +574,7 @@ func (v *Vault) Decrypt(ctx context.Context, tenantID, purpose string, ciphertex
 		// The key may have been added by another node after this one cached the keyset.
 		ks, gerr := v.store.GetKeyset(ctx, tenantID, purpose)
 		if gerr == nil && ks.Version != c.version {
-			if c, gerr = v.load(ks); gerr == nil {
+			if c, gerr = v.load(ctx, ks); gerr == nil {
 				pt, err = v.open(c, tenantID, purpose, ciphertext, aad)
 			}
 		}
@@ -613,7 +632,7 @@ func (v *Vault) PRF(ctx context.Context, tenantID, purpose string, keyID uint32,
 	if p == nil {
 		ks, gerr := v.store.GetKeyset(ctx, tenantID, purpose)
 		if gerr == nil && ks.Version != c.version {
-			if c, gerr = v.load(ks); gerr == nil && c.prfs != nil {
+			if c, gerr = v.load(ctx, ks); gerr == nil && c.prfs != nil {
 				p = c.prfs.PRFs[keyID]
 			}
 		}
@@ -697,7 +716,7 @@ func (v *Vault) mutateKeyset(ctx context.Context, tenantID, purpose string, acti
 	if err != nil {
 		return nil, err
 	}
-	h, err := v.unwrap(ks)
+	h, err := v.unwrap(ctx, ks)
 	if err != nil {
 		return nil, fmt.Errorf("%w: keyset %s", err, ks.ID)
 	}
@@ -710,7 +729,7 @@ func (v *Vault) mutateKeyset(ctx context.Context, tenantID, purpose string, acti
 	if err != nil {
 		return nil, fmt.Errorf("vault: %s: %w", action, err)
 	}
-	w, err := v.wrap(nh, tenantID, purpose)
+	w, err := v.wrap(ctx, nh, tenantID, purpose)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tutela/audit"
+	"tutela/compliance"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -132,7 +133,9 @@ func (c auditVerifyCmd) Run(e *env) error {
 	}
 	rep, err := audit.Verify(e.ctx, m.DB.AuditSource(), vkey, AuditOrigin, published)
 	if err != nil {
-		return err
+		// The compliance report shows the last verification and its result, a failed one too.
+		return errors.Join(err, recordOperation(e.ctx, m.DB, compliance.OpAuditVerify, compliance.OutcomeFailure,
+			map[string]any{"error": errText(err)}))
 	}
 	pending, err := m.DB.AuditPending(e.ctx)
 	if err != nil {
@@ -149,7 +152,14 @@ func (c auditVerifyCmd) Run(e *env) error {
 		rep.FailureCount++
 		rep.OK = false
 	}
-	return printAuditReport(e, rep)
+	details := map[string]any{"size": rep.Size, "checkpoints": rep.Checkpoints, "published_verified": rep.Published,
+		"signed_coverage": rep.Covered, "pruned": rep.Pruned, "failures": rep.FailureCount}
+	outcome := compliance.OutcomeSuccess
+	if !rep.OK {
+		outcome = compliance.OutcomeFailure
+		details["first_failure"] = string(rep.Failures[0].Kind)
+	}
+	return errors.Join(printAuditReport(e, rep), recordOperation(e.ctx, m.DB, compliance.OpAuditVerify, outcome, details))
 }
 
 // describePending says how many events wait outside the log and whether a sequencer is alive.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tutela/audit"
+	"tutela/monitor"
 	"tutela/sqlstore"
 )
 
@@ -94,5 +95,16 @@ func TestAuditCommands_VerifyExportPruneAndDetectTampering(t *testing.T) {
 	out, err = auditRun(t, environ, auditVerifyCmd{})
 	if err == nil || !strings.Contains(err.Error(), "first: index 3 event ") || !strings.Contains(err.Error(), audit.KindContentMismatch) {
 		t.Fatalf("tampered log: err %v\n%s", err, out)
+	}
+	// The failure is itself recorded (compliance.audit_verified, outcome failure), for security monitoring to alert on.
+	recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{Action: monitor.ActionAuditVerifyFailed})
+	var failed []sqlstore.AuditRecord
+	for _, r := range recs {
+		if r.Event.Outcome == audit.OutcomeFailure {
+			failed = append(failed, r)
+		}
+	}
+	if err != nil || len(failed) != 1 || fmt.Sprint(failed[0].Event.Details["first_failure"]) != audit.KindContentMismatch {
+		t.Fatalf("failed verifications recorded %+v, %v", failed, err)
 	}
 }

@@ -1,5 +1,3 @@
-//go:build tutela_syslog
-
 package main
 
 import (

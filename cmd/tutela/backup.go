@@ -20,6 +20,7 @@ import (
 
 	"tutela"
 	"tutela/audit"
+	"tutela/compliance"
 	"tutela/sqlstore"
 	"tutela/vault"
 )
@@ -49,6 +50,7 @@ type backupManifest struct {
 type backupCmd struct {
 	Create  backupCreateCmd  `cmd:"" help:"Write an encrypted (age) backup of the database; keys are not included unless --include-keys."`
 	Restore backupRestoreCmd `cmd:"" help:"Decrypt, verify and restore a backup into an empty database (or --force)."`
+	Test    backupTestCmd    `cmd:"" help:"Restore test: decrypt a backup, check every part and open its database apart; the result is recorded for the compliance report."`
 }
 
 type backupCreateCmd struct {
@@ -144,6 +146,17 @@ func (c backupCreateCmd) Run(e *env) (err error) {
 	}
 	n, err := writeBackup(c.File, recipients, &man)
 	if err != nil {
+		return errors.Join(err, recordOperation(e.ctx, m.DB, compliance.OpBackup, compliance.OutcomeFailure,
+			map[string]any{"file": filepath.Base(c.File), "error": errText(err)}))
+	}
+	sum, err := hashPart(c.File)
+	if err != nil {
+		return err
+	}
+	// The compliance report cites the last encrypted backup: when, how big, its digest.
+	if err := recordOperation(e.ctx, m.DB, compliance.OpBackup, compliance.OutcomeSuccess, map[string]any{
+		"file": filepath.Base(c.File), "bytes": n, "sha256": sum.SHA256, "recipients": len(recipients), "dialect": string(man.Dialect),
+		"migration": man.MigrationVersion, "includes_keys": man.IncludesKeys, "backup_created_at": man.CreatedAt.Format(time.RFC3339)}); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "backup written: %s (%s, migration %d, %d parts, %d bytes encrypted to %d recipient(s))\n",
@@ -452,6 +465,23 @@ func (c backupRestoreCmd) Run(e *env) error {
 	finish, report, err := c.erasurePlan(e, cfg, u)
 	if err != nil {
 		return err
+	}
+	if man.MigrationVersion >= complianceEvidenceMigration {
+		// The restored database records its own restore (the compliance report's "last
+		// restore"), in the transaction that re-applies the erasure ledger. An older backup has
+		// no table for it until `tutela migrate up`.
+		reapply := finish
+		finish = func(tx *sqlstore.Tx) error {
+			if reapply != nil {
+				if err := reapply(tx); err != nil {
+					return err
+				}
+			}
+			_, err := tx.RecordOperation(e.ctx, compliance.OpRestore, compliance.OutcomeSuccess, map[string]any{
+				"file": filepath.Base(c.File), "backup_created_at": man.CreatedAt.Format(time.RFC3339), "migration": man.MigrationVersion,
+				"dialect": string(man.Dialect), "forced": c.Force})
+			return err
+		}
 	}
 
 	if target == sqlstore.SQLite {

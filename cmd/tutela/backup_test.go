@@ -124,6 +124,10 @@ func dumpDB(t *testing.T, dsn string) map[string][]string {
 
 func sameData(t *testing.T, a, b map[string][]string) {
 	t.Helper()
+	// A backup records itself in the source after its snapshot, and a restore records itself in
+	// the restored database (compliance_evidence, with their audit events): neither is data the
+	// round trip carries.
+	a, b = withoutOperationRecords(a), withoutOperationRecords(b)
 	if len(a) != len(b) {
 		t.Fatalf("table sets differ: %d vs %d", len(a), len(b))
 	}
@@ -137,6 +141,22 @@ func sameData(t *testing.T, a, b map[string][]string) {
 			t.Fatalf("source table %s is empty: the round trip proves nothing", tbl)
 		}
 	}
+}
+
+func withoutOperationRecords(d map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(d))
+	for tbl, rows := range d {
+		if tbl == "compliance_evidence" {
+			rows = nil
+		}
+		if tbl == "audit_events" {
+			rows = slices.DeleteFunc(slices.Clone(rows), func(r string) bool {
+				return strings.Contains(r, " compliance.backup_created ") || strings.Contains(r, " compliance.backup_restored ")
+			})
+		}
+		out[tbl] = rows
+	}
+	return out
 }
 
 // copyKeys copies master.key and audit.key, which operators back up separately.

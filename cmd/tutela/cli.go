@@ -26,6 +26,7 @@ type cli struct {
 	Migrate    migrateCmd    `cmd:"" help:"Database schema migrations."`
 	ConfigCmd  configCmd     `cmd:"" name:"config" help:"Configuration tools."`
 	Bootstrap  bootstrapCmd  `cmd:"" help:"Create the first platform super-admin (once)."`
+	Recover    recoverCmd    `cmd:"" help:"Host-only recovery: a new super-admin when every one is lost."`
 	Audit      auditCmd      `cmd:"" help:"Tamper-evident audit log: verify, export, prune, sequence, key."`
 	Breach     breachCmd     `cmd:"" help:"Breached-password index for deployments without internet."`
 	Keys       keysCmd       `cmd:"" help:"Data-encryption keys: list, rotate, rewrap, retire, KEK rotation."`
@@ -37,7 +38,9 @@ type cli struct {
 	Client     clientCmd     `cmd:"" help:"OpenID clients (relying parties) of a tenant: create, list, rotate-secret, disable, enable, delete."`
 	AI         aiCmd         `cmd:"" name:"ai" help:"The AI gateway's configuration of a tenant: providers, their API keys, models, purposes, settings."`
 	Deployment deploymentCmd `cmd:"" help:"The deployment's environment marker: mark-production."`
+	Compliance complianceCmd `cmd:"" help:"Compliance report (signed), its verification, and document templates filled from it."`
 	Version    versionCmd    `cmd:"" help:"Print the version."`
+	Health     healthCmd     `cmd:"" help:"Probe this node's own listener (/healthz or /readyz) on loopback: a container health check."`
 }
 
 // env is what every command gets: its streams and the process environment, injected so tests
@@ -81,6 +84,13 @@ var errReported = errors.New("reported")
 
 // run parses args and runs the command, returning the process exit code.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	return runEnv(args, &env{ctx: ctx, environ: environ, stdin: os.Stdin, stdout: stdout, stderr: stderr})
+}
+
+// runEnv is run with the environment given whole, so tests can set its clock and still go
+// through the command grammar (the runbook rehearsals type the commands operators type).
+func runEnv(args []string, e *env) int {
+	stdout, stderr := e.stdout, e.stderr
 	var c cli
 	exit := -1
 	parser, err := kong.New(&c, kong.Name("tutela"),
@@ -100,7 +110,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "tutela:", err)
 		return 2
 	}
-	e := &env{ctx: ctx, environ: environ, stdin: os.Stdin, stdout: stdout, stderr: stderr, cfgPath: c.Config}
+	e.cfgPath = c.Config
 	if err := kctx.Run(e); err != nil {
 		if !errors.Is(err, errReported) {
 			fmt.Fprintln(stderr, "tutela:", clientMessage(err))

@@ -47,7 +47,8 @@ func (m *Main) openVault(e *env) (*vault.Vault, error) {
 	if c, ok := kek.(io.Closer); ok {
 		m.closers = append(m.closers, c.Close)
 	}
-	v, err := vault.New(e.ctx, kek, sqlstore.KeysetStore{DB: m.DB}, vault.Options{CacheTTL: m.Config.Vault.CacheTTL, Clock: e.clock})
+	v, err := vault.New(e.ctx, kek, sqlstore.KeysetStore{DB: m.DB}, vault.Options{CacheTTL: m.Config.Vault.CacheTTL, Clock: e.clock,
+		Tracer: m.tracer})
 	if err != nil {
 		return nil, m.wrongKEK(err)
 	}
@@ -393,7 +394,9 @@ type keysKEKRewrapCmd struct {
 }
 
 func (c keysKEKRewrapCmd) Run(e *env) error {
-	m, err := open(e, true)
+	// Not open: it would open the vault with the new KEK, which unwraps nothing until this
+	// command has run (docs/RUNBOOKS.md, TestRunbook_MasterKeyCompromise).
+	m, err := openStore(e, true, false)
 	if err != nil {
 		return err
 	}

@@ -19,12 +19,14 @@ import (
 	"sync"
 	"time"
 	"tutela/mfa"
+	"tutela/monitor"
 	"tutela/notify"
 	"tutela/oidc"
 	"tutela/web"
 
 	"tutela"
 	"tutela/ai/upstream"
+	"tutela/audit"
 	"tutela/auditship"
 	"tutela/config"
 	"tutela/dsr"
@@ -36,6 +38,7 @@ import (
 	"tutela/mail"
 	"tutela/password"
 	"tutela/sqlstore"
+	"tutela/tracing"
 	"tutela/vault"
 )
 
@@ -53,8 +56,12 @@ type Main struct {
 	// nil when metrics are off.
 	metricsServer *http.Server
 	metricsLn     net.Listener
-	ring          *token.Ring
-	identity      *identity.Service
+	// redirectServer answers plain HTTP on redirectLn (config http.redirect_addr) with 308 to
+	// https on auth.issuer's host; both nil when the redirect listener is off.
+	redirectServer *http.Server
+	redirectLn     net.Listener
+	ring           *token.Ring
+	identity       *identity.Service
 	// jobs is the durable queue (e-mail); Serve runs its worker on every node.
 	jobs      *jobs.Queue
 	closers   []func() error
@@ -68,6 +75,8 @@ type Main struct {
 	vault       *vault.Vault
 	rotateEvery time.Duration
 	auditVKey   string
+	// signer is the audit signing key (checkpoints, erasure ledger heads, compliance reports).
+	signer *audit.Signer
 	// masterKeyPath is the master key file used, "" when the key came from the environment.
 	masterKeyPath string
 	// acceptIssuerChange (serve --accept-issuer-change) replaces the issuer recorded in the
@@ -78,6 +87,11 @@ type Main struct {
 	// sweepApprovals expires approval requests past their time and reminds approvers half way
 	// (httpapi.Server.SweepApprovals); nil until Serve builds the API.
 	sweepApprovals func(context.Context) (sqlstore.Sweep, error)
+	// tracer is the OpenTelemetry provider (tracing.Off unless tracing.otlp_endpoint is set),
+	// given to the store, the vault and the API.
+	tracer *tracing.Provider
+	// monitor evaluates security alert rules over the audit log; nil when no sink is configured.
+	monitor *monitor.Monitor
 }
 
 // startAudit loads the checkpoint signing key (0600 file in the data dir) and builds the
@@ -87,7 +101,7 @@ func (m *Main) startAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.auditVKey = vkey
+	m.auditVKey, m.signer = vkey, signer
 	opts := sqlstore.SequencerOptions{CheckpointDir: checkpointDir(m.Config), Interval: m.Config.Audit.CheckpointInterval,
 		Logger: m.Logger, Heartbeat: true}
 	if u := m.Config.Audit.CheckpointURL; u != "" {
@@ -234,13 +248,20 @@ func (m *Main) purgeDue(ctx context.Context, now time.Time) {
 }
 
 // open loads the configuration and opens the store; with serving it also loads (or creates)
-// the master key and applies migrations.
-func open(e *env, serving bool) (*Main, error) {
+// the master key, applies migrations and opens the vault.
+func open(e *env, serving bool) (*Main, error) { return openStore(e, serving, serving) }
+
+// openStore is open; withVault false leaves the vault closed, for `tutela keys kek-rewrap`,
+// whose configured KEK cannot open the keysets until the command has rewrapped them.
+func openStore(e *env, serving, withVault bool) (*Main, error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
 		return nil, err
 	}
 	m := &Main{Config: cfg, Logger: newLogger(cfg, e.stderr)}
+	if m.tracer, err = m.openTracing(e.ctx); err != nil {
+		return nil, err
+	}
 	dsn := cfg.DatabaseDSN()
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "tutela.db")
@@ -271,6 +292,7 @@ func open(e *env, serving bool) (*Main, error) {
 		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
 		ConnectTimeout:  cfg.Database.RequestTimeout,
 		Region:          cfg.Residency.Region,
+		Tracer:          m.tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -291,6 +313,8 @@ func open(e *env, serving bool) (*Main, error) {
 			m.DB.Close()
 			return nil, err
 		}
+	}
+	if withVault {
 		// Users' personal data is sealed with the vault, so every command that serves or
 		// changes data opens it here.
 		if m.vault, err = m.openVault(e); err != nil {
@@ -486,6 +510,12 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	// Security monitoring (issue 19): alert rules over the sequenced audit log, delivered to the
+	// configured sinks through the queue.
+	if err := m.startMonitoring(ctx, cfg); err != nil {
+		ln.Close()
+		return err
+	}
 	// The OpenID Provider library logs through slog's default logger: make it this one, so
 	// its lines are JSON like every other.
 	slog.SetDefault(m.Logger)
@@ -523,6 +553,8 @@ func (m *Main) Listen(ctx context.Context) error {
 		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy, UnmergeWindow: cfg.Privacy.UnmergeWindow,
 		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
 		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
+		Tracer: m.tracer, TrustTraceparent: cfg.Tracing.TrustTraceparent,
+		Compliance: &httpapi.ComplianceSource{Config: cfg, Signer: m.signer, Runtime: m.complianceRuntime()},
 	})
 	m.sweepApprovals = api.SweepApprovals
 	m.httpServer = m.newHTTPServer(api, 64<<10)
@@ -549,6 +581,15 @@ func (m *Main) Listen(ctx context.Context) error {
 			mln = tls.NewListener(mln, m.metricsServer.TLSConfig)
 		}
 		m.metricsLn = mln
+	}
+	if !cfg.HTTP.RedirectOff() {
+		if err := m.listenRedirect(); err != nil {
+			ln.Close()
+			if m.metricsLn != nil {
+				m.metricsLn.Close()
+			}
+			return err
+		}
 	}
 	return nil
 }
@@ -623,6 +664,14 @@ func (m *Main) Serve(ctx context.Context) error {
 		}()
 		defer m.metricsServer.Close() // scrapes need no draining
 	}
+	if m.redirectServer != nil {
+		go func() {
+			if err := m.redirectServer.Serve(m.redirectLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.Logger.Error("redirect listener stopped", "err", err)
+			}
+		}()
+		defer m.redirectServer.Close() // a redirect holds nothing worth draining
+	}
 	// Background work runs under its own context, cancelled on every way out of Serve before
 	// it is waited for: a failed listener does not cancel ctx, and waiting on ctx alone would
 	// never return.
@@ -639,6 +688,9 @@ func (m *Main) Serve(ctx context.Context) error {
 		}
 	})
 	background.Go(func() { m.jobs.Run(bctx) })
+	if m.monitor != nil {
+		background.Go(func() { m.monitor.Run(bctx) })
+	}
 	if m.shipper != nil {
 		background.Go(func() { _ = m.shipper.Run(bctx) })
 	}
@@ -716,7 +768,8 @@ func (c serveCmd) Run(e *env) error {
 		m.Logger.Warn("the database role is a superuser or has BYPASSRLS: row-level security between tenants is not " +
 			"enforced; serve with a runtime role (docs/audit.md) and migrate as the owner")
 	}
-	m.Logger.Info("tutela ready", "addr", m.Addr(), "metrics_addr", m.MetricsAddr(), "store", string(m.DB.Dialect()),
+	m.Logger.Info("tutela ready", "addr", m.Addr(), "metrics_addr", m.MetricsAddr(),
+		"redirect_addr", m.RedirectAddr(), "store", string(m.DB.Dialect()),
 		"version", tutela.Version, "startup_ms", time.Since(start).Milliseconds())
 	if err := m.Serve(e.ctx); err != nil {
 		return err

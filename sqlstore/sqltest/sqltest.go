@@ -139,11 +139,17 @@ func AttachVault(t testing.TB, db *sqlstore.DB) *vault.Vault {
 // vault.RotationSettleMargin first.
 func AttachVaultAt(t testing.TB, db *sqlstore.DB, clock tutela.Clock) *vault.Vault {
 	t.Helper()
+	return AttachVaultWith(t, db, vault.Options{Clock: clock})
+}
+
+// AttachVaultWith is AttachVault with the vault's options (a clock, a tracer).
+func AttachVaultWith(t testing.TB, db *sqlstore.DB, opt vault.Options) *vault.Vault {
+	t.Helper()
 	kek, err := vault.NewLocalKEK(tutela.NewSecretBytes(bytes.Repeat([]byte{0x5e}, vault.MasterKeySize)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := vault.New(context.Background(), kek, sqlstore.KeysetStore{DB: db}, vault.Options{Clock: clock})
+	v, err := vault.New(context.Background(), kek, sqlstore.KeysetStore{DB: db}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
