@@ -149,7 +149,14 @@ func TestServe_ShipsAuditLogToSyslog(t *testing.T) {
 	}
 	vkey, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	got := collector.WaitForMessages(2, 15*time.Second) // at least one entry and its batch
+	// Wait for the first message closing a batch (a batch's entries come before it).
+	var got []syslogtest.Received
+	for n := 1; ; n++ {
+		got = collector.WaitForMessages(n, 15*time.Second)
+		if got[n-1].Msg.MsgID == auditship.SyslogMsgIDCheckpoint {
+			break
+		}
+	}
 	stop()
 	var msgs []syslog.Message
 	for _, r := range got {
