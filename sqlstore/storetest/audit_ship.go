@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tutela"
+	"tutela/compliance"
 	"tutela/sqlstore"
 )
 
@@ -16,6 +17,37 @@ var AuditShipTests = []Test{
 	{"AuditShipCursorLeaseAndAdvance", testAuditShipLease},
 	{"AuditShipCursorConcurrentClaimsOneWins", testAuditShipRace},
 	{"AuditShipCursorFailureBackoff", testAuditShipFailure},
+	{"AuditShipCursorsInComplianceState", testAuditShipCompliance},
+}
+
+// The compliance report cites each destination's progress and failures.
+func testAuditShipCompliance(t *testing.T, open Opener) {
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	claimShip(t, db, "archive", "node-a")
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.AdvanceAuditShip(ctx, "archive", "node-a", 0, 12, 12) })
+	claimShip(t, db, "siem", "node-a")
+	update(t, db, func(tx *sqlstore.Tx) error {
+		_, err := tx.FailAuditShip(ctx, "siem", "node-a", "unreachable: refused", clock.Now().Add(time.Minute))
+		return err
+	})
+	var st compliance.State
+	if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+		st, err = tx.ComplianceState(ctx, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Shipping) != 2 {
+		t.Fatalf("shipping = %+v, want two destinations", st.Shipping)
+	}
+	a, s := st.Shipping[0], st.Shipping[1]
+	if a.Destination != "archive" || a.Shipped != 12 || a.Failures != 0 || !a.ShippedAt.Equal(db.Now()) {
+		t.Fatalf("archive = %+v", a)
+	}
+	if s.Destination != "siem" || s.Shipped != 0 || s.Failures != 1 || s.LastError != "unreachable: refused" || !s.ShippedAt.IsZero() {
+		t.Fatalf("siem = %+v", s)
+	}
 }
 
 func claimShip(t *testing.T, db *sqlstore.DB, dest, owner string) (sqlstore.AuditShipCursor, bool) {
