@@ -19,6 +19,7 @@ import (
 	"tutela/audit/receiver"
 	"tutela/auditship"
 	"tutela/clocktest"
+	"tutela/monitor/rules"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -349,4 +350,15 @@ func countActions(t *testing.T, db *sqlstore.DB, action string) int {
 		t.Fatal(err)
 	}
 	return len(recs)
+}
+
+// A refusal raises a security alert: the built-in monitoring rule names this package's action.
+func TestShip_RefusalHasAMonitoringRule(t *testing.T) {
+	t.Parallel()
+	for _, r := range rules.Defaults() {
+		if r.Action == auditship.ActionShipRefused && r.Severity == rules.SevCritical {
+			return
+		}
+	}
+	t.Fatalf("no critical built-in rule matches %s", auditship.ActionShipRefused)
 }
