@@ -16,6 +16,7 @@ import (
 	"tutela/audit"
 	"tutela/audit/receiver"
 	"tutela/notify"
+	"tutela/webhooks"
 )
 
 // HTTPS posts batches as JSON to a receiver (audit/receiver), signed with a shared secret in
@@ -73,12 +74,12 @@ func (h *HTTPS) Send(ctx context.Context, b *audit.Batch) (*Reply, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("%s: %v", origin(h.url), err)
+		return nil, fmt.Errorf("%s: %v", webhooks.Origin(h.url), err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading the answer: %v", origin(h.url), err)
+		return nil, fmt.Errorf("%s: reading the answer: %v", webhooks.Origin(h.url), err)
 	}
 	var r receiver.Response
 	decodeErr := json.Unmarshal(raw, &r)
@@ -86,7 +87,7 @@ func (h *HTTPS) Send(ctx context.Context, b *audit.Batch) (*Reply, error) {
 	case resp.StatusCode == http.StatusOK && decodeErr == nil && r.Error == nil:
 		end := b.From + int64(len(b.Entries))
 		if r.Accepted == nil || r.Accepted.From != b.From || r.Accepted.To != end || r.Size < end {
-			return nil, fmt.Errorf("%s: answered 200 without acknowledging entries %d..%d", origin(h.url), b.From, end-1)
+			return nil, fmt.Errorf("%s: answered 200 without acknowledging entries %d..%d", webhooks.Origin(h.url), b.From, end-1)
 		}
 		return &Reply{Size: r.Size, CheckpointSize: r.CheckpointSize}, nil
 	case (resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusUnprocessableEntity ||
@@ -94,15 +95,7 @@ func (h *HTTPS) Send(ctx context.Context, b *audit.Batch) (*Reply, error) {
 		return &Reply{Size: r.Size, CheckpointSize: r.CheckpointSize, Refusal: r.Error}, nil
 	case resp.StatusCode == http.StatusUnauthorized:
 		return nil, fmt.Errorf("%s: refused the signature (is the shared secret the same at both ends, and the clocks within %v?)",
-			origin(h.url), notify.Tolerance)
+			webhooks.Origin(h.url), notify.Tolerance)
 	}
-	return nil, fmt.Errorf("%s: answered %d", origin(h.url), resp.StatusCode)
-}
-
-func origin(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return "receiver"
-	}
-	return u.Scheme + "://" + u.Host
+	return nil, fmt.Errorf("%s: answered %d", webhooks.Origin(h.url), resp.StatusCode)
 }

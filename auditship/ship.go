@@ -92,11 +92,11 @@ func New(db *sqlstore.DB, dests []Destination, opt Options) (*Shipper, error) {
 	if opt.Owner == "" {
 		opt.Owner = tutela.NewID()
 	}
-	if opt.MaxEntries <= 0 || opt.MaxEntries > audit.MaxBatchEntries {
-		opt.MaxEntries = min(max(opt.MaxEntries, 0), audit.MaxBatchEntries)
-		if opt.MaxEntries == 0 {
-			opt.MaxEntries = 1000
-		}
+	switch {
+	case opt.MaxEntries <= 0:
+		opt.MaxEntries = 1000
+	case opt.MaxEntries > audit.MaxBatchEntries:
+		opt.MaxEntries = audit.MaxBatchEntries
 	}
 	if opt.MaxBytes <= 0 {
 		opt.MaxBytes = 8 << 20
@@ -183,12 +183,11 @@ func (s *Shipper) shipOne(ctx context.Context, d Destination) (acked int64, more
 	}); err != nil || !claimed || !cur.Due {
 		return 0, false, err
 	}
-	b, err := s.batch(ctx, cur)
+	b, c, err := s.batch(ctx, cur)
 	if err != nil || b == nil {
 		return 0, false, err
 	}
 	end := b.From + int64(len(b.Entries))
-	c, _ := audit.OpenCheckpoint([]byte(b.Checkpoint), s.opt.VerifierKey, s.opt.Origin) // checked in batch
 
 	reply, sendErr := d.Send(ctx, b)
 	// What the destination answered is recorded even if the node is stopping meanwhile: an
@@ -255,30 +254,30 @@ func (s *Shipper) fail(ctx context.Context, d Destination, cur sqlstore.AuditShi
 	})
 }
 
-// batch builds the next batch for cur, or nil when the destination has everything the latest
-// checkpoint covers.
-func (s *Shipper) batch(ctx context.Context, cur sqlstore.AuditShipCursor) (*audit.Batch, error) {
+// batch builds the next batch for cur with the checkpoint it carries, or a nil batch when the
+// destination has everything the latest checkpoint covers.
+func (s *Shipper) batch(ctx context.Context, cur sqlstore.AuditShipCursor) (*audit.Batch, audit.Checkpoint, error) {
+	var c audit.Checkpoint
 	signed, err := s.db.AuditCheckpoint(ctx)
 	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
-		return nil, nil
+		return nil, c, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
-	c, err := audit.OpenCheckpoint(signed, s.opt.VerifierKey, s.opt.Origin)
-	if err != nil {
-		return nil, fmt.Errorf("the store's latest checkpoint does not verify: %w", err)
+	if c, err = audit.OpenCheckpoint(signed, s.opt.VerifierKey, s.opt.Origin); err != nil {
+		return nil, c, fmt.Errorf("the store's latest checkpoint does not verify: %w", err)
 	}
 	if cur.Next >= c.Size {
-		return nil, nil
+		return nil, c, nil
 	}
 	if cur.CheckpointSize > c.Size {
-		return nil, fmt.Errorf("the destination accepted a checkpoint of size %d, larger than the log's %d", cur.CheckpointSize, c.Size)
+		return nil, c, fmt.Errorf("the destination accepted a checkpoint of size %d, larger than the log's %d", cur.CheckpointSize, c.Size)
 	}
 	to := min(cur.Next+int64(s.opt.MaxEntries), c.Size)
 	entries, err := s.db.AuditEntries(ctx, cur.Next, to)
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	b := &audit.Batch{Format: audit.BatchFormat, Origin: s.opt.Origin, From: cur.Next, Checkpoint: string(signed),
 		PrevSize: cur.CheckpointSize}
@@ -294,16 +293,16 @@ func (s *Shipper) batch(ctx context.Context, cur sqlstore.AuditShipCursor) (*aud
 			Pruned: e.Pruned, LeafHash: e.LeafHash})
 	}
 	if len(b.Entries) == 0 {
-		return nil, fmt.Errorf("log entry %d is missing from the store (run tutela audit verify)", cur.Next)
+		return nil, c, fmt.Errorf("log entry %d is missing from the store (run tutela audit verify)", cur.Next)
 	}
 	end := b.From + int64(len(b.Entries))
 	if b.TailProof, err = s.db.AuditConsistencyProof(ctx, end, c.Size); err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	if b.PrevProof, err = s.db.AuditConsistencyProof(ctx, cur.CheckpointSize, c.Size); err != nil {
-		return nil, err
+		return nil, c, err
 	}
-	return b, nil
+	return b, c, nil
 }
 
 func clip(s string, n int) string {
