@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"tutela"
 	"tutela/audit"
 	"tutela/compliance"
 	"tutela/config"
@@ -138,6 +139,16 @@ func TestBuild_AnswersFollowConfiguration(t *testing.T) {
 		{"no witness", func(*config.Config, *compliance.State) {}, compliance.CtlAuditIntegrity, "", compliance.Partial, "audit.checkpoint_url"},
 		{"witness", func(c *config.Config, _ *compliance.State) { c.Audit.CheckpointURL = "https://witness.example/add" },
 			compliance.CtlAuditIntegrity, "", compliance.Met, ""},
+		{"log shipped instead of a witness", func(c *config.Config, s *compliance.State) {
+			c.Audit.Ship = []string{"archive=https://archive.example/in"}
+			c.ShipSecrets = map[string]tutela.Secret{"archive": tutela.NewSecret("whsec_x")}
+			s.Shipping = []compliance.Shipping{{Destination: "archive", Shipped: 40, ShippedAt: now}}
+		}, compliance.CtlAuditIntegrity, "", compliance.Met, ""},
+		{"log shipping failing", func(c *config.Config, s *compliance.State) {
+			c.Audit.Ship = []string{"archive=https://archive.example/in"}
+			c.ShipSecrets = map[string]tutela.Secret{"archive": tutela.NewSecret("whsec_x")}
+			s.Shipping = []compliance.Shipping{{Destination: "archive", Shipped: 40, Failures: 3, LastError: "unreachable: https://archive.example: connection refused"}}
+		}, compliance.CtlAuditIntegrity, "", compliance.Partial, "tutela audit shipping"},
 		{"last verification failed", func(c *config.Config, s *compliance.State) {
 			c.Audit.CheckpointURL = "https://witness.example/add"
 			s.AuditVerify.Outcome = compliance.OutcomeFailure

@@ -317,6 +317,29 @@ func (b *builder) auditIntegrity() Control {
 		ev("witness or archive", orText(redactURL(a.CheckpointURL), "none"), "config audit.checkpoint_url"),
 		ev("retention of event bodies", a.Retention.String(), "config audit.retention"),
 		ev("last verification", opText(b.st.AuditVerify), "table compliance_evidence (tutela audit verify)"))
+	// Shipping the events themselves to a separate system (ASVS 5.0 16.4.3, docs/audit.md).
+	shipped := map[string]Shipping{}
+	for _, s := range b.st.Shipping {
+		shipped[s.Destination] = s
+	}
+	dests := b.cfg.ShipDestinations()
+	if len(dests) == 0 {
+		c.Evidence = append(c.Evidence, ev("log shipped to", "none", "config audit.ship"))
+	}
+	var behind []string
+	for _, d := range dests {
+		s := shipped[d.Name]
+		where := d.URL
+		if d.Type == config.ShipHTTPS {
+			where = redactURL(d.URL)
+		}
+		state := fmt.Sprintf("%d entries acknowledged, last %s", s.Shipped, ts(s.ShippedAt))
+		if s.Failures > 0 {
+			state += fmt.Sprintf("; failing (%d attempts): %s", s.Failures, s.LastError)
+			behind = append(behind, fmt.Sprintf("audit shipping to %s is failing (%s): fix it, `tutela audit shipping` shows its state", d.Name, s.LastError))
+		}
+		c.Evidence = append(c.Evidence, ev("log shipped to "+d.Name, d.Type+" "+where+": "+state, "config audit.ship, table audit_ship_cursors"))
+	}
 	var ss []Status
 	if b.st.Checkpoint == nil {
 		ss = append(ss, Gap)
@@ -334,9 +357,13 @@ func (b *builder) auditIntegrity() Control {
 		ss = append(ss, Partial)
 		c.Close = append(c.Close, fmt.Sprintf("the last verification is older than %s: run `tutela audit verify` on a schedule", durDays(MaxVerifyAge)))
 	}
-	if a.CheckpointURL == "" {
+	if a.CheckpointURL == "" && len(dests) == 0 {
 		ss = append(ss, Partial)
-		c.Close = append(c.Close, "set audit.checkpoint_url (TUTELA_AUDIT_CHECKPOINT_URL) to a witness or archive outside the operator's control, and keep audit.checkpoint_dir synced off the database host")
+		c.Close = append(c.Close, "set audit.checkpoint_url (TUTELA_AUDIT_CHECKPOINT_URL) to a witness or archive outside the operator's control, or ship the log with audit.ship (docs/audit.md, \"Shipping the log\"), and keep audit.checkpoint_dir synced off the database host")
+	}
+	if len(behind) > 0 {
+		ss = append(ss, Partial)
+		c.Close = append(c.Close, behind...)
 	}
 	c.Status = worst(ss...)
 	c.Summary = "an RFC 6962 Merkle tree over every event, checkpoints signed with Ed25519 (C2SP signed notes)"

@@ -17,6 +17,18 @@ type State struct {
 	RestoreTest *Operation
 	// Tenants are the tenants in scope, by slug.
 	Tenants []Tenant
+	// Shipping is how far the audit log has been shipped to each destination (audit.ship),
+	// by destination name.
+	Shipping []Shipping
+}
+
+// Shipping is one audit shipping destination's cursor (table audit_ship_cursors).
+type Shipping struct {
+	Destination string
+	Shipped     int64 // entries acknowledged
+	Failures    int   // failed attempts in a row
+	LastError   string
+	ShippedAt   time.Time // zero: never
 }
 
 // Keyset is one keyset's metadata (never key material).

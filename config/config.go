@@ -72,6 +72,9 @@ type Config struct {
 	TracingHeaders   tutela.Secret `koanf:"-"` // TUTELA_TRACING_HEADERS[_FILE]: name=value,… sent to the OTLP collector
 	// MonitoringWebhookSecret signs alerts to monitoring.sinks.webhook.url.
 	MonitoringWebhookSecret tutela.Secret `koanf:"-"` // TUTELA_MONITORING_SINKS_WEBHOOK_SECRET[_FILE]
+	// ShipSecrets sign the batches of audit.ship's https destinations, by destination name:
+	// TUTELA_AUDIT_SHIP_SECRET_<NAME>[_FILE].
+	ShipSecrets map[string]tutela.Secret `koanf:"-"`
 
 	// loadProblems are rule violations found while loading (a secret in the file, a secret set
 	// twice, an unreadable secret file). They are not parse errors, so Load leaves them for
@@ -235,6 +238,8 @@ type Audit struct {
 	// witness or an archive outside the operator's control.
 	CheckpointURL string        `koanf:"checkpoint_url"`
 	Retention     time.Duration `koanf:"retention"` // default for `tutela audit prune`
+	// Ship lists where the log is shipped as it is sequenced, "name=URL" each (config/auditship.go).
+	Ship []string `koanf:"ship"`
 }
 
 // Privacy configures the privacy vault (issue 13).
@@ -410,6 +415,7 @@ var envVars = []struct {
 	{"TUTELA_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpoint_interval", kindDuration},
 	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
 	{"TUTELA_AUDIT_RETENTION", "audit.retention", kindDuration},
+	{"TUTELA_AUDIT_SHIP", "audit.ship", kindList},
 	{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR", "privacy.erasure_ledger_dir", kindString},
 	{"TUTELA_PRIVACY_UNMERGE_WINDOW", "privacy.unmerge_window", kindDuration},
 	{"TUTELA_DSR_PERIODS", "dsr.periods", kindList},
@@ -561,7 +567,9 @@ func secretByRule(name string) (secretVar, bool) {
 }
 
 // notSettings are TUTELA_* variables read by something other than the service itself.
-var notSettings = map[string]bool{"TUTELA_TEST_DATABASE_URL": true}
+var notSettings = map[string]bool{"TUTELA_TEST_DATABASE_URL": true,
+	// tutela audit receive, which runs on another system without Tutela's configuration.
+	"TUTELA_AUDIT_RECEIVE_SECRET": true, "TUTELA_AUDIT_RECEIVE_SECRET_FILE": true}
 
 // unknownEnv lists the TUTELA_* variables in environ that are neither a setting nor a secret
 // (NAME or NAME_FILE), sorted.
@@ -573,7 +581,8 @@ func unknownEnv(environ []string, settings map[string]int) []string {
 	var out []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if _, ok := settings[name]; ok || known[name] || notSettings[name] || !strings.HasPrefix(name, "TUTELA_") {
+		if _, ok := settings[name]; ok || known[name] || notSettings[name] || !strings.HasPrefix(name, "TUTELA_") ||
+			strings.HasPrefix(name, ShipSecretPrefix) {
 			continue
 		}
 		out = append(out, name)
@@ -767,7 +776,7 @@ func loadSecrets(cfg *Config, environ []string) []string {
 			*s.field(cfg) = tutela.NewSecretBytes(b)
 		}
 	}
-	return problems
+	return append(problems, loadShipSecrets(cfg, vars)...)
 }
 
 // readSecretFile reads a secret file, dropping one trailing newline (editors and `echo` add one;
@@ -847,6 +856,7 @@ func (c *Config) Validate() error {
 	c.validateFiles(&p)
 	c.validateTracing(&p)
 	c.validateMonitoring(&p)
+	c.validateAuditShip(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -1231,6 +1241,11 @@ func (c *Config) Redacted() map[string]any {
 	out["files"].(map[string]any)["s3"].(map[string]any)["secret_access_key"] = redactSecret(c.FilesS3SecretKey)
 	out["tracing"].(map[string]any)["headers"] = redactSecret(c.TracingHeaders)
 	out["monitoring"].(map[string]any)["sinks"].(map[string]any)["webhook"].(map[string]any)["secret"] = redactSecret(c.MonitoringWebhookSecret)
+	ship := map[string]any{}
+	for name, sec := range c.ShipSecrets {
+		ship[name] = redactSecret(sec)
+	}
+	out["audit"].(map[string]any)["ship_secrets"] = ship
 	return out
 }
 

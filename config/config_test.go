@@ -282,6 +282,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_AUDIT_CHECKPOINT_INTERVAL=5s", func(c *Config) any { return c.Audit.CheckpointInterval }, 5 * time.Second},
 		{"TUTELA_AUDIT_CHECKPOINT_URL=https://witness.example.org/in", func(c *Config) any { return c.Audit.CheckpointURL }, "https://witness.example.org/in"},
 		{"TUTELA_AUDIT_RETENTION=8760h", func(c *Config) any { return c.Audit.Retention }, 8760 * time.Hour},
+		{"TUTELA_AUDIT_SHIP=archive=https://archive.example.org/in", func(c *Config) any { return c.Audit.Ship }, []string{"archive=https://archive.example.org/in"}},
 		{"TUTELA_PRIVACY_ERASURE_LEDGER_DIR=/mnt/ledger", func(c *Config) any { return c.Privacy.ErasureLedgerDir }, "/mnt/ledger"},
 		{"TUTELA_PRIVACY_UNMERGE_WINDOW=168h", func(c *Config) any { return c.Privacy.UnmergeWindow }, 168 * time.Hour},
 		{"TUTELA_AI_PRIVATE_NETWORKS=10.20.0.0/16,127.0.0.1/32", func(c *Config) any { return c.AI.PrivateNetworks }, []string{"10.20.0.0/16", "127.0.0.1/32"}},

@@ -87,6 +87,7 @@ var notAnonymizedTables = map[string]string{
 	"audit_prunes":                "the audit log starts fresh in the copy",
 	"audit_prune_gate":            "the audit log starts fresh in the copy",
 	"audit_sequencer":             "a staging node's own sequencer heartbeat",
+	"audit_ship_cursors":          "shipping progress of production's log to production's receivers: a staging copy's log starts fresh and ships to its own",
 	"monitor_cursor":              "the copy's audit log starts fresh, so its monitoring cursor does too",
 	"monitor_windows":             "alert windows over production audit events",
 	"access_reviews":              "review history of real people",

@@ -129,6 +129,24 @@ func (tx *Tx) ComplianceState(ctx context.Context, tenants []*tutela.Tenant) (co
 			return st, err
 		}
 	}
+	err = tx.each(ctx, `SELECT destination, next_index, failures, last_error, shipped_at FROM audit_ship_cursors
+		ORDER BY destination`, nil, func(rows *sql.Rows) error {
+		var (
+			s       compliance.Shipping
+			shipped sql.NullTime
+		)
+		if err := rows.Scan(&s.Destination, &s.Shipped, &s.Failures, &s.LastError, &shipped); err != nil {
+			return err
+		}
+		if shipped.Valid {
+			s.ShippedAt = shipped.Time.UTC()
+		}
+		st.Shipping = append(st.Shipping, s)
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
 	for _, t := range tenants {
 		ts, err := tx.complianceTenant(ctx, t)
 		if err != nil {

@@ -31,6 +31,8 @@ type auditCmd struct {
 	Prune    auditPruneCmd    `cmd:"" help:"Remove event bodies older than a date (retention); leaf hashes stay, the prune is audited."`
 	Sequence auditSequenceCmd `cmd:"" help:"Run one sequencer round: append committed events to the log and sign a checkpoint."`
 	Key      auditKeyCmd      `cmd:"" help:"Print the audit log's public verifier key (creating the key pair if missing)."`
+	Receive  auditReceiveCmd  `cmd:"" help:"Receive shipped audit batches (audit.ship) on another system, verify and keep them."`
+	Shipping auditShippingCmd `cmd:"" help:"Show how far the log has been shipped to each audit.ship destination."`
 }
 
 func auditKeyPath(dataDir string) string { return filepath.Join(dataDir, audit.KeyFile) }

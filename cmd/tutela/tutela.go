@@ -27,6 +27,7 @@ import (
 	"tutela"
 	"tutela/ai/upstream"
 	"tutela/audit"
+	"tutela/auditship"
 	"tutela/config"
 	"tutela/dsr"
 	"tutela/httpapi"
@@ -65,6 +66,8 @@ type Main struct {
 	jobs      *jobs.Queue
 	closers   []func() error
 	sequencer *sqlstore.Sequencer
+	// shipper ships the log to audit.ship's destinations; nil when there are none.
+	shipper *auditship.Shipper
 	// erasures publishes the erasure ledger off the database (docs/backup.md).
 	erasures *sqlstore.ErasurePublisher
 	// vault seals Tutela's stored secrets (token signing keys, TOTP seeds) under Tink keysets
@@ -124,6 +127,9 @@ func (m *Main) startAudit(ctx context.Context) error {
 		}
 	}
 	m.sequencer = sqlstore.NewSequencer(m.DB, signer, AuditOrigin, opts)
+	if err := m.startShipper(); err != nil {
+		return err
+	}
 	m.erasures = sqlstore.NewErasurePublisher(m.DB, erasureLedgerDir(m.Config), signer, vkey)
 	return nil
 }
@@ -705,6 +711,9 @@ func (m *Main) Serve(ctx context.Context) error {
 	background.Go(func() { m.jobs.Run(bctx) })
 	if m.monitor != nil {
 		background.Go(func() { m.monitor.Run(bctx) })
+	}
+	if m.shipper != nil {
+		background.Go(func() { _ = m.shipper.Run(bctx) })
 	}
 	background.Go(func() {
 		m.erasures.Run(bctx, max(m.Config.Audit.CheckpointInterval, time.Second), func(err error) {

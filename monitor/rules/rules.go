@@ -61,6 +61,8 @@ func Defaults() []Rule {
 		{Name: "key_retired", Action: "key.retire", Severity: SevWarning},
 		{Name: "mfa_reset_by_admin", Action: "security.mfa_reset_by_admin", Severity: SevWarning},
 		{Name: "passkey_cloned", Action: "mfa.webauthn_cloned", Severity: SevCritical},
+		// A receiver refused shipped audit entries as not verifying (auditship.ActionShipRefused).
+		{Name: "audit_ship_refused", Action: "audit.ship_refused", Severity: SevCritical},
 	}
 }
 
