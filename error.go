@@ -10,7 +10,7 @@ import (
 const (
 	EINVALID            = "invalid"                   // malformed or rule-breaking input (400)
 	EUNAUTHENTICATED    = "unauthenticated"           // no or bad credentials (401)
-	EINVALIDCREDENTIALS = "invalid_credentials"       // login failed; never says why (401)
+	EINVALIDCREDENTIALS = "invalid_credentials"       // #nosec G101 -- an error code, not a credential; login failed; never says why (401)
 	EFORBIDDEN          = "forbidden"                 // authenticated but not allowed (403)
 	ECONSENTREQUIRED    = "consent_required"          // the subject's consent for the purpose is missing, withdrawn or outdated, or they objected (403)
 	ERESTRICTED         = "processing_restricted"     // the subject's processing is restricted (GDPR Art. 18) (403)

@@ -171,7 +171,7 @@ const (
 	// ACRMFA is the acr of a session whose user proved a second factor; ACRPassword of one that
 	// proved only the password.
 	ACRMFA      = "urn:tutela:acr:mfa"
-	ACRPassword = "urn:tutela:acr:pwd"
+	ACRPassword = "urn:tutela:acr:pwd" // #nosec G101 -- an ACR URN naming a method, not a credential
 	// StepUpReason is the message of a refusal for want of a fresh second factor.
 	StepUpReason = "this action needs a second factor verified in the last 5 minutes: POST /v1/auth/step-up"
 	// StepUpChallenge is the RFC 9470 WWW-Authenticate challenge that goes with it (max_age is

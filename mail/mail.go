@@ -132,8 +132,8 @@ func compose(from, to *mail.Address, m Message, now time.Time) []byte {
 	// Quoted-printable keeps every body line under 76 characters and 7-bit, so the message
 	// passes relays without 8BITMIME; in text mode the writer emits CRLF for "\n" and "\r\n".
 	qp := quotedprintable.NewWriter(&b)
-	qp.Write([]byte(m.Text)) // writes to a bytes.Buffer cannot fail
-	qp.Close()
+	_, _ = qp.Write([]byte(m.Text)) // writes to a bytes.Buffer cannot fail
+	_ = qp.Close()
 	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
 		b.WriteString("\r\n")
 	}

@@ -172,7 +172,7 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 	if err := conn.SetDeadline(deadline); err != nil {
 		return errorf("mail: set deadline: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	if err := s.converse(conn, to.Address, data); err != nil {
@@ -200,7 +200,7 @@ func (s *SMTPSender) dial(ctx context.Context, deadline time.Time) (net.Conn, er
 	}
 	if s.cfg.TLS == TLSNone {
 		if a, ok := conn.RemoteAddr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
-			conn.Close()
+			_ = conn.Close()
 			return nil, ErrNotLoopback
 		}
 	}

@@ -6,6 +6,7 @@ package oidc
 
 import (
 	"context"
+	"math"
 	"net/url"
 	"slices"
 	"time"
@@ -100,7 +101,7 @@ func pending(ctx context.Context, tx *sqlstore.Tx, tenantID, id string) (*Pendin
 		}
 	}
 	if a.req.MaxAge != nil {
-		d := time.Duration(*a.req.MaxAge) * time.Second
+		d := maxAgeDuration(*a.req.MaxAge)
 		pd.MaxAge = &d
 	}
 	return pd, a, nil
@@ -237,4 +238,14 @@ var denialText = map[string]string{
 	DenyLoginRequired:       "the user is not signed in",
 	DenyConsentRequired:     "the user has not consented to this client",
 	DenyInteractionRequired: "the user must interact with the sign-in page",
+}
+
+// maxAgeDuration turns a request's max_age (seconds, any unsigned value a client sends) into a
+// bound: past what a time.Duration holds (~292 years) it is the largest Duration rather than a
+// product that wrapped around to a small or negative bound.
+func maxAgeDuration(sec uint) time.Duration {
+	if uint64(sec) > uint64(math.MaxInt64/int64(time.Second)) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(sec) * time.Second // #nosec G115 -- bounded on the line above
 }

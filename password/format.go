@@ -2,7 +2,7 @@ package password
 
 import (
 	"crypto/pbkdf2"
-	"crypto/sha1"
+	"crypto/sha1" // #nosec G505 -- only to verify imported Django PBKDF2-SHA1 hashes, which are then rehashed with argon2id
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -134,7 +134,7 @@ func parsePHCArgon2(s string, django bool) (*parsedHash, error) {
 		if !ok || django || ph.alg != algArgon2id {
 			return nil, malformed("argon2: bad pepper parameter")
 		}
-		ph.peppered, ph.pepperID = true, uint32(id)
+		ph.peppered, ph.pepperID = true, uint32(id) // #nosec G115 -- decimalField bounded it by math.MaxUint32
 		params = params[:3]
 	}
 	if len(params) != 3 {
@@ -149,7 +149,7 @@ func parsePHCArgon2(s string, django bool) (*parsedHash, error) {
 	if t < 1 || p < 1 || m < 8*p {
 		return nil, malformed("argon2: parameters below minimum")
 	}
-	ph.memory, ph.time, ph.threads = uint32(m), uint32(t), uint8(p)
+	ph.memory, ph.time, ph.threads = uint32(m), uint32(t), uint8(p) // #nosec G115 -- decimalField bounded m, t and p by maxMemoryKiB, maxTime and 255
 
 	var err error
 	if ph.salt, err = decodeBase64(b64, f[4]); err != nil {
@@ -257,7 +257,7 @@ func parseDjangoPBKDF2(s string) (*parsedHash, error) {
 	if !ok || iter < 1 {
 		return nil, malformed("pbkdf2: bad or out-of-range iteration count")
 	}
-	ph.iterations = int(iter)
+	ph.iterations = int(iter) // #nosec G115 -- canonicalDecimal bounded it by maxPBKDF2Iterations
 	if f[2] == "" || len(f[2]) > maxDjangoSaltLen {
 		return nil, malformed("pbkdf2: bad salt")
 	}
@@ -274,10 +274,10 @@ func parseDjangoPBKDF2(s string) (*parsedHash, error) {
 func (ph *parsedHash) matches(pw string) (bool, error) {
 	switch ph.alg {
 	case algArgon2id:
-		got := argon2.IDKey([]byte(pw), ph.salt, ph.time, ph.memory, ph.threads, uint32(len(ph.key)))
+		got := argon2.IDKey([]byte(pw), ph.salt, ph.time, ph.memory, ph.threads, uint32(len(ph.key))) // #nosec G115 -- the key length is the decoded hash's, bounded by the parser
 		return constantTimeEqual(got, ph.key), nil
 	case algArgon2i:
-		got := argon2.Key([]byte(pw), ph.salt, ph.time, ph.memory, ph.threads, uint32(len(ph.key)))
+		got := argon2.Key([]byte(pw), ph.salt, ph.time, ph.memory, ph.threads, uint32(len(ph.key))) // #nosec G115 -- the key length is the decoded hash's, bounded by the parser
 		return constantTimeEqual(got, ph.key), nil
 	case algBcrypt:
 		// CompareHashAndPassword compares in constant time itself. bcrypt uses only the first

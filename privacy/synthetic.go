@@ -179,14 +179,14 @@ func (st *stream) below(n int) int {
 }
 
 func (st *stream) letter(upper bool) byte {
-	c := byte('a' + st.below(26))
+	c := byte('a' + st.below(26)) // #nosec G115 -- 'a' + a value below 26 is a lower-case letter
 	if upper {
 		c -= 'a' - 'A'
 	}
 	return c
 }
 
-func (st *stream) digit() byte { return byte('0' + st.below(10)) }
+func (st *stream) digit() byte { return byte('0' + st.below(10)) } // #nosec G115 -- '0' + a value below 10 is a digit
 
 // candidate is derivation attempt of v's synthetic value.
 func (s *Synthesizer) candidate(t FieldType, v, norm string, attempt int) string {
@@ -242,7 +242,7 @@ func number(st *stream, v string, attempt int) string {
 	for i := range n {
 		d := st.digit()
 		if i == 0 && n > 1 {
-			d = byte('1' + st.below(9))
+			d = byte('1' + st.below(9)) // #nosec G115 -- '1' + a value below 9 is a digit
 		}
 		b.WriteByte(d)
 	}

@@ -164,7 +164,7 @@ func (tk Tokenizer) DigestUnder(ctx context.Context, tenantID string, keyID uint
 func (tk Tokenizer) Candidate(ctx context.Context, tenantID string, kind TokenKind, field, value string, keyID uint32, attempt int) (string, error) {
 	switch kind {
 	case Deterministic:
-		sum, err := tk.Vault.PRF(ctx, tenantID, vault.PurposeTokens, keyID, prfInput("token", kind, field, uint32(attempt), value), tokenBytes)
+		sum, err := tk.Vault.PRF(ctx, tenantID, vault.PurposeTokens, keyID, prfInput("token", kind, field, uint32(attempt), value), tokenBytes) // #nosec G115 -- attempt is a small retry counter (bounded by the caller)
 		if err != nil {
 			return "", err
 		}

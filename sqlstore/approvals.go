@@ -283,7 +283,7 @@ func scanApproval(row interface{ Scan(...any) error }) (*approvals.Request, erro
 	if err != nil {
 		return nil, err
 	}
-	r.Params, r.State, r.KeyID = json.RawMessage(params), approvals.State(state), uint32(keyID)
+	r.Params, r.State, r.KeyID = json.RawMessage(params), approvals.State(state), uint32(keyID) // #nosec G115 -- key IDs are written from uint32 values
 	r.CreatedAt, r.ExpiresAt = r.CreatedAt.UTC(), r.ExpiresAt.UTC()
 	if decided.Valid {
 		t := decided.Time.UTC()

@@ -142,12 +142,12 @@ func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	db.SetMaxIdleConns(opt.MaxIdleConns)
 	db.SetConnMaxLifetime(opt.ConnMaxLifetime)
 	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("connect to postgres: %s", redactDSNError(err, dsn))
 	}
 	keys, err := sql.Open("pgx", withConnectTimeout(dsn, opt.ConnectTimeout))
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("open postgres: %s", redactDSNError(err, dsn))
 	}
 	keys.SetMaxOpenConns(keyPoolConns)
@@ -204,23 +204,23 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 	write.SetConnMaxLifetime(0)
 	// The first connection creates the file and switches it to WAL before readers open it.
 	if err := write.PingContext(ctx); err != nil {
-		write.Close()
+		_ = write.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		write.Close()
+		_ = write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	read, err := openSQLitePool(base + "&_pragma=query_only(1)")
 	if err != nil {
-		write.Close()
+		_ = write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(max(4, opt.MaxOpenConns/4))
 	keys, err := openSQLitePool(base + "&_pragma=query_only(1)")
 	if err != nil {
-		write.Close()
-		read.Close()
+		_ = write.Close()
+		_ = read.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	keys.SetMaxOpenConns(keyPoolConns)

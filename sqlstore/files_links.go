@@ -34,7 +34,7 @@ func scanFileLink(row interface{ Scan(...any) error }) (*files.Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.KeyID, l.Audience, l.UserID = uint32(keyID), files.Audience(audience), user.String
+	l.KeyID, l.Audience, l.UserID = uint32(keyID), files.Audience(audience), user.String // #nosec G115 -- key IDs are written from uint32 values
 	l.UsedAt, l.RevokedAt = optTime(used), optTime(revoked)
 	l.ExpiresAt, l.CreatedAt = l.ExpiresAt.UTC(), l.CreatedAt.UTC()
 	return &l, nil

@@ -424,7 +424,7 @@ func (r MFA) WebAuthnCredentials(ctx context.Context, userID string) ([]*WebAuth
 		if err != nil {
 			return nil, err
 		}
-		c.MFAFactor, c.SignCount = *f, uint32(count)
+		c.MFAFactor, c.SignCount = *f, uint32(count) // #nosec G115 -- sign counts are written from uint32 values (WebAuthn signCount)
 		out = append(out, &c)
 	}
 	return out, rows.Err()

@@ -48,7 +48,7 @@ func scanReferral(row interface{ Scan(...any) error }) (*referrals.Referral, err
 	if err != nil {
 		return nil, err
 	}
-	r.KeyID, r.State = uint32(keyID), referrals.State(state)
+	r.KeyID, r.State = uint32(keyID), referrals.State(state) // #nosec G115 -- key IDs are written from uint32 values
 	r.CreatedAt, r.ExpiresAt = r.CreatedAt.UTC(), r.ExpiresAt.UTC()
 	r.OpenedAt, r.ConfirmedAt, r.ClosedAt = optTime(opened), optTime(confirmed), optTime(closed)
 	return &r, nil

@@ -156,7 +156,7 @@ func (s subjectIndexSource) Next(ctx context.Context, after string, limit int) (
 				return err
 			}
 			out = append(out, vault.RewrapItem{ID: tenant + "/" + subject + "/" + field, TenantID: tenant,
-				Purpose: vault.PurposeBlindIndex, Ciphertext: digest, KeyID: uint32(keyID),
+				Purpose: vault.PurposeBlindIndex, Ciphertext: digest, KeyID: uint32(keyID), // #nosec G115 -- key IDs are written from uint32 values
 				Recompute: func(ctx context.Context, keyID uint32) ([]byte, error) {
 					pk, err := privacy.Keys{Vault: v}.Open(ctx, tenant, subject, wrapped)
 					if err != nil {
@@ -294,7 +294,7 @@ func (s tokenDigestSource) Next(ctx context.Context, after string, limit int) (o
 				return err
 			}
 			out = append(out, vault.RewrapItem{ID: id, TenantID: tenant, Purpose: vault.PurposeTokens,
-				Ciphertext: digest, KeyID: uint32(keyID),
+				Ciphertext: digest, KeyID: uint32(keyID), // #nosec G115 -- key IDs are written from uint32 values
 				Recompute: func(ctx context.Context, keyID uint32) ([]byte, error) {
 					value, err := s.tokenValue(ctx, tenant, id)
 					if err != nil {

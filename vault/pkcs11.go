@@ -39,7 +39,7 @@ func OpenPKCS11KEK(module, token, object string, pin tutela.Secret) (*PKCS11KEK,
 		return nil, fmt.Errorf("vault: cannot load PKCS#11 module %s", module)
 	}
 	fail := func(err error) (*PKCS11KEK, error) {
-		p.Finalize()
+		_ = p.Finalize()
 		p.Destroy()
 		return nil, err
 	}
@@ -55,12 +55,12 @@ func OpenPKCS11KEK(module, token, object string, pin tutela.Secret) (*PKCS11KEK,
 		return fail(fmt.Errorf("vault: PKCS#11 open session: %w", err))
 	}
 	if err := p.Login(sh, pkcs11.CKU_USER, pin.Reveal()); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
-		p.CloseSession(sh)
+		_ = p.CloseSession(sh)
 		return fail(fmt.Errorf("vault: PKCS#11 login to token %q failed (check TUTELA_HSM_PIN): %w", token, err))
 	}
 	key, err := findKey(p, sh, object)
 	if err != nil {
-		p.CloseSession(sh)
+		_ = p.CloseSession(sh)
 		return fail(err)
 	}
 	return &PKCS11KEK{ctx: p, session: sh, key: key,
@@ -91,7 +91,10 @@ func findKey(p *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) (pkcs11.Objec
 		return 0, fmt.Errorf("vault: PKCS#11 find key: %w", err)
 	}
 	objs, _, err := p.FindObjects(sh, 2)
-	p.FindObjectsFinal(sh)
+	// A search left open would make the session's next FindObjectsInit fail (PKCS#11 §5.14).
+	if ferr := p.FindObjectsFinal(sh); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return 0, fmt.Errorf("vault: PKCS#11 find key: %w", err)
 	}
@@ -111,7 +114,7 @@ func findKey(p *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) (pkcs11.Objec
 func GeneratePKCS11Key(module, token, label string, pin tutela.Secret) error {
 	k, err := OpenPKCS11KEK(module, token, label, pin)
 	if err == nil {
-		k.Close()
+		_ = k.Close()
 		return fmt.Errorf("vault: the token already holds a key labelled %q", label)
 	}
 	p := pkcs11.New(module)
@@ -206,8 +209,10 @@ func (k *PKCS11KEK) Close() error {
 	if k.ctx == nil {
 		return nil
 	}
-	k.ctx.Logout(k.session)
-	k.ctx.CloseSession(k.session)
+	// C_Finalize below ends every session of the module whatever these two report, so only its
+	// error is returned.
+	_ = k.ctx.Logout(k.session)
+	_ = k.ctx.CloseSession(k.session)
 	err := k.ctx.Finalize()
 	k.ctx.Destroy()
 	k.ctx = nil

@@ -4,14 +4,14 @@ package web
 // (kept apart from messages.go so the hosted-page framework and these pages merge cleanly).
 const (
 	msgErrPasskey         msgKey = "error.passkey"
-	msgLoginPasskeyButton msgKey = "login.passkey_button"
+	msgLoginPasskeyButton msgKey = "login.passkey_button" // #nosec G101 -- a message key, not a credential
 )
 
 const (
 	msgTitleAccount    msgKey = "title.account"
 	msgTitleReauth     msgKey = "title.reauth"
 	msgTitleAddTOTP    msgKey = "title.add_totp"
-	msgTitleAddPasskey msgKey = "title.add_passkey"
+	msgTitleAddPasskey msgKey = "title.add_passkey" // #nosec G101 -- a message key, not a credential
 
 	msgErrCurrentPassword     msgKey = "error.current_password"
 	msgErrPasskeyAdd          msgKey = "error.passkey_add"

@@ -23,7 +23,7 @@ const (
 	msgErrNoRequest          msgKey = "error.no_request"
 	msgErrRequestGone        msgKey = "error.request_gone"
 	msgErrMissingCredentials msgKey = "error.missing_credentials"
-	msgErrCredentials        msgKey = "error.credentials"
+	msgErrCredentials        msgKey = "error.credentials" // #nosec G101 -- a message key, not a credential
 	msgErrPasswordChange     msgKey = "error.password_change"
 	msgErrChallengeExpired   msgKey = "error.challenge_expired"
 	msgErrCodeMissing        msgKey = "error.code_missing"

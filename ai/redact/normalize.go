@@ -320,7 +320,7 @@ func (c *compact) fill(n string, b []byte) []byte {
 				c.starts = append(c.starts, int32(len(b)))
 			}
 			if word < 3 {
-				head[word] = r
+				head[word] = r // #nosec G602 -- guarded by word < 3; head is [3]rune
 			}
 			word++
 			k := len(b)

@@ -57,14 +57,17 @@ func (c exportCmd) Run(e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		_ = os.Remove(c.Out)
+		return err
+	}
 	defer func() {
 		if err != nil {
 			for _, p := range []string{c.Out, c.Out + "-wal", c.Out + "-shm"} {
-				os.Remove(p)
+				_ = os.Remove(p)
 			}
 			if newKey {
-				os.Remove(keyPath)
+				_ = os.Remove(keyPath)
 			}
 		}
 	}()

@@ -73,7 +73,7 @@ func openKeys(e *env) (*Main, *vault.Vault, error) {
 	}
 	v, err := m.openVault(e)
 	if err != nil {
-		m.Close()
+		_ = m.Close()
 		return nil, nil, err
 	}
 	return m, v, nil

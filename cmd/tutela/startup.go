@@ -37,7 +37,7 @@ func prepareDataDir(dir string) error {
 		return fmt.Errorf("data directory %s is not writable by uid %d: %v; %s", dir, os.Geteuid(), errors.Unwrap(err), fix)
 	}
 	name := f.Name()
-	f.Close()
+	_ = f.Close()
 	return os.Remove(name)
 }
 

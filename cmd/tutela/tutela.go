@@ -119,7 +119,7 @@ func (m *Main) startAudit(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			res.Body.Close()
+			_ = res.Body.Close()
 			if res.StatusCode/100 != 2 {
 				return fmt.Errorf("checkpoint %d: %s answered %s", size, u, res.Status)
 			}
@@ -319,18 +319,18 @@ func openStore(e *env, serving, withVault bool) (*Main, error) {
 	}
 	if serving && m.MasterKey.IsZero() {
 		if err := m.loadMasterKey(e.ctx, true); err != nil {
-			m.DB.Close()
+			_ = m.DB.Close()
 			return nil, err
 		}
 	}
 	if serving {
 		if err := m.DB.Migrate(e.ctx); err != nil {
-			m.DB.Close()
+			_ = m.DB.Close()
 			return nil, err
 		}
 		// A database marked production serves no test-only configuration (deployment.go).
 		if err := m.refuseTestOnly(e.ctx); err != nil {
-			m.DB.Close()
+			_ = m.DB.Close()
 			return nil, err
 		}
 	}
@@ -338,12 +338,12 @@ func openStore(e *env, serving, withVault bool) (*Main, error) {
 		// Users' personal data is sealed with the vault, so every command that serves or
 		// changes data opens it here.
 		if m.vault, err = m.openVault(e); err != nil {
-			m.DB.Close()
+			_ = m.DB.Close()
 			return nil, err
 		}
 		// Migration 00018's data step: seal what an older version stored in plaintext.
 		if n, err := m.DB.SealPersonalData(e.ctx); err != nil {
-			m.DB.Close()
+			_ = m.DB.Close()
 			return nil, fmt.Errorf("seal users' personal data: %w", err)
 		} else if n > 0 {
 			m.Logger.Info("sealed users' personal data stored in plaintext by an older version", "rows", n)
@@ -423,7 +423,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	}
 	a := cfg.Auth
 	hp := password.DefaultParams()
-	hp.Memory, hp.Time, hp.Threads = uint32(a.Hash.MemoryKiB), uint32(a.Hash.Time), uint8(a.Hash.Threads)
+	hp.Memory, hp.Time, hp.Threads = uint32(a.Hash.MemoryKiB), uint32(a.Hash.Time), uint8(a.Hash.Threads) // #nosec G115 -- config.Validate bounds memory_kib (<= 1 GiB), time (1-10) and threads (1-16)
 	// The pepper (ASVS 4.0.3 2.4.5) lives in the vault; the keyset is created on first start
 	// only, and a start whose vault cannot serve it (or that lost it) stops.
 	pepper := vault.PasswordPepper{Vault: m.vault}
@@ -477,23 +477,23 @@ func (m *Main) Listen(ctx context.Context) error {
 		issuer = m.BaseURL()
 	}
 	if err := m.agreeIssuer(ctx, issuer); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return err
 	}
 	m.ring, err = token.NewRing(ctx, token.Config{Issuer: issuer, Audience: append([]string{"tutela", oidc.UserinfoAudience}, a.Resources...),
 		TTL: a.AccessTokenTTL, Alg: token.Alg(a.TokenAlg), Algs: token.ParseAlgs(a.TokenAlgs), RotateEvery: a.KeyRotation},
 		identity.KeyStore{DB: m.DB}, sealer)
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return fmt.Errorf("access-token keys: %w", err)
 	}
 	if err := m.ring.Rotate(ctx); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return fmt.Errorf("access-token keys: %w", err)
 	}
 	rp, err := url.Parse(issuer)
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return fmt.Errorf("auth.issuer: %w", err)
 	}
 	rpID, origins := rp.Hostname(), []string{strings.TrimRight(issuer, "/")}
@@ -506,7 +506,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	}
 	mfaSvc, err := mfa.New(m.DB, mfaSealer, nil, mfa.WebAuthnConfig{RPID: rpID, RPDisplayName: "Tutela", RPOrigins: origins})
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return err
 	}
 	m.identity = identity.New(identity.Deps{DB: m.DB, Hasher: hasher, Policy: policy, Breach: breach, Tokens: m.ring,
@@ -515,7 +515,7 @@ func (m *Main) Listen(ctx context.Context) error {
 			MFARoles: a.MFARoles, MFAAllUsers: a.MFAAllUsers, Resources: a.Resources, ResetCodeTTL: a.ResetCodeTTL})
 	maskKey, err := hkdf.Key(sha256.New, m.MasterKey.Bytes(), nil, "tutela field masking v1", 32)
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return err
 	}
 	ids := m.identity
@@ -527,7 +527,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	// notify.Enqueue in the transaction of the change they report. Deliveries reach only public
 	// addresses (no setting widens that).
 	if err := notify.Register(m.jobs, m.DB, mailer, nil, notify.Options{Log: m.Logger}); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return err
 	}
 	// Security monitoring (issue 19): alert rules over the sequenced audit log, delivered to the
@@ -542,14 +542,14 @@ func (m *Main) Listen(ctx context.Context) error {
 	// Each tenant's OpenID Provider (issue 15) at {issuer}/t/{slug}.
 	provider, err := oidc.New(oidc.Deps{DB: m.DB, Identity: ids, Tokens: m.ring, PublicURL: issuer, Log: m.Logger})
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return err
 	}
 	// The hosted pages (sign-in, consent, account): every node derives the same CSRF key from
 	// the master key, so a form rendered by one node can be posted to another.
 	csrfKey, err := hkdf.Key(sha256.New, m.MasterKey.Bytes(), nil, "tutela hosted pages csrf v1", 32)
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return err
 	}
 	// Back-channel logout: every client session a revocation ends queues a signed logout token
@@ -557,7 +557,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	(&oidc.BackchannelLogout{DB: m.DB, Queue: m.jobs, Signer: provider, PublicURL: issuer}).Register()
 	fileSvc, err := m.fileIntake(ctx, cfg)
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return err
 	}
 	hosted := http.NewServeMux()
@@ -582,7 +582,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	if useTLS {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
-			ln.Close()
+			_ = ln.Close()
 			return fmt.Errorf("tls: %w", err)
 		}
 		m.httpServer.TLSConfig = TLSConfig(cfg.TLS.MinTLSVersion(), cert)
@@ -592,7 +592,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	if !cfg.Metrics.Off() {
 		mln, err := net.Listen("tcp", cfg.Metrics.Addr)
 		if err != nil {
-			ln.Close()
+			_ = ln.Close()
 			return fmt.Errorf("metrics.addr: %w", err)
 		}
 		m.metricsServer = m.newHTTPServer(api.MetricsHandler(), 16<<10)

@@ -208,7 +208,7 @@ func (w *s3Writer) uploadPart() error {
 		}
 		w.uploadID = aws.ToString(out.UploadId)
 	}
-	num := int32(len(w.parts) + 1)
+	num := int32(len(w.parts) + 1) // #nosec G115 -- a part number; S3 allows at most 10,000 parts per upload
 	out, err := c.UploadPart(w.ctx, &s3.UploadPartInput{
 		Bucket: b, Key: aws.String(w.tmp), UploadId: aws.String(w.uploadID), PartNumber: aws.Int32(num),
 		Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf))),

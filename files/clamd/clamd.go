@@ -174,7 +174,7 @@ func (c *Client) Scan(ctx context.Context, r io.Reader) (Verdict, error) {
 	for {
 		n, rerr := r.Read(buf[4:])
 		if n > 0 {
-			binary.BigEndian.PutUint32(buf[:4], uint32(n))
+			binary.BigEndian.PutUint32(buf[:4], uint32(n)) // #nosec G115 -- n <= maxChunk, which fits the 32-bit length prefix
 			if _, err := conn.Write(buf[:4+n]); err != nil {
 				// clamd closes the connection as soon as the stream passes StreamMaxLength;
 				// its reply saying so is already on the way.
@@ -281,7 +281,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
-			conn.Close()
+			_ = conn.Close()
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
@@ -291,7 +291,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 // watch closes conn when ctx ends, so a call blocked in a read or write returns at once even
 // when ctx was cancelled rather than timed out. The returned func stops the watch.
 func watch(ctx context.Context, conn net.Conn) func() {
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	return func() { stop() }
 }
 

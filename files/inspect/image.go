@@ -281,10 +281,10 @@ func skipEntropy(br *bufio.Reader) (byte, error) {
 		}
 		i := bytes.IndexByte(chunk, 0xff)
 		if i < 0 {
-			br.Discard(len(chunk))
+			_, _ = br.Discard(len(chunk))
 			continue
 		}
-		br.Discard(i + 1)
+		_, _ = br.Discard(i + 1)
 		b, err := br.ReadByte()
 		for err == nil && b == 0xff {
 			b, err = br.ReadByte()

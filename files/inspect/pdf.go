@@ -292,7 +292,7 @@ func checkPDF(src io.Reader, p *files.Policy) error {
 		// "stream" must be followed by an end of line, then the data begins.
 		if c == '\r' {
 			if b, err := br.Peek(1); err == nil && b[0] == '\n' {
-				br.ReadByte()
+				_, _ = br.ReadByte()
 			}
 		} else if c != '\n' {
 			continue
@@ -463,7 +463,7 @@ func (u *unpredictor) decodeRow() {
 		case 2:
 			cur[i] += b
 		case 3:
-			cur[i] += byte((int(a) + int(b)) / 2)
+			cur[i] += byte((int(a) + int(b)) / 2) // #nosec G115 -- the mean of two bytes is a byte (PNG Average predictor)
 		case 4:
 			cur[i] += paeth(a, b, c)
 		}

@@ -20,7 +20,7 @@ func checkText(src io.Reader) error {
 	for {
 		n, err := src.Read(buf[carry:])
 		chunk := buf[:carry+n]
-		html.Write(buf[carry : carry+n])
+		_, _ = html.Write(buf[carry : carry+n])
 		if html.found != nil {
 			return files.Refused(files.ReasonHTML, "the text holds HTML")
 		}

@@ -157,7 +157,7 @@ func (s *Service) open(ctx context.Context, f *files.File, dek []byte) (io.ReadC
 	}
 	pt, err := blob.Decrypt(rc, dek, blobAAD(f.TenantID, f.ID))
 	if err != nil {
-		rc.Close()
+		_ = rc.Close()
 		return nil, err
 	}
 	return readCloser{pt, rc}, nil
