@@ -11,7 +11,6 @@ import (
 
 	"tutela"
 	"tutela/audit"
-	"tutela/authz"
 	"tutela/incidents"
 )
 
@@ -141,14 +140,11 @@ func (tx *Tx) incidentEvent(ctx context.Context, ref incidents.EventRef) (incide
 // reads, and a tenant's user must not learn of other tenants' incidents through reminders.
 func (tx *Tx) checkOwners(ctx context.Context, ids []string) error {
 	for _, id := range ids {
-		n, err := tx.count(ctx, `SELECT count(*) FROM user_roles ur JOIN roles ro ON ro.id = ur.role_id
-			JOIN users u ON u.tenant_id = ur.tenant_id AND u.id = ur.user_id
-			WHERE ur.user_id = $1 AND ro.key = $2 AND ro.tenant_id IS NULL AND u.status = 'active'
-			AND (ur.expires_at IS NULL OR ur.expires_at > $3)`, id, authz.RoleSuperAdmin, tx.now)
+		holders, err := tx.superAdmins(ctx, id)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if len(holders) == 0 {
 			return tutela.FieldErrorf("owners", "owner %s is not an active super-admin", id)
 		}
 	}
