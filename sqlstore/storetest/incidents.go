@@ -458,7 +458,9 @@ func testIncidentRemindersSkipExOwners(t *testing.T, open Opener) {
 	})
 	inc := k.open(t, incidents.OpenRequest{Title: "Breach", Description: "d", Owners: []string{k.admin.ID, temp.ID}})
 	aware := k.clock.Now().UTC().Truncate(time.Microsecond)
-	k.must(t, func(x sqlstore.Incidents) (*incidents.Incident, error) { return x.ConfirmBreach(ctx, inc.ID, time.Time{}) })
+	k.must(t, func(x sqlstore.Incidents) (*incidents.Incident, error) {
+		return x.ConfirmBreach(ctx, inc.ID, time.Time{})
+	})
 	owners := func(t *testing.T, at time.Duration) []sqlstore.IncidentOwner {
 		t.Helper()
 		k.clock.Set(aware.Add(at))
@@ -479,7 +481,9 @@ func testIncidentRemindersSkipExOwners(t *testing.T, open Opener) {
 		t.Fatalf("48 h: owners %+v, want only the remaining super-admin %s", got, other.ID)
 	}
 	// Granted again, the owner is reminded again (and the fallback stops).
-	update(t, k.db, func(tx *sqlstore.Tx) error { return tx.Users(k.a).Grant(ctx, k.admin.ID, authz.RoleSuperAdmin, "", nil) })
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		return tx.Users(k.a).Grant(ctx, k.admin.ID, authz.RoleSuperAdmin, "", nil)
+	})
 	if got := owners(t, 60*time.Hour); !slices.Equal(got, []sqlstore.IncidentOwner{{TenantID: k.a, UserID: k.admin.ID}}) {
 		t.Fatalf("60 h: owners %+v", got)
 	}
