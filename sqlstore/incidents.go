@@ -298,6 +298,21 @@ func (s Incidents) List(ctx context.Context, tenantID string, f IncidentFilter) 
 		if !tutela.ValidID(f.Cursor) {
 			return nil, "", tutela.FieldErrorf("cursor", "malformed cursor")
 		}
+		// The cursor must be an incident of this listing: positioning a tenant's page after
+		// another tenant's incident would tell the tenant where it stands in time (and that it
+		// exists). Unknown and out-of-scope cursors are refused alike.
+		cq, cargs := `SELECT count(*) FROM incidents i WHERE i.id = $1`, []any{f.Cursor}
+		if tenantID != "" {
+			cq += ` AND EXISTS (SELECT 1 FROM incident_tenants it WHERE it.incident_id = i.id AND it.tenant_id = $2)`
+			cargs = append(cargs, tenantID)
+		}
+		n, err := s.tx.count(ctx, cq, cargs...)
+		if err != nil {
+			return nil, "", err
+		}
+		if n == 0 {
+			return nil, "", tutela.FieldErrorf("cursor", "the cursor is not an incident of this listing")
+		}
 		c := arg(f.Cursor)
 		q += ` AND (created_at, id) < (SELECT created_at, id FROM incidents WHERE id = ` + c + `)`
 	}

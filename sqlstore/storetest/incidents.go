@@ -274,6 +274,26 @@ func testIncidentTenantView(t *testing.T, open Opener) {
 	if len(all) != 2 || all[0].ID != onlyA.ID {
 		t.Fatalf("platform list %+v", all)
 	}
+	// A page cursor must be an incident of the listing: B paging after A's incident, or after
+	// an unknown one, is refused alike; after its own it pages on; the platform pages after any.
+	for _, cursor := range []string{onlyA.ID, tutela.NewID()} {
+		err = k.db.View(ctx, func(tx *sqlstore.Tx) error {
+			_, _, err := tx.Incidents().List(ctx, k.b, sqlstore.IncidentFilter{Cursor: cursor})
+			return err
+		})
+		mustCode(t, err, tutela.EINVALID)
+	}
+	var afterShared, afterOnlyA []incidents.Incident
+	update(t, k.db, func(tx *sqlstore.Tx) (err error) {
+		if afterShared, _, err = tx.Incidents().List(ctx, k.b, sqlstore.IncidentFilter{Cursor: shared.ID}); err != nil {
+			return err
+		}
+		afterOnlyA, _, err = tx.Incidents().List(ctx, "", sqlstore.IncidentFilter{Cursor: onlyA.ID})
+		return err
+	})
+	if len(afterShared) != 0 || len(afterOnlyA) != 1 || afterOnlyA[0].ID != shared.ID {
+		t.Fatalf("B after its own: %+v; platform after A's: %+v", afterShared, afterOnlyA)
+	}
 	r := viewB.Report(k.clock.Now())
 	if r.SubjectsApprox != 3 || r.TenantsAffected != 1 {
 		t.Fatalf("B's report counts A: %+v", r)
