@@ -16,6 +16,11 @@ import (
 // BundleFormat names the bundle format in its header line.
 const BundleFormat = "tutela-audit-bundle/v1"
 
+// LogOrigin names Tutela's audit log in its checkpoints (and its signing key). The same key
+// signs other notes under other origins (compliance reports, the erasure ledger's heads), so
+// whoever checks a checkpoint of the log passes this origin rather than one a file names.
+const LogOrigin = "tutela/audit"
+
 // Bounds enforced by ReadBundle, so a hostile bundle costs the auditor bounded memory per line.
 const (
 	// MaxBundleLine bounds one line: base64 of a MaxCanonicalSize event plus a 63-hash proof
@@ -183,20 +188,32 @@ func ReadBundle(r io.Reader) (Bundle, error) {
 }
 
 // VerifyBundle checks b against trustedVKey, the log key the auditor obtained independently —
-// never the one the bundle carries. It checks the checkpoint's signature and origin, that the
-// entries are contiguous and inside the checkpoint's tree, each entry's content against its
-// leaf hash, and each leaf's inclusion proof against the signed root. Failures use the kinds of
-// Verify; the error is only for an unusable trustedVKey.
-func VerifyBundle(b Bundle, trustedVKey string) (*Report, error) {
+// never the one the bundle carries — and origin, the log's origin (LogOrigin for Tutela's
+// audit log) — never the one the bundle names: the audit key also signs compliance reports and
+// erasure-ledger heads, and such a note wrapped in a bundle must not pass for the log's
+// checkpoint. It checks the checkpoint's signature and origin, that the bundle holds at least one
+// entry (an export always does; an empty bundle proves nothing about the log), that the entries
+// are contiguous and inside the checkpoint's tree, each entry's content against its leaf hash,
+// and each leaf's inclusion proof against the signed root. A range that does not start at 0 is
+// legitimate (`tutela audit export --from N --to M`). Failures use the kinds of Verify; the
+// error is only for an unusable trustedVKey.
+func VerifyBundle(b Bundle, trustedVKey, origin string) (*Report, error) {
 	if _, err := note.NewVerifier(trustedVKey); err != nil {
 		return nil, ErrInvalidKey
 	}
-	v := &verifier{rep: &Report{Origin: b.Origin}}
+	v := &verifier{rep: &Report{Origin: origin}}
 	if b.PublicKey != "" && b.PublicKey != trustedVKey {
 		v.failCheckpoint(Failure{Index: -1, Kind: KindBadSignature,
 			Detail: "bundle names a different log key than the trusted one"})
 	}
-	c, err := OpenCheckpoint(b.Checkpoint, trustedVKey, b.Origin)
+	if b.Origin != origin {
+		v.failCheckpoint(Failure{Index: -1, Kind: KindBadSignature,
+			Detail: fmt.Sprintf("bundle names origin %q, not the log's %q", b.Origin, origin)})
+	}
+	if len(b.Entries) == 0 {
+		v.failEntry(Failure{Index: -1, Kind: KindMissingEntry, Detail: "the bundle holds no entries"})
+	}
+	c, err := OpenCheckpoint(b.Checkpoint, trustedVKey, origin)
 	signed := err == nil
 	if !signed {
 		v.failCheckpoint(Failure{Index: -1, Kind: KindBadSignature, Detail: "bundle checkpoint: " + err.Error()})

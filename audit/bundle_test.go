@@ -36,7 +36,7 @@ func roundTrip(t *testing.T, b Bundle) (Bundle, []byte) {
 
 func verifyBundle(t *testing.T, b Bundle, vkey string) *Report {
 	t.Helper()
-	rep, err := VerifyBundle(b, vkey)
+	rep, err := VerifyBundle(b, vkey, testOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestBundle_GapsAndRangeErrors(t *testing.T) {
 		t.Errorf("index beyond the tree accepted: %+v", rep.Failures)
 	}
 
-	if _, err := VerifyBundle(b, "garbage"); !errors.Is(err, ErrInvalidKey) {
+	if _, err := VerifyBundle(b, "garbage", testOrigin); !errors.Is(err, ErrInvalidKey) {
 		t.Errorf("bad trusted key: %v", err)
 	}
 	if _, err := BuildBundle(context.Background(), l.src.hashes, l.checkpointAt[40], l.vkey, testOrigin,
@@ -188,4 +188,51 @@ func TestReadBundle_RejectsMalformedInput(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrMalformedBundle", name, err)
 		}
 	}
+}
+
+// The log key also signs notes under other origins (compliance reports, erasure-ledger heads).
+// Such a note wrapped in a bundle that names its own origin must not verify as the log's
+// checkpoint, whether the bundle names the note's origin or claims the log's.
+func TestBundle_NoteOfAnotherOriginUnderTheLogKeyIsRefused(t *testing.T) {
+	t.Parallel()
+	l, b := testBundle(t, 10, 12)
+	other, err := l.signer.Sign(Checkpoint{Origin: "tutela/compliance-report", Size: 40, Root: [32]byte{7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		origin  string
+		entries []BundleEntry
+	}{
+		{"named origin, no entries", "tutela/compliance-report", nil},
+		{"named origin, with entries", "tutela/compliance-report", b.Entries},
+		{"claims the log's origin", testOrigin, nil},
+	} {
+		got, _ := roundTrip(t, Bundle{Origin: tc.origin, PublicKey: l.vkey, Checkpoint: other, Entries: tc.entries})
+		rep := verifyBundle(t, got, l.vkey)
+		if rep.OK || !hasFailure(rep, KindBadSignature) || rep.Origin != testOrigin || rep.Size != 0 {
+			t.Errorf("%s: a note of another origin verified as the log's: OK=%v size=%d failures=%+v", tc.name, rep.OK, rep.Size, rep.Failures)
+		}
+	}
+	// The log's own checkpoint in a bundle naming another origin is refused too: the origin is
+	// the verifier's, not the file's.
+	b.Origin = "tutela/compliance-report"
+	if rep := verifyBundle(t, b, l.vkey); rep.OK || !hasFailure(rep, KindBadSignature) {
+		t.Errorf("bundle naming another origin accepted: %+v", rep.Failures)
+	}
+}
+
+// A bundle of the log's own checkpoint with no entries proves nothing about the log; exports
+// always hold at least one entry, and a range not starting at 0 stays valid.
+func TestBundle_EmptyBundleRefusedRangeAccepted(t *testing.T) {
+	t.Parallel()
+	l, b := testBundle(t, 10, 12)
+	b.Entries = nil
+	got, _ := roundTrip(t, b)
+	if rep := verifyBundle(t, got, l.vkey); rep.OK || !hasFailure(rep, KindMissingEntry) {
+		t.Errorf("empty bundle accepted: %+v", rep)
+	}
+	l, b = testBundle(t, 39, 40)
+	wantOK(t, verifyBundle(t, b, l.vkey))
 }

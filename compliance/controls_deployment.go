@@ -442,7 +442,11 @@ func (b *builder) deploymentSubprocessors() []Subprocessor {
 			Host: kmsHost(cfg), Source: "config vault.kek_uri"})
 	}
 	if cfg.Files.Backend == "s3" {
-		host := "the region's S3 endpoint"
+		// The SDK's default endpoint for the region when no S3-compatible endpoint is set.
+		host := "s3.amazonaws.com"
+		if cfg.Files.S3.Region != "" {
+			host = "s3." + cfg.Files.S3.Region + ".amazonaws.com"
+		}
 		if u, err := url.Parse(cfg.Files.S3.Endpoint); err == nil && u.Host != "" {
 			host = u.Host
 		}
@@ -453,6 +457,15 @@ func (b *builder) deploymentSubprocessors() []Subprocessor {
 	}
 	if u, err := url.Parse(cfg.Auth.Breach.RangeURL); err == nil && u.Host != "" {
 		out = append(out, Subprocessor{Name: u.Host, Service: "breached-password range API (5 hex digits of a SHA-1, k-anonymity)", Host: u.Host, Source: "config auth.breach.range_url"})
+	}
+	// The audit log names actors, subjects and client IP addresses: its shipping destinations
+	// receive personal data.
+	for _, d := range cfg.ShipDestinations() {
+		host := d.URL // syslog: host:port
+		if u, err := url.Parse(d.URL); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		out = append(out, Subprocessor{Name: d.Name, Service: "audit log shipping destination (" + d.Type + ")", Host: host, Source: "config audit.ship"})
 	}
 	return out
 }
@@ -465,6 +478,16 @@ func kmsHost(cfg *config.Config) string {
 	}
 	if u, err := url.Parse(cfg.Vault.KEKURI); err == nil && u.Scheme == "hcvault" {
 		return u.Host
+	}
+	// The providers' default endpoints: AWS KMS's regional one (the region from the key's ARN,
+	// aws-kms://arn:aws:kms:REGION:ACCOUNT:key/ID), Google Cloud KMS's global one.
+	if arn, ok := strings.CutPrefix(cfg.Vault.KEKURI, "aws-kms://"); ok {
+		if parts := strings.Split(arn, ":"); len(parts) > 3 && parts[3] != "" {
+			return "kms." + parts[3] + ".amazonaws.com"
+		}
+	}
+	if strings.HasPrefix(cfg.Vault.KEKURI, "gcp-kms://") {
+		return "cloudkms.googleapis.com"
 	}
 	return "the provider's regional endpoint"
 }

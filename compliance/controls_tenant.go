@@ -221,7 +221,7 @@ func (b *builder) consent(t Tenant) Control {
 
 func (b *builder) subprocessors(t Tenant) Control {
 	c := Control{ID: CtlSubprocessors, Tenant: t.Slug}
-	derived := len(b.deploymentSubprocessors()) + len(t.AIProviders) + len(t.Webhooks)
+	recipients := b.tenantSubprocessors(t)
 	for _, d := range t.Declared {
 		c.Evidence = append(c.Evidence, ev("declared "+d.Name, fmt.Sprintf("%s; %s; safeguard %s", d.Service, d.Locations, orText(d.Safeguard, "none stated")),
 			"table subprocessors"))
@@ -232,16 +232,29 @@ func (b *builder) subprocessors(t Tenant) Control {
 	for _, e := range t.Webhooks {
 		c.Evidence = append(c.Evidence, ev("webhook receiver", e.Host, "table webhooks"))
 	}
-	c.Evidence = append(c.Evidence, ev("recipients derived from configuration and state", fmt.Sprint(derived), "this report's sub-processor list"))
+	missing, n := undeclared(recipients, declaredHosts(t.Declared))
+	c.Evidence = append(c.Evidence,
+		ev("recipients derived from configuration and state", fmt.Sprint(len(recipients)), "this report's sub-processor list"),
+		ev("recipients the register does not declare", orText(strings.Join(missing, ", "), "none"),
+			"this report's sub-processor list against the hosts named in table subprocessors"))
 	switch {
-	case derived == 0 && len(t.Declared) == 0:
+	case len(recipients) == 0 && len(t.Declared) == 0:
 		c.Status, c.Summary = NotApplicable, "no data leaves Tutela for a third party"
-	case len(t.Declared) == 0:
-		c.Status, c.Summary = Gap, "data reaches recipients that the tenant's sub-processor register does not list"
-		c.Close = []string{fmt.Sprintf("declare each recipient of this report's sub-processor list: POST %s/subprocessors", tenantPath(t))}
-	default:
+		return c
+	case n == 0:
 		c.Status = Met
-		c.Summary = fmt.Sprintf("%d sub-processor(s) declared; compare them with the %d recipient(s) derived below", len(t.Declared), derived)
+		c.Summary = fmt.Sprintf("each of the %d recipient(s) derived from configuration and state is declared in the register (%d entries)",
+			len(recipients), len(t.Declared))
+		return c
+	case n == len(recipients):
+		c.Status = Gap
+	default:
+		c.Status = Partial
 	}
+	c.Summary = fmt.Sprintf("%d of %d recipient(s) are not declared in the tenant's sub-processor register: %s",
+		n, len(recipients), strings.Join(missing, ", "))
+	c.Close = []string{fmt.Sprintf("declare each undeclared recipient, naming its host (or registered domain) in the entry's name or service, "+
+		`e.g. "OpenAI (api.openai.com)": POST %s/subprocessors {name, service, locations, data_categories, transfer_safeguard, contract_ref}, `+
+		"or PATCH %s/subprocessors/{id} to add the host to an existing entry", tenantPath(t), tenantPath(t))}
 	return c
 }

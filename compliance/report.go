@@ -150,13 +150,10 @@ func Build(cfg *config.Config, rt Runtime, st State, platform bool, now time.Tim
 		r.Scope.Tenants = append(r.Scope.Tenants, t.Slug)
 		r.Controls = append(r.Controls, b.mfaRoles(t), b.serviceAccounts(t), b.sessions(t), b.accessReviews(t),
 			b.residency(t), b.dsr(t), b.consent(t), b.subprocessors(t))
-		for _, e := range t.AIProviders {
-			r.Subprocessors = append(r.Subprocessors, Subprocessor{Name: e.Name, Service: "AI inference provider (AI gateway)",
-				Host: e.Host, Source: "table ai_providers", Tenant: t.Slug})
-		}
-		for _, e := range t.Webhooks {
-			r.Subprocessors = append(r.Subprocessors, Subprocessor{Name: e.Host, Service: "webhook receiver (event notifications)",
-				Host: e.Host, Source: "table webhooks", Tenant: t.Slug})
+		for _, s := range b.tenantSubprocessors(t) {
+			if s.Tenant != "" {
+				r.Subprocessors = append(r.Subprocessors, s)
+			}
 		}
 		r.Tenants = append(r.Tenants, profile(t))
 	}

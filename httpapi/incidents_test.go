@@ -173,6 +173,21 @@ func TestIncidents_PlatformManagesAndEachTenantSeesOnlyItsPart(t *testing.T) {
 				}
 				res, b = ie.req(t, "GET", acme+"/"+onlyOther, "", "", auth)
 				wantError(t, res, b, 404, tutela.ENOTFOUND)
+				// Another tenant's incident as a page cursor is refused like an unknown one,
+				// rather than positioning acme's page after it.
+				for _, cursor := range []string{onlyOther, tutela.NewID()} {
+					res, b = ie.req(t, "GET", acme+"?cursor="+cursor, "", "", auth)
+					wantError(t, res, b, 400, tutela.EINVALID)
+				}
+				res, b = ie.req(t, "GET", acme+"?cursor="+id, "", "", auth)
+				if res.StatusCode != 200 || strings.Contains(string(b), onlyOther) {
+					t.Fatalf("%s list after its own incident: %d %s", who, res.StatusCode, b)
+				}
+			}
+			// The platform pages through every incident.
+			res, b = ie.req(t, "GET", "/v1/incidents?cursor="+onlyOther, "", "", ie.root)
+			if res.StatusCode != 200 || !strings.Contains(string(b), id) {
+				t.Fatalf("platform list after %s: %d %s", onlyOther, res.StatusCode, b)
 			}
 			// The other tenant's administrator sees its own part of the shared incident, nothing of
 			// acme's, and acme's path is not found to them.

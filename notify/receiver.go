@@ -21,7 +21,10 @@ const maxRemembered = 1 << 20
 // delivery whose event ID it accepted before. An ID is remembered for twice Tolerance: a
 // delivery older than Tolerance is refused by its timestamp anyway, so together they refuse
 // every replay, and a legitimate retry (same ID, new timestamp) of an event already accepted is
-// refused as a duplicate, which is what at-least-once delivery asks of a receiver.
+// refused as a duplicate, which is what at-least-once delivery asks of a receiver. Both edges
+// are inclusive: Verify accepts a timestamp exactly Tolerance away, and an ID accepted at a is
+// kept through a+2*Tolerance itself, which is never before the last instant (timestamp plus
+// Tolerance) the same signed bytes are timely again.
 //
 // The ID is read from the signed body's "id" member, not only the Tutela-Webhook-Id header,
 // which the signature does not cover: a replay with a fresh header ID is still caught.
@@ -29,7 +32,7 @@ type Receiver struct {
 	secret string
 
 	mu   sync.Mutex
-	seen map[string]time.Time // event ID -> when it may be forgotten
+	seen map[string]time.Time // event ID -> the last instant it is remembered
 }
 
 // NewReceiver returns a Receiver for deliveries signed with secret.
@@ -53,7 +56,9 @@ func (r *Receiver) Verify(h http.Header, body []byte, now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, until := range r.seen {
-		if !now.Before(until) {
+		// Strictly after: a delivery accepted at timestamp-Tolerance is still timely at
+		// timestamp+Tolerance, exactly until.
+		if now.After(until) {
 			delete(r.seen, id)
 		}
 	}

@@ -89,3 +89,23 @@ func TestReceiver_ForgetAcceptsTheRetry(t *testing.T) {
 		t.Fatalf("body without id: %v", err)
 	}
 }
+
+// The timestamp check accepts |now-ts| <= Tolerance, edges included. A delivery first accepted
+// at ts-Tolerance is still timely at ts+Tolerance, so the receiver must still remember its ID
+// then: the same bytes are a replay at that edge, and one instant later the timestamp refuses
+// them.
+func TestReceiver_RefusesReplayAtTheToleranceEdge(t *testing.T) {
+	t.Parallel()
+	ts := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	r := notify.NewReceiver(testSecret)
+	h, body := signed("evt-edge", ts)
+	if err := r.Verify(h, body, ts.Add(-notify.Tolerance)); err != nil {
+		t.Fatalf("first delivery at the early edge: %v", err)
+	}
+	if err := r.Verify(h, body, ts.Add(notify.Tolerance)); !errors.Is(err, notify.ErrReplay) {
+		t.Fatalf("the same delivery at the late edge: %v, want ErrReplay", err)
+	}
+	if err := r.Verify(h, body, ts.Add(notify.Tolerance+time.Nanosecond)); !errors.Is(err, notify.ErrTimestamp) {
+		t.Fatalf("the same delivery past the late edge: %v, want ErrTimestamp", err)
+	}
+}

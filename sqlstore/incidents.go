@@ -11,7 +11,6 @@ import (
 
 	"tutela"
 	"tutela/audit"
-	"tutela/authz"
 	"tutela/incidents"
 )
 
@@ -141,14 +140,11 @@ func (tx *Tx) incidentEvent(ctx context.Context, ref incidents.EventRef) (incide
 // reads, and a tenant's user must not learn of other tenants' incidents through reminders.
 func (tx *Tx) checkOwners(ctx context.Context, ids []string) error {
 	for _, id := range ids {
-		n, err := tx.count(ctx, `SELECT count(*) FROM user_roles ur JOIN roles ro ON ro.id = ur.role_id
-			JOIN users u ON u.tenant_id = ur.tenant_id AND u.id = ur.user_id
-			WHERE ur.user_id = $1 AND ro.key = $2 AND ro.tenant_id IS NULL AND u.status = 'active'
-			AND (ur.expires_at IS NULL OR ur.expires_at > $3)`, id, authz.RoleSuperAdmin, tx.now)
+		holders, err := tx.superAdmins(ctx, id)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if len(holders) == 0 {
 			return tutela.FieldErrorf("owners", "owner %s is not an active super-admin", id)
 		}
 	}
@@ -301,6 +297,21 @@ func (s Incidents) List(ctx context.Context, tenantID string, f IncidentFilter) 
 	if f.Cursor != "" {
 		if !tutela.ValidID(f.Cursor) {
 			return nil, "", tutela.FieldErrorf("cursor", "malformed cursor")
+		}
+		// The cursor must be an incident of this listing: positioning a tenant's page after
+		// another tenant's incident would tell the tenant where it stands in time (and that it
+		// exists). Unknown and out-of-scope cursors are refused alike.
+		cq, cargs := `SELECT count(*) FROM incidents i WHERE i.id = $1`, []any{f.Cursor}
+		if tenantID != "" {
+			cq += ` AND EXISTS (SELECT 1 FROM incident_tenants it WHERE it.incident_id = i.id AND it.tenant_id = $2)`
+			cargs = append(cargs, tenantID)
+		}
+		n, err := s.tx.count(ctx, cq, cargs...)
+		if err != nil {
+			return nil, "", err
+		}
+		if n == 0 {
+			return nil, "", tutela.FieldErrorf("cursor", "the cursor is not an incident of this listing")
 		}
 		c := arg(f.Cursor)
 		q += ` AND (created_at, id) < (SELECT created_at, id FROM incidents WHERE id = ` + c + `)`

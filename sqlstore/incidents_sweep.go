@@ -2,11 +2,10 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
+	"tutela"
 	"tutela/authz"
 	"tutela/incidents"
 )
@@ -104,32 +103,45 @@ func (tx *Tx) SweepIncidents(ctx context.Context) ([]IncidentReminder, error) {
 	return out, nil
 }
 
-// incidentOwners resolves the owners to remind: each active owner with their tenant; with no
-// active owner, every active holder of an unexpired super_admin grant (someone must hear the
-// clock).
+// incidentOwners resolves the owners to remind: each owner who still qualifies as one (the rule
+// of checkOwners, applied now: an owner whose super_admin grant was revoked or expired, or who was
+// disabled, since being named no longer hears of the incident); with no owner qualifying, every
+// active holder of an unexpired super_admin grant (someone must hear the clock).
 func (tx *Tx) incidentOwners(ctx context.Context, ids []string) ([]IncidentOwner, error) {
 	var out []IncidentOwner
 	for _, id := range ids {
-		var o IncidentOwner
-		err := tx.queryRow(ctx, `SELECT CAST(tenant_id AS TEXT), CAST(id AS TEXT) FROM users WHERE id = $1 AND status = 'active'`, id).
-			Scan(&o.TenantID, &o.UserID)
-		if err == nil {
-			out = append(out, o)
-		} else if !errors.Is(err, sql.ErrNoRows) {
+		o, err := tx.superAdmins(ctx, id)
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, o...)
 	}
 	if len(out) > 0 {
 		return out, nil
 	}
-	rows, err := tx.query(ctx, `SELECT DISTINCT CAST(u.tenant_id AS TEXT), CAST(u.id AS TEXT) FROM user_roles ur
+	return tx.superAdmins(ctx, "")
+}
+
+// superAdmins returns the active users holding an unexpired platform super_admin grant, by
+// tenant and ID; only user (when not empty) if they are one.
+func (tx *Tx) superAdmins(ctx context.Context, user string) ([]IncidentOwner, error) {
+	q := `SELECT DISTINCT CAST(u.tenant_id AS TEXT), CAST(u.id AS TEXT) FROM user_roles ur
 		JOIN roles ro ON ro.id = ur.role_id JOIN users u ON u.tenant_id = ur.tenant_id AND u.id = ur.user_id
-		WHERE ro.key = $1 AND ro.tenant_id IS NULL AND u.status = 'active' AND (ur.expires_at IS NULL OR ur.expires_at > $2)
-		ORDER BY 1, 2`, authz.RoleSuperAdmin, tx.now)
+		WHERE ro.key = $1 AND ro.tenant_id IS NULL AND u.status = 'active' AND (ur.expires_at IS NULL OR ur.expires_at > $2)`
+	args := []any{authz.RoleSuperAdmin, tx.now}
+	if user != "" {
+		if !tutela.ValidID(user) {
+			return nil, nil
+		}
+		q += ` AND ur.user_id = $3`
+		args = append(args, user)
+	}
+	rows, err := tx.query(ctx, q+` ORDER BY 1, 2`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	var out []IncidentOwner
 	for rows.Next() {
 		var o IncidentOwner
 		if err := rows.Scan(&o.TenantID, &o.UserID); err != nil {

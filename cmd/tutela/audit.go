@@ -19,7 +19,7 @@ import (
 )
 
 // AuditOrigin names Tutela's audit log in its checkpoints and is the name of its signing key.
-const AuditOrigin = "tutela/audit"
+const AuditOrigin = audit.LogOrigin
 
 // auditCheckpointDir is the default directory, inside the data directory, where the sequencer
 // publishes checkpoints and verify reads them.
@@ -105,7 +105,7 @@ func (c auditVerifyCmd) Run(e *env) error {
 		if err != nil {
 			return err
 		}
-		rep, err := audit.VerifyBundle(b, c.Key)
+		rep, err := audit.VerifyBundle(b, c.Key, AuditOrigin)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ var IncidentTests = []Test{
 	{"IncidentsBreachClockRemindsOnceEach", testIncidentClock},
 	{"IncidentsConcurrentSweepsSendOnce", testIncidentSweepRace},
 	{"IncidentsPerTenantNotificationsStopTheClockWhenAllAreIn", testIncidentPerTenantNotices},
+	{"IncidentsRemindersSkipOwnersNoLongerSuperAdmin", testIncidentRemindersSkipExOwners},
 }
 
 type incidentKit struct {
@@ -273,6 +274,26 @@ func testIncidentTenantView(t *testing.T, open Opener) {
 	if len(all) != 2 || all[0].ID != onlyA.ID {
 		t.Fatalf("platform list %+v", all)
 	}
+	// A page cursor must be an incident of the listing: B paging after A's incident, or after
+	// an unknown one, is refused alike; after its own it pages on; the platform pages after any.
+	for _, cursor := range []string{onlyA.ID, tutela.NewID()} {
+		err = k.db.View(ctx, func(tx *sqlstore.Tx) error {
+			_, _, err := tx.Incidents().List(ctx, k.b, sqlstore.IncidentFilter{Cursor: cursor})
+			return err
+		})
+		mustCode(t, err, tutela.EINVALID)
+	}
+	var afterShared, afterOnlyA []incidents.Incident
+	update(t, k.db, func(tx *sqlstore.Tx) (err error) {
+		if afterShared, _, err = tx.Incidents().List(ctx, k.b, sqlstore.IncidentFilter{Cursor: shared.ID}); err != nil {
+			return err
+		}
+		afterOnlyA, _, err = tx.Incidents().List(ctx, "", sqlstore.IncidentFilter{Cursor: onlyA.ID})
+		return err
+	})
+	if len(afterShared) != 0 || len(afterOnlyA) != 1 || afterOnlyA[0].ID != shared.ID {
+		t.Fatalf("B after its own: %+v; platform after A's: %+v", afterShared, afterOnlyA)
+	}
 	r := viewB.Report(k.clock.Now())
 	if r.SubjectsApprox != 3 || r.TenantsAffected != 1 {
 		t.Fatalf("B's report counts A: %+v", r)
@@ -438,5 +459,52 @@ func testIncidentPerTenantNotices(t *testing.T, open Opener) {
 	k.clock.Set(aware.Add(60 * time.Hour))
 	if got := k.sweep(t); len(got) != 1 || got[0].Reminder.At != aware.Add(60*time.Hour) {
 		t.Fatalf("a tenant added: %+v", got)
+	}
+}
+
+// Owners are checked when named and again at each reminder: an owner whose super_admin grant
+// was revoked (or expired, or who was disabled) since hears no more of the incident, and with
+// no owner left qualifying the reminder goes to every current super-admin instead.
+func testIncidentRemindersSkipExOwners(t *testing.T, open Opener) {
+	k := newIncidentKit(t, open, "incexowner")
+	other := createUser(t, k.db, k.b, "root2@incexowner.example")
+	temp := createUser(t, k.db, k.a, "temp@incexowner.example")
+	until := k.clock.Now().Add(30 * time.Hour)
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		if err := tx.Users(k.b).Grant(ctx, other.ID, authz.RoleSuperAdmin, "", nil); err != nil {
+			return err
+		}
+		return tx.Users(k.a).Grant(ctx, temp.ID, authz.RoleSuperAdmin, "", &until)
+	})
+	inc := k.open(t, incidents.OpenRequest{Title: "Breach", Description: "d", Owners: []string{k.admin.ID, temp.ID}})
+	aware := k.clock.Now().UTC().Truncate(time.Microsecond)
+	k.must(t, func(x sqlstore.Incidents) (*incidents.Incident, error) {
+		return x.ConfirmBreach(ctx, inc.ID, time.Time{})
+	})
+	owners := func(t *testing.T, at time.Duration) []sqlstore.IncidentOwner {
+		t.Helper()
+		k.clock.Set(aware.Add(at))
+		got := k.sweep(t)
+		if len(got) != 1 || got[0].Incident.ID != inc.ID {
+			t.Fatalf("at %v: reminders %+v, want one for the incident", at, got)
+		}
+		return got[0].Owners
+	}
+	// Both owners qualify at 24 h.
+	if got := owners(t, 24*time.Hour); !slices.Equal(got, []sqlstore.IncidentOwner{{TenantID: k.a, UserID: k.admin.ID}, {TenantID: k.a, UserID: temp.ID}}) {
+		t.Fatalf("24 h: owners %+v", got)
+	}
+	// temp's grant has expired by 48 h, and the other owner's is revoked: neither hears of it;
+	// the remaining super-admin does.
+	update(t, k.db, func(tx *sqlstore.Tx) error { return tx.Users(k.a).RevokeRole(ctx, k.admin.ID, authz.RoleSuperAdmin) })
+	if got := owners(t, 48*time.Hour); !slices.Equal(got, []sqlstore.IncidentOwner{{TenantID: k.b, UserID: other.ID}}) {
+		t.Fatalf("48 h: owners %+v, want only the remaining super-admin %s", got, other.ID)
+	}
+	// Granted again, the owner is reminded again (and the fallback stops).
+	update(t, k.db, func(tx *sqlstore.Tx) error {
+		return tx.Users(k.a).Grant(ctx, k.admin.ID, authz.RoleSuperAdmin, "", nil)
+	})
+	if got := owners(t, 60*time.Hour); !slices.Equal(got, []sqlstore.IncidentOwner{{TenantID: k.a, UserID: k.admin.ID}}) {
+		t.Fatalf("60 h: owners %+v", got)
 	}
 }
