@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -43,7 +44,21 @@ type Provider struct {
 	d   Deps
 	mu  sync.Mutex
 	ops map[string]*tenantOP // by tenant ID
+	// active caches the active tenants' rows by slug for tenantTTL, so a request does not
+	// begin with a transaction of its own to find its tenant.
+	active map[string]activeTenant
 }
+
+// activeTenant is a tenant row read at a time (monotonic clock).
+type activeTenant struct {
+	tn *tutela.Tenant
+	at time.Time
+}
+
+// tenantTTL bounds how long a node's provider keeps answering for a tenant disabled or renamed
+// on another node: the tenant's status is read again after it. Sessions, codes and tokens are
+// checked against the store on every request regardless.
+const tenantTTL = time.Second
 
 // tenantOP is one tenant's provider.
 type tenantOP struct {
@@ -133,9 +148,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, status, "invalid_request", "unknown issuer")
 		return
 	}
-	ctx := withState(r.Context(), &reqState{tenantID: t.tenantID})
-	r = r.WithContext(ctx)
 	rel := strings.TrimPrefix(r.URL.Path, "/t/"+slug)
+	ctx := withState(r.Context(), &reqState{tenantID: t.tenantID, authenticatesClient: r.Method == http.MethodPost &&
+		(rel == parPath || rel == endpoints.Token.Relative() || rel == endpoints.Introspection.Relative() || rel == endpoints.Revocation.Relative())})
+	r = r.WithContext(ctx)
 	switch {
 	case rel == parPath && r.Method == http.MethodPost:
 		t.pushAuthorization(w, r)
@@ -157,16 +173,31 @@ func (p *Provider) tenant(ctx context.Context, slug string) (*tenantOP, error) {
 	if slug == "" || len(slug) > 63 {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
 	}
-	var tn *tutela.Tenant
-	err := p.d.DB.View(ctx, func(tx *sqlstore.Tx) (err error) {
-		tn, err = tx.TenantBySlug(ctx, slug)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if tn.Status != tutela.StatusActive {
-		return nil, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+	p.mu.Lock()
+	c, ok := p.active[slug]
+	p.mu.Unlock()
+	tn := c.tn
+	if !ok || time.Since(c.at) >= tenantTTL {
+		at := time.Now()
+		err := p.d.DB.View(ctx, func(tx *sqlstore.Tx) (err error) {
+			tn, err = tx.TenantBySlug(ctx, slug)
+			return err
+		})
+		if err == nil && tn.Status != tutela.StatusActive {
+			err = tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
+		}
+		p.mu.Lock()
+		delete(p.active, slug)
+		if err == nil {
+			if p.active == nil {
+				p.active = map[string]activeTenant{}
+			}
+			p.active[slug] = activeTenant{tn: tn, at: at}
+		}
+		p.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -34,6 +34,11 @@ type reqState struct {
 	// resources the resource parameters it sent (RFC 8707).
 	account   *sqlstore.ServiceAccount
 	resources []string
+	// authenticatesClient: the request is to an endpoint where clients authenticate (token,
+	// introspection, revocation, PAR), so reading a client_secret_basic client also reads its
+	// secrets' digests (secrets), in the same transaction.
+	authenticatesClient bool
+	secrets             map[string][][]byte
 	// user is the user a code exchange just started a client session for, as that session's
 	// transaction read it: the ID token's claims come from it instead of a second read.
 	user *tutela.User

@@ -227,17 +227,26 @@ func (s *storage) client(ctx context.Context, id string) (*sqlstore.OIDCClient, 
 	st := state(ctx)
 	c, ok := st.clients[id]
 	if !ok {
+		var hashes [][]byte
 		err := s.db().View(ctx, func(tx *sqlstore.Tx) (err error) {
-			c, err = tx.OIDCClients(s.t.tenantID).Get(ctx, id)
+			if c, err = tx.OIDCClients(s.t.tenantID).Get(ctx, id); err != nil {
+				return err
+			}
+			if st.authenticatesClient && c.AuthMethod == sqlstore.ClientSecretBasic {
+				hashes, err = tx.OIDCClients(s.t.tenantID).SecretHashes(ctx, id)
+			}
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 		if st.clients == nil {
-			st.clients = map[string]*sqlstore.OIDCClient{}
+			st.clients, st.secrets = map[string]*sqlstore.OIDCClient{}, map[string][][]byte{}
 		}
 		st.clients[id] = c
+		if hashes != nil {
+			st.secrets[id] = hashes
+		}
 	}
 	if c.Status != "active" {
 		return nil, tutela.Errorf(tutela.ENOTFOUND, "client not found")
@@ -261,12 +270,19 @@ func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 	if err != nil || c.AuthMethod != sqlstore.ClientSecretBasic {
 		return zoidc.ErrInvalidClient()
 	}
-	var ok bool
-	err = s.db().View(ctx, func(tx *sqlstore.Tx) (err error) {
-		ok, err = tx.OIDCClients(s.t.tenantID).VerifySecret(ctx, id, tutela.NewSecret(secret))
-		return err
-	})
-	if err != nil || !ok {
+	// The digests came with the client when the request is to a client-authenticating
+	// endpoint; otherwise they are read now.
+	hashes, ok := state(ctx).secrets[id]
+	if !ok {
+		err = s.db().View(ctx, func(tx *sqlstore.Tx) (err error) {
+			hashes, err = tx.OIDCClients(s.t.tenantID).SecretHashes(ctx, id)
+			return err
+		})
+		if err != nil {
+			return zoidc.ErrInvalidClient()
+		}
+	}
+	if !sqlstore.MatchClientSecret(hashes, tutela.NewSecret(secret)) {
 		return zoidc.ErrInvalidClient()
 	}
 	state(ctx).clientID = c.ID

@@ -130,27 +130,47 @@ func (r OIDCClients) addSecret(ctx context.Context, clientID string) (tutela.Sec
 // VerifySecret reports whether secret is a current secret of the client: one whose overlap has
 // not ended. The comparison is of SHA-256 digests, in constant time.
 func (r OIDCClients) VerifySecret(ctx context.Context, clientID string, secret tutela.Secret) (bool, error) {
-	if secret.IsZero() || len(secret.Bytes()) > 256 {
-		return false, nil
-	}
-	rows, err := r.tx.query(ctx, `SELECT secret_hash FROM oidc_client_secrets WHERE tenant_id = $1 AND client_id = $2
-		AND (expires_at IS NULL OR expires_at > $3)`, r.tenantID, clientID, r.tx.now)
+	hashes, err := r.SecretHashes(ctx, clientID)
 	if err != nil {
 		return false, err
 	}
+	return MatchClientSecret(hashes, secret), nil
+}
+
+// SecretHashes returns the SHA-256 digests of the client's secrets that are in force now (a
+// rotated one until its overlap ends), for MatchClientSecret.
+func (r OIDCClients) SecretHashes(ctx context.Context, clientID string) ([][]byte, error) {
+	rows, err := r.tx.query(ctx, `SELECT secret_hash FROM oidc_client_secrets WHERE tenant_id = $1 AND client_id = $2
+		AND (expires_at IS NULL OR expires_at > $3)`, r.tenantID, clientID, r.tx.now)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	want := HashToken(secret.Reveal())
-	ok := false
+	var out [][]byte
 	for rows.Next() {
 		var h []byte
 		if err := rows.Scan(&h); err != nil {
-			return false, err
+			return nil, err
 		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// MatchClientSecret reports whether secret is one of the secrets whose digests are hashes,
+// comparing every digest in constant time.
+func MatchClientSecret(hashes [][]byte, secret tutela.Secret) bool {
+	if secret.IsZero() || len(secret.Bytes()) > 256 {
+		return false
+	}
+	want := HashToken(secret.Reveal())
+	ok := false
+	for _, h := range hashes {
 		if subtle.ConstantTimeCompare(h, want) == 1 {
 			ok = true
 		}
 	}
-	return ok, rows.Err()
+	return ok
 }
 
 // ValidClientID reports whether s has the form of a client_id Create assigns: 32 lowercase hex
