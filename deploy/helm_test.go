@@ -43,7 +43,17 @@ func at(v any, path ...any) any {
 	return v
 }
 
+// testIssuer is the issuer every render gets first (the chart has no default); a later --set
+// issuer=... overrides it.
+const testIssuer = "https://id.example.org"
+
 func helmTemplate(t *testing.T, args ...string) ([]manifest, error) {
+	t.Helper()
+	return helmTemplateBare(t, append([]string{"--set", "issuer=" + testIssuer}, args...)...)
+}
+
+// helmTemplateBare renders with exactly the given arguments.
+func helmTemplateBare(t *testing.T, args ...string) ([]manifest, error) {
 	t.Helper()
 	helm := tool(t, "helm")
 	cmd := exec.Command(helm, append([]string{"template", "t", chartDir}, args...)...)
@@ -134,7 +144,7 @@ func inlineSecrets(docs []manifest) []string {
 
 func TestHelmChart_Lints(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command(tool(t, "helm"), "lint", "--strict", chartDir).CombinedOutput()
+	out, err := exec.Command(tool(t, "helm"), "lint", "--strict", "--set", "issuer="+testIssuer, chartDir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("helm lint --strict: %v\n%s", err, out)
 	}
@@ -317,8 +327,26 @@ func TestHelmChart_RefusesBadValuesAndCatchesInlineSecrets(t *testing.T) {
 			t.Errorf("helm template %v succeeded, want refused", bad)
 		}
 	}
-	docs := mustTemplate(t, "--set", "env.TUTELA_DATABASE_PASSWORD=hunter2")
-	if found := inlineSecrets(docs); len(found) != 1 || !strings.Contains(found[0], "TUTELA_DATABASE_PASSWORD") {
+	// The check behind the chart's refusal still works on its own.
+	if found := inlineSecrets([]manifest{{"kind": "Deployment", "spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []any{map[string]any{"env": []any{map[string]any{"name": "TUTELA_DATABASE_PASSWORD", "value": "hunter2"}}}}}}}}}); len(found) != 1 || !strings.Contains(found[0], "TUTELA_DATABASE_PASSWORD") {
 		t.Fatalf("inlineSecrets = %q, want the password passed through env caught", found)
+	}
+}
+
+// issuer has no default (values.yaml): an install that does not name it is refused, with the
+// reason, instead of running every node under a placeholder URL.
+func TestHelmChart_IssuerRequiredWithoutDefault(t *testing.T) {
+	t.Parallel()
+	_, err := helmTemplateBare(t)
+	if err == nil || !strings.Contains(err.Error(), "issuer is required") {
+		t.Fatalf("helm template without issuer: %v, want refused with \"issuer is required\"", err)
+	}
+	docs, err := helmTemplateBare(t, "--set", "issuer=https://id.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := at(envOf(container(byKind(t, docs, "Deployment"), "tutela"))["TUTELA_AUTH_ISSUER"], "value"); got != "https://id.example.org" {
+		t.Errorf("TUTELA_AUTH_ISSUER = %v, want the issuer given", got)
 	}
 }
