@@ -23,7 +23,7 @@ import (
 // its _FILE variant (NAME upper-cased), never from the file.
 
 // ShipSecretPrefix starts the variables holding the destinations' signing secrets.
-const ShipSecretPrefix = "TUTELA_AUDIT_SHIP_SECRET_"
+const ShipSecretPrefix = "TUTELA_AUDIT_SHIP_SECRET_" // #nosec G101 -- the name of environment variables, not a credential
 
 // Destination types.
 const (

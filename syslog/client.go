@@ -155,7 +155,7 @@ func (c *Client) Send(ctx context.Context, m Message) error {
 		if err == nil {
 			return nil
 		}
-		c.dropLocked()
+		_ = c.dropLocked() // the write's error is the one that matters
 		if attempt == 1 || ctx.Err() != nil {
 			return fmt.Errorf("syslog: write to %s: %w", c.addr, err)
 		}
@@ -166,7 +166,7 @@ func (c *Client) connectLocked(ctx context.Context) error {
 	if c.conn != nil {
 		select {
 		case <-c.conn.dead:
-			c.dropLocked()
+			_ = c.dropLocked() // the collector hung up; a fresh connection follows
 		default:
 			return nil
 		}
@@ -193,20 +193,22 @@ func (c *Client) writeLocked(frame []byte) error {
 	return err
 }
 
-func (c *Client) dropLocked() {
-	if c.conn != nil {
-		c.conn.c.Close()
-		<-c.conn.dead
-		c.conn = nil
+func (c *Client) dropLocked() error {
+	if c.conn == nil {
+		return nil
 	}
+	err := c.conn.c.Close()
+	<-c.conn.dead
+	c.conn = nil
+	return err
 }
 
-// Close closes the connection, if any. The Client may be used again; it redials.
+// Close closes the connection, if any, and returns the error of closing it (sending TLS
+// close_notify). The Client may be used again; it redials.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.dropLocked()
-	return nil
+	return c.dropLocked()
 }
 
 // AppendFrame appends msg with RFC 5425 §4.3 octet-counting framing: "MSG-LEN SP SYSLOG-MSG".

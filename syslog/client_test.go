@@ -136,6 +136,32 @@ func TestClient_ReconnectsAfterCollectorHangsUp(t *testing.T) {
 	}
 }
 
+// Close reports how closing went (nil for a live connection, and when there is none) and leaves
+// the Client usable: the next Send dials again.
+func TestClient_CloseReportsAndRedials(t *testing.T) {
+	t.Parallel()
+	srv := syslogtest.NewServer(t)
+	c := newClient(t, syslog.Config{Addr: srv.Addr(), RootCAs: srv.RootCAs()})
+	ctx := context.Background()
+	if err := c.Send(ctx, alert("one")); err != nil {
+		t.Fatal(err)
+	}
+	srv.WaitForMessages(1, wait)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close of a live connection: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close without a connection: %v", err)
+	}
+	if err := c.Send(ctx, alert("two")); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.WaitForMessages(2, wait)
+	if got[1].Msg.Msg != "two" || got[1].Conn != 2 {
+		t.Fatalf("second message %+v, want it on a second connection", got[1])
+	}
+}
+
 func TestClient_FailsWhileCollectorIsDownAndRecovers(t *testing.T) {
 	t.Parallel()
 	srv := syslogtest.NewServer(t)

@@ -167,6 +167,24 @@ func TestStore_InterruptedBatchCutOnReopen(t *testing.T) {
 	}
 }
 
+// The entries, their tree and the state are the audit log's: only the receiver's user reads them.
+func TestStore_FilesOwnerOnly(t *testing.T) {
+	t.Parallel()
+	l := newLog(t, 4)
+	dir := t.TempDir()
+	s := open(t, dir, l.vkey)
+	apply(t, s, l.batch(t, s.State(), 0, 4, 4))
+	for _, name := range []string{"entries.jsonl", "hashes.bin", "state.json"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v, want group and others without access", name, perm)
+		}
+	}
+}
+
 // The received copy is evidence: an edit to it afterwards is found by verifying it.
 func TestStore_EditedCopyFailsVerification(t *testing.T) {
 	t.Parallel()

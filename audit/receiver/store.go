@@ -81,7 +81,7 @@ func Open(dir, vkey, origin string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, vkey: vkey, origin: origin}
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	b, err := os.ReadFile(filepath.Join(dir, stateFile)) // #nosec G304 -- a fixed name in the directory the operator gives the receiver
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		s.st.CheckpointRoot = audit.EmptyTreeHash
@@ -96,11 +96,11 @@ func Open(dir, vkey, origin string) (*Store, error) {
 		return nil, err
 	}
 	if s.hashes, err = openTrimmed(filepath.Join(dir, hashesFile), s.st.HashesBytes); err != nil {
-		s.entries.Close()
+		_ = s.entries.Close()
 		return nil, err
 	}
 	if want := tlog.StoredHashIndex(0, s.st.Size) * tlog.HashSize; s.st.HashesBytes != want {
-		s.Close()
+		_ = s.Close()
 		return nil, fmt.Errorf("audit receiver: %s holds %d bytes of hashes for %d entries, want %d", stateFile,
 			s.st.HashesBytes, s.st.Size, want)
 	}
@@ -108,26 +108,27 @@ func Open(dir, vkey, origin string) (*Store, error) {
 }
 
 // openTrimmed opens path for appending, cut to n bytes (a shorter file is damage, not a crash).
+// A new file is created 0600: the entries are the audit log's.
 func openTrimmed(path string, n int64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- a fixed name in the directory the operator gives the receiver
 	if err != nil {
 		return nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	if fi.Size() < n {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("audit receiver: %s has %d bytes, %s says %d: the directory was damaged", path, fi.Size(), stateFile, n)
 	}
 	if err := f.Truncate(n); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	if _, err := f.Seek(n, io.SeekStart); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	return f, nil
@@ -202,7 +203,7 @@ func (s *Store) store(b *audit.Batch, acc *audit.Accepted) error {
 	if err != nil {
 		return err
 	}
-	if err := vault.WriteFileAtomic(filepath.Join(s.dir, stateFile), js, 0o640); err != nil {
+	if err := vault.WriteFileAtomic(filepath.Join(s.dir, stateFile), js, 0o600); err != nil {
 		return err
 	}
 	s.st = next
@@ -290,7 +291,7 @@ func (src *source) Checkpoints(context.Context) ([][]byte, error) {
 		if !ok || err != nil || n > src.st.Size {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		b, err := os.ReadFile(filepath.Join(dir, e.Name())) // #nosec G304 -- <size>.checkpoint (checked above) in the receiver's checkpoints directory
 		if err != nil {
 			return nil, err
 		}

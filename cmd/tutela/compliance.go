@@ -43,7 +43,7 @@ func buildComplianceReport(e *env, slug, format string) (*Main, *compliance.Repo
 	}
 	signer, vkey, err := m.auditSigner(e)
 	if err != nil {
-		m.Close()
+		_ = m.Close()
 		return nil, nil, err
 	}
 	m.signer, m.auditVKey = signer, vkey
@@ -63,7 +63,7 @@ func buildComplianceReport(e *env, slug, format string) (*Main, *compliance.Repo
 		return err
 	})
 	if err != nil {
-		m.Close()
+		_ = m.Close()
 		return nil, nil, err
 	}
 	return m, rep, nil

@@ -533,7 +533,7 @@ func (m *Main) Listen(ctx context.Context) error {
 	// Security monitoring (issue 19): alert rules over the sequenced audit log, delivered to the
 	// configured sinks through the queue.
 	if err := m.startMonitoring(ctx, cfg); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return err
 	}
 	// The OpenID Provider library logs through slog's default logger: make it this one, so
@@ -605,9 +605,9 @@ func (m *Main) Listen(ctx context.Context) error {
 	}
 	if !cfg.HTTP.RedirectOff() {
 		if err := m.listenRedirect(); err != nil {
-			ln.Close()
+			_ = ln.Close()
 			if m.metricsLn != nil {
-				m.metricsLn.Close()
+				_ = m.metricsLn.Close()
 			}
 			return err
 		}

@@ -179,7 +179,7 @@ func runVersion(bin []byte) (string, error) {
 	}
 	defer os.RemoveAll(dir)
 	p := filepath.Join(dir, "tutela")
-	if err := os.WriteFile(p, bin, 0o700); err != nil {
+	if err := os.WriteFile(p, bin, 0o700); err != nil { // #nosec G306 -- the binary must be executable to run `version`; owner only, in its own 0700 temporary directory
 		return "", err
 	}
 	cmd := exec.Command(p, "version") // #nosec G204 -- the binary this tool just packaged
