@@ -54,6 +54,14 @@ type Rule struct {
 func Defaults() []Rule {
 	return []Rule{
 		{Name: "lockout_burst", Action: "security.account_locked", Threshold: 10, Window: 5 * time.Minute, Severity: SevWarning},
+		// One source locked out of many accounts (identity's per source-and-account lock): one
+		// attacker's guesses across a tenant's users.
+		{Name: "source_lock_burst", Action: "security.source_locked", Threshold: 10, Window: 5 * time.Minute, Severity: SevWarning},
+		// One IP address locked out of the whole tenant (identity's per-IP lock): it takes many
+		// failures from one address, so each is worth an alert.
+		{Name: "ip_locked", Action: "security.ip_locked", Severity: SevWarning},
+		// `tutela recover super-admin` created a super-admin from the command line.
+		{Name: "super_admin_recovery", Action: "admin.super_admin_recovery", Severity: SevCritical},
 		{Name: "refresh_token_reuse", Action: "security.refresh_reuse_detected", Severity: SevCritical},
 		{Name: "admin_role_granted", Action: "user.role_grant", Details: map[string][]string{"role": {"super_admin", "program_admin"}},
 			Severity: SevWarning},
