@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"tutela/incidents"
 	"tutela/monitor"
 	"tutela/sqlstore"
 )
@@ -190,6 +191,45 @@ func TestDefaults_FireOnTheActionsTheCodeRecords(t *testing.T) {
 			"refresh_token_reuse", "super_admin_recovery"}
 		if !slices.Equal(rules, want) {
 			t.Fatalf("rules fired %v, want %v", rules, want)
+		}
+	})
+}
+
+// The breach clock's reminders reach the sinks: the sweep's incident.reminder is an
+// incident_reminder alert (warning) and its incident.overdue an incident_overdue alert
+// (critical), each naming the incident, whatever the mail setup.
+func TestDefaults_IncidentClockAlerts(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, e *env) {
+		var id string
+		e.update(t, func(tx *sqlstore.Tx) error {
+			inc, err := incidents.Open(ctx, tx, incidents.OpenRequest{Title: "Lost laptop", Description: "d", Actor: "monitor"})
+			if err != nil {
+				return err
+			}
+			id = inc.ID
+			_, err = tx.Incidents().ConfirmBreach(ctx, id, time.Time{})
+			return err
+		})
+		m := defaults(t, e)
+		if got := e.step(t, m); len(got) != 0 {
+			t.Fatalf("alerts before any reminder: %+v", got)
+		}
+		sweep := func() {
+			e.update(t, func(tx *sqlstore.Tx) error { _, err := tx.SweepIncidents(ctx); return err })
+		}
+		e.clock.Add(24 * time.Hour)
+		sweep()
+		got := e.step(t, m)
+		if len(got) != 1 || got[0].Rule != "incident_reminder" || got[0].Severity != monitor.SevWarning ||
+			got[0].TargetID != id || got[0].TenantID != "" {
+			t.Fatalf("24 h: %+v", got)
+		}
+		e.clock.Add(48 * time.Hour)
+		sweep()
+		got = e.step(t, m)
+		if len(got) != 1 || got[0].Rule != "incident_overdue" || got[0].Severity != monitor.SevCritical || got[0].TargetID != id {
+			t.Fatalf("72 h: %+v", got)
 		}
 	})
 }

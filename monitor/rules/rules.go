@@ -71,6 +71,11 @@ func Defaults() []Rule {
 		{Name: "passkey_cloned", Action: "mfa.webauthn_cloned", Severity: SevCritical},
 		// A receiver refused shipped audit entries as not verifying (auditship.ActionShipRefused).
 		{Name: "audit_ship_refused", Action: "audit.ship_refused", Severity: SevCritical},
+		// The breach clock (sqlstore.SweepIncidents): a reminder to notify the authority, and a
+		// deadline passed without the notification recorded. Owners are e-mailed only with SMTP;
+		// these reach the webhook and syslog sinks whatever the mail setup.
+		{Name: "incident_reminder", Action: "incident.reminder", Severity: SevWarning},
+		{Name: "incident_overdue", Action: "incident.overdue", Severity: SevCritical},
 	}
 }
 
