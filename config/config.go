@@ -877,6 +877,9 @@ func (c *Config) Warnings() []string {
 		}
 		w = append(w, msg)
 	}
+	if msg := c.mailWarning(); msg != "" {
+		w = append(w, msg)
+	}
 	for _, name := range c.unknownEnv {
 		if s, ok := secretByRule(name); ok {
 			w = append(w, fmt.Sprintf("%s is ignored: the secret %s is read from %s or %s_FILE", name, s.fileKey, s.name, s.name))

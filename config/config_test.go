@@ -76,10 +76,12 @@ func TestDefault_IsValid(t *testing.T) {
 }
 
 // Out of the box the breached-password check is on (built-in list, ASVS 6.2.12) and the
-// password history rule is off (ASVS 4.0.3 2.1.10); nothing warns.
+// password history rule is off (ASVS 4.0.3 2.1.10); nothing warns once mail is set up (without
+// it, TestWarnings_NoSMTPSaysRemindersAreNotEmailed).
 func TestDefault_BreachListOnHistoryOff(t *testing.T) {
 	t.Parallel()
 	d := Default()
+	d.SMTP.Addr, d.SMTP.From = "smtp.example.org:587", "tutela@example.org"
 	if !d.Auth.Breach.BuiltinList || d.Auth.Password.History != 0 {
 		t.Errorf("defaults: builtin_list %v, history %d; want true, 0", d.Auth.Breach.BuiltinList, d.Auth.Password.History)
 	}
@@ -120,7 +122,7 @@ func TestLoad_UnknownVariableWarnsAndChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, err := Load("", []string{"TUTELA_AUTH_SESION_IDLE=1m", "TUTELA_AUTH_SESION_IDLE=2m", "TUTELA_HSM_PIN_FILE=" + pin,
-		"TUTELA_AUTH_SESSION_ABSOLUTE=8h", "OTHER_THING=1"})
+		"TUTELA_AUTH_SESSION_ABSOLUTE=8h", "OTHER_THING=1", "TUTELA_SMTP_ADDR=smtp.example.org:587"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +135,7 @@ func TestLoad_UnknownVariableWarnsAndChangesNothing(t *testing.T) {
 		t.Errorf("warnings %q", w)
 	}
 	// A secret's key turned into a variable by the rule names the secret's real variable.
-	cfg, err = Load("", []string{"TUTELA_VAULT_HSM_PIN=1234"})
+	cfg, err = Load("", []string{"TUTELA_VAULT_HSM_PIN=1234", "TUTELA_SMTP_ADDR=smtp.example.org:587"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1293,5 +1295,36 @@ func TestValidate_DSRPolicy(t *testing.T) {
 	c.DSR.DefaultJurisdiction = "kdpa"
 	if pol, problems := c.DSRPolicy(); len(problems) > 0 || pol.Periods["kdpa"] != 21 || pol.Periods["gdpr"] != 30 {
 		t.Fatalf("added jurisdiction: %+v, %v", pol, problems)
+	}
+}
+
+// Without smtp.addr nothing is e-mailed: a warning says the breach-clock reminders are not
+// e-mailed to their owners and e-mail alerts cannot be used, and whether a monitoring webhook or
+// syslog sink carries the reminders instead. With SMTP set, no such warning.
+func TestWarnings_NoSMTPSaysRemindersAreNotEmailed(t *testing.T) {
+	t.Parallel()
+	mail := func(c *Config) []string {
+		var out []string
+		for _, w := range c.Warnings() {
+			if strings.HasPrefix(w, "smtp.addr is not set") {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	d := Default()
+	w := mail(d)
+	if len(w) != 1 || !strings.Contains(w[0], "breach-clock reminders") || !strings.Contains(w[0], "monitoring.sinks.email") ||
+		!strings.Contains(w[0], "no monitoring webhook or syslog sink") {
+		t.Fatalf("no SMTP, no sink: %q", w)
+	}
+	d.Monitoring.Sinks.Syslog.Addr = "siem.example.org:6514"
+	if w := mail(d); len(w) != 1 || !strings.Contains(w[0], "incident_reminder and incident_overdue") ||
+		strings.Contains(w[0], "no monitoring webhook") {
+		t.Fatalf("no SMTP, a syslog sink: %q", w)
+	}
+	d.SMTP.Addr = "smtp.example.org:587"
+	if w := mail(d); len(w) != 0 {
+		t.Fatalf("SMTP set: %q", w)
 	}
 }

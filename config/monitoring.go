@@ -63,6 +63,25 @@ func (c *Config) MonitoringOn() bool {
 	return s.Webhook.URL != "" || s.Syslog.Addr != "" || len(s.Email.To) > 0
 }
 
+// mailWarning says what goes unsent without smtp.addr: the incident breach-clock reminders to
+// their owners, and e-mail alerts (monitoring.sinks.email, refused by Validate without it). The
+// reminders still reach tenant webhooks subscribed to them and, as the built-in rules
+// incident_reminder and incident_overdue, the monitoring webhook and syslog sinks; without any
+// of those sinks the warning says the operator hears nothing.
+func (c *Config) mailWarning() string {
+	if c.SMTP.Addr != "" {
+		return ""
+	}
+	msg := "smtp.addr is not set: nothing is e-mailed — incident breach-clock reminders (incident.reminder, incident.overdue) " +
+		"are not e-mailed to the incident owners, and monitoring.sinks.email cannot be used"
+	if s := c.Monitoring.Sinks; s.Webhook.URL == "" && s.Syslog.Addr == "" {
+		return msg + "; no monitoring webhook or syslog sink is configured either, so the breach clock reaches only tenant " +
+			"webhooks subscribed to incident.reminder/incident.overdue (docs/incidents.md)"
+	}
+	return msg + "; the monitoring webhook/syslog sinks get them as the rules incident_reminder and incident_overdue " +
+		"(unless disabled or not routed to a sink)"
+}
+
 // MonitoringRules is the effective rule set (defaults, less those disabled, plus the
 // configured) and the problems found.
 func (c *Config) MonitoringRules() ([]rules.Rule, []string) {

@@ -190,13 +190,21 @@ func (s *Server) writeIncident(w http.ResponseWriter, r *http.Request, p *tutela
 // changeIncident runs one change of the platform's (incidents UPDATE) and answers the incident.
 func (s *Server) changeIncident(w http.ResponseWriter, r *http.Request, p *tutela.Principal, status int,
 	fn func(sqlstore.Incidents, string) (*incidents.Incident, error)) {
+	s.changeIncidentTx(w, r, p, status, func(tx *sqlstore.Tx, id string) (*incidents.Incident, error) {
+		return fn(tx.Incidents(), id)
+	})
+}
+
+// changeIncidentTx is changeIncident for a change that reads more of the store first.
+func (s *Server) changeIncidentTx(w http.ResponseWriter, r *http.Request, p *tutela.Principal, status int,
+	fn func(*sqlstore.Tx, string) (*incidents.Incident, error)) {
 	var inc *incidents.Incident
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
 		if err := s.authorizePlatformIncidents(r, tx, p, authz.Update); err != nil {
 			return err
 		}
 		var err error
-		inc, err = fn(tx.Incidents(), r.PathValue("id"))
+		inc, err = fn(tx, r.PathValue("id"))
 		return err
 	})
 	if err != nil {
@@ -253,14 +261,17 @@ func (s *Server) patchIncident(w http.ResponseWriter, r *http.Request, p *tutela
 }
 
 // confirmIncident marks the incident a personal-data breach: the breach clock starts at
-// aware_at (default now), when the controller became aware of it.
+// aware_at (default now), when the controller became aware of it. The body is optional: with
+// none, aware_at is now.
 func (s *Server) confirmIncident(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var body struct {
 		AwareAt time.Time `json:"aware_at"`
 	}
-	if err := middleware.DecodeJSON(w, r, &body); err != nil {
-		middleware.WriteError(w, r, err)
-		return
+	if r.ContentLength != 0 {
+		if err := middleware.DecodeJSON(w, r, &body); err != nil {
+			middleware.WriteError(w, r, err)
+			return
+		}
 	}
 	s.changeIncident(w, r, p, http.StatusOK, func(st sqlstore.Incidents, id string) (*incidents.Incident, error) {
 		return st.ConfirmBreach(r.Context(), id, body.AwareAt)
@@ -282,9 +293,9 @@ func (s *Server) addIncidentNote(w http.ResponseWriter, r *http.Request, p *tute
 	})
 }
 
-// setIncidentTenant records that the incident affects the tenant named by ID (any tenant: the
-// platform names it; not {tenant}, which marks the tenant-scoped routes), with approximate
-// counts and the IDs of subjects concerned.
+// setIncidentTenant records that the incident affects the tenant named by ID or slug (any
+// tenant: the platform names it; not {tenant}, which marks the tenant-scoped routes), with
+// approximate counts and the IDs of subjects concerned.
 func (s *Server) setIncidentTenant(w http.ResponseWriter, r *http.Request, p *tutela.Principal) {
 	var body struct {
 		SubjectsApprox *int     `json:"subjects_approx"`
@@ -295,8 +306,18 @@ func (s *Server) setIncidentTenant(w http.ResponseWriter, r *http.Request, p *tu
 		middleware.WriteError(w, r, err)
 		return
 	}
-	s.changeIncident(w, r, p, http.StatusOK, func(st sqlstore.Incidents, id string) (*incidents.Incident, error) {
-		return st.SetAffected(r.Context(), id, sqlstore.AffectedChange{TenantID: r.PathValue("tenant_id"),
+	s.changeIncidentTx(w, r, p, http.StatusOK, func(tx *sqlstore.Tx, id string) (*incidents.Incident, error) {
+		tenantID := r.PathValue("tenant_id")
+		if !tutela.ValidID(tenantID) {
+			t, err := tx.TenantBySlug(r.Context(), tenantID)
+			if tutela.ErrorCode(err) == tutela.ENOTFOUND {
+				return nil, tutela.FieldErrorf("tenant_id", "no such tenant")
+			} else if err != nil {
+				return nil, err
+			}
+			tenantID = t.ID
+		}
+		return tx.Incidents().SetAffected(r.Context(), id, sqlstore.AffectedChange{TenantID: tenantID,
 			SubjectsApprox: body.SubjectsApprox, RecordsApprox: body.RecordsApprox, SubjectIDs: body.SubjectIDs})
 	})
 }

@@ -392,3 +392,35 @@ func TestIncidents_StatusRulesAndBadInput(t *testing.T) {
 	res, b = ie.req(t, "GET", "/v1/incidents/"+tutela.NewID(), "", "", ie.root)
 	wantError(t, res, b, 404, tutela.ENOTFOUND)
 }
+
+// aware_at is optional, so is the confirm body: none confirms with aware_at now. An affected
+// tenant is named by ID or by slug, like everywhere else in the API; the slug is resolved to
+// the tenant's ID, and an unknown slug is refused, changing nothing.
+func TestIncidents_ConfirmWithoutBodyAndAffectedTenantBySlug(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ie := newIncidentEnv(t, d)
+			id := ie.call(t, "POST", "/v1/incidents", `{"title":"Lost backup","description":"d","frameworks":["gdpr"]}`, ie.root, 201).Incident.ID
+			path := "/v1/incidents/" + id
+			c := ie.call(t, "POST", path+"/confirm", "", ie.root, 200)
+			if !c.Incident.PersonalDataBreach || !c.Incident.ConfirmedAt.Equal(ie.clock.Now().UTC().Truncate(time.Microsecond)) || len(c.Clocks) != 1 {
+				t.Fatalf("confirmed without a body: %+v", c)
+			}
+			got := ie.call(t, "PUT", path+"/tenants/"+ie.other.Slug, `{"subjects_approx":4}`, ie.root, 200)
+			if len(got.Incident.Tenants) != 1 || got.Incident.Tenants[0].TenantID != ie.other.ID || got.Incident.Tenants[0].SubjectsApprox != 4 {
+				t.Fatalf("affected by slug: %+v", got.Incident.Tenants)
+			}
+			got = ie.call(t, "PUT", path+"/tenants/"+ie.tenant.ID, `{"subjects_approx":2}`, ie.root, 200)
+			if len(got.Incident.Tenants) != 2 {
+				t.Fatalf("affected by ID: %+v", got.Incident.Tenants)
+			}
+			res, b := ie.req(t, "PUT", path+"/tenants/no-such-tenant", `{"subjects_approx":1}`, "", ie.root)
+			wantError(t, res, b, 400, tutela.EINVALID)
+			if after := ie.call(t, "GET", path, "", ie.root, 200); len(after.Incident.Tenants) != 2 {
+				t.Fatalf("an unknown slug changed the incident: %+v", after.Incident.Tenants)
+			}
+		})
+	}
+}

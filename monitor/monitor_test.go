@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"tutela/incidents"
 	"tutela/monitor"
 	"tutela/sqlstore"
 )
@@ -93,6 +94,34 @@ func TestThreshold_TenLockoutsOverSixMinutesDoNotFire(t *testing.T) {
 	})
 }
 
+// One source locked out of ten accounts of a tenant within five minutes (identity's
+// source_locked, one per source and account) is one source_lock_burst alert; nine are none.
+func TestThreshold_SourceLockBurst(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, e *env) {
+		m := defaults(t, e)
+		lock := func() {
+			e.update(t, func(tx *sqlstore.Tx) error {
+				return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: e.a, UserID: e.ua, Kind: "source_locked", IP: "198.51.100.23"})
+			})
+		}
+		for range 9 {
+			e.clock.Add(20 * time.Second)
+			lock()
+		}
+		if got := e.step(t, m); len(got) != 0 {
+			t.Fatalf("9 source locks alerted: %+v", got)
+		}
+		e.clock.Add(20 * time.Second)
+		lock()
+		got := e.step(t, m)
+		if len(got) != 1 || got[0].Rule != "source_lock_burst" || got[0].TenantID != e.a || got[0].Count != 10 ||
+			got[0].Action != "security.source_locked" {
+			t.Fatalf("alerts %+v", got)
+		}
+	})
+}
+
 // Windows are per tenant: five lockouts in each of two tenants are not ten in one.
 func TestThreshold_CountsPerTenant(t *testing.T) {
 	t.Parallel()
@@ -142,7 +171,9 @@ func TestDefaults_FireOnTheActionsTheCodeRecords(t *testing.T) {
 				tx.Record(ctx, "mfa.webauthn_cloned", e.a, "user", e.ua, "failure", nil),
 				tx.Record(ctx, monitor.ActionAuditVerifyFailed, "", "audit_log", "", "failure", map[string]any{"failures": 1}),
 				tx.Record(ctx, monitor.ActionAuditVerifyFailed, "", "audit_log", "", "success", nil), // a log that verified
-				tx.Record(ctx, "user.update", e.a, "user", e.ua, "", nil),                            // no rule
+				tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: e.a, Kind: "ip_locked", IP: "192.0.2.1"}),
+				tx.Record(ctx, "admin.super_admin_recovery", e.a, "user", e.ua, "", map[string]any{"reason": "lost"}),
+				tx.Record(ctx, "user.update", e.a, "user", e.ua, "", nil), // no rule
 			} {
 				if err != nil {
 					return err
@@ -156,9 +187,49 @@ func TestDefaults_FireOnTheActionsTheCodeRecords(t *testing.T) {
 			rules = append(rules, a.Rule)
 		}
 		slices.Sort(rules)
-		want := []string{"admin_role_granted", "audit_verify_failed", "key_retired", "mfa_reset_by_admin", "passkey_cloned", "refresh_token_reuse"}
+		want := []string{"admin_role_granted", "audit_verify_failed", "ip_locked", "key_retired", "mfa_reset_by_admin", "passkey_cloned",
+			"refresh_token_reuse", "super_admin_recovery"}
 		if !slices.Equal(rules, want) {
 			t.Fatalf("rules fired %v, want %v", rules, want)
+		}
+	})
+}
+
+// The breach clock's reminders reach the sinks: the sweep's incident.reminder is an
+// incident_reminder alert (warning) and its incident.overdue an incident_overdue alert
+// (critical), each naming the incident, whatever the mail setup.
+func TestDefaults_IncidentClockAlerts(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, e *env) {
+		var id string
+		e.update(t, func(tx *sqlstore.Tx) error {
+			inc, err := incidents.Open(ctx, tx, incidents.OpenRequest{Title: "Lost laptop", Description: "d", Actor: "monitor"})
+			if err != nil {
+				return err
+			}
+			id = inc.ID
+			_, err = tx.Incidents().ConfirmBreach(ctx, id, time.Time{})
+			return err
+		})
+		m := defaults(t, e)
+		if got := e.step(t, m); len(got) != 0 {
+			t.Fatalf("alerts before any reminder: %+v", got)
+		}
+		sweep := func() {
+			e.update(t, func(tx *sqlstore.Tx) error { _, err := tx.SweepIncidents(ctx); return err })
+		}
+		e.clock.Add(24 * time.Hour)
+		sweep()
+		got := e.step(t, m)
+		if len(got) != 1 || got[0].Rule != "incident_reminder" || got[0].Severity != monitor.SevWarning ||
+			got[0].TargetID != id || got[0].TenantID != "" {
+			t.Fatalf("24 h: %+v", got)
+		}
+		e.clock.Add(48 * time.Hour)
+		sweep()
+		got = e.step(t, m)
+		if len(got) != 1 || got[0].Rule != "incident_overdue" || got[0].Severity != monitor.SevCritical || got[0].TargetID != id {
+			t.Fatalf("72 h: %+v", got)
 		}
 	})
 }

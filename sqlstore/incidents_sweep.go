@@ -78,7 +78,7 @@ func (tx *Tx) SweepIncidents(ctx context.Context) ([]IncidentReminder, error) {
 			continue // another node sent it, or nothing was due after all (the schedule moved)
 		}
 		kind, action, text := incidents.KindReminder, "incident.reminder", fmt.Sprintf("Reminder: notify the authority under %s by %s (%s left)",
-			due.Framework, due.Deadline.Format(time.RFC3339), due.Deadline.Sub(due.At).Round(time.Minute))
+			due.Framework, due.Deadline.Format(time.RFC3339), due.Deadline.Sub(tx.now).Round(time.Minute)) // left now, not at the point: a late sweep (an outage) sends the latest point missed
 		if due.Overdue {
 			kind, action, text = incidents.KindOverdue, "incident.overdue", fmt.Sprintf("Overdue: the deadline under %s (%s) passed without the authority's notification recorded",
 				due.Framework, due.Deadline.Format(time.RFC3339))

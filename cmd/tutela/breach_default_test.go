@@ -46,9 +46,10 @@ func TestServe_DefaultConfigRejectsBreachedPassword(t *testing.T) {
 // source is left.
 func TestConfigCheck_WarnsWhenBuiltinBreachListOff(t *testing.T) {
 	t.Parallel()
-	code, _, stderr := runCmd(t, baseEnv(t), "config", "check")
+	mail := []string{"TUTELA_SMTP_ADDR=smtp.example.org:587", "TUTELA_SMTP_FROM=tutela@example.org"}
+	code, _, stderr := runCmd(t, append(baseEnv(t), mail...), "config", "check")
 	if code != 0 || strings.Contains(stderr, "warning") {
-		t.Fatalf("default config: exit %d, stderr %q; want no warning", code, stderr)
+		t.Fatalf("default config with mail: exit %d, stderr %q; want no warning", code, stderr)
 	}
 	code, stdout, stderr := runCmd(t, append(baseEnv(t), "TUTELA_AUTH_BREACH_BUILTIN_LIST=false"), "config", "check")
 	if code != 0 || !strings.Contains(stdout, "configuration OK") {
@@ -61,5 +62,20 @@ func TestConfigCheck_WarnsWhenBuiltinBreachListOff(t *testing.T) {
 		"TUTELA_AUTH_BREACH_RANGE_URL=https://api.pwnedpasswords.com"), "config", "check")
 	if !strings.Contains(stderr, "builtin_list is off") || strings.Contains(stderr, "at all") {
 		t.Fatalf("builtin list off, range API on: stderr %q", stderr)
+	}
+}
+
+// Without smtp.addr `config check` warns that breach-clock reminders are not e-mailed (and e-mail
+// alerts cannot be used); with it, no such warning.
+func TestConfigCheck_WarnsWhenNoSMTP(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runCmd(t, baseEnv(t), "config", "check")
+	if code != 0 || !strings.Contains(stderr, "warning: smtp.addr is not set") || !strings.Contains(stderr, "breach-clock reminders") {
+		t.Fatalf("no SMTP: exit %d, stderr %q; want the mail warning", code, stderr)
+	}
+	code, _, stderr = runCmd(t, append(baseEnv(t), "TUTELA_SMTP_ADDR=smtp.example.org:587", "TUTELA_SMTP_FROM=tutela@example.org"),
+		"config", "check")
+	if code != 0 || strings.Contains(stderr, "smtp.addr is not set") {
+		t.Fatalf("SMTP set: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -54,6 +54,14 @@ type Rule struct {
 func Defaults() []Rule {
 	return []Rule{
 		{Name: "lockout_burst", Action: "security.account_locked", Threshold: 10, Window: 5 * time.Minute, Severity: SevWarning},
+		// One source locked out of many accounts (identity's per source-and-account lock): one
+		// attacker's guesses across a tenant's users.
+		{Name: "source_lock_burst", Action: "security.source_locked", Threshold: 10, Window: 5 * time.Minute, Severity: SevWarning},
+		// One IP address locked out of the whole tenant (identity's per-IP lock): it takes many
+		// failures from one address, so each is worth an alert.
+		{Name: "ip_locked", Action: "security.ip_locked", Severity: SevWarning},
+		// `tutela recover super-admin` created a super-admin from the command line.
+		{Name: "super_admin_recovery", Action: "admin.super_admin_recovery", Severity: SevCritical},
 		{Name: "refresh_token_reuse", Action: "security.refresh_reuse_detected", Severity: SevCritical},
 		{Name: "admin_role_granted", Action: "user.role_grant", Details: map[string][]string{"role": {"super_admin", "program_admin"}},
 			Severity: SevWarning},
@@ -63,6 +71,11 @@ func Defaults() []Rule {
 		{Name: "passkey_cloned", Action: "mfa.webauthn_cloned", Severity: SevCritical},
 		// A receiver refused shipped audit entries as not verifying (auditship.ActionShipRefused).
 		{Name: "audit_ship_refused", Action: "audit.ship_refused", Severity: SevCritical},
+		// The breach clock (sqlstore.SweepIncidents): a reminder to notify the authority, and a
+		// deadline passed without the notification recorded. Owners are e-mailed only with SMTP;
+		// these reach the webhook and syslog sinks whatever the mail setup.
+		{Name: "incident_reminder", Action: "incident.reminder", Severity: SevWarning},
+		{Name: "incident_overdue", Action: "incident.overdue", Severity: SevCritical},
 	}
 }
 

@@ -25,6 +25,7 @@ var IncidentTests = []Test{
 	{"IncidentsConcurrentSweepsSendOnce", testIncidentSweepRace},
 	{"IncidentsPerTenantNotificationsStopTheClockWhenAllAreIn", testIncidentPerTenantNotices},
 	{"IncidentsRemindersSkipOwnersNoLongerSuperAdmin", testIncidentRemindersSkipExOwners},
+	{"IncidentsReminderAfterOutageStatesTimeLeftNow", testIncidentReminderAfterOutage},
 }
 
 type incidentKit struct {
@@ -506,5 +507,34 @@ func testIncidentRemindersSkipExOwners(t *testing.T, open Opener) {
 	})
 	if got := owners(t, 60*time.Hour); !slices.Equal(got, []sqlstore.IncidentOwner{{TenantID: k.a, UserID: k.admin.ID}}) {
 		t.Fatalf("60 h: owners %+v", got)
+	}
+}
+
+// After an outage only the latest missed reminder goes out, and its timeline text states the
+// time really left at the sweep, not the time left at the missed point.
+func testIncidentReminderAfterOutage(t *testing.T, open Opener) {
+	k := newIncidentKit(t, open, "incoutage")
+	inc := k.open(t, incidents.OpenRequest{Title: "Breach", Description: "d", Frameworks: []string{"gdpr"}})
+	aware := k.clock.Now().UTC().Truncate(time.Microsecond)
+	k.must(t, func(x sqlstore.Incidents) (*incidents.Incident, error) {
+		return x.ConfirmBreach(ctx, inc.ID, time.Time{})
+	})
+	// No node swept from awareness until 61 h 30 min: the 24 h, 48 h and 60 h points were missed.
+	k.clock.Set(aware.Add(61*time.Hour + 30*time.Minute))
+	got := k.sweep(t)
+	if len(got) != 1 || !got[0].Reminder.At.Equal(aware.Add(60*time.Hour)) {
+		t.Fatalf("after the outage: %+v", got)
+	}
+	if n := k.auditCount(t, "incident.reminder"); n != 1 {
+		t.Fatalf("%d reminders audited, want 1", n)
+	}
+	var texts []string
+	for _, e := range got[0].Incident.Timeline {
+		if e.Kind == incidents.KindReminder {
+			texts = append(texts, e.Text)
+		}
+	}
+	if len(texts) != 1 || !strings.Contains(texts[0], "(10h30m0s left)") {
+		t.Fatalf("reminder texts %q, want one stating 10h30m0s left", texts)
 	}
 }
