@@ -41,7 +41,7 @@ func FuzzReadBundle(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(normalBundle(again), normalBundle(got)) {
 			t.Fatalf("round trip changed the bundle: %v", err)
 		}
-		rep, err := VerifyBundle(got, l.vkey)
+		rep, err := VerifyBundle(got, l.vkey, testOrigin)
 		if err != nil || rep == nil || !rep.OK {
 			return
 		}
