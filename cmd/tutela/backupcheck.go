@@ -52,6 +52,7 @@ func (c backupTestCmd) Run(e *env) error {
 	if rerr := recordOperation(e.ctx, m.DB, compliance.OpRestoreTest, outcome, details); rerr != nil {
 		return errors.Join(err, rerr)
 	}
+	m.sequenceIfIdle(e)
 	if err != nil {
 		return fmt.Errorf("restore test failed (recorded): %w", err)
 	}
