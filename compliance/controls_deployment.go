@@ -398,6 +398,13 @@ func (b *builder) backups() Control {
 	case b.now.Sub(rt.RecordedAt) > MaxRestoreTestAge:
 		ss = append(ss, Partial)
 		c.Close = append(c.Close, fmt.Sprintf("the last restore test is older than %s: test a recent backup with `tutela backup test`", durDays(MaxRestoreTestAge)))
+	case !restoreTestLoaded(rt):
+		// `tutela backup test` of a PostgreSQL backup decrypts it and checks every part's
+		// hash and the row counts, but loads nothing: restores are not shown to work.
+		ss = append(ss, Partial)
+		c.Close = append(c.Close, "the last restore test only decrypted the PostgreSQL backup and checked its hashes and row counts; it did not "+
+			"load it: do a full restore test with `tutela backup restore --identity KEYFILE FILE` into a scratch database "+
+			"(TUTELA_DATABASE_URL of a new, empty database), then `tutela audit verify` there (docs/backup.md)")
 	}
 	c.Status = worst(ss...)
 	c.Summary = "backups are age-encrypted (X25519) archives whose every part is hashed in the manifest"
@@ -490,6 +497,16 @@ func kmsHost(cfg *config.Config) string {
 		return "cloudkms.googleapis.com"
 	}
 	return "the provider's regional endpoint"
+}
+
+// restoreTestLoaded reports whether a restore test loaded the backup into a database and opened
+// it (recorded as loaded=true), rather than only decrypting it and checking its hashes. A record
+// from before "loaded" was recorded loaded only for SQLite.
+func restoreTestLoaded(o *Operation) bool {
+	if v, ok := o.Details["loaded"].(bool); ok {
+		return v
+	}
+	return o.Details["dialect"] != "postgres"
 }
 
 // opText describes a recorded operation: when, its outcome and its details.
