@@ -2,8 +2,10 @@ package compliance
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -509,6 +511,18 @@ func restoreTestLoaded(o *Operation) bool {
 	return o.Details["dialect"] != "postgres"
 }
 
+// detailText formats one recorded detail. Details are decoded from JSON, so every number is a
+// float64: a whole one prints as an integer (bytes=1381400, not 1.3814e+06).
+func detailText(v any) string {
+	if f, ok := v.(float64); ok {
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return strconv.FormatInt(int64(f), 10)
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
+}
+
 // opText describes a recorded operation: when, its outcome and its details.
 func opText(o *Operation) string {
 	if o == nil {
@@ -521,7 +535,7 @@ func opText(o *Operation) string {
 	slices.Sort(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%v", k, o.Details[k]))
+		parts = append(parts, k+"="+detailText(o.Details[k]))
 	}
 	s := fmt.Sprintf("%s at %s", o.Outcome, ts(o.RecordedAt))
 	if len(parts) > 0 {

@@ -17,6 +17,24 @@ func evidenceValue(c compliance.Control, item string) string {
 	return ""
 }
 
+// Recorded details come back from JSON as float64: a backup's size prints as an integer
+// (bytes=1381400), not 1.3814e+06; a fraction stays a fraction.
+func TestBuild_EvidenceNumbersPrintAsWritten(t *testing.T) {
+	t.Parallel()
+	st := state()
+	st.Backup.Details = map[string]any{"bytes": float64(1381400), "recipients": float64(2), "ratio": 0.25}
+	c := find(t, compliance.Build(config.Default(), compliance.Runtime{}, st, false, now), compliance.CtlBackups, "")
+	got := evidenceValue(c, "last encrypted backup")
+	for _, want := range []string{"bytes=1381400", "recipients=2", "ratio=0.25"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("backup evidence %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "e+") {
+		t.Errorf("backup evidence %q prints a number in exponent form", got)
+	}
+}
+
 // A PostgreSQL restore test that only decrypted the backup and checked its hashes is not a
 // restore: backups are partial, and the close text names the full restore test. An SQLite one
 // (loaded and opened) is met; an older PostgreSQL record without "loaded" counts as not loaded.
