@@ -354,7 +354,7 @@ func (b *builder) auditIntegrity() Control {
 		c.Close = append(c.Close, "no verification recorded: run `tutela audit verify` (and schedule it daily)")
 	case v.Outcome != OutcomeSuccess:
 		ss = append(ss, Gap)
-		c.Close = append(c.Close, "the last `tutela audit verify` failed: follow docs/audit.md (verification failure) and verify again")
+		c.Close = append(c.Close, "the last `tutela audit verify` failed: follow the runbook docs/RUNBOOKS.md#audit-verification-failure and verify again")
 	case b.now.Sub(v.RecordedAt) > MaxVerifyAge:
 		ss = append(ss, Partial)
 		c.Close = append(c.Close, fmt.Sprintf("the last verification is older than %s: run `tutela audit verify` on a schedule", durDays(MaxVerifyAge)))

@@ -1,6 +1,9 @@
 package compliance_test
 
 import (
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,6 +65,63 @@ func TestBuild_PostgresRestoreTestNotLoadedIsPartial(t *testing.T) {
 		}
 		if ev := evidenceValue(c, "last restore test"); tc.details["checked"] != nil && !strings.Contains(ev, "checked="+tc.details["checked"].(string)) {
 			t.Errorf("%s: evidence %q does not say what was checked", tc.name, ev)
+		}
+	}
+}
+
+var docRefRE = regexp.MustCompile("docs/[A-Za-z0-9_/.-]+\\.md(#[a-z0-9-]+)?")
+
+// headingSlug is the anchor GitHub gives a Markdown heading.
+func headingSlug(h string) string {
+	h = strings.ToLower(strings.TrimSpace(strings.TrimLeft(h, "#")))
+	var b strings.Builder
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		case r == ' ':
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+// Every document a close text points at exists, and so does the section its anchor names: a
+// failed verification points at the runbook for it (regression: it named a section of
+// docs/audit.md that does not exist).
+func TestBuild_CloseTextsPointAtExistingRunbookSections(t *testing.T) {
+	t.Parallel()
+	st := state()
+	st.AuditVerify.Outcome = compliance.OutcomeFailure
+	st.Backup = nil
+	r := compliance.Build(config.Default(), compliance.Runtime{}, st, false, now)
+	var refs []string
+	for _, c := range r.Controls {
+		for _, s := range c.Close {
+			refs = append(refs, docRefRE.FindAllString(s, -1)...)
+		}
+	}
+	if !slices.Contains(refs, "docs/RUNBOOKS.md#audit-verification-failure") {
+		t.Fatalf("the failed verification does not point at its runbook: %v", refs)
+	}
+	for _, ref := range refs {
+		file, anchor, _ := strings.Cut(ref, "#")
+		b, err := os.ReadFile("../" + file)
+		if err != nil {
+			t.Errorf("close text names %s: %v", ref, err)
+			continue
+		}
+		if anchor == "" {
+			continue
+		}
+		found := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "#") && headingSlug(line) == anchor {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("close text names %s: no such section in %s", ref, file)
 		}
 	}
 }
