@@ -69,7 +69,7 @@ func TestBuild_PostgresRestoreTestNotLoadedIsPartial(t *testing.T) {
 	}
 }
 
-var docRefRE = regexp.MustCompile("docs/[A-Za-z0-9_/.-]+\\.md(#[a-z0-9-]+)?")
+var docRefRE = regexp.MustCompile(`docs/[A-Za-z0-9_/.-]+\.md(#[a-z0-9-]+)?`)
 
 // headingSlug is the anchor GitHub gives a Markdown heading.
 func headingSlug(h string) string {
