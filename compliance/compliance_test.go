@@ -152,7 +152,7 @@ func TestBuild_AnswersFollowConfiguration(t *testing.T) {
 		{"last verification failed", func(c *config.Config, s *compliance.State) {
 			c.Audit.CheckpointURL = "https://witness.example/add"
 			s.AuditVerify.Outcome = compliance.OutcomeFailure
-		}, compliance.CtlAuditIntegrity, "", compliance.Gap, "docs/audit.md"},
+		}, compliance.CtlAuditIntegrity, "", compliance.Gap, "docs/RUNBOOKS.md#audit-verification-failure"},
 		{"never verified", func(c *config.Config, s *compliance.State) { s.AuditVerify = nil }, compliance.CtlAuditIntegrity, "",
 			compliance.Gap, "no verification recorded"},
 		{"no backup", func(c *config.Config, s *compliance.State) { s.Backup = nil }, compliance.CtlBackups, "", compliance.Gap, "no backup recorded"},

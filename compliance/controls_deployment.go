@@ -2,8 +2,10 @@ package compliance
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -352,7 +354,7 @@ func (b *builder) auditIntegrity() Control {
 		c.Close = append(c.Close, "no verification recorded: run `tutela audit verify` (and schedule it daily)")
 	case v.Outcome != OutcomeSuccess:
 		ss = append(ss, Gap)
-		c.Close = append(c.Close, "the last `tutela audit verify` failed: follow docs/audit.md (verification failure) and verify again")
+		c.Close = append(c.Close, "the last `tutela audit verify` failed: follow the runbook docs/RUNBOOKS.md#audit-verification-failure and verify again")
 	case b.now.Sub(v.RecordedAt) > MaxVerifyAge:
 		ss = append(ss, Partial)
 		c.Close = append(c.Close, fmt.Sprintf("the last verification is older than %s: run `tutela audit verify` on a schedule", durDays(MaxVerifyAge)))
@@ -398,6 +400,13 @@ func (b *builder) backups() Control {
 	case b.now.Sub(rt.RecordedAt) > MaxRestoreTestAge:
 		ss = append(ss, Partial)
 		c.Close = append(c.Close, fmt.Sprintf("the last restore test is older than %s: test a recent backup with `tutela backup test`", durDays(MaxRestoreTestAge)))
+	case !restoreTestLoaded(rt):
+		// `tutela backup test` of a PostgreSQL backup decrypts it and checks every part's
+		// hash and the row counts, but loads nothing: restores are not shown to work.
+		ss = append(ss, Partial)
+		c.Close = append(c.Close, "the last restore test only decrypted the PostgreSQL backup and checked its hashes and row counts; it did not "+
+			"load it: do a full restore test with `tutela backup restore --identity KEYFILE FILE` into a scratch database "+
+			"(TUTELA_DATABASE_URL of a new, empty database), then `tutela audit verify` there (docs/backup.md)")
 	}
 	c.Status = worst(ss...)
 	c.Summary = "backups are age-encrypted (X25519) archives whose every part is hashed in the manifest"
@@ -492,6 +501,28 @@ func kmsHost(cfg *config.Config) string {
 	return "the provider's regional endpoint"
 }
 
+// restoreTestLoaded reports whether a restore test loaded the backup into a database and opened
+// it (recorded as loaded=true), rather than only decrypting it and checking its hashes. A record
+// from before "loaded" was recorded loaded only for SQLite.
+func restoreTestLoaded(o *Operation) bool {
+	if v, ok := o.Details["loaded"].(bool); ok {
+		return v
+	}
+	return o.Details["dialect"] != "postgres"
+}
+
+// detailText formats one recorded detail. Details are decoded from JSON, so every number is a
+// float64: a whole one prints as an integer (bytes=1381400, not 1.3814e+06).
+func detailText(v any) string {
+	if f, ok := v.(float64); ok {
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return strconv.FormatInt(int64(f), 10)
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
+}
+
 // opText describes a recorded operation: when, its outcome and its details.
 func opText(o *Operation) string {
 	if o == nil {
@@ -504,7 +535,7 @@ func opText(o *Operation) string {
 	slices.Sort(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%v", k, o.Details[k]))
+		parts = append(parts, k+"="+detailText(o.Details[k]))
 	}
 	s := fmt.Sprintf("%s at %s", o.Outcome, ts(o.RecordedAt))
 	if len(parts) > 0 {

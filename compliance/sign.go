@@ -42,6 +42,10 @@ const (
 // MaxReportSize bounds a file given to Verify.
 const MaxReportSize = 64 << 20
 
+// ErrMalformedKey means the verifier key given to Verify is not a verifier key at all (not a
+// failed check of the file): nothing was verified.
+var ErrMalformedKey = errors.New("compliance report: the verifier key is malformed")
+
 // VerifyError says which check a file failed.
 type VerifyError struct {
 	Check  string // "format", "signature", "digest", "envelope"
@@ -134,7 +138,13 @@ func verifyHTML(file []byte, vkey string) (*Verified, error) {
 	}
 	page, line := file[:i], file[i:]
 	if !bytes.HasSuffix(line, []byte(htmlSigSuffix)) {
-		return nil, verr("signature", "the signature line does not end the file as written (%q then end of file)", htmlSigSuffix)
+		// A signature-line problem, so `format` (docs/compliance.md). Bytes after the comment are
+		// most often a newline an editor added: still a change to the file as signed.
+		if end := bytes.Index(line, []byte(htmlSigSuffix)); end >= 0 {
+			return nil, verr("format", "%d byte(s) follow the signature line, which must end the file as signed "+
+				"(an editor may have added a newline at the end): the file is not exactly what signing wrote", len(line)-end-len(htmlSigSuffix))
+		}
+		return nil, verr("format", "the signature line does not end the file as written (%q then end of file)", htmlSigSuffix)
 	}
 	sig := string(line[len(htmlSigPrefix) : len(line)-len(htmlSigSuffix)])
 	return check("html", page, sig, vkey)
@@ -165,8 +175,15 @@ func check(kind string, body []byte, sig, vkey string) (*Verified, error) {
 		return nil, verr("signature", "the signature is not valid base64 in its canonical form (it was edited)")
 	}
 	cp, err := audit.OpenCheckpoint(note, vkey, SignatureOrigin)
-	if err != nil {
-		return nil, verr("signature", "%v", err)
+	switch {
+	case errors.Is(err, audit.ErrInvalidKey):
+		return nil, ErrMalformedKey
+	case errors.Is(err, audit.ErrBadSignature):
+		return nil, verr("signature", "the report's signature is not by this key: the report was signed with another key, or its signature was edited")
+	case errors.Is(err, audit.ErrWrongOrigin):
+		return nil, verr("signature", "the signature is by this key but not over a compliance report (another kind of signed note, origin not %q)", SignatureOrigin)
+	case err != nil:
+		return nil, verr("signature", "the signature is malformed (it was edited)")
 	}
 	sum := sha256.Sum256(body)
 	if cp.Size != int64(len(body)) || cp.Root != sum {

@@ -46,7 +46,17 @@ func (s *Server) complianceReport(w http.ResponseWriter, r *http.Request, p *tut
 			return err
 		}
 		var tenants []*tutela.Tenant
-		if isPlatform(p) {
+		platform := isPlatform(p)
+		if q := r.URL.Query(); q.Has("tenant") {
+			// ?tenant= (ID or slug) names a tenant like the {tenant} path parameter does: the
+			// super-admin's report covers that tenant only (as `compliance report --tenant`);
+			// an unknown tenant, or another than a tenant-scoped caller's own, is 404.
+			t, err := tenantRef(r, tx, p, q.Get("tenant"))
+			if err != nil {
+				return err
+			}
+			tenants, platform = []*tutela.Tenant{t}, false
+		} else if platform {
 			all, err := tx.AllTenants(r.Context())
 			if err != nil {
 				return err
@@ -59,7 +69,7 @@ func (s *Server) complianceReport(w http.ResponseWriter, r *http.Request, p *tut
 			}
 			tenants = []*tutela.Tenant{t}
 		}
-		rep, err = tx.ComplianceReport(r.Context(), src.Config, src.Runtime, tenants, isPlatform(p), format)
+		rep, err = tx.ComplianceReport(r.Context(), src.Config, src.Runtime, tenants, platform, format)
 		return err
 	})
 	if err != nil {

@@ -159,7 +159,12 @@ func (c auditVerifyCmd) Run(e *env) error {
 		outcome = compliance.OutcomeFailure
 		details["first_failure"] = string(rep.Failures[0].Kind)
 	}
-	return errors.Join(printAuditReport(e, rep), recordOperation(e.ctx, m.DB, compliance.OpAuditVerify, outcome, details))
+	if err := errors.Join(printAuditReport(e, rep), recordOperation(e.ctx, m.DB, compliance.OpAuditVerify, outcome, details)); err != nil {
+		return err
+	}
+	// Only a log that verified is extended: a failed one is left as found for the investigation.
+	m.sequenceIfIdle(e)
+	return nil
 }
 
 // describePending says how many events wait outside the log and whether a sequencer is alive.
@@ -313,6 +318,11 @@ func sequencePending(e *env) (int, error) {
 		return 0, err
 	}
 	defer m.Close()
+	return m.sequencePending(e)
+}
+
+// sequencePending is `tutela audit sequence` on an open store.
+func (m *Main) sequencePending(e *env) (int, error) {
 	signer, _, err := m.auditSigner(e)
 	if err != nil {
 		return 0, err
@@ -330,6 +340,38 @@ func sequencePending(e *env) (int, error) {
 			return total, nil
 		}
 	}
+}
+
+// sequenceIfIdle appends what a command just recorded (its compliance evidence) to the log when
+// no node's sequencer is alive to do it, exactly as `tutela audit sequence` does: left pending,
+// the command's own record would make the next `audit verify` fail as unsequenced (and raise
+// audit_verify_failed) with no node running, as during a restore or an investigation. `audit
+// verify` and `backup test` call it; `backup create` does not: its record follows the snapshot,
+// and sequencing it would move the live log past the backup, so checkpoints published then
+// cover entries no restore of that backup holds. A store
+// whose audit key is not in the data directory keeps its events pending, with a warning: a key is
+// never created here.
+func (m *Main) sequenceIfIdle(e *env) {
+	p, err := m.DB.AuditPending(e.ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: pending audit events: %v\n", err)
+		return
+	}
+	if p.Count == 0 || p.SequencerAlive(m.DB.Now()) {
+		return
+	}
+	if _, err := os.Stat(auditKeyPath(m.Config.DataDir)); err != nil {
+		fmt.Fprintf(e.stderr, "warning: no node is running and the audit key is not at %s: %d events stay pending; "+
+			"run `tutela audit sequence` where the key is (or start a node)\n", auditKeyPath(m.Config.DataDir), p.Count)
+		return
+	}
+	n, err := m.sequencePending(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: no node is running and sequencing the pending audit events failed: %v; "+
+			"run `tutela audit sequence` (or start a node)\n", err)
+		return
+	}
+	fmt.Fprintf(e.stderr, "no node is running: sequenced %d pending audit events (as `tutela audit sequence`)\n", n)
 }
 
 type auditKeyCmd struct{}

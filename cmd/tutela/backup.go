@@ -506,12 +506,32 @@ func (c backupRestoreCmd) Run(e *env) error {
 	fmt.Fprintf(e.stdout, "restored %s backup of %s (migration %d) into %s\n",
 		man.Dialect, man.CreatedAt.Format(time.RFC3339), man.MigrationVersion, target)
 	fmt.Fprintln(e.stdout, report())
+	size, err := restoredAuditSize(e)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintln(e.stdout, "next: with the master key (or KEK) and audit.key in place, run `tutela audit sequence` (or start a node), "+
 		"which appends the events the backup held outside the log, then `tutela audit verify`")
+	// Checkpoints published after the backup cover entries it does not hold (at least the
+	// source's own compliance.backup_created record): verifying against them reports
+	// checkpoint_mismatch, or a fork once the restored log grows past them.
+	fmt.Fprintf(e.stdout, "audit log: the backup holds %d entries; verify against the published checkpoints up to the backup only: "+
+		"those of size <= %d (files 1%s … %d%s), not the ones published after it\n", size, size, sqlstore.CheckpointFileExt, size, sqlstore.CheckpointFileExt)
 	if !man.IncludesKeys {
 		fmt.Fprintln(e.stdout, "the backup holds no keys: put the master key (or configure the KEK) and audit.key in place before `serve`")
 	}
 	return nil
+}
+
+// restoredAuditSize is the size of the restored audit log before anything is sequenced: the
+// size of the log the backup holds.
+func restoredAuditSize(e *env) (int64, error) {
+	m, err := open(e, false)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	return m.DB.AuditSource().Size(e.ctx)
 }
 
 func (c backupRestoreCmd) restorePostgres(e *env, man backupManifest, u *unpacked, finish func(*sqlstore.Tx) error) error {

@@ -131,6 +131,14 @@ func (c complianceVerifyCmd) Run(e *env) error {
 		return err
 	}
 	v, err := compliance.Verify(b, vkey)
+	if errors.Is(err, compliance.ErrMalformedKey) {
+		// The key is never echoed: a signing key passed by mistake would reach the terminal.
+		if c.Key != "" {
+			return errors.New("--key is malformed: it takes the verifier key string itself, as `tutela audit key` prints it " +
+				"(tutela/audit+…), not a file name")
+		}
+		return fmt.Errorf("the data directory's audit.key holds a malformed verifier key: pass --key with the verifier key string, as `tutela audit key` prints it")
+	}
 	if err != nil {
 		var ve *compliance.VerifyError
 		if errors.As(err, &ve) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,7 +159,10 @@ func TestRunbook_ClientSecretCompromise(t *testing.T) {
 
 // TestRunbook_DatabaseRestore rehearses "Database restore": restore an encrypted backup into a
 // fresh data directory holding the keys, then audit sequence and audit verify against the
-// checkpoints published off the host.
+// checkpoints published off the host up to the backup (size <= the N the restore prints). The
+// source keeps running after the backup and publishes a checkpoint covering its
+// compliance.backup_created record, which the backup does not hold: verifying against that one
+// fails, as the runbook warns.
 func TestRunbook_DatabaseRestore(t *testing.T) {
 	t.Parallel()
 	src := baseEnv(t)
@@ -172,19 +176,68 @@ func TestRunbook_DatabaseRestore(t *testing.T) {
 
 	dst := baseEnv(t)
 	copyKeys(t, dataDirOf(src), dataDirOf(dst))
-	if code, out, stderr := runCmd(t, dst, "backup", "restore", file, "--identity", idFile,
-		"--erasure-ledger", ledgerOf(src)); code != 0 {
+	code, out, stderr := runCmd(t, dst, "backup", "restore", file, "--identity", idFile, "--erasure-ledger", ledgerOf(src))
+	if code != 0 {
 		t.Fatalf("backup restore: %s %s", out, stderr)
 	}
 	sameData(t, dumpDB(t, sqliteDSN(src)), dumpDB(t, sqliteDSN(dst)))
+	held := backupHoldsRE.FindStringSubmatch(out)
+	if held == nil {
+		t.Fatalf("the restore does not say how many entries the backup holds:\n%s", out)
+	}
+	n, err := strconv.ParseInt(held[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The source node runs on after the backup: its record of the backup is sequenced and a
+	// checkpoint past the backup is published.
+	if code, out, stderr := runCmd(t, src, "audit", "sequence"); code != 0 {
+		t.Fatalf("audit sequence in the source: %s %s", out, stderr)
+	}
+	upToBackup := filepath.Join(t.TempDir(), "checkpoints-up-to-backup")
+	if err := os.Mkdir(upToBackup, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(published)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := 0
+	for _, ent := range ents {
+		size, err := strconv.ParseInt(strings.TrimSuffix(ent.Name(), sqlstore.CheckpointFileExt), 10, 64)
+		if err != nil {
+			t.Fatalf("unexpected file %s among the published checkpoints", ent.Name())
+		}
+		if size > n {
+			later++
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(published, ent.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(upToBackup, ent.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if later == 0 {
+		t.Fatal("no checkpoint was published after the backup: the rehearsal proves nothing")
+	}
 	if code, out, stderr := runCmd(t, dst, "audit", "sequence"); code != 0 {
 		t.Fatalf("audit sequence: %s %s", out, stderr)
 	}
-	if code, out, stderr := runCmd(t, dst, "audit", "verify", "--checkpoints", published); code != 0 ||
+	if code, out, stderr := runCmd(t, dst, "audit", "verify", "--checkpoints", upToBackup); code != 0 ||
 		!strings.Contains(out, "result:      OK") {
 		t.Fatalf("audit verify after restore: exit %d %s %s", code, out, stderr)
 	}
+	// What the runbook warns against: the checkpoints published after the backup.
+	if code, out, stderr := runCmd(t, dst, "audit", "verify", "--checkpoints", published); code != 1 ||
+		!strings.Contains(out+stderr, "checkpoint_mismatch") {
+		t.Fatalf("verify against checkpoints published after the backup: exit %d %s %s", code, out, stderr)
+	}
 }
+
+var backupHoldsRE = regexp.MustCompile(`audit log: the backup holds (\d+) entries`)
 
 var firstBadRE = regexp.MustCompile(`first: index (\d+) event ([0-9a-f-]+)`)
 

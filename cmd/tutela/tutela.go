@@ -313,6 +313,7 @@ func openStore(e *env, serving, withVault bool) (*Main, error) {
 		ConnectTimeout:  cfg.Database.RequestTimeout,
 		Region:          cfg.Residency.Region,
 		Tracer:          m.tracer,
+		Clock:           e.clock, // nil: the system clock; tests move it
 	})
 	if err != nil {
 		return nil, err
