@@ -179,3 +179,28 @@ func BenchmarkPasswordSignIn(b *testing.B) {
 		br.login(b, emails[i/50], i+1)
 	}
 }
+
+// BenchmarkCodeFlowRatio takes the ratio in one loop: each iteration is a whole code
+// flow (sign-in, authorize → code, exchange) and then a password sign-in alone, timed apart,
+// so both see the same load, caches and garbage collector (separate benchmarks, run one after
+// the other, drift on a shared machine by more than the protocol costs). It reports the mean
+// time of each and signin/flow, the share of the password-hash limit the code flow reaches.
+func BenchmarkCodeFlowRatio(b *testing.B) {
+	br := newBenchRP(b)
+	emails := br.signInUsers(b, 2*b.N)
+	var flow, signIn time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		g := br.login(b, emails[i/50], i+1)
+		v := oauth2.GenerateVerifier()
+		br.exchange(b, br.authorize(b, g.User.ID, g.Session.ID, v), v)
+		t1 := time.Now()
+		br.login(b, emails[(b.N+i)/50], b.N+i+1)
+		flow, signIn = flow+t1.Sub(t0), signIn+time.Since(t1)
+	}
+	b.ReportMetric(float64(flow.Nanoseconds())/float64(b.N), "flow-ns/op")
+	b.ReportMetric(float64(signIn.Nanoseconds())/float64(b.N), "signin-ns/op")
+	b.ReportMetric(float64(signIn)/float64(flow), "signin/flow")
+}
