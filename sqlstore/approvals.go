@@ -592,21 +592,8 @@ func (s Approvals) Approvers(ctx context.Context, roles []string, person string)
 		JOIN users u ON u.tenant_id = ur.tenant_id AND u.id = ur.user_id
 		WHERE ur.tenant_id = $1 AND u.status = 'active' AND (ur.expires_at IS NULL OR ur.expires_at > $2)`,
 		[]any{s.tenantID, s.tx.now}, roles)
-	rows, err := s.tx.query(ctx, q+` ORDER BY ur.user_id`, args...)
+	ids, err := s.tx.queryStrings(ctx, q+` ORDER BY ur.user_id`, args...)
 	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	out := []string{}

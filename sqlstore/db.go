@@ -486,6 +486,25 @@ func (tx *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return tx.tx.QueryRowContext(ctx, q, args...)
 }
 
+// queryStrings runs q, whose rows are one text column each (usually IDs), and returns them
+// all, closing the rows before it returns: callers then run statements of their own for each.
+func (tx *Tx) queryStrings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := tx.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func (tx *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	rows, err := tx.tx.QueryContext(ctx, q, args...)
 	return rows, mapErr(err)

@@ -33,22 +33,9 @@ type IncidentReminder struct {
 // sweeping at once send it once; nothing is due for a breach whose authority notifications
 // are all recorded, or for a closed incident.
 func (tx *Tx) SweepIncidents(ctx context.Context) ([]IncidentReminder, error) {
-	rows, err := tx.query(ctx, `SELECT id FROM incidents WHERE next_reminder_at IS NOT NULL AND next_reminder_at <= $1
+	ids, err := tx.queryStrings(ctx, `SELECT id FROM incidents WHERE next_reminder_at IS NOT NULL AND next_reminder_at <= $1
 		ORDER BY next_reminder_at, id LIMIT `+itoa(sweepBatch), tx.now)
 	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	s := tx.Incidents()

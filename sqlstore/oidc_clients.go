@@ -307,25 +307,11 @@ func (r OIDCClients) Delete(ctx context.Context, clientID string) error {
 
 // endSessions revokes the client's live sessions (and with them their refresh tokens).
 func (r OIDCClients) endSessions(ctx context.Context, clientID, reason string) error {
-	rows, err := r.tx.query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL`,
+	ids, err := r.tx.queryStrings(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL`,
 		r.tenantID, clientID)
 	if err != nil {
 		return err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return err
-	}
-	rows.Close()
 	for _, id := range ids {
 		if err := r.tx.RevokeSessionByID(ctx, id, reason); err != nil {
 			return err

@@ -166,22 +166,9 @@ func (r OIDCConsents) Revoke(ctx context.Context, userID, clientID string) error
 	if err != nil {
 		return err
 	}
-	rows, err := r.tx.query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3 AND revoked_at IS NULL`,
+	ids, err := r.tx.queryStrings(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3 AND revoked_at IS NULL`,
 		r.tenantID, userID, clientID)
 	if err != nil {
-		return err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	if deleted == 0 && len(ids) == 0 {

@@ -215,22 +215,9 @@ func (tx *Tx) PeekRefreshToken(ctx context.Context, secretHash []byte) (*Refresh
 
 // RevokeClientSessions ends the user's sessions of one relying party and returns how many.
 func (r Users) RevokeClientSessions(ctx context.Context, userID, clientID, reason string) (int64, error) {
-	rows, err := r.tx.query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3
+	ids, err := r.tx.queryStrings(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3
 		AND revoked_at IS NULL`, r.tenantID, userID, clientID)
 	if err != nil {
-		return 0, err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	for _, id := range ids {

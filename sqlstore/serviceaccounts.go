@@ -268,20 +268,10 @@ func (tx *Tx) ServiceAccount(ctx context.Context, tenantID, id string) (*Service
 
 // ServiceAccounts lists the tenant's service accounts.
 func (tx *Tx) ServiceAccounts(ctx context.Context, tenantID string) ([]*ServiceAccount, error) {
-	rows, err := tx.query(ctx, `SELECT id FROM service_accounts WHERE tenant_id = $1 ORDER BY name`, tenantID)
+	ids, err := tx.queryStrings(ctx, `SELECT id FROM service_accounts WHERE tenant_id = $1 ORDER BY name`, tenantID)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	out := []*ServiceAccount{}
 	for _, id := range ids {
 		sa, err := tx.ServiceAccount(ctx, tenantID, id)
