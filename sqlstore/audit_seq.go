@@ -1,15 +1,11 @@
 package sqlstore
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -300,7 +296,7 @@ func insertRows(ctx context.Context, tx *Tx, prefix string, cols, n int, row fun
 }
 
 // CheckpointFileExt is the extension of published checkpoint files.
-const CheckpointFileExt = ".checkpoint"
+const CheckpointFileExt = audit.CheckpointFileExt
 
 // WriteCheckpointFile publishes a signed checkpoint as dir/<size>.checkpoint (mode 0644: it is
 // public), atomically. An existing file for the size is left alone: the first checkpoint
@@ -318,55 +314,4 @@ func WriteCheckpointFile(dir string, size int64, signed []byte) error {
 
 // ReadCheckpointDir returns every published checkpoint in dir, smallest size first. A missing
 // directory holds none.
-func ReadCheckpointDir(dir string) ([][]byte, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	type cp struct {
-		size int64
-		b    []byte
-	}
-	var cps []cp
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), CheckpointFileExt)
-		if !ok || !e.Type().IsRegular() {
-			continue
-		}
-		size, err := strconv.ParseInt(name, 10, 64)
-		if err != nil {
-			continue
-		}
-		b, err := readLimited(filepath.Join(dir, e.Name()), audit.MaxSignedCheckpointSize)
-		if err != nil {
-			return nil, err
-		}
-		cps = append(cps, cp{size, b})
-	}
-	// Sorting by the size in the name keeps the order stable; Verify checks each one anyway.
-	slices.SortFunc(cps, func(a, b cp) int { return cmp.Compare(a.size, b.size) })
-	out := make([][]byte, len(cps))
-	for i, c := range cps {
-		out[i] = c.b
-	}
-	return out, nil
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path) // #nosec G304 -- a checkpoint file in the configured checkpoint directory
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than a checkpoint can be", path)
-	}
-	return b, nil
-}
+func ReadCheckpointDir(dir string) ([][]byte, error) { return audit.ReadCheckpointDir(dir, 0) }

@@ -144,7 +144,7 @@ func readHeads(dir, vkey string, st *ledgerState) (int64, error) {
 		if err != nil || n < 0 || !de.Type().IsRegular() {
 			return -1, fmt.Errorf("%w: unexpected head file %s", ErrLedgerTampered, de.Name())
 		}
-		b, err := readLimited(filepath.Join(dir, ledgerHeads, de.Name()), audit.MaxSignedCheckpointSize)
+		b, err := vault.ReadFileLimited(filepath.Join(dir, ledgerHeads, de.Name()), audit.MaxSignedCheckpointSize)
 		if err != nil {
 			return -1, err
 		}
@@ -335,7 +335,7 @@ func (p *ErasurePublisher) append(fresh []LedgerEntry) error {
 	path := filepath.Join(p.dir, ledgerHeads, strconv.FormatInt(n, 10)+ledgerHeadEx)
 	if _, err := os.Stat(path); err == nil {
 		// Written by a round that failed after it; it must commit to the same chain.
-		b, err := readLimited(path, audit.MaxSignedCheckpointSize)
+		b, err := vault.ReadFileLimited(path, audit.MaxSignedCheckpointSize)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -109,4 +110,22 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ReadFileLimited reads the file at path, refusing one longer than limit bytes (a file that
+// should be small, e.g. a signed checkpoint, that something replaced with a huge one).
+func ReadFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path) // #nosec G304 -- callers name files in directories of their own configuration
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return b, nil
 }

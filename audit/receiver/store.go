@@ -12,7 +12,6 @@ package receiver
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,9 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -37,7 +34,6 @@ const (
 	hashesFile     = "hashes.bin"    // the stored tree hashes, 32 bytes each, tlog order
 	stateFile      = "state.json"    // what has been verified, and how many bytes of each file
 	checkpointsDir = "checkpoints"   // <size>.checkpoint, every accepted checkpoint
-	checkpointExt  = ".checkpoint"
 )
 
 // state is state.json. The entry and hash files are appended before it is replaced (atomically),
@@ -191,7 +187,7 @@ func (s *Store) store(b *audit.Batch, acc *audit.Accepted) error {
 	if err := errors.Join(s.entries.Sync(), s.hashes.Sync()); err != nil {
 		return err
 	}
-	cp := filepath.Join(s.dir, checkpointsDir, strconv.FormatInt(acc.Checkpoint.Size, 10)+checkpointExt)
+	cp := filepath.Join(s.dir, checkpointsDir, strconv.FormatInt(acc.Checkpoint.Size, 10)+audit.CheckpointFileExt)
 	if _, err := os.Stat(cp); errors.Is(err, os.ErrNotExist) {
 		if err := vault.WriteFileAtomic(cp, acc.Signed, 0o644); err != nil {
 			return err
@@ -273,34 +269,10 @@ func (src *source) Entries(ctx context.Context, fn func(audit.Entry) error) erro
 }
 
 func (src *source) Checkpoints(context.Context) ([][]byte, error) {
-	dir := filepath.Join(src.s.dir, checkpointsDir)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
+	// A checkpoint beyond the entries held was checked on receipt by a consistency proof;
+	// Verify can only check those its entries reach.
+	if src.st.Size == 0 {
+		return nil, nil
 	}
-	type cp struct {
-		size int64
-		b    []byte
-	}
-	var cps []cp
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), checkpointExt)
-		n, err := strconv.ParseInt(name, 10, 64)
-		// A checkpoint beyond the entries held was checked on receipt by a consistency proof;
-		// Verify can only check those its entries reach.
-		if !ok || err != nil || n > src.st.Size {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name())) // #nosec G304 -- <size>.checkpoint (checked above) in the receiver's checkpoints directory
-		if err != nil {
-			return nil, err
-		}
-		cps = append(cps, cp{n, b})
-	}
-	slices.SortFunc(cps, func(a, b cp) int { return cmp.Compare(a.size, b.size) })
-	out := make([][]byte, len(cps))
-	for i, c := range cps {
-		out[i] = c.b
-	}
-	return out, nil
+	return audit.ReadCheckpointDir(filepath.Join(src.s.dir, checkpointsDir), src.st.Size)
 }
