@@ -125,6 +125,9 @@ func TestBuild_AnswersFollowConfiguration(t *testing.T) {
 		{"no breach source", func(c *config.Config, _ *compliance.State) { c.Auth.Breach.BuiltinList = false }, compliance.CtlPasswords, "",
 			compliance.Gap, "auth.breach.builtin_list"},
 		{"local KEK", func(*config.Config, *compliance.State) {}, compliance.CtlKeyManagement, "", compliance.Partial, "vault.kek_uri"},
+		// The vault reads "local" as the local KEK too; the report must not call it a KMS.
+		{"local KEK written without its colon", func(c *config.Config, _ *compliance.State) { c.Vault.KEKURI = "local" },
+			compliance.CtlKeyManagement, "", compliance.Partial, "vault.kek_uri"},
 		{"HSM KEK", func(c *config.Config, _ *compliance.State) { c.Vault.KEKURI = "pkcs11:token=t;object=kek" }, compliance.CtlKeyManagement, "",
 			compliance.Met, ""},
 		{"keyset under an old KEK", func(c *config.Config, _ *compliance.State) { c.Vault.KEKURI = "pkcs11:token=t;object=kek" },

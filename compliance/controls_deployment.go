@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"tutela/vault"
 
 	"tutela/config"
 )
@@ -67,7 +68,7 @@ func worst(ss ...Status) Status {
 // kekLocation says where a KEK URI's key lives, naming the scheme and the non-secret locator.
 func (b *builder) kekLocation(uri string) string {
 	switch {
-	case uri == "" || uri == "local:":
+	case kekLocal(uri):
 		switch b.rt.MasterKeySource {
 		case "environment":
 			return "local: master key from TUTELA_MASTER_KEY (environment or _FILE), on the Tutela host"
@@ -75,26 +76,30 @@ func (b *builder) kekLocation(uri string) string {
 			return "local: master key file data_dir/master.key (0600), on the Tutela host"
 		}
 		return "local: master key on the Tutela host"
-	case strings.HasPrefix(uri, "pkcs11:"):
+	case kekScheme(uri) == vault.SchemePKCS11:
 		return "PKCS#11 HSM, non-extractable key (" + uri + ")"
 	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		return "unparsable KEK URI"
+	switch loc := redactURL(uri); kekScheme(uri) {
+	case vault.SchemeAWSKMS:
+		return "AWS KMS (" + loc + ")"
+	case vault.SchemeGCPKMS:
+		return "Google Cloud KMS (" + loc + ")"
+	case vault.SchemeHCVault:
+		return "HashiCorp Vault transit (" + loc + ")"
 	}
-	u.RawQuery, u.User, u.Fragment = "", nil, ""
-	switch u.Scheme {
-	case "aws-kms":
-		return "AWS KMS (" + u.String() + ")"
-	case "gcp-kms":
-		return "Google Cloud KMS (" + u.String() + ")"
-	case "hcvault":
-		return "HashiCorp Vault transit (" + u.String() + ")"
-	}
-	return u.Scheme + " KEK"
+	return "unparsable KEK URI"
 }
 
-func kekLocal(uri string) bool { return uri == "" || uri == "local:" }
+// kekScheme is the KEK URI's scheme as the vault reads it ("" when the vault refuses it).
+func kekScheme(uri string) string {
+	spec, err := vault.ParseKEKURI(uri)
+	if err != nil {
+		return ""
+	}
+	return spec.Scheme
+}
+
+func kekLocal(uri string) bool { return kekScheme(uri) == vault.SchemeLocal }
 
 func (b *builder) encryptionAtRest() Control {
 	c := Control{ID: CtlEncryptionAtRest}
@@ -446,7 +451,7 @@ func (b *builder) deploymentSubprocessors() []Subprocessor {
 		}
 		out = append(out, Subprocessor{Name: host, Service: "SMTP relay (password reset codes, sign-in and approval notices)", Host: host, Source: "config smtp.addr"})
 	}
-	if !kekLocal(cfg.Vault.KEKURI) && !strings.HasPrefix(cfg.Vault.KEKURI, "pkcs11:") {
+	if s := kekScheme(cfg.Vault.KEKURI); s != vault.SchemeLocal && s != vault.SchemePKCS11 {
 		out = append(out, Subprocessor{Name: schemeOf(cfg.Vault.KEKURI), Service: "key management service (wraps keysets; only 32-byte data keys cross)",
 			Host: kmsHost(cfg), Source: "config vault.kek_uri"})
 	}
