@@ -33,6 +33,8 @@ type Receiver struct {
 
 	mu   sync.Mutex
 	seen map[string]time.Time // event ID -> the last instant it is remembered
+	// nextSweep is when expired IDs are next removed from seen.
+	nextSweep time.Time
 }
 
 // NewReceiver returns a Receiver for deliveries signed with secret.
@@ -55,14 +57,19 @@ func (r *Receiver) Verify(h http.Header, body []byte, now time.Time) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, until := range r.seen {
-		// Strictly after: a delivery accepted at timestamp-Tolerance is still timely at
-		// timestamp+Tolerance, exactly until.
-		if now.After(until) {
-			delete(r.seen, id)
+	// Expired IDs are swept at most once a Tolerance, not on every delivery: a sweep walks
+	// every remembered ID. An expired ID still remembered is judged by its time below.
+	if !now.Before(r.nextSweep) {
+		for id, until := range r.seen {
+			if now.After(until) {
+				delete(r.seen, id)
+			}
 		}
+		r.nextSweep = now.Add(Tolerance)
 	}
-	if _, ok := r.seen[b.ID]; ok {
+	// Strictly after: a delivery accepted at timestamp-Tolerance is still timely at
+	// timestamp+Tolerance, exactly until.
+	if until, ok := r.seen[b.ID]; ok && !now.After(until) {
 		return ErrReplay
 	}
 	if len(r.seen) >= maxRemembered {

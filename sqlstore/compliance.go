@@ -56,11 +56,8 @@ func (tx *Tx) RecordOperation(ctx context.Context, kind, outcome string, details
 		op.ID, kind, outcome, string(b), tx.now); err != nil {
 		return nil, err
 	}
-	auditOutcome := "success"
-	if outcome == compliance.OutcomeFailure {
-		auditOutcome = "failure"
-	}
-	return op, tx.Record(ctx, action, "", "compliance_evidence", op.ID, auditOutcome, details)
+	// The two outcomes are the audit log's own (success, failure).
+	return op, tx.Record(ctx, action, "", "compliance_evidence", op.ID, outcome, details)
 }
 
 // LatestOperation is the latest recorded run of kind (nil, nil when none).

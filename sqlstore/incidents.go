@@ -65,7 +65,7 @@ func (tx *Tx) CreateIncident(ctx context.Context, req incidents.OpenRequest) (*i
 		detected = now
 	}
 	inc := &incidents.Incident{ID: tutela.NewID(), Title: req.Title, Description: req.Description, Severity: req.Severity,
-		Status: incidents.StatusOpen, DetectedAt: detected.UTC(), Frameworks: req.Frameworks, Owners: nonNilStrings(req.Owners),
+		Status: incidents.StatusOpen, DetectedAt: detected.UTC(), Frameworks: req.Frameworks, Owners: nonNil(req.Owners),
 		DataCategories: []string{}, SubjectCategories: []string{}, CreatedBy: req.Actor, CreatedAt: now, UpdatedAt: now}
 	if _, err := tx.exec(ctx, `INSERT INTO incidents (id, title, description, severity, status, detected_at, frameworks, owners,
 		data_categories, subject_categories, created_by, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
@@ -412,7 +412,7 @@ func scanIncident(row interface{ Scan(...any) error }) (*incidentRow, error) {
 		if err := json.Unmarshal([]byte(l.raw), l.dst); err != nil {
 			return nil, err
 		}
-		*l.dst = nonNilStrings(*l.dst)
+		*l.dst = nonNil(*l.dst)
 	}
 	inc.DetectedAt, inc.CreatedAt, inc.UpdatedAt = inc.DetectedAt.UTC(), inc.CreatedAt.UTC(), inc.UpdatedAt.UTC()
 	if confirmed.Valid {
@@ -427,9 +427,3 @@ func scanIncident(row interface{ Scan(...any) error }) (*incidentRow, error) {
 	return &r, nil
 }
 
-func nonNilStrings(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}

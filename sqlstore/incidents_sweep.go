@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"tutela/audit"
 
 	"tutela"
 	"tutela/authz"
@@ -70,7 +71,7 @@ func (tx *Tx) SweepIncidents(ctx context.Context) ([]IncidentReminder, error) {
 			kind, action, text = incidents.KindOverdue, "incident.overdue", fmt.Sprintf("Overdue: the deadline under %s (%s) passed without the authority's notification recorded",
 				due.Framework, due.Deadline.Format(time.RFC3339))
 		}
-		if err := s.appendEntry(ctx, id, incidents.Entry{At: tx.now, Actor: "system", Kind: kind, Text: text}); err != nil {
+		if err := s.appendEntry(ctx, id, incidents.Entry{At: tx.now, Actor: audit.ActorSystem, Kind: kind, Text: text}); err != nil {
 			return nil, err
 		}
 		if err := tx.Record(ctx, action, "", "incident", id, "", map[string]any{"framework": due.Framework,

@@ -88,23 +88,18 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 // (trusted) parent was sampled is sampled too. sync exports each span as it ends (tests, with
 // the SDK's in-memory exporter); otherwise spans are batched.
 func WithExporter(exp sdktrace.SpanExporter, ratio float64, sync bool) *Provider {
-	proc := sdktrace.NewBatchSpanProcessor(exp)
+	// Only one processor is made: a batch processor starts its worker as it is created.
+	var proc sdktrace.SpanProcessor
 	if sync {
 		proc = sdktrace.NewSimpleSpanProcessor(exp)
+	} else {
+		proc = sdktrace.NewBatchSpanProcessor(exp)
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", "tutela"),
 		attribute.String("service.version", tutela.Version))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))))
 	return &Provider{TracerProvider: tp, sdk: tp}
-}
-
-// Of returns tp, or the no-op provider for nil, so components can take an optional provider.
-func Of(tp trace.TracerProvider) trace.TracerProvider {
-	if tp == nil {
-		return noop.NewTracerProvider()
-	}
-	return tp
 }
 
 // IsOff reports whether tp records nothing (nil, the no-op provider, or an Off Provider), so a

@@ -166,8 +166,9 @@ func ParseRule(s string) (Rule, error) {
 // configured rule replaces a default of the same name). Every problem is reported.
 func Rules(configured, disabled []string) ([]Rule, []string) {
 	var problems []string
+	defaults := Defaults()
 	known := map[string]bool{}
-	for _, d := range Defaults() {
+	for _, d := range defaults {
 		known[d.Name] = true
 	}
 	for _, n := range disabled {
@@ -176,7 +177,7 @@ func Rules(configured, disabled []string) ([]Rule, []string) {
 		}
 	}
 	var out []Rule
-	for _, d := range Defaults() {
+	for _, d := range defaults {
 		if !slices.Contains(disabled, d.Name) {
 			out = append(out, d)
 		}
