@@ -16,6 +16,20 @@ import (
 // sequencer publishes them and an audit receiver keeps them.
 const CheckpointFileExt = ".checkpoint"
 
+// WriteCheckpointFile writes a signed checkpoint as dir/<size>.checkpoint (mode 0644: it is
+// public), atomically. An existing file for the size is left alone: the first checkpoint
+// written at a size is the one the log committed to.
+func WriteCheckpointFile(dir string, size int64, signed []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil { // #nosec G301 -- checkpoints are published on purpose (signed, public)
+		return err
+	}
+	path := filepath.Join(dir, strconv.FormatInt(size, 10)+CheckpointFileExt)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return vault.WriteFileAtomic(path, signed, 0o644)
+}
+
 // ReadCheckpointDir returns the checkpoints in dir, smallest size first: every file
 // <size>.checkpoint, or with upTo > 0 those of size upTo or less. A missing directory holds
 // none; a file larger than a signed checkpoint can be is an error.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +13,6 @@ import (
 
 	"tutela"
 	"tutela/audit"
-	"tutela/vault"
 )
 
 // LockAuditSequencer is the advisory lock key held by the node sequencing the audit log.
@@ -219,7 +216,7 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 	// Published only after the commit: a checkpoint published for a round that then rolled back
 	// would contradict the next one signed at the same size (a fork, as far as anyone can tell).
 	if signed != nil && s.opt.CheckpointDir != "" {
-		if err := WriteCheckpointFile(s.opt.CheckpointDir, newSize, signed); err != nil {
+		if err := audit.WriteCheckpointFile(s.opt.CheckpointDir, newSize, signed); err != nil {
 			return nAppended, fmt.Errorf("audit sequencer: publishing checkpoint %d: %w", newSize, err)
 		}
 	}
@@ -294,24 +291,3 @@ func insertRows(ctx context.Context, tx *Tx, prefix string, cols, n int, row fun
 	}
 	return nil
 }
-
-// CheckpointFileExt is the extension of published checkpoint files.
-const CheckpointFileExt = audit.CheckpointFileExt
-
-// WriteCheckpointFile publishes a signed checkpoint as dir/<size>.checkpoint (mode 0644: it is
-// public), atomically. An existing file for the size is left alone: the first checkpoint
-// published at a size is the one the log committed to.
-func WriteCheckpointFile(dir string, size int64, signed []byte) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil { // #nosec G301 -- the checkpoint directory is published on purpose (signed, public checkpoints)
-		return err
-	}
-	path := filepath.Join(dir, strconv.FormatInt(size, 10)+CheckpointFileExt)
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	return vault.WriteFileAtomic(path, signed, 0o644)
-}
-
-// ReadCheckpointDir returns every published checkpoint in dir, smallest size first. A missing
-// directory holds none.
-func ReadCheckpointDir(dir string) ([][]byte, error) { return audit.ReadCheckpointDir(dir, 0) }

@@ -426,4 +426,3 @@ func scanIncident(row interface{ Scan(...any) error }) (*incidentRow, error) {
 	}
 	return &r, nil
 }
-

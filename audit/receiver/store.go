@@ -19,7 +19,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -187,11 +186,8 @@ func (s *Store) store(b *audit.Batch, acc *audit.Accepted) error {
 	if err := errors.Join(s.entries.Sync(), s.hashes.Sync()); err != nil {
 		return err
 	}
-	cp := filepath.Join(s.dir, checkpointsDir, strconv.FormatInt(acc.Checkpoint.Size, 10)+audit.CheckpointFileExt)
-	if _, err := os.Stat(cp); errors.Is(err, os.ErrNotExist) {
-		if err := vault.WriteFileAtomic(cp, acc.Signed, 0o644); err != nil {
-			return err
-		}
+	if err := audit.WriteCheckpointFile(filepath.Join(s.dir, checkpointsDir), acc.Checkpoint.Size, acc.Signed); err != nil {
+		return err
 	}
 	next := state{ShipState: acc.State, EntriesBytes: s.st.EntriesBytes + int64(buf.Len()),
 		HashesBytes: s.st.HashesBytes + int64(len(hb))}

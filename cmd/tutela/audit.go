@@ -127,7 +127,7 @@ func (c auditVerifyCmd) Run(e *env) error {
 	if dir == "" {
 		dir = checkpointDir(m.Config)
 	}
-	published, err := sqlstore.ReadCheckpointDir(dir)
+	published, err := audit.ReadCheckpointDir(dir, 0)
 	if err != nil {
 		return fmt.Errorf("published checkpoints: %w", err)
 	}

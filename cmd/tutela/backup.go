@@ -516,7 +516,7 @@ func (c backupRestoreCmd) Run(e *env) error {
 	// source's own compliance.backup_created record): verifying against them reports
 	// checkpoint_mismatch, or a fork once the restored log grows past them.
 	fmt.Fprintf(e.stdout, "audit log: the backup holds %d entries; verify against the published checkpoints up to the backup only: "+
-		"those of size <= %d (files 1%s … %d%s), not the ones published after it\n", size, size, sqlstore.CheckpointFileExt, size, sqlstore.CheckpointFileExt)
+		"those of size <= %d (files 1%s … %d%s), not the ones published after it\n", size, size, audit.CheckpointFileExt, size, audit.CheckpointFileExt)
 	if !man.IncludesKeys {
 		fmt.Fprintln(e.stdout, "the backup holds no keys: put the master key (or configure the KEK) and audit.key in place before `serve`")
 	}

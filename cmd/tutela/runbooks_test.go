@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tutela/audit"
 
 	"tutela"
 	"tutela/clocktest"
@@ -204,7 +205,7 @@ func TestRunbook_DatabaseRestore(t *testing.T) {
 	}
 	later := 0
 	for _, ent := range ents {
-		size, err := strconv.ParseInt(strings.TrimSuffix(ent.Name(), sqlstore.CheckpointFileExt), 10, 64)
+		size, err := strconv.ParseInt(strings.TrimSuffix(ent.Name(), audit.CheckpointFileExt), 10, 64)
 		if err != nil {
 			t.Fatalf("unexpected file %s among the published checkpoints", ent.Name())
 		}

@@ -100,7 +100,7 @@ func (k *auditKit) verify(t *testing.T, withPublished bool) *audit.Report {
 	var pub [][]byte
 	if withPublished {
 		var err error
-		if pub, err = sqlstore.ReadCheckpointDir(k.dir); err != nil {
+		if pub, err = audit.ReadCheckpointDir(k.dir, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -713,7 +713,7 @@ func testAuditForgedCheckpoint(t *testing.T, open Opener) {
 		t.Fatalf("forged checkpoint accepted: %+v", rep.Failures)
 	}
 	// A forged file in the checkpoint directory is rejected the same way.
-	if err := sqlstore.WriteCheckpointFile(k.dir, 99, forged); err != nil {
+	if err := audit.WriteCheckpointFile(k.dir, 99, forged); err != nil {
 		t.Fatal(err)
 	}
 	tamperFree := newAuditKit(t, open(t, sqlstore.Options{}))
