@@ -195,13 +195,18 @@ func (s *storage) TerminateSessionFromRequest(ctx context.Context, r *op.EndSess
 // SetUserinfoFromScopes fills the claims scopes name.
 func (s *storage) SetUserinfoFromScopes(ctx context.Context, ui *zoidc.UserInfo, userID, _ string, scopes []string) error {
 	u := state(ctx).user
+	if u != nil && u.ID != userID {
+		u = nil
+	}
 	var pol *authz.Policy
-	if u == nil || u.ID != userID || slices.Contains(scopes, "roles") {
+	if roles := slices.Contains(scopes, "roles"); u == nil || roles {
 		err := s.db().View(ctx, func(tx *sqlstore.Tx) (err error) {
-			if u, err = tx.Users(s.t.tenantID).Get(ctx, userID); err != nil {
-				return err
+			if u == nil {
+				if u, err = tx.Users(s.t.tenantID).Get(ctx, userID); err != nil {
+					return err
+				}
 			}
-			if slices.Contains(scopes, "roles") {
+			if roles {
 				pol, err = tx.Policy(ctx, s.t.tenantID, userID)
 			}
 			return err
