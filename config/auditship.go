@@ -140,39 +140,33 @@ func (c *Config) validateAuditShip(p *problems) {
 // loadShipSecrets reads TUTELA_AUDIT_SHIP_SECRET_<NAME>[_FILE] from vars.
 func loadShipSecrets(cfg *Config, vars map[string]string) []string {
 	var problems []string
-	for k, v := range vars {
+	seen := map[string]bool{}
+	for k := range vars {
 		rest, ok := strings.CutPrefix(k, ShipSecretPrefix)
 		if !ok {
 			continue
 		}
-		upper, isFile := strings.CutSuffix(rest, "_FILE")
+		upper := strings.TrimSuffix(rest, "_FILE")
 		name := strings.ToLower(upper)
 		if !shipName.MatchString(name) || strings.ToUpper(name) != upper {
 			problems = append(problems, fmt.Sprintf("%s: not a destination name (lower-case letters and digits)", k))
 			continue
 		}
-		if !isFile {
-			if _, both := vars[k+"_FILE"]; both {
-				problems = append(problems, fmt.Sprintf("both %s and %s_FILE are set: set only one", k, k))
-				continue
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		sec, ok, problem := secretFrom(vars, ShipSecretPrefix+upper)
+		if problem != "" {
+			problems = append(problems, problem)
+			continue
+		}
+		if ok {
+			if cfg.ShipSecrets == nil {
+				cfg.ShipSecrets = map[string]tutela.Secret{}
 			}
+			cfg.ShipSecrets[name] = sec
 		}
-		if cfg.ShipSecrets == nil {
-			cfg.ShipSecrets = map[string]tutela.Secret{}
-		}
-		if !isFile {
-			cfg.ShipSecrets[name] = tutela.NewSecret(v)
-			continue
-		}
-		if _, both := vars[strings.TrimSuffix(k, "_FILE")]; both {
-			continue // reported above
-		}
-		b, err := readSecretFile(v)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", k, err))
-			continue
-		}
-		cfg.ShipSecrets[name] = tutela.NewSecretBytes(b)
 	}
 	slices.Sort(problems)
 	return problems

@@ -752,31 +752,63 @@ func urlHasPassword(raw string) bool {
 // loadSecrets fills the secret fields from environ and returns the rule violations found.
 // Problem text names variables and files, never their contents.
 func loadSecrets(cfg *Config, environ []string) []string {
-	vars := make(map[string]string)
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
-			vars[k] = v // last wins, as in the koanf layer
-		}
-	}
+	vars := environVars(environ)
 	var problems []string
 	for _, s := range secretVars {
-		val, hasVal := vars[s.name]
-		path, hasFile := vars[s.name+"_FILE"]
-		switch {
-		case hasVal && hasFile:
-			problems = append(problems, fmt.Sprintf("both %s and %s_FILE are set: set only one", s.name, s.name))
-		case hasVal:
-			*s.field(cfg) = tutela.NewSecret(val)
-		case hasFile:
-			b, err := readSecretFile(path)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s_FILE: %v", s.name, err))
-				continue
-			}
-			*s.field(cfg) = tutela.NewSecretBytes(b)
+		sec, ok, problem := secretFrom(vars, s.name)
+		if problem != "" {
+			problems = append(problems, problem)
+		} else if ok {
+			*s.field(cfg) = sec
 		}
 	}
 	return append(problems, loadShipSecrets(cfg, vars)...)
+}
+
+// environVars maps the set (non-empty) variables of environ; the last of a name wins, as in
+// the koanf layer.
+func environVars(environ []string) map[string]string {
+	vars := make(map[string]string)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
+			vars[k] = v
+		}
+	}
+	return vars
+}
+
+// secretFrom reads the secret NAME, or the file NAME_FILE names, from vars: ok is false when
+// neither is set; problem says what is wrong when both are, or the file cannot be read.
+func secretFrom(vars map[string]string, name string) (s tutela.Secret, ok bool, problem string) {
+	val, hasVal := vars[name]
+	path, hasFile := vars[name+"_FILE"]
+	switch {
+	case hasVal && hasFile:
+		return s, false, fmt.Sprintf("both %s and %s_FILE are set: set only one", name, name)
+	case hasVal:
+		return tutela.NewSecret(val), true, ""
+	case hasFile:
+		b, err := readSecretFile(path)
+		if err != nil {
+			return s, false, fmt.Sprintf("%s_FILE: %v", name, err)
+		}
+		return tutela.NewSecretBytes(b), true, ""
+	}
+	return s, false, ""
+}
+
+// SecretFromEnviron reads one secret the way the configuration reads its own: NAME, or the
+// file NAME_FILE names (bounded, one trailing newline dropped), never both. For commands that
+// read no configuration (tutela audit receive).
+func SecretFromEnviron(environ []string, name string) (tutela.Secret, error) {
+	s, ok, problem := secretFrom(environVars(environ), name)
+	switch {
+	case problem != "":
+		return s, errors.New(problem)
+	case !ok:
+		return s, fmt.Errorf("set %s or %s_FILE", name, name)
+	}
+	return s, nil
 }
 
 // readSecretFile reads a secret file, dropping one trailing newline (editors and `echo` add one;

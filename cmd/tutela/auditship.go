@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -76,7 +75,7 @@ type auditReceiveCmd struct {
 const receiveSecretVar = "TUTELA_AUDIT_RECEIVE_SECRET" // #nosec G101 -- the name of an environment variable, not a credential
 
 func (c auditReceiveCmd) Run(e *env) error {
-	secret, err := receiveSecret(e.environ)
+	secret, err := config.SecretFromEnviron(e.environ, receiveSecretVar)
 	if err != nil {
 		return err
 	}
@@ -121,34 +120,6 @@ func (c auditReceiveCmd) Run(e *env) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-func receiveSecret(environ []string) (tutela.Secret, error) {
-	var val, file string
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case receiveSecretVar:
-			val = v
-		case receiveSecretVar + "_FILE":
-			file = v
-		}
-	}
-	switch {
-	case val != "" && file != "":
-		return tutela.Secret{}, fmt.Errorf("both %s and %s_FILE are set: set only one", receiveSecretVar, receiveSecretVar)
-	case val != "":
-		return tutela.NewSecret(val), nil
-	case file != "":
-		b, err := os.ReadFile(file) // #nosec G304 -- the secret file the operator names in TUTELA_AUDIT_RECEIVE_SECRET_FILE
-		if err != nil {
-			return tutela.Secret{}, fmt.Errorf("%s_FILE: %w", receiveSecretVar, err)
-		}
-		if s := strings.TrimRight(string(b), "\r\n"); s != "" {
-			return tutela.NewSecret(s), nil
-		}
-	}
-	return tutela.Secret{}, fmt.Errorf("set the shared signing secret in %s or %s_FILE", receiveSecretVar, receiveSecretVar)
 }
 
 // auditShippingCmd prints how far the log has been shipped to each destination.
