@@ -168,7 +168,7 @@ func (s *Server) mergeSubjects(w http.ResponseWriter, r *http.Request, p *tutela
 	var held *approvals.Request
 	var out *sqlstore.SubjectMerge
 	err := s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		t, _, err := s.authorize(r, tx, p, authz.Update, authz.ResSubjects)
+		t, pol, err := s.authorize(r, tx, p, authz.Update, authz.ResSubjects)
 		if err != nil {
 			return err
 		}
@@ -179,10 +179,6 @@ func (s *Server) mergeSubjects(w http.ResponseWriter, r *http.Request, p *tutela
 		// A field above what the caller may update keeps the survivor's value unless they chose
 		// otherwise (which authorizeFields then refuses): asking them to choose would tell them
 		// whether the two values differ.
-		pol, err := principalPolicy(r, tx, p)
-		if err != nil {
-			return err
-		}
 		for _, f := range schema {
 			if _, chosen := req.Choices[f.Name]; !chosen && !s.mayMergeField(p, pol, schema, f.Name) {
 				req.Choices[f.Name] = sqlstore.MergeKeepSurvivor

@@ -58,22 +58,29 @@ func Bootstrap(ctx context.Context, db *sqlstore.DB, slug, email, region string)
 		if err != nil {
 			return err
 		}
-		user := &tutela.User{Email: strings.TrimSpace(email), DisplayName: ""}
-		if err := tx.Users(tenant.ID).Create(ctx, user); err != nil {
-			return err
-		}
-		if err := tx.Users(tenant.ID).Grant(ctx, user.ID, RoleSuperAdmin, "", nil); err != nil {
-			return err
-		}
-		tok, t, err := tx.Users(tenant.ID).CreateToken(ctx, user.ID, sqlstore.TokenSetup, SetupTokenTTL)
-		if err != nil {
-			return err
-		}
-		res.Tenant, res.User, res.Token, res.ExpiresAt = tenant, user, tutela.NewSecret(tok), t.ExpiresAt
-		return nil
+		return createSuperAdmin(ctx, tx, tenant, strings.TrimSpace(email), res)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// createSuperAdmin creates a user of tenant with email, grants it super_admin and a one-time
+// setup token (no password, no factor), and fills res: what bootstrap and a super-admin
+// recovery both make.
+func createSuperAdmin(ctx context.Context, tx *sqlstore.Tx, tenant *tutela.Tenant, email string, res *BootstrapResult) error {
+	user := &tutela.User{Email: email}
+	if err := tx.Users(tenant.ID).Create(ctx, user); err != nil {
+		return err
+	}
+	if err := tx.Users(tenant.ID).Grant(ctx, user.ID, RoleSuperAdmin, "", nil); err != nil {
+		return err
+	}
+	tok, t, err := tx.Users(tenant.ID).CreateToken(ctx, user.ID, sqlstore.TokenSetup, SetupTokenTTL)
+	if err != nil {
+		return err
+	}
+	res.Tenant, res.User, res.Token, res.ExpiresAt = tenant, user, tutela.NewSecret(tok), t.ExpiresAt
+	return nil
 }

@@ -45,23 +45,11 @@ func RecoverSuperAdmin(ctx context.Context, db *sqlstore.DB, slug, email, reason
 		if err != nil {
 			return err
 		}
-		user := &tutela.User{Email: email}
-		if err := tx.Users(tenant.ID).Create(ctx, user); err != nil {
+		if err := createSuperAdmin(ctx, tx, tenant, email, res); err != nil {
 			return err
 		}
-		if err := tx.Users(tenant.ID).Grant(ctx, user.ID, RoleSuperAdmin, "", nil); err != nil {
-			return err
-		}
-		tok, t, err := tx.Users(tenant.ID).CreateToken(ctx, user.ID, sqlstore.TokenSetup, SetupTokenTTL)
-		if err != nil {
-			return err
-		}
-		if err := tx.Record(ctx, "admin.super_admin_recovery", tenant.ID, "user", user.ID, "",
-			map[string]any{"reason": reason, "existing_super_admins": existing}); err != nil {
-			return err
-		}
-		res.Tenant, res.User, res.Token, res.ExpiresAt = tenant, user, tutela.NewSecret(tok), t.ExpiresAt
-		return nil
+		return tx.Record(ctx, "admin.super_admin_recovery", tenant.ID, "user", res.User.ID, "",
+			map[string]any{"reason": reason, "existing_super_admins": existing})
 	})
 	if err != nil {
 		return nil, err
