@@ -192,3 +192,16 @@ func check(kind string, body []byte, sig, vkey string) (*Verified, error) {
 	}
 	return &Verified{Kind: kind, SignedAt: cp.Time, Size: cp.Size, Digest: fmt.Sprintf("%x", sum[:])}, nil
 }
+
+// Encode renders r in format ("html": the self-contained page; anything else: JSON) and signs
+// it with signer, as the API and the CLI both hand it out.
+func Encode(r *Report, format string, signer *audit.Signer) ([]byte, error) {
+	if format != "html" {
+		return SignJSON(r, signer, r.GeneratedAt)
+	}
+	page, err := RenderHTML(r)
+	if err != nil {
+		return nil, err
+	}
+	return SignHTML(page, signer, r.GeneratedAt)
+}

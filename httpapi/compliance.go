@@ -76,25 +76,17 @@ func (s *Server) complianceReport(w http.ResponseWriter, r *http.Request, p *tut
 		middleware.WriteError(w, r, err)
 		return
 	}
-	var body []byte
+	body, err := compliance.Encode(rep, format, src.Signer)
+	if err != nil {
+		middleware.WriteError(w, r, err)
+		return
+	}
 	if format == "html" {
-		page, err := compliance.RenderHTML(rep)
-		if err == nil {
-			body, err = compliance.SignHTML(page, src.Signer, rep.GeneratedAt)
-		}
-		if err != nil {
-			middleware.WriteError(w, r, err)
-			return
-		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="compliance-report-`+rep.GeneratedAt.Format("20060102T150405Z")+`.html"`)
 		// The page is a download to keep, not a page of this origin: it runs nothing anyway.
 		w.Header().Set("Content-Security-Policy", compliance.CSP())
 	} else {
-		if body, err = compliance.SignJSON(rep, src.Signer, rep.GeneratedAt); err != nil {
-			middleware.WriteError(w, r, err)
-			return
-		}
 		w.Header().Set("Content-Type", "application/json")
 	}
 	w.Header().Set("Cache-Control", "no-store")

@@ -81,16 +81,8 @@ func (c complianceReportCmd) Run(e *env) error {
 		return err
 	}
 	defer m.Close()
-	var out []byte
-	if c.Format == "html" {
-		page, err := compliance.RenderHTML(rep)
-		if err != nil {
-			return err
-		}
-		if out, err = compliance.SignHTML(page, m.signer, rep.GeneratedAt); err != nil {
-			return err
-		}
-	} else if out, err = compliance.SignJSON(rep, m.signer, rep.GeneratedAt); err != nil {
+	out, err := compliance.Encode(rep, c.Format, m.signer)
+	if err != nil {
 		return err
 	}
 	if c.Out == "" {
