@@ -307,13 +307,14 @@ func openStore(e *env, serving, withVault bool) (*Main, error) {
 		}
 	}
 	m.DB, err = sqlstore.Open(e.ctx, dsn, sqlstore.Options{
-		MaxOpenConns:    cfg.Database.MaxOpenConns,
-		MaxIdleConns:    cfg.Database.MaxIdleConns,
-		ConnMaxLifetime: cfg.Database.ConnMaxLifetime,
-		ConnectTimeout:  cfg.Database.RequestTimeout,
-		Region:          cfg.Residency.Region,
-		Tracer:          m.tracer,
-		Clock:           e.clock, // nil: the system clock; tests move it
+		MaxOpenConns:      cfg.Database.MaxOpenConns,
+		MaxIdleConns:      cfg.Database.MaxIdleConns,
+		ConnMaxLifetime:   cfg.Database.ConnMaxLifetime,
+		ConnectTimeout:    cfg.Database.RequestTimeout,
+		SQLiteSynchronous: cfg.Database.SQLiteSynchronous,
+		Region:            cfg.Residency.Region,
+		Tracer:            m.tracer,
+		Clock:             e.clock, // nil: the system clock; tests move it
 	})
 	if err != nil {
 		return nil, err
