@@ -66,6 +66,19 @@ func dateSepMatcher(password string) []match.Match {
 	return matches
 }
 
+// parseDate parses a day, month and year the date expressions matched (one to four digits, so
+// it cannot fail; Tutela: upstream ignored the errors, which gosec rightly flags).
+func parseDate(d, m, y string) (day, month, year int64, err error) {
+	if day, err = strconv.ParseInt(d, 10, 16); err != nil {
+		return 0, 0, 0, err
+	}
+	if month, err = strconv.ParseInt(m, 10, 16); err != nil {
+		return 0, 0, 0, err
+	}
+	year, err = strconv.ParseInt(y, 10, 16)
+	return day, month, year, err
+}
+
 func dateSepMatchHelper(password string) []match.DateMatch {
 	var matches []match.DateMatch
 
@@ -73,9 +86,10 @@ func dateSepMatchHelper(password string) []match.DateMatch {
 		splitV := dateRxYearSuffix.FindAllStringSubmatch(v, len(v))
 		i := strings.Index(password, v)
 		j := i + len(v)
-		day, _ := strconv.ParseInt(splitV[0][4], 10, 16)
-		month, _ := strconv.ParseInt(splitV[0][2], 10, 16)
-		year, _ := strconv.ParseInt(splitV[0][6], 10, 16)
+		day, month, year, err := parseDate(splitV[0][4], splitV[0][2], splitV[0][6])
+		if err != nil {
+			continue
+		}
 		match := match.DateMatch{Day: day, Month: month, Year: year, Separator: splitV[0][5], I: i, J: j, Token: password[i:j]}
 		matches = append(matches, match)
 	}
@@ -84,9 +98,10 @@ func dateSepMatchHelper(password string) []match.DateMatch {
 		splitV := dateRxYearPrefix.FindAllStringSubmatch(v, len(v))
 		i := strings.Index(password, v)
 		j := i + len(v)
-		day, _ := strconv.ParseInt(splitV[0][4], 10, 16)
-		month, _ := strconv.ParseInt(splitV[0][6], 10, 16)
-		year, _ := strconv.ParseInt(splitV[0][2], 10, 16)
+		day, month, year, err := parseDate(splitV[0][4], splitV[0][6], splitV[0][2])
+		if err != nil {
+			continue
+		}
 		match := match.DateMatch{Day: day, Month: month, Year: year, Separator: splitV[0][5], I: i, J: j, Token: password[i:j]}
 		matches = append(matches, match)
 	}
