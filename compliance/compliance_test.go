@@ -152,6 +152,15 @@ func TestBuild_AnswersFollowConfiguration(t *testing.T) {
 			c.ShipSecrets = map[string]tutela.Secret{"archive": tutela.NewSecret("whsec_x")}
 			s.Shipping = []compliance.Shipping{{Destination: "archive", Shipped: 40, Failures: 3, LastError: "unreachable: https://archive.example: connection refused"}}
 		}, compliance.CtlAuditIntegrity, "", compliance.Partial, "tutela audit shipping"},
+		{"SQLite commits not fsynced", func(c *config.Config, _ *compliance.State) {
+			c.Audit.CheckpointURL = "https://witness.example/add"
+			c.Database.SQLiteSynchronous = "normal"
+		}, compliance.CtlAuditIntegrity, "", compliance.Partial, "database.sqlite_synchronous to full"},
+		{"PostgreSQL ignores the SQLite setting", func(c *config.Config, _ *compliance.State) {
+			c.Audit.CheckpointURL = "https://witness.example/add"
+			c.Database.URL = "postgres://db.internal/tutela?sslmode=verify-full"
+			c.Database.SQLiteSynchronous = "normal"
+		}, compliance.CtlAuditIntegrity, "", compliance.Met, ""},
 		{"last verification failed", func(c *config.Config, s *compliance.State) {
 			c.Audit.CheckpointURL = "https://witness.example/add"
 			s.AuditVerify.Outcome = compliance.OutcomeFailure

@@ -323,7 +323,8 @@ func (b *builder) auditIntegrity() Control {
 		ev("checkpoints published to", dir, "config audit.checkpoint_dir"),
 		ev("witness or archive", orText(redactURL(a.CheckpointURL), "none"), "config audit.checkpoint_url"),
 		ev("retention of event bodies", a.Retention.String(), "config audit.retention"),
-		ev("last verification", opText(b.st.AuditVerify), "table compliance_evidence (tutela audit verify)"))
+		ev("last verification", opText(b.st.AuditVerify), "table compliance_evidence (tutela audit verify)"),
+		ev("durability of each commit", commitDurability(b.cfg), "config database.sqlite_synchronous"))
 	// Shipping the events themselves to a separate system (ASVS 5.0 16.4.3, docs/audit.md).
 	shipped := map[string]Shipping{}
 	for _, s := range b.st.Shipping {
@@ -372,9 +373,27 @@ func (b *builder) auditIntegrity() Control {
 		ss = append(ss, Partial)
 		c.Close = append(c.Close, behind...)
 	}
+	if b.cfg.Database.URL == "" && b.cfg.Database.SQLiteSynchronous != "full" {
+		// An event not yet on disk is not yet in any tree: a power loss removes it without a
+		// trace the verifier could see.
+		ss = append(ss, Partial)
+		c.Close = append(c.Close, "set database.sqlite_synchronous to full (TUTELA_DATABASE_SQLITE_SYNCHRONOUS=full): with normal, a power loss can drop audit events already acknowledged (docs/durability.md)")
+	}
 	c.Status = worst(ss...)
 	c.Summary = "an RFC 6962 Merkle tree over every event, checkpoints signed with Ed25519 (C2SP signed notes)"
 	return c
+}
+
+// commitDurability says what survives a power loss: on SQLite the setting decides; PostgreSQL
+// follows its server's synchronous_commit (on by default), which Tutela does not change.
+func commitDurability(cfg *config.Config) string {
+	if cfg.Database.URL != "" {
+		return "PostgreSQL: as the server's synchronous_commit (on by default: the WAL is flushed at every commit)"
+	}
+	if cfg.Database.SQLiteSynchronous == "full" {
+		return "SQLite synchronous=FULL: the write-ahead log is fsynced at every commit; acknowledged events survive a power loss"
+	}
+	return "SQLite synchronous=NORMAL: fsynced at checkpoints only; a power loss can drop the last acknowledged events"
 }
 
 func (b *builder) backups() Control {

@@ -140,6 +140,12 @@ type Database struct {
 	// and a new connection), so a database that stops answering makes requests fail with 503
 	// in seconds instead of hanging until the client gives up.
 	RequestTimeout time.Duration `koanf:"request_timeout"`
+	// SQLiteSynchronous is the embedded SQLite store's durability at commit: "full" (default:
+	// the write-ahead log is fsynced at every commit, so an acknowledged transaction, its audit
+	// events included, survives a power loss) or "normal" (fsynced at checkpoints: safe against
+	// a crashed process, not against power loss; a deviation). PostgreSQL ignores it: its own
+	// synchronous_commit decides. docs/durability.md.
+	SQLiteSynchronous string `koanf:"sqlite_synchronous"`
 }
 
 // Metrics configures the Prometheus endpoint. It has its own listener, apart from the API, so
@@ -316,9 +322,10 @@ func Default() *Config {
 			ShutdownTimeout:   20 * time.Second,
 			RateLimit:         RateLimit{RPS: 20, Burst: 40},
 		},
-		TLS:      TLS{MinVersion: "1.3"},
-		Database: Database{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute, RequestTimeout: 5 * time.Second},
-		Log:      Log{Level: "info", Format: "json"},
+		TLS: TLS{MinVersion: "1.3"},
+		Database: Database{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute, RequestTimeout: 5 * time.Second,
+			SQLiteSynchronous: "full"},
+		Log: Log{Level: "info", Format: "json"},
 		Auth: Auth{
 			SessionIdle: 15 * time.Minute, SessionAbsolute: 12 * time.Hour, AccessTokenTTL: 5 * time.Minute,
 			TokenAlg: "EdDSA", TokenAlgs: []string{"EdDSA", "ES256"}, KeyRotation: 30 * 24 * time.Hour, ResetCodeTTL: 10 * time.Minute,
@@ -386,6 +393,7 @@ var envVars = []struct {
 	{"TUTELA_DATABASE_MAX_IDLE_CONNS", "database.max_idle_conns", kindInt},
 	{"TUTELA_DATABASE_CONN_MAX_LIFETIME", "database.conn_max_lifetime", kindDuration},
 	{"TUTELA_DATABASE_REQUEST_TIMEOUT", "database.request_timeout", kindDuration},
+	{"TUTELA_DATABASE_SQLITE_SYNCHRONOUS", "database.sqlite_synchronous", kindString},
 	{"TUTELA_LOG_LEVEL", "log.level", kindString},
 	{"TUTELA_LOG_FORMAT", "log.format", kindString},
 	{"TUTELA_AUTH_ISSUER", "auth.issuer", kindString},
@@ -1089,6 +1097,9 @@ func (c *Config) validateDatabase(p *problems) {
 	}
 	if d.RequestTimeout < 100*time.Millisecond || d.RequestTimeout > time.Minute {
 		p.add("database.request_timeout: must be between 100ms and 1m, got %s", d.RequestTimeout)
+	}
+	if d.SQLiteSynchronous != "full" && d.SQLiteSynchronous != "normal" {
+		p.add("database.sqlite_synchronous: must be full or normal, got %q", d.SQLiteSynchronous)
 	}
 	if d.URL == "" {
 		if d.RequireTLS {

@@ -78,6 +78,9 @@ func (c *Config) Deviations() []string {
 	if c.Database.AllowUnverifiedTLS {
 		out = append(out, "database.allow_unverified_tls: the database's certificate or name is not verified")
 	}
+	if c.Database.URL == "" && c.Database.SQLiteSynchronous == "normal" {
+		out = append(out, "database.sqlite_synchronous: normal, a power loss can lose transactions (audit events among them) already acknowledged")
+	}
 	if !c.Auth.MFAAllUsers {
 		out = append(out, "auth.mfa_all_users: off, a second factor is required only of auth.mfa_roles and tenants that ask (ASVS 6.3.2)")
 	}

@@ -70,13 +70,13 @@ func TestTestOnly_ListsEverySettingAtOnce(t *testing.T) {
 func TestDeviations_AreNotTestOnly(t *testing.T) {
 	t.Parallel()
 	cfg := mustLoad(t, "", "TUTELA_HTTP_ALLOW_PLAINTEXT=true", "TUTELA_AUTH_BREACH_FAIL_OPEN=true",
-		"TUTELA_DATABASE_ALLOW_UNVERIFIED_TLS=true", "TUTELA_AUTH_MFA_ALL_USERS=false")
+		"TUTELA_DATABASE_ALLOW_UNVERIFIED_TLS=true", "TUTELA_AUTH_MFA_ALL_USERS=false", "TUTELA_DATABASE_SQLITE_SYNCHRONOUS=normal")
 	if got := cfg.TestOnly(); len(got) != 0 {
 		t.Fatalf("TestOnly() = %q, want none: these are deployment choices", got)
 	}
 	got := cfg.Deviations()
 	for _, want := range []string{"http.allow_plaintext", "auth.breach.fail_open", "database.allow_unverified_tls",
-		"auth.mfa_all_users"} {
+		"auth.mfa_all_users", "database.sqlite_synchronous"} {
 		if !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, want) }) {
 			t.Errorf("Deviations() = %q, want an entry for %s", got, want)
 		}

@@ -8,11 +8,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	zxcvbn "github.com/ccojocar/zxcvbn-go"
-	"github.com/ccojocar/zxcvbn-go/match"
 	"golang.org/x/text/unicode/norm"
 
 	"tutela"
+	"tutela/password/internal/zxcvbn"
+	"tutela/password/internal/zxcvbn/match"
 )
 
 // Sentinel errors naming the rule a password broke. Policy.Check returns a *tutela.Error
@@ -270,6 +270,11 @@ func strength(pw string, words []string) (score int, feedback string, err error)
 	res := zxcvbn.PasswordStrength(pw, words)
 	return res.Score, adviceFor(res.MatchSequence), nil
 }
+
+// EstimatorLoaded reports whether the strength estimator's dictionaries (about 18 MB of heap,
+// tens of milliseconds to build) have been loaded. They load on the first Check that scores a
+// password, never at start-up: tests use this to keep it so.
+func EstimatorLoaded() bool { return zxcvbn.Loaded() }
 
 func adviceFor(seq []match.Match) string {
 	const suggestion = "add another word or two; uncommon words are better"

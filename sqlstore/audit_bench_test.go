@@ -88,6 +88,26 @@ func BenchmarkAuditAppendPostgres(b *testing.B) {
 	})
 }
 
+// BenchmarkAuditAppendSQLite measures what each durability setting costs a request's commit:
+// one event per transaction, with synchronous=FULL (the WAL fsynced at every commit, the
+// default) and NORMAL (fsynced at checkpoints only). docs/durability.md.
+func BenchmarkAuditAppendSQLite(b *testing.B) {
+	for _, sync := range []string{sqlstore.SyncFull, sqlstore.SyncNormal} {
+		b.Run("synchronous="+sync, func(b *testing.B) {
+			db := sqltest.Open(b, sqlstore.SQLite, sqlstore.Options{SQLiteSynchronous: sync})
+			a := newBenchActor(b, db)
+			ctx := a.ctx
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Audit(ctx, a.event(i)) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
 // BenchmarkAuditSequence measures the sequencer: rounds of 10,000 events (indices, tree hashes,
 // a signed checkpoint) on a log that already holds the earlier rounds.
 func BenchmarkAuditSequence(b *testing.B) {

@@ -65,6 +65,31 @@ type Options struct {
 	Region string
 	// Tracer records a span per transaction (nil: none; tracing.go, docs/tracing.md).
 	Tracer trace.TracerProvider
+	// SQLiteSynchronous is the SQLite store's durability at commit (config
+	// database.sqlite_synchronous): SyncFull (the default) or SyncNormal. PostgreSQL ignores it.
+	SQLiteSynchronous string
+}
+
+// SQLite durability at commit (PRAGMA synchronous in WAL mode). With SyncFull every commit
+// fsyncs the write-ahead log before it returns: a committed transaction, its audit events
+// included, survives a power loss or an operating-system crash. With SyncNormal the log is
+// fsynced only at checkpoints: a crash of the process loses nothing, but a power loss can lose
+// the last transactions the callers were told had committed (the database stays consistent).
+// docs/durability.md compares the two.
+const (
+	SyncFull   = "full"
+	SyncNormal = "normal"
+)
+
+// sqlitePragma returns the PRAGMA synchronous value for a setting; "" is the default, SyncFull.
+func sqlitePragma(setting string) (string, error) {
+	switch setting {
+	case "", SyncFull:
+		return "FULL", nil
+	case SyncNormal:
+		return "NORMAL", nil
+	}
+	return "", fmt.Errorf("open sqlite: synchronous %q is not %q or %q", setting, SyncFull, SyncNormal)
 }
 
 // DB is an open store. It is safe for concurrent use.
@@ -186,13 +211,17 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite: empty path")
 	}
+	synchronous, err := sqlitePragma(opt.SQLiteSynchronous)
+	if err != nil {
+		return nil, err
+	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 	}
 	base := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_time_format=sqlite" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(" + synchronous + ")&_time_format=sqlite" +
 		// Deleted and overwritten content is zeroed, not left in free pages: personal data
 		// (issue 13) must not linger in the file after an erasure or a rewrite.
 		"&_pragma=secure_delete(1)"

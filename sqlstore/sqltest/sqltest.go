@@ -114,6 +114,11 @@ func Open(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) *sqlstore.DB {
 func OpenDSN(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) (*sqlstore.DB, string) {
 	t.Helper()
 	dsn := DSN(t, d)
+	if opt.SQLiteSynchronous == "" {
+		// TUTELA_TEST_SQLITE_SYNCHRONOUS=normal runs a test or benchmark under the other
+		// durability setting, to compare the two (docs/durability.md).
+		opt.SQLiteSynchronous = os.Getenv("TUTELA_TEST_SQLITE_SYNCHRONOUS")
+	}
 	db, err := sqlstore.Open(context.Background(), dsn, opt)
 	if err != nil {
 		t.Fatalf("open %s: %v", d, err)
