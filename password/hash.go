@@ -131,11 +131,15 @@ type Hasher struct {
 	dummy  string // argon2id hash of a random password, for DummyVerify
 	// computed counts finished argon2id computations (Computed).
 	computed atomic.Int64
+	// boost, when set (BoostGC), raises the GC percent while hashes are in flight.
+	boost *gcBoost
 }
 
 // NewHasher returns a Hasher using p for new hashes. At most maxConcurrent hashes run at once
-// (runtime.NumCPU() when maxConcurrent <= 0); a call waits up to wait for a slot and then
-// fails with ErrBusy (wait <= 0: fail at once when all slots are taken).
+// (runtime.GOMAXPROCS(0) when maxConcurrent <= 0: a hash keeps a CPU busy, so more at once
+// than the Go scheduler runs only adds their memory to the live heap and garbage-collector
+// work, and callers queue instead); a call waits up to wait for a slot and then fails with
+// ErrBusy (wait <= 0: fail at once when all slots are taken).
 //
 // Construction computes one hash with p, so it takes as long as one sign-in.
 func NewHasher(p Params, maxConcurrent int, wait time.Duration) (*Hasher, error) {
@@ -143,7 +147,9 @@ func NewHasher(p Params, maxConcurrent int, wait time.Duration) (*Hasher, error)
 		return nil, err
 	}
 	if maxConcurrent <= 0 {
-		maxConcurrent = runtime.NumCPU()
+		// Not NumCPU: in a container limited to 2 CPUs on a 32-CPU host, GOMAXPROCS follows
+		// the limit (Go 1.25+) and NumCPU does not.
+		maxConcurrent = runtime.GOMAXPROCS(0)
 	}
 	h := &Hasher{params: p, sem: make(chan struct{}, maxConcurrent), wait: max(wait, 0)}
 	// The dummy's password is random and thrown away: nothing can verify against it, but
@@ -363,6 +369,7 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 	select {
 	case h.sem <- struct{}{}:
+		h.started()
 		return nil
 	default:
 	}
@@ -373,6 +380,7 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	defer timer.Stop()
 	select {
 	case h.sem <- struct{}{}:
+		h.started()
 		return nil
 	case <-timer.C:
 		return ErrBusy
@@ -381,8 +389,21 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 }
 
+// started follows a taken slot.
+func (h *Hasher) started() {
+	if h.boost != nil {
+		h.boost.start()
+	}
+}
+
 // release ends one hash computation.
-func (h *Hasher) release() { h.computed.Add(1); <-h.sem }
+func (h *Hasher) release() {
+	h.computed.Add(1)
+	if h.boost != nil {
+		h.boost.end()
+	}
+	<-h.sem
+}
 
 // Computed is how many argon2id computations this Hasher has run (hashes, verifications and
 // dummy verifications). Sign-in tests use it to show that a failure costs the same work whether

@@ -567,17 +567,6 @@ func TestHasher_DummyVerifyCostsLikeARealHash(t *testing.T) {
 	}
 }
 
-func TestNewHasher_DefaultsConcurrencyToNumCPU(t *testing.T) {
-	t.Parallel()
-	h, err := NewHasher(testParams, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cap(h.sem) < 1 {
-		t.Errorf("semaphore capacity %d", cap(h.sem))
-	}
-}
-
 func TestParams_Validate(t *testing.T) {
 	t.Parallel()
 	if err := DefaultParams().Validate(); err != nil {

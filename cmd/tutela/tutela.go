@@ -437,6 +437,12 @@ func (m *Main) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Each Argon2id hash allocates its memory afresh; without headroom the collector runs every
+	// two or three sign-ins under load (issue 20). GOGC in the environment is the operator's
+	// choice and stands.
+	if os.Getenv("GOGC") == "" {
+		hasher.BoostGC(password.ServeGCBoostPercent, password.ServeGCBoostLinger)
+	}
 	policy := password.Policy{MinLength: a.Password.MinLength, MaxLength: a.Password.MaxLength,
 		MinScore: a.Password.MinScore, History: a.Password.History}
 	if err := policy.Validate(); err != nil {
