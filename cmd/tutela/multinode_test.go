@@ -138,8 +138,13 @@ func startCluster(t testing.TB, setup bool, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{dsn: sqltest.PostgresURL(t)}
 	dir := t.TempDir()
+	// The clients here are all on loopback: no request limit unless the test sets one.
+	limits := []string{"TUTELA_HTTP_RATE_LIMIT_RPS=100000", "TUTELA_HTTP_RATE_LIMIT_BURST=100000"}
+	if slices.ContainsFunc(extra, func(kv string) bool { return strings.HasPrefix(kv, "TUTELA_HTTP_RATE_LIMIT_") }) {
+		limits = nil
+	}
 	envOf := func(name string) []string {
-		return append([]string{
+		return append(append([]string{
 			"TUTELA_DATA_DIR=" + filepath.Join(dir, name),
 			// application_name tells the nodes' database sessions apart (pg_stat_activity).
 			"TUTELA_DATABASE_URL=" + c.dsn + "&application_name=tutela-node-" + name,
@@ -152,7 +157,7 @@ func startCluster(t testing.TB, setup bool, extra ...string) *cluster {
 			// auth.mfa_roles), so a test can open many without spending TOTP steps.
 			"TUTELA_AUTH_MFA_ALL_USERS=false",
 			"TUTELA_AUDIT_CHECKPOINT_INTERVAL=250ms",
-		}, extra...)
+		}, limits...), extra...)
 	}
 	a := startNode(t, "a", envOf("a"))
 	key, err := os.ReadFile(filepath.Join(dir, "a", audit.KeyFile))
