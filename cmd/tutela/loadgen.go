@@ -50,7 +50,7 @@ type loadgenCmd struct {
 	AuditRead   float64       `name:"audit-read" default:"0" help:"GET /v1/audit/events per second (service-account token)."`
 	ClientCreds float64       `name:"client-credentials" default:"0" help:"client_credentials grants per second."`
 
-	SetupToken string `help:"Tutela: the one-time token 'tutela bootstrap' printed; loadgen creates its users and service account with it, through the API." placeholder:"TOKEN"`
+	SetupToken string `help:"Tutela: the one-time token 'tutela bootstrap' printed (or LOADGEN_SETUP_TOKEN); loadgen creates its users and service account with it, through the API." placeholder:"TOKEN"`
 	Tenant     string `help:"Tutela: the tenant given to 'tutela bootstrap --tenant'."`
 	AdminEmail string `help:"Tutela: the e-mail given to 'tutela bootstrap --email'."`
 	Users      int    `help:"Tutela: users to create (default: enough for --signin-mfa, one TOTP step each per 30 s; at most 2000)."`
@@ -163,8 +163,12 @@ func usersFor(rate float64, d time.Duration) int {
 }
 
 func (c loadgenCmd) Run(e *env) error {
+	// Secrets may come from the environment rather than argv, which other users see in ps.
 	if c.ClientSecret == "" {
 		c.ClientSecret = lookupEnv(e.environ, "LOADGEN_CLIENT_SECRET")
+	}
+	if c.SetupToken == "" {
+		c.SetupToken = lookupEnv(e.environ, "LOADGEN_SETUP_TOKEN")
 	}
 	if err := c.validate(); err != nil {
 		return err
