@@ -151,7 +151,9 @@ func (a *account) nextCode(now time.Time) (code string, ok bool) {
 	defer a.mu.Unlock()
 	cur := now.Unix() / totpPeriod
 	for step := cur - 1; step <= cur+1; step++ {
-		if step <= a.lastStep {
+		// The previous step only well inside the current one: a request that reaches the
+		// server after the next boundary would carry a code two steps old.
+		if step <= a.lastStep || (step < cur && now.Unix()%totpPeriod > totpPeriod-10) {
 			continue
 		}
 		code, err := hotp.GenerateCodeCustom(a.seed, uint64(step), hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}) // #nosec G115 -- a Unix time step is positive

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"tutela"
 	"tutela/audit"
 	"tutela/sqlstore"
 )
@@ -114,10 +115,12 @@ func (c *cluster) sequencerTakeover(t *testing.T) {
 	deadline = time.Now().Add(90 * time.Second)
 	for {
 		p, err := db.AuditPending(ctx)
-		if err != nil {
+		// AuditPending counts, then reads the oldest pending event in a second statement: when
+		// a round sequences the last ones in between, that read finds none (not_found).
+		if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
 			t.Fatal(err)
 		}
-		if p.Count == 0 {
+		if err == nil && p.Count == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -157,6 +157,9 @@ func startCluster(t testing.TB, setup bool, extra ...string) *cluster {
 			// auth.mfa_roles), so a test can open many without spending TOTP steps.
 			"TUTELA_AUTH_MFA_ALL_USERS=false",
 			"TUTELA_AUDIT_CHECKPOINT_INTERVAL=250ms",
+			// The cheapest Argon2id the configuration allows: the throttle tests hash ~60 wrong
+			// passwords, and what they check does not depend on the cost.
+			"TUTELA_AUTH_HASH_MEMORY_KIB=8192", "TUTELA_AUTH_HASH_TIME=1",
 		}, limits...), extra...)
 	}
 	a := startNode(t, "a", envOf("a"))
@@ -380,6 +383,30 @@ func TestMultiNode(t *testing.T) {
 		for _, n := range c.nodes {
 			if s := attempt(n, u, u.Password, "198.51.100.99"); s != http.StatusTooManyRequests {
 				t.Fatalf("right password on %s from a new address after the account limit: %d, want 429", n.name, s)
+			}
+		}
+		// The address limit (50 wrong passwords across accounts: credential stuffing) spread
+		// over the nodes, five at a time: then the address is refused for any account.
+		const ipLimit = 50
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 5)
+		for i := range ipLimit {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				n := c.nodes[i%3]
+				stuffed := &account{Tenant: u.Tenant, Email: fmt.Sprintf("stuffed-%d@example.org", i), Password: "wrong-" + newPassword()}
+				if s := attempt(n, stuffed, stuffed.Password, "203.0.113.77"); s != http.StatusUnauthorized {
+					t.Errorf("stuffing attempt %d on %s: %d, want 401", i+1, n.name, s)
+				}
+			}()
+		}
+		wg.Wait()
+		v, _ := c.newUser(t, "victim")
+		for _, n := range c.nodes {
+			if s := attempt(n, v, v.Password, "203.0.113.77"); s != http.StatusTooManyRequests {
+				t.Fatalf("right password on %s from an address past the address limit: %d, want 429", n.name, s)
 			}
 		}
 	})
