@@ -242,12 +242,12 @@ func (c *loadgenCmd) tutelaOps(ctx context.Context, e *env, api *apiCaller) ([]l
 		sessions <- s
 		access.put(s.AccessToken)
 	}
-	var next atomic.Uint64
+	var next roundRobin
 	ops := []loadOp{
 		{name: "signin_mfa", rate: c.SigninMFA, limit: "argon2id", do: func(ctx context.Context) error {
 			// The next user with an unused TOTP step.
 			for range len(f.Users) {
-				u := f.Users[next.Add(1)%uint64(len(f.Users))]
+				u := f.Users[next.next(len(f.Users))]
 				g, err := api.signInMFA(ctx, u, nil)
 				if errors.Is(err, errNoTOTPStep) {
 					continue
@@ -268,9 +268,9 @@ func (c *loadgenCmd) tutelaOps(ctx context.Context, e *env, api *apiCaller) ([]l
 			}
 			g, err := api.refresh(ctx, s.RefreshToken)
 			if err != nil {
-				if statusOf(err) == 0 {
-					sessions <- s // never reached the server: the token is unspent
-				}
+				// The session is given up: a request that timed out may still have spent the
+				// token, and presenting it again would be refresh-token reuse, which revokes
+				// the session (RFC 6819 §5.2.2.3).
 				return err
 			}
 			access.put(g.AccessToken)
@@ -381,25 +381,41 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 
 // tokenRing holds recent access tokens (from sign-ins and refreshes) to introspect.
 type tokenRing struct {
-	slots []atomic.Pointer[string]
-	w, r  atomic.Uint64
+	mu    sync.Mutex
+	slots []string
+	w, r  roundRobin
 }
 
-func newTokenRing(n int) *tokenRing {
-	return &tokenRing{slots: make([]atomic.Pointer[string], max(n, 1))}
-}
+func newTokenRing(n int) *tokenRing { return &tokenRing{slots: make([]string, max(n, 1))} }
 
 func (t *tokenRing) put(tok string) {
-	t.slots[t.w.Add(1)%uint64(len(t.slots))].Store(&tok)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.slots[t.w.next(len(t.slots))] = tok
 }
 
 func (t *tokenRing) get() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for range len(t.slots) {
-		if p := t.slots[t.r.Add(1)%uint64(len(t.slots))].Load(); p != nil {
-			return *p
+		if tok := t.slots[t.r.next(len(t.slots))]; tok != "" {
+			return tok
 		}
 	}
 	return ""
+}
+
+// roundRobin hands out 0, 1, …, n-1, 0, … to concurrent callers.
+type roundRobin struct {
+	mu sync.Mutex
+	i  int
+}
+
+func (r *roundRobin) next(n int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.i = (r.i + 1) % n
+	return r.i
 }
 
 // opStats is what one operation did during a run.
