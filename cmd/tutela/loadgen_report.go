@@ -69,7 +69,7 @@ func report(w io.Writer, c loadgenCmd, ops []loadOp, stats []*opStats, limits ma
 		rows = append(rows, r)
 		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%.1f\t%s\t%s\t%s\t%d\t%s\n", r.name, r.rate, r.sent, r.ok, r.okps, ms(r.p50), ms(r.p99), ms(r.p999), r.dropped, r.errs)
 	}
-	tw.Flush()
+	_ = tw.Flush() // a failed write to stdout shows in the output itself
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| operation | offered/s | ok/s | p50 ms | p99 ms | p99.9 ms | errors | limit | ratio to limit |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
