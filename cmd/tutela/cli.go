@@ -41,6 +41,7 @@ type cli struct {
 	Compliance complianceCmd `cmd:"" help:"Compliance report (signed), its verification, and document templates filled from it."`
 	Version    versionCmd    `cmd:"" help:"Print the version."`
 	Health     healthCmd     `cmd:"" help:"Probe this node's own listener (/healthz or /readyz) on loopback: a container health check."`
+	Loadgen    loadgenCmd    `cmd:"" help:"Send mixed traffic at fixed rates to a running server on this machine; report throughput, latency and errors."`
 }
 
 // env is what every command gets: its streams and the process environment, injected so tests
