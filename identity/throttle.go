@@ -2,8 +2,8 @@ package identity
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
+	"errors"
 	"net/netip"
 	"time"
 
