@@ -112,7 +112,7 @@ type Server struct {
 	masker    *authz.Masker
 	uploads   chan struct{} // a slot per upload in progress
 	limiter   *middleware.RateLimiter
-	migrated  atomic.Bool   // readyz saw every migration applied
+	migrated  atomic.Bool // readyz saw every migration applied
 }
 
 // New builds the server and its routes.
