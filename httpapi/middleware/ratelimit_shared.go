@@ -192,6 +192,10 @@ func (l *RateLimiter) Flush(ctx context.Context) error {
 			} else if it.n > 0 {
 				l.stale = append(l.stale, WindowCount{Key: s.key, Window: it.win, Hits: it.n})
 			}
+			if s.pend > 0 && !s.dirty { // sent again next time, requested or not
+				s.dirty = true
+				l.dirty = append(l.dirty, it.b)
+			}
 		}
 		l.stale = append(l.stale, stale...)
 		l.mu.Unlock()
