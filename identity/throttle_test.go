@@ -170,9 +170,8 @@ func TestLimitFail_LocksForgottenAfterQuietDay(t *testing.T) {
 }
 
 // signIn models Login's throttling (service.go) over in-memory counters: refuse while any of
-// the account, pair or IP counter is locked, count failures as reserveSignIn does, and reset
-// the account and pair counters on success. (Login counts every attempt up front and a success
-// takes its count back; one attempt at a time, that nets out to this.)
+// the account, pair or IP counter is locked, count failures as Service.failed does, and reset
+// the account and pair counters on success, as signInAttempt.succeeded does.
 type signIn struct {
 	pol      ThrottlePolicy
 	counters map[string]*sqlstore.Throttle

@@ -9,7 +9,7 @@ import (
 )
 
 // ThrottleTests is the brute-force counter part of the conformance suite. Sign-in throttling
-// checks a counter and counts the attempt in one transaction (identity.reserveSignIn), which is
+// checks a counter and counts the attempt in one transaction (identity.Service.failed), which is
 // only sound if LockThrottle really holds the row until commit.
 var ThrottleTests = []Test{
 	{"ThrottleLockSerializesCheckAndCount", testThrottleCheckAndCount},
