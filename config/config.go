@@ -114,6 +114,10 @@ type HTTP struct {
 type RateLimit struct {
 	RPS   float64 `koanf:"rps"`
 	Burst int     `koanf:"burst"`
+	// ShareEvery, on PostgreSQL, makes the limit hold across every node on the database: each
+	// node flushes its per-client counts this often and reads back everyone's (default 200ms;
+	// 0: each node limits alone). SQLite, one node, always limits in memory.
+	ShareEvery time.Duration `koanf:"share_every"`
 }
 
 // TLS configures serving HTTPS directly. Set both files or neither.
@@ -320,7 +324,7 @@ func Default() *Config {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   20 * time.Second,
-			RateLimit:         RateLimit{RPS: 20, Burst: 40},
+			RateLimit:         RateLimit{RPS: 20, Burst: 40, ShareEvery: 200 * time.Millisecond},
 		},
 		TLS: TLS{MinVersion: "1.3"},
 		Database: Database{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute, RequestTimeout: 5 * time.Second,
@@ -383,6 +387,7 @@ var envVars = []struct {
 	{"TUTELA_HTTP_SHUTDOWN_TIMEOUT", "http.shutdown_timeout", kindDuration},
 	{"TUTELA_HTTP_RATE_LIMIT_RPS", "http.rate_limit.rps", kindFloat},
 	{"TUTELA_HTTP_RATE_LIMIT_BURST", "http.rate_limit.burst", kindInt},
+	{"TUTELA_HTTP_RATE_LIMIT_SHARE_EVERY", "http.rate_limit.share_every", kindDuration},
 	{"TUTELA_TLS_CERT_FILE", "tls.cert_file", kindString},
 	{"TUTELA_TLS_KEY_FILE", "tls.key_file", kindString},
 	{"TUTELA_TLS_MIN_VERSION", "tls.min_version", kindString},
@@ -991,6 +996,11 @@ func (c *Config) validateHTTP(p *problems) {
 	}
 	if h.RateLimit.Burst < 1 {
 		p.add("http.rate_limit.burst: must be >= 1, got %d", h.RateLimit.Burst)
+	}
+	// Shorter flushes load the database for little; longer ones let the nodes overshoot the
+	// limit by more (the shared window is at least a second).
+	if d := h.RateLimit.ShareEvery; d != 0 && (d < 10*time.Millisecond || d > time.Second) {
+		p.add("http.rate_limit.share_every: must be 0 (each node limits alone) or between 10ms and 1s, got %s", d)
 	}
 	for _, s := range h.TrustedProxies {
 		if _, err := parseProxy(s); err != nil {

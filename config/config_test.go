@@ -341,6 +341,7 @@ func TestLoad_EnvMapsEveryVariable(t *testing.T) {
 		{"TUTELA_MONITORING_SINKS_SYSLOG_RULES=passkey_cloned", func(c *Config) any { return c.Monitoring.Sinks.Syslog.Rules }, []string{"passkey_cloned"}},
 		{"TUTELA_MONITORING_SINKS_EMAIL_TO=secops@example.org", func(c *Config) any { return c.Monitoring.Sinks.Email.To }, []string{"secops@example.org"}},
 		{"TUTELA_MONITORING_SINKS_EMAIL_RULES=audit_verify_failed", func(c *Config) any { return c.Monitoring.Sinks.Email.Rules }, []string{"audit_verify_failed"}},
+		{"TUTELA_HTTP_RATE_LIMIT_SHARE_EVERY=500ms", func(c *Config) any { return c.HTTP.RateLimit.ShareEvery }, 500 * time.Millisecond},
 	}
 	if len(tests) != len(envVars) {
 		t.Fatalf("%d cases for %d variables: add a case for each new variable", len(tests), len(envVars))
@@ -598,6 +599,10 @@ func TestValidate_Ranges(t *testing.T) {
 		{"NaN rps", func(c *Config) { c.HTTP.RateLimit.RPS = math.NaN() }, "http.rate_limit.rps"},
 		{"infinite rps", func(c *Config) { c.HTTP.RateLimit.RPS = math.Inf(1) }, "http.rate_limit.rps"},
 		{"burst of one", func(c *Config) { c.HTTP.RateLimit.Burst = 1 }, ""},
+		{"rate limit per node", func(c *Config) { c.HTTP.RateLimit.ShareEvery = 0 }, ""},
+		{"rate limit flushed too often", func(c *Config) { c.HTTP.RateLimit.ShareEvery = time.Millisecond }, "http.rate_limit.share_every"},
+		{"rate limit flushed too rarely", func(c *Config) { c.HTTP.RateLimit.ShareEvery = 2 * time.Second }, "http.rate_limit.share_every"},
+		{"negative rate limit flush", func(c *Config) { c.HTTP.RateLimit.ShareEvery = -time.Second }, "http.rate_limit.share_every"},
 		{"no open conns", func(c *Config) { c.Database.MaxOpenConns, c.Database.MaxIdleConns = 0, 0 }, "database.max_open_conns"},
 		{"sqlite synchronous normal", func(c *Config) { c.Database.SQLiteSynchronous = "normal" }, ""},
 		{"sqlite synchronous off", func(c *Config) { c.Database.SQLiteSynchronous = "off" }, "database.sqlite_synchronous"},

@@ -40,6 +40,10 @@ type Deps struct {
 	BodyLimit      int64
 	RateRPS        float64
 	RateBurst      int
+	// RateShareEvery, on PostgreSQL, makes the per-client rate limit hold across every node on
+	// the database: each node flushes its counts this often (config
+	// http.rate_limit.share_every). Zero, or SQLite: each node limits alone.
+	RateShareEvery time.Duration
 	// AuditVerifierKey is the public key that verifies audit checkpoints (a signed-note
 	// verifier key), published at /v1/audit/public-key.
 	AuditVerifierKey string
@@ -107,7 +111,8 @@ type Server struct {
 	aiMetrics *aiMetrics
 	masker    *authz.Masker
 	uploads   chan struct{} // a slot per upload in progress
-	migrated  atomic.Bool   // readyz saw every migration applied
+	limiter   *middleware.RateLimiter
+	migrated  atomic.Bool // readyz saw every migration applied
 }
 
 // New builds the server and its routes.
@@ -141,8 +146,12 @@ func New(d Deps) *Server {
 	s.routesInit()
 	m := newMetrics(s.reg, d.DB)
 	s.aiMetrics = newAIMetrics(s.reg)
-	limiter := middleware.NewRateLimiter(d.RateRPS, d.RateBurst, d.Clock,
-		middleware.ExemptPaths("/healthz", "/readyz"))
+	limitOpts := []middleware.RateLimitOption{middleware.ExemptPaths("/healthz", "/readyz")}
+	if d.RateShareEvery > 0 && d.DB != nil && d.DB.Dialect() == sqlstore.Postgres {
+		limitOpts = append(limitOpts, middleware.ShareCounts(rateCounts{d.DB}))
+	}
+	limiter := middleware.NewRateLimiter(d.RateRPS, d.RateBurst, d.Clock, limitOpts...)
+	s.limiter = limiter
 	// Order matters: the logger and request ID come first so everything below logs with them;
 	// metrics and the access log sit outside Recover so a panic is counted and logged as the
 	// 500 it becomes; the rate limiter runs before any body is read.

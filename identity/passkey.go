@@ -60,9 +60,9 @@ func (s *Service) PasskeyLogin(ctx context.Context, tenantSlug, challengeID stri
 	req := LoginRequest{Tenant: slug, IP: ip, UserAgent: ua}
 	claimed, claimErr := mfa.ClaimedUser(response)
 
-	// As Login: find the account, then reserve the attempt on its counters in one transaction.
+	// As Login: find the account, then check its counters in one transaction.
 	// An assertion naming nobody is counted on a per-source key of its own.
-	tg, err := s.reserveTarget(ctx, req, slug, keyHash("passkey", slug, claimed),
+	tg, err := s.checkTarget(ctx, req, slug, keyHash("passkey", slug, claimed),
 		func(tx *sqlstore.Tx, t *tutela.Tenant) (*sqlstore.Credentials, error) {
 			if claimErr != nil {
 				return nil, tutela.Errorf(tutela.ENOTFOUND, "no user named")
@@ -91,8 +91,7 @@ func (s *Service) PasskeyLogin(ctx context.Context, tenantSlug, challengeID stri
 		case tutela.ErrorCode(err) == tutela.EINVALIDCREDENTIALS:
 			reason = "passkey_refused"
 		case err != nil:
-			s.uncheck(ctx, attempt.takeBack) // a fault, not a wrong guess
-			return nil, err
+			return nil, err // a fault, not a wrong guess: nothing is counted
 		case verified != cred.User.ID:
 			reason = "passkey_refused"
 		}
@@ -104,12 +103,6 @@ func (s *Service) PasskeyLogin(ctx context.Context, tenantSlug, challengeID stri
 		return nil, ErrInvalidCredentials
 	}
 
-	settled := false
-	defer func() {
-		if !settled {
-			s.uncheck(ctx, attempt.takeBack)
-		}
-	}()
 	if err := s.ensureSigner(ctx); err != nil {
 		return nil, err
 	}
@@ -132,9 +125,8 @@ func (s *Service) PasskeyLogin(ctx context.Context, tenantSlug, challengeID stri
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, s.throttledAttempt(ctx, err, tenantID, userID, req)
 	}
-	settled = true
 	g.MustChangePassword = cred.MustChangePassword
 	return g, nil
 }

@@ -198,7 +198,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 		return nil, tutela.FieldErrorf("password", "password is required (at most %d bytes)", maxCredentialLen)
 	}
 	slug := strings.ToLower(strings.TrimSpace(req.Tenant))
-	tg, err := s.reserveTarget(ctx, req, slug, accountKey(slug, tutela.NormalizeEmail(req.Email)),
+	tg, err := s.checkTarget(ctx, req, slug, accountKey(slug, tutela.NormalizeEmail(req.Email)),
 		func(tx *sqlstore.Tx, t *tutela.Tenant) (*sqlstore.Credentials, error) {
 			return tx.Users(t.ID).CredentialsByEmail(ctx, req.Email)
 		}, nil)
@@ -217,15 +217,11 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	var ok, rehash bool
 	if reason != "" {
 		if err := s.Hasher.DummyVerify(ctx, req.Password.Reveal()); err != nil {
-			if passwordUnchecked(err) {
-				s.uncheck(ctx, attempt.takeBack) // nothing was tried
-			}
-			return nil, err
+			return nil, err // nothing was tried, so nothing is counted
 		}
 	} else {
 		ok, rehash, err = s.Hasher.Verify(ctx, req.Password.Reveal(), cred.PasswordHash)
 		if err != nil && passwordUnchecked(err) {
-			s.uncheck(ctx, attempt.takeBack)
 			s.logUnchecked(err, cred.User.ID)
 			return nil, err
 		}
@@ -243,15 +239,9 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 		return nil, ErrInvalidCredentials
 	}
 
-	// 4. Success. The attempt was no wrong guess: should anything below fail before the success
-	// transaction resets the counters, take it back, so a server fault never counts against the
-	// user.
-	settled := false
-	defer func() {
-		if !settled {
-			s.uncheck(ctx, attempt.takeBack)
-		}
-	}()
+	// 4. Success. Nothing was counted for the attempt, so a server fault below never counts
+	// against the user; the success transaction resets the counters unless a key was locked
+	// since the check.
 	must := cred.MustChangePassword
 	if s.cfg.BreachCheckAtLogin && s.Breach != nil {
 		if breached, err := s.Breach.Breached(ctx, req.Password.Reveal()); err == nil && breached {
@@ -322,9 +312,8 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, s.throttledAttempt(ctx, err, tenantID, userID, req)
 	}
-	settled = true
 	if hasMFA {
 		methods, err := s.mfaMethods(ctx, tenant.ID, cred.User.ID)
 		if err != nil {
@@ -370,18 +359,19 @@ func (t *signInTarget) refusal() string {
 	return ""
 }
 
-// reserveTarget begins every sign-in (password or passkey): 1. it looks up the tenant and,
+// checkTarget begins every sign-in (password or passkey): 1. it looks up the tenant and,
 // through find, the account (no credential work yet), so every attempt — throttled ones too —
-// is recorded against the tenant and user it aimed at; 2. in the same transaction it refuses a
-// locked attempt before any credential work, identically for every account, or reserves the
-// attempt on the account key acct (accountOf's key once the account is known, when given), the
-// source+account key and the source key: it counts as a failure from here on, so concurrent
-// guesses cannot all pass, and a success takes it back. A locked attempt is recorded and
-// returned as *ThrottledError.
-func (s *Service) reserveTarget(ctx context.Context, req LoginRequest, slug string, acct []byte,
+// is recorded against the tenant and user it aimed at; 2. in the same read-only transaction it
+// refuses a locked attempt before any credential work, identically for every account, checking
+// the account key acct (accountOf's key once the account is known, when given), the
+// source+account key and the source key. Nothing is counted yet: recordFailure counts a wrong
+// attempt and the success transaction resets the counters, each refusing the attempt if a key
+// was locked meanwhile (throttle.go). A locked attempt is recorded and returned as
+// *ThrottledError.
+func (s *Service) checkTarget(ctx context.Context, req LoginRequest, slug string, acct []byte,
 	find func(*sqlstore.Tx, *tutela.Tenant) (*sqlstore.Credentials, error), accountOf func(*sqlstore.Credentials) []byte) (*signInTarget, error) {
 	tg := &signInTarget{}
-	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
 		key := acct
 		tg.tenant, tg.cred = nil, nil
 		t, err := tx.TenantBySlug(ctx, slug)
@@ -398,7 +388,7 @@ func (s *Service) reserveTarget(ctx context.Context, req LoginRequest, slug stri
 		if err != nil && tutela.ErrorCode(err) != tutela.ENOTFOUND {
 			return err
 		}
-		tg.attempt, err = s.reserveSignIn(ctx, tx, key, pairKey(req.IP, key), ipKey(req.IP))
+		tg.attempt, err = checkSignIn(ctx, tx, key, pairKey(req.IP, key), ipKey(req.IP))
 		return err
 	})
 	var throttled *ThrottledError
@@ -413,10 +403,13 @@ func (s *Service) reserveTarget(ctx context.Context, req LoginRequest, slug stri
 	return tg, nil
 }
 
-// recordFailure records a sign-in attempt that failed its check. reserveSignIn has counted it
-// already; the locks it set are reported now, once the attempt proved wrong.
+// recordFailure counts and records a sign-in attempt that failed its check, with the locks
+// counting it set, or refuses it with ThrottledError if a key was locked since the check.
 func (s *Service) recordFailure(ctx context.Context, tenantID, userID string, a *signInAttempt, req LoginRequest, reason string) error {
-	return s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	return s.throttledAttempt(ctx, s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if err := s.failed(ctx, tx, a); err != nil {
+			return err
+		}
 		if a.acct.locked {
 			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID,
 				Kind: "account_locked", IP: req.IP, Details: a.acct.details}); err != nil {
@@ -437,7 +430,7 @@ func (s *Service) recordFailure(ctx context.Context, tenantID, userID string, a 
 		}
 		return tx.RecordLogin(ctx, &sqlstore.LoginRecord{TenantID: tenantID, UserID: userID, IP: req.IP,
 			UserAgent: req.UserAgent, Result: "failure", Reason: reason})
-	})
+	}), tenantID, userID, req)
 }
 
 func lockDetails(t *sqlstore.Throttle) string {

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -98,16 +99,33 @@ func sourceOf(ip string) string {
 	return tutela.ClientNetwork(a).String()
 }
 
-// Attempts are counted before they are checked. Checking the locks, verifying, and recording a
-// failure in a later transaction would let N concurrent guesses all pass the check before any of
-// them is counted. So every throttled check first reserves its attempt: in one transaction that
-// holds the counters' row locks (LockThrottle) it refuses if a key is locked and otherwise counts
-// the attempt as a failure. The slow verification runs after that transaction, outside it. A
-// success then resets the counters as it always has, and an attempt that proved no wrong guess
-// (never checked because the hasher was busy, or right but failed by a server fault afterwards)
-// is taken back, so overload and outages do not lock users out.
+// Sign-in attempts are counted when they are answered, in the transaction that answers them.
+// A password is verified outside any transaction (it is slow); then one transaction either
+// counts it as a failure or resets the counters as a success, and refuses it instead if a key
+// it needs has been locked meanwhile. The answer a client sees for a guess ("wrong" or
+// "signed in") is only ever given by a transaction that found the keys unlocked while holding
+// the pair and account rows, so however many guesses arrive at once, at most the limit's worth
+// are answered "wrong" before the lock; the rest are answered too_many_attempts whatever the
+// password, which tells the guesser nothing (ASVS 6.3.1, NIST SP 800-63B §5.2.2).
+//
+// This replaces counting every attempt as a failure before checking it and taking the count
+// back on success: that wrote the per-source row twice for every sign-in, so every sign-in
+// from one NAT queued on one row on PostgreSQL, and it refused concurrent correct sign-ins to
+// one account from one address once the pending ones reached the pair limit (issue 20). Now a
+// correct password writes no shared counter: it deletes the account's and the pair's rows (when
+// there are any) and only reads the per-source row. Only failures write the per-source row, and
+// they stop at its limit, when it locks and the cheap check before verification refuses without
+// writing. An attempt that never proved a wrong guess (the hasher busy, the pepper unavailable,
+// a server fault) is simply never counted.
+//
+// The price: guesses that arrive together all pass the check before verification, so up to
+// the number sent at once are hashed although only the limit's worth are answered. The
+// hasher's concurrency bound and the per-client request rate limit bound that work.
 
 // reservation is what counting one attempt did to one counter, so that it can be taken back.
+// The per-user counters (second factors, re-entered passwords) still count an attempt before
+// checking it and take it back on success: one user's attempts are few and never concurrent in
+// numbers, so their rows are not hot.
 type reservation struct {
 	key, subject []byte
 	kind         string
@@ -117,10 +135,6 @@ type reservation struct {
 	locked                 bool
 	prevUntil, lockedUntil time.Time
 	details                string
-	// contributed: this (pair) attempt also counted on its account, in the account window
-	// starting at contribWindow.
-	contributed   bool
-	contribWindow time.Time
 }
 
 // reserve counts one failure on t under l and returns what it did.
@@ -150,9 +164,6 @@ func (r reservation) takeBack(ctx context.Context, tx *sqlstore.Tx) error {
 	if r.locked && t.LockedUntil.Equal(r.lockedUntil) {
 		t.Locks, t.LockedUntil = max(t.Locks-1, 0), r.prevUntil
 	}
-	if r.contributed && t.ContribWindow.Equal(r.contribWindow) && t.Contrib > 0 {
-		t.Contrib--
-	}
 	return tx.SaveThrottle(ctx, t)
 }
 
@@ -167,33 +178,49 @@ func lockedFor(now time.Time, ts ...*sqlstore.Throttle) time.Duration {
 	return wait
 }
 
-// signInAttempt is a password sign-in's reservation on its three counters.
-type signInAttempt struct{ pair, acct, ip reservation }
+// signInAttempt is a sign-in's three throttle keys and, once it has failed, what counting the
+// failure did to each (for the security events of the locks it set).
+type signInAttempt struct {
+	pairKey, acctKey, ipKey []byte
+	pair, acct, ip          reservation
+}
 
-// reserveSignIn refuses with ThrottledError while the account, pair or IP key is locked, and
-// otherwise counts the attempt as a failure on all three. The caller must roll tx back on
-// ThrottledError, so a refused attempt leaves the counters as they were.
-func (s *Service) reserveSignIn(ctx context.Context, tx *sqlstore.Tx, acct, pair, ipk []byte) (*signInAttempt, error) {
-	now := tx.Now()
-	// Every transaction takes these row locks in the order pair, account, IP (also the success
-	// and take-back paths), so concurrent sign-ins cannot deadlock on PostgreSQL.
-	pt, err := tx.LockThrottle(ctx, pair, "pair", acct)
+// checkSignIn refuses with ThrottledError while the account, pair or IP key is locked, before
+// any credential work. It only reads: the answer is decided by failed or succeeded.
+func checkSignIn(ctx context.Context, tx *sqlstore.Tx, acct, pair, ipk []byte) (*signInAttempt, error) {
+	ts, err := tx.Throttles(ctx, pair, acct, ipk)
 	if err != nil {
 		return nil, err
 	}
-	at, err := tx.LockThrottle(ctx, acct, "account", nil)
-	if err != nil {
-		return nil, err
-	}
-	it, err := tx.LockThrottle(ctx, ipk, "ip", nil)
-	if err != nil {
-		return nil, err
-	}
-	if wait := lockedFor(now, pt, at, it); wait > 0 {
+	if wait := lockedFor(tx.Now(), ts...); wait > 0 {
 		return nil, &ThrottledError{Wait: wait}
 	}
+	return &signInAttempt{pairKey: pair, acctKey: acct, ipKey: ipk}, nil
+}
+
+// failed counts a wrong attempt on its three counters, or refuses it with ThrottledError if one
+// of them has been locked since checkSignIn; the caller must then roll tx back.
+func (s *Service) failed(ctx context.Context, tx *sqlstore.Tx, a *signInAttempt) error {
+	now := tx.Now()
+	// Every transaction takes these row locks in the order pair, account, IP (succeeded takes
+	// the first two in that order too), so concurrent sign-ins cannot deadlock on PostgreSQL.
+	pt, err := tx.LockThrottle(ctx, a.pairKey, "pair", a.acctKey)
+	if err != nil {
+		return err
+	}
+	at, err := tx.LockThrottle(ctx, a.acctKey, "account", nil)
+	if err != nil {
+		return err
+	}
+	it, err := tx.LockThrottle(ctx, a.ipKey, "ip", nil)
+	if err != nil {
+		return err
+	}
+	if wait := lockedFor(now, pt, at, it); wait > 0 {
+		return &ThrottledError{Wait: wait}
+	}
 	pol := s.cfg.Throttle
-	a := &signInAttempt{pair: reserve(pol.Pair, pt, now)}
+	a.pair = reserve(pol.Pair, pt, now)
 	// One source adds at most Account.MaxFailures-1 failures to the account counter within the
 	// account's current window (tracked on the pair row against that window's start, so the two
 	// windows cannot drift apart): only two or more sources can lock the account.
@@ -201,41 +228,57 @@ func (s *Service) reserveSignIn(ctx context.Context, tx *sqlstore.Tx, acct, pair
 	if !pt.ContribWindow.Equal(at.WindowStart) {
 		pt.Contrib, pt.ContribWindow = 0, at.WindowStart
 	}
-	a.acct = reservation{key: acct, kind: "account"} // no window: nothing counted on it
+	a.acct = reservation{key: a.acctKey, kind: "account"}
 	if pt.Contrib < pol.Account.MaxFailures-1 {
 		pt.Contrib++
-		a.pair.contributed, a.pair.contribWindow = true, pt.ContribWindow
 		a.acct = reserve(pol.Account, at, now)
 	}
 	a.ip = reserve(pol.IP, it, now)
 	for _, t := range []*sqlstore.Throttle{pt, at, it} {
 		if err := tx.SaveThrottle(ctx, t); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
-}
-
-// succeeded resets the account and pair counters, as a successful sign-in always has, and takes
-// the attempt back from the IP counter, which counts failures only.
-func (a *signInAttempt) succeeded(ctx context.Context, tx *sqlstore.Tx) error {
-	if err := tx.ResetThrottles(ctx, a.pair.key, a.acct.key); err != nil {
-		return err
-	}
-	return a.ip.takeBack(ctx, tx)
-}
-
-// takeBack undoes the whole reservation of an attempt that proved no wrong guess.
-func (a *signInAttempt) takeBack(ctx context.Context, tx *sqlstore.Tx) error {
-	for _, r := range []reservation{a.pair, a.acct, a.ip} {
-		if err := r.takeBack(ctx, tx); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// reserveUserAttempt is reserveSignIn for a per-user counter (second factors, re-entered
+// succeeded resets the account and pair counters, as a successful sign-in always has, unless
+// one of the three keys has been locked since checkSignIn: then it refuses with ThrottledError
+// and the caller must roll tx back. The per-source counter counts failures only; a success
+// reads it and leaves it alone, so sign-ins from one address do not queue on its row.
+//
+// Reading the per-source row without locking it is exact: the success writes nothing a
+// concurrent failure reads, so it is as if it ran before that failure.
+func (a *signInAttempt) succeeded(ctx context.Context, tx *sqlstore.Tx) error {
+	until, err := tx.ClearThrottles(ctx, a.pairKey, a.acctKey)
+	if err != nil {
+		return err
+	}
+	ts, err := tx.Throttles(ctx, a.ipKey)
+	if err != nil {
+		return err
+	}
+	wait := lockedFor(tx.Now(), ts...)
+	if d := until.Sub(tx.Now()); d > wait {
+		wait = d
+	}
+	if wait > 0 {
+		return &ThrottledError{Wait: wait}
+	}
+	return nil
+}
+
+// throttledAttempt records a sign-in refused by failed or succeeded (err a *ThrottledError) as
+// throttled, as a refusal before verification is, and returns err unchanged.
+func (s *Service) throttledAttempt(ctx context.Context, err error, tenantID, userID string, req LoginRequest) error {
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
+		s.recordAttempt(ctx, tenantID, userID, req, "throttled", "locked")
+	}
+	return err
+}
+
+// reserveUserAttempt counts an attempt on a per-user counter (second factors, re-entered
 // passwords): ThrottledError while key is locked, otherwise one failure counted under limit.
 func (s *Service) reserveUserAttempt(ctx context.Context, key []byte, kind string, limit Limit) (reservation, error) {
 	var r reservation

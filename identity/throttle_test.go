@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -169,9 +170,8 @@ func TestLimitFail_LocksForgottenAfterQuietDay(t *testing.T) {
 }
 
 // signIn models Login's throttling (service.go) over in-memory counters: refuse while any of
-// the account, pair or IP counter is locked, count failures as reserveSignIn does, and reset
-// the account and pair counters on success. (Login counts every attempt up front and a success
-// takes its count back; one attempt at a time, that nets out to this.)
+// the account, pair or IP counter is locked, count failures as Service.failed does, and reset
+// the account and pair counters on success, as signInAttempt.succeeded does.
 type signIn struct {
 	pol      ThrottlePolicy
 	counters map[string]*sqlstore.Throttle
@@ -456,34 +456,41 @@ func TestLogin_IPv6AddressesInOneSlash64AreOneSource(t *testing.T) {
 	}
 }
 
-// Concurrent wrong guesses cannot all pass the lock check before any is counted: however many
-// arrive at once, at most the limit's worth of passwords are verified. Every answer other than
-// too_many_attempts comes after a verification, so the answers count the verifications.
-func TestLogin_ConcurrentWrongPasswordsVerifiedAtMostMaxFailuresTimes(t *testing.T) {
+// Concurrent wrong guesses cannot all be answered before the lock: however many arrive at once,
+// exactly the limit's worth are answered "wrong" (and counted), the rest too_many_attempts, and
+// the counter stops at the limit, locked. For one account from many sources (the account
+// limit), from one source (the pair limit), and across accounts from one source (the IP limit).
+func TestLogin_ConcurrentWrongPasswordsAnsweredAtMostMaxFailuresTimes(t *testing.T) {
 	t.Parallel()
 	pol := DefaultThrottlePolicy()
 	for _, d := range sqltest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			clock := clocktest.New(t0)
-			s, _ := newTestService(t, d, clock.Now, Config{}, "ana@example.org", "bob@example.org")
+			s, db := newTestService(t, d, clock.Now, Config{}, "ana@example.org", "bob@example.org")
 			cases := []struct {
-				name, email string
-				ip          func(i int) string
-				want        int
+				name    string
+				email   func(i int) string
+				ip      func(i int) string
+				n, want int
+				counter []byte // ends at want failures, locked
 			}{
-				{"many sources", "ana@example.org", func(i int) string { return fmt.Sprintf("203.0.113.%d", i+1) }, pol.Account.MaxFailures},
-				{"one source", "bob@example.org", func(int) string { return "198.51.100.66" }, pol.Pair.MaxFailures},
+				{"many sources", func(int) string { return "ana@example.org" }, func(i int) string { return fmt.Sprintf("203.0.113.%d", i+1) },
+					30, pol.Account.MaxFailures, accountKey("acme", "ana@example.org")},
+				{"one source", func(int) string { return "bob@example.org" }, func(int) string { return "198.51.100.66" },
+					30, pol.Pair.MaxFailures, pairKey("198.51.100.66", accountKey("acme", "bob@example.org"))},
+				{"one source, many accounts", func(i int) string { return fmt.Sprintf("user%d@example.org", i) },
+					func(int) string { return "198.51.100.77" }, pol.IP.MaxFailures + 30, pol.IP.MaxFailures, ipKey("198.51.100.77")},
 			}
 			for _, c := range cases {
-				const n = 30
+				n := c.n
 				errs := make([]error, n)
 				start := make(chan struct{})
 				var wg sync.WaitGroup
 				for i := range n {
 					wg.Go(func() {
 						<-start
-						errs[i] = signInAs(s, c.email, c.ip(i), "wrong guess")
+						errs[i] = signInAs(s, c.email(i), c.ip(i), "wrong guess")
 					})
 				}
 				close(start)
@@ -500,8 +507,11 @@ func TestLogin_ConcurrentWrongPasswordsVerifiedAtMostMaxFailuresTimes(t *testing
 					}
 				}
 				if verified != c.want || refused != n-c.want {
-					t.Fatalf("%s: %d passwords verified and %d refused of %d concurrent guesses, want %d verified",
+					t.Fatalf("%s: %d guesses answered wrong and %d refused of %d concurrent, want %d answered",
 						c.name, verified, refused, n, c.want)
+				}
+				if rows := throttles(t, db, c.counter); len(rows) != 1 || rows[0].Failures != c.want || !rows[0].LockedUntil.After(t0) {
+					t.Fatalf("%s: counter %+v, want %d failures and locked", c.name, rows, c.want)
 				}
 			}
 			// The many sources locked ana's account; the one source locked only itself.
@@ -515,8 +525,8 @@ func TestLogin_ConcurrentWrongPasswordsVerifiedAtMostMaxFailuresTimes(t *testing
 	}
 }
 
-// Every attempt is counted before it is checked, so a success must take its count back: signing
-// in many times from one address (an office behind NAT) never reaches the IP limit.
+// A success never writes the per-source counter: signing in many times from one address (an
+// office behind NAT) never reaches the IP limit, and leaves no counter behind.
 func TestLogin_SuccessesDoNotCountTowardsTheIPLimit(t *testing.T) {
 	t.Parallel()
 	clock := clocktest.New(t0)
@@ -528,8 +538,8 @@ func TestLogin_SuccessesDoNotCountTowardsTheIPLimit(t *testing.T) {
 		}
 	}
 	rows := throttles(t, db, ipKey(office), accountKey("acme", "ana@example.org"), pairKey(office, accountKey("acme", "ana@example.org")))
-	if len(rows) != 1 || rows[0].Failures != 0 || !rows[0].LockedUntil.IsZero() {
-		t.Fatalf("counters after successes only: %+v, want one IP counter at 0", rows)
+	if len(rows) != 0 {
+		t.Fatalf("counters after successes only: %+v, want none", rows)
 	}
 }
 
@@ -543,9 +553,10 @@ func throttles(t *testing.T, db *sqlstore.DB, keys ...[]byte) []*sqlstore.Thrott
 	return rows
 }
 
-// An attempt that was reserved but never checked (the hasher was busy) is taken back exactly:
-// the failure leaves every counter and the locks it set are lifted.
-func TestSignInAttempt_TakeBackRestoresTheCounters(t *testing.T) {
+// A key locked between an attempt's check and its answer (guesses from the same source
+// answered meanwhile) refuses the answer, wrong or right, and changes no counter: the
+// transaction that would have counted the failure or cleared the counters rolls back.
+func TestSignInAttempt_LockedAfterTheCheckRefusesTheAnswer(t *testing.T) {
 	t.Parallel()
 	for _, d := range sqltest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
@@ -553,34 +564,37 @@ func TestSignInAttempt_TakeBackRestoresTheCounters(t *testing.T) {
 			ctx := context.Background()
 			clock := clocktest.New(t0)
 			pol := DefaultThrottlePolicy()
-			pol.IP.MaxFailures = 3
-			s, db := newTestService(t, d, clock.Now, Config{Throttle: pol}, "ana@example.org")
-			const a, b = "203.0.113.1", "203.0.113.2"
-			for _, ip := range []string{a, a, b, b} { // account at 4, pair a and IP a at 2
-				if err := signInAs(s, "ana@example.org", ip, "guess"); tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
-					t.Fatal(err)
-				}
-				clock.Add(time.Second)
-			}
+			s, db := newTestService(t, d, clock.Now, Config{}, "ana@example.org")
+			const src = "203.0.113.1"
 			acct := accountKey("acme", "ana@example.org")
-			keys := [][]byte{pairKey(a, acct), acct, ipKey(a)}
-			before := throttles(t, db, keys...)
-			var att *signInAttempt
-			err := db.Update(ctx, func(tx *sqlstore.Tx) (err error) {
-				att, err = s.reserveSignIn(ctx, tx, acct, keys[0], keys[2])
+			keys := [][]byte{pairKey(src, acct), acct, ipKey(src)}
+			var wrong, right *signInAttempt
+			err := db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+				if wrong, err = checkSignIn(ctx, tx, keys[1], keys[0], keys[2]); err != nil {
+					return err
+				}
+				right, err = checkSignIn(ctx, tx, keys[1], keys[0], keys[2])
 				return err
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !att.pair.locked || !att.acct.locked || !att.ip.locked {
-				t.Fatalf("the reservation should have locked all three: %+v", att)
+			for range pol.Pair.MaxFailures {
+				if err := signInAs(s, "ana@example.org", src, "guess"); tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
+					t.Fatal(err)
+				}
 			}
-			if err := signInAs(s, "ana@example.org", "192.0.2.10", rightPassword); tutela.ErrorCode(err) != tutela.ETOOMANYATTEMPTS {
-				t.Fatalf("while reserved: %v, want too_many_attempts", err)
+			before := throttles(t, db, keys...)
+			if len(before) != 3 || before[0].LockedUntil.IsZero() {
+				t.Fatalf("the pair should be locked now: %+v", before)
 			}
-			clock.Add(time.Second)
-			s.uncheck(ctx, att.takeBack)
+			var throttled *ThrottledError
+			if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return s.failed(ctx, tx, wrong) }); !errors.As(err, &throttled) {
+				t.Fatalf("a wrong guess answered after the lock: %v, want ThrottledError", err)
+			}
+			if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return right.succeeded(ctx, tx) }); !errors.As(err, &throttled) {
+				t.Fatalf("a right password answered after the lock: %v, want ThrottledError", err)
+			}
 			after := throttles(t, db, keys...)
 			if len(after) != len(before) {
 				t.Fatalf("%d counters after, %d before", len(after), len(before))
@@ -588,12 +602,55 @@ func TestSignInAttempt_TakeBackRestoresTheCounters(t *testing.T) {
 			for i := range before {
 				x, y := before[i], after[i]
 				if x.Failures != y.Failures || x.Locks != y.Locks || !x.LockedUntil.Equal(y.LockedUntil) ||
-					!x.WindowStart.Equal(y.WindowStart) || x.Contrib != y.Contrib || !x.ContribWindow.Equal(y.ContribWindow) {
-					t.Errorf("%s counter taken back to %+v, was %+v", x.Kind, y, x)
+					!x.WindowStart.Equal(y.WindowStart) || x.Contrib != y.Contrib {
+					t.Errorf("%s counter changed to %+v, was %+v", x.Kind, y, x)
 				}
 			}
-			if err := signInAs(s, "ana@example.org", "192.0.2.10", rightPassword); err != nil {
-				t.Fatalf("after the take-back: %v", err)
+		})
+	}
+}
+
+// 32 people behind one address (a clinic's NAT) signing in to one shared account at once all
+// get in: nothing is reserved against the pair limit while a password is being verified, so
+// concurrent right passwords never see too_many_attempts.
+func TestLogin_ConcurrentRightPasswordsFromOneAddressAllSucceed(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			clock := clocktest.New(t0)
+			s, db := newTestService(t, d, clock.Now, Config{}, "ana@example.org", "bob@example.org")
+			const clinic, n = "192.0.2.80", 32
+			for round, email := range []string{"ana@example.org", "bob@example.org"} {
+				if round == 1 {
+					// bob's account already has failures from this address: the successes
+					// clear them without tripping over them.
+					for range DefaultThrottlePolicy().Pair.MaxFailures - 1 {
+						if err := signInAs(s, email, clinic, "guess"); tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
+							t.Fatal(err)
+						}
+					}
+				}
+				errs := make([]error, n)
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Go(func() {
+						<-start
+						errs[i] = signInAs(s, email, clinic, rightPassword)
+					})
+				}
+				close(start)
+				wg.Wait()
+				for i, err := range errs {
+					if err != nil {
+						t.Errorf("%s sign-in %d of %d concurrent: %v", email, i+1, n, err)
+					}
+				}
+				acct := accountKey("acme", email)
+				if rows := throttles(t, db, acct, pairKey(clinic, acct)); len(rows) != 0 {
+					t.Errorf("%s: counters left after the successes: %+v", email, rows)
+				}
 			}
 		})
 	}

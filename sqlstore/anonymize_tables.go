@@ -73,6 +73,7 @@ var notAnonymizedTables = map[string]string{ // #nosec G101 -- table names and r
 	"mfa_recovery_codes":          "credentials",
 	"webauthn_ceremonies":         "credentials (in-flight passkey ceremonies)",
 	"auth_throttle":               "sign-in history: counters keyed by real addresses and accounts",
+	"rate_windows":                "request counts keyed by real client addresses; they expire within seconds anyway",
 	"login_history":               "sign-in history of real people (IPs, user agents)",
 	"security_events":             "history of real people (IPs, details)",
 	"signing_keys":                "keys: a staging node makes its own token signing keys",

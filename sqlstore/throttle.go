@@ -1,9 +1,9 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"strconv"
 	"time"
 
@@ -46,20 +46,47 @@ func scanThrottle(row interface{ Scan(...any) error }) (*Throttle, error) {
 
 const throttleCols = `key, kind, subject, failures, window_start, locks, locked_until, updated_at, contrib, contrib_window`
 
-// Throttles returns the counters that exist among keys, without locking them.
+// Throttles returns the counters that exist among keys, in the order of keys, without locking
+// them. One query, whatever the number of keys.
 func (tx *Tx) Throttles(ctx context.Context, keys ...[]byte) ([]*Throttle, error) {
-	var out []*Throttle
-	for _, k := range keys {
-		t, err := scanThrottle(tx.queryRow(ctx, `SELECT `+throttleCols+` FROM auth_throttle WHERE key = $1`, k))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.query(ctx, `SELECT `+throttleCols+` FROM auth_throttle WHERE key IN (`+placeholders(len(keys))+`)`,
+		bytesArgs(keys)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var found []*Throttle
+	for rows.Next() {
+		t, err := scanThrottle(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, t)
+		found = append(found, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []*Throttle
+	for _, k := range keys {
+		for _, t := range found {
+			if bytes.Equal(t.Key, k) {
+				out = append(out, t)
+				break
+			}
+		}
 	}
 	return out, nil
+}
+
+func bytesArgs(bs [][]byte) []any {
+	args := make([]any, len(bs))
+	for i, b := range bs {
+		args[i] = b
+	}
+	return args
 }
 
 // LockThrottle returns the counter for key, creating it if needed, locked for update until the
@@ -100,6 +127,37 @@ func (tx *Tx) ResetThrottles(ctx context.Context, keys ...[]byte) error {
 		}
 	}
 	return nil
+}
+
+// ClearThrottles deletes the counters for keys, as a successful sign-in does, in one statement
+// that locks each existing row as it deletes it, and returns the latest lock among them that
+// lasts past the transaction's time (zero if none does). When it is not zero the caller must
+// roll the transaction back: the rows were deleted, lock and all.
+//
+// One DELETE … RETURNING rather than a read and then a delete: on PostgreSQL the DELETE waits
+// for a concurrent failure holding a row and then sees (and returns) the lock that failure set,
+// and a row inserted after its snapshot is not deleted, so a lock is never erased unseen.
+func (tx *Tx) ClearThrottles(ctx context.Context, keys ...[]byte) (time.Time, error) {
+	var until time.Time
+	if len(keys) == 0 {
+		return until, nil
+	}
+	rows, err := tx.query(ctx, `DELETE FROM auth_throttle WHERE key IN (`+placeholders(len(keys))+`) RETURNING locked_until`,
+		bytesArgs(keys)...)
+	if err != nil {
+		return until, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var locked sql.NullTime
+		if err := rows.Scan(&locked); err != nil {
+			return until, err
+		}
+		if locked.Valid && locked.Time.After(tx.now) && locked.Time.After(until) {
+			until = locked.Time.UTC()
+		}
+	}
+	return until, rows.Err()
 }
 
 // ResetThrottlesFor deletes the counter of an account key and of every IP+account pair that

@@ -88,6 +88,10 @@ type Main struct {
 	// sweepApprovals expires approval requests past their time and reminds approvers half way
 	// (httpapi.Server.SweepApprovals); nil until Serve builds the API.
 	sweepApprovals func(context.Context) (sqlstore.Sweep, error)
+	// shareRateLimit shares the per-client request counts with the other nodes until its
+	// context ends (httpapi.Server.ShareRateLimit; returns at once on SQLite); nil until Serve
+	// builds the API.
+	shareRateLimit func(context.Context)
 	// tracer is the OpenTelemetry provider (tracing.Off unless tracing.otlp_endpoint is set),
 	// given to the store, the vault and the API.
 	tracer *tracing.Provider
@@ -577,8 +581,8 @@ func (m *Main) Listen(ctx context.Context) error {
 		Hosted: hosted, HostedPatterns: append(slices.Clone(oidc.Patterns), web.Pattern),
 		DB: m.DB, Identity: ids, Logger: m.Logger,
 		TLS: cfg.ServedOverTLS(), TrustedProxies: proxies, BodyLimit: cfg.HTTP.BodyLimit,
-		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, AuditVerifierKey: m.auditVKey,
-		MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
+		RateRPS: cfg.HTTP.RateLimit.RPS, RateBurst: cfg.HTTP.RateLimit.Burst, RateShareEvery: cfg.HTTP.RateLimit.ShareEvery,
+		AuditVerifierKey: m.auditVKey, MaskKey: maskKey, EnforceStepUp: true, Keys: m.vault, MetricsToken: cfg.MetricsToken,
 		DBTimeout: cfg.Database.RequestTimeout, DSR: dsrPolicy, UnmergeWindow: cfg.Privacy.UnmergeWindow,
 		AI:    upstream.New(upstream.Options{PrivateNetworks: cfg.AI.Prefixes()}),
 		Files: fileSvc, FileTransferTimeout: cfg.Files.TransferTimeout, MaxConcurrentUploads: cfg.Files.MaxConcurrentUploads,
@@ -586,6 +590,7 @@ func (m *Main) Listen(ctx context.Context) error {
 		Compliance: &httpapi.ComplianceSource{Config: cfg, Signer: m.signer, Runtime: m.complianceRuntime()},
 	})
 	m.sweepApprovals = api.SweepApprovals
+	m.shareRateLimit = api.ShareRateLimit
 	m.sweepIncidents = api.SweepIncidents
 	m.httpServer = m.newHTTPServer(api, 64<<10)
 	if useTLS {
@@ -718,6 +723,9 @@ func (m *Main) Serve(ctx context.Context) error {
 		}
 	})
 	background.Go(func() { m.jobs.Run(bctx) })
+	if m.shareRateLimit != nil {
+		background.Go(func() { m.shareRateLimit(bctx) })
+	}
 	if m.monitor != nil {
 		background.Go(func() { m.monitor.Run(bctx) })
 	}

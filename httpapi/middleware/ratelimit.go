@@ -43,12 +43,22 @@ type RateLimiter struct {
 	mu      sync.Mutex
 	lru     *list.List // of *bucket, most recently seen at the front
 	buckets map[netip.Prefix]*list.Element
+
+	// The shared limit (ratelimit_shared.go); store is nil when each node limits alone.
+	store   CountStore
+	span    time.Duration // window length
+	limit   int64         // requests per client per span, all nodes together
+	dirty   []*bucket     // clients seen since the last flush
+	stale   []WindowCount // counts of ended windows not sent yet
+	pruned  int64         // window of the last prune
+	flushMu sync.Mutex
 }
 
 type bucket struct {
 	key      netip.Prefix
 	lim      *rate.Limiter
 	lastSeen time.Time
+	sh       *shared // with ShareCounts
 }
 
 // RateLimitOption configures a RateLimiter.
@@ -106,6 +116,12 @@ func NewRateLimiter(rps float64, burst int, clock tutela.Clock, opts ...RateLimi
 	} else if fill := time.Duration(float64(burst) / rps * float64(time.Second)); l.idleAfter < fill {
 		l.idleAfter = fill
 	}
+	l.initShared()
+	if l.span > 0 && l.idleAfter < 2*l.span {
+		// The shared estimate weighs the previous window too: forgetting a client sooner would
+		// forget its count there.
+		l.idleAfter = 2 * l.span
+	}
 	return l
 }
 
@@ -147,7 +163,16 @@ func (l *RateLimiter) Allow(addr netip.Addr) (bool, time.Duration) {
 	}
 	b.lastSeen = now
 
+	if l.span > 0 {
+		// The shared limit first, so that a refusal there takes no token from the bucket.
+		if wait := l.sharedWait(b, now); wait > 0 {
+			return false, wait
+		}
+	}
 	if b.lim.AllowN(now, 1) {
+		if b.sh != nil {
+			b.sh.pend++
+		}
 		return true, 0
 	}
 	if l.rps <= 0 || l.burst < 1 {
