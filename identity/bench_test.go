@@ -24,7 +24,7 @@ import (
 const benchPassword = "amber falcon meadow 93 tidewater"
 
 // defaultHasher is the production hasher: DefaultParams (m=19456 KiB, t=2, p=1).
-func defaultHasher(b *testing.B) *password.Hasher {
+func defaultHasher(b testing.TB) *password.Hasher {
 	b.Helper()
 	h, err := password.NewHasher(password.DefaultParams(), 0, time.Second)
 	if err != nil {
@@ -35,7 +35,7 @@ func defaultHasher(b *testing.B) *password.Hasher {
 
 // benchService builds the service as cmd/tutela does: a token ring with its keys in the
 // database, sealed by a local master key.
-func benchService(b *testing.B, db *sqlstore.DB, h *password.Hasher) *identity.Service {
+func benchService(b testing.TB, db *sqlstore.DB, h *password.Hasher) *identity.Service {
 	b.Helper()
 	ctx := context.Background()
 	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{7}, 32)))
@@ -52,7 +52,7 @@ func benchService(b *testing.B, db *sqlstore.DB, h *password.Hasher) *identity.S
 }
 
 // seedUser creates tenant slug with one active user whose password is pw, hashed by h.
-func seedUser(b *testing.B, db *sqlstore.DB, h *password.Hasher, slug, email, pw string) {
+func seedUser(b testing.TB, db *sqlstore.DB, h *password.Hasher, slug, email, pw string) {
 	b.Helper()
 	ctx := context.Background()
 	hash, err := h.Hash(ctx, pw)
@@ -139,7 +139,7 @@ func BenchmarkLoginOverhead(b *testing.B) {
 }
 
 // cheapHasher is argon2id at test cost, for benchmarks that do not measure the hash.
-func cheapHasher(b *testing.B) *password.Hasher {
+func cheapHasher(b testing.TB) *password.Hasher {
 	b.Helper()
 	p := password.DefaultParams()
 	p.Memory, p.Time = 64, 1
