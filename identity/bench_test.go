@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,24 +153,17 @@ func cheapHasher(b testing.TB) *password.Hasher {
 }
 
 // BenchmarkRefresh rotates one session's refresh token again and again, each call presenting
-// the token the previous one returned (RFC 9700 §4.14.2 rotation), on each store.
+// the token the previous one returned (RFC 9700 §4.14.2 rotation), on each store; on
+// PostgreSQL as the runtime role (row-level security in force, sqltest.OpenRuntime).
 func BenchmarkRefresh(b *testing.B) {
 	for _, d := range sqltest.Dialects {
 		b.Run(string(d), func(b *testing.B) {
 			if d == sqlstore.Postgres {
 				sqltest.RequirePostgres(b)
 			}
-			db := sqltest.Open(b, d, sqlstore.Options{})
-			h := cheapHasher(b) // Refresh never hashes a password
-			seedUser(b, db, h, "acme", "ana@example.org", benchPassword)
-			s := benchService(b, db, h)
+			s, tokens := refreshSessions(b, sqltest.OpenRuntime(b, d, sqlstore.Options{}), 1)
 			ctx := context.Background()
-			g, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
-				Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "bench"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			rt := g.RefreshToken
+			rt := tokens[0]
 			b.ReportAllocs()
 			for b.Loop() {
 				ng, err := s.Refresh(ctx, rt, "", "192.0.2.1", "bench")
@@ -180,4 +175,85 @@ func BenchmarkRefresh(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
 		})
 	}
+}
+
+// refreshParallelism is RunParallel's goroutines per GOMAXPROCS in BenchmarkRefreshParallel:
+// many clients refreshing at once, as a server sees them.
+const refreshParallelism = 16
+
+// BenchmarkRefreshParallel is BenchmarkRefresh with many clients at once, each rotating its
+// own session's tokens, on each store; on PostgreSQL (as the runtime role) with several pool
+// sizes (open/idle connections), the first being the default (database.max_open_conns,
+// database.max_idle_conns).
+func BenchmarkRefreshParallel(b *testing.B) {
+	type pool struct{ open, idle int }
+	cases := []struct {
+		d    sqlstore.Dialect
+		pool pool
+	}{{sqlstore.SQLite, pool{}}}
+	for _, p := range []pool{{0, 0}, {20, 10}, {20, 20}, {8, 8}, {40, 40}} {
+		cases = append(cases, struct {
+			d    sqlstore.Dialect
+			pool pool
+		}{sqlstore.Postgres, p})
+	}
+	for _, c := range cases {
+		name := string(c.d)
+		if c.d == sqlstore.Postgres {
+			name = fmt.Sprintf("%s/open=%d,idle=%d", c.d, c.pool.open, c.pool.idle)
+			if c.pool.open == 0 {
+				name = string(c.d) + "/default"
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			if c.d == sqlstore.Postgres {
+				sqltest.RequirePostgres(b)
+			}
+			db := sqltest.OpenRuntime(b, c.d, sqlstore.Options{MaxOpenConns: c.pool.open, MaxIdleConns: c.pool.idle})
+			clients := refreshParallelism * runtime.GOMAXPROCS(0)
+			s, tokens := refreshSessions(b, db, clients)
+			var next atomic.Int64
+			var failed atomic.Pointer[error]
+			ctx := context.Background()
+			b.SetParallelism(refreshParallelism)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1) - 1) // each goroutine its own session
+				rt := tokens[i%len(tokens)]
+				for pb.Next() {
+					g, err := s.Refresh(ctx, rt, "", "192.0.2.1", "bench")
+					if err != nil {
+						failed.CompareAndSwap(nil, &err)
+						return
+					}
+					rt = g.RefreshToken
+				}
+			})
+			b.StopTimer()
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
+		})
+	}
+}
+
+// refreshSessions seeds ana and signs her in n times (n sessions, n < MaxSessionsPerUser),
+// returning the service and each session's refresh token.
+func refreshSessions(b *testing.B, db *sqlstore.DB, n int) (*identity.Service, []tutela.Secret) {
+	b.Helper()
+	h := cheapHasher(b) // Refresh never hashes a password
+	seedUser(b, db, h, "acme", "ana@example.org", benchPassword)
+	s := benchService(b, db, h)
+	tokens := make([]tutela.Secret, n)
+	for i := range tokens {
+		g, err := s.Login(context.Background(), identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
+			Password: tutela.NewSecret(benchPassword), IP: fmt.Sprintf("10.0.%d.%d", i>>8&255, i&255), UserAgent: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = g.RefreshToken
+	}
+	return s, tokens
 }
