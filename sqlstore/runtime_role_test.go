@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"strings"
 	"testing"
 
@@ -32,6 +33,11 @@ func TestRuntimeRole_GrantsServeButRefuseRewrites(t *testing.T) {
 	}
 	if ok, err := rt.MigrationsCurrent(ctx); err != nil || !ok {
 		t.Fatalf("runtime role reads the schema version: %v, %v", ok, err)
+	}
+	// tutela serve migrates at start: with the owner's migrations applied, that is a no-op the
+	// runtime role may do.
+	if err := rt.Migrate(ctx); err != nil {
+		t.Fatalf("runtime role's Migrate on a current schema: %v", err)
 	}
 	var tn *tutela.Tenant
 	if err := rt.Update(ctx, func(tx *sqlstore.Tx) error {
@@ -67,5 +73,21 @@ func TestRuntimeRole_GrantsServeButRefuseRewrites(t *testing.T) {
 	}
 	if n := countAs(t, raw, "users", tutela.NewID()); n != 0 {
 		t.Fatalf("another tenant sees %d users, want 0", n)
+	}
+}
+
+// TestRuntimeRole_DocumentedGrantsAreTheTestedOnes: docs/runtime-role.md (which README points
+// to) shows exactly the statements sqltest.RuntimeGrants runs, so what operators copy is what
+// the tests prove.
+func TestRuntimeRole_DocumentedGrantsAreTheTestedOnes(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/runtime-role.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range sqltest.RuntimeGrants("tutela_app", "tutela") {
+		if !strings.Contains(string(doc), "\n"+q+";\n") {
+			t.Errorf("docs/runtime-role.md lacks %q", q+";")
+		}
 	}
 }
