@@ -409,8 +409,11 @@ func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash []byte) (*R
 	return &t, s, nil
 }
 
-// prefixedSessionCols is sessionCols of the table aliased s.
-var prefixedSessionCols = "s." + strings.Join(strings.Split(strings.Join(strings.Fields(sessionCols), " "), ", "), ", s.")
+// prefixedSessionCols is sessionCols of the table aliased s (a constant, like every query
+// text; TestPrefixedSessionCols keeps the two lists equal).
+const prefixedSessionCols = `s.id, s.tenant_id, s.user_id, s.token_version, s.amr, s.ip_sealed, s.user_agent_sealed,
+	s.created_at, s.last_seen_at, s.idle_timeout_s, s.absolute_expires_at, s.revoked_at, s.step_up_at, s.reauth_at,
+	s.client_id, s.parent_id, s.scope, s.dpop_jkt, s.auth_time`
 
 // withExtra scans a row whose leading columns one scanner reads and the rest extra.
 type withExtra struct {
