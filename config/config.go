@@ -136,10 +136,13 @@ type Database struct {
 	RequireTLS bool `koanf:"require_tls"`
 	// AllowUnverifiedTLS also accepts sslmode=require or verify-ca (encrypted, but the server's
 	// name, or its certificate, is not checked): a deviation for private networks without a CA.
-	AllowUnverifiedTLS bool          `koanf:"allow_unverified_tls"`
-	MaxOpenConns       int           `koanf:"max_open_conns"`
-	MaxIdleConns       int           `koanf:"max_idle_conns"`
-	ConnMaxLifetime    time.Duration `koanf:"conn_max_lifetime"`
+	AllowUnverifiedTLS bool `koanf:"allow_unverified_tls"`
+	MaxOpenConns       int  `koanf:"max_open_conns"`
+	// MaxIdleConns is how many pool connections stay open while unused; 0 (the default)
+	// keeps all of them (MaxOpenConns): closing the ones past a lower limit after each burst
+	// makes the next burst reconnect and prepare its statements again.
+	MaxIdleConns    int           `koanf:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `koanf:"conn_max_lifetime"`
 	// RequestTimeout bounds the database time of one API request (and a PostgreSQL statement,
 	// and a new connection), so a database that stops answering makes requests fail with 503
 	// in seconds instead of hanging until the client gives up.
@@ -327,7 +330,7 @@ func Default() *Config {
 			RateLimit:         RateLimit{RPS: 20, Burst: 40, ShareEvery: 200 * time.Millisecond},
 		},
 		TLS: TLS{MinVersion: "1.3"},
-		Database: Database{MaxOpenConns: 20, MaxIdleConns: 10, ConnMaxLifetime: 30 * time.Minute, RequestTimeout: 5 * time.Second,
+		Database: Database{MaxOpenConns: 20, ConnMaxLifetime: 30 * time.Minute, RequestTimeout: 5 * time.Second,
 			SQLiteSynchronous: "full"},
 		Log: Log{Level: "info", Format: "json"},
 		Auth: Auth{

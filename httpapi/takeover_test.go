@@ -15,7 +15,7 @@ import (
 
 // createSAWith makes a service account holding perms straight in the store: one made before
 // the takeover rules, or while the tenant allowed it.
-func (e *env) createSAWith(t *testing.T, tenantID string, perms ...authz.Permission) saCreated {
+func (e *env) createSAWith(t testing.TB, tenantID string, perms ...authz.Permission) saCreated {
 	t.Helper()
 	sa := &sqlstore.ServiceAccount{TenantID: tenantID, Name: "bot-" + tutela.RandomToken(4), Permissions: perms}
 	var secret tutela.Secret

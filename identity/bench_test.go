@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +27,7 @@ import (
 const benchPassword = "amber falcon meadow 93 tidewater"
 
 // defaultHasher is the production hasher: DefaultParams (m=19456 KiB, t=2, p=1).
-func defaultHasher(b *testing.B) *password.Hasher {
+func defaultHasher(b testing.TB) *password.Hasher {
 	b.Helper()
 	h, err := password.NewHasher(password.DefaultParams(), 0, time.Second)
 	if err != nil {
@@ -39,7 +41,7 @@ func defaultHasher(b *testing.B) *password.Hasher {
 
 // benchService builds the service as cmd/tutela does: a token ring with its keys in the
 // database, sealed by a local master key.
-func benchService(b *testing.B, db *sqlstore.DB, h *password.Hasher) *identity.Service {
+func benchService(b testing.TB, db *sqlstore.DB, h *password.Hasher) *identity.Service {
 	b.Helper()
 	ctx := context.Background()
 	sealer, err := vault.NewLocalSealer(tutela.NewSecretBytes(bytes.Repeat([]byte{7}, 32)))
@@ -56,7 +58,7 @@ func benchService(b *testing.B, db *sqlstore.DB, h *password.Hasher) *identity.S
 }
 
 // seedUser creates tenant slug with one active user whose password is pw, hashed by h.
-func seedUser(b *testing.B, db *sqlstore.DB, h *password.Hasher, slug, email, pw string) {
+func seedUser(b testing.TB, db *sqlstore.DB, h *password.Hasher, slug, email, pw string) {
 	b.Helper()
 	ctx := context.Background()
 	hash, err := h.Hash(ctx, pw)
@@ -143,7 +145,7 @@ func BenchmarkLoginOverhead(b *testing.B) {
 }
 
 // cheapHasher is argon2id at test cost, for benchmarks that do not measure the hash.
-func cheapHasher(b *testing.B) *password.Hasher {
+func cheapHasher(b testing.TB) *password.Hasher {
 	b.Helper()
 	p := password.DefaultParams()
 	p.Memory, p.Time = 64, 1
@@ -155,24 +157,17 @@ func cheapHasher(b *testing.B) *password.Hasher {
 }
 
 // BenchmarkRefresh rotates one session's refresh token again and again, each call presenting
-// the token the previous one returned (RFC 9700 §4.14.2 rotation), on each store.
+// the token the previous one returned (RFC 9700 §4.14.2 rotation), on each store; on
+// PostgreSQL as the runtime role (row-level security in force, sqltest.OpenRuntime).
 func BenchmarkRefresh(b *testing.B) {
 	for _, d := range sqltest.Dialects {
 		b.Run(string(d), func(b *testing.B) {
 			if d == sqlstore.Postgres {
 				sqltest.RequirePostgres(b)
 			}
-			db := sqltest.Open(b, d, sqlstore.Options{})
-			h := cheapHasher(b) // Refresh never hashes a password
-			seedUser(b, db, h, "acme", "ana@example.org", benchPassword)
-			s := benchService(b, db, h)
+			s, tokens := refreshSessions(b, sqltest.OpenRuntime(b, d, sqlstore.Options{}), 1)
 			ctx := context.Background()
-			g, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
-				Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "bench"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			rt := g.RefreshToken
+			rt := tokens[0]
 			b.ReportAllocs()
 			for b.Loop() {
 				ng, err := s.Refresh(ctx, rt, "", "192.0.2.1", "bench")
@@ -184,4 +179,85 @@ func BenchmarkRefresh(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
 		})
 	}
+}
+
+// refreshParallelism is RunParallel's goroutines per GOMAXPROCS in BenchmarkRefreshParallel:
+// many clients refreshing at once, as a server sees them.
+const refreshParallelism = 16
+
+// BenchmarkRefreshParallel is BenchmarkRefresh with many clients at once, each rotating its
+// own session's tokens, on each store; on PostgreSQL (as the runtime role) with several pool
+// sizes (open/idle connections), the first being the default (database.max_open_conns,
+// database.max_idle_conns).
+func BenchmarkRefreshParallel(b *testing.B) {
+	type pool struct{ open, idle int }
+	cases := []struct {
+		d    sqlstore.Dialect
+		pool pool
+	}{{sqlstore.SQLite, pool{}}}
+	for _, p := range []pool{{0, 0}, {20, 10}, {20, 20}, {8, 8}, {40, 40}} {
+		cases = append(cases, struct {
+			d    sqlstore.Dialect
+			pool pool
+		}{sqlstore.Postgres, p})
+	}
+	for _, c := range cases {
+		name := string(c.d)
+		if c.d == sqlstore.Postgres {
+			name = fmt.Sprintf("%s/open=%d,idle=%d", c.d, c.pool.open, c.pool.idle)
+			if c.pool.open == 0 {
+				name = string(c.d) + "/default"
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			if c.d == sqlstore.Postgres {
+				sqltest.RequirePostgres(b)
+			}
+			db := sqltest.OpenRuntime(b, c.d, sqlstore.Options{MaxOpenConns: c.pool.open, MaxIdleConns: c.pool.idle})
+			clients := refreshParallelism * runtime.GOMAXPROCS(0)
+			s, tokens := refreshSessions(b, db, clients)
+			var next atomic.Int64
+			var failed atomic.Pointer[error]
+			ctx := context.Background()
+			b.SetParallelism(refreshParallelism)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1) - 1) // each goroutine its own session
+				rt := tokens[i%len(tokens)]
+				for pb.Next() {
+					g, err := s.Refresh(ctx, rt, "", "192.0.2.1", "bench")
+					if err != nil {
+						failed.CompareAndSwap(nil, &err)
+						return
+					}
+					rt = g.RefreshToken
+				}
+			})
+			b.StopTimer()
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
+		})
+	}
+}
+
+// refreshSessions seeds ana and signs her in n times (n sessions, n < MaxSessionsPerUser),
+// returning the service and each session's refresh token.
+func refreshSessions(b *testing.B, db *sqlstore.DB, n int) (*identity.Service, []tutela.Secret) {
+	b.Helper()
+	h := cheapHasher(b) // Refresh never hashes a password
+	seedUser(b, db, h, "acme", "ana@example.org", benchPassword)
+	s := benchService(b, db, h)
+	tokens := make([]tutela.Secret, n)
+	for i := range tokens {
+		g, err := s.Login(context.Background(), identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
+			Password: tutela.NewSecret(benchPassword), IP: fmt.Sprintf("10.0.%d.%d", i>>8&255, i&255), UserAgent: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = g.RefreshToken
+	}
+	return s, tokens
 }

@@ -501,13 +501,18 @@ func (s *Service) newSession(ctx context.Context, tx *sqlstore.Tx, u *tutela.Use
 
 // issue adds a fresh refresh token and access token for g.Session to g.
 func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64) error {
-	rt := ""
 	if !g.NoRefresh {
-		rt = newSecret()
+		rt := newSecret()
 		if err := tx.CreateRefreshToken(ctx, g.Session.ID, sqlstore.HashToken(rt), g.Session.AbsoluteExpiry); err != nil {
 			return err
 		}
+		g.RefreshToken = tutela.NewSecret(rt)
 	}
+	return s.signAccess(ctx, g, tv)
+}
+
+// signAccess signs g's access token for its session.
+func (s *Service) signAccess(ctx context.Context, g *Grant, tv int64) error {
 	// auth_time is the session's latest authentication event: its sign-in, or a later step-up
 	// (RFC 9470: a token obtained after stepping up shows it), so a resource server can check
 	// the freshness of the second factor from the token alone. A client session was made
@@ -536,9 +541,6 @@ func (s *Service) issue(ctx context.Context, tx *sqlstore.Tx, g *Grant, tv int64
 	at, exp, err := s.Tokens.Issue(ctx, claims)
 	if err != nil {
 		return err
-	}
-	if rt != "" {
-		g.RefreshToken = tutela.NewSecret(rt)
 	}
 	g.AccessToken, g.AccessExpiry = tutela.NewSecret(at), exp
 	return nil
@@ -773,12 +775,7 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 		// Update may run this again (a keyset made outside the transaction): a run that named
 		// the token's user must not leave them named for a run that refuses the token.
 		tutela.SetAuditPerson(ctx, "", "")
-		rt, err := tx.UseRefreshToken(ctx, sqlstore.HashToken(refresh.Reveal()))
-		if err != nil {
-			refused = refuse(errRefresh, "unknown_token")
-			return errRefresh
-		}
-		sess, err := tx.SessionByID(ctx, rt.SessionID)
+		rt, sess, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(refresh.Reveal()))
 		if err != nil || (req.tenantID != "" && sess.TenantID != req.tenantID) {
 			refused = refuse(errRefresh, "unknown_token")
 			return errRefresh
@@ -798,8 +795,9 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 		}
 		// A tenant of another data region is refused before its session is revoked, audited
 		// or refreshed: the transaction rolls back, the token stays as it was.
-		if _, err := tx.Tenant(ctx, sess.TenantID); tutela.ErrorCode(err) == tutela.EWRONGREGION {
-			return err
+		tenant, tenantErr := tx.Tenant(ctx, sess.TenantID)
+		if tutela.ErrorCode(tenantErr) == tutela.EWRONGREGION {
+			return tenantErr
 		}
 		if rt.UsedAt != nil {
 			if err := tx.RevokeSessionByID(ctx, sess.ID, "refresh_reuse"); err != nil {
@@ -832,7 +830,7 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 		case cred.User.Status != tutela.StatusActive:
 			refused = sessionRefused(errRefresh, "user_inactive", sess)
 		default:
-			if t, err := tx.Tenant(ctx, sess.TenantID); err != nil || t.Status != tutela.StatusActive {
+			if tenantErr != nil || tenant.Status != tutela.StatusActive {
 				refused = sessionRefused(errRefresh, "tenant_inactive", sess)
 			}
 		}
@@ -851,12 +849,15 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 			}
 		}
 		tutela.SetAuditPerson(ctx, sess.TenantID, sess.UserID) // a valid refresh token: its user's request
-		if err := tx.TouchSession(ctx, sess.ID); err != nil {
+		// Rotation (RFC 9700 §4.14.2): the session's activity and its next refresh token in
+		// one write.
+		next := newSecret()
+		if err := tx.RenewSession(ctx, sess.ID, sqlstore.HashToken(next), sess.AbsoluteExpiry); err != nil {
 			return err
 		}
 		sess.LastSeenAt = now
-		g = &Grant{User: cred.User, Session: sess, Audience: aud}
-		return s.issue(ctx, tx, g, sess.TokenVersion)
+		g = &Grant{User: cred.User, Session: sess, Audience: aud, RefreshToken: tutela.NewSecret(next)}
+		return s.signAccess(ctx, g, sess.TokenVersion)
 	})
 	if err != nil {
 		if refused != nil {

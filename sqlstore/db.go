@@ -47,8 +47,12 @@ var migrationsFS embed.FS
 
 // Options tune a DB. The zero value is usable.
 type Options struct {
-	MaxOpenConns    int           // PostgreSQL pool size (default 20)
-	MaxIdleConns    int           // default 10
+	MaxOpenConns int // PostgreSQL pool size (default 20)
+	// MaxIdleConns is how many of them stay open while unused (default: MaxOpenConns). Fewer
+	// makes a burst close every connection returned past the limit, and the next burst pays a
+	// new connection (TCP, authentication) and prepares every statement again
+	// (BenchmarkRefreshParallel in identity compares).
+	MaxIdleConns    int
 	ConnMaxLifetime time.Duration // default 30 min
 	Clock           tutela.Clock  // default tutela.SystemClock
 	// ConnectTimeout bounds opening a PostgreSQL connection when database.url sets no
@@ -127,7 +131,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		opt.MaxOpenConns = 20
 	}
 	if opt.MaxIdleConns <= 0 {
-		opt.MaxIdleConns = 10
+		opt.MaxIdleConns = opt.MaxOpenConns
 	}
 	if opt.ConnMaxLifetime <= 0 {
 		opt.ConnMaxLifetime = 30 * time.Minute
@@ -245,7 +249,11 @@ func openSQLite(ctx context.Context, path string, opt Options) (*DB, error) {
 		_ = write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	read.SetMaxOpenConns(max(4, opt.MaxOpenConns/4))
+	// Readers keep their connections, and with them their compiled statements (database/sql
+	// would keep only 2 idle and close the rest after every burst of reads).
+	readConns := max(4, opt.MaxOpenConns/4)
+	read.SetMaxOpenConns(readConns)
+	read.SetMaxIdleConns(readConns)
 	keys, err := openSQLitePool(base + "&_pragma=query_only(1)")
 	if err != nil {
 		_ = write.Close()

@@ -1,0 +1,130 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"tutela"
+	"tutela/sqlstore"
+)
+
+// RefreshTests are the refresh-token rotation statements the refresh path runs (RFC 9700
+// §4.14.2): single use, reuse reported, the session read with the token, and the session's
+// activity written with its next token.
+var RefreshTests = []Test{
+	{"RefreshTokenUsedOnceWithItsSession", testRefreshUseOnce},
+	{"RefreshTokenConcurrentUsesOneWins", testRefreshConcurrentUse},
+	{"RefreshRenewTouchesSessionAndStoresNext", testRefreshRenew},
+}
+
+// refreshFixture is a user's session with one refresh token, "rt-0".
+func refreshFixture(t *testing.T, open Opener) (*sqlstore.DB, *fakeClock, *sqlstore.Session) {
+	t.Helper()
+	clock := newClock()
+	db := open(t, sqlstore.Options{Clock: clock.Now})
+	tn := createTenant(t, db, "acme")
+	u := createUser(t, db, tn.ID, "ana@example.org")
+	s := newLimitSession(tn.ID, u.ID, clock.Now())
+	s.AbsoluteExpiry = s.AbsoluteExpiry.UTC().Truncate(time.Microsecond) // as PostgreSQL keeps it
+	update(t, db, func(tx *sqlstore.Tx) error {
+		if err := tx.CreateSession(ctx, s, sqlstore.HashToken(tutela.NewID())); err != nil {
+			return err
+		}
+		return tx.CreateRefreshToken(ctx, s.ID, sqlstore.HashToken("rt-0"), s.AbsoluteExpiry)
+	})
+	return db, clock, s
+}
+
+func useRefresh(t *testing.T, db *sqlstore.DB, token string) (*sqlstore.RefreshToken, *sqlstore.Session, error) {
+	t.Helper()
+	var rt *sqlstore.RefreshToken
+	var s *sqlstore.Session
+	err := db.Update(ctx, func(tx *sqlstore.Tx) (err error) {
+		rt, s, err = tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(token))
+		return err
+	})
+	return rt, s, err
+}
+
+func testRefreshUseOnce(t *testing.T, open Opener) {
+	db, clock, s := refreshFixture(t, open)
+	clock.Add(time.Minute)
+	rt, got, err := useRefresh(t, db, "rt-0")
+	if err != nil || rt.UsedAt != nil {
+		t.Fatalf("first use: %+v, %v; want unused until now", rt, err)
+	}
+	if rt.SessionID != s.ID || got.ID != s.ID || got.UserID != s.UserID || got.TenantID != s.TenantID ||
+		got.TokenVersion != s.TokenVersion || !got.AbsoluteExpiry.Equal(s.AbsoluteExpiry) || got.RevokedAt != nil {
+		t.Fatalf("session read with the token = %+v, want %+v", got, s)
+	}
+	if !rt.ExpiresAt.Equal(s.AbsoluteExpiry) {
+		t.Fatalf("token expires %v, want %v", rt.ExpiresAt, s.AbsoluteExpiry)
+	}
+	// The second use is reuse: reported with the time of the first, with its session (to
+	// revoke), and nothing else changes.
+	clock.Add(time.Minute)
+	again, got, err := useRefresh(t, db, "rt-0")
+	if err != nil || again.UsedAt == nil || !again.UsedAt.Equal(clock.Now().Add(-time.Minute).UTC().Truncate(time.Microsecond)) {
+		t.Fatalf("second use: %+v, %v; want used a minute ago", again, err)
+	}
+	if got == nil || got.ID != s.ID {
+		t.Fatalf("second use's session = %+v, want %s", got, s.ID)
+	}
+	if _, _, err := useRefresh(t, db, "rt-unknown"); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		t.Fatalf("unknown token: %v, want not_found", err)
+	}
+}
+
+func testRefreshConcurrentUse(t *testing.T, open Opener) {
+	db, _, _ := refreshFixture(t, open)
+	const n = 8
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	fresh, reused := 0, 0
+	for range n {
+		wg.Go(func() {
+			rt, _, err := useRefresh(t, db, "rt-0")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Errorf("use: %v", err)
+			case rt.UsedAt == nil:
+				fresh++
+			default:
+				reused++
+			}
+		})
+	}
+	wg.Wait()
+	if fresh != 1 || reused != n-1 {
+		t.Fatalf("%d concurrent uses: %d fresh, %d reused; want exactly one fresh", n, fresh, reused)
+	}
+}
+
+func testRefreshRenew(t *testing.T, open Opener) {
+	db, clock, s := refreshFixture(t, open)
+	clock.Add(10 * time.Minute)
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.RenewSession(ctx, s.ID, sqlstore.HashToken("rt-1"), s.AbsoluteExpiry)
+	})
+	rt, got, err := useRefresh(t, db, "rt-1")
+	if err != nil || rt.UsedAt != nil || got.ID != s.ID || !rt.ExpiresAt.Equal(s.AbsoluteExpiry) {
+		t.Fatalf("next token: %+v, %v", rt, err)
+	}
+	if want := clock.Now().UTC().Truncate(time.Microsecond); !got.LastSeenAt.Equal(want) {
+		t.Fatalf("last seen %v, want %v (renewal touches the session)", got.LastSeenAt, want)
+	}
+	// A revoked session is not touched back to life.
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.RevokeSessionByID(ctx, s.ID, "logout") })
+	clock.Add(10 * time.Minute)
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.RenewSession(ctx, s.ID, sqlstore.HashToken("rt-2"), s.AbsoluteExpiry)
+	})
+	var after *sqlstore.Session
+	update(t, db, func(tx *sqlstore.Tx) (err error) { after, err = tx.SessionByID(ctx, s.ID); return err })
+	if !after.LastSeenAt.Equal(got.LastSeenAt) {
+		t.Fatalf("revoked session's last seen moved to %v", after.LastSeenAt)
+	}
+}
