@@ -41,10 +41,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// sharedRateLimits says the request rate limit (http.rate_limit) is counted across nodes. Until
-// it is, TestMultiNode_RequestRateLimitShared is skipped: flip it when shared rate limits land.
-const sharedRateLimits = false
-
 // Bounds of the waits below. Far above the 1 s the cross-node claims promise: they only catch
 // "never"; the latency itself is measured and reported, never asserted against a time.
 const (
@@ -418,13 +414,10 @@ func TestMultiNode(t *testing.T) {
 
 // TestMultiNode_RequestRateLimitShared: a client that spent its burst on one node is refused on
 // the others. Nodes allow burst 20 at 0.01 requests/s; after 20 requests to a, the client sends
-// 30 more, one every 100 ms, alternating b and c. Counted per node (today) b and c would each
+// 30 more, one every 100 ms, alternating b and c. Counted per node, b and c would each
 // allow 20 of them; counted across nodes at most burst/2 may pass — what can slip through while
-// a's count reaches the others (hD: flushed every ~200 ms; the claim is within 1 s).
+// a's count reaches the others (http.rate_limit.share_every, 200 ms by default).
 func TestMultiNode_RequestRateLimitShared(t *testing.T) {
-	if !sharedRateLimits {
-		t.Skip("needs shared rate limits (flip sharedRateLimits when they land)")
-	}
 	const burst = 20
 	c := startCluster(t, false, "TUTELA_HTTP_RATE_LIMIT_RPS=0.01", fmt.Sprintf("TUTELA_HTTP_RATE_LIMIT_BURST=%d", burst))
 	ctx := context.Background()
