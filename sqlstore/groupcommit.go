@@ -1,0 +1,279 @@
+package sqlstore
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"tutela"
+	"tutela/audit"
+)
+
+// Group commit (issue 20). A record written alone — an API call's api.request event, a refused
+// sign-in's login record — costs a whole write transaction: on SQLite a turn of the one writer,
+// on PostgreSQL a commit's WAL flush (~1 ms). Callers instead hand their record to one writer
+// goroutine per store, which writes everything queued in one transaction and answers each
+// caller only once that transaction has committed, so a caller that got nil knows its record is
+// as durable as if it had committed it itself (nothing lost on kill -9). The batch is whatever
+// queued while the previous commit ran: an idle store commits a lone record at once, with no
+// timer, and a busy one spreads one commit over many records.
+//
+// Only records go this way: an event that belongs to a state change is written in that change's
+// transaction, so the change and its record commit or roll back together.
+
+const (
+	// maxBatchCallers and maxBatchEvents bound one group-commit transaction, so a burst is
+	// written in a few transactions of bounded size (and statement) rather than one huge one.
+	maxBatchCallers = 256
+	maxBatchEvents  = 1000
+)
+
+// errClosed answers a record handed to a store being closed: nothing was written.
+var errClosed = tutela.Errorf(tutela.EUNAVAILABLE, "the store is closing; the record was not written")
+
+// commitItem is one caller's record waiting for the writer.
+type commitItem struct {
+	ctx    context.Context // the caller's, for its values (request metadata: sealing, attribution)
+	write  func(context.Context, *Tx) error
+	weight int        // events it writes, for maxBatchEvents
+	taken  bool       // guarded by groupCommit.mu: the writer has it, the caller must wait
+	done   chan error // buffered: the writer never blocks on a caller that stopped waiting
+}
+
+// groupCommit is the queue and the writer's state. The writer starts with the first record
+// and runs until the store closes.
+type groupCommit struct {
+	mu      sync.Mutex
+	queue   []*commitItem
+	started bool
+	closed  bool
+	wake    chan struct{} // capacity 1: "the queue may have grown"
+	stopped chan struct{} // closed when the writer has drained the queue after Close
+
+	batches   atomic.Int64 // group-commit transactions committed or attempted
+	callers   atomic.Int64 // records answered
+	events    atomic.Int64 // events (weights) of those records
+	solo      atomic.Int64 // records retried alone after their batch failed
+	sizeHist  [len(BatchSizeBuckets) + 1]atomic.Int64
+	writeTxs  atomic.Int64 // every read-write transaction the store began (run)
+	queuedNow atomic.Int64
+}
+
+// BatchSizeBuckets are the upper bounds of GroupCommitStats.BatchSizes (callers per batch).
+var BatchSizeBuckets = [...]int{1, 2, 4, 8, 16, 32, 64, 128, 256}
+
+// GroupCommitStats are the group-commit writer's counters since the store opened, for metrics
+// and tests.
+type GroupCommitStats struct {
+	Batches int64 // transactions the writer ran (a failed batch counts once, its solo retries not)
+	Callers int64 // records answered
+	Events  int64 // events in them (a record written by a function counts one)
+	Solo    int64 // records retried in a transaction of their own after their batch failed
+	Queued  int64 // records waiting now
+	// BatchSizes[i] counts batches of at most BatchSizeBuckets[i] callers (and more than the
+	// bucket before); the last element counts larger ones (none while maxBatchCallers holds).
+	BatchSizes [len(BatchSizeBuckets) + 1]int64
+	// WriteTransactions counts every read-write transaction the store began, the writer's
+	// included: a read-only call that opens none leaves it alone.
+	WriteTransactions int64
+}
+
+// GroupCommitStats reports the writer's counters.
+func (db *DB) GroupCommitStats() GroupCommitStats {
+	g := &db.commit
+	s := GroupCommitStats{Batches: g.batches.Load(), Callers: g.callers.Load(), Events: g.events.Load(),
+		Solo: g.solo.Load(), Queued: g.queuedNow.Load(), WriteTransactions: g.writeTxs.Load()}
+	for i := range g.sizeHist {
+		s.BatchSizes[i] = g.sizeHist[i].Load()
+	}
+	return s
+}
+
+// AuditCommit records events durably, written with other callers' records in one transaction
+// (group commit): it returns nil only once that transaction has committed. Events are attributed
+// and sealed with ctx's request metadata exactly as tx.AuditMany(ctx, events...) would be, and
+// may belong to any tenant: the writer's transaction runs at platform scope (the audit tables
+// carry no row-level security; every row names its tenant).
+//
+// If ctx ends while the events are still queued, AuditCommit returns ctx.Err() and nothing is
+// written; once the writer has taken them it waits for the commit's result, which the latest
+// deadline among the batch's callers bounds. Callers must not hold a write transaction of the
+// same store (on SQLite the writer would wait for its one connection).
+func (db *DB) AuditCommit(ctx context.Context, events ...audit.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return db.enqueue(ctx, len(events), func(ctx context.Context, tx *Tx) error { return tx.AuditMany(ctx, events...) })
+}
+
+// GroupCommit runs write in the group-commit writer's next transaction, with other callers'
+// records, and returns its result once that transaction has committed (AuditCommit's
+// guarantees). write must only record — insert rows that need no scoping from the caller's
+// tenant, such as RecordLogin or RecordSecurityEvent — must use the context it is given (the
+// caller's values, the batch's deadline), and must tolerate running twice: a batch that fails
+// is rolled back and each record is tried again in a transaction of its own.
+func (db *DB) GroupCommit(ctx context.Context, write func(context.Context, *Tx) error) error {
+	return db.enqueue(ctx, 1, write)
+}
+
+func (db *DB) enqueue(ctx context.Context, weight int, write func(context.Context, *Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	it := &commitItem{ctx: ctx, write: write, weight: weight, done: make(chan error, 1)}
+	g := &db.commit
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return errClosed
+	}
+	g.queue = append(g.queue, it)
+	g.queuedNow.Add(1)
+	if !g.started {
+		g.started = true
+		g.wake = make(chan struct{}, 1)
+		g.stopped = make(chan struct{})
+		go db.commitLoop()
+	}
+	g.mu.Unlock()
+	g.signal()
+	select {
+	case err := <-it.done:
+		return err
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	if !it.taken {
+		// Still queued: withdraw it, so nothing of this caller is written.
+		for i, q := range g.queue {
+			if q == it {
+				g.queue = append(g.queue[:i], g.queue[i+1:]...)
+				g.queuedNow.Add(-1)
+				break
+			}
+		}
+		g.mu.Unlock()
+		return ctx.Err()
+	}
+	g.mu.Unlock()
+	return <-it.done // taken: its transaction decides
+}
+
+func (g *groupCommit) signal() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// commitLoop is the writer: it takes everything queued (up to the caps), commits it, answers,
+// and repeats; after Close it drains the queue and stops.
+func (db *DB) commitLoop() {
+	g := &db.commit
+	defer close(g.stopped)
+	for {
+		g.mu.Lock()
+		for len(g.queue) == 0 {
+			if g.closed {
+				g.mu.Unlock()
+				return
+			}
+			g.mu.Unlock()
+			<-g.wake
+			g.mu.Lock()
+		}
+		n, events := 0, 0
+		for n < len(g.queue) && n < maxBatchCallers && (n == 0 || events+g.queue[n].weight <= maxBatchEvents) {
+			g.queue[n].taken = true
+			events += g.queue[n].weight
+			n++
+		}
+		batch := make([]*commitItem, n)
+		copy(batch, g.queue)
+		g.queue = append(g.queue[:0], g.queue[n:]...)
+		g.queuedNow.Add(int64(-n))
+		g.mu.Unlock()
+		db.commitBatch(batch, events)
+	}
+}
+
+// commitBatch writes batch in one transaction and answers its callers. When the transaction
+// fails for anything but an outage, each record is tried again alone, so one bad record (an
+// event whose person key cannot seal, a duplicate ID) fails only its own caller.
+func (db *DB) commitBatch(batch []*commitItem, events int) {
+	g := &db.commit
+	g.batches.Add(1)
+	g.callers.Add(int64(len(batch)))
+	g.events.Add(int64(events))
+	b := len(BatchSizeBuckets)
+	for i, ub := range BatchSizeBuckets {
+		if len(batch) <= ub {
+			b = i
+			break
+		}
+	}
+	g.sizeHist[b].Add(1)
+
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	err := db.Update(ctx, func(tx *Tx) error {
+		for _, it := range batch {
+			if err := it.write(callerValues{ctx, context.WithoutCancel(it.ctx)}, tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || len(batch) == 1 || tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
+		for _, it := range batch {
+			it.done <- err
+		}
+		return
+	}
+	for _, it := range batch {
+		g.solo.Add(1)
+		it.done <- db.Update(ctx, func(tx *Tx) error {
+			return it.write(callerValues{ctx, context.WithoutCancel(it.ctx)}, tx)
+		})
+	}
+}
+
+// batchContext bounds a batch's transaction by the latest deadline among its callers (each of
+// them waits for the result), or by none when a caller set none. It carries no request
+// metadata: the transaction runs at platform scope (rlsTenant "*"), as background work does.
+func batchContext(batch []*commitItem) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, it := range batch {
+		dl, ok := it.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.Background())
+		}
+		if dl.After(latest) {
+			latest = dl
+		}
+	}
+	return context.WithDeadline(context.Background(), latest)
+}
+
+// callerValues is the batch's context (deadline, cancellation) with one caller's values: the
+// request metadata that attributes and seals its events.
+type callerValues struct {
+	context.Context
+	values context.Context
+}
+
+func (c callerValues) Value(key any) any { return c.values.Value(key) }
+
+// closeCommits stops taking records, lets the writer commit every queued one, and waits for it.
+func (db *DB) closeCommits() {
+	g := &db.commit
+	g.mu.Lock()
+	g.closed = true
+	started := g.started
+	g.mu.Unlock()
+	if started {
+		g.signal()
+		<-g.stopped
+	}
+}
