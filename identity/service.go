@@ -414,9 +414,10 @@ func (s *Service) reserveTarget(ctx context.Context, req LoginRequest, slug stri
 }
 
 // recordFailure records a sign-in attempt that failed its check. reserveSignIn has counted it
-// already; the locks it set are reported now, once the attempt proved wrong.
+// already; the locks it set are reported now, once the attempt proved wrong. Only records, so
+// they go with other callers' in the store's next group commit.
 func (s *Service) recordFailure(ctx context.Context, tenantID, userID string, a *signInAttempt, req LoginRequest, reason string) error {
-	return s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	return s.db.GroupCommit(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 		if a.acct.locked {
 			if err := tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenantID, UserID: userID,
 				Kind: "account_locked", IP: req.IP, Details: a.acct.details}); err != nil {
@@ -448,7 +449,7 @@ func lockDetails(t *sqlstore.Throttle) string {
 // recordAttempt logs a throttled attempt; failures to record are logged, not returned, so a
 // flood against a locked key cannot turn into errors that differ by account.
 func (s *Service) recordAttempt(ctx context.Context, tenantID, userID string, req LoginRequest, result, reason string) {
-	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	err := s.db.GroupCommit(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 		return tx.RecordLogin(ctx, &sqlstore.LoginRecord{TenantID: tenantID, UserID: userID, IP: req.IP,
 			UserAgent: req.UserAgent, Result: result, Reason: reason})
 	})
