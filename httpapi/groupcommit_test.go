@@ -130,7 +130,10 @@ func TestReadOnlyCalls_BeginNoWriteTransaction(t *testing.T) {
 				audited    bool
 			}{
 				{"jwks", func() int { r, _ := e.req(t, "GET", "/.well-known/jwks.json", "", "", nil); return r.StatusCode }, 200, false},
-				{"introspect", func() int { code, _ := e.introspectFrom(t, a.AccessToken, sa.SA.ClientID, sa.Secret, "192.0.2.7"); return code }, 200, true},
+				{"introspect", func() int {
+					code, _ := e.introspectFrom(t, a.AccessToken, sa.SA.ClientID, sa.Secret, "192.0.2.7")
+					return code
+				}, 200, true},
 				{"public key", func() int { r, _ := e.req(t, "GET", "/v1/audit/public-key", "", "", nil); return r.StatusCode }, 200, true},
 				{"checkpoint", func() int { r, _ := e.req(t, "GET", "/v1/audit/checkpoint", "", "", nil); return r.StatusCode }, 200, true},
 				{"consistency", func() int {
