@@ -34,11 +34,12 @@ var errClosed = tutela.Errorf(tutela.EUNAVAILABLE, "the store is closing; the re
 
 // commitItem is one caller's record waiting for the writer.
 type commitItem struct {
-	ctx    context.Context // the caller's, for its values (request metadata: sealing, attribution)
-	write  func(context.Context, *Tx) error
-	weight int        // events it writes, for maxBatchEvents
-	taken  bool       // guarded by groupCommit.mu: the writer has it, the caller must wait
-	done   chan error // buffered: the writer never blocks on a caller that stopped waiting
+	ctx    context.Context                  // the caller's, for its values (request metadata: sealing, attribution)
+	events []audit.Event                    // AuditCommit's, written with every other caller's in one statement
+	write  func(context.Context, *Tx) error // GroupCommit's
+	weight int                              // events it writes, for maxBatchEvents
+	taken  bool                             // guarded by groupCommit.mu: the writer has it, the caller must wait
+	done   chan error                       // buffered: the writer never blocks on a caller that stopped waiting
 }
 
 // groupCommit is the queue and the writer's state. The writer starts with the first record
@@ -104,7 +105,7 @@ func (db *DB) AuditCommit(ctx context.Context, events ...audit.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	return db.enqueue(ctx, len(events), func(ctx context.Context, tx *Tx) error { return tx.AuditMany(ctx, events...) })
+	return db.enqueue(ctx, &commitItem{events: events, weight: len(events)})
 }
 
 // GroupCommit runs write in the group-commit writer's next transaction, with other callers'
@@ -114,14 +115,14 @@ func (db *DB) AuditCommit(ctx context.Context, events ...audit.Event) error {
 // caller's values, the batch's deadline), and must tolerate running twice: a batch that fails
 // is rolled back and each record is tried again in a transaction of its own.
 func (db *DB) GroupCommit(ctx context.Context, write func(context.Context, *Tx) error) error {
-	return db.enqueue(ctx, 1, write)
+	return db.enqueue(ctx, &commitItem{write: write, weight: 1})
 }
 
-func (db *DB) enqueue(ctx context.Context, weight int, write func(context.Context, *Tx) error) error {
+func (db *DB) enqueue(ctx context.Context, it *commitItem) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	it := &commitItem{ctx: ctx, write: write, weight: weight, done: make(chan error, 1)}
+	it.ctx, it.done = ctx, make(chan error, 1)
 	g := &db.commit
 	g.mu.Lock()
 	if g.closed {
@@ -217,14 +218,7 @@ func (db *DB) commitBatch(batch []*commitItem, events int) {
 
 	ctx, cancel := batchContext(batch)
 	defer cancel()
-	err := db.Update(ctx, func(tx *Tx) error {
-		for _, it := range batch {
-			if err := it.write(callerValues{ctx, context.WithoutCancel(it.ctx)}, tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := db.Update(ctx, func(tx *Tx) error { return writeItems(ctx, tx, batch) })
 	if err == nil || len(batch) == 1 || tutela.ErrorCode(err) == tutela.EUNAVAILABLE {
 		for _, it := range batch {
 			it.done <- err
@@ -233,10 +227,36 @@ func (db *DB) commitBatch(batch []*commitItem, events int) {
 	}
 	for _, it := range batch {
 		g.solo.Add(1)
-		it.done <- db.Update(ctx, func(tx *Tx) error {
-			return it.write(callerValues{ctx, context.WithoutCancel(it.ctx)}, tx)
-		})
+		it.done <- db.Update(ctx, func(tx *Tx) error { return writeItems(ctx, tx, []*commitItem{it}) })
 	}
+}
+
+// writeItems writes items in tx: every event in one statement (per 500), each sealed with its
+// own caller's request metadata, then the functions, each with its caller's values.
+func writeItems(ctx context.Context, tx *Tx, items []*commitItem) error {
+	var events []audit.Event
+	var owners []*commitItem
+	for _, it := range items {
+		for _, e := range it.events {
+			events, owners = append(events, e), append(owners, it)
+		}
+	}
+	if len(events) > 0 {
+		err := tx.auditMany(ctx, func(i int) context.Context {
+			return callerValues{ctx, context.WithoutCancel(owners[i].ctx)}
+		}, events)
+		if err != nil {
+			return err
+		}
+	}
+	for _, it := range items {
+		if it.write != nil {
+			if err := it.write(callerValues{ctx, context.WithoutCancel(it.ctx)}, tx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // batchContext bounds a batch's transaction by the latest deadline among its callers (each of
