@@ -12,11 +12,12 @@ import (
 
 // Group commit (issue 20). A record written alone — an API call's api.request event, a refused
 // sign-in's login record — costs a whole write transaction: on SQLite a turn of the one writer,
-// on PostgreSQL a commit's WAL flush (~1 ms). Callers instead hand their record to one writer
-// goroutine per store, which writes everything queued in one transaction and answers each
+// on PostgreSQL a commit's round trips and WAL flush (~1 ms). Callers instead hand their record
+// to the store's group-commit writer (one goroutine on SQLite, four on PostgreSQL:
+// commitWriters), which takes everything queued, writes it in one transaction and answers each
 // caller only once that transaction has committed, so a caller that got nil knows its record is
 // as durable as if it had committed it itself (nothing lost on kill -9). The batch is whatever
-// queued while the previous commit ran: an idle store commits a lone record at once, with no
+// queued while the writers were busy: an idle store commits a lone record at once, with no
 // timer, and a busy one spreads one commit over many records.
 //
 // Only records go this way: an event that belongs to a state change is written in that change's
@@ -42,15 +43,15 @@ type commitItem struct {
 	done   chan error                       // buffered: the writer never blocks on a caller that stopped waiting
 }
 
-// groupCommit is the queue and the writer's state. The writer starts with the first record
-// and runs until the store closes.
+// groupCommit is the queue and the writers' state. The writers start with the first record
+// and run until the store closes.
 type groupCommit struct {
 	mu      sync.Mutex
 	queue   []*commitItem
 	started bool
 	closed  bool
-	wake    chan struct{} // capacity 1: "the queue may have grown"
-	stopped chan struct{} // closed when the writer has drained the queue after Close
+	ready   *sync.Cond     // on mu: the queue grew, or the store is closing
+	writers sync.WaitGroup // done when every writer has drained the queue after Close
 
 	batches   atomic.Int64 // group-commit transactions committed or attempted
 	callers   atomic.Int64 // records answered
@@ -133,12 +134,14 @@ func (db *DB) enqueue(ctx context.Context, it *commitItem) error {
 	g.queuedNow.Add(1)
 	if !g.started {
 		g.started = true
-		g.wake = make(chan struct{}, 1)
-		g.stopped = make(chan struct{})
-		go db.commitLoop()
+		g.ready = sync.NewCond(&g.mu)
+		for range db.commitWriters() {
+			g.writers.Add(1)
+			go db.commitLoop()
+		}
 	}
+	g.ready.Signal()
 	g.mu.Unlock()
-	g.signal()
 	select {
 	case err := <-it.done:
 		return err
@@ -161,18 +164,22 @@ func (db *DB) enqueue(ctx context.Context, it *commitItem) error {
 	return <-it.done // taken: its transaction decides
 }
 
-func (g *groupCommit) signal() {
-	select {
-	case g.wake <- struct{}{}:
-	default:
+// commitWriters is how many writers commit batches at once. SQLite has one write connection:
+// one writer. PostgreSQL commits on many connections at once and flushes their WAL together, so
+// a few writers keep its commits overlapping (a batch's round trips need not wait for the
+// previous batch's) while each still takes everything queued.
+func (db *DB) commitWriters() int {
+	if db.dialect == Postgres {
+		return 4
 	}
+	return 1
 }
 
-// commitLoop is the writer: it takes everything queued (up to the caps), commits it, answers,
+// commitLoop is a writer: it takes everything queued (up to the caps), commits it, answers,
 // and repeats; after Close it drains the queue and stops.
 func (db *DB) commitLoop() {
 	g := &db.commit
-	defer close(g.stopped)
+	defer g.writers.Done()
 	for {
 		g.mu.Lock()
 		for len(g.queue) == 0 {
@@ -180,9 +187,7 @@ func (db *DB) commitLoop() {
 				g.mu.Unlock()
 				return
 			}
-			g.mu.Unlock()
-			<-g.wake
-			g.mu.Lock()
+			g.ready.Wait()
 		}
 		n, events := 0, 0
 		for n < len(g.queue) && n < maxBatchCallers && (n == 0 || events+g.queue[n].weight <= maxBatchEvents) {
@@ -194,6 +199,9 @@ func (db *DB) commitLoop() {
 		copy(batch, g.queue)
 		g.queue = append(g.queue[:0], g.queue[n:]...)
 		g.queuedNow.Add(int64(-n))
+		if len(g.queue) > 0 {
+			g.ready.Signal() // more than one batch's worth: another writer may take the rest
+		}
 		g.mu.Unlock()
 		db.commitBatch(batch, events)
 	}
@@ -285,15 +293,15 @@ type callerValues struct {
 
 func (c callerValues) Value(key any) any { return c.values.Value(key) }
 
-// closeCommits stops taking records, lets the writer commit every queued one, and waits for it.
+// closeCommits stops taking records, lets the writers commit every queued one, and waits for
+// them.
 func (db *DB) closeCommits() {
 	g := &db.commit
 	g.mu.Lock()
 	g.closed = true
-	started := g.started
-	g.mu.Unlock()
-	if started {
-		g.signal()
-		<-g.stopped
+	if g.started {
+		g.ready.Broadcast()
 	}
+	g.mu.Unlock()
+	g.writers.Wait()
 }

@@ -51,23 +51,39 @@ func requestEvent(requestID string) audit.Event {
 		RequestID: requestID, TargetType: "route", TargetID: "GET /v1/x"}
 }
 
-// holdWriter occupies the store's group-commit writer until release is called, so records handed
-// to it meanwhile queue up and go together in its next transaction.
+// holdWriter occupies every group-commit writer of the store until release is called, so
+// records handed over meanwhile queue up and go together in the next transaction. held reports
+// the holders' results once released.
 func holdWriter(t *testing.T, db *sqlstore.DB) (release func(), held <-chan error) {
 	t.Helper()
-	running, gate, res := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		res <- db.GroupCommit(context.Background(), func(context.Context, *sqlstore.Tx) error {
-			close(running)
-			<-gate
-			return nil
-		})
-	}()
-	<-running
+	gate := make(chan struct{})
+	n := db.CommitWritersForTest()
+	res := make(chan error, n)
+	for range n {
+		// One at a time: each holder is taken (by an idle writer) before the next is queued,
+		// so no two share a batch.
+		running := make(chan struct{})
+		go func() {
+			res <- db.GroupCommit(context.Background(), func(context.Context, *sqlstore.Tx) error {
+				close(running)
+				<-gate
+				return nil
+			})
+		}()
+		<-running
+	}
 	var once sync.Once
 	release = func() { once.Do(func() { close(gate) }) }
 	t.Cleanup(release)
-	return release, res
+	all := make(chan error, 1)
+	go func() {
+		var err error
+		for range n {
+			err = errors.Join(err, <-res)
+		}
+		all <- err
+	}()
+	return release, all
 }
 
 // waitQueued waits until n records wait for the writer (no timing: the callers are goroutines
@@ -89,8 +105,8 @@ func TestGroupCommit_ConcurrentCallersShareTransactionsAndAreDurableOnReturn(t *
 			other := freshConn(t, d, dsn)
 			ctx := context.Background()
 
-			// Deterministic batching: with the writer held, 40 callers queue; released, the
-			// writer commits them in one transaction.
+			// Deterministic batching: with the writers held, 40 callers queue; released, one
+			// writer takes and commits them all in one transaction.
 			release, held := holdWriter(t, db)
 			before := db.GroupCommitStats()
 			const n = 40
