@@ -46,9 +46,9 @@ func (c *commitCollector) Collect(ch chan<- prometheus.Metric) {
 	buckets := make(map[float64]uint64, len(sqlstore.BatchSizeBuckets))
 	var cum uint64
 	for i, ub := range sqlstore.BatchSizeBuckets {
-		cum += uint64(s.BatchSizes[i])
+		cum += s.BatchSizes[i]
 		buckets[float64(ub)] = cum
 	}
-	cum += uint64(s.BatchSizes[len(sqlstore.BatchSizeBuckets)])
+	cum += s.BatchSizes[len(sqlstore.BatchSizeBuckets)]
 	ch <- prometheus.MustNewConstHistogram(c.size, cum, float64(s.Callers), buckets)
 }

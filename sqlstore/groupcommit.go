@@ -57,7 +57,7 @@ type groupCommit struct {
 	callers   atomic.Int64 // records answered
 	events    atomic.Int64 // events (weights) of those records
 	solo      atomic.Int64 // records retried alone after their batch failed
-	sizeHist  [len(BatchSizeBuckets) + 1]atomic.Int64
+	sizeHist  [len(BatchSizeBuckets) + 1]atomic.Uint64
 	writeTxs  atomic.Int64 // every read-write transaction the store began (run)
 	queuedNow atomic.Int64
 }
@@ -75,7 +75,7 @@ type GroupCommitStats struct {
 	Queued  int64 // records waiting now
 	// BatchSizes[i] counts batches of at most BatchSizeBuckets[i] callers (and more than the
 	// bucket before); the last element counts larger ones (none while maxBatchCallers holds).
-	BatchSizes [len(BatchSizeBuckets) + 1]int64
+	BatchSizes [len(BatchSizeBuckets) + 1]uint64
 	// WriteTransactions counts every read-write transaction the store began, the writer's
 	// included: a read-only call that opens none leaves it alone.
 	WriteTransactions int64
