@@ -176,10 +176,12 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		if len(events) == 0 {
 			return // the handler recorded the call itself
 		}
-		// Recorded even if the client has gone: the call happened.
+		// Recorded even if the client has gone: the call happened. The record goes with other
+		// calls' in one group-committed transaction (sqlstore.AuditCommit), and the response is
+		// complete only once that transaction has committed, as with one of its own.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.d.DBTimeout)
 		defer cancel()
-		if err := s.d.DB.Update(actx, func(tx *sqlstore.Tx) error { return tx.AuditMany(actx, events...) }); err != nil {
+		if err := s.d.DB.AuditCommit(actx, events...); err != nil {
 			middleware.Logger(ctx).Error("record API call in the audit log", "err", err)
 		}
 	})
@@ -373,12 +375,11 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p *tutela.P
 		middleware.WriteError(w, r, err)
 		return
 	}
-	// Reading the audit log is itself an audited act, with the filter used.
-	err = s.d.DB.Update(r.Context(), func(tx *sqlstore.Tx) error {
-		return tx.Record(r.Context(), "audit.read", p.TenantID, "audit_log", "", "", map[string]any{
-			"tenant": f.TenantID, "actor": f.ActorID, "action": f.Action, "target_type": f.TargetType,
-			"target_id": f.TargetID, "returned": len(recs)})
-	})
+	// Reading the audit log is itself an audited act, with the filter used; the events are
+	// shown only once that record has committed.
+	err = s.d.DB.AuditCommit(r.Context(), sqlstore.EventFromContext(r.Context(), "audit.read", p.TenantID, "audit_log", "", "",
+		map[string]any{"tenant": f.TenantID, "actor": f.ActorID, "action": f.Action, "target_type": f.TargetType,
+			"target_id": f.TargetID, "returned": len(recs)}))
 	if err != nil {
 		middleware.WriteError(w, r, err)
 		return

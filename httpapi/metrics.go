@@ -49,7 +49,7 @@ func newMetrics(reg *prometheus.Registry, db *sqlstore.DB) *metrics {
 	reg.MustRegister(m.requests, m.latency, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if db != nil {
-		reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "tutela"), jobs.NewCollector(db))
+		reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "tutela"), jobs.NewCollector(db), newCommitCollector(db))
 	}
 	return m
 }

@@ -57,11 +57,12 @@ func authFailureEvent(ctx context.Context, action, tenantID, userID string, deta
 	return sqlstore.EventFromContext(ctx, action, tenantID, targetType, userID, audit.OutcomeFailure, details)
 }
 
-// recordAuthFailure writes ev in a transaction of its own, for a refusal whose own transaction
-// rolls back. A failure to write is logged, not returned: the caller answers with the refusal
+// recordAuthFailure writes ev apart from the refusal's own transaction, which rolls back: with
+// other records in the store's next group commit (sqlstore.AuditCommit), returning once it is
+// durable. A failure to write is logged, not returned: the caller answers with the refusal
 // either way, so a flood of bad credentials cannot turn refusals into differing errors.
 func (s *Service) recordAuthFailure(ctx context.Context, ev audit.Event) {
-	if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Audit(ctx, ev) }); err != nil {
+	if err := s.db.AuditCommit(ctx, ev); err != nil {
 		s.log.Warn("record failed authentication", "action", ev.Action, "err", err)
 	}
 }

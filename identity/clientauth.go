@@ -205,9 +205,10 @@ func (s *Service) GrantClientCredentials(ctx context.Context, sa *sqlstore.Servi
 	if err != nil {
 		return nil, err
 	}
-	err = s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		return tx.Record(ctx, "service_account.token", sa.TenantID, "service_account", sa.ID, "", map[string]any{"scope": scope})
-	})
+	// The token is handed out only once its record is durable; the record goes with other
+	// callers' in the store's next group commit.
+	err = s.db.AuditCommit(ctx, sqlstore.EventFromContext(ctx, "service_account.token", sa.TenantID, "service_account", sa.ID, "",
+		map[string]any{"scope": scope}))
 	if err != nil {
 		return nil, err
 	}

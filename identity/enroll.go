@@ -209,9 +209,11 @@ func (s *Service) EnrollmentGuard(ctx context.Context, p *tutela.Principal, code
 	}
 	err = s.db.View(ctx, func(tx *sqlstore.Tx) error { return tx.Users(u.TenantID).PeekMFAEnrollmentCode(ctx, u.ID, code) })
 	if tutela.ErrorCode(err) == tutela.EUNAUTHENTICATED {
-		// A wrong code stays counted; the failure (and a lock it set) is recorded.
-		if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-			if err := tx.Audit(ctx, failure("invalid_code")); err != nil {
+		// A wrong code stays counted; the failure (and a lock it set) is recorded, with other
+		// callers' records in the store's next group commit.
+		ev := failure("invalid_code")
+		if err := s.db.GroupCommit(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
+			if err := tx.Audit(ctx, ev); err != nil {
 				return err
 			}
 			return recordUserLock(ctx, tx, r, u, ip, "mfa_enroll_locked")

@@ -82,7 +82,7 @@ func (s *Service) PasskeyLogin(ctx context.Context, tenantSlug, challengeID stri
 		switch {
 		case errors.Is(err, mfa.ErrClonedAuthenticator):
 			reason = "passkey_cloned"
-			if serr := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+			if serr := s.db.GroupCommit(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 				return tx.RecordSecurityEvent(ctx, &sqlstore.SecurityEvent{TenantID: tenant.ID, UserID: cred.User.ID,
 					Kind: "passkey_clone_detected", IP: ip})
 			}); serr != nil {

@@ -48,8 +48,10 @@ func (s *Service) checkCurrentPassword(ctx context.Context, cred *sqlstore.Crede
 	if ok {
 		return s.db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.ResetThrottles(ctx, key) })
 	}
-	if err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		if err := tx.Audit(ctx, authFailureEvent(ctx, action, u.TenantID, u.ID, map[string]any{"reason": "wrong_password"})); err != nil {
+	// Only records: they go with other callers' in the store's next group commit.
+	ev := authFailureEvent(ctx, action, u.TenantID, u.ID, map[string]any{"reason": "wrong_password"})
+	if err := s.db.GroupCommit(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
+		if err := tx.Audit(ctx, ev); err != nil {
 			return err
 		}
 		return recordUserLock(ctx, tx, r, u, ip, "password_check_locked")

@@ -441,7 +441,7 @@ func lockDetails(t *sqlstore.Throttle) string {
 // recordAttempt logs a throttled attempt; failures to record are logged, not returned, so a
 // flood against a locked key cannot turn into errors that differ by account.
 func (s *Service) recordAttempt(ctx context.Context, tenantID, userID string, req LoginRequest, result, reason string) {
-	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
+	err := s.db.GroupCommit(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 		return tx.RecordLogin(ctx, &sqlstore.LoginRecord{TenantID: tenantID, UserID: userID, IP: req.IP,
 			UserAgent: req.UserAgent, Result: result, Reason: reason})
 	})

@@ -71,9 +71,8 @@ func (s *storage) recordClientRefusal(ctx context.Context, a identity.ClientAuth
 		details["reason"], tenantID, targetType, targetID = r.Reason, r.TenantID, r.TargetType, r.TargetID
 	}
 	actx := context.WithoutCancel(ctx)
-	rerr := s.db().Update(actx, func(tx *sqlstore.Tx) error {
-		return tx.Record(actx, "auth.client", tenantID, targetType, targetID, audit.OutcomeFailure, details)
-	})
+	rerr := s.db().AuditCommit(actx, sqlstore.EventFromContext(actx, "auth.client", tenantID, targetType, targetID,
+		audit.OutcomeFailure, details))
 	if rerr != nil {
 		s.t.p.d.Log.Error("record a refused service account", "err", rerr)
 	}

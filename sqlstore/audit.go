@@ -29,6 +29,12 @@ func (tx *Tx) Audit(ctx context.Context, e audit.Event) error {
 // AuditMany records several events in the transaction with one statement per 500 events, for
 // callers that produce many (imports, batch jobs); it is what makes ≥ 20,000 events/s possible.
 func (tx *Tx) AuditMany(ctx context.Context, events ...audit.Event) error {
+	return tx.auditMany(ctx, nil, events)
+}
+
+// auditMany is AuditMany whose event i is attributed and sealed with the request metadata of
+// sealCtx(i) (nil: ctx for all): the group commit writes many callers' events in one statement.
+func (tx *Tx) auditMany(ctx context.Context, sealCtx func(int) context.Context, events []audit.Event) error {
 	const perStmt = 500
 	const cols = 12
 	var q strings.Builder
@@ -47,7 +53,11 @@ func (tx *Tx) AuditMany(ctx context.Context, events ...audit.Event) error {
 				e.Time = tx.now
 			}
 			e = e.Normalized()
-			if err := tx.sealAuditMeta(ctx, &e); err != nil {
+			ectx := ctx
+			if sealCtx != nil {
+				ectx = sealCtx(start + i)
+			}
+			if err := tx.sealAuditMeta(ectx, &e); err != nil {
 				return err
 			}
 			c, err := e.Canonical()

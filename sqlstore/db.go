@@ -119,6 +119,8 @@ type DB struct {
 	clientSessionEnded ClientSessionHook
 	// tracer spans transactions; nil when tracing is off (SetTracer).
 	tracer trace.Tracer
+	// commit is the group-commit writer of records (groupcommit.go).
+	commit groupCommit
 }
 
 // Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;
@@ -292,8 +294,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.read.PingContext(ctx)
 }
 
-// Close closes both pools.
+// Close commits the records still queued for the group-commit writer, then closes the pools.
 func (db *DB) Close() error {
+	db.closeCommits()
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -444,9 +447,13 @@ func (db *DB) viewKeys(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) (err error) {
+	readOnly := pool != db.write || (opts != nil && opts.ReadOnly)
+	if !readOnly {
+		db.commit.writeTxs.Add(1)
+	}
 	if db.tracer != nil {
 		var span trace.Span
-		ctx, span = db.startTxSpan(ctx, pool != db.write || (opts != nil && opts.ReadOnly))
+		ctx, span = db.startTxSpan(ctx, readOnly)
 		defer func() { endTxSpan(span, err) }()
 	}
 	tx, err := pool.BeginTx(ctx, opts)

@@ -20,3 +20,7 @@ func (tx *Tx) QueryForBench(ctx context.Context, q string, args ...any) (*sql.Ro
 func (tx *Tx) QueryRowForBench(ctx context.Context, q string, args ...any) *sql.Row {
 	return tx.queryRow(ctx, q, args...)
 }
+
+// CommitWritersForTest is how many group-commit writers the store runs: a test that holds them
+// all makes the records handed over meanwhile queue up.
+func (db *DB) CommitWritersForTest() int { return db.commitWriters() }

@@ -25,6 +25,7 @@ var AuditTests = []Test{
 	{"AuditEventCommitsWithChange", testAuditCommitsWithChange},
 	{"AuditRollbackLeavesNoEvent", testAuditRollback},
 	{"AuditSequencerNoGapsUnderConcurrentWriters", testAuditConcurrent},
+	{"AuditGroupCommitSequencedWithoutGaps", testAuditGroupCommitSequenced},
 	{"AuditLateCommitNotSkipped", testAuditLateCommit},
 	{"AuditTriggersRejectChanges", testAuditTriggers},
 	{"AuditTamperOneByteNamesIndex", testAuditTamperByte},
