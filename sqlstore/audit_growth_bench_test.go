@@ -211,4 +211,3 @@ func auditBytes(b *testing.B, db *sqlstore.DB) auditSize {
 	}
 	return s
 }
-

@@ -27,6 +27,10 @@ type SequencerOptions struct {
 	// atomically after the round commits. Keep it off the database host (or sync it elsewhere):
 	// it is what catches a wholesale rewrite of the database.
 	CheckpointDir string
+	// CheckpointKeepHourly, when positive, thins CheckpointDir once an hour
+	// (audit.ThinCheckpointDir): the latest and the first checkpoint, the last of each hour for
+	// this long, the last of each day before. Zero keeps every file.
+	CheckpointKeepHourly time.Duration
 	// Publish, when set, is called with each new signed checkpoint after the round commits
 	// (e.g. POST to a witness); its errors are logged, never fatal to sequencing.
 	Publish func(ctx context.Context, size int64, signed []byte) error
@@ -47,7 +51,8 @@ type Sequencer struct {
 	origin string
 	opt    SequencerOptions
 
-	mu sync.Mutex // one round at a time in this process
+	mu   sync.Mutex // one round at a time in this process
+	thin *audit.CheckpointThinner
 }
 
 // NewSequencer returns a sequencer signing checkpoints for origin with signer.
@@ -64,7 +69,8 @@ func NewSequencer(db *DB, signer *audit.Signer, origin string, opt SequencerOpti
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Sequencer{db: db, signer: signer, origin: origin, opt: opt}
+	return &Sequencer{db: db, signer: signer, origin: origin, opt: opt,
+		thin: &audit.CheckpointThinner{Dir: opt.CheckpointDir, KeepHourly: opt.CheckpointKeepHourly}}
 }
 
 // Run sequences every Interval until ctx ends, then returns nil. A failed round is logged and
@@ -206,6 +212,12 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 	if signed != nil && s.opt.CheckpointDir != "" {
 		if err := audit.WriteCheckpointFile(s.opt.CheckpointDir, newSize, signed); err != nil {
 			return nAppended, fmt.Errorf("audit sequencer: publishing checkpoint %d: %w", newSize, err)
+		}
+		// Thinning only removes superseded files; a failure leaves more of them, never fewer.
+		if n, err := s.thin.Wrote(s.opt.Clock()); err != nil {
+			s.opt.Logger.Warn("audit checkpoint directory not thinned", "dir", s.opt.CheckpointDir, "err", err)
+		} else if n > 0 {
+			s.opt.Logger.Debug("audit checkpoint directory thinned", "removed", n)
 		}
 	}
 	if signed != nil && s.opt.Publish != nil {

@@ -343,7 +343,7 @@ func (m *Main) sequencePending(e *env) (int, error) {
 		return 0, err
 	}
 	seq := sqlstore.NewSequencer(m.DB, signer, AuditOrigin, sqlstore.SequencerOptions{
-		CheckpointDir: checkpointDir(m.Config), Logger: m.Logger})
+		CheckpointDir: checkpointDir(m.Config), CheckpointKeepHourly: m.Config.Audit.CheckpointKeepHourly, Logger: m.Logger})
 	total := 0
 	for {
 		n, err := seq.Step(e.ctx)

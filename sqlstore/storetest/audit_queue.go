@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"tutela/audit"
 	"tutela/sqlstore"
@@ -19,6 +20,7 @@ var AuditQueueTests = []Test{
 	{"AuditQueueTwoSequencersNoGapNoDuplicate", testAuditQueueTwoSequencers},
 	{"AuditQueueDeletedEntryReportedAndRequeued", testAuditQueueDeletedEntry},
 	{"AuditQueueStrayEntriesDropped", testAuditQueueStray},
+	{"AuditCheckpointDirThinnedStillVerifies", testAuditCheckpointThinning},
 }
 
 func queueLen(t *testing.T, db *sqlstore.DB) int64 {
@@ -228,4 +230,55 @@ func testAuditQueueStray(t *testing.T, open Opener) {
 		t.Fatalf("stray entries left in the queue: %d", n)
 	}
 	mustVerifyOK(t, k.verify(t, true), 3)
+}
+
+// testAuditCheckpointThinning runs a sequencer that publishes a checkpoint every ten minutes for
+// five hours with a thinned directory (hourly for two hours, daily before): the directory keeps
+// the first, the latest and one per hour or day, and audit.Verify checks the log against every
+// kept file, so a rewrite of the log is still caught by them.
+func testAuditCheckpointThinning(t *testing.T, open Opener) {
+	clk := newClock()
+	db := open(t, sqlstore.Options{Clock: clk.Now})
+	k := newAuditKit(t, db)
+	k.seq = sqlstore.NewSequencer(db, k.signer, auditOrigin, sqlstore.SequencerOptions{CheckpointDir: k.dir,
+		CheckpointKeepHourly: 2 * time.Hour})
+	rounds := 0
+	for range 30 {
+		k.record(t, 1)
+		if k.step(t) != 1 {
+			t.Fatal("round appended nothing")
+		}
+		rounds++
+		clk.Add(10 * time.Minute)
+	}
+	pub, err := audit.ReadCheckpointDir(k.dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 30 checkpoints over 5 hours: thinned at each hour's first round, so at most the first,
+	// one per earlier day or hour, and the current hour's few.
+	if len(pub) >= rounds || len(pub) > 10 || len(pub) < 3 {
+		t.Fatalf("%d checkpoint files kept of %d", len(pub), rounds)
+	}
+	rep := k.verify(t, true)
+	mustVerifyOK(t, rep, int64(rounds))
+	if rep.Published != len(pub) {
+		t.Fatalf("verify checked %d published checkpoints, the directory holds %d", rep.Published, len(pub))
+	}
+	// The latest is always kept.
+	if c, err := audit.OpenCheckpoint(pub[len(pub)-1], k.vkey, auditOrigin); err != nil || c.Size != int64(rounds) {
+		t.Fatalf("latest kept checkpoint: %+v, %v", c, err)
+	}
+	// The log rewritten and re-signed with the real key: the database alone verifies, and the
+	// kept checkpoints still catch it.
+	k.rewriteResigned(t, 3, int64(rounds))
+	mustVerifyOK(t, k.verify(t, false), int64(rounds))
+	rep = k.verify(t, true)
+	caught := false
+	for _, f := range rep.Failures {
+		caught = caught || f.Kind == audit.KindCheckpointMismatch
+	}
+	if rep.OK || !caught {
+		t.Fatalf("a re-signed rewrite verified against the thinned checkpoints: %+v", rep.Failures)
+	}
 }
