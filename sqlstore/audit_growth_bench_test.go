@@ -85,7 +85,10 @@ func BenchmarkSequencerIdleRound(b *testing.B) {
 // user agent sealed, 100 per transaction as the group-committed request records are), sequences
 // them, and reports what the audit log's tables grew by per event: SQLite the database file
 // (pages in use after a checkpoint), PostgreSQL pg_total_relation_size (heap, indexes, TOAST) of
-// every audit table. Run with -benchtime 20000x for a fixed count.
+// every audit table but the queue. The queue (audit_pending) does not grow with the log: it
+// holds what waits, and on PostgreSQL the dead rows of drained entries until autovacuum makes
+// their space reusable, a bound set by the event rate, not the log's size; it is listed apart.
+// Run with -benchtime 5000x for a fixed count.
 func BenchmarkAuditBytesPerEvent(b *testing.B) {
 	for _, d := range sqltest.Dialects {
 		b.Run(string(d), func(b *testing.B) {
@@ -207,7 +210,9 @@ func auditBytes(b *testing.B, db *sqlstore.DB) auditSize {
 		}
 		s.names = append(s.names, name)
 		s.parts[name] = n
-		s.total += n
+		if !strings.HasPrefix(name, "audit_pending") {
+			s.total += n
+		}
 	}
 	return s
 }
