@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"tutela"
 	"tutela/audit"
 	"tutela/sqlstore"
 )
@@ -53,6 +54,19 @@ func testAuditQueueFollows(t *testing.T, open Opener) {
 	}); !errors.Is(err, errBoom) {
 		t.Fatal(err)
 	}
+	// An event with an ID already recorded is a conflict on both dialects (the PostgreSQL
+	// statement also queues, the SQLite one reads positions back): nothing is recorded or queued.
+	dup := auditEvent(100)
+	dup.ID = evs[0].ID
+	if dup.ID == "" {
+		recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{Limit: 1})
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("AuditEvents: %v", err)
+		}
+		dup.ID = recs[0].Event.ID
+	}
+	err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.AuditMany(ctx, auditEvent(101), dup) })
+	mustCode(t, err, tutela.ECONFLICT)
 	if n := queueLen(t, db); n != 7 {
 		t.Fatalf("queue holds %d, want the 7 committed events", n)
 	}
