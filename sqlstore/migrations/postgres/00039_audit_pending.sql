@@ -16,6 +16,22 @@ CREATE TABLE audit_pending (
     pos BIGINT PRIMARY KEY
 );
 
+-- A runtime role that records audit events (INSERT on audit_events, docs/audit.md) must now queue
+-- them too, or every audited transaction would fail after the upgrade: give each such role (other
+-- than the owner running this) what the queue needs, and nothing more.
+-- +goose StatementBegin
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
+             WHERE table_schema = current_schema() AND table_name = 'audit_events'
+               AND privilege_type = 'INSERT' AND grantee <> current_user AND grantee <> 'PUBLIC' LOOP
+        EXECUTE format('GRANT SELECT, INSERT, DELETE ON audit_pending TO %I', r.grantee);
+    END LOOP;
+END
+$$;
+-- +goose StatementEnd
+
 -- One-time backfill: the events recorded but not yet sequenced when this migration runs.
 INSERT INTO audit_pending (pos)
 SELECT e.pos FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = e.id);
