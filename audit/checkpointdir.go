@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"tutela/vault"
 )
@@ -68,4 +71,132 @@ func ReadCheckpointDir(dir string, upTo int64) ([][]byte, error) {
 		out[i] = c.b
 	}
 	return out, nil
+}
+
+// DefaultCheckpointKeepHourly is how long a thinned checkpoint directory keeps one checkpoint per
+// hour (audit.checkpoint_keep_hourly's default); older ones are kept one per day.
+const DefaultCheckpointKeepHourly = 30 * 24 * time.Hour
+
+// ThinCheckpointDir removes checkpoint files from dir that a thinned history does not need and
+// returns how many it removed. It keeps:
+//
+//   - the largest and the smallest size (the latest, and the oldest the directory vouches for);
+//   - of the checkpoints signed within keepHourly before now, the largest of each UTC hour;
+//   - of older ones, the largest of each UTC day;
+//   - every file whose checkpoint time it cannot read (never removing what it does not
+//     understand), and every file that is not <size>.checkpoint.
+//
+// Each kept checkpoint still has to be consistent with the log (audit.Verify checks every one),
+// so a rewrite of any part of the log before the latest is still caught; what thinning gives up
+// is only the time resolution of the evidence ("the log had n entries by then"). The signature is
+// not checked here: a forged file is kept or removed as any other, and Verify reports it.
+// keepHourly <= 0 keeps everything.
+func ThinCheckpointDir(dir string, now time.Time, keepHourly time.Duration) (removed int, err error) {
+	if keepHourly <= 0 {
+		return 0, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	type file struct {
+		name string
+		size int64
+		t    time.Time
+	}
+	var files []file
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), CheckpointFileExt)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		size, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || size < 0 || strconv.FormatInt(size, 10) != name {
+			continue
+		}
+		b, err := vault.ReadFileLimited(filepath.Join(dir, e.Name()), MaxSignedCheckpointSize) // #nosec G304 -- a <size>.checkpoint file in the directory the caller names
+		if err != nil {
+			return removed, err
+		}
+		files = append(files, file{e.Name(), size, checkpointFileTime(b)})
+	}
+	if len(files) < 3 {
+		return 0, nil
+	}
+	slices.SortFunc(files, func(a, b file) int { return cmp.Compare(a.size, b.size) })
+	keep := map[string]bool{files[0].name: true, files[len(files)-1].name: true}
+	last := map[string]string{} // bucket -> name of the largest size in it (files ascend)
+	horizon := now.Add(-keepHourly)
+	for _, f := range files {
+		if f.t.IsZero() {
+			keep[f.name] = true
+			continue
+		}
+		bucket := "d" + f.t.UTC().Format(time.DateOnly)
+		if !f.t.Before(horizon) {
+			bucket = "h" + f.t.UTC().Truncate(time.Hour).Format(time.RFC3339)
+		}
+		last[bucket] = f.name
+	}
+	for _, name := range last {
+		keep[name] = true
+	}
+	for _, f := range files {
+		if keep[f.name] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+// checkpointFileTime is the time line of a signed checkpoint's body, zero when there is none or
+// the note does not parse.
+func checkpointFileTime(signed []byte) time.Time {
+	i := bytes.Index(signed, []byte("\n\n"))
+	if i < 0 {
+		return time.Time{}
+	}
+	c, err := ParseCheckpoint(signed[:i+1])
+	if err != nil {
+		return time.Time{}
+	}
+	return c.Time
+}
+
+// CheckpointThinner thins a checkpoint directory (ThinCheckpointDir) at most once per hour of
+// the clock it is given, which is when a checkpoint can first become superfluous: a writer
+// that publishes every second calls Wrote after each file and pays for a directory read once an
+// hour. Safe for concurrent use.
+type CheckpointThinner struct {
+	Dir        string
+	KeepHourly time.Duration // <= 0: keep every checkpoint
+
+	mu   sync.Mutex
+	last time.Time // the hour of the last thinning
+}
+
+// Wrote thins the directory when now is in a later hour than the last thinning (or it is the
+// first call) and returns how many files it removed.
+func (t *CheckpointThinner) Wrote(now time.Time) (int, error) {
+	if t == nil || t.KeepHourly <= 0 || t.Dir == "" {
+		return 0, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	hour := now.UTC().Truncate(time.Hour)
+	if !t.last.IsZero() && !hour.After(t.last) {
+		return 0, nil
+	}
+	n, err := ThinCheckpointDir(t.Dir, now, t.KeepHourly)
+	if err == nil {
+		t.last = hour
+	}
+	return n, err
 }

@@ -247,6 +247,10 @@ type Audit struct {
 	// Empty means <data_dir>/checkpoints.
 	CheckpointDir      string        `koanf:"checkpoint_dir"`
 	CheckpointInterval time.Duration `koanf:"checkpoint_interval"`
+	// CheckpointKeepHourly thins CheckpointDir: the first and the latest checkpoint, the last of
+	// each hour for this long, the last of each day before (audit.ThinCheckpointDir). 0 keeps
+	// every file.
+	CheckpointKeepHourly time.Duration `koanf:"checkpoint_keep_hourly"`
 	// CheckpointURL, when set, receives each new checkpoint by POST (text/plain), e.g. a
 	// witness or an archive outside the operator's control.
 	CheckpointURL string        `koanf:"checkpoint_url"`
@@ -342,7 +346,7 @@ func Default() *Config {
 			MFARoles: []string{"super_admin", "program_admin"}, MFAAllUsers: true,
 		},
 		SMTP:  SMTP{TLS: "starttls"},
-		Audit: Audit{CheckpointInterval: time.Second, Retention: 2 * 365 * 24 * time.Hour},
+		Audit: Audit{CheckpointInterval: time.Second, CheckpointKeepHourly: 30 * 24 * time.Hour, Retention: 2 * 365 * 24 * time.Hour},
 		Retention: Retention{LoginHistory: 90 * 24 * time.Hour, SecurityEvents: 365 * 24 * time.Hour,
 			EndedSessions: 30 * 24 * time.Hour, UsedTokens: 24 * time.Hour, DeadJobs: 30 * 24 * time.Hour},
 		Vault:   Vault{CacheTTL: 5 * time.Minute},
@@ -429,6 +433,7 @@ var envVars = []struct {
 	{"TUTELA_AUTH_RESOURCES", "auth.resources", kindList},
 	{"TUTELA_AUDIT_CHECKPOINT_DIR", "audit.checkpoint_dir", kindString},
 	{"TUTELA_AUDIT_CHECKPOINT_INTERVAL", "audit.checkpoint_interval", kindDuration},
+	{"TUTELA_AUDIT_CHECKPOINT_KEEP_HOURLY", "audit.checkpoint_keep_hourly", kindDuration},
 	{"TUTELA_AUDIT_CHECKPOINT_URL", "audit.checkpoint_url", kindString},
 	{"TUTELA_AUDIT_RETENTION", "audit.retention", kindDuration},
 	{"TUTELA_AUDIT_SHIP", "audit.ship", kindList},
@@ -885,6 +890,9 @@ func (c *Config) Validate() error {
 	c.validateSMTP(&p)
 	if a := c.Audit; a.CheckpointInterval < 100*time.Millisecond || a.CheckpointInterval > time.Hour {
 		p.add("audit.checkpoint_interval: must be between 100ms and 1h")
+	}
+	if k := c.Audit.CheckpointKeepHourly; k != 0 && (k < time.Hour || k > 10*365*24*time.Hour) {
+		p.add("audit.checkpoint_keep_hourly: must be 0 (keep every checkpoint) or between 1h and 87600h")
 	}
 	if c.Audit.Retention < 24*time.Hour {
 		p.add("audit.retention: must be at least 24h")

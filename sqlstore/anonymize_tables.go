@@ -60,7 +60,9 @@ var anonymizedTables = map[string]map[string]string{
 	// One event, export.anonymized, naming the run; the production log is not copied.
 	"audit_events": {"pos": anonCopyKey, "id": anonCopyKey, "time": anonNow, "tenant_id": anonCopyKey, "actor_type": anonCopyKey,
 		"actor_id": anonCopyKey, "action": anonCopyKey, "target_type": anonCopyKey, "target_id": anonCopyKey, "outcome": anonCopyKey,
-		"request_id": anonCopyKey, "canonical": anonCopyKey, "leaf_hash": anonCopyKey, "txid": anonCopyKey},
+		"request_id": anonCopyKey, "canonical": anonCopyKey, "leaf_hash": anonCopyKey},
+	// The copy's sequencer queue holds the copy's own events, queued as they are recorded.
+	"audit_pending": {"pos": "the positions of the copy's own events, queued as the copy records them"},
 }
 
 // notAnonymizedTables are the tables the copy leaves empty, and why.

@@ -79,7 +79,7 @@ func TestAnonymize_EveryTableAndColumnClassified(t *testing.T) {
 		}
 	})
 	// Nothing stale: what the inventory names exists in at least one dialect (audit_prune_gate
-	// is SQLite's, audit_events.txid PostgreSQL's).
+	// is SQLite's).
 	for table, cls := range written {
 		for col := range cls {
 			if !seen[table+"."+col] {

@@ -28,6 +28,9 @@ func (tx *Tx) Audit(ctx context.Context, e audit.Event) error {
 
 // AuditMany records several events in the transaction with one statement per 500 events, for
 // callers that produce many (imports, batch jobs); it is what makes ≥ 20,000 events/s possible.
+// Each event's pos also enters the sequencer's queue (audit_pending) in the same transaction:
+// on PostgreSQL in the same statement, on SQLite by a second one with the positions the first
+// returned.
 func (tx *Tx) AuditMany(ctx context.Context, events ...audit.Event) error {
 	return tx.auditMany(ctx, nil, events)
 }
@@ -42,6 +45,9 @@ func (tx *Tx) auditMany(ctx context.Context, sealCtx func(int) context.Context, 
 	for start := 0; start < len(events); start += perStmt {
 		batch := events[start:min(start+perStmt, len(events))]
 		q.Reset()
+		if tx.db.dialect == Postgres {
+			q.WriteString(`WITH e AS (`)
+		}
 		q.WriteString(`INSERT INTO audit_events (id, time, tenant_id, actor_type, actor_id, action,
 			target_type, target_id, outcome, request_id, canonical, leaf_hash) VALUES `)
 		args = args[:0]
@@ -80,7 +86,11 @@ func (tx *Tx) auditMany(ctx context.Context, sealCtx func(int) context.Context, 
 			args = append(args, e.ID, e.Time, e.TenantID, e.ActorType, e.ActorID, e.Action,
 				e.TargetType, e.TargetID, e.Outcome, e.RequestID, c, leaf[:])
 		}
-		if _, err := tx.exec(ctx, q.String(), args...); err != nil {
+		q.WriteString(` RETURNING pos`)
+		if tx.db.dialect == Postgres {
+			q.WriteString(`) INSERT INTO audit_pending (pos) SELECT pos FROM e`)
+		}
+		if err := tx.insertAuditEvents(ctx, q.String(), args, len(batch)); err != nil {
 			if tutela.ErrorCode(err) == tutela.ECONFLICT {
 				return &tutela.Error{Code: tutela.ECONFLICT, Field: "id", Message: "an audit event with this id already exists", Err: err}
 			}

@@ -27,6 +27,10 @@ type SequencerOptions struct {
 	// atomically after the round commits. Keep it off the database host (or sync it elsewhere):
 	// it is what catches a wholesale rewrite of the database.
 	CheckpointDir string
+	// CheckpointKeepHourly, when positive, thins CheckpointDir once an hour
+	// (audit.ThinCheckpointDir): the latest and the first checkpoint, the last of each hour for
+	// this long, the last of each day before. Zero keeps every file.
+	CheckpointKeepHourly time.Duration
 	// Publish, when set, is called with each new signed checkpoint after the round commits
 	// (e.g. POST to a witness); its errors are logged, never fatal to sequencing.
 	Publish func(ctx context.Context, size int64, signed []byte) error
@@ -47,12 +51,8 @@ type Sequencer struct {
 	origin string
 	opt    SequencerOptions
 
-	mu sync.Mutex // one round at a time in this process
-	// horizon bounds the pending-event scan. PostgreSQL: the oldest transaction id that was
-	// still running at the start of the last round that drained everything; every event of an
-	// older transaction has been sequenced. SQLite: the highest pos sequenced (writers are
-	// serialised, so pos order is commit order). 0 scans everything (first round).
-	horizon int64
+	mu   sync.Mutex // one round at a time in this process
+	thin *audit.CheckpointThinner
 }
 
 // NewSequencer returns a sequencer signing checkpoints for origin with signer.
@@ -69,7 +69,8 @@ func NewSequencer(db *DB, signer *audit.Signer, origin string, opt SequencerOpti
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Sequencer{db: db, signer: signer, origin: origin, opt: opt}
+	return &Sequencer{db: db, signer: signer, origin: origin, opt: opt,
+		thin: &audit.CheckpointThinner{Dir: opt.CheckpointDir, KeepHourly: opt.CheckpointKeepHourly}}
 }
 
 // Run sequences every Interval until ctx ends, then returns nil. A failed round is logged and
@@ -114,13 +115,11 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 	var (
 		signed    []byte
 		newSize   int64
-		horizon   int64
-		drained   bool
-		lastPos   int64
 		nAppended int
+		dropped   []int64
 	)
 	err = s.db.Update(ctx, func(tx *Tx) error {
-		nAppended, signed, newSize, horizon, lastPos, drained = 0, nil, 0, 0, 0, false
+		nAppended, signed, newSize, dropped = 0, nil, 0, nil
 		if tx.db.dialect == Postgres {
 			var got bool
 			if err := tx.queryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, LockAuditSequencer).Scan(&got); err != nil {
@@ -129,21 +128,19 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 			if !got {
 				return nil
 			}
-			// Taken before the pending scan, whose (later) snapshot therefore sees every event
-			// of every transaction older than it.
-			if err := tx.queryRow(ctx, `SELECT txid_snapshot_xmin(txid_current_snapshot())`).Scan(&horizon); err != nil {
-				return mapErr(err)
+			if _, err := tx.exec(ctx, sequencerPlan); err != nil {
+				return err
 			}
 		}
 		size, err := auditSize(ctx, tx.tx)
 		if err != nil {
 			return err
 		}
-		pending, err := s.pending(ctx, tx)
+		var pending []pendingEvent
+		pending, dropped, err = s.pending(ctx, tx)
 		if err != nil {
 			return err
 		}
-		drained = len(pending) < s.opt.BatchSize
 		// The heartbeat tells `audit verify` that a sequencer holding the lock is alive, so events
 		// waiting for it are not mistaken for ones left behind while no node runs.
 		if s.opt.Heartbeat {
@@ -156,7 +153,6 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 		if len(pending) == 0 {
 			return nil
 		}
-		lastPos = pending[len(pending)-1].pos
 		hs := &dbHashes{q: tx.tx, pending: map[int64]tlog.Hash{}}
 		var newHashes []int64
 		for i, p := range pending {
@@ -205,19 +201,23 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	if drained {
-		if s.db.dialect == Postgres {
-			s.horizon = horizon
-		}
-	}
-	if s.db.dialect != Postgres && lastPos > 0 {
-		s.horizon = lastPos
+	if len(dropped) > 0 {
+		// Never written by Tutela (AuditMany queues only the events it inserts, and a round
+		// removes what it appends): someone inserted these by hand, or a node of an older version
+		// sequenced the events. Nothing of the log changed; say so.
+		s.opt.Logger.Warn("audit sequencer dropped queue entries with no pending event", "positions", dropped)
 	}
 	// Published only after the commit: a checkpoint published for a round that then rolled back
 	// would contradict the next one signed at the same size (a fork, as far as anyone can tell).
 	if signed != nil && s.opt.CheckpointDir != "" {
 		if err := audit.WriteCheckpointFile(s.opt.CheckpointDir, newSize, signed); err != nil {
 			return nAppended, fmt.Errorf("audit sequencer: publishing checkpoint %d: %w", newSize, err)
+		}
+		// Thinning only removes superseded files; a failure leaves more of them, never fewer.
+		if n, err := s.thin.Wrote(s.opt.Clock()); err != nil {
+			s.opt.Logger.Warn("audit checkpoint directory not thinned", "dir", s.opt.CheckpointDir, "err", err)
+		} else if n > 0 {
+			s.opt.Logger.Debug("audit checkpoint directory thinned", "removed", n)
 		}
 	}
 	if signed != nil && s.opt.Publish != nil {
@@ -229,37 +229,6 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 		s.opt.Logger.Debug("audit events sequenced", "appended", nAppended, "size", newSize)
 	}
 	return nAppended, nil
-}
-
-// pending returns committed events not yet in the log, in insertion order. The NOT EXISTS
-// anti-join (served by audit_log's unique event_id index) is what guarantees nothing is skipped
-// or sequenced twice; the horizon only bounds how much of audit_events it looks at.
-func (s *Sequencer) pending(ctx context.Context, tx *Tx) ([]pendingEvent, error) {
-	bound := `e.pos > $1`
-	if tx.db.dialect == Postgres {
-		bound = `e.txid >= $1`
-	}
-	rows, err := tx.query(ctx, `SELECT e.pos, e.id, e.time, e.leaf_hash FROM audit_events e
-		WHERE `+bound+` AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = e.id)
-		ORDER BY e.pos LIMIT $2`, s.horizon, s.opt.BatchSize)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []pendingEvent
-	for rows.Next() {
-		var p pendingEvent
-		var leaf []byte
-		if err := rows.Scan(&p.pos, &p.id, &p.time, &leaf); err != nil {
-			return nil, err
-		}
-		if len(leaf) != tlog.HashSize {
-			return nil, fmt.Errorf("audit sequencer: event %s has a malformed leaf hash", p.id)
-		}
-		p.leaf = tlog.Hash(leaf)
-		out = append(out, p)
-	}
-	return out, rows.Err()
 }
 
 // insertRows inserts n rows of cols values each with multi-row INSERTs of at most 1000 rows.

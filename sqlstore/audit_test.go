@@ -39,6 +39,8 @@ func TestAudit_RuntimeRoleCannotRewrite(t *testing.T) {
 		`GRANT USAGE ON SCHEMA public TO ` + role,
 		`GRANT SELECT, INSERT ON audit_events, audit_log, audit_hashes, audit_checkpoints TO ` + role,
 		`GRANT SELECT ON audit_prunes TO ` + role,
+		// The sequencer's queue: AuditMany adds, a round removes; not evidence.
+		`GRANT SELECT, INSERT, DELETE ON audit_pending TO ` + role,
 		// The sequencer's heartbeat (one row, rewritten each round) is not part of the log.
 		`GRANT SELECT, INSERT, UPDATE ON audit_sequencer TO ` + role,
 		`GRANT USAGE ON SEQUENCE audit_events_pos_seq TO ` + role,

@@ -161,7 +161,9 @@ func (p AuditPending) Stale(now time.Time) bool {
 	return p.Count > 0 && now.Sub(p.Oldest) > p.Grace() && !p.SequencerAlive(now)
 }
 
-// AuditPending counts the events not yet sequenced and reads the sequencer heartbeat.
+// AuditPending counts the events waiting in the sequencer's queue (audit_pending) and reads the
+// sequencer heartbeat. It reads the queue, never the whole log, so it is cheap at any size; the
+// events missing from both the log and the queue are AuditUnqueued's.
 func (db *DB) AuditPending(ctx context.Context) (AuditPending, error) {
 	var (
 		p      AuditPending
@@ -169,13 +171,15 @@ func (db *DB) AuditPending(ctx context.Context) (AuditPending, error) {
 		beat   sql.NullTime
 		ms     sql.NullInt64
 	)
-	const unsequenced = ` FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = e.id)`
-	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*)`+unsequenced).Scan(&p.Count); err != nil {
+	if err := db.read.QueryRowContext(ctx, queueCountQuery).Scan(&p.Count); err != nil {
 		return p, mapErr(err)
 	}
 	if p.Count > 0 {
+		// The queue's oldest entry is its smallest pos; its event's time is the oldest wait (a
+		// pos may be older than its time by the length of a transaction, which Grace absorbs).
 		// Not MIN(time): SQLite would return the aggregate as text, not a time.
-		if err := db.read.QueryRowContext(ctx, `SELECT e.time`+unsequenced+` ORDER BY e.time LIMIT 1`).Scan(&oldest); err != nil {
+		err := db.read.QueryRowContext(ctx, queueOldestQuery).Scan(&oldest)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return p, mapErr(err)
 		}
 		p.Oldest = oldest.Time.UTC()

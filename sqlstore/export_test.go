@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 )
 
 // ExecForBench runs a statement in tx: the plaintext baselines of the subject benchmarks write
@@ -24,3 +25,55 @@ func (tx *Tx) QueryRowForBench(ctx context.Context, q string, args ...any) *sql.
 // CommitWritersForTest is how many group-commit writers the store runs: a test that holds them
 // all makes the records handed over meanwhile queue up.
 func (db *DB) CommitWritersForTest() int { return db.commitWriters() }
+// SequencerQueries returns the statements a sequencer round and AuditPending run against the
+// queue and the log, each with the arguments to EXPLAIN it with (n queued positions from pos).
+func SequencerQueries(n int, pos int64) map[string][]any {
+	ps := make([]any, n)
+	for i := range ps {
+		ps[i] = pos + int64(i)
+	}
+	return map[string][]any{
+		queuedEventsQuery: {10_000},
+		queueDeleteRange:  {pos, pos + int64(n) - 1},
+		`DELETE FROM audit_pending WHERE pos IN (` + placeholders(n) + `)`: ps,
+		queueCountQuery:  nil,
+		queueOldestQuery: nil,
+		`SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log`: nil,
+	}
+}
+
+// ExplainAsSequencer returns the plan of q (args bound) in a transaction set up as a sequencer
+// round's: SQLite's EXPLAIN QUERY PLAN details, PostgreSQL's EXPLAIN lines.
+func (db *DB) ExplainAsSequencer(ctx context.Context, q string, args ...any) (plan []string, err error) {
+	err = db.Update(ctx, func(tx *Tx) error {
+		prefix := "EXPLAIN QUERY PLAN "
+		if db.dialect == Postgres {
+			prefix = "EXPLAIN "
+			if _, err := tx.exec(ctx, sequencerPlan); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.query(ctx, prefix+q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return err
+			}
+			plan = append(plan, fmt.Sprint(vals[len(vals)-1])) // SQLite: the detail; PostgreSQL: the line
+		}
+		return rows.Err()
+	})
+	return plan, err
+}

@@ -64,11 +64,17 @@ func newLog(t *testing.T, n int) *testLog {
 // batch is entries from..to-1 under a checkpoint of size cp, for a receiver in state st.
 func (l *testLog) batch(t *testing.T, st audit.ShipState, from, to, cp int64) *audit.Batch {
 	t.Helper()
+	return l.batchAt(t, st, from, to, cp, time.Time{})
+}
+
+// batchAt is batch with the checkpoint signed at the given time (none when zero).
+func (l *testLog) batchAt(t *testing.T, st audit.ShipState, from, to, cp int64, at time.Time) *audit.Batch {
+	t.Helper()
 	root, err := audit.TreeHash(ctx, cp, l.tree.Hashes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := l.signer.Sign(audit.Checkpoint{Origin: origin, Size: cp, Root: root})
+	signed, err := l.signer.Sign(audit.Checkpoint{Origin: origin, Size: cp, Root: root, Time: at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +144,38 @@ func TestStore_PersistsAcrossReopenAndVerifies(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "checkpoints", "20.checkpoint")); err != nil {
 		t.Fatalf("checkpoint not kept: %v", err)
+	}
+}
+
+// A thinning store keeps the first, the latest and one checkpoint per hour of the shipped
+// checkpoints' times, and its copy still verifies against every one it kept.
+func TestStore_ThinnedCheckpointsStillVerify(t *testing.T) {
+	t.Parallel()
+	l := newLog(t, 20)
+	dir := t.TempDir()
+	s := open(t, dir, l.vkey)
+	s.ThinCheckpoints(2 * time.Hour)
+	start := time.Date(2026, 3, 1, 0, 5, 0, 0, time.UTC)
+	st := s.State()
+	for i := range int64(20) { // one entry every 20 minutes: 6h20m
+		st = apply(t, s, l.batchAt(t, st, i, i+1, i+1, start.Add(time.Duration(i)*20*time.Minute)))
+	}
+	kept, err := audit.ReadCheckpointDir(filepath.Join(dir, "checkpoints"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) >= 20 || len(kept) < 3 {
+		t.Fatalf("%d of 20 checkpoints kept", len(kept))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "checkpoints", "20.checkpoint")); err != nil {
+		t.Fatalf("the latest checkpoint is gone: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "checkpoints", "1.checkpoint")); err != nil {
+		t.Fatalf("the first checkpoint is gone: %v", err)
+	}
+	rep := verify(t, s, l.vkey)
+	if !rep.OK || rep.Size != 20 || rep.Checkpoints != len(kept) {
+		t.Fatalf("verify: %+v (kept %d)", rep, len(kept))
 	}
 }
 

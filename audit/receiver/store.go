@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -63,6 +64,17 @@ type Store struct {
 	st      state
 	entries *os.File
 	hashes  *os.File
+	thin    *audit.CheckpointThinner
+}
+
+// ThinCheckpoints makes the store thin its checkpoints directory as the sequencer thins
+// audit.checkpoint_dir (audit.ThinCheckpointDir: the first and the latest, the last of each hour
+// for keepHourly, the last of each day before), once per hour of the accepted checkpoints' own
+// times. keepHourly <= 0 keeps every checkpoint (the default). Call it before the first Apply.
+func (s *Store) ThinCheckpoints(keepHourly time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.thin = &audit.CheckpointThinner{Dir: filepath.Join(s.dir, checkpointsDir), KeepHourly: keepHourly}
 }
 
 // Open opens (creating if need be) the receiver directory dir for the log origin, whose
@@ -199,6 +211,11 @@ func (s *Store) store(b *audit.Batch, acc *audit.Accepted) error {
 		return err
 	}
 	s.st = next
+	// After the batch is kept: a thinning that fails leaves more checkpoint files, never fewer,
+	// and must not refuse a batch the store already holds (the next hour tries again).
+	if t := acc.Checkpoint.Time; s.thin != nil && !t.IsZero() {
+		_, _ = s.thin.Wrote(t)
+	}
 	return nil
 }
 

@@ -152,6 +152,17 @@ func (c auditVerifyCmd) Run(e *env) error {
 		rep.FailureCount++
 		rep.OK = false
 	}
+	// An event neither in the log nor in the sequencer's queue waits for nothing: its queue
+	// entry was deleted (the runtime role may delete there), or it was inserted by hand.
+	if n, oldest, err := m.DB.AuditUnqueued(e.ctx); err != nil {
+		return fmt.Errorf("unqueued audit events: %w", err)
+	} else if n > 0 {
+		rep.Failures = append(rep.Failures, audit.Failure{Index: -1, Kind: audit.KindUnsequenced,
+			Detail: fmt.Sprintf("%d events recorded but neither in the log nor queued for it, the oldest from %s: "+
+				"their queue entries were deleted; `tutela audit sequence` queues them again", n, oldest.Format(time.RFC3339))})
+		rep.FailureCount++
+		rep.OK = false
+	}
 	details := map[string]any{"size": rep.Size, "checkpoints": rep.Checkpoints, "published_verified": rep.Published,
 		"signed_coverage": rep.Covered, "pruned": rep.Pruned, "failures": rep.FailureCount}
 	outcome := compliance.OutcomeSuccess
@@ -301,24 +312,28 @@ func (c auditPruneCmd) Run(e *env) error {
 
 type auditSequenceCmd struct{}
 
+// Run first queues again the events that are neither in the log nor queued (AuditUnqueued: a
+// queue entry deleted by hand), then appends everything queued.
 func (auditSequenceCmd) Run(e *env) error {
-	total, err := sequencePending(e)
+	m, err := open(e, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	requeued, err := m.DB.AuditRequeue(e.ctx, audit.Event{ActorType: audit.ActorSystem, Reason: "tutela audit sequence"})
+	if err != nil {
+		return fmt.Errorf("queueing unqueued audit events: %w", err)
+	}
+	if requeued > 0 {
+		fmt.Fprintf(e.stderr, "warning: %d audit events were neither in the log nor queued for it (queue entries deleted); "+
+			"queued them again (recorded as %s)\n", requeued, sqlstore.ActionAuditRequeue)
+	}
+	total, err := m.sequencePending(e)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "sequenced %d events\n", total)
 	return nil
-}
-
-// sequencePending appends every committed event not yet in the log, signing checkpoints as a
-// serving node's sequencer would, and returns how many it appended.
-func sequencePending(e *env) (int, error) {
-	m, err := open(e, false)
-	if err != nil {
-		return 0, err
-	}
-	defer m.Close()
-	return m.sequencePending(e)
 }
 
 // sequencePending is `tutela audit sequence` on an open store.
@@ -328,7 +343,7 @@ func (m *Main) sequencePending(e *env) (int, error) {
 		return 0, err
 	}
 	seq := sqlstore.NewSequencer(m.DB, signer, AuditOrigin, sqlstore.SequencerOptions{
-		CheckpointDir: checkpointDir(m.Config), Logger: m.Logger})
+		CheckpointDir: checkpointDir(m.Config), CheckpointKeepHourly: m.Config.Audit.CheckpointKeepHourly, Logger: m.Logger})
 	total := 0
 	for {
 		n, err := seq.Step(e.ctx)

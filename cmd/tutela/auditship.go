@@ -68,6 +68,8 @@ type auditReceiveCmd struct {
 	Origin  string `default:"tutela/audit" help:"The log's origin."`
 	TLSCert string `name:"tls-cert" help:"Certificate (PEM) to serve HTTPS with; without one, only a loopback address is allowed (behind a TLS proxy)."`
 	TLSKey  string `name:"tls-key" help:"Private key (PEM) of --tls-cert."`
+	// As audit.checkpoint_keep_hourly on the deployment; 0 keeps every checkpoint.
+	CheckpointKeepHourly time.Duration `name:"checkpoint-keep-hourly" default:"720h" help:"Keep the first and latest checkpoint, the last of each hour for this long and the last of each day before; 0 keeps every one."`
 }
 
 // receiveSecretVar holds the shared signing secret (or its _FILE variant names a file with it):
@@ -89,11 +91,15 @@ func (c auditReceiveCmd) Run(e *env) error {
 	if c.TLSCert == "" && !tutela.IsLoopbackHost(host) {
 		return errors.New("--listen on a non-loopback address needs --tls-cert and --tls-key: batches carry the audit log")
 	}
+	if c.CheckpointKeepHourly < 0 {
+		return errors.New("--checkpoint-keep-hourly: must be 0 (keep every checkpoint) or positive")
+	}
 	store, err := receiver.Open(c.Dir, c.Key, c.Origin)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	store.ThinCheckpoints(c.CheckpointKeepHourly)
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{ReplaceAttr: utcTime}))
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {

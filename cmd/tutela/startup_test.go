@@ -555,3 +555,53 @@ func TestServe_HSMKEKOtherMasterKeyRefused(t *testing.T) {
 		servedOnce(t, env)
 	})
 }
+
+// An event whose queue entry was deleted (the runtime role may delete from the sequencer's
+// queue) waits for no sequencer: audit verify fails naming it, whatever the heartbeat says, and
+// `tutela audit sequence` queues it again, records that, and appends it.
+func TestAuditVerify_UnqueuedEventFailsAndSequenceRequeues(t *testing.T) {
+	t.Parallel()
+	environ := baseEnv(t)
+	if code, _, stderr := runCmd(t, environ, "migrate", "up"); code != 0 {
+		t.Fatalf("migrate: %s", stderr)
+	}
+	if out, err := auditRun(t, environ, auditSequenceCmd{}); err != nil {
+		t.Fatalf("sequence: %s %v", out, err)
+	}
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, filepath.Join(dataDirOf(environ), "tutela.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ev := audit.Event{ActorType: audit.ActorSystem, Action: "test.unqueued", Outcome: audit.OutcomeSuccess}
+	if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.Audit(ctx, ev) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL().ExecContext(ctx, `DELETE FROM audit_pending`); err != nil {
+		t.Fatal(err)
+	}
+	// A live node's heartbeat does not excuse it: no sequencer will ever append it.
+	if _, err := db.SQL().ExecContext(ctx, `INSERT INTO audit_sequencer (id, beat_at, interval_ms) VALUES (1, $1, $2)`,
+		time.Now().UTC(), time.Hour.Milliseconds()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := auditRun(t, environ, auditVerifyCmd{})
+	if err == nil || !strings.Contains(err.Error(), "first: pending events: "+audit.KindUnsequenced) ||
+		!strings.Contains(out, "1 events recorded but neither in the log nor queued") {
+		t.Fatalf("unqueued event: err %v\n%s", err, out)
+	}
+	if out, err := auditRun(t, environ, auditSequenceCmd{}); err != nil {
+		t.Fatalf("sequence: %s %v", out, err)
+	}
+	recs, _, err := db.AuditEvents(ctx, sqlstore.AuditFilter{Action: "test.unqueued"})
+	if err != nil || len(recs) != 1 || recs[0].Index < 0 {
+		t.Fatalf("the unqueued event was not appended: %+v, %v", recs, err)
+	}
+	if n, _, err := db.AuditUnqueued(ctx); err != nil || n != 0 {
+		t.Fatalf("after audit sequence: %d unqueued, %v", n, err)
+	}
+	if out, err := auditRun(t, environ, auditVerifyCmd{}); err != nil {
+		t.Fatalf("verify after requeue: %v\n%s", err, out)
+	}
+}

@@ -111,7 +111,7 @@ func (m *Main) startAudit(ctx context.Context) error {
 	}
 	m.auditVKey, m.signer = vkey, signer
 	opts := sqlstore.SequencerOptions{CheckpointDir: checkpointDir(m.Config), Interval: m.Config.Audit.CheckpointInterval,
-		Logger: m.Logger, Heartbeat: true}
+		CheckpointKeepHourly: m.Config.Audit.CheckpointKeepHourly, Logger: m.Logger, Heartbeat: true}
 	if u := m.Config.Audit.CheckpointURL; u != "" {
 		client := outboundClient()
 		opts.Publish = func(ctx context.Context, size int64, signed []byte) error {

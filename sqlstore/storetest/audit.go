@@ -627,15 +627,34 @@ func testAuditRewrite(t *testing.T, open Opener) {
 	k.step(t) // checkpoint at 5, published
 	k.record(t, 3)
 	k.step(t) // checkpoint at 8, published
-	entries, err := db.AuditEntries(ctx, 0, 8)
+	k.rewriteResigned(t, 2, 8)
+	mustVerifyOK(t, k.verify(t, false), 8) // the database alone is consistent again
+	rep := k.verify(t, true)
+	var got *audit.Failure
+	for i, f := range rep.Failures {
+		if f.Kind == audit.KindCheckpointMismatch && f.TreeSize == 5 {
+			got = &rep.Failures[i]
+		}
+	}
+	if rep.OK || got == nil {
+		t.Fatalf("rewrite not caught by the published checkpoint at size 5: %+v", rep.Failures)
+	}
+}
+
+// rewriteResigned is the attacker who holds the database and the real signing key: edits entry
+// at of a log of size entries, recomputes every hash and re-signs, keeping the action column in
+// step with the body. Only checkpoints published outside the database can tell.
+func (k *auditKit) rewriteResigned(t *testing.T, at, size int64) {
+	t.Helper()
+	entries, err := k.db.AuditEntries(ctx, 0, size)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The attacker holds the database and the real signing key: edits entry 2, recomputes every
 	// hash and re-signs, and keeps the action column in step with the body. Only the checkpoints
 	// published outside the database can tell.
-	entries[2].Canonical = bytes.Replace(entries[2].Canonical, []byte("user.login"), []byte("user.logon"), 1)
-	entries[2].LeafHash = audit.LeafHash(entries[2].Canonical)
+	entries[at].Canonical = bytes.Replace(entries[at].Canonical, []byte("user.login"), []byte("user.logon"), 1)
+	entries[at].LeafHash = audit.LeafHash(entries[at].Canonical)
 	var app audit.Appender
 	for _, e := range entries {
 		if _, err := app.Append(e.LeafHash); err != nil {
@@ -643,12 +662,12 @@ func testAuditRewrite(t *testing.T, open Opener) {
 		}
 	}
 	root, _ := app.Root()
-	signed, err := k.signer.Sign(audit.Checkpoint{Origin: auditOrigin, Size: 8, Root: root, Time: time.Now().UTC()})
+	signed, err := k.signer.Sign(audit.Checkpoint{Origin: auditOrigin, Size: size, Root: root, Time: time.Now().UTC()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tamper(t, db, func(tx *sql.Tx) error {
-		e := entries[2]
+	tamper(t, k.db, func(tx *sql.Tx) error {
+		e := entries[at]
 		for _, q := range []struct {
 			s    string
 			args []any
@@ -657,7 +676,7 @@ func testAuditRewrite(t *testing.T, open Opener) {
 			{`UPDATE audit_log SET leaf_hash = $1 WHERE idx = $2`, []any{e.LeafHash[:], e.Index}},
 			{`DELETE FROM audit_hashes`, nil},
 			{`DELETE FROM audit_checkpoints`, nil},
-			{`INSERT INTO audit_checkpoints (size, signed, created_at) VALUES (8, $1, $2)`, []any{string(signed), time.Now().UTC()}},
+			{`INSERT INTO audit_checkpoints (size, signed, created_at) VALUES ($1, $2, $3)`, []any{size, string(signed), time.Now().UTC()}},
 		} {
 			if _, err := tx.ExecContext(ctx, q.s, q.args...); err != nil {
 				return err
@@ -670,17 +689,6 @@ func testAuditRewrite(t *testing.T, open Opener) {
 		}
 		return nil
 	})
-	mustVerifyOK(t, k.verify(t, false), 8) // the database alone is consistent again
-	rep := k.verify(t, true)
-	var got *audit.Failure
-	for i, f := range rep.Failures {
-		if f.Kind == audit.KindCheckpointMismatch && f.TreeSize == 5 {
-			got = &rep.Failures[i]
-		}
-	}
-	if rep.OK || got == nil {
-		t.Fatalf("rewrite not caught by the published checkpoint at size 5: %+v", rep.Failures)
-	}
 }
 
 func testAuditForgedCheckpoint(t *testing.T, open Opener) {
