@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -118,6 +120,10 @@ func (w *AuthEpochs) Poll(ctx context.Context) error {
 	start := w.now()
 	changed := map[string]int64{}
 	var next string
+	caller := ctx
+	if err := caller.Err(); err != nil {
+		return err
+	}
 	ctx, cancel := platformScope(ctx)
 	defer cancel()
 	err := w.db.View(ctx, func(tx *Tx) error {
@@ -156,8 +162,8 @@ func (w *AuthEpochs) Poll(ctx context.Context) error {
 		}
 		return rows.Err()
 	})
-	if err == nil && ctx.Err() != nil {
-		err = ctx.Err() // answered, but after the caller stopped waiting: no success
+	if err == nil && caller.Err() != nil {
+		err = caller.Err() // answered, but after the caller stopped waiting: no success
 	}
 	if err != nil {
 		return err
@@ -320,3 +326,17 @@ func classifyWrite(q string) bool {
 
 // Caching reports whether what is read under t may be cached (a fresh poll, no own write).
 func (t AuthTicket) Caching() bool { return t.state != nil }
+
+// AuthEpoch reads the tenant's authentication-state epoch from the database (0 before its first
+// change); "*" is the platform's.
+func (tx *Tx) AuthEpoch(ctx context.Context, tenantID string) (int64, error) {
+	var e int64
+	err := tx.queryRow(ctx, `SELECT epoch FROM auth_epochs WHERE tenant_id = $1`, tenantID).Scan(&e)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return e, err
+}
+
+// Epoch is the tenant's epoch as of this node's last successful poll.
+func (w *AuthEpochs) Epoch(tenantID string) int64 { return w.state.Load().epochs[tenantID] }

@@ -20,3 +20,6 @@ func (tx *Tx) QueryForBench(ctx context.Context, q string, args ...any) (*sql.Ro
 func (tx *Tx) QueryRowForBench(ctx context.Context, q string, args ...any) *sql.Row {
 	return tx.queryRow(ctx, q, args...)
 }
+
+// WritesAuthState exposes the statement classifier of the authentication epochs.
+var WritesAuthState = writesAuthState
