@@ -65,19 +65,19 @@ func TestAuthEpochs_TriggersCoverAuthTables(t *testing.T) {
 func TestAuthEpochs_ClassifiesStatements(t *testing.T) {
 	t.Parallel()
 	for q, want := range map[string]bool{
-		`UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND revoked_at IS NULL`:                  false,
-		`UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3`:                      true,
+		`UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND revoked_at IS NULL`:                   false,
+		`UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3`:                       true,
 		`UPDATE sessions SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING tenant_id`: true,
-		`UPDATE users SET last_login_at = $1 WHERE tenant_id = $2 AND id = $3`:                        false,
-		`UPDATE users SET token_version = token_version + 1, updated_at = $1 WHERE id = $2`:           true,
-		`UPDATE mfa_factors SET last_used_at = $1 WHERE id = $2`:                                      false,
-		`UPDATE mfa_factors SET last_step = $1, last_used_at = $2, active = TRUE WHERE id = $3`:       true,
-		`INSERT INTO user_roles (tenant_id, user_id, role_id) VALUES ($1, $2, $3)`:                    true,
-		`DELETE FROM role_permissions WHERE role_id = $1`:                                             true,
-		`insert or ignore into service_account_secrets (id) values ($1)`:                              true,
-		`SELECT status FROM users WHERE id = $1`:                                                      false,
-		`INSERT INTO audit_events (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET id = excluded.id`:   false,
-		`INSERT INTO sessions (id, tenant_id) VALUES ($1, $2)`:                                        true,
+		`UPDATE users SET last_login_at = $1 WHERE tenant_id = $2 AND id = $3`:                         false,
+		`UPDATE users SET token_version = token_version + 1, updated_at = $1 WHERE id = $2`:            true,
+		`UPDATE mfa_factors SET last_used_at = $1 WHERE id = $2`:                                       false,
+		`UPDATE mfa_factors SET last_step = $1, last_used_at = $2, active = TRUE WHERE id = $3`:        true,
+		`INSERT INTO user_roles (tenant_id, user_id, role_id) VALUES ($1, $2, $3)`:                     true,
+		`DELETE FROM role_permissions WHERE role_id = $1`:                                              true,
+		`insert or ignore into service_account_secrets (id) values ($1)`:                               true,
+		`SELECT status FROM users WHERE id = $1`:                                                       false,
+		`INSERT INTO audit_events (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET id = excluded.id`:    false,
+		`INSERT INTO sessions (id, tenant_id) VALUES ($1, $2)`:                                         true,
 	} {
 		if got := sqlstore.WritesAuthState(q); got != want {
 			t.Errorf("writesAuthState(%q) = %v, want %v", q, got, want)
