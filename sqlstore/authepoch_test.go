@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"slices"
 	"sort"
 	"testing"
@@ -278,4 +279,81 @@ func TestAuthEpochs_PostgresLateCommitSeen(t *testing.T) {
 	if w.Epoch(a.ID) <= ea {
 		t.Fatalf("a bump committed after a later version was polled is lost: epoch %d, was %d", w.Epoch(a.ID), ea)
 	}
+}
+
+// Under the non-owner runtime role with row-level security in force, a tenant-scoped
+// transaction that revokes one of its sessions still bumps its tenant's epoch (the bump runs as
+// the function's owner), without any privilege on auth_epochs beyond reading it; and reading it
+// in that scope shows no other tenant's row.
+func TestAuthEpochs_PostgresRuntimeRoleBumpsOwnTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := sqltest.PostgresURL(t)
+	clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	db := openUnwatched(t, dsn, clock)
+	var a, b *tutela.Tenant
+	sess := &sqlstore.Session{TokenVersion: 1, AMR: []string{"pwd"}, IdleTimeout: time.Hour}
+	if err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+		a, b = &tutela.Tenant{Slug: "a", Name: "A", Region: "eu"}, &tutela.Tenant{Slug: "b", Name: "B", Region: "eu"}
+		for _, tn := range []*tutela.Tenant{a, b} {
+			if err := tx.CreateTenant(ctx, tn); err != nil {
+				return err
+			}
+		}
+		u := &tutela.User{Email: "x@example.org", DisplayName: "X"}
+		if err := tx.Users(a.ID).Create(ctx, u); err != nil {
+			return err
+		}
+		sess.TenantID, sess.UserID, sess.AbsoluteExpiry = a.ID, u.ID, tx.Now().Add(time.Hour)
+		return tx.CreateSession(ctx, sess, sqlstore.HashToken(tutela.NewID()))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	epoch := func(id string) int64 {
+		var e int64
+		if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) { e, err = tx.AuthEpoch(ctx, id); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	ea, eb := epoch(a.ID), epoch(b.ID)
+	rt, _ := runtimeRole(t, db, dsn, "auth_epochs")
+	if _, err := db.SQL().ExecContext(ctx, `GRANT SELECT, UPDATE ON sessions TO `+roleOf(t, rt)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = db.SQL().ExecContext(context.Background(), `REVOKE ALL ON sessions FROM `+roleOf(t, rt)) })
+	tx, err := rt.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('tutela.tenant', $1, true)`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`, sess.ID); err != nil {
+		t.Fatalf("tenant-scoped revocation as the runtime role: %v", err)
+	}
+	var seen int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM auth_epochs WHERE tenant_id = $1`, b.ID).Scan(&seen); err != nil || seen != 0 {
+		t.Fatalf("tenant A's scope sees %d rows of tenant B's epoch (%v)", seen, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := epoch(a.ID); got <= ea {
+		t.Fatalf("tenant A's epoch %d → %d after a revocation by the runtime role", ea, got)
+	}
+	if got := epoch(b.ID); got != eb {
+		t.Fatalf("tenant B's epoch moved %d → %d", eb, got)
+	}
+}
+
+// roleOf is the name of the role rt connects as.
+func roleOf(t *testing.T, rt *sql.DB) string {
+	t.Helper()
+	var name string
+	if err := rt.QueryRow(`SELECT current_user`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
