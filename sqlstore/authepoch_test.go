@@ -321,7 +321,9 @@ func TestAuthEpochs_PostgresRuntimeRoleBumpsOwnTenant(t *testing.T) {
 	if _, err := db.SQL().ExecContext(ctx, `GRANT SELECT, UPDATE ON sessions TO `+roleOf(t, rt)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = db.SQL().ExecContext(context.Background(), `REVOKE ALL ON sessions FROM `+roleOf(t, rt)) })
+	t.Cleanup(func() {
+		_, _ = db.SQL().ExecContext(context.Background(), `REVOKE ALL ON sessions FROM `+roleOf(t, rt))
+	})
 	tx, err := rt.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
