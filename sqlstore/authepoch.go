@@ -22,9 +22,9 @@ const (
 	// AuthEpochPollInterval is how often the watcher polls auth_epochs.
 	AuthEpochPollInterval = 250 * time.Millisecond
 	// AuthEpochMaxAge is how long after the start of the last successful poll cached entries are
-	// still trusted. A change committed at T is therefore invisible on another node at most until
-	// T + AuthEpochMaxAge + the duration of one poll: under 1 s while polls take under 250 ms,
-	// and a poll that takes longer is no success until it ends, by when its start is older.
+	// still trusted. A change committed at T is therefore used on another node at most until
+	// T + AuthEpochMaxAge: a successful poll that began after T saw it, and one that began
+	// before T trusts nothing past AuthEpochMaxAge from its start, however long it took.
 	AuthEpochMaxAge = 750 * time.Millisecond
 )
 
