@@ -78,7 +78,8 @@ func TestAuthEpochs_ClassifiesStatements(t *testing.T) {
 		`insert or ignore into service_account_secrets (id) values ($1)`:                               true,
 		`SELECT status FROM users WHERE id = $1`:                                                       false,
 		`INSERT INTO audit_events (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET id = excluded.id`:    false,
-		`INSERT INTO sessions (id, tenant_id) VALUES ($1, $2)`:                                         true,
+		`INSERT INTO sessions (id, tenant_id) VALUES ($1, $2)`:                                         false,
+		`DELETE FROM sessions WHERE id = $1`:                                                           true,
 	} {
 		if got := sqlstore.WritesAuthState(q); got != want {
 			t.Errorf("writesAuthState(%q) = %v, want %v", q, got, want)
