@@ -120,9 +120,9 @@ func principalPolicy(r *http.Request, tx *sqlstore.Tx, p *tutela.Principal) (*au
 	var pol *authz.Policy
 	var err error
 	if p.Kind == tutela.PrincipalServiceAccount {
-		pol, err = tx.ServiceAccountPolicy(r.Context(), p.TenantID, p.UserID)
+		pol, err = tx.CachedServiceAccountPolicy(r.Context(), p.TenantID, p.UserID)
 	} else {
-		pol, err = tx.Policy(r.Context(), p.TenantID, p.UserID)
+		pol, err = tx.CachedPolicy(r.Context(), p.TenantID, p.UserID)
 	}
 	if err != nil {
 		return nil, err

@@ -172,6 +172,10 @@ func TestDatabaseOutage_503UnavailableNotHang(t *testing.T) {
 
 	for _, mode := range []string{"blackhole", "down"} {
 		link.set(mode)
+		// Cached authentication state stays trusted for AuthEpochMaxAge after the last good poll
+		// of its epochs (docs/caching.md); past that, with no poll succeeding, every request
+		// reads the database again, and the outage shows.
+		c.Add(sqlstore.AuthEpochMaxAge)
 		for _, r := range []struct{ method, path, body string }{
 			{"GET", "/readyz", ""},
 			{"GET", "/v1/auth/me", ""},

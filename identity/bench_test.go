@@ -261,3 +261,43 @@ func refreshSessions(b *testing.B, db *sqlstore.DB, n int) (*identity.Service, [
 	}
 	return s, tokens
 }
+
+// BenchmarkAuthenticateBearer checks one access token again and again, as every /v1 call does,
+// on each store: "cached" with the epoch watcher fresh (the caches answer; docs/caching.md),
+// "uncached" with the caches bypassed (every call reads the user, tenant, roles and session).
+func BenchmarkAuthenticateBearer(b *testing.B) {
+	for _, d := range sqltest.Dialects {
+		for _, cached := range []bool{true, false} {
+			name := string(d) + "/uncached"
+			if cached {
+				name = string(d) + "/cached"
+			}
+			b.Run(name, func(b *testing.B) {
+				if d == sqlstore.Postgres {
+					sqltest.RequirePostgres(b)
+				}
+				db := sqltest.Open(b, d, sqlstore.Options{})
+				if !cached {
+					db.AuthEpochs().SetMaxAge(0) // no poll is ever fresh: every call reads the database
+				}
+				h := cheapHasher(b)
+				seedUser(b, db, h, "acme", "ana@example.org", benchPassword)
+				s := benchService(b, db, h)
+				ctx := context.Background()
+				g, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
+					Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tok := g.AccessToken.Reveal()
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := s.AuthenticateBearer(ctx, tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "auths/s")
+			})
+		}
+	}
+}

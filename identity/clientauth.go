@@ -82,15 +82,8 @@ func (s *Service) AuthenticateServiceAccount(ctx context.Context, a ClientAuth) 
 
 // secretClient is AuthenticateClient where the tenant allows shared secrets.
 func (s *Service) secretClient(ctx context.Context, a ClientAuth) (*sqlstore.ServiceAccount, error) {
-	sa, err := s.AuthenticateClient(ctx, a.ClientID, a.Secret, a.IP)
+	sa, pkOnly, err := s.authenticateClient(ctx, a.ClientID, a.Secret, a.IP)
 	if err != nil {
-		return nil, err
-	}
-	var pkOnly bool
-	if err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
-		pkOnly, err = tx.TenantRequiresPrivateKeyJWT(ctx, sa.TenantID)
-		return err
-	}); err != nil {
 		return nil, err
 	}
 	if pkOnly {

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,8 @@ type Config struct {
 	// ResetCodeTTL is how long an e-mailed reset code works (auth.reset_code_ttl, default
 	// DefaultResetCodeTTL).
 	ResetCodeTTL time.Duration
+	// CacheEntries bounds each authentication cache (default sqlstore.DefaultAuthCacheEntries).
+	CacheEntries int
 }
 
 // Authentication context classes carried in the acr claim (RFC 9470 names the one a step-up
@@ -76,6 +79,9 @@ type Service struct {
 	now tutela.Clock
 	db  *sqlstore.DB
 	log *slog.Logger
+	// cache holds authentication state this node read, valid under the store's epochs
+	// (authcache.go, docs/caching.md).
+	cache authCaches
 }
 
 // New returns the service.
@@ -102,6 +108,9 @@ func New(d Deps, cfg Config) *Service {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{Deps: d, cfg: cfg, now: d.Clock, db: d.DB, log: d.Log}
+	if d.DB != nil {
+		s.cache = newAuthCaches(d.DB, cfg.CacheEntries)
+	}
 	s.registerJobs()
 	return s
 }
@@ -554,9 +563,13 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (*tute
 	if len(secret) != 43 {
 		return nil, refuse(errSession, "malformed")
 	}
+	key := sha256.Sum256([]byte(secret))
+	if p := s.cachedCookie(key); p != nil {
+		return p, nil
+	}
 	var p *tutela.Principal
 	err := s.db.Update(ctx, func(tx *sqlstore.Tx) error {
-		sess, err := tx.SessionBySecret(ctx, sqlstore.HashToken(secret))
+		sess, err := tx.SessionBySecret(ctx, key[:])
 		if err != nil {
 			return refuse(errSession, "unknown_session")
 		}
@@ -574,11 +587,33 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (*tute
 		sessionTimes(p, sess)
 		// Write last-seen at most once a minute: sliding expiry without a write per request.
 		if tx.Now().Sub(sess.LastSeenAt) >= time.Minute {
-			return tx.TouchSession(ctx, sess.ID)
+			if err := tx.TouchSession(ctx, sess.ID); err != nil {
+				return err
+			}
+			sess.LastSeenAt = tx.Now()
 		}
+		s.cache.cookies.Put(tx.CacheTicket(), key, sess.TenantID, *sess, time.Time{})
 		return nil
 	})
 	return p, err
+}
+
+// cachedCookie is AuthenticateSession from the caches: nil unless the session and its user are
+// cached, the session is live now, and its last-seen time needs no update yet (which goes
+// through the database, once a minute as before).
+func (s *Service) cachedCookie(key [sha256.Size]byte) *tutela.Principal {
+	now := s.db.Now()
+	sess, ok := s.cache.cookies.Get(key, now)
+	if !ok || sess.EndReason(now) != "" || now.Sub(sess.LastSeenAt) >= time.Minute {
+		return nil
+	}
+	p := s.cachedPrincipal(sess.TenantID, sess.UserID, sess.TokenVersion, now)
+	if p == nil {
+		return nil
+	}
+	p.SessionID, p.AMR, p.AuthTime, p.ViaCookie, p.SessionExpiry = sess.ID, sess.AMR, sess.CreatedAt, true, sess.AbsoluteExpiry
+	sessionTimes(p, &sess)
+	return p
 }
 
 // sessionTimes copies the session's last step-up and re-authentication to the principal.
@@ -593,6 +628,9 @@ func sessionTimes(p *tutela.Principal, sess *sqlstore.Session) {
 
 // principal loads the user's roles after checking the user is active and tv is current.
 func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, userID string, tv int64) (*tutela.Principal, error) {
+	if p := s.cachedPrincipal(tenantID, userID, tv, tx.Now()); p != nil {
+		return p, nil
+	}
 	refused := func(reason string) error {
 		return &Refusal{Reason: reason, TenantID: tenantID, TargetType: "user", TargetID: userID, Err: errSession}
 	}
@@ -639,7 +677,7 @@ func (s *Service) principal(ctx context.Context, tx *sqlstore.Tx, tenantID, user
 			p.MustEnrollMFA = !has
 		}
 	}
-	return p, nil
+	return p, s.rememberPrincipal(ctx, tx, p, tv)
 }
 
 // AuthenticateBearer verifies an access token and checks it against the user's current token
@@ -691,6 +729,9 @@ func (s *Service) bearerPrincipal(ctx context.Context, c *token.Claims) (*tutela
 	if c.Service() {
 		return s.serviceAccountPrincipal(ctx, c, true)
 	}
+	if p := s.cachedBearer(c); p != nil {
+		return p, nil
+	}
 	var p *tutela.Principal
 	err := s.db.View(ctx, func(tx *sqlstore.Tx) error {
 		var err error
@@ -716,6 +757,7 @@ func (s *Service) bearerPrincipal(ctx context.Context, c *token.Claims) (*tutela
 				return refused(reason)
 			}
 			sessionTimes(p, sess)
+			s.cache.sessions.Put(tx.CacheTicket(), sessionRef{c.Tenant, c.Subject, c.SessionID}, c.Tenant, *sess, time.Time{})
 		}
 		return nil
 	})
@@ -724,6 +766,25 @@ func (s *Service) bearerPrincipal(ctx context.Context, c *token.Claims) (*tutela
 	}
 	p.SessionID, p.AMR, p.AuthTime = c.SessionID, c.AMR, c.AuthTime
 	return p, nil
+}
+
+// cachedBearer is bearerPrincipal from the caches: nil unless the user (and the session the
+// token names) passed the checks under the current epochs and the session is live now.
+func (s *Service) cachedBearer(c *token.Claims) *tutela.Principal {
+	now := s.db.Now()
+	p := s.cachedPrincipal(c.Tenant, c.Subject, c.TokenVersion, now)
+	if p == nil {
+		return nil
+	}
+	if c.SessionID != "" {
+		sess, ok := s.cachedSession(c.Tenant, c.Subject, c.SessionID, now)
+		if !ok {
+			return nil
+		}
+		sessionTimes(p, sess)
+	}
+	p.SessionID, p.AMR, p.AuthTime = c.SessionID, c.AMR, c.AuthTime
+	return p
 }
 
 var errRefresh = tutela.Errorf(tutela.EUNAUTHENTICATED, "refresh token is invalid or expired; sign in again")
@@ -1112,13 +1173,20 @@ func (s *Service) redeem(ctx context.Context, tok, purpose string, next tutela.S
 // address; when a resource server introspects the token, that address is the resource
 // server's and says nothing about where the token is used.
 func (s *Service) serviceAccountPrincipal(ctx context.Context, c *token.Claims, byHolder bool) (*tutela.Principal, error) {
+	m := tutela.RequestMetaFrom(ctx)
+	if e, ok := s.cache.accounts.Get(userRef{c.Tenant, c.Subject}, s.db.Now()); ok &&
+		ClientUnusable(&e.sa, s.now(), e.tenantActive) == "" && (!byHolder || m == nil || e.sa.AllowsIP(m.IP)) {
+		return &tutela.Principal{Kind: tutela.PrincipalServiceAccount, TenantID: e.sa.TenantID, UserID: e.sa.ID, AMR: c.AMR}, nil
+	}
 	var sa *sqlstore.ServiceAccount
 	var tenantActive bool
+	var ticket sqlstore.AuthTicket
 	err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
 		if sa, err = tx.ServiceAccount(ctx, c.Tenant, c.Subject); err != nil {
 			return err
 		}
 		tenantActive, err = TenantActive(ctx, tx, sa.TenantID)
+		ticket = tx.CacheTicket()
 		return err
 	})
 	if tutela.ErrorCode(err) == tutela.EWRONGREGION {
@@ -1130,8 +1198,9 @@ func (s *Service) serviceAccountPrincipal(ctx context.Context, c *token.Claims, 
 	if reason := ClientUnusable(sa, s.now(), tenantActive); reason != "" {
 		return nil, RefuseClient(errSession, reason, sa)
 	}
-	if m := tutela.RequestMetaFrom(ctx); byHolder && m != nil && !sa.AllowsIP(m.IP) {
+	if byHolder && m != nil && !sa.AllowsIP(m.IP) {
 		return nil, RefuseClient(errSession, "ip_not_allowed", sa)
 	}
+	s.cache.accounts.Put(ticket, userRef{sa.TenantID, sa.ID}, sa.TenantID, accountEntry{sa: *sa, tenantActive: tenantActive}, time.Time{})
 	return &tutela.Principal{Kind: tutela.PrincipalServiceAccount, TenantID: sa.TenantID, UserID: sa.ID, AMR: c.AMR}, nil
 }

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"strings"
 	"time"
@@ -53,42 +54,74 @@ var errClient = tutela.Errorf(tutela.EUNAUTHENTICATED, "client authentication fa
 // A refusal is a *Refusal saying why (malformed, unknown_client, bad_secret, disabled, expired,
 // tenant_inactive, ip_not_allowed) and, when the account exists, naming it, for the audit log.
 func (s *Service) AuthenticateClient(ctx context.Context, clientID string, secret tutela.Secret, ip string) (*sqlstore.ServiceAccount, error) {
+	sa, _, err := s.authenticateClient(ctx, clientID, secret, ip)
+	return sa, err
+}
+
+// authenticateClient is AuthenticateClient that also says whether the account's tenant allows
+// private_key_jwt only (secretClient refuses the secret then). A successful check is cached by
+// client ID with the secret's SHA-256 (never the secret); the next request with the same secret
+// is answered from the cache while the epochs stand, any other secret reads the database.
+func (s *Service) authenticateClient(ctx context.Context, clientID string, secret tutela.Secret, ip string) (*sqlstore.ServiceAccount, bool, error) {
 	if clientID == "" || len(clientID) > 64 || secret.IsZero() || len(secret.Bytes()) > 128 {
-		return nil, refuse(errClient, "malformed")
+		return nil, false, refuse(errClient, "malformed")
+	}
+	got := sha256.Sum256(secret.Bytes())
+	now := s.db.Now()
+	if e, ok := s.cache.clients.Get(clientID, now); ok && subtle.ConstantTimeCompare(got[:], e.secret[:]) == 1 &&
+		(e.secretUntil.IsZero() || now.Before(e.secretUntil)) && ClientUnusable(&e.sa, s.now(), e.tenantActive) == "" &&
+		e.sa.AllowsIP(ip) {
+		sa := e.sa
+		return &sa, e.pkOnly, nil
 	}
 	var sa *sqlstore.ServiceAccount
-	var hashes [][]byte
-	var tenantActive bool
+	var secrets []sqlstore.SecretHash
+	var tenantActive, pkOnly bool
+	var ticket sqlstore.AuthTicket
 	err := s.db.View(ctx, func(tx *sqlstore.Tx) (err error) {
-		if sa, hashes, err = tx.ServiceAccountSecretHashes(ctx, clientID); err != nil {
+		if sa, secrets, err = tx.ServiceAccountSecrets(ctx, clientID); err != nil {
 			return err
 		}
-		tenantActive, err = TenantActive(ctx, tx, sa.TenantID)
-		return err
+		if tenantActive, err = TenantActive(ctx, tx, sa.TenantID); err != nil {
+			return err
+		}
+		if tenantActive {
+			if pkOnly, err = tx.TenantRequiresPrivateKeyJWT(ctx, sa.TenantID); err != nil {
+				return err
+			}
+		}
+		ticket = tx.CacheTicket()
+		return nil
 	})
 	if err != nil {
 		if tutela.ErrorCode(err) == tutela.ENOTFOUND {
-			return nil, refuse(errClient, "unknown_client")
+			return nil, false, refuse(errClient, "unknown_client")
 		}
-		return nil, err
+		return nil, false, err
 	}
-	got := sqlstore.HashToken(secret.Reveal())
-	match := 0
-	for _, h := range hashes {
-		match |= subtle.ConstantTimeCompare(got, h)
+	match, matched := 0, -1
+	for i, h := range secrets {
+		m := subtle.ConstantTimeCompare(got[:], h.Hash)
+		match |= m
+		matched = subtle.ConstantTimeSelect(m, i, matched)
 	}
 	// The allowlist, expiry and tenant status are checked after the secret, and fail the same
 	// way, so they reveal nothing to someone without it.
 	if match != 1 {
-		return nil, RefuseClient(errClient, "bad_secret", sa)
+		return nil, false, RefuseClient(errClient, "bad_secret", sa)
 	}
 	if reason := ClientUnusable(sa, s.now(), tenantActive); reason != "" {
-		return nil, RefuseClient(errClient, reason, sa)
+		return nil, false, RefuseClient(errClient, reason, sa)
 	}
 	if !sa.AllowsIP(ip) {
-		return nil, RefuseClient(errClient, "ip_not_allowed", sa)
+		return nil, false, RefuseClient(errClient, "ip_not_allowed", sa)
 	}
-	return sa, nil
+	e := clientEntry{sa: *sa, tenantActive: tenantActive, pkOnly: pkOnly, secret: got}
+	if exp := secrets[matched].ExpiresAt; exp != nil {
+		e.secretUntil = *exp
+	}
+	s.cache.clients.Put(ticket, clientID, sa.TenantID, e, time.Time{})
+	return sa, pkOnly, nil
 }
 
 // TenantActive reports whether the tenant is active. A disabled tenant's service accounts stop

@@ -92,6 +92,7 @@ var notAnonymizedTables = map[string]string{ // #nosec G101 -- table names and r
 	"audit_sequencer":             "a staging node's own sequencer heartbeat",
 	"audit_ship_cursors":          "shipping progress of production's log to production's receivers: a staging copy's log starts fresh and ships to its own",
 	"monitor_cursor":              "the copy's audit log starts fresh, so its monitoring cursor does too",
+	"auth_epochs":                 "change counters of production's authentication state; the copy's own writes start its own",
 	"monitor_windows":             "alert windows over production audit events",
 	"access_reviews":              "review history of real people",
 	"access_review_items":         "review history of real people (sealed copies of e-mails and names, decisions)",

@@ -121,13 +121,21 @@ type DB struct {
 	tracer trace.Tracer
 	// commit is the group-commit writer of records (groupcommit.go).
 	commit groupCommit
+	// epochs watches the authentication-state epochs (authepoch.go); policies caches users'
+	// and service accounts' policies under them (authcache.go).
+	epochs   *AuthEpochs
+	policies *AuthCache[userKey, *cachedPolicy]
 }
 
 // Open opens the store named by dsn: a postgres:// or postgresql:// URL selects PostgreSQL;
 // anything else is a SQLite file path.
 func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
+	// The watcher measures the age of its polls on the monotonic clock, unless a test gives one.
+	watchClock := time.Now
 	if opt.Clock == nil {
 		opt.Clock = tutela.SystemClock
+	} else {
+		watchClock = opt.Clock
 	}
 	if opt.MaxOpenConns <= 0 {
 		opt.MaxOpenConns = 20
@@ -161,6 +169,8 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	}
 	db.region = opt.Region
 	db.SetTracer(opt.Tracer)
+	db.epochs = newAuthEpochs(db, watchClock)
+	db.policies = NewAuthCache[userKey, *cachedPolicy](db.epochs, 0)
 	return db, nil
 }
 
@@ -456,6 +466,8 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 		ctx, span = db.startTxSpan(ctx, readOnly)
 		defer func() { endTxSpan(span, err) }()
 	}
+	// Taken before the transaction's snapshot exists: what it reads is no older than this.
+	ticket := db.epochs.Ticket()
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return mapErr(err)
@@ -485,10 +497,22 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(&Tx{tx: tx, db: db, now: db.Now(), keys: map[string]*privacy.PersonKey{}, newTenants: map[string]bool{}}); err != nil {
+	t := &Tx{tx: tx, db: db, now: db.Now(), keys: map[string]*privacy.PersonKey{}, newTenants: map[string]bool{}, ticket: ticket}
+	if err = fn(t); err != nil {
 		return unavailable(err)
 	}
-	return mapErr(tx.Commit())
+	if err = mapErr(tx.Commit()); err != nil {
+		return err
+	}
+	if t.authWrite {
+		// Every node sees the change at its next poll (the triggers bumped the epochs); this one
+		// sees it before the call that made it returns.
+		db.epochs.changedHere()
+	}
+	for _, f := range t.afterCommit {
+		f()
+	}
+	return nil
 }
 
 // rlsTenant is the tenant a transaction may see: the caller's tenant for a tenant-scoped
@@ -513,6 +537,22 @@ type Tx struct {
 	// partner is the partner organisation the transaction acts for (ActForPartner): subjects
 	// are seen only through its active shares. "" for everyone else.
 	partner string
+	// ticket was taken before the transaction began (CacheTicket); authWrite is set once a
+	// statement may have changed authentication state (writesAuthState).
+	ticket    AuthTicket
+	authWrite bool
+	// afterCommit runs once the transaction has committed (AfterCommit).
+	afterCommit []func()
+}
+
+// AfterCommit runs f after the transaction commits, and never if it rolls back.
+func (tx *Tx) AfterCommit(f func()) { tx.afterCommit = append(tx.afterCommit, f) }
+
+// noteWrite marks the transaction when q may change authentication state.
+func (tx *Tx) noteWrite(q string) {
+	if !tx.authWrite && writesAuthState(q) {
+		tx.authWrite = true
+	}
 }
 
 // Now is the transaction's timestamp: one clock reading for everything the transaction writes.
@@ -522,11 +562,13 @@ func (tx *Tx) Now() time.Time { return tx.now }
 func (tx *Tx) Dialect() Dialect { return tx.db.dialect }
 
 func (tx *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	tx.noteWrite(q)
 	r, err := tx.tx.ExecContext(ctx, q, args...)
 	return r, mapErr(err)
 }
 
 func (tx *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	tx.noteWrite(q)
 	return tx.tx.QueryRowContext(ctx, q, args...)
 }
 
@@ -550,6 +592,7 @@ func (tx *Tx) queryStrings(ctx context.Context, q string, args ...any) ([]string
 }
 
 func (tx *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	tx.noteWrite(q)
 	rows, err := tx.tx.QueryContext(ctx, q, args...)
 	return rows, mapErr(err)
 }

@@ -78,3 +78,6 @@ func (db *DB) ExplainAsSequencer(ctx context.Context, q string, args ...any) (pl
 	})
 	return plan, err
 }
+
+// WritesAuthState exposes the statement classifier of the authentication epochs.
+var WritesAuthState = writesAuthState

@@ -196,25 +196,50 @@ func (tx *Tx) CreateServiceAccount(ctx context.Context, sa *ServiceAccount, secr
 // ServiceAccountSecretHashes returns the active service account with clientID and the hashes of
 // its unexpired, unrevoked secrets.
 func (tx *Tx) ServiceAccountSecretHashes(ctx context.Context, clientID string) (*ServiceAccount, [][]byte, error) {
+	sa, secrets, err := tx.ServiceAccountSecrets(ctx, clientID)
+	if err != nil {
+		return nil, nil, err
+	}
+	hashes := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		hashes[i] = s.Hash
+	}
+	return sa, hashes, nil
+}
+
+// SecretHash is a stored service-account secret: its SHA-256 and when it expires (nil: never).
+type SecretHash struct {
+	Hash      []byte
+	ExpiresAt *time.Time
+}
+
+// ServiceAccountSecrets is ServiceAccountSecretHashes with each secret's expiry, so a cache of a
+// successful check can end with the secret.
+func (tx *Tx) ServiceAccountSecrets(ctx context.Context, clientID string) (*ServiceAccount, []SecretHash, error) {
 	sa, err := tx.serviceAccount(ctx, `client_id = $1`, clientID)
 	if err != nil {
 		return nil, nil, err
 	}
-	rows, err := tx.query(ctx, `SELECT secret_hash FROM service_account_secrets WHERE service_account_id = $1
+	rows, err := tx.query(ctx, `SELECT secret_hash, expires_at FROM service_account_secrets WHERE service_account_id = $1
 		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`, sa.ID, tx.now)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer rows.Close()
-	var hashes [][]byte
+	var out []SecretHash
 	for rows.Next() {
-		var h []byte
-		if err := rows.Scan(&h); err != nil {
+		var h SecretHash
+		var exp sql.NullTime
+		if err := rows.Scan(&h.Hash, &exp); err != nil {
 			return nil, nil, err
 		}
-		hashes = append(hashes, h)
+		if exp.Valid {
+			t := exp.Time.UTC()
+			h.ExpiresAt = &t
+		}
+		out = append(out, h)
 	}
-	return sa, hashes, rows.Err()
+	return sa, out, rows.Err()
 }
 
 const saCols = `id, tenant_id, name, client_id, status, created_at, clearance, ip_allowlist, expires_at, COALESCE(CAST(partner_id AS TEXT), '')`

@@ -717,6 +717,8 @@ func (m *Main) Serve(ctx context.Context) error {
 	defer background.Wait()
 	defer stopBackground()
 	go m.maintenance(bctx)
+	// The authentication caches trust nothing until this watcher has polled (docs/caching.md).
+	background.Go(func() { m.DB.AuthEpochs().Run(bctx, sqlstore.AuthEpochPollInterval) })
 	background.Go(func() {
 		if err := m.sequencer.Run(bctx); err != nil {
 			m.Logger.Error("audit sequencer stopped", "err", err)

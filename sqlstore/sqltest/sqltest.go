@@ -128,7 +128,23 @@ func OpenDSN(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) (*sqlstore.
 		t.Fatalf("migrate %s: %v", d, err)
 	}
 	AttachVault(t, db)
+	WatchAuthEpochs(t, db)
 	return db, dsn
+}
+
+// WatchAuthEpochs polls db's authentication-state epochs once, then in the background until the
+// test ends, as serve does: the authentication caches are in use in every test that opens its
+// store here, so a change to authentication state that the caches miss fails the test that
+// makes it and then expects it to hold.
+func WatchAuthEpochs(t testing.TB, db *sqlstore.DB) {
+	t.Helper()
+	if err := db.AuthEpochs().Poll(context.Background()); err != nil {
+		t.Fatalf("poll auth epochs: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); db.AuthEpochs().Run(ctx, sqlstore.AuthEpochPollInterval) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // AttachVault opens a vault over db's keysets under the fixed test master key and gives it to

@@ -54,7 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"PasswordHashBumpsTokenVersion", testPasswordHash},
 		{"TimesAreUTCMicroseconds", testTimes},
 	}
-	for _, tc := range slices.Concat(AuditTests, AuthzTests, MFATests, KeyTests, AccessReviewTests, ThrottleTests, RetentionTests, LimitsTests, TakeoverTests, JobTests, TokenTests, SubjectTests, ErasureTests, SubjectRetentionTests, SubjectExportTests, PrivacyRewrapTests, ErasureReapplyTests, AnonymizeTests, ProcessingTests, ResidencyTests, ConsentTests, DSRTests, OIDCClientTests, OIDCDPoPTests, OIDCPARTests, OIDCLogoutTests, OIDCConsentTests, PasskeyTests, AITests, FilesTests, ApprovalsTests, TenantModeTests, WebhookTests, ReferralTests, MergeTests, PartnerTests, MonitorTests, ComplianceTests, IncidentTests, AuditShipTests, RateLimitTests, RefreshTests, AuditQueueTests) {
+	for _, tc := range slices.Concat(AuditTests, AuthzTests, MFATests, KeyTests, AccessReviewTests, ThrottleTests, RetentionTests, LimitsTests, TakeoverTests, JobTests, TokenTests, SubjectTests, ErasureTests, SubjectRetentionTests, SubjectExportTests, PrivacyRewrapTests, ErasureReapplyTests, AnonymizeTests, ProcessingTests, ResidencyTests, ConsentTests, DSRTests, OIDCClientTests, OIDCDPoPTests, OIDCPARTests, OIDCLogoutTests, OIDCConsentTests, PasskeyTests, AITests, FilesTests, ApprovalsTests, TenantModeTests, WebhookTests, ReferralTests, MergeTests, PartnerTests, MonitorTests, ComplianceTests, IncidentTests, AuditShipTests, RateLimitTests, RefreshTests, AuditQueueTests, AuthEpochTests) {
 		tests = append(tests, struct {
 			name string
 			fn   func(*testing.T, Opener)
