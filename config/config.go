@@ -892,7 +892,7 @@ func (c *Config) Validate() error {
 		p.add("audit.checkpoint_interval: must be between 100ms and 1h")
 	}
 	if k := c.Audit.CheckpointKeepHourly; k != 0 && (k < time.Hour || k > 10*365*24*time.Hour) {
-		p.add("audit.checkpoint_keep_hourly: must be 0 (keep every checkpoint) or between 1h and 87600h")
+		p.add("audit.checkpoint_keep_hourly: must be 0 (keep every checkpoint) or between 1h and 87600h, got %s", k)
 	}
 	if c.Audit.Retention < 24*time.Hour {
 		p.add("audit.retention: must be at least 24h")
