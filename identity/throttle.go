@@ -202,8 +202,10 @@ func checkSignIn(ctx context.Context, tx *sqlstore.Tx, acct, pair, ipk []byte) (
 // of them has been locked since checkSignIn; the caller must then roll tx back.
 func (s *Service) failed(ctx context.Context, tx *sqlstore.Tx, a *signInAttempt) error {
 	now := tx.Now()
-	// Every transaction takes these row locks in the order pair, account, IP (succeeded takes
-	// the first two in that order too), so concurrent sign-ins cannot deadlock on PostgreSQL.
+	// Every transaction that locks several throttle rows takes them in the order pair, account,
+	// IP: succeeded deletes the pair row and then the account row (ClearThrottles, one statement
+	// per key), an unlock deletes the pairs and then the account (ResetThrottlesFor), so
+	// concurrent sign-ins and unlocks cannot deadlock on PostgreSQL.
 	pt, err := tx.LockThrottle(ctx, a.pairKey, "pair", a.acctKey)
 	if err != nil {
 		return err
