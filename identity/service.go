@@ -218,18 +218,24 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 	tenantID, userID := tg.ids()
 
 	// 3. Verify — against a dummy hash when there is nothing to verify against, so unknown and
-	// known accounts cost the same.
+	// known accounts cost the same — in a hashing slot held until the attempt is counted, after
+	// checking the throttles again once the slot is held (slotFor).
+	slot, err := s.slotFor(ctx, tg, req)
+	if err != nil {
+		return nil, err
+	}
+	defer slot.Release()
 	reason := tg.refusal()
 	if reason == "" && cred.PasswordHash == "" {
 		reason = "no_password"
 	}
 	var ok, rehash bool
 	if reason != "" {
-		if err := s.Hasher.DummyVerify(ctx, req.Password.Reveal()); err != nil {
+		if err := slot.DummyVerify(ctx, req.Password.Reveal()); err != nil {
 			return nil, err // nothing was tried, so nothing is counted
 		}
 	} else {
-		ok, rehash, err = s.Hasher.Verify(ctx, req.Password.Reveal(), cred.PasswordHash)
+		ok, rehash, err = slot.Verify(ctx, req.Password.Reveal(), cred.PasswordHash)
 		if err != nil && passwordUnchecked(err) {
 			s.logUnchecked(err, cred.User.ID)
 			return nil, err
@@ -247,6 +253,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Grant, error) {
 		}
 		return nil, ErrInvalidCredentials
 	}
+	slot.Release() // a success needs the slot no longer, and a rehash takes one of its own
 
 	// 4. Success. Nothing was counted for the attempt, so a server fault below never counts
 	// against the user; the success transaction resets the counters unless a key was locked
@@ -410,6 +417,35 @@ func (s *Service) checkTarget(ctx context.Context, req LoginRequest, slug string
 		return nil, err
 	}
 	return tg, nil
+}
+
+// slotFor takes a hashing slot for the sign-in tg and then checks its throttle keys again,
+// refusing (and recording) the attempt with ThrottledError, without hashing, if one was locked
+// while it waited for the slot. The caller verifies in the slot and holds it until a failure is
+// counted (recordFailure), then releases it.
+//
+// This bounds the hashes a burst of guesses costs. checkTarget's check runs before the wait for
+// a slot, so every guess queued when a key locks would otherwise be hashed, though answered
+// too_many_attempts. Now a guess is hashed only if its key was unlocked once it held a slot, and
+// it keeps the slot until failed has counted or refused it; so when the failure that locks a key
+// commits, at most the other slots' holders (slots-1 per node) have been hashed and will be
+// refused: a key costs at most its limit's worth of hashes plus slots-1 per node.
+func (s *Service) slotFor(ctx context.Context, tg *signInTarget, req LoginRequest) (*password.Slot, error) {
+	slot, err := s.Hasher.Acquire(ctx)
+	if err != nil {
+		return nil, err // nothing was tried, so nothing is counted
+	}
+	err = s.db.View(ctx, func(tx *sqlstore.Tx) error { return tg.attempt.check(ctx, tx) })
+	if err == nil {
+		return slot, nil
+	}
+	slot.Release()
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
+		tenantID, userID := tg.ids()
+		s.recordAttempt(ctx, tenantID, userID, req, "throttled", "locked")
+	}
+	return nil, err
 }
 
 // recordFailure counts and records a sign-in attempt that failed its check, with the locks

@@ -118,9 +118,10 @@ func sourceOf(ip string) string {
 // writing. An attempt that never proved a wrong guess (the hasher busy, the pepper unavailable,
 // a server fault) is simply never counted.
 //
-// The price: guesses that arrive together all pass the check before verification, so up to
-// the number sent at once are hashed although only the limit's worth are answered. The
-// hasher's concurrency bound and the per-client request rate limit bound that work.
+// Guesses that arrive together all pass the check before verification, and then queue for a
+// hashing slot; each checks the keys again once it holds a slot, before hashing, and holds the
+// slot until its failure is counted (Service.slotFor), so a burst costs at most the limit's
+// worth of hashes plus the hasher's other slots per node, not one hash per guess.
 
 // reservation is what counting one attempt did to one counter, so that it can be taken back.
 // The per-user counters (second factors, re-entered passwords) still count an attempt before
@@ -188,22 +189,33 @@ type signInAttempt struct {
 // checkSignIn refuses with ThrottledError while the account, pair or IP key is locked, before
 // any credential work. It only reads: the answer is decided by failed or succeeded.
 func checkSignIn(ctx context.Context, tx *sqlstore.Tx, acct, pair, ipk []byte) (*signInAttempt, error) {
-	ts, err := tx.Throttles(ctx, pair, acct, ipk)
-	if err != nil {
+	a := &signInAttempt{pairKey: pair, acctKey: acct, ipKey: ipk}
+	if err := a.check(ctx, tx); err != nil {
 		return nil, err
 	}
-	if wait := lockedFor(tx.Now(), ts...); wait > 0 {
-		return nil, &ThrottledError{Wait: wait}
+	return a, nil
+}
+
+// check refuses with ThrottledError while one of a's keys is locked; it only reads.
+func (a *signInAttempt) check(ctx context.Context, tx *sqlstore.Tx) error {
+	ts, err := tx.Throttles(ctx, a.pairKey, a.acctKey, a.ipKey)
+	if err != nil {
+		return err
 	}
-	return &signInAttempt{pairKey: pair, acctKey: acct, ipKey: ipk}, nil
+	if wait := lockedFor(tx.Now(), ts...); wait > 0 {
+		return &ThrottledError{Wait: wait}
+	}
+	return nil
 }
 
 // failed counts a wrong attempt on its three counters, or refuses it with ThrottledError if one
 // of them has been locked since checkSignIn; the caller must then roll tx back.
 func (s *Service) failed(ctx context.Context, tx *sqlstore.Tx, a *signInAttempt) error {
 	now := tx.Now()
-	// Every transaction takes these row locks in the order pair, account, IP (succeeded takes
-	// the first two in that order too), so concurrent sign-ins cannot deadlock on PostgreSQL.
+	// Every transaction that locks several throttle rows takes them in the order pair, account,
+	// IP: succeeded deletes the pair row and then the account row (ClearThrottles, one statement
+	// per key), an unlock deletes the pairs and then the account (ResetThrottlesFor), so
+	// concurrent sign-ins and unlocks cannot deadlock on PostgreSQL.
 	pt, err := tx.LockThrottle(ctx, a.pairKey, "pair", a.acctKey)
 	if err != nil {
 		return err

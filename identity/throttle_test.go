@@ -323,7 +323,7 @@ func newTestService(t *testing.T, d sqlstore.Dialect, clock tutela.Clock, cfg Co
 	db := sqltest.Open(t, d, sqlstore.Options{Clock: clock})
 	p := password.DefaultParams()
 	p.Memory, p.Time = 64, 1
-	h, err := password.NewHasher(p, 2, 10*time.Second)
+	h, err := password.NewHasher(p, testHasherSlots, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -234,6 +234,7 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 		return "", err
 	}
 	defer h.release()
+	defer h.computed.Add(1)
 	return h.encode(in, param), nil
 }
 
@@ -267,6 +268,15 @@ func (h *Hasher) encode(in []byte, pepperParam string) string {
 // A wrong password is (false, false, nil). A malformed or unsupported encoded hash is an error
 // wrapping ErrMalformedHash or ErrUnsupportedHash; it never panics.
 func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, needsRehash bool, err error) {
+	return h.verify(ctx, nil, pw, encoded)
+}
+
+// verify is Verify, in slot when it is not nil (held by the caller) and else in a slot of its
+// own.
+func (h *Hasher) verify(ctx context.Context, slot *Slot, pw, encoded string) (ok, needsRehash bool, err error) {
+	if err := slot.usable(h); err != nil {
+		return false, false, err
+	}
 	ph, err := parseHash(encoded)
 	if err != nil {
 		return false, false, err
@@ -287,11 +297,14 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, needsRehas
 		}
 		in = string(p)
 	}
-	if err := h.acquire(ctx); err != nil {
-		return false, false, err
+	if slot == nil {
+		if err := h.acquire(ctx); err != nil {
+			return false, false, err
+		}
+		defer h.release()
 	}
-	defer h.release()
 
+	defer h.computed.Add(1)
 	ok, err = ph.matches(in)
 	if err == nil && !ok && ph.imported && normalised != pw {
 		ok, err = ph.matches(pw)
@@ -329,6 +342,15 @@ func (h *Hasher) pepperStale(ctx context.Context, ph *parsedHash) bool {
 // does not exist, so that the response time does not tell an attacker which accounts exist
 // (OWASP Authentication Cheat Sheet). It takes a slot like Verify and can fail with ErrBusy.
 func (h *Hasher) DummyVerify(ctx context.Context, pw string) error {
+	return h.dummyVerify(ctx, nil, pw)
+}
+
+// dummyVerify is DummyVerify, in slot when it is not nil (held by the caller) and else in a
+// slot of its own.
+func (h *Hasher) dummyVerify(ctx context.Context, slot *Slot, pw string) error {
+	if err := slot.usable(h); err != nil {
+		return err
+	}
 	ph, err := parseHash(h.dummy)
 	if err != nil {
 		return err
@@ -343,10 +365,13 @@ func (h *Hasher) DummyVerify(ctx context.Context, pw string) error {
 	if err != nil {
 		return err
 	}
-	if err := h.acquire(ctx); err != nil {
-		return err
+	if slot == nil {
+		if err := h.acquire(ctx); err != nil {
+			return err
+		}
+		defer h.release()
 	}
-	defer h.release()
+	defer h.computed.Add(1)
 	_, err = ph.matches(string(in))
 	return err
 }
@@ -396,9 +421,8 @@ func (h *Hasher) started() {
 	}
 }
 
-// release ends one hash computation.
+// release frees a slot taken by acquire.
 func (h *Hasher) release() {
-	h.computed.Add(1)
 	if h.boost != nil {
 		h.boost.end()
 	}

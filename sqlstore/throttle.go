@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"time"
 
@@ -129,41 +130,46 @@ func (tx *Tx) ResetThrottles(ctx context.Context, keys ...[]byte) error {
 	return nil
 }
 
-// ClearThrottles deletes the counters for keys, as a successful sign-in does, in one statement
-// that locks each existing row as it deletes it, and returns the latest lock among them that
-// lasts past the transaction's time (zero if none does). When it is not zero the caller must
-// roll the transaction back: the rows were deleted, lock and all.
+// ClearThrottles deletes the counters for keys, as a successful sign-in does, locking each
+// existing row as it deletes it, and returns the latest lock among them that lasts past the
+// transaction's time (zero if none does). When it is not zero the caller must roll the
+// transaction back: the rows were deleted, lock and all.
 //
-// One DELETE … RETURNING rather than a read and then a delete: on PostgreSQL the DELETE waits
-// for a concurrent failure holding a row and then sees (and returns) the lock that failure set,
-// and a row inserted after its snapshot is not deleted, so a lock is never erased unseen.
+// One DELETE … RETURNING per key, in the order of keys, rather than one statement for all of
+// them: a single DELETE … WHERE key IN (…) locks the rows in the order it scans them, which is
+// no order a caller chooses, so it could take the account row while a concurrent failure holds
+// the pair row and waits for the account's (a deadlock on PostgreSQL). Callers pass keys in the
+// order every transaction locks throttle rows (pair, account, IP: identity/throttle.go).
+// DELETE … RETURNING rather than a read and then a delete: on PostgreSQL the DELETE waits for a
+// concurrent failure holding the row and then sees (and returns) the lock that failure set, and
+// a row inserted after its snapshot is not deleted, so a lock is never erased unseen.
 func (tx *Tx) ClearThrottles(ctx context.Context, keys ...[]byte) (time.Time, error) {
 	var until time.Time
-	if len(keys) == 0 {
-		return until, nil
-	}
-	rows, err := tx.query(ctx, `DELETE FROM auth_throttle WHERE key IN (`+placeholders(len(keys))+`) RETURNING locked_until`,
-		bytesArgs(keys)...)
-	if err != nil {
-		return until, err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	for _, k := range keys {
 		var locked sql.NullTime
-		if err := rows.Scan(&locked); err != nil {
+		err := tx.queryRow(ctx, `DELETE FROM auth_throttle WHERE key = $1 RETURNING locked_until`, k).Scan(&locked)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
 			return until, err
 		}
 		if locked.Valid && locked.Time.After(tx.now) && locked.Time.After(until) {
 			until = locked.Time.UTC()
 		}
 	}
-	return until, rows.Err()
+	return until, nil
 }
 
 // ResetThrottlesFor deletes the counter of an account key and of every IP+account pair that
-// belongs to it (an admin unlock).
+// belongs to it (an admin unlock): the pairs first, then the account, the order in which a
+// sign-in locks them, so that an unlock and a concurrent sign-in cannot deadlock on PostgreSQL
+// (one DELETE … WHERE key = $1 OR subject = $1 would lock them in scan order).
 func (tx *Tx) ResetThrottlesFor(ctx context.Context, accountKey []byte) error {
-	_, err := tx.exec(ctx, `DELETE FROM auth_throttle WHERE key = $1 OR subject = $1`, accountKey)
+	if _, err := tx.exec(ctx, `DELETE FROM auth_throttle WHERE subject = $1`, accountKey); err != nil {
+		return err
+	}
+	_, err := tx.exec(ctx, `DELETE FROM auth_throttle WHERE key = $1`, accountKey)
 	return err
 }
 

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,54 @@ var ThrottleTests = []Test{
 	{"ThrottleLockSurvivesConcurrentReset", testThrottleConcurrentReset},
 	{"ThrottlesReadInKeyOrder", testThrottlesInKeyOrder},
 	{"ThrottleClearReportsLiveLocks", testThrottleClearReportsLocks},
+	{"ThrottleResetForClearsAccountAndItsPairs", testThrottleResetFor},
+}
+
+// ResetThrottlesFor (an admin unlock) deletes an account's counter and its pairs' (the pairs
+// first, the order a sign-in locks them in), and no other counter.
+func testThrottleResetFor(t *testing.T, open Opener) {
+	db := open(t, sqlstore.Options{})
+	acct, other := []byte("resetfor-acct"), []byte("resetfor-other")
+	rows := []struct {
+		key, subject []byte
+		kind         string
+	}{
+		{acct, nil, "account"}, {[]byte("resetfor-pair1"), acct, "pair"}, {[]byte("resetfor-pair2"), acct, "pair"},
+		{other, nil, "account"}, {[]byte("resetfor-pair3"), other, "pair"}, {[]byte("resetfor-ip"), nil, "ip"},
+	}
+	err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+		for _, r := range rows {
+			if _, err := tx.LockThrottle(ctx, r.key, r.kind, r.subject); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.ResetThrottlesFor(ctx, acct) }); err != nil {
+		t.Fatal(err)
+	}
+	var left []*sqlstore.Throttle
+	err = db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+		keys := make([][]byte, len(rows))
+		for i, r := range rows {
+			keys[i] = r.key
+		}
+		left, err = tx.Throttles(ctx, keys...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, th := range left {
+		got = append(got, string(th.Key))
+	}
+	if want := []string{"resetfor-other", "resetfor-pair3", "resetfor-ip"}; !slices.Equal(got, want) {
+		t.Fatalf("left after ResetThrottlesFor: %q, want %q", got, want)
+	}
 }
 
 func saveThrottle(t *testing.T, db *sqlstore.DB, key []byte, lockedUntil time.Time) {
