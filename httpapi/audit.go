@@ -189,13 +189,13 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 
 // requestEvent is the api.request event of r, answered with status after latency: actor,
 // tenant, method, route pattern, status, latency, request ID, and the names (never the values)
-// of the query parameters and body fields.
+// of the query parameters and body fields, bounded (boundKeys) so that any request the server
+// accepts can be recorded: the names are the client's to choose.
 func requestEvent(r *http.Request, route string, status int, latency time.Duration) audit.Event {
 	query := make([]string, 0, len(r.URL.Query()))
 	for k := range r.URL.Query() {
 		query = append(query, k)
 	}
-	sort.Strings(query)
 	ctx := r.Context()
 	m := tutela.RequestMetaFrom(ctx)
 	tenant := ""
@@ -215,10 +215,53 @@ func requestEvent(r *http.Request, route string, status int, latency time.Durati
 	case status >= 400:
 		outcome = audit.OutcomeFailure
 	}
-	return sqlstore.EventFromContext(ctx, "api.request", tenant, "route", route, outcome, map[string]any{
-		"method": r.Method, "status": status, "latency_ms": latency.Milliseconds(),
-		"query_keys": toAny(query), "body_keys": toAny(bodyKeys),
-	})
+	// The method is a token of the client's choosing, limited only by the header size: the
+	// standard ones are at most 7 bytes.
+	method := r.Method
+	if len(method) > maxAuditMethodBytes {
+		method = method[:maxAuditMethodBytes]
+	}
+	details := map[string]any{"method": method, "status": status, "latency_ms": latency.Milliseconds()}
+	boundKeys(details, "query_keys", query)
+	boundKeys(details, "body_keys", bodyKeys)
+	return sqlstore.EventFromContext(ctx, "api.request", tenant, "route", route, outcome, details)
+}
+
+// Bounds on the names an api.request event lists. At most maxAuditKeys names of at most
+// maxAuditKeyBytes bytes each, in both lists, encode within audit.MaxCanonicalSize even when
+// every byte needs a six-byte JSON escape (2 × 64 × 64 × 6 = 48 KiB, plus the event's other
+// fields), so the call is recorded however it was made.
+const (
+	maxAuditKeys        = 64
+	maxAuditKeyBytes    = 64
+	maxAuditMethodBytes = 32
+)
+
+// boundKeys sets details[name] to keys, sorted, each cut to maxAuditKeyBytes bytes (invalid
+// UTF-8 replaced, at a character boundary) and at most maxAuditKeys of them, the first in
+// sorted order. When it left names out or cut them it says how many: name+"_dropped" and
+// name+"_truncated" (absent when none).
+func boundKeys(details map[string]any, name string, keys []string) {
+	sorted := append([]string(nil), keys...)
+	sort.Strings(sorted)
+	listed := sorted[:min(len(sorted), maxAuditKeys)]
+	out := make([]any, len(listed))
+	truncated := 0
+	for i, k := range listed {
+		k = strings.ToValidUTF8(k, "\uFFFD")
+		if len(k) > maxAuditKeyBytes {
+			k = strings.ToValidUTF8(k[:maxAuditKeyBytes], "")
+			truncated++
+		}
+		out[i] = k
+	}
+	details[name] = out
+	if dropped := len(sorted) - len(listed); dropped > 0 {
+		details[name+"_dropped"] = dropped
+	}
+	if truncated > 0 {
+		details[name+"_truncated"] = truncated
+	}
 }
 
 // recordedKey holds, for auditRequests, the status whose api.request event a handler already
@@ -333,6 +376,12 @@ func newAuditEventView(rec sqlstore.AuditRecord) AuditEventView {
 		TargetID: e.TargetID, Outcome: e.Outcome, RequestID: e.RequestID, Reason: e.Reason, Details: e.Details}
 }
 
+// maxAuditFilterBytes bounds each free-text filter of GET /v1/audit/events (actor, action,
+// target_type, target_id, tenant), all of which the audit.read event records: five of them
+// encode within audit.MaxCanonicalSize even when every byte needs a six-byte JSON escape. A
+// longer one is refused (400) rather than recorded cut short.
+const maxAuditFilterBytes = 1024
+
 // resAuditEvents names the audit event fields in FieldClasses ("audit_events.source_ip").
 const resAuditEvents = "audit_events"
 
@@ -343,6 +392,14 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, p *tutela.P
 		return
 	}
 	q := r.URL.Query()
+	// The filter goes into the audit.read event; a filter no event field could match is
+	// refused before the read, so that record can always be written.
+	for _, name := range []string{"actor", "action", "target_type", "target_id", "tenant"} {
+		if len(q.Get(name)) > maxAuditFilterBytes {
+			middleware.WriteError(w, r, tutela.FieldErrorf(name, "%s must be at most %d bytes", name, maxAuditFilterBytes))
+			return
+		}
+	}
 	f := sqlstore.AuditFilter{TenantID: scope, ActorID: q.Get("actor"), Action: q.Get("action"),
 		TargetType: q.Get("target_type"), TargetID: q.Get("target_id"), Cursor: q.Get("cursor")}
 	if scope == "" {

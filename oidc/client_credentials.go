@@ -70,12 +70,19 @@ func (s *storage) recordClientRefusal(ctx context.Context, a identity.ClientAuth
 	if r := identity.RefusalOf(err); r != nil {
 		details["reason"], tenantID, targetType, targetID = r.Reason, r.TenantID, r.TargetType, r.TargetID
 	}
-	actx := context.WithoutCancel(ctx)
+	actx, cancel := s.t.p.recordContext(ctx)
+	defer cancel()
 	rerr := s.db().AuditCommit(actx, sqlstore.EventFromContext(actx, "auth.client", tenantID, targetType, targetID,
 		audit.OutcomeFailure, details))
 	if rerr != nil {
 		s.t.p.d.Log.Error("record a refused service account", "err", rerr)
 	}
+}
+
+// recordContext is the context of a record of ctx's request: its values, not its cancellation
+// (the refusal happened even if the client has gone), and a deadline of its own, DBTimeout.
+func (p *Provider) recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), p.d.DBTimeout)
 }
 
 // ClientCredentialsTokenRequest is the grant of the account the request authenticated, with

@@ -36,6 +36,10 @@ type Deps struct {
 	PublicURL string
 	Clock     tutela.Clock
 	Log       *slog.Logger
+	// DBTimeout bounds the database time of a record written after the request that caused it
+	// may have ended (a refused service account's auth.client event): default 5 s, as the
+	// API's (config database.request_timeout).
+	DBTimeout time.Duration
 }
 
 // Provider serves every tenant's OpenID Provider. It keeps one op.Provider per tenant, built
@@ -82,6 +86,9 @@ func New(d Deps) (*Provider, error) {
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.DBTimeout <= 0 {
+		d.DBTimeout = 5 * time.Second
 	}
 	return &Provider{d: d, ops: map[string]*tenantOP{}}, nil
 }

@@ -26,6 +26,9 @@ func (tx *Tx) QueryRowForBench(ctx context.Context, q string, args ...any) *sql.
 // all makes the records handed over meanwhile queue up.
 func (db *DB) CommitWritersForTest() int { return db.commitWriters() }
 
+// MaxBatchDurationForTest is the bound of every group-commit transaction.
+const MaxBatchDurationForTest = maxBatchDuration
+
 // SequencerQueries returns the statements a sequencer round and AuditPending run against the
 // queue and the log, each with the arguments to EXPLAIN it with (n queued positions from pos).
 func SequencerQueries(n int, pos int64) map[string][]any {

@@ -2,6 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,13 +104,69 @@ func (db *DB) GroupCommitStats() GroupCommitStats {
 //
 // If ctx ends while the events are still queued, AuditCommit returns ctx.Err() and nothing is
 // written; once the writer has taken them it waits for the commit's result, which the latest
-// deadline among the batch's callers bounds. Callers must not hold a write transaction of the
-// same store (on SQLite the writer would wait for its one connection).
+// deadline among the batch's callers bounds (and maxBatchDuration at most). Callers must not
+// hold a write transaction of the same store (on SQLite the writer would wait for its one
+// connection).
+//
+// Events that could never be stored — invalid, or whose canonical encoding, sealed as the
+// writer seals it, would exceed audit.MaxCanonicalSize — are refused before they are queued
+// (EINVALID naming the field), so they cannot fail the batch of other callers' records.
 func (db *DB) AuditCommit(ctx context.Context, events ...audit.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	if err := checkCommitEvents(events); err != nil {
+		return err
+	}
 	return db.enqueue(ctx, &commitItem{events: events, weight: len(events)})
+}
+
+// checkCommitEvents refuses, before they are queued, events that auditMany would fail to
+// encode: it normalizes each as auditMany does, stands in for what the writer fills in (an ID,
+// the transaction's time: both fixed-width in the encoding) and for the sealed forms of the
+// source IP and user agent (sealedSizeBound, never shorter than the real sealed value), and
+// encodes. An event that passes here encodes within the limit in the writer too.
+func checkCommitEvents(events []audit.Event) error {
+	for i, e := range events {
+		if e.ID == "" {
+			e.ID = checkID
+		}
+		if e.Time.IsZero() {
+			e.Time = checkTime
+		}
+		e = e.Normalized()
+		for _, v := range []*string{&e.SourceIP, &e.UserAgent} {
+			if *v != "" {
+				*v = strings.Repeat("x", sealedSizeBound(len(*v)))
+			}
+		}
+		if _, err := e.Canonical(); err != nil {
+			te := &tutela.Error{Code: tutela.EINVALID, Message: fmt.Sprintf("audit event %d (%s) cannot be recorded", i, e.Action), Err: err}
+			var inner *tutela.Error
+			if errors.As(err, &inner) {
+				te.Field, te.Message = inner.Field, te.Message+": "+inner.Message
+			}
+			return te
+		}
+	}
+	return nil
+}
+
+// checkID and checkTime stand in for the ID and time the writer gives an event without one:
+// the encoding spells every ID the writer makes (a UUID) and every time in the same width.
+var (
+	checkID   = "00000000-0000-7000-8000-000000000000"
+	checkTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// sealedSizeBound bounds the length of the sealed form (sealAuditMeta) of an n-byte value:
+// the longer "u:<tenant>:<person>:" form with IDs of up to maxSealedIDLen bytes each, and a
+// ciphertext of the value plus at most sealOverhead bytes (Tink's 5-byte key prefix, a nonce
+// of up to 24 bytes, a 16-byte tag), base64url without padding. Every byte of it is one the
+// canonical encoding writes as is (no escape).
+func sealedSizeBound(n int) int {
+	const maxSealedIDLen, sealOverhead = 128, 64
+	return len(sealedAuditPrefix) + len("u:::") + 2*maxSealedIDLen + base64.RawURLEncoding.EncodedLen(n+sealOverhead)
 }
 
 // GroupCommit runs write in the group-commit writer's next transaction, with other callers'
@@ -267,15 +327,24 @@ func writeItems(ctx context.Context, tx *Tx, items []*commitItem) error {
 	return nil
 }
 
+// maxBatchDuration bounds every group-commit transaction, whatever its callers' deadlines: a
+// caller without a deadline (or with a distant one) must not leave a batch, and with it every
+// other caller in it and the writer behind it, waiting on a stalled database without bound. A
+// transaction of a few hundred inserts that takes this long means an outage; its callers get
+// the deadline's error, as a caller of its own transaction would.
+const maxBatchDuration = 10 * time.Second
+
 // batchContext bounds a batch's transaction by the latest deadline among its callers (each of
-// them waits for the result), or by none when a caller set none. It carries no request
-// metadata: the transaction runs at platform scope (rlsTenant "*"), as background work does.
+// them waits for the result), and never beyond maxBatchDuration from now: a caller that set no
+// deadline counts as one that far away. It carries no request metadata: the transaction runs at
+// platform scope (rlsTenant "*"), as background work does.
 func batchContext(batch []*commitItem) (context.Context, context.CancelFunc) {
+	limit := time.Now().Add(maxBatchDuration)
 	var latest time.Time
 	for _, it := range batch {
 		dl, ok := it.ctx.Deadline()
-		if !ok {
-			return context.WithCancel(context.Background())
+		if !ok || dl.After(limit) {
+			dl = limit
 		}
 		if dl.After(latest) {
 			latest = dl

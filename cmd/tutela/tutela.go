@@ -553,7 +553,8 @@ func (m *Main) Listen(ctx context.Context) error {
 	// its lines are JSON like every other.
 	slog.SetDefault(m.Logger)
 	// Each tenant's OpenID Provider (issue 15) at {issuer}/t/{slug}.
-	provider, err := oidc.New(oidc.Deps{DB: m.DB, Identity: ids, Tokens: m.ring, PublicURL: issuer, Log: m.Logger})
+	provider, err := oidc.New(oidc.Deps{DB: m.DB, Identity: ids, Tokens: m.ring, PublicURL: issuer, Log: m.Logger,
+		DBTimeout: cfg.Database.RequestTimeout})
 	if err != nil {
 		_ = ln.Close()
 		return err
