@@ -453,6 +453,16 @@ func sqliteTables(ctx context.Context, q interface {
 	return out, rows.Err()
 }
 
+// rebuiltOnRestore are the tables a restore does not load: the load's own writes fill them.
+// auth_epochs counts changes to authentication state per tenant (docs/caching.md); its
+// triggers bump it as the restored tenants, users and sessions are inserted, and loading the
+// dumped counters on top would collide with those rows.
+var rebuiltOnRestore = map[string]bool{"auth_epochs": true}
+
+// RebuiltOnRestore reports whether a restore leaves table to its own writes instead of loading
+// it (rebuiltOnRestore).
+func RebuiltOnRestore(table string) bool { return rebuiltOnRestore[table] }
+
 // RestorePostgres loads a logical dump into db, which must be at the dump's migration version.
 // Everything happens in one transaction: on any error the target is left as it was. Without
 // force the target must be empty (only migration seed rows); with force its rows are deleted
@@ -509,6 +519,9 @@ func (db *DB) RestorePostgres(ctx context.Context, tables []TableDump, open func
 		byName[t.Name] = t
 	}
 	for _, name := range order {
+		if rebuiltOnRestore[name] {
+			continue
+		}
 		td := byName[name]
 		if err := loadTable(ctx, tx, td, open); err != nil {
 			return fmt.Errorf("restore table %s: %w", name, err)
@@ -529,6 +542,11 @@ func (db *DB) RestorePostgres(ctx context.Context, tables []TableDump, open func
 				return fmt.Errorf("sequence %s: %w", seq.String, err)
 			}
 		}
+	}
+	// The whole database changed: every node's cached authentication state goes (a forced
+	// restore runs with triggers suspended, so nothing above bumped the epochs).
+	if _, err := tx.ExecContext(ctx, `SELECT auth_epoch_bump('*')`); err != nil {
+		return fmt.Errorf("restore: invalidate cached authentication state: %w", err)
 	}
 	if finish != nil {
 		if err := finish(&Tx{tx: tx, db: db, now: db.Now()}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,6 +129,9 @@ func sameData(t *testing.T, a, b map[string][]string) {
 	// the restored database (compliance_evidence, with their audit events): neither is data the
 	// round trip carries.
 	a, b = withoutOperationRecords(a), withoutOperationRecords(b)
+	// Change counters of cached authentication state: the restore rebuilds them (auth_epochs).
+	maps.DeleteFunc(a, func(tbl string, _ []string) bool { return sqlstore.RebuiltOnRestore(tbl) })
+	maps.DeleteFunc(b, func(tbl string, _ []string) bool { return sqlstore.RebuiltOnRestore(tbl) })
 	if len(a) != len(b) {
 		t.Fatalf("table sets differ: %d vs %d", len(a), len(b))
 	}
