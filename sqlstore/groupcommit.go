@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"tutela"
 	"tutela/audit"
 )
@@ -350,7 +352,13 @@ func batchContext(batch []*commitItem) (context.Context, context.CancelFunc) {
 			latest = dl
 		}
 	}
-	return context.WithDeadline(context.Background(), latest)
+	// The batch's transaction span (when tracing is on) belongs to the first caller's trace: one
+	// transaction serves many requests, and a span has one parent.
+	base := context.Background()
+	if sc := trace.SpanContextFromContext(batch[0].ctx); sc.IsValid() {
+		base = trace.ContextWithSpanContext(base, sc)
+	}
+	return context.WithDeadline(base, latest)
 }
 
 // callerValues is the batch's context (deadline, cancellation) with one caller's values: the
