@@ -141,14 +141,18 @@ func TestFiles_StalledUploadEndsAndUploadSlotsAreBounded(t *testing.T) {
 		d.MaxConcurrentUploads, d.FileIdleTimeout = 1, 4*time.Second
 	})
 	ts := httptest.NewServer(fe.srv.Server)
-	defer ts.Close()
-	c, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(ts.Close) // after the connections below are closed (cleanups run last first)
+	stall := func() net.Conn {
+		c, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST %s/files?name=slow.csv HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+			"Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\na,b,c\n", fe.base, fe.operator)
+		return c
 	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST %s/files?name=slow.csv HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\na,b,c\n", fe.base, fe.operator)
+	c := stall()
 
 	post := func() *http.Response {
 		req, _ := http.NewRequest("POST", ts.URL+fe.base+"/files?name=ok.csv", strings.NewReader("a,b\n1,2\n"))
@@ -162,14 +166,18 @@ func TestFiles_StalledUploadEndsAndUploadSlotsAreBounded(t *testing.T) {
 		res.Body.Close()
 		return res
 	}
-	// The stalled upload takes the slot as soon as its handler runs.
+	// The stalled upload takes the slot as soon as its handler runs. A probe that finds the slot
+	// free may have held it just when the stalled one arrived, which was then turned away (its
+	// answer waits, unsent, for the body it will never get): stall again and give it time.
 	var refused *http.Response
-	for range 100 {
+	for range 50 {
+		time.Sleep(50 * time.Millisecond)
 		if res := post(); res.StatusCode == 503 {
 			refused = res
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		c.Close()
+		c = stall()
 	}
 	if refused == nil || refused.Header.Get("Retry-After") == "" {
 		t.Fatalf("a second upload while the only slot is held: %v", refused)
