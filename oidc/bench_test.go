@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -125,10 +126,12 @@ func BenchmarkCodeExchange(b *testing.B) {
 		codes[i] = br.authorize(b, userID, sessionID, verifiers[i])
 	}
 	b.ReportAllocs()
+	w0 := br.e.DB.GroupCommitStats().WriteTransactions
 	b.ResetTimer()
 	for i := range b.N {
 		br.exchange(b, codes[i], verifiers[i])
 	}
+	b.ReportMetric(float64(br.e.DB.GroupCommitStats().WriteTransactions-w0)/float64(b.N), "write-tx/op")
 }
 
 // BenchmarkAuthorizeRedirect is the front channel: authorize → sign-in page redirect, the
@@ -137,9 +140,12 @@ func BenchmarkAuthorizeRedirect(b *testing.B) {
 	br := newBenchRP(b)
 	v := oauth2.GenerateVerifier()
 	b.ReportAllocs()
+	w0, n := br.e.DB.GroupCommitStats().WriteTransactions, 0
 	for b.Loop() {
 		br.authorize(b, br.user, br.sess, v)
+		n++
 	}
+	b.ReportMetric(float64(br.e.DB.GroupCommitStats().WriteTransactions-w0)/float64(n), "write-tx/op")
 }
 
 // signInUsers seeds enough users that n sign-ins, 50 to a user, never reach
@@ -193,6 +199,8 @@ func BenchmarkCodeFlowRatio(b *testing.B) {
 	br := newBenchRP(b)
 	emails := br.signInUsers(b, 2*b.N)
 	var flow, signIn time.Duration
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -207,4 +215,6 @@ func BenchmarkCodeFlowRatio(b *testing.B) {
 	b.ReportMetric(float64(flow.Nanoseconds())/float64(b.N), "flow-ns/op")
 	b.ReportMetric(float64(signIn.Nanoseconds())/float64(b.N), "signin-ns/op")
 	b.ReportMetric(float64(signIn)/float64(flow), "signin/flow")
+	runtime.ReadMemStats(&m1)
+	b.ReportMetric(float64(m1.NumGC-m0.NumGC)/float64(b.N), "gc/op")
 }

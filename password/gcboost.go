@@ -100,14 +100,38 @@ func (g *gcBoost) end() {
 }
 
 // BoostGC makes h raise the garbage collector's percent to percent while any hash is in
-// flight, and restore the previous value linger after the last hash ends. The setting is the
-// process's, so only the server's one Hasher should do this (tutela serve does, unless GOGC is
-// set in the environment); GOMEMLIMIT still caps the heap. It leaves the percent alone when it
-// is already at least percent, or the collector is off. Call it before h is used.
+// flight, and restore the previous value linger after the last hash ends. The collector's
+// percent is the process's, so so is the boost: every Hasher that calls BoostGC shares one
+// count of hashes in flight (one Hasher's restore never lowers the percent under another's
+// hash, nor does a second Hasher take the first one's raised percent for the operator's), and
+// the latest call's percent and linger apply from the next time it is raised. tutela serve
+// boosts its one Hasher unless GOGC is set in the environment; GOMEMLIMIT still caps the heap.
+// It leaves the percent alone when it is already at least percent, or the collector is off.
+// Call it before h is used; percent ≤ 0 stops h boosting.
 func (h *Hasher) BoostGC(percent int, linger time.Duration) {
 	if percent <= 0 {
 		h.boost = nil
 		return
 	}
-	h.boost = newGCBoost(percent, max(linger, 0))
+	processBoost.mu.Lock()
+	defer processBoost.mu.Unlock()
+	if processBoost.g == nil {
+		processBoost.g = newGCBoost(percent, max(linger, 0))
+	} else {
+		processBoost.g.configure(percent, max(linger, 0))
+	}
+	h.boost = processBoost.g
+}
+
+// processBoost is the one boost of the process, shared by every Hasher that boosts.
+var processBoost struct {
+	mu sync.Mutex
+	g  *gcBoost
+}
+
+// configure sets the percent and linger used from the next raise on.
+func (g *gcBoost) configure(percent int, linger time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.percent, g.linger = percent, linger
 }

@@ -2,7 +2,9 @@ package password
 
 import (
 	"context"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +65,7 @@ func boostedHasher(t *testing.T, slots int, gc *fakeGC) *Hasher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.BoostGC(400, time.Second)
+	h.boost = newGCBoost(400, time.Second) // its own, not the process's: tests run in parallel
 	h.boost.set, h.boost.after = gc.set, gc.after
 	return h
 }
@@ -171,7 +173,7 @@ func TestBoostGC_NotRaisedWithoutAHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.BoostGC(400, time.Second)
+	h.boost = newGCBoost(400, time.Second) // its own, not the process's: tests run in parallel
 	h.boost.set, h.boost.after = gc.set, gc.after
 	h.sem <- struct{}{} // the only slot taken, outside the boost's view
 	if _, err := h.Hash(context.Background(), "pw"); err == nil {
@@ -213,5 +215,37 @@ func TestNewHasher_DefaultsConcurrencyToGOMAXPROCS(t *testing.T) {
 	}
 	if cap(h.sem) != 1 {
 		t.Errorf("semaphore capacity %d with GOMAXPROCS 1 (NumCPU %d), want 1", cap(h.sem), runtime.NumCPU())
+	}
+}
+
+// Every Hasher that boosts shares the process's one boost: a second Hasher (each benchmark run
+// builds its own) neither mistakes the first one's raised percent for the operator's and stays
+// off, nor is lowered under its hashes when the first one's linger ends. Before they shared it,
+// BenchmarkCodeFlowRatio ran at GOGC=100 after its first run.
+func TestBoostGC_SharedByTheProcessesHashers(t *testing.T) {
+	t.Parallel()
+	var hs [2]*Hasher
+	for i := range hs {
+		h, err := NewHasher(testParams, 1, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.BoostGC(ServeGCBoostPercent, ServeGCBoostLinger)
+		hs[i] = h
+	}
+	if hs[0].boost != hs[1].boost {
+		t.Fatal("two boosting Hashers keep separate counts of the process's hashes in flight")
+	}
+	// The real collector (unless GOGC is set, which a boost leaves alone): the first Hasher's
+	// hash raises the percent, the second one's keeps it.
+	for _, h := range hs {
+		if _, err := h.Hash(context.Background(), "pw"); err != nil {
+			t.Fatal(err)
+		}
+		p := debug.SetGCPercent(-1)
+		debug.SetGCPercent(p)
+		if os.Getenv("GOGC") == "" && p != ServeGCBoostPercent {
+			t.Fatalf("GC percent %d right after a boosted hash, want %d", p, ServeGCBoostPercent)
+		}
 	}
 }
