@@ -126,6 +126,7 @@ func (w *AuthEpochs) Poll(ctx context.Context) error {
 	}
 	ctx, cancel := platformScope(ctx)
 	defer cancel()
+	ctx = untraced(ctx)
 	err := w.db.View(ctx, func(tx *Tx) error {
 		var rows interface {
 			Next() bool

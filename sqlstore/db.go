@@ -461,7 +461,7 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 	if !readOnly {
 		db.commit.writeTxs.Add(1)
 	}
-	if db.tracer != nil {
+	if db.tracer != nil && ctx.Value(untracedKey{}) == nil {
 		var span trace.Span
 		ctx, span = db.startTxSpan(ctx, readOnly)
 		defer func() { endTxSpan(span, err) }()

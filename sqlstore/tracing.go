@@ -25,6 +25,16 @@ func (db *DB) SetTracer(tp trace.TracerProvider) {
 	db.tracer = tp.Tracer("tutela/sqlstore")
 }
 
+// untracedKey marks a context whose transactions get no span: the authentication-state
+// watcher's polls (four a second on every node, and one after each local change), which would
+// bury the traces that matter and, started inside a request, land in its trace.
+type untracedKey struct{}
+
+// untraced returns ctx with its transactions left out of tracing.
+func untraced(ctx context.Context) context.Context {
+	return context.WithValue(ctx, untracedKey{}, true)
+}
+
 // dbSystem is the OpenTelemetry db.system.name of the dialect.
 func (db *DB) dbSystem() string {
 	if db.dialect == Postgres {

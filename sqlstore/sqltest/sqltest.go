@@ -68,6 +68,12 @@ func RequirePostgres(t testing.TB) {
 // dropped when the test ends.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
+	return postgresURLFrom(t, "")
+}
+
+// postgresURLFrom is PostgresURL with the new database copied from template ("": empty).
+func postgresURLFrom(t testing.TB, template string) string {
+	t.Helper()
 	RequirePostgres(t)
 	admin, err := sql.Open("pgx", AdminURL())
 	if err != nil {
@@ -75,7 +81,11 @@ func PostgresURL(t testing.TB) string {
 	}
 	name := "tutela_test_" + strings.ReplaceAll(tutela.RandomToken(8), "-", "")
 	ctx := context.Background()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+	create := "CREATE DATABASE " + name
+	if template != "" {
+		create += " TEMPLATE " + template
+	}
+	if _, err := admin.ExecContext(ctx, create); err != nil {
 		admin.Close()
 		t.Fatalf("create test database: %v", err)
 	}
@@ -113,7 +123,12 @@ func Open(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) *sqlstore.DB {
 // the store (the SQLite file, a pg_dump).
 func OpenDSN(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) (*sqlstore.DB, string) {
 	t.Helper()
-	dsn := DSN(t, d)
+	var dsn string
+	if d == sqlstore.Postgres {
+		dsn = postgresURLFrom(t, migratedTemplate(t))
+	} else {
+		dsn = migratedSQLite(t)
+	}
 	if opt.SQLiteSynchronous == "" {
 		// TUTELA_TEST_SQLITE_SYNCHRONOUS=normal runs a test or benchmark under the other
 		// durability setting, to compare the two (docs/durability.md).
@@ -124,6 +139,7 @@ func OpenDSN(t testing.TB, d sqlstore.Dialect, opt sqlstore.Options) (*sqlstore.
 		t.Fatalf("open %s: %v", d, err)
 	}
 	t.Cleanup(func() { db.Close() })
+	// The database is a copy of a migrated template (template.go): this finds nothing to do.
 	if err := db.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate %s: %v", d, err)
 	}
