@@ -29,22 +29,19 @@ import (
 // templatePrefix starts the name of every template database this package makes.
 const templatePrefix = "tutela_tmpl_"
 
-var tmpl struct {
-	once sync.Once
-	name string
-	err  error
-}
+// pgTemplate builds (or finds) the template once per process.
+var pgTemplate = sync.OnceValues(buildTemplate)
 
 // migratedTemplate returns the name of a migrated template database for the current migration
 // set, building it if the cluster has none.
 func migratedTemplate(t testing.TB) string {
 	t.Helper()
 	RequirePostgres(t)
-	tmpl.once.Do(func() { tmpl.name, tmpl.err = buildTemplate() })
-	if tmpl.err != nil {
-		t.Fatalf("migrated template database: %v", tmpl.err)
+	name, err := pgTemplate()
+	if err != nil {
+		t.Fatalf("migrated template database: %v", err)
 	}
-	return tmpl.name
+	return name
 }
 
 // templateLockKey is the advisory lock that serializes building templates across processes.
@@ -147,21 +144,18 @@ func buildTemplate() (string, error) {
 // SQLite file parses every migration's SQL, which under the race detector (checkptr in the
 // transpiled SQLite) cost most of the CPU of the packages that open many stores.
 
-var sqliteTmpl struct {
-	once sync.Once
-	path string
-	err  error
-}
+// sqliteTemplate builds (or finds) the template file once per process.
+var sqliteTemplate = sync.OnceValues(buildSQLiteTemplate)
 
 // migratedSQLite returns the path of a fresh copy of a migrated SQLite database in the test's
 // temporary directory.
 func migratedSQLite(t testing.TB) string {
 	t.Helper()
-	sqliteTmpl.once.Do(func() { sqliteTmpl.path, sqliteTmpl.err = buildSQLiteTemplate() })
-	if sqliteTmpl.err != nil {
-		t.Fatalf("migrated SQLite template: %v", sqliteTmpl.err)
+	path, err := sqliteTemplate()
+	if err != nil {
+		t.Fatalf("migrated SQLite template: %v", err)
 	}
-	b, err := os.ReadFile(sqliteTmpl.path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,10 +210,11 @@ func buildSQLiteTemplate() (string, error) {
 	if err := os.Rename(path, final); err != nil {
 		return "", err
 	}
-	// Other migration sets' files: removed (a process still copying one has it open).
+	// Other migration sets' files, once an hour old (a run of another checkout may still be
+	// copying a newer one).
 	old, _ := filepath.Glob(filepath.Join(dir, "sqlite-*.db"))
 	for _, f := range old {
-		if f != final {
+		if fi, err := os.Stat(f); err == nil && f != final && time.Since(fi.ModTime()) > time.Hour {
 			_ = os.Remove(f)
 		}
 	}
