@@ -3,6 +3,7 @@ package sqltest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -76,7 +77,7 @@ func buildTemplate() (string, error) {
 	if err == nil && ready {
 		return name, nil
 	}
-	if err != nil && err != sql.ErrNoRows {
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", err
 	}
 	// Nothing usable: a half-built one (a process that died building it, never marked a
