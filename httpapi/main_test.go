@@ -7,5 +7,5 @@ import (
 	"tutela/sqlstore/sqltest"
 )
 
-// Most of this package's tests wait on the database: six at a time (sqltest.Main).
-func TestMain(m *testing.M) { os.Exit(sqltest.Main(m, 6)) }
+// Most of this package's tests wait on the database: four at a time (sqltest.Main).
+func TestMain(m *testing.M) { os.Exit(sqltest.Main(m, 4)) }
