@@ -122,16 +122,8 @@ func buildTemplate() (string, error) {
 		return "", err
 	}
 	u.Path = "/" + name
-	db, err := sqlstore.Open(ctx, u.String(), sqlstore.Options{})
-	if err != nil {
+	if err := migrateClosed(ctx, u.String()); err != nil {
 		return "", err
-	}
-	err = db.Migrate(ctx)
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("migrate template: %w", err)
 	}
 	// Marked only once complete: a template that is not marked is rebuilt, never copied.
 	if _, err := conn.ExecContext(ctx, "ALTER DATABASE "+name+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
@@ -194,16 +186,8 @@ func buildSQLiteTemplate() (string, error) {
 	path := filepath.Join(work, "tutela.db")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	db, err := sqlstore.Open(ctx, path, sqlstore.Options{})
-	if err != nil {
+	if err := migrateClosed(ctx, path); err != nil {
 		return "", err
-	}
-	err = db.Migrate(ctx)
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("migrate template: %w", err)
 	}
 	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
 		return "", fmt.Errorf("template %s: its write-ahead log was not checkpointed on close", path)
@@ -220,6 +204,22 @@ func buildSQLiteTemplate() (string, error) {
 		}
 	}
 	return final, nil
+}
+
+// migrateClosed migrates the database at dsn and closes it.
+func migrateClosed(ctx context.Context, dsn string) error {
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		return err
+	}
+	err = db.Migrate(ctx)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("migrate template: %w", err)
+	}
+	return nil
 }
 
 // Main runs m's tests with up to parallel of the package's parallel tests at once, unless
