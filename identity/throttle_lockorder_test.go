@@ -19,21 +19,7 @@ func TestThrottle_SuccessAndFailureLockInOneOrder(t *testing.T) {
 	ctx := context.Background()
 	clock := clocktest.New(t0)
 	s, db := newTestService(t, sqlstore.Postgres, clock.Now, Config{}, "ana@example.org")
-	const src = "203.0.113.9"
-	acct := accountKey("acme", "ana@example.org")
-	pair := pairKey(src, acct)
-	ipk := ipKey(src)
-	// The account's row exists before the pair's (any earlier failure from another source
-	// leaves it so; on a big table the order is arbitrary anyway).
-	for _, k := range []struct {
-		key  []byte
-		kind string
-		subj []byte
-	}{{acct, "account", nil}, {pair, "pair", acct}, {ipk, "ip", nil}} {
-		if err := db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := tx.LockThrottle(ctx, k.key, k.kind, k.subj); return err }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	acct, pair, ipk := seedThrottleRows(t, db)
 	var wrong, right *signInAttempt
 	if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) {
 		if wrong, err = checkSignIn(ctx, tx, acct, pair, ipk); err != nil {
@@ -44,20 +30,7 @@ func TestThrottle_SuccessAndFailureLockInOneOrder(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	held, proceed := make(chan struct{}), make(chan struct{})
-	failErr := make(chan error, 1)
-	go func() {
-		failErr <- db.Update(ctx, func(tx *sqlstore.Tx) error {
-			// failed's first statement (its pair lock), then the rest of failed.
-			if _, err := tx.LockThrottle(ctx, pair, "pair", acct); err != nil {
-				return err
-			}
-			close(held)
-			<-proceed
-			return s.failed(ctx, tx, wrong)
-		})
-	}()
-	<-held
+	proceed, failErr := holdFailure(s, db, pair, acct, wrong)
 	okErr := make(chan error, 1)
 	go func() {
 		okErr <- db.Update(ctx, func(tx *sqlstore.Tx) error { return right.succeeded(ctx, tx) })
@@ -80,19 +53,7 @@ func TestThrottle_UnlockAndFailureLockInOneOrder(t *testing.T) {
 	ctx := context.Background()
 	clock := clocktest.New(t0)
 	s, db := newTestService(t, sqlstore.Postgres, clock.Now, Config{}, "ana@example.org")
-	const src = "203.0.113.9"
-	acct := accountKey("acme", "ana@example.org")
-	pair := pairKey(src, acct)
-	ipk := ipKey(src)
-	for _, k := range []struct {
-		key  []byte
-		kind string
-		subj []byte
-	}{{acct, "account", nil}, {pair, "pair", acct}, {ipk, "ip", nil}} {
-		if err := db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := tx.LockThrottle(ctx, k.key, k.kind, k.subj); return err }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	acct, pair, ipk := seedThrottleRows(t, db)
 	var wrong *signInAttempt
 	if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) {
 		wrong, err = checkSignIn(ctx, tx, acct, pair, ipk)
@@ -100,19 +61,7 @@ func TestThrottle_UnlockAndFailureLockInOneOrder(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	held, proceed := make(chan struct{}), make(chan struct{})
-	failErr := make(chan error, 1)
-	go func() {
-		failErr <- db.Update(ctx, func(tx *sqlstore.Tx) error {
-			if _, err := tx.LockThrottle(ctx, pair, "pair", acct); err != nil {
-				return err
-			}
-			close(held)
-			<-proceed
-			return s.failed(ctx, tx, wrong)
-		})
-	}()
-	<-held
+	proceed, failErr := holdFailure(s, db, pair, acct, wrong)
 	unlockErr := make(chan error, 1)
 	go func() {
 		unlockErr <- db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.ResetThrottlesFor(ctx, acct) })
@@ -125,4 +74,46 @@ func TestThrottle_UnlockAndFailureLockInOneOrder(t *testing.T) {
 	if err := <-unlockErr; err != nil {
 		t.Errorf("unlock: %v — want nil (lock order pair→account not kept by ResetThrottlesFor)", err)
 	}
+}
+
+// seedThrottleRows makes the account, pair and address rows of one source's guesses at
+// ana@example.org, the account's first (any earlier failure from another source leaves it so;
+// on a big table the order is arbitrary anyway), and returns their keys.
+func seedThrottleRows(t *testing.T, db *sqlstore.DB) (acct, pair, ipk []byte) {
+	t.Helper()
+	ctx := context.Background()
+	const src = "203.0.113.9"
+	acct = accountKey("acme", "ana@example.org")
+	pair, ipk = pairKey(src, acct), ipKey(src)
+	for _, k := range []struct {
+		key  []byte
+		kind string
+		subj []byte
+	}{{acct, "account", nil}, {pair, "pair", acct}, {ipk, "ip", nil}} {
+		if err := db.Update(ctx, func(tx *sqlstore.Tx) error { _, err := tx.LockThrottle(ctx, k.key, k.kind, k.subj); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return acct, pair, ipk
+}
+
+// holdFailure starts counting wrong as a failure: it takes failed's first lock (the pair row)
+// and returns once it holds it; the rest of failed runs when proceed is closed, and its
+// transaction's result arrives on the returned channel.
+func holdFailure(s *Service, db *sqlstore.DB, pair, acct []byte, wrong *signInAttempt) (proceed chan struct{}, result chan error) {
+	ctx := context.Background()
+	held := make(chan struct{})
+	proceed, result = make(chan struct{}), make(chan error, 1)
+	go func() {
+		result <- db.Update(ctx, func(tx *sqlstore.Tx) error {
+			if _, err := tx.LockThrottle(ctx, pair, "pair", acct); err != nil {
+				return err
+			}
+			close(held)
+			<-proceed
+			return s.failed(ctx, tx, wrong)
+		})
+	}()
+	<-held
+	return proceed, result
 }
