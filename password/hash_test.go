@@ -562,8 +562,23 @@ func TestHasher_DummyVerifyCostsLikeARealHash(t *testing.T) {
 	if ph.alg != algArgon2id || h.stale(ph) {
 		t.Errorf("dummy hash %q does not use the current argon2id params", h.dummy)
 	}
+	if n := h.Computed(); n != 0 {
+		t.Errorf("building the Hasher ran %d argon2id computations, want none", n)
+	}
 	if err := h.DummyVerify(context.Background(), "anything"); err != nil {
 		t.Errorf("DummyVerify: %v", err)
+	}
+	if n := h.Computed(); n != 1 {
+		t.Errorf("DummyVerify ran %d argon2id computations, want 1", n)
+	}
+	// Its key is random bytes, not a hash of anything: no password verifies against it.
+	for _, pw := range []string{"anything", "", "password"} {
+		if ok, _, err := h.Verify(context.Background(), pw, h.dummy); ok || err != nil {
+			t.Errorf("Verify(%q, dummy) = %v, %v; want false, nil", pw, ok, err)
+		}
+	}
+	if other := newTestHasher(t, testParams); other.dummy == h.dummy {
+		t.Error("two Hashers share a dummy hash")
 	}
 }
 
