@@ -1,11 +1,21 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
+	"tutela/internal/lazyfree"
 	"tutela/sqlstore/sqltest"
 )
 
-// Most of this package's tests wait on the database: four at a time (sqltest.Main).
-func TestMain(m *testing.M) { os.Exit(sqltest.Main(m, 4)) }
+// The tests and benchmarks run as tutela serve runs: re-executed with lazily freed memory (the
+// sign-in benchmarks' hashing memory, internal/lazyfree). Most of this package's tests wait on
+// the database: four at a time (sqltest.Main).
+func TestMain(m *testing.M) {
+	if err := lazyfree.Reexec(); err != nil {
+		fmt.Fprintln(os.Stderr, "lazyfree:", err)
+		os.Exit(1)
+	}
+	os.Exit(sqltest.Main(m, 4))
+}

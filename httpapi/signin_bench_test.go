@@ -31,7 +31,8 @@ import (
 // token) from 8 and 32 concurrent clients, against the password-hash ceiling taken in the same
 // run: GOMAXPROCS goroutines (2 on the reference machine) computing argon2id with the same
 // parameters for as long as the sign-ins took, with the runtime's plain settings (the hasher's
-// GC boost, on as in tutela serve unless GOGC is set, has lapsed by then). It reports
+// GC boost, on as in tutela serve unless GOGC is set, has lapsed by then; like serve, the test
+// binary runs with lazily freed memory — TestMain, internal/lazyfree — and both share it). It reports
 // signins/s (granted ones), hashes/s, their ratio (goal ≥ 0.95) and errors (goal 0: a 503 here
 // means a sign-in waited longer than serve's two seconds for a hashing slot). Sign-ins and
 // ceiling alternate in rounds, so both see the same load on a shared machine.
@@ -55,6 +56,9 @@ func BenchmarkSignInConcurrent(b *testing.B) {
 		})
 	}
 }
+
+// warmUpSignIns is how many untimed sign-ins each client makes before a run.
+const warmUpSignIns = 4
 
 // signInsPerUser bounds how often one user signs in during a run: each sign-in opens a session,
 // and past sqlstore.MaxSessionsPerUser every sign-in would also evict one.
@@ -161,11 +165,17 @@ func (sb *signInBench) run(b *testing.B, clients int) {
 	var firstErr atomic.Pointer[string]
 	var signInTime, ceilingTime time.Duration
 	var signInCPU, ceilingCPU, signInFaults, ceilingFaults float64
-	// Warm-up, untimed: each client signs in once, so the heap has grown to its working size
-	// before anything is measured (the ceiling runs after the sign-ins, in a warm heap).
+	// Warm-up, untimed: each client signs in warmUpSignIns times, so the heap has grown to its
+	// working size before anything is measured (the ceiling runs after the sign-ins, in a warm
+	// heap). With one sign-in a client, the first round still faulted ~600 pages a sign-in
+	// growing the heap, a cost a running server paid once.
 	var wg sync.WaitGroup
 	for c := range clients {
-		wg.Go(func() { sb.signIn(sb.users[c*usersPerClient], sb.addr.Add(1)) })
+		wg.Go(func() {
+			for range warmUpSignIns {
+				sb.signIn(sb.users[c*usersPerClient], sb.addr.Add(1))
+			}
+		})
 	}
 	wg.Wait()
 	next := 0 // sign-ins handed out so far

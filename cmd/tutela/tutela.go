@@ -35,6 +35,7 @@ import (
 	"tutela/httpapi/middleware"
 	"tutela/identity"
 	"tutela/identity/token"
+	"tutela/internal/lazyfree"
 	"tutela/jobs"
 	"tutela/mail"
 	"tutela/password"
@@ -809,9 +810,13 @@ func (c serveCmd) Run(e *env) error {
 		m.Logger.Warn("the database role is a superuser or has BYPASSRLS: row-level security between tenants is not " +
 			"enforced; serve with a runtime role (docs/audit.md) and migrate as the owner")
 	}
+	if reexecErr != nil {
+		m.Logger.Warn("could not re-execute with lazily freed memory (GODEBUG=madvdontneed=0); sign-ins fault "+
+			"their hashing memory back in (internal/lazyfree)", "err", reexecErr)
+	}
 	m.Logger.Info("tutela ready", "addr", m.Addr(), "metrics_addr", m.MetricsAddr(),
 		"redirect_addr", m.RedirectAddr(), "store", string(m.DB.Dialect()),
-		"version", tutela.Version, "startup_ms", time.Since(start).Milliseconds())
+		"version", tutela.Version, "startup_ms", time.Since(start).Milliseconds(), "lazy_free", lazyfree.Enabled())
 	go releaseStartupMemory()
 	if err := m.Serve(e.ctx); err != nil {
 		return err
