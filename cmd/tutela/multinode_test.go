@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"tutela/audit"
+	"tutela/internal/lazyfree"
 	"tutela/sqlstore/sqltest"
 )
 
@@ -32,6 +33,7 @@ const nodeSwitch = "TUTELA_MULTINODE_SERVE_NODE"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(nodeSwitch) == "1" {
+		reexecErr = lazyfree.Reexec() // as main does for serve
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, nodeSwitch+"=") })
 		code := run(ctx, []string{"serve"}, env, io.Discard, os.Stderr)
@@ -82,8 +84,14 @@ func startNode(t testing.TB, name string, env []string) *node {
 		}
 		sc := bufio.NewScanner(strings.NewReader(n.logs.String()))
 		for sc.Scan() {
-			var line struct{ Msg, Addr string }
+			var line struct {
+				Msg, Addr string
+				LazyFree  bool `json:"lazy_free"`
+			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "tutela ready" {
+				if !line.LazyFree {
+					t.Fatalf("node %s did not re-execute with lazily freed memory (internal/lazyfree): %s", name, n.logs)
+				}
 				addr = line.Addr
 			}
 		}
