@@ -45,7 +45,9 @@ func environ(env []string) (out []string, changed bool) {
 		}
 		found = true
 		for s := range strings.SplitSeq(v, ",") {
-			if name, _, _ := strings.Cut(strings.TrimSpace(s), "="); name == "madvdontneed" {
+			// Parsed as the runtime parses it: no spaces trimmed (" madvdontneed=1" is
+			// another setting's name to the runtime).
+			if name, _, _ := strings.Cut(s, "="); name == "madvdontneed" {
 				return env, false
 			}
 		}
@@ -62,11 +64,11 @@ func environ(env []string) (out []string, changed bool) {
 }
 
 // Enabled reports whether this process runs with Setting: GODEBUG, as the runtime read it at
-// start, sets madvdontneed=0 (the last mention wins, as in the runtime).
+// start, sets madvdontneed=0 (the last mention wins and nothing is trimmed, as in the runtime).
 func Enabled() bool {
 	v := ""
 	for s := range strings.SplitSeq(os.Getenv("GODEBUG"), ",") {
-		if name, val, _ := strings.Cut(strings.TrimSpace(s), "="); name == "madvdontneed" {
+		if name, val, _ := strings.Cut(s, "="); name == "madvdontneed" {
 			v = val
 		}
 	}

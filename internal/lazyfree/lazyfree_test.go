@@ -27,7 +27,9 @@ func TestEnviron(t *testing.T) {
 		{[]string{"GODEBUG=gctrace=1", "GODEBUG=x=2"}, []string{"GODEBUG=gctrace=1,madvdontneed=0"}, true},
 		// Named already, whatever the value: the operator's choice (or an earlier Reexec).
 		{[]string{"GODEBUG=madvdontneed=1"}, []string{"GODEBUG=madvdontneed=1"}, false},
-		{[]string{"GODEBUG=gctrace=1, madvdontneed=0"}, []string{"GODEBUG=gctrace=1, madvdontneed=0"}, false},
+		{[]string{"GODEBUG=gctrace=1,madvdontneed=0"}, []string{"GODEBUG=gctrace=1,madvdontneed=0"}, false},
+		// The runtime trims nothing: " madvdontneed=0" sets nothing, so the setting is added.
+		{[]string{"GODEBUG=gctrace=1, madvdontneed=0"}, []string{"GODEBUG=gctrace=1, madvdontneed=0,madvdontneed=0"}, true},
 		// Not fooled by a setting whose name only contains it.
 		{[]string{"GODEBUG=xmadvdontneed=1"}, []string{"GODEBUG=xmadvdontneed=1,madvdontneed=0"}, true},
 	} {
@@ -139,5 +141,21 @@ func TestReexec(t *testing.T) {
 	}
 	if r := released(result); r < 48<<10 {
 		t.Errorf("with MADV_DONTNEED, only %d KB of the freed 64 MiB left RSS; want nearly all", r)
+	}
+}
+
+func TestEnabled(t *testing.T) {
+	for godebug, want := range map[string]bool{
+		"":                              false,
+		"madvdontneed=0":                true,
+		"gctrace=1,madvdontneed=0":      true,
+		"madvdontneed=0,madvdontneed=1": false, // the last mention wins
+		"madvdontneed=1,madvdontneed=0": true,
+		" madvdontneed=0":               false, // not trimmed, as in the runtime
+	} {
+		t.Setenv("GODEBUG", godebug)
+		if got := Enabled(); got != want {
+			t.Errorf("GODEBUG=%q: Enabled() = %v, want %v", godebug, got, want)
+		}
 	}
 }
