@@ -41,7 +41,11 @@ RUNTIME_URL="postgres://$ROLE@$PGHOST:$PGPORT/$DB?sslmode=disable"
 env "${common_env[@]}" TUTELA_DATABASE_URL="$OWNER_URL" "$TUTELA" migrate up > "$RUN/tutela-migrate.log" 2>&1 \
   || { tail -20 "$RUN/tutela-migrate.log" >&2; exit 1; }
 
-# 2. The runtime role and its grants (docs/runtime-role.md, the statements of sqltest.RuntimeGrants).
+# 2. The runtime role, with the grants of docs/runtime-role.md read from it (the document
+# TestRuntimeRole_DocumentedGrantsAreTheTestedOnes keeps equal to the tested grants).
+GRANTS=$(awk '/^```sql/{insql=1; next} /^```/{insql=0} insql && /^(GRANT|REVOKE) /' "$HERE/../../docs/runtime-role.md" \
+  | sed -e "s/\btutela_app\b/$ROLE/g" -e "s/ON DATABASE tutela TO/ON DATABASE $DB TO/")
+[ -n "$GRANTS" ] || { echo "no GRANT lines found in docs/runtime-role.md" >&2; exit 1; }
 psql_owner -d "$DB" <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
@@ -49,13 +53,7 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 ALTER ROLE $ROLE LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '$DBPW';
-GRANT CONNECT ON DATABASE $DB TO $ROLE;
-GRANT USAGE ON SCHEMA public TO $ROLE;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO $ROLE;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO $ROLE;
-REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_log, audit_hashes, audit_checkpoints, audit_prunes, erasures, consent_records, dsr_steps FROM $ROLE;
-REVOKE INSERT ON audit_prunes FROM $ROLE;
-REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON goose_db_version FROM $ROLE;
+$GRANTS
 SQL
 
 runtime_env=("${common_env[@]}" TUTELA_DATABASE_URL="$RUNTIME_URL" TUTELA_DATABASE_PASSWORD_FILE="$RUN/tutela-db-password")
