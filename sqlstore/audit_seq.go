@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -191,8 +193,12 @@ func (s *Sequencer) Step(ctx context.Context) (appended int, err error) {
 		if err != nil {
 			return err
 		}
+		at, err := checkpointTime(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO audit_checkpoints (size, signed, created_at) VALUES ($1, $2, $3)`,
-			newSize, string(signed), tx.now); err != nil {
+			newSize, string(signed), at); err != nil {
 			return err
 		}
 		nAppended = len(pending)
@@ -259,4 +265,24 @@ func insertRows(ctx context.Context, tx *Tx, prefix string, cols, n int, row fun
 		}
 	}
 	return nil
+}
+
+// checkpointTime is the created_at of a round's checkpoint: the transaction's time, but never
+// before the latest stored checkpoint's. audit verify reads the stored checkpoints in created_at
+// order and reports a smaller one after a larger as the log going backwards; rounds are
+// serialised by the sequencing lock, but a round's transaction may have begun before the
+// previous holder's committed (tx.now is the transaction's start), and on PostgreSQL each node
+// stamps with its own clock, a few milliseconds apart from the others'.
+func checkpointTime(ctx context.Context, tx *Tx) (time.Time, error) {
+	var last time.Time
+	err := tx.queryRow(ctx, `SELECT created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&last)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return tx.now, nil
+	case err != nil:
+		return time.Time{}, mapErr(err)
+	case last.After(tx.now):
+		return last.UTC(), nil
+	}
+	return tx.now, nil
 }
