@@ -356,11 +356,7 @@ func (db *DB) MigrationVersion(ctx context.Context) (int64, error) {
 
 // LatestMigration returns the highest migration version this binary carries for the dialect.
 func LatestMigration(d Dialect) (int64, error) {
-	sub := "migrations/sqlite"
-	if d == Postgres {
-		sub = "migrations/postgres"
-	}
-	ents, err := migrationsFS.ReadDir(sub)
+	ents, err := migrationsFS.ReadDir(migrationsDir(d))
 	if err != nil {
 		return 0, err
 	}

@@ -324,12 +324,11 @@ const keyPoolConns = 2
 func (db *DB) provider() (*goose.Provider, error) {
 	var (
 		d    goose.Dialect
-		sub  string
 		opts []goose.ProviderOption
 	)
 	switch db.dialect {
 	case Postgres:
-		d, sub = goose.DialectPostgres, "migrations/postgres"
+		d = goose.DialectPostgres
 		// Many nodes may start at once: an advisory lock lets one migrate while the rest wait.
 		locker, err := lock.NewPostgresSessionLocker()
 		if err != nil {
@@ -337,9 +336,9 @@ func (db *DB) provider() (*goose.Provider, error) {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	default:
-		d, sub = goose.DialectSQLite3, "migrations/sqlite"
+		d = goose.DialectSQLite3
 	}
-	fsys, err := fs.Sub(migrationsFS, sub)
+	fsys, err := fs.Sub(migrationsFS, migrationsDir(db.dialect))
 	if err != nil {
 		return nil, err
 	}

@@ -12,10 +12,7 @@ import (
 // a database migrated once can stand in for migrating anew (sqltest clones a migrated template
 // database for each PostgreSQL test instead of migrating each one).
 func MigrationsDigest(d Dialect) (string, error) {
-	dir := "migrations/sqlite"
-	if d == Postgres {
-		dir = "migrations/postgres"
-	}
+	dir := migrationsDir(d)
 	entries, err := fs.ReadDir(migrationsFS, dir) // sorted by name
 	if err != nil {
 		return "", err
@@ -32,4 +29,12 @@ func MigrationsDigest(d Dialect) (string, error) {
 		h.Write(sum[:])
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// migrationsDir is the dialect's directory in migrationsFS.
+func migrationsDir(d Dialect) string {
+	if d == Postgres {
+		return "migrations/postgres"
+	}
+	return "migrations/sqlite"
 }
