@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -13,9 +12,6 @@ import (
 // sign-in benchmarks' hashing memory, internal/lazyfree). Most of this package's tests wait on
 // the database: four at a time (sqltest.Main).
 func TestMain(m *testing.M) {
-	if err := lazyfree.Reexec(); err != nil {
-		fmt.Fprintln(os.Stderr, "lazyfree:", err)
-		os.Exit(1)
-	}
+	lazyfree.MustReexec()
 	os.Exit(sqltest.Main(m, 4))
 }

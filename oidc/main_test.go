@@ -1,7 +1,6 @@
 package oidc_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -11,9 +10,6 @@ import (
 // The tests and benchmarks run as tutela serve runs: re-executed with lazily freed memory (the
 // code-flow benchmark's password hashes, internal/lazyfree).
 func TestMain(m *testing.M) {
-	if err := lazyfree.Reexec(); err != nil {
-		fmt.Fprintln(os.Stderr, "lazyfree:", err)
-		os.Exit(1)
-	}
+	lazyfree.MustReexec()
 	os.Exit(m.Run())
 }

@@ -21,6 +21,7 @@
 package lazyfree
 
 import (
+	"fmt"
 	"os"
 	"strings"
 )
@@ -73,4 +74,13 @@ func Enabled() bool {
 		}
 	}
 	return v == "0"
+}
+
+// MustReexec is Reexec for a test binary's TestMain, so that its tests and benchmarks run as
+// tutela serve runs: an exec that fails ends the process (exit 1), as a failed set-up does.
+func MustReexec() {
+	if err := Reexec(); err != nil {
+		fmt.Fprintln(os.Stderr, "lazyfree:", err)
+		os.Exit(1)
+	}
 }
