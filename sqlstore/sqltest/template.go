@@ -25,7 +25,8 @@ import (
 // database of its own, dropped when it ends. The template is named by the migration set's
 // digest (sqlstore.MigrationsDigest), so test processes running at once share one and an edited
 // migration gets a new one; it stays in the cluster between runs (one database per migration
-// set; building a new one drops the templates of other sets that nobody is using).
+// set; building a new one drops the templates of other sets that nobody is using and that were
+// built more than templateKeep ago, so two checkouts' test runs at once keep theirs).
 
 // templatePrefix starts the name of every template database this package makes.
 const templatePrefix = "tutela_tmpl_"
@@ -81,23 +82,57 @@ func buildTemplate() (string, error) {
 		return "", err
 	}
 	// Nothing usable: a half-built one (a process that died building it, never marked a
-	// template) is dropped; so are other migration sets' templates that no session is using.
-	rows, err := conn.QueryContext(ctx, "SELECT datname FROM pg_database WHERE datname LIKE $1", templatePrefix+"%")
+	// template) is dropped; so are other migration sets' old templates (sweepTemplates).
+	if err := sweepTemplates(ctx, conn, templatePrefix, name, time.Now()); err != nil {
+		return "", err
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(AdminURL())
 	if err != nil {
 		return "", err
 	}
+	u.Path = "/" + name
+	if err := migrateClosed(ctx, u.String()); err != nil {
+		return "", err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMENT ON DATABASE "+name+" IS '"+time.Now().UTC().Format(templateBuilt)+"'"); err != nil {
+		return "", err
+	}
+	// Marked only once complete: a template that is not marked is rebuilt, never copied.
+	if _, err := conn.ExecContext(ctx, "ALTER DATABASE "+name+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// sweepTemplates drops the template databases (named prefix…) other than name that no session
+// is using and that were built more than templateKeep before now (or whose build time is
+// unknown), and name itself when it exists half-built. A younger one may belong to a test run of another checkout
+// going on now: between two of its copies nobody is using it, and dropping it then would fail
+// that run's next test.
+func sweepTemplates(ctx context.Context, conn *sql.Conn, prefix, name string, now time.Time) error {
+	rows, err := conn.QueryContext(ctx, `SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '')
+		FROM pg_database WHERE starts_with(datname, $1)`, prefix)
+	if err != nil {
+		return err
+	}
 	var stale []string
 	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
+		var n, comment string
+		if err := rows.Scan(&n, &comment); err != nil {
 			rows.Close()
-			return "", err
+			return err
+		}
+		if built, err := time.Parse(templateBuilt, comment); n != name && err == nil && now.Sub(built) < templateKeep {
+			continue
 		}
 		stale = append(stale, n)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return "", err
+		return err
 	}
 	for _, n := range stale {
 		if n != name {
@@ -111,26 +146,18 @@ func buildTemplate() (string, error) {
 			continue
 		}
 		if _, err := conn.ExecContext(ctx, "DROP DATABASE IF EXISTS "+n+" WITH (FORCE)"); err != nil {
-			return "", fmt.Errorf("drop half-built template %s: %w", n, err)
+			return fmt.Errorf("drop half-built template %s: %w", n, err)
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", err
-	}
-	u, err := url.Parse(AdminURL())
-	if err != nil {
-		return "", err
-	}
-	u.Path = "/" + name
-	if err := migrateClosed(ctx, u.String()); err != nil {
-		return "", err
-	}
-	// Marked only once complete: a template that is not marked is rebuilt, never copied.
-	if _, err := conn.ExecContext(ctx, "ALTER DATABASE "+name+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
-		return "", err
-	}
-	return name, nil
+	return nil
 }
+
+// A template's build time is its database comment, in this layout. Other migration sets'
+// templates are kept for templateKeep after they were built.
+const (
+	templateBuilt = "tutela test template built 2006-01-02T15:04:05Z"
+	templateKeep  = 6 * time.Hour
+)
 
 // The SQLite counterpart: a migrated database file, kept in the user's cache directory (one per
 // migration set, under its digest) and copied into each test's temporary directory. Migrating a
