@@ -872,11 +872,12 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 		// Update may run this again (a keyset made outside the transaction): a run that named
 		// the token's user must not leave them named for a run that refuses the token.
 		tutela.SetAuditPerson(ctx, "", "")
-		rt, sess, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(refresh.Reveal()))
-		if err != nil || (req.tenantID != "" && sess.TenantID != req.tenantID) {
+		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(refresh.Reveal()))
+		if err != nil || (req.tenantID != "" && use.Session.TenantID != req.tenantID) {
 			refused = refuse(errRefresh, "unknown_token")
 			return errRefresh
 		}
+		rt, sess := use.Token, use.Session
 		// A refresh token works only for the client it was issued to (RFC 9700 §4.14: a token
 		// of another client, or of a Tutela session at a relying party's token endpoint, and
 		// the other way round), and a DPoP-bound one only with a proof by its key (RFC 9449
@@ -892,7 +893,7 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 		}
 		// A tenant of another data region is refused before its session is revoked, audited
 		// or refreshed: the transaction rolls back, the token stays as it was.
-		tenant, tenantErr := tx.Tenant(ctx, sess.TenantID)
+		tenant, tenantErr := use.Tenant(ctx)
 		if tutela.ErrorCode(tenantErr) == tutela.EWRONGREGION {
 			return tenantErr
 		}
@@ -918,7 +919,7 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 		if refused != nil {
 			return errRefresh
 		}
-		cred, err := tx.Users(sess.TenantID).Credentials(ctx, sess.UserID)
+		cred, err := use.Credentials(ctx)
 		switch {
 		case err != nil:
 			refused = sessionRefused(errRefresh, "unknown_user", sess)

@@ -89,15 +89,21 @@ func (tx *Tx) userKey(ctx context.Context, tenantID, userID string) (*privacy.Pe
 	if pk := tx.keys[tenantID+"/"+userID]; pk != nil {
 		return pk, nil
 	}
-	vctx, v, err := tx.vaultCtx(ctx)
-	if err != nil {
-		return nil, err
-	}
 	w, err := tx.PersonKeys(tenantID).Get(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	pk, err := privacy.Keys{Vault: v}.Open(vctx, tenantID, userID, w)
+	return tx.openUserKey(ctx, tenantID, userID, w)
+}
+
+// openUserKey opens a user's wrapped person key read from person_keys (nil: none) and keeps
+// it for the rest of the transaction, as userKey does.
+func (tx *Tx) openUserKey(ctx context.Context, tenantID, userID string, wrapped []byte) (*privacy.PersonKey, error) {
+	vctx, v, err := tx.vaultCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := privacy.Keys{Vault: v}.Open(vctx, tenantID, userID, wrapped)
 	if err != nil {
 		return nil, err
 	}

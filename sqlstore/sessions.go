@@ -94,30 +94,44 @@ func (tx *Tx) openSession(ctx context.Context, s *Session, ss *sealedSession) (e
 }
 
 func scanSessionSealed(row interface{ Scan(...any) error }) (*Session, *sealedSession, error) {
-	var s Session
-	var ss sealedSession
-	var amr string
-	var idle int64
-	var revoked, stepUp, reauth, authTime sql.NullTime
-	var clientID, parentID, jkt sql.NullString
-	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &amr, &ss.ip, &ss.ua, &s.CreatedAt,
-		&s.LastSeenAt, &idle, &s.AbsoluteExpiry, &revoked, &stepUp, &reauth, &clientID, &parentID, &s.Scope, &jkt, &authTime)
+	var r sessionRow
+	err := row.Scan(r.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, tutela.Errorf(tutela.ENOTFOUND, "session not found")
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	s.AMR = strings.Fields(amr)
-	s.IdleTimeout = time.Duration(idle) * time.Second
+	s, ss := r.session()
+	return s, ss, nil
+}
+
+// sessionRow receives sessionCols (dest) and makes the Session and its sealed data of them
+// (session).
+type sessionRow struct {
+	s                                 Session
+	ss                                sealedSession
+	amr                               string
+	idle                              int64
+	revoked, stepUp, reauth, authTime sql.NullTime
+	clientID, parentID, jkt           sql.NullString
+}
+
+func (r *sessionRow) dest() []any {
+	s := &r.s
+	return []any{&s.ID, &s.TenantID, &s.UserID, &s.TokenVersion, &r.amr, &r.ss.ip, &r.ss.ua, &s.CreatedAt,
+		&s.LastSeenAt, &r.idle, &s.AbsoluteExpiry, &r.revoked, &r.stepUp, &r.reauth, &r.clientID, &r.parentID, &s.Scope, &r.jkt, &r.authTime}
+}
+
+func (r *sessionRow) session() (*Session, *sealedSession) {
+	s, ss := r.s, r.ss
+	s.AMR = strings.Fields(r.amr)
+	s.IdleTimeout = time.Duration(r.idle) * time.Second
 	s.CreatedAt, s.LastSeenAt, s.AbsoluteExpiry = s.CreatedAt.UTC(), s.LastSeenAt.UTC(), s.AbsoluteExpiry.UTC()
-	if revoked.Valid {
-		t := revoked.Time.UTC()
-		s.RevokedAt = &t
-	}
-	s.StepUpAt, s.ReauthAt = optTime(stepUp), optTime(reauth)
-	s.ClientID, s.ParentID, s.DPoPJKT, s.AuthTime = clientID.String, parentID.String, jkt.String, optTime(authTime)
-	return &s, &ss, nil
+	s.RevokedAt = optTime(r.revoked)
+	s.StepUpAt, s.ReauthAt = optTime(r.stepUp), optTime(r.reauth)
+	s.ClientID, s.ParentID, s.DPoPJKT, s.AuthTime = r.clientID.String, r.parentID.String, r.jkt.String, optTime(r.authTime)
+	return &s, &ss
 }
 
 // CreateSession stores s (ID, CreatedAt and LastSeenAt are assigned) under the SHA-256 of the
@@ -316,127 +330,6 @@ func (r Users) BumpTokenVersion(ctx context.Context, userID string) (int64, erro
 		return 0, err
 	}
 	return v, r.tx.Record(ctx, "user.token_version_bump", r.tenantID, "user", userID, "", nil)
-}
-
-// RefreshToken is a stored refresh token.
-type RefreshToken struct {
-	ID        string
-	SessionID string
-	ExpiresAt time.Time
-	UsedAt    *time.Time
-}
-
-// CreateRefreshToken stores a refresh token of the session's family.
-func (tx *Tx) CreateRefreshToken(ctx context.Context, sessionID string, secretHash []byte, expires time.Time) error {
-	_, err := tx.exec(ctx, `INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5)`, tutela.NewID(), sessionID, secretHash, tx.now, expires.UTC())
-	return err
-}
-
-// UseRefreshToken marks the refresh token as used and returns it. When it was already used,
-// it returns the token with UsedAt set and marks nothing: the caller treats that as reuse.
-func (tx *Tx) UseRefreshToken(ctx context.Context, secretHash []byte) (*RefreshToken, error) {
-	var t RefreshToken
-	// Conditional update: of two concurrent uses exactly one marks it (the other waits for its
-	// row lock, then finds used_at set); the other sees reuse below.
-	err := tx.queryRow(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL
-		RETURNING id, session_id, expires_at`, tx.now, secretHash).Scan(&t.ID, &t.SessionID, &t.ExpiresAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return tx.usedRefreshToken(ctx, secretHash)
-	}
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	t.ExpiresAt = t.ExpiresAt.UTC()
-	return &t, nil
-}
-
-// usedRefreshToken is UseRefreshToken's answer when nothing was marked: the token was used
-// before (returned with UsedAt set, for the caller's reuse detection), or it is unknown.
-func (tx *Tx) usedRefreshToken(ctx context.Context, secretHash []byte) (*RefreshToken, error) {
-	var t RefreshToken
-	var used sql.NullTime
-	err := tx.queryRow(ctx, `SELECT id, session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1`, secretHash).
-		Scan(&t.ID, &t.SessionID, &t.ExpiresAt, &used)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, tutela.Errorf(tutela.ENOTFOUND, "refresh token not found")
-	}
-	if err != nil {
-		return nil, err
-	}
-	t.ExpiresAt = t.ExpiresAt.UTC()
-	u := tx.now // not markable a moment ago yet unmarked now: reuse all the same (fail closed)
-	if used.Valid {
-		u = used.Time.UTC()
-	}
-	t.UsedAt = &u
-	return &t, nil
-}
-
-// UseRefreshTokenSession is UseRefreshToken that also returns the token's session (as
-// SessionByID reads it): on PostgreSQL in one statement, the refresh path's first round trip.
-func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash []byte) (*RefreshToken, *Session, error) {
-	if tx.db.dialect != Postgres {
-		// SQLite has no data-modifying WITH and its RETURNING cannot join: two statements,
-		// both in process.
-		t, err := tx.UseRefreshToken(ctx, secretHash)
-		if err != nil {
-			return nil, nil, err
-		}
-		s, err := tx.SessionByID(ctx, t.SessionID)
-		return t, s, err
-	}
-	var t RefreshToken
-	s, err := scanSession(withExtra{tx.queryRow(ctx, `WITH used AS (
-			UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL
-			RETURNING id, session_id, expires_at)
-		SELECT `+prefixedSessionCols+`, used.id, used.expires_at FROM used JOIN sessions s ON s.id = used.session_id`,
-		tx.now, secretHash), []any{&t.ID, &t.ExpiresAt}})
-	if tutela.ErrorCode(err) == tutela.ENOTFOUND {
-		// Nothing marked: used before, or unknown. The rare paths take the statements they
-		// need.
-		used, err := tx.usedRefreshToken(ctx, secretHash)
-		if err != nil {
-			return nil, nil, err
-		}
-		s, err := tx.SessionByID(ctx, used.SessionID)
-		return used, s, err
-	}
-	if err != nil {
-		return nil, nil, mapErr(err)
-	}
-	t.SessionID, t.ExpiresAt = s.ID, t.ExpiresAt.UTC()
-	return &t, s, nil
-}
-
-// prefixedSessionCols is sessionCols of the table aliased s (a constant, like every query
-// text; TestPrefixedSessionCols keeps the two lists equal).
-const prefixedSessionCols = `s.id, s.tenant_id, s.user_id, s.token_version, s.amr, s.ip_sealed, s.user_agent_sealed,
-	s.created_at, s.last_seen_at, s.idle_timeout_s, s.absolute_expires_at, s.revoked_at, s.step_up_at, s.reauth_at,
-	s.client_id, s.parent_id, s.scope, s.dpop_jkt, s.auth_time`
-
-// withExtra scans a row whose leading columns one scanner reads and the rest extra.
-type withExtra struct {
-	row   *sql.Row
-	extra []any
-}
-
-func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
-
-// RenewSession records activity on the session (as TouchSession) and stores the next refresh
-// token of its family (as CreateRefreshToken): a refresh's writes, on PostgreSQL in one
-// statement.
-func (tx *Tx) RenewSession(ctx context.Context, sessionID string, secretHash []byte, expires time.Time) error {
-	if tx.db.dialect != Postgres {
-		if err := tx.TouchSession(ctx, sessionID); err != nil {
-			return err
-		}
-		return tx.CreateRefreshToken(ctx, sessionID, secretHash, expires)
-	}
-	_, err := tx.exec(ctx, `WITH touched AS (UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND revoked_at IS NULL)
-		INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) VALUES ($3, $2, $4, $1, $5)`,
-		tx.now, sessionID, tutela.NewID(), secretHash, expires.UTC())
-	return err
 }
 
 // RevokeSessionByID revokes one session and every refresh token of its family.

@@ -73,17 +73,35 @@ func (tx *Tx) CreateTenant(ctx context.Context, t *tutela.Tenant) error {
 
 const tenantCols = `id, slug, name, data_region, status, mode, created_at`
 
+// prefixedTenantCols is tenantCols of the table aliased t (TestPrefixedCols keeps them equal).
+const prefixedTenantCols = `t.id, t.slug, t.name, t.data_region, t.status, t.mode, t.created_at`
+
+// tenantRow receives tenantCols (dest) and makes the Tenant of them (tenant), so a statement
+// may read a tenant among other columns.
+type tenantRow struct {
+	t            tutela.Tenant
+	status, mode string
+}
+
+func (r *tenantRow) dest() []any {
+	return []any{&r.t.ID, &r.t.Slug, &r.t.Name, &r.t.Region, &r.status, &r.mode, &r.t.CreatedAt}
+}
+
+func (r *tenantRow) tenant() *tutela.Tenant {
+	t := r.t
+	t.Status, t.Mode, t.CreatedAt = tutela.Status(r.status), tutela.TenantMode(r.mode), t.CreatedAt.UTC()
+	return &t
+}
+
 func scanTenant(row interface{ Scan(...any) error }) (*tutela.Tenant, error) {
-	var t tutela.Tenant
-	var status, mode string
-	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Region, &status, &mode, &t.CreatedAt); err != nil {
+	var r tenantRow
+	if err := row.Scan(r.dest()...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, tutela.Errorf(tutela.ENOTFOUND, "tenant not found")
 		}
 		return nil, err
 	}
-	t.Status, t.Mode, t.CreatedAt = tutela.Status(status), tutela.TenantMode(mode), t.CreatedAt.UTC()
-	return &t, nil
+	return r.tenant(), nil
 }
 
 // Tenant returns the tenant with the given ID.

@@ -94,18 +94,36 @@ const userCols = `id, tenant_id, email_sealed, display_name_sealed, status, crea
 // sealedUser is a user row's sealed personal data.
 type sealedUser struct{ digest, email, name []byte }
 
+// prefixedUserCols is userCols of the table aliased u (TestPrefixedCols keeps them equal).
+const prefixedUserCols = `u.id, u.tenant_id, u.email_sealed, u.display_name_sealed, u.status, u.created_at, u.updated_at`
+
+// userRow receives userCols (dest) and makes the user and their sealed data of them (user).
+type userRow struct {
+	u      tutela.User
+	s      sealedUser
+	status string
+}
+
+func (r *userRow) dest() []any {
+	return []any{&r.u.ID, &r.u.TenantID, &r.s.email, &r.s.name, &r.status, &r.u.CreatedAt, &r.u.UpdatedAt}
+}
+
+func (r *userRow) user() (*tutela.User, *sealedUser) {
+	u, s := r.u, r.s
+	u.Status, u.CreatedAt, u.UpdatedAt = tutela.Status(r.status), u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	return &u, &s
+}
+
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (*tutela.User, *sealedUser, error) {
-	var u tutela.User
-	var s sealedUser
-	var status string
-	if err := row.Scan(append([]any{&u.ID, &u.TenantID, &s.email, &s.name, &status, &u.CreatedAt, &u.UpdatedAt}, extra...)...); err != nil {
+	var r userRow
+	if err := row.Scan(append(r.dest(), extra...)...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nil, tutela.Errorf(tutela.ENOTFOUND, "user not found")
 		}
 		return nil, nil, err
 	}
-	u.Status, u.CreatedAt, u.UpdatedAt = tutela.Status(status), u.CreatedAt.UTC(), u.UpdatedAt.UTC()
-	return &u, &s, nil
+	u, s := r.user()
+	return u, s, nil
 }
 
 // seal encrypts u's e-mail and display name under their person key and computes the e-mail's

@@ -16,6 +16,7 @@ var RefreshTests = []Test{
 	{"RefreshTokenUsedOnceWithItsSession", testRefreshUseOnce},
 	{"RefreshTokenConcurrentUsesOneWins", testRefreshConcurrentUse},
 	{"RefreshRenewTouchesSessionAndStoresNext", testRefreshRenew},
+	{"RefreshUseReadsTenantAndCredentials", testRefreshUseReads},
 }
 
 // refreshFixture is a user's session with one refresh token, "rt-0".
@@ -40,8 +41,11 @@ func useRefresh(t *testing.T, db *sqlstore.DB, token string) (*sqlstore.RefreshT
 	t.Helper()
 	var rt *sqlstore.RefreshToken
 	var s *sqlstore.Session
-	err := db.Update(ctx, func(tx *sqlstore.Tx) (err error) {
-		rt, s, err = tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(token))
+	err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(token))
+		if use != nil {
+			rt, s = use.Token, use.Session
+		}
 		return err
 	})
 	return rt, s, err
@@ -127,4 +131,65 @@ func testRefreshRenew(t *testing.T, open Opener) {
 	if !after.LastSeenAt.Equal(got.LastSeenAt) {
 		t.Fatalf("revoked session's last seen moved to %v", after.LastSeenAt)
 	}
+}
+
+// testRefreshUseReads: what the refresh reads with its token (the tenant, the user's
+// credentials: on PostgreSQL in the statement that marks the token) is what Tenant and
+// Credentials read on their own, on first use and on reuse; a user whose person key is gone is
+// not found, as everywhere.
+func testRefreshUseReads(t *testing.T, open Opener) {
+	db, clock, s := refreshFixture(t, open)
+	update(t, db, func(tx *sqlstore.Tx) error { return tx.Users(s.TenantID).SetPasswordHash(ctx, s.UserID, "$argon2id$test") })
+	var want *sqlstore.Credentials
+	var wantTenant *tutela.Tenant
+	update(t, db, func(tx *sqlstore.Tx) (err error) {
+		if wantTenant, err = tx.Tenant(ctx, s.TenantID); err != nil {
+			return err
+		}
+		want, err = tx.Users(s.TenantID).Credentials(ctx, s.UserID)
+		return err
+	})
+	check := func(name string, use *sqlstore.RefreshUse) {
+		tn, err := use.Tenant(ctx)
+		if err != nil || *tn != *wantTenant {
+			t.Errorf("%s: tenant = %+v, %v; want %+v", name, tn, err, wantTenant)
+		}
+		c, err := use.Credentials(ctx)
+		if err != nil || *c.User != *want.User || c.PasswordHash != want.PasswordHash || c.TokenVersion != want.TokenVersion ||
+			c.MustChangePassword != want.MustChangePassword || c.User.Email != "ana@example.org" {
+			t.Errorf("%s: credentials = %+v, %v; want %+v (user %+v)", name, c, err, want, want.User)
+		}
+	}
+	clock.Add(time.Minute)
+	for _, name := range []string{"first use", "reuse"} {
+		update(t, db, func(tx *sqlstore.Tx) error {
+			use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-0"))
+			if err != nil {
+				return err
+			}
+			if (use.Token.UsedAt != nil) != (name == "reuse") {
+				t.Errorf("%s: used at %v", name, use.Token.UsedAt)
+			}
+			check(name, use)
+			return nil
+		})
+	}
+	// The user's key shredded, their row left behind: the token's session is found, its user
+	// is not.
+	update(t, db, func(tx *sqlstore.Tx) error {
+		if err := tx.CreateRefreshToken(ctx, s.ID, sqlstore.HashToken("rt-1"), s.AbsoluteExpiry); err != nil {
+			return err
+		}
+		return tx.ErasePerson(ctx, &sqlstore.Erasure{TenantID: s.TenantID, PersonID: s.UserID, Kind: sqlstore.PersonUser,
+			Trigger: sqlstore.ErasureRequest, Reason: "the data subject asked", LegalBasis: "GDPR Art. 17(1)(a)"})
+	})
+	update(t, db, func(tx *sqlstore.Tx) error {
+		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-1"))
+		if err != nil || use.Token.UsedAt != nil || use.Session.ID != s.ID {
+			t.Fatalf("token of an erased user: %+v, %v", use, err)
+		}
+		_, err = use.Credentials(ctx)
+		mustCode(t, err, tutela.ENOTFOUND)
+		return nil
+	})
 }

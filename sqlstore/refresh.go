@@ -1,0 +1,195 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"tutela"
+)
+
+// RefreshToken is a stored refresh token.
+type RefreshToken struct {
+	ID        string
+	SessionID string
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// CreateRefreshToken stores a refresh token of the session's family.
+func (tx *Tx) CreateRefreshToken(ctx context.Context, sessionID string, secretHash []byte, expires time.Time) error {
+	_, err := tx.exec(ctx, `INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5)`, tutela.NewID(), sessionID, secretHash, tx.now, expires.UTC())
+	return err
+}
+
+// UseRefreshToken marks the refresh token as used and returns it. When it was already used,
+// it returns the token with UsedAt set and marks nothing: the caller treats that as reuse.
+func (tx *Tx) UseRefreshToken(ctx context.Context, secretHash []byte) (*RefreshToken, error) {
+	var t RefreshToken
+	// Conditional update: of two concurrent uses exactly one marks it (the other waits for its
+	// row lock, then finds used_at set); the other sees reuse below.
+	err := tx.queryRow(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL
+		RETURNING id, session_id, expires_at`, tx.now, secretHash).Scan(&t.ID, &t.SessionID, &t.ExpiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tx.usedRefreshToken(ctx, secretHash)
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	t.ExpiresAt = t.ExpiresAt.UTC()
+	return &t, nil
+}
+
+// usedRefreshToken is UseRefreshToken's answer when nothing was marked: the token was used
+// before (returned with UsedAt set, for the caller's reuse detection), or it is unknown.
+func (tx *Tx) usedRefreshToken(ctx context.Context, secretHash []byte) (*RefreshToken, error) {
+	var t RefreshToken
+	var used sql.NullTime
+	err := tx.queryRow(ctx, `SELECT id, session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1`, secretHash).
+		Scan(&t.ID, &t.SessionID, &t.ExpiresAt, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tutela.Errorf(tutela.ENOTFOUND, "refresh token not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.ExpiresAt = t.ExpiresAt.UTC()
+	u := tx.now // not markable a moment ago yet unmarked now: reuse all the same (fail closed)
+	if used.Valid {
+		u = used.Time.UTC()
+	}
+	t.UsedAt = &u
+	return &t, nil
+}
+
+// RefreshUse is a refresh token used by UseRefreshTokenSession, its session, and what a
+// refresh reads next: the session's tenant and its user's credentials, as they were when the
+// token was used.
+type RefreshUse struct {
+	Token   *RefreshToken
+	Session *Session
+
+	tx *Tx
+	// Read with the token by PostgreSQL's statement when it marked the token (nil
+	// otherwise: read when asked).
+	tenant  *tutela.Tenant
+	cred    *Credentials
+	sealed  *sealedUser
+	wrapped []byte // the user's person key as person_keys holds it (nil: none)
+}
+
+// Tenant is the session's tenant, as Tx.Tenant returns it (EWRONGREGION for a tenant of another
+// data region).
+func (u *RefreshUse) Tenant(ctx context.Context) (*tutela.Tenant, error) {
+	if u.tenant == nil {
+		return u.tx.Tenant(ctx, u.Session.TenantID)
+	}
+	return u.tenant, u.tx.servesRegion(ctx, u.tenant.ID, u.tenant)
+}
+
+// Credentials are the session user's, as Users.Credentials returns them (their e-mail and
+// name opened; not found when their person key is gone).
+func (u *RefreshUse) Credentials(ctx context.Context) (*Credentials, error) {
+	if u.cred == nil {
+		return u.tx.Users(u.Session.TenantID).Credentials(ctx, u.Session.UserID)
+	}
+	if u.wrapped != nil {
+		if _, err := u.tx.openUserKey(ctx, u.cred.User.TenantID, u.cred.User.ID, u.wrapped); err != nil {
+			return nil, fmt.Errorf("user %s: %w", u.cred.User.ID, err)
+		}
+	}
+	// With the key opened above, open does not read it again; without one it reads, to find
+	// none (errUserKeyGone) as Credentials would.
+	if err := u.tx.Users(u.cred.User.TenantID).open(ctx, u.cred.User, u.sealed); err != nil {
+		return nil, err
+	}
+	c := *u.cred
+	return &c, nil
+}
+
+// UseRefreshTokenSession is UseRefreshToken that also returns the token's session (as
+// SessionByID reads it), and with it what the refresh reads next. On PostgreSQL one statement
+// marks the token and reads its session, tenant, user and the user's person key: the refresh
+// path's one round trip before its write.
+func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash []byte) (*RefreshUse, error) {
+	if tx.db.dialect != Postgres {
+		// SQLite's RETURNING names only the updated table's columns: statements in process,
+		// the tenant and credentials read when asked.
+		t, err := tx.UseRefreshToken(ctx, secretHash)
+		if err != nil {
+			return nil, err
+		}
+		s, err := tx.SessionByID(ctx, t.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		return &RefreshUse{Token: t, Session: s, tx: tx}, nil
+	}
+	var t RefreshToken
+	var sr sessionRow
+	var tr tenantRow
+	var ur userRow
+	var c Credentials
+	var hash sql.NullString
+	var wrapped []byte
+	// The joins are inner on purpose for users and tenants (sessions' foreign keys keep both):
+	// a row the join misses is a token left unmarked, which the fallback below reads as reuse
+	// (fail closed). Only the person key may be missing (erased).
+	err := tx.queryRow(ctx, `UPDATE refresh_tokens rt SET used_at = $1
+		FROM sessions s
+			JOIN tenants t ON t.id = s.tenant_id
+			JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
+			LEFT JOIN person_keys pk ON pk.tenant_id = s.tenant_id AND pk.person_id = s.user_id
+		WHERE rt.token_hash = $2 AND rt.used_at IS NULL AND s.id = rt.session_id
+		RETURNING `+prefixedSessionCols+`, rt.id, rt.expires_at, `+prefixedTenantCols+`, `+prefixedUserCols+`,
+			u.password_hash, u.token_version, u.must_change_password, pk.wrapped`, tx.now, secretHash).
+		Scan(slices.Concat(sr.dest(), []any{&t.ID, &t.ExpiresAt}, tr.dest(), ur.dest(),
+			[]any{&hash, &c.TokenVersion, &c.MustChangePassword, &wrapped})...)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Nothing marked: used before, or unknown. The rare paths take the statements they
+		// need.
+		used, err := tx.usedRefreshToken(ctx, secretHash)
+		if err != nil {
+			return nil, err
+		}
+		s, err := tx.SessionByID(ctx, used.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		return &RefreshUse{Token: used, Session: s, tx: tx}, nil
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	s, _ := sr.session()
+	var sealed *sealedUser
+	c.User, sealed = ur.user()
+	t.SessionID, t.ExpiresAt, c.PasswordHash = s.ID, t.ExpiresAt.UTC(), hash.String
+	return &RefreshUse{Token: &t, Session: s, tx: tx, tenant: tr.tenant(), cred: &c, sealed: sealed, wrapped: wrapped}, nil
+}
+
+// prefixedSessionCols is sessionCols of the table aliased s (a constant, like every query
+// text; TestPrefixedCols keeps the two lists equal).
+const prefixedSessionCols = `s.id, s.tenant_id, s.user_id, s.token_version, s.amr, s.ip_sealed, s.user_agent_sealed,
+	s.created_at, s.last_seen_at, s.idle_timeout_s, s.absolute_expires_at, s.revoked_at, s.step_up_at, s.reauth_at,
+	s.client_id, s.parent_id, s.scope, s.dpop_jkt, s.auth_time`
+
+// RenewSession records activity on the session (as TouchSession) and stores the next refresh
+// token of its family (as CreateRefreshToken): a refresh's writes, on PostgreSQL in one
+// statement.
+func (tx *Tx) RenewSession(ctx context.Context, sessionID string, secretHash []byte, expires time.Time) error {
+	if tx.db.dialect != Postgres {
+		if err := tx.TouchSession(ctx, sessionID); err != nil {
+			return err
+		}
+		return tx.CreateRefreshToken(ctx, sessionID, secretHash, expires)
+	}
+	_, err := tx.exec(ctx, `WITH touched AS (UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND revoked_at IS NULL)
+		INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) VALUES ($3, $2, $4, $1, $5)`,
+		tx.now, sessionID, tutela.NewID(), secretHash, expires.UTC())
+	return err
+}
