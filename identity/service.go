@@ -872,7 +872,11 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 		// Update may run this again (a keyset made outside the transaction): a run that named
 		// the token's user must not leave them named for a run that refuses the token.
 		tutela.SetAuditPerson(ctx, "", "")
-		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(refresh.Reveal()))
+		// Rotation (RFC 9700 §4.14.2): the session's next refresh token. On PostgreSQL the
+		// statement that uses this one stores it, optimistically: every refusal below rolls
+		// the transaction back (a reuse marks nothing and stores nothing).
+		next := newSecret()
+		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(refresh.Reveal()), sqlstore.HashToken(next))
 		if err != nil || (req.tenantID != "" && use.Session.TenantID != req.tenantID) {
 			refused = refuse(errRefresh, "unknown_token")
 			return errRefresh
@@ -947,10 +951,8 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 			}
 		}
 		tutela.SetAuditPerson(ctx, sess.TenantID, sess.UserID) // a valid refresh token: its user's request
-		// Rotation (RFC 9700 §4.14.2): the session's activity and its next refresh token in
-		// one write.
-		next := newSecret()
-		if err := tx.RenewSession(ctx, sess.ID, sqlstore.HashToken(next), sess.AbsoluteExpiry); err != nil {
+		// The session's activity and its next refresh token (written already on PostgreSQL).
+		if err := use.Renew(ctx); err != nil {
 			return err
 		}
 		sess.LastSeenAt = now

@@ -74,6 +74,10 @@ type RefreshUse struct {
 	Session *Session
 
 	tx *Tx
+	// next is the hash of the session's next refresh token; renewed says the statement that
+	// used the token already stored it and touched the session (Renew).
+	next    []byte
+	renewed bool
 	// Read with the token by PostgreSQL's statement when it marked the token (nil
 	// otherwise: read when asked).
 	tenant  *tutela.Tenant
@@ -111,11 +115,32 @@ func (u *RefreshUse) Credentials(ctx context.Context) (*Credentials, error) {
 	return &c, nil
 }
 
+// Renew records activity on the session and stores its next refresh token (as RenewSession):
+// the refresh's writes, once every check has passed. On PostgreSQL the statement that used the
+// token made them already (UseRefreshTokenSession), and Renew writes nothing; so does a second
+// call.
+func (u *RefreshUse) Renew(ctx context.Context) error {
+	if u.renewed {
+		return nil
+	}
+	if err := u.tx.RenewSession(ctx, u.Session.ID, u.next, u.Session.AbsoluteExpiry); err != nil {
+		return err
+	}
+	u.renewed = true
+	return nil
+}
+
 // UseRefreshTokenSession is UseRefreshToken that also returns the token's session (as
-// SessionByID reads it), and with it what the refresh reads next. On PostgreSQL one statement
-// marks the token and reads its session, tenant, user and the user's person key: the refresh
-// path's one round trip before its write.
-func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash []byte) (*RefreshUse, error) {
+// SessionByID reads it), and with it what the refresh reads next; nextHash is the hash of the
+// session's next refresh token, which Renew stores.
+//
+// On PostgreSQL it is the refresh's one statement: it marks the token, reads its session,
+// tenant, user and the user's person key, and already makes Renew's writes (the session
+// touched, the next token stored). Those writes are optimistic: a refresh refused after this
+// call must roll its transaction back (every refusal of identity's refresh does), or a session
+// would be touched and keep a next token nobody was given. A token used before (or unknown)
+// writes nothing there.
+func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash, nextHash []byte) (*RefreshUse, error) {
 	if tx.db.dialect != Postgres {
 		// SQLite's RETURNING names only the updated table's columns: statements in process,
 		// the tenant and credentials read when asked.
@@ -127,7 +152,7 @@ func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash []byte) (*R
 		if err != nil {
 			return nil, err
 		}
-		return &RefreshUse{Token: t, Session: s, tx: tx}, nil
+		return &RefreshUse{Token: t, Session: s, tx: tx, next: nextHash}, nil
 	}
 	var t RefreshToken
 	var sr sessionRow
@@ -138,16 +163,23 @@ func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash []byte) (*R
 	var wrapped []byte
 	// The joins are inner on purpose for users and tenants (sessions' foreign keys keep both):
 	// a row the join misses is a token left unmarked, which the fallback below reads as reuse
-	// (fail closed). Only the person key may be missing (erased).
-	err := tx.queryRow(ctx, `UPDATE refresh_tokens rt SET used_at = $1
-		FROM sessions s
-			JOIN tenants t ON t.id = s.tenant_id
-			JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
-			LEFT JOIN person_keys pk ON pk.tenant_id = s.tenant_id AND pk.person_id = s.user_id
-		WHERE rt.token_hash = $2 AND rt.used_at IS NULL AND s.id = rt.session_id
-		RETURNING `+prefixedSessionCols+`, rt.id, rt.expires_at, `+prefixedTenantCols+`, `+prefixedUserCols+`,
-			u.password_hash, u.token_version, u.must_change_password, pk.wrapped`, tx.now, secretHash).
-		Scan(slices.Concat(sr.dest(), []any{&t.ID, &t.ExpiresAt}, tr.dest(), ur.dest(),
+	// (fail closed). Only the person key may be missing (erased). The other statements of the
+	// WITH see the rows as they were before it (the session's last_seen_at read is the old one)
+	// and write nothing when the token was not marked.
+	err := tx.queryRow(ctx, `WITH used AS (
+			UPDATE refresh_tokens rt SET used_at = $1
+			FROM sessions s
+				JOIN tenants t ON t.id = s.tenant_id
+				JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
+				LEFT JOIN person_keys pk ON pk.tenant_id = s.tenant_id AND pk.person_id = s.user_id
+			WHERE rt.token_hash = $2 AND rt.used_at IS NULL AND s.id = rt.session_id
+			RETURNING `+prefixedSessionCols+`, rt.id, rt.session_id, rt.expires_at, `+prefixedTenantCols+`, `+prefixedUserCols+`,
+				u.password_hash, u.token_version, u.must_change_password, pk.wrapped),
+		touched AS (UPDATE sessions SET last_seen_at = $1 WHERE id IN (SELECT session_id FROM used) AND revoked_at IS NULL),
+		next AS (INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at)
+			SELECT $3, session_id, $4, $1, absolute_expires_at FROM used)
+		SELECT * FROM used`, tx.now, secretHash, tutela.NewID(), nextHash).
+		Scan(slices.Concat(sr.dest(), []any{&t.ID, &t.SessionID, &t.ExpiresAt}, tr.dest(), ur.dest(),
 			[]any{&hash, &c.TokenVersion, &c.MustChangePassword, &wrapped})...)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Nothing marked: used before, or unknown. The rare paths take the statements they
@@ -160,7 +192,7 @@ func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash []byte) (*R
 		if err != nil {
 			return nil, err
 		}
-		return &RefreshUse{Token: used, Session: s, tx: tx}, nil
+		return &RefreshUse{Token: used, Session: s, tx: tx, next: nextHash}, nil
 	}
 	if err != nil {
 		return nil, mapErr(err)
@@ -168,8 +200,9 @@ func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash []byte) (*R
 	s, _ := sr.session()
 	var sealed *sealedUser
 	c.User, sealed = ur.user()
-	t.SessionID, t.ExpiresAt, c.PasswordHash = s.ID, t.ExpiresAt.UTC(), hash.String
-	return &RefreshUse{Token: &t, Session: s, tx: tx, tenant: tr.tenant(), cred: &c, sealed: sealed, wrapped: wrapped}, nil
+	t.ExpiresAt, c.PasswordHash = t.ExpiresAt.UTC(), hash.String
+	return &RefreshUse{Token: &t, Session: s, tx: tx, next: nextHash, renewed: true,
+		tenant: tr.tenant(), cred: &c, sealed: sealed, wrapped: wrapped}, nil
 }
 
 // prefixedSessionCols is sessionCols of the table aliased s (a constant, like every query

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ var RefreshTests = []Test{
 	{"RefreshTokenConcurrentUsesOneWins", testRefreshConcurrentUse},
 	{"RefreshRenewTouchesSessionAndStoresNext", testRefreshRenew},
 	{"RefreshUseReadsTenantAndCredentials", testRefreshUseReads},
+	{"RefreshUseRenewStoresTheNextTokenOnce", testRefreshUseRenew},
 }
 
 // refreshFixture is a user's session with one refresh token, "rt-0".
@@ -42,7 +44,7 @@ func useRefresh(t *testing.T, db *sqlstore.DB, token string) (*sqlstore.RefreshT
 	var rt *sqlstore.RefreshToken
 	var s *sqlstore.Session
 	err := db.Update(ctx, func(tx *sqlstore.Tx) error {
-		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(token))
+		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(token), sqlstore.HashToken("next-"+token))
 		if use != nil {
 			rt, s = use.Token, use.Session
 		}
@@ -139,7 +141,9 @@ func testRefreshRenew(t *testing.T, open Opener) {
 // not found, as everywhere.
 func testRefreshUseReads(t *testing.T, open Opener) {
 	db, clock, s := refreshFixture(t, open)
-	update(t, db, func(tx *sqlstore.Tx) error { return tx.Users(s.TenantID).SetPasswordHash(ctx, s.UserID, "$argon2id$test") })
+	update(t, db, func(tx *sqlstore.Tx) error {
+		return tx.Users(s.TenantID).SetPasswordHash(ctx, s.UserID, "$argon2id$test")
+	})
 	var want *sqlstore.Credentials
 	var wantTenant *tutela.Tenant
 	update(t, db, func(tx *sqlstore.Tx) (err error) {
@@ -163,7 +167,7 @@ func testRefreshUseReads(t *testing.T, open Opener) {
 	clock.Add(time.Minute)
 	for _, name := range []string{"first use", "reuse"} {
 		update(t, db, func(tx *sqlstore.Tx) error {
-			use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-0"))
+			use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-0"), sqlstore.HashToken("next-"+name))
 			if err != nil {
 				return err
 			}
@@ -184,7 +188,7 @@ func testRefreshUseReads(t *testing.T, open Opener) {
 			Trigger: sqlstore.ErasureRequest, Reason: "the data subject asked", LegalBasis: "GDPR Art. 17(1)(a)"})
 	})
 	update(t, db, func(tx *sqlstore.Tx) error {
-		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-1"))
+		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-1"), sqlstore.HashToken("rt-2"))
 		if err != nil || use.Token.UsedAt != nil || use.Session.ID != s.ID {
 			t.Fatalf("token of an erased user: %+v, %v", use, err)
 		}
@@ -192,4 +196,69 @@ func testRefreshUseReads(t *testing.T, open Opener) {
 		mustCode(t, err, tutela.ENOTFOUND)
 		return nil
 	})
+}
+
+// testRefreshUseRenew: after a use, Renew leaves exactly one next token (usable, of the same
+// session, expiring with it) and the session touched; a use whose transaction rolls back (a
+// refused refresh) leaves the token unused and no next token, even where the use's statement
+// already wrote it (PostgreSQL); a reuse stores nothing.
+func testRefreshUseRenew(t *testing.T, open Opener) {
+	db, clock, s := refreshFixture(t, open)
+	tokens := func() int {
+		return count(t, db, `SELECT count(*) FROM refresh_tokens WHERE session_id = $1`, s.ID)
+	}
+	refused := errors.New("refused after the use")
+	clock.Add(time.Minute)
+	err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+		if _, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-0"), sqlstore.HashToken("rt-refused")); err != nil {
+			return err
+		}
+		return refused
+	})
+	if !errors.Is(err, refused) || tokens() != 1 {
+		t.Fatalf("refused use: %v, %d tokens; want the refusal and the one token", err, tokens())
+	}
+	clock.Add(time.Minute)
+	update(t, db, func(tx *sqlstore.Tx) error {
+		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-0"), sqlstore.HashToken("rt-1"))
+		if err != nil {
+			return err
+		}
+		if use.Token.UsedAt != nil {
+			t.Errorf("the refused use marked the token: used at %v", use.Token.UsedAt)
+		}
+		if err := use.Renew(ctx); err != nil {
+			return err
+		}
+		return use.Renew(ctx) // a second call stores nothing more
+	})
+	next, got, err := useRefresh(t, db, "rt-1")
+	if err != nil || next.UsedAt != nil || got.ID != s.ID || !next.ExpiresAt.Equal(s.AbsoluteExpiry) {
+		t.Fatalf("next token: %+v, %+v, %v; want unused, of session %s, expiring %v", next, got, err, s.ID, s.AbsoluteExpiry)
+	}
+	if want := clock.Now().UTC().Truncate(time.Microsecond); !got.LastSeenAt.Equal(want) {
+		t.Fatalf("last seen %v, want %v (the renewal touches the session)", got.LastSeenAt, want)
+	}
+	if _, _, err := useRefresh(t, db, "rt-refused"); tutela.ErrorCode(err) != tutela.ENOTFOUND {
+		t.Fatalf("the refused use's next token: %v, want not_found", err)
+	}
+	// rt-0, rt-1 and, on PostgreSQL, the next of rt-1 (useRefresh does not call Renew).
+	want := 2
+	if db.Dialect() == sqlstore.Postgres {
+		want = 3
+	}
+	if n := tokens(); n != want {
+		t.Fatalf("%d tokens of the session, want %d", n, want)
+	}
+	// A reuse stores nothing.
+	update(t, db, func(tx *sqlstore.Tx) error {
+		use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken("rt-0"), sqlstore.HashToken("rt-reuse"))
+		if err == nil && use.Token.UsedAt == nil {
+			t.Error("reuse not reported")
+		}
+		return err
+	})
+	if n := tokens(); n != want {
+		t.Fatalf("a reuse stored a token: %d, want %d", n, want)
+	}
 }
