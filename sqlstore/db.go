@@ -346,8 +346,12 @@ func (db *DB) provider() (*goose.Provider, error) {
 	return goose.NewProvider(d, db.write, fsys, opts...)
 }
 
-// Migrate applies every pending migration.
+// Migrate applies every pending migration; a new SQLite database starts from the baseline
+// (applyBaseline).
 func (db *DB) Migrate(ctx context.Context) error {
+	if _, err := db.applyBaseline(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	p, err := db.provider()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
