@@ -278,9 +278,9 @@ func TestThrottle_OneSourceCannotFillTheAccountCounter(t *testing.T) {
 // Once misaligned, the windows stay misaligned, so the attacker can keep the account locked.
 func TestLogin_OneSourceCannotLockAfterTheUsersOwnSignIn(t *testing.T) {
 	t.Parallel()
-	now := t0
-	clock := func() time.Time { return now }
-	s, _ := newTestService(t, sqlstore.SQLite, clock, Config{}, "ana@example.org")
+	// Goroutine-safe: the store's background epoch poller reads the clock too.
+	clock := clocktest.New(t0)
+	s, _ := newTestService(t, sqlstore.SQLite, clock.Now, Config{}, "ana@example.org")
 	const right = rightPassword
 	login := func(ip, pw string) error { return signInAs(s, "ana@example.org", ip, pw) }
 	const attacker, user = "203.0.113.66", "192.0.2.10"
@@ -296,14 +296,14 @@ func TestLogin_OneSourceCannotLockAfterTheUsersOwnSignIn(t *testing.T) {
 		{61 * time.Second, attacker, "guess", 3},
 	}
 	for _, st := range steps {
-		now = now.Add(st.after)
+		clock.Add(st.after)
 		for range st.n {
 			err := login(st.ip, st.pw)
 			if st.pw == right && err != nil {
-				t.Fatalf("user sign-in at %v: %v", now.Sub(t0), err)
+				t.Fatalf("user sign-in at %v: %v", clock.Now().Sub(t0), err)
 			}
 			if st.pw != right && tutela.ErrorCode(err) != tutela.EINVALIDCREDENTIALS {
-				t.Fatalf("attacker at %v: %v, want invalid_credentials", now.Sub(t0), err)
+				t.Fatalf("attacker at %v: %v, want invalid_credentials", clock.Now().Sub(t0), err)
 			}
 		}
 	}
