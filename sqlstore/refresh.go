@@ -47,23 +47,15 @@ func (tx *Tx) UseRefreshToken(ctx context.Context, secretHash []byte) (*RefreshT
 // usedRefreshToken is UseRefreshToken's answer when nothing was marked: the token was used
 // before (returned with UsedAt set, for the caller's reuse detection), or it is unknown.
 func (tx *Tx) usedRefreshToken(ctx context.Context, secretHash []byte) (*RefreshToken, error) {
-	var t RefreshToken
-	var used sql.NullTime
-	err := tx.queryRow(ctx, `SELECT id, session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1`, secretHash).
-		Scan(&t.ID, &t.SessionID, &t.ExpiresAt, &used)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, tutela.Errorf(tutela.ENOTFOUND, "refresh token not found")
-	}
+	t, err := tx.PeekRefreshToken(ctx, secretHash)
 	if err != nil {
 		return nil, err
 	}
-	t.ExpiresAt = t.ExpiresAt.UTC()
-	u := tx.now // not markable a moment ago yet unmarked now: reuse all the same (fail closed)
-	if used.Valid {
-		u = used.Time.UTC()
+	if t.UsedAt == nil {
+		u := tx.now // not markable a moment ago yet unmarked now: reuse all the same (fail closed)
+		t.UsedAt = &u
 	}
-	t.UsedAt = &u
-	return &t, nil
+	return t, nil
 }
 
 // RefreshUse is a refresh token used by UseRefreshTokenSession, its session, and what a
