@@ -20,6 +20,10 @@ import (
 // kilobytes of SQLite memory); the least recently used is finalized first.
 const stmtCacheSize = 128
 
+// maxCachedQuery is the longest query text kept compiled: the store's queries are a few hundred
+// bytes to a few kilobytes; a longer one is a script run once (the SQLite baseline, 77 KB).
+const maxCachedQuery = 16 << 10
+
 // cachingConnector opens SQLite connections that keep their statements compiled.
 type cachingConnector struct{ inner driver.Connector }
 
@@ -86,6 +90,9 @@ func newCachingConn(c driver.Conn) (driver.Conn, error) {
 // statement returns the compiled statement of query, compiling it on first use; nil when it
 // is in use by open rows (the caller then runs the query uncached).
 func (c *cachingConn) statement(ctx context.Context, query string) (*cachedStmt, error) {
+	if len(query) > maxCachedQuery {
+		return nil, nil
+	}
 	if e, ok := c.stmts[query]; ok {
 		cs := e.Value.(*cachedStmt)
 		if cs.busy {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -116,6 +117,26 @@ func TestStmtCache_Bounded(t *testing.T) {
 	}
 	if n := cachedCount(t, db); n != stmtCacheSize {
 		t.Fatalf("%d statements cached, want %d", n, stmtCacheSize)
+	}
+}
+
+// A script longer than maxCachedQuery (the SQLite baseline) runs, and is not kept compiled.
+func TestStmtCache_LongScriptRunsUncached(t *testing.T) {
+	db := openCachePool(t)
+	script := strings.Repeat("INSERT INTO t (v) VALUES ('x');\n", maxCachedQuery/32+1)
+	if len(script) <= maxCachedQuery {
+		t.Fatalf("script of %d bytes is not long enough", len(script))
+	}
+	before := cachedCount(t, db)
+	if _, err := db.Exec(script); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != maxCachedQuery/32+1 {
+		t.Fatalf("rows after the script: %d, %v", n, err)
+	}
+	if got := cachedCount(t, db); got != before+1 { // the count query only
+		t.Fatalf("%d statements cached after the script, want %d", got, before+1)
 	}
 }
 
