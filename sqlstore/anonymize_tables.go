@@ -62,7 +62,9 @@ var anonymizedTables = map[string]map[string]string{
 		"actor_id": anonCopyKey, "action": anonCopyKey, "target_type": anonCopyKey, "target_id": anonCopyKey, "outcome": anonCopyKey,
 		"request_id": anonCopyKey, "canonical": anonCopyKey, "leaf_hash": anonCopyKey},
 	// The copy's sequencer queue holds the copy's own events, queued as they are recorded.
-	"audit_pending": {"pos": "the positions of the copy's own events, queued as the copy records them"},
+	"audit_pending": {"pos": "the positions of the copy's own events, queued as the copy records them",
+		"time": "the times of the copy's own events (PostgreSQL), queued with them"},
+	"audit_event_ids": {"id": "the ids of the copy's own events (PostgreSQL), registered as the copy records them"},
 }
 
 // notAnonymizedTables are the tables the copy leaves empty, and why.

@@ -84,9 +84,14 @@ func (tx *Tx) auditMany(ctx context.Context, sealCtx func(int) context.Context, 
 			args = append(args, e.ID, e.Time, e.TenantID, e.ActorType, e.ActorID, e.Action,
 				e.TargetType, e.TargetID, e.Outcome, e.RequestID, c, leaf[:])
 		}
-		q.WriteString(` RETURNING pos`)
 		if tx.db.dialect == Postgres {
-			q.WriteString(`) INSERT INTO audit_pending (pos) SELECT pos FROM e`)
+			// audit_events is partitioned by month (migration 00041): audit_event_ids keeps ids
+			// unique across the months, and the queue carries the time so a round finds the event
+			// in its own partition.
+			q.WriteString(` RETURNING pos, id, time), i AS (INSERT INTO audit_event_ids (id) SELECT id FROM e)
+				INSERT INTO audit_pending (pos, time) SELECT pos, time FROM e`)
+		} else {
+			q.WriteString(` RETURNING pos`)
 		}
 		if err := tx.insertAuditEvents(ctx, q.String(), args, len(batch)); err != nil {
 			if tutela.ErrorCode(err) == tutela.ECONFLICT {
@@ -411,11 +416,28 @@ const ActionAuditPrune = "audit.prune"
 // record (which the append-only trigger requires before it lets a body go) and an audit event.
 // It needs a role with DELETE on audit_events, which the runtime role does not have: run it as
 // the owner, from `tutela audit prune`.
+//
+// On PostgreSQL audit_events is partitioned by month (migration 00041): the months entirely
+// before the cutoff whose events are all sequenced are detached and dropped whole, in the same
+// transaction (prunePartitions); the rest goes row by row as on SQLite.
 func (db *DB) AuditPrune(ctx context.Context, before time.Time, actor audit.Event) (pruned int64, err error) {
 	before = before.UTC().Truncate(time.Microsecond)
+	if db.dialect == Postgres && !before.After(db.now()) {
+		// Rows of past months still in the default partition (a restore, a clock that was
+		// behind) move to their month's partition first, so that month can go whole.
+		if _, err := db.AuditEnsurePartitions(ctx); err != nil {
+			return 0, err
+		}
+	}
 	err = db.Update(ctx, func(tx *Tx) error {
 		if before.After(tx.now) {
 			return tutela.FieldErrorf("before", "cannot prune events from the future")
+		}
+		if db.dialect == Postgres {
+			// One prune at a time, and none while audit_ensure_partitions attaches a partition.
+			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock($1)`, LockAuditPartitions); err != nil {
+				return err
+			}
 		}
 		id := tutela.NewID()
 		if _, err := tx.exec(ctx, `INSERT INTO audit_prunes (id, cutoff, created_at) VALUES ($1, $2, $3)`,
@@ -429,13 +451,19 @@ func (db *DB) AuditPrune(ctx context.Context, before time.Time, actor audit.Even
 		} else if _, err := tx.exec(ctx, `INSERT INTO audit_prune_gate (prune_id) VALUES ($1)`, id); err != nil {
 			return err
 		}
-		res, err := tx.exec(ctx, `DELETE FROM audit_events WHERE time < $1
-			AND EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = audit_events.id)`, before)
-		if err != nil {
-			return err
-		}
-		if pruned, err = res.RowsAffected(); err != nil {
-			return err
+		if db.dialect == Postgres {
+			if pruned, err = tx.prunePartitions(ctx, before); err != nil {
+				return err
+			}
+		} else {
+			res, err := tx.exec(ctx, `DELETE FROM audit_events WHERE time < $1
+				AND EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = audit_events.id)`, before)
+			if err != nil {
+				return err
+			}
+			if pruned, err = res.RowsAffected(); err != nil {
+				return err
+			}
 		}
 		if db.dialect == Postgres {
 			_, err = tx.exec(ctx, `SELECT set_config('tutela.audit_prune', 'off', true)`)

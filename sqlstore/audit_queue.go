@@ -62,7 +62,7 @@ func (tx *Tx) insertAuditEvents(ctx context.Context, q string, args []any, n int
 // append. A queue entry whose event is missing or already in the log is removed and returned in
 // dropped (see Step).
 func (s *Sequencer) pending(ctx context.Context, tx *Tx) (out []pendingEvent, dropped []int64, err error) {
-	rows, err := tx.query(ctx, queuedEventsQuery, s.opt.BatchSize)
+	rows, err := tx.query(ctx, queuedEventsQuery(tx.db.dialect), s.opt.BatchSize)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,19 +104,36 @@ func (s *Sequencer) pending(ctx context.Context, tx *Tx) (out []pendingEvent, dr
 	return out, dropped, nil
 }
 
-// queueCountQuery and queueOldestQuery are AuditPending's: how many events wait, and the time of
-// the one with the smallest pos.
-const (
-	queueCountQuery  = `SELECT COUNT(*) FROM audit_pending`
-	queueOldestQuery = `SELECT e.time FROM audit_events e WHERE e.pos = (SELECT MIN(q.pos) FROM audit_pending q)`
-)
+// queueCountQuery is AuditPending's count of waiting events.
+const queueCountQuery = `SELECT COUNT(*) FROM audit_pending`
+
+// queueOldestQuery is AuditPending's time of the waiting event with the smallest pos (no row
+// when that entry has no event). On PostgreSQL the entry's time leads to the event's partition.
+func queueOldestQuery(d Dialect) string {
+	if d == Postgres {
+		return `SELECT e.time FROM (SELECT pos, time FROM audit_pending ORDER BY pos LIMIT 1) q
+	JOIN audit_events e ON e.pos = q.pos AND e.time = q.time`
+	}
+	return `SELECT e.time FROM audit_events e WHERE e.pos = (SELECT MIN(q.pos) FROM audit_pending q)`
+}
 
 // queuedEventsQuery reads the queue's first $1 positions with their events (NULL for none) and
-// whether each is in the log already.
-const queuedEventsQuery = `SELECT q.pos, e.id, e.time, e.leaf_hash, l.idx IS NOT NULL
+// whether each is in the log already. On PostgreSQL audit_events is partitioned by month
+// (migration 00041) and its key is (pos, time): joining on both lets the executor prune to the
+// event's own partition for each queue entry (run-time pruning in the nested loop), so a round
+// reads one index per event however many months the table holds.
+func queuedEventsQuery(d Dialect) string {
+	if d == Postgres {
+		return `SELECT q.pos, e.id, e.time, e.leaf_hash, l.idx IS NOT NULL
+	FROM (SELECT pos, time FROM audit_pending ORDER BY pos LIMIT $1) q
+	LEFT JOIN audit_events e ON e.pos = q.pos AND e.time = q.time
+	LEFT JOIN audit_log l ON l.event_id = e.id`
+	}
+	return `SELECT q.pos, e.id, e.time, e.leaf_hash, l.idx IS NOT NULL
 	FROM (SELECT pos FROM audit_pending ORDER BY pos LIMIT $1) q
 	LEFT JOIN audit_events e ON e.pos = q.pos
 	LEFT JOIN audit_log l ON l.event_id = e.id`
+}
 
 // sequencerPlan is run by a PostgreSQL round before its reads: for this transaction only, no
 // sequential scan, hash join or merge join, so every read goes by index whatever the planner
@@ -192,7 +209,11 @@ func (db *DB) AuditRequeue(ctx context.Context, actor audit.Event) (n int64, err
 		if err != nil {
 			return mapErr(err)
 		}
-		res, err := tx.exec(ctx, `INSERT INTO audit_pending (pos) SELECT e.pos FROM audit_events e
+		cols := `pos) SELECT e.pos`
+		if tx.db.dialect == Postgres {
+			cols = `pos, time) SELECT e.pos, e.time`
+		}
+		res, err := tx.exec(ctx, `INSERT INTO audit_pending (`+cols+` FROM audit_events e
 			WHERE NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = e.id)
 			AND NOT EXISTS (SELECT 1 FROM audit_pending q WHERE q.pos = e.pos)`)
 		if err != nil {

@@ -44,6 +44,10 @@ func TestAudit_RuntimeRoleCannotRewrite(t *testing.T) {
 		// The sequencer's heartbeat (one row, rewritten each round) is not part of the log.
 		`GRANT SELECT, INSERT, UPDATE ON audit_sequencer TO ` + role,
 		`GRANT USAGE ON SEQUENCE audit_events_pos_seq TO ` + role,
+		// Event ids, unique across the monthly partitions (migration 00041), and the function
+		// that creates partitions ahead as the owner.
+		`GRANT SELECT, INSERT ON audit_event_ids TO ` + role,
+		`GRANT EXECUTE ON FUNCTION audit_ensure_partitions(integer) TO ` + role,
 	} {
 		if _, err := owner.SQL().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -71,7 +75,7 @@ func TestAudit_RuntimeRoleCannotRewrite(t *testing.T) {
 	if n, err := sqlstore.NewSequencer(rt, signer, "tutela.test/audit", sqlstore.SequencerOptions{}).Step(ctx); err != nil || n != 1 {
 		t.Fatalf("runtime role cannot sequence: %d, %v", n, err)
 	}
-	for _, table := range []string{"audit_events", "audit_log", "audit_hashes", "audit_checkpoints", "audit_prunes"} {
+	for _, table := range []string{"audit_events", "audit_log", "audit_hashes", "audit_checkpoints", "audit_prunes", "audit_event_ids"} {
 		for _, q := range []string{
 			`UPDATE ` + table + ` SET created_at = created_at`,
 			`DELETE FROM ` + table,
@@ -82,6 +86,9 @@ func TestAudit_RuntimeRoleCannotRewrite(t *testing.T) {
 				if table == "audit_hashes" {
 					q = strings.Replace(q, "leaf_hash = leaf_hash", "hash = hash", 1)
 				}
+			}
+			if table == "audit_event_ids" {
+				q = strings.Replace(q, "created_at = created_at", "id = id", 1)
 			}
 			_, err := rt.SQL().ExecContext(ctx, q)
 			if err == nil || !strings.Contains(err.Error(), "permission denied") {

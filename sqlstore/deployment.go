@@ -178,7 +178,7 @@ func (db *DB) AuditPending(ctx context.Context) (AuditPending, error) {
 		// The queue's oldest entry is its smallest pos; its event's time is the oldest wait (a
 		// pos may be older than its time by the length of a transaction, which Grace absorbs).
 		// Not MIN(time): SQLite would return the aggregate as text, not a time.
-		err := db.read.QueryRowContext(ctx, queueOldestQuery).Scan(&oldest)
+		err := db.read.QueryRowContext(ctx, queueOldestQuery(db.dialect)).Scan(&oldest)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return p, mapErr(err)
 		}

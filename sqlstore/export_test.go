@@ -30,18 +30,19 @@ func (db *DB) CommitWritersForTest() int { return db.commitWriters() }
 const MaxBatchDurationForTest = maxBatchDuration
 
 // SequencerQueries returns the statements a sequencer round and AuditPending run against the
-// queue and the log, each with the arguments to EXPLAIN it with (n queued positions from pos).
-func SequencerQueries(n int, pos int64) map[string][]any {
+// queue and the log in dialect d, each with the arguments to EXPLAIN it with (n queued positions
+// from pos).
+func SequencerQueries(d Dialect, n int, pos int64) map[string][]any {
 	ps := make([]any, n)
 	for i := range ps {
 		ps[i] = pos + int64(i)
 	}
 	return map[string][]any{
-		queuedEventsQuery: {10_000},
-		queueDeleteRange:  {pos, pos + int64(n) - 1},
+		queuedEventsQuery(d): {10_000},
+		queueDeleteRange:     {pos, pos + int64(n) - 1},
 		`DELETE FROM audit_pending WHERE pos IN (` + placeholders(n) + `)`: ps,
-		queueCountQuery:  nil,
-		queueOldestQuery: nil,
+		queueCountQuery:     nil,
+		queueOldestQuery(d): nil,
 		`SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log`: nil,
 	}
 }

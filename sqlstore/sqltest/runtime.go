@@ -13,9 +13,12 @@ import (
 // AppendOnlyTables are the tables whose rows are evidence: triggers refuse UPDATE, DELETE and
 // TRUNCATE even to the owner, and the runtime role is not granted them at all, so a stolen
 // runtime credential cannot even try (docs/audit.md, "Privileges"). audit_prunes is written
-// only by `tutela audit prune`, which runs as the owner.
+// only by `tutela audit prune`, which runs as the owner. audit_event_ids keeps event ids unique
+// across audit_events' monthly partitions. The partitions themselves live in schema
+// audit_partitions, on which the runtime role has no USAGE: it reaches their rows only through
+// audit_events.
 var AppendOnlyTables = []string{"audit_events", "audit_log", "audit_hashes", "audit_checkpoints", "audit_prunes",
-	"erasures", "consent_records", "dsr_steps"}
+	"audit_event_ids", "erasures", "consent_records", "dsr_steps"}
 
 // RuntimeGrants are the statements, run as the owner after every migration, that let role
 // serve Tutela from database without owning its tables: so row-level security applies to it
@@ -32,6 +35,8 @@ func RuntimeGrants(role, database string) []string {
 		// are progress, not evidence, and keep UPDATE from the line above).
 		`REVOKE UPDATE, DELETE, TRUNCATE ON ` + appendOnly + ` FROM ` + role,
 		`REVOKE INSERT ON audit_prunes FROM ` + role,
+		// Creates audit_events' partitions ahead as the owner (SECURITY DEFINER, migration 00041).
+		`GRANT EXECUTE ON FUNCTION audit_ensure_partitions(integer) TO ` + role,
 		// The schema version is read (readyz), never written: migrations run as the owner.
 		`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON goose_db_version FROM ` + role,
 	}
