@@ -179,6 +179,11 @@ func (migrateUpCmd) Run(e *env) error {
 	if err := m.DB.Migrate(e.ctx); err != nil {
 		return err
 	}
+	// PostgreSQL: the audit_events partitions of this month and the next ones (nodes keep them
+	// ahead hourly; an upgrade creates them at once).
+	if _, err := m.DB.AuditEnsurePartitions(e.ctx); err != nil {
+		return fmt.Errorf("audit partitions: %w", err)
+	}
 	fmt.Fprintln(e.stdout, "migrations applied")
 	return nil
 }

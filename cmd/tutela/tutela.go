@@ -86,6 +86,9 @@ type Main struct {
 	acceptIssuerChange bool
 	// lastPurge is when this node last ran the retention sweep; only maintenance touches it.
 	lastPurge time.Time
+	// lastPartitions is when this node last made sure audit_events has its partitions ahead
+	// (PostgreSQL); only maintenance touches it.
+	lastPartitions time.Time
 	// sweepApprovals expires approval requests past their time and reminds approvers half way
 	// (httpapi.Server.SweepApprovals); nil until Serve builds the API.
 	sweepApprovals func(context.Context) (sqlstore.Sweep, error)
@@ -205,7 +208,32 @@ func (m *Main) maintenance(ctx context.Context) {
 			m.sweepApprovalsDue(ctx)
 			m.sweepIncidentsDue(ctx)
 			m.purgeDue(ctx, m.DB.Now())
+			m.auditPartitionsDue(ctx, m.DB.Now())
 		}
+	}
+}
+
+// auditPartitionsEvery is how often a node makes sure audit_events has the partitions of the
+// coming months (sqlstore.AuditPartitionsAhead). The first minute after start does it too.
+const auditPartitionsEvery = time.Hour
+
+// auditPartitionsDue creates audit_events' missing monthly partitions (PostgreSQL; the owner's
+// audit_ensure_partitions, which the runtime role may call) unless this node did less than
+// auditPartitionsEvery before now. A failure is logged and retried the next hour: inserts never
+// wait for it (a row without its month's partition goes to the default partition, and is moved
+// to its month when that partition is created).
+func (m *Main) auditPartitionsDue(ctx context.Context, now time.Time) {
+	if !m.lastPartitions.IsZero() && now.Sub(m.lastPartitions) < auditPartitionsEvery {
+		return
+	}
+	m.lastPartitions = now
+	n, err := m.DB.AuditEnsurePartitions(ctx)
+	if err != nil {
+		m.Logger.Error("audit partitions ahead", "err", err)
+		return
+	}
+	if n > 0 {
+		m.Logger.Info("audit partitions created", "count", n)
 	}
 }
 
