@@ -277,7 +277,7 @@ func (s *auditSource) Entries(ctx context.Context, fn func(audit.Entry) error) e
 	if err != nil {
 		return err
 	}
-	return s.entries(ctx, 0, s.size, cutoff, fn)
+	return s.entries(ctx, 0, s.size, cutoff, false, fn)
 }
 
 // entryColumns are the audit_events columns kept beside the canonical body (for filtering and
@@ -286,16 +286,27 @@ func (s *auditSource) Entries(ctx context.Context, fn func(audit.Entry) error) e
 var entryColumns = []string{"tenant_id", "actor_type", "actor_id", "action", "target_type", "target_id",
 	"outcome", "request_id"}
 
-// entries streams entries with from <= idx (< to when to >= 0).
-func (s *auditSource) entries(ctx context.Context, from, to int64, cutoff time.Time, fn func(audit.Entry) error) error {
+// entriesQuery reads the entries with $1 <= idx < $2 and their bodies (see entries).
+func entriesQuery(d Dialect, ranged bool) string {
+	join := `LEFT JOIN audit_events e ON e.id = l.event_id`
+	if ranged {
+		join = auditBodyJoin(d)
+	}
+	return `SELECT l.idx, l.event_id, l.time, l.leaf_hash, e.canonical, e.time, e.` + // #nosec G202 -- only the fixed entryColumns list and join are put in; values are bound parameters
+		strings.Join(entryColumns, ", e.") + `
+		FROM audit_log l ` + join + `
+		WHERE l.idx >= $1 AND l.idx < $2 ORDER BY l.idx`
+}
+
+// entries streams entries with from <= idx (< to when to >= 0). A ranged read (export,
+// shipping) finds each body by its id and time (auditBodyJoin), one partition per entry on
+// PostgreSQL; the whole-log read of Verify joins by id alone, so a body whose time column was
+// edited is still found and named (column_mismatch on audit_events.time).
+func (s *auditSource) entries(ctx context.Context, from, to int64, cutoff time.Time, ranged bool, fn func(audit.Entry) error) error {
 	if to < 0 {
 		to = math.MaxInt64
 	}
-	q := `SELECT l.idx, l.event_id, l.time, l.leaf_hash, e.canonical, e.time, e.` + // #nosec G202 -- only the fixed entryColumns list is joined in; values are bound parameters
-		strings.Join(entryColumns, ", e.") + `
-		FROM audit_log l LEFT JOIN audit_events e ON e.id = l.event_id
-		WHERE l.idx >= $1 AND l.idx < $2 ORDER BY l.idx`
-	rows, err := s.db.read.QueryContext(ctx, q, from, to)
+	rows, err := s.db.read.QueryContext(ctx, entriesQuery(s.db.dialect, ranged), from, to)
 	if err != nil {
 		return err
 	}
@@ -396,7 +407,7 @@ func (db *DB) AuditEntries(ctx context.Context, from, to int64) (_ []audit.Entry
 		return nil, err
 	}
 	var out []audit.Entry
-	err = (&auditSource{db: db}).entries(ctx, from, to, cutoff, func(e audit.Entry) error {
+	err = (&auditSource{db: db}).entries(ctx, from, to, cutoff, true, func(e audit.Entry) error {
 		e.Canonical = append([]byte(nil), e.Canonical...)
 		if e.Pruned {
 			e.Canonical = nil

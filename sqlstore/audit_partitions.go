@@ -39,6 +39,21 @@ func (db *DB) AuditEnsurePartitions(ctx context.Context) (created int, err error
 	return created, err
 }
 
+// auditBodyJoin joins audit_log l to the body of each entry as e, for reads of a range of the
+// log (export, shipping, monitoring). On PostgreSQL the body is looked up by id and time in a
+// LATERAL subquery: the lateral reference makes it a nested loop whatever the statistics say,
+// and the time prunes it to the entry's own month at run time (audit_log.time is the event's
+// time, copied by the sequencer), so a batch of 1,000 entries reads 1,000 index entries. A plain
+// join lets the planner, which does not count run-time pruning, hash every month of
+// audit_events instead (measured: 64 ms against 2 ms for 1,000 entries of 250,000 in 29
+// partitions). SQLite has one table and its id index.
+func auditBodyJoin(d Dialect) string {
+	if d == Postgres {
+		return `LEFT JOIN LATERAL (SELECT * FROM audit_events x WHERE x.id = l.event_id AND x.time = l.time LIMIT 1) e ON true`
+	}
+	return `LEFT JOIN audit_events e ON e.id = l.event_id`
+}
+
 // AuditPartition is one partition of audit_events: its table name in schema audit_partitions and
 // the first instant of its month (zero for the default partition).
 type AuditPartition struct {

@@ -47,6 +47,34 @@ func SequencerQueries(d Dialect, n int, pos int64) map[string][]any {
 	}
 }
 
+// AuditRangeQueries returns the statements that read a range of the log with its bodies
+// (AuditEntries for export and shipping, MonitorEvents), each with arguments for a range of n
+// entries from index from.
+func AuditRangeQueries(d Dialect, from, n int64) map[string][]any {
+	return map[string][]any{
+		entriesQuery(d, true): {from, from + n},
+		monitorEventsQuery(d): {from, n},
+	}
+}
+
+// Explain returns PostgreSQL's EXPLAIN lines for q (args bound), planned as the store plans it
+// outside a sequencer round.
+func (db *DB) Explain(ctx context.Context, q string, args ...any) (plan []string, err error) {
+	rows, err := db.read.QueryContext(ctx, "EXPLAIN "+q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, err
+		}
+		plan = append(plan, line)
+	}
+	return plan, rows.Err()
+}
+
 // ExplainAsSequencer returns the plan of q (args bound) in a transaction set up as a sequencer
 // round's: SQLite's EXPLAIN QUERY PLAN details, PostgreSQL's EXPLAIN lines.
 func (db *DB) ExplainAsSequencer(ctx context.Context, q string, args ...any) (plan []string, err error) {

@@ -87,13 +87,18 @@ func (tx *Tx) SetMonitorCursor(ctx context.Context, next int64) error {
 	return mapErr(err)
 }
 
+// monitorEventsQuery reads up to $2 entries from index $1 with their bodies' columns.
+func monitorEventsQuery(d Dialect) string {
+	return `SELECT l.idx, l.event_id, l.time, e.tenant_id, e.actor_type, e.actor_id, e.action,
+			e.target_type, e.target_id, e.outcome, e.canonical
+		FROM audit_log l ` + auditBodyJoin(d) + `
+		WHERE l.idx >= $1 ORDER BY l.idx LIMIT $2`
+}
+
 // MonitorEvents returns up to limit sequenced events with index >= from, in log order. An
 // entry whose body was pruned (retention) is returned with only its index and ID.
 func (tx *Tx) MonitorEvents(ctx context.Context, from int64, limit int) ([]MonitorEvent, error) {
-	rows, err := tx.query(ctx, `SELECT l.idx, l.event_id, l.time, e.tenant_id, e.actor_type, e.actor_id, e.action,
-			e.target_type, e.target_id, e.outcome, e.canonical
-		FROM audit_log l LEFT JOIN audit_events e ON e.id = l.event_id
-		WHERE l.idx >= $1 ORDER BY l.idx LIMIT $2`, from, limit)
+	rows, err := tx.query(ctx, monitorEventsQuery(tx.db.dialect), from, limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}
