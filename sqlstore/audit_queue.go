@@ -61,10 +61,25 @@ func (tx *Tx) insertAuditEvents(ctx context.Context, q string, args []any, n int
 // round takes it, so nothing is skipped, and audit_log's unique event_id still refuses a second
 // append. A queue entry whose event is missing or already in the log is removed and returned in
 // dropped (see Step).
+//
+// On PostgreSQL audit_events is partitioned by month (migration 00041) and the queue carries
+// each event's time: the round reads the queue first (queueHeadQuery), then looks the events up
+// by (pos, time) bounded by the batch's first and last time (queuedEventsByKeyQuery), so the
+// executor keeps only the months the batch spans (usually one) and probes one primary key per
+// event. One joined statement would keep every month in a nested loop that re-prunes per row:
+// measured 142 ms against 44-57 ms for 10,000 events in 29 partitions (34 ms unpartitioned).
 func (s *Sequencer) pending(ctx context.Context, tx *Tx) (out []pendingEvent, dropped []int64, err error) {
-	rows, err := tx.query(ctx, queuedEventsQuery(tx.db.dialect), s.opt.BatchSize)
+	var rows *sql.Rows
+	if tx.db.dialect == Postgres {
+		rows, err = queuedEventsPostgres(ctx, tx, s.opt.BatchSize)
+	} else {
+		rows, err = tx.query(ctx, queuedEventsQuery, s.opt.BatchSize)
+	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if rows == nil {
+		return nil, nil, nil
 	}
 	var queued []int64
 	for rows.Next() {
@@ -117,22 +132,62 @@ func queueOldestQuery(d Dialect) string {
 	return `SELECT e.time FROM audit_events e WHERE e.pos = (SELECT MIN(q.pos) FROM audit_pending q)`
 }
 
-// queuedEventsQuery reads the queue's first $1 positions with their events (NULL for none) and
-// whether each is in the log already. On PostgreSQL audit_events is partitioned by month
-// (migration 00041) and its key is (pos, time): joining on both lets the executor prune to the
-// event's own partition for each queue entry (run-time pruning in the nested loop), so a round
-// reads one index per event however many months the table holds.
-func queuedEventsQuery(d Dialect) string {
-	if d == Postgres {
-		return `SELECT q.pos, e.id, e.time, e.leaf_hash, l.idx IS NOT NULL
-	FROM (SELECT pos, time FROM audit_pending ORDER BY pos LIMIT $1) q
-	LEFT JOIN audit_events e ON e.pos = q.pos AND e.time = q.time
-	LEFT JOIN audit_log l ON l.event_id = e.id`
-	}
-	return `SELECT q.pos, e.id, e.time, e.leaf_hash, l.idx IS NOT NULL
+// queuedEventsQuery (SQLite) reads the queue's first $1 positions with their events (NULL for
+// none) and whether each is in the log already.
+const queuedEventsQuery = `SELECT q.pos, e.id, e.time, e.leaf_hash, l.idx IS NOT NULL
 	FROM (SELECT pos FROM audit_pending ORDER BY pos LIMIT $1) q
 	LEFT JOIN audit_events e ON e.pos = q.pos
 	LEFT JOIN audit_log l ON l.event_id = e.id`
+
+// queueHeadQuery (PostgreSQL) reads the queue's first $1 entries by its primary key.
+const queueHeadQuery = `SELECT pos, time FROM audit_pending ORDER BY pos LIMIT $1`
+
+// queuedEventsByKeyQuery (PostgreSQL) is queuedEventsQuery for the queue entries $1 (positions)
+// and $2 (their times), whose times lie within $3..$4: the bounds prune audit_events to the
+// months they span before the first row is read, and the LATERAL lookup (a nested loop by
+// construction) probes the primary key (pos, time) once per entry. As a plain join the planner
+// may instead read the month through another index by the time range alone.
+const queuedEventsByKeyQuery = `SELECT q.pos, e.id, e.time, e.leaf_hash, l.idx IS NOT NULL
+	FROM unnest($1::bigint[], $2::timestamptz[]) AS q(pos, time)
+	LEFT JOIN LATERAL (SELECT x.id, x.time, x.leaf_hash FROM audit_events x
+		WHERE x.pos = q.pos AND x.time = q.time AND x.time >= $3 AND x.time <= $4 LIMIT 1) e ON true
+	LEFT JOIN audit_log l ON l.event_id = e.id`
+
+// queuedEventsPostgres runs queueHeadQuery and then queuedEventsByKeyQuery for what it read; nil
+// rows when the queue is empty.
+func queuedEventsPostgres(ctx context.Context, tx *Tx, limit int) (*sql.Rows, error) {
+	head, err := tx.query(ctx, queueHeadQuery, limit)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		pos    []int64
+		times  []time.Time
+		t0, t1 time.Time
+	)
+	for head.Next() {
+		var p int64
+		var t time.Time
+		if err := head.Scan(&p, &t); err != nil {
+			head.Close()
+			return nil, err
+		}
+		if len(pos) == 0 || t.Before(t0) {
+			t0 = t
+		}
+		if len(pos) == 0 || t.After(t1) {
+			t1 = t
+		}
+		pos, times = append(pos, p), append(times, t)
+	}
+	head.Close()
+	if err := head.Err(); err != nil {
+		return nil, err
+	}
+	if len(pos) == 0 {
+		return nil, nil
+	}
+	return tx.query(ctx, queuedEventsByKeyQuery, pos, times, t0, t1)
 }
 
 // sequencerPlan is run by a PostgreSQL round before its reads: for this transaction only, no

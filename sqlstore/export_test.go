@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // ExecForBench runs a statement in tx: the plaintext baselines of the subject benchmarks write
@@ -34,17 +35,26 @@ const MaxBatchDurationForTest = maxBatchDuration
 // from pos).
 func SequencerQueries(d Dialect, n int, pos int64) map[string][]any {
 	ps := make([]any, n)
+	keys, times := make([]int64, n), make([]time.Time, n)
+	now := time.Now().UTC()
 	for i := range ps {
 		ps[i] = pos + int64(i)
+		keys[i], times[i] = pos+int64(i), now
 	}
-	return map[string][]any{
-		queuedEventsQuery(d): {10_000},
-		queueDeleteRange:     {pos, pos + int64(n) - 1},
+	q := map[string][]any{
+		queuedEventsQuery: {10_000},
+		queueDeleteRange:  {pos, pos + int64(n) - 1},
 		`DELETE FROM audit_pending WHERE pos IN (` + placeholders(n) + `)`: ps,
 		queueCountQuery:     nil,
 		queueOldestQuery(d): nil,
 		`SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log`: nil,
 	}
+	if d == Postgres {
+		delete(q, queuedEventsQuery)
+		q[queueHeadQuery] = []any{10_000}
+		q[queuedEventsByKeyQuery] = []any{keys, times, now, now}
+	}
+	return q
 }
 
 // AuditRangeQueries returns the statements that read a range of the log with its bodies

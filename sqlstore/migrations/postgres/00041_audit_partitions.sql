@@ -213,11 +213,11 @@ CREATE TRIGGER audit_event_ids_no_truncate BEFORE TRUNCATE ON audit_event_ids
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 
 -- The queue carries each event's time, so a round finds the event in its month's partition.
--- An entry whose event is gone gets -infinity: no event matches it, and the round drops it with
--- a warning as before.
+-- An entry whose event does not exist (never written by Tutela) goes: the next round would drop
+-- it with a warning, having nothing to append.
 ALTER TABLE audit_pending ADD COLUMN time TIMESTAMPTZ;
 UPDATE audit_pending q SET time = e.time FROM audit_events e WHERE e.pos = q.pos;
-UPDATE audit_pending SET time = '-infinity' WHERE time IS NULL;
+DELETE FROM audit_pending WHERE time IS NULL;
 ALTER TABLE audit_pending ALTER COLUMN time SET NOT NULL;
 
 SELECT audit_ensure_partitions(3);
