@@ -587,3 +587,79 @@ func TestAuditPartitions_RangeReadsOneMonthPerEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditPartitions_PruneMovesPastMonthsFirst: a prune first gives the past months found in
+// the default partition their own partitions (audit_ensure_partitions), so they can go whole.
+// With a cutoff before them nothing is pruned, and they are in their month afterwards.
+func TestAuditPartitions_PruneMovesPastMonthsFirst(t *testing.T) {
+	t.Parallel()
+	sqltest.RequirePostgres(t)
+	ctx := context.Background()
+	clock := clocktest.New(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+	db := sqltest.Open(t, sqlstore.Postgres, sqlstore.Options{Clock: clock.Now})
+	k := newPartKit(t, db)
+	for i := range 3 {
+		k.record(t, "", i)
+	}
+	if n := countIn(t, db, "audit_partitions.audit_events_default"); n != 3 {
+		t.Fatalf("default partition holds %d, want the 3 events of March", n)
+	}
+	if n, err := db.AuditPrune(ctx, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), audit.Event{}); err != nil || n != 0 {
+		t.Fatalf("AuditPrune = %d, %v", n, err)
+	}
+	// The prune's own record is March too (the store's clock).
+	if n := countIn(t, db, "audit_partitions.audit_events_2026_03"); n != 4 {
+		t.Fatalf("March partition holds %d, want its 3 events and the prune's record", n)
+	}
+	if n := countIn(t, db, "audit_partitions.audit_events_default"); n != 0 {
+		t.Fatalf("default partition still holds %d", n)
+	}
+}
+
+// TestAuditPartitions_PruneGivesUpOnABusyTable: detaching a month needs an exclusive lock on
+// audit_events, which an open audited transaction holds off. The prune waits pruneLockTimeout,
+// fails, and changes nothing: no prune record, the month still attached with its rows.
+func TestAuditPartitions_PruneGivesUpOnABusyTable(t *testing.T) {
+	t.Parallel()
+	sqltest.RequirePostgres(t)
+	ctx := context.Background()
+	clock := clocktest.New(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+	db := sqltest.Open(t, sqlstore.Postgres, sqlstore.Options{Clock: clock.Now})
+	k := newPartKit(t, db)
+	for i := range 3 {
+		k.record(t, "", i)
+	}
+	if _, err := db.AuditEnsurePartitions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k.sequenceAll(t)
+	clock.Set(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	busy, err := db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Rollback()
+	if _, err := busy.ExecContext(ctx, `SELECT count(*) FROM audit_events`); err != nil { // holds a lock on it
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = db.AuditPrune(ctx, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), audit.Event{})
+	if err == nil || !strings.Contains(err.Error(), "lock timeout") {
+		t.Fatalf("prune against a busy table: %v, want a lock timeout", err)
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Fatalf("the prune waited %v", waited)
+	}
+	if err := busy.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countIn(t, db, "audit_prunes"); n != 0 {
+		t.Fatalf("%d prune records after a failed prune", n)
+	}
+	if n := countIn(t, db, "audit_partitions.audit_events_2026_03"); n != 3 {
+		t.Fatalf("March holds %d after a failed prune, want 3", n)
+	}
+	if rep := k.verify(t); !rep.OK || rep.Pruned != 0 {
+		t.Fatalf("after a failed prune: %+v", rep)
+	}
+}
