@@ -165,7 +165,7 @@ FROM audit_events_unpartitioned;
 
 -- Every id ever recorded, pruned or not (a pruned body's id stays taken: audit_log still names it).
 CREATE TABLE audit_event_ids (
-    id TEXT PRIMARY KEY
+    id TEXT COLLATE "C" PRIMARY KEY  -- byte order: IDs are compared, never sorted for people
 );
 INSERT INTO audit_event_ids (id) SELECT id FROM audit_events_unpartitioned
 UNION SELECT event_id FROM audit_log;
