@@ -24,6 +24,11 @@ func (db *DB) applyBaseline(ctx context.Context) (bool, error) {
 	if db.dialect != SQLite || sqliteBaseline == "" {
 		return false, nil
 	}
+	// The usual case, a database migrated before, is found without taking the write lock.
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil || n > 0 {
+		return false, err
+	}
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return false, err
@@ -36,7 +41,6 @@ func (db *DB) applyBaseline(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
 		return false, err
 	}
