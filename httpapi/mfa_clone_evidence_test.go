@@ -6,6 +6,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
+	"tutela/identity/identitytest"
 	"tutela/sqlstore"
 )
 
@@ -18,7 +19,7 @@ func TestMFA_ClonedPasskeyEvidenceStaysUnderTenantKey(t *testing.T) {
 	first := e.login(t, "acme", "ana@example.org", pw, "")
 	rp := virtualwebauthn.RelyingParty{Name: "Tutela", ID: "tutela.test", Origin: "https://tutela.test"}
 	auth := virtualwebauthn.NewAuthenticator()
-	cred := wellFormedCredential(t)
+	cred := identitytest.NewPasskeyCredential(t)
 	cred.Counter = 5
 	_, opts := e.req(t, "POST", "/v1/auth/mfa/webauthn/register/options", "", "", first.AccessToken)
 	ao, _ := virtualwebauthn.ParseAttestationOptions(string(opts))

@@ -1,8 +1,6 @@
 package httpapi_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	"tutela/clocktest"
 	"tutela/httpapi"
 	"tutela/identity"
+	"tutela/identity/identitytest"
 	"tutela/mail"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
@@ -270,7 +269,7 @@ func TestMFA_PasskeySignInWithSoftwareAuthenticator(t *testing.T) {
 	first := e.login(t, "acme", "ana@example.org", pw, "")
 	rp := virtualwebauthn.RelyingParty{Name: "Tutela", ID: "tutela.test", Origin: "https://tutela.test"}
 	auth := virtualwebauthn.NewAuthenticator()
-	cred := wellFormedCredential(t)
+	cred := identitytest.NewPasskeyCredential(t)
 	res, opts := e.req(t, "POST", "/v1/auth/mfa/webauthn/register/options", "", "", first.AccessToken)
 	if res.StatusCode != 200 {
 		t.Fatalf("register options: %d %s", res.StatusCode, opts)
@@ -300,25 +299,6 @@ func TestMFA_PasskeySignInWithSoftwareAuthenticator(t *testing.T) {
 	if _, me := e.req(t, "GET", "/v1/auth/me", "", "", g.AccessToken); !strings.Contains(string(me), `"hwk"`) {
 		t.Fatalf("amr lacks hwk: %s", me)
 	}
-}
-
-// wellFormedCredential returns a virtual passkey whose EC point encodes correctly: the virtual
-// authenticator writes coordinates with big.Int.Bytes, dropping leading zeros in about one key
-// in 128, which verifiers rightly reject (see mfa/helpers_test.go).
-func wellFormedCredential(t *testing.T) virtualwebauthn.Credential {
-	t.Helper()
-	for range 100 {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		k, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ec := k.(*ecdsa.PrivateKey); len(ec.X.Bytes()) == 32 && len(ec.Y.Bytes()) == 32 {
-			return c
-		}
-	}
-	t.Fatal("no well-formed virtual credential")
-	return virtualwebauthn.Credential{}
 }
 
 func TestKeys_ListShowsNoKeyMaterialAndIsSuperAdminOnly(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"tutela"
 	"tutela/identity"
+	"tutela/identity/identitytest"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -268,7 +269,7 @@ func TestMFAReset_WithoutMailerCodeHandedOverAndAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp := virtualwebauthn.RelyingParty{Name: "Tutela", ID: "tutela.test", Origin: "https://tutela.test"}
-	att := virtualwebauthn.CreateAttestationResponse(rp, virtualwebauthn.NewAuthenticator(), wellFormedCredential(t), *ao)
+	att := virtualwebauthn.CreateAttestationResponse(rp, virtualwebauthn.NewAuthenticator(), identitytest.NewPasskeyCredential(t), *ao)
 	res, b := e.req(t, "POST", "/v1/auth/mfa/webauthn/register", `{"name":"laptop","response":`+att+`,"enrollment_code":"`+code+`"}`, "", g.AccessToken)
 	if res.StatusCode != 201 {
 		t.Fatalf("passkey with the code: %d %s", res.StatusCode, b)

@@ -13,6 +13,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"tutela"
+	"tutela/identity/identitytest"
 	"tutela/jobs"
 	"tutela/mail"
 	"tutela/mail/mailtest"
@@ -110,7 +111,7 @@ func TestNotifications_EachSignInChangeEmailsTheUser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("register options: %v: %s", err, opts)
 	}
-	att := virtualwebauthn.CreateAttestationResponse(rp, virtualwebauthn.NewAuthenticator(), wellFormedCredential(t), *ao)
+	att := virtualwebauthn.CreateAttestationResponse(rp, virtualwebauthn.NewAuthenticator(), identitytest.NewPasskeyCredential(t), *ao)
 	res, b = e.req(t, "POST", "/v1/auth/mfa/webauthn/register", `{"name":"laptop","response":`+att+`}`, "", g.AccessToken)
 	var passkey struct {
 		ID string `json:"factor_id"`

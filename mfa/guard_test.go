@@ -6,6 +6,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
+	"tutela/identity/identitytest"
 	"tutela/mfa"
 	"tutela/sqlstore"
 )
@@ -48,7 +49,7 @@ func TestGuard_RefusalLeavesNoFactor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp := virtualwebauthn.CreateAttestationResponse(vrp, virtualwebauthn.NewAuthenticator(), virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2), *ao)
+		resp := virtualwebauthn.CreateAttestationResponse(vrp, virtualwebauthn.NewAuthenticator(), identitytest.NewPasskeyCredential(t), *ao)
 		if _, err := k.svc.FinishWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, "laptop", []byte(resp), refuse); !errors.Is(err, errRefused) {
 			t.Fatalf("refused guard: %v", err)
 		}

@@ -2,15 +2,11 @@ package mfa_test
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/descope/virtualwebauthn"
 
 	"tutela"
 	"tutela/audit"
@@ -136,26 +132,4 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// newEC2Credential returns a virtual passkey whose public key encodes correctly. The virtual
-// authenticator writes the EC point coordinates with big.Int.Bytes, which drops leading zero
-// bytes, so about one key in 128 has a 31-byte coordinate that any conforming verifier (go-webauthn
-// included) rightly rejects. That is a defect of the test authenticator, not of Tutela; skip
-// such keys rather than make the tests flaky.
-func newEC2Credential(t testing.TB) virtualwebauthn.Credential {
-	t.Helper()
-	for range 100 {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		k, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ec := k.(*ecdsa.PrivateKey)
-		if len(ec.X.Bytes()) == 32 && len(ec.Y.Bytes()) == 32 {
-			return c
-		}
-	}
-	t.Fatal("no well-formed virtual credential in 100 tries")
-	return virtualwebauthn.Credential{}
 }

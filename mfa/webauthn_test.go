@@ -7,6 +7,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"tutela"
+	"tutela/identity/identitytest"
 	"tutela/mfa"
 )
 
@@ -54,9 +55,9 @@ func assertion(t *testing.T, k *kit, auth virtualwebauthn.Authenticator, cred vi
 func TestWebAuthn_RegisterAndLoginSeveralNamedPasskeys(t *testing.T) {
 	each(t, func(t *testing.T, k *kit) {
 		auth := virtualwebauthn.NewAuthenticator()
-		laptop := newEC2Credential(t)
+		laptop := identitytest.NewPasskeyCredential(t)
 		laptop.Counter = 1
-		phone := newEC2Credential(t)
+		phone := identitytest.NewPasskeyCredential(t)
 		idLaptop := register(t, k, auth, laptop, "laptop")
 		idPhone := register(t, k, auth, phone, "phone")
 		fs, err := k.svc.Factors(ctx, k.tenant.ID, k.user.ID)
@@ -95,7 +96,7 @@ func TestWebAuthn_RegisterAndLoginSeveralNamedPasskeys(t *testing.T) {
 func TestWebAuthn_SignCountRegressionIsClone(t *testing.T) {
 	each(t, func(t *testing.T, k *kit) {
 		auth := virtualwebauthn.NewAuthenticator()
-		cred := newEC2Credential(t)
+		cred := identitytest.NewPasskeyCredential(t)
 		cred.Counter = 5
 		id := register(t, k, auth, cred, "key")
 		cred.Counter = 10
@@ -124,7 +125,7 @@ func TestWebAuthn_SignCountRegressionIsClone(t *testing.T) {
 func TestWebAuthn_UserVerificationRequired(t *testing.T) {
 	each(t, func(t *testing.T, k *kit) {
 		auth := virtualwebauthn.NewAuthenticator()
-		cred := newEC2Credential(t)
+		cred := identitytest.NewPasskeyCredential(t)
 		register(t, k, auth, cred, "key")
 		noUV := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserNotVerified: true})
 		_, err := login(t, k, noUV, cred)
@@ -132,7 +133,7 @@ func TestWebAuthn_UserVerificationRequired(t *testing.T) {
 		// Registration without UV is refused too.
 		opts, _ := k.svc.BeginWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, k.user.Email, "Ana")
 		ao, _ := virtualwebauthn.ParseAttestationOptions(string(opts))
-		other := newEC2Credential(t)
+		other := identitytest.NewPasskeyCredential(t)
 		_, err = k.svc.FinishWebAuthnRegistration(ctx, k.tenant.ID, k.user.ID, "no uv", []byte(virtualwebauthn.CreateAttestationResponse(vrp, noUV, other, *ao)), nil)
 		mustIs(t, err, mfa.ErrWebAuthn)
 	})
@@ -141,7 +142,7 @@ func TestWebAuthn_UserVerificationRequired(t *testing.T) {
 func TestWebAuthn_CeremonySingleUseBoundAndExpiring(t *testing.T) {
 	each(t, func(t *testing.T, k *kit) {
 		auth := virtualwebauthn.NewAuthenticator()
-		cred := newEC2Credential(t)
+		cred := identitytest.NewPasskeyCredential(t)
 		register(t, k, auth, cred, "key")
 		resp := assertion(t, k, auth, cred)
 		// Another user cannot finish this user's ceremony.
@@ -177,10 +178,10 @@ func TestWebAuthn_CeremonySingleUseBoundAndExpiring(t *testing.T) {
 func TestWebAuthn_ForgedSignatureRefused(t *testing.T) {
 	each(t, func(t *testing.T, k *kit) {
 		auth := virtualwebauthn.NewAuthenticator()
-		cred := newEC2Credential(t)
+		cred := identitytest.NewPasskeyCredential(t)
 		register(t, k, auth, cred, "key")
 		// Same credential ID, different private key.
-		forged := newEC2Credential(t)
+		forged := identitytest.NewPasskeyCredential(t)
 		forged.ID = cred.ID
 		_, err := login(t, k, auth, forged)
 		mustIs(t, err, mfa.ErrWebAuthn)
