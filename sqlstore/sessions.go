@@ -336,6 +336,13 @@ func (r Users) BumpTokenVersion(ctx context.Context, userID string) (int64, erro
 func (tx *Tx) RevokeSessionByID(ctx context.Context, id, reason string) error {
 	var tenantID, userID string
 	var clientID, parentID sql.NullString
+	// The family's refresh tokens first, then the session: a refresh locks its token, then its
+	// session (UseRefreshTokenSession), and the opposite order here deadlocked the two on
+	// PostgreSQL (one aborted after deadlock_timeout). A token the refresh adds after this
+	// statement belongs to a session revoked below, which every use checks.
+	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL`, tx.now, id); err != nil {
+		return err
+	}
 	err := tx.queryRow(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL
 		RETURNING tenant_id, user_id, client_id, parent_id`, tx.now, reason, id).Scan(&tenantID, &userID, &clientID, &parentID)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -349,9 +356,6 @@ func (tx *Tx) RevokeSessionByID(ctx context.Context, id, reason string) error {
 			ClientID: clientID.String, ParentID: parentID.String, Reason: reason}}); err != nil {
 			return err
 		}
-	}
-	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL`, tx.now, id); err != nil {
-		return err
 	}
 	if err := tx.Record(ctx, "session.revoke", tenantID, "session", id, "", map[string]any{"reason": reason, "user_id": userID}); err != nil {
 		return err

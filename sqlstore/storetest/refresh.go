@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ var RefreshTests = []Test{
 	{"RefreshRenewTouchesSessionAndStoresNext", testRefreshRenew},
 	{"RefreshUseReadsTenantAndCredentials", testRefreshUseReads},
 	{"RefreshUseRenewStoresTheNextTokenOnce", testRefreshUseRenew},
+	{"RefreshRacesRevocation", testRefreshRacesRevocation},
 }
 
 // refreshFixture is a user's session with one refresh token, "rt-0".
@@ -260,5 +262,59 @@ func testRefreshUseRenew(t *testing.T, open Opener) {
 	})
 	if n := tokens(); n != want {
 		t.Fatalf("a reuse stored a token: %d, want %d", n, want)
+	}
+}
+
+// A refresh and a revocation of the same session at the same moment both succeed, whatever
+// their interleaving: the revocation leaves the session revoked, the refresh either rotated
+// before it or found its token used. On PostgreSQL the two take the token's and the session's
+// row locks; taken in opposite orders they deadlock (one aborted after deadlock_timeout).
+func testRefreshRacesRevocation(t *testing.T, open Opener) {
+	db, clock, first := refreshFixture(t, open)
+	sessions := []*sqlstore.Session{first}
+	for i := 1; i < 40; i++ {
+		s := newLimitSession(first.TenantID, first.UserID, clock.Now())
+		update(t, db, func(tx *sqlstore.Tx) error {
+			if err := tx.CreateSession(ctx, s, sqlstore.HashToken(tutela.NewID())); err != nil {
+				return err
+			}
+			return tx.CreateRefreshToken(ctx, s.ID, sqlstore.HashToken(fmt.Sprintf("rt-%d", i)), s.AbsoluteExpiry)
+		})
+		sessions = append(sessions, s)
+	}
+	for i, s := range sessions {
+		token := fmt.Sprintf("rt-%d", i)
+		start := make(chan struct{})
+		var refreshErr, revokeErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			<-start
+			refreshErr = db.Update(ctx, func(tx *sqlstore.Tx) error {
+				use, err := tx.UseRefreshTokenSession(ctx, sqlstore.HashToken(token), sqlstore.HashToken("next-"+token))
+				if err != nil {
+					return err
+				}
+				if use.Token.UsedAt != nil {
+					return nil // the revocation came first
+				}
+				return use.Renew(ctx)
+			})
+		})
+		wg.Go(func() {
+			<-start
+			revokeErr = db.Update(ctx, func(tx *sqlstore.Tx) error { return tx.RevokeSessionByID(ctx, s.ID, "test") })
+		})
+		close(start)
+		wg.Wait()
+		if refreshErr != nil || revokeErr != nil {
+			t.Fatalf("round %d: refresh: %v; revocation: %v; want both to succeed", i, refreshErr, revokeErr)
+		}
+		var got *sqlstore.Session
+		if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) { got, err = tx.SessionByID(ctx, s.ID); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if got.RevokedAt == nil {
+			t.Fatalf("round %d: session not revoked after the race", i)
+		}
 	}
 }
