@@ -832,6 +832,8 @@ var errRestricted = tutela.Errorf(tutela.EFORBIDDEN, "change your password or en
 // Refresh exchanges a refresh token for a new one and a new access token (rotation). A refresh
 // token presented a second time means it was stolen or replayed: the whole family and its
 // session are revoked and a refresh_reuse_detected security event is recorded (RFC 9700 §4.14.2).
+// The token a session revocation marked (sign-out, an admin's revocation) is refused as a
+// revoked session instead: it was never rotated, so presenting it is no replay.
 // The new access token is for resource (RFC 8707 §2.2): a registered resource server, or
 // Tutela's own API when empty. An unregistered resource is ErrInvalidTarget and uses nothing up.
 func (s *Service) Refresh(ctx context.Context, refresh tutela.Secret, resource, ip, ua string) (*Grant, error) {
@@ -901,7 +903,12 @@ func (s *Service) refresh(ctx context.Context, req refreshRequest) (*Grant, erro
 		if tutela.ErrorCode(tenantErr) == tutela.EWRONGREGION {
 			return tenantErr
 		}
-		if rt.UsedAt != nil {
+		// Reuse is a token presented again after its rotation. Revoking a session marks its
+		// unused token at the revocation's time: that one, presented by a client that was signed
+		// out elsewhere, is refused below as a revoked session, not raised as reuse (a critical
+		// alert in the monitoring rules).
+		markedByRevocation := rt.UsedAt != nil && sess.RevokedAt != nil && rt.UsedAt.Equal(*sess.RevokedAt)
+		if rt.UsedAt != nil && !markedByRevocation {
 			if err := tx.RevokeSessionByID(ctx, sess.ID, "refresh_reuse"); err != nil {
 				return err
 			}

@@ -1,0 +1,67 @@
+package identity_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"tutela"
+	"tutela/identity"
+	"tutela/sqlstore"
+	"tutela/sqlstore/sqltest"
+)
+
+// TestRefresh_RevokedSessionIsNoReuse: revoking a session marks its refresh token used, and the
+// client that still holds that token (signed out on another device, revoked by an admin) is
+// refused as a revoked session, not reported as refresh-token reuse — a critical alert in the
+// monitoring rules. A token rotated before the revocation and presented again is reuse all the
+// same.
+func TestRefresh_RevokedSessionIsNoReuse(t *testing.T) {
+	t.Parallel()
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := sqltest.Open(t, d, sqlstore.Options{})
+			h := cheapHasher(t)
+			seedUser(t, db, h, "acme", "ana@example.org", benchPassword)
+			s := benchService(t, db, h)
+			first, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
+				Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			current, err := s.Refresh(ctx, first.RefreshToken, "", "192.0.2.1", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			reuseAlarms := func() int {
+				t.Helper()
+				var evs []*sqlstore.SecurityEvent
+				if err := db.View(ctx, func(tx *sqlstore.Tx) (err error) {
+					evs, err = tx.SecurityEvents(ctx, first.User.TenantID, 100)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return len(slices.DeleteFunc(evs, func(e *sqlstore.SecurityEvent) bool { return e.Kind != "refresh_reuse_detected" }))
+			}
+			if err := s.Logout(ctx, &tutela.Principal{TenantID: first.User.TenantID, UserID: first.User.ID,
+				SessionID: first.Session.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Refresh(ctx, current.RefreshToken, "", "192.0.2.1", "test"); tutela.ErrorCode(err) != tutela.EUNAUTHENTICATED {
+				t.Fatalf("the signed-out session's refresh token: %v, want unauthenticated", err)
+			}
+			if n := reuseAlarms(); n != 0 {
+				t.Fatalf("%d refresh_reuse_detected events for the token the sign-out ended, want 0", n)
+			}
+			if _, err := s.Refresh(ctx, first.RefreshToken, "", "203.0.113.9", "test"); tutela.ErrorCode(err) != tutela.EUNAUTHENTICATED {
+				t.Fatalf("the token rotated before the sign-out: %v, want unauthenticated", err)
+			}
+			if n := reuseAlarms(); n != 1 {
+				t.Fatalf("%d refresh_reuse_detected events for a rotated token presented again, want 1", n)
+			}
+		})
+	}
+}
