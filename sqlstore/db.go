@@ -175,10 +175,11 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 }
 
 func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {
-	db, err := sql.Open("pgx", withConnectTimeout(dsn, opt.ConnectTimeout))
+	connector, err := newPGConnector(withConnectTimeout(dsn, opt.ConnectTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %s", redactDSNError(err, dsn))
 	}
+	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(opt.MaxOpenConns)
 	db.SetMaxIdleConns(opt.MaxIdleConns)
 	db.SetConnMaxLifetime(opt.ConnMaxLifetime)
@@ -186,11 +187,7 @@ func openPostgres(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("connect to postgres: %s", redactDSNError(err, dsn))
 	}
-	keys, err := sql.Open("pgx", withConnectTimeout(dsn, opt.ConnectTimeout))
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open postgres: %s", redactDSNError(err, dsn))
-	}
+	keys := sql.OpenDB(connector)
 	keys.SetMaxOpenConns(keyPoolConns)
 	keys.SetConnMaxLifetime(opt.ConnMaxLifetime)
 	return &DB{dialect: Postgres, write: db, read: db, keys: keys, now: opt.Clock, maxUsers: opt.UsersPerTenant}, nil
@@ -471,20 +468,30 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 	}
 	// Taken before the transaction's snapshot exists: what it reads is no older than this.
 	ticket := db.epochs.Ticket()
-	tx, err := pool.BeginTx(ctx, opts)
+	// Row-level security (migration 00004) shows a tenant-scoped caller only their tenant's
+	// rows, whatever a query forgets; platform work sees all. When the caller has a deadline
+	// (an API request's database bound), statement_timeout tells the server too, so it stops
+	// working for a client that has stopped waiting; work without one (migrations, CLI,
+	// background jobs) keeps the role's setting. Set in the begin's own round trip when the
+	// connection can (pgbegin.go), else by the statement below.
+	var scope *beginScope
+	beginCtx := ctx
+	if db.dialect == Postgres {
+		scope = &beginScope{tenant: rlsTenant(ctx)}
+		if dl, ok := ctx.Deadline(); ok {
+			scope.timeoutMS = max(time.Until(dl).Milliseconds(), 1)
+		}
+		beginCtx = context.WithValue(ctx, beginScopeKey{}, scope)
+	}
+	tx, err := pool.BeginTx(beginCtx, opts)
 	if err != nil {
 		return mapErr(err)
 	}
-	if db.dialect == Postgres {
-		// Row-level security (migration 00004) shows a tenant-scoped caller only their
-		// tenant's rows, whatever a query forgets; platform work sees all. When the caller has
-		// a deadline (an API request's database bound), statement_timeout tells the server
-		// too, so it stops working for a client that has stopped waiting; work without one
-		// (migrations, CLI, background jobs) keeps the role's setting.
-		q, args := `SELECT set_config('tutela.tenant', $1, true)`, []any{rlsTenant(ctx)}
-		if dl, ok := ctx.Deadline(); ok {
+	if scope != nil && !scope.applied {
+		q, args := `SELECT set_config('tutela.tenant', $1, true)`, []any{scope.tenant}
+		if scope.timeoutMS > 0 {
 			q += `, set_config('statement_timeout', $2, true)`
-			args = append(args, strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10))
+			args = append(args, strconv.FormatInt(scope.timeoutMS, 10))
 		}
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			_ = tx.Rollback()
