@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -63,6 +64,11 @@ func TestHelperProcess(t *testing.T) {
 	b = nil
 	debug.FreeOSMemory()
 	after := rssAnonKB(t)
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("comm=%s\n", strings.TrimSpace(string(comm)))
 	fmt.Printf("enabled=%v godebug=%s released_kb=%d\n", Enabled(), os.Getenv("GODEBUG"), before-after)
 	os.Exit(0)
 }
@@ -95,6 +101,7 @@ func TestReexec(t *testing.T) {
 		t.Skip("the setting is Linux's; Reexec does nothing elsewhere")
 	}
 	t.Parallel()
+	var comm string
 	run := func(godebug string) (starts int, result string) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") }),
@@ -110,6 +117,8 @@ func TestReexec(t *testing.T) {
 			switch {
 			case line == "start\n":
 				starts++
+			case strings.HasPrefix(line, "comm="):
+				comm = strings.TrimSpace(strings.TrimPrefix(line, "comm="))
 			case strings.HasPrefix(line, "enabled="):
 				result = strings.TrimSpace(line)
 			}
@@ -129,6 +138,10 @@ func TestReexec(t *testing.T) {
 	t.Logf("without GODEBUG: %s", result)
 	if starts != 2 || !strings.HasPrefix(result, "enabled=true godebug=madvdontneed=0 ") {
 		t.Fatalf("without GODEBUG: %d starts, %q; want 2 starts (one exec), enabled with GODEBUG=madvdontneed=0", starts, result)
+	}
+	// The process keeps its name (the kernel's 15 bytes of it), not "exe" from /proc/self/exe.
+	if want := filepath.Base(os.Args[0]); comm != want[:min(len(want), 15)] {
+		t.Errorf("after the exec the process is named %q, want %q", comm, want)
 	}
 	if r := released(result); r > 16<<10 {
 		t.Errorf("with MADV_FREE, %d KB of the freed 64 MiB left RSS at once; want it kept until the kernel needs it", r)

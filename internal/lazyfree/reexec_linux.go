@@ -2,6 +2,7 @@ package lazyfree
 
 import (
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -15,7 +16,26 @@ func Reexec() error {
 	if !changed {
 		return nil
 	}
-	// /proc/self/exe is the running executable even when its file was replaced or removed
-	// since (an upgrade in place).
-	return syscall.Exec("/proc/self/exe", os.Args, env) // #nosec G204 G702 -- the process's own executable, its own arguments and environment (GODEBUG added): nothing from outside it
+	return syscall.Exec(selfPath(), os.Args, env) // #nosec G204 G702 -- the process's own executable (selfPath), its own arguments and environment (GODEBUG added): nothing from outside it
+}
+
+// selfPath is the path to execute the running executable by. Linux names a process after the
+// file name it was executed by: "exe" for /proc/self/exe, which is what ps, top and process
+// monitors would then show. So it is the executable's own path when that still names the
+// running file, and /proc/self/exe (always the running executable, even when its file was
+// replaced or removed since: an upgrade in place) otherwise.
+func selfPath() string {
+	const self = "/proc/self/exe"
+	path, err := os.Readlink(self)
+	if err != nil || !strings.HasPrefix(path, "/") || strings.HasSuffix(path, " (deleted)") {
+		return self
+	}
+	running, err := os.Stat(self)
+	if err != nil {
+		return self
+	}
+	if named, err := os.Stat(path); err != nil || !os.SameFile(running, named) {
+		return self
+	}
+	return path
 }
