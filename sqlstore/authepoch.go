@@ -318,16 +318,24 @@ func classifyWrite(q string) bool {
 		if op != "update" || cols == nil {
 			return true
 		}
-		set := setRE.FindStringSubmatch(q)
-		if set == nil || !strings.EqualFold(set[1], table) {
-			return true
-		}
-		for _, c := range colRE.FindAllStringSubmatch(set[2], -1) {
-			for _, w := range cols {
-				if strings.EqualFold(c[1], w) {
-					return true
+		// The SET list of this table's UPDATE: a statement may update other tables first (a
+		// WITH of several writes).
+		found := false
+		for _, set := range setRE.FindAllStringSubmatch(q, -1) {
+			if !strings.EqualFold(set[1], table) {
+				continue
+			}
+			found = true
+			for _, c := range colRE.FindAllStringSubmatch(set[2], -1) {
+				for _, w := range cols {
+					if strings.EqualFold(c[1], w) {
+						return true
+					}
 				}
 			}
+		}
+		if !found {
+			return true
 		}
 	}
 	return false

@@ -80,6 +80,15 @@ func TestAuthEpochs_ClassifiesStatements(t *testing.T) {
 		`INSERT INTO audit_events (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET id = excluded.id`:    false,
 		`INSERT INTO sessions (id, tenant_id) VALUES ($1, $2)`:                                         false,
 		`DELETE FROM sessions WHERE id = $1`:                                                           true,
+		// A WITH of several writes: each table's own SET list decides (the refresh's statement).
+		`WITH used AS (UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 RETURNING session_id),
+			touched AS (UPDATE sessions SET last_seen_at = $1 WHERE id IN (SELECT session_id FROM used))
+			SELECT 1`: false,
+		`WITH used AS (UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 RETURNING session_id),
+			touched AS (UPDATE sessions SET revoked_at = $1 WHERE id IN (SELECT session_id FROM used))
+			SELECT 1`: true,
+		`WITH a AS (UPDATE sessions SET last_seen_at = $1 WHERE id = $2) UPDATE users SET status = $3 WHERE id = $4`: true,
+		`UPDATE sessions s SET revoked_at = $1 WHERE s.id = $2`:                                                      true, // an alias: no SET list found, so yes
 	} {
 		if got := sqlstore.WritesAuthState(q); got != want {
 			t.Errorf("writesAuthState(%q) = %v, want %v", q, got, want)
