@@ -153,29 +153,31 @@ func (tx *Tx) UseRefreshTokenSession(ctx context.Context, secretHash, nextHash [
 	var c Credentials
 	var hash sql.NullString
 	var wrapped []byte
-	// The token's row is found and marked by itself (the unique token_hash index, whatever the
-	// planner knows of the other tables); its session, tenant, user and person key are read by
-	// primary key from that one row. Joined in the UPDATE itself, the planner was free to start
-	// from the users — with small tables it scanned every user of the tenant and probed the
-	// token index once per session. The statements of the WITH all see the rows as they were
+	// The token's row is found and marked by itself (the unique token_hash index), and
+	// everything else is reached from that one row by key, in that order whatever the planner
+	// knows of the tables: the session through a scalar subquery (at most one row: token_hash
+	// is unique), the tenant, user and person key through LATERAL subqueries kept apart by
+	// OFFSET 0 (not flattened, so not reordered). Joined freely, the planner started from the
+	// users on small or unanalyzed tables — every user of the tenant scanned, the sessions and
+	// the token probed once per user. The statements of the WITH all see the rows as they were
 	// before it (the session's last_seen_at read is the old one), and write nothing when the
 	// token was not marked. The joins are inner on purpose for users and tenants (sessions'
-	// foreign keys keep both): a row the join misses returns nothing, the fallback below reads
-	// the token (marked by this transaction) as reuse and the refusal rolls it all back (fail
-	// closed). Only the person key may be missing (erased).
+	// foreign keys keep both): a row missing returns nothing, the fallback below reads the token
+	// (marked by this transaction) as reuse and the refusal rolls it all back (fail closed).
+	// Only the person key may be missing (erased).
 	err := tx.queryRow(ctx, `WITH used AS (
 			UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL
 			RETURNING id, session_id, expires_at),
-		touched AS (UPDATE sessions SET last_seen_at = $1 WHERE id IN (SELECT session_id FROM used) AND revoked_at IS NULL),
+		touched AS (UPDATE sessions SET last_seen_at = $1 WHERE id = (SELECT session_id FROM used) AND revoked_at IS NULL),
 		next AS (INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at)
-			SELECT $3, s.id, $4, $1, s.absolute_expires_at FROM used JOIN sessions s ON s.id = used.session_id)
+			SELECT $3, id, $4, $1, absolute_expires_at FROM sessions WHERE id = (SELECT session_id FROM used))
 		SELECT `+prefixedSessionCols+`, used.id, used.session_id, used.expires_at, `+prefixedTenantCols+`, `+prefixedUserCols+`,
 			u.password_hash, u.token_version, u.must_change_password, pk.wrapped
 		FROM used
-			JOIN sessions s ON s.id = used.session_id
-			JOIN tenants t ON t.id = s.tenant_id
-			JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
-			LEFT JOIN person_keys pk ON pk.tenant_id = s.tenant_id AND pk.person_id = s.user_id`,
+			CROSS JOIN LATERAL (SELECT * FROM sessions WHERE id = used.session_id OFFSET 0) s
+			CROSS JOIN LATERAL (SELECT * FROM tenants WHERE id = s.tenant_id OFFSET 0) t
+			CROSS JOIN LATERAL (SELECT * FROM users WHERE tenant_id = s.tenant_id AND id = s.user_id OFFSET 0) u
+			LEFT JOIN LATERAL (SELECT wrapped FROM person_keys WHERE tenant_id = s.tenant_id AND person_id = s.user_id OFFSET 0) pk ON true`,
 		tx.now, secretHash, tutela.NewID(), nextHash).
 		Scan(slices.Concat(sr.dest(), []any{&t.ID, &t.SessionID, &t.ExpiresAt}, tr.dest(), ur.dest(),
 			[]any{&hash, &c.TokenVersion, &c.MustChangePassword, &wrapped})...)
