@@ -24,14 +24,7 @@ func TestRefresh_RefusedUseWritesNothing(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			db := sqltest.Open(t, d, sqlstore.Options{})
-			h := cheapHasher(t)
-			seedUser(t, db, h, "acme", "ana@example.org", benchPassword)
-			s := benchService(t, db, h)
-			g, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
-				Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, g := signInAna(t, db)
 			state := func() (int, time.Time) {
 				t.Helper()
 				var n int

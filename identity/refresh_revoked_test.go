@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"tutela"
-	"tutela/identity"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -23,14 +22,7 @@ func TestRefresh_RevokedSessionIsNoReuse(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			db := sqltest.Open(t, d, sqlstore.Options{})
-			h := cheapHasher(t)
-			seedUser(t, db, h, "acme", "ana@example.org", benchPassword)
-			s := benchService(t, db, h)
-			first, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
-				Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, first := signInAna(t, db)
 			current, err := s.Refresh(ctx, first.RefreshToken, "", "192.0.2.1", "test")
 			if err != nil {
 				t.Fatal(err)

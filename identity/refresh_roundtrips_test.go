@@ -24,15 +24,23 @@ func refreshOverCounter(t *testing.T, dsnQuery string) (*identity.Service, *sqlt
 	}
 	t.Cleanup(func() { db.Close() })
 	sqltest.AttachVault(t, db)
+	s, g := signInAna(t, db)
+	return s, counter, g.RefreshToken
+}
+
+// signInAna seeds ana@example.org in tenant acme (a cheap hasher) and signs her in: the
+// refresh tests' starting point.
+func signInAna(t *testing.T, db *sqlstore.DB) (*identity.Service, *identity.Grant) {
+	t.Helper()
 	h := cheapHasher(t)
 	seedUser(t, db, h, "acme", "ana@example.org", benchPassword)
 	s := benchService(t, db, h)
-	g, err := s.Login(ctx, identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
+	g, err := s.Login(context.Background(), identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
 		Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, counter, g.RefreshToken
+	return s, g
 }
 
 // refreshRoundTrips is the budget of one refresh on PostgreSQL, COMMIT included: BEGIN with
