@@ -54,6 +54,26 @@ func TestRefresh_RevokedSessionIsNoReuse(t *testing.T) {
 			if n := reuseAlarms(); n != 1 {
 				t.Fatalf("%d refresh_reuse_detected events for a rotated token presented again, want 1", n)
 			}
+
+			// A session revoked with the user's others (which leaves its token unmarked), then
+			// signed out: its token is refused as a revoked session all the same.
+			other := loginAna(t, s)
+			if err := db.Update(ctx, func(tx *sqlstore.Tx) error {
+				_, err := tx.Users(other.User.TenantID).RevokeSessions(ctx, other.User.ID, other.Session.ID, "", "revoked_by_admin")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Logout(ctx, &tutela.Principal{TenantID: other.User.TenantID, UserID: other.User.ID,
+				SessionID: other.Session.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Refresh(ctx, other.RefreshToken, "", "192.0.2.1", "test"); tutela.ErrorCode(err) != tutela.EUNAUTHENTICATED {
+				t.Fatalf("the token of a session revoked, then signed out: %v, want unauthenticated", err)
+			}
+			if n := reuseAlarms(); n != 1 {
+				t.Fatalf("%d refresh_reuse_detected events after a revoked session's token, want still 1", n)
+			}
 		})
 	}
 }

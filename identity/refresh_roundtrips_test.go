@@ -35,12 +35,18 @@ func signInAna(t *testing.T, db *sqlstore.DB) (*identity.Service, *identity.Gran
 	h := cheapHasher(t)
 	seedUser(t, db, h, "acme", "ana@example.org", benchPassword)
 	s := benchService(t, db, h)
+	return s, loginAna(t, s)
+}
+
+// loginAna signs ana in again: a new session.
+func loginAna(t *testing.T, s *identity.Service) *identity.Grant {
+	t.Helper()
 	g, err := s.Login(context.Background(), identity.LoginRequest{Tenant: "acme", Email: "ana@example.org",
 		Password: tutela.NewSecret(benchPassword), IP: "192.0.2.1", UserAgent: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, g
+	return g
 }
 
 // refreshRoundTrips is the budget of one refresh on PostgreSQL, COMMIT included: BEGIN with

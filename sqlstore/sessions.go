@@ -339,8 +339,12 @@ func (tx *Tx) RevokeSessionByID(ctx context.Context, id, reason string) error {
 	// The family's refresh tokens first, then the session: a refresh locks its token, then its
 	// session (UseRefreshTokenSession), and the opposite order here deadlocked the two on
 	// PostgreSQL (one aborted after deadlock_timeout). A token the refresh adds after this
-	// statement belongs to a session revoked below, which every use checks.
-	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL`, tx.now, id); err != nil {
+	// statement belongs to a session revoked below, which every use checks. Only an active
+	// session's tokens are marked (read, not locked): the refresh tells a token marked at its
+	// session's revocation from a reused one by the two times being equal, so a session revoked
+	// earlier (its tokens left unmarked) must not get tokens marked at another time.
+	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE session_id = $2 AND used_at IS NULL
+		AND EXISTS (SELECT 1 FROM sessions WHERE id = $2 AND revoked_at IS NULL)`, tx.now, id); err != nil {
 		return err
 	}
 	err := tx.queryRow(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL
