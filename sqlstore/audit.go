@@ -38,6 +38,9 @@ func (tx *Tx) AuditMany(ctx context.Context, events ...audit.Event) error {
 func (tx *Tx) auditMany(ctx context.Context, sealCtx func(int) context.Context, events []audit.Event) error {
 	const perStmt = 500
 	const cols = 12
+	if err := tx.prefetchAuditKeys(ctx, sealCtx, events); err != nil {
+		return err
+	}
 	var q strings.Builder
 	args := make([]any, 0, min(len(events), perStmt)*cols)
 	for start := 0; start < len(events); start += perStmt {

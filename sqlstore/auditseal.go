@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 
 	"tutela"
@@ -81,33 +82,8 @@ func (tx *Tx) sealAuditMeta(ctx context.Context, e *audit.Event) error {
 // auditPerson is the person whose key seals e's request data, with that key, or no key when
 // the tenant's keyset must. Opening the key costs one vault decrypt per transaction (tx.keys).
 func (tx *Tx) auditPerson(ctx context.Context, e *audit.Event) (tenantID, personID string, _ *privacy.PersonKey, _ error) {
-	ap, _ := ctx.Value(auditPersonKey{}).(auditPersonOf)
-	switch {
-	case ap.personID != "":
-		tenantID, personID = ap.tenantID, ap.personID
-	case e.ActorType == audit.ActorUser:
-		// The acting user's tenant is the principal's, which may differ from the event's (a
-		// platform administrator acting on a tenant).
-		m := tutela.RequestMetaFrom(ctx)
-		if m == nil || m.Principal == nil || m.Principal.Kind != tutela.PrincipalUser || m.Principal.UserID != e.ActorID {
-			return "", "", nil, nil
-		}
-		tenantID, personID = m.Principal.TenantID, e.ActorID
-	case e.ActorType == audit.ActorAnonymous:
-		// Only a request that identified its user with a successful outcome names them
-		// (tutela.SetAuditPerson: sign-in, MFA completion, refresh, reset). An anonymous event
-		// that merely targets a user (a wrong password for their address, a refused code)
-		// carries the caller's address, likely an attacker's: the tenant's keyset seals it, so
-		// erasing the targeted user keeps the evidence of attacks on them.
-		m := tutela.RequestMetaFrom(ctx)
-		if m == nil || m.AuditPerson.UserID == "" {
-			return "", "", nil, nil
-		}
-		tenantID, personID = m.AuditPerson.TenantID, m.AuditPerson.UserID
-	default:
-		return "", "", nil, nil
-	}
-	if !tutela.ValidID(tenantID) || !tutela.ValidID(personID) {
+	tenantID, personID = auditPersonIDs(ctx, e)
+	if personID == "" {
 		return "", "", nil, nil
 	}
 	pk, err := tx.userKey(ctx, tenantID, personID)
@@ -118,6 +94,112 @@ func (tx *Tx) auditPerson(ctx context.Context, e *audit.Event) (tenantID, person
 		return "", "", nil, err
 	}
 	return tenantID, personID, pk, nil
+}
+
+// auditPersonIDs names the person whose key seals e's request data ("" for none: the tenant's
+// keyset seals it).
+func auditPersonIDs(ctx context.Context, e *audit.Event) (tenantID, personID string) {
+	ap, _ := ctx.Value(auditPersonKey{}).(auditPersonOf)
+	switch {
+	case ap.personID != "":
+		tenantID, personID = ap.tenantID, ap.personID
+	case e.ActorType == audit.ActorUser:
+		// The acting user's tenant is the principal's, which may differ from the event's (a
+		// platform administrator acting on a tenant).
+		m := tutela.RequestMetaFrom(ctx)
+		if m == nil || m.Principal == nil || m.Principal.Kind != tutela.PrincipalUser || m.Principal.UserID != e.ActorID {
+			return "", ""
+		}
+		tenantID, personID = m.Principal.TenantID, e.ActorID
+	case e.ActorType == audit.ActorAnonymous:
+		// Only a request that identified its user with a successful outcome names them
+		// (tutela.SetAuditPerson: sign-in, MFA completion, refresh, reset). An anonymous event
+		// that merely targets a user (a wrong password for their address, a refused code)
+		// carries the caller's address, likely an attacker's: the tenant's keyset seals it, so
+		// erasing the targeted user keeps the evidence of attacks on them.
+		m := tutela.RequestMetaFrom(ctx)
+		if m == nil || m.AuditPerson.UserID == "" {
+			return "", ""
+		}
+		tenantID, personID = m.AuditPerson.TenantID, m.AuditPerson.UserID
+	default:
+		return "", ""
+	}
+	if !tutela.ValidID(tenantID) || !tutela.ValidID(personID) {
+		return "", ""
+	}
+	return tenantID, personID
+}
+
+// prefetchAuditKeys opens, reading them in one statement, the person keys that sealing events
+// will need and the transaction has not opened yet. A group-commit batch carries many users'
+// records, and on PostgreSQL a lookup each was a round trip each inside the writer's
+// transaction. SQLite has no round trip to save; a person without a key is left to the lookup
+// that finds them erased.
+func (tx *Tx) prefetchAuditKeys(ctx context.Context, sealCtx func(int) context.Context, events []audit.Event) error {
+	if tx.db.dialect != Postgres || len(events) < 2 {
+		return nil
+	}
+	var args []any
+	seen := map[string]bool{}
+	for i := range events {
+		e := &events[i]
+		if e.SourceIP == "" && e.UserAgent == "" {
+			continue
+		}
+		ectx := ctx
+		if sealCtx != nil {
+			ectx = sealCtx(i)
+		}
+		tenantID, personID := auditPersonIDs(ectx, e)
+		k := tenantID + "/" + personID
+		if personID == "" || seen[k] || tx.keys[k] != nil {
+			continue
+		}
+		seen[k] = true
+		args = append(args, tenantID, personID)
+	}
+	if len(args) < 4 {
+		return nil // one lookup is one round trip either way
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT tenant_id, person_id, wrapped FROM person_keys WHERE (tenant_id, person_id) IN (`)
+	for i := 0; i < len(args); i += 2 {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("($" + strconv.Itoa(i+1) + ", $" + strconv.Itoa(i+2) + ")")
+	}
+	q.WriteByte(')')
+	rows, err := tx.query(ctx, q.String(), args...)
+	if err != nil {
+		return err
+	}
+	type found struct {
+		tenantID, personID string
+		wrapped            []byte
+	}
+	var keys []found
+	for rows.Next() {
+		var f found
+		if err := rows.Scan(&f.tenantID, &f.personID, &f.wrapped); err != nil {
+			rows.Close()
+			return err
+		}
+		keys = append(keys, f)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, f := range keys {
+		if _, err := tx.openUserKey(ctx, f.tenantID, f.personID, f.wrapped); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type auditPersonKey struct{}

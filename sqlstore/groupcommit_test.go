@@ -374,9 +374,13 @@ func TestGroupCommit_TenantsSealedInOneBatch(t *testing.T) {
 						i, ev.TenantID, ev.SourceIP, ev.UserAgent, want)
 				}
 			}
-			recs, _, err := owner.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: ms[1].tenant, Action: "api.request"})
-			if err != nil || len(recs) != 1 || recs[0].Event.SourceIP != "198.51.100.9" {
-				t.Fatalf("reading tenant B's event back: %+v, %v", recs, err)
+			// Each opens with its own user's key (on PostgreSQL the batch read both keys in one
+			// statement: prefetchAuditKeys).
+			for i, m := range ms {
+				recs, _, err := owner.AuditEvents(ctx, sqlstore.AuditFilter{TenantID: m.tenant, Action: "api.request"})
+				if err != nil || len(recs) != 1 || recs[0].Event.SourceIP != "198.51.100.9" || recs[0].Event.UserAgent != "GroupAgent/1" {
+					t.Fatalf("reading tenant %d's event back: %+v, %v", i, recs, err)
+				}
 			}
 		})
 	}
