@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"tutela"
+	"tutela/identity"
 	"tutela/sqlstore"
 	"tutela/sqlstore/sqltest"
 )
@@ -38,22 +39,26 @@ func TestRefresh_RevokedSessionIsNoReuse(t *testing.T) {
 				}
 				return len(slices.DeleteFunc(evs, func(e *sqlstore.SecurityEvent) bool { return e.Kind != "refresh_reuse_detected" }))
 			}
-			if err := s.Logout(ctx, &tutela.Principal{TenantID: first.User.TenantID, UserID: first.User.ID,
-				SessionID: first.Session.ID}); err != nil {
-				t.Fatal(err)
+			// refused presents token, which must be refused, and checks how many reuse alarms
+			// there are then.
+			refused := func(what string, token tutela.Secret, alarms int) {
+				t.Helper()
+				if _, err := s.Refresh(ctx, token, "", "192.0.2.1", "test"); tutela.ErrorCode(err) != tutela.EUNAUTHENTICATED {
+					t.Fatalf("%s: %v, want unauthenticated", what, err)
+				}
+				if n := reuseAlarms(); n != alarms {
+					t.Fatalf("%s: %d refresh_reuse_detected events after it, want %d", what, n, alarms)
+				}
 			}
-			if _, err := s.Refresh(ctx, current.RefreshToken, "", "192.0.2.1", "test"); tutela.ErrorCode(err) != tutela.EUNAUTHENTICATED {
-				t.Fatalf("the signed-out session's refresh token: %v, want unauthenticated", err)
+			logout := func(g *identity.Grant) {
+				t.Helper()
+				if err := s.Logout(ctx, &tutela.Principal{TenantID: g.User.TenantID, UserID: g.User.ID, SessionID: g.Session.ID}); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if n := reuseAlarms(); n != 0 {
-				t.Fatalf("%d refresh_reuse_detected events for the token the sign-out ended, want 0", n)
-			}
-			if _, err := s.Refresh(ctx, first.RefreshToken, "", "203.0.113.9", "test"); tutela.ErrorCode(err) != tutela.EUNAUTHENTICATED {
-				t.Fatalf("the token rotated before the sign-out: %v, want unauthenticated", err)
-			}
-			if n := reuseAlarms(); n != 1 {
-				t.Fatalf("%d refresh_reuse_detected events for a rotated token presented again, want 1", n)
-			}
+			logout(first)
+			refused("the signed-out session's refresh token", current.RefreshToken, 0)
+			refused("the token rotated before the sign-out", first.RefreshToken, 1)
 
 			// A session revoked with the user's others (which leaves its token unmarked), then
 			// signed out: its token is refused as a revoked session all the same.
@@ -64,16 +69,8 @@ func TestRefresh_RevokedSessionIsNoReuse(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Logout(ctx, &tutela.Principal{TenantID: other.User.TenantID, UserID: other.User.ID,
-				SessionID: other.Session.ID}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.Refresh(ctx, other.RefreshToken, "", "192.0.2.1", "test"); tutela.ErrorCode(err) != tutela.EUNAUTHENTICATED {
-				t.Fatalf("the token of a session revoked, then signed out: %v, want unauthenticated", err)
-			}
-			if n := reuseAlarms(); n != 1 {
-				t.Fatalf("%d refresh_reuse_detected events after a revoked session's token, want still 1", n)
-			}
+			logout(other)
+			refused("the token of a session revoked, then signed out", other.RefreshToken, 1)
 		})
 	}
 }
