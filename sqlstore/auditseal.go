@@ -141,7 +141,7 @@ func (tx *Tx) prefetchAuditKeys(ctx context.Context, sealCtx func(int) context.C
 		return nil
 	}
 	var args []any
-	seen := map[string]bool{}
+	ctxs := map[string]context.Context{} // the caller's values each key is opened with, as sealing would
 	for i := range events {
 		e := &events[i]
 		if e.SourceIP == "" && e.UserAgent == "" {
@@ -153,10 +153,10 @@ func (tx *Tx) prefetchAuditKeys(ctx context.Context, sealCtx func(int) context.C
 		}
 		tenantID, personID := auditPersonIDs(ectx, e)
 		k := tenantID + "/" + personID
-		if personID == "" || seen[k] || tx.keys[k] != nil {
+		if personID == "" || ctxs[k] != nil || tx.keys[k] != nil {
 			continue
 		}
-		seen[k] = true
+		ctxs[k] = ectx
 		args = append(args, tenantID, personID)
 	}
 	if len(args) < 4 {
@@ -195,7 +195,11 @@ func (tx *Tx) prefetchAuditKeys(ctx context.Context, sealCtx func(int) context.C
 		return err
 	}
 	for _, f := range keys {
-		if _, err := tx.openUserKey(ctx, f.tenantID, f.personID, f.wrapped); err != nil {
+		ectx := ctxs[f.tenantID+"/"+f.personID]
+		if ectx == nil {
+			continue // IDs spelled otherwise than the database returns them: sealing looks the key up itself
+		}
+		if _, err := tx.openUserKey(ectx, f.tenantID, f.personID, f.wrapped); err != nil {
 			return err
 		}
 	}
