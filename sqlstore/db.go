@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -479,7 +480,9 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 	if db.dialect == Postgres {
 		scope = &beginScope{tenant: rlsTenant(ctx)}
 		if dl, ok := ctx.Deadline(); ok {
-			scope.timeoutMS = max(time.Until(dl).Milliseconds(), 1)
+			// At least 1 ms (0 would mean none), at most what the setting takes (an int of ms:
+			// a deadline weeks away would fail the begin).
+			scope.timeoutMS = min(max(time.Until(dl).Milliseconds(), 1), math.MaxInt32)
 		}
 		beginCtx = context.WithValue(ctx, beginScopeKey{}, scope)
 	}

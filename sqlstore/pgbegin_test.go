@@ -50,6 +50,12 @@ func TestPGBegin_ScopeTravelsWithBegin(t *testing.T) {
 	if tn, to, ro := settings(dctx, true); tn != id || to == roleTimeout || ro != "on" {
 		t.Fatalf("tenant view with a deadline: tenant %q, timeout %q, read only %q; want %s, not %q, on", tn, to, ro, id, roleTimeout)
 	}
+	// A deadline further away than statement_timeout can say is its largest value, not an error.
+	far, cancelFar := context.WithDeadline(ctx, time.Now().AddDate(100, 0, 0))
+	defer cancelFar()
+	if _, to, _ := settings(far, false); to != "2147483647ms" {
+		t.Fatalf("a deadline a century away: timeout %q, want the largest, 2147483647ms", to)
+	}
 	if tn, to, _ := settings(ctx, false); tn != "*" || to != roleTimeout {
 		t.Fatalf("after a scoped transaction: tenant %q, timeout %q; want * and %q (transaction-local)", tn, to, roleTimeout)
 	}
