@@ -286,6 +286,7 @@ func testRefreshRacesRevocation(t *testing.T, open Opener) {
 		token := fmt.Sprintf("rt-%d", i)
 		start := make(chan struct{})
 		var refreshErr, revokeErr error
+		var markedAt *time.Time // when the refresh found its token used: the revocation's time
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			<-start
@@ -295,6 +296,7 @@ func testRefreshRacesRevocation(t *testing.T, open Opener) {
 					return err
 				}
 				if use.Token.UsedAt != nil {
+					markedAt = use.Token.UsedAt
 					return nil // the revocation came first
 				}
 				return use.Renew(ctx)
@@ -315,6 +317,11 @@ func testRefreshRacesRevocation(t *testing.T, open Opener) {
 		}
 		if got.RevokedAt == nil {
 			t.Fatalf("round %d: session not revoked after the race", i)
+		}
+		// A token the revocation marked carries the revocation's time: how the refresh tells
+		// it from a reused one (no reuse alarm for a client signed out elsewhere).
+		if markedAt != nil && !markedAt.Equal(*got.RevokedAt) {
+			t.Fatalf("round %d: token marked used at %v, session revoked at %v; want the same time", i, markedAt, got.RevokedAt)
 		}
 	}
 }
