@@ -29,14 +29,9 @@ func (db *DB) applyBaseline(ctx context.Context) (bool, error) {
 	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil || n > 0 {
 		return false, err
 	}
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
 	// The write pool's transactions begin IMMEDIATE: a second process starting on the same
 	// data directory waits here and then finds the tables.
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
 	}
