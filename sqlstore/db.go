@@ -491,11 +491,7 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 		return mapErr(err)
 	}
 	if scope != nil && !scope.applied {
-		q, args := `SELECT set_config('tutela.tenant', $1, true)`, []any{scope.tenant}
-		if scope.timeoutMS > 0 {
-			q += `, set_config('statement_timeout', $2, true)`
-			args = append(args, strconv.FormatInt(scope.timeoutMS, 10))
-		}
+		q, args := scope.statement()
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			_ = tx.Rollback()
 			return mapErr(err)

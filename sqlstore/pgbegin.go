@@ -31,18 +31,27 @@ type beginScope struct {
 
 type beginScopeKey struct{}
 
-// inlinable reports whether s's values may be written into the begin query as they are.
-func (s *beginScope) inlinable() bool {
-	return (s.tenant == "*" || tutela.ValidID(s.tenant)) && s.timeoutMS >= 0
-}
+// inlinable reports whether s's values may be written into the begin query as they are (the
+// timeout is a whole number of milliseconds).
+func (s *beginScope) inlinable() bool { return s.tenant == "*" || tutela.ValidID(s.tenant) }
 
-// query is the set_config statement that follows BEGIN.
+// query is the set_config statement that follows BEGIN, its values inlined.
 func (s *beginScope) query() string {
 	q := "SELECT set_config('tutela.tenant', '" + s.tenant + "', true)"
 	if s.timeoutMS > 0 {
 		q += ", set_config('statement_timeout', '" + strconv.FormatInt(s.timeoutMS, 10) + "', true)"
 	}
 	return q
+}
+
+// statement is the same set_config with its values as parameters: what run executes when the
+// begin could not carry them.
+func (s *beginScope) statement() (string, []any) {
+	if s.timeoutMS > 0 {
+		return `SELECT set_config('tutela.tenant', $1, true), set_config('statement_timeout', $2, true)`,
+			[]any{s.tenant, strconv.FormatInt(s.timeoutMS, 10)}
+	}
+	return `SELECT set_config('tutela.tenant', $1, true)`, []any{s.tenant}
 }
 
 // pgConnector makes the store's PostgreSQL connections: pgx's, with BeginTx as above.
