@@ -41,6 +41,15 @@ func newPartKit(t *testing.T, db *sqlstore.DB) *partKit {
 	return &partKit{db: db, vkey: vkey, seq: sqlstore.NewSequencer(db, s, partOrigin, sqlstore.SequencerOptions{})}
 }
 
+// marchPartKit is a PostgreSQL store whose clock stands at 10 March 2026, with its kit.
+func marchPartKit(t *testing.T) (context.Context, *clocktest.Clock, *sqlstore.DB, *partKit) {
+	t.Helper()
+	sqltest.RequirePostgres(t)
+	clock := clocktest.New(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+	db := sqltest.Open(t, sqlstore.Postgres, sqlstore.Options{Clock: clock.Now})
+	return context.Background(), clock, db, newPartKit(t, db)
+}
+
 func (k *partKit) record(t *testing.T, tenant string, i int) {
 	t.Helper()
 	e := auditEventN(i)
@@ -122,11 +131,7 @@ func eventRows(t *testing.T, db *sqlstore.DB) string {
 // time reads what is left.
 func TestAuditPartitions_PruneDropsWholeMonths(t *testing.T) {
 	t.Parallel()
-	sqltest.RequirePostgres(t)
-	ctx := context.Background()
-	clock := clocktest.New(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
-	db := sqltest.Open(t, sqlstore.Postgres, sqlstore.Options{Clock: clock.Now})
-	k := newPartKit(t, db)
+	ctx, clock, db, k := marchPartKit(t)
 	tA, tB := tutela.NewID(), tutela.NewID()
 	months := []time.Time{}
 	for m := range 5 { // March to July 2026, four events each, tenants alternating
@@ -251,11 +256,7 @@ func TestAuditPartitions_PruneDropsWholeMonths(t *testing.T) {
 // entry, not as pruned.
 func TestAuditPartitions_DroppedOutsidePruneIsTampering(t *testing.T) {
 	t.Parallel()
-	sqltest.RequirePostgres(t)
-	ctx := context.Background()
-	clock := clocktest.New(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
-	db := sqltest.Open(t, sqlstore.Postgres, sqlstore.Options{Clock: clock.Now})
-	k := newPartKit(t, db)
+	ctx, clock, db, k := marchPartKit(t)
 	for m := range 2 {
 		clock.Set(time.Date(2026, time.March+time.Month(m), 10, 12, 0, 0, 0, time.UTC))
 		for i := range 3 {
@@ -593,11 +594,7 @@ func TestAuditPartitions_RangeReadsOneMonthPerEntry(t *testing.T) {
 // With a cutoff before them nothing is pruned, and they are in their month afterwards.
 func TestAuditPartitions_PruneMovesPastMonthsFirst(t *testing.T) {
 	t.Parallel()
-	sqltest.RequirePostgres(t)
-	ctx := context.Background()
-	clock := clocktest.New(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
-	db := sqltest.Open(t, sqlstore.Postgres, sqlstore.Options{Clock: clock.Now})
-	k := newPartKit(t, db)
+	ctx, _, db, k := marchPartKit(t)
 	for i := range 3 {
 		k.record(t, "", i)
 	}
@@ -621,11 +618,7 @@ func TestAuditPartitions_PruneMovesPastMonthsFirst(t *testing.T) {
 // fails, and changes nothing: no prune record, the month still attached with its rows.
 func TestAuditPartitions_PruneGivesUpOnABusyTable(t *testing.T) {
 	t.Parallel()
-	sqltest.RequirePostgres(t)
-	ctx := context.Background()
-	clock := clocktest.New(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
-	db := sqltest.Open(t, sqlstore.Postgres, sqlstore.Options{Clock: clock.Now})
-	k := newPartKit(t, db)
+	ctx, clock, db, k := marchPartKit(t)
 	for i := range 3 {
 		k.record(t, "", i)
 	}
